@@ -1,0 +1,200 @@
+import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
+import { checkInt, checkKnownKeys, checkName, checkOptionalName, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { getReferenceMetadata } from '../decorators/decorators.js';
+import { createLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
+import { createProxy, type Proxied } from '../proxy/proxy.js';
+import { resolveRegistry, type Registry } from '../registry/registry.js';
+import { SerializerSet, defaultSerializers, type Serializer } from '../serializer/serializer.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
+import { ConnectionPool } from './connection-pool.js';
+import { Directory } from './directory.js';
+import { ServiceReference } from './service-reference.js';
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** Where to find providers: a Registry instance or `shuttle://host:port[,…]`. */
+  registry?: string | Registry;
+  /** Serializer for requests: `msgpack` (default), `json`, or the name of one in `serializers`. */
+  serializer?: string;
+  /** Serializers besides the defaults, e.g. a protobuf serializer. */
+  serializers?: readonly Serializer[];
+  /** Load balancer name or instance; `random` (weighted) by default. */
+  loadbalance?: string | LoadBalancer;
+  /** Default call timeout in ms; 30 s by default. */
+  timeoutMs?: number;
+  /** How long a connect may take before calls fail UNAVAILABLE; 3 s by default. */
+  connectTimeoutMs?: number;
+  /** Idle time after which a HEARTBEAT is sent; 10 s by default. */
+  heartbeatIntervalMs?: number;
+  /** Time without any answer to a HEARTBEAT before the connection is declared dead; 5 s by default. */
+  heartbeatTimeoutMs?: number;
+  /** Largest response frame accepted; 8 MiB by default. */
+  maxFrameBytes?: number;
+  /** Reconnect backoff (gRPC defaults with a 30 s cap). */
+  reconnect?: Partial<BackoffOptions>;
+  /** How long `close()` waits for calls in flight; 5 s by default. */
+  closeTimeoutMs?: number;
+}
+
+/** Options of {@link RpcClient.proxy} and of `@RpcReference`. */
+export interface ReferenceOptions {
+  /** Provider version to call; empty matches any. */
+  version?: string;
+  /** Provider group to call; empty means the default group, `*` any. */
+  group?: string;
+  /** Default timeout of this reference's calls, ms. */
+  timeoutMs?: number;
+  /** Serializer name for this reference. */
+  serializer?: string;
+  /** Call these providers directly (`shuttle://host:port[,…]`) instead of the client's registry. */
+  url?: string;
+  /** Load balancer for this reference. */
+  loadbalance?: string | LoadBalancer;
+}
+
+const CLIENT_KEYS = ['registry', 'serializer', 'serializers', 'loadbalance', 'timeoutMs', 'connectTimeoutMs', 'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'closeTimeoutMs'];
+const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance'];
+
+/** A consumer: makes typed proxies and owns their connections. */
+export interface RpcClient {
+  /** A typed stub for `service`. Proxies for equal options share one provider directory. */
+  proxy<T>(service: string, options?: ReferenceOptions): Proxied<T>;
+  /** Fills every `@RpcReference` property of `target` with a proxy; returns `target`. */
+  inject<T extends object>(target: T): T;
+  /** Stops new calls, waits for calls in flight (up to `closeTimeoutMs`), closes connections. */
+  close(): Promise<void>;
+}
+
+/** Creates a consumer. Nothing connects until the first call. */
+export async function createClient(options: ClientOptions = {}): Promise<RpcClient> {
+  if (options === null || typeof options !== 'object') throw invalidOption('client options', options, 'an object');
+  checkKnownKeys('client', options, CLIENT_KEYS);
+  return new Client(options);
+}
+
+class Client implements RpcClient {
+  readonly #registry: Registry | undefined;
+  readonly #serializers: SerializerSet;
+  readonly #serializer: Serializer;
+  readonly #balancer: LoadBalancer;
+  readonly #timeoutMs: number;
+  readonly #closeTimeoutMs: number;
+  readonly #pool: ConnectionPool;
+  readonly #directories = new Map<string, Directory>();
+  /** Direct `shuttle://` registries of references with a `url`, by url. */
+  readonly #directRegistries = new Map<string, Registry>();
+  #closed = false;
+
+  constructor(options: ClientOptions) {
+    this.#registry = options.registry === undefined ? undefined : resolveRegistry(options.registry);
+    this.#serializers = new SerializerSet([...defaultSerializers(), ...(options.serializers ?? [])]);
+    this.#serializer = this.#serializers.byName(options.serializer ?? 'msgpack');
+    this.#balancer = resolveBalancer(options.loadbalance);
+    this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
+    this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
+    this.#pool = new ConnectionPool({
+      connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
+      heartbeatIntervalMs: checkInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 10, MAX_TIMER_MS, 10_000),
+      heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
+      maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
+      backoff: resolveBackoff(options.reconnect),
+    });
+  }
+
+  proxy<T>(service: string, options: ReferenceOptions = {}): Proxied<T> {
+    if (this.#closed) throw new TypeError('shuttle-rpc: client is closed');
+    checkName('service', service);
+    if (options === null || typeof options !== 'object') throw invalidOption('reference options', options, 'an object');
+    checkKnownKeys(`reference ${service}`, options, REFERENCE_KEYS);
+    const version = checkOptionalName('version', options.version);
+    const group = checkOptionalName('group', options.group);
+    const registry = options.url === undefined ? this.#registry : this.#direct(options.url);
+    if (registry === undefined) {
+      throw invalidOption(`registry of reference ${service}`, undefined, 'a client registry option, or a url option on the reference (shuttle://host:port)');
+    }
+    const reference = new ServiceReference({
+      service,
+      version,
+      group,
+      timeoutMs: checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, this.#timeoutMs),
+      serializer: options.serializer === undefined ? this.#serializer : this.#serializers.byName(options.serializer),
+      balancer: options.loadbalance === undefined ? this.#balancer : resolveBalancer(options.loadbalance),
+      directory: this.#directory(options.url ?? '', registry, service, version, group),
+      pool: this.#pool,
+      isClosed: () => this.#closed,
+    });
+    return createProxy<T>((method, request, callOptions) => reference.call(method, request, callOptions));
+  }
+
+  inject<T extends object>(target: T): T {
+    for (const reference of getReferenceMetadata(target)) {
+      Object.defineProperty(target, reference.property, {
+        value: this.proxy(reference.service, reference.options as ReferenceOptions),
+        enumerable: true,
+        writable: false,
+        configurable: true,
+      });
+    }
+    return target;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const directory of this.#directories.values()) directory.close();
+    await this.#pool.close({ graceful: true, timeoutMs: this.#closeTimeoutMs });
+    await Promise.all([...this.#directRegistries.values()].map((registry) => registry.close()));
+  }
+
+  #direct(url: string): Registry {
+    let registry = this.#directRegistries.get(url);
+    if (registry === undefined) {
+      if (!url.startsWith('shuttle://')) throw invalidOption('url', url, 'shuttle://host:port[,host:port]');
+      registry = resolveRegistry(url);
+      this.#directRegistries.set(url, registry);
+    }
+    return registry;
+  }
+
+  #directory(registryKey: string, registry: Registry, service: string, version: string, group: string): Directory {
+    const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
+    let directory = this.#directories.get(key);
+    if (directory === undefined) {
+      directory = new Directory(registry, { service, version, group }, () => this.#prune());
+      this.#directories.set(key, directory);
+    }
+    return directory;
+  }
+
+  /** Closes connections to providers that left every directory. */
+  #prune(): void {
+    const live = new Set<string>();
+    for (const directory of this.#directories.values()) {
+      for (const instance of directory.instances) live.add(`${instance.host}:${instance.port}`);
+    }
+    this.#pool.retainOnly(live);
+  }
+}
+
+function resolveBalancer(option: string | LoadBalancer | undefined): LoadBalancer {
+  if (option === undefined) return createLoadBalancer('random');
+  if (typeof option === 'string') return createLoadBalancer(option);
+  if (option !== null && typeof option === 'object' && typeof option.select === 'function') return option;
+  throw invalidOption('loadbalance', option, 'a balancer name (random) or an object with a select method');
+}
+
+function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {
+  if (option === undefined) return DEFAULT_BACKOFF;
+  if (option === null || typeof option !== 'object') throw invalidOption('reconnect', option, 'an object');
+  checkKnownKeys('reconnect', option, ['initialMs', 'maxMs', 'multiplier', 'jitter']);
+  const merged = { ...DEFAULT_BACKOFF, ...option };
+  checkInt('reconnect.initialMs', merged.initialMs, 1, MAX_TIMER_MS);
+  checkInt('reconnect.maxMs', merged.maxMs, merged.initialMs, MAX_TIMER_MS);
+  if (typeof merged.multiplier !== 'number' || !(merged.multiplier >= 1 && merged.multiplier <= 10)) {
+    throw invalidOption('reconnect.multiplier', merged.multiplier, 'a number from 1 to 10');
+  }
+  if (typeof merged.jitter !== 'number' || !(merged.jitter >= 0 && merged.jitter <= 1)) {
+    throw invalidOption('reconnect.jitter', merged.jitter, 'a number from 0 to 1');
+  }
+  return merged;
+}

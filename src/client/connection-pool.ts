@@ -1,0 +1,47 @@
+import type { TcpClientOptions } from '../transport/tcp/tcp-connection.js';
+import { TcpConnection } from '../transport/tcp/tcp-connection.js';
+
+/**
+ * One multiplexed connection per provider address, shared by every service the consumer
+ * calls there. Connections to addresses no longer in any directory are closed gracefully.
+ */
+export class ConnectionPool {
+  readonly #options: TcpClientOptions;
+  readonly #connections = new Map<string, TcpConnection>();
+
+  constructor(options: TcpClientOptions) {
+    this.#options = options;
+  }
+
+  /** The connection to `host:port`, created (not yet connected) on first use. */
+  get(host: string, port: number, address: string): TcpConnection {
+    let connection = this.#connections.get(address);
+    if (connection === undefined) {
+      connection = new TcpConnection(host, port, this.#options);
+      this.#connections.set(address, connection);
+    }
+    return connection;
+  }
+
+  /** Calls in flight to `address` from this consumer. */
+  inFlight(address: string): number {
+    return this.#connections.get(address)?.inFlight ?? 0;
+  }
+
+  /** Closes, after their calls finish, the connections whose address is not in `live`. */
+  retainOnly(live: ReadonlySet<string>): void {
+    for (const [address, connection] of this.#connections) {
+      if (!live.has(address)) {
+        this.#connections.delete(address);
+        void connection.close({ graceful: true });
+      }
+    }
+  }
+
+  /** Closes every connection; with `graceful`, waits for calls in flight up to `timeoutMs`. */
+  async close(options: { graceful: boolean; timeoutMs: number }): Promise<void> {
+    const all = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(all.map((connection) => connection.close(options)));
+  }
+}

@@ -1,0 +1,55 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
+import type { Registry, ServiceInstance, ServiceQuery, Subscription } from '../registry/registry.js';
+
+/**
+ * A consumer's live list of the providers of one service, fed by a registry subscription.
+ * It subscribes on first use and keeps the last list it was given.
+ */
+export class Directory {
+  readonly query: ServiceQuery;
+  readonly #registry: Registry;
+  readonly #onChange: () => void;
+  #instances: readonly ServiceInstance[] = [];
+  #subscription: Subscription | undefined;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(registry: Registry, query: ServiceQuery, onChange: () => void) {
+    this.#registry = registry;
+    this.query = query;
+    this.#onChange = onChange;
+  }
+
+  /** Whether the first snapshot has arrived. */
+  get isReady(): boolean {
+    return this.#subscription !== undefined;
+  }
+
+  /** The current providers (empty until {@link ready} resolves). */
+  get instances(): readonly ServiceInstance[] {
+    return this.#instances;
+  }
+
+  /** Subscribes once; resolves after the first snapshot. */
+  ready(): Promise<void> {
+    this.#ready ??= this.#registry
+      .subscribe(this.query, (instances) => {
+        this.#instances = instances;
+        this.#onChange();
+      })
+      .then((subscription) => {
+        if (this.#closed) subscription.close();
+        this.#subscription = subscription;
+      })
+      .catch((error: unknown) => {
+        this.#ready = undefined;
+        throw new RpcError(RpcCode.UNAVAILABLE, `cannot subscribe to ${this.query.service} in the ${this.#registry.name} registry: ${(error as Error).message}`, { cause: error });
+      });
+    return this.#ready;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#subscription?.close();
+  }
+}

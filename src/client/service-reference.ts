@@ -1,0 +1,110 @@
+import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
+import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import type { CallOptions } from '../proxy/proxy.js';
+import type { Serializer } from '../serializer/serializer.js';
+import type { Invocation, Metadata } from '../transport/transport.js';
+import type { ConnectionPool } from './connection-pool.js';
+import type { Directory } from './directory.js';
+
+/** Everything one reference (service + version + group, with its defaults) needs to call. */
+export interface ServiceReferenceParts {
+  readonly service: string;
+  readonly version: string;
+  readonly group: string;
+  readonly timeoutMs: number;
+  readonly serializer: Serializer;
+  readonly balancer: LoadBalancer;
+  readonly directory: Directory;
+  readonly pool: ConnectionPool;
+  readonly isClosed: () => boolean;
+}
+
+const CALL_OPTION_KEYS = ['timeoutMs', 'signal', 'metadata', 'oneWay'];
+const NO_META: Metadata = Object.freeze({}) as Metadata;
+
+/**
+ * The consumer-side path of one call: validate the per-call options, take the providers from
+ * the directory, let the balancer pick one, and send the call on that provider's connection.
+ */
+export class ServiceReference {
+  readonly #parts: ServiceReferenceParts;
+
+  constructor(parts: ServiceReferenceParts) {
+    this.#parts = parts;
+  }
+
+  async call(method: string, request: unknown, options: CallOptions | undefined): Promise<unknown> {
+    const parts = this.#parts;
+    if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
+    const invocation = this.#invocation(method, request, options);
+    if (invocation.signal?.aborted) {
+      throw new RpcError(RpcCode.CANCELLED, `${parts.service}.${method} was cancelled before it was sent`, { cause: invocation.signal.reason });
+    }
+    if (!parts.directory.isReady) await parts.directory.ready();
+    const instances = parts.directory.instances;
+    if (instances.length === 0) {
+      throw new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} is registered`, { details: { neverSent: true } });
+    }
+    const views: ProviderView[] = instances.map((instance) => {
+      const address = `${instance.host}:${instance.port}`;
+      return { instance, address, inFlight: parts.pool.inFlight(address) };
+    });
+    const chosen = parts.balancer.select(views, invocation);
+    const connection = parts.pool.get(chosen.instance.host, chosen.instance.port, chosen.address);
+    return connection.invoke(invocation, parts.serializer);
+  }
+
+  #invocation(method: string, request: unknown, options: CallOptions | undefined): Invocation {
+    const parts = this.#parts;
+    let timeoutMs = parts.timeoutMs;
+    let signal: AbortSignal | undefined;
+    let meta = NO_META;
+    let oneWay = false;
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `call options of ${parts.service}.${method} must be an object, got ${options === null ? 'null' : typeof options}`);
+      }
+      try {
+        checkKnownKeys(`call options of ${parts.service}.${method}`, options, CALL_OPTION_KEYS);
+      } catch (error) {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, (error as Error).message);
+      }
+      if (options.timeoutMs !== undefined) {
+        if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1 || options.timeoutMs > MAX_TIMER_MS) {
+          throw new RpcError(RpcCode.INVALID_ARGUMENT, `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(options.timeoutMs)}`);
+        }
+        timeoutMs = options.timeoutMs;
+      }
+      if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `signal of ${parts.service}.${method} must be an AbortSignal`);
+      }
+      signal = options.signal;
+      if (options.metadata !== undefined) {
+        if (options.metadata === null || typeof options.metadata !== 'object') {
+          throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata of ${parts.service}.${method} must be an object of strings`);
+        }
+        meta = options.metadata;
+      }
+      if (options.oneWay !== undefined && typeof options.oneWay !== 'boolean') {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `oneWay of ${parts.service}.${method} must be true or false`);
+      }
+      oneWay = options.oneWay === true;
+    }
+    return {
+      service: parts.service,
+      version: parts.version,
+      group: parts.group,
+      method,
+      request,
+      meta,
+      deadline: Date.now() + timeoutMs,
+      signal,
+      oneWay,
+    };
+  }
+}
+
+function describe(parts: ServiceReferenceParts): string {
+  return `${parts.service}${parts.version ? `:${parts.version}` : ''}${parts.group ? ` (group ${parts.group})` : ''}`;
+}

@@ -1,0 +1,68 @@
+/**
+ * Helpers that turn bad configuration into errors naming the key, the bad value and what is
+ * allowed. They throw TypeError because bad configuration is a programming error found at
+ * start-up, not a call outcome.
+ */
+
+/** Renders a value for an error message without dumping whole objects. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === null || typeof value !== 'object') return String(value);
+  if (Array.isArray(value)) return `array(${value.length})`;
+  const name = Object.getPrototypeOf(value)?.constructor?.name as string | undefined;
+  return name && name !== 'Object' ? `a ${name}` : 'an object';
+}
+
+/** Builds the standard "invalid option" TypeError. */
+export function invalidOption(key: string, value: unknown, allowed: string): TypeError {
+  return new TypeError(`shuttle-rpc: invalid ${key}: ${show(value)} (allowed: ${allowed})`);
+}
+
+/** Returns `value` when it is a non-empty string of at most `max` bytes, else throws. */
+export function checkName(key: string, value: unknown, max = 255): string {
+  if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > max) {
+    throw invalidOption(key, value, `a non-empty string of at most ${max} bytes`);
+  }
+  return value;
+}
+
+/** Returns `value` when it is a string of at most `max` bytes (empty allowed), else throws. */
+export function checkOptionalName(key: string, value: unknown, max = 255): string {
+  if (value === undefined) return '';
+  if (typeof value !== 'string' || Buffer.byteLength(value) > max) {
+    throw invalidOption(key, value, `a string of at most ${max} bytes`);
+  }
+  return value;
+}
+
+/** Returns an integer within [min, max], `fallback` when undefined, else throws. */
+export function checkInt(key: string, value: unknown, min: number, max: number, fallback: number): number;
+export function checkInt(key: string, value: unknown, min: number, max: number): number | undefined;
+export function checkInt(key: string, value: unknown, min: number, max: number, fallback?: number): number | undefined {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidOption(key, value, `an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Returns a boolean, `fallback` when undefined, else throws. */
+export function checkBool(key: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidOption(key, value, 'true or false');
+  return value;
+}
+
+/** Throws when `options` has a key not in `known`, so a typo never passes silently. */
+export function checkKnownKeys(where: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(`shuttle-rpc: unknown option ${where}.${key} (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+/** The largest timer delay Node accepts; setTimeout silently turns anything larger into 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;

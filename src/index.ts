@@ -1,0 +1,13 @@
+/**
+ * shuttle-rpc: the public API. Everything a provider or consumer application uses is exported
+ * here; plugin authors also use `shuttle-rpc/spi`, tests `shuttle-rpc/testing`.
+ */
+export { RpcService, RpcMethod, RpcReference, type RpcServiceOptions, type RpcMethodOptions } from './decorators/decorators.js';
+export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
+export { createServer, type RpcServer, type ServerOptions, type CallContext } from './server/server.js';
+export { createClient, type RpcClient, type ClientOptions, type ReferenceOptions } from './client/client.js';
+export type { CallOptions, Proxied, ProxiedMethod } from './proxy/proxy.js';
+export { MemoryRegistry, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
+export { createProtobufSerializer, type ProtobufSerializerOptions } from './serializer/protobuf.js';
+export type { Serializer } from './serializer/serializer.js';
+export type { Metadata, Peer } from './transport/transport.js';

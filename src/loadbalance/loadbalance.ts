@@ -1,0 +1,28 @@
+import type { ServiceInstance } from '../registry/registry.js';
+import type { Invocation } from '../transport/transport.js';
+import { createRandomBalancer } from './random.js';
+
+/** A provider as a balancer sees it: its registry record plus this consumer's live view of it. */
+export interface ProviderView {
+  readonly instance: ServiceInstance;
+  /** `host:port`. */
+  readonly address: string;
+  /** Calls this consumer has in flight to the provider right now. */
+  readonly inFlight: number;
+}
+
+/**
+ * Picks one provider for a call. `select` gets a non-empty list of candidates that are
+ * already filtered (version, group, health) and returns one of them; it must be fast and
+ * must not throw.
+ */
+export interface LoadBalancer {
+  readonly name: string;
+  select(providers: readonly ProviderView[], invocation: Invocation): ProviderView;
+}
+
+/** The balancers this build ships, by name. */
+export function createLoadBalancer(name: string): LoadBalancer {
+  if (name === 'random') return createRandomBalancer();
+  throw new TypeError(`shuttle-rpc: invalid loadbalance: ${JSON.stringify(name)} (allowed: random)`);
+}

@@ -1,0 +1,58 @@
+import { invalidOption } from '../common/validate.js';
+import type { ServiceInstance, ServiceQuery } from './instance.js';
+import type { InstancesListener, Registry, Subscription } from './registry.js';
+
+/**
+ * Providers named by address, with no registry server: `shuttle://host:port[,host:port]`.
+ * Every query is answered with every address, as if each provider exported every service;
+ * registering is refused because there is nowhere to announce to.
+ */
+export class DirectRegistry implements Registry {
+  readonly name = 'direct';
+  readonly #addresses: readonly { host: string; port: number }[];
+
+  constructor(addresses: readonly { host: string; port: number }[]) {
+    this.#addresses = addresses;
+  }
+
+  /** Parses `shuttle://host:port[,host:port]`; IPv6 hosts go in brackets. */
+  static fromUrl(url: string): DirectRegistry {
+    const list = url.slice('shuttle://'.length);
+    const addresses = list.split(',').map((part) => {
+      const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/]+)):(\d{1,5})$/.exec(part.trim());
+      const port = match ? Number(match[3]) : NaN;
+      if (!match || port < 1 || port > 65535) {
+        throw invalidOption('registry address', part, 'host:port with a port from 1 to 65535, e.g. shuttle://127.0.0.1:20880');
+      }
+      return { host: (match[1] ?? match[2])!, port };
+    });
+    return new DirectRegistry(addresses);
+  }
+
+  async register(instance: ServiceInstance): Promise<void> {
+    throw new TypeError(`shuttle-rpc: cannot register ${instance.service} with a direct shuttle:// registry; use a MemoryRegistry or etcd`);
+  }
+
+  async unregister(): Promise<void> {}
+
+  async subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription> {
+    listener(
+      this.#addresses.map((address) => ({
+        service: query.service,
+        version: query.version ?? '',
+        group: query.group ?? '',
+        host: address.host,
+        port: address.port,
+        protocol: 'tcp',
+        serializers: [],
+        methods: [],
+        weight: 100,
+        startTime: 0,
+        metadata: {},
+      })),
+    );
+    return { close: () => {} };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,86 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
+import { invalidOption } from '../common/validate.js';
+import { createMsgpackSerializer } from './msgpack.js';
+import { createJsonSerializer } from './json.js';
+
+/** Which payload is being encoded or decoded: the request of a method, or its response. */
+export interface PayloadTarget {
+  readonly service: string;
+  readonly method: string;
+  readonly kind: 'request' | 'response';
+}
+
+/**
+ * Turns one payload (a method's request value or its response value) into bytes and back.
+ *
+ * Contract:
+ * - `id` is the byte written in every frame header; it must be unique within a client or server
+ *   and in 1..255 (0 means "no body"). Built-ins: 1 msgpack, 2 json, 3 protobuf.
+ * - `encode` may return a view into a buffer it reuses; the caller copies the bytes before the
+ *   next `encode` call on the same serializer.
+ * - `decode` throws on bytes it cannot read; the caller turns that into INVALID_ARGUMENT for a
+ *   request and INTERNAL for a response. `undefined` must survive a round trip.
+ */
+export interface Serializer {
+  readonly id: number;
+  readonly name: string;
+  encode(value: unknown, target: PayloadTarget): Uint8Array;
+  decode(bytes: Uint8Array, target: PayloadTarget): unknown;
+}
+
+/** Stable ids of the built-in serializers (the wire's serializer byte). */
+export const SerializerId = { NONE: 0, MSGPACK: 1, JSON: 2, PROTOBUF: 3 } as const;
+
+/** The serializers every client and server has unless told otherwise: msgpack and json. */
+export function defaultSerializers(): Serializer[] {
+  return [createMsgpackSerializer(), createJsonSerializer()];
+}
+
+/**
+ * The serializers one client or server speaks, looked up by wire id or by name. Built per
+ * instance (never a module global) so two clients in a process can differ.
+ */
+export class SerializerSet {
+  readonly #byId = new Map<number, Serializer>();
+  readonly #byName = new Map<string, Serializer>();
+
+  constructor(serializers: Iterable<Serializer>) {
+    for (const serializer of serializers) {
+      if (!Number.isInteger(serializer.id) || serializer.id < 1 || serializer.id > 255) {
+        throw invalidOption(`serializer ${serializer.name} id`, serializer.id, 'an integer from 1 to 255');
+      }
+      const clash = this.#byId.get(serializer.id);
+      if (clash !== undefined && clash.name !== serializer.name) {
+        throw invalidOption(`serializer ${serializer.name} id`, serializer.id, `an id not already used by ${clash.name}`);
+      }
+      this.#byId.set(serializer.id, serializer);
+      this.#byName.set(serializer.name, serializer);
+    }
+  }
+
+  /** The serializer with wire id `id`, or undefined. */
+  byId(id: number): Serializer | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** The serializer named `name`; throws a TypeError listing the known names otherwise. */
+  byName(name: string): Serializer {
+    const found = this.#byName.get(name);
+    if (found === undefined) throw invalidOption('serializer', name, [...this.#byName.keys()].join(', '));
+    return found;
+  }
+
+  /** The names of all serializers in the set. */
+  names(): string[] {
+    return [...this.#byName.keys()];
+  }
+}
+
+/** Wraps a decoding failure so the caller sees which method and which payload was bad. */
+export function decodeError(target: PayloadTarget, serializer: Serializer, cause: unknown): RpcError {
+  const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as ${serializer.name}: ${reason}`, {
+    cause,
+  });
+}

@@ -1,0 +1,111 @@
+import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type ServiceMetadata } from '../decorators/decorators.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
+import type { SerializerSet } from '../serializer/serializer.js';
+import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod } from '../transport/transport.js';
+import type { CallContext } from './call-context.js';
+
+/** One exported service: its decorator metadata and its callable methods. */
+export interface ExportedService {
+  readonly meta: ServiceMetadata;
+  readonly methods: ReadonlyMap<string, ResolvedMethod & { readonly meta: MethodMetadata }>;
+}
+
+/**
+ * Routes requests to exported service instances. Only methods decorated with @RpcMethod are
+ * reachable: names are looked up in a Map built at start-up from the decorator metadata, so
+ * `__proto__`, `constructor`, `toString` and every other inherited or undecorated name misses
+ * and is answered UNIMPLEMENTED before any argument is decoded.
+ */
+export class Dispatcher implements CallHandler {
+  readonly serializers: SerializerSet;
+  /** Service name -> "version\0group" -> export. */
+  readonly #services = new Map<string, Map<string, ExportedService>>();
+
+  constructor(services: readonly object[], serializers: SerializerSet) {
+    this.serializers = serializers;
+    services.forEach((instance, index) => this.#export(instance, index));
+  }
+
+  /** Every exported service, for registration. */
+  exports(): ExportedService[] {
+    return [...this.#services.values()].flatMap((byVersion) => [...byVersion.values()]);
+  }
+
+  resolve(head: RequestHead): ResolvedMethod | RpcError {
+    const byVersion = this.#services.get(head.service);
+    if (byVersion === undefined) {
+      return new RpcError(RpcCode.UNIMPLEMENTED, `service ${head.service} is not exported by this provider`);
+    }
+    const exported = byVersion.get(`${head.version}\u0000${head.group}`) ?? this.#anyVersion(byVersion, head);
+    if (exported instanceof RpcError) return exported;
+    const method = exported.methods.get(head.method);
+    if (method === undefined) {
+      return new RpcError(RpcCode.UNIMPLEMENTED, `method ${JSON.stringify(head.method)} is not an exported method of ${head.service}`, {
+        details: { exported: [...exported.methods.keys()] },
+      });
+    }
+    return method;
+  }
+
+  /** A request without a version is served when exactly one version exists in its group. */
+  #anyVersion(byVersion: Map<string, ExportedService>, head: RequestHead): ExportedService | RpcError {
+    const candidates = [...byVersion.values()].filter((service) => service.meta.group === head.group);
+    if (head.version === '' && candidates.length === 1) return candidates[0]!;
+    const versions = candidates.map((service) => service.meta.version || '(none)');
+    return new RpcError(
+      RpcCode.UNIMPLEMENTED,
+      `service ${head.service} version ${JSON.stringify(head.version)} group ${JSON.stringify(head.group)} is not exported here` +
+        (versions.length > 0 ? ` (exported versions in this group: ${versions.join(', ')})` : ''),
+    );
+  }
+
+  #export(instance: object, index: number): void {
+    if (instance === null || typeof instance !== 'object') {
+      throw new TypeError(`shuttle-rpc: services[${index}] must be an instance of an @RpcService class, got ${typeof instance}`);
+    }
+    const meta = getServiceMetadata(instance);
+    if (meta === undefined) {
+      throw new TypeError(`shuttle-rpc: services[${index}] (${instance.constructor?.name ?? 'object'}) is not decorated with @RpcService`);
+    }
+    const methods = new Map<string, ResolvedMethod & { meta: MethodMetadata }>();
+    for (const [name, methodMeta] of getMethodMetadata(instance)) {
+      const fn = (instance as Record<string, unknown>)[name];
+      if (typeof fn !== 'function') {
+        throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is decorated with @RpcMethod but is not a function on the instance`);
+      }
+      methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta));
+    }
+    if (methods.size === 0) throw new TypeError(`shuttle-rpc: service ${meta.name} has no @RpcMethod methods`);
+    let byVersion = this.#services.get(meta.name);
+    if (byVersion === undefined) {
+      byVersion = new Map();
+      this.#services.set(meta.name, byVersion);
+    }
+    const key = `${meta.version}\u0000${meta.group}`;
+    if (byVersion.has(key)) {
+      throw new TypeError(`shuttle-rpc: service ${meta.name} version ${JSON.stringify(meta.version)} group ${JSON.stringify(meta.group)} is exported twice`);
+    }
+    byVersion.set(key, { meta, methods });
+  }
+}
+
+function bindMethod(instance: object, fn: Function, service: ServiceMetadata, meta: MethodMetadata): ResolvedMethod & { meta: MethodMetadata } {
+  return {
+    service: service.name,
+    method: meta.name,
+    stream: meta.stream,
+    timeoutMs: meta.timeoutMs,
+    meta,
+    async invoke(request: unknown, info: ProviderCallInfo): Promise<unknown> {
+      const context: CallContext = {
+        service: service.name,
+        method: meta.name,
+        signal: info.signal,
+        deadline: info.deadline,
+        metadata: info.meta,
+        peer: info.peer,
+      };
+      return await fn.call(instance, request, context);
+    },
+  };
+}

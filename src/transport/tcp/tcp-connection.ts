@@ -1,0 +1,386 @@
+import net from 'node:net';
+import { Backoff, type BackoffOptions } from '../../common/backoff.js';
+import { MAX_TIMER_MS } from '../../common/validate.js';
+import { RpcCode, RpcError } from '../../errors/errors.js';
+import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
+import { FrameDecoder } from '../decoder.js';
+import { encodeMeta, encodeRoute } from '../envelope.js';
+import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
+import { TIMEOUT_META, type ClientConnection, type ConnectionState, type Invocation } from '../transport.js';
+import { FrameWriter } from './frame-writer.js';
+import { decodeWireError } from './wire-error.js';
+
+/** Settings of a consumer's tcp connection; {@link DEFAULT_TCP_CLIENT_OPTIONS} has the defaults. */
+export interface TcpClientOptions {
+  /** How long a connect may take before calls waiting on it fail UNAVAILABLE. */
+  connectTimeoutMs: number;
+  /** After this long without receiving anything, send a HEARTBEAT. */
+  heartbeatIntervalMs: number;
+  /** Close the connection (calls fail UNAVAILABLE) when nothing arrives this long after a HEARTBEAT. */
+  heartbeatTimeoutMs: number;
+  /** Largest frame body accepted from the provider. */
+  maxFrameBytes: number;
+  /** Reconnect backoff after a failed connect or a lost connection. */
+  backoff: BackoffOptions;
+}
+
+interface PendingCall {
+  readonly target: PayloadTarget;
+  readonly serializer: Serializer;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: RpcError) => void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * The tcp transport's {@link ClientConnection}: one socket to one provider, any number of calls
+ * in flight, matched to responses by request id.
+ */
+export class TcpConnection implements ClientConnection {
+  readonly address: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #options: TcpClientOptions;
+  readonly #backoff: Backoff;
+  readonly #pending = new Map<number, PendingCall>();
+  readonly #routes = new Map<string, Buffer>();
+  #state: ConnectionState = 'idle';
+  #socket: net.Socket | undefined;
+  #writer: FrameWriter | undefined;
+  #connecting: Promise<void> | undefined;
+  #lastError: RpcError | undefined;
+  #retryAt = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #lastReadAt = 0;
+  #heartbeatSentAt = 0;
+  #goingAway = false;
+  #nextId = 1;
+  #drained: (() => void) | undefined;
+
+  constructor(host: string, port: number, options: TcpClientOptions) {
+    this.#host = host;
+    this.#port = port;
+    this.address = `${host}:${port}`;
+    this.#options = options;
+    this.#backoff = new Backoff(options.backoff);
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  invoke(invocation: Invocation, serializer: Serializer): Promise<unknown> {
+    if (this.#state === 'ready' && !this.#goingAway) return this.#send(invocation, serializer);
+    return this.#whenReady(invocation).then(() => this.#send(invocation, serializer));
+  }
+
+  async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (this.#state === 'shutdown') return;
+    this.#state = 'shutdown';
+    clearTimeout(this.#reconnectTimer);
+    if (options.graceful === true && this.#pending.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS));
+        this.#drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    const socket = this.#socket;
+    this.#teardown(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the client`));
+    if (socket !== undefined && !socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.end(encodeFrame(FrameType.GOAWAY, 0));
+        socket.destroySoon();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      });
+    }
+  }
+
+  /** Waits until the connection is ready, or rejects UNAVAILABLE/DEADLINE/CANCELLED. */
+  #whenReady(invocation: Invocation): Promise<void> {
+    if (this.#state === 'shutdown') {
+      return Promise.reject(neverSent(`connection to ${this.address} is closed`));
+    }
+    if (this.#goingAway) {
+      return Promise.reject(neverSent(`provider ${this.address} is going away (GOAWAY received)`));
+    }
+    if (this.#state === 'transient-failure' && Date.now() < this.#retryAt) {
+      // Fail fast rather than queue: the cluster layer can pick another provider right away.
+      const error = this.#lastError;
+      return Promise.reject(
+        neverSent(`provider ${this.address} unavailable (${error?.rawMessage ?? 'connect failed'}); next attempt in ${this.#retryAt - Date.now()} ms`),
+      );
+    }
+    const connecting = this.#connecting ?? this.#connect();
+    if (invocation.signal === undefined && invocation.deadline === undefined) return connecting;
+    return raceCallLimits(connecting, invocation, this.address);
+  }
+
+  #connect(): Promise<void> {
+    clearTimeout(this.#reconnectTimer);
+    this.#state = 'connecting';
+    const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true });
+    this.#socket = socket;
+    const connecting = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy(new RpcError(RpcCode.UNAVAILABLE, `connect to ${this.address} timed out after ${this.#options.connectTimeoutMs} ms`));
+      }, this.#options.connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        this.#onConnected(socket);
+        resolve();
+      });
+      socket.once('close', () => {
+        clearTimeout(timer);
+        if (this.#state === 'connecting' && this.#socket === socket) {
+          const error = this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, `connect to ${this.address} failed`);
+          this.#onLost(socket, error);
+          reject(neverSent(error.rawMessage, error));
+        }
+      });
+    });
+    socket.on('error', (error) => {
+      this.#lastError = RpcError.from(error, RpcCode.UNAVAILABLE);
+    });
+    socket.on('close', () => {
+      if (this.#socket === socket && this.#state !== 'connecting') {
+        this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the provider`));
+      }
+    });
+    this.#connecting = connecting;
+    // Nobody may await this promise (a background reconnect); its failure is recorded in #lastError.
+    connecting.catch(() => {});
+    return connecting;
+  }
+
+  #onConnected(socket: net.Socket): void {
+    this.#state = 'ready';
+    this.#connecting = undefined;
+    this.#lastError = undefined;
+    this.#goingAway = false;
+    this.#backoff.reset();
+    this.#writer = new FrameWriter(socket);
+    this.#lastReadAt = Date.now();
+    const decoder = new FrameDecoder(this.#options.maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => {
+      this.#lastReadAt = Date.now();
+      try {
+        decoder.push(chunk, (frame) => this.#onFrame(frame));
+      } catch (error) {
+        this.#lastError = RpcError.from(error, RpcCode.INTERNAL);
+        socket.destroy();
+      }
+    });
+    this.#heartbeatTimer = setInterval(() => this.#checkHeartbeat(socket), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / 2)));
+    this.#heartbeatTimer.unref();
+  }
+
+  #checkHeartbeat(socket: net.Socket): void {
+    const now = Date.now();
+    const silentFor = now - this.#lastReadAt;
+    if (this.#heartbeatSentAt > this.#lastReadAt && now - this.#heartbeatSentAt >= this.#options.heartbeatTimeoutMs) {
+      this.#lastError = new RpcError(RpcCode.UNAVAILABLE, `provider ${this.address} did not answer a heartbeat within ${this.#options.heartbeatTimeoutMs} ms`);
+      socket.destroy();
+    } else if (silentFor >= this.#options.heartbeatIntervalMs && this.#heartbeatSentAt <= this.#lastReadAt) {
+      this.#heartbeatSentAt = now;
+      this.#writer?.write(encodeFrame(FrameType.HEARTBEAT, 0));
+    }
+  }
+
+  /** The socket is gone: fail its calls and plan the next connect. */
+  #onLost(socket: net.Socket, error: RpcError): void {
+    if (this.#socket !== socket) return;
+    this.#teardown(error);
+    if (this.#state === 'shutdown') return;
+    this.#state = 'transient-failure';
+    this.#lastError = error;
+    const delay = this.#backoff.next();
+    this.#retryAt = Date.now() + delay;
+    this.#reconnectTimer = setTimeout(() => {
+      if (this.#state === 'transient-failure') this.#connect();
+    }, delay);
+    this.#reconnectTimer.unref();
+  }
+
+  #teardown(error: RpcError): void {
+    clearInterval(this.#heartbeatTimer);
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    this.#writer = undefined;
+    this.#connecting = undefined;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of pending) this.#settle(call, error);
+    this.#drained?.();
+  }
+
+  #send(invocation: Invocation, serializer: Serializer): Promise<unknown> {
+    const writer = this.#writer;
+    if (writer === undefined || this.#goingAway) {
+      return Promise.reject(neverSent(`connection to ${this.address} is not ready`));
+    }
+    let frame: Buffer;
+    try {
+      frame = this.#encodeRequest(invocation, serializer);
+    } catch (error) {
+      return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
+    }
+    const id = this.#nextId;
+    this.#nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
+    frame.writeUInt32BE(Math.floor(id / 2 ** 32), 8);
+    frame.writeUInt32BE(id >>> 0, 12);
+    if (invocation.oneWay) {
+      writer.write(frame);
+      return Promise.resolve(undefined);
+    }
+    return new Promise<unknown>((resolve, reject) => {
+      const call: PendingCall = {
+        target: { service: invocation.service, method: invocation.method, kind: 'response' },
+        serializer,
+        resolve,
+        reject,
+        timer: undefined,
+        signal: undefined,
+        onAbort: undefined,
+      };
+      this.#pending.set(id, call);
+      if (invocation.deadline !== undefined) {
+        const remaining = invocation.deadline - Date.now();
+        call.timer = setTimeout(() => this.#abandon(id, deadlineError(invocation)), Math.min(Math.max(0, remaining), MAX_TIMER_MS));
+      }
+      const signal = invocation.signal;
+      if (signal !== undefined) {
+        call.signal = signal;
+        call.onAbort = () => this.#abandon(id, cancelledError(invocation, signal));
+        signal.addEventListener('abort', call.onAbort, { once: true });
+      }
+      writer.write(frame);
+    });
+  }
+
+  #encodeRequest(invocation: Invocation, serializer: Serializer): Buffer {
+    const routeKey = `${invocation.service}\u0000${invocation.version}\u0000${invocation.group}\u0000${invocation.method}`;
+    let route = this.#routes.get(routeKey);
+    if (route === undefined) {
+      route = encodeRoute(invocation.service, invocation.version, invocation.group, invocation.method);
+      this.#routes.set(routeKey, route);
+    }
+    let meta = invocation.meta;
+    if (invocation.deadline !== undefined) {
+      meta = { ...meta, [TIMEOUT_META]: String(Math.max(0, invocation.deadline - Date.now())) };
+    }
+    const metaBytes = encodeMeta(meta);
+    const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
+    const bodyLength = route.length + metaBytes.length + payload.length;
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
+    writeHeader(frame, 0, FrameType.REQUEST, invocation.oneWay ? FrameFlag.ONE_WAY : 0, serializer.id, 0, 0, bodyLength);
+    let offset = HEADER_BYTES;
+    offset += route.copy(frame, offset);
+    offset += metaBytes.copy(frame, offset);
+    frame.set(payload, offset);
+    return frame;
+  }
+
+  /** The caller gave up (deadline or abort): fail locally and tell the provider to stop. */
+  #abandon(id: number, error: RpcError): void {
+    const call = this.#pending.get(id);
+    if (call === undefined) return;
+    this.#pending.delete(id);
+    this.#writer?.write(encodeFrame(FrameType.CANCEL, id));
+    this.#settle(call, error);
+    if (this.#pending.size === 0) this.#drained?.();
+  }
+
+  #onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.RESPONSE:
+        this.#onResponse(frame);
+        return;
+      case FrameType.HEARTBEAT:
+        this.#writer?.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
+        return;
+      case FrameType.HEARTBEAT_ACK:
+        return;
+      case FrameType.GOAWAY:
+        // The provider is draining: no new calls here; the ones in flight still get answers.
+        this.#goingAway = true;
+        return;
+      default:
+        throw new RpcError(RpcCode.INTERNAL, `protocol error: unexpected frame type ${frame.type} from provider ${this.address}`);
+    }
+  }
+
+  #onResponse(frame: Frame): void {
+    const call = this.#pending.get(frame.requestId);
+    // Unknown ids belong to calls abandoned after a deadline or abort: drop the late answer.
+    if (call === undefined) return;
+    this.#pending.delete(frame.requestId);
+    if (frame.status !== RpcCode.OK) {
+      this.#settle(call, decodeWireError(frame));
+    } else if (frame.serializer !== call.serializer.id) {
+      this.#settle(call, new RpcError(RpcCode.INTERNAL, `response serializer ${frame.serializer} differs from request serializer ${call.serializer.id}`));
+    } else {
+      try {
+        const value = call.serializer.decode(frame.body, call.target);
+        this.#settle(call, undefined, value);
+      } catch (error) {
+        this.#settle(call, new RpcError(RpcCode.INTERNAL, `cannot decode response of ${call.target.service}.${call.target.method}: ${(error as Error).message}`, { cause: error }));
+      }
+    }
+    if (this.#pending.size === 0) this.#drained?.();
+  }
+
+  #settle(call: PendingCall, error: RpcError | undefined, value?: unknown): void {
+    clearTimeout(call.timer);
+    if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
+    if (error === undefined) call.resolve(value);
+    else call.reject(error);
+  }
+}
+
+/** An UNAVAILABLE error for a request that provably never left this process. */
+function neverSent(message: string, cause?: unknown): RpcError {
+  return new RpcError(RpcCode.UNAVAILABLE, message, { cause, details: { neverSent: true } });
+}
+
+function deadlineError(invocation: Invocation): RpcError {
+  return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method} did not complete before its deadline`);
+}
+
+function cancelledError(invocation: Invocation, signal: AbortSignal): RpcError {
+  return new RpcError(RpcCode.CANCELLED, `${invocation.service}.${invocation.method} was cancelled by the caller`, { cause: signal.reason });
+}
+
+/** Races a connect against the call's own deadline and abort signal. */
+function raceCallLimits(connecting: Promise<void>, invocation: Invocation, address: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const signal = invocation.signal;
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => finish(cancelledError(invocation, signal!));
+    const finish = (error?: RpcError): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    if (signal?.aborted) return finish(cancelledError(invocation, signal));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (invocation.deadline !== undefined) {
+      timer = setTimeout(
+        () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while connecting to ${address}`)),
+        Math.min(Math.max(0, invocation.deadline - Date.now()), MAX_TIMER_MS),
+      );
+    }
+    connecting.then(() => finish(), (error: unknown) => finish(RpcError.from(error, RpcCode.UNAVAILABLE)));
+  });
+}

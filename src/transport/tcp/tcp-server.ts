@@ -1,0 +1,51 @@
+import net from 'node:net';
+import type { CallHandler, TransportServer } from '../transport.js';
+import { ServerConnection } from './server-connection.js';
+
+/** Settings of the tcp transport server. */
+export interface TcpServerOptions {
+  readonly host: string;
+  /** 0 asks the OS for a free port. */
+  readonly port: number;
+  readonly maxFrameBytes: number;
+}
+
+/** Starts a tcp transport server; resolves once it listens. */
+export async function listenTcp(handler: CallHandler, options: TcpServerOptions): Promise<TransportServer> {
+  const connections = new Set<ServerConnection>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes });
+    connections.add(connection);
+    socket.once('close', () => connections.delete(connection));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  let closing: Promise<void> | undefined;
+
+  return {
+    host: address.address,
+    port: address.port,
+    get connections() {
+      return connections.size;
+    },
+    close(closeOptions = {}) {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const connection of connections) connection.goAway();
+        const drained = Promise.all([...connections].map((connection) => connection.idle()));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, closeOptions.timeoutMs ?? 10_000)))]);
+        clearTimeout(timer);
+        for (const connection of connections) connection.destroy();
+        await stopped;
+      })();
+      return closing;
+    },
+  };
+}

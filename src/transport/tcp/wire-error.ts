@@ -1,0 +1,34 @@
+import { RpcCode, RpcError, isRpcCode } from '../../errors/errors.js';
+import { encodeFrame, type Frame, type FrameType } from '../frame.js';
+
+/*
+ * An error crosses the wire as a RESPONSE (or STREAM_END, or GOAWAY) whose status byte is the
+ * code and whose body is UTF-8 JSON `{ "message", "details"?, "retryAfterMs"? }`, whatever the
+ * call's serializer: a failed call may have failed precisely because its serializer could not
+ * encode something. The stack never crosses.
+ */
+
+/** Encodes `error` as the body of an error frame. */
+export function encodeErrorFrame(type: FrameType, requestId: number, error: RpcError): Buffer {
+  const { code: _code, ...rest } = error.toWire();
+  let body: Buffer;
+  try {
+    body = Buffer.from(JSON.stringify(rest), 'utf8');
+  } catch {
+    // details that JSON cannot encode (a cycle, a BigInt) must not lose the error itself.
+    body = Buffer.from(JSON.stringify({ message: error.rawMessage }), 'utf8');
+  }
+  return encodeFrame(type, requestId, body, { status: error.code });
+}
+
+/** Rebuilds the RpcError carried by an error frame; a malformed body still yields its code. */
+export function decodeWireError(frame: Frame): RpcError {
+  const code = isRpcCode(frame.status) && frame.status !== RpcCode.OK ? frame.status : RpcCode.UNKNOWN;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(frame.body.toString('utf8'));
+  } catch {
+    return new RpcError(code, `(unreadable error body of ${frame.body.length} bytes)`);
+  }
+  return RpcError.fromWire({ ...(parsed !== null && typeof parsed === 'object' ? parsed : {}), code });
+}

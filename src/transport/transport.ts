@@ -1,0 +1,97 @@
+import type { RpcError } from '../errors/errors.js';
+import type { Serializer, SerializerSet } from '../serializer/serializer.js';
+import type { Metadata, RequestHead } from './envelope.js';
+
+export type { Metadata, RequestHead } from './envelope.js';
+
+/** One call as a transport sees it: where it goes, what it carries, when it must stop. */
+export interface Invocation {
+  readonly service: string;
+  readonly version: string;
+  readonly group: string;
+  readonly method: string;
+  /** The request value (one value per call; see docs/PROTOCOL.md for why). */
+  readonly request: unknown;
+  readonly meta: Metadata;
+  /** Absolute local deadline (Date.now() based), or undefined for none. */
+  readonly deadline: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  /** Fire and forget: the provider sends no response. */
+  readonly oneWay: boolean;
+}
+
+/** Connection states, as gRPC names them. */
+export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'transient-failure' | 'shutdown';
+
+/**
+ * A consumer's connection to one provider, multiplexing any number of calls. It connects
+ * lazily, reconnects with jittered backoff after a failure, and never hangs a call: a call
+ * fails UNAVAILABLE when the provider cannot be reached within the connect timeout.
+ */
+export interface ClientConnection {
+  /** `host:port` of the provider. */
+  readonly address: string;
+  readonly state: ConnectionState;
+  /** Calls sent and not yet answered. */
+  readonly inFlight: number;
+  /** Sends one unary call and resolves with the decoded response, or rejects with an RpcError. */
+  invoke(invocation: Invocation, serializer: Serializer): Promise<unknown>;
+  /**
+   * Stops taking calls. With `graceful`, waits for the calls in flight (up to `timeoutMs`),
+   * then closes the socket; the calls still running then fail UNAVAILABLE.
+   */
+  close(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
+}
+
+/** The peer of a provider-side call. */
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** What a transport server needs from the provider: resolve a route, then run the method. */
+export interface CallHandler {
+  /** The serializers the provider accepts. */
+  readonly serializers: SerializerSet;
+  /**
+   * Looks up the method named by `head` without touching the payload. Returns the callable
+   * method, or the RpcError to answer (UNIMPLEMENTED for unknown or undecorated names).
+   */
+  resolve(head: RequestHead): ResolvedMethod | RpcError;
+}
+
+/** A method found by {@link CallHandler.resolve}, ready to run. */
+export interface ResolvedMethod {
+  readonly service: string;
+  readonly method: string;
+  readonly stream: boolean;
+  /** The method's own time limit (`@RpcMethod({ timeoutMs })`), enforced by the provider. */
+  readonly timeoutMs: number | undefined;
+  /** Runs the method. Rejections are RpcErrors or anything the method threw. */
+  invoke(request: unknown, context: ProviderCallInfo): Promise<unknown>;
+}
+
+/** What the transport knows about a call when it asks the provider to run it. */
+export interface ProviderCallInfo {
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  readonly meta: Metadata;
+  readonly peer: Peer;
+}
+
+/** A running transport server. */
+export interface TransportServer {
+  /** The bound host and port (the real port when 0 was asked for). */
+  readonly host: string;
+  readonly port: number;
+  /** Connections currently open. */
+  readonly connections: number;
+  /**
+   * Stops accepting connections, tells every client to go away (GOAWAY), lets calls in flight
+   * finish for up to `timeoutMs`, then closes every socket and aborts what is still running.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/** Meta key holding the caller's remaining timeout in ms (relative, as gRPC's grpc-timeout). */
+export const TIMEOUT_META = 'shuttle-timeout-ms';
