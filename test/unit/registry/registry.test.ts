@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { DirectRegistry, MemoryRegistry, resolveRegistry, type ServiceInstance } from '../../../src/registry/registry.js';
+
+const record = (port: number, version = '1.0.0'): ServiceInstance => ({
+  service: 'inference.LLM', version, group: '', host: '127.0.0.1', port, protocol: 'tcp',
+  serializers: ['msgpack'], methods: [], weight: 100, startTime: 0, metadata: {},
+});
+
+describe('MemoryRegistry', () => {
+  it('gives a snapshot at once and the whole list on every change', async () => {
+    const registry = new MemoryRegistry();
+    await registry.register(record(1));
+    const seen: number[][] = [];
+    const subscription = await registry.subscribe({ service: 'inference.LLM', version: '1.0.0' }, (list) => seen.push(list.map((i) => i.port)));
+    await registry.register(record(2));
+    await registry.register(record(3, '2.0.0'));
+    await registry.unregister(record(1));
+    subscription.close();
+    await registry.register(record(4));
+    expect(seen).toEqual([[1], [1, 2], [2]]);
+  });
+});
+
+describe('DirectRegistry', () => {
+  it('parses shuttle:// lists, IPv6 included', async () => {
+    const registry = DirectRegistry.fromUrl('shuttle://127.0.0.1:20880,[::1]:20881');
+    let got: readonly ServiceInstance[] = [];
+    await registry.subscribe({ service: 'x' }, (list) => (got = list));
+    expect(got.map((i) => `${i.host}:${i.port}`)).toEqual(['127.0.0.1:20880', '::1:20881']);
+    expect(got[0]?.service).toBe('x');
+  });
+
+  it.each(['shuttle://', 'shuttle://host', 'shuttle://host:0', 'shuttle://host:70000', 'shuttle://a:1,'])('rejects %j with the allowed form', (url) => {
+    expect(() => DirectRegistry.fromUrl(url)).toThrow(/allowed: host:port with a port from 1 to 65535/);
+  });
+});
+
+describe('resolveRegistry', () => {
+  it('names the accepted forms on a bad value', () => {
+    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: a Registry instance/);
+    expect(() => resolveRegistry('memory://')).toThrow(/registry: new MemoryRegistry\(\)/);
+  });
+});

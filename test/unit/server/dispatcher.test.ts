@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { defaultSerializers, SerializerSet } from '../../../src/serializer/serializer.js';
+import { Dispatcher } from '../../../src/server/dispatcher.js';
+import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
+import { EchoService } from '../../fixtures/services.js';
+
+const serializers = new SerializerSet(defaultSerializers());
+const head = (method: string, service = 'test.Echo', version = '1.0.0') => ({ service, version, group: '', method, meta: {} });
+
+describe('Dispatcher', () => {
+  it('resolves decorated methods and runs them with a call context', async () => {
+    const echo = new EchoService();
+    const dispatcher = new Dispatcher([echo], serializers);
+    const resolved = dispatcher.resolve(head('add'));
+    expect(resolved).not.toBeInstanceOf(RpcError);
+    const signal = new AbortController().signal;
+    const result = await (resolved as Exclude<typeof resolved, RpcError>).invoke({ a: 2, b: 3 }, { signal, deadline: undefined, meta: {}, peer: { address: '127.0.0.1', port: 1 } });
+    expect(result).toEqual({ sum: 5 });
+  });
+
+  // The dispatch-security table of issue 2: every one of these names must miss.
+  const forbidden = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__', 'secret', 'counts', 'abortReason', '#count', ''];
+  it.each(forbidden)('answers UNIMPLEMENTED for %j and never runs anything', (name) => {
+    const echo = new EchoService();
+    const dispatcher = new Dispatcher([echo], serializers);
+    const resolved = dispatcher.resolve(head(name));
+    expect(resolved).toBeInstanceOf(RpcError);
+    expect((resolved as RpcError).code).toBe(RpcCode.UNIMPLEMENTED);
+    expect(echo.counts).toEqual({});
+  });
+
+  it('answers UNIMPLEMENTED for unknown services and versions, listing what exists', () => {
+    const dispatcher = new Dispatcher([new EchoService()], serializers);
+    expect((dispatcher.resolve(head('echo', 'nope')) as RpcError).message).toMatch(/service nope is not exported/);
+    expect((dispatcher.resolve(head('echo', 'test.Echo', '2.0.0')) as RpcError).message).toMatch(/exported versions in this group: 1\.0\.0/);
+    expect((dispatcher.resolve(head('echo', '__proto__')) as RpcError).code).toBe(RpcCode.UNIMPLEMENTED);
+  });
+
+  it('serves an unversioned request when exactly one version is exported', () => {
+    const dispatcher = new Dispatcher([new EchoService()], serializers);
+    expect(dispatcher.resolve(head('echo', 'test.Echo', ''))).not.toBeInstanceOf(RpcError);
+  });
+
+  it('refuses undecorated objects, empty services and duplicate exports at start-up', () => {
+    expect(() => new Dispatcher([{}], serializers)).toThrow(/services\[0\] \(Object\) is not decorated with @RpcService/);
+    @RpcService({ name: 'empty' })
+    class Empty {}
+    expect(() => new Dispatcher([new Empty()], serializers)).toThrow(/service empty has no @RpcMethod methods/);
+    expect(() => new Dispatcher([new EchoService(), new EchoService()], serializers)).toThrow(/exported twice/);
+    @RpcService({ name: 'shadowed' })
+    class Shadowed {
+      @RpcMethod()
+      run(): void {}
+    }
+    const instance = new Shadowed();
+    Object.defineProperty(instance, 'run', { value: 42 });
+    expect(() => new Dispatcher([instance], serializers)).toThrow(/shadowed\.run is decorated with @RpcMethod but is not a function/);
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { encodeFrame, FrameType, FrameFlag, HEADER_BYTES, readHeader } from '../../../src/transport/frame.js';
+
+describe('frame header layout (pinned; see docs/PROTOCOL.md)', () => {
+  it('encodes every field at its documented offset, big-endian', () => {
+    const body = Buffer.from([0xaa, 0xbb, 0xcc]);
+    const frame = encodeFrame(FrameType.RESPONSE, 0x0102030405, body, { flags: FrameFlag.STREAM, serializer: 1, status: 14 });
+    expect([...frame]).toEqual([
+      0x53, 0x48, // magic "SH"
+      0x01, // version
+      0x02, // type RESPONSE
+      0x02, // flags: expects a stream
+      0x01, // serializer msgpack
+      0x0e, // status UNAVAILABLE
+      0x00, // reserved
+      0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, // request id, u64
+      0x00, 0x00, 0x00, 0x03, // body length
+      0xaa, 0xbb, 0xcc,
+    ]);
+    expect(HEADER_BYTES).toBe(20);
+  });
+
+  it('numbers frame types as the design says', () => {
+    expect(FrameType).toEqual({
+      REQUEST: 1, RESPONSE: 2, STREAM_CHUNK: 3, STREAM_END: 4, CANCEL: 5,
+      HEARTBEAT: 6, HEARTBEAT_ACK: 7, GOAWAY: 8, WINDOW_UPDATE: 9,
+    });
+  });
+
+  it('reads back what it wrote, including a request id above 2^32', () => {
+    const frame = encodeFrame(FrameType.REQUEST, 2 ** 40 + 7, Buffer.alloc(5), { serializer: 2, flags: FrameFlag.ONE_WAY });
+    expect(readHeader(frame, 0, 1024)).toEqual({ type: 1, flags: 1, serializer: 2, status: 0, requestId: 2 ** 40 + 7, bodyLength: 5 });
+  });
+
+  const bad: Array<[string, (frame: Buffer) => void, RegExp]> = [
+    ['bad magic', (f) => f.writeUInt16BE(0x4854, 0), /bad magic 0x4854/],
+    ['unknown version', (f) => (f[2] = 2), /unsupported protocol version 2/],
+    ['frame type 0', (f) => (f[3] = 0), /unknown frame type 0/],
+    ['frame type 10', (f) => (f[3] = 10), /unknown frame type 10/],
+    ['compressed flag (unsupported)', (f) => (f[4] = FrameFlag.COMPRESSED), /unsupported flags/],
+    ['reserved byte set', (f) => (f[7] = 1), /reserved byte is 1/],
+    ['request id above 2^53', (f) => f.writeUInt32BE(0xffffffff, 8), /request id above 2\^53/],
+    ['body length above the limit', (f) => f.writeUInt32BE(1025, 16), /declared body length 1025 exceeds maxFrameBytes 1024/],
+  ];
+  it.each(bad)('rejects %s with a protocol error', (_name, corrupt, message) => {
+    const frame = encodeFrame(FrameType.REQUEST, 1);
+    corrupt(frame);
+    expect(() => readHeader(frame, 0, 1024)).toThrow(message);
+  });
+});

@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (path: string): string => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests import the package by name, as users do; inside vitest that name means the sources.
+    // Child processes started by integration tests run the compiled build/ against dist/.
+    alias: [
+      { find: /^shuttle-rpc$/, replacement: src('index.ts') },
+      { find: /^shuttle-rpc\/spi$/, replacement: src('spi/spi.ts') },
+      { find: /^shuttle-rpc\/testing$/, replacement: src('testing/testing.ts') },
+    ],
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    // Integration tests start processes and sockets; two cores, so keep the pool small.
+    maxWorkers: 2,
+  },
+});
