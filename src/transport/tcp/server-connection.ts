@@ -29,6 +29,8 @@ export class ServerConnection {
   readonly #running = new Map<number, AbortController>();
   #closing = false;
   #onIdle: (() => void) | undefined;
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<void>;
 
   constructor(socket: net.Socket, handler: CallHandler, options: ServerConnectionOptions) {
     this.#socket = socket;
@@ -41,7 +43,12 @@ export class ServerConnection {
     socket.on('error', () => {
       // 'close' follows; the error itself (ECONNRESET from a vanished client) needs no action.
     });
-    socket.on('close', () => this.#abortAll('the connection closed'));
+    this.closed = new Promise((resolve) => {
+      socket.on('close', () => {
+        this.#abortAll('the connection closed');
+        resolve();
+      });
+    });
   }
 
   /** Calls currently running on this connection. */
@@ -63,9 +70,18 @@ export class ServerConnection {
     });
   }
 
-  /** Closes the socket; calls still running are aborted. */
-  destroy(): void {
-    this.#socket.destroy();
+  /**
+   * Closes the socket. With no call running it ends politely (queued answers are flushed
+   * first, then FIN); otherwise it is destroyed and the running calls are aborted.
+   */
+  close(): void {
+    if (this.#running.size > 0) {
+      this.#socket.destroy();
+      return;
+    }
+    // end() runs after the nextTick flush of the frame writer, so the last answers go out.
+    process.nextTick(() => this.#socket.end());
+    setTimeout(() => this.#socket.destroy(), 1000).unref();
   }
 
   #onData(chunk: Buffer): void {

@@ -16,7 +16,7 @@ export async function listenTcp(handler: CallHandler, options: TcpServerOptions)
   const server = net.createServer({ noDelay: true }, (socket) => {
     const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes });
     connections.add(connection);
-    socket.once('close', () => connections.delete(connection));
+    void connection.closed.then(() => connections.delete(connection));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -42,7 +42,9 @@ export async function listenTcp(handler: CallHandler, options: TcpServerOptions)
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, closeOptions.timeoutMs ?? 10_000)))]);
         clearTimeout(timer);
-        for (const connection of connections) connection.destroy();
+        const closed = [...connections].map((connection) => connection.closed);
+        for (const connection of connections) connection.close();
+        await Promise.all(closed);
         await stopped;
       })();
       return closing;
