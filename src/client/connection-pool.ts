@@ -14,7 +14,8 @@ export class ConnectionPool {
   }
 
   /** The connection to `host:port`, created (not yet connected) on first use. */
-  get(host: string, port: number, address: string): TcpConnection {
+  get(host: string, port: number): TcpConnection {
+    const address = `${host}:${port}`;
     let connection = this.#connections.get(address);
     if (connection === undefined) {
       connection = new TcpConnection(host, port, this.#options);

@@ -2,6 +2,7 @@ import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
 import type { CallOptions } from '../proxy/proxy.js';
+import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
 import type { Invocation, Metadata } from '../transport/transport.js';
 import type { ConnectionPool } from './connection-pool.js';
@@ -34,25 +35,41 @@ export class ServiceReference {
     this.#parts = parts;
   }
 
-  async call(method: string, request: unknown, options: CallOptions | undefined): Promise<unknown> {
+  /** Makes one call. Never throws synchronously: every failure is a rejected promise. */
+  call(method: string, request: unknown, options: CallOptions | undefined): Promise<unknown> {
     const parts = this.#parts;
-    if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
-    const invocation = this.#invocation(method, request, options);
-    if (invocation.signal?.aborted) {
-      throw new RpcError(RpcCode.CANCELLED, `${parts.service}.${method} was cancelled before it was sent`, { cause: invocation.signal.reason });
+    let invocation: Invocation;
+    try {
+      if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
+      invocation = this.#invocation(method, request, options);
+      if (invocation.signal?.aborted) {
+        throw new RpcError(RpcCode.CANCELLED, `${parts.service}.${method} was cancelled before it was sent`, { cause: invocation.signal.reason });
+      }
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (!parts.directory.isReady) await parts.directory.ready();
+    // The first call waits for the directory's first snapshot; later calls skip the await.
+    if (!parts.directory.isReady) return parts.directory.ready().then(() => this.#send(invocation));
+    return this.#send(invocation);
+  }
+
+  #send(invocation: Invocation): Promise<unknown> {
+    const parts = this.#parts;
     const instances = parts.directory.instances;
     if (instances.length === 0) {
-      throw new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} is registered`, { details: { neverSent: true } });
+      return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} is registered`, { details: { neverSent: true } }));
     }
+    const chosen = instances.length === 1 ? instances[0]! : this.#select(instances, invocation);
+    return parts.pool.get(chosen.host, chosen.port).invoke(invocation, parts.serializer);
+  }
+
+  #select(instances: readonly ServiceInstance[], invocation: Invocation): ServiceInstance {
+    const pool = this.#parts.pool;
     const views: ProviderView[] = instances.map((instance) => {
       const address = `${instance.host}:${instance.port}`;
-      return { instance, address, inFlight: parts.pool.inFlight(address) };
+      return { instance, address, inFlight: pool.inFlight(address) };
     });
-    const chosen = parts.balancer.select(views, invocation);
-    const connection = parts.pool.get(chosen.instance.host, chosen.instance.port, chosen.address);
-    return connection.invoke(invocation, parts.serializer);
+    return this.#parts.balancer.select(views, invocation).instance;
   }
 
   #invocation(method: string, request: unknown, options: CallOptions | undefined): Invocation {

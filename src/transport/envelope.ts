@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { RpcCode, RpcError } from '../errors/errors.js';
 
 /*
@@ -43,65 +44,126 @@ export function encodeRoute(service: string, version: string, group: string, met
   return route;
 }
 
-/** Encodes metadata entries; throws INVALID_ARGUMENT naming the entry that does not fit. */
-export function encodeMeta(meta: Metadata | undefined): Buffer {
-  const entries = meta === undefined ? [] : Object.entries(meta);
-  if (entries.length > MAX_META_ENTRIES) {
-    throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata has ${entries.length} entries, at most ${MAX_META_ENTRIES} allowed`);
-  }
-  const encoded: Buffer[] = [];
+/**
+ * Checks metadata and returns the bytes it takes on the wire (count byte included). `extra` is
+ * one more entry appended by the transport (the remaining timeout) without copying `meta`.
+ * Throws INVALID_ARGUMENT naming the entry that does not fit.
+ */
+export function measureMeta(meta: Metadata | undefined, extra?: readonly [string, string]): number {
   let size = 1;
-  for (const [key, value] of entries) {
+  let count = 0;
+  const add = (key: string, value: unknown): void => {
     if (typeof value !== 'string') {
       throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`);
     }
-    const k = Buffer.from(key, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    if (k.length === 0 || k.length > 255) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata key ${JSON.stringify(key)} must be 1 to 255 bytes`);
-    if (v.length > 0xffff) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} value is ${v.length} bytes, at most 65535 allowed`);
-    encoded.push(k, v);
-    size += 3 + k.length + v.length;
+    const k = Buffer.byteLength(key);
+    const v = Buffer.byteLength(value);
+    if (k === 0 || k > 255) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata key ${JSON.stringify(key)} must be 1 to 255 bytes`);
+    if (v > 0xffff) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} value is ${v} bytes, at most 65535 allowed`);
+    size += 3 + k + v;
+    count++;
+  };
+  if (meta !== undefined) for (const key in meta) if (Object.hasOwn(meta, key)) add(key, meta[key]);
+  if (extra !== undefined) add(extra[0], extra[1]);
+  if (count > MAX_META_ENTRIES) {
+    throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata has ${count} entries, at most ${MAX_META_ENTRIES} allowed`);
   }
-  const out = Buffer.allocUnsafe(size);
-  out[0] = entries.length;
-  let offset = 1;
-  for (let i = 0; i < encoded.length; i += 2) {
-    const k = encoded[i]!;
-    const v = encoded[i + 1]!;
-    out[offset++] = k.length;
-    offset += k.copy(out, offset);
-    out.writeUInt16BE(v.length, offset);
-    offset += 2;
-    offset += v.copy(out, offset);
-  }
-  return out;
+  return size;
 }
 
 /**
- * Decodes the head of a REQUEST body and says where the payload starts. Throws
- * INVALID_ARGUMENT when the head is truncated or not UTF-8; the connection stays up.
+ * Writes metadata already checked by {@link measureMeta} (with the same arguments) into
+ * `target` at `offset`; returns the offset after it. Strings are written in place, with no
+ * intermediate buffers, because this runs once per call.
  */
-export function decodeRequestHead(body: Buffer): { head: RequestHead; payloadOffset: number } {
-  const reader = new HeadReader(body);
-  const service = reader.string8('service');
-  const version = reader.string8('version');
-  const group = reader.string8('group');
-  const method = reader.string8('method');
-  const count = reader.u8('metadata count');
-  // A null-prototype object: keys like "__proto__" from the wire stay plain data.
-  const meta: Metadata = Object.create(null) as Metadata;
-  for (let i = 0; i < count; i++) {
-    const key = reader.string8('metadata key');
-    meta[key] = reader.string16(`metadata ${JSON.stringify(key)}`);
-  }
-  return { head: { service, version, group, method, meta }, payloadOffset: reader.offset };
+export function writeMeta(target: Buffer, offset: number, meta: Metadata | undefined, extra?: readonly [string, string]): number {
+  const countAt = offset++;
+  let count = 0;
+  const put = (key: string, value: string): void => {
+    const k = target.write(key, offset + 1, 'utf8');
+    target[offset] = k;
+    offset += 1 + k;
+    const v = target.write(value, offset + 2, 'utf8');
+    target.writeUInt16BE(v, offset);
+    offset += 2 + v;
+    count++;
+  };
+  if (meta !== undefined) for (const key in meta) if (Object.hasOwn(meta, key)) put(key, meta[key]!);
+  if (extra !== undefined) put(extra[0], extra[1]);
+  target[countAt] = count;
+  return offset;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Encodes metadata into a new buffer; see {@link measureMeta} for the checks. */
+export function encodeMeta(meta: Metadata | undefined, extra?: readonly [string, string]): Buffer {
+  const out = Buffer.allocUnsafe(measureMeta(meta, extra));
+  writeMeta(out, 0, meta, extra);
+  return out;
+}
+
+/** Routes remembered per decoder; a connection rarely uses more than a handful. */
+const MAX_CACHED_ROUTES = 256;
+
+interface Route {
+  readonly service: string;
+  readonly version: string;
+  readonly group: string;
+  readonly method: string;
+}
+
+/**
+ * Decodes REQUEST heads for one connection. The route (service, version, group, method) of
+ * a connection's calls repeats, so its decoded strings are cached by their raw bytes and the
+ * UTF-8 check runs once per distinct route rather than once per call.
+ */
+export class RequestHeadDecoder {
+  readonly #routes = new Map<string, Route>();
+
+  /**
+   * Decodes the head of a REQUEST body and says where the payload starts. Throws
+   * INVALID_ARGUMENT when the head is truncated or not UTF-8; the connection stays up.
+   */
+  decode(body: Buffer): { head: RequestHead; payloadOffset: number } {
+    const reader = new HeadReader(body);
+    const routeEnd = reader.skipRoute();
+    const key = routeEnd < 0 ? undefined : body.toString('latin1', 0, routeEnd);
+    let route = key === undefined ? undefined : this.#routes.get(key);
+    if (route === undefined) {
+      reader.offset = 0;
+      route = { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
+      if (key !== undefined && this.#routes.size < MAX_CACHED_ROUTES) this.#routes.set(key, route);
+    } else {
+      reader.offset = routeEnd;
+    }
+    const count = reader.u8('metadata count');
+    // A null-prototype object: keys like "__proto__" from the wire stay plain data.
+    const meta: Metadata = Object.create(null) as Metadata;
+    for (let i = 0; i < count; i++) {
+      const key = reader.string8('metadata key');
+      meta[key] = reader.string16(`metadata ${JSON.stringify(key)}`);
+    }
+    return { head: { service: route.service, version: route.version, group: route.group, method: route.method, meta }, payloadOffset: reader.offset };
+  }
+}
+
+/** Decodes one REQUEST head without a cache; see {@link RequestHeadDecoder.decode}. */
+export function decodeRequestHead(body: Buffer): { head: RequestHead; payloadOffset: number } {
+  return new RequestHeadDecoder().decode(body);
+}
 
 class HeadReader {
   offset = 0;
   constructor(private readonly body: Buffer) {}
+
+  /** The end offset of the four route strings, or -1 when the body is too short for them. */
+  skipRoute(): number {
+    let offset = 0;
+    for (let i = 0; i < 4; i++) {
+      if (offset >= this.body.length) return -1;
+      offset += 1 + this.body[offset]!;
+    }
+    return offset <= this.body.length ? offset : -1;
+  }
 
   u8(what: string): number {
     if (this.offset + 1 > this.body.length) throw truncated(what);
@@ -120,14 +182,14 @@ class HeadReader {
   }
 
   #string(length: number, what: string): string {
-    if (this.offset + length > this.body.length) throw truncated(what);
-    const bytes = this.body.subarray(this.offset, this.offset + length);
-    this.offset += length;
-    try {
-      return utf8.decode(bytes);
-    } catch {
+    const start = this.offset;
+    const end = start + length;
+    if (end > this.body.length) throw truncated(what);
+    this.offset = end;
+    if (!isUtf8(this.body.subarray(start, end))) {
       throw new RpcError(RpcCode.INVALID_ARGUMENT, `request ${what} is not valid UTF-8`);
     }
+    return this.body.toString('utf8', start, end);
   }
 }
 

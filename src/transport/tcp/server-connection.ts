@@ -1,9 +1,10 @@
 import type net from 'node:net';
-import { MAX_TIMER_MS } from '../../common/validate.js';
+import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { decodeError } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
-import { decodeRequestHead } from '../envelope.js';
+import { RequestHeadDecoder } from '../envelope.js';
+import { LazyAbort } from '../lazy-abort.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { TIMEOUT_META, type CallHandler, type Peer } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
@@ -25,8 +26,15 @@ export class ServerConnection {
   readonly #writer: FrameWriter;
   readonly #decoder: FrameDecoder;
   readonly #peer: Peer;
-  /** Running calls by request id, each with the controller that cancels it. */
-  readonly #running = new Map<number, AbortController>();
+  readonly #heads = new RequestHeadDecoder();
+  /** Running calls by request id, each with the handle that cancels it. */
+  readonly #running = new Map<number, LazyAbort>();
+  readonly #deadlines = new DeadlineHeap({
+    deadlineOf: (id) => this.#running.get(id)?.deadline,
+    live: () => liveDeadlines(this.#running),
+    liveCount: () => this.#running.size,
+    expire: (id) => this.#running.get(id)?.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
+  });
   #closing = false;
   #onIdle: (() => void) | undefined;
   /** Resolves when the socket has closed. */
@@ -45,6 +53,7 @@ export class ServerConnection {
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
+        this.#deadlines.clear();
         this.#abortAll('the connection closed');
         resolve();
       });
@@ -133,7 +142,7 @@ export class ServerConnection {
 
     let head;
     try {
-      head = decodeRequestHead(frame.body);
+      head = this.#heads.decode(frame.body);
     } catch (error) {
       return this.#answerError(id, oneWay, RpcError.from(error, RpcCode.INVALID_ARGUMENT));
     }
@@ -156,17 +165,21 @@ export class ServerConnection {
     if (deadline !== undefined && deadline <= Date.now()) {
       return this.#answerError(id, oneWay, new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`));
     }
-    const controller = new AbortController();
+    const controller = new LazyAbort(deadline);
     this.#running.set(id, controller);
-    let timer: NodeJS.Timeout | undefined;
-    if (deadline !== undefined) {
-      timer = setTimeout(() => controller.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')), Math.min(deadline - Date.now(), MAX_TIMER_MS));
-    }
+    if (deadline !== undefined) this.#deadlines.add(id, deadline);
     resolved
-      .invoke(request, { signal: controller.signal, deadline, meta: head.head.meta, peer: this.#peer })
+      .invoke(request, {
+        get signal() {
+          return controller.signal;
+        },
+        deadline,
+        meta: head.head.meta,
+        peer: this.#peer,
+      })
       .then(
         (value) => {
-          if (controller.signal.aborted || oneWay) return;
+          if (controller.aborted || oneWay) return;
           let payload: Uint8Array;
           try {
             payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
@@ -181,12 +194,11 @@ export class ServerConnection {
         },
         (error: unknown) => {
           // After a cancel the caller has stopped listening; the result has nowhere to go.
-          if (controller.signal.aborted && controller.signal.reason instanceof RpcError && controller.signal.reason.code === RpcCode.CANCELLED) return;
+          if (controller.reason instanceof RpcError && controller.reason.code === RpcCode.CANCELLED) return;
           this.#answerError(id, oneWay, RpcError.from(error));
         },
       )
       .finally(() => {
-        clearTimeout(timer);
         this.#running.delete(id);
         if (this.#running.size === 0) this.#onIdle?.();
       });
@@ -201,6 +213,10 @@ export class ServerConnection {
       controller.abort(new RpcError(RpcCode.CANCELLED, reason));
     }
   }
+}
+
+function* liveDeadlines(running: ReadonlyMap<number, LazyAbort>): Iterable<readonly [number, number]> {
+  for (const [id, call] of running) if (call.deadline !== undefined) yield [id, call.deadline];
 }
 
 function earliest(a: number | undefined, b: number | undefined): number | undefined {

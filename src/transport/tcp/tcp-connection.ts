@@ -1,10 +1,11 @@
 import net from 'node:net';
 import { Backoff, type BackoffOptions } from '../../common/backoff.js';
+import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
-import { encodeMeta, encodeRoute } from '../envelope.js';
+import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { TIMEOUT_META, type ClientConnection, type ConnectionState, type Invocation } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
@@ -25,13 +26,20 @@ export interface TcpClientOptions {
 }
 
 interface PendingCall {
+  /** Decoding target of the response; shared by all calls of one route. */
   readonly target: PayloadTarget;
   readonly serializer: Serializer;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: RpcError) => void;
-  timer: NodeJS.Timeout | undefined;
+  readonly deadline: number | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+}
+
+/** A route's encoded bytes and its response decoding target, cached per connection. */
+interface CachedRoute {
+  readonly bytes: Buffer;
+  readonly target: PayloadTarget;
 }
 
 /**
@@ -45,7 +53,16 @@ export class TcpConnection implements ClientConnection {
   readonly #options: TcpClientOptions;
   readonly #backoff: Backoff;
   readonly #pending = new Map<number, PendingCall>();
-  readonly #routes = new Map<string, Buffer>();
+  readonly #routes = new Map<string, CachedRoute>();
+  readonly #deadlines = new DeadlineHeap({
+    deadlineOf: (id) => this.#pending.get(id)?.deadline,
+    live: () => livePending(this.#pending),
+    liveCount: () => this.#pending.size,
+    expire: (id) => {
+      const call = this.#pending.get(id);
+      if (call !== undefined) this.#abandon(id, deadlineError(call.target));
+    },
+  });
   #state: ConnectionState = 'idle';
   #socket: net.Socket | undefined;
   #writer: FrameWriter | undefined;
@@ -214,6 +231,7 @@ export class TcpConnection implements ClientConnection {
 
   #teardown(error: RpcError): void {
     clearInterval(this.#heartbeatTimer);
+    this.#deadlines.clear();
     this.#socket?.destroy();
     this.#socket = undefined;
     this.#writer = undefined;
@@ -230,8 +248,10 @@ export class TcpConnection implements ClientConnection {
       return Promise.reject(neverSent(`connection to ${this.address} is not ready`));
     }
     let frame: Buffer;
+    let route: CachedRoute;
     try {
-      frame = this.#encodeRequest(invocation, serializer);
+      route = this.#route(invocation);
+      frame = this.#encodeRequest(invocation, route, serializer);
     } catch (error) {
       return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
     }
@@ -245,19 +265,16 @@ export class TcpConnection implements ClientConnection {
     }
     return new Promise<unknown>((resolve, reject) => {
       const call: PendingCall = {
-        target: { service: invocation.service, method: invocation.method, kind: 'response' },
+        target: route.target,
         serializer,
         resolve,
         reject,
-        timer: undefined,
+        deadline: invocation.deadline,
         signal: undefined,
         onAbort: undefined,
       };
       this.#pending.set(id, call);
-      if (invocation.deadline !== undefined) {
-        const remaining = invocation.deadline - Date.now();
-        call.timer = setTimeout(() => this.#abandon(id, deadlineError(invocation)), Math.min(Math.max(0, remaining), MAX_TIMER_MS));
-      }
+      if (invocation.deadline !== undefined) this.#deadlines.add(id, invocation.deadline);
       const signal = invocation.signal;
       if (signal !== undefined) {
         call.signal = signal;
@@ -268,25 +285,30 @@ export class TcpConnection implements ClientConnection {
     });
   }
 
-  #encodeRequest(invocation: Invocation, serializer: Serializer): Buffer {
-    const routeKey = `${invocation.service}\u0000${invocation.version}\u0000${invocation.group}\u0000${invocation.method}`;
-    let route = this.#routes.get(routeKey);
+  #route(invocation: Invocation): CachedRoute {
+    const key = `${invocation.service}\u0000${invocation.version}\u0000${invocation.group}\u0000${invocation.method}`;
+    let route = this.#routes.get(key);
     if (route === undefined) {
-      route = encodeRoute(invocation.service, invocation.version, invocation.group, invocation.method);
-      this.#routes.set(routeKey, route);
+      route = {
+        bytes: encodeRoute(invocation.service, invocation.version, invocation.group, invocation.method),
+        target: { service: invocation.service, method: invocation.method, kind: 'response' },
+      };
+      this.#routes.set(key, route);
     }
-    let meta = invocation.meta;
-    if (invocation.deadline !== undefined) {
-      meta = { ...meta, [TIMEOUT_META]: String(Math.max(0, invocation.deadline - Date.now())) };
-    }
-    const metaBytes = encodeMeta(meta);
+    return route;
+  }
+
+  #encodeRequest(invocation: Invocation, route: CachedRoute, serializer: Serializer): Buffer {
+    // The wire carries the remaining time, not the absolute deadline (see server-connection).
+    const timeout = invocation.deadline === undefined ? undefined : ([TIMEOUT_META, String(Math.max(0, invocation.deadline - Date.now()))] as const);
+    const metaLength = measureMeta(invocation.meta, timeout);
     const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
-    const bodyLength = route.length + metaBytes.length + payload.length;
+    const bodyLength = route.bytes.length + metaLength + payload.length;
     const frame = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
     writeHeader(frame, 0, FrameType.REQUEST, invocation.oneWay ? FrameFlag.ONE_WAY : 0, serializer.id, 0, 0, bodyLength);
     let offset = HEADER_BYTES;
-    offset += route.copy(frame, offset);
-    offset += metaBytes.copy(frame, offset);
+    offset += route.bytes.copy(frame, offset);
+    offset = writeMeta(frame, offset, invocation.meta, timeout);
     frame.set(payload, offset);
     return frame;
   }
@@ -341,7 +363,6 @@ export class TcpConnection implements ClientConnection {
   }
 
   #settle(call: PendingCall, error: RpcError | undefined, value?: unknown): void {
-    clearTimeout(call.timer);
     if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
     if (error === undefined) call.resolve(value);
     else call.reject(error);
@@ -353,8 +374,12 @@ function neverSent(message: string, cause?: unknown): RpcError {
   return new RpcError(RpcCode.UNAVAILABLE, message, { cause, details: { neverSent: true } });
 }
 
-function deadlineError(invocation: Invocation): RpcError {
-  return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method} did not complete before its deadline`);
+function deadlineError(target: { service: string; method: string }): RpcError {
+  return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${target.service}.${target.method} did not complete before its deadline`);
+}
+
+function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<readonly [number, number]> {
+  for (const [id, call] of pending) if (call.deadline !== undefined) yield [id, call.deadline];
 }
 
 function cancelledError(invocation: Invocation, signal: AbortSignal): RpcError {

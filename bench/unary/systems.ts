@@ -1,0 +1,157 @@
+import net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { Packr } from 'msgpackr';
+import { RpcMethod, RpcService, createClient, createServer } from 'shuttle-rpc';
+
+/*
+ * The three systems compared by bench:unary, each as a server half and a client half that
+ * echo one binary payload. All three encode the payload with msgpackr, so the comparison is
+ * about the RPC machinery, not the serializer.
+ */
+
+/** Sends one request and resolves with the reply. */
+export type Call = (payload: Uint8Array) => Promise<unknown>;
+
+/** A running server half. */
+export interface BenchServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A connected client half. */
+export interface BenchClient {
+  call: Call;
+  close(): Promise<void>;
+}
+
+export interface BenchSystem {
+  serve(): Promise<BenchServer>;
+  connect(port: number): Promise<BenchClient>;
+}
+
+@RpcService({ name: 'bench.Echo' })
+class EchoBench {
+  @RpcMethod()
+  async echo(payload: Uint8Array): Promise<Uint8Array> {
+    return payload;
+  }
+}
+
+const shuttle: BenchSystem = {
+  async serve() {
+    const server = await createServer({ services: [new EchoBench()] });
+    return { port: server.port, close: () => server.close() };
+  },
+  async connect(port) {
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 60_000 });
+    const echo = client.proxy<EchoBench>('bench.Echo');
+    return { call: (payload) => echo.echo(payload), close: () => client.close() };
+  },
+};
+
+/**
+ * The raw baseline: a 4-byte big-endian length prefix and a msgpackr body, pipelined over one
+ * socket; the server answers in order, so the client matches replies to calls FIFO. No ids,
+ * no deadlines, no cancellation: the least any RPC over TCP must do.
+ */
+const raw: BenchSystem = {
+  async serve() {
+    const packr = new Packr({ useRecords: false });
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      readLengthPrefixed(socket, (body) => {
+        const reply = packr.pack(packr.unpack(body));
+        const frame = Buffer.allocUnsafe(4 + reply.length);
+        frame.writeUInt32BE(reply.length, 0);
+        frame.set(reply, 4);
+        socket.write(frame);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  },
+  async connect(port) {
+    const packr = new Packr({ useRecords: false });
+    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const waiting: Array<(value: unknown) => void> = [];
+    readLengthPrefixed(socket, (body) => waiting.shift()!(packr.unpack(body)));
+    return {
+      call(payload) {
+        const body = packr.pack(payload);
+        const frame = Buffer.allocUnsafe(4 + body.length);
+        frame.writeUInt32BE(body.length, 0);
+        frame.set(body, 4);
+        return new Promise((resolve) => {
+          waiting.push(resolve);
+          socket.write(frame);
+        });
+      },
+      close: async () => {
+        socket.destroy();
+      },
+    };
+  },
+};
+
+function readLengthPrefixed(socket: net.Socket, onBody: (body: Buffer) => void): void {
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let offset = 0;
+    while (pending.length - offset >= 4) {
+      const length = pending.readUInt32BE(offset);
+      if (pending.length - offset - 4 < length) break;
+      onBody(pending.subarray(offset + 4, offset + 4 + length));
+      offset += 4 + length;
+    }
+    pending = pending.subarray(offset);
+  });
+}
+
+/** @grpc/grpc-js unary with the same msgpackr bodies (a generic service, no .proto). */
+const grpcJs: BenchSystem = {
+  async serve() {
+    const packr = new Packr({ useRecords: false });
+    const definition = grpcDefinition(packr);
+    const server = new grpc.Server();
+    server.addService(definition, {
+      echo: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, call.request),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    return { port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+  },
+  async connect(port) {
+    const packr = new Packr({ useRecords: false });
+    const Client = grpc.makeGenericClientConstructor(grpcDefinition(packr), 'Echo');
+    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const echo = (client as unknown as Record<string, Function>)['echo']!.bind(client) as (
+      request: unknown,
+      callback: (error: grpc.ServiceError | null, reply: unknown) => void,
+    ) => void;
+    return {
+      call: (payload) => new Promise((resolve, reject) => echo(payload, (error, reply) => (error ? reject(error) : resolve(reply)))),
+      close: async () => client.close(),
+    };
+  },
+};
+
+function grpcDefinition(packr: Packr): grpc.ServiceDefinition {
+  return {
+    echo: {
+      path: '/bench.Echo/Echo',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (value: unknown) => packr.pack(value),
+      requestDeserialize: (bytes: Buffer) => packr.unpack(bytes),
+      responseSerialize: (value: unknown) => packr.pack(value),
+      responseDeserialize: (bytes: Buffer) => packr.unpack(bytes),
+    },
+  };
+}
+
+export const SYSTEMS: Record<string, BenchSystem> = { shuttle, raw, 'grpc-js': grpcJs };
