@@ -15,6 +15,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
+    reporters: ['default', ['json', { outputFile: 'build/test-results.json' }]],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Integration tests start processes and sockets; two cores, so keep the pool small.

@@ -1,5 +1,6 @@
 import { invalidOption } from '../common/validate.js';
 import { DirectRegistry } from './direct.js';
+import { MemoryRegistry } from './memory.js';
 import type { ServiceInstance, ServiceQuery } from './instance.js';
 
 export { DirectRegistry } from './direct.js';
@@ -31,20 +32,16 @@ export interface Registry {
 }
 
 /**
- * Resolves the `registry` option: a Registry instance is used as is; `shuttle://host:port[,…]`
- * names providers directly. Throws a TypeError naming the known forms otherwise.
+ * Resolves the `registry` option: a Registry instance is used as is; `memory://[name]` is the
+ * process-wide in-process registry of that name; `shuttle://host:port[,…]` names providers
+ * directly. Throws a TypeError naming the known forms otherwise.
  */
 export function resolveRegistry(option: string | Registry): Registry {
   if (typeof option === 'object' && option !== null && typeof option.subscribe === 'function') return option;
   if (typeof option === 'string') {
     if (option.startsWith('shuttle://')) return DirectRegistry.fromUrl(option);
-    if (option.startsWith('memory://')) {
-      throw invalidOption(
-        'registry',
-        option,
-        'an in-process registry is shared by passing one instance to both sides: registry: new MemoryRegistry()',
-      );
-    }
+    const memory = /^memory:\/\/([A-Za-z0-9._-]*)$/.exec(option);
+    if (memory !== null) return MemoryRegistry.named(memory[1] || 'default');
   }
-  throw invalidOption('registry', option, 'a Registry instance (e.g. new MemoryRegistry()) or shuttle://host:port[,host:port]');
+  throw invalidOption('registry', option, 'memory://[name], shuttle://host:port[,host:port], or a Registry instance');
 }

@@ -37,7 +37,13 @@ describe('DirectRegistry', () => {
 
 describe('resolveRegistry', () => {
   it('names the accepted forms on a bad value', () => {
-    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: a Registry instance/);
-    expect(() => resolveRegistry('memory://')).toThrow(/registry: new MemoryRegistry\(\)/);
+    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: memory:\/\/\[name\], shuttle:\/\/host:port/);
+    expect(() => resolveRegistry('memory://a/b')).toThrow(/invalid registry/);
+  });
+
+  it('resolves memory:// URLs to one process-wide registry per name', () => {
+    expect(resolveRegistry('memory://')).toBe(resolveRegistry('memory://default'));
+    expect(resolveRegistry('memory://a')).toBe(MemoryRegistry.named('a'));
+    expect(resolveRegistry('memory://a')).not.toBe(resolveRegistry('memory://b'));
   });
 });
