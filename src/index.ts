@@ -8,6 +8,10 @@ export { createServer, type RpcServer, type ServerOptions, type CallContext } fr
 export { createClient, type RpcClient, type ClientOptions, type ReferenceOptions } from './client/client.js';
 export type { CallOptions, Proxied, ProxiedMethod } from './proxy/proxy.js';
 export { MemoryRegistry, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
+export { createContext, type ContextOptions, type ShuttleContext } from './spi/context.js';
+export type { ShuttlePlugin } from './spi/plugin.js';
+export type { ExtensionSpec } from './spi/extension-registry.js';
+export { loadConfig, ENV_VARIABLES, type ConfigSource } from './config/config.js';
 export { createProtobufSerializer, type ProtobufSerializerOptions } from './serializer/protobuf.js';
 export type { Serializer } from './serializer/serializer.js';
 export type { Metadata, Peer } from './transport/transport.js';

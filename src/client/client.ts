@@ -1,25 +1,39 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
-import { checkInt, checkKnownKeys, checkName, checkOptionalName, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import type { ClusterStrategy } from '../cluster/cluster.js';
+import { loadConfig, type ConfigSource } from '../config/config.js';
 import { getReferenceMetadata } from '../decorators/decorators.js';
-import { createLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
+import { buildFilters, type Filter } from '../filter/filter.js';
+import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
 import { resolveRegistry, type Registry } from '../registry/registry.js';
-import { SerializerSet, defaultSerializers, type Serializer } from '../serializer/serializer.js';
+import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
+import { resolveContext, type ShuttleContext } from '../spi/context.js';
+import type { ExtensionSpec } from '../spi/extension-registry.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
+import type { Transport } from '../transport/transport.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
 import { ServiceReference } from './service-reference.js';
 
-/** Options of {@link createClient}. */
+/** Options of {@link createClient}; every key may also come from config (file, environment). */
 export interface ClientOptions {
-  /** Where to find providers: a Registry instance or `shuttle://host:port[,…]`. */
-  registry?: string | Registry;
-  /** Serializer for requests: `msgpack` (default), `json`, or the name of one in `serializers`. */
+  /** Where to find providers: a URL (`memory://`, `shuttle://host:port[,…]`, …), `{ type, options }` or an instance. */
+  registry?: ExtensionSpec<Registry>;
+  /** Serializer name for requests: `msgpack` (default), `json`, or one in `serializers`. */
   serializer?: string;
-  /** Serializers besides the defaults, e.g. a protobuf serializer. */
-  serializers?: readonly Serializer[];
-  /** Load balancer name or instance; `random` (weighted) by default. */
-  loadbalance?: string | LoadBalancer;
+  /** Serializers besides msgpack and json: names, `{ type, options }` or instances. */
+  serializers?: readonly ExtensionSpec<Serializer>[];
+  /** Load balancer; `random` (weighted) by default. */
+  loadbalance?: ExtensionSpec<LoadBalancer>;
+  /** Cluster strategy; `failfast` by default. */
+  cluster?: ExtensionSpec<ClusterStrategy>;
+  /** Transport; `tcp` by default. */
+  transport?: ExtensionSpec<Transport>;
+  /** Consumer filters besides the defaults; `-name` removes a default. */
+  filters?: readonly ExtensionSpec<Filter>[];
+  /** Token sent with every call (the default `token` filter). */
+  token?: string;
   /** Default call timeout in ms; 30 s by default. */
   timeoutMs?: number;
   /** How long a connect may take before calls fail UNAVAILABLE; 3 s by default. */
@@ -34,6 +48,12 @@ export interface ClientOptions {
   reconnect?: Partial<BackoffOptions>;
   /** How long `close()` waits for calls in flight; 5 s by default. */
   closeTimeoutMs?: number;
+  /** Plugin modules to load into this client's context. */
+  plugins?: readonly string[];
+  /** The extension context to use; a new one (built-ins + plugins) by default. */
+  context?: ShuttleContext;
+  /** Where file and environment configuration come from; `false` reads neither. */
+  config?: ConfigSource | false;
 }
 
 /** Options of {@link RpcClient.proxy} and of `@RpcReference`. */
@@ -49,14 +69,21 @@ export interface ReferenceOptions {
   /** Call these providers directly (`shuttle://host:port[,…]`) instead of the client's registry. */
   url?: string;
   /** Load balancer for this reference. */
-  loadbalance?: string | LoadBalancer;
+  loadbalance?: ExtensionSpec<LoadBalancer>;
+  /** Cluster strategy for this reference. */
+  cluster?: ExtensionSpec<ClusterStrategy>;
 }
 
-const CLIENT_KEYS = ['registry', 'serializer', 'serializers', 'loadbalance', 'timeoutMs', 'connectTimeoutMs', 'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'closeTimeoutMs'];
-const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance'];
+const CLIENT_KEYS = [
+  'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'closeTimeoutMs', 'plugins', 'context', 'config',
+];
+const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster'];
 
 /** A consumer: makes typed proxies and owns their connections. */
 export interface RpcClient {
+  /** The extension context this client resolves names in. */
+  readonly context: ShuttleContext;
   /** A typed stub for `service`. Proxies for equal options share one provider directory. */
   proxy<T>(service: string, options?: ReferenceOptions): Proxied<T>;
   /** Fills every `@RpcReference` property of `target` with a proxy; returns `target`. */
@@ -69,14 +96,21 @@ export interface RpcClient {
 export async function createClient(options: ClientOptions = {}): Promise<RpcClient> {
   if (options === null || typeof options !== 'object') throw invalidOption('client options', options, 'an object');
   checkKnownKeys('client', options, CLIENT_KEYS);
-  return new Client(options);
+  const fileConfig = options.config === false ? undefined : await loadConfig(options.config);
+  checkKnownKeys(`client config${fileConfig?.file ? ` in ${fileConfig.file}` : ''}`, fileConfig?.client ?? {}, CLIENT_KEYS.filter((key) => key !== 'context' && key !== 'config'));
+  const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.client, ...definedOnly(options) } as ClientOptions;
+  const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
+  return new Client(merged, context);
 }
 
 class Client implements RpcClient {
+  readonly context: ShuttleContext;
   readonly #registry: Registry | undefined;
   readonly #serializers: SerializerSet;
   readonly #serializer: Serializer;
   readonly #balancer: LoadBalancer;
+  readonly #cluster: ClusterStrategy;
+  readonly #filters: readonly Filter[];
   readonly #timeoutMs: number;
   readonly #closeTimeoutMs: number;
   readonly #pool: ConnectionPool;
@@ -85,14 +119,24 @@ class Client implements RpcClient {
   readonly #directRegistries = new Map<string, Registry>();
   #closed = false;
 
-  constructor(options: ClientOptions) {
-    this.#registry = options.registry === undefined ? undefined : resolveRegistry(options.registry);
-    this.#serializers = new SerializerSet([...defaultSerializers(), ...(options.serializers ?? [])]);
+  constructor(options: ClientOptions, context: ShuttleContext) {
+    this.context = context;
+    const ext = context.extensions;
+    if (options.serializers !== undefined && !Array.isArray(options.serializers)) {
+      throw invalidOption('serializers', options.serializers, 'an array of serializer names, { type, options } or instances');
+    }
+    this.#registry = options.registry === undefined ? undefined : resolveRegistry(options.registry, ext.registry);
+    this.#serializers = new SerializerSet(
+      [...DEFAULT_SERIALIZERS, ...(options.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`)),
+    );
     this.#serializer = this.#serializers.byName(options.serializer ?? 'msgpack');
-    this.#balancer = resolveBalancer(options.loadbalance);
+    this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
+    this.#cluster = ext.cluster.create(options.cluster ?? 'failfast', 'cluster');
+    this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
-    this.#pool = new ConnectionPool({
+    const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
+    this.#pool = new ConnectionPool(transport, {
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
       heartbeatIntervalMs: checkInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 10, MAX_TIMER_MS, 10_000),
       heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
@@ -112,13 +156,16 @@ class Client implements RpcClient {
     if (registry === undefined) {
       throw invalidOption(`registry of reference ${service}`, undefined, 'a client registry option, or a url option on the reference (shuttle://host:port)');
     }
+    const ext = this.context.extensions;
     const reference = new ServiceReference({
       service,
       version,
       group,
       timeoutMs: checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, this.#timeoutMs),
       serializer: options.serializer === undefined ? this.#serializer : this.#serializers.byName(options.serializer),
-      balancer: options.loadbalance === undefined ? this.#balancer : resolveBalancer(options.loadbalance),
+      balancer: options.loadbalance === undefined ? this.#balancer : ext.loadbalance.create(options.loadbalance, `reference ${service} loadbalance`),
+      cluster: options.cluster === undefined ? this.#cluster : ext.cluster.create(options.cluster, `reference ${service} cluster`),
+      filters: this.#filters,
       directory: this.#directory(options.url ?? '', registry, service, version, group),
       pool: this.#pool,
       isClosed: () => this.#closed,
@@ -149,8 +196,8 @@ class Client implements RpcClient {
   #direct(url: string): Registry {
     let registry = this.#directRegistries.get(url);
     if (registry === undefined) {
-      if (!url.startsWith('shuttle://')) throw invalidOption('url', url, 'shuttle://host:port[,host:port]');
-      registry = resolveRegistry(url);
+      if (typeof url !== 'string' || !url.startsWith('shuttle://')) throw invalidOption('url', url, 'shuttle://host:port[,host:port]');
+      registry = resolveRegistry(url, this.context.extensions.registry, 'url');
       this.#directRegistries.set(url, registry);
     }
     return registry;
@@ -174,13 +221,6 @@ class Client implements RpcClient {
     }
     this.#pool.retainOnly(live);
   }
-}
-
-function resolveBalancer(option: string | LoadBalancer | undefined): LoadBalancer {
-  if (option === undefined) return createLoadBalancer('random');
-  if (typeof option === 'string') return createLoadBalancer(option);
-  if (option !== null && typeof option === 'object' && typeof option.select === 'function') return option;
-  throw invalidOption('loadbalance', option, 'a balancer name (random) or an object with a select method');
 }
 
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {

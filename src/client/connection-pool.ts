@@ -1,24 +1,25 @@
-import type { TcpClientOptions } from '../transport/tcp/tcp-connection.js';
-import { TcpConnection } from '../transport/tcp/tcp-connection.js';
+import type { ClientConnection, ConnectOptions, Transport } from '../transport/transport.js';
 
 /**
  * One multiplexed connection per provider address, shared by every service the consumer
  * calls there. Connections to addresses no longer in any directory are closed gracefully.
  */
 export class ConnectionPool {
-  readonly #options: TcpClientOptions;
-  readonly #connections = new Map<string, TcpConnection>();
+  readonly #transport: Transport;
+  readonly #options: ConnectOptions;
+  readonly #connections = new Map<string, ClientConnection>();
 
-  constructor(options: TcpClientOptions) {
+  constructor(transport: Transport, options: ConnectOptions) {
+    this.#transport = transport;
     this.#options = options;
   }
 
   /** The connection to `host:port`, created (not yet connected) on first use. */
-  get(host: string, port: number): TcpConnection {
+  get(host: string, port: number): ClientConnection {
     const address = `${host}:${port}`;
     let connection = this.#connections.get(address);
     if (connection === undefined) {
-      connection = new TcpConnection(host, port, this.#options);
+      connection = this.#transport.connect(host, port, this.#options);
       this.#connections.set(address, connection);
     }
     return connection;

@@ -1,5 +1,7 @@
 import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
+import type { ClusterCall, ClusterStrategy } from '../cluster/cluster.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { composeFilters, type Filter, type FilterInvocation, type NextFilter } from '../filter/filter.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
 import type { CallOptions } from '../proxy/proxy.js';
 import type { ServiceInstance } from '../registry/registry.js';
@@ -16,6 +18,9 @@ export interface ServiceReferenceParts {
   readonly timeoutMs: number;
   readonly serializer: Serializer;
   readonly balancer: LoadBalancer;
+  readonly cluster: ClusterStrategy;
+  /** Consumer filters, already ordered. */
+  readonly filters: readonly Filter[];
   readonly directory: Directory;
   readonly pool: ConnectionPool;
   readonly isClosed: () => boolean;
@@ -23,16 +28,30 @@ export interface ServiceReferenceParts {
 
 const CALL_OPTION_KEYS = ['timeoutMs', 'signal', 'metadata', 'oneWay'];
 const NO_META: Metadata = Object.freeze({}) as Metadata;
+/** The transport invocation riding along a FilterInvocation (filters copy it with a spread). */
+const INVOCATION = Symbol('shuttle-rpc:invocation');
+type CarryingInvocation = FilterInvocation & { [INVOCATION]?: Invocation };
 
 /**
- * The consumer-side path of one call: validate the per-call options, take the providers from
- * the directory, let the balancer pick one, and send the call on that provider's connection.
+ * The consumer-side path of one call: validate the per-call options, run the consumer
+ * filters, then let the cluster strategy pick providers (through the load balancer) and send.
  */
 export class ServiceReference {
   readonly #parts: ServiceReferenceParts;
+  readonly #chain: NextFilter | undefined;
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
+    this.#chain =
+      parts.filters.length === 0
+        ? undefined
+        : composeFilters(parts.filters, (filtered) => {
+            const original = (filtered as CarryingInvocation)[INVOCATION];
+            if (original === undefined) {
+              return Promise.reject(new RpcError(RpcCode.INTERNAL, `a consumer filter of ${parts.service} passed on an invocation not copied from the one it got`));
+            }
+            return this.#dispatch({ ...original, request: filtered.request, meta: filtered.metadata, deadline: filtered.deadline });
+          });
   }
 
   /** Makes one call. Never throws synchronously: every failure is a rejected promise. */
@@ -48,24 +67,54 @@ export class ServiceReference {
     } catch (error) {
       return Promise.reject(error);
     }
-    // The first call waits for the directory's first snapshot; later calls skip the await.
-    if (!parts.directory.isReady) return parts.directory.ready().then(() => this.#send(invocation));
-    return this.#send(invocation);
+    if (this.#chain === undefined) return this.#dispatch(invocation);
+    const filtered: CarryingInvocation = {
+      side: 'consumer',
+      service: parts.service,
+      version: parts.version,
+      method,
+      request: invocation.request,
+      metadata: invocation.meta,
+      deadline: invocation.deadline,
+      peer: undefined,
+      [INVOCATION]: invocation,
+    };
+    return this.#chain(filtered);
   }
 
-  #send(invocation: Invocation): Promise<unknown> {
+  #dispatch(invocation: Invocation): Promise<unknown> {
+    // The first call waits for the directory's first snapshot; later calls skip the await.
+    if (!this.#parts.directory.isReady) return this.#parts.directory.ready().then(() => this.#cluster(invocation));
+    return this.#cluster(invocation);
+  }
+
+  #cluster(invocation: Invocation): Promise<unknown> {
     const parts = this.#parts;
-    const instances = parts.directory.instances;
-    if (instances.length === 0) {
+    const providers = parts.directory.instances;
+    if (providers.length === 0) {
       return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} is registered`, { details: { neverSent: true } }));
     }
-    const chosen = instances.length === 1 ? instances[0]! : this.#select(instances, invocation);
-    return parts.pool.get(chosen.host, chosen.port).invoke(invocation, parts.serializer);
+    const call: ClusterCall = {
+      invocation,
+      providers,
+      get idempotent() {
+        return providers.some((provider) => provider.methods.some((method) => method.name === invocation.method && method.idempotent));
+      },
+      select: (excluded) => this.#select(providers, invocation, excluded),
+      send: (provider) => parts.pool.get(provider.host, provider.port).invoke(invocation, parts.serializer),
+    };
+    try {
+      return parts.cluster.invoke(call);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  #select(instances: readonly ServiceInstance[], invocation: Invocation): ServiceInstance {
+  #select(providers: readonly ServiceInstance[], invocation: Invocation, excluded: ReadonlySet<ServiceInstance> | undefined): ServiceInstance | undefined {
+    const candidates = excluded === undefined || excluded.size === 0 ? providers : providers.filter((provider) => !excluded.has(provider));
+    if (candidates.length <= 1) return candidates[0];
     const pool = this.#parts.pool;
-    const views: ProviderView[] = instances.map((instance) => {
+    const views: ProviderView[] = candidates.map((instance) => {
       const address = `${instance.host}:${instance.port}`;
       return { instance, address, inFlight: pool.inFlight(address) };
     });

@@ -66,3 +66,8 @@ export function checkKnownKeys(where: string, options: object, known: readonly s
 
 /** The largest timer delay Node accepts; setTimeout silently turns anything larger into 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
+
+/** The keys of `options` whose value is not undefined, so that merging them over configuration never erases a configured value. */
+export function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+}

@@ -1,6 +1,5 @@
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../transport/transport.js';
-import { createRandomBalancer } from './random.js';
 
 /** A provider as a balancer sees it: its registry record plus this consumer's live view of it. */
 export interface ProviderView {
@@ -21,8 +20,7 @@ export interface LoadBalancer {
   select(providers: readonly ProviderView[], invocation: Invocation): ProviderView;
 }
 
-/** The balancers this build ships, by name. */
-export function createLoadBalancer(name: string): LoadBalancer {
-  if (name === 'random') return createRandomBalancer();
-  throw new TypeError(`shuttle-rpc: invalid loadbalance: ${JSON.stringify(name)} (allowed: random)`);
+/** Tells a LoadBalancer instance from a spec. */
+export function isLoadBalancer(value: unknown): value is LoadBalancer {
+  return value !== null && typeof value === 'object' && typeof (value as LoadBalancer).select === 'function';
 }

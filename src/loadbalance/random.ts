@@ -1,9 +1,15 @@
+import { checkKnownKeys } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 
+/** The name this balancer is registered under. */
+export const TYPE_NAME = 'random';
+
 /** Weighted random (Dubbo's default): each provider is picked with probability weight / total. */
-export function createRandomBalancer(): LoadBalancer {
+export const createRandomBalancer: ExtensionFactory<LoadBalancer> = (options) => {
+  checkKnownKeys('random loadbalance options', options, []);
   return {
-    name: 'random',
+    name: TYPE_NAME,
     select(providers: readonly ProviderView[]): ProviderView {
       const first = providers[0]!;
       if (providers.length === 1) return first;
@@ -22,4 +28,4 @@ export function createRandomBalancer(): LoadBalancer {
       return providers[providers.length - 1]!;
     },
   };
-}
+};

@@ -1,6 +1,19 @@
-import { invalidOption } from '../common/validate.js';
+import { checkKnownKeys, invalidOption } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { ServiceInstance, ServiceQuery } from './instance.js';
 import type { InstancesListener, Registry, Subscription } from './registry.js';
+
+/** The name (and URL scheme) this registry is registered under. */
+export const TYPE_NAME = 'shuttle';
+
+/** `shuttle://host:port[,host:port]`, or `{ type: 'shuttle', options: { url } }`. */
+export const createDirectRegistry: ExtensionFactory<Registry> = (options) => {
+  checkKnownKeys('shuttle registry options', options, ['url']);
+  if (typeof options['url'] !== 'string' || !options['url'].startsWith('shuttle://')) {
+    throw invalidOption('registry', options['url'], 'shuttle://host:port[,host:port]');
+  }
+  return DirectRegistry.fromUrl(options['url']);
+};
 
 /**
  * Providers named by address, with no registry server: `shuttle://host:port[,host:port]`.

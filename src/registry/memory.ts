@@ -1,5 +1,28 @@
 import { instanceKey, matchesQuery, type ServiceInstance, type ServiceQuery } from './instance.js';
+import { checkKnownKeys, invalidOption } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { InstancesListener, Registry, Subscription } from './registry.js';
+
+/** The name (and URL scheme) this registry is registered under. */
+export const TYPE_NAME = 'memory';
+
+/**
+ * `memory://[name]`, or `{ type: 'memory', options: { name } }`: the process-wide in-process
+ * registry of that name (`default` when empty).
+ */
+export const createMemoryRegistry: ExtensionFactory<Registry> = (options) => {
+  checkKnownKeys('memory registry options', options, ['url', 'name']);
+  let name = options['name'];
+  if (options['url'] !== undefined) {
+    const match = typeof options['url'] === 'string' ? /^memory:\/\/([A-Za-z0-9._-]*)$/.exec(options['url']) : null;
+    if (match === null) throw invalidOption('registry', options['url'], 'memory://NAME with a name of letters, digits, ".", "_" or "-"');
+    name = match[1];
+  }
+  if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9._-]*$/.test(name))) {
+    throw invalidOption('memory registry name', name, 'letters, digits, ".", "_" or "-"');
+  }
+  return MemoryRegistry.named((name as string | undefined) || 'default');
+};
 
 /**
  * An in-process registry (Dubbo's injvm): providers and consumers in one process find each

@@ -1,6 +1,5 @@
 import { invalidOption } from '../common/validate.js';
-import { DirectRegistry } from './direct.js';
-import { MemoryRegistry } from './memory.js';
+import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
 import type { ServiceInstance, ServiceQuery } from './instance.js';
 
 export { DirectRegistry } from './direct.js';
@@ -31,17 +30,24 @@ export interface Registry {
   close(): Promise<void>;
 }
 
+/** Tells a Registry instance from a spec. */
+export function isRegistry(value: unknown): value is Registry {
+  return value !== null && typeof value === 'object' && typeof (value as Registry).subscribe === 'function' && typeof (value as Registry).register === 'function';
+}
+
 /**
- * Resolves the `registry` option: a Registry instance is used as is; `memory://[name]` is the
- * process-wide in-process registry of that name; `shuttle://host:port[,…]` names providers
- * directly. Throws a TypeError naming the known forms otherwise.
+ * Resolves the `registry` option against the registry extensions: a URL picks the extension
+ * named by its scheme (`memory://…` -> `memory`, `shuttle://…` -> `shuttle`, a plugin's
+ * `consul://…` -> `consul`) and passes it `{ url }`; `{ type, options }` and instances are
+ * resolved as for every extension point. Errors name the key and the known schemes.
  */
-export function resolveRegistry(option: string | Registry): Registry {
-  if (typeof option === 'object' && option !== null && typeof option.subscribe === 'function') return option;
-  if (typeof option === 'string') {
-    if (option.startsWith('shuttle://')) return DirectRegistry.fromUrl(option);
-    const memory = /^memory:\/\/([A-Za-z0-9._-]*)$/.exec(option);
-    if (memory !== null) return MemoryRegistry.named(memory[1] || 'default');
+export function resolveRegistry(spec: ExtensionSpec<Registry>, registries: ExtensionRegistry<Registry>, key = 'registry'): Registry {
+  if (typeof spec === 'string') {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1];
+    if (scheme === undefined || !registries.has(scheme)) {
+      throw invalidOption(key, spec, `a URL whose scheme is a registered registry (${registries.names().map((name) => `${name}://`).join(', ')}), { type, options }, or a Registry instance`);
+    }
+    return registries.create({ type: scheme, options: { url: spec } }, key);
   }
-  throw invalidOption('registry', option, 'memory://[name], shuttle://host:port[,host:port], or a Registry instance');
+  return registries.create(spec, key);
 }

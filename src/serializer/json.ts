@@ -1,4 +1,9 @@
+import { checkKnownKeys } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { SerializerId, type Serializer } from './serializer.js';
+
+/** The name this serializer is registered under. */
+export const TYPE_NAME = 'json';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -8,11 +13,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * because JSON has no value for it; typed arrays become plain objects, as JSON.stringify makes
  * them, so prefer msgpack for binary data.
  */
-export function createJsonSerializer(): Serializer {
+export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {}) => {
+  checkKnownKeys('json serializer options', options, []);
   return {
     id: SerializerId.JSON,
-    name: 'json',
+    name: TYPE_NAME,
     encode: (value) => (value === undefined ? new Uint8Array(0) : encoder.encode(JSON.stringify(value))),
     decode: (bytes) => (bytes.length === 0 ? undefined : (JSON.parse(decoder.decode(bytes)) as unknown)),
   };
-}
+};

@@ -1,17 +1,23 @@
 import { Packr } from 'msgpackr';
+import { checkKnownKeys } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { SerializerId, type Serializer } from './serializer.js';
+
+/** The name this serializer is registered under. */
+export const TYPE_NAME = 'msgpack';
 
 /**
  * MessagePack through msgpackr, the default serializer. Plain maps (no msgpackr "records") keep
  * the bytes readable by any MessagePack library in any language; `moreTypes` keeps typed arrays
  * such as an embedding's Float32Array intact (without it msgpackr truncates them to bytes).
  */
-export function createMsgpackSerializer(): Serializer {
+export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = {}) => {
+  checkKnownKeys('msgpack serializer options', options, []);
   const packr = new Packr({ useRecords: false, moreTypes: true });
   return {
     id: SerializerId.MSGPACK,
-    name: 'msgpack',
+    name: TYPE_NAME,
     encode: (value) => packr.pack(value),
     decode: (bytes) => packr.unpack(bytes),
   };
-}
+};

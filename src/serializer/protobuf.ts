@@ -1,7 +1,11 @@
 import protobuf from 'protobufjs';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { invalidOption } from '../common/validate.js';
+import { checkKnownKeys, invalidOption } from '../common/validate.js';
+import type { ExtensionOptions } from '../spi/extension-registry.js';
 import { SerializerId, type PayloadTarget, type Serializer } from './serializer.js';
+
+/** The name this serializer is registered under. */
+export const TYPE_NAME = 'protobuf';
 
 /** Options of {@link createProtobufSerializer}. */
 export interface ProtobufSerializerOptions {
@@ -17,11 +21,13 @@ export interface ProtobufSerializerOptions {
  * message and the response value its output message, as plain objects (64-bit integers as
  * strings, enums as numbers, bytes as Uint8Array).
  */
-export function createProtobufSerializer(options: ProtobufSerializerOptions): Serializer {
-  if (!Array.isArray(options?.files) || options.files.length === 0) {
-    throw invalidOption('protobuf files', options?.files, 'a non-empty list of local .proto file paths');
+export function createProtobufSerializer(options: ProtobufSerializerOptions | ExtensionOptions): Serializer {
+  checkKnownKeys('protobuf serializer options', options ?? {}, ['files']);
+  const files = (options as ProtobufSerializerOptions).files;
+  if (!Array.isArray(files) || files.length === 0 || !files.every((file) => typeof file === 'string')) {
+    throw invalidOption('protobuf files', files, 'a non-empty list of local .proto file paths');
   }
-  const root = new protobuf.Root().loadSync([...options.files], { keepCase: true });
+  const root = new protobuf.Root().loadSync([...files], { keepCase: true });
   root.resolveAll();
   const types = new Map<string, protobuf.Type>();
 
@@ -37,7 +43,7 @@ export function createProtobufSerializer(options: ProtobufSerializerOptions): Se
 
   return {
     id: SerializerId.PROTOBUF,
-    name: 'protobuf',
+    name: TYPE_NAME,
     encode(value, target) {
       const type = typeFor(target);
       const message = value === undefined ? {} : value;

@@ -1,7 +1,5 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { invalidOption } from '../common/validate.js';
-import { createMsgpackSerializer } from './msgpack.js';
-import { createJsonSerializer } from './json.js';
 
 /** Which payload is being encoded or decoded: the request of a method, or its response. */
 export interface PayloadTarget {
@@ -31,9 +29,18 @@ export interface Serializer {
 /** Stable ids of the built-in serializers (the wire's serializer byte). */
 export const SerializerId = { NONE: 0, MSGPACK: 1, JSON: 2, PROTOBUF: 3 } as const;
 
-/** The serializers every client and server has unless told otherwise: msgpack and json. */
-export function defaultSerializers(): Serializer[] {
-  return [createMsgpackSerializer(), createJsonSerializer()];
+/** Serializers every client and server speaks besides those it configures. */
+export const DEFAULT_SERIALIZERS: readonly string[] = ['msgpack', 'json'];
+
+/** Tells a Serializer instance from a spec. */
+export function isSerializer(value: unknown): value is Serializer {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as Serializer).encode === 'function' &&
+    typeof (value as Serializer).decode === 'function' &&
+    typeof (value as Serializer).id === 'number'
+  );
 }
 
 /**

@@ -1,5 +1,6 @@
 import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type ServiceMetadata } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod } from '../transport/transport.js';
 import type { CallContext } from './call-context.js';
@@ -21,8 +22,12 @@ export class Dispatcher implements CallHandler {
   /** Service name -> "version\0group" -> export. */
   readonly #services = new Map<string, Map<string, ExportedService>>();
 
-  constructor(services: readonly object[], serializers: SerializerSet) {
+  readonly #filters: readonly Filter[];
+
+  /** @param filters the provider filter chain, already ordered; every call runs through it */
+  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = []) {
     this.serializers = serializers;
+    this.#filters = filters;
     services.forEach((instance, index) => this.#export(instance, index));
   }
 
@@ -73,7 +78,7 @@ export class Dispatcher implements CallHandler {
       if (typeof fn !== 'function') {
         throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is decorated with @RpcMethod but is not a function on the instance`);
       }
-      methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta));
+      methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta, this.#filters));
     }
     if (methods.size === 0) throw new TypeError(`shuttle-rpc: service ${meta.name} has no @RpcMethod methods`);
     let byVersion = this.#services.get(meta.name);
@@ -89,32 +94,61 @@ export class Dispatcher implements CallHandler {
   }
 }
 
-function bindMethod(instance: object, fn: Function, service: ServiceMetadata, meta: MethodMetadata): ResolvedMethod & { meta: MethodMetadata } {
-  return {
-    service: service.name,
-    method: meta.name,
-    stream: meta.stream,
-    timeoutMs: meta.timeoutMs,
-    meta,
-    invoke(request: unknown, info: ProviderCallInfo): Promise<unknown> {
-      const context: CallContext = {
-        service: service.name,
-        method: meta.name,
-        // A getter, so the provider's AbortSignal is only made for handlers that use it.
-        get signal() {
-          return info.signal;
-        },
-        deadline: info.deadline,
-        metadata: info.meta,
-        peer: info.peer,
-      };
-      // Not an async function: one promise less per call. A synchronous throw still becomes a
-      // rejection, and a plain (non-promise) return value is accepted.
-      try {
-        return Promise.resolve(fn.call(instance, request, context));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+const CALL_INFO = Symbol('shuttle-rpc:call-info');
+
+function bindMethod(
+  instance: object,
+  fn: Function,
+  service: ServiceMetadata,
+  meta: MethodMetadata,
+  filters: readonly Filter[],
+): ResolvedMethod & { meta: MethodMetadata } {
+  const run = (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
+    const context: CallContext = {
+      service: service.name,
+      method: meta.name,
+      // A getter, so the provider's AbortSignal is only made for handlers that use it.
+      get signal() {
+        return info.signal;
+      },
+      deadline: info.deadline,
+      metadata: info.meta,
+      peer: info.peer,
+    };
+    // Not an async function: one promise less per call. A synchronous throw still becomes a
+    // rejection, and a plain (non-promise) return value is accepted.
+    try {
+      return Promise.resolve(fn.call(instance, request, context));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   };
+  // Composed once; the chain ends in the method, called with the request the filters passed
+  // on and the transport's call info, which rides along under a symbol key (filters copy the
+  // invocation with a spread, which keeps it).
+  const chain = composeFilters(filters, (invocation) => {
+    const info = (invocation as FilterInvocation & { [CALL_INFO]?: ProviderCallInfo })[CALL_INFO];
+    if (info === undefined) {
+      return Promise.reject(new RpcError(RpcCode.INTERNAL, `a provider filter of ${service.name}.${meta.name} passed on an invocation not copied from the one it got`));
+    }
+    return run(invocation.request, info);
+  });
+  const invoke =
+    filters.length === 0
+      ? run
+      : (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
+          const invocation: FilterInvocation & { [CALL_INFO]: ProviderCallInfo } = {
+            side: 'provider',
+            service: service.name,
+            version: service.version,
+            method: meta.name,
+            request,
+            metadata: info.meta,
+            deadline: info.deadline,
+            peer: info.peer,
+            [CALL_INFO]: info,
+          };
+          return chain(invocation);
+        };
+  return { service: service.name, method: meta.name, stream: meta.stream, timeoutMs: meta.timeoutMs, meta, invoke };
 }

@@ -1,14 +1,19 @@
 /**
- * shuttle-rpc/spi: the extension points, for authors of serializers, registries, load
- * balancers and transports. Application code needs only the main entry point.
+ * shuttle-rpc/spi: the extension points, for authors of plugins — serializers, transports,
+ * registries, load balancers, cluster strategies and filters. docs/PLUGINS.md explains how to
+ * write one. Application code needs only the main entry point.
  */
 export {
-  SerializerId,
-  SerializerSet,
-  defaultSerializers,
-  type PayloadTarget,
-  type Serializer,
-} from '../serializer/serializer.js';
+  ExtensionRegistry,
+  type ExtensionFactory,
+  type ExtensionOptions,
+  type ExtensionSpec,
+  type RegisterOptions,
+} from './extension-registry.js';
+export { cloneExtensions, defaultExtensions, emptyExtensions, type Extensions } from './extensions.js';
+export { createContext, type ContextOptions, type ShuttleContext } from './context.js';
+export { loadPlugins, PluginError, type ShuttlePlugin } from './plugin.js';
+export { SerializerId, SerializerSet, DEFAULT_SERIALIZERS, isSerializer, type PayloadTarget, type Serializer } from '../serializer/serializer.js';
 export { createMsgpackSerializer } from '../serializer/msgpack.js';
 export { createJsonSerializer } from '../serializer/json.js';
 export { createProtobufSerializer, type ProtobufSerializerOptions } from '../serializer/protobuf.js';
@@ -16,6 +21,7 @@ export {
   DirectRegistry,
   MemoryRegistry,
   instanceKey,
+  isRegistry,
   matchesQuery,
   resolveRegistry,
   type InstancesListener,
@@ -25,7 +31,19 @@ export {
   type ServiceQuery,
   type Subscription,
 } from '../registry/registry.js';
-export { createLoadBalancer, type LoadBalancer, type ProviderView } from '../loadbalance/loadbalance.js';
+export { isLoadBalancer, type LoadBalancer, type ProviderView } from '../loadbalance/loadbalance.js';
+export { isClusterStrategy, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
+export {
+  DEFAULT_FILTERS,
+  buildFilters,
+  composeFilters,
+  isFilter,
+  type Filter,
+  type FilterInvocation,
+  type FilterSide,
+  type NextFilter,
+} from '../filter/filter.js';
+export { TOKEN_META } from '../filter/token.js';
 export {
   DEFAULT_MAX_FRAME_BYTES,
   FrameFlag,
@@ -39,7 +57,20 @@ export {
   type Frame,
 } from '../transport/frame.js';
 export { FrameDecoder } from '../transport/decoder.js';
-export { decodeRequestHead, encodeMeta, encodeRoute, type Metadata, type RequestHead } from '../transport/envelope.js';
+export { RequestHeadDecoder, decodeRequestHead, encodeMeta, encodeRoute, type Metadata, type RequestHead } from '../transport/envelope.js';
 export { encodeErrorFrame, decodeWireError } from '../transport/tcp/wire-error.js';
-export { TIMEOUT_META, type ClientConnection, type ConnectionState, type Invocation } from '../transport/transport.js';
+export {
+  TIMEOUT_META,
+  isTransport,
+  type CallHandler,
+  type ClientConnection,
+  type ConnectOptions,
+  type ConnectionState,
+  type Invocation,
+  type ListenOptions,
+  type ProviderCallInfo,
+  type ResolvedMethod,
+  type Transport,
+  type TransportServer,
+} from '../transport/transport.js';
 export { codeFromNodeError, isRetryableCode } from '../errors/errors.js';

@@ -1,3 +1,4 @@
+import type { BackoffOptions } from '../common/backoff.js';
 import type { RpcError } from '../errors/errors.js';
 import type { Serializer, SerializerSet } from '../serializer/serializer.js';
 import type { Metadata, RequestHead } from './envelope.js';
@@ -95,3 +96,41 @@ export interface TransportServer {
 
 /** Meta key holding the caller's remaining timeout in ms (relative, as gRPC's grpc-timeout). */
 export const TIMEOUT_META = 'shuttle-timeout-ms';
+
+/** Consumer-side connection settings every transport honours. */
+export interface ConnectOptions {
+  /** How long a connect may take before calls waiting on it fail UNAVAILABLE. */
+  connectTimeoutMs: number;
+  /** After this long without receiving anything, send a heartbeat. */
+  heartbeatIntervalMs: number;
+  /** Declare the connection dead when nothing arrives this long after a heartbeat. */
+  heartbeatTimeoutMs: number;
+  /** Largest message accepted from the provider. */
+  maxFrameBytes: number;
+  /** Reconnect backoff after a failed connect or a lost connection. */
+  backoff: BackoffOptions;
+}
+
+/** Provider-side listening settings every transport honours. */
+export interface ListenOptions {
+  readonly host: string;
+  /** 0 asks the OS for a free port. */
+  readonly port: number;
+  readonly maxFrameBytes: number;
+}
+
+/**
+ * A wire protocol: the provider half listens and hands calls to a {@link CallHandler}; the
+ * consumer half opens {@link ClientConnection}s. Built-in: `tcp` (the shuttle frame protocol).
+ */
+export interface Transport {
+  readonly name: string;
+  listen(handler: CallHandler, options: ListenOptions): Promise<TransportServer>;
+  /** A lazily connecting connection to one provider. */
+  connect(host: string, port: number, options: ConnectOptions): ClientConnection;
+}
+
+/** Tells a Transport instance from a spec. */
+export function isTransport(value: unknown): value is Transport {
+  return value !== null && typeof value === 'object' && typeof (value as Transport).listen === 'function' && typeof (value as Transport).connect === 'function';
+}

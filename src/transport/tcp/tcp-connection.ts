@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { Backoff, type BackoffOptions } from '../../common/backoff.js';
+import { Backoff } from '../../common/backoff.js';
 import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
@@ -7,23 +7,12 @@ import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
 import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
-import { TIMEOUT_META, type ClientConnection, type ConnectionState, type Invocation } from '../transport.js';
+import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState, type Invocation } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { decodeWireError } from './wire-error.js';
 
-/** Settings of a consumer's tcp connection; {@link DEFAULT_TCP_CLIENT_OPTIONS} has the defaults. */
-export interface TcpClientOptions {
-  /** How long a connect may take before calls waiting on it fail UNAVAILABLE. */
-  connectTimeoutMs: number;
-  /** After this long without receiving anything, send a HEARTBEAT. */
-  heartbeatIntervalMs: number;
-  /** Close the connection (calls fail UNAVAILABLE) when nothing arrives this long after a HEARTBEAT. */
-  heartbeatTimeoutMs: number;
-  /** Largest frame body accepted from the provider. */
-  maxFrameBytes: number;
-  /** Reconnect backoff after a failed connect or a lost connection. */
-  backoff: BackoffOptions;
-}
+/** Settings of a consumer's tcp connection (the transport-wide {@link ConnectOptions}). */
+export type TcpClientOptions = ConnectOptions;
 
 interface PendingCall {
   /** Decoding target of the response; shared by all calls of one route. */

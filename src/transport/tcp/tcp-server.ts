@@ -1,17 +1,9 @@
 import net from 'node:net';
-import type { CallHandler, TransportServer } from '../transport.js';
+import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
 import { ServerConnection } from './server-connection.js';
 
-/** Settings of the tcp transport server. */
-export interface TcpServerOptions {
-  readonly host: string;
-  /** 0 asks the OS for a free port. */
-  readonly port: number;
-  readonly maxFrameBytes: number;
-}
-
 /** Starts a tcp transport server; resolves once it listens. */
-export async function listenTcp(handler: CallHandler, options: TcpServerOptions): Promise<TransportServer> {
+export async function listenTcp(handler: CallHandler, options: ListenOptions): Promise<TransportServer> {
   const connections = new Set<ServerConnection>();
   const server = net.createServer({ noDelay: true }, (socket) => {
     const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes });

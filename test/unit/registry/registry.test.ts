@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DirectRegistry, MemoryRegistry, resolveRegistry, type ServiceInstance } from '../../../src/registry/registry.js';
+import { DirectRegistry, MemoryRegistry, resolveRegistry as resolveWith, type ServiceInstance } from '../../../src/registry/registry.js';
+import { defaultExtensions } from '../../../src/spi/extensions.js';
+
+const registries = defaultExtensions().registry;
+const resolveRegistry = (spec: Parameters<typeof resolveWith>[0]) => resolveWith(spec, registries);
 
 const record = (port: number, version = '1.0.0'): ServiceInstance => ({
   service: 'inference.LLM', version, group: '', host: '127.0.0.1', port, protocol: 'tcp',
@@ -37,8 +41,9 @@ describe('DirectRegistry', () => {
 
 describe('resolveRegistry', () => {
   it('names the accepted forms on a bad value', () => {
-    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: memory:\/\/\[name\], shuttle:\/\/host:port/);
-    expect(() => resolveRegistry('memory://a/b')).toThrow(/invalid registry/);
+    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/\)/);
+    expect(() => resolveRegistry('memory://a/b')).toThrow(/invalid registry: "memory:\/\/a\/b" \(allowed: memory:\/\/NAME/);
+    expect(() => resolveRegistry({ type: 'memory', options: { nmae: 'x' } })).toThrow(/unknown option memory registry options\.nmae \(known: url, name\)/);
   });
 
   it('resolves memory:// URLs to one process-wide registry per name', () => {

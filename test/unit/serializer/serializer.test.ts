@@ -3,14 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import { createProtobufSerializer } from '../../../src/serializer/protobuf.js';
-import { SerializerSet, defaultSerializers, type PayloadTarget } from '../../../src/serializer/serializer.js';
+import { SerializerSet, type PayloadTarget } from '../../../src/serializer/serializer.js';
+
+const defaultSerializers = () => [createMsgpackSerializer({}), createJsonSerializer({})];
 
 const request: PayloadTarget = { service: 'test.Echo', method: 'add', kind: 'request' };
 const response: PayloadTarget = { ...request, kind: 'response' };
 const proto = fileURLToPath(new URL('../../fixtures/echo.proto', import.meta.url));
 
 describe('msgpack serializer', () => {
-  const msgpack = createMsgpackSerializer();
+  const msgpack = createMsgpackSerializer({});
   it('has the stable id 1 and round-trips plain data, undefined and typed arrays', () => {
     expect(msgpack.id).toBe(1);
     const value = { text: 'héllo', n: 1.5, list: [1, null, true], nested: { deep: 'x' }, none: undefined };
@@ -27,7 +29,7 @@ describe('msgpack serializer', () => {
 });
 
 describe('json serializer', () => {
-  const json = createJsonSerializer();
+  const json = createJsonSerializer({});
   it('has the stable id 2 and round-trips JSON data, with undefined as an empty body', () => {
     expect(json.id).toBe(2);
     expect(json.decode(json.encode({ a: [1, 'b'] }, request), request)).toEqual({ a: [1, 'b'] });
@@ -71,7 +73,7 @@ describe('SerializerSet', () => {
     expect(() => set.byName('avro')).toThrow(/invalid serializer: "avro" \(allowed: msgpack, json\)/);
   });
   it('refuses two serializers with one id', () => {
-    const clash = { ...createJsonSerializer(), name: 'json2', id: 1 };
+    const clash = { ...createJsonSerializer({}), name: 'json2', id: 1 };
     expect(() => new SerializerSet([...defaultSerializers(), clash])).toThrow(/an id not already used by msgpack/);
   });
 });

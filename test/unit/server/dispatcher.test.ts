@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
-import { defaultSerializers, SerializerSet } from '../../../src/serializer/serializer.js';
+import { SerializerSet } from '../../../src/serializer/serializer.js';
+import { createJsonSerializer } from '../../../src/serializer/json.js';
+import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import { Dispatcher } from '../../../src/server/dispatcher.js';
 import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
 import { EchoService } from '../../fixtures/services.js';
 
-const serializers = new SerializerSet(defaultSerializers());
+const serializers = new SerializerSet([createMsgpackSerializer({}), createJsonSerializer({})]);
 const head = (method: string, service = 'test.Echo', version = '1.0.0') => ({ service, version, group: '', method, meta: {} });
 
 describe('Dispatcher', () => {

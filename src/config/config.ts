@@ -1,0 +1,160 @@
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { invalidOption, show } from '../common/validate.js';
+
+/**
+ * Configuration from, in increasing priority: defaults (in createServer / createClient), a
+ * config file, environment variables, and code. This module reads the file and the
+ * environment; code-level options are merged over the result by createServer / createClient,
+ * which validate the merged values and name the key of any bad one.
+ */
+
+/** Where configuration is read from; all optional. */
+export interface ConfigSource {
+  /** Folder holding `shuttle.config.json` / `shuttle.config.js` (and package.json); process cwd by default. */
+  cwd?: string;
+  /** Environment to read `SHUTTLE_*` from; process.env by default. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** An explicit config file; otherwise `SHUTTLE_CONFIG`, else the first of the two default names that exists. */
+  file?: string;
+}
+
+/** The file and environment configuration, before code-level options are applied. */
+export interface FileConfig {
+  registry?: unknown;
+  plugins?: string[];
+  server: Record<string, unknown>;
+  client: Record<string, unknown>;
+  /** The config file that was read, if any. */
+  file: string | undefined;
+}
+
+const TOP_LEVEL_KEYS = ['registry', 'plugins', 'server', 'client'];
+const FILE_NAMES = ['shuttle.config.json', 'shuttle.config.js'];
+
+/**
+ * Environment variables and the option each sets. Integers are parsed and checked here so the
+ * error names the variable; every other check happens with the merged options.
+ */
+const ENV: ReadonlyArray<{ name: string; target: 'top' | 'server' | 'client' | 'both'; key: string; kind: 'string' | 'int' | 'list' }> = [
+  { name: 'SHUTTLE_REGISTRY', target: 'top', key: 'registry', kind: 'string' },
+  { name: 'SHUTTLE_PLUGINS', target: 'top', key: 'plugins', kind: 'list' },
+  { name: 'SHUTTLE_HOST', target: 'server', key: 'host', kind: 'string' },
+  { name: 'SHUTTLE_PORT', target: 'server', key: 'port', kind: 'int' },
+  { name: 'SHUTTLE_ADVERTISE_HOST', target: 'server', key: 'advertiseHost', kind: 'string' },
+  { name: 'SHUTTLE_WEIGHT', target: 'server', key: 'weight', kind: 'int' },
+  { name: 'SHUTTLE_MAX_CONCURRENT_CALLS', target: 'server', key: 'maxConcurrentCalls', kind: 'int' },
+  { name: 'SHUTTLE_TOKEN', target: 'both', key: 'token', kind: 'string' },
+  { name: 'SHUTTLE_TIMEOUT_MS', target: 'client', key: 'timeoutMs', kind: 'int' },
+  { name: 'SHUTTLE_CONNECT_TIMEOUT_MS', target: 'client', key: 'connectTimeoutMs', kind: 'int' },
+  { name: 'SHUTTLE_LOADBALANCE', target: 'client', key: 'loadbalance', kind: 'string' },
+  { name: 'SHUTTLE_CLUSTER', target: 'client', key: 'cluster', kind: 'string' },
+  { name: 'SHUTTLE_SERIALIZER', target: 'client', key: 'serializer', kind: 'string' },
+];
+
+/** The environment variables this module reads, for documentation and `--help` texts. */
+export const ENV_VARIABLES: readonly string[] = ['SHUTTLE_CONFIG', ...ENV.map((entry) => entry.name)];
+
+/**
+ * Reads the config file (if any) and the `SHUTTLE_*` environment, environment winning.
+ * Throws a TypeError naming the file, key or variable for anything malformed.
+ */
+export async function loadConfig(source: ConfigSource = {}): Promise<FileConfig> {
+  const cwd = source.cwd ?? process.cwd();
+  const env = source.env ?? process.env;
+  const file = source.file ?? env['SHUTTLE_CONFIG'] ?? (await firstExisting(cwd, FILE_NAMES));
+  const config: FileConfig = { server: {}, client: {}, file: undefined };
+  if (file !== undefined) {
+    const resolved = path.resolve(cwd, file);
+    applyFile(config, await readConfigFile(resolved), resolved);
+    config.file = resolved;
+  }
+  applyEnv(config, env);
+  return config;
+}
+
+async function firstExisting(cwd: string, names: readonly string[]): Promise<string | undefined> {
+  for (const name of names) {
+    try {
+      await access(path.join(cwd, name));
+      return name;
+    } catch {
+      // not there; try the next name
+    }
+  }
+  return undefined;
+}
+
+async function readConfigFile(file: string): Promise<unknown> {
+  if (file.endsWith('.json')) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new TypeError(`shuttle-rpc: cannot read config file ${file}: ${(error as Error).message}`);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new TypeError(`shuttle-rpc: config file ${file} is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  if (file.endsWith('.js') || file.endsWith('.mjs')) {
+    let module: { default?: unknown };
+    try {
+      module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    } catch (error) {
+      throw new TypeError(`shuttle-rpc: config file ${file} could not be loaded: ${(error as Error).message}`);
+    }
+    const exported = module.default;
+    return typeof exported === 'function' ? await (exported as () => unknown)() : exported;
+  }
+  throw invalidOption('config file', file, 'a .json, .js or .mjs file');
+}
+
+function applyFile(config: FileConfig, content: unknown, file: string): void {
+  if (content === null || typeof content !== 'object' || Array.isArray(content)) {
+    throw new TypeError(`shuttle-rpc: config file ${file} must hold an object, got ${show(content)}`);
+  }
+  const record = content as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!TOP_LEVEL_KEYS.includes(key)) {
+      throw new TypeError(`shuttle-rpc: unknown key "${key}" in config file ${file} (known: ${TOP_LEVEL_KEYS.join(', ')})`);
+    }
+  }
+  if (record['registry'] !== undefined) config.registry = record['registry'];
+  if (record['plugins'] !== undefined) {
+    const plugins = record['plugins'];
+    if (!Array.isArray(plugins) || !plugins.every((entry) => typeof entry === 'string')) {
+      throw invalidOption(`plugins in ${file}`, plugins, 'an array of module paths or package names');
+    }
+    // Relative plugin paths in a file are relative to the file, not to whoever loads it.
+    config.plugins = plugins.map((entry) => (entry.startsWith('.') ? path.resolve(path.dirname(file), entry) : entry));
+  }
+  for (const side of ['server', 'client'] as const) {
+    const value = record[side];
+    if (value === undefined) continue;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw invalidOption(`${side} in ${file}`, value, 'an object of options');
+    }
+    config[side] = { ...(value as Record<string, unknown>) };
+  }
+}
+
+function applyEnv(config: FileConfig, env: Readonly<Record<string, string | undefined>>): void {
+  for (const entry of ENV) {
+    const raw = env[entry.name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    if (entry.kind === 'int') {
+      if (!/^-?\d+$/.test(raw.trim())) throw invalidOption(entry.name, raw, 'a decimal integer');
+      value = Number(raw.trim());
+    } else if (entry.kind === 'list') {
+      value = raw.split(',').map((part) => part.trim()).filter((part) => part.length > 0);
+    }
+    if (entry.target === 'top') (config as unknown as Record<string, unknown>)[entry.key] = value;
+    if (entry.target === 'server' || entry.target === 'both') config.server[entry.key] = value;
+    if (entry.target === 'client' || entry.target === 'both') config.client[entry.key] = value;
+  }
+}

@@ -1,0 +1,122 @@
+import { invalidOption } from '../common/validate.js';
+import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
+import type { Metadata, Peer } from '../transport/transport.js';
+
+/** Which end of a call a filter runs on. */
+export type FilterSide = 'consumer' | 'provider';
+
+/**
+ * One call as filters see it. On the consumer it is about to be sent: a filter may pass a
+ * changed copy to `next` (extra metadata, a different request). On the provider it has been
+ * decoded and is about to run.
+ */
+export interface FilterInvocation {
+  readonly side: FilterSide;
+  readonly service: string;
+  readonly version: string;
+  readonly method: string;
+  readonly request: unknown;
+  readonly metadata: Readonly<Metadata>;
+  /** Absolute local deadline (epoch ms), if any. */
+  readonly deadline: number | undefined;
+  /** The caller who sent it (provider side only). */
+  readonly peer: Peer | undefined;
+}
+
+/** Calls the rest of the chain (and finally the transport or the method). */
+export type NextFilter = (invocation: FilterInvocation) => Promise<unknown>;
+
+/**
+ * A link of the consumer or provider call chain (Dubbo's Filter). Contract: `invoke` calls
+ * `next` at most once and returns its result or an error of its own; it must not throw
+ * synchronously. Filters run in ascending `order`, the lowest outermost.
+ */
+export interface Filter {
+  readonly name: string;
+  readonly order: number;
+  /** The sides this filter can run on. */
+  readonly sides: readonly FilterSide[];
+  /**
+   * False when this instance has nothing to do (the token filter without a token): it is then
+   * left out of the chain, so a default filter costs nothing until it is configured.
+   */
+  readonly active?: boolean;
+  invoke(invocation: FilterInvocation, next: NextFilter): Promise<unknown>;
+}
+
+/** Filters that are part of every chain unless removed with `-name` (Dubbo's @Activate). */
+export const DEFAULT_FILTERS: Readonly<Record<FilterSide, readonly string[]>> = {
+  consumer: ['token'],
+  provider: ['token', 'concurrency-limit'],
+};
+
+/**
+ * Builds the filter list of one side from the configured `filters` entries and the defaults.
+ * An entry `-name` removes a default; an entry naming a default replaces its options;
+ * `defaultOptions` gives the options of defaults not listed (e.g. the configured token).
+ * Returns the filters sorted by `order` (stable for equal orders).
+ */
+export function buildFilters(
+  side: FilterSide,
+  configured: readonly ExtensionSpec<Filter>[] | undefined,
+  registry: ExtensionRegistry<Filter>,
+  defaultOptions: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {},
+): Filter[] {
+  const entries = configured ?? [];
+  if (!Array.isArray(entries)) throw invalidOption(`${side} filters`, entries, 'an array of filter names, "-name", { type, options } or Filter instances');
+  const removed = new Set<string>();
+  const named = new Set<string>();
+  for (const entry of entries) {
+    if (typeof entry === 'string' && entry.startsWith('-')) {
+      const name = entry.slice(1);
+      if (!DEFAULT_FILTERS[side].includes(name)) {
+        throw invalidOption(`${side} filters`, entry, `"-name" for a default ${side} filter: ${DEFAULT_FILTERS[side].map((n) => `-${n}`).join(', ')}`);
+      }
+      removed.add(name);
+    } else if (typeof entry === 'string') {
+      named.add(entry);
+    } else if (entry !== null && typeof entry === 'object' && typeof (entry as { type?: unknown }).type === 'string') {
+      named.add((entry as { type: string }).type);
+    }
+  }
+  const specs: ExtensionSpec<Filter>[] = [];
+  for (const name of DEFAULT_FILTERS[side]) {
+    if (!removed.has(name) && !named.has(name)) specs.push({ type: name, options: defaultOptions[name] ?? {} });
+  }
+  for (const entry of entries) if (!(typeof entry === 'string' && entry.startsWith('-'))) specs.push(entry);
+  const filters = specs.map((spec, index) => registry.create(spec, `${side} filters[${index}]`));
+  for (const filter of filters) {
+    if (!filter.sides.includes(side)) {
+      throw invalidOption(`${side} filters`, filter.name, `a filter that runs on the ${side} side (${filter.name} runs on: ${filter.sides.join(', ')})`);
+    }
+  }
+  return filters
+    .filter((filter) => filter.active !== false)
+    .map((filter, index) => ({ filter, index }))
+    .sort((a, b) => a.filter.order - b.filter.order || a.index - b.index).map(({ filter }) => filter);
+}
+
+/**
+ * Composes filters around `last` once, at start-up, so a call pays one function call per
+ * filter and nothing when there are none.
+ */
+export function composeFilters(filters: readonly Filter[], last: NextFilter): NextFilter {
+  let next = last;
+  for (let i = filters.length - 1; i >= 0; i--) {
+    const filter = filters[i]!;
+    const inner = next;
+    next = (invocation) => {
+      try {
+        return filter.invoke(invocation, inner);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+  }
+  return next;
+}
+
+/** Tells a Filter instance from a spec. */
+export function isFilter(value: unknown): value is Filter {
+  return value !== null && typeof value === 'object' && typeof (value as Filter).invoke === 'function' && Array.isArray((value as Filter).sides);
+}

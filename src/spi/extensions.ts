@@ -1,0 +1,71 @@
+import { createFailfastCluster, TYPE_NAME as FAILFAST } from '../cluster/failfast.js';
+import { isClusterStrategy, type ClusterStrategy } from '../cluster/cluster.js';
+import { createAccessLogFilter, TYPE_NAME as ACCESS_LOG } from '../filter/access-log.js';
+import { createConcurrencyLimitFilter, TYPE_NAME as CONCURRENCY_LIMIT } from '../filter/concurrency-limit.js';
+import { isFilter, type Filter } from '../filter/filter.js';
+import { createTokenFilter, TYPE_NAME as TOKEN } from '../filter/token.js';
+import { isLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
+import { createRandomBalancer, TYPE_NAME as RANDOM } from '../loadbalance/random.js';
+import { createDirectRegistry, TYPE_NAME as DIRECT } from '../registry/direct.js';
+import { createMemoryRegistry, TYPE_NAME as MEMORY } from '../registry/memory.js';
+import { isRegistry, type Registry } from '../registry/registry.js';
+import { createJsonSerializer, TYPE_NAME as JSON_NAME } from '../serializer/json.js';
+import { createMsgpackSerializer, TYPE_NAME as MSGPACK } from '../serializer/msgpack.js';
+import { createProtobufSerializer, TYPE_NAME as PROTOBUF } from '../serializer/protobuf.js';
+import { SerializerId, isSerializer, type Serializer } from '../serializer/serializer.js';
+import { createTcpTransport, TYPE_NAME as TCP } from '../transport/tcp/tcp.js';
+import { isTransport, type Transport } from '../transport/transport.js';
+import { ExtensionRegistry } from './extension-registry.js';
+
+/** The six extension points of DESIGN.md §3, each a named registry of implementations. */
+export interface Extensions {
+  /** Serializers, each registered with its wire id as `uniqueKey`. */
+  readonly serializer: ExtensionRegistry<Serializer>;
+  readonly transport: ExtensionRegistry<Transport>;
+  /** Registries by URL scheme: `memory://…` uses the one named `memory`. */
+  readonly registry: ExtensionRegistry<Registry>;
+  readonly loadbalance: ExtensionRegistry<LoadBalancer>;
+  readonly cluster: ExtensionRegistry<ClusterStrategy>;
+  readonly filter: ExtensionRegistry<Filter>;
+}
+
+/** Empty registries for every extension point. */
+export function emptyExtensions(): Extensions {
+  return {
+    serializer: new ExtensionRegistry<Serializer>('serializer', isSerializer, 'wire id'),
+    transport: new ExtensionRegistry<Transport>('transport', isTransport),
+    registry: new ExtensionRegistry<Registry>('registry', isRegistry),
+    loadbalance: new ExtensionRegistry<LoadBalancer>('loadbalance', isLoadBalancer),
+    cluster: new ExtensionRegistry<ClusterStrategy>('cluster', isClusterStrategy),
+    filter: new ExtensionRegistry<Filter>('filter', isFilter),
+  };
+}
+
+/** New registries filled with every built-in implementation. */
+export function defaultExtensions(): Extensions {
+  const ext = emptyExtensions();
+  ext.serializer.register(MSGPACK, createMsgpackSerializer, { uniqueKey: SerializerId.MSGPACK });
+  ext.serializer.register(JSON_NAME, createJsonSerializer, { uniqueKey: SerializerId.JSON });
+  ext.serializer.register(PROTOBUF, createProtobufSerializer, { uniqueKey: SerializerId.PROTOBUF });
+  ext.transport.register(TCP, createTcpTransport);
+  ext.registry.register(MEMORY, createMemoryRegistry);
+  ext.registry.register(DIRECT, createDirectRegistry);
+  ext.loadbalance.register(RANDOM, createRandomBalancer);
+  ext.cluster.register(FAILFAST, createFailfastCluster);
+  ext.filter.register(TOKEN, createTokenFilter);
+  ext.filter.register(CONCURRENCY_LIMIT, createConcurrencyLimitFilter);
+  ext.filter.register(ACCESS_LOG, createAccessLogFilter);
+  return ext;
+}
+
+/** A copy of `ext` whose registries can be changed without touching the original. */
+export function cloneExtensions(ext: Extensions): Extensions {
+  return {
+    serializer: ext.serializer.clone(),
+    transport: ext.transport.clone(),
+    registry: ext.registry.clone(),
+    loadbalance: ext.loadbalance.clone(),
+    cluster: ext.cluster.clone(),
+    filter: ext.filter.clone(),
+  };
+}
