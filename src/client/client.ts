@@ -126,10 +126,14 @@ class Client implements RpcClient {
       throw invalidOption('serializers', options.serializers, 'an array of serializer names, { type, options } or instances');
     }
     this.#registry = options.registry === undefined ? undefined : resolveRegistry(options.registry, ext.registry);
-    this.#serializers = new SerializerSet(
-      [...DEFAULT_SERIALIZERS, ...(options.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`)),
-    );
-    this.#serializer = this.#serializers.byName(options.serializer ?? 'msgpack');
+    const list = [...DEFAULT_SERIALIZERS, ...(options.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`));
+    // A serializer chosen by name needs no separate `serializers` entry when it takes no options.
+    const chosen = options.serializer ?? 'msgpack';
+    if (typeof chosen === 'string' && !list.some((serializer) => serializer.name === chosen) && ext.serializer.has(chosen)) {
+      list.push(ext.serializer.create(chosen, 'serializer'));
+    }
+    this.#serializers = new SerializerSet(list);
+    this.#serializer = this.#serializers.byName(chosen);
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
     this.#cluster = ext.cluster.create(options.cluster ?? 'failfast', 'cluster');
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });

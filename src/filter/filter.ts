@@ -79,12 +79,13 @@ export function buildFilters(
       named.add((entry as { type: string }).type);
     }
   }
-  const specs: ExtensionSpec<Filter>[] = [];
+  const filters: Filter[] = [];
   for (const name of DEFAULT_FILTERS[side]) {
-    if (!removed.has(name) && !named.has(name)) specs.push({ type: name, options: defaultOptions[name] ?? {} });
+    if (!removed.has(name) && !named.has(name)) filters.push(registry.create({ type: name, options: defaultOptions[name] ?? {} }, `default ${side} filter ${name}`));
   }
-  for (const entry of entries) if (!(typeof entry === 'string' && entry.startsWith('-'))) specs.push(entry);
-  const filters = specs.map((spec, index) => registry.create(spec, `${side} filters[${index}]`));
+  entries.forEach((entry, index) => {
+    if (!(typeof entry === 'string' && entry.startsWith('-'))) filters.push(registry.create(entry, `${side} filters[${index}]`));
+  });
   for (const filter of filters) {
     if (!filter.sides.includes(side)) {
       throw invalidOption(`${side} filters`, filter.name, `a filter that runs on the ${side} side (${filter.name} runs on: ${filter.sides.join(', ')})`);

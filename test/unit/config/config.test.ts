@@ -1,0 +1,84 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from 'shuttle-rpc';
+import { loadConfig } from '../../../src/config/config.js';
+import { EchoService } from '../../fixtures/services.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+async function dirWith(files: Record<string, string>): Promise<string> {
+  const tmp = await tempDir(files);
+  cleanups.push(tmp.remove);
+  return tmp.dir;
+}
+
+describe('loadConfig', () => {
+  it('reads shuttle.config.json, then lets SHUTTLE_* variables win', async () => {
+    const cwd = await dirWith({
+      'shuttle.config.json': JSON.stringify({ registry: 'memory://from-file', plugins: ['./p.js', 'pkg'], server: { port: 1234, weight: 5 }, client: { timeoutMs: 100 } }),
+    });
+    const fromFile = await loadConfig({ cwd, env: {} });
+    expect(fromFile.registry).toBe('memory://from-file');
+    expect(fromFile.plugins).toEqual([`${cwd}/p.js`, 'pkg']);
+    expect(fromFile.server).toEqual({ port: 1234, weight: 5 });
+    expect(fromFile.client).toEqual({ timeoutMs: 100 });
+    const withEnv = await loadConfig({ cwd, env: { SHUTTLE_PORT: '4321', SHUTTLE_TOKEN: 't', SHUTTLE_TIMEOUT_MS: '250', SHUTTLE_REGISTRY: 'memory://env', SHUTTLE_PLUGINS: 'a, b' } });
+    expect(withEnv.server).toEqual({ port: 4321, weight: 5, token: 't' });
+    expect(withEnv.client).toEqual({ timeoutMs: 250, token: 't' });
+    expect(withEnv.registry).toBe('memory://env');
+    expect(withEnv.plugins).toEqual(['a', 'b']);
+  });
+
+  it('reads shuttle.config.js exporting an object or a function, and SHUTTLE_CONFIG', async () => {
+    const cwd = await dirWith({
+      'shuttle.config.js': 'export default () => ({ client: { loadbalance: "random" } });',
+      'other.json': '{ "server": { "host": "127.0.0.2" } }',
+    });
+    expect((await loadConfig({ cwd, env: {} })).client).toEqual({ loadbalance: 'random' });
+    expect((await loadConfig({ cwd, env: { SHUTTLE_CONFIG: 'other.json' } })).server).toEqual({ host: '127.0.0.2' });
+  });
+
+  it('reads nothing when there is no file and no variable', async () => {
+    const cwd = await dirWith({});
+    expect(await loadConfig({ cwd, env: {} })).toEqual({ server: {}, client: {}, file: undefined });
+  });
+
+  it('names the file, key or variable of every malformed input', async () => {
+    const bad = async (files: Record<string, string>, env: Record<string, string> = {}) => loadConfig({ cwd: await dirWith(files), env });
+    await expect(bad({ 'shuttle.config.json': '{ nope' })).rejects.toThrow(/config file .*shuttle\.config\.json is not valid JSON/);
+    await expect(bad({ 'shuttle.config.json': '[]' })).rejects.toThrow(/must hold an object, got array\(0\)/);
+    await expect(bad({ 'shuttle.config.json': '{ "sever": {} }' })).rejects.toThrow(/unknown key "sever" in config file .* \(known: registry, plugins, server, client\)/);
+    await expect(bad({ 'shuttle.config.json': '{ "plugins": "x" }' })).rejects.toThrow(/invalid plugins in .*: "x" \(allowed: an array of module paths/);
+    await expect(bad({ 'shuttle.config.json': '{ "client": 5 }' })).rejects.toThrow(/invalid client in .*: 5 \(allowed: an object of options\)/);
+    await expect(bad({ 'shuttle.config.js': 'throw new Error("boom")' })).rejects.toThrow(/config file .*shuttle\.config\.js could not be loaded: boom/);
+    await expect(bad({}, { SHUTTLE_PORT: 'eighty' })).rejects.toThrow('shuttle-rpc: invalid SHUTTLE_PORT: "eighty" (allowed: a decimal integer)');
+    await expect(bad({}, { SHUTTLE_CONFIG: 'missing.json' })).rejects.toThrow(/cannot read config file .*missing\.json/);
+  });
+});
+
+describe('configuration precedence in createServer', () => {
+  it('takes defaults < file < environment < code, and validates the merged values by key', async () => {
+    const cwd = await dirWith({ 'shuttle.config.json': JSON.stringify({ server: { weight: 7, metadata: { zone: 'file' } } }) });
+    const fromFile = await createServer({ services: [new EchoService()], config: { cwd, env: {} } });
+    expect(fromFile.instances[0]?.weight).toBe(7);
+    expect(fromFile.instances[0]?.metadata).toEqual({ zone: 'file' });
+    await fromFile.close();
+
+    const fromEnv = await createServer({ services: [new EchoService()], config: { cwd, env: { SHUTTLE_WEIGHT: '9' } } });
+    expect(fromEnv.instances[0]?.weight).toBe(9);
+    await fromEnv.close();
+
+    const fromCode = await createServer({ services: [new EchoService()], weight: 11, config: { cwd, env: { SHUTTLE_WEIGHT: '9' } } });
+    expect(fromCode.instances[0]?.weight).toBe(11);
+    await fromCode.close();
+
+    await expect(createServer({ services: [new EchoService()], config: { cwd, env: { SHUTTLE_WEIGHT: '-3' } } })).rejects.toThrow(
+      'shuttle-rpc: invalid weight: -3 (allowed: an integer from 1 to 10000)',
+    );
+    const typo = await dirWith({ 'shuttle.config.json': JSON.stringify({ server: { prot: 80 } }) });
+    await expect(createServer({ services: [new EchoService()], config: { cwd: typo, env: {} } })).rejects.toThrow(/unknown option server config in .*\.prot/);
+    await expect(createServer({ services: [new EchoService()], registry: 'not a url', config: false })).rejects.toThrow(/invalid registry: "not a url" \(allowed: a URL whose scheme is a registered registry/);
+  });
+});

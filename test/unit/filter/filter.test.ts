@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { buildFilters, composeFilters, type Filter, type FilterInvocation } from '../../../src/filter/filter.js';
+import { TOKEN_META } from '../../../src/filter/token.js';
+import { defaultExtensions } from '../../../src/spi/extensions.js';
+
+const invocation = (side: 'consumer' | 'provider', metadata: Record<string, string> = {}): FilterInvocation => ({
+  side, service: 's', version: '', method: 'm', request: 1, metadata, deadline: undefined, peer: undefined,
+});
+
+function recorder(name: string, order: number, trace: string[]): Filter {
+  return {
+    name, order, sides: ['consumer', 'provider'],
+    invoke: async (call, next) => {
+      trace.push(`>${name}`);
+      const result = await next(call);
+      trace.push(`<${name}`);
+      return result;
+    },
+  };
+}
+
+describe('filter chains', () => {
+  it('runs filters in ascending order, outermost first, stable for equal orders', async () => {
+    const ext = defaultExtensions();
+    const trace: string[] = [];
+    const filters = buildFilters('consumer', [recorder('b', 10, trace), recorder('a', -10, trace), recorder('c', 10, trace)], ext.filter);
+    expect(filters.map((f) => f.name)).toEqual(['a', 'b', 'c']);
+    const chain = composeFilters(filters, async (call) => {
+      trace.push('call');
+      return call.request;
+    });
+    expect(await chain(invocation('consumer'))).toBe(1);
+    expect(trace).toEqual(['>a', '>b', '>c', 'call', '<c', '<b', '<a']);
+  });
+
+  it('leaves unconfigured default filters out, adds configured ones, and removes defaults with -name', () => {
+    const ext = defaultExtensions();
+    expect(buildFilters('provider', undefined, ext.filter)).toEqual([]);
+    expect(buildFilters('provider', undefined, ext.filter, { token: { token: 't' } }).map((f) => f.name)).toEqual(['token']);
+    expect(buildFilters('provider', ['-token'], ext.filter, { token: { token: 't' } })).toEqual([]);
+    expect(buildFilters('provider', [{ type: 'concurrency-limit', options: { max: 2 } }, 'access-log'], ext.filter).map((f) => f.name)).toEqual(['access-log', 'concurrency-limit']);
+  });
+
+  it('names the problem with a bad filter list', () => {
+    const ext = defaultExtensions();
+    expect(() => buildFilters('consumer', ['-access-log'], ext.filter)).toThrow(/invalid consumer filters: "-access-log" \(allowed: "-name" for a default consumer filter: -token\)/);
+    expect(() => buildFilters('consumer', ['concurrency-limit'], ext.filter)).toThrow(/a filter that runs on the consumer side \(concurrency-limit runs on: provider\)/);
+    expect(() => buildFilters('consumer', ['nope'], ext.filter)).toThrow(/invalid consumer filters\[0\]: "nope" \(allowed: one of the registered filter extensions: token, concurrency-limit, access-log\)/);
+    expect(() => buildFilters('provider', [{ type: 'concurrency-limit', options: { max: -1 } }], ext.filter)).toThrow(/invalid concurrency-limit option max: -1/);
+  });
+});
+
+describe('token filter', () => {
+  const ext = defaultExtensions();
+  it('attaches the token on the consumer and checks it on the provider without echoing it', async () => {
+    const consumer = ext.filter.create({ type: 'token', options: { token: 's3cret' } });
+    const provider = ext.filter.create({ type: 'token', options: { token: 's3cret' } });
+    let sent: FilterInvocation | undefined;
+    await consumer.invoke(invocation('consumer'), async (call) => (sent = call));
+    expect(sent?.metadata[TOKEN_META]).toBe('s3cret');
+    expect(await provider.invoke(invocation('provider', { [TOKEN_META]: 's3cret' }), async () => 'ran')).toBe('ran');
+    for (const offered of [{}, { [TOKEN_META]: 'wrong' }, { [TOKEN_META]: 's3cret-but-longer' }] as Array<Record<string, string>>) {
+      const error = (await provider.invoke(invocation('provider', offered), async () => 'ran').catch((e: unknown) => e)) as RpcError;
+      expect(error.code).toBe(RpcCode.UNAUTHENTICATED);
+      expect(error.message).not.toMatch(/s3cret/);
+    }
+  });
+});
+
+describe('concurrency-limit filter', () => {
+  it('refuses calls over the limit with RESOURCE_EXHAUSTED and a retry hint, and frees slots', async () => {
+    const limit = defaultExtensions().filter.create({ type: 'concurrency-limit', options: { max: 2, retryAfterMs: 50 } });
+    const gates: Array<() => void> = [];
+    const slow = () => new Promise((resolve) => gates.push(() => resolve('done')));
+    const first = limit.invoke(invocation('provider'), slow);
+    const second = limit.invoke(invocation('provider'), slow);
+    const third = (await limit.invoke(invocation('provider'), slow).catch((e: unknown) => e)) as RpcError;
+    expect(third.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(third.retryAfterMs).toBe(50);
+    expect(third.message).toMatch(/limit of 2 concurrent calls/);
+    gates.forEach((open) => open());
+    await Promise.all([first, second]);
+    await expect(limit.invoke(invocation('provider'), async () => 'again')).resolves.toBe('again');
+  });
+});
+
+describe('access-log filter', () => {
+  it('writes one line per call with the outcome', async () => {
+    const lines: string[] = [];
+    const log = defaultExtensions().filter.create({ type: 'access-log', options: { log: (line: string) => lines.push(line) } });
+    await log.invoke(invocation('consumer'), async () => 1);
+    await log.invoke(invocation('consumer'), async () => Promise.reject(new RpcError(RpcCode.NOT_FOUND, 'x'))).catch(() => {});
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/consumer s\.m ok \d+\.\dms$/);
+    expect(lines[1]).toMatch(/consumer s\.m not_found/);
+  });
+});
