@@ -6,7 +6,8 @@ import { getReferenceMetadata } from '../decorators/decorators.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
-import { resolveRegistry, type Registry } from '../registry/registry.js';
+import { defaultRegistryUrl } from '../registry/file/file.js';
+import { isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
@@ -18,7 +19,12 @@ import { ServiceReference } from './service-reference.js';
 
 /** Options of {@link createClient}; every key may also come from config (file, environment). */
 export interface ClientOptions {
-  /** Where to find providers: a URL (`memory://`, `shuttle://host:port[,…]`, …), `{ type, options }` or an instance. */
+  /**
+   * Where to find providers: a URL (`etcd://…`, `file://…`, `memory://…`, or
+   * `shuttle://host:port[,…]` to dial providers directly), `{ type, options }` or an instance.
+   * By default the embedded file registry of this host, where providers announce themselves
+   * by default.
+   */
   registry?: ExtensionSpec<Registry>;
   /** Serializer name for requests: `msgpack` (default), `json`, or one in `serializers`. */
   serializer?: string;
@@ -105,7 +111,8 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
 
 class Client implements RpcClient {
   readonly context: ShuttleContext;
-  readonly #registry: Registry | undefined;
+  readonly #registry: Registry;
+  readonly #ownsRegistry: boolean;
   readonly #serializers: SerializerSet;
   readonly #serializer: Serializer;
   readonly #balancer: LoadBalancer;
@@ -125,7 +132,9 @@ class Client implements RpcClient {
     if (options.serializers !== undefined && !Array.isArray(options.serializers)) {
       throw invalidOption('serializers', options.serializers, 'an array of serializer names, { type, options } or instances');
     }
-    this.#registry = options.registry === undefined ? undefined : resolveRegistry(options.registry, ext.registry);
+    const registrySpec = options.registry ?? defaultRegistryUrl();
+    this.#registry = resolveRegistry(registrySpec, ext.registry);
+    this.#ownsRegistry = !isRegistry(registrySpec);
     const list = [...DEFAULT_SERIALIZERS, ...(options.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`));
     // A serializer chosen by name needs no separate `serializers` entry when it takes no options.
     const chosen = options.serializer ?? 'msgpack';
@@ -157,9 +166,6 @@ class Client implements RpcClient {
     const version = checkOptionalName('version', options.version);
     const group = checkOptionalName('group', options.group);
     const registry = options.url === undefined ? this.#registry : this.#direct(options.url);
-    if (registry === undefined) {
-      throw invalidOption(`registry of reference ${service}`, undefined, 'a client registry option, or a url option on the reference (shuttle://host:port)');
-    }
     const ext = this.context.extensions;
     const reference = new ServiceReference({
       service,
@@ -194,7 +200,8 @@ class Client implements RpcClient {
     this.#closed = true;
     for (const directory of this.#directories.values()) directory.close();
     await this.#pool.close({ graceful: true, timeoutMs: this.#closeTimeoutMs });
-    await Promise.all([...this.#directRegistries.values()].map((registry) => registry.close()));
+    const owned = [...this.#directRegistries.values(), ...(this.#ownsRegistry ? [this.#registry] : [])];
+    await Promise.all(owned.map((registry) => registry.close().catch(() => {})));
   }
 
   #direct(url: string): Registry {

@@ -10,6 +10,7 @@ export class Directory {
   readonly #registry: Registry;
   readonly #onChange: () => void;
   #instances: readonly ServiceInstance[] = [];
+  #eligible: readonly ServiceInstance[] = [];
   #subscription: Subscription | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
@@ -25,9 +26,17 @@ export class Directory {
     return this.#subscription !== undefined;
   }
 
-  /** The current providers (empty until {@link ready} resolves). */
+  /** Every current provider, draining ones included (empty until {@link ready} resolves). */
   get instances(): readonly ServiceInstance[] {
     return this.#instances;
+  }
+
+  /**
+   * The providers new calls may go to: those not draining. Computed when the list changes,
+   * not per call.
+   */
+  get eligible(): readonly ServiceInstance[] {
+    return this.#eligible;
   }
 
   /** Subscribes once; resolves after the first snapshot. */
@@ -35,6 +44,9 @@ export class Directory {
     this.#ready ??= this.#registry
       .subscribe(this.query, (instances) => {
         this.#instances = instances;
+        this.#eligible = instances.some((instance) => instance.load?.draining === true)
+          ? instances.filter((instance) => instance.load?.draining !== true)
+          : instances;
         this.#onChange();
       })
       .then((subscription) => {
@@ -43,7 +55,8 @@ export class Directory {
       })
       .catch((error: unknown) => {
         this.#ready = undefined;
-        throw new RpcError(RpcCode.UNAVAILABLE, `cannot subscribe to ${this.query.service} in the ${this.#registry.name} registry: ${(error as Error).message}`, { cause: error });
+        const reason = error instanceof RpcError ? error.rawMessage : (error as Error).message;
+        throw new RpcError(RpcCode.UNAVAILABLE, `cannot find providers of ${this.query.service}: ${reason}`, { cause: error, details: { neverSent: true } });
       });
     return this.#ready;
   }

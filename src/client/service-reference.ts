@@ -90,9 +90,11 @@ export class ServiceReference {
 
   #cluster(invocation: Invocation): Promise<unknown> {
     const parts = this.#parts;
-    const providers = parts.directory.instances;
+    const providers = parts.directory.eligible;
     if (providers.length === 0) {
-      return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} is registered`, { details: { neverSent: true } }));
+      const draining = parts.directory.instances.length;
+      const why = draining === 0 ? 'is registered' : `is available (${draining} draining)`;
+      return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
     }
     const call: ClusterCall = {
       invocation,

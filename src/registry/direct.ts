@@ -48,6 +48,9 @@ export class DirectRegistry implements Registry {
 
   async unregister(): Promise<void> {}
 
+  /** There is no load channel without a registry; providers' reports go nowhere. */
+  async reportLoad(): Promise<void> {}
+
   async subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription> {
     listener(
       this.#addresses.map((address) => ({

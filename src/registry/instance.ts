@@ -26,6 +26,74 @@ export interface ServiceInstance {
   readonly startTime: number;
   /** Free-form facts: model, GPU, batch slots, KV capacity, zone, tags. */
   readonly metadata: Readonly<Record<string, unknown>>;
+  /**
+   * The provider's latest live load, attached by registries that carry a load channel
+   * (etcd, file); undefined when none was reported yet or the registry has none.
+   */
+  readonly load?: LoadSnapshot;
+}
+
+/**
+ * A provider's live load, published on the registry's load channel (more often than records
+ * change). One snapshot per provider address, shared by all its services.
+ */
+export interface LoadSnapshot {
+  /** When the provider took it (provider clock, epoch ms). */
+  readonly timestamp: number;
+  /** When this consumer received it (consumer clock, epoch ms); set by the registry on arrival. */
+  readonly receivedAt?: number;
+  /** Requests being served (GPU: sequences in the running batch). */
+  readonly running: number;
+  /** Requests queued behind them. */
+  readonly waiting: number;
+  /** Prompt tokens of the queued requests that are not in the prefix cache. */
+  readonly waitingUncachedTokens: number;
+  /** KV-cache use, 0..1. */
+  readonly kvUsage: number;
+  /** Generated tokens per second, recent average. */
+  readonly tokensPerSecond: number;
+  /** The provider is shutting down: consumers must stop picking it. */
+  readonly draining: boolean;
+  /** Prefix-cache hit rate, 0..1, when the provider knows it. */
+  readonly cacheHitRate?: number;
+}
+
+/** Checks a load snapshot from the wire or a file; returns it, or undefined when malformed. */
+export function parseLoad(value: unknown): LoadSnapshot | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const load = value as Record<string, unknown>;
+  const numbers = ['timestamp', 'running', 'waiting', 'waitingUncachedTokens', 'kvUsage', 'tokensPerSecond'];
+  if (!numbers.every((key) => typeof load[key] === 'number' && Number.isFinite(load[key]))) return undefined;
+  if (typeof load['draining'] !== 'boolean') return undefined;
+  const snapshot: LoadSnapshot = {
+    timestamp: load['timestamp'] as number,
+    running: load['running'] as number,
+    waiting: load['waiting'] as number,
+    waitingUncachedTokens: load['waitingUncachedTokens'] as number,
+    kvUsage: load['kvUsage'] as number,
+    tokensPerSecond: load['tokensPerSecond'] as number,
+    draining: load['draining'] as boolean,
+  };
+  return typeof load['cacheHitRate'] === 'number' ? { ...snapshot, cacheHitRate: load['cacheHitRate'] } : snapshot;
+}
+
+/** Checks a service record read from a registry; returns it, or undefined when malformed. */
+export function parseInstance(value: unknown): ServiceInstance | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const record = value as Record<string, unknown>;
+  const strings = ['service', 'version', 'group', 'host', 'protocol'];
+  if (!strings.every((key) => typeof record[key] === 'string')) return undefined;
+  if (typeof record['port'] !== 'number' || !Number.isInteger(record['port'])) return undefined;
+  if (!Array.isArray(record['serializers']) || !Array.isArray(record['methods'])) return undefined;
+  if (typeof record['weight'] !== 'number' || typeof record['startTime'] !== 'number') return undefined;
+  if (record['metadata'] === null || typeof record['metadata'] !== 'object') return undefined;
+  const { load: _load, ...rest } = record;
+  return rest as unknown as ServiceInstance;
+}
+
+/** `host:port` of an instance, the key its load snapshot is published under. */
+export function instanceAddress(instance: Pick<ServiceInstance, 'host' | 'port'>): string {
+  return `${instance.host}:${instance.port}`;
 }
 
 /** What a consumer subscribes to. Empty version or group, or `*`, match any. */

@@ -1,4 +1,4 @@
-import { instanceKey, matchesQuery, type ServiceInstance, type ServiceQuery } from './instance.js';
+import { instanceAddress, instanceKey, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from './instance.js';
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { InstancesListener, Registry, Subscription } from './registry.js';
@@ -49,6 +49,7 @@ export class MemoryRegistry implements Registry {
 
   readonly name = 'memory';
   readonly #records = new Map<string, ServiceInstance>();
+  readonly #loads = new Map<string, LoadSnapshot>();
   readonly #listeners = new Set<{ query: ServiceQuery; listener: InstancesListener }>();
 
   async register(instance: ServiceInstance): Promise<void> {
@@ -58,6 +59,19 @@ export class MemoryRegistry implements Registry {
 
   async unregister(instance: ServiceInstance): Promise<void> {
     if (this.#records.delete(instanceKey(instance))) this.#notify(instance);
+    if (![...this.#records.values()].some((record) => instanceAddress(record) === instanceAddress(instance))) {
+      this.#loads.delete(instanceAddress(instance));
+    }
+  }
+
+  async reportLoad(address: string, load: LoadSnapshot): Promise<void> {
+    this.#loads.set(address, { ...load, receivedAt: Date.now() });
+    for (const record of this.#records.values()) {
+      if (instanceAddress(record) === address) {
+        this.#notify(record);
+        return;
+      }
+    }
   }
 
   async subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription> {
@@ -74,7 +88,12 @@ export class MemoryRegistry implements Registry {
   async close(): Promise<void> {}
 
   #matching(query: ServiceQuery): ServiceInstance[] {
-    return [...this.#records.values()].filter((record) => matchesQuery(query, record));
+    return [...this.#records.values()]
+      .filter((record) => matchesQuery(query, record))
+      .map((record) => {
+        const load = this.#loads.get(instanceAddress(record));
+        return load === undefined ? record : { ...record, load };
+      });
   }
 
   #notify(changed: ServiceInstance): void {

@@ -1,10 +1,20 @@
 import { invalidOption } from '../common/validate.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
-import type { ServiceInstance, ServiceQuery } from './instance.js';
+import type { LoadSnapshot, ServiceInstance, ServiceQuery } from './instance.js';
 
 export { DirectRegistry } from './direct.js';
 export { MemoryRegistry } from './memory.js';
-export { instanceKey, matchesQuery, type MethodDescriptor, type ServiceInstance, type ServiceQuery } from './instance.js';
+export {
+  instanceAddress,
+  instanceKey,
+  matchesQuery,
+  parseInstance,
+  parseLoad,
+  type LoadSnapshot,
+  type MethodDescriptor,
+  type ServiceInstance,
+  type ServiceQuery,
+} from './instance.js';
 
 /** Receives the complete current list of matching instances, first at once, then on each change. */
 export type InstancesListener = (instances: readonly ServiceInstance[]) => void;
@@ -17,15 +27,23 @@ export interface Subscription {
 /**
  * Where providers announce themselves and consumers find them.
  *
- * Contract: `subscribe` calls the listener with a snapshot before its promise resolves, then
- * after every change, always with the whole list (never a delta). `register` of a record
- * with the same key as an existing one replaces it. `close` releases what the registry holds;
- * records of a closed provider registry are removed.
+ * Contract:
+ * - `register` announces one record, kept alive (lease, heartbeat) until `unregister` or
+ *   `close`; a record with the same key as an existing one replaces it. A registry that loses
+ *   its session (etcd lease expired during an outage) re-registers by itself.
+ * - `reportLoad` publishes the live load of the provider at `address` (`host:port`); the
+ *   registry may coalesce frequent reports. Registries without a load channel ignore it.
+ * - `subscribe` calls the listener with the whole matching list before its promise resolves,
+ *   then after every change (records or their load), always the whole list, never a delta.
+ *   It rejects UNAVAILABLE when the registry cannot be read; once it has resolved, an outage
+ *   never empties the list — the last known one stays until the registry answers again.
+ * - `close` removes this process's records and releases connections, watches and timers.
  */
 export interface Registry {
   readonly name: string;
   register(instance: ServiceInstance): Promise<void>;
   unregister(instance: ServiceInstance): Promise<void>;
+  reportLoad(address: string, load: LoadSnapshot): Promise<void>;
   subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription>;
   close(): Promise<void>;
 }

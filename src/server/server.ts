@@ -2,7 +2,8 @@ import os from 'node:os';
 import { checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
-import { resolveRegistry, type Registry, type ServiceInstance } from '../registry/registry.js';
+import { defaultRegistryUrl } from '../registry/file/file.js';
+import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
@@ -23,8 +24,13 @@ export interface ServerOptions {
   port?: number;
   /** The address consumers should dial, when it differs from `host` (e.g. behind 0.0.0.0). */
   advertiseHost?: string;
-  /** Where to announce the services: a URL (`memory://`, …), `{ type, options }` or an instance. */
-  registry?: ExtensionSpec<Registry>;
+  /**
+   * Where to announce the services: a URL (`etcd://…`, `file://…`, `memory://…`), `{ type,
+   * options }` or an instance; `false` announces nowhere. By default the embedded file
+   * registry of this host (`file://` in the OS temp folder), so processes on one machine find
+   * each other with no configuration.
+   */
+  registry?: ExtensionSpec<Registry> | false;
   /** Relative load-balancing weight, 1..10000; 100 by default. */
   weight?: number;
   /** Free-form facts for consumers and balancers: model, gpu, slots, kvCapacityTokens, zone… */
@@ -39,6 +45,14 @@ export interface ServerOptions {
   token?: string;
   /** Refuse calls beyond this many at once with RESOURCE_EXHAUSTED (the default `concurrency-limit` filter). */
   maxConcurrentCalls?: number;
+  /**
+   * The provider's live load beyond what the framework counts itself (running calls): waiting
+   * requests, uncached waiting tokens, KV use, tokens/s… Called every `loadIntervalMs`; the
+   * result is published on the registry's load channel.
+   */
+  load?: () => Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>>;
+  /** How often the load is published; 500 ms by default. */
+  loadIntervalMs?: number;
   /** Largest frame body accepted; 8 MiB by default. */
   maxFrameBytes?: number;
   /** How long `close()` lets running calls finish; 10 s by default. */
@@ -63,16 +77,21 @@ export interface RpcServer {
   readonly connections: number;
   /** The extension context this server resolved its names in. */
   readonly context: ShuttleContext;
+  /** The registry the records went to, if any. */
+  readonly registry: Registry | undefined;
+  /** The load snapshot published last. */
+  readonly lastLoad: LoadSnapshot | undefined;
   /**
-   * Graceful stop: removes the records from the registry (so consumers stop picking this
-   * provider), sends GOAWAY, lets running calls finish within `drainTimeoutMs`, then closes.
+   * Graceful stop: publishes a draining load snapshot (consumers stop picking this provider),
+   * removes the records, sends GOAWAY, lets running calls finish within `drainTimeoutMs`, then
+   * closes the transport and the registry session (revoking an etcd lease).
    */
   close(): Promise<void>;
 }
 
 const KNOWN_KEYS = [
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport',
-  'filters', 'token', 'maxConcurrentCalls', 'maxFrameBytes', 'drainTimeoutMs', 'plugins', 'context', 'config',
+  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'plugins', 'context', 'config',
 ];
 
 /** Exports `options.services` and announces them to the registry. */
@@ -92,6 +111,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const maxFrameBytes = checkInt('maxFrameBytes', merged.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES);
   const drainTimeoutMs = checkInt('drainTimeoutMs', merged.drainTimeoutMs, 0, MAX_TIMER_MS, 10_000);
   const maxConcurrentCalls = checkInt('maxConcurrentCalls', merged.maxConcurrentCalls, 1, 1_000_000);
+  const loadIntervalMs = checkInt('loadIntervalMs', merged.loadIntervalMs, 10, MAX_TIMER_MS, 500);
+  if (merged.load !== undefined && typeof merged.load !== 'function') throw invalidOption('load', merged.load, 'a function returning load figures');
   if (merged.advertiseHost !== undefined) checkName('advertiseHost', merged.advertiseHost);
   const metadata = merged.metadata ?? {};
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
@@ -112,7 +133,10 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   });
   const transport = ext.transport.create(merged.transport ?? 'tcp', 'transport');
   const dispatcher = new Dispatcher(merged.services, serializers, filters);
-  const registry = merged.registry === undefined ? undefined : resolveRegistry(merged.registry as ExtensionSpec<Registry>, ext.registry);
+  const registrySpec = merged.registry === undefined ? defaultRegistryUrl() : merged.registry;
+  const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
+  // A registry made here from a URL or spec is ours to close; an instance passed in is not.
+  const ownsRegistry = registry !== undefined && !isRegistry(registrySpec);
 
   const server = await transport.listen(dispatcher, { host, port, maxFrameBytes });
   const advertiseHost = merged.advertiseHost ?? (isWildcard(server.host) ? firstExternalAddress() : server.host);
@@ -130,35 +154,49 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     startTime,
     metadata,
   }));
+  const running = new RunningServer({ transport: server, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs });
   try {
     for (const instance of instances) await registry?.register(instance);
+    await running.publishLoad();
   } catch (error) {
-    await server.close({ timeoutMs: 0 });
+    await running.close();
     throw error;
   }
-  return new RunningServer(server, registry, instances, advertiseHost, drainTimeoutMs, context);
+  running.startLoadReports();
+  return running;
+}
+
+interface RunningServerParts {
+  readonly transport: TransportServer;
+  readonly registry: Registry | undefined;
+  readonly ownsRegistry: boolean;
+  readonly instances: ServiceInstance[];
+  readonly host: string;
+  readonly drainTimeoutMs: number;
+  readonly context: ShuttleContext;
+  readonly load: ServerOptions['load'];
+  readonly loadIntervalMs: number;
 }
 
 class RunningServer implements RpcServer {
-  readonly #transport: TransportServer;
-  readonly #registry: Registry | undefined;
-  readonly #drainTimeoutMs: number;
+  readonly #parts: RunningServerParts;
   readonly instances: readonly ServiceInstance[];
   readonly host: string;
   readonly context: ShuttleContext;
+  #draining = false;
+  #lastLoad: LoadSnapshot | undefined;
+  #loadTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(transport: TransportServer, registry: Registry | undefined, instances: ServiceInstance[], host: string, drainTimeoutMs: number, context: ShuttleContext) {
-    this.#transport = transport;
-    this.#registry = registry;
-    this.instances = instances;
-    this.host = host;
-    this.#drainTimeoutMs = drainTimeoutMs;
-    this.context = context;
+  constructor(parts: RunningServerParts) {
+    this.#parts = parts;
+    this.instances = parts.instances;
+    this.host = parts.host;
+    this.context = parts.context;
   }
 
   get port(): number {
-    return this.#transport.port;
+    return this.#parts.transport.port;
   }
 
   get url(): string {
@@ -166,14 +204,58 @@ class RunningServer implements RpcServer {
   }
 
   get connections(): number {
-    return this.#transport.connections;
+    return this.#parts.transport.connections;
+  }
+
+  get registry(): Registry | undefined {
+    return this.#parts.registry;
+  }
+
+  get lastLoad(): LoadSnapshot | undefined {
+    return this.#lastLoad;
+  }
+
+  /** Takes a load snapshot and publishes it (the registry coalesces frequent reports). */
+  async publishLoad(): Promise<void> {
+    const registry = this.#parts.registry;
+    if (registry === undefined) return;
+    let reported: ReturnType<NonNullable<ServerOptions['load']>> = {};
+    try {
+      reported = this.#parts.load?.() ?? {};
+    } catch {
+      // A failing load callback must not stop the provider; the framework's own counts still go out.
+    }
+    const snapshot: LoadSnapshot = {
+      running: this.#parts.transport.running,
+      waiting: 0,
+      waitingUncachedTokens: 0,
+      kvUsage: 0,
+      tokensPerSecond: 0,
+      ...reported,
+      timestamp: Date.now(),
+      draining: this.#draining,
+    };
+    this.#lastLoad = snapshot;
+    await registry.reportLoad(`${this.host}:${this.port}`, snapshot);
+  }
+
+  startLoadReports(): void {
+    if (this.#parts.registry === undefined) return;
+    this.#loadTimer = setInterval(() => void this.publishLoad().catch(() => {}), this.#parts.loadIntervalMs);
+    this.#loadTimer.unref();
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      // Leave the registry first so that no consumer picks this provider while it drains.
-      await Promise.allSettled(this.instances.map((instance) => this.#registry?.unregister(instance)));
-      await this.#transport.close({ timeoutMs: this.#drainTimeoutMs });
+      clearInterval(this.#loadTimer);
+      const registry = this.#parts.registry;
+      // Draining first, so consumers stop picking this provider; then leave the registry; then
+      // let the calls in flight finish; then end the registry session (an etcd lease revoke).
+      this.#draining = true;
+      await this.publishLoad().catch(() => {});
+      await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
+      await this.#parts.transport.close({ timeoutMs: this.#parts.drainTimeoutMs });
+      if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
     })();
     return this.#closing;
   }

@@ -7,6 +7,8 @@ import { createTokenFilter, TYPE_NAME as TOKEN } from '../filter/token.js';
 import { isLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createRandomBalancer, TYPE_NAME as RANDOM } from '../loadbalance/random.js';
 import { createDirectRegistry, TYPE_NAME as DIRECT } from '../registry/direct.js';
+import { createEtcdRegistry, TYPE_NAME as ETCD } from '../registry/etcd/etcd.js';
+import { createFileRegistry, TYPE_NAME as FILE } from '../registry/file/file.js';
 import { createMemoryRegistry, TYPE_NAME as MEMORY } from '../registry/memory.js';
 import { isRegistry, type Registry } from '../registry/registry.js';
 import { createJsonSerializer, TYPE_NAME as JSON_NAME } from '../serializer/json.js';
@@ -50,6 +52,8 @@ export function defaultExtensions(): Extensions {
   ext.transport.register(TCP, createTcpTransport);
   ext.registry.register(MEMORY, createMemoryRegistry);
   ext.registry.register(DIRECT, createDirectRegistry);
+  ext.registry.register(FILE, createFileRegistry);
+  ext.registry.register(ETCD, createEtcdRegistry);
   ext.loadbalance.register(RANDOM, createRandomBalancer);
   ext.cluster.register(FAILFAST, createFailfastCluster);
   ext.filter.register(TOKEN, createTokenFilter);

@@ -20,7 +20,7 @@ export async function startTestPair(
   services: readonly object[],
   options: { server?: Omit<ServerOptions, 'services'>; client?: Omit<ClientOptions, 'registry'> } = {},
 ): Promise<TestPair> {
-  const server = await createServer({ host: '127.0.0.1', port: 0, ...options.server, services });
+  const server = await createServer({ host: '127.0.0.1', port: 0, registry: false, ...options.server, services });
   const client = await createClient({ ...options.client, registry: server.url });
   return {
     server,

@@ -87,6 +87,8 @@ export interface TransportServer {
   readonly port: number;
   /** Connections currently open. */
   readonly connections: number;
+  /** Calls running right now, over all connections. */
+  readonly running: number;
   /**
    * Stops accepting connections, tells every client to go away (GOAWAY), lets calls in flight
    * finish for up to `timeoutMs`, then closes every socket and aborts what is still running.

@@ -26,6 +26,11 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions): P
     get connections() {
       return connections.size;
     },
+    get running() {
+      let total = 0;
+      for (const connection of connections) total += connection.running;
+      return total;
+    },
     close(closeOptions = {}) {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));

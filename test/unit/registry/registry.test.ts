@@ -41,7 +41,7 @@ describe('DirectRegistry', () => {
 
 describe('resolveRegistry', () => {
   it('names the accepted forms on a bad value', () => {
-    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/\)/);
+    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/);
     expect(() => resolveRegistry('memory://a/b')).toThrow(/invalid registry: "memory:\/\/a\/b" \(allowed: memory:\/\/NAME/);
     expect(() => resolveRegistry({ type: 'memory', options: { nmae: 'x' } })).toThrow(/unknown option memory registry options\.nmae \(known: url, name\)/);
   });

@@ -10,15 +10,17 @@ const REQUIRED_OPTIONS: Record<string, Record<string, unknown>> = {
   'serializer/protobuf': { files: [proto] },
   'registry/memory': { url: 'memory://extensions-test' },
   'registry/shuttle': { url: 'shuttle://127.0.0.1:1' },
+  'registry/file': { dir: '/tmp/shuttle-extensions-test' },
+  'registry/etcd': { url: 'etcd://127.0.0.1:1' },
 };
 
 describe('defaultExtensions', () => {
-  it('has every built-in of every point, each reachable by its name', () => {
+  it('has every built-in of every point, each reachable by its name', async () => {
     const ext = defaultExtensions();
     expect(Object.fromEntries(Object.entries(ext).map(([point, registry]) => [point, registry.names()]))).toEqual({
       serializer: ['msgpack', 'json', 'protobuf'],
       transport: ['tcp'],
-      registry: ['memory', 'shuttle'],
+      registry: ['memory', 'shuttle', 'file', 'etcd'],
       loadbalance: ['random'],
       cluster: ['failfast'],
       filter: ['token', 'concurrency-limit', 'access-log'],
@@ -28,6 +30,7 @@ describe('defaultExtensions', () => {
         const instance = registry.create({ type: name, options: REQUIRED_OPTIONS[`${point}/${name}`] ?? {} }) as unknown as Record<string, unknown>;
         expect(instance, `${point}/${name}`).toBeTruthy();
         if (point !== 'registry') expect(instance['name'], `${point}/${name}`).toBe(name);
+        if (point === 'registry') await (instance as unknown as { close(): Promise<void> }).close();
       }
     }
   });

@@ -1,0 +1,114 @@
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+
+/**
+ * A local copy of every key under one etcd prefix, kept current by list + watch.
+ *
+ * - `start` lists the prefix (rejecting if etcd cannot be read) and watches from the next
+ *   revision, so no change between the list and the watch is missed and changes are applied
+ *   in revision order.
+ * - While etcd is unreachable the copy is kept as it was; the etcd3 client resumes the watch
+ *   from the last revision it saw when etcd returns.
+ * - When the watch cannot resume (its revision was compacted meanwhile, or etcd cancelled it)
+ *   the prefix is listed again, retrying with backoff until etcd answers, and the copy is
+ *   replaced in one step; the old copy stays in use until then.
+ */
+export class PrefixMirror {
+  readonly #client: Etcd3;
+  readonly #prefix: string;
+  readonly #onChange: () => void;
+  readonly #requestTimeoutMs: number;
+  #entries = new Map<string, string>();
+  #watcher: Watcher | undefined;
+  #closed = false;
+  #relistTimer: NodeJS.Timeout | undefined;
+  /** Generation of the current watch; events of an older one are ignored. */
+  #generation = 0;
+
+  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: () => void) {
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#requestTimeoutMs = requestTimeoutMs;
+    this.#onChange = onChange;
+  }
+
+  /** Key -> value (UTF-8) of everything under the prefix, as last seen. */
+  get entries(): ReadonlyMap<string, string> {
+    return this.#entries;
+  }
+
+  /** Lists, then watches. Rejects when the first list fails. */
+  async start(): Promise<void> {
+    const revision = await this.#list();
+    await this.#watch(revision);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#generation++;
+    clearTimeout(this.#relistTimer);
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    await watcher?.cancel().catch(() => {});
+  }
+
+  /** Replaces the copy with a fresh listing; returns the revision it was read at. */
+  async #list(): Promise<string> {
+    const response = await this.#client
+      .getAll()
+      .prefix(this.#prefix)
+      .options({ deadline: Date.now() + this.#requestTimeoutMs })
+      .exec();
+    const entries = new Map<string, string>();
+    for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+    this.#entries = entries;
+    this.#onChange();
+    return response.header.revision;
+  }
+
+  async #watch(listedAt: string): Promise<void> {
+    const generation = ++this.#generation;
+    const watcher = await this.#client
+      .watch()
+      .prefix(this.#prefix)
+      .startRevision((BigInt(listedAt) + 1n).toString())
+      .create();
+    if (this.#closed || generation !== this.#generation) {
+      await watcher.cancel().catch(() => {});
+      return;
+    }
+    this.#watcher = watcher;
+    watcher.on('data', (response: IWatchResponse) => {
+      if (generation === this.#generation) this.#apply(response);
+    });
+    // 'error' means the watch was cancelled by etcd (typically: its start revision has been
+    // compacted away after a reconnect) and will not resume by itself.
+    watcher.on('error', () => {
+      if (generation === this.#generation) this.#relist(0);
+    });
+  }
+
+  #apply(response: IWatchResponse): void {
+    if (response.events.length === 0) return;
+    for (const event of response.events) {
+      const key = event.kv.key.toString('utf8');
+      if (event.type === 'Delete') this.#entries.delete(key);
+      else this.#entries.set(key, event.kv.value.toString('utf8'));
+    }
+    this.#onChange();
+  }
+
+  #relist(attempt: number): void {
+    if (this.#closed) return;
+    this.#generation++;
+    const stale = this.#watcher;
+    this.#watcher = undefined;
+    void stale?.cancel().catch(() => {});
+    const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt);
+    this.#relistTimer = setTimeout(() => {
+      this.#list()
+        .then((revision) => this.#watch(revision))
+        .catch(() => this.#relist(attempt + 1));
+    }, delay);
+    this.#relistTimer.unref();
+  }
+}

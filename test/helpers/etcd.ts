@@ -1,0 +1,107 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort } from './ports.js';
+
+/**
+ * A real etcd server for integration tests (Debian's etcd-server 3.4), on free loopback ports
+ * with a temporary data dir. It can be stopped and started again on the same ports and data,
+ * to play an outage; `kill()` and `remove()` clean up.
+ */
+export interface EtcdServer {
+  /** `etcd://127.0.0.1:port` */
+  readonly url: string;
+  /** `http://127.0.0.1:port`, for etcd3 clients used by the test itself */
+  readonly endpoint: string;
+  readonly port: number;
+  readonly running: boolean;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops the server and deletes its data dir. */
+  remove(): Promise<void>;
+}
+
+/** The etcd binary, or a clear failure saying how to get it. */
+export function etcdBinary(): string {
+  const found = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
+  if (found === '') {
+    throw new Error('etcd is not installed: run `apt-get install -y etcd-server` (Debian package, etcd 3.4), or `npm test`, which installs it when run as root');
+  }
+  return found;
+}
+
+/** Starts an etcd on free ports; `extraListen` adds client addresses (e.g. a namespace bridge's). */
+export async function startEtcd(options: { extraListen?: string[] } = {}): Promise<EtcdServer> {
+  const binary = etcdBinary();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'shuttle-etcd-'));
+  const port = await freePort();
+  const peerPort = await freePort();
+  const clientUrls = [`http://127.0.0.1:${port}`, ...(options.extraListen ?? []).map((host) => `http://${host}:${port}`)];
+  let child: ChildProcess | undefined;
+
+  const start = async (): Promise<void> => {
+    const process_ = spawn(
+      binary,
+      [
+        '--name', 'shuttle-test',
+        '--data-dir', dataDir,
+        '--listen-client-urls', clientUrls.join(','),
+        '--advertise-client-urls', clientUrls[0]!,
+        '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+        '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+        '--initial-cluster', `shuttle-test=http://127.0.0.1:${peerPort}`,
+        '--log-level', 'error',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    child = process_;
+    let stderr = '';
+    process_.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (process_.exitCode !== null) throw new Error(`etcd exited with ${process_.exitCode}: ${stderr}`);
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/health`);
+        if (response.ok && ((await response.json()) as { health?: string }).health === 'true') return;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 15 s: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  const stop = async (): Promise<void> => {
+    const running = child;
+    child = undefined;
+    if (running === undefined || running.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      running.once('exit', () => resolve());
+      running.kill('SIGKILL');
+    });
+  };
+
+  await start();
+  liveServers.add(stop);
+  return {
+    url: `etcd://127.0.0.1:${port}`,
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    get running() {
+      return child !== undefined && child.exitCode === null;
+    },
+    stop,
+    start,
+    async remove() {
+      await stop();
+      liveServers.delete(stop);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const liveServers = new Set<() => Promise<void>>();
+process.once('exit', () => {
+  for (const stop of liveServers) void stop();
+});
