@@ -19,11 +19,21 @@ process.once('exit', () => {
 
 /**
  * Runs a compiled fixture (path relative to build/test/fixtures) and waits for the
- * `{"ready": url}` line it prints; fails after `timeoutMs`.
+ * `{"ready": url}` line it prints; fails after `timeoutMs`. `wrapper` prefixes the command
+ * (e.g. `ip netns exec NS`).
  */
-export async function startFixture(name: string, env: Record<string, string> = {}, timeoutMs = 10_000): Promise<Child> {
+export async function startFixture(
+  name: string,
+  env: Record<string, string> = {},
+  timeoutMs = 10_000,
+  wrapper: readonly string[] = [],
+): Promise<Child> {
   const script = fileURLToPath(new URL(`../../build/test/fixtures/${name}.js`, import.meta.url));
-  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // A private in-process registry unless the test names a real one: fixtures must not
+  // announce themselves in the host's default file registry.
+  const childEnv = { ...process.env, SHUTTLE_REGISTRY: 'memory://fixture', ...env };
+  const [command, ...args] = [...wrapper, process.execPath, script];
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
   started.add(child);
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

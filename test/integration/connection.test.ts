@@ -156,7 +156,7 @@ describe('reconnect', () => {
     first.process.kill('SIGKILL');
     const lost = (await rejection(inFlight)) as RpcError;
     expect(lost.code).toBe(RpcCode.UNAVAILABLE);
-    const second = await startFixture('provider', { PROVIDER_PORT: String(first.port) });
+    const second = await startFixture('provider', { SHUTTLE_PORT: String(first.port) });
     let pid: number | undefined;
     await waitUntil(() => {
       echo.pid().then((value) => (pid = value), () => {});

@@ -48,13 +48,17 @@ export class EtcdRegistry implements Registry {
     const requestTimeoutMs = settings.requestTimeoutMs;
     // No retries or circuit breakers inside the client: a breaker that stays open for 5 s after
     // an outage would delay re-registration; this registry has its own retry loops.
-    const passThrough = { execute: (fn: (context: { signal: AbortSignal }) => unknown) => Promise.resolve(fn({ signal: new AbortController().signal })) };
+    // `async`: the client calls execute() with functions that throw synchronously on purpose
+    // (to report a failure) and expects a rejected promise, never a synchronous throw.
+    const passThrough = { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
     this.#client = new Etcd3({
       hosts: settings.hosts,
       dialTimeout: requestTimeoutMs,
       ...(settings.auth === undefined ? {} : { auth: settings.auth }),
       ...(settings.tls === undefined ? {} : { credentials: settings.tls }),
-      faultHandling: { host: () => passThrough as never, global: passThrough as never },
+      // Watches reconnect after 100 ms, doubling to at most 1 s (the client's default grows to
+      // 30 s, far too slow to notice a registry that came back).
+      faultHandling: { host: () => passThrough as never, global: passThrough as never, watchBackoff: backoff(100) as never },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     });
   }
@@ -193,6 +197,11 @@ export class EtcdRegistry implements Registry {
     }
     return result;
   }
+}
+
+/** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
+function backoff(duration: number): { duration: number; next(): unknown } {
+  return { duration, next: () => backoff(Math.min(1000, duration * 2)) };
 }
 
 function stripLoad(instance: ServiceInstance): Omit<ServiceInstance, 'load'> {

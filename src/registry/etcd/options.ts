@@ -31,7 +31,7 @@ const KEYS = ['url', 'prefix', 'ttlSeconds', 'loadIntervalMs', 'requestTimeoutMs
 export function parseEtcdOptions(options: ExtensionOptions): EtcdSettings {
   checkKnownKeys('etcd registry options', options, KEYS);
   const url = options['url'];
-  const match = typeof url === 'string' ? /^etcd:\/\/(?:([^:@/]+):([^@/]*)@)?([^/?#]+)(\/[^?#]*)?$/.exec(url) : null;
+  const match = typeof url === 'string' ? /^etcd:\/\/(?:([^:@/]+):([^@/]*)@)?([^/?#@]+)(\/[^?#]*)?$/.exec(url) : null;
   if (match === null) {
     throw invalidOption('registry', typeof url === 'string' ? url.replace(/\/\/[^@/]*@/, '//***@') : url, 'etcd://[user:password@]host:port[,host:port][/prefix]');
   }
