@@ -1,34 +1,43 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /*
- * The README's main command: starts the example provider and consumer as two processes.
- * The provider prints {"ready": url}; the consumer is given that url.
+ * The README's main command: starts two example providers and a consumer as separate
+ * processes. The providers announce themselves in the embedded default registry (a folder of
+ * this host, no server); the consumer finds them there and fans its calls out over both.
  */
 const here = fileURLToPath(new URL('.', import.meta.url));
-const provider = spawn(process.execPath, [`${here}hello/provider.js`], { stdio: ['ignore', 'pipe', 'inherit'] });
-const stopProvider = (): void => {
-  if (provider.exitCode === null) provider.kill('SIGTERM');
+const providers: ChildProcess[] = [];
+const stopProviders = (): void => {
+  for (const provider of providers) if (provider.exitCode === null) provider.kill('SIGTERM');
 };
-process.once('exit', stopProvider);
+process.once('exit', stopProviders);
 
-const url = await new Promise<string>((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('provider did not start within 10 s')), 10_000);
-  provider.once('exit', (code) => reject(new Error(`provider exited with ${code}`)));
-  createInterface({ input: provider.stdout }).on('line', (line) => {
-    const ready = (JSON.parse(line) as { ready?: string }).ready;
-    if (ready !== undefined) {
-      clearTimeout(timer);
-      resolve(ready);
-    }
+async function startProvider(): Promise<string> {
+  const provider = spawn(process.execPath, [`${here}hello/provider.js`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  providers.push(provider);
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('provider did not start within 10 s')), 10_000);
+    provider.once('exit', (code) => reject(new Error(`provider exited with ${code}`)));
+    createInterface({ input: provider.stdout! }).on('line', (line) => {
+      const ready = (JSON.parse(line) as { ready?: string }).ready;
+      if (ready !== undefined) {
+        clearTimeout(timer);
+        resolve(ready);
+      }
+    });
   });
-});
-console.log(`provider (pid ${provider.pid}) listening at ${url}`);
+}
 
-const consumer = spawn(process.execPath, [`${here}hello/consumer.js`, url], { stdio: 'inherit' });
+for (let i = 0; i < 2; i++) {
+  const url = await startProvider();
+  console.log(`provider (pid ${providers[i]!.pid}) listening at ${url}, registered in the default registry`);
+}
+
+const consumer = spawn(process.execPath, [`${here}hello/consumer.js`], { stdio: 'inherit' });
 const code = await new Promise<number>((resolve) => consumer.once('exit', (exitCode) => resolve(exitCode ?? 1)));
-stopProvider();
-await new Promise((resolve) => provider.once('exit', resolve));
+stopProviders();
+await Promise.all(providers.map((provider) => (provider.exitCode === null ? new Promise((resolve) => provider.once('exit', resolve)) : undefined)));
 console.log(`demo finished (consumer exit code ${code})`);
 process.exit(code);

@@ -1,13 +1,12 @@
 import { createClient, RpcError } from 'shuttle-rpc';
 import type { GreeterApi } from './greeter.js';
 
-/** Calls a Greeter provider at the url given as the first argument. */
-const url = process.argv[2];
-if (url === undefined) {
-  console.error('usage: node consumer.js shuttle://host:port');
-  process.exit(2);
-}
-const client = await createClient({ registry: url, timeoutMs: 5000 });
+/**
+ * Calls the Greeter providers it finds in the registry: the embedded default (the file
+ * registry of this host) unless SHUTTLE_REGISTRY or a shuttle.config.json says otherwise, or a
+ * provider URL (shuttle://host:port) is given as the first argument.
+ */
+const client = await createClient({ timeoutMs: 5000, ...(process.argv[2] === undefined ? {} : { registry: process.argv[2] }) });
 const greeter = client.proxy<GreeterApi>('demo.Greeter', { version: '1.0.0' });
 
 console.log(await greeter.hello('shuttle'));
@@ -27,6 +26,12 @@ try {
 
 const started = performance.now();
 const calls = 2000;
-await Promise.all(Array.from({ length: calls }, (_, i) => greeter.hello(`caller ${i}`)));
-console.log(`${calls} concurrent calls in ${(performance.now() - started).toFixed(0)} ms over one multiplexed connection`);
+const answers = await Promise.all(Array.from({ length: calls }, (_, i) => greeter.hello(`caller ${i}`)));
+const perWorker = new Map<string, number>();
+for (const answer of answers) {
+  const worker = /from worker (\d+)/.exec(answer)?.[1] ?? '?';
+  perWorker.set(worker, (perWorker.get(worker) ?? 0) + 1);
+}
+console.log(`${calls} concurrent calls in ${(performance.now() - started).toFixed(0)} ms, one multiplexed connection per provider`);
+for (const [worker, count] of perWorker) console.log(`  worker ${worker}: ${count} calls`);
 await client.close();

@@ -10,7 +10,12 @@ const build = (file: string): string => fileURLToPath(new URL(`../../build/examp
 describe('examples', () => {
   it('the README main command (demo) runs the provider and consumer as two processes', async () => {
     const { stdout } = await run(process.execPath, [build('demo.js')], { timeout: 30_000 });
-    expect(stdout).toMatch(/provider \(pid \d+\) listening at shuttle:\/\/127\.0\.0\.1:\d+/);
+    expect(stdout.match(/provider \(pid \d+\) listening at shuttle:\/\/127\.0\.0\.1:\d+, registered in the default registry/g)).toHaveLength(2);
+    // Found through the default (file) registry, and the calls fanned out over both workers.
+    const workers = [...stdout.matchAll(/worker (\d+): (\d+) calls/g)].map((match) => Number(match[2]));
+    expect(workers).toHaveLength(2);
+    expect(workers.reduce((sum, n) => sum + n, 0)).toBe(2000);
+    expect(Math.min(...workers)).toBeGreaterThan(0);
     expect(stdout).toMatch(/hello, shuttle \(from worker \d+\)/);
     expect(stdout).toMatch(/bad input is refused: \[invalid argument\] hello needs a non-empty name/);
     expect(stdout).toMatch(/deadline enforced: \[deadline exceeded\]/);
