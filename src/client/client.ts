@@ -12,6 +12,7 @@ import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializ
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
+import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/stream-frames.js';
 import type { Transport } from '../transport/transport.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
@@ -52,6 +53,8 @@ export interface ClientOptions {
   maxFrameBytes?: number;
   /** Reconnect backoff (gRPC defaults with a 30 s cap). */
   reconnect?: Partial<BackoffOptions>;
+  /** Flow-control window per stream: bytes a provider may send ahead of the reader; 64 KiB by default. */
+  streamWindowBytes?: number;
   /** How long `close()` waits for calls in flight; 5 s by default. */
   closeTimeoutMs?: number;
   /** Plugin modules to load into this client's context. */
@@ -82,7 +85,7 @@ export interface ReferenceOptions {
 
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'closeTimeoutMs', 'plugins', 'context', 'config',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'plugins', 'context', 'config',
 ];
 const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster'];
 
@@ -155,6 +158,7 @@ class Client implements RpcClient {
       heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
       maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
       backoff: resolveBackoff(options.reconnect),
+      streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
     });
   }
 
@@ -180,7 +184,7 @@ class Client implements RpcClient {
       pool: this.#pool,
       isClosed: () => this.#closed,
     });
-    return createProxy<T>((method, request, callOptions) => reference.call(method, request, callOptions));
+    return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));
   }
 
   inject<T extends object>(target: T): T {

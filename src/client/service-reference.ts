@@ -3,7 +3,8 @@ import type { ClusterCall, ClusterStrategy } from '../cluster/cluster.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation, type NextFilter } from '../filter/filter.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
-import type { CallOptions } from '../proxy/proxy.js';
+import type { CallMode, CallOptions } from '../proxy/proxy.js';
+import { currentCallScope } from '../server/call-scope.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
 import type { Invocation, Metadata } from '../transport/transport.js';
@@ -54,13 +55,16 @@ export class ServiceReference {
           });
   }
 
-  /** Makes one call. Never throws synchronously: every failure is a rejected promise. */
-  call(method: string, request: unknown, options: CallOptions | undefined): Promise<unknown> {
+  /**
+   * Makes one call: resolves with the result (unary) or with the open stream (`mode` stream).
+   * Never throws synchronously: every failure is a rejected promise.
+   */
+  call(method: string, request: unknown, options: CallOptions | undefined, mode: CallMode = 'unary'): Promise<unknown> {
     const parts = this.#parts;
     let invocation: Invocation;
     try {
       if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
-      invocation = this.#invocation(method, request, options);
+      invocation = this.#invocation(method, request, options, mode === 'stream');
       if (invocation.signal?.aborted) {
         throw new RpcError(RpcCode.CANCELLED, `${parts.service}.${method} was cancelled before it was sent`, { cause: invocation.signal.reason });
       }
@@ -74,6 +78,7 @@ export class ServiceReference {
       version: parts.version,
       method,
       request: invocation.request,
+      stream: invocation.stream,
       metadata: invocation.meta,
       deadline: invocation.deadline,
       peer: undefined,
@@ -99,11 +104,15 @@ export class ServiceReference {
     const call: ClusterCall = {
       invocation,
       providers,
+      stream: invocation.stream,
       get idempotent() {
         return providers.some((provider) => provider.methods.some((method) => method.name === invocation.method && method.idempotent));
       },
       select: (excluded) => this.#select(providers, invocation, excluded),
-      send: (provider) => parts.pool.get(provider.host, provider.port).invoke(invocation, parts.serializer),
+      send: (provider) => {
+        const connection = parts.pool.get(provider.host, provider.port);
+        return invocation.stream ? connection.openStream(invocation, parts.serializer) : connection.invoke(invocation, parts.serializer);
+      },
     };
     try {
       return parts.cluster.invoke(call);
@@ -123,7 +132,7 @@ export class ServiceReference {
     return this.#parts.balancer.select(views, invocation).instance;
   }
 
-  #invocation(method: string, request: unknown, options: CallOptions | undefined): Invocation {
+  #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean): Invocation {
     const parts = this.#parts;
     let timeoutMs = parts.timeoutMs;
     let signal: AbortSignal | undefined;
@@ -158,18 +167,17 @@ export class ServiceReference {
         throw new RpcError(RpcCode.INVALID_ARGUMENT, `oneWay of ${parts.service}.${method} must be true or false`);
       }
       oneWay = options.oneWay === true;
+      if (oneWay && stream) throw new RpcError(RpcCode.INVALID_ARGUMENT, `${parts.service}.${method}: a streaming call cannot be one-way`);
     }
-    return {
-      service: parts.service,
-      version: parts.version,
-      group: parts.group,
-      method,
-      request,
-      meta,
-      deadline: Date.now() + timeoutMs,
-      signal,
-      oneWay,
-    };
+    let deadline = Date.now() + timeoutMs;
+    // Inside a provider's handler, a call inherits the remaining deadline and the cancellation
+    // of the call being served (gRPC deadline propagation).
+    const scope = currentCallScope();
+    if (scope !== undefined) {
+      if (scope.deadline !== undefined && scope.deadline < deadline) deadline = scope.deadline;
+      signal = signal === undefined ? scope.signal : AbortSignal.any([signal, scope.signal]);
+    }
+    return { service: parts.service, version: parts.version, group: parts.group, method, request, meta, deadline, signal, oneWay, stream };
   }
 }
 

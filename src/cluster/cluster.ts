@@ -11,9 +11,15 @@ export interface ClusterCall {
   readonly providers: readonly ServiceInstance[];
   /** Whether the method is declared idempotent by its provider (false when unknown). */
   readonly idempotent: boolean;
+  /**
+   * A server-streaming call: `send` resolves with the stream once the request is sent. A
+   * strategy may retry a stream only while `send` rejects; once it resolved, chunks may have
+   * reached the caller, and a stream is never retried after its first chunk.
+   */
+  readonly stream: boolean;
   /** Picks a provider with the load balancer, skipping `excluded`; undefined if none is left. */
   select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined;
-  /** Sends the call to `provider` and resolves with its result. */
+  /** Sends the call to `provider` and resolves with its result (a stream: the open stream). */
   send(provider: ServiceInstance): Promise<unknown>;
 }
 

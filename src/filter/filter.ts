@@ -16,6 +16,11 @@ export interface FilterInvocation {
   readonly version: string;
   readonly method: string;
   readonly request: unknown;
+  /**
+   * A server-streaming call: `next` then resolves with the stream (an AsyncIterable) as soon as
+   * it is open, not with its end.
+   */
+  readonly stream: boolean;
   readonly metadata: Readonly<Metadata>;
   /** Absolute local deadline (epoch ms), if any. */
   readonly deadline: number | undefined;

@@ -1,11 +1,14 @@
 import type { CallContext } from '../server/call-context.js';
 import type { Metadata } from '../transport/transport.js';
+import { RpcCall, type CallMode } from './call.js';
+
+export { RpcCall, type CallMode } from './call.js';
 
 /** Per-call options, passed as the last argument of any proxy method. */
 export interface CallOptions {
-  /** Time the call may take, from now, in ms; overrides the reference's and the method's default. */
+  /** Time the call may take, from now, in ms (a stream: the whole stream). Overrides the defaults. */
   timeoutMs?: number;
-  /** Aborting it cancels the call: the promise rejects CANCELLED and the provider's `ctx.signal` fires. */
+  /** Aborting it cancels the call: it rejects CANCELLED and the provider's `ctx.signal` fires. */
   signal?: AbortSignal;
   /** Extra metadata for this call (string values). */
   metadata?: Metadata;
@@ -13,27 +16,42 @@ export interface CallOptions {
   oneWay?: boolean;
 }
 
+/** A server-streaming call: iterate it with `for await`; `trailer` resolves after the end. */
+export interface StreamingCall<C, TReturn = unknown> extends AsyncIterable<C> {
+  /** The provider generator's return value (e.g. token usage), once the stream has ended. */
+  readonly trailer: Promise<TReturn | undefined>;
+}
+
 /**
  * The typed stub of a service interface `T`. Every method takes (at most) one request value
- * and an optional trailing {@link CallOptions}, and returns a promise of the method's result.
- * A trailing `CallContext` parameter of `T`'s methods (a provider class used as the type) is
- * dropped.
+ * and an optional trailing {@link CallOptions}. A method returning an AsyncIterable (an async
+ * generator on the provider) becomes a {@link StreamingCall}; any other returns a promise of
+ * its result. A trailing `CallContext` parameter of `T`'s methods (a provider class used as the
+ * type) is dropped.
  */
 export type Proxied<T> = {
   readonly [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]: ProxiedMethod<T[K]>;
 };
 
+/** The result type of a proxied method returning `R`. */
+export type ProxiedResult<R> =
+  R extends AsyncGenerator<infer C, infer TReturn, unknown>
+    ? StreamingCall<C, TReturn>
+    : R extends AsyncIterable<infer C>
+      ? StreamingCall<C>
+      : Promise<Awaited<R>>;
+
 /** The proxy form of one method; see {@link Proxied}. */
 export type ProxiedMethod<F> = F extends (...args: infer A) => infer R
   ? A extends [] | [CallContext?]
-    ? (request?: undefined, options?: CallOptions) => Promise<Awaited<R>>
+    ? (request?: undefined, options?: CallOptions) => ProxiedResult<R>
     : A extends [infer Q, ...unknown[]]
-      ? (request: Q, options?: CallOptions) => Promise<Awaited<R>>
-      : (request?: A[0], options?: CallOptions) => Promise<Awaited<R>>
+      ? (request: Q, options?: CallOptions) => ProxiedResult<R>
+      : (request?: A[0], options?: CallOptions) => ProxiedResult<R>
   : never;
 
-/** Performs one call for a proxy: which method, with which request and options. */
-export type MethodCaller = (method: string, request: unknown, options: CallOptions | undefined) => Promise<unknown>;
+/** Performs one call for a proxy: which method, with which request and options, in which mode. */
+export type MethodCaller = (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => Promise<unknown>;
 
 /**
  * Property names that are never remote methods. `then` must stay undefined or awaiting a proxy
@@ -43,17 +61,18 @@ export type MethodCaller = (method: string, request: unknown, options: CallOptio
 const NOT_METHODS: ReadonlySet<string> = new Set(['then', 'toJSON']);
 
 /**
- * Builds a proxy whose every string-named property is a function calling `caller` with that
- * method name. Functions are created once per name and cached.
+ * Builds a proxy whose every string-named property is a function making an {@link RpcCall}
+ * to that method of `service`. Functions are created once per name and cached.
  */
-export function createProxy<T>(caller: MethodCaller): Proxied<T> {
-  const methods = new Map<string, (request?: unknown, options?: CallOptions) => Promise<unknown>>();
+export function createProxy<T>(service: string, caller: MethodCaller): Proxied<T> {
+  const methods = new Map<string, (request?: unknown, options?: CallOptions) => RpcCall>();
   return new Proxy(Object.create(null) as object, {
     get(_target, property) {
       if (typeof property !== 'string' || NOT_METHODS.has(property)) return undefined;
       let method = methods.get(property);
       if (method === undefined) {
-        method = (request?: unknown, options?: CallOptions) => caller(property, request, options);
+        const label = `${service}.${property}`;
+        method = (request?: unknown, options?: CallOptions) => new RpcCall((mode) => caller(property, request, options, mode), label);
         methods.set(property, method);
       }
       return method;

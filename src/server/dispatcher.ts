@@ -4,6 +4,7 @@ import { composeFilters, type Filter, type FilterInvocation } from '../filter/fi
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod } from '../transport/transport.js';
 import type { CallContext } from './call-context.js';
+import { bindIterableToScope, runInCallScope } from './call-scope.js';
 
 /** One exported service: its decorator metadata and its callable methods. */
 export interface ExportedService {
@@ -116,9 +117,14 @@ function bindMethod(
       peer: info.peer,
     };
     // Not an async function: one promise less per call. A synchronous throw still becomes a
-    // rejection, and a plain (non-promise) return value is accepted.
+    // rejection, and a plain (non-promise) return value is accepted. The handler runs in the
+    // call's scope, so calls it makes inherit its deadline and cancellation.
     try {
-      return Promise.resolve(fn.call(instance, request, context));
+      const result = runInCallScope(info, () => fn.call(instance, request, context));
+      if (meta.stream && result !== null && typeof result === 'object' && Symbol.asyncIterator in result) {
+        return Promise.resolve(bindIterableToScope(result as AsyncIterable<unknown>, info));
+      }
+      return Promise.resolve(result);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -143,6 +149,7 @@ function bindMethod(
             version: service.version,
             method: meta.name,
             request,
+            stream: meta.stream,
             metadata: info.meta,
             deadline: info.deadline,
             peer: info.peer,

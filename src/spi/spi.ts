@@ -57,6 +57,8 @@ export {
   type Frame,
 } from '../transport/frame.js';
 export { FrameDecoder } from '../transport/decoder.js';
+export { ClientStream } from '../transport/client-stream.js';
+export { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, WINDOW_META, encodeChunkFrame, encodeEndFrame, encodeWindowUpdate } from '../transport/stream-frames.js';
 export { RequestHeadDecoder, decodeRequestHead, encodeMeta, encodeRoute, type Metadata, type RequestHead } from '../transport/envelope.js';
 export { encodeErrorFrame, decodeWireError } from '../transport/tcp/wire-error.js';
 export {

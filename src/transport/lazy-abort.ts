@@ -34,6 +34,14 @@ export class LazyAbort {
     return this.#controller.signal;
   }
 
+  /**
+   * Whether the consumer is gone (it sent CANCEL, or its connection closed), so nothing more
+   * may be sent for this call.
+   */
+  get callerLeft(): boolean {
+    return this.#aborted && (this.#reason as { details?: { callerLeft?: unknown } } | undefined)?.details?.callerLeft === true;
+  }
+
   /** Aborts once; later calls are ignored. */
   abort(reason: unknown): void {
     if (this.#aborted) return;

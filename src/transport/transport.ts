@@ -1,6 +1,7 @@
 import type { BackoffOptions } from '../common/backoff.js';
 import type { RpcError } from '../errors/errors.js';
 import type { Serializer, SerializerSet } from '../serializer/serializer.js';
+import type { ClientStream } from './client-stream.js';
 import type { Metadata, RequestHead } from './envelope.js';
 
 export type { Metadata, RequestHead } from './envelope.js';
@@ -19,6 +20,8 @@ export interface Invocation {
   readonly signal: AbortSignal | undefined;
   /** Fire and forget: the provider sends no response. */
   readonly oneWay: boolean;
+  /** A server-streaming call. */
+  readonly stream: boolean;
 }
 
 /** Connection states, as gRPC names them. */
@@ -37,6 +40,12 @@ export interface ClientConnection {
   readonly inFlight: number;
   /** Sends one unary call and resolves with the decoded response, or rejects with an RpcError. */
   invoke(invocation: Invocation, serializer: Serializer): Promise<unknown>;
+  /**
+   * Starts a server-streaming call; resolves with the stream once the request is sent (so a
+   * rejection means the request never left). Chunks, the end and errors arrive through the
+   * stream; flow control keeps at most `streamWindowBytes` unread.
+   */
+  openStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream>;
   /**
    * Stops taking calls. With `graceful`, waits for the calls in flight (up to `timeoutMs`),
    * then closes the socket; the calls still running then fail UNAVAILABLE.
@@ -111,6 +120,8 @@ export interface ConnectOptions {
   maxFrameBytes: number;
   /** Reconnect backoff after a failed connect or a lost connection. */
   backoff: BackoffOptions;
+  /** Flow-control window of each stream: bytes the provider may send ahead of the reader. */
+  streamWindowBytes: number;
 }
 
 /** Provider-side listening settings every transport honours. */

@@ -34,21 +34,22 @@ export async function startFaultProxy(targetPort: number, targetHost = '127.0.0.
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const block = (): void => {
+    blocked = true;
+    for (const [client, upstream] of pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+  };
   return {
     port: (server.address() as net.AddressInfo).port,
-    block() {
-      blocked = true;
-      for (const [client, upstream] of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      pairs.clear();
-    },
+    block,
     unblock() {
       blocked = false;
     },
     async close() {
-      this.block();
+      block();
       await new Promise((resolve) => server.close(resolve));
     },
   };

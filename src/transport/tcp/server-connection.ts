@@ -6,8 +6,11 @@ import { FrameDecoder } from '../decoder.js';
 import { RequestHeadDecoder } from '../envelope.js';
 import { LazyAbort } from '../lazy-abort.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
-import { TIMEOUT_META, type CallHandler, type Peer } from '../transport.js';
+import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, WINDOW_META, readU32 } from '../stream-frames.js';
+import { TIMEOUT_META, type CallHandler, type Peer, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
+import type { Serializer } from '../../serializer/serializer.js';
 import { FrameWriter } from './frame-writer.js';
+import { StreamCredit, pumpStream } from './provider-stream.js';
 import { encodeErrorFrame } from './wire-error.js';
 
 /** Provider-side limits of one connection. */
@@ -29,11 +32,13 @@ export class ServerConnection {
   readonly #heads = new RequestHeadDecoder();
   /** Running calls by request id, each with the handle that cancels it. */
   readonly #running = new Map<number, LazyAbort>();
+  /** Flow-control credit of the running streams. */
+  readonly #credits = new Map<number, StreamCredit>();
   readonly #deadlines = new DeadlineHeap({
     deadlineOf: (id) => this.#running.get(id)?.deadline,
     live: () => liveDeadlines(this.#running),
     liveCount: () => this.#running.size,
-    expire: (id) => this.#running.get(id)?.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
+    expire: (id) => this.#abortCall(id, new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
   });
   #closing = false;
   #onIdle: (() => void) | undefined;
@@ -116,14 +121,21 @@ export class ServerConnection {
         this.#onRequest(frame);
         return;
       case FrameType.CANCEL:
-        this.#running.get(frame.requestId)?.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller'));
+        this.#abortCall(
+          frame.requestId,
+          frame.status === RpcCode.DEADLINE_EXCEEDED
+            ? new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded (the caller gave up)', { details: { callerLeft: true } })
+            : new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }),
+        );
+        return;
+      case FrameType.WINDOW_UPDATE:
+        this.#credits.get(frame.requestId)?.grant(readU32(frame.body, 'WINDOW_UPDATE'));
         return;
       case FrameType.HEARTBEAT:
         this.#writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
         return;
       case FrameType.HEARTBEAT_ACK:
       case FrameType.GOAWAY:
-      case FrameType.WINDOW_UPDATE:
         return;
       default:
         throw new RpcError(RpcCode.INTERNAL, `protocol error: a consumer may not send frame type ${frame.type}`);
@@ -148,8 +160,18 @@ export class ServerConnection {
     }
     const resolved = this.#handler.resolve(head.head);
     if (resolved instanceof RpcError) return this.#answerError(id, oneWay, resolved);
-    if ((frame.flags & FrameFlag.STREAM) !== 0 || resolved.stream) {
-      return this.#answerError(id, oneWay, new RpcError(RpcCode.UNIMPLEMENTED, `${resolved.service}.${resolved.method} is a streaming method; streaming calls are not supported by this build of the tcp transport yet`));
+    const wantsStream = (frame.flags & FrameFlag.STREAM) !== 0;
+    if (wantsStream !== resolved.stream) {
+      return this.#answerError(id, oneWay, new RpcError(RpcCode.FAILED_PRECONDITION, resolved.stream
+        ? `${resolved.service}.${resolved.method} is a server-streaming method: iterate the call (for await (const chunk of proxy.${resolved.method}(…)))`
+        : `${resolved.service}.${resolved.method} is a unary method: await the call instead of iterating it`));
+    }
+    let window = DEFAULT_STREAM_WINDOW;
+    if (wantsStream && head.head.meta[WINDOW_META] !== undefined) {
+      window = Number(head.head.meta[WINDOW_META]);
+      if (!Number.isInteger(window) || window < MIN_STREAM_WINDOW || window > 2 ** 31 - 1) {
+        return this.#answerError(id, oneWay, new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${WINDOW_META} must be an integer from ${MIN_STREAM_WINDOW} to ${2 ** 31 - 1}, got ${JSON.stringify(head.head.meta[WINDOW_META]!.slice(0, 40))}`));
+      }
     }
     const target = { service: resolved.service, method: resolved.method, kind: 'request' } as const;
     let request: unknown;
@@ -168,40 +190,75 @@ export class ServerConnection {
     const controller = new LazyAbort(deadline);
     this.#running.set(id, controller);
     if (deadline !== undefined) this.#deadlines.add(id, deadline);
-    resolved
-      .invoke(request, {
-        get signal() {
-          return controller.signal;
-        },
-        deadline,
-        meta: head.head.meta,
-        peer: this.#peer,
-      })
-      .then(
-        (value) => {
-          if (controller.aborted || oneWay) return;
-          let payload: Uint8Array;
-          try {
-            payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
-          } catch (error) {
-            this.#answerError(id, false, new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`));
-            return;
-          }
-          const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-          writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
-          out.set(payload, HEADER_BYTES);
-          this.#writer.write(out);
-        },
-        (error: unknown) => {
-          // After a cancel the caller has stopped listening; the result has nowhere to go.
-          if (controller.reason instanceof RpcError && controller.reason.code === RpcCode.CANCELLED) return;
-          this.#answerError(id, oneWay, RpcError.from(error));
-        },
-      )
-      .finally(() => {
-        this.#running.delete(id);
-        if (this.#running.size === 0) this.#onIdle?.();
-      });
+    const info: ProviderCallInfo = {
+      get signal() {
+        return controller.signal;
+      },
+      deadline,
+      meta: head.head.meta,
+      peer: this.#peer,
+    };
+    const run = wantsStream
+      ? this.#runStream(id, resolved, request, info, controller, serializer, window)
+      : this.#runUnary(id, oneWay, resolved, request, info, controller, serializer);
+    void run.finally(() => {
+      this.#running.delete(id);
+      this.#credits.delete(id);
+      if (this.#running.size === 0) this.#onIdle?.();
+    });
+  }
+
+  #runUnary(id: number, oneWay: boolean, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer): Promise<void> {
+    return resolved.invoke(request, info).then(
+      (value) => {
+        if (controller.aborted || oneWay) return;
+        let payload: Uint8Array;
+        try {
+          payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
+        } catch (error) {
+          this.#answerError(id, false, new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`));
+          return;
+        }
+        const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+        writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
+        out.set(payload, HEADER_BYTES);
+        this.#writer.write(out);
+      },
+      (error: unknown) => {
+        // After a cancel the caller has stopped listening; the result has nowhere to go.
+        if (controller.callerLeft) return;
+        this.#answerError(id, oneWay, RpcError.from(error));
+      },
+    );
+  }
+
+  async #runStream(id: number, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer, window: number): Promise<void> {
+    const credit = new StreamCredit(window);
+    this.#credits.set(id, credit);
+    let iterable: unknown;
+    try {
+      iterable = await resolved.invoke(request, info);
+    } catch (error) {
+      if (!controller.callerLeft) {
+        this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, RpcError.from(error)));
+      }
+      return;
+    }
+    await pumpStream({
+      requestId: id,
+      iterable: iterable as AsyncIterable<unknown>,
+      abort: controller,
+      credit,
+      serializer,
+      target: { service: resolved.service, method: resolved.method, kind: 'response' },
+      write: (frame) => this.#writer.write(frame),
+    });
+  }
+
+  /** Aborts a running call (cancel, deadline) and wakes its stream pump if it waits for credit. */
+  #abortCall(id: number, reason: RpcError): void {
+    this.#running.get(id)?.abort(reason);
+    this.#credits.get(id)?.release();
   }
 
   #answerError(id: number, oneWay: boolean, error: RpcError): void {
@@ -209,9 +266,7 @@ export class ServerConnection {
   }
 
   #abortAll(reason: string): void {
-    for (const controller of this.#running.values()) {
-      controller.abort(new RpcError(RpcCode.CANCELLED, reason));
-    }
+    for (const id of [...this.#running.keys()]) this.#abortCall(id, new RpcError(RpcCode.CANCELLED, reason, { details: { callerLeft: true } }));
   }
 }
 

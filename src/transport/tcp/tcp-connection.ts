@@ -4,26 +4,17 @@ import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
+import type { ClientStream } from '../client-stream.js';
 import { FrameDecoder } from '../decoder.js';
-import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
+import { encodeRoute, measureMeta, writeMeta, type Metadata } from '../envelope.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
+import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
 import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState, type Invocation } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
-import { decodeWireError } from './wire-error.js';
+import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 
 /** Settings of a consumer's tcp connection (the transport-wide {@link ConnectOptions}). */
 export type TcpClientOptions = ConnectOptions;
-
-interface PendingCall {
-  /** Decoding target of the response; shared by all calls of one route. */
-  readonly target: PayloadTarget;
-  readonly serializer: Serializer;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: RpcError) => void;
-  readonly deadline: number | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
 
 /** A route's encoded bytes and its response decoding target, cached per connection. */
 interface CachedRoute {
@@ -32,8 +23,8 @@ interface CachedRoute {
 }
 
 /**
- * The tcp transport's {@link ClientConnection}: one socket to one provider, any number of calls
- * in flight, matched to responses by request id.
+ * The tcp transport's {@link ClientConnection}: one socket to one provider, any number of
+ * unary and streaming calls in flight, matched to their frames by request id.
  */
 export class TcpConnection implements ClientConnection {
   readonly address: string;
@@ -83,8 +74,13 @@ export class TcpConnection implements ClientConnection {
   }
 
   invoke(invocation: Invocation, serializer: Serializer): Promise<unknown> {
-    if (this.#state === 'ready' && !this.#goingAway) return this.#send(invocation, serializer);
-    return this.#whenReady(invocation).then(() => this.#send(invocation, serializer));
+    if (this.#state === 'ready' && !this.#goingAway) return this.#sendUnary(invocation, serializer);
+    return this.#whenReady(invocation).then(() => this.#sendUnary(invocation, serializer));
+  }
+
+  openStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {
+    if (this.#state === 'ready' && !this.#goingAway) return this.#sendStream(invocation, serializer);
+    return this.#whenReady(invocation).then(() => this.#sendStream(invocation, serializer));
   }
 
   async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
@@ -227,51 +223,78 @@ export class TcpConnection implements ClientConnection {
     this.#connecting = undefined;
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const call of pending) this.#settle(call, error);
+    for (const call of pending) this.#finish(call, error);
     this.#drained?.();
   }
 
-  #send(invocation: Invocation, serializer: Serializer): Promise<unknown> {
-    const writer = this.#writer;
-    if (writer === undefined || this.#goingAway) {
-      return Promise.reject(neverSent(`connection to ${this.address} is not ready`));
-    }
-    let frame: Buffer;
-    let route: CachedRoute;
-    try {
-      route = this.#route(invocation);
-      frame = this.#encodeRequest(invocation, route, serializer);
-    } catch (error) {
-      return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
-    }
-    const id = this.#nextId;
-    this.#nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
-    frame.writeUInt32BE(Math.floor(id / 2 ** 32), 8);
-    frame.writeUInt32BE(id >>> 0, 12);
+  #sendUnary(invocation: Invocation, serializer: Serializer): Promise<unknown> {
+    const prepared = this.#prepare(invocation, serializer, false);
+    if (prepared instanceof RpcError) return Promise.reject(prepared);
+    const { id, frame, route, writer } = prepared;
     if (invocation.oneWay) {
       writer.write(frame);
       return Promise.resolve(undefined);
     }
     return new Promise<unknown>((resolve, reject) => {
-      const call: PendingCall = {
-        target: route.target,
-        serializer,
-        resolve,
-        reject,
-        deadline: invocation.deadline,
-        signal: undefined,
-        onAbort: undefined,
-      };
-      this.#pending.set(id, call);
-      if (invocation.deadline !== undefined) this.#deadlines.add(id, invocation.deadline);
-      const signal = invocation.signal;
-      if (signal !== undefined) {
-        call.signal = signal;
-        call.onAbort = () => this.#abandon(id, cancelledError(invocation, signal));
-        signal.addEventListener('abort', call.onAbort, { once: true });
-      }
+      this.#track(id, new UnaryCall(route.target, invocation.deadline, serializer, resolve, reject), invocation);
       writer.write(frame);
     });
+  }
+
+  #sendStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {
+    const prepared = this.#prepare(invocation, serializer, true);
+    if (prepared instanceof RpcError) return Promise.reject(prepared);
+    const { id, frame, route, writer } = prepared;
+    const window = this.#options.streamWindowBytes;
+    let consumed = 0;
+    const call = new StreamCall(
+      route.target,
+      invocation.deadline,
+      serializer,
+      // Credit goes back to the provider only as the reader takes chunks, in half-window steps.
+      (bytes) => {
+        consumed += bytes;
+        if (consumed >= window / 2 && this.#pending.get(id) === call) {
+          this.#writer?.write(encodeWindowUpdate(id, consumed));
+          consumed = 0;
+        }
+      },
+      (reason) => this.#abandon(id, reason),
+    );
+    this.#track(id, call, invocation);
+    writer.write(frame);
+    return Promise.resolve(call.stream);
+  }
+
+  /** Encodes a REQUEST with a fresh id; an RpcError when the call cannot be sent. */
+  #prepare(invocation: Invocation, serializer: Serializer, stream: boolean): { id: number; frame: Buffer; route: CachedRoute; writer: FrameWriter } | RpcError {
+    const writer = this.#writer;
+    if (writer === undefined || this.#goingAway) return neverSent(`connection to ${this.address} is not ready`);
+    let frame: Buffer;
+    let route: CachedRoute;
+    try {
+      route = this.#route(invocation);
+      frame = this.#encodeRequest(invocation, route, serializer, stream);
+    } catch (error) {
+      return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
+    }
+    const id = this.#nextId;
+    this.#nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
+    frame.writeUInt32BE(Math.floor(id / 2 ** 32), 8);
+    frame.writeUInt32BE(id >>> 0, 12);
+    return { id, frame, route, writer };
+  }
+
+  /** Registers a call in flight with its deadline and abort signal. */
+  #track(id: number, call: PendingCall, invocation: Invocation): void {
+    this.#pending.set(id, call);
+    if (invocation.deadline !== undefined) this.#deadlines.add(id, invocation.deadline);
+    const signal = invocation.signal;
+    if (signal !== undefined) {
+      call.signal = signal;
+      call.onAbort = () => this.#abandon(id, cancelledError(invocation, signal));
+      signal.addEventListener('abort', call.onAbort, { once: true });
+    }
   }
 
   #route(invocation: Invocation): CachedRoute {
@@ -287,36 +310,51 @@ export class TcpConnection implements ClientConnection {
     return route;
   }
 
-  #encodeRequest(invocation: Invocation, route: CachedRoute, serializer: Serializer): Buffer {
+  #encodeRequest(invocation: Invocation, route: CachedRoute, serializer: Serializer, stream: boolean): Buffer {
     // The wire carries the remaining time, not the absolute deadline (see server-connection).
+    let meta: Metadata = invocation.meta;
+    if (stream) meta = { ...meta, [WINDOW_META]: String(this.#options.streamWindowBytes) };
     const timeout = invocation.deadline === undefined ? undefined : ([TIMEOUT_META, String(Math.max(0, invocation.deadline - Date.now()))] as const);
-    const metaLength = measureMeta(invocation.meta, timeout);
+    const metaLength = measureMeta(meta, timeout);
     const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
     const bodyLength = route.bytes.length + metaLength + payload.length;
     const frame = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
-    writeHeader(frame, 0, FrameType.REQUEST, invocation.oneWay ? FrameFlag.ONE_WAY : 0, serializer.id, 0, 0, bodyLength);
+    const flags = (invocation.oneWay ? FrameFlag.ONE_WAY : 0) | (stream ? FrameFlag.STREAM : 0);
+    writeHeader(frame, 0, FrameType.REQUEST, flags, serializer.id, 0, 0, bodyLength);
     let offset = HEADER_BYTES;
     offset += route.bytes.copy(frame, offset);
-    offset = writeMeta(frame, offset, invocation.meta, timeout);
+    offset = writeMeta(frame, offset, meta, timeout);
     frame.set(payload, offset);
     return frame;
   }
 
-  /** The caller gave up (deadline or abort): fail locally and tell the provider to stop. */
+  /** The caller gave up (deadline, abort, reader left): fail locally and tell the provider to stop. */
   #abandon(id: number, error: RpcError): void {
     const call = this.#pending.get(id);
     if (call === undefined) return;
     this.#pending.delete(id);
-    this.#writer?.write(encodeFrame(FrameType.CANCEL, id));
-    this.#settle(call, error);
+    // The status byte says why, so the provider's handler sees "deadline exceeded" rather than
+    // a plain cancel when the consumer's deadline timer fired first.
+    this.#writer?.write(encodeFrame(FrameType.CANCEL, id, undefined, { status: error.code === RpcCode.DEADLINE_EXCEEDED ? RpcCode.DEADLINE_EXCEEDED : RpcCode.CANCELLED }));
+    this.#finish(call, error);
     if (this.#pending.size === 0) this.#drained?.();
   }
 
   #onFrame(frame: Frame): void {
     switch (frame.type) {
       case FrameType.RESPONSE:
-        this.#onResponse(frame);
+      case FrameType.STREAM_CHUNK:
+      case FrameType.STREAM_END: {
+        const call = this.#pending.get(frame.requestId);
+        // Unknown ids belong to calls abandoned after a deadline or abort: drop the late frame.
+        if (call === undefined) return;
+        if (call.accept(frame)) {
+          this.#pending.delete(frame.requestId);
+          this.#release(call);
+          if (this.#pending.size === 0) this.#drained?.();
+        }
         return;
+      }
       case FrameType.HEARTBEAT:
         this.#writer?.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
         return;
@@ -331,30 +369,13 @@ export class TcpConnection implements ClientConnection {
     }
   }
 
-  #onResponse(frame: Frame): void {
-    const call = this.#pending.get(frame.requestId);
-    // Unknown ids belong to calls abandoned after a deadline or abort: drop the late answer.
-    if (call === undefined) return;
-    this.#pending.delete(frame.requestId);
-    if (frame.status !== RpcCode.OK) {
-      this.#settle(call, decodeWireError(frame));
-    } else if (frame.serializer !== call.serializer.id) {
-      this.#settle(call, new RpcError(RpcCode.INTERNAL, `response serializer ${frame.serializer} differs from request serializer ${call.serializer.id}`));
-    } else {
-      try {
-        const value = call.serializer.decode(frame.body, call.target);
-        this.#settle(call, undefined, value);
-      } catch (error) {
-        this.#settle(call, new RpcError(RpcCode.INTERNAL, `cannot decode response of ${call.target.service}.${call.target.method}: ${(error as Error).message}`, { cause: error }));
-      }
-    }
-    if (this.#pending.size === 0) this.#drained?.();
+  #finish(call: PendingCall, error: RpcError): void {
+    this.#release(call);
+    call.fail(error);
   }
 
-  #settle(call: PendingCall, error: RpcError | undefined, value?: unknown): void {
+  #release(call: PendingCall): void {
     if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
-    if (error === undefined) call.resolve(value);
-    else call.reject(error);
   }
 }
 
@@ -367,12 +388,12 @@ function deadlineError(target: { service: string; method: string }): RpcError {
   return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${target.service}.${target.method} did not complete before its deadline`);
 }
 
-function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<readonly [number, number]> {
-  for (const [id, call] of pending) if (call.deadline !== undefined) yield [id, call.deadline];
-}
-
 function cancelledError(invocation: Invocation, signal: AbortSignal): RpcError {
   return new RpcError(RpcCode.CANCELLED, `${invocation.service}.${invocation.method} was cancelled by the caller`, { cause: signal.reason });
+}
+
+function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<readonly [number, number]> {
+  for (const [id, call] of pending) if (call.deadline !== undefined) yield [id, call.deadline];
 }
 
 /** Races a connect against the call's own deadline and abort signal. */

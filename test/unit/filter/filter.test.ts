@@ -5,7 +5,7 @@ import { TOKEN_META } from '../../../src/filter/token.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 
 const invocation = (side: 'consumer' | 'provider', metadata: Record<string, string> = {}): FilterInvocation => ({
-  side, service: 's', version: '', method: 'm', request: 1, metadata, deadline: undefined, peer: undefined,
+  side, service: 's', version: '', method: 'm', request: 1, stream: false, metadata, deadline: undefined, peer: undefined,
 });
 
 function recorder(name: string, order: number, trace: string[]): Filter {

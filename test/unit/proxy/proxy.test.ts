@@ -1,25 +1,40 @@
 import { describe, expect, it } from 'vitest';
-import { createProxy, type CallOptions } from '../../../src/proxy/proxy.js';
+import { RpcCode, type RpcError } from '../../../src/errors/errors.js';
+import { createProxy, type CallMode, type CallOptions } from '../../../src/proxy/proxy.js';
+import { ClientStream } from '../../../src/transport/client-stream.js';
 
 interface Api {
   hello(name: string): Promise<string>;
+  generate(prompt: string): AsyncGenerator<string, { tokens: number }>;
+}
+
+/** A caller that records calls and answers unary with a string, streams with two chunks. */
+function recordingCaller() {
+  const calls: Array<[string, unknown, CallOptions | undefined, CallMode]> = [];
+  const caller = async (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => {
+    calls.push([method, request, options, mode]);
+    if (mode === 'unary') return `hi ${String(request)}`;
+    const stream = new ClientStream<string>(() => {}, () => {});
+    stream.push('a', 1);
+    stream.push('b', 1);
+    stream.end({ tokens: 2 });
+    return stream;
+  };
+  return { calls, caller };
 }
 
 describe('createProxy', () => {
   it('turns property access into calls carrying the method, request and options', async () => {
-    const calls: Array<[string, unknown, CallOptions | undefined]> = [];
-    const proxy = createProxy<Api>(async (method, request, options) => {
-      calls.push([method, request, options]);
-      return `hi ${String(request)}`;
-    });
+    const { calls, caller } = recordingCaller();
+    const proxy = createProxy<Api>('svc', caller);
     const options = { timeoutMs: 5 };
     expect(await proxy.hello('ada', options)).toBe('hi ada');
-    expect(calls).toEqual([['hello', 'ada', options]]);
+    expect(calls).toEqual([['hello', 'ada', options, 'unary']]);
     expect(proxy.hello).toBe(proxy.hello);
   });
 
   it('is not thenable, so it can be returned from async functions', async () => {
-    const proxy = createProxy<Api>(async () => 'called');
+    const proxy = createProxy<Api>('svc', recordingCaller().caller);
     expect((proxy as unknown as { then?: unknown }).then).toBeUndefined();
     const resolved = await (async () => proxy)();
     expect(resolved).toBe(proxy);
@@ -27,9 +42,56 @@ describe('createProxy', () => {
   });
 
   it('cannot be assigned to', () => {
-    const proxy = createProxy<Api>(async () => '');
+    const proxy = createProxy<Api>('svc', recordingCaller().caller);
     expect(() => {
       (proxy as unknown as Record<string, unknown>)['hello'] = 1;
     }).toThrow(TypeError);
+  });
+});
+
+describe('RpcCall', () => {
+  it('starts a unary call in a microtask even if nobody awaits it yet', async () => {
+    const { calls, caller } = recordingCaller();
+    const proxy = createProxy<Api>('svc', caller);
+    const pending = proxy.hello('later');
+    expect(calls).toEqual([]);
+    await Promise.resolve();
+    expect(calls.map((call) => call[3])).toEqual(['unary']);
+    expect(await pending).toBe('hi later');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('starts a stream when iterated in the same tick, with the trailer after the end', async () => {
+    const { calls, caller } = recordingCaller();
+    const proxy = createProxy<Api>('svc', caller);
+    const call = proxy.generate('p');
+    const chunks: string[] = [];
+    for await (const chunk of call) chunks.push(chunk);
+    expect(chunks).toEqual(['a', 'b']);
+    expect(await call.trailer).toEqual({ tokens: 2 });
+    expect(calls.map((entry) => entry[3])).toEqual(['stream']);
+  });
+
+  it('explains how to fix iterating a call that already started as unary', async () => {
+    const proxy = createProxy<Api>('svc', recordingCaller().caller);
+    const call = proxy.generate('p');
+    await Promise.resolve();
+    let error: RpcError | undefined;
+    try {
+      for await (const _chunk of call) break;
+    } catch (caught) {
+      error = caught as RpcError;
+    }
+    expect(error?.code).toBe(RpcCode.FAILED_PRECONDITION);
+    expect(error?.message).toMatch(/svc\.generate already started as a unary call: iterate a streaming call in the same tick/);
+    await (call as unknown as Promise<unknown>).catch(() => {});
+  });
+
+  it('refuses to be awaited once iterated', async () => {
+    const proxy = createProxy<Api>('svc', recordingCaller().caller);
+    const call = proxy.generate('p');
+    const iterator = call[Symbol.asyncIterator]();
+    await expect(call as unknown as Promise<unknown>).rejects.toThrow(/is being iterated as a stream; it cannot also be awaited/);
+    await iterator.return?.();
   });
 });

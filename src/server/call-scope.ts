@@ -1,0 +1,42 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * The provider call a piece of code runs inside, so that calls made from a handler inherit
+ * its remaining deadline and its cancellation (gRPC's deadline propagation).
+ *
+ * AsyncLocalStorage is process-wide by nature; this holds no configuration, only "which call
+ * am I serving right now", which is exactly as global as the call stack.
+ */
+export interface CallScope {
+  readonly deadline: number | undefined;
+  readonly signal: AbortSignal;
+}
+
+const storage = new AsyncLocalStorage<CallScope>();
+
+/** The provider call the current code serves, if any. */
+export function currentCallScope(): CallScope | undefined {
+  return storage.getStore();
+}
+
+/** Runs `fn` as part of the provider call `scope`. */
+export function runInCallScope<T>(scope: CallScope, fn: () => T): T {
+  return storage.run(scope, fn);
+}
+
+/**
+ * Wraps a streaming handler's iterable so that every step of the generator runs inside
+ * `scope`: a generator's body executes on the caller of `next()`, which is the transport.
+ */
+export function bindIterableToScope<T>(iterable: AsyncIterable<T>, scope: CallScope): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const iterator = runInCallScope(scope, () => iterable[Symbol.asyncIterator]());
+      return {
+        next: (...args: [] | [unknown]) => runInCallScope(scope, () => iterator.next(...args)),
+        return: (value?: unknown) =>
+          runInCallScope(scope, () => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: value as never })),
+      };
+    },
+  };
+}

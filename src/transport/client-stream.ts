@@ -1,0 +1,138 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
+
+/**
+ * The consumer's end of a server stream: an AsyncIterable fed by the transport.
+ *
+ * - Chunks wait in a queue that flow control keeps small: the transport grants the provider
+ *   more credit only as the reader takes chunks (`onConsumed`), so a reader that stops reading
+ *   stops the provider after one window.
+ * - The stream ends only by the provider's explicit end (then `trailer` resolves with the
+ *   generator's return value) or with an error — a connection lost mid-stream is UNAVAILABLE,
+ *   never a silent end. Chunks already received are delivered before the error.
+ * - Leaving a `for await` loop early (break, return, throw) cancels the call on the provider.
+ * - One reader only: a second iterator is refused.
+ */
+export class ClientStream<T = unknown> implements AsyncIterable<T> {
+  /** The provider's trailer (the generator's return value); rejects when the stream fails. */
+  readonly trailer: Promise<unknown>;
+  readonly #queue: Array<{ value: T; bytes: number }> = [];
+  readonly #onConsumed: (bytes: number) => void;
+  readonly #onCancel: (reason: RpcError) => void;
+  #resolveTrailer!: (value: unknown) => void;
+  #rejectTrailer!: (error: unknown) => void;
+  #waiting: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void } | undefined;
+  #state: 'open' | 'ended' | 'failed' | 'cancelled' = 'open';
+  #endValue: unknown;
+  #error: RpcError | undefined;
+  #iterated = false;
+  #received = 0;
+
+  /**
+   * @param onConsumed called with a chunk's wire size once the reader has taken it
+   * @param onCancel called once if the reader gives up before the end
+   */
+  constructor(onConsumed: (bytes: number) => void, onCancel: (reason: RpcError) => void) {
+    this.#onConsumed = onConsumed;
+    this.#onCancel = onCancel;
+    this.trailer = new Promise((resolve, reject) => {
+      this.#resolveTrailer = resolve;
+      this.#rejectTrailer = reject;
+    });
+    // Nobody has to look at the trailer; a failure is reported through the iterator too.
+    this.trailer.catch(() => {});
+  }
+
+  /** Chunks received so far. */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Whether the stream has ended, failed or been cancelled. */
+  get finished(): boolean {
+    return this.#state !== 'open';
+  }
+
+  /** Transport: a chunk arrived. */
+  push(value: T, bytes: number): void {
+    if (this.#state !== 'open') return;
+    this.#received++;
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      this.#waiting = undefined;
+      this.#onConsumed(bytes);
+      waiting.resolve({ value, done: false });
+    } else {
+      this.#queue.push({ value, bytes });
+    }
+  }
+
+  /** Transport: the provider ended the stream normally with `trailer`. */
+  end(trailer: unknown): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'ended';
+    this.#endValue = trailer;
+    this.#resolveTrailer(trailer);
+    if (this.#waiting !== undefined && this.#queue.length === 0) {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting.resolve({ value: undefined as never, done: true });
+    }
+  }
+
+  /** Transport or caller: the stream failed (error status, lost connection, deadline, abort). */
+  fail(error: RpcError): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'failed';
+    this.#error = error;
+    this.#rejectTrailer(error);
+    if (this.#waiting !== undefined && this.#queue.length === 0) {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting.reject(error);
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    if (this.#iterated) throw new RpcError(RpcCode.FAILED_PRECONDITION, 'a stream can be iterated only once');
+    this.#iterated = true;
+    return {
+      next: () => this.#next(),
+      return: (value?: unknown) => this.#stop(value),
+      throw: (error?: unknown) => {
+        this.#stop(undefined);
+        return Promise.reject(error);
+      },
+    };
+  }
+
+  #next(): Promise<IteratorResult<T>> {
+    const item = this.#queue.shift();
+    if (item !== undefined) {
+      this.#onConsumed(item.bytes);
+      return Promise.resolve({ value: item.value, done: false });
+    }
+    switch (this.#state) {
+      case 'ended':
+      case 'cancelled':
+        return Promise.resolve({ value: undefined as never, done: true });
+      case 'failed':
+        return Promise.reject(this.#error);
+      default:
+        return new Promise((resolve, reject) => {
+          this.#waiting = { resolve, reject };
+        });
+    }
+  }
+
+  /** The reader left early: cancel on the provider and drop what is queued. */
+  #stop(value: unknown): Promise<IteratorResult<T>> {
+    this.#queue.length = 0;
+    if (this.#state === 'open') {
+      this.#state = 'cancelled';
+      const reason = new RpcError(RpcCode.CANCELLED, 'the reader stopped reading the stream');
+      this.#rejectTrailer(reason);
+      this.#onCancel(reason);
+    }
+    return Promise.resolve({ value: (value ?? this.#endValue) as never, done: true });
+  }
+}

@@ -1,0 +1,48 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
+import { FrameType, HEADER_BYTES, encodeFrame, writeHeader } from './frame.js';
+
+/*
+ * Bodies of the streaming frames (docs/PROTOCOL.md, "Streams"):
+ *
+ *   STREAM_CHUNK   u32 sequence number (0, 1, 2, …), then the chunk in the call's serializer
+ *   STREAM_END     status 0: u32 number of chunks sent, then the trailer in the call's
+ *                  serializer (empty: none); status ≠ 0: the JSON error body of RESPONSE
+ *   WINDOW_UPDATE  u32 credit increment in bytes
+ */
+
+/** Meta key of a streaming REQUEST: the consumer's initial flow-control window, in bytes. */
+export const WINDOW_META = 'shuttle-window';
+/** Window used when a request does not say (HTTP/2's default initial window). */
+export const DEFAULT_STREAM_WINDOW = 65_535;
+/** The smallest window a consumer may grant, so that any chunk can eventually be sent. */
+export const MIN_STREAM_WINDOW = 1024;
+
+/** A STREAM_CHUNK frame: header, sequence number, payload. */
+export function encodeChunkFrame(requestId: number, serializer: number, sequence: number, payload: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + 4 + payload.length);
+  writeHeader(frame, 0, FrameType.STREAM_CHUNK, 0, serializer, 0, requestId, 4 + payload.length);
+  frame.writeUInt32BE(sequence >>> 0, HEADER_BYTES);
+  frame.set(payload, HEADER_BYTES + 4);
+  return frame;
+}
+
+/** A successful STREAM_END frame: chunk count and trailer. */
+export function encodeEndFrame(requestId: number, serializer: number, chunks: number, trailer: Uint8Array): Buffer {
+  const body = Buffer.allocUnsafe(4 + trailer.length);
+  body.writeUInt32BE(chunks >>> 0, 0);
+  body.set(trailer, 4);
+  return encodeFrame(FrameType.STREAM_END, requestId, body, { serializer, status: RpcCode.OK });
+}
+
+/** A WINDOW_UPDATE frame granting `increment` more bytes. */
+export function encodeWindowUpdate(requestId: number, increment: number): Buffer {
+  const body = Buffer.allocUnsafe(4);
+  body.writeUInt32BE(increment >>> 0, 0);
+  return encodeFrame(FrameType.WINDOW_UPDATE, requestId, body);
+}
+
+/** Reads a u32 at the start of a stream frame body; a short body is a protocol error. */
+export function readU32(body: Buffer, what: string): number {
+  if (body.length < 4) throw new RpcError(RpcCode.INTERNAL, `protocol error: ${what} body is ${body.length} bytes, needs at least 4`);
+  return body.readUInt32BE(0);
+}

@@ -1,0 +1,134 @@
+import { RpcCode, RpcError } from '../../errors/errors.js';
+import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
+import { ClientStream } from '../client-stream.js';
+import { FrameType, type Frame } from '../frame.js';
+import { readU32 } from '../stream-frames.js';
+import { decodeWireError } from './wire-error.js';
+
+/**
+ * A call in flight on a consumer connection, unary or streaming, as the connection's frame
+ * dispatch sees it. `accept` takes a frame for this call and says whether the call is over.
+ */
+export interface PendingCall {
+  readonly target: PayloadTarget;
+  readonly deadline: number | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  /** Handles a RESPONSE, STREAM_CHUNK or STREAM_END for this call; true when the call is over. */
+  accept(frame: Frame): boolean;
+  /** Ends the call with `error` (deadline, abort, lost connection). */
+  fail(error: RpcError): void;
+}
+
+/** A unary call: one RESPONSE settles it. */
+export class UnaryCall implements PendingCall {
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly target: PayloadTarget,
+    readonly deadline: number | undefined,
+    private readonly serializer: Serializer,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (error: RpcError) => void,
+  ) {}
+
+  accept(frame: Frame): boolean {
+    if (frame.type !== FrameType.RESPONSE) {
+      throw new RpcError(RpcCode.INTERNAL, `protocol error: frame type ${frame.type} for unary call ${frame.requestId}`);
+    }
+    if (frame.status !== RpcCode.OK) {
+      this.reject(decodeWireError(frame));
+    } else if (frame.serializer !== this.serializer.id) {
+      this.reject(new RpcError(RpcCode.INTERNAL, `response serializer ${frame.serializer} differs from request serializer ${this.serializer.id}`));
+    } else {
+      try {
+        this.resolve(this.serializer.decode(frame.body, this.target));
+      } catch (error) {
+        this.reject(
+          new RpcError(RpcCode.INTERNAL, `cannot decode response of ${this.target.service}.${this.target.method}: ${(error as Error).message}`, { cause: error }),
+        );
+      }
+    }
+    return true;
+  }
+
+  fail(error: RpcError): void {
+    this.reject(error);
+  }
+}
+
+/**
+ * A server-streaming call: STREAM_CHUNKs in sequence, then STREAM_END. A gap in the sequence
+ * numbers or a chunk count that does not match the end frame is DATA_LOSS: a stream is either
+ * complete or an error, never silently short.
+ */
+export class StreamCall implements PendingCall {
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  readonly stream: ClientStream;
+  #next = 0;
+
+  constructor(
+    readonly target: PayloadTarget,
+    readonly deadline: number | undefined,
+    private readonly serializer: Serializer,
+    onConsumed: (bytes: number) => void,
+    onCancel: (reason: RpcError) => void,
+  ) {
+    this.stream = new ClientStream(onConsumed, onCancel);
+  }
+
+  accept(frame: Frame): boolean {
+    const where = `${this.target.service}.${this.target.method}`;
+    switch (frame.type) {
+      case FrameType.STREAM_CHUNK: {
+        const sequence = readU32(frame.body, 'STREAM_CHUNK');
+        if (sequence !== this.#next) {
+          this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${where}: chunk ${sequence} arrived where ${this.#next} was expected`));
+          return true;
+        }
+        this.#next++;
+        let value: unknown;
+        try {
+          value = this.serializer.decode(frame.body.subarray(4), this.target);
+        } catch (error) {
+          this.stream.fail(new RpcError(RpcCode.INTERNAL, `cannot decode chunk ${sequence} of ${where}: ${(error as Error).message}`, { cause: error }));
+          return true;
+        }
+        this.stream.push(value, frame.body.length + 20);
+        return false;
+      }
+      case FrameType.STREAM_END: {
+        if (frame.status !== RpcCode.OK) {
+          this.stream.fail(decodeWireError(frame));
+          return true;
+        }
+        const count = readU32(frame.body, 'STREAM_END');
+        if (count !== this.#next) {
+          this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${where}: the provider sent ${count} chunks, ${this.#next} arrived`));
+          return true;
+        }
+        let trailer: unknown;
+        try {
+          trailer = frame.body.length > 4 ? this.serializer.decode(frame.body.subarray(4), { ...this.target, kind: 'response' }) : undefined;
+        } catch (error) {
+          this.stream.fail(new RpcError(RpcCode.INTERNAL, `cannot decode the trailer of ${where}: ${(error as Error).message}`, { cause: error }));
+          return true;
+        }
+        this.stream.end(trailer);
+        return true;
+      }
+      case FrameType.RESPONSE:
+        // A provider refuses a stream before starting it with an ordinary error response.
+        this.stream.fail(frame.status === RpcCode.OK ? new RpcError(RpcCode.INTERNAL, `protocol error: ${where} answered a stream with a unary response`) : decodeWireError(frame));
+        return true;
+      default:
+        throw new RpcError(RpcCode.INTERNAL, `protocol error: frame type ${frame.type} for stream ${frame.requestId}`);
+    }
+  }
+
+  fail(error: RpcError): void {
+    this.stream.fail(error);
+  }
+}

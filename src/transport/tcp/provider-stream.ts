@@ -1,0 +1,115 @@
+import { RpcCode, RpcError } from '../../errors/errors.js';
+import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
+import type { LazyAbort } from '../lazy-abort.js';
+import { encodeChunkFrame, encodeEndFrame } from '../stream-frames.js';
+import { encodeErrorFrame } from './wire-error.js';
+import { FrameType } from '../frame.js';
+
+/**
+ * Flow-control credit of one stream on the provider: bytes it may still send before the
+ * consumer grants more with WINDOW_UPDATE. Credit may go negative by one chunk (a chunk larger
+ * than the remaining credit is still sent whole), which keeps any chunk size possible.
+ */
+export class StreamCredit {
+  #available: number;
+  #wake: (() => void) | undefined;
+
+  constructor(initial: number) {
+    this.#available = initial;
+  }
+
+  get available(): number {
+    return this.#available;
+  }
+
+  take(bytes: number): void {
+    this.#available -= bytes;
+  }
+
+  grant(bytes: number): void {
+    this.#available += bytes;
+    this.#release();
+  }
+
+  /** Resolves when credit is granted or `release()` is called (on abort). */
+  wait(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  #release(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Wakes a waiting pump without credit, so it can see that its call was aborted. */
+  release(): void {
+    this.#release();
+  }
+}
+
+/** What {@link pumpStream} needs. */
+export interface PumpOptions {
+  readonly requestId: number;
+  readonly iterable: AsyncIterable<unknown>;
+  readonly abort: LazyAbort;
+  readonly credit: StreamCredit;
+  readonly serializer: Serializer;
+  readonly target: PayloadTarget;
+  readonly write: (frame: Buffer) => void;
+}
+
+/**
+ * Drives a streaming handler: pulls a value only when there is credit, writes each one at once
+ * as a STREAM_CHUNK (no batching timer: the first token leaves as soon as it is yielded), and
+ * ends with STREAM_END carrying the chunk count and the generator's return value as trailer.
+ *
+ * When the call is aborted (CANCEL, deadline, dropped connection) it stops pulling and calls
+ * the generator's `return()`, so the handler's `finally` blocks run and the GPU slot is freed.
+ * A CANCEL gets no answer (the consumer has left); a deadline gets STREAM_END with
+ * DEADLINE_EXCEEDED; a handler error gets STREAM_END with that error.
+ */
+export async function pumpStream(options: PumpOptions): Promise<void> {
+  const { requestId, abort, credit, serializer, target, write } = options;
+  const where = `${target.service}.${target.method}`;
+  let iterator: AsyncIterator<unknown> | undefined;
+  let sequence = 0;
+  let finished = false;
+  try {
+    if (options.iterable === null || typeof options.iterable !== 'object' || typeof options.iterable[Symbol.asyncIterator] !== 'function') {
+      throw new RpcError(RpcCode.INTERNAL, `${where} is declared stream: true but did not return an async iterable (use an async generator method)`);
+    }
+    iterator = options.iterable[Symbol.asyncIterator]();
+    for (;;) {
+      while (credit.available <= 0 && !abort.aborted) await credit.wait();
+      if (abort.aborted) break;
+      const step = await iterator.next();
+      if (abort.aborted) break;
+      if (step.done === true) {
+        finished = true;
+        const trailer = step.value === undefined ? new Uint8Array(0) : serializer.encode(step.value, target);
+        write(encodeEndFrame(requestId, serializer.id, sequence, trailer));
+        return;
+      }
+      const frame = encodeChunkFrame(requestId, serializer.id, sequence, serializer.encode(step.value, target));
+      sequence++;
+      credit.take(frame.length);
+      write(frame);
+    }
+  } catch (error) {
+    if (!abort.aborted) {
+      finished = true;
+      write(encodeErrorFrame(FrameType.STREAM_END, requestId, RpcError.from(error)));
+      return;
+    }
+  } finally {
+    if (!finished) await iterator?.return?.().catch(() => {});
+  }
+  // Aborted: the provider's own deadline is reported; a caller that left gets nothing more.
+  const reason = abort.reason;
+  if (!abort.callerLeft && reason instanceof RpcError && reason.code === RpcCode.DEADLINE_EXCEEDED) {
+    write(encodeErrorFrame(FrameType.STREAM_END, requestId, new RpcError(RpcCode.DEADLINE_EXCEEDED, `${where} did not complete before its deadline`)));
+  }
+}

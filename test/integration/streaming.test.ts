@@ -1,0 +1,224 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RpcCode, createClient, type RpcClient, type RpcError, type Proxied } from 'shuttle-rpc';
+import type { EchoApi } from '../fixtures/services.js';
+import type { StreamApi } from '../fixtures/stream-service.js';
+import { startFixture, type Child } from '../helpers/process.js';
+import { rejection } from '../helpers/wait.js';
+
+/*
+ * Server streaming, cancellation and deadlines over real sockets, with the provider in its
+ * own process. Timing bounds are behaviour (a deadline fires near its time, a cancel reaches
+ * the handler promptly), kept generous for a loaded 2-core machine; speed is measured by
+ * npm run bench:stream, not here.
+ */
+let provider: Child;
+let client: RpcClient;
+let stream: Proxied<StreamApi>;
+let echo: Proxied<EchoApi>;
+
+beforeAll(async () => {
+  provider = await startFixture('provider', { PROVIDER_STREAM: '1' });
+  client = await createClient({ registry: provider.url, timeoutMs: 20_000, config: false });
+  stream = client.proxy<StreamApi>('test.Stream');
+  echo = client.proxy<EchoApi>('test.Echo');
+});
+afterAll(async () => {
+  await client.close();
+  await provider.stop();
+});
+beforeEach(async () => {
+  await Promise.all([stream.reset(), echo.reset()]);
+});
+
+/** Polls the provider's stream stats until `check` holds (or 3 s pass), and returns them. */
+async function statsWhen(check: (stats: Awaited<ReturnType<StreamApi['stats']>>) => boolean) {
+  let stats = await stream.stats();
+  const until = Date.now() + 3000;
+  while (!check(stats) && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    stats = await stream.stats();
+  }
+  return stats;
+}
+
+/** Polls test.Echo's last abort reason until `check` holds (or 3 s pass). */
+async function lastAbortWhen(check: (reason: string | null) => boolean): Promise<string | null> {
+  let reason = await echo.lastAbort();
+  const until = Date.now() + 3000;
+  while (!check(reason) && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    reason = await echo.lastAbort();
+  }
+  return reason;
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+describe('server streaming', () => {
+  it('delivers every chunk in order, then the trailer', async () => {
+    const call = stream.count({ n: 100 });
+    const chunks = await collect(call);
+    expect(chunks).toEqual(Array.from({ length: 100 }, (_, i) => ({ i })));
+    expect(await call.trailer).toEqual({ count: 100 });
+  });
+
+  it('delivers the first chunk while the handler is still running', async () => {
+    const started = Date.now();
+    const call = stream.count({ n: 2, waitAfterFirstMs: 1500 });
+    const iterator = call[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const firstAfter = Date.now() - started;
+    expect(first).toEqual({ value: { i: 0 }, done: false });
+    expect(firstAfter).toBeLessThan(1000);
+    expect((await stream.stats()).finallyRan).toBe(0);
+    expect((await iterator.next()).value).toEqual({ i: 1 });
+    expect((await iterator.next()).done).toBe(true);
+  });
+
+  it('surfaces a handler error after the chunks sent before it, with its code', async () => {
+    const received: unknown[] = [];
+    const error = (await rejection(
+      (async () => {
+        for await (const chunk of stream.count({ n: 10, failAt: 3 })) received.push(chunk);
+      })(),
+    )) as RpcError;
+    expect(received).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    expect(error.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(error.message).toMatch(/out of KV cache at chunk 3/);
+    expect(error.retryAfterMs).toBe(10);
+  });
+
+  it('leaving the loop early stops the provider generator and runs its finally block', async () => {
+    let taken = 0;
+    for await (const _chunk of stream.count({ n: 1_000_000, delayMs: 1 })) {
+      if (++taken === 5) break;
+    }
+    const stats = await statsWhen((current) => current.finallyRan > 0);
+    expect(stats.aborted).toBe(1);
+    expect(stats.finallyRan).toBe(1);
+    expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
+    expect(stats.yielded).toBeLessThan(1000);
+  });
+
+  it('an abort after k chunks fires the provider signal and stops the generator promptly', async () => {
+    const controller = new AbortController();
+    let taken = 0;
+    let abortedAt = 0;
+    const error = (await rejection(
+      (async () => {
+        for await (const _chunk of stream.count({ n: 1_000_000, delayMs: 2 }, { signal: controller.signal })) {
+          if (++taken === 10) {
+            abortedAt = Date.now();
+            controller.abort();
+          }
+        }
+      })(),
+    )) as RpcError;
+    expect(error.code).toBe(RpcCode.CANCELLED);
+    const stats = await statsWhen((current) => current.lastAbortAt !== null && current.finallyRan > 0);
+    // Same machine, same clock: the provider's timestamp of its abort event against ours.
+    const delay = stats.lastAbortAt! - abortedAt;
+    console.log(`cancel reached the provider handler ${delay} ms after abort()`);
+    expect(delay).toBeGreaterThanOrEqual(0);
+    expect(delay).toBeLessThan(500);
+    expect(stats.finallyRan).toBe(1);
+  });
+
+  it('a reader that stops reading 10,000-chunk streams keeps the provider bounded', async () => {
+    const streams = 20;
+    const iterators = Array.from({ length: streams }, () => stream.count({ n: 10_000, size: 16 })[Symbol.asyncIterator]());
+    for (const iterator of iterators) expect((await iterator.next()).done).toBe(false);
+    // Let the providers run as far as flow control allows.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const stalled = await stream.stats();
+    // 64 KiB window / ~45-byte chunk frames: about 1,500 chunks per stream at most, not 10,000.
+    console.log(`stalled readers: the provider produced ${stalled.yielded} of ${streams * 10_000} chunks`);
+    expect(stalled.started).toBe(streams);
+    expect(stalled.yielded).toBeLessThan(streams * 2000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const later = await stream.stats();
+    expect(later.yielded).toBe(stalled.yielded);
+    expect(later.heapUsed - stalled.heapUsed).toBeLessThan(16 * 1024 * 1024);
+    for (const iterator of iterators) await iterator.return?.();
+    const stats = await statsWhen((current) => current.finallyRan === streams);
+    expect(stats.aborted).toBe(streams);
+  });
+
+  it('awaiting a streaming method, or iterating a unary one, is refused with a fix', async () => {
+    const awaited = (await rejection(stream.count({ n: 1 }) as unknown as Promise<unknown>)) as RpcError;
+    expect(awaited.code).toBe(RpcCode.FAILED_PRECONDITION);
+    expect(awaited.message).toMatch(/test\.Stream\.count is a server-streaming method: iterate the call/);
+    const iterated = (await rejection(collect(echo.echo(1) as unknown as AsyncIterable<unknown>))) as RpcError;
+    expect(iterated.code).toBe(RpcCode.FAILED_PRECONDITION);
+    expect(iterated.message).toMatch(/test\.Echo\.echo is a unary method: await the call/);
+  });
+});
+
+describe('deadlines', () => {
+  it('a 200 ms deadline on a handler sleeping 1 s fails in 200-300 ms and aborts the handler', async () => {
+    const started = Date.now();
+    const error = (await rejection(echo.sleep({ ms: 1000 }, { timeoutMs: 200 }))) as RpcError;
+    const elapsed = Date.now() - started;
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(elapsed).toBeGreaterThanOrEqual(200);
+    expect(elapsed).toBeLessThan(300);
+    expect(await lastAbortWhen((reason) => reason !== null)).toMatch(/deadline exceeded/);
+  });
+
+  it('a deadline in the middle of a stream ends it with DEADLINE_EXCEEDED and stops the generator', async () => {
+    const received: unknown[] = [];
+    const error = (await rejection(
+      (async () => {
+        for await (const chunk of stream.count({ n: 1000, delayMs: 20 }, { timeoutMs: 300 })) received.push(chunk);
+      })(),
+    )) as RpcError;
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(received.length).toBeGreaterThan(3);
+    expect(received.length).toBeLessThan(1000);
+    const stats = await statsWhen((current) => current.finallyRan > 0);
+    expect(stats.finallyRan).toBe(1);
+    expect(stats.lastAbortReason).toMatch(/deadline exceeded/);
+  });
+
+  it('a call made inside a handler inherits the remaining deadline', async () => {
+    const started = Date.now();
+    const error = (await rejection(stream.relaySleep({ url: provider.url, ms: 5000 }, { timeoutMs: 300 }))) as RpcError;
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(Date.now() - started).toBeLessThan(1000);
+    // The nested call to test.Echo.sleep was aborted too, by its own inherited deadline.
+    expect(await lastAbortWhen((reason) => reason !== null)).toMatch(/deadline exceeded|cancelled/);
+  });
+
+  it('cancelling a call cancels the calls its handler made', async () => {
+    const controller = new AbortController();
+    const call = stream.relaySleep({ url: provider.url, ms: 5000 }, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    controller.abort();
+    expect(((await rejection(call)) as RpcError).code).toBe(RpcCode.CANCELLED);
+    expect(await lastAbortWhen((reason) => reason !== null)).toMatch(/cancelled by the caller/);
+  });
+});
+
+describe('provider failure mid-stream', () => {
+  it('killing the provider makes the iterator throw UNAVAILABLE, not end silently', async () => {
+    const doomed = await startFixture('provider', { PROVIDER_STREAM: '1' });
+    const local = await createClient({ registry: doomed.url, config: false });
+    const received: unknown[] = [];
+    const error = (await rejection(
+      (async () => {
+        for await (const chunk of local.proxy<StreamApi>('test.Stream').count({ n: 100_000, delayMs: 5 })) {
+          received.push(chunk);
+          if (received.length === 5) doomed.process.kill('SIGKILL');
+        }
+      })(),
+    )) as RpcError;
+    expect(error.code).toBe(RpcCode.UNAVAILABLE);
+    expect(received.length).toBeGreaterThanOrEqual(5);
+    await local.close();
+    await doomed.stop();
+  });
+});
