@@ -6,7 +6,7 @@ export { RpcService, RpcMethod, RpcReference, type RpcServiceOptions, type RpcMe
 export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
 export { createServer, type RpcServer, type ServerOptions, type CallContext } from './server/server.js';
 export { createClient, type RpcClient, type ClientOptions, type ReferenceOptions } from './client/client.js';
-export { RpcCall, type CallOptions, type Proxied, type ProxiedMethod, type ProxiedResult, type StreamingCall } from './proxy/proxy.js';
+export { type RpcCall, type CallOptions, type Proxied, type ProxiedMethod, type ProxiedResult, type StreamingCall } from './proxy/proxy.js';
 export { currentCallScope, type CallScope } from './server/call-scope.js';
 export { MemoryRegistry, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
 export { createContext, type ContextOptions, type ShuttleContext } from './spi/context.js';

@@ -6,6 +6,7 @@ import { getReferenceMetadata } from '../decorators/decorators.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
+import { enableCallScopes } from '../server/call-scope.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
 import { isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -109,7 +110,10 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
   checkKnownKeys(`client config${fileConfig?.file ? ` in ${fileConfig.file}` : ''}`, fileConfig?.client ?? {}, CLIENT_KEYS.filter((key) => key !== 'context' && key !== 'config'));
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.client, ...definedOnly(options) } as ClientOptions;
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
-  return new Client(merged, context);
+  const client = new Client(merged, context);
+  // From now on, handlers of this process may make calls: give them deadline propagation.
+  enableCallScopes();
+  return client;
 }
 
 class Client implements RpcClient {

@@ -40,6 +40,8 @@ type CarryingInvocation = FilterInvocation & { [INVOCATION]?: Invocation };
 export class ServiceReference {
   readonly #parts: ServiceReferenceParts;
   readonly #chain: NextFilter | undefined;
+  /** One stable object per method name: the transports' cache key for the route. */
+  readonly #routes = new Map<string, object>();
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
@@ -101,35 +103,11 @@ export class ServiceReference {
       const why = draining === 0 ? 'is registered' : `is available (${draining} draining)`;
       return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
     }
-    const call: ClusterCall = {
-      invocation,
-      providers,
-      stream: invocation.stream,
-      get idempotent() {
-        return providers.some((provider) => provider.methods.some((method) => method.name === invocation.method && method.idempotent));
-      },
-      select: (excluded) => this.#select(providers, invocation, excluded),
-      send: (provider) => {
-        const connection = parts.pool.get(provider.host, provider.port);
-        return invocation.stream ? connection.openStream(invocation, parts.serializer) : connection.invoke(invocation, parts.serializer);
-      },
-    };
     try {
-      return parts.cluster.invoke(call);
+      return parts.cluster.invoke(new Attempt(parts, invocation, providers));
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  #select(providers: readonly ServiceInstance[], invocation: Invocation, excluded: ReadonlySet<ServiceInstance> | undefined): ServiceInstance | undefined {
-    const candidates = excluded === undefined || excluded.size === 0 ? providers : providers.filter((provider) => !excluded.has(provider));
-    if (candidates.length <= 1) return candidates[0];
-    const pool = this.#parts.pool;
-    const views: ProviderView[] = candidates.map((instance) => {
-      const address = `${instance.host}:${instance.port}`;
-      return { instance, address, inFlight: pool.inFlight(address) };
-    });
-    return this.#parts.balancer.select(views, invocation).instance;
   }
 
   #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean): Invocation {
@@ -177,7 +155,49 @@ export class ServiceReference {
       if (scope.deadline !== undefined && scope.deadline < deadline) deadline = scope.deadline;
       signal = signal === undefined ? scope.signal : AbortSignal.any([signal, scope.signal]);
     }
-    return { service: parts.service, version: parts.version, group: parts.group, method, request, meta, deadline, signal, oneWay, stream };
+    let route = this.#routes.get(method);
+    if (route === undefined) {
+      route = {};
+      this.#routes.set(method, route);
+    }
+    return { service: parts.service, version: parts.version, group: parts.group, method, request, meta, deadline, signal, oneWay, stream, route };
+  }
+}
+
+/**
+ * The {@link ClusterCall} of one call. A class rather than an object literal with closures:
+ * it is made for every call, and methods on a prototype cost nothing per call.
+ */
+class Attempt implements ClusterCall {
+  constructor(
+    private readonly parts: ServiceReferenceParts,
+    readonly invocation: Invocation,
+    readonly providers: readonly ServiceInstance[],
+  ) {}
+
+  get stream(): boolean {
+    return this.invocation.stream;
+  }
+
+  get idempotent(): boolean {
+    const method = this.invocation.method;
+    return this.providers.some((provider) => provider.methods.some((entry) => entry.name === method && entry.idempotent));
+  }
+
+  select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined {
+    const candidates = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((provider) => !excluded.has(provider));
+    if (candidates.length <= 1) return candidates[0];
+    const pool = this.parts.pool;
+    const views: ProviderView[] = candidates.map((instance) => {
+      const address = `${instance.host}:${instance.port}`;
+      return { instance, address, inFlight: pool.inFlight(address) };
+    });
+    return this.parts.balancer.select(views, this.invocation).instance;
+  }
+
+  send(provider: ServiceInstance): Promise<unknown> {
+    const connection = this.parts.pool.get(provider.host, provider.port);
+    return this.invocation.stream ? connection.openStream(this.invocation, this.parts.serializer) : connection.invoke(this.invocation, this.parts.serializer);
   }
 }
 

@@ -1,8 +1,8 @@
 import type { CallContext } from '../server/call-context.js';
 import type { Metadata } from '../transport/transport.js';
-import { RpcCall, type CallMode } from './call.js';
+import { createCall, type CallMode, type RpcCall } from './call.js';
 
-export { RpcCall, type CallMode } from './call.js';
+export { createCall, type CallMode, type RpcCall } from './call.js';
 
 /** Per-call options, passed as the last argument of any proxy method. */
 export interface CallOptions {
@@ -72,7 +72,7 @@ export function createProxy<T>(service: string, caller: MethodCaller): Proxied<T
       let method = methods.get(property);
       if (method === undefined) {
         const label = `${service}.${property}`;
-        method = (request?: unknown, options?: CallOptions) => new RpcCall((mode) => caller(property, request, options, mode), label);
+        method = (request?: unknown, options?: CallOptions) => createCall((mode) => caller(property, request, options, mode), label);
         methods.set(property, method);
       }
       return method;

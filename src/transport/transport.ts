@@ -22,6 +22,13 @@ export interface Invocation {
   readonly oneWay: boolean;
   /** A server-streaming call. */
   readonly stream: boolean;
+  /**
+   * An object that stands for service + version + group + method and is the same for every
+   * call of that method through one reference, so a transport can cache what it derives from
+   * the route (the tcp transport: the encoded route) in a WeakMap without building a string
+   * key per call. Optional: transports must work without it.
+   */
+  readonly route?: object;
 }
 
 /** Connection states, as gRPC names them. */

@@ -59,6 +59,8 @@ export interface PumpOptions {
   readonly serializer: Serializer;
   readonly target: PayloadTarget;
   readonly write: (frame: Buffer) => void;
+  /** Sends what was written so far at once (used after the first chunk). */
+  readonly flush: () => void;
 }
 
 /**
@@ -94,9 +96,10 @@ export async function pumpStream(options: PumpOptions): Promise<void> {
         return;
       }
       const frame = encodeChunkFrame(requestId, serializer.id, sequence, serializer.encode(step.value, target));
-      sequence++;
       credit.take(frame.length);
       write(frame);
+      if (sequence === 0) options.flush();
+      sequence++;
     }
   } catch (error) {
     if (!abort.aborted) {

@@ -252,6 +252,7 @@ export class ServerConnection {
       serializer,
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
       write: (frame) => this.#writer.write(frame),
+      flush: () => this.#writer.flush(),
     });
   }
 

@@ -34,6 +34,7 @@ export class TcpConnection implements ClientConnection {
   readonly #backoff: Backoff;
   readonly #pending = new Map<number, PendingCall>();
   readonly #routes = new Map<string, CachedRoute>();
+  readonly #routesByIdentity = new WeakMap<object, CachedRoute>();
   readonly #deadlines = new DeadlineHeap({
     deadlineOf: (id) => this.#pending.get(id)?.deadline,
     live: () => livePending(this.#pending),
@@ -298,6 +299,11 @@ export class TcpConnection implements ClientConnection {
   }
 
   #route(invocation: Invocation): CachedRoute {
+    const identity = invocation.route;
+    if (identity !== undefined) {
+      const cached = this.#routesByIdentity.get(identity);
+      if (cached !== undefined) return cached;
+    }
     const key = `${invocation.service}\u0000${invocation.version}\u0000${invocation.group}\u0000${invocation.method}`;
     let route = this.#routes.get(key);
     if (route === undefined) {
@@ -307,6 +313,7 @@ export class TcpConnection implements ClientConnection {
       };
       this.#routes.set(key, route);
     }
+    if (identity !== undefined) this.#routesByIdentity.set(identity, route);
     return route;
   }
 

@@ -1,0 +1,99 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/*
+ * bench:stream — server streaming: shuttle-rpc against a raw `net` baseline and @grpc/grpc-js,
+ * side by side in one run. For each concurrency (1 and 16 streams) each system gets a fresh
+ * server process and a fresh client process; streams of 1,000 token-sized chunks run back to
+ * back for --ms (default 3000) ms. Then a cancel phase: --cancels (default 200) endless
+ * streams, each cancelled after 10 chunks; the latency is from the client's cancel to the
+ * server handler seeing it, both timed on this machine's clock.
+ */
+const here = fileURLToPath(new URL('.', import.meta.url));
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number): number => {
+  const index = args.indexOf(`--${name}`);
+  return index >= 0 ? Number(args[index + 1]) : fallback;
+};
+const durationMs = option('ms', 3000);
+const cancelCount = option('cancels', 200);
+const systems = ['shuttle', 'raw', 'grpc-js'];
+const concurrencies = [1, 16];
+
+interface Throughput {
+  chunks: number;
+  seconds: number;
+  ttfc50: number;
+  ttfc99: number;
+}
+
+async function withServer<T>(system: string, body: (port: number, aborts: Map<string, number>) => Promise<T>): Promise<T> {
+  const server = spawn(process.execPath, [`${here}server.js`, system], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const aborts = new Map<string, number>();
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${system} server did not start`)), 10_000);
+      createInterface({ input: server.stdout! }).on('line', (line) => {
+        const message = JSON.parse(line) as { port?: number; abort?: string; at?: number };
+        if (message.port !== undefined) {
+          clearTimeout(timer);
+          resolve(message.port);
+        } else if (message.abort !== undefined) aborts.set(message.abort, message.at!);
+      });
+    });
+    return await body(port, aborts);
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+  }
+}
+
+async function runClient(args: string[], timeoutMs: number): Promise<unknown> {
+  const client = spawn(process.execPath, [`${here}client.js`, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  client.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const timer = setTimeout(() => client.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => client.once('exit', resolve));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`client ${args.join(' ')} exited with ${code}`);
+  return JSON.parse(output.trim().split('\n').at(-1)!);
+}
+
+const throughput = new Map<string, Throughput>();
+for (const concurrency of concurrencies) {
+  for (const system of systems) {
+    const result = await withServer(system, (port) => runClient([system, String(port), String(concurrency), 'throughput', String(durationMs)], durationMs + 30_000));
+    throughput.set(`${concurrency}/${system}`, result as Throughput);
+    process.stderr.write(`${system} x${concurrency}: ${Math.round((result as Throughput).chunks / (result as Throughput).seconds)} chunks/s\n`);
+  }
+}
+
+const cancelLatency = new Map<string, { p50: number; p99: number; matched: number }>();
+for (const system of systems) {
+  const latencies = await withServer(system, async (port, aborts) => {
+    const result = (await runClient([system, String(port), '16', 'cancel', String(cancelCount)], 60_000)) as { cancels: Array<{ id: string; at: number }> };
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return result.cancels.filter((cancel) => aborts.has(cancel.id)).map((cancel) => aborts.get(cancel.id)! - cancel.at);
+  });
+  latencies.sort((a, b) => a - b);
+  const pick = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  cancelLatency.set(system, { p50: pick(0.5), p99: pick(0.99), matched: latencies.length });
+}
+
+const rate = (result: Throughput): number => result.chunks / result.seconds;
+const lines = [
+  '| streams | shuttle chunks/s | shuttle TTFC p50 / p99 µs | raw net chunks/s | raw TTFC p50 / p99 µs | grpc-js chunks/s | grpc-js TTFC p50 / p99 µs | shuttle / raw | shuttle / grpc-js |',
+  '|---|---|---|---|---|---|---|---|---|',
+];
+for (const concurrency of concurrencies) {
+  const [s, r, g] = systems.map((system) => throughput.get(`${concurrency}/${system}`)!) as [Throughput, Throughput, Throughput];
+  const ttfc = (result: Throughput): string => `${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)}`;
+  lines.push(`| ${concurrency} | ${Math.round(rate(s))} | ${ttfc(s)} | ${Math.round(rate(r))} | ${ttfc(r)} | ${Math.round(rate(g))} | ${ttfc(g)} | ${(rate(s) / rate(r)).toFixed(2)}x | ${(rate(s) / rate(g)).toFixed(2)}x |`);
+}
+lines.push('', '| system | cancel → handler abort p50 ms | p99 ms | cancels matched |', '|---|---|---|---|');
+for (const system of systems) {
+  const latency = cancelLatency.get(system)!;
+  lines.push(`| ${system} | ${latency.p50.toFixed(2)} | ${latency.p99.toFixed(2)} | ${latency.matched} / ${cancelCount} |`);
+}
+console.log(lines.join('\n'));
