@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { numberOption } from '../common/common.js';
 
 /*
  * bench:stream — server streaming: shuttle-rpc against a raw `net` baseline and @grpc/grpc-js,
@@ -11,13 +12,8 @@ import { fileURLToPath } from 'node:url';
  * server handler seeing it, both timed on this machine's clock.
  */
 const here = fileURLToPath(new URL('.', import.meta.url));
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
-const durationMs = option('ms', 3000);
-const cancelCount = option('cancels', 200);
+const durationMs = numberOption('ms', 3000);
+const cancelCount = numberOption('cancels', 200);
 const systems = ['shuttle', 'raw', 'grpc-js'];
 const concurrencies = [1, 16];
 

@@ -2,6 +2,7 @@ import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 import { RpcMethod, RpcService, createClient, createServer, type CallContext } from 'shuttle-rpc';
+import { lengthPrefixed, msgpackGrpcDefinition, readLengthPrefixed } from '../common/common.js';
 
 /*
  * The three systems compared by bench:stream, each a server half that streams `n` token-sized
@@ -108,10 +109,7 @@ const raw: BenchSystem = {
         socket.uncork();
       };
       const send = (message: unknown): void => {
-        const body = packr.pack(message);
-        const frame = Buffer.allocUnsafe(4 + body.length);
-        frame.writeUInt32BE(body.length, 0);
-        frame.set(body, 4);
+        const frame = lengthPrefixed(packr.pack(message));
         if (!corked) {
           corked = true;
           socket.cork();
@@ -121,8 +119,8 @@ const raw: BenchSystem = {
         pending += frame.length;
         if (pending >= 16 * 1024) uncork();
       };
-      readMessages(socket, packr, async (message) => {
-        const [id, n] = message as [string, number];
+      readLengthPrefixed(socket, async (body) => {
+        const [id, n] = packr.unpack(body) as [string, number];
         if (n === -2) {
           cancelled.add(id);
           onAbort(id);
@@ -148,8 +146,8 @@ const raw: BenchSystem = {
     const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
     await new Promise<void>((resolve) => socket.once('connect', resolve));
     const streams = new Map<string, { queue: unknown[]; wake: (() => void) | undefined; ended: boolean }>();
-    readMessages(socket, packr, (message) => {
-      const [id, chunk] = message as [string, unknown];
+    readLengthPrefixed(socket, (body) => {
+      const [id, chunk] = packr.unpack(body) as [string, unknown];
       const stream = streams.get(id);
       if (stream === undefined) return;
       if (chunk === null) stream.ended = true;
@@ -157,11 +155,7 @@ const raw: BenchSystem = {
       stream.wake?.();
     });
     const send = (message: unknown): void => {
-      const body = packr.pack(message);
-      const frame = Buffer.allocUnsafe(4 + body.length);
-      frame.writeUInt32BE(body.length, 0);
-      frame.set(body, 4);
-      socket.write(frame);
+      socket.write(lengthPrefixed(packr.pack(message)));
     };
     return {
       open(request) {
@@ -186,21 +180,6 @@ const raw: BenchSystem = {
     };
   },
 };
-
-function readMessages(socket: net.Socket, packr: Packr, onMessage: (message: unknown) => void): void {
-  let pending: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    let offset = 0;
-    while (pending.length - offset >= 4) {
-      const length = pending.readUInt32BE(offset);
-      if (pending.length - offset - 4 < length) break;
-      onMessage(packr.unpack(pending.subarray(offset + 4, offset + 4 + length)));
-      offset += 4 + length;
-    }
-    pending = pending.subarray(offset);
-  });
-}
 
 /** @grpc/grpc-js server streaming with the same msgpack bodies (a generic service). */
 const grpcJs: BenchSystem = {
@@ -270,17 +249,7 @@ const grpcJs: BenchSystem = {
 };
 
 function definition(packr: Packr): grpc.ServiceDefinition {
-  return {
-    generate: {
-      path: '/bench.Tokens/Generate',
-      requestStream: false,
-      responseStream: true,
-      requestSerialize: (value: unknown) => packr.pack(value),
-      requestDeserialize: (bytes: Buffer) => packr.unpack(bytes),
-      responseSerialize: (value: unknown) => packr.pack(value),
-      responseDeserialize: (bytes: Buffer) => packr.unpack(bytes),
-    },
-  };
+  return msgpackGrpcDefinition(packr, 'generate', '/bench.Tokens/Generate', true);
 }
 
 export const SYSTEMS: Record<string, BenchSystem> = { shuttle, raw, 'grpc-js': grpcJs };

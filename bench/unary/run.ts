@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { numberOption } from '../common/common.js';
 
 /*
  * bench:unary — shuttle-rpc against a raw `net` baseline and @grpc/grpc-js, side by side in one
@@ -12,13 +13,8 @@ import { fileURLToPath } from 'node:url';
  * and keep each cell's best throughput, default 1).
  */
 const here = fileURLToPath(new URL('.', import.meta.url));
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
-const durationMs = option('ms', 3000);
-const rounds = option('rounds', 1);
+const durationMs = numberOption('ms', 3000);
+const rounds = numberOption('rounds', 1);
 const payloads = [64, 64 * 1024];
 const concurrencies = [1, 32, 256];
 const systems = ['shuttle', 'raw', 'grpc-js'];

@@ -2,6 +2,7 @@ import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 import { RpcMethod, RpcService, createClient, createServer } from 'shuttle-rpc';
+import { lengthPrefixed, msgpackGrpcDefinition, readLengthPrefixed } from '../common/common.js';
 
 /*
  * The three systems compared by bench:unary, each as a server half and a client half that
@@ -58,13 +59,7 @@ const raw: BenchSystem = {
   async serve() {
     const packr = new Packr({ useRecords: false });
     const server = net.createServer({ noDelay: true }, (socket) => {
-      readLengthPrefixed(socket, (body) => {
-        const reply = packr.pack(packr.unpack(body));
-        const frame = Buffer.allocUnsafe(4 + reply.length);
-        frame.writeUInt32BE(reply.length, 0);
-        frame.set(reply, 4);
-        socket.write(frame);
-      });
+      readLengthPrefixed(socket, (body) => socket.write(lengthPrefixed(packr.pack(packr.unpack(body)))));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return {
@@ -80,10 +75,7 @@ const raw: BenchSystem = {
     readLengthPrefixed(socket, (body) => waiting.shift()!(packr.unpack(body)));
     return {
       call(payload) {
-        const body = packr.pack(payload);
-        const frame = Buffer.allocUnsafe(4 + body.length);
-        frame.writeUInt32BE(body.length, 0);
-        frame.set(body, 4);
+        const frame = lengthPrefixed(packr.pack(payload));
         return new Promise((resolve) => {
           waiting.push(resolve);
           socket.write(frame);
@@ -95,21 +87,6 @@ const raw: BenchSystem = {
     };
   },
 };
-
-function readLengthPrefixed(socket: net.Socket, onBody: (body: Buffer) => void): void {
-  let pending: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    let offset = 0;
-    while (pending.length - offset >= 4) {
-      const length = pending.readUInt32BE(offset);
-      if (pending.length - offset - 4 < length) break;
-      onBody(pending.subarray(offset + 4, offset + 4 + length));
-      offset += 4 + length;
-    }
-    pending = pending.subarray(offset);
-  });
-}
 
 /** @grpc/grpc-js unary with the same msgpackr bodies (a generic service, no .proto). */
 const grpcJs: BenchSystem = {
@@ -141,17 +118,7 @@ const grpcJs: BenchSystem = {
 };
 
 function grpcDefinition(packr: Packr): grpc.ServiceDefinition {
-  return {
-    echo: {
-      path: '/bench.Echo/Echo',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (value: unknown) => packr.pack(value),
-      requestDeserialize: (bytes: Buffer) => packr.unpack(bytes),
-      responseSerialize: (value: unknown) => packr.pack(value),
-      responseDeserialize: (bytes: Buffer) => packr.unpack(bytes),
-    },
-  };
+  return msgpackGrpcDefinition(packr, 'echo', '/bench.Echo/Echo', false);
 }
 
 export const SYSTEMS: Record<string, BenchSystem> = { shuttle, raw, 'grpc-js': grpcJs };
