@@ -5,10 +5,11 @@
 export { RpcService, RpcMethod, RpcReference, type RpcServiceOptions, type RpcMethodOptions } from './decorators/decorators.js';
 export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
 export { createServer, type RpcServer, type ServerOptions, type CallContext } from './server/server.js';
-export { createClient, type RpcClient, type ClientOptions, type ReferenceOptions } from './client/client.js';
+export { createClient, type RpcClient, type ClientOptions, type ReferenceOptions, type RouteEvent } from './client/client.js';
 export { type RpcCall, type CallOptions, type Proxied, type ProxiedMethod, type ProxiedResult, type StreamingCall } from './proxy/proxy.js';
 export { currentCallScope, type CallScope } from './server/call-scope.js';
-export { MemoryRegistry, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
+export { MemoryRegistry, type LoadSnapshot, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
+export type { RouteDecision, RouteBranch } from './loadbalance/loadbalance.js';
 export { createContext, type ContextOptions, type ShuttleContext } from './spi/context.js';
 export type { ShuttlePlugin } from './spi/plugin.js';
 export type { ExtensionSpec } from './spi/extension-registry.js';

@@ -15,16 +15,18 @@ const createZoneAffinity: ExtensionFactory<LoadBalancer> = (options) => {
   }
   return {
     name: TYPE_NAME,
-    select(providers: readonly ProviderView[]): ProviderView {
+    select(providers: readonly ProviderView[]) {
       const local = providers.filter((provider) => provider.instance.metadata['zone'] === zone);
       const pool = local.length > 0 ? local : providers;
       // Fewest calls in flight from this consumer; ties broken at random so load spreads.
       let best: ProviderView[] = [];
       for (const provider of pool) {
-        if (best.length === 0 || provider.inFlight < best[0]!.inFlight) best = [provider];
-        else if (provider.inFlight === best[0]!.inFlight) best.push(provider);
+        if (best.length === 0 || provider.stats.inFlight < best[0]!.stats.inFlight) best = [provider];
+        else if (provider.stats.inFlight === best[0]!.stats.inFlight) best.push(provider);
       }
-      return best[Math.floor(Math.random() * best.length)]!;
+      const provider = best[Math.floor(Math.random() * best.length)]!;
+      // The branch says whether the consumer's zone had a provider at all.
+      return { provider, policy: TYPE_NAME, branch: local.length > 0 ? 'hit' : 'fallback' };
     },
   };
 };

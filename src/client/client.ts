@@ -17,7 +17,11 @@ import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/stream-fr
 import type { Transport } from '../transport/transport.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
-import { ServiceReference } from './service-reference.js';
+import { ProviderStatsTable } from './provider-stats.js';
+import { routingKeyExtractor } from './routing-key.js';
+import { ServiceReference, type RouteEvent } from './service-reference.js';
+
+export type { RouteEvent } from './service-reference.js';
 
 /** Options of {@link createClient}; every key may also come from config (file, environment). */
 export interface ClientOptions {
@@ -58,6 +62,8 @@ export interface ClientOptions {
   streamWindowBytes?: number;
   /** How long `close()` waits for calls in flight; 5 s by default. */
   closeTimeoutMs?: number;
+  /** Called with every load-balancing decision (policy, branch, provider), for metrics and logs. */
+  onRoute?: (event: RouteEvent) => void;
   /** Plugin modules to load into this client's context. */
   plugins?: readonly string[];
   /** The extension context to use; a new one (built-ins + plugins) by default. */
@@ -82,13 +88,20 @@ export interface ReferenceOptions {
   loadbalance?: ExtensionSpec<LoadBalancer>;
   /** Cluster strategy for this reference. */
   cluster?: ExtensionSpec<ClusterStrategy>;
+  /**
+   * Where balancers find the routing key in a request when the call gives none: a dotted path
+   * (`'prompt'`, `'messages'`, `'input.text'`; an array of strings or of `{ content }` is
+   * joined) or a function. By default the request itself when it is a string, else its
+   * `prompt` field when that is a string.
+   */
+  routingKey?: string | ((request: unknown) => string | undefined);
 }
 
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'plugins', 'context', 'config',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute', 'plugins', 'context', 'config',
 ];
-const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster'];
+const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'routingKey'];
 
 /** A consumer: makes typed proxies and owns their connections. */
 export interface RpcClient {
@@ -128,6 +141,8 @@ class Client implements RpcClient {
   readonly #timeoutMs: number;
   readonly #closeTimeoutMs: number;
   readonly #pool: ConnectionPool;
+  readonly #stats = new ProviderStatsTable();
+  readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
   readonly #directRegistries = new Map<string, Registry>();
@@ -155,6 +170,8 @@ class Client implements RpcClient {
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
+    if (options.onRoute !== undefined && typeof options.onRoute !== 'function') throw invalidOption('onRoute', options.onRoute, 'a function (event) => void');
+    this.#onRoute = options.onRoute;
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
     this.#pool = new ConnectionPool(transport, {
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
@@ -186,6 +203,9 @@ class Client implements RpcClient {
       filters: this.#filters,
       directory: this.#directory(options.url ?? '', registry, service, version, group),
       pool: this.#pool,
+      stats: this.#stats,
+      routingKey: routingKeyExtractor(options.routingKey, `reference ${service} routingKey`),
+      onRoute: this.#onRoute,
       isClosed: () => this.#closed,
     });
     return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));
@@ -239,6 +259,7 @@ class Client implements RpcClient {
       for (const instance of directory.instances) live.add(`${instance.host}:${instance.port}`);
     }
     this.#pool.retainOnly(live);
+    this.#stats.retainOnly(live);
   }
 }
 

@@ -2,7 +2,7 @@ import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
 import type { ClusterCall, ClusterStrategy } from '../cluster/cluster.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation, type NextFilter } from '../filter/filter.js';
-import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
 import { currentCallScope } from '../server/call-scope.js';
 import type { ServiceInstance } from '../registry/registry.js';
@@ -10,6 +10,14 @@ import type { Serializer } from '../serializer/serializer.js';
 import type { Invocation, Metadata } from '../transport/transport.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
+import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
+
+/** A routing decision, as reported to the client's `onRoute` hook. */
+export interface RouteEvent {
+  readonly service: string;
+  readonly method: string;
+  readonly decision: RouteDecision;
+}
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -24,10 +32,14 @@ export interface ServiceReferenceParts {
   readonly filters: readonly Filter[];
   readonly directory: Directory;
   readonly pool: ConnectionPool;
+  readonly stats: ProviderStatsTable;
+  /** Extracts the routing key from a request when the call gives none. */
+  readonly routingKey: (request: unknown) => string | undefined;
+  readonly onRoute: ((event: RouteEvent) => void) | undefined;
   readonly isClosed: () => boolean;
 }
 
-const CALL_OPTION_KEYS = ['timeoutMs', 'signal', 'metadata', 'oneWay'];
+const CALL_OPTION_KEYS = ['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey'];
 const NO_META: Metadata = Object.freeze({}) as Metadata;
 /** The transport invocation riding along a FilterInvocation (filters copy it with a spread). */
 const INVOCATION = Symbol('shuttle-rpc:invocation');
@@ -42,6 +54,8 @@ export class ServiceReference {
   readonly #chain: NextFilter | undefined;
   /** One stable object per method name: the transports' cache key for the route. */
   readonly #routes = new Map<string, object>();
+  /** Balancer views of the current eligible providers, rebuilt when the directory changes. */
+  #views: { providers: readonly ServiceInstance[]; views: readonly ProviderView[] } | undefined;
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
@@ -104,10 +118,24 @@ export class ServiceReference {
       return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
     }
     try {
-      return parts.cluster.invoke(new Attempt(parts, invocation, providers));
+      return parts.cluster.invoke(new Attempt(parts, invocation, providers, this.#viewsOf(providers)));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Views of `providers` for the balancer, cached per directory snapshot (no per-call allocation). */
+  #viewsOf(providers: readonly ServiceInstance[]): readonly ProviderView[] {
+    if (this.#views?.providers === providers) return this.#views.views;
+    const stats = this.#parts.stats;
+    const views = providers.map((instance) => {
+      const address = `${instance.host}:${instance.port}`;
+      const live = stats.get(address);
+      live.observeLoad(instance.load);
+      return { instance, address, stats: live };
+    });
+    this.#views = { providers, views };
+    return views;
   }
 
   #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean): Invocation {
@@ -116,6 +144,7 @@ export class ServiceReference {
     let signal: AbortSignal | undefined;
     let meta = NO_META;
     let oneWay = false;
+    let routingKey: string | undefined;
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') {
         throw new RpcError(RpcCode.INVALID_ARGUMENT, `call options of ${parts.service}.${method} must be an object, got ${options === null ? 'null' : typeof options}`);
@@ -146,7 +175,12 @@ export class ServiceReference {
       }
       oneWay = options.oneWay === true;
       if (oneWay && stream) throw new RpcError(RpcCode.INVALID_ARGUMENT, `${parts.service}.${method}: a streaming call cannot be one-way`);
+      if (options.routingKey !== undefined && typeof options.routingKey !== 'string') {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `routingKey of ${parts.service}.${method} must be a string`);
+      }
+      routingKey = options.routingKey;
     }
+    routingKey ??= parts.routingKey(request);
     let deadline = Date.now() + timeoutMs;
     // Inside a provider's handler, a call inherits the remaining deadline and the cancellation
     // of the call being served (gRPC deadline propagation).
@@ -160,7 +194,7 @@ export class ServiceReference {
       route = {};
       this.#routes.set(method, route);
     }
-    return { service: parts.service, version: parts.version, group: parts.group, method, request, meta, deadline, signal, oneWay, stream, route };
+    return { service: parts.service, version: parts.version, group: parts.group, method, request, meta, deadline, signal, oneWay, stream, route, routingKey };
   }
 }
 
@@ -173,6 +207,7 @@ class Attempt implements ClusterCall {
     private readonly parts: ServiceReferenceParts,
     readonly invocation: Invocation,
     readonly providers: readonly ServiceInstance[],
+    private readonly views: readonly ProviderView[],
   ) {}
 
   get stream(): boolean {
@@ -185,20 +220,46 @@ class Attempt implements ClusterCall {
   }
 
   select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined {
-    const candidates = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((provider) => !excluded.has(provider));
-    if (candidates.length <= 1) return candidates[0];
-    const pool = this.parts.pool;
-    const views: ProviderView[] = candidates.map((instance) => {
-      const address = `${instance.host}:${instance.port}`;
-      return { instance, address, inFlight: pool.inFlight(address) };
-    });
-    return this.parts.balancer.select(views, this.invocation).instance;
+    const candidates = excluded === undefined || excluded.size === 0 ? this.views : this.views.filter((view) => !excluded.has(view.instance));
+    if (candidates.length === 0) return undefined;
+    const decision = this.parts.balancer.select(candidates, this.invocation);
+    this.parts.onRoute?.({ service: this.invocation.service, method: this.invocation.method, decision });
+    return decision.provider.instance;
   }
 
   send(provider: ServiceInstance): Promise<unknown> {
-    const connection = this.parts.pool.get(provider.host, provider.port);
-    return this.invocation.stream ? connection.openStream(this.invocation, this.parts.serializer) : connection.invoke(this.invocation, this.parts.serializer);
+    const parts = this.parts;
+    const address = `${provider.host}:${provider.port}`;
+    const connection = parts.pool.get(provider.host, provider.port);
+    const stats = parts.stats.get(address);
+    const tokens = estimateTokens(this.invocation.routingKey);
+    const started = Date.now();
+    stats.start(tokens);
+    if (this.invocation.stream) {
+      const opened = connection.openStream(this.invocation, parts.serializer);
+      opened.then(
+        (stream) => void stream.trailer.finally(() => finish(stats, tokens, started)).catch(() => {}),
+        () => finish(stats, tokens, started),
+      );
+      return opened;
+    }
+    const result = connection.invoke(this.invocation, parts.serializer);
+    result.then(
+      () => finish(stats, tokens, started),
+      () => finish(stats, tokens, started),
+    );
+    return result;
   }
+}
+
+function finish(stats: LiveProviderStats, tokens: number, started: number): void {
+  const now = Date.now();
+  stats.end(tokens, now - started, now);
+}
+
+/** Prompt tokens of a call, estimated from its routing key (about 4 characters a token). */
+function estimateTokens(routingKey: string | undefined): number {
+  return routingKey === undefined ? 0 : Math.ceil(routingKey.length / 4);
 }
 
 function describe(parts: ServiceReferenceParts): string {

@@ -1,23 +1,62 @@
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../transport/transport.js';
 
+/**
+ * This consumer's own live view of one provider: what it has in flight there right now, and
+ * what it sent since the provider's last load snapshot arrived (a snapshot is always a little
+ * stale; these counts cover the gap, so a burst does not all land on the worker that looked
+ * idle 200 ms ago). Kept by the client; balancers only read it.
+ */
+export interface ProviderStats {
+  /** Calls in flight from this consumer. */
+  readonly inFlight: number;
+  /** Estimated prompt tokens of those calls. */
+  readonly inFlightTokens: number;
+  /** Calls this consumer started since the provider's current load snapshot arrived. */
+  readonly startedSinceLoad: number;
+  /** Estimated prompt tokens of those calls. */
+  readonly tokensSinceLoad: number;
+  /** Average latency of this consumer's recent calls (about the last 10 s), ms; undefined before any. */
+  averageLatencyMs(): number | undefined;
+}
+
 /** A provider as a balancer sees it: its registry record plus this consumer's live view of it. */
 export interface ProviderView {
   readonly instance: ServiceInstance;
   /** `host:port`. */
   readonly address: string;
-  /** Calls this consumer has in flight to the provider right now. */
-  readonly inFlight: number;
+  readonly stats: ProviderStats;
+}
+
+/** Which branch of its policy a balancer took, for metrics and logs. */
+export type RouteBranch = 'only' | 'pick' | 'hit' | 'spill' | 'cold' | 'fallback';
+
+/** A balancer's answer: the provider, and why. */
+export interface RouteDecision {
+  readonly provider: ProviderView;
+  /** The balancer's name. */
+  readonly policy: string;
+  /**
+   * `pick` for policies without branches; prefix-affinity: `hit` (best cached prefix),
+   * `spill` (that provider was too busy), `cold` (no cached prefix anywhere), `fallback` (no
+   * prompt to route on); consistent-hash: `hit` (the key's node) or `spill` (bounded load);
+   * `only` when a single provider was eligible.
+   */
+  readonly branch: RouteBranch;
+  /** Numbers behind the choice (score, matched blocks, …), for logs. */
+  readonly detail?: Readonly<Record<string, number | string>>;
 }
 
 /**
  * Picks one provider for a call. `select` gets a non-empty list of candidates that are
- * already filtered (version, group, health) and returns one of them; it must be fast and
- * must not throw.
+ * already filtered (version, group, draining, excluded by the cluster strategy) and returns
+ * one of them with the branch it took; it must be fast, synchronous and must not throw.
+ * Balancers may keep state (round-robin counters, prefix indexes); one instance serves one
+ * client.
  */
 export interface LoadBalancer {
   readonly name: string;
-  select(providers: readonly ProviderView[], invocation: Invocation): ProviderView;
+  select(providers: readonly ProviderView[], invocation: Invocation): RouteDecision;
 }
 
 /** Tells a LoadBalancer instance from a spec. */

@@ -1,31 +1,36 @@
-import { checkKnownKeys } from '../common/validate.js';
+import { checkInt, checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
+import { DEFAULT_WARMUP_MS, effectiveWeight } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'random';
 
-/** Weighted random (Dubbo's default): each provider is picked with probability weight / total. */
+/**
+ * Weighted random (Dubbo's default): each provider is picked with probability weight / total,
+ * weights ramped up over `warmupMs` (default 10 min) after a provider starts. Options:
+ * `{ warmupMs }`.
+ */
 export const createRandomBalancer: ExtensionFactory<LoadBalancer> = (options) => {
-  checkKnownKeys('random loadbalance options', options, []);
+  checkKnownKeys('random loadbalance options', options, ['warmupMs']);
+  const warmupMs = checkInt('random loadbalance warmupMs', options['warmupMs'], 0, 7 * 24 * 3600 * 1000, DEFAULT_WARMUP_MS);
   return {
     name: TYPE_NAME,
-    select(providers: readonly ProviderView[]): ProviderView {
-      const first = providers[0]!;
-      if (providers.length === 1) return first;
+    select(providers: readonly ProviderView[]) {
+      if (providers.length === 1) return { provider: providers[0]!, policy: TYPE_NAME, branch: 'only' };
+      const now = Date.now();
       let total = 0;
-      let uniform = true;
-      for (const provider of providers) {
-        total += provider.instance.weight;
-        if (provider.instance.weight !== first.instance.weight) uniform = false;
-      }
-      if (uniform) return providers[Math.floor(Math.random() * providers.length)]!;
+      const weights = providers.map((provider) => {
+        const weight = effectiveWeight(provider.instance, now, warmupMs);
+        total += weight;
+        return weight;
+      });
       let point = Math.random() * total;
-      for (const provider of providers) {
-        point -= provider.instance.weight;
-        if (point < 0) return provider;
+      for (let i = 0; i < providers.length; i++) {
+        point -= weights[i]!;
+        if (point < 0) return { provider: providers[i]!, policy: TYPE_NAME, branch: 'pick' };
       }
-      return providers[providers.length - 1]!;
+      return { provider: providers[providers.length - 1]!, policy: TYPE_NAME, branch: 'pick' };
     },
   };
 };

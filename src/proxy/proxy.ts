@@ -14,6 +14,11 @@ export interface CallOptions {
   metadata?: Metadata;
   /** Fire and forget: resolves once sent, with undefined; the provider sends no answer. */
   oneWay?: boolean;
+  /**
+   * What load balancers route this call on (the prompt for `prefix-affinity`, the key for
+   * `consistent-hash`), overriding the reference's `routingKey`.
+   */
+  routingKey?: string;
 }
 
 /** A server-streaming call: iterate it with `for await`; `trailer` resolves after the end. */

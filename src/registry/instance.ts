@@ -24,6 +24,8 @@ export interface ServiceInstance {
   readonly weight: number;
   /** When the provider started (epoch ms), for warm-up. */
   readonly startTime: number;
+  /** Calls the provider runs at once before refusing (its `maxConcurrentCalls`), if limited. */
+  readonly maxConcurrentCalls?: number;
   /** Free-form facts: model, GPU, batch slots, KV capacity, zone, tags. */
   readonly metadata: Readonly<Record<string, unknown>>;
   /**

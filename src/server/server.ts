@@ -152,6 +152,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     methods: [...exported.methods.values()].map(({ meta }) => ({ name: meta.name, stream: meta.stream, idempotent: meta.idempotent })),
     weight,
     startTime,
+    ...(maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls }),
     metadata,
   }));
   const running = new RunningServer({ transport: server, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs });

@@ -5,7 +5,13 @@ import { createConcurrencyLimitFilter, TYPE_NAME as CONCURRENCY_LIMIT } from '..
 import { isFilter, type Filter } from '../filter/filter.js';
 import { createTokenFilter, TYPE_NAME as TOKEN } from '../filter/token.js';
 import { isLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
+import { createConsistentHashBalancer, TYPE_NAME as CONSISTENT_HASH } from '../loadbalance/consistent-hash.js';
+import { createLeastActiveBalancer, TYPE_NAME as LEAST_ACTIVE } from '../loadbalance/least-active.js';
+import { createP2cBalancer, TYPE_NAME as P2C } from '../loadbalance/p2c.js';
+import { createPrefixAffinityBalancer, TYPE_NAME as PREFIX_AFFINITY } from '../loadbalance/prefix-affinity.js';
 import { createRandomBalancer, TYPE_NAME as RANDOM } from '../loadbalance/random.js';
+import { createRoundRobinBalancer, TYPE_NAME as ROUND_ROBIN } from '../loadbalance/round-robin.js';
+import { createShortestResponseBalancer, TYPE_NAME as SHORTEST_RESPONSE } from '../loadbalance/shortest-response.js';
 import { createDirectRegistry, TYPE_NAME as DIRECT } from '../registry/direct.js';
 import { createEtcdRegistry, TYPE_NAME as ETCD } from '../registry/etcd/etcd.js';
 import { createFileRegistry, TYPE_NAME as FILE } from '../registry/file/file.js';
@@ -55,6 +61,12 @@ export function defaultExtensions(): Extensions {
   ext.registry.register(FILE, createFileRegistry);
   ext.registry.register(ETCD, createEtcdRegistry);
   ext.loadbalance.register(RANDOM, createRandomBalancer);
+  ext.loadbalance.register(ROUND_ROBIN, createRoundRobinBalancer);
+  ext.loadbalance.register(LEAST_ACTIVE, createLeastActiveBalancer);
+  ext.loadbalance.register(SHORTEST_RESPONSE, createShortestResponseBalancer);
+  ext.loadbalance.register(P2C, createP2cBalancer);
+  ext.loadbalance.register(CONSISTENT_HASH, createConsistentHashBalancer);
+  ext.loadbalance.register(PREFIX_AFFINITY, createPrefixAffinityBalancer);
   ext.cluster.register(FAILFAST, createFailfastCluster);
   ext.filter.register(TOKEN, createTokenFilter);
   ext.filter.register(CONCURRENCY_LIMIT, createConcurrencyLimitFilter);

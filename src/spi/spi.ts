@@ -25,13 +25,17 @@ export {
   matchesQuery,
   resolveRegistry,
   type InstancesListener,
+  type LoadSnapshot,
   type MethodDescriptor,
   type Registry,
   type ServiceInstance,
   type ServiceQuery,
   type Subscription,
 } from '../registry/registry.js';
-export { isLoadBalancer, type LoadBalancer, type ProviderView } from '../loadbalance/loadbalance.js';
+export { isLoadBalancer, type LoadBalancer, type ProviderStats, type ProviderView, type RouteBranch, type RouteDecision } from '../loadbalance/loadbalance.js';
+export { DEFAULT_LOAD_SCORE, leastLoaded, loadScore, type LoadScoreOptions } from '../loadbalance/load-score.js';
+export { DEFAULT_WARMUP_MS, capacity, effectiveWeight, hasRoom, withRoom } from '../loadbalance/weights.js';
+export { hash32, hashRange, prefixBlockHashes } from '../loadbalance/hash.js';
 export { isClusterStrategy, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
 export {
   DEFAULT_FILTERS,

@@ -23,6 +23,11 @@ export interface Invocation {
   /** A server-streaming call. */
   readonly stream: boolean;
   /**
+   * What load balancers route on: the prompt for prefix affinity, the key for consistent
+   * hashing. From the `routingKey` call option or the reference's `routingKey`.
+   */
+  readonly routingKey?: string;
+  /**
    * An object that stands for service + version + group + method and is the same for every
    * call of that method through one reference, so a transport can cache what it derives from
    * the route (the tcp transport: the encoded route) in a WeakMap without building a string

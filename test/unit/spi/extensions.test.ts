@@ -21,7 +21,7 @@ describe('defaultExtensions', () => {
       serializer: ['msgpack', 'json', 'protobuf'],
       transport: ['tcp'],
       registry: ['memory', 'shuttle', 'file', 'etcd'],
-      loadbalance: ['random'],
+      loadbalance: ['random', 'round-robin', 'least-active', 'shortest-response', 'p2c', 'consistent-hash', 'prefix-affinity'],
       cluster: ['failfast'],
       filter: ['token', 'concurrency-limit', 'access-log'],
     });
@@ -44,7 +44,7 @@ describe('defaultExtensions', () => {
   it('gives every call a new, independent set of registries', () => {
     const a = defaultExtensions();
     const b = defaultExtensions();
-    a.loadbalance.register('only-in-a', () => ({ name: 'only-in-a', select: (providers) => providers[0]! }));
+    a.loadbalance.register('only-in-a', () => ({ name: 'only-in-a', select: (providers) => ({ provider: providers[0]!, policy: 'only-in-a', branch: 'pick' }) }));
     expect(b.loadbalance.has('only-in-a')).toBe(false);
   });
 

@@ -1,0 +1,90 @@
+import type { ProviderStats } from '../loadbalance/loadbalance.js';
+import type { LoadSnapshot } from '../registry/registry.js';
+
+const SLICES = 10;
+const SLICE_MS = 1000;
+
+/** One provider's live numbers as this consumer sees them; see {@link ProviderStats}. */
+export class LiveProviderStats implements ProviderStats {
+  inFlight = 0;
+  inFlightTokens = 0;
+  startedSinceLoad = 0;
+  tokensSinceLoad = 0;
+  /** `receivedAt` of the snapshot the "since" counters are relative to. */
+  #loadSeen: number | undefined;
+  /** Latency sums and counts in 1 s slices over the last 10 s. */
+  readonly #sums = new Float64Array(SLICES);
+  readonly #counts = new Uint32Array(SLICES);
+  #slice = 0;
+  #sliceStart = 0;
+
+  /** Resets the "since" counters when a newer load snapshot has arrived. */
+  observeLoad(load: LoadSnapshot | undefined): void {
+    const seen = load?.receivedAt ?? load?.timestamp;
+    if (seen !== this.#loadSeen) {
+      this.#loadSeen = seen;
+      this.startedSinceLoad = 0;
+      this.tokensSinceLoad = 0;
+    }
+  }
+
+  start(tokens: number): void {
+    this.inFlight++;
+    this.inFlightTokens += tokens;
+    this.startedSinceLoad++;
+    this.tokensSinceLoad += tokens;
+  }
+
+  end(tokens: number, latencyMs: number, now: number): void {
+    this.inFlight--;
+    this.inFlightTokens -= tokens;
+    this.#rotate(now);
+    this.#sums[this.#slice]! += latencyMs;
+    this.#counts[this.#slice]!++;
+  }
+
+  averageLatencyMs(now: number = Date.now()): number | undefined {
+    this.#rotate(now);
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < SLICES; i++) {
+      sum += this.#sums[i]!;
+      count += this.#counts[i]!;
+    }
+    return count === 0 ? undefined : sum / count;
+  }
+
+  #rotate(now: number): void {
+    if (this.#sliceStart === 0) this.#sliceStart = now;
+    let steps = Math.floor((now - this.#sliceStart) / SLICE_MS);
+    if (steps <= 0) return;
+    this.#sliceStart += steps * SLICE_MS;
+    if (steps > SLICES) steps = SLICES;
+    for (let i = 0; i < steps; i++) {
+      this.#slice = (this.#slice + 1) % SLICES;
+      this.#sums[this.#slice] = 0;
+      this.#counts[this.#slice] = 0;
+    }
+  }
+}
+
+/** The live stats of every provider address one client talks to. */
+export class ProviderStatsTable {
+  readonly #byAddress = new Map<string, LiveProviderStats>();
+
+  get(address: string): LiveProviderStats {
+    let stats = this.#byAddress.get(address);
+    if (stats === undefined) {
+      stats = new LiveProviderStats();
+      this.#byAddress.set(address, stats);
+    }
+    return stats;
+  }
+
+  /** Forgets addresses that left every directory (called with the live set). */
+  retainOnly(live: ReadonlySet<string>): void {
+    for (const address of this.#byAddress.keys()) {
+      if (!live.has(address) && this.#byAddress.get(address)!.inFlight === 0) this.#byAddress.delete(address);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import { checkInt, checkKnownKeys } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { LoadBalancer, ProviderView } from './loadbalance.js';
+import { DEFAULT_WARMUP_MS, effectiveWeight, pickRandom, withRoom } from './weights.js';
+
+/** The name this balancer is registered under. */
+export const TYPE_NAME = 'least-active';
+
+/**
+ * Fewest calls in flight from this consumer (Dubbo's leastactive); ties go to the higher
+ * weight, then at random. A provider at its advertised concurrency cap is skipped while another
+ * has room. Options: `{ warmupMs }`.
+ */
+export const createLeastActiveBalancer: ExtensionFactory<LoadBalancer> = (options) => {
+  checkKnownKeys('least-active loadbalance options', options, ['warmupMs']);
+  const warmupMs = checkInt('least-active loadbalance warmupMs', options['warmupMs'], 0, 7 * 24 * 3600 * 1000, DEFAULT_WARMUP_MS);
+  return {
+    name: TYPE_NAME,
+    select(all: readonly ProviderView[]) {
+      if (all.length === 1) return { provider: all[0]!, policy: TYPE_NAME, branch: 'only' };
+      const providers = withRoom(all);
+      const now = Date.now();
+      let best: ProviderView[] = [];
+      let bestActive = Infinity;
+      let bestWeight = -1;
+      for (const provider of providers) {
+        const active = provider.stats.inFlight;
+        const weight = effectiveWeight(provider.instance, now, warmupMs);
+        if (active < bestActive || (active === bestActive && weight > bestWeight)) {
+          best = [provider];
+          bestActive = active;
+          bestWeight = weight;
+        } else if (active === bestActive && weight === bestWeight) {
+          best.push(provider);
+        }
+      }
+      return { provider: pickRandom(best), policy: TYPE_NAME, branch: 'pick', detail: { inFlight: bestActive } };
+    },
+  };
+};

@@ -1,0 +1,38 @@
+import { checkKnownKeys } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { LoadBalancer, ProviderView } from './loadbalance.js';
+import { pickRandom, withRoom } from './weights.js';
+
+/** The name this balancer is registered under. */
+export const TYPE_NAME = 'shortest-response';
+
+/**
+ * Lowest expected wait (Dubbo's shortestresponse): this consumer's average latency to the
+ * provider over about the last 10 s, times (calls in flight + 1). A provider with no recent
+ * call is estimated at the average of the others, so it gets tried rather than avoided or
+ * flooded. Ties at random; providers at their concurrency cap are skipped while others have
+ * room.
+ */
+export const createShortestResponseBalancer: ExtensionFactory<LoadBalancer> = (options) => {
+  checkKnownKeys('shortest-response loadbalance options', options, []);
+  return {
+    name: TYPE_NAME,
+    select(all: readonly ProviderView[]) {
+      if (all.length === 1) return { provider: all[0]!, policy: TYPE_NAME, branch: 'only' };
+      const providers = withRoom(all);
+      const latencies = providers.map((provider) => provider.stats.averageLatencyMs());
+      const known = latencies.filter((latency): latency is number => latency !== undefined);
+      const fallback = known.length === 0 ? 1 : known.reduce((sum, latency) => sum + latency, 0) / known.length;
+      let best: ProviderView[] = [];
+      let bestCost = Infinity;
+      providers.forEach((provider, i) => {
+        const cost = (latencies[i] ?? fallback) * (provider.stats.inFlight + 1);
+        if (cost < bestCost) {
+          bestCost = cost;
+          best = [provider];
+        } else if (cost === bestCost) best.push(provider);
+      });
+      return { provider: pickRandom(best), policy: TYPE_NAME, branch: 'pick', detail: { expectedMs: bestCost } };
+    },
+  };
+};

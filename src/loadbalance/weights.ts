@@ -1,0 +1,48 @@
+import type { ServiceInstance } from '../registry/registry.js';
+import type { ProviderView } from './loadbalance.js';
+
+/** Default warm-up of a new provider's weight (Dubbo's 10 minutes). */
+export const DEFAULT_WARMUP_MS = 10 * 60 * 1000;
+
+/**
+ * A provider's weight, ramped up over `warmupMs` after it started (Dubbo's warm-up: a JIT-cold
+ * or cache-cold worker gets a share of traffic that grows with its uptime), never below 1.
+ * `startTime` is the provider's clock; a skewed clock only shifts the ramp.
+ */
+export function effectiveWeight(instance: ServiceInstance, now: number, warmupMs: number): number {
+  const weight = instance.weight;
+  if (warmupMs <= 0 || weight <= 0) return Math.max(weight, 0);
+  const uptime = now - instance.startTime;
+  if (instance.startTime <= 0 || uptime >= warmupMs) return weight;
+  return Math.max(1, Math.min(weight, Math.round((weight * Math.max(uptime, 0)) / warmupMs)));
+}
+
+/**
+ * The number of calls a provider accepts at once, from its record (`maxConcurrentCalls`, set
+ * by the server's option of that name, else `metadata.slots`), or Infinity when unknown.
+ */
+export function capacity(instance: ServiceInstance): number {
+  const declared = instance.maxConcurrentCalls ?? instance.metadata['slots'];
+  return typeof declared === 'number' && declared > 0 ? declared : Infinity;
+}
+
+/** Whether this consumer may send another call without exceeding the provider's capacity. */
+export function hasRoom(view: ProviderView): boolean {
+  return view.stats.inFlight < capacity(view.instance);
+}
+
+/**
+ * The providers with room, or all of them when none has room (then the provider's own
+ * RESOURCE_EXHAUSTED answer is the honest outcome rather than a client-side refusal).
+ */
+export function withRoom(providers: readonly ProviderView[]): readonly ProviderView[] {
+  let full = 0;
+  for (const provider of providers) if (!hasRoom(provider)) full++;
+  if (full === 0 || full === providers.length) return providers;
+  return providers.filter(hasRoom);
+}
+
+/** A uniformly random element. */
+export function pickRandom<T>(items: readonly T[]): T {
+  return items[Math.floor(Math.random() * items.length)]!;
+}
