@@ -14,8 +14,11 @@ export const DEFAULT_LOAD_SCORE: LoadScoreOptions = { staleAfterMs: 2000, prefil
 /**
  * How busy a provider is, as the time new work would wait there, in seconds-like units:
  *
- *     score = (running + waiting + startedSinceLoad) / slots
- *           + (waitingUncachedTokens + tokensSinceLoad) / prefillTokensPerSecond
+ *     score = (running + waiting + sent) / slots
+ *           + (waitingUncachedTokens + sentTokens) / prefillTokensPerSecond
+ *
+ * where `sent` is this consumer's calls started since the snapshot arrived and still in flight
+ * (min(startedSinceLoad, inFlight): one that already finished is load no more).
  *
  * The first term is batches of requests ahead of a new one (normalised by the worker's slots,
  * so an 8-slot and a 32-slot worker compare fairly); the second is seconds of prefill queued.
@@ -34,7 +37,9 @@ export function loadScore(view: ProviderView, now: number, options: LoadScoreOpt
   const load = instance.load;
   const fresh = load !== undefined && now - (load.receivedAt ?? load.timestamp) <= options.staleAfterMs;
   if (fresh) {
-    return (load.running + load.waiting + stats.startedSinceLoad) / slots + (load.waitingUncachedTokens + stats.tokensSinceLoad) / prefillRate;
+    const sent = Math.min(stats.startedSinceLoad, stats.inFlight);
+    const sentTokens = Math.min(stats.tokensSinceLoad, stats.inFlightTokens);
+    return (load.running + load.waiting + sent) / slots + (load.waitingUncachedTokens + sentTokens) / prefillRate;
   }
   return stats.inFlight / slots + stats.inFlightTokens / prefillRate;
 }

@@ -35,6 +35,7 @@ const CHARS_PER_TOKEN = 4;
 export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (options) => {
   checkKnownKeys('prefix-affinity loadbalance options', options, ['blockChars', 'maxBlocks', 'defaultCapacityBlocks', 'spillMargin', 'staleAfterMs', 'prefillTokensPerSecond']);
   const blockChars = checkInt('prefix-affinity blockChars', options['blockChars'], 8, 65_536, 64);
+  if (blockChars % 2 !== 0) throw invalidOption('prefix-affinity blockChars', blockChars, 'an even number of characters from 8 to 65536');
   const maxBlocks = checkInt('prefix-affinity maxBlocks', options['maxBlocks'], 1, 1_000_000, 4096);
   const defaultCapacity = checkInt('prefix-affinity defaultCapacityBlocks', options['defaultCapacityBlocks'], 1, 10_000_000, 8192);
   const spillMargin = options['spillMargin'] ?? 0.5;
@@ -45,14 +46,27 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
   };
   const blockTokens = blockChars / CHARS_PER_TOKEN;
   const index = new PrefixIndex();
-  /** Hashes per call, so a retry on another provider does not hash the prompt again. */
-  const hashesOf = new WeakMap<Invocation, number[]>();
+  /**
+   * The last call's hashes, so a retry of it on another provider (which comes right after) does
+   * not hash the prompt again. One slot rather than a WeakMap: ephemeron entries made per call
+   * cost the garbage collector more than the lookup saves.
+   */
+  let lastInvocation: Invocation | undefined;
+  let lastHashes: number[] = [];
+  const hashesOf = (invocation: Invocation, key: string): number[] => {
+    if (invocation !== lastInvocation) {
+      lastInvocation = invocation;
+      lastHashes = prefixBlockHashes(key, blockChars, maxBlocks);
+    }
+    return lastHashes;
+  };
   /**
    * When each provider was last a candidate. A provider unseen for a minute has left the
    * registry (or been ejected for long); its index share is dropped then. Pruning by what one
    * call's candidates lack would be wrong: a retry excludes providers that are still there.
    */
   const lastSeen = new Map<string, number>();
+  let nextMark = 0;
   let nextPrune = 0;
 
   const capacityBlocks = (provider: ProviderView): number => {
@@ -67,18 +81,13 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
     if (key === undefined || key.length < blockChars) {
       return { provider: leastLoaded(providers, now, scoring).provider, policy: TYPE_NAME, branch: 'fallback' };
     }
-    let hashes = hashesOf.get(invocation);
-    if (hashes === undefined) {
-      hashes = prefixBlockHashes(key, blockChars, maxBlocks);
-      hashesOf.set(invocation, hashes);
-    }
+    const hashes = hashesOf(invocation, key);
     const least = leastLoaded(providers, now, scoring);
-    const matched = index.match(hashes, new Set(providers.map((provider) => provider.address)));
     let best: ProviderView | undefined;
     let bestBlocks = 0;
     let bestScore = Infinity;
     for (const provider of providers) {
-      const blocks = matched.get(provider.address) ?? 0;
+      const blocks = index.matchOne(provider.address, hashes);
       if (blocks === 0) continue;
       const score = loadScore(provider, now, scoring);
       if (blocks > bestBlocks || (blocks === bestBlocks && score < bestScore)) {
@@ -98,7 +107,10 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
     name: TYPE_NAME,
     select(providers: readonly ProviderView[], invocation: Invocation) {
       const now = Date.now();
-      for (const provider of providers) lastSeen.set(provider.address, now);
+      if (now >= nextMark) {
+        nextMark = now + 1000;
+        for (const provider of providers) lastSeen.set(provider.address, now);
+      }
       if (now >= nextPrune) {
         nextPrune = now + 10_000;
         for (const [address, seen] of lastSeen) if (now - seen > 60_000) lastSeen.delete(address);
@@ -107,8 +119,8 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
       const decision = providers.length === 1 && invocation.routingKey === undefined
         ? ({ provider: providers[0]!, policy: TYPE_NAME, branch: 'only' } as RouteDecision)
         : decide(providers, invocation);
-      const hashes = hashesOf.get(invocation);
-      if (hashes !== undefined && hashes.length > 0) index.record(decision.provider.address, hashes, capacityBlocks(decision.provider));
+      const key = invocation.routingKey;
+      if (key !== undefined && key.length >= blockChars) index.record(decision.provider.address, hashesOf(invocation, key), capacityBlocks(decision.provider));
       return decision;
     },
   };

@@ -1,89 +1,75 @@
+import { BlockLru } from './block-lru.js';
+
 /**
  * An approximate record of which prefix blocks each provider probably holds in its KV cache:
- * the blocks of the prompts recently routed to it, forgotten least-recently-used first once a
- * provider's share is full (its advertised KV capacity in blocks), so memory is bounded by the
- * sum of the providers' capacities. One global map from block hash to owners answers "who has
- * this prefix" in one lookup per block.
+ * the blocks of the prompts recently routed to it, at most its capacity (its advertised KV
+ * capacity in blocks), so memory is bounded by the sum of the providers' capacities.
+ *
+ * Each provider's share is a {@link BlockLru}: least recently routed blocks go first, in O(1)
+ * with no allocation.
+ *
+ * Matching relies on blocks being prefix-closed (holding block i means holding every block
+ * before it — prompts are recorded whole and their shared early blocks are hit most), so a
+ * provider's longest cached prefix is found by binary search: about log2(blocks) lookups.
  */
 export class PrefixIndex {
-  /** Block hash -> addresses that (probably) hold it. */
-  readonly #owners = new Map<number, string[]>();
-  /** Address -> its blocks in LRU order (a Map keeps insertion order) and its capacity. */
-  readonly #providers = new Map<string, { blocks: Map<number, true>; capacity: number }>();
+  readonly #providers = new Map<string, BlockLru>();
 
   /** Blocks held for `address` right now. */
   size(address: string): number {
-    return this.#providers.get(address)?.blocks.size ?? 0;
+    return this.#providers.get(address)?.size ?? 0;
   }
 
-  /** Total entries, over all providers (the memory bound is the sum of capacities). */
+  /** Total entries, over all providers. */
   get totalBlocks(): number {
     let total = 0;
-    for (const provider of this.#providers.values()) total += provider.blocks.size;
+    for (const blocks of this.#providers.values()) total += blocks.size;
     return total;
   }
 
-  /**
-   * For each address in `candidates`, how many leading blocks of `hashes` it holds. The walk
-   * stops at the first block no candidate holds, since a longer prefix needs every shorter one.
-   */
-  match(hashes: readonly number[], candidates: ReadonlySet<string>): Map<string, number> {
+  /** How many leading blocks of `hashes` `address` (probably) holds. */
+  matchOne(address: string, hashes: readonly number[]): number {
+    const blocks = this.#providers.get(address);
+    if (blocks === undefined || hashes.length === 0 || !blocks.has(hashes[0]!)) return 0;
+    // Largest n with hashes[0..n) held; invariant: blocks.has(hashes[low - 1]).
+    let low = 1;
+    let high = hashes.length;
+    if (blocks.has(hashes[high - 1]!)) return high;
+    high -= 1;
+    while (low < high) {
+      const middle = (low + high + 1) >>> 1;
+      if (blocks.has(hashes[middle - 1]!)) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+
+  /** For each address in `candidates`, how many leading blocks of `hashes` it holds (0s omitted). */
+  match(hashes: readonly number[], candidates: Iterable<string>): Map<string, number> {
     const matched = new Map<string, number>();
-    for (let i = 0; i < hashes.length; i++) {
-      const owners = this.#owners.get(hashes[i]!);
-      if (owners === undefined) break;
-      let any = false;
-      for (const owner of owners) {
-        if (candidates.has(owner) && (i === 0 || matched.get(owner) === i)) {
-          matched.set(owner, i + 1);
-          any = true;
-        }
-      }
-      if (!any) break;
+    for (const address of candidates) {
+      const blocks = this.matchOne(address, hashes);
+      if (blocks > 0) matched.set(address, blocks);
     }
     return matched;
   }
 
-  /** Records that `address` now holds `hashes` (most recent), evicting its oldest beyond `capacity`. */
+  /**
+   * Records that `address` now holds `hashes`, keeping at most `capacity` blocks for it. The
+   * blocks are touched last to first, so a prompt's first blocks — the ones other prompts
+   * share — are the most recent and the last to go, which keeps what is held prefix-closed.
+   */
   record(address: string, hashes: readonly number[], capacity: number): void {
-    let provider = this.#providers.get(address);
-    if (provider === undefined) {
-      provider = { blocks: new Map(), capacity };
-      this.#providers.set(address, provider);
+    let blocks = this.#providers.get(address);
+    if (blocks === undefined || blocks.capacity !== Math.max(1, Math.floor(capacity))) {
+      blocks = new BlockLru(capacity);
+      this.#providers.set(address, blocks);
     }
-    provider.capacity = capacity;
-    const blocks = provider.blocks;
-    for (const hash of hashes) {
-      if (blocks.delete(hash)) {
-        blocks.set(hash, true);
-        continue;
-      }
-      blocks.set(hash, true);
-      const owners = this.#owners.get(hash);
-      if (owners === undefined) this.#owners.set(hash, [address]);
-      else owners.push(address);
-    }
-    while (blocks.size > provider.capacity) {
-      const oldest = blocks.keys().next().value as number;
-      blocks.delete(oldest);
-      this.#dropOwner(oldest, address);
-    }
+    for (let i = hashes.length - 1; i >= 0; i--) blocks.touch(hashes[i]!);
   }
 
   /** Forgets every provider not in `live` (it left the registry). */
   retainOnly(live: ReadonlySet<string>): void {
-    for (const [address, provider] of this.#providers) {
-      if (live.has(address)) continue;
-      for (const hash of provider.blocks.keys()) this.#dropOwner(hash, address);
-      this.#providers.delete(address);
-    }
-  }
-
-  #dropOwner(hash: number, address: string): void {
-    const owners = this.#owners.get(hash);
-    if (owners === undefined) return;
-    const index = owners.indexOf(address);
-    if (index >= 0) owners.splice(index, 1);
-    if (owners.length === 0) this.#owners.delete(hash);
+    for (const address of this.#providers.keys()) if (!live.has(address)) this.#providers.delete(address);
   }
 }

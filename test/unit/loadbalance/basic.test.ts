@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { defaultExtensions } from '../../../src/spi/extensions.js';
+import { capacity, effectiveWeight } from '../../../src/loadbalance/weights.js';
+import { invocation, tally, view } from '../../helpers/lb.js';
+
+const balancers = defaultExtensions().loadbalance;
+const PICKS = 100_000;
+
+describe.each(['random', 'round-robin'])('%s', (name) => {
+  it('converges to the weights within 2 percentage points over 100k picks', () => {
+    const providers = [view(1, { weight: 100 }), view(2, { weight: 300 }), view(3, { weight: 600 })];
+    const balancer = balancers.create(name);
+    const counts = tally(PICKS, () => balancer.select(providers, invocation()).provider);
+    for (const [port, share] of [[1, 0.1], [2, 0.3], [3, 0.6]] as const) {
+      expect(Math.abs(counts.get(port)! / PICKS - share), `port ${port}`).toBeLessThan(0.02);
+    }
+  });
+
+  it('ramps a newly started provider up over the warm-up', () => {
+    const now = Date.now();
+    const providers = [view(1, { startTime: now - 60 * 60 * 1000 }), view(2, { startTime: now - 60_000 })];
+    const balancer = balancers.create({ type: name, options: { warmupMs: 600_000 } });
+    const counts = tally(20_000, () => balancer.select(providers, invocation()).provider);
+    // One minute into a ten-minute warm-up: weight 10 of 100, about 1/11 of the picks.
+    expect(counts.get(2)! / 20_000).toBeGreaterThan(0.07);
+    expect(counts.get(2)! / 20_000).toBeLessThan(0.115);
+  });
+});
+
+describe('round-robin', () => {
+  it('interleaves smoothly (nginx): weights 5:1:1 give a a b a c a a', () => {
+    const providers = [view(1, { weight: 5 }), view(2, { weight: 1 }), view(3, { weight: 1 })];
+    const balancer = balancers.create('round-robin');
+    const order = Array.from({ length: 7 }, () => balancer.select(providers, invocation()).provider.instance.port);
+    expect(order).toEqual([1, 1, 2, 1, 3, 1, 1]);
+  });
+});
+
+describe('weights and capacity', () => {
+  it('never lets warm-up push a weight below 1 or above the configured weight', () => {
+    const now = 1_000_000;
+    expect(effectiveWeight(view(1, { startTime: now }).instance, now, 600_000)).toBe(1);
+    expect(effectiveWeight(view(1, { startTime: now - 300_000 }).instance, now, 600_000)).toBe(50);
+    expect(effectiveWeight(view(1, { startTime: now - 900_000 }).instance, now, 600_000)).toBe(100);
+    expect(effectiveWeight(view(1, { startTime: 0 }).instance, now, 600_000)).toBe(100);
+  });
+
+  it('reads capacity from maxConcurrentCalls, else metadata.slots', () => {
+    expect(capacity(view(1, { maxConcurrentCalls: 4 }).instance)).toBe(4);
+    expect(capacity(view(1, { metadata: { slots: 8 } }).instance)).toBe(8);
+    expect(capacity(view(1).instance)).toBe(Infinity);
+  });
+});
+
+describe('least-active', () => {
+  it('picks the fewest in flight, ties by weight then at random', () => {
+    const balancer = balancers.create('least-active');
+    const providers = [view(1, { inFlight: 3 }), view(2, { inFlight: 1, weight: 50 }), view(3, { inFlight: 1, weight: 200 }), view(4, { inFlight: 1, weight: 200 })];
+    const counts = tally(2000, () => balancer.select(providers, invocation()).provider);
+    expect([...counts.keys()].sort()).toEqual([3, 4]);
+    expect(counts.get(3)! / 2000).toBeGreaterThan(0.4);
+  });
+});
+
+describe.each(['least-active', 'p2c', 'shortest-response'])('%s and concurrency caps', (name) => {
+  it('never picks a provider at its cap while another has room', () => {
+    const balancer = balancers.create(name);
+    const full = view(1, { inFlight: 4, maxConcurrentCalls: 4 });
+    const roomy = [view(2, { inFlight: 30 }), view(3, { inFlight: 30, metadata: { slots: 64 } })];
+    for (let i = 0; i < 5000; i++) expect(balancer.select([full, ...roomy], invocation()).provider.instance.port).not.toBe(1);
+    // When every provider is full, one is still returned: the provider's own refusal is the honest answer.
+    expect(balancer.select([full, view(5, { inFlight: 2, maxConcurrentCalls: 2 })], invocation()).provider).toBeDefined();
+  });
+});
+
+describe('shortest-response', () => {
+  it('prefers the lowest average latency x (in flight + 1)', () => {
+    const balancer = balancers.create('shortest-response');
+    const fast = view(1);
+    const slow = view(2);
+    const now = Date.now();
+    for (let i = 0; i < 20; i++) {
+      fast.stats.start(0);
+      fast.stats.end(0, 10, now);
+      slow.stats.start(0);
+      slow.stats.end(0, 100, now);
+    }
+    expect(balancer.select([fast, slow], invocation()).provider).toBe(fast);
+    // Ten calls in flight on the fast one: 10 ms x 11 = 110 ms > 100 ms x 1.
+    for (let i = 0; i < 10; i++) fast.stats.start(0);
+    expect(balancer.select([fast, slow], invocation()).provider).toBe(slow);
+  });
+});
+
+describe('p2c', () => {
+  it('takes the less loaded of two by the reported snapshot plus what was sent since', () => {
+    const balancer = balancers.create('p2c');
+    const now = Date.now();
+    const busy = view(1, { load: { timestamp: now, receivedAt: now, running: 8, waiting: 4, waitingUncachedTokens: 5000, kvUsage: 0.9, tokensPerSecond: 100, draining: false }, metadata: { slots: 8 } });
+    const idle = view(2, { load: { timestamp: now, receivedAt: now, running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0.1, tokensPerSecond: 100, draining: false }, metadata: { slots: 8 } });
+    const decision = balancer.select([busy, idle], invocation());
+    expect(decision.provider).toBe(idle);
+    expect(decision.detail?.['score']).toBeCloseTo(1 / 8);
+  });
+
+  it('ignores a stale snapshot and counts only its own calls in flight', () => {
+    const balancer = balancers.create({ type: 'p2c', options: { staleAfterMs: 1000 } });
+    const old = Date.now() - 5000;
+    const lookedBusy = view(1, { inFlight: 0, load: { timestamp: old, receivedAt: old, running: 100, waiting: 100, waitingUncachedTokens: 0, kvUsage: 1, tokensPerSecond: 0, draining: false } });
+    const ownBusy = view(2, { inFlight: 5 });
+    expect(balancer.select([lookedBusy, ownBusy], invocation()).provider).toBe(lookedBusy);
+  });
+});
