@@ -1,6 +1,9 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
 import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
+import { DEFAULT_BREAKER, DEFAULT_EJECTION, ProviderHealth, type BreakerOptions, type EjectionOptions } from '../cluster/provider-health.js';
+import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
+import { resolveMock, type MockOptions } from './mock.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { getReferenceMetadata } from '../decorators/decorators.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
@@ -38,8 +41,14 @@ export interface ClientOptions {
   serializers?: readonly ExtensionSpec<Serializer>[];
   /** Load balancer; `random` (weighted) by default. */
   loadbalance?: ExtensionSpec<LoadBalancer>;
-  /** Cluster strategy; `failfast` by default. */
+  /** Cluster strategy; `failover` (retry elsewhere when safe) by default. */
   cluster?: ExtensionSpec<ClusterStrategy>;
+  /** The retry budget: retries earned per call (`ratio`, 0.1) and saved at most (`maxTokens`, 10); `false`: no limit. */
+  retryBudget?: Partial<RetryBudgetOptions> | false;
+  /** Per-provider circuit breakers (opossum); `false` turns them off. */
+  circuitBreaker?: Partial<BreakerOptions> | false;
+  /** Outlier ejection; `false` turns it off. */
+  outlierEjection?: Partial<EjectionOptions> | false;
   /** Transport; `tcp` by default. */
   transport?: ExtensionSpec<Transport>;
   /** Consumer filters besides the defaults; `-name` removes a default. */
@@ -88,6 +97,10 @@ export interface ReferenceOptions {
   loadbalance?: ExtensionSpec<LoadBalancer>;
   /** Cluster strategy for this reference. */
   cluster?: ExtensionSpec<ClusterStrategy>;
+  /** Retries a failover may make for this reference's calls (when safe); the strategy's default otherwise. */
+  retries?: number;
+  /** A fallback for failed calls (`mode: 'fail'`) or instead of calling (`mode: 'force'`); see mock.ts. */
+  mock?: MockOptions;
   /**
    * Where balancers find the routing key in a request when the call gives none: a dotted path
    * (`'prompt'`, `'messages'`, `'input.text'`; an array of strings or of `{ content }` is
@@ -99,9 +112,10 @@ export interface ReferenceOptions {
 
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute', 'plugins', 'context', 'config',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute',
+  'retryBudget', 'circuitBreaker', 'outlierEjection', 'plugins', 'context', 'config',
 ];
-const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'routingKey'];
+const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
 
 /** A consumer: makes typed proxies and owns their connections. */
 export interface RpcClient {
@@ -142,6 +156,8 @@ class Client implements RpcClient {
   readonly #closeTimeoutMs: number;
   readonly #pool: ConnectionPool;
   readonly #stats = new ProviderStatsTable();
+  readonly #health: ProviderHealth;
+  readonly #budget: RetryBudget;
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
@@ -166,7 +182,14 @@ class Client implements RpcClient {
     this.#serializers = new SerializerSet(list);
     this.#serializer = this.#serializers.byName(chosen);
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
-    this.#cluster = ext.cluster.create(options.cluster ?? 'failfast', 'cluster');
+    this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');
+    this.#budget = new RetryBudget(
+      options.retryBudget === false ? { ratio: 10, maxTokens: Number.MAX_SAFE_INTEGER } : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
+    );
+    this.#health = new ProviderHealth(
+      options.circuitBreaker === false ? undefined : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, Object.keys(DEFAULT_BREAKER)) },
+      options.outlierEjection === false ? undefined : { ...DEFAULT_EJECTION, ...checkObject('outlierEjection', options.outlierEjection, Object.keys(DEFAULT_EJECTION)) },
+    );
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
@@ -204,6 +227,10 @@ class Client implements RpcClient {
       directory: this.#directory(options.url ?? '', registry, service, version, group),
       pool: this.#pool,
       stats: this.#stats,
+      health: this.#health,
+      budget: this.#budget,
+      retries: checkInt(`reference ${service} retries`, options.retries, 0, 10),
+      mock: resolveMock(options.mock, `reference ${service} mock`),
       routingKey: routingKeyExtractor(options.routingKey, `reference ${service} routingKey`),
       onRoute: this.#onRoute,
       isClosed: () => this.#closed,
@@ -228,6 +255,7 @@ class Client implements RpcClient {
     this.#closed = true;
     for (const directory of this.#directories.values()) directory.close();
     await this.#pool.close({ graceful: true, timeoutMs: this.#closeTimeoutMs });
+    this.#health.close();
     const owned = [...this.#directRegistries.values(), ...(this.#ownsRegistry ? [this.#registry] : [])];
     await Promise.all(owned.map((registry) => registry.close().catch(() => {})));
   }
@@ -261,6 +289,17 @@ class Client implements RpcClient {
     this.#pool.retainOnly(live);
     this.#stats.retainOnly(live);
   }
+}
+
+/** Checks an options object's keys and numeric values; undefined gives {}. */
+function checkObject(key: string, value: unknown, known: readonly string[]): Record<string, number> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidOption(key, value, `an object with ${known.join(', ')}, or false`);
+  checkKnownKeys(key, value, known);
+  for (const [name, entry] of Object.entries(value)) {
+    if (typeof entry !== 'number' || !Number.isFinite(entry) || entry < 0) throw invalidOption(`${key}.${name}`, entry, 'a number >= 0');
+  }
+  return value as Record<string, number>;
 }
 
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {

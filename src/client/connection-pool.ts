@@ -25,6 +25,16 @@ export class ConnectionPool {
     return connection;
   }
 
+  /**
+   * Whether `address` is known to be unusable right now: its connection failed and waits to
+   * reconnect, or the provider said GOAWAY. Selection skips such providers instead of spending
+   * an attempt (and a retry token) to find out again.
+   */
+  isDown(address: string): boolean {
+    const connection = this.#connections.get(address);
+    return connection !== undefined && (connection.state === 'transient-failure' || connection.goingAway);
+  }
+
   /** Calls in flight to `address` from this consumer. */
   inFlight(address: string): number {
     return this.#connections.get(address)?.inFlight ?? 0;

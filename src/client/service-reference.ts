@@ -1,5 +1,7 @@
 import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
 import type { ClusterCall, ClusterStrategy } from '../cluster/cluster.js';
+import type { ProviderHealth } from '../cluster/provider-health.js';
+import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation, type NextFilter } from '../filter/filter.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
@@ -10,12 +12,15 @@ import type { Serializer } from '../serializer/serializer.js';
 import type { Invocation, Metadata } from '../transport/transport.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
+import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
 
 /** A routing decision, as reported to the client's `onRoute` hook. */
 export interface RouteEvent {
   readonly service: string;
   readonly method: string;
+  /** 1 for a call's first attempt, 2 for its first retry, … */
+  readonly attempt: number;
   readonly decision: RouteDecision;
 }
 
@@ -33,6 +38,11 @@ export interface ServiceReferenceParts {
   readonly directory: Directory;
   readonly pool: ConnectionPool;
   readonly stats: ProviderStatsTable;
+  readonly health: ProviderHealth;
+  readonly budget: RetryBudget;
+  /** The reference's `retries` option, if set. */
+  readonly retries: number | undefined;
+  readonly mock: ResolvedMock | undefined;
   /** Extracts the routing key from a request when the call gives none. */
   readonly routingKey: (request: unknown) => string | undefined;
   readonly onRoute: ((event: RouteEvent) => void) | undefined;
@@ -87,12 +97,18 @@ export class ServiceReference {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (parts.mock !== undefined && !invocation.stream) return applyMock(parts.mock, invocation, () => this.#filtered(invocation));
+    return this.#filtered(invocation);
+  }
+
+  #filtered(invocation: Invocation): Promise<unknown> {
+    const parts = this.#parts;
     if (this.#chain === undefined) return this.#dispatch(invocation);
     const filtered: CarryingInvocation = {
       side: 'consumer',
       service: parts.service,
       version: parts.version,
-      method,
+      method: invocation.method,
       request: invocation.request,
       stream: invocation.stream,
       metadata: invocation.meta,
@@ -203,6 +219,8 @@ export class ServiceReference {
  * it is made for every call, and methods on a prototype cost nothing per call.
  */
 class Attempt implements ClusterCall {
+  #attempts = 0;
+
   constructor(
     private readonly parts: ServiceReferenceParts,
     readonly invocation: Invocation,
@@ -219,31 +237,46 @@ class Attempt implements ClusterCall {
     return this.providers.some((provider) => provider.methods.some((entry) => entry.name === method && entry.idempotent));
   }
 
+  get budget(): RetryBudget {
+    return this.parts.budget;
+  }
+
+  get retries(): number | undefined {
+    return this.parts.retries;
+  }
+
   select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined {
-    const candidates = excluded === undefined || excluded.size === 0 ? this.views : this.views.filter((view) => !excluded.has(view.instance));
-    if (candidates.length === 0) return undefined;
+    const remaining = excluded === undefined || excluded.size === 0 ? this.views : this.views.filter((view) => !excluded.has(view.instance));
+    if (remaining.length === 0) return undefined;
+    // Skip providers whose breaker is open or that are ejected, within the max-share rule.
+    const candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
     const decision = this.parts.balancer.select(candidates, this.invocation);
-    this.parts.onRoute?.({ service: this.invocation.service, method: this.invocation.method, decision });
+    this.#attempts++;
+    this.parts.onRoute?.({ service: this.invocation.service, method: this.invocation.method, attempt: this.#attempts, decision });
     return decision.provider.instance;
   }
 
-  send(provider: ServiceInstance): Promise<unknown> {
+  send(provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown> {
     const parts = this.parts;
     const address = `${provider.host}:${provider.port}`;
     const connection = parts.pool.get(provider.host, provider.port);
     const stats = parts.stats.get(address);
     const tokens = estimateTokens(this.invocation.routingKey);
     const started = Date.now();
+    let invocation = this.invocation;
+    if (options?.signal !== undefined) {
+      invocation = { ...invocation, signal: invocation.signal === undefined ? options.signal : AbortSignal.any([invocation.signal, options.signal]) };
+    }
     stats.start(tokens);
-    if (this.invocation.stream) {
-      const opened = connection.openStream(this.invocation, parts.serializer);
+    if (invocation.stream) {
+      const opened = parts.health.run(address, () => connection.openStream(invocation, parts.serializer));
       opened.then(
         (stream) => void stream.trailer.finally(() => finish(stats, tokens, started)).catch(() => {}),
         () => finish(stats, tokens, started),
       );
       return opened;
     }
-    const result = connection.invoke(this.invocation, parts.serializer);
+    const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
     result.then(
       () => finish(stats, tokens, started),
       () => finish(stats, tokens, started),

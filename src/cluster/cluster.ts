@@ -1,5 +1,6 @@
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../transport/transport.js';
+import type { RetryBudget } from './retry-budget.js';
 
 /**
  * One call handed to a cluster strategy: the candidate providers and the two moves a strategy
@@ -17,10 +18,33 @@ export interface ClusterCall {
    * reached the caller, and a stream is never retried after its first chunk.
    */
   readonly stream: boolean;
-  /** Picks a provider with the load balancer, skipping `excluded`; undefined if none is left. */
+  /** The client's retry budget: a retry must `withdraw()` a token first. */
+  readonly budget: RetryBudget;
+  /** Retries allowed for this call by its reference (`retries` option), if it set one. */
+  readonly retries: number | undefined;
+  /**
+   * Picks a provider with the load balancer, skipping `excluded` and providers whose breaker
+   * is open or that are ejected; undefined if none is left.
+   */
   select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined;
-  /** Sends the call to `provider` and resolves with its result (a stream: the open stream). */
-  send(provider: ServiceInstance): Promise<unknown>;
+  /**
+   * Sends the call to `provider` (through its circuit breaker) and resolves with its result
+   * (a stream: the open stream). `signal` cancels this attempt only (hedging's losers).
+   */
+  send(provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown>;
+}
+
+/**
+ * Whether a failed attempt may be tried again elsewhere: always when the request provably
+ * never reached a handler (`details.neverSent`: connect refused, GOAWAY, draining, breaker
+ * open, refused by a concurrency limit); otherwise only for idempotent methods and retryable
+ * codes; never after the caller cancelled.
+ */
+export function safeToRetry(error: unknown, call: ClusterCall): boolean {
+  const failure = error as { code?: unknown; retryable?: unknown; details?: Record<string, unknown> };
+  if (call.invocation.signal?.aborted) return false;
+  if (failure.details?.['neverSent'] === true) return true;
+  return call.idempotent && failure.retryable === true && failure.code !== 4;
 }
 
 /**

@@ -11,7 +11,9 @@ export const createFailfastCluster: ExtensionFactory<ClusterStrategy> = (options
   return {
     name: TYPE_NAME,
     invoke(call) {
-      return call.send(call.select()!);
+      call.budget.deposit();
+      const provider = call.select();
+      return call.send(provider!);
     },
   };
 };

@@ -32,7 +32,8 @@ export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) 
         return Promise.reject(
           new RpcError(RpcCode.RESOURCE_EXHAUSTED, `${perMethod ? `${invocation.service}.${invocation.method}` : 'provider'} is at its limit of ${max} concurrent calls`, {
             retryAfterMs,
-            details: { limit: max },
+            // Refused before the handler ran: safe to retry elsewhere, idempotent or not.
+            details: { limit: max, neverSent: true },
           }),
         );
       }

@@ -1,4 +1,9 @@
+import { createBroadcastCluster, TYPE_NAME as BROADCAST } from '../cluster/broadcast.js';
+import { createFailbackCluster, TYPE_NAME as FAILBACK } from '../cluster/failback.js';
 import { createFailfastCluster, TYPE_NAME as FAILFAST } from '../cluster/failfast.js';
+import { createFailoverCluster, TYPE_NAME as FAILOVER } from '../cluster/failover.js';
+import { createFailsafeCluster, TYPE_NAME as FAILSAFE } from '../cluster/failsafe.js';
+import { createForkingCluster, TYPE_NAME as FORKING } from '../cluster/forking.js';
 import { isClusterStrategy, type ClusterStrategy } from '../cluster/cluster.js';
 import { createAccessLogFilter, TYPE_NAME as ACCESS_LOG } from '../filter/access-log.js';
 import { createConcurrencyLimitFilter, TYPE_NAME as CONCURRENCY_LIMIT } from '../filter/concurrency-limit.js';
@@ -67,7 +72,12 @@ export function defaultExtensions(): Extensions {
   ext.loadbalance.register(P2C, createP2cBalancer);
   ext.loadbalance.register(CONSISTENT_HASH, createConsistentHashBalancer);
   ext.loadbalance.register(PREFIX_AFFINITY, createPrefixAffinityBalancer);
+  ext.cluster.register(FAILOVER, createFailoverCluster);
   ext.cluster.register(FAILFAST, createFailfastCluster);
+  ext.cluster.register(FAILSAFE, createFailsafeCluster);
+  ext.cluster.register(FAILBACK, createFailbackCluster);
+  ext.cluster.register(FORKING, createForkingCluster);
+  ext.cluster.register(BROADCAST, createBroadcastCluster);
   ext.filter.register(TOKEN, createTokenFilter);
   ext.filter.register(CONCURRENCY_LIMIT, createConcurrencyLimitFilter);
   ext.filter.register(ACCESS_LOG, createAccessLogFilter);

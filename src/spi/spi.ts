@@ -36,7 +36,9 @@ export { isLoadBalancer, type LoadBalancer, type ProviderStats, type ProviderVie
 export { DEFAULT_LOAD_SCORE, leastLoaded, loadScore, type LoadScoreOptions } from '../loadbalance/load-score.js';
 export { DEFAULT_WARMUP_MS, capacity, effectiveWeight, hasRoom, withRoom } from '../loadbalance/weights.js';
 export { hash32, hashRange, prefixBlockHashes } from '../loadbalance/hash.js';
-export { isClusterStrategy, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
+export { isClusterStrategy, safeToRetry, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
+export { RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
+export { isProviderFailure } from '../cluster/provider-health.js';
 export {
   DEFAULT_FILTERS,
   buildFilters,

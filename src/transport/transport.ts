@@ -48,6 +48,8 @@ export interface ClientConnection {
   /** `host:port` of the provider. */
   readonly address: string;
   readonly state: ConnectionState;
+  /** The provider sent GOAWAY: no new calls may go on this connection. */
+  readonly goingAway: boolean;
   /** Calls sent and not yet answered. */
   readonly inFlight: number;
   /** Sends one unary call and resolves with the decoded response, or rejects with an RpcError. */

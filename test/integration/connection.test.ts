@@ -149,7 +149,8 @@ describe('heartbeats and lifecycle', () => {
 describe('reconnect', () => {
   it('fails calls UNAVAILABLE when the provider process dies, and reconnects when it is back', async () => {
     const first = await startFixture('provider');
-    const client = await createClient({ registry: first.url, reconnect: { initialMs: 50, maxMs: 200 } });
+    // Breakers and ejection off: this test is about the connection's own reconnect.
+    const client = await createClient({ registry: first.url, reconnect: { initialMs: 50, maxMs: 200 }, circuitBreaker: false, outlierEjection: false, config: false });
     const echo = client.proxy<EchoApi>('test.Echo');
     expect(await echo.pid()).toBe(first.process.pid);
     const inFlight = echo.sleep({ ms: 10_000 });

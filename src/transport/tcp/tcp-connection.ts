@@ -74,6 +74,10 @@ export class TcpConnection implements ClientConnection {
     return this.#pending.size;
   }
 
+  get goingAway(): boolean {
+    return this.#goingAway;
+  }
+
   invoke(invocation: Invocation, serializer: Serializer): Promise<unknown> {
     if (this.#state === 'ready' && !this.#goingAway) return this.#sendUnary(invocation, serializer);
     return this.#whenReady(invocation).then(() => this.#sendUnary(invocation, serializer));
@@ -224,7 +228,11 @@ export class TcpConnection implements ClientConnection {
     this.#connecting = undefined;
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const call of pending) this.#finish(call, error);
+    // These calls were sent: their handlers may have run (or still be running) on the provider.
+    const inFlight = pending.length === 0 || error.details?.['neverSent'] === true
+      ? error
+      : new RpcError(error.code, error.rawMessage, { cause: error.cause, details: { ...error.details, maybeExecuted: true } });
+    for (const call of pending) this.#finish(call, inFlight);
     this.#drained?.();
   }
 

@@ -22,7 +22,7 @@ describe('defaultExtensions', () => {
       transport: ['tcp'],
       registry: ['memory', 'shuttle', 'file', 'etcd'],
       loadbalance: ['random', 'round-robin', 'least-active', 'shortest-response', 'p2c', 'consistent-hash', 'prefix-affinity'],
-      cluster: ['failfast'],
+      cluster: ['failover', 'failfast', 'failsafe', 'failback', 'forking', 'broadcast'],
       filter: ['token', 'concurrency-limit', 'access-log'],
     });
     for (const [point, registry] of Object.entries(ext) as Array<[keyof Extensions, Extensions[keyof Extensions]]>) {

@@ -1,0 +1,104 @@
+import pRetry from 'p-retry';
+import { checkInt, checkKnownKeys } from '../common/validate.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
+import type { ServiceInstance } from '../registry/registry.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+import { safeToRetry, type ClusterCall, type ClusterStrategy } from './cluster.js';
+
+/** The name this strategy is registered under. */
+export const TYPE_NAME = 'failover';
+
+/**
+ * Retry on another provider (Dubbo's failover, the default), with safer rules than Dubbo's:
+ *
+ * - only when safe (cluster.ts `safeToRetry`): a request that never reached a handler always,
+ *   otherwise only idempotent methods and retryable codes — a non-idempotent call is never
+ *   run twice;
+ * - at most `retries` retries (2 by default; the reference's `retries` option overrides), each
+ *   on a provider not tried yet, each paid for from the client's retry budget;
+ * - after a delay with full jitter (random between 0 and min(maxMs, baseMs x 2^n)), or the
+ *   provider's retry-after hint if longer, never past the call's deadline;
+ * - through p-retry, so the attempt loop, the abort signal and the bookkeeping are a
+ *   well-kept library's.
+ *
+ * Options: `{ retries, baseMs, maxMs }`.
+ */
+export const createFailoverCluster: ExtensionFactory<ClusterStrategy> = (options) => {
+  checkKnownKeys('failover cluster options', options, ['retries', 'baseMs', 'maxMs']);
+  const defaultRetries = checkInt('failover retries', options['retries'], 0, 10, 2);
+  const baseMs = checkInt('failover baseMs', options['baseMs'], 0, 60_000, 10);
+  const maxMs = checkInt('failover maxMs', options['maxMs'], 0, 600_000, 1000);
+  return {
+    name: TYPE_NAME,
+    invoke(call) {
+      return failover(call, call.retries ?? defaultRetries, baseMs, maxMs);
+    },
+  };
+};
+
+/** The failover loop, shared with strategies that start as failover (failback, failsafe). */
+export function failover(call: ClusterCall, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
+  const tried = new Set<ServiceInstance>();
+  call.budget.deposit();
+  const first = once(call, tried);
+  if (retries === 0) return first;
+  // The first attempt runs outside p-retry: the common case (it succeeds) pays nothing for the
+  // retry machinery; a failure enters the same loop as a retry would.
+  return first.catch((error: unknown) => retryAfterFirst(call, tried, error, retries, baseMs, maxMs));
+}
+
+function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstError: unknown, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
+  let pending: unknown = firstError;
+  let overloaded = 0;
+  return pRetry(() => {
+    // p-retry's first "attempt" replays the first failure so that its rules decide the retry.
+    if (pending !== undefined) {
+      const error = pending;
+      pending = undefined;
+      return Promise.reject(error);
+    }
+    return once(call, tried);
+  }, {
+    retries,
+    minTimeout: 0,
+    factor: 1,
+    // p-retry refuses to retry TypeErrors, which an RpcError is not; and it rethrows AbortError's cause.
+    shouldRetry: async ({ error, attemptNumber }) => {
+      if (!safeToRetry(error, call)) return false;
+      // An overloaded fleet must not be hit harder: a RESOURCE_EXHAUSTED answer is retried on
+      // another provider at most once per call.
+      if ((error as RpcError).code === RpcCode.RESOURCE_EXHAUSTED && ++overloaded > 1) return false;
+      if (call.select(tried) === undefined) return false;
+      const hint = (error as RpcError).retryAfterMs ?? 0;
+      const delay = Math.max(hint, Math.random() * Math.min(maxMs, baseMs * 2 ** (attemptNumber - 1)));
+      const deadline = call.invocation.deadline;
+      if (deadline !== undefined && Date.now() + delay >= deadline) return false;
+      if (!call.budget.withdraw()) return false;
+      await sleep(delay, call.invocation.signal);
+      return true;
+    },
+    ...(call.invocation.signal === undefined ? {} : { signal: call.invocation.signal }),
+  });
+}
+
+function once(call: ClusterCall, tried: Set<ServiceInstance>): Promise<unknown> {
+  const provider = call.select(tried);
+  if (provider === undefined) {
+    return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } }));
+  }
+  tried.add(provider);
+  return call.send(provider);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,33 @@
+import { checkKnownKeys, invalidOption } from '../common/validate.js';
+import { RpcError } from '../errors/errors.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+import { isProviderFailure } from './provider-health.js';
+import type { ClusterStrategy } from './cluster.js';
+
+/** The name this strategy is registered under. */
+export const TYPE_NAME = 'failsafe';
+
+/**
+ * One attempt; when it fails for a provider-side reason the call resolves with `undefined`
+ * and the error is logged (Dubbo's failsafe, for calls whose result nobody needs: audit logs,
+ * metrics). Caller errors (bad input, a cancel) still fail the call. Streams behave as
+ * failfast. Options: `{ log }` (a function; standard error by default).
+ */
+export const createFailsafeCluster: ExtensionFactory<ClusterStrategy> = (options) => {
+  checkKnownKeys('failsafe cluster options', options, ['log']);
+  const log = options['log'] ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (typeof log !== 'function') throw invalidOption('failsafe log', log, 'a function (line: string) => void');
+  return {
+    name: TYPE_NAME,
+    invoke(call) {
+      call.budget.deposit();
+      const attempt = call.send(call.select()!);
+      if (call.stream) return attempt;
+      return attempt.catch((error: unknown) => {
+        if (!isProviderFailure(error)) throw error;
+        (log as (line: string) => void)(`shuttle-rpc failsafe: ${call.invocation.service}.${call.invocation.method} failed and was ignored: ${RpcError.from(error).message}`);
+        return undefined;
+      });
+    },
+  };
+};

@@ -1,0 +1,184 @@
+import CircuitBreaker from 'opossum';
+import { RpcCode, RpcError } from '../errors/errors.js';
+
+/** Circuit-breaker settings (opossum underneath). */
+export interface BreakerOptions {
+  /** Open when at least this share (percent) of the calls in the window failed. */
+  readonly errorThresholdPercentage: number;
+  /** …and at least this many calls were made in the window. */
+  readonly volumeThreshold: number;
+  /** Stay open this long, then let exactly one probe through. */
+  readonly resetTimeoutMs: number;
+  /** The rolling window of the error rate. */
+  readonly rollingWindowMs: number;
+  /** The probe's own time limit. */
+  readonly probeTimeoutMs: number;
+}
+
+/** Outlier-ejection settings. */
+export interface EjectionOptions {
+  /** Eject after this many provider failures in a row. */
+  readonly consecutiveFailures: number;
+  /** First ejection's length; each repeat doubles it, up to `maxMs`. */
+  readonly baseMs: number;
+  readonly maxMs: number;
+  /** Never eject (or let breakers exclude) more than this percentage of providers at once. */
+  readonly maxPercent: number;
+}
+
+export const DEFAULT_BREAKER: BreakerOptions = { errorThresholdPercentage: 50, volumeThreshold: 10, resetTimeoutMs: 5000, rollingWindowMs: 10_000, probeTimeoutMs: 2000 };
+export const DEFAULT_EJECTION: EjectionOptions = { consecutiveFailures: 5, baseMs: 5000, maxMs: 120_000, maxPercent: 50 };
+
+/**
+ * Failures that say something about the provider. The caller's own errors (INVALID_ARGUMENT,
+ * a cancel), answers about the request (NOT_FOUND, UNIMPLEMENTED…) and deliberate load
+ * shedding (RESOURCE_EXHAUSTED) never count against a provider.
+ */
+export function isProviderFailure(error: unknown): boolean {
+  const code = RpcError.from(error).code;
+  return code === RpcCode.UNAVAILABLE || code === RpcCode.INTERNAL || code === RpcCode.UNKNOWN || code === RpcCode.DEADLINE_EXCEEDED || code === RpcCode.DATA_LOSS;
+}
+
+interface Entry {
+  readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown> | undefined;
+  consecutive: number;
+  ejections: number;
+  ejectedUntil: number;
+}
+
+/**
+ * What one client knows about each provider's health: a circuit breaker per provider (opossum:
+ * opens on the error rate over a minimum volume; half-open lets exactly one probe through,
+ * with its own timeout) and outlier ejection (so many failures in a row: out for an interval
+ * that doubles with each repeat). Selection skips providers that are out — unless that would
+ * leave out more than `maxPercent` of them, in which case it spreads over all rather than
+ * overload the last healthy one.
+ */
+export class ProviderHealth {
+  readonly #breaker: BreakerOptions | undefined;
+  readonly #ejection: EjectionOptions | undefined;
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(breaker: BreakerOptions | undefined, ejection: EjectionOptions | undefined) {
+    this.#breaker = breaker;
+    this.#ejection = ejection;
+  }
+
+  /** Whether new calls may go to `address` now (breaker not open, not ejected). */
+  available(address: string, now = Date.now()): boolean {
+    const entry = this.#entries.get(address);
+    if (entry === undefined) return true;
+    if (entry.ejectedUntil > now) return false;
+    return entry.breaker === undefined || !entry.breaker.opened || entry.breaker.pendingClose;
+  }
+
+  /**
+   * The items new calls may go to. Providers whose connection is known `down` (broken, or
+   * going away) are left out whenever any other remains. Of the rest, those with an open
+   * breaker or ejected are left out too — unless that would leave out more than `maxPercent`
+   * of them (or all), in which case the call spreads over all of them rather than overload
+   * the last healthy ones.
+   */
+  filter<T extends { readonly address: string }>(items: readonly T[], down: (address: string) => boolean = () => false): readonly T[] {
+    const now = Date.now();
+    let downCount = 0;
+    let outCount = 0;
+    for (const item of items) {
+      if (down(item.address)) downCount++;
+      else if (!this.available(item.address, now)) outCount++;
+    }
+    if (downCount === 0 && outCount === 0) return items;
+    const reachable = downCount === 0 || downCount === items.length ? items : items.filter((item) => !down(item.address));
+    if (outCount === 0) return reachable;
+    const maxPercent = this.#ejection?.maxPercent ?? 100;
+    if (outCount >= reachable.length || (outCount * 100) / reachable.length > maxPercent) return reachable;
+    return reachable.filter((item) => this.available(item.address, now));
+  }
+
+  /** Runs one attempt on `address` through its breaker and records the outcome. */
+  run<T>(address: string, attempt: () => Promise<T>): Promise<T> {
+    const entry = this.#entry(address);
+    const breaker = entry.breaker;
+    if (breaker === undefined) return this.#record(entry, attempt());
+    const probe = breaker.halfOpen && breaker.pendingClose;
+    const guarded = probe ? () => withTimeout(attempt(), this.#breaker!.probeTimeoutMs, address) : attempt;
+    return this.#record(
+      entry,
+      (breaker.fire(guarded) as Promise<T>).catch((error: unknown) => {
+        if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
+          throw new RpcError(RpcCode.UNAVAILABLE, `circuit breaker open for provider ${address}`, { details: { neverSent: true, breakerOpen: true } });
+        }
+        throw error;
+      }),
+    );
+  }
+
+  /** Breaker states, for tests and metrics. */
+  breakerState(address: string): 'closed' | 'open' | 'half-open' | undefined {
+    const breaker = this.#entries.get(address)?.breaker;
+    if (breaker === undefined) return undefined;
+    return breaker.halfOpen ? 'half-open' : breaker.opened ? 'open' : 'closed';
+  }
+
+  /** Stops every breaker's timers. */
+  close(): void {
+    for (const entry of this.#entries.values()) entry.breaker?.shutdown();
+    this.#entries.clear();
+  }
+
+  #record<T>(entry: Entry, result: Promise<T>): Promise<T> {
+    const ejection = this.#ejection;
+    if (ejection === undefined) return result;
+    return result.then(
+      (value) => {
+        entry.consecutive = 0;
+        if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + ejection.maxMs) entry.ejections = 0;
+        return value;
+      },
+      (error: unknown) => {
+        if (isProviderFailure(error) && !(error instanceof RpcError && error.details?.['breakerOpen'] === true)) {
+          entry.consecutive++;
+          if (entry.consecutive >= ejection.consecutiveFailures) {
+            entry.consecutive = 0;
+            entry.ejections++;
+            entry.ejectedUntil = Date.now() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (entry.ejections - 1));
+          }
+        }
+        throw error;
+      },
+    );
+  }
+
+  #entry(address: string): Entry {
+    let entry = this.#entries.get(address);
+    if (entry === undefined) {
+      const options = this.#breaker;
+      const breaker =
+        options === undefined
+          ? undefined
+          : new CircuitBreaker((run: () => Promise<unknown>) => run(), {
+              timeout: false,
+              errorThresholdPercentage: options.errorThresholdPercentage,
+              volumeThreshold: options.volumeThreshold,
+              resetTimeout: options.resetTimeoutMs,
+              rollingCountTimeout: options.rollingWindowMs,
+              rollingCountBuckets: 10,
+              // true = "not a failure": only the provider's own failures open a breaker.
+              errorFilter: (error: unknown) => !isProviderFailure(error),
+            });
+      entry = { breaker, consecutive: 0, ejections: 0, ejectedUntil: 0 };
+      this.#entries.set(address, entry);
+    }
+    return entry;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, address: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RpcError(RpcCode.UNAVAILABLE, `probe of provider ${address} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
