@@ -44,21 +44,31 @@ export function failover(call: ClusterCall, retries: number, baseMs: number, max
   if (retries === 0) return first;
   // The first attempt runs outside p-retry: the common case (it succeeds) pays nothing for the
   // retry machinery; a failure enters the same loop as a retry would.
-  return first.catch((error: unknown) => retryAfterFirst(call, tried, error, retries, baseMs, maxMs));
+  return first.catch((error: unknown) => {
+    if (!safeToRetry(error, call)) throw error;
+    return retryAfterFirst(call, tried, error, retries, baseMs, maxMs);
+  });
 }
 
 function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstError: unknown, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
   let pending: unknown = firstError;
+  let last: unknown = firstError;
   let overloaded = 0;
-  return pRetry(() => {
+  const attempt = (): Promise<unknown> => {
     // p-retry's first "attempt" replays the first failure so that its rules decide the retry.
     if (pending !== undefined) {
       const error = pending;
       pending = undefined;
       return Promise.reject(error);
     }
-    return once(call, tried);
-  }, {
+    return once(call, tried).catch((error: unknown) => {
+      last = error;
+      throw error;
+    });
+  };
+  // When the caller aborts, p-retry rejects with the signal's reason; the caller should see the
+  // last attempt's RpcError (CANCELLED) instead.
+  return pRetry(attempt, {
     retries,
     minTimeout: 0,
     factor: 1,
@@ -78,6 +88,8 @@ function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstEr
       return true;
     },
     ...(call.invocation.signal === undefined ? {} : { signal: call.invocation.signal }),
+  }).catch((error: unknown) => {
+    throw error instanceof RpcError ? error : last;
   });
 }
 

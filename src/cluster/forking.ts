@@ -31,10 +31,10 @@ export const createForkingCluster: ExtensionFactory<ClusterStrategy> = (options)
         const errors: unknown[] = [];
         let settled = false;
         let timer: NodeJS.Timeout | undefined;
-        const finish = (): void => {
+        const finish = (winner?: AbortController): void => {
           settled = true;
           clearTimeout(timer);
-          for (const attempt of attempts) attempt.abort(new RpcError(RpcCode.CANCELLED, 'another hedged attempt answered first'));
+          for (const attempt of attempts) if (attempt !== winner) attempt.abort(new RpcError(RpcCode.CANCELLED, 'another hedged attempt answered first'));
         };
         const launch = (): void => {
           if (settled || attempts.length >= forks) return;
@@ -46,7 +46,7 @@ export const createForkingCluster: ExtensionFactory<ClusterStrategy> = (options)
           call.send(provider, { signal: controller.signal }).then(
             (value) => {
               if (settled) return;
-              finish();
+              finish(controller);
               resolve(value);
             },
             (error: unknown) => {

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { ProviderHealth } from '../../../src/cluster/provider-health.js';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { callOutcome } from '../../../src/client/outcome.js';
+import { applyMock, resolveMock } from '../../../src/client/mock.js';
+import { invocation } from '../../helpers/lb.js';
+
+const fail = (code: RpcCode = RpcCode.UNAVAILABLE) => () => Promise.reject(new RpcError(code, 'x'));
+const ok = () => Promise.resolve('ok');
+
+describe('circuit breakers', () => {
+  it('open on the error rate over the minimum volume, then let exactly one probe through', async () => {
+    const health = new ProviderHealth({ errorThresholdPercentage: 50, volumeThreshold: 4, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 }, undefined);
+    for (let i = 0; i < 4; i++) await health.run('a', fail()).catch(() => {});
+    expect(health.breakerState('a')).toBe('open');
+    expect(health.available('a')).toBe(false);
+    await expect(health.run('a', ok)).rejects.toMatchObject({ code: RpcCode.UNAVAILABLE, details: { neverSent: true, breakerOpen: true } });
+    await new Promise((resolve) => setTimeout(resolve, 130));
+    expect(health.breakerState('a')).toBe('half-open');
+    let probes = 0;
+    let release!: () => void;
+    const probe = health.run('a', () => {
+      probes++;
+      return new Promise<string>((resolve) => (release = () => resolve('ok')));
+    });
+    // While the probe runs, every other call is refused without reaching the provider.
+    await expect(health.run('a', () => {
+      probes++;
+      return ok();
+    })).rejects.toMatchObject({ details: { breakerOpen: true } });
+    release();
+    expect(await probe).toBe('ok');
+    expect(probes).toBe(1);
+    expect(health.breakerState('a')).toBe('closed');
+    health.close();
+  });
+
+  it('never count caller errors or load shedding against a provider', async () => {
+    const health = new ProviderHealth({ errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 }, undefined);
+    for (const code of [RpcCode.INVALID_ARGUMENT, RpcCode.CANCELLED, RpcCode.RESOURCE_EXHAUSTED, RpcCode.NOT_FOUND]) {
+      for (let i = 0; i < 5; i++) await health.run('a', fail(code)).catch(() => {});
+    }
+    expect(health.breakerState('a')).toBe('closed');
+    health.close();
+  });
+});
+
+describe('outlier ejection', () => {
+  it('ejects after consecutive failures for an interval that doubles, at most maxPercent of providers', async () => {
+    const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 40, maxMs: 1000, maxPercent: 50 });
+    const items = [{ address: 'a' }, { address: 'b' }, { address: 'c' }, { address: 'd' }];
+    for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
+    expect(health.filter(items).map((item) => item.address)).toEqual(['b', 'c', 'd']);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(health.available('a')).toBe(true);
+    for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(health.available('a')).toBe(false); // second ejection: 80 ms
+    for (let i = 0; i < 3; i++) await health.run('b', fail()).catch(() => {});
+    for (let i = 0; i < 3; i++) await health.run('c', fail()).catch(() => {});
+    // Three of four out is over 50 %: spread over all rather than pile onto d.
+    expect(health.filter(items)).toHaveLength(4);
+    // A provider whose connection is down is left out whenever another remains.
+    expect(health.filter(items, (address) => address !== 'd').map((item) => item.address)).toEqual(['d']);
+    health.close();
+  });
+});
+
+describe('outcomes and mocks', () => {
+  it('tells ok, cancelled, maybe-executed and failed apart', () => {
+    expect(callOutcome()).toBe('ok');
+    expect(callOutcome(new RpcError(RpcCode.CANCELLED, 'x'))).toBe('cancelled');
+    expect(callOutcome(new RpcError(RpcCode.UNAVAILABLE, 'x', { details: { maybeExecuted: true } }))).toBe('maybe-executed');
+    expect(callOutcome(new RpcError(RpcCode.UNAVAILABLE, 'x', { details: { neverSent: true } }))).toBe('failed');
+  });
+
+  it('uses a fallback for provider failures only, or always in force mode', async () => {
+    const mock = resolveMock({ fallback: (method, _request, error) => `${method} fallback after ${error?.code}` }, 'mock')!;
+    expect(await applyMock(mock, invocation(), fail())).toBe('generate fallback after 14');
+    await expect(applyMock(mock, invocation(), fail(RpcCode.INVALID_ARGUMENT))).rejects.toMatchObject({ code: RpcCode.INVALID_ARGUMENT });
+    let called = false;
+    const force = resolveMock({ mode: 'force', value: { cached: true } }, 'mock')!;
+    expect(await applyMock(force, invocation(), () => ((called = true), ok()))).toEqual({ cached: true });
+    expect(called).toBe(false);
+    expect(() => resolveMock({ mode: 'sometimes' } as never, 'reference x mock')).toThrow(/invalid reference x mock\.mode: "sometimes"/);
+    expect(() => resolveMock({}, 'reference x mock')).toThrow(/a value or a fallback function/);
+  });
+});
