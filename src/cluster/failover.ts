@@ -78,7 +78,8 @@ function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstEr
       // An overloaded fleet must not be hit harder: a RESOURCE_EXHAUSTED answer is retried on
       // another provider at most once per call.
       if ((error as RpcError).code === RpcCode.RESOURCE_EXHAUSTED && ++overloaded > 1) return false;
-      if (call.select(tried) === undefined) return false;
+      // Another provider must remain (without selecting one: a selection is an attempt).
+      if (tried.size >= call.providers.length) return false;
       const hint = (error as RpcError).retryAfterMs ?? 0;
       const delay = Math.max(hint, Math.random() * Math.min(maxMs, baseMs * 2 ** (attemptNumber - 1)));
       const deadline = call.invocation.deadline;
