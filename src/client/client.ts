@@ -49,6 +49,12 @@ export interface ClientOptions {
   circuitBreaker?: Partial<BreakerOptions> | false;
   /** Outlier ejection; `false` turns it off. */
   outlierEjection?: Partial<EjectionOptions> | false;
+  /**
+   * Most calls this consumer keeps in flight to one provider (Dubbo's `actives`). A call over it
+   * is refused locally with RESOURCE_EXHAUSTED before anything is sent (so failover may try
+   * another provider). Unlimited by default.
+   */
+  maxCallsPerProvider?: number;
   /** Transport; `tcp` by default. */
   transport?: ExtensionSpec<Transport>;
   /** Consumer filters besides the defaults; `-name` removes a default. */
@@ -113,7 +119,7 @@ export interface ReferenceOptions {
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
   'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute',
-  'retryBudget', 'circuitBreaker', 'outlierEjection', 'plugins', 'context', 'config',
+  'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'plugins', 'context', 'config',
 ];
 const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
 
@@ -158,6 +164,7 @@ class Client implements RpcClient {
   readonly #stats = new ProviderStatsTable();
   readonly #health: ProviderHealth;
   readonly #budget: RetryBudget;
+  readonly #maxCallsPerProvider: number;
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
@@ -183,6 +190,7 @@ class Client implements RpcClient {
     this.#serializer = this.#serializers.byName(chosen);
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
     this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');
+    this.#maxCallsPerProvider = checkInt('maxCallsPerProvider', options.maxCallsPerProvider, 1, 1_000_000, Number.MAX_SAFE_INTEGER);
     this.#budget = new RetryBudget(
       options.retryBudget === false ? { ratio: 10, maxTokens: Number.MAX_SAFE_INTEGER } : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
     );
@@ -228,6 +236,7 @@ class Client implements RpcClient {
       pool: this.#pool,
       stats: this.#stats,
       health: this.#health,
+      maxCallsPerProvider: this.#maxCallsPerProvider,
       budget: this.#budget,
       retries: checkInt(`reference ${service} retries`, options.retries, 0, 10),
       mock: resolveMock(options.mock, `reference ${service} mock`),

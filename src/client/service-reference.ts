@@ -39,6 +39,7 @@ export interface ServiceReferenceParts {
   readonly pool: ConnectionPool;
   readonly stats: ProviderStatsTable;
   readonly health: ProviderHealth;
+  readonly maxCallsPerProvider: number;
   readonly budget: RetryBudget;
   /** The reference's `retries` option, if set. */
   readonly retries: number | undefined;
@@ -266,6 +267,13 @@ class Attempt implements ClusterCall {
     let invocation = this.invocation;
     if (options?.signal !== undefined) {
       invocation = { ...invocation, signal: invocation.signal === undefined ? options.signal : AbortSignal.any([invocation.signal, options.signal]) };
+    }
+    if (stats.inFlight >= parts.maxCallsPerProvider) {
+      return Promise.reject(
+        new RpcError(RpcCode.RESOURCE_EXHAUSTED, `this consumer already has ${stats.inFlight} calls in flight to ${address} (maxCallsPerProvider)`, {
+          details: { neverSent: true, local: true },
+        }),
+      );
     }
     stats.start(tokens);
     if (invocation.stream) {

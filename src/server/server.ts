@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
@@ -57,6 +57,11 @@ export interface ServerOptions {
   maxFrameBytes?: number;
   /** How long `close()` lets running calls finish; 10 s by default. */
   drainTimeoutMs?: number;
+  /**
+   * On SIGTERM or SIGINT, close gracefully (drain, leave the registry) and then exit the
+   * process; false by default (a library should not own the process unless asked).
+   */
+  shutdownOnSignals?: boolean;
   /** Plugin modules to load into this server's context. */
   plugins?: readonly string[];
   /** The extension context to use; a new one (built-ins + plugins) by default. */
@@ -91,7 +96,7 @@ export interface RpcServer {
 
 const KNOWN_KEYS = [
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport',
-  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'plugins', 'context', 'config',
+  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'shutdownOnSignals', 'plugins', 'context', 'config',
 ];
 
 /** Exports `options.services` and announces them to the registry. */
@@ -164,6 +169,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     throw error;
   }
   running.startLoadReports();
+  if (checkBool('shutdownOnSignals', merged.shutdownOnSignals, false)) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        void running.close().finally(() => process.exit(0));
+      });
+    }
+  }
   return running;
 }
 

@@ -212,3 +212,18 @@ describe('fault tolerance under load', () => {
     expect(Math.max(...retrying.attempts.map((event) => event.attempt))).toBeLessThanOrEqual(2);
   });
 });
+
+describe('consumer-side limits', () => {
+  it('maxCallsPerProvider refuses locally, before sending, and failover uses another provider', async () => {
+    const { registry } = await fleet(2);
+    const { echo } = await consumer(registry, { maxCallsPerProvider: 2, loadbalance: 'round-robin' });
+    // 4 concurrent slow calls over 2 providers at 2 each: all fit; a 5th is refused locally.
+    const running = Array.from({ length: 4 }, () => echo.work({ ms: 300 }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const refused = (await echo.work({ ms: 1 }).catch((error: RpcError) => error)) as RpcError;
+    expect(refused.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(refused.details).toMatchObject({ neverSent: true, local: true });
+    await Promise.all(running);
+    expect(typeof (await echo.work({ ms: 1 }))).toBe('number');
+  });
+});
