@@ -35,6 +35,15 @@ export interface ClusterCall {
 }
 
 /**
+ * One attempt on the balancer's pick, counted as a call by the retry budget: all of failfast,
+ * and the first step of failsafe and failback.
+ */
+export function singleAttempt(call: ClusterCall): Promise<unknown> {
+  call.budget.deposit();
+  return call.send(call.select()!);
+}
+
+/**
  * Whether a failed attempt may be tried again elsewhere: always when the request provably
  * never reached a handler (`details.neverSent`: connect refused, GOAWAY, draining, breaker
  * open, refused by a concurrency limit); otherwise only for idempotent methods and retryable

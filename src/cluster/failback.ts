@@ -1,8 +1,8 @@
-import { checkInt, checkKnownKeys } from '../common/validate.js';
+import { checkInt, checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { isProviderFailure } from './provider-health.js';
-import type { ClusterStrategy } from './cluster.js';
+import { singleAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failback';
@@ -20,13 +20,12 @@ export const createFailbackCluster: ExtensionFactory<ClusterStrategy> = (options
   const rounds = checkInt('failback retries', options['retries'], 1, 100, 3);
   const intervalMs = checkInt('failback intervalMs', options['intervalMs'], 1, 3_600_000, 5000);
   const maxPending = checkInt('failback maxPending', options['maxPending'], 1, 1_000_000, 1000);
-  const log = (options['log'] as ((line: string) => void) | undefined) ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = checkLog('failback log', options['log']);
   let pending = 0;
   return {
     name: TYPE_NAME,
     invoke(call) {
-      call.budget.deposit();
-      const attempt = call.send(call.select()!);
+      const attempt = singleAttempt(call);
       if (call.stream) return attempt;
       return attempt.catch((error: unknown) => {
         if (!isProviderFailure(error)) throw error;

@@ -1,6 +1,6 @@
 import { checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
-import type { ClusterStrategy } from './cluster.js';
+import { singleAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failfast';
@@ -10,10 +10,6 @@ export const createFailfastCluster: ExtensionFactory<ClusterStrategy> = (options
   checkKnownKeys('failfast cluster options', options, []);
   return {
     name: TYPE_NAME,
-    invoke(call) {
-      call.budget.deposit();
-      const provider = call.select();
-      return call.send(provider!);
-    },
+    invoke: singleAttempt,
   };
 };

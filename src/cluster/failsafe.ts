@@ -1,8 +1,8 @@
-import { checkKnownKeys, invalidOption } from '../common/validate.js';
+import { checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { isProviderFailure } from './provider-health.js';
-import type { ClusterStrategy } from './cluster.js';
+import { singleAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failsafe';
@@ -15,17 +15,15 @@ export const TYPE_NAME = 'failsafe';
  */
 export const createFailsafeCluster: ExtensionFactory<ClusterStrategy> = (options) => {
   checkKnownKeys('failsafe cluster options', options, ['log']);
-  const log = options['log'] ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (typeof log !== 'function') throw invalidOption('failsafe log', log, 'a function (line: string) => void');
+  const log = checkLog('failsafe log', options['log']);
   return {
     name: TYPE_NAME,
     invoke(call) {
-      call.budget.deposit();
-      const attempt = call.send(call.select()!);
+      const attempt = singleAttempt(call);
       if (call.stream) return attempt;
       return attempt.catch((error: unknown) => {
         if (!isProviderFailure(error)) throw error;
-        (log as (line: string) => void)(`shuttle-rpc failsafe: ${call.invocation.service}.${call.invocation.method} failed and was ignored: ${RpcError.from(error).message}`);
+        log(`shuttle-rpc failsafe: ${call.invocation.service}.${call.invocation.method} failed and was ignored: ${RpcError.from(error).message}`);
         return undefined;
       });
     },

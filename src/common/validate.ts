@@ -71,3 +71,10 @@ export const MAX_TIMER_MS = 2_147_483_647;
 export function definedOnly<T extends object>(options: T): Partial<T> {
   return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
+
+/** A `log` option: a function taking one line, standard error by default; throws naming `key` otherwise. */
+export function checkLog(key: string, value: unknown): (line: string) => void {
+  if (value === undefined) return (line) => void process.stderr.write(`${line}\n`);
+  if (typeof value !== 'function') throw invalidOption(key, value, 'a function (line: string) => void');
+  return value as (line: string) => void;
+}

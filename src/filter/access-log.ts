@@ -1,4 +1,4 @@
-import { checkKnownKeys, invalidOption } from '../common/validate.js';
+import { checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError, codeName } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { Filter } from './filter.js';
@@ -13,8 +13,7 @@ export const TYPE_NAME = 'access-log';
  */
 export const createAccessLogFilter: ExtensionFactory<Filter> = (options) => {
   checkKnownKeys('access-log filter options', options, ['log']);
-  const log = options['log'] ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (typeof log !== 'function') throw invalidOption('access-log option log', log, 'a function (line: string) => void');
+  const log = checkLog('access-log option log', options['log']);
   return {
     name: TYPE_NAME,
     order: -2000,
@@ -23,7 +22,7 @@ export const createAccessLogFilter: ExtensionFactory<Filter> = (options) => {
       const started = performance.now();
       const peer = invocation.peer === undefined ? '' : ` from ${invocation.peer.address}:${invocation.peer.port}`;
       const done = (outcome: string): void =>
-        (log as (line: string) => void)(
+        log(
           `${new Date().toISOString()} ${invocation.side} ${invocation.service}.${invocation.method}${peer} ${outcome} ${(performance.now() - started).toFixed(1)}ms`,
         );
       return next(invocation).then(

@@ -1,7 +1,6 @@
-import { checkInt, checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
-import { DEFAULT_WARMUP_MS, effectiveWeight } from './weights.js';
+import { effectiveWeight, warmupOption } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'random';
@@ -12,8 +11,7 @@ export const TYPE_NAME = 'random';
  * `{ warmupMs }`.
  */
 export const createRandomBalancer: ExtensionFactory<LoadBalancer> = (options) => {
-  checkKnownKeys('random loadbalance options', options, ['warmupMs']);
-  const warmupMs = checkInt('random loadbalance warmupMs', options['warmupMs'], 0, 7 * 24 * 3600 * 1000, DEFAULT_WARMUP_MS);
+  const warmupMs = warmupOption(TYPE_NAME, options);
   return {
     name: TYPE_NAME,
     select(providers: readonly ProviderView[]) {

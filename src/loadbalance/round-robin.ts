@@ -1,7 +1,6 @@
-import { checkInt, checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
-import { DEFAULT_WARMUP_MS, effectiveWeight } from './weights.js';
+import { effectiveWeight, warmupOption } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'round-robin';
@@ -13,8 +12,7 @@ export const TYPE_NAME = 'round-robin';
  * address and forgotten when a provider leaves. Options: `{ warmupMs }`.
  */
 export const createRoundRobinBalancer: ExtensionFactory<LoadBalancer> = (options) => {
-  checkKnownKeys('round-robin loadbalance options', options, ['warmupMs']);
-  const warmupMs = checkInt('round-robin loadbalance warmupMs', options['warmupMs'], 0, 7 * 24 * 3600 * 1000, DEFAULT_WARMUP_MS);
+  const warmupMs = warmupOption(TYPE_NAME, options);
   const current = new Map<string, number>();
   let seenLists = 0;
   return {

@@ -1,8 +1,17 @@
 import type { ServiceInstance } from '../registry/registry.js';
 import type { ProviderView } from './loadbalance.js';
 
+import { checkInt, checkKnownKeys } from '../common/validate.js';
+import type { ExtensionOptions } from '../spi/extension-registry.js';
+
 /** Default warm-up of a new provider's weight (Dubbo's 10 minutes). */
 export const DEFAULT_WARMUP_MS = 10 * 60 * 1000;
+
+/** The options of the weight-based balancers (`{ warmupMs }`), checked; returns the warm-up. */
+export function warmupOption(policy: string, options: ExtensionOptions): number {
+  checkKnownKeys(`${policy} loadbalance options`, options, ['warmupMs']);
+  return checkInt(`${policy} loadbalance warmupMs`, options['warmupMs'], 0, 7 * 24 * 3600 * 1000, DEFAULT_WARMUP_MS);
+}
 
 /**
  * A provider's weight, ramped up over `warmupMs` after it started (Dubbo's warm-up: a JIT-cold
