@@ -1,5 +1,6 @@
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../transport/transport.js';
+import { isProviderFailure } from './provider-health.js';
 import type { RetryBudget } from './retry-budget.js';
 
 /**
@@ -41,6 +42,21 @@ export interface ClusterCall {
 export function singleAttempt(call: ClusterCall): Promise<unknown> {
   call.budget.deposit();
   return call.send(call.select()!);
+}
+
+/**
+ * One attempt whose provider-side failure does not fail the call: `onFailure` sees the error
+ * and the call resolves with undefined (failsafe, failback). Caller errors still fail it, and
+ * streams are passed through untouched.
+ */
+export function attemptAbsorbingFailure(call: ClusterCall, onFailure: (error: unknown) => void): Promise<unknown> {
+  const attempt = singleAttempt(call);
+  if (call.stream) return attempt;
+  return attempt.catch((error: unknown) => {
+    if (!isProviderFailure(error)) throw error;
+    onFailure(error);
+    return undefined;
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import { checkInt, checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { isProviderFailure } from './provider-health.js';
-import { singleAttempt, type ClusterStrategy } from './cluster.js';
+import { attemptAbsorbingFailure, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failback';
@@ -25,14 +25,11 @@ export const createFailbackCluster: ExtensionFactory<ClusterStrategy> = (options
   return {
     name: TYPE_NAME,
     invoke(call) {
-      const attempt = singleAttempt(call);
-      if (call.stream) return attempt;
-      return attempt.catch((error: unknown) => {
-        if (!isProviderFailure(error)) throw error;
+      return attemptAbsorbingFailure(call, (error) => {
         const where = `${call.invocation.service}.${call.invocation.method}`;
         if (pending >= maxPending) {
           log(`shuttle-rpc failback: ${maxPending} calls already waiting; dropped ${where}: ${RpcError.from(error).message}`);
-          return undefined;
+          return;
         }
         pending++;
         const retry = (round: number): void => {
@@ -58,7 +55,6 @@ export const createFailbackCluster: ExtensionFactory<ClusterStrategy> = (options
           timer.unref();
         };
         retry(1);
-        return undefined;
       });
     },
   };

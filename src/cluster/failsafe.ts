@@ -1,8 +1,7 @@
 import { checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
-import { isProviderFailure } from './provider-health.js';
-import { singleAttempt, type ClusterStrategy } from './cluster.js';
+import { attemptAbsorbingFailure, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failsafe';
@@ -19,13 +18,9 @@ export const createFailsafeCluster: ExtensionFactory<ClusterStrategy> = (options
   return {
     name: TYPE_NAME,
     invoke(call) {
-      const attempt = singleAttempt(call);
-      if (call.stream) return attempt;
-      return attempt.catch((error: unknown) => {
-        if (!isProviderFailure(error)) throw error;
-        log(`shuttle-rpc failsafe: ${call.invocation.service}.${call.invocation.method} failed and was ignored: ${RpcError.from(error).message}`);
-        return undefined;
-      });
+      return attemptAbsorbingFailure(call, (error) =>
+        log(`shuttle-rpc failsafe: ${call.invocation.service}.${call.invocation.method} failed and was ignored: ${RpcError.from(error).message}`),
+      );
     },
   };
 };
