@@ -1,0 +1,242 @@
+import { invalidOption } from '../common/validate.js';
+import type { Clock } from './clock.js';
+
+/**
+ * Parameters of a simulated GPU inference engine. The defaults describe one mid-size GPU
+ * serving an 8B model with vLLM-style continuous batching:
+ * - `decodeBaseMs` 6 and `decodePerRunningMs` 0.35: a decode step of ~6 ms alone, growing
+ *   with the batch (memory-bound decoding: every running sequence adds its KV reads);
+ * - `prefillTokensPerSecond` 20,000: prompt processing is compute-bound and ~100x faster per
+ *   token than decoding;
+ * - `prefillOverheadMs` 30: scheduling, kernel launches and sampling around a prefill, which is
+ *   what makes a short prompt on an idle worker take 6–10 decode steps to its first token, as
+ *   measured TTFTs of 40–60 ms for short prompts on idle vLLM servers suggest;
+ * - `kvCapacityTokens` 400,000 in blocks of `blockTokens` 16 (vLLM's default block size).
+ */
+export interface EngineConfig {
+  readonly slots: number;
+  readonly kvCapacityTokens: number;
+  readonly blockTokens: number;
+  readonly prefillTokensPerSecond: number;
+  readonly prefillOverheadMs: number;
+  readonly decodeBaseMs: number;
+  readonly decodePerRunningMs: number;
+}
+
+export const DEFAULT_ENGINE: EngineConfig = {
+  slots: 8,
+  kvCapacityTokens: 400_000,
+  blockTokens: 16,
+  prefillTokensPerSecond: 20_000,
+  prefillOverheadMs: 30,
+  decodeBaseMs: 6,
+  decodePerRunningMs: 0.35,
+};
+
+/** One generation request: its prompt as token count and full-block hashes, and how much to generate. */
+export interface SimRequest {
+  /** Prompt length in tokens. */
+  readonly promptTokens: number;
+  /** Chained hashes of the prompt's full blocks (equal hashes = equal prefixes). */
+  readonly promptBlocks: readonly number[];
+  readonly maxTokens: number;
+  readonly signal?: AbortSignal;
+}
+
+/** What a finished generation reports (a generator's return value). */
+export interface SimUsage {
+  readonly promptTokens: number;
+  readonly cachedTokens: number;
+  readonly outputTokens: number;
+  /** Queueing + prefill time to the first token, ms of the engine's clock. */
+  readonly ttftMs: number;
+}
+
+/** The engine's live load, the figures a worker publishes. */
+export interface EngineLoad {
+  readonly running: number;
+  readonly waiting: number;
+  readonly waitingUncachedTokens: number;
+  readonly kvUsage: number;
+  readonly cacheHitRate: number;
+  readonly tokensPerSecond: number;
+}
+
+interface Sequence {
+  readonly request: SimRequest;
+  readonly arrivedAt: number;
+  readonly blocks: number;
+  cachedTokens: number;
+  produced: number;
+  firstTokenAt: number | undefined;
+  readonly queue: number[];
+  wake: (() => void) | undefined;
+  done: boolean;
+}
+
+/**
+ * A step-based simulation of continuous batching. Each step admits waiting requests in arrival
+ * order while a batch slot and KV blocks are free, prefills the newly admitted ones (cost in
+ * proportion to their uncached prompt tokens, after a prefix-cache lookup), and decodes one
+ * token for every running sequence; a step lasts the prefill time plus a decode time that grows
+ * with the batch. Finished prompts stay in an LRU prefix cache of KV blocks until space is
+ * needed. A cancelled request leaves at the next step, freeing its slot and blocks.
+ */
+export class SimEngine {
+  readonly config: EngineConfig;
+  readonly #clock: Clock;
+  readonly #waiting: Sequence[] = [];
+  readonly #running = new Set<Sequence>();
+  /** Prefix cache: block hash -> true, least recently used first. */
+  readonly #cache = new Map<number, true>();
+  readonly #capacityBlocks: number;
+  #reservedBlocks = 0;
+  #loop: Promise<void> | undefined;
+  #promptTokens = 0;
+  #cachedTokens = 0;
+  readonly #recentTokens: number[] = [];
+
+  constructor(config: Partial<EngineConfig> = {}, clock: Clock) {
+    this.config = { ...DEFAULT_ENGINE, ...config };
+    for (const [key, value] of Object.entries(this.config)) {
+      if (typeof value !== 'number' || !(value >= 0) || (key === 'slots' && (!Number.isInteger(value) || value < 1))) {
+        throw invalidOption(`engine ${key}`, value, key === 'slots' ? 'an integer >= 1' : 'a number >= 0');
+      }
+    }
+    this.#clock = clock;
+    this.#capacityBlocks = Math.floor(this.config.kvCapacityTokens / this.config.blockTokens);
+  }
+
+  /** Generates up to `maxTokens` tokens (their indices), returning the usage. */
+  async *generate(request: SimRequest): AsyncGenerator<number, SimUsage> {
+    const blocks = Math.ceil((request.promptTokens + request.maxTokens) / this.config.blockTokens);
+    if (blocks > this.#capacityBlocks) {
+      throw invalidOption('request size', request.promptTokens + request.maxTokens, `at most ${this.config.kvCapacityTokens} tokens (the engine's KV capacity)`);
+    }
+    const sequence: Sequence = { request, arrivedAt: this.#clock.now(), blocks, cachedTokens: 0, produced: 0, firstTokenAt: undefined, queue: [], wake: undefined, done: false };
+    this.#waiting.push(sequence);
+    this.#loop ??= this.#run().finally(() => {
+      this.#loop = undefined;
+    });
+    try {
+      for (;;) {
+        if (sequence.queue.length > 0) {
+          yield sequence.queue.shift()!;
+          continue;
+        }
+        if (sequence.done) break;
+        await new Promise<void>((resolve) => (sequence.wake = resolve));
+      }
+    } finally {
+      // The reader left (or the request was cancelled): the sequence goes at the next step.
+      sequence.done = true;
+    }
+    return {
+      promptTokens: request.promptTokens,
+      cachedTokens: sequence.cachedTokens,
+      outputTokens: sequence.produced,
+      ttftMs: (sequence.firstTokenAt ?? this.#clock.now()) - sequence.arrivedAt,
+    };
+  }
+
+  /** The live load snapshot. */
+  load(): EngineLoad {
+    const now = this.#clock.now();
+    while (this.#recentTokens.length > 0 && now - this.#recentTokens[0]! > 1000) this.#recentTokens.shift();
+    let waitingUncached = 0;
+    for (const sequence of this.#waiting) waitingUncached += sequence.request.promptTokens - this.#cachedPrefixTokens(sequence.request);
+    return {
+      running: this.#running.size,
+      waiting: this.#waiting.length,
+      waitingUncachedTokens: waitingUncached,
+      kvUsage: this.#reservedBlocks / this.#capacityBlocks,
+      cacheHitRate: this.#promptTokens === 0 ? 0 : this.#cachedTokens / this.#promptTokens,
+      tokensPerSecond: this.#recentTokens.length,
+    };
+  }
+
+  async #run(): Promise<void> {
+    const config = this.config;
+    while (this.#running.size > 0 || this.#waiting.length > 0) {
+      // Leave: finished, cancelled, or abandoned sequences free their slot and blocks.
+      for (const sequence of [...this.#running]) {
+        if (sequence.done || sequence.request.signal?.aborted === true) this.#release(sequence);
+      }
+      for (let i = this.#waiting.length - 1; i >= 0; i--) {
+        const sequence = this.#waiting[i]!;
+        if (sequence.done || sequence.request.signal?.aborted === true) {
+          this.#waiting.splice(i, 1);
+          this.#finish(sequence);
+        }
+      }
+      // Admit in arrival order while a slot and the KV blocks are free (no overtaking).
+      let prefillTokens = 0;
+      let admitted = 0;
+      while (this.#waiting.length > 0 && this.#running.size < config.slots && this.#reservedBlocks + this.#waiting[0]!.blocks <= this.#capacityBlocks) {
+        const sequence = this.#waiting.shift()!;
+        const cached = this.#cachedPrefixTokens(sequence.request);
+        sequence.cachedTokens = cached;
+        this.#promptTokens += sequence.request.promptTokens;
+        this.#cachedTokens += cached;
+        prefillTokens += sequence.request.promptTokens - cached;
+        this.#reservedBlocks += sequence.blocks;
+        this.#touch(sequence.request.promptBlocks);
+        this.#running.add(sequence);
+        admitted++;
+      }
+      if (this.#running.size === 0) {
+        // Nothing can run: wait for a cancellation or a new request rather than spin.
+        await this.#clock.sleep(config.decodeBaseMs);
+        continue;
+      }
+      const prefillMs = admitted === 0 ? 0 : config.prefillOverheadMs + (prefillTokens / config.prefillTokensPerSecond) * 1000;
+      const decodeMs = config.decodeBaseMs + config.decodePerRunningMs * this.#running.size;
+      await this.#clock.sleep(prefillMs + decodeMs);
+      const now = this.#clock.now();
+      for (const sequence of this.#running) {
+        if (sequence.done || sequence.request.signal?.aborted === true) continue;
+        sequence.firstTokenAt ??= now;
+        sequence.queue.push(sequence.produced++);
+        this.#recentTokens.push(now);
+        if (sequence.produced >= sequence.request.maxTokens) sequence.done = true;
+        const wake = sequence.wake;
+        sequence.wake = undefined;
+        wake?.();
+      }
+    }
+  }
+
+  #release(sequence: Sequence): void {
+    this.#running.delete(sequence);
+    this.#reservedBlocks -= sequence.blocks;
+    this.#finish(sequence);
+  }
+
+  #finish(sequence: Sequence): void {
+    sequence.done = true;
+    const wake = sequence.wake;
+    sequence.wake = undefined;
+    wake?.();
+  }
+
+  /** Prompt tokens already in the prefix cache (whole leading blocks). */
+  #cachedPrefixTokens(request: SimRequest): number {
+    let blocks = 0;
+    while (blocks < request.promptBlocks.length && this.#cache.has(request.promptBlocks[blocks]!)) blocks++;
+    return Math.min(request.promptTokens, blocks * this.config.blockTokens);
+  }
+
+  /**
+   * Puts a prompt's blocks in the prefix cache as most recently used, last block first so the
+   * shared first blocks are the last to go (as vLLM evicts a sequence's tail first), and evicts
+   * beyond what the running sequences leave free.
+   */
+  #touch(blocks: readonly number[]): void {
+    for (let i = blocks.length - 1; i >= 0; i--) {
+      this.#cache.delete(blocks[i]!);
+      this.#cache.set(blocks[i]!, true);
+    }
+    const room = Math.max(0, this.#capacityBlocks - this.#reservedBlocks);
+    while (this.#cache.size > room) this.#cache.delete(this.#cache.keys().next().value as number);
+  }
+}
