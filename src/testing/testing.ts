@@ -31,3 +31,5 @@ export async function startTestPair(
     },
   };
 }
+
+export { DEFAULT_ENGINE, SimEngine, VirtualClock, realClock, type Clock, type EngineConfig, type EngineLoad, type SimRequest, type SimUsage } from '../sim/sim.js';

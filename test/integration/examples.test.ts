@@ -1,25 +1,44 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startFixture } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /* The shipped examples, run as a user runs them (compiled, against dist/). */
 const run = promisify(execFile);
 const build = (file: string): string => fileURLToPath(new URL(`../../build/examples/${file}`, import.meta.url));
+const cleanups: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
 
 describe('examples', () => {
-  it('the README main command (demo) runs the provider and consumer as two processes', async () => {
-    const { stdout } = await run(process.execPath, [build('demo.js')], { timeout: 30_000 });
-    expect(stdout.match(/provider \(pid \d+\) listening at shuttle:\/\/127\.0\.0\.1:\d+, registered in the default registry/g)).toHaveLength(2);
-    // Found through the default (file) registry, and the calls fanned out over both workers.
-    const workers = [...stdout.matchAll(/worker (\d+): (\d+) calls/g)].map((match) => Number(match[2]));
-    expect(workers).toHaveLength(2);
-    expect(workers.reduce((sum, n) => sum + n, 0)).toBe(2000);
-    expect(Math.min(...workers)).toBeGreaterThan(0);
-    expect(stdout).toMatch(/hello, shuttle \(from worker \d+\)/);
+  it('the README main command: three simulated GPU workers and a consumer fanning a chat workload out', async () => {
+    const registry = await tempDir();
+    cleanups.push(registry.remove);
+    const { stdout } = await run(process.execPath, [build('demo.js'), '--registry', `file://${registry.dir}`], { timeout: 60_000 });
+    expect(stdout.match(/worker (h100-a|a10-b|l4-c) \(.+ slots, .+ KV tokens\) at shuttle:\/\/127\.0\.0\.1:\d+/g)).toHaveLength(3);
+    expect(stdout).toMatch(/prefix-affinity: 144 requests in [\d.]+ s/);
+    const rows = [...stdout.matchAll(/^\| (h100-a|a10-b|l4-c) \| (\d+) \| (\d+) \| (\d+) % \|$/gm)];
+    expect(rows.map((row) => row[1]).sort()).toEqual(['a10-b', 'h100-a', 'l4-c']);
+    expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(144);
+    expect(stdout).toMatch(/TTFT p50 \d+ ms, p99 \d+ ms; \d+ tokens\/s; cache hits \d+ % of prompt tokens; shed 0, failed 0/);
+    expect(stdout).toMatch(/routing decisions: .*hit \d+/);
+    expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
+  });
+
+  it('the hello pair: a provider and a consumer that finds it through the registry', async () => {
+    const registry = await tempDir();
+    cleanups.push(registry.remove);
+    const env = { ...process.env, SHUTTLE_REGISTRY: `file://${registry.dir}` };
+    const provider = await startFixture('../../examples/hello/provider', { SHUTTLE_REGISTRY: `file://${registry.dir}` });
+    cleanups.push(() => provider.stop());
+    const { stdout } = await run(process.execPath, [build('hello/consumer.js')], { timeout: 30_000, env });
+    expect(stdout).toMatch(new RegExp(`hello, shuttle \\(from worker ${provider.process.pid}\\)`));
     expect(stdout).toMatch(/bad input is refused: \[invalid argument\] hello needs a non-empty name/);
     expect(stdout).toMatch(/deadline enforced: \[deadline exceeded\]/);
-    expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
+    expect(stdout).toMatch(/2000 concurrent calls in \d+ ms/);
   });
 
   it('the plugin example routes every call to the consumer zone through the plugin balancer', async () => {

@@ -1,0 +1,69 @@
+import { RpcMethod, RpcService, type CallContext } from 'shuttle-rpc';
+import { prefixBlockHashes } from 'shuttle-rpc/spi';
+import type { SimEngine } from 'shuttle-rpc/testing';
+
+/** A generation request, as the consumer sends it. */
+export interface GenerateRequest {
+  prompt: string;
+  maxTokens?: number;
+}
+
+/** One streamed token. */
+export interface Token {
+  text: string;
+}
+
+/** The trailer of a generation: usage, and which worker served it. */
+export interface Usage {
+  worker: string;
+  promptTokens: number;
+  cachedTokens: number;
+  outputTokens: number;
+}
+
+/** What consumers see of the service. */
+export interface LlmApi {
+  generate(request: GenerateRequest): AsyncGenerator<Token, Usage>;
+  embed(text: string): Promise<Float32Array>;
+}
+
+/** Characters per token assumed everywhere in the examples (and by the prefix router). */
+const CHARS_PER_TOKEN = 4;
+const WORDS = ['the', ' model', ' routes', ' tokens', ' across', ' many', ' workers', ',', ' fast', '.'];
+
+/**
+ * `inference.LLM` backed by the simulated engine: `generate` streams tokens as the engine
+ * produces them (cancellation reaches the engine, which frees the slot at its next step), and
+ * returns the usage as the stream's trailer; `embed` returns a deterministic toy vector.
+ */
+@RpcService({ name: 'inference.LLM', version: '1.0.0' })
+export class LlmWorker {
+  constructor(
+    private readonly engine: SimEngine,
+    private readonly name: string,
+  ) {}
+
+  @RpcMethod({ stream: true })
+  async *generate(request: GenerateRequest, ctx: CallContext): AsyncGenerator<Token, Usage> {
+    const prompt = typeof request?.prompt === 'string' ? request.prompt : '';
+    const generation = this.engine.generate({
+      promptTokens: Math.max(1, Math.ceil(prompt.length / CHARS_PER_TOKEN)),
+      // 64 characters = one 16-token KV block, the same blocks the prefix-affinity router hashes.
+      promptBlocks: prefixBlockHashes(prompt, 16 * CHARS_PER_TOKEN, 4096),
+      maxTokens: Math.min(Math.max(1, request?.maxTokens ?? 32), 1024),
+      signal: ctx.signal,
+    });
+    for (;;) {
+      const step = await generation.next();
+      if (step.done === true) return { worker: this.name, promptTokens: step.value.promptTokens, cachedTokens: step.value.cachedTokens, outputTokens: step.value.outputTokens };
+      yield { text: WORDS[step.value % WORDS.length]! };
+    }
+  }
+
+  @RpcMethod({ idempotent: true })
+  async embed(text: string): Promise<Float32Array> {
+    const vector = new Float32Array(8);
+    for (let i = 0; i < text.length; i++) vector[i % 8]! += text.charCodeAt(i) / 256;
+    return vector;
+  }
+}
