@@ -19,3 +19,5 @@ export { loadConfig, ENV_VARIABLES, type ConfigSource } from './config/config.js
 export { createProtobufSerializer, type ProtobufSerializerOptions } from './serializer/protobuf.js';
 export type { Serializer } from './serializer/serializer.js';
 export type { Metadata, Peer } from './transport/transport.js';
+export { ShuttleMetrics } from './metrics/metrics.js';
+export { startAdminServer, type AdminServer, type AdminServerOptions } from './metrics/admin.js';

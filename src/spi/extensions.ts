@@ -8,6 +8,7 @@ import { isClusterStrategy, type ClusterStrategy } from '../cluster/cluster.js';
 import { createAccessLogFilter, TYPE_NAME as ACCESS_LOG } from '../filter/access-log.js';
 import { createConcurrencyLimitFilter, TYPE_NAME as CONCURRENCY_LIMIT } from '../filter/concurrency-limit.js';
 import { isFilter, type Filter } from '../filter/filter.js';
+import { createMetricsFilter, TYPE_NAME as METRICS } from '../metrics/filter.js';
 import { createTokenFilter, TYPE_NAME as TOKEN } from '../filter/token.js';
 import { isLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createConsistentHashBalancer, TYPE_NAME as CONSISTENT_HASH } from '../loadbalance/consistent-hash.js';
@@ -81,6 +82,7 @@ export function defaultExtensions(): Extensions {
   ext.filter.register(TOKEN, createTokenFilter);
   ext.filter.register(CONCURRENCY_LIMIT, createConcurrencyLimitFilter);
   ext.filter.register(ACCESS_LOG, createAccessLogFilter);
+  ext.filter.register(METRICS, createMetricsFilter);
   return ext;
 }
 

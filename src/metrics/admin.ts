@@ -1,0 +1,75 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { checkInt, invalidOption } from '../common/validate.js';
+import { ShuttleMetrics } from './metrics.js';
+
+/** Options of {@link startAdminServer}. */
+export interface AdminServerOptions {
+  /** The metrics served at `/metrics`. */
+  metrics: ShuttleMetrics;
+  /** Loopback by default: the admin endpoint is for operators and scrapers, not the internet. */
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** `/health/ready` answers 503 while this returns false (e.g. while the server drains). */
+  ready?: () => boolean;
+}
+
+/** A running admin endpoint. */
+export interface AdminServer {
+  /** `http://host:port`, with the port actually bound. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the admin HTTP endpoint: `/metrics` (Prometheus text format), `/health/live` (200 while
+ * the process serves HTTP at all) and `/health/ready` (200, or 503 while `ready()` is false).
+ * Anything else is 404. Resolves once listening.
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  if (!(options.metrics instanceof ShuttleMetrics)) throw invalidOption('admin metrics', options.metrics, 'a ShuttleMetrics');
+  if (options.ready !== undefined && typeof options.ready !== 'function') throw invalidOption('admin ready', options.ready, 'a function () => boolean');
+  const host = options.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host === '') throw invalidOption('admin host', host, 'a host name or IP address');
+  const port = checkInt('admin port', options.port, 0, 65_535, 0);
+  const { metrics, ready } = options;
+
+  const server: Server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    const reply = (status: number, type: string, body: string): void => {
+      response.writeHead(status, { 'content-type': type }).end(body);
+    };
+    if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'text/plain', 'method not allowed: use GET\n');
+    if (path === '/metrics') {
+      metrics.text().then(
+        (text) => reply(200, metrics.registry.contentType, text),
+        (error: unknown) => reply(500, 'text/plain', `metrics failed: ${String(error)}\n`),
+      );
+      return;
+    }
+    if (path === '/health/live') return reply(200, 'application/json', '{"status":"live"}\n');
+    if (path === '/health/ready') {
+      const isReady = ready === undefined || ready();
+      return reply(isReady ? 200 : 503, 'application/json', `{"status":"${isReady ? 'ready' : 'not ready'}"}\n`);
+    }
+    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready)\n`);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${shownHost}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,69 @@
+import { invalidOption } from '../common/validate.js';
+import { RpcError, codeName } from '../errors/errors.js';
+import type { Filter } from '../filter/filter.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+import { ShuttleMetrics } from './metrics.js';
+
+/** The name the metrics filter is registered under. */
+export const TYPE_NAME = 'metrics';
+
+/**
+ * A filter recording every call into a {@link ShuttleMetrics} (option `metrics`; a new one when
+ * omitted). On either side; streams are counted chunk by chunk as they pass.
+ */
+export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
+  const metrics = options['metrics'];
+  if (metrics !== undefined && !(metrics instanceof ShuttleMetrics)) throw invalidOption('metrics filter option metrics', metrics, 'a ShuttleMetrics');
+  const sink = metrics ?? new ShuttleMetrics();
+  return {
+    name: TYPE_NAME,
+    order: -3000,
+    sides: ['consumer', 'provider'],
+    invoke(invocation, next) {
+      const labels = { side: invocation.side, service: invocation.service, method: invocation.method };
+      const started = performance.now();
+      sink.inFlight.inc(labels);
+      const outcome = (code: string): void => {
+        sink.inFlight.dec(labels);
+        sink.calls.inc({ ...labels, code });
+        sink.latency.observe(labels, (performance.now() - started) / 1000);
+      };
+      return next(invocation).then(
+        (value) => {
+          outcome('OK');
+          if (invocation.stream && value !== null && typeof value === 'object' && Symbol.asyncIterator in value) return countChunks(value as AsyncIterable<unknown>, sink, labels, started);
+          return value;
+        },
+        (error: unknown) => {
+          // gRPC's spelling of the code (NOT_FOUND), which is what dashboards built for gRPC expect.
+          outcome(codeName(RpcError.from(error).code).toUpperCase().replaceAll(' ', '_'));
+          throw error;
+        },
+      );
+    },
+  };
+};
+
+/** Wraps a stream so its chunks and time to first chunk are counted as they pass. */
+function countChunks(stream: AsyncIterable<unknown>, sink: ShuttleMetrics, labels: Record<string, string>, started: number): AsyncIterable<unknown> {
+  const wrapped = Object.create(stream) as AsyncIterable<unknown>;
+  (wrapped as { [Symbol.asyncIterator]: () => AsyncIterator<unknown> })[Symbol.asyncIterator] = () => {
+    const iterator = stream[Symbol.asyncIterator]();
+    let first = true;
+    return {
+      next: async (...args: [] | [unknown]) => {
+        const step = await iterator.next(...args);
+        if (step.done !== true) {
+          if (first) {
+            first = false;
+            sink.ttft.observe(labels, (performance.now() - started) / 1000);
+          }
+          sink.chunks.inc(labels);
+        }
+        return step;
+      },
+      ...(iterator.return === undefined ? {} : { return: (value?: unknown) => iterator.return!(value) }),
+    };
+  };
+  return wrapped;
+}
