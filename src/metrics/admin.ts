@@ -11,7 +11,7 @@ export interface AdminServerOptions {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
-  /** `/health/ready` answers 503 while this returns false (e.g. while the server drains). */
+  /** `/health/ready` answers 503 while this returns false; for a provider: `() => server.lastLoad?.draining !== true`. */
   ready?: () => boolean;
 }
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, ShuttleMetrics, createClient, createServer, startAdminServer } from 'shuttle-rpc';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
-import { rejection } from '../helpers/wait.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * The metrics filter on both sides of real calls over loopback sockets, scraped from the admin
@@ -109,6 +109,43 @@ describe('metrics and the admin endpoint', () => {
     const missing = await fetch(`${admin.url}/nope`);
     expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready)\n']);
     expect((await fetch(`${admin.url}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('shows the published load of a provider, and refuses readiness once it drains', async () => {
+    const metrics = new ShuttleMetrics();
+    const server = await createServer({
+      services: [new EchoService()],
+      registry: `memory://metrics-load-${process.pid}`,
+      load: () => ({ waiting: 2, kvUsage: 0.5, tokensPerSecond: 900 }),
+      loadIntervalMs: 50,
+      drainTimeoutMs: 100,
+      config: false,
+    });
+    let closed = false;
+    cleanups.push(() => (closed ? Promise.resolve() : server.close()));
+    metrics.watchServer(server);
+    const admin = await startAdminServer({ metrics, ready: () => server.lastLoad?.draining !== true });
+    cleanups.push(() => admin.close());
+    const client = await createClient({ registry: `memory://metrics-load-${process.pid}`, config: false });
+    cleanups.push(() => client.close());
+    expect(await client.proxy<EchoApi>('test.Echo').add({ a: 1, b: 1 })).toEqual({ sum: 2 });
+    await waitUntil(() => server.lastLoad !== undefined, 'a published load snapshot');
+
+    const provider = { provider: server.url };
+    const text = await scrape(admin.url);
+    expect(sample(text, 'shuttle_provider_waiting', provider)).toBe(2);
+    expect(sample(text, 'shuttle_provider_kv_usage', provider)).toBe(0.5);
+    expect(sample(text, 'shuttle_provider_tokens_per_second', provider)).toBe(900);
+    expect(sample(text, 'shuttle_provider_draining', provider)).toBe(0);
+    expect(sample(text, 'shuttle_provider_connections', provider)).toBe(1);
+    expect((await fetch(`${admin.url}/health/ready`)).status).toBe(200);
+
+    await server.close();
+    closed = true;
+    expect(sample(await scrape(admin.url), 'shuttle_provider_draining', provider)).toBe(1);
+    expect((await fetch(`${admin.url}/health/ready`)).status).toBe(503);
+    metrics.unwatchServer(server);
+    expect(sample(await scrape(admin.url), 'shuttle_provider_draining', provider)).toBeUndefined();
   });
 
   it('rejects bad options with the key named', async () => {
