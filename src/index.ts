@@ -20,4 +20,5 @@ export { createProtobufSerializer, type ProtobufSerializerOptions } from './seri
 export type { Serializer } from './serializer/serializer.js';
 export type { Metadata, Peer } from './transport/transport.js';
 export { ShuttleMetrics } from './metrics/metrics.js';
+export { parseTraceParent, formatTraceParent, childTraceParent, TRACEPARENT, type TraceParent } from './trace/trace.js';
 export { startAdminServer, type AdminServer, type AdminServerOptions } from './metrics/admin.js';

@@ -1,4 +1,4 @@
-import { invalidOption } from '../common/validate.js';
+import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import { RpcError, codeName } from '../errors/errors.js';
 import type { Filter } from '../filter/filter.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
@@ -12,6 +12,7 @@ export const TYPE_NAME = 'metrics';
  * omitted). On either side; streams are counted chunk by chunk as they pass.
  */
 export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
+  checkKnownKeys('metrics filter options', options, ['metrics']);
   const metrics = options['metrics'];
   if (metrics !== undefined && !(metrics instanceof ShuttleMetrics)) throw invalidOption('metrics filter option metrics', metrics, 'a ShuttleMetrics');
   const sink = metrics ?? new ShuttleMetrics();

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Metadata } from '../transport/transport.js';
 
 /**
  * The provider call a piece of code runs inside, so that calls made from a handler inherit
@@ -10,6 +11,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface CallScope {
   readonly deadline: number | undefined;
   readonly signal: AbortSignal;
+  /** The incoming call's metadata (trace context travels on from here). */
+  readonly meta?: Readonly<Metadata>;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();

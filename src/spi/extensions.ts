@@ -9,6 +9,7 @@ import { createAccessLogFilter, TYPE_NAME as ACCESS_LOG } from '../filter/access
 import { createConcurrencyLimitFilter, TYPE_NAME as CONCURRENCY_LIMIT } from '../filter/concurrency-limit.js';
 import { isFilter, type Filter } from '../filter/filter.js';
 import { createMetricsFilter, TYPE_NAME as METRICS } from '../metrics/filter.js';
+import { createTraceContextFilter, TYPE_NAME as TRACE_CONTEXT } from '../trace/filter.js';
 import { createTokenFilter, TYPE_NAME as TOKEN } from '../filter/token.js';
 import { isLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createConsistentHashBalancer, TYPE_NAME as CONSISTENT_HASH } from '../loadbalance/consistent-hash.js';
@@ -83,6 +84,7 @@ export function defaultExtensions(): Extensions {
   ext.filter.register(CONCURRENCY_LIMIT, createConcurrencyLimitFilter);
   ext.filter.register(ACCESS_LOG, createAccessLogFilter);
   ext.filter.register(METRICS, createMetricsFilter);
+  ext.filter.register(TRACE_CONTEXT, createTraceContextFilter);
   return ext;
 }
 
