@@ -11,7 +11,10 @@ export interface AdminServerOptions {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
-  /** `/health/ready` answers 503 while this returns false; for a provider: `() => server.lastLoad?.draining !== true`. */
+  /**
+   * `/health/ready` answers 503 unless this returns true (a throw counts as not ready); for a
+   * provider: `() => server.lastLoad?.draining !== true`.
+   */
   ready?: () => boolean;
 }
 
@@ -50,7 +53,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     }
     if (path === '/health/live') return reply(200, 'application/json', '{"status":"live"}\n');
     if (path === '/health/ready') {
-      const isReady = ready === undefined || ready();
+      let isReady: boolean;
+      try {
+        isReady = ready === undefined || ready() === true;
+      } catch {
+        // A readiness check that throws means "not ready", never a crashed process.
+        isReady = false;
+      }
       return reply(isReady ? 200 : 503, 'application/json', `{"status":"${isReady ? 'ready' : 'not ready'}"}\n`);
     }
     reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready)\n`);

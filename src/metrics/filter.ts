@@ -9,7 +9,8 @@ export const TYPE_NAME = 'metrics';
 
 /**
  * A filter recording every call into a {@link ShuttleMetrics} (option `metrics`; a new one when
- * omitted). On either side; streams are counted chunk by chunk as they pass.
+ * omitted). On either side; streams are counted chunk by chunk as they pass, and their outcome
+ * and latency are those of opening them (an error mid-stream is not in `shuttle_calls_total`).
  */
 export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
   checkKnownKeys('metrics filter options', options, ['metrics']);
@@ -47,6 +48,7 @@ export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
 
 /** Wraps a stream so its chunks and time to first chunk are counted as they pass. */
 function countChunks(stream: AsyncIterable<unknown>, sink: ShuttleMetrics, labels: Record<string, string>, started: number): AsyncIterable<unknown> {
+  // Inherit from the stream so what else it offers (the consumer's `trailer`) stays reachable.
   const wrapped = Object.create(stream) as AsyncIterable<unknown>;
   (wrapped as { [Symbol.asyncIterator]: () => AsyncIterator<unknown> })[Symbol.asyncIterator] = () => {
     const iterator = stream[Symbol.asyncIterator]();

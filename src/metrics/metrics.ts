@@ -16,7 +16,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  */
 export class ShuttleMetrics {
   readonly registry = new Registry();
-  readonly calls = new Counter({ name: 'shuttle_calls_total', help: 'Calls by side, service, method and outcome code.', labelNames: ['side', 'service', 'method', 'code'], registers: [this.registry] });
+  readonly calls = new Counter({ name: 'shuttle_calls_total', help: 'Calls by side, service, method and outcome code (a stream: of opening it).', labelNames: ['side', 'service', 'method', 'code'], registers: [this.registry] });
   readonly latency = new Histogram({ name: 'shuttle_call_seconds', help: 'Call latency (a stream: until it is open).', labelNames: ['side', 'service', 'method'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly inFlight = new Gauge({ name: 'shuttle_calls_in_flight', help: 'Calls in flight.', labelNames: ['side', 'service', 'method'], registers: [this.registry] });
   readonly chunks = new Counter({ name: 'shuttle_stream_chunks_total', help: 'Stream chunks received (consumer) or sent (provider).', labelNames: ['side', 'service', 'method'], registers: [this.registry] });

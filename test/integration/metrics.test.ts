@@ -97,8 +97,14 @@ describe('metrics and the admin endpoint', () => {
   });
 
   it('answers health probes, refusing readiness while not ready, and 404s anything else', async () => {
-    let ready = true;
-    const admin = await startAdminServer({ metrics: new ShuttleMetrics(), ready: () => ready });
+    let ready: boolean | 'throw' = true;
+    const admin = await startAdminServer({
+      metrics: new ShuttleMetrics(),
+      ready: () => {
+        if (ready === 'throw') throw new Error('readiness check failed');
+        return ready;
+      },
+    });
     cleanups.push(() => admin.close());
     expect((await fetch(`${admin.url}/health/live`)).status).toBe(200);
     expect((await fetch(`${admin.url}/health/ready`)).status).toBe(200);
@@ -106,6 +112,9 @@ describe('metrics and the admin endpoint', () => {
     const notReady = await fetch(`${admin.url}/health/ready`);
     expect([notReady.status, await notReady.json()]).toEqual([503, { status: 'not ready' }]);
     expect((await fetch(`${admin.url}/health/live`)).status).toBe(200);
+    // A throwing check is "not ready", and the endpoint keeps serving.
+    ready = 'throw';
+    expect((await fetch(`${admin.url}/health/ready`)).status).toBe(503);
     const missing = await fetch(`${admin.url}/nope`);
     expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready)\n']);
     expect((await fetch(`${admin.url}/metrics`, { method: 'POST' })).status).toBe(405);
