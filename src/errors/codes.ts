@@ -25,7 +25,8 @@ export const RpcCode = {
 /** One of the numeric values of {@link RpcCode}. */
 export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
 
-const NAMES: readonly string[] = Object.keys(RpcCode).map((key) => key.toLowerCase().replaceAll('_', ' '));
+const CONSTANTS: readonly string[] = Object.keys(RpcCode);
+const NAMES: readonly string[] = CONSTANTS.map((key) => key.toLowerCase().replaceAll('_', ' '));
 
 /** True when `value` is one of the numbers in {@link RpcCode}. */
 export function isRpcCode(value: unknown): value is RpcCode {
@@ -35,6 +36,11 @@ export function isRpcCode(value: unknown): value is RpcCode {
 /** The human name of a code as used in message prefixes: `RpcCode.NOT_FOUND` -> `"not found"`. */
 export function codeName(code: RpcCode): string {
   return NAMES[code] ?? `code ${String(code)}`;
+}
+
+/** The constant name of a code, as gRPC spells it: `RpcCode.NOT_FOUND` -> `"NOT_FOUND"`. */
+export function codeConstant(code: RpcCode): string {
+  return CONSTANTS[code] ?? `CODE_${String(code)}`;
 }
 
 /**

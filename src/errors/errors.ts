@@ -1,7 +1,7 @@
 import { RpcCode, codeName, isRetryableCode, isRpcCode } from './codes.js';
 import { codeFromNodeError } from './node-error.js';
 
-export { RpcCode, codeName, isRetryableCode, isRpcCode } from './codes.js';
+export { RpcCode, codeConstant, codeName, isRetryableCode, isRpcCode } from './codes.js';
 export { codeFromNodeError } from './node-error.js';
 
 /** JSON-safe extra information attached to an error; it crosses the wire as is. */

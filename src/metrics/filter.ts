@@ -1,5 +1,5 @@
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
-import { RpcError, codeName } from '../errors/errors.js';
+import { RpcCode, RpcError, codeConstant } from '../errors/errors.js';
 import type { Filter } from '../filter/filter.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { ShuttleMetrics } from './metrics.js';
@@ -32,13 +32,13 @@ export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
       };
       return next(invocation).then(
         (value) => {
-          outcome('OK');
+          outcome(codeConstant(RpcCode.OK));
           if (invocation.stream && value !== null && typeof value === 'object' && Symbol.asyncIterator in value) return countChunks(value as AsyncIterable<unknown>, sink, labels, started);
           return value;
         },
         (error: unknown) => {
           // gRPC's spelling of the code (NOT_FOUND), which is what dashboards built for gRPC expect.
-          outcome(codeName(RpcError.from(error).code).toUpperCase().replaceAll(' ', '_'));
+          outcome(codeConstant(RpcError.from(error).code));
           throw error;
         },
       );

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { RpcCode, RpcError, codeName, isRpcCode } from '../../../src/errors/errors.js';
+import { RpcCode, RpcError, codeConstant, codeName, isRpcCode } from '../../../src/errors/errors.js';
 
 describe('RpcCode', () => {
   it('uses gRPC numbering', () => {
     expect([RpcCode.OK, RpcCode.CANCELLED, RpcCode.INVALID_ARGUMENT, RpcCode.DEADLINE_EXCEEDED, RpcCode.RESOURCE_EXHAUSTED, RpcCode.UNIMPLEMENTED, RpcCode.INTERNAL, RpcCode.UNAVAILABLE, RpcCode.UNAUTHENTICATED]).toEqual([0, 1, 3, 4, 8, 12, 13, 14, 16]);
     expect(codeName(RpcCode.DEADLINE_EXCEEDED)).toBe('deadline exceeded');
+    expect(codeConstant(RpcCode.DEADLINE_EXCEEDED)).toBe('DEADLINE_EXCEEDED');
+    expect(codeConstant(RpcCode.OK)).toBe('OK');
     expect(isRpcCode(16)).toBe(true);
     expect(isRpcCode(17)).toBe(false);
     expect(isRpcCode(1.5)).toBe(false);
