@@ -4,13 +4,13 @@
  */
 export { RpcService, RpcMethod, RpcReference, type RpcServiceOptions, type RpcMethodOptions } from './decorators/decorators.js';
 export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
-export { createServer, type RpcServer, type ServerOptions, type CallContext } from './server/server.js';
+export { createServer, type RpcServer, type ServerOptions, type ExtraTransport, type CallContext } from './server/server.js';
 export { createClient, type RpcClient, type ClientOptions, type ReferenceOptions, type RouteEvent } from './client/client.js';
 export { callOutcome, type CallOutcome } from './client/outcome.js';
 export type { MockOptions } from './client/mock.js';
 export { type RpcCall, type CallOptions, type Proxied, type ProxiedMethod, type ProxiedResult, type StreamingCall } from './proxy/proxy.js';
 export { currentCallScope, type CallScope } from './server/call-scope.js';
-export { MemoryRegistry, type LoadSnapshot, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
+export { MemoryRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance, type ServiceQuery } from './registry/registry.js';
 export type { RouteDecision, RouteBranch } from './loadbalance/loadbalance.js';
 export { createContext, type ContextOptions, type ShuttleContext } from './spi/context.js';
 export type { ShuttlePlugin } from './spi/plugin.js';
@@ -19,6 +19,7 @@ export { loadConfig, ENV_VARIABLES, type ConfigSource } from './config/config.js
 export { createProtobufSerializer, type ProtobufSerializerOptions } from './serializer/protobuf.js';
 export type { Serializer } from './serializer/serializer.js';
 export type { Metadata, Peer } from './transport/transport.js';
+export type { GrpcTlsOptions, GrpcTransportOptions } from './transport/grpc/grpc.js';
 export { ShuttleMetrics } from './metrics/metrics.js';
 export { parseTraceParent, formatTraceParent, childTraceParent, TRACEPARENT, type TraceParent } from './trace/trace.js';
 export { startAdminServer, type AdminServer, type AdminServerOptions } from './metrics/admin.js';

@@ -24,7 +24,7 @@ export interface Usage {
 /** What consumers see of the service. */
 export interface LlmApi {
   generate(request: GenerateRequest): AsyncGenerator<Token, Usage>;
-  embed(text: string): Promise<Float32Array>;
+  embed(request: { text: string }): Promise<{ values: number[] }>;
 }
 
 /** Characters per token assumed everywhere in the examples (and by the prefix router). */
@@ -50,7 +50,8 @@ export class LlmWorker {
       promptTokens: Math.max(1, Math.ceil(prompt.length / CHARS_PER_TOKEN)),
       // 64 characters = one 16-token KV block, the same blocks the prefix-affinity router hashes.
       promptBlocks: prefixBlockHashes(prompt, 16 * CHARS_PER_TOKEN, 4096),
-      maxTokens: Math.min(Math.max(1, request?.maxTokens ?? 32), 1024),
+      // 0 counts as unset: a protobuf request (the grpc example) has 0 for an absent field.
+      maxTokens: Math.min(Math.max(1, request?.maxTokens || 32), 1024),
       signal: ctx.signal,
     });
     for (;;) {
@@ -61,9 +62,10 @@ export class LlmWorker {
   }
 
   @RpcMethod({ idempotent: true })
-  async embed(text: string): Promise<Float32Array> {
-    const vector = new Float32Array(8);
-    for (let i = 0; i < text.length; i++) vector[i % 8]! += text.charCodeAt(i) / 256;
-    return vector;
+  async embed(request: { text: string }): Promise<{ values: number[] }> {
+    const text = typeof request?.text === 'string' ? request.text : '';
+    const values = new Array<number>(8).fill(0);
+    for (let i = 0; i < text.length; i++) values[i % 8]! += text.charCodeAt(i) / 256;
+    return { values };
   }
 }

@@ -283,7 +283,7 @@ class Client implements RpcClient {
     const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
     let directory = this.#directories.get(key);
     if (directory === undefined) {
-      directory = new Directory(registry, { service, version, group }, () => this.#prune());
+      directory = new Directory(registry, { service, version, group }, this.#pool.protocol, () => this.#prune());
       this.#directories.set(key, directory);
     }
     return directory;

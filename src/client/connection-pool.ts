@@ -14,6 +14,11 @@ export class ConnectionPool {
     this.#options = options;
   }
 
+  /** The name of the transport, which is the protocol this consumer speaks. */
+  get protocol(): string {
+    return this.#transport.name;
+  }
+
   /** The connection to `host:port`, created (not yet connected) on first use. */
   get(host: string, port: number): ClientConnection {
     const address = `${host}:${port}`;

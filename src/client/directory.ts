@@ -1,23 +1,30 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { Registry, ServiceInstance, ServiceQuery, Subscription } from '../registry/registry.js';
+import { endpointFor, type Registry, type ServiceInstance, type ServiceQuery, type Subscription } from '../registry/registry.js';
 
 /**
  * A consumer's live list of the providers of one service, fed by a registry subscription.
- * It subscribes on first use and keeps the last list it was given.
+ * It subscribes on first use and keeps the last list it was given. Providers are seen through
+ * the consumer's transport: a provider that serves several protocols appears with the port of
+ * `protocol`, and one that does not speak it at all is left out (and counted, so that "no
+ * provider" can say why).
  */
 export class Directory {
   readonly query: ServiceQuery;
   readonly #registry: Registry;
+  readonly #protocol: string;
   readonly #onChange: () => void;
   #instances: readonly ServiceInstance[] = [];
+  #otherProtocols: readonly string[] = [];
   #eligible: readonly ServiceInstance[] = [];
   #subscription: Subscription | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
 
-  constructor(registry: Registry, query: ServiceQuery, onChange: () => void) {
+  /** @param protocol the consumer's transport name: the endpoint of each provider to use */
+  constructor(registry: Registry, query: ServiceQuery, protocol: string, onChange: () => void) {
     this.#registry = registry;
     this.query = query;
+    this.#protocol = protocol;
     this.#onChange = onChange;
   }
 
@@ -31,6 +38,11 @@ export class Directory {
     return this.#instances;
   }
 
+  /** Protocols spoken by registered providers that were left out for not speaking ours. */
+  get otherProtocols(): readonly string[] {
+    return this.#otherProtocols;
+  }
+
   /**
    * The providers new calls may go to: those not draining. Computed when the list changes,
    * not per call.
@@ -42,8 +54,16 @@ export class Directory {
   /** Subscribes once; resolves after the first snapshot. */
   ready(): Promise<void> {
     this.#ready ??= this.#registry
-      .subscribe(this.query, (instances) => {
+      .subscribe(this.query, (all) => {
+        const instances: ServiceInstance[] = [];
+        const others = new Set<string>();
+        for (const instance of all) {
+          const seen = endpointFor(instance, this.#protocol);
+          if (seen !== undefined) instances.push(seen);
+          else others.add(instance.protocol);
+        }
         this.#instances = instances;
+        this.#otherProtocols = [...others];
         this.#eligible = instances.some((instance) => instance.load?.draining === true)
           ? instances.filter((instance) => instance.load?.draining !== true)
           : instances;

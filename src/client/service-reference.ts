@@ -131,7 +131,13 @@ export class ServiceReference {
     const providers = parts.directory.eligible;
     if (providers.length === 0) {
       const draining = parts.directory.instances.length;
-      const why = draining === 0 ? 'is registered' : `is available (${draining} draining)`;
+      const others = parts.directory.otherProtocols;
+      const why =
+        draining > 0
+          ? `is available (${draining} draining)`
+          : others.length > 0
+            ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
+            : 'is registered';
       return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
     }
     try {

@@ -17,7 +17,8 @@ export const createDirectRegistry: ExtensionFactory<Registry> = (options) => {
 
 /**
  * Providers named by address, with no registry server: `shuttle://host:port[,host:port]`.
- * Every query is answered with every address, as if each provider exported every service;
+ * Every query is answered with every address, as if each provider exported every service
+ * over the consumer's transport;
  * registering is refused because there is nowhere to announce to.
  */
 export class DirectRegistry implements Registry {
@@ -59,7 +60,8 @@ export class DirectRegistry implements Registry {
         group: query.group ?? '',
         host: address.host,
         port: address.port,
-        protocol: 'tcp',
+        // The address speaks whatever transport the consumer is configured with.
+        protocol: '*',
         serializers: [],
         methods: [],
         weight: 100,

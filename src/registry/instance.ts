@@ -1,3 +1,9 @@
+/** One protocol a provider serves, and the port it serves it on. */
+export interface Endpoint {
+  readonly protocol: string;
+  readonly port: number;
+}
+
 /** A method as a provider advertises it. */
 export interface MethodDescriptor {
   readonly name: string;
@@ -15,8 +21,17 @@ export interface ServiceInstance {
   readonly group: string;
   readonly host: string;
   readonly port: number;
-  /** Transport name, `tcp` for the built-in transport. */
+  /**
+   * Transport name of `port`, `tcp` for the built-in transport. `*` (direct `shuttle://`
+   * addresses only) means "whatever the consumer speaks".
+   */
   readonly protocol: string;
+  /**
+   * Every protocol the provider serves and its port, `protocol`/`port` first, when it serves
+   * more than one (e.g. tcp and grpc side by side). Consumers use the endpoint of the
+   * transport they are configured with; `host:port` stays the provider's identity.
+   */
+  readonly endpoints?: readonly Endpoint[];
   /** Serializer names the provider accepts. */
   readonly serializers: readonly string[];
   readonly methods: readonly MethodDescriptor[];
@@ -89,8 +104,32 @@ export function parseInstance(value: unknown): ServiceInstance | undefined {
   if (!Array.isArray(record['serializers']) || !Array.isArray(record['methods'])) return undefined;
   if (typeof record['weight'] !== 'number' || typeof record['startTime'] !== 'number') return undefined;
   if (record['metadata'] === null || typeof record['metadata'] !== 'object') return undefined;
+  if (record['endpoints'] !== undefined && !isEndpointList(record['endpoints'])) return undefined;
   const { load: _load, ...rest } = record;
   return rest as unknown as ServiceInstance;
+}
+
+function isEndpointList(value: unknown): value is Endpoint[] {
+  return (
+    Array.isArray(value) &&
+    value.every((entry: unknown) => {
+      const endpoint = entry as Partial<Endpoint> | null;
+      return endpoint !== null && typeof endpoint === 'object' && typeof endpoint.protocol === 'string' && Number.isInteger(endpoint.port);
+    })
+  );
+}
+
+/**
+ * The instance as a consumer speaking `protocol` sees it: itself when its primary protocol is
+ * `protocol` (or `*`), a copy with the port of its `protocol` endpoint when it serves it on
+ * another port, or undefined when it does not serve it at all. The copy keeps the attached
+ * load, which registries key by the primary address.
+ */
+export function endpointFor(instance: ServiceInstance, protocol: string): ServiceInstance | undefined {
+  if (instance.protocol === protocol) return instance;
+  if (instance.protocol === '*') return { ...instance, protocol };
+  const endpoint = instance.endpoints?.find((candidate) => candidate.protocol === protocol);
+  return endpoint === undefined ? undefined : { ...instance, protocol, port: endpoint.port };
 }
 
 /** `host:port` of an instance, the key its load snapshot is published under. */

@@ -5,11 +5,13 @@ import type { LoadSnapshot, ServiceInstance, ServiceQuery } from './instance.js'
 export { DirectRegistry } from './direct.js';
 export { MemoryRegistry } from './memory.js';
 export {
+  endpointFor,
   instanceAddress,
   instanceKey,
   matchesQuery,
   parseInstance,
   parseLoad,
+  type Endpoint,
   type LoadSnapshot,
   type MethodDescriptor,
   type ServiceInstance,

@@ -23,61 +23,106 @@ export interface ProtobufSerializerOptions {
  */
 export function createProtobufSerializer(options: ProtobufSerializerOptions | ExtensionOptions): Serializer {
   checkKnownKeys('protobuf serializer options', options ?? {}, ['files']);
-  const files = (options as ProtobufSerializerOptions).files;
-  if (!Array.isArray(files) || files.length === 0 || !files.every((file) => typeof file === 'string')) {
-    throw invalidOption('protobuf files', files, 'a non-empty list of local .proto file paths');
-  }
-  const root = new protobuf.Root().loadSync([...files], { keepCase: true });
-  root.resolveAll();
-  const types = new Map<string, protobuf.Type>();
+  const root = loadProtoFiles((options as ProtobufSerializerOptions).files, 'protobuf files');
+  const codecs = new Map<string, MessageCodec>();
 
-  const typeFor = (target: PayloadTarget): protobuf.Type => {
+  const codecFor = (target: PayloadTarget): MessageCodec => {
     const cacheKey = `${target.service}\u0000${target.method}\u0000${target.kind}`;
-    let type = types.get(cacheKey);
-    if (type === undefined) {
-      type = resolveType(root, target);
-      types.set(cacheKey, type);
+    let codec = codecs.get(cacheKey);
+    if (codec === undefined) {
+      codec = messageCodec(resolveType(root, target));
+      codecs.set(cacheKey, codec);
     }
-    return type;
+    return codec;
   };
 
   return {
     id: SerializerId.PROTOBUF,
     name: TYPE_NAME,
-    encode(value, target) {
-      const type = typeFor(target);
+    encode: (value, target) => codecFor(target).encode(value, `${target.service}.${target.method} ${target.kind}`),
+    decode: (bytes, target) => codecFor(target).decode(bytes),
+  };
+}
+
+/**
+ * Loads local .proto files (imports resolved next to them). Field names stay as written with
+ * `keepCase` (the serializer's choice), or become lowerCamelCase (`max_tokens` ->
+ * `maxTokens`, as @grpc/proto-loader and the proto3 JSON mapping do). Throws a TypeError
+ * naming `key` for a list that is not one of paths, and protobufjs's own error (file and
+ * line) for a file that does not parse.
+ */
+export function loadProtoFiles(files: unknown, key: string, keepCase = true): protobuf.Root {
+  if (!Array.isArray(files) || files.length === 0 || !files.every((file) => typeof file === 'string' && file !== '')) {
+    throw invalidOption(key, files, 'a non-empty list of local .proto file paths');
+  }
+  const root = new protobuf.Root().loadSync([...files], { keepCase });
+  root.resolveAll();
+  return root;
+}
+
+/**
+ * The rpc of `service` that shuttle method `method` maps to: the one of that name, or of that
+ * name with its first letter in upper case. Undefined when the .proto has no such service or
+ * rpc.
+ */
+export function findRpc(root: protobuf.Root, service: string, method: string): protobuf.Method | undefined {
+  const declared = protoService(root, service);
+  if (declared === undefined) return undefined;
+  const capitalised = method.charAt(0).toUpperCase() + method.slice(1);
+  const rpc = Object.hasOwn(declared.methods, method) ? declared.methods[method] : Object.hasOwn(declared.methods, capitalised) ? declared.methods[capitalised] : undefined;
+  rpc?.resolve();
+  return rpc;
+}
+
+/** The service named `service` (package-qualified) in `root`, if declared. */
+export function protoService(root: protobuf.Root, service: string): protobuf.Service | undefined {
+  let found: protobuf.ReflectionObject | null = null;
+  try {
+    found = root.lookup(service);
+  } catch {
+    // lookup throws on names protobufjs cannot parse; such a name is simply not declared.
+  }
+  return found instanceof protobuf.Service ? found : undefined;
+}
+
+/** Encodes and decodes one message type between plain objects and protobuf bytes. */
+export interface MessageCodec {
+  readonly type: protobuf.Type;
+  /** Checks `value` against the type; throws INVALID_ARGUMENT naming `label` and the bad field. */
+  encode(value: unknown, label: string): Uint8Array;
+  /** Decodes to a plain object with defaults filled in; throws on malformed bytes. */
+  decode(bytes: Uint8Array): Record<string, unknown>;
+}
+
+/** A {@link MessageCodec} for `type`. */
+export function messageCodec(type: protobuf.Type): MessageCodec {
+  const name = type.fullName.slice(1);
+  return {
+    type,
+    encode(value, label) {
       const message = value === undefined ? {} : value;
       if (message === null || typeof message !== 'object') {
-        throw new RpcError(RpcCode.INVALID_ARGUMENT, `${target.service}.${target.method} ${target.kind} must be an object for ${type.fullName.slice(1)}, got ${typeof message}`);
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `${label} must be an object for ${name}, got ${message === null ? 'null' : typeof message}`);
       }
       const problem = type.verify(message as Record<string, unknown>);
-      if (problem !== null) {
-        throw new RpcError(RpcCode.INVALID_ARGUMENT, `${target.service}.${target.method} ${target.kind} does not fit ${type.fullName.slice(1)}: ${problem}`);
-      }
+      if (problem !== null) throw new RpcError(RpcCode.INVALID_ARGUMENT, `${label} does not fit ${name}: ${problem}`);
       return type.encode(type.fromObject(message as Record<string, unknown>)).finish();
     },
-    decode(bytes, target) {
-      const type = typeFor(target);
+    decode(bytes) {
       return type.toObject(type.decode(bytes), { longs: String, enums: Number, bytes: Uint8Array, defaults: true });
     },
   };
 }
 
 function resolveType(root: protobuf.Root, target: PayloadTarget): protobuf.Type {
-  const service = root.lookup(target.service);
-  if (!(service instanceof protobuf.Service)) {
+  if (protoService(root, target.service) === undefined) {
     throw new RpcError(RpcCode.UNIMPLEMENTED, `no service ${target.service} in the loaded .proto files`);
   }
-  const capitalised = target.method.charAt(0).toUpperCase() + target.method.slice(1);
-  const method = Object.hasOwn(service.methods, target.method)
-    ? service.methods[target.method]
-    : Object.hasOwn(service.methods, capitalised)
-      ? service.methods[capitalised]
-      : undefined;
+  const method = findRpc(root, target.service, target.method);
   if (method === undefined) {
+    const capitalised = target.method.charAt(0).toUpperCase() + target.method.slice(1);
     throw new RpcError(RpcCode.UNIMPLEMENTED, `no rpc ${target.method} (or ${capitalised}) in service ${target.service} of the loaded .proto files`);
   }
-  method.resolve();
   const type = target.kind === 'request' ? method.resolvedRequestType : method.resolvedResponseType;
   if (type === null) throw new RpcError(RpcCode.INTERNAL, `unresolved ${target.kind} type of ${target.service}.${method.name}`);
   return type;

@@ -2,7 +2,7 @@ import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type Servic
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
 import type { SerializerSet } from '../serializer/serializer.js';
-import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod } from '../transport/transport.js';
+import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
 import type { CallContext } from './call-context.js';
 import { bindIterableToScope, runInCallScope } from './call-scope.js';
 
@@ -35,6 +35,15 @@ export class Dispatcher implements CallHandler {
   /** Every exported service, for registration. */
   exports(): ExportedService[] {
     return [...this.#services.values()].flatMap((byVersion) => [...byVersion.values()]);
+  }
+
+  services(): ServedService[] {
+    return this.exports().map(({ meta, methods }) => ({
+      service: meta.name,
+      version: meta.version,
+      group: meta.group,
+      methods: [...methods.values()].map((method) => ({ name: method.method, stream: method.stream })),
+    }));
   }
 
   resolve(head: RequestHead): ResolvedMethod | RpcError {

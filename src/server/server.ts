@@ -3,7 +3,7 @@ import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOpt
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
-import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
+import { isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
@@ -37,8 +37,15 @@ export interface ServerOptions {
   metadata?: Readonly<Record<string, unknown>>;
   /** Serializers accepted besides msgpack and json: names, `{ type, options }` or instances. */
   serializers?: readonly ExtensionSpec<Serializer>[];
-  /** The transport; `tcp` by default. */
+  /** The transport; `tcp` by default. It listens on `port`. */
   transport?: ExtensionSpec<Transport>;
+  /**
+   * More transports serving the same services, each on its own port, e.g.
+   * `[{ transport: 'grpc', port: 50051 }]` to serve tcp and gRPC side by side. The registry
+   * records list every protocol and port (`endpoints`); each consumer uses the one its own
+   * `transport` names.
+   */
+  extraTransports?: readonly ExtraTransport[];
   /** Provider filters besides the defaults; `-name` removes a default (see docs/PLUGINS.md). */
   filters?: readonly ExtensionSpec<Filter>[];
   /** Require this token from every caller (the default `token` filter). */
@@ -70,10 +77,20 @@ export interface ServerOptions {
   config?: ConfigSource | false;
 }
 
+/** A transport served beside the main one. */
+export interface ExtraTransport {
+  readonly transport: ExtensionSpec<Transport>;
+  /** 0 (the default) takes a free port. */
+  readonly port?: number;
+}
+
 /** A running provider. */
 export interface RpcServer {
   readonly host: string;
+  /** The port of the main transport. */
   readonly port: number;
+  /** Every protocol served and its port, the main transport first. */
+  readonly endpoints: readonly Endpoint[];
   /** `shuttle://host:port`, usable as a consumer's registry option. */
   readonly url: string;
   /** The records announced to the registry (one per exported service). */
@@ -95,7 +112,7 @@ export interface RpcServer {
 }
 
 const KNOWN_KEYS = [
-  'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport',
+  'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
   'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'shutdownOnSignals', 'plugins', 'context', 'config',
 ];
 
@@ -136,14 +153,31 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     token: merged.token === undefined ? {} : { token: merged.token },
     'concurrency-limit': maxConcurrentCalls === undefined ? {} : { max: maxConcurrentCalls },
   });
-  const transport = ext.transport.create(merged.transport ?? 'tcp', 'transport');
+  const transports = [
+    { transport: ext.transport.create(merged.transport ?? 'tcp', 'transport'), port },
+    ...checkExtraTransports(merged.extraTransports).map((extra, index) => ({
+      transport: ext.transport.create(extra.transport, `extraTransports[${index}].transport`),
+      port: checkInt(`extraTransports[${index}].port`, extra.port, 0, 65535, 0),
+    })),
+  ];
+  const names = transports.map((entry) => entry.transport.name);
+  const twice = names.find((name, index) => names.indexOf(name) !== index);
+  if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
   const dispatcher = new Dispatcher(merged.services, serializers, filters);
   const registrySpec = merged.registry === undefined ? defaultRegistryUrl() : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
   const ownsRegistry = registry !== undefined && !isRegistry(registrySpec);
 
-  const server = await transport.listen(dispatcher, { host, port, maxFrameBytes });
+  const servers: TransportServer[] = [];
+  try {
+    for (const entry of transports) servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes }));
+  } catch (error) {
+    await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
+    throw error;
+  }
+  const server = servers[0]!;
+  const endpoints: Endpoint[] = servers.map((started, index) => ({ protocol: names[index]!, port: started.port }));
   const advertiseHost = merged.advertiseHost ?? (isWildcard(server.host) ? firstExternalAddress() : server.host);
   const startTime = Date.now();
   const instances: ServiceInstance[] = dispatcher.exports().map((exported) => ({
@@ -152,7 +186,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     group: exported.meta.group,
     host: advertiseHost,
     port: server.port,
-    protocol: transport.name,
+    protocol: names[0]!,
+    ...(endpoints.length > 1 ? { endpoints } : {}),
     serializers: serializers.names(),
     methods: [...exported.methods.values()].map(({ meta }) => ({ name: meta.name, stream: meta.stream, idempotent: meta.idempotent })),
     weight,
@@ -160,7 +195,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     ...(maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls }),
     metadata,
   }));
-  const running = new RunningServer({ transport: server, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs });
+  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs });
   try {
     for (const instance of instances) await registry?.register(instance);
     await running.publishLoad();
@@ -180,7 +215,9 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 }
 
 interface RunningServerParts {
-  readonly transport: TransportServer;
+  /** The main transport first. */
+  readonly transports: readonly TransportServer[];
+  readonly endpoints: readonly Endpoint[];
   readonly registry: Registry | undefined;
   readonly ownsRegistry: boolean;
   readonly instances: ServiceInstance[];
@@ -209,7 +246,11 @@ class RunningServer implements RpcServer {
   }
 
   get port(): number {
-    return this.#parts.transport.port;
+    return this.#parts.transports[0]!.port;
+  }
+
+  get endpoints(): readonly Endpoint[] {
+    return this.#parts.endpoints;
   }
 
   get url(): string {
@@ -217,7 +258,7 @@ class RunningServer implements RpcServer {
   }
 
   get connections(): number {
-    return this.#parts.transport.connections;
+    return this.#parts.transports.reduce((sum, transport) => sum + transport.connections, 0);
   }
 
   get registry(): Registry | undefined {
@@ -239,7 +280,7 @@ class RunningServer implements RpcServer {
       // A failing load callback must not stop the provider; the framework's own counts still go out.
     }
     const snapshot: LoadSnapshot = {
-      running: this.#parts.transport.running,
+      running: this.#parts.transports.reduce((sum, transport) => sum + transport.running, 0),
       waiting: 0,
       waitingUncachedTokens: 0,
       kvUsage: 0,
@@ -267,11 +308,23 @@ class RunningServer implements RpcServer {
       this.#draining = true;
       await this.publishLoad().catch(() => {});
       await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
-      await this.#parts.transport.close({ timeoutMs: this.#parts.drainTimeoutMs });
+      await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
       if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
     })();
     return this.#closing;
   }
+}
+
+function checkExtraTransports(value: unknown): readonly ExtraTransport[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw invalidOption('extraTransports', value, "an array of { transport, port }, e.g. [{ transport: 'grpc', port: 50051 }]");
+  value.forEach((entry: unknown, index) => {
+    if (entry === null || typeof entry !== 'object' || (entry as ExtraTransport).transport === undefined) {
+      throw invalidOption(`extraTransports[${index}]`, entry, "{ transport, port }, e.g. { transport: 'grpc', port: 50051 }");
+    }
+    checkKnownKeys(`extraTransports[${index}]`, entry, ['transport', 'port']);
+  });
+  return value as readonly ExtraTransport[];
 }
 
 function isWildcard(host: string): boolean {

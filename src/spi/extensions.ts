@@ -28,6 +28,7 @@ import { createJsonSerializer, TYPE_NAME as JSON_NAME } from '../serializer/json
 import { createMsgpackSerializer, TYPE_NAME as MSGPACK } from '../serializer/msgpack.js';
 import { createProtobufSerializer, TYPE_NAME as PROTOBUF } from '../serializer/protobuf.js';
 import { SerializerId, isSerializer, type Serializer } from '../serializer/serializer.js';
+import { createGrpcTransport, TYPE_NAME as GRPC } from '../transport/grpc/grpc.js';
 import { createTcpTransport, TYPE_NAME as TCP } from '../transport/tcp/tcp.js';
 import { isTransport, type Transport } from '../transport/transport.js';
 import { ExtensionRegistry } from './extension-registry.js';
@@ -63,6 +64,7 @@ export function defaultExtensions(): Extensions {
   ext.serializer.register(JSON_NAME, createJsonSerializer, { uniqueKey: SerializerId.JSON });
   ext.serializer.register(PROTOBUF, createProtobufSerializer, { uniqueKey: SerializerId.PROTOBUF });
   ext.transport.register(TCP, createTcpTransport);
+  ext.transport.register(GRPC, createGrpcTransport);
   ext.registry.register(MEMORY, createMemoryRegistry);
   ext.registry.register(DIRECT, createDirectRegistry);
   ext.registry.register(FILE, createFileRegistry);

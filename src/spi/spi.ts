@@ -78,6 +78,7 @@ export {
   type ListenOptions,
   type ProviderCallInfo,
   type ResolvedMethod,
+  type ServedService,
   type Transport,
   type TransportServer,
 } from '../transport/transport.js';

@@ -82,6 +82,19 @@ export interface CallHandler {
    * method, or the RpcError to answer (UNIMPLEMENTED for unknown or undecorated names).
    */
   resolve(head: RequestHead): ResolvedMethod | RpcError;
+  /**
+   * What is served, for transports that must declare their routes before the first call
+   * (grpc registers one HTTP/2 path per method).
+   */
+  services(): readonly ServedService[];
+}
+
+/** One exported service as a transport sees it. */
+export interface ServedService {
+  readonly service: string;
+  readonly version: string;
+  readonly group: string;
+  readonly methods: readonly { readonly name: string; readonly stream: boolean }[];
 }
 
 /** A method found by {@link CallHandler.resolve}, ready to run. */
@@ -148,7 +161,8 @@ export interface ListenOptions {
 
 /**
  * A wire protocol: the provider half listens and hands calls to a {@link CallHandler}; the
- * consumer half opens {@link ClientConnection}s. Built-in: `tcp` (the shuttle frame protocol).
+ * consumer half opens {@link ClientConnection}s. Built-in: `tcp` (the shuttle frame protocol,
+ * the default) and `grpc` (gRPC over HTTP/2 through @grpc/grpc-js, for other languages).
  */
 export interface Transport {
   readonly name: string;

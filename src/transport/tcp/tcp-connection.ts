@@ -9,6 +9,7 @@ import { FrameDecoder } from '../decoder.js';
 import { encodeRoute, measureMeta, writeMeta, type Metadata } from '../envelope.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
+import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
 import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState, type Invocation } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
@@ -394,43 +395,6 @@ export class TcpConnection implements ClientConnection {
   }
 }
 
-/** An UNAVAILABLE error for a request that provably never left this process. */
-function neverSent(message: string, cause?: unknown): RpcError {
-  return new RpcError(RpcCode.UNAVAILABLE, message, { cause, details: { neverSent: true } });
-}
-
-function deadlineError(target: { service: string; method: string }): RpcError {
-  return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${target.service}.${target.method} did not complete before its deadline`);
-}
-
-function cancelledError(invocation: Invocation, signal: AbortSignal): RpcError {
-  return new RpcError(RpcCode.CANCELLED, `${invocation.service}.${invocation.method} was cancelled by the caller`, { cause: signal.reason });
-}
-
 function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<readonly [number, number]> {
   for (const [id, call] of pending) if (call.deadline !== undefined) yield [id, call.deadline];
-}
-
-/** Races a connect against the call's own deadline and abort signal. */
-function raceCallLimits(connecting: Promise<void>, invocation: Invocation, address: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const signal = invocation.signal;
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => finish(cancelledError(invocation, signal!));
-    const finish = (error?: RpcError): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      if (error === undefined) resolve();
-      else reject(error);
-    };
-    if (signal?.aborted) return finish(cancelledError(invocation, signal));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (invocation.deadline !== undefined) {
-      timer = setTimeout(
-        () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while connecting to ${address}`)),
-        Math.min(Math.max(0, invocation.deadline - Date.now()), MAX_TIMER_MS),
-      );
-    }
-    connecting.then(() => finish(), (error: unknown) => finish(RpcError.from(error, RpcCode.UNAVAILABLE)));
-  });
 }

@@ -19,7 +19,7 @@ describe('defaultExtensions', () => {
     const ext = defaultExtensions();
     expect(Object.fromEntries(Object.entries(ext).map(([point, registry]) => [point, registry.names()]))).toEqual({
       serializer: ['msgpack', 'json', 'protobuf'],
-      transport: ['tcp'],
+      transport: ['tcp', 'grpc'],
       registry: ['memory', 'shuttle', 'file', 'etcd'],
       loadbalance: ['random', 'round-robin', 'least-active', 'shortest-response', 'p2c', 'consistent-hash', 'prefix-affinity'],
       cluster: ['failover', 'failfast', 'failsafe', 'failback', 'forking', 'broadcast'],

@@ -1,0 +1,46 @@
+import { MAX_TIMER_MS } from '../common/validate.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
+import type { Invocation } from './transport.js';
+
+/*
+ * The errors a consumer-side connection fails a call with on its own (the provider never
+ * answered), shared by the transports so that a caller sees the same codes and words whichever
+ * wire the call took.
+ */
+
+/** An UNAVAILABLE error for a request that provably never left this process. */
+export function neverSent(message: string, cause?: unknown): RpcError {
+  return new RpcError(RpcCode.UNAVAILABLE, message, { cause, details: { neverSent: true } });
+}
+
+export function deadlineError(target: { service: string; method: string }): RpcError {
+  return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${target.service}.${target.method} did not complete before its deadline`);
+}
+
+export function cancelledError(invocation: Invocation, signal: AbortSignal): RpcError {
+  return new RpcError(RpcCode.CANCELLED, `${invocation.service}.${invocation.method} was cancelled by the caller`, { cause: signal.reason });
+}
+
+/** Races a connect (or any wait before sending) against the call's own deadline and abort signal. */
+export function raceCallLimits(connecting: Promise<void>, invocation: Invocation, address: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const signal = invocation.signal;
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => finish(cancelledError(invocation, signal!));
+    const finish = (error?: RpcError): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    if (signal?.aborted) return finish(cancelledError(invocation, signal));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (invocation.deadline !== undefined) {
+      timer = setTimeout(
+        () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while connecting to ${address}`)),
+        Math.min(Math.max(0, invocation.deadline - Date.now()), MAX_TIMER_MS),
+      );
+    }
+    connecting.then(() => finish(), (error: unknown) => finish(RpcError.from(error, RpcCode.UNAVAILABLE)));
+  });
+}

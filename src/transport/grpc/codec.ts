@@ -1,0 +1,177 @@
+import protobuf from 'protobufjs';
+import { RpcCode, RpcError } from '../../errors/errors.js';
+import { findRpc, messageCodec, protoService, type MessageCodec } from '../../serializer/protobuf.js';
+import { decodeError, type PayloadTarget, type Serializer, type SerializerSet } from '../../serializer/serializer.js';
+
+/*
+ * How a shuttle method becomes a gRPC method (docs/PROTOCOL.md, "gRPC transport"):
+ *
+ * - A service declared in the transport's .proto files is served exactly as the .proto says:
+ *   path `/<package>.<Service>/<Rpc>`, bodies are the rpc's protobuf messages, so any gRPC
+ *   client built from the .proto alone can call it. The shuttle method `generate` maps to the
+ *   rpc `generate` or `Generate`.
+ * - Any other service is still reachable, at `/<service>/<method>`, with every body wrapped in
+ *   the generic envelope `shuttle.v1.Envelope { bytes body = 1; string serializer = 2; }`: the
+ *   value encoded by a shuttle serializer (msgpack when `serializer` is empty, or json), and
+ *   the answer in the serializer of the request.
+ */
+
+/** The generic envelope, defined here rather than loaded so that no file lookup can fail at run time. */
+const envelopeType = new protobuf.Type('Envelope').add(new protobuf.Field('body', 1, 'bytes')).add(new protobuf.Field('serializer', 2, 'string'));
+new protobuf.Root().define('shuttle.v1').add(envelopeType);
+const ENVELOPE = messageCodec(envelopeType);
+
+/** The envelope's message type (for tests and docs: `shuttle.v1.Envelope`). */
+export const ENVELOPE_TYPE: protobuf.Type = ENVELOPE.type;
+
+/** The serializer a generic envelope uses when it names none. */
+const DEFAULT_ENVELOPE_SERIALIZER = 'msgpack';
+
+/** One shuttle method as a gRPC method. */
+export interface GrpcRoute {
+  /** The HTTP/2 path, `/package.Service/Method`. */
+  readonly path: string;
+  readonly service: string;
+  /** The shuttle (JavaScript) method name. */
+  readonly method: string;
+  /** Whether the .proto declares it server-streaming; undefined for envelope routes. */
+  readonly protoStream: boolean | undefined;
+  /** Encodes a request (consumer side); `serializer` is the call's, used by envelope routes. */
+  encodeRequest(value: unknown, serializer: Serializer): Buffer;
+  /**
+   * Decodes a request (provider side), returning the value and the serializer to answer in.
+   * Throws an RpcError: INVALID_ARGUMENT for bytes that do not decode, UNIMPLEMENTED for an
+   * envelope naming a serializer this provider does not have.
+   */
+  decodeRequest(bytes: Buffer, serializers: SerializerSet): { value: unknown; serializer: Serializer | undefined };
+  encodeResponse(value: unknown, serializer: Serializer | undefined): Buffer;
+  /** Decodes a response (consumer side); throws INTERNAL for bytes that do not decode. */
+  decodeResponse(bytes: Buffer, serializer: Serializer): unknown;
+  /**
+   * A stream's trailer (the generator's return value) for the `shuttle-trailer-bin` trailing
+   * header: in the request's serializer on envelope routes, UTF-8 JSON on protobuf routes
+   * (the .proto has no message for it).
+   */
+  encodeTrailer(value: unknown, serializer: Serializer | undefined): Buffer;
+  decodeTrailer(bytes: Buffer, serializer: Serializer): unknown;
+}
+
+/** Routes for one transport: protobuf ones from its .proto files, envelope ones for the rest. */
+export class GrpcRoutes {
+  readonly #root: protobuf.Root | undefined;
+  readonly #cache = new Map<string, GrpcRoute>();
+
+  constructor(root: protobuf.Root | undefined) {
+    this.#root = root;
+  }
+
+  /** Whether the .proto files declare `service` (then only its declared rpcs are served). */
+  declares(service: string): boolean {
+    return this.#root !== undefined && protoService(this.#root, service) !== undefined;
+  }
+
+  /**
+   * The route of `service.method`. For a service the .proto declares, undefined when it has
+   * no matching rpc.
+   */
+  route(service: string, method: string): GrpcRoute | undefined {
+    const key = `${service}\u0000${method}`;
+    let route = this.#cache.get(key);
+    if (route === undefined) {
+      route = this.#build(service, method);
+      if (route !== undefined) this.#cache.set(key, route);
+    }
+    return route;
+  }
+
+  #build(service: string, method: string): GrpcRoute | undefined {
+    if (this.#root === undefined || !this.declares(service)) return envelopeRoute(service, method);
+    const rpc = findRpc(this.#root, service, method);
+    if (rpc === undefined) return undefined;
+    if (rpc.requestStream === true) {
+      throw new TypeError(`shuttle-rpc: rpc ${service}.${rpc.name} is client-streaming in the .proto; shuttle serves unary and server-streaming rpcs only`);
+    }
+    return protobufRoute(service, method, rpc);
+  }
+}
+
+function protobufRoute(service: string, method: string, rpc: protobuf.Method): GrpcRoute {
+  const request = messageCodec(rpc.resolvedRequestType!);
+  const response = messageCodec(rpc.resolvedResponseType!);
+  const target = (kind: PayloadTarget['kind']): PayloadTarget => ({ service, method, kind });
+  return {
+    path: `/${service}/${rpc.name}`,
+    service,
+    method,
+    protoStream: rpc.responseStream === true,
+    encodeRequest: (value) => asBuffer(request.encode(value, `${service}.${method} request`)),
+    decodeRequest: (bytes) => ({ value: decodeWith(request, bytes, target('request')), serializer: undefined }),
+    encodeResponse: (value) => asBuffer(response.encode(value, `${service}.${method} response`)),
+    decodeResponse: (bytes) => decodeWith(response, bytes, target('response')),
+    encodeTrailer: (value) => Buffer.from(JSON.stringify(value) ?? 'null', 'utf8'),
+    decodeTrailer(bytes) {
+      try {
+        return JSON.parse(bytes.toString('utf8'));
+      } catch (error) {
+        throw new RpcError(RpcCode.INTERNAL, `cannot decode the stream trailer of ${service}.${method} as JSON: ${(error as Error).message}`, { cause: error });
+      }
+    },
+  };
+}
+
+function envelopeRoute(service: string, method: string): GrpcRoute {
+  const request: PayloadTarget = { service, method, kind: 'request' };
+  const response: PayloadTarget = { service, method, kind: 'response' };
+  return {
+    path: `/${service}/${method}`,
+    service,
+    method,
+    protoStream: undefined,
+    encodeRequest: (value, serializer) => wrap(serializer, serializer.encode(value, request)),
+    decodeRequest(bytes, serializers) {
+      const envelope = decodeWith(ENVELOPE, bytes, request);
+      const name = (envelope['serializer'] as string) || DEFAULT_ENVELOPE_SERIALIZER;
+      const serializer = serializers.names().includes(name) ? serializers.byName(name) : undefined;
+      if (serializer === undefined) {
+        throw new RpcError(RpcCode.UNIMPLEMENTED, `${service}.${method}: the envelope names serializer ${JSON.stringify(name.slice(0, 40))}; this provider speaks ${serializers.names().join(', ')}`);
+      }
+      const body = envelope['body'] as Uint8Array;
+      try {
+        return { value: serializer.decode(body, request), serializer };
+      } catch (error) {
+        throw decodeError(request, serializer, error);
+      }
+    },
+    encodeResponse: (value, serializer) => wrap(serializer!, serializer!.encode(value, response)),
+    decodeResponse: (bytes, serializer) => unwrap(bytes, serializer, response),
+    encodeTrailer: (value, serializer) => wrap(serializer!, serializer!.encode(value, response)),
+    decodeTrailer: (bytes, serializer) => unwrap(bytes, serializer, response),
+  };
+}
+
+function unwrap(bytes: Buffer, serializer: Serializer, target: PayloadTarget): unknown {
+  const body = decodeWith(ENVELOPE, bytes, target)['body'] as Uint8Array;
+  try {
+    return serializer.decode(body, target);
+  } catch (error) {
+    throw decodeError(target, serializer, error);
+  }
+}
+
+/** The envelope carrying `body`; the body is copied, since a serializer may reuse its buffer. */
+function wrap(serializer: Serializer, body: Uint8Array): Buffer {
+  return asBuffer(ENVELOPE.encode({ body, serializer: serializer.name === DEFAULT_ENVELOPE_SERIALIZER ? '' : serializer.name }, 'envelope'));
+}
+
+function decodeWith(codec: MessageCodec, bytes: Uint8Array, target: PayloadTarget): Record<string, unknown> {
+  try {
+    return codec.decode(bytes);
+  } catch (error) {
+    const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
+    throw new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as ${codec.type.fullName.slice(1)}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

@@ -1,0 +1,294 @@
+import grpc from '@grpc/grpc-js';
+import { MAX_TIMER_MS } from '../../common/validate.js';
+import { RpcCode, RpcError } from '../../errors/errors.js';
+import type { Serializer } from '../../serializer/serializer.js';
+import { cancelledError, neverSent, raceCallLimits } from '../call-limits.js';
+import { ClientStream } from '../client-stream.js';
+import type { ClientConnection, ConnectOptions, ConnectionState, Invocation } from '../transport.js';
+import type { GrpcRoute } from './codec.js';
+import type { GrpcSettings } from './settings.js';
+import { RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
+
+const identity = (bytes: Buffer): Buffer => bytes;
+
+const STATES: Record<number, ConnectionState> = {
+  [grpc.connectivityState.IDLE]: 'idle',
+  [grpc.connectivityState.CONNECTING]: 'connecting',
+  [grpc.connectivityState.READY]: 'ready',
+  [grpc.connectivityState.TRANSIENT_FAILURE]: 'transient-failure',
+  [grpc.connectivityState.SHUTDOWN]: 'shutdown',
+};
+
+/** A call in flight, as the connection needs to end it when it closes. */
+interface LiveCall {
+  fail(error: RpcError): void;
+}
+
+/** A request ready to send: its route, its bytes and its headers. */
+interface Prepared {
+  readonly route: GrpcRoute;
+  readonly bytes: Buffer;
+  readonly metadata: grpc.Metadata;
+  readonly options: grpc.CallOptions;
+}
+
+/**
+ * A consumer's gRPC channel to one provider (or any gRPC server), through @grpc/grpc-js. The
+ * channel connects lazily and reconnects with its own backoff (seeded from the consumer's
+ * `reconnect` settings); keepalive pings play the part of heartbeats. As with tcp, a call
+ * fails UNAVAILABLE at once while the channel is in transient failure, and waits at most the
+ * connect timeout for a channel that is still connecting, so the cluster layer can move on.
+ */
+export class GrpcConnection implements ClientConnection {
+  readonly address: string;
+  readonly #client: grpc.Client;
+  readonly #settings: GrpcSettings;
+  readonly #options: ConnectOptions;
+  readonly #calls = new Set<LiveCall>();
+  #closed = false;
+  #onIdle: (() => void) | undefined;
+
+  constructor(host: string, port: number, options: ConnectOptions, settings: GrpcSettings) {
+    this.address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.#settings = settings;
+    this.#options = options;
+    this.#client = new grpc.Client(this.address, settings.channelCredentials(), {
+      'grpc.max_receive_message_length': options.maxFrameBytes,
+      'grpc.keepalive_time_ms': settings.keepaliveTimeMs ?? options.heartbeatIntervalMs,
+      'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs ?? options.heartbeatTimeoutMs,
+      'grpc.initial_reconnect_backoff_ms': options.backoff.initialMs,
+      'grpc.max_reconnect_backoff_ms': options.backoff.maxMs,
+      // Retries, hedging and provider choice belong to the cluster layer, which sees every
+      // provider; grpc-js's own would retry behind its back on one channel.
+      'grpc.enable_retries': 0,
+      // One channel per provider, closed with it: a shared subchannel pool would keep sockets
+      // of closed connections alive for other channels.
+      'grpc.use_local_subchannel_pool': 1,
+      ...(settings.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': settings.serverName, 'grpc.default_authority': settings.serverName }),
+      ...settings.channelOptions,
+    });
+  }
+
+  get state(): ConnectionState {
+    if (this.#closed) return 'shutdown';
+    return STATES[this.#client.getChannel().getConnectivityState(false)] ?? 'idle';
+  }
+
+  /** grpc-js handles a server's GOAWAY itself, by moving new calls to a new connection. */
+  get goingAway(): boolean {
+    return false;
+  }
+
+  get inFlight(): number {
+    return this.#calls.size;
+  }
+
+  invoke(invocation: Invocation, serializer: Serializer): Promise<unknown> {
+    let prepared: Prepared;
+    try {
+      prepared = this.#prepare(invocation, serializer);
+    } catch (error) {
+      return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
+    }
+    const ready = this.#whenReady(invocation);
+    return ready === undefined ? this.#unary(prepared, invocation, serializer) : ready.then(() => this.#unary(prepared, invocation, serializer));
+  }
+
+  openStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {
+    let prepared: Prepared;
+    try {
+      prepared = this.#prepare(invocation, serializer);
+    } catch (error) {
+      return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
+    }
+    const ready = this.#whenReady(invocation);
+    return ready === undefined ? Promise.resolve(this.#stream(prepared, invocation, serializer)) : ready.then(() => this.#stream(prepared, invocation, serializer));
+  }
+
+  async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (options.graceful === true && this.#calls.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+        timer = setTimeout(resolve, Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS));
+      });
+      clearTimeout(timer);
+    }
+    for (const call of [...this.#calls]) call.fail(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed with the call in flight`));
+    this.#client.close();
+  }
+
+  /** Everything that can fail before the request leaves, so it fails as INVALID_ARGUMENT etc. */
+  #prepare(invocation: Invocation, serializer: Serializer): Prepared {
+    const { service, method } = invocation;
+    const route = this.#settings.routes.route(service, method);
+    if (route === undefined) {
+      throw new RpcError(RpcCode.UNIMPLEMENTED, `${service}.${method}: the grpc transport's .proto files declare ${service} without an rpc ${method}`, { details: { neverSent: true } });
+    }
+    if (route.protoStream !== undefined && route.protoStream !== invocation.stream) {
+      throw new RpcError(RpcCode.FAILED_PRECONDITION, route.protoStream
+        ? `${service}.${method} is a server-streaming rpc: iterate the call (for await (const chunk of proxy.${method}(…)))`
+        : `${service}.${method} is a unary rpc: await the call instead of iterating it`);
+    }
+    const bytes = route.encodeRequest(invocation.request, serializer);
+    const metadata = toGrpcMetadata(invocation.meta, invocation.version, invocation.group);
+    return { route, bytes, metadata, options: invocation.deadline === undefined ? {} : { deadline: invocation.deadline } };
+  }
+
+  /** Undefined when the channel is ready (the hot path); otherwise a wait for it. */
+  #whenReady(invocation: Invocation): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(neverSent(`connection to ${this.address} is closed`));
+    const channel = this.#client.getChannel();
+    const state = channel.getConnectivityState(true);
+    if (state === grpc.connectivityState.READY) return undefined;
+    if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
+      // Fail fast rather than queue: the cluster layer can pick another provider right away.
+      return Promise.reject(neverSent(`provider ${this.address} unavailable (connect failed; grpc-js retries in the background)`));
+    }
+    const connecting = new Promise<void>((resolve, reject) => {
+      const giveUp = Date.now() + this.#options.connectTimeoutMs;
+      const watch = (current: grpc.connectivityState): void => {
+        if (current === grpc.connectivityState.READY) return resolve();
+        if (current === grpc.connectivityState.TRANSIENT_FAILURE || current === grpc.connectivityState.SHUTDOWN) {
+          return reject(neverSent(`cannot connect to ${this.address}`));
+        }
+        channel.watchConnectivityState(current, giveUp, (error) => {
+          if (error !== undefined) return reject(neverSent(`cannot connect to ${this.address} within ${this.#options.connectTimeoutMs} ms`));
+          watch(channel.getConnectivityState(true));
+        });
+      };
+      watch(state);
+    });
+    if (invocation.signal === undefined && invocation.deadline === undefined) return connecting;
+    return raceCallLimits(connecting, invocation, this.address);
+  }
+
+  #unary(prepared: Prepared, invocation: Invocation, serializer: Serializer): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const { route } = prepared;
+      const signal = invocation.signal;
+      if (signal?.aborted) return reject(cancelledError(invocation, signal));
+      let settled = false;
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        this.#untrack(live);
+        if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const call = this.#client.makeUnaryRequest(route.path, identity, identity, prepared.bytes, prepared.metadata, prepared.options, (error, value) => {
+        if (!settle() || invocation.oneWay) return;
+        if (error !== null) return reject(statusToError(error));
+        try {
+          resolve(route.decodeResponse(value!, serializer));
+        } catch (decodeFailure) {
+          reject(RpcError.from(decodeFailure, RpcCode.INTERNAL));
+        }
+      });
+      const live: LiveCall = {
+        fail: (error) => {
+          if (!settle()) return;
+          call.cancel();
+          reject(error);
+        },
+      };
+      const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
+      if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
+      this.#calls.add(live);
+      // Fire and forget: done once the request is handed to the channel.
+      if (invocation.oneWay) {
+        settled = true;
+        this.#untrack(live);
+        resolve(undefined);
+      }
+    });
+  }
+
+  /**
+   * Opens a server stream. Flow control: chunks the reader has not taken count against the
+   * stream window; past it the grpc-js stream is paused, which stops reading from HTTP/2 and
+   * so, through HTTP/2's own flow control, the provider.
+   */
+  #stream(prepared: Prepared, invocation: Invocation, serializer: Serializer): ClientStream {
+    const { route } = prepared;
+    const window = this.#options.streamWindowBytes;
+    const signal = invocation.signal;
+    if (signal?.aborted) throw cancelledError(invocation, signal);
+    const call = this.#client.makeServerStreamRequest(route.path, identity, identity, prepared.bytes, prepared.metadata, prepared.options);
+    let unread = 0;
+    let paused = false;
+    let status: grpc.StatusObject | undefined;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.#untrack(live);
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+    };
+    const stream = new ClientStream(
+      (bytes) => {
+        unread -= bytes;
+        if (paused && unread < window) {
+          paused = false;
+          call.resume();
+        }
+      },
+      () => {
+        finish();
+        call.cancel();
+      },
+    );
+    const live: LiveCall = {
+      fail: (error) => {
+        finish();
+        stream.fail(error);
+        call.cancel();
+      },
+    };
+    const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
+    if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
+    this.#calls.add(live);
+
+    call.on('data', (chunk: Buffer) => {
+      let value: unknown;
+      try {
+        value = route.decodeResponse(chunk, serializer);
+      } catch (error) {
+        return live.fail(RpcError.from(error, RpcCode.INTERNAL));
+      }
+      unread += chunk.length;
+      stream.push(value, chunk.length);
+      if (!paused && unread >= window) {
+        paused = true;
+        call.pause();
+      }
+    });
+    call.on('status', (received: grpc.StatusObject) => {
+      status = received;
+    });
+    call.on('error', (error: grpc.ServiceError) => {
+      // Chunks that arrived before the error are still delivered (read() emits 'data').
+      while (call.read() !== null);
+      finish();
+      stream.fail(statusToError(error));
+    });
+    call.on('end', () => {
+      finish();
+      if (status !== undefined && status.code !== grpc.status.OK) return;
+      const trailer = status?.metadata.get(RESULT_TRAILER)[0];
+      try {
+        stream.end(Buffer.isBuffer(trailer) ? route.decodeTrailer(trailer, serializer) : undefined);
+      } catch (error) {
+        stream.fail(RpcError.from(error, RpcCode.INTERNAL));
+      }
+    });
+    return stream;
+  }
+
+  #untrack(call: LiveCall): void {
+    this.#calls.delete(call);
+    if (this.#calls.size === 0) this.#onIdle?.();
+  }
+}

@@ -1,0 +1,95 @@
+import grpc from '@grpc/grpc-js';
+import { RpcCode, RpcError, isRpcCode } from '../../errors/errors.js';
+import type { Metadata } from '../envelope.js';
+
+/*
+ * What shuttle puts in gRPC headers and trailers (docs/PROTOCOL.md, "gRPC transport"). RpcCode
+ * uses gRPC's numbering, so a status code crosses unchanged in both directions; the message is
+ * grpc-message; what gRPC has no place for rides in shuttle-* headers that other clients ignore.
+ */
+
+/** Request header naming the service version to call (absent: the only one exported). */
+export const VERSION_HEADER = 'shuttle-service-version';
+/** Request header naming the service group to call (absent: the default group ''). */
+export const GROUP_HEADER = 'shuttle-service-group';
+/** Trailer of a failed call: UTF-8 JSON `{ details?, retryAfterMs? }` of the RpcError. */
+export const ERROR_TRAILER = 'shuttle-error-bin';
+/** Trailer of a stream that ended normally with a return value. */
+export const RESULT_TRAILER = 'shuttle-trailer-bin';
+
+/** Headers HTTP/2 and gRPC use themselves; they are not call metadata. */
+const TRANSPORT_HEADERS = new Set(['user-agent', 'content-type', 'te', 'accept-encoding', VERSION_HEADER, GROUP_HEADER]);
+
+/**
+ * gRPC request metadata for a call. Keys are lower-cased by gRPC; a key or value gRPC cannot
+ * carry (say `Bad Key` or a newline) fails the call INVALID_ARGUMENT naming it.
+ */
+export function toGrpcMetadata(meta: Metadata, version: string, group: string): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  try {
+    for (const key in meta) {
+      if (!Object.hasOwn(meta, key)) continue;
+      const value = meta[key];
+      if (typeof value !== 'string') throw new TypeError(`metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`);
+      if (key.endsWith('-bin')) metadata.set(key, Buffer.from(value, 'utf8'));
+      else metadata.set(key, value);
+    }
+  } catch (error) {
+    throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata cannot be sent over grpc: ${(error as Error).message}`, { cause: error });
+  }
+  if (version !== '') metadata.set(VERSION_HEADER, version);
+  if (group !== '') metadata.set(GROUP_HEADER, group);
+  return metadata;
+}
+
+/**
+ * Call metadata from gRPC request headers: one string per key (the first value; binary
+ * values as UTF-8), without gRPC's and HTTP's own headers.
+ */
+export function fromGrpcMetadata(metadata: grpc.Metadata): Metadata {
+  const meta: Metadata = {};
+  const map = metadata.getMap();
+  for (const key of Object.keys(map)) {
+    if (key.startsWith('grpc-') || key.startsWith(':') || TRANSPORT_HEADERS.has(key)) continue;
+    const value = map[key]!;
+    meta[key] = typeof value === 'string' ? value : value.toString('utf8');
+  }
+  return meta;
+}
+
+/** The status grpc-js sends for `error`: its code, its message, and the rest in a trailer. */
+export function errorToStatus(error: RpcError): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  const { details, retryAfterMs } = error.toWire();
+  if (details !== undefined || retryAfterMs !== undefined) {
+    let json: string;
+    try {
+      json = JSON.stringify({ details, retryAfterMs });
+    } catch {
+      // details JSON cannot carry (a cycle, a BigInt) must not lose the error itself.
+      json = JSON.stringify({ retryAfterMs });
+    }
+    metadata.set(ERROR_TRAILER, Buffer.from(json, 'utf8'));
+  }
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+}
+
+/**
+ * The RpcError for a failed gRPC call, from any gRPC server: the status code as is (an
+ * out-of-range one becomes UNKNOWN), grpc-message as the message, and shuttle's details and
+ * retry hint when the server is a shuttle provider.
+ */
+export function statusToError(status: Pick<grpc.StatusObject, 'code' | 'details'> & { metadata?: grpc.Metadata | null }): RpcError {
+  const code = isRpcCode(status.code) && status.code !== RpcCode.OK ? status.code : RpcCode.UNKNOWN;
+  const extra = status.metadata?.get(ERROR_TRAILER)[0];
+  let parsed: Record<string, unknown> = {};
+  if (Buffer.isBuffer(extra)) {
+    try {
+      const value: unknown = JSON.parse(extra.toString('utf8'));
+      if (value !== null && typeof value === 'object') parsed = value as Record<string, unknown>;
+    } catch {
+      // A malformed trailer still leaves the code and message, which are what matter.
+    }
+  }
+  return RpcError.fromWire({ ...parsed, code, message: status.details || 'no message' });
+}
