@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs before `npm test` (npm's pretest): the integration tests need a real etcd server
-# (Debian package etcd-server, 3.4) and iproute2 (`ip netns`, for the multi-host test).
+# (Debian package etcd-server, 3.4), iproute2 (`ip netns`, for the multi-host test) and
+# openssl (throw-away certificates for the TLS tests).
 # Installs what is missing when it can (root with apt-get); otherwise says exactly what to do.
 set -euo pipefail
 
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -77,7 +77,7 @@ export interface ClientOptions {
   streamWindowBytes?: number;
   /** How long `close()` waits for calls in flight; 5 s by default. */
   closeTimeoutMs?: number;
-  /** Called with every load-balancing decision (policy, branch, provider), for metrics and logs. */
+  /** Called with every load-balancing decision (policy, branch, provider), for metrics and logs; what it throws is ignored. */
   onRoute?: (event: RouteEvent) => void;
   /** Plugin modules to load into this client's context. */
   plugins?: readonly string[];

@@ -259,7 +259,13 @@ class Attempt implements ClusterCall {
     const candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
     const decision = this.parts.balancer.select(candidates, this.invocation);
     this.#attempts++;
-    this.parts.onRoute?.({ service: this.invocation.service, method: this.invocation.method, attempt: this.#attempts, decision });
+    if (this.parts.onRoute !== undefined) {
+      try {
+        this.parts.onRoute({ service: this.invocation.service, method: this.invocation.method, attempt: this.#attempts, decision });
+      } catch {
+        // An observer's bug must not fail the call it observes.
+      }
+    }
     return decision.provider.instance;
   }
 

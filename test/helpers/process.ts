@@ -8,6 +8,8 @@ export interface Child {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** Everything the ready line said (`ready`, `pid`, and what the fixture adds). */
+  readonly announced: Readonly<Record<string, unknown>>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -37,6 +39,7 @@ export async function startFixture(
   started.add(child);
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let announced: Record<string, unknown> = {};
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not announce readiness within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
     child.once('exit', (code) => {
@@ -47,6 +50,7 @@ export async function startFixture(
       const parsed = JSON.parse(line) as { ready?: string };
       if (parsed.ready !== undefined) {
         clearTimeout(timer);
+        announced = parsed;
         resolve(parsed.ready);
       }
     });
@@ -57,6 +61,7 @@ export async function startFixture(
     url,
     host: match[1]!,
     port: Number(match[2]),
+    announced,
     stop(graceMs = 3000) {
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
       return new Promise<void>((resolve) => {

@@ -1,0 +1,364 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RpcCode, RpcError, createClient, type Endpoint, type Proxied, type RpcClient, type ServiceInstance } from 'shuttle-rpc';
+import { createFileRegistry } from '../../src/registry/file/file.js';
+import type { PlainApi } from '../fixtures/plain-service.js';
+import type { EchoApi } from '../fixtures/services.js';
+import type { StreamApi } from '../fixtures/stream-service.js';
+import { makeCertificates } from '../helpers/certs.js';
+import { startFixture, type Child } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
+
+/*
+ * The grpc transport between real processes over loopback: a shuttle provider serving tcp and
+ * gRPC side by side, called by plain @grpc/grpc-js clients built only from the .proto (as a
+ * Python or Go client would), by shuttle consumers over gRPC, and a shuttle consumer calling a
+ * gRPC server that has no shuttle code at all.
+ */
+const protoFile = fileURLToPath(new URL('../fixtures/grpc.proto', import.meta.url));
+const grpcTransport = { type: 'grpc', options: { protoFiles: [protoFile] } };
+
+interface PlainStubs {
+  echo: grpc.Client & Record<string, Function>;
+  stream: grpc.Client & Record<string, Function>;
+}
+
+/** Plain grpc-js stubs from the .proto alone (the generated-stub experience of any language). */
+function plainStubs(address: string, credentials = grpc.credentials.createInsecure()): PlainStubs {
+  const loaded = grpc.loadPackageDefinition(protoLoader.loadSync(protoFile, { defaults: true })) as unknown as {
+    test: { Echo: grpc.ServiceClientConstructor; Stream: grpc.ServiceClientConstructor };
+  };
+  return {
+    echo: new loaded.test.Echo(address, credentials) as PlainStubs['echo'],
+    stream: new loaded.test.Stream(address, credentials) as PlainStubs['stream'],
+  };
+}
+
+function unary<T>(client: PlainStubs['echo'], method: string, request: unknown, options: grpc.CallOptions = {}, metadata = new grpc.Metadata()): Promise<T> {
+  return new Promise((resolve, reject) => {
+    client[method]!(request, metadata, options, (error: grpc.ServiceError | null, value: T) => (error ? reject(error) : resolve(value)));
+  });
+}
+
+/** Reads with `read` every 20 ms until `ok` holds or 3 s pass; returns the last reading. */
+async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
+  let value = await read();
+  for (const until = Date.now() + 3000; !ok(value) && Date.now() < until; value = await read()) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return value;
+}
+
+function grpcError(promise: Promise<unknown>): Promise<grpc.ServiceError> {
+  return rejection(promise) as Promise<never>;
+}
+
+let registryDir: { dir: string; remove(): Promise<void> };
+let provider: Child;
+let grpcPort: number;
+let tcpClient: RpcClient;
+let streamStats: Proxied<StreamApi>;
+let echoControl: Proxied<EchoApi>;
+let plain: PlainStubs;
+
+beforeAll(async () => {
+  registryDir = await tempDir();
+  provider = await startFixture('provider', { PROVIDER_GRPC: '1', SHUTTLE_REGISTRY: `file://${registryDir.dir}` });
+  grpcPort = (provider.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+  // The tests look at the provider's side (abort reasons, stream stats) over plain tcp.
+  tcpClient = await createClient({ registry: provider.url, timeoutMs: 10_000, config: false });
+  streamStats = tcpClient.proxy<StreamApi>('test.Stream');
+  echoControl = tcpClient.proxy<EchoApi>('test.Echo');
+  plain = plainStubs(`127.0.0.1:${grpcPort}`);
+});
+afterAll(async () => {
+  plain?.echo.close();
+  plain?.stream.close();
+  await tcpClient?.close();
+  await provider?.stop();
+  await registryDir?.remove();
+});
+beforeEach(async () => {
+  await Promise.all([streamStats.reset(), echoControl.reset()]);
+});
+
+describe('a plain grpc-js client, built from the .proto only, calling a shuttle provider', () => {
+  it('unary: the .proto rpc reaches the decorated method and the answer is the declared message', async () => {
+    await expect(unary(plain.echo, 'Add', { a: 2, b: 40 })).resolves.toEqual({ sum: 42 });
+  });
+
+  it('server streaming: every message in order, then OK with the trailer in shuttle-trailer-bin', async () => {
+    const call = plain.stream['Count']!({ n: 5 }) as grpc.ClientReadableStream<{ i: number }>;
+    const items: number[] = [];
+    call.on('data', (item: { i: number }) => items.push(item.i));
+    const status = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    expect(status.code).toBe(grpc.status.OK);
+    expect(items).toEqual([0, 1, 2, 3, 4]);
+    expect(JSON.parse(String(status.metadata.get('shuttle-trailer-bin')[0]))).toEqual({ count: 5 });
+  });
+
+  it('cancel (RST_STREAM) stops the generator on the provider and runs its finally', async () => {
+    const call = plain.stream['Count']!({ n: 10_000, delayMs: 10 }) as grpc.ClientReadableStream<{ i: number }>;
+    let received = 0;
+    const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', () => {
+      if (++received === 3) call.cancel();
+    });
+    expect((await ended).code).toBe(grpc.status.CANCELLED);
+    const stats = await poll(() => streamStats.stats(), (seen) => seen.finallyRan > 0);
+    expect(stats).toMatchObject({ started: 1, aborted: 1, finallyRan: 1 });
+    expect(stats.yielded).toBeLessThan(100);
+    expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
+  });
+
+  it('deadline (grpc-timeout) ends the call DEADLINE_EXCEEDED and aborts the handler near its time', async () => {
+    const started = Date.now();
+    const error = await grpcError(unary(plain.echo, 'Sleep', { ms: 10_000 }, { deadline: Date.now() + 300 }));
+    expect(error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(Date.now() - started).toBeLessThan(3000);
+    const reason = await poll(() => echoControl.lastAbort(), (seen) => seen !== null);
+    expect(reason).toMatch(/deadline|cancelled/);
+  });
+
+  it('an RpcError becomes its gRPC status: same code, message as grpc-message, details in shuttle-error-bin', async () => {
+    const error = await grpcError(unary(plain.echo, 'Fail', { code: RpcCode.RESOURCE_EXHAUSTED, message: 'no free KV blocks' }));
+    expect(error.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(error.details).toBe('no free KV blocks');
+    expect(JSON.parse(String(error.metadata.get('shuttle-error-bin')[0]))).toEqual({ details: { where: 'fail' }, retryAfterMs: 250 });
+    for (const code of [RpcCode.INVALID_ARGUMENT, RpcCode.NOT_FOUND, RpcCode.PERMISSION_DENIED, RpcCode.UNAUTHENTICATED, RpcCode.UNAVAILABLE]) {
+      expect((await grpcError(unary(plain.echo, 'Fail', { code, message: `code ${code}` }))).code).toBe(code);
+    }
+  });
+
+  it('a path the provider does not serve is UNIMPLEMENTED; a body that is not the declared message is INVALID_ARGUMENT', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+    try {
+      const call = (path: string, body: Buffer) =>
+        new Promise((resolve, reject) => raw.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, (error, value) => (error ? reject(error) : resolve(value))));
+      expect((await grpcError(call('/test.Echo/Nope', Buffer.alloc(0)))).code).toBe(grpc.status.UNIMPLEMENTED);
+      // test.Echo's echo is not in the .proto: over gRPC the service is what the .proto says.
+      expect((await grpcError(call('/test.Echo/echo', Buffer.alloc(0)))).code).toBe(grpc.status.UNIMPLEMENTED);
+      const bad = await grpcError(call('/test.Echo/Add', Buffer.from([0xff, 0xff, 0xff])));
+      expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(bad.details).toMatch(/cannot decode request of test\.Echo\.add as test\.AddRequest/);
+    } finally {
+      raw.close();
+    }
+    // Nothing ran for any of them.
+    expect((await echoControl.invocations())['add']).toBeUndefined();
+  });
+});
+
+describe('a shuttle consumer over gRPC', () => {
+  let client: RpcClient;
+  beforeAll(async () => {
+    client = await createClient({ registry: `file://${registryDir.dir}`, transport: grpcTransport, timeoutMs: 10_000, config: false });
+  });
+  afterAll(() => client?.close());
+
+  it('finds the grpc endpoint in the registry record, which lists both protocols', async () => {
+    const registry = createFileRegistry({ dir: registryDir.dir });
+    let records: readonly ServiceInstance[] = [];
+    const subscription = await registry.subscribe({ service: 'test.Echo' }, (instances) => (records = instances));
+    try {
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ protocol: 'tcp', port: provider.port, endpoints: [{ protocol: 'tcp', port: provider.port }, { protocol: 'grpc', port: grpcPort }] });
+    } finally {
+      subscription.close();
+      await registry.close();
+    }
+    const routes: string[] = [];
+    const watched = await createClient({ registry: `file://${registryDir.dir}`, transport: grpcTransport, onRoute: (event) => routes.push(event.decision.provider.address), config: false });
+    try {
+      await expect(watched.proxy<EchoApi>('test.Echo').add({ a: 1, b: 2 })).resolves.toEqual({ sum: 3 });
+      expect(routes).toEqual([`127.0.0.1:${grpcPort}`]);
+    } finally {
+      await watched.close();
+    }
+  });
+
+  it('protobuf services: unary, streaming with the trailer, and errors rebuilt with details and retry hint', async () => {
+    const echo = client.proxy<EchoApi>('test.Echo');
+    const stream = client.proxy<StreamApi>('test.Stream');
+    await expect(echo.add({ a: 20, b: 22 })).resolves.toEqual({ sum: 42 });
+    const call = stream.count({ n: 4 });
+    const items = [];
+    for await (const item of call) items.push(item);
+    expect(items).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }, { i: 3 }]);
+    await expect(call.trailer).resolves.toEqual({ count: 4 });
+    const error = (await rejection(echo.fail({ code: RpcCode.RESOURCE_EXHAUSTED, message: 'busy' }))) as RpcError;
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED, rawMessage: 'busy', details: { where: 'fail' }, retryAfterMs: 250 });
+    // A stream that fails midway delivers what came before the error, then the error.
+    const failing = stream.count({ n: 10, failAt: 2 });
+    const before: unknown[] = [];
+    const streamError = await rejection((async () => {
+      for await (const item of failing) before.push(item);
+    })());
+    expect(before).toEqual([{ i: 0 }, { i: 1 }]);
+    expect(streamError).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED, retryAfterMs: 10 });
+  });
+
+  it('services without a .proto go through the envelope: any msgpack value, streams and trailers', async () => {
+    const plainService = client.proxy<PlainApi>('test.Plain');
+    const value = { text: 'héllo 🚀', nested: [1, 2.5, null, true, { deep: 'x'.repeat(1000) }], bytes: new Uint8Array([0, 1, 255]), big: 2 ** 40 };
+    expect(await plainService.echo(value)).toEqual(value);
+    const call = plainService.repeat({ value: 'tok', times: 3 });
+    const out: unknown[] = [];
+    for await (const item of call) out.push(item);
+    expect(out).toEqual(['tok', 'tok', 'tok']);
+    await expect(call.trailer).resolves.toEqual({ times: 3 });
+    // json through the same envelope (it names its serializer).
+    const json = await createClient({ registry: `file://${registryDir.dir}`, transport: grpcTransport, serializer: 'json', config: false });
+    try {
+      expect(await json.proxy<PlainApi>('test.Plain').echo({ a: [1, 'two'] })).toEqual({ a: [1, 'two'] });
+    } finally {
+      await json.close();
+    }
+  });
+
+  it('call metadata arrives as gRPC headers, without gRPC\'s own', async () => {
+    const who = await client.proxy<PlainApi>('test.Plain').whoami(undefined, { metadata: { 'x-tenant': 'acme', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    expect(who.metadata).toEqual({ 'x-tenant': 'acme', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    expect(who.peer).toBe('127.0.0.1');
+    const bad = await rejection(client.proxy<PlainApi>('test.Plain').whoami(undefined, { metadata: { 'bad key': 'x' } }));
+    expect(bad).toMatchObject({ code: RpcCode.INVALID_ARGUMENT });
+    expect(bad.message).toMatch(/metadata cannot be sent over grpc/);
+  });
+
+  it('cancellation and deadlines reach the provider handler', async () => {
+    const stream = client.proxy<StreamApi>('test.Stream');
+    let taken = 0;
+    for await (const _ of stream.count({ n: 10_000, delayMs: 10 })) if (++taken === 3) break;
+    const stats = await poll(() => streamStats.stats(), (seen) => seen.finallyRan > 0);
+    expect(stats).toMatchObject({ started: 1, aborted: 1, finallyRan: 1 });
+    const started = Date.now();
+    const error = await rejection(client.proxy<EchoApi>('test.Echo').sleep({ ms: 10_000 }, { timeoutMs: 300 }));
+    expect(error).toMatchObject({ code: RpcCode.DEADLINE_EXCEEDED });
+    expect(Date.now() - started).toBeLessThan(3000);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const cancelled = await rejection(client.proxy<EchoApi>('test.Echo').sleep({ ms: 10_000 }, { signal: controller.signal }));
+    expect(cancelled).toMatchObject({ code: RpcCode.CANCELLED });
+  });
+
+  it('a message larger than the provider accepts is RESOURCE_EXHAUSTED, and the connection stays usable', async () => {
+    const plainService = client.proxy<PlainApi>('test.Plain');
+    const error = await rejection(plainService.echo('x'.repeat(9 * 1024 * 1024)));
+    expect(error).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED });
+    await expect(plainService.echo('small')).resolves.toBe('small');
+  });
+});
+
+describe('a shuttle consumer calling a gRPC server with no shuttle code', () => {
+  let server: Child;
+  let client: RpcClient;
+  const cancelled: unknown[] = [];
+  beforeAll(async () => {
+    server = await startFixture('plain-grpc-server');
+    createInterface({ input: server.process.stdout! }).on('line', (line) => {
+      const event = JSON.parse(line) as { cancelled?: string };
+      if (event.cancelled !== undefined) cancelled.push(event);
+    });
+    client = await createClient({ registry: server.url, transport: grpcTransport, timeoutMs: 10_000, config: false });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.stop();
+  });
+
+  it('unary, streaming and error statuses through the typed proxy', async () => {
+    await expect(client.proxy<EchoApi>('test.Echo').add({ a: 5, b: 6 })).resolves.toEqual({ sum: 11 });
+    const items = [];
+    for await (const item of client.proxy<StreamApi>('test.Stream').count({ n: 3 })) items.push(item);
+    expect(items).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    const error = await rejection(client.proxy<EchoApi>('test.Echo').fail({ code: RpcCode.NOT_FOUND, message: 'no such model' }));
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ code: RpcCode.NOT_FOUND, rawMessage: 'no such model' });
+  });
+
+  it('a shuttle deadline is the server\'s grpc-timeout; a cancel reaches the server', async () => {
+    const error = await rejection(client.proxy<EchoApi>('test.Echo').sleep({ ms: 10_000 }, { timeoutMs: 200 }));
+    expect(error).toMatchObject({ code: RpcCode.DEADLINE_EXCEEDED });
+    await waitUntil(() => cancelled.some((event) => (event as { cancelled: string }).cancelled === 'Sleep'), 'the server to see the deadline', 3000);
+    let taken = 0;
+    for await (const _ of client.proxy<StreamApi>('test.Stream').count({ n: 10_000, delayMs: 10 })) if (++taken === 2) break;
+    await waitUntil(() => cancelled.some((event) => (event as { cancelled: string }).cancelled === 'Count'), 'the server to see the cancel', 3000);
+  });
+
+  it('awaiting a streaming rpc, or iterating a unary one, is refused before anything is sent', async () => {
+    const unaryAsStream = await rejection(client.proxy<StreamApi>('test.Stream').count({ n: 1 }) as unknown as Promise<unknown>);
+    expect(unaryAsStream).toMatchObject({ code: RpcCode.FAILED_PRECONDITION });
+    expect(unaryAsStream.message).toMatch(/server-streaming rpc: iterate the call/);
+  });
+});
+
+describe('failover over gRPC', () => {
+  it('idempotent calls keep succeeding when one of two providers is killed', async () => {
+    const second = await startFixture('provider', { PROVIDER_GRPC: '1', SHUTTLE_REGISTRY: `file://${registryDir.dir}` });
+    const addresses = new Set<string>();
+    const client = await createClient({
+      registry: `file://${registryDir.dir}`,
+      transport: grpcTransport,
+      loadbalance: 'round-robin',
+      onRoute: (event) => addresses.add(event.decision.provider.address),
+      timeoutMs: 5000,
+      config: false,
+    });
+    try {
+      const echo = client.proxy<EchoApi>('test.Echo');
+      // 100 calls first: they earn the retry budget its 10 tokens (it starts empty by design).
+      for (let i = 0; i < 100; i++) await echo.add({ a: i, b: 0 });
+      // Round robin went to both providers, each at its grpc port.
+      const secondGrpc = (second.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+      expect([...addresses].sort()).toEqual([`127.0.0.1:${grpcPort}`, `127.0.0.1:${secondGrpc}`].sort());
+      second.process.kill('SIGKILL');
+      // Steady load from 4 callers (a burst larger than the retry budget would be shed by
+      // design): every call succeeds, the ones that hit the dead provider by failing over.
+      const sums = await Promise.all(
+        Array.from({ length: 4 }, async (_, worker) => {
+          const out: number[] = [];
+          for (let i = 0; i < 15; i++) out.push((await echo.add({ a: worker * 100 + i, b: 1 })).sum);
+          return out;
+        }),
+      );
+      expect(sums).toEqual(Array.from({ length: 4 }, (_, worker) => Array.from({ length: 15 }, (_, i) => worker * 100 + i + 1)));
+    } finally {
+      await client.close();
+      await second.stop();
+    }
+  });
+});
+
+describe('TLS', () => {
+  it('a TLS provider is callable by a plain grpc-js client and a shuttle consumer trusting its CA, and refuses plaintext', async () => {
+    const certs = makeCertificates();
+    const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs });
+    const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    const stubs = plainStubs(`127.0.0.1:${port}`, grpc.credentials.createSsl(readFileSync(`${certs}/ca.crt`)));
+    const client = await createClient({
+      registry: `shuttle://127.0.0.1:${port}`,
+      transport: { type: 'grpc', options: { protoFiles: [protoFile], tls: { ca: `${certs}/ca.crt` } } },
+      timeoutMs: 5000,
+      config: false,
+    });
+    const plaintext = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: grpcTransport, timeoutMs: 3000, connectTimeoutMs: 1000, cluster: 'failfast', config: false });
+    try {
+      await expect(unary(stubs.echo, 'Add', { a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
+      await expect(client.proxy<EchoApi>('test.Echo').add({ a: 2, b: 2 })).resolves.toEqual({ sum: 4 });
+      const refused = await rejection(plaintext.proxy<EchoApi>('test.Echo').add({ a: 1, b: 1 }));
+      expect(refused).toMatchObject({ code: RpcCode.UNAVAILABLE });
+    } finally {
+      stubs.echo.close();
+      stubs.stream.close();
+      await client.close();
+      await plaintext.close();
+      await secure.stop();
+    }
+  });
+});
