@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { numberOption } from '../common/common.js';
 
 /*
- * bench:stream — server streaming: shuttle-rpc against a raw `net` baseline and @grpc/grpc-js,
- * side by side in one run. For each concurrency (1 and 16 streams) each system gets a fresh
+ * bench:stream — server streaming: shuttle-rpc (over its tcp transport and over its grpc
+ * transport) against a raw `net` baseline and bare @grpc/grpc-js, side by side in one run. For each concurrency (1 and 16 streams) each system gets a fresh
  * server process and a fresh client process; streams of 1,000 token-sized chunks run back to
  * back for --ms (default 3000) ms. Then a cancel phase: --cancels (default 200) endless
  * streams, each cancelled after 10 chunks; the latency is from the client's cancel to the
@@ -14,7 +14,7 @@ import { numberOption } from '../common/common.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const durationMs = numberOption('ms', 3000);
 const cancelCount = numberOption('cancels', 200);
-const systems = ['shuttle', 'raw', 'grpc-js'];
+const systems = ['shuttle', 'shuttle-grpc', 'raw', 'grpc-js'];
 const concurrencies = [1, 16];
 
 interface Throughput {
@@ -78,14 +78,14 @@ for (const system of systems) {
 }
 
 const rate = (result: Throughput): number => result.chunks / result.seconds;
-const lines = [
-  '| streams | shuttle chunks/s | shuttle TTFC p50 / p99 µs | raw net chunks/s | raw TTFC p50 / p99 µs | grpc-js chunks/s | grpc-js TTFC p50 / p99 µs | shuttle / raw | shuttle / grpc-js |',
-  '|---|---|---|---|---|---|---|---|---|',
-];
+const lines = ['| streams | system | chunks/s | TTFC p50 / p99 µs | vs raw net | vs bare grpc-js |', '|---|---|---|---|---|---|'];
 for (const concurrency of concurrencies) {
-  const [s, r, g] = systems.map((system) => throughput.get(`${concurrency}/${system}`)!) as [Throughput, Throughput, Throughput];
-  const ttfc = (result: Throughput): string => `${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)}`;
-  lines.push(`| ${concurrency} | ${Math.round(rate(s))} | ${ttfc(s)} | ${Math.round(rate(r))} | ${ttfc(r)} | ${Math.round(rate(g))} | ${ttfc(g)} | ${(rate(s) / rate(r)).toFixed(2)}x | ${(rate(s) / rate(g)).toFixed(2)}x |`);
+  const of = (system: string): Throughput => throughput.get(`${concurrency}/${system}`)!;
+  for (const system of systems) {
+    const result = of(system);
+    const ratio = (baseline: string): string => (system === baseline ? '1' : `${(rate(result) / rate(of(baseline))).toFixed(2)}x`);
+    lines.push(`| ${concurrency} | ${system} | ${Math.round(rate(result))} | ${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)} | ${ratio('raw')} | ${ratio('grpc-js')} |`);
+  }
 }
 lines.push('', '| system | cancel → handler abort p50 ms | p99 ms | cancels matched |', '|---|---|---|---|');
 for (const system of systems) {

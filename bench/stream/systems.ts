@@ -5,8 +5,8 @@ import { RpcMethod, RpcService, createClient, createServer, type CallContext } f
 import { lengthPrefixed, msgpackGrpcDefinition, readLengthPrefixed } from '../common/common.js';
 
 /*
- * The three systems compared by bench:stream, each a server half that streams `n` token-sized
- * chunks (a 16-character string, msgpack-encoded by all three) and a client half. `n` of -1
+ * The systems compared by bench:stream, each a server half that streams `n` token-sized
+ * chunks (a 16-character string, msgpack-encoded by all of them) and a client half. `n` of -1
  * means "until cancelled" (a chunk per event-loop turn), for the cancel-latency phase. Every
  * server half reports when a cancel reached it through `onAbort(id)`.
  */
@@ -64,29 +64,37 @@ interface Generate {
   generate(request: StreamRequest): AsyncGenerator<string>;
 }
 
-const shuttle: BenchSystem = {
-  async serve(onAbort) {
-    const server = await createServer({ services: [new TokenStream(onAbort)], registry: false, config: false });
-    return { port: server.port, close: () => server.close() };
-  },
-  async connect(port) {
-    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 600_000, config: false });
-    const tokens = client.proxy<Generate>('bench.Tokens');
-    return {
-      open(request) {
-        const iterator = tokens.generate(request)[Symbol.asyncIterator]();
-        return {
-          next: async () => {
-            const step = await iterator.next();
-            return step.done === true ? undefined : step.value;
-          },
-          cancel: () => void iterator.return?.(),
-        };
-      },
-      close: () => client.close(),
-    };
-  },
-};
+/**
+ * shuttle-rpc end to end (proxy, filters, cluster, load balancer) over one of its transports:
+ * `tcp` (its own framing) or `grpc` (@grpc/grpc-js underneath, with no .proto, so msgpack
+ * bodies in the generic envelope — the same bodies the bare grpc-js system sends, plus the
+ * envelope).
+ */
+function shuttleOver(transport: 'tcp' | 'grpc'): BenchSystem {
+  return {
+    async serve(onAbort) {
+      const server = await createServer({ services: [new TokenStream(onAbort)], registry: false, transport, config: false });
+      return { port: server.port, close: () => server.close() };
+    },
+    async connect(port) {
+      const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport, timeoutMs: 600_000, config: false });
+      const tokens = client.proxy<Generate>('bench.Tokens');
+      return {
+        open(request) {
+          const iterator = tokens.generate(request)[Symbol.asyncIterator]();
+          return {
+            next: async () => {
+              const step = await iterator.next();
+              return step.done === true ? undefined : step.value;
+            },
+            cancel: () => void iterator.return?.(),
+          };
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+}
 
 /**
  * The raw baseline: length-prefixed msgpack messages over one socket, multiplexed by stream
@@ -252,4 +260,4 @@ function definition(packr: Packr): grpc.ServiceDefinition {
   return msgpackGrpcDefinition(packr, 'generate', '/bench.Tokens/Generate', true);
 }
 
-export const SYSTEMS: Record<string, BenchSystem> = { shuttle, raw, 'grpc-js': grpcJs };
+export const SYSTEMS: Record<string, BenchSystem> = { shuttle: shuttleOver('tcp'), 'shuttle-grpc': shuttleOver('grpc'), raw, 'grpc-js': grpcJs };

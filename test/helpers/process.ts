@@ -22,20 +22,21 @@ process.once('exit', () => {
 /**
  * Runs a compiled fixture (path relative to build/test/fixtures) and waits for the
  * `{"ready": url}` line it prints; fails after `timeoutMs`. `wrapper` prefixes the command
- * (e.g. `ip netns exec NS`).
+ * (e.g. `ip netns exec NS`); `args` follow the script.
  */
 export async function startFixture(
   name: string,
   env: Record<string, string> = {},
   timeoutMs = 10_000,
   wrapper: readonly string[] = [],
+  args: readonly string[] = [],
 ): Promise<Child> {
   const script = fileURLToPath(new URL(`../../build/test/fixtures/${name}.js`, import.meta.url));
   // A private in-process registry unless the test names a real one: fixtures must not
   // announce themselves in the host's default file registry.
   const childEnv = { ...process.env, SHUTTLE_REGISTRY: 'memory://fixture', ...env };
-  const [command, ...args] = [...wrapper, process.execPath, script];
-  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
+  const [command, ...commandArgs] = [...wrapper, process.execPath, script, ...args];
+  const child = spawn(command!, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
   started.add(child);
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -29,8 +29,9 @@ afterEach(async () => {
   await admin.delete().prefix('/shuttle/');
 });
 afterAll(async () => {
-  admin.close();
-  await etcd.remove();
+  // Undefined when beforeAll failed (say etcd is missing): report that, not a TypeError here.
+  admin?.close();
+  await etcd?.remove();
 });
 
 const registryUrl = (): string => `${etcd.url}`;

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { copyFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,5 +49,27 @@ describe('examples', () => {
     const served = [...stdout.matchAll(/in (\S+) served (\d+) calls/g)].map((match) => [match[1], Number(match[2])] as const);
     expect(served.filter(([zone]) => zone === 'us-west-2b')).toEqual([['us-west-2b', 0]]);
     expect(served.filter(([zone]) => zone === 'us-east-1a').reduce((sum, [, n]) => sum + n, 0)).toBe(60);
+  });
+
+  it('the grpc example: clients in JavaScript and Python call the worker with nothing but inference.proto', async () => {
+    const registry = await tempDir();
+    cleanups.push(registry.remove);
+    const worker = await startFixture('../../examples/grpc/worker', { SHUTTLE_REGISTRY: `file://${registry.dir}` }, 10_000, [], ['--grpc-port', '0']);
+    cleanups.push(() => worker.stop());
+    const address = `127.0.0.1:${worker.announced['grpc'] as number}`;
+    const expectAnswer = (stdout: string): void => {
+      const answer = JSON.parse(stdout.trim().split('\n').at(-1)!) as { tokens: string[]; usage: Record<string, unknown>; embedding: number };
+      expect(answer.tokens).toHaveLength(12);
+      expect(answer.usage).toMatchObject({ worker: worker.announced['name'], outputTokens: 12 });
+      expect(answer.embedding).toBe(8);
+    };
+    expectAnswer((await run(process.execPath, [build('grpc/client.js'), '--address', address], { timeout: 30_000 })).stdout);
+    // Python: protoc generates the messages from the .proto; Debian's grpcio does the rest.
+    const python = await tempDir();
+    cleanups.push(python.remove);
+    const examples = fileURLToPath(new URL('../../examples/grpc/', import.meta.url));
+    await run('protoc', [`-I${examples}`, `--python_out=${python.dir}`, path.join(examples, 'inference.proto')]);
+    await copyFile(path.join(examples, 'client.py'), path.join(python.dir, 'client.py'));
+    expectAnswer((await run('/usr/bin/python3', ['client.py', address], { cwd: python.dir, timeout: 30_000 })).stdout);
   });
 });

@@ -19,10 +19,9 @@ import { decodeError, type PayloadTarget, type Serializer, type SerializerSet } 
 /** The generic envelope, defined here rather than loaded so that no file lookup can fail at run time. */
 const envelopeType = new protobuf.Type('Envelope').add(new protobuf.Field('body', 1, 'bytes')).add(new protobuf.Field('serializer', 2, 'string'));
 new protobuf.Root().define('shuttle.v1').add(envelopeType);
-const ENVELOPE = messageCodec(envelopeType);
 
 /** The envelope's message type (for tests and docs: `shuttle.v1.Envelope`). */
-export const ENVELOPE_TYPE: protobuf.Type = ENVELOPE.type;
+export const ENVELOPE_TYPE: protobuf.Type = envelopeType;
 
 /** The serializer a generic envelope uses when it names none. */
 const DEFAULT_ENVELOPE_SERIALIZER = 'msgpack';
@@ -129,15 +128,14 @@ function envelopeRoute(service: string, method: string): GrpcRoute {
     protoStream: undefined,
     encodeRequest: (value, serializer) => wrap(serializer, serializer.encode(value, request)),
     decodeRequest(bytes, serializers) {
-      const envelope = decodeWith(ENVELOPE, bytes, request);
-      const name = (envelope['serializer'] as string) || DEFAULT_ENVELOPE_SERIALIZER;
+      const envelope = openEnvelope(bytes, request);
+      const name = envelope.serializer || DEFAULT_ENVELOPE_SERIALIZER;
       const serializer = serializers.names().includes(name) ? serializers.byName(name) : undefined;
       if (serializer === undefined) {
         throw new RpcError(RpcCode.UNIMPLEMENTED, `${service}.${method}: the envelope names serializer ${JSON.stringify(name.slice(0, 40))}; this provider speaks ${serializers.names().join(', ')}`);
       }
-      const body = envelope['body'] as Uint8Array;
       try {
-        return { value: serializer.decode(body, request), serializer };
+        return { value: serializer.decode(envelope.body, request), serializer };
       } catch (error) {
         throw decodeError(request, serializer, error);
       }
@@ -150,7 +148,7 @@ function envelopeRoute(service: string, method: string): GrpcRoute {
 }
 
 function unwrap(bytes: Buffer, serializer: Serializer, target: PayloadTarget): unknown {
-  const body = decodeWith(ENVELOPE, bytes, target)['body'] as Uint8Array;
+  const body = openEnvelope(bytes, target).body;
   try {
     return serializer.decode(body, target);
   } catch (error) {
@@ -158,9 +156,30 @@ function unwrap(bytes: Buffer, serializer: Serializer, target: PayloadTarget): u
   }
 }
 
-/** The envelope carrying `body`; the body is copied, since a serializer may reuse its buffer. */
+/*
+ * The envelope is written and read with protobufjs's writer and generated decoder directly,
+ * skipping the object checks and conversions of MessageCodec: they exist for users' values,
+ * and this runs once per message, which for a stream means once per token.
+ */
+
+/** The envelope carrying `body` (copied: a serializer may reuse its buffer). */
 function wrap(serializer: Serializer, body: Uint8Array): Buffer {
-  return asBuffer(ENVELOPE.encode({ body, serializer: serializer.name === DEFAULT_ENVELOPE_SERIALIZER ? '' : serializer.name }, 'envelope'));
+  const writer = protobuf.Writer.create().uint32(ENVELOPE_BODY_TAG).bytes(body);
+  if (serializer.name !== DEFAULT_ENVELOPE_SERIALIZER) writer.uint32(ENVELOPE_SERIALIZER_TAG).string(serializer.name);
+  return asBuffer(writer.finish());
+}
+
+/** Field 1 (`body`) and field 2 (`serializer`), both length-delimited (wire type 2). */
+const ENVELOPE_BODY_TAG = (1 << 3) | 2;
+const ENVELOPE_SERIALIZER_TAG = (2 << 3) | 2;
+
+function openEnvelope(bytes: Uint8Array, target: PayloadTarget): { body: Uint8Array; serializer: string } {
+  try {
+    return envelopeType.decode(bytes) as unknown as { body: Uint8Array; serializer: string };
+  } catch (error) {
+    const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
+    throw new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as shuttle.v1.Envelope: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 function decodeWith(codec: MessageCodec, bytes: Uint8Array, target: PayloadTarget): Record<string, unknown> {
