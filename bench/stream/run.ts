@@ -14,7 +14,14 @@ import { numberOption } from '../common/common.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const durationMs = numberOption('ms', 3000);
 const cancelCount = numberOption('cancels', 200);
-const systems = ['shuttle', 'shuttle-grpc', 'raw', 'grpc-js'];
+// --rounds N repeats the throughput phase N times, the systems interleaved within each round,
+// and reports each system's median round: on a noisy shared machine one round can be off by
+// 30 % either way.
+const rounds = numberOption('rounds', 1);
+const allSystems = ['shuttle', 'shuttle-grpc', 'raw', 'grpc-js'];
+// --systems a,b runs a subset (ratio columns need the system they compare with).
+const only = process.argv.indexOf('--systems');
+const systems = only < 0 ? allSystems : (process.argv[only + 1] ?? '').split(',').filter((name) => allSystems.includes(name));
 const concurrencies = [1, 16];
 
 interface Throughput {
@@ -56,13 +63,21 @@ async function runClient(args: string[], timeoutMs: number): Promise<unknown> {
   return JSON.parse(output.trim().split('\n').at(-1)!);
 }
 
-const throughput = new Map<string, Throughput>();
-for (const concurrency of concurrencies) {
-  for (const system of systems) {
-    const result = await withServer(system, (port) => runClient([system, String(port), String(concurrency), 'throughput', String(durationMs)], durationMs + 30_000));
-    throughput.set(`${concurrency}/${system}`, result as Throughput);
-    process.stderr.write(`${system} x${concurrency}: ${Math.round((result as Throughput).chunks / (result as Throughput).seconds)} chunks/s\n`);
+const measured = new Map<string, Throughput[]>();
+for (let round = 1; round <= rounds; round++) {
+  for (const concurrency of concurrencies) {
+    for (const system of systems) {
+      const result = (await withServer(system, (port) => runClient([system, String(port), String(concurrency), 'throughput', String(durationMs)], durationMs + 30_000))) as Throughput;
+      const key = `${concurrency}/${system}`;
+      measured.set(key, [...(measured.get(key) ?? []), result]);
+      process.stderr.write(`round ${round}: ${system} x${concurrency}: ${Math.round(result.chunks / result.seconds)} chunks/s\n`);
+    }
   }
+}
+const throughput = new Map<string, Throughput>();
+for (const [key, results] of measured) {
+  const sorted = [...results].sort((a, b) => a.chunks / a.seconds - b.chunks / b.seconds);
+  throughput.set(key, sorted[Math.floor((sorted.length - 1) / 2)]!);
 }
 
 const cancelLatency = new Map<string, { p50: number; p99: number; matched: number }>();
@@ -83,7 +98,7 @@ for (const concurrency of concurrencies) {
   const of = (system: string): Throughput => throughput.get(`${concurrency}/${system}`)!;
   for (const system of systems) {
     const result = of(system);
-    const ratio = (baseline: string): string => (system === baseline ? '1' : `${(rate(result) / rate(of(baseline))).toFixed(2)}x`);
+    const ratio = (baseline: string): string => (system === baseline ? '1' : systems.includes(baseline) ? `${(rate(result) / rate(of(baseline))).toFixed(2)}x` : '–');
     lines.push(`| ${concurrency} | ${system} | ${Math.round(rate(result))} | ${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)} | ${ratio('raw')} | ${ratio('grpc-js')} |`);
   }
 }

@@ -157,29 +157,74 @@ function unwrap(bytes: Buffer, serializer: Serializer, target: PayloadTarget): u
 }
 
 /*
- * The envelope is written and read with protobufjs's writer and generated decoder directly,
- * skipping the object checks and conversions of MessageCodec: they exist for users' values,
- * and this runs once per message, which for a stream means once per token.
+ * The envelope is on the path of every message (for a stream, every token), so it is written
+ * by hand — a tag, a varint length, the body; then the serializer name unless it is msgpack —
+ * and read by hand when it has exactly that shape. Anything else a client in another
+ * language may send (fields in another order, unknown fields) is read by protobufjs's decoder
+ * for the same message. test/unit/transport/grpc.test.ts checks the bytes against the
+ * message documented in docs/PROTOCOL.md.
  */
-
-/** The envelope carrying `body` (copied: a serializer may reuse its buffer). */
-function wrap(serializer: Serializer, body: Uint8Array): Buffer {
-  const writer = protobuf.Writer.create().uint32(ENVELOPE_BODY_TAG).bytes(body);
-  if (serializer.name !== DEFAULT_ENVELOPE_SERIALIZER) writer.uint32(ENVELOPE_SERIALIZER_TAG).string(serializer.name);
-  return asBuffer(writer.finish());
-}
 
 /** Field 1 (`body`) and field 2 (`serializer`), both length-delimited (wire type 2). */
 const ENVELOPE_BODY_TAG = (1 << 3) | 2;
 const ENVELOPE_SERIALIZER_TAG = (2 << 3) | 2;
 
+/** The envelope carrying `body` (copied: a serializer may reuse its buffer). */
+function wrap(serializer: Serializer, body: Uint8Array): Buffer {
+  const name = serializer.name === DEFAULT_ENVELOPE_SERIALIZER ? '' : serializer.name;
+  const nameBytes = name === '' ? 0 : Buffer.byteLength(name, 'utf8');
+  const size = 1 + varintSize(body.length) + body.length + (nameBytes === 0 ? 0 : 1 + varintSize(nameBytes) + nameBytes);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = ENVELOPE_BODY_TAG;
+  let offset = writeVarint(out, 1, body.length);
+  out.set(body, offset);
+  offset += body.length;
+  if (nameBytes > 0) {
+    out[offset] = ENVELOPE_SERIALIZER_TAG;
+    offset = writeVarint(out, offset + 1, nameBytes);
+    out.write(name, offset, 'utf8');
+  }
+  return out;
+}
+
 function openEnvelope(bytes: Uint8Array, target: PayloadTarget): { body: Uint8Array; serializer: string } {
+  // The shape wrap() writes for msgpack: the body field and nothing else.
+  if (bytes.length >= 2 && bytes[0] === ENVELOPE_BODY_TAG) {
+    let length = 0;
+    let offset = 1;
+    for (let shift = 0; offset < bytes.length && shift < 35; shift += 7) {
+      const byte = bytes[offset++]!;
+      length += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) {
+        if (offset + length === bytes.length) return { body: bytes.subarray(offset), serializer: '' };
+        break;
+      }
+    }
+  }
   try {
     return envelopeType.decode(bytes) as unknown as { body: Uint8Array; serializer: string };
   } catch (error) {
     const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
     throw new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as shuttle.v1.Envelope: ${(error as Error).message}`, { cause: error });
   }
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(out: Buffer, offset: number, value: number): number {
+  while (value >= 0x80) {
+    out[offset++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[offset++] = value;
+  return offset;
 }
 
 function decodeWith(codec: MessageCodec, bytes: Uint8Array, target: PayloadTarget): Record<string, unknown> {
