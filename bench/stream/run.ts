@@ -74,11 +74,22 @@ for (let round = 1; round <= rounds; round++) {
     }
   }
 }
+/** The median of `values` (the lower middle one for an even count). */
+const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+const rate = (result: Throughput): number => result.chunks / result.seconds;
+/** Each system's median round, for the absolute columns. */
 const throughput = new Map<string, Throughput>();
 for (const [key, results] of measured) {
-  const sorted = [...results].sort((a, b) => a.chunks / a.seconds - b.chunks / b.seconds);
-  throughput.set(key, sorted[Math.floor((sorted.length - 1) / 2)]!);
+  const middle = median(results.map(rate));
+  throughput.set(key, results.find((result) => rate(result) === middle)!);
 }
+/**
+ * A ratio between two systems: the median over rounds of the ratio within each round, whose
+ * two runs were seconds apart — steadier than a ratio of medians when the machine's speed
+ * drifts between rounds.
+ */
+const pairedRatio = (concurrency: number, system: string, baseline: string): number =>
+  median(measured.get(`${concurrency}/${system}`)!.map((result, round) => rate(result) / rate(measured.get(`${concurrency}/${baseline}`)![round]!)));
 
 const cancelLatency = new Map<string, { p50: number; p99: number; matched: number }>();
 for (const system of systems) {
@@ -92,13 +103,14 @@ for (const system of systems) {
   cancelLatency.set(system, { p50: pick(0.5), p99: pick(0.99), matched: latencies.length });
 }
 
-const rate = (result: Throughput): number => result.chunks / result.seconds;
-const lines = ['| streams | system | chunks/s | TTFC p50 / p99 µs | vs raw net | vs bare grpc-js |', '|---|---|---|---|---|---|'];
+const lines = [
+  `| streams | system | chunks/s (median of ${rounds}) | TTFC p50 / p99 µs | vs raw net | vs bare grpc-js |`,
+  '|---|---|---|---|---|---|',
+];
 for (const concurrency of concurrencies) {
-  const of = (system: string): Throughput => throughput.get(`${concurrency}/${system}`)!;
   for (const system of systems) {
-    const result = of(system);
-    const ratio = (baseline: string): string => (system === baseline ? '1' : systems.includes(baseline) ? `${(rate(result) / rate(of(baseline))).toFixed(2)}x` : '–');
+    const result = throughput.get(`${concurrency}/${system}`)!;
+    const ratio = (baseline: string): string => (system === baseline ? '1' : systems.includes(baseline) ? `${pairedRatio(concurrency, system, baseline).toFixed(2)}x` : '–');
     lines.push(`| ${concurrency} | ${system} | ${Math.round(rate(result))} | ${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)} | ${ratio('raw')} | ${ratio('grpc-js')} |`);
   }
 }

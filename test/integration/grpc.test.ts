@@ -362,3 +362,25 @@ describe('TLS', () => {
     }
   });
 });
+
+describe('graceful drain over gRPC', () => {
+  it('SIGTERM lets the call in flight finish, then the provider exits', async () => {
+    const draining = await startFixture('provider', { PROVIDER_GRPC: '1' });
+    const port = (draining.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    const stubs = plainStubs(`127.0.0.1:${port}`);
+    try {
+      const inFlight = unary<{ aborted: boolean }>(stubs.echo, 'Sleep', { ms: 600 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const exited = new Promise<number>((resolve) => draining.process.once('exit', () => resolve(Date.now())));
+      const stoppedAt = Date.now();
+      draining.process.kill('SIGTERM');
+      await expect(inFlight).resolves.toEqual({ aborted: false });
+      // Exited on its own once drained (stop() would SIGKILL only after its grace time).
+      expect((await exited) - stoppedAt).toBeLessThan(2500);
+    } finally {
+      stubs.echo.close();
+      stubs.stream.close();
+      await draining.stop();
+    }
+  });
+});

@@ -179,7 +179,7 @@ export class GrpcConnection implements ClientConnection {
         return true;
       };
       const call = this.#client.makeUnaryRequest(route.path, identity, identity, prepared.bytes, prepared.metadata, prepared.options, (error, value) => {
-        if (!settle() || invocation.oneWay) return;
+        if (!settle()) return;
         if (error !== null) return reject(statusToError(error));
         try {
           resolve(route.decodeResponse(value!, serializer));
@@ -197,12 +197,9 @@ export class GrpcConnection implements ClientConnection {
       const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
       if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
       this.#calls.add(live);
-      // Fire and forget: done once the request is handed to the channel.
-      if (invocation.oneWay) {
-        settled = true;
-        this.#untrack(live);
-        resolve(undefined);
-      }
+      // Fire and forget: done once the request is handed to the channel (gRPC has no one-way
+      // call; the answer, when it comes, is dropped).
+      if (invocation.oneWay && settle()) resolve(undefined);
     });
   }
 
