@@ -336,19 +336,30 @@ describe('failover over gRPC', () => {
 });
 
 describe('TLS', () => {
+  let certs: string;
+  beforeAll(() => {
+    certs = makeCertificates();
+  });
+  const tlsClient = async (port: number, tls: Record<string, string>) =>
+    createClient({
+      registry: `shuttle://127.0.0.1:${port}`,
+      transport: { type: 'grpc', options: { protoFiles: [protoFile], tls } },
+      timeoutMs: 5000,
+      connectTimeoutMs: 2000,
+      cluster: 'failfast',
+      config: false,
+    });
+
   it('a TLS provider is callable by a plain grpc-js client and a shuttle consumer trusting its CA, and refuses plaintext', async () => {
-    const certs = makeCertificates();
     const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs });
     const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
     const stubs = plainStubs(`127.0.0.1:${port}`, grpc.credentials.createSsl(readFileSync(`${certs}/ca.crt`)));
-    const client = await createClient({
-      registry: `shuttle://127.0.0.1:${port}`,
-      transport: { type: 'grpc', options: { protoFiles: [protoFile], tls: { ca: `${certs}/ca.crt` } } },
-      timeoutMs: 5000,
-      config: false,
-    });
-    const plaintext = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: grpcTransport, timeoutMs: 3000, connectTimeoutMs: 1000, cluster: 'failfast', config: false });
+    const clients: RpcClient[] = [];
     try {
+      const client = await tlsClient(port, { ca: `${certs}/ca.crt` });
+      clients.push(client);
+      const plaintext = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: grpcTransport, timeoutMs: 3000, connectTimeoutMs: 1000, cluster: 'failfast', config: false });
+      clients.push(plaintext);
       await expect(unary(stubs.echo, 'Add', { a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
       await expect(client.proxy<EchoApi>('test.Echo').add({ a: 2, b: 2 })).resolves.toEqual({ sum: 4 });
       const refused = await rejection(plaintext.proxy<EchoApi>('test.Echo').add({ a: 1, b: 1 }));
@@ -356,8 +367,28 @@ describe('TLS', () => {
     } finally {
       stubs.echo.close();
       stubs.stream.close();
-      await client.close();
-      await plaintext.close();
+      await Promise.all(clients.map((client) => client.close()));
+      await secure.stop();
+    }
+  });
+
+  it('mutual TLS: a client certificate signed by the CA is required', async () => {
+    const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs, PROVIDER_GRPC_MTLS: '1' });
+    const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    const stubs = plainStubs(`127.0.0.1:${port}`, grpc.credentials.createSsl(readFileSync(`${certs}/ca.crt`), readFileSync(`${certs}/client.key`), readFileSync(`${certs}/client.crt`)));
+    const clients: RpcClient[] = [];
+    try {
+      const withCert = await tlsClient(port, { ca: `${certs}/ca.crt`, cert: `${certs}/client.crt`, key: `${certs}/client.key` });
+      clients.push(withCert);
+      const withoutCert = await tlsClient(port, { ca: `${certs}/ca.crt` });
+      clients.push(withoutCert);
+      await expect(withCert.proxy<EchoApi>('test.Echo').add({ a: 3, b: 4 })).resolves.toEqual({ sum: 7 });
+      await expect(unary(stubs.echo, 'Add', { a: 5, b: 5 })).resolves.toEqual({ sum: 10 });
+      expect(await rejection(withoutCert.proxy<EchoApi>('test.Echo').add({ a: 1, b: 1 }))).toMatchObject({ code: RpcCode.UNAVAILABLE });
+    } finally {
+      stubs.echo.close();
+      stubs.stream.close();
+      await Promise.all(clients.map((client) => client.close()));
       await secure.stop();
     }
   });
