@@ -10,7 +10,8 @@ export const TYPE_NAME = 'concurrency-limit';
  * Caps the calls a provider runs at once (Dubbo's `executes`), per method or for the whole
  * provider. A call over the cap is refused at once with RESOURCE_EXHAUSTED and a retry-after
  * hint rather than queued, so a consumer can try a less busy worker — the right answer for a
- * GPU worker whose batch slots are full. Options: `{ max?: number, perMethod?: boolean,
+ * GPU worker whose batch slots are full. A streaming call holds its slot until the stream
+ * ends. Options: `{ max?: number, perMethod?: boolean,
  * retryAfterMs?: number }`; without `max` it does nothing.
  */
 export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) => {
@@ -38,7 +39,56 @@ export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) 
         );
       }
       running.set(key, now + 1);
-      return next(invocation).finally(() => running.set(key, running.get(key)! - 1));
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        running.set(key, running.get(key)! - 1);
+      };
+      if (!invocation.stream) return next(invocation).finally(release);
+      // A stream holds its slot until it ends, fails or is cancelled, not only until it opens:
+      // a generation occupies the GPU for as long as it streams.
+      return next(invocation).then(
+        (iterable) => holdUntilDone(iterable as AsyncIterable<unknown>, release),
+        (error: unknown) => {
+          release();
+          throw error;
+        },
+      );
     },
   };
 };
+
+/**
+ * `iterable`, calling `release` once when its iteration ends in any way: done, an error, or
+ * `return()` (the transports call it when a call is cancelled or never iterated).
+ */
+function holdUntilDone(iterable: AsyncIterable<unknown>, release: () => void): AsyncIterable<unknown> {
+  if (iterable === null || typeof iterable !== 'object' || typeof iterable[Symbol.asyncIterator] !== 'function') {
+    release();
+    return iterable;
+  }
+  return {
+    [Symbol.asyncIterator]() {
+      const iterator = iterable[Symbol.asyncIterator]();
+      return {
+        next: (...args: [] | [unknown]) =>
+          iterator.next(...args).then(
+            (step) => {
+              if (step.done === true) release();
+              return step;
+            },
+            (error: unknown) => {
+              release();
+              throw error;
+            },
+          ),
+        return: (value?: unknown) => {
+          release();
+          return iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: value as never });
+        },
+      };
+    },
+  };
+}
+

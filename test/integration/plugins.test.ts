@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, createServer, type RpcError, type RpcServer } from 'shuttle-rpc';
 import { connectRaw } from 'shuttle-rpc/testing';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
+import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
 import { requestFrame } from '../helpers/frames.js';
 import { tempDir } from '../helpers/tmp.js';
 import { rejection } from '../helpers/wait.js';
@@ -148,5 +149,35 @@ describe('built-in filters over the wire', () => {
     expect(refused.retryAfterMs).toBe(100);
     await first;
     expect(await echo.sleep({ ms: 1 })).toEqual({ aborted: false });
+  });
+
+  it('concurrency-limit: a stream holds its slot until it ends, not only until it opens', async () => {
+    // StreamService wants a client for its relay method, which this test does not call.
+    const relayClient = await createClient({ registry: 'shuttle://127.0.0.1:1', config: false });
+    cleanups.push(() => relayClient.close());
+    const server = await serve({ services: [new StreamService(relayClient)], maxConcurrentCalls: 1, config: false });
+    const caller = await createClient({ registry: server.url, config: false });
+    cleanups.push(() => caller.close());
+    const stream = caller.proxy<StreamApi>('test.Stream');
+    const chunks: unknown[] = [];
+    const first = (async () => {
+      for await (const chunk of stream.count({ n: 3, delayMs: 100 })) chunks.push(chunk);
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The first stream is open and still streaming: the provider is at its limit.
+    expect(chunks.length).toBeGreaterThan(0);
+    const refused = (await rejection(stream.stats())) as RpcError;
+    expect(refused.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    await first;
+    // Ended: the slot is free again, for streams and unary calls alike.
+    await expect(stream.stats()).resolves.toMatchObject({ started: 1, finallyRan: 1 });
+    // A stream left early (cancelled) gives its slot back too, once the cancel reaches it.
+    let reopened = 0;
+    for await (const _ of stream.count({ n: 1000, delayMs: 5 })) if (++reopened === 2) break;
+    let stats: unknown;
+    for (const until = Date.now() + 2000; stats === undefined && Date.now() < until; ) {
+      stats = await stream.stats().catch(async () => new Promise((resolve) => setTimeout(() => resolve(undefined), 20)));
+    }
+    expect(stats).toMatchObject({ started: 2, finallyRan: 2 });
   });
 });
