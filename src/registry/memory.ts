@@ -64,6 +64,10 @@ export class MemoryRegistry implements Registry {
     }
   }
 
+  async services(): Promise<string[]> {
+    return [...new Set([...this.#records.values()].map((record) => record.service))].sort();
+  }
+
   async reportLoad(address: string, load: LoadSnapshot): Promise<void> {
     this.#loads.set(address, { ...load, receivedAt: Date.now() });
     for (const record of this.#records.values()) {

@@ -47,6 +47,11 @@ export interface Registry {
   unregister(instance: ServiceInstance): Promise<void>;
   reportLoad(address: string, load: LoadSnapshot): Promise<void>;
   subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription>;
+  /**
+   * The names of the services with at least one live record, sorted (for `shuttle ls` and
+   * the admin endpoint). Optional: a registry that cannot enumerate leaves it out.
+   */
+  services?(): Promise<string[]>;
   close(): Promise<void>;
 }
 

@@ -111,6 +111,26 @@ export class EtcdRegistry implements Registry {
     return { close: () => this.#subscribers.delete(subscriber) };
   }
 
+  async services(): Promise<string[]> {
+    const root = `${this.settings.prefix}/services/`;
+    let keys: string[];
+    try {
+      keys = await this.#client.getAll().prefix(root).keys();
+    } catch (error) {
+      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${(error as Error).message}`, { cause: error });
+    }
+    const names = new Set<string>();
+    for (const key of keys) {
+      const folder = key.slice(root.length).split('/', 1)[0]!;
+      try {
+        names.add(folder === '_' ? '' : decodeURIComponent(folder));
+      } catch {
+        // A key not written by shuttle: not a service.
+      }
+    }
+    return [...names].sort();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

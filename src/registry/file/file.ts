@@ -118,6 +118,23 @@ export class FileRegistry implements Registry {
     };
   }
 
+  async services(): Promise<string[]> {
+    let folders: string[];
+    try {
+      folders = await readdir(path.join(this.settings.dir, 'services'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new RpcError(RpcCode.UNAVAILABLE, `file registry ${this.settings.dir} cannot be read: ${(error as Error).message}`, { cause: error });
+    }
+    const names: string[] = [];
+    for (const folder of folders) {
+      const service = unsegment(folder);
+      // A folder whose records all went stale (their providers died) does not count.
+      if (service !== undefined && (await this.#read({ service })).length > 0) names.push(service);
+    }
+    return names.sort();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -220,6 +237,16 @@ export class FileRegistry implements Registry {
 
 function segment(value: string): string {
   return value === '' ? '_' : encodeURIComponent(value).replaceAll('_', '%5F');
+}
+
+/** The name a {@link segment} stands for; undefined for a name no segment produces. */
+function unsegment(folder: string): string | undefined {
+  if (folder === '_') return '';
+  try {
+    return decodeURIComponent(folder);
+  } catch {
+    return undefined;
+  }
 }
 
 let counter = 0;

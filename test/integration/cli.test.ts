@@ -1,0 +1,152 @@
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFixture, type Child } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/*
+ * The `shuttle` command, run as an operator runs it (the package's bin, in its own process)
+ * against a running example provider: the simulated GPU worker of examples/inference.
+ */
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const bin = root + (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { bin: { shuttle: string } }).bin.shuttle;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let registry: { dir: string; remove(): Promise<void> };
+let worker: Child;
+let env: NodeJS.ProcessEnv;
+
+function shuttle(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  registry = await tempDir();
+  env = { ...process.env, SHUTTLE_REGISTRY: `file://${registry.dir}` };
+  worker = await startFixture('../../examples/inference/worker', { SHUTTLE_REGISTRY: `file://${registry.dir}` }, 10_000, [], ['--name', 'cli-worker', '--gpu', 'L4', '--slots', '4']);
+});
+afterAll(async () => {
+  await worker?.stop();
+  await registry?.remove();
+});
+
+describe('shuttle ls / describe', () => {
+  it('ls lists the service, its provider, metadata and live load as a table', async () => {
+    const { code, stdout } = await shuttle('ls');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/│ service\s+│ version\s+│ group\s+│ provider\s+│ metadata\s+│ load/);
+    expect(stdout).toMatch(new RegExp(`inference\\.LLM\\s+│ 1\\.0\\.0\\s+│ -\\s+│ ${worker.host.replaceAll('.', '\\.')}:${worker.port} tcp`));
+    expect(stdout).toMatch(/name=cli-worker/);
+    expect(stdout).toMatch(/gpu=L4/);
+    expect(stdout).toMatch(/running \d+, waiting \d+, KV \d+ %, \d+ tok\/s/);
+  });
+
+  it('ls --json gives the records for scripts', async () => {
+    const { code, stdout } = await shuttle('ls', '--json', '--registry', `file://${registry.dir}`);
+    expect(code).toBe(0);
+    const listed = JSON.parse(stdout) as { registry: string; services: Array<{ service: string; providers: Array<Record<string, unknown>> }> };
+    expect(listed.registry).toBe(`file://${registry.dir}`);
+    expect(listed.services.map((entry) => entry.service)).toEqual(['inference.LLM']);
+    expect(listed.services[0]!.providers[0]).toMatchObject({ port: worker.port, protocol: 'tcp', metadata: { name: 'cli-worker', gpu: 'L4', slots: 4 } });
+    expect(listed.services[0]!.providers[0]!['load']).toMatchObject({ running: 0, draining: false });
+  });
+
+  it('describe shows the methods, their kind and the providers', async () => {
+    const { code, stdout } = await shuttle('describe', 'inference.LLM');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/│ embed\s+│ unary\s+│ yes\s+│ 1\.0\.0/);
+    expect(stdout).toMatch(/│ generate\s+│ server stream\s+│ no\s+│ 1\.0\.0/);
+    expect(stdout).toMatch(new RegExp(`providers of inference\\.LLM:\\n  ${worker.host.replaceAll('.', '\\.')}:${worker.port} tcp`));
+  });
+});
+
+describe('shuttle call / bench', () => {
+  it('call: a unary result as JSON', async () => {
+    const { code, stdout } = await shuttle('call', 'inference.LLM.embed', '{"text":"hello"}', '--json');
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout) as { values: number[] };
+    expect(result.values).toHaveLength(8);
+    expect(result.values[0]).toBeGreaterThan(0);
+  });
+
+  it('call: a stream prints each chunk as it arrives, then the trailer', async () => {
+    const human = await shuttle('call', 'inference.LLM.generate', '{"prompt":"tell me","maxTokens":5}');
+    expect(human.code).toBe(0);
+    expect(human.stdout.trim().split('\n').map((line) => JSON.parse(line) as { text: string })).toHaveLength(5);
+    expect(human.stderr).toMatch(/\(5 chunks; trailer \{"worker":"cli-worker","promptTokens":\d+,"cachedTokens":\d+,"outputTokens":5\}\)/);
+    const json = await shuttle('call', 'inference.LLM.generate', '{"prompt":"tell me","maxTokens":3}', '--json');
+    const lines = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.slice(0, 3).every((line) => typeof (line['chunk'] as { text?: unknown }).text === 'string')).toBe(true);
+    expect(lines[3]).toMatchObject({ end: { chunks: 3, trailer: { worker: 'cli-worker', outputTokens: 3 } } });
+  });
+
+  it('call: Ctrl-C cancels a running stream (exit 130) and frees the worker', async () => {
+    const child = spawn(process.execPath, [bin, 'call', 'inference.LLM.generate', '{"prompt":"a long story","maxTokens":1000}'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => createInterface({ input: child.stdout }).once('line', () => resolve()));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/cancelled inference\.LLM\.generate/);
+    // The cancel reached the engine: the worker's published load goes back to nothing running.
+    let running = -1;
+    for (const until = Date.now() + 5000; running !== 0 && Date.now() < until; ) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const listed = JSON.parse((await shuttle('ls', '--json')).stdout) as { services: Array<{ providers: Array<{ load?: { running: number } }> }> };
+      running = listed.services[0]!.providers[0]!.load?.running ?? -1;
+    }
+    expect(running).toBe(0);
+  });
+
+  it('bench: a bounded load with a latency summary', async () => {
+    const { code, stdout } = await shuttle('bench', 'inference.LLM.embed', '{"text":"x"}', '--requests', '60', '--concurrency', '4', '--json');
+    expect(code).toBe(0);
+    const summary = JSON.parse(stdout) as { calls: number; ok: number; failed: Record<string, number>; latencyMs: { p50: number; p99: number } };
+    expect(summary).toMatchObject({ calls: 60, ok: 60, failed: {} });
+    expect(summary.latencyMs.p50).toBeGreaterThan(0);
+    expect(summary.latencyMs.p99).toBeGreaterThanOrEqual(summary.latencyMs.p50);
+    const streaming = await shuttle('bench', 'inference.LLM.generate', '{"prompt":"p","maxTokens":2}', '-n', '6', '-c', '3');
+    expect(streaming.code).toBe(0);
+    expect(streaming.stdout).toMatch(/│ calls\s+│ 6 \(6 ok, 0 failed\)/);
+    expect(streaming.stdout).toMatch(/│ first chunk p50 \/ p99\s+│ [\d.]+ ms \/ [\d.]+ ms/);
+  });
+});
+
+describe('shuttle errors and help', () => {
+  it.each([
+    [['call', 'inference.LLM.nope', '{}'], 2, /inference\.LLM has no method "nope"; its methods: embed, generate/],
+    [['call', 'inference.LLM.embed', '{bad'], 2, /the request must be JSON .*quote it for the shell/],
+    [['call', 'inferenceLLM', '{}'], 2, /expected SERVICE\.METHOD, e\.g\. inference\.LLM\.generate/],
+    [['describe', 'inference.llm'], 1, /\[not found\] no provider of inference\.llm .*\(registered services: inference\.LLM\)/],
+    [['ls', '--registry', 'shuttle://127.0.0.1:9'], 1, /the direct registry shuttle:\/\/127\.0\.0\.1:9 cannot list its services; name one: shuttle describe SERVICE/],
+    [['ls', '--registry', 'ftp://x'], 1, /invalid --registry: "ftp:\/\/x" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/],
+    [['bench', 'inference.LLM.embed', '{}', '--requests', '0'], 2, /expected a positive integer, got "0"/],
+    [['frobnicate'], 2, /unknown command 'frobnicate'/],
+  ])('shuttle %j exits %i with a message that says what to do', async (args, exitCode, message) => {
+    const { code, stderr } = await shuttle(...args);
+    expect(code).toBe(exitCode);
+    expect(stderr).toMatch(message);
+  });
+
+  it('--help everywhere', async () => {
+    const top = await shuttle('--help');
+    expect(top.code).toBe(0);
+    for (const command of ['ls', 'describe', 'call', 'bench']) expect(top.stdout).toMatch(new RegExp(`\\n  ${command}\\b`));
+    const call = await shuttle('call', '--help');
+    expect(call.code).toBe(0);
+    expect(call.stdout).toMatch(/Usage: shuttle call \[options\] <service\.method> \[request\]/);
+    expect(call.stdout).toMatch(/--timeout <ms>/);
+  });
+});
