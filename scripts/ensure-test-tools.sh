@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs before `npm test` (npm's pretest): the integration tests need a real etcd server
 # (Debian package etcd-server, 3.4), iproute2 (`ip netns`, for the multi-host test) and
-# openssl (throw-away certificates for the TLS tests), and Debian's Python gRPC with protoc (the
-# grpc example is called from Python with nothing but its .proto).
+# openssl (throw-away certificates for the TLS tests), Debian's Python gRPC with protoc (the
+# grpc example is called from Python with nothing but its .proto), and chromium (the dashboard
+# is tested in a real headless browser through playwright-core).
 # Installs what is missing when it can (root with apt-get); otherwise says exactly what to do.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

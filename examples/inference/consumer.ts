@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { callOutcome, createClient, type RouteEvent, type RpcError } from 'shuttle-rpc';
+import { ShuttleMetrics, callOutcome, createClient, startAdminServer, type RouteEvent, type RpcError } from 'shuttle-rpc';
 import type { LlmApi, Usage } from './llm.js';
 
 /*
@@ -7,6 +7,8 @@ import type { LlmApi, Usage } from './llm.js';
  * for several turns (each turn's prompt is the growing history), `--concurrency` at a time.
  * Shows live progress, then a per-worker table and TTFT p50/p99, tokens/s, cache hits and
  * shed/failed counts. `--loadbalance` picks the policy (prefix-affinity by default).
+ * `--admin-port N` (0: any free port) serves metrics and the live dashboard while it runs
+ * (`admin http://127.0.0.1:N/dashboard` is printed) and keeps them up `--linger-ms` after.
  */
 const { values } = parseArgs({
   options: {
@@ -15,6 +17,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '12' },
     loadbalance: { type: 'string', default: 'prefix-affinity' },
     'max-tokens': { type: 'string', default: '48' },
+    'admin-port': { type: 'string' },
+    'linger-ms': { type: 'string', default: '0' },
   },
 });
 const users = Number(values.users);
@@ -23,11 +27,18 @@ const maxTokens = Number(values['max-tokens']);
 
 const systems = Array.from({ length: 4 }, (_, i) => `System prompt ${i}: you are assistant #${i}. `.padEnd(8000, `Follow policy ${i} carefully. `));
 const routes = new Map<string, number>();
+const metrics = values['admin-port'] === undefined ? undefined : new ShuttleMetrics();
 const client = await createClient({
   loadbalance: values.loadbalance,
   timeoutMs: 60_000,
-  onRoute: (event: RouteEvent) => routes.set(event.decision.branch, (routes.get(event.decision.branch) ?? 0) + 1),
+  ...(metrics === undefined ? {} : { filters: [{ type: 'metrics', options: { metrics } }] }),
+  onRoute: (event: RouteEvent) => {
+    routes.set(event.decision.branch, (routes.get(event.decision.branch) ?? 0) + 1);
+    metrics?.route(event);
+  },
 });
+const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [client], port: Number(values['admin-port']) });
+if (admin !== undefined) console.log(`admin ${admin.url}/dashboard`);
 const llm = client.proxy<LlmApi>('inference.LLM', { version: '1.0.0', routingKey: 'prompt' });
 
 interface Done {
@@ -104,5 +115,9 @@ console.log(`TTFT p50 ${pick(0.5).toFixed(0)} ms, p99 ${pick(0.99).toFixed(0)} m
   `cache hits ${((totalCached / Math.max(1, totalPrompt)) * 100).toFixed(0)} % of prompt tokens; shed ${shed}, failed ${failures.length - shed}` +
   (failures.length > 0 ? ` (${failures.map((error) => `${callOutcome(error)}: ${error.message}`).slice(0, 3).join('; ')})` : ''));
 console.log(`routing decisions: ${[...routes].map(([branch, count]) => `${branch} ${count}`).join(', ')}`);
+if (admin !== undefined) {
+  await new Promise((resolve) => setTimeout(resolve, Number(values['linger-ms'])));
+  await admin.close();
+}
 await client.close();
 process.exit(failures.length - shed > 0 ? 1 : 0);

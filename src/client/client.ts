@@ -11,13 +11,13 @@ import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
 import { enableCallScopes } from '../server/call-scope.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
-import { isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
+import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/stream-frames.js';
-import type { Transport } from '../transport/transport.js';
+import type { ConnectionState, Transport } from '../transport/transport.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
@@ -131,8 +131,38 @@ export interface RpcClient {
   proxy<T>(service: string, options?: ReferenceOptions): Proxied<T>;
   /** Fills every `@RpcReference` property of `target` with a proxy; returns `target`. */
   inject<T extends object>(target: T): T;
+  /**
+   * What this client sees of the providers of every service it has a proxy for, right now:
+   * each provider's record and live load, this client's calls in flight to it, its average
+   * latency, its connection, breaker and ejection state. The admin endpoint serves it as
+   * `/providers`; the dashboard draws it.
+   */
+  providers(): ProviderStatus[];
   /** Stops new calls, waits for calls in flight (up to `closeTimeoutMs`), closes connections. */
   close(): Promise<void>;
+}
+
+/** One provider of one service as a client sees it (see {@link RpcClient.providers}). */
+export interface ProviderStatus {
+  readonly service: string;
+  readonly version: string;
+  readonly group: string;
+  /** `host:port` this client calls (the endpoint of its transport). */
+  readonly address: string;
+  readonly protocol: string;
+  readonly weight: number;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly load: LoadSnapshot | undefined;
+  /** Calls from this client in flight to the provider. */
+  readonly inFlight: number;
+  /** Recent average latency of this client's calls to it, in ms. */
+  readonly averageLatencyMs: number | undefined;
+  readonly connection: ConnectionState | 'none';
+  /** `closed` also when breakers are turned off. */
+  readonly breaker: 'closed' | 'open' | 'half-open';
+  readonly ejected: boolean;
+  /** Epoch ms when an ejection ends. */
+  readonly ejectedUntil: number | undefined;
 }
 
 /** Creates a consumer. Nothing connects until the first call. */
@@ -245,6 +275,34 @@ class Client implements RpcClient {
       isClosed: () => this.#closed,
     });
     return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));
+  }
+
+  providers(): ProviderStatus[] {
+    const now = Date.now();
+    const out: ProviderStatus[] = [];
+    for (const directory of this.#directories.values()) {
+      for (const instance of directory.instances) {
+        const address = `${instance.host}:${instance.port}`;
+        const ejection = this.#health.ejection(address, now);
+        out.push({
+          service: instance.service,
+          version: instance.version,
+          group: instance.group,
+          address,
+          protocol: instance.protocol,
+          weight: instance.weight,
+          metadata: instance.metadata,
+          load: instance.load,
+          inFlight: this.#pool.inFlight(address),
+          averageLatencyMs: this.#stats.get(address).averageLatencyMs(now),
+          connection: this.#pool.state(address),
+          breaker: this.#health.breakerState(address) ?? 'closed',
+          ejected: ejection.ejected,
+          ejectedUntil: ejection.untilMs,
+        });
+      }
+    }
+    return out;
   }
 
   inject<T extends object>(target: T): T {

@@ -1,4 +1,4 @@
-import type { ClientConnection, ConnectOptions, Transport } from '../transport/transport.js';
+import type { ClientConnection, ConnectOptions, ConnectionState, Transport } from '../transport/transport.js';
 
 /**
  * One multiplexed connection per provider address, shared by every service the consumer
@@ -38,6 +38,11 @@ export class ConnectionPool {
   isDown(address: string): boolean {
     const connection = this.#connections.get(address);
     return connection !== undefined && (connection.state === 'transient-failure' || connection.goingAway);
+  }
+
+  /** The state of the connection to `address`; `none` before the first call there. */
+  state(address: string): ConnectionState | 'none' {
+    return this.#connections.get(address)?.state ?? 'none';
   }
 
   /** Calls in flight to `address` from this consumer. */

@@ -113,6 +113,14 @@ export class ProviderHealth {
     );
   }
 
+  /** Whether `address` is ejected now, until when, and how many times it was in a row. */
+  ejection(address: string, now = Date.now()): { ejected: boolean; untilMs: number | undefined; count: number } {
+    const entry = this.#entries.get(address);
+    if (entry === undefined) return { ejected: false, untilMs: undefined, count: 0 };
+    const ejected = entry.ejectedUntil > now;
+    return { ejected, untilMs: ejected ? entry.ejectedUntil : undefined, count: entry.ejections };
+  }
+
   /** Breaker states, for tests and metrics. */
   breakerState(address: string): 'closed' | 'open' | 'half-open' | undefined {
     const breaker = this.#entries.get(address)?.breaker;

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkInt, invalidOption } from '../common/validate.js';
-import { ShuttleMetrics } from './metrics.js';
+import { DASHBOARD_HTML } from './dashboard.js';
+import { ShuttleMetrics, type WatchedClient } from './metrics.js';
 
 /** Options of {@link startAdminServer}. */
 export interface AdminServerOptions {
@@ -16,6 +17,12 @@ export interface AdminServerOptions {
    * provider: `() => server.lastLoad?.draining !== true`.
    */
   ready?: () => boolean;
+  /**
+   * Clients whose view of their providers is served at `/providers` (JSON) and drawn by
+   * `/dashboard`; they are also added to the metrics' consumer gauges (breaker state,
+   * ejection, in flight per provider).
+   */
+  clients?: readonly WatchedClient[];
 }
 
 /** A running admin endpoint. */
@@ -27,8 +34,10 @@ export interface AdminServer {
 
 /**
  * Starts the admin HTTP endpoint: `/metrics` (Prometheus text format), `/health/live` (200 while
- * the process serves HTTP at all) and `/health/ready` (200, or 503 while `ready()` is false).
- * Anything else is 404. Resolves once listening.
+ * the process serves HTTP at all), `/health/ready` (200, or 503 while `ready()` is false),
+ * `/providers` (the clients' provider directory as JSON), `/totals` (the consumer's running
+ * totals as JSON) and `/dashboard` (a live page drawing both). Anything else is 404. Resolves
+ * once listening.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   if (!(options.metrics instanceof ShuttleMetrics)) throw invalidOption('admin metrics', options.metrics, 'a ShuttleMetrics');
@@ -37,6 +46,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   if (typeof host !== 'string' || host === '') throw invalidOption('admin host', host, 'a host name or IP address');
   const port = checkInt('admin port', options.port, 0, 65_535, 0);
   const { metrics, ready } = options;
+  const clients = options.clients ?? [];
+  if (!Array.isArray(clients) || !clients.every((client) => typeof (client as WatchedClient)?.providers === 'function')) {
+    throw invalidOption('admin clients', clients, 'an array of clients (createClient results)');
+  }
+  for (const client of clients) metrics.watchClient(client);
 
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?', 1)[0];
@@ -51,6 +65,21 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       );
       return;
     }
+    if (path === '/providers') {
+      try {
+        return reply(200, 'application/json', `${JSON.stringify({ providers: clients.flatMap((client) => client.providers()) })}\n`);
+      } catch (error) {
+        return reply(500, 'text/plain', `providers failed: ${String(error)}\n`);
+      }
+    }
+    if (path === '/totals') {
+      metrics.consumerTotals().then(
+        (totals) => reply(200, 'application/json', `${JSON.stringify(totals)}\n`),
+        (error: unknown) => reply(500, 'text/plain', `totals failed: ${String(error)}\n`),
+      );
+      return;
+    }
+    if (path === '/dashboard' || path === '/') return reply(200, 'text/html; charset=utf-8', DASHBOARD_HTML);
     if (path === '/health/live') return reply(200, 'application/json', '{"status":"live"}\n');
     if (path === '/health/ready') {
       let isReady: boolean;
@@ -62,7 +91,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       }
       return reply(isReady ? 200 : 503, 'application/json', `{"status":"${isReady ? 'ready' : 'not ready'}"}\n`);
     }
-    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready)\n`);
+    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready, /providers, /totals, /dashboard)\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -77,6 +106,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     url: `http://${shownHost}:${address.port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const client of clients) metrics.unwatchClient(client);
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -1,9 +1,26 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ProviderStatus, RpcClient } from '../client/client.js';
 import type { RouteEvent } from '../client/service-reference.js';
 import type { RpcServer } from '../server/server.js';
 
-/** What the provider gauges read from a server: its latest published load and its connections. */
-export type WatchedServer = Pick<RpcServer, 'url' | 'lastLoad' | 'connections'>;
+/** What the provider gauges read from a server: its latest published load, connections and limit. */
+export type WatchedServer = Pick<RpcServer, 'url' | 'lastLoad' | 'connections'> & Partial<Pick<RpcServer, 'instances'>>;
+
+/** What the consumer gauges read from a client: its view of its providers. */
+export type WatchedClient = Pick<RpcClient, 'providers'>;
+
+/** Running totals of the consumer side, which the dashboard turns into rates between polls. */
+export interface ConsumerTotals {
+  readonly calls: number;
+  readonly failed: number;
+  readonly chunks: number;
+  readonly firstChunks: number;
+  readonly firstChunkSeconds: number;
+  readonly latencyCount: number;
+  readonly latencySeconds: number;
+}
+
+const BREAKER_VALUE: Record<ProviderStatus['breaker'], number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /** Latency buckets in seconds: 1 ms to 60 s, for calls from embeddings to long generations. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -37,6 +54,7 @@ export class ShuttleMetrics {
       ['shuttle_provider_tokens_per_second', 'Generated tokens per second, recent average.', (s) => s.lastLoad?.tokensPerSecond],
       ['shuttle_provider_draining', '1 while the provider drains.', (s) => (s.lastLoad === undefined ? undefined : Number(s.lastLoad.draining))],
       ['shuttle_provider_connections', 'Consumer connections open.', (s) => s.connections],
+      ['shuttle_provider_slots', 'Calls the provider runs at once before refusing (maxConcurrentCalls), when limited.', (s) => s.instances?.[0]?.maxConcurrentCalls],
     ] as const satisfies ReadonlyArray<readonly [string, string, (server: WatchedServer) => number | undefined]>
   ).map(([name, help, read]) => {
     const servers = this.#servers;
@@ -54,6 +72,56 @@ export class ShuttleMetrics {
       },
     });
   });
+
+  readonly #clients = new Set<WatchedClient>();
+  /**
+   * Consumer-side gauges per provider, read from the watched clients at scrape time: breaker
+   * state, ejection, this client's calls in flight.
+   */
+  readonly consumerGauges = (
+    [
+      ['shuttle_consumer_breaker_state', "A provider's circuit breaker: 0 closed, 1 half-open, 2 open.", (p) => BREAKER_VALUE[p.breaker]],
+      ['shuttle_consumer_provider_ejected', '1 while a provider is ejected as an outlier.', (p) => Number(p.ejected)],
+      ['shuttle_consumer_provider_in_flight', "This client's calls in flight to a provider.", (p) => p.inFlight],
+    ] as const satisfies ReadonlyArray<readonly [string, string, (provider: ProviderStatus) => number]>
+  ).map(([name, help, read]) => {
+    const clients = this.#clients;
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['service', 'provider'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const client of clients) for (const provider of client.providers()) this.set({ service: provider.service, provider: provider.address }, read(provider));
+      },
+    });
+  });
+
+  /** Adds a client's view of its providers to the consumer gauges (until {@link unwatchClient}). */
+  watchClient(client: WatchedClient): void {
+    this.#clients.add(client);
+  }
+
+  unwatchClient(client: WatchedClient): void {
+    this.#clients.delete(client);
+  }
+
+  /** The consumer-side totals so far (all services and methods). */
+  async consumerTotals(): Promise<ConsumerTotals> {
+    const sum = (values: ReadonlyArray<{ labels: Record<string, string | number>; value: number; metricName?: string }>, keep: (labels: Record<string, string | number>, name?: string) => boolean): number =>
+      values.reduce((total, entry) => (entry.labels['side'] === 'consumer' && keep(entry.labels, entry.metricName) ? total + entry.value : total), 0);
+    const [calls, chunks, ttft, latency] = await Promise.all([this.calls.get(), this.chunks.get(), this.ttft.get(), this.latency.get()]);
+    return {
+      calls: sum(calls.values, () => true),
+      failed: sum(calls.values, (labels) => labels['code'] !== 'OK'),
+      chunks: sum(chunks.values, () => true),
+      firstChunks: sum(ttft.values, (_labels, name) => name === 'shuttle_stream_first_chunk_seconds_count'),
+      firstChunkSeconds: sum(ttft.values, (_labels, name) => name === 'shuttle_stream_first_chunk_seconds_sum'),
+      latencyCount: sum(latency.values, (_labels, name) => name === 'shuttle_call_seconds_count'),
+      latencySeconds: sum(latency.values, (_labels, name) => name === 'shuttle_call_seconds_sum'),
+    };
+  }
 
   /** Adds a server's load and connections to the provider gauges (until {@link unwatchServer}). */
   watchServer(server: WatchedServer): void {

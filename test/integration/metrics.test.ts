@@ -116,7 +116,7 @@ describe('metrics and the admin endpoint', () => {
     ready = 'throw';
     expect((await fetch(`${admin.url}/health/ready`)).status).toBe(503);
     const missing = await fetch(`${admin.url}/nope`);
-    expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready)\n']);
+    expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready, /providers, /totals, /dashboard)\n']);
     expect((await fetch(`${admin.url}/metrics`, { method: 'POST' })).status).toBe(405);
   });
 
@@ -155,6 +155,40 @@ describe('metrics and the admin endpoint', () => {
     expect((await fetch(`${admin.url}/health/ready`)).status).toBe(503);
     metrics.unwatchServer(server);
     expect(sample(await scrape(admin.url), 'shuttle_provider_draining', provider)).toBeUndefined();
+  });
+
+  it('serves the consumer\'s provider directory, breaker and ejection states, and the totals the dashboard reads', async () => {
+    const metrics = new ShuttleMetrics();
+    const server = await createServer({ services: [new EchoService()], registry: false, metadata: { name: 'w-1', gpu: 'A10' }, config: false });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, filters: [{ type: 'metrics', options: { metrics } }], config: false });
+    cleanups.push(() => client.close());
+    const admin = await startAdminServer({ metrics, clients: [client] });
+    cleanups.push(() => admin.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    await echo.echo('warm');
+    const healthy = (await (await fetch(`${admin.url}/providers`)).json()) as { providers: Array<Record<string, unknown>> };
+    expect(healthy.providers).toEqual([
+      expect.objectContaining({ service: 'test.Echo', address: `127.0.0.1:${server.port}`, protocol: 'tcp', inFlight: 0, connection: 'ready', breaker: 'closed', ejected: false }),
+    ]);
+    // The provider answers UNAVAILABLE over and over: after 5 in a row it is ejected, and at
+    // 50 % errors over 10 calls its breaker opens.
+    for (let i = 0; i < 12; i++) await echo.fail({ code: RpcCode.UNAVAILABLE, message: 'GPU lost' }).catch(() => {});
+    const sick = (await (await fetch(`${admin.url}/providers`)).json()) as { providers: Array<Record<string, unknown>> };
+    expect(sick.providers[0]).toMatchObject({ breaker: 'open', ejected: true });
+    expect(sick.providers[0]!['ejectedUntil']).toBeGreaterThan(Date.now());
+    const text = await scrape(admin.url);
+    const provider = { service: 'test.Echo', provider: `127.0.0.1:${server.port}` };
+    expect(sample(text, 'shuttle_consumer_breaker_state', provider)).toBe(2);
+    expect(sample(text, 'shuttle_consumer_provider_ejected', provider)).toBe(1);
+    expect(sample(text, 'shuttle_consumer_provider_in_flight', provider)).toBe(0);
+    const totals = (await (await fetch(`${admin.url}/totals`)).json()) as Record<string, number>;
+    expect(totals).toMatchObject({ calls: 13, chunks: 0, firstChunks: 0 });
+    // Failed: the 12 UNAVAILABLE answers, and whatever the open breaker refused locally.
+    expect(totals['failed']).toBe(12);
+    const page = await fetch(`${admin.url}/dashboard`);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toMatch(/<title>shuttle-rpc dashboard<\/title>/);
   });
 
   it('rejects bad options with the key named', async () => {
