@@ -71,11 +71,12 @@ describe('the live dashboard', () => {
     // It updates: more polls, a throughput history, and at some point tokens flowing and
     // work running on a worker (the example keeps both busy).
     const updates = Number(await page.locator('#updates').textContent());
-    await page.waitForFunction((before) => Number(document.getElementById('updates')!.textContent) >= before + 4, updates, { timeout: 10_000 });
-    await page.waitForFunction(() => Number(document.getElementById('throughput')!.textContent) > 0, undefined, { timeout: 10_000 });
-    await page.waitForFunction(() => Number(document.getElementById('ttft')!.textContent) > 0, undefined, { timeout: 10_000 });
+    // The predicates run in the page, so they are given as source text.
+    await page.waitForFunction(`Number(document.getElementById('updates').textContent) >= ${updates + 4}`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(`Number(document.getElementById('throughput').textContent) > 0`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(`Number(document.getElementById('ttft').textContent) > 0`, undefined, { timeout: 10_000 });
     await page.waitForFunction(
-      () => [...document.querySelectorAll('tr[data-worker] td:nth-child(5)')].some((cell) => Number.parseInt(cell.textContent ?? '0', 10) > 0),
+      `[...document.querySelectorAll('tr[data-worker] td:nth-child(5)')].some((cell) => Number.parseInt(cell.textContent, 10) > 0)`,
       undefined,
       { timeout: 10_000 },
     );
