@@ -7,6 +7,7 @@ import { resolveMock, type MockOptions } from './mock.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { getReferenceMetadata } from '../decorators/decorators.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
+import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
 import { enableCallScopes } from '../server/call-scope.js';
@@ -79,6 +80,12 @@ export interface ClientOptions {
   closeTimeoutMs?: number;
   /** Called with every load-balancing decision (policy, branch, provider), for metrics and logs; what it throws is ignored. */
   onRoute?: (event: RouteEvent) => void;
+  /**
+   * Logging: a pino logger, `{ level, stream }` for one of its own (level `info`, or
+   * `SHUTTLE_LOG_LEVEL`; standard error), or `false`. Silent at `info` while all is well;
+   * breakers opening and providers ejected are warnings.
+   */
+  log?: LogOption;
   /** Plugin modules to load into this client's context. */
   plugins?: readonly string[];
   /** The extension context to use; a new one (built-ins + plugins) by default. */
@@ -119,7 +126,7 @@ export interface ReferenceOptions {
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
   'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute',
-  'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'plugins', 'context', 'config',
+  'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
 ];
 const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
 
@@ -196,6 +203,7 @@ class Client implements RpcClient {
   readonly #budget: RetryBudget;
   readonly #maxCallsPerProvider: number;
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
+  readonly #log: Logger;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
   readonly #directRegistries = new Map<string, Registry>();
@@ -224,9 +232,16 @@ class Client implements RpcClient {
     this.#budget = new RetryBudget(
       options.retryBudget === false ? { ratio: 10, maxTokens: Number.MAX_SAFE_INTEGER } : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
     );
+    const log = createLogger(options.log, 'client');
+    this.#log = log;
     this.#health = new ProviderHealth(
       options.circuitBreaker === false ? undefined : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, Object.keys(DEFAULT_BREAKER)) },
       options.outlierEjection === false ? undefined : { ...DEFAULT_EJECTION, ...checkObject('outlierEjection', options.outlierEjection, Object.keys(DEFAULT_EJECTION)) },
+      {
+        breaker: (provider, state) =>
+          state === 'open' ? log.warn({ provider }, 'circuit breaker opened: no calls to this provider until a probe succeeds') : log.info({ provider, state }, `circuit breaker ${state}`),
+        ejected: (provider, untilMs, times) => log.warn({ provider, forMs: untilMs - Date.now(), times }, 'provider ejected after consecutive failures'),
+      },
     );
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
@@ -341,7 +356,14 @@ class Client implements RpcClient {
     const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
     let directory = this.#directories.get(key);
     if (directory === undefined) {
-      directory = new Directory(registry, { service, version, group }, this.#pool.protocol, () => this.#prune());
+      const created: Directory = new Directory(registry, { service, version, group }, this.#pool.protocol, () => {
+        // Load reports also land here, several times a second: build the entry only when asked for.
+        if (this.#log.isLevelEnabled('debug')) {
+          this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
+        }
+        this.#prune();
+      });
+      directory = created;
       this.#directories.set(key, directory);
     }
     return directory;

@@ -39,6 +39,12 @@ export function isProviderFailure(error: unknown): boolean {
   return code === RpcCode.UNAVAILABLE || code === RpcCode.INTERNAL || code === RpcCode.UNKNOWN || code === RpcCode.DEADLINE_EXCEEDED || code === RpcCode.DATA_LOSS;
 }
 
+/** Told of health changes, for logs: a breaker changing state, a provider ejected. */
+export interface HealthObserver {
+  breaker(address: string, state: 'open' | 'half-open' | 'closed'): void;
+  ejected(address: string, untilMs: number, times: number): void;
+}
+
 interface Entry {
   readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown> | undefined;
   consecutive: number;
@@ -59,9 +65,12 @@ export class ProviderHealth {
   readonly #ejection: EjectionOptions | undefined;
   readonly #entries = new Map<string, Entry>();
 
-  constructor(breaker: BreakerOptions | undefined, ejection: EjectionOptions | undefined) {
+  readonly #observer: HealthObserver | undefined;
+
+  constructor(breaker: BreakerOptions | undefined, ejection: EjectionOptions | undefined, observer?: HealthObserver) {
     this.#breaker = breaker;
     this.#ejection = ejection;
+    this.#observer = observer;
   }
 
   /** Whether new calls may go to `address` now (breaker not open, not ejected). */
@@ -99,10 +108,11 @@ export class ProviderHealth {
   run<T>(address: string, attempt: () => Promise<T>): Promise<T> {
     const entry = this.#entry(address);
     const breaker = entry.breaker;
-    if (breaker === undefined) return this.#record(entry, attempt());
+    if (breaker === undefined) return this.#record(address, entry, attempt());
     const probe = breaker.halfOpen && breaker.pendingClose;
     const guarded = probe ? () => withTimeout(attempt(), this.#breaker!.probeTimeoutMs, address) : attempt;
     return this.#record(
+      address,
       entry,
       (breaker.fire(guarded) as Promise<T>).catch((error: unknown) => {
         if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
@@ -134,7 +144,7 @@ export class ProviderHealth {
     this.#entries.clear();
   }
 
-  #record<T>(entry: Entry, result: Promise<T>): Promise<T> {
+  #record<T>(address: string, entry: Entry, result: Promise<T>): Promise<T> {
     const ejection = this.#ejection;
     if (ejection === undefined) return result;
     return result.then(
@@ -150,6 +160,7 @@ export class ProviderHealth {
             entry.consecutive = 0;
             entry.ejections++;
             entry.ejectedUntil = Date.now() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (entry.ejections - 1));
+            this.#observer?.ejected(address, entry.ejectedUntil, entry.ejections);
           }
         }
         throw error;
@@ -174,6 +185,12 @@ export class ProviderHealth {
               // true = "not a failure": only the provider's own failures open a breaker.
               errorFilter: (error: unknown) => !isProviderFailure(error),
             });
+      const observer = this.#observer;
+      if (breaker !== undefined && observer !== undefined) {
+        breaker.on('open', () => observer.breaker(address, 'open'));
+        breaker.on('halfOpen', () => observer.breaker(address, 'half-open'));
+        breaker.on('close', () => observer.breaker(address, 'closed'));
+      }
       entry = { breaker, consecutive: 0, ejections: 0, ejectedUntil: 0 };
       this.#entries.set(address, entry);
     }

@@ -1,6 +1,7 @@
 import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type ServiceMetadata } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
+import type { Logger } from '../log/log.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
 import type { CallContext } from './call-context.js';
@@ -24,11 +25,16 @@ export class Dispatcher implements CallHandler {
   readonly #services = new Map<string, Map<string, ExportedService>>();
 
   readonly #filters: readonly Filter[];
+  readonly #log: Logger | undefined;
 
-  /** @param filters the provider filter chain, already ordered; every call runs through it */
-  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = []) {
+  /**
+   * @param filters the provider filter chain, already ordered; every call runs through it
+   * @param log where handler failures that are not RpcErrors are reported (at warn)
+   */
+  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = [], log?: Logger) {
     this.serializers = serializers;
     this.#filters = filters;
+    this.#log = log;
     services.forEach((instance, index) => this.#export(instance, index));
   }
 
@@ -44,6 +50,16 @@ export class Dispatcher implements CallHandler {
       group: meta.group,
       methods: [...methods.values()].map((method) => ({ name: method.method, stream: method.stream })),
     }));
+  }
+
+  /**
+   * A handler that throws an RpcError chose its answer; anything else is a bug or an
+   * unexpected failure that the caller sees only as UNKNOWN, so it is logged here with its
+   * stack (which never crosses the wire).
+   */
+  reportError(method: ResolvedMethod, error: unknown): void {
+    if (error instanceof RpcError) return;
+    this.#log?.warn({ err: error, service: method.service, method: method.method }, `${method.service}.${method.method} threw ${error instanceof Error ? error.name : typeof error}; the caller gets UNKNOWN`);
   }
 
   resolve(head: RequestHead): ResolvedMethod | RpcError {

@@ -8,6 +8,7 @@ import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializ
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
+import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
 import type { Transport, TransportServer } from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
@@ -69,6 +70,11 @@ export interface ServerOptions {
    * process; false by default (a library should not own the process unless asked).
    */
   shutdownOnSignals?: boolean;
+  /**
+   * Logging: a pino logger, `{ level, stream }` for one of its own (level `info`, or
+   * `SHUTTLE_LOG_LEVEL`; standard error), or `false`. Silent at `info` while all is well.
+   */
+  log?: LogOption;
   /** Plugin modules to load into this server's context. */
   plugins?: readonly string[];
   /** The extension context to use; a new one (built-ins + plugins) by default. */
@@ -113,7 +119,7 @@ export interface RpcServer {
 
 const KNOWN_KEYS = [
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
-  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'shutdownOnSignals', 'plugins', 'context', 'config',
+  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
 ];
 
 /** Exports `options.services` and announces them to the registry. */
@@ -144,6 +150,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     throw invalidOption('serializers', merged.serializers, 'an array of serializer names, { type, options } or instances');
   }
 
+  const log = createLogger(merged.log, 'server');
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const ext = context.extensions;
   const serializers = new SerializerSet(
@@ -163,7 +170,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const names = transports.map((entry) => entry.transport.name);
   const twice = names.find((name, index) => names.indexOf(name) !== index);
   if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
-  const dispatcher = new Dispatcher(merged.services, serializers, filters);
+  const dispatcher = new Dispatcher(merged.services, serializers, filters, log);
   const registrySpec = merged.registry === undefined ? defaultRegistryUrl() : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
@@ -195,7 +202,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     ...(maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls }),
     metadata,
   }));
-  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs });
+  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs, log });
   try {
     for (const instance of instances) await registry?.register(instance);
     await running.publishLoad();
@@ -204,6 +211,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     throw error;
   }
   running.startLoadReports();
+  log.debug({ host: advertiseHost, endpoints, services: instances.map((instance) => `${instance.service}@${instance.version}`), registry: registry?.name }, 'listening');
   if (checkBool('shutdownOnSignals', merged.shutdownOnSignals, false)) {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
@@ -226,6 +234,7 @@ interface RunningServerParts {
   readonly context: ShuttleContext;
   readonly load: ServerOptions['load'];
   readonly loadIntervalMs: number;
+  readonly log: Logger;
 }
 
 class RunningServer implements RpcServer {
@@ -237,6 +246,8 @@ class RunningServer implements RpcServer {
   #lastLoad: LoadSnapshot | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  /** Whether the last load report failed, so a failing registry is logged once, not every 500 ms. */
+  #loadFailing = false;
 
   constructor(parts: RunningServerParts) {
     this.#parts = parts;
@@ -295,7 +306,18 @@ class RunningServer implements RpcServer {
 
   startLoadReports(): void {
     if (this.#parts.registry === undefined) return;
-    this.#loadTimer = setInterval(() => void this.publishLoad().catch(() => {}), this.#parts.loadIntervalMs);
+    this.#loadTimer = setInterval(() => {
+      this.publishLoad().then(
+        () => {
+          if (this.#loadFailing) this.#parts.log.info('load reports reach the registry again');
+          this.#loadFailing = false;
+        },
+        (error: unknown) => {
+          if (!this.#loadFailing) this.#parts.log.warn({ err: error }, 'cannot publish load to the registry; consumers see stale load until it recovers');
+          this.#loadFailing = true;
+        },
+      );
+    }, this.#parts.loadIntervalMs);
     this.#loadTimer.unref();
   }
 
@@ -306,10 +328,12 @@ class RunningServer implements RpcServer {
       // Draining first, so consumers stop picking this provider; then leave the registry; then
       // let the calls in flight finish; then end the registry session (an etcd lease revoke).
       this.#draining = true;
+      this.#parts.log.debug({ drainTimeoutMs: this.#parts.drainTimeoutMs }, 'draining');
       await this.publishLoad().catch(() => {});
       await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
       await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
       if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
+      this.#parts.log.debug('closed');
     })();
     return this.#closing;
   }

@@ -87,6 +87,11 @@ export interface CallHandler {
    * (grpc registers one HTTP/2 path per method).
    */
   services(): readonly ServedService[];
+  /**
+   * Told of every failure of a method (before the transport turns it into an RpcError for the
+   * caller), so the provider can log what the caller will only see as UNKNOWN.
+   */
+  reportError?(method: ResolvedMethod, error: unknown): void;
 }
 
 /** One exported service as a transport sees it. */

@@ -206,6 +206,7 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
       answer(null, bytes);
     },
     (error: unknown) => {
+      handler.reportError?.(started.resolved, error);
       // After a cancel the caller has stopped listening; the error has nowhere to go.
       if (!started.abort.callerLeft) answer(RpcError.from(error));
     },
@@ -268,6 +269,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
   } catch (error) {
     if (!abort.aborted) {
       finished = true;
+      handler.reportError?.(resolved, error);
       fail(RpcError.from(error));
     }
   } finally {

@@ -227,6 +227,7 @@ export class ServerConnection {
       (error: unknown) => {
         // After a cancel the caller has stopped listening; the result has nowhere to go.
         if (controller.callerLeft) return;
+        this.#handler.reportError?.(resolved, error);
         this.#answerError(id, oneWay, RpcError.from(error));
       },
     );
@@ -239,6 +240,7 @@ export class ServerConnection {
     try {
       iterable = await resolved.invoke(request, info);
     } catch (error) {
+      this.#handler.reportError?.(resolved, error);
       if (!controller.callerLeft) {
         this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, RpcError.from(error)));
       }
@@ -252,6 +254,7 @@ export class ServerConnection {
       serializer,
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
       write: (frame) => this.#writer.write(frame),
+      onError: (error) => this.#handler.reportError?.(resolved, error),
       flush: () => this.#writer.flush(),
     });
   }

@@ -1,0 +1,90 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RpcCode, createClient, createServer } from 'shuttle-rpc';
+import { EchoService, type EchoApi } from '../fixtures/services.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/* Structured logs (pino): silent at info while all is well, warnings for what an operator must see. */
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A stream that keeps every JSON log line written to it. */
+function collector(): { stream: Writable; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { stream, lines };
+}
+
+describe('logging', () => {
+  it('is silent at the default level through calls, failures the caller chose, and a graceful close', async () => {
+    const logs = collector();
+    const server = await createServer({ services: [new EchoService()], registry: false, log: { stream: logs.stream }, config: false });
+    const client = await createClient({ registry: server.url, log: { stream: logs.stream }, config: false });
+    const echo = client.proxy<EchoApi>('test.Echo');
+    for (let i = 0; i < 5; i++) await echo.add({ a: i, b: 1 });
+    await echo.add({ a: 'x' } as never).catch(() => {});
+    await echo.fail({ code: RpcCode.NOT_FOUND, message: 'no such model' }).catch(() => {});
+    await client.close();
+    await server.close();
+    expect(logs.lines).toEqual([]);
+  });
+
+  it('at debug: the server listening and draining, the client seeing its providers', async () => {
+    const logs = collector();
+    const server = await createServer({ services: [new EchoService()], registry: false, log: { level: 'debug', stream: logs.stream }, config: false });
+    const client = await createClient({ registry: server.url, log: { level: 'debug', stream: logs.stream }, config: false });
+    await client.proxy<EchoApi>('test.Echo').echo(1);
+    await client.close();
+    await server.close();
+    const messages = logs.lines.map((line) => `${line['component']}: ${line['msg']}`);
+    expect(messages).toEqual(expect.arrayContaining(['server: listening', 'client: providers changed', 'server: draining', 'server: closed']));
+    const listening = logs.lines.find((line) => line['msg'] === 'listening')!;
+    expect(listening).toMatchObject({ level: 20, name: 'shuttle-rpc', endpoints: [{ protocol: 'tcp', port: server.port }], services: ['test.Echo@1.0.0'] });
+    expect(logs.lines.find((line) => line['msg'] === 'providers changed')).toMatchObject({ service: 'test.Echo', providers: [`127.0.0.1:${server.port}`] });
+  });
+
+  it('warns with the stack when a handler throws something other than an RpcError', async () => {
+    const logs = collector();
+    const server = await createServer({ services: [new EchoService()], registry: false, log: { stream: logs.stream }, config: false });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, log: false, config: false });
+    cleanups.push(() => client.close());
+    await client.proxy<EchoApi>('test.Echo').failPlain('disk on fire').catch(() => {});
+    await waitUntil(() => logs.lines.length > 0, 'a log line');
+    expect(logs.lines[0]).toMatchObject({ level: 40, component: 'server', service: 'test.Echo', method: 'failPlain', msg: 'test.Echo.failPlain threw Error; the caller gets UNKNOWN' });
+    expect((logs.lines[0]!['err'] as { stack: string }).stack).toMatch(/Error: disk on fire\n\s+at /);
+  });
+
+  it('warns when a provider is ejected and when its breaker opens, into the application\'s own pino logger', async () => {
+    const logs = collector();
+    const appLogger = pino({ level: 'info', base: { app: 'gateway' } }, logs.stream);
+    const server = await createServer({ services: [new EchoService()], registry: false, log: false, config: false });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, log: appLogger, config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    for (let i = 0; i < 12; i++) await echo.fail({ code: RpcCode.UNAVAILABLE, message: 'GPU lost' }).catch(() => {});
+    const provider = `127.0.0.1:${server.port}`;
+    expect(logs.lines).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ level: 40, app: 'gateway', component: 'client', provider, times: 1, msg: 'provider ejected after consecutive failures' }),
+        expect.objectContaining({ level: 40, app: 'gateway', component: 'client', provider, msg: 'circuit breaker opened: no calls to this provider until a probe succeeds' }),
+      ]),
+    );
+  });
+
+  it('refuses a log option it cannot use, naming what is allowed', async () => {
+    await expect(createClient({ registry: 'shuttle://127.0.0.1:1', log: { level: 'loud' as never }, config: false })).rejects.toThrow(
+      /invalid log\.level: "loud" \(allowed: trace, debug, info, warn, error, fatal, silent\)/,
+    );
+    await expect(createClient({ registry: 'shuttle://127.0.0.1:1', log: { colour: true } as never, config: false })).rejects.toThrow(/invalid log\.colour: true \(allowed: only level and stream\)/);
+  });
+});
