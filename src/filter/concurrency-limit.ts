@@ -2,6 +2,7 @@ import { checkInt, checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { Filter } from './filter.js';
+import { onStreamEnd } from './stream-end.js';
 
 /** The name this filter is registered under. */
 export const TYPE_NAME = 'concurrency-limit';
@@ -49,7 +50,7 @@ export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) 
       // A stream holds its slot until it ends, fails or is cancelled, not only until it opens:
       // a generation occupies the GPU for as long as it streams.
       return next(invocation).then(
-        (iterable) => holdUntilDone(iterable as AsyncIterable<unknown>, release),
+        (iterable) => onStreamEnd(iterable as AsyncIterable<unknown>, release),
         (error: unknown) => {
           release();
           throw error;
@@ -58,37 +59,3 @@ export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) 
     },
   };
 };
-
-/**
- * `iterable`, calling `release` once when its iteration ends in any way: done, an error, or
- * `return()` (the transports call it when a call is cancelled or never iterated).
- */
-function holdUntilDone(iterable: AsyncIterable<unknown>, release: () => void): AsyncIterable<unknown> {
-  if (iterable === null || typeof iterable !== 'object' || typeof iterable[Symbol.asyncIterator] !== 'function') {
-    release();
-    return iterable;
-  }
-  return {
-    [Symbol.asyncIterator]() {
-      const iterator = iterable[Symbol.asyncIterator]();
-      return {
-        next: (...args: [] | [unknown]) =>
-          iterator.next(...args).then(
-            (step) => {
-              if (step.done === true) release();
-              return step;
-            },
-            (error: unknown) => {
-              release();
-              throw error;
-            },
-          ),
-        return: (value?: unknown) => {
-          release();
-          return iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: value as never });
-        },
-      };
-    },
-  };
-}
-

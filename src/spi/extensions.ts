@@ -10,6 +10,7 @@ import { createConcurrencyLimitFilter, TYPE_NAME as CONCURRENCY_LIMIT } from '..
 import { isFilter, type Filter } from '../filter/filter.js';
 import { createMetricsFilter, TYPE_NAME as METRICS } from '../metrics/filter.js';
 import { createTraceContextFilter, TYPE_NAME as TRACE_CONTEXT } from '../trace/filter.js';
+import { createOpenTelemetryFilter, TYPE_NAME as OPENTELEMETRY } from '../trace/opentelemetry.js';
 import { createTokenFilter, TYPE_NAME as TOKEN } from '../filter/token.js';
 import { isLoadBalancer, type LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createConsistentHashBalancer, TYPE_NAME as CONSISTENT_HASH } from '../loadbalance/consistent-hash.js';
@@ -87,6 +88,7 @@ export function defaultExtensions(): Extensions {
   ext.filter.register(ACCESS_LOG, createAccessLogFilter);
   ext.filter.register(METRICS, createMetricsFilter);
   ext.filter.register(TRACE_CONTEXT, createTraceContextFilter);
+  ext.filter.register(OPENTELEMETRY, createOpenTelemetryFilter);
   return ext;
 }
 

@@ -46,7 +46,7 @@ describe('filter chains', () => {
     const ext = defaultExtensions();
     expect(() => buildFilters('consumer', ['-access-log'], ext.filter)).toThrow(/invalid consumer filters: "-access-log" \(allowed: "-name" for a default consumer filter: -token\)/);
     expect(() => buildFilters('consumer', ['concurrency-limit'], ext.filter)).toThrow(/a filter that runs on the consumer side \(concurrency-limit runs on: provider\)/);
-    expect(() => buildFilters('consumer', ['nope'], ext.filter)).toThrow(/invalid consumer filters\[0\]: "nope" \(allowed: one of the registered filter extensions: token, concurrency-limit, access-log, metrics, trace-context\)/);
+    expect(() => buildFilters('consumer', ['nope'], ext.filter)).toThrow(/invalid consumer filters\[0\]: "nope" \(allowed: one of the registered filter extensions: token, concurrency-limit, access-log, metrics, trace-context, opentelemetry\)/);
     expect(() => buildFilters('provider', [{ type: 'concurrency-limit', options: { max: -1 } }], ext.filter)).toThrow(/invalid concurrency-limit option max: -1/);
   });
 });

@@ -23,7 +23,7 @@ describe('defaultExtensions', () => {
       registry: ['memory', 'shuttle', 'file', 'etcd'],
       loadbalance: ['random', 'round-robin', 'least-active', 'shortest-response', 'p2c', 'consistent-hash', 'prefix-affinity'],
       cluster: ['failover', 'failfast', 'failsafe', 'failback', 'forking', 'broadcast'],
-      filter: ['token', 'concurrency-limit', 'access-log', 'metrics', 'trace-context'],
+      filter: ['token', 'concurrency-limit', 'access-log', 'metrics', 'trace-context', 'opentelemetry'],
     });
     for (const [point, registry] of Object.entries(ext) as Array<[keyof Extensions, Extensions[keyof Extensions]]>) {
       for (const name of registry.names()) {

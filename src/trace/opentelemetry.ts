@@ -1,0 +1,91 @@
+import { SpanKind, SpanStatusCode, context, propagation, trace, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { checkKnownKeys } from '../common/validate.js';
+import { RpcCode, RpcError, codeConstant } from '../errors/errors.js';
+import type { Filter } from '../filter/filter.js';
+import { onStreamEnd } from '../filter/stream-end.js';
+import type { Metadata } from '../transport/transport.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+
+/** The name this filter is registered under. */
+export const TYPE_NAME = 'opentelemetry';
+
+const setter: TextMapSetter<Metadata> = {
+  set(carrier, key, value) {
+    carrier[key] = value;
+  },
+};
+const getter: TextMapGetter<Readonly<Metadata>> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => (Object.hasOwn(carrier, key) ? carrier[key] : undefined),
+};
+
+/**
+ * OpenTelemetry spans for calls (opt-in on either side: add `'opentelemetry'` to `filters`).
+ * Only `@opentelemetry/api` is used: with no SDK registered by the application every span is
+ * a no-op. With one, a consumer call is a CLIENT span `service/method` whose context goes out
+ * in the call metadata through the application's propagator (W3C `traceparent` by default);
+ * the provider continues it as a SERVER span, active while the handler runs, so the
+ * handler's own spans (`trace.getActiveSpan()`) nest under it. Attributes follow the RPC
+ * semantic conventions: `rpc.system` (`shuttle`), `rpc.service`, `rpc.method`, and
+ * `rpc.grpc.status_code` (shuttle's codes are gRPC's); a failure sets the span status to
+ * ERROR. A stream's span lasts until the stream ends, with its chunk count.
+ */
+export const createOpenTelemetryFilter: ExtensionFactory<Filter> = (options) => {
+  checkKnownKeys('opentelemetry filter options', options, []);
+  return {
+    name: TYPE_NAME,
+    // Outside trace-context, so that the traceparent of this span is the one that is sent.
+    order: -1700,
+    sides: ['consumer', 'provider'],
+    invoke(invocation, next) {
+      const consumer = invocation.side === 'consumer';
+      const parent = consumer ? context.active() : propagation.extract(context.active(), invocation.metadata, getter);
+      const span = trace.getTracer('shuttle-rpc').startSpan(
+        `${invocation.service}/${invocation.method}`,
+        {
+          kind: consumer ? SpanKind.CLIENT : SpanKind.SERVER,
+          attributes: {
+            'rpc.system': 'shuttle',
+            'rpc.service': invocation.service,
+            'rpc.method': invocation.method,
+            ...(invocation.peer === undefined ? {} : { 'network.peer.address': invocation.peer.address, 'network.peer.port': invocation.peer.port }),
+          },
+        },
+        parent,
+      );
+      const active = trace.setSpan(parent, span);
+      let forwarded = invocation;
+      if (consumer) {
+        const metadata: Metadata = { ...invocation.metadata };
+        propagation.inject(active, metadata, setter);
+        forwarded = { ...invocation, metadata };
+      }
+      const fail = (error: unknown): void => {
+        const failure = RpcError.from(error);
+        span.setAttribute('rpc.grpc.status_code', failure.code);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: `${codeConstant(failure.code)}: ${failure.rawMessage}` });
+        span.end();
+      };
+      return context.with(active, () => next(forwarded)).then(
+        (value) => {
+          if (!invocation.stream) {
+            span.setAttribute('rpc.grpc.status_code', RpcCode.OK);
+            span.end();
+            return value;
+          }
+          return onStreamEnd(value as AsyncIterable<unknown>, (end) => {
+            span.setAttribute('shuttle.stream.chunks', end.chunks);
+            if (end.error !== undefined) return fail(end.error);
+            if (end.early) span.setAttribute('shuttle.stream.cancelled', true);
+            span.setAttribute('rpc.grpc.status_code', RpcCode.OK);
+            span.end();
+          });
+        },
+        (error: unknown) => {
+          fail(error);
+          throw error;
+        },
+      );
+    },
+  };
+};
