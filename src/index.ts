@@ -5,7 +5,7 @@
 export { RpcService, RpcMethod, RpcReference, type RpcServiceOptions, type RpcMethodOptions } from './decorators/decorators.js';
 export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
 export { createServer, type RpcServer, type ServerOptions, type ExtraTransport, type CallContext } from './server/server.js';
-export { createClient, type RpcClient, type ClientOptions, type ProviderStatus, type ReferenceOptions, type RouteEvent } from './client/client.js';
+export { createClient, type AttemptEvent, type RpcClient, type ClientOptions, type ProviderStatus, type ReferenceOptions, type RouteEvent } from './client/client.js';
 export { callOutcome, type CallOutcome } from './client/outcome.js';
 export type { MockOptions } from './client/mock.js';
 export { type RpcCall, type CallOptions, type Proxied, type ProxiedMethod, type ProxiedResult, type StreamingCall } from './proxy/proxy.js';

@@ -23,9 +23,9 @@ import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
 import { routingKeyExtractor } from './routing-key.js';
-import { ServiceReference, type RouteEvent } from './service-reference.js';
+import { ServiceReference, type AttemptEvent, type RouteEvent } from './service-reference.js';
 
-export type { RouteEvent } from './service-reference.js';
+export type { AttemptEvent, RouteEvent } from './service-reference.js';
 
 /** Options of {@link createClient}; every key may also come from config (file, environment). */
 export interface ClientOptions {
@@ -81,6 +81,12 @@ export interface ClientOptions {
   /** Called with every load-balancing decision (policy, branch, provider), for metrics and logs; what it throws is ignored. */
   onRoute?: (event: RouteEvent) => void;
   /**
+   * Called when each attempt on a provider settles (a stream: when it opens), with the
+   * provider and the outcome code; for per-provider metrics (`metrics.attempt`). What it
+   * throws is ignored.
+   */
+  onAttempt?: (event: AttemptEvent) => void;
+  /**
    * Logging: a pino logger, `{ level, stream }` for one of its own (level `info`, or
    * `SHUTTLE_LOG_LEVEL`; standard error), or `false`. Silent at `info` while all is well;
    * breakers opening and providers ejected are warnings.
@@ -125,7 +131,7 @@ export interface ReferenceOptions {
 
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt',
   'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
 ];
 const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
@@ -203,6 +209,7 @@ class Client implements RpcClient {
   readonly #budget: RetryBudget;
   readonly #maxCallsPerProvider: number;
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
+  readonly #onAttempt: ((event: AttemptEvent) => void) | undefined;
   readonly #log: Logger;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
@@ -248,6 +255,8 @@ class Client implements RpcClient {
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
     if (options.onRoute !== undefined && typeof options.onRoute !== 'function') throw invalidOption('onRoute', options.onRoute, 'a function (event) => void');
     this.#onRoute = options.onRoute;
+    if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function') throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
+    this.#onAttempt = options.onAttempt;
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
     this.#pool = new ConnectionPool(transport, {
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
@@ -287,6 +296,7 @@ class Client implements RpcClient {
       mock: resolveMock(options.mock, `reference ${service} mock`),
       routingKey: routingKeyExtractor(options.routingKey, `reference ${service} routingKey`),
       onRoute: this.#onRoute,
+      onAttempt: this.#onAttempt,
       isClosed: () => this.#closed,
     });
     return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));

@@ -15,6 +15,19 @@ import type { Directory } from './directory.js';
 import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
 
+/** How one attempt on one provider went, as reported to the client's `onAttempt` hook. */
+export interface AttemptEvent {
+  readonly service: string;
+  readonly method: string;
+  /** `host:port` of the provider the attempt went to. */
+  readonly provider: string;
+  /** 1 for a call's first attempt, 2 for its first retry, … */
+  readonly attempt: number;
+  /** The outcome (of opening, for a stream). */
+  readonly code: RpcCode;
+  readonly seconds: number;
+}
+
 /** A routing decision, as reported to the client's `onRoute` hook. */
 export interface RouteEvent {
   readonly service: string;
@@ -47,6 +60,7 @@ export interface ServiceReferenceParts {
   /** Extracts the routing key from a request when the call gives none. */
   readonly routingKey: (request: unknown) => string | undefined;
   readonly onRoute: ((event: RouteEvent) => void) | undefined;
+  readonly onAttempt?: ((event: AttemptEvent) => void) | undefined;
   readonly isClosed: () => boolean;
 }
 
@@ -294,6 +308,7 @@ class Attempt implements ClusterCall {
         (stream) => void stream.trailer.finally(() => finish(stats, tokens, started)).catch(() => {}),
         () => finish(stats, tokens, started),
       );
+      if (parts.onAttempt !== undefined) this.#report(opened, address, started);
       return opened;
     }
     const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
@@ -301,7 +316,24 @@ class Attempt implements ClusterCall {
       () => finish(stats, tokens, started),
       () => finish(stats, tokens, started),
     );
+    if (parts.onAttempt !== undefined) this.#report(result, address, started);
     return result;
+  }
+
+  /** Tells the `onAttempt` hook how this attempt went (what the hook throws is ignored). */
+  #report(outcome: Promise<unknown>, provider: string, started: number): void {
+    const attempt = this.#attempts;
+    const report = (code: RpcCode): void => {
+      try {
+        this.parts.onAttempt!({ service: this.invocation.service, method: this.invocation.method, provider, attempt, code, seconds: (Date.now() - started) / 1000 });
+      } catch {
+        // An observer's bug must not fail the call it observes.
+      }
+    };
+    outcome.then(
+      () => report(RpcCode.OK),
+      (error: unknown) => report(RpcError.from(error).code),
+    );
   }
 }
 

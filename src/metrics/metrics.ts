@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ProviderStatus, RpcClient } from '../client/client.js';
-import type { RouteEvent } from '../client/service-reference.js';
+import type { AttemptEvent, RouteEvent } from '../client/service-reference.js';
+import { codeConstant } from '../errors/errors.js';
 import type { RpcServer } from '../server/server.js';
 
 /** What the provider gauges read from a server: its latest published load, connections and limit. */
@@ -39,6 +40,8 @@ export class ShuttleMetrics {
   readonly chunks = new Counter({ name: 'shuttle_stream_chunks_total', help: 'Stream chunks received (consumer) or sent (provider).', labelNames: ['side', 'service', 'method'], registers: [this.registry] });
   readonly ttft = new Histogram({ name: 'shuttle_stream_first_chunk_seconds', help: 'Time from call to first stream chunk.', labelNames: ['side', 'service', 'method'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly routes = new Counter({ name: 'shuttle_route_decisions_total', help: 'Load-balancing decisions by policy and branch (hit, spill, cold…).', labelNames: ['service', 'policy', 'branch'], registers: [this.registry] });
+  readonly providerCalls = new Counter({ name: 'shuttle_consumer_provider_attempts_total', help: 'Attempts by provider and outcome code (a stream: of opening it).', labelNames: ['service', 'method', 'provider', 'code'], registers: [this.registry] });
+  readonly providerLatency = new Histogram({ name: 'shuttle_consumer_provider_attempt_seconds', help: 'Attempt latency by provider.', labelNames: ['service', 'provider'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly retries = new Counter({ name: 'shuttle_attempts_total', help: 'Attempts by attempt number (1 = first, 2+ = retries).', labelNames: ['service', 'attempt'], registers: [this.registry] });
 
   readonly #servers = new Set<WatchedServer>();
@@ -130,6 +133,12 @@ export class ShuttleMetrics {
 
   unwatchServer(server: WatchedServer): void {
     this.#servers.delete(server);
+  }
+
+  /** Records how one attempt on one provider went (wire it to the client's `onAttempt`). */
+  attempt(event: AttemptEvent): void {
+    this.providerCalls.inc({ service: event.service, method: event.method, provider: event.provider, code: codeConstant(event.code) });
+    this.providerLatency.observe({ service: event.service, provider: event.provider }, event.seconds);
   }
 
   /** Records one routing decision (wire it to the client's `onRoute`). */

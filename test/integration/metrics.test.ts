@@ -161,7 +161,7 @@ describe('metrics and the admin endpoint', () => {
     const metrics = new ShuttleMetrics();
     const server = await createServer({ services: [new EchoService()], registry: false, metadata: { name: 'w-1', gpu: 'A10' }, config: false });
     cleanups.push(() => server.close());
-    const client = await createClient({ registry: server.url, filters: [{ type: 'metrics', options: { metrics } }], config: false });
+    const client = await createClient({ registry: server.url, filters: [{ type: 'metrics', options: { metrics } }], onAttempt: (event) => metrics.attempt(event), config: false });
     cleanups.push(() => client.close());
     const admin = await startAdminServer({ metrics, clients: [client] });
     cleanups.push(() => admin.close());
@@ -182,6 +182,10 @@ describe('metrics and the admin endpoint', () => {
     expect(sample(text, 'shuttle_consumer_breaker_state', provider)).toBe(2);
     expect(sample(text, 'shuttle_consumer_provider_ejected', provider)).toBe(1);
     expect(sample(text, 'shuttle_consumer_provider_in_flight', provider)).toBe(0);
+    // Per provider and outcome, attempt by attempt (the open breaker's refusals included).
+    expect(sample(text, 'shuttle_consumer_provider_attempts_total', { ...provider, method: 'echo', code: 'OK' })).toBe(1);
+    expect(sample(text, 'shuttle_consumer_provider_attempts_total', { ...provider, method: 'fail', code: 'UNAVAILABLE' })).toBe(12);
+    expect(sample(text, 'shuttle_consumer_provider_attempt_seconds_count', provider)).toBe(13);
     const totals = (await (await fetch(`${admin.url}/totals`)).json()) as Record<string, number>;
     expect(totals).toMatchObject({ calls: 13, chunks: 0, firstChunks: 0 });
     // Failed: the 12 UNAVAILABLE answers, and whatever the open breaker refused locally.
