@@ -18,7 +18,7 @@ export type { ExtensionSpec } from './spi/extension-registry.js';
 export { loadConfig, ENV_VARIABLES, type ConfigSource } from './config/config.js';
 export { createProtobufSerializer, type ProtobufSerializerOptions } from './serializer/protobuf.js';
 export type { Serializer } from './serializer/serializer.js';
-export type { Metadata, Peer } from './transport/transport.js';
+export type { ConnectionLimits, Metadata, Peer } from './transport/transport.js';
 export type { GrpcTlsOptions, GrpcTransportOptions } from './transport/grpc/grpc.js';
 export { ShuttleMetrics } from './metrics/metrics.js';
 export { parseTraceParent, formatTraceParent, childTraceParent, TRACEPARENT, type TraceParent } from './trace/trace.js';

@@ -10,7 +10,7 @@ import type { ExtensionSpec } from '../spi/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
-import type { Transport, TransportServer } from '../transport/transport.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type Transport, type TransportServer } from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
 
 export type { CallContext } from './call-context.js';
@@ -63,6 +63,13 @@ export interface ServerOptions {
   loadIntervalMs?: number;
   /** Largest frame body accepted; 8 MiB by default. */
   maxFrameBytes?: number;
+  /**
+   * Connection limits (every transport): `maxConnections` (10,000), `maxConnectionsPerAddress`
+   * (1,000); tcp also `frameTimeoutMs` (10 s: a frame must arrive whole that soon after its first
+   * byte), `maxCallsPerConnection` (10,000) and `idleTimeoutMs` (35 s without a byte, heartbeats
+   * included). Connections over a limit are refused with a GOAWAY naming it.
+   */
+  limits?: Partial<ConnectionLimits>;
   /** How long `close()` lets running calls finish; 10 s by default. */
   drainTimeoutMs?: number;
   /**
@@ -119,7 +126,7 @@ export interface RpcServer {
 
 const KNOWN_KEYS = [
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
-  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'drainTimeoutMs', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
+  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
 ];
 
 /** Exports `options.services` and announces them to the registry. */
@@ -138,6 +145,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const weight = checkInt('weight', merged.weight, 1, 10_000, 100);
   const maxFrameBytes = checkInt('maxFrameBytes', merged.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES);
   const drainTimeoutMs = checkInt('drainTimeoutMs', merged.drainTimeoutMs, 0, MAX_TIMER_MS, 10_000);
+  const limits = checkLimits(merged.limits);
   const maxConcurrentCalls = checkInt('maxConcurrentCalls', merged.maxConcurrentCalls, 1, 1_000_000);
   const loadIntervalMs = checkInt('loadIntervalMs', merged.loadIntervalMs, 10, MAX_TIMER_MS, 500);
   if (merged.load !== undefined && typeof merged.load !== 'function') throw invalidOption('load', merged.load, 'a function returning load figures');
@@ -178,7 +186,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   const servers: TransportServer[] = [];
   try {
-    for (const entry of transports) servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes }));
+    for (const entry of transports) servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits }));
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
     throw error;
@@ -337,6 +345,18 @@ class RunningServer implements RpcServer {
     })();
     return this.#closing;
   }
+}
+
+function checkLimits(value: unknown): ConnectionLimits {
+  if (value === undefined) return DEFAULT_CONNECTION_LIMITS;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidOption('limits', value, `an object with ${Object.keys(DEFAULT_CONNECTION_LIMITS).join(', ')}`);
+  checkKnownKeys('limits', value, Object.keys(DEFAULT_CONNECTION_LIMITS));
+  const given = value as Partial<Record<keyof ConnectionLimits, unknown>>;
+  const limits = { ...DEFAULT_CONNECTION_LIMITS };
+  for (const key of Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof ConnectionLimits)[]) {
+    limits[key] = checkInt(`limits.${key}`, given[key], 1, key.endsWith('Ms') ? MAX_TIMER_MS : 10_000_000, DEFAULT_CONNECTION_LIMITS[key]);
+  }
+  return limits;
 }
 
 function checkExtraTransports(value: unknown): readonly ExtraTransport[] {

@@ -2,9 +2,11 @@ import type { BackoffOptions } from '../common/backoff.js';
 import type { RpcError } from '../errors/errors.js';
 import type { Serializer, SerializerSet } from '../serializer/serializer.js';
 import type { ClientStream } from './client-stream.js';
+import type { ConnectionLimits } from './admission.js';
 import type { Metadata, RequestHead } from './envelope.js';
 
 export type { Metadata, RequestHead } from './envelope.js';
+export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './admission.js';
 
 /** One call as a transport sees it: where it goes, what it carries, when it must stop. */
 export interface Invocation {
@@ -162,6 +164,8 @@ export interface ListenOptions {
   /** 0 asks the OS for a free port. */
   readonly port: number;
   readonly maxFrameBytes: number;
+  /** Connection limits; the defaults when absent. */
+  readonly limits?: ConnectionLimits;
 }
 
 /**

@@ -3,6 +3,7 @@ import grpc from '@grpc/grpc-js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
+import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS } from '../admission.js';
 import { neverSent } from '../call-limits.js';
 import { LazyAbort } from '../lazy-abort.js';
 import type { CallHandler, ListenOptions, Peer, ProviderCallInfo, ResolvedMethod, TransportServer } from '../transport.js';
@@ -31,9 +32,20 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
 
   const injector = server.createConnectionInjector(settings.serverCredentials());
   const sockets = new Set<net.Socket>();
+  const admission = new ConnectionAdmission(options.limits ?? DEFAULT_CONNECTION_LIMITS);
   const listener = net.createServer({ noDelay: true }, (socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    // Over a limit: closed before HTTP/2 starts (the client sees UNAVAILABLE).
+    if (admission.admit(address) !== undefined) {
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      sockets.delete(socket);
+      admission.release(address);
+    });
     injector.injectConnection(socket);
   });
   await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
 import { decodeError } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
 import { RequestHeadDecoder } from '../envelope.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../admission.js';
 import { LazyAbort } from '../lazy-abort.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, WINDOW_META, readU32 } from '../stream-frames.js';
@@ -16,6 +17,8 @@ import { encodeErrorFrame } from './wire-error.js';
 /** Provider-side limits of one connection. */
 export interface ServerConnectionOptions {
   readonly maxFrameBytes: number;
+  /** Frame timeout, idle timeout and calls at once; the defaults when absent. */
+  readonly limits?: ConnectionLimits;
 }
 
 /**
@@ -40,7 +43,11 @@ export class ServerConnection {
     liveCount: () => this.#running.size,
     expire: (id) => this.#abortCall(id, new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
   });
+  readonly #limits: ConnectionLimits;
+  /** Armed while a frame is half received: it must complete within the frame timeout. */
+  #frameTimer: NodeJS.Timeout | undefined;
   #closing = false;
+  #failed = false;
   #onIdle: (() => void) | undefined;
   /** Resolves when the socket has closed. */
   readonly closed: Promise<void>;
@@ -50,14 +57,21 @@ export class ServerConnection {
     this.#handler = handler;
     this.#writer = new FrameWriter(socket);
     this.#decoder = new FrameDecoder(options.maxFrameBytes);
+    this.#limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
     socket.setNoDelay(true);
+    // Consumers send a heartbeat after every quiet interval, so a connection that stays silent
+    // this long belongs to a peer that is gone, hung, or never spoke the protocol.
+    socket.setTimeout(this.#limits.idleTimeoutMs, () => {
+      this.#fail(new RpcError(RpcCode.UNAVAILABLE, `protocol error: nothing received for ${this.#limits.idleTimeoutMs} ms (idle timeout)`));
+    });
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => {
       // 'close' follows; the error itself (ECONNRESET from a vanished client) needs no action.
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
+        clearTimeout(this.#frameTimer);
         this.#deadlines.clear();
         this.#abortAll('the connection closed');
         resolve();
@@ -103,11 +117,26 @@ export class ServerConnection {
       this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
     } catch (error) {
       this.#fail(RpcError.from(error, RpcCode.INTERNAL));
+      return;
+    }
+    // The timer runs from a frame's first byte and is not reset by more bytes of the same
+    // frame: a peer trickling one byte a second must not hold the connection for ever.
+    if (this.#decoder.bufferedBytes === 0) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    } else if (this.#frameTimer === undefined) {
+      this.#frameTimer = setTimeout(() => {
+        this.#fail(new RpcError(RpcCode.INTERNAL, `protocol error: a frame did not complete within ${this.#limits.frameTimeoutMs} ms (frame timeout)`));
+      }, this.#limits.frameTimeoutMs);
+      this.#frameTimer.unref();
     }
   }
 
   /** A protocol violation: say why in a GOAWAY, then close. Other connections are untouched. */
   #fail(error: RpcError): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    clearTimeout(this.#frameTimer);
     this.#closing = true;
     this.#writer.write(encodeErrorFrame(FrameType.GOAWAY, 0, error));
     this.#socket.end();
@@ -151,6 +180,16 @@ export class ServerConnection {
     if (this.#running.has(id)) throw new RpcError(RpcCode.INTERNAL, `protocol error: request id ${id} is already in flight`);
     const oneWay = (frame.flags & FrameFlag.ONE_WAY) !== 0;
     if (this.#closing) return this.#answerError(id, oneWay, new RpcError(RpcCode.UNAVAILABLE, 'provider is going away', { details: { neverSent: true } }));
+    if (this.#running.size >= this.#limits.maxCallsPerConnection) {
+      return this.#answerError(
+        id,
+        oneWay,
+        new RpcError(RpcCode.RESOURCE_EXHAUSTED, `${this.#running.size} calls already run on this connection, its limit (maxCallsPerConnection)`, {
+          retryAfterMs: 100,
+          details: { neverSent: true },
+        }),
+      );
+    }
 
     let head;
     try {

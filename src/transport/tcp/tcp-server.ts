@@ -1,14 +1,31 @@
 import net from 'node:net';
+import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS } from '../admission.js';
+import { FrameType } from '../frame.js';
 import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
 import { ServerConnection } from './server-connection.js';
+import { encodeErrorFrame } from './wire-error.js';
 
 /** Starts a tcp transport server; resolves once it listens. */
 export async function listenTcp(handler: CallHandler, options: ListenOptions): Promise<TransportServer> {
   const connections = new Set<ServerConnection>();
+  const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
+  const admission = new ConnectionAdmission(limits);
   const server = net.createServer({ noDelay: true }, (socket) => {
-    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes });
+    const address = socket.remoteAddress ?? 'unknown';
+    const refused = admission.admit(address);
+    if (refused !== undefined) {
+      // Say why before closing, so the consumer's error names the limit.
+      socket.on('error', () => {});
+      socket.end(encodeErrorFrame(FrameType.GOAWAY, 0, refused));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits });
     connections.add(connection);
-    void connection.closed.then(() => connections.delete(connection));
+    void connection.closed.then(() => {
+      connections.delete(connection);
+      admission.release(address);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
