@@ -1,4 +1,5 @@
 import { checkKnownKeys } from '../common/validate.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { SerializerId, type Serializer } from './serializer.js';
 
@@ -19,6 +20,33 @@ export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {})
     id: SerializerId.JSON,
     name: TYPE_NAME,
     encode: (value) => (value === undefined ? new Uint8Array(0) : encoder.encode(JSON.stringify(value))),
-    decode: (bytes) => (bytes.length === 0 ? undefined : (JSON.parse(decoder.decode(bytes)) as unknown)),
+    decode: (bytes) => {
+      if (bytes.length === 0) return undefined;
+      const text = decoder.decode(bytes);
+      checkJsonDepth(text);
+      return JSON.parse(text) as unknown;
+    },
   };
 };
+
+/** Deepest nesting of arrays and objects a JSON payload may have (as for msgpack). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Refuses JSON nested deeper than `maxDepth` before JSON.parse, which is recursive, sees it.
+ * Brackets inside strings (escapes included) do not count. Throws INVALID_ARGUMENT.
+ */
+export function checkJsonDepth(text: string, maxDepth = MAX_JSON_DEPTH): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i++;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b || code === 0x7b) {
+      if (++depth > maxDepth) throw new RpcError(RpcCode.INVALID_ARGUMENT, `JSON nested deeper than ${maxDepth} levels (at character ${i})`);
+    } else if (code === 0x5d || code === 0x7d) depth--;
+  }
+}
