@@ -24,7 +24,7 @@ describe('msgpack serializer', () => {
   });
   it('throws on truncated bytes and on trailing garbage', () => {
     // The guard (msgpack-guard.ts) finds both before msgpackr sees them, and says where.
-    expect(() => msgpack.decode(Buffer.from([0x92, 0x01]), request)).toThrow(/malformed msgpack at byte 2: a value of 1 bytes, only 0 left/);
+    expect(() => msgpack.decode(Buffer.from([0x92, 0x01]), request)).toThrow(/malformed msgpack at byte 1: a container of 2 elements, only 1 bytes left/);
     expect(() => msgpack.decode(Buffer.from([0x01, 0x02]), request)).toThrow(/malformed msgpack at byte 1: 1 bytes after the value/);
   });
 });
