@@ -29,6 +29,8 @@ interface CachedRoute {
  */
 export class TcpConnection implements ClientConnection {
   readonly address: string;
+  /** Answers dropped for carrying an id no call is waiting for (late, duplicate, or made up). */
+  droppedFrames = 0;
   readonly #host: string;
   readonly #port: number;
   readonly #options: TcpClientOptions;
@@ -362,8 +364,13 @@ export class TcpConnection implements ClientConnection {
       case FrameType.STREAM_CHUNK:
       case FrameType.STREAM_END: {
         const call = this.#pending.get(frame.requestId);
-        // Unknown ids belong to calls abandoned after a deadline or abort: drop the late frame.
-        if (call === undefined) return;
+        // Unknown ids belong to calls abandoned after a deadline or abort, or to a confused or
+        // hostile provider (a duplicate answer): drop the frame, count it. Ids are never
+        // reused while a call is pending, so a stray frame can never resolve another call.
+        if (call === undefined) {
+          this.droppedFrames++;
+          return;
+        }
         if (call.accept(frame)) {
           this.#pending.delete(frame.requestId);
           this.#release(call);
