@@ -1,4 +1,5 @@
 import { invalidOption } from '../common/validate.js';
+import type { RpcError } from '../errors/errors.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
 import type { Metadata, Peer } from '../transport/transport.js';
 
@@ -47,6 +48,21 @@ export interface Filter {
    */
   readonly active?: boolean;
   invoke(invocation: FilterInvocation, next: NextFilter): Promise<unknown>;
+  /**
+   * Provider side, optional: looks at a call before a single byte of its payload is decoded
+   * (its route and metadata only) and returns the RpcError to refuse it with, or undefined.
+   * The token filter checks the token here, so an unauthenticated caller cannot make the
+   * provider decode anything.
+   */
+  admit?(call: CallAdmission): RpcError | undefined;
+}
+
+/** What {@link Filter.admit} sees of a call: its route and metadata. */
+export interface CallAdmission {
+  readonly service: string;
+  readonly version: string;
+  readonly method: string;
+  readonly metadata: Readonly<Metadata>;
 }
 
 /** Filters that are part of every chain unless removed with `-name` (Dubbo's @Activate). */

@@ -33,16 +33,26 @@ export const createTokenFilter: ExtensionFactory<Filter> = (options) => {
       if (invocation.side === 'consumer') {
         return next({ ...invocation, metadata: { ...invocation.metadata, [TOKEN_META]: token } });
       }
-      const offered = invocation.metadata[TOKEN_META];
-      if (offered === undefined || !timingSafeEqual(digest(offered), expected!)) {
-        return Promise.reject(
-          new RpcError(RpcCode.UNAUTHENTICATED, `${invocation.service}.${invocation.method} needs a valid token (${offered === undefined ? 'none sent' : 'token rejected'})`),
-        );
-      }
-      return next(invocation);
+      // A provider checked the token in admit(), before decoding; a chain composed without
+      // a dispatcher (a plugin's own use of filters) still gets the check here.
+      if ((invocation as { [ADMITTED]?: boolean })[ADMITTED] === true) return next(invocation);
+      const refused = check(invocation.service, invocation.method, invocation.metadata);
+      return refused === undefined ? next(invocation) : Promise.reject(refused);
+    },
+    admit(call) {
+      return token === undefined ? undefined : check(call.service, call.method, call.metadata);
     },
   };
+
+  function check(service: string, method: string, metadata: Readonly<Record<string, string>>): RpcError | undefined {
+    const offered = metadata[TOKEN_META];
+    if (offered !== undefined && timingSafeEqual(digest(offered), expected!)) return undefined;
+    return new RpcError(RpcCode.UNAUTHENTICATED, `${service}.${method} needs a valid token (${offered === undefined ? 'none sent' : 'token rejected'})`);
+  }
 };
+
+/** Marks a provider invocation whose filters' admit() already ran (set by the dispatcher). */
+export const ADMITTED = Symbol.for('shuttle-rpc:admitted');
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();

@@ -1,6 +1,7 @@
 import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type ServiceMetadata } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
+import { ADMITTED } from '../filter/token.js';
 import type { Logger } from '../log/log.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
@@ -25,6 +26,8 @@ export class Dispatcher implements CallHandler {
   readonly #services = new Map<string, Map<string, ExportedService>>();
 
   readonly #filters: readonly Filter[];
+  /** Filters that look at calls before their payload is decoded (the token check). */
+  readonly #admitters: readonly Filter[];
   readonly #log: Logger | undefined;
 
   /**
@@ -34,6 +37,7 @@ export class Dispatcher implements CallHandler {
   constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = [], log?: Logger) {
     this.serializers = serializers;
     this.#filters = filters;
+    this.#admitters = filters.filter((filter) => filter.admit !== undefined);
     this.#log = log;
     services.forEach((instance, index) => this.#export(instance, index));
   }
@@ -74,6 +78,11 @@ export class Dispatcher implements CallHandler {
       return new RpcError(RpcCode.UNIMPLEMENTED, `method ${JSON.stringify(head.method)} is not an exported method of ${head.service}`, {
         details: { exported: [...exported.methods.keys()] },
       });
+    }
+    // Before the transport decodes the payload: a caller without a valid token costs a hash.
+    for (const filter of this.#admitters) {
+      const refused = filter.admit!({ service: head.service, version: exported.meta.version, method: head.method, metadata: head.meta });
+      if (refused !== undefined) return refused;
     }
     return method;
   }
@@ -168,7 +177,7 @@ function bindMethod(
     filters.length === 0
       ? run
       : (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
-          const invocation: FilterInvocation & { [CALL_INFO]: ProviderCallInfo } = {
+          const invocation: FilterInvocation & { [CALL_INFO]: ProviderCallInfo; [ADMITTED]: true } = {
             side: 'provider',
             service: service.name,
             version: service.version,
@@ -179,6 +188,8 @@ function bindMethod(
             deadline: info.deadline,
             peer: info.peer,
             [CALL_INFO]: info,
+            // resolve() ran the filters' admit() before this call's payload was decoded.
+            [ADMITTED]: true,
           };
           return chain(invocation);
         };

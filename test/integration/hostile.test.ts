@@ -55,6 +55,9 @@ const table: Array<[string, Buffer, number, RegExp]> = [
   ['msgpack bytes sent as json', requestFrame(1, 'echo', anyPacker.pack({ a: 1 }), { meta: withToken, serializer: 2 }), RpcCode.INVALID_ARGUMENT, /cannot decode request of test\.Echo\.echo as json/],
   ['no token', requestFrame(1, 'echo', { a: 1 }), RpcCode.UNAUTHENTICATED, /needs a valid token \(none sent\)/],
   ['a wrong token', requestFrame(1, 'echo', { a: 1 }, { meta: { 'shuttle-token': 'guess' } }), RpcCode.UNAUTHENTICATED, /needs a valid token \(token rejected\)/],
+  // The token is checked before the payload is decoded: garbage from a caller without the
+  // token is refused for the token, not for the garbage.
+  ['no token and a payload that does not decode', requestFrame(1, 'echo', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff])), RpcCode.UNAUTHENTICATED, /needs a valid token \(none sent\)/],
   ['a token one character short', requestFrame(1, 'echo', { a: 1 }, { meta: { 'shuttle-token': TOKEN.slice(0, -1) } }), RpcCode.UNAUTHENTICATED, /token rejected/],
 ];
 
