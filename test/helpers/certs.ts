@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -28,3 +28,18 @@ export function makeCertificates(): string {
   }
   return dir;
 }
+
+/**
+ * Replaces dir/server.crt and dir/server.key with a new pair signed by the same CA (what a
+ * certificate rotation does on disk); returns the new certificate's serial number.
+ */
+export function renewServerCertificate(dir: string): string {
+  const openssl = (...args: string[]): string => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'renewed.key', '-out', 'renewed.csr');
+  openssl('x509', '-req', '-in', 'renewed.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'renewed.crt');
+  // Key first, then certificate, each renamed into place whole.
+  renameSync(path.join(dir, 'renewed.key'), path.join(dir, 'server.key'));
+  renameSync(path.join(dir, 'renewed.crt'), path.join(dir, 'server.crt'));
+  return openssl('x509', '-in', 'server.crt', '-noout', '-serial').trim().replace(/^serial=/, '');
+}
+

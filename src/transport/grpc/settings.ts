@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
-import { checkBool, checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../../common/validate.js';
 import { loadProtoFiles } from '../../serializer/protobuf.js';
+import { checkServerTls, resolveTls, type TlsOptions } from '../tls-options.js';
 import { GrpcRoutes } from './codec.js';
 
 /** Options of the `grpc` transport (`{ type: 'grpc', options }`); every key is optional. */
@@ -27,20 +27,8 @@ export interface GrpcTransportOptions {
   channelOptions?: Readonly<Record<string, string | number>>;
 }
 
-/**
- * TLS settings. Each of `ca`, `cert`, `key` is PEM text or the path of a PEM file.
- * Provider: `cert` and `key` are required; with `requireClientCert`, clients must present a
- * certificate signed by `ca` (mutual TLS). Consumer: `ca` verifies the provider (the system
- * roots when absent); `cert` and `key` are its own certificate for mutual TLS.
- */
-export interface GrpcTlsOptions {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  requireClientCert?: boolean;
-  /** Consumer: the name to verify the provider's certificate against, when not its host. */
-  serverName?: string;
-}
+/** TLS settings of the grpc transport (see {@link TlsOptions}). */
+export type GrpcTlsOptions = TlsOptions;
 
 /** Resolved transport options, shared by its servers and connections. */
 export interface GrpcSettings {
@@ -54,7 +42,6 @@ export interface GrpcSettings {
 }
 
 const OPTION_KEYS = ['protoFiles', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions'];
-const TLS_KEYS = ['ca', 'cert', 'key', 'requireClientCert', 'serverName'];
 
 /** Checks the options (naming the bad key and what is allowed) and loads the .proto files. */
 export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>): GrpcSettings {
@@ -69,46 +56,21 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
   for (const [key, value] of Object.entries(channelOptions)) {
     if (typeof value !== 'string' && typeof value !== 'number') throw invalidOption(`grpc transport channelOptions[${JSON.stringify(key)}]`, value, 'a string or a number');
   }
-  const tls = options['tls'];
-  if (tls !== undefined && (tls === null || typeof tls !== 'object' || Array.isArray(tls))) {
-    throw invalidOption('grpc transport tls', tls, 'an object with ca, cert, key, requireClientCert, serverName');
-  }
-  const tlsOptions = (tls ?? {}) as Record<string, unknown>;
-  checkKnownKeys('grpc transport tls', tlsOptions, TLS_KEYS);
-  const pem = (key: 'ca' | 'cert' | 'key'): Buffer | undefined => readPem(`grpc transport tls.${key}`, tlsOptions[key]);
-  const serverName = tlsOptions['serverName'];
-  if (serverName !== undefined && (typeof serverName !== 'string' || serverName === '')) throw invalidOption('grpc transport tls.serverName', serverName, 'a host name');
-  const requireClientCert = checkBool('grpc transport tls.requireClientCert', tlsOptions['requireClientCert'], false);
-  const [ca, cert, key] = [pem('ca'), pem('cert'), pem('key')];
-  if ((cert === undefined) !== (key === undefined)) throw invalidOption('grpc transport tls', Object.keys(tlsOptions).join(', '), 'cert and key together (or neither)');
-
+  const tls = resolveTls('grpc transport tls', options['tls']);
   return {
     routes,
     keepaliveTimeMs,
     keepaliveTimeoutMs,
     channelOptions: channelOptions as Record<string, string | number>,
-    serverName: serverName as string | undefined,
+    serverName: tls?.serverName,
     serverCredentials() {
       if (tls === undefined) return grpc.ServerCredentials.createInsecure();
-      if (cert === undefined || key === undefined) throw invalidOption('grpc transport tls', 'no cert/key', 'a provider with tls needs cert and key');
-      if (requireClientCert && ca === undefined) throw invalidOption('grpc transport tls.ca', undefined, 'the CA that signs client certificates, required with requireClientCert');
-      return grpc.ServerCredentials.createSsl(ca ?? null, [{ cert_chain: cert, private_key: key }], requireClientCert);
+      checkServerTls('grpc transport tls', tls);
+      return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert!, private_key: tls.key! }], tls.requireClientCert);
     },
     channelCredentials() {
       if (tls === undefined) return grpc.credentials.createInsecure();
-      return grpc.credentials.createSsl(ca ?? null, key ?? null, cert ?? null);
+      return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
     },
   };
-}
-
-/** PEM text as given, or read from the file it names. */
-function readPem(key: string, value: unknown): Buffer | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value === '') throw invalidOption(key, value, 'PEM text or the path of a PEM file');
-  if (value.includes('-----BEGIN')) return Buffer.from(value, 'utf8');
-  try {
-    return readFileSync(value);
-  } catch (error) {
-    throw invalidOption(key, value, `a readable PEM file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
 }

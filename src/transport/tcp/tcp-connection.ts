@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { Backoff } from '../../common/backoff.js';
 import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
@@ -10,6 +11,7 @@ import { encodeRoute, measureMeta, writeMeta, type Metadata } from '../envelope.
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
 import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
+import type { ResolvedTls } from '../tls-options.js';
 import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState, type Invocation } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
@@ -61,11 +63,17 @@ export class TcpConnection implements ClientConnection {
   #nextId = 1;
   #drained: (() => void) | undefined;
 
-  constructor(host: string, port: number, options: TcpClientOptions) {
+  readonly #tls: ResolvedTls | undefined;
+  /** Whether the provider has sent anything on the current socket. */
+  #answered = false;
+
+  /** @param secure TLS settings: the connection then speaks TLS (mutual with cert and key) */
+  constructor(host: string, port: number, options: TcpClientOptions, secure?: ResolvedTls) {
     this.#host = host;
     this.#port = port;
     this.address = `${host}:${port}`;
     this.#options = options;
+    this.#tls = secure;
     this.#backoff = new Backoff(options.backoff);
   }
 
@@ -139,13 +147,26 @@ export class TcpConnection implements ClientConnection {
   #connect(): Promise<void> {
     clearTimeout(this.#reconnectTimer);
     this.#state = 'connecting';
-    const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true });
+    const secure = this.#tls;
+    const socket =
+      secure === undefined
+        ? net.connect({ host: this.#host, port: this.#port, noDelay: true })
+        : tls.connect({
+            host: this.#host,
+            port: this.#port,
+            ...(secure.ca === undefined ? {} : { ca: secure.ca }),
+            ...(secure.cert === undefined ? {} : { cert: secure.cert, key: secure.key }),
+            // SNI takes host names only; an IP address is still checked against the certificate.
+            ...(secure.serverName !== undefined ? { servername: secure.serverName } : net.isIP(this.#host) === 0 ? { servername: this.#host } : {}),
+            minVersion: 'TLSv1.2',
+          });
+    if (secure !== undefined) socket.setNoDelay(true);
     this.#socket = socket;
     const connecting = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy(new RpcError(RpcCode.UNAVAILABLE, `connect to ${this.address} timed out after ${this.#options.connectTimeoutMs} ms`));
       }, this.#options.connectTimeoutMs);
-      socket.once('connect', () => {
+      socket.once(secure === undefined ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         this.#onConnected(socket);
         resolve();
@@ -160,11 +181,14 @@ export class TcpConnection implements ClientConnection {
       });
     });
     socket.on('error', (error) => {
-      this.#lastError = RpcError.from(error, RpcCode.UNAVAILABLE);
+      this.#lastError = secure !== undefined ? tlsError(this.address, error) : RpcError.from(error, RpcCode.UNAVAILABLE);
     });
     socket.on('close', () => {
       if (this.#socket === socket && this.#state !== 'connecting') {
-        this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the provider`));
+        const why = this.#answered
+          ? `connection to ${this.address} closed by the provider`
+          : `connection to ${this.address} closed by the provider before it answered anything (a provider that requires TLS closes plaintext connections this way)`;
+        this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, why));
       }
     });
     this.#connecting = connecting;
@@ -182,12 +206,19 @@ export class TcpConnection implements ClientConnection {
     this.#writer = new FrameWriter(socket);
     this.#lastReadAt = Date.now();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
+    this.#answered = false;
     socket.on('data', (chunk: Buffer) => {
       this.#lastReadAt = Date.now();
+      this.#answered = true;
       try {
         decoder.push(chunk, (frame) => this.#onFrame(frame));
       } catch (error) {
-        this.#lastError = RpcError.from(error, RpcCode.INTERNAL);
+        // A TLS record (0x15 alert or 0x16 handshake, then version 3.x) where a frame should
+        // be: the provider speaks TLS and this consumer does not.
+        const speaksTls = this.#tls === undefined && chunk.length >= 2 && (chunk[0] === 0x15 || chunk[0] === 0x16) && chunk[1] === 0x03;
+        this.#lastError = speaksTls
+          ? new RpcError(RpcCode.UNAVAILABLE, `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`)
+          : RpcError.from(error, RpcCode.INTERNAL);
         socket.destroy();
       }
     });
@@ -405,3 +436,22 @@ export class TcpConnection implements ClientConnection {
 function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<readonly [number, number]> {
   for (const [id, call] of pending) if (call.deadline !== undefined) yield [id, call.deadline];
 }
+
+/**
+ * A TLS failure as an UNAVAILABLE error with OpenSSL's reason and, for the common mistakes,
+ * what to change; other socket errors map as usual.
+ */
+function tlsError(address: string, error: Error): RpcError {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const reason = (error as { reason?: string }).reason ?? error.message;
+  if (!code.startsWith('ERR_SSL_') && !code.startsWith('ERR_TLS_') && !/certificate|self.signed|unable to verify/i.test(reason)) return RpcError.from(error, RpcCode.UNAVAILABLE);
+  const hint = /wrong version number|packet length too long/i.test(reason)
+    ? ' (does the provider serve TLS?)'
+    : /certificate required/i.test(reason)
+      ? ' (the provider requires a client certificate: set cert and key)'
+      : /self.signed|unable to verify|unknown ca/i.test(reason)
+        ? " (is ca the CA that signed the provider's certificate?)"
+        : '';
+  return new RpcError(RpcCode.UNAVAILABLE, `TLS with ${address} failed: ${reason}${hint}`, { cause: error });
+}
+

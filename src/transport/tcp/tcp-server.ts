@@ -1,16 +1,24 @@
+import { unwatchFile, watchFile } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS } from '../admission.js';
+import { checkServerTls, type ResolvedTls } from '../tls-options.js';
 import { FrameType } from '../frame.js';
 import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
 import { ServerConnection } from './server-connection.js';
 import { encodeErrorFrame } from './wire-error.js';
 
-/** Starts a tcp transport server; resolves once it listens. */
-export async function listenTcp(handler: CallHandler, options: ListenOptions): Promise<TransportServer> {
+/**
+ * Starts a tcp transport server; resolves once it listens. With `secure`, it speaks TLS (mutual
+ * TLS with `requireClientCert`): the handshake must finish within the frame timeout, and
+ * certificate files rotated on disk are picked up for new connections without touching the
+ * open ones.
+ */
+export async function listenTcp(handler: CallHandler, options: ListenOptions, secure?: ResolvedTls): Promise<TransportServer> {
   const connections = new Set<ServerConnection>();
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const admission = new ConnectionAdmission(limits);
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const onConnection = (socket: net.Socket): void => {
     const address = socket.remoteAddress ?? 'unknown';
     const refused = admission.admit(address);
     if (refused !== undefined) {
@@ -26,7 +34,41 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions): P
       connections.delete(connection);
       admission.release(address);
     });
-  });
+  };
+  let stopWatching = (): void => {};
+  let server: net.Server;
+  if (secure === undefined) {
+    server = net.createServer({ noDelay: true }, onConnection);
+  } else {
+    checkServerTls('tcp transport tls', secure);
+    const contextOptions = (current: ResolvedTls): tls.SecureContextOptions => ({ cert: current.cert, key: current.key, ...(current.ca === undefined ? {} : { ca: current.ca }) });
+    const tlsServer = tls.createServer(
+      {
+        ...contextOptions(secure),
+        requestCert: secure.requireClientCert,
+        rejectUnauthorized: secure.requireClientCert,
+        handshakeTimeout: limits.frameTimeoutMs,
+        minVersion: 'TLSv1.2',
+        noDelay: true,
+      },
+      onConnection,
+    );
+    // A failed handshake (a plaintext client, an unknown CA) closes that socket only.
+    tlsServer.on('tlsClientError', () => {});
+    const reload = (): void => {
+      try {
+        tlsServer.setSecureContext(contextOptions(secure.reread()));
+      } catch {
+        // A certificate caught half-written (or a key that does not match yet) keeps the old
+        // context; the next change of the files tries again.
+      }
+    };
+    for (const file of secure.files) watchFile(file, { interval: 500, persistent: false }, reload);
+    stopWatching = () => {
+      for (const file of secure.files) unwatchFile(file, reload);
+    };
+    server = tlsServer;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: options.host, port: options.port }, () => {
@@ -50,6 +92,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions): P
     },
     close(closeOptions = {}) {
       closing ??= (async () => {
+        stopWatching();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const connection of connections) connection.goAway();
         const drained = Promise.all([...connections].map((connection) => connection.idle()));
