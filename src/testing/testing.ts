@@ -3,6 +3,7 @@
  * sockets on loopback.
  */
 export { connectRaw, type RawPeer } from './raw-peer.js';
+export { startFaultProxy, type Fault, type FaultDirection, type FaultProxy } from './fault-proxy.js';
 
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
