@@ -1,4 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,13 +33,18 @@ export function etcdBinary(): string {
   return found;
 }
 
-/** Starts an etcd on free ports; `extraListen` adds client addresses (e.g. a namespace bridge's). */
-export async function startEtcd(options: { extraListen?: string[] } = {}): Promise<EtcdServer> {
+/**
+ * Starts an etcd on free ports; `extraListen` adds client addresses (e.g. a namespace
+ * bridge's); `tlsDir` serves clients over TLS with tlsDir/server.{crt,key} (test/helpers/certs.ts).
+ */
+export async function startEtcd(options: { extraListen?: string[]; tlsDir?: string } = {}): Promise<EtcdServer> {
   const binary = etcdBinary();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shuttle-etcd-'));
   const port = await freePort();
   const peerPort = await freePort();
-  const clientUrls = [`http://127.0.0.1:${port}`, ...(options.extraListen ?? []).map((host) => `http://${host}:${port}`)];
+  const scheme = options.tlsDir === undefined ? 'http' : 'https';
+  const clientUrls = [`${scheme}://127.0.0.1:${port}`, ...(options.extraListen ?? []).map((host) => `${scheme}://${host}:${port}`)];
+  const tlsArgs = options.tlsDir === undefined ? [] : ['--cert-file', `${options.tlsDir}/server.crt`, '--key-file', `${options.tlsDir}/server.key`];
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
@@ -52,6 +59,7 @@ export async function startEtcd(options: { extraListen?: string[] } = {}): Promi
         '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-cluster', `shuttle-test=http://127.0.0.1:${peerPort}`,
         '--log-level', 'error',
+        ...tlsArgs,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -62,8 +70,7 @@ export async function startEtcd(options: { extraListen?: string[] } = {}): Promi
     for (;;) {
       if (process_.exitCode !== null) throw new Error(`etcd exited with ${process_.exitCode}: ${stderr}`);
       try {
-        const response = await fetch(`http://127.0.0.1:${port}/health`);
-        if (response.ok && ((await response.json()) as { health?: string }).health === 'true') return;
+        if ((await health(`${scheme}://127.0.0.1:${port}/health`, options.tlsDir)) === 'true') return;
       } catch {
         // not up yet
       }
@@ -86,7 +93,7 @@ export async function startEtcd(options: { extraListen?: string[] } = {}): Promi
   liveServers.add(stop);
   return {
     url: `etcd://127.0.0.1:${port}`,
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `${scheme}://127.0.0.1:${port}`,
     port,
     get running() {
       return child !== undefined && child.exitCode === null;
@@ -105,3 +112,18 @@ const liveServers = new Set<() => Promise<void>>();
 process.once('exit', () => {
   for (const stop of liveServers) void stop();
 });
+
+/** etcd's /health answer (`"true"` when healthy), over https with the test CA when given. */
+function health(url: string, tlsDir: string | undefined): Promise<string | undefined> {
+  if (tlsDir === undefined) return fetch(url).then(async (response) => (response.ok ? ((await response.json()) as { health?: string }).health : undefined));
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca: readFileSync(`${tlsDir}/ca.crt`) }, (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve(response.statusCode === 200 ? (JSON.parse(body) as { health?: string }).health : undefined));
+      })
+      .on('error', reject);
+  });
+}
+
