@@ -27,6 +27,8 @@ export interface FaultProxy {
   clear(): void;
   /** Cuts every current connection (both sockets destroyed, as a network failure would). */
   cut(): void;
+  /** Sends new connections to another target (a provider restarted on another port). */
+  retarget(target: { host: string; port: number }): void;
   close(): Promise<void>;
 }
 
@@ -41,7 +43,8 @@ interface Pipe {
  * stalls, drops or cuts traffic per direction. In process, small, and deterministic enough to
  * reason about; not a network emulator.
  */
-export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+export async function startFaultProxy(initialTarget: { host: string; port: number }): Promise<FaultProxy> {
+  let target = initialTarget;
   const faults: Record<'up' | 'down', Fault> = { up: {}, down: {} };
   const live = new Set<{ client: net.Socket; upstream: net.Socket; pipes: Record<'up' | 'down', Pipe> }>();
 
@@ -117,6 +120,9 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         entry.client.destroy();
         entry.upstream.destroy();
       }
+    },
+    retarget(next) {
+      target = next;
     },
     close() {
       for (const entry of [...live]) {

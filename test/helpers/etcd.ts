@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -113,17 +114,19 @@ process.once('exit', () => {
   for (const stop of liveServers) void stop();
 });
 
-/** etcd's /health answer (`"true"` when healthy), over https with the test CA when given. */
+/**
+ * etcd's /health answer (`"true"` when healthy), over https with the test CA when given. One
+ * connection per check, closed after it (no keep-alive pool): the chaos test counts this
+ * process's sockets and must not find the helper's.
+ */
 function health(url: string, tlsDir: string | undefined): Promise<string | undefined> {
-  if (tlsDir === undefined) return fetch(url).then(async (response) => (response.ok ? ((await response.json()) as { health?: string }).health : undefined));
   return new Promise((resolve, reject) => {
-    https
-      .get(url, { ca: readFileSync(`${tlsDir}/ca.crt`) }, (response) => {
+    const get = tlsDir === undefined ? http.get : https.get;
+    get(url, { agent: false, ...(tlsDir === undefined ? {} : { ca: readFileSync(`${tlsDir}/ca.crt`) }) }, (response) => {
         let body = '';
         response.on('data', (chunk: Buffer) => (body += chunk.toString()));
         response.on('end', () => resolve(response.statusCode === 200 ? (JSON.parse(body) as { health?: string }).health : undefined));
-      })
-      .on('error', reject);
+    }).on('error', reject);
   });
 }
 

@@ -1,18 +1,21 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callOutcome, createClient, type RpcClient, type RpcError, type ServiceInstance } from 'shuttle-rpc';
 import { startFaultProxy, type FaultProxy } from 'shuttle-rpc/testing';
-import { createFileRegistry } from '../../src/registry/file/file.js';
+import { createEtcdRegistry } from '../../src/registry/etcd/etcd.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { EchoApi } from '../fixtures/services.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /*
  * Chaos under steady load: three provider processes, each reached only through an in-process
- * fault proxy that cuts, stalls (a frozen or black-holed peer) and drops its traffic in turn,
- * round after round, while 8 callers keep making idempotent and non-idempotent calls.
+ * fault proxy, found through a real etcd. Round after round, one proxy's connections are cut,
+ * another's stalled (a frozen peer), a third's requests black-holed; a provider is SIGSTOPped
+ * and resumed; every other round a provider is SIGKILLed and restarted; every third round etcd
+ * itself restarts — while 8 callers keep making idempotent and non-idempotent calls.
  * Invariants: no idempotent call fails, no non-idempotent call runs twice (the providers'
  * shared journal), and afterwards the consumer's file descriptors and active handles are back
  * to where they started and its heap has not grown without bound.
@@ -29,19 +32,24 @@ const methods = [
 
 let tmp: { dir: string; remove(): Promise<void> };
 const providers: Child[] = [];
+const stopped: Child[] = [];
 const proxies: FaultProxy[] = [];
+let etcd: EtcdServer;
 let registry: Registry;
+
+/** A provider process writing to the shared journal (announced nowhere the consumer looks). */
+const startProvider = (): Promise<Child> => startFixture('provider', { PROVIDER_JOURNAL: path.join(tmp.dir, 'journal') });
 
 beforeAll(async () => {
   tmp = await tempDir();
+  etcd = await startEtcd();
   for (let i = 0; i < 3; i++) {
-    // The providers announce themselves nowhere the consumer looks: it finds them only as
-    // the records below, which point at their proxies.
-    const provider = await startFixture('provider', { PROVIDER_JOURNAL: path.join(tmp.dir, 'journal') });
+    // The consumer finds the providers only as the records below, which point at their proxies.
+    const provider = await startProvider();
     providers.push(provider);
     proxies.push(await startFaultProxy({ host: provider.host, port: provider.port }));
   }
-  registry = createFileRegistry({ dir: path.join(tmp.dir, 'registry') });
+  registry = createEtcdRegistry({ url: etcd.url });
   for (const proxy of proxies) {
     const record: ServiceInstance = {
       service: 'test.Echo', version: '1.0.0', group: '', host: proxy.host, port: proxy.port, protocol: 'tcp',
@@ -54,24 +62,53 @@ beforeAll(async () => {
 afterAll(async () => {
   await registry?.close();
   await Promise.all(proxies.map((proxy) => proxy.close()));
-  await Promise.all(providers.map((provider) => provider.stop()));
+  await Promise.all([...providers, ...stopped].map((provider) => provider.stop()));
+  await etcd?.remove();
   await tmp?.remove();
 });
 
-function openFiles(): number {
-  return readdirSync('/proc/self/fd').length;
+/**
+ * Open TCP sockets of this process (file descriptors whose socket is in /proc/net/tcp), except
+ * those to `exceptPort`. The stdio of the providers restarted during the run are Unix sockets
+ * of this process too, but they are the test's, not the client's, so they are left out.
+ */
+function openSockets(exceptPort?: number): number {
+  const tcpInodes = new Set<string>();
+  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    try {
+      for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        const inode = fields[9];
+        const remotePort = Number.parseInt(fields[2]?.split(':').at(-1) ?? '0', 16);
+        if (inode !== undefined && inode !== '0' && remotePort !== exceptPort) tcpInodes.add(inode);
+      }
+    } catch {
+      // no IPv6 table on this machine
+    }
+  }
+  let sockets = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (match !== null && tcpInodes.has(match[1]!)) sockets++;
+    } catch {
+      // closed between the listing and the look
+    }
+  }
+  return sockets;
 }
 
+/** Active TCP handles and timers (child-process handles left out, as above). */
 function activeHandles(): number {
-  return process.getActiveResourcesInfo().filter((kind) => kind !== 'TTYWrap' && kind !== 'Timeout').length;
+  return process.getActiveResourcesInfo().filter((kind) => kind === 'TCPSocketWrap' || kind === 'TCPWrap' || kind === 'Timeout').length;
 }
 
 describe('chaos under steady load', () => {
-  it(`cut, stalled and black-holed connections for ${seconds} s: no failed idempotent call, no duplicate execution, no leak`, async () => {
+  it(`cuts, stalls, black holes, SIGSTOP, SIGKILL and etcd restarts for ${seconds} s: no failed idempotent call, no duplicate execution, no leak`, async () => {
     global.gc?.();
-    const baseline = { files: openFiles(), handles: activeHandles(), heap: process.memoryUsage().heapUsed };
+    const baseline = { files: openSockets(etcd.port), handles: activeHandles(), heap: process.memoryUsage().heapUsed };
     const client: RpcClient = await createClient({
-      registry: `file://${path.join(tmp.dir, 'registry')}`,
+      registry: etcd.url,
       heartbeatIntervalMs: 200,
       heartbeatTimeoutMs: 300,
       connectTimeoutMs: 1000,
@@ -104,6 +141,28 @@ describe('chaos under steady load', () => {
         await new Promise((resolve) => setTimeout(resolve, 900));
         holed.clear();
         holed.cut();
+        // A provider process frozen (SIGSTOP) and resumed.
+        const frozen = providers[(round + 1) % 3]!;
+        frozen.process.kill('SIGSTOP');
+        await new Promise((resolve) => setTimeout(resolve, 900));
+        frozen.process.kill('SIGCONT');
+        // Every other round a provider dies (SIGKILL) and a new one takes its place.
+        if (round % 2 === 1) {
+          const index = round % 3;
+          const killed = providers[index]!;
+          killed.process.kill('SIGKILL');
+          stopped.push(killed);
+          const replacement = await startProvider();
+          providers[index] = replacement;
+          proxies[index]!.retarget({ host: replacement.host, port: replacement.port });
+          proxies[index]!.cut();
+        }
+        // Every third round etcd itself restarts; consumers keep their last view meanwhile.
+        if (round % 3 === 2) {
+          await etcd.stop();
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          await etcd.start();
+        }
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
     })();
@@ -137,15 +196,18 @@ describe('chaos under steady load', () => {
     expect(idempotent).toBeGreaterThan(seconds * 20);
 
     // Back to baseline once the client is closed: sockets, timers and handles all released.
-    let files = openFiles();
+    // Connections to etcd are left out: after an etcd restart the etcd3 client (through
+    // grpc-js) keeps about a dozen idle connections open for good, even after it is closed —
+    // a leak in the registry's client library, noted in docs/HARDENING.md, not in shuttle's
+    // connections, which are what this counts.
+    let files = openSockets(etcd.port);
     let handles = activeHandles();
-    for (const settle = Date.now() + 3000; (files > baseline.files || handles > baseline.handles) && Date.now() < settle; ) {
+    for (const settle = Date.now() + 5000; (files > baseline.files || handles > baseline.handles) && Date.now() < settle; ) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      files = openFiles();
+      files = openSockets(etcd.port);
       handles = activeHandles();
     }
-    expect(files).toBeLessThanOrEqual(baseline.files);
-    expect(handles).toBeLessThanOrEqual(baseline.handles);
+    expect({ sockets: files, handles }).toEqual({ sockets: Math.min(files, baseline.files), handles: Math.min(handles, baseline.handles) });
     global.gc?.();
     expect(process.memoryUsage().heapUsed - baseline.heap).toBeLessThan(64 * 1024 * 1024);
   }, (seconds + 60) * 1000);
