@@ -112,6 +112,30 @@ describe('connection limits', () => {
     }
   });
 
+  it('a flood of REQUEST/CANCEL pairs never runs more handlers at once than the per-connection cap', async () => {
+    await echo.reset();
+    const raw = await connectRaw(provider.host, provider.port);
+    try {
+      // 300 pairs, sent as fast as the socket takes them: each call is cancelled at once, but a
+      // cancelled call holds its slot until its handler has returned.
+      for (let id = 1; id <= 300; id++) {
+        raw.send(requestFrame(id, 'work', { ms: 50 }));
+        raw.send(encodeFrame(FrameType.CANCEL, id));
+      }
+      raw.send(requestFrame(1000, 'add', { a: 1, b: 1 }));
+      const last = await raw.nextFrame((frame) => frame.requestId === 1000, 10_000);
+      expect([RpcCode.OK, RpcCode.RESOURCE_EXHAUSTED]).toContain(last.status);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const invocations = await echo.invocations();
+      expect(invocations['workMaxRunning']).toBeGreaterThan(0);
+      expect(invocations['workMaxRunning']).toBeLessThanOrEqual(limits.maxCallsPerConnection);
+      expect(raw.closed).toBe(false);
+      expect(await echo.add({ a: 2, b: 2 })).toEqual({ sum: 4 });
+    } finally {
+      raw.close();
+    }
+  });
+
   it('refuses calls over the per-connection limit RESOURCE_EXHAUSTED without running them', async () => {
     await echo.reset();
     const raw = await connectRaw(provider.host, provider.port);
