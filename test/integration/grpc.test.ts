@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -9,7 +10,7 @@ import { createFileRegistry } from '../../src/registry/file/file.js';
 import type { PlainApi } from '../fixtures/plain-service.js';
 import type { EchoApi } from '../fixtures/services.js';
 import type { StreamApi } from '../fixtures/stream-service.js';
-import { makeCertificates } from '../helpers/certs.js';
+import { makeCertificates, renewServerCertificate } from '../helpers/certs.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
@@ -368,6 +369,39 @@ describe('TLS', () => {
       stubs.echo.close();
       stubs.stream.close();
       await Promise.all(clients.map((client) => client.close()));
+      await secure.stop();
+    }
+  });
+
+  it('a certificate rotated on disk is served to new connections while a call in flight completes', async () => {
+    const dir = makeCertificates();
+    const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: dir });
+    const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    const serial = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(`${dir}/ca.crt`), ALPNProtocols: ['h2'] }, () => {
+          resolve(socket.getPeerCertificate().serialNumber.toUpperCase());
+          socket.end();
+        });
+        socket.on('error', reject);
+      });
+    const stubs = plainStubs(`127.0.0.1:${port}`, grpc.credentials.createSsl(readFileSync(`${dir}/ca.crt`)));
+    try {
+      const before = await serial();
+      const inFlight = unary<{ aborted: boolean }>(stubs.echo, 'Sleep', { ms: 2500 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const renewed = renewServerCertificate(dir);
+      expect(renewed).not.toBe(before);
+      let seen = before;
+      for (const until = Date.now() + 6000; seen !== renewed && Date.now() < until; ) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        seen = await serial();
+      }
+      expect(seen).toBe(renewed);
+      await expect(inFlight).resolves.toEqual({ aborted: false });
+    } finally {
+      stubs.echo.close();
+      stubs.stream.close();
       await secure.stop();
     }
   });

@@ -128,8 +128,8 @@ describe('bad frames from several connections at once', () => {
     );
     await goodLoad;
     expect(good).toBe(50);
-    // 100 ms is the bar on a quiet machine (measured: well under 10 ms); a loaded CI runner
-    // gets some slack rather than a flaky test.
+    console.log(`bad frames: connections closed ${closedAfter.map((ms) => ms.toFixed(1)).join(', ')} ms after the bad frame`);
+    // 100 ms is the bar; a loaded CI runner gets some slack rather than a flaky test.
     for (const ms of closedAfter) expect(ms).toBeLessThan(250);
   });
 });

@@ -66,6 +66,15 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     serverCredentials() {
       if (tls === undefined) return grpc.ServerCredentials.createInsecure();
       checkServerTls('grpc transport tls', tls);
+      const [certFile, keyFile, caFile] = (['cert', 'key', 'ca'] as const).map((name) => tlsFile(options['tls'], name));
+      if (certFile !== undefined && keyFile !== undefined && (tls.ca === undefined || caFile !== undefined)) {
+        // Files: grpc-js watches them, so a certificate rotated on disk is served to new
+        // connections without a restart (open ones keep theirs).
+        const identity = new grpc.experimental.FileWatcherCertificateProvider({ certificateFile: certFile, privateKeyFile: keyFile, refreshIntervalMs: 1000 });
+        const ca = caFile === undefined ? null : new grpc.experimental.FileWatcherCertificateProvider({ caCertificateFile: caFile, refreshIntervalMs: 1000 });
+        // (grpc-js names this function's parameters the other way round; the identity comes first.)
+        return grpc.experimental.createCertificateProviderServerCredentials(identity, ca, tls.requireClientCert);
+      }
       return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert!, private_key: tls.key! }], tls.requireClientCert);
     },
     channelCredentials() {
@@ -74,3 +83,10 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     },
   };
 }
+
+/** The file path given for `name` in a tls option, or undefined when it is inline PEM text or absent. */
+function tlsFile(tls: unknown, name: 'cert' | 'key' | 'ca'): string | undefined {
+  const value = (tls as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' && !value.includes('-----BEGIN') ? value : undefined;
+}
+
