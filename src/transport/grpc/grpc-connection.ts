@@ -84,17 +84,18 @@ export class GrpcConnection implements ClientConnection {
   }
 
   invoke(invocation: Invocation, serializer: Serializer): Promise<unknown> {
-    let prepared: Prepared;
-    try {
-      prepared = this.#prepare(invocation, serializer);
-    } catch (error) {
-      return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
-    }
-    const ready = this.#whenReady(invocation);
-    return ready === undefined ? this.#unary(prepared, invocation, serializer) : ready.then(() => this.#unary(prepared, invocation, serializer));
+    return this.#send(invocation, serializer, (prepared) => this.#unary(prepared, invocation, serializer));
   }
 
   openStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {
+    return this.#send(invocation, serializer, (prepared) => this.#stream(prepared, invocation, serializer));
+  }
+
+  /**
+   * Prepares the request (failing INVALID_ARGUMENT etc. before anything leaves), waits for the
+   * channel when it is not ready, then runs `start`; every failure is a rejection.
+   */
+  #send<T>(invocation: Invocation, serializer: Serializer, start: (prepared: Prepared) => T | Promise<T>): Promise<T> {
     let prepared: Prepared;
     try {
       prepared = this.#prepare(invocation, serializer);
@@ -102,7 +103,12 @@ export class GrpcConnection implements ClientConnection {
       return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
     }
     const ready = this.#whenReady(invocation);
-    return ready === undefined ? Promise.resolve(this.#stream(prepared, invocation, serializer)) : ready.then(() => this.#stream(prepared, invocation, serializer));
+    if (ready !== undefined) return ready.then(() => start(prepared));
+    try {
+      return Promise.resolve(start(prepared));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
