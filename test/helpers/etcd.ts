@@ -125,7 +125,12 @@ function health(url: string, tlsDir: string | undefined): Promise<string | undef
     get(url, { agent: false, ...(tlsDir === undefined ? {} : { ca: readFileSync(`${tlsDir}/ca.crt`) }) }, (response) => {
         let body = '';
         response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () => resolve(response.statusCode === 200 ? (JSON.parse(body) as { health?: string }).health : undefined));
+        // Answered once the socket is closed, not at the end of the body: a caller counting
+        // sockets right after the check must not find this one still closing.
+        response.on('end', () => {
+          const answer = response.statusCode === 200 ? (JSON.parse(body) as { health?: string }).health : undefined;
+          response.socket.once('close', () => resolve(answer)).destroy();
+        });
     }).on('error', reject);
   });
 }

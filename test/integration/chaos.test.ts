@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callOutcome, createClient, type RpcClient, type RpcError, type ServiceInstance } from 'shuttle-rpc';
@@ -8,6 +8,7 @@ import type { Registry } from '../../src/registry/registry.js';
 import type { EchoApi } from '../fixtures/services.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startFixture, type Child } from '../helpers/process.js';
+import { openSockets } from '../helpers/sockets.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /*
@@ -67,37 +68,6 @@ afterAll(async () => {
   await tmp?.remove();
 });
 
-/**
- * Open TCP sockets of this process (file descriptors whose socket is in /proc/net/tcp), except
- * those to `exceptPort`. The stdio of the providers restarted during the run are Unix sockets
- * of this process too, but they are the test's, not the client's, so they are left out.
- */
-function openSockets(exceptPort?: number): number {
-  const tcpInodes = new Set<string>();
-  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
-    try {
-      for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-        const fields = line.trim().split(/\s+/);
-        const inode = fields[9];
-        const remotePort = Number.parseInt(fields[2]?.split(':').at(-1) ?? '0', 16);
-        if (inode !== undefined && inode !== '0' && remotePort !== exceptPort) tcpInodes.add(inode);
-      }
-    } catch {
-      // no IPv6 table on this machine
-    }
-  }
-  let sockets = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
-      if (match !== null && tcpInodes.has(match[1]!)) sockets++;
-    } catch {
-      // closed between the listing and the look
-    }
-  }
-  return sockets;
-}
-
 /** Active TCP handles and timers (child-process handles left out, as above). */
 function activeHandles(): number {
   return process.getActiveResourcesInfo().filter((kind) => kind === 'TCPSocketWrap' || kind === 'TCPWrap' || kind === 'Timeout').length;
@@ -106,7 +76,7 @@ function activeHandles(): number {
 describe('chaos under steady load', () => {
   it(`cuts, stalls, black holes, SIGSTOP, SIGKILL and etcd restarts for ${seconds} s: no failed idempotent call, no duplicate execution, no leak`, async () => {
     global.gc?.();
-    const baseline = { files: openSockets(etcd.port), handles: activeHandles(), heap: process.memoryUsage().heapUsed };
+    const baseline = { files: openSockets(), handles: activeHandles(), heap: process.memoryUsage().heapUsed };
     const client: RpcClient = await createClient({
       registry: etcd.url,
       heartbeatIntervalMs: 200,
@@ -195,16 +165,13 @@ describe('chaos under steady load', () => {
     for (const error of nonIdempotentErrors) expect(['failed', 'maybe-executed']).toContain(callOutcome(error));
     expect(idempotent).toBeGreaterThan(seconds * 20);
 
-    // Back to baseline once the client is closed: sockets, timers and handles all released.
-    // Connections to etcd are left out: after an etcd restart the etcd3 client (through
-    // grpc-js) keeps about a dozen idle connections open for good, even after it is closed —
-    // a leak in the registry's client library, noted in docs/HARDENING.md, not in shuttle's
-    // connections, which are what this counts.
-    let files = openSockets(etcd.port);
+    // Back to baseline once the client is closed: sockets (to providers, proxies and etcd),
+    // timers and handles all released.
+    let files = openSockets();
     let handles = activeHandles();
     for (const settle = Date.now() + 5000; (files > baseline.files || handles > baseline.handles) && Date.now() < settle; ) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      files = openSockets(etcd.port);
+      files = openSockets();
       handles = activeHandles();
     }
     expect({ sockets: files, handles }).toEqual({ sockets: Math.min(files, baseline.files), handles: Math.min(handles, baseline.handles) });

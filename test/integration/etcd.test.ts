@@ -1,11 +1,12 @@
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RpcCode, createClient, type RpcError } from 'shuttle-rpc';
+import { RpcCode, createClient, type RpcError, type ServiceInstance } from 'shuttle-rpc';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
 import type { EchoApi } from '../fixtures/services.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startFixture, type Child } from '../helpers/process.js';
+import { openSockets } from '../helpers/sockets.js';
 import { watchView } from '../helpers/view.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
 
@@ -147,6 +148,50 @@ describe('etcd registry', () => {
     await loop;
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(50);
+  });
+
+  it('keeps one connection to etcd through restarts, and none once closed', async () => {
+    // The etcd3 client replaces its gRPC clients on every failed call; without the registry's
+    // shared channel (channel-pool.ts) each outage left a dozen orphaned connections to etcd
+    // open after it came back, still open after close.
+    await admin.get('/warm-up'); // the test's own client, connected before the count
+    const baseline = openSockets(etcd.port);
+    const registry = consumerRegistry();
+    const record: ServiceInstance = {
+      service: 'test.Sockets', version: '1.0.0', group: '', host: '127.0.0.1', port: 1, protocol: 'tcp',
+      serializers: ['msgpack'], methods: [{ name: 'echo', stream: false, idempotent: true }], weight: 100, startTime: 0, metadata: {},
+    };
+    await registry.register(record);
+    let seen = 0;
+    await registry.subscribe({ service: 'test.Sockets' }, (instances) => (seen = instances.length));
+    await waitUntil(() => seen === 1, 'the registry sees its own record');
+    expect(openSockets(etcd.port) - baseline).toBe(1);
+
+    for (let outage = 0; outage < 2; outage++) {
+      await etcd.stop();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await etcd.start();
+      // Working again: the record is back in etcd (re-registered on a new lease if it lapsed).
+      let keys: string[] = [];
+      for (const until = Date.now() + (TTL + 5) * 1000; keys.length === 0 && Date.now() < until; ) {
+        keys = await admin.getAll().prefix('/shuttle/services/test.Sockets/').keys().catch(() => []);
+        if (keys.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(keys).toHaveLength(1);
+    }
+    // Leave time for any reconnect timer left behind by the outage to fire.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(openSockets(etcd.port) - baseline).toBe(1);
+    await registry.close();
+    await waitUntil(() => openSockets(etcd.port) === baseline, 'every connection the registry opened to etcd closed', 2000);
+    // Nothing it leased outlives it by more than a TTL (a lease granted while etcd was going
+    // down, whose answer was lost, is left to expire).
+    let leases = (await admin.leaseClient.leaseLeases({})).leases;
+    for (const until = Date.now() + (TTL + 1) * 1000; leases.length > 0 && Date.now() < until; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      leases = (await admin.leaseClient.leaseLeases({})).leases;
+    }
+    expect(leases).toEqual([]);
   });
 
   it('re-registers by itself when its lease is revoked from outside', async () => {

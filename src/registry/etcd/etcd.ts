@@ -3,6 +3,7 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { ExtensionFactory } from '../../spi/extension-registry.js';
 import { instanceAddress, matchesQuery, parseInstance, parseLoad, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
 import type { InstancesListener, Registry, Subscription } from '../registry.js';
+import { EtcdChannelPool } from './channel-pool.js';
 import { addressOfLoadKey, loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
 import { parseEtcdOptions, type EtcdSettings } from './options.js';
 import { PrefixMirror } from './prefix-mirror.js';
@@ -29,6 +30,7 @@ export class EtcdRegistry implements Registry {
   readonly name = 'etcd';
   readonly settings: EtcdSettings;
   readonly #client: Etcd3;
+  readonly #channels = new EtcdChannelPool();
   #session: ProviderSession | undefined;
   /** Service name -> mirror of its records, shared by every subscription to that service. */
   readonly #services = new Map<string, { mirror: PrefixMirror; ready: Promise<void> }>();
@@ -54,6 +56,7 @@ export class EtcdRegistry implements Registry {
     this.#client = new Etcd3({
       hosts: settings.hosts,
       dialTimeout: requestTimeoutMs,
+      grpcOptions: this.#channels.channelOptions(),
       ...(settings.auth === undefined ? {} : { auth: settings.auth }),
       ...(settings.tls === undefined ? {} : { credentials: settings.tls }),
       // Watches reconnect after 100 ms, doubling to at most 1 s (the client's default grows to
@@ -139,6 +142,7 @@ export class EtcdRegistry implements Registry {
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
     this.#client.close();
+    this.#channels.close();
   }
 
   async #writeLoad(): Promise<void> {

@@ -178,6 +178,9 @@ export class ServerConnection {
       throw new RpcError(RpcCode.INTERNAL, `protocol error: unknown serializer id ${frame.serializer} (this provider speaks ${this.#handler.serializers.names().join(', ')})`);
     }
     if (this.#running.has(id)) throw new RpcError(RpcCode.INTERNAL, `protocol error: request id ${id} is already in flight`);
+    // An empty body is no request at all (not even a route to answer about): a framing fault,
+    // like a bad magic, rather than a malformed call that gets an error answer.
+    if (frame.body.length === 0) throw new RpcError(RpcCode.INTERNAL, `protocol error: REQUEST frame ${id} has an empty body`);
     const oneWay = (frame.flags & FrameFlag.ONE_WAY) !== 0;
     if (this.#closing) return this.#answerError(id, oneWay, new RpcError(RpcCode.UNAVAILABLE, 'provider is going away', { details: { neverSent: true } }));
     if (this.#running.size >= this.#limits.maxCallsPerConnection) {
