@@ -1,31 +1,8 @@
-import { RpcMethod, RpcService, type CallContext } from 'shuttle-rpc';
+import { RpcMethod, RpcService, promptText, type CallContext, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc';
 import { prefixBlockHashes } from 'shuttle-rpc/spi';
 import type { SimEngine } from 'shuttle-rpc/testing';
 
-/** A generation request, as the consumer sends it. */
-export interface GenerateRequest {
-  prompt: string;
-  maxTokens?: number;
-}
-
-/** One streamed token. */
-export interface Token {
-  text: string;
-}
-
-/** The trailer of a generation: usage, and which worker served it. */
-export interface Usage {
-  worker: string;
-  promptTokens: number;
-  cachedTokens: number;
-  outputTokens: number;
-}
-
-/** What consumers see of the service. */
-export interface LlmApi {
-  generate(request: GenerateRequest): AsyncGenerator<Token, Usage>;
-  embed(request: { text: string }): Promise<{ values: number[] }>;
-}
+export type { GenerateRequest, LlmApi, Token, Usage } from 'shuttle-rpc';
 
 /** Characters per token assumed everywhere in the examples (and by the prefix router). */
 const CHARS_PER_TOKEN = 4;
@@ -45,7 +22,8 @@ export class LlmWorker {
 
   @RpcMethod({ stream: true })
   async *generate(request: GenerateRequest, ctx: CallContext): AsyncGenerator<Token, Usage> {
-    const prompt = typeof request?.prompt === 'string' ? request.prompt : '';
+    // A chat's messages count as their text, so the gateway's chat requests work here too.
+    const prompt = promptText(request);
     const generation = this.engine.generate({
       promptTokens: Math.max(1, Math.ceil(prompt.length / CHARS_PER_TOKEN)),
       // 64 characters = one 16-token KV block, the same blocks the prefix-affinity router hashes.
@@ -62,7 +40,7 @@ export class LlmWorker {
   }
 
   @RpcMethod({ idempotent: true })
-  async embed(request: { text: string }): Promise<{ values: number[] }> {
+  async embed(request: EmbedRequest): Promise<Embedding> {
     const text = typeof request?.text === 'string' ? request.text : '';
     const values = new Array<number>(8).fill(0);
     for (let i = 0; i < text.length; i++) values[i % 8]! += text.charCodeAt(i) / 256;

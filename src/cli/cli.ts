@@ -5,6 +5,7 @@ import { runCall } from './call.js';
 import { runDescribe } from './describe.js';
 import { Cancelled, UsageError } from './errors.js';
 import { runLs } from './ls.js';
+import { runGateway, runWorker } from './serve.js';
 import type { CommonOptions } from './registry-view.js';
 
 /**
@@ -18,7 +19,7 @@ import type { CommonOptions } from './registry-view.js';
  */
 export async function runCli(argv: readonly string[]): Promise<number> {
   const program = new Command('shuttle')
-    .description('Look at a shuttle-rpc registry and call its services by hand.')
+    .description('Look at a shuttle-rpc registry, call its services by hand, and bridge OpenAI-compatible engines and clients.')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const common = (command: Command): Command =>
@@ -54,6 +55,29 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('-c, --concurrency <n>', 'calls in flight at once', positiveInt, 8)
     .action(async (target: string, request: string, options) => runBench(target, request, options));
 
+  common(program.command('worker'))
+    .description('serve an OpenAI-compatible engine (vLLM, SGLang, TGI, Ollama) as an inference.LLM worker')
+    .addOption(new Option('--engine <kind>', 'the engine\'s API').choices(['openai']).default('openai'))
+    .requiredOption('--url <url>', 'the engine\'s OpenAI API base, e.g. http://127.0.0.1:8000/v1')
+    .option('--model <name...>', 'models served (default: the engine\'s /v1/models)')
+    .option('--name <name>', 'worker name in the registry')
+    .option('--api-key <key>', 'bearer token for the engine')
+    .option('--metrics-url <url>', 'the engine\'s Prometheus endpoint (default: /metrics at the URL\'s origin; "none" to report no load)')
+    .option('--metrics <names>', 'metric names: auto, vllm, sglang, or field=name;… (fields: running, waiting, kvUsage, tokensPerSecond, generatedTokensTotal, cacheHitRate)', 'auto')
+    .option('--metrics-interval <ms>', 'how often to read the metrics', positiveInt, 500)
+    .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
+    .option('--host <host>', 'address to serve shuttle calls on')
+    .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
+    .action(async (options) => runWorker(options));
+  common(program.command('gateway'))
+    .description('serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models) over the registry\'s inference.LLM workers')
+    .option('--port <port>', 'HTTP port (0: any free one)', port, 8080)
+    .option('--host <host>', 'HTTP address', '127.0.0.1')
+    .option('--loadbalance <name>', 'load balancer over the workers of a model', 'prefix-affinity')
+    .option('--timeout <ms>', 'longest a generation may take', positiveInt, 600_000)
+    .option('--api-key <key>', 'require Authorization: Bearer <key>')
+    .action(async (options) => runGateway(options));
+
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
@@ -72,6 +96,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 function positiveInt(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function port(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got ${JSON.stringify(value)}`);
   return parsed;
 }
 

@@ -151,6 +151,12 @@ export interface RpcClient {
    * `/providers`; the dashboard draws it.
    */
   providers(): ProviderStatus[];
+  /**
+   * Resolves once the provider list of every proxy made so far has loaded from the registry
+   * (a proxy otherwise subscribes on its first call), so {@link providers} is complete; rejects
+   * UNAVAILABLE, naming the registry, when it cannot be reached.
+   */
+  ready(): Promise<void>;
   /** Stops new calls, waits for calls in flight (up to `closeTimeoutMs`), closes connections. */
   close(): Promise<void>;
 }
@@ -300,6 +306,10 @@ class Client implements RpcClient {
       isClosed: () => this.#closed,
     });
     return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));
+  }
+
+  async ready(): Promise<void> {
+    await Promise.all([...this.#directories.values()].map((directory) => directory.ready()));
   }
 
   providers(): ProviderStatus[] {

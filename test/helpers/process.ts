@@ -56,7 +56,7 @@ export async function startFixture(
       }
     });
   });
-  const match = /^shuttle:\/\/(.+):(\d+)$/.exec(url)!;
+  const match = /^[a-z]+:\/\/(.+):(\d+)$/.exec(url)!;
   return {
     process: child,
     url,

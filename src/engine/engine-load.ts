@@ -1,0 +1,80 @@
+import type { LoadSnapshot } from '../registry/instance.js';
+import { metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec } from './engine-metrics.js';
+
+type LoadFields = { -readonly [K in keyof Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>]?: LoadSnapshot[K] };
+
+/**
+ * Polls an engine's Prometheus `/metrics` and keeps the latest load, for the worker's
+ * `load()` callback (which must answer at once). Between polls the generated-token counter
+ * becomes tokens per second. A failed poll keeps the last load and is reported once through
+ * `onError` until a poll succeeds again.
+ */
+export class EngineLoad {
+  readonly #url: string;
+  readonly #names: EngineMetricNames;
+  readonly #intervalMs: number;
+  readonly #onError: (error: Error) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #current: LoadFields = {};
+  #lastTokens: { total: number; at: number } | undefined;
+  #failing = false;
+  #polls = 0;
+  /** KV capacity in tokens, when the engine's metrics tell it. */
+  kvCapacityTokens: number | undefined;
+
+  constructor(url: string, spec: EngineMetricsSpec | undefined, intervalMs: number, onError: (error: Error) => void) {
+    this.#url = url;
+    this.#names = metricNames(spec);
+    this.#intervalMs = intervalMs;
+    this.#onError = onError;
+  }
+
+  /** The latest load read (empty before the first successful poll). */
+  get current(): LoadFields {
+    return this.#current;
+  }
+
+  /** Successful polls so far. */
+  get polls(): number {
+    return this.#polls;
+  }
+
+  /** Polls once now (resolves when done, never rejects), then every interval until stop(). */
+  async start(): Promise<void> {
+    await this.#poll();
+    const tick = (): void => {
+      this.#timer = setTimeout(() => void this.#poll().finally(() => this.#timer !== undefined && tick()), this.#intervalMs);
+      this.#timer.unref();
+    };
+    tick();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #poll(): Promise<void> {
+    try {
+      const response = await fetch(this.#url, { signal: AbortSignal.timeout(Math.max(1000, this.#intervalMs)) });
+      if (!response.ok) throw new Error(`${this.#url} answered ${response.status}`);
+      const sample = readEngineMetrics(await response.text(), this.#names);
+      const load: LoadFields = { ...sample.load };
+      const now = Date.now();
+      if (sample.generatedTokensTotal !== undefined) {
+        const last = this.#lastTokens;
+        if (last !== undefined && now > last.at && sample.generatedTokensTotal >= last.total) {
+          load.tokensPerSecond = ((sample.generatedTokensTotal - last.total) * 1000) / (now - last.at);
+        }
+        this.#lastTokens = { total: sample.generatedTokensTotal, at: now };
+      }
+      this.kvCapacityTokens = sample.kvCapacityTokens ?? this.kvCapacityTokens;
+      this.#current = load;
+      this.#polls++;
+      this.#failing = false;
+    } catch (error) {
+      if (!this.#failing) this.#onError(new Error(`cannot read engine metrics from ${this.#url}: ${(error as Error).message}`, { cause: error }));
+      this.#failing = true;
+    }
+  }
+}

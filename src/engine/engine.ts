@@ -1,0 +1,124 @@
+import { invalidOption } from '../common/validate.js';
+import { createLogger, type LogOption } from '../log/log.js';
+import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
+import { EngineLoad } from './engine-load.js';
+import type { EngineMetricsSpec } from './engine-metrics.js';
+import { OpenAiEngineService } from './openai-engine.js';
+import { getJson } from './upstream.js';
+
+export { ENGINE_METRIC_PRESETS, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
+export { OpenAiEngineService } from './openai-engine.js';
+
+/** Options of {@link startEngineWorker}. */
+export interface EngineWorkerOptions {
+  /** The engine's OpenAI API base, e.g. `http://127.0.0.1:8000/v1`. */
+  url: string;
+  /** Sent to the engine as a bearer token. */
+  apiKey?: string;
+  /** Models served; by default the engine's `GET /models`. */
+  models?: readonly string[];
+  /** Worker name in the registry record and in usage trailers; `engine-<pid>` by default. */
+  name?: string;
+  /** The engine's Prometheus endpoint; by default `/metrics` at the URL's origin; `false`: no load reporting. */
+  metricsUrl?: string | false;
+  /** Which metric names to read: `auto` (vLLM or SGLang, default), `vllm`, `sglang`, or names. */
+  metrics?: EngineMetricsSpec;
+  /** How often to read the metrics and publish the load, ms; 500 by default. */
+  metricsIntervalMs?: number;
+  /**
+   * Sequences the engine runs at once (vLLM's `max_num_seqs`, 256 by default there). Put in
+   * the record as `slots` for the balancers; calls beyond 4 × slots are shed with
+   * RESOURCE_EXHAUSTED so consumers go elsewhere instead of queueing behind a wall.
+   */
+  slots?: number;
+  /** Everything else of the shuttle server: registry, host, port, transport, token, log… */
+  server?: Omit<ServerOptions, 'services' | 'load' | 'metadata' | 'loadIntervalMs'> & { metadata?: Readonly<Record<string, unknown>> };
+  log?: LogOption;
+}
+
+/** A running engine adapter. */
+export interface EngineWorker {
+  readonly server: RpcServer;
+  readonly models: readonly string[];
+  /** The engine's load as last read from its metrics (the worker publishes it). */
+  readonly load: EngineLoad | undefined;
+  /** Stops reporting load and drains the server (calls in flight finish). */
+  close(): Promise<void>;
+}
+
+/**
+ * Registers an OpenAI-compatible engine (vLLM, SGLang, TGI, Ollama…) as an `inference.LLM`
+ * provider: its record carries the model list and capacity, its load is read from the
+ * engine's Prometheus metrics, and `generate`/`embed` are forwarded to the engine's HTTP API
+ * (see {@link OpenAiEngineService}). `shuttle worker --engine openai --url …` runs this.
+ */
+export async function startEngineWorker(options: EngineWorkerOptions): Promise<EngineWorker> {
+  if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
+  const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
+  const upstream = { baseUrl, apiKey: options.apiKey };
+  const log = createLogger(options.log ?? options.server?.log, 'server');
+  const name = options.name ?? `engine-${process.pid}`;
+  const slots = options.slots ?? 256;
+  if (!Number.isInteger(slots) || slots < 1) throw invalidOption('engine worker slots', slots, 'a positive integer');
+  const intervalMs = options.metricsIntervalMs ?? 500;
+  if (!Number.isInteger(intervalMs) || intervalMs < 50) throw invalidOption('engine worker metricsIntervalMs', intervalMs, 'an integer of at least 50');
+
+  const models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
+  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
+  const load = metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
+  await load?.start();
+
+  try {
+    const server = await createServer({
+      ...options.server,
+      services: [new OpenAiEngineService(upstream, models[0]!, name)],
+      metadata: {
+        ...options.server?.metadata,
+        name,
+        engine: 'openai',
+        model: models[0],
+        models,
+        slots,
+        ...(load?.kvCapacityTokens === undefined ? {} : { kvCapacityTokens: load.kvCapacityTokens }),
+      },
+      maxConcurrentCalls: options.server?.maxConcurrentCalls ?? slots * 4,
+      ...(load === undefined ? {} : { load: () => load.current, loadIntervalMs: intervalMs }),
+    });
+    return {
+      server,
+      models,
+      load,
+      close: async () => {
+        load?.stop();
+        await server.close();
+      },
+    };
+  } catch (error) {
+    load?.stop();
+    throw error;
+  }
+}
+
+async function listModels(baseUrl: string, upstream: { baseUrl: string; apiKey: string | undefined }): Promise<string[]> {
+  let answer: unknown;
+  try {
+    answer = await getJson(upstream, '/models', AbortSignal.timeout(10_000));
+  } catch (error) {
+    throw new Error(`cannot list the engine's models at ${baseUrl}/models (${(error as Error).message}); is the engine up? Name them with --model to skip this`, { cause: error });
+  }
+  const ids = ((answer as { data?: Array<{ id?: unknown }> })?.data ?? []).map((model) => model?.id).filter((id): id is string => typeof id === 'string');
+  if (ids.length === 0) throw new Error(`the engine at ${baseUrl}/models lists no models; name them with --model`);
+  return ids;
+}
+
+function checkUrl(key: string, value: unknown): string {
+  if (typeof value === 'string') {
+    try {
+      const url = new URL(value);
+      if (url.protocol === 'http:' || url.protocol === 'https:') return value;
+    } catch {
+      // reported below
+    }
+  }
+  throw invalidOption(`engine worker ${key}`, value, 'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1');
+}

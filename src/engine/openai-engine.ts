@@ -1,0 +1,151 @@
+import { RpcMethod, RpcService } from '../decorators/decorators.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
+import { LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
+import type { CallContext } from '../server/call-context.js';
+import { sseData } from './sse.js';
+import { postJson, type Upstream } from './upstream.js';
+
+/** One chunk of an OpenAI streaming answer, completion or chat: the parts read here. */
+interface StreamChunk {
+  model?: string;
+  choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }>;
+  usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } | null } | null;
+}
+
+/**
+ * `inference.LLM` in front of an OpenAI-compatible engine (vLLM, SGLang, TGI, Ollama…):
+ * `generate` becomes a streaming `/chat/completions` (a request with `messages`) or
+ * `/completions` (with `prompt`) and yields the text of each SSE chunk; `embed` becomes
+ * `/embeddings`. Cancelling the call, or its deadline passing, aborts the HTTP request, so the
+ * engine drops the sequence and frees its batch slot at once.
+ */
+@RpcService({ name: LLM_SERVICE, version: '1.0.0' })
+export class OpenAiEngineService {
+  constructor(
+    private readonly upstream: Upstream,
+    /** Served when a request names no model (the engine's first). */
+    private readonly defaultModel: string,
+    /** Reported as `worker` in each generation's usage. */
+    private readonly workerName: string,
+  ) {}
+
+  @RpcMethod({ stream: true })
+  async *generate(request: GenerateRequest, ctx: CallContext): AsyncGenerator<Token, Usage> {
+    const chat = checkGenerateRequest(request);
+    const body: Record<string, unknown> = {
+      model: request.model ?? this.defaultModel,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(chat ? { messages: request.messages } : { prompt: request.prompt }),
+      ...samplingFields(request),
+    };
+    const upstream = new AbortController();
+    const signal = callSignal(ctx, upstream.signal);
+    const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
+    let pieces = 0;
+    try {
+      const response = await postJson(this.upstream, chat ? '/chat/completions' : '/completions', body, signal);
+      if (response.body === null) throw new RpcError(RpcCode.INTERNAL, 'engine answered a streaming request with no body');
+      for await (const data of sseData(response.body)) {
+        const chunk = parseChunk(data);
+        if (chunk.model !== undefined) usage.model = chunk.model;
+        const choice = chunk.choices?.[0];
+        const text = chat ? choice?.delta?.content : choice?.text;
+        if (typeof choice?.finish_reason === 'string') usage.finishReason = choice.finish_reason;
+        if (chunk.usage != null) {
+          usage.promptTokens = chunk.usage.prompt_tokens ?? usage.promptTokens;
+          usage.outputTokens = chunk.usage.completion_tokens ?? usage.outputTokens;
+          usage.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? usage.cachedTokens;
+        }
+        if (typeof text === 'string' && text !== '') {
+          pieces++;
+          yield { text };
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) throw abortError(ctx, signal.reason);
+      throw error;
+    } finally {
+      // The caller stopped reading (cancelled, or the stream ended early): close the request.
+      upstream.abort();
+    }
+    // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
+    if (usage.outputTokens === 0) usage.outputTokens = pieces;
+    return usage;
+  }
+
+  @RpcMethod({ idempotent: true })
+  async embed(request: EmbedRequest, ctx: CallContext): Promise<Embedding> {
+    if (request === null || typeof request !== 'object' || typeof request.text !== 'string') {
+      throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.embed: request.text must be a string, got ${describe((request as { text?: unknown } | null)?.text)}`);
+    }
+    const signal = callSignal(ctx);
+    try {
+      const response = await postJson(this.upstream, '/embeddings', { model: request.model ?? this.defaultModel, input: request.text }, signal);
+      const answer = (await response.json()) as { data?: Array<{ embedding?: unknown }>; usage?: { prompt_tokens?: number } };
+      const values = answer.data?.[0]?.embedding;
+      if (!Array.isArray(values) || values.some((value) => typeof value !== 'number')) {
+        throw new RpcError(RpcCode.INTERNAL, 'engine answered /embeddings without a numeric data[0].embedding (base64 encoding is not asked for)');
+      }
+      return { values: values as number[], ...(answer.usage?.prompt_tokens === undefined ? {} : { promptTokens: answer.usage.prompt_tokens }) };
+    } catch (error) {
+      if (signal.aborted) throw abortError(ctx, signal.reason);
+      throw error;
+    }
+  }
+}
+
+/** Whether the request is a chat; throws INVALID_ARGUMENT naming the field when it is neither. */
+function checkGenerateRequest(request: GenerateRequest): boolean {
+  if (request === null || typeof request !== 'object') {
+    throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.generate: the request must be an object with prompt or messages, got ${describe(request)}`);
+  }
+  if (Array.isArray(request.messages)) return true;
+  if (typeof request.prompt === 'string') return false;
+  throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.generate: request.prompt must be a string or request.messages an array, got prompt ${describe(request.prompt)}, messages ${describe(request.messages)}`);
+}
+
+/** The sampling fields a request sets, under OpenAI's names. */
+function samplingFields(request: GenerateRequest): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  if (request.maxTokens !== undefined) fields.max_tokens = request.maxTokens;
+  if (request.temperature !== undefined) fields.temperature = request.temperature;
+  if (request.topP !== undefined) fields.top_p = request.topP;
+  if (request.stop !== undefined) fields.stop = request.stop;
+  if (request.seed !== undefined) fields.seed = request.seed;
+  return fields;
+}
+
+function parseChunk(data: string): StreamChunk {
+  try {
+    const chunk = JSON.parse(data) as StreamChunk & { error?: { message?: string } };
+    // vLLM reports a failure mid-stream as an event with an error object.
+    if (chunk.error !== undefined) throw new RpcError(RpcCode.INTERNAL, `engine failed mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
+    return chunk;
+  } catch (error) {
+    if (error instanceof RpcError) throw error;
+    throw new RpcError(RpcCode.INTERNAL, `engine sent an SSE event that is not JSON: ${JSON.stringify(data.slice(0, 200))}`);
+  }
+}
+
+/** The call's signal, plus its deadline and `extra`, as one signal for fetch. */
+function callSignal(ctx: CallContext, extra?: AbortSignal): AbortSignal {
+  const signals = [ctx.signal];
+  if (extra !== undefined) signals.push(extra);
+  if (ctx.deadline !== undefined) signals.push(AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now())));
+  return AbortSignal.any(signals);
+}
+
+/** What an aborted upstream request means for the caller: its cancel, or its deadline. */
+function abortError(ctx: CallContext, reason: unknown): RpcError {
+  if (reason instanceof RpcError) return reason;
+  if (ctx.signal.aborted && ctx.signal.reason instanceof RpcError) return ctx.signal.reason;
+  if ((reason as Error | undefined)?.name === 'TimeoutError') return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${ctx.service}.${ctx.method}: deadline passed while the engine was answering`);
+  return new RpcError(RpcCode.CANCELLED, `${ctx.service}.${ctx.method}: cancelled; the engine request was closed`);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'an array';
+  return value === null ? 'null' : typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)?.slice(0, 60)}`;
+}

@@ -1,0 +1,171 @@
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
+import { invalidOption } from '../common/validate.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
+import { LLM_SERVICE, modelsOf, type LlmApi } from '../inference/inference.js';
+import type { LoadBalancer } from '../loadbalance/loadbalance.js';
+import type { ExtensionSpec } from '../spi/extension-registry.js';
+import { generateOnce, generateStream, type GenerationKind } from './generation.js';
+import { ModelBalancer, servesModel } from './model-balancer.js';
+import { BadRequest, toOpenAiError } from './openai-errors.js';
+import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
+
+/** Options of {@link startGateway}. */
+export interface GatewayOptions {
+  /** Port to listen on; 8080 by default, 0 for any free one. */
+  port?: number;
+  /** Address to listen on; loopback by default (say `0.0.0.0` to serve other hosts). */
+  host?: string;
+  /** A shuttle client to call workers with, or options for one the gateway makes (and closes). */
+  client?: RpcClient | ClientOptions;
+  /** Load balancer over the workers of a model; `prefix-affinity` by default. */
+  loadbalance?: ExtensionSpec<LoadBalancer>;
+  /** Longest a generation may take, ms; 10 minutes by default. */
+  timeoutMs?: number;
+  /** Retry-After, in seconds, for a 429/503 when the workers gave no hint; 1 by default. */
+  retryAfterSeconds?: number;
+  /** Largest request body, bytes; 8 MiB by default. */
+  maxBodyBytes?: number;
+  /** When set, requests must carry `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** `http://host:port`; the OpenAI base URL is this plus `/v1`. */
+  readonly url: string;
+  readonly port: number;
+  readonly client: RpcClient;
+  /** Stops listening, ends open requests, closes the client if the gateway made it. */
+  close(): Promise<void>;
+}
+
+/**
+ * An OpenAI-compatible HTTP front for `inference.LLM` workers: `/v1/chat/completions`,
+ * `/v1/completions` (both streaming as SSE or not), `/v1/embeddings` and `/v1/models`, fanned
+ * out over the shuttle client with a model-aware balancer. Errors come in OpenAI's JSON shape;
+ * when every worker is saturated the answer is 429 with Retry-After; a client that
+ * disconnects cancels its worker call. `shuttle gateway --port 8080` runs this.
+ */
+export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
+  if (options === null || typeof options !== 'object') throw invalidOption('gateway options', options, 'an object');
+  const port = options.port ?? 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('gateway port', port, 'an integer from 0 to 65535');
+  const timeoutMs = positive('timeoutMs', options.timeoutMs, 600_000);
+  const retryAfterSeconds = positive('retryAfterSeconds', options.retryAfterSeconds, 1);
+  const maxBodyBytes = positive('maxBodyBytes', options.maxBodyBytes, 8 * 1024 * 1024);
+  const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
+
+  const ownsClient = options.client === undefined || !isClient(options.client);
+  const client = isClient(options.client) ? options.client : await createClient(options.client ?? {});
+  const balancer = new ModelBalancer(client.context.extensions.loadbalance.create(options.loadbalance ?? 'prefix-affinity', 'gateway loadbalance'));
+  const llm = client.proxy<LlmApi>(LLM_SERVICE, { loadbalance: balancer });
+
+  // forceCloseConnections: close() ends streams in progress instead of waiting for them.
+  const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true });
+  const fail = (reply: FastifyReply, error: unknown): FastifyReply => {
+    const answer = toOpenAiError(error, retryAfterSeconds);
+    if (answer.retryAfterSeconds !== undefined) void reply.header('retry-after', String(answer.retryAfterSeconds));
+    return reply.code(answer.status).send(answer.body);
+  };
+  app.setErrorHandler((error, _request, reply) => fail(reply, error));
+  app.setNotFoundHandler((request, reply) => fail(reply, new BadRequest(`no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`, null, 404)));
+  if (apiKey !== undefined) {
+    app.addHook('onRequest', async (request) => {
+      const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
+      if (given.length !== apiKey.length || !timingSafeEqual(given, apiKey)) throw new BadRequest('missing or wrong API key (Authorization: Bearer …)', null, 401, 'invalid_api_key');
+    });
+  }
+
+  /** The models the workers serve now; waits for the first provider list. */
+  const models = async (): Promise<string[]> => {
+    await client.ready();
+    const names = new Set<string>();
+    for (const provider of client.providers()) if (provider.service === LLM_SERVICE) for (const model of modelsOf(provider.metadata)) names.add(model);
+    return [...names].sort();
+  };
+  /** NOT_FOUND when no worker serves `model`; UNAVAILABLE when there are no workers. */
+  const checkModel = async (model: string): Promise<void> => {
+    await client.ready();
+    const workers = client.providers().filter((provider) => provider.service === LLM_SERVICE);
+    if (workers.length === 0) throw new RpcError(RpcCode.UNAVAILABLE, `no ${LLM_SERVICE} workers are registered`);
+    if (!workers.some((worker) => servesModel(worker.metadata, model))) {
+      throw new BadRequest(`the model ${JSON.stringify(model)} does not exist here; served: ${(await models()).join(', ') || 'none named'}`, 'model', 404, 'model_not_found');
+    }
+  };
+  /** Aborts when the HTTP client disconnects before its answer is complete. */
+  const clientGone = (reply: FastifyReply): AbortSignal => {
+    const controller = new AbortController();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) controller.abort(new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected'));
+    });
+    return controller.signal;
+  };
+  const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const parsed = kind === 'chat' ? parseChat(request.body) : parseCompletion(request.body);
+    await checkModel(parsed.request.model);
+    const context = { llm, timeoutMs, retryAfterSeconds, signal: clientGone(reply) };
+    if (!parsed.stream) {
+      const answer = await generateOnce(kind, parsed, context);
+      return reply.header('x-shuttle-worker', answer.worker).send(answer.body);
+    }
+    reply.hijack();
+    try {
+      await generateStream(kind, parsed, context, reply.raw);
+    } catch (error) {
+      const answer = toOpenAiError(error, retryAfterSeconds);
+      reply.raw.writeHead(answer.status, { 'content-type': 'application/json', ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }) });
+      reply.raw.end(JSON.stringify(answer.body));
+    }
+    return reply;
+  };
+
+  app.post('/v1/chat/completions', generation('chat'));
+  app.post('/v1/completions', generation('completion'));
+  app.post('/v1/embeddings', async (request, reply) => {
+    const parsed = parseEmbeddings(request.body);
+    await checkModel(parsed.model);
+    const signal = clientGone(reply);
+    // One idempotent call per input, spread over the workers (retried elsewhere on failure).
+    const answers = await Promise.all(parsed.inputs.map((text) => llm.embed({ text, model: parsed.model }, { timeoutMs, signal, routingKey: text })));
+    const promptTokens = answers.reduce((total, answer, index) => total + (answer.promptTokens ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
+    return reply.send({
+      object: 'list',
+      model: parsed.model,
+      data: answers.map((answer, index) => ({ object: 'embedding', index, embedding: parsed.base64 ? Buffer.from(new Float32Array(answer.values).buffer).toString('base64') : answer.values })),
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    });
+  });
+  app.get('/v1/models', async (_request, reply) => reply.send({ object: 'list', data: (await models()).map((id) => ({ id, object: 'model', created: 0, owned_by: 'shuttle' })) }));
+  app.get('/health', async (_request, reply) => reply.send({ status: 'ok' }));
+
+  try {
+    await app.listen({ port, host: options.host ?? '127.0.0.1' });
+  } catch (error) {
+    if (ownsClient) await client.close();
+    throw new Error(`gateway cannot listen on ${options.host ?? '127.0.0.1'}:${port}: ${(error as Error).message}`, { cause: error });
+  }
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address !== null ? address.port : port;
+  const host = options.host ?? '127.0.0.1';
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    port: bound,
+    client,
+    close: async () => {
+      await app.close();
+      if (ownsClient) await client.close();
+    },
+  };
+}
+
+function isClient(value: unknown): value is RpcClient {
+  return value !== null && typeof value === 'object' && typeof (value as RpcClient).proxy === 'function';
+}
+
+function positive(key: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(`gateway ${key}`, value, 'a positive number');
+  return value;
+}

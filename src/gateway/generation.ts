@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { promptText, type LlmApi, type Token, type Usage } from '../inference/inference.js';
+import type { Proxied } from '../proxy/proxy.js';
+import { toOpenAiError } from './openai-errors.js';
+import type { ParsedGeneration } from './requests.js';
+
+/** Which OpenAI API a generation answers in. */
+export type GenerationKind = 'chat' | 'completion';
+
+/** What a generation needs from the gateway. */
+export interface GenerationContext {
+  readonly llm: Proxied<LlmApi>;
+  readonly timeoutMs: number;
+  readonly retryAfterSeconds: number;
+  /** Fires when the HTTP client goes away: cancels the worker call. */
+  readonly signal: AbortSignal;
+}
+
+/** A non-streaming generation's answer body, in the kind's OpenAI shape. */
+export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext): Promise<{ body: unknown; worker: string }> {
+  const call = startCall(parsed, context);
+  let text = '';
+  for await (const token of call) text += (token as Token).text;
+  const usage = (await call.trailer) as Usage | undefined;
+  const id = newId(kind);
+  const finishReason = finishReasonOf(usage, parsed);
+  const choice = kind === 'chat' ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason } : { index: 0, text, logprobs: null, finish_reason: finishReason };
+  return {
+    body: { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: nowSeconds(), model: parsed.request.model, choices: [choice], usage: usageBody(usage) },
+    worker: usage?.worker ?? '',
+  };
+}
+
+/**
+ * Streams a generation to `response` as OpenAI's SSE chunks, ending with `data: [DONE]`.
+ * Headers go out once the first token has come (so a request no worker can take still gets a
+ * proper 429/503 status); a failure after that is sent as a last `data: {"error": …}` event.
+ */
+export async function generateStream(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext, response: ServerResponse): Promise<void> {
+  const call = startCall(parsed, context);
+  const id = newId(kind);
+  const created = nowSeconds();
+  const model = parsed.request.model;
+  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): string =>
+    `data: ${JSON.stringify({ id, object, created, model, choices: choice === undefined ? [] : [{ index: 0, ...choice }], ...extra })}\n\n`;
+  const open = (): void => {
+    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
+  };
+  try {
+    for await (const token of call) {
+      if (!response.headersSent) open();
+      const text = (token as Token).text;
+      response.write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
+    }
+    const usage = (await call.trailer) as Usage | undefined;
+    if (!response.headersSent) open();
+    const finish = finishReasonOf(usage, parsed);
+    response.write(chunk(kind === 'chat' ? { delta: {}, logprobs: null, finish_reason: finish } : { text: '', logprobs: null, finish_reason: finish }));
+    if (parsed.includeUsage) response.write(chunk(undefined, { usage: usageBody(usage) }));
+    response.end('data: [DONE]\n\n');
+  } catch (error) {
+    if (context.signal.aborted) return; // the client left; nobody to tell
+    if (!response.headersSent) throw error; // answered with a status by the caller
+    response.end(`data: ${JSON.stringify(toOpenAiError(error, context.retryAfterSeconds).body)}\n\n`);
+  }
+}
+
+function startCall(parsed: ParsedGeneration, context: GenerationContext): ReturnType<Proxied<LlmApi>['generate']> {
+  return context.llm.generate(parsed.request, { timeoutMs: context.timeoutMs, signal: context.signal, routingKey: promptText(parsed.request) });
+}
+
+function finishReasonOf(usage: Usage | undefined, parsed: ParsedGeneration): string {
+  if (usage?.finishReason !== undefined) return usage.finishReason;
+  return parsed.request.maxTokens !== undefined && (usage?.outputTokens ?? 0) >= parsed.request.maxTokens ? 'length' : 'stop';
+}
+
+function usageBody(usage: Usage | undefined): Record<string, unknown> {
+  const prompt = usage?.promptTokens ?? 0;
+  const completion = usage?.outputTokens ?? 0;
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    ...(usage?.cachedTokens ? { prompt_tokens_details: { cached_tokens: usage.cachedTokens } } : {}),
+  };
+}
+
+function newId(kind: GenerationKind): string {
+  return `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

@@ -1,0 +1,118 @@
+import type { ChatMessage, GenerateRequest } from '../inference/inference.js';
+import { BadRequest } from './openai-errors.js';
+
+/** A generation as the gateway runs it: the worker request plus the HTTP-side choices. */
+export interface ParsedGeneration {
+  readonly request: GenerateRequest & { model: string };
+  readonly stream: boolean;
+  /** `stream_options.include_usage`: send a last chunk with the usage. */
+  readonly includeUsage: boolean;
+}
+
+/** The embedding inputs of a /v1/embeddings body. */
+export interface ParsedEmbeddings {
+  readonly model: string;
+  readonly inputs: string[];
+  readonly base64: boolean;
+}
+
+/** Checks a /v1/chat/completions body; a {@link BadRequest} names the field otherwise. */
+export function parseChat(body: unknown): ParsedGeneration {
+  const fields = object(body);
+  const messages = fields.messages;
+  if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
+  const parsed: ChatMessage[] = messages.map((message: unknown, index) => {
+    const entry = message as Record<string, unknown> | null;
+    if (entry === null || typeof entry !== 'object' || typeof entry.role !== 'string') throw new BadRequest(`messages[${index}] must be an object with a string role`, `messages[${index}].role`);
+    return { role: entry.role, content: contentText(entry.content, `messages[${index}].content`), ...(typeof entry.name === 'string' ? { name: entry.name } : {}) };
+  });
+  return generation(fields, { messages: parsed }, fields.max_completion_tokens ?? fields.max_tokens, fields.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens');
+}
+
+/** Checks a /v1/completions body. */
+export function parseCompletion(body: unknown): ParsedGeneration {
+  const fields = object(body);
+  let prompt = fields.prompt;
+  if (Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] === 'string') prompt = prompt[0];
+  if (typeof prompt !== 'string') {
+    throw new BadRequest(`prompt must be a string (or an array of one string; batches and token arrays are not supported), got ${describe(prompt)}`, 'prompt');
+  }
+  return generation(fields, { prompt }, fields.max_tokens, 'max_tokens');
+}
+
+/** Checks a /v1/embeddings body. */
+export function parseEmbeddings(body: unknown): ParsedEmbeddings {
+  const fields = object(body);
+  const model = modelOf(fields);
+  const input = fields.input;
+  const inputs = typeof input === 'string' ? [input] : input;
+  if (!Array.isArray(inputs) || inputs.length === 0 || inputs.some((text) => typeof text !== 'string')) {
+    throw new BadRequest(`input must be a string or a non-empty array of strings (token arrays are not supported), got ${describe(input)}`, 'input');
+  }
+  if (inputs.length > 2048) throw new BadRequest(`input has ${inputs.length} entries; at most 2048 are allowed`, 'input');
+  const format = fields.encoding_format ?? 'float';
+  if (format !== 'float' && format !== 'base64') throw new BadRequest(`encoding_format must be "float" or "base64", got ${describe(format)}`, 'encoding_format');
+  return { model, inputs: inputs as string[], base64: format === 'base64' };
+}
+
+function generation(fields: Record<string, unknown>, prompt: Pick<GenerateRequest, 'prompt' | 'messages'>, maxTokens: unknown, maxTokensName: string): ParsedGeneration {
+  const request: GenerateRequest & { model: string } = { model: modelOf(fields), ...prompt };
+  if (maxTokens !== undefined && maxTokens !== null) request.maxTokens = integer(maxTokens, maxTokensName, 1, 1_000_000);
+  if (fields.temperature != null) request.temperature = number(fields.temperature, 'temperature', 0, 2);
+  if (fields.top_p != null) request.topP = number(fields.top_p, 'top_p', 0, 1);
+  if (fields.seed != null) request.seed = integer(fields.seed, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  if (fields.stop != null) {
+    const stop = fields.stop;
+    const ok = typeof stop === 'string' || (Array.isArray(stop) && stop.length <= 4 && stop.every((entry) => typeof entry === 'string'));
+    if (!ok) throw new BadRequest(`stop must be a string or an array of at most 4 strings, got ${describe(stop)}`, 'stop');
+    request.stop = stop as string | string[];
+  }
+  if (fields.n != null && fields.n !== 1) throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n');
+  if (fields.stream != null && typeof fields.stream !== 'boolean') throw new BadRequest(`stream must be a boolean, got ${describe(fields.stream)}`, 'stream');
+  const options = fields.stream_options as { include_usage?: unknown } | null | undefined;
+  if (options != null && (typeof options !== 'object' || (options.include_usage != null && typeof options.include_usage !== 'boolean'))) {
+    throw new BadRequest('stream_options must be an object whose include_usage is a boolean', 'stream_options');
+  }
+  return { request, stream: fields.stream === true, includeUsage: options?.include_usage === true };
+}
+
+function object(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest(`the request body must be a JSON object, got ${describe(body)}`);
+  return body as Record<string, unknown>;
+}
+
+function modelOf(fields: Record<string, unknown>): string {
+  if (typeof fields.model !== 'string' || fields.model === '') throw new BadRequest(`model must be a non-empty string, got ${describe(fields.model)}`, 'model');
+  return fields.model;
+}
+
+/** A message's content: a string, or the text parts of an array of parts joined. */
+function contentText(content: unknown, param: string): string {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) return '';
+  if (Array.isArray(content)) {
+    return content
+      .map((part: { type?: unknown; text?: unknown }, index) => {
+        if (part?.type !== 'text' || typeof part.text !== 'string') throw new BadRequest(`${param}[${index}] must be a text part ({ type: "text", text }); other parts are not supported`, `${param}[${index}]`);
+        return part.text;
+      })
+      .join('');
+  }
+  throw new BadRequest(`${param} must be a string or an array of text parts, got ${describe(content)}`, param);
+}
+
+function number(value: unknown, param: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param);
+  return value;
+}
+
+function integer(value: unknown, param: string, min: number, max: number): number {
+  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) throw new BadRequest(`${param} must be an integer from ${min} to ${max}, got ${describe(value)}`, param);
+  return value as number;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text === undefined ? typeof value : text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}

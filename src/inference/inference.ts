@@ -1,0 +1,87 @@
+/**
+ * The `inference.LLM` service contract: what the simulated workers, the OpenAI engine adapter
+ * (src/engine) and the OpenAI-compatible gateway (src/gateway) agree on. A worker exports
+ * `generate` (server-streaming: tokens, then the usage as the trailer) and `embed` (unary,
+ * idempotent); its registry record's metadata names the models it serves.
+ */
+
+/** The service name every LLM worker exports. */
+export const LLM_SERVICE = 'inference.LLM';
+
+/** One chat message, as in OpenAI's chat API (content parts other than text are dropped). */
+export interface ChatMessage {
+  role: string;
+  content: string;
+  name?: string;
+}
+
+/**
+ * A generation request: a completion (`prompt`) or a chat (`messages`). Sampling fields are
+ * passed to engines that have them and ignored by the simulator.
+ */
+export interface GenerateRequest {
+  /** Model to run; a worker serving one model may ignore it. */
+  model?: string;
+  prompt?: string;
+  messages?: ChatMessage[];
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  stop?: string | string[];
+  seed?: number;
+}
+
+/** One streamed piece of output (a token or a few). */
+export interface Token {
+  text: string;
+}
+
+/** The trailer of a generation: usage, why it stopped, and which worker served it. */
+export interface Usage {
+  worker: string;
+  promptTokens: number;
+  cachedTokens: number;
+  outputTokens: number;
+  /** OpenAI's `finish_reason` (`stop`, `length`, …) when the engine said. */
+  finishReason?: string;
+  /** The model that served it, when the engine said. */
+  model?: string;
+}
+
+/** An embedding request: one text. */
+export interface EmbedRequest {
+  text: string;
+  model?: string;
+}
+
+/** An embedding: the vector, and the prompt tokens it cost when the engine said. */
+export interface Embedding {
+  values: number[];
+  promptTokens?: number;
+}
+
+/** What consumers see of `inference.LLM`. */
+export interface LlmApi {
+  generate(request: GenerateRequest): AsyncGenerator<Token, Usage>;
+  embed(request: EmbedRequest): Promise<Embedding>;
+}
+
+/**
+ * The text a request's prompt amounts to: `prompt`, or the chat messages one per line as
+ * `role: content`. The simulator sizes work by it and the prefix-affinity router hashes it.
+ */
+export function promptText(request: Pick<GenerateRequest, 'prompt' | 'messages'> | undefined): string {
+  if (typeof request?.prompt === 'string') return request.prompt;
+  if (!Array.isArray(request?.messages)) return '';
+  return request.messages.map((message) => `${String(message?.role)}: ${typeof message?.content === 'string' ? message.content : ''}`).join('\n');
+}
+
+/**
+ * The models a worker's record says it serves: metadata `models` (an array of names) or
+ * `model` (one name).
+ */
+export function modelsOf(metadata: Readonly<Record<string, unknown>>): string[] {
+  const { models, model } = metadata;
+  if (Array.isArray(models)) return models.filter((name): name is string => typeof name === 'string');
+  return typeof model === 'string' ? [model] : [];
+}

@@ -1,0 +1,210 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type RpcClient } from 'shuttle-rpc';
+import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
+import { startFixture, type Child } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * The OpenAI bridges end to end, every piece a real process on loopback: two fake
+ * OpenAI-compatible engines (HTTP servers in this process, streaming tokens and serving
+ * Prometheus metrics), a `shuttle worker --engine openai` process in front of each, a
+ * `shuttle gateway` process over the file registry, and the official `openai` npm client.
+ */
+const CLI = '../../../dist/cli/main';
+let registry: { dir: string; remove(): Promise<void> };
+let env: Record<string, string>;
+let engine: FakeEngine;
+let other: FakeEngine;
+const children: Child[] = [];
+let gateway: Child;
+let openai: OpenAI;
+
+async function cli(args: string[]): Promise<Child> {
+  const child = await startFixture(CLI, env, 15_000, [], args);
+  children.push(child);
+  return child;
+}
+
+beforeAll(async () => {
+  registry = await tempDir();
+  env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
+  engine = await startFakeEngine({ models: ['fake-model'], tokens: 400, tokenDelayMs: 5 });
+  other = await startFakeEngine({ models: ['other-model'], tokens: 400, tokenDelayMs: 5, style: 'sglang' });
+  await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100']);
+  await cli(['worker', '--engine', 'openai', '--url', other.url, '--name', 'engine-b', '--metrics-interval', '100']);
+  gateway = await cli(['gateway', '--port', '0']);
+  openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
+}, 60_000);
+
+afterAll(async () => {
+  for (const child of children.reverse()) await child.stop();
+  await engine?.close();
+  await other?.close();
+  await registry?.remove();
+});
+
+describe('gateway and engine adapter, with the official openai client', () => {
+  it('lists the models the workers serve', async () => {
+    const models = await openai.models.list();
+    expect(models.data.map((model) => model.id)).toEqual(['fake-model', 'other-model']);
+  });
+
+  it('answers a chat completion whole, from the engine that serves the model', async () => {
+    const before = other.requests.length;
+    const answer = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 });
+    expect(answer.object).toBe('chat.completion');
+    expect(answer.choices[0]!.message).toEqual({ role: 'assistant', content: 'tok0 tok1 tok2 tok3 ' });
+    expect(answer.choices[0]!.finish_reason).toBe('length');
+    expect(answer.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 });
+    const sent = engine.requests.at(-1)!;
+    expect(sent.path).toBe('/v1/chat/completions');
+    expect(sent.body).toMatchObject({ model: 'fake-model', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, stream: true });
+    expect(other.requests.length).toBe(before);
+  });
+
+  it('streams a chat completion as SSE chunks, with usage when asked', async () => {
+    const stream = await openai.chat.completions.create({
+      model: 'other-model', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], max_tokens: 6, stream: true, stream_options: { include_usage: true },
+    });
+    let text = '';
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      expect(chunk.object).toBe('chat.completion.chunk');
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usage = chunk.usage ?? usage;
+    }
+    expect(text).toBe('tok0 tok1 tok2 tok3 tok4 tok5 ');
+    expect(chunks).toBeGreaterThanOrEqual(8); // role chunk, 6 tokens, finish, usage
+    expect(finish).toBe('length');
+    expect(usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 6 });
+    expect(other.requests.at(-1)!.body).toMatchObject({ model: 'other-model', stream: true });
+  });
+
+  it('serves text completions, streaming and not', async () => {
+    const whole = await openai.completions.create({ model: 'fake-model', prompt: 'once upon', max_tokens: 3, temperature: 0.5 });
+    expect(whole.object).toBe('text_completion');
+    expect(whole.choices[0]!.text).toBe('tok0 tok1 tok2 ');
+    expect(engine.requests.at(-1)).toMatchObject({ path: '/v1/completions', body: { prompt: 'once upon', max_tokens: 3, temperature: 0.5 } });
+
+    const stream = await openai.completions.create({ model: 'fake-model', prompt: 'once upon', max_tokens: 5, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    expect(text).toBe('tok0 tok1 tok2 tok3 tok4 ');
+  });
+
+  it('embeds every input (the client asks for base64; float on request)', async () => {
+    const answer = await openai.embeddings.create({ model: 'fake-model', input: ['abc', 'hello'] });
+    expect(answer.data.map((entry) => entry.embedding)).toEqual([[3, 97, 0.5], [5, 104, 0.5]]);
+    const floats = await openai.embeddings.create({ model: 'fake-model', input: 'xy', encoding_format: 'float' });
+    expect(floats.data[0]!.embedding).toEqual([2, 120, 0.5]);
+    expect(floats.usage.prompt_tokens).toBe(1);
+  });
+
+  it('a client abort mid-stream closes the engine request', async () => {
+    const abortedBefore = engine.aborted;
+    const controller = new AbortController();
+    const stream = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'a long story' }], stream: true }, { signal: controller.signal });
+    let tokens = 0;
+    // The client ends the iteration quietly or with an abort error, depending on timing.
+    await (async () => {
+      for await (const chunk of stream) {
+        if (chunk.choices[0]?.delta.content) tokens++;
+        if (tokens === 3) controller.abort();
+      }
+    })().catch((error: Error) => expect(error.name).toMatch(/Abort/));
+    expect(tokens).toBe(3);
+    // The gateway's worker call is cancelled, the worker closes its engine request.
+    await waitUntil(() => engine.aborted === abortedBefore + 1 && engine.open === 0, 'the engine saw its stream closed', 3000);
+    expect(engine.completed).toBeGreaterThan(0);
+  });
+
+  it('errors come in OpenAI\'s shape with the right status', async () => {
+    const unknown = await openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch((error: unknown) => error);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((unknown as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+    expect((unknown as Error).message).toMatch(/"nope" does not exist here; served: fake-model, other-model/);
+
+    const bad = await openai.chat.completions.create({ model: 'fake-model', messages: [] }).catch((error: unknown) => error);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages');
+
+    const range = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }], temperature: 9 }).catch((error: unknown) => error);
+    expect((range as Error).message).toMatch(/temperature must be a number from 0 to 2, got 9/);
+
+    engine.failNext(400, 'prompt is too long for this model');
+    const upstream = await openai.completions.create({ model: 'fake-model', prompt: 'x' }).catch((error: unknown) => error);
+    expect(upstream).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((upstream as Error).message).toMatch(/engine answered 400 .*prompt is too long for this model/);
+
+    const malformed = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    const missing = await fetch(`${gateway.url}/v1/nothing`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/no route GET \/v1\/nothing/);
+  });
+
+  it('publishes the engine\'s model list, capacity and live load from its metrics', async () => {
+    const client: RpcClient = await createClient({ registry: env.SHUTTLE_REGISTRY, config: false });
+    try {
+      client.proxy('inference.LLM');
+      await client.ready();
+      const byName = (name: string) => client.providers().find((provider) => provider.metadata.name === name);
+      expect(byName('engine-a')?.metadata).toMatchObject({ engine: 'openai', models: ['fake-model'], slots: 256, kvCapacityTokens: 16_000 });
+      engine.metrics.waiting = 3;
+      engine.metrics.kvUsage = 0.5;
+      const stream = openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 300 });
+      await waitUntil(() => byName('engine-a')?.load?.running === 1 && byName('engine-a')?.load?.waiting === 3, 'the running stream shows in the published load', 5000);
+      expect(byName('engine-a')?.load?.kvUsage).toBe(0.5);
+      expect(byName('engine-a')?.load?.tokensPerSecond).toBeGreaterThan(0);
+      // SGLang names on the other engine.
+      await waitUntil(() => byName('engine-b')?.load?.tokensPerSecond === 123.5, 'the SGLang engine\'s load is read too', 5000);
+      for await (const _ of await stream) {
+        // drain
+      }
+    } finally {
+      engine.metrics.waiting = 0;
+      await client.close();
+    }
+  });
+});
+
+describe('a saturated fleet', () => {
+  it('answers 429 with Retry-After once every worker sheds', async () => {
+    const dir = await tempDir();
+    const slow = await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 });
+    const own: Child[] = [];
+    try {
+      const saturatedEnv = { SHUTTLE_REGISTRY: `file://${dir.dir}` };
+      // --slots 1: the worker takes 4 calls and sheds the 5th with RESOURCE_EXHAUSTED.
+      own.push(await startFixture(CLI, saturatedEnv, 15_000, [], ['worker', '--url', slow.url, '--slots', '1', '--metrics-url', 'none']));
+      const front = await startFixture(CLI, saturatedEnv, 15_000, [], ['gateway', '--port', '0']);
+      own.push(front);
+      const client = new OpenAI({ baseURL: `${front.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const controller = new AbortController();
+      const running = await Promise.all(
+        Array.from({ length: 4 }, () => client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true }, { signal: controller.signal })),
+      );
+      await waitUntil(() => slow.open === 4, 'four streams running', 5000);
+      const refused = await fetch(`${front.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'y' }], stream: true }) });
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const body = (await refused.json()) as { error: { type: string; code: string; message: string } };
+      expect(body.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+      expect(body.error.message).toMatch(/saturated/);
+      controller.abort();
+      for (const stream of running) stream.controller.abort();
+      await waitUntil(() => slow.open === 0, 'the aborted streams closed at the engine', 5000);
+    } finally {
+      for (const child of own.reverse()) await child.stop();
+      await slow.close();
+      await dir.remove();
+    }
+  });
+});
