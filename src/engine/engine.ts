@@ -71,7 +71,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   try {
     const server = await createServer({
       ...options.server,
-      services: [new OpenAiEngineService(upstream, models[0]!, name)],
+      services: [new OpenAiEngineService(upstream, models, name)],
       metadata: {
         ...options.server?.metadata,
         name,

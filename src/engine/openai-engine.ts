@@ -23,8 +23,8 @@ interface StreamChunk {
 export class OpenAiEngineService {
   constructor(
     private readonly upstream: Upstream,
-    /** Served when a request names no model (the engine's first). */
-    private readonly defaultModel: string,
+    /** The models the engine serves; the first when a request names none. */
+    private readonly models: readonly string[],
     /** Reported as `worker` in each generation's usage. */
     private readonly workerName: string,
   ) {}
@@ -33,7 +33,7 @@ export class OpenAiEngineService {
   async *generate(request: GenerateRequest, ctx: CallContext): AsyncGenerator<Token, Usage> {
     const chat = checkGenerateRequest(request);
     const body: Record<string, unknown> = {
-      model: request.model ?? this.defaultModel,
+      model: this.#model(request.model),
       stream: true,
       stream_options: { include_usage: true },
       ...(chat ? { messages: request.messages } : { prompt: request.prompt }),
@@ -81,7 +81,7 @@ export class OpenAiEngineService {
     }
     const signal = callSignal(ctx);
     try {
-      const response = await postJson(this.upstream, '/embeddings', { model: request.model ?? this.defaultModel, input: request.text }, signal);
+      const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input: request.text }, signal);
       const answer = (await response.json()) as { data?: Array<{ embedding?: unknown }>; usage?: { prompt_tokens?: number } };
       const values = answer.data?.[0]?.embedding;
       if (!Array.isArray(values) || values.some((value) => typeof value !== 'number')) {
@@ -92,6 +92,15 @@ export class OpenAiEngineService {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       throw error;
     }
+  }
+
+  /** The model to ask the engine for; NOT_FOUND, before any request, for one it does not serve. */
+  #model(requested: string | undefined): string {
+    if (requested === undefined) return this.models[0]!;
+    if (typeof requested !== 'string' || !this.models.includes(requested)) {
+      throw new RpcError(RpcCode.NOT_FOUND, `model ${JSON.stringify(requested)} is not served by worker ${this.workerName} (it serves ${this.models.join(', ')})`);
+    }
+    return requested;
   }
 }
 

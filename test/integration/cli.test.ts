@@ -124,6 +124,29 @@ describe('shuttle call / bench', () => {
   });
 });
 
+describe('shuttle gateway', () => {
+  it('serves the OpenAI API over the simulated workers too', async () => {
+    const gateway = await startFixture('../../../dist/cli/main', { SHUTTLE_REGISTRY: `file://${registry.dir}` }, 15_000, [], ['gateway', '--port', '0']);
+    try {
+      const models = (await (await fetch(`${gateway.url}/v1/models`)).json()) as { data: Array<{ id: string }> };
+      expect(models.data.map((model) => model.id)).toEqual(['llama-3-8b']);
+      const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama-3-8b', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5 }),
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-shuttle-worker')).toBe('cli-worker');
+      const answer = (await response.json()) as { choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { completion_tokens: number } };
+      expect(answer.choices[0]!.message.content.length).toBeGreaterThan(0);
+      expect(answer.usage.completion_tokens).toBe(5);
+      expect(answer.choices[0]!.finish_reason).toBe('length');
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
+
 describe('shuttle errors and help', () => {
   it.each([
     [['call', 'inference.LLM.nope', '{}'], 2, /inference\.LLM has no method "nope"; its methods: embed, generate/],
@@ -134,6 +157,11 @@ describe('shuttle errors and help', () => {
     [['ls', '--registry', 'ftp://x'], 1, /invalid --registry: "ftp:\/\/x" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/],
     [['bench', 'inference.LLM.embed', '{}', '--requests', '0'], 2, /expected a positive integer, got "0"/],
     [['frobnicate'], 2, /unknown command 'frobnicate'/],
+    [['worker', '--engine', 'openai'], 2, /required option '--url <url>' not specified/],
+    [['worker', '--engine', 'tgi', '--url', 'http://127.0.0.1:9/v1'], 2, /argument 'tgi' is invalid\. Allowed choices are openai/],
+    [['worker', '--url', 'ftp://x'], 1, /invalid engine worker url: "ftp:\/\/x" \(allowed: an http:\/\/ or https:\/\/ URL/],
+    [['worker', '--url', 'http://127.0.0.1:9/v1'], 1, /cannot list the engine's models at http:\/\/127\.0\.0\.1:9\/v1\/models \(\[unavailable\] .+\); is the engine up\? Name them with --model/],
+    [['gateway', '--port', '70000'], 2, /expected a port from 0 to 65535, got "70000"/],
   ])('shuttle %j exits %i with a message that says what to do', async (args, exitCode, message) => {
     const { code, stderr } = await shuttle(...args);
     expect(code).toBe(exitCode);
@@ -143,7 +171,7 @@ describe('shuttle errors and help', () => {
   it('--help everywhere', async () => {
     const top = await shuttle('--help');
     expect(top.code).toBe(0);
-    for (const command of ['ls', 'describe', 'call', 'bench']) expect(top.stdout).toMatch(new RegExp(`\\n  ${command}\\b`));
+    for (const command of ['ls', 'describe', 'call', 'bench', 'worker', 'gateway']) expect(top.stdout).toMatch(new RegExp(`\\n  ${command}\\b`));
     const call = await shuttle('call', '--help');
     expect(call.code).toBe(0);
     expect(call.stdout).toMatch(/Usage: shuttle call \[options\] <service\.method> \[request\]/);

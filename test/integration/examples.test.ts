@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startFakeEngine } from '../helpers/fake-engine.js';
 import { startFixture } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -27,6 +28,23 @@ describe('examples', () => {
     expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(144);
     expect(stdout).toMatch(/TTFT p50 \d+ ms, p99 \d+ ms; \d+ tokens\/s; cache hits \d+ % of prompt tokens; shed 0, failed 0/);
     expect(stdout).toMatch(/routing decisions: .*hit \d+/);
+    expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
+  });
+
+  it('the main command over OpenAI-compatible engines: --engine openai --url (twice)', async () => {
+    const registry = await tempDir();
+    cleanups.push(registry.remove);
+    const engines = [await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 1 }), await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 1 })];
+    for (const engine of engines) cleanups.push(() => engine.close());
+    const args = [build('demo.js'), '--registry', `file://${registry.dir}`, '--engine', 'openai', ...engines.flatMap((engine) => ['--url', engine.url])];
+    const { stdout } = await run(process.execPath, args, { timeout: 60_000 });
+    expect(stdout.match(/worker engine-[12] \(OpenAI-compatible engine at http:\/\/127\.0\.0\.1:\d+\/v1\) at shuttle:\/\/127\.0\.0\.1:\d+/g)).toHaveLength(2);
+    expect(stdout).toMatch(/prefix-affinity: 144 requests in [\d.]+ s/);
+    const rows = [...stdout.matchAll(/^\| (engine-[12]) \| (\d+) \| (\d+) \| (\d+) % \|$/gm)];
+    expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(144);
+    // Every request reached an engine as a streaming completion with the consumer's max tokens.
+    expect(engines[0]!.requests.length + engines[1]!.requests.length).toBe(144);
+    expect(engines[0]!.requests[0]).toMatchObject({ path: '/v1/completions', body: { model: 'm', stream: true, max_tokens: 48 } });
     expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
   });
 

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, type RpcClient } from 'shuttle-rpc';
+import { RpcCode, createClient, type LlmApi, type RpcClient, type RpcError } from 'shuttle-rpc';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -19,6 +19,7 @@ let engine: FakeEngine;
 let other: FakeEngine;
 const children: Child[] = [];
 let gateway: Child;
+let workerA: Child;
 let openai: OpenAI;
 
 async function cli(args: string[]): Promise<Child> {
@@ -32,7 +33,7 @@ beforeAll(async () => {
   env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
   engine = await startFakeEngine({ models: ['fake-model'], tokens: 400, tokenDelayMs: 5 });
   other = await startFakeEngine({ models: ['other-model'], tokens: 400, tokenDelayMs: 5, style: 'sglang' });
-  await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100']);
+  workerA = await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100']);
   await cli(['worker', '--engine', 'openai', '--url', other.url, '--name', 'engine-b', '--metrics-interval', '100']);
   gateway = await cli(['gateway', '--port', '0']);
   openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
@@ -122,6 +123,27 @@ describe('gateway and engine adapter, with the official openai client', () => {
     // The gateway's worker call is cancelled, the worker closes its engine request.
     await waitUntil(() => engine.aborted === abortedBefore + 1 && engine.open === 0, 'the engine saw its stream closed', 3000);
     expect(engine.completed).toBeGreaterThan(0);
+  });
+
+  it('a shuttle caller\'s deadline closes the engine request too', async () => {
+    const client: RpcClient = await createClient({ registry: env.SHUTTLE_REGISTRY, config: false });
+    try {
+      // Straight to engine-a's worker (the model-aware routing is the gateway's).
+      const llm = client.proxy<LlmApi>('inference.LLM', { url: workerA.url });
+      const abortedBefore = engine.aborted;
+      const started = Date.now();
+      const error = await (async () => {
+        // 400 tokens at 5 ms would take 2 s; the deadline is 300 ms.
+        for await (const _ of llm.generate({ model: 'fake-model', prompt: 'slow' }, { timeoutMs: 300 })) {
+          // keep reading
+        }
+      })().catch((failure: RpcError) => failure);
+      expect(error).toMatchObject({ code: RpcCode.DEADLINE_EXCEEDED });
+      expect(Date.now() - started).toBeLessThan(1500);
+      await waitUntil(() => engine.aborted === abortedBefore + 1, 'the engine saw the request closed at the deadline', 2000);
+    } finally {
+      await client.close();
+    }
   });
 
   it('errors come in OpenAI\'s shape with the right status', async () => {
