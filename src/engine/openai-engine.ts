@@ -122,6 +122,8 @@ function samplingFields(request: GenerateRequest): Record<string, unknown> {
   if (request.topP !== undefined) fields.top_p = request.topP;
   if (request.stop !== undefined) fields.stop = request.stop;
   if (request.seed !== undefined) fields.seed = request.seed;
+  if (request.presencePenalty !== undefined) fields.presence_penalty = request.presencePenalty;
+  if (request.frequencyPenalty !== undefined) fields.frequency_penalty = request.frequencyPenalty;
   return fields;
 }
 

@@ -61,6 +61,12 @@ function generation(fields: Record<string, unknown>, prompt: Pick<GenerateReques
   if (fields.temperature != null) request.temperature = number(fields.temperature, 'temperature', 0, 2);
   if (fields.top_p != null) request.topP = number(fields.top_p, 'top_p', 0, 1);
   if (fields.seed != null) request.seed = integer(fields.seed, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  if (fields.presence_penalty != null) request.presencePenalty = number(fields.presence_penalty, 'presence_penalty', -2, 2);
+  if (fields.frequency_penalty != null) request.frequencyPenalty = number(fields.frequency_penalty, 'frequency_penalty', -2, 2);
+  for (const name of UNSUPPORTED) {
+    const value = fields[name];
+    if (value !== undefined && value !== null && value !== false) throw new BadRequest(`${name} is not supported by this gateway (it would change the answer; leave it out)`, name);
+  }
   if (fields.stop != null) {
     const stop = fields.stop;
     const ok = typeof stop === 'string' || (Array.isArray(stop) && stop.length <= 4 && stop.every((entry) => typeof entry === 'string'));
@@ -75,6 +81,13 @@ function generation(fields: Record<string, unknown>, prompt: Pick<GenerateReques
   }
   return { request, stream: fields.stream === true, includeUsage: options?.include_usage === true };
 }
+
+/**
+ * Fields that change what the answer means and that the worker contract does not carry:
+ * refused rather than silently dropped. (`user`, `metadata`, `store` and the like, which do
+ * not, are ignored.)
+ */
+const UNSUPPORTED = ['tools', 'tool_choice', 'functions', 'function_call', 'response_format', 'logit_bias', 'logprobs', 'top_logprobs', 'echo', 'best_of', 'suffix', 'audio', 'modalities', 'prediction'];
 
 function object(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest(`the request body must be a JSON object, got ${describe(body)}`);

@@ -29,6 +29,8 @@ export interface GenerateRequest {
   topP?: number;
   stop?: string | string[];
   seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
 }
 
 /** One streamed piece of output (a token or a few). */

@@ -35,6 +35,9 @@ describe('OpenAI request bodies', () => {
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 0 })).message).toBe('max_tokens must be an integer from 1 to 1000000, got 0');
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], n: 2 }))).toMatchObject({ param: 'n' });
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], stop: [1] }))).toMatchObject({ param: 'stop' });
+    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] }))).toMatchObject({ param: 'tools', message: 'tools is not supported by this gateway (it would change the answer; leave it out)' });
+    expect(fails(() => parseCompletion({ model: 'm', prompt: 'x', echo: true }))).toMatchObject({ param: 'echo' });
+    expect(parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], logprobs: false, tools: null, user: 'u' }).request).toEqual({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
     expect(fails(() => parseCompletion({ model: 'm', prompt: ['a', 'b'] })).message).toMatch(/batches and token arrays are not supported/);
     expect(fails(() => parseEmbeddings({ model: 'm', input: [1, 2] }))).toMatchObject({ param: 'input' });
     expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', encoding_format: 'hex' }))).toMatchObject({ param: 'encoding_format' });
