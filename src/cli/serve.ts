@@ -1,3 +1,4 @@
+import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
 
 /** Options of `shuttle worker`. */
@@ -30,8 +31,13 @@ export interface GatewayCommandOptions extends CommonOptions {
  */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   // Loaded here, not at the top: `shuttle ls` should not pay for the HTTP client's imports.
-  const { startEngineWorker } = await import('../engine/engine.js');
+  const { metricNames, startEngineWorker } = await import('../engine/engine.js');
   const metrics = options.metrics === 'auto' || options.metrics === 'vllm' || options.metrics === 'sglang' ? options.metrics : parseNames(options.metrics);
+  try {
+    metricNames(metrics);
+  } catch (error) {
+    throw new UsageError(`--metrics: ${(error as Error).message}`);
+  }
   const worker = await startEngineWorker({
     url: options.url,
     ...(options.model === undefined ? {} : { models: options.model }),
@@ -69,7 +75,7 @@ function parseNames(spec: string): Record<string, string[]> {
   const names: Record<string, string[]> = {};
   for (const entry of spec.split(';')) {
     const at = entry.indexOf('=');
-    if (at <= 0) throw new Error(`--metrics must be auto, vllm, sglang or field=name[,name];… (e.g. running=my_running;waiting=my_waiting), got ${JSON.stringify(spec)}`);
+    if (at <= 0) throw new UsageError(`--metrics must be auto, vllm, sglang or field=name[,name];… (e.g. running=my_running;waiting=my_waiting), got ${JSON.stringify(spec)}`);
     names[entry.slice(0, at).trim()] = entry.slice(at + 1).split(',').map((name) => name.trim());
   }
   return names;

@@ -6,7 +6,7 @@ import type { EngineMetricsSpec } from './engine-metrics.js';
 import { OpenAiEngineService } from './openai-engine.js';
 import { getJson } from './upstream.js';
 
-export { ENGINE_METRIC_PRESETS, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
+export { ENGINE_METRIC_PRESETS, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
 export { OpenAiEngineService } from './openai-engine.js';
 
 /** Options of {@link startEngineWorker}. */
@@ -63,6 +63,9 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   const intervalMs = options.metricsIntervalMs ?? 500;
   if (!Number.isInteger(intervalMs) || intervalMs < 50) throw invalidOption('engine worker metricsIntervalMs', intervalMs, 'an integer of at least 50');
 
+  if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
+    throw invalidOption('engine worker models', options.models, 'an array of model names');
+  }
   const models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
   const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
   const load = metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));

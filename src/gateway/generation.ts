@@ -45,6 +45,20 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): string =>
     `data: ${JSON.stringify({ id, object, created, model, choices: choice === undefined ? [] : [{ index: 0, ...choice }], ...extra })}\n\n`;
+  // Waits for the socket to drain when the client reads slower than the worker generates:
+  // the wait backs up into the worker call's flow-control window instead of into memory.
+  const write = async (text: string): Promise<void> => {
+    if (response.write(text) || response.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        response.off('drain', done);
+        response.off('close', done);
+        resolve();
+      };
+      response.on('drain', done);
+      response.on('close', done);
+    });
+  };
   const open = (): void => {
     response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
@@ -53,7 +67,7 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     for await (const token of call) {
       if (!response.headersSent) open();
       const text = (token as Token).text;
-      response.write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
+      await write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
     }
     const usage = (await call.trailer) as Usage | undefined;
     if (!response.headersSent) open();

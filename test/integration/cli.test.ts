@@ -161,6 +161,8 @@ describe('shuttle errors and help', () => {
     [['worker', '--engine', 'tgi', '--url', 'http://127.0.0.1:9/v1'], 2, /argument 'tgi' is invalid\. Allowed choices are openai/],
     [['worker', '--url', 'ftp://x'], 1, /invalid engine worker url: "ftp:\/\/x" \(allowed: an http:\/\/ or https:\/\/ URL/],
     [['worker', '--url', 'http://127.0.0.1:9/v1'], 1, /cannot list the engine's models at http:\/\/127\.0\.0\.1:9\/v1\/models \(\[unavailable\] .+\); is the engine up\? Name them with --model/],
+    [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'runing=x'], 2, /--metrics: engine metrics: unknown field "runing" \(allowed: running, waiting/],
+    [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'tgi'], 2, /--metrics must be auto, vllm, sglang or field=name\[,name\];…/],
     [['gateway', '--port', '70000'], 2, /expected a port from 0 to 65535, got "70000"/],
   ])('shuttle %j exits %i with a message that says what to do', async (args, exitCode, message) => {
     const { code, stderr } = await shuttle(...args);
