@@ -43,6 +43,7 @@ export class OpenAiEngineService {
     const signal = callSignal(ctx, upstream.signal);
     const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
     let pieces = 0;
+    let complete = false;
     try {
       const response = await postJson(this.upstream, chat ? '/chat/completions' : '/completions', body, signal);
       if (response.body === null) throw new RpcError(RpcCode.INTERNAL, 'engine answered a streaming request with no body');
@@ -62,12 +63,13 @@ export class OpenAiEngineService {
           yield { text };
         }
       }
+      complete = true;
     } catch (error) {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       throw error;
     } finally {
       // The caller stopped reading (cancelled, or the stream ended early): close the request.
-      upstream.abort();
+      if (!complete) upstream.abort();
     }
     // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
     if (usage.outputTokens === 0) usage.outputTokens = pieces;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startFakeEngine } from '../helpers/fake-engine.js';
+import { startFakeEngine } from 'shuttle-rpc/testing';
 import { startFixture } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 

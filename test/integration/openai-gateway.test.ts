@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type LlmApi, type RpcClient, type RpcError } from 'shuttle-rpc';
-import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
+import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitUntil } from '../helpers/wait.js';

@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
- * A fake OpenAI-compatible engine for tests: a real HTTP server on loopback that serves
+ * A fake OpenAI-compatible engine for tests and benchmarks (`startFakeEngine`): a real HTTP server on loopback that serves
  * `/v1/models`, streams `/v1/completions` and `/v1/chat/completions` token by token over SSE
  * (or answers them whole), embeds with `/v1/embeddings`, and exposes vLLM-style Prometheus
  * `/metrics` whose running count is the streams open right now. It records what it was asked
@@ -27,6 +27,7 @@ export interface FakeEngine {
   close(): Promise<void>;
 }
 
+/** Options of {@link startFakeEngine}. */
 export interface FakeEngineOptions {
   models?: string[];
   /** Tokens generated for each request (before max_tokens cuts them). */
@@ -39,6 +40,10 @@ export interface FakeEngineOptions {
   apiKey?: string;
 }
 
+/**
+ * Starts a fake engine on a free loopback port. It generates `tokens` tokens (`tok0 `, `tok1 `…;
+ * fewer when `max_tokens` says so) `tokenDelayMs` apart; prompt tokens are always 5.
+ */
 export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<FakeEngine> {
   const models = options.models ?? ['fake-model'];
   const tokenCount = options.tokens ?? 8;
@@ -176,6 +181,7 @@ function readBody(request: IncomingMessage): Promise<string> {
   });
 }
 
+/** Waits `ms`; 0 only yields to the event loop (tokens back to back, for benchmarks). */
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
 }
