@@ -309,7 +309,11 @@ class Attempt implements ClusterCall {
         () => finish(stats, tokens, started),
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
-      return opened;
+      // The attempt succeeds at the first chunk (or the end): a stream the provider refuses
+      // before producing anything fails this attempt, so failover may go elsewhere when that
+      // is safe (the refusal says it never ran, or the method is idempotent). Failures after
+      // the first chunk reach the reader.
+      return opened.then((stream) => stream.firstEvent().then(() => stream));
     }
     const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
     result.then(

@@ -26,6 +26,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
   #error: RpcError | undefined;
   #iterated = false;
   #received = 0;
+  #first: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } | undefined;
 
   /**
    * @param onConsumed called with a chunk's wire size once the reader has taken it
@@ -52,10 +53,32 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     return this.#state !== 'open';
   }
 
+  /**
+   * Resolves at the stream's first chunk or its end, or once the reader has left; rejects when
+   * it fails before any chunk. The client treats a stream as opened only then, so a provider
+   * that refuses a stream outright (shedding, an engine it cannot reach) is a failed attempt
+   * the cluster may try elsewhere, like a refused unary call.
+   */
+  firstEvent(): Promise<void> {
+    if (this.#first === undefined) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((onResolve, onReject) => {
+        resolve = onResolve;
+        reject = onReject;
+      });
+      this.#first = { promise, resolve, reject };
+      if (this.#state === 'failed' && this.#received === 0) reject(this.#error);
+      else if (this.#state !== 'open' || this.#received > 0) resolve();
+    }
+    return this.#first.promise;
+  }
+
   /** Transport: a chunk arrived. */
   push(value: T, bytes: number): void {
     if (this.#state !== 'open') return;
     this.#received++;
+    if (this.#received === 1) this.#first?.resolve();
     const waiting = this.#waiting;
     if (waiting !== undefined) {
       this.#waiting = undefined;
@@ -72,6 +95,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#state = 'ended';
     this.#endValue = trailer;
     this.#resolveTrailer(trailer);
+    this.#first?.resolve();
     if (this.#waiting !== undefined && this.#queue.length === 0) {
       const waiting = this.#waiting;
       this.#waiting = undefined;
@@ -85,6 +109,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#state = 'failed';
     this.#error = error;
     this.#rejectTrailer(error);
+    if (this.#received === 0) this.#first?.reject(error);
     if (this.#waiting !== undefined && this.#queue.length === 0) {
       const waiting = this.#waiting;
       this.#waiting = undefined;
@@ -129,6 +154,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#queue.length = 0;
     if (this.#state === 'open') {
       this.#state = 'cancelled';
+      this.#first?.resolve();
       const reason = new RpcError(RpcCode.CANCELLED, 'the reader stopped reading the stream');
       this.#rejectTrailer(reason);
       this.#onCancel(reason);

@@ -1,6 +1,8 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type LlmApi, type RpcClient, type RpcError } from 'shuttle-rpc';
+import { startEngineWorker } from 'shuttle-rpc/engine';
+import { startGateway } from 'shuttle-rpc/gateway';
 import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -226,6 +228,42 @@ describe('a saturated fleet', () => {
     } finally {
       for (const child of own.reverse()) await child.stop();
       await slow.close();
+      await dir.remove();
+    }
+  });
+});
+
+describe('as library calls, with an engine that went away', () => {
+  it('startEngineWorker + startGateway: requests fail over to the worker whose engine is up', async () => {
+    const dir = await tempDir();
+    const up = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
+    const down = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
+    const registry = `file://${dir.dir}`;
+    const server = { registry, host: '127.0.0.1', port: 0, log: false as const };
+    const workers = [
+      await startEngineWorker({ url: up.url, name: 'up', metricsUrl: false, server }),
+      await startEngineWorker({ url: down.url, name: 'down', metricsUrl: false, server }),
+    ];
+    // Round robin sends every other request to the dead engine's worker; the retry budget is
+    // off because it starts empty (a fresh client's first failures are not retried; tested in
+    // fault-tolerance.test.ts), and this is about the failover itself.
+    const front = await startGateway({ port: 0, loadbalance: 'round-robin', client: { registry, config: false, log: false, retryBudget: false } });
+    try {
+      await down.close(); // the engine dies; its worker is still registered
+      const servedBy: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const response = await fetch(`${front.url}/v1/chat/completions`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `q${i}` }] }),
+        });
+        expect(response.status).toBe(200);
+        servedBy.push(response.headers.get('x-shuttle-worker')!);
+      }
+      expect(new Set(servedBy)).toEqual(new Set(['up']));
+      expect(up.requests).toHaveLength(10);
+    } finally {
+      await front.close();
+      for (const worker of workers) await worker.close();
+      await up.close();
       await dir.remove();
     }
   });
