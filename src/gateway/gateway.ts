@@ -69,7 +69,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (answer.retryAfterSeconds !== undefined) void reply.header('retry-after', String(answer.retryAfterSeconds));
     return reply.code(answer.status).send(answer.body);
   };
-  app.setErrorHandler((error, _request, reply) => fail(reply, error));
+  app.setErrorHandler((error, request, reply) => fail(reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
   app.setNotFoundHandler((request, reply) => fail(reply, new BadRequest(`no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`, null, 404)));
   if (apiKey !== undefined) {
     app.addHook('onRequest', async (request) => {
@@ -158,6 +158,23 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       if (ownsClient) await client.close();
     },
   };
+}
+
+/** Fastify's own body rejections, said the way the rest of the gateway says things. */
+function bodyError(error: unknown, contentType: string | undefined, maxBodyBytes: number): unknown {
+  switch ((error as { code?: string }).code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new BadRequest(`content-type ${JSON.stringify(contentType ?? '')} is not supported; send application/json`, null, 415);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new BadRequest(`the request body is larger than ${maxBodyBytes} bytes (the gateway's maxBodyBytes)`, null, 413);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new BadRequest('the request body is empty; send a JSON object');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      // Fastify keeps no detail of the parse failure; secure-json-parse also refuses prototype keys.
+      return new BadRequest('the request body is not valid JSON, or has a __proto__ or constructor.prototype key');
+    default:
+      return error;
+  }
 }
 
 function isClient(value: unknown): value is RpcClient {

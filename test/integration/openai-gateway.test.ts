@@ -168,7 +168,14 @@ describe('gateway and engine adapter, with the official openai client', () => {
 
     const malformed = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
     expect(malformed.status).toBe(400);
-    expect(((await malformed.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    expect(((await malformed.json()) as { error: { type: string; message: string } }).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringMatching(/^the request body is not valid JSON/) });
+    const polluting = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"fake-model","__proto__":{"polluted":true},"messages":[]}' });
+    expect(polluting.status).toBe(400);
+    expect(((await polluting.json()) as { error: { message: string } }).error.message).toMatch(/__proto__/);
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+    const wrongType = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<hello/>' });
+    expect(wrongType.status).toBe(415);
+    expect(((await wrongType.json()) as { error: { type: string; message: string } }).error.message).toMatch(/application\/xml/);
     const missing = await fetch(`${gateway.url}/v1/nothing`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/no route GET \/v1\/nothing/);
