@@ -243,7 +243,7 @@ describe('a saturated fleet', () => {
 });
 
 describe('as library calls, with an engine that went away', () => {
-  it('startEngineWorker + startGateway: requests fail over to the worker whose engine is up', async () => {
+  it('startEngineWorker + startGateway (with an API key): requests fail over to the worker whose engine is up', async () => {
     const dir = await tempDir();
     const up = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
     const down = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
@@ -256,13 +256,22 @@ describe('as library calls, with an engine that went away', () => {
     // Round robin sends every other request to the dead engine's worker; the retry budget is
     // off because it starts empty (a fresh client's first failures are not retried; tested in
     // fault-tolerance.test.ts), and this is about the failover itself.
-    const front = await startGateway({ port: 0, loadbalance: 'round-robin', client: { registry, config: false, log: false, retryBudget: false } });
+    const front = await startGateway({ port: 0, loadbalance: 'round-robin', apiKey: 'sk-test', client: { registry, config: false, log: false, retryBudget: false } });
     try {
+      // With apiKey set, a request without the key is refused and the key never echoed.
+      const anonymous = await fetch(`${front.url}/v1/models`);
+      expect(anonymous.status).toBe(401);
+      const refusal = (await anonymous.json()) as { error: { type: string; code: string; message: string } };
+      expect(refusal.error).toMatchObject({ type: 'authentication_error', code: 'invalid_api_key' });
+      const wrong = await fetch(`${front.url}/v1/models`, { headers: { authorization: 'Bearer sk-tesT' } });
+      expect(wrong.status).toBe(401);
+      expect(await wrong.text()).not.toMatch(/sk-tes/);
+
       await down.close(); // the engine dies; its worker is still registered
       const servedBy: string[] = [];
       for (let i = 0; i < 10; i++) {
         const response = await fetch(`${front.url}/v1/chat/completions`, {
-          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `q${i}` }] }),
+          method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `q${i}` }] }),
         });
         expect(response.status).toBe(200);
         servedBy.push(response.headers.get('x-shuttle-worker')!);
