@@ -68,6 +68,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
     .option('--host <host>', 'address to serve shuttle calls on')
     .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
+    .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runWorker(options));
   common(program.command('gateway'))
     .description('serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models) over the registry\'s inference.LLM workers')
@@ -76,6 +77,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('--loadbalance <name>', 'load balancer over the workers of a model', 'prefix-affinity')
     .option('--timeout <ms>', 'longest a generation may take', positiveInt, 600_000)
     .option('--api-key <key>', 'require Authorization: Bearer <key>')
+    .option('--admin-port <port>', 'serve /metrics, /health, /providers and the /dashboard on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runGateway(options));
 
   try {

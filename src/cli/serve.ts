@@ -1,3 +1,5 @@
+import { startAdminServer, type AdminServer } from '../metrics/admin.js';
+import { ShuttleMetrics } from '../metrics/metrics.js';
 import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
 
@@ -14,6 +16,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   slots: number;
   host?: string;
   port: number;
+  adminPort?: number;
 }
 
 /** Options of `shuttle gateway`. */
@@ -23,6 +26,7 @@ export interface GatewayCommandOptions extends CommonOptions {
   loadbalance: string;
   timeout: number;
   apiKey?: string;
+  adminPort?: number;
 }
 
 /**
@@ -32,9 +36,10 @@ export interface GatewayCommandOptions extends CommonOptions {
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   // Loaded here, not at the top: `shuttle ls` should not pay for the HTTP client's imports.
   const { metricNames, startEngineWorker } = await import('../engine/engine.js');
-  const metrics = options.metrics === 'auto' || options.metrics === 'vllm' || options.metrics === 'sglang' ? options.metrics : parseNames(options.metrics);
+  const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
+  const names = options.metrics === 'auto' || options.metrics === 'vllm' || options.metrics === 'sglang' ? options.metrics : parseNames(options.metrics);
   try {
-    metricNames(metrics);
+    metricNames(names);
   } catch (error) {
     throw new UsageError(`--metrics: ${(error as Error).message}`);
   }
@@ -44,20 +49,30 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     ...(options.name === undefined ? {} : { name: options.name }),
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.metricsUrl === undefined ? {} : { metricsUrl: options.metricsUrl === 'none' ? false : options.metricsUrl }),
-    metrics,
+    metrics: names,
     metricsIntervalMs: options.metricsInterval,
     slots: options.slots,
-    server: { registry: await registryUrl(options), port: options.port, ...(options.host === undefined ? {} : { host: options.host }) },
+    server: {
+      registry: await registryUrl(options),
+      port: options.port,
+      ...(options.host === undefined ? {} : { host: options.host }),
+      ...(metrics === undefined ? {} : { filters: [{ type: 'metrics', options: { metrics } }] }),
+    },
   });
-  process.stdout.write(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models })}\n`);
+  metrics?.watchServer(worker.server);
+  const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, port: options.adminPort });
+  process.stdout.write(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`);
   await untilSignal();
   await worker.close();
+  await admin?.close();
 }
 
 /** `shuttle gateway`: the OpenAI-compatible gateway until SIGINT/SIGTERM. Prints `{"ready": url}`. */
 export async function runGateway(options: GatewayCommandOptions): Promise<void> {
   const { startGateway } = await import('../gateway/gateway.js');
+  const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
   const gateway = await startGateway({
+    ...(metrics === undefined ? {} : { metrics }),
     port: options.port,
     host: options.host,
     loadbalance: options.loadbalance,
@@ -65,9 +80,15 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     client: { registry: await registryUrl(options) },
   });
-  process.stdout.write(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1` })}\n`);
+  const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [gateway.client], port: options.adminPort });
+  process.stdout.write(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, ...adminField(admin) })}\n`);
   await untilSignal();
   await gateway.close();
+  await admin?.close();
+}
+
+function adminField(admin: AdminServer | undefined): { admin?: string } {
+  return admin === undefined ? {} : { admin: admin.url };
 }
 
 /** `running=a,b;waiting=c` style custom metric names for --metrics. */

@@ -4,9 +4,11 @@ import { createClient, type ClientOptions, type RpcClient } from '../client/clie
 import { invalidOption } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { LLM_SERVICE, modelsOf, type LlmApi } from '../inference/inference.js';
+import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
+import { countRequests, withMetrics } from './gateway-metrics.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
 import { BadRequest, toOpenAiError } from './openai-errors.js';
 import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
@@ -29,6 +31,12 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** When set, requests must carry `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /**
+   * Prometheus metrics: the gateway counts its HTTP requests by path and status in it
+   * (`shuttle_gateway_requests_total`), and a client the gateway makes also reports its calls,
+   * routing decisions and attempts per worker there. Serve it with `startAdminServer`.
+   */
+  metrics?: ShuttleMetrics;
 }
 
 /** A running gateway. */
@@ -58,7 +66,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
 
   const ownsClient = options.client === undefined || !isClient(options.client);
-  const client = isClient(options.client) ? options.client : await createClient(options.client ?? {});
+  const client = isClient(options.client) ? options.client : await createClient(withMetrics(options.client ?? {}, options.metrics));
   const balancer = new ModelBalancer(client.context.extensions.loadbalance.create(options.loadbalance ?? 'prefix-affinity', 'gateway loadbalance'));
   const llm = client.proxy<LlmApi>(LLM_SERVICE, { loadbalance: balancer });
 
@@ -69,6 +77,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (answer.retryAfterSeconds !== undefined) void reply.header('retry-after', String(answer.retryAfterSeconds));
     return reply.code(answer.status).send(answer.body);
   };
+  if (options.metrics !== undefined) countRequests(app, options.metrics);
   app.setErrorHandler((error, request, reply) => fail(reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
   app.setNotFoundHandler((request, reply) => fail(reply, new BadRequest(`no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`, null, 404)));
   if (apiKey !== undefined) {

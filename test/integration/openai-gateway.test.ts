@@ -35,9 +35,9 @@ beforeAll(async () => {
   env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
   engine = await startFakeEngine({ models: ['fake-model'], tokens: 400, tokenDelayMs: 5 });
   other = await startFakeEngine({ models: ['other-model'], tokens: 400, tokenDelayMs: 5, style: 'sglang' });
-  workerA = await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100']);
+  workerA = await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100', '--admin-port', '0']);
   await cli(['worker', '--engine', 'openai', '--url', other.url, '--name', 'engine-b', '--metrics-interval', '100']);
-  gateway = await cli(['gateway', '--port', '0']);
+  gateway = await cli(['gateway', '--port', '0', '--admin-port', '0']);
   openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
 }, 60_000);
 
@@ -107,6 +107,17 @@ describe('gateway and engine adapter, with the official openai client', () => {
     const floats = await openai.embeddings.create({ model: 'fake-model', input: 'xy', encoding_format: 'float' });
     expect(floats.data[0]!.embedding).toEqual([2, 120, 0.5]);
     expect(floats.usage.prompt_tokens).toBe(1);
+  });
+
+  it('--admin-port serves Prometheus metrics of the gateway and the worker', async () => {
+    await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'count me' }], max_tokens: 2 });
+    await openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
+    const gatewayMetrics = await (await fetch(`${String(gateway.announced.admin)}/metrics`)).text();
+    expect(gatewayMetrics).toMatch(/shuttle_gateway_requests_total\{path="\/v1\/chat\/completions",status="200"\} [1-9]/);
+    expect(gatewayMetrics).toMatch(/shuttle_gateway_requests_total\{path="\/v1\/chat\/completions",status="404"\} [1-9]/);
+    expect(gatewayMetrics).toMatch(/shuttle_calls_total\{side="consumer",service="inference\.LLM",method="generate",code="OK"\} [1-9]/);
+    const workerMetrics = await (await fetch(`${String(workerA.announced.admin)}/metrics`)).text();
+    expect(workerMetrics).toMatch(/shuttle_calls_total\{side="provider",service="inference\.LLM",method="generate",code="OK"\} [1-9]/);
   });
 
   it('a client abort mid-stream closes the engine request', async () => {
