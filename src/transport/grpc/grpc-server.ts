@@ -6,6 +6,7 @@ import type { Serializer } from '../../serializer/serializer.js';
 import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS } from '../admission.js';
 import { neverSent } from '../call-limits.js';
 import { LazyAbort } from '../lazy-abort.js';
+import { listenOn } from '../listen.js';
 import type { CallHandler, ListenOptions, Peer, ProviderCallInfo, ResolvedMethod, TransportServer } from '../transport.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
@@ -48,14 +49,7 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     });
     injector.injectConnection(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen({ host: options.host, port: options.port }, () => {
-      listener.off('error', reject);
-      resolve();
-    });
-  });
-  const address = listener.address() as net.AddressInfo;
+  const address = await listenOn(listener, options);
   let closing: Promise<void> | undefined;
 
   return {

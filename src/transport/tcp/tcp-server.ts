@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS } from '../admission.js';
 import { checkServerTls, type ResolvedTls } from '../tls-options.js';
 import { FrameType } from '../frame.js';
+import { listenOn } from '../listen.js';
 import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
 import { ServerConnection } from './server-connection.js';
 import { encodeErrorFrame } from './wire-error.js';
@@ -69,14 +70,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
     };
     server = tlsServer;
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: options.host, port: options.port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as net.AddressInfo;
+  const address = await listenOn(server, options);
   let closing: Promise<void> | undefined;
 
   return {
