@@ -66,7 +66,9 @@ export class OpenAiEngineService {
       complete = true;
     } catch (error) {
       if (signal.aborted) throw abortError(ctx, signal.reason);
-      throw error;
+      if (error instanceof RpcError) throw error;
+      // The engine's connection broke mid-answer (undici: "terminated"), or its body was bad.
+      throw new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${(error as Error).message}`, { cause: error });
     } finally {
       // The caller stopped reading (cancelled, or the stream ended early): close the request.
       if (!complete) upstream.abort();
@@ -99,7 +101,8 @@ export class OpenAiEngineService {
   /** The model to ask the engine for; NOT_FOUND, before any request, for one it does not serve. */
   #model(requested: string | undefined): string {
     if (requested === undefined) return this.models[0]!;
-    if (typeof requested !== 'string' || !this.models.includes(requested)) {
+    if (typeof requested !== 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `request.model must be a model name, got ${describe(requested)}`);
+    if (!this.models.includes(requested)) {
       throw new RpcError(RpcCode.NOT_FOUND, `model ${JSON.stringify(requested)} is not served by worker ${this.workerName} (it serves ${this.models.join(', ')})`);
     }
     return requested;

@@ -22,6 +22,8 @@ export interface FakeEngine {
   readonly completed: number;
   /** Metric values served on /metrics besides running (waiting, KV use). */
   metrics: { waiting: number; kvUsage: number };
+  /** Cut the connection of the next streaming generation after `tokens` tokens (an engine crash). */
+  breakNext(tokens: number): void;
   /** Answer the next `count` generation/embedding requests with this HTTP error. */
   failNext(status: number, message: string, count?: number, headers?: Record<string, string>): void;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
   const state = { open: 0, aborted: 0, completed: 0, generated: 0 };
   const failures: Array<{ status: number; message: string; headers: Record<string, string> }> = [];
   const metrics = { waiting: 0, kvUsage: 0.25 };
+  let breakAfter: number | undefined;
 
   const server = http.createServer((request, response) => {
     void handle(request, response).catch((error: Error) => {
@@ -106,9 +109,15 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const send = (payload: unknown): void => void response.write(`data: ${JSON.stringify(payload)}\n\n`);
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
-    for (const text of texts) {
+    const cutAt = breakAfter;
+    breakAfter = undefined;
+    for (const [index, text] of texts.entries()) {
       await sleep(delay);
       if (response.destroyed) return;
+      if (index === cutAt) {
+        response.socket?.destroy();
+        return;
+      }
       state.generated++;
       send({ id, object, model: body.model, choices: [chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null }] });
     }
@@ -156,6 +165,9 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
       return state.completed;
     },
     metrics,
+    breakNext(tokens) {
+      breakAfter = tokens;
+    },
     failNext(status, message, count = 1, headers = {}) {
       for (let i = 0; i < count; i++) failures.push({ status, message, headers });
     },

@@ -109,6 +109,18 @@ describe('gateway and engine adapter, with the official openai client', () => {
     expect(floats.usage.prompt_tokens).toBe(1);
   });
 
+  it('an engine that dies mid-answer ends the stream with an error event after the tokens sent', async () => {
+    engine.breakNext(2);
+    const stream = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'crash' }], max_tokens: 10, stream: true });
+    let text = '';
+    const failure = await (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    })().catch((error: Error) => error);
+    expect(text).toBe('tok0 tok1 ');
+    expect(failure).toBeInstanceOf(OpenAI.APIError);
+    expect((failure as Error).message).toMatch(/the engine's stream broke after 2 chunks/);
+  });
+
   it('--admin-port serves Prometheus metrics of the gateway and the worker', async () => {
     await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'count me' }], max_tokens: 2 });
     await openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
