@@ -26,7 +26,9 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
   #error: RpcError | undefined;
   #iterated = false;
   #received = 0;
-  #first: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } | undefined;
+  readonly #first: Promise<void>;
+  #resolveFirst!: () => void;
+  #rejectFirst!: (error: unknown) => void;
 
   /**
    * @param onConsumed called with a chunk's wire size once the reader has taken it
@@ -41,6 +43,11 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     });
     // Nobody has to look at the trailer; a failure is reported through the iterator too.
     this.trailer.catch(() => {});
+    this.#first = new Promise((resolve, reject) => {
+      this.#resolveFirst = resolve;
+      this.#rejectFirst = reject;
+    });
+    this.#first.catch(() => {});
   }
 
   /** Chunks received so far. */
@@ -60,25 +67,14 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
    * the cluster may try elsewhere, like a refused unary call.
    */
   firstEvent(): Promise<void> {
-    if (this.#first === undefined) {
-      let resolve!: () => void;
-      let reject!: (error: unknown) => void;
-      const promise = new Promise<void>((onResolve, onReject) => {
-        resolve = onResolve;
-        reject = onReject;
-      });
-      this.#first = { promise, resolve, reject };
-      if (this.#state === 'failed' && this.#received === 0) reject(this.#error);
-      else if (this.#state !== 'open' || this.#received > 0) resolve();
-    }
-    return this.#first.promise;
+    return this.#first;
   }
 
   /** Transport: a chunk arrived. */
   push(value: T, bytes: number): void {
     if (this.#state !== 'open') return;
     this.#received++;
-    if (this.#received === 1) this.#first?.resolve();
+    if (this.#received === 1) this.#resolveFirst();
     const waiting = this.#waiting;
     if (waiting !== undefined) {
       this.#waiting = undefined;
@@ -95,7 +91,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#state = 'ended';
     this.#endValue = trailer;
     this.#resolveTrailer(trailer);
-    this.#first?.resolve();
+    this.#resolveFirst();
     if (this.#waiting !== undefined && this.#queue.length === 0) {
       const waiting = this.#waiting;
       this.#waiting = undefined;
@@ -109,7 +105,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#state = 'failed';
     this.#error = error;
     this.#rejectTrailer(error);
-    if (this.#received === 0) this.#first?.reject(error);
+    if (this.#received === 0) this.#rejectFirst(error);
     if (this.#waiting !== undefined && this.#queue.length === 0) {
       const waiting = this.#waiting;
       this.#waiting = undefined;
@@ -154,7 +150,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#queue.length = 0;
     if (this.#state === 'open') {
       this.#state = 'cancelled';
-      this.#first?.resolve();
+      this.#resolveFirst();
       const reason = new RpcError(RpcCode.CANCELLED, 'the reader stopped reading the stream');
       this.#rejectTrailer(reason);
       this.#onCancel(reason);
