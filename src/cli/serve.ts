@@ -34,7 +34,7 @@ export interface GatewayCommandOptions extends CommonOptions {
  * graceful drain. Prints `{"ready": url, "name", "models"}` once registered.
  */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
-  // Loaded here, not at the top: `shuttle ls` should not pay for the HTTP client's imports.
+  // Loaded here, not at the top: the other commands need not load the bridges' modules.
   const { metricNames, startEngineWorker } = await import('../engine/engine.js');
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
   const names = options.metrics === 'auto' || options.metrics === 'vllm' || options.metrics === 'sglang' ? options.metrics : parseNames(options.metrics);

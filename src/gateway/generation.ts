@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { promptText, type LlmApi, type Token, type Usage } from '../inference/inference.js';
+import { promptText, type LlmApi, type Usage } from '../inference/inference.js';
 import type { Proxied } from '../proxy/proxy.js';
 import { toOpenAiError } from './openai-errors.js';
 import type { ParsedGeneration } from './requests.js';
@@ -21,8 +21,8 @@ export interface GenerationContext {
 export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext): Promise<{ body: unknown; worker: string }> {
   const call = startCall(parsed, context);
   let text = '';
-  for await (const token of call) text += (token as Token).text;
-  const usage = (await call.trailer) as Usage | undefined;
+  for await (const token of call) text += token.text;
+  const usage = await call.trailer;
   const id = newId(kind);
   const finishReason = finishReasonOf(usage, parsed);
   const choice = kind === 'chat' ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason } : { index: 0, text, logprobs: null, finish_reason: finishReason };
@@ -66,10 +66,10 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   try {
     for await (const token of call) {
       if (!response.headersSent) open();
-      const text = (token as Token).text;
+      const { text } = token;
       await write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
     }
-    const usage = (await call.trailer) as Usage | undefined;
+    const usage = await call.trailer;
     if (!response.headersSent) open();
     const finish = finishReasonOf(usage, parsed);
     response.write(chunk(kind === 'chat' ? { delta: {}, logprobs: null, finish_reason: finish } : { text: '', logprobs: null, finish_reason: finish }));
