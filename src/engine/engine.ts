@@ -1,4 +1,4 @@
-import { invalidOption } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption } from '../common/validate.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { EngineLoad } from './engine-load.js';
@@ -54,14 +54,13 @@ export interface EngineWorker {
  */
 export async function startEngineWorker(options: EngineWorkerOptions): Promise<EngineWorker> {
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
+  checkKnownKeys('engine worker', options, ['url', 'apiKey', 'models', 'name', 'metricsUrl', 'metrics', 'metricsIntervalMs', 'slots', 'server', 'log']);
   const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
   const upstream = { baseUrl, apiKey: options.apiKey };
   const log = createLogger(options.log ?? options.server?.log, 'server');
   const name = options.name ?? `engine-${process.pid}`;
-  const slots = options.slots ?? 256;
-  if (!Number.isInteger(slots) || slots < 1) throw invalidOption('engine worker slots', slots, 'a positive integer');
-  const intervalMs = options.metricsIntervalMs ?? 500;
-  if (!Number.isInteger(intervalMs) || intervalMs < 50) throw invalidOption('engine worker metricsIntervalMs', intervalMs, 'an integer of at least 50');
+  const slots = checkInt('engine worker slots', options.slots, 1, 1_000_000, 256);
+  const intervalMs = checkInt('engine worker metricsIntervalMs', options.metricsIntervalMs, 50, 3_600_000, 500);
 
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
-import { invalidOption } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { LLM_SERVICE, modelsOf, type LlmApi } from '../inference/inference.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
@@ -25,7 +25,7 @@ export interface GatewayOptions {
   loadbalance?: ExtensionSpec<LoadBalancer>;
   /** Longest a generation may take, ms; 10 minutes by default. */
   timeoutMs?: number;
-  /** Retry-After, in seconds, for a 429/503 when the workers gave no hint; 1 by default. */
+  /** Retry-After, in whole seconds, for a 429/503 when the workers gave no hint; 1 by default. */
   retryAfterSeconds?: number;
   /** Largest request body, bytes; 8 MiB by default. */
   maxBodyBytes?: number;
@@ -58,11 +58,11 @@ export interface Gateway {
  */
 export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   if (options === null || typeof options !== 'object') throw invalidOption('gateway options', options, 'an object');
-  const port = options.port ?? 8080;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('gateway port', port, 'an integer from 0 to 65535');
-  const timeoutMs = positive('timeoutMs', options.timeoutMs, 600_000);
-  const retryAfterSeconds = positive('retryAfterSeconds', options.retryAfterSeconds, 1);
-  const maxBodyBytes = positive('maxBodyBytes', options.maxBodyBytes, 8 * 1024 * 1024);
+  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics']);
+  const port = checkInt('gateway port', options.port, 0, 65535, 8080);
+  const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
+  const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);
+  const maxBodyBytes = checkInt('gateway maxBodyBytes', options.maxBodyBytes, 1, 2 ** 31 - 1, 8 * 1024 * 1024);
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
 
   const ownsClient = options.client === undefined || !isClient(options.client);
@@ -188,10 +188,4 @@ function bodyError(error: unknown, contentType: string | undefined, maxBodyBytes
 
 function isClient(value: unknown): value is RpcClient {
   return value !== null && typeof value === 'object' && typeof (value as RpcClient).proxy === 'function';
-}
-
-function positive(key: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(`gateway ${key}`, value, 'a positive number');
-  return value;
 }

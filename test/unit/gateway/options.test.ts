@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { startEngineWorker } from '../../../src/engine/engine.js';
+import { startGateway } from '../../../src/gateway/gateway.js';
+
+describe('bridge options', () => {
+  it('startGateway names the bad key and what is allowed, before starting anything', async () => {
+    await expect(startGateway({ prot: 8080 } as never)).rejects.toThrow(/unknown option gateway\.prot \(known: port, host, client/);
+    await expect(startGateway({ port: 70000 })).rejects.toThrow(/invalid gateway port: 70000 \(allowed: an integer from 0 to 65535\)/);
+    await expect(startGateway({ timeoutMs: 0 })).rejects.toThrow(/invalid gateway timeoutMs: 0/);
+  });
+
+  it('startEngineWorker likewise', async () => {
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slot: 4 } as never)).rejects.toThrow(/unknown option engine worker\.slot \(known: url, apiKey/);
+    await expect(startEngineWorker({ url: 'localhost:8000' })).rejects.toThrow(/invalid engine worker url: "localhost:8000" \(allowed: an http:\/\/ or https:\/\/ URL/);
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slots: 0 })).rejects.toThrow(/invalid engine worker slots: 0 \(allowed: an integer from 1 to 1000000\)/);
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a', ''] })).rejects.toThrow(/invalid engine worker models/);
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a'], metrics: 'tgi' as never })).rejects.toThrow(/engine metrics must be 'vllm', 'sglang', 'auto'/);
+  });
+});
