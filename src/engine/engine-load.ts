@@ -18,7 +18,6 @@ export class EngineLoad {
   #current: LoadFields = {};
   #lastTokens: { total: number; at: number } | undefined;
   #failing = false;
-  #polls = 0;
   /** KV capacity in tokens, when the engine's metrics tell it. */
   kvCapacityTokens: number | undefined;
 
@@ -32,11 +31,6 @@ export class EngineLoad {
   /** The latest load read (empty before the first successful poll). */
   get current(): LoadFields {
     return this.#current;
-  }
-
-  /** Successful polls so far. */
-  get polls(): number {
-    return this.#polls;
   }
 
   /** Polls once now (resolves when done, never rejects), then every interval until stop(). */
@@ -70,7 +64,6 @@ export class EngineLoad {
       }
       this.kvCapacityTokens = sample.kvCapacityTokens ?? this.kvCapacityTokens;
       this.#current = load;
-      this.#polls++;
       this.#failing = false;
     } catch (error) {
       if (!this.#failing) this.#onError(new Error(`cannot read engine metrics from ${this.#url}: ${(error as Error).message}`, { cause: error }));
