@@ -67,7 +67,11 @@ export interface ServerOptions {
    * Connection limits (every transport): `maxConnections` (10,000), `maxConnectionsPerAddress`
    * (1,000); tcp also `frameTimeoutMs` (10 s: a frame must arrive whole that soon after its first
    * byte), `maxCallsPerConnection` (10,000) and `idleTimeoutMs` (35 s without a byte, heartbeats
-   * included). Connections over a limit are refused with a GOAWAY naming it.
+   * included). Connections over a limit are refused with a GOAWAY naming it. Byte budgets
+   * (tcp): `maxUnsentBytes` (4 MiB of unread answers per connection), `maxStreamWindowBytes`
+   * (1 MiB), `maxDecodedBytesPerConnection` (32 MiB of decoded requests in running calls) and
+   * `maxBufferedBytes` (64 MiB of partial frames per server); docs/HARDENING.md lists each with
+   * what happens when it is reached.
    */
   limits?: Partial<ConnectionLimits>;
   /** How long `close()` lets running calls finish; 10 s by default. */
@@ -354,7 +358,10 @@ function checkLimits(value: unknown): ConnectionLimits {
   const given = value as Partial<Record<keyof ConnectionLimits, unknown>>;
   const limits = { ...DEFAULT_CONNECTION_LIMITS };
   for (const key of Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof ConnectionLimits)[]) {
-    limits[key] = checkInt(`limits.${key}`, given[key], 1, key.endsWith('Ms') ? MAX_TIMER_MS : 10_000_000, DEFAULT_CONNECTION_LIMITS[key]);
+    // Byte budgets start at 64 KiB: below a socket's 16 KiB high-water mark a full write queue
+    // would never signal 'drain', and no stream could make progress.
+    const [min, max] = key.endsWith('Ms') ? [1, MAX_TIMER_MS] : key.endsWith('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
+    limits[key] = checkInt(`limits.${key}`, given[key], min, max, DEFAULT_CONNECTION_LIMITS[key]);
   }
   return limits;
 }

@@ -1,4 +1,5 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { DEFAULT_MAX_UNSENT_BYTES } from './byte-budget.js';
 
 /** Provider-side limits on connections, which every transport server honours. */
 export interface ConnectionLimits {
@@ -15,6 +16,22 @@ export interface ConnectionLimits {
    * consumers' default 10 s interval, plus their 5 s heartbeat timeout (tcp).
    */
   readonly idleTimeoutMs: number;
+  /**
+   * Bytes of answers a connection may have queued unsent (the peer is not reading them). Above
+   * it the connection's requests are no longer read and streams wait for the socket; at four
+   * times it, finished answers are replaced by RESOURCE_EXHAUSTED errors; a peer that still
+   * reads nothing is closed by the idle timeout (tcp).
+   */
+  readonly maxUnsentBytes: number;
+  /** The largest flow-control window a consumer may ask for one stream; larger asks are capped (tcp). */
+  readonly maxStreamWindowBytes: number;
+  /**
+   * Estimated decoded bytes of the requests of one connection's running calls. A request that
+   * would pass it waits, and the connection is not read, until running calls end (tcp).
+   */
+  readonly maxDecodedBytesPerConnection: number;
+  /** Bytes of partially received frames all connections of one server may hold together (tcp). */
+  readonly maxBufferedBytes: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -23,6 +40,10 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   frameTimeoutMs: 10_000,
   maxCallsPerConnection: 10_000,
   idleTimeoutMs: 35_000,
+  maxUnsentBytes: DEFAULT_MAX_UNSENT_BYTES,
+  maxStreamWindowBytes: 1024 * 1024,
+  maxDecodedBytesPerConnection: 32 * 1024 * 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
 };
 
 /**
