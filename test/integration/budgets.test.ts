@@ -281,4 +281,31 @@ describe('budgets: what a provider can make a consumer hold', () => {
     expect(read).toBeLessThanOrEqual(50 + 9);
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(32 * 1024 * 1024);
   });
+
+  it('a provider that reads nothing: calls past the unsent budget fail at once, never sent', async () => {
+    const accepted: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.pause();
+      accepted.push(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    cleanups.push(() => accepted.forEach((socket) => socket.destroy()));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 3000, maxUnsentBytes: 1024 * 1024, config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    const payload = new Uint8Array(256 * 1024);
+    const started = Date.now();
+    const outcomes = await Promise.all(Array.from({ length: 400 }, () => echo.echo(payload).then(() => 'ok', (error: Error & { details?: Record<string, unknown> }) => error)));
+    const refused = outcomes.filter((outcome): outcome is Error & { details?: Record<string, unknown> } => outcome instanceof Error && /maxUnsentBytes/.test(outcome.message));
+    // The kernel's buffers take a few MB; everything past them and the budget is refused.
+    expect(refused.length).toBeGreaterThan(300);
+    expect(refused[0]!.message).toMatch(/bytes of requests wait unsent to provider 127\.0\.0\.1:\d+, over this connection's limit \(maxUnsentBytes 1048576\); the provider is not reading/);
+    expect(refused.every((error) => error.details?.['neverSent'] === true)).toBe(true);
+    expect(outcomes.filter((outcome) => outcome === 'ok')).toEqual([]);
+    // The rest waited for their deadline, not longer.
+    expect(Date.now() - started).toBeLessThan(6000);
+  });
 });
