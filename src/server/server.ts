@@ -70,7 +70,7 @@ export interface ServerOptions {
    * included). Connections over a limit are refused with a GOAWAY naming it. Byte budgets
    * (tcp): `maxUnsentBytes` (4 MiB of unread answers per connection), `maxStreamWindowBytes`
    * (1 MiB), `maxDecodedBytesPerConnection` (32 MiB of decoded requests in running calls) and
-   * `maxBufferedBytes` (64 MiB of partial frames per server); docs/HARDENING.md lists each with
+   * `maxTotalBufferedBytes` (64 MiB of partial frames per server); docs/HARDENING.md lists each with
    * what happens when it is reached.
    */
   limits?: Partial<ConnectionLimits>;

@@ -31,7 +31,19 @@ export interface ConnectionLimits {
    */
   readonly maxDecodedBytesPerConnection: number;
   /** Bytes of partially received frames all connections of one server may hold together (tcp). */
-  readonly maxBufferedBytes: number;
+  readonly maxTotalBufferedBytes: number;
+  /**
+   * Unsent answer bytes of all connections of one server together. Above it, every connection
+   * holding more than 64 KiB unsent stops being read until it drains, so a thousand peers that
+   * read nothing cannot each take `maxUnsentBytes` (tcp).
+   */
+  readonly maxTotalUnsentBytes: number;
+  /**
+   * Estimated decoded request bytes of the running calls of all connections of one server. Above
+   * it, a request waits undecoded (its connection not read) unless it is small (64 KiB at most)
+   * and the only one of its connection, so every connection can always make progress (tcp).
+   */
+  readonly maxTotalDecodedBytes: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -43,7 +55,9 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxUnsentBytes: DEFAULT_MAX_UNSENT_BYTES,
   maxStreamWindowBytes: 1024 * 1024,
   maxDecodedBytesPerConnection: 32 * 1024 * 1024,
-  maxBufferedBytes: 64 * 1024 * 1024,
+  maxTotalBufferedBytes: 64 * 1024 * 1024,
+  maxTotalUnsentBytes: 16 * 1024 * 1024,
+  maxTotalDecodedBytes: 256 * 1024 * 1024,
 };
 
 /**

@@ -121,6 +121,25 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
     expectUnharmed(target, result);
   });
 
+  it('unread answers on 40 connections at once: the server-wide budget holds each to its fair share', async () => {
+    const target = await victim();
+    const sockets = await Promise.all(Array.from({ length: 40 }, () => deafSocket(target.child.port)));
+    const [, result] = await Promise.all([
+      Promise.all(sockets.map((socket) => flood(socket, (id) => requestFrame(id, 'blob', { bytes: 64 * 1024 }), SECONDS * 1000))),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
+    // Forty peers asking for work as fast as the kernel's buffers absorb the answers cost the
+    // provider CPU (that is rate limiting's job, not a budget's) and, at any moment, one slice of
+    // answers each (40 x 16 x 64 KiB, written and copied once) besides the 16 MiB of unsent
+    // answers the server holds in all: bounded, whatever the attack's length, and the good
+    // client is still served.
+    const grew = result.peakRss - target.baseline;
+    console.log(`victim RSS +${(grew / 2 ** 20).toFixed(1)} MB, good client p99 ${result.p99.toFixed(1)} ms over ${result.calls} calls`);
+    expect(result.failures).toEqual([]);
+    expect(target.child.process.exitCode).toBeNull();
+    expect(grew).toBeLessThan(2 * RSS_BUDGET);
+  });
+
   it('unread 1 MB answers: running calls cannot pile answers up behind a peer that reads nothing', async () => {
     const target = await victim();
     const socket = await deafSocket(target.child.port);

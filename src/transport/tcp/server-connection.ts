@@ -12,6 +12,7 @@ import { TIMEOUT_META, type CallHandler, type Peer, type ProviderCallInfo, type 
 import type { Serializer } from '../../serializer/serializer.js';
 import type { ByteBudget } from '../byte-budget.js';
 import { FrameWriter } from './frame-writer.js';
+import { FAIR_SHARE_BYTES, OutboundBudget } from './outbound-budget.js';
 import { StreamCredit, pumpStream } from './provider-stream.js';
 import { Hold, ReadGate } from './read-gate.js';
 import { encodeErrorFrame } from './wire-error.js';
@@ -21,9 +22,20 @@ export interface ServerConnectionOptions {
   readonly maxFrameBytes: number;
   /** Frame timeout, idle timeout, calls at once and byte budgets; the defaults when absent. */
   readonly limits?: ConnectionLimits;
-  /** The server's budget of partially received frames, shared by its connections. */
-  readonly inbound?: ByteBudget;
+  /** The server's budgets, shared by its connections; none when absent. */
+  readonly budgets?: ServerBudgets;
 }
+
+/** Budgets one server's connections share (the `maxTotal*` limits). */
+export interface ServerBudgets {
+  /** Partially received frames. */
+  readonly inbound: ByteBudget;
+  /** Answers waiting unsent. */
+  readonly outbound: ByteBudget;
+  /** Estimated decoded requests of running calls. */
+  readonly decoded: ByteBudget;
+}
+
 
 /**
  * Unsent bytes, as a multiple of `maxUnsentBytes`, past which a finished unary call's answer is
@@ -60,6 +72,9 @@ export class ServerConnection {
   #decodedBytes = 0;
   /** A REQUEST that waits for decoded bytes to be given back before it is decoded. */
   #deferred: Frame | undefined;
+  #withdrawDecodedWait: (() => void) | undefined;
+  readonly #outbound: OutboundBudget;
+  readonly #budgets: ServerBudgets | undefined;
   #closing = false;
   #failed = false;
   #onIdle: (() => void) | undefined;
@@ -77,8 +92,10 @@ export class ServerConnection {
       onFrame: (frame) => this.#onFrame(frame),
       frameTimeoutMs: this.#limits.frameTimeoutMs,
       onFrameTimeout: () => this.#fail(new RpcError(RpcCode.INTERNAL, `protocol error: a frame did not complete within ${this.#limits.frameTimeoutMs} ms (frame timeout)`)),
-      ...(options.inbound === undefined ? {} : { inbound: options.inbound }),
+      ...(options.budgets === undefined ? {} : { inbound: options.budgets.inbound }),
     });
+    this.#budgets = options.budgets;
+    this.#outbound = new OutboundBudget(this.#writer, this.#gate, this.#limits.maxUnsentBytes, options.budgets?.outbound, () => this.#resume(Hold.OUTBOUND));
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
     socket.setNoDelay(true);
     // Consumers send a heartbeat after every quiet interval, so a connection that stays silent
@@ -96,6 +113,8 @@ export class ServerConnection {
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
         this.#gate.close();
+        this.#withdrawDecodedWait?.();
+        this.#outbound.close();
         this.#deadlines.clear();
         this.#abortAll('the connection closed');
         resolve();
@@ -147,13 +166,6 @@ export class ServerConnection {
     }
   }
 
-  /** After writing: a peer that leaves our answers unread stops being read until they drain. */
-  #checkOutbound(): void {
-    if (!this.#writer.overBudget || this.#gate.holds(Hold.OUTBOUND)) return;
-    this.#gate.hold(Hold.OUTBOUND);
-    void this.#writer.drained().then(() => this.#resume(Hold.OUTBOUND));
-  }
-
   /** Lifts a hold; errors in the frames held meanwhile fail the connection as in #onData. */
   #resume(reason: number): void {
     if (this.#failed) return;
@@ -194,7 +206,7 @@ export class ServerConnection {
         return;
       case FrameType.HEARTBEAT:
         this.#writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
-        this.#checkOutbound();
+        this.#outbound.check();
         return;
       case FrameType.HEARTBEAT_ACK:
       case FrameType.GOAWAY:
@@ -259,11 +271,17 @@ export class ServerConnection {
     } catch (error) {
       return this.#answerError(id, oneWay, decodeError(target, serializer, error));
     }
-    if (this.#decodedBytes + cost > this.#limits.maxDecodedBytesPerConnection && this.#running.size > 0) {
-      // Backpressure: the calls already running hold the budget of decoded requests; this one
-      // is decoded when they give enough back, and nothing more is read from the peer till then.
+    const alone = this.#running.size === 0;
+    const decoded = this.#budgets?.decoded;
+    const fitsServer = decoded === undefined || decoded.used + cost <= decoded.limit || (alone && cost <= FAIR_SHARE_BYTES);
+    if (!fitsServer || (this.#decodedBytes + cost > this.#limits.maxDecodedBytesPerConnection && !alone)) {
+      // Backpressure: running calls hold the budget of decoded requests; this one is decoded
+      // when enough is given back, and nothing more is read from the peer till then.
       this.#deferred = frame;
       this.#gate.hold(Hold.DECODED);
+      // The peer is not at fault while this side holds its requests: no idle timeout meanwhile.
+      this.#socket.setTimeout(0);
+      if (!fitsServer) this.#withdrawDecodedWait = decoded!.wait(() => this.#retryDeferred());
       return;
     }
     let request: unknown;
@@ -284,6 +302,7 @@ export class ServerConnection {
     this.#running.set(id, controller);
     this.#decoded.set(id, cost);
     this.#decodedBytes += cost;
+    this.#budgets?.decoded.charge(cost);
     if (deadline !== undefined) this.#deadlines.add(id, deadline);
     const info: ProviderCallInfo = {
       get signal() {
@@ -299,7 +318,9 @@ export class ServerConnection {
     void run.finally(() => {
       this.#running.delete(id);
       this.#credits.delete(id);
-      this.#decodedBytes -= this.#decoded.get(id) ?? 0;
+      const cost = this.#decoded.get(id) ?? 0;
+      this.#decodedBytes -= cost;
+      this.#budgets?.decoded.charge(-cost);
       this.#decoded.delete(id);
       if (this.#deferred !== undefined) this.#retryDeferred();
       if (this.#running.size === 0) this.#onIdle?.();
@@ -308,7 +329,10 @@ export class ServerConnection {
 
   /** A call ended: the deferred request may fit now; reading resumes once it is taken. */
   #retryDeferred(): void {
-    const frame = this.#deferred!;
+    this.#withdrawDecodedWait?.();
+    this.#withdrawDecodedWait = undefined;
+    const frame = this.#deferred;
+    if (frame === undefined || this.#failed) return;
     this.#deferred = undefined;
     try {
       this.#onRequest(frame);
@@ -316,7 +340,10 @@ export class ServerConnection {
       this.#fail(RpcError.from(error, RpcCode.INTERNAL));
       return;
     }
-    if (this.#deferred === undefined) this.#resume(Hold.DECODED);
+    if (this.#deferred === undefined) {
+      this.#socket.setTimeout(this.#limits.idleTimeoutMs);
+      this.#resume(Hold.DECODED);
+    }
   }
 
   #runUnary(id: number, oneWay: boolean, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer): Promise<void> {
@@ -338,7 +365,7 @@ export class ServerConnection {
         writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
         out.set(payload, HEADER_BYTES);
         this.#writer.write(out);
-        this.#checkOutbound();
+        this.#outbound.check();
       },
       (error: unknown) => {
         // After a cancel the caller has stopped listening; the result has nowhere to go.
@@ -371,7 +398,7 @@ export class ServerConnection {
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
       write: (frame) => {
         this.#writer.write(frame);
-        this.#checkOutbound();
+        this.#outbound.check();
       },
       writer: this.#writer,
       onError: (error) => this.#handler.reportError?.(resolved, error),
@@ -388,7 +415,7 @@ export class ServerConnection {
   #answerError(id: number, oneWay: boolean, error: RpcError): void {
     if (oneWay) return;
     this.#writer.write(encodeErrorFrame(FrameType.RESPONSE, id, error));
-    this.#checkOutbound();
+    this.#outbound.check();
   }
 
   #abortAll(reason: string): void {

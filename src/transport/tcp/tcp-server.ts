@@ -20,7 +20,11 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
   const connections = new Set<ServerConnection>();
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const admission = new ConnectionAdmission(limits);
-  const inbound = new ByteBudget(limits.maxBufferedBytes);
+  const budgets = {
+    inbound: new ByteBudget(limits.maxTotalBufferedBytes),
+    outbound: new ByteBudget(limits.maxTotalUnsentBytes),
+    decoded: new ByteBudget(limits.maxTotalDecodedBytes),
+  };
   const onConnection = (socket: net.Socket): void => {
     const address = socket.remoteAddress ?? 'unknown';
     const refused = admission.admit(address);
@@ -31,7 +35,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits, inbound });
+    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits, budgets });
     connections.add(connection);
     void connection.closed.then(() => {
       connections.delete(connection);
