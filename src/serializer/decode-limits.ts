@@ -94,27 +94,28 @@ export class DecodeCost {
   /** One value of `bytes` estimated decoded bytes. */
   add(bytes: number): void {
     if (++this.#elements > this.#limits.maxElements) {
-      throw limitError(`more than ${this.#limits.maxElements} values`, 'maxElements');
+      throw decodeLimitError(`more than ${this.#limits.maxElements} values`, 'maxElements');
     }
     this.#bytes += bytes;
     if (this.#bytes > this.#maxBytes) {
       const which = this.#maxBytes === this.#limits.maxDecodedBytes ? 'maxDecodedBytes' : 'maxDecodeRatio';
-      throw limitError(`would decode to more than ${this.#maxBytes} bytes`, which);
+      throw decodeLimitError(`would decode to more than ${this.#maxBytes} bytes`, which);
     }
   }
 
   /** Checks the entry count of one map or object. */
   mapKeys(count: number): void {
-    if (count > this.#limits.maxMapKeys) throw limitError(`a map of ${count} keys, more than ${this.#limits.maxMapKeys}`, 'maxMapKeys');
+    if (count > this.#limits.maxMapKeys) throw decodeLimitError(`a map of ${count} keys, more than ${this.#limits.maxMapKeys}`, 'maxMapKeys');
   }
 
   /** Checks the byte length of one big integer. */
   bigInt(bytes: number): void {
-    if (bytes > this.#limits.maxBigIntBytes) throw limitError(`an integer of ${bytes} bytes, more than ${this.#limits.maxBigIntBytes}`, 'maxBigIntBytes');
+    if (bytes > this.#limits.maxBigIntBytes) throw decodeLimitError(`an integer of ${bytes} bytes, more than ${this.#limits.maxBigIntBytes}`, 'maxBigIntBytes');
   }
 }
 
-function limitError(what: string, limit: keyof DecodeLimits): RpcError {
+/** The RESOURCE_EXHAUSTED error for a payload over a decode limit, naming the limit. */
+export function decodeLimitError(what: string, limit: keyof DecodeLimits): RpcError {
   return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `payload refused before decoding: ${what} (decode limit ${limit}; raise it in the serializer's options)`, {
     details: { limit },
   });

@@ -18,15 +18,30 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {}) => {
   checkKnownKeys('json serializer options', options, DECODE_LIMIT_KEYS);
   const limits = resolveDecodeLimits('json serializer', options);
+  /** The payload `check` last passed and its text, so the `decode` that follows reuses both. */
+  let checked: { bytes: Uint8Array; text: string } | undefined;
   return {
     id: SerializerId.JSON,
     name: TYPE_NAME,
     encode: (value) => (value === undefined ? new Uint8Array(0) : encoder.encode(JSON.stringify(value))),
+    check: (bytes) => {
+      if (bytes.length === 0) return 0;
+      const text = decoder.decode(bytes);
+      const cost = checkJson(text, bytes.length, limits);
+      checked = { bytes, text };
+      return cost;
+    },
     decode: (bytes) => {
       if (bytes.length === 0) return undefined;
-      const text = decoder.decode(bytes);
-      // Priced before JSON.parse builds anything (json-guard.ts): depth, values, keys, bytes.
-      checkJson(text, bytes.length, limits);
+      let text: string;
+      if (checked?.bytes === bytes) {
+        text = checked.text;
+      } else {
+        text = decoder.decode(bytes);
+        // Priced before JSON.parse builds anything (json-guard.ts): depth, values, keys, bytes.
+        checkJson(text, bytes.length, limits);
+      }
+      checked = undefined;
       return JSON.parse(text) as unknown;
     },
   };
