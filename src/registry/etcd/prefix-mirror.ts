@@ -42,13 +42,14 @@ export class PrefixMirror {
     await this.#watch(revision);
   }
 
+  /** Stops watching; completes within {@link CANCEL_BOUND_MS} whatever state etcd3 is in. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#generation++;
     clearTimeout(this.#relistTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
-    await watcher?.cancel().catch(() => {});
+    if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
   }
 
   /** Replaces the copy with a fresh listing; returns the revision it was read at. */
@@ -73,7 +74,7 @@ export class PrefixMirror {
       .startRevision((BigInt(listedAt) + 1n).toString())
       .create();
     if (this.#closed || generation !== this.#generation) {
-      await watcher.cancel().catch(() => {});
+      await cancelWithin(watcher, CANCEL_BOUND_MS);
       return;
     }
     this.#watcher = watcher;
@@ -100,9 +101,12 @@ export class PrefixMirror {
   #relist(attempt: number): void {
     if (this.#closed) return;
     this.#generation++;
-    const stale = this.#watcher;
+    // Not cancelled: etcd already cancelled it, and etcd3 has already forgotten it. Asking
+    // etcd3 to cancel it again sends a cancel request whose answer etcd3 cannot match to a
+    // watcher ("Failed to find watcher for IWatchResponse", thrown from the stream's data
+    // handler) and waits for an end that never comes.
+    this.#watcher?.removeAllListeners('data');
     this.#watcher = undefined;
-    void stale?.cancel().catch(() => {});
     const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt);
     this.#relistTimer = setTimeout(() => {
       this.#list()
@@ -111,4 +115,25 @@ export class PrefixMirror {
     }, delay);
     this.#relistTimer.unref();
   }
+}
+
+/**
+ * How long closing waits for etcd to confirm a watch's cancellation. etcd3's cancel waits for
+ * an answer that may never come (the stream is down, or etcd cancelled the watch first); the
+ * registry closes the whole client right after, which ends the watch in any case.
+ */
+const CANCEL_BOUND_MS = 1000;
+
+async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    watcher.cancel().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  watcher.removeAllListeners();
+  // etcd3 may still emit on it; an 'error' emitted with no listener would throw.
+  watcher.on('error', () => {});
 }
