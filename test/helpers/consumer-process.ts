@@ -6,6 +6,8 @@ export interface SteadyReport {
   readonly failures: number;
   readonly errors: readonly string[];
   readonly pids: readonly number[];
+  /** Calls answered in a row at the end. */
+  readonly okStreak: number;
 }
 
 /** A consumer process calling test.Echo.pid() in a loop (test/fixtures/steady-consumer.ts). */
