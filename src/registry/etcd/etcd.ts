@@ -3,11 +3,12 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { ExtensionFactory } from '../../spi/extension-registry.js';
 import { instanceAddress, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
 import { RegistryInputGuard } from '../input-guard.js';
-import { checkInstance, checkLoad, RECORD_LIMITS } from '../record-check.js';
+import { checkInstance, RECORD_LIMITS } from '../record-check.js';
 import type { InstancesListener, Registry, Subscription } from '../registry.js';
 import { EtcdChannelPool } from './channel-pool.js';
 import { loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
 import { parseEtcdOptions, type EtcdSettings } from './options.js';
+import { LoadView } from './load-view.js';
 import { PrefixMirror } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
 import { guardWatchStream } from './watch-guard.js';
@@ -46,10 +47,10 @@ export class EtcdRegistry implements Registry {
   readonly #services = new Map<string, ServiceEntry>();
   #loads: Pick<ServiceEntry, 'mirror' | 'ready'> | undefined;
   readonly #subscribers = new Set<Subscriber>();
-  /** Every load key as last read: its raw value, the address it names and the load, if valid. */
-  readonly #loadByKey = new Map<string, { raw: string; address: string | undefined; load: LoadSnapshot | undefined }>();
-  /** Address -> the latest valid load reported for it. */
-  #loadOf = new Map<string, LoadSnapshot>();
+  /** The latest valid load per provider address. */
+  readonly #loadView: LoadView;
+  /** Pending notification of load changes (coalesced, see {@link LOAD_NOTIFY_MS}). */
+  #loadNotifyTimer: NodeJS.Timeout | undefined;
   #pendingLoad: { address: string; load: LoadSnapshot } | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
   #lastLoadWrite = 0;
@@ -60,6 +61,7 @@ export class EtcdRegistry implements Registry {
   constructor(settings: EtcdSettings) {
     this.settings = settings;
     this.#guard = new RegistryInputGuard(settings.display);
+    this.#loadView = new LoadView(loadPrefix(settings.prefix), this.#guard);
     const requestTimeoutMs = settings.requestTimeoutMs;
     // No retries or circuit breakers inside the client: a breaker that stays open for 5 s after
     // an outage would delay re-registration; this registry has its own retry loops.
@@ -159,6 +161,7 @@ export class EtcdRegistry implements Registry {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#loadTimer);
+    clearTimeout(this.#loadNotifyTimer);
     this.#subscribers.clear();
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
@@ -196,7 +199,7 @@ export class EtcdRegistry implements Registry {
   #loadMirror(): Pick<ServiceEntry, 'mirror' | 'ready'> {
     if (this.#loads === undefined) {
       const prefix = loadPrefix(this.settings.prefix);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, () => this.#guard.contain(prefix, () => this.#onLoads()));
+      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) => this.#guard.contain(prefix, () => this.#onLoads(changed)));
       this.#loads = { mirror, ready: mirror.start() };
       this.#loads.ready.catch(() => {
         this.#loads = undefined;
@@ -205,24 +208,22 @@ export class EtcdRegistry implements Registry {
     return this.#loads;
   }
 
-  #onLoads(): void {
+  /**
+   * Load changes reach subscribers at most every {@link LOAD_NOTIFY_MS}: every notification
+   * hands each subscriber the whole list (N records), so one per load event would cost a
+   * consumer N x 2N record copies a second. A draining snapshot is passed on at once.
+   */
+  #onLoads(changed: readonly string[] | undefined): void {
     const entries = this.#loads?.mirror.entries;
     if (entries === undefined) return;
-    const now = Date.now();
-    const seen = new Set<string>();
-    const prefixLength = loadPrefix(this.settings.prefix).length;
-    for (const [key, raw] of entries) {
-      const known = this.#loadByKey.get(key);
-      seen.add(key);
-      if (known?.raw === raw) continue;
-      // Keyed by etcd key, not by address, so one bad key is parsed (and reported) once.
-      const address = this.#guard.decode(key, key.slice(prefixLength));
-      const load = address === undefined ? undefined : this.#guard.read(key, raw, RECORD_LIMITS.loadBytes, checkLoad);
-      this.#loadByKey.set(key, { raw, address, load: load === undefined ? undefined : { ...load, receivedAt: now } });
-    }
-    for (const key of this.#loadByKey.keys()) if (!seen.has(key)) this.#loadByKey.delete(key);
-    this.#loadOf = new Map();
-    for (const { address, load } of this.#loadByKey.values()) if (address !== undefined && load !== undefined) this.#loadOf.set(address, load);
+    const { draining } = this.#loadView.apply(entries, changed);
+    if (draining || changed === undefined) this.#notifyAll();
+    else this.#loadNotifyTimer ??= setTimeout(() => this.#notifyAll(), LOAD_NOTIFY_MS).unref();
+  }
+
+  #notifyAll(): void {
+    clearTimeout(this.#loadNotifyTimer);
+    this.#loadNotifyTimer = undefined;
     for (const service of this.#services.keys()) this.#notify(service);
   }
 
@@ -258,12 +259,19 @@ export class EtcdRegistry implements Registry {
       }
       const instance = parsed.instance;
       if (instance === undefined || !matchesQuery(query, instance)) continue;
-      const load = this.#loadOf.get(instanceAddress(instance));
+      const load = this.#loadView.get(instanceAddress(instance));
       result.push(load === undefined ? instance : { ...instance, load });
     }
     return result;
   }
 }
+
+/**
+ * Longest delay between a load report's arrival and the subscribers hearing of it (draining
+ * excepted). Reports are written every 500 ms by default, so this adds little to their age;
+ * the client counts its own in-flight calls at pick time, which matter more than 100 ms.
+ */
+const LOAD_NOTIFY_MS = 100;
 
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {

@@ -15,7 +15,7 @@ import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 export class PrefixMirror {
   readonly #client: Etcd3;
   readonly #prefix: string;
-  readonly #onChange: () => void;
+  readonly #onChange: (changed: readonly string[] | undefined) => void;
   readonly #requestTimeoutMs: number;
   #entries = new Map<string, string>();
   #watcher: Watcher | undefined;
@@ -24,7 +24,11 @@ export class PrefixMirror {
   /** Generation of the current watch; events of an older one are ignored. */
   #generation = 0;
 
-  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: () => void) {
+  /**
+   * @param onChange called after each change with the keys that changed, or undefined when the
+   *   whole copy was replaced (the first listing, a relist)
+   */
+  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: (changed: readonly string[] | undefined) => void) {
     this.#client = client;
     this.#prefix = prefix;
     this.#requestTimeoutMs = requestTimeoutMs;
@@ -62,7 +66,7 @@ export class PrefixMirror {
     const entries = new Map<string, string>();
     for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
     this.#entries = entries;
-    this.#onChange();
+    this.#onChange(undefined);
     return response.header.revision;
   }
 
@@ -90,12 +94,14 @@ export class PrefixMirror {
 
   #apply(response: IWatchResponse): void {
     if (response.events.length === 0) return;
+    const changed: string[] = [];
     for (const event of response.events) {
       const key = event.kv.key.toString('utf8');
+      changed.push(key);
       if (event.type === 'Delete') this.#entries.delete(key);
       else this.#entries.set(key, event.kv.value.toString('utf8'));
     }
-    this.#onChange();
+    this.#onChange(changed);
   }
 
   #relist(attempt: number): void {
