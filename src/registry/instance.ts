@@ -75,50 +75,6 @@ export interface LoadSnapshot {
   readonly cacheHitRate?: number;
 }
 
-/** Checks a load snapshot from the wire or a file; returns it, or undefined when malformed. */
-export function parseLoad(value: unknown): LoadSnapshot | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const load = value as Record<string, unknown>;
-  const numbers = ['timestamp', 'running', 'waiting', 'waitingUncachedTokens', 'kvUsage', 'tokensPerSecond'];
-  if (!numbers.every((key) => typeof load[key] === 'number' && Number.isFinite(load[key]))) return undefined;
-  if (typeof load['draining'] !== 'boolean') return undefined;
-  const snapshot: LoadSnapshot = {
-    timestamp: load['timestamp'] as number,
-    running: load['running'] as number,
-    waiting: load['waiting'] as number,
-    waitingUncachedTokens: load['waitingUncachedTokens'] as number,
-    kvUsage: load['kvUsage'] as number,
-    tokensPerSecond: load['tokensPerSecond'] as number,
-    draining: load['draining'] as boolean,
-  };
-  return typeof load['cacheHitRate'] === 'number' ? { ...snapshot, cacheHitRate: load['cacheHitRate'] } : snapshot;
-}
-
-/** Checks a service record read from a registry; returns it, or undefined when malformed. */
-export function parseInstance(value: unknown): ServiceInstance | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const record = value as Record<string, unknown>;
-  const strings = ['service', 'version', 'group', 'host', 'protocol'];
-  if (!strings.every((key) => typeof record[key] === 'string')) return undefined;
-  if (typeof record['port'] !== 'number' || !Number.isInteger(record['port'])) return undefined;
-  if (!Array.isArray(record['serializers']) || !Array.isArray(record['methods'])) return undefined;
-  if (typeof record['weight'] !== 'number' || typeof record['startTime'] !== 'number') return undefined;
-  if (record['metadata'] === null || typeof record['metadata'] !== 'object') return undefined;
-  if (record['endpoints'] !== undefined && !isEndpointList(record['endpoints'])) return undefined;
-  const { load: _load, ...rest } = record;
-  return rest as unknown as ServiceInstance;
-}
-
-function isEndpointList(value: unknown): value is Endpoint[] {
-  return (
-    Array.isArray(value) &&
-    value.every((entry: unknown) => {
-      const endpoint = entry as Partial<Endpoint> | null;
-      return endpoint !== null && typeof endpoint === 'object' && typeof endpoint.protocol === 'string' && Number.isInteger(endpoint.port);
-    })
-  );
-}
-
 /**
  * The instance as a consumer speaking `protocol` sees it: itself when its primary protocol is
  * `protocol` (or `*`), a copy with the port of its `protocol` endpoint when it serves it on

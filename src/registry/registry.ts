@@ -1,6 +1,7 @@
 import { invalidOption } from '../common/validate.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
 import type { LoadSnapshot, ServiceInstance, ServiceQuery } from './instance.js';
+export { RECORD_LIMITS, checkInstance, checkLoad, parseInstance, parseLoad } from './record-check.js';
 
 export { DirectRegistry } from './direct.js';
 export { MemoryRegistry } from './memory.js';
@@ -9,8 +10,6 @@ export {
   instanceAddress,
   instanceKey,
   matchesQuery,
-  parseInstance,
-  parseLoad,
   type Endpoint,
   type LoadSnapshot,
   type MethodDescriptor,

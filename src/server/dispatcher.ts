@@ -66,7 +66,17 @@ export class Dispatcher implements CallHandler {
     this.#log?.warn({ err: error, service: method.service, method: method.method }, `${method.service}.${method.method} threw ${error instanceof Error ? error.name : typeof error}; the caller gets UNKNOWN`);
   }
 
+  /**
+   * Finds the method a request names, or the error to answer it with. The filters' admit()
+   * (the token check) runs first, on the route as the caller wrote it: a caller without a
+   * valid token learns nothing about which services, versions or methods exist here, and
+   * costs a hash, not a lookup or a decode.
+   */
   resolve(head: RequestHead): ResolvedMethod | RpcError {
+    for (const filter of this.#admitters) {
+      const refused = filter.admit!({ service: head.service, version: head.version, method: head.method, metadata: head.meta });
+      if (refused !== undefined) return refused;
+    }
     const byVersion = this.#services.get(head.service);
     if (byVersion === undefined) {
       return new RpcError(RpcCode.UNIMPLEMENTED, `service ${head.service} is not exported by this provider`);
@@ -78,11 +88,6 @@ export class Dispatcher implements CallHandler {
       return new RpcError(RpcCode.UNIMPLEMENTED, `method ${JSON.stringify(head.method)} is not an exported method of ${head.service}`, {
         details: { exported: [...exported.methods.keys()] },
       });
-    }
-    // Before the transport decodes the payload: a caller without a valid token costs a hash.
-    for (const filter of this.#admitters) {
-      const refused = filter.admit!({ service: head.service, version: exported.meta.version, method: head.method, metadata: head.meta });
-      if (refused !== undefined) return refused;
     }
     return method;
   }

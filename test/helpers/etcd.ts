@@ -39,7 +39,7 @@ export function etcdBinary(): string {
  * bridge's); `tlsDir` serves clients over TLS with tlsDir/server.{crt,key} (test/helpers/certs.ts).
  */
 export async function startEtcd(options: { extraListen?: string[]; tlsDir?: string } = {}): Promise<EtcdServer> {
-  const binary = etcdBinary();
+  etcdBinary(); // fails clearly before anything is made when etcd is missing
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shuttle-etcd-'));
   const port = await freePort();
   const peerPort = await freePort();
@@ -49,45 +49,24 @@ export async function startEtcd(options: { extraListen?: string[]; tlsDir?: stri
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    const process_ = spawn(
-      binary,
-      [
-        '--name', 'shuttle-test',
-        '--data-dir', dataDir,
-        '--listen-client-urls', clientUrls.join(','),
-        '--advertise-client-urls', clientUrls[0]!,
-        '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-        '--initial-cluster', `shuttle-test=http://127.0.0.1:${peerPort}`,
-        '--log-level', 'error',
-        ...tlsArgs,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    child = process_;
-    let stderr = '';
-    process_.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (process_.exitCode !== null) throw new Error(`etcd exited with ${process_.exitCode}: ${stderr}`);
-      try {
-        if ((await health(`${scheme}://127.0.0.1:${port}/health`, options.tlsDir)) === 'true') return;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 15 s: ${stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const member = spawnEtcd([
+      '--name', 'shuttle-test',
+      '--data-dir', dataDir,
+      '--listen-client-urls', clientUrls.join(','),
+      '--advertise-client-urls', clientUrls[0]!,
+      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster', `shuttle-test=http://127.0.0.1:${peerPort}`,
+      ...tlsArgs,
+    ]);
+    child = member.process;
+    await member.healthy(`${scheme}://127.0.0.1:${port}`, options.tlsDir);
   };
 
   const stop = async (): Promise<void> => {
     const running = child;
     child = undefined;
-    if (running === undefined || running.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      running.once('exit', () => resolve());
-      running.kill('SIGKILL');
-    });
+    await killEtcd(running);
   };
 
   await start();
@@ -109,10 +88,54 @@ export async function startEtcd(options: { extraListen?: string[]; tlsDir?: stri
   };
 }
 
+/** A started etcd process; `healthy` waits until it answers /health (or fails saying why). */
+export interface EtcdProcess {
+  readonly process: ChildProcess;
+  healthy(clientUrl: string, tlsDir?: string, timeoutMs?: number): Promise<void>;
+}
+
+/** Starts the etcd binary with `args` (plus `--log-level error`), keeping its last stderr for messages. */
+export function spawnEtcd(args: readonly string[]): EtcdProcess {
+  const child = spawn(etcdBinary(), [...args, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  return {
+    process: child,
+    async healthy(clientUrl, tlsDir, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${stderr}`);
+        try {
+          if ((await health(`${clientUrl}/health`, tlsDir)) === 'true') return;
+        } catch {
+          // not up yet
+        }
+        if (Date.now() > deadline) throw new Error(`etcd did not become healthy within ${timeoutMs} ms: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+  };
+}
+
+/** SIGKILLs `child` and resolves once it has exited. */
+export async function killEtcd(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
 const liveServers = new Set<() => Promise<void>>();
 process.once('exit', () => {
   for (const stop of liveServers) void stop();
 });
+
+/** Registers a stop function to run if the test process exits with etcd still running. */
+export function stopAtExit(stop: () => Promise<void>): () => void {
+  liveServers.add(stop);
+  return () => liveServers.delete(stop);
+}
 
 /**
  * etcd's /health answer (`"true"` when healthy), over https with the test CA when given. One

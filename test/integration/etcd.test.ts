@@ -1,9 +1,8 @@
-import { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type RpcError, type ServiceInstance } from 'shuttle-rpc';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
 import type { EchoApi } from '../fixtures/services.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { etcdSuite } from '../helpers/etcd-suite.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { openSockets } from '../helpers/sockets.js';
@@ -16,26 +15,10 @@ import { rejection, waitUntil } from '../helpers/wait.js';
  * outage scenarios short; the bounds asserted are the issue's: TTL + 2 s, TTL + 5 s, 5 s.
  */
 const TTL = 2;
-let etcd: EtcdServer;
-let admin: Etcd3;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const suite = etcdSuite();
+const { cleanups } = suite;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = new Etcd3({ hosts: etcd.endpoint });
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  if (!etcd.running) await etcd.start();
-  await admin.delete().prefix('/shuttle/');
-});
-afterAll(async () => {
-  // Undefined when beforeAll failed (say etcd is missing): report that, not a TypeError here.
-  admin?.close();
-  await etcd?.remove();
-});
-
-const registryUrl = (): string => `${etcd.url}`;
+const registryUrl = (): string => `${suite.etcd.url}`;
 function consumerRegistry(url = registryUrl(), options: Record<string, unknown> = {}): EtcdRegistry {
   const registry = createEtcdRegistry({ url, ttlSeconds: TTL, requestTimeoutMs: 1000, ...options }) as EtcdRegistry;
   cleanups.push(() => registry.close());
@@ -59,11 +42,11 @@ describe('etcd registry', () => {
     expect(record.methods.map((method) => method.name)).toContain('echo');
     expect(record.serializers).toEqual(['msgpack', 'json', 'protobuf']);
 
-    const keys = await admin.getAll().prefix('/shuttle/').keys();
+    const keys = await suite.admin.getAll().prefix('/shuttle/').keys();
     expect(keys.sort()).toEqual([`/shuttle/load/127.0.0.1%3A${worker.port}`, `/shuttle/services/test.Echo/1.0.0/_/127.0.0.1%3A${worker.port}`]);
-    const leases = await admin.leaseClient.leaseLeases({});
+    const leases = await suite.admin.leaseClient.leaseLeases({});
     expect(leases.leases).toHaveLength(1);
-    const ttl = await admin.leaseClient.leaseTimeToLive({ ID: leases.leases[0]!.ID, keys: true });
+    const ttl = await suite.admin.leaseClient.leaseTimeToLive({ ID: leases.leases[0]!.ID, keys: true });
     expect(Number(ttl.grantedTTL)).toBe(10);
     expect(ttl.keys.map(String).sort()).toEqual(keys.sort());
 
@@ -96,7 +79,7 @@ describe('etcd registry', () => {
     await view.until((list) => list.length === 1, 'the provider to appear');
     // etcd's own history says in which order things happened.
     const events: string[] = [];
-    const watcher = await admin.watch().prefix('/shuttle/').create();
+    const watcher = await suite.admin.watch().prefix('/shuttle/').create();
     cleanups.push(() => watcher.cancel());
     watcher.on('put', (kv) => events.push(`put ${kv.key.toString()} draining=${String(JSON.parse(kv.value.toString()).draining)}`));
     watcher.on('delete', (kv) => events.push(`delete ${kv.key.toString()}`));
@@ -109,8 +92,8 @@ describe('etcd registry', () => {
       `delete /shuttle/services/test.Echo/1.0.0/_/${address}`,
       `delete /shuttle/load/${address}`,
     ]);
-    expect(await admin.getAll().prefix('/shuttle/').keys()).toEqual([]);
-    expect((await admin.leaseClient.leaseLeases({})).leases).toHaveLength(0);
+    expect(await suite.admin.getAll().prefix('/shuttle/').keys()).toEqual([]);
+    expect((await suite.admin.leaseClient.leaseLeases({})).leases).toHaveLength(0);
   });
 
   it('keeps serving through an etcd outage of 2 x TTL, and providers re-register after it', async () => {
@@ -129,21 +112,21 @@ describe('etcd registry', () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
-    await etcd.stop();
+    await suite.etcd.stop();
     await new Promise((resolve) => setTimeout(resolve, 2 * TTL * 1000));
-    await etcd.start();
+    await suite.etcd.start();
     const backAt = Date.now();
     // Re-registered: the record is in etcd again, on a live lease, within TTL + 5 s.
     let found = false;
     while (!found && Date.now() - backAt < (TTL + 5) * 1000) {
-      const keys = await admin.getAll().prefix('/shuttle/services/').keys().catch(() => []);
+      const keys = await suite.admin.getAll().prefix('/shuttle/services/').keys().catch(() => []);
       found = keys.length === 1;
       if (!found) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(found).toBe(true);
     // And it stays: kept alive well past another TTL.
     await new Promise((resolve) => setTimeout(resolve, (TTL + 1) * 1000));
-    expect(await admin.getAll().prefix('/shuttle/services/').keys()).toHaveLength(1);
+    expect(await suite.admin.getAll().prefix('/shuttle/services/').keys()).toHaveLength(1);
     calling = false;
     await loop;
     expect(failures).toEqual([]);
@@ -154,8 +137,8 @@ describe('etcd registry', () => {
     // The etcd3 client replaces its gRPC clients on every failed call; without the registry's
     // shared channel (channel-pool.ts) each outage left a dozen orphaned connections to etcd
     // open after it came back, still open after close.
-    await admin.get('/warm-up'); // the test's own client, connected before the count
-    const baseline = openSockets(etcd.port);
+    await suite.admin.get('/warm-up'); // the test's own client, connected before the count
+    const baseline = openSockets(suite.etcd.port);
     const registry = consumerRegistry();
     const record: ServiceInstance = {
       service: 'test.Sockets', version: '1.0.0', group: '', host: '127.0.0.1', port: 1, protocol: 'tcp',
@@ -165,54 +148,54 @@ describe('etcd registry', () => {
     let seen = 0;
     await registry.subscribe({ service: 'test.Sockets' }, (instances) => (seen = instances.length));
     await waitUntil(() => seen === 1, 'the registry sees its own record');
-    expect(openSockets(etcd.port) - baseline).toBe(1);
+    expect(openSockets(suite.etcd.port) - baseline).toBe(1);
 
     for (let outage = 0; outage < 2; outage++) {
-      await etcd.stop();
+      await suite.etcd.stop();
       await new Promise((resolve) => setTimeout(resolve, 1500));
-      await etcd.start();
+      await suite.etcd.start();
       // Working again: the record is back in etcd (re-registered on a new lease if it lapsed).
       let keys: string[] = [];
       for (const until = Date.now() + (TTL + 5) * 1000; keys.length === 0 && Date.now() < until; ) {
-        keys = await admin.getAll().prefix('/shuttle/services/test.Sockets/').keys().catch(() => []);
+        keys = await suite.admin.getAll().prefix('/shuttle/services/test.Sockets/').keys().catch(() => []);
         if (keys.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
       }
       expect(keys).toHaveLength(1);
     }
     // Leave time for any reconnect timer left behind by the outage to fire.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(openSockets(etcd.port) - baseline).toBe(1);
+    expect(openSockets(suite.etcd.port) - baseline).toBe(1);
     await registry.close();
-    await waitUntil(() => openSockets(etcd.port) === baseline, 'every connection the registry opened to etcd closed', 2000);
+    await waitUntil(() => openSockets(suite.etcd.port) === baseline, 'every connection the registry opened to etcd closed', 2000);
     // Nothing it leased outlives it by more than a TTL (a lease granted while etcd was going
     // down, whose answer was lost, is left to expire).
-    let leases = (await admin.leaseClient.leaseLeases({})).leases;
+    let leases = (await suite.admin.leaseClient.leaseLeases({})).leases;
     for (const until = Date.now() + (TTL + 1) * 1000; leases.length > 0 && Date.now() < until; ) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      leases = (await admin.leaseClient.leaseLeases({})).leases;
+      leases = (await suite.admin.leaseClient.leaseLeases({})).leases;
     }
     expect(leases).toEqual([]);
   });
 
   it('re-registers by itself when its lease is revoked from outside', async () => {
     await provider({ PROVIDER_TTL: String(TTL) });
-    const leases = await admin.leaseClient.leaseLeases({});
+    const leases = await suite.admin.leaseClient.leaseLeases({});
     expect(leases.leases).toHaveLength(1);
-    await admin.leaseClient.leaseRevoke({ ID: leases.leases[0]!.ID });
-    expect(await admin.getAll().prefix('/shuttle/services/').keys()).toEqual([]);
+    await suite.admin.leaseClient.leaseRevoke({ ID: leases.leases[0]!.ID });
+    expect(await suite.admin.getAll().prefix('/shuttle/services/').keys()).toEqual([]);
     const revokedAt = Date.now();
     let keys: string[] = [];
     while (keys.length === 0 && Date.now() - revokedAt < (TTL + 5) * 1000) {
-      keys = await admin.getAll().prefix('/shuttle/services/').keys();
+      keys = await suite.admin.getAll().prefix('/shuttle/services/').keys();
       if (keys.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(keys).toHaveLength(1);
-    const renewed = await admin.leaseClient.leaseLeases({});
+    const renewed = await suite.admin.leaseClient.leaseLeases({});
     expect(renewed.leases.map((lease) => lease.ID)).not.toContain(leases.leases[0]!.ID);
   });
 
   it('converges within 5 s after a broken watch during which etcd changed and compacted', async () => {
-    const proxy = await startFaultProxy(etcd.port);
+    const proxy = await startFaultProxy(suite.etcd.port);
     cleanups.push(() => proxy.close());
     const worker = await provider();
     const view = await watchView(consumerRegistry(`etcd://127.0.0.1:${proxy.port}`), 'test.Echo');
@@ -223,10 +206,10 @@ describe('etcd registry', () => {
     // Meanwhile: one provider goes, two appear (written directly), and history is compacted.
     const fake = (port: number) => JSON.stringify({ service: 'test.Echo', version: '1.0.0', group: '', host: '127.0.0.9', port, protocol: 'tcp', serializers: ['msgpack'], methods: [], weight: 100, startTime: 0, metadata: {} });
     await worker.stop();
-    await admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1001').value(fake(1001));
-    await admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1002').value(fake(1002));
-    const { header } = await admin.getAll().prefix('/shuttle/').exec();
-    await admin.kv.compact({ revision: header.revision, physical: true });
+    await suite.admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1001').value(fake(1001));
+    await suite.admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1002').value(fake(1002));
+    const { header } = await suite.admin.getAll().prefix('/shuttle/').exec();
+    await suite.admin.kv.compact({ revision: header.revision, physical: true });
     expect(view.addresses()).toEqual([`127.0.0.1:${worker.port}`]);
 
     proxy.unblock();
@@ -238,14 +221,14 @@ describe('etcd registry', () => {
 
   it('a consumer started while etcd is down fails UNAVAILABLE naming the registry, then works', async () => {
     const worker = await provider();
-    await etcd.stop();
+    await suite.etcd.stop();
     const client = await createClient({ registry: { type: 'etcd', options: { url: registryUrl(), requestTimeoutMs: 500 } }, config: false });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo');
     const error = (await rejection(echo.pid())) as RpcError;
     expect(error.code).toBe(RpcCode.UNAVAILABLE);
-    expect(error.message).toContain(`etcd registry etcd://127.0.0.1:${etcd.port} is unreachable`);
-    await etcd.start();
+    expect(error.message).toContain(`etcd registry etcd://127.0.0.1:${suite.etcd.port} is unreachable`);
+    await suite.etcd.start();
     let pid: number | undefined;
     const startedAt = Date.now();
     while (pid === undefined && Date.now() - startedAt < 10_000) {

@@ -1,11 +1,10 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RpcCode, createClient, createServer, type RpcError } from 'shuttle-rpc';
 import { createFileRegistry, type FileRegistry } from '../../src/registry/file/file.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
-import { startFixture, type Child } from '../helpers/process.js';
-import { tempDir } from '../helpers/tmp.js';
+import { fileSuite } from '../helpers/file-suite.js';
 import { watchView } from '../helpers/view.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
 
@@ -13,20 +12,7 @@ import { rejection, waitUntil } from '../helpers/wait.js';
  * The file registry (the embedded default): providers in their own processes, one folder, no
  * server. Default timings: heartbeat 1 s, TTL 3 s, consumers poll every 500 ms.
  */
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function folder(): Promise<string> {
-  const tmp = await tempDir();
-  cleanups.push(tmp.remove);
-  return tmp.dir;
-}
-async function provider(dir: string): Promise<Child> {
-  const child = await startFixture('provider', { SHUTTLE_REGISTRY: `file://${dir}` });
-  cleanups.push(() => child.stop());
-  return child;
-}
+const { cleanups, folder, provider } = fileSuite();
 function consumerRegistry(dir: string): FileRegistry {
   const registry = createFileRegistry({ url: `file://${dir}` }) as FileRegistry;
   cleanups.push(() => registry.close());

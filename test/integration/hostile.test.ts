@@ -99,6 +99,34 @@ describe('the dispatch and payload security table', () => {
   });
 });
 
+describe('a caller without the token learns nothing about what is served', () => {
+  it('unknown services, versions and methods get the same UNAUTHENTICATED answer as a real method', async () => {
+    const probes: Array<[string, Buffer]> = [
+      ['an exported method', requestFrame(1, 'echo', { a: 1 })],
+      ['a method that does not exist', requestFrame(1, 'noSuchMethod', { a: 1 })],
+      ['an undecorated name', requestFrame(1, 'constructor', { a: 1 })],
+      ['a version that does not exist', requestFrame(1, 'echo', { a: 1 }, { version: '9.9.9' })],
+      ['no version', requestFrame(1, 'echo', { a: 1 }, { version: '' })],
+      ['a service that does not exist', requestFrame(1, 'echo', { a: 1 }, { service: 'no.Such' })],
+      ['a wrong token on a missing method', requestFrame(1, 'noSuchMethod', { a: 1 }, { meta: { 'shuttle-token': 'guess' } })],
+    ];
+    const raw = await connectRaw(provider.host, provider.port);
+    try {
+      for (const [what, frame] of probes) {
+        raw.send(frame);
+        const answer = await raw.nextFrame((candidate) => candidate.type === FrameType.RESPONSE && candidate.requestId === 1);
+        const body = JSON.parse(answer.body.toString()) as { message: string; details?: unknown };
+        expect({ what, code: answer.status }).toEqual({ what, code: RpcCode.UNAUTHENTICATED });
+        expect(body.message, what).toMatch(/needs a valid token/);
+        // Nothing but the caller's own words: no method list, no exported versions.
+        expect(JSON.stringify(body), what).not.toMatch(/exported|1\.0\.0|"echo"|pid|sleep/);
+      }
+    } finally {
+      raw.close();
+    }
+  });
+});
+
 describe('bad frames from several connections at once', () => {
   it('each bad connection is closed promptly with its reason; a good client sees no error', async () => {
     const oversized = requestFrame(1, 'add', { a: 1, b: 2 });

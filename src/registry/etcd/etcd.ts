@@ -1,19 +1,30 @@
 import { Etcd3 } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { ExtensionFactory } from '../../spi/extension-registry.js';
-import { instanceAddress, matchesQuery, parseInstance, parseLoad, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
+import { instanceAddress, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
+import { RegistryInputGuard } from '../input-guard.js';
+import { checkInstance, RECORD_LIMITS } from '../record-check.js';
 import type { InstancesListener, Registry, Subscription } from '../registry.js';
 import { EtcdChannelPool } from './channel-pool.js';
-import { addressOfLoadKey, loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
+import { loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
 import { parseEtcdOptions, type EtcdSettings } from './options.js';
+import { LoadView } from './load-view.js';
 import { PrefixMirror } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
+import { guardWatchStream } from './watch-guard.js';
 
 /** The name (and URL scheme) this registry is registered under. */
 export const TYPE_NAME = 'etcd';
 
 /** `etcd://host:port[,host:port][/prefix]`, or `{ type: 'etcd', options: { url, … } }` (see options.ts). */
 export const createEtcdRegistry: ExtensionFactory<Registry> = (options) => new EtcdRegistry(parseEtcdOptions(options));
+
+/** One watched service: the mirror of its prefix and its records parsed (by key, with the raw value). */
+interface ServiceEntry {
+  readonly mirror: PrefixMirror;
+  readonly ready: Promise<void>;
+  readonly parsed: Map<string, { raw: string; instance: ServiceInstance | undefined }>;
+}
 
 interface Subscriber {
   readonly query: ServiceQuery;
@@ -33,20 +44,24 @@ export class EtcdRegistry implements Registry {
   readonly #channels = new EtcdChannelPool();
   #session: ProviderSession | undefined;
   /** Service name -> mirror of its records, shared by every subscription to that service. */
-  readonly #services = new Map<string, { mirror: PrefixMirror; ready: Promise<void> }>();
-  #loads: { mirror: PrefixMirror; ready: Promise<void> } | undefined;
+  readonly #services = new Map<string, ServiceEntry>();
+  #loads: Pick<ServiceEntry, 'mirror' | 'ready'> | undefined;
   readonly #subscribers = new Set<Subscriber>();
-  /** Parsed records by key and raw value, so a watch event re-parses only what changed. */
-  readonly #parsed = new Map<string, { raw: string; instance: ServiceInstance | undefined }>();
-  /** The latest load per address, with its local arrival time. */
-  readonly #loadByAddress = new Map<string, { raw: string; load: LoadSnapshot | undefined }>();
+  /** The latest valid load per provider address. */
+  readonly #loadView: LoadView;
+  /** Pending notification of load changes (coalesced, see {@link LOAD_NOTIFY_MS}). */
+  #loadNotifyTimer: NodeJS.Timeout | undefined;
   #pendingLoad: { address: string; load: LoadSnapshot } | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
   #lastLoadWrite = 0;
   #closed = false;
+  /** Everything read from etcd is checked here; what fails is dropped, counted and warned about. */
+  readonly #guard: RegistryInputGuard;
 
   constructor(settings: EtcdSettings) {
     this.settings = settings;
+    this.#guard = new RegistryInputGuard(settings.display);
+    this.#loadView = new LoadView(loadPrefix(settings.prefix), this.#guard);
     const requestTimeoutMs = settings.requestTimeoutMs;
     // No retries or circuit breakers inside the client: a breaker that stays open for 5 s after
     // an outage would delay re-registration; this registry has its own retry loops.
@@ -64,6 +79,7 @@ export class EtcdRegistry implements Registry {
       faultHandling: { host: () => passThrough as never, global: passThrough as never, watchBackoff: backoff(100) as never },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     });
+    guardWatchStream(this.#client, (error) => this.#guard.drop('the watch stream', `a message etcd3 could not route: ${(error as Error).message}`));
   }
 
   /** Leases granted by this provider so far (1 normally; more after re-registrations). */
@@ -71,7 +87,14 @@ export class EtcdRegistry implements Registry {
     return this.#session?.generations ?? 0;
   }
 
+  /** Keys and values read from etcd and refused (malformed, out of range, too large). */
+  get rejectedEntries(): number {
+    return this.#guard.dropped;
+  }
+
   async register(instance: ServiceInstance): Promise<void> {
+    const checked = checkInstance(stripLoad(instance));
+    if (typeof checked === 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `etcd registry ${this.settings.display}: cannot register ${instance.service}: ${checked}`);
     await this.#providerSession().put(serviceKey(this.settings.prefix, instance), JSON.stringify(stripLoad(instance)));
   }
 
@@ -138,6 +161,7 @@ export class EtcdRegistry implements Registry {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#loadTimer);
+    clearTimeout(this.#loadNotifyTimer);
     this.#subscribers.clear();
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
@@ -161,19 +185,21 @@ export class EtcdRegistry implements Registry {
     return this.#session;
   }
 
-  #serviceMirror(service: string): { mirror: PrefixMirror; ready: Promise<void> } {
+  #serviceMirror(service: string): ServiceEntry {
     let entry = this.#services.get(service);
     if (entry === undefined) {
-      const mirror = new PrefixMirror(this.#client, servicePrefix(this.settings.prefix, service), this.settings.requestTimeoutMs, () => this.#notify(service));
-      entry = { mirror, ready: mirror.start() };
+      const prefix = servicePrefix(this.settings.prefix, service);
+      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, () => this.#guard.contain(prefix, () => this.#onRecords(service)));
+      entry = { mirror, ready: mirror.start(), parsed: new Map() };
       this.#services.set(service, entry);
     }
     return entry;
   }
 
-  #loadMirror(): { mirror: PrefixMirror; ready: Promise<void> } {
+  #loadMirror(): Pick<ServiceEntry, 'mirror' | 'ready'> {
     if (this.#loads === undefined) {
-      const mirror = new PrefixMirror(this.#client, loadPrefix(this.settings.prefix), this.settings.requestTimeoutMs, () => this.#onLoads());
+      const prefix = loadPrefix(this.settings.prefix);
+      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) => this.#guard.contain(prefix, () => this.#onLoads(changed)));
       this.#loads = { mirror, ready: mirror.start() };
       this.#loads.ready.catch(() => {
         this.#loads = undefined;
@@ -182,46 +208,70 @@ export class EtcdRegistry implements Registry {
     return this.#loads;
   }
 
-  #onLoads(): void {
+  /**
+   * Load changes reach subscribers at most every {@link LOAD_NOTIFY_MS}: every notification
+   * hands each subscriber the whole list (N records), so one per load event would cost a
+   * consumer N x 2N record copies a second. A draining snapshot is passed on at once.
+   */
+  #onLoads(changed: readonly string[] | undefined): void {
     const entries = this.#loads?.mirror.entries;
     if (entries === undefined) return;
-    const now = Date.now();
-    const seen = new Set<string>();
-    for (const [key, raw] of entries) {
-      const address = addressOfLoadKey(this.settings.prefix, key);
-      seen.add(address);
-      if (this.#loadByAddress.get(address)?.raw === raw) continue;
-      const load = parseLoad(safeParse(raw));
-      this.#loadByAddress.set(address, { raw, load: load === undefined ? undefined : { ...load, receivedAt: now } });
-    }
-    for (const address of this.#loadByAddress.keys()) if (!seen.has(address)) this.#loadByAddress.delete(address);
+    const { draining } = this.#loadView.apply(entries, changed);
+    if (draining || changed === undefined) this.#notifyAll();
+    else this.#loadNotifyTimer ??= setTimeout(() => this.#notifyAll(), LOAD_NOTIFY_MS).unref();
+  }
+
+  #notifyAll(): void {
+    clearTimeout(this.#loadNotifyTimer);
+    this.#loadNotifyTimer = undefined;
     for (const service of this.#services.keys()) this.#notify(service);
+  }
+
+  /** A service's records changed: forget the parses of keys that are gone, tell the subscribers. */
+  #onRecords(service: string): void {
+    const entry = this.#services.get(service);
+    if (entry === undefined) return;
+    for (const key of entry.parsed.keys()) {
+      if (entry.mirror.entries.has(key)) continue;
+      entry.parsed.delete(key);
+      this.#guard.forget(key);
+    }
+    this.#notify(service);
   }
 
   #notify(service: string): void {
     for (const subscriber of this.#subscribers) {
-      if (subscriber.query.service === service) subscriber.listener(this.#matching(subscriber.query));
+      if (subscriber.query.service !== service) continue;
+      const instances = this.#matching(subscriber.query);
+      this.#guard.contain(`a subscriber of ${service}`, () => subscriber.listener(instances));
     }
   }
 
   #matching(query: ServiceQuery): ServiceInstance[] {
-    const entries = this.#services.get(query.service)?.mirror.entries;
-    if (entries === undefined) return [];
+    const entry = this.#services.get(query.service);
+    if (entry === undefined) return [];
     const result: ServiceInstance[] = [];
-    for (const [key, raw] of entries) {
-      let parsed = this.#parsed.get(key);
+    for (const [key, raw] of entry.mirror.entries) {
+      let parsed = entry.parsed.get(key);
       if (parsed?.raw !== raw) {
-        parsed = { raw, instance: parseInstance(safeParse(raw)) };
-        this.#parsed.set(key, parsed);
+        parsed = { raw, instance: this.#guard.read(key, raw, RECORD_LIMITS.recordBytes, checkInstance) };
+        entry.parsed.set(key, parsed);
       }
       const instance = parsed.instance;
       if (instance === undefined || !matchesQuery(query, instance)) continue;
-      const load = this.#loadByAddress.get(instanceAddress(instance))?.load;
+      const load = this.#loadView.get(instanceAddress(instance));
       result.push(load === undefined ? instance : { ...instance, load });
     }
     return result;
   }
 }
+
+/**
+ * Longest delay between a load report's arrival and the subscribers hearing of it (draining
+ * excepted). Reports are written every 500 ms by default, so this adds little to their age;
+ * the client counts its own in-flight calls at pick time, which matter more than 100 ms.
+ */
+const LOAD_NOTIFY_MS = 100;
 
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {
@@ -231,12 +281,4 @@ function backoff(duration: number): { duration: number; next(): unknown } {
 function stripLoad(instance: ServiceInstance): Omit<ServiceInstance, 'load'> {
   const { load: _load, ...record } = instance;
   return record;
-}
-
-function safeParse(raw: string): unknown {
-  try {
-    return JSON.parse(raw) as unknown;
-  } catch {
-    return undefined;
-  }
 }

@@ -31,8 +31,3 @@ export function loadKey(prefix: string, address: string): string {
 export function loadPrefix(prefix: string): string {
   return `${prefix}/load/`;
 }
-
-/** The address (`host:port`) a load key belongs to. */
-export function addressOfLoadKey(prefix: string, key: string): string {
-  return decodeURIComponent(key.slice(loadPrefix(prefix).length));
-}

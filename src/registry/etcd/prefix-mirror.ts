@@ -15,7 +15,7 @@ import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 export class PrefixMirror {
   readonly #client: Etcd3;
   readonly #prefix: string;
-  readonly #onChange: () => void;
+  readonly #onChange: (changed: readonly string[] | undefined) => void;
   readonly #requestTimeoutMs: number;
   #entries = new Map<string, string>();
   #watcher: Watcher | undefined;
@@ -24,7 +24,11 @@ export class PrefixMirror {
   /** Generation of the current watch; events of an older one are ignored. */
   #generation = 0;
 
-  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: () => void) {
+  /**
+   * @param onChange called after each change with the keys that changed, or undefined when the
+   *   whole copy was replaced (the first listing, a relist)
+   */
+  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: (changed: readonly string[] | undefined) => void) {
     this.#client = client;
     this.#prefix = prefix;
     this.#requestTimeoutMs = requestTimeoutMs;
@@ -42,13 +46,14 @@ export class PrefixMirror {
     await this.#watch(revision);
   }
 
+  /** Stops watching; completes within {@link CANCEL_BOUND_MS} whatever state etcd3 is in. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#generation++;
     clearTimeout(this.#relistTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
-    await watcher?.cancel().catch(() => {});
+    if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
   }
 
   /** Replaces the copy with a fresh listing; returns the revision it was read at. */
@@ -61,7 +66,7 @@ export class PrefixMirror {
     const entries = new Map<string, string>();
     for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
     this.#entries = entries;
-    this.#onChange();
+    this.#onChange(undefined);
     return response.header.revision;
   }
 
@@ -73,7 +78,7 @@ export class PrefixMirror {
       .startRevision((BigInt(listedAt) + 1n).toString())
       .create();
     if (this.#closed || generation !== this.#generation) {
-      await watcher.cancel().catch(() => {});
+      await cancelWithin(watcher, CANCEL_BOUND_MS);
       return;
     }
     this.#watcher = watcher;
@@ -89,20 +94,25 @@ export class PrefixMirror {
 
   #apply(response: IWatchResponse): void {
     if (response.events.length === 0) return;
+    const changed: string[] = [];
     for (const event of response.events) {
       const key = event.kv.key.toString('utf8');
+      changed.push(key);
       if (event.type === 'Delete') this.#entries.delete(key);
       else this.#entries.set(key, event.kv.value.toString('utf8'));
     }
-    this.#onChange();
+    this.#onChange(changed);
   }
 
   #relist(attempt: number): void {
     if (this.#closed) return;
     this.#generation++;
-    const stale = this.#watcher;
+    // Not cancelled: etcd already cancelled it, and etcd3 has already forgotten it. Asking
+    // etcd3 to cancel it again sends a cancel request whose answer etcd3 cannot match to a
+    // watcher ("Failed to find watcher for IWatchResponse", thrown from the stream's data
+    // handler) and waits for an end that never comes.
+    this.#watcher?.removeAllListeners('data');
     this.#watcher = undefined;
-    void stale?.cancel().catch(() => {});
     const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt);
     this.#relistTimer = setTimeout(() => {
       this.#list()
@@ -111,4 +121,25 @@ export class PrefixMirror {
     }, delay);
     this.#relistTimer.unref();
   }
+}
+
+/**
+ * How long closing waits for etcd to confirm a watch's cancellation. etcd3's cancel waits for
+ * an answer that may never come (the stream is down, or etcd cancelled the watch first); the
+ * registry closes the whole client right after, which ends the watch in any case.
+ */
+const CANCEL_BOUND_MS = 1000;
+
+async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    watcher.cancel().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  watcher.removeAllListeners();
+  // etcd3 may still emit on it; an 'error' emitted with no listener would throw.
+  watcher.on('error', () => {});
 }

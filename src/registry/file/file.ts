@@ -1,19 +1,19 @@
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkInt, checkKnownKeys, invalidOption } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { ExtensionFactory } from '../../spi/extension-registry.js';
-import { instanceAddress, matchesQuery, parseInstance, parseLoad, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
+import { instanceAddress, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
+import { RegistryInputGuard } from '../input-guard.js';
+import { checkInstance, checkLoad, RECORD_LIMITS } from '../record-check.js';
 import type { InstancesListener, Registry, Subscription } from '../registry.js';
+import { defaultFileRegistryDir, ensurePrivateFolder } from './private-folder.js';
+import { readRegularFile } from './safe-read.js';
+
+export { defaultFileRegistryDir } from './private-folder.js';
 
 /** The name (and URL scheme) this registry is registered under. */
 export const TYPE_NAME = 'file';
-
-/** The folder `file://` (no path) uses: one per user, in the OS temp folder. */
-export function defaultFileRegistryDir(): string {
-  return path.join(tmpdir(), `shuttle-registry-${safeUser()}`);
-}
 
 /** The URL of the embedded default registry. */
 export function defaultRegistryUrl(): string {
@@ -79,13 +79,24 @@ export class FileRegistry implements Registry {
   #poll: NodeJS.Timeout | undefined;
   #polling = false;
   #closed = false;
+  /** The folder checked to be private (see private-folder.ts); unset again when the check failed. */
+  #checked: Promise<void> | undefined;
+  readonly #guard: RegistryInputGuard;
 
   constructor(settings: FileRegistrySettings) {
     this.settings = settings;
+    this.#guard = new RegistryInputGuard(`file://${settings.dir}`);
+  }
+
+  /** Files and folder entries read and refused (not regular files, malformed, out of range, too large). */
+  get rejectedEntries(): number {
+    return this.#guard.dropped;
   }
 
   async register(instance: ServiceInstance): Promise<void> {
     const { load: _load, ...record } = instance;
+    const checked = checkInstance(record);
+    if (typeof checked === 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `file registry ${this.settings.dir}: cannot register ${instance.service}: ${checked}`);
     await this.#own(this.#recordPath(instance), JSON.stringify(record));
   }
 
@@ -103,8 +114,10 @@ export class FileRegistry implements Registry {
     const subscriber: Subscriber = { query, listener, signature: '' };
     let instances: ServiceInstance[];
     try {
+      await this.#privateFolder();
       instances = await this.#read(query);
     } catch (error) {
+      if (error instanceof RpcError) throw error;
       throw new RpcError(RpcCode.UNAVAILABLE, `file registry ${this.settings.dir} cannot be read: ${(error as Error).message}`, { cause: error });
     }
     subscriber.signature = JSON.stringify(instances);
@@ -119,6 +132,7 @@ export class FileRegistry implements Registry {
   }
 
   async services(): Promise<string[]> {
+    await this.#privateFolder();
     let folders: string[];
     try {
       folders = await readdir(path.join(this.settings.dir, 'services'));
@@ -146,6 +160,15 @@ export class FileRegistry implements Registry {
     await Promise.all(owned.map((file) => rm(file, { force: true })));
   }
 
+  /** Checks the folder once (creating it if missing); a failed check is retried on the next use. */
+  #privateFolder(): Promise<void> {
+    this.#checked ??= ensurePrivateFolder(this.settings.dir).catch((error: unknown) => {
+      this.#checked = undefined;
+      throw error;
+    });
+    return this.#checked;
+  }
+
   #recordPath(instance: Pick<ServiceInstance, 'service' | 'version' | 'group' | 'host' | 'port'>): string {
     const name = `${segment(instance.version)}@${segment(instance.group)}@${segment(instanceAddress(instance))}.json`;
     return path.join(this.settings.dir, 'services', segment(instance.service), name);
@@ -153,6 +176,7 @@ export class FileRegistry implements Registry {
 
   async #own(file: string, content: string): Promise<void> {
     if (this.#closed) throw new RpcError(RpcCode.UNAVAILABLE, `file registry ${this.settings.dir} is closed`);
+    await this.#privateFolder();
     this.#owned.set(file, content);
     await writeAtomically(file, content);
     this.#heartbeat ??= setInterval(() => void this.#refresh(), this.settings.heartbeatMs);
@@ -211,27 +235,29 @@ export class FileRegistry implements Registry {
     }
     const now = Date.now();
     const instances: ServiceInstance[] = [];
-    for (const name of names.filter((entry) => entry.endsWith('.json')).sort()) {
-      const record = await this.#readFresh(path.join(folder, name), now);
-      const instance = parseInstance(record);
+    const records = names.filter((entry) => entry.endsWith('.json')).sort();
+    if (records.length > MAX_RECORDS) this.#guard.drop(folder, `${records.length} records, only the first ${MAX_RECORDS} are read`);
+    for (const name of records.slice(0, MAX_RECORDS)) {
+      const instance = await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance);
       if (instance === undefined || !matchesQuery(query, instance)) continue;
-      const load = parseLoad(await this.#readFresh(path.join(this.settings.dir, 'load', `${segment(instanceAddress(instance))}.json`), now));
+      const load = await this.#readFresh(path.join(this.settings.dir, 'load', `${segment(instanceAddress(instance))}.json`), now, RECORD_LIMITS.loadBytes, checkLoad);
       instances.push(load === undefined ? instance : { ...instance, load: { ...load, receivedAt: now } });
     }
     return instances;
   }
 
-  /** The parsed content of `file` if it was refreshed within the TTL; undefined otherwise. */
-  async #readFresh(file: string, now: number): Promise<unknown> {
-    try {
-      const info = await stat(file);
-      const age = now - info.mtimeMs;
-      if (age > 10 * this.settings.ttlMs && !this.#owned.has(file)) await rm(file, { force: true });
-      if (age > this.settings.ttlMs) return undefined;
-      return JSON.parse(await readFile(file, 'utf8')) as unknown;
-    } catch {
-      return undefined;
-    }
+  /**
+   * The checked content of `file` if it is a regular file refreshed within the TTL; undefined
+   * when it is missing, stale, or refused (dropped and reported by the guard).
+   */
+  async #readFresh<T>(file: string, now: number, maxBytes: number, check: (value: unknown) => T | string): Promise<T | undefined> {
+    const read = await readRegularFile(file, maxBytes);
+    if (read.kind === 'missing') return undefined;
+    if (read.kind === 'refused') return this.#guard.drop(file, read.reason);
+    const age = now - read.mtimeMs;
+    if (age > 10 * this.settings.ttlMs && !this.#owned.has(file)) await rm(file, { force: true }).catch(() => {});
+    if (age > this.settings.ttlMs) return undefined;
+    return this.#guard.read(file, read.text, maxBytes, check);
   }
 }
 
@@ -249,18 +275,13 @@ function unsegment(folder: string): string | undefined {
   }
 }
 
+/** Records read per service folder and poll: a bound on what a flood of files can cost. */
+const MAX_RECORDS = 10_000;
+
 let counter = 0;
 async function writeAtomically(file: string, content: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const temporary = `${file}.${process.pid}.${++counter}.tmp`;
-  await writeFile(temporary, content);
+  await writeFile(temporary, content, { mode: 0o600 });
   await rename(temporary, file);
-}
-
-function safeUser(): string {
-  try {
-    return userInfo().username.replace(/[^A-Za-z0-9_-]/g, '_');
-  } catch {
-    return String(process.getuid?.() ?? 'user');
-  }
 }

@@ -1,0 +1,155 @@
+import { show } from '../common/validate.js';
+import type { Endpoint, LoadSnapshot, MethodDescriptor, ServiceInstance } from './instance.js';
+
+/*
+ * The rules a service record and a load snapshot obey, applied both when a provider registers
+ * and when a consumer reads one back: anyone who can write to the registry can write anything,
+ * so a record is believed only once it passes the same checks a well-behaved provider's did.
+ * Values out of range are refused, never clamped: a clamped weight of 1e308 would still take
+ * every call, a clamped port 70000 would send them to a stranger.
+ */
+
+/** Limits on what one record may hold; a record past them is refused whole. */
+export const RECORD_LIMITS = {
+  /** Bytes of one record's JSON, checked before it is parsed. */
+  recordBytes: 64 * 1024,
+  /** Bytes of one load snapshot's JSON, checked before it is parsed. */
+  loadBytes: 4 * 1024,
+  /** Bytes of the record's `metadata` as JSON. */
+  metadataBytes: 16 * 1024,
+  methods: 1000,
+  serializers: 16,
+  endpoints: 8,
+  /** Bytes of a service, method or host name. */
+  nameBytes: 255,
+  /** Bytes of a version, group, protocol or serializer name. */
+  tagBytes: 64,
+  weight: { min: 1, max: 10_000 },
+} as const;
+
+/** A host name or an IPv4/IPv6 address: letters, digits, `.`, `-`, `:` (IPv6), optional brackets. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)$/;
+/** A transport name as extensions are named. */
+const PROTOCOL = /^[a-z][a-z0-9+._-]*$/;
+
+/**
+ * Checks a service record from a registry (or about to be written to one): returns it, without
+ * any `load` field, or the reason it is refused (`field: what is wrong`).
+ */
+export function checkInstance(value: unknown): ServiceInstance | string {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
+  const record = value as Record<string, unknown>;
+  const problem =
+    name(record, 'service', RECORD_LIMITS.nameBytes, false) ??
+    name(record, 'version', RECORD_LIMITS.tagBytes, true) ??
+    name(record, 'group', RECORD_LIMITS.tagBytes, true) ??
+    host(record['host']) ??
+    port('port', record['port']) ??
+    (typeof record['protocol'] === 'string' && (record['protocol'] === '*' || (PROTOCOL.test(record['protocol']) && record['protocol'].length <= RECORD_LIMITS.tagBytes))
+      ? undefined
+      : `protocol: ${show(record['protocol'])} is not a transport name`) ??
+    weight(record['weight']) ??
+    (typeof record['startTime'] === 'number' && Number.isFinite(record['startTime']) ? undefined : `startTime: ${show(record['startTime'])} is not a finite number`) ??
+    (record['maxConcurrentCalls'] === undefined || (Number.isInteger(record['maxConcurrentCalls']) && (record['maxConcurrentCalls'] as number) >= 1)
+      ? undefined
+      : `maxConcurrentCalls: ${show(record['maxConcurrentCalls'])} is not a positive integer`) ??
+    list(record['serializers'], 'serializers', RECORD_LIMITS.serializers, (entry) => typeof entry === 'string' && entry.length > 0 && entry.length <= RECORD_LIMITS.tagBytes) ??
+    list(record['methods'], 'methods', RECORD_LIMITS.methods, isMethod) ??
+    (record['endpoints'] === undefined ? undefined : list(record['endpoints'], 'endpoints', RECORD_LIMITS.endpoints, isEndpoint)) ??
+    metadata(record['metadata']);
+  if (problem !== undefined) return problem;
+  const { load: _load, ...rest } = record;
+  return rest as unknown as ServiceInstance;
+}
+
+/** Checks a load snapshot: returns it (known fields only) or the reason it is refused. */
+export function checkLoad(value: unknown): LoadSnapshot | string {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
+  const load = value as Record<string, unknown>;
+  for (const key of ['timestamp', 'running', 'waiting', 'waitingUncachedTokens', 'kvUsage', 'tokensPerSecond']) {
+    const figure = load[key];
+    if (typeof figure !== 'number' || !Number.isFinite(figure) || figure < 0) return `${key}: ${show(figure)} is not a finite number >= 0`;
+  }
+  if (typeof load['draining'] !== 'boolean') return `draining: ${show(load['draining'])} is not a boolean`;
+  const rate = load['cacheHitRate'];
+  if (rate !== undefined && (typeof rate !== 'number' || !(rate >= 0 && rate <= 1))) return `cacheHitRate: ${show(rate)} is not a number from 0 to 1`;
+  const snapshot: LoadSnapshot = {
+    timestamp: load['timestamp'] as number,
+    running: load['running'] as number,
+    waiting: load['waiting'] as number,
+    waitingUncachedTokens: load['waitingUncachedTokens'] as number,
+    kvUsage: load['kvUsage'] as number,
+    tokensPerSecond: load['tokensPerSecond'] as number,
+    draining: load['draining'] as boolean,
+  };
+  return rate === undefined ? snapshot : { ...snapshot, cacheHitRate: rate as number };
+}
+
+/** Checks a service record read from a registry; returns it, or undefined when refused. */
+export function parseInstance(value: unknown): ServiceInstance | undefined {
+  const checked = checkInstance(value);
+  return typeof checked === 'string' ? undefined : checked;
+}
+
+/** Checks a load snapshot from the wire or a file; returns it, or undefined when refused. */
+export function parseLoad(value: unknown): LoadSnapshot | undefined {
+  const checked = checkLoad(value);
+  return typeof checked === 'string' ? undefined : checked;
+}
+
+function name(record: Record<string, unknown>, key: string, max: number, emptyAllowed: boolean): string | undefined {
+  const value = record[key];
+  if (typeof value !== 'string' || (!emptyAllowed && value.length === 0) || Buffer.byteLength(value) > max) {
+    return `${key}: ${show(value)} is not a ${emptyAllowed ? '' : 'non-empty '}string of at most ${max} bytes`;
+  }
+  return undefined;
+}
+
+function host(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length <= 253 && HOST.test(value) ? undefined : `host: ${show(value)} is not a host name or IP address`;
+}
+
+function port(key: string, value: unknown): string | undefined {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535 ? undefined : `${key}: ${show(value)} is not a port from 1 to 65535`;
+}
+
+function weight(value: unknown): string | undefined {
+  const { min, max } = RECORD_LIMITS.weight;
+  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max ? undefined : `weight: ${show(value)} is not a number from ${min} to ${max}`;
+}
+
+function list(value: unknown, key: string, max: number, valid: (entry: unknown) => boolean): string | undefined {
+  if (!Array.isArray(value)) return `${key}: ${show(value)} is not an array`;
+  if (value.length > max) return `${key}: ${value.length} entries, at most ${max} allowed`;
+  const bad = value.findIndex((entry) => !valid(entry));
+  return bad === -1 ? undefined : `${key}[${bad}]: ${show(value[bad])} is malformed`;
+}
+
+function isMethod(entry: unknown): boolean {
+  const method = entry as Partial<MethodDescriptor> | null;
+  return (
+    method !== null &&
+    typeof method === 'object' &&
+    typeof method.name === 'string' &&
+    method.name.length > 0 &&
+    Buffer.byteLength(method.name) <= RECORD_LIMITS.nameBytes &&
+    typeof method.stream === 'boolean' &&
+    typeof method.idempotent === 'boolean'
+  );
+}
+
+function isEndpoint(entry: unknown): boolean {
+  const endpoint = entry as Partial<Endpoint> | null;
+  return endpoint !== null && typeof endpoint === 'object' && typeof endpoint.protocol === 'string' && PROTOCOL.test(endpoint.protocol) && port('port', endpoint.port) === undefined;
+}
+
+function metadata(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return `metadata: ${show(value)} is not an object`;
+  let bytes: number;
+  try {
+    bytes = Buffer.byteLength(JSON.stringify(value));
+  } catch (error) {
+    return `metadata: not JSON-safe (${(error as Error).message})`;
+  }
+  return bytes <= RECORD_LIMITS.metadataBytes ? undefined : `metadata: ${bytes} bytes of JSON, at most ${RECORD_LIMITS.metadataBytes} allowed`;
+}
