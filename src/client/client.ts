@@ -10,7 +10,6 @@ import { buildFilters, type Filter } from '../filter/filter.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
-import { enableCallScopes } from '../server/call-scope.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
 import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -197,8 +196,6 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.client, ...definedOnly(options) } as ClientOptions;
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const client = new Client(merged, context);
-  // From now on, handlers of this process may make calls: give them deadline propagation.
-  enableCallScopes();
   return client;
 }
 
