@@ -1,6 +1,7 @@
-import { checkKnownKeys } from '../common/validate.js';
+import { checkBool, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
+import { checkJsonValue } from './json-check.js';
 import { SerializerId, type Serializer } from './serializer.js';
 
 /** The name this serializer is registered under. */
@@ -11,15 +12,23 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * JSON, for debugging and for peers without MessagePack. `undefined` travels as an empty body
- * because JSON has no value for it; typed arrays become plain objects, as JSON.stringify makes
- * them, so prefer msgpack for binary data.
+ * because JSON has no value for it. What JSON cannot carry faithfully (typed arrays, NaN,
+ * Infinity, BigInt, Map, Set, Dates unless declared…; json-check.ts) is refused with
+ * INVALID_ARGUMENT naming the path of the bad value, before anything is sent; use msgpack for
+ * binary data. Options: `{ dates?: boolean }` — Dates travel as ISO-8601 strings (and arrive
+ * as strings).
  */
 export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {}) => {
-  checkKnownKeys('json serializer options', options, []);
+  checkKnownKeys('json serializer options', options, ['dates']);
+  const check = { dates: checkBool('json serializer option dates', options['dates'], false), maxDepth: MAX_JSON_DEPTH };
   return {
     id: SerializerId.JSON,
     name: TYPE_NAME,
-    encode: (value) => (value === undefined ? new Uint8Array(0) : encoder.encode(JSON.stringify(value))),
+    encode: (value, target) => {
+      if (value === undefined) return new Uint8Array(0);
+      checkJsonValue(value, target.kind, check);
+      return encoder.encode(JSON.stringify(value));
+    },
     decode: (bytes) => {
       if (bytes.length === 0) return undefined;
       const text = decoder.decode(bytes);
