@@ -44,7 +44,7 @@ export interface ClientOptions {
   /** Cluster strategy; `failover` (retry elsewhere when safe) by default. */
   cluster?: ExtensionSpec<ClusterStrategy>;
   /**
-   * Retry throttling (gRFC A6): a bucket of `maxTokens` (10) that starts full; a provider-side
+   * Retry throttling (gRFC A6): a bucket of `maxTokens` (100) that starts full; a provider-side
    * failure costs 1, a success earns `ratio` (0.1); retries and hedges only while more than half
    * remains. `false`: no limit.
    */

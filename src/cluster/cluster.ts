@@ -50,13 +50,15 @@ export const TRANSPARENT_RETRIES = 2;
 /**
  * Whether a failed attempt provably never reached a provider's handler and cost the fleet
  * nothing: connection refused, closed or draining before the request's first byte, GOAWAY
- * before its id, an open breaker, this consumer's own per-provider limit. An overload answer
- * from a provider (RESOURCE_EXHAUSTED) is not one of them: retrying it is what the budget
- * throttles.
+ * before its id, this consumer's own per-provider limit. Such attempts cost no retry budget
+ * and are retried for free. Two never-sent refusals are not among them: an overload answer
+ * from a provider (RESOURCE_EXHAUSTED; retrying it is what the budget throttles) and an open
+ * breaker's (it stands for the failure it predicts, and a breaker is only tried while too many
+ * are open to skip them all — spinning through the others would find them open too).
  */
 export function neverReached(error: unknown): boolean {
   const details = (error as { details?: Record<string, unknown> } | undefined)?.details;
-  if (details?.['neverSent'] !== true) return false;
+  if (details?.['neverSent'] !== true || details['breakerOpen'] === true) return false;
   return (error as { code?: unknown }).code !== RpcCode.RESOURCE_EXHAUSTED || details['local'] === true;
 }
 

@@ -29,16 +29,16 @@ async function fleet(env: Record<string, string> = {}): Promise<Fleet> {
   cleanups.push(tmp.remove);
   const registry = `file://${tmp.dir}/registry`;
   const journal = path.join(tmp.dir, 'journal');
-  const providers = await Promise.all(
-    [0, 1, 2].map(async (i) => {
-      const child = await startFixture('provider', { SHUTTLE_REGISTRY: registry, PROVIDER_JOURNAL: journal, ...(i === 0 ? env : {}) });
-      cleanups.push(() => {
-        child.process.kill('SIGCONT');
-        return child.stop(500);
-      });
-      return child;
-    }),
-  );
+  const providers: Child[] = [];
+  // One at a time: three node processes starting at once on a loaded runner can take 10 s.
+  for (let i = 0; i < 3; i++) {
+    const child = await startFixture('provider', { SHUTTLE_REGISTRY: registry, PROVIDER_JOURNAL: journal, ...(i === 0 ? env : {}) });
+    cleanups.push(() => {
+      child.process.kill('SIGCONT');
+      return child.stop(500);
+    });
+    providers.push(child);
+  }
   return { registry, journal, providers };
 }
 

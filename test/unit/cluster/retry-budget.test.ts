@@ -4,7 +4,7 @@ import { RetryBudget } from '../../../src/cluster/retry-budget.js';
 describe('retry budget (gRFC A6 throttling)', () => {
   it('starts full: a fresh client may retry at once', () => {
     const budget = new RetryBudget();
-    expect(budget.tokens).toBe(10);
+    expect(budget.tokens).toBe(100);
     expect(budget.allowRetry()).toBe(true);
   });
 

@@ -64,7 +64,7 @@ describe('failover', () => {
   });
 
   it('stops retrying once failures drain the budget to half, whatever the number of providers', async () => {
-    const budget = new RetryBudget();
+    const budget = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
     let attempts = 0;
     const calls = 2000;
     for (let i = 0; i < calls; i++) {
@@ -78,7 +78,7 @@ describe('failover', () => {
   });
 
   it('retries never-sent attempts without spending the budget, a few per call', async () => {
-    const budget = new RetryBudget();
+    const budget = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
     for (let i = 0; i < 5; i++) budget.recordFailure(); // throttled: no paid retry allowed
     // All of ten providers refusing: the first attempt and TRANSPARENT_RETRIES free retries, then
     // the paid ones the throttle refuses.
@@ -95,6 +95,12 @@ describe('failover', () => {
     const single = fakeCall(10, async () => Promise.reject(unavailable({ neverSent: true })));
     await expect(cluster('failfast').invoke(single.call)).rejects.toThrow(/down/);
     expect(single.sent).toHaveLength(1 + TRANSPARENT_RETRIES);
+    // A refusal by an open breaker is not retried for free: the other breakers are likely open too.
+    const drained = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
+    for (let i = 0; i < 5; i++) drained.recordFailure();
+    const open = fakeCall(10, async () => Promise.reject(unavailable({ neverSent: true, breakerOpen: true })), { budget: drained });
+    await expect(cluster('failover').invoke(open.call)).rejects.toThrow(/down/);
+    expect(open.sent).toHaveLength(1);
     const failed = fakeCall(10, async () => Promise.reject(unavailable()));
     await expect(cluster('failfast').invoke(failed.call)).rejects.toThrow(/down/);
     expect(failed.sent).toHaveLength(1);
@@ -141,7 +147,7 @@ describe('forking (hedging)', () => {
 
 describe('forking: safety and settling', () => {
   it('settles when the first attempt fails fast and the budget refuses a second', async () => {
-    const budget = new RetryBudget();
+    const budget = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
     for (let i = 0; i < 5; i++) budget.recordFailure();
     const { call, sent } = fakeCall(3, async () => Promise.reject(unavailable()), { budget, deadline: Date.now() + 1000 });
     const started = Date.now();
