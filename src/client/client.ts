@@ -10,7 +10,6 @@ import { buildFilters, type Filter } from '../filter/filter.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createProxy, type Proxied } from '../proxy/proxy.js';
-import { enableCallScopes } from '../server/call-scope.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
 import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -45,7 +44,11 @@ export interface ClientOptions {
   loadbalance?: ExtensionSpec<LoadBalancer>;
   /** Cluster strategy; `failover` (retry elsewhere when safe) by default. */
   cluster?: ExtensionSpec<ClusterStrategy>;
-  /** The retry budget: retries earned per call (`ratio`, 0.1) and saved at most (`maxTokens`, 10); `false`: no limit. */
+  /**
+   * Retry throttling (gRFC A6): a bucket of `maxTokens` (100) that starts full; a provider-side
+   * failure costs 1, a success earns `ratio` (0.1); retries and hedges only while more than half
+   * remains. `false`: no limit.
+   */
   retryBudget?: Partial<RetryBudgetOptions> | false;
   /** Per-provider circuit breakers (opossum); `false` turns them off. */
   circuitBreaker?: Partial<BreakerOptions> | false;
@@ -200,8 +203,6 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.client, ...definedOnly(options) } as ClientOptions;
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const client = new Client(merged, context);
-  // From now on, handlers of this process may make calls: give them deadline propagation.
-  enableCallScopes();
   return client;
 }
 
@@ -250,7 +251,7 @@ class Client implements RpcClient {
     this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');
     this.#maxCallsPerProvider = checkInt('maxCallsPerProvider', options.maxCallsPerProvider, 1, 1_000_000, Number.MAX_SAFE_INTEGER);
     this.#budget = new RetryBudget(
-      options.retryBudget === false ? { ratio: 10, maxTokens: Number.MAX_SAFE_INTEGER } : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
+      options.retryBudget === false ? false : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
     );
     const log = createLogger(options.log, 'client');
     this.#log = log;

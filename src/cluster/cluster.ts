@@ -1,3 +1,4 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../transport/transport.js';
 import { isProviderFailure } from './provider-health.js';
@@ -19,7 +20,10 @@ export interface ClusterCall {
    * reached the caller, and a stream is never retried after its first chunk.
    */
   readonly stream: boolean;
-  /** The client's retry budget: a retry must `withdraw()` a token first. */
+  /**
+   * The client's retry throttle: every attempt's outcome is recorded in it ({@link sendAttempt}),
+   * and a retry or hedge that may have reached a provider must be allowed by `allowRetry()`.
+   */
   readonly budget: RetryBudget;
   /** Retries allowed for this call by its reference (`retries` option), if it set one. */
   readonly retries: number | undefined;
@@ -36,12 +40,79 @@ export interface ClusterCall {
 }
 
 /**
- * One attempt on the balancer's pick, counted as a call by the retry budget: all of failfast,
- * and the first step of failsafe and failback.
+ * Transparent retries a call may make on top of its strategy's own: retries of attempts that
+ * provably never reached a provider (see {@link neverReached}). They cost no retry budget, so
+ * a dead provider does not fail a fresh client's first calls, but each call gets only a few,
+ * each on a provider it has not tried, so a fleet that refuses everything is not spun on.
+ */
+export const TRANSPARENT_RETRIES = 2;
+
+/**
+ * Whether a failed attempt provably never reached a provider's handler and cost the fleet
+ * nothing: connection refused, closed or draining before the request's first byte, GOAWAY
+ * before its id, this consumer's own per-provider limit. Such attempts cost no retry budget
+ * and are retried for free. Two never-sent refusals are not among them: an overload answer
+ * from a provider (RESOURCE_EXHAUSTED; retrying it is what the budget throttles) and an open
+ * breaker's (it stands for the failure it predicts, and a breaker is only tried while too many
+ * are open to skip them all — spinning through the others would find them open too).
+ */
+export function neverReached(error: unknown): boolean {
+  const details = (error as { details?: Record<string, unknown> } | undefined)?.details;
+  if (details?.['neverSent'] !== true || details['breakerOpen'] === true) return false;
+  return (error as { code?: unknown }).code !== RpcCode.RESOURCE_EXHAUSTED || details['local'] === true;
+}
+
+/**
+ * Sends one attempt and records its outcome in the retry budget (gRFC A6): a success earns a
+ * fraction of a token, a provider-side failure or an overload answer costs one; the caller's
+ * own errors, cancelled losers and attempts that never reached a provider cost nothing.
+ */
+export function sendAttempt(call: ClusterCall, provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown> {
+  return call.send(provider, options).then(
+    (value) => {
+      call.budget.recordSuccess();
+      return value;
+    },
+    (error: unknown) => {
+      if (!neverReached(error) && (isProviderFailure(error) || (error as { code?: unknown }).code === RpcCode.RESOURCE_EXHAUSTED)) call.budget.recordFailure();
+      throw error;
+    },
+  );
+}
+
+/**
+ * One attempt on a provider not in `tried` (added to it), or a never-sent rejection when none
+ * is left.
+ */
+export function attemptOnUntried(call: ClusterCall, tried: Set<ServiceInstance>, options?: { signal?: AbortSignal }): Promise<unknown> {
+  const provider = call.select(tried);
+  if (provider === undefined) {
+    return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } }));
+  }
+  tried.add(provider);
+  return sendAttempt(call, provider, options);
+}
+
+/**
+ * One attempt on the balancer's pick, plus the transparent retries of attempts that never
+ * reached a provider: all of failfast, and the first step of failsafe and failback.
  */
 export function singleAttempt(call: ClusterCall): Promise<unknown> {
-  call.budget.deposit();
-  return call.send(call.select()!);
+  const tried = new Set<ServiceInstance>();
+  const attempt = (transparentLeft: number): Promise<unknown> =>
+    attemptOnUntried(call, tried).catch((error: unknown) => {
+      if (transparentLeft > 0 && mayRetryTransparently(error, call, tried)) return attempt(transparentLeft - 1);
+      throw error;
+    });
+  return attempt(TRANSPARENT_RETRIES);
+}
+
+/** Whether `error` may be retried transparently now: it never reached a provider, another remains, time remains. */
+export function mayRetryTransparently(error: unknown, call: ClusterCall, tried: ReadonlySet<ServiceInstance>): boolean {
+  if (!neverReached(error) || call.invocation.signal?.aborted) return false;
+  if (tried.size >= call.providers.length) return false;
+  const deadline = call.invocation.deadline;
+  return deadline === undefined || Date.now() < deadline;
 }
 
 /**
@@ -69,7 +140,7 @@ export function safeToRetry(error: unknown, call: ClusterCall): boolean {
   const failure = error as { code?: unknown; retryable?: unknown; details?: Record<string, unknown> };
   if (call.invocation.signal?.aborted) return false;
   if (failure.details?.['neverSent'] === true) return true;
-  return call.idempotent && failure.retryable === true && failure.code !== 4;
+  return call.idempotent && failure.retryable === true && failure.code !== RpcCode.DEADLINE_EXCEEDED;
 }
 
 /**

@@ -2,7 +2,7 @@ import { checkInt, checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { isProviderFailure } from './provider-health.js';
-import { attemptAbsorbingFailure, type ClusterStrategy } from './cluster.js';
+import { attemptAbsorbingFailure, sendAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failback';
@@ -36,12 +36,12 @@ export const createFailbackCluster: ExtensionFactory<ClusterStrategy> = (options
           const timer = setTimeout(() => {
             const provider = call.select();
             // A background retry is a retry: it is paid for from the budget like any other.
-            if (provider === undefined || !call.budget.withdraw()) {
+            if (provider === undefined || !call.budget.allowRetry()) {
               pending--;
               log(`shuttle-rpc failback: no provider or no retry budget for ${where}; dropped`);
               return;
             }
-            call.send(provider).then(
+            sendAttempt(call, provider).then(
               () => pending--,
               (failure: unknown) => {
                 if (round < rounds && isProviderFailure(failure)) retry(round + 1);

@@ -3,7 +3,7 @@ import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
-import { safeToRetry, type ClusterCall, type ClusterStrategy } from './cluster.js';
+import { attemptOnUntried, mayRetryTransparently, safeToRetry, TRANSPARENT_RETRIES, type ClusterCall, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failover';
@@ -15,7 +15,9 @@ export const TYPE_NAME = 'failover';
  *   otherwise only idempotent methods and retryable codes — a non-idempotent call is never
  *   run twice;
  * - at most `retries` retries (2 by default; the reference's `retries` option overrides), each
- *   on a provider not tried yet, each paid for from the client's retry budget;
+ *   on a provider not tried yet, each allowed by the client's retry throttle (gRFC A6) — plus
+ *   a few free, immediate retries of attempts that never reached a provider (cluster.ts
+ *   `TRANSPARENT_RETRIES`), which even `retries: 0` makes;
  * - after a delay with full jitter (random between 0 and min(maxMs, baseMs x 2^n)), or the
  *   provider's retry-after hint if longer, never past the call's deadline;
  * - through p-retry, so the attempt loop, the abort signal and the bookkeeping are a
@@ -39,12 +41,9 @@ export const createFailoverCluster: ExtensionFactory<ClusterStrategy> = (options
 /** The failover loop, shared with strategies that start as failover (failback, failsafe). */
 export function failover(call: ClusterCall, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
   const tried = new Set<ServiceInstance>();
-  call.budget.deposit();
-  const first = once(call, tried);
-  if (retries === 0) return first;
   // The first attempt runs outside p-retry: the common case (it succeeds) pays nothing for the
   // retry machinery; a failure enters the same loop as a retry would.
-  return first.catch((error: unknown) => {
+  return attemptOnUntried(call, tried).catch((error: unknown) => {
     if (!safeToRetry(error, call)) throw error;
     return retryAfterFirst(call, tried, error, retries, baseMs, maxMs);
   });
@@ -54,6 +53,8 @@ function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstEr
   let pending: unknown = firstError;
   let last: unknown = firstError;
   let overloaded = 0;
+  let transparent = 0;
+  let paid = 0;
   const attempt = (): Promise<unknown> => {
     // p-retry's first "attempt" replays the first failure so that its rules decide the retry.
     if (pending !== undefined) {
@@ -61,7 +62,7 @@ function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstEr
       pending = undefined;
       return Promise.reject(error);
     }
-    return once(call, tried).catch((error: unknown) => {
+    return attemptOnUntried(call, tried).catch((error: unknown) => {
       last = error;
       throw error;
     });
@@ -69,22 +70,28 @@ function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstEr
   // When the caller aborts, p-retry rejects with the signal's reason; the caller should see the
   // last attempt's RpcError (CANCELLED) instead.
   return pRetry(attempt, {
-    retries,
+    retries: retries + TRANSPARENT_RETRIES,
     minTimeout: 0,
     factor: 1,
     // p-retry refuses to retry TypeErrors, which an RpcError is not; and it rethrows AbortError's cause.
-    shouldRetry: async ({ error, attemptNumber }) => {
-      if (!safeToRetry(error, call)) return false;
+    shouldRetry: async ({ error }) => {
+      // An attempt that never reached a provider is retried at once and for free, a few times a
+      // call; past that, such a retry is paid for like any other.
+      if (transparent < TRANSPARENT_RETRIES && mayRetryTransparently(error, call, tried)) {
+        transparent++;
+        return true;
+      }
+      if (!safeToRetry(error, call) || ++paid > retries) return false;
       // An overloaded fleet must not be hit harder: a RESOURCE_EXHAUSTED answer is retried on
       // another provider at most once per call.
       if ((error as RpcError).code === RpcCode.RESOURCE_EXHAUSTED && ++overloaded > 1) return false;
       // Another provider must remain (without selecting one: a selection is an attempt).
       if (tried.size >= call.providers.length) return false;
       const hint = (error as RpcError).retryAfterMs ?? 0;
-      const delay = Math.max(hint, Math.random() * Math.min(maxMs, baseMs * 2 ** (attemptNumber - 1)));
+      const delay = Math.max(hint, Math.random() * Math.min(maxMs, baseMs * 2 ** (paid - 1)));
       const deadline = call.invocation.deadline;
       if (deadline !== undefined && Date.now() + delay >= deadline) return false;
-      if (!call.budget.withdraw()) return false;
+      if (!call.budget.allowRetry()) return false;
       await sleep(delay, call.invocation.signal);
       return true;
     },
@@ -92,15 +99,6 @@ function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstEr
   }).catch((error: unknown) => {
     throw error instanceof RpcError ? error : last;
   });
-}
-
-function once(call: ClusterCall, tried: Set<ServiceInstance>): Promise<unknown> {
-  const provider = call.select(tried);
-  if (provider === undefined) {
-    return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } }));
-  }
-  tried.add(provider);
-  return call.send(provider);
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -73,12 +73,17 @@ export class ProviderHealth {
     this.#observer = observer;
   }
 
-  /** Whether new calls may go to `address` now (breaker not open, not ejected). */
+  /**
+   * Whether new calls may go to `address` now: not ejected, and its breaker closed — or
+   * half-open with its one probe not yet taken. While the probe runs the provider is
+   * unavailable, so other calls go elsewhere instead of being refused by the breaker.
+   */
   available(address: string, now = Date.now()): boolean {
     const entry = this.#entries.get(address);
     if (entry === undefined) return true;
     if (entry.ejectedUntil > now) return false;
-    return entry.breaker === undefined || !entry.breaker.opened || entry.breaker.pendingClose;
+    // opossum: `pendingClose` is true from half-open until `fire()` takes the probe.
+    return entry.breaker === undefined || entry.breaker.closed || entry.breaker.pendingClose;
   }
 
   /**

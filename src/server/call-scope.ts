@@ -18,18 +18,13 @@ export interface CallScope {
 const storage = new AsyncLocalStorage<CallScope>();
 
 /*
- * Scopes are only needed where a handler can make calls, i.e. in a process that has a client.
- * On Node 20, AsyncLocalStorage.run() switches on promise hooks for the whole process, which
- * cost about 15% of unary throughput in bench:unary; a pure provider (a GPU worker that calls
- * nothing) should not pay that. So scopes start with the first client of the process; calls
- * already running then are not scoped, every later one is.
+ * Always on, in every process that serves calls: whether a handler makes calls is not known
+ * until it does (a provider may create its client lazily, inside its first handler), and a
+ * scope must be entered before the handler starts to follow it across its awaits. A process
+ * that never serves a call never enters a scope, so a pure consumer does not switch
+ * AsyncLocalStorage's promise hooks on (on Node 20 they tax every promise of the process);
+ * what always-on costs a pure provider is measured in docs/BENCHMARKS.md.
  */
-let enabled = false;
-
-/** Turns call scopes on for this process (createClient does it). */
-export function enableCallScopes(): void {
-  enabled = true;
-}
 
 /** The provider call the current code serves, if any. */
 export function currentCallScope(): CallScope | undefined {
@@ -38,7 +33,7 @@ export function currentCallScope(): CallScope | undefined {
 
 /** Runs `fn` as part of the provider call `scope`. */
 export function runInCallScope<T>(scope: CallScope, fn: () => T): T {
-  return enabled ? storage.run(scope, fn) : fn();
+  return storage.run(scope, fn);
 }
 
 /**
@@ -46,7 +41,6 @@ export function runInCallScope<T>(scope: CallScope, fn: () => T): T {
  * `scope`: a generator's body executes on the caller of `next()`, which is the transport.
  */
 export function bindIterableToScope<T>(iterable: AsyncIterable<T>, scope: CallScope): AsyncIterable<T> {
-  if (!enabled) return iterable;
   return {
     [Symbol.asyncIterator]() {
       const iterator = runInCallScope(scope, () => iterable[Symbol.asyncIterator]());

@@ -29,16 +29,20 @@ export class Dispatcher implements CallHandler {
   /** Filters that look at calls before their payload is decoded (the token check). */
   readonly #admitters: readonly Filter[];
   readonly #log: Logger | undefined;
+  readonly #scopes: boolean;
 
   /**
    * @param filters the provider filter chain, already ordered; every call runs through it
    * @param log where handler failures that are not RpcErrors are reported (at warn)
+   * @param scopes whether handlers run in their call's scope (calls they make inherit its
+   *   deadline and cancellation); false only for a provider that declared it makes no calls
    */
-  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = [], log?: Logger) {
+  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = [], log?: Logger, scopes = true) {
     this.serializers = serializers;
     this.#filters = filters;
     this.#admitters = filters.filter((filter) => filter.admit !== undefined);
     this.#log = log;
+    this.#scopes = scopes;
     services.forEach((instance, index) => this.#export(instance, index));
   }
 
@@ -118,7 +122,7 @@ export class Dispatcher implements CallHandler {
       if (typeof fn !== 'function') {
         throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is decorated with @RpcMethod but is not a function on the instance`);
       }
-      methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta, this.#filters));
+      methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta, this.#filters, this.#scopes));
     }
     if (methods.size === 0) throw new TypeError(`shuttle-rpc: service ${meta.name} has no @RpcMethod methods`);
     let byVersion = this.#services.get(meta.name);
@@ -142,6 +146,7 @@ function bindMethod(
   service: ServiceMetadata,
   meta: MethodMetadata,
   filters: readonly Filter[],
+  scopes: boolean,
 ): ResolvedMethod & { meta: MethodMetadata } {
   const run = (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
     const context: CallContext = {
@@ -159,8 +164,8 @@ function bindMethod(
     // rejection, and a plain (non-promise) return value is accepted. The handler runs in the
     // call's scope, so calls it makes inherit its deadline and cancellation.
     try {
-      const result = runInCallScope(info, () => fn.call(instance, request, context));
-      if (meta.stream && result !== null && typeof result === 'object' && Symbol.asyncIterator in result) {
+      const result = scopes ? runInCallScope(info, () => fn.call(instance, request, context)) : fn.call(instance, request, context);
+      if (scopes && meta.stream && result !== null && typeof result === 'object' && Symbol.asyncIterator in result) {
         return Promise.resolve(bindIterableToScope(result as AsyncIterable<unknown>, info));
       }
       return Promise.resolve(result);

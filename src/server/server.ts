@@ -54,6 +54,12 @@ export interface ServerOptions {
   /** Refuse calls beyond this many at once with RESOURCE_EXHAUSTED (the default `concurrency-limit` filter). */
   maxConcurrentCalls?: number;
   /**
+   * Whether calls made from a handler inherit the deadline and cancellation of the call it
+   * serves (AsyncLocalStorage; true by default). `false` is for a provider that makes no calls:
+   * on Node 20 the scopes cost about 10–15 % of unary throughput (docs/BENCHMARKS.md).
+   */
+  callScopes?: boolean;
+  /**
    * The provider's live load beyond what the framework counts itself (running calls): waiting
    * requests, uncached waiting tokens, KV use, tokens/s… Called every `loadIntervalMs`; the
    * result is published on the registry's load channel.
@@ -130,7 +136,7 @@ export interface RpcServer {
 
 const KNOWN_KEYS = [
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
-  'filters', 'token', 'maxConcurrentCalls', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
+  'filters', 'token', 'maxConcurrentCalls', 'callScopes', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
 ];
 
 /** Exports `options.services` and announces them to the registry. */
@@ -182,7 +188,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const names = transports.map((entry) => entry.transport.name);
   const twice = names.find((name, index) => names.indexOf(name) !== index);
   if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
-  const dispatcher = new Dispatcher(merged.services, serializers, filters, log);
+  const dispatcher = new Dispatcher(merged.services, serializers, filters, log, checkBool('callScopes', merged.callScopes, true));
   const registrySpec = merged.registry === undefined ? defaultRegistryUrl() : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.

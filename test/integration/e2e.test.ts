@@ -88,6 +88,21 @@ describe('serializer specifics', () => {
     expect(error.message).toMatch(/does not fit test\.AddRequest: a: number expected/);
   });
 
+  it('json refuses what it cannot carry faithfully, naming the path, before sending it', async () => {
+    const echo = await echoOver('json');
+    const before = (await echo.invocations())['echo'] ?? 0;
+    for (const [value, path] of [
+      [{ embedding: new Float32Array([0.5]) }, 'request.embedding'],
+      [{ scores: [1, Number.NaN] }, 'request.scores[1]'],
+      [{ counts: new Map([['a', 1]]) }, 'request.counts'],
+    ] as const) {
+      const error = (await rejection(echo.echo(value))) as RpcError;
+      expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(error.message).toContain(`cannot carry ${path}`);
+    }
+    expect((await echo.invocations())['echo'] ?? 0).toBe(before);
+  });
+
   it('protobuf answers UNIMPLEMENTED for a method missing from the .proto', async () => {
     const echo = await echoOver('protobuf');
     const error = (await rejection(echo.echo('x'))) as RpcError;

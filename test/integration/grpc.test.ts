@@ -313,7 +313,7 @@ describe('failover over gRPC', () => {
     });
     try {
       const echo = client.proxy<EchoApi>('test.Echo');
-      // 100 calls first: they earn the retry budget its 10 tokens (it starts empty by design).
+      // 100 calls first, so round robin has used both providers.
       for (let i = 0; i < 100; i++) await echo.add({ a: i, b: 0 });
       // Round robin went to both providers, each at its grpc port.
       const secondGrpc = (second.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;

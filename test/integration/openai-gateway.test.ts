@@ -276,10 +276,9 @@ describe('as library calls, with an engine that went away', () => {
       await startEngineWorker({ url: up.url, name: 'up', metricsUrl: false, server }),
       await startEngineWorker({ url: down.url, name: 'down', metricsUrl: false, server }),
     ];
-    // Round robin sends every other request to the dead engine's worker; the retry budget is
-    // off because it starts empty (a fresh client's first failures are not retried; tested in
-    // fault-tolerance.test.ts), and this is about the failover itself.
-    const front = await startGateway({ port: 0, loadbalance: 'round-robin', apiKey: 'sk-test', client: { registry, config: false, log: false, retryBudget: false } });
+    // Round robin sends every other request to the dead engine's worker: each is refused as
+    // never sent and retried on the other worker, from the fresh gateway's first request.
+    const front = await startGateway({ port: 0, loadbalance: 'round-robin', apiKey: 'sk-test', client: { registry, config: false, log: false } });
     try {
       // With apiKey set, a request without the key is refused and the key never echoed.
       const anonymous = await fetch(`${front.url}/v1/models`);

@@ -3,6 +3,7 @@ import { ProviderHealth } from '../../../src/cluster/provider-health.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { callOutcome } from '../../../src/client/outcome.js';
 import { applyMock, resolveMock } from '../../../src/client/mock.js';
+import { cluster, fakeCall } from '../../helpers/cluster.js';
 import { invocation } from '../../helpers/lb.js';
 
 const fail = (code: RpcCode = RpcCode.UNAVAILABLE) => () => Promise.reject(new RpcError(code, 'x'));
@@ -17,13 +18,16 @@ describe('circuit breakers', () => {
     await expect(health.run('a', ok)).rejects.toMatchObject({ code: RpcCode.UNAVAILABLE, details: { neverSent: true, breakerOpen: true } });
     await new Promise((resolve) => setTimeout(resolve, 130));
     expect(health.breakerState('a')).toBe('half-open');
+    expect(health.available('a')).toBe(true); // the probe is free to take
     let probes = 0;
     let release!: () => void;
     const probe = health.run('a', () => {
       probes++;
       return new Promise<string>((resolve) => (release = () => resolve('ok')));
     });
-    // While the probe runs, every other call is refused without reaching the provider.
+    // While the probe runs the provider is unavailable, and a call sent anyway is refused
+    // without reaching it.
+    expect(health.available('a')).toBe(false);
     await expect(health.run('a', () => {
       probes++;
       return ok();
@@ -32,6 +36,33 @@ describe('circuit breakers', () => {
     expect(await probe).toBe('ok');
     expect(probes).toBe(1);
     expect(health.breakerState('a')).toBe('closed');
+    health.close();
+  });
+
+  it('send the other calls elsewhere, without spending budget, while the half-open probe runs', async () => {
+    const health = new ProviderHealth({ errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 50, rollingWindowMs: 10_000, probeTimeoutMs: 1000 }, undefined);
+    const address = (port: number) => `10.0.0.1:${port}`;
+    for (let i = 0; i < 2; i++) await health.run(address(1), fail()).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 70));
+    expect(health.breakerState(address(1))).toBe('half-open');
+    let release!: () => void;
+    const reached: number[] = [];
+    const script = (provider: { port: number }) =>
+      health.run(address(provider.port), () => {
+        reached.push(provider.port);
+        return provider.port === 1 ? new Promise<string>((resolve) => (release = () => resolve('probe ok'))) : Promise.resolve(`ok from ${provider.port}`);
+      });
+    const available = (provider: { port: number }) => health.available(address(provider.port));
+    const probe = cluster('failover').invoke(fakeCall(3, script, { available }).call);
+    const others = Array.from({ length: 5 }, () => fakeCall(3, script, { available }));
+    const answers = await Promise.all(others.map(({ call }) => cluster('failover').invoke(call)));
+    expect(answers).toEqual(Array(5).fill('ok from 2'));
+    // Exactly one call reached the probing provider; no other was refused, so none retried.
+    expect(reached.filter((port) => port === 1)).toHaveLength(1);
+    expect(others.every(({ sent, call }) => sent.length === 1 && call.budget.retries === 0)).toBe(true);
+    release();
+    expect(await probe).toBe('probe ok');
+    expect(health.breakerState(address(1))).toBe('closed');
     health.close();
   });
 

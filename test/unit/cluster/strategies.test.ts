@@ -1,43 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { ClusterCall } from '../../../src/cluster/cluster.js';
+import { TRANSPARENT_RETRIES } from '../../../src/cluster/cluster.js';
 import { RetryBudget } from '../../../src/cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
-import type { ServiceInstance } from '../../../src/registry/registry.js';
-import { defaultExtensions } from '../../../src/spi/extensions.js';
-import { invocation, view } from '../../helpers/lb.js';
-
-type Script = (provider: ServiceInstance, attempt: number, signal: AbortSignal | undefined) => Promise<unknown>;
-
-/** A ClusterCall over `count` fake providers whose answers `script` decides; it records attempts. */
-function fakeCall(count: number, script: Script, options: { idempotent?: boolean; budget?: RetryBudget; deadline?: number; signal?: AbortSignal; retries?: number } = {}) {
-  const providers = Array.from({ length: count }, (_, i) => view(i + 1).instance);
-  const sent: Array<{ port: number; at: number }> = [];
-  const base = invocation();
-  const call: ClusterCall = {
-    invocation: { ...base, deadline: options.deadline, signal: options.signal },
-    providers,
-    idempotent: options.idempotent ?? true,
-    stream: false,
-    budget: options.budget ?? primed(),
-    retries: options.retries,
-    select: (excluded) => providers.find((provider) => !excluded?.has(provider)),
-    send: (provider, sendOptions) => {
-      sent.push({ port: provider.port, at: Date.now() });
-      return script(provider, sent.length, sendOptions?.signal);
-    },
-  };
-  return { call, sent };
-}
-
-/** A budget with tokens saved up, as after a while of normal traffic. */
-function primed(tokens = 10): RetryBudget {
-  const budget = new RetryBudget();
-  for (let i = 0; i < tokens * 10; i++) budget.deposit();
-  return budget;
-}
+import { cluster, fakeCall } from '../../helpers/cluster.js';
 
 const unavailable = (details: Record<string, unknown> = {}) => new RpcError(RpcCode.UNAVAILABLE, 'down', { details });
-const cluster = (spec: string | { type: string; options: Record<string, unknown> }) => defaultExtensions().cluster.create(spec);
 
 describe('failover', () => {
   it('retries on another provider and returns the first success', async () => {
@@ -89,8 +56,15 @@ describe('failover', () => {
     expect(sent).toHaveLength(2);
   });
 
-  it('keeps attempts / calls at most 1.1 with every provider failing (retry budget)', async () => {
-    const budget = new RetryBudget();
+  it('retries the first failure of a fresh client at once (the budget starts full)', async () => {
+    const { call, sent } = fakeCall(3, async (provider) => (provider.port === 1 ? Promise.reject(unavailable()) : 'ok'));
+    expect(await cluster({ type: 'failover', options: { baseMs: 0 } }).invoke(call)).toBe('ok');
+    expect(sent).toHaveLength(2);
+    expect(call.budget.retries).toBe(1);
+  });
+
+  it('stops retrying once failures drain the budget to half, whatever the number of providers', async () => {
+    const budget = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
     let attempts = 0;
     const calls = 2000;
     for (let i = 0; i < calls; i++) {
@@ -98,8 +72,38 @@ describe('failover', () => {
       await cluster({ type: 'failover', options: { baseMs: 0 } }).invoke(call).catch(() => {});
       attempts += sent.length;
     }
-    expect(attempts / calls).toBeLessThanOrEqual(1.1);
-    expect(attempts / calls).toBeGreaterThan(1.05);
+    // 10 tokens, retries while more than 5 remain: calls 1-2 retry 3 times in all, then none.
+    expect(attempts).toBe(calls + 3);
+    expect(budget.tokens).toBe(0);
+  });
+
+  it('retries never-sent attempts without spending the budget, a few per call', async () => {
+    const budget = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
+    for (let i = 0; i < 5; i++) budget.recordFailure(); // throttled: no paid retry allowed
+    // All of ten providers refusing: the first attempt and TRANSPARENT_RETRIES free retries, then
+    // the paid ones the throttle refuses.
+    const fleet = fakeCall(10, async () => Promise.reject(unavailable({ neverSent: true })), { budget });
+    await expect(cluster('failover').invoke(fleet.call)).rejects.toThrow(/down/);
+    expect(fleet.sent).toHaveLength(1 + TRANSPARENT_RETRIES);
+    expect(budget.refused).toBe(1);
+    const refused = fakeCall(3, async (provider) => (provider.port < 3 ? Promise.reject(unavailable({ neverSent: true })) : 'ok'), { idempotent: false, budget });
+    expect(await cluster('failover').invoke(refused.call)).toBe('ok');
+    expect(refused.sent).toHaveLength(3);
+    expect(budget.refused).toBe(1);
+    expect(budget.tokens).toBe(5.1);
+    // failfast makes the same free retries, and no other.
+    const single = fakeCall(10, async () => Promise.reject(unavailable({ neverSent: true })));
+    await expect(cluster('failfast').invoke(single.call)).rejects.toThrow(/down/);
+    expect(single.sent).toHaveLength(1 + TRANSPARENT_RETRIES);
+    // A refusal by an open breaker is not retried for free: the other breakers are likely open too.
+    const drained = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
+    for (let i = 0; i < 5; i++) drained.recordFailure();
+    const open = fakeCall(10, async () => Promise.reject(unavailable({ neverSent: true, breakerOpen: true })), { budget: drained });
+    await expect(cluster('failover').invoke(open.call)).rejects.toThrow(/down/);
+    expect(open.sent).toHaveLength(1);
+    const failed = fakeCall(10, async () => Promise.reject(unavailable()));
+    await expect(cluster('failfast').invoke(failed.call)).rejects.toThrow(/down/);
+    expect(failed.sent).toHaveLength(1);
   });
 
   it('rejects with CANCELLED, not the abort reason, when the caller aborts between attempts', async () => {
@@ -138,6 +142,37 @@ describe('forking (hedging)', () => {
     const { call, sent } = fakeCall(3, () => new Promise((resolve) => setTimeout(() => resolve('done'), 80)), { idempotent: false });
     expect(await cluster({ type: 'forking', options: { hedgeDelayMs: 10 } }).invoke(call)).toBe('done');
     expect(sent).toHaveLength(1);
+  });
+});
+
+describe('forking: safety and settling', () => {
+  it('settles when the first attempt fails fast and the budget refuses a second', async () => {
+    const budget = new RetryBudget({ ratio: 0.1, maxTokens: 10 });
+    for (let i = 0; i < 5; i++) budget.recordFailure();
+    const { call, sent } = fakeCall(3, async () => Promise.reject(unavailable()), { budget, deadline: Date.now() + 1000 });
+    const started = Date.now();
+    await expect(cluster({ type: 'forking', options: { hedgeDelayMs: 10 } }).invoke(call)).rejects.toThrow(/down/);
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('settles by the deadline even when no attempt ever answers', async () => {
+    const { call, sent } = fakeCall(3, () => new Promise(() => {}), { deadline: Date.now() + 100 });
+    await expect(cluster({ type: 'forking', options: { hedgeDelayMs: 20, forks: 3 } }).invoke(call)).rejects.toMatchObject({ code: RpcCode.DEADLINE_EXCEEDED });
+    expect(sent).toHaveLength(3);
+    expect(sent.every((attempt) => attempt.signal?.aborted)).toBe(true);
+  });
+
+  it('retries a non-idempotent call only when its attempt never reached a provider', async () => {
+    const refused = fakeCall(3, async (provider) => (provider.port === 1 ? Promise.reject(unavailable({ neverSent: true })) : 'ok'), { idempotent: false });
+    expect(await cluster({ type: 'forking', options: { hedgeDelayMs: 10 } }).invoke(refused.call)).toBe('ok');
+    expect(refused.sent).toHaveLength(2);
+    const lost = fakeCall(3, async () => Promise.reject(unavailable({ maybeExecuted: true })), { idempotent: false });
+    await expect(cluster({ type: 'forking', options: { hedgeDelayMs: 10 } }).invoke(lost.call)).rejects.toThrow(/down/);
+    expect(lost.sent).toHaveLength(1);
+    const invalid = fakeCall(3, async () => Promise.reject(new RpcError(RpcCode.INVALID_ARGUMENT, 'bad')));
+    await expect(cluster({ type: 'forking', options: { hedgeDelayMs: 10 } }).invoke(invalid.call)).rejects.toThrow(/bad/);
+    expect(invalid.sent).toHaveLength(1);
   });
 });
 

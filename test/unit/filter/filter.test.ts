@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { buildFilters, composeFilters, type Filter, type FilterInvocation } from '../../../src/filter/filter.js';
 import { TOKEN_META } from '../../../src/filter/token.js';
+import { RetryAfterEstimator } from '../../../src/filter/retry-after.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 
 const invocation = (side: 'consumer' | 'provider', metadata: Record<string, string> = {}): FilterInvocation => ({
@@ -70,18 +71,50 @@ describe('token filter', () => {
 
 describe('concurrency-limit filter', () => {
   it('refuses calls over the limit with RESOURCE_EXHAUSTED and a retry hint, and frees slots', async () => {
-    const limit = defaultExtensions().filter.create({ type: 'concurrency-limit', options: { max: 2, retryAfterMs: 50 } });
+    const limit = defaultExtensions().filter.create({ type: 'concurrency-limit', options: { max: 2 } });
     const gates: Array<() => void> = [];
     const slow = () => new Promise((resolve) => gates.push(() => resolve('done')));
     const first = limit.invoke(invocation('provider'), slow);
     const second = limit.invoke(invocation('provider'), slow);
     const third = (await limit.invoke(invocation('provider'), slow).catch((e: unknown) => e)) as RpcError;
     expect(third.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
-    expect(third.retryAfterMs).toBe(50);
+    // Nothing completed yet: 100 ms assumed per call over 2 slots, jittered by ±50 %.
+    expect(third.retryAfterMs).toBeGreaterThanOrEqual(25);
+    expect(third.retryAfterMs).toBeLessThanOrEqual(75);
     expect(third.message).toMatch(/limit of 2 concurrent calls/);
     gates.forEach((open) => open());
     await Promise.all([first, second]);
     await expect(limit.invoke(invocation('provider'), async () => 'again')).resolves.toBe('again');
+  });
+});
+
+describe('retry-after estimator', () => {
+  const bounds = { initialServiceMs: 100, minMs: 5, maxMs: 10_000 };
+
+  it('hints the time a slot frees, later for callers further back in line', () => {
+    const estimator = new RetryAfterEstimator(bounds, () => 0.5); // no jitter
+    expect(estimator.refused(4)).toBe(25);
+    expect(estimator.refused(4)).toBe(50);
+    estimator.completed(100);
+    expect(estimator.refused(4)).toBe(25);
+  });
+
+  it('follows the service rate of completed calls', () => {
+    const estimator = new RetryAfterEstimator(bounds, () => 0.5);
+    for (let i = 0; i < 200; i++) estimator.completed(400);
+    expect(estimator.serviceMs).toBeCloseTo(400, 0);
+    expect(estimator.refused(4)).toBe(100);
+    for (let i = 0; i < 200; i++) estimator.completed(20);
+    expect(estimator.refused(4)).toBe(5);
+  });
+
+  it('stays within its bounds and spreads callers refused together', () => {
+    const slow = new RetryAfterEstimator(bounds, () => 0.5);
+    for (let i = 0; i < 500; i++) slow.completed(1_000_000);
+    expect(slow.refused(1)).toBe(10_000);
+    expect(new RetryAfterEstimator({ ...bounds, initialServiceMs: 0 }, () => 0.5).refused(8)).toBe(5);
+    expect(new RetryAfterEstimator(bounds, () => 0).refused(1)).toBe(50);
+    expect(new RetryAfterEstimator(bounds, () => 0.999).refused(1)).toBe(150);
   });
 });
 

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { RpcCode } from '../../../src/errors/errors.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import { createProtobufSerializer } from '../../../src/serializer/protobuf.js';
@@ -40,6 +41,41 @@ describe('json serializer', () => {
   it('throws on bytes that are not UTF-8 JSON', () => {
     expect(() => json.decode(Buffer.from('{nope'), request)).toThrow();
     expect(() => json.decode(Buffer.from([0x22, 0xff, 0x22]), request)).toThrow();
+  });
+  it('refuses what JSON cannot carry faithfully with INVALID_ARGUMENT naming its path', () => {
+    const cycle: Record<string, unknown> = { name: 'loop' };
+    cycle['self'] = cycle;
+    const deep: unknown = Array.from({ length: 70 }).reduce<unknown>((inner) => [inner], 1);
+    const cases: Array<[unknown, RegExp]> = [
+      [{ embedding: new Float32Array([0.5]) }, /cannot carry request\.embedding: it is a Float32Array/],
+      [{ xs: [1, Number.NaN] }, /request\.xs\[1\]: it is NaN/],
+      [{ a: { b: Number.POSITIVE_INFINITY } }, /request\.a\.b: it is Infinity/],
+      [{ big: 10n }, /request\.big: it is a BigInt/],
+      [{ 'odd key': new Map() }, /request\["odd key"\]: it is a Map/],
+      [[new Set([1])], /request\[0\]: it is a Set/],
+      [{ at: new Date(0) }, /request\.at: it is a Date .*declare `dates: true`/],
+      [Buffer.from('hi'), /request: it is a Buffer/],
+      [{ f: () => 1 }, /request\.f: it is a function/],
+      [[1, undefined], /request\[1\]: it is undefined in an array/],
+      [cycle, /request\.self: it is a reference to one of its own ancestors/],
+      [deep, /nested deeper than 64 levels/],
+    ];
+    for (const [value, message] of cases) {
+      let thrown: unknown;
+      try {
+        json.encode(value, request);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, String(message)).toMatchObject({ code: RpcCode.INVALID_ARGUMENT, message: expect.stringMatching(message) });
+    }
+    expect(() => json.encode(-Number.MAX_VALUE, response)).not.toThrow();
+    expect(json.decode(json.encode({ kept: 1, dropped: undefined, nested: [{ ok: null }] }, response), response)).toEqual({ kept: 1, nested: [{ ok: null }] });
+  });
+  it('sends Dates as ISO strings when declared', () => {
+    const dated = createJsonSerializer({ dates: true });
+    expect(dated.decode(dated.encode({ at: new Date(0) }, request), request)).toEqual({ at: '1970-01-01T00:00:00.000Z' });
+    expect(() => createJsonSerializer({ dates: 'yes' })).toThrow(/json serializer option dates: "yes" \(allowed: true or false\)/);
   });
 });
 

@@ -3,6 +3,7 @@ import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { SerializerSet } from '../../../src/serializer/serializer.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
+import { currentCallScope } from '../../../src/server/call-scope.js';
 import { Dispatcher } from '../../../src/server/dispatcher.js';
 import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
 import { EchoService } from '../../fixtures/services.js';
@@ -19,6 +20,21 @@ describe('Dispatcher', () => {
     const signal = new AbortController().signal;
     const result = await (resolved as Exclude<typeof resolved, RpcError>).invoke({ a: 2, b: 3 }, { signal, deadline: undefined, meta: {}, peer: { address: '127.0.0.1', port: 1 } });
     expect(result).toEqual({ sum: 5 });
+  });
+
+  it('runs handlers in their call scope, across awaits, unless scopes are declared off', async () => {
+    @RpcService({ name: 'scoped' })
+    class Scoped {
+      @RpcMethod()
+      async deadline(): Promise<number | undefined> {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        return currentCallScope()?.deadline;
+      }
+    }
+    const info = { signal: new AbortController().signal, deadline: 12_345, meta: {}, peer: { address: '127.0.0.1', port: 1 } };
+    const run = (dispatcher: Dispatcher) => (dispatcher.resolve(head('deadline', 'scoped', '')) as Exclude<ReturnType<Dispatcher['resolve']>, RpcError>).invoke(undefined, info);
+    expect(await run(new Dispatcher([new Scoped()], serializers))).toBe(12_345);
+    expect(await run(new Dispatcher([new Scoped()], serializers, [], undefined, false))).toBeUndefined();
   });
 
   // The dispatch-security table of issue 2: every one of these names must miss.

@@ -1,0 +1,83 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
+
+/** What the json serializer may be told to accept beyond plain JSON values. */
+export interface JsonCheckOptions {
+  /** Dates travel as ISO-8601 strings (and arrive as strings): only when declared. */
+  readonly dates: boolean;
+  /** Deepest nesting of arrays and objects (the decoder's own limit, so the peer would refuse more). */
+  readonly maxDepth: number;
+}
+
+/** Prototypes whose objects JSON would turn into something else; named in the error. */
+const REFUSED: ReadonlyArray<readonly [abstract new (...args: never[]) => unknown, string]> = [
+  [Map, 'a Map (JSON makes it {})'],
+  [Set, 'a Set (JSON makes it {})'],
+  [WeakMap, 'a WeakMap'],
+  [WeakSet, 'a WeakSet'],
+  [ArrayBuffer, 'an ArrayBuffer (JSON makes it {})'],
+  [DataView, 'a DataView (JSON makes it {})'],
+  [RegExp, 'a RegExp (JSON makes it {})'],
+  [Error, 'an Error (JSON makes it {})'],
+  [Promise, 'a Promise'],
+];
+
+/**
+ * Refuses a value JSON cannot carry faithfully, before it is encoded: non-finite numbers (JSON
+ * makes them null), bigints, functions and symbols, `undefined` inside an array (null),
+ * typed arrays and Buffers ({"0":…} or {type, data}), Map, Set, RegExp, Error, Dates unless
+ * declared (they arrive as strings), objects with their own `toJSON`, cycles, and nesting past
+ * `maxDepth`. Throws INVALID_ARGUMENT naming the path of the first bad value
+ * (`request.messages[2].embedding`) and what it is. `undefined` object properties are left out,
+ * as JSON does: reading them on the other side still gives undefined.
+ */
+export function checkJsonValue(value: unknown, root: string, options: JsonCheckOptions): void {
+  walk(value, root, 0, [], options);
+}
+
+function walk(value: unknown, path: string, depth: number, ancestors: object[], options: JsonCheckOptions): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) refuse(path, `${String(value)} (JSON has no value for it)`);
+      return;
+    case 'bigint':
+      return refuse(path, 'a BigInt (JSON has no integer type beyond 2^53)');
+    case 'function':
+    case 'symbol':
+      return refuse(path, `a ${typeof value}`);
+    case 'undefined':
+      return;
+  }
+  if (value === null) return;
+  const object = value as object;
+  if (ArrayBuffer.isView(object)) refuse(path, `a ${object.constructor.name} (JSON makes it an object of indices)`);
+  if (object instanceof Date) {
+    if (!options.dates) refuse(path, 'a Date (it would arrive as a string; declare `dates: true` on the json serializer to send it as one)');
+    return;
+  }
+  for (const [type, what] of REFUSED) if (object instanceof type) refuse(path, what);
+  if (typeof (object as { toJSON?: unknown }).toJSON === 'function') refuse(path, 'an object with its own toJSON');
+  if (depth >= options.maxDepth) refuse(path, `nested deeper than ${options.maxDepth} levels`);
+  if (ancestors.includes(object)) refuse(path, 'a reference to one of its own ancestors (a cycle)');
+  ancestors.push(object);
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) {
+      const item: unknown = object[i];
+      if (item === undefined) refuse(`${path}[${i}]`, 'undefined in an array (JSON makes it null)');
+      walk(item, `${path}[${i}]`, depth + 1, ancestors, options);
+    }
+  } else {
+    for (const key of Object.keys(object)) walk((object as Record<string, unknown>)[key], member(path, key), depth + 1, ancestors, options);
+  }
+  ancestors.pop();
+}
+
+function member(path: string, key: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+}
+
+function refuse(path: string, what: string): never {
+  throw new RpcError(RpcCode.INVALID_ARGUMENT, `the json serializer cannot carry ${path}: it is ${what}`, { details: { path } });
+}
