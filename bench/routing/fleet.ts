@@ -38,10 +38,11 @@ export function engineFor(spec: WorkerSpec, clock: Clock): SimEngine {
 /**
  * The registry record of worker `index`, as the engine worker publishes it: slots, speeds and
  * KV size in the metadata, a concurrency cap of 4 x slots (calls beyond the batch queue in the
- * engine), and the live load stamped `now` on the clock the consumers read. `weight` is 100,
- * or 10 x slots for a slot-weighted round-robin.
+ * engine), and the live load stamped `now` on the clock the consumers read, with the summary
+ * of its prefix cache unless `publishCache` is false. `weight` is 100, or 10 x slots for a
+ * slot-weighted round-robin.
  */
-export function recordOf(index: number, engine: SimEngine, inFlight: number, now: number, slotWeighted: boolean): ServiceInstance {
+export function recordOf(index: number, engine: SimEngine, inFlight: number, now: number, slotWeighted: boolean, publishCache = true): ServiceInstance {
   const load = engine.load();
   const config = engine.config;
   return {
@@ -58,6 +59,7 @@ export function recordOf(index: number, engine: SimEngine, inFlight: number, now
     load: {
       timestamp: now, receivedAt: now, running: load.running, waiting: load.waiting + Math.max(0, inFlight - load.running - load.waiting),
       waitingUncachedTokens: load.waitingUncachedTokens, kvUsage: load.kvUsage, tokensPerSecond: load.tokensPerSecond, draining: false,
+      ...(publishCache ? { cachedPrefixes: load.cachedPrefixes } : {}),
     },
   };
 }

@@ -37,6 +37,8 @@ export interface SimulateOptions {
   readonly clock?: Clock;
   /** Workers answer with their load attached (piggybacked), not only on the registry's 500 ms channel. */
   readonly piggyback?: boolean;
+  /** Workers publish the summary of their prefix cache with their load (true by default). */
+  readonly publishCache?: boolean;
   /** The prompts' KV block hashes (memoised by the caller across runs of one workload). */
   readonly blocks?: (prompt: string) => readonly number[];
 }
@@ -77,7 +79,7 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
 
   const publish = (consumer: (typeof consumers)[number], i: number): void => {
     const view = consumer.views[i]!;
-    view.instance = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted);
+    view.instance = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache);
     view.stats.observeLoad(view.instance.load);
   };
   const refresh = async (): Promise<void> => {
@@ -112,7 +114,7 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     inFlight[chosen]!--;
     const ended = clock.now();
     view.stats.end(tokens, ended - began, ended);
-    if (options.piggyback === true) publishTo(view, recordOf(chosen, engines[chosen]!, inFlight[chosen]!, ended, consumer.slotWeighted));
+    if (options.piggyback === true) publishTo(view, recordOf(chosen, engines[chosen]!, inFlight[chosen]!, ended, consumer.slotWeighted, options.publishCache));
     balancer.observe?.({ invocation, address: view.address, firstAnswerMs: usage.first, totalMs: ended - began });
     result.promptTokens += usage.promptTokens;
     result.cachedTokens += usage.cachedTokens;

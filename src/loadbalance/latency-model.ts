@@ -51,6 +51,8 @@ export interface Prediction {
   readonly itlMs: number;
   /** Requests ahead of it (running and queued). */
   readonly ahead: number;
+  /** Its own prefill, ms: the stall it puts on every sequence decoding there. */
+  readonly ownPrefillMs: number;
 }
 
 /** What the predictor needs to know about the call and the worker's recent past. */
@@ -83,11 +85,12 @@ export function predict(view: ProviderView, input: PredictionInput, now: number,
   const queued = Math.max(0, ahead + 1 - profile.slots);
   const drainMs = (queued * input.serviceMs) / profile.slots;
   const uncached = Math.max(0, input.promptTokens - input.cachedTokens);
-  const prefillMs = ((load.uncachedTokens + uncached) / profile.prefillTokensPerSecond) * 1000;
+  const ownPrefillMs = (uncached / profile.prefillTokensPerSecond) * 1000;
+  const prefillMs = (load.uncachedTokens / profile.prefillTokensPerSecond) * 1000 + ownPrefillMs;
   const step = stepMs(profile, ahead + 1);
   const ttftMs = drainMs + prefillMs + profile.prefillOverheadMs + step;
   // Prefill of the work queued there and of the calls that will arrive while this one decodes,
   // spread over its decode; the queued prefill is what is known now.
   const itlMs = step + ((load.uncachedTokens / profile.prefillTokensPerSecond) * 1000 * step) / Math.max(step, input.serviceMs);
-  return { ttftMs, itlMs, ahead };
+  return { ttftMs, itlMs, ahead, ownPrefillMs };
 }

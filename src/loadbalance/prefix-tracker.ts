@@ -1,7 +1,9 @@
 import { checkInt, invalidOption } from '../common/validate.js';
 import type { ExtensionOptions } from '../spi/extension-registry.js';
 import type { Invocation } from '../transport/transport.js';
+import { summaryMatch } from './cache-summary.js';
 import { prefixBlockHashes } from './hash.js';
+import { freshestLoad } from './load-score.js';
 import type { ProviderView } from './loadbalance.js';
 import { PrefixIndex } from './prefix-index.js';
 
@@ -15,7 +17,9 @@ export const PREFIX_KEYS: readonly string[] = ['blockChars', 'maxBlocks', 'defau
  * The cache-aware balancers' shared machinery: cuts a call's routing key (its prompt) into
  * block-chained hashes (hash.ts) and keeps a {@link PrefixIndex} of the blocks recently routed
  * to each provider, bounded by the provider's advertised `kvCapacityTokens` (else
- * `defaultCapacityBlocks`) — a guess at what its KV cache still holds.
+ * `defaultCapacityBlocks`) — a guess at what its KV cache still holds — and merges that guess
+ * with what the provider itself says it holds (`LoadSnapshot.cachedPrefixes`, a compact summary,
+ * cache-summary.ts), so consumers in front of one fleet agree about where a prefix lives.
  */
 export class PrefixTracker {
   readonly blockChars: number;
@@ -38,6 +42,8 @@ export class PrefixTracker {
   readonly #lastSeen = new Map<string, number>();
   #nextMark = 0;
   #nextPrune = 0;
+  /** Published summaries as sets, made once per summary received (not per call). */
+  readonly #summaries = new WeakMap<readonly number[], ReadonlySet<number>>();
 
   constructor(blockChars: number, maxBlocks: number, defaultCapacityBlocks: number) {
     this.blockChars = blockChars;
@@ -66,9 +72,20 @@ export class PrefixTracker {
     return this.#lastHashes;
   }
 
-  /** How many leading blocks of `hashes` `provider` probably holds. */
+  /**
+   * How many leading blocks of `hashes` `provider` probably holds: the longer of this
+   * consumer's own guess and the provider's published summary.
+   */
   matched(provider: ProviderView, hashes: readonly number[]): number {
-    return this.index.matchOne(provider.address, hashes);
+    const guessed = this.index.matchOne(provider.address, hashes);
+    const summary = freshestLoad(provider)?.cachedPrefixes;
+    if (summary === undefined || summary.length === 0 || guessed === hashes.length) return guessed;
+    let held = this.#summaries.get(summary);
+    if (held === undefined) {
+      held = new Set(summary);
+      this.#summaries.set(summary, held);
+    }
+    return Math.max(guessed, summaryMatch(hashes, held));
   }
 
   /** Records that `provider` now holds the call's prompt. */

@@ -18,9 +18,16 @@ export const TYPE_NAME = 'slo';
  * there plus its uncached prompt tokens at the worker's prefill rate (latency-model.ts) — from
  * the worker's advertised capacity (slots, prefill and decode speed, KV size), its freshest load
  * with this consumer's in-flight work counted at the moment of the pick, and the prefix the
- * worker probably holds (prefix-tracker.ts). It takes the lowest predicted TTFT, plus a penalty
- * when the predicted inter-token gap exceeds `itlSloMs`: `ttftSloMs` x the relative excess —
- * missing the gap SLO costs as much as missing the TTFT SLO by the same share.
+ * worker probably holds (prefix-tracker.ts). It takes the lowest cost:
+ *
+ *     cost = predicted TTFT
+ *          + sequences decoding there x its own prefill time    (the stall it puts on them)
+ *          + ttftSloMs x relative excess of the predicted inter-token gap over itlSloMs
+ *
+ * The second term is the latency the call costs others: a prefill stops every running
+ * sequence's next token for as long, so a cache miss on a busy worker is expensive even when
+ * its own TTFT would look fine; it is what keeps hit rates near an oracle's under load. The
+ * third makes missing the gap SLO cost as much as missing the TTFT SLO by the same share.
  *
  * There is no spill threshold: a cached prefix wins exactly while the queue in front of it
  * drains faster than another worker prefills the whole prompt, and a larger worker draws more
@@ -58,7 +65,9 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       const serviceMs = learning.serviceMs(provider.address) ?? stepMs(profile, profile.slots) * PRIOR_OUTPUT_TOKENS;
       const raw = predict(provider, { promptTokens, cachedTokens, serviceMs }, now, scoring);
       const ttft = raw.ttftMs * learning.correction(provider.address);
-      const cost = ttft + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
+      // Its prefill stalls every sequence decoding there for as long: latency it costs others.
+      const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
+      const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
       if (cost < bestCost) {
         best = [provider];
         bestCost = cost;

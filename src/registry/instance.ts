@@ -73,6 +73,19 @@ export interface LoadSnapshot {
   readonly draining: boolean;
   /** Prefix-cache hit rate, 0..1, when the provider knows it. */
   readonly cacheHitRate?: number;
+  /**
+   * What the provider's prefix cache holds, as a compact summary (loadbalance/cache-summary.ts):
+   * chain hashes of cached prefixes at landmark lengths, most recently used first, at most
+   * {@link MAX_CACHE_SUMMARY}. Absent when the provider does not know or does not say.
+   */
+  readonly cachedPrefixes?: readonly number[];
+}
+
+/** Most entries of `LoadSnapshot.cachedPrefixes` a provider publishes and a consumer accepts. */
+export const MAX_CACHE_SUMMARY = 2048;
+
+function isCacheSummary(value: unknown): value is readonly number[] {
+  return Array.isArray(value) && value.length <= MAX_CACHE_SUMMARY && value.every((hash) => Number.isInteger(hash) && hash >= 0 && hash < 0x40000000);
 }
 
 /** Checks a load snapshot from the wire or a file; returns it, or undefined when malformed. */
@@ -91,7 +104,10 @@ export function parseLoad(value: unknown): LoadSnapshot | undefined {
     tokensPerSecond: load['tokensPerSecond'] as number,
     draining: load['draining'] as boolean,
   };
-  return typeof load['cacheHitRate'] === 'number' ? { ...snapshot, cacheHitRate: load['cacheHitRate'] } : snapshot;
+  // Optional fields are kept only when well-formed; a bad one is dropped, not the snapshot.
+  const hitRate = typeof load['cacheHitRate'] === 'number' && Number.isFinite(load['cacheHitRate']) ? { cacheHitRate: load['cacheHitRate'] } : {};
+  const summary = isCacheSummary(load['cachedPrefixes']) ? { cachedPrefixes: load['cachedPrefixes'] } : {};
+  return { ...snapshot, ...hitRate, ...summary };
 }
 
 /** Checks a service record read from a registry; returns it, or undefined when malformed. */

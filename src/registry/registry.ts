@@ -9,6 +9,7 @@ export {
   instanceAddress,
   instanceKey,
   matchesQuery,
+  MAX_CACHE_SUMMARY,
   parseInstance,
   parseLoad,
   type Endpoint,
