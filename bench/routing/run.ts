@@ -4,6 +4,7 @@ import { prefixBlockHashes } from '../../src/loadbalance/hash.js';
 import { realClock } from '../../src/sim/sim.js';
 import { numberOption } from '../common/common.js';
 import { chart } from './chart.js';
+import { demoCheck } from './demo-check.js';
 import { FLEETS, type FleetName } from './fleet.js';
 import { mustShow, type CaseResult } from './must-show.js';
 import { SLO, simulate, type SimulateOptions } from './simulate.js';
@@ -16,7 +17,8 @@ import { atRate, blockHasher, oracleHitRate, workload, type WorkItem, type Workl
  * round-robin's saturation (the highest offered load at which it keeps 90 % of requests within
  * the SLO), then sweeps the offered load from 0.5x to 1.5x of it under every policy, with one
  * consumer; then 4 independent consumers at 1.0x and 1.3x; then a real-clock run of a small
- * case against its virtual-clock prediction. Workers publish their load and a summary of their
+ * case against its virtual-clock prediction, and the demo (real worker processes, real client)
+ * against its virtual-clock replay (demo-check.ts). Workers publish their load and a summary of their
  * prefix cache on the registry's channel every 500 ms (nothing piggybacked on answers: the tcp
  * transport does not carry it yet). Options: --requests N (300 per run), --seeds N (1; the
  * figures in docs/BENCHMARKS.md use 3). Writes docs/routing-<workload>-<fleet>.svg.
@@ -121,5 +123,6 @@ lines.push(
     `(${apart(median(realRun.ttft), median(virtualRun.ttft))} apart); TTFT p99 ${p99(realRun).toFixed(0)} ms real, ${p99(virtualRun).toFixed(0)} ms virtual (${apart(p99(realRun), p99(virtualRun))} apart); ` +
     `cache hit ${(hit(realRun) * 100).toFixed(1)} % real, ${(hit(virtualRun) * 100).toFixed(1)} % virtual (${apart(hit(realRun), hit(virtualRun))} apart).`,
 );
+lines.push('', ...(await demoCheck('slo', seeds)));
 lines.push(`\nWall time ${((performance.now() - started) / 1000).toFixed(0)} s.`);
 console.log(lines.join('\n'));

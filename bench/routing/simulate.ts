@@ -39,6 +39,13 @@ export interface SimulateOptions {
   readonly piggyback?: boolean;
   /** Workers publish the summary of their prefix cache with their load (true by default). */
   readonly publishCache?: boolean;
+  /**
+   * Closed loop instead of timed arrivals: this many lanes, each taking the next session and
+   * running its items one after another (as the demo's consumer does).
+   */
+  readonly concurrency?: number;
+  /** How often the registry delivers load, ms (500 by default). */
+  readonly loadIntervalMs?: number;
   /** The prompts' KV block hashes (memoised by the caller across runs of one workload). */
   readonly blocks?: (prompt: string) => readonly number[];
 }
@@ -84,7 +91,7 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
   };
   const refresh = async (): Promise<void> => {
     while (!done) {
-      await clock.sleep(500);
+      await clock.sleep(options.loadIntervalMs ?? 500);
       for (const consumer of consumers) for (let i = 0; i < engines.length; i++) publish(consumer, i);
     }
   };
@@ -125,23 +132,42 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     if (usage.first <= SLO.ttftMs && usage.meanGap <= SLO.itlMs) result.good++;
   };
 
-  const requests: Promise<void>[] = [];
-  const driver = (async () => {
-    for (let n = 0; n < items.length; n++) {
-      const item = items[n]!;
-      const wait = start + item.at - clock.now();
-      if (wait > 0) await clock.sleep(wait);
-      requests.push(serve(item, consumers[n % consumers.length]!));
-    }
-    await Promise.all(requests);
+  const driver = (options.concurrency === undefined ? openLoop(items, clock, start, serve, consumers) : closedLoop(items, options.concurrency, serve, consumers)).then(() => {
     done = true;
-  })();
+  });
   const refreshing = refresh();
   if (virtual !== undefined) await virtual.run();
   await driver;
   await refreshing;
   result.durationMs = clock.now() - start;
   return result;
+}
+
+/** Issues each item at its arrival time, consumers in turn; resolves when all are served. */
+async function openLoop<C>(items: readonly WorkItem[], clock: Clock, start: number, serve: (item: WorkItem, consumer: C) => Promise<void>, consumers: readonly C[]): Promise<void> {
+  const requests: Promise<void>[] = [];
+  for (let n = 0; n < items.length; n++) {
+    const item = items[n]!;
+    const wait = start + item.at - clock.now();
+    if (wait > 0) await clock.sleep(wait);
+    requests.push(serve(item, consumers[n % consumers.length]!));
+  }
+  await Promise.all(requests);
+}
+
+/** `concurrency` lanes, each running whole sessions (their items in order), consumers in turn. */
+async function closedLoop<C>(items: readonly WorkItem[], concurrency: number, serve: (item: WorkItem, consumer: C) => Promise<void>, consumers: readonly C[]): Promise<void> {
+  const sessions = new Map<number, WorkItem[]>();
+  for (const item of items) sessions.set(item.session ?? 0, [...(sessions.get(item.session ?? 0) ?? []), item]);
+  const queue = [...sessions.values()];
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let session = queue.shift(); session !== undefined; session = queue.shift()) {
+        for (const item of session) await serve(item, consumers[n++ % consumers.length]!);
+      }
+    }),
+  );
 }
 
 /** A worker's answer carrying its load: the consumer keeps it as its freshest signal. */

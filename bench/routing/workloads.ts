@@ -4,10 +4,12 @@
  */
 
 export interface WorkItem {
-  /** Arrival time, ms of virtual time. */
+  /** Arrival time, ms of virtual time (ignored by a closed-loop run). */
   at: number;
   prompt: string;
   maxTokens: number;
+  /** A closed-loop run's session (a user): its items run in order, one at a time. */
+  session?: number;
 }
 
 /** The same requests (drawn at 1/s) arriving `ratePerSecond` times as fast: one Poisson draw, every load. */
