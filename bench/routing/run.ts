@@ -20,10 +20,11 @@ import { atRate, blockHasher, oracleHitRate, workload, type WorkItem, type Workl
  * case against its virtual-clock prediction, and the demo (real worker processes, real client)
  * against its virtual-clock replay (demo-check.ts). Workers publish their load and a summary of their
  * prefix cache on the registry's channel every 500 ms (nothing piggybacked on answers: the tcp
- * transport does not carry it yet). Options: --requests N (300 per run), --seeds N (1; the
- * figures in docs/BENCHMARKS.md use 3). Writes docs/routing-<workload>-<fleet>.svg.
+ * transport does not carry it yet). Options: --requests N (200 per run), --seeds N (1); the
+ * figures in docs/BENCHMARKS.md use --requests 300 --seeds 3. Writes
+ * docs/routing-<workload>-<fleet>.svg.
  */
-const requests = numberOption('requests', 300);
+const requests = numberOption('requests', 200);
 const seeds = numberOption('seeds', 1);
 const POLICIES = ['round-robin', 'weighted-round-robin', 'least-active', 'p2c', 'prefix-affinity', 'slo'];
 const LOADS = [0.5, 0.75, 1, 1.15, 1.3, 1.5];
@@ -62,7 +63,7 @@ for (const { name, fleet } of CASES) {
   const specs = FLEETS[fleet];
   const blocks = blockHasher(hashBlocks);
   const bySeed = Array.from({ length: seeds }, (_, s) => workload(name, s + 1, requests));
-  const sat = await saturation(bySeed[0]!.slice(0, 300), { fleet: specs, blocks });
+  const sat = await saturation(bySeed[0]!, { fleet: specs, blocks });
   const oracle = median(bySeed.map((items) => oracleHitRate(items, blocks)));
   log(`${name} on ${fleet}: round-robin saturates at ${sat.toFixed(2)} req/s; oracle hit rate ${(oracle * 100).toFixed(0)} %`);
   lines.push(`\n### ${name}, ${fleet} fleet — round-robin saturates at ${sat.toFixed(2)} req/s; oracle cache hit ${(oracle * 100).toFixed(0)} %\n`);
