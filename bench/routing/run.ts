@@ -1,127 +1,129 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { prefixBlockHashes } from '../../src/loadbalance/hash.js';
 import { realClock } from '../../src/sim/sim.js';
 import { numberOption } from '../common/common.js';
-import { SLO, simulate, type RunResult } from './simulate.js';
-import { workload, type WorkloadName } from './workloads.js';
+import { chart } from './chart.js';
+import { demoCheck } from './demo-check.js';
+import { FLEETS, type FleetName } from './fleet.js';
+import { mustShow, type CaseResult } from './must-show.js';
+import { SLO, simulate, type SimulateOptions } from './simulate.js';
+import { median, percentile, summarise, type Summary } from './summary.js';
+import { atRate, blockHasher, oracleHitRate, workload, type WorkItem, type WorkloadName } from './workloads.js';
 
 /*
- * bench:routing — the load-balancing policies on simulated GPU workers (8 workers, 8 slots,
- * 200k KV tokens each), on the virtual clock: the same seeded workloads under every policy, at
- * several offered loads, 3 seeds each. Then a real-clock run of a small case, to check that
- * the virtual clock tells the truth (TTFT p50 within 15 %). Options: --requests N (600 per run),
- * --seeds N (3). Writes docs/routing-b2b.svg.
+ * bench:routing — the load-balancing policies on simulated GPU workers, on the virtual clock,
+ * seeded (the same inputs give the same figures). For each workload and fleet it finds
+ * round-robin's saturation (the highest offered load at which it keeps 90 % of requests within
+ * the SLO), then sweeps the offered load from 0.5x to 1.5x of it under every policy, with one
+ * consumer; then 4 independent consumers at 1.0x and 1.3x; then a real-clock run of a small
+ * case against its virtual-clock prediction, and the demo (real worker processes, real client)
+ * against its virtual-clock replay (demo-check.ts). Workers publish their load and a summary of their
+ * prefix cache on the registry's channel every 500 ms (nothing piggybacked on answers: the tcp
+ * transport does not carry it yet). Options: --requests N (200 per run), --seeds N (1); the
+ * figures in docs/BENCHMARKS.md use --requests 300 --seeds 3. Writes
+ * docs/routing-<workload>-<fleet>.svg.
  */
-const requests = numberOption('requests', 600);
-const seeds = numberOption('seeds', 3);
-const policies = ['random', 'round-robin', 'least-active', 'p2c', 'consistent-hash', 'prefix-affinity'];
-const loads: Record<WorkloadName, number[]> = { b2b: [8, 16, 24], 'multi-turn': [20, 40, 60], unique: [8, 16, 24] };
+const requests = numberOption('requests', 200);
+const seeds = numberOption('seeds', 1);
+const POLICIES = ['round-robin', 'weighted-round-robin', 'least-active', 'p2c', 'prefix-affinity', 'slo'];
+const LOADS = [0.5, 0.75, 1, 1.15, 1.3, 1.5];
+const CASES: Array<{ name: WorkloadName; fleet: FleetName }> = [
+  { name: 'b2b', fleet: 'uniform' },
+  { name: 'multi-turn', fleet: 'uniform' },
+  { name: 'b2b', fleet: 'mixed' },
+  { name: 'multi-turn', fleet: 'mixed' },
+  { name: 'hot', fleet: 'mixed' },
+  { name: 'unique', fleet: 'mixed' },
+];
+const hashBlocks = (prompt: string): number[] => prefixBlockHashes(prompt, 64, 4096);
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-interface Summary {
-  ttft50: number;
-  ttft90: number;
-  ttft99: number;
-  itl50: number;
-  itl99: number;
-  tokensPerSecond: number;
-  goodput: number;
-  goodputs: number[];
-  success: number;
-  shed: number;
-  hit: number;
-  hottest: number;
-}
-
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
-};
-const median = (values: number[]): number => percentile(values, 0.5);
-
-function summarise(runs: RunResult[]): Summary {
-  const each = runs.map((run) => ({
-    ttft50: percentile(run.ttft, 0.5),
-    ttft90: percentile(run.ttft, 0.9),
-    ttft99: percentile(run.ttft, 0.99),
-    itl50: percentile(run.itl, 0.5),
-    itl99: percentile(run.itl, 0.99),
-    tokensPerSecond: run.outputTokens / (run.durationMs / 1000),
-    goodput: run.good / (run.durationMs / 1000),
-    success: run.completed / (run.completed + run.shed),
-    shed: run.shed,
-    hit: run.cachedTokens / Math.max(1, run.promptTokens),
-    hottest: Math.max(...run.perWorker) / Math.max(1, run.perWorker.reduce((sum, count) => sum + count, 0)),
-  }));
-  const pick = (key: keyof (typeof each)[number]): number => median(each.map((entry) => entry[key]));
-  return {
-    ttft50: pick('ttft50'), ttft90: pick('ttft90'), ttft99: pick('ttft99'), itl50: pick('itl50'), itl99: pick('itl99'),
-    tokensPerSecond: pick('tokensPerSecond'), goodput: pick('goodput'), goodputs: each.map((entry) => entry.goodput),
-    success: pick('success'), shed: pick('shed'), hit: pick('hit'), hottest: pick('hottest'),
+/** Round-robin's saturation: the highest rate (req/s) at which it keeps 90 % of requests within the SLO. */
+async function saturation(items: readonly WorkItem[], options: SimulateOptions): Promise<number> {
+  const ok = async (rate: number): Promise<boolean> => {
+    const run = await simulate('round-robin', atRate(items, rate), options);
+    return run.good >= 0.9 * items.length;
   };
+  let low = 0.25;
+  let high = 0.5;
+  while (high < 512 && (await ok(high))) [low, high] = [high, high * 2];
+  for (let step = 0; step < 5; step++) {
+    const middle = (low + high) / 2;
+    if (await ok(middle)) low = middle;
+    else high = middle;
+  }
+  return low;
 }
 
-const lines: string[] = [];
-const chart = new Map<string, Array<[number, number]>>();
-for (const name of Object.keys(loads) as WorkloadName[]) {
-  lines.push(`\n### Workload ${name}\n`);
-  lines.push('| req/s | policy | TTFT p50 / p90 / p99 ms | ITL p50 / p99 ms | tokens/s | goodput req/s (seeds) | success | shed | cache hit | hottest worker |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|');
-  for (const rate of loads[name]) {
+const started = performance.now();
+const lines: string[] = [`SLO: TTFT <= ${SLO.ttftMs} ms and mean inter-token latency <= ${SLO.itlMs} ms. ${requests} requests a run, ${seeds} seed(s), medians over seeds.`];
+const results: CaseResult[] = [];
+for (const { name, fleet } of CASES) {
+  const specs = FLEETS[fleet];
+  const blocks = blockHasher(hashBlocks);
+  const bySeed = Array.from({ length: seeds }, (_, s) => workload(name, s + 1, requests));
+  const sat = await saturation(bySeed[0]!, { fleet: specs, blocks });
+  const oracle = median(bySeed.map((items) => oracleHitRate(items, blocks)));
+  log(`${name} on ${fleet}: round-robin saturates at ${sat.toFixed(2)} req/s; oracle hit rate ${(oracle * 100).toFixed(0)} %`);
+  lines.push(`\n### ${name}, ${fleet} fleet — round-robin saturates at ${sat.toFixed(2)} req/s; oracle cache hit ${(oracle * 100).toFixed(0)} %\n`);
+  lines.push('| load | req/s | policy | goodput req/s | TTFT p50 / p99 ms | ITL p99 ms | cache hit (of oracle) | hottest / its slot share | shed |');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
+  const byLoad = new Map<number, Map<string, Summary>>();
+  for (const load of LOADS) {
+    const rate = sat * load;
     const summaries = new Map<string, Summary>();
-    for (const policy of policies) {
-      const runs: RunResult[] = [];
-      for (let seed = 1; seed <= seeds; seed++) runs.push(await simulate(policy, workload(name, seed, requests, rate)));
-      summaries.set(policy, summarise(runs));
-      process.stderr.write(`${name} ${rate}/s ${policy}: goodput ${summaries.get(policy)!.goodput.toFixed(1)}\n`);
-    }
-    const best = [...summaries].sort((a, b) => b[1].goodput - a[1].goodput)[0]!;
-    for (const [policy, s] of summaries) {
-      // A policy ties with the best when their goodput ranges over the seeds overlap.
-      const tie = policy !== best[0] && Math.max(...s.goodputs) >= Math.min(...best[1].goodputs);
-      const mark = policy === best[0] ? ' **best**' : tie ? ' (tie)' : '';
+    for (const policy of POLICIES) {
+      if (policy === 'weighted-round-robin' && fleet === 'uniform') continue;
+      const runs = [];
+      for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, rate), { fleet: specs, seed: s + 1, blocks }));
+      const summary = summarise(runs, specs);
+      summaries.set(policy, summary);
       lines.push(
-        `| ${rate} | ${policy} | ${s.ttft50.toFixed(0)} / ${s.ttft90.toFixed(0)} / ${s.ttft99.toFixed(0)} | ${s.itl50.toFixed(1)} / ${s.itl99.toFixed(1)} | ${s.tokensPerSecond.toFixed(0)} | ` +
-          `${s.goodput.toFixed(1)} (${Math.min(...s.goodputs).toFixed(1)}–${Math.max(...s.goodputs).toFixed(1)})${mark} | ${(s.success * 100).toFixed(1)} % | ${s.shed} | ${(s.hit * 100).toFixed(0)} % | ${(s.hottest * 100).toFixed(0)} % |`,
+        `| ${load}x | ${rate.toFixed(1)} | ${policy} | ${summary.goodput.toFixed(2)} | ${summary.ttft50.toFixed(0)} / ${summary.ttft99.toFixed(0)} | ${summary.itl99.toFixed(1)} | ` +
+          `${(summary.hit * 100).toFixed(0)} % (${((summary.hit / Math.max(oracle, 1e-9)) * 100).toFixed(0)} %) | ${summary.hottest.toFixed(2)} | ${summary.shed} |`,
       );
-      if (name === 'b2b') chart.set(policy, [...(chart.get(policy) ?? []), [rate, s.goodput]]);
+    }
+    // On a uniform fleet slot-weighted round-robin is round-robin: the same picks, not run twice.
+    if (fleet === 'uniform') summaries.set('weighted-round-robin', summaries.get('round-robin')!);
+    byLoad.set(load, summaries);
+    log(`  ${load}x: ${POLICIES.map((policy) => `${policy} ${summaries.get(policy)!.goodput.toFixed(1)}`).join(', ')}`);
+  }
+  // Four independent consumers against one consumer, at 1.0x and 1.3x, for the cache-aware policies.
+  const consumers = new Map<string, { single: number; four: number }>();
+  for (const load of name === 'unique' ? [] : [1, 1.3]) {
+    for (const policy of ['prefix-affinity', 'slo']) {
+      const runs = [];
+      for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, sat * load), { fleet: specs, seed: s + 1, blocks, consumers: 4 }));
+      const four = summarise(runs, specs);
+      consumers.set(`${policy}@${load}`, { single: byLoad.get(load)!.get(policy)!.hit, four: four.hit });
+      lines.push(`| ${load}x | ${(sat * load).toFixed(1)} | ${policy}, 4 consumers | ${four.goodput.toFixed(2)} | ${four.ttft50.toFixed(0)} / ${four.ttft99.toFixed(0)} | ${four.itl99.toFixed(1)} | ${(four.hit * 100).toFixed(0)} % (${((four.hit / Math.max(oracle, 1e-9)) * 100).toFixed(0)} %) | ${four.hottest.toFixed(2)} | ${four.shed} |`);
     }
   }
+  results.push({ name, fleet, oracle, byLoad, consumers });
+  const line = (key: 'goodput' | 'ttft99') => new Map(POLICIES.map((policy) => [policy, LOADS.map((load) => [load, byLoad.get(load)!.get(policy)![key]] as const)]));
+  const svg = chart(`bench:routing — ${name} on the ${fleet} fleet (round-robin saturates at ${sat.toFixed(1)} req/s)`, [
+    { title: `goodput (TTFT <= ${SLO.ttftMs} ms, ITL <= ${SLO.itlMs} ms)`, unit: 'req/s', lines: line('goodput') },
+    { title: 'TTFT p99', unit: 'ms (log)', lines: line('ttft99'), log: true },
+  ]);
+  writeFileSync(fileURLToPath(new URL(`../../../docs/routing-${name}-${fleet}.svg`, import.meta.url)), svg);
 }
 
-// Real clock against virtual clock on a small case.
-const small = workload('b2b', 99, 40, 4);
-const virtualRun = await simulate('prefix-affinity', small, { workers: 2 });
-const realRun = await simulate('prefix-affinity', small, { workers: 2, clock: realClock });
-const virtualTtft = median(virtualRun.ttft);
-const realTtft = median(realRun.ttft);
-const difference = Math.abs(realTtft - virtualTtft) / virtualTtft;
-lines.push(
-  `\nReal clock vs virtual clock (b2b, 40 requests at 4/s, 2 workers, prefix-affinity): TTFT p50 ${realTtft.toFixed(0)} ms real, ` +
-    `${virtualTtft.toFixed(0)} ms virtual — ${(difference * 100).toFixed(1)} % apart (${difference <= 0.15 ? 'within' : 'NOT within'} 15 %).`,
-);
-lines.push(`\nSLO for goodput: TTFT <= ${SLO.ttftMs} ms and mean inter-token latency <= ${SLO.itlMs} ms.`);
-console.log(lines.join('\n'));
+lines.push('\n### Must show\n', ...mustShow(results));
 
-// docs/routing-b2b.svg: goodput against offered load, one line per policy.
-const width = 640;
-const height = 360;
-const maxRate = Math.max(...loads.b2b);
-const maxGoodput = Math.max(1, ...[...chart.values()].flat().map(([, goodput]) => goodput));
-const x = (rate: number): number => 60 + (rate / maxRate) * (width - 200);
-const y = (goodput: number): number => height - 40 - (goodput / maxGoodput) * (height - 80);
-const colours = ['#888', '#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#d62728'];
-const svg = [
-  `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
-  `<text x="${width / 2}" y="20" text-anchor="middle">Workload (a) b2b: goodput (req/s within SLO) vs offered load</text>`,
-  `<line x1="60" y1="${height - 40}" x2="${width - 140}" y2="${height - 40}" stroke="black"/><line x1="60" y1="40" x2="60" y2="${height - 40}" stroke="black"/>`,
-  ...loads.b2b.map((rate) => `<text x="${x(rate)}" y="${height - 22}" text-anchor="middle">${rate}</text>`),
-  `<text x="${(width - 80) / 2}" y="${height - 5}" text-anchor="middle">offered load (req/s)</text>`,
-  `<text x="15" y="${height / 2}" transform="rotate(-90 15 ${height / 2})" text-anchor="middle">goodput (req/s)</text>`,
-  `<text x="55" y="${y(maxGoodput)}" text-anchor="end">${maxGoodput.toFixed(0)}</text>`,
-  ...[...chart].flatMap(([policy, points], i) => [
-    `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="2" points="${points.map(([rate, goodput]) => `${x(rate).toFixed(1)},${y(goodput).toFixed(1)}`).join(' ')}"/>`,
-    `<text x="${width - 130}" y="${60 + i * 18}" fill="${colours[i % colours.length]}">${policy}</text>`,
-  ]),
-  '</svg>',
-];
-writeFileSync(fileURLToPath(new URL('../../../docs/routing-b2b.svg', import.meta.url)), `${svg.join('\n')}\n`);
+// Real clock against virtual clock on a small case: the simulator's prediction, checked.
+const small = atRate(workload('b2b', 99, 40), 3);
+const two = [FLEETS.uniform[0]!, FLEETS.uniform[1]!];
+const virtualRun = await simulate('slo', small, { fleet: two });
+const realRun = await simulate('slo', small, { fleet: two, clock: realClock });
+const apart = (real: number, virtual: number): string => `${((Math.abs(real - virtual) / Math.max(virtual, 1e-9)) * 100).toFixed(1)} %`;
+const hit = (run: typeof realRun): number => run.cachedTokens / Math.max(1, run.promptTokens);
+const p99 = (run: typeof realRun): number => percentile(run.ttft, 0.99);
+lines.push(
+  `\nReal clock vs virtual clock (b2b, 40 requests at 3/s, two 8-slot workers, slo): TTFT p50 ${median(realRun.ttft).toFixed(0)} ms real, ${median(virtualRun.ttft).toFixed(0)} ms virtual ` +
+    `(${apart(median(realRun.ttft), median(virtualRun.ttft))} apart); TTFT p99 ${p99(realRun).toFixed(0)} ms real, ${p99(virtualRun).toFixed(0)} ms virtual (${apart(p99(realRun), p99(virtualRun))} apart); ` +
+    `cache hit ${(hit(realRun) * 100).toFixed(1)} % real, ${(hit(virtualRun) * 100).toFixed(1)} % virtual (${apart(hit(realRun), hit(virtualRun))} apart).`,
+);
+lines.push('', ...(await demoCheck('slo', seeds)));
+lines.push(`\nWall time ${((performance.now() - started) / 1000).toFixed(0)} s.`);
+console.log(lines.join('\n'));

@@ -1,17 +1,20 @@
 import { LiveProviderStats } from '../../src/client/provider-stats.js';
-import type { ProviderView } from '../../src/loadbalance/loadbalance.js';
-import type { ServiceInstance } from '../../src/registry/registry.js';
 import { prefixBlockHashes } from '../../src/loadbalance/hash.js';
-import { SimEngine, VirtualClock, type Clock } from '../../src/sim/sim.js';
+import type { LoadBalancer, ProviderView } from '../../src/loadbalance/loadbalance.js';
+import type { ServiceInstance } from '../../src/registry/registry.js';
+import { VirtualClock, type Clock, type SimEngine } from '../../src/sim/sim.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
 import type { Invocation } from '../../src/transport/transport.js';
-import type { WorkItem } from './workloads.js';
+import { engineFor, recordOf, type WorkerSpec } from './fleet.js';
+import { random, type WorkItem } from './workloads.js';
 
 /** The SLO of "goodput": a request counts if its TTFT and its mean inter-token gap meet these. */
-export const SLO = { ttftMs: 2000, itlMs: 25 };
+export const SLO = { ttftMs: 2000, itlMs: 50 };
 
+/** What one run measured. */
 export interface RunResult {
   ttft: number[];
+  /** Mean inter-token gap of each completed request, ms. */
   itl: number[];
   completed: number;
   shed: number;
@@ -20,111 +23,176 @@ export interface RunResult {
   durationMs: number;
   promptTokens: number;
   cachedTokens: number;
+  /** Requests served per worker. */
   perWorker: number[];
 }
 
+/** How to run: the fleet, the consumers, the seed of the balancers' chance, the clock. */
+export interface SimulateOptions {
+  readonly fleet: readonly WorkerSpec[];
+  /** Independent consumers (gateways), each with its own balancer and counts; arrivals alternate between them. */
+  readonly consumers?: number;
+  readonly seed?: number;
+  /** The virtual clock by default; the real one for the agreement check. */
+  readonly clock?: Clock;
+  /** Workers answer with their load attached (piggybacked), not only on the registry's 500 ms channel. */
+  readonly piggyback?: boolean;
+  /** Workers publish the summary of their prefix cache with their load (true by default). */
+  readonly publishCache?: boolean;
+  /**
+   * Closed loop instead of timed arrivals: this many lanes, each taking the next session and
+   * running its items one after another (as the demo's consumer does).
+   */
+  readonly concurrency?: number;
+  /** How often the registry delivers load, ms (500 by default). */
+  readonly loadIntervalMs?: number;
+  /** The prompts' KV block hashes (memoised by the caller across runs of one workload). */
+  readonly blocks?: (prompt: string) => readonly number[];
+}
+
+/** `weighted-round-robin` is round-robin over records weighted by slots; every other name is a built-in balancer. */
+function balancerFor(policy: string, clock: Clock, seed: number): { balancer: LoadBalancer; slotWeighted: boolean } {
+  const slotWeighted = policy === 'weighted-round-robin';
+  const type = slotWeighted ? 'round-robin' : policy;
+  const options = { clock, random: random(seed), ...(slotWeighted ? { warmupMs: 0 } : {}) };
+  return { balancer: defaultExtensions().loadbalance.create({ type, options }), slotWeighted };
+}
+
+type SimView = ProviderView & { instance: ServiceInstance; stats: LiveProviderStats };
+
 /**
- * Replays `items` against `workers` simulated engines through the real balancer `policy`, on
- * a clock (virtual for the benchmark, real for the agreement check). A worker accepts at most
- * 4x its slots at once (its concurrency limit); a refused call is tried once more elsewhere
- * (failover's rule for RESOURCE_EXHAUSTED), then counted as shed. Load snapshots refresh every
- * 500 ms, as the registry load channel would deliver them.
+ * Replays `items` against simulated engines through real balancers, on a clock (virtual for
+ * the benchmark, real for the agreement check). Every consumer has its own balancer and its own
+ * counts of what it has in flight; all read the same registry records, refreshed every 500 ms
+ * (the registry load channel) and stamped on the same clock the balancers read. A worker
+ * accepts at most 4x its slots at once; a refused call is tried once more elsewhere
+ * (failover's rule for RESOURCE_EXHAUSTED), then counted as shed.
  */
-export async function simulate(policy: string, items: readonly WorkItem[], options: { workers?: number; clock?: Clock; run?: (clock: VirtualClock) => Promise<number> } = {}): Promise<RunResult> {
-  const workerCount = options.workers ?? 8;
+export async function simulate(policy: string, items: readonly WorkItem[], options: SimulateOptions): Promise<RunResult> {
   const virtual = options.clock === undefined ? new VirtualClock(64) : undefined;
   const clock: Clock = options.clock ?? virtual!;
-  const slots = 8;
-  const kvCapacityTokens = 200_000;
-  const engines = Array.from({ length: workerCount }, () => new SimEngine({ slots, kvCapacityTokens }, clock));
-  const inFlight = new Array<number>(workerCount).fill(0);
-  const views = engines.map((engine, i): ProviderView & { stats: LiveProviderStats; instance: ServiceInstance } => ({
-    instance: record(i, engine, 0, clock.now()),
-    address: `10.0.0.${i}:8000`,
-    stats: new LiveProviderStats(),
-  }));
-  const balancer = defaultExtensions().loadbalance.create(policy);
-  const result: RunResult = { ttft: [], itl: [], completed: 0, shed: 0, good: 0, outputTokens: 0, durationMs: 0, promptTokens: 0, cachedTokens: 0, perWorker: new Array(workerCount).fill(0) };
+  const engines = options.fleet.map((spec) => engineFor(spec, clock));
+  const inFlight = new Array<number>(engines.length).fill(0);
+  const seed = options.seed ?? 1;
+  const blocks = options.blocks ?? ((prompt: string) => prefixBlockHashes(prompt, 64, 4096));
+  const consumers = Array.from({ length: options.consumers ?? 1 }, (_, k) => {
+    const { balancer, slotWeighted } = balancerFor(policy, clock, seed * 7919 + k);
+    const views: SimView[] = engines.map((engine, i) => ({ instance: recordOf(i, engine, 0, clock.now(), slotWeighted), address: `10.0.0.${i}:8000`, stats: new LiveProviderStats() }));
+    return { balancer, views, slotWeighted };
+  });
+  const result: RunResult = { ttft: [], itl: [], completed: 0, shed: 0, good: 0, outputTokens: 0, durationMs: 0, promptTokens: 0, cachedTokens: 0, perWorker: new Array(engines.length).fill(0) };
   let done = false;
   const start = clock.now();
 
+  const publish = (consumer: (typeof consumers)[number], i: number): void => {
+    const view = consumer.views[i]!;
+    view.instance = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache);
+    view.stats.observeLoad(view.instance.load);
+  };
   const refresh = async (): Promise<void> => {
     while (!done) {
-      await clock.sleep(500);
-      views.forEach((view, i) => {
-        view.instance = record(i, engines[i]!, inFlight[i]!, clock.now());
-        view.stats.observeLoad(view.instance.load);
-      });
+      await clock.sleep(options.loadIntervalMs ?? 500);
+      for (const consumer of consumers) for (let i = 0; i < engines.length; i++) publish(consumer, i);
     }
   };
 
-  const serve = async (item: WorkItem): Promise<void> => {
+  const serve = async (item: WorkItem, consumer: (typeof consumers)[number]): Promise<void> => {
     const invocation: Invocation = { service: 'inference.LLM', version: '', group: '', method: 'generate', request: item, meta: {}, deadline: undefined, signal: undefined, oneWay: false, stream: true, routingKey: item.prompt };
-    let chosen = views.indexOf(balancer.select(views, invocation).provider as (typeof views)[number]);
-    if (inFlight[chosen]! >= slots * 4) {
-      const others = views.filter((_, i) => i !== chosen);
-      chosen = views.indexOf(balancer.select(others, invocation).provider as (typeof views)[number]);
-      if (inFlight[chosen]! >= slots * 4) {
+    const { balancer, views } = consumer;
+    let decision = balancer.select(views, invocation);
+    let chosen = views.indexOf(decision.provider as SimView);
+    if (inFlight[chosen]! >= engines[chosen]!.config.slots * 4) {
+      decision = balancer.select(views.filter((_, i) => i !== chosen), invocation);
+      chosen = views.indexOf(decision.provider as SimView);
+      if (inFlight[chosen]! >= engines[chosen]!.config.slots * 4) {
         result.shed++;
         return;
       }
     }
-    const tokens = Math.ceil(item.prompt.length / 4);
-    const stats = views[chosen]!.stats;
-    stats.start(tokens);
+    const promptTokens = Math.ceil(item.prompt.length / 4);
+    // Counted in flight as the client counts them: the tokens the balancer expects prefilled, else the prompt.
+    const tokens = decision.uncachedTokens ?? promptTokens;
+    const view = views[chosen]!;
+    view.stats.start(tokens);
     inFlight[chosen]!++;
     result.perWorker[chosen]!++;
-    const generation = engines[chosen]!.generate({ promptTokens: tokens, promptBlocks: prefixBlockHashes(item.prompt, 64, 4096), maxTokens: item.maxTokens });
     const began = clock.now();
-    let last = began;
-    let first = -1;
-    const gaps: number[] = [];
-    for (;;) {
-      const step = await generation.next();
-      const now = clock.now();
-      if (step.done === true) {
-        result.promptTokens += step.value.promptTokens;
-        result.cachedTokens += step.value.cachedTokens;
-        break;
-      }
-      if (first < 0) first = now - began;
-      else gaps.push(now - last);
-      last = now;
-      result.outputTokens++;
-    }
+    const usage = await run(engines[chosen]!, item, promptTokens, blocks(item.prompt), clock);
     inFlight[chosen]!--;
-    stats.end(tokens, clock.now() - began, clock.now());
+    const ended = clock.now();
+    view.stats.end(tokens, ended - began, ended);
+    if (options.piggyback === true) publishTo(view, recordOf(chosen, engines[chosen]!, inFlight[chosen]!, ended, consumer.slotWeighted, options.publishCache));
+    balancer.observe?.({ invocation, address: view.address, firstAnswerMs: usage.first, totalMs: ended - began });
+    result.promptTokens += usage.promptTokens;
+    result.cachedTokens += usage.cachedTokens;
+    result.outputTokens += usage.outputTokens;
     result.completed++;
-    result.ttft.push(first);
-    result.itl.push(...gaps);
-    const meanGap = gaps.length === 0 ? 0 : gaps.reduce((sum, gap) => sum + gap, 0) / gaps.length;
-    if (first <= SLO.ttftMs && meanGap <= SLO.itlMs) result.good++;
+    result.ttft.push(usage.first);
+    result.itl.push(usage.meanGap);
+    if (usage.first <= SLO.ttftMs && usage.meanGap <= SLO.itlMs) result.good++;
   };
 
-  const requests: Promise<void>[] = [];
-  const driver = (async () => {
-    for (const item of items) {
-      const wait = start + item.at - clock.now();
-      if (wait > 0) await clock.sleep(wait);
-      requests.push(serve(item));
-    }
-    await Promise.all(requests);
+  const driver = (options.concurrency === undefined ? openLoop(items, clock, start, serve, consumers) : closedLoop(items, options.concurrency, serve, consumers)).then(() => {
     done = true;
-  })();
+  });
   const refreshing = refresh();
-  if (virtual !== undefined) await (options.run ?? ((c) => c.run()))(virtual);
+  if (virtual !== undefined) await virtual.run();
   await driver;
   await refreshing;
   result.durationMs = clock.now() - start;
   return result;
 }
 
-function record(index: number, engine: SimEngine, inFlight: number, now: number): ServiceInstance {
-  const load = engine.load();
-  return {
-    service: 'inference.LLM', version: '1.0.0', group: '', host: '10.0.0.' + index, port: 8000, protocol: 'tcp', serializers: ['msgpack'], methods: [],
-    weight: 100, startTime: 0, maxConcurrentCalls: 32,
-    metadata: { slots: engine.config.slots, kvCapacityTokens: engine.config.kvCapacityTokens, prefillTokensPerSecond: engine.config.prefillTokensPerSecond },
-    load: { timestamp: now, receivedAt: now, running: load.running, waiting: load.waiting + Math.max(0, inFlight - load.running - load.waiting), waitingUncachedTokens: load.waitingUncachedTokens, kvUsage: load.kvUsage, tokensPerSecond: load.tokensPerSecond, draining: false },
-  };
+/** Issues each item at its arrival time, consumers in turn; resolves when all are served. */
+async function openLoop<C>(items: readonly WorkItem[], clock: Clock, start: number, serve: (item: WorkItem, consumer: C) => Promise<void>, consumers: readonly C[]): Promise<void> {
+  const requests: Promise<void>[] = [];
+  for (let n = 0; n < items.length; n++) {
+    const item = items[n]!;
+    const wait = start + item.at - clock.now();
+    if (wait > 0) await clock.sleep(wait);
+    requests.push(serve(item, consumers[n % consumers.length]!));
+  }
+  await Promise.all(requests);
+}
+
+/** `concurrency` lanes, each running whole sessions (their items in order), consumers in turn. */
+async function closedLoop<C>(items: readonly WorkItem[], concurrency: number, serve: (item: WorkItem, consumer: C) => Promise<void>, consumers: readonly C[]): Promise<void> {
+  const sessions = new Map<number, WorkItem[]>();
+  for (const item of items) sessions.set(item.session ?? 0, [...(sessions.get(item.session ?? 0) ?? []), item]);
+  const queue = [...sessions.values()];
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let session = queue.shift(); session !== undefined; session = queue.shift()) {
+        for (const item of session) await serve(item, consumers[n++ % consumers.length]!);
+      }
+    }),
+  );
+}
+
+/** A worker's answer carrying its load: the consumer keeps it as its freshest signal. */
+function publishTo(view: SimView, record: ServiceInstance): void {
+  view.stats.observeAnswerLoad(record.load!);
+}
+
+/** Streams one generation; its TTFT and mean gap on `clock`, and the engine's usage. */
+async function run(engine: SimEngine, item: WorkItem, tokens: number, promptBlocks: readonly number[], clock: Clock): Promise<{ first: number; meanGap: number; promptTokens: number; cachedTokens: number; outputTokens: number }> {
+  const generation = engine.generate({ promptTokens: tokens, promptBlocks, maxTokens: item.maxTokens });
+  const began = clock.now();
+  let first = -1;
+  let last = began;
+  let gaps = 0;
+  let outputTokens = 0;
+  for (;;) {
+    const step = await generation.next();
+    const now = clock.now();
+    if (step.done === true) {
+      const meanGap = outputTokens > 1 ? gaps / (outputTokens - 1) : 0;
+      return { first, meanGap, promptTokens: step.value.promptTokens, cachedTokens: step.value.cachedTokens, outputTokens };
+    }
+    if (first < 0) first = now - began;
+    else gaps += now - last;
+    last = now;
+    outputTokens++;
+  }
 }

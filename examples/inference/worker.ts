@@ -23,7 +23,18 @@ const kvCapacityTokens = Number(values.kv);
 const engine = new SimEngine({ slots, kvCapacityTokens }, realClock);
 const server = await createServer({
   services: [new LlmWorker(engine, values.name!)],
-  metadata: { model: values.model, gpu: values.gpu, slots, kvCapacityTokens, prefillTokensPerSecond: engine.config.prefillTokensPerSecond, name: values.name },
+  // Capacity as the latency-predicting balancer (`slo`) reads it: slots, prefill and decode speed, KV size.
+  metadata: {
+    model: values.model,
+    gpu: values.gpu,
+    slots,
+    kvCapacityTokens,
+    prefillTokensPerSecond: engine.config.prefillTokensPerSecond,
+    prefillOverheadMs: engine.config.prefillOverheadMs,
+    decodeBaseMs: engine.config.decodeBaseMs,
+    decodePerSequenceMs: engine.config.decodePerRunningMs,
+    name: values.name,
+  },
   // Running plus queued at most 4x the batch: beyond that, shed (RESOURCE_EXHAUSTED) so the
   // consumer can go elsewhere instead of queueing behind a wall.
   maxConcurrentCalls: slots * 4,

@@ -10,7 +10,8 @@ export class LiveProviderStats implements ProviderStats {
   inFlightTokens = 0;
   startedSinceLoad = 0;
   tokensSinceLoad = 0;
-  /** `receivedAt` of the snapshot the "since" counters are relative to. */
+  load: LoadSnapshot | undefined;
+  /** Arrival of the freshest snapshot seen (registry or piggybacked); the "since" counters are relative to it. */
   #loadSeen: number | undefined;
   /** Latency sums and counts in 1 s slices over the last 10 s. */
   readonly #sums = new Float64Array(SLICES);
@@ -18,14 +19,23 @@ export class LiveProviderStats implements ProviderStats {
   #slice = 0;
   #sliceStart = 0;
 
-  /** Resets the "since" counters when a newer load snapshot has arrived. */
+  /**
+   * Resets the "since" counters when a registry snapshot newer than any seen has arrived (an
+   * older one changes nothing: the counters stay relative to the freshest signal).
+   */
   observeLoad(load: LoadSnapshot | undefined): void {
     const seen = load?.receivedAt ?? load?.timestamp;
-    if (seen !== this.#loadSeen) {
+    if (seen !== undefined && (this.#loadSeen === undefined || seen > this.#loadSeen)) {
       this.#loadSeen = seen;
       this.startedSinceLoad = 0;
       this.tokensSinceLoad = 0;
     }
+  }
+
+  /** Keeps a snapshot piggybacked on an answer (with `receivedAt` set) as the freshest signal. */
+  observeAnswerLoad(load: LoadSnapshot): void {
+    this.load = load;
+    this.observeLoad(load);
   }
 
   start(tokens: number): void {

@@ -241,6 +241,8 @@ export class ServiceReference {
  */
 class Attempt implements ClusterCall {
   #attempts = 0;
+  /** The last decision's provider and the prompt tokens it expects that provider to prefill. */
+  #decided: { provider: ServiceInstance; tokens: number | undefined } | undefined;
 
   constructor(
     private readonly parts: ServiceReferenceParts,
@@ -272,6 +274,7 @@ class Attempt implements ClusterCall {
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
     const candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
     const decision = this.parts.balancer.select(candidates, this.invocation);
+    this.#decided = { provider: decision.provider.instance, tokens: decision.uncachedTokens };
     this.#attempts++;
     if (this.parts.onRoute !== undefined) {
       try {
@@ -288,7 +291,8 @@ class Attempt implements ClusterCall {
     const address = `${provider.host}:${provider.port}`;
     const connection = parts.pool.get(provider.host, provider.port);
     const stats = parts.stats.get(address);
-    const tokens = estimateTokens(this.invocation.routingKey);
+    const decided = this.#decided?.provider === provider ? this.#decided.tokens : undefined;
+    const tokens = decided ?? estimateTokens(this.invocation.routingKey);
     const started = Date.now();
     let invocation = this.invocation;
     if (options?.signal !== undefined) {
@@ -305,7 +309,16 @@ class Attempt implements ClusterCall {
     if (invocation.stream) {
       const opened = parts.health.run(address, () => connection.openStream(invocation, parts.serializer));
       opened.then(
-        (stream) => void stream.trailer.finally(() => finish(stats, tokens, started)).catch(() => {}),
+        (stream) => {
+          let firstAt: number | undefined;
+          stream.firstEvent().then(() => (firstAt = Date.now()), () => {});
+          void stream.trailer
+            .finally(() => {
+              finish(stats, tokens, started);
+              if (firstAt !== undefined) this.#observe(address, started, firstAt);
+            })
+            .catch(() => {});
+        },
         () => finish(stats, tokens, started),
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
@@ -317,11 +330,26 @@ class Attempt implements ClusterCall {
     }
     const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
     result.then(
-      () => finish(stats, tokens, started),
+      () => {
+        finish(stats, tokens, started);
+        this.#observe(address, started, Date.now());
+      },
       () => finish(stats, tokens, started),
     );
     if (parts.onAttempt !== undefined) this.#report(result, address, started);
     return result;
+  }
+
+  /** Tells the balancer, if it learns, how long the answer took to start and to end. */
+  #observe(address: string, started: number, firstAt: number): void {
+    const balancer = this.parts.balancer;
+    if (balancer.observe === undefined) return;
+    const now = Date.now();
+    try {
+      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: firstAt - started, totalMs: now - started });
+    } catch {
+      // A plugin balancer's bug must not fail the call it learns from.
+    }
   }
 
   /** Tells the `onAttempt` hook how this attempt went (what the hook throws is ignored). */

@@ -1,5 +1,5 @@
 import { modelsOf } from '../inference/inference.js';
-import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
+import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import type { Invocation } from '../transport/transport.js';
 
 /**
@@ -22,6 +22,11 @@ export class ModelBalancer implements LoadBalancer {
     if (typeof model !== 'string') return this.#inner.select(providers, invocation);
     const serving = providers.filter((provider) => servesModel(provider.instance.metadata, model));
     return this.#inner.select(serving.length > 0 ? serving : providers, invocation);
+  }
+
+  /** Passes outcomes on to the wrapped balancer, for those that learn. */
+  observe(outcome: CallOutcome): void {
+    this.#inner.observe?.(outcome);
   }
 }
 

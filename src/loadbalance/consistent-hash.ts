@@ -1,6 +1,7 @@
 import { checkInt, checkKnownKeys, invalidOption } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { Invocation } from '../transport/transport.js';
+import { ENVIRONMENT_KEYS } from './environment.js';
 import { hash32 } from './hash.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { hasRoom } from './weights.js';
@@ -25,10 +26,12 @@ interface Ring {
  * over that bound walks on to the next owner with room (branch `spill`).
  *
  * The key is the call's routing key (the `routingKey` call option, or the reference's
- * `routingKey` path/function), else the request serialised as JSON.
+ * `routingKey` path/function), else the request serialised as JSON. Options: `{ virtualNodes,
+ * loadFactor }`; the environment keys `clock` and `random` are accepted like every balancer's,
+ * and unused (it needs neither).
  */
 export const createConsistentHashBalancer: ExtensionFactory<LoadBalancer> = (options) => {
-  checkKnownKeys('consistent-hash loadbalance options', options, ['virtualNodes', 'loadFactor']);
+  checkKnownKeys('consistent-hash loadbalance options', options, ['virtualNodes', 'loadFactor', ...ENVIRONMENT_KEYS]);
   const virtualNodes = checkInt('consistent-hash loadbalance virtualNodes', options['virtualNodes'], 1, 10_000, 160);
   const loadFactor = options['loadFactor'] ?? 1.25;
   if (typeof loadFactor !== 'number' || !(loadFactor >= 1 && loadFactor <= 100)) {

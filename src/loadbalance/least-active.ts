@@ -1,3 +1,4 @@
+import { environmentOption } from './environment.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { effectiveWeight, warmupOption, pickRandom, withRoom } from './weights.js';
@@ -8,16 +9,17 @@ export const TYPE_NAME = 'least-active';
 /**
  * Fewest calls in flight from this consumer (Dubbo's leastactive); ties go to the higher
  * weight, then at random. A provider at its advertised concurrency cap is skipped while another
- * has room. Options: `{ warmupMs }`.
+ * has room. Options: `{ warmupMs, clock, random }`.
  */
 export const createLeastActiveBalancer: ExtensionFactory<LoadBalancer> = (options) => {
   const warmupMs = warmupOption(TYPE_NAME, options);
+  const env = environmentOption(TYPE_NAME, options);
   return {
     name: TYPE_NAME,
     select(all: readonly ProviderView[]) {
       if (all.length === 1) return { provider: all[0]!, policy: TYPE_NAME, branch: 'only' };
       const providers = withRoom(all);
-      const now = Date.now();
+      const now = env.now();
       let best: ProviderView[] = [];
       let bestActive = Infinity;
       let bestWeight = -1;
@@ -32,7 +34,7 @@ export const createLeastActiveBalancer: ExtensionFactory<LoadBalancer> = (option
           best.push(provider);
         }
       }
-      return { provider: pickRandom(best), policy: TYPE_NAME, branch: 'pick', detail: { inFlight: bestActive } };
+      return { provider: pickRandom(best, env.random), policy: TYPE_NAME, branch: 'pick', detail: { inFlight: bestActive } };
     },
   };
 };

@@ -1,4 +1,4 @@
-import type { ServiceInstance } from '../registry/registry.js';
+import type { LoadSnapshot, ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../transport/transport.js';
 
 /**
@@ -16,8 +16,16 @@ export interface ProviderStats {
   readonly startedSinceLoad: number;
   /** Estimated prompt tokens of those calls. */
   readonly tokensSinceLoad: number;
-  /** Average latency of this consumer's recent calls (about the last 10 s), ms; undefined before any. */
-  averageLatencyMs(): number | undefined;
+  /**
+   * The provider's load snapshot piggybacked on its latest answer to this consumer, with
+   * `receivedAt` set on arrival; undefined when none came (the registry's is on the instance).
+   */
+  readonly load?: LoadSnapshot | undefined;
+  /**
+   * Average latency of this consumer's recent calls (about the last 10 s), ms; undefined
+   * before any. `now` is on the clock the latencies were recorded with (wall time by default).
+   */
+  averageLatencyMs(now?: number): number | undefined;
 }
 
 /** A provider as a balancer sees it: its registry record plus this consumer's live view of it. */
@@ -45,6 +53,12 @@ export interface RouteDecision {
   readonly branch: RouteBranch;
   /** Numbers behind the choice (score, matched blocks, …), for logs. */
   readonly detail?: Readonly<Record<string, number | string>>;
+  /**
+   * The prompt tokens this call will make the provider prefill — its prompt less the prefix
+   * the balancer expects cached there — when the balancer knows; the client counts these as
+   * this call's tokens in flight (`ProviderStats.inFlightTokens`), else the whole prompt.
+   */
+  readonly uncachedTokens?: number;
 }
 
 /**
@@ -57,6 +71,23 @@ export interface RouteDecision {
 export interface LoadBalancer {
   readonly name: string;
   select(providers: readonly ProviderView[], invocation: Invocation): RouteDecision;
+  /**
+   * Told how a call it routed went, for balancers that learn (optional): called once per
+   * attempt that got an answer, after the call ended. Must not throw.
+   */
+  observe?(outcome: CallOutcome): void;
+}
+
+/** How one routed call went, for {@link LoadBalancer.observe}. */
+export interface CallOutcome {
+  /** The invocation `select` was given. */
+  readonly invocation: Invocation;
+  /** The provider's `host:port`. */
+  readonly address: string;
+  /** From sending to the first answer (a stream's first chunk, a unary call's response), ms. */
+  readonly firstAnswerMs: number;
+  /** From sending to the end of the call, ms. */
+  readonly totalMs: number;
 }
 
 /** Tells a LoadBalancer instance from a spec. */

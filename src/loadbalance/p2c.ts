@@ -1,6 +1,7 @@
-import { checkInt, checkKnownKeys } from '../common/validate.js';
+import { checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
-import { DEFAULT_LOAD_SCORE, loadScore, type LoadScoreOptions } from './load-score.js';
+import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
+import { loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { withRoom } from './weights.js';
 
@@ -13,24 +14,22 @@ export const TYPE_NAME = 'p2c';
  * since, or only this consumer's in-flight work when the snapshot is stale). Two random
  * choices avoid both herding onto one "least loaded" worker and blind randomness. Providers at
  * their concurrency cap are skipped while others have room. Options:
- * `{ staleAfterMs, prefillTokensPerSecond }`.
+ * `{ staleAfterMs, prefillTokensPerSecond, clock, random }`.
  */
 export const createP2cBalancer: ExtensionFactory<LoadBalancer> = (options) => {
-  checkKnownKeys('p2c loadbalance options', options, ['staleAfterMs', 'prefillTokensPerSecond']);
-  const scoring: LoadScoreOptions = {
-    staleAfterMs: checkInt('p2c loadbalance staleAfterMs', options['staleAfterMs'], 0, 3_600_000, DEFAULT_LOAD_SCORE.staleAfterMs),
-    prefillTokensPerSecond: checkInt('p2c loadbalance prefillTokensPerSecond', options['prefillTokensPerSecond'], 1, 1e9, DEFAULT_LOAD_SCORE.prefillTokensPerSecond),
-  };
+  checkKnownKeys('p2c loadbalance options', options, [...SCORING_KEYS, ...ENVIRONMENT_KEYS]);
+  const env = environmentOption(TYPE_NAME, options);
+  const scoring = scoringOption(TYPE_NAME, options);
   return {
     name: TYPE_NAME,
     select(all: readonly ProviderView[]) {
       if (all.length === 1) return { provider: all[0]!, policy: TYPE_NAME, branch: 'only' };
       const providers = withRoom(all);
       if (providers.length === 1) return { provider: providers[0]!, policy: TYPE_NAME, branch: 'pick' };
-      const first = Math.floor(Math.random() * providers.length);
-      let second = Math.floor(Math.random() * (providers.length - 1));
+      const first = Math.floor(env.random() * providers.length);
+      let second = Math.floor(env.random() * (providers.length - 1));
       if (second >= first) second++;
-      const now = Date.now();
+      const now = env.now();
       const a = providers[first]!;
       const b = providers[second]!;
       const scoreA = loadScore(a, now, scoring);

@@ -1,3 +1,4 @@
+import { environmentOption } from './environment.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { effectiveWeight, warmupOption } from './weights.js';
@@ -12,18 +13,19 @@ export const TYPE_NAME = 'random';
  */
 export const createRandomBalancer: ExtensionFactory<LoadBalancer> = (options) => {
   const warmupMs = warmupOption(TYPE_NAME, options);
+  const env = environmentOption(TYPE_NAME, options);
   return {
     name: TYPE_NAME,
     select(providers: readonly ProviderView[]) {
       if (providers.length === 1) return { provider: providers[0]!, policy: TYPE_NAME, branch: 'only' };
-      const now = Date.now();
+      const now = env.now();
       let total = 0;
       const weights = providers.map((provider) => {
         const weight = effectiveWeight(provider.instance, now, warmupMs);
         total += weight;
         return weight;
       });
-      let point = Math.random() * total;
+      let point = env.random() * total;
       for (let i = 0; i < providers.length; i++) {
         point -= weights[i]!;
         if (point < 0) return { provider: providers[i]!, policy: TYPE_NAME, branch: 'pick' };

@@ -1,3 +1,4 @@
+import { environmentOption } from './environment.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { effectiveWeight, warmupOption } from './weights.js';
@@ -9,17 +10,18 @@ export const TYPE_NAME = 'round-robin';
  * Smooth weighted round-robin (nginx): every pick adds each provider's weight to its current
  * value, takes the largest, and subtracts the total from it — weights 5:1:1 give a a b a c a a,
  * never a burst of five in a row. Weights ramp up over `warmupMs`. State is per provider
- * address and forgotten when a provider leaves. Options: `{ warmupMs }`.
+ * address and forgotten when a provider leaves. Options: `{ warmupMs, clock, random }`.
  */
 export const createRoundRobinBalancer: ExtensionFactory<LoadBalancer> = (options) => {
   const warmupMs = warmupOption(TYPE_NAME, options);
+  const env = environmentOption(TYPE_NAME, options);
   const current = new Map<string, number>();
   let seenLists = 0;
   return {
     name: TYPE_NAME,
     select(providers: readonly ProviderView[]) {
       if (providers.length === 1) return { provider: providers[0]!, policy: TYPE_NAME, branch: 'only' };
-      const now = Date.now();
+      const now = env.now();
       let total = 0;
       let best: ProviderView | undefined;
       let bestValue = -Infinity;

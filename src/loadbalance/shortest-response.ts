@@ -1,4 +1,5 @@
 import { checkKnownKeys } from '../common/validate.js';
+import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { pickRandom, withRoom } from './weights.js';
@@ -11,16 +12,18 @@ export const TYPE_NAME = 'shortest-response';
  * provider over about the last 10 s, times (calls in flight + 1). A provider with no recent
  * call is estimated at the average of the others, so it gets tried rather than avoided or
  * flooded. Ties at random; providers at their concurrency cap are skipped while others have
- * room.
+ * room. Options: `{ clock, random }`.
  */
 export const createShortestResponseBalancer: ExtensionFactory<LoadBalancer> = (options) => {
-  checkKnownKeys('shortest-response loadbalance options', options, []);
+  checkKnownKeys('shortest-response loadbalance options', options, ENVIRONMENT_KEYS);
+  const env = environmentOption(TYPE_NAME, options);
   return {
     name: TYPE_NAME,
     select(all: readonly ProviderView[]) {
       if (all.length === 1) return { provider: all[0]!, policy: TYPE_NAME, branch: 'only' };
       const providers = withRoom(all);
-      const latencies = providers.map((provider) => provider.stats.averageLatencyMs());
+      const now = env.now();
+      const latencies = providers.map((provider) => provider.stats.averageLatencyMs(now));
       const known = latencies.filter((latency): latency is number => latency !== undefined);
       const fallback = known.length === 0 ? 1 : known.reduce((sum, latency) => sum + latency, 0) / known.length;
       let best: ProviderView[] = [];
@@ -32,7 +35,7 @@ export const createShortestResponseBalancer: ExtensionFactory<LoadBalancer> = (o
           best = [provider];
         } else if (cost === bestCost) best.push(provider);
       });
-      return { provider: pickRandom(best), policy: TYPE_NAME, branch: 'pick', detail: { expectedMs: bestCost } };
+      return { provider: pickRandom(best, env.random), policy: TYPE_NAME, branch: 'pick', detail: { expectedMs: bestCost } };
     },
   };
 };

@@ -3,13 +3,17 @@ import type { ProviderView } from './loadbalance.js';
 
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import type { ExtensionOptions } from '../spi/extension-registry.js';
+import { ENVIRONMENT_KEYS } from './environment.js';
 
 /** Default warm-up of a new provider's weight (Dubbo's 10 minutes). */
 export const DEFAULT_WARMUP_MS = 10 * 60 * 1000;
 
-/** The options of the weight-based balancers (`{ warmupMs }`), checked; returns the warm-up. */
+/**
+ * The options of the weight-based balancers (`{ warmupMs }`, plus the environment keys
+ * `clock` and `random`), checked; returns the warm-up.
+ */
 export function warmupOption(policy: string, options: ExtensionOptions): number {
-  checkKnownKeys(`${policy} loadbalance options`, options, ['warmupMs']);
+  checkKnownKeys(`${policy} loadbalance options`, options, ['warmupMs', ...ENVIRONMENT_KEYS]);
   return checkInt(`${policy} loadbalance warmupMs`, options['warmupMs'], 0, 7 * 24 * 3600 * 1000, DEFAULT_WARMUP_MS);
 }
 
@@ -35,6 +39,20 @@ export function capacity(instance: ServiceInstance): number {
   return typeof declared === 'number' && declared > 0 ? declared : Infinity;
 }
 
+/**
+ * The requests a provider serves at once — its batch slots, `metadata.slots` — which is what
+ * load is measured against. Not `maxConcurrentCalls`: a GPU worker admits several times its
+ * slots (the rest queue inside the engine), so dividing by that cap would make every worker
+ * look a quarter as busy as it is and blur a 4-slot worker with a 32-slot one. A provider
+ * without slots falls back to its concurrency cap, then to 1.
+ */
+export function slots(instance: ServiceInstance): number {
+  const declared = instance.metadata['slots'];
+  if (typeof declared === 'number' && declared > 0) return declared;
+  const cap = instance.maxConcurrentCalls;
+  return typeof cap === 'number' && cap > 0 ? cap : 1;
+}
+
 /** Whether this consumer may send another call without exceeding the provider's capacity. */
 export function hasRoom(view: ProviderView): boolean {
   return view.stats.inFlight < capacity(view.instance);
@@ -51,7 +69,7 @@ export function withRoom(providers: readonly ProviderView[]): readonly ProviderV
   return providers.filter(hasRoom);
 }
 
-/** A uniformly random element. */
-export function pickRandom<T>(items: readonly T[]): T {
-  return items[Math.floor(Math.random() * items.length)]!;
+/** A uniformly random element, drawn with `random` (Math.random by default). */
+export function pickRandom<T>(items: readonly T[], random: () => number = Math.random): T {
+  return items[Math.floor(random() * items.length)]!;
 }

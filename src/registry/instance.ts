@@ -73,6 +73,20 @@ export interface LoadSnapshot {
   readonly draining: boolean;
   /** Prefix-cache hit rate, 0..1, when the provider knows it. */
   readonly cacheHitRate?: number;
+  /**
+   * What the provider's prefix cache holds, as a compact summary (loadbalance/cache-summary.ts):
+   * chain hashes of cached prefixes at landmark lengths, most recently used first, at most
+   * {@link MAX_CACHE_SUMMARY}. Absent when the provider does not know or does not say.
+   */
+  readonly cachedPrefixes?: readonly number[];
+}
+
+/** Most entries of `LoadSnapshot.cachedPrefixes` a provider publishes and a consumer accepts. */
+export const MAX_CACHE_SUMMARY = 2048;
+
+/** Whether `value` is a well-formed `cachedPrefixes` summary. */
+export function isCacheSummary(value: unknown): value is readonly number[] {
+  return Array.isArray(value) && value.length <= MAX_CACHE_SUMMARY && value.every((hash) => Number.isInteger(hash) && hash >= 0 && hash < 0x40000000);
 }
 
 /**

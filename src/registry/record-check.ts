@@ -1,5 +1,5 @@
 import { show } from '../common/validate.js';
-import type { Endpoint, LoadSnapshot, MethodDescriptor, ServiceInstance } from './instance.js';
+import { isCacheSummary, type Endpoint, type LoadSnapshot, type MethodDescriptor, type ServiceInstance } from './instance.js';
 
 /*
  * The rules a service record and a load snapshot obey, applied both when a provider registers
@@ -82,7 +82,9 @@ export function checkLoad(value: unknown): LoadSnapshot | string {
     tokensPerSecond: load['tokensPerSecond'] as number,
     draining: load['draining'] as boolean,
   };
-  return rate === undefined ? snapshot : { ...snapshot, cacheHitRate: rate as number };
+  // The cache summary is optional: a malformed one is dropped, not the snapshot.
+  const summary = isCacheSummary(load['cachedPrefixes']) ? { cachedPrefixes: load['cachedPrefixes'] } : {};
+  return rate === undefined ? { ...snapshot, ...summary } : { ...snapshot, cacheHitRate: rate as number, ...summary };
 }
 
 /** Checks a service record read from a registry; returns it, or undefined when refused. */

@@ -10,6 +10,7 @@ export {
   instanceAddress,
   instanceKey,
   matchesQuery,
+  MAX_CACHE_SUMMARY,
   type Endpoint,
   type LoadSnapshot,
   type MethodDescriptor,

@@ -1,4 +1,6 @@
 import { invalidOption } from '../common/validate.js';
+import { isLandmark } from '../loadbalance/cache-summary.js';
+import { MAX_CACHE_SUMMARY } from '../registry/instance.js';
 import type { Clock } from './clock.js';
 
 /**
@@ -60,6 +62,8 @@ export interface EngineLoad {
   readonly kvUsage: number;
   readonly cacheHitRate: number;
   readonly tokensPerSecond: number;
+  /** The prefix cache's compact summary (cache-summary.ts), most recently used first. */
+  readonly cachedPrefixes: readonly number[];
 }
 
 interface Sequence {
@@ -89,6 +93,10 @@ export class SimEngine {
   readonly #running = new Set<Sequence>();
   /** Prefix cache: block hash -> true, least recently used first. */
   readonly #cache = new Map<number, true>();
+  /** The cached blocks that end a landmark-length prefix, least recently used first. */
+  readonly #landmarks = new Map<number, true>();
+  /** The published summary, rebuilt only after the cache changed. */
+  #summary: readonly number[] | undefined;
   readonly #capacityBlocks: number;
   #reservedBlocks = 0;
   #loop: Promise<void> | undefined;
@@ -152,7 +160,16 @@ export class SimEngine {
       kvUsage: this.#reservedBlocks / this.#capacityBlocks,
       cacheHitRate: this.#promptTokens === 0 ? 0 : this.#cachedTokens / this.#promptTokens,
       tokensPerSecond: this.#recentTokens.length,
+      cachedPrefixes: this.#cacheSummary(),
     };
+  }
+
+  #cacheSummary(): readonly number[] {
+    if (this.#summary === undefined) {
+      const recentLast = [...this.#landmarks.keys()];
+      this.#summary = recentLast.slice(-MAX_CACHE_SUMMARY).reverse();
+    }
+    return this.#summary;
   }
 
   async #run(): Promise<void> {
@@ -235,8 +252,17 @@ export class SimEngine {
     for (let i = blocks.length - 1; i >= 0; i--) {
       this.#cache.delete(blocks[i]!);
       this.#cache.set(blocks[i]!, true);
+      if (isLandmark(i + 1)) {
+        this.#landmarks.delete(blocks[i]!);
+        this.#landmarks.set(blocks[i]!, true);
+      }
     }
     const room = Math.max(0, this.#capacityBlocks - this.#reservedBlocks);
-    while (this.#cache.size > room) this.#cache.delete(this.#cache.keys().next().value as number);
+    while (this.#cache.size > room) {
+      const oldest = this.#cache.keys().next().value as number;
+      this.#cache.delete(oldest);
+      this.#landmarks.delete(oldest);
+    }
+    this.#summary = undefined;
   }
 }

@@ -17,6 +17,7 @@ import { createConsistentHashBalancer, TYPE_NAME as CONSISTENT_HASH } from '../l
 import { createLeastActiveBalancer, TYPE_NAME as LEAST_ACTIVE } from '../loadbalance/least-active.js';
 import { createP2cBalancer, TYPE_NAME as P2C } from '../loadbalance/p2c.js';
 import { createPrefixAffinityBalancer, TYPE_NAME as PREFIX_AFFINITY } from '../loadbalance/prefix-affinity.js';
+import { createSloBalancer, TYPE_NAME as SLO } from '../loadbalance/slo.js';
 import { createRandomBalancer, TYPE_NAME as RANDOM } from '../loadbalance/random.js';
 import { createRoundRobinBalancer, TYPE_NAME as ROUND_ROBIN } from '../loadbalance/round-robin.js';
 import { createShortestResponseBalancer, TYPE_NAME as SHORTEST_RESPONSE } from '../loadbalance/shortest-response.js';
@@ -77,6 +78,7 @@ export function defaultExtensions(): Extensions {
   ext.loadbalance.register(P2C, createP2cBalancer);
   ext.loadbalance.register(CONSISTENT_HASH, createConsistentHashBalancer);
   ext.loadbalance.register(PREFIX_AFFINITY, createPrefixAffinityBalancer);
+  ext.loadbalance.register(SLO, createSloBalancer);
   ext.cluster.register(FAILOVER, createFailoverCluster);
   ext.cluster.register(FAILFAST, createFailfastCluster);
   ext.cluster.register(FAILSAFE, createFailsafeCluster);

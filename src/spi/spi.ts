@@ -32,9 +32,11 @@ export {
   type ServiceQuery,
   type Subscription,
 } from '../registry/registry.js';
-export { isLoadBalancer, type LoadBalancer, type ProviderStats, type ProviderView, type RouteBranch, type RouteDecision } from '../loadbalance/loadbalance.js';
-export { DEFAULT_LOAD_SCORE, leastLoaded, loadScore, type LoadScoreOptions } from '../loadbalance/load-score.js';
-export { DEFAULT_WARMUP_MS, capacity, effectiveWeight, hasRoom, withRoom } from '../loadbalance/weights.js';
+export { isLoadBalancer, type CallOutcome, type LoadBalancer, type ProviderStats, type ProviderView, type RouteBranch, type RouteDecision } from '../loadbalance/loadbalance.js';
+export { DEFAULT_LOAD_SCORE, estimateLoad, freshestLoad, leastLoaded, loadScore, type LoadEstimate, type LoadScoreOptions } from '../loadbalance/load-score.js';
+export { environmentOption, type BalancerEnvironment, type TimeSource } from '../loadbalance/environment.js';
+export { isLandmark, summaryMatch } from '../loadbalance/cache-summary.js';
+export { DEFAULT_WARMUP_MS, capacity, effectiveWeight, hasRoom, slots, withRoom } from '../loadbalance/weights.js';
 export { hash32, hashRange, prefixBlockHashes } from '../loadbalance/hash.js';
 export { isClusterStrategy, safeToRetry, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
 export { RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';

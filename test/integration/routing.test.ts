@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer, type RouteEvent, type RpcServer } from 'shuttle-rpc';
+import type { CallOutcome, LoadBalancer } from 'shuttle-rpc/spi';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
+import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
 
 /* Load balancing through the real client: routing keys, decisions reported, stats kept. */
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -16,11 +18,11 @@ async function providers(count: number, registry: string): Promise<{ servers: Rp
 }
 
 describe('routing through the client', () => {
-  it('prefix-affinity keeps a conversation on one provider, reads the prompt by path, and reports why', async () => {
-    const registry = `memory://routing-${process.pid}`;
+  it.each(['prefix-affinity', 'slo'])('%s keeps a conversation on one provider, reads the prompt by path, and reports why', async (policy) => {
+    const registry = `memory://routing-${policy}-${process.pid}`;
     const { services } = await providers(4, registry);
     const events: RouteEvent[] = [];
-    const client = await createClient({ registry, loadbalance: 'prefix-affinity', onRoute: (event) => events.push(event), config: false });
+    const client = await createClient({ registry, loadbalance: policy, onRoute: (event) => events.push(event), config: false });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo', { routingKey: 'messages' });
     const history = [{ role: 'system', content: 'You are a careful assistant. '.repeat(30) }];
@@ -31,7 +33,7 @@ describe('routing through the client', () => {
     const served = services.map((service) => service.counts['echo'] ?? 0);
     expect(served.filter((count) => count > 0)).toEqual([10]);
     expect(events).toHaveLength(10);
-    expect(events[0]!.decision).toMatchObject({ policy: 'prefix-affinity', branch: 'cold' });
+    expect(events[0]!.decision).toMatchObject({ policy, branch: 'cold' });
     expect(events.slice(1).every((event) => event.decision.branch === 'hit')).toBe(true);
     expect(events.every((event) => event.service === 'test.Echo' && event.method === 'echo')).toBe(true);
   });
@@ -56,5 +58,35 @@ describe('routing through the client', () => {
     const echo = client.proxy<EchoApi>('test.Echo');
     await Promise.all(Array.from({ length: 40 }, () => echo.sleep({ ms: 50 })));
     expect(services.map((service) => service.counts['sleep'] ?? 0)).toEqual([10, 10, 10, 10]);
+  });
+
+  it('tells a learning balancer when each answer started and ended, unary and streaming', async () => {
+    const registry = `memory://routing-observe-${process.pid}`;
+    const relay = await createClient({ registry, config: false });
+    cleanups.push(() => relay.close());
+    const server = await createServer({ services: [new EchoService(), new StreamService(relay)], registry, config: false });
+    cleanups.push(() => server.close());
+    const outcomes: CallOutcome[] = [];
+    const learner: LoadBalancer = {
+      name: 'learner',
+      select: (providers) => ({ provider: providers[0]!, policy: 'learner', branch: 'pick' }),
+      observe: (outcome) => void outcomes.push(outcome),
+    };
+    const client = await createClient({ registry, loadbalance: learner, config: false });
+    cleanups.push(() => client.close());
+    await client.proxy<EchoApi>('test.Echo').sleep({ ms: 30 });
+    const chunks: number[] = [];
+    for await (const chunk of client.proxy<StreamApi>('test.Stream').count({ n: 3, waitAfterFirstMs: 120 })) chunks.push(chunk.i);
+    expect(chunks).toEqual([0, 1, 2]);
+    await expect.poll(() => outcomes.length).toBe(2);
+    const [unary, stream] = outcomes;
+    expect(unary!.invocation.method).toBe('sleep');
+    expect(unary!.address).toBe(`${server.host}:${server.port}`);
+    expect(unary!.firstAnswerMs).toBeGreaterThanOrEqual(25);
+    expect(unary!.totalMs).toBe(unary!.firstAnswerMs);
+    expect(stream!.invocation.method).toBe('count');
+    // The first chunk came at once; the stream ended after the 120 ms pause.
+    expect(stream!.firstAnswerMs).toBeLessThan(100);
+    expect(stream!.totalMs - stream!.firstAnswerMs).toBeGreaterThanOrEqual(100);
   });
 });

@@ -7,7 +7,7 @@ import { invocation, view } from '../../helpers/lb.js';
  * so they say "idle"), and 64 calls arriving within 10 ms, before any answer or new snapshot.
  * Only the consumer's own "sent since the snapshot" counts tell the providers apart.
  */
-describe.each(['p2c', 'prefix-affinity'])('%s under incast', (name) => {
+describe.each(['p2c', 'prefix-affinity', 'slo'])('%s under incast', (name) => {
   it('gives no provider more than 12 of 64 simultaneous calls', () => {
     for (let round = 0; round < 20; round++) {
       const balancer = defaultExtensions().loadbalance.create(name);

@@ -21,7 +21,7 @@ describe('defaultExtensions', () => {
       serializer: ['msgpack', 'json', 'protobuf'],
       transport: ['tcp', 'grpc'],
       registry: ['memory', 'shuttle', 'file', 'etcd'],
-      loadbalance: ['random', 'round-robin', 'least-active', 'shortest-response', 'p2c', 'consistent-hash', 'prefix-affinity'],
+      loadbalance: ['random', 'round-robin', 'least-active', 'shortest-response', 'p2c', 'consistent-hash', 'prefix-affinity', 'slo'],
       cluster: ['failover', 'failfast', 'failsafe', 'failback', 'forking', 'broadcast'],
       filter: ['token', 'concurrency-limit', 'access-log', 'metrics', 'trace-context', 'opentelemetry'],
     });

@@ -1,0 +1,122 @@
+import { checkInt, invalidOption } from '../common/validate.js';
+import type { ExtensionOptions } from '../spi/extension-registry.js';
+import type { Invocation } from '../transport/transport.js';
+import { summaryMatch } from './cache-summary.js';
+import { prefixBlockHashes } from './hash.js';
+import { freshestLoad } from './load-score.js';
+import type { ProviderView } from './loadbalance.js';
+import { PrefixIndex } from './prefix-index.js';
+
+/** Characters per token assumed when turning prompt length into tokens. */
+export const CHARS_PER_TOKEN = 4;
+
+/** The option keys {@link PrefixTracker.fromOptions} reads. */
+export const PREFIX_KEYS: readonly string[] = ['blockChars', 'maxBlocks', 'defaultCapacityBlocks'];
+
+/**
+ * The cache-aware balancers' shared machinery: cuts a call's routing key (its prompt) into
+ * block-chained hashes (hash.ts) and keeps a {@link PrefixIndex} of the blocks recently routed
+ * to each provider, bounded by the provider's advertised `kvCapacityTokens` (else
+ * `defaultCapacityBlocks`) — a guess at what its KV cache still holds — and merges that guess
+ * with what the provider itself says it holds (`LoadSnapshot.cachedPrefixes`, a compact summary,
+ * cache-summary.ts), so consumers in front of one fleet agree about where a prefix lives.
+ */
+export class PrefixTracker {
+  readonly blockChars: number;
+  readonly blockTokens: number;
+  readonly #maxBlocks: number;
+  readonly #defaultCapacity: number;
+  readonly index = new PrefixIndex();
+  /**
+   * The last call's hashes, so a retry of it on another provider (which comes right after) does
+   * not hash the prompt again. One slot rather than a WeakMap: ephemeron entries made per call
+   * cost the garbage collector more than the lookup saves.
+   */
+  #lastInvocation: Invocation | undefined;
+  #lastHashes: number[] = [];
+  /**
+   * When each provider was last a candidate. A provider unseen for a minute has left the
+   * registry (or been ejected for long); its index share is dropped then. Pruning by what one
+   * call's candidates lack would be wrong: a retry excludes providers that are still there.
+   */
+  readonly #lastSeen = new Map<string, number>();
+  #nextMark = 0;
+  #nextPrune = 0;
+  /** Published summaries as sets, made once per summary received (not per call). */
+  readonly #summaries = new WeakMap<readonly number[], ReadonlySet<number>>();
+
+  constructor(blockChars: number, maxBlocks: number, defaultCapacityBlocks: number) {
+    this.blockChars = blockChars;
+    this.blockTokens = blockChars / CHARS_PER_TOKEN;
+    this.#maxBlocks = maxBlocks;
+    this.#defaultCapacity = defaultCapacityBlocks;
+  }
+
+  /** Reads and checks `{ blockChars, maxBlocks, defaultCapacityBlocks }` for `policy`. */
+  static fromOptions(policy: string, options: ExtensionOptions): PrefixTracker {
+    const blockChars = checkInt(`${policy} blockChars`, options['blockChars'], 8, 65_536, 64);
+    if (blockChars % 2 !== 0) throw invalidOption(`${policy} blockChars`, blockChars, 'an even number of characters from 8 to 65536');
+    const maxBlocks = checkInt(`${policy} maxBlocks`, options['maxBlocks'], 1, 1_000_000, 4096);
+    const defaultCapacity = checkInt(`${policy} defaultCapacityBlocks`, options['defaultCapacityBlocks'], 1, 10_000_000, 8192);
+    return new PrefixTracker(blockChars, maxBlocks, defaultCapacity);
+  }
+
+  /** The block hashes of the call's routing key; empty when it has none or it is shorter than a block. */
+  hashesOf(invocation: Invocation): readonly number[] {
+    const key = invocation.routingKey;
+    if (key === undefined || key.length < this.blockChars) return [];
+    if (invocation !== this.#lastInvocation) {
+      this.#lastInvocation = invocation;
+      this.#lastHashes = prefixBlockHashes(key, this.blockChars, this.#maxBlocks);
+    }
+    return this.#lastHashes;
+  }
+
+  /**
+   * How many leading blocks of `hashes` `provider` probably holds: the longer of this
+   * consumer's own guess and the provider's published summary.
+   */
+  matched(provider: ProviderView, hashes: readonly number[]): number {
+    const guessed = this.index.matchOne(provider.address, hashes);
+    const summary = freshestLoad(provider)?.cachedPrefixes;
+    if (summary === undefined || summary.length === 0 || guessed === hashes.length) return guessed;
+    let held = this.#summaries.get(summary);
+    if (held === undefined) {
+      held = new Set(summary);
+      this.#summaries.set(summary, held);
+    }
+    return Math.max(guessed, summaryMatch(hashes, held));
+  }
+
+  /** Records that `provider` now holds the call's prompt. */
+  record(provider: ProviderView, invocation: Invocation): void {
+    const hashes = this.hashesOf(invocation);
+    if (hashes.length > 0) this.index.record(provider.address, hashes, this.capacityBlocks(provider));
+  }
+
+  /** How many blocks the index keeps for `provider`: its KV capacity, in blocks. */
+  capacityBlocks(provider: ProviderView): number {
+    const tokens = provider.instance.metadata['kvCapacityTokens'];
+    return typeof tokens === 'number' && tokens > 0 ? Math.max(1, Math.floor(tokens / this.blockTokens)) : this.#defaultCapacity;
+  }
+
+  /**
+   * Notes the candidates as present (once a second) and drops providers unseen for a minute
+   * (every 10 s); returns the providers still present when it pruned, for the caller's own
+   * per-provider state, else undefined.
+   */
+  markSeen(providers: readonly ProviderView[], now: number): ReadonlySet<string> | undefined {
+    if (now >= this.#nextMark) {
+      this.#nextMark = now + 1000;
+      for (const provider of providers) this.#lastSeen.set(provider.address, now);
+    }
+    if (now >= this.#nextPrune) {
+      this.#nextPrune = now + 10_000;
+      for (const [address, seen] of this.#lastSeen) if (now - seen > 60_000) this.#lastSeen.delete(address);
+      const live = new Set(this.#lastSeen.keys());
+      this.index.retainOnly(live);
+      return live;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,105 @@
+import { checkInt, checkKnownKeys } from '../common/validate.js';
+import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { Invocation } from '../transport/transport.js';
+import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
+import { predict, profileOf, stepMs } from './latency-model.js';
+import { SCORING_KEYS, scoringOption } from './load-score.js';
+import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
+import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
+import { PRIOR_OUTPUT_TOKENS, WorkerLearning } from './worker-learning.js';
+import { withRoom } from './weights.js';
+
+/** The name this balancer is registered under. */
+export const TYPE_NAME = 'slo';
+
+/**
+ * Latency-predicting routing (in the manner of llm-d's predicted-latency scorer): for every
+ * candidate it predicts the call's time to first token — the time to drain what is ahead of it
+ * there plus its uncached prompt tokens at the worker's prefill rate (latency-model.ts) — from
+ * the worker's advertised capacity (slots, prefill and decode speed, KV size), its freshest load
+ * with this consumer's in-flight work counted at the moment of the pick, and the prefix the
+ * worker probably holds (prefix-tracker.ts). It takes the lowest cost:
+ *
+ *     cost = predicted TTFT
+ *          + sequences decoding there x its own prefill time    (the stall it puts on them)
+ *          + ttftSloMs x relative excess of the predicted inter-token gap over itlSloMs
+ *
+ * The second term is the latency the call costs others: a prefill stops every running
+ * sequence's next token for as long, so a cache miss on a busy worker is expensive even when
+ * its own TTFT would look fine; it is what keeps hit rates near an oracle's under load. The
+ * third makes missing the gap SLO cost as much as missing the TTFT SLO by the same share.
+ *
+ * There is no spill threshold: a cached prefix wins exactly while the queue in front of it
+ * drains faster than another worker prefills the whole prompt, and a larger worker draws more
+ * traffic because its queue drains faster (capacity-weighted by construction).
+ *
+ * It learns online (worker-learning.ts): each worker's ratio of observed to predicted TTFT
+ * corrects its later predictions, and how long a call occupies a slot there sets the drain
+ * rate. The client reports outcomes through `observe`.
+ *
+ * Options: `{ ttftSloMs (2000), itlSloMs (50), blockChars, maxBlocks, defaultCapacityBlocks,
+ * staleAfterMs, prefillTokensPerSecond, clock, random }`.
+ */
+export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
+  checkKnownKeys('slo loadbalance options', options, ['ttftSloMs', 'itlSloMs', ...PREFIX_KEYS, ...SCORING_KEYS, ...ENVIRONMENT_KEYS]);
+  const ttftSloMs = checkInt('slo loadbalance ttftSloMs', options['ttftSloMs'], 1, 3_600_000, 2000);
+  const itlSloMs = checkInt('slo loadbalance itlSloMs', options['itlSloMs'], 1, 60_000, 50);
+  const env = environmentOption(TYPE_NAME, options);
+  const scoring = scoringOption(TYPE_NAME, options);
+  const tracker = PrefixTracker.fromOptions(TYPE_NAME, options);
+  const learning = new WorkerLearning();
+
+  const decide = (all: readonly ProviderView[], invocation: Invocation, now: number): RouteDecision => {
+    const providers = withRoom(all);
+    const hashes = tracker.hashesOf(invocation);
+    const promptTokens = Math.ceil((invocation.routingKey?.length ?? 0) / 4);
+    let best: ProviderView[] = [];
+    let bestCost = Infinity;
+    let bestTtft = 0;
+    let bestRaw = 0;
+    let bestCached = 0;
+    for (const provider of providers) {
+      const matched = tracker.matched(provider, hashes);
+      const cachedTokens = Math.min(promptTokens, matched * tracker.blockTokens);
+      const profile = profileOf(provider, scoring.prefillTokensPerSecond);
+      const serviceMs = learning.serviceMs(provider.address) ?? stepMs(profile, profile.slots) * PRIOR_OUTPUT_TOKENS;
+      const raw = predict(provider, { promptTokens, cachedTokens, serviceMs }, now, scoring);
+      const ttft = raw.ttftMs * learning.correction(provider.address);
+      // Its prefill stalls every sequence decoding there for as long: latency it costs others.
+      const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
+      const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
+      if (cost < bestCost) {
+        best = [provider];
+        bestCost = cost;
+        bestTtft = ttft;
+        bestRaw = raw.ttftMs;
+        bestCached = cachedTokens;
+      } else if (cost === bestCost) best.push(provider);
+    }
+    const provider = best[Math.floor(env.random() * best.length)]!;
+    learning.expect(invocation, provider.address, bestRaw);
+    const branch = all.length === 1 ? 'only' : hashes.length === 0 ? 'fallback' : bestCached > 0 ? 'hit' : 'cold';
+    return {
+      provider,
+      policy: TYPE_NAME,
+      branch,
+      detail: { predictedTtftMs: Math.round(bestTtft), cost: Math.round(bestCost), cachedTokens: bestCached },
+      uncachedTokens: promptTokens - bestCached,
+    };
+  };
+
+  return {
+    name: TYPE_NAME,
+    select(providers: readonly ProviderView[], invocation: Invocation) {
+      const now = env.now();
+      const live = tracker.markSeen(providers, now);
+      if (live !== undefined) learning.retainOnly(live);
+      const decision = decide(providers, invocation, now);
+      tracker.record(decision.provider, invocation);
+      return decision;
+    },
+    observe(outcome: CallOutcome) {
+      learning.observe(outcome);
+    },
+  };
+};

@@ -1,0 +1,72 @@
+import type { Invocation } from '../transport/transport.js';
+import type { CallOutcome } from './loadbalance.js';
+
+/** Predictions kept for calls in flight, at most; the oldest go first (their outcome then teaches nothing). */
+const MAX_PENDING = 4096;
+/** Weight of one observation in the running averages: about the last 20 calls to a worker count. */
+const ALPHA = 0.05;
+/** One call moves a worker's correction by at most this factor either way, so an outlier cannot swing it. */
+const MAX_RATIO = 4;
+/** Output tokens assumed per call before any call was seen anywhere (then learned). */
+export const PRIOR_OUTPUT_TOKENS = 128;
+
+interface Learned {
+  /** Running mean of log(observed TTFT / predicted TTFT). */
+  logCorrection: number;
+  /** Running mean of the time a call decodes there (end minus first answer), ms. */
+  serviceMs: number | undefined;
+}
+
+/**
+ * What the `slo` balancer learns about each worker from the calls it routed: how far its
+ * predictions were off (a multiplicative correction, averaged in log space so over- and
+ * under-estimates weigh alike) and how long a call decodes there (which sets how fast slots
+ * free). Memory is bounded: predictions in flight by {@link MAX_PENDING}, workers by those the
+ * caller forgets with {@link retainOnly}.
+ */
+export class WorkerLearning {
+  readonly #workers = new Map<string, Learned>();
+  readonly #pending = new Map<Invocation, { address: string; predictedMs: number }>();
+  #fleetServiceMs: number | undefined;
+
+  /** The factor to apply to `address`'s predicted TTFT (1 until calls were observed). */
+  correction(address: string): number {
+    const learned = this.#workers.get(address);
+    return learned === undefined ? 1 : Math.exp(learned.logCorrection);
+  }
+
+  /** How long a call decodes at `address`: learned there, else across the fleet, else undefined. */
+  serviceMs(address: string): number | undefined {
+    return this.#workers.get(address)?.serviceMs ?? this.#fleetServiceMs;
+  }
+
+  /** Remembers the (uncorrected) TTFT predicted for `invocation` on `address`. */
+  expect(invocation: Invocation, address: string, predictedMs: number): void {
+    this.#pending.delete(invocation);
+    this.#pending.set(invocation, { address, predictedMs });
+    if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
+  }
+
+  /** Learns from a call's outcome; outcomes of calls it made no prediction for are ignored. */
+  observe(outcome: CallOutcome): void {
+    const pending = this.#pending.get(outcome.invocation);
+    if (pending === undefined || pending.address !== outcome.address) return;
+    this.#pending.delete(outcome.invocation);
+    if (!(outcome.firstAnswerMs >= 0) || !(outcome.totalMs >= outcome.firstAnswerMs)) return;
+    let learned = this.#workers.get(outcome.address);
+    if (learned === undefined) {
+      learned = { logCorrection: 0, serviceMs: undefined };
+      this.#workers.set(outcome.address, learned);
+    }
+    const ratio = Math.min(MAX_RATIO, Math.max(1 / MAX_RATIO, Math.max(1, outcome.firstAnswerMs) / Math.max(1, pending.predictedMs)));
+    learned.logCorrection += ALPHA * (Math.log(ratio) - learned.logCorrection);
+    const decode = outcome.totalMs - outcome.firstAnswerMs;
+    learned.serviceMs = learned.serviceMs === undefined ? decode : learned.serviceMs + ALPHA * (decode - learned.serviceMs);
+    this.#fleetServiceMs = this.#fleetServiceMs === undefined ? decode : this.#fleetServiceMs + ALPHA * (decode - this.#fleetServiceMs);
+  }
+
+  /** Forgets workers not in `live`. */
+  retainOnly(live: ReadonlySet<string>): void {
+    for (const address of this.#workers.keys()) if (!live.has(address)) this.#workers.delete(address);
+  }
+}
