@@ -33,6 +33,8 @@ export type GrpcTlsOptions = TlsOptions;
 /** Resolved transport options, shared by its servers and connections. */
 export interface GrpcSettings {
   readonly routes: GrpcRoutes;
+  /** The .proto files the routes come from (server reflection serves their descriptors). */
+  readonly protoFiles: readonly string[];
   readonly keepaliveTimeMs: number | undefined;
   readonly keepaliveTimeoutMs: number | undefined;
   readonly channelOptions: Readonly<Record<string, string | number>>;
@@ -46,6 +48,7 @@ const OPTION_KEYS = ['protoFiles', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs
 /** Checks the options (naming the bad key and what is allowed) and loads the .proto files. */
 export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>): GrpcSettings {
   checkKnownKeys('grpc transport options', options, OPTION_KEYS);
+  const protoFiles = options['protoFiles'] === undefined ? [] : (options['protoFiles'] as string[]);
   const routes = new GrpcRoutes(options['protoFiles'] === undefined ? undefined : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false));
   const keepaliveTimeMs = checkInt('grpc transport keepaliveTimeMs', options['keepaliveTimeMs'], 1, MAX_TIMER_MS);
   const keepaliveTimeoutMs = checkInt('grpc transport keepaliveTimeoutMs', options['keepaliveTimeoutMs'], 1, MAX_TIMER_MS);
@@ -59,6 +62,7 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
   const tls = resolveTls('grpc transport tls', options['tls']);
   return {
     routes,
+    protoFiles,
     keepaliveTimeMs,
     keepaliveTimeoutMs,
     channelOptions: channelOptions as Record<string, string | number>,
