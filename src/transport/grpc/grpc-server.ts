@@ -32,7 +32,7 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
   });
   const state = new ServingState();
   registerRoutes(server, handler, settings, state);
-  const standard = new StandardServices(handler.services(), settings.protoFiles);
+  const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);
 
   const injector = server.createConnectionInjector(settings.serverCredentials());

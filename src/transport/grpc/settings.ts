@@ -1,6 +1,6 @@
 import grpc from '@grpc/grpc-js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../../common/validate.js';
-import { loadProtoFiles } from '../../serializer/protobuf.js';
+import { loadDescriptorSet, loadProtoFiles } from '../../serializer/protobuf.js';
 import { checkServerTls, resolveTls, type TlsOptions } from '../tls-options.js';
 import { GrpcRoutes } from './codec.js';
 
@@ -13,6 +13,12 @@ export interface GrpcTransportOptions {
    * lowerCamelCase in JavaScript (`max_tokens` -> `maxTokens`), as with @grpc/proto-loader.
    */
   protoFiles?: readonly string[];
+  /**
+   * The same as `protoFiles`, given as a serialized `google.protobuf.FileDescriptorSet` (what
+   * `protoc --descriptor_set_out` writes, or what server reflection answers). Not with
+   * `protoFiles`.
+   */
+  descriptorSet?: Uint8Array;
   /** TLS; plaintext (h2c) when absent. */
   tls?: GrpcTlsOptions;
   /**
@@ -35,6 +41,8 @@ export interface GrpcSettings {
   readonly routes: GrpcRoutes;
   /** The .proto files the routes come from (server reflection serves their descriptors). */
   readonly protoFiles: readonly string[];
+  /** Or the descriptor set they come from. */
+  readonly descriptorSet: Uint8Array | undefined;
   readonly keepaliveTimeMs: number | undefined;
   readonly keepaliveTimeoutMs: number | undefined;
   readonly channelOptions: Readonly<Record<string, string | number>>;
@@ -43,13 +51,21 @@ export interface GrpcSettings {
   channelCredentials(): grpc.ChannelCredentials;
 }
 
-const OPTION_KEYS = ['protoFiles', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions'];
+const OPTION_KEYS = ['protoFiles', 'descriptorSet', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions'];
 
 /** Checks the options (naming the bad key and what is allowed) and loads the .proto files. */
 export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>): GrpcSettings {
   checkKnownKeys('grpc transport options', options, OPTION_KEYS);
   const protoFiles = options['protoFiles'] === undefined ? [] : (options['protoFiles'] as string[]);
-  const routes = new GrpcRoutes(options['protoFiles'] === undefined ? undefined : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false));
+  const descriptorSet = options['descriptorSet'];
+  if (descriptorSet !== undefined && !(descriptorSet instanceof Uint8Array)) {
+    throw invalidOption('grpc transport descriptorSet', descriptorSet, 'the bytes of a google.protobuf.FileDescriptorSet (a Uint8Array)');
+  }
+  if (descriptorSet !== undefined && options['protoFiles'] !== undefined) {
+    throw invalidOption('grpc transport descriptorSet', '<bytes>', 'either protoFiles or descriptorSet, not both');
+  }
+  const root = descriptorSet !== undefined ? loadDescriptorSet(descriptorSet, 'grpc transport descriptorSet') : options['protoFiles'] === undefined ? undefined : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false);
+  const routes = new GrpcRoutes(root);
   const keepaliveTimeMs = checkInt('grpc transport keepaliveTimeMs', options['keepaliveTimeMs'], 1, MAX_TIMER_MS);
   const keepaliveTimeoutMs = checkInt('grpc transport keepaliveTimeoutMs', options['keepaliveTimeoutMs'], 1, MAX_TIMER_MS);
   const channelOptions = options['channelOptions'] ?? {};
@@ -63,6 +79,7 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
   return {
     routes,
     protoFiles,
+    descriptorSet,
     keepaliveTimeMs,
     keepaliveTimeoutMs,
     channelOptions: channelOptions as Record<string, string | number>,

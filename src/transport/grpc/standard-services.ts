@@ -4,6 +4,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
 import type { ServedService } from '../transport.js';
 import { withProtocMapEntries } from './reflection-descriptors.js';
+import type { GrpcSettings } from './settings.js';
 
 /*
  * The services every gRPC server is expected to answer, so that tools built for gRPC work on a
@@ -31,14 +32,17 @@ export class StandardServices {
 
   /**
    * @param served what the provider exports (each name gets its own health status).
-   * @param protoFiles the transport's .proto files, whose declarations reflection serves.
+   * @param protos the transport's .proto files or descriptor set, whose declarations reflection serves.
    */
-  constructor(served: readonly ServedService[], protoFiles: readonly string[]) {
+  constructor(served: readonly ServedService[], protos: Pick<GrpcSettings, 'protoFiles' | 'descriptorSet'>) {
     this.#names = [OVERALL, ...new Set(served.map((entry) => entry.service))];
     this.#health = new HealthImplementation(Object.fromEntries(this.#names.map((name) => [name, 'SERVING'])));
     // keepCase and the rest as @grpc/reflection's own examples: descriptors keep the .proto's
     // field names (max_tokens), which is what a reflection client must see.
-    const definition = protoLoader.loadSync([...protoFiles, HEALTH_PROTO], { keepCase: true });
+    const definition = {
+      ...protoLoader.loadSync([...protos.protoFiles, HEALTH_PROTO], { keepCase: true }),
+      ...(protos.descriptorSet === undefined ? {} : protoLoader.loadFileDescriptorSetFromBuffer(Buffer.from(protos.descriptorSet), { keepCase: true })),
+    };
     this.#reflection = new ReflectionService(withProtocMapEntries(definition));
   }
 
