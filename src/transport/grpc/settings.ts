@@ -1,3 +1,4 @@
+import net from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../../common/validate.js';
 import { loadDescriptorSet, loadProtoFiles } from '../../serializer/protobuf.js';
@@ -47,6 +48,8 @@ export interface GrpcSettings {
   readonly keepaliveTimeoutMs: number | undefined;
   readonly channelOptions: Readonly<Record<string, string | number>>;
   readonly serverName: string | undefined;
+  /** Whether connections use TLS. */
+  readonly secure: boolean;
   serverCredentials(): grpc.ServerCredentials;
   channelCredentials(): grpc.ChannelCredentials;
 }
@@ -84,6 +87,7 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     keepaliveTimeoutMs,
     channelOptions: channelOptions as Record<string, string | number>,
     serverName: tls?.serverName,
+    secure: tls !== undefined,
     serverCredentials() {
       if (tls === undefined) return grpc.ServerCredentials.createInsecure();
       checkServerTls('grpc transport tls', tls);
@@ -100,9 +104,35 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     },
     channelCredentials() {
       if (tls === undefined) return grpc.credentials.createInsecure();
-      return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+      return withoutIpServerName(grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null));
     },
   };
+}
+
+/** The part of grpc-js's secure connector this file touches (grpc-js channel-credentials.ts). */
+interface SecureConnector {
+  connectionOptions?: { servername?: string };
+}
+
+/**
+ * grpc-js sets the TLS server name (SNI) to the host dialled even when it is an IP address,
+ * which RFC 6066 forbids and Node answers with a DEP0123 warning on every connection. This
+ * leaves SNI out for IP addresses; the certificate is still checked against the address (its
+ * IP subjectAltName), as Node does with `host`. grpc-js offers no option for it, so the
+ * credentials' connector factory (`_createSecureConnector`, grpc-js 1.14) is wrapped; should
+ * grpc-js rename it, the credentials are used as they are and only the warning comes back.
+ */
+function withoutIpServerName(credentials: grpc.ChannelCredentials): grpc.ChannelCredentials {
+  const internal = credentials as unknown as { _createSecureConnector?: (...args: unknown[]) => SecureConnector };
+  const create = internal._createSecureConnector;
+  if (typeof create !== 'function') return credentials;
+  internal._createSecureConnector = function (this: unknown, ...args: unknown[]): SecureConnector {
+    const connector = create.apply(this, args);
+    const options = connector.connectionOptions;
+    if (options?.servername !== undefined && net.isIP(options.servername) !== 0) delete options.servername;
+    return connector;
+  };
+  return credentials;
 }
 
 /** The file path given for `name` in a tls option, or undefined when it is inline PEM text or absent. */
