@@ -251,9 +251,9 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
       answer(null, bytes);
     },
     (error: unknown) => {
-      handler.reportError?.(started.resolved, error);
+      const failure = handler.toCallerError?.(started.resolved, error) ?? RpcError.from(error);
       // After a cancel the caller has stopped listening; the error has nowhere to go.
-      if (!started.abort.callerLeft) answer(RpcError.from(error));
+      if (!started.abort.callerLeft) answer(failure);
     },
   ).finally(started.finish);
 }
@@ -314,8 +314,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
   } catch (error) {
     if (!abort.aborted) {
       finished = true;
-      handler.reportError?.(resolved, error);
-      fail(RpcError.from(error));
+      fail(handler.toCallerError?.(resolved, error) ?? RpcError.from(error));
     }
   } finally {
     call.off('cancelled', onCancelled);

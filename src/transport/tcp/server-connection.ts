@@ -268,9 +268,9 @@ export class ServerConnection {
       },
       (error: unknown) => {
         // After a cancel the caller has stopped listening; the result has nowhere to go.
+        const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
         if (controller.callerLeft) return;
-        this.#handler.reportError?.(resolved, error);
-        this.#answerError(id, oneWay, RpcError.from(error));
+        this.#answerError(id, oneWay, failure);
       },
     );
   }
@@ -282,9 +282,9 @@ export class ServerConnection {
     try {
       iterable = await resolved.invoke(request, info);
     } catch (error) {
-      this.#handler.reportError?.(resolved, error);
+      const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
       if (!controller.callerLeft) {
-        this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, RpcError.from(error)));
+        this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, failure));
       }
       return;
     }
@@ -296,7 +296,7 @@ export class ServerConnection {
       serializer,
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
       write: (frame) => this.#writer.write(frame),
-      onError: (error) => this.#handler.reportError?.(resolved, error),
+      toCallerError: (error) => this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error),
       flush: () => this.#writer.flush(),
     });
   }
