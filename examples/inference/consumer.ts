@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ShuttleMetrics, callOutcome, createClient, startAdminServer, type RouteEvent, type RpcError } from 'shuttle-rpc';
+import { ShuttleMetrics, callOutcome, createClient, startAdminServer, type AttemptEvent, type RouteEvent, type RpcError } from 'shuttle-rpc';
 import type { LlmApi, Usage } from './llm.js';
 import { ROUTE_LEGEND, routesLine, totalsLine, workerTable, type RunSummary } from './report.js';
 
@@ -39,6 +39,8 @@ const client = await createClient({
     routes.set(event.decision.branch, (routes.get(event.decision.branch) ?? 0) + 1);
     metrics?.route(event);
   },
+  // Per-worker attempts, failures and broken streams, for the dashboard.
+  ...(metrics === undefined ? {} : { onAttempt: (event: AttemptEvent) => metrics.attempt(event) }),
 });
 const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [client], port: Number(values['admin-port']) });
 if (admin !== undefined) console.log(`admin ${admin.url}/dashboard`);
