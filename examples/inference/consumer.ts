@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ShuttleMetrics, callOutcome, createClient, startAdminServer, type RouteEvent, type RpcError } from 'shuttle-rpc';
+import { ShuttleMetrics, callOutcome, createClient, startAdminServer, type AttemptEvent, type RouteEvent, type RpcError } from 'shuttle-rpc';
 import type { LlmApi, Usage } from './llm.js';
+import { ROUTE_LEGEND, routesLine, totalsLine, workerTable, type RunSummary } from './report.js';
 
 /*
  * Replays a chat workload through the proxy: users share a few long system prompts and talk
@@ -9,6 +10,7 @@ import type { LlmApi, Usage } from './llm.js';
  * shed/failed counts. `--loadbalance` picks the policy (prefix-affinity by default).
  * `--admin-port N` (0: any free port) serves metrics and the live dashboard while it runs
  * (`admin http://127.0.0.1:N/dashboard` is printed) and keeps them up `--linger-ms` after.
+ * `--summary-json` adds the summary as one `{"summary": …}` line (the demo's comparison reads it).
  */
 const { values } = parseArgs({
   options: {
@@ -19,6 +21,7 @@ const { values } = parseArgs({
     'max-tokens': { type: 'string', default: '48' },
     'admin-port': { type: 'string' },
     'linger-ms': { type: 'string', default: '0' },
+    'summary-json': { type: 'boolean', default: false },
   },
 });
 const users = Number(values.users);
@@ -36,6 +39,8 @@ const client = await createClient({
     routes.set(event.decision.branch, (routes.get(event.decision.branch) ?? 0) + 1);
     metrics?.route(event);
   },
+  // Per-worker attempts, failures and broken streams, for the dashboard.
+  ...(metrics === undefined ? {} : { onAttempt: (event: AttemptEvent) => metrics.attempt(event) }),
 });
 const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [client], port: Number(values['admin-port']) });
 if (admin !== undefined) console.log(`admin ${admin.url}/dashboard`);
@@ -105,16 +110,25 @@ const totalPrompt = [...perWorker.values()].reduce((sum, entry) => sum + entry.p
 const totalCached = [...perWorker.values()].reduce((sum, entry) => sum + entry.cached, 0);
 const shed = failures.filter((error) => error.code === 8).length;
 
+const summary: RunSummary = {
+  policy: values.loadbalance!,
+  requests: results.length,
+  seconds: Math.round(seconds * 10) / 10,
+  workers: [...perWorker].sort().map(([name, entry]) => ({ name, requests: entry.requests, tokens: entry.tokens, cacheHitPercent: Math.round((entry.cached / Math.max(1, entry.prompt)) * 100) })),
+  ttftP50Ms: Math.round(pick(0.5)),
+  ttftP99Ms: Math.round(pick(0.99)),
+  tokensPerSecond: Math.round(streamed / seconds),
+  cacheHitPercent: Math.round((totalCached / Math.max(1, totalPrompt)) * 100),
+  shed,
+  failed: failures.length - shed,
+  routes: Object.fromEntries(routes),
+};
 console.log(`\n${values.loadbalance}: ${results.length} requests in ${seconds.toFixed(1)} s`);
-console.log('| worker | requests | output tokens | prompt cache hits |');
-console.log('|---|---|---|---|');
-for (const [name, entry] of [...perWorker].sort()) {
-  console.log(`| ${name} | ${entry.requests} | ${entry.tokens} | ${((entry.cached / Math.max(1, entry.prompt)) * 100).toFixed(0)} % |`);
-}
-console.log(`TTFT p50 ${pick(0.5).toFixed(0)} ms, p99 ${pick(0.99).toFixed(0)} ms; ${(streamed / seconds).toFixed(0)} tokens/s; ` +
-  `cache hits ${((totalCached / Math.max(1, totalPrompt)) * 100).toFixed(0)} % of prompt tokens; shed ${shed}, failed ${failures.length - shed}` +
-  (failures.length > 0 ? ` (${failures.map((error) => `${callOutcome(error)}: ${error.message}`).slice(0, 3).join('; ')})` : ''));
-console.log(`routing decisions: ${[...routes].map(([branch, count]) => `${branch} ${count}`).join(', ')}`);
+console.log(workerTable(summary));
+console.log(totalsLine(summary) + (failures.length > 0 ? ` (${failures.map((error) => `${callOutcome(error)}: ${error.message}`).slice(0, 3).join('; ')})` : ''));
+console.log(`routing decisions: ${routesLine(summary)}`);
+console.log(ROUTE_LEGEND.split('\n').map((line) => `  ${line}`).join('\n'));
+if (values['summary-json']) console.log(JSON.stringify({ summary }));
 if (admin !== undefined) {
   await new Promise((resolve) => setTimeout(resolve, Number(values['linger-ms'])));
   await admin.close();

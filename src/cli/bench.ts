@@ -23,6 +23,8 @@ export async function runBench(target: string, requestText: string, options: Ben
   const latencies: number[] = [];
   const firstChunks: number[] = [];
   const failures = new Map<string, number>();
+  /** The first failure, explained, so a run where every call fails says why. */
+  let firstFailure: unknown;
   let chunks = 0;
   let issued = 0;
   const bar =
@@ -50,6 +52,7 @@ export async function runBench(target: string, requestText: string, options: Ben
           latencies.push(performance.now() - begin);
         } catch (error) {
           if (controller.signal.aborted) break;
+          firstFailure ??= opened.explain(error);
           const name = failureName(error);
           failures.set(name, (failures.get(name) ?? 0) + 1);
         }
@@ -82,6 +85,7 @@ export async function runBench(target: string, requestText: string, options: Ben
     ...(opened.stream ? [['chunks', `${summary.chunksPerSecond} chunks/s`], ['first chunk p50 / p99', `${ms(summary.firstChunkMs?.p50)} / ${ms(summary.firstChunkMs?.p99)}`]] : []),
   ]);
   if (controller.signal.aborted) throw new Cancelled();
+  if (failed > 0 && !options.json) process.stderr.write(`first failure: ${(firstFailure as Error).message}\n`);
 }
 
 function percentiles(values: number[]): { p50?: number; p90?: number; p99?: number; max?: number } {

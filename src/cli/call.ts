@@ -31,7 +31,7 @@ export async function runCall(target: string, requestText: string, options: Call
       process.stderr.write(`cancelled ${opened.service}.${opened.method}\n`);
       throw new Cancelled();
     }
-    throw error;
+    throw opened.explain(error);
   } finally {
     process.off('SIGINT', onInterrupt);
     await opened.client.close();

@@ -32,6 +32,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       .option('--version <version>', 'service version (default: any)')
       .option('--group <group>', 'service group (default: the default group)')
       .addOption(new Option('--transport <name>', 'transport to call over').choices(['tcp', 'grpc']).default('tcp'))
+      .option('--proto <file...>', 'with --transport grpc: .proto files declaring the service (default: the provider\'s server reflection)')
       .option('--token <token>', 'token to send (when the provider requires one)')
       .option('-m, --metadata <key=value...>', 'call metadata entries', collectMetadata, {});
 
@@ -44,7 +45,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .action(async (service: string, options: CommonOptions) => runDescribe(service, options));
   calling(program.command('call'))
     .description('call a method once; streams print each chunk as it arrives, Ctrl-C cancels')
-    .argument('<service.method>', 'e.g. inference.LLM.generate')
+    .argument('<service.method>', 'e.g. inference.LLM.generate (or the .proto rpc name: inference.LLM.Generate)')
     .argument('[request]', 'the request as JSON, e.g. \'{"prompt":"hi"}\'', 'null')
     .action(async (target: string, request: string, options) => runCall(target, request, options));
   calling(program.command('bench'))

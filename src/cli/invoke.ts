@@ -1,7 +1,8 @@
 import { createClient, type RpcClient } from '../client/client.js';
 import { codeName, RpcCode, RpcError } from '../errors/errors.js';
-import type { MethodDescriptor } from '../registry/registry.js';
+import type { MethodDescriptor, ServiceInstance } from '../registry/registry.js';
 import { UsageError } from './errors.js';
+import { explainGrpcFailure, grpcCalling, protoFieldsToCamel } from './grpc-target.js';
 import { openRegistry, recordsOf, type CommonOptions } from './registry-view.js';
 import { suggestion } from './describe.js';
 
@@ -11,6 +12,8 @@ export interface CallingOptions extends CommonOptions {
   version?: string;
   group?: string;
   transport: 'tcp' | 'grpc';
+  /** .proto files declaring the service, for `--transport grpc`. */
+  proto?: string[];
   token?: string;
   metadata: Record<string, string>;
 }
@@ -24,6 +27,8 @@ export interface Target {
   readonly request: unknown;
   /** Makes one call; a stream is returned unread. */
   call(signal: AbortSignal): unknown;
+  /** The error to show for a failed call (with what to do, where the CLI knows). */
+  explain(error: unknown): unknown;
 }
 
 /**
@@ -44,11 +49,13 @@ export async function openTarget(target: string, requestText: string, options: C
   }
   const { url, registry } = await openRegistry(options);
   let descriptor: MethodDescriptor | undefined;
+  let records: readonly ServiceInstance[];
   try {
-    const records = await recordsOf(registry, service);
+    records = await recordsOf(registry, service);
     if (records.length === 0) throw new RpcError(RpcCode.UNAVAILABLE, `no provider of ${service} in ${url}${await suggestion(registry, service)}`);
     const methods = new Map(records.flatMap((record) => record.methods).map((entry) => [entry.name, entry]));
-    descriptor = methods.get(method);
+    // A .proto rpc name (`Embed`) stands for the method `embed`, as on the grpc transport.
+    descriptor = methods.get(method) ?? methods.get(method.charAt(0).toLowerCase() + method.slice(1));
     // Direct (shuttle://) registries know addresses only, not methods: then just try.
     if (descriptor === undefined && methods.size > 0) {
       throw new UsageError(`${service} has no method ${JSON.stringify(method)}; its methods: ${[...methods.keys()].sort().join(', ')}`);
@@ -56,18 +63,23 @@ export async function openTarget(target: string, requestText: string, options: C
   } finally {
     await registry.close();
   }
-  const client = await createClient({ registry: url, transport: options.transport, timeoutMs: options.timeout, ...(options.token === undefined ? {} : { token: options.token }) });
+  if (options.proto !== undefined && options.transport !== 'grpc') throw new UsageError('--proto is for --transport grpc (tcp needs no .proto)');
+  const grpc = options.transport === 'grpc' ? await grpcCalling(service, options.proto, records, options.timeout) : undefined;
+  if (grpc?.declaredBy !== undefined) request = protoFieldsToCamel(request);
+  const client = await createClient({ registry: url, transport: grpc?.transport ?? options.transport, timeoutMs: options.timeout, ...(options.token === undefined ? {} : { token: options.token }) });
   const proxy = client.proxy<Record<string, (request: unknown, callOptions: object) => unknown>>(service, {
     ...(options.version === undefined ? {} : { version: options.version }),
     ...(options.group === undefined ? {} : { group: options.group }),
   });
+  const name = descriptor?.name ?? method;
   return {
     client,
     service,
-    method,
+    method: name,
     stream: descriptor?.stream === true,
     request,
-    call: (signal) => proxy[method]!(request, { signal, metadata: options.metadata }),
+    call: (signal) => proxy[name]!(request, { signal, metadata: options.metadata }),
+    explain: (error) => (grpc === undefined ? error : explainGrpcFailure(error, grpc, service)),
   };
 }
 

@@ -26,6 +26,11 @@ export interface AttemptEvent {
   /** The outcome (of opening, for a stream). */
   readonly code: RpcCode;
   readonly seconds: number;
+  /**
+   * True on a second report for a stream whose opening was reported OK and that then broke
+   * off with `code` (a provider that died mid-answer); `seconds` is then its whole life.
+   */
+  readonly midStream?: boolean;
 }
 
 /** A routing decision, as reported to the client's `onRoute` hook. */
@@ -321,7 +326,17 @@ class Attempt implements ClusterCall {
         },
         () => finish(stats, tokens, started),
       );
-      if (parts.onAttempt !== undefined) this.#report(opened, address, started);
+      if (parts.onAttempt !== undefined) {
+        this.#report(opened, address, started);
+        // A break after the opening (not the reader's own cancel) is reported too.
+        opened.then(
+          (stream) =>
+            stream.trailer.catch((error: unknown) => {
+              if (RpcError.from(error).code !== RpcCode.CANCELLED) this.#report(Promise.reject(error), address, started, true);
+            }),
+          () => {},
+        );
+      }
       // The attempt succeeds at the first chunk (or the end): a stream the provider refuses
       // before producing anything fails this attempt, so failover may go elsewhere when that
       // is safe (the refusal says it never ran, or the method is idempotent). Failures after
@@ -353,11 +368,11 @@ class Attempt implements ClusterCall {
   }
 
   /** Tells the `onAttempt` hook how this attempt went (what the hook throws is ignored). */
-  #report(outcome: Promise<unknown>, provider: string, started: number): void {
+  #report(outcome: Promise<unknown>, provider: string, started: number, midStream = false): void {
     const attempt = this.#attempts;
     const report = (code: RpcCode): void => {
       try {
-        this.parts.onAttempt!({ service: this.invocation.service, method: this.invocation.method, provider, attempt, code, seconds: (Date.now() - started) / 1000 });
+        this.parts.onAttempt!({ service: this.invocation.service, method: this.invocation.method, provider, attempt, code, seconds: (Date.now() - started) / 1000, ...(midStream ? { midStream } : {}) });
       } catch {
         // An observer's bug must not fail the call it observes.
       }

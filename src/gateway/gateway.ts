@@ -1,9 +1,10 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { LLM_SERVICE, modelsOf, type LlmApi } from '../inference/inference.js';
+import { createLogger, type LogOption } from '../log/log.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
@@ -37,6 +38,12 @@ export interface GatewayOptions {
    * routing decisions and attempts per worker there. Serve it with `startAdminServer`.
    */
   metrics?: ShuttleMetrics;
+  /**
+   * Where failures from behind the gateway are logged, with the request id the HTTP client
+   * is given (`x-request-id` and the error message): a pino logger, `{ level, stream }`, or
+   * `false`. Standard error at `info` by default.
+   */
+  log?: LogOption;
 }
 
 /** A running gateway. */
@@ -58,12 +65,13 @@ export interface Gateway {
  */
 export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   if (options === null || typeof options !== 'object') throw invalidOption('gateway options', options, 'an object');
-  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics']);
+  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log']);
   const port = checkInt('gateway port', options.port, 0, 65535, 8080);
   const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
   const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);
   const maxBodyBytes = checkInt('gateway maxBodyBytes', options.maxBodyBytes, 1, 2 ** 31 - 1, 8 * 1024 * 1024);
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
+  const log = createLogger(options.log, 'gateway');
 
   const ownsClient = options.client === undefined || !isClient(options.client);
   const client = isClient(options.client) ? options.client : await createClient(withMetrics(options.client ?? {}, options.metrics));
@@ -72,14 +80,29 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
   const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true });
-  const fail = (reply: FastifyReply, error: unknown): FastifyReply => {
-    const answer = toOpenAiError(error, retryAfterSeconds);
+  const requestIds = new WeakMap<FastifyRequest, string>();
+  const idOf = (request: FastifyRequest): string => requestIds.get(request) ?? request.id;
+  // Every answer names its request, so a client can quote the id that the log has.
+  app.addHook('onRequest', async (request, reply) => {
+    const id = randomUUID();
+    requestIds.set(request, id);
+    void reply.header('x-request-id', id);
+  });
+  /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id. */
+  const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
+    const requestId = idOf(request);
+    const answer = toOpenAiError(error, retryAfterSeconds, requestId);
+    if (answer.internal) log[answer.status >= 500 ? 'error' : 'warn']({ err: error, requestId, status: answer.status, path: request.url }, `${request.method} ${request.url} failed with ${answer.status}`);
+    return answer;
+  };
+  const fail = (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply => {
+    const answer = answerFor(request, error);
     if (answer.retryAfterSeconds !== undefined) void reply.header('retry-after', String(answer.retryAfterSeconds));
     return reply.code(answer.status).send(answer.body);
   };
   if (options.metrics !== undefined) countRequests(app, options.metrics);
-  app.setErrorHandler((error, request, reply) => fail(reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
-  app.setNotFoundHandler((request, reply) => fail(reply, new BadRequest(`no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`, null, 404)));
+  app.setErrorHandler((error, request, reply) => fail(request, reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
+  app.setNotFoundHandler((request, reply) => fail(request, reply, new BadRequest(`no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`, null, 404)));
   if (apiKey !== undefined) {
     app.addHook('onRequest', async (request) => {
       const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
@@ -98,7 +121,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const checkModel = async (model: string): Promise<void> => {
     await client.ready();
     const workers = client.providers().filter((provider) => provider.service === LLM_SERVICE);
-    if (workers.length === 0) throw new RpcError(RpcCode.UNAVAILABLE, `no ${LLM_SERVICE} workers are registered`);
+    if (workers.length === 0) throw new BadRequest(`no ${LLM_SERVICE} workers are registered`, null, 503, null, retryAfterSeconds);
     if (!workers.some((worker) => servesModel(worker.metadata, model))) {
       throw new BadRequest(`the model ${JSON.stringify(model)} does not exist here; served: ${(await models()).join(', ') || 'none named'}`, 'model', 404, 'model_not_found');
     }
@@ -114,7 +137,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {
     const parsed = kind === 'chat' ? parseChat(request.body) : parseCompletion(request.body);
     await checkModel(parsed.request.model);
-    const context = { llm, timeoutMs, retryAfterSeconds, signal: clientGone(reply) };
+    const requestId = idOf(request);
+    const context = { llm, timeoutMs, signal: clientGone(reply), requestId, log };
     if (!parsed.stream) {
       const answer = await generateOnce(kind, parsed, context);
       return reply.header('x-shuttle-worker', answer.worker).send(answer.body);
@@ -123,8 +147,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     try {
       await generateStream(kind, parsed, context, reply.raw);
     } catch (error) {
-      const answer = toOpenAiError(error, retryAfterSeconds);
-      reply.raw.writeHead(answer.status, { 'content-type': 'application/json', ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }) });
+      const answer = answerFor(request, error);
+      reply.raw.writeHead(answer.status, { 'content-type': 'application/json', 'x-request-id': requestId, ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }) });
       reply.raw.end(JSON.stringify(answer.body));
     }
     return reply;

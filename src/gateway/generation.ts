@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { promptText, type LlmApi, type Usage } from '../inference/inference.js';
 import type { Proxied } from '../proxy/proxy.js';
-import { toOpenAiError } from './openai-errors.js';
+import type { Logger } from '../log/log.js';
+import { streamBroken } from './openai-errors.js';
 import type { ParsedGeneration } from './requests.js';
 
 /** Which OpenAI API a generation answers in. */
@@ -12,9 +13,11 @@ export type GenerationKind = 'chat' | 'completion';
 export interface GenerationContext {
   readonly llm: Proxied<LlmApi>;
   readonly timeoutMs: number;
-  readonly retryAfterSeconds: number;
   /** Fires when the HTTP client goes away: cancels the worker call. */
   readonly signal: AbortSignal;
+  /** The request's id, sent to the client and logged with a failure. */
+  readonly requestId: string;
+  readonly log: Logger;
 }
 
 /** A non-streaming generation's answer body, in the kind's OpenAI shape. */
@@ -35,7 +38,8 @@ export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneratio
 /**
  * Streams a generation to `response` as OpenAI's SSE chunks, ending with `data: [DONE]`.
  * Headers go out once the first token has come (so a request no worker can take still gets a
- * proper 429/503 status); a failure after that is sent as a last `data: {"error": …}` event.
+ * proper 429/503 status); a failure after that is sent as a last `data: {"error": …}` event
+ * saying how many tokens went out before the break (the cause is logged under the request id).
  */
 export async function generateStream(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext, response: ServerResponse): Promise<void> {
   const call = startCall(parsed, context);
@@ -60,12 +64,14 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     });
   };
   const open = (): void => {
-    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': context.requestId });
     if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
   };
+  let tokens = 0;
   try {
     for await (const token of call) {
       if (!response.headersSent) open();
+      tokens++;
       const { text } = token;
       await write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
     }
@@ -78,7 +84,8 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   } catch (error) {
     if (context.signal.aborted) return; // the client left; nobody to tell
     if (!response.headersSent) throw error; // answered with a status by the caller
-    response.end(`data: ${JSON.stringify(toOpenAiError(error, context.retryAfterSeconds).body)}\n\n`);
+    context.log.error({ err: error, requestId: context.requestId, tokens }, `a ${kind} stream broke after ${tokens} tokens`);
+    response.end(`data: ${JSON.stringify(streamBroken(tokens, context.requestId))}\n\n`);
   }
 }
 

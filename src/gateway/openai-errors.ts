@@ -8,13 +8,18 @@ export interface OpenAiError {
   readonly retryAfterSeconds?: number;
 }
 
-/** A bad request found by the gateway itself: which field, what was wrong. */
+/**
+ * A refusal by the gateway itself (a bad field, an unknown model, no workers): its message is
+ * the gateway's own words about the request, safe to send as is.
+ */
 export class BadRequest extends Error {
   constructor(
     message: string,
     readonly param: string | null = null,
     readonly status = 400,
     readonly code: string | null = null,
+    /** Seconds for a Retry-After header. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -35,45 +40,68 @@ const TYPES: Record<number, string> = {
 };
 
 /**
- * The OpenAI-shaped answer for anything a request handler threw: the gateway's own
- * {@link BadRequest}s, and the shuttle call's RpcErrors by code — INVALID_ARGUMENT 400,
- * UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (every
- * worker saturated; Retry-After from the worker's hint, else `defaultRetryAfterSeconds`),
- * UNAVAILABLE 503 (no worker reachable; Retry-After too), DEADLINE_EXCEEDED 504, other 500.
+ * What the HTTP client is told for a failure that came from behind the gateway. Those
+ * messages are the workers' and engines' (addresses, engine URLs, an engine's own error text)
+ * and stay in the gateway's log under the request id; the client gets these words and the id.
  */
-export function toOpenAiError(error: unknown, defaultRetryAfterSeconds: number): OpenAiError {
-  if (error instanceof BadRequest) return shape(error.status, error.message, error.param, error.code);
-  if (!(error instanceof RpcError)) {
-    const status = (error as { statusCode?: number }).statusCode;
-    // Fastify's own rejections (malformed JSON, body too large, wrong content type).
-    if (typeof status === 'number' && status >= 400 && status < 500) return shape(status, (error as Error).message, null, null);
-    return shape(500, `internal error: ${(error as Error)?.message ?? String(error)}`, null, null);
+const GENERIC: Record<number, string> = {
+  400: 'a worker refused the request as invalid',
+  401: 'a worker refused the gateway\'s credentials',
+  403: 'a worker refused the gateway\'s credentials',
+  404: 'a worker does not know what the request names',
+  429: 'every worker is saturated; retry after the Retry-After delay',
+  499: 'the request was cancelled',
+  501: 'the workers do not implement this request',
+  503: 'no worker could take the request; retry after the Retry-After delay',
+  504: 'the generation did not finish in time',
+};
+
+/**
+ * The OpenAI-shaped answer for anything a request handler threw: the gateway's own
+ * {@link BadRequest}s and Fastify's 4xx rejections with their words; the shuttle call's
+ * RpcErrors by code — INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
+ * NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (every worker saturated; Retry-After from the worker's
+ * hint, else `defaultRetryAfterSeconds`), UNAVAILABLE 503 (no worker reachable; Retry-After
+ * too), DEADLINE_EXCEEDED 504, other 500 — with a generic message naming `requestId` (see
+ * {@link GENERIC}); `internal` says the real error must be logged under that id.
+ */
+export function toOpenAiError(error: unknown, defaultRetryAfterSeconds: number, requestId: string): OpenAiError & { internal: boolean } {
+  if (error instanceof BadRequest) {
+    return { ...shape(error.status, error.message, error.param, error.code), internal: false, ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }) };
   }
-  const retryAfter = Math.max(1, Math.ceil((error.retryAfterMs ?? defaultRetryAfterSeconds * 1000) / 1000));
-  switch (error.code) {
-    case RpcCode.INVALID_ARGUMENT:
-    case RpcCode.FAILED_PRECONDITION:
-    case RpcCode.OUT_OF_RANGE:
-      return shape(400, error.rawMessage, null, null);
-    case RpcCode.UNAUTHENTICATED:
-      return shape(401, error.rawMessage, null, null);
-    case RpcCode.PERMISSION_DENIED:
-      return shape(403, error.rawMessage, null, null);
-    case RpcCode.NOT_FOUND:
-      return shape(404, error.rawMessage, null, null);
-    case RpcCode.RESOURCE_EXHAUSTED:
-      return { ...shape(429, `every worker is saturated: ${error.rawMessage}`, null, 'rate_limit_exceeded'), retryAfterSeconds: retryAfter };
-    case RpcCode.UNAVAILABLE:
-      return { ...shape(503, `no worker could take the request: ${error.rawMessage}`, null, null), retryAfterSeconds: retryAfter };
-    case RpcCode.DEADLINE_EXCEEDED:
-      return shape(504, error.rawMessage, null, null);
-    case RpcCode.CANCELLED:
-      return shape(499, error.rawMessage, null, null);
-    case RpcCode.UNIMPLEMENTED:
-      return shape(501, error.rawMessage, null, null);
-    default:
-      return shape(500, error.rawMessage, null, null);
+  const fastifyStatus = (error as { statusCode?: number } | null)?.statusCode;
+  // Fastify's own rejections (malformed JSON, body too large, wrong content type).
+  if (!(error instanceof RpcError) && typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
+    return { ...shape(fastifyStatus, (error as Error).message, null, null), internal: false };
   }
+  const status = error instanceof RpcError ? STATUS_OF[error.code] ?? 500 : 500;
+  const answer = { ...shape(status, `${GENERIC[status] ?? 'internal error'} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null), internal: true };
+  if (status !== 429 && status !== 503) return answer;
+  const hintMs = error instanceof RpcError ? error.retryAfterMs : undefined;
+  return { ...answer, retryAfterSeconds: Math.max(1, Math.ceil((hintMs ?? defaultRetryAfterSeconds * 1000) / 1000)) };
+}
+
+/** The HTTP status of each code a worker call can fail with (others: 500). */
+const STATUS_OF: Partial<Record<RpcCode, number>> = {
+  [RpcCode.INVALID_ARGUMENT]: 400,
+  [RpcCode.FAILED_PRECONDITION]: 400,
+  [RpcCode.OUT_OF_RANGE]: 400,
+  [RpcCode.UNAUTHENTICATED]: 401,
+  [RpcCode.PERMISSION_DENIED]: 403,
+  [RpcCode.NOT_FOUND]: 404,
+  [RpcCode.RESOURCE_EXHAUSTED]: 429,
+  [RpcCode.UNAVAILABLE]: 503,
+  [RpcCode.DEADLINE_EXCEEDED]: 504,
+  [RpcCode.CANCELLED]: 499,
+  [RpcCode.UNIMPLEMENTED]: 501,
+};
+
+/**
+ * The last SSE event of a stream that broke after `tokens` tokens had gone out (the status
+ * line was sent long ago): what happened, in OpenAI's error shape.
+ */
+export function streamBroken(tokens: number, requestId: string): OpenAiError['body'] {
+  return shape(500, `the stream broke after ${tokens} token${tokens === 1 ? '' : 's'}; the answer is incomplete (request id ${requestId})`, null, 'stream_interrupted').body;
 }
 
 function shape(status: number, message: string, param: string | null, code: string | null): OpenAiError {

@@ -1,4 +1,5 @@
-import type { ChatMessage, GenerateRequest } from '../inference/inference.js';
+import type { GenerateRequest } from '../inference/inference.js';
+import { parseMessages } from './chat-messages.js';
 import { BadRequest } from './openai-errors.js';
 
 /** A generation as the gateway runs it: the worker request plus the HTTP-side choices. */
@@ -21,11 +22,7 @@ export function parseChat(body: unknown): ParsedGeneration {
   const fields = object(body);
   const messages = fields.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
-  const parsed: ChatMessage[] = messages.map((message: unknown, index) => {
-    const entry = message as Record<string, unknown> | null;
-    if (entry === null || typeof entry !== 'object' || typeof entry.role !== 'string') throw new BadRequest(`messages[${index}] must be an object with a string role`, `messages[${index}].role`);
-    return { role: entry.role, content: contentText(entry.content, `messages[${index}].content`), ...(typeof entry.name === 'string' ? { name: entry.name } : {}) };
-  });
+  const parsed = parseMessages(messages);
   return generation(fields, { messages: parsed }, fields.max_completion_tokens ?? fields.max_tokens, fields.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens');
 }
 
@@ -97,21 +94,6 @@ function object(body: unknown): Record<string, unknown> {
 function modelOf(fields: Record<string, unknown>): string {
   if (typeof fields.model !== 'string' || fields.model === '') throw new BadRequest(`model must be a non-empty string, got ${describe(fields.model)}`, 'model');
   return fields.model;
-}
-
-/** A message's content: a string, or the text parts of an array of parts joined. */
-function contentText(content: unknown, param: string): string {
-  if (typeof content === 'string') return content;
-  if (content === null || content === undefined) return '';
-  if (Array.isArray(content)) {
-    return content
-      .map((part: { type?: unknown; text?: unknown }, index) => {
-        if (part?.type !== 'text' || typeof part.text !== 'string') throw new BadRequest(`${param}[${index}] must be a text part ({ type: "text", text }); other parts are not supported`, `${param}[${index}]`);
-        return part.text;
-      })
-      .join('');
-  }
-  throw new BadRequest(`${param} must be a string or an array of text parts, got ${describe(content)}`, param);
 }
 
 function number(value: unknown, param: string, min: number, max: number): number {

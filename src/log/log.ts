@@ -21,7 +21,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type LogOption = Logger | { level?: LogLevel; stream?: NodeJS.WritableStream } | false;
 
 /** Builds the logger of a client or server from its `log` option; throws naming the bad value. */
-export function createLogger(option: LogOption | undefined, component: 'client' | 'server'): Logger {
+export function createLogger(option: LogOption | undefined, component: 'client' | 'server' | 'gateway'): Logger {
   if (option === false) return pino({ level: 'silent' });
   if (isLogger(option)) return option.child({ component });
   if (option !== undefined && (option === null || typeof option !== 'object' || Array.isArray(option))) {

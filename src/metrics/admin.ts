@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkInt, invalidOption } from '../common/validate.js';
+import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { FleetHistory } from './fleet.js';
 import { ShuttleMetrics, type WatchedClient } from './metrics.js';
 
 /** Options of {@link startAdminServer}. */
@@ -23,7 +24,15 @@ export interface AdminServerOptions {
    * ejection, in flight per provider).
    */
   clients?: readonly WatchedClient[];
+  /**
+   * How long a provider that left or died stays listed as down on `/fleet` and the dashboard;
+   * 10 minutes by default.
+   */
+  downRetentionMs?: number;
 }
+
+/** How often the clients' providers are sampled for the fleet history (joins, deaths, breaker changes). */
+const FLEET_SAMPLE_MS = 250;
 
 /** A running admin endpoint. */
 export interface AdminServer {
@@ -35,8 +44,10 @@ export interface AdminServer {
 /**
  * Starts the admin HTTP endpoint: `/metrics` (Prometheus text format), `/health/live` (200 while
  * the process serves HTTP at all), `/health/ready` (200, or 503 while `ready()` is false),
- * `/providers` (the clients' provider directory as JSON), `/totals` (the consumer's running
- * totals as JSON) and `/dashboard` (a live page drawing both). Anything else is 404. Resolves
+ * `/providers` (the clients' provider directory as JSON), `/fleet` (the providers with their
+ * error, shed, retry counts, those that left or died kept as down, and the events; see
+ * fleet.ts), `/totals` (the consumer's running totals as JSON) and `/dashboard` (a live page
+ * drawing them). Anything else is 404. Resolves
  * once listening.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
@@ -51,6 +62,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     throw invalidOption('admin clients', clients, 'an array of clients (createClient results)');
   }
   for (const client of clients) metrics.watchClient(client);
+  const fleet = new FleetHistory(clients, metrics, checkInt('admin downRetentionMs', options.downRetentionMs, 1000, MAX_TIMER_MS, 600_000));
+  const sampler = setInterval(() => fleet.sample(), FLEET_SAMPLE_MS).unref();
+  fleet.sample();
 
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?', 1)[0];
@@ -72,6 +86,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         return reply(500, 'text/plain', `providers failed: ${String(error)}\n`);
       }
     }
+    if (path === '/fleet') {
+      fleet.snapshot().then(
+        (snapshot) => reply(200, 'application/json', `${JSON.stringify(snapshot)}\n`),
+        (error: unknown) => reply(500, 'text/plain', `fleet failed: ${String(error)}\n`),
+      );
+      return;
+    }
     if (path === '/totals') {
       metrics.consumerTotals().then(
         (totals) => reply(200, 'application/json', `${JSON.stringify(totals)}\n`),
@@ -91,7 +112,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       }
       return reply(isReady ? 200 : 503, 'application/json', `{"status":"${isReady ? 'ready' : 'not ready'}"}\n`);
     }
-    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready, /providers, /totals, /dashboard)\n`);
+    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /dashboard)\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -106,6 +127,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     url: `http://${shownHost}:${address.port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(sampler);
         for (const client of clients) metrics.unwatchClient(client);
         server.closeAllConnections();
         server.close(() => resolve());

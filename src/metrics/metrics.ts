@@ -19,6 +19,23 @@ export interface ConsumerTotals {
   readonly firstChunkSeconds: number;
   readonly latencyCount: number;
   readonly latencySeconds: number;
+  /** Calls refused for load (RESOURCE_EXHAUSTED). */
+  readonly shed: number;
+  /** Attempts after a call's first (retries and failovers). */
+  readonly retries: number;
+  /** Streams that opened and then broke off. */
+  readonly broken: number;
+  /** Routing decisions by branch (hit, spill, cold, pick…). */
+  readonly routes: Readonly<Record<string, number>>;
+}
+
+/** One provider's counts, as {@link ShuttleMetrics.providerTotals} gives them. */
+export interface ProviderTotals {
+  readonly attempts: number;
+  readonly failed: number;
+  readonly shed: number;
+  readonly broken: number;
+  readonly retries: number;
 }
 
 const BREAKER_VALUE: Record<ProviderStatus['breaker'], number> = { closed: 0, 'half-open': 1, open: 2 };
@@ -43,6 +60,8 @@ export class ShuttleMetrics {
   readonly providerCalls = new Counter({ name: 'shuttle_consumer_provider_attempts_total', help: 'Attempts by provider and outcome code (a stream: of opening it).', labelNames: ['service', 'method', 'provider', 'code'], registers: [this.registry] });
   readonly providerLatency = new Histogram({ name: 'shuttle_consumer_provider_attempt_seconds', help: 'Attempt latency by provider.', labelNames: ['service', 'provider'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly retries = new Counter({ name: 'shuttle_attempts_total', help: 'Attempts by attempt number (1 = first, 2+ = retries).', labelNames: ['service', 'attempt'], registers: [this.registry] });
+  readonly providerRetries = new Counter({ name: 'shuttle_consumer_provider_retries_total', help: 'Attempts that were retries (attempt 2+), by the provider they went to.', labelNames: ['service', 'provider'], registers: [this.registry] });
+  readonly streamBreaks = new Counter({ name: 'shuttle_consumer_stream_breaks_total', help: 'Streams that opened and then broke off, by provider and code.', labelNames: ['service', 'method', 'provider', 'code'], registers: [this.registry] });
 
   readonly #servers = new Set<WatchedServer>();
   /**
@@ -114,8 +133,16 @@ export class ShuttleMetrics {
   async consumerTotals(): Promise<ConsumerTotals> {
     const sum = (values: ReadonlyArray<{ labels: Record<string, string | number>; value: number; metricName?: string }>, keep: (labels: Record<string, string | number>, name?: string) => boolean): number =>
       values.reduce((total, entry) => (entry.labels['side'] === 'consumer' && keep(entry.labels, entry.metricName) ? total + entry.value : total), 0);
-    const [calls, chunks, ttft, latency] = await Promise.all([this.calls.get(), this.chunks.get(), this.ttft.get(), this.latency.get()]);
+    const [calls, chunks, ttft, latency, retries, breaks, routes] = await Promise.all([
+      this.calls.get(), this.chunks.get(), this.ttft.get(), this.latency.get(), this.retries.get(), this.streamBreaks.get(), this.routes.get(),
+    ]);
+    const byBranch: Record<string, number> = {};
+    for (const { labels, value } of routes.values) byBranch[String(labels['branch'])] = (byBranch[String(labels['branch'])] ?? 0) + value;
     return {
+      shed: sum(calls.values, (labels) => labels['code'] === 'RESOURCE_EXHAUSTED'),
+      retries: retries.values.reduce((total, { labels, value }) => (labels['attempt'] === '2+' ? total + value : total), 0),
+      broken: breaks.values.reduce((total, { value }) => total + value, 0),
+      routes: byBranch,
       calls: sum(calls.values, () => true),
       failed: sum(calls.values, (labels) => labels['code'] !== 'OK'),
       chunks: sum(chunks.values, () => true),
@@ -137,8 +164,37 @@ export class ShuttleMetrics {
 
   /** Records how one attempt on one provider went (wire it to the client's `onAttempt`). */
   attempt(event: AttemptEvent): void {
-    this.providerCalls.inc({ service: event.service, method: event.method, provider: event.provider, code: codeConstant(event.code) });
+    const code = codeConstant(event.code);
+    if (event.midStream === true) {
+      this.streamBreaks.inc({ service: event.service, method: event.method, provider: event.provider, code });
+      return;
+    }
+    this.providerCalls.inc({ service: event.service, method: event.method, provider: event.provider, code });
     this.providerLatency.observe({ service: event.service, provider: event.provider }, event.seconds);
+    if (event.attempt > 1) this.providerRetries.inc({ service: event.service, provider: event.provider });
+  }
+
+  /**
+   * Per provider (`host:port`): attempts, failed ones (a refusal for load, RESOURCE_EXHAUSTED,
+   * counts as `shed`, not failed), streams that broke after opening, and retries sent to it.
+   */
+  async providerTotals(): Promise<Map<string, ProviderTotals>> {
+    const totals = new Map<string, ProviderTotals>();
+    const entry = (provider: string): { -readonly [K in keyof ProviderTotals]: number } => {
+      let found = totals.get(provider) as { -readonly [K in keyof ProviderTotals]: number } | undefined;
+      if (found === undefined) totals.set(provider, (found = { attempts: 0, failed: 0, shed: 0, broken: 0, retries: 0 }));
+      return found;
+    };
+    const [calls, breaks, retries] = await Promise.all([this.providerCalls.get(), this.streamBreaks.get(), this.providerRetries.get()]);
+    for (const { labels, value } of calls.values) {
+      const counts = entry(String(labels['provider']));
+      counts.attempts += value;
+      if (labels['code'] === 'RESOURCE_EXHAUSTED') counts.shed += value;
+      else if (labels['code'] !== 'OK' && labels['code'] !== 'CANCELLED') counts.failed += value;
+    }
+    for (const { labels, value } of breaks.values) entry(String(labels['provider'])).broken += value;
+    for (const { labels, value } of retries.values) entry(String(labels['provider'])).retries += value;
+    return totals;
   }
 
   /** Records one routing decision (wire it to the client's `onRoute`). */

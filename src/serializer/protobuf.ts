@@ -1,8 +1,13 @@
+import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import type { ExtensionOptions } from '../spi/extension-registry.js';
 import { SerializerId, type PayloadTarget, type Serializer } from './serializer.js';
+
+// protobufjs's descriptor extension (CommonJS, whose names Node cannot see from ESM) also
+// adds Root.fromDescriptor.
+const { FileDescriptorSet } = createRequire(import.meta.url)('protobufjs/ext/descriptor') as typeof import('protobufjs/ext/descriptor.js');
 
 /** The name this serializer is registered under. */
 export const TYPE_NAME = 'protobuf';
@@ -58,6 +63,34 @@ export function loadProtoFiles(files: unknown, key: string, keepCase = true): pr
   const root = new protobuf.Root().loadSync([...files], { keepCase });
   root.resolveAll();
   return root;
+}
+
+/**
+ * Loads a serialized `google.protobuf.FileDescriptorSet` as {@link loadProtoFiles} loads files
+ * (field names lowerCamelCase). Bytes that are no descriptor set fail naming `key`.
+ */
+export function loadDescriptorSet(bytes: Uint8Array, key: string): protobuf.Root {
+  try {
+    // protobufjs names a field by its json_name, else by its .proto name: descriptors without
+    // json_name (protobufjs writes none) would keep snake_case where .proto files give camelCase.
+    const set = FileDescriptorSet.decode(bytes) as unknown as { file?: { messageType?: DescribedMessage[] }[] };
+    for (const file of set.file ?? []) for (const message of file.messageType ?? []) setJsonNames(message);
+    const root = protobuf.Root.fromDescriptor(set as Parameters<typeof protobuf.Root.fromDescriptor>[0]);
+    root.resolveAll();
+    return root;
+  } catch (error) {
+    throw invalidOption(key, `<${bytes.length} bytes>`, `a serialized google.protobuf.FileDescriptorSet (${(error as Error).message})`);
+  }
+}
+
+interface DescribedMessage {
+  field?: { name?: string; jsonName?: string }[];
+  nestedType?: DescribedMessage[];
+}
+
+function setJsonNames(message: DescribedMessage): void {
+  for (const field of message.field ?? []) if (!field.jsonName && field.name) field.jsonName = protobuf.util.camelCase(field.name);
+  for (const nested of message.nestedType ?? []) setJsonNames(nested);
 }
 
 /**

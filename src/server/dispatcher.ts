@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type ServiceMetadata } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
@@ -30,15 +31,18 @@ export class Dispatcher implements CallHandler {
   readonly #admitters: readonly Filter[];
   readonly #log: Logger | undefined;
   readonly #scopes: boolean;
+  readonly #exposeErrors: boolean;
 
   /**
    * @param filters the provider filter chain, already ordered; every call runs through it
-   * @param log where handler failures that are not RpcErrors are reported (at warn)
+   * @param log where handler failures that are not RpcErrors are reported (at error)
    * @param scopes whether handlers run in their call's scope (calls they make inherit its
    *   deadline and cancellation); false only for a provider that declared it makes no calls
+   * @param exposeErrors tell callers the message of such failures too (development only)
    */
-  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = [], log?: Logger, scopes = true) {
+  constructor(services: readonly object[], serializers: SerializerSet, filters: readonly Filter[] = [], log?: Logger, scopes = true, exposeErrors = false) {
     this.serializers = serializers;
+    this.#exposeErrors = exposeErrors;
     this.#filters = filters;
     this.#admitters = filters.filter((filter) => filter.admit !== undefined);
     this.#log = log;
@@ -61,13 +65,20 @@ export class Dispatcher implements CallHandler {
   }
 
   /**
-   * A handler that throws an RpcError chose its answer; anything else is a bug or an
-   * unexpected failure that the caller sees only as UNKNOWN, so it is logged here with its
-   * stack (which never crosses the wire).
+   * A handler that throws an RpcError chose its answer. Anything else is a bug or an
+   * unexpected failure whose message may hold what callers must not see (addresses, paths,
+   * an engine's own text): the caller gets INTERNAL with a generic message and a correlation
+   * id, and the message and stack are logged here under that id. An AbortError (the call's
+   * own signal) stays CANCELLED.
    */
-  reportError(method: ResolvedMethod, error: unknown): void {
-    if (error instanceof RpcError) return;
-    this.#log?.warn({ err: error, service: method.service, method: method.method }, `${method.service}.${method.method} threw ${error instanceof Error ? error.name : typeof error}; the caller gets UNKNOWN`);
+  toCallerError(method: ResolvedMethod, error: unknown): RpcError {
+    if (error instanceof RpcError) return error;
+    if (error instanceof Error && error.name === 'AbortError') return RpcError.from(error);
+    const correlationId = randomUUID();
+    const where = `${method.service}.${method.method}`;
+    this.#log?.error({ err: error, service: method.service, method: method.method, correlationId }, `${where} threw ${error instanceof Error ? error.name : typeof error}; the caller gets INTERNAL with correlation id ${correlationId}`);
+    const detail = this.#exposeErrors ? `: ${error instanceof Error ? error.message : String(error)}` : '';
+    return new RpcError(RpcCode.INTERNAL, `${where} failed${detail} (correlation id ${correlationId}; the provider's log has the detail)`, { details: { correlationId } });
   }
 
   /**

@@ -83,6 +83,13 @@ export interface ServerOptions {
   /** How long `close()` lets running calls finish; 10 s by default. */
   drainTimeoutMs?: number;
   /**
+   * What a caller learns when a method throws something other than an RpcError: by default
+   * INTERNAL with a generic message and a correlation id (the message and stack go to this
+   * provider's log under that id). `true` adds the thrown message, for development; never
+   * on a provider that untrusted callers reach.
+   */
+  exposeErrors?: boolean;
+  /**
    * On SIGTERM or SIGINT, close gracefully (drain, leave the registry) and then exit the
    * process; false by default (a library should not own the process unless asked).
    */
@@ -136,7 +143,7 @@ export interface RpcServer {
 
 const KNOWN_KEYS = [
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
-  'filters', 'token', 'maxConcurrentCalls', 'callScopes', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
+  'filters', 'token', 'maxConcurrentCalls', 'callScopes', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'exposeErrors', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
 ];
 
 /** Exports `options.services` and announces them to the registry. */
@@ -188,7 +195,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const names = transports.map((entry) => entry.transport.name);
   const twice = names.find((name, index) => names.indexOf(name) !== index);
   if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
-  const dispatcher = new Dispatcher(merged.services, serializers, filters, log, checkBool('callScopes', merged.callScopes, true));
+  const dispatcher = new Dispatcher(merged.services, serializers, filters, log, checkBool('callScopes', merged.callScopes, true), checkBool('exposeErrors', merged.exposeErrors, false));
   const registrySpec = merged.registry === undefined ? defaultRegistryUrl() : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.

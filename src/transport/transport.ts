@@ -90,10 +90,10 @@ export interface CallHandler {
    */
   services(): readonly ServedService[];
   /**
-   * Told of every failure of a method (before the transport turns it into an RpcError for the
-   * caller), so the provider can log what the caller will only see as UNKNOWN.
+   * Turns whatever a method threw into the error its caller gets, and reports what the caller
+   * will not see (the provider logs it). Without it the transport uses `RpcError.from`.
    */
-  reportError?(method: ResolvedMethod, error: unknown): void;
+  toCallerError?(method: ResolvedMethod, error: unknown): RpcError;
 }
 
 /** One exported service as a transport sees it. */

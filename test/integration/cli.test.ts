@@ -124,6 +124,52 @@ describe('shuttle call / bench', () => {
   });
 });
 
+describe('shuttle call --transport grpc', () => {
+  let grpcRegistry: { dir: string; remove(): Promise<void> };
+  let grpcWorker: Child;
+  beforeAll(async () => {
+    grpcRegistry = await tempDir();
+    grpcWorker = await startFixture('../../examples/grpc/worker', { SHUTTLE_REGISTRY: `file://${grpcRegistry.dir}` }, 10_000, [], ['--grpc-port', '0']);
+  });
+  afterAll(async () => {
+    await grpcWorker?.stop();
+    await grpcRegistry?.remove();
+  });
+
+  it('calls the .proto-declared rpcs of examples/grpc by their .proto names, learnt by server reflection', async () => {
+    const embed = await shuttle('call', 'inference.LLM.Embed', '{"text":"hello"}', '--transport', 'grpc', '--json', '--registry', `file://${grpcRegistry.dir}`);
+    expect(embed.stderr).toBe('');
+    expect(embed.code).toBe(0);
+    expect((JSON.parse(embed.stdout) as { values: number[] }).values).toHaveLength(8);
+    // Field names as the .proto writes them (max_tokens), as grpcurl takes them.
+    const generate = await shuttle('call', 'inference.LLM.Generate', '{"prompt":"hi","max_tokens":3}', '--transport', 'grpc', '--registry', `file://${grpcRegistry.dir}`);
+    expect(generate.code).toBe(0);
+    expect(generate.stdout.trim().split('\n')).toHaveLength(3);
+    expect(generate.stderr).toMatch(/\(3 chunks; trailer \{"worker":"grpc-worker-\d+".*"outputTokens":3\}\)/);
+  });
+
+  it('calls a gRPC server with no reflection with --proto FILE, and without it says to pass one', async () => {
+    const plain = await startFixture('plain-grpc-server');
+    try {
+      const without = await shuttle('call', 'test.Echo.Add', '{"a":1,"b":2}', '--transport', 'grpc', '--registry', plain.url);
+      expect(without.code).toBe(1);
+      expect(without.stderr).toMatch(/no reflection for test\.Echo; if a \.proto declares the service, pass it with --proto FILE/);
+      const proto = fileURLToPath(new URL('../fixtures/grpc.proto', import.meta.url));
+      const withProto = await shuttle('call', 'test.Echo.Add', '{"a":1,"b":2}', '--transport', 'grpc', '--proto', proto, '--json', '--registry', plain.url);
+      expect(withProto.stderr).toBe('');
+      expect(JSON.parse(withProto.stdout)).toEqual({ sum: 3 });
+    } finally {
+      await plain.stop();
+    }
+  });
+
+  it('--proto without --transport grpc is a usage error', async () => {
+    const { code, stderr } = await shuttle('call', 'inference.LLM.embed', '{"text":"x"}', '--proto', 'x.proto', '--registry', `file://${grpcRegistry.dir}`);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--proto is for --transport grpc/);
+  });
+});
+
 describe('shuttle gateway', () => {
   it('serves the OpenAI API over the simulated workers too', async () => {
     const gateway = await startFixture('../../../dist/cli/main', { SHUTTLE_REGISTRY: `file://${registry.dir}` }, 15_000, [], ['gateway', '--port', '0']);

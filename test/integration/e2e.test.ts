@@ -65,12 +65,13 @@ describe.each(['msgpack', 'json'] as const)('schemaless serializer %s', (seriali
     expect(await echo.pid()).toBe(provider.process.pid);
   });
 
-  it('turns a plain thrown Error into UNKNOWN with its message only', async () => {
+  it('turns a plain thrown Error into INTERNAL with a generic message and a correlation id, never its message or stack', async () => {
     const echo = await echoOver(serializer);
-    const error = (await rejection(echo.failPlain('disk on fire'))) as RpcError;
-    expect(error.code).toBe(RpcCode.UNKNOWN);
-    expect(error.message).toBe('[unknown] disk on fire');
-    expect(JSON.stringify(error.toWire())).not.toMatch(/at .*\.js/);
+    const error = (await rejection(echo.failPlain('disk on fire at /srv/secret'))) as RpcError;
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toMatch(/^\[internal\] test\.Echo\.failPlain failed \(correlation id [0-9a-f-]{36}; the provider's log has the detail\)$/);
+    expect(error.details).toEqual({ correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(JSON.stringify(error.toWire())).not.toMatch(/disk on fire|secret|at .*\.js/);
   });
 });
 

@@ -1,6 +1,7 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,18 +18,68 @@ afterAll(async () => {
 });
 
 describe('examples', () => {
-  it('the README main command: three simulated GPU workers and a consumer fanning a chat workload out', async () => {
+  it('the README main command: three simulated GPU workers and a consumer fanning a chat workload out, the dashboard live while it runs', async () => {
     const registry = await tempDir();
     cleanups.push(registry.remove);
-    const { stdout } = await run(process.execPath, [build('demo.js'), '--registry', `file://${registry.dir}`], { timeout: 60_000 });
+    const demo = spawn(process.execPath, [build('demo.js'), '--registry', `file://${registry.dir}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanups.push(async () => void demo.kill('SIGKILL'));
+    let stdout = '';
+    let dashboard: Promise<{ status: number; html: string }> | undefined;
+    createInterface({ input: demo.stdout }).on('line', (line) => {
+      stdout += `${line}\n`;
+      const offered = /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/dashboard) \(open it while the demo runs\)$/.exec(line);
+      if (offered !== null) dashboard ??= fetch(offered[1]!).then(async (response) => ({ status: response.status, html: await response.text() }));
+    });
+    const code = await new Promise<number | null>((resolve) => demo.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(await dashboard).toMatchObject({ status: 200, html: expect.stringContaining('<html') });
     expect(stdout.match(/worker (h100-a|a10-b|l4-c) \(.+ slots, .+ KV tokens\) at shuttle:\/\/127\.0\.0\.1:\d+/g)).toHaveLength(3);
     expect(stdout).toMatch(/prefix-affinity: 144 requests in [\d.]+ s/);
-    const rows = [...stdout.matchAll(/^\| (h100-a|a10-b|l4-c) \| (\d+) \| (\d+) \| (\d+) % \|$/gm)];
+    // The closing table is drawn for a terminal: box lines, columns aligned.
+    expect(stdout).toMatch(/┌─+┬─+┬─+┬─+┐\n│ worker +│ requests │ output tokens │ prompt cache hits │/);
+    const rows = [...stdout.matchAll(/^│ (h100-a|a10-b|l4-c) +│ +(\d+) │ +(\d+) │ +(\d+) % │$/gm)];
     expect(rows.map((row) => row[1]).sort()).toEqual(['a10-b', 'h100-a', 'l4-c']);
+    expect(new Set(rows.map((row) => row[0]!.length)).size).toBe(1);
     expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(144);
     expect(stdout).toMatch(/TTFT p50 \d+ ms, p99 \d+ ms; \d+ tokens\/s; cache hits \d+ % of prompt tokens; shed 0, failed 0/);
     expect(stdout).toMatch(/routing decisions: .*hit \d+/);
+    for (const branch of ['hit', 'spill', 'cold']) expect(stdout).toMatch(new RegExp(`^  ${branch} +\\S.*`, 'm'));
+    expect(stdout).not.toMatch(/^\|/m);
     expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
+  }, 60_000);
+
+  it('demo --compare: the same workload with round-robin on a fresh fleet, both side by side', async () => {
+    const registry = await tempDir();
+    cleanups.push(registry.remove);
+    const { stdout } = await run(process.execPath, [build('demo.js'), '--registry', `file://${registry.dir}`, '--compare'], { timeout: 120_000 });
+    expect(stdout).toMatch(/prefix-affinity: 144 requests in/);
+    expect(stdout).toMatch(/round-robin: 144 requests in/);
+    expect(stdout.match(/worker h100-a \(/g)).toHaveLength(2);
+    expect(stdout).toMatch(/prefix-affinity vs round-robin \(ratios to prefix-affinity\):\n┌─+┬─+┬─+┐\n│ +│ +prefix-affinity │ +round-robin │/);
+    expect(stdout).toMatch(/│ TTFT p99 +│ +\d+ ms │ +\d+ ms \(\d+\.\d\dx\) │/);
+    expect(stdout).toMatch(/│ routing +│ .*hit \d+.* │ +pick 144 │/);
+    expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
+  }, 120_000);
+
+  it.each([
+    [['--loadbalance', 'nope'], /--loadbalance "nope" is not a balancer; use one of: consistent-hash, least-active, p2c, prefix-affinity, random, round-robin, shortest-response/],
+    [['--nope'], /Unknown option '--nope'/],
+    [['--engine', 'tgi'], /--engine must be sim or openai, got "tgi"/],
+    [['--engine', 'openai'], /--engine openai needs --url/],
+    [['--admin-port', '70000'], /--admin-port must be a port from 0 to 65535, got "70000"/],
+  ])('demo %j fails before anything starts, naming the option and what is allowed', async (args, message) => {
+    const failed = await run(process.execPath, [build('demo.js'), ...args], { timeout: 20_000 }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+    expect(failed).toMatchObject({ code: 2, stdout: '' });
+    const { stderr } = failed as { stderr: string };
+    expect(stderr).toMatch(message);
+    expect(stderr).toMatch(/Usage: node build\/examples\/demo\.js/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('demo --help prints the usage', async () => {
+    const { stdout } = await run(process.execPath, [build('demo.js'), '--help'], { timeout: 20_000 });
+    expect(stdout).toMatch(/^Usage: node build\/examples\/demo\.js \[options\]/);
+    for (const option of ['--loadbalance', '--compare', '--registry', '--engine', '--url', '--admin-port', '--help']) expect(stdout).toContain(option);
   });
 
   it('the main command over OpenAI-compatible engines: --engine openai --url (twice)', async () => {
@@ -40,13 +91,13 @@ describe('examples', () => {
     const { stdout } = await run(process.execPath, args, { timeout: 60_000 });
     expect(stdout.match(/worker engine-[12] \(OpenAI-compatible engine at http:\/\/127\.0\.0\.1:\d+\/v1\) at shuttle:\/\/127\.0\.0\.1:\d+/g)).toHaveLength(2);
     expect(stdout).toMatch(/prefix-affinity: 144 requests in [\d.]+ s/);
-    const rows = [...stdout.matchAll(/^\| (engine-[12]) \| (\d+) \| (\d+) \| (\d+) % \|$/gm)];
+    const rows = [...stdout.matchAll(/^│ (engine-[12]) +│ +(\d+) │ +(\d+) │ +(\d+) % │$/gm)];
     expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(144);
     // Every request reached an engine as a streaming completion with the consumer's max tokens.
     expect(engines[0]!.requests.length + engines[1]!.requests.length).toBe(144);
     expect(engines[0]!.requests[0]).toMatchObject({ path: '/v1/completions', body: { model: 'm', stream: true, max_tokens: 48 } });
     expect(stdout).toMatch(/demo finished \(consumer exit code 0\)/);
-  });
+  }, 60_000);
 
   it('the hello pair: a provider and a consumer that finds it through the registry', async () => {
     const registry = await tempDir();

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -21,6 +23,7 @@ import { rejection, waitUntil } from '../helpers/wait.js';
  * Python or Go client would), by shuttle consumers over gRPC, and a shuttle consumer calling a
  * gRPC server that has no shuttle code at all.
  */
+const run = promisify(execFile);
 const protoFile = fileURLToPath(new URL('../fixtures/grpc.proto', import.meta.url));
 const grpcTransport = { type: 'grpc', options: { protoFiles: [protoFile] } };
 
@@ -369,6 +372,60 @@ describe('TLS', () => {
       stubs.echo.close();
       stubs.stream.close();
       await Promise.all(clients.map((client) => client.close()));
+      await secure.stop();
+    }
+  });
+
+  it('TLS mistakes fail with the reason and the fix: plaintext to TLS, TLS to plaintext, a wrong CA, no client certificate', async () => {
+    const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs, PROVIDER_GRPC_MTLS: '1' });
+    const plainProvider = await startFixture('provider', { PROVIDER_GRPC: '1' });
+    const portOf = (child: Child): number => (child.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    const clients: RpcClient[] = [];
+    const failure = async (port: number, tls: Record<string, string> | undefined): Promise<Error> => {
+      const client = tls === undefined
+        ? await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: grpcTransport, timeoutMs: 5000, connectTimeoutMs: 2000, cluster: 'failfast', config: false })
+        : await tlsClient(port, tls);
+      clients.push(client);
+      const error = await rejection(client.proxy<EchoApi>('test.Echo').add({ a: 1, b: 1 }));
+      expect(error).toMatchObject({ code: RpcCode.UNAVAILABLE });
+      return error;
+    };
+    try {
+      expect((await failure(portOf(secure), undefined)).message).toMatch(
+        /cannot connect to 127\.0\.0\.1:\d+: closed by the provider before HTTP\/2 started \(a provider that requires TLS closes plaintext connections this way; set tls on this client's grpc transport/,
+      );
+      expect((await failure(portOf(plainProvider), { ca: `${certs}/ca.crt` })).message).toMatch(/TLS with 127\.0\.0\.1:\d+ failed: wrong version number \(does the provider serve TLS\?\)/);
+      expect((await failure(portOf(secure), { ca: `${certs}/other-ca.crt` })).message).toMatch(
+        /TLS with 127\.0\.0\.1:\d+ failed: (unable to verify the first certificate|self-signed certificate in certificate chain) \(is ca the CA that signed the provider's certificate\?\)/,
+      );
+      expect((await failure(portOf(secure), { ca: `${certs}/ca.crt` })).message).toMatch(
+        /TLS with 127\.0\.0\.1:\d+ failed: .*certificate required \(the provider requires a client certificate: set cert and key\)/,
+      );
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+      await Promise.all([secure.stop(), plainProvider.stop()]);
+    }
+  });
+
+  it('TLS to an IP address sends no SNI: no DEP0123 warning, and the certificate is still checked', async () => {
+    const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs });
+    const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    // Its own process: Node prints a deprecation once per process, and this one has made
+    // TLS connections with plain grpc-js already.
+    const script = `
+      import { createClient } from 'shuttle-rpc';
+      const call = async (ca) => {
+        const client = await createClient({ registry: 'shuttle://127.0.0.1:${port}', transport: { type: 'grpc', options: { protoFiles: [${JSON.stringify(protoFile)}], tls: { ca } } }, timeoutMs: 5000, cluster: 'failfast', config: false });
+        try { return await client.proxy('test.Echo').add({ a: 2, b: 3 }); } catch (error) { return error.message; } finally { await client.close(); }
+      };
+      console.log(JSON.stringify([await call(${JSON.stringify(`${certs}/ca.crt`)}), await call(${JSON.stringify(`${certs}/other-ca.crt`)})]));`;
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../../', import.meta.url)), timeout: 30_000 });
+      const [trusted, untrusted] = JSON.parse(stdout) as [unknown, string];
+      expect(trusted).toEqual({ sum: 5 });
+      expect(untrusted).toMatch(/TLS with 127\.0\.0\.1:\d+ failed/);
+      expect(stderr).not.toMatch(/DEP0123/);
+    } finally {
       await secure.stop();
     }
   });

@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RpcCode, createClient, createServer } from 'shuttle-rpc';
+import { RpcCode, createClient, createServer, type RpcError } from 'shuttle-rpc';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
-import { waitUntil } from '../helpers/wait.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /* Structured logs (pino): silent at info while all is well, warnings for what an operator must see. */
 const cleanups: Array<() => Promise<void>> = [];
@@ -51,16 +51,29 @@ describe('logging', () => {
     expect(logs.lines.find((line) => line['msg'] === 'providers changed')).toMatchObject({ service: 'test.Echo', providers: [`127.0.0.1:${server.port}`] });
   });
 
-  it('warns with the stack when a handler throws something other than an RpcError', async () => {
+  it('logs the message and stack under the correlation id the caller gets when a handler throws something other than an RpcError', async () => {
     const logs = collector();
     const server = await createServer({ services: [new EchoService()], registry: false, log: { stream: logs.stream }, config: false });
     cleanups.push(() => server.close());
     const client = await createClient({ registry: server.url, log: false, config: false });
     cleanups.push(() => client.close());
-    await client.proxy<EchoApi>('test.Echo').failPlain('disk on fire').catch(() => {});
+    const failure = (await rejection(client.proxy<EchoApi>('test.Echo').failPlain('disk on fire'))) as RpcError;
+    const correlationId = failure.details?.['correlationId'];
+    expect(correlationId).toMatch(/^[0-9a-f-]{36}$/);
     await waitUntil(() => logs.lines.length > 0, 'a log line');
-    expect(logs.lines[0]).toMatchObject({ level: 40, component: 'server', service: 'test.Echo', method: 'failPlain', msg: 'test.Echo.failPlain threw Error; the caller gets UNKNOWN' });
+    expect(logs.lines[0]).toMatchObject({ level: 50, component: 'server', service: 'test.Echo', method: 'failPlain', correlationId, msg: `test.Echo.failPlain threw Error; the caller gets INTERNAL with correlation id ${correlationId}` });
     expect((logs.lines[0]!['err'] as { stack: string }).stack).toMatch(/Error: disk on fire\n\s+at /);
+  });
+
+  it('exposeErrors: true (development) adds the thrown message for the caller, still with the correlation id', async () => {
+    const server = await createServer({ services: [new EchoService()], registry: false, log: false, exposeErrors: true, config: false });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, log: false, config: false });
+    cleanups.push(() => client.close());
+    const failure = (await rejection(client.proxy<EchoApi>('test.Echo').failPlain('disk on fire'))) as RpcError;
+    expect(failure).toMatchObject({ code: RpcCode.INTERNAL });
+    expect(failure.message).toMatch(/^\[internal\] test\.Echo\.failPlain failed: disk on fire \(correlation id [0-9a-f-]{36}; /);
+    await expect(createServer({ services: [new EchoService()], registry: false, log: false, exposeErrors: 'yes' as unknown as boolean, config: false })).rejects.toThrow(/exposeErrors.*true or false/);
   });
 
   it('warns when a provider is ejected and when its breaker opens, into the application\'s own pino logger', async () => {

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type LlmApi, type RpcClient, type RpcError } from 'shuttle-rpc';
@@ -109,16 +110,28 @@ describe('gateway and engine adapter, with the official openai client', () => {
     expect(floats.usage.prompt_tokens).toBe(1);
   });
 
-  it('an engine that dies mid-answer ends the stream with an error event after the tokens sent', async () => {
-    engine.breakNext(2);
-    const stream = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'crash' }], max_tokens: 10, stream: true });
+  it('an engine that dies mid-answer ends the stream with an error event saying after how many tokens, nothing of the engine\'s', async () => {
+    engine.breakNext(9);
+    const { data: stream, response } = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'crash' }], max_tokens: 20, stream: true }).withResponse();
     let text = '';
     const failure = await (async () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
     })().catch((error: Error) => error);
-    expect(text).toBe('tok0 tok1 ');
+    expect(text).toBe(Array.from({ length: 9 }, (_, i) => `tok${i} `).join(''));
     expect(failure).toBeInstanceOf(OpenAI.APIError);
-    expect((failure as Error).message).toMatch(/the engine's stream broke after 2 chunks/);
+    const requestId = response.headers.get('x-request-id');
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((failure as Error).message).toBe(`the stream broke after 9 tokens; the answer is incomplete (request id ${requestId})`);
+  });
+
+  it('chat roles and message shapes are checked as OpenAI checks them', async () => {
+    const wizard = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'wizard', content: 'x' } as never] }).catch((error: unknown) => error);
+    expect(wizard).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(wizard).toMatchObject({ status: 400, param: 'messages[0].role', code: 'invalid_value' });
+    expect((wizard as Error).message).toMatch(/Invalid value: 'wizard'\. Supported values are: 'developer', 'system', 'user', 'assistant', 'tool', and 'function'\./);
+    const noContent = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user' } as never] }).catch((error: unknown) => error);
+    expect(noContent).toMatchObject({ status: 400, param: 'messages[0].content', code: 'missing_required_parameter' });
+    expect(engine.requests.some((request) => JSON.stringify(request.body).includes('wizard'))).toBe(false);
   });
 
   it('--admin-port serves Prometheus metrics of the gateway and the worker', async () => {
@@ -184,10 +197,12 @@ describe('gateway and engine adapter, with the official openai client', () => {
     const range = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }], temperature: 9 }).catch((error: unknown) => error);
     expect((range as Error).message).toMatch(/temperature must be a number from 0 to 2, got 9/);
 
+    // The engine's own words stay behind the gateway (in its log, under the request id).
     engine.failNext(400, 'prompt is too long for this model');
     const upstream = await openai.completions.create({ model: 'fake-model', prompt: 'x' }).catch((error: unknown) => error);
     expect(upstream).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((upstream as Error).message).toMatch(/engine answered 400 .*prompt is too long for this model/);
+    expect((upstream as Error).message).toMatch(/^400 a worker refused the request as invalid \(request id [0-9a-f-]{36}\)$/);
+    expect((upstream as InstanceType<typeof OpenAI.BadRequestError>).headers.get('x-request-id')).toBe(/request id ([0-9a-f-]{36})/.exec((upstream as Error).message)![1]);
 
     const malformed = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
     expect(malformed.status).toBe(400);
@@ -266,6 +281,36 @@ describe('a saturated fleet', () => {
 });
 
 describe('as library calls, with an engine that went away', () => {
+  it('with every engine down: 503 with Retry-After and a request id, no engine address; the address is in the log under that id', async () => {
+    const dir = await tempDir();
+    const gone = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
+    const registry = `file://${dir.dir}`;
+    const worker = await startEngineWorker({ url: gone.url, name: 'gone', metricsUrl: false, server: { registry, host: '127.0.0.1', port: 0, log: false } });
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()) });
+    const front = await startGateway({ port: 0, client: { registry, config: false, log: false, retryBudget: false }, log: { stream } });
+    try {
+      await gone.close();
+      const response = await fetch(`${front.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });
+      expect(response.status).toBe(503);
+      expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const requestId = response.headers.get('x-request-id')!;
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({ error: { message: `no worker could take the request; retry after the Retry-After delay (request id ${requestId})`, type: 'service_unavailable_error', param: null, code: null } });
+      const enginePort = new URL(gone.url).port;
+      expect(text).not.toContain(enginePort);
+      expect(text).not.toMatch(/127\.0\.0\.1|engine|ECONNREFUSED/);
+      await waitUntil(() => lines.some((line) => line['requestId'] === requestId), 'the failure logged');
+      const logged = lines.find((line) => line['requestId'] === requestId)!;
+      expect(logged).toMatchObject({ level: 50, component: 'gateway', status: 503 });
+      expect(JSON.stringify(logged['err'])).toContain(`127.0.0.1:${enginePort}`);
+    } finally {
+      await front.close();
+      await worker.close();
+      await dir.remove();
+    }
+  });
+
   it('startEngineWorker + startGateway (with an API key): requests fail over to the worker whose engine is up', async () => {
     const dir = await tempDir();
     const up = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });

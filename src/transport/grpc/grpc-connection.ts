@@ -5,11 +5,16 @@ import type { Serializer } from '../../serializer/serializer.js';
 import { cancelledError, neverSent, raceCallLimits } from '../call-limits.js';
 import { ClientStream } from '../client-stream.js';
 import type { ClientConnection, ConnectOptions, ConnectionState, Invocation } from '../transport.js';
+import { isTlsFailure, plaintextRefusedHint, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
 import { RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
+
+/** Where the connect-failure probe goes (see #connectFailure), and how long it may take. */
+const PROBE_PATH = '/grpc.health.v1.Health/Check';
+const PROBE_TIMEOUT_MS = 1000;
 
 const STATES: Record<number, ConnectionState> = {
   [grpc.connectivityState.IDLE]: 'idle',
@@ -151,14 +156,14 @@ export class GrpcConnection implements ClientConnection {
     if (state === grpc.connectivityState.READY) return undefined;
     if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
       // Fail fast rather than queue: the cluster layer can pick another provider right away.
-      return Promise.reject(neverSent(`provider ${this.address} unavailable (connect failed; grpc-js retries in the background)`));
+      return this.#connectFailure().then((error) => Promise.reject(error));
     }
     const connecting = new Promise<void>((resolve, reject) => {
       const giveUp = Date.now() + this.#options.connectTimeoutMs;
       const watch = (current: grpc.connectivityState): void => {
         if (current === grpc.connectivityState.READY) return resolve();
         if (current === grpc.connectivityState.TRANSIENT_FAILURE || current === grpc.connectivityState.SHUTDOWN) {
-          return reject(neverSent(`cannot connect to ${this.address}`));
+          return void this.#connectFailure().then(reject);
         }
         channel.watchConnectivityState(current, giveUp, (error) => {
           if (error !== undefined) return reject(neverSent(`cannot connect to ${this.address} within ${this.#options.connectTimeoutMs} ms`));
@@ -169,6 +174,30 @@ export class GrpcConnection implements ClientConnection {
     });
     if (invocation.signal === undefined && invocation.deadline === undefined) return connecting;
     return raceCallLimits(connecting, invocation, this.address);
+  }
+
+  /**
+   * Why the channel cannot connect, as an UNAVAILABLE (never sent) error with the reason and,
+   * for the usual TLS mistakes, what to change. grpc-js keeps the reason to itself until a
+   * call fails on the channel ("No connection established. Last error: …"), so a probe call
+   * asks for it: it fails at once while the channel is in transient failure, and if the
+   * channel has come up meanwhile it is a harmless health check.
+   */
+  async #connectFailure(): Promise<RpcError> {
+    const details = await new Promise<string>((resolve) => {
+      this.#client.makeUnaryRequest(PROBE_PATH, identity, identity, Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + PROBE_TIMEOUT_MS }, (error) => resolve(error?.details ?? ''));
+    });
+    const last = /Last error: ([\s\S]*?)\.? Resolution note/.exec(details)?.[1]?.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\s*$/, '').trim();
+    if (last === undefined || last === '') return neverSent(`cannot connect to ${this.address}`);
+    if (this.#settings.secure && isTlsFailure(last)) {
+      const reason = tlsReason(last);
+      return neverSent(`TLS with ${this.address} failed: ${reason}${tlsHint(reason)}`);
+    }
+    // grpc-js's words for a connection closed after TCP connected and before HTTP/2 started.
+    if (!this.#settings.secure && last.startsWith('Failed to connect')) {
+      return neverSent(`cannot connect to ${this.address}: closed by the provider before HTTP/2 started${plaintextRefusedHint('grpc')}`);
+    }
+    return neverSent(`cannot connect to ${this.address}: ${tlsReason(last)}`);
   }
 
   #unary(prepared: Prepared, invocation: Invocation, serializer: Serializer): Promise<unknown> {

@@ -10,6 +10,7 @@ import { listenOn } from '../listen.js';
 import type { CallHandler, ListenOptions, Peer, ProviderCallInfo, ResolvedMethod, TransportServer } from '../transport.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
+import { StandardServices } from './standard-services.js';
 import { GROUP_HEADER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
@@ -19,7 +20,8 @@ const identity = (bytes: Buffer): Buffer => bytes;
  * connections are handed to grpc-js through a connection injector: that keeps the count of
  * connections (and any future per-connection limit) in our hands while grpc-js does HTTP/2.
  * Every method is registered at its gRPC path up front (see codec.ts for the path and body
- * rules); unknown paths get grpc-js's own UNIMPLEMENTED.
+ * rules); unknown paths get grpc-js's own UNIMPLEMENTED. The standard health and reflection
+ * services are served beside them (standard-services.ts).
  */
 export async function listenGrpc(handler: CallHandler, options: ListenOptions, settings: GrpcSettings): Promise<TransportServer> {
   const server = new grpc.Server({
@@ -30,6 +32,8 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
   });
   const state = new ServingState();
   registerRoutes(server, handler, settings, state);
+  const standard = new StandardServices(handler.services(), settings);
+  standard.addTo(server);
 
   const injector = server.createConnectionInjector(settings.serverCredentials());
   const sockets = new Set<net.Socket>();
@@ -63,17 +67,24 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     },
     close(closeOptions = {}) {
       closing ??= (async () => {
+        const until = Date.now() + Math.min(closeOptions.timeoutMs ?? 10_000, MAX_TIMER_MS);
+        // Draining: health probes (new connections too) hear NOT_SERVING and new calls are
+        // refused UNAVAILABLE, never started, so a consumer retries them elsewhere, while the
+        // calls in flight finish. Only then GOAWAY and close.
         state.closing = true;
+        standard.draining();
+        await state.idle(until);
         const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
         // tryShutdown sends GOAWAY on every session and resolves once their calls are done;
-        // past the drain time the rest are cancelled (their handlers see the abort).
+        // what still runs then is a health Watch or a reflection stream, which never ends on
+        // its own (or a call past the drain time): cancelled after a short grace.
         let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           server.tryShutdown(() => resolve());
           timer = setTimeout(() => {
             server.forceShutdown();
             resolve();
-          }, Math.min(closeOptions.timeoutMs ?? 10_000, MAX_TIMER_MS));
+          }, Math.max(0, Math.min(until - Date.now(), SHUTDOWN_GRACE_MS)));
         });
         clearTimeout(timer);
         injector.destroy();
@@ -85,11 +96,39 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
   };
 }
 
+/** How long GOAWAY waits for the streams that outlive the drain (health watches) before cancelling them. */
+const SHUTDOWN_GRACE_MS = 250;
+
 /** What every call of one server shares. */
 class ServingState {
-  running = 0;
+  #running = 0;
+  #onIdle: (() => void)[] = [];
   /** Set by close(): calls arriving now are refused UNAVAILABLE (never run, safe to retry). */
   closing = false;
+
+  get running(): number {
+    return this.#running;
+  }
+
+  started(): void {
+    this.#running++;
+  }
+
+  finished(): void {
+    if (--this.#running > 0) return;
+    for (const wake of this.#onIdle.splice(0)) wake();
+  }
+
+  /** Resolves once no call runs, or at `until` (a Date.now() time), whichever is first. */
+  async idle(until: number): Promise<void> {
+    if (this.#running === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#onIdle.push(resolve);
+      timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+    });
+    clearTimeout(timer);
+  }
 }
 
 function registerRoutes(server: grpc.Server, handler: CallHandler, settings: GrpcSettings, state: ServingState): void {
@@ -167,7 +206,7 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
         }, Math.min(deadline - now, MAX_TIMER_MS));
   const onCancelled = (): void => abort.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }));
   call.once('cancelled', onCancelled);
-  state.running++;
+  state.started();
   const peer = parsePeer(call.getPeer());
   return {
     resolved,
@@ -185,7 +224,7 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
     finish: () => {
       clearTimeout(timer);
       call.off('cancelled', onCancelled);
-      state.running--;
+      state.finished();
     },
   };
 }
@@ -212,9 +251,9 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
       answer(null, bytes);
     },
     (error: unknown) => {
-      handler.reportError?.(started.resolved, error);
+      const failure = handler.toCallerError?.(started.resolved, error) ?? RpcError.from(error);
       // After a cancel the caller has stopped listening; the error has nowhere to go.
-      if (!started.abort.callerLeft) answer(RpcError.from(error));
+      if (!started.abort.callerLeft) answer(failure);
     },
   ).finally(started.finish);
 }
@@ -275,8 +314,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
   } catch (error) {
     if (!abort.aborted) {
       finished = true;
-      handler.reportError?.(resolved, error);
-      fail(RpcError.from(error));
+      fail(handler.toCallerError?.(resolved, error) ?? RpcError.from(error));
     }
   } finally {
     call.off('cancelled', onCancelled);

@@ -1,6 +1,7 @@
+import net from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../../common/validate.js';
-import { loadProtoFiles } from '../../serializer/protobuf.js';
+import { loadDescriptorSet, loadProtoFiles } from '../../serializer/protobuf.js';
 import { checkServerTls, resolveTls, type TlsOptions } from '../tls-options.js';
 import { GrpcRoutes } from './codec.js';
 
@@ -13,6 +14,12 @@ export interface GrpcTransportOptions {
    * lowerCamelCase in JavaScript (`max_tokens` -> `maxTokens`), as with @grpc/proto-loader.
    */
   protoFiles?: readonly string[];
+  /**
+   * The same as `protoFiles`, given as a serialized `google.protobuf.FileDescriptorSet` (what
+   * `protoc --descriptor_set_out` writes, or what server reflection answers). Not with
+   * `protoFiles`.
+   */
+  descriptorSet?: Uint8Array;
   /** TLS; plaintext (h2c) when absent. */
   tls?: GrpcTlsOptions;
   /**
@@ -33,20 +40,35 @@ export type GrpcTlsOptions = TlsOptions;
 /** Resolved transport options, shared by its servers and connections. */
 export interface GrpcSettings {
   readonly routes: GrpcRoutes;
+  /** The .proto files the routes come from (server reflection serves their descriptors). */
+  readonly protoFiles: readonly string[];
+  /** Or the descriptor set they come from. */
+  readonly descriptorSet: Uint8Array | undefined;
   readonly keepaliveTimeMs: number | undefined;
   readonly keepaliveTimeoutMs: number | undefined;
   readonly channelOptions: Readonly<Record<string, string | number>>;
   readonly serverName: string | undefined;
+  /** Whether connections use TLS. */
+  readonly secure: boolean;
   serverCredentials(): grpc.ServerCredentials;
   channelCredentials(): grpc.ChannelCredentials;
 }
 
-const OPTION_KEYS = ['protoFiles', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions'];
+const OPTION_KEYS = ['protoFiles', 'descriptorSet', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions'];
 
 /** Checks the options (naming the bad key and what is allowed) and loads the .proto files. */
 export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>): GrpcSettings {
   checkKnownKeys('grpc transport options', options, OPTION_KEYS);
-  const routes = new GrpcRoutes(options['protoFiles'] === undefined ? undefined : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false));
+  const protoFiles = options['protoFiles'] === undefined ? [] : (options['protoFiles'] as string[]);
+  const descriptorSet = options['descriptorSet'];
+  if (descriptorSet !== undefined && !(descriptorSet instanceof Uint8Array)) {
+    throw invalidOption('grpc transport descriptorSet', descriptorSet, 'the bytes of a google.protobuf.FileDescriptorSet (a Uint8Array)');
+  }
+  if (descriptorSet !== undefined && options['protoFiles'] !== undefined) {
+    throw invalidOption('grpc transport descriptorSet', '<bytes>', 'either protoFiles or descriptorSet, not both');
+  }
+  const root = descriptorSet !== undefined ? loadDescriptorSet(descriptorSet, 'grpc transport descriptorSet') : options['protoFiles'] === undefined ? undefined : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false);
+  const routes = new GrpcRoutes(root);
   const keepaliveTimeMs = checkInt('grpc transport keepaliveTimeMs', options['keepaliveTimeMs'], 1, MAX_TIMER_MS);
   const keepaliveTimeoutMs = checkInt('grpc transport keepaliveTimeoutMs', options['keepaliveTimeoutMs'], 1, MAX_TIMER_MS);
   const channelOptions = options['channelOptions'] ?? {};
@@ -59,10 +81,13 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
   const tls = resolveTls('grpc transport tls', options['tls']);
   return {
     routes,
+    protoFiles,
+    descriptorSet,
     keepaliveTimeMs,
     keepaliveTimeoutMs,
     channelOptions: channelOptions as Record<string, string | number>,
     serverName: tls?.serverName,
+    secure: tls !== undefined,
     serverCredentials() {
       if (tls === undefined) return grpc.ServerCredentials.createInsecure();
       checkServerTls('grpc transport tls', tls);
@@ -79,9 +104,35 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     },
     channelCredentials() {
       if (tls === undefined) return grpc.credentials.createInsecure();
-      return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+      return withoutIpServerName(grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null));
     },
   };
+}
+
+/** The part of grpc-js's secure connector this file touches (grpc-js channel-credentials.ts). */
+interface SecureConnector {
+  connectionOptions?: { servername?: string };
+}
+
+/**
+ * grpc-js sets the TLS server name (SNI) to the host dialled even when it is an IP address,
+ * which RFC 6066 forbids and Node answers with a DEP0123 warning on every connection. This
+ * leaves SNI out for IP addresses; the certificate is still checked against the address (its
+ * IP subjectAltName), as Node does with `host`. grpc-js offers no option for it, so the
+ * credentials' connector factory (`_createSecureConnector`, grpc-js 1.14) is wrapped; should
+ * grpc-js rename it, the credentials are used as they are and only the warning comes back.
+ */
+function withoutIpServerName(credentials: grpc.ChannelCredentials): grpc.ChannelCredentials {
+  const internal = credentials as unknown as { _createSecureConnector?: (...args: unknown[]) => SecureConnector };
+  const create = internal._createSecureConnector;
+  if (typeof create !== 'function') return credentials;
+  internal._createSecureConnector = function (this: unknown, ...args: unknown[]): SecureConnector {
+    const connector = create.apply(this, args);
+    const options = connector.connectionOptions;
+    if (options?.servername !== undefined && net.isIP(options.servername) !== 0) delete options.servername;
+    return connector;
+  };
+  return credentials;
 }
 
 /** The file path given for `name` in a tls option, or undefined when it is inline PEM text or absent. */

@@ -74,8 +74,8 @@ export interface PumpOptions {
   readonly writer?: { readonly overBudget: boolean; drained(): Promise<void> };
   /** Sends what was written so far at once (used after the first chunk). */
   readonly flush: () => void;
-  /** Told when the handler's generator fails (not when the call is aborted). */
-  readonly onError?: (error: unknown) => void;
+  /** Turns a failure of the handler's generator (not an abort) into the error the caller gets. */
+  readonly toCallerError: (error: unknown) => RpcError;
 }
 
 /**
@@ -125,8 +125,7 @@ export async function pumpStream(options: PumpOptions): Promise<void> {
   } catch (error) {
     if (!abort.aborted) {
       finished = true;
-      options.onError?.(error);
-      write(encodeErrorFrame(FrameType.STREAM_END, requestId, RpcError.from(error)));
+      write(encodeErrorFrame(FrameType.STREAM_END, requestId, options.toCallerError(error)));
       return;
     }
   } finally {

@@ -369,9 +369,9 @@ export class ServerConnection {
       },
       (error: unknown) => {
         // After a cancel the caller has stopped listening; the result has nowhere to go.
+        const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
         if (controller.callerLeft) return;
-        this.#handler.reportError?.(resolved, error);
-        this.#answerError(id, oneWay, RpcError.from(error));
+        this.#answerError(id, oneWay, failure);
       },
     );
   }
@@ -383,9 +383,9 @@ export class ServerConnection {
     try {
       iterable = await resolved.invoke(request, info);
     } catch (error) {
-      this.#handler.reportError?.(resolved, error);
+      const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
       if (!controller.callerLeft) {
-        this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, RpcError.from(error)));
+        this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, failure));
       }
       return;
     }
@@ -401,7 +401,7 @@ export class ServerConnection {
         this.#outbound.check();
       },
       writer: this.#writer,
-      onError: (error) => this.#handler.reportError?.(resolved, error),
+      toCallerError: (error) => this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error),
       flush: () => this.#writer.flush(),
     });
   }

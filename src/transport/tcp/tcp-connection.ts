@@ -12,6 +12,7 @@ import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Fram
 import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
 import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
+import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState, type Invocation } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
@@ -449,16 +450,8 @@ function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<reado
  * what to change; other socket errors map as usual.
  */
 function tlsError(address: string, error: Error): RpcError {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  const reason = (error as { reason?: string }).reason ?? error.message;
-  if (!code.startsWith('ERR_SSL_') && !code.startsWith('ERR_TLS_') && !/certificate|self.signed|unable to verify/i.test(reason)) return RpcError.from(error, RpcCode.UNAVAILABLE);
-  const hint = /wrong version number|packet length too long/i.test(reason)
-    ? ' (does the provider serve TLS?)'
-    : /certificate required/i.test(reason)
-      ? ' (the provider requires a client certificate: set cert and key)'
-      : /self.signed|unable to verify|unknown ca/i.test(reason)
-        ? " (is ca the CA that signed the provider's certificate?)"
-        : '';
-  return new RpcError(RpcCode.UNAVAILABLE, `TLS with ${address} failed: ${reason}${hint}`, { cause: error });
+  const reason = tlsReason((error as { reason?: string }).reason ?? error.message);
+  if (!isTlsFailure(reason, (error as NodeJS.ErrnoException).code)) return RpcError.from(error, RpcCode.UNAVAILABLE);
+  return new RpcError(RpcCode.UNAVAILABLE, `TLS with ${address} failed: ${reason}${tlsHint(reason)}`, { cause: error });
 }
 

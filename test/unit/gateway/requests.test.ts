@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
-import { BadRequest, toOpenAiError } from '../../../src/gateway/openai-errors.js';
+import { BadRequest, streamBroken, toOpenAiError } from '../../../src/gateway/openai-errors.js';
 import { parseChat, parseCompletion, parseEmbeddings } from '../../../src/gateway/requests.js';
 
 const fails = (fn: () => unknown): BadRequest => {
@@ -51,9 +51,12 @@ describe('OpenAI request bodies', () => {
 });
 
 describe('OpenAI error answers', () => {
-  it('maps shuttle codes to statuses, with Retry-After on 429 and 503', () => {
-    const of = (code: RpcCode, retryAfterMs?: number) => toOpenAiError(new RpcError(code, 'why', retryAfterMs === undefined ? {} : { retryAfterMs }), 2);
-    expect(of(RpcCode.INVALID_ARGUMENT)).toEqual({ status: 400, body: { error: { message: 'why', type: 'invalid_request_error', param: null, code: null } } });
+  it('maps shuttle codes to statuses, with Retry-After on 429 and 503; what came from a worker never reaches the client', () => {
+    const of = (code: RpcCode, retryAfterMs?: number) =>
+      toOpenAiError(new RpcError(code, 'engine POST http://10.1.2.3:8000/v1/completions failed: ECONNREFUSED', retryAfterMs === undefined ? {} : { retryAfterMs }), 2, 'req-1');
+    expect(of(RpcCode.INVALID_ARGUMENT)).toEqual({
+      status: 400, internal: true, body: { error: { message: 'a worker refused the request as invalid (request id req-1)', type: 'invalid_request_error', param: null, code: null } },
+    });
     expect(of(RpcCode.RESOURCE_EXHAUSTED, 2500)).toMatchObject({ status: 429, retryAfterSeconds: 3, body: { error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' } } });
     expect(of(RpcCode.RESOURCE_EXHAUSTED).retryAfterSeconds).toBe(2);
     expect(of(RpcCode.UNAVAILABLE)).toMatchObject({ status: 503, retryAfterSeconds: 2 });
@@ -61,8 +64,48 @@ describe('OpenAI error answers', () => {
     expect(of(RpcCode.UNAUTHENTICATED).status).toBe(401);
     expect(of(RpcCode.DEADLINE_EXCEEDED).status).toBe(504);
     expect(of(RpcCode.INTERNAL).status).toBe(500);
-    expect(toOpenAiError(new BadRequest('no such model', 'model', 404, 'model_not_found'), 1)).toEqual({
-      status: 404, body: { error: { message: 'no such model', type: 'not_found_error', param: 'model', code: 'model_not_found' } },
+    for (const code of Object.values(RpcCode).filter((value) => value !== RpcCode.OK)) {
+      expect(JSON.stringify(of(code).body)).not.toMatch(/10\.1\.2\.3|ECONNREFUSED|engine/);
+    }
+    expect(JSON.stringify(toOpenAiError(new Error('at /srv/app/x.js'), 1, 'req-2').body)).toBe(
+      JSON.stringify({ error: { message: 'internal error (request id req-2)', type: 'server_error', param: null, code: null } }),
+    );
+    expect(toOpenAiError(new BadRequest('no such model', 'model', 404, 'model_not_found'), 1, 'req-3')).toEqual({
+      status: 404, internal: false, body: { error: { message: 'no such model', type: 'not_found_error', param: 'model', code: 'model_not_found' } },
     });
+  });
+
+  it('a stream that broke says after how many tokens', () => {
+    expect(streamBroken(9, 'req-4')).toEqual({ error: { message: 'the stream broke after 9 tokens; the answer is incomplete (request id req-4)', type: 'server_error', param: null, code: 'stream_interrupted' } });
+  });
+});
+
+describe('chat messages, checked as OpenAI checks them', () => {
+  const chat = (messages: unknown[]) => () => parseChat({ model: 'm', messages });
+  it('refuses a role OpenAI does not have, naming the field and the roles it has', () => {
+    expect(fails(chat([{ role: 'wizard', content: 'x' }]))).toMatchObject({
+      status: 400, param: 'messages[0].role', code: 'invalid_value',
+      message: "Invalid value: 'wizard'. Supported values are: 'developer', 'system', 'user', 'assistant', 'tool', and 'function'.",
+    });
+    expect(fails(chat([{ role: 'user', content: 'x' }, { role: 7, content: 'x' }]))).toMatchObject({ param: 'messages[1].role', code: 'invalid_value' });
+    expect(fails(chat([{ content: 'x' }]))).toMatchObject({ param: 'messages[0].role', code: 'missing_required_parameter' });
+  });
+
+  it('refuses shapes OpenAI refuses: missing content, wrong types, fields a role does not have, a tool message without its call id', () => {
+    expect(fails(chat([{ role: 'user' }]))).toMatchObject({ param: 'messages[0].content', code: 'missing_required_parameter', message: "Missing required parameter: 'messages[0].content'." });
+    expect(fails(chat([{ role: 'user', content: 5 }]))).toMatchObject({ param: 'messages[0].content', code: 'invalid_type', message: "Invalid type for 'messages[0].content': expected one of a string or array of objects, but got an integer instead." });
+    expect(fails(chat(['hi']))).toMatchObject({ param: 'messages[0]', code: 'invalid_type' });
+    expect(fails(chat([{ role: 'user', content: 'x', tool_call_id: 'a' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'invalid_value' });
+    expect(fails(chat([{ role: 'user', content: 'x', name: 3 }]))).toMatchObject({ param: 'messages[0].name', code: 'invalid_type' });
+    expect(fails(chat([{ role: 'tool', content: 'x' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'missing_required_parameter' });
+    expect(fails(chat([{ role: 'assistant', content: null, tool_calls: [{}] }]))).toMatchObject({ param: 'messages[0].tool_calls' });
+  });
+
+  it('takes every OpenAI role in its allowed shape', () => {
+    const messages = [
+      { role: 'developer', content: 'd' }, { role: 'system', content: 's', name: 'x' }, { role: 'user', content: [{ type: 'text', text: 'u' }] },
+      { role: 'assistant', content: null, refusal: 'no' }, { role: 'tool', content: 't', tool_call_id: 'c1' }, { role: 'function', content: 'f', name: 'fn' },
+    ];
+    expect(parseChat({ model: 'm', messages }).request.messages!.map((message) => message.role)).toEqual(['developer', 'system', 'user', 'assistant', 'tool', 'function']);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RpcError } from '../../../src/errors/errors.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import type { Serializer } from '../../../src/serializer/serializer.js';
 import { LazyAbort } from '../../../src/transport/lazy-abort.js';
@@ -40,6 +41,7 @@ describe('pumpStream', () => {
       target,
       write: (frame) => written.push(frame),
       writer,
+      toCallerError: (error) => RpcError.from(error),
       flush: () => {},
     });
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -71,6 +73,7 @@ describe('pumpStream', () => {
       target,
       write: () => {},
       writer: { overBudget: true, drained: () => new Promise<void>(() => {}) },
+      toCallerError: (error) => RpcError.from(error),
       flush: () => {},
     });
     await new Promise((resolve) => setTimeout(resolve, 20));
