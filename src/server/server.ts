@@ -354,7 +354,10 @@ function checkLimits(value: unknown): ConnectionLimits {
   const given = value as Partial<Record<keyof ConnectionLimits, unknown>>;
   const limits = { ...DEFAULT_CONNECTION_LIMITS };
   for (const key of Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof ConnectionLimits)[]) {
-    limits[key] = checkInt(`limits.${key}`, given[key], 1, key.endsWith('Ms') ? MAX_TIMER_MS : 10_000_000, DEFAULT_CONNECTION_LIMITS[key]);
+    // The connection age and its grace may be 0: no limit.
+    const min = key.startsWith('maxConnectionAge') ? 0 : 1;
+    const max = key.endsWith('Ms') ? MAX_TIMER_MS : key.endsWith('Bytes') ? 2 ** 32 - 1 : 10_000_000;
+    limits[key] = checkInt(`limits.${key}`, given[key], min, max, DEFAULT_CONNECTION_LIMITS[key]);
   }
   return limits;
 }

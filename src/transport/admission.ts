@@ -2,19 +2,43 @@ import { RpcCode, RpcError } from '../errors/errors.js';
 
 /** Provider-side limits on connections, which every transport server honours. */
 export interface ConnectionLimits {
-  /** Connections open at once, from everyone. */
+  /** Connections open at once, from everyone (lowered at start to what the fd limit allows). */
   readonly maxConnections: number;
   /** Connections open at once from one remote address. */
   readonly maxConnectionsPerAddress: number;
-  /** A frame must arrive whole within this long of its first byte (a slowloris guard; tcp). */
+  /**
+   * A frame must arrive whole within this long of its first byte (a slowloris guard). On grpc:
+   * a connection must send the whole HTTP/2 client preface (magic and SETTINGS) this soon.
+   */
   readonly frameTimeoutMs: number;
-  /** Calls running at once on one connection; more are refused RESOURCE_EXHAUSTED, never run (tcp). */
+  /**
+   * Calls running at once on one connection; more are refused RESOURCE_EXHAUSTED, never run
+   * (on grpc: the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS the provider announces).
+   */
   readonly maxCallsPerConnection: number;
   /**
-   * A connection from which nothing arrives this long is closed: 3 missed heartbeats at the
-   * consumers' default 10 s interval, plus their 5 s heartbeat timeout (tcp).
+   * tcp: a connection from which nothing arrives this long is closed — 3 missed heartbeats at
+   * the consumers' default 10 s interval, plus their 5 s heartbeat timeout. grpc: a connection
+   * with no call running this long is closed with a GOAWAY (the consumer reconnects on demand).
    */
   readonly idleTimeoutMs: number;
+  /**
+   * Answer bytes one connection may have queued but not yet sent (its peer reads slowly or not
+   * at all). grpc: a unary answer that would pass it is replaced by RESOURCE_EXHAUSTED naming
+   * this limit; a stream waits before pulling its next chunk.
+   */
+  readonly maxUnsentBytesPerConnection: number;
+  /**
+   * grpc: a connection older than this is sent a GOAWAY, so consumers reconnect and spread
+   * over providers that joined later; its running calls go on (see maxConnectionAgeGraceMs).
+   * 0, the default: no age limit.
+   */
+  readonly maxConnectionAgeMs: number;
+  /**
+   * grpc: how long calls may still run on a connection past its maximum age before it is
+   * closed under them. 0, the default: until they end, so a long generation is never cut short.
+   */
+  readonly maxConnectionAgeGraceMs: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -23,7 +47,16 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   frameTimeoutMs: 10_000,
   maxCallsPerConnection: 10_000,
   idleTimeoutMs: 35_000,
+  maxUnsentBytesPerConnection: 4 * 1024 * 1024,
+  maxConnectionAgeMs: 0,
+  maxConnectionAgeGraceMs: 0,
 };
+
+/** Which limit turned a connection away. */
+export type RefusalReason = 'maxConnections' | 'maxConnectionsPerAddress';
+
+/** Told of every refused connection (a server counts and logs them; see src/server/refusals.ts). */
+export type RefusalListener = (reason: RefusalReason, address: string) => void;
 
 /**
  * Counts the connections of one transport server and says whether a new one may stay, so a
@@ -31,20 +64,24 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
  */
 export class ConnectionAdmission {
   readonly #limits: ConnectionLimits;
+  readonly #onRefused: RefusalListener | undefined;
   readonly #byAddress = new Map<string, number>();
   #total = 0;
 
-  constructor(limits: ConnectionLimits) {
+  constructor(limits: ConnectionLimits, onRefused?: RefusalListener) {
     this.#limits = limits;
+    this.#onRefused = onRefused;
   }
 
-  /** Admits a connection from `address`, or returns the RpcError to refuse it with. */
+  /** Admits a connection from `address`, or returns the RpcError to refuse it with (and tells the listener). */
   admit(address: string): RpcError | undefined {
     const fromAddress = this.#byAddress.get(address) ?? 0;
     if (this.#total >= this.#limits.maxConnections) {
+      this.#onRefused?.('maxConnections', address);
       return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `provider has ${this.#total} connections, its limit (maxConnections)`, { details: { neverSent: true } });
     }
     if (fromAddress >= this.#limits.maxConnectionsPerAddress) {
+      this.#onRefused?.('maxConnectionsPerAddress', address);
       return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `provider has ${fromAddress} connections from ${address}, its limit per address (maxConnectionsPerAddress)`, {
         details: { neverSent: true },
       });

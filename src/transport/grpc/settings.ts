@@ -16,8 +16,8 @@ export interface GrpcTransportOptions {
   /** TLS; plaintext (h2c) when absent. */
   tls?: GrpcTlsOptions;
   /**
-   * Keepalive ping interval. Provider: ping idle consumers this often (gRPC's 2 h default
-   * otherwise). Consumer: overrides `heartbeatIntervalMs`; servers in other languages refuse
+   * Keepalive ping interval. Provider: ping each consumer this often (30 s by default) and close
+   * the connections whose pings go unanswered for `keepaliveTimeoutMs` (20 s). Consumer: overrides `heartbeatIntervalMs`; servers in other languages refuse
    * pings more often than every 5 min by default, so set it when calling them.
    */
   keepaliveTimeMs?: number;
@@ -37,6 +37,8 @@ export interface GrpcSettings {
   readonly keepaliveTimeoutMs: number | undefined;
   readonly channelOptions: Readonly<Record<string, string | number>>;
   readonly serverName: string | undefined;
+  /** Whether the transport speaks TLS. */
+  readonly secure: boolean;
   serverCredentials(): grpc.ServerCredentials;
   channelCredentials(): grpc.ChannelCredentials;
 }
@@ -63,6 +65,7 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     keepaliveTimeoutMs,
     channelOptions: channelOptions as Record<string, string | number>,
     serverName: tls?.serverName,
+    secure: tls !== undefined,
     serverCredentials() {
       if (tls === undefined) return grpc.ServerCredentials.createInsecure();
       checkServerTls('grpc transport tls', tls);
