@@ -78,8 +78,8 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
   if (state.closing) return neverSent('provider is going away');
   // A connection whose peer does not read what it was sent gets no new work to answer: refused
   // before it runs (safe to retry once the peer reads), as tcp stops reading such a connection.
-  const held = state.budget.held(call.getPeer());
-  if (held >= state.budget.limit) return unsentRefusal(held, state.budget.limit, true);
+  const from = call.getPeer();
+  if (!state.budget.open(from)) return unsentRefusal(state.budget.held(from), state.budget.limit, true);
   const meta = fromGrpcMetadata(call.metadata);
   const header = (key: string): string => {
     const value = call.metadata.get(key)[0];
@@ -149,13 +149,15 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
   started.resolved.invoke(started.request, started.info).then(
     (value) => {
       if (started.abort.aborted) return;
+      // Closed to new work while this call ran: refused without the cost of encoding.
+      const peer = call.getPeer();
+      if (!state.budget.open(peer)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
       let bytes: Buffer;
       try {
         bytes = route.encodeResponse(value, started.serializer);
       } catch (error) {
         return answer(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${route.service}.${route.method}: ${(error as Error).message}`));
       }
-      const peer = call.getPeer();
       if (!state.budget.fits(peer, bytes.length)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
       // Held until the call is over: grpc-js says 'cancelled' once the answer is written out
       // (its trailers go) or the stream is torn down, whichever comes first.
@@ -207,7 +209,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
     iterator = iterable[Symbol.asyncIterator]();
     for (;;) {
       // Pull nothing more while this connection holds its budget of unsent bytes.
-      if (state.budget.held(peer) >= state.budget.limit) await state.budget.room(peer, abort.signal);
+      if (!state.budget.open(peer)) await state.budget.room(peer, abort.signal);
       if (abort.aborted) break;
       const step = await iterator.next();
       if (abort.aborted) break;
@@ -246,7 +248,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
 
 /** The refusal of a call, or of its answer, on a connection over its unsent-bytes budget. */
 function unsentRefusal(held: number, limit: number, beforeRunning = false): RpcError {
-  const message = `provider holds ${held} bytes of answers this connection has not read, its limit (maxUnsentBytesPerConnection ${limit}); read them first`;
+  const message = `provider holds ${held} bytes of answers this connection has not read; more would pass its limit (maxUnsentBytesPerConnection ${limit}): read them first`;
   return new RpcError(RpcCode.RESOURCE_EXHAUSTED, message, beforeRunning ? { details: { neverSent: true } } : {});
 }
 

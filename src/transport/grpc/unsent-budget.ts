@@ -8,6 +8,8 @@
 export class UnsentBudget {
   readonly #limit: number;
   readonly #held = new Map<string, number>();
+  /** Connections refused an answer since they last had bytes sent: they get no new work until then. */
+  readonly #refused = new Set<string>();
   readonly #waiting = new Map<string, Set<() => void>>();
 
   /** `limit`: the bytes one connection may hold (`maxUnsentBytesPerConnection`). */
@@ -25,12 +27,24 @@ export class UnsentBudget {
   }
 
   /**
-   * Whether `bytes` more fit. A connection holding nothing always has room, so an answer larger
-   * than the whole budget (but within maxFrameBytes) still goes out, alone.
+   * Whether `peer`'s connection may be given new work: false while it holds its whole budget, and
+   * after an answer did not fit, until some of what it holds is sent. Calls are refused on it
+   * before they run, so a burst of requests behind an unread answer costs no handler work.
+   */
+  open(peer: string): boolean {
+    return this.held(peer) < this.#limit && !this.#refused.has(peer);
+  }
+
+  /**
+   * Whether `bytes` more fit; when not, the connection is closed to new work (see {@link open}).
+   * A connection holding nothing always has room, so an answer larger than the whole budget (but
+   * within maxFrameBytes) still goes out, alone.
    */
   fits(peer: string, bytes: number): boolean {
     const held = this.held(peer);
-    return held === 0 || held + bytes <= this.#limit;
+    if (held === 0 || held + bytes <= this.#limit) return true;
+    this.#refused.add(peer);
+    return false;
   }
 
   /** A tally of one call's bytes on `peer`'s connection; close it when the call is over. */
@@ -40,7 +54,7 @@ export class UnsentBudget {
 
   /** Resolves once `peer`'s connection holds less than the limit, or when `signal` aborts. */
   async room(peer: string, signal: AbortSignal): Promise<void> {
-    while (this.held(peer) >= this.#limit && !signal.aborted) {
+    while (!this.open(peer) && !signal.aborted) {
       await new Promise<void>((resolve) => {
         const waiters = this.#waiting.get(peer) ?? new Set<() => void>();
         this.#waiting.set(peer, waiters);
@@ -63,6 +77,7 @@ export class UnsentBudget {
 
   /** @private Forgets bytes sent or dropped, and wakes the streams waiting for room. */
   remove(peer: string, bytes: number): void {
+    if (bytes > 0) this.#refused.delete(peer);
     const left = this.held(peer) - bytes;
     if (left <= 0) this.#held.delete(peer);
     else this.#held.set(peer, left);
