@@ -4,7 +4,7 @@ import { createClient, RpcCode, type Endpoint, type Proxied, type RpcClient } fr
 import type { BudgetApi } from '../fixtures/budget-service.js';
 import { latencies, quantile, rssOf, unreadRequests, type UnreadPeer } from '../helpers/budget.js';
 import { startFixture, type Child } from '../helpers/process.js';
-import { rejection } from '../helpers/wait.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * What a peer can make the grpc transport hold, against a provider in its own process: answers
@@ -86,6 +86,28 @@ describe('a peer that never reads its answers, against default limits', () => {
       status: RpcCode.RESOURCE_EXHAUSTED,
       message: expect.stringMatching(/^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytesPerConnection 4194304\): read them first$/),
     });
+  });
+
+  it('100 unread streams of 64 KB chunks on one connection: the generators wait once the connection holds its budget', async () => {
+    const control = await createClient({ registry: provider.child.url, timeoutMs: 5000, config: false });
+    try {
+      const counter = control.proxy<BudgetApi>('test.Budget');
+      const before = await counter.pulled();
+      const baseline = rssOf(provider.child.process.pid!);
+      const streams = unreadRequests(provider.grpcPort, '/test.Budget/flood', { n: 100, bytes: 64 * 1024 }, 100);
+      attackers.push(streams);
+      await waitUntil(() => streams.answered === 100, 'the streams to open');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const pulled = (await counter.pulled()) - before;
+      // The budget's 64 chunks, plus at most two a stream (the one that passed the check while
+      // the connection was still open and the one its HTTP/2 window let out); without the
+      // budget each stream fills grpc-js's 16-chunk write buffer: 1,600 chunks, 100 MB.
+      expect(pulled).toBeGreaterThanOrEqual(64);
+      expect(pulled).toBeLessThan(64 + 2 * 100);
+      expect(rssOf(provider.child.process.pid!) - baseline).toBeLessThan(64 * MB);
+    } finally {
+      await control.close();
+    }
   });
 
   it('a client that reads gets its large answers, as many at once as the budget holds', async () => {
