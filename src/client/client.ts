@@ -19,6 +19,7 @@ import type { ExtensionSpec } from '../spi/extension-registry.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/stream-frames.js';
 import type { ConnectionState, Transport } from '../transport/transport.js';
+import { DEFAULT_MAX_UNSENT_BYTES } from '../transport/byte-budget.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
@@ -76,6 +77,12 @@ export interface ClientOptions {
   reconnect?: Partial<BackoffOptions>;
   /** Flow-control window per stream: bytes a provider may send ahead of the reader; 64 KiB by default. */
   streamWindowBytes?: number;
+  /**
+   * Bytes of requests one connection may hold unsent (the provider is not reading them); 4 MiB
+   * by default. Above it new calls on that connection fail at once, never sent, so they go to
+   * another provider.
+   */
+  maxUnsentBytes?: number;
   /** How long `close()` waits for calls in flight; 5 s by default. */
   closeTimeoutMs?: number;
   /** Called with every load-balancing decision (policy, branch, provider), for metrics and logs; what it throws is ignored. */
@@ -131,7 +138,7 @@ export interface ReferenceOptions {
 
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'maxUnsentBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt',
   'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
 ];
 const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
@@ -271,6 +278,7 @@ class Client implements RpcClient {
       maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
       backoff: resolveBackoff(options.reconnect),
       streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
+      maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
     });
   }
 

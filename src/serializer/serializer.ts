@@ -24,6 +24,13 @@ export interface Serializer {
   readonly name: string;
   encode(value: unknown, target: PayloadTarget): Uint8Array;
   decode(bytes: Uint8Array, target: PayloadTarget): unknown;
+  /**
+   * Optional: checks `bytes` against the serializer's decode limits without decoding and returns
+   * the estimated bytes the decoded value will take (throws like `decode` when over a limit).
+   * Transports use it to charge a connection's budget of decoded objects before decoding; a
+   * `decode` of the same bytes right after need not check again.
+   */
+  check?(bytes: Uint8Array, target: PayloadTarget): number;
 }
 
 /** Stable ids of the built-in serializers (the wire's serializer byte). */

@@ -70,11 +70,14 @@ export interface ServerOptions {
    * Connection limits (every transport): `maxConnections` (10,000), `maxConnectionsPerAddress`
    * (1,000) — both lowered at start, with a warning, when the process's open-file limit cannot
    * hold them — `frameTimeoutMs` (10 s: a frame, or gRPC's HTTP/2 preface, must arrive whole that
-   * soon after its first byte), `maxCallsPerConnection` (10,000), `idleTimeoutMs` (35 s: tcp,
-   * without a byte, heartbeats included; grpc, without a call), `maxUnsentBytesPerConnection`
-   * (4 MiB of answers a peer has not read); grpc also `maxConnectionAgeMs` and
-   * `maxConnectionAgeGraceMs` (0: no age limit, calls never cut). Connections over a limit are
-   * refused (tcp: with a GOAWAY naming it), counted and logged (see ConnectionLimits).
+   * soon after its first byte), `maxCallsPerConnection` (10,000) and `idleTimeoutMs` (35 s: tcp,
+   * without a byte, heartbeats included; grpc, without a call). Connections over a limit are
+   * refused (tcp: with a GOAWAY naming it), counted and logged. Byte budgets: `maxUnsentBytes`
+   * (4 MiB of unread answers per connection, both transports), and for tcp `maxStreamWindowBytes`
+   * (1 MiB), `maxDecodedBytesPerConnection` (32 MiB of decoded requests in running calls) and
+   * `maxTotalBufferedBytes` (64 MiB of partial frames per server); grpc also
+   * `maxConnectionAgeMs` and `maxConnectionAgeGraceMs` (0: no age limit, calls never cut).
+   * docs/HARDENING.md lists each with what happens when it is reached.
    */
   limits?: Partial<ConnectionLimits>;
   /** How long `close()` lets running calls finish; 10 s by default. */
@@ -373,9 +376,10 @@ function checkLimits(value: unknown): ConnectionLimits {
   const given = value as Partial<Record<keyof ConnectionLimits, unknown>>;
   const limits = { ...DEFAULT_CONNECTION_LIMITS };
   for (const key of Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof ConnectionLimits)[]) {
-    // The connection age and its grace may be 0: no limit.
-    const min = key.startsWith('maxConnectionAge') ? 0 : 1;
-    const max = key.endsWith('Ms') ? MAX_TIMER_MS : key.includes('Bytes') ? 2 ** 32 - 1 : 10_000_000;
+    // Byte budgets start at 64 KiB: below a socket's 16 KiB high-water mark a full write queue
+    // would never signal 'drain', and no stream could make progress. The connection age and its
+    // grace may be 0: no limit.
+    const [min, max] = key.endsWith('Ms') ? [key.startsWith('maxConnectionAge') ? 0 : 1, MAX_TIMER_MS] : key.endsWith('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
     limits[key] = checkInt(`limits.${key}`, given[key], min, max, DEFAULT_CONNECTION_LIMITS[key]);
   }
   return limits;

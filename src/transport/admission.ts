@@ -1,4 +1,5 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { DEFAULT_MAX_UNSENT_BYTES } from './byte-budget.js';
 
 /** Provider-side limits on connections, which every transport server honours. */
 export interface ConnectionLimits {
@@ -23,11 +24,35 @@ export interface ConnectionLimits {
    */
   readonly idleTimeoutMs: number;
   /**
-   * Answer bytes one connection may have queued but not yet sent (its peer reads slowly or not
-   * at all). grpc: a unary answer that would pass it is replaced by RESOURCE_EXHAUSTED naming
-   * this limit; a stream waits before pulling its next chunk.
+   * Bytes of answers a connection may have queued unsent (the peer is not reading them).
+   * tcp: above it the connection's requests are no longer read and streams wait for the socket;
+   * at four times it, finished answers are replaced by RESOURCE_EXHAUSTED errors; a peer that
+   * still reads nothing is closed by the idle timeout. grpc: a unary answer that would pass it
+   * is replaced by RESOURCE_EXHAUSTED naming it, and until the connection's bytes move, calls on
+   * it are refused before they run; a stream waits before pulling its next chunk.
    */
-  readonly maxUnsentBytesPerConnection: number;
+  readonly maxUnsentBytes: number;
+  /** The largest flow-control window a consumer may ask for one stream; larger asks are capped (tcp). */
+  readonly maxStreamWindowBytes: number;
+  /**
+   * Estimated decoded bytes of the requests of one connection's running calls. A request that
+   * would pass it waits, and the connection is not read, until running calls end (tcp).
+   */
+  readonly maxDecodedBytesPerConnection: number;
+  /** Bytes of partially received frames all connections of one server may hold together (tcp). */
+  readonly maxTotalBufferedBytes: number;
+  /**
+   * Unsent answer bytes of all connections of one server together. Above it, every connection
+   * holding more than 64 KiB unsent stops being read until it drains, so a thousand peers that
+   * read nothing cannot each take `maxUnsentBytes` (tcp).
+   */
+  readonly maxTotalUnsentBytes: number;
+  /**
+   * Estimated decoded request bytes of the running calls of all connections of one server. Above
+   * it, a request waits undecoded (its connection not read) unless it is small (64 KiB at most)
+   * and the only one of its connection, so every connection can always make progress (tcp).
+   */
+  readonly maxTotalDecodedBytes: number;
   /**
    * grpc: a connection older than this is sent a GOAWAY, so consumers reconnect and spread
    * over providers that joined later; its running calls go on (see maxConnectionAgeGraceMs).
@@ -47,7 +72,12 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   frameTimeoutMs: 10_000,
   maxCallsPerConnection: 10_000,
   idleTimeoutMs: 35_000,
-  maxUnsentBytesPerConnection: 4 * 1024 * 1024,
+  maxUnsentBytes: DEFAULT_MAX_UNSENT_BYTES,
+  maxStreamWindowBytes: 1024 * 1024,
+  maxDecodedBytesPerConnection: 32 * 1024 * 1024,
+  maxTotalBufferedBytes: 64 * 1024 * 1024,
+  maxTotalUnsentBytes: 16 * 1024 * 1024,
+  maxTotalDecodedBytes: 256 * 1024 * 1024,
   maxConnectionAgeMs: 0,
   maxConnectionAgeGraceMs: 0,
 };

@@ -156,6 +156,8 @@ export interface ConnectOptions {
   backoff: BackoffOptions;
   /** Flow-control window of each stream: bytes the provider may send ahead of the reader. */
   streamWindowBytes: number;
+  /** Bytes of requests a connection may hold unsent before new calls on it fail, never sent. */
+  maxUnsentBytes: number;
 }
 
 /** Provider-side listening settings every transport honours. */

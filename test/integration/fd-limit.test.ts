@@ -83,7 +83,7 @@ describe('connection limits under a small fd limit', () => {
     const started = Date.now();
     await Promise.all([idleConnections(provider.port, 300, Buffer.alloc(0)), idleConnections(grpcPort, 300, PREFACE)]);
     // Only the per-address share stays open on each transport.
-    await waitUntil(() => idle.filter((socket) => !socket.destroyed && socket.readyState === 'open').length <= 2 * PER_ADDRESS, 'the refused connections to close', 5000);
+    await waitUntil(() => idle.filter((socket) => !socket.destroyed && socket.readyState === 'open').length <= 2 * PER_ADDRESS, 'the refused connections to close', 10_000);
 
     for (const transport of ['tcp', 'grpc'] as const) {
       const port = transport === 'tcp' ? provider.port : grpcPort;
@@ -95,7 +95,7 @@ describe('connection limits under a small fd limit', () => {
     expect(idle.filter((socket) => socket.readyState === 'open').length).toBe(2 * PER_ADDRESS);
 
     // The first refusal is logged at once, the rest in one line after the interval (5 s).
-    await waitUntil(() => logLines().filter((line) => line.refused !== undefined).reduce((sum, line) => sum + (line.refused!['grpc maxConnectionsPerAddress'] ?? 0), 0) === 300 - PER_ADDRESS, 'the grpc refusals in the log', 8000);
+    await waitUntil(() => logLines().filter((line) => line.refused !== undefined).reduce((sum, line) => sum + (line.refused!['grpc maxConnectionsPerAddress'] ?? 0), 0) === 300 - PER_ADDRESS, 'the grpc refusals in the log', 12_000);
     const refusalLines = logLines().filter((line) => line.refused !== undefined);
     expect(refusalLines.length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 5000) + 1);
     expect(refusalLines.every((line) => line.level === 40 && line.msg.includes('connection(s) refused by the connection limits'))).toBe(true);

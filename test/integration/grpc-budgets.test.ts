@@ -84,7 +84,7 @@ describe('a peer that never reads its answers, against default limits', () => {
     const attacker = attackers[0]!;
     expect(await attacker.ask('/test.Budget/add', { a: 1, b: 2 })).toEqual({
       status: RpcCode.RESOURCE_EXHAUSTED,
-      message: expect.stringMatching(/^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytesPerConnection 4194304\): read them first$/),
+      message: expect.stringMatching(/^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytes 4194304\): read them first$/),
     });
   });
 

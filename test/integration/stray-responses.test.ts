@@ -60,6 +60,7 @@ describe('stray responses', () => {
       heartbeatIntervalMs: 10_000,
       heartbeatTimeoutMs: 5000,
       maxFrameBytes: 1 << 20,
+      maxUnsentBytes: 1 << 22,
       backoff: DEFAULT_BACKOFF,
       streamWindowBytes: 65_536,
     });

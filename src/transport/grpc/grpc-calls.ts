@@ -248,7 +248,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
 
 /** The refusal of a call, or of its answer, on a connection over its unsent-bytes budget. */
 function unsentRefusal(held: number, limit: number, beforeRunning = false): RpcError {
-  const message = `provider holds ${held} bytes of answers this connection has not read; more would pass its limit (maxUnsentBytesPerConnection ${limit}): read them first`;
+  const message = `provider holds ${held} bytes of answers this connection has not read; more would pass its limit (maxUnsentBytes ${limit}): read them first`;
   return new RpcError(RpcCode.RESOURCE_EXHAUSTED, message, beforeRunning ? { details: { neverSent: true } } : {});
 }
 

@@ -12,7 +12,7 @@ export class UnsentBudget {
   readonly #refused = new Set<string>();
   readonly #waiting = new Map<string, Set<() => void>>();
 
-  /** `limit`: the bytes one connection may hold (`maxUnsentBytesPerConnection`). */
+  /** `limit`: the bytes one connection may hold (`maxUnsentBytes`). */
   constructor(limit: number) {
     this.#limit = limit;
   }

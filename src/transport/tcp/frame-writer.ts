@@ -15,7 +15,9 @@ const FLUSH_BYTES = 16 * 1024;
  */
 export class FrameWriter {
   readonly #socket: net.Socket;
+  readonly #maxUnsentBytes: number;
   #corked = false;
+  #drained: Promise<void> | undefined;
   /** Bytes written since the last flush. */
   #pending = 0;
   readonly #uncork = (): void => {
@@ -25,8 +27,46 @@ export class FrameWriter {
     this.#socket.uncork();
   };
 
-  constructor(socket: net.Socket) {
+  /**
+   * @param maxUnsentBytes the budget of bytes queued in this process for the socket (written but
+   *   not yet taken by the kernel): above it {@link overBudget} is true, and producers wait for
+   *   {@link drained} before writing more
+   */
+  constructor(socket: net.Socket, maxUnsentBytes = Number.POSITIVE_INFINITY) {
     this.#socket = socket;
+    this.#maxUnsentBytes = maxUnsentBytes;
+  }
+
+  /** Bytes written to the socket and still queued in this process (the peer has not read them). */
+  get unsentBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** Whether the unsent bytes are above the budget: the peer is not reading fast enough. */
+  get overBudget(): boolean {
+    return this.#socket.writableLength > this.#maxUnsentBytes;
+  }
+
+  /**
+   * Resolves once the socket has sent everything queued (its 'drain'), or has closed. One promise
+   * is shared by every waiter, so a thousand waiting streams cost one listener.
+   */
+  drained(): Promise<void> {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableLength === 0) return Promise.resolve();
+    // Corked bytes never drain: send them first.
+    this.#uncork();
+    this.#drained ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        this.#drained = undefined;
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+    return this.#drained;
   }
 
   /**

@@ -62,27 +62,46 @@ export class UnaryCall implements PendingCall {
  * A server-streaming call: STREAM_CHUNKs in sequence, then STREAM_END. A gap in the sequence
  * numbers or a chunk count that does not match the end frame is DATA_LOSS: a stream is either
  * complete or an error, never silently short.
+ *
+ * The provider may send a chunk only while it has credit (the window, less what it sent, plus
+ * what this side granted back); a chunk that arrives when none is left is a protocol error that
+ * closes the connection, so a hostile provider can make a reader hold at most its window and one
+ * frame.
  */
 export class StreamCall implements PendingCall {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   readonly stream: ClientStream;
   #next = 0;
+  /** Chunk bytes received and not yet granted back to the provider. */
+  #unacknowledged = 0;
 
   constructor(
     readonly target: PayloadTarget,
     readonly deadline: number | undefined,
     private readonly serializer: Serializer,
+    private readonly window: number,
     onConsumed: (bytes: number) => void,
     onCancel: (reason: RpcError) => void,
   ) {
     this.stream = new ClientStream(onConsumed, onCancel);
   }
 
+  /** The connection sent a WINDOW_UPDATE of `bytes` for this stream. */
+  granted(bytes: number): void {
+    this.#unacknowledged -= bytes;
+  }
+
   accept(frame: Frame): boolean {
     const where = `${this.target.service}.${this.target.method}`;
     switch (frame.type) {
       case FrameType.STREAM_CHUNK: {
+        // Our view of the provider's credit is never smaller than its own (grants in flight
+        // count here first), so an honest provider never trips this.
+        if (this.#unacknowledged >= this.window) {
+          throw new RpcError(RpcCode.INTERNAL, `protocol error: ${where} sent a chunk beyond its flow-control window (${this.#unacknowledged} bytes unacknowledged, window ${this.window})`);
+        }
+        this.#unacknowledged += frame.body.length + 20;
         const sequence = readU32(frame.body, 'STREAM_CHUNK');
         if (sequence !== this.#next) {
           this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${where}: chunk ${sequence} arrived where ${this.#next} was expected`));

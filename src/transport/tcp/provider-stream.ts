@@ -11,10 +11,12 @@ import { FrameType } from '../frame.js';
  * than the remaining credit is still sent whole), which keeps any chunk size possible.
  */
 export class StreamCredit {
+  readonly #window: number;
   #available: number;
   #wake: (() => void) | undefined;
 
   constructor(initial: number) {
+    this.#window = initial;
     this.#available = initial;
   }
 
@@ -26,8 +28,12 @@ export class StreamCredit {
     this.#available -= bytes;
   }
 
+  /**
+   * Adds credit from a WINDOW_UPDATE. Credit never exceeds the stream's window: a consumer that
+   * grants more than it has received (a WINDOW_UPDATE of 0xffffffff) gains nothing by it.
+   */
   grant(bytes: number): void {
-    this.#available += bytes;
+    this.#available = Math.min(this.#window, this.#available + bytes);
     this.#release();
   }
 
@@ -36,6 +42,11 @@ export class StreamCredit {
     return new Promise((resolve) => {
       this.#wake = resolve;
     });
+  }
+
+  /** Resolves when `other` settles, credit is granted, or `release()` is called. */
+  waitFor(other: Promise<void>): Promise<void> {
+    return Promise.race([other, this.wait()]);
   }
 
   #release(): void {
@@ -59,6 +70,8 @@ export interface PumpOptions {
   readonly serializer: Serializer;
   readonly target: PayloadTarget;
   readonly write: (frame: Buffer) => void;
+  /** The connection's writer: the pump also waits while the socket's unsent bytes are over budget. */
+  readonly writer?: { readonly overBudget: boolean; drained(): Promise<void> };
   /** Sends what was written so far at once (used after the first chunk). */
   readonly flush: () => void;
   /** Told when the handler's generator fails (not when the call is aborted). */
@@ -66,7 +79,9 @@ export interface PumpOptions {
 }
 
 /**
- * Drives a streaming handler: pulls a value only when there is credit, writes each one at once
+ * Drives a streaming handler: pulls a value only when there is credit and the socket has room
+ * (a consumer that grants credit but never reads its socket cannot make this side queue more
+ * than the connection's unsent-bytes budget plus one chunk), writes each one at once
  * as a STREAM_CHUNK (no batching timer: the first token leaves as soon as it is yielded), and
  * ends with STREAM_END carrying the chunk count and the generator's return value as trailer.
  *
@@ -86,10 +101,14 @@ export async function pumpStream(options: PumpOptions): Promise<void> {
       throw new RpcError(RpcCode.INTERNAL, `${where} is declared stream: true but did not return an async iterable (use an async generator method)`);
     }
     iterator = options.iterable[Symbol.asyncIterator]();
+    const writer = options.writer;
     for (;;) {
       while (credit.available <= 0 && !abort.aborted) await credit.wait();
       if (abort.aborted) break;
       const step = await iterator.next();
+      // Checked again after the handler's await, just before writing: many streams woken by
+      // one drain must not all write past the budget.
+      while (writer?.overBudget === true && !abort.aborted) await credit.waitFor(writer.drained());
       if (abort.aborted) break;
       if (step.done === true) {
         finished = true;

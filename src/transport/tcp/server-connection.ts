@@ -10,16 +10,39 @@ import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Fram
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, WINDOW_META, readU32 } from '../stream-frames.js';
 import { TIMEOUT_META, type CallHandler, type Peer, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
 import type { Serializer } from '../../serializer/serializer.js';
+import type { ByteBudget } from '../byte-budget.js';
 import { FrameWriter } from './frame-writer.js';
+import { FAIR_SHARE_BYTES, OutboundBudget } from './outbound-budget.js';
 import { StreamCredit, pumpStream } from './provider-stream.js';
+import { Hold, ReadGate } from './read-gate.js';
 import { encodeErrorFrame } from './wire-error.js';
 
 /** Provider-side limits of one connection. */
 export interface ServerConnectionOptions {
   readonly maxFrameBytes: number;
-  /** Frame timeout, idle timeout and calls at once; the defaults when absent. */
+  /** Frame timeout, idle timeout, calls at once and byte budgets; the defaults when absent. */
   readonly limits?: ConnectionLimits;
+  /** The server's budgets, shared by its connections; none when absent. */
+  readonly budgets?: ServerBudgets;
 }
+
+/** Budgets one server's connections share (the `maxTotal*` limits). */
+export interface ServerBudgets {
+  /** Partially received frames. */
+  readonly inbound: ByteBudget;
+  /** Answers waiting unsent. */
+  readonly outbound: ByteBudget;
+  /** Estimated decoded requests of running calls. */
+  readonly decoded: ByteBudget;
+}
+
+
+/**
+ * Unsent bytes, as a multiple of `maxUnsentBytes`, past which a finished unary call's answer is
+ * replaced by a short RESOURCE_EXHAUSTED error: reading has long stopped, and calls that were
+ * already running must not pile their answers up behind a peer that reads nothing.
+ */
+const DROP_ANSWERS_FACTOR = 4;
 
 /**
  * The provider's side of one consumer connection: decodes frames, runs each REQUEST through the
@@ -30,7 +53,7 @@ export class ServerConnection {
   readonly #socket: net.Socket;
   readonly #handler: CallHandler;
   readonly #writer: FrameWriter;
-  readonly #decoder: FrameDecoder;
+  readonly #gate: ReadGate;
   readonly #peer: Peer;
   readonly #heads = new RequestHeadDecoder();
   /** Running calls by request id, each with the handle that cancels it. */
@@ -44,8 +67,14 @@ export class ServerConnection {
     expire: (id) => this.#abortCall(id, new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
   });
   readonly #limits: ConnectionLimits;
-  /** Armed while a frame is half received: it must complete within the frame timeout. */
-  #frameTimer: NodeJS.Timeout | undefined;
+  /** Estimated decoded bytes of the running calls' requests, by request id. */
+  readonly #decoded = new Map<number, number>();
+  #decodedBytes = 0;
+  /** A REQUEST that waits for decoded bytes to be given back before it is decoded. */
+  #deferred: Frame | undefined;
+  #withdrawDecodedWait: (() => void) | undefined;
+  readonly #outbound: OutboundBudget;
+  readonly #budgets: ServerBudgets | undefined;
   #closing = false;
   #failed = false;
   #onIdle: (() => void) | undefined;
@@ -55,13 +84,25 @@ export class ServerConnection {
   constructor(socket: net.Socket, handler: CallHandler, options: ServerConnectionOptions) {
     this.#socket = socket;
     this.#handler = handler;
-    this.#writer = new FrameWriter(socket);
-    this.#decoder = new FrameDecoder(options.maxFrameBytes);
     this.#limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
+    this.#writer = new FrameWriter(socket, this.#limits.maxUnsentBytes);
+    this.#gate = new ReadGate({
+      socket,
+      decoder: new FrameDecoder(options.maxFrameBytes),
+      onFrame: (frame) => this.#onFrame(frame),
+      frameTimeoutMs: this.#limits.frameTimeoutMs,
+      onFrameTimeout: () => this.#fail(new RpcError(RpcCode.INTERNAL, `protocol error: a frame did not complete within ${this.#limits.frameTimeoutMs} ms (frame timeout)`)),
+      ...(options.budgets === undefined ? {} : { inbound: options.budgets.inbound }),
+    });
+    this.#budgets = options.budgets;
+    this.#outbound = new OutboundBudget(this.#writer, this.#gate, this.#limits.maxUnsentBytes, options.budgets?.outbound, () => this.#resume(Hold.OUTBOUND));
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
     socket.setNoDelay(true);
     // Consumers send a heartbeat after every quiet interval, so a connection that stays silent
-    // this long belongs to a peer that is gone, hung, or never spoke the protocol.
+    // this long belongs to a peer that is gone, hung, or never spoke the protocol. Writes count
+    // as activity too, so a peer that reads nothing while answers wait for it (reading from it
+    // is then paused, see ReadGate) is closed after the same time: the last step of
+    // backpressure.
     socket.setTimeout(this.#limits.idleTimeoutMs, () => {
       this.#fail(new RpcError(RpcCode.UNAVAILABLE, `protocol error: nothing received for ${this.#limits.idleTimeoutMs} ms (idle timeout)`));
     });
@@ -71,7 +112,9 @@ export class ServerConnection {
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
-        clearTimeout(this.#frameTimer);
+        this.#gate.close();
+        this.#withdrawDecodedWait?.();
+        this.#outbound.close();
         this.#deadlines.clear();
         this.#abortAll('the connection closed');
         resolve();
@@ -113,22 +156,23 @@ export class ServerConnection {
   }
 
   #onData(chunk: Buffer): void {
+    // The frame timer runs from a frame's first byte and is not reset by more bytes of the same
+    // frame (a peer trickling one byte a second must not hold the connection for ever); it
+    // restarts at each frame boundary (ReadGate).
     try {
-      this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
+      this.#gate.push(chunk);
     } catch (error) {
       this.#fail(RpcError.from(error, RpcCode.INTERNAL));
-      return;
     }
-    // The timer runs from a frame's first byte and is not reset by more bytes of the same
-    // frame: a peer trickling one byte a second must not hold the connection for ever.
-    if (this.#decoder.bufferedBytes === 0) {
-      clearTimeout(this.#frameTimer);
-      this.#frameTimer = undefined;
-    } else if (this.#frameTimer === undefined) {
-      this.#frameTimer = setTimeout(() => {
-        this.#fail(new RpcError(RpcCode.INTERNAL, `protocol error: a frame did not complete within ${this.#limits.frameTimeoutMs} ms (frame timeout)`));
-      }, this.#limits.frameTimeoutMs);
-      this.#frameTimer.unref();
+  }
+
+  /** Lifts a hold; errors in the frames held meanwhile fail the connection as in #onData. */
+  #resume(reason: number): void {
+    if (this.#failed) return;
+    try {
+      this.#gate.release(reason);
+    } catch (error) {
+      this.#fail(RpcError.from(error, RpcCode.INTERNAL));
     }
   }
 
@@ -136,7 +180,7 @@ export class ServerConnection {
   #fail(error: RpcError): void {
     if (this.#failed) return;
     this.#failed = true;
-    clearTimeout(this.#frameTimer);
+    this.#gate.close();
     this.#closing = true;
     this.#writer.write(encodeErrorFrame(FrameType.GOAWAY, 0, error));
     this.#socket.end();
@@ -162,6 +206,7 @@ export class ServerConnection {
         return;
       case FrameType.HEARTBEAT:
         this.#writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
+        this.#outbound.check();
         return;
       case FrameType.HEARTBEAT_ACK:
       case FrameType.GOAWAY:
@@ -214,11 +259,34 @@ export class ServerConnection {
       if (!Number.isInteger(window) || window < MIN_STREAM_WINDOW || window > 2 ** 31 - 1) {
         return this.#answerError(id, oneWay, new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${WINDOW_META} must be an integer from ${MIN_STREAM_WINDOW} to ${2 ** 31 - 1}, got ${JSON.stringify(head.head.meta[WINDOW_META]!.slice(0, 40))}`));
       }
+      // The consumer asks; this side decides. Sending less than the consumer would accept is
+      // always safe, so a larger request is capped rather than refused.
+      window = Math.min(window, this.#limits.maxStreamWindowBytes);
     }
     const target = { service: resolved.service, method: resolved.method, kind: 'request' } as const;
+    const payload = frame.body.subarray(head.payloadOffset);
+    let cost: number;
+    try {
+      cost = serializer.check?.(payload, target) ?? payload.length;
+    } catch (error) {
+      return this.#answerError(id, oneWay, decodeError(target, serializer, error));
+    }
+    const alone = this.#running.size === 0;
+    const decoded = this.#budgets?.decoded;
+    const fitsServer = decoded === undefined || decoded.used + cost <= decoded.limit || (alone && cost <= FAIR_SHARE_BYTES);
+    if (!fitsServer || (this.#decodedBytes + cost > this.#limits.maxDecodedBytesPerConnection && !alone)) {
+      // Backpressure: running calls hold the budget of decoded requests; this one is decoded
+      // when enough is given back, and nothing more is read from the peer till then.
+      this.#deferred = frame;
+      this.#gate.hold(Hold.DECODED);
+      // The peer is not at fault while this side holds its requests: no idle timeout meanwhile.
+      this.#socket.setTimeout(0);
+      if (!fitsServer) this.#withdrawDecodedWait = decoded!.wait(() => this.#retryDeferred());
+      return;
+    }
     let request: unknown;
     try {
-      request = serializer.decode(frame.body.subarray(head.payloadOffset), target);
+      request = serializer.decode(payload, target);
     } catch (error) {
       return this.#answerError(id, oneWay, decodeError(target, serializer, error));
     }
@@ -230,7 +298,11 @@ export class ServerConnection {
       return this.#answerError(id, oneWay, new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`));
     }
     const controller = new LazyAbort(deadline);
+    this.#gate.started();
     this.#running.set(id, controller);
+    this.#decoded.set(id, cost);
+    this.#decodedBytes += cost;
+    this.#budgets?.decoded.charge(cost);
     if (deadline !== undefined) this.#deadlines.add(id, deadline);
     const info: ProviderCallInfo = {
       get signal() {
@@ -246,8 +318,32 @@ export class ServerConnection {
     void run.finally(() => {
       this.#running.delete(id);
       this.#credits.delete(id);
+      const cost = this.#decoded.get(id) ?? 0;
+      this.#decodedBytes -= cost;
+      this.#budgets?.decoded.charge(-cost);
+      this.#decoded.delete(id);
+      if (this.#deferred !== undefined) this.#retryDeferred();
       if (this.#running.size === 0) this.#onIdle?.();
     });
+  }
+
+  /** A call ended: the deferred request may fit now; reading resumes once it is taken. */
+  #retryDeferred(): void {
+    this.#withdrawDecodedWait?.();
+    this.#withdrawDecodedWait = undefined;
+    const frame = this.#deferred;
+    if (frame === undefined || this.#failed) return;
+    this.#deferred = undefined;
+    try {
+      this.#onRequest(frame);
+    } catch (error) {
+      this.#fail(RpcError.from(error, RpcCode.INTERNAL));
+      return;
+    }
+    if (this.#deferred === undefined) {
+      this.#socket.setTimeout(this.#limits.idleTimeoutMs);
+      this.#resume(Hold.DECODED);
+    }
   }
 
   #runUnary(id: number, oneWay: boolean, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer): Promise<void> {
@@ -261,10 +357,15 @@ export class ServerConnection {
           this.#answerError(id, false, new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`));
           return;
         }
+        if (this.#writer.unsentBytes > DROP_ANSWERS_FACTOR * this.#limits.maxUnsentBytes) {
+          this.#answerError(id, false, new RpcError(RpcCode.RESOURCE_EXHAUSTED, `the answer of ${resolved.service}.${resolved.method} (${payload.length} bytes) was dropped: ${this.#writer.unsentBytes} bytes wait unsent on this connection, over its limit (maxUnsentBytes ${this.#limits.maxUnsentBytes}); read the answers already sent`, { retryAfterMs: 1000 }));
+          return;
+        }
         const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
         writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
         out.set(payload, HEADER_BYTES);
         this.#writer.write(out);
+        this.#outbound.check();
       },
       (error: unknown) => {
         // After a cancel the caller has stopped listening; the result has nowhere to go.
@@ -295,7 +396,11 @@ export class ServerConnection {
       credit,
       serializer,
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
-      write: (frame) => this.#writer.write(frame),
+      write: (frame) => {
+        this.#writer.write(frame);
+        this.#outbound.check();
+      },
+      writer: this.#writer,
       onError: (error) => this.#handler.reportError?.(resolved, error),
       flush: () => this.#writer.flush(),
     });
@@ -308,7 +413,9 @@ export class ServerConnection {
   }
 
   #answerError(id: number, oneWay: boolean, error: RpcError): void {
-    if (!oneWay) this.#writer.write(encodeErrorFrame(FrameType.RESPONSE, id, error));
+    if (oneWay) return;
+    this.#writer.write(encodeErrorFrame(FrameType.RESPONSE, id, error));
+    this.#outbound.check();
   }
 
   #abortAll(reason: string): void {

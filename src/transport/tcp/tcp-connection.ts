@@ -203,7 +203,7 @@ export class TcpConnection implements ClientConnection {
     this.#lastError = undefined;
     this.#goingAway = false;
     this.#backoff.reset();
-    this.#writer = new FrameWriter(socket);
+    this.#writer = new FrameWriter(socket, this.#options.maxUnsentBytes);
     this.#lastReadAt = Date.now();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     this.#answered = false;
@@ -294,11 +294,13 @@ export class TcpConnection implements ClientConnection {
       route.target,
       invocation.deadline,
       serializer,
+      window,
       // Credit goes back to the provider only as the reader takes chunks, in half-window steps.
       (bytes) => {
         consumed += bytes;
         if (consumed >= window / 2 && this.#pending.get(id) === call) {
           this.#writer?.write(encodeWindowUpdate(id, consumed));
+          call.granted(consumed);
           consumed = 0;
         }
       },
@@ -313,6 +315,11 @@ export class TcpConnection implements ClientConnection {
   #prepare(invocation: Invocation, serializer: Serializer, stream: boolean): { id: number; frame: Buffer; route: CachedRoute; writer: FrameWriter } | RpcError {
     const writer = this.#writer;
     if (writer === undefined || this.#goingAway) return neverSent(`connection to ${this.address} is not ready`);
+    if (writer.overBudget) {
+      // The provider is not reading (hung, overloaded, or hostile): queueing more would only
+      // grow this process. Refused before sending, so the call can go to another provider.
+      return neverSent(`${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}); the provider is not reading`);
+    }
     let frame: Buffer;
     let route: CachedRoute;
     try {

@@ -2,6 +2,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS } from '../admission.js';
+import { ByteBudget } from '../byte-budget.js';
 import { checkServerTls, type ResolvedTls } from '../tls-options.js';
 import { FrameType } from '../frame.js';
 import { listenOn } from '../listen.js';
@@ -19,6 +20,11 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
   const connections = new Set<ServerConnection>();
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const admission = new ConnectionAdmission(limits);
+  const budgets = {
+    inbound: new ByteBudget(limits.maxTotalBufferedBytes),
+    outbound: new ByteBudget(limits.maxTotalUnsentBytes),
+    decoded: new ByteBudget(limits.maxTotalDecodedBytes),
+  };
   const onConnection = (socket: net.Socket): void => {
     const address = socket.remoteAddress ?? 'unknown';
     const refused = admission.admit(address);
@@ -29,7 +35,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits });
+    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits, budgets });
     connections.add(connection);
     void connection.closed.then(() => {
       connections.delete(connection);

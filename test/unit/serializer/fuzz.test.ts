@@ -29,6 +29,7 @@ function fuzz(name: string, seeds: readonly Buffer[], count: number, decode: (by
   const prototypeBefore = Object.getOwnPropertyNames(Object.prototype).join();
   let errors = 0;
   let slowestMs = 0;
+  let slowest: Buffer | undefined;
   for (let i = 0; i < count; i++) {
     let input = seeds[i % seeds.length]!;
     for (let rounds = 1 + Math.floor(next() * 3); rounds > 0; rounds--) input = mutate(input, next);
@@ -39,7 +40,25 @@ function fuzz(name: string, seeds: readonly Buffer[], count: number, decode: (by
       if (!(error instanceof Error)) throw new Error(`${name}: input ${input.toString('hex').slice(0, 80)} threw a non-Error ${String(error)}`);
       errors++;
     }
-    slowestMs = Math.max(slowestMs, performance.now() - started);
+    const ms = performance.now() - started;
+    if (ms > slowestMs) {
+      slowestMs = ms;
+      slowest = input;
+    }
+  }
+  // One slow run among 100,000 is usually a GC pause or a busy machine, not the input: the
+  // slowest input is timed again, alone, and its best of three is what must stay fast.
+  if (slowest !== undefined && slowestMs >= 10) {
+    slowestMs = Number.POSITIVE_INFINITY;
+    for (let run = 0; run < 3; run++) {
+      const started = performance.now();
+      try {
+        decode(slowest);
+      } catch {
+        // counted above
+      }
+      slowestMs = Math.min(slowestMs, performance.now() - started);
+    }
   }
   expect(Object.getOwnPropertyNames(Object.prototype).join()).toBe(prototypeBefore);
   expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();

@@ -24,11 +24,11 @@ describe('connection limits against the fd limit', () => {
     expect(fitToFdLimit(DEFAULT_CONNECTION_LIMITS, 1, undefined)).toEqual({ limits: DEFAULT_CONNECTION_LIMITS });
   });
 
-  it('limits are checked by name: the age may be 0 (none), a byte budget may pass 10 M', async () => {
+  it('limits are checked by name: the connection age may be 0 (none), the idle timeout may not', async () => {
     const base = { services: [{}], registry: false as const, config: false as const, log: false as const };
     await expect(createServer({ ...base, limits: { maxConnectionAgeMs: -1 } })).rejects.toThrow(/invalid limits\.maxConnectionAgeMs: -1 \(allowed: an integer from 0 to/);
-    await expect(createServer({ ...base, limits: { maxUnsentBytesPerConnection: 0 } })).rejects.toThrow(/invalid limits\.maxUnsentBytesPerConnection: 0 \(allowed: an integer from 1 to 4294967295\)/);
-    await expect(createServer({ ...base, limits: { maxUnsentBytes: 1 } as never })).rejects.toThrow(/unknown option limits\.maxUnsentBytes \(known: .*maxUnsentBytesPerConnection/);
+    await expect(createServer({ ...base, limits: { idleTimeoutMs: 0 } })).rejects.toThrow(/invalid limits\.idleTimeoutMs: 0 \(allowed: an integer from 1 to/);
+    await expect(createServer({ ...base, limits: { maxConnectionAge: 1 } as never })).rejects.toThrow(/unknown option limits\.maxConnectionAge \(known: .*maxConnectionAgeMs, maxConnectionAgeGraceMs/);
   });
 });
 

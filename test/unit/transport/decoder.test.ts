@@ -84,4 +84,53 @@ describe('FrameDecoder', () => {
     expect(got).toHaveLength(1000);
     expect(got[999]).toEqual({ type: 6, id: 999, body: '' });
   });
+
+  it('holds a trickled frame in one buffer of at most four times the bytes received, not one buffer per chunk', () => {
+    const decoder = new FrameDecoder(8 * 1024 * 1024);
+    const header = encodeFrame(FrameType.REQUEST, 1).subarray(0, 20);
+    header.writeUInt32BE(8 * 1024 * 1024, 16);
+    for (const byte of header) decoder.push(Buffer.from([byte]), () => {});
+    const one = Buffer.from([7]);
+    for (let received = 1; received <= 200_000; received++) {
+      decoder.push(one, () => {});
+      if (received % 10_000 === 0) expect(decoder.bufferedBytes).toBeLessThanOrEqual(Math.max(64 * 1024, 4 * received));
+    }
+    expect(decoder.inFrame).toBe(true);
+    expect(decoder.frames).toBe(0);
+  });
+
+  it('completes a frame split over growing chunks with the exact body', () => {
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    const frame = encodeFrame(FrameType.REQUEST, 9, body, { serializer: 1 });
+    const chunks: Buffer[] = [];
+    for (let offset = 0, size = 1; offset < frame.length; offset += size, size *= 3) chunks.push(frame.subarray(offset, offset + size));
+    const decoder = new FrameDecoder(1024 * 1024);
+    const out: Frame[] = [];
+    for (const chunk of chunks) decoder.push(chunk, (decoded) => out.push(decoded));
+    expect(out).toHaveLength(1);
+    expect(out[0]!.body.equals(body)).toBe(true);
+    expect(decoder.bufferedBytes).toBe(0);
+  });
+
+  it('pauses after the frame being handed out and hands out the rest on resume, in order', () => {
+    const decoder = new FrameDecoder(1024 * 1024);
+    const ids: number[] = [];
+    const onFrame = (frame: Frame): void => {
+      ids.push(frame.requestId);
+      if (frame.requestId === 2) decoder.pause();
+    };
+    decoder.push(bytes.subarray(0, 0), onFrame);
+    const frames = Buffer.concat([1, 2, 3, 4].map((id) => encodeFrame(FrameType.CANCEL, id)));
+    decoder.push(frames.subarray(0, 50), onFrame);
+    expect(ids).toEqual([1, 2]);
+    expect(decoder.paused).toBe(true);
+    decoder.push(frames.subarray(50), onFrame);
+    expect(ids).toEqual([1, 2]);
+    expect(decoder.bufferedBytes).toBe(40);
+    decoder.resume(onFrame);
+    expect(ids).toEqual([1, 2, 3, 4]);
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.frames).toBe(4);
+  });
 });
