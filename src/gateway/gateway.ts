@@ -10,6 +10,9 @@ import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
 import { countRequests, withMetrics } from './gateway-metrics.js';
+import { httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
+
+export type { GatewayHttpLimits } from './http-limits.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
 import { BadRequest, toOpenAiError } from './openai-errors.js';
 import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
@@ -44,6 +47,8 @@ export interface GatewayOptions {
    * `false`. Standard error at `info` by default.
    */
   log?: LogOption;
+  /** Time limits on HTTP clients and their connections (headers, whole request, idle, keep-alive); see {@link GatewayHttpLimits}. */
+  http?: GatewayHttpLimits;
 }
 
 /** A running gateway. */
@@ -65,13 +70,14 @@ export interface Gateway {
  */
 export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   if (options === null || typeof options !== 'object') throw invalidOption('gateway options', options, 'an object');
-  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log']);
+  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log', 'http']);
   const port = checkInt('gateway port', options.port, 0, 65535, 8080);
   const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
   const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);
   const maxBodyBytes = checkInt('gateway maxBodyBytes', options.maxBodyBytes, 1, 2 ** 31 - 1, 8 * 1024 * 1024);
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
   const log = createLogger(options.log, 'gateway');
+  const httpOptions = httpServerOptions(options.http, timeoutMs);
 
   const ownsClient = options.client === undefined || !isClient(options.client);
   const client = isClient(options.client) ? options.client : await createClient(withMetrics(options.client ?? {}, options.metrics));
@@ -79,7 +85,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const llm = client.proxy<LlmApi>(LLM_SERVICE, { loadbalance: balancer });
 
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
-  const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true });
+  const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true, ...httpOptions });
   const requestIds = new WeakMap<FastifyRequest, string>();
   const idOf = (request: FastifyRequest): string => requestIds.get(request) ?? request.id;
   // Every answer names its request, so a client can quote the id that the log has.

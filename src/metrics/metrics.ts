@@ -5,7 +5,7 @@ import { codeConstant } from '../errors/errors.js';
 import type { RpcServer } from '../server/server.js';
 
 /** What the provider gauges read from a server: its latest published load, connections and limit. */
-export type WatchedServer = Pick<RpcServer, 'url' | 'lastLoad' | 'connections'> & Partial<Pick<RpcServer, 'instances'>>;
+export type WatchedServer = Pick<RpcServer, 'url' | 'lastLoad' | 'connections'> & Partial<Pick<RpcServer, 'instances' | 'refusedConnections'>>;
 
 /** What the consumer gauges read from a client: its view of its providers. */
 export type WatchedClient = Pick<RpcClient, 'providers'>;
@@ -94,6 +94,21 @@ export class ShuttleMetrics {
       },
     });
   });
+
+  /** Read from the watched servers at scrape time, like the gauges above (a server keeps the running count). */
+  readonly refusedConnections = (() => {
+    const servers = this.#servers;
+    return new Counter({
+      name: 'shuttle_connections_refused_total',
+      help: 'Consumer connections refused by the connection limits, by transport and limit (maxConnections, maxConnectionsPerAddress).',
+      labelNames: ['provider', 'transport', 'reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const server of servers) for (const entry of server.refusedConnections ?? []) this.inc({ provider: server.url, transport: entry.transport, reason: entry.reason }, entry.count);
+      },
+    });
+  })();
 
   readonly #clients = new Set<WatchedClient>();
   /**

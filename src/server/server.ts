@@ -12,8 +12,11 @@ import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type Transport, type TransportServer } from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
+import { limitsWithinFds } from './fd-limit.js';
+import { ConnectionRefusals, type RefusedConnections } from './refusals.js';
 
 export type { CallContext } from './call-context.js';
+export type { RefusedConnections } from './refusals.js';
 
 /** Options of {@link createServer}; every key but `services` may also come from config. */
 export interface ServerOptions {
@@ -71,13 +74,16 @@ export interface ServerOptions {
   maxFrameBytes?: number;
   /**
    * Connection limits (every transport): `maxConnections` (10,000), `maxConnectionsPerAddress`
-   * (1,000); tcp also `frameTimeoutMs` (10 s: a frame must arrive whole that soon after its first
-   * byte), `maxCallsPerConnection` (10,000) and `idleTimeoutMs` (35 s without a byte, heartbeats
-   * included). Connections over a limit are refused with a GOAWAY naming it. Byte budgets
-   * (tcp): `maxUnsentBytes` (4 MiB of unread answers per connection), `maxStreamWindowBytes`
+   * (1,000) — both lowered at start, with a warning, when the process's open-file limit cannot
+   * hold them — `frameTimeoutMs` (10 s: a frame, or gRPC's HTTP/2 preface, must arrive whole that
+   * soon after its first byte), `maxCallsPerConnection` (10,000) and `idleTimeoutMs` (35 s: tcp,
+   * without a byte, heartbeats included; grpc, without a call). Connections over a limit are
+   * refused (tcp: with a GOAWAY naming it), counted and logged. Byte budgets: `maxUnsentBytes`
+   * (4 MiB of unread answers per connection, both transports), and for tcp `maxStreamWindowBytes`
    * (1 MiB), `maxDecodedBytesPerConnection` (32 MiB of decoded requests in running calls) and
-   * `maxTotalBufferedBytes` (64 MiB of partial frames per server); docs/HARDENING.md lists each with
-   * what happens when it is reached.
+   * `maxTotalBufferedBytes` (64 MiB of partial frames per server); grpc also
+   * `maxConnectionAgeMs` and `maxConnectionAgeGraceMs` (0: no age limit, calls never cut).
+   * docs/HARDENING.md lists each with what happens when it is reached.
    */
   limits?: Partial<ConnectionLimits>;
   /** How long `close()` lets running calls finish; 10 s by default. */
@@ -127,6 +133,8 @@ export interface RpcServer {
   readonly instances: readonly ServiceInstance[];
   /** Open consumer connections. */
   readonly connections: number;
+  /** Connections refused by the connection limits so far, by transport and limit. */
+  readonly refusedConnections: readonly RefusedConnections[];
   /** The extension context this server resolved its names in. */
   readonly context: ShuttleContext;
   /** The registry the records went to, if any. */
@@ -201,9 +209,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
   const ownsRegistry = registry !== undefined && !isRegistry(registrySpec);
 
+  const fitted = limitsWithinFds(limits, transports.length, log);
+  const refusals = new ConnectionRefusals(log);
   const servers: TransportServer[] = [];
   try {
-    for (const entry of transports) servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits }));
+    for (const entry of transports) {
+      servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits: fitted, onRefused: refusals.listener(entry.transport.name) }));
+    }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
     throw error;
@@ -227,7 +239,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     ...(maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls }),
     metadata,
   }));
-  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs, log });
+  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs, log, refusals });
   try {
     for (const instance of instances) await registry?.register(instance);
     await running.publishLoad();
@@ -260,6 +272,7 @@ interface RunningServerParts {
   readonly load: ServerOptions['load'];
   readonly loadIntervalMs: number;
   readonly log: Logger;
+  readonly refusals: ConnectionRefusals;
 }
 
 class RunningServer implements RpcServer {
@@ -295,6 +308,10 @@ class RunningServer implements RpcServer {
 
   get connections(): number {
     return this.#parts.transports.reduce((sum, transport) => sum + transport.connections, 0);
+  }
+
+  get refusedConnections(): readonly RefusedConnections[] {
+    return this.#parts.refusals.counts();
   }
 
   get registry(): Registry | undefined {
@@ -357,6 +374,7 @@ class RunningServer implements RpcServer {
       await this.publishLoad().catch(() => {});
       await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
       await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
+      this.#parts.refusals.close();
       if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
       this.#parts.log.debug('closed');
     })();
@@ -372,8 +390,9 @@ function checkLimits(value: unknown): ConnectionLimits {
   const limits = { ...DEFAULT_CONNECTION_LIMITS };
   for (const key of Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof ConnectionLimits)[]) {
     // Byte budgets start at 64 KiB: below a socket's 16 KiB high-water mark a full write queue
-    // would never signal 'drain', and no stream could make progress.
-    const [min, max] = key.endsWith('Ms') ? [1, MAX_TIMER_MS] : key.endsWith('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
+    // would never signal 'drain', and no stream could make progress. The connection age and its
+    // grace may be 0: no limit.
+    const [min, max] = key.endsWith('Ms') ? [key.startsWith('maxConnectionAge') ? 0 : 1, MAX_TIMER_MS] : key.endsWith('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
     limits[key] = checkInt(`limits.${key}`, given[key], min, max, DEFAULT_CONNECTION_LIMITS[key]);
   }
   return limits;

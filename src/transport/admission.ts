@@ -3,24 +3,33 @@ import { DEFAULT_MAX_UNSENT_BYTES } from './byte-budget.js';
 
 /** Provider-side limits on connections, which every transport server honours. */
 export interface ConnectionLimits {
-  /** Connections open at once, from everyone. */
+  /** Connections open at once, from everyone (lowered at start to what the fd limit allows). */
   readonly maxConnections: number;
   /** Connections open at once from one remote address. */
   readonly maxConnectionsPerAddress: number;
-  /** A frame must arrive whole within this long of its first byte (a slowloris guard; tcp). */
+  /**
+   * A frame must arrive whole within this long of its first byte (a slowloris guard). On grpc:
+   * a connection must send the whole HTTP/2 client preface (magic and SETTINGS) this soon.
+   */
   readonly frameTimeoutMs: number;
-  /** Calls running at once on one connection; more are refused RESOURCE_EXHAUSTED, never run (tcp). */
+  /**
+   * Calls running at once on one connection; more are refused RESOURCE_EXHAUSTED, never run
+   * (on grpc: the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS the provider announces).
+   */
   readonly maxCallsPerConnection: number;
   /**
-   * A connection from which nothing arrives this long is closed: 3 missed heartbeats at the
-   * consumers' default 10 s interval, plus their 5 s heartbeat timeout (tcp).
+   * tcp: a connection from which nothing arrives this long is closed — 3 missed heartbeats at
+   * the consumers' default 10 s interval, plus their 5 s heartbeat timeout. grpc: a connection
+   * with no call running this long is closed with a GOAWAY (the consumer reconnects on demand).
    */
   readonly idleTimeoutMs: number;
   /**
-   * Bytes of answers a connection may have queued unsent (the peer is not reading them). Above
-   * it the connection's requests are no longer read and streams wait for the socket; at four
-   * times it, finished answers are replaced by RESOURCE_EXHAUSTED errors; a peer that still
-   * reads nothing is closed by the idle timeout (tcp).
+   * Bytes of answers a connection may have queued unsent (the peer is not reading them).
+   * tcp: above it the connection's requests are no longer read and streams wait for the socket;
+   * at four times it, finished answers are replaced by RESOURCE_EXHAUSTED errors; a peer that
+   * still reads nothing is closed by the idle timeout. grpc: a unary answer that would pass it
+   * is replaced by RESOURCE_EXHAUSTED naming it, and until the connection's bytes move, calls on
+   * it are refused before they run; a stream waits before pulling its next chunk.
    */
   readonly maxUnsentBytes: number;
   /** The largest flow-control window a consumer may ask for one stream; larger asks are capped (tcp). */
@@ -44,6 +53,17 @@ export interface ConnectionLimits {
    * and the only one of its connection, so every connection can always make progress (tcp).
    */
   readonly maxTotalDecodedBytes: number;
+  /**
+   * grpc: a connection older than this is sent a GOAWAY, so consumers reconnect and spread
+   * over providers that joined later; its running calls go on (see maxConnectionAgeGraceMs).
+   * 0, the default: no age limit.
+   */
+  readonly maxConnectionAgeMs: number;
+  /**
+   * grpc: how long calls may still run on a connection past its maximum age before it is
+   * closed under them. 0, the default: until they end, so a long generation is never cut short.
+   */
+  readonly maxConnectionAgeGraceMs: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -58,7 +78,15 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxTotalBufferedBytes: 64 * 1024 * 1024,
   maxTotalUnsentBytes: 16 * 1024 * 1024,
   maxTotalDecodedBytes: 256 * 1024 * 1024,
+  maxConnectionAgeMs: 0,
+  maxConnectionAgeGraceMs: 0,
 };
+
+/** Which limit turned a connection away. */
+export type RefusalReason = 'maxConnections' | 'maxConnectionsPerAddress';
+
+/** Told of every refused connection (a server counts and logs them; see src/server/refusals.ts). */
+export type RefusalListener = (reason: RefusalReason, address: string) => void;
 
 /**
  * Counts the connections of one transport server and says whether a new one may stay, so a
@@ -66,20 +94,24 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
  */
 export class ConnectionAdmission {
   readonly #limits: ConnectionLimits;
+  readonly #onRefused: RefusalListener | undefined;
   readonly #byAddress = new Map<string, number>();
   #total = 0;
 
-  constructor(limits: ConnectionLimits) {
+  constructor(limits: ConnectionLimits, onRefused?: RefusalListener) {
     this.#limits = limits;
+    this.#onRefused = onRefused;
   }
 
-  /** Admits a connection from `address`, or returns the RpcError to refuse it with. */
+  /** Admits a connection from `address`, or returns the RpcError to refuse it with (and tells the listener). */
   admit(address: string): RpcError | undefined {
     const fromAddress = this.#byAddress.get(address) ?? 0;
     if (this.#total >= this.#limits.maxConnections) {
+      this.#onRefused?.('maxConnections', address);
       return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `provider has ${this.#total} connections, its limit (maxConnections)`, { details: { neverSent: true } });
     }
     if (fromAddress >= this.#limits.maxConnectionsPerAddress) {
+      this.#onRefused?.('maxConnectionsPerAddress', address);
       return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `provider has ${fromAddress} connections from ${address}, its limit per address (maxConnectionsPerAddress)`, {
         details: { neverSent: true },
       });

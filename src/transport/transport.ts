@@ -2,11 +2,11 @@ import type { BackoffOptions } from '../common/backoff.js';
 import type { RpcError } from '../errors/errors.js';
 import type { Serializer, SerializerSet } from '../serializer/serializer.js';
 import type { ClientStream } from './client-stream.js';
-import type { ConnectionLimits } from './admission.js';
+import type { ConnectionLimits, RefusalListener } from './admission.js';
 import type { Metadata, RequestHead } from './envelope.js';
 
 export type { Metadata, RequestHead } from './envelope.js';
-export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './admission.js';
+export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason } from './admission.js';
 
 /** One call as a transport sees it: where it goes, what it carries, when it must stop. */
 export interface Invocation {
@@ -168,6 +168,8 @@ export interface ListenOptions {
   readonly maxFrameBytes: number;
   /** Connection limits; the defaults when absent. */
   readonly limits?: ConnectionLimits;
+  /** Told of each connection refused by a limit (the server counts and logs them). */
+  readonly onRefused?: RefusalListener;
 }
 
 /**

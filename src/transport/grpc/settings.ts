@@ -23,8 +23,8 @@ export interface GrpcTransportOptions {
   /** TLS; plaintext (h2c) when absent. */
   tls?: GrpcTlsOptions;
   /**
-   * Keepalive ping interval. Provider: ping idle consumers this often (gRPC's 2 h default
-   * otherwise). Consumer: overrides `heartbeatIntervalMs`; servers in other languages refuse
+   * Keepalive ping interval. Provider: ping each consumer this often (30 s by default) and close
+   * the connections whose pings go unanswered for `keepaliveTimeoutMs` (20 s). Consumer: overrides `heartbeatIntervalMs`; servers in other languages refuse
    * pings more often than every 5 min by default, so set it when calling them.
    */
   keepaliveTimeMs?: number;

@@ -1,0 +1,225 @@
+import net from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, RpcCode, type Endpoint, type Proxied, type RpcClient } from 'shuttle-rpc';
+import type { BudgetApi } from '../fixtures/budget-service.js';
+import { latencies, quantile, rssOf, unreadRequests, type UnreadPeer } from '../helpers/budget.js';
+import { startFixture, type Child } from '../helpers/process.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
+
+/*
+ * What a peer can make the grpc transport hold, against a provider in its own process: answers
+ * it never reads, connections that never finish their HTTP/2 preface or fall idle, and the
+ * connection age limit (which must never cut a running stream by default).
+ */
+const MB = 1024 * 1024;
+
+async function startProvider(env: Record<string, string> = {}): Promise<{ child: Child; grpcPort: number }> {
+  const child = await startFixture('budget-provider', env);
+  const grpcPort = (child.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+  return { child, grpcPort };
+}
+
+async function grpcClient(port: number): Promise<{ client: RpcClient; budget: Proxied<BudgetApi> }> {
+  const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: 'grpc', timeoutMs: 5000, config: false });
+  return { client, budget: client.proxy<BudgetApi>('test.Budget') };
+}
+
+/** Resolves with how long the server took to close a raw connection that sent `bytes`; fails past `withinMs`. */
+async function closedAfter(port: number, bytes: Buffer, withinMs: number): Promise<number> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.on('data', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const started = Date.now();
+  socket.write(bytes);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the connection was still open after ${withinMs} ms`));
+    }, withinMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
+}
+
+describe('a peer that never reads its answers, against default limits', () => {
+  let provider: { child: Child; grpcPort: number };
+  let good: Awaited<ReturnType<typeof grpcClient>>;
+  const attackers: UnreadPeer[] = [];
+  beforeAll(async () => {
+    provider = await startProvider();
+    good = await grpcClient(provider.grpcPort);
+  });
+  afterAll(async () => {
+    for (const attacker of attackers) attacker.close();
+    await good?.client.close();
+    await provider?.child.stop();
+  });
+
+  it('300 unread 1 MB answers on each of two connections raise RSS by at most 64 MB for 10 s; a good client keeps p99 under 100 ms', async () => {
+    const pid = provider.child.process.pid!;
+    // Warm up: the good client's connection and the handlers' code paths, then the baseline.
+    for (let i = 0; i < 50; i++) await good.budget.add({ a: i, b: 1 });
+    await good.budget.blob({ bytes: MB });
+    const baseline = rssOf(pid);
+    for (let c = 0; c < 2; c++) attackers.push(unreadRequests(provider.grpcPort, '/test.Budget/blob', { bytes: MB }, 300));
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 100);
+    try {
+      const measured = await latencies(() => good.budget.add({ a: 1, b: 2 }), Date.now() + 10_000, 2000);
+      expect(measured.length).toBeGreaterThan(100);
+      expect(quantile(measured, 0.99)).toBeLessThan(100);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(provider.child.process.exitCode).toBeNull();
+    // Every request was answered: the first few with their megabyte, the rest refused.
+    expect(attackers.map((attacker) => attacker.answered)).toEqual([300, 300]);
+    expect(peak - baseline).toBeLessThan(64 * MB);
+  });
+
+  it('a call on a connection holding its budget of unread answers is refused RESOURCE_EXHAUSTED naming the limit', async () => {
+    const attacker = attackers[0]!;
+    expect(await attacker.ask('/test.Budget/add', { a: 1, b: 2 })).toEqual({
+      status: RpcCode.RESOURCE_EXHAUSTED,
+      message: expect.stringMatching(/^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytes 4194304\): read them first$/),
+    });
+  });
+
+  it('100 unread streams of 64 KB chunks on one connection: the generators wait once the connection holds its budget', async () => {
+    const control = await createClient({ registry: provider.child.url, timeoutMs: 5000, config: false });
+    try {
+      const counter = control.proxy<BudgetApi>('test.Budget');
+      const before = await counter.pulled();
+      const baseline = rssOf(provider.child.process.pid!);
+      const streams = unreadRequests(provider.grpcPort, '/test.Budget/flood', { n: 100, bytes: 64 * 1024 }, 100);
+      attackers.push(streams);
+      await waitUntil(() => streams.answered === 100, 'the streams to open');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const pulled = (await counter.pulled()) - before;
+      // The budget's 64 chunks, plus at most two a stream (the one that passed the check while
+      // the connection was still open and the one its HTTP/2 window let out); without the
+      // budget each stream fills grpc-js's 16-chunk write buffer: 1,600 chunks, 100 MB.
+      expect(pulled).toBeGreaterThanOrEqual(64);
+      expect(pulled).toBeLessThan(64 + 2 * 100);
+      expect(rssOf(provider.child.process.pid!) - baseline).toBeLessThan(64 * MB);
+    } finally {
+      await control.close();
+    }
+  });
+
+  it('a client that reads gets its large answers, as many at once as the budget holds', async () => {
+    const sizes = await Promise.all(Array.from({ length: 3 }, () => good.budget.blob({ bytes: MB }).then((bytes) => bytes.length)));
+    expect(sizes).toEqual([MB, MB, MB]);
+  });
+});
+
+/** The HTTP/2 client preface: the magic line and an empty SETTINGS frame. */
+const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+
+describe('connections that stop half way or fall idle (frameTimeoutMs 500, idleTimeoutMs 1000)', () => {
+  let provider: { child: Child; grpcPort: number };
+  beforeAll(async () => {
+    provider = await startProvider({ BUDGET_LIMITS: JSON.stringify({ frameTimeoutMs: 500, idleTimeoutMs: 1000 }) });
+  });
+  afterAll(() => provider?.child.stop());
+
+  it('half an HTTP/2 preface, or none, is closed within frameTimeoutMs; other bytes at once', async () => {
+    const [half, none, nearlyWhole, http1] = await Promise.all([
+      closedAfter(provider.grpcPort, PREFACE.subarray(0, 16), 2000),
+      closedAfter(provider.grpcPort, Buffer.alloc(0), 2000),
+      closedAfter(provider.grpcPort, PREFACE.subarray(0, PREFACE.length - 1), 2000),
+      closedAfter(provider.grpcPort, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 2000),
+    ]);
+    for (const took of [half, none, nearlyWhole]) expect(took).toBeGreaterThanOrEqual(400);
+    for (const took of [half, none, nearlyWhole]) expect(took).toBeLessThan(1000);
+    expect(http1).toBeLessThan(300);
+  });
+
+  it('a whole preface and then nothing is an idle connection, closed after idleTimeoutMs', async () => {
+    const took = await closedAfter(provider.grpcPort, PREFACE, 3000);
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(2000);
+  });
+
+  it('a consumer whose idle connection was closed reconnects for its next call; a stream longer than the idle timeout runs to its end', async () => {
+    const { client, budget } = await grpcClient(provider.grpcPort);
+    try {
+      expect(await budget.add({ a: 1, b: 2 })).toEqual({ sum: 3 });
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      expect(await budget.add({ a: 2, b: 2 })).toEqual({ sum: 4 });
+      const items: number[] = [];
+      const call = budget.drip({ n: 6, delayMs: 300 });
+      for await (const item of call) items.push(item);
+      expect(items).toEqual([0, 1, 2, 3, 4, 5]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('keepalive: a peer that stops answering pings (keepaliveTimeMs 300, keepaliveTimeoutMs 300)', () => {
+  let provider: { child: Child; grpcPort: number };
+  beforeAll(async () => {
+    provider = await startProvider({ BUDGET_LIMITS: JSON.stringify({ idleTimeoutMs: 60_000 }), BUDGET_GRPC: JSON.stringify({ keepaliveTimeMs: 300, keepaliveTimeoutMs: 300 }) });
+  });
+  afterAll(() => provider?.child.stop());
+
+  it('is closed within the ping interval and timeout, while a consumer that answers keeps its connection', async () => {
+    const { client, budget } = await grpcClient(provider.grpcPort);
+    try {
+      // Sends its preface and never reads again: the provider's pings go unanswered.
+      const silent = closedAfter(provider.grpcPort, PREFACE, 3000);
+      const items: number[] = [];
+      for await (const item of budget.drip({ n: 5, delayMs: 300 })) items.push(item);
+      expect(items).toEqual([0, 1, 2, 3, 4]);
+      const took = await silent;
+      expect(took).toBeGreaterThanOrEqual(500);
+      expect(took).toBeLessThan(1500);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('connection age (maxConnectionAgeMs 1000)', () => {
+  afterEach(async () => {
+    await provider?.child.stop();
+  });
+  let provider: { child: Child; grpcPort: number } | undefined;
+
+  it('without a grace (the default), a stream running past the age runs to its end; the consumer moves to a new connection', async () => {
+    provider = await startProvider({ BUDGET_LIMITS: JSON.stringify({ maxConnectionAgeMs: 1000 }) });
+    const { client, budget } = await grpcClient(provider.grpcPort);
+    try {
+      const items: number[] = [];
+      for await (const item of budget.drip({ n: 8, delayMs: 300 })) items.push(item);
+      expect(items).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(await budget.add({ a: 1, b: 1 })).toEqual({ sum: 2 });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('with maxConnectionAgeGraceMs 500, a stream still running at age + grace is cut', async () => {
+    provider = await startProvider({ BUDGET_LIMITS: JSON.stringify({ maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 500 }) });
+    const { client, budget } = await grpcClient(provider.grpcPort);
+    try {
+      const items: number[] = [];
+      const started = Date.now();
+      const error = await rejection(
+        (async () => {
+          for await (const item of budget.drip({ n: 20, delayMs: 300 })) items.push(item);
+        })(),
+      );
+      expect(error.code).toBe(RpcCode.UNAVAILABLE);
+      expect(items.length).toBeGreaterThan(0);
+      expect(items.length).toBeLessThan(20);
+      expect(Date.now() - started).toBeLessThan(2500);
+    } finally {
+      await client.close();
+    }
+  });
+});
