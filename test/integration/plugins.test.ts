@@ -113,7 +113,7 @@ describe('bad plugins fail at start-up with the module named', () => {
   });
 
   it('an unknown extension name lists the known ones', async () => {
-    await expect(createClient({ loadbalance: 'p3c', config: false })).rejects.toThrow('shuttle-rpc: invalid loadbalance: "p3c" (allowed: one of the registered loadbalance extensions: random, round-robin, least-active, shortest-response, p2c, consistent-hash, prefix-affinity)');
+    await expect(createClient({ loadbalance: 'p3c', config: false })).rejects.toThrow('shuttle-rpc: invalid loadbalance: "p3c" (allowed: one of the registered loadbalance extensions: random, round-robin, least-active, shortest-response, p2c, consistent-hash, prefix-affinity, slo)');
     await expect(createClient({ cluster: 'failover2', config: false })).rejects.toThrow(/invalid cluster: "failover2" \(allowed: one of the registered cluster extensions: failover, failfast, failsafe, failback, forking, broadcast\)/);
     await expect(createClient({ serializer: 'avro', config: false })).rejects.toThrow(/invalid serializer: "avro" \(allowed: msgpack, json\)/);
     await expect(createServer({ services: [new EchoService()], transport: 'quic', config: false })).rejects.toThrow(/invalid transport: "quic" \(allowed: one of the registered transport extensions: tcp, grpc\)/);
