@@ -19,7 +19,7 @@ import { encodeErrorFrame } from './wire-error.js';
 export async function listenTcp(handler: CallHandler, options: ListenOptions, secure?: ResolvedTls): Promise<TransportServer> {
   const connections = new Set<ServerConnection>();
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
-  const admission = new ConnectionAdmission(limits);
+  const admission = new ConnectionAdmission(limits, options.onRefused);
   const budgets = {
     inbound: new ByteBudget(limits.maxTotalBufferedBytes),
     outbound: new ByteBudget(limits.maxTotalUnsentBytes),
