@@ -174,7 +174,9 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
   started.resolved.invoke(started.request, started.info).then(
     (value) => {
       if (started.abort.aborted) return;
+      // Closed to new work while this call ran: refused without the cost of encoding.
       const peer = call.getPeer();
+      if (!state.budget.open(peer)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
       let bytes: Buffer;
       try {
         bytes = route.encodeResponse(value, started.serializer);

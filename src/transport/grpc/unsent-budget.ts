@@ -5,9 +5,6 @@
  * this, 300 unread 1 MB answers on one connection held 274 MB. Connections are told apart by
  * grpc-js's peer name (remote address and port).
  */
-/** How far past the budget the answers of calls already running may still be queued. */
-const ANSWERS_FACTOR = 4;
-
 export class UnsentBudget {
   readonly #limit: number;
   readonly #held = new Map<string, number>();
@@ -39,16 +36,13 @@ export class UnsentBudget {
   }
 
   /**
-   * Whether an answer of `bytes`, already computed, may be queued. Up to four times the budget it
-   * may: new calls are refused at the budget (see {@link open}), so what passes it is the answers
-   * of calls that were already running — a reading consumer with many large answers in flight
-   * gets them all. Past four times, the answer is refused and the connection closed to new work
-   * until some of what it holds is sent. A connection holding nothing always has room, so an
-   * answer larger than the whole budget (but within maxFrameBytes) still goes out, alone.
+   * Whether `bytes` more fit; when not, the connection is closed to new work (see {@link open}).
+   * A connection holding nothing always has room, so an answer larger than the whole budget (but
+   * within maxFrameBytes) still goes out, alone.
    */
   fits(peer: string, bytes: number): boolean {
     const held = this.held(peer);
-    if (held === 0 || held + bytes <= ANSWERS_FACTOR * this.#limit) return true;
+    if (held === 0 || held + bytes <= this.#limit) return true;
     this.#refused.add(peer);
     return false;
   }
