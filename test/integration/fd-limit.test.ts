@@ -87,7 +87,7 @@ describe('connection limits under a small fd limit', () => {
 
     for (const transport of ['tcp', 'grpc'] as const) {
       const port = transport === 'tcp' ? provider.port : grpcPort;
-      const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport, timeoutMs: 3000, config: false });
+      const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport, timeoutMs: 10_000, config: false });
       clients.push(client);
       const budget = client.proxy<BudgetApi>('test.Budget');
       for (let i = 0; i < 20; i++) expect(await budget.add({ a: i, b: 1 })).toEqual({ sum: i + 1 });
