@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { numberOption } from '../common/common.js';
@@ -7,7 +8,10 @@ import { numberOption } from '../common/common.js';
  * A/B of one bench:unary cell between two builds of shuttle-rpc, to tell a regression from a
  * noisy machine: `node build/bench/unary/ab.js --other ../old-checkout [--runs 4] [--bytes 64]
  * [--concurrency 256] [--ms 3000]`. The other checkout must be built (npm run build) and have
- * its node_modules. Runs alternate (this, other, this, other…); prints each build's req/s.
+ * its node_modules. Runs alternate (this, other, this, other…); prints each build's req/s and,
+ * on Linux, the server process's CPU time per measured call (µs; the warm-up's share
+ * included): on a shared machine throughput follows the neighbours' load, CPU per call much
+ * less so.
  */
 const args = process.argv.slice(2);
 const otherIndex = args.indexOf('--other');
@@ -19,7 +23,20 @@ const concurrency = numberOption('concurrency', 256);
 const durationMs = numberOption('ms', 3000);
 const thisRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
-async function run(root: string): Promise<number> {
+/** User + system CPU seconds of process `pid` so far (Linux /proc; NaN elsewhere). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat, counted from the state field (3rd) here.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** Linux's USER_HZ, fixed at 100 on every architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+async function run(root: string): Promise<{ rps: number; cpuMicros: number }> {
   const here = `${root}/build/bench/unary/`;
   const server = spawn(process.execPath, [`${here}server.js`, 'shuttle'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve) =>
@@ -28,19 +45,29 @@ async function run(root: string): Promise<number> {
       if (message.port !== undefined) resolve(message.port);
     }),
   );
+  const cpuBefore = cpuSeconds(server.pid);
   const client = spawn(process.execPath, [`${here}client.js`, 'shuttle', String(port), String(bytes), String(concurrency), String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   client.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await new Promise((resolve) => client.once('exit', resolve));
+  const cpu = cpuSeconds(server.pid) - cpuBefore;
   server.kill('SIGTERM');
   await new Promise((resolve) => server.once('exit', resolve));
   const result = JSON.parse(output.trim().split('\n').at(-1)!) as { requests: number; seconds: number };
-  return Math.round(result.requests / result.seconds);
+  return { rps: Math.round(result.requests / result.seconds), cpuMicros: Math.round((cpu * 1e6) / result.requests) };
 }
 
-const results = { this: [] as number[], other: [] as number[] };
+const results = { this: [] as Array<{ rps: number; cpuMicros: number }>, other: [] as Array<{ rps: number; cpuMicros: number }> };
 for (let i = 0; i < runs; i++) {
   results.this.push(await run(thisRoot));
   results.other.push(await run(other));
 }
-console.log(`shuttle ${bytes} B x${concurrency}, req/s — this build: ${results.this.join(' / ')}; ${other}: ${results.other.join(' / ')}`);
+const list = (key: 'rps' | 'cpuMicros', side: 'this' | 'other'): string => results[side].map((result) => result[key]).join(' / ');
+const median = (side: 'this' | 'other'): number => {
+  const sorted = results[side].map((result) => result.cpuMicros).sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+console.log(`shuttle ${bytes} B x${concurrency}, req/s — this build: ${list('rps', 'this')}; ${other}: ${list('rps', 'other')}`);
+console.log(
+  `server CPU µs per call — this build: ${list('cpuMicros', 'this')} (median ${median('this')}); ${other}: ${list('cpuMicros', 'other')} (median ${median('other')}); ratio ${(median('this') / median('other')).toFixed(2)}`,
+);

@@ -59,7 +59,7 @@ export interface ServerOptions {
   /**
    * Whether calls made from a handler inherit the deadline and cancellation of the call it
    * serves (AsyncLocalStorage; true by default). `false` is for a provider that makes no calls:
-   * on Node 20 the scopes cost about 10–15 % of unary throughput (docs/BENCHMARKS.md).
+   * on Node 20 the scopes cost about 10–17 % of unary throughput (docs/BENCHMARKS.md).
    */
   callScopes?: boolean;
   /**

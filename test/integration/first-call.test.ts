@@ -105,7 +105,8 @@ describe('a fresh client, one of three providers SIGKILLed just before its first
     expect(journal).toHaveLength(100);
     // The dead provider was really in the way (random picks: about a third of first attempts).
     expect(hitDead).toBeGreaterThan(10);
-  });
+    // About 8 s on an idle machine: 100 clients made one after the other, and 3 processes.
+  }, 120_000);
 });
 
 type Fault = 'dead' | 'hung' | 'overloaded' | 'draining';
@@ -179,5 +180,6 @@ describe.each(Object.keys(EXPECTED) as Fault[])('the first call of a fresh clien
       }),
     );
     expect(outcomes).toEqual(EXPECTED[fault]);
-  });
+    // Three provider processes started one after the other, and a 1.5 s deadline to wait out.
+  }, 60_000);
 });
