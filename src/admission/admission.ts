@@ -52,6 +52,13 @@ export interface AdmissionOptions {
   tenants?: Readonly<Record<string, TenantLimits>>;
   /** Limits of every tenant not in `tenants`. */
   tenantDefaults?: TenantLimits;
+  /**
+   * Slots kept free for calls of at least `priority`: lower priorities start only while more
+   * than `slots` are free. It buys urgent calls a slot without waiting for one to end (their
+   * time to first token stays near its unloaded value) at the price of `slots` idle slots when
+   * no urgent call comes. None by default.
+   */
+  reserve?: { priority: number; slots: number };
   /** Retry-After suggested before any drain rate has been measured, ms; 1000 by default. */
   defaultRetryAfterMs?: number;
   clock?: AdmissionClock;

@@ -14,6 +14,7 @@ export interface ResolvedAdmissionOptions {
   readonly maxQueued: number;
   readonly maxQueuedTokens: number;
   readonly defaultRetryAfterMs: number;
+  readonly reserve: { readonly priority: number; readonly slots: number } | undefined;
   /** The limits of `tenant`, resolved (cached per named tenant). */
   limitsOf(tenant: string): ResolvedLimits;
 }
@@ -21,7 +22,7 @@ export interface ResolvedAdmissionOptions {
 /** Checks `options` (every bad key named with what is allowed) and fills in defaults. */
 export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOptions {
   if (options === null || typeof options !== 'object') throw invalidOption('admission options', options, 'an object');
-  checkKnownKeys('admission', options, ['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'clock', 'observer']);
+  checkKnownKeys('admission', options, ['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'clock', 'observer']);
   if (typeof options.capacity !== 'function') throw invalidOption('admission capacity', options.capacity, 'a function returning the calls the fleet can run at once');
   const maxQueued = checkInt('admission maxQueued', options.maxQueued, 0, 1_000_000, 1024);
   const maxQueuedTokens = checkInt('admission maxQueuedTokens', options.maxQueuedTokens, 0, 2 ** 40, 4_000_000);
@@ -31,7 +32,14 @@ export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOpti
   const tenants = options.tenants ?? {};
   if (tenants === null || typeof tenants !== 'object') throw invalidOption('admission tenants', tenants, 'an object of tenant name to limits');
   for (const [name, limits] of Object.entries(tenants)) named.set(name, resolveLimits(`admission tenants.${name}`, { ...options.tenantDefaults, ...limits }, maxQueued));
-  return { maxQueued, maxQueuedTokens, defaultRetryAfterMs, limitsOf: (tenant) => named.get(tenant) ?? defaults };
+  return { maxQueued, maxQueuedTokens, defaultRetryAfterMs, reserve: resolveReserve(options.reserve), limitsOf: (tenant) => named.get(tenant) ?? defaults };
+}
+
+function resolveReserve(reserve: AdmissionOptions['reserve']): ResolvedAdmissionOptions['reserve'] {
+  if (reserve === undefined) return undefined;
+  if (reserve === null || typeof reserve !== 'object') throw invalidOption('admission reserve', reserve, 'an object { priority, slots }');
+  checkKnownKeys('admission reserve', reserve, ['priority', 'slots']);
+  return { priority: checkInt('admission reserve.priority', reserve.priority, 1, MAX_PRIORITY, MAX_PRIORITY), slots: checkInt('admission reserve.slots', reserve.slots, 1, 1_000_000, 1) };
 }
 
 function resolveLimits(where: string, limits: TenantLimits, maxQueued: number): ResolvedLimits {

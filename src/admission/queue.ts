@@ -49,7 +49,7 @@ export class AdmissionQueue implements Admission {
     // Waiters first; afterwards free room means every waiter is held back by its tenant's caps.
     this.#pump();
     const tenant = this.#tenant(request.tenant, now);
-    if (this.#running < this.#capacity() && tenant.blockedForMs(now) === 0) {
+    if (this.#running < this.#capacityFor(priority, this.#capacity()) && tenant.blockedForMs(now) === 0) {
       return Promise.resolve(this.#start(tenant, priority, request.tokens, now, now));
     }
     const full = this.#fullReason(tenant, request.tokens);
@@ -142,9 +142,9 @@ export class AdmissionQueue implements Admission {
     this.#cancelWake?.();
     this.#cancelWake = undefined;
     let soonest = Infinity;
-    while (this.#queued > 0 && this.#running < this.#capacity()) {
+    for (let capacity = this.#capacity(); this.#queued > 0 && this.#running < capacity; capacity = this.#capacity()) {
       const now = this.#clock.now();
-      const pick = this.#best(now);
+      const pick = this.#best(now, capacity);
       if (pick.waiter === undefined) {
         soonest = pick.blockedMs;
         break;
@@ -156,10 +156,11 @@ export class AdmissionQueue implements Admission {
   }
 
   /** The next waiter to admit, or how long until a tenant's token bucket lets one go. */
-  #best(now: number): { waiter?: Waiter; blockedMs: number } {
+  #best(now: number, capacity: number): { waiter?: Waiter; blockedMs: number } {
     let blockedMs = Infinity;
     const priorities = [...this.#queuedByPriority.keys()].sort((a, b) => b - a);
     for (const priority of priorities) {
+      if (this.#running >= this.#capacityFor(priority, capacity)) break;
       let best: TenantState | undefined;
       for (const tenant of this.#waiting) {
         if (tenant.queuedAt(priority) === 0) continue;
@@ -196,6 +197,12 @@ export class AdmissionQueue implements Admission {
         this.#pump();
       },
     };
+  }
+
+  /** The slots calls of `priority` may fill: all of them, less the reserve when below its priority. */
+  #capacityFor(priority: number, capacity: number): number {
+    const reserve = this.#options.reserve;
+    return reserve === undefined || priority >= reserve.priority ? capacity : capacity - reserve.slots;
   }
 
   /** The tenant's state; a tenant turning busy is lifted to the smallest busy counter (no banked credit). */

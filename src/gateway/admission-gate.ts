@@ -12,7 +12,7 @@ import type { Caller } from './caller.js';
 import { BadRequest } from './openai-errors.js';
 
 /** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
-export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults'> {
+export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve'> {
   /** Longest a request waits for a free worker slot, ms (never beyond the gateway's timeoutMs); 30 s by default. */
   maxWaitMs?: number;
   /** Bearer token → tenant; a request with a listed token is charged to its tenant whatever its headers say. */
@@ -23,7 +23,7 @@ export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueu
   embeddingParallelism?: number;
 }
 
-const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
+const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
 
 /** What one admitted piece of work reports back: its result and the tokens it really cost. */
 export interface Admitted<T> {
@@ -56,13 +56,14 @@ export class GatewayAdmission {
       throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key to tenant name');
     }
     this.apiKeyTenants = new Map(Object.entries(keys));
-    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults } = options;
+    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve } = options;
     const queue: AdmissionQueue = new AdmissionQueue({
       capacity: () => fleetSlots(client),
       maxQueued,
       maxQueuedTokens,
       tenants,
       tenantDefaults,
+      reserve,
       observer: metrics === undefined ? undefined : admissionMetrics(metrics, () => queue.stats()),
     });
     this.#queue = queue;

@@ -183,6 +183,18 @@ describe('AdmissionQueue: per-tenant caps', () => {
   });
 });
 
+describe('AdmissionQueue: reserve for urgent calls', () => {
+  it('keeps the reserved slots free of lower priorities and gives them to an urgent call at once', async () => {
+    const { ask, order } = setup(4, { reserve: { priority: 5, slots: 2 } });
+    for (let i = 0; i < 4; i++) ask(`low-${i}`, { priority: 0 });
+    await flush();
+    expect(order).toEqual(['low-0', 'low-1']);
+    ask('urgent', { priority: 5 });
+    await flush();
+    expect(order).toEqual(['low-0', 'low-1', 'urgent']);
+  });
+});
+
 describe('AdmissionQueue: options', () => {
   it('names the bad option and what is allowed', () => {
     expect(() => new AdmissionQueue({ capacity: 3 as never })).toThrow(/admission capacity.*a function/);
