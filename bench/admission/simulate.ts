@@ -2,6 +2,7 @@ import type { AdmissionClock, AdmissionOptions } from '../../src/admission/admis
 import { AdmissionQueue } from '../../src/admission/queue.js';
 import { SimEngine, VirtualClock } from '../../src/sim/sim.js';
 import { RpcCode, type RpcError } from '../../src/errors/errors.js';
+import { random } from '../routing/workloads.js';
 
 /** One tenant's open-loop traffic: Poisson arrivals at `ratePerSecond` from `fromMs` to `toMs`. */
 export interface Stream {
@@ -49,18 +50,6 @@ function admissionClock(clock: VirtualClock): AdmissionClock {
       void clock.sleep(ms).then(() => live && fn());
       return () => void (live = false);
     },
-  };
-}
-
-/** A deterministic PRNG (mulberry32), so two runs with one seed see the same arrivals. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
