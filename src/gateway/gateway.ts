@@ -3,11 +3,13 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { LLM_SERVICE, modelsOf, type LlmApi } from '../inference/inference.js';
+import { LLM_SERVICE, modelsOf, promptText, type LlmApi } from '../inference/inference.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import type { ExtensionSpec } from '../spi/extension-registry.js';
+import { GatewayAdmission, type ChargedUsage, type GatewayAdmissionOptions } from './admission-gate.js';
+import { callerOf } from './caller.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
 import { countRequests, withMetrics } from './gateway-metrics.js';
 import { httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
@@ -49,6 +51,13 @@ export interface GatewayOptions {
   log?: LogOption;
   /** Time limits on HTTP clients and their connections (headers, whole request, idle, keep-alive); see {@link GatewayHttpLimits}. */
   http?: GatewayHttpLimits;
+  /**
+   * Admission in front of the workers: when every worker's slots are taken, requests wait in a
+   * bounded queue, by priority (`x-priority`) and fair share across tenants (`x-tenant-id`, or
+   * an API key's tenant), and are refused 429 only when the queue is full or the wait would
+   * outlast their deadline. See {@link GatewayAdmissionOptions}; the defaults apply when omitted.
+   */
+  admission?: GatewayAdmissionOptions;
 }
 
 /** A running gateway. */
@@ -65,12 +74,13 @@ export interface Gateway {
  * An OpenAI-compatible HTTP front for `inference.LLM` workers: `/v1/chat/completions`,
  * `/v1/completions` (both streaming as SSE or not), `/v1/embeddings` and `/v1/models`, fanned
  * out over the shuttle client with a model-aware balancer. Errors come in OpenAI's JSON shape;
- * when every worker is saturated the answer is 429 with Retry-After; a client that
- * disconnects cancels its worker call. `shuttle gateway --port 8080` runs this.
+ * when every worker's slots are taken requests wait in the admission queue (priority, then fair
+ * share across tenants), and only a full queue or a wait past the deadline answers 429 with
+ * Retry-After; a client that disconnects leaves the queue or cancels its worker call. `shuttle gateway --port 8080` runs this.
  */
 export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   if (options === null || typeof options !== 'object') throw invalidOption('gateway options', options, 'an object');
-  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log', 'http']);
+  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log', 'http', 'admission']);
   const port = checkInt('gateway port', options.port, 0, 65535, 8080);
   const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
   const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);
@@ -83,6 +93,13 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const client = isClient(options.client) ? options.client : await createClient(withMetrics(options.client ?? {}, options.metrics));
   const balancer = new ModelBalancer(client.context.extensions.loadbalance.create(options.loadbalance ?? 'prefix-affinity', 'gateway loadbalance'));
   const llm = client.proxy<LlmApi>(LLM_SERVICE, { loadbalance: balancer });
+  let admission: GatewayAdmission;
+  try {
+    admission = new GatewayAdmission(options.admission ?? {}, client, options.metrics);
+  } catch (error) {
+    if (ownsClient) await client.close();
+    throw error;
+  }
 
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
   const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true, ...httpOptions });
@@ -142,32 +159,42 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
   const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {
     const parsed = kind === 'chat' ? parseChat(request.body) : parseCompletion(request.body);
+    const caller = callerOf(request, admission.apiKeyTenants);
     await checkModel(parsed.request.model);
     const requestId = idOf(request);
-    const context = { llm, timeoutMs, signal: clientGone(reply), requestId, log };
-    if (!parsed.stream) {
-      const answer = await generateOnce(kind, parsed, context);
-      return reply.header('x-shuttle-worker', answer.worker).send(answer.body);
-    }
-    reply.hijack();
-    try {
-      await generateStream(kind, parsed, context, reply.raw);
-    } catch (error) {
-      const answer = answerFor(request, error);
-      reply.raw.writeHead(answer.status, { 'content-type': 'application/json', 'x-request-id': requestId, ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }) });
-      reply.raw.end(JSON.stringify(answer.body));
-    }
-    return reply;
+    const signal = clientGone(reply);
+    const estimate = Math.ceil(promptText(parsed.request).length / 4) + (parsed.request.maxTokens ?? 256);
+    return admission.run(caller, estimate, timeoutMs, signal, async (timeLeftMs) => {
+      let usage: ChargedUsage | undefined;
+      const context = { llm, timeoutMs: timeLeftMs, signal, requestId, log, onUsage: (used: ChargedUsage | undefined) => void (usage = used) };
+      if (!parsed.stream) {
+        const answer = await generateOnce(kind, parsed, context);
+        return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
+      }
+      reply.hijack();
+      try {
+        await generateStream(kind, parsed, context, reply.raw);
+      } catch (error) {
+        const answer = answerFor(request, error);
+        reply.raw.writeHead(answer.status, { 'content-type': 'application/json', 'x-request-id': requestId, ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }) });
+        reply.raw.end(JSON.stringify(answer.body));
+      }
+      return { value: reply, usage };
+    });
   };
 
   app.post('/v1/chat/completions', generation('chat'));
   app.post('/v1/completions', generation('completion'));
   app.post('/v1/embeddings', async (request, reply) => {
     const parsed = parseEmbeddings(request.body);
+    const caller = callerOf(request, admission.apiKeyTenants);
     await checkModel(parsed.model);
-    const signal = clientGone(reply);
-    // One idempotent call per input, spread over the workers (retried elsewhere on failure).
-    const answers = await Promise.all(parsed.inputs.map((text) => llm.embed({ text, model: parsed.model }, { timeoutMs, signal, routingKey: text })));
+    // One idempotent call per input, spread over the workers (retried elsewhere on failure),
+    // each admitted as a part of the request: the first to fail cancels the others.
+    const answers = await admission.fanOut(caller, parsed.inputs, (text) => Math.ceil(text.length / 4), timeoutMs, clientGone(reply), async (text, timeLeftMs, signal) => {
+      const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal, routingKey: text });
+      return { value: answer, usage: { promptTokens: answer.promptTokens ?? Math.ceil(text.length / 4) } };
+    });
     const promptTokens = answers.reduce((total, answer, index) => total + (answer.promptTokens ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
     return reply.send({
       object: 'list',
@@ -182,6 +209,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   try {
     await app.listen({ port, host: options.host ?? '127.0.0.1' });
   } catch (error) {
+    admission.close();
     if (ownsClient) await client.close();
     throw new Error(`gateway cannot listen on ${options.host ?? '127.0.0.1'}:${port}: ${(error as Error).message}`, { cause: error });
   }
@@ -193,6 +221,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     port: bound,
     client,
     close: async () => {
+      admission.close();
       await app.close();
       if (ownsClient) await client.close();
     },

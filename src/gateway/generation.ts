@@ -18,6 +18,8 @@ export interface GenerationContext {
   /** The request's id, sent to the client and logged with a failure. */
   readonly requestId: string;
   readonly log: Logger;
+  /** Told the call's usage once it ends (admission charges the tenant with it). */
+  readonly onUsage?: (usage: Usage | undefined) => void;
 }
 
 /** A non-streaming generation's answer body, in the kind's OpenAI shape. */
@@ -26,6 +28,7 @@ export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneratio
   let text = '';
   for await (const token of call) text += token.text;
   const usage = await call.trailer;
+  context.onUsage?.(usage);
   const id = newId(kind);
   const finishReason = finishReasonOf(usage, parsed);
   const choice = kind === 'chat' ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason } : { index: 0, text, logprobs: null, finish_reason: finishReason };
@@ -76,6 +79,7 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
       await write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
     }
     const usage = await call.trailer;
+    context.onUsage?.(usage);
     if (!response.headersSent) open();
     const finish = finishReasonOf(usage, parsed);
     response.write(chunk(kind === 'chat' ? { delta: {}, logprobs: null, finish_reason: finish } : { text: '', logprobs: null, finish_reason: finish }));

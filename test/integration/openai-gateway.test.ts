@@ -245,32 +245,35 @@ describe('gateway and engine adapter, with the official openai client', () => {
 });
 
 describe('a saturated fleet', () => {
-  it('spreads streams over two workers until both shed, then answers 429 with Retry-After', async () => {
+  it('spreads streams over two workers up to their slots, queues the next request and starts it when a slot frees', async () => {
     const dir = await tempDir();
     const engines = [await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 }), await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 })];
     const open = (): number => engines[0]!.open + engines[1]!.open;
     const own: Child[] = [];
     try {
       const saturatedEnv = { SHUTTLE_REGISTRY: `file://${dir.dir}` };
-      // --slots 1: each worker takes 4 calls and sheds the 5th with RESOURCE_EXHAUSTED.
-      for (const engine of engines) own.push(await startFixture(CLI, saturatedEnv, 15_000, [], ['worker', '--url', engine.url, '--slots', '1', '--metrics-url', 'none']));
+      // --slots 2: the gateway admits two calls per worker and queues the rest.
+      for (const engine of engines) own.push(await startFixture(CLI, saturatedEnv, 15_000, [], ['worker', '--url', engine.url, '--slots', '2', '--metrics-url', 'none']));
       const front = await startFixture(CLI, saturatedEnv, 15_000, [], ['gateway', '--port', '0']);
       own.push(front);
       const client = new OpenAI({ baseURL: `${front.url}/v1`, apiKey: 'x', maxRetries: 0 });
-      const controller = new AbortController();
       const running = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: `conversation ${i}` }], stream: true }, { signal: controller.signal })),
+        Array.from({ length: 4 }, (_, i) => client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: `conversation ${i}` }], stream: true })),
       );
-      await waitUntil(() => open() === 8, 'eight streams running', 5000);
-      expect([engines[0]!.open, engines[1]!.open]).toEqual([4, 4]);
-      const refused = await fetch(`${front.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'one more' }], stream: true }) });
-      expect(refused.status).toBe(429);
-      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      const body = (await refused.json()) as { error: { type: string; code: string; message: string } };
-      expect(body.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
-      expect(body.error.message).toMatch(/saturated/);
-      controller.abort();
+      await waitUntil(() => open() === 4, 'four streams running', 5000);
+      expect([engines[0]!.open, engines[1]!.open]).toEqual([2, 2]);
+      const queued = fetch(`${front.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': 'late' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'one more' }], stream: true }) });
+      let answered = false;
+      void queued.then(() => (answered = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(answered).toBe(false);
+      expect(open()).toBe(4);
+      running[0]!.controller.abort();
+      const response = await queued;
+      expect(response.status).toBe(200);
+      await waitUntil(() => open() === 4, 'the queued stream running in the freed slot', 5000);
       for (const stream of running) stream.controller.abort();
+      await response.body?.cancel();
       await waitUntil(() => open() === 0, 'the aborted streams closed at the engines', 5000);
     } finally {
       for (const child of own.reverse()) await child.stop();

@@ -1,0 +1,66 @@
+import { checkInt, checkKnownKeys, checkName, invalidOption } from '../common/validate.js';
+import type { AdmissionOptions, AdmissionRequest, TenantLimits } from './admission.js';
+import type { ResolvedLimits } from './tenant.js';
+
+/** Priorities run from 0 (lowest) to this. */
+export const MAX_PRIORITY = 9;
+/** The priority of a call that names none. */
+export const DEFAULT_PRIORITY = 1;
+
+const TENANT_KEYS = ['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued'];
+
+/** The queue-wide options, checked, with defaults. */
+export interface ResolvedAdmissionOptions {
+  readonly maxQueued: number;
+  readonly maxQueuedTokens: number;
+  readonly defaultRetryAfterMs: number;
+  readonly reserve: { readonly priority: number; readonly slots: number } | undefined;
+  /** The limits of `tenant`, resolved (cached per named tenant). */
+  limitsOf(tenant: string): ResolvedLimits;
+}
+
+/** Checks `options` (every bad key named with what is allowed) and fills in defaults. */
+export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOptions {
+  if (options === null || typeof options !== 'object') throw invalidOption('admission options', options, 'an object');
+  checkKnownKeys('admission', options, ['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'clock', 'observer']);
+  if (typeof options.capacity !== 'function') throw invalidOption('admission capacity', options.capacity, 'a function returning the calls the fleet can run at once');
+  const maxQueued = checkInt('admission maxQueued', options.maxQueued, 0, 1_000_000, 1024);
+  const maxQueuedTokens = checkInt('admission maxQueuedTokens', options.maxQueuedTokens, 0, 2 ** 40, 4_000_000);
+  const defaultRetryAfterMs = checkInt('admission defaultRetryAfterMs', options.defaultRetryAfterMs, 1, 3_600_000, 1000);
+  const defaults = resolveLimits('admission tenantDefaults', options.tenantDefaults ?? {}, maxQueued);
+  const named = new Map<string, ResolvedLimits>();
+  const tenants = options.tenants ?? {};
+  if (tenants === null || typeof tenants !== 'object') throw invalidOption('admission tenants', tenants, 'an object of tenant name to limits');
+  for (const [name, limits] of Object.entries(tenants)) named.set(name, resolveLimits(`admission tenants.${name}`, { ...options.tenantDefaults, ...limits }, maxQueued));
+  return { maxQueued, maxQueuedTokens, defaultRetryAfterMs, reserve: resolveReserve(options.reserve), limitsOf: (tenant) => named.get(tenant) ?? defaults };
+}
+
+function resolveReserve(reserve: AdmissionOptions['reserve']): ResolvedAdmissionOptions['reserve'] {
+  if (reserve === undefined) return undefined;
+  if (reserve === null || typeof reserve !== 'object') throw invalidOption('admission reserve', reserve, 'an object { priority, slots }');
+  checkKnownKeys('admission reserve', reserve, ['priority', 'slots']);
+  return { priority: checkInt('admission reserve.priority', reserve.priority, 1, MAX_PRIORITY, MAX_PRIORITY), slots: checkInt('admission reserve.slots', reserve.slots, 1, 1_000_000, 1) };
+}
+
+function resolveLimits(where: string, limits: TenantLimits, maxQueued: number): ResolvedLimits {
+  if (limits === null || typeof limits !== 'object') throw invalidOption(where, limits, 'an object with weight, maxConcurrent, tokensPerMinute, maxQueued');
+  checkKnownKeys(where, limits, TENANT_KEYS);
+  const weight = limits.weight ?? 1;
+  if (typeof weight !== 'number' || !(weight > 0) || weight > 1_000_000) throw invalidOption(`${where}.weight`, weight, 'a number above 0, at most 1000000');
+  return {
+    weight,
+    maxConcurrent: checkInt(`${where}.maxConcurrent`, limits.maxConcurrent, 1, 1_000_000) ?? Infinity,
+    tokensPerMinute: checkInt(`${where}.tokensPerMinute`, limits.tokensPerMinute, 1, 2 ** 40) ?? Infinity,
+    maxQueued: checkInt(`${where}.maxQueued`, limits.maxQueued, 0, 1_000_000) ?? Math.max(1, Math.floor(maxQueued / 2)),
+  };
+}
+
+/** Checks one admission request; a bad field is a programming error of the caller (TypeError). */
+export function checkRequest(request: AdmissionRequest): number {
+  if (request === null || typeof request !== 'object') throw invalidOption('admission request', request, 'an object');
+  checkName('admission request tenant', request.tenant);
+  const priority = checkInt('admission request priority', request.priority, 0, MAX_PRIORITY, DEFAULT_PRIORITY);
+  if (typeof request.tokens !== 'number' || !Number.isFinite(request.tokens) || request.tokens < 0) throw invalidOption('admission request tokens', request.tokens, 'a finite number ≥ 0');
+  if (typeof request.deadline !== 'number' || Number.isNaN(request.deadline)) throw invalidOption('admission request deadline', request.deadline, "a time on the queue's clock, ms");
+  return priority;
+}

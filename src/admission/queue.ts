@@ -1,0 +1,265 @@
+import { RpcCode, RpcError } from '../errors/errors.js';
+import { systemClock, type Admission, type AdmissionClock, type AdmissionObserver, type AdmissionOptions, type AdmissionRequest, type AdmissionStats, type RefusalReason, type Ticket } from './admission.js';
+import { DrainRate } from './drain-rate.js';
+import { checkRequest, resolveOptions, type ResolvedAdmissionOptions } from './options.js';
+import { TenantState, type Waiter } from './tenant.js';
+import { estimateWaitMs, retryAfterMs } from './wait-estimate.js';
+
+/**
+ * A bounded admission queue (see admission.ts for the contract). Calls start at once while the
+ * fleet has room; otherwise they wait, bounded by count and estimated tokens (in all and per
+ * tenant), each until its own deadline. A free slot goes to the highest priority with a waiter
+ * whose tenant is within its caps, and within a priority to the tenant with the smallest virtual
+ * token counter (see TenantState): work-conserving, so a tenant alone gets the whole fleet.
+ *
+ * Memory is bounded by the queue's bounds: one waiter (with one timer and one abort listener)
+ * per queued call, and one TenantState per tenant holding calls or still refilling its bucket.
+ */
+export class AdmissionQueue implements Admission {
+  readonly #options: ResolvedAdmissionOptions;
+  readonly #capacity: () => number;
+  readonly #clock: AdmissionClock;
+  readonly #observer: AdmissionObserver;
+  readonly #tenants = new Map<string, TenantState>();
+  /** Tenants with at least one waiter. */
+  readonly #waiting = new Set<TenantState>();
+  readonly #queuedByPriority = new Map<number, number>();
+  readonly #drain = new DrainRate();
+  #running = 0;
+  #queued = 0;
+  #queuedTokens = 0;
+  #cancelWake: (() => void) | undefined;
+
+  constructor(options: AdmissionOptions) {
+    this.#options = resolveOptions(options);
+    this.#capacity = options.capacity;
+    this.#clock = options.clock ?? systemClock;
+    this.#observer = options.observer ?? {};
+  }
+
+  admit(request: AdmissionRequest): Promise<Ticket> {
+    const priority = checkRequest(request);
+    const now = this.#clock.now();
+    const refuse = (reason: RefusalReason, error: RpcError): Promise<Ticket> => {
+      this.#observer.refused?.(request.tenant, priority, reason);
+      return Promise.reject(error);
+    };
+    if (request.signal?.aborted) return refuse('cancelled', abortError(request.signal));
+    if (request.deadline <= now) return refuse('deadline_exceeded', new RpcError(RpcCode.DEADLINE_EXCEEDED, 'the call reached its deadline before admission'));
+    // Waiters first; afterwards free room means every waiter is held back by its tenant's caps.
+    this.#pump();
+    const tenant = this.#tenant(request.tenant, now);
+    if (this.#running < this.#capacityFor(priority, this.#capacity()) && tenant.blockedForMs(now) === 0) {
+      return Promise.resolve(this.#start(tenant, priority, request.tokens, now, now));
+    }
+    const full = this.#fullReason(tenant, request.tokens);
+    if (full !== undefined) {
+      this.#forget(tenant, now);
+      return refuse(full, this.#refusal(full, priority, tenant, now, request.deadline));
+    }
+    const waitMs = estimateWaitMs(this.#drain.perMs(now), this.#ahead(priority, tenant));
+    if (waitMs !== undefined && waitMs > request.deadline - now) {
+      this.#forget(tenant, now);
+      return refuse('deadline_unmeetable', this.#refusal('deadline_unmeetable', priority, tenant, now, request.deadline));
+    }
+    return this.#enqueue(request, tenant, priority, now);
+  }
+
+  wake(): void {
+    this.#pump();
+  }
+
+  stats(): AdmissionStats {
+    const byTenant = new Map<string, number>();
+    for (const tenant of this.#waiting) byTenant.set(tenant.name, tenant.queued);
+    return {
+      running: this.#running,
+      queued: this.#queued,
+      queuedTokens: this.#queuedTokens,
+      queuedByPriority: new Map(this.#queuedByPriority),
+      queuedByTenant: byTenant,
+      tenants: this.#tenants.size,
+      drainPerSecond: scale(this.#drain.perMs(this.#clock.now()), 1000),
+    };
+  }
+
+  #enqueue(request: AdmissionRequest, tenant: TenantState, priority: number, now: number): Promise<Ticket> {
+    return new Promise<Ticket>((resolve, reject) => {
+      const signal = request.signal;
+      const leave = (reason: RefusalReason, error: RpcError): void => {
+        if (!this.#dequeue(waiter)) return;
+        cleanup();
+        this.#observer.refused?.(tenant.name, priority, reason);
+        this.#forget(tenant, this.#clock.now());
+        reject(error);
+        // A waiter blocked by its tenant's caps may have held others back at this priority.
+        this.#pump();
+      };
+      const onAbort = (): void => leave('cancelled', abortError(signal!));
+      const cancelTimer = this.#clock.schedule(request.deadline - now, () =>
+        leave('deadline_exceeded', new RpcError(RpcCode.DEADLINE_EXCEEDED, `waited ${Math.round(this.#clock.now() - now)} ms in the admission queue without a free slot; the call's deadline passed`)),
+      );
+      const waiter: Waiter = {
+        tenant,
+        priority,
+        tokens: request.tokens,
+        enqueuedAt: now,
+        settle: () => {
+          cleanup();
+          resolve(this.#start(tenant, priority, request.tokens, now, this.#clock.now()));
+        },
+      };
+      const cleanup = (): void => {
+        cancelTimer();
+        signal?.removeEventListener('abort', onAbort);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      tenant.enqueue(waiter);
+      this.#waiting.add(tenant);
+      this.#queued++;
+      this.#queuedTokens += request.tokens;
+      this.#queuedByPriority.set(priority, (this.#queuedByPriority.get(priority) ?? 0) + 1);
+      // Arms the wake-up for a tenant held only by its token bucket (admits nothing otherwise:
+      // the fleet is full or every waiter's tenant is held back).
+      this.#pump();
+    });
+  }
+
+  /** Takes a waiter out of every count; false when it already left. */
+  #dequeue(waiter: Waiter): boolean {
+    if (!waiter.tenant.remove(waiter)) return false;
+    if (waiter.tenant.queued === 0) this.#waiting.delete(waiter.tenant);
+    this.#queued--;
+    this.#queuedTokens -= waiter.tokens;
+    const left = this.#queuedByPriority.get(waiter.priority)! - 1;
+    if (left === 0) this.#queuedByPriority.delete(waiter.priority);
+    else this.#queuedByPriority.set(waiter.priority, left);
+    return true;
+  }
+
+  /** Admits waiters while the fleet has room, best first; arms a wake-up for token buckets. */
+  #pump(): void {
+    this.#cancelWake?.();
+    this.#cancelWake = undefined;
+    let soonest = Infinity;
+    for (let capacity = this.#capacity(); this.#queued > 0 && this.#running < capacity; capacity = this.#capacity()) {
+      const now = this.#clock.now();
+      const pick = this.#best(now, capacity);
+      if (pick.waiter === undefined) {
+        soonest = pick.blockedMs;
+        break;
+      }
+      this.#dequeue(pick.waiter);
+      pick.waiter.settle();
+    }
+    if (soonest !== Infinity) this.#cancelWake = this.#clock.schedule(soonest, () => this.#pump());
+  }
+
+  /** The next waiter to admit, or how long until a tenant's token bucket lets one go. */
+  #best(now: number, capacity: number): { waiter?: Waiter; blockedMs: number } {
+    let blockedMs = Infinity;
+    const priorities = [...this.#queuedByPriority.keys()].sort((a, b) => b - a);
+    for (const priority of priorities) {
+      if (this.#running >= this.#capacityFor(priority, capacity)) break;
+      let best: TenantState | undefined;
+      for (const tenant of this.#waiting) {
+        if (tenant.queuedAt(priority) === 0) continue;
+        const blocked = tenant.blockedForMs(now);
+        if (blocked > 0) {
+          blockedMs = Math.min(blockedMs, blocked);
+          continue;
+        }
+        if (best === undefined || tenant.counter < best.counter || (tenant.counter === best.counter && tenant.head(priority)!.enqueuedAt < best.head(priority)!.enqueuedAt)) best = tenant;
+      }
+      if (best !== undefined) return { waiter: best.head(priority)!, blockedMs };
+    }
+    return { blockedMs };
+  }
+
+  #start(tenant: TenantState, priority: number, tokens: number, enqueuedAt: number, now: number): Ticket {
+    this.#running++;
+    tenant.running++;
+    tenant.charge(tokens, now);
+    const waitedMs = now - enqueuedAt;
+    this.#observer.admitted?.(tenant.name, priority, waitedMs);
+    let released = false;
+    return {
+      waitedMs,
+      release: (actualTokens?: number) => {
+        if (released) return;
+        released = true;
+        const at = this.#clock.now();
+        this.#running--;
+        tenant.running--;
+        if (actualTokens !== undefined && Number.isFinite(actualTokens) && actualTokens >= 0) tenant.charge(actualTokens - tokens, at);
+        this.#drain.record(at);
+        this.#forget(tenant, at);
+        this.#pump();
+      },
+    };
+  }
+
+  /** The slots calls of `priority` may fill: all of them, less the reserve when below its priority. */
+  #capacityFor(priority: number, capacity: number): number {
+    const reserve = this.#options.reserve;
+    return reserve === undefined || priority >= reserve.priority ? capacity : capacity - reserve.slots;
+  }
+
+  /** The tenant's state; a tenant turning busy is lifted to the smallest busy counter (no banked credit). */
+  #tenant(name: string, now: number): TenantState {
+    let tenant = this.#tenants.get(name);
+    if (tenant === undefined) this.#tenants.set(name, (tenant = new TenantState(name, this.#options.limitsOf(name), now)));
+    if (tenant.idle) {
+      let floor = Infinity;
+      for (const other of this.#tenants.values()) if (other !== tenant && !other.idle) floor = Math.min(floor, other.counter);
+      if (floor !== Infinity && floor > tenant.counter) tenant.counter = floor;
+    }
+    return tenant;
+  }
+
+  /** Drops an idle tenant with nothing left to remember, so tenant names cannot grow memory. */
+  #forget(tenant: TenantState, now: number): void {
+    if (tenant.idle && tenant.bucketFull(now)) this.#tenants.delete(tenant.name);
+  }
+
+  #fullReason(tenant: TenantState, tokens: number): RefusalReason | undefined {
+    if (this.#queued >= this.#options.maxQueued) return 'queue_full';
+    if (this.#queuedTokens + tokens > this.#options.maxQueuedTokens) return 'queue_tokens';
+    if (tenant.queued >= tenant.limits.maxQueued) return 'tenant_queue_full';
+    return undefined;
+  }
+
+  /**
+   * Calls that would be admitted before a new one of `tenant` at `priority`: all waiters of
+   * higher priorities, and at its own priority each tenant's waiters up to one more than this
+   * tenant has queued (fair share interleaves the tenants).
+   */
+  #ahead(priority: number, tenant: TenantState): number {
+    let ahead = 0;
+    for (const [p, count] of this.#queuedByPriority) if (p > priority) ahead += count;
+    const own = tenant.queuedAt(priority) + 1;
+    for (const other of this.#waiting) ahead += Math.min(other.queuedAt(priority), own);
+    return ahead;
+  }
+
+  #refusal(reason: RefusalReason, priority: number, tenant: TenantState, now: number, deadline: number): RpcError {
+    const ahead = this.#ahead(priority, tenant);
+    const retryMs = retryAfterMs(this.#drain.perMs(now), ahead, this.#options.defaultRetryAfterMs);
+    const why: Record<string, string> = {
+      queue_full: `the admission queue is full (${this.#queued} calls waiting, maxQueued ${this.#options.maxQueued})`,
+      queue_tokens: `the admission queue holds its most tokens (${this.#queuedTokens} waiting, maxQueuedTokens ${this.#options.maxQueuedTokens})`,
+      tenant_queue_full: `tenant ${JSON.stringify(tenant.name)} has ${tenant.queued} calls waiting, its maxQueued`,
+      deadline_unmeetable: `about ${Math.round(estimateWaitMs(this.#drain.perMs(now), ahead) ?? 0)} ms of queue ahead, more than the ${Math.round(deadline - now)} ms left before the call's deadline`,
+    };
+    return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `${why[reason]}; retry in ${retryMs} ms`, { retryAfterMs: retryMs, details: { reason } });
+  }
+}
+
+function abortError(signal: AbortSignal): RpcError {
+  const reason: unknown = signal.reason;
+  return reason instanceof RpcError ? reason : new RpcError(RpcCode.CANCELLED, 'the caller gave up while waiting for admission', { cause: reason });
+}
+
+function scale(value: number | undefined, by: number): number | undefined {
+  return value === undefined ? undefined : value * by;
+}

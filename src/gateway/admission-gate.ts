@@ -1,0 +1,151 @@
+import type { AdmissionOptions, AdmissionStats, Ticket } from '../admission/admission.js';
+import { AdmissionQueue } from '../admission/queue.js';
+import type { RpcClient } from '../client/client.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { LLM_SERVICE, type Usage } from '../inference/inference.js';
+
+/** The token counts of a finished call that admission charges. */
+export type ChargedUsage = Partial<Pick<Usage, 'promptTokens' | 'cachedTokens' | 'outputTokens'>>;
+import { admissionMetrics } from '../metrics/admission.js';
+import type { ShuttleMetrics } from '../metrics/metrics.js';
+import type { Caller } from './caller.js';
+import { BadRequest } from './openai-errors.js';
+
+/** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
+export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve'> {
+  /** Longest a request waits for a free worker slot, ms (never beyond the gateway's timeoutMs); 30 s by default. */
+  maxWaitMs?: number;
+  /** Bearer token → tenant; a request with a listed token is charged to its tenant whatever its headers say. */
+  apiKeyTenants?: Readonly<Record<string, string>>;
+  /** Inputs one embeddings request may have; 2048 by default (OpenAI's limit). */
+  maxEmbeddingInputs?: number;
+  /** Inputs of one embeddings request waiting or running at once; 8 by default. */
+  embeddingParallelism?: number;
+}
+
+const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
+
+/** What one admitted piece of work reports back: its result and the tokens it really cost. */
+export interface Admitted<T> {
+  readonly value: T;
+  readonly usage?: ChargedUsage | undefined;
+}
+
+/**
+ * The gateway's admission: every generation and every embeddings input waits here for a worker
+ * slot (the fleet's capacity is the sum of the LLM workers' `slots`, a worker without one
+ * counting as unlimited), in priority order and by fair share across tenants; refused with 429
+ * and Retry-After only when the queue is full or the wait would outlast the request's deadline.
+ */
+export class GatewayAdmission {
+  readonly apiKeyTenants: ReadonlyMap<string, string>;
+  readonly maxEmbeddingInputs: number;
+  readonly #queue: AdmissionQueue;
+  readonly #maxWaitMs: number;
+  readonly #parallelism: number;
+  readonly #wake: NodeJS.Timeout;
+
+  constructor(options: GatewayAdmissionOptions, client: RpcClient, metrics: ShuttleMetrics | undefined) {
+    if (options === null || typeof options !== 'object') throw invalidOption('gateway admission', options, 'an object');
+    checkKnownKeys('gateway admission', options, KEYS);
+    this.#maxWaitMs = checkInt('gateway admission maxWaitMs', options.maxWaitMs, 1, MAX_TIMER_MS, 30_000);
+    this.maxEmbeddingInputs = checkInt('gateway admission maxEmbeddingInputs', options.maxEmbeddingInputs, 1, 2048, 2048);
+    this.#parallelism = checkInt('gateway admission embeddingParallelism', options.embeddingParallelism, 1, 1024, 8);
+    const keys = options.apiKeyTenants ?? {};
+    if (keys === null || typeof keys !== 'object' || Object.values(keys).some((tenant) => typeof tenant !== 'string' || tenant === '')) {
+      throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key to tenant name');
+    }
+    this.apiKeyTenants = new Map(Object.entries(keys));
+    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve } = options;
+    const queue: AdmissionQueue = new AdmissionQueue({
+      capacity: () => fleetSlots(client),
+      maxQueued,
+      maxQueuedTokens,
+      tenants,
+      tenantDefaults,
+      reserve,
+      observer: metrics === undefined ? undefined : admissionMetrics(metrics, () => queue.stats()),
+    });
+    this.#queue = queue;
+    // Workers that join add slots without any call ending; look for them twice a second.
+    this.#wake = setInterval(() => queue.wake(), 500).unref();
+  }
+
+  /**
+   * Runs `work` once `caller` is admitted with an estimate of `tokens`; `work` gets the time left
+   * of `timeoutMs` after the wait. The slot is released when `work` settles, charged with the
+   * usage it reports (prompt tokens not served from cache plus output tokens).
+   */
+  async run<T>(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal, work: (timeoutMs: number) => Promise<Admitted<T>>): Promise<T> {
+    const ticket = await this.#admit(caller, tokens, timeoutMs, signal);
+    let usage: ChargedUsage | undefined;
+    try {
+      const done = await work(Math.max(1, timeoutMs - Math.round(ticket.waitedMs)));
+      usage = done.usage;
+      return done.value;
+    } finally {
+      ticket.release(usage === undefined ? undefined : chargedTokens(usage));
+    }
+  }
+
+  /**
+   * Runs `work` for every item, each admitted on its own (so a request of many parts counts as
+   * its parts against its tenant's share), at most `embeddingParallelism` at a time; the first
+   * failure aborts the siblings (waiting or running) and is thrown.
+   */
+  async fanOut<I, T>(caller: Caller, items: readonly I[], tokensOf: (item: I) => number, timeoutMs: number, signal: AbortSignal, work: (item: I, timeoutMs: number, signal: AbortSignal) => Promise<Admitted<T>>): Promise<T[]> {
+    if (items.length > this.maxEmbeddingInputs) {
+      throw new BadRequest(`input has ${items.length} entries; this gateway takes at most ${this.maxEmbeddingInputs} per request (admission.maxEmbeddingInputs)`, 'input');
+    }
+    const siblings = new AbortController();
+    const both = AbortSignal.any([signal, siblings.signal]);
+    const results = new Array<T>(items.length);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < items.length && !both.aborted) {
+        const index = next++;
+        results[index] = await this.run(caller, tokensOf(items[index]!), timeoutMs, both, (left) => work(items[index]!, left, both));
+      }
+    };
+    const lanes = Array.from({ length: Math.min(this.#parallelism, items.length) }, () =>
+      lane().catch((error: unknown) => {
+        siblings.abort(error);
+        throw error;
+      }),
+    );
+    const settled = await Promise.allSettled(lanes);
+    const failed = settled.find((outcome) => outcome.status === 'rejected');
+    if (failed !== undefined) throw siblings.signal.aborted ? siblings.signal.reason : (failed as PromiseRejectedResult).reason;
+    if (signal.aborted) throw signal.reason;
+    return results;
+  }
+
+  stats(): AdmissionStats {
+    return this.#queue.stats();
+  }
+
+  close(): void {
+    clearInterval(this.#wake);
+  }
+
+  #admit(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal): Promise<Ticket> {
+    const deadline = performance.now() + Math.min(timeoutMs, this.#maxWaitMs);
+    return this.#queue.admit({ tenant: caller.tenant, priority: caller.priority, tokens, deadline, signal });
+  }
+}
+
+/** The tokens a call cost the fleet: prompt tokens not served from cache plus output tokens. */
+export function chargedTokens(usage: ChargedUsage): number {
+  return Math.max(0, (usage.promptTokens ?? 0) - (usage.cachedTokens ?? 0)) + (usage.outputTokens ?? 0);
+}
+
+/** Calls the LLM workers run at once: the sum of their `slots` (Infinity when one has none). */
+function fleetSlots(client: RpcClient): number {
+  let slots = 0;
+  for (const provider of client.providers()) {
+    if (provider.service !== LLM_SERVICE || provider.ejected || provider.breaker === 'open') continue;
+    const declared = Number(provider.metadata['slots']);
+    slots += Number.isFinite(declared) && declared > 0 ? declared : Infinity;
+  }
+  return slots;
+}

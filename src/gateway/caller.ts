@@ -1,0 +1,40 @@
+import type { FastifyRequest } from 'fastify';
+import { BadRequest } from './openai-errors.js';
+
+/** Who a request is from, for admission: the tenant it is charged to and its priority. */
+export interface Caller {
+  readonly tenant: string;
+  readonly priority: number;
+}
+
+const PRIORITY_NAMES: Readonly<Record<string, number>> = { low: 0, normal: 1, high: 5 };
+const TENANT = /^[\w.:@-]{1,64}$/;
+
+/**
+ * The caller of `request`: the tenant of its bearer token in `apiKeyTenants` (which a header
+ * cannot override), else the `x-tenant-id` header, else its remote address; the priority from
+ * `x-priority` (`low` 0, `normal` 1, `high` 5, or an integer 0–9; `normal` when absent).
+ * A malformed header is a 400 naming the header and what it allows.
+ */
+export function callerOf(request: FastifyRequest, apiKeyTenants: ReadonlyMap<string, string>): Caller {
+  const token = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  const header = single(request.headers['x-tenant-id'], 'x-tenant-id');
+  if (header !== undefined && !TENANT.test(header)) {
+    throw new BadRequest('the x-tenant-id header must be 1 to 64 letters, digits or . _ : @ -', null);
+  }
+  const tenant = (token === undefined ? undefined : apiKeyTenants.get(token)) ?? header ?? `ip:${request.ip}`;
+  return { tenant, priority: priorityOf(single(request.headers['x-priority'], 'x-priority')) };
+}
+
+function priorityOf(value: string | undefined): number {
+  if (value === undefined) return PRIORITY_NAMES['normal']!;
+  const named = PRIORITY_NAMES[value.toLowerCase()];
+  if (named !== undefined) return named;
+  if (/^\d$/.test(value)) return Number(value);
+  throw new BadRequest(`the x-priority header must be low, normal, high or an integer from 0 to 9, got ${JSON.stringify(value.slice(0, 32))}`, null);
+}
+
+function single(value: string | string[] | undefined, name: string): string | undefined {
+  if (Array.isArray(value)) throw new BadRequest(`the ${name} header was sent more than once`, null);
+  return value;
+}

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { AdmissionQueue } from '../../../src/admission/queue.js';
+import { admissionMetrics } from '../../../src/metrics/admission.js';
+import { ShuttleMetrics } from '../../../src/metrics/metrics.js';
+import { ManualClock } from '../admission/manual-clock.js';
+
+describe('admission metrics', () => {
+  it('count admissions and refusals by reason, and show the queue by priority and tenant at scrape time', async () => {
+    const metrics = new ShuttleMetrics();
+    const clock = new ManualClock();
+    const queue: AdmissionQueue = new AdmissionQueue({ capacity: () => 1, maxQueued: 2, tenantDefaults: { maxQueued: 2 }, clock, observer: admissionMetrics(metrics, () => queue.stats()) });
+    const deadline = 10_000;
+    const first = await queue.admit({ tenant: 'a', tokens: 1, deadline });
+    const waiting = [queue.admit({ tenant: 'b', priority: 5, tokens: 1, deadline }), queue.admit({ tenant: 'b', tokens: 1, deadline })];
+    await expect(queue.admit({ tenant: 'c', tokens: 1, deadline })).rejects.toThrow(/admission queue is full/);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('shuttle_admission_admitted_total{priority="1",tenant="a"} 1');
+    expect(text).toContain('shuttle_admission_refused_total{priority="1",tenant="c",reason="queue_full"} 1');
+    expect(text).toContain('shuttle_admission_queued{priority="5",tenant=""} 1');
+    expect(text).toContain('shuttle_admission_queued{priority="",tenant="b"} 2');
+    expect(text).toContain('shuttle_admission_running 1');
+    clock.advance(400);
+    first.release();
+    (await waiting[0]!).release();
+    clock.advance(20_000);
+    await expect(waiting[1]).resolves.toBeDefined();
+    const later = await metrics.registry.metrics();
+    expect(later).toContain('shuttle_admission_wait_seconds_sum{priority="5",tenant="b"} 0.4');
+  });
+});
