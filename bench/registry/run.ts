@@ -113,9 +113,11 @@ async function runCase(etcd: EtcdServer, admin: Etcd3, providers: SimulatedProvi
   const joiner = spawn(process.execPath, [fileURLToPath(new URL('./provider-process.js', import.meta.url)), etcd.endpoint, String(n + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => joiner.stdout.once('data', () => resolve()));
   // From the moment its keys are written (it says ready right after) to every consumer seeing them.
-  const joinMs = await until(() => consumers.every((consumer) => !consumer.subscribed || consumer.list.length === n + 1), 10_000);
+  // Only consumers that could subscribe count; with none, there is nothing to measure (NaN).
+  const none = consumers.every((consumer) => !consumer.subscribed);
+  const joinMs = none ? NaN : await until(() => consumers.every((consumer) => !consumer.subscribed || consumer.list.length === n + 1), 10_000);
   joiner.kill('SIGKILL');
-  const leaveMs = await until(() => consumers.every((consumer) => !consumer.subscribed || consumer.list.length === n), 30_000);
+  const leaveMs = none ? NaN : await until(() => consumers.every((consumer) => !consumer.subscribed || consumer.list.length === n), 30_000);
   reports.stop();
   await Promise.all(consumers.map((consumer) => consumer.registry.close()));
   return {
@@ -145,7 +147,7 @@ for (const n of only === undefined ? [100, 1000] : [only]) {
   await etcd.remove();
 }
 
-const fixed = (value: number, digits = 0): string => (Number.isFinite(value) ? value.toFixed(digits) : 'timeout');
+const fixed = (value: number, digits = 0): string => (Number.isFinite(value) ? value.toFixed(digits) : 'timeout / none');
 console.log(`bench:registry, Node ${process.version}, load reports every ${intervalMs} ms, ${windowMs / 1000} s windows\n`);
 console.log('| N | M | new consumer sees all N (ms, slowest of M) | join seen by all M (ms after the write) | SIGKILLed leave seen by all M (ms, TTL 2 s) | load writes/s offered | etcd writes/s | etcd CPU (cores) | bench process CPU (cores) | failed writes | consumer heap per provider (bytes, the first consumer) |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
