@@ -45,15 +45,19 @@ export async function startProvider(client: Etcd3, prefix: string, index: number
  * independent processes would be) until the returned stop function is called. Counts writes
  * attempted and failed.
  */
-export function reportLoads(prefix: string, providers: readonly SimulatedProvider[], intervalMs: number): { stop(): void; readonly sent: number; readonly failed: number } {
+export function reportLoads(prefix: string, providers: readonly SimulatedProvider[], intervalMs: number): { stop(): void; readonly sent: number; readonly failed: number; readonly firstError: string | undefined } {
   let tick = 0;
   let sent = 0;
   let failed = 0;
+  let firstError: string | undefined;
   const timers = providers.map((provider, index) => {
     const address = `${provider.instance.host}:${provider.instance.port}`;
     const write = (): void => {
       sent++;
-      provider.session.putIfAlive(loadKey(prefix, address), JSON.stringify(load(index, ++tick))).catch(() => failed++);
+      provider.session.putIfAlive(loadKey(prefix, address), JSON.stringify(load(index, ++tick))).catch((error: Error) => {
+        failed++;
+        firstError ??= error.message;
+      });
     };
     const first = setTimeout(() => {
       write();
@@ -68,6 +72,9 @@ export function reportLoads(prefix: string, providers: readonly SimulatedProvide
     },
     get failed() {
       return failed;
+    },
+    get firstError() {
+      return firstError;
     },
   };
 }
