@@ -40,7 +40,7 @@ const client = await createClient({
     metrics?.route(event);
   },
   // Per-worker attempts, failures and broken streams, for the dashboard.
-  ...(metrics === undefined ? {} : { onAttempt: (event: AttemptEvent) => metrics.attempt(event) }),
+  ...(metrics === undefined ? {} : { onAttempt: (event: AttemptEvent) => metrics.attempt(event), onStreamBreak: (event: AttemptEvent) => metrics.attempt(event) }),
 });
 const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [client], port: Number(values['admin-port']) });
 if (admin !== undefined) console.log(`admin ${admin.url}/dashboard`);

@@ -97,6 +97,12 @@ export interface ClientOptions {
    */
   onAttempt?: (event: AttemptEvent) => void;
   /**
+   * Called when a stream that opened (its attempt reported OK to `onAttempt`) breaks off
+   * with an error other than the reader's own cancel, e.g. its provider died mid-answer; the
+   * event has `midStream: true`. For per-provider metrics (`metrics.attempt` takes it too).
+   */
+  onStreamBreak?: (event: AttemptEvent) => void;
+  /**
    * Logging: a pino logger, `{ level, stream }` for one of its own (level `info`, or
    * `SHUTTLE_LOG_LEVEL`; standard error), or `false`. Silent at `info` while all is well;
    * breakers opening and providers ejected are warnings.
@@ -141,7 +147,7 @@ export interface ReferenceOptions {
 
 const CLIENT_KEYS = [
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'maxUnsentBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt',
+  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'maxUnsentBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt', 'onStreamBreak',
   'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
 ];
 const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
@@ -224,6 +230,7 @@ class Client implements RpcClient {
   readonly #maxCallsPerProvider: number;
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #onAttempt: ((event: AttemptEvent) => void) | undefined;
+  readonly #onStreamBreak: ((event: AttemptEvent) => void) | undefined;
   readonly #log: Logger;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
@@ -271,6 +278,8 @@ class Client implements RpcClient {
     this.#onRoute = options.onRoute;
     if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function') throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
     this.#onAttempt = options.onAttempt;
+    if (options.onStreamBreak !== undefined && typeof options.onStreamBreak !== 'function') throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
+    this.#onStreamBreak = options.onStreamBreak;
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
     this.#pool = new ConnectionPool(transport, {
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
@@ -312,6 +321,7 @@ class Client implements RpcClient {
       routingKey: routingKeyExtractor(options.routingKey, `reference ${service} routingKey`),
       onRoute: this.#onRoute,
       onAttempt: this.#onAttempt,
+      onStreamBreak: this.#onStreamBreak,
       isClosed: () => this.#closed,
     });
     return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));

@@ -66,6 +66,8 @@ export interface ServiceReferenceParts {
   readonly routingKey: (request: unknown) => string | undefined;
   readonly onRoute: ((event: RouteEvent) => void) | undefined;
   readonly onAttempt?: ((event: AttemptEvent) => void) | undefined;
+  /** Told of a stream that broke off after it opened (see ClientOptions.onStreamBreak). */
+  readonly onStreamBreak?: ((event: AttemptEvent) => void) | undefined;
   readonly isClosed: () => boolean;
 }
 
@@ -326,9 +328,10 @@ class Attempt implements ClusterCall {
         },
         () => finish(stats, tokens, started),
       );
-      if (parts.onAttempt !== undefined) {
-        this.#report(opened, address, started);
-        // A break after the opening (not the reader's own cancel) is reported too.
+      if (parts.onAttempt !== undefined) this.#report(opened, address, started);
+      if (parts.onStreamBreak !== undefined) {
+        // A break after the opening (not the reader's own cancel), to its own hook: it is no
+        // new attempt.
         opened.then(
           (stream) =>
             stream.trailer.catch((error: unknown) => {
@@ -370,9 +373,10 @@ class Attempt implements ClusterCall {
   /** Tells the `onAttempt` hook how this attempt went (what the hook throws is ignored). */
   #report(outcome: Promise<unknown>, provider: string, started: number, midStream = false): void {
     const attempt = this.#attempts;
+    const hook = midStream ? this.parts.onStreamBreak! : this.parts.onAttempt!;
     const report = (code: RpcCode): void => {
       try {
-        this.parts.onAttempt!({ service: this.invocation.service, method: this.invocation.method, provider, attempt, code, seconds: (Date.now() - started) / 1000, ...(midStream ? { midStream } : {}) });
+        hook({ service: this.invocation.service, method: this.invocation.method, provider, attempt, code, seconds: (Date.now() - started) / 1000, ...(midStream ? { midStream } : {}) });
       } catch {
         // An observer's bug must not fail the call it observes.
       }

@@ -32,5 +32,9 @@ export function withMetrics(options: ClientOptions, metrics: ShuttleMetrics | un
       metrics.attempt(event);
       options.onAttempt?.(event);
     },
+    onStreamBreak: (event) => {
+      metrics.attempt(event);
+      options.onStreamBreak?.(event);
+    },
   };
 }

@@ -177,7 +177,7 @@ export class ShuttleMetrics {
     this.#servers.delete(server);
   }
 
-  /** Records how one attempt on one provider went (wire it to the client's `onAttempt`). */
+  /** Records how one attempt on one provider went (wire it to the client's `onAttempt`, and `onStreamBreak` for streams that broke after opening). */
   attempt(event: AttemptEvent): void {
     const code = codeConstant(event.code);
     if (event.midStream === true) {
