@@ -6,6 +6,8 @@ const FRAME_HEADER_BYTES = 9;
 const SETTINGS_FRAME = 0x4;
 /** The initial SETTINGS_MAX_FRAME_SIZE; a longer first SETTINGS frame is refused by HTTP/2 anyway. */
 const MAX_SETTINGS_BYTES = 16_384;
+/** The first byte of a TLS handshake record. */
+const TLS_HANDSHAKE = 0x16;
 
 /**
  * Waits for the HTTP/2 client preface of a plaintext (h2c) connection — the magic line and a
@@ -27,6 +29,10 @@ export function awaitPreface(socket: net.Socket, timeoutMs: number): Promise<boo
     };
     const onData = (chunk: Buffer): void => {
       received = Buffer.concat([received, chunk]);
+      // A TLS ClientHello (record type 0x16) on this plaintext port: HTTP/2 answers it with its
+      // SETTINGS and closes at once, which the client's TLS reports as "wrong version number" —
+      // the clue that tells the caller to drop tls. Closing silently would hide it.
+      if (received[0] === TLS_HANDSHAKE) return finish(true);
       const verdict = prefaceState(received);
       if (verdict !== 'partial') finish(verdict === 'whole');
     };
