@@ -16,12 +16,16 @@ export const Hold = {
 } as const;
 
 /**
- * Calls one connection may start in one turn of the event loop. A 64 KiB read can hold 1,600
- * small requests: started at once, a method answering 1 MB allocated 1.6 GB before the first
- * answer was written and the outbound budget could stop the reading. Slices of 16 bound that
- * burst and let other connections (and the answers' writes) take turns in between.
+ * Calls one connection may start in one turn of the event loop, until its answers' size is
+ * known. A 64 KiB read can hold 1,600 small requests: started at once, a method answering 1 MB
+ * allocated 1.6 GB before the first answer was written and the outbound budget could stop the
+ * reading. Slices bound that burst and let other connections take turns in between; once the
+ * answers' size is known, the slice is what the unsent-bytes budget holds (see
+ * {@link ReadGate.sizeSlices}), so small answers are not sliced at all (slicing 64-byte echoes
+ * at 16 cost 17 % of throughput at 256 calls in flight).
  */
-const CALLS_PER_TURN = 16;
+const FIRST_CALLS_PER_TURN = 16;
+const MAX_CALLS_PER_TURN = 4096;
 
 /**
  * Decides when a provider connection reads from its socket, and times the frames it reads.
@@ -50,6 +54,7 @@ export class ReadGate {
   #charged = 0;
   #withdrawWait: (() => void) | undefined;
   #startedThisTurn = 0;
+  #callsPerTurn = FIRST_CALLS_PER_TURN;
   readonly #nextTurn = (): void => {
     this.#startedThisTurn = 0;
     this.release(Hold.SLICE);
@@ -87,10 +92,18 @@ export class ReadGate {
    * turn (a macrotask, so timers and other sockets run in between).
    */
   started(): void {
-    if (++this.#startedThisTurn < CALLS_PER_TURN) return;
+    if (++this.#startedThisTurn < this.#callsPerTurn) return;
     if (this.holds(Hold.SLICE)) return;
     this.hold(Hold.SLICE);
     setImmediate(this.#nextTurn);
+  }
+
+  /**
+   * Sizes the slice from the typical answer: as many calls per turn as `budgetBytes` of answers
+   * of `answerBytes` each (at least the first slice, at most 4,096).
+   */
+  sizeSlices(budgetBytes: number, answerBytes: number): void {
+    this.#callsPerTurn = Math.min(MAX_CALLS_PER_TURN, Math.max(FIRST_CALLS_PER_TURN, Math.floor(budgetBytes / Math.max(1, answerBytes))));
   }
 
   /** Stops reading for `reason`. */

@@ -45,6 +45,12 @@ export interface ServerBudgets {
 const DROP_ANSWERS_FACTOR = 4;
 
 /**
+ * Bytes of answers the calls one connection starts in one event-loop turn may add up to, once
+ * their size is known: 64-byte answers are not sliced at all, 64 KiB ones 16 at a time.
+ */
+const SLICE_ANSWER_BYTES = 1024 * 1024;
+
+/**
  * The provider's side of one consumer connection: decodes frames, runs each REQUEST through the
  * {@link CallHandler}, and writes one RESPONSE per call. A framing violation sends GOAWAY with
  * the reason and closes this connection only; a bad call fails only that call.
@@ -74,6 +80,8 @@ export class ServerConnection {
   #deferred: Frame | undefined;
   #withdrawDecodedWait: (() => void) | undefined;
   readonly #outbound: OutboundBudget;
+  /** Moving average of this connection's unary answers, in bytes (0 before the first). */
+  #answerBytes = 0;
   readonly #budgets: ServerBudgets | undefined;
   #closing = false;
   #failed = false;
@@ -366,6 +374,9 @@ export class ServerConnection {
         out.set(payload, HEADER_BYTES);
         this.#writer.write(out);
         this.#outbound.check();
+        // A moving average of the answers' size sizes the slices of calls started per turn.
+        this.#answerBytes = this.#answerBytes === 0 ? out.length : this.#answerBytes * 0.875 + out.length * 0.125;
+        this.#gate.sizeSlices(SLICE_ANSWER_BYTES, this.#answerBytes);
       },
       (error: unknown) => {
         // After a cancel the caller has stopped listening; the result has nowhere to go.
