@@ -20,7 +20,7 @@ export const Hold = {
  * known. A 64 KiB read can hold 1,600 small requests: started at once, a method answering 1 MB
  * allocated 1.6 GB before the first answer was written and the outbound budget could stop the
  * reading. Slices bound that burst and let other connections take turns in between; once the
- * answers' size is known, the slice is what the unsent-bytes budget holds (see
+ * answers' size is known, the slice is as many calls as 1 MiB of such answers (see
  * {@link ReadGate.sizeSlices}), so small answers are not sliced at all (slicing 64-byte echoes
  * at 16 cost 17 % of throughput at 256 calls in flight).
  */
