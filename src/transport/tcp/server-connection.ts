@@ -73,8 +73,7 @@ export class ServerConnection {
     expire: (id) => this.#abortCall(id, new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
   });
   readonly #limits: ConnectionLimits;
-  /** Estimated decoded bytes of the running calls' requests, by request id. */
-  readonly #decoded = new Map<number, number>();
+  /** Estimated decoded bytes of the running calls' requests. */
   #decodedBytes = 0;
   /** A REQUEST that waits for decoded bytes to be given back before it is decoded. */
   #deferred: Frame | undefined;
@@ -308,7 +307,6 @@ export class ServerConnection {
     const controller = new LazyAbort(deadline);
     this.#gate.started();
     this.#running.set(id, controller);
-    this.#decoded.set(id, cost);
     this.#decodedBytes += cost;
     this.#budgets?.decoded.charge(cost);
     if (deadline !== undefined) this.#deadlines.add(id, deadline);
@@ -326,10 +324,8 @@ export class ServerConnection {
     void run.finally(() => {
       this.#running.delete(id);
       this.#credits.delete(id);
-      const cost = this.#decoded.get(id) ?? 0;
       this.#decodedBytes -= cost;
       this.#budgets?.decoded.charge(-cost);
-      this.#decoded.delete(id);
       if (this.#deferred !== undefined) this.#retryDeferred();
       if (this.#running.size === 0) this.#onIdle?.();
     });
