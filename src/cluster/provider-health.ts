@@ -159,7 +159,11 @@ export class ProviderHealth {
         return value;
       },
       (error: unknown) => {
-        if (isProviderFailure(error) && !(error instanceof RpcError && error.details?.['breakerOpen'] === true)) {
+        // Failures while the provider is already ejected (calls in flight when it was, or sent
+        // to it because every provider is ejected) say nothing new: they must not eject it again
+        // and again, doubling its time out and logging a warning per call.
+        const alreadyEjected = entry.ejectedUntil > Date.now();
+        if (!alreadyEjected && isProviderFailure(error) && !(error instanceof RpcError && error.details?.['breakerOpen'] === true)) {
           entry.consecutive++;
           if (entry.consecutive >= ejection.consecutiveFailures) {
             entry.consecutive = 0;

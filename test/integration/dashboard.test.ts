@@ -80,6 +80,8 @@ describe('the live dashboard', () => {
       expect(labels.some((label) => label.endsWith(` ${unit}`) && Number.parseFloat(label) > 0)).toBe(true);
       expect(labels).toEqual(expect.arrayContaining(['now', '-15 s']));
     }
+    // Keeps updating: the line gains points as samples arrive (one per interval).
+    await page.waitForFunction(`(document.querySelector('#throughput-chart polyline')?.getAttribute('points') ?? '').split(' ').length >= 3`, undefined, { timeout: 10_000 });
     expect(await page.locator('#throughput-chart polyline').getAttribute('points')).toMatch(/^[\d.]+,[\d.]+( [\d.]+,[\d.]+)+$/);
     expect(await page.locator('#window').textContent()).toBe('30 s');
     expect(await page.locator('body').innerText()).not.toMatch(/updates:|points:/);

@@ -95,6 +95,24 @@ describe('outlier ejection', () => {
     expect(health.filter(items, (address) => address !== 'd').map((item) => item.address)).toEqual(['d']);
     health.close();
   });
+
+  it('failures while already ejected (in flight, or sent because all are ejected) neither re-eject nor warn again', async () => {
+    const ejections: number[] = [];
+    const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 200, maxMs: 10_000, maxPercent: 50 }, {
+      breaker: () => {},
+      ejected: (_address, _until, times) => ejections.push(times),
+    });
+    // 40 calls in flight together, all failing: one ejection, not thirteen.
+    await Promise.all(Array.from({ length: 40 }, () => health.run('a', fail()).catch(() => {})));
+    expect(ejections).toEqual([1]);
+    expect(health.ejection('a').count).toBe(1);
+    // A sole provider keeps being tried while ejected: still one ejection of the base length.
+    for (let i = 0; i < 30; i++) await health.run('a', fail()).catch(() => {});
+    expect(ejections).toEqual([1]);
+    const until = health.ejection('a').untilMs!;
+    expect(until - Date.now()).toBeLessThanOrEqual(200);
+    health.close();
+  });
 });
 
 describe('outcomes and mocks', () => {
