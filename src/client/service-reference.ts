@@ -1,5 +1,5 @@
 import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
-import type { ClusterCall, ClusterStrategy } from '../cluster/cluster.js';
+import { recordAttempt, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
@@ -344,15 +344,29 @@ class Attempt implements ClusterCall {
       // before producing anything fails this attempt, so failover may go elsewhere when that
       // is safe (the refusal says it never ran, or the method is idempotent). Failures after
       // the first chunk reach the reader.
-      return opened.then((stream) => stream.firstEvent().then(() => stream));
+      return opened.then((stream) => stream.firstEvent().then(() => stream)).then(
+        (stream) => {
+          recordAttempt(parts.budget, false);
+          return stream;
+        },
+        (error: unknown) => {
+          recordAttempt(parts.budget, true, error);
+          throw error;
+        },
+      );
     }
     const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
+    // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {
         finish(stats, tokens, started);
+        recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
-      () => finish(stats, tokens, started),
+      (error: unknown) => {
+        finish(stats, tokens, started);
+        recordAttempt(parts.budget, true, error);
+      },
     );
     if (parts.onAttempt !== undefined) this.#report(result, address, started);
     return result;

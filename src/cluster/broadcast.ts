@@ -1,7 +1,7 @@
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
-import { sendAttempt, singleAttempt, type ClusterStrategy } from './cluster.js';
+import { singleAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'broadcast';
@@ -20,7 +20,7 @@ export const createBroadcastCluster: ExtensionFactory<ClusterStrategy> = (option
     name: TYPE_NAME,
     async invoke(call) {
       if (call.stream) return singleAttempt(call);
-      const outcomes = await Promise.allSettled(call.providers.map((provider) => sendAttempt(call, provider)));
+      const outcomes = await Promise.allSettled(call.providers.map((provider) => call.send(provider)));
       const failures = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
       if (failures.length > 0 && (failures.length * 100) / outcomes.length > failurePercent) {
         const first = RpcError.from(failures[0]!.reason);

@@ -21,7 +21,7 @@ export interface ClusterCall {
    */
   readonly stream: boolean;
   /**
-   * The client's retry throttle: every attempt's outcome is recorded in it ({@link sendAttempt}),
+   * The client's retry throttle: every attempt's outcome is recorded in it by `send` ({@link recordAttempt}),
    * and a retry or hedge that may have reached a provider must be allowed by `allowRetry()`.
    */
   readonly budget: RetryBudget;
@@ -34,7 +34,9 @@ export interface ClusterCall {
   select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined;
   /**
    * Sends the call to `provider` (through its circuit breaker) and resolves with its result
-   * (a stream: the open stream). `signal` cancels this attempt only (hedging's losers).
+   * (a stream: the open stream). `signal` cancels this attempt only (hedging's losers). Every
+   * implementation records the attempt's outcome in `budget` ({@link recordAttempt}) as it
+   * settles, so strategies send with this alone.
    */
   send(provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown>;
 }
@@ -63,21 +65,15 @@ export function neverReached(error: unknown): boolean {
 }
 
 /**
- * Sends one attempt and records its outcome in the retry budget (gRFC A6): a success earns a
- * fraction of a token, a provider-side failure or an overload answer costs one; the caller's
- * own errors, cancelled losers and attempts that never reached a provider cost nothing.
+ * Records one settled attempt in the retry budget (gRFC A6): a success (`failed` false) earns a
+ * fraction of a token, a provider-side failure or an overload answer costs one; the caller's own
+ * errors, cancelled losers and attempts that never reached a provider cost nothing. Called by
+ * every {@link ClusterCall.send} from the handlers it already has on the attempt, so recording
+ * costs no promise of its own.
  */
-export function sendAttempt(call: ClusterCall, provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown> {
-  return call.send(provider, options).then(
-    (value) => {
-      call.budget.recordSuccess();
-      return value;
-    },
-    (error: unknown) => {
-      if (!neverReached(error) && (isProviderFailure(error) || (error as { code?: unknown }).code === RpcCode.RESOURCE_EXHAUSTED)) call.budget.recordFailure();
-      throw error;
-    },
-  );
+export function recordAttempt(budget: RetryBudget, failed: boolean, error?: unknown): void {
+  if (!failed) budget.recordSuccess();
+  else if (!neverReached(error) && (isProviderFailure(error) || (error as { code?: unknown }).code === RpcCode.RESOURCE_EXHAUSTED)) budget.recordFailure();
 }
 
 /**
@@ -90,7 +86,7 @@ export function attemptOnUntried(call: ClusterCall, tried: Set<ServiceInstance>,
     return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } }));
   }
   tried.add(provider);
-  return sendAttempt(call, provider, options);
+  return call.send(provider, options);
 }
 
 /**

@@ -2,7 +2,7 @@ import { checkInt, checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import { isProviderFailure } from './provider-health.js';
-import { attemptAbsorbingFailure, sendAttempt, type ClusterStrategy } from './cluster.js';
+import { attemptAbsorbingFailure, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failback';
@@ -41,7 +41,7 @@ export const createFailbackCluster: ExtensionFactory<ClusterStrategy> = (options
               log(`shuttle-rpc failback: no provider or no retry budget for ${where}; dropped`);
               return;
             }
-            sendAttempt(call, provider).then(
+            call.send(provider).then(
               () => pending--,
               (failure: unknown) => {
                 if (round < rounds && isProviderFailure(failure)) retry(round + 1);

@@ -2,7 +2,7 @@ import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
-import { mayRetryTransparently, safeToRetry, sendAttempt, singleAttempt, type ClusterCall, type ClusterStrategy } from './cluster.js';
+import { mayRetryTransparently, safeToRetry, singleAttempt, type ClusterCall, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'forking';
@@ -81,7 +81,7 @@ class Hedge {
     this.#launched++;
     const controller = new AbortController();
     this.#inFlight.add(controller);
-    sendAttempt(this.call, provider, { signal: controller.signal }).then(
+    this.call.send(provider, { signal: controller.signal }).then(
       (value) => {
         this.#inFlight.delete(controller);
         this.#settle(() => this.resolve(value));

@@ -1,4 +1,4 @@
-import type { ClusterCall } from '../../src/cluster/cluster.js';
+import { recordAttempt, type ClusterCall } from '../../src/cluster/cluster.js';
 import { RetryBudget } from '../../src/cluster/retry-budget.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
@@ -34,7 +34,14 @@ export function fakeCall(count: number, script: Script, options: FakeCallOptions
     select: (excluded) => providers.find((provider) => !excluded?.has(provider) && (options.available?.(provider) ?? true)),
     send: (provider, sendOptions) => {
       sent.push({ port: provider.port, at: Date.now(), signal: sendOptions?.signal });
-      return script(provider, sent.length, sendOptions?.signal);
+      const budget = call.budget;
+      return script(provider, sent.length, sendOptions?.signal).then(
+        (value) => (recordAttempt(budget, false), value),
+        (error: unknown) => {
+          recordAttempt(budget, true, error);
+          throw error;
+        },
+      );
     },
   };
   return { call, sent };

@@ -318,17 +318,24 @@ export class ServerConnection {
       meta: head.head.meta,
       peer: this.#peer,
     };
-    const run = wantsStream
-      ? this.#runStream(id, resolved, request, info, controller, serializer, window)
-      : this.#runUnary(id, oneWay, resolved, request, info, controller, serializer);
-    void run.finally(() => {
-      this.#running.delete(id);
-      this.#credits.delete(id);
-      this.#decodedBytes -= cost;
-      this.#budgets?.decoded.charge(-cost);
-      if (this.#deferred !== undefined) this.#retryDeferred();
-      if (this.#running.size === 0) this.#onIdle?.();
-    });
+    if (wantsStream) {
+      void this.#runStream(id, resolved, request, info, controller, serializer, window).finally(() => this.#ended(id, cost));
+    } else {
+      // No finally() here: with call scopes on, every promise of the process pays
+      // AsyncLocalStorage's hooks, and a unary call needs only the one its handler returns
+      // and the one its then() makes.
+      this.#runUnary(id, oneWay, resolved, request, info, controller, serializer, cost);
+    }
+  }
+
+  /** A call ended, its answer (if any) written: its id, credit and decoded budget are released. */
+  #ended(id: number, cost: number): void {
+    this.#running.delete(id);
+    this.#credits.delete(id);
+    this.#decodedBytes -= cost;
+    this.#budgets?.decoded.charge(-cost);
+    if (this.#deferred !== undefined) this.#retryDeferred();
+    if (this.#running.size === 0) this.#onIdle?.();
   }
 
   /** A call ended: the deferred request may fit now; reading resumes once it is taken. */
@@ -350,37 +357,49 @@ export class ServerConnection {
     }
   }
 
-  #runUnary(id: number, oneWay: boolean, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer): Promise<void> {
-    return resolved.invoke(request, info).then(
+  #runUnary(id: number, oneWay: boolean, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer, cost: number): void {
+    resolved.invoke(request, info).then(
       (value) => {
-        if (controller.aborted || oneWay) return;
-        let payload: Uint8Array;
         try {
-          payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
-        } catch (error) {
-          this.#answerError(id, false, new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`));
-          return;
+          this.#answer(id, oneWay, resolved, value, controller, serializer);
+        } finally {
+          this.#ended(id, cost);
         }
-        if (this.#writer.unsentBytes > DROP_ANSWERS_FACTOR * this.#limits.maxUnsentBytes) {
-          this.#answerError(id, false, new RpcError(RpcCode.RESOURCE_EXHAUSTED, `the answer of ${resolved.service}.${resolved.method} (${payload.length} bytes) was dropped: ${this.#writer.unsentBytes} bytes wait unsent on this connection, over its limit (maxUnsentBytes ${this.#limits.maxUnsentBytes}); read the answers already sent`, { retryAfterMs: 1000 }));
-          return;
-        }
-        const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-        writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
-        out.set(payload, HEADER_BYTES);
-        this.#writer.write(out);
-        this.#outbound.check();
-        // A moving average of the answers' size sizes the slices of calls started per turn.
-        this.#answerBytes = this.#answerBytes === 0 ? out.length : this.#answerBytes * 0.875 + out.length * 0.125;
-        this.#gate.sizeSlices(SLICE_ANSWER_BYTES, this.#answerBytes);
       },
       (error: unknown) => {
-        // After a cancel the caller has stopped listening; the result has nowhere to go.
-        const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
-        if (controller.callerLeft) return;
-        this.#answerError(id, oneWay, failure);
+        try {
+          // After a cancel the caller has stopped listening; the result has nowhere to go.
+          const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
+          if (!controller.callerLeft) this.#answerError(id, oneWay, failure);
+        } finally {
+          this.#ended(id, cost);
+        }
       },
     );
+  }
+
+  /** Writes a unary call's answer, unless nobody waits for it or the connection cannot take it. */
+  #answer(id: number, oneWay: boolean, resolved: ResolvedMethod, value: unknown, controller: LazyAbort, serializer: Serializer): void {
+    if (controller.aborted || oneWay) return;
+    let payload: Uint8Array;
+    try {
+      payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
+    } catch (error) {
+      this.#answerError(id, false, new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`));
+      return;
+    }
+    if (this.#writer.unsentBytes > DROP_ANSWERS_FACTOR * this.#limits.maxUnsentBytes) {
+      this.#answerError(id, false, new RpcError(RpcCode.RESOURCE_EXHAUSTED, `the answer of ${resolved.service}.${resolved.method} (${payload.length} bytes) was dropped: ${this.#writer.unsentBytes} bytes wait unsent on this connection, over its limit (maxUnsentBytes ${this.#limits.maxUnsentBytes}); read the answers already sent`, { retryAfterMs: 1000 }));
+      return;
+    }
+    const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+    writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
+    out.set(payload, HEADER_BYTES);
+    this.#writer.write(out);
+    this.#outbound.check();
+    // A moving average of the answers' size sizes the slices of calls started per turn.
+    this.#answerBytes = this.#answerBytes === 0 ? out.length : this.#answerBytes * 0.875 + out.length * 0.125;
+    this.#gate.sizeSlices(SLICE_ANSWER_BYTES, this.#answerBytes);
   }
 
   async #runStream(id: number, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer, window: number): Promise<void> {
