@@ -20,7 +20,7 @@ export interface MethodDescriptor<K extends MethodKind = MethodKind> {
 /** A method that answers with one value (its proxy method returns a promise). */
 export const unary: MethodDescriptor<'unary'> = Object.freeze({ kind: 'unary' });
 
-/** A method whose provider is an async generator (its proxy method returns a {@link StreamingCall}-like iterable). */
+/** A method whose provider is an async generator (its proxy method returns an iterable call with a `trailer`). */
 export const serverStream: MethodDescriptor<'server-stream'> = Object.freeze({ kind: 'server-stream' });
 
 /** Only for the type checker: carries the service interface `T` inside a descriptor's type. */

@@ -53,7 +53,7 @@ export type RecordHolder = { readonly legacy: object } | { readonly standard: ob
 export function standardHolder(context: StandardContext, decorator: string): RecordHolder {
   if (context.metadata === null || typeof context.metadata !== 'object') {
     throw new TypeError(
-      `shuttle-rpc: ${decorator} got a standard decorator context without metadata; compile with TypeScript 5.2 or later (or another compiler that implements decorator metadata)`,
+      `shuttle-rpc: ${decorator} got a standard decorator context without metadata: Symbol.metadata was undefined when the class was defined, or the compiler does not implement decorator metadata (TypeScript does from 5.2)`,
     );
   }
   return { standard: context.metadata };
