@@ -6,9 +6,15 @@ import { classOf, readOwn } from './store.js';
  * same in both decorator modes; only where they are kept differs (store.ts).
  */
 
-/** Record keys; `Symbol.for` so that two copies of the package read each other's records. */
+/*
+ * Record keys. `Symbol.for`, so that two copies of the package (say, one bundled by a plugin)
+ * read each other's records.
+ */
+/** Key of a class's {@link ServiceMetadata}. */
 export const SERVICE_KEY = Symbol.for('shuttle-rpc:service');
+/** Key of a class's own `@RpcMethod` records: a Map of method name to {@link MethodRecord}. */
 export const METHODS_KEY = Symbol.for('shuttle-rpc:methods');
+/** Key of a class's own `@RpcReference` records: an array of {@link ReferenceMetadata}. */
 export const REFERENCES_KEY = Symbol.for('shuttle-rpc:references');
 
 /** What `@RpcService` recorded about a class. */
