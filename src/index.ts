@@ -2,7 +2,21 @@
  * shuttle-rpc: the public API. Everything a provider or consumer application uses is exported
  * here; plugin authors also use `shuttle-rpc/spi`, tests `shuttle-rpc/testing`.
  */
-export { RpcService, RpcMethod, RpcReference, type RpcServiceOptions, type RpcMethodOptions } from './decorators/decorators.js';
+export {
+  RpcService,
+  RpcMethod,
+  RpcReference,
+  defineService,
+  unary,
+  serverStream,
+  type RpcServiceOptions,
+  type RpcMethodOptions,
+  type ServiceDescriptor,
+  type MethodDescriptor,
+  type MethodKind,
+  type MethodKinds,
+  type ServiceImplementation,
+} from './decorators/decorators.js';
 export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
 export { createServer, type RpcServer, type ServerOptions, type ExtraTransport, type CallContext } from './server/server.js';
 export { createClient, type AttemptEvent, type RpcClient, type ClientOptions, type ProviderStatus, type ReferenceOptions, type RouteEvent } from './client/client.js';

@@ -6,10 +6,12 @@ import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from '../c
 import { resolveMock, type MockOptions } from './mock.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { getReferenceMetadata } from '../decorators/decorators.js';
+import { isServiceDescriptor, type ServiceDescriptor } from '../decorators/descriptor.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
-import { createProxy, type Proxied } from '../proxy/proxy.js';
+import { createDescribedProxy } from '../proxy/described.js';
+import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
 import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -156,8 +158,18 @@ const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'l
 export interface RpcClient {
   /** The extension context this client resolves names in. */
   readonly context: ShuttleContext;
-  /** A typed stub for `service`. Proxies for equal options share one provider directory. */
+  /**
+   * A typed stub for the service named `service`, typed by `T`. A method's kind is not known
+   * from a name, so a call starts as a stream when it is iterated in the tick it is made and as
+   * a unary call otherwise. Proxies for equal options share one provider directory.
+   */
   proxy<T>(service: string, options?: ReferenceOptions): Proxied<T>;
+  /**
+   * A typed stub for the service of `descriptor`: typed by its interface, with exactly its
+   * methods, each called in the kind the descriptor declares (a streaming call opens when it is
+   * first iterated, whenever that is).
+   */
+  proxy<T>(descriptor: ServiceDescriptor<T>, options?: ReferenceOptions): Proxied<T>;
   /** Fills every `@RpcReference` property of `target` with a proxy; returns `target`. */
   inject<T extends object>(target: T): T;
   /**
@@ -292,9 +304,10 @@ class Client implements RpcClient {
     });
   }
 
-  proxy<T>(service: string, options: ReferenceOptions = {}): Proxied<T> {
+  proxy<T>(target: string | ServiceDescriptor<T>, options: ReferenceOptions = {}): Proxied<T> {
     if (this.#closed) throw new TypeError('shuttle-rpc: client is closed');
-    checkName('service', service);
+    const descriptor = isServiceDescriptor(target) ? (target as ServiceDescriptor<T>) : undefined;
+    const service = checkName('service', descriptor?.name ?? target);
     if (options === null || typeof options !== 'object') throw invalidOption('reference options', options, 'an object');
     checkKnownKeys(`reference ${service}`, options, REFERENCE_KEYS);
     const version = checkOptionalName('version', options.version);
@@ -324,7 +337,8 @@ class Client implements RpcClient {
       onStreamBreak: this.#onStreamBreak,
       isClosed: () => this.#closed,
     });
-    return createProxy<T>(service, (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode));
+    const caller: MethodCaller = (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode);
+    return descriptor === undefined ? createProxy<T>(service, caller) : createDescribedProxy(descriptor, caller);
   }
 
   async ready(): Promise<void> {
@@ -362,7 +376,10 @@ class Client implements RpcClient {
   inject<T extends object>(target: T): T {
     for (const reference of getReferenceMetadata(target)) {
       Object.defineProperty(target, reference.property, {
-        value: this.proxy(reference.service, reference.options as ReferenceOptions),
+        value:
+          reference.descriptor === undefined
+            ? this.proxy(reference.service, reference.options as ReferenceOptions)
+            : this.proxy(reference.descriptor, reference.options as ReferenceOptions),
         enumerable: true,
         writable: false,
         configurable: true,

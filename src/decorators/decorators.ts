@@ -1,16 +1,30 @@
-import 'reflect-metadata';
 import { checkBool, checkInt, checkKnownKeys, checkName, checkOptionalName, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { isServiceDescriptor, type ServiceDescriptor, type ServiceImplementation } from './descriptor.js';
+import {
+  METHODS_KEY,
+  REFERENCES_KEY,
+  SERVICE_KEY,
+  referencesOf,
+  resolveMethods,
+  serviceOfClass,
+  type MethodMetadata,
+  type MethodRecord,
+  type ReferenceMetadata,
+  type ServiceMetadata,
+} from './records.js';
+import { designParamTypes, isStandardContext, ownRecord, setRecord, standardHolder, type RecordHolder, type StandardContext } from './store.js';
 
 /*
- * The only module that touches reflect-metadata. Decorators write into our own metadata keys;
- * the rest of the framework reads the results through the typed getters below. Nothing on the
- * wire depends on TypeScript's `design:*` metadata: it is only read to describe parameter types
- * for humans (and a canary test proves the build emits it).
+ * The decorators work in both TypeScript decorator modes and tell them apart by their
+ * arguments: a standard (TC39) decorator gets `(value, context)` with `context.kind`; a legacy
+ * one (`experimentalDecorators`) gets `(constructor)` or `(prototype, key[, descriptor])`. Each
+ * records the same thing either way (store.ts says where). Nothing on the wire depends on
+ * TypeScript's `design:*` metadata.
  */
 
-const SERVICE_KEY = Symbol.for('shuttle-rpc:service');
-const METHODS_KEY = Symbol.for('shuttle-rpc:methods');
-const REFERENCES_KEY = Symbol.for('shuttle-rpc:references');
+export { defineService, isServiceDescriptor, serverStream, unary } from './descriptor.js';
+export type { MethodDescriptor, MethodKind, MethodKinds, MethodNames, ServiceDescriptor, ServiceImplementation } from './descriptor.js';
+export type { MethodMetadata, ReferenceMetadata, ServiceMetadata } from './records.js';
 
 /** Options of {@link RpcService}. */
 export interface RpcServiceOptions {
@@ -32,114 +46,167 @@ export interface RpcMethodOptions {
   timeoutMs?: number;
 }
 
-/** What {@link RpcService} recorded about a class. */
-export interface ServiceMetadata {
-  readonly name: string;
-  readonly version: string;
-  readonly group: string;
+/** Any class whose instances are `I` (`any` arguments, as TypeScript's own decorator context types have). */
+export type AnyClass<I = unknown> = abstract new (...args: any[]) => I;
+
+/** What {@link RpcService} returns: a class decorator for either decorator mode. */
+export interface RpcServiceDecorator<C extends AnyClass = AnyClass> {
+  /** Standard (TC39) decorators. */
+  (value: C, context: ClassDecoratorContext<C>): void;
+  /** Legacy decorators (`experimentalDecorators`). */
+  (target: C): void;
 }
 
-/** What {@link RpcMethod} recorded about one method. */
-export interface MethodMetadata {
-  readonly name: string;
-  readonly idempotent: boolean;
-  readonly stream: boolean;
-  readonly timeoutMs: number | undefined;
-  /** Parameter type names from `design:paramtypes`; descriptive only. */
-  readonly paramTypes: readonly string[];
+/** What {@link RpcMethod} returns: a method decorator for either decorator mode. */
+export interface RpcMethodDecorator {
+  /** Standard (TC39) decorators. */
+  (value: Function, context: ClassMethodDecoratorContext): void;
+  /** Legacy decorators (`experimentalDecorators`). */
+  (target: object, property: string | symbol, descriptor: PropertyDescriptor): void;
 }
 
-/** What {@link RpcReference} recorded about one property. */
-export interface ReferenceMetadata {
-  readonly property: string | symbol;
-  readonly service: string;
-  readonly options: Readonly<Record<string, unknown>>;
+/** What {@link RpcReference} returns: a field decorator for either decorator mode. */
+export interface RpcReferenceDecorator {
+  /** Standard (TC39) decorators. */
+  (value: undefined, context: ClassFieldDecoratorContext): void;
+  /** Legacy decorators (`experimentalDecorators`). */
+  (target: object, property: string | symbol): void;
 }
 
 /**
- * Marks a class as an exported RPC service. Only methods also marked with {@link RpcMethod}
- * become callable.
+ * Marks a class as an exported RPC service: `@RpcService({ name, version?, group? })`, or
+ * `@RpcService(descriptor, { version?, group? })` with a {@link ServiceDescriptor}, which also
+ * makes the compiler check the class against the descriptor's interface. Without a
+ * descriptor only `@RpcMethod` methods are callable; with one, exactly the descriptor's
+ * methods in its kinds (see {@link getMethodMetadata}), checked when the class is defined.
+ * Bad options throw a TypeError naming the key.
  */
-export function RpcService(options: RpcServiceOptions): ClassDecorator {
-  if (options === null || typeof options !== 'object') throw invalidOption('@RpcService options', options, 'an object with a name');
-  checkKnownKeys('@RpcService', options, ['name', 'version', 'group']);
-  const meta: ServiceMetadata = {
-    name: checkName('@RpcService name', options.name),
-    version: checkOptionalName('@RpcService version', options.version),
-    group: checkOptionalName('@RpcService group', options.group),
-  };
-  return (target) => {
-    Reflect.defineMetadata(SERVICE_KEY, meta, target);
+export function RpcService(options: RpcServiceOptions): RpcServiceDecorator;
+export function RpcService<T>(descriptor: ServiceDescriptor<T>, options?: Omit<RpcServiceOptions, 'name'>): RpcServiceDecorator<AnyClass<ServiceImplementation<T>>>;
+export function RpcService(first: RpcServiceOptions | ServiceDescriptor, second?: Omit<RpcServiceOptions, 'name'>): RpcServiceDecorator {
+  const meta = serviceMetadata(first, second);
+  return function decorate(target: AnyClass, context?: unknown): void {
+    const check = (): void => void resolveMethods(target.prototype as object, meta, target.name || meta.name);
+    if (isStandardContext(context)) {
+      if (context.kind !== 'class') throw new TypeError(`shuttle-rpc: @RpcService decorates a class, not a ${context.kind}`);
+      setRecord(standardHolder(context, '@RpcService'), SERVICE_KEY, meta);
+      // The class's Symbol.metadata is installed after its class decorators run, before its
+      // initializers do: the methods can be read back from there.
+      context.addInitializer(check);
+      return;
+    }
+    setRecord({ legacy: target }, SERVICE_KEY, meta);
+    check();
   };
 }
 
-/** Marks a method of an {@link RpcService} class as callable over RPC. */
-export function RpcMethod(options: RpcMethodOptions = {}): MethodDecorator {
+function serviceMetadata(first: RpcServiceOptions | ServiceDescriptor, second: Omit<RpcServiceOptions, 'name'> | undefined): ServiceMetadata {
+  if (isServiceDescriptor(first)) {
+    if (second === undefined) return { name: first.name, version: '', group: '', descriptor: first };
+    if (second === null || typeof second !== 'object') throw invalidOption('@RpcService options', second, 'an object with version and/or group');
+    checkKnownKeys(`@RpcService(${first.name})`, second, ['version', 'group']);
+    const version = checkOptionalName('@RpcService version', second.version);
+    return { name: first.name, version, group: checkOptionalName('@RpcService group', second.group), descriptor: first };
+  }
+  if (first === null || typeof first !== 'object') throw invalidOption('@RpcService options', first, 'an object with a name, or a service descriptor');
+  checkKnownKeys('@RpcService', first, ['name', 'version', 'group']);
+  return {
+    name: checkName('@RpcService name', first.name),
+    version: checkOptionalName('@RpcService version', first.version),
+    group: checkOptionalName('@RpcService group', first.group),
+  };
+}
+
+/**
+ * Marks an instance method of an {@link RpcService} class as callable over RPC, with its
+ * retry and timeout policy. Throws a TypeError on bad options, and when applied to anything but
+ * a string-named, public, non-static method.
+ */
+export function RpcMethod(options: RpcMethodOptions = {}): RpcMethodDecorator {
   if (options === null || typeof options !== 'object') throw invalidOption('@RpcMethod options', options, 'an object');
   checkKnownKeys('@RpcMethod', options, ['idempotent', 'stream', 'timeoutMs']);
   const idempotent = checkBool('@RpcMethod idempotent', options.idempotent, false);
-  const stream = checkBool('@RpcMethod stream', options.stream, false);
+  const stream = options.stream === undefined ? undefined : checkBool('@RpcMethod stream', options.stream, false);
   const timeoutMs = checkInt('@RpcMethod timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS);
-  return (target, property, descriptor) => {
+  const record = (holder: RecordHolder, name: string, paramTypes: readonly string[]): void => {
+    const meta: MethodRecord = { name, idempotent, stream, timeoutMs, paramTypes };
+    ownRecord(holder, METHODS_KEY, () => new Map<string, MethodRecord>()).set(name, meta);
+  };
+  return function decorate(target: unknown, property: unknown, descriptor?: PropertyDescriptor): void {
+    if (isStandardContext(property)) {
+      const name = memberName(property, 'method', '@RpcMethod');
+      if (typeof name !== 'string') throw new TypeError('shuttle-rpc: @RpcMethod needs a string-named method, not a symbol');
+      record(standardHolder(property, '@RpcMethod'), name, []);
+      return;
+    }
     if (typeof property !== 'string') throw new TypeError('shuttle-rpc: @RpcMethod needs a string-named method, not a symbol');
-    if (typeof descriptor.value !== 'function') {
+    if (typeof target === 'function') throw new TypeError(`shuttle-rpc: @RpcMethod on ${property} must decorate an instance method, not a static one`);
+    if (typeof descriptor?.value !== 'function') {
       throw new TypeError(`shuttle-rpc: @RpcMethod on ${property} must decorate a method, not an accessor or field`);
     }
-    const paramTypes = (Reflect.getMetadata('design:paramtypes', target, property) as Function[] | undefined) ?? [];
-    const meta: MethodMetadata = {
-      name: property,
-      idempotent,
-      stream,
-      timeoutMs,
-      paramTypes: paramTypes.map((type) => type?.name ?? 'unknown'),
-    };
-    const own = (Reflect.getOwnMetadata(METHODS_KEY, target) as Map<string, MethodMetadata> | undefined) ?? new Map();
-    own.set(property, meta);
-    Reflect.defineMetadata(METHODS_KEY, own, target);
-  };
+    record({ legacy: target as object }, property, designParamTypes(target as object, property));
+  } as RpcMethodDecorator;
 }
 
 /**
- * Marks a property to receive a client proxy for `service` when the object is passed to
- * `client.inject(obj)`. `options` are the same as those of `client.proxy`.
+ * Marks a property to receive a client proxy for `service` (a name, or a descriptor whose
+ * proxy then knows each method's kind) when the object is passed to `client.inject(obj)`.
+ * `options` are those of `client.proxy`. Applies to public instance fields only.
  */
-export function RpcReference(service: string, options: Readonly<Record<string, unknown>> = {}): PropertyDecorator {
-  checkName('@RpcReference service', service);
+export function RpcReference(service: string | ServiceDescriptor, options: Readonly<Record<string, unknown>> = {}): RpcReferenceDecorator {
+  const descriptor = isServiceDescriptor(service) ? service : undefined;
+  const name = descriptor?.name ?? checkName('@RpcReference service', service);
   if (options === null || typeof options !== 'object') throw invalidOption('@RpcReference options', options, 'an object');
-  return (target, property) => {
-    const own = (Reflect.getOwnMetadata(REFERENCES_KEY, target) as ReferenceMetadata[] | undefined) ?? [];
-    own.push({ property, service, options });
-    Reflect.defineMetadata(REFERENCES_KEY, own, target);
-  };
+  const meta = (property: string | symbol): ReferenceMetadata => (descriptor === undefined ? { property, service: name, options } : { property, service: name, descriptor, options });
+  return function decorate(target: unknown, property: unknown): void {
+    if (isStandardContext(property)) {
+      const field = memberName(property, 'field', '@RpcReference');
+      ownRecord(standardHolder(property, '@RpcReference'), REFERENCES_KEY, (): ReferenceMetadata[] => []).push(meta(field));
+      return;
+    }
+    if (typeof target === 'function') throw new TypeError(`shuttle-rpc: @RpcReference on ${String(property)} must decorate an instance field, not a static one`);
+    ownRecord({ legacy: target as object }, REFERENCES_KEY, (): ReferenceMetadata[] => []).push(meta(property as string | symbol));
+  } as RpcReferenceDecorator;
+}
+
+/**
+ * The key of the public instance member a standard decorator was applied to; throws unless it
+ * is a `kind` (a `#private` member cannot be looked up or assigned by name).
+ */
+function memberName(context: StandardContext, kind: 'method' | 'field', decorator: string): string | symbol {
+  const name = String(context.name);
+  if (context.kind !== kind) throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate a ${kind}, not a ${context.kind}`);
+  if (context.static) throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate an instance ${kind}, not a static one`);
+  if (context.private || context.name === undefined) throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate a public ${kind}, not a #private one`);
+  return context.name;
 }
 
 /** The service metadata of an instance's class, or undefined when it is not an RpcService. */
 export function getServiceMetadata(instance: object): ServiceMetadata | undefined {
-  return Reflect.getMetadata(SERVICE_KEY, instance.constructor) as ServiceMetadata | undefined;
+  return serviceOfClass(instance.constructor);
 }
 
 /**
- * The RpcMethod metadata of an instance, including methods decorated on base classes; a
- * subclass's decoration of the same name wins.
+ * The callable methods of an instance: its `@RpcMethod` methods (base classes included; a
+ * subclass's decoration of a name wins) or, when its class was exported with a descriptor,
+ * the descriptor's methods. Throws a TypeError when the decorations contradict the
+ * descriptor or a listed method is not a function on the instance.
  */
 export function getMethodMetadata(instance: object): ReadonlyMap<string, MethodMetadata> {
-  const chain: object[] = [];
-  for (let proto = Object.getPrototypeOf(instance); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
-    chain.push(proto);
+  const service = getServiceMetadata(instance);
+  const className = (instance.constructor as Function | undefined)?.name || 'object';
+  const methods = resolveMethods(Object.getPrototypeOf(instance) as object | null, service, className);
+  if (service?.descriptor !== undefined) {
+    for (const name of methods.keys()) {
+      if (typeof (instance as Record<string, unknown>)[name] !== 'function') {
+        throw new TypeError(`shuttle-rpc: ${className}.${name} is listed in service descriptor ${service.name} but is not a method of the instance`);
+      }
+    }
   }
-  const merged = new Map<string, MethodMetadata>();
-  for (const proto of chain.reverse()) {
-    const own = Reflect.getOwnMetadata(METHODS_KEY, proto) as Map<string, MethodMetadata> | undefined;
-    for (const [name, meta] of own ?? []) merged.set(name, meta);
-  }
-  return merged;
+  return methods;
 }
 
 /** The RpcReference properties of an instance, base classes included. */
 export function getReferenceMetadata(instance: object): readonly ReferenceMetadata[] {
-  const all: ReferenceMetadata[] = [];
-  for (let proto = Object.getPrototypeOf(instance); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
-    all.push(...((Reflect.getOwnMetadata(REFERENCES_KEY, proto) as ReferenceMetadata[] | undefined) ?? []));
-  }
-  return all;
+  return referencesOf(Object.getPrototypeOf(instance) as object | null);
 }
