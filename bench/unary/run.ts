@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { numberOption } from '../common/common.js';
 
 /*
- * bench:unary — shuttle-rpc against a raw `net` baseline and @grpc/grpc-js, side by side in one
- * run. For every payload size and concurrency, each system gets a fresh server process and a
+ * bench:unary — shuttle-rpc against a raw `net` baseline, @grpc/grpc-js and Moleculer (TCP
+ * transporter; its default JSON serializer and its MessagePack one), side by side in one run. For every payload size and concurrency, each system gets a fresh server process and a
  * fresh client process (so client and server never share a core's event loop), one after the
  * other. Prints a markdown table with requests/s, p50/p99 latency and shuttle's ratios.
  *
@@ -17,7 +17,10 @@ const durationMs = numberOption('ms', 3000);
 const rounds = numberOption('rounds', 1);
 const payloads = [64, 64 * 1024];
 const concurrencies = [1, 32, 256];
-const systems = ['shuttle', 'raw', 'grpc-js'];
+// --systems a,b runs a subset; the ratio columns need shuttle and the system they compare with.
+const allSystems = ['shuttle', 'raw', 'grpc-js', 'moleculer', 'moleculer-msgpack'];
+const only = process.argv.indexOf('--systems');
+const systems = only < 0 ? allSystems : (process.argv[only + 1] ?? '').split(',').filter((name) => allSystems.includes(name));
 
 interface Result {
   requests: number;
@@ -67,18 +70,22 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
-const rps = (result: Result): number => result.requests / result.seconds;
+const rps = (result: Result | undefined): number => (result === undefined ? Number.NaN : result.requests / result.seconds);
+const lat = (result: Result | undefined): string => (result === undefined ? '-' : `${result.p50.toFixed(0)} / ${result.p99.toFixed(0)}`);
+const count = (result: Result | undefined): string => (result === undefined ? '-' : String(Math.round(rps(result))));
+const ratio = (a: Result | undefined, b: Result | undefined): string => (a === undefined || b === undefined ? '-' : `${(rps(a) / rps(b)).toFixed(2)}x`);
 const lines = [
-  `| payload | concurrency | shuttle req/s | shuttle p50 / p99 µs | raw net req/s | raw p50 / p99 µs | grpc-js req/s | grpc-js p50 / p99 µs | shuttle / raw | shuttle / grpc-js |`,
-  `|---|---|---|---|---|---|---|---|---|---|`,
+  `| payload | concurrency | shuttle req/s | shuttle p50 / p99 µs | raw net req/s | raw p50 / p99 µs | grpc-js req/s | grpc-js p50 / p99 µs | Moleculer JSON req/s | Moleculer msgpack req/s | Moleculer p50 / p99 µs (best) | shuttle / raw | shuttle / grpc-js | shuttle / Moleculer (best) |`,
+  `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
 ];
 for (const bytes of payloads) {
   for (const concurrency of concurrencies) {
-    const [s, r, g] = systems.map((system) => best.get(`${bytes}/${concurrency}/${system}`)!) as [Result, Result, Result];
+    const [s, r, g, mj, mm] = allSystems.map((system) => best.get(`${bytes}/${concurrency}/${system}`));
+    // Moleculer's better serializer for this cell is the one a user would keep.
+    const m = rps(mm) > rps(mj) || mj === undefined ? mm : mj;
     const size = bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`;
-    const lat = (result: Result): string => `${result.p50.toFixed(0)} / ${result.p99.toFixed(0)}`;
     lines.push(
-      `| ${size} | ${concurrency} | ${Math.round(rps(s))} | ${lat(s)} | ${Math.round(rps(r))} | ${lat(r)} | ${Math.round(rps(g))} | ${lat(g)} | ${(rps(s) / rps(r)).toFixed(2)}x | ${(rps(s) / rps(g)).toFixed(2)}x |`,
+      `| ${size} | ${concurrency} | ${count(s)} | ${lat(s)} | ${count(r)} | ${lat(r)} | ${count(g)} | ${lat(g)} | ${count(mj)} | ${count(mm)} | ${lat(m)} | ${ratio(s, r)} | ${ratio(s, g)} | ${ratio(s, m)} |`,
     );
   }
 }

@@ -3,11 +3,13 @@ import * as grpc from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 import { RpcMethod, RpcService, createClient, createServer } from 'shuttle-rpc';
 import { lengthPrefixed, msgpackGrpcDefinition, readLengthPrefixed } from '../common/common.js';
+import { moleculerJson, moleculerMsgpack } from './moleculer.js';
 
 /*
- * The three systems compared by bench:unary, each as a server half and a client half that
- * echo one binary payload. All three encode the payload with msgpackr, so the comparison is
- * about the RPC machinery, not the serializer.
+ * The systems compared by bench:unary, each as a server half and a client half that echo one
+ * binary payload. shuttle, raw and grpc-js encode the payload with msgpackr, so their comparison
+ * is about the RPC machinery, not the serializer; Moleculer (moleculer.ts) runs with its own
+ * serializers, as its users would.
  */
 
 /** Sends one request and resolves with the reply. */
@@ -121,4 +123,4 @@ function grpcDefinition(packr: Packr): grpc.ServiceDefinition {
   return msgpackGrpcDefinition(packr, 'echo', '/bench.Echo/Echo', false);
 }
 
-export const SYSTEMS: Record<string, BenchSystem> = { shuttle, raw, 'grpc-js': grpcJs };
+export const SYSTEMS: Record<string, BenchSystem> = { shuttle, raw, 'grpc-js': grpcJs, moleculer: moleculerJson, 'moleculer-msgpack': moleculerMsgpack };
