@@ -67,6 +67,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('--metrics <names>', 'metric names: auto, vllm, sglang, or field=name;… (fields: running, waiting, kvUsage, tokensPerSecond, generatedTokensTotal, cacheHitRate)', 'auto')
     .option('--metrics-interval <ms>', 'how often to read the metrics', positiveInt, 500)
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
+    .addOption(new Option('--priority <style>', "send each call's priority to the engine: vllm (run it with --scheduling-policy priority), sglang (with --enable-priority-scheduling), or none").choices(['none', 'vllm', 'sglang']).default('none'))
     .option('--host <host>', 'address to serve shuttle calls on')
     .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
     .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)

@@ -14,6 +14,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   metrics: string;
   metricsInterval: number;
   slots: number;
+  priority: 'none' | 'vllm' | 'sglang';
   host?: string;
   port: number;
   adminPort?: number;
@@ -52,6 +53,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     metrics: names,
     metricsIntervalMs: options.metricsInterval,
     slots: options.slots,
+    priority: options.priority,
     server: {
       registry: await registryUrl(options),
       port: options.port,

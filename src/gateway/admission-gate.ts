@@ -12,7 +12,7 @@ import type { Caller } from './caller.js';
 import { BadRequest } from './openai-errors.js';
 
 /** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
-export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve'> {
+export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve' | 'overcommit'> {
   /** Longest a request waits for a free worker slot, ms (never beyond the gateway's timeoutMs); 30 s by default. */
   maxWaitMs?: number;
   /** Bearer token → tenant; a request with a listed token is charged to its tenant whatever its headers say. */
@@ -23,7 +23,7 @@ export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueu
   embeddingParallelism?: number;
 }
 
-const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
+const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'overcommit', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
 
 /** What one admitted piece of work reports back: its result and the tokens it really cost. */
 export interface Admitted<T> {
@@ -56,7 +56,7 @@ export class GatewayAdmission {
       throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key to tenant name');
     }
     this.apiKeyTenants = new Map(Object.entries(keys));
-    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve } = options;
+    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit } = options;
     const queue: AdmissionQueue = new AdmissionQueue({
       capacity: () => fleetSlots(client),
       maxQueued,
@@ -64,6 +64,7 @@ export class GatewayAdmission {
       tenants,
       tenantDefaults,
       reserve,
+      overcommit,
       observer: metrics === undefined ? undefined : admissionMetrics(metrics, () => queue.stats()),
     });
     this.#queue = queue;
