@@ -9,7 +9,7 @@ export type ChargedUsage = Partial<Pick<Usage, 'promptTokens' | 'cachedTokens' |
 import { admissionMetrics } from '../metrics/admission.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { Caller } from './caller.js';
-import { BadRequest } from './openai-errors.js';
+import { admissionFailure, BadRequest } from './openai-errors.js';
 
 /** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
 export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve' | 'overcommit'> {
@@ -129,9 +129,13 @@ export class GatewayAdmission {
     clearInterval(this.#wake);
   }
 
-  #admit(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal): Promise<Ticket> {
+  async #admit(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal): Promise<Ticket> {
     const deadline = performance.now() + Math.min(timeoutMs, this.#maxWaitMs);
-    return this.#queue.admit({ tenant: caller.tenant, priority: caller.priority, tokens, deadline, signal });
+    try {
+      return await this.#queue.admit({ tenant: caller.tenant, priority: caller.priority, tokens, deadline, signal });
+    } catch (error) {
+      throw admissionFailure(error);
+    }
   }
 }
 

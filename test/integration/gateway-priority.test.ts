@@ -19,7 +19,7 @@ beforeAll(async () => {
   dir = await tempDir();
   const registry = `file://${dir.dir}`;
   worker = await startFixture('../../examples/inference/worker', { SHUTTLE_REGISTRY: registry }, 10_000, [], ['--name', 'prio', '--slots', '2', '--scheduling', 'priority']);
-  gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { overcommit: { priority: 5, slots: 2 } } });
+  gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { overcommit: { priority: 5, slots: 2 } }, log: false });
   // The gateway admits by the workers' slots: wait until it has seen the worker.
   for (let i = 0; i < 100 && gateway.client.providers().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
 }, 30_000);
@@ -61,6 +61,16 @@ function stream(priority: string, tenant: string, maxTokens: number): { started:
   return { started, done, finished: () => finished };
 }
 
+/** Non-streaming chat through `target`'s gateway. */
+function ask(target: Gateway, tenant: string, maxTokens: number, signal?: AbortSignal): Promise<Response> {
+  return fetch(`${target.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': tenant },
+    body: JSON.stringify({ model: 'llama-3-8b', messages: [{ role: 'user', content: `from ${tenant}` }], max_tokens: maxTokens }),
+    ...(signal === undefined ? {} : { signal }),
+  });
+}
+
 describe('priority reaches the engine', () => {
   it('a high-priority request overtakes a full batch and the queue; the preempted low stream still finishes', async () => {
     const lows = [stream('low', 'batch', 600), stream('low', 'batch', 600)];
@@ -87,4 +97,36 @@ describe('priority reaches the engine', () => {
     expect(await Promise.all(lows.map((low) => low.done))).toEqual([600, 600]);
     expect(await queued.done).toBe(8);
   }, 60_000);
+});
+
+describe('refusals by the queue', () => {
+  it('a 429 from a full queue says the queue is full, with Retry-After; from a tenant at its share, that tenant', async () => {
+    // A second gateway over the same worker, with room for one waiting call per tenant, two in all.
+    const small = await startGateway({ port: 0, client: { registry: `file://${dir.dir}`, config: false, log: false }, admission: { maxQueued: 2, tenantDefaults: { maxQueued: 1 } }, log: false });
+    const stop = new AbortController();
+    try {
+      for (let i = 0; i < 100 && small.client.providers().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      const pending = [ask(small, 'a', 1000, stop.signal), ask(small, 'a', 1000, stop.signal)].map((answer) => answer.catch(() => undefined));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      pending.push(ask(small, 'a', 8, stop.signal).catch(() => undefined));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const share = await ask(small, 'a', 8);
+      expect(share.status).toBe(429);
+      expect(Number(share.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const shareError = ((await share.json()) as { error: { message: string; type: string } }).error;
+      expect(shareError.message).toMatch(/^the gateway's admission queue turned the request away before any worker saw it: tenant "a" has 1 calls waiting, its maxQueued; retry in \d+ ms$/);
+      expect(shareError.type).toBe('rate_limit_error');
+      pending.push(ask(small, 'b', 8, stop.signal).catch(() => undefined));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const full = await ask(small, 'c', 8);
+      expect(full.status).toBe(429);
+      expect(Number(full.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const fullError = ((await full.json()) as { error: { message: string } }).error.message;
+      expect(fullError).toMatch(/the admission queue is full \(2 calls waiting, maxQueued 2\); retry in \d+ ms$/);
+      expect(fullError).not.toMatch(/saturated/);
+    } finally {
+      stop.abort();
+      await small.close();
+    }
+  }, 30_000);
 });
