@@ -1,6 +1,6 @@
 import type { AdmissionClock, AdmissionOptions } from '../../src/admission/admission.js';
 import { AdmissionQueue } from '../../src/admission/queue.js';
-import { SimEngine, VirtualClock } from '../../src/sim/sim.js';
+import { SimEngine, VirtualClock, type EngineConfig } from '../../src/sim/sim.js';
 import { RpcCode, type RpcError } from '../../src/errors/errors.js';
 import { random } from '../routing/workloads.js';
 
@@ -23,6 +23,8 @@ export interface Outcome {
   /** Time to first token from arrival (queue wait included), when served. */
   ttftMs?: number;
   outputTokens: number;
+  /** Times the engine preempted it for higher-priority work. */
+  preemptions: number;
   /** `served`, `refused` (with a retry-after, before its deadline), `timed-out` (at its deadline) or `lost`. */
   fate: 'served' | 'refused' | 'timed-out' | 'lost';
   /** For a timed-out call: how far from its own deadline it failed, ms. */
@@ -32,7 +34,7 @@ export interface Outcome {
 /** A run's outcomes and the fleet's use. */
 export interface SimResult {
   outcomes: Outcome[];
-  /** Mean fraction of the fleet's slots busy over [0, busyUntilMs]. */
+  /** Mean fraction of the engines' batch slots running a sequence over [0, utilisationUntilMs]. */
   utilisation: number;
   maxQueued: number;
   maxQueuedTokens: number;
@@ -53,15 +55,27 @@ function admissionClock(clock: VirtualClock): AdmissionClock {
   };
 }
 
+/** How one simulation runs (see {@link simulateAdmission}). */
+export interface SimOptions {
+  seed: number;
+  deadlineMs: number;
+  queue?: Partial<AdmissionOptions>;
+  /** Engine settings beyond `slots` (`scheduling: 'priority'` to let engines order by priority). */
+  engine?: Partial<EngineConfig>;
+  utilisationUntilMs: number;
+  fifo?: boolean;
+}
+
 /**
  * Runs `streams` against `WORKERS` simulated engines of `SLOTS` slots behind an AdmissionQueue
  * whose capacity is their slots, on the virtual clock. An admitted call goes to the engine with
- * the fewest admitted calls. Each request's deadline is `deadlineMs` after its arrival. With
- * `fifo`, every call is admitted as one tenant: first come, first served within a priority.
+ * the fewest admitted calls, carrying its priority. Each request's deadline is `deadlineMs`
+ * after its arrival. With `fifo`, every call is admitted as one tenant: first come, first
+ * served within a priority.
  */
-export async function simulateAdmission(streams: readonly Stream[], options: { seed: number; deadlineMs: number; queue?: Partial<AdmissionOptions>; utilisationUntilMs: number; fifo?: boolean }): Promise<SimResult> {
+export async function simulateAdmission(streams: readonly Stream[], options: SimOptions): Promise<SimResult> {
   const clock = new VirtualClock(8);
-  const engines = Array.from({ length: WORKERS }, () => new SimEngine({ slots: SLOTS }, clock));
+  const engines = Array.from({ length: WORKERS }, () => new SimEngine({ ...options.engine, slots: SLOTS }, clock));
   const busy = new Array<number>(WORKERS).fill(0);
   const queue = new AdmissionQueue({ capacity: () => WORKERS * SLOTS, clock: admissionClock(clock), ...options.queue });
   const outcomes: Outcome[] = [];
@@ -70,7 +84,7 @@ export async function simulateAdmission(streams: readonly Stream[], options: { s
   let blockSeed = 1;
 
   const serve = async (stream: Stream, arrivedAt: number): Promise<void> => {
-    const outcome: Outcome = { tenant: stream.tenant, priority: stream.priority ?? 1, arrivedAt, outputTokens: 0, fate: 'lost' };
+    const outcome: Outcome = { tenant: stream.tenant, priority: stream.priority ?? 1, arrivedAt, outputTokens: 0, preemptions: 0, fate: 'lost' };
     outcomes.push(outcome);
     const deadline = arrivedAt + options.deadlineMs;
     let ticket;
@@ -86,10 +100,11 @@ export async function simulateAdmission(streams: readonly Stream[], options: { s
     busy[worker]!++;
     try {
       const prompt = Array.from({ length: Math.floor(stream.promptTokens / 16) }, () => blockSeed++);
-      const generation = engines[worker]!.generate({ promptTokens: stream.promptTokens, promptBlocks: prompt, maxTokens: stream.outputTokens });
+      const generation = engines[worker]!.generate({ promptTokens: stream.promptTokens, promptBlocks: prompt, maxTokens: stream.outputTokens, priority: outcome.priority });
       for (;;) {
         const step = await generation.next();
         if (step.done) {
+          outcome.preemptions = step.value.preemptions;
           ticket.release(step.value.promptTokens - step.value.cachedTokens + step.value.outputTokens);
           break;
         }
@@ -126,7 +141,7 @@ export async function simulateAdmission(streams: readonly Stream[], options: { s
       result.maxQueued = Math.max(result.maxQueued, stats.queued);
       result.maxQueuedTokens = Math.max(result.maxQueuedTokens, stats.queuedTokens);
       if (clock.now() <= options.utilisationUntilMs) {
-        busySum += stats.running / (WORKERS * SLOTS);
+        busySum += engines.reduce((sum, engine) => sum + engine.load().running, 0) / (WORKERS * SLOTS);
         samples++;
       }
     }

@@ -1,4 +1,4 @@
-import { RpcMethod, RpcService, promptText, type CallContext, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc';
+import { RpcMethod, RpcService, callPriority, promptText, type CallContext, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc';
 import { prefixBlockHashes } from 'shuttle-rpc/spi';
 import type { SimEngine } from 'shuttle-rpc/testing';
 
@@ -11,7 +11,9 @@ const WORDS = ['the', ' model', ' routes', ' tokens', ' across', ' many', ' work
 /**
  * `inference.LLM` backed by the simulated engine: `generate` streams tokens as the engine
  * produces them (cancellation reaches the engine, which frees the slot at its next step), and
- * returns the usage as the stream's trailer; `embed` returns a deterministic toy vector.
+ * returns the usage as the stream's trailer; the call's priority (set by the gateway from
+ * `x-priority`) goes to the engine, which orders by it under `priority` scheduling. `embed`
+ * returns a deterministic toy vector.
  */
 @RpcService({ name: 'inference.LLM', version: '1.0.0' })
 export class LlmWorker {
@@ -30,6 +32,7 @@ export class LlmWorker {
       promptBlocks: prefixBlockHashes(prompt, 16 * CHARS_PER_TOKEN, 4096),
       // 0 counts as unset: a protobuf request (the grpc example) has 0 for an absent field.
       maxTokens: Math.min(Math.max(1, request?.maxTokens || 32), 1024),
+      priority: callPriority(ctx.metadata),
       signal: ctx.signal,
     });
     for (;;) {

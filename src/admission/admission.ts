@@ -59,6 +59,15 @@ export interface AdmissionOptions {
    * no urgent call comes. None by default.
    */
   reserve?: { priority: number; slots: number };
+  /**
+   * Calls of at least `priority` may start while the fleet is full, up to `slots` beyond its
+   * capacity. For fleets whose engines schedule by priority (vLLM `--scheduling-policy
+   * priority`, SGLang `--enable-priority-scheduling`, the simulator's `priority` scheduling):
+   * the engine runs such a call at once by pausing lower-priority work, so its time to first
+   * token stays near its unloaded value with no slot held idle. Against engines that do not,
+   * it only queues the call inside the engine instead of here. None by default.
+   */
+  overcommit?: { priority: number; slots: number };
   /** Retry-After suggested before any drain rate has been measured, ms; 1000 by default. */
   defaultRetryAfterMs?: number;
   clock?: AdmissionClock;

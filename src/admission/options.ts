@@ -9,12 +9,19 @@ export const DEFAULT_PRIORITY = 1;
 
 const TENANT_KEYS = ['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued'];
 
+/** Slots set aside for, or added for, calls of at least `priority`. */
+export interface PrioritySlots {
+  readonly priority: number;
+  readonly slots: number;
+}
+
 /** The queue-wide options, checked, with defaults. */
 export interface ResolvedAdmissionOptions {
   readonly maxQueued: number;
   readonly maxQueuedTokens: number;
   readonly defaultRetryAfterMs: number;
-  readonly reserve: { readonly priority: number; readonly slots: number } | undefined;
+  readonly reserve: PrioritySlots | undefined;
+  readonly overcommit: PrioritySlots | undefined;
   /** The limits of `tenant`, resolved (cached per named tenant). */
   limitsOf(tenant: string): ResolvedLimits;
 }
@@ -22,7 +29,7 @@ export interface ResolvedAdmissionOptions {
 /** Checks `options` (every bad key named with what is allowed) and fills in defaults. */
 export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOptions {
   if (options === null || typeof options !== 'object') throw invalidOption('admission options', options, 'an object');
-  checkKnownKeys('admission', options, ['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'clock', 'observer']);
+  checkKnownKeys('admission', options, ['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'overcommit', 'clock', 'observer']);
   if (typeof options.capacity !== 'function') throw invalidOption('admission capacity', options.capacity, 'a function returning the calls the fleet can run at once');
   const maxQueued = checkInt('admission maxQueued', options.maxQueued, 0, 1_000_000, 1024);
   const maxQueuedTokens = checkInt('admission maxQueuedTokens', options.maxQueuedTokens, 0, 2 ** 40, 4_000_000);
@@ -32,14 +39,14 @@ export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOpti
   const tenants = options.tenants ?? {};
   if (tenants === null || typeof tenants !== 'object') throw invalidOption('admission tenants', tenants, 'an object of tenant name to limits');
   for (const [name, limits] of Object.entries(tenants)) named.set(name, resolveLimits(`admission tenants.${name}`, { ...options.tenantDefaults, ...limits }, maxQueued));
-  return { maxQueued, maxQueuedTokens, defaultRetryAfterMs, reserve: resolveReserve(options.reserve), limitsOf: (tenant) => named.get(tenant) ?? defaults };
+  return { maxQueued, maxQueuedTokens, defaultRetryAfterMs, reserve: resolvePrioritySlots('reserve', options.reserve), overcommit: resolvePrioritySlots('overcommit', options.overcommit), limitsOf: (tenant) => named.get(tenant) ?? defaults };
 }
 
-function resolveReserve(reserve: AdmissionOptions['reserve']): ResolvedAdmissionOptions['reserve'] {
-  if (reserve === undefined) return undefined;
-  if (reserve === null || typeof reserve !== 'object') throw invalidOption('admission reserve', reserve, 'an object { priority, slots }');
-  checkKnownKeys('admission reserve', reserve, ['priority', 'slots']);
-  return { priority: checkInt('admission reserve.priority', reserve.priority, 1, MAX_PRIORITY, MAX_PRIORITY), slots: checkInt('admission reserve.slots', reserve.slots, 1, 1_000_000, 1) };
+function resolvePrioritySlots(key: 'reserve' | 'overcommit', value: AdmissionOptions['reserve']): PrioritySlots | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object') throw invalidOption(`admission ${key}`, value, 'an object { priority, slots }');
+  checkKnownKeys(`admission ${key}`, value, ['priority', 'slots']);
+  return { priority: checkInt(`admission ${key}.priority`, value.priority, 1, MAX_PRIORITY, MAX_PRIORITY), slots: checkInt(`admission ${key}.slots`, value.slots, 1, 1_000_000, 1) };
 }
 
 function resolveLimits(where: string, limits: TenantLimits, maxQueued: number): ResolvedLimits {

@@ -1,7 +1,7 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { systemClock, type Admission, type AdmissionClock, type AdmissionObserver, type AdmissionOptions, type AdmissionRequest, type AdmissionStats, type RefusalReason, type Ticket } from './admission.js';
 import { DrainRate } from './drain-rate.js';
-import { checkRequest, resolveOptions, type ResolvedAdmissionOptions } from './options.js';
+import { checkRequest, MAX_PRIORITY, resolveOptions, type ResolvedAdmissionOptions } from './options.js';
 import { TenantState, type Waiter } from './tenant.js';
 import { estimateWaitMs, retryAfterMs } from './wait-estimate.js';
 
@@ -142,7 +142,7 @@ export class AdmissionQueue implements Admission {
     this.#cancelWake?.();
     this.#cancelWake = undefined;
     let soonest = Infinity;
-    for (let capacity = this.#capacity(); this.#queued > 0 && this.#running < capacity; capacity = this.#capacity()) {
+    for (let capacity = this.#capacity(); this.#queued > 0 && this.#running < this.#capacityFor(MAX_PRIORITY, capacity); capacity = this.#capacity()) {
       const now = this.#clock.now();
       const pick = this.#best(now, capacity);
       if (pick.waiter === undefined) {
@@ -199,10 +199,17 @@ export class AdmissionQueue implements Admission {
     };
   }
 
-  /** The slots calls of `priority` may fill: all of them, less the reserve when below its priority. */
+  /**
+   * The slots calls of `priority` may fill: all of them, less the reserve when below its
+   * priority, plus the overcommit when at or above its priority.
+   */
   #capacityFor(priority: number, capacity: number): number {
-    const reserve = this.#options.reserve;
-    return reserve === undefined || priority >= reserve.priority ? capacity : capacity - reserve.slots;
+    const { reserve, overcommit } = this.#options;
+    let slots = capacity;
+    if (reserve !== undefined && priority < reserve.priority) slots -= reserve.slots;
+    // No fleet, no engine to pause work on: an empty fleet admits nobody.
+    if (overcommit !== undefined && priority >= overcommit.priority && capacity > 0) slots += overcommit.slots;
+    return slots;
   }
 
   /** The tenant's state; a tenant turning busy is lifted to the smallest busy counter (no banked credit). */

@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { RpcError } from '../errors/errors.js';
+import { addAdmissionFlags } from './admission-flags.js';
 import { runBench } from './bench.js';
 import { runCall } from './call.js';
 import { runDescribe } from './describe.js';
@@ -67,12 +68,13 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('--metrics <names>', 'metric names: auto, vllm, sglang, or field=name;… (fields: running, waiting, kvUsage, tokensPerSecond, generatedTokensTotal, cacheHitRate)', 'auto')
     .option('--metrics-interval <ms>', 'how often to read the metrics', positiveInt, 500)
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
+    .addOption(new Option('--priority <style>', "send each call's priority to the engine: vllm (run it with --scheduling-policy priority), sglang (with --enable-priority-scheduling), or none").choices(['none', 'vllm', 'sglang']).default('none'))
     .option('--host <host>', 'address to serve shuttle calls on')
     .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
     .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runWorker(options));
-  common(program.command('gateway'))
-    .description('serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models) over the registry\'s inference.LLM workers')
+  addAdmissionFlags(common(program.command('gateway')))
+    .description('serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models) over the registry\'s inference.LLM workers; requests wait for a free worker slot in an admission queue (--admission-*)')
     .option('--port <port>', 'HTTP port (0: any free one)', port, 8080)
     .option('--host <host>', 'HTTP address', '127.0.0.1')
     .option('--loadbalance <name>', 'load balancer over the workers of a model', 'prefix-affinity')

@@ -1,5 +1,6 @@
 import { startAdminServer, type AdminServer } from '../metrics/admin.js';
 import { ShuttleMetrics } from '../metrics/metrics.js';
+import { admissionOptions, type AdmissionFlags } from './admission-flags.js';
 import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
 
@@ -14,13 +15,14 @@ export interface WorkerCommandOptions extends CommonOptions {
   metrics: string;
   metricsInterval: number;
   slots: number;
+  priority: 'none' | 'vllm' | 'sglang';
   host?: string;
   port: number;
   adminPort?: number;
 }
 
 /** Options of `shuttle gateway`. */
-export interface GatewayCommandOptions extends CommonOptions {
+export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
   port: number;
   host: string;
   loadbalance: string;
@@ -52,6 +54,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     metrics: names,
     metricsIntervalMs: options.metricsInterval,
     slots: options.slots,
+    priority: options.priority,
     server: {
       registry: await registryUrl(options),
       port: options.port,
@@ -67,8 +70,13 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   await admin?.close();
 }
 
-/** `shuttle gateway`: the OpenAI-compatible gateway until SIGINT/SIGTERM. Prints `{"ready": url}`. */
+/**
+ * `shuttle gateway`: the OpenAI-compatible gateway until SIGINT/SIGTERM, its admission queue
+ * set by the `--admission-*` flags. Prints `{"ready": url}`.
+ */
 export async function runGateway(options: GatewayCommandOptions): Promise<void> {
+  // Checked before anything starts: a bad flag is a usage error naming it.
+  const admission = await admissionOptions(options);
   const { startGateway } = await import('../gateway/gateway.js');
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
   const gateway = await startGateway({
@@ -78,6 +86,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     loadbalance: options.loadbalance,
     timeoutMs: options.timeout,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+    admission,
     client: { registry: await registryUrl(options) },
   });
   const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [gateway.client], port: options.adminPort });

@@ -3,11 +3,11 @@ import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { EngineLoad } from './engine-load.js';
 import type { EngineMetricsSpec } from './engine-metrics.js';
-import { OpenAiEngineService } from './openai-engine.js';
+import { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
 import { getJson } from './upstream.js';
 
 export { ENGINE_METRIC_PRESETS, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
-export { OpenAiEngineService } from './openai-engine.js';
+export { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
 
 /** Options of {@link startEngineWorker}. */
 export interface EngineWorkerOptions {
@@ -31,6 +31,12 @@ export interface EngineWorkerOptions {
    * RESOURCE_EXHAUSTED so consumers go elsewhere instead of queueing behind a wall.
    */
   slots?: number;
+  /**
+   * Whether each call's priority is sent to the engine, in whose terms: `vllm` (run it with
+   * `--scheduling-policy priority`), `sglang` (with `--enable-priority-scheduling`), or `none`
+   * (default). See {@link EnginePriority}.
+   */
+  priority?: EnginePriority;
   /** Everything else of the shuttle server: registry, host, port, transport, token, log… */
   server?: Omit<ServerOptions, 'services' | 'load' | 'metadata' | 'loadIntervalMs'> & { metadata?: Readonly<Record<string, unknown>> };
   log?: LogOption;
@@ -54,13 +60,15 @@ export interface EngineWorker {
  */
 export async function startEngineWorker(options: EngineWorkerOptions): Promise<EngineWorker> {
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
-  checkKnownKeys('engine worker', options, ['url', 'apiKey', 'models', 'name', 'metricsUrl', 'metrics', 'metricsIntervalMs', 'slots', 'server', 'log']);
+  checkKnownKeys('engine worker', options, ['url', 'apiKey', 'models', 'name', 'metricsUrl', 'metrics', 'metricsIntervalMs', 'slots', 'priority', 'server', 'log']);
   const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
   const upstream = { baseUrl, apiKey: options.apiKey };
   const log = createLogger(options.log ?? options.server?.log, 'server');
   const name = options.name ?? `engine-${process.pid}`;
   const slots = checkInt('engine worker slots', options.slots, 1, 1_000_000, 256);
   const intervalMs = checkInt('engine worker metricsIntervalMs', options.metricsIntervalMs, 50, 3_600_000, 500);
+  const priority = options.priority ?? 'none';
+  if (!ENGINE_PRIORITIES.includes(priority)) throw invalidOption('engine worker priority', priority, ENGINE_PRIORITIES.map((name) => `'${name}'`).join(', '));
 
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');
@@ -73,7 +81,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   try {
     const server = await createServer({
       ...options.server,
-      services: [new OpenAiEngineService(upstream, models, name)],
+      services: [new OpenAiEngineService(upstream, models, name, priority)],
       metadata: {
         ...options.server?.metadata,
         name,

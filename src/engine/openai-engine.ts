@@ -1,6 +1,7 @@
 import { RpcMethod, RpcService } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
+import { DEFAULT_PRIORITY } from '../admission/options.js';
+import { callPriority, LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
 import type { CallContext } from '../server/call-context.js';
 import { sseData } from './sse.js';
 import { postJson, type Upstream } from './upstream.js';
@@ -11,6 +12,19 @@ interface StreamChunk {
   choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } | null } | null;
 }
+
+/**
+ * How a call's priority (metadata `shuttle-priority`, 0 low … 9, higher first) goes into the
+ * engine's request body as `priority`:
+ * - `vllm`: vLLM's terms, lower first, normal at vLLM's default 0 (high 5 → -4, low 0 → 1). The
+ *   engine must run with `--scheduling-policy priority`: otherwise it rejects any priority but 0.
+ * - `sglang`: as is, higher first (SGLang's default order); run it with `--enable-priority-scheduling`.
+ * - `none`: not sent.
+ */
+export type EnginePriority = 'none' | 'vllm' | 'sglang';
+
+/** The names {@link EnginePriority} takes. */
+export const ENGINE_PRIORITIES: readonly EnginePriority[] = ['none', 'vllm', 'sglang'];
 
 /**
  * `inference.LLM` in front of an OpenAI-compatible engine (vLLM, SGLang, TGI, Ollama…):
@@ -27,6 +41,8 @@ export class OpenAiEngineService {
     private readonly models: readonly string[],
     /** Reported as `worker` in each generation's usage. */
     private readonly workerName: string,
+    /** Whether and how the call's priority is sent to the engine. */
+    private readonly priority: EnginePriority = 'none',
   ) {}
 
   @RpcMethod({ stream: true })
@@ -38,6 +54,7 @@ export class OpenAiEngineService {
       stream_options: { include_usage: true },
       ...(chat ? { messages: request.messages } : { prompt: request.prompt }),
       ...samplingFields(request),
+      ...priorityField(this.priority, callPriority(ctx.metadata)),
     };
     const upstream = new AbortController();
     const signal = callSignal(ctx, upstream.signal);
@@ -130,6 +147,13 @@ function samplingFields(request: GenerateRequest): Record<string, unknown> {
   if (request.presencePenalty !== undefined) fields.presence_penalty = request.presencePenalty;
   if (request.frequencyPenalty !== undefined) fields.frequency_penalty = request.frequencyPenalty;
   return fields;
+}
+
+/** The `priority` body field for a call of shuttle priority `priority`, in the engine's terms. */
+function priorityField(style: EnginePriority, priority: number): { priority?: number } {
+  if (style === 'vllm') return { priority: DEFAULT_PRIORITY - priority };
+  if (style === 'sglang') return { priority };
+  return {};
 }
 
 function parseChunk(data: string): StreamChunk {

@@ -1,29 +1,17 @@
-import type { AdmissionOptions, AdmissionStats, Ticket } from '../admission/admission.js';
+import type { AdmissionStats, Ticket } from '../admission/admission.js';
 import { AdmissionQueue } from '../admission/queue.js';
 import type { RpcClient } from '../client/client.js';
-import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { LLM_SERVICE, type Usage } from '../inference/inference.js';
+import { admissionMetrics } from '../metrics/admission.js';
+import type { ShuttleMetrics } from '../metrics/metrics.js';
+import { resolveGatewayAdmission, type GatewayAdmissionOptions } from './admission-options.js';
+import type { Caller } from './caller.js';
+import { admissionFailure, BadRequest } from './openai-errors.js';
+
+export type { GatewayAdmissionOptions } from './admission-options.js';
 
 /** The token counts of a finished call that admission charges. */
 export type ChargedUsage = Partial<Pick<Usage, 'promptTokens' | 'cachedTokens' | 'outputTokens'>>;
-import { admissionMetrics } from '../metrics/admission.js';
-import type { ShuttleMetrics } from '../metrics/metrics.js';
-import type { Caller } from './caller.js';
-import { BadRequest } from './openai-errors.js';
-
-/** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
-export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve'> {
-  /** Longest a request waits for a free worker slot, ms (never beyond the gateway's timeoutMs); 30 s by default. */
-  maxWaitMs?: number;
-  /** Bearer token → tenant; a request with a listed token is charged to its tenant whatever its headers say. */
-  apiKeyTenants?: Readonly<Record<string, string>>;
-  /** Inputs one embeddings request may have; 2048 by default (OpenAI's limit). */
-  maxEmbeddingInputs?: number;
-  /** Inputs of one embeddings request waiting or running at once; 8 by default. */
-  embeddingParallelism?: number;
-}
-
-const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
 
 /** What one admitted piece of work reports back: its result and the tokens it really cost. */
 export interface Admitted<T> {
@@ -46,17 +34,12 @@ export class GatewayAdmission {
   readonly #wake: NodeJS.Timeout;
 
   constructor(options: GatewayAdmissionOptions, client: RpcClient, metrics: ShuttleMetrics | undefined) {
-    if (options === null || typeof options !== 'object') throw invalidOption('gateway admission', options, 'an object');
-    checkKnownKeys('gateway admission', options, KEYS);
-    this.#maxWaitMs = checkInt('gateway admission maxWaitMs', options.maxWaitMs, 1, MAX_TIMER_MS, 30_000);
-    this.maxEmbeddingInputs = checkInt('gateway admission maxEmbeddingInputs', options.maxEmbeddingInputs, 1, 2048, 2048);
-    this.#parallelism = checkInt('gateway admission embeddingParallelism', options.embeddingParallelism, 1, 1024, 8);
-    const keys = options.apiKeyTenants ?? {};
-    if (keys === null || typeof keys !== 'object' || Object.values(keys).some((tenant) => typeof tenant !== 'string' || tenant === '')) {
-      throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key to tenant name');
-    }
-    this.apiKeyTenants = new Map(Object.entries(keys));
-    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve } = options;
+    const resolved = resolveGatewayAdmission(options);
+    this.#maxWaitMs = resolved.maxWaitMs;
+    this.maxEmbeddingInputs = resolved.maxEmbeddingInputs;
+    this.#parallelism = resolved.embeddingParallelism;
+    this.apiKeyTenants = resolved.apiKeyTenants;
+    const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit } = options;
     const queue: AdmissionQueue = new AdmissionQueue({
       capacity: () => fleetSlots(client),
       maxQueued,
@@ -64,6 +47,7 @@ export class GatewayAdmission {
       tenants,
       tenantDefaults,
       reserve,
+      overcommit,
       observer: metrics === undefined ? undefined : admissionMetrics(metrics, () => queue.stats()),
     });
     this.#queue = queue;
@@ -128,9 +112,13 @@ export class GatewayAdmission {
     clearInterval(this.#wake);
   }
 
-  #admit(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal): Promise<Ticket> {
+  async #admit(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal): Promise<Ticket> {
     const deadline = performance.now() + Math.min(timeoutMs, this.#maxWaitMs);
-    return this.#queue.admit({ tenant: caller.tenant, priority: caller.priority, tokens, deadline, signal });
+    try {
+      return await this.#queue.admit({ tenant: caller.tenant, priority: caller.priority, tokens, deadline, signal });
+    } catch (error) {
+      throw admissionFailure(error);
+    }
   }
 }
 

@@ -166,7 +166,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const estimate = Math.ceil(promptText(parsed.request).length / 4) + (parsed.request.maxTokens ?? 256);
     return admission.run(caller, estimate, timeoutMs, signal, async (timeLeftMs) => {
       let usage: ChargedUsage | undefined;
-      const context = { llm, timeoutMs: timeLeftMs, signal, requestId, log, onUsage: (used: ChargedUsage | undefined) => void (usage = used) };
+      const context = { llm, timeoutMs: timeLeftMs, priority: caller.priority, signal, requestId, log, onUsage: (used: ChargedUsage | undefined) => void (usage = used) };
       if (!parsed.stream) {
         const answer = await generateOnce(kind, parsed, context);
         return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };

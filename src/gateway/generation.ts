@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { promptText, type LlmApi, type Usage } from '../inference/inference.js';
+import { PRIORITY_METADATA, promptText, type LlmApi, type Usage } from '../inference/inference.js';
 import type { Proxied } from '../proxy/proxy.js';
 import type { Logger } from '../log/log.js';
 import { streamBroken } from './openai-errors.js';
@@ -13,6 +13,8 @@ export type GenerationKind = 'chat' | 'completion';
 export interface GenerationContext {
   readonly llm: Proxied<LlmApi>;
   readonly timeoutMs: number;
+  /** The request's admission priority (0–9), sent to the worker for its engine's scheduler. */
+  readonly priority: number;
   /** Fires when the HTTP client goes away: cancels the worker call. */
   readonly signal: AbortSignal;
   /** The request's id, sent to the client and logged with a failure. */
@@ -94,7 +96,12 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
 }
 
 function startCall(parsed: ParsedGeneration, context: GenerationContext): ReturnType<Proxied<LlmApi>['generate']> {
-  return context.llm.generate(parsed.request, { timeoutMs: context.timeoutMs, signal: context.signal, routingKey: promptText(parsed.request) });
+  return context.llm.generate(parsed.request, {
+    timeoutMs: context.timeoutMs,
+    signal: context.signal,
+    routingKey: promptText(parsed.request),
+    metadata: { [PRIORITY_METADATA]: String(context.priority) },
+  });
 }
 
 function finishReasonOf(usage: Usage | undefined, parsed: ParsedGeneration): string {

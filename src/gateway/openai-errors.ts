@@ -60,8 +60,9 @@ const GENERIC: Record<number, string> = {
  * The OpenAI-shaped answer for anything a request handler threw: the gateway's own
  * {@link BadRequest}s and Fastify's 4xx rejections with their words; the shuttle call's
  * RpcErrors by code — INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
- * NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (every worker saturated; Retry-After from the worker's
- * hint, else `defaultRetryAfterSeconds`), UNAVAILABLE 503 (no worker reachable; Retry-After
+ * NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (a worker shed the call: every worker saturated;
+ * Retry-After from the worker's hint, else `defaultRetryAfterSeconds`; the gateway's own queue
+ * refusals come as {@link admissionFailure}'s BadRequests instead), UNAVAILABLE 503 (no worker reachable; Retry-After
  * too), DEADLINE_EXCEEDED 504, other 500 — with a generic message naming `requestId` (see
  * {@link GENERIC}); `internal` says the real error must be logged under that id.
  */
@@ -79,6 +80,23 @@ export function toOpenAiError(error: unknown, defaultRetryAfterSeconds: number, 
   if (status !== 429 && status !== 503) return answer;
   const hintMs = error instanceof RpcError ? error.retryAfterMs : undefined;
   return { ...answer, retryAfterSeconds: Math.max(1, Math.ceil((hintMs ?? defaultRetryAfterSeconds * 1000) / 1000)) };
+}
+
+/**
+ * What the client is told when the gateway's own admission queue turns a request away: the
+ * queue's reason in its words (they describe the gateway's queue, nothing behind it, so they are
+ * safe to send) — RESOURCE_EXHAUSTED (the queue or the tenant's share of it is full, or the wait
+ * would outlast the deadline) a 429 with the queue's Retry-After; DEADLINE_EXCEEDED (waited until
+ * `maxWaitMs`) a 504. Anything else (the client went away) is returned unchanged.
+ */
+export function admissionFailure(error: unknown): unknown {
+  if (!(error instanceof RpcError)) return error;
+  if (error.code === RpcCode.RESOURCE_EXHAUSTED) {
+    const seconds = Math.max(1, Math.ceil((error.retryAfterMs ?? 1000) / 1000));
+    return new BadRequest(`the gateway's admission queue turned the request away before any worker saw it: ${error.rawMessage}`, null, 429, 'rate_limit_exceeded', seconds);
+  }
+  if (error.code === RpcCode.DEADLINE_EXCEEDED) return new BadRequest(`no worker slot came free in time: ${error.rawMessage}`, null, 504, 'queue_timeout');
+  return error;
 }
 
 /** The HTTP status of each code a worker call can fail with (others: 500). */

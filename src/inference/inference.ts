@@ -5,8 +5,28 @@
  * idempotent); its registry record's metadata names the models it serves.
  */
 
+import { DEFAULT_PRIORITY, MAX_PRIORITY } from '../admission/options.js';
+
 /** The service name every LLM worker exports. */
 export const LLM_SERVICE = 'inference.LLM';
+
+/**
+ * The call metadata entry that carries a generation's priority to the worker: an integer from
+ * 0 (low) to 9, higher first, as admission numbers them (the gateway sets it from `x-priority`).
+ * A worker passes it to an engine that schedules by priority, so an urgent call is run ahead of
+ * queued, and if need be running, lower-priority work.
+ */
+export const PRIORITY_METADATA = 'shuttle-priority';
+
+/**
+ * The priority `metadata` carries under {@link PRIORITY_METADATA}; the default (1, normal)
+ * when it carries none. Metadata comes from the peer, so anything but one digit 0–9 counts as
+ * none rather than failing the call.
+ */
+export function callPriority(metadata: Readonly<Record<string, string>>): number {
+  const value = metadata[PRIORITY_METADATA];
+  return typeof value === 'string' && /^\d$/.test(value) && Number(value) <= MAX_PRIORITY ? Number(value) : DEFAULT_PRIORITY;
+}
 
 /** One chat message, as in OpenAI's chat API (content parts other than text are dropped). */
 export interface ChatMessage {

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { admissionSnapshot } from './admission-snapshot.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { FleetHistory } from './fleet.js';
 import { ShuttleMetrics, type WatchedClient } from './metrics.js';
@@ -46,9 +47,10 @@ export interface AdminServer {
  * the process serves HTTP at all), `/health/ready` (200, or 503 while `ready()` is false),
  * `/providers` (the clients' provider directory as JSON), `/fleet` (the providers with their
  * error, shed, retry counts, those that left or died kept as down, and the events; see
- * fleet.ts), `/totals` (the consumer's running totals as JSON) and `/dashboard` (a live page
- * drawing them). Anything else is 404. Resolves
- * once listening.
+ * fleet.ts), `/totals` (the consumer's running totals as JSON), `/admission` (the admission
+ * queue by priority, tenant and refusal reason, `{"admission": null}` when this process runs
+ * none; see admission-snapshot.ts) and `/dashboard` (a live page drawing them). Anything else is
+ * 404. Resolves once listening.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   if (!(options.metrics instanceof ShuttleMetrics)) throw invalidOption('admin metrics', options.metrics, 'a ShuttleMetrics');
@@ -100,6 +102,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       );
       return;
     }
+    if (path === '/admission') {
+      admissionSnapshot(metrics.registry).then(
+        (snapshot) => reply(200, 'application/json', `${JSON.stringify({ admission: snapshot ?? null })}\n`),
+        (error: unknown) => reply(500, 'text/plain', `admission failed: ${String(error)}\n`),
+      );
+      return;
+    }
     if (path === '/dashboard' || path === '/') return reply(200, 'text/html; charset=utf-8', DASHBOARD_HTML);
     if (path === '/health/live') return reply(200, 'application/json', '{"status":"live"}\n');
     if (path === '/health/ready') {
@@ -112,7 +121,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       }
       return reply(isReady ? 200 : 503, 'application/json', `{"status":"${isReady ? 'ready' : 'not ready'}"}\n`);
     }
-    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /dashboard)\n`);
+    reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /admission, /dashboard)\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

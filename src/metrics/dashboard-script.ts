@@ -1,3 +1,5 @@
+import { DASHBOARD_ADMISSION_SCRIPT } from './dashboard-admission.js';
+
 /**
  * The dashboard page's script (see dashboard.ts), kept apart from the markup. Plain browser
  * JavaScript in a string: no build step. Rates are differences of the running totals between
@@ -63,6 +65,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
     });
   };
 
+${DASHBOARD_ADMISSION_SCRIPT}
   const renderProviders = (fleet) => {
     const body = $('workers');
     body.replaceChildren();
@@ -141,7 +144,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
 
   const poll = async () => {
     try {
-      const [fleet, totals] = await Promise.all([fetch('fleet').then((r) => r.json()), fetch('totals').then((r) => r.json())]);
+      const [fleet, totals, queue] = await Promise.all([fetch('fleet').then((r) => r.json()), fetch('totals').then((r) => r.json()), fetch('admission').then((r) => r.json())]);
       const now = performance.now();
       const seconds = previous ? (now - previous.at) / 1000 : 0;
       text('retention', duration(fleet.retentionMs));
@@ -149,6 +152,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
       renderProviders(fleet);
       renderEvents(fleet);
       renderTotals(totals, seconds);
+      renderAdmission(queue.admission, seconds);
       previous = { at: now, totals, counts: Object.fromEntries(fleet.providers.map((entry) => [entry.status.address, entry.counts])) };
       text('updated', clock(Date.now()));
       text('error', '');

@@ -2,13 +2,15 @@ import { DASHBOARD_SCRIPT } from './dashboard-script.js';
 
 /**
  * The live dashboard the admin endpoint serves at `/dashboard`: one self-contained page (no
- * build step, no CDN — an operator's browser may have no internet) that polls `/fleet` and
- * `/totals` and draws, over the whole window: the totals (calls, errors, shed, retries, broken
- * streams, routing decisions and the cache-hit rate), every provider (those that left or died
- * stay listed as down, with when and why) with its load and its error, shed and retry counts
- * and rates, charts with labelled axes over the time window, and the event list. Every value
- * from the JSON is put in the page with textContent, never as HTML. `?interval=ms` sets the
- * poll interval (1 s); the charts keep the last 120 polls.
+ * build step, no CDN — an operator's browser may have no internet) that polls `/fleet`,
+ * `/totals` and `/admission` and draws, over the whole window: the totals (calls, errors, shed,
+ * retries, broken streams, routing decisions and the cache-hit rate), every provider (those that
+ * left or died stay listed as down, with when and why) with its load and its error, shed and
+ * retry counts and rates, charts with labelled axes over the time window, and the event list;
+ * and, when the process runs an admission queue (a gateway), the queue: what waits and how long
+ * admitted calls waited, by priority and for the top tenants, and what was refused, by reason
+ * (dashboard-admission.ts). Every value from the JSON is put in the page with textContent, never
+ * as HTML. `?interval=ms` sets the poll interval (1 s); the charts keep the last 120 polls.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -19,7 +21,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <style>
   * { box-sizing: border-box; }
   html, body { height: 100%; }
-  body { font: 14px system-ui, sans-serif; margin: 0; padding: 1rem 1.5rem; color: #1d2430; background: #f7f8fa; display: grid; gap: 1rem; grid-template-columns: minmax(0, 1fr); grid-template-rows: auto auto auto 1fr; min-height: 100vh; }
+  body { font: 14px system-ui, sans-serif; margin: 0; padding: 1rem 1.5rem; color: #1d2430; background: #f7f8fa; display: grid; gap: 1rem; grid-template-columns: minmax(0, 1fr); grid-template-rows: auto auto auto auto 1fr; min-height: 100vh; }
   header { display: flex; align-items: baseline; gap: 1.5rem; }
   h1 { font-size: 1.2rem; margin: 0; }
   h2 { font-size: .95rem; margin: 0 0 .5rem; color: #5b6575; font-weight: 600; }
@@ -50,6 +52,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   .chart text { font-size: 11px; fill: #5b6575; }
   .chart polyline { fill: none; stroke-width: 2; }
   #events { max-height: 28rem; overflow-y: auto; }
+  .admission { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 1rem; align-items: start; margin-bottom: 1rem; }
+  h3 { font-size: .85rem; margin: 0 0 .3rem; color: #5b6575; font-weight: 600; }
   #error { color: #b91c1c; }
 </style>
 </head>
@@ -74,6 +78,18 @@ export const DASHBOARD_HTML = `<!doctype html>
     <thead><tr><th>worker</th><th>service</th><th>address</th><th>GPU</th><th>state</th><th>running / slots</th><th class="num">waiting</th><th>KV cache</th><th class="num">tokens/s</th><th class="num">in flight</th><th>breaker</th><th class="num">attempts</th><th class="num">failed</th><th class="num">broken</th><th class="num">shed</th><th class="num">retries</th><th>why</th></tr></thead>
     <tbody id="workers"></tbody>
   </table></div>
+</section>
+<section id="admission" hidden>
+  <h2>admission queue: <span id="admission-running">-</span> running, <span id="admission-queued">-</span> waiting; admitted <span id="admission-admitted">-</span> (<span id="admission-admitted-rate">-</span>/s), refused <span id="admission-refused">-</span> (<span id="admission-refused-rate">-</span>/s)</h2>
+  <div class="admission">
+    <div><h3>by priority</h3><table><thead><tr><th>priority</th><th class="num">waiting</th><th class="num">admitted</th><th class="num">mean wait</th><th class="num">refused</th></tr></thead><tbody id="admission-priorities"></tbody></table></div>
+    <div><h3>tenants (<span id="admission-tenant-count">-</span>)</h3><table><thead><tr><th>tenant</th><th class="num">waiting</th><th class="num">admitted</th><th class="num">mean wait</th><th class="num">refused</th></tr></thead><tbody id="admission-tenants"></tbody></table></div>
+    <div><h3>refused, by reason</h3><table><thead><tr><th>reason</th><th class="num">refused</th><th class="num">rate</th></tr></thead><tbody id="admission-reasons"></tbody></table></div>
+  </div>
+  <div class="charts">
+    <section class="chart"><h2>calls waiting, by priority</h2><svg id="queue-chart"></svg></section>
+    <section class="chart"><h2>mean wait of the calls admitted, by priority (ms)</h2><svg id="wait-chart"></svg></section>
+  </div>
 </section>
 <div class="lower">
   <div class="charts">

@@ -2,6 +2,7 @@ import { invalidOption } from '../common/validate.js';
 import { isLandmark } from '../loadbalance/cache-summary.js';
 import { MAX_CACHE_SUMMARY } from '../registry/instance.js';
 import type { Clock } from './clock.js';
+import { before, WaitingList } from './waiting-list.js';
 
 /**
  * Parameters of a simulated GPU inference engine. The defaults describe one mid-size GPU
@@ -13,7 +14,9 @@ import type { Clock } from './clock.js';
  * - `prefillOverheadMs` 30: scheduling, kernel launches and sampling around a prefill, which is
  *   what makes a short prompt on an idle worker take 6–10 decode steps to its first token, as
  *   measured TTFTs of 40–60 ms for short prompts on idle vLLM servers suggest;
- * - `kvCapacityTokens` 400,000 in blocks of `blockTokens` 16 (vLLM's default block size).
+ * - `kvCapacityTokens` 400,000 in blocks of `blockTokens` 16 (vLLM's default block size);
+ * - `scheduling` `fcfs`, vLLM's default; `priority` is vLLM's `--scheduling-policy priority`
+ *   and SGLang's `--enable-priority-scheduling` (see {@link SimEngine}).
  */
 export interface EngineConfig {
   readonly slots: number;
@@ -23,8 +26,14 @@ export interface EngineConfig {
   readonly prefillOverheadMs: number;
   readonly decodeBaseMs: number;
   readonly decodePerRunningMs: number;
+  /** `fcfs`: admit in arrival order; `priority`: by request priority, preempting lower priorities. */
+  readonly scheduling: SchedulingPolicy;
 }
 
+/** How an engine orders its waiting requests (see {@link SimEngine}). */
+export type SchedulingPolicy = 'fcfs' | 'priority';
+
+/** The simulated engine's defaults (see {@link EngineConfig}). */
 export const DEFAULT_ENGINE: EngineConfig = {
   slots: 8,
   kvCapacityTokens: 400_000,
@@ -33,6 +42,7 @@ export const DEFAULT_ENGINE: EngineConfig = {
   prefillOverheadMs: 30,
   decodeBaseMs: 6,
   decodePerRunningMs: 0.35,
+  scheduling: 'fcfs',
 };
 
 /** One generation request: its prompt as token count and full-block hashes, and how much to generate. */
@@ -42,6 +52,11 @@ export interface SimRequest {
   /** Chained hashes of the prompt's full blocks (equal hashes = equal prefixes). */
   readonly promptBlocks: readonly number[];
   readonly maxTokens: number;
+  /**
+   * Higher runs first under `priority` scheduling (0 when absent; any finite number, the way
+   * shuttle numbers priorities: 0 low … 9). Ignored under `fcfs`.
+   */
+  readonly priority?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -52,6 +67,8 @@ export interface SimUsage {
   readonly outputTokens: number;
   /** Queueing + prefill time to the first token, ms of the engine's clock. */
   readonly ttftMs: number;
+  /** Times the request was preempted by higher-priority work (and recomputed). */
+  readonly preemptions: number;
 }
 
 /** The engine's live load, the figures a worker publishes. */
@@ -69,9 +86,14 @@ export interface EngineLoad {
 interface Sequence {
   readonly request: SimRequest;
   readonly arrivedAt: number;
+  /** Arrival order, the tie-break within a priority. */
+  readonly order: number;
+  /** The priority it is scheduled by: the request's under `priority`, 0 under `fcfs`. */
+  readonly priority: number;
   readonly blocks: number;
   cachedTokens: number;
   produced: number;
+  preemptions: number;
   firstTokenAt: number | undefined;
   readonly queue: number[];
   wake: (() => void) | undefined;
@@ -79,17 +101,26 @@ interface Sequence {
 }
 
 /**
- * A step-based simulation of continuous batching. Each step admits waiting requests in arrival
- * order while a batch slot and KV blocks are free, prefills the newly admitted ones (cost in
+ * A step-based simulation of continuous batching. Each step admits waiting requests in order
+ * while a batch slot and KV blocks are free, prefills the newly admitted ones (cost in
  * proportion to their uncached prompt tokens, after a prefix-cache lookup), and decodes one
  * token for every running sequence; a step lasts the prefill time plus a decode time that grows
  * with the batch. Finished prompts stay in an LRU prefix cache of KV blocks until space is
  * needed. A cancelled request leaves at the next step, freeing its slot and blocks.
+ *
+ * The order is arrival (`fcfs`, no overtaking) or, under `priority` scheduling, priority then
+ * arrival; and when the first waiting request finds no slot or KV room, running sequences of
+ * lower priority are preempted for it, lowest priority and latest arrival first, as vLLM's
+ * priority scheduler does. A preempted sequence frees its slot and blocks and waits again in
+ * its old place; readmitted, it recomputes its KV (prompt tokens not in the prefix cache, plus
+ * the tokens it had already produced: only prompt blocks are cached here) and goes on from
+ * where it stopped. A step in progress is never interrupted, so an urgent request still waits
+ * for the current step to end.
  */
 export class SimEngine {
   readonly config: EngineConfig;
   readonly #clock: Clock;
-  readonly #waiting: Sequence[] = [];
+  readonly #waiting = new WaitingList<Sequence>();
   readonly #running = new Set<Sequence>();
   /** Prefix cache: block hash -> true, least recently used first. */
   readonly #cache = new Map<number, true>();
@@ -102,11 +133,17 @@ export class SimEngine {
   #loop: Promise<void> | undefined;
   #promptTokens = 0;
   #cachedTokens = 0;
+  #arrivals = 0;
+  #preemptions = 0;
   readonly #recentTokens: number[] = [];
 
   constructor(config: Partial<EngineConfig> = {}, clock: Clock) {
     this.config = { ...DEFAULT_ENGINE, ...config };
     for (const [key, value] of Object.entries(this.config)) {
+      if (key === 'scheduling') {
+        if (value !== 'fcfs' && value !== 'priority') throw invalidOption('engine scheduling', value, "'fcfs' or 'priority'");
+        continue;
+      }
       if (typeof value !== 'number' || !(value >= 0) || (key === 'slots' && (!Number.isInteger(value) || value < 1))) {
         throw invalidOption(`engine ${key}`, value, key === 'slots' ? 'an integer >= 1' : 'a number >= 0');
       }
@@ -121,8 +158,23 @@ export class SimEngine {
     if (blocks > this.#capacityBlocks) {
       throw invalidOption('request size', request.promptTokens + request.maxTokens, `at most ${this.config.kvCapacityTokens} tokens (the engine's KV capacity)`);
     }
-    const sequence: Sequence = { request, arrivedAt: this.#clock.now(), blocks, cachedTokens: 0, produced: 0, firstTokenAt: undefined, queue: [], wake: undefined, done: false };
-    this.#waiting.push(sequence);
+    const priority = request.priority ?? 0;
+    if (typeof priority !== 'number' || !Number.isFinite(priority)) throw invalidOption('request priority', priority, 'a finite number (higher runs first)');
+    const sequence: Sequence = {
+      request,
+      arrivedAt: this.#clock.now(),
+      order: this.#arrivals++,
+      priority: this.config.scheduling === 'priority' ? priority : 0,
+      blocks,
+      cachedTokens: 0,
+      produced: 0,
+      preemptions: 0,
+      firstTokenAt: undefined,
+      queue: [],
+      wake: undefined,
+      done: false,
+    };
+    this.#waiting.insert(sequence);
     this.#loop ??= this.#run().finally(() => {
       this.#loop = undefined;
     });
@@ -144,7 +196,13 @@ export class SimEngine {
       cachedTokens: sequence.cachedTokens,
       outputTokens: sequence.produced,
       ttftMs: (sequence.firstTokenAt ?? this.#clock.now()) - sequence.arrivedAt,
+      preemptions: sequence.preemptions,
     };
+  }
+
+  /** Sequences preempted by higher-priority work since the engine started. */
+  get preemptions(): number {
+    return this.#preemptions;
   }
 
   /** The live load snapshot. */
@@ -177,41 +235,25 @@ export class SimEngine {
     while (this.#running.size > 0 || this.#waiting.length > 0) {
       // Leave: finished, cancelled, or abandoned sequences free their slot and blocks.
       for (const sequence of [...this.#running]) {
-        if (sequence.done || sequence.request.signal?.aborted === true) this.#release(sequence);
+        if (gone(sequence)) this.#release(sequence);
       }
-      for (let i = this.#waiting.length - 1; i >= 0; i--) {
-        const sequence = this.#waiting[i]!;
-        if (sequence.done || sequence.request.signal?.aborted === true) {
-          this.#waiting.splice(i, 1);
-          this.#finish(sequence);
-        }
-      }
-      // Admit in arrival order while a slot and the KV blocks are free (no overtaking).
-      let prefillTokens = 0;
-      let admitted = 0;
-      while (this.#waiting.length > 0 && this.#running.size < config.slots && this.#reservedBlocks + this.#waiting[0]!.blocks <= this.#capacityBlocks) {
-        const sequence = this.#waiting.shift()!;
-        const cached = this.#cachedPrefixTokens(sequence.request);
-        sequence.cachedTokens = cached;
-        this.#promptTokens += sequence.request.promptTokens;
-        this.#cachedTokens += cached;
-        prefillTokens += sequence.request.promptTokens - cached;
-        this.#reservedBlocks += sequence.blocks;
-        this.#touch(sequence.request.promptBlocks);
-        this.#running.add(sequence);
-        admitted++;
-      }
+      this.#waiting.removeWhere((sequence) => {
+        if (!gone(sequence)) return false;
+        this.#finish(sequence);
+        return true;
+      });
+      const prefillTokens = this.#admit();
       if (this.#running.size === 0) {
         // Nothing can run: wait for a cancellation or a new request rather than spin.
         await this.#clock.sleep(config.decodeBaseMs);
         continue;
       }
-      const prefillMs = admitted === 0 ? 0 : config.prefillOverheadMs + (prefillTokens / config.prefillTokensPerSecond) * 1000;
+      const prefillMs = prefillTokens === undefined ? 0 : config.prefillOverheadMs + (prefillTokens / config.prefillTokensPerSecond) * 1000;
       const decodeMs = config.decodeBaseMs + config.decodePerRunningMs * this.#running.size;
       await this.#clock.sleep(prefillMs + decodeMs);
       const now = this.#clock.now();
       for (const sequence of this.#running) {
-        if (sequence.done || sequence.request.signal?.aborted === true) continue;
+        if (gone(sequence)) continue;
         sequence.firstTokenAt ??= now;
         sequence.queue.push(sequence.produced++);
         this.#recentTokens.push(now);
@@ -221,6 +263,60 @@ export class SimEngine {
         wake?.();
       }
     }
+  }
+
+  /**
+   * Admits waiting sequences in order while a slot and their KV blocks are free (no overtaking),
+   * preempting lower-priority running ones for the first in line when that makes room. Returns
+   * the tokens to prefill this step, or undefined when nothing was admitted.
+   */
+  #admit(): number | undefined {
+    let prefillTokens: number | undefined;
+    for (let next = this.#waiting.head(); next !== undefined; next = this.#waiting.head()) {
+      if (!this.#fits(next) && !this.#preemptFor(next)) break;
+      const sequence = this.#waiting.shift()!;
+      const cached = this.#cachedPrefixTokens(sequence.request);
+      const recomputed = sequence.produced;
+      if (recomputed === 0) {
+        sequence.cachedTokens = cached;
+        this.#promptTokens += sequence.request.promptTokens;
+        this.#cachedTokens += cached;
+      }
+      prefillTokens = (prefillTokens ?? 0) + sequence.request.promptTokens - cached + recomputed;
+      this.#reservedBlocks += sequence.blocks;
+      this.#touch(sequence.request.promptBlocks);
+      this.#running.add(sequence);
+    }
+    return prefillTokens;
+  }
+
+  #fits(sequence: Sequence): boolean {
+    return this.#running.size < this.config.slots && this.#reservedBlocks + sequence.blocks <= this.#capacityBlocks;
+  }
+
+  /**
+   * Preempts running sequences of lower priority than `sequence`, lowest priority and latest
+   * arrival first, until it fits; preempts none when even all of them would not make room.
+   */
+  #preemptFor(sequence: Sequence): boolean {
+    const victims = [...this.#running].filter((running) => running.priority < sequence.priority).sort((a, b) => (before(a, b) ? 1 : -1));
+    let slots = this.#running.size;
+    let blocks = this.#reservedBlocks;
+    let needed = 0;
+    while (slots >= this.config.slots || blocks + sequence.blocks > this.#capacityBlocks) {
+      const victim = victims[needed++];
+      if (victim === undefined) return false;
+      slots--;
+      blocks -= victim.blocks;
+    }
+    for (const victim of victims.slice(0, needed)) {
+      this.#running.delete(victim);
+      this.#reservedBlocks -= victim.blocks;
+      victim.preemptions++;
+      this.#preemptions++;
+      this.#waiting.insert(victim);
+    }
+    return true;
   }
 
   #release(sequence: Sequence): void {
@@ -265,4 +361,9 @@ export class SimEngine {
     }
     this.#summary = undefined;
   }
+}
+
+/** Whether a sequence is over: finished, cancelled, or its reader left. */
+function gone(sequence: Sequence): boolean {
+  return sequence.done || sequence.request.signal?.aborted === true;
 }

@@ -3,5 +3,5 @@
  * batching with a prefix cache, on the real clock or a virtual one. See engine.ts for the
  * model and where its default parameters come from.
  */
-export { DEFAULT_ENGINE, SimEngine, type EngineConfig, type EngineLoad, type SimRequest, type SimUsage } from './engine.js';
+export { DEFAULT_ENGINE, SimEngine, type EngineConfig, type EngineLoad, type SchedulingPolicy, type SimRequest, type SimUsage } from './engine.js';
 export { VirtualClock, realClock, type Clock } from './clock.js';

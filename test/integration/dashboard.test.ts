@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -12,7 +13,9 @@ import { tempDir } from '../helpers/tmp.js';
  * by playwright-core): three simulated GPU workers and the example consumer replaying its chat
  * workload with `--admin-port`; the page must show the workers and keep updating, and keep a
  * worker killed mid-run listed as down with the streams that broke on it. The screenshot of
- * that is kept in build/artefacts/.
+ * that is kept in build/artefacts/. Then a `shuttle gateway` process with a small admission
+ * queue in front of one slow engine: the page must draw the queue exactly as the gateway's
+ * metrics count it, and follow it when a slot frees.
  */
 const consumerScript = fileURLToPath(new URL('../../build/examples/inference/consumer.js', import.meta.url));
 const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
@@ -119,4 +122,135 @@ describe('the live dashboard', () => {
     await page.screenshot({ path: `${artefacts}/dashboard-worker-down.png`, fullPage: true });
     await page.close();
   });
+});
+
+describe("the gateway's admission queue on the dashboard", () => {
+  const CLI = '../../../dist/cli/main';
+  let dir: { dir: string; remove(): Promise<void> };
+  let engine: FakeEngine;
+  const children: Child[] = [];
+  let gateway: Child;
+  const stop = new AbortController();
+
+  beforeAll(async () => {
+    dir = await tempDir();
+    const env = { SHUTTLE_REGISTRY: `file://${dir.dir}` };
+    // Streams that last far longer than the test: the queue holds still while the page is read.
+    engine = await startFakeEngine({ models: ['m'], tokens: 100_000, tokenDelayMs: 10 });
+    children.push(await startFixture(CLI, env, 15_000, [], ['worker', '--url', engine.url, '--slots', '2', '--metrics-url', 'none']));
+    gateway = await startFixture(CLI, env, 15_000, [], ['gateway', '--port', '0', '--admin-port', '0', '--admission-max-queued', '6']);
+    children.push(gateway);
+    // The gateway reads the registry after it is up: wait until it knows the worker's model.
+    for (const deadline = Date.now() + 10_000; !(await (await fetch(`${gateway.url}/v1/models`)).text()).includes('"m"'); await new Promise((resolve) => setTimeout(resolve, 50))) {
+      if (Date.now() > deadline) throw new Error('the gateway did not see the worker within 10 s');
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    stop.abort();
+    for (const child of children.reverse()) await child.stop();
+    await engine?.close();
+    await dir?.remove();
+  });
+
+  it('shows what waits by priority and tenant, what was admitted and refused by reason, as the gateway counts them', async () => {
+    const admin = String(gateway.announced['admin']);
+    const snapshot = async (): Promise<{ running: number; queuedByPriority: Record<string, number> }> => ((await (await fetch(`${admin}/admission`)).json()) as { admission: { running: number; queuedByPriority: Record<string, number> } }).admission;
+    const waiting = async (): Promise<number> => Object.values((await snapshot()).queuedByPriority).reduce((a, b) => a + b, 0);
+    const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+      for (const deadline = Date.now() + 10_000; !(await check()); await new Promise((resolve) => setTimeout(resolve, 25))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    const chat = (tenant: string, priority: string, stream = false): Promise<Response> =>
+      fetch(`${gateway.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-tenant-id': tenant, 'x-priority': priority },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `${tenant} ${priority}` }], stream }),
+        signal: stop.signal,
+      });
+    const held: Array<Promise<unknown>> = [];
+    const hold = (answer: Promise<Response>): void => void held.push(answer.catch(() => undefined));
+    // Two streams take the worker's two slots.
+    const first = new AbortController();
+    const running = fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-tenant-id': 'batch', 'x-priority': 'low' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'first' }], stream: true }),
+      signal: AbortSignal.any([stop.signal, first.signal]),
+    });
+    hold(running);
+    hold(chat('batch', 'low', true));
+    await until('two streams at the engine', async () => engine.open === 2);
+    // Three of batch wait (its share: half the queue of 6); a fourth is refused for its share.
+    for (let i = 0; i < 3; i++) hold(chat('batch', 'low'));
+    await until('three waiting', async () => (await waiting()) === 3);
+    expect((await chat('batch', 'low')).status).toBe(429);
+    hold(chat('web', 'high'));
+    await until('the urgent one waiting', async () => (await waiting()) === 4);
+    const urgentQueuedAt = Date.now();
+    hold(chat('web', 'normal'));
+    hold(chat('api', 'normal'));
+    await until('six waiting', async () => (await waiting()) === 6);
+    expect((await chat('late', 'normal')).status).toBe(429);
+
+    const page = await browser!.newPage({ viewport: { width: 1600, height: 1400 } });
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${admin}/dashboard?interval=250`);
+    await page.locator('#admission').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.waitForFunction(`document.getElementById('admission-refused').textContent === '2' && document.querySelectorAll('#queue-chart polyline').length === 3`, undefined, { timeout: 10_000 });
+    const read = async (selector: string): Promise<string[]> => page.locator(selector).allTextContents();
+    expect(await read('#admission-running, #admission-queued, #admission-admitted, #admission-refused')).toEqual(['2', '6', '2', '2']);
+    // By priority: waiting, admitted, mean wait, refused; highest first.
+    const priorities = await page.locator('#admission-priorities tr').evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent)));
+    expect(priorities).toEqual([
+      ['5 (high)', '1', '0', '-', '0'],
+      ['1 (normal)', '2', '0', '-', '1'],
+      ['0 (low)', '3', '2', expect.stringMatching(/^[\d.]+ ms$/), '1'],
+    ]);
+    const tenants = await page.locator('#admission-tenants tr').evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell, i) => (i === 3 ? '' : cell.textContent))));
+    expect(tenants).toEqual([
+      ['batch', '3', '2', '', '1'],
+      ['web', '2', '0', '', '0'],
+      ['api', '1', '0', '', '0'],
+      ['late', '0', '0', '', '1'],
+    ]);
+    expect(await page.locator('#admission-reasons tr').evaluateAll((rows) => rows.map((row) => [row.getAttribute('data-reason'), row.querySelector('td.refused')!.textContent]))).toEqual(
+      expect.arrayContaining([['tenant_queue_full', '1'], ['queue_full', '1']]),
+    );
+    // The same figures as the gateway's Prometheus metrics.
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    for (const line of [
+      'shuttle_admission_queued{priority="0",tenant=""} 3',
+      'shuttle_admission_queued{priority="1",tenant=""} 2',
+      'shuttle_admission_queued{priority="5",tenant=""} 1',
+      'shuttle_admission_queued{priority="",tenant="batch"} 3',
+      'shuttle_admission_running 2',
+      'shuttle_admission_refused_total{priority="0",tenant="batch",reason="tenant_queue_full"} 1',
+      'shuttle_admission_refused_total{priority="1",tenant="late",reason="queue_full"} 1',
+    ]) {
+      expect(metrics).toContain(line);
+    }
+    // The chart of waiting calls is scaled to them: its top is the 3 low-priority ones.
+    expect(await read('#queue-chart text')).toEqual(expect.arrayContaining(['3.0 calls', '0 (low)', '1 (normal)', '5 (high)']));
+
+    // A slot frees: the urgent call goes first, and the page shows how long it waited.
+    first.abort();
+    const freedAt = Date.now();
+    await page.waitForFunction(`document.querySelector('#admission-priorities tr[data-priority="5"] td.admitted')?.textContent === '1'`, undefined, { timeout: 10_000 });
+    const urgent = await page.locator('#admission-priorities tr[data-priority="5"] td').allTextContents();
+    expect(urgent.slice(1, 3)).toEqual(['0', '1']);
+    const waitedMs = Number.parseFloat(urgent[3]!);
+    expect(waitedMs).toBeGreaterThanOrEqual(freedAt - urgentQueuedAt - 100);
+    expect(waitedMs).toBeLessThan(Date.now() - urgentQueuedAt + 100);
+    expect(await read('#admission-queued')).toEqual(['5']);
+    // Its wait is the only one in the interval that admitted it: the wait chart's top.
+    await page.waitForFunction(`[...document.querySelectorAll('#wait-chart text')].some((label) => label.textContent.endsWith(' ms') && Number.parseFloat(label.textContent) >= ${waitedMs * 0.9})`, undefined, { timeout: 10_000 });
+    expect(errors).toEqual([]);
+    await page.screenshot({ path: `${artefacts}/dashboard-admission.png`, fullPage: true });
+    await page.close();
+    stop.abort();
+    await Promise.all(held);
+  }, 90_000);
 });

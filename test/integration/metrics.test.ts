@@ -116,7 +116,7 @@ describe('metrics and the admin endpoint', () => {
     ready = 'throw';
     expect((await fetch(`${admin.url}/health/ready`)).status).toBe(503);
     const missing = await fetch(`${admin.url}/nope`);
-    expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /dashboard)\n']);
+    expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /admission, /dashboard)\n']);
     expect((await fetch(`${admin.url}/metrics`, { method: 'POST' })).status).toBe(405);
   });
 

@@ -36,8 +36,8 @@ beforeAll(async () => {
   env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
   engine = await startFakeEngine({ models: ['fake-model'], tokens: 400, tokenDelayMs: 5 });
   other = await startFakeEngine({ models: ['other-model'], tokens: 400, tokenDelayMs: 5, style: 'sglang' });
-  workerA = await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100', '--admin-port', '0']);
-  await cli(['worker', '--engine', 'openai', '--url', other.url, '--name', 'engine-b', '--metrics-interval', '100']);
+  workerA = await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100', '--admin-port', '0', '--priority', 'vllm']);
+  await cli(['worker', '--engine', 'openai', '--url', other.url, '--name', 'engine-b', '--metrics-interval', '100', '--priority', 'sglang']);
   gateway = await cli(['gateway', '--port', '0', '--admin-port', '0']);
   openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
 }, 60_000);
@@ -122,6 +122,30 @@ describe('gateway and engine adapter, with the official openai client', () => {
     const requestId = response.headers.get('x-request-id');
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect((failure as Error).message).toBe(`the stream broke after 9 tokens; the answer is incomplete (request id ${requestId})`);
+  });
+
+  it("sends the request's x-priority to the engine as `priority`, in vLLM's or SGLang's terms", async () => {
+    const ask = async (model: string, priority?: string): Promise<void> => {
+      const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(priority === undefined ? {} : { 'x-priority': priority }) },
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: `priority ${priority}` }], max_tokens: 2 }),
+      });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+    };
+    const sentPriorities = async (target: FakeEngine, model: string): Promise<unknown[]> => {
+      const seen: unknown[] = [];
+      for (const priority of ['high', 'low', undefined, '9']) {
+        await ask(model, priority);
+        seen.push((target.requests.at(-1)!.body as { priority?: unknown }).priority);
+      }
+      return seen;
+    };
+    // vLLM: lower runs first, normal at its default 0.
+    expect(await sentPriorities(engine, 'fake-model')).toEqual([-4, 1, 0, -8]);
+    // SGLang: higher runs first, as shuttle numbers them.
+    expect(await sentPriorities(other, 'other-model')).toEqual([5, 0, 1, 9]);
   });
 
   it('chat roles and message shapes are checked as OpenAI checks them', async () => {

@@ -195,6 +195,42 @@ describe('AdmissionQueue: reserve for urgent calls', () => {
   });
 });
 
+describe('AdmissionQueue: overcommit for engines that schedule by priority', () => {
+  it('starts urgent calls beyond a full fleet, up to the overcommit, while lower priorities wait for a release', async () => {
+    const { ask, order, finish, queue } = setup(2, { overcommit: { priority: 5, slots: 2 } });
+    ask('low-0', { priority: 0 });
+    ask('low-1', { priority: 0 });
+    ask('low-2', { priority: 0 });
+    ask('urgent-0', { priority: 5 });
+    ask('urgent-1', { priority: 9 });
+    ask('urgent-2', { priority: 5 });
+    await flush();
+    expect(order).toEqual(['low-0', 'low-1', 'urgent-0', 'urgent-1']);
+    expect(queue.stats()).toMatchObject({ running: 4, queued: 2 });
+    // A release leaves the fleet over capacity: the next urgent call goes, the low one still waits.
+    await finish();
+    expect(order.at(-1)).toBe('urgent-2');
+    await finish();
+    await finish();
+    expect(order.at(-1)).toBe('urgent-2');
+    await finish();
+    expect(order.at(-1)).toBe('low-2');
+  });
+
+  it('admits nobody into an empty fleet, urgent or not', async () => {
+    const { ask, order, queue } = setup(0, { overcommit: { priority: 5, slots: 2 } });
+    ask('urgent', { priority: 9 });
+    await flush();
+    expect(order).toEqual([]);
+    expect(queue.stats().queued).toBe(1);
+  });
+
+  it('names a bad overcommit', () => {
+    expect(() => new AdmissionQueue({ capacity: () => 1, overcommit: { priority: 5, slots: 0 } })).toThrow(/admission overcommit\.slots: 0 \(allowed: an integer from 1/);
+    expect(() => new AdmissionQueue({ capacity: () => 1, overcommit: { priority: 5, calls: 1 } as never })).toThrow(/unknown option admission overcommit\.calls/);
+  });
+});
+
 describe('AdmissionQueue: options', () => {
   it('names the bad option and what is allowed', () => {
     expect(() => new AdmissionQueue({ capacity: 3 as never })).toThrow(/admission capacity.*a function/);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
-import { BadRequest, streamBroken, toOpenAiError } from '../../../src/gateway/openai-errors.js';
+import { admissionFailure, BadRequest, streamBroken, toOpenAiError } from '../../../src/gateway/openai-errors.js';
 import { parseChat, parseCompletion, parseEmbeddings } from '../../../src/gateway/requests.js';
 
 const fails = (fn: () => unknown): BadRequest => {
@@ -73,6 +73,23 @@ describe('OpenAI error answers', () => {
     expect(toOpenAiError(new BadRequest('no such model', 'model', 404, 'model_not_found'), 1, 'req-3')).toEqual({
       status: 404, internal: false, body: { error: { message: 'no such model', type: 'not_found_error', param: 'model', code: 'model_not_found' } },
     });
+  });
+
+  it("a refusal by the gateway's own admission queue says why, with its Retry-After, not that every worker is saturated", () => {
+    const full = new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'the admission queue is full (1024 calls waiting, maxQueued 1024); retry in 2300 ms', { retryAfterMs: 2300, details: { reason: 'queue_full' } });
+    expect(toOpenAiError(admissionFailure(full), 1, 'req-5')).toEqual({
+      status: 429,
+      internal: false,
+      retryAfterSeconds: 3,
+      body: { error: { message: "the gateway's admission queue turned the request away before any worker saw it: the admission queue is full (1024 calls waiting, maxQueued 1024); retry in 2300 ms", type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } },
+    });
+    const late = new RpcError(RpcCode.RESOURCE_EXHAUSTED, "about 40000 ms of queue ahead, more than the 30000 ms left before the call's deadline; retry in 40000 ms", { retryAfterMs: 40_000 });
+    expect(toOpenAiError(admissionFailure(late), 1, 'req-6')).toMatchObject({ status: 429, retryAfterSeconds: 40, body: { error: { message: expect.stringContaining("more than the 30000 ms left before the call's deadline") } } });
+    const waited = new RpcError(RpcCode.DEADLINE_EXCEEDED, "waited 30000 ms in the admission queue without a free slot; the call's deadline passed");
+    expect(toOpenAiError(admissionFailure(waited), 1, 'req-7')).toMatchObject({ status: 504, body: { error: { message: "no worker slot came free in time: waited 30000 ms in the admission queue without a free slot; the call's deadline passed", type: 'timeout_error' } } });
+    // The client going away is not the queue's doing: passed on as it was.
+    const cancelled = new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected');
+    expect(admissionFailure(cancelled)).toBe(cancelled);
   });
 
   it('a stream that broke says after how many tokens', () => {
