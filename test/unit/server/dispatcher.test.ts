@@ -37,7 +37,7 @@ describe('Dispatcher', () => {
     expect(await run(new Dispatcher([new Scoped()], serializers, [], undefined, false))).toBeUndefined();
   });
 
-  // The dispatch-security table of issue 2: every one of these names must miss.
+  // The dispatch-security table: every one of these names must miss.
   const forbidden = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__', 'secret', 'counts', 'abortReason', '#count', ''];
   it.each(forbidden)('answers UNIMPLEMENTED for %j and never runs anything', (name) => {
     const echo = new EchoService();
