@@ -8,7 +8,9 @@ import { loadConfig, type ConfigSource } from '../config/config.js';
 import { getReferenceMetadata } from '../decorators/decorators.js';
 import { isServiceDescriptor, type ServiceDescriptor } from '../decorators/descriptor.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
+import { answerLoadListener } from './answer-load.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
+import { freshestLoad } from '../loadbalance/load-score.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createDescribedProxy } from '../proxy/described.js';
 import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
@@ -301,6 +303,7 @@ class Client implements RpcClient {
       backoff: resolveBackoff(options.reconnect),
       streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
       maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
+      onLoad: answerLoadListener(this.#stats, log),
     });
   }
 
@@ -360,7 +363,7 @@ class Client implements RpcClient {
           protocol: instance.protocol,
           weight: instance.weight,
           metadata: instance.metadata,
-          load: instance.load,
+          load: freshestLoad({ instance, stats: this.#stats.get(address) }),
           inFlight: this.#pool.inFlight(address),
           averageLatencyMs: this.#stats.get(address).averageLatencyMs(now),
           connection: this.#pool.state(address),

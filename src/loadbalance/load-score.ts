@@ -39,7 +39,7 @@ export interface LoadEstimate {
  * The freshest load signal of a provider: the snapshot piggybacked on its latest answer
  * (`stats.load`) or the registry's (`instance.load`), whichever arrived last.
  */
-export function freshestLoad(view: ProviderView): LoadSnapshot | undefined {
+export function freshestLoad(view: Pick<ProviderView, 'instance' | 'stats'>): LoadSnapshot | undefined {
   const registry = view.instance.load;
   const piggybacked = view.stats.load;
   if (piggybacked === undefined) return registry;

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type Transport, type TransportServer } from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
 import { limitsWithinFds } from './fd-limit.js';
+import { AnswerLoad } from './answer-load.js';
 import { ConnectionRefusals, type RefusedConnections } from './refusals.js';
 
 export type { CallContext } from './call-context.js';
@@ -212,9 +213,10 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const fitted = limitsWithinFds(limits, transports.length, log);
   const refusals = new ConnectionRefusals(log);
   const servers: TransportServer[] = [];
+  const answerLoad = new AnswerLoad();
   try {
     for (const entry of transports) {
-      servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits: fitted, onRefused: refusals.listener(entry.transport.name) }));
+      servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits: fitted, onRefused: refusals.listener(entry.transport.name), loadReport: () => answerLoad.report() }));
     }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
@@ -239,7 +241,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     ...(maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls }),
     metadata,
   }));
-  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs, log, refusals });
+  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs, log, refusals, answerLoad });
+  answerLoad.source = () => running.snapshot();
   try {
     for (const instance of instances) await registry?.register(instance);
     await running.publishLoad();
@@ -273,6 +276,8 @@ interface RunningServerParts {
   readonly loadIntervalMs: number;
   readonly log: Logger;
   readonly refusals: ConnectionRefusals;
+  /** The load report its transports attach to answers. */
+  readonly answerLoad: AnswerLoad;
 }
 
 class RunningServer implements RpcServer {
@@ -326,13 +331,20 @@ class RunningServer implements RpcServer {
   async publishLoad(): Promise<void> {
     const registry = this.#parts.registry;
     if (registry === undefined) return;
+    const snapshot = this.snapshot();
+    this.#lastLoad = snapshot;
+    await registry.reportLoad(`${this.host}:${this.port}`, snapshot);
+  }
+
+  /** The provider's load now: the framework's own counts, completed by the `load()` callback. */
+  snapshot(): LoadSnapshot {
     let reported: ReturnType<NonNullable<ServerOptions['load']>> = {};
     try {
       reported = this.#parts.load?.() ?? {};
     } catch {
       // A failing load callback must not stop the provider; the framework's own counts still go out.
     }
-    const snapshot: LoadSnapshot = {
+    return {
       running: this.#parts.transports.reduce((sum, transport) => sum + transport.running, 0),
       waiting: 0,
       waitingUncachedTokens: 0,
@@ -342,8 +354,6 @@ class RunningServer implements RpcServer {
       timestamp: Date.now(),
       draining: this.#draining,
     };
-    this.#lastLoad = snapshot;
-    await registry.reportLoad(`${this.host}:${this.port}`, snapshot);
   }
 
   startLoadReports(): void {
@@ -370,6 +380,7 @@ class RunningServer implements RpcServer {
       // Draining first, so consumers stop picking this provider; then leave the registry; then
       // let the calls in flight finish; then end the registry session (an etcd lease revoke).
       this.#draining = true;
+      this.#parts.answerLoad.invalidate();
       this.#parts.log.debug({ drainTimeoutMs: this.#parts.drainTimeoutMs }, 'draining');
       await this.publishLoad().catch(() => {});
       await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));

@@ -25,6 +25,7 @@ export const FrameType = {
   HEARTBEAT_ACK: 7,
   GOAWAY: 8,
   WINDOW_UPDATE: 9,
+  LOAD: 10,
 } as const;
 /** One of the values of {@link FrameType}. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
@@ -107,7 +108,7 @@ export function readHeader(
   const version = source[offset + 2]!;
   if (version !== PROTOCOL_VERSION) throw protocolError(`unsupported protocol version ${version}, this peer speaks ${PROTOCOL_VERSION}`);
   const type = source[offset + 3]!;
-  if (type < FrameType.REQUEST || type > FrameType.WINDOW_UPDATE) throw protocolError(`unknown frame type ${type}`);
+  if (type < FrameType.REQUEST || type > FrameType.LOAD) throw protocolError(`unknown frame type ${type}`);
   const flags = source[offset + 4]!;
   if ((flags & ~KNOWN_FLAGS) !== 0) throw protocolError(`unsupported flags 0b${flags.toString(2)}`);
   if (source[offset + 7] !== 0) throw protocolError(`reserved byte is ${source[offset + 7]}, must be 0`);

@@ -158,6 +158,11 @@ export interface ConnectOptions {
   streamWindowBytes: number;
   /** Bytes of requests a connection may hold unsent before new calls on it fail, never sent. */
   maxUnsentBytes: number;
+  /**
+   * Told of each load report a provider attaches to its answers (`address` is `host:port` as
+   * dialled; `body` is the provider's untrusted bytes: the receiver checks them).
+   */
+  onLoad?: (address: string, body: Uint8Array) => void;
 }
 
 /** Provider-side listening settings every transport honours. */
@@ -170,7 +175,18 @@ export interface ListenOptions {
   readonly limits?: ConnectionLimits;
   /** Told of each connection refused by a limit (the server counts and logs them). */
   readonly onRefused?: RefusalListener;
+  /**
+   * The provider's current load report to attach to answers (UTF-8 JSON of a load snapshot, at
+   * most {@link MAX_LOAD_REPORT_BYTES}), or undefined for none. Called often: it must be cheap.
+   */
+  readonly loadReport?: () => Uint8Array | undefined;
 }
+
+/** Largest load report a provider attaches to an answer; a consumer ignores a larger one. */
+export const MAX_LOAD_REPORT_BYTES = 4096;
+
+/** A connection attaches a load report to an answer at most this often. */
+export const LOAD_REPORT_EVERY_MS = 10;
 
 /**
  * A wire protocol: the provider half listens and hands calls to a {@link CallHandler}; the

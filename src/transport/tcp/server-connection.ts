@@ -1,14 +1,14 @@
 import type net from 'node:net';
 import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
-import { decodeError } from '../../serializer/serializer.js';
+import { SerializerId, decodeError } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
 import { RequestHeadDecoder } from '../envelope.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../admission.js';
 import { LazyAbort } from '../lazy-abort.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, WINDOW_META, readU32 } from '../stream-frames.js';
-import { TIMEOUT_META, type CallHandler, type Peer, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
+import { LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler, type Peer, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
 import type { Serializer } from '../../serializer/serializer.js';
 import type { ByteBudget } from '../byte-budget.js';
 import { FrameWriter } from './frame-writer.js';
@@ -24,6 +24,8 @@ export interface ServerConnectionOptions {
   readonly limits?: ConnectionLimits;
   /** The server's budgets, shared by its connections; none when absent. */
   readonly budgets?: ServerBudgets;
+  /** The provider's load report to attach to answers (see ListenOptions.loadReport). */
+  readonly loadReport?: () => Uint8Array | undefined;
 }
 
 /** Budgets one server's connections share (the `maxTotal*` limits). */
@@ -82,6 +84,9 @@ export class ServerConnection {
   /** Moving average of this connection's unary answers, in bytes (0 before the first). */
   #answerBytes = 0;
   readonly #budgets: ServerBudgets | undefined;
+  readonly #loadReport: (() => Uint8Array | undefined) | undefined;
+  /** When this connection last attached a load report. */
+  #loadSentAt = 0;
   #closing = false;
   #failed = false;
   #onIdle: (() => void) | undefined;
@@ -102,6 +107,7 @@ export class ServerConnection {
       ...(options.budgets === undefined ? {} : { inbound: options.budgets.inbound }),
     });
     this.#budgets = options.budgets;
+    this.#loadReport = options.loadReport;
     this.#outbound = new OutboundBudget(this.#writer, this.#gate, this.#limits.maxUnsentBytes, options.budgets?.outbound, () => this.#resume(Hold.OUTBOUND));
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
     socket.setNoDelay(true);
@@ -395,6 +401,7 @@ export class ServerConnection {
     const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
     writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
     out.set(payload, HEADER_BYTES);
+    this.#attachLoad();
     this.#writer.write(out);
     this.#outbound.check();
     // A moving average of the answers' size sizes the slices of calls started per turn.
@@ -411,6 +418,7 @@ export class ServerConnection {
     } catch (error) {
       const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
       if (!controller.callerLeft) {
+        this.#attachLoad();
         this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, failure));
       }
       return;
@@ -423,6 +431,8 @@ export class ServerConnection {
       serializer,
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
       write: (frame) => {
+        // Byte 3 is the frame type: a stream's end carries a load report as an answer does.
+        if (frame[3] === FrameType.STREAM_END) this.#attachLoad();
         this.#writer.write(frame);
         this.#outbound.check();
       },
@@ -440,8 +450,25 @@ export class ServerConnection {
 
   #answerError(id: number, oneWay: boolean, error: RpcError): void {
     if (oneWay) return;
+    this.#attachLoad();
     this.#writer.write(encodeErrorFrame(FrameType.RESPONSE, id, error));
     this.#outbound.check();
+  }
+
+  /**
+   * Writes a LOAD frame ahead of the answer about to be written, at most once per
+   * LOAD_REPORT_EVERY_MS on this connection: every consumer that gets answers sees the
+   * provider's load as of its latest answers, fresher than any registry report.
+   */
+  #attachLoad(): void {
+    const report = this.#loadReport;
+    if (report === undefined) return;
+    const now = Date.now();
+    if (now - this.#loadSentAt < LOAD_REPORT_EVERY_MS) return;
+    const body = report();
+    if (body === undefined) return;
+    this.#loadSentAt = now;
+    this.#writer.write(encodeFrame(FrameType.LOAD, 0, body, { serializer: SerializerId.JSON }));
   }
 
   #abortAll(reason: string): void {

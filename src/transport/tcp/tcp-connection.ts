@@ -422,6 +422,10 @@ export class TcpConnection implements ClientConnection {
         return;
       case FrameType.HEARTBEAT_ACK:
         return;
+      case FrameType.LOAD:
+        // The provider's load as of this answer; the client checks the untrusted bytes.
+        this.#options.onLoad?.(this.address, frame.body);
+        return;
       case FrameType.GOAWAY:
         // The provider is draining: no new calls here; the ones in flight still get answers.
         this.#goingAway = true;

@@ -35,7 +35,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits, budgets });
+    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits, budgets, loadReport: options.loadReport });
     connections.add(connection);
     void connection.closed.then(() => {
       connections.delete(connection);

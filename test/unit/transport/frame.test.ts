@@ -23,7 +23,7 @@ describe('frame header layout (pinned; see docs/PROTOCOL.md)', () => {
   it('numbers frame types as the design says', () => {
     expect(FrameType).toEqual({
       REQUEST: 1, RESPONSE: 2, STREAM_CHUNK: 3, STREAM_END: 4, CANCEL: 5,
-      HEARTBEAT: 6, HEARTBEAT_ACK: 7, GOAWAY: 8, WINDOW_UPDATE: 9,
+      HEARTBEAT: 6, HEARTBEAT_ACK: 7, GOAWAY: 8, WINDOW_UPDATE: 9, LOAD: 10,
     });
   });
 
@@ -36,7 +36,7 @@ describe('frame header layout (pinned; see docs/PROTOCOL.md)', () => {
     ['bad magic', (f) => f.writeUInt16BE(0x4854, 0), /bad magic 0x4854/],
     ['unknown version', (f) => (f[2] = 2), /unsupported protocol version 2/],
     ['frame type 0', (f) => (f[3] = 0), /unknown frame type 0/],
-    ['frame type 10', (f) => (f[3] = 10), /unknown frame type 10/],
+    ['frame type 11', (f) => (f[3] = 11), /unknown frame type 11/],
     ['compressed flag (unsupported)', (f) => (f[4] = FrameFlag.COMPRESSED), /unsupported flags/],
     ['reserved byte set', (f) => (f[7] = 1), /reserved byte is 1/],
     ['request id above 2^53', (f) => f.writeUInt32BE(0xffffffff, 8), /request id above 2\^53/],

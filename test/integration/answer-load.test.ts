@@ -1,0 +1,97 @@
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import { Packr } from 'msgpackr';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClient, createServer } from 'shuttle-rpc';
+import { FrameDecoder } from '../../src/transport/decoder.js';
+import { FrameType, encodeFrame } from '../../src/transport/frame.js';
+import { EchoService, type EchoApi } from '../fixtures/services.js';
+import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * Providers attach their load to answers (a LOAD frame ahead of the answer, at most every
+ * 10 ms per connection): a consumer with no registry load at all still sees each provider's
+ * load as of its latest answers; and a provider's malformed report is dropped with one warning,
+ * never failing the answer it came with.
+ */
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function collector(): { stream: Writable; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { stream, lines };
+}
+
+describe('load attached to answers', () => {
+  it('a consumer without registry load sees the provider load of its latest answers, unary and stream alike', async () => {
+    let waiting = 7;
+    // The stream service's relay client is never used by count().
+    const relay = await createClient({ registry: 'shuttle://127.0.0.1:1', config: false });
+    cleanups.push(() => relay.close());
+    const server = await createServer({ services: [new EchoService(), new StreamService(relay)], registry: false, config: false, load: () => ({ waiting, kvUsage: 0.5, tokensPerSecond: 120 }) });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    // Direct URL: no registry channel, so nothing but the answers can carry load.
+    expect(await echo.echo('a')).toBe('a');
+    const first = client.providers()[0]!.load;
+    expect(first).toMatchObject({ waiting: 7, kvUsage: 0.5, tokensPerSecond: 120, draining: false });
+    expect(first!.receivedAt).toBeGreaterThan(Date.now() - 5000);
+    expect(first!.cachedPrefixes).toBeUndefined();
+
+    waiting = 3;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await echo.echo('b')).toBe('b');
+    expect(client.providers().find((provider) => provider.service === 'test.Echo')!.load).toMatchObject({ waiting: 3 });
+
+    // A stream's end carries it too.
+    waiting = 11;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const call = client.proxy<StreamApi>('test.Stream', { version: '1.0.0' }).count({ n: 3 });
+    let chunks = 0;
+    for await (const _chunk of call) chunks++;
+    expect(chunks).toBe(3);
+    expect(client.providers().find((provider) => provider.service === 'test.Stream')!.load).toMatchObject({ waiting: 11 });
+  });
+
+  it('a malformed report is dropped with one warning naming the provider and the field; the answer is delivered', async () => {
+    const packr = new Packr({ useRecords: false, moreTypes: true });
+    const fine = { timestamp: Date.now(), running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false };
+    const reports = [Buffer.from(JSON.stringify({ ...fine, running: -1 })), Buffer.from('not json'), Buffer.alloc(5000, 0x20)];
+    let answered = 0;
+    const server = net.createServer((socket) => {
+      const decoder = new FrameDecoder(1 << 20);
+      socket.on('data', (chunk: Buffer) =>
+        decoder.push(chunk, (frame) => {
+          if (frame.type === FrameType.HEARTBEAT) socket.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
+          if (frame.type !== FrameType.REQUEST) return;
+          socket.write(encodeFrame(FrameType.LOAD, 0, reports[answered % reports.length], { serializer: 2 }));
+          socket.write(encodeFrame(FrameType.RESPONSE, frame.requestId, packr.pack(`answer ${answered++}`), { serializer: 1 }));
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as net.AddressInfo).port;
+    const logs = collector();
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, config: false, log: { stream: logs.stream } });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    for (let i = 0; i < 6; i++) expect(await echo.echo(i)).toBe(`answer ${i}`);
+    expect(client.providers()[0]!.load).toBeUndefined();
+    await waitUntil(() => logs.lines.length > 0, 'the warning');
+    const warnings = logs.lines.filter((line) => String(line['msg']).includes('load report'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, provider: `127.0.0.1:${port}`, reason: 'running: -1 is not a finite number >= 0' });
+  });
+});
