@@ -64,6 +64,22 @@ describe('load attached to answers', () => {
     expect(client.providers().find((provider) => provider.service === 'test.Stream')!.load).toMatchObject({ waiting: 11 });
   });
 
+  it('over the grpc transport the report rides in the trailers of every answer', async () => {
+    let waiting = 5;
+    const server = await createServer({ services: [new EchoService()], transport: 'grpc', registry: false, config: false, load: () => ({ waiting }) });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${server.port}`, transport: 'grpc', config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    expect(await echo.echo('a')).toBe('a');
+    await waitUntil(() => client.providers()[0]!.load?.waiting === 5, 'the first report');
+    waiting = 2;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await echo.echo('b')).toBe('b');
+    await waitUntil(() => client.providers()[0]!.load?.waiting === 2, 'the second report');
+    expect(client.providers()[0]!.load!.receivedAt).toBeGreaterThan(Date.now() - 5000);
+  });
+
   it('a malformed report is dropped with one warning naming the provider and the field; the answer is delivered', async () => {
     const packr = new Packr({ useRecords: false, moreTypes: true });
     const fine = { timestamp: Date.now(), running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false };

@@ -7,7 +7,7 @@ import { LazyAbort } from '../lazy-abort.js';
 import type { CallHandler, Peer, ProviderCallInfo, ResolvedMethod } from '../transport.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
-import { GROUP_HEADER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
+import { GROUP_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
 import type { UnsentBudget } from './unsent-budget.js';
 
 /*
@@ -25,9 +25,22 @@ export class ServingState {
   closing = false;
   /** Answer bytes each connection has queued and not yet sent. */
   readonly budget: UnsentBudget;
+  readonly #loadReport: (() => Uint8Array | undefined) | undefined;
 
-  constructor(budget: UnsentBudget) {
+  constructor(budget: UnsentBudget, loadReport?: () => Uint8Array | undefined) {
     this.budget = budget;
+    this.#loadReport = loadReport;
+  }
+
+  /**
+   * Trailers carrying the provider's load report (`shuttle-load`, the JSON of a load snapshot),
+   * as the tcp transport's LOAD frame does; every answer carries one (gRPC sends trailers
+   * anyway, and the report's bytes are made at most once per 10 ms by the server).
+   */
+  loadTrailers(trailers = new grpc.Metadata()): grpc.Metadata {
+    const report = this.#loadReport?.();
+    if (report !== undefined) trailers.set(LOAD_TRAILER, Buffer.from(report.buffer, report.byteOffset, report.length).toString('utf8'));
+    return trailers;
   }
 
   get running(): number {
@@ -166,7 +179,7 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
   const answer = (error: RpcError | null, bytes?: Buffer): void => {
     if (answered) return;
     answered = true;
-    if (error === null) callback(null, bytes);
+    if (error === null) callback(null, bytes, state.loadTrailers());
     else callback(errorToStatus(error) as grpc.ServerErrorResponse);
   };
   const started = start(call, route, false, handler, state, (error) => answer(error));
@@ -240,7 +253,7 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
       if (abort.aborted) break;
       if (step.done === true) {
         finished = true;
-        const trailers = new grpc.Metadata();
+        const trailers = state.loadTrailers();
         if (step.value !== undefined) trailers.set(RESULT_TRAILER, route.encodeTrailer(step.value, serializer));
         ended = true;
         call.end(trailers);

@@ -8,7 +8,7 @@ import type { ClientConnection, ConnectOptions, ConnectionState, Invocation } fr
 import { isTlsFailure, plaintextRefusedHint, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
-import { RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
+import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -53,8 +53,12 @@ export class GrpcConnection implements ClientConnection {
   #closed = false;
   #onIdle: (() => void) | undefined;
 
+  /** `host:port` as the client keys its providers (no brackets around an IPv6 host). */
+  readonly #provider: string;
+
   constructor(host: string, port: number, options: ConnectOptions, settings: GrpcSettings) {
     this.address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.#provider = `${host}:${port}`;
     this.#settings = settings;
     this.#options = options;
     this.#client = new grpc.Client(this.address, settings.channelCredentials(), {
@@ -222,6 +226,7 @@ export class GrpcConnection implements ClientConnection {
           reject(RpcError.from(decodeFailure, RpcCode.INTERNAL));
         }
       });
+      call.on('status', (status: grpc.StatusObject) => this.#loadFrom(status.metadata));
       const live: LiveCall = {
         fail: (error) => {
           if (!settle()) return;
@@ -299,6 +304,7 @@ export class GrpcConnection implements ClientConnection {
     });
     call.on('status', (received: grpc.StatusObject) => {
       status = received;
+      this.#loadFrom(received.metadata);
     });
     call.on('error', (error: grpc.ServiceError) => {
       // Chunks that arrived before the error are still delivered (read() emits 'data').
@@ -317,6 +323,12 @@ export class GrpcConnection implements ClientConnection {
       }
     });
     return stream;
+  }
+
+  /** Hands the provider's load report in `trailers`, if any, to the client (which checks it). */
+  #loadFrom(trailers: grpc.Metadata): void {
+    const report = trailers.get(LOAD_TRAILER)[0];
+    if (typeof report === 'string') this.#options.onLoad?.(this.#provider, Buffer.from(report));
   }
 
   #untrack(call: LiveCall): void {

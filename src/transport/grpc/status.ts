@@ -16,9 +16,11 @@ export const GROUP_HEADER = 'shuttle-service-group';
 export const ERROR_TRAILER = 'shuttle-error-bin';
 /** Trailer of a stream that ended normally with a return value. */
 export const RESULT_TRAILER = 'shuttle-trailer-bin';
+/** Trailer of every answer: the provider's load report (UTF-8 JSON of a load snapshot). */
+export const LOAD_TRAILER = 'shuttle-load';
 
 /** Headers HTTP/2 and gRPC use themselves; they are not call metadata. */
-const TRANSPORT_HEADERS = new Set(['user-agent', 'content-type', 'te', 'accept-encoding', VERSION_HEADER, GROUP_HEADER]);
+const TRANSPORT_HEADERS = new Set(['user-agent', 'content-type', 'te', 'accept-encoding', VERSION_HEADER, GROUP_HEADER, LOAD_TRAILER]);
 
 /**
  * gRPC request metadata for a call. Keys are lower-cased by gRPC; a key or value gRPC cannot
