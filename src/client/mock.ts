@@ -1,7 +1,7 @@
 import { invalidOption, checkKnownKeys } from '../common/validate.js';
 import { isProviderFailure } from '../cluster/provider-health.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { Invocation } from '../transport/transport.js';
+import type { Invocation } from '../call/invocation.js';
 
 /**
  * A reference's fallback (Dubbo's `mock`):

@@ -7,7 +7,7 @@ import { LLM_SERVICE, modelsOf, promptText, type LlmApi } from '../inference/inf
 import { createLogger, type LogOption } from '../log/log.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
-import type { ExtensionSpec } from '../spi/extension-registry.js';
+import type { ExtensionSpec } from '../common/extension-registry.js';
 import { GatewayAdmission, type ChargedUsage, type GatewayAdmissionOptions } from './admission-gate.js';
 import { callerOf } from './caller.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';

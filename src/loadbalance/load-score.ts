@@ -1,6 +1,6 @@
 import { checkInt } from '../common/validate.js';
 import type { LoadSnapshot } from '../registry/registry.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
 import type { ProviderView } from './loadbalance.js';
 import { slots } from './weights.js';
 

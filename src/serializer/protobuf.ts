@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
 import { SerializerId, type PayloadTarget, type Serializer } from './serializer.js';
 
 // protobufjs's descriptor extension (CommonJS, whose names Node cannot see from ESM) also
