@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
-import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
 import { DEFAULT_BREAKER, DEFAULT_EJECTION, ProviderHealth, type BreakerOptions, type EjectionOptions } from '../cluster/provider-health.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
@@ -146,12 +146,13 @@ export interface ReferenceOptions {
   routingKey?: string | ((request: unknown) => string | undefined);
 }
 
-const CLIENT_KEYS = [
+const CLIENT_KEYS = optionKeys<ClientOptions>()([
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
   'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'maxUnsentBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt', 'onStreamBreak',
   'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
-];
-const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
+]);
+const REFERENCE_KEYS = optionKeys<ReferenceOptions>()(['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey']);
+const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
 /** A consumer: makes typed proxies and owns their connections. */
 export interface RpcClient {
@@ -426,7 +427,7 @@ function checkObject(key: string, value: unknown, known: readonly string[]): Rec
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {
   if (option === undefined) return DEFAULT_BACKOFF;
   if (option === null || typeof option !== 'object') throw invalidOption('reconnect', option, 'an object');
-  checkKnownKeys('reconnect', option, ['initialMs', 'maxMs', 'multiplier', 'jitter']);
+  checkKnownKeys('reconnect', option, RECONNECT_KEYS);
   const merged = { ...DEFAULT_BACKOFF, ...option };
   checkInt('reconnect.initialMs', merged.initialMs, 1, MAX_TIMER_MS);
   checkInt('reconnect.maxMs', merged.maxMs, merged.initialMs, MAX_TIMER_MS);

@@ -1,4 +1,4 @@
-import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
+import { checkKnownKeys, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
@@ -45,7 +45,7 @@ export interface ServiceReferenceParts {
   readonly isClosed: () => boolean;
 }
 
-const CALL_OPTION_KEYS = ['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey'];
+const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
 /** The transport invocation riding along a FilterInvocation (filters copy it with a spread). */
 const INVOCATION = Symbol('shuttle-rpc:invocation');

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
@@ -119,6 +119,8 @@ export interface ExtraTransport {
   readonly port?: number;
 }
 
+const EXTRA_TRANSPORT_KEYS = optionKeys<ExtraTransport>()(['transport', 'port']);
+
 /** A running provider. */
 export interface RpcServer {
   readonly host: string;
@@ -148,10 +150,10 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-const KNOWN_KEYS = [
+const KNOWN_KEYS = optionKeys<ServerOptions>()([
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
   'filters', 'token', 'maxConcurrentCalls', 'callScopes', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'exposeErrors', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
-];
+]);
 
 /** Exports `options.services` and announces them to the registry. */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
@@ -404,7 +406,7 @@ function checkExtraTransports(value: unknown): readonly ExtraTransport[] {
     if (entry === null || typeof entry !== 'object' || (entry as ExtraTransport).transport === undefined) {
       throw invalidOption(`extraTransports[${index}]`, entry, "{ transport, port }, e.g. { transport: 'grpc', port: 50051 }");
     }
-    checkKnownKeys(`extraTransports[${index}]`, entry, ['transport', 'port']);
+    checkKnownKeys(`extraTransports[${index}]`, entry, EXTRA_TRANSPORT_KEYS);
   });
   return value as readonly ExtraTransport[];
 }
