@@ -24,9 +24,9 @@ import ts from 'typescript';
  * one of its own row or above; a new folder must be given a row here.
  */
 export const LAYERS = [
-  ['errors', 'common', 'call', 'inference'],
+  ['errors', 'common', 'call'],
   ['log', 'config', 'decorators', 'serializer', 'registry', 'admission'],
-  ['transport', 'loadbalance'],
+  ['transport', 'loadbalance', 'inference'],
   ['cluster', 'filter', 'proxy', 'sim'],
   ['trace', 'metrics'],
   ['spi'],
