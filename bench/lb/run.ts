@@ -2,7 +2,7 @@ import { LiveProviderStats } from '../../src/client/provider-stats.js';
 import type { ProviderView } from '../../src/loadbalance/loadbalance.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
-import type { Invocation } from '../../src/transport/transport.js';
+import type { Invocation } from '../../src/call/invocation.js';
 import { numberOption } from '../common/common.js';
 
 /*

@@ -4,7 +4,7 @@ import type { LoadBalancer, ProviderView } from '../../src/loadbalance/loadbalan
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { VirtualClock, type Clock, type SimEngine } from '../../src/sim/sim.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
-import type { Invocation } from '../../src/transport/transport.js';
+import type { Invocation } from '../../src/call/invocation.js';
 import { engineFor, recordOf, type WorkerSpec } from './fleet.js';
 import { random, type WorkItem } from './workloads.js';
 

@@ -1,4 +1,4 @@
-import { checkInt, checkKnownKeys, checkName, invalidOption } from '../common/validate.js';
+import { checkInt, checkKnownKeys, checkName, invalidOption, optionKeys } from '../common/validate.js';
 import type { AdmissionOptions, AdmissionRequest, TenantLimits } from './admission.js';
 import type { ResolvedLimits } from './tenant.js';
 
@@ -7,7 +7,9 @@ export const MAX_PRIORITY = 9;
 /** The priority of a call that names none. */
 export const DEFAULT_PRIORITY = 1;
 
-const TENANT_KEYS = ['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued'];
+const TENANT_KEYS = optionKeys<TenantLimits>()(['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued']);
+const ADMISSION_KEYS = optionKeys<AdmissionOptions>()(['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'overcommit', 'clock', 'observer']);
+const PRIORITY_SLOTS_KEYS = optionKeys<NonNullable<AdmissionOptions['reserve']>>()(['priority', 'slots']);
 
 /** Slots set aside for, or added for, calls of at least `priority`. */
 export interface PrioritySlots {
@@ -29,7 +31,7 @@ export interface ResolvedAdmissionOptions {
 /** Checks `options` (every bad key named with what is allowed) and fills in defaults. */
 export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOptions {
   if (options === null || typeof options !== 'object') throw invalidOption('admission options', options, 'an object');
-  checkKnownKeys('admission', options, ['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'overcommit', 'clock', 'observer']);
+  checkKnownKeys('admission', options, ADMISSION_KEYS);
   if (typeof options.capacity !== 'function') throw invalidOption('admission capacity', options.capacity, 'a function returning the calls the fleet can run at once');
   const maxQueued = checkInt('admission maxQueued', options.maxQueued, 0, 1_000_000, 1024);
   const maxQueuedTokens = checkInt('admission maxQueuedTokens', options.maxQueuedTokens, 0, 2 ** 40, 4_000_000);
@@ -45,7 +47,7 @@ export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOpti
 function resolvePrioritySlots(key: 'reserve' | 'overcommit', value: AdmissionOptions['reserve']): PrioritySlots | undefined {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== 'object') throw invalidOption(`admission ${key}`, value, 'an object { priority, slots }');
-  checkKnownKeys(`admission ${key}`, value, ['priority', 'slots']);
+  checkKnownKeys(`admission ${key}`, value, PRIORITY_SLOTS_KEYS);
   return { priority: checkInt(`admission ${key}.priority`, value.priority, 1, MAX_PRIORITY, MAX_PRIORITY), slots: checkInt(`admission ${key}.slots`, value.slots, 1, 1_000_000, 1) };
 }
 

@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
-import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
 import { DEFAULT_BREAKER, DEFAULT_EJECTION, ProviderHealth, type BreakerOptions, type EjectionOptions } from '../cluster/provider-health.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
@@ -14,22 +14,21 @@ import { freshestLoad } from '../loadbalance/load-score.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createDescribedProxy } from '../proxy/described.js';
 import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
-import { defaultRegistryUrl } from '../registry/file/file.js';
-import { isRegistry, resolveRegistry, type LoadSnapshot, type Registry } from '../registry/registry.js';
+import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
-import type { ExtensionSpec } from '../spi/extension-registry.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
-import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/stream-frames.js';
-import type { ConnectionState, Transport } from '../transport/transport.js';
-import { DEFAULT_MAX_UNSENT_BYTES } from '../transport/byte-budget.js';
+import type { ExtensionSpec } from '../common/extension-registry.js';
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, DEFAULT_MAX_UNSENT_BYTES } from '../transport/defaults.js';
+import type { Transport } from '../transport/transport.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
 import { routingKeyExtractor } from './routing-key.js';
-import { ServiceReference, type AttemptEvent, type RouteEvent } from './service-reference.js';
+import { ServiceReference } from './service-reference.js';
 
-export type { AttemptEvent, RouteEvent } from './service-reference.js';
+import type { AttemptEvent, ProviderStatus, RouteEvent } from '../metrics/reports.js';
+
+export type { AttemptEvent, ProviderStatus, RouteEvent } from '../metrics/reports.js';
 
 /** Options of {@link createClient}; every key may also come from config (file, environment). */
 export interface ClientOptions {
@@ -149,12 +148,13 @@ export interface ReferenceOptions {
   routingKey?: string | ((request: unknown) => string | undefined);
 }
 
-const CLIENT_KEYS = [
+const CLIENT_KEYS = optionKeys<ClientOptions>()([
   'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
   'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'maxUnsentBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt', 'onStreamBreak',
   'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
-];
-const REFERENCE_KEYS = ['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey'];
+]);
+const REFERENCE_KEYS = optionKeys<ReferenceOptions>()(['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey']);
+const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
 /** A consumer: makes typed proxies and owns their connections. */
 export interface RpcClient {
@@ -189,29 +189,6 @@ export interface RpcClient {
   ready(): Promise<void>;
   /** Stops new calls, waits for calls in flight (up to `closeTimeoutMs`), closes connections. */
   close(): Promise<void>;
-}
-
-/** One provider of one service as a client sees it (see {@link RpcClient.providers}). */
-export interface ProviderStatus {
-  readonly service: string;
-  readonly version: string;
-  readonly group: string;
-  /** `host:port` this client calls (the endpoint of its transport). */
-  readonly address: string;
-  readonly protocol: string;
-  readonly weight: number;
-  readonly metadata: Readonly<Record<string, unknown>>;
-  readonly load: LoadSnapshot | undefined;
-  /** Calls from this client in flight to the provider. */
-  readonly inFlight: number;
-  /** Recent average latency of this client's calls to it, in ms. */
-  readonly averageLatencyMs: number | undefined;
-  readonly connection: ConnectionState | 'none';
-  /** `closed` also when breakers are turned off. */
-  readonly breaker: 'closed' | 'open' | 'half-open';
-  readonly ejected: boolean;
-  /** Epoch ms when an ejection ends. */
-  readonly ejectedUntil: number | undefined;
 }
 
 /** Creates a consumer. Nothing connects until the first call. */
@@ -257,7 +234,7 @@ class Client implements RpcClient {
     if (options.serializers !== undefined && !Array.isArray(options.serializers)) {
       throw invalidOption('serializers', options.serializers, 'an array of serializer names, { type, options } or instances');
     }
-    const registrySpec = options.registry ?? defaultRegistryUrl();
+    const registrySpec = options.registry ?? DEFAULT_REGISTRY;
     this.#registry = resolveRegistry(registrySpec, ext.registry);
     this.#ownsRegistry = !isRegistry(registrySpec);
     const list = [...DEFAULT_SERIALIZERS, ...(options.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`));
@@ -453,7 +430,7 @@ function checkObject(key: string, value: unknown, known: readonly string[]): Rec
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {
   if (option === undefined) return DEFAULT_BACKOFF;
   if (option === null || typeof option !== 'object') throw invalidOption('reconnect', option, 'an object');
-  checkKnownKeys('reconnect', option, ['initialMs', 'maxMs', 'multiplier', 'jitter']);
+  checkKnownKeys('reconnect', option, RECONNECT_KEYS);
   const merged = { ...DEFAULT_BACKOFF, ...option };
   checkInt('reconnect.initialMs', merged.initialMs, 1, MAX_TIMER_MS);
   checkInt('reconnect.maxMs', merged.maxMs, merged.initialMs, MAX_TIMER_MS);

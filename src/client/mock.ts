@@ -1,7 +1,7 @@
-import { invalidOption, checkKnownKeys } from '../common/validate.js';
+import { invalidOption, checkKnownKeys, optionKeys } from '../common/validate.js';
 import { isProviderFailure } from '../cluster/provider-health.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { Invocation } from '../transport/transport.js';
+import type { Invocation } from '../call/invocation.js';
 
 /**
  * A reference's fallback (Dubbo's `mock`):
@@ -20,6 +20,8 @@ export interface MockOptions {
   fallback?: (method: string, request: unknown, error: RpcError | undefined) => unknown;
 }
 
+const MOCK_KEYS = optionKeys<MockOptions>()(['mode', 'methods', 'value', 'fallback']);
+
 /** A checked {@link MockOptions}. */
 export interface ResolvedMock {
   readonly mode: 'fail' | 'force';
@@ -30,7 +32,7 @@ export interface ResolvedMock {
 export function resolveMock(option: MockOptions | undefined, key: string): ResolvedMock | undefined {
   if (option === undefined) return undefined;
   if (option === null || typeof option !== 'object') throw invalidOption(key, option, '{ mode?, methods?, value? | fallback? }');
-  checkKnownKeys(key, option, ['mode', 'methods', 'value', 'fallback']);
+  checkKnownKeys(key, option, MOCK_KEYS);
   const mode = option.mode ?? 'fail';
   if (mode !== 'fail' && mode !== 'force') throw invalidOption(`${key}.mode`, mode, "'fail' or 'force'");
   if (option.methods !== undefined && (!Array.isArray(option.methods) || !option.methods.every((method) => typeof method === 'string'))) {

@@ -1,46 +1,20 @@
-import { checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
+import { checkKnownKeys, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation, type NextFilter } from '../filter/filter.js';
-import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
+import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
-import { currentCallScope } from '../server/call-scope.js';
+import { currentCallScope } from '../call/call-scope.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
-import type { Invocation, Metadata } from '../transport/transport.js';
+import type { Invocation, Metadata } from '../call/invocation.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
 import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
-
-/** How one attempt on one provider went, as reported to the client's `onAttempt` hook. */
-export interface AttemptEvent {
-  readonly service: string;
-  readonly method: string;
-  /** `host:port` of the provider the attempt went to. */
-  readonly provider: string;
-  /** 1 for a call's first attempt, 2 for its first retry, … */
-  readonly attempt: number;
-  /** The outcome (of opening, for a stream). */
-  readonly code: RpcCode;
-  readonly seconds: number;
-  /**
-   * True on a second report for a stream whose opening was reported OK and that then broke
-   * off with `code` (a provider that died mid-answer); `seconds` is then its whole life.
-   */
-  readonly midStream?: boolean;
-}
-
-/** A routing decision, as reported to the client's `onRoute` hook. */
-export interface RouteEvent {
-  readonly service: string;
-  readonly method: string;
-  /** 1 for a call's first attempt, 2 for its first retry, … */
-  readonly attempt: number;
-  readonly decision: RouteDecision;
-}
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -71,7 +45,7 @@ export interface ServiceReferenceParts {
   readonly isClosed: () => boolean;
 }
 
-const CALL_OPTION_KEYS = ['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey'];
+const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
 /** The transport invocation riding along a FilterInvocation (filters copy it with a spread). */
 const INVOCATION = Symbol('shuttle-rpc:invocation');

@@ -1,6 +1,6 @@
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { singleAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */

@@ -1,6 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ServiceInstance } from '../registry/registry.js';
-import type { Invocation } from '../transport/transport.js';
+import type { Invocation } from '../call/invocation.js';
 import { isProviderFailure } from './provider-health.js';
 import type { RetryBudget } from './retry-budget.js';
 

@@ -1,5 +1,5 @@
 import { checkKnownKeys } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { singleAttempt, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */

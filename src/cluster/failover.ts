@@ -2,7 +2,7 @@ import pRetry from 'p-retry';
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ServiceInstance } from '../registry/registry.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { attemptOnUntried, mayRetryTransparently, safeToRetry, TRANSPARENT_RETRIES, type ClusterCall, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */

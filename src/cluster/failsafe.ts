@@ -1,6 +1,6 @@
 import { checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError } from '../errors/errors.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { attemptAbsorbingFailure, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */

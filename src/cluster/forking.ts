@@ -1,7 +1,7 @@
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ServiceInstance } from '../registry/registry.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { mayRetryTransparently, safeToRetry, singleAttempt, type ClusterCall, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */

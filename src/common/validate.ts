@@ -64,6 +64,20 @@ export function checkKnownKeys(where: string, options: object, known: readonly s
   }
 }
 
+/**
+ * The key list of an options interface `T`, checked against `T` when it compiles:
+ * `const CLIENT_KEYS = optionKeys<ClientOptions>()(['registry', …])` fails to compile when the
+ * list names a key `T` does not have (not assignable to `keyof T`) or leaves one of `T`'s keys
+ * out (`missing` names it). At run time it returns the list as it is. Curried because
+ * TypeScript cannot take `T` explicitly and infer the list's literal type in one call.
+ */
+export function optionKeys<T extends object>(): <const K extends readonly (keyof T & string)[]>(keys: K & MissingKeys<T, K>) => K {
+  return (keys) => keys;
+}
+
+/** Nothing when `K` lists every key of `T`, else a property naming the keys left out. */
+export type MissingKeys<T, K extends readonly PropertyKey[]> = [Exclude<keyof T, K[number]>] extends [never] ? unknown : { readonly missing: Exclude<keyof T, K[number]> };
+
 /** The largest timer delay Node accepts; setTimeout silently turns anything larger into 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 

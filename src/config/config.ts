@@ -1,7 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { invalidOption, show } from '../common/validate.js';
+import { invalidOption, optionKeys, show } from '../common/validate.js';
 
 /**
  * Configuration from, in increasing priority: defaults (in createServer / createClient), a
@@ -30,7 +30,8 @@ export interface FileConfig {
   file: string | undefined;
 }
 
-const TOP_LEVEL_KEYS = ['registry', 'plugins', 'server', 'client'];
+/** The keys a config file may have: those of {@link FileConfig} but `file`, which says where it was read. */
+const TOP_LEVEL_KEYS: readonly string[] = optionKeys<Omit<FileConfig, 'file'>>()(['registry', 'plugins', 'server', 'client']);
 const FILE_NAMES = ['shuttle.config.json', 'shuttle.config.js'];
 
 /**

@@ -1,4 +1,4 @@
-import { checkBool, checkInt, checkKnownKeys, checkName, checkOptionalName, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkBool, checkInt, checkKnownKeys, checkName, checkOptionalName, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { isServiceDescriptor, type ServiceDescriptor, type ServiceImplementation } from './descriptor.js';
 import {
   METHODS_KEY,
@@ -45,6 +45,11 @@ export interface RpcMethodOptions {
   /** A default timeout for calls to this method, in ms; a per-call timeout overrides it. */
   timeoutMs?: number;
 }
+
+const SERVICE_KEYS = optionKeys<RpcServiceOptions>()(['name', 'version', 'group']);
+/** The options beside a service descriptor, which names the service itself. */
+const DESCRIBED_SERVICE_KEYS = optionKeys<Omit<RpcServiceOptions, 'name'>>()(['version', 'group']);
+const METHOD_KEYS = optionKeys<RpcMethodOptions>()(['idempotent', 'stream', 'timeoutMs']);
 
 /** Any class whose instances are `I` (`any` arguments, as TypeScript's own decorator context types have). */
 export type AnyClass<I = unknown> = abstract new (...args: any[]) => I;
@@ -104,12 +109,12 @@ function serviceMetadata(first: RpcServiceOptions | ServiceDescriptor, second: O
   if (isServiceDescriptor(first)) {
     if (second === undefined) return { name: first.name, version: '', group: '', descriptor: first };
     if (second === null || typeof second !== 'object') throw invalidOption('@RpcService options', second, 'an object with version and/or group');
-    checkKnownKeys(`@RpcService(${first.name})`, second, ['version', 'group']);
+    checkKnownKeys(`@RpcService(${first.name})`, second, DESCRIBED_SERVICE_KEYS);
     const version = checkOptionalName('@RpcService version', second.version);
     return { name: first.name, version, group: checkOptionalName('@RpcService group', second.group), descriptor: first };
   }
   if (first === null || typeof first !== 'object') throw invalidOption('@RpcService options', first, 'an object with a name, or a service descriptor');
-  checkKnownKeys('@RpcService', first, ['name', 'version', 'group']);
+  checkKnownKeys('@RpcService', first, SERVICE_KEYS);
   return {
     name: checkName('@RpcService name', first.name),
     version: checkOptionalName('@RpcService version', first.version),
@@ -124,7 +129,7 @@ function serviceMetadata(first: RpcServiceOptions | ServiceDescriptor, second: O
  */
 export function RpcMethod(options: RpcMethodOptions = {}): RpcMethodDecorator {
   if (options === null || typeof options !== 'object') throw invalidOption('@RpcMethod options', options, 'an object');
-  checkKnownKeys('@RpcMethod', options, ['idempotent', 'stream', 'timeoutMs']);
+  checkKnownKeys('@RpcMethod', options, METHOD_KEYS);
   const idempotent = checkBool('@RpcMethod idempotent', options.idempotent, false);
   const stream = options.stream === undefined ? undefined : checkBool('@RpcMethod stream', options.stream, false);
   const timeoutMs = checkInt('@RpcMethod timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS);

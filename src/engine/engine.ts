@@ -1,4 +1,4 @@
-import { checkInt, checkKnownKeys, invalidOption } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { EngineLoad } from './engine-load.js';
@@ -42,6 +42,8 @@ export interface EngineWorkerOptions {
   log?: LogOption;
 }
 
+const WORKER_KEYS = optionKeys<EngineWorkerOptions>()(['url', 'apiKey', 'models', 'name', 'metricsUrl', 'metrics', 'metricsIntervalMs', 'slots', 'priority', 'server', 'log']);
+
 /** A running engine adapter. */
 export interface EngineWorker {
   readonly server: RpcServer;
@@ -60,7 +62,7 @@ export interface EngineWorker {
  */
 export async function startEngineWorker(options: EngineWorkerOptions): Promise<EngineWorker> {
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
-  checkKnownKeys('engine worker', options, ['url', 'apiKey', 'models', 'name', 'metricsUrl', 'metrics', 'metricsIntervalMs', 'slots', 'priority', 'server', 'log']);
+  checkKnownKeys('engine worker', options, WORKER_KEYS);
   const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
   const upstream = { baseUrl, apiKey: options.apiKey };
   const log = createLogger(options.log ?? options.server?.log, 'server');

@@ -2,7 +2,7 @@ import { RpcMethod, RpcService } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { DEFAULT_PRIORITY } from '../admission/options.js';
 import { callPriority, LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
-import type { CallContext } from '../server/call-context.js';
+import type { CallContext } from '../call/call-context.js';
 import { sseData } from './sse.js';
 import { postJson, type Upstream } from './upstream.js';
 

@@ -1,6 +1,6 @@
 import { checkKnownKeys, checkLog } from '../common/validate.js';
 import { RpcError, codeName } from '../errors/errors.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Filter } from './filter.js';
 
 /** The name this filter is registered under. */

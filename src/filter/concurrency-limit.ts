@@ -1,6 +1,6 @@
 import { checkInt, checkKnownKeys, MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Filter } from './filter.js';
 import { RetryAfterEstimator } from './retry-after.js';
 import { onStreamEnd } from './stream-end.js';

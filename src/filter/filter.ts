@@ -1,7 +1,7 @@
 import { invalidOption } from '../common/validate.js';
 import type { RpcError } from '../errors/errors.js';
-import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
-import type { Metadata, Peer } from '../transport/transport.js';
+import type { ExtensionRegistry, ExtensionSpec } from '../common/extension-registry.js';
+import type { Metadata, Peer } from '../call/invocation.js';
 
 /** Which end of a call a filter runs on. */
 export type FilterSide = 'consumer' | 'provider';

@@ -1,7 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Filter } from './filter.js';
 
 /** Metadata key carrying a consumer's token. */

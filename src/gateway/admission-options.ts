@@ -1,6 +1,6 @@
 import type { AdmissionOptions } from '../admission/admission.js';
 import { resolveOptions } from '../admission/options.js';
-import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 
 /** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
 export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve' | 'overcommit'> {
@@ -22,7 +22,7 @@ export interface ResolvedGatewayAdmission {
   readonly apiKeyTenants: ReadonlyMap<string, string>;
 }
 
-const KEYS = ['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'overcommit', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism'];
+const KEYS = optionKeys<GatewayAdmissionOptions>()(['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'overcommit', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism']);
 
 /**
  * Checks every field of `options` (the queue's through the queue's own checks), throwing a

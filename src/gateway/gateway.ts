@@ -1,13 +1,13 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
-import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { LLM_SERVICE, modelsOf, promptText, type LlmApi } from '../inference/inference.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
-import type { ExtensionSpec } from '../spi/extension-registry.js';
+import type { ExtensionSpec } from '../common/extension-registry.js';
 import { GatewayAdmission, type ChargedUsage, type GatewayAdmissionOptions } from './admission-gate.js';
 import { callerOf } from './caller.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
@@ -60,6 +60,8 @@ export interface GatewayOptions {
   admission?: GatewayAdmissionOptions;
 }
 
+const GATEWAY_KEYS = optionKeys<GatewayOptions>()(['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log', 'http', 'admission']);
+
 /** A running gateway. */
 export interface Gateway {
   /** `http://host:port`; the OpenAI base URL is this plus `/v1`. */
@@ -80,7 +82,7 @@ export interface Gateway {
  */
 export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   if (options === null || typeof options !== 'object') throw invalidOption('gateway options', options, 'an object');
-  checkKnownKeys('gateway', options, ['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log', 'http', 'admission']);
+  checkKnownKeys('gateway', options, GATEWAY_KEYS);
   const port = checkInt('gateway port', options.port, 0, 65535, 8080);
   const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
   const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { FastifyHttpOptions } from 'fastify';
-import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 
 /**
  * How long the gateway's HTTP clients may take, and how long their connections may stay: the
@@ -27,7 +27,7 @@ export interface GatewayHttpLimits {
   maxRequestsPerSocket?: number;
 }
 
-const KEYS = ['headersTimeoutMs', 'requestTimeoutMs', 'connectionTimeoutMs', 'keepAliveTimeoutMs', 'maxRequestsPerSocket'];
+const KEYS = optionKeys<GatewayHttpLimits>()(['headersTimeoutMs', 'requestTimeoutMs', 'connectionTimeoutMs', 'keepAliveTimeoutMs', 'maxRequestsPerSocket']);
 
 /**
  * How often Node checks its open requests against the header and request timeouts; those

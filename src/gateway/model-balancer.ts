@@ -1,6 +1,6 @@
 import { modelsOf } from '../inference/inference.js';
 import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
-import type { Invocation } from '../transport/transport.js';
+import type { Invocation } from '../call/invocation.js';
 
 /**
  * Model-aware routing: hands the wrapped balancer only the workers whose record lists the

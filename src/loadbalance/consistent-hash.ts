@@ -1,6 +1,6 @@
 import { checkInt, checkKnownKeys, invalidOption } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
-import type { Invocation } from '../transport/transport.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
+import type { Invocation } from '../call/invocation.js';
 import { ENVIRONMENT_KEYS } from './environment.js';
 import { hash32 } from './hash.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';

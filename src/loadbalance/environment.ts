@@ -1,5 +1,5 @@
 import { invalidOption } from '../common/validate.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
 
 /** Something that tells the time in ms: `Date` itself, a virtual clock, a test's fake. */
 export interface TimeSource {

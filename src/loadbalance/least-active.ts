@@ -1,5 +1,5 @@
 import { environmentOption } from './environment.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { effectiveWeight, warmupOption, pickRandom, withRoom } from './weights.js';
 

@@ -1,6 +1,6 @@
-import { checkInt } from '../common/validate.js';
+import { checkInt, optionKeys } from '../common/validate.js';
 import type { LoadSnapshot } from '../registry/registry.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
 import type { ProviderView } from './loadbalance.js';
 import { slots } from './weights.js';
 
@@ -15,7 +15,7 @@ export interface LoadScoreOptions {
 export const DEFAULT_LOAD_SCORE: LoadScoreOptions = { staleAfterMs: 2000, prefillTokensPerSecond: 20_000 };
 
 /** The option keys {@link scoringOption} reads. */
-export const SCORING_KEYS: readonly string[] = ['staleAfterMs', 'prefillTokensPerSecond'];
+export const SCORING_KEYS: readonly string[] = optionKeys<LoadScoreOptions>()(['staleAfterMs', 'prefillTokensPerSecond']);
 
 /** Reads and checks `{ staleAfterMs, prefillTokensPerSecond }` for `policy`. */
 export function scoringOption(policy: string, options: ExtensionOptions): LoadScoreOptions {

@@ -1,5 +1,5 @@
 import type { LoadSnapshot, ServiceInstance } from '../registry/registry.js';
-import type { Invocation } from '../transport/transport.js';
+import type { Invocation } from '../call/invocation.js';
 
 /**
  * This consumer's own live view of one provider: what it has in flight there right now, and

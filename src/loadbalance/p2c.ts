@@ -1,5 +1,5 @@
 import { checkKnownKeys } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import { loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';

@@ -1,6 +1,6 @@
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
-import type { Invocation } from '../transport/transport.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
+import type { Invocation } from '../call/invocation.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import { leastLoaded, loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';

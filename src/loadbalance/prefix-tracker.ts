@@ -1,6 +1,6 @@
 import { checkInt, invalidOption } from '../common/validate.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
-import type { Invocation } from '../transport/transport.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
+import type { Invocation } from '../call/invocation.js';
 import { summaryMatch } from './cache-summary.js';
 import { prefixBlockHashes } from './hash.js';
 import { freshestLoad } from './load-score.js';

@@ -1,6 +1,6 @@
 import { checkKnownKeys } from '../common/validate.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
 import { pickRandom, withRoom } from './weights.js';
 

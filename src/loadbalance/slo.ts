@@ -1,6 +1,6 @@
 import { checkInt, checkKnownKeys } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
-import type { Invocation } from '../transport/transport.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
+import type { Invocation } from '../call/invocation.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import { predict, profileOf, stepMs } from './latency-model.js';
 import { SCORING_KEYS, scoringOption } from './load-score.js';

@@ -2,7 +2,7 @@ import type { ServiceInstance } from '../registry/registry.js';
 import type { ProviderView } from './loadbalance.js';
 
 import { checkInt, checkKnownKeys } from '../common/validate.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
 import { ENVIRONMENT_KEYS } from './environment.js';
 
 /** Default warm-up of a new provider's weight (Dubbo's 10 minutes). */

@@ -1,4 +1,4 @@
-import type { Invocation } from '../transport/transport.js';
+import type { Invocation } from '../call/invocation.js';
 import type { CallOutcome } from './loadbalance.js';
 
 /** Predictions kept for calls in flight, at most; the oldest go first (their outcome then teaches nothing). */

@@ -4,7 +4,8 @@ import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
 import { admissionSnapshot } from './admission-snapshot.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { FleetHistory } from './fleet.js';
-import { ShuttleMetrics, type WatchedClient } from './metrics.js';
+import { ShuttleMetrics } from './metrics.js';
+import type { WatchedClient } from './reports.js';
 
 /** Options of {@link startAdminServer}. */
 export interface AdminServerOptions {

@@ -1,7 +1,7 @@
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import { RpcCode, RpcError, codeConstant } from '../errors/errors.js';
 import type { Filter } from '../filter/filter.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { ShuttleMetrics } from './metrics.js';
 
 /** The name the metrics filter is registered under. */

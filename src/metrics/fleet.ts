@@ -1,5 +1,5 @@
-import type { ProviderStatus } from '../client/client.js';
-import type { ProviderTotals, ShuttleMetrics, WatchedClient } from './metrics.js';
+import type { ProviderTotals, ShuttleMetrics } from './metrics.js';
+import type { ProviderStatus, WatchedClient } from './reports.js';
 
 /** One provider as the dashboard lists it: its live status (the last seen, when down) and counts. */
 export interface FleetEntry {

@@ -1,14 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ProviderStatus, RpcClient } from '../client/client.js';
-import type { AttemptEvent, RouteEvent } from '../client/service-reference.js';
 import { codeConstant } from '../errors/errors.js';
-import type { RpcServer } from '../server/server.js';
-
-/** What the provider gauges read from a server: its latest published load, connections and limit. */
-export type WatchedServer = Pick<RpcServer, 'url' | 'lastLoad' | 'connections'> & Partial<Pick<RpcServer, 'instances' | 'refusedConnections'>>;
-
-/** What the consumer gauges read from a client: its view of its providers. */
-export type WatchedClient = Pick<RpcClient, 'providers'>;
+import type { AttemptEvent, ProviderStatus, RouteEvent, WatchedClient, WatchedServer } from './reports.js';
 
 /** Running totals of the consumer side, which the dashboard turns into rates between polls. */
 export interface ConsumerTotals {

@@ -1,5 +1,5 @@
-import type { CallContext } from '../server/call-context.js';
-import type { Metadata } from '../transport/transport.js';
+import type { CallContext } from '../call/call-context.js';
+import type { Metadata } from '../call/invocation.js';
 import { createCall, type CallMode, type RpcCall } from './call.js';
 
 export { createCall, type CallMode, type RpcCall } from './call.js';

@@ -1,5 +1,5 @@
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { ServiceInstance, ServiceQuery } from './instance.js';
 import type { InstancesListener, Registry, Subscription } from './registry.js';
 

@@ -1,6 +1,6 @@
 import { instanceAddress, instanceKey, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from './instance.js';
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { InstancesListener, Registry, Subscription } from './registry.js';
 
 /** The name (and URL scheme) this registry is registered under. */

@@ -1,10 +1,8 @@
 import { invalidOption } from '../common/validate.js';
-import type { ExtensionRegistry, ExtensionSpec } from '../spi/extension-registry.js';
+import type { ExtensionRegistry, ExtensionSpec } from '../common/extension-registry.js';
 import type { LoadSnapshot, ServiceInstance, ServiceQuery } from './instance.js';
 export { RECORD_LIMITS, checkInstance, checkLoad, parseInstance, parseLoad } from './record-check.js';
 
-export { DirectRegistry } from './direct.js';
-export { MemoryRegistry } from './memory.js';
 export {
   endpointFor,
   instanceAddress,
@@ -54,6 +52,13 @@ export interface Registry {
   services?(): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/**
+ * The registry a client or server uses when none is configured: the embedded file registry in
+ * its default folder (a `file://` URL with no folder). It is resolved by its scheme like any
+ * other registry URL, so a plugin that overrides `file` replaces the default as well.
+ */
+export const DEFAULT_REGISTRY = 'file://';
 
 /** Tells a Registry instance from a spec. */
 export function isRegistry(value: unknown): value is Registry {

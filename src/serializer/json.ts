@@ -1,5 +1,5 @@
 import { checkBool, checkKnownKeys } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { DECODE_LIMIT_KEYS, resolveDecodeLimits } from './decode-limits.js';
 import type { DecodeLimits } from './decode-limits.js';
 import { checkJsonValue } from './json-check.js';

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { checkKnownKeys } from '../common/validate.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { DECODE_LIMIT_KEYS, resolveDecodeLimits, type DecodeLimits } from './decode-limits.js';
 import { checkMsgpack } from './msgpack-guard.js';
 import { SerializerId, type Serializer } from './serializer.js';

@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { checkKnownKeys, invalidOption } from '../common/validate.js';
-import type { ExtensionOptions } from '../spi/extension-registry.js';
+import { checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
+import type { ExtensionOptions } from '../common/extension-registry.js';
 import { SerializerId, type PayloadTarget, type Serializer } from './serializer.js';
 
 // protobufjs's descriptor extension (CommonJS, whose names Node cannot see from ESM) also
@@ -18,6 +18,8 @@ export interface ProtobufSerializerOptions {
   files: readonly string[];
 }
 
+const PROTOBUF_KEYS = optionKeys<ProtobufSerializerOptions>()(['files']);
+
 /**
  * Protocol Buffers through protobufjs, with the schema read from local .proto files (never
  * fetched). A shuttle service `inference.LLM` maps to `service LLM` in `package inference`; a
@@ -27,7 +29,7 @@ export interface ProtobufSerializerOptions {
  * strings, enums as numbers, bytes as Uint8Array).
  */
 export function createProtobufSerializer(options: ProtobufSerializerOptions | ExtensionOptions): Serializer {
-  checkKnownKeys('protobuf serializer options', options ?? {}, ['files']);
+  checkKnownKeys('protobuf serializer options', options ?? {}, PROTOBUF_KEYS);
   const root = loadProtoFiles((options as ProtobufSerializerOptions).files, 'protobuf files');
   const codecs = new Map<string, MessageCodec>();
 

@@ -6,8 +6,8 @@ import { ADMITTED } from '../filter/token.js';
 import type { Logger } from '../log/log.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
-import type { CallContext } from './call-context.js';
-import { bindIterableToScope, runInCallScope } from './call-scope.js';
+import type { CallContext } from '../call/call-context.js';
+import { bindIterableToScope, runInCallScope } from '../call/call-scope.js';
 
 /** One exported service: its decorator metadata and its callable methods. */
 export interface ExportedService {

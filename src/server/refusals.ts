@@ -1,12 +1,5 @@
 import type { Logger } from '../log/log.js';
-import type { RefusalListener, RefusalReason } from '../transport/transport.js';
-
-/** How many connections one transport refused because of one limit. */
-export interface RefusedConnections {
-  readonly transport: string;
-  readonly reason: RefusalReason;
-  readonly count: number;
-}
+import type { RefusalListener, RefusalReason, RefusedConnections } from '../transport/transport.js';
 
 /** At most one log line this often, however many connections are refused in between. */
 const LOG_INTERVAL_MS = 5000;

@@ -1,23 +1,22 @@
 import os from 'node:os';
-import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
-import { defaultRegistryUrl } from '../registry/file/file.js';
-import { isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
+import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
-import type { ExtensionSpec } from '../spi/extension-registry.js';
+import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../transport/frame.js';
-import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type Transport, type TransportServer } from '../transport/transport.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusedConnections, type Transport, type TransportServer } from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
 import { limitsWithinFds } from './fd-limit.js';
 import { AnswerLoad } from './answer-load.js';
-import { ConnectionRefusals, type RefusedConnections } from './refusals.js';
+import { ConnectionRefusals } from './refusals.js';
 
-export type { CallContext } from './call-context.js';
-export type { RefusedConnections } from './refusals.js';
+export type { CallContext } from '../call/call-context.js';
+export type { RefusedConnections } from '../transport/transport.js';
 
 /** Options of {@link createServer}; every key but `services` may also come from config. */
 export interface ServerOptions {
@@ -121,6 +120,8 @@ export interface ExtraTransport {
   readonly port?: number;
 }
 
+const EXTRA_TRANSPORT_KEYS = optionKeys<ExtraTransport>()(['transport', 'port']);
+
 /** A running provider. */
 export interface RpcServer {
   readonly host: string;
@@ -150,10 +151,10 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-const KNOWN_KEYS = [
+const KNOWN_KEYS = optionKeys<ServerOptions>()([
   'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
   'filters', 'token', 'maxConcurrentCalls', 'callScopes', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'exposeErrors', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
-];
+]);
 
 /** Exports `options.services` and announces them to the registry. */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
@@ -205,7 +206,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const twice = names.find((name, index) => names.indexOf(name) !== index);
   if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
   const dispatcher = new Dispatcher(merged.services, serializers, filters, log, checkBool('callScopes', merged.callScopes, true), checkBool('exposeErrors', merged.exposeErrors, false));
-  const registrySpec = merged.registry === undefined ? defaultRegistryUrl() : merged.registry;
+  const registrySpec = merged.registry === undefined ? DEFAULT_REGISTRY : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
   const ownsRegistry = registry !== undefined && !isRegistry(registrySpec);
@@ -416,7 +417,7 @@ function checkExtraTransports(value: unknown): readonly ExtraTransport[] {
     if (entry === null || typeof entry !== 'object' || (entry as ExtraTransport).transport === undefined) {
       throw invalidOption(`extraTransports[${index}]`, entry, "{ transport, port }, e.g. { transport: 'grpc', port: 50051 }");
     }
-    checkKnownKeys(`extraTransports[${index}]`, entry, ['transport', 'port']);
+    checkKnownKeys(`extraTransports[${index}]`, entry, EXTRA_TRANSPORT_KEYS);
   });
   return value as readonly ExtraTransport[];
 }

@@ -9,7 +9,7 @@ export {
   type ExtensionOptions,
   type ExtensionSpec,
   type RegisterOptions,
-} from './extension-registry.js';
+} from '../common/extension-registry.js';
 export { cloneExtensions, defaultExtensions, emptyExtensions, type Extensions } from './extensions.js';
 export { createContext, type ContextOptions, type ShuttleContext } from './context.js';
 export { loadPlugins, PluginError, type ShuttlePlugin } from './plugin.js';
@@ -17,9 +17,9 @@ export { SerializerId, SerializerSet, DEFAULT_SERIALIZERS, isSerializer, type Pa
 export { createMsgpackSerializer } from '../serializer/msgpack.js';
 export { createJsonSerializer } from '../serializer/json.js';
 export { createProtobufSerializer, type ProtobufSerializerOptions } from '../serializer/protobuf.js';
+export { DirectRegistry } from '../registry/direct.js';
+export { MemoryRegistry } from '../registry/memory.js';
 export {
-  DirectRegistry,
-  MemoryRegistry,
   instanceKey,
   isRegistry,
   matchesQuery,
@@ -53,7 +53,6 @@ export {
 } from '../filter/filter.js';
 export { TOKEN_META } from '../filter/token.js';
 export {
-  DEFAULT_MAX_FRAME_BYTES,
   FrameFlag,
   FrameType,
   HEADER_BYTES,
@@ -66,8 +65,9 @@ export {
 } from '../transport/frame.js';
 export { FrameDecoder } from '../transport/decoder.js';
 export { ClientStream } from '../transport/client-stream.js';
-export { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, WINDOW_META, encodeChunkFrame, encodeEndFrame, encodeWindowUpdate } from '../transport/stream-frames.js';
-export { RequestHeadDecoder, decodeRequestHead, encodeMeta, encodeRoute, type Metadata, type RequestHead } from '../transport/envelope.js';
+export { WINDOW_META, encodeChunkFrame, encodeEndFrame, encodeWindowUpdate } from '../transport/stream-frames.js';
+export { DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/defaults.js';
+export { RequestHeadDecoder, decodeRequestHead, encodeMeta, encodeRoute, type RequestHead } from '../transport/envelope.js';
 export { encodeErrorFrame, decodeWireError } from '../transport/tcp/wire-error.js';
 export {
   TIMEOUT_META,
@@ -76,7 +76,6 @@ export {
   type ClientConnection,
   type ConnectOptions,
   type ConnectionState,
-  type Invocation,
   type ListenOptions,
   type ProviderCallInfo,
   type ResolvedMethod,
@@ -84,4 +83,5 @@ export {
   type Transport,
   type TransportServer,
 } from '../transport/transport.js';
+export type { Invocation, Metadata } from '../call/invocation.js';
 export { codeFromNodeError, isRetryableCode } from '../errors/errors.js';

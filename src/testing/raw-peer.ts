@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { FrameDecoder } from '../transport/decoder.js';
-import { DEFAULT_MAX_FRAME_BYTES, type Frame } from '../transport/frame.js';
+import type { Frame } from '../transport/frame.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
 
 /**
  * A bare socket speaking the frame format, for protocol tests: send any bytes (valid frames or

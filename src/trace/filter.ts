@@ -1,7 +1,7 @@
 import { checkKnownKeys } from '../common/validate.js';
 import type { Filter } from '../filter/filter.js';
-import { currentCallScope } from '../server/call-scope.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import { currentCallScope } from '../call/call-scope.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 import { TRACEPARENT, childTraceParent, formatTraceParent, parseTraceParent } from './trace.js';
 
 /** The name this filter is registered under. */

@@ -3,8 +3,8 @@ import { checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError, codeConstant } from '../errors/errors.js';
 import type { Filter } from '../filter/filter.js';
 import { onStreamEnd } from '../filter/stream-end.js';
-import type { Metadata } from '../transport/transport.js';
-import type { ExtensionFactory } from '../spi/extension-registry.js';
+import type { Metadata } from '../call/invocation.js';
+import type { ExtensionFactory } from '../common/extension-registry.js';
 
 /** The name this filter is registered under. */
 export const TYPE_NAME = 'opentelemetry';

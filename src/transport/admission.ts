@@ -1,5 +1,5 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { DEFAULT_MAX_UNSENT_BYTES } from './byte-budget.js';
+import { DEFAULT_MAX_UNSENT_BYTES } from './defaults.js';
 
 /** Provider-side limits on connections, which every transport server honours. */
 export interface ConnectionLimits {
@@ -87,6 +87,13 @@ export type RefusalReason = 'maxConnections' | 'maxConnectionsPerAddress';
 
 /** Told of every refused connection (a server counts and logs them; see src/server/refusals.ts). */
 export type RefusalListener = (reason: RefusalReason, address: string) => void;
+
+/** How many connections one transport refused because of one limit. */
+export interface RefusedConnections {
+  readonly transport: string;
+  readonly reason: RefusalReason;
+  readonly count: number;
+}
 
 /**
  * Counts the connections of one transport server and says whether a new one may stay, so a

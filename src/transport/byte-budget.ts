@@ -1,6 +1,3 @@
-/** Default budget of unsent bytes per connection, on both sides (`maxUnsentBytes`). */
-export const DEFAULT_MAX_UNSENT_BYTES = 4 * 1024 * 1024;
-
 /**
  * A budget of bytes shared by the connections of one server (for example the partial frames
  * they buffer together). A connection charges what it holds and gives it back when it lets go;

@@ -1,6 +1,6 @@
 import { MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { Invocation } from './transport.js';
+import type { Invocation } from '../call/invocation.js';
 
 /*
  * The errors a consumer-side connection fails a call with on its own (the provider never

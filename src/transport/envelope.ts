@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import type { Metadata } from '../call/invocation.js';
 
 /*
  * The REQUEST body: a routing head in a fixed, serializer-independent layout, then the request
@@ -13,9 +14,6 @@ import { RpcCode, RpcError } from '../errors/errors.js';
  *   u8  meta entry count, then per entry: u8 key length, key, u16 value length, value
  *   ... payload (the rest of the body)
  */
-
-/** Call metadata: string keys to string values (deadline, trace context, token, routing hints). */
-export type Metadata = Record<string, string>;
 
 /** The routing part of a request. */
 export interface RequestHead {

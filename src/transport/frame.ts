@@ -11,8 +11,6 @@ export const HEADER_BYTES = 20;
 export const MAGIC = 0x5348;
 /** The only protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
-/** Default cap on a frame body; a larger declared length closes the connection. */
-export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024;
 
 /** Frame types (header byte 3). */
 export const FrameType = {

@@ -12,10 +12,6 @@ import { FrameType, HEADER_BYTES, encodeFrame, writeHeader } from './frame.js';
 
 /** Meta key of a streaming REQUEST: the consumer's initial flow-control window, in bytes. */
 export const WINDOW_META = 'shuttle-window';
-/** Window used when a request does not say (HTTP/2's default initial window). */
-export const DEFAULT_STREAM_WINDOW = 65_535;
-/** The smallest window a consumer may grant, so that any chunk can eventually be sent. */
-export const MIN_STREAM_WINDOW = 1024;
 
 /** A STREAM_CHUNK frame: header, sequence number, payload. */
 export function encodeChunkFrame(requestId: number, serializer: number, sequence: number, payload: Uint8Array): Buffer {

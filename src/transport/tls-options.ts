@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { checkBool, checkKnownKeys, invalidOption } from '../common/validate.js';
+import { checkBool, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
 
 /**
  * TLS settings of a transport (`options.tls` of tcp and grpc). Each of `ca`, `cert`, `key` is
@@ -29,7 +29,7 @@ export interface ResolvedTls {
   reread(): ResolvedTls;
 }
 
-const TLS_KEYS = ['ca', 'cert', 'key', 'requireClientCert', 'serverName'];
+const TLS_KEYS = optionKeys<TlsOptions>()(['ca', 'cert', 'key', 'requireClientCert', 'serverName']);
 
 /** Checks a `tls` option (naming `where` and the bad key) and reads its PEM files. */
 export function resolveTls(where: string, value: unknown): ResolvedTls | undefined {

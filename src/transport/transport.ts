@@ -3,40 +3,11 @@ import type { RpcError } from '../errors/errors.js';
 import type { Serializer, SerializerSet } from '../serializer/serializer.js';
 import type { ClientStream } from './client-stream.js';
 import type { ConnectionLimits, RefusalListener } from './admission.js';
-import type { Metadata, RequestHead } from './envelope.js';
+import type { Invocation, Metadata, Peer } from '../call/invocation.js';
+import type { RequestHead } from './envelope.js';
 
-export type { Metadata, RequestHead } from './envelope.js';
-export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason } from './admission.js';
-
-/** One call as a transport sees it: where it goes, what it carries, when it must stop. */
-export interface Invocation {
-  readonly service: string;
-  readonly version: string;
-  readonly group: string;
-  readonly method: string;
-  /** The request value (one value per call; see docs/PROTOCOL.md for why). */
-  readonly request: unknown;
-  readonly meta: Metadata;
-  /** Absolute local deadline (Date.now() based), or undefined for none. */
-  readonly deadline: number | undefined;
-  readonly signal: AbortSignal | undefined;
-  /** Fire and forget: the provider sends no response. */
-  readonly oneWay: boolean;
-  /** A server-streaming call. */
-  readonly stream: boolean;
-  /**
-   * What load balancers route on: the prompt for prefix affinity, the key for consistent
-   * hashing. From the `routingKey` call option or the reference's `routingKey`.
-   */
-  readonly routingKey?: string;
-  /**
-   * An object that stands for service + version + group + method and is the same for every
-   * call of that method through one reference, so a transport can cache what it derives from
-   * the route (the tcp transport: the encoded route) in a WeakMap without building a string
-   * key per call. Optional: transports must work without it.
-   */
-  readonly route?: object;
-}
+export type { RequestHead } from './envelope.js';
+export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason, type RefusedConnections } from './admission.js';
 
 /** Connection states, as gRPC names them. */
 export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'transient-failure' | 'shutdown';
@@ -67,12 +38,6 @@ export interface ClientConnection {
    * then closes the socket; the calls still running then fail UNAVAILABLE.
    */
   close(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
-}
-
-/** The peer of a provider-side call. */
-export interface Peer {
-  readonly address: string;
-  readonly port: number;
 }
 
 /** What a transport server needs from the provider: resolve a route, then run the method. */

@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr';
-import { encodeMeta, encodeRoute, type Metadata } from '../../src/transport/envelope.js';
+import { encodeMeta, encodeRoute } from '../../src/transport/envelope.js';
+import type { Metadata } from '../../src/call/invocation.js';
 import { encodeFrame, FrameType } from '../../src/transport/frame.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });

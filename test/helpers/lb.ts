@@ -1,7 +1,7 @@
 import { LiveProviderStats } from '../../src/client/provider-stats.js';
 import type { ProviderView } from '../../src/loadbalance/loadbalance.js';
 import type { LoadSnapshot, ServiceInstance } from '../../src/registry/registry.js';
-import type { Invocation } from '../../src/transport/transport.js';
+import type { Invocation } from '../../src/call/invocation.js';
 
 /** A provider view for balancer tests, with live stats the test can drive. */
 export interface TestView extends ProviderView {

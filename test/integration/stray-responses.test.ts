@@ -6,7 +6,7 @@ import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../../src/transport/frame.js';
 import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
-import type { Invocation } from '../../src/transport/transport.js';
+import type { Invocation } from '../../src/call/invocation.js';
 
 /*
  * A provider that answers with ids nobody asked for, and answers twice: the consumer drops

@@ -1,6 +1,6 @@
 import { Etcd3 } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
-import type { ExtensionFactory } from '../../spi/extension-registry.js';
+import type { ExtensionFactory } from '../../common/extension-registry.js';
 import { instanceAddress, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
 import { RegistryInputGuard } from '../input-guard.js';
 import { checkInstance, RECORD_LIMITS } from '../record-check.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { checkInt, checkKnownKeys, invalidOption } from '../../common/validate.js';
-import type { ExtensionOptions } from '../../spi/extension-registry.js';
+import type { ExtensionOptions } from '../../common/extension-registry.js';
 
 /** Settings of the etcd registry, from its URL and options. */
 export interface EtcdSettings {

@@ -2,7 +2,7 @@ import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { checkInt, checkKnownKeys, invalidOption } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
-import type { ExtensionFactory } from '../../spi/extension-registry.js';
+import type { ExtensionFactory } from '../../common/extension-registry.js';
 import { instanceAddress, matchesQuery, type LoadSnapshot, type ServiceInstance, type ServiceQuery } from '../instance.js';
 import { RegistryInputGuard } from '../input-guard.js';
 import { checkInstance, checkLoad, RECORD_LIMITS } from '../record-check.js';

@@ -1,4 +1,4 @@
-import type { ExtensionFactory } from '../../spi/extension-registry.js';
+import type { ExtensionFactory } from '../../common/extension-registry.js';
 import type { Transport } from '../transport.js';
 import { GrpcConnection } from './grpc-connection.js';
 import { listenGrpc } from './grpc-server.js';

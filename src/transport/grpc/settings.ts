@@ -1,6 +1,6 @@
 import net from 'node:net';
 import grpc from '@grpc/grpc-js';
-import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS } from '../../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../../common/validate.js';
 import { loadDescriptorSet, loadProtoFiles } from '../../serializer/protobuf.js';
 import { checkServerTls, resolveTls, type TlsOptions } from '../tls-options.js';
 import { GrpcRoutes } from './codec.js';
@@ -54,7 +54,7 @@ export interface GrpcSettings {
   channelCredentials(): grpc.ChannelCredentials;
 }
 
-const OPTION_KEYS = ['protoFiles', 'descriptorSet', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions'];
+const OPTION_KEYS = optionKeys<GrpcTransportOptions>()(['protoFiles', 'descriptorSet', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'channelOptions']);
 
 /** Checks the options (naming the bad key and what is allowed) and loads the .proto files. */
 export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>): GrpcSettings {

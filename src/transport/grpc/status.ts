@@ -1,6 +1,6 @@
 import grpc from '@grpc/grpc-js';
 import { RpcCode, RpcError, isRpcCode } from '../../errors/errors.js';
-import type { Metadata } from '../envelope.js';
+import type { Metadata } from '../../call/invocation.js';
 
 /*
  * What shuttle puts in gRPC headers and trailers (docs/PROTOCOL.md, "gRPC transport"). RpcCode

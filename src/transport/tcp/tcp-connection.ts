@@ -7,13 +7,14 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import type { ClientStream } from '../client-stream.js';
 import { FrameDecoder } from '../decoder.js';
-import { encodeRoute, measureMeta, writeMeta, type Metadata } from '../envelope.js';
+import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
+import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
 import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
-import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState, type Invocation } from '../transport.js';
+import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 

@@ -1,5 +1,5 @@
 import { checkKnownKeys } from '../../common/validate.js';
-import type { ExtensionFactory } from '../../spi/extension-registry.js';
+import type { ExtensionFactory } from '../../common/extension-registry.js';
 import { resolveTls } from '../tls-options.js';
 import type { Transport } from '../transport.js';
 import { TcpConnection } from './tcp-connection.js';

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DirectRegistry, MemoryRegistry, resolveRegistry as resolveWith, type ServiceInstance } from '../../../src/registry/registry.js';
+import { DirectRegistry } from '../../../src/registry/direct.js';
+import { MemoryRegistry } from '../../../src/registry/memory.js';
+import { resolveRegistry as resolveWith, type ServiceInstance } from '../../../src/registry/registry.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 
 const registries = defaultExtensions().registry;

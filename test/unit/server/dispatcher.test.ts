@@ -3,7 +3,7 @@ import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { SerializerSet } from '../../../src/serializer/serializer.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
-import { currentCallScope } from '../../../src/server/call-scope.js';
+import { currentCallScope } from '../../../src/call/call-scope.js';
 import { Dispatcher } from '../../../src/server/dispatcher.js';
 import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
 import { EchoService } from '../../fixtures/services.js';

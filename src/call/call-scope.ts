@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Metadata } from '../transport/transport.js';
+import type { Metadata } from './invocation.js';
 
 /**
  * The provider call a piece of code runs inside, so that calls made from a handler inherit

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExtensionRegistry } from '../../../src/spi/extension-registry.js';
+import { ExtensionRegistry } from '../../../src/common/extension-registry.js';
 
 interface Greeter {
   greet(): string;

@@ -1,4 +1,4 @@
-import { invalidOption, show } from '../common/validate.js';
+import { invalidOption, show } from './validate.js';
 
 /** Options passed to an extension factory; each factory validates its own. */
 export type ExtensionOptions = Readonly<Record<string, unknown>>;
@@ -21,6 +21,17 @@ export interface RegisterOptions {
   override?: boolean;
   /** A value no other extension of this point may claim, e.g. a serializer's wire id. */
   uniqueKey?: string | number;
+}
+
+/**
+ * A built-in implementation as its extension folder lists it (`loadbalance/builtins.ts`, …):
+ * the name it is registered under (the implementation file's `TYPE_NAME`), its factory, and its
+ * registration options. The application context registers every folder's list in order.
+ */
+export interface BuiltinExtension<T> {
+  readonly name: string;
+  readonly factory: ExtensionFactory<T>;
+  readonly options?: RegisterOptions;
 }
 
 interface Entry<T> {

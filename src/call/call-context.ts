@@ -1,4 +1,4 @@
-import type { Metadata, Peer } from '../transport/transport.js';
+import type { Metadata, Peer } from './invocation.js';
 
 /**
  * What a provider method receives as its last argument: the call's cancellation signal,
