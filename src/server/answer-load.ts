@@ -13,7 +13,8 @@ import { LOAD_REPORT_EVERY_MS, MAX_LOAD_REPORT_BYTES } from '../transport/transp
  */
 export class AnswerLoad {
   #snapshot: (() => LoadSnapshot) | undefined;
-  #bytes: Uint8Array | undefined;
+  /** The report as is, and with one call less running (made together). */
+  #bytes: [Uint8Array | undefined, Uint8Array | undefined] | undefined;
   #madeAt = 0;
 
   /** Where snapshots come from; no report is attached until it is set. */
@@ -27,18 +28,30 @@ export class AnswerLoad {
     this.#bytes = undefined;
   }
 
-  /** The report's bytes, or undefined when there is no source or the snapshot cannot be sent. */
-  report(): Uint8Array | undefined {
+  /**
+   * The report's bytes, or undefined when there is no source or the snapshot cannot be sent.
+   * `answering` 1 is for a report sent with an answer whose call still counts as running (a
+   * grpc trailer): the report leaves that call out, so the consumer's next pick does not see
+   * the provider busier than it will be.
+   */
+  report(answering: 0 | 1 = 0): Uint8Array | undefined {
     const snapshot = this.#snapshot;
     if (snapshot === undefined) return undefined;
     const now = Date.now();
-    if (this.#bytes !== undefined && now - this.#madeAt < LOAD_REPORT_EVERY_MS) return this.#bytes;
-    const { cachedPrefixes: _summary, receivedAt: _received, ...load } = snapshot();
-    const bytes = Buffer.from(JSON.stringify(load));
-    // An application's load() can add nothing that makes it this large, but a report is never
-    // allowed to become a large frame on every connection.
-    this.#bytes = bytes.length <= MAX_LOAD_REPORT_BYTES ? bytes : undefined;
-    this.#madeAt = now;
-    return this.#bytes;
+    if (this.#bytes === undefined || now - this.#madeAt >= LOAD_REPORT_EVERY_MS) {
+      const { cachedPrefixes: _summary, receivedAt: _received, ...load } = snapshot();
+      this.#bytes = [encode(load), encode({ ...load, running: Math.max(0, load.running - 1) })];
+      this.#madeAt = now;
+    }
+    return this.#bytes[answering];
   }
+}
+
+/**
+ * An application's load() can add nothing that makes a report this large, but a report must
+ * never become a large frame on every connection.
+ */
+function encode(load: Omit<LoadSnapshot, 'cachedPrefixes' | 'receivedAt'>): Uint8Array | undefined {
+  const bytes = Buffer.from(JSON.stringify(load));
+  return bytes.length <= MAX_LOAD_REPORT_BYTES ? bytes : undefined;
 }

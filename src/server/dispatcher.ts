@@ -160,12 +160,14 @@ function bindMethod(
   scopes: boolean,
 ): ResolvedMethod & { meta: MethodMetadata } {
   const run = (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
+    let signal: AbortSignal | undefined;
     const context: CallContext = {
       service: service.name,
       method: meta.name,
-      // A getter, so the provider's AbortSignal is only made for handlers that use it.
+      // A getter, so the provider's AbortSignal is only made for handlers that use it; kept
+      // once made, since a streaming handler reads it at every step.
       get signal() {
-        return info.signal;
+        return (signal ??= info.signal);
       },
       deadline: info.deadline,
       metadata: info.meta,

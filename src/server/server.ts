@@ -217,7 +217,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const answerLoad = new AnswerLoad();
   try {
     for (const entry of transports) {
-      servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits: fitted, onRefused: refusals.listener(entry.transport.name), loadReport: () => answerLoad.report() }));
+      servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits: fitted, onRefused: refusals.listener(entry.transport.name), loadReport: (answering) => answerLoad.report(answering) }));
     }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));

@@ -107,6 +107,13 @@ export interface TransportServer {
 /** Meta key holding the caller's remaining timeout in ms (relative, as gRPC's grpc-timeout). */
 export const TIMEOUT_META = 'shuttle-timeout-ms';
 
+/**
+ * Metadata of a consumer's first request on a tcp connection saying it reads LOAD frames; only
+ * then does the provider attach its load to answers, so a peer written against the frames it
+ * knows never sees one.
+ */
+export const ACCEPT_LOAD_META = 'shuttle-accept-load';
+
 /** Consumer-side connection settings every transport honours. */
 export interface ConnectOptions {
   /** How long a connect may take before calls waiting on it fail UNAVAILABLE. */
@@ -142,9 +149,10 @@ export interface ListenOptions {
   readonly onRefused?: RefusalListener;
   /**
    * The provider's current load report to attach to answers (UTF-8 JSON of a load snapshot, at
-   * most {@link MAX_LOAD_REPORT_BYTES}), or undefined for none. Called often: it must be cheap.
+   * most {@link MAX_LOAD_REPORT_BYTES}), or undefined for none; `answering` 1 leaves out the one
+   * call whose answer carries it, when that call still counts as running. Called often: cheap.
    */
-  readonly loadReport?: () => Uint8Array | undefined;
+  readonly loadReport?: (answering?: 0 | 1) => Uint8Array | undefined;
 }
 
 /** Largest load report a provider attaches to an answer; a consumer ignores a larger one. */

@@ -26,9 +26,9 @@ export class ServingState {
   closing = false;
   /** Answer bytes each connection has queued and not yet sent. */
   readonly budget: UnsentBudget;
-  readonly #loadReport: (() => Uint8Array | undefined) | undefined;
+  readonly #loadReport: ((answering?: 0 | 1) => Uint8Array | undefined) | undefined;
 
-  constructor(budget: UnsentBudget, loadReport?: () => Uint8Array | undefined) {
+  constructor(budget: UnsentBudget, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
     this.budget = budget;
     this.#loadReport = loadReport;
   }
@@ -39,7 +39,8 @@ export class ServingState {
    * anyway, and the report's bytes are made at most once per 10 ms by the server).
    */
   loadTrailers(trailers = new grpc.Metadata()): grpc.Metadata {
-    const report = this.#loadReport?.();
+    // The call this answers still counts as running while its trailers are made.
+    const report = this.#loadReport?.(1);
     if (report !== undefined) trailers.set(LOAD_TRAILER, Buffer.from(report.buffer, report.byteOffset, report.length).toString('utf8'));
     return trailers;
   }

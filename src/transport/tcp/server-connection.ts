@@ -9,7 +9,7 @@ import { LazyAbort } from '../lazy-abort.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, readU32 } from '../stream-frames.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../defaults.js';
-import { LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
+import { ACCEPT_LOAD_META, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
 import type { Peer } from '../../call/invocation.js';
 import type { Serializer } from '../../serializer/serializer.js';
 import type { ByteBudget } from '../byte-budget.js';
@@ -89,6 +89,8 @@ export class ServerConnection {
   readonly #loadReport: (() => Uint8Array | undefined) | undefined;
   /** When this connection last attached a load report. */
   #loadSentAt = 0;
+  /** Whether the consumer said it reads LOAD frames (ACCEPT_LOAD_META). */
+  #loadWanted = false;
   #closing = false;
   #failed = false;
   #onIdle: (() => void) | undefined;
@@ -262,6 +264,9 @@ export class ServerConnection {
     }
     const resolved = this.#handler.resolve(head.head);
     if (resolved instanceof RpcError) return this.#answerError(id, oneWay, resolved);
+    // Only a request that passed admission (the token check) turns load reports on: a peer
+    // without a token learns nothing about this provider.
+    if (!this.#loadWanted && head.head.meta[ACCEPT_LOAD_META] !== undefined) this.#loadWanted = true;
     const wantsStream = (frame.flags & FrameFlag.STREAM) !== 0;
     if (wantsStream !== resolved.stream) {
       return this.#answerError(id, oneWay, new RpcError(RpcCode.FAILED_PRECONDITION, resolved.stream
@@ -342,6 +347,9 @@ export class ServerConnection {
     this.#credits.delete(id);
     this.#decodedBytes -= cost;
     this.#budgets?.decoded.charge(-cost);
+    // After the answer and after the call left the running count: the report describes the
+    // provider as the consumer's next pick will find it, not with this call still in it.
+    this.#attachLoad();
     if (this.#deferred !== undefined) this.#retryDeferred();
     if (this.#running.size === 0) this.#onIdle?.();
   }
@@ -403,7 +411,6 @@ export class ServerConnection {
     const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
     writeHeader(out, 0, FrameType.RESPONSE, 0, serializer.id, RpcCode.OK, id, payload.length);
     out.set(payload, HEADER_BYTES);
-    this.#attachLoad();
     this.#writer.write(out);
     this.#outbound.check();
     // A moving average of the answers' size sizes the slices of calls started per turn.
@@ -420,7 +427,6 @@ export class ServerConnection {
     } catch (error) {
       const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
       if (!controller.callerLeft) {
-        this.#attachLoad();
         this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, failure));
       }
       return;
@@ -433,8 +439,6 @@ export class ServerConnection {
       serializer,
       target: { service: resolved.service, method: resolved.method, kind: 'response' },
       write: (frame) => {
-        // Byte 3 is the frame type: a stream's end carries a load report as an answer does.
-        if (frame[3] === FrameType.STREAM_END) this.#attachLoad();
         this.#writer.write(frame);
         this.#outbound.check();
       },
@@ -452,19 +456,18 @@ export class ServerConnection {
 
   #answerError(id: number, oneWay: boolean, error: RpcError): void {
     if (oneWay) return;
-    this.#attachLoad();
     this.#writer.write(encodeErrorFrame(FrameType.RESPONSE, id, error));
     this.#outbound.check();
   }
 
   /**
-   * Writes a LOAD frame ahead of the answer about to be written, at most once per
-   * LOAD_REPORT_EVERY_MS on this connection: every consumer that gets answers sees the
-   * provider's load as of its latest answers, fresher than any registry report.
+   * Writes a LOAD frame after an answer, at most once per LOAD_REPORT_EVERY_MS on this
+   * connection: every consumer that gets answers sees the provider's load as of its latest
+   * answers, fresher than any registry report.
    */
   #attachLoad(): void {
     const report = this.#loadReport;
-    if (report === undefined) return;
+    if (report === undefined || !this.#loadWanted) return;
     const now = Date.now();
     if (now - this.#loadSentAt < LOAD_REPORT_EVERY_MS) return;
     const body = report();

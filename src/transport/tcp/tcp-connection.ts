@@ -14,7 +14,7 @@ import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
 import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
-import { TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
+import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 
@@ -38,6 +38,8 @@ export class TcpConnection implements ClientConnection {
   readonly #host: string;
   readonly #port: number;
   readonly #options: TcpClientOptions;
+  /** Whether the next request tells the provider this consumer reads LOAD frames. */
+  #askLoad = false;
   readonly #backoff: Backoff;
   readonly #pending = new Map<number, PendingCall>();
   readonly #routes = new Map<string, CachedRoute>();
@@ -206,6 +208,7 @@ export class TcpConnection implements ClientConnection {
     this.#goingAway = false;
     this.#backoff.reset();
     this.#writer = new FrameWriter(socket, this.#options.maxUnsentBytes);
+    this.#askLoad = this.#options.onLoad !== undefined;
     this.#lastReadAt = Date.now();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     this.#answered = false;
@@ -372,6 +375,11 @@ export class TcpConnection implements ClientConnection {
     // The wire carries the remaining time, not the absolute deadline (see server-connection).
     let meta: Metadata = invocation.meta;
     if (stream) meta = { ...meta, [WINDOW_META]: String(this.#options.streamWindowBytes) };
+    if (this.#askLoad) {
+      // Once per connection: this consumer reads the provider's LOAD frames.
+      meta = { ...meta, [ACCEPT_LOAD_META]: '1' };
+      this.#askLoad = false;
+    }
     const timeout = invocation.deadline === undefined ? undefined : ([TIMEOUT_META, String(Math.max(0, invocation.deadline - Date.now()))] as const);
     const metaLength = measureMeta(meta, timeout);
     const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
