@@ -21,8 +21,11 @@ export function cancelledError(invocation: Invocation, signal: AbortSignal): Rpc
   return new RpcError(RpcCode.CANCELLED, `${invocation.service}.${invocation.method} was cancelled by the caller`, { cause: signal.reason });
 }
 
-/** Races a connect (or any wait before sending) against the call's own deadline and abort signal. */
-export function raceCallLimits(connecting: Promise<void>, invocation: Invocation, address: string): Promise<void> {
+/**
+ * Races a connect (or any wait before sending) against the call's own deadline and abort signal;
+ * `waiting` says what the call waited for, in the deadline's message.
+ */
+export function raceCallLimits(connecting: Promise<void>, invocation: Invocation, address: string, waiting = `connecting to ${address}`): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const signal = invocation.signal;
     let timer: NodeJS.Timeout | undefined;
@@ -37,7 +40,7 @@ export function raceCallLimits(connecting: Promise<void>, invocation: Invocation
     signal?.addEventListener('abort', onAbort, { once: true });
     if (invocation.deadline !== undefined) {
       timer = setTimeout(
-        () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while connecting to ${address}`)),
+        () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while ${waiting}`)),
         Math.min(Math.max(0, invocation.deadline - Date.now()), MAX_TIMER_MS),
       );
     }

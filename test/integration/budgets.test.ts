@@ -301,7 +301,7 @@ describe('budgets: what a provider can make a consumer hold', () => {
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(32 * 1024 * 1024);
   });
 
-  it('a provider that reads nothing: calls past the unsent budget fail at once, never sent', async () => {
+  it('a provider that reads nothing: calls past the unsent budget wait, then fail never sent once it took nothing for heartbeatTimeoutMs', async () => {
     const accepted: net.Socket[] = [];
     const server = net.createServer((socket) => {
       socket.on('error', () => {});
@@ -312,19 +312,37 @@ describe('budgets: what a provider can make a consumer hold', () => {
     cleanups.push(() => new Promise((resolve) => server.close(resolve)));
     cleanups.push(() => accepted.forEach((socket) => socket.destroy()));
     const port = (server.address() as net.AddressInfo).port;
-    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 3000, maxUnsentBytes: 1024 * 1024, config: false });
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 3000, heartbeatTimeoutMs: 800, maxUnsentBytes: 1024 * 1024, config: false });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
     const payload = new Uint8Array(256 * 1024);
     const started = Date.now();
-    const outcomes = await Promise.all(Array.from({ length: 400 }, () => echo.echo(payload).then(() => 'ok', (error: Error & { details?: Record<string, unknown> }) => error)));
-    const refused = outcomes.filter((outcome): outcome is Error & { details?: Record<string, unknown> } => outcome instanceof Error && /maxUnsentBytes/.test(outcome.message));
-    // The kernel's buffers take a few MB; everything past them and the budget is refused.
+    const outcomes = await Promise.all(
+      Array.from({ length: 400 }, () => echo.echo(payload).then(() => 'ok', (error: Error & { details?: Record<string, unknown> }) => ({ error, after: Date.now() - started }))),
+    );
+    const refused = outcomes.filter((outcome): outcome is { error: Error & { details?: Record<string, unknown> }; after: number } => typeof outcome === 'object' && /maxUnsentBytes/.test(outcome.error.message));
+    // The kernel's buffers take a few MB; every call past them and the budget waited for the
+    // provider to read, and was refused when it had read nothing for 800 ms — before its deadline.
     expect(refused.length).toBeGreaterThan(300);
-    expect(refused[0]!.message).toMatch(/bytes of requests wait unsent to provider 127\.0\.0\.1:\d+, over this connection's limit \(maxUnsentBytes 1048576\); the provider is not reading/);
-    expect(refused.every((error) => error.details?.['neverSent'] === true)).toBe(true);
+    expect(refused[0]!.error.message).toMatch(/bytes of requests wait unsent to provider 127\.0\.0\.1:\d+, over this connection's limit \(maxUnsentBytes 1048576\), and it took none of them in 800 ms; the provider is not reading/);
+    expect(refused.every((outcome) => outcome.error.details?.['neverSent'] === true)).toBe(true);
+    expect(Math.min(...refused.map((outcome) => outcome.after))).toBeGreaterThanOrEqual(700);
+    expect(Math.max(...refused.map((outcome) => outcome.after))).toBeLessThan(3000);
     expect(outcomes.filter((outcome) => outcome === 'ok')).toEqual([]);
     // The rest waited for their deadline, not longer.
     expect(Date.now() - started).toBeLessThan(6000);
   });
+
+  it('a provider that reads slower than the consumer writes: 256 calls of 64 KiB at once over a 1 MiB budget all succeed', async () => {
+    const provider = await startFixture('provider', {});
+    cleanups.push(() => provider.stop());
+    const client = await createClient({ registry: provider.url, timeoutMs: 30_000, maxUnsentBytes: 1024 * 1024, config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    const payload = new Uint8Array(64 * 1024).fill(7);
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(Array.from({ length: 256 }, () => echo.echo(payload) as Promise<Uint8Array>));
+      expect(answers.every((answer) => answer.length === payload.length && answer[100] === 7)).toBe(true);
+    }
+  }, 60_000);
 });

@@ -94,13 +94,46 @@ export class TcpConnection implements ClientConnection {
   }
 
   invoke(invocation: Invocation, serializer: Serializer): Promise<unknown> {
-    if (this.#state === 'ready' && !this.#goingAway) return this.#sendUnary(invocation, serializer);
-    return this.#whenReady(invocation).then(() => this.#sendUnary(invocation, serializer));
+    if (this.#sendable()) return this.#sendUnary(invocation, serializer);
+    // Checked again once woken: the calls one drain wakes must not all write past the budget.
+    return this.#whenSendable(invocation).then(() => this.invoke(invocation, serializer));
   }
 
   openStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {
-    if (this.#state === 'ready' && !this.#goingAway) return this.#sendStream(invocation, serializer);
-    return this.#whenReady(invocation).then(() => this.#sendStream(invocation, serializer));
+    if (this.#sendable()) return this.#sendStream(invocation, serializer);
+    return this.#whenSendable(invocation).then(() => this.openStream(invocation, serializer));
+  }
+
+  /** Ready, and the requests queued for the socket within budget. */
+  #sendable(): boolean {
+    return this.#state === 'ready' && !this.#goingAway && this.#writer?.overBudget !== true;
+  }
+
+  /**
+   * Waits, within the call's deadline, until the connection is ready and the requests queued
+   * for its socket are back under `maxUnsentBytes`: a provider that reads slower than this
+   * consumer writes slows the consumer down (backpressure) instead of failing its calls. One
+   * that takes none of the queued bytes for `heartbeatTimeoutMs` is not reading at all: the call
+   * then fails never sent, so that it can go to another provider.
+   */
+  async #whenSendable(invocation: Invocation): Promise<void> {
+    if (this.#state !== 'ready' || this.#goingAway) await this.#whenReady(invocation);
+    for (;;) {
+      const writer = this.#writer;
+      if (writer === undefined || !writer.overBudget) return;
+      const before = writer.unsentBytes;
+      const stallMs = this.#options.heartbeatTimeoutMs;
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<void>((resolve) => (timer = setTimeout(resolve, stallMs)));
+      try {
+        await raceCallLimits(Promise.race([writer.drained(), stalled]), invocation, this.address, `waiting for provider ${this.address} to read the requests queued before it`);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (this.#writer === writer && writer.overBudget && writer.unsentBytes >= before) {
+        throw neverSent(`${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}), and it took none of them in ${stallMs} ms; the provider is not reading`);
+      }
+    }
   }
 
   async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
