@@ -2,7 +2,7 @@ import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import type { ExtensionFactory } from '../spi/extension-registry.js';
 import type { Invocation } from '../transport/transport.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
-import { leastLoaded, loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
+import { LeastLoaded, loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
 import { withRoom } from './weights.js';
@@ -40,24 +40,27 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
   const decide = (all: readonly ProviderView[], invocation: Invocation, now: number): RouteDecision => {
     const providers = withRoom(all);
     const hashes = tracker.hashesOf(invocation);
-    const least = leastLoaded(providers, now, scoring, env.random);
-    if (hashes.length === 0) return { provider: least.provider, policy: TYPE_NAME, branch: 'fallback' };
+    // One pass scores each candidate once, for both the least loaded and the best hit.
+    const least = new LeastLoaded();
     let best: ProviderView | undefined;
     let bestBlocks = 0;
     let bestScore = Infinity;
     for (const provider of providers) {
-      const blocks = tracker.matched(provider, hashes);
-      if (blocks === 0) continue;
       const score = loadScore(provider, now, scoring);
+      least.offer(provider, score);
+      const blocks = hashes.length === 0 ? 0 : tracker.matched(provider, hashes);
+      if (blocks === 0) continue;
       if (blocks > bestBlocks || (blocks === bestBlocks && score < bestScore)) {
         best = provider;
         bestBlocks = blocks;
         bestScore = score;
       }
     }
-    if (best === undefined) return { provider: least.provider, policy: TYPE_NAME, branch: 'cold', detail: { blocks: hashes.length, score: least.score } };
+    const leastProvider = least.pick(env.random);
+    if (hashes.length === 0) return { provider: leastProvider, policy: TYPE_NAME, branch: 'fallback' };
+    if (best === undefined) return { provider: leastProvider, policy: TYPE_NAME, branch: 'cold', detail: { blocks: hashes.length, score: least.score } };
     if (bestScore > least.score + spillMargin) {
-      return { provider: least.provider, policy: TYPE_NAME, branch: 'spill', detail: { matched: bestBlocks, blocks: hashes.length, hitScore: bestScore, score: least.score } };
+      return { provider: leastProvider, policy: TYPE_NAME, branch: 'spill', detail: { matched: bestBlocks, blocks: hashes.length, hitScore: bestScore, score: least.score } };
     }
     return { provider: best, policy: TYPE_NAME, branch: 'hit', detail: { matched: bestBlocks, blocks: hashes.length, score: bestScore } };
   };
