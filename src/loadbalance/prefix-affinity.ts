@@ -5,7 +5,7 @@ import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import { LeastLoaded, loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
-import { withRoom } from './weights.js';
+import { hasRoom, skipsFull } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'prefix-affinity';
@@ -38,17 +38,21 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
   const scoring = scoringOption(TYPE_NAME, options);
 
   const decide = (all: readonly ProviderView[], invocation: Invocation, now: number): RouteDecision => {
-    const providers = withRoom(all);
     const hashes = tracker.hashesOf(invocation);
+    // The candidates as given (not withRoom's copy), so the index knows them from the last call.
+    const matches = hashes.length === 0 ? undefined : tracker.matchEach(all, hashes);
+    const skipFull = skipsFull(all);
     // One pass scores each candidate once, for both the least loaded and the best hit.
     const least = new LeastLoaded();
     let best: ProviderView | undefined;
     let bestBlocks = 0;
     let bestScore = Infinity;
-    for (const provider of providers) {
+    for (let i = 0; i < all.length; i++) {
+      const provider = all[i]!;
+      if (skipFull && !hasRoom(provider)) continue;
       const score = loadScore(provider, now, scoring);
       least.offer(provider, score);
-      const blocks = hashes.length === 0 ? 0 : tracker.matched(provider, hashes);
+      const blocks = matches === undefined ? 0 : matches[i]!;
       if (blocks === 0) continue;
       if (blocks > bestBlocks || (blocks === bestBlocks && score < bestScore)) {
         best = provider;

@@ -28,6 +28,14 @@ export class PrefixIndex {
   #lookedUpVersion = -1;
   #epoch = 0;
   readonly #path: Node[] = [];
+  /**
+   * The candidates of the last {@link matchEach}, by position, and their holders: a client
+   * passes the same provider objects call after call, so an identity check replaces a map
+   * lookup per candidate. Cleared whenever a holder comes or goes.
+   */
+  readonly #seen: Array<{ readonly address: string }> = [];
+  readonly #seenHolders: Array<Holder | undefined> = [];
+  readonly #matches: number[] = [];
 
   /** Blocks held for `address` right now. */
   size(address: string): number {
@@ -72,6 +80,29 @@ export class PrefixIndex {
     return holder !== undefined && holder.epoch === this.#epoch ? holder.matched : 0;
   }
 
+  /**
+   * {@link matched} for each of `providers`, at the same positions, in an array that is valid
+   * until the next call. One walk of the tree answers for all of them.
+   */
+  matchEach(hashes: readonly number[], providers: readonly { readonly address: string }[]): readonly number[] {
+    if (hashes !== this.#lookedUp || this.#lookedUpVersion !== this.#version) this.#lookUp(hashes);
+    const epoch = this.#epoch;
+    const seen = this.#seen;
+    const holders = this.#seenHolders;
+    const matches = this.#matches;
+    matches.length = providers.length;
+    for (let i = 0; i < providers.length; i++) {
+      const provider = providers[i]!;
+      if (seen[i] !== provider) {
+        seen[i] = provider;
+        holders[i] = this.#holders.get(provider.address);
+      }
+      const holder = holders[i];
+      matches[i] = holder !== undefined && holder.epoch === epoch ? holder.matched : 0;
+    }
+    return matches;
+  }
+
   /** For each address in `candidates`, how many leading blocks of `hashes` it holds (0s omitted). */
   match(hashes: readonly number[], candidates: Iterable<string>): Map<string, number> {
     const matched = new Map<string, number>();
@@ -95,6 +126,7 @@ export class PrefixIndex {
       if (holder !== undefined) this.#dropAll(holder);
       holder = new Holder(blocks);
       this.#holders.set(address, holder);
+      this.#forgetSeen();
     }
     const path = this.#pathFor(hashes);
     for (let i = path.length - 1; i >= 0; i--) holder.touch(path[i]!);
@@ -110,6 +142,12 @@ export class PrefixIndex {
       this.#holders.delete(address);
     }
     this.#version++;
+    this.#forgetSeen();
+  }
+
+  #forgetSeen(): void {
+    this.#seen.length = 0;
+    this.#seenHolders.length = 0;
   }
 
   /** One walk down the tree, leaving each holder on the path its matched length. */

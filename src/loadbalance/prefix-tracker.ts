@@ -85,13 +85,31 @@ export class PrefixTracker {
   matched(provider: ProviderView, hashes: readonly number[]): number {
     const guessed = this.index.matched(provider.address, hashes);
     const summary = freshestLoad(provider)?.cachedPrefixes;
-    if (summary === undefined || summary.length === 0 || guessed === hashes.length) return guessed;
+    return summary === undefined || summary.length === 0 ? guessed : this.#withSummary(guessed, hashes, summary);
+  }
+
+  /** The longer of `guessed` and the match a provider's published `summary` shows. */
+  #withSummary(guessed: number, hashes: readonly number[], summary: readonly number[]): number {
+    if (guessed === hashes.length) return guessed;
     let held = this.#summaries.get(summary);
     if (held === undefined) {
       held = new Set(summary);
       this.#summaries.set(summary, held);
     }
     return Math.max(guessed, summaryMatch(hashes, held, guessed));
+  }
+
+  /**
+   * {@link matched} for each of `providers`, at the same positions, in an array that is valid
+   * until the next call: one walk of the index for all of them.
+   */
+  matchEach(providers: readonly ProviderView[], hashes: readonly number[]): readonly number[] {
+    const matches = this.index.matchEach(hashes, providers);
+    for (let i = 0; i < providers.length; i++) {
+      const summary = freshestLoad(providers[i]!)?.cachedPrefixes;
+      if (summary !== undefined && summary.length > 0) (matches as number[])[i] = this.#withSummary(matches[i]!, hashes, summary);
+    }
+    return matches;
   }
 
   /** Records that `provider` now holds the call's prompt. */

@@ -53,18 +53,22 @@ describe('PrefixIndex', () => {
       return random() < 0.2 ? tokens.slice(0, Math.floor(random() * (tokens.length + 1))) : tokens;
     };
     const addresses = ['a', 'b', 'c', 'd'];
+    let candidates = addresses.map((address) => ({ address }));
     for (const capacity of [1, 4, 12, 40]) {
       const index = new PrefixIndex();
       const reference = new ReferenceIndex();
       const wrong: string[] = [];
       for (let step = 0; step < 3000; step++) {
         const query = chain(prompt(step));
-        for (const address of addresses) {
+        // Usually the same candidate objects as last time, sometimes new ones in another order.
+        if (random() < 0.1) candidates = addresses.map((address) => ({ address })).sort(() => random() - 0.5);
+        const each = index.matchEach(query, candidates);
+        candidates.forEach(({ address }, i) => {
           const expected = reference.matchOne(address, query);
-          if (index.matchOne(address, query) !== expected || index.matched(address, query) !== expected) {
-            wrong.push(`capacity ${capacity}, step ${step}, ${address}: ${index.matchOne(address, query)} / ${index.matched(address, query)}, expected ${expected}`);
+          if (index.matchOne(address, query) !== expected || index.matched(address, query) !== expected || each[i] !== expected) {
+            wrong.push(`capacity ${capacity}, step ${step}, ${address}: ${index.matchOne(address, query)} / ${index.matched(address, query)} / ${each[i]}, expected ${expected}`);
           }
-        }
+        });
         const address = addresses[Math.floor(random() * addresses.length)]!;
         const cap = random() < 0.01 ? capacity + 1 : capacity;
         index.record(address, query, cap);
