@@ -11,10 +11,12 @@ import { numberOption } from '../common/common.js';
  * (this process). Each timed decision includes everything the client does per call for the
  * balancer: the select (hashing the prompt for prefix-affinity, the index walk and update) and
  * the bookkeeping of the chosen provider's stats. Calls complete at random so about 256 are in
- * flight. Options: --decisions N (default 20000 per policy). npm run bench:lb runs it with
- * --expose-gc to collect the heap between policies.
+ * flight. Options: --decisions N (default 20000 per policy), --policy NAME (only that one, e.g.
+ * under --cpu-prof). npm run bench:lb runs it with --expose-gc to collect the heap between
+ * policies.
  */
 const decisions = numberOption('decisions', 20_000);
+const only = process.argv.includes('--policy') ? process.argv[process.argv.indexOf('--policy') + 1] : undefined;
 const PROVIDERS = 64;
 const now = Date.now();
 
@@ -44,7 +46,7 @@ function invocationFor(prompt: string): Invocation {
 }
 
 const rows: string[] = ['| policy | mean µs | p50 µs | p99 µs | max µs |', '|---|---|---|---|---|'];
-for (const name of defaultExtensions().loadbalance.names()) {
+for (const name of only === undefined ? defaultExtensions().loadbalance.names() : [only]) {
   // Each policy starts from a collected heap, so one policy's garbage is not another's pause.
   (globalThis as { gc?: () => void }).gc?.();
   const balancer = defaultExtensions().loadbalance.create(name);

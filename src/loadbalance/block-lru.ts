@@ -1,10 +1,9 @@
 /**
- * A least-recently-used set of 30-bit block hashes in typed arrays: a pool of list nodes
- * (hash, previous, next) and an open-addressing table (linear probing, backward-shift
- * deletion) from hash to node. `touch` and `has` are O(1) and allocate nothing, so a large
- * prefix index neither churns the garbage collector nor stalls on a rehash — a JS Map at tens
- * of thousands of entries did both, and set bench:lb's tail latency. The pool grows by
- * doubling up to `capacity`, so memory follows use.
+ * A least-recently-used set of 30-bit hashes in typed arrays: a pool of list nodes (hash,
+ * previous, next) and an open-addressing table (linear probing, backward-shift deletion) from
+ * hash to node. `touch` and `has` are O(1) and allocate nothing, so a large set neither churns
+ * the garbage collector nor stalls on a rehash, as a JS Map at tens of thousands of entries
+ * does. The pool grows by doubling up to `capacity`, so memory follows use.
  */
 export class BlockLru {
   readonly capacity: number;

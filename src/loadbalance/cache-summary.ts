@@ -21,10 +21,11 @@ export function isLandmark(blocks: number): boolean {
 
 /**
  * The longest landmark prefix of `hashes` (a prompt's chain hashes) that `held` contains, in
- * blocks; 0 when none. Looks at landmark lengths from the longest down.
+ * blocks; 0 when none, or when none is longer than `above` (a length already known to be held,
+ * so shorter landmarks need not be looked up). Looks at landmark lengths from the longest down.
  */
-export function summaryMatch(hashes: readonly number[], held: ReadonlySet<number>): number {
-  for (let blocks = hashes.length; blocks >= 1; blocks--) {
+export function summaryMatch(hashes: readonly number[], held: ReadonlySet<number>, above = 0): number {
+  for (let blocks = hashes.length; blocks > above; blocks--) {
     if (isLandmark(blocks) && held.has(hashes[blocks - 1]!)) return blocks;
   }
   return 0;

@@ -59,20 +59,29 @@ function arrival(load: LoadSnapshot): number {
  * but never a stale one. `now` must be on the clock that stamped `receivedAt`.
  */
 export function estimateLoad(view: ProviderView, now: number, options: LoadScoreOptions = DEFAULT_LOAD_SCORE): LoadEstimate {
-  const stats = view.stats;
   const load = freshestLoad(view);
+  const trust = trustIn(load, now, options);
+  return { requests: requestsAhead(view, load, trust), uncachedTokens: tokensAhead(view, load, trust), trust };
+}
+
+/** How much `load` counts at `now`: 1 on arrival, linearly less until `staleAfterMs`, then 0. */
+function trustIn(load: LoadSnapshot | undefined, now: number, options: LoadScoreOptions): number {
   const age = load === undefined ? Infinity : Math.max(0, now - arrival(load));
-  const trust = options.staleAfterMs <= 0 ? (age <= 0 ? 1 : 0) : Math.max(0, 1 - age / options.staleAfterMs);
-  if (trust === 0 || load === undefined) return { requests: stats.inFlight, uncachedTokens: stats.inFlightTokens, trust: 0 };
-  const sent = Math.min(stats.startedSinceLoad, stats.inFlight);
-  const sentTokens = Math.min(stats.tokensSinceLoad, stats.inFlightTokens);
-  const reported = load.running + load.waiting + sent;
-  const reportedTokens = load.waitingUncachedTokens + sentTokens;
-  return {
-    requests: trust * reported + (1 - trust) * stats.inFlight,
-    uncachedTokens: trust * reportedTokens + (1 - trust) * stats.inFlightTokens,
-    trust,
-  };
+  return options.staleAfterMs <= 0 ? (age <= 0 ? 1 : 0) : Math.max(0, 1 - age / options.staleAfterMs);
+}
+
+function requestsAhead(view: ProviderView, load: LoadSnapshot | undefined, trust: number): number {
+  const stats = view.stats;
+  if (trust === 0 || load === undefined) return stats.inFlight;
+  const reported = load.running + load.waiting + Math.min(stats.startedSinceLoad, stats.inFlight);
+  return trust * reported + (1 - trust) * stats.inFlight;
+}
+
+function tokensAhead(view: ProviderView, load: LoadSnapshot | undefined, trust: number): number {
+  const stats = view.stats;
+  if (trust === 0 || load === undefined) return stats.inFlightTokens;
+  const reportedTokens = load.waitingUncachedTokens + Math.min(stats.tokensSinceLoad, stats.inFlightTokens);
+  return trust * reportedTokens + (1 - trust) * stats.inFlightTokens;
 }
 
 /** The provider's advertised prefill speed (`metadata.prefillTokensPerSecond`), else `fallback`. */
@@ -91,25 +100,49 @@ export function prefillRate(view: ProviderView, fallback: number): number {
  * and a 32-slot worker compare fairly; the second is seconds of prefill queued.
  */
 export function loadScore(view: ProviderView, now: number, options: LoadScoreOptions = DEFAULT_LOAD_SCORE): number {
-  const estimate = estimateLoad(view, now, options);
-  return estimate.requests / slots(view.instance) + estimate.uncachedTokens / prefillRate(view, options.prefillTokensPerSecond);
+  // estimateLoad() without its object: this runs for every candidate of every decision.
+  const load = freshestLoad(view);
+  const trust = trustIn(load, now, options);
+  return requestsAhead(view, load, trust) / slots(view.instance) + tokensAhead(view, load, trust) / prefillRate(view, options.prefillTokensPerSecond);
 }
 
-/** The provider with the lowest score; ties broken with `random`. */
+/** The provider with the lowest score; ties broken with `random` (called once per call). */
 export function leastLoaded(
   providers: readonly ProviderView[],
   now: number,
   options?: LoadScoreOptions,
   random: () => number = Math.random,
 ): { provider: ProviderView; score: number } {
-  let best: ProviderView[] = [];
-  let bestScore = Infinity;
-  for (const provider of providers) {
-    const score = loadScore(provider, now, options);
-    if (score < bestScore) {
-      bestScore = score;
-      best = [provider];
-    } else if (score === bestScore) best.push(provider);
+  const least = new LeastLoaded();
+  for (const provider of providers) least.offer(provider, loadScore(provider, now, options));
+  return { provider: least.pick(random), score: least.score };
+}
+
+/**
+ * {@link leastLoaded} as a running minimum, for a balancer that scores each candidate once and
+ * uses the score for more than finding the least loaded.
+ */
+export class LeastLoaded {
+  /** The lowest score offered so far (Infinity before any). */
+  score = Infinity;
+  #first: ProviderView | undefined;
+  /** Made only when scores tie, as they do in an idle fleet. */
+  #ties: ProviderView[] | undefined;
+
+  offer(provider: ProviderView, score: number): void {
+    if (score < this.score) {
+      this.score = score;
+      this.#first = provider;
+      this.#ties = undefined;
+    } else if (score === this.score) {
+      if (this.#first === undefined) this.#first = provider;
+      else (this.#ties ??= [this.#first]).push(provider);
+    }
   }
-  return { provider: best[Math.floor(random() * best.length)]!, score: bestScore };
+
+  /** One of the providers with the lowest score, drawn with `random` (called exactly once). */
+  pick(random: () => number): ProviderView {
+    const draw = random();
+    return this.#ties === undefined ? this.#first! : this.#ties[Math.floor(draw * this.#ties.length)]!;
+  }
 }

@@ -2,10 +2,10 @@ import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Invocation } from '../call/invocation.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
-import { leastLoaded, loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
+import { LeastLoaded, loadScore, SCORING_KEYS, scoringOption } from './load-score.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
-import { withRoom } from './weights.js';
+import { hasRoom, skipsFull } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'prefix-affinity';
@@ -38,26 +38,33 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
   const scoring = scoringOption(TYPE_NAME, options);
 
   const decide = (all: readonly ProviderView[], invocation: Invocation, now: number): RouteDecision => {
-    const providers = withRoom(all);
     const hashes = tracker.hashesOf(invocation);
-    const least = leastLoaded(providers, now, scoring, env.random);
-    if (hashes.length === 0) return { provider: least.provider, policy: TYPE_NAME, branch: 'fallback' };
+    // The candidates as given (not withRoom's copy), so the index knows them from the last call.
+    const matches = hashes.length === 0 ? undefined : tracker.matchEach(all, hashes);
+    const skipFull = skipsFull(all);
+    // One pass scores each candidate once, for both the least loaded and the best hit.
+    const least = new LeastLoaded();
     let best: ProviderView | undefined;
     let bestBlocks = 0;
     let bestScore = Infinity;
-    for (const provider of providers) {
-      const blocks = tracker.matched(provider, hashes);
-      if (blocks === 0) continue;
+    for (let i = 0; i < all.length; i++) {
+      const provider = all[i]!;
+      if (skipFull && !hasRoom(provider)) continue;
       const score = loadScore(provider, now, scoring);
+      least.offer(provider, score);
+      const blocks = matches === undefined ? 0 : matches[i]!;
+      if (blocks === 0) continue;
       if (blocks > bestBlocks || (blocks === bestBlocks && score < bestScore)) {
         best = provider;
         bestBlocks = blocks;
         bestScore = score;
       }
     }
-    if (best === undefined) return { provider: least.provider, policy: TYPE_NAME, branch: 'cold', detail: { blocks: hashes.length, score: least.score } };
+    const leastProvider = least.pick(env.random);
+    if (hashes.length === 0) return { provider: leastProvider, policy: TYPE_NAME, branch: 'fallback' };
+    if (best === undefined) return { provider: leastProvider, policy: TYPE_NAME, branch: 'cold', detail: { blocks: hashes.length, score: least.score } };
     if (bestScore > least.score + spillMargin) {
-      return { provider: least.provider, policy: TYPE_NAME, branch: 'spill', detail: { matched: bestBlocks, blocks: hashes.length, hitScore: bestScore, score: least.score } };
+      return { provider: leastProvider, policy: TYPE_NAME, branch: 'spill', detail: { matched: bestBlocks, blocks: hashes.length, hitScore: bestScore, score: least.score } };
     }
     return { provider: best, policy: TYPE_NAME, branch: 'hit', detail: { matched: bestBlocks, blocks: hashes.length, score: bestScore } };
   };

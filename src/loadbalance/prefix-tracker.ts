@@ -28,10 +28,11 @@ export class PrefixTracker {
   readonly #defaultCapacity: number;
   readonly index = new PrefixIndex();
   /**
-   * The last call's hashes, so a retry of it on another provider (which comes right after) does
-   * not hash the prompt again. One slot rather than a WeakMap: ephemeron entries made per call
-   * cost the garbage collector more than the lookup saves.
+   * Each call's hashes, computed on its first pick and reused by its retries, which pick again
+   * with the same invocation object, often after other calls' picks. The last call's are also
+   * kept in a slot, for the record that follows each pick.
    */
+  readonly #hashes = new WeakMap<Invocation, number[]>();
   #lastInvocation: Invocation | undefined;
   #lastHashes: number[] = [];
   /**
@@ -66,8 +67,13 @@ export class PrefixTracker {
     const key = invocation.routingKey;
     if (key === undefined || key.length < this.blockChars) return [];
     if (invocation !== this.#lastInvocation) {
+      let hashes = this.#hashes.get(invocation);
+      if (hashes === undefined) {
+        hashes = prefixBlockHashes(key, this.blockChars, this.#maxBlocks);
+        this.#hashes.set(invocation, hashes);
+      }
       this.#lastInvocation = invocation;
-      this.#lastHashes = prefixBlockHashes(key, this.blockChars, this.#maxBlocks);
+      this.#lastHashes = hashes;
     }
     return this.#lastHashes;
   }
@@ -77,15 +83,33 @@ export class PrefixTracker {
    * consumer's own guess and the provider's published summary.
    */
   matched(provider: ProviderView, hashes: readonly number[]): number {
-    const guessed = this.index.matchOne(provider.address, hashes);
+    const guessed = this.index.matched(provider.address, hashes);
     const summary = freshestLoad(provider)?.cachedPrefixes;
-    if (summary === undefined || summary.length === 0 || guessed === hashes.length) return guessed;
+    return summary === undefined || summary.length === 0 ? guessed : this.#withSummary(guessed, hashes, summary);
+  }
+
+  /** The longer of `guessed` and the match a provider's published `summary` shows. */
+  #withSummary(guessed: number, hashes: readonly number[], summary: readonly number[]): number {
+    if (guessed === hashes.length) return guessed;
     let held = this.#summaries.get(summary);
     if (held === undefined) {
       held = new Set(summary);
       this.#summaries.set(summary, held);
     }
-    return Math.max(guessed, summaryMatch(hashes, held));
+    return Math.max(guessed, summaryMatch(hashes, held, guessed));
+  }
+
+  /**
+   * {@link matched} for each of `providers`, at the same positions, in an array that is valid
+   * until the next call: one walk of the index for all of them.
+   */
+  matchEach(providers: readonly ProviderView[], hashes: readonly number[]): readonly number[] {
+    const matches = this.index.matchEach(hashes, providers);
+    for (let i = 0; i < providers.length; i++) {
+      const summary = freshestLoad(providers[i]!)?.cachedPrefixes;
+      if (summary !== undefined && summary.length > 0) (matches as number[])[i] = this.#withSummary(matches[i]!, hashes, summary);
+    }
+    return matches;
   }
 
   /** Records that `provider` now holds the call's prompt. */

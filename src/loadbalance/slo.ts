@@ -7,7 +7,7 @@ import { SCORING_KEYS, scoringOption } from './load-score.js';
 import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
 import { PRIOR_OUTPUT_TOKENS, WorkerLearning } from './worker-learning.js';
-import { withRoom } from './weights.js';
+import { hasRoom, skipsFull } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'slo';
@@ -50,16 +50,20 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
   const learning = new WorkerLearning();
 
   const decide = (all: readonly ProviderView[], invocation: Invocation, now: number): RouteDecision => {
-    const providers = withRoom(all);
     const hashes = tracker.hashesOf(invocation);
+    // The candidates as given (not withRoom's copy), so the index knows them from the last call.
+    const matches = hashes.length === 0 ? undefined : tracker.matchEach(all, hashes);
+    const skipFull = skipsFull(all);
     const promptTokens = Math.ceil((invocation.routingKey?.length ?? 0) / 4);
     let best: ProviderView[] = [];
     let bestCost = Infinity;
     let bestTtft = 0;
     let bestRaw = 0;
     let bestCached = 0;
-    for (const provider of providers) {
-      const matched = tracker.matched(provider, hashes);
+    for (let i = 0; i < all.length; i++) {
+      const provider = all[i]!;
+      if (skipFull && !hasRoom(provider)) continue;
+      const matched = matches === undefined ? 0 : matches[i]!;
       const cachedTokens = Math.min(promptTokens, matched * tracker.blockTokens);
       const profile = profileOf(provider, scoring.prefillTokensPerSecond);
       const serviceMs = learning.serviceMs(provider.address) ?? stepMs(profile, profile.slots) * PRIOR_OUTPUT_TOKENS;

@@ -63,10 +63,14 @@ export function hasRoom(view: ProviderView): boolean {
  * RESOURCE_EXHAUSTED answer is the honest outcome rather than a client-side refusal).
  */
 export function withRoom(providers: readonly ProviderView[]): readonly ProviderView[] {
+  return skipsFull(providers) ? providers.filter(hasRoom) : providers;
+}
+
+/** Whether {@link withRoom} leaves providers out: some, but not all, have no room. */
+export function skipsFull(providers: readonly ProviderView[]): boolean {
   let full = 0;
   for (const provider of providers) if (!hasRoom(provider)) full++;
-  if (full === 0 || full === providers.length) return providers;
-  return providers.filter(hasRoom);
+  return full !== 0 && full !== providers.length;
 }
 
 /** A uniformly random element, drawn with `random` (Math.random by default). */
