@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { etcdBinary, killEtcd, spawnEtcd, stopAtExit } from './etcd.js';
 import { freePort } from './ports.js';
+import { waitUntil } from './wait.js';
 
 /**
  * A 3-member etcd cluster on loopback free ports (each member its own data dir), for tests
@@ -117,13 +118,8 @@ export async function startEtcdCluster(): Promise<EtcdCluster> {
   };
 
   /** Health of an already running member (same check as after a spawn). */
-  const spawnedHealth = async (member: Member, timeoutMs: number): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while ((await memberHealth(endpoint(member))) !== 'true') {
-      if (Date.now() > deadline) throw new Error(`etcd member ${member.name} not healthy within ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  };
+  const spawnedHealth = (member: Member, timeoutMs: number): Promise<void> =>
+    waitUntil(async () => (await memberHealth(endpoint(member))) === 'true', `etcd member ${member.name} to become healthy`, timeoutMs, 100);
 
   // All three at once: none is healthy before a quorum of them is up.
   const spawned = members.map(spawnMember);

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { waitUntil } from './wait.js';
 
 /**
  * A real etcd server for integration tests (Debian's etcd-server 3.4), on free loopback ports
@@ -102,17 +103,12 @@ export function spawnEtcd(args: readonly string[]): EtcdProcess {
   return {
     process: child,
     async healthy(clientUrl, tlsDir, timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
+      const up = async (): Promise<boolean> => {
         if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${stderr}`);
-        try {
-          if ((await health(`${clientUrl}/health`, tlsDir)) === 'true') return;
-        } catch {
-          // not up yet
-        }
-        if (Date.now() > deadline) throw new Error(`etcd did not become healthy within ${timeoutMs} ms: ${stderr}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+        // Refused or unanswered while it starts: not up yet.
+        return (await health(`${clientUrl}/health`, tlsDir).catch(() => undefined)) === 'true';
+      };
+      await waitUntil(up, () => `etcd to become healthy (stderr: ${stderr})`, timeoutMs, 100);
     },
   };
 }

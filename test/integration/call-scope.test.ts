@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type Proxied } from 'shuttle-rpc';
 import type { EchoApi } from '../fixtures/services.js';
 import { startFixture } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * Deadline and cancellation propagation from the very first call a provider serves, in a
@@ -11,15 +12,6 @@ import { startFixture } from '../helpers/process.js';
 interface RelayApi {
   remainingMs(request: { url: string }): Promise<number | null>;
   sleep(request: { url: string; ms: number }): Promise<{ aborted: boolean }>;
-}
-
-/** Polls `check` every 20 ms until it resolves true; fails after `timeoutMs` naming `what`. */
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -54,9 +46,9 @@ describe('call scopes in a provider whose client is created in its first handler
     const controller = new AbortController();
     const call = relay.sleep({ url: downstream, ms: 10_000 }, { signal: controller.signal });
     call.catch(() => {});
-    await until(async () => (await echo.invocations())['sleep'] === 1, 'the relayed sleep to start');
+    await waitUntil(async () => (await echo.invocations())['sleep'] === 1, 'the relayed sleep to start', 5000, 20);
     controller.abort();
     await expect(call).rejects.toMatchObject({ code: 1 });
-    await until(async () => (await echo.lastAbort()) !== null, 'the downstream handler to see the cancel');
+    await waitUntil(async () => (await echo.lastAbort()) !== null, 'the downstream handler to see the cancel', 5000, 20);
   });
 });

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * The `shuttle` command, run as an operator runs it (the package's bin, in its own process)
@@ -102,12 +103,13 @@ describe('shuttle call / bench', () => {
     expect(stderr).toMatch(/cancelled inference\.LLM\.generate/);
     // The cancel reached the engine: the worker's published load goes back to nothing running.
     let running = -1;
-    for (const until = Date.now() + 5000; running !== 0 && Date.now() < until; ) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+    const idle = async (): Promise<boolean> => {
       const listed = JSON.parse((await shuttle('ls', '--json')).stdout) as { services: Array<{ providers: Array<{ load?: { running: number } }> }> };
       running = listed.services[0]!.providers[0]!.load?.running ?? -1;
-    }
-    expect(running).toBe(0);
+      return running === 0;
+    };
+    // Each check runs the CLI: every 200 ms is often enough.
+    await waitUntil(idle, () => `the worker to publish nothing running (last published: ${running})`, 5000, 200);
   });
 
   it('bench: a bounded load with a latency summary', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * The admin endpoint's live dashboard in a real headless browser (Debian's chromium, driven
@@ -141,9 +142,7 @@ describe("the gateway's admission queue on the dashboard", () => {
     gateway = await startFixture(CLI, env, 15_000, [], ['gateway', '--port', '0', '--admin-port', '0', '--admission-max-queued', '6']);
     children.push(gateway);
     // The gateway reads the registry after it is up: wait until it knows the worker's model.
-    for (const deadline = Date.now() + 10_000; !(await (await fetch(`${gateway.url}/v1/models`)).text()).includes('"m"'); await new Promise((resolve) => setTimeout(resolve, 50))) {
-      if (Date.now() > deadline) throw new Error('the gateway did not see the worker within 10 s');
-    }
+    await waitUntil(async () => (await (await fetch(`${gateway.url}/v1/models`)).text()).includes('"m"'), "the gateway to list the worker's model", 10_000, 50);
   }, 60_000);
 
   afterAll(async () => {
@@ -157,11 +156,6 @@ describe("the gateway's admission queue on the dashboard", () => {
     const admin = String(gateway.announced['admin']);
     const snapshot = async (): Promise<{ running: number; queuedByPriority: Record<string, number> }> => ((await (await fetch(`${admin}/admission`)).json()) as { admission: { running: number; queuedByPriority: Record<string, number> } }).admission;
     const waiting = async (): Promise<number> => Object.values((await snapshot()).queuedByPriority).reduce((a, b) => a + b, 0);
-    const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
-      for (const deadline = Date.now() + 10_000; !(await check()); await new Promise((resolve) => setTimeout(resolve, 25))) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      }
-    };
     const chat = (tenant: string, priority: string, stream = false): Promise<Response> =>
       fetch(`${gateway.url}/v1/chat/completions`, {
         method: 'POST',
@@ -181,17 +175,17 @@ describe("the gateway's admission queue on the dashboard", () => {
     });
     hold(running);
     hold(chat('batch', 'low', true));
-    await until('two streams at the engine', async () => engine.open === 2);
+    await waitUntil(() => engine.open === 2, 'two streams at the engine', 10_000, 25);
     // Three of batch wait (its share: half the queue of 6); a fourth is refused for its share.
     for (let i = 0; i < 3; i++) hold(chat('batch', 'low'));
-    await until('three waiting', async () => (await waiting()) === 3);
+    await waitUntil(async () => (await waiting()) === 3, 'three waiting', 10_000, 25);
     expect((await chat('batch', 'low')).status).toBe(429);
     hold(chat('web', 'high'));
-    await until('the urgent one waiting', async () => (await waiting()) === 4);
+    await waitUntil(async () => (await waiting()) === 4, 'the urgent one waiting', 10_000, 25);
     const urgentQueuedAt = Date.now();
     hold(chat('web', 'normal'));
     hold(chat('api', 'normal'));
-    await until('six waiting', async () => (await waiting()) === 6);
+    await waitUntil(async () => (await waiting()) === 6, 'six waiting', 10_000, 25);
     expect((await chat('late', 'normal')).status).toBe(429);
 
     const page = await browser!.newPage({ viewport: { width: 1600, height: 1400 } });

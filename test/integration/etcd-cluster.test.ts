@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSteadyConsumer } from '../helpers/consumer-process.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { startFixture } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * The etcd registry on a real 3-member etcd cluster on loopback (`etcd://h1,h2,h3`), with a
@@ -48,11 +49,7 @@ describe('etcd registry on a 3-member cluster', () => {
     expect(leader).toBeDefined();
     await cluster.kill(leader!);
     let newLeader: number | undefined;
-    for (const until = Date.now() + 10_000; newLeader === undefined && Date.now() < until; ) {
-      newLeader = await cluster.leader();
-      if (newLeader === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(newLeader).toBeDefined();
+    await waitUntil(async () => (newLeader = await cluster.leader()) !== undefined, 'the cluster to elect a new leader', 10_000, 100);
     expect(newLeader).not.toBe(leader);
     // Several TTLs under the new leader: the lease is kept alive, the record stays.
     await new Promise((resolve) => setTimeout(resolve, (2 * TTL + 1) * 1000));
@@ -74,10 +71,7 @@ describe('etcd registry on a 3-member cluster', () => {
     await cluster.healthy(30_000);
     const quorumBack = Date.now();
     let keys: string[] | undefined;
-    for (; Date.now() - quorumBack < 5000; await new Promise((resolve) => setTimeout(resolve, 50))) {
-      keys = await serviceKeys();
-      if (keys !== undefined && keys.length === 1) break;
-    }
+    await waitUntil(async () => (keys = await serviceKeys())?.length === 1, 'the provider registered again after the quorum returned', 5000, 50);
     const registeredAfterMs = Date.now() - quorumBack;
     expect(keys).toEqual(fleet.keys);
     expect(registeredAfterMs).toBeLessThanOrEqual(2000);

@@ -115,15 +115,13 @@ describe('etcd registry', () => {
     await suite.etcd.stop();
     await new Promise((resolve) => setTimeout(resolve, 2 * TTL * 1000));
     await suite.etcd.start();
-    const backAt = Date.now();
     // Re-registered: the record is in etcd again, on a live lease, within TTL + 5 s.
-    let found = false;
-    while (!found && Date.now() - backAt < (TTL + 5) * 1000) {
-      const keys = await suite.admin.getAll().prefix('/shuttle/services/').keys().catch(() => []);
-      found = keys.length === 1;
-      if (!found) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(found).toBe(true);
+    await waitUntil(
+      async () => (await suite.admin.getAll().prefix('/shuttle/services/').keys().catch(() => [])).length === 1,
+      'the provider to re-register in the restarted etcd',
+      (TTL + 5) * 1000,
+      100,
+    );
     // And it stays: kept alive well past another TTL.
     await new Promise((resolve) => setTimeout(resolve, (TTL + 1) * 1000));
     expect(await suite.admin.getAll().prefix('/shuttle/services/').keys()).toHaveLength(1);
@@ -156,10 +154,12 @@ describe('etcd registry', () => {
       await suite.etcd.start();
       // Working again: the record is back in etcd (re-registered on a new lease if it lapsed).
       let keys: string[] = [];
-      for (const until = Date.now() + (TTL + 5) * 1000; keys.length === 0 && Date.now() < until; ) {
-        keys = await suite.admin.getAll().prefix('/shuttle/services/test.Sockets/').keys().catch(() => []);
-        if (keys.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitUntil(
+        async () => (keys = await suite.admin.getAll().prefix('/shuttle/services/test.Sockets/').keys().catch(() => [])).length > 0,
+        `the record back in etcd after outage ${outage + 1}`,
+        (TTL + 5) * 1000,
+        100,
+      );
       expect(keys).toHaveLength(1);
     }
     // Leave time for any reconnect timer left behind by the outage to fire.
@@ -169,12 +169,13 @@ describe('etcd registry', () => {
     await waitUntil(() => openSockets(suite.etcd.port) === baseline, 'every connection the registry opened to etcd closed', 2000);
     // Nothing it leased outlives it by more than a TTL (a lease granted while etcd was going
     // down, whose answer was lost, is left to expire).
-    let leases = (await suite.admin.leaseClient.leaseLeases({})).leases;
-    for (const until = Date.now() + (TTL + 1) * 1000; leases.length > 0 && Date.now() < until; ) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      leases = (await suite.admin.leaseClient.leaseLeases({})).leases;
-    }
-    expect(leases).toEqual([]);
+    let leases: unknown[] = [];
+    await waitUntil(
+      async () => (leases = (await suite.admin.leaseClient.leaseLeases({})).leases).length === 0,
+      () => `every lease the registry granted to expire (left: ${JSON.stringify(leases)})`,
+      (TTL + 1) * 1000,
+      100,
+    );
   });
 
   it('re-registers by itself when its lease is revoked from outside', async () => {
@@ -183,12 +184,8 @@ describe('etcd registry', () => {
     expect(leases.leases).toHaveLength(1);
     await suite.admin.leaseClient.leaseRevoke({ ID: leases.leases[0]!.ID });
     expect(await suite.admin.getAll().prefix('/shuttle/services/').keys()).toEqual([]);
-    const revokedAt = Date.now();
     let keys: string[] = [];
-    while (keys.length === 0 && Date.now() - revokedAt < (TTL + 5) * 1000) {
-      keys = await suite.admin.getAll().prefix('/shuttle/services/').keys();
-      if (keys.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(async () => (keys = await suite.admin.getAll().prefix('/shuttle/services/').keys()).length > 0, 'the provider to register again', (TTL + 5) * 1000, 100);
     expect(keys).toHaveLength(1);
     const renewed = await suite.admin.leaseClient.leaseLeases({});
     expect(renewed.leases.map((lease) => lease.ID)).not.toContain(leases.leases[0]!.ID);
@@ -230,11 +227,7 @@ describe('etcd registry', () => {
     expect(error.message).toContain(`etcd registry etcd://127.0.0.1:${suite.etcd.port} is unreachable`);
     await suite.etcd.start();
     let pid: number | undefined;
-    const startedAt = Date.now();
-    while (pid === undefined && Date.now() - startedAt < 10_000) {
-      pid = await echo.pid().catch(() => undefined);
-      if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await waitUntil(async () => (pid = await echo.pid().catch(() => undefined)) !== undefined, 'a call to succeed once etcd is back', 10_000, 200);
     expect(pid).toBe(worker.process.pid);
   });
 

@@ -6,6 +6,7 @@ import type { LoadBalancer, ProviderView } from 'shuttle-rpc/spi';
 import type { EchoApi } from '../fixtures/services.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * The first call of a fresh client while one of three providers (real processes, file
@@ -138,7 +139,7 @@ async function occupy(f: Fleet, child: Child): Promise<void> {
   void echo.sleep({ ms: 30_000 }, { signal: controller.signal }).catch(() => {});
   // Running once the provider counts it — or refuses anything else for want of a slot.
   const running = () => echo.invocations().then((counts) => (counts['sleep'] ?? 0) > 0, (error: RpcError) => error.code === RpcCode.RESOURCE_EXHAUSTED);
-  for (let i = 0; i < 100 && !(await running()); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  await waitUntil(running, `the long call to occupy ${child.url}`, 2000, 20);
 }
 
 async function injectFault(fault: Fault, f: Fleet): Promise<void> {

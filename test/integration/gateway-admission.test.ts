@@ -3,6 +3,7 @@ import { startEngineWorker, type EngineWorker } from 'shuttle-rpc/engine';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
 import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * Admission through the gateway, every piece real on loopback: a fake OpenAI-compatible engine,
@@ -61,25 +62,28 @@ describe('the gateway admits instead of shedding', () => {
       }),
     );
     const chatsDoneAt = performance.now();
-    // The flood goes on until its first request has been answered (bounded by the test's timeout).
-    while (firstFloodAnswerAt === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+    // The flood goes on until its first request has been answered.
+    await waitUntil(() => firstFloodAnswerAt !== undefined, "the flood's first request to be answered", 60_000, 50);
     stopFlood.abort();
     await flood;
     expect(chats.map((chat) => chat.status)).toEqual(Array(10).fill(200));
     for (const chat of chats) expect(chat.body.choices).toHaveLength(1);
     // The chats did not wait behind the flood's 2,048 parts, and the flood was served too
     // (queued, not shed: no 429 for anyone).
-    expect(chatsDoneAt).toBeLessThan(firstFloodAnswerAt);
+    expect(chatsDoneAt).toBeLessThan(firstFloodAnswerAt!);
     expect(floodStatuses.length).toBeGreaterThan(0);
     expect(floodStatuses).toEqual(Array(floodStatuses.length).fill(200));
   }, 120_000);
 
   it('a failing part of an embeddings request cancels its siblings', async () => {
     // Parts of the flood abandoned by the test before may still reach the engine: wait them out.
-    for (let seen = -1; seen !== engine.requests.length; ) {
+    let seen = -1;
+    const quiet = (): boolean => {
+      const settled = seen === engine.requests.length;
       seen = engine.requests.length;
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
+      return settled;
+    };
+    await waitUntil(quiet, 'no new request at the engine for 300 ms', 20_000, 300);
     const before = engine.requests.length;
     engine.failNext(400, 'this input is not acceptable');
     const response = await post('/v1/embeddings', { model: 'm', input: Array.from({ length: 2048 }, (_, i) => `part ${i}`) }, { 'x-tenant-id': 'failing' });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
 import { startFixture, type Child } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * Priority from the HTTP header to the engine's batch, every piece real: a simulated GPU worker
@@ -21,7 +22,7 @@ beforeAll(async () => {
   worker = await startFixture('../../examples/inference/worker', { SHUTTLE_REGISTRY: registry }, 10_000, [], ['--name', 'prio', '--slots', '2', '--scheduling', 'priority']);
   gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { overcommit: { priority: 5, slots: 2 } }, log: false });
   // The gateway admits by the workers' slots: wait until it has seen the worker.
-  for (let i = 0; i < 100 && gateway.client.providers().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitUntil(() => gateway.client.providers().length > 0, 'the gateway to see the worker', 5000, 50);
 }, 30_000);
 
 afterAll(async () => {
@@ -105,7 +106,7 @@ describe('refusals by the queue', () => {
     const small = await startGateway({ port: 0, client: { registry: `file://${dir.dir}`, config: false, log: false }, admission: { maxQueued: 2, tenantDefaults: { maxQueued: 1 } }, log: false });
     const stop = new AbortController();
     try {
-      for (let i = 0; i < 100 && small.client.providers().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitUntil(() => small.client.providers().length > 0, 'the second gateway to see the worker', 5000, 50);
       const pending = [ask(small, 'a', 1000, stop.signal), ask(small, 'a', 1000, stop.signal)].map((answer) => answer.catch(() => undefined));
       await new Promise((resolve) => setTimeout(resolve, 300));
       pending.push(ask(small, 'a', 8, stop.signal).catch(() => undefined));

@@ -49,13 +49,11 @@ function unary<T>(client: PlainStubs['echo'], method: string, request: unknown, 
   });
 }
 
-/** Reads with `read` every 20 ms until `ok` holds or 3 s pass; returns the last reading. */
-async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  let value = await read();
-  for (const until = Date.now() + 3000; !ok(value) && Date.now() < until; value = await read()) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return value;
+/** The first value `read` gives (read every 20 ms, up to 3 s) for which `ok` holds. */
+async function readWhen<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
+  let value: T | undefined;
+  await waitUntil(async () => ok((value = await read())), () => `${what} (last read: ${JSON.stringify(value)})`, 3000, 20);
+  return value as T;
 }
 
 function grpcError(promise: Promise<unknown>): Promise<grpc.ServiceError> {
@@ -114,7 +112,7 @@ describe('a plain grpc-js client, built from the .proto only, calling a shuttle 
       if (++received === 3) call.cancel();
     });
     expect((await ended).code).toBe(grpc.status.CANCELLED);
-    const stats = await poll(() => streamStats.stats(), (seen) => seen.finallyRan > 0);
+    const stats = await readWhen(() => streamStats.stats(), (seen) => seen.finallyRan > 0, "the generator's finally block");
     expect(stats).toMatchObject({ started: 1, aborted: 1, finallyRan: 1 });
     expect(stats.yielded).toBeLessThan(100);
     expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
@@ -125,7 +123,7 @@ describe('a plain grpc-js client, built from the .proto only, calling a shuttle 
     const error = await grpcError(unary(plain.echo, 'Sleep', { ms: 10_000 }, { deadline: Date.now() + 300 }));
     expect(error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(Date.now() - started).toBeLessThan(3000);
-    const reason = await poll(() => echoControl.lastAbort(), (seen) => seen !== null);
+    const reason = await readWhen(() => echoControl.lastAbort(), (seen) => seen !== null, 'the handler to be aborted');
     expect(reason).toMatch(/deadline|cancelled/);
   });
 
@@ -239,7 +237,7 @@ describe('a shuttle consumer over gRPC', () => {
     const stream = client.proxy<StreamApi>('test.Stream');
     let taken = 0;
     for await (const _ of stream.count({ n: 10_000, delayMs: 10 })) if (++taken === 3) break;
-    const stats = await poll(() => streamStats.stats(), (seen) => seen.finallyRan > 0);
+    const stats = await readWhen(() => streamStats.stats(), (seen) => seen.finallyRan > 0, "the generator's finally block");
     expect(stats).toMatchObject({ started: 1, aborted: 1, finallyRan: 1 });
     const started = Date.now();
     const error = await rejection(client.proxy<EchoApi>('test.Echo').sleep({ ms: 10_000 }, { timeoutMs: 300 }));
@@ -449,12 +447,8 @@ describe('TLS', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       const renewed = renewServerCertificate(dir);
       expect(renewed).not.toBe(before);
-      let seen = before;
-      for (const until = Date.now() + 6000; seen !== renewed && Date.now() < until; ) {
-        await new Promise((resolve) => setTimeout(resolve, 250));
-        seen = await serial();
-      }
-      expect(seen).toBe(renewed);
+      // Each check opens a TLS connection: every 250 ms is often enough.
+      await waitUntil(async () => (await serial()) === renewed, 'new connections to be served the renewed certificate', 6000, 250);
       await expect(inFlight).resolves.toEqual({ aborted: false });
     } finally {
       stubs.echo.close();

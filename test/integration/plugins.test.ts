@@ -8,7 +8,7 @@ import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
 import { requestFrame } from '../helpers/frames.js';
 import { tempDir } from '../helpers/tmp.js';
-import { rejection } from '../helpers/wait.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * Plugins loaded the two ways a user loads them — from the config's plugins list and from
@@ -177,9 +177,7 @@ describe('built-in filters over the wire', () => {
     let reopened = 0;
     for await (const _ of stream.count({ n: 1000, delayMs: 5 })) if (++reopened === 2) break;
     let stats: unknown;
-    for (const until = Date.now() + 2000; stats === undefined && Date.now() < until; ) {
-      stats = await stream.stats().catch(async () => new Promise((resolve) => setTimeout(() => resolve(undefined), 20)));
-    }
+    await waitUntil(async () => (stats = await stream.stats().catch(() => undefined)) !== undefined, 'the cancelled stream to give its slot back', 2000, 20);
     expect(stats).toMatchObject({ started: 2, finallyRan: 2 });
   });
 });

@@ -3,6 +3,7 @@ import { createClient, createServer, type RouteEvent, type RpcServer } from 'shu
 import type { CallOutcome, LoadBalancer } from 'shuttle-rpc/spi';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /* Load balancing through the real client: routing keys, decisions reported, stats kept. */
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -78,7 +79,7 @@ describe('routing through the client', () => {
     const chunks: number[] = [];
     for await (const chunk of client.proxy<StreamApi>('test.Stream').count({ n: 3, waitAfterFirstMs: 120 })) chunks.push(chunk.i);
     expect(chunks).toEqual([0, 1, 2]);
-    await expect.poll(() => outcomes.length).toBe(2);
+    await waitUntil(() => outcomes.length === 2, 'the balancer to observe both calls', 1000, 50);
     const [unary, stream] = outcomes;
     expect(unary!.invocation.method).toBe('sleep');
     expect(unary!.address).toBe(`${server.host}:${server.port}`);

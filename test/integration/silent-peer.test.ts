@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type RpcError } from 'shuttle-rpc';
 import type { EchoApi } from '../fixtures/services.js';
 import { startFixture } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * A provider that goes silent without closing its socket (SIGSTOP: the kernel still holds the
@@ -51,9 +52,7 @@ describe('a silent provider', () => {
 
     provider.process.kill('SIGCONT');
     let recovered: unknown;
-    for (const until = Date.now() + 5000; recovered === undefined && Date.now() < until; ) {
-      recovered = await echo.add({ a: 2, b: 2 }).catch(() => new Promise((resolve) => setTimeout(() => resolve(undefined), 100)));
-    }
+    await waitUntil(async () => (recovered = await echo.add({ a: 2, b: 2 }).catch(() => undefined)) !== undefined, 'a call to succeed after SIGCONT', 5000, 100);
     expect(recovered).toEqual({ sum: 4 });
   });
 });

@@ -3,7 +3,7 @@ import { RpcCode, createClient, type RpcClient, type RpcError, type Proxied } fr
 import type { EchoApi } from '../fixtures/services.js';
 import type { StreamApi } from '../fixtures/stream-service.js';
 import { startFixture, type Child } from '../helpers/process.js';
-import { rejection } from '../helpers/wait.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * Server streaming, cancellation and deadlines over real sockets, with the provider in its
@@ -30,26 +30,20 @@ beforeEach(async () => {
   await Promise.all([stream.reset(), echo.reset()]);
 });
 
-/** Polls the provider's stream stats until `check` holds (or 3 s pass), and returns them. */
-async function statsWhen(check: (stats: Awaited<ReturnType<StreamApi['stats']>>) => boolean) {
-  let stats = await stream.stats();
-  const until = Date.now() + 3000;
-  while (!check(stats) && Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    stats = await stream.stats();
-  }
-  return stats;
+type StreamStats = Awaited<ReturnType<StreamApi['stats']>>;
+
+/** The provider's stream stats once `check` holds for them (read every 10 ms, up to 3 s). */
+async function statsWhen(check: (stats: StreamStats) => boolean, what: string): Promise<StreamStats> {
+  let stats: StreamStats | undefined;
+  await waitUntil(async () => check((stats = await stream.stats())), () => `${what} (last stats: ${JSON.stringify(stats)})`, 3000);
+  return stats!;
 }
 
-/** Polls test.Echo's last abort reason until `check` holds (or 3 s pass). */
-async function lastAbortWhen(check: (reason: string | null) => boolean): Promise<string | null> {
-  let reason = await echo.lastAbort();
-  const until = Date.now() + 3000;
-  while (!check(reason) && Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    reason = await echo.lastAbort();
-  }
-  return reason;
+/** test.Echo's last abort reason once one was recorded (read every 10 ms, up to 3 s). */
+async function lastAbort(what: string): Promise<string> {
+  let reason: string | null = null;
+  await waitUntil(async () => (reason = await echo.lastAbort()) !== null, what, 3000);
+  return reason!;
 }
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
@@ -97,7 +91,7 @@ describe('server streaming', () => {
     for await (const _chunk of stream.count({ n: 1_000_000, delayMs: 1 })) {
       if (++taken === 5) break;
     }
-    const stats = await statsWhen((current) => current.finallyRan > 0);
+    const stats = await statsWhen((current) => current.finallyRan > 0, "the generator's finally block");
     expect(stats.aborted).toBe(1);
     expect(stats.finallyRan).toBe(1);
     expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
@@ -119,7 +113,7 @@ describe('server streaming', () => {
       })(),
     )) as RpcError;
     expect(error.code).toBe(RpcCode.CANCELLED);
-    const stats = await statsWhen((current) => current.lastAbortAt !== null && current.finallyRan > 0);
+    const stats = await statsWhen((current) => current.lastAbortAt !== null && current.finallyRan > 0, 'the provider to see the abort and run the finally block');
     // Same machine, same clock: the provider's timestamp of its abort event against ours.
     const delay = stats.lastAbortAt! - abortedAt;
     console.log(`cancel reached the provider handler ${delay} ms after abort()`);
@@ -144,7 +138,7 @@ describe('server streaming', () => {
     expect(later.yielded).toBe(stalled.yielded);
     expect(later.heapUsed - stalled.heapUsed).toBeLessThan(16 * 1024 * 1024);
     for (const iterator of iterators) await iterator.return?.();
-    const stats = await statsWhen((current) => current.finallyRan === streams);
+    const stats = await statsWhen((current) => current.finallyRan === streams, `the finally blocks of all ${streams} streams`);
     expect(stats.aborted).toBe(streams);
   });
 
@@ -166,7 +160,7 @@ describe('deadlines', () => {
     expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
     expect(elapsed).toBeGreaterThanOrEqual(200);
     expect(elapsed).toBeLessThan(300);
-    expect(await lastAbortWhen((reason) => reason !== null)).toMatch(/deadline exceeded/);
+    expect(await lastAbort('the handler to be aborted')).toMatch(/deadline exceeded/);
   });
 
   it('a deadline in the middle of a stream ends it with DEADLINE_EXCEEDED and stops the generator', async () => {
@@ -179,7 +173,7 @@ describe('deadlines', () => {
     expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
     expect(received.length).toBeGreaterThan(3);
     expect(received.length).toBeLessThan(1000);
-    const stats = await statsWhen((current) => current.finallyRan > 0);
+    const stats = await statsWhen((current) => current.finallyRan > 0, "the generator's finally block");
     expect(stats.finallyRan).toBe(1);
     expect(stats.lastAbortReason).toMatch(/deadline exceeded/);
   });
@@ -190,7 +184,7 @@ describe('deadlines', () => {
     expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
     expect(Date.now() - started).toBeLessThan(1000);
     // The nested call to test.Echo.sleep was aborted too, by its own inherited deadline.
-    expect(await lastAbortWhen((reason) => reason !== null)).toMatch(/deadline exceeded|cancelled/);
+    expect(await lastAbort('the nested call to be aborted')).toMatch(/deadline exceeded|cancelled/);
   });
 
   it('cancelling a call cancels the calls its handler made', async () => {
@@ -199,7 +193,7 @@ describe('deadlines', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     controller.abort();
     expect(((await rejection(call)) as RpcError).code).toBe(RpcCode.CANCELLED);
-    expect(await lastAbortWhen((reason) => reason !== null)).toMatch(/cancelled by the caller/);
+    expect(await lastAbort('the nested call to be cancelled')).toMatch(/cancelled by the caller/);
   });
 });
 
