@@ -27,8 +27,17 @@ export interface FaultProxy {
   clear(): void;
   /** Cuts every current connection (both sockets destroyed, as a network failure would). */
   cut(): void;
+  /**
+   * A partition that refuses: cuts every current connection and, until {@link unblock},
+   * closes each new one as soon as it is accepted, without dialling the target. Unlike a
+   * `drop` fault, the peer learns at once that the connection is gone.
+   */
+  block(): void;
+  /** Ends {@link block}: new connections are relayed again. */
+  unblock(): void;
   /** Sends new connections to another target (a provider restarted on another port). */
   retarget(target: { host: string; port: number }): void;
+  /** Stops listening and cuts every connection. */
   close(): Promise<void>;
 }
 
@@ -40,11 +49,12 @@ interface Pipe {
 
 /**
  * A TCP proxy on loopback for chaos tests: it relays to `target` and, on command, delays,
- * stalls, drops or cuts traffic per direction. In process, small, and deterministic enough to
- * reason about; not a network emulator.
+ * stalls or drops traffic per direction, cuts connections, or refuses them all (a partition).
+ * In process, small, and deterministic enough to reason about; not a network emulator.
  */
 export async function startFaultProxy(initialTarget: { host: string; port: number }): Promise<FaultProxy> {
   let target = initialTarget;
+  let blocked = false;
   const faults: Record<'up' | 'down', Fault> = { up: {}, down: {} };
   const live = new Set<{ client: net.Socket; upstream: net.Socket; pipes: Record<'up' | 'down', Pipe> }>();
 
@@ -73,6 +83,10 @@ export async function startFaultProxy(initialTarget: { host: string; port: numbe
   };
 
   const server = net.createServer((client) => {
+    if (blocked) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect({ host: target.host, port: target.port });
     const entry = { client, upstream, pipes: { up: pipe(client, upstream, 'up'), down: pipe(upstream, client, 'down') } };
     live.add(entry);
@@ -88,6 +102,13 @@ export async function startFaultProxy(initialTarget: { host: string; port: numbe
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
+
+  const cut = (): void => {
+    for (const entry of [...live]) {
+      entry.client.destroy();
+      entry.upstream.destroy();
+    }
+  };
 
   const apply = (): void => {
     for (const entry of live) {
@@ -115,20 +136,19 @@ export async function startFaultProxy(initialTarget: { host: string; port: numbe
       faults.down = {};
       apply();
     },
-    cut() {
-      for (const entry of [...live]) {
-        entry.client.destroy();
-        entry.upstream.destroy();
-      }
+    cut,
+    block() {
+      blocked = true;
+      cut();
+    },
+    unblock() {
+      blocked = false;
     },
     retarget(next) {
       target = next;
     },
     close() {
-      for (const entry of [...live]) {
-        entry.client.destroy();
-        entry.upstream.destroy();
-      }
+      cut();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -1,11 +1,11 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createClient, type ServiceInstance } from 'shuttle-rpc';
+import { startFaultProxy } from 'shuttle-rpc/testing';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
 import type { EchoApi } from '../fixtures/services.js';
 import { startSteadyConsumer } from '../helpers/consumer-process.js';
 import { etcdSuite } from '../helpers/etcd-suite.js';
-import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startFixture } from '../helpers/process.js';
 import { watchView } from '../helpers/view.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -108,7 +108,7 @@ describe('etcd registry: a broken watch during which etcd compacted', () => {
    */
   it('converges, lets nothing escape and closes within 2 s, 50 times in a row', { timeout: 240_000 }, async () => {
     const escaped = escapes();
-    const proxy = await startFaultProxy(suite.etcd.port);
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: suite.etcd.port });
     cleanups.push(() => proxy.close());
     const provider = createEtcdRegistry({ url: suite.etcd.url }) as EtcdRegistry;
     cleanups.push(() => provider.close());

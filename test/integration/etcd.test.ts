@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type RpcError, type ServiceInstance } from 'shuttle-rpc';
+import { startFaultProxy } from 'shuttle-rpc/testing';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
 import type { EchoApi } from '../fixtures/services.js';
 import { etcdSuite } from '../helpers/etcd-suite.js';
-import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { openSockets } from '../helpers/sockets.js';
 import { watchView } from '../helpers/view.js';
@@ -192,7 +192,7 @@ describe('etcd registry', () => {
   });
 
   it('converges within 5 s after a broken watch during which etcd changed and compacted', async () => {
-    const proxy = await startFaultProxy(suite.etcd.port);
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: suite.etcd.port });
     cleanups.push(() => proxy.close());
     const worker = await provider();
     const view = await watchView(consumerRegistry(`etcd://127.0.0.1:${proxy.port}`), 'test.Echo');
