@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { ConnectionPool } from '../../../src/client/connection-pool.js';
+import type { ConnectOptions } from '../../../src/transport/transport.js';
+import { fakeTransport } from '../../helpers/fake-transport.js';
+
+const OPTIONS: ConnectOptions = {
+  connectTimeoutMs: 1000,
+  heartbeatIntervalMs: 10_000,
+  heartbeatTimeoutMs: 5000,
+  maxFrameBytes: 1 << 20,
+  backoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 },
+  streamWindowBytes: 1 << 16,
+  maxUnsentBytes: 1 << 20,
+};
+
+function pool(name = 'tcp') {
+  const transport = fakeTransport(name);
+  return { transport, pool: new ConnectionPool(transport, OPTIONS) };
+}
+
+describe('ConnectionPool', () => {
+  it('speaks its transport’s protocol', () => {
+    expect(pool('grpc').pool.protocol).toBe('grpc');
+  });
+
+  it('connects lazily, once per address, with its options, and hands the same connection to every caller', () => {
+    const { transport, pool: connections } = pool();
+    expect(transport.connects).toEqual([]);
+    const first = connections.get('10.0.0.1', 1);
+    expect(connections.get('10.0.0.1', 1)).toBe(first);
+    expect(transport.connects).toHaveLength(1);
+    expect(transport.connects[0]).toMatchObject({ host: '10.0.0.1', port: 1, options: OPTIONS });
+    // Another port or another host is another provider.
+    const otherPort = connections.get('10.0.0.1', 2);
+    const otherHost = connections.get('10.0.0.2', 1);
+    expect(otherPort).not.toBe(first);
+    expect(otherHost).not.toBe(first);
+    expect(otherHost).not.toBe(otherPort);
+    expect(transport.connects.map((made) => `${made.host}:${made.port}`)).toEqual(['10.0.0.1:1', '10.0.0.1:2', '10.0.0.2:1']);
+  });
+
+  it('reports state and calls in flight per address, none before the first call there', () => {
+    const { transport, pool: connections } = pool();
+    expect(connections.state('10.0.0.1:1')).toBe('none');
+    expect(connections.inFlight('10.0.0.1:1')).toBe(0);
+    connections.get('10.0.0.1', 1);
+    const connection = transport.connection('10.0.0.1:1')!;
+    expect(connections.state('10.0.0.1:1')).toBe('idle');
+    connection.state = 'ready';
+    connection.inFlight = 3;
+    expect(connections.state('10.0.0.1:1')).toBe('ready');
+    expect(connections.inFlight('10.0.0.1:1')).toBe(3);
+    expect(connections.inFlight('10.0.0.1:2')).toBe(0);
+  });
+
+  it('calls an address down only when its connection failed or the provider said GOAWAY', () => {
+    const { transport, pool: connections } = pool();
+    expect(connections.isDown('10.0.0.1:1')).toBe(false);
+    connections.get('10.0.0.1', 1);
+    const connection = transport.connection('10.0.0.1:1')!;
+    for (const state of ['idle', 'connecting', 'ready'] as const) {
+      connection.state = state;
+      expect(connections.isDown('10.0.0.1:1'), state).toBe(false);
+    }
+    connection.state = 'transient-failure';
+    expect(connections.isDown('10.0.0.1:1')).toBe(true);
+    connection.state = 'ready';
+    connection.goingAway = true;
+    expect(connections.isDown('10.0.0.1:1')).toBe(true);
+  });
+
+  it('retainOnly closes, gracefully, the connections to addresses that left and forgets them', () => {
+    const { transport, pool: connections } = pool();
+    const kept = connections.get('10.0.0.1', 1);
+    const gone = connections.get('10.0.0.1', 2);
+    connections.retainOnly(new Set(['10.0.0.1:1']));
+    expect(transport.connection('10.0.0.1:2')!.closes).toEqual([{ graceful: true }]);
+    expect(transport.connection('10.0.0.1:1')!.closes).toEqual([]);
+    expect(connections.state('10.0.0.1:2')).toBe('none');
+    expect(connections.get('10.0.0.1', 1)).toBe(kept);
+    // A provider that comes back gets a new connection, not the closed one.
+    const back = connections.get('10.0.0.1', 2);
+    expect(back).not.toBe(gone);
+    expect(transport.connects).toHaveLength(3);
+  });
+
+  it('close() closes every connection with its options and resolves only when all have closed', async () => {
+    const { transport, pool: connections } = pool();
+    connections.get('10.0.0.1', 1);
+    connections.get('10.0.0.1', 2);
+    let release!: () => void;
+    transport.connection('10.0.0.1:2')!.closing = new Promise<void>((resolve) => (release = resolve));
+    let closed = false;
+    const closing = connections.close({ graceful: true, timeoutMs: 250 }).then(() => (closed = true));
+    for (const address of ['10.0.0.1:1', '10.0.0.1:2']) expect(transport.connection(address)!.closes).toEqual([{ graceful: true, timeoutMs: 250 }]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(closed).toBe(true);
+    // Empty afterwards: nothing is left to close twice.
+    expect(connections.state('10.0.0.1:1')).toBe('none');
+    await connections.close({ graceful: false, timeoutMs: 0 });
+    expect(transport.connection('10.0.0.1:1')!.closes).toHaveLength(1);
+  });
+});

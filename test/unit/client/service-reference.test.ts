@@ -1,0 +1,253 @@
+import { describe, expect, it } from 'vitest';
+import { runInCallScope } from '../../../src/call/call-scope.js';
+import type { CallOptions } from '../../../src/proxy/proxy.js';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import type { Filter } from '../../../src/filter/filter.js';
+import type { LoadSnapshot } from '../../../src/registry/registry.js';
+import { providerRecord } from '../../helpers/fake-transport.js';
+import { rejection } from '../../helpers/wait.js';
+import { referenceHarness, type ReferenceHarness } from './reference-harness.js';
+
+/*
+ * What a ServiceReference decides before any provider is involved: the call's options, its
+ * deadline and cancellation, what the consumer filters may change, and why there is nobody
+ * to call.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
+async function failure(promise: Promise<unknown>): Promise<RpcError> {
+  const error = await rejection(promise);
+  expect(error).toBeInstanceOf(RpcError);
+  return error as RpcError;
+}
+
+/** Nothing reached the cluster strategy or a connection. */
+function expectNothingSent(h: ReferenceHarness): void {
+  expect(h.clusterCalls).toEqual([]);
+  expect(h.transport.connects).toEqual([]);
+}
+
+describe('ServiceReference: call options', () => {
+  it('refuses options that are not an object, as a rejection and never a throw', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    for (const [options, got] of [[null, 'null'], [5, 'number'], ['fast', 'string'], [true, 'boolean']] as const) {
+      let pending: Promise<unknown> | undefined;
+      expect(() => (pending = h.reference.call('echo', 1, options as unknown as CallOptions))).not.toThrow();
+      const error = await failure(pending!);
+      expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(error.rawMessage).toBe(`call options of test.Echo.echo must be an object, got ${got}`);
+    }
+    expectNothingSent(h);
+  });
+
+  it('names an unknown option and lists the known ones', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const error = await failure(h.reference.call('echo', 1, { timeout: 100 } as CallOptions));
+    expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+    expect(error.message).toContain('unknown option call options of test.Echo.echo.timeout (known: timeoutMs, signal, metadata, oneWay, routingKey)');
+    expectNothingSent(h);
+  });
+
+  it('takes a timeoutMs from 1 to the largest timer and nothing else, saying what it got', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    for (const timeoutMs of [0, -5, 1.5, MAX_TIMER_MS + 1, Number.NaN, Number.POSITIVE_INFINITY, '100']) {
+      const error = await failure(h.reference.call('echo', 1, { timeoutMs } as CallOptions));
+      expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(error.rawMessage).toBe(`timeoutMs of test.Echo.echo must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(timeoutMs)}`);
+    }
+    expectNothingSent(h);
+    await expect(h.reference.call('echo', 'a', { timeoutMs: 1000 })).resolves.toBe('a');
+    await expect(h.reference.call('echo', 'b', { timeoutMs: MAX_TIMER_MS })).resolves.toBe('b');
+  });
+
+  it('checks signal, metadata, oneWay and routingKey, naming the method and what is allowed', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const cases: Array<[unknown, string]> = [
+      [{ signal: { aborted: false } }, 'signal of test.Echo.echo must be an AbortSignal'],
+      [{ metadata: null }, 'metadata of test.Echo.echo must be an object of strings'],
+      [{ metadata: 'trace=1' }, 'metadata of test.Echo.echo must be an object of strings'],
+      [{ oneWay: 'yes' }, 'oneWay of test.Echo.echo must be true or false'],
+      [{ routingKey: 42 }, 'routingKey of test.Echo.echo must be a string'],
+    ];
+    for (const [options, message] of cases) {
+      const error = await failure(h.reference.call('echo', 1, options as CallOptions));
+      expect(error.code, message).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(error.rawMessage).toBe(message);
+    }
+    expectNothingSent(h);
+  });
+
+  it('refuses a one-way streaming call', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const error = await failure(h.reference.call('count', 3, { oneWay: true }, 'stream'));
+    expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+    expect(error.rawMessage).toBe('test.Echo.count: a streaming call cannot be one-way');
+    expectNothingSent(h);
+  });
+
+  it('carries valid options onto the invocation the transport gets', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const controller = new AbortController();
+    await h.reference.call('write', { text: 'x' }, { signal: controller.signal, metadata: { tenant: 'a' }, oneWay: true, routingKey: 'key' });
+    const sent = h.transport.connection('10.0.0.1:1')!.sent[0]!;
+    expect(sent).toMatchObject({ service: 'test.Echo', version: '1.0.0', group: '', method: 'write', request: { text: 'x' }, meta: { tenant: 'a' }, oneWay: true, stream: false, routingKey: 'key' });
+    expect(sent.signal).toBe(controller.signal);
+  });
+});
+
+describe('ServiceReference: before sending', () => {
+  it('fails UNAVAILABLE, never sent, once its client is closed', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    h.close();
+    const error = await failure(h.reference.call('echo', 1, undefined));
+    expect(error.code).toBe(RpcCode.UNAVAILABLE);
+    expect(error.rawMessage).toBe('client is closed');
+    expect(error.details?.['neverSent']).toBe(true);
+    expectNothingSent(h);
+  });
+
+  it('fails CANCELLED with the abort reason when the signal has already fired', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const reason = new Error('user left');
+    const error = await failure(h.reference.call('echo', 1, { signal: AbortSignal.abort(reason) }));
+    expect(error.code).toBe(RpcCode.CANCELLED);
+    expect(error.rawMessage).toBe('test.Echo.echo was cancelled before it was sent');
+    expect(error.cause).toBe(reason);
+    expectNothingSent(h);
+  });
+
+  it('makes the first call wait for the directory’s first snapshot', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    expect(h.directory.isReady).toBe(false);
+    await expect(h.reference.call('echo', 'first', undefined)).resolves.toBe('first');
+    expect(h.directory.isReady).toBe(true);
+  });
+});
+
+describe('ServiceReference: deadline', () => {
+  const sentDeadline = (h: ReferenceHarness): number | undefined => h.transport.connection('10.0.0.1:1')!.sent.at(-1)!.deadline;
+
+  it('is now plus the reference’s timeout, or the call’s own timeoutMs', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    let before = Date.now();
+    await h.reference.call('echo', 1, undefined);
+    expect(sentDeadline(h)).toBeGreaterThanOrEqual(before + 30_000);
+    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 30_000);
+    before = Date.now();
+    await h.reference.call('echo', 1, { timeoutMs: 250 });
+    expect(sentDeadline(h)).toBeGreaterThanOrEqual(before + 250);
+    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 250);
+  });
+
+  it('inside a provider call, inherits the remaining deadline when it is sooner, never a later one', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const soon = Date.now() + 1000;
+    await runInCallScope({ deadline: soon, signal: new AbortController().signal }, () => h.reference.call('echo', 1, undefined));
+    expect(sentDeadline(h)).toBe(soon);
+    const before = Date.now();
+    await runInCallScope({ deadline: Date.now() + 60_000, signal: new AbortController().signal }, () => h.reference.call('echo', 1, { timeoutMs: 500 }));
+    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 500);
+    expect(sentDeadline(h)).toBeGreaterThanOrEqual(before + 500);
+    await runInCallScope({ deadline: undefined, signal: new AbortController().signal }, () => h.reference.call('echo', 1, { timeoutMs: 500 }));
+    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 500);
+  });
+
+  it('inside a provider call, is cancelled with the call it serves as well as by its own signal', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const served = new AbortController();
+    await runInCallScope({ deadline: undefined, signal: served.signal }, () => h.reference.call('echo', 1, undefined));
+    const inherited = h.transport.connection('10.0.0.1:1')!.sent[0]!.signal!;
+    expect(inherited.aborted).toBe(false);
+    served.abort();
+    expect(inherited.aborted).toBe(true);
+
+    // With a signal of its own, either one cancels it.
+    for (const which of ['served', 'own'] as const) {
+      const outer = new AbortController();
+      const own = new AbortController();
+      await runInCallScope({ deadline: undefined, signal: outer.signal }, () => h.reference.call('echo', 1, { signal: own.signal }));
+      const both = h.transport.connection('10.0.0.1:1')!.sent.at(-1)!.signal!;
+      expect(both.aborted).toBe(false);
+      (which === 'served' ? outer : own).abort();
+      expect(both.aborted, which).toBe(true);
+    }
+  });
+});
+
+describe('ServiceReference: consumer filters', () => {
+  const filter = (invoke: Filter['invoke']): Filter => ({ name: 'test', order: 0, sides: ['consumer'], invoke });
+
+  it('shows filters the call and sends what they pass on: request, metadata and deadline', async () => {
+    const seen: unknown[] = [];
+    const deadline = Date.now() + 5000;
+    const h = await referenceHarness({
+      providers: [providerRecord(1)],
+      parts: {
+        filters: [
+          filter((invocation, next) => {
+            seen.push(invocation);
+            return next({ ...invocation, request: { wrapped: invocation.request }, metadata: { ...invocation.metadata, token: 't' }, deadline });
+          }),
+        ],
+      },
+    });
+    const controller = new AbortController();
+    const result = await h.reference.call('echo', 'hi', { metadata: { trace: '1' }, signal: controller.signal, routingKey: 'key' });
+    expect(result).toEqual({ wrapped: 'hi' });
+    expect(seen).toEqual([expect.objectContaining({ side: 'consumer', service: 'test.Echo', version: '1.0.0', method: 'echo', request: 'hi', stream: false, metadata: { trace: '1' } })]);
+    const sent = h.transport.connection('10.0.0.1:1')!.sent[0]!;
+    expect(sent).toMatchObject({ method: 'echo', request: { wrapped: 'hi' }, meta: { trace: '1', token: 't' }, deadline, routingKey: 'key' });
+    // What filters cannot see travels on untouched.
+    expect(sent.signal).toBe(controller.signal);
+  });
+
+  it('fails INTERNAL, never sent, when a filter passes on an object it did not copy from its argument', async () => {
+    const h = await referenceHarness({
+      providers: [providerRecord(1)],
+      parts: {
+        filters: [
+          filter((invocation, next) =>
+            next({ side: 'consumer', service: invocation.service, version: invocation.version, method: invocation.method, request: invocation.request, stream: false, metadata: {}, deadline: undefined, peer: undefined }),
+          ),
+        ],
+      },
+    });
+    const error = await failure(h.reference.call('echo', 1, undefined));
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.rawMessage).toBe('a consumer filter of test.Echo passed on an invocation not copied from the one it got');
+    expectNothingSent(h);
+  });
+});
+
+describe('ServiceReference: no provider to call', () => {
+  const draining: LoadSnapshot = { timestamp: Date.now(), running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: true };
+
+  async function reason(h: ReferenceHarness): Promise<string> {
+    const error = await failure(h.reference.call('echo', 1, undefined));
+    expect(error.code).toBe(RpcCode.UNAVAILABLE);
+    expect(error.details?.['neverSent']).toBe(true);
+    expectNothingSent(h);
+    return error.rawMessage;
+  }
+
+  it('says none is registered', async () => {
+    expect(await reason(await referenceHarness())).toBe('no provider of test.Echo:1.0.0 is registered');
+  });
+
+  it('names the group, and leaves out an empty version', async () => {
+    expect(await reason(await referenceHarness({ parts: { group: 'canary' } }))).toBe('no provider of test.Echo:1.0.0 (group canary) is registered');
+    expect(await reason(await referenceHarness({ parts: { version: '' } }))).toBe('no provider of test.Echo is registered');
+  });
+
+  it('counts the draining ones when every provider drains', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1), providerRecord(2)] });
+    await h.registry.reportLoad('10.0.0.1:1', draining);
+    await h.registry.reportLoad('10.0.0.1:2', draining);
+    expect(await reason(h)).toBe('no provider of test.Echo:1.0.0 is available (2 draining)');
+  });
+
+  it('names the protocols the registered providers speak when none speaks the client’s', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1, { protocol: 'grpc' })] });
+    expect(await reason(h)).toBe("no provider of test.Echo:1.0.0 speaks this client's transport (tcp); registered providers speak grpc");
+  });
+});
