@@ -21,7 +21,9 @@ beforeAll(async () => {
   const registry = `file://${dir.dir}`;
   worker = await startFixture('../../examples/inference/worker', { SHUTTLE_REGISTRY: registry }, 10_000, [], ['--name', 'prio', '--slots', '2', '--scheduling', 'priority']);
   gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { overcommit: { priority: 5, slots: 2 } }, log: false });
-  // The gateway admits by the workers' slots: wait until it has seen the worker.
+  // The gateway admits by the workers' slots: wait until it has seen the worker. Its client
+  // reads the registry on the first request or on ready(); before that providers() is empty.
+  await gateway.client.ready();
   await waitUntil(() => gateway.client.providers().length > 0, 'the gateway to see the worker', 5000, 50);
 }, 30_000);
 
@@ -106,6 +108,7 @@ describe('refusals by the queue', () => {
     const small = await startGateway({ port: 0, client: { registry: `file://${dir.dir}`, config: false, log: false }, admission: { maxQueued: 2, tenantDefaults: { maxQueued: 1 } }, log: false });
     const stop = new AbortController();
     try {
+      await small.client.ready();
       await waitUntil(() => small.client.providers().length > 0, 'the second gateway to see the worker', 5000, 50);
       const pending = [ask(small, 'a', 1000, stop.signal), ask(small, 'a', 1000, stop.signal)].map((answer) => answer.catch(() => undefined));
       await new Promise((resolve) => setTimeout(resolve, 300));
