@@ -10,6 +10,7 @@ export default defineConfig({
     alias: [
       { find: /^shuttle-rpc$/, replacement: src('index.ts') },
       { find: /^shuttle-rpc\/spi$/, replacement: src('spi/spi.ts') },
+      { find: /^shuttle-rpc\/inference$/, replacement: src('inference/inference.ts') },
       { find: /^shuttle-rpc\/testing$/, replacement: src('testing/testing.ts') },
       { find: /^shuttle-rpc\/gateway$/, replacement: src('gateway/gateway.ts') },
       { find: /^shuttle-rpc\/engine$/, replacement: src('engine/engine.ts') },

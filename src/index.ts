@@ -39,4 +39,3 @@ export type { GrpcTlsOptions, GrpcTransportOptions } from './transport/grpc/grpc
 export { ShuttleMetrics } from './metrics/metrics.js';
 export { parseTraceParent, formatTraceParent, childTraceParent, TRACEPARENT, type TraceParent } from './trace/trace.js';
 export { startAdminServer, type AdminServer, type AdminServerOptions } from './metrics/admin.js';
-export { LLM_SERVICE, PRIORITY_METADATA, callPriority, promptText, modelsOf, type ChatMessage, type Embedding, type EmbedRequest, type GenerateRequest, type LlmApi, type Token, type Usage } from './inference/inference.js';

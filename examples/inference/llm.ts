@@ -1,8 +1,9 @@
-import { RpcMethod, RpcService, callPriority, promptText, type CallContext, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc';
+import { RpcMethod, RpcService, type CallContext } from 'shuttle-rpc';
+import { callPriority, promptText, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc/inference';
 import { prefixBlockHashes } from 'shuttle-rpc/spi';
 import type { SimEngine } from 'shuttle-rpc/testing';
 
-export type { GenerateRequest, LlmApi, Token, Usage } from 'shuttle-rpc';
+export type { GenerateRequest, LlmApi, Token, Usage } from 'shuttle-rpc/inference';
 
 /** Characters per token assumed everywhere in the examples (and by the prefix router). */
 const CHARS_PER_TOKEN = 4;

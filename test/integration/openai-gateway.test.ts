@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpcCode, createClient, type LlmApi, type RpcClient, type RpcError } from 'shuttle-rpc';
+import { RpcCode, createClient, type RpcClient, type RpcError } from 'shuttle-rpc';
+import type { LlmApi } from 'shuttle-rpc/inference';
 import { startEngineWorker } from 'shuttle-rpc/engine';
 import { startGateway } from 'shuttle-rpc/gateway';
 import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
