@@ -467,7 +467,7 @@ export class ServerConnection {
    */
   #attachLoad(): void {
     const report = this.#loadReport;
-    if (report === undefined || !this.#loadWanted) return;
+    if (report === undefined || !this.#loadWanted || this.#failed || this.#socket.destroyed) return;
     const now = Date.now();
     if (now - this.#loadSentAt < LOAD_REPORT_EVERY_MS) return;
     const body = report();

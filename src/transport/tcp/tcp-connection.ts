@@ -18,6 +18,9 @@ import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOpti
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 
+/** Requests of a new connection that ask for LOAD frames, at most (see ACCEPT_LOAD_META). */
+const ASK_LOAD_REQUESTS = 16;
+
 /** Settings of a consumer's tcp connection (the transport-wide {@link ConnectOptions}). */
 export type TcpClientOptions = ConnectOptions;
 
@@ -38,8 +41,11 @@ export class TcpConnection implements ClientConnection {
   readonly #host: string;
   readonly #port: number;
   readonly #options: TcpClientOptions;
-  /** Whether the next request tells the provider this consumer reads LOAD frames. */
-  #askLoad = false;
+  /**
+   * Requests left that tell the provider this consumer reads LOAD frames: the first few of a
+   * connection, until a LOAD arrives (one refused before admission turns nothing on).
+   */
+  #askLoad = 0;
   readonly #backoff: Backoff;
   readonly #pending = new Map<number, PendingCall>();
   readonly #routes = new Map<string, CachedRoute>();
@@ -241,7 +247,7 @@ export class TcpConnection implements ClientConnection {
     this.#goingAway = false;
     this.#backoff.reset();
     this.#writer = new FrameWriter(socket, this.#options.maxUnsentBytes);
-    this.#askLoad = this.#options.onLoad !== undefined;
+    this.#askLoad = this.#options.onLoad === undefined ? 0 : ASK_LOAD_REQUESTS;
     this.#lastReadAt = Date.now();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     this.#answered = false;
@@ -408,10 +414,9 @@ export class TcpConnection implements ClientConnection {
     // The wire carries the remaining time, not the absolute deadline (see server-connection).
     let meta: Metadata = invocation.meta;
     if (stream) meta = { ...meta, [WINDOW_META]: String(this.#options.streamWindowBytes) };
-    if (this.#askLoad) {
-      // Once per connection: this consumer reads the provider's LOAD frames.
+    if (this.#askLoad > 0) {
       meta = { ...meta, [ACCEPT_LOAD_META]: '1' };
-      this.#askLoad = false;
+      this.#askLoad--;
     }
     const timeout = invocation.deadline === undefined ? undefined : ([TIMEOUT_META, String(Math.max(0, invocation.deadline - Date.now()))] as const);
     const metaLength = measureMeta(meta, timeout);
@@ -465,7 +470,8 @@ export class TcpConnection implements ClientConnection {
       case FrameType.HEARTBEAT_ACK:
         return;
       case FrameType.LOAD:
-        // The provider's load as of this answer; the client checks the untrusted bytes.
+        // The provider's load as of its latest answers; the client checks the untrusted bytes.
+        this.#askLoad = 0;
         this.#options.onLoad?.(this.address, frame.body);
         return;
       case FrameType.GOAWAY:
