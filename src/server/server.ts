@@ -404,7 +404,8 @@ function checkLimits(value: unknown): ConnectionLimits {
     // Byte budgets start at 64 KiB: below a socket's 16 KiB high-water mark a full write queue
     // would never signal 'drain', and no stream could make progress. The connection age and its
     // grace may be 0: no limit.
-    const [min, max] = key.endsWith('Ms') ? [key.startsWith('maxConnectionAge') ? 0 : 1, MAX_TIMER_MS] : key.endsWith('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
+    // (maxDecodedBytesPerConnection is a byte budget too: "Bytes" anywhere in the name.)
+    const [min, max] = key.endsWith('Ms') ? [key.startsWith('maxConnectionAge') ? 0 : 1, MAX_TIMER_MS] : key.includes('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
     limits[key] = checkInt(`limits.${key}`, given[key], min, max, DEFAULT_CONNECTION_LIMITS[key]);
   }
   return limits;

@@ -95,12 +95,34 @@ describe('connection limits under a small fd limit', () => {
     expect(idle.filter((socket) => socket.readyState === 'open').length).toBe(2 * PER_ADDRESS);
 
     // The first refusal is logged at once, the rest in one line after the interval (5 s).
-    await waitUntil(() => logLines().filter((line) => line.refused !== undefined).reduce((sum, line) => sum + (line.refused!['grpc maxConnectionsPerAddress'] ?? 0), 0) === 300 - PER_ADDRESS, 'the grpc refusals in the log', 12_000);
+    const logged = (): Record<string, number> => {
+      const sums: Record<string, number> = {};
+      for (const line of logLines()) for (const [reason, count] of Object.entries(line.refused ?? {})) sums[reason] = (sums[reason] ?? 0) + count;
+      return sums;
+    };
+    // Refused connections are counted when the provider accepts them. Under this fd limit a
+    // burst of 600 can also exhaust the process's descriptors first, and libuv then drops the
+    // excess without handing it to JavaScript, so the count is at most 300 - PER_ADDRESS, not
+    // exactly; what must hold is that the log and the metric agree.
+    const counted = async (transport: 'tcp' | 'grpc'): Promise<number> => {
+      const metrics = await (await fetch(`${provider.announced['admin'] as string}/metrics`)).text();
+      const match = new RegExp(`shuttle_connections_refused_total\\{provider="[^"]+",transport="${transport}",reason="maxConnectionsPerAddress"\\} (\\d+)\\n`).exec(metrics);
+      return match === null ? 0 : Number(match[1]);
+    };
+    let seen = '';
+    await waitUntil(
+      async () => {
+        const [tcp, grpc] = [await counted('tcp'), await counted('grpc')];
+        const sums = logged();
+        seen = `logged ${JSON.stringify(sums)}, counted tcp ${tcp}, grpc ${grpc}`;
+        return tcp > 0 && grpc > 0 && sums['tcp maxConnectionsPerAddress'] === tcp && sums['grpc maxConnectionsPerAddress'] === grpc;
+      },
+      () => `the log to show every counted refusal (${seen})`,
+      12_000,
+    );
+    for (const transport of ['tcp', 'grpc'] as const) expect(await counted(transport)).toBeLessThanOrEqual(300 - PER_ADDRESS);
     const refusalLines = logLines().filter((line) => line.refused !== undefined);
     expect(refusalLines.length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 5000) + 1);
     expect(refusalLines.every((line) => line.level === 40 && line.msg.includes('connection(s) refused by the connection limits'))).toBe(true);
-
-    const metrics = await (await fetch(`${provider.announced['admin'] as string}/metrics`)).text();
-    expect(metrics).toMatch(new RegExp(`shuttle_connections_refused_total\\{provider="[^"]+",transport="grpc",reason="maxConnectionsPerAddress"\\} ${300 - PER_ADDRESS}\\n`));
   });
 });

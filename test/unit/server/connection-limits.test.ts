@@ -1,3 +1,4 @@
+import { EchoService } from '../../fixtures/services.js';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
@@ -55,6 +56,19 @@ describe('refused connections', () => {
       expect(lines).toHaveLength(2);
     } finally {
       vi.useRealTimers();
+    }
+  });
+});
+
+describe('the limits option', () => {
+  it('accepts every default when it is given explicitly, and names the key and range of a bad one', async () => {
+    // A default outside its own allowed range can never be written down by an operator.
+    const server = await createServer({ services: [new EchoService()], registry: false, config: false, limits: { ...DEFAULT_CONNECTION_LIMITS } });
+    await server.close();
+    for (const key of Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof typeof DEFAULT_CONNECTION_LIMITS)[]) {
+      await expect(createServer({ services: [new EchoService()], registry: false, config: false, limits: { [key]: -5 } })).rejects.toThrow(
+        new RegExp(`invalid limits\\.${key}: -5 \\(allowed: an integer from \\d+ to \\d+\\)`),
+      );
     }
   });
 });
