@@ -1,5 +1,4 @@
 import net from 'node:net';
-import { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer } from 'shuttle-rpc';
@@ -7,10 +6,11 @@ import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameType, encodeFrame } from '../../src/transport/frame.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
+import { logCollector } from '../helpers/log-lines.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /*
- * Providers attach their load to answers (a LOAD frame ahead of the answer, at most every
+ * Providers attach their load to answers (a LOAD frame after the answer, at most every
  * 10 ms per connection): a consumer with no registry load at all still sees each provider's
  * load as of its latest answers; and a provider's malformed report is dropped with one warning,
  * never failing the answer it came with.
@@ -20,16 +20,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function collector(): { stream: Writable; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { stream, lines };
-}
 
 describe('load attached to answers', () => {
   it('a consumer without registry load sees the provider load of its latest answers, unary and stream alike', async () => {
@@ -99,7 +89,7 @@ describe('load attached to answers', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const port = (server.address() as net.AddressInfo).port;
-    const logs = collector();
+    const logs = logCollector();
     const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, config: false, log: { stream: logs.stream } });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo');

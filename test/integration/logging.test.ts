@@ -1,8 +1,8 @@
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, createServer, type RpcError } from 'shuttle-rpc';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
+import { logCollector } from '../helpers/log-lines.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
 
 /* Structured logs (pino): silent at info while all is well, warnings for what an operator must see. */
@@ -11,21 +11,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A stream that keeps every JSON log line written to it. */
-function collector(): { stream: Writable; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { stream, lines };
-}
-
 describe('logging', () => {
   it('is silent at the default level through calls, failures the caller chose, and a graceful close', async () => {
-    const logs = collector();
+    const logs = logCollector();
     const server = await createServer({ services: [new EchoService()], registry: false, log: { stream: logs.stream }, config: false });
     const client = await createClient({ registry: server.url, log: { stream: logs.stream }, config: false });
     const echo = client.proxy<EchoApi>('test.Echo');
@@ -38,7 +26,7 @@ describe('logging', () => {
   });
 
   it('at debug: the server listening and draining, the client seeing its providers', async () => {
-    const logs = collector();
+    const logs = logCollector();
     const server = await createServer({ services: [new EchoService()], registry: false, log: { level: 'debug', stream: logs.stream }, config: false });
     const client = await createClient({ registry: server.url, log: { level: 'debug', stream: logs.stream }, config: false });
     await client.proxy<EchoApi>('test.Echo').echo(1);
@@ -52,7 +40,7 @@ describe('logging', () => {
   });
 
   it('logs the message and stack under the correlation id the caller gets when a handler throws something other than an RpcError', async () => {
-    const logs = collector();
+    const logs = logCollector();
     const server = await createServer({ services: [new EchoService()], registry: false, log: { stream: logs.stream }, config: false });
     cleanups.push(() => server.close());
     const client = await createClient({ registry: server.url, log: false, config: false });
@@ -77,7 +65,7 @@ describe('logging', () => {
   });
 
   it('warns when a provider is ejected and when its breaker opens, into the application\'s own pino logger', async () => {
-    const logs = collector();
+    const logs = logCollector();
     const appLogger = pino({ level: 'info', base: { app: 'gateway' } }, logs.stream);
     const server = await createServer({ services: [new EchoService()], registry: false, log: false, config: false });
     cleanups.push(() => server.close());
