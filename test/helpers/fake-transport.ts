@@ -43,6 +43,17 @@ export class FakeConnection implements ClientConnection {
 }
 
 /** A transport whose connections are {@link FakeConnection}s, remembering every connect. */
+/** Connect options for pools over a fake transport (nothing dials, so only their shape matters). */
+export const FAKE_CONNECT_OPTIONS: ConnectOptions = {
+  connectTimeoutMs: 1000,
+  heartbeatIntervalMs: 10_000,
+  heartbeatTimeoutMs: 5000,
+  maxFrameBytes: 1 << 20,
+  backoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 },
+  streamWindowBytes: 1 << 16,
+  maxUnsentBytes: 1 << 20,
+};
+
 export interface FakeTransport extends Transport {
   /** Every `connect` call, in order, with the connection it returned. */
   readonly connects: Array<{ host: string; port: number; options: ConnectOptions; connection: FakeConnection }>;

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConnectionPool } from '../../../src/client/connection-pool.js';
-import type { ConnectOptions } from '../../../src/transport/transport.js';
-import { fakeTransport } from '../../helpers/fake-transport.js';
+import { FAKE_CONNECT_OPTIONS, fakeTransport } from '../../helpers/fake-transport.js';
 
-const OPTIONS: ConnectOptions = {
-  connectTimeoutMs: 1000,
-  heartbeatIntervalMs: 10_000,
-  heartbeatTimeoutMs: 5000,
-  maxFrameBytes: 1 << 20,
-  backoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 },
-  streamWindowBytes: 1 << 16,
-  maxUnsentBytes: 1 << 20,
-};
+const OPTIONS = FAKE_CONNECT_OPTIONS;
 
 function pool(name = 'tcp') {
   const transport = fakeTransport(name);

@@ -11,7 +11,7 @@ import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from '../
 import type { AttemptEvent, RouteEvent } from '../../../src/metrics/reports.js';
 import { MemoryRegistry } from '../../../src/registry/memory.js';
 import type { ServiceInstance } from '../../../src/registry/registry.js';
-import { fakeTransport, NO_SERIALIZER, type FakeTransport } from '../../helpers/fake-transport.js';
+import { FAKE_CONNECT_OPTIONS, fakeTransport, NO_SERIALIZER, type FakeTransport } from '../../helpers/fake-transport.js';
 
 /**
  * A ServiceReference wired to real cheap parts (an in-process registry, directory, pool,
@@ -54,15 +54,7 @@ export async function referenceHarness(options: HarnessOptions = {}): Promise<Re
   const registry = new MemoryRegistry();
   for (const provider of options.providers ?? []) await registry.register(provider);
   const transport = fakeTransport(options.protocol ?? 'tcp');
-  const pool = new ConnectionPool(transport, {
-    connectTimeoutMs: 1000,
-    heartbeatIntervalMs: 10_000,
-    heartbeatTimeoutMs: 5000,
-    maxFrameBytes: 1 << 20,
-    backoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 },
-    streamWindowBytes: 1 << 16,
-    maxUnsentBytes: 1 << 20,
-  });
+  const pool = new ConnectionPool(transport, FAKE_CONNECT_OPTIONS);
   const parts = options.parts ?? {};
   const directory = new Directory(registry, { service: parts.service ?? 'test.Echo', version: parts.version ?? '1.0.0', group: parts.group ?? '' }, pool.protocol, () => {});
   const stats = new ProviderStatsTable();
