@@ -102,6 +102,26 @@ export class ShuttleMetrics {
     });
   })();
 
+  /** Server-wide byte budgets (partial frames, unsent answers, decoded requests): held now and their limits. */
+  readonly budgetGauges = (
+    [
+      ['shuttle_provider_budget_used_bytes', 'Bytes a server-wide budget holds now, by transport and budget (maxTotalBufferedBytes, maxTotalUnsentBytes, maxTotalDecodedBytes).', 'used'],
+      ['shuttle_provider_budget_limit_bytes', 'The limit of a server-wide budget, by transport and budget.', 'limit'],
+    ] as const
+  ).map(([name, help, field]) => {
+    const servers = this.#servers;
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['provider', 'transport', 'budget'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const server of servers) for (const entry of server.budgets ?? []) this.set({ provider: server.url, transport: entry.transport, budget: entry.budget }, entry[field]);
+      },
+    });
+  });
+
   readonly #clients = new Set<WatchedClient>();
   /**
    * Consumer-side gauges per provider, read from the watched clients at scrape time: breaker

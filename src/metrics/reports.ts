@@ -1,7 +1,7 @@
 import type { RpcCode } from '../errors/errors.js';
 import type { RouteDecision } from '../loadbalance/loadbalance.js';
 import type { LoadSnapshot, ServiceInstance } from '../registry/instance.js';
-import type { ConnectionState, RefusedConnections } from '../transport/transport.js';
+import type { BudgetUse, ConnectionState, RefusedConnections } from '../transport/transport.js';
 
 /*
  * What clients and servers report about themselves, in the shapes the metrics read. They are
@@ -69,6 +69,8 @@ export interface WatchedServer {
   readonly connections: number;
   readonly instances?: readonly ServiceInstance[];
   readonly refusedConnections?: readonly RefusedConnections[];
+  /** Server-wide byte budgets and what they hold now (see `RpcServer.budgets`). */
+  readonly budgets?: readonly (BudgetUse & { readonly transport: string })[];
 }
 
 /** What the consumer gauges read from a client: its view of its providers. */

@@ -9,7 +9,7 @@ import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
-import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusedConnections, type Transport, type TransportServer } from '../transport/transport.js';
+import { DEFAULT_CONNECTION_LIMITS, type BudgetUse, type ConnectionLimits, type RefusedConnections, type Transport, type TransportServer } from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
 import { limitsWithinFds } from './fd-limit.js';
 import { AnswerLoad } from './answer-load.js';
@@ -17,6 +17,12 @@ import { ConnectionRefusals } from './refusals.js';
 
 export type { CallContext } from '../call/call-context.js';
 export type { RefusedConnections } from '../transport/transport.js';
+
+/** A server-wide byte budget of one transport of a server, and what it holds now. */
+export interface ServerBudget extends BudgetUse {
+  /** The transport keeping it (`tcp`). */
+  readonly transport: string;
+}
 
 /** Options of {@link createServer}; every key but `services` may also come from config. */
 export interface ServerOptions {
@@ -80,8 +86,9 @@ export interface ServerOptions {
    * without a byte, heartbeats included; grpc, without a call). Connections over a limit are
    * refused (tcp: with a GOAWAY naming it), counted and logged. Byte budgets: `maxUnsentBytes`
    * (4 MiB of unread answers per connection, both transports), and for tcp `maxStreamWindowBytes`
-   * (1 MiB), `maxDecodedBytesPerConnection` (32 MiB of decoded requests in running calls) and
-   * `maxTotalBufferedBytes` (64 MiB of partial frames per server); grpc also
+   * (1 MiB), `maxDecodedBytesPerConnection` (16 MiB of decoded requests in running calls) and
+   * server-wide `maxTotalBufferedBytes` (24 MiB of partial frames), `maxTotalUnsentBytes`
+   * (16 MiB of unread answers) and `maxTotalDecodedBytes` (24 MiB of decoded requests); grpc also
    * `maxConnectionAgeMs` and `maxConnectionAgeGraceMs` (0: no age limit, calls never cut).
    * docs/HARDENING.md lists each with what happens when it is reached.
    */
@@ -137,6 +144,11 @@ export interface RpcServer {
   readonly connections: number;
   /** Connections refused by the connection limits so far, by transport and limit. */
   readonly refusedConnections: readonly RefusedConnections[];
+  /**
+   * The server-wide byte budgets of each transport that keeps them (tcp), with what they hold
+   * now: partial frames, unsent answers and decoded requests of running calls.
+   */
+  readonly budgets: readonly ServerBudget[];
   /** The extension context this server resolved its names in. */
   readonly context: ShuttleContext;
   /** The registry the records went to, if any. */
@@ -318,6 +330,11 @@ class RunningServer implements RpcServer {
 
   get refusedConnections(): readonly RefusedConnections[] {
     return this.#parts.refusals.counts();
+  }
+
+  get budgets(): readonly ServerBudget[] {
+    const { transports, endpoints } = this.#parts;
+    return transports.flatMap((transport, index) => (transport.budgets ?? []).map((use) => ({ transport: endpoints[index]!.protocol, ...use })));
   }
 
   get registry(): Registry | undefined {

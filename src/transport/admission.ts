@@ -74,10 +74,10 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   idleTimeoutMs: 35_000,
   maxUnsentBytes: DEFAULT_MAX_UNSENT_BYTES,
   maxStreamWindowBytes: 1024 * 1024,
-  maxDecodedBytesPerConnection: 32 * 1024 * 1024,
-  maxTotalBufferedBytes: 64 * 1024 * 1024,
+  maxDecodedBytesPerConnection: 16 * 1024 * 1024,
+  maxTotalBufferedBytes: 24 * 1024 * 1024,
   maxTotalUnsentBytes: 16 * 1024 * 1024,
-  maxTotalDecodedBytes: 256 * 1024 * 1024,
+  maxTotalDecodedBytes: 24 * 1024 * 1024,
   maxConnectionAgeMs: 0,
   maxConnectionAgeGraceMs: 0,
 };

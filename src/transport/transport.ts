@@ -98,10 +98,23 @@ export interface TransportServer {
   /** Calls running right now, over all connections. */
   readonly running: number;
   /**
+   * What the budgets shared by all connections of this server hold right now (tcp: partial
+   * frames, unsent answers, decoded requests), for metrics and tests. Absent where the transport
+   * keeps no such budget of its own.
+   */
+  readonly budgets?: readonly BudgetUse[];
+  /**
    * Stops accepting connections, tells every client to go away (GOAWAY), lets calls in flight
    * finish for up to `timeoutMs`, then closes every socket and aborts what is still running.
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/** One server-wide byte budget: its limit's option name, the bytes charged now and the limit. */
+export interface BudgetUse {
+  readonly budget: 'maxTotalBufferedBytes' | 'maxTotalUnsentBytes' | 'maxTotalDecodedBytes';
+  readonly used: number;
+  readonly limit: number;
 }
 
 /** Meta key holding the caller's remaining timeout in ms (relative, as gRPC's grpc-timeout). */

@@ -88,6 +88,18 @@ function expectUnharmed(target: Victim, result: Awaited<ReturnType<typeof goodCl
   expect(result.p99).toBeLessThan(100);
 }
 
+/**
+ * A `sleep` request held by its handler for 30 s: `{ ms: 30000, pad: [50,000 x { x: 'abcdefgh' }] }`,
+ * 600 KB on the wire, within every decode limit (~12x its size), ~7 MB decoded by the estimate.
+ */
+function heldRequestPayload(): Buffer {
+  const record = [0x81, 0xa1, 0x78, 0xa8, ...Buffer.from('abcdefgh')];
+  const records = Buffer.concat([Buffer.from([0xdd, 0, 0, 0, 0]), Buffer.alloc(record.length * 50_000)]);
+  records.writeUInt32BE(50_000, 1);
+  for (let i = 0; i < 50_000; i++) records.set(record, 5 + i * record.length);
+  return Buffer.concat([Buffer.from([0x82, 0xa2, 0x6d, 0x73, 0xcd, 0x75, 0x30, 0xa3, 0x70, 0x61, 0x64]), records]);
+}
+
 /** A raw connection that never reads what the provider sends. */
 async function deafSocket(port: number): Promise<net.Socket> {
   const socket = net.connect({ host: '127.0.0.1', port });
@@ -186,19 +198,23 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
   });
 
   it('decoded requests held by slow handlers: a connection is not read past its decoded budget', async () => {
-    // A 16 MiB budget rather than the default 32: what the test shows is that reading stops at
-    // the budget. With the default, the victim's RSS growth moved between 42 and 71 MB from run
-    // to run on the shared machine (GC timing; the held requests are about half of it), too
-    // close to the 64 MB every attack here is held to.
-    const target = await victim({ PROVIDER_LIMITS: JSON.stringify({ maxDecodedBytesPerConnection: 16 * 1024 * 1024 }) });
+    const target = await victim();
     const socket = await deafSocket(target.child.port);
-    // Each request is within every decode limit (one-key objects, ~16x) and is held by its
-    // handler for 30 s; together they are far over a connection's budget of decoded requests.
-    const records = Buffer.concat([Buffer.from([0xdd, 0, 0, 0, 0]), Buffer.alloc(4 * 100_000)]);
-    records.writeUInt32BE(100_000, 1);
-    for (let i = 0; i < 100_000; i++) records.set([0x81, 0xa1, 0x78, 0x01], 5 + i * 4);
-    const payload = Buffer.concat([Buffer.from([0x82, 0xa2, 0x6d, 0x73, 0xcd, 0x75, 0x30, 0xa3, 0x70, 0x61, 0x64]), records]);
+    // Each request is within every decode limit and is held by its handler for 30 s; together
+    // they are far over a connection's budget of decoded requests.
+    const payload = heldRequestPayload();
     const [, result] = await Promise.all([flood(socket, (id) => (id <= 40 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000), goodClientDuring(target, SECONDS * 1000)]);
+    expectUnharmed(target, result);
+  });
+
+  it('decoded requests held by slow handlers on 20 connections: the server-wide budget holds them all', async () => {
+    const target = await victim();
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => deafSocket(target.child.port)));
+    const payload = heldRequestPayload();
+    const [, result] = await Promise.all([
+      Promise.all(sockets.map((socket) => flood(socket, (id) => (id <= 10 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000))),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
     expectUnharmed(target, result);
   });
 
@@ -220,6 +236,33 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
     };
     const [sent, result] = await Promise.all([trickle(), goodClientDuring(target, SECONDS * 1000)]);
     console.log(`trickled ${sent} single-byte writes`);
+    expectUnharmed(target, result);
+  });
+
+  it('partial frames at full speed: 20 connections send 7 MiB of 8 MiB frames and stall, reconnecting when closed', async () => {
+    // What maxTotalBufferedBytes is for: without it 20 such connections hold 160 MB until the
+    // frame timeout, and a reconnecting attacker keeps it so.
+    const target = await victim();
+    const header = encodeFrame(FrameType.REQUEST, 1).subarray(0, 20);
+    header.writeUInt32BE(8 * 1024 * 1024 - 64, 16);
+    const partial = Buffer.concat([header, Buffer.alloc(7 * 1024 * 1024, 0x61)]);
+    let opened = 0;
+    const attack = async (): Promise<void> => {
+      const until = Date.now() + SECONDS * 1000;
+      while (Date.now() < until) {
+        const socket = await deafSocket(target.child.port);
+        opened++;
+        socket.write(partial);
+        // Read what the provider says so its close is seen; then open the next one.
+        socket.resume();
+        await new Promise<void>((resolve) => {
+          socket.once('close', () => resolve());
+          setTimeout(resolve, Math.max(0, until - Date.now())).unref();
+        });
+      }
+    };
+    const [, result] = await Promise.all([Promise.all(Array.from({ length: 20 }, attack)), goodClientDuring(target, SECONDS * 1000)]);
+    console.log(`${opened} connections opened`);
     expectUnharmed(target, result);
   });
 

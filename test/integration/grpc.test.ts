@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -370,6 +371,32 @@ describe('TLS', () => {
       stubs.echo.close();
       stubs.stream.close();
       await Promise.all(clients.map((client) => client.close()));
+      await secure.stop();
+    }
+  });
+
+  it('a TLS handshake that does not finish is closed within frameTimeoutMs; a good client still calls', async () => {
+    const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs, PROVIDER_LIMITS: JSON.stringify({ frameTimeoutMs: 600 }) });
+    const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
+    const client = await tlsClient(port, { ca: `${certs}/ca.crt` });
+    try {
+      // Nothing at all, and the first bytes of a ClientHello (a TLS record header announcing
+      // more than is sent): each socket is closed by the provider, not held for 120 s.
+      const closedAfter = (bytes: Buffer): Promise<number> =>
+        new Promise((resolve) => {
+          const started = Date.now();
+          const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(bytes));
+          socket.on('error', () => {});
+          socket.resume();
+          socket.once('close', () => resolve(Date.now() - started));
+          setTimeout(() => socket.destroy(), 10_000).unref();
+        });
+      const took = await Promise.all([closedAfter(Buffer.alloc(0)), closedAfter(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]))]);
+      for (const ms of took) expect(ms).toBeGreaterThanOrEqual(500);
+      for (const ms of took) expect(ms).toBeLessThan(3000);
+      await expect(client.proxy<EchoApi>('test.Echo').add({ a: 2, b: 3 })).resolves.toEqual({ sum: 5 });
+    } finally {
+      await client.close();
       await secure.stop();
     }
   });

@@ -147,6 +147,9 @@ describe('metrics and the admin endpoint', () => {
     expect(sample(text, 'shuttle_provider_tokens_per_second', provider)).toBe(900);
     expect(sample(text, 'shuttle_provider_draining', provider)).toBe(0);
     expect(sample(text, 'shuttle_provider_connections', provider)).toBe(1);
+    // The server-wide budgets, idle: nothing held, the default limits.
+    expect(sample(text, 'shuttle_provider_budget_used_bytes', { ...provider, transport: 'tcp', budget: 'maxTotalDecodedBytes' })).toBe(0);
+    expect(sample(text, 'shuttle_provider_budget_limit_bytes', { ...provider, transport: 'tcp', budget: 'maxTotalBufferedBytes' })).toBe(24 * 1024 * 1024);
     expect((await fetch(`${admin.url}/health/ready`)).status).toBe(200);
 
     await server.close();

@@ -5,6 +5,7 @@ import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits }
 import { listenOn } from '../listen.js';
 import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
 import { registerRoutes, ServingState } from './grpc-calls.js';
+import { withHandshakeTimeout } from './handshake-timeout.js';
 import { awaitPreface } from './preface.js';
 import type { GrpcSettings } from './settings.js';
 import { StandardServices } from './standard-services.js';
@@ -35,7 +36,7 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
   const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);
 
-  const injector = server.createConnectionInjector(settings.serverCredentials());
+  const injector = server.createConnectionInjector(withHandshakeTimeout(settings.serverCredentials(), limits.frameTimeoutMs));
   const sockets = new Set<net.Socket>();
   let shutDown = false;
   const admission = new ConnectionAdmission(limits, options.onRefused);
@@ -52,8 +53,8 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
       sockets.delete(socket);
       admission.release(address);
     });
-    // A TLS handshake is bounded by Node's TLS handshake timeout (120 s); its HTTP/2 preface,
-    // inside TLS, by the idle timeout, which grpc-js starts with the session.
+    // A TLS handshake must finish within frameTimeoutMs (withHandshakeTimeout); its HTTP/2
+    // preface, inside TLS, is bounded by the idle timeout, which grpc-js starts with the session.
     if (settings.secure) return injector.injectConnection(socket);
     // While draining, new connections are still served (health probes hear NOT_SERVING), until
     // the injector is gone.

@@ -50,6 +50,8 @@ export class ReadGate {
   #frameTimer: NodeJS.Timeout | undefined;
   /** Frames the decoder had handed out when the frame timer was last armed. */
   #timedFrame = -1;
+  /** The frame (decoder's count) this connection reads past the spent inbound budget for, or -1. */
+  #overdraftFrame = -1;
   /** Bytes of the decoder's buffer charged to the inbound budget. */
   #charged = 0;
   #withdrawWait: (() => void) | undefined;
@@ -114,6 +116,9 @@ export class ReadGate {
     }
     this.#holds |= reason;
     if (reason !== Hold.INBOUND) this.#stopTimer();
+    // A connection that stops reading for long (its peer reads nothing, its calls hold their
+    // decoded budget) must not keep the others waiting on its overdraft.
+    if ((reason & (Hold.OUTBOUND | Hold.DECODED)) !== 0) this.#endOverdraft();
   }
 
   /** Lifts `reason`; with no hold left, reading resumes with the frames held meanwhile. */
@@ -129,6 +134,7 @@ export class ReadGate {
   /** The connection is closing: stop the timer and give back every charged byte. */
   close(): void {
     this.#stopTimer();
+    this.#endOverdraft();
     this.#withdrawWait?.();
     this.#inbound?.charge(-this.#charged);
     this.#charged = 0;
@@ -141,12 +147,20 @@ export class ReadGate {
       const held = decoder.bufferedBytes;
       inbound.charge(held - this.#charged);
       this.#charged = held;
-      if (held > 0 && inbound.exhausted && !this.holds(Hold.INBOUND)) {
-        this.hold(Hold.INBOUND);
-        this.#withdrawWait = inbound.wait(() => {
-          this.#withdrawWait = undefined;
-          this.release(Hold.INBOUND);
-        });
+      // The frame the overdraft was taken for is whole: let the next connection have it.
+      if (this.#overdraftFrame !== -1 && (!decoder.inFrame || decoder.frames !== this.#overdraftFrame)) this.#endOverdraft();
+      if (held > 0 && inbound.exhausted && this.#overdraftFrame === -1 && !this.holds(Hold.INBOUND)) {
+        if (decoder.inFrame && !this.holds(Hold.OUTBOUND | Hold.DECODED) && inbound.overdraw(this)) {
+          // Every connection may hold part of a frame and wait on the others: one at a time
+          // reads on to the end of its frame, so the spent budget never stalls them all.
+          this.#overdraftFrame = decoder.frames;
+        } else {
+          this.hold(Hold.INBOUND);
+          this.#withdrawWait = inbound.wait(() => {
+            this.#withdrawWait = undefined;
+            this.release(Hold.INBOUND);
+          });
+        }
       }
     }
     if (!decoder.inFrame || (this.#holds & ~Hold.INBOUND) !== 0) {
@@ -160,6 +174,12 @@ export class ReadGate {
       this.#timedFrame = decoder.frames;
       this.#frameTimer.refresh();
     }
+  }
+
+  #endOverdraft(): void {
+    if (this.#overdraftFrame === -1) return;
+    this.#overdraftFrame = -1;
+    this.#inbound!.endOverdraft(this);
   }
 
   #stopTimer(): void {

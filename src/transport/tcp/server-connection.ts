@@ -81,6 +81,9 @@ export class ServerConnection {
   #decodedBytes = 0;
   /** A REQUEST that waits for decoded bytes to be given back before it is decoded. */
   #deferred: Frame | undefined;
+  /** The deferred request whose estimated decoded size is {@link #deferredCost}, until it is retried. */
+  #deferredPriced: Frame | undefined;
+  #deferredCost = 0;
   #withdrawDecodedWait: (() => void) | undefined;
   readonly #outbound: OutboundBudget;
   /** Moving average of this connection's unary answers, in bytes (0 before the first). */
@@ -285,23 +288,35 @@ export class ServerConnection {
     }
     const target = { service: resolved.service, method: resolved.method, kind: 'request' } as const;
     const payload = frame.body.subarray(head.payloadOffset);
-    let cost: number;
-    try {
-      cost = serializer.check?.(payload, target) ?? payload.length;
-    } catch (error) {
-      return this.#answerError(id, oneWay, decodeError(target, serializer, error));
+    // A deferred request was priced when it first arrived: pricing walks the whole payload.
+    let cost = frame === this.#deferredPriced ? this.#deferredCost : -1;
+    this.#deferredPriced = undefined;
+    if (cost < 0) {
+      try {
+        cost = serializer.check?.(payload, target) ?? payload.length;
+      } catch (error) {
+        return this.#answerError(id, oneWay, decodeError(target, serializer, error));
+      }
     }
     const alone = this.#running.size === 0;
     const decoded = this.#budgets?.decoded;
+    if (decoded !== undefined && cost > decoded.limit && cost > FAIR_SHARE_BYTES) {
+      // It could never run: waiting would hold the connection (and the waiters behind it) forever.
+      return this.#answerError(id, oneWay, new RpcError(RpcCode.RESOURCE_EXHAUSTED, `${resolved.service}.${resolved.method}: the request would decode to about ${cost} bytes, more than this provider holds for all running calls together (maxTotalDecodedBytes ${decoded.limit})`));
+    }
     const fitsServer = decoded === undefined || decoded.used + cost <= decoded.limit || (alone && cost <= FAIR_SHARE_BYTES);
     if (!fitsServer || (this.#decodedBytes + cost > this.#limits.maxDecodedBytesPerConnection && !alone)) {
       // Backpressure: running calls hold the budget of decoded requests; this one is decoded
       // when enough is given back, and nothing more is read from the peer till then.
       this.#deferred = frame;
+      this.#deferredPriced = frame;
+      this.#deferredCost = cost;
       this.#gate.hold(Hold.DECODED);
       // The peer is not at fault while this side holds its requests: no idle timeout meanwhile.
       this.#socket.setTimeout(0);
-      if (!fitsServer) this.#withdrawDecodedWait = decoded!.wait(() => this.#retryDeferred());
+      // Woken only once there is room for this request, so the waiting connections are not all
+      // retried every time any call ends.
+      if (!fitsServer) this.#withdrawDecodedWait = decoded!.wait(() => this.#retryDeferred(), cost);
       return;
     }
     let request: unknown;

@@ -21,7 +21,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const admission = new ConnectionAdmission(limits, options.onRefused);
   const budgets = {
-    inbound: new ByteBudget(limits.maxTotalBufferedBytes),
+    inbound: new ByteBudget(limits.maxTotalBufferedBytes, { overdrafts: true }),
     outbound: new ByteBudget(limits.maxTotalUnsentBytes),
     decoded: new ByteBudget(limits.maxTotalDecodedBytes),
   };
@@ -89,6 +89,13 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
       let total = 0;
       for (const connection of connections) total += connection.running;
       return total;
+    },
+    get budgets() {
+      return [
+        { budget: 'maxTotalBufferedBytes', used: budgets.inbound.used, limit: budgets.inbound.limit },
+        { budget: 'maxTotalUnsentBytes', used: budgets.outbound.used, limit: budgets.outbound.limit },
+        { budget: 'maxTotalDecodedBytes', used: budgets.decoded.used, limit: budgets.decoded.limit },
+      ] as const;
     },
     close(closeOptions = {}) {
       closing ??= (async () => {
