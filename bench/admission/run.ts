@@ -9,6 +9,8 @@ import { SLOTS, WORKERS, simulateAdmission, type Outcome, type SimResult, type S
  *   priority: high priority at 3 req/s beside low priority at 45 req/s, against high alone:
  *     engines first come, first served (with and without slots reserved for high), then engines
  *     scheduling by priority with the queue letting high calls past a full fleet (overcommit);
+ *     The overload case on priority engines is then repeated with other step budgets (vLLM's
+ *     max_num_batched_tokens), and with the fixed per-request cost spent in the front end;
  *   burst: 3x the fleet's capacity for 5 s.
  * `node build/bench/admission/run.js priority` runs one section (fairness, priority, burst;
  * burst measures capacity with the fairness runs).
@@ -112,6 +114,41 @@ async function priority(): Promise<void> {
     const preempted = mean(results.map((r) => r.outcomes.filter((o) => o.priority === 0 && o.preemptions > 0).length));
     const ratio = results.some((r) => r.outcomes.some((o) => o.priority === 0)) ? `${f(ttft(results, 5, 0.99) / unloadedP99, 2)}x` : '';
     console.log(`| ${name} | ${f(ttft(results, 5, 0.5), 0)} | ${f(ttft(results, 5, 0.99), 0)} | ${ratio} | ${f(ttft(results, 0, 0.5), 0)} | ${f(ttft(results, 0, 0.99), 0)} | ${f(refused, 0)} | ${f(preempted, 0)} | ${f(100 * mean(results.map((r) => r.utilisation)))} % | ${results.map(lost).reduce((a, b) => a + b, 0)} |`);
+  }
+  console.log('');
+  await engineVariants(high, low, base, unloadedP99);
+}
+
+/**
+ * The priority-engine overload case again on engines with other step budgets, and with the
+ * fixed per-request cost spent in the front end instead of in the steps: how long an urgent
+ * call waits for the step in progress is what separates it from its unloaded TTFT.
+ */
+async function engineVariants(high: Stream, low: Stream, base: RunOptions, defaultUnloadedP99: number): Promise<void> {
+  const frontEnd = { requestOverheadMs: 30, prefillOverheadMs: 0 };
+  const variants: Array<[string, string, Partial<EngineConfig>]> = [
+    ['2048 (default)', 'in prefill steps', {}],
+    ['1024', 'in prefill steps', { maxBatchedTokens: 1024 }],
+    ['512', 'in prefill steps', { maxBatchedTokens: 512 }],
+    ['256', 'in prefill steps', { maxBatchedTokens: 256 }],
+    ['2048', 'in the front end', { ...frontEnd }],
+    ['512', 'in the front end', { ...frontEnd, maxBatchedTokens: 512 }],
+    ['256', 'in the front end', { ...frontEnd, maxBatchedTokens: 256 }],
+    ['128', 'in the front end', { ...frontEnd, maxBatchedTokens: 128 }],
+  ];
+  const ttft = (results: SimResult[], p: number, q: number): number => mean(results.map((r) => percentile(r.outcomes.filter((o) => o.priority === p && o.fate === 'served').map((o) => o.ttftMs!), q)));
+  console.log(`### Priority engines with overcommit 8, by step budget (max batched tokens) and where the 30 ms fixed cost is spent
+`);
+  console.log(`| step budget | fixed cost | high alone p50 / p99, ms | overload high p50 / p99, ms | p99 / alone on these engines | p99 / ${f(defaultUnloadedP99, 0)} ms (default alone) | time in prompt steps | mean prompt step, ms | low served, req/s | fleet utilisation | lost |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const [budget, cost, engine] of variants) {
+    const alone = await runSeeds([high], { ...base, engine: { scheduling: 'priority', ...engine } });
+    const over = await runSeeds([high, low], { ...base, engine: { scheduling: 'priority', ...engine }, overcommit: { priority: 5, slots: 8 } });
+    const lowServed = mean(over.map((r) => r.outcomes.filter((o) => o.priority === 0 && o.fate === 'served').length / (PRIORITY_MS / 1000)));
+    console.log(
+      `| ${budget} | ${cost} | ${f(ttft(alone, 5, 0.5), 0)} / ${f(ttft(alone, 5, 0.99), 0)} | ${f(ttft(over, 5, 0.5), 0)} / ${f(ttft(over, 5, 0.99), 0)} | ${f(ttft(over, 5, 0.99) / ttft(alone, 5, 0.99), 2)}x | ${f(ttft(over, 5, 0.99) / defaultUnloadedP99, 2)}x | ` +
+        `${f(100 * mean(over.map((r) => r.prefillStepShare)))} % | ${f(mean(over.map((r) => r.prefillStepMs)), 0)} | ${f(lowServed, 2)} | ${f(100 * mean(over.map((r) => r.utilisation)))} % | ${over.map(lost).reduce((a, b) => a + b, 0)} |`,
+    );
   }
   console.log('');
 }

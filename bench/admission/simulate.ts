@@ -38,6 +38,10 @@ export interface SimResult {
   utilisation: number;
   maxQueued: number;
   maxQueuedTokens: number;
+  /** Fraction of the engines' time spent in steps that compute prompt tokens, over the whole run. */
+  prefillStepShare: number;
+  /** Mean length of those steps, ms. */
+  prefillStepMs: number;
 }
 
 export const WORKERS = 4;
@@ -79,7 +83,16 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
   const busy = new Array<number>(WORKERS).fill(0);
   const queue = new AdmissionQueue({ capacity: () => WORKERS * SLOTS, clock: admissionClock(clock), ...options.queue });
   const outcomes: Outcome[] = [];
-  const result: SimResult = { outcomes, utilisation: 0, maxQueued: 0, maxQueuedTokens: 0 };
+  const result: SimResult = { outcomes, utilisation: 0, maxQueued: 0, maxQueuedTokens: 0, prefillStepShare: 0, prefillStepMs: 0 };
+  const stepMs = { all: 0, prefill: 0, prefills: 0 };
+  for (const engine of engines) {
+    engine.onStep((step) => {
+      stepMs.all += step.ms;
+      if (step.prefillTokens === 0) return;
+      stepMs.prefill += step.ms;
+      stepMs.prefills++;
+    });
+  }
   const next = random(options.seed);
   let blockSeed = 1;
 
@@ -154,5 +167,7 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
   await finished;
   await sampler;
   result.utilisation = samples === 0 ? 0 : busySum / samples;
+  result.prefillStepShare = stepMs.all === 0 ? 0 : stepMs.prefill / stepMs.all;
+  result.prefillStepMs = stepMs.prefills === 0 ? 0 : stepMs.prefill / stepMs.prefills;
   return result;
 }

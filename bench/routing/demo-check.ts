@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEFAULT_ENGINE } from '../../src/sim/sim.js';
 import { sized, type WorkerSpec } from './fleet.js';
 import { simulate } from './simulate.js';
 import { median, percentile } from './summary.js';
@@ -13,11 +14,14 @@ import type { WorkItem } from './workloads.js';
  * closed loop of 12 users at a time — and then run for real.
  */
 
-/** The demo's workers: slots and KV capacity as examples/demo.ts starts them, default prefill speed. */
+/**
+ * The demo's workers: slots and KV capacity as examples/demo.ts starts them, the engine's
+ * default prefill speed and step token budget (its cold prompts, ~2,100 tokens, take two steps).
+ */
 const DEMO_FLEET: WorkerSpec[] = [
-  { ...sized(16), prefillTokensPerSecond: 20_000, kvCapacityTokens: 400_000 },
-  { ...sized(8), prefillTokensPerSecond: 20_000, kvCapacityTokens: 120_000 },
-  { ...sized(4), prefillTokensPerSecond: 20_000, kvCapacityTokens: 60_000 },
+  { ...sized(16), prefillTokensPerSecond: 20_000, kvCapacityTokens: 400_000, maxBatchedTokens: DEFAULT_ENGINE.maxBatchedTokens },
+  { ...sized(8), prefillTokensPerSecond: 20_000, kvCapacityTokens: 120_000, maxBatchedTokens: DEFAULT_ENGINE.maxBatchedTokens },
+  { ...sized(4), prefillTokensPerSecond: 20_000, kvCapacityTokens: 60_000, maxBatchedTokens: DEFAULT_ENGINE.maxBatchedTokens },
 ];
 const WORDS = ['the', ' model', ' routes', ' tokens', ' across', ' many', ' workers', ',', ' fast', '.'];
 

@@ -10,15 +10,21 @@ export interface WorkerSpec {
   readonly slots: number;
   readonly prefillTokensPerSecond: number;
   readonly kvCapacityTokens: number;
+  /** The engine's step token budget (see EngineConfig). */
+  readonly maxBatchedTokens: number;
 }
 
 /**
  * A worker of `slots` batch slots on a GPU sized to match: prefill speed and KV cache grow with
  * the slots (1,250 prompt tokens/s and 25k KV tokens a slot — a 32-slot H100-class worker
- * prefills 40k tokens/s and holds 800k tokens; a 4-slot one 5k/s and 100k).
+ * prefills 40k tokens/s and holds 800k tokens; a 4-slot one 5k/s and 100k), with no step token
+ * budget: each admitted prompt is computed whole in one step. The routing figures in
+ * docs/BENCHMARKS.md were measured so; the engine's default budget (2048, chunked prefill)
+ * would chunk the b2b workload's ~6k-token prompts into steps that each pay the prefill
+ * overhead, and move its TTFTs (b2b on the uniform fleet at 6 req/s: p50 758 -> 871 ms).
  */
 export function sized(slots: number): WorkerSpec {
-  return { slots, prefillTokensPerSecond: slots * 1250, kvCapacityTokens: slots * 25_000 };
+  return { slots, prefillTokensPerSecond: slots * 1250, kvCapacityTokens: slots * 25_000, maxBatchedTokens: Infinity };
 }
 
 /** `uniform`: eight 8-slot workers; `mixed`: 2 x 32 slots, 3 x 16, 3 x 4. */
@@ -31,7 +37,7 @@ export type FleetName = keyof typeof FLEETS;
 
 /** A simulated engine for `spec`, with the simulator's default decode and overhead timings. */
 export function engineFor(spec: WorkerSpec, clock: Clock): SimEngine {
-  const config: Partial<EngineConfig> = { slots: spec.slots, kvCapacityTokens: spec.kvCapacityTokens, prefillTokensPerSecond: spec.prefillTokensPerSecond };
+  const config: Partial<EngineConfig> = { slots: spec.slots, kvCapacityTokens: spec.kvCapacityTokens, prefillTokensPerSecond: spec.prefillTokensPerSecond, maxBatchedTokens: spec.maxBatchedTokens };
   return new SimEngine(config, clock);
 }
 

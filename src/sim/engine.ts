@@ -2,6 +2,7 @@ import { invalidOption } from '../common/validate.js';
 import { isLandmark } from '../loadbalance/cache-summary.js';
 import { MAX_CACHE_SUMMARY } from '../registry/instance.js';
 import type { Clock } from './clock.js';
+import { planStep, stepTime, type EngineStep } from './step.js';
 import { before, WaitingList } from './waiting-list.js';
 
 /**
@@ -14,7 +15,16 @@ import { before, WaitingList } from './waiting-list.js';
  * - `prefillOverheadMs` 30: scheduling, kernel launches and sampling around a prefill, which is
  *   what makes a short prompt on an idle worker take 6–10 decode steps to its first token, as
  *   measured TTFTs of 40–60 ms for short prompts on idle vLLM servers suggest;
+ * - `requestOverheadMs` 0: the part of that fixed cost spent before the request reaches the
+ *   engine's queue (HTTP, tokenising, the hand-off to the engine process, which in vLLM's V1
+ *   engine runs beside the GPU loop rather than in its steps); moving some of
+ *   `prefillOverheadMs` here keeps an idle worker's TTFT and takes that time out of the steps;
  * - `kvCapacityTokens` 400,000 in blocks of `blockTokens` 16 (vLLM's default block size);
+ * - `maxBatchedTokens` 2048: the tokens one step may compute (prompt chunks plus one per
+ *   decoding sequence), vLLM's `max_num_batched_tokens` as its OpenAI server sets it on GPUs
+ *   below 70 GiB (8192 on H100-class ones); a longer prefill is chunked across steps (vLLM's
+ *   chunked prefill, on by default in its V1 engine). `Infinity` turns the budget off: every
+ *   admitted prompt is computed whole in one step;
  * - `scheduling` `fcfs`, vLLM's default; `priority` is vLLM's `--scheduling-policy priority`
  *   and SGLang's `--enable-priority-scheduling` (see {@link SimEngine}).
  */
@@ -26,6 +36,10 @@ export interface EngineConfig {
   readonly prefillOverheadMs: number;
   readonly decodeBaseMs: number;
   readonly decodePerRunningMs: number;
+  /** Time from a request's arrival to its joining the waiting queue (front end: parsing, tokenising, hand-off); no GPU time. */
+  readonly requestOverheadMs: number;
+  /** Tokens one step computes at most (prompt chunks + decodes); `Infinity` for no budget, no chunking. */
+  readonly maxBatchedTokens: number;
   /** `fcfs`: admit in arrival order; `priority`: by request priority, preempting lower priorities. */
   readonly scheduling: SchedulingPolicy;
 }
@@ -42,6 +56,8 @@ export const DEFAULT_ENGINE: EngineConfig = {
   prefillOverheadMs: 30,
   decodeBaseMs: 6,
   decodePerRunningMs: 0.35,
+  requestOverheadMs: 0,
+  maxBatchedTokens: 2048,
   scheduling: 'fcfs',
 };
 
@@ -92,6 +108,10 @@ interface Sequence {
   readonly priority: number;
   readonly blocks: number;
   cachedTokens: number;
+  /** Whether it is computing its prompt (or recomputing its KV after a preemption). */
+  prefilling: boolean;
+  /** Tokens of that computation still to do, in chunks of what the step budget leaves. */
+  prefillLeft: number;
   produced: number;
   preemptions: number;
   firstTokenAt: number | undefined;
@@ -101,21 +121,32 @@ interface Sequence {
 }
 
 /**
- * A step-based simulation of continuous batching. Each step admits waiting requests in order
- * while a batch slot and KV blocks are free, prefills the newly admitted ones (cost in
- * proportion to their uncached prompt tokens, after a prefix-cache lookup), and decodes one
- * token for every running sequence; a step lasts the prefill time plus a decode time that grows
- * with the batch. Finished prompts stay in an LRU prefix cache of KV blocks until space is
- * needed. A cancelled request leaves at the next step, freeing its slot and blocks.
+ * A step-based simulation of continuous batching with chunked prefill. Before each step, waiting
+ * requests are admitted in order while a batch slot and KV blocks are free and the step's token
+ * budget is not already spoken for by the running sequences served before them; an admitted
+ * request has to compute its prompt tokens not in the prefix cache. The step then gives its
+ * budget (`maxBatchedTokens`) to the running sequences in order: one token to each decoding
+ * sequence, and to each prefilling one the rest of its prompt or what the budget leaves (a
+ * chunk; the next chunk comes in a later step). A sequence whose last chunk ran gets its first
+ * token at the end of that step, and decoding sequences one more each. A step lasts the
+ * prefill overhead plus its prompt tokens at the prefill rate (when it carries any), plus a
+ * decode time that grows with the sequences in it. Finished prompts stay in an LRU prefix cache
+ * of KV blocks until space is needed (a prompt's blocks count as cached from its admission). A
+ * cancelled request leaves at the next step, freeing its slot and blocks.
  *
- * The order is arrival (`fcfs`, no overtaking) or, under `priority` scheduling, priority then
- * arrival; and when the first waiting request finds no slot or KV room, running sequences of
- * lower priority are preempted for it, lowest priority and latest arrival first, as vLLM's
- * priority scheduler does. A preempted sequence frees its slot and blocks and waits again in
- * its old place; readmitted, it recomputes its KV (prompt tokens not in the prefix cache, plus
- * the tokens it had already produced: only prompt blocks are cached here) and goes on from
- * where it stopped. A step in progress is never interrupted, so an urgent request still waits
- * for the current step to end.
+ * The order, for admission and for the budget, is arrival (`fcfs`, no overtaking) or, under
+ * `priority` scheduling, priority then arrival: a high-priority prompt admitted now is computed
+ * in the next step ahead of lower priorities' chunks and decodes, as vLLM's V0 priority
+ * scheduler sorts its running queue by priority (its V1 scheduler serves the running list in
+ * admission order, then the waiting queue by priority: the same unless the budget runs out
+ * first). When the first waiting request finds no slot or KV room, running sequences of lower
+ * priority are preempted for it, lowest priority and latest arrival first, as vLLM V0's
+ * `_schedule_priority_preemption` does (V1 preempts only when KV blocks run out, picking the
+ * same victim: the largest (priority value, arrival)). A preempted sequence frees its
+ * slot and blocks and waits again in its old place; readmitted, it recomputes its KV (prompt
+ * tokens not in the prefix cache, plus the tokens it had already produced: only prompt blocks
+ * are cached here) and goes on from where it stopped. A step in progress is never interrupted,
+ * so an urgent request waits for the current step to end; the budget bounds how long that is.
  */
 export class SimEngine {
   readonly config: EngineConfig;
@@ -136,12 +167,18 @@ export class SimEngine {
   #arrivals = 0;
   #preemptions = 0;
   readonly #recentTokens: number[] = [];
+  readonly #stepListeners = new Set<(step: EngineStep) => void>();
 
   constructor(config: Partial<EngineConfig> = {}, clock: Clock) {
     this.config = { ...DEFAULT_ENGINE, ...config };
     for (const [key, value] of Object.entries(this.config)) {
       if (key === 'scheduling') {
         if (value !== 'fcfs' && value !== 'priority') throw invalidOption('engine scheduling', value, "'fcfs' or 'priority'");
+        continue;
+      }
+      if (key === 'maxBatchedTokens') {
+        // A budget below one token would never let a step compute anything.
+        if (typeof value !== 'number' || !(value >= 1) || (value !== Infinity && !Number.isInteger(value))) throw invalidOption('engine maxBatchedTokens', value, 'an integer >= 1 or Infinity');
         continue;
       }
       if (typeof value !== 'number' || !(value >= 0) || (key === 'slots' && (!Number.isInteger(value) || value < 1))) {
@@ -167,6 +204,8 @@ export class SimEngine {
       priority: this.config.scheduling === 'priority' ? priority : 0,
       blocks,
       cachedTokens: 0,
+      prefilling: false,
+      prefillLeft: 0,
       produced: 0,
       preemptions: 0,
       firstTokenAt: undefined,
@@ -174,6 +213,8 @@ export class SimEngine {
       wake: undefined,
       done: false,
     };
+    // The front end's share of the fixed cost: the request is not the GPU's until it has passed.
+    if (this.config.requestOverheadMs > 0) await this.#clock.sleep(this.config.requestOverheadMs);
     this.#waiting.insert(sequence);
     this.#loop ??= this.#run().finally(() => {
       this.#loop = undefined;
@@ -203,6 +244,15 @@ export class SimEngine {
   /** Sequences preempted by higher-priority work since the engine started. */
   get preemptions(): number {
     return this.#preemptions;
+  }
+
+  /**
+   * Calls `listener` as each step starts, with what it computes and how long it lasts (for
+   * tests and benchmarks). Returns a function that stops the calls.
+   */
+  onStep(listener: (step: EngineStep) => void): () => void {
+    this.#stepListeners.add(listener);
+    return () => void this.#stepListeners.delete(listener);
   }
 
   /** The live load snapshot. */
@@ -242,18 +292,25 @@ export class SimEngine {
         this.#finish(sequence);
         return true;
       });
-      const prefillTokens = this.#admit();
+      this.#admit();
       if (this.#running.size === 0) {
         // Nothing can run: wait for a cancellation or a new request rather than spin.
         await this.#clock.sleep(config.decodeBaseMs);
         continue;
       }
-      const prefillMs = prefillTokens === undefined ? 0 : config.prefillOverheadMs + (prefillTokens / config.prefillTokensPerSecond) * 1000;
-      const decodeMs = config.decodeBaseMs + config.decodePerRunningMs * this.#running.size;
-      await this.#clock.sleep(prefillMs + decodeMs);
+      const plan = planStep([...this.#running].sort(order), config.maxBatchedTokens);
+      const step = { startedAt: this.#clock.now(), ...stepTime(config, plan) };
+      for (const listener of this.#stepListeners) listener(step);
+      await this.#clock.sleep(step.ms);
       const now = this.#clock.now();
-      for (const sequence of this.#running) {
+      for (const [sequence, tokens] of plan) {
         if (gone(sequence)) continue;
+        if (sequence.prefilling) {
+          sequence.prefillLeft -= tokens;
+          // A chunk that does not end the prompt samples no token.
+          if (sequence.prefillLeft > 0) continue;
+          sequence.prefilling = false;
+        }
         sequence.firstTokenAt ??= now;
         sequence.queue.push(sequence.produced++);
         this.#recentTokens.push(now);
@@ -267,12 +324,13 @@ export class SimEngine {
 
   /**
    * Admits waiting sequences in order while a slot and their KV blocks are free (no overtaking),
-   * preempting lower-priority running ones for the first in line when that makes room. Returns
-   * the tokens to prefill this step, or undefined when nothing was admitted.
+   * preempting lower-priority running ones for the first in line when that makes room, and
+   * while the running sequences served before it leave some of the step's budget (vLLM admits
+   * from its waiting queue only while budget is left).
    */
-  #admit(): number | undefined {
-    let prefillTokens: number | undefined;
+  #admit(): void {
     for (let next = this.#waiting.head(); next !== undefined; next = this.#waiting.head()) {
+      if (this.#claimedBefore(next) >= this.config.maxBatchedTokens) break;
       if (!this.#fits(next) && !this.#preemptFor(next)) break;
       const sequence = this.#waiting.shift()!;
       const cached = this.#cachedPrefixTokens(sequence.request);
@@ -282,12 +340,19 @@ export class SimEngine {
         this.#promptTokens += sequence.request.promptTokens;
         this.#cachedTokens += cached;
       }
-      prefillTokens = (prefillTokens ?? 0) + sequence.request.promptTokens - cached + recomputed;
+      sequence.prefilling = true;
+      sequence.prefillLeft = sequence.request.promptTokens - cached + recomputed;
       this.#reservedBlocks += sequence.blocks;
       this.#touch(sequence.request.promptBlocks);
       this.#running.add(sequence);
     }
-    return prefillTokens;
+  }
+
+  /** The budget the running sequences served before `sequence` in a step would take. */
+  #claimedBefore(sequence: Sequence): number {
+    let claimed = 0;
+    for (const running of this.#running) if (order(running, sequence) < 0) claimed += running.prefilling ? running.prefillLeft : 1;
+    return claimed;
   }
 
   #fits(sequence: Sequence): boolean {
@@ -361,6 +426,11 @@ export class SimEngine {
     }
     this.#summary = undefined;
   }
+}
+
+/** The order in which running sequences get a step's budget: the admission order, `before`. */
+function order(a: Sequence, b: Sequence): number {
+  return before(a, b) ? -1 : before(b, a) ? 1 : 0;
 }
 
 /** Whether a sequence is over: finished, cancelled, or its reader left. */

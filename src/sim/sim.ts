@@ -4,4 +4,5 @@
  * model and where its default parameters come from.
  */
 export { DEFAULT_ENGINE, SimEngine, type EngineConfig, type EngineLoad, type SchedulingPolicy, type SimRequest, type SimUsage } from './engine.js';
+export type { EngineStep } from './step.js';
 export { VirtualClock, realClock, type Clock } from './clock.js';
