@@ -52,23 +52,10 @@ export {
   type NextFilter,
 } from '../filter/filter.js';
 export { TOKEN_META } from '../filter/token.js';
-export {
-  FrameFlag,
-  FrameType,
-  HEADER_BYTES,
-  MAGIC,
-  PROTOCOL_VERSION,
-  encodeFrame,
-  readHeader,
-  writeHeader,
-  type Frame,
-} from '../transport/frame.js';
-export { FrameDecoder } from '../transport/decoder.js';
+// A transport's `openStream` returns one: the consumer side of a stream, whatever the wire.
+// (The tcp wire codec — frames, envelopes, stream frames — is the tcp transport's own, not an
+// extension point.)
 export { ClientStream } from '../transport/client-stream.js';
-export { WINDOW_META, encodeChunkFrame, encodeEndFrame, encodeWindowUpdate } from '../transport/stream-frames.js';
-export { DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../transport/defaults.js';
-export { RequestHeadDecoder, decodeRequestHead, encodeMeta, encodeRoute, type RequestHead } from '../transport/envelope.js';
-export { encodeErrorFrame, decodeWireError } from '../transport/tcp/wire-error.js';
 export {
   TIMEOUT_META,
   isTransport,
