@@ -22,7 +22,7 @@ export { createServer, type RpcServer, type ServerOptions, type ExtraTransport, 
 export { createClient, type AttemptEvent, type RpcClient, type ClientOptions, type ProviderStatus, type ReferenceOptions, type RouteEvent } from './client/client.js';
 export { callOutcome, type CallOutcome } from './client/outcome.js';
 export type { MockOptions } from './client/mock.js';
-export { type RpcCall, type CallOptions, type Proxied, type ProxiedMethod, type ProxiedResult, type StreamingCall } from './proxy/proxy.js';
+export type { RpcCall, CallOptions, Proxied, ProxiedMethod, ProxiedResult, StreamingCall } from './proxy/proxy.js';
 export { currentCallScope, type CallScope } from './call/call-scope.js';
 export type { Endpoint, LoadSnapshot, Registry, ServiceInstance, ServiceQuery } from './registry/registry.js';
 export { MemoryRegistry } from './registry/memory.js';

@@ -1,4 +1,4 @@
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { ProviderSession } from '../../src/registry/etcd/provider-session.js';
 import { loadKey, serviceKey } from '../../src/registry/etcd/keys.js';
 import type { LoadSnapshot, ServiceInstance } from '../../src/registry/instance.js';

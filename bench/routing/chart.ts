@@ -18,13 +18,13 @@ const HEIGHT = 300;
 /** Panels side by side in one SVG, with a shared legend and `title` on top. */
 export function chart(title: string, panels: readonly Panel[]): string {
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH * panels.length + 150}" height="${HEIGHT + 30}" font-family="sans-serif" font-size="11">`];
-  parts.push(`<text x="10" y="16" font-size="13">${escape(title)}</text>`);
+  parts.push(`<text x="10" y="16" font-size="13">${escapeXml(title)}</text>`);
   panels.forEach((panel, i) => parts.push(...drawPanel(panel, i * WIDTH, 30)));
   const policies = [...(panels[0]?.lines.keys() ?? [])];
   policies.forEach((policy, i) => {
     const y = 60 + i * 18;
     parts.push(`<line x1="${WIDTH * panels.length + 10}" y1="${y - 4}" x2="${WIDTH * panels.length + 30}" y2="${y - 4}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`);
-    parts.push(`<text x="${WIDTH * panels.length + 35}" y="${y}">${escape(policy)}</text>`);
+    parts.push(`<text x="${WIDTH * panels.length + 35}" y="${y}">${escapeXml(policy)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
@@ -42,7 +42,7 @@ function drawPanel(panel: Panel, left: number, top: number): string[] {
   const px = (x: number): number => plot.left + ((x - x0) / Math.max(1e-9, x1 - x0)) * (plot.right - plot.left);
   const py = (y: number): number => plot.bottom - ((transform(y) - y0) / (y1 - y0)) * (plot.bottom - plot.top);
   const out = [
-    `<text x="${left + WIDTH / 2}" y="${top + 10}" text-anchor="middle">${escape(panel.title)}</text>`,
+    `<text x="${left + WIDTH / 2}" y="${top + 10}" text-anchor="middle">${escapeXml(panel.title)}</text>`,
     `<line x1="${plot.left}" y1="${plot.bottom}" x2="${plot.right}" y2="${plot.bottom}" stroke="black"/>`,
     `<line x1="${plot.left}" y1="${plot.top}" x2="${plot.left}" y2="${plot.bottom}" stroke="black"/>`,
     `<text x="${(plot.left + plot.right) / 2}" y="${plot.bottom + 32}" text-anchor="middle">offered load (x round-robin's saturation)</text>`,
@@ -53,7 +53,7 @@ function drawPanel(panel: Panel, left: number, top: number): string[] {
     out.push(`<text x="${plot.left - 4}" y="${(py(tick) + 4).toFixed(1)}" text-anchor="end">${format(tick)}</text>`);
     out.push(`<line x1="${plot.left}" y1="${py(tick).toFixed(1)}" x2="${plot.right}" y2="${py(tick).toFixed(1)}" stroke="#eee"/>`);
   }
-  out.push(`<text x="${left + 12}" y="${(plot.top + plot.bottom) / 2}" transform="rotate(-90 ${left + 12} ${(plot.top + plot.bottom) / 2})" text-anchor="middle">${escape(panel.unit)}</text>`);
+  out.push(`<text x="${left + 12}" y="${(plot.top + plot.bottom) / 2}" transform="rotate(-90 ${left + 12} ${(plot.top + plot.bottom) / 2})" text-anchor="middle">${escapeXml(panel.unit)}</text>`);
   [...panel.lines.values()].forEach((line, i) => {
     const path = line.filter(([, y]) => Number.isFinite(y)).map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
     out.push(`<polyline fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2" points="${path}"/>`);
@@ -71,6 +71,6 @@ function format(value: number): string {
   return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
 }
 
-function escape(text: string): string {
+function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 }

@@ -1,4 +1,4 @@
-import { createClient, RpcError } from 'shuttle-rpc';
+import { createClient, type RpcError } from 'shuttle-rpc';
 import type { GreeterApi } from './greeter.js';
 
 /**

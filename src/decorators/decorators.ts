@@ -52,6 +52,7 @@ const DESCRIBED_SERVICE_KEYS = optionKeys<Omit<RpcServiceOptions, 'name'>>()(['v
 const METHOD_KEYS = optionKeys<RpcMethodOptions>()(['idempotent', 'stream', 'timeoutMs']);
 
 /** Any class whose instances are `I` (`any` arguments, as TypeScript's own decorator context types have). */
+// biome-ignore lint/suspicious/noExplicitAny: a constructor of any parameters (unknown[] would not accept a class whose constructor takes some)
 export type AnyClass<I = unknown> = abstract new (...args: any[]) => I;
 
 /** What {@link RpcService} returns: a class decorator for either decorator mode. */

@@ -68,6 +68,7 @@ export interface ServiceDescriptor<T = unknown> {
 export type ServiceImplementation<T> = {
   [K in MethodNames<T>]: T[K] extends (...args: infer A) => infer R
     ? // `any`: the provider's extra parameter (a CallContext) must accept whatever is passed there.
+      // biome-ignore lint/suspicious/noExplicitAny: trailing arguments of any type (a handler's call context) may follow the request
       (...args: [...A, ...any[]]) => R extends AsyncIterable<infer C> ? AsyncIterable<C> : Awaited<R> | Promise<Awaited<R>>
     : never;
 };

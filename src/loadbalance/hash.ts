@@ -53,6 +53,7 @@ const scratch = Buffer.from(words.buffer);
 const packed = new Int32Array(SCRATCH_BYTES / 8);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** V8 answers this at once for a string stored one byte per character (it cannot match). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is every Latin-1 code unit, controls included
 const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;
 /** The second lane's FNV offset: any constant other than the first's. */
 const LANE_OFFSET = 0x2f1a5b3c;

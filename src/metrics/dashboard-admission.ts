@@ -7,7 +7,7 @@
  * waiting, then most admitted) and of refusals by reason; and charts of the calls waiting and
  * of the mean wait of the calls admitted in each poll interval, one line per priority.
  */
-export const DASHBOARD_ADMISSION_SCRIPT = String.raw`
+export const DASHBOARD_ADMISSION_SCRIPT = `
   const TOP_TENANTS = 5;
   const PRIORITY_NAMES = { 0: 'low', 1: 'normal', 5: 'high' };
   const PRIORITY_COLORS = ['#6b7280', '#3b82f6', '#0891b2', '#0f766e', '#65a30d', '#d97706', '#ea580c', '#dc2626', '#be185d', '#7c3aed'];

@@ -5,7 +5,7 @@ import { DASHBOARD_ADMISSION_SCRIPT } from './dashboard-admission.js';
  * JavaScript in a string: no build step. Rates are differences of the running totals between
  * two polls; the charts keep the last `KEEP` polls, so the window is KEEP × the poll interval.
  */
-export const DASHBOARD_SCRIPT = String.raw`(() => {
+export const DASHBOARD_SCRIPT = `(() => {
   const interval = Number(new URLSearchParams(location.search).get('interval')) || 1000;
   const KEEP = 120;
   const W = 600, H = 180, LEFT = 52, RIGHT = 8, TOP = 10, BOTTOM = 24;

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpcCode, RpcError, createClient, type Proxied, type RpcClient } from 'shuttle-rpc';
+import { RpcCode, type RpcError, createClient, type Proxied, type RpcClient } from 'shuttle-rpc';
 import { connectRaw } from 'shuttle-rpc/testing';
 import { encodeFrame, FrameType } from '../../src/transport/frame.js';
 import type { EchoApi } from '../fixtures/services.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RpcCode, RpcError, RpcReference, createClient, type Proxied } from 'shuttle-rpc';
+import { RpcCode, type RpcError, RpcReference, createClient, type Proxied } from 'shuttle-rpc';
 import { connectRaw, startTestPair, type TestPair } from 'shuttle-rpc/testing';
 import { FrameType } from '../../src/transport/frame.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';

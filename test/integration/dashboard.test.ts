@@ -88,6 +88,7 @@ describe('the live dashboard', () => {
     await page.waitForFunction(`(document.querySelector('#throughput-chart polyline')?.getAttribute('points') ?? '').split(' ').length >= 3`, undefined, { timeout: 10_000 });
     expect(await page.locator('#throughput-chart polyline').getAttribute('points')).toMatch(/^[\d.]+,[\d.]+( [\d.]+,[\d.]+)+$/);
     expect(await page.locator('#window').textContent()).toBe('30 s');
+    // biome-ignore lint/performance/useDomNodeTextContent: the text a reader sees, as rendered
     expect(await page.locator('body').innerText()).not.toMatch(/updates:|points:/);
     expect(await page.locator('#event-list tr[data-kind="joined"]').count()).toBeGreaterThanOrEqual(3);
     expect(await page.locator('#error').textContent()).toBe('');

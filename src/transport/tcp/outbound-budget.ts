@@ -41,7 +41,7 @@ export class OutboundBudget {
     this.#charge(unsent);
     if (this.#gate.holds(Hold.OUTBOUND) || this.#watchingDrain && unsent < FAIR_SHARE_BYTES) return;
     const server = this.#server;
-    const over = unsent > this.#maxUnsentBytes || (server !== undefined && server.exhausted && unsent >= FAIR_SHARE_BYTES);
+    const over = unsent > this.#maxUnsentBytes || (server?.exhausted === true && unsent >= FAIR_SHARE_BYTES);
     if (over) this.#gate.hold(Hold.OUTBOUND);
     if (this.#watchingDrain || unsent < FAIR_SHARE_BYTES) return;
     this.#watchingDrain = true;

@@ -13,6 +13,7 @@ type Mode = 'legacy' | 'standard';
 const MODES: readonly Mode[] = ['legacy', 'standard'];
 
 /** Compiles `source` (importing the decorators from '#decorators') in `mode` and runs it; returns its exports. */
+// biome-ignore lint/suspicious/noExplicitAny: the compiled module's exports are classes of the source's own shapes
 function compile(mode: Mode, source: string, modules: Record<string, unknown> = {}): Record<string, any> {
   const { outputText, diagnostics } = ts.transpileModule(source, {
     reportDiagnostics: true,
@@ -25,6 +26,7 @@ function compile(mode: Mode, source: string, modules: Record<string, unknown> = 
   expect(diagnostics ?? []).toEqual([]);
   // Proof that the mode is the one asked for: tsc's helper for each.
   expect(outputText).toContain(mode === 'standard' ? '__esDecorate(' : '__decorate(');
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   const exports: Record<string, any> = {};
   const require = (name: string): unknown => (name === '#decorators' ? decorators : modules[name]);
   new Function('exports', 'require', outputText)(exports, require);
