@@ -7,6 +7,7 @@ import { SCORING_KEYS, scoringOption } from './load-score.js';
 import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
 import { PRIOR_OUTPUT_TOKENS, WorkerLearning } from './worker-learning.js';
+import { agreedChoice, type CostedCandidate } from './rendezvous.js';
 import { hasRoom, skipsFull } from './weights.js';
 
 /** The name this balancer is registered under. */
@@ -55,11 +56,7 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
     const matches = hashes.length === 0 ? undefined : tracker.matchEach(all, hashes);
     const skipFull = skipsFull(all);
     const promptTokens = Math.ceil((invocation.routingKey?.length ?? 0) / 4);
-    let best: ProviderView[] = [];
-    let bestCost = Infinity;
-    let bestTtft = 0;
-    let bestRaw = 0;
-    let bestCached = 0;
+    const candidates: Candidate[] = [];
     for (let i = 0; i < all.length; i++) {
       const provider = all[i]!;
       if (skipFull && !hasRoom(provider)) continue;
@@ -72,15 +69,10 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       // Its prefill stalls every sequence decoding there for as long: latency it costs others.
       const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
       const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
-      if (cost < bestCost) {
-        best = [provider];
-        bestCost = cost;
-        bestTtft = ttft;
-        bestRaw = raw.ttftMs;
-        bestCached = cachedTokens;
-      } else if (cost === bestCost) best.push(provider);
+      candidates.push({ provider, address: provider.address, weight: profile.slots, cost, ttft, rawTtft: raw.ttftMs, cachedTokens, ownPrefillMs: raw.ownPrefillMs });
     }
-    const provider = best[Math.floor(env.random() * best.length)]!;
+    const chosen = hashes.length === 0 ? cheapestAtRandom(candidates, env.random) : agreedChoice(candidates, agreementKey(hashes), (cheapest) => cheapest.ownPrefillMs);
+    const { provider, cost: bestCost, ttft: bestTtft, rawTtft: bestRaw, cachedTokens: bestCached } = chosen;
     learning.expect(invocation, provider.address, bestRaw);
     const branch = all.length === 1 ? 'only' : hashes.length === 0 ? 'fallback' : bestCached > 0 ? 'hit' : 'cold';
     return {
@@ -107,3 +99,38 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
     },
   };
 };
+
+/** A worker's predicted cost for one call, and the parts of it the decision reports. */
+interface Candidate extends CostedCandidate<ProviderView> {
+  readonly ttft: number;
+  /** TTFT before the worker's learned correction (what the correction is learned against). */
+  readonly rawTtft: number;
+  readonly cachedTokens: number;
+  readonly ownPrefillMs: number;
+}
+
+/**
+ * Blocks of the prompt (64 characters each) that name its "home" for rendezvous hashing: the
+ * chain hash of the first 8 (128 tokens), so a stock opening line shared by unrelated prompts
+ * does not give them all one home, while any system prompt or conversation start worth caching
+ * is longer than that.
+ */
+const AGREEMENT_BLOCKS = 8;
+
+/** The rendezvous key of a prompt with block hashes `hashes` (not empty). */
+function agreementKey(hashes: readonly number[]): number {
+  return hashes[Math.min(hashes.length, AGREEMENT_BLOCKS) - 1]!;
+}
+
+/** The cheapest candidate, ties drawn with `random`: for calls without a prompt, where there is nothing to agree on. */
+function cheapestAtRandom(candidates: readonly Candidate[], random: () => number): Candidate {
+  let lowest = Infinity;
+  let ties: Candidate[] = [];
+  for (const candidate of candidates) {
+    if (candidate.cost < lowest) {
+      lowest = candidate.cost;
+      ties = [candidate];
+    } else if (candidate.cost === lowest) ties.push(candidate);
+  }
+  return ties[Math.floor(random() * ties.length)]!;
+}
