@@ -35,29 +35,38 @@ function mix(value: number): number {
   return h >>> 0;
 }
 
-/** One candidate of a pick: its provider, the cost the balancer predicts for it, and the slack of that prediction. */
+/** One candidate of a pick: its provider and what the balancer predicts there. */
 export interface CostedCandidate<P> {
   readonly provider: P;
   readonly address: string;
   /** Capacity share for the rendezvous weight (a worker's batch slots). */
   readonly weight: number;
   readonly cost: number;
+  /** Requests ahead there per unit of capacity (per batch slot). */
+  readonly busy: number;
 }
 
 /**
- * The candidate that consumers who never talk to each other agree on: among the candidates
- * whose cost is at most `lowest cost + slack`, the one `key` prefers by rendezvous hashing; the
- * cheapest when none is in that band but it (slack 0 leaves only exact ties to the hash).
- * `candidates` must not be empty.
+ * The candidate that consumers who never talk to each other agree on. The cheapest stands
+ * unless another candidate is within `slack(cheapest)` of its cost and no busier, per unit of
+ * capacity, than the candidates' average; among those and the cheapest, `key` picks by
+ * rendezvous hashing. The average is the bound of bounded-load consistent hashing (Mirrokni,
+ * Thorup, Zadimoghaddam) with no allowance above it: agreement moves work only onto a worker
+ * that is at most averagely busy, so it does not build a hot spot. With slack 0 only exact ties
+ * go to the hash. `candidates` must not be empty.
  */
 export function agreedChoice<P, C extends CostedCandidate<P>>(candidates: readonly C[], key: number, slack: (cheapest: C) => number): C {
   let cheapest = candidates[0]!;
-  for (const candidate of candidates) if (candidate.cost < cheapest.cost) cheapest = candidate;
+  let meanBusy = 0;
+  for (const candidate of candidates) {
+    if (candidate.cost < cheapest.cost) cheapest = candidate;
+    meanBusy += candidate.busy / candidates.length;
+  }
   const limit = cheapest.cost + Math.max(0, slack(cheapest));
   let chosen = cheapest;
   let chosenScore = rendezvousScore(key, cheapest.address, cheapest.weight);
   for (const candidate of candidates) {
-    if (candidate === cheapest || candidate.cost > limit) continue;
+    if (candidate === cheapest || candidate.cost > limit || (candidate.cost > cheapest.cost && candidate.busy > meanBusy)) continue;
     const score = rendezvousScore(key, candidate.address, candidate.weight);
     if (score > chosenScore) {
       chosen = candidate;

@@ -3,7 +3,7 @@ import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Invocation } from '../call/invocation.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import { predict, profileOf, stepMs } from './latency-model.js';
-import { SCORING_KEYS, scoringOption } from './load-score.js';
+import { SCORING_KEYS, ownShareOfLoad, scoringOption } from './load-score.js';
 import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
 import { PRIOR_OUTPUT_TOKENS, WorkerLearning } from './worker-learning.js';
@@ -33,6 +33,12 @@ export const TYPE_NAME = 'slo';
  * There is no spill threshold: a cached prefix wins exactly while the queue in front of it
  * drains faster than another worker prefills the whole prompt, and a larger worker draws more
  * traffic because its queue drains faster (capacity-weighted by construction).
+ *
+ * Consumers that share a fleet but no state settle near-equal costs alike: among the candidates
+ * within one prefill of the prompt (scaled by the share of the fleet's load that other consumers
+ * send) of the cheapest and no busier than average, the one the prompt's first blocks prefer by
+ * weighted rendezvous hashing wins (rendezvous.ts), so they send a new prefix to the same worker
+ * before any cache summary could tell them where it went.
  *
  * It learns online (worker-learning.ts): each worker's ratio of observed to predicted TTFT
  * corrects its later predictions, and how long a call occupies a slot there sets the drain
@@ -69,9 +75,17 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       // Its prefill stalls every sequence decoding there for as long: latency it costs others.
       const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
       const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
-      candidates.push({ provider, address: provider.address, weight: profile.slots, cost, ttft, rawTtft: raw.ttftMs, cachedTokens, ownPrefillMs: raw.ownPrefillMs });
+      candidates.push({ provider, address: provider.address, weight: profile.slots, cost, ttft, rawTtft: raw.ttftMs, cachedTokens, ownPrefillMs: raw.ownPrefillMs, busy: raw.ahead / profile.slots });
     }
-    const chosen = hashes.length === 0 ? cheapestAtRandom(candidates, env.random) : agreedChoice(candidates, agreementKey(hashes), (cheapest) => cheapest.ownPrefillMs);
+    // Near-equal costs are settled the same way by every consumer (rendezvous on the prompt's
+    // opening), so a new prefix is prefilled once, not once per consumer. "Near" is what a
+    // disagreement costs — the prompt prefilled again where another consumer sends it — times the
+    // chance the next such call comes from another consumer, the share of the load that is not
+    // this consumer's: alone in front of a fleet, only exact ties are settled by the hash.
+    const chosen =
+      hashes.length === 0
+        ? cheapestAtRandom(candidates, env.random)
+        : agreedChoice(candidates, agreementKey(hashes), (cheapest) => cheapest.ownPrefillMs * (1 - ownShareOfLoad(all)));
     const { provider, cost: bestCost, ttft: bestTtft, rawTtft: bestRaw, cachedTokens: bestCached } = chosen;
     learning.expect(invocation, provider.address, bestRaw);
     const branch = all.length === 1 ? 'only' : hashes.length === 0 ? 'fallback' : bestCached > 0 ? 'hit' : 'cold';

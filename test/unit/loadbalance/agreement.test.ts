@@ -50,14 +50,25 @@ describe('rendezvous hashing', () => {
 
   it('agrees only within the slack: a cheaper candidate outside it wins', () => {
     const candidates = [
-      { provider: 'a', address: 'a:1', weight: 1, cost: 100 },
-      { provider: 'b', address: 'b:1', weight: 1, cost: 100 },
+      { provider: 'a', address: 'a:1', weight: 1, cost: 100, busy: 0 },
+      { provider: 'b', address: 'b:1', weight: 1, cost: 100, busy: 0 },
     ];
     // Some key prefers b; with a costing 100 less, a slack of 99 does not reach b, a slack of 100 does.
     const key = Array.from({ length: 100 }, (_, k) => k).find((k) => agreedChoice(candidates, k, () => 0).provider === 'b')!;
     const cheaperA = [{ ...candidates[0]!, cost: 0 }, candidates[1]!];
     expect(agreedChoice(cheaperA, key, () => 99).provider).toBe('a');
     expect(agreedChoice(cheaperA, key, () => 100).provider).toBe('b');
+  });
+
+  it('never agrees onto a candidate busier than the average, however large the slack', () => {
+    const candidates = [
+      { provider: 'a', address: 'a:1', weight: 1, cost: 0, busy: 0 },
+      { provider: 'b', address: 'b:1', weight: 1, cost: 10, busy: 1 },
+    ];
+    const key = Array.from({ length: 100 }, (_, k) => k).find((k) => rendezvousScore(k, 'b:1', 1) > rendezvousScore(k, 'a:1', 1))!;
+    expect(agreedChoice(candidates, key, () => 1e9).provider).toBe('a');
+    // As busy as the average (both idle): the hash may choose it.
+    expect(agreedChoice(candidates.map((candidate) => ({ ...candidate, busy: 0 })), key, () => 1e9).provider).toBe('b');
   });
 });
 
@@ -105,5 +116,30 @@ describe('published cache summary', () => {
     const worker = view(1, { load: { timestamp: 0, receivedAt: 0, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false, cachedPrefixes: [11, 12] } });
     worker.stats.observeAnswerLoad({ timestamp: 5, receivedAt: 5, running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false });
     expect(publishedSummary(worker)).toEqual([11, 12]);
+  });
+});
+
+describe('slo: how near "near-equal" is', () => {
+  /** Eight workers each running two calls; worker 0 also has nothing queued while the others have a little (it is cheapest by a few ms). */
+  const loaded = (mine: boolean): TestView[] =>
+    fleet(8).map((worker, i) => {
+      const load = { timestamp: 0, receivedAt: 0, running: 2, waiting: 0, waitingUncachedTokens: i === 0 ? 0 : 100, kvUsage: 0, tokensPerSecond: 0, draining: false };
+      // Mine: this consumer's own two calls, started before the report that counts them.
+      if (mine) for (let k = 0; k < 2; k++) worker.stats.start(0);
+      worker.stats.observeAnswerLoad(load);
+      return worker;
+    });
+
+  it('settles near-equal costs by the prompt when other consumers send the load, by cost when it is all this consumer’s', () => {
+    const cheapest = loaded(false)[0]!.address;
+    let agreedElsewhere = 0;
+    for (let i = 0; i < 20; i++) {
+      const shared = consumer(10 + i).select(loaded(false), invocation(`${prompt(100 + i)} a`)).provider.address;
+      expect(consumer(50 + i).select(loaded(false), invocation(`${prompt(100 + i)} b`)).provider.address).toBe(shared);
+      if (shared !== cheapest) agreedElsewhere++;
+      // Alone in front of the fleet there is nobody to agree with: the cheapest, every time.
+      expect(consumer(90 + i).select(loaded(true), invocation(`${prompt(100 + i)} c`)).provider.address).toBe(cheapest);
+    }
+    expect(agreedElsewhere).toBeGreaterThan(10);
   });
 });
