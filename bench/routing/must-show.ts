@@ -26,6 +26,8 @@ export function mustShow(results: readonly CaseResult[]): string[] {
   for (const result of results) {
     const label = `${result.name} / ${result.fleet}`;
     for (const [load, summaries] of result.byLoad) {
+      // A partial run (bench options) checks only what it ran.
+      if (![NEW, 'round-robin', ...LOAD_ONLY].every((name) => summaries.has(name))) continue;
       const slo = summaries.get(NEW)!;
       const rr = summaries.get('round-robin')!;
       const [bestName, best] = LOAD_ONLY.map((name) => [name, summaries.get(name)!] as const).sort((a, b) => b[1].goodput - a[1].goodput)[0]!;

@@ -19,16 +19,38 @@ import { atRate, blockHasher, oracleHitRate, workload, type WorkItem, type Workl
  * consumer; then 4 independent consumers at 1.0x and 1.3x; then a real-clock run of a small
  * case against its virtual-clock prediction, and the demo (real worker processes, real client)
  * against its virtual-clock replay (demo-check.ts). Workers publish their load and a summary of their
- * prefix cache on the registry's channel every 500 ms (nothing piggybacked on answers: the tcp
- * transport does not carry it yet). Options: --requests N (200 per run), --seeds N (1); the
- * figures in docs/BENCHMARKS.md use --requests 300 --seeds 3. Writes
- * docs/routing-<workload>-<fleet>.svg.
+ * prefix cache on the registry's channel every 500 ms (the sweep leaves out the reports the tcp
+ * transport attaches to answers; the demo check models them). Options (--help): --requests N (200 per run), --seeds N (1);
+ * the figures in docs/BENCHMARKS.md use --requests 300 --seeds 3. A full sweep writes
+ * docs/routing-<workload>-<fleet>.svg; --cases, --loads, --policies, --no-consumers,
+ * --no-clock-check, --demo-runs and --no-demo run a part of it (no charts, and target lines only
+ * where their figures were run).
  */
+const args = process.argv.slice(2);
+const USAGE = `bench:routing [options]
+  --requests N         requests a run (200)
+  --seeds N            seeds a cell, figures are medians (1)
+  --cases a/f,...      workload/fleet cases (all: b2b/uniform, multi-turn/uniform, b2b/mixed, multi-turn/mixed, hot/mixed, unique/mixed)
+  --loads x,...        offered loads, multiples of round-robin's saturation (0.5,0.75,1,1.15,1.3,1.5)
+  --policies p,...     policies (all); round-robin always runs (it sets the saturation)
+  --no-consumers       skip the 4-consumer rows (1x and 1.3x, when those loads run)
+  --no-clock-check     skip the real-clock vs virtual-clock check
+  --demo-runs N        real demo runs for the demo check (the number of seeds)
+  --no-demo            skip the demo check
+Charts are written only by a full sweep.`;
+if (args.includes('--help')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const listOption = (name: string, fallback: readonly string[]): string[] => {
+  const index = args.indexOf(`--${name}`);
+  return index < 0 ? [...fallback] : (args[index + 1] ?? '').split(',').filter((entry) => entry !== '');
+};
 const requests = numberOption('requests', 200);
 const seeds = numberOption('seeds', 1);
-const POLICIES = ['round-robin', 'weighted-round-robin', 'least-active', 'p2c', 'prefix-affinity', 'slo'];
-const LOADS = [0.5, 0.75, 1, 1.15, 1.3, 1.5];
-const CASES: Array<{ name: WorkloadName; fleet: FleetName }> = [
+const ALL_POLICIES = ['round-robin', 'weighted-round-robin', 'least-active', 'p2c', 'prefix-affinity', 'slo'];
+const ALL_LOADS = [0.5, 0.75, 1, 1.15, 1.3, 1.5];
+const ALL_CASES: Array<{ name: WorkloadName; fleet: FleetName }> = [
   { name: 'b2b', fleet: 'uniform' },
   { name: 'multi-turn', fleet: 'uniform' },
   { name: 'b2b', fleet: 'mixed' },
@@ -36,6 +58,12 @@ const CASES: Array<{ name: WorkloadName; fleet: FleetName }> = [
   { name: 'hot', fleet: 'mixed' },
   { name: 'unique', fleet: 'mixed' },
 ];
+const chosenPolicies = listOption('policies', ALL_POLICIES);
+const POLICIES = ALL_POLICIES.filter((policy) => policy === 'round-robin' || chosenPolicies.includes(policy));
+const LOADS = listOption('loads', ALL_LOADS.map(String)).map(Number);
+const chosenCases = listOption('cases', ALL_CASES.map(({ name, fleet }) => `${name}/${fleet}`));
+const CASES = ALL_CASES.filter(({ name, fleet }) => chosenCases.includes(`${name}/${fleet}`));
+const full = POLICIES.length === ALL_POLICIES.length && LOADS.length === ALL_LOADS.length && CASES.length === ALL_CASES.length;
 const hashBlocks = (prompt: string): number[] => prefixBlockHashes(prompt, 64, 4096);
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -87,12 +115,12 @@ for (const { name, fleet } of CASES) {
     // On a uniform fleet slot-weighted round-robin is round-robin: the same picks, not run twice.
     if (fleet === 'uniform') summaries.set('weighted-round-robin', summaries.get('round-robin')!);
     byLoad.set(load, summaries);
-    log(`  ${load}x: ${POLICIES.map((policy) => `${policy} ${summaries.get(policy)!.goodput.toFixed(1)}`).join(', ')}`);
+    log(`  ${load}x: ${POLICIES.filter((policy) => summaries.has(policy)).map((policy) => `${policy} ${summaries.get(policy)!.goodput.toFixed(1)}`).join(', ')}`);
   }
   // Four independent consumers against one consumer, at 1.0x and 1.3x, for the cache-aware policies.
   const consumers = new Map<string, { single: number; four: number }>();
-  for (const load of name === 'unique' ? [] : [1, 1.3]) {
-    for (const policy of ['prefix-affinity', 'slo']) {
+  for (const load of name === 'unique' || args.includes('--no-consumers') ? [] : [1, 1.3].filter((load) => byLoad.has(load))) {
+    for (const policy of ['prefix-affinity', 'slo'].filter((policy) => byLoad.get(load)!.has(policy))) {
       const runs = [];
       for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, sat * load), { fleet: specs, seed: s + 1, blocks, consumers: 4 }));
       const four = summarise(runs, specs);
@@ -101,6 +129,7 @@ for (const { name, fleet } of CASES) {
     }
   }
   results.push({ name, fleet, oracle, byLoad, consumers });
+  if (!full) continue;
   const line = (key: 'goodput' | 'ttft99') => new Map(POLICIES.map((policy) => [policy, LOADS.map((load) => [load, byLoad.get(load)!.get(policy)![key]] as const)]));
   const svg = chart(`bench:routing — ${name} on the ${fleet} fleet (round-robin saturates at ${sat.toFixed(1)} req/s)`, [
     { title: `goodput (TTFT <= ${SLO.ttftMs} ms, ITL <= ${SLO.itlMs} ms)`, unit: 'req/s', lines: line('goodput') },
@@ -111,19 +140,23 @@ for (const { name, fleet } of CASES) {
 
 lines.push('\n### Must show\n', ...mustShow(results));
 
-// Real clock against virtual clock on a small case: the simulator's prediction, checked.
-const small = atRate(workload('b2b', 99, 40), 3);
-const two = [FLEETS.uniform[0]!, FLEETS.uniform[1]!];
-const virtualRun = await simulate('slo', small, { fleet: two });
-const realRun = await simulate('slo', small, { fleet: two, clock: realClock });
-const apart = (real: number, virtual: number): string => `${((Math.abs(real - virtual) / Math.max(virtual, 1e-9)) * 100).toFixed(1)} %`;
-const hit = (run: typeof realRun): number => run.cachedTokens / Math.max(1, run.promptTokens);
-const p99 = (run: typeof realRun): number => percentile(run.ttft, 0.99);
-lines.push(
-  `\nReal clock vs virtual clock (b2b, 40 requests at 3/s, two 8-slot workers, slo): TTFT p50 ${median(realRun.ttft).toFixed(0)} ms real, ${median(virtualRun.ttft).toFixed(0)} ms virtual ` +
-    `(${apart(median(realRun.ttft), median(virtualRun.ttft))} apart); TTFT p99 ${p99(realRun).toFixed(0)} ms real, ${p99(virtualRun).toFixed(0)} ms virtual (${apart(p99(realRun), p99(virtualRun))} apart); ` +
-    `cache hit ${(hit(realRun) * 100).toFixed(1)} % real, ${(hit(virtualRun) * 100).toFixed(1)} % virtual (${apart(hit(realRun), hit(virtualRun))} apart).`,
-);
-lines.push('', ...(await demoCheck('slo', seeds)));
+if (!args.includes('--no-clock-check')) await clockCheck();
+if (!args.includes('--no-demo')) lines.push('', ...(await demoCheck('slo', numberOption('demo-runs', seeds))));
 lines.push(`\nWall time ${((performance.now() - started) / 1000).toFixed(0)} s.`);
 console.log(lines.join('\n'));
+
+/** Real clock against virtual clock on a small case: the simulator's prediction, checked. */
+async function clockCheck(): Promise<void> {
+  const small = atRate(workload('b2b', 99, 40), 3);
+  const two = [FLEETS.uniform[0]!, FLEETS.uniform[1]!];
+  const virtualRun = await simulate('slo', small, { fleet: two });
+  const realRun = await simulate('slo', small, { fleet: two, clock: realClock });
+  const apart = (real: number, virtual: number): string => `${((Math.abs(real - virtual) / Math.max(virtual, 1e-9)) * 100).toFixed(1)} %`;
+  const hit = (run: typeof realRun): number => run.cachedTokens / Math.max(1, run.promptTokens);
+  const p99 = (run: typeof realRun): number => percentile(run.ttft, 0.99);
+  lines.push(
+    `\nReal clock vs virtual clock (b2b, 40 requests at 3/s, two 8-slot workers, slo): TTFT p50 ${median(realRun.ttft).toFixed(0)} ms real, ${median(virtualRun.ttft).toFixed(0)} ms virtual ` +
+      `(${apart(median(realRun.ttft), median(virtualRun.ttft))} apart); TTFT p99 ${p99(realRun).toFixed(0)} ms real, ${p99(virtualRun).toFixed(0)} ms virtual (${apart(p99(realRun), p99(virtualRun))} apart); ` +
+      `cache hit ${(hit(realRun) * 100).toFixed(1)} % real, ${(hit(virtualRun) * 100).toFixed(1)} % virtual (${apart(hit(realRun), hit(virtualRun))} apart).`,
+  );
+}

@@ -14,6 +14,8 @@ export const SLO = { ttftMs: 2000, itlMs: 50 };
 /** What one run measured. */
 export interface RunResult {
   ttft: number[];
+  /** When each request of `ttft` (same order) was issued, ms since the start. */
+  startedAt: number[];
   /** Mean inter-token gap of each completed request, ms. */
   itl: number[];
   completed: number;
@@ -44,8 +46,17 @@ export interface SimulateOptions {
    * running its items one after another (as the demo's consumer does).
    */
   readonly concurrency?: number;
-  /** How often the registry delivers load, ms (500 by default). */
+  /** How often workers report their load to the registry, ms (500 by default). */
   readonly loadIntervalMs?: number;
+  /**
+   * How often consumers read the registry, ms, as the file registry's poll does: each read
+   * delivers the workers' latest reports, stamped with the time of the read (the file registry
+   * stamps `receivedAt` when it reads the file). Unset: a report reaches the consumers the
+   * moment it is made (the registries that push, such as etcd's watch).
+   */
+  readonly registryPollMs?: number;
+  /** The workers' addresses as the consumers see them (rendezvous hashing depends on them); 10.0.0.i:8000 by default. */
+  readonly addresses?: readonly string[];
   /** The prompts' KV block hashes (memoised by the caller across runs of one workload). */
   readonly blocks?: (prompt: string) => readonly number[];
 }
@@ -77,23 +88,38 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
   const blocks = options.blocks ?? ((prompt: string) => prefixBlockHashes(prompt, 64, 4096));
   const consumers = Array.from({ length: options.consumers ?? 1 }, (_, k) => {
     const { balancer, slotWeighted } = balancerFor(policy, clock, seed * 7919 + k);
-    const views: SimView[] = engines.map((engine, i) => ({ instance: recordOf(i, engine, 0, clock.now(), slotWeighted), address: `10.0.0.${i}:8000`, stats: new LiveProviderStats() }));
+    const views: SimView[] = engines.map((engine, i) => ({ instance: recordOf(i, engine, 0, clock.now(), slotWeighted), address: options.addresses?.[i] ?? `10.0.0.${i}:8000`, stats: new LiveProviderStats() }));
     return { balancer, views, slotWeighted };
   });
-  const result: RunResult = { ttft: [], itl: [], completed: 0, shed: 0, good: 0, outputTokens: 0, durationMs: 0, promptTokens: 0, cachedTokens: 0, perWorker: new Array(engines.length).fill(0) };
+  const result: RunResult = { ttft: [], startedAt: [], itl: [], completed: 0, shed: 0, good: 0, outputTokens: 0, durationMs: 0, promptTokens: 0, cachedTokens: 0, perWorker: new Array(engines.length).fill(0) };
   let done = false;
   const start = clock.now();
 
-  const publish = (consumer: (typeof consumers)[number], i: number): void => {
-    const view = consumer.views[i]!;
-    view.instance = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache);
-    view.stats.observeLoad(view.instance.load);
+  // The latest report of each worker (per consumer view: slot-weighted records differ only in weight).
+  const reports = consumers.map((consumer) => consumer.views.map((view) => view.instance));
+  const report = (): void => {
+    for (const [k, consumer] of consumers.entries()) for (let i = 0; i < engines.length; i++) reports[k]![i] = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache);
+  };
+  const deliver = (): void => {
+    for (const [k, consumer] of consumers.entries()) {
+      for (let i = 0; i < engines.length; i++) {
+        const view = consumer.views[i]!;
+        const reported = reports[k]![i]!;
+        view.instance = { ...reported, load: { ...reported.load!, receivedAt: clock.now() } };
+        view.stats.observeLoad(view.instance.load);
+      }
+    }
+  };
+  const every = async (ms: number, tick: () => void): Promise<void> => {
+    while (!done) {
+      await clock.sleep(ms);
+      tick();
+    }
   };
   const refresh = async (): Promise<void> => {
-    while (!done) {
-      await clock.sleep(options.loadIntervalMs ?? 500);
-      for (const consumer of consumers) for (let i = 0; i < engines.length; i++) publish(consumer, i);
-    }
+    const poll = options.registryPollMs;
+    if (poll === undefined) await every(options.loadIntervalMs ?? 500, () => (report(), deliver()));
+    else await Promise.all([every(options.loadIntervalMs ?? 500, report), every(poll, deliver)]);
   };
 
   const serve = async (item: WorkItem, consumer: (typeof consumers)[number]): Promise<void> => {
@@ -128,6 +154,7 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     result.outputTokens += usage.outputTokens;
     result.completed++;
     result.ttft.push(usage.first);
+    result.startedAt.push(began - start);
     result.itl.push(usage.meanGap);
     if (usage.first <= SLO.ttftMs && usage.meanGap <= SLO.itlMs) result.good++;
   };

@@ -84,6 +84,26 @@ function tokensAhead(view: ProviderView, load: LoadSnapshot | undefined, trust: 
   return trust * reportedTokens + (1 - trust) * stats.inFlightTokens;
 }
 
+/**
+ * The share of the providers' reported load that is this consumer's own: the calls it still has
+ * in flight that its latest snapshots already counted, over all the calls those snapshots
+ * counted. 1 when they report nothing (no evidence of anyone else), and at most 1 (a snapshot
+ * can be older than calls that have since finished). Near 1 when this consumer sends all the
+ * traffic; near 1/N when N consumers share a fleet alike.
+ */
+export function ownShareOfLoad(providers: readonly ProviderView[]): number {
+  let own = 0;
+  let reported = 0;
+  for (const provider of providers) {
+    const load = freshestLoad(provider);
+    if (load === undefined) continue;
+    const stats = provider.stats;
+    own += stats.inFlight - Math.min(stats.startedSinceLoad, stats.inFlight);
+    reported += load.running + load.waiting;
+  }
+  return reported <= 0 ? 1 : Math.min(1, own / reported);
+}
+
 /** The provider's advertised prefill speed (`metadata.prefillTokensPerSecond`), else `fallback`. */
 export function prefillRate(view: ProviderView, fallback: number): number {
   const advertised = view.instance.metadata['prefillTokensPerSecond'];

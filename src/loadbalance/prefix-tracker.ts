@@ -3,7 +3,7 @@ import type { ExtensionOptions } from '../common/extension-registry.js';
 import type { Invocation } from '../call/invocation.js';
 import { summaryMatch } from './cache-summary.js';
 import { prefixBlockHashes } from './hash.js';
-import { freshestLoad } from './load-score.js';
+import type { LoadSnapshot } from '../registry/registry.js';
 import type { ProviderView } from './loadbalance.js';
 import { PrefixIndex } from './prefix-index.js';
 
@@ -84,7 +84,7 @@ export class PrefixTracker {
    */
   matched(provider: ProviderView, hashes: readonly number[]): number {
     const guessed = this.index.matched(provider.address, hashes);
-    const summary = freshestLoad(provider)?.cachedPrefixes;
+    const summary = publishedSummary(provider);
     return summary === undefined || summary.length === 0 ? guessed : this.#withSummary(guessed, hashes, summary);
   }
 
@@ -106,7 +106,7 @@ export class PrefixTracker {
   matchEach(providers: readonly ProviderView[], hashes: readonly number[]): readonly number[] {
     const matches = this.index.matchEach(hashes, providers);
     for (let i = 0; i < providers.length; i++) {
-      const summary = freshestLoad(providers[i]!)?.cachedPrefixes;
+      const summary = publishedSummary(providers[i]!);
       if (summary !== undefined && summary.length > 0) (matches as number[])[i] = this.#withSummary(matches[i]!, hashes, summary);
     }
     return matches;
@@ -143,4 +143,25 @@ export class PrefixTracker {
     }
     return undefined;
   }
+}
+
+/**
+ * The freshest cache summary `provider` published. Not simply the freshest snapshot's: a load
+ * report piggybacked on an answer never carries the summary (it is too large to repeat on every
+ * answer), so once answers flow the summary comes from the registry's snapshot, however much
+ * newer the piggybacked one is.
+ */
+export function publishedSummary(provider: Pick<ProviderView, 'instance' | 'stats'>): readonly number[] | undefined {
+  const piggybacked = summaryIn(provider.stats.load);
+  const registry = summaryIn(provider.instance.load);
+  if (piggybacked === undefined || registry === undefined) return (piggybacked ?? registry)?.cachedPrefixes;
+  return arrival(piggybacked) >= arrival(registry) ? piggybacked.cachedPrefixes : registry.cachedPrefixes;
+}
+
+function summaryIn(load: LoadSnapshot | undefined): LoadSnapshot | undefined {
+  return load?.cachedPrefixes === undefined || load.cachedPrefixes.length === 0 ? undefined : load;
+}
+
+function arrival(load: LoadSnapshot): number {
+  return load.receivedAt ?? load.timestamp;
 }

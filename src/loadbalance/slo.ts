@@ -3,10 +3,11 @@ import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Invocation } from '../call/invocation.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import { predict, profileOf, stepMs } from './latency-model.js';
-import { SCORING_KEYS, scoringOption } from './load-score.js';
+import { SCORING_KEYS, ownShareOfLoad, scoringOption } from './load-score.js';
 import type { CallOutcome, LoadBalancer, ProviderView, RouteDecision } from './loadbalance.js';
 import { PREFIX_KEYS, PrefixTracker } from './prefix-tracker.js';
 import { PRIOR_OUTPUT_TOKENS, WorkerLearning } from './worker-learning.js';
+import { agreedChoice, type CostedCandidate } from './rendezvous.js';
 import { hasRoom, skipsFull } from './weights.js';
 
 /** The name this balancer is registered under. */
@@ -33,6 +34,12 @@ export const TYPE_NAME = 'slo';
  * drains faster than another worker prefills the whole prompt, and a larger worker draws more
  * traffic because its queue drains faster (capacity-weighted by construction).
  *
+ * Consumers that share a fleet but no state settle near-equal costs alike: among the candidates
+ * within one prefill of the prompt (scaled by the share of the fleet's load that other consumers
+ * send) of the cheapest and no busier than average, the one the prompt's first blocks prefer by
+ * weighted rendezvous hashing wins (rendezvous.ts), so they send a new prefix to the same worker
+ * before any cache summary could tell them where it went.
+ *
  * It learns online (worker-learning.ts): each worker's ratio of observed to predicted TTFT
  * corrects its later predictions, and how long a call occupies a slot there sets the drain
  * rate. The client reports outcomes through `observe`.
@@ -55,11 +62,7 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
     const matches = hashes.length === 0 ? undefined : tracker.matchEach(all, hashes);
     const skipFull = skipsFull(all);
     const promptTokens = Math.ceil((invocation.routingKey?.length ?? 0) / 4);
-    let best: ProviderView[] = [];
-    let bestCost = Infinity;
-    let bestTtft = 0;
-    let bestRaw = 0;
-    let bestCached = 0;
+    const candidates: Candidate[] = [];
     for (let i = 0; i < all.length; i++) {
       const provider = all[i]!;
       if (skipFull && !hasRoom(provider)) continue;
@@ -72,15 +75,18 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       // Its prefill stalls every sequence decoding there for as long: latency it costs others.
       const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
       const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
-      if (cost < bestCost) {
-        best = [provider];
-        bestCost = cost;
-        bestTtft = ttft;
-        bestRaw = raw.ttftMs;
-        bestCached = cachedTokens;
-      } else if (cost === bestCost) best.push(provider);
+      candidates.push({ provider, address: provider.address, weight: profile.slots, cost, ttft, rawTtft: raw.ttftMs, cachedTokens, ownPrefillMs: raw.ownPrefillMs, busy: raw.ahead / profile.slots });
     }
-    const provider = best[Math.floor(env.random() * best.length)]!;
+    // Near-equal costs are settled the same way by every consumer (rendezvous on the prompt's
+    // opening), so a new prefix is prefilled once, not once per consumer. "Near" is what a
+    // disagreement costs — the prompt prefilled again where another consumer sends it — times the
+    // chance the next such call comes from another consumer, the share of the load that is not
+    // this consumer's: alone in front of a fleet, only exact ties are settled by the hash.
+    const chosen =
+      hashes.length === 0
+        ? cheapestAtRandom(candidates, env.random)
+        : agreedChoice(candidates, agreementKey(hashes), (cheapest) => cheapest.ownPrefillMs * (1 - ownShareOfLoad(all)));
+    const { provider, cost: bestCost, ttft: bestTtft, rawTtft: bestRaw, cachedTokens: bestCached } = chosen;
     learning.expect(invocation, provider.address, bestRaw);
     const branch = all.length === 1 ? 'only' : hashes.length === 0 ? 'fallback' : bestCached > 0 ? 'hit' : 'cold';
     return {
@@ -107,3 +113,38 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
     },
   };
 };
+
+/** A worker's predicted cost for one call, and the parts of it the decision reports. */
+interface Candidate extends CostedCandidate<ProviderView> {
+  readonly ttft: number;
+  /** TTFT before the worker's learned correction (what the correction is learned against). */
+  readonly rawTtft: number;
+  readonly cachedTokens: number;
+  readonly ownPrefillMs: number;
+}
+
+/**
+ * Blocks of the prompt (64 characters each) that name its "home" for rendezvous hashing: the
+ * chain hash of the first 8 (128 tokens), so a stock opening line shared by unrelated prompts
+ * does not give them all one home, while any system prompt or conversation start worth caching
+ * is longer than that.
+ */
+const AGREEMENT_BLOCKS = 8;
+
+/** The rendezvous key of a prompt with block hashes `hashes` (not empty). */
+function agreementKey(hashes: readonly number[]): number {
+  return hashes[Math.min(hashes.length, AGREEMENT_BLOCKS) - 1]!;
+}
+
+/** The cheapest candidate, ties drawn with `random`: for calls without a prompt, where there is nothing to agree on. */
+function cheapestAtRandom(candidates: readonly Candidate[], random: () => number): Candidate {
+  let lowest = Infinity;
+  let ties: Candidate[] = [];
+  for (const candidate of candidates) {
+    if (candidate.cost < lowest) {
+      lowest = candidate.cost;
+      ties = [candidate];
+    } else if (candidate.cost === lowest) ties.push(candidate);
+  }
+  return ties[Math.floor(random() * ties.length)]!;
+}

@@ -41,7 +41,7 @@ describe('examples', () => {
     expect(rows.map((row) => row[1]).sort()).toEqual(['a10-b', 'h100-a', 'l4-c']);
     expect(new Set(rows.map((row) => row[0]!.length)).size).toBe(1);
     expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(144);
-    expect(stdout).toMatch(/TTFT p50 \d+ ms, p99 \d+ ms; \d+ tokens\/s; cache hits \d+ % of prompt tokens; shed 0, failed 0/);
+    expect(stdout).toMatch(/TTFT p50 \d+ ms, p99 \d+ ms \(after the first round \d+ ms\); \d+ tokens\/s; cache hits \d+ % of prompt tokens; shed 0, failed 0/);
     expect(stdout).toMatch(/routing decisions: .*hit \d+/);
     for (const branch of ['hit', 'spill', 'cold']) expect(stdout).toMatch(new RegExp(`^  ${branch} +\\S.*`, 'm'));
     expect(stdout).not.toMatch(/^\|/m);
