@@ -26,7 +26,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'tests', include: ['test/**/*.test.ts'], exclude: ['test/integration/chaos.test.ts', 'test/integration/budgets.test.ts'], sequence: { groupOrder: 0 } },
+        test: {
+          name: 'tests',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/integration/chaos.test.ts', 'test/integration/budgets.test.ts'],
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         // The budget attacks assert a good client's p99 latency beside each attack: they run

@@ -52,7 +52,8 @@ export async function parseDemoOptions(argv: readonly string[]): Promise<DemoOpt
   const { values } = parsed;
   const balancers = await loadBalancerNames();
   const loadbalance = values.loadbalance;
-  if (!balancers.includes(loadbalance)) throw new DemoUsageError(`--loadbalance ${JSON.stringify(loadbalance)} is not a balancer; use one of: ${balancers.join(', ')}`);
+  if (!balancers.includes(loadbalance))
+    throw new DemoUsageError(`--loadbalance ${JSON.stringify(loadbalance)} is not a balancer; use one of: ${balancers.join(', ')}`);
   if (values.engine !== 'sim' && values.engine !== 'openai') throw new DemoUsageError(`--engine must be sim or openai, got ${JSON.stringify(values.engine)}`);
   const urls = values.url ?? [];
   if (values.engine === 'openai' && urls.length === 0) throw new DemoUsageError('--engine openai needs --url http://host:port/v1 (once per engine)');
@@ -61,7 +62,8 @@ export async function parseDemoOptions(argv: readonly string[]): Promise<DemoOpt
     if (!/^https?:\/\/[^/\s]+/.test(url)) throw new DemoUsageError(`--url must be an http(s) URL such as http://127.0.0.1:8000/v1, got ${JSON.stringify(url)}`);
   }
   const adminPort = values['admin-port'] === undefined ? 0 : Number(values['admin-port']);
-  if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new DemoUsageError(`--admin-port must be a port from 0 to 65535, got ${JSON.stringify(values['admin-port'])}`);
+  if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
+    throw new DemoUsageError(`--admin-port must be a port from 0 to 65535, got ${JSON.stringify(values['admin-port'])}`);
   return { registry: values.registry, loadbalance, engine: values.engine, urls, compare: values.compare, adminPort, help: values.help };
 }
 

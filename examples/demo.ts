@@ -72,7 +72,11 @@ async function run(policy: string): Promise<{ code: number; summary: RunSummary 
       console.log(`worker ${name} (OpenAI-compatible engine at ${engineUrl}) at ${url}`);
     }
   }
-  const consumer = spawn(process.execPath, [`${here}inference/consumer.js`, '--loadbalance', policy, '--admin-port', String(options.adminPort), '--summary-json'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const consumer = spawn(
+    process.execPath,
+    [`${here}inference/consumer.js`, '--loadbalance', policy, '--admin-port', String(options.adminPort), '--summary-json'],
+    { stdio: ['ignore', 'pipe', 'inherit'], env },
+  );
   let summary: RunSummary | undefined;
   createInterface({ input: consumer.stdout! }).on('line', (line) => {
     if (line.startsWith('{"summary":')) summary = (JSON.parse(line) as { summary: RunSummary }).summary;

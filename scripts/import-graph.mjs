@@ -148,7 +148,8 @@ export function formatViolations(result) {
     lines.push(`folder cycle: ${cycle.join(' -> ')}${among(members)}`);
     for (let i = 0; i + 1 < cycle.length; i++) lines.push(`  ${result.via.get(`${cycle[i]} -> ${cycle[i + 1]}`)}`);
   }
-  for (const [from, to] of result.upward) lines.push(`layer: ${from} may not import ${to} (same row or above in LAYERS): ${result.via.get(`${from} -> ${to}`)}`);
+  for (const [from, to] of result.upward)
+    lines.push(`layer: ${from} may not import ${to} (same row or above in LAYERS): ${result.via.get(`${from} -> ${to}`)}`);
   for (const folder of result.unknown) lines.push(`layer: folder ${folder} has no row in LAYERS (scripts/import-graph.mjs)`);
   return lines.join('\n');
 }

@@ -19,7 +19,15 @@ export {
 } from './decorators/decorators.js';
 export { RpcError, RpcCode, codeName, type ErrorDetails, type RpcErrorOptions, type WireError } from './errors/errors.js';
 export { createServer, type RpcServer, type ServerOptions, type ExtraTransport, type CallContext, type ServerBudget } from './server/server.js';
-export { createClient, type AttemptEvent, type RpcClient, type ClientOptions, type ProviderStatus, type ReferenceOptions, type RouteEvent } from './client/client.js';
+export {
+  createClient,
+  type AttemptEvent,
+  type RpcClient,
+  type ClientOptions,
+  type ProviderStatus,
+  type ReferenceOptions,
+  type RouteEvent,
+} from './client/client.js';
 export { callOutcome, type CallOutcome } from './client/outcome.js';
 export type { MockOptions } from './client/mock.js';
 export type { RpcCall, CallOptions, Proxied, ProxiedMethod, ProxiedResult, StreamingCall } from './proxy/proxy.js';

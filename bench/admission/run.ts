@@ -47,17 +47,34 @@ async function runSeeds(streams: Stream[], options: RunOptions): Promise<SimResu
   const results: SimResult[] = [];
   const maxQueued = options.maxQueued ?? 512;
   // FIFO: one tenant for all, so it may use the whole queue; fair share: each tenant up to half.
-  const queue = { maxQueued, tenantDefaults: { maxQueued: options.fifo ? maxQueued : maxQueued / 2 }, reserve: options.reserve, overcommit: options.overcommit };
-  for (const seed of SEEDS) results.push(await simulateAdmission(streams, { seed, deadlineMs: options.deadlineMs, fifo: options.fifo, queue, engine: options.engine, utilisationUntilMs: options.utilisationUntilMs }));
+  const queue = {
+    maxQueued,
+    tenantDefaults: { maxQueued: options.fifo ? maxQueued : maxQueued / 2 },
+    reserve: options.reserve,
+    overcommit: options.overcommit,
+  };
+  for (const seed of SEEDS)
+    results.push(
+      await simulateAdmission(streams, {
+        seed,
+        deadlineMs: options.deadlineMs,
+        fifo: options.fifo,
+        queue,
+        engine: options.engine,
+        utilisationUntilMs: options.utilisationUntilMs,
+      }),
+    );
   return results;
 }
 
 const only = process.argv[2];
-if (only !== undefined && !['fairness', 'priority', 'burst'].includes(only)) throw new Error(`unknown section ${JSON.stringify(only)}: fairness, priority or burst`);
+if (only !== undefined && !['fairness', 'priority', 'burst'].includes(only))
+  throw new Error(`unknown section ${JSON.stringify(only)}: fairness, priority or burst`);
 const runs = (section: string): boolean => only === undefined || only === section || (section === 'fairness' && only === 'burst');
 
 const isLight = (o: Outcome): boolean => o.tenant.startsWith('light');
-const served = (results: SimResult[], test: (o: Outcome) => boolean): number => mean(results.map((r) => r.outcomes.filter((o) => test(o) && o.fate === 'served').length / 60));
+const served = (results: SimResult[], test: (o: Outcome) => boolean): number =>
+  mean(results.map((r) => r.outcomes.filter((o) => test(o) && o.fate === 'served').length / 60));
 console.log(`fleet: ${WORKERS} engines x ${SLOTS} slots; SLO: TTFT <= ${SLO_TTFT_MS} ms; seeds ${SEEDS.join(', ')}\n`);
 
 /** The heavy-tenant runs; returns the fair-share runs (the burst sizes itself by them). */
@@ -71,18 +88,29 @@ async function fairness(): Promise<SimResult[]> {
     const heavyServed = served(results, (o) => o.tenant === 'heavy');
     const refused = mean(results.map((r) => r.outcomes.filter((o) => o.fate === 'refused').length));
     const timedOut = mean(results.map((r) => r.outcomes.filter((o) => o.fate === 'timed-out').length));
-    const lightP99 = mean(results.map((r) => percentile(r.outcomes.filter((o) => isLight(o) && o.fate === 'served').map((o) => o.ttftMs!), 0.99)));
+    const lightP99 = mean(
+      results.map((r) =>
+        percentile(
+          r.outcomes.filter((o) => isLight(o) && o.fate === 'served').map((o) => o.ttftMs!),
+          0.99,
+        ),
+      ),
+    );
     return `| ${name} | ${f(light, 2)} | ${f(lightP99, 0)} | ${f(heavyGood, 2)} | ${f(heavyServed, 2)} | ${f(100 * mean(results.map((r) => r.utilisation)))} % | ${f(refused, 0)} | ${f(timedOut, 0)} | ${results.map(lost).reduce((a, b) => a + b, 0)} |`;
   };
   console.log('## Heavy tenant (30 req/s) beside 4 light tenants (3 req/s each), 60 s\n');
-  console.log('| run | light goodput at SLO, req/s | light TTFT p99, ms | heavy goodput at SLO, req/s | heavy served, req/s | fleet utilisation | refused (retry-after) | timed out | lost |');
+  console.log(
+    '| run | light goodput at SLO, req/s | light TTFT p99, ms | heavy goodput at SLO, req/s | heavy served, req/s | fleet utilisation | refused (retry-after) | timed out | lost |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|');
   console.log(row('light tenants alone', alone));
   console.log(row('with heavy, fair share', fair));
   console.log(row('with heavy, FIFO (no fairness)', fifo));
   const lightAlone = mean(alone.map((r) => good(r.outcomes, isLight, 60)));
   const lightFair = mean(fair.map((r) => good(r.outcomes, isLight, 60)));
-  console.log(`\nlight goodput with heavy / alone: ${f((100 * lightFair) / lightAlone)} %; utilisation fair / FIFO: ${f((100 * mean(fair.map((r) => r.utilisation))) / mean(fifo.map((r) => r.utilisation)))} %\n`);
+  console.log(
+    `\nlight goodput with heavy / alone: ${f((100 * lightFair) / lightAlone)} %; utilisation fair / FIFO: ${f((100 * mean(fair.map((r) => r.utilisation))) / mean(fifo.map((r) => r.utilisation)))} %\n`,
+  );
   return fair;
 }
 
@@ -104,16 +132,28 @@ async function priority(): Promise<void> {
     ['overload, fcfs engines, 8 slots reserved for high', await runSeeds([high, low], { ...base, reserve: { priority: 5, slots: 8 } })],
     ['overload, priority engines, overcommit 8 for high', await runSeeds([high, low], { ...base, ...byPriority })],
   ];
-  const ttft = (results: SimResult[], p: number, q: number): number => mean(results.map((r) => percentile(r.outcomes.filter((o) => o.priority === p && o.fate === 'served').map((o) => o.ttftMs!), q)));
+  const ttft = (results: SimResult[], p: number, q: number): number =>
+    mean(
+      results.map((r) =>
+        percentile(
+          r.outcomes.filter((o) => o.priority === p && o.fate === 'served').map((o) => o.ttftMs!),
+          q,
+        ),
+      ),
+    );
   console.log(`## Priority: high at 3 req/s, low at 45 req/s (1.3x capacity), ${PRIORITY_MS / 1000} s\n`);
-  console.log('| run | high TTFT p50, ms | high TTFT p99, ms | high p99 / unloaded | low TTFT p50, ms | low TTFT p99, ms | low refused | low preempted | fleet utilisation | lost |');
+  console.log(
+    '| run | high TTFT p50, ms | high TTFT p99, ms | high p99 / unloaded | low TTFT p50, ms | low TTFT p99, ms | low refused | low preempted | fleet utilisation | lost |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   const unloadedP99 = ttft(cases[0]![1], 5, 0.99);
   for (const [name, results] of cases) {
     const refused = mean(results.map((r) => r.outcomes.filter((o) => o.priority === 0 && o.fate === 'refused').length));
     const preempted = mean(results.map((r) => r.outcomes.filter((o) => o.priority === 0 && o.preemptions > 0).length));
     const ratio = results.some((r) => r.outcomes.some((o) => o.priority === 0)) ? `${f(ttft(results, 5, 0.99) / unloadedP99, 2)}x` : '';
-    console.log(`| ${name} | ${f(ttft(results, 5, 0.5), 0)} | ${f(ttft(results, 5, 0.99), 0)} | ${ratio} | ${f(ttft(results, 0, 0.5), 0)} | ${f(ttft(results, 0, 0.99), 0)} | ${f(refused, 0)} | ${f(preempted, 0)} | ${f(100 * mean(results.map((r) => r.utilisation)))} % | ${results.map(lost).reduce((a, b) => a + b, 0)} |`);
+    console.log(
+      `| ${name} | ${f(ttft(results, 5, 0.5), 0)} | ${f(ttft(results, 5, 0.99), 0)} | ${ratio} | ${f(ttft(results, 0, 0.5), 0)} | ${f(ttft(results, 0, 0.99), 0)} | ${f(refused, 0)} | ${f(preempted, 0)} | ${f(100 * mean(results.map((r) => r.utilisation)))} % | ${results.map(lost).reduce((a, b) => a + b, 0)} |`,
+    );
   }
   console.log('');
   await engineVariants(high, low, base, unloadedP99);
@@ -136,10 +176,20 @@ async function engineVariants(high: Stream, low: Stream, base: RunOptions, defau
     ['256', 'in the front end', { ...frontEnd, maxBatchedTokens: 256 }],
     ['128', 'in the front end', { ...frontEnd, maxBatchedTokens: 128 }],
   ];
-  const ttft = (results: SimResult[], p: number, q: number): number => mean(results.map((r) => percentile(r.outcomes.filter((o) => o.priority === p && o.fate === 'served').map((o) => o.ttftMs!), q)));
+  const ttft = (results: SimResult[], p: number, q: number): number =>
+    mean(
+      results.map((r) =>
+        percentile(
+          r.outcomes.filter((o) => o.priority === p && o.fate === 'served').map((o) => o.ttftMs!),
+          q,
+        ),
+      ),
+    );
   console.log(`### Priority engines with overcommit 8, by step budget (max batched tokens) and where the 30 ms fixed cost is spent
 `);
-  console.log(`| step budget | fixed cost | high alone p50 / p99, ms | overload high p50 / p99, ms | p99 / alone on these engines | p99 / ${f(defaultUnloadedP99, 0)} ms (default alone) | time in prompt steps | mean prompt step, ms | low served, req/s | fleet utilisation | lost |`);
+  console.log(
+    `| step budget | fixed cost | high alone p50 / p99, ms | overload high p50 / p99, ms | p99 / alone on these engines | p99 / ${f(defaultUnloadedP99, 0)} ms (default alone) | time in prompt steps | mean prompt step, ms | low served, req/s | fleet utilisation | lost |`,
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [budget, cost, engine] of variants) {
     const alone = await runSeeds([high], { ...base, engine: { scheduling: 'priority', ...engine } });
@@ -166,7 +216,9 @@ async function burstRun(fair: SimResult[]): Promise<void> {
     const timedOut = r.outcomes.filter((o) => o.fate === 'timed-out');
     const maxError = timedOut.length === 0 ? 0 : Math.max(...timedOut.map((o) => Math.abs(o.deadlineErrorMs!)));
     const lastServed = Math.max(...r.outcomes.filter((o) => o.fate === 'served').map((o) => o.arrivedAt + o.ttftMs!));
-    console.log(`| ${SEEDS[i]} | ${r.outcomes.length} | ${count('served')} | ${count('refused')} | ${count('timed-out')} (${f(maxError, 0)}) | ${count('lost')} | ${r.maxQueued} | ${r.maxQueuedTokens} | ${f(lastServed / 1000)} |`);
+    console.log(
+      `| ${SEEDS[i]} | ${r.outcomes.length} | ${count('served')} | ${count('refused')} | ${count('timed-out')} (${f(maxError, 0)}) | ${count('lost')} | ${r.maxQueued} | ${r.maxQueuedTokens} | ${f(lastServed / 1000)} |`,
+    );
   });
 }
 

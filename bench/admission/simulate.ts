@@ -102,10 +102,20 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
     const deadline = arrivedAt + options.deadlineMs;
     let ticket;
     try {
-      ticket = await queue.admit({ tenant: options.fifo ? 'everyone' : stream.tenant, priority: stream.priority, tokens: stream.promptTokens + stream.outputTokens, deadline });
+      ticket = await queue.admit({
+        tenant: options.fifo ? 'everyone' : stream.tenant,
+        priority: stream.priority,
+        tokens: stream.promptTokens + stream.outputTokens,
+        deadline,
+      });
     } catch (error) {
       const code = (error as RpcError).code;
-      outcome.fate = code === RpcCode.RESOURCE_EXHAUSTED && (error as RpcError).retryAfterMs !== undefined ? 'refused' : code === RpcCode.DEADLINE_EXCEEDED ? 'timed-out' : 'lost';
+      outcome.fate =
+        code === RpcCode.RESOURCE_EXHAUSTED && (error as RpcError).retryAfterMs !== undefined
+          ? 'refused'
+          : code === RpcCode.DEADLINE_EXCEEDED
+            ? 'timed-out'
+            : 'lost';
       if (outcome.fate === 'timed-out') outcome.deadlineErrorMs = clock.now() - deadline;
       return;
     }
@@ -113,7 +123,12 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
     busy[worker]!++;
     try {
       const prompt = Array.from({ length: Math.floor(stream.promptTokens / 16) }, () => blockSeed++);
-      const generation = engines[worker]!.generate({ promptTokens: stream.promptTokens, promptBlocks: prompt, maxTokens: stream.outputTokens, priority: outcome.priority });
+      const generation = engines[worker]!.generate({
+        promptTokens: stream.promptTokens,
+        promptBlocks: prompt,
+        maxTokens: stream.outputTokens,
+        priority: outcome.priority,
+      });
       for (;;) {
         const step = await generation.next();
         if (step.done) {

@@ -22,7 +22,12 @@ async function one(): Promise<void> {
   const started = performance.now();
   let first = 0;
   let count = 0;
-  const stream = await openai.chat.completions.create({ model: 'bench', messages: [{ role: 'user', content: 'benchmark prompt' }], max_tokens: maxTokens, stream: true });
+  const stream = await openai.chat.completions.create({
+    model: 'bench',
+    messages: [{ role: 'user', content: 'benchmark prompt' }],
+    max_tokens: maxTokens,
+    stream: true,
+  });
   for await (const chunk of stream) {
     if (chunk.choices[0]?.delta.content) {
       if (count === 0) first = performance.now();

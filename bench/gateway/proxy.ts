@@ -8,10 +8,13 @@ import type { AddressInfo } from 'node:net';
 const target = new URL(process.argv[2]!);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
 const server = http.createServer((request, response) => {
-  const upstream = http.request({ host: target.hostname, port: target.port, path: request.url, method: request.method, headers: request.headers, agent }, (answer) => {
-    response.writeHead(answer.statusCode ?? 502, answer.headers);
-    answer.pipe(response);
-  });
+  const upstream = http.request(
+    { host: target.hostname, port: target.port, path: request.url, method: request.method, headers: request.headers, agent },
+    (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    },
+  );
   upstream.on('error', () => response.destroy());
   request.pipe(upstream);
 });

@@ -83,7 +83,9 @@ async function bringUp(system: (typeof systems)[number]): Promise<{ baseURL: str
 async function measure(system: (typeof systems)[number], concurrency: number): Promise<Result> {
   const { baseURL, started, dir } = await bringUp(system);
   try {
-    const client = spawn(process.execPath, [`${here}client.js`, baseURL, String(concurrency), String(durationMs), String(tokens)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const client = spawn(process.execPath, [`${here}client.js`, baseURL, String(concurrency), String(durationMs), String(tokens)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let output = '';
     client.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const timer = setTimeout(() => client.kill('SIGKILL'), durationMs + 30_000);

@@ -23,10 +23,27 @@ const now = Date.now();
 function providers(): Array<ProviderView & { stats: LiveProviderStats }> {
   return Array.from({ length: PROVIDERS }, (_, i) => {
     const instance: ServiceInstance = {
-      service: 'inference.LLM', version: '1.0.0', group: '', host: '10.0.0.1', port: 20_000 + i, protocol: 'tcp',
-      serializers: ['msgpack'], methods: [], weight: 100, startTime: now - 3_600_000,
+      service: 'inference.LLM',
+      version: '1.0.0',
+      group: '',
+      host: '10.0.0.1',
+      port: 20_000 + i,
+      protocol: 'tcp',
+      serializers: ['msgpack'],
+      methods: [],
+      weight: 100,
+      startTime: now - 3_600_000,
       metadata: { slots: 16, kvCapacityTokens: 400_000 },
-      load: { timestamp: now, receivedAt: now, running: i % 8, waiting: i % 3, waitingUncachedTokens: (i % 5) * 1000, kvUsage: 0.5, tokensPerSecond: 800, draining: false },
+      load: {
+        timestamp: now,
+        receivedAt: now,
+        running: i % 8,
+        waiting: i % 3,
+        waitingUncachedTokens: (i % 5) * 1000,
+        kvUsage: 0.5,
+        tokensPerSecond: 800,
+        draining: false,
+      },
     };
     const stats = new LiveProviderStats();
     stats.observeLoad(instance.load);
@@ -42,7 +59,19 @@ const flat = (text: string): string => Buffer.from(text, 'utf8').toString('utf8'
 const prompts = Array.from({ length: 4000 }, (_, i) => flat(`${systems[(i * 7919) % 32]!}user ${i}: `.padEnd(16 * 1024, `${i} question text `)));
 
 function invocationFor(prompt: string): Invocation {
-  return { service: 'inference.LLM', version: '1.0.0', group: '', method: 'generate', request: { prompt }, meta: {}, deadline: undefined, signal: undefined, oneWay: false, stream: true, routingKey: prompt };
+  return {
+    service: 'inference.LLM',
+    version: '1.0.0',
+    group: '',
+    method: 'generate',
+    request: { prompt },
+    meta: {},
+    deadline: undefined,
+    signal: undefined,
+    oneWay: false,
+    stream: true,
+    routingKey: prompt,
+  };
 }
 
 const rows: string[] = ['| policy | mean µs | p50 µs | p99 µs | max µs |', '|---|---|---|---|---|'];

@@ -20,15 +20,33 @@ export interface SimulatedProvider {
 /** The record a simulated GPU worker announces (about 400 bytes of JSON, like a real one). */
 export function workerRecord(index: number): ServiceInstance {
   return {
-    service: SERVICE, version: '1.0.0', group: '', host: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, port: 20880, protocol: 'tcp',
+    service: SERVICE,
+    version: '1.0.0',
+    group: '',
+    host: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`,
+    port: 20880,
+    protocol: 'tcp',
     serializers: ['msgpack', 'json', 'protobuf'],
-    methods: [{ name: 'generate', stream: true, idempotent: false }, { name: 'embed', stream: false, idempotent: true }],
-    weight: 100, startTime: Date.now(), metadata: { model: 'llama-3-8b', gpu: 'H100', slots: 16, kvCapacityTokens: 400_000, zone: `z${index % 4}` },
+    methods: [
+      { name: 'generate', stream: true, idempotent: false },
+      { name: 'embed', stream: false, idempotent: true },
+    ],
+    weight: 100,
+    startTime: Date.now(),
+    metadata: { model: 'llama-3-8b', gpu: 'H100', slots: 16, kvCapacityTokens: 400_000, zone: `z${index % 4}` },
   };
 }
 
 function load(index: number, tick: number): LoadSnapshot {
-  return { timestamp: Date.now(), running: (index + tick) % 16, waiting: tick % 3, waitingUncachedTokens: (tick % 5) * 500, kvUsage: ((index + tick) % 100) / 100, tokensPerSecond: 800, draining: false };
+  return {
+    timestamp: Date.now(),
+    running: (index + tick) % 16,
+    waiting: tick % 3,
+    waitingUncachedTokens: (tick % 5) * 500,
+    kvUsage: ((index + tick) % 100) / 100,
+    tokensPerSecond: 800,
+    draining: false,
+  };
 }
 
 /** Registers a provider: grants its lease, writes its record and a first load snapshot. */
@@ -45,7 +63,11 @@ export async function startProvider(client: Etcd3, prefix: string, index: number
  * independent processes would be) until the returned stop function is called. Counts writes
  * attempted and failed.
  */
-export function reportLoads(prefix: string, providers: readonly SimulatedProvider[], intervalMs: number): { stop(): void; readonly sent: number; readonly failed: number; readonly firstError: string | undefined } {
+export function reportLoads(
+  prefix: string,
+  providers: readonly SimulatedProvider[],
+  intervalMs: number,
+): { stop(): void; readonly sent: number; readonly failed: number; readonly firstError: string | undefined } {
   let tick = 0;
   let sent = 0;
   let failed = 0;
@@ -59,10 +81,13 @@ export function reportLoads(prefix: string, providers: readonly SimulatedProvide
         firstError ??= error.message;
       });
     };
-    const first = setTimeout(() => {
-      write();
-      timers[index] = setInterval(write, intervalMs);
-    }, (index * intervalMs) / providers.length);
+    const first = setTimeout(
+      () => {
+        write();
+        timers[index] = setInterval(write, intervalMs);
+      },
+      (index * intervalMs) / providers.length,
+    );
     return first;
   });
   return {

@@ -110,7 +110,9 @@ async function runCase(etcd: EtcdServer, admin: Etcd3, providers: SimulatedProvi
   const benchCpu = (benchCpuUsage.user + benchCpuUsage.system) / 1e6 / seconds;
 
   // A join by a provider process, then that process SIGKILLed: its lease (TTL 2 s) expires.
-  const joiner = spawn(process.execPath, [fileURLToPath(new URL('./provider-process.js', import.meta.url)), etcd.endpoint, String(n + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const joiner = spawn(process.execPath, [fileURLToPath(new URL('./provider-process.js', import.meta.url)), etcd.endpoint, String(n + 1)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve) => joiner.stdout.once('data', () => resolve()));
   // From the moment its keys are written (it says ready right after) to every consumer seeing them.
   // Only consumers that could subscribe count; with none, there is nothing to measure (NaN).
@@ -121,8 +123,18 @@ async function runCase(etcd: EtcdServer, admin: Etcd3, providers: SimulatedProvi
   reports.stop();
   await Promise.all(consumers.map((consumer) => consumer.registry.close()));
   return {
-    n, m, seeAllMs: seeAll.some(Number.isNaN) ? NaN : Math.max(...seeAll), joinMs, leaveMs, offered: (n * 1000) / intervalMs,
-    writesPerSecond: (revision1 - revision0) / seconds, etcdCpu, benchCpu, failed: reports.failed, firstError: reports.firstError, bytesPerProvider,
+    n,
+    m,
+    seeAllMs: seeAll.some(Number.isNaN) ? NaN : Math.max(...seeAll),
+    joinMs,
+    leaveMs,
+    offered: (n * 1000) / intervalMs,
+    writesPerSecond: (revision1 - revision0) / seconds,
+    etcdCpu,
+    benchCpu,
+    failed: reports.failed,
+    firstError: reports.firstError,
+    bytesPerProvider,
   };
 }
 
@@ -149,9 +161,13 @@ for (const n of only === undefined ? [100, 1000] : [only]) {
 
 const fixed = (value: number, digits = 0): string => (Number.isFinite(value) ? value.toFixed(digits) : 'timeout / none');
 console.log(`bench:registry, Node ${process.version}, load reports every ${intervalMs} ms, ${windowMs / 1000} s windows\n`);
-console.log('| N | M | new consumer sees all N (ms, slowest of M) | join seen by all M (ms after the write) | SIGKILLed leave seen by all M (ms, TTL 2 s) | load writes/s offered | etcd writes/s | etcd CPU (cores) | bench process CPU (cores) | failed writes | consumer heap per provider (bytes, the first consumer) |');
+console.log(
+  '| N | M | new consumer sees all N (ms, slowest of M) | join seen by all M (ms after the write) | SIGKILLed leave seen by all M (ms, TTL 2 s) | load writes/s offered | etcd writes/s | etcd CPU (cores) | bench process CPU (cores) | failed writes | consumer heap per provider (bytes, the first consumer) |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const row of rows) {
-  console.log(`| ${row.n} | ${row.m} | ${fixed(row.seeAllMs)} | ${fixed(row.joinMs)} | ${fixed(row.leaveMs)} | ${row.offered} | ${fixed(row.writesPerSecond)} | ${fixed(row.etcdCpu, 2)} | ${fixed(row.benchCpu, 2)} | ${row.failed} | ${row.m === 1 ? fixed(row.bytesPerProvider) : '—'} |`);
+  console.log(
+    `| ${row.n} | ${row.m} | ${fixed(row.seeAllMs)} | ${fixed(row.joinMs)} | ${fixed(row.leaveMs)} | ${row.offered} | ${fixed(row.writesPerSecond)} | ${fixed(row.etcdCpu, 2)} | ${fixed(row.benchCpu, 2)} | ${row.failed} | ${row.m === 1 ? fixed(row.bytesPerProvider) : '—'} |`,
+  );
 }
 process.exit(0);

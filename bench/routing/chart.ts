@@ -17,13 +17,17 @@ const HEIGHT = 300;
 
 /** Panels side by side in one SVG, with a shared legend and `title` on top. */
 export function chart(title: string, panels: readonly Panel[]): string {
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH * panels.length + 150}" height="${HEIGHT + 30}" font-family="sans-serif" font-size="11">`];
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH * panels.length + 150}" height="${HEIGHT + 30}" font-family="sans-serif" font-size="11">`,
+  ];
   parts.push(`<text x="10" y="16" font-size="13">${escapeXml(title)}</text>`);
   panels.forEach((panel, i) => parts.push(...drawPanel(panel, i * WIDTH, 30)));
   const policies = [...(panels[0]?.lines.keys() ?? [])];
   policies.forEach((policy, i) => {
     const y = 60 + i * 18;
-    parts.push(`<line x1="${WIDTH * panels.length + 10}" y1="${y - 4}" x2="${WIDTH * panels.length + 30}" y2="${y - 4}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`);
+    parts.push(
+      `<line x1="${WIDTH * panels.length + 10}" y1="${y - 4}" x2="${WIDTH * panels.length + 30}" y2="${y - 4}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`,
+    );
     parts.push(`<text x="${WIDTH * panels.length + 35}" y="${y}">${escapeXml(policy)}</text>`);
   });
   parts.push('</svg>');
@@ -53,9 +57,14 @@ function drawPanel(panel: Panel, left: number, top: number): string[] {
     out.push(`<text x="${plot.left - 4}" y="${(py(tick) + 4).toFixed(1)}" text-anchor="end">${format(tick)}</text>`);
     out.push(`<line x1="${plot.left}" y1="${py(tick).toFixed(1)}" x2="${plot.right}" y2="${py(tick).toFixed(1)}" stroke="#eee"/>`);
   }
-  out.push(`<text x="${left + 12}" y="${(plot.top + plot.bottom) / 2}" transform="rotate(-90 ${left + 12} ${(plot.top + plot.bottom) / 2})" text-anchor="middle">${escapeXml(panel.unit)}</text>`);
+  out.push(
+    `<text x="${left + 12}" y="${(plot.top + plot.bottom) / 2}" transform="rotate(-90 ${left + 12} ${(plot.top + plot.bottom) / 2})" text-anchor="middle">${escapeXml(panel.unit)}</text>`,
+  );
   [...panel.lines.values()].forEach((line, i) => {
-    const path = line.filter(([, y]) => Number.isFinite(y)).map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
+    const path = line
+      .filter(([, y]) => Number.isFinite(y))
+      .map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`)
+      .join(' ');
     out.push(`<polyline fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2" points="${path}"/>`);
   });
   return out;

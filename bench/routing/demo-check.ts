@@ -60,7 +60,13 @@ async function runDemo(policy: string): Promise<DemoRun | string> {
   const figures = /TTFT p50 (\d+) ms, p99 (\d+) ms \(after the first round (\d+) ms\);.*cache hits (\d+) %/.exec(stdout);
   const addresses = DEMO_NAMES.map((name) => new RegExp(`worker ${name} .* at shuttle://([\\d.]+:\\d+)`).exec(stdout)?.[1]);
   if (figures === null || addresses.some((address) => address === undefined)) return `could not read the demo's figures or workers from its output`;
-  return { p50: Number(figures[1]), p99: Number(figures[2]), p99AfterStart: Number(figures[3]), hit: Number(figures[4]) / 100, addresses: addresses as string[] };
+  return {
+    p50: Number(figures[1]),
+    p99: Number(figures[2]),
+    p99AfterStart: Number(figures[3]),
+    hit: Number(figures[4]) / 100,
+    addresses: addresses as string[],
+  };
 }
 
 /** A run's figures: TTFT p50, p99, p99 after the first round (ms), cache-hit rate. */
@@ -79,7 +85,10 @@ async function replay(policy: string, addresses: readonly string[]): Promise<Fig
   return {
     p50: percentile(run.ttft, 0.5),
     p99: percentile(run.ttft, 0.99),
-    p99AfterStart: percentile(byStart.slice(concurrency).map((entry) => entry.ttft), 0.99),
+    p99AfterStart: percentile(
+      byStart.slice(concurrency).map((entry) => entry.ttft),
+      0.99,
+    ),
     hit: run.cachedTokens / Math.max(1, run.promptTokens),
   };
 }

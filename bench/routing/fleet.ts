@@ -37,7 +37,12 @@ export type FleetName = keyof typeof FLEETS;
 
 /** A simulated engine for `spec`, with the simulator's default decode and overhead timings. */
 export function engineFor(spec: WorkerSpec, clock: Clock): SimEngine {
-  const config: Partial<EngineConfig> = { slots: spec.slots, kvCapacityTokens: spec.kvCapacityTokens, prefillTokensPerSecond: spec.prefillTokensPerSecond, maxBatchedTokens: spec.maxBatchedTokens };
+  const config: Partial<EngineConfig> = {
+    slots: spec.slots,
+    kvCapacityTokens: spec.kvCapacityTokens,
+    prefillTokensPerSecond: spec.prefillTokensPerSecond,
+    maxBatchedTokens: spec.maxBatchedTokens,
+  };
   return new SimEngine(config, clock);
 }
 
@@ -52,8 +57,17 @@ export function recordOf(index: number, engine: SimEngine, inFlight: number, now
   const load = engine.load();
   const config = engine.config;
   return {
-    service: 'inference.LLM', version: '1.0.0', group: '', host: `10.0.0.${index}`, port: 8000, protocol: 'tcp', serializers: ['msgpack'], methods: [],
-    weight: slotWeighted ? config.slots * 10 : 100, startTime: 0, maxConcurrentCalls: config.slots * 4,
+    service: 'inference.LLM',
+    version: '1.0.0',
+    group: '',
+    host: `10.0.0.${index}`,
+    port: 8000,
+    protocol: 'tcp',
+    serializers: ['msgpack'],
+    methods: [],
+    weight: slotWeighted ? config.slots * 10 : 100,
+    startTime: 0,
+    maxConcurrentCalls: config.slots * 4,
     metadata: {
       slots: config.slots,
       kvCapacityTokens: config.kvCapacityTokens,
@@ -63,8 +77,14 @@ export function recordOf(index: number, engine: SimEngine, inFlight: number, now
       decodePerSequenceMs: config.decodePerRunningMs,
     },
     load: {
-      timestamp: now, receivedAt: now, running: load.running, waiting: load.waiting + Math.max(0, inFlight - load.running - load.waiting),
-      waitingUncachedTokens: load.waitingUncachedTokens, kvUsage: load.kvUsage, tokensPerSecond: load.tokensPerSecond, draining: false,
+      timestamp: now,
+      receivedAt: now,
+      running: load.running,
+      waiting: load.waiting + Math.max(0, inFlight - load.running - load.waiting),
+      waitingUncachedTokens: load.waitingUncachedTokens,
+      kvUsage: load.kvUsage,
+      tokensPerSecond: load.tokensPerSecond,
+      draining: false,
       ...(publishCache ? { cachedPrefixes: load.cachedPrefixes } : {}),
     },
   };

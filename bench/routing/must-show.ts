@@ -34,12 +34,17 @@ export function mustShow(results: readonly CaseResult[]): string[] {
       if (result.name === 'unique') {
         if (load < 1 || load > 1.3) continue;
         const ok = slo.goodput >= 0.95 * best.goodput;
-        lines.push(`- ${label} ${load}x: goodput within 5 % of the best load-only (${bestName}): ${slo.goodput.toFixed(2)} vs ${best.goodput.toFixed(2)} — ${verdict(ok)}`);
+        lines.push(
+          `- ${label} ${load}x: goodput within 5 % of the best load-only (${bestName}): ${slo.goodput.toFixed(2)} vs ${best.goodput.toFixed(2)} — ${verdict(ok)}`,
+        );
         continue;
       }
       if (load < 1 || load > 1.3 || result.name === 'hot') continue;
       const checks = [
-        [`goodput >= 1.5x round-robin (${slo.goodput.toFixed(2)} vs ${rr.goodput.toFixed(2)}, ${(slo.goodput / rr.goodput).toFixed(2)}x)`, slo.goodput >= 1.5 * rr.goodput],
+        [
+          `goodput >= 1.5x round-robin (${slo.goodput.toFixed(2)} vs ${rr.goodput.toFixed(2)}, ${(slo.goodput / rr.goodput).toFixed(2)}x)`,
+          slo.goodput >= 1.5 * rr.goodput,
+        ],
         [`>= 1.1x best load-only ${bestName} (${(slo.goodput / best.goodput).toFixed(2)}x)`, slo.goodput >= 1.1 * best.goodput],
         [`TTFT p99 <= 0.5x round-robin (${slo.ttft99.toFixed(0)} vs ${rr.ttft99.toFixed(0)} ms)`, slo.ttft99 <= 0.5 * rr.ttft99],
         [`0 shed (${slo.shed})`, slo.shed === 0],
@@ -51,7 +56,9 @@ export function mustShow(results: readonly CaseResult[]): string[] {
     for (const [key, { single, four }] of result.consumers) {
       if (!key.startsWith(`${NEW}@`)) continue;
       const ok = four >= single - 0.05;
-      lines.push(`- ${label} ${key.slice(NEW.length + 1)}x, 4 consumers: cache hit ${(four * 100).toFixed(1)} % vs ${(single * 100).toFixed(1)} % with one — ${verdict(ok)}`);
+      lines.push(
+        `- ${label} ${key.slice(NEW.length + 1)}x, 4 consumers: cache hit ${(four * 100).toFixed(1)} % vs ${(single * 100).toFixed(1)} % with one — ${verdict(ok)}`,
+      );
     }
   }
   return lines;

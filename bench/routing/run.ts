@@ -61,7 +61,10 @@ const ALL_CASES: Array<{ name: WorkloadName; fleet: FleetName }> = [
 const chosenPolicies = listOption('policies', ALL_POLICIES);
 const POLICIES = ALL_POLICIES.filter((policy) => policy === 'round-robin' || chosenPolicies.includes(policy));
 const LOADS = listOption('loads', ALL_LOADS.map(String)).map(Number);
-const chosenCases = listOption('cases', ALL_CASES.map(({ name, fleet }) => `${name}/${fleet}`));
+const chosenCases = listOption(
+  'cases',
+  ALL_CASES.map(({ name, fleet }) => `${name}/${fleet}`),
+);
 const CASES = ALL_CASES.filter(({ name, fleet }) => chosenCases.includes(`${name}/${fleet}`));
 const full = POLICIES.length === ALL_POLICIES.length && LOADS.length === ALL_LOADS.length && CASES.length === ALL_CASES.length;
 const hashBlocks = (prompt: string): number[] => prefixBlockHashes(prompt, 64, 4096);
@@ -85,7 +88,9 @@ async function saturation(items: readonly WorkItem[], options: SimulateOptions):
 }
 
 const started = performance.now();
-const lines: string[] = [`SLO: TTFT <= ${SLO.ttftMs} ms and mean inter-token latency <= ${SLO.itlMs} ms. ${requests} requests a run, ${seeds} seed(s), medians over seeds.`];
+const lines: string[] = [
+  `SLO: TTFT <= ${SLO.ttftMs} ms and mean inter-token latency <= ${SLO.itlMs} ms. ${requests} requests a run, ${seeds} seed(s), medians over seeds.`,
+];
 const results: CaseResult[] = [];
 for (const { name, fleet } of CASES) {
   const specs = FLEETS[fleet];
@@ -115,7 +120,11 @@ for (const { name, fleet } of CASES) {
     // On a uniform fleet slot-weighted round-robin is round-robin: the same picks, not run twice.
     if (fleet === 'uniform') summaries.set('weighted-round-robin', summaries.get('round-robin')!);
     byLoad.set(load, summaries);
-    log(`  ${load}x: ${POLICIES.filter((policy) => summaries.has(policy)).map((policy) => `${policy} ${summaries.get(policy)!.goodput.toFixed(1)}`).join(', ')}`);
+    log(
+      `  ${load}x: ${POLICIES.filter((policy) => summaries.has(policy))
+        .map((policy) => `${policy} ${summaries.get(policy)!.goodput.toFixed(1)}`)
+        .join(', ')}`,
+    );
   }
   // Four independent consumers against one consumer, at 1.0x and 1.3x, for the cache-aware policies.
   const consumers = new Map<string, { single: number; four: number }>();
@@ -125,12 +134,15 @@ for (const { name, fleet } of CASES) {
       for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, sat * load), { fleet: specs, seed: s + 1, blocks, consumers: 4 }));
       const four = summarise(runs, specs);
       consumers.set(`${policy}@${load}`, { single: byLoad.get(load)!.get(policy)!.hit, four: four.hit });
-      lines.push(`| ${load}x | ${(sat * load).toFixed(1)} | ${policy}, 4 consumers | ${four.goodput.toFixed(2)} | ${four.ttft50.toFixed(0)} / ${four.ttft99.toFixed(0)} | ${four.itl99.toFixed(1)} | ${(four.hit * 100).toFixed(0)} % (${((four.hit / Math.max(oracle, 1e-9)) * 100).toFixed(0)} %) | ${four.hottest.toFixed(2)} | ${four.shed} |`);
+      lines.push(
+        `| ${load}x | ${(sat * load).toFixed(1)} | ${policy}, 4 consumers | ${four.goodput.toFixed(2)} | ${four.ttft50.toFixed(0)} / ${four.ttft99.toFixed(0)} | ${four.itl99.toFixed(1)} | ${(four.hit * 100).toFixed(0)} % (${((four.hit / Math.max(oracle, 1e-9)) * 100).toFixed(0)} %) | ${four.hottest.toFixed(2)} | ${four.shed} |`,
+      );
     }
   }
   results.push({ name, fleet, oracle, byLoad, consumers });
   if (!full) continue;
-  const line = (key: 'goodput' | 'ttft99') => new Map(POLICIES.map((policy) => [policy, LOADS.map((load) => [load, byLoad.get(load)!.get(policy)![key]] as const)]));
+  const line = (key: 'goodput' | 'ttft99') =>
+    new Map(POLICIES.map((policy) => [policy, LOADS.map((load) => [load, byLoad.get(load)!.get(policy)![key]] as const)]));
   const svg = chart(`bench:routing — ${name} on the ${fleet} fleet (round-robin saturates at ${sat.toFixed(1)} req/s)`, [
     { title: `goodput (TTFT <= ${SLO.ttftMs} ms, ITL <= ${SLO.itlMs} ms)`, unit: 'req/s', lines: line('goodput') },
     { title: 'TTFT p99', unit: 'ms (log)', lines: line('ttft99'), log: true },

@@ -88,17 +88,35 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
   const blocks = options.blocks ?? ((prompt: string) => prefixBlockHashes(prompt, 64, 4096));
   const consumers = Array.from({ length: options.consumers ?? 1 }, (_, k) => {
     const { balancer, slotWeighted } = balancerFor(policy, clock, seed * 7919 + k);
-    const views: SimView[] = engines.map((engine, i) => ({ instance: recordOf(i, engine, 0, clock.now(), slotWeighted), address: options.addresses?.[i] ?? `10.0.0.${i}:8000`, stats: new LiveProviderStats() }));
+    const views: SimView[] = engines.map((engine, i) => ({
+      instance: recordOf(i, engine, 0, clock.now(), slotWeighted),
+      address: options.addresses?.[i] ?? `10.0.0.${i}:8000`,
+      stats: new LiveProviderStats(),
+    }));
     return { balancer, views, slotWeighted };
   });
-  const result: RunResult = { ttft: [], startedAt: [], itl: [], completed: 0, shed: 0, good: 0, outputTokens: 0, durationMs: 0, promptTokens: 0, cachedTokens: 0, perWorker: new Array(engines.length).fill(0) };
+  const result: RunResult = {
+    ttft: [],
+    startedAt: [],
+    itl: [],
+    completed: 0,
+    shed: 0,
+    good: 0,
+    outputTokens: 0,
+    durationMs: 0,
+    promptTokens: 0,
+    cachedTokens: 0,
+    perWorker: new Array(engines.length).fill(0),
+  };
   let done = false;
   const start = clock.now();
 
   // The latest report of each worker (per consumer view: slot-weighted records differ only in weight).
   const reports = consumers.map((consumer) => consumer.views.map((view) => view.instance));
   const report = (): void => {
-    for (const [k, consumer] of consumers.entries()) for (let i = 0; i < engines.length; i++) reports[k]![i] = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache);
+    for (const [k, consumer] of consumers.entries())
+      for (let i = 0; i < engines.length; i++)
+        reports[k]![i] = recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache);
   };
   const deliver = (): void => {
     for (const [k, consumer] of consumers.entries()) {
@@ -123,12 +141,27 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
   };
 
   const serve = async (item: WorkItem, consumer: (typeof consumers)[number]): Promise<void> => {
-    const invocation: Invocation = { service: 'inference.LLM', version: '', group: '', method: 'generate', request: item, meta: {}, deadline: undefined, signal: undefined, oneWay: false, stream: true, routingKey: item.prompt };
+    const invocation: Invocation = {
+      service: 'inference.LLM',
+      version: '',
+      group: '',
+      method: 'generate',
+      request: item,
+      meta: {},
+      deadline: undefined,
+      signal: undefined,
+      oneWay: false,
+      stream: true,
+      routingKey: item.prompt,
+    };
     const { balancer, views } = consumer;
     let decision = balancer.select(views, invocation);
     let chosen = views.indexOf(decision.provider as SimView);
     if (inFlight[chosen]! >= engines[chosen]!.config.slots * 4) {
-      decision = balancer.select(views.filter((_, i) => i !== chosen), invocation);
+      decision = balancer.select(
+        views.filter((_, i) => i !== chosen),
+        invocation,
+      );
       chosen = views.indexOf(decision.provider as SimView);
       if (inFlight[chosen]! >= engines[chosen]!.config.slots * 4) {
         result.shed++;
@@ -159,7 +192,9 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     if (usage.first <= SLO.ttftMs && usage.meanGap <= SLO.itlMs) result.good++;
   };
 
-  const driver = (options.concurrency === undefined ? openLoop(items, clock, start, serve, consumers) : closedLoop(items, options.concurrency, serve, consumers)).then(() => {
+  const driver = (
+    options.concurrency === undefined ? openLoop(items, clock, start, serve, consumers) : closedLoop(items, options.concurrency, serve, consumers)
+  ).then(() => {
     done = true;
   });
   const refreshing = refresh();
@@ -171,7 +206,13 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
 }
 
 /** Issues each item at its arrival time, consumers in turn; resolves when all are served. */
-async function openLoop<C>(items: readonly WorkItem[], clock: Clock, start: number, serve: (item: WorkItem, consumer: C) => Promise<void>, consumers: readonly C[]): Promise<void> {
+async function openLoop<C>(
+  items: readonly WorkItem[],
+  clock: Clock,
+  start: number,
+  serve: (item: WorkItem, consumer: C) => Promise<void>,
+  consumers: readonly C[],
+): Promise<void> {
   const requests: Promise<void>[] = [];
   for (let n = 0; n < items.length; n++) {
     const item = items[n]!;
@@ -183,7 +224,12 @@ async function openLoop<C>(items: readonly WorkItem[], clock: Clock, start: numb
 }
 
 /** `concurrency` lanes, each running whole sessions (their items in order), consumers in turn. */
-async function closedLoop<C>(items: readonly WorkItem[], concurrency: number, serve: (item: WorkItem, consumer: C) => Promise<void>, consumers: readonly C[]): Promise<void> {
+async function closedLoop<C>(
+  items: readonly WorkItem[],
+  concurrency: number,
+  serve: (item: WorkItem, consumer: C) => Promise<void>,
+  consumers: readonly C[],
+): Promise<void> {
   const sessions = new Map<number, WorkItem[]>();
   for (const item of items) sessions.set(item.session ?? 0, [...(sessions.get(item.session ?? 0) ?? []), item]);
   const queue = [...sessions.values()];
@@ -203,7 +249,13 @@ function publishTo(view: SimView, record: ServiceInstance): void {
 }
 
 /** Streams one generation; its TTFT and mean gap on `clock`, and the engine's usage. */
-async function run(engine: SimEngine, item: WorkItem, tokens: number, promptBlocks: readonly number[], clock: Clock): Promise<{ first: number; meanGap: number; promptTokens: number; cachedTokens: number; outputTokens: number }> {
+async function run(
+  engine: SimEngine,
+  item: WorkItem,
+  tokens: number,
+  promptBlocks: readonly number[],
+  clock: Clock,
+): Promise<{ first: number; meanGap: number; promptTokens: number; cachedTokens: number; outputTokens: number }> {
   const generation = engine.generate({ promptTokens: tokens, promptBlocks, maxTokens: item.maxTokens });
   const began = clock.now();
   let first = -1;

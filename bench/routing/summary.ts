@@ -31,7 +31,10 @@ export const median = (values: readonly number[]): number => percentile(values, 
 export function summarise(runs: readonly RunResult[], fleet: readonly WorkerSpec[]): Summary {
   const totalSlots = fleet.reduce((sum, spec) => sum + spec.slots, 0);
   const each = runs.map((run) => {
-    const served = Math.max(1, run.perWorker.reduce((sum, count) => sum + count, 0));
+    const served = Math.max(
+      1,
+      run.perWorker.reduce((sum, count) => sum + count, 0),
+    );
     return {
       ttft50: percentile(run.ttft, 0.5),
       ttft99: percentile(run.ttft, 0.99),
@@ -44,7 +47,13 @@ export function summarise(runs: readonly RunResult[], fleet: readonly WorkerSpec
   });
   const pick = (key: keyof (typeof each)[number]): number => median(each.map((entry) => entry[key]));
   return {
-    ttft50: pick('ttft50'), ttft99: pick('ttft99'), itl99: pick('itl99'), goodput: pick('goodput'), goodputs: each.map((entry) => entry.goodput),
-    shed: Math.max(...each.map((entry) => entry.shed)), hit: pick('hit'), hottest: pick('hottest'),
+    ttft50: pick('ttft50'),
+    ttft99: pick('ttft99'),
+    itl99: pick('itl99'),
+    goodput: pick('goodput'),
+    goodputs: each.map((entry) => entry.goodput),
+    shed: Math.max(...each.map((entry) => entry.shed)),
+    hit: pick('hit'),
+    hottest: pick('hottest'),
   };
 }

@@ -67,7 +67,9 @@ const measured = new Map<string, Throughput[]>();
 for (let round = 1; round <= rounds; round++) {
   for (const concurrency of concurrencies) {
     for (const system of systems) {
-      const result = (await withServer(system, (port) => runClient([system, String(port), String(concurrency), 'throughput', String(durationMs)], durationMs + 30_000))) as Throughput;
+      const result = (await withServer(system, (port) =>
+        runClient([system, String(port), String(concurrency), 'throughput', String(durationMs)], durationMs + 30_000),
+      )) as Throughput;
       const key = `${concurrency}/${system}`;
       measured.set(key, [...(measured.get(key) ?? []), result]);
       process.stderr.write(`round ${round}: ${system} x${concurrency}: ${Math.round(result.chunks / result.seconds)} chunks/s\n`);
@@ -103,15 +105,15 @@ for (const system of systems) {
   cancelLatency.set(system, { p50: pick(0.5), p99: pick(0.99), matched: latencies.length });
 }
 
-const lines = [
-  `| streams | system | chunks/s (median of ${rounds}) | TTFC p50 / p99 µs | vs raw net | vs bare grpc-js |`,
-  '|---|---|---|---|---|---|',
-];
+const lines = [`| streams | system | chunks/s (median of ${rounds}) | TTFC p50 / p99 µs | vs raw net | vs bare grpc-js |`, '|---|---|---|---|---|---|'];
 for (const concurrency of concurrencies) {
   for (const system of systems) {
     const result = throughput.get(`${concurrency}/${system}`)!;
-    const ratio = (baseline: string): string => (system === baseline ? '1' : systems.includes(baseline) ? `${pairedRatio(concurrency, system, baseline).toFixed(2)}x` : '–');
-    lines.push(`| ${concurrency} | ${system} | ${Math.round(rate(result))} | ${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)} | ${ratio('raw')} | ${ratio('grpc-js')} |`);
+    const ratio = (baseline: string): string =>
+      system === baseline ? '1' : systems.includes(baseline) ? `${pairedRatio(concurrency, system, baseline).toFixed(2)}x` : '–';
+    lines.push(
+      `| ${concurrency} | ${system} | ${Math.round(rate(result))} | ${result.ttfc50.toFixed(0)} / ${result.ttfc99.toFixed(0)} | ${ratio('raw')} | ${ratio('grpc-js')} |`,
+    );
   }
 }
 lines.push('', '| system | cancel → handler abort p50 ms | p99 ms | cancels matched |', '|---|---|---|---|');

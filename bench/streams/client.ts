@@ -69,5 +69,15 @@ function percentile(q: number): number {
 let max = 0;
 for (let i = 0; i < buckets.length; i++) if (buckets[i]! > 0) max = i / 10;
 if (failures.length > 0) process.stderr.write(`${failures.length} streams failed, the first: ${failures[0]}\n`);
-console.log(JSON.stringify({ tokens, seconds, failed: failures.length, gapP50: percentile(0.5), gapP99: percentile(0.99), gapMax: max, cpuMs: (cpu.user + cpu.system) / 1000 }));
+console.log(
+  JSON.stringify({
+    tokens,
+    seconds,
+    failed: failures.length,
+    gapP50: percentile(0.5),
+    gapP99: percentile(0.99),
+    gapMax: max,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  }),
+);
 await client.close();

@@ -15,7 +15,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const durationMs = numberOption('ms', 10_000);
 const cadenceMs = numberOption('cadence', 40);
 const index = process.argv.indexOf('--streams');
-const counts = (index < 0 ? '1000,5000,10000' : process.argv[index + 1] ?? '').split(',').map(Number);
+const counts = (index < 0 ? '1000,5000,10000' : (process.argv[index + 1] ?? '')).split(',').map(Number);
 
 interface Result {
   tokens: number;

@@ -64,7 +64,9 @@ async function run(root: string): Promise<Run> {
   );
   const cpuBefore = cpuSeconds(server.pid);
   const clientCpuBefore = childrenCpuSeconds();
-  const client = spawn(process.execPath, [`${here}client.js`, 'shuttle', String(port), String(bytes), String(concurrency), String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const client = spawn(process.execPath, [`${here}client.js`, 'shuttle', String(port), String(bytes), String(concurrency), String(durationMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   client.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await new Promise((resolve) => client.once('exit', resolve));

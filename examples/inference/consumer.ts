@@ -40,7 +40,9 @@ const client = await createClient({
     metrics?.route(event);
   },
   // Per-worker attempts, failures and broken streams, for the dashboard.
-  ...(metrics === undefined ? {} : { onAttempt: (event: AttemptEvent) => metrics.attempt(event), onStreamBreak: (event: AttemptEvent) => metrics.attempt(event) }),
+  ...(metrics === undefined
+    ? {}
+    : { onAttempt: (event: AttemptEvent) => metrics.attempt(event), onStreamBreak: (event: AttemptEvent) => metrics.attempt(event) }),
 });
 const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [client], port: Number(values['admin-port']) });
 if (admin !== undefined) console.log(`admin ${admin.url}/dashboard`);
@@ -110,7 +112,10 @@ const percentile = (values: number[], p: number): number => values.sort((a, b) =
 const ttfts = results.map((result) => result.ttftMs);
 const pick = (p: number): number => percentile(ttfts, p);
 // The first round (one call per lane, all at once on cold caches in freshly started processes) apart.
-const afterStart = [...results].sort((a, b) => a.startMs - b.startMs).slice(Number(values.concurrency)).map((result) => result.ttftMs);
+const afterStart = [...results]
+  .sort((a, b) => a.startMs - b.startMs)
+  .slice(Number(values.concurrency))
+  .map((result) => result.ttftMs);
 const totalPrompt = [...perWorker.values()].reduce((sum, entry) => sum + entry.prompt, 0);
 const totalCached = [...perWorker.values()].reduce((sum, entry) => sum + entry.cached, 0);
 const shed = failures.filter((error) => error.code === 8).length;
@@ -119,7 +124,12 @@ const summary: RunSummary = {
   policy: values.loadbalance!,
   requests: results.length,
   seconds: Math.round(seconds * 10) / 10,
-  workers: [...perWorker].sort().map(([name, entry]) => ({ name, requests: entry.requests, tokens: entry.tokens, cacheHitPercent: Math.round((entry.cached / Math.max(1, entry.prompt)) * 100) })),
+  workers: [...perWorker].sort().map(([name, entry]) => ({
+    name,
+    requests: entry.requests,
+    tokens: entry.tokens,
+    cacheHitPercent: Math.round((entry.cached / Math.max(1, entry.prompt)) * 100),
+  })),
   ttftP50Ms: Math.round(pick(0.5)),
   ttftP99Ms: Math.round(pick(0.99)),
   ttftP99AfterStartMs: Math.round(percentile(afterStart, 0.99)),
@@ -131,9 +141,21 @@ const summary: RunSummary = {
 };
 console.log(`\n${values.loadbalance}: ${results.length} requests in ${seconds.toFixed(1)} s`);
 console.log(workerTable(summary));
-console.log(totalsLine(summary) + (failures.length > 0 ? ` (${failures.map((error) => `${callOutcome(error)}: ${error.message}`).slice(0, 3).join('; ')})` : ''));
+console.log(
+  totalsLine(summary) +
+    (failures.length > 0
+      ? ` (${failures
+          .map((error) => `${callOutcome(error)}: ${error.message}`)
+          .slice(0, 3)
+          .join('; ')})`
+      : ''),
+);
 console.log(`routing decisions: ${routesLine(summary)}`);
-console.log(ROUTE_LEGEND.split('\n').map((line) => `  ${line}`).join('\n'));
+console.log(
+  ROUTE_LEGEND.split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n'),
+);
 if (values['summary-json']) console.log(JSON.stringify({ summary }));
 if (admin !== undefined) {
   await new Promise((resolve) => setTimeout(resolve, Number(values['linger-ms'])));

@@ -38,7 +38,8 @@ export class LlmWorker {
     });
     for (;;) {
       const step = await generation.next();
-      if (step.done === true) return { worker: this.name, promptTokens: step.value.promptTokens, cachedTokens: step.value.cachedTokens, outputTokens: step.value.outputTokens };
+      if (step.done === true)
+        return { worker: this.name, promptTokens: step.value.promptTokens, cachedTokens: step.value.cachedTokens, outputTokens: step.value.outputTokens };
       yield { text: WORDS[step.value % WORDS.length]! };
     }
   }

@@ -20,7 +20,7 @@ export interface RunSummary {
 
 /** What each routing branch means, printed under the tables. */
 export const ROUTE_LEGEND = [
-  'hit    the worker most likely to still hold the prompt\'s prefix in its KV cache took it (prefill skipped for the shared part)',
+  "hit    the worker most likely to still hold the prompt's prefix in its KV cache took it (prefill skipped for the shared part)",
   'spill  that worker was too loaded, so the least loaded one took it (and computes the prefix again)',
   'cold   no worker held the prefix yet, so the least loaded one took it',
   'pick   a policy without cache knowledge chose (round-robin, random, p2c…)',
@@ -42,7 +42,9 @@ export function totalsLine(summary: RunSummary): string {
 
 /** `hit 120, spill 4, cold 20`. */
 export function routesLine(summary: RunSummary): string {
-  return Object.entries(summary.routes).map(([branch, count]) => `${branch} ${count}`).join(', ');
+  return Object.entries(summary.routes)
+    .map(([branch, count]) => `${branch} ${count}`)
+    .join(', ');
 }
 
 /** Two or more runs side by side, one column per policy, with the ratio to the first for the headline numbers. */

@@ -8,7 +8,18 @@ export const MAX_PRIORITY = 9;
 export const DEFAULT_PRIORITY = 1;
 
 const TENANT_KEYS = optionKeys<TenantLimits>()(['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued']);
-const ADMISSION_KEYS = optionKeys<AdmissionOptions>()(['capacity', 'maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'defaultRetryAfterMs', 'reserve', 'overcommit', 'clock', 'observer']);
+const ADMISSION_KEYS = optionKeys<AdmissionOptions>()([
+  'capacity',
+  'maxQueued',
+  'maxQueuedTokens',
+  'tenants',
+  'tenantDefaults',
+  'defaultRetryAfterMs',
+  'reserve',
+  'overcommit',
+  'clock',
+  'observer',
+]);
 const PRIORITY_SLOTS_KEYS = optionKeys<NonNullable<AdmissionOptions['reserve']>>()(['priority', 'slots']);
 
 /** Slots set aside for, or added for, calls of at least `priority`. */
@@ -32,7 +43,8 @@ export interface ResolvedAdmissionOptions {
 export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOptions {
   if (options === null || typeof options !== 'object') throw invalidOption('admission options', options, 'an object');
   checkKnownKeys('admission', options, ADMISSION_KEYS);
-  if (typeof options.capacity !== 'function') throw invalidOption('admission capacity', options.capacity, 'a function returning the calls the fleet can run at once');
+  if (typeof options.capacity !== 'function')
+    throw invalidOption('admission capacity', options.capacity, 'a function returning the calls the fleet can run at once');
   const maxQueued = checkInt('admission maxQueued', options.maxQueued, 0, 1_000_000, 1024);
   const maxQueuedTokens = checkInt('admission maxQueuedTokens', options.maxQueuedTokens, 0, 2 ** 40, 4_000_000);
   const defaultRetryAfterMs = checkInt('admission defaultRetryAfterMs', options.defaultRetryAfterMs, 1, 3_600_000, 1000);
@@ -40,15 +52,26 @@ export function resolveOptions(options: AdmissionOptions): ResolvedAdmissionOpti
   const named = new Map<string, ResolvedLimits>();
   const tenants = options.tenants ?? {};
   if (tenants === null || typeof tenants !== 'object') throw invalidOption('admission tenants', tenants, 'an object of tenant name to limits');
-  for (const [name, limits] of Object.entries(tenants)) named.set(name, resolveLimits(`admission tenants.${name}`, { ...options.tenantDefaults, ...limits }, maxQueued));
-  return { maxQueued, maxQueuedTokens, defaultRetryAfterMs, reserve: resolvePrioritySlots('reserve', options.reserve), overcommit: resolvePrioritySlots('overcommit', options.overcommit), limitsOf: (tenant) => named.get(tenant) ?? defaults };
+  for (const [name, limits] of Object.entries(tenants))
+    named.set(name, resolveLimits(`admission tenants.${name}`, { ...options.tenantDefaults, ...limits }, maxQueued));
+  return {
+    maxQueued,
+    maxQueuedTokens,
+    defaultRetryAfterMs,
+    reserve: resolvePrioritySlots('reserve', options.reserve),
+    overcommit: resolvePrioritySlots('overcommit', options.overcommit),
+    limitsOf: (tenant) => named.get(tenant) ?? defaults,
+  };
 }
 
 function resolvePrioritySlots(key: 'reserve' | 'overcommit', value: AdmissionOptions['reserve']): PrioritySlots | undefined {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== 'object') throw invalidOption(`admission ${key}`, value, 'an object { priority, slots }');
   checkKnownKeys(`admission ${key}`, value, PRIORITY_SLOTS_KEYS);
-  return { priority: checkInt(`admission ${key}.priority`, value.priority, 1, MAX_PRIORITY, MAX_PRIORITY), slots: checkInt(`admission ${key}.slots`, value.slots, 1, 1_000_000, 1) };
+  return {
+    priority: checkInt(`admission ${key}.priority`, value.priority, 1, MAX_PRIORITY, MAX_PRIORITY),
+    slots: checkInt(`admission ${key}.slots`, value.slots, 1, 1_000_000, 1),
+  };
 }
 
 function resolveLimits(where: string, limits: TenantLimits, maxQueued: number): ResolvedLimits {
@@ -69,7 +92,9 @@ export function checkRequest(request: AdmissionRequest): number {
   if (request === null || typeof request !== 'object') throw invalidOption('admission request', request, 'an object');
   checkName('admission request tenant', request.tenant);
   const priority = checkInt('admission request priority', request.priority, 0, MAX_PRIORITY, DEFAULT_PRIORITY);
-  if (typeof request.tokens !== 'number' || !Number.isFinite(request.tokens) || request.tokens < 0) throw invalidOption('admission request tokens', request.tokens, 'a finite number ≥ 0');
-  if (typeof request.deadline !== 'number' || Number.isNaN(request.deadline)) throw invalidOption('admission request deadline', request.deadline, "a time on the queue's clock, ms");
+  if (typeof request.tokens !== 'number' || !Number.isFinite(request.tokens) || request.tokens < 0)
+    throw invalidOption('admission request tokens', request.tokens, 'a finite number ≥ 0');
+  if (typeof request.deadline !== 'number' || Number.isNaN(request.deadline))
+    throw invalidOption('admission request deadline', request.deadline, "a time on the queue's clock, ms");
   return priority;
 }

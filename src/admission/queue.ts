@@ -1,5 +1,15 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { systemClock, type Admission, type AdmissionClock, type AdmissionObserver, type AdmissionOptions, type AdmissionRequest, type AdmissionStats, type RefusalReason, type Ticket } from './admission.js';
+import {
+  systemClock,
+  type Admission,
+  type AdmissionClock,
+  type AdmissionObserver,
+  type AdmissionOptions,
+  type AdmissionRequest,
+  type AdmissionStats,
+  type RefusalReason,
+  type Ticket,
+} from './admission.js';
 import { DrainRate } from './drain-rate.js';
 import { checkRequest, MAX_PRIORITY, resolveOptions, type ResolvedAdmissionOptions } from './options.js';
 import { TenantState, type Waiter } from './tenant.js';
@@ -97,7 +107,13 @@ export class AdmissionQueue implements Admission {
       };
       const onAbort = (): void => leave('cancelled', abortError(signal!));
       const cancelTimer = this.#clock.schedule(request.deadline - now, () =>
-        leave('deadline_exceeded', new RpcError(RpcCode.DEADLINE_EXCEEDED, `waited ${Math.round(this.#clock.now() - now)} ms in the admission queue without a free slot; the call's deadline passed`)),
+        leave(
+          'deadline_exceeded',
+          new RpcError(
+            RpcCode.DEADLINE_EXCEEDED,
+            `waited ${Math.round(this.#clock.now() - now)} ms in the admission queue without a free slot; the call's deadline passed`,
+          ),
+        ),
       );
       const waiter: Waiter = {
         tenant,
@@ -169,7 +185,12 @@ export class AdmissionQueue implements Admission {
           blockedMs = Math.min(blockedMs, blocked);
           continue;
         }
-        if (best === undefined || tenant.counter < best.counter || (tenant.counter === best.counter && tenant.head(priority)!.enqueuedAt < best.head(priority)!.enqueuedAt)) best = tenant;
+        if (
+          best === undefined ||
+          tenant.counter < best.counter ||
+          (tenant.counter === best.counter && tenant.head(priority)!.enqueuedAt < best.head(priority)!.enqueuedAt)
+        )
+          best = tenant;
       }
       if (best !== undefined) return { waiter: best.head(priority)!, blockedMs };
     }

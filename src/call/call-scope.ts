@@ -46,8 +46,7 @@ export function bindIterableToScope<T>(iterable: AsyncIterable<T>, scope: CallSc
       const iterator = runInCallScope(scope, () => iterable[Symbol.asyncIterator]());
       return {
         next: (...args: [] | [unknown]) => runInCallScope(scope, () => iterator.next(...args)),
-        return: (value?: unknown) =>
-          runInCallScope(scope, () => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: value as never })),
+        return: (value?: unknown) => runInCallScope(scope, () => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: value as never })),
       };
     },
   };

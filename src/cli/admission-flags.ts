@@ -27,7 +27,11 @@ export function addAdmissionFlags(command: Command): Command {
     .option('--admission-max-wait <ms>', 'longest a request waits for a worker slot (default 30000, never beyond --timeout)')
     .option('--admission-reserve <spec>', 'slots kept free for high priorities: priority=5,slots=8')
     .option('--admission-overcommit <spec>', 'let high priorities past a full fleet whose engines schedule by priority: priority=5,slots=8')
-    .option('--admission-tenant <spec>', `limits of one tenant, repeatable: name,key=value,… (keys: ${LIMITS}), e.g. gold,weight=3`, (spec: string, all: string[] = []) => [...all, spec])
+    .option(
+      '--admission-tenant <spec>',
+      `limits of one tenant, repeatable: name,key=value,… (keys: ${LIMITS}), e.g. gold,weight=3`,
+      (spec: string, all: string[] = []) => [...all, spec],
+    )
     .option('--admission-tenant-defaults <spec>', `limits of every tenant not named: key=value,… (keys: ${LIMITS})`)
     .option('--admission-api-keys <file>', 'a JSON file mapping API keys to tenants, {"sk-…": "gold"} (a file, so keys stay out of the process list)')
     .option('--admission-max-embedding-inputs <n>', 'inputs one embeddings request may have (default 2048)')
@@ -49,7 +53,11 @@ export async function admissionOptions(flags: AdmissionFlags): Promise<GatewayAd
     }
     options[key] = value;
   };
-  const integer = (flag: string, raw: string | undefined, key: 'maxQueued' | 'maxQueuedTokens' | 'maxWaitMs' | 'maxEmbeddingInputs' | 'embeddingParallelism'): void => {
+  const integer = (
+    flag: string,
+    raw: string | undefined,
+    key: 'maxQueued' | 'maxQueuedTokens' | 'maxWaitMs' | 'maxEmbeddingInputs' | 'embeddingParallelism',
+  ): void => {
     if (raw !== undefined) take(flag, raw, key, numberOf(flag, raw, raw));
   };
   integer('--admission-max-queued', flags.admissionMaxQueued, 'maxQueued');
@@ -57,20 +65,30 @@ export async function admissionOptions(flags: AdmissionFlags): Promise<GatewayAd
   integer('--admission-max-wait', flags.admissionMaxWait, 'maxWaitMs');
   integer('--admission-max-embedding-inputs', flags.admissionMaxEmbeddingInputs, 'maxEmbeddingInputs');
   integer('--admission-embedding-parallelism', flags.admissionEmbeddingParallelism, 'embeddingParallelism');
-  for (const [flag, raw, key] of [['--admission-reserve', flags.admissionReserve, 'reserve'], ['--admission-overcommit', flags.admissionOvercommit, 'overcommit']] as const) {
+  for (const [flag, raw, key] of [
+    ['--admission-reserve', flags.admissionReserve, 'reserve'],
+    ['--admission-overcommit', flags.admissionOvercommit, 'overcommit'],
+  ] as const) {
     if (raw === undefined) continue;
     const fields = pairs(flag, raw, raw.split(','), 'priority=5,slots=8');
-    if (fields['priority'] === undefined || fields['slots'] === undefined) throw new UsageError(`${flag} ${JSON.stringify(raw)}: give both priority and slots, e.g. priority=5,slots=8`);
+    if (fields['priority'] === undefined || fields['slots'] === undefined)
+      throw new UsageError(`${flag} ${JSON.stringify(raw)}: give both priority and slots, e.g. priority=5,slots=8`);
     take(flag, raw, key, fields as { priority: number; slots: number });
   }
   if (flags.admissionTenantDefaults !== undefined) {
     const raw = flags.admissionTenantDefaults;
-    take('--admission-tenant-defaults', raw, 'tenantDefaults', pairs('--admission-tenant-defaults', raw, raw.split(','), 'maxConcurrent=64,tokensPerMinute=2000000'));
+    take(
+      '--admission-tenant-defaults',
+      raw,
+      'tenantDefaults',
+      pairs('--admission-tenant-defaults', raw, raw.split(','), 'maxConcurrent=64,tokensPerMinute=2000000'),
+    );
   }
   const tenants: Record<string, Record<string, number>> = {};
   for (const raw of flags.admissionTenant ?? []) {
     const [name = '', ...rest] = raw.split(',');
-    if (name === '' || name.includes('=')) throw new UsageError(`--admission-tenant ${JSON.stringify(raw)}: start with the tenant's name, then its limits: name,key=value,… (e.g. gold,weight=3)`);
+    if (name === '' || name.includes('='))
+      throw new UsageError(`--admission-tenant ${JSON.stringify(raw)}: start with the tenant's name, then its limits: name,key=value,… (e.g. gold,weight=3)`);
     if (name in tenants) throw new UsageError(`--admission-tenant ${JSON.stringify(raw)}: tenant ${JSON.stringify(name)} is given twice`);
     tenants[name] = pairs('--admission-tenant', raw, rest, 'gold,weight=3');
     take('--admission-tenant', raw, 'tenants', { [name]: tenants[name] });
@@ -82,7 +100,9 @@ export async function admissionOptions(flags: AdmissionFlags): Promise<GatewayAd
     try {
       parsed = JSON.parse(await readFile(file, 'utf8'));
     } catch (error) {
-      throw new UsageError(`--admission-api-keys ${JSON.stringify(file)}: cannot read it as JSON (${(error as Error).message}); give a file like {"sk-…": "gold"}`);
+      throw new UsageError(
+        `--admission-api-keys ${JSON.stringify(file)}: cannot read it as JSON (${(error as Error).message}); give a file like {"sk-…": "gold"}`,
+      );
     }
     take('--admission-api-keys', file, 'apiKeyTenants', parsed as Record<string, string>);
   }
@@ -104,6 +124,7 @@ function pairs(flag: string, raw: string, entries: readonly string[], example: s
 
 /** A decimal number literal (`3`, `0.5`); a UsageError naming the flag otherwise. */
 function numberOf(flag: string, raw: string, text: string, key?: string): number {
-  if (!/^-?\d+(\.\d+)?$/.test(text)) throw new UsageError(`${flag} ${JSON.stringify(raw)}: ${key === undefined ? '' : `${key} `}must be a number, got ${JSON.stringify(text)}`);
+  if (!/^-?\d+(\.\d+)?$/.test(text))
+    throw new UsageError(`${flag} ${JSON.stringify(raw)}: ${key === undefined ? '' : `${key} `}must be a number, got ${JSON.stringify(text)}`);
   return Number(text);
 }

@@ -29,7 +29,10 @@ export async function runBench(target: string, requestText: string, options: Ben
   let issued = 0;
   const bar =
     process.stderr.isTTY && !options.json
-      ? new cliProgress.SingleBar({ stream: process.stderr, format: 'bench [{bar}] {value}/{total} calls | {failed} failed', hideCursor: true }, cliProgress.Presets.shades_classic)
+      ? new cliProgress.SingleBar(
+          { stream: process.stderr, format: 'bench [{bar}] {value}/{total} calls | {failed} failed', hideCursor: true },
+          cliProgress.Presets.shades_classic,
+        )
       : undefined;
   bar?.start(options.requests, 0, { failed: 0 });
   const started = performance.now();
@@ -78,12 +81,22 @@ export async function runBench(target: string, requestText: string, options: Ben
     ...(opened.stream ? { chunksPerSecond: round(chunks / seconds), firstChunkMs: percentiles(firstChunks) } : {}),
   };
   const ms = (value: number | undefined): string => (value === undefined ? '-' : `${value} ms`);
-  print(options, summary, ['measure', 'value'], [
-    ['calls', `${summary.calls} (${summary.ok} ok, ${failed} failed${failed > 0 ? `: ${[...failures].map(([code, n]) => `${code} ${n}`).join(', ')}` : ''})`],
-    ['throughput', `${summary.callsPerSecond} calls/s over ${summary.seconds} s, ${options.concurrency} at a time`],
-    ['latency p50 / p90 / p99 / max', [summary.latencyMs.p50, summary.latencyMs.p90, summary.latencyMs.p99, summary.latencyMs.max].map(ms).join(' / ')],
-    ...(opened.stream ? [['chunks', `${summary.chunksPerSecond} chunks/s`], ['first chunk p50 / p99', `${ms(summary.firstChunkMs?.p50)} / ${ms(summary.firstChunkMs?.p99)}`]] : []),
-  ]);
+  print(
+    options,
+    summary,
+    ['measure', 'value'],
+    [
+      ['calls', `${summary.calls} (${summary.ok} ok, ${failed} failed${failed > 0 ? `: ${[...failures].map(([code, n]) => `${code} ${n}`).join(', ')}` : ''})`],
+      ['throughput', `${summary.callsPerSecond} calls/s over ${summary.seconds} s, ${options.concurrency} at a time`],
+      ['latency p50 / p90 / p99 / max', [summary.latencyMs.p50, summary.latencyMs.p90, summary.latencyMs.p99, summary.latencyMs.max].map(ms).join(' / ')],
+      ...(opened.stream
+        ? [
+            ['chunks', `${summary.chunksPerSecond} chunks/s`],
+            ['first chunk p50 / p99', `${ms(summary.firstChunkMs?.p50)} / ${ms(summary.firstChunkMs?.p99)}`],
+          ]
+        : []),
+    ],
+  );
   if (controller.signal.aborted) throw new Cancelled();
   if (failed > 0 && !options.json) process.stderr.write(`first failure: ${(firstFailure as Error).message}\n`);
 }

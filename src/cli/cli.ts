@@ -25,7 +25,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .exitOverride();
   const common = (command: Command): Command =>
     command
-      .option('--registry <url>', 'registry URL: etcd://host:port, file://dir, shuttle://host:port (default: SHUTTLE_REGISTRY, else this host\'s file registry)')
+      .option('--registry <url>', "registry URL: etcd://host:port, file://dir, shuttle://host:port (default: SHUTTLE_REGISTRY, else this host's file registry)")
       .option('--json', 'print JSON for scripts instead of tables', false);
   const calling = (command: Command): Command =>
     common(command)
@@ -33,7 +33,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       .option('--version <version>', 'service version (default: any)')
       .option('--group <group>', 'service group (default: the default group)')
       .addOption(new Option('--transport <name>', 'transport to call over').choices(['tcp', 'grpc']).default('tcp'))
-      .option('--proto <file...>', 'with --transport grpc: .proto files declaring the service (default: the provider\'s server reflection)')
+      .option('--proto <file...>', "with --transport grpc: .proto files declaring the service (default: the provider's server reflection)")
       .option('--token <token>', 'token to send (when the provider requires one)')
       .option('-m, --metadata <key=value...>', 'call metadata entries', collectMetadata, {});
 
@@ -59,22 +59,35 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
   common(program.command('worker'))
     .description('serve an OpenAI-compatible engine (vLLM, SGLang, TGI, Ollama) as an inference.LLM worker')
-    .addOption(new Option('--engine <kind>', 'the engine\'s API').choices(['openai']).default('openai'))
-    .requiredOption('--url <url>', 'the engine\'s OpenAI API base, e.g. http://127.0.0.1:8000/v1')
-    .option('--model <name...>', 'models served (default: the engine\'s /v1/models)')
+    .addOption(new Option('--engine <kind>', "the engine's API").choices(['openai']).default('openai'))
+    .requiredOption('--url <url>', "the engine's OpenAI API base, e.g. http://127.0.0.1:8000/v1")
+    .option('--model <name...>', "models served (default: the engine's /v1/models)")
     .option('--name <name>', 'worker name in the registry')
     .option('--api-key <key>', 'bearer token for the engine')
     .option('--metrics-url <url>', 'the engine\'s Prometheus endpoint (default: /metrics at the URL\'s origin; "none" to report no load)')
-    .option('--metrics <names>', 'metric names: auto, vllm, sglang, or field=name;… (fields: running, waiting, kvUsage, tokensPerSecond, generatedTokensTotal, cacheHitRate)', 'auto')
+    .option(
+      '--metrics <names>',
+      'metric names: auto, vllm, sglang, or field=name;… (fields: running, waiting, kvUsage, tokensPerSecond, generatedTokensTotal, cacheHitRate)',
+      'auto',
+    )
     .option('--metrics-interval <ms>', 'how often to read the metrics', positiveInt, 500)
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
-    .addOption(new Option('--priority <style>', "send each call's priority to the engine: vllm (run it with --scheduling-policy priority), sglang (with --enable-priority-scheduling), or none").choices(['none', 'vllm', 'sglang']).default('none'))
+    .addOption(
+      new Option(
+        '--priority <style>',
+        "send each call's priority to the engine: vllm (run it with --scheduling-policy priority), sglang (with --enable-priority-scheduling), or none",
+      )
+        .choices(['none', 'vllm', 'sglang'])
+        .default('none'),
+    )
     .option('--host <host>', 'address to serve shuttle calls on')
     .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
     .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runWorker(options));
   addAdmissionFlags(common(program.command('gateway')))
-    .description('serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models) over the registry\'s inference.LLM workers; requests wait for a free worker slot in an admission queue (--admission-*)')
+    .description(
+      "serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models) over the registry's inference.LLM workers; requests wait for a free worker slot in an admission queue (--admission-*)",
+    )
     .option('--port <port>', 'HTTP port (0: any free one)', port, 8080)
     .option('--host <host>', 'HTTP address', '127.0.0.1')
     .option('--loadbalance <name>', 'load balancer over the workers of a model', 'prefix-affinity')
@@ -93,7 +106,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       return 2;
     }
     if (error instanceof Cancelled) return 130;
-    process.stderr.write(`shuttle: ${error instanceof RpcError ? error.message : (error as Error).message ?? String(error)}\n`);
+    process.stderr.write(`shuttle: ${error instanceof RpcError ? error.message : ((error as Error).message ?? String(error))}\n`);
     return 1;
   }
 }
@@ -106,7 +119,8 @@ function positiveInt(value: string): number {
 
 function port(value: string): number {
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535)
+    throw new InvalidArgumentError(`expected a port from 0 to 65535, got ${JSON.stringify(value)}`);
   return parsed;
 }
 

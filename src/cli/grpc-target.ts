@@ -26,15 +26,27 @@ export interface GrpcCalling {
  * on the first provider with a grpc endpoint. Reflection that fails (an older or foreign
  * server) is not an error here: the call goes on with the envelope.
  */
-export async function grpcCalling(service: string, proto: readonly string[] | undefined, records: readonly ServiceInstance[], timeoutMs: number): Promise<GrpcCalling> {
+export async function grpcCalling(
+  service: string,
+  proto: readonly string[] | undefined,
+  records: readonly ServiceInstance[],
+  timeoutMs: number,
+): Promise<GrpcCalling> {
   if (proto !== undefined && proto.length > 0) return { transport: { type: 'grpc', options: { protoFiles: [...proto] } }, declaredBy: 'proto' };
   const endpoint = records
-    .flatMap((record) => (record.endpoints ?? [{ protocol: record.protocol, port: record.port }]).filter((entry) => entry.protocol === 'grpc').map((entry) => ({ host: record.host, port: entry.port })))
+    .flatMap((record) =>
+      (record.endpoints ?? [{ protocol: record.protocol, port: record.port }])
+        .filter((entry) => entry.protocol === 'grpc')
+        .map((entry) => ({ host: record.host, port: entry.port })),
+    )
     .at(0);
   if (endpoint !== undefined) {
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
     try {
-      const descriptorSet = await fetchDescriptorSet({ address: `${host}:${endpoint.port}`, credentials: grpc.credentials.createInsecure(), timeoutMs: Math.min(timeoutMs, REFLECTION_TIMEOUT_MS) }, service);
+      const descriptorSet = await fetchDescriptorSet(
+        { address: `${host}:${endpoint.port}`, credentials: grpc.credentials.createInsecure(), timeoutMs: Math.min(timeoutMs, REFLECTION_TIMEOUT_MS) },
+        service,
+      );
       return { transport: { type: 'grpc', options: { descriptorSet } }, declaredBy: 'reflection' };
     } catch {
       // No reflection, or the service is not in it: served through the envelope, or the
@@ -51,7 +63,9 @@ export async function grpcCalling(service: string, proto: readonly string[] | un
 export function protoFieldsToCamel(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(protoFieldsToCamel);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase()), protoFieldsToCamel(entry)]));
+  return Object.fromEntries(
+    Object.entries(value).map(([key, entry]) => [key.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase()), protoFieldsToCamel(entry)]),
+  );
 }
 
 /** What a server answers when it cannot take the envelope for its .proto's message, or has no such path. */

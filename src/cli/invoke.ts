@@ -45,7 +45,9 @@ export async function openTarget(target: string, requestText: string, options: C
   try {
     request = JSON.parse(requestText);
   } catch (error) {
-    throw new UsageError(`the request must be JSON (${(error as Error).message}), got ${JSON.stringify(requestText.slice(0, 80))}; quote it for the shell: '{"prompt":"hi"}'`);
+    throw new UsageError(
+      `the request must be JSON (${(error as Error).message}), got ${JSON.stringify(requestText.slice(0, 80))}; quote it for the shell: '{"prompt":"hi"}'`,
+    );
   }
   const { url, registry } = await openRegistry(options);
   let descriptor: MethodDescriptor | undefined;
@@ -66,7 +68,12 @@ export async function openTarget(target: string, requestText: string, options: C
   if (options.proto !== undefined && options.transport !== 'grpc') throw new UsageError('--proto is for --transport grpc (tcp needs no .proto)');
   const grpc = options.transport === 'grpc' ? await grpcCalling(service, options.proto, records, options.timeout) : undefined;
   if (grpc?.declaredBy !== undefined) request = protoFieldsToCamel(request);
-  const client = await createClient({ registry: url, transport: grpc?.transport ?? options.transport, timeoutMs: options.timeout, ...(options.token === undefined ? {} : { token: options.token }) });
+  const client = await createClient({
+    registry: url,
+    transport: grpc?.transport ?? options.transport,
+    timeoutMs: options.timeout,
+    ...(options.token === undefined ? {} : { token: options.token }),
+  });
   const proxy = client.proxy<Record<string, (request: unknown, callOptions: object) => unknown>>(service, {
     ...(options.version === undefined ? {} : { version: options.version }),
     ...(options.group === undefined ? {} : { group: options.group }),
@@ -85,16 +92,19 @@ export async function openTarget(target: string, requestText: string, options: C
 
 /** JSON for any result: typed arrays as arrays, BigInts as strings, Maps as objects. */
 export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(
-    value,
-    (_key, entry: unknown) => {
-      if (ArrayBuffer.isView(entry) && !(entry instanceof DataView)) return Array.from(entry as unknown as ArrayLike<number | bigint>, (item) => (typeof item === 'bigint' ? item.toString() : item));
-      if (typeof entry === 'bigint') return entry.toString();
-      if (entry instanceof Map) return Object.fromEntries(entry);
-      return entry;
-    },
-    indent,
-  ) ?? 'null';
+  return (
+    JSON.stringify(
+      value,
+      (_key, entry: unknown) => {
+        if (ArrayBuffer.isView(entry) && !(entry instanceof DataView))
+          return Array.from(entry as unknown as ArrayLike<number | bigint>, (item) => (typeof item === 'bigint' ? item.toString() : item));
+        if (typeof entry === 'bigint') return entry.toString();
+        if (entry instanceof Map) return Object.fromEntries(entry);
+        return entry;
+      },
+      indent,
+    ) ?? 'null'
+  );
 }
 
 /** `[code name]` of a failure, for tallies. */

@@ -64,7 +64,9 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   });
   metrics?.watchServer(worker.server);
   const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, port: options.adminPort });
-  process.stdout.write(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`,
+  );
   await untilSignal();
   await worker.close();
   await admin?.close();
@@ -105,8 +107,14 @@ function parseNames(spec: string): Record<string, string[]> {
   const names: Record<string, string[]> = {};
   for (const entry of spec.split(';')) {
     const at = entry.indexOf('=');
-    if (at <= 0) throw new UsageError(`--metrics must be auto, vllm, sglang or field=name[,name];… (e.g. running=my_running;waiting=my_waiting), got ${JSON.stringify(spec)}`);
-    names[entry.slice(0, at).trim()] = entry.slice(at + 1).split(',').map((name) => name.trim());
+    if (at <= 0)
+      throw new UsageError(
+        `--metrics must be auto, vllm, sglang or field=name[,name];… (e.g. running=my_running;waiting=my_waiting), got ${JSON.stringify(spec)}`,
+      );
+    names[entry.slice(0, at).trim()] = entry
+      .slice(at + 1)
+      .split(',')
+      .map((name) => name.trim());
   }
   return names;
 }

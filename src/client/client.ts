@@ -149,11 +149,47 @@ export interface ReferenceOptions {
 }
 
 const CLIENT_KEYS = optionKeys<ClientOptions>()([
-  'registry', 'serializer', 'serializers', 'loadbalance', 'cluster', 'transport', 'filters', 'token', 'timeoutMs', 'connectTimeoutMs',
-  'heartbeatIntervalMs', 'heartbeatTimeoutMs', 'maxFrameBytes', 'reconnect', 'streamWindowBytes', 'maxUnsentBytes', 'closeTimeoutMs', 'onRoute', 'onAttempt', 'onStreamBreak',
-  'retryBudget', 'circuitBreaker', 'outlierEjection', 'maxCallsPerProvider', 'log', 'plugins', 'context', 'config',
+  'registry',
+  'serializer',
+  'serializers',
+  'loadbalance',
+  'cluster',
+  'transport',
+  'filters',
+  'token',
+  'timeoutMs',
+  'connectTimeoutMs',
+  'heartbeatIntervalMs',
+  'heartbeatTimeoutMs',
+  'maxFrameBytes',
+  'reconnect',
+  'streamWindowBytes',
+  'maxUnsentBytes',
+  'closeTimeoutMs',
+  'onRoute',
+  'onAttempt',
+  'onStreamBreak',
+  'retryBudget',
+  'circuitBreaker',
+  'outlierEjection',
+  'maxCallsPerProvider',
+  'log',
+  'plugins',
+  'context',
+  'config',
 ]);
-const REFERENCE_KEYS = optionKeys<ReferenceOptions>()(['version', 'group', 'timeoutMs', 'serializer', 'url', 'loadbalance', 'cluster', 'retries', 'mock', 'routingKey']);
+const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
+  'version',
+  'group',
+  'timeoutMs',
+  'serializer',
+  'url',
+  'loadbalance',
+  'cluster',
+  'retries',
+  'mock',
+  'routingKey',
+]);
 const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
 /** A consumer: makes typed proxies and owns their connections. */
@@ -196,7 +232,11 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
   if (options === null || typeof options !== 'object') throw invalidOption('client options', options, 'an object');
   checkKnownKeys('client', options, CLIENT_KEYS);
   const fileConfig = options.config === false ? undefined : await loadConfig(options.config);
-  checkKnownKeys(`client config${fileConfig?.file ? ` in ${fileConfig.file}` : ''}`, fileConfig?.client ?? {}, CLIENT_KEYS.filter((key) => key !== 'context' && key !== 'config'));
+  checkKnownKeys(
+    `client config${fileConfig?.file ? ` in ${fileConfig.file}` : ''}`,
+    fileConfig?.client ?? {},
+    CLIENT_KEYS.filter((key) => key !== 'context' && key !== 'config'),
+  );
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.client, ...definedOnly(options) } as ClientOptions;
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const client = new Client(merged, context);
@@ -254,11 +294,17 @@ class Client implements RpcClient {
     const log = createLogger(options.log, 'client');
     this.#log = log;
     this.#health = new ProviderHealth(
-      options.circuitBreaker === false ? undefined : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, Object.keys(DEFAULT_BREAKER)) },
-      options.outlierEjection === false ? undefined : { ...DEFAULT_EJECTION, ...checkObject('outlierEjection', options.outlierEjection, Object.keys(DEFAULT_EJECTION)) },
+      options.circuitBreaker === false
+        ? undefined
+        : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, Object.keys(DEFAULT_BREAKER)) },
+      options.outlierEjection === false
+        ? undefined
+        : { ...DEFAULT_EJECTION, ...checkObject('outlierEjection', options.outlierEjection, Object.keys(DEFAULT_EJECTION)) },
       {
         breaker: (provider, state) =>
-          state === 'open' ? log.warn({ provider }, 'circuit breaker opened: no calls to this provider until a probe succeeds') : log.info({ provider, state }, `circuit breaker ${state}`),
+          state === 'open'
+            ? log.warn({ provider }, 'circuit breaker opened: no calls to this provider until a probe succeeds')
+            : log.info({ provider, state }, `circuit breaker ${state}`),
         ejected: (provider, untilMs, times) => log.warn({ provider, forMs: untilMs - Date.now(), times }, 'provider ejected after consecutive failures'),
       },
     );
@@ -267,9 +313,11 @@ class Client implements RpcClient {
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
     if (options.onRoute !== undefined && typeof options.onRoute !== 'function') throw invalidOption('onRoute', options.onRoute, 'a function (event) => void');
     this.#onRoute = options.onRoute;
-    if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function') throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
+    if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function')
+      throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
     this.#onAttempt = options.onAttempt;
-    if (options.onStreamBreak !== undefined && typeof options.onStreamBreak !== 'function') throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
+    if (options.onStreamBreak !== undefined && typeof options.onStreamBreak !== 'function')
+      throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
     this.#onStreamBreak = options.onStreamBreak;
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
     this.#pool = new ConnectionPool(transport, {

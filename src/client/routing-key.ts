@@ -11,7 +11,10 @@ export function routingKeyExtractor(option: unknown, key: string): (request: unk
   }
   if (typeof option === 'string' && /^[A-Za-z_$][\w$]*(\.[\w$]+)*$/.test(option)) {
     const path = option.split('.');
-    return (request) => textOf(path.reduce<unknown>((value, part) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined), request));
+    return (request) =>
+      textOf(
+        path.reduce<unknown>((value, part) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined), request),
+      );
   }
   throw invalidOption(key, option, "a dotted path into the request such as 'prompt' or 'input.messages', or a function (request) => string");
 }
@@ -33,7 +36,8 @@ function textOf(value: unknown): string | undefined {
   const parts: string[] = [];
   for (const item of value) {
     if (typeof item === 'string') parts.push(item);
-    else if (item !== null && typeof item === 'object' && typeof (item as { content?: unknown }).content === 'string') parts.push((item as { content: string }).content);
+    else if (item !== null && typeof item === 'object' && typeof (item as { content?: unknown }).content === 'string')
+      parts.push((item as { content: string }).content);
     else return undefined;
   }
   return parts.join('\n');

@@ -71,7 +71,9 @@ export class ServiceReference {
         : composeFilters(parts.filters, (filtered) => {
             const original = (filtered as CarryingInvocation)[INVOCATION];
             if (original === undefined) {
-              return Promise.reject(new RpcError(RpcCode.INTERNAL, `a consumer filter of ${parts.service} passed on an invocation not copied from the one it got`));
+              return Promise.reject(
+                new RpcError(RpcCode.INTERNAL, `a consumer filter of ${parts.service} passed on an invocation not copied from the one it got`),
+              );
             }
             return this.#dispatch({ ...original, request: filtered.request, meta: filtered.metadata, deadline: filtered.deadline });
           });
@@ -165,7 +167,10 @@ export class ServiceReference {
     let routingKey: string | undefined;
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') {
-        throw new RpcError(RpcCode.INVALID_ARGUMENT, `call options of ${parts.service}.${method} must be an object, got ${options === null ? 'null' : typeof options}`);
+        throw new RpcError(
+          RpcCode.INVALID_ARGUMENT,
+          `call options of ${parts.service}.${method} must be an object, got ${options === null ? 'null' : typeof options}`,
+        );
       }
       try {
         checkKnownKeys(`call options of ${parts.service}.${method}`, options, CALL_OPTION_KEYS);
@@ -174,7 +179,10 @@ export class ServiceReference {
       }
       if (options.timeoutMs !== undefined) {
         if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1 || options.timeoutMs > MAX_TIMER_MS) {
-          throw new RpcError(RpcCode.INVALID_ARGUMENT, `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(options.timeoutMs)}`);
+          throw new RpcError(
+            RpcCode.INVALID_ARGUMENT,
+            `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(options.timeoutMs)}`,
+          );
         }
         timeoutMs = options.timeoutMs;
       }
@@ -292,7 +300,10 @@ class Attempt implements ClusterCall {
       opened.then(
         (stream) => {
           let firstAt: number | undefined;
-          stream.firstEvent().then(() => (firstAt = Date.now()), () => {});
+          stream.firstEvent().then(
+            () => (firstAt = Date.now()),
+            () => {},
+          );
           void stream.trailer
             .finally(() => {
               finish(stats, tokens, started);
@@ -318,16 +329,18 @@ class Attempt implements ClusterCall {
       // before producing anything fails this attempt, so failover may go elsewhere when that
       // is safe (the refusal says it never ran, or the method is idempotent). Failures after
       // the first chunk reach the reader.
-      return opened.then((stream) => stream.firstEvent().then(() => stream)).then(
-        (stream) => {
-          recordAttempt(parts.budget, false);
-          return stream;
-        },
-        (error: unknown) => {
-          recordAttempt(parts.budget, true, error);
-          throw error;
-        },
-      );
+      return opened
+        .then((stream) => stream.firstEvent().then(() => stream))
+        .then(
+          (stream) => {
+            recordAttempt(parts.budget, false);
+            return stream;
+          },
+          (error: unknown) => {
+            recordAttempt(parts.budget, true, error);
+            throw error;
+          },
+        );
     }
     const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
     // One pair of handlers does all of a settled attempt's bookkeeping.
@@ -364,7 +377,15 @@ class Attempt implements ClusterCall {
     const hook = midStream ? this.parts.onStreamBreak! : this.parts.onAttempt!;
     const report = (code: RpcCode): void => {
       try {
-        hook({ service: this.invocation.service, method: this.invocation.method, provider, attempt, code, seconds: (Date.now() - started) / 1000, ...(midStream ? { midStream } : {}) });
+        hook({
+          service: this.invocation.service,
+          method: this.invocation.method,
+          provider,
+          attempt,
+          code,
+          seconds: (Date.now() - started) / 1000,
+          ...(midStream ? { midStream } : {}),
+        });
       } catch {
         // An observer's bug must not fail the call it observes.
       }

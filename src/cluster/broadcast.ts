@@ -24,10 +24,14 @@ export const createBroadcastCluster: ExtensionFactory<ClusterStrategy> = (option
       const failures = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
       if (failures.length > 0 && (failures.length * 100) / outcomes.length > failurePercent) {
         const first = RpcError.from(failures[0]!.reason);
-        throw new RpcError(first.code === RpcCode.OK ? RpcCode.UNKNOWN : first.code, `broadcast: ${failures.length} of ${outcomes.length} providers failed; first: ${first.rawMessage}`, {
-          cause: first,
-          details: { failed: failures.length, providers: outcomes.length },
-        });
+        throw new RpcError(
+          first.code === RpcCode.OK ? RpcCode.UNKNOWN : first.code,
+          `broadcast: ${failures.length} of ${outcomes.length} providers failed; first: ${first.rawMessage}`,
+          {
+            cause: first,
+            details: { failed: failures.length, providers: outcomes.length },
+          },
+        );
       }
       return outcomes.filter((outcome): outcome is PromiseFulfilledResult<unknown> => outcome.status === 'fulfilled').map((outcome) => outcome.value);
     },

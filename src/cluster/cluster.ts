@@ -151,5 +151,10 @@ export interface ClusterStrategy {
 
 /** Tells a ClusterStrategy instance from a spec. */
 export function isClusterStrategy(value: unknown): value is ClusterStrategy {
-  return value !== null && typeof value === 'object' && typeof (value as ClusterStrategy).invoke === 'function' && typeof (value as ClusterStrategy).name === 'string';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as ClusterStrategy).invoke === 'function' &&
+    typeof (value as ClusterStrategy).name === 'string'
+  );
 }

@@ -49,7 +49,14 @@ export function failover(call: ClusterCall, retries: number, baseMs: number, max
   });
 }
 
-function retryAfterFirst(call: ClusterCall, tried: Set<ServiceInstance>, firstError: unknown, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
+function retryAfterFirst(
+  call: ClusterCall,
+  tried: Set<ServiceInstance>,
+  firstError: unknown,
+  retries: number,
+  baseMs: number,
+  maxMs: number,
+): Promise<unknown> {
   let pending: unknown = firstError;
   let last: unknown = firstError;
   let overloaded = 0;

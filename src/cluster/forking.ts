@@ -43,7 +43,8 @@ class Hedge {
   #settled = false;
   #hedgeTimer: NodeJS.Timeout | undefined;
   readonly #deadlineTimer: NodeJS.Timeout | undefined;
-  readonly #onAbort = (): void => this.#fail(new RpcError(RpcCode.CANCELLED, `${this.call.invocation.service}.${this.call.invocation.method} was cancelled by the caller`));
+  readonly #onAbort = (): void =>
+    this.#fail(new RpcError(RpcCode.CANCELLED, `${this.call.invocation.service}.${this.call.invocation.method} was cancelled by the caller`));
 
   constructor(
     private readonly call: ClusterCall,
@@ -66,7 +67,8 @@ class Hedge {
 
   /** Starts the first attempt. */
   start(): void {
-    if (!this.launch(false)) this.#fail(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${this.call.invocation.service} to try`, { details: { neverSent: true } }));
+    if (!this.launch(false))
+      this.#fail(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${this.call.invocation.service} to try`, { details: { neverSent: true } }));
   }
 
   /**

@@ -26,7 +26,13 @@ export interface EjectionOptions {
   readonly maxPercent: number;
 }
 
-export const DEFAULT_BREAKER: BreakerOptions = { errorThresholdPercentage: 50, volumeThreshold: 10, resetTimeoutMs: 5000, rollingWindowMs: 10_000, probeTimeoutMs: 2000 };
+export const DEFAULT_BREAKER: BreakerOptions = {
+  errorThresholdPercentage: 50,
+  volumeThreshold: 10,
+  resetTimeoutMs: 5000,
+  rollingWindowMs: 10_000,
+  probeTimeoutMs: 2000,
+};
 export const DEFAULT_EJECTION: EjectionOptions = { consecutiveFailures: 5, baseMs: 5000, maxMs: 120_000, maxPercent: 50 };
 
 /**
@@ -36,7 +42,9 @@ export const DEFAULT_EJECTION: EjectionOptions = { consecutiveFailures: 5, baseM
  */
 export function isProviderFailure(error: unknown): boolean {
   const code = RpcError.from(error).code;
-  return code === RpcCode.UNAVAILABLE || code === RpcCode.INTERNAL || code === RpcCode.UNKNOWN || code === RpcCode.DEADLINE_EXCEEDED || code === RpcCode.DATA_LOSS;
+  return (
+    code === RpcCode.UNAVAILABLE || code === RpcCode.INTERNAL || code === RpcCode.UNKNOWN || code === RpcCode.DEADLINE_EXCEEDED || code === RpcCode.DATA_LOSS
+  );
 }
 
 /** Told of health changes, for logs: a breaker changing state, a provider ejected. */

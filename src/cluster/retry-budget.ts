@@ -46,7 +46,8 @@ export class RetryBudget {
     this.#unlimited = options === false;
     const { ratio, maxTokens } = options === false ? DEFAULT_RETRY_BUDGET : options;
     if (typeof ratio !== 'number' || !(ratio >= 0.001 && ratio <= 10)) throw invalidOption('retryBudget.ratio', ratio, 'a number from 0.001 to 10');
-    if (typeof maxTokens !== 'number' || !(maxTokens >= 1 && maxTokens <= 1000)) throw invalidOption('retryBudget.maxTokens', maxTokens, 'a number from 1 to 1000');
+    if (typeof maxTokens !== 'number' || !(maxTokens >= 1 && maxTokens <= 1000))
+      throw invalidOption('retryBudget.maxTokens', maxTokens, 'a number from 1 to 1000');
     this.#max = Math.round(maxTokens * MILLI);
     this.#ratio = Math.round(ratio * MILLI);
     this.#tokens = this.#max;

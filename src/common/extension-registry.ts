@@ -83,7 +83,9 @@ export class ExtensionRegistry<T> {
     if (options.uniqueKey !== undefined) {
       for (const [other, entry] of this.#entries) {
         if (other !== name && entry.uniqueKey === options.uniqueKey) {
-          throw new TypeError(`shuttle-rpc: ${this.point} "${name}" claims ${this.#keyName ?? 'key'} ${show(options.uniqueKey)}, already claimed by "${other}"`);
+          throw new TypeError(
+            `shuttle-rpc: ${this.point} "${name}" claims ${this.#keyName ?? 'key'} ${show(options.uniqueKey)}, already claimed by "${other}"`,
+          );
         }
       }
     }

@@ -76,7 +76,9 @@ export function optionKeys<T extends object>(): <const K extends readonly (keyof
 }
 
 /** Nothing when `K` lists every key of `T`, else a property naming the keys left out. */
-export type MissingKeys<T, K extends readonly PropertyKey[]> = [Exclude<keyof T, K[number]>] extends [never] ? unknown : { readonly missing: Exclude<keyof T, K[number]> };
+export type MissingKeys<T, K extends readonly PropertyKey[]> = [Exclude<keyof T, K[number]>] extends [never]
+  ? unknown
+  : { readonly missing: Exclude<keyof T, K[number]> };
 
 /** The largest timer delay Node accepts; setTimeout silently turns anything larger into 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;

@@ -152,7 +152,10 @@ function applyEnv(config: FileConfig, env: Readonly<Record<string, string | unde
       if (!/^-?\d+$/.test(raw.trim())) throw invalidOption(entry.name, raw, 'a decimal integer');
       value = Number(raw.trim());
     } else if (entry.kind === 'list') {
-      value = raw.split(',').map((part) => part.trim()).filter((part) => part.length > 0);
+      value = raw
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0);
     }
     if (entry.target === 'top') (config as unknown as Record<string, unknown>)[entry.key] = value;
     if (entry.target === 'server' || entry.target === 'both') config.server[entry.key] = value;

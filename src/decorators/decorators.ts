@@ -88,7 +88,10 @@ export interface RpcReferenceDecorator {
  * Bad options throw a TypeError naming the key.
  */
 export function RpcService(options: RpcServiceOptions): RpcServiceDecorator;
-export function RpcService<T>(descriptor: ServiceDescriptor<T>, options?: Omit<RpcServiceOptions, 'name'>): RpcServiceDecorator<AnyClass<ServiceImplementation<T>>>;
+export function RpcService<T>(
+  descriptor: ServiceDescriptor<T>,
+  options?: Omit<RpcServiceOptions, 'name'>,
+): RpcServiceDecorator<AnyClass<ServiceImplementation<T>>>;
 export function RpcService(first: RpcServiceOptions | ServiceDescriptor, second?: Omit<RpcServiceOptions, 'name'>): RpcServiceDecorator {
   const meta = serviceMetadata(first, second);
   return function decorate(target: AnyClass, context?: unknown): void {
@@ -163,14 +166,16 @@ export function RpcReference(service: string | ServiceDescriptor, options: Reado
   const descriptor = isServiceDescriptor(service) ? service : undefined;
   const name = descriptor?.name ?? checkName('@RpcReference service', service);
   if (options === null || typeof options !== 'object') throw invalidOption('@RpcReference options', options, 'an object');
-  const meta = (property: string | symbol): ReferenceMetadata => (descriptor === undefined ? { property, service: name, options } : { property, service: name, descriptor, options });
+  const meta = (property: string | symbol): ReferenceMetadata =>
+    descriptor === undefined ? { property, service: name, options } : { property, service: name, descriptor, options };
   return function decorate(target: unknown, property: unknown): void {
     if (isStandardContext(property)) {
       const field = memberName(property, 'field', '@RpcReference');
       ownRecord(standardHolder(property, '@RpcReference'), REFERENCES_KEY, (): ReferenceMetadata[] => []).push(meta(field));
       return;
     }
-    if (typeof target === 'function') throw new TypeError(`shuttle-rpc: @RpcReference on ${String(property)} must decorate an instance field, not a static one`);
+    if (typeof target === 'function')
+      throw new TypeError(`shuttle-rpc: @RpcReference on ${String(property)} must decorate an instance field, not a static one`);
     ownRecord({ legacy: target as object }, REFERENCES_KEY, (): ReferenceMetadata[] => []).push(meta(property as string | symbol));
   } as RpcReferenceDecorator;
 }
@@ -183,7 +188,8 @@ function memberName(context: StandardContext, kind: 'method' | 'field', decorato
   const name = String(context.name);
   if (context.kind !== kind) throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate a ${kind}, not a ${context.kind}`);
   if (context.static) throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate an instance ${kind}, not a static one`);
-  if (context.private || context.name === undefined) throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate a public ${kind}, not a #private one`);
+  if (context.private || context.name === undefined)
+    throw new TypeError(`shuttle-rpc: ${decorator} on ${name} must decorate a public ${kind}, not a #private one`);
   return context.name;
 }
 

@@ -99,7 +99,9 @@ export function resolveMethods(prototype: object | null, service: ServiceMetadat
   const listed = Object.keys(descriptor.methods);
   for (const name of decorated.keys()) {
     if (!(name in descriptor.methods)) {
-      throw new TypeError(`shuttle-rpc: ${className}.${name} has @RpcMethod but service descriptor ${descriptor.name} does not list it (it lists ${listed.join(', ')})`);
+      throw new TypeError(
+        `shuttle-rpc: ${className}.${name} has @RpcMethod but service descriptor ${descriptor.name} does not list it (it lists ${listed.join(', ')})`,
+      );
     }
   }
   for (const name of listed) {

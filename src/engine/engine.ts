@@ -42,7 +42,19 @@ export interface EngineWorkerOptions {
   log?: LogOption;
 }
 
-const WORKER_KEYS = optionKeys<EngineWorkerOptions>()(['url', 'apiKey', 'models', 'name', 'metricsUrl', 'metrics', 'metricsIntervalMs', 'slots', 'priority', 'server', 'log']);
+const WORKER_KEYS = optionKeys<EngineWorkerOptions>()([
+  'url',
+  'apiKey',
+  'models',
+  'name',
+  'metricsUrl',
+  'metrics',
+  'metricsIntervalMs',
+  'slots',
+  'priority',
+  'server',
+  'log',
+]);
 
 /** A running engine adapter. */
 export interface EngineWorker {
@@ -77,7 +89,8 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   }
   const models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
   const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
-  const load = metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
+  const load =
+    metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
   await load?.start();
 
   try {
@@ -116,7 +129,10 @@ async function listModels(baseUrl: string, upstream: { baseUrl: string; apiKey: 
   try {
     answer = await getJson(upstream, '/models', AbortSignal.timeout(10_000));
   } catch (error) {
-    throw new Error(`cannot list the engine's models at ${baseUrl}/models (${(error as Error).message}); is the engine up? Name them with --model to skip this`, { cause: error });
+    throw new Error(
+      `cannot list the engine's models at ${baseUrl}/models (${(error as Error).message}); is the engine up? Name them with --model to skip this`,
+      { cause: error },
+    );
   }
   const ids = ((answer as { data?: Array<{ id?: unknown }> })?.data ?? []).map((model) => model?.id).filter((id): id is string => typeof id === 'string');
   if (ids.length === 0) throw new Error(`the engine at ${baseUrl}/models lists no models; name them with --model`);

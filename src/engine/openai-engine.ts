@@ -98,7 +98,10 @@ export class OpenAiEngineService {
   @RpcMethod({ idempotent: true })
   async embed(request: EmbedRequest, ctx: CallContext): Promise<Embedding> {
     if (request === null || typeof request !== 'object' || typeof request.text !== 'string') {
-      throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.embed: request.text must be a string, got ${describe((request as { text?: unknown } | null)?.text)}`);
+      throw new RpcError(
+        RpcCode.INVALID_ARGUMENT,
+        `${LLM_SERVICE}.embed: request.text must be a string, got ${describe((request as { text?: unknown } | null)?.text)}`,
+      );
     }
     const signal = callSignal(ctx);
     try {
@@ -120,7 +123,10 @@ export class OpenAiEngineService {
     if (requested === undefined) return this.models[0]!;
     if (typeof requested !== 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `request.model must be a model name, got ${describe(requested)}`);
     if (!this.models.includes(requested)) {
-      throw new RpcError(RpcCode.NOT_FOUND, `model ${JSON.stringify(requested)} is not served by worker ${this.workerName} (it serves ${this.models.join(', ')})`);
+      throw new RpcError(
+        RpcCode.NOT_FOUND,
+        `model ${JSON.stringify(requested)} is not served by worker ${this.workerName} (it serves ${this.models.join(', ')})`,
+      );
     }
     return requested;
   }
@@ -133,7 +139,10 @@ function checkGenerateRequest(request: GenerateRequest): boolean {
   }
   if (Array.isArray(request.messages)) return true;
   if (typeof request.prompt === 'string') return false;
-  throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.generate: request.prompt must be a string or request.messages an array, got prompt ${describe(request.prompt)}, messages ${describe(request.messages)}`);
+  throw new RpcError(
+    RpcCode.INVALID_ARGUMENT,
+    `${LLM_SERVICE}.generate: request.prompt must be a string or request.messages an array, got prompt ${describe(request.prompt)}, messages ${describe(request.messages)}`,
+  );
 }
 
 /** The sampling fields a request sets, under OpenAI's names. */
@@ -180,7 +189,8 @@ function callSignal(ctx: CallContext, extra?: AbortSignal): AbortSignal {
 function abortError(ctx: CallContext, reason: unknown): RpcError {
   if (reason instanceof RpcError) return reason;
   if (ctx.signal.aborted && ctx.signal.reason instanceof RpcError) return ctx.signal.reason;
-  if ((reason as Error | undefined)?.name === 'TimeoutError') return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${ctx.service}.${ctx.method}: deadline passed while the engine was answering`);
+  if ((reason as Error | undefined)?.name === 'TimeoutError')
+    return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${ctx.service}.${ctx.method}: deadline passed while the engine was answering`);
   return new RpcError(RpcCode.CANCELLED, `${ctx.service}.${ctx.method}: cancelled; the engine request was closed`);
 }
 

@@ -58,7 +58,10 @@ async function engineError(response: Response, what: string): Promise<RpcError> 
   }
   const retryAfter = Number(response.headers.get('retry-after'));
   const options = Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: retryAfter * 1000 } : {};
-  return new RpcError(codeOfStatus(response.status), `engine answered ${response.status} to ${what}: ${message}`, { ...options, details: { httpStatus: response.status } });
+  return new RpcError(codeOfStatus(response.status), `engine answered ${response.status} to ${what}: ${message}`, {
+    ...options,
+    details: { httpStatus: response.status },
+  });
 }
 
 function codeOfStatus(status: number): RpcCode {

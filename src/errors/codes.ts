@@ -48,12 +48,7 @@ export function codeConstant(code: RpcCode): string {
  * Whether a retry is *safe* also depends on the method's idempotency, which the cluster layer
  * decides; this set only says whether retrying can help.
  */
-const RETRYABLE: ReadonlySet<RpcCode> = new Set([
-  RpcCode.UNAVAILABLE,
-  RpcCode.RESOURCE_EXHAUSTED,
-  RpcCode.DEADLINE_EXCEEDED,
-  RpcCode.ABORTED,
-]);
+const RETRYABLE: ReadonlySet<RpcCode> = new Set([RpcCode.UNAVAILABLE, RpcCode.RESOURCE_EXHAUSTED, RpcCode.DEADLINE_EXCEEDED, RpcCode.ABORTED]);
 
 /** Whether a code is worth retrying at all (see {@link RETRYABLE}). */
 export function isRetryableCode(code: RpcCode): boolean {

@@ -45,11 +45,15 @@ export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) 
       const held = slot;
       if (held.running >= max) {
         return Promise.reject(
-          new RpcError(RpcCode.RESOURCE_EXHAUSTED, `${perMethod ? `${invocation.service}.${invocation.method}` : 'provider'} is at its limit of ${max} concurrent calls`, {
-            retryAfterMs: held.estimator.refused(max),
-            // Refused before the handler ran: safe to retry elsewhere, idempotent or not.
-            details: { limit: max, neverSent: true },
-          }),
+          new RpcError(
+            RpcCode.RESOURCE_EXHAUSTED,
+            `${perMethod ? `${invocation.service}.${invocation.method}` : 'provider'} is at its limit of ${max} concurrent calls`,
+            {
+              retryAfterMs: held.estimator.refused(max),
+              // Refused before the handler ran: safe to retry elsewhere, idempotent or not.
+              details: { limit: max, neverSent: true },
+            },
+          ),
         );
       }
       held.running++;

@@ -102,7 +102,8 @@ export function buildFilters(
   }
   const filters: Filter[] = [];
   for (const name of DEFAULT_FILTERS[side]) {
-    if (!removed.has(name) && !named.has(name)) filters.push(registry.create({ type: name, options: defaultOptions[name] ?? {} }, `default ${side} filter ${name}`));
+    if (!removed.has(name) && !named.has(name))
+      filters.push(registry.create({ type: name, options: defaultOptions[name] ?? {} }, `default ${side} filter ${name}`));
   }
   entries.forEach((entry, index) => {
     if (!(typeof entry === 'string' && entry.startsWith('-'))) filters.push(registry.create(entry, `${side} filters[${index}]`));
@@ -115,7 +116,8 @@ export function buildFilters(
   return filters
     .filter((filter) => filter.active !== false)
     .map((filter, index) => ({ filter, index }))
-    .sort((a, b) => a.filter.order - b.filter.order || a.index - b.index).map(({ filter }) => filter);
+    .sort((a, b) => a.filter.order - b.filter.order || a.index - b.index)
+    .map(({ filter }) => filter);
 }
 
 /**

@@ -77,9 +77,19 @@ export class GatewayAdmission {
    * its parts against its tenant's share), at most `embeddingParallelism` at a time; the first
    * failure aborts the siblings (waiting or running) and is thrown.
    */
-  async fanOut<I, T>(caller: Caller, items: readonly I[], tokensOf: (item: I) => number, timeoutMs: number, signal: AbortSignal, work: (item: I, timeoutMs: number, signal: AbortSignal) => Promise<Admitted<T>>): Promise<T[]> {
+  async fanOut<I, T>(
+    caller: Caller,
+    items: readonly I[],
+    tokensOf: (item: I) => number,
+    timeoutMs: number,
+    signal: AbortSignal,
+    work: (item: I, timeoutMs: number, signal: AbortSignal) => Promise<Admitted<T>>,
+  ): Promise<T[]> {
     if (items.length > this.maxEmbeddingInputs) {
-      throw new BadRequest(`input has ${items.length} entries; this gateway takes at most ${this.maxEmbeddingInputs} per request (admission.maxEmbeddingInputs)`, 'input');
+      throw new BadRequest(
+        `input has ${items.length} entries; this gateway takes at most ${this.maxEmbeddingInputs} per request (admission.maxEmbeddingInputs)`,
+        'input',
+      );
     }
     const siblings = new AbortController();
     const both = AbortSignal.any([signal, siblings.signal]);

@@ -3,7 +3,8 @@ import { resolveOptions } from '../admission/options.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 
 /** The gateway's `admission` option: the queue's bounds and tenants, and how requests map to them. */
-export interface GatewayAdmissionOptions extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve' | 'overcommit'> {
+export interface GatewayAdmissionOptions
+  extends Pick<AdmissionOptions, 'maxQueued' | 'maxQueuedTokens' | 'tenants' | 'tenantDefaults' | 'reserve' | 'overcommit'> {
   /** Longest a request waits for a free worker slot, ms (never beyond the gateway's timeoutMs); 30 s by default. */
   maxWaitMs?: number;
   /** Bearer token → tenant; a request with a listed token is charged to its tenant whatever its headers say. */
@@ -22,7 +23,18 @@ export interface ResolvedGatewayAdmission {
   readonly apiKeyTenants: ReadonlyMap<string, string>;
 }
 
-const KEYS = optionKeys<GatewayAdmissionOptions>()(['maxQueued', 'maxQueuedTokens', 'tenants', 'tenantDefaults', 'reserve', 'overcommit', 'maxWaitMs', 'apiKeyTenants', 'maxEmbeddingInputs', 'embeddingParallelism']);
+const KEYS = optionKeys<GatewayAdmissionOptions>()([
+  'maxQueued',
+  'maxQueuedTokens',
+  'tenants',
+  'tenantDefaults',
+  'reserve',
+  'overcommit',
+  'maxWaitMs',
+  'apiKeyTenants',
+  'maxEmbeddingInputs',
+  'embeddingParallelism',
+]);
 
 /**
  * Checks every field of `options` (the queue's through the queue's own checks), throwing a

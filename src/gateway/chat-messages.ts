@@ -33,16 +33,29 @@ function parseMessage(message: unknown, at: string): ChatMessage {
   const role = entry['role'];
   if (role === undefined) throw new BadRequest(`Missing required parameter: '${at}.role'.`, `${at}.role`, 400, 'missing_required_parameter');
   if (typeof role !== 'string' || !Object.hasOwn(FIELDS, role)) {
-    const supported = `${ROLES.slice(0, -1).map((name) => `'${name}'`).join(', ')}, and '${ROLES.at(-1)}'`;
-    throw new BadRequest(`Invalid value: ${typeof role === 'string' ? `'${role.slice(0, 60)}'` : JSON.stringify(role)?.slice(0, 60)}. Supported values are: ${supported}.`, `${at}.role`, 400, 'invalid_value');
+    const supported = `${ROLES.slice(0, -1)
+      .map((name) => `'${name}'`)
+      .join(', ')}, and '${ROLES.at(-1)}'`;
+    throw new BadRequest(
+      `Invalid value: ${typeof role === 'string' ? `'${role.slice(0, 60)}'` : JSON.stringify(role)?.slice(0, 60)}. Supported values are: ${supported}.`,
+      `${at}.role`,
+      400,
+      'invalid_value',
+    );
   }
   const allowed = FIELDS[role]!;
   const extra = Object.keys(entry).find((key) => !allowed.includes(key));
   if (extra !== undefined) {
-    throw new BadRequest(`Additional properties are not allowed ('${extra.slice(0, 60)}' was unexpected) in ${at}, a ${role} message`, `${at}.${extra.slice(0, 60)}`, 400, 'invalid_value');
+    throw new BadRequest(
+      `Additional properties are not allowed ('${extra.slice(0, 60)}' was unexpected) in ${at}, a ${role} message`,
+      `${at}.${extra.slice(0, 60)}`,
+      400,
+      'invalid_value',
+    );
   }
   for (const unsupported of ['tool_calls', 'function_call', 'audio']) {
-    if (entry[unsupported] != null) throw new BadRequest(`${at}.${unsupported} is not supported by this gateway (tools and audio are not)`, `${at}.${unsupported}`);
+    if (entry[unsupported] != null)
+      throw new BadRequest(`${at}.${unsupported} is not supported by this gateway (tools and audio are not)`, `${at}.${unsupported}`);
   }
   // Content may be left out only by an assistant message (one that called a tool or refused).
   if (entry['content'] == null && role !== 'assistant') {
@@ -70,12 +83,18 @@ function contentText(content: unknown, param: string): string {
   if (Array.isArray(content)) {
     return content
       .map((part: { type?: unknown; text?: unknown }, index) => {
-        if (part?.type !== 'text' || typeof part.text !== 'string') throw new BadRequest(`${param}[${index}] must be a text part ({ type: "text", text }); other parts are not supported`, `${param}[${index}]`);
+        if (part?.type !== 'text' || typeof part.text !== 'string')
+          throw new BadRequest(`${param}[${index}] must be a text part ({ type: "text", text }); other parts are not supported`, `${param}[${index}]`);
         return part.text;
       })
       .join('');
   }
-  throw new BadRequest(`Invalid type for '${param}': expected one of a string or array of objects, but got ${typeName(content)} instead.`, param, 400, 'invalid_type');
+  throw new BadRequest(
+    `Invalid type for '${param}': expected one of a string or array of objects, but got ${typeName(content)} instead.`,
+    param,
+    400,
+    'invalid_type',
+  );
 }
 
 /** OpenAI's words for a JSON value's type. */

@@ -11,7 +11,12 @@ const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddin
  * so a scanner cannot grow the label set).
  */
 export function countRequests(app: FastifyInstance, metrics: ShuttleMetrics): void {
-  const requests = new Counter({ name: 'shuttle_gateway_requests_total', help: 'HTTP requests answered by the OpenAI gateway, by path and status.', labelNames: ['path', 'status'], registers: [metrics.registry] });
+  const requests = new Counter({
+    name: 'shuttle_gateway_requests_total',
+    help: 'HTTP requests answered by the OpenAI gateway, by path and status.',
+    labelNames: ['path', 'status'],
+    registers: [metrics.registry],
+  });
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0]!;
     reply.raw.once('close', () => requests.inc({ path: ROUTES.has(path) ? path : 'other', status: String(reply.raw.statusCode) }));

@@ -60,7 +60,20 @@ export interface GatewayOptions {
   admission?: GatewayAdmissionOptions;
 }
 
-const GATEWAY_KEYS = optionKeys<GatewayOptions>()(['port', 'host', 'client', 'loadbalance', 'timeoutMs', 'retryAfterSeconds', 'maxBodyBytes', 'apiKey', 'metrics', 'log', 'http', 'admission']);
+const GATEWAY_KEYS = optionKeys<GatewayOptions>()([
+  'port',
+  'host',
+  'client',
+  'loadbalance',
+  'timeoutMs',
+  'retryAfterSeconds',
+  'maxBodyBytes',
+  'apiKey',
+  'metrics',
+  'log',
+  'http',
+  'admission',
+]);
 
 /** A running gateway. */
 export interface Gateway {
@@ -117,7 +130,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
     const requestId = idOf(request);
     const answer = toOpenAiError(error, retryAfterSeconds, requestId);
-    if (answer.internal) log[answer.status >= 500 ? 'error' : 'warn']({ err: error, requestId, status: answer.status, path: request.url }, `${request.method} ${request.url} failed with ${answer.status}`);
+    if (answer.internal)
+      log[answer.status >= 500 ? 'error' : 'warn'](
+        { err: error, requestId, status: answer.status, path: request.url },
+        `${request.method} ${request.url} failed with ${answer.status}`,
+      );
     return answer;
   };
   const fail = (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply => {
@@ -127,11 +144,22 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
   if (options.metrics !== undefined) countRequests(app, options.metrics);
   app.setErrorHandler((error, request, reply) => fail(request, reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
-  app.setNotFoundHandler((request, reply) => fail(request, reply, new BadRequest(`no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`, null, 404)));
+  app.setNotFoundHandler((request, reply) =>
+    fail(
+      request,
+      reply,
+      new BadRequest(
+        `no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`,
+        null,
+        404,
+      ),
+    ),
+  );
   if (apiKey !== undefined) {
     app.addHook('onRequest', async (request) => {
       const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
-      if (given.length !== apiKey.length || !timingSafeEqual(given, apiKey)) throw new BadRequest('missing or wrong API key (Authorization: Bearer …)', null, 401, 'invalid_api_key');
+      if (given.length !== apiKey.length || !timingSafeEqual(given, apiKey))
+        throw new BadRequest('missing or wrong API key (Authorization: Bearer …)', null, 401, 'invalid_api_key');
     });
   }
 
@@ -148,7 +176,12 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const workers = client.providers().filter((provider) => provider.service === LLM_SERVICE);
     if (workers.length === 0) throw new BadRequest(`no ${LLM_SERVICE} workers are registered`, null, 503, null, retryAfterSeconds);
     if (!workers.some((worker) => servesModel(worker.metadata, model))) {
-      throw new BadRequest(`the model ${JSON.stringify(model)} does not exist here; served: ${(await models()).join(', ') || 'none named'}`, 'model', 404, 'model_not_found');
+      throw new BadRequest(
+        `the model ${JSON.stringify(model)} does not exist here; served: ${(await models()).join(', ') || 'none named'}`,
+        'model',
+        404,
+        'model_not_found',
+      );
     }
   };
   /** Aborts when the HTTP client disconnects before its answer is complete. */
@@ -168,7 +201,15 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const estimate = Math.ceil(promptText(parsed.request).length / 4) + (parsed.request.maxTokens ?? 256);
     return admission.run(caller, estimate, timeoutMs, signal, async (timeLeftMs) => {
       let usage: ChargedUsage | undefined;
-      const context = { llm, timeoutMs: timeLeftMs, priority: caller.priority, signal, requestId, log, onUsage: (used: ChargedUsage | undefined) => void (usage = used) };
+      const context = {
+        llm,
+        timeoutMs: timeLeftMs,
+        priority: caller.priority,
+        signal,
+        requestId,
+        log,
+        onUsage: (used: ChargedUsage | undefined) => void (usage = used),
+      };
       if (!parsed.stream) {
         const answer = await generateOnce(kind, parsed, context);
         return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
@@ -178,7 +219,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         await generateStream(kind, parsed, context, reply.raw);
       } catch (error) {
         const answer = answerFor(request, error);
-        reply.raw.writeHead(answer.status, { 'content-type': 'application/json', 'x-request-id': requestId, ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }) });
+        reply.raw.writeHead(answer.status, {
+          'content-type': 'application/json',
+          'x-request-id': requestId,
+          ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }),
+        });
         reply.raw.end(JSON.stringify(answer.body));
       }
       return { value: reply, usage };
@@ -193,19 +238,32 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     await checkModel(parsed.model);
     // One idempotent call per input, spread over the workers (retried elsewhere on failure),
     // each admitted as a part of the request: the first to fail cancels the others.
-    const answers = await admission.fanOut(caller, parsed.inputs, (text) => Math.ceil(text.length / 4), timeoutMs, clientGone(reply), async (text, timeLeftMs, signal) => {
-      const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal, routingKey: text });
-      return { value: answer, usage: { promptTokens: answer.promptTokens ?? Math.ceil(text.length / 4) } };
-    });
+    const answers = await admission.fanOut(
+      caller,
+      parsed.inputs,
+      (text) => Math.ceil(text.length / 4),
+      timeoutMs,
+      clientGone(reply),
+      async (text, timeLeftMs, signal) => {
+        const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal, routingKey: text });
+        return { value: answer, usage: { promptTokens: answer.promptTokens ?? Math.ceil(text.length / 4) } };
+      },
+    );
     const promptTokens = answers.reduce((total, answer, index) => total + (answer.promptTokens ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
     return reply.send({
       object: 'list',
       model: parsed.model,
-      data: answers.map((answer, index) => ({ object: 'embedding', index, embedding: parsed.base64 ? Buffer.from(new Float32Array(answer.values).buffer).toString('base64') : answer.values })),
+      data: answers.map((answer, index) => ({
+        object: 'embedding',
+        index,
+        embedding: parsed.base64 ? Buffer.from(new Float32Array(answer.values).buffer).toString('base64') : answer.values,
+      })),
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     });
   });
-  app.get('/v1/models', async (_request, reply) => reply.send({ object: 'list', data: (await models()).map((id) => ({ id, object: 'model', created: 0, owned_by: 'shuttle' })) }));
+  app.get('/v1/models', async (_request, reply) =>
+    reply.send({ object: 'list', data: (await models()).map((id) => ({ id, object: 'model', created: 0, owned_by: 'shuttle' })) }),
+  );
   app.get('/health', async (_request, reply) => reply.send({ status: 'ok' }));
 
   try {

@@ -33,9 +33,19 @@ export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneratio
   context.onUsage?.(usage);
   const id = newId(kind);
   const finishReason = finishReasonOf(usage, parsed);
-  const choice = kind === 'chat' ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason } : { index: 0, text, logprobs: null, finish_reason: finishReason };
+  const choice =
+    kind === 'chat'
+      ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason }
+      : { index: 0, text, logprobs: null, finish_reason: finishReason };
   return {
-    body: { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: nowSeconds(), model: parsed.request.model, choices: [choice], usage: usageBody(usage) },
+    body: {
+      id,
+      object: kind === 'chat' ? 'chat.completion' : 'text_completion',
+      created: nowSeconds(),
+      model: parsed.request.model,
+      choices: [choice],
+      usage: usageBody(usage),
+    },
     worker: usage?.worker ?? '',
   };
 }
@@ -69,7 +79,13 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     });
   };
   const open = (): void => {
-    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': context.requestId });
+    response.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': context.requestId,
+    });
     if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
   };
   let tokens = 0;

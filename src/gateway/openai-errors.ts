@@ -46,8 +46,8 @@ const TYPES: Record<number, string> = {
  */
 const GENERIC: Record<number, string> = {
   400: 'a worker refused the request as invalid',
-  401: 'a worker refused the gateway\'s credentials',
-  403: 'a worker refused the gateway\'s credentials',
+  401: "a worker refused the gateway's credentials",
+  403: "a worker refused the gateway's credentials",
   404: 'a worker does not know what the request names',
   429: 'every worker is saturated; retry after the Retry-After delay',
   499: 'the request was cancelled',
@@ -68,15 +68,22 @@ const GENERIC: Record<number, string> = {
  */
 export function toOpenAiError(error: unknown, defaultRetryAfterSeconds: number, requestId: string): OpenAiError & { internal: boolean } {
   if (error instanceof BadRequest) {
-    return { ...shape(error.status, error.message, error.param, error.code), internal: false, ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }) };
+    return {
+      ...shape(error.status, error.message, error.param, error.code),
+      internal: false,
+      ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
+    };
   }
   const fastifyStatus = (error as { statusCode?: number } | null)?.statusCode;
   // Fastify's own rejections (malformed JSON, body too large, wrong content type).
   if (!(error instanceof RpcError) && typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
     return { ...shape(fastifyStatus, (error as Error).message, null, null), internal: false };
   }
-  const status = error instanceof RpcError ? STATUS_OF[error.code] ?? 500 : 500;
-  const answer = { ...shape(status, `${GENERIC[status] ?? 'internal error'} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null), internal: true };
+  const status = error instanceof RpcError ? (STATUS_OF[error.code] ?? 500) : 500;
+  const answer = {
+    ...shape(status, `${GENERIC[status] ?? 'internal error'} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null),
+    internal: true,
+  };
   if (status !== 429 && status !== 503) return answer;
   const hintMs = error instanceof RpcError ? error.retryAfterMs : undefined;
   return { ...answer, retryAfterSeconds: Math.max(1, Math.ceil((hintMs ?? defaultRetryAfterSeconds * 1000) / 1000)) };
@@ -93,7 +100,13 @@ export function admissionFailure(error: unknown): unknown {
   if (!(error instanceof RpcError)) return error;
   if (error.code === RpcCode.RESOURCE_EXHAUSTED) {
     const seconds = Math.max(1, Math.ceil((error.retryAfterMs ?? 1000) / 1000));
-    return new BadRequest(`the gateway's admission queue turned the request away before any worker saw it: ${error.rawMessage}`, null, 429, 'rate_limit_exceeded', seconds);
+    return new BadRequest(
+      `the gateway's admission queue turned the request away before any worker saw it: ${error.rawMessage}`,
+      null,
+      429,
+      'rate_limit_exceeded',
+      seconds,
+    );
   }
   if (error.code === RpcCode.DEADLINE_EXCEEDED) return new BadRequest(`no worker slot came free in time: ${error.rawMessage}`, null, 504, 'queue_timeout');
   return error;
@@ -119,7 +132,12 @@ const STATUS_OF: Partial<Record<RpcCode, number>> = {
  * line was sent long ago): what happened, in OpenAI's error shape.
  */
 export function streamBroken(tokens: number, requestId: string): OpenAiError['body'] {
-  return shape(500, `the stream broke after ${tokens} token${tokens === 1 ? '' : 's'}; the answer is incomplete (request id ${requestId})`, null, 'stream_interrupted').body;
+  return shape(
+    500,
+    `the stream broke after ${tokens} token${tokens === 1 ? '' : 's'}; the answer is incomplete (request id ${requestId})`,
+    null,
+    'stream_interrupted',
+  ).body;
 }
 
 function shape(status: number, message: string, param: string | null, code: string | null): OpenAiError {

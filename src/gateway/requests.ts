@@ -23,7 +23,12 @@ export function parseChat(body: unknown): ParsedGeneration {
   const messages = fields.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
   const parsed = parseMessages(messages);
-  return generation(fields, { messages: parsed }, fields.max_completion_tokens ?? fields.max_tokens, fields.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens');
+  return generation(
+    fields,
+    { messages: parsed },
+    fields.max_completion_tokens ?? fields.max_tokens,
+    fields.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens',
+  );
 }
 
 /** Checks a /v1/completions body. */
@@ -48,11 +53,17 @@ export function parseEmbeddings(body: unknown): ParsedEmbeddings {
   }
   if (inputs.length > 2048) throw new BadRequest(`input has ${inputs.length} entries; at most 2048 are allowed`, 'input');
   const format = fields.encoding_format ?? 'float';
-  if (format !== 'float' && format !== 'base64') throw new BadRequest(`encoding_format must be "float" or "base64", got ${describe(format)}`, 'encoding_format');
+  if (format !== 'float' && format !== 'base64')
+    throw new BadRequest(`encoding_format must be "float" or "base64", got ${describe(format)}`, 'encoding_format');
   return { model, inputs: inputs as string[], base64: format === 'base64' };
 }
 
-function generation(fields: Record<string, unknown>, prompt: Pick<GenerateRequest, 'prompt' | 'messages'>, maxTokens: unknown, maxTokensName: string): ParsedGeneration {
+function generation(
+  fields: Record<string, unknown>,
+  prompt: Pick<GenerateRequest, 'prompt' | 'messages'>,
+  maxTokens: unknown,
+  maxTokensName: string,
+): ParsedGeneration {
   const request: GenerateRequest & { model: string } = { model: modelOf(fields), ...prompt };
   if (maxTokens !== undefined && maxTokens !== null) request.maxTokens = integer(maxTokens, maxTokensName, 1, 1_000_000);
   if (fields.temperature != null) request.temperature = number(fields.temperature, 'temperature', 0, 2);
@@ -62,7 +73,8 @@ function generation(fields: Record<string, unknown>, prompt: Pick<GenerateReques
   if (fields.frequency_penalty != null) request.frequencyPenalty = number(fields.frequency_penalty, 'frequency_penalty', -2, 2);
   for (const name of UNSUPPORTED) {
     const value = fields[name];
-    if (value !== undefined && value !== null && value !== false) throw new BadRequest(`${name} is not supported by this gateway (it would change the answer; leave it out)`, name);
+    if (value !== undefined && value !== null && value !== false)
+      throw new BadRequest(`${name} is not supported by this gateway (it would change the answer; leave it out)`, name);
   }
   if (fields.stop != null) {
     const stop = fields.stop;
@@ -84,7 +96,22 @@ function generation(fields: Record<string, unknown>, prompt: Pick<GenerateReques
  * refused rather than silently dropped. (`user`, `metadata`, `store` and the like, which do
  * not, are ignored.)
  */
-const UNSUPPORTED = ['tools', 'tool_choice', 'functions', 'function_call', 'response_format', 'logit_bias', 'logprobs', 'top_logprobs', 'echo', 'best_of', 'suffix', 'audio', 'modalities', 'prediction'];
+const UNSUPPORTED = [
+  'tools',
+  'tool_choice',
+  'functions',
+  'function_call',
+  'response_format',
+  'logit_bias',
+  'logprobs',
+  'top_logprobs',
+  'echo',
+  'best_of',
+  'suffix',
+  'audio',
+  'modalities',
+  'prediction',
+];
 
 function object(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest(`the request body must be a JSON object, got ${describe(body)}`);
@@ -97,12 +124,14 @@ function modelOf(fields: Record<string, unknown>): string {
 }
 
 function number(value: unknown, param: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
+    throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param);
   return value;
 }
 
 function integer(value: unknown, param: string, min: number, max: number): number {
-  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) throw new BadRequest(`${param} must be an integer from ${min} to ${max}, got ${describe(value)}`, param);
+  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max)
+    throw new BadRequest(`${param} must be an integer from ${min} to ${max}, got ${describe(value)}`, param);
   return value as number;
 }
 

@@ -16,7 +16,7 @@
 export function isLandmark(blocks: number): boolean {
   if (blocks <= 8) return blocks >= 1;
   const shift = 31 - Math.clz32(blocks) - 2;
-  return ((blocks >>> shift) << shift) === blocks;
+  return (blocks >>> shift) << shift === blocks;
 }
 
 /**

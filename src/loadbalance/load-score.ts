@@ -21,7 +21,13 @@ export const SCORING_KEYS: readonly string[] = optionKeys<LoadScoreOptions>()(['
 export function scoringOption(policy: string, options: ExtensionOptions): LoadScoreOptions {
   return {
     staleAfterMs: checkInt(`${policy} loadbalance staleAfterMs`, options['staleAfterMs'], 0, 3_600_000, DEFAULT_LOAD_SCORE.staleAfterMs),
-    prefillTokensPerSecond: checkInt(`${policy} loadbalance prefillTokensPerSecond`, options['prefillTokensPerSecond'], 1, 1e9, DEFAULT_LOAD_SCORE.prefillTokensPerSecond),
+    prefillTokensPerSecond: checkInt(
+      `${policy} loadbalance prefillTokensPerSecond`,
+      options['prefillTokensPerSecond'],
+      1,
+      1e9,
+      DEFAULT_LOAD_SCORE.prefillTokensPerSecond,
+    ),
   };
 }
 

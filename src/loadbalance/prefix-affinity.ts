@@ -64,7 +64,12 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
     if (hashes.length === 0) return { provider: leastProvider, policy: TYPE_NAME, branch: 'fallback' };
     if (best === undefined) return { provider: leastProvider, policy: TYPE_NAME, branch: 'cold', detail: { blocks: hashes.length, score: least.score } };
     if (bestScore > least.score + spillMargin) {
-      return { provider: leastProvider, policy: TYPE_NAME, branch: 'spill', detail: { matched: bestBlocks, blocks: hashes.length, hitScore: bestScore, score: least.score } };
+      return {
+        provider: leastProvider,
+        policy: TYPE_NAME,
+        branch: 'spill',
+        detail: { matched: bestBlocks, blocks: hashes.length, hitScore: bestScore, score: least.score },
+      };
     }
     return { provider: best, policy: TYPE_NAME, branch: 'hit', detail: { matched: bestBlocks, blocks: hashes.length, score: bestScore } };
   };
@@ -74,9 +79,10 @@ export const createPrefixAffinityBalancer: ExtensionFactory<LoadBalancer> = (opt
     select(providers: readonly ProviderView[], invocation: Invocation) {
       const now = env.now();
       tracker.markSeen(providers, now);
-      const decision = providers.length === 1 && invocation.routingKey === undefined
-        ? ({ provider: providers[0]!, policy: TYPE_NAME, branch: 'only' } as RouteDecision)
-        : decide(providers, invocation, now);
+      const decision =
+        providers.length === 1 && invocation.routingKey === undefined
+          ? ({ provider: providers[0]!, policy: TYPE_NAME, branch: 'only' } as RouteDecision)
+          : decide(providers, invocation, now);
       tracker.record(decision.provider, invocation);
       return decision;
     },

@@ -75,7 +75,17 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       // Its prefill stalls every sequence decoding there for as long: latency it costs others.
       const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
       const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
-      candidates.push({ provider, address: provider.address, weight: profile.slots, cost, ttft, rawTtft: raw.ttftMs, cachedTokens, ownPrefillMs: raw.ownPrefillMs, busy: raw.ahead / profile.slots });
+      candidates.push({
+        provider,
+        address: provider.address,
+        weight: profile.slots,
+        cost,
+        ttft,
+        rawTtft: raw.ttftMs,
+        cachedTokens,
+        ownPrefillMs: raw.ownPrefillMs,
+        busy: raw.ahead / profile.slots,
+      });
     }
     // Near-equal costs are settled the same way by every consumer (rendezvous on the prompt's
     // opening), so a new prefix is prefilled once, not once per consumer. "Near" is what a

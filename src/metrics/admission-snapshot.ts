@@ -48,7 +48,8 @@ export async function admissionSnapshot(registry: Registry): Promise<AdmissionSn
   const admittedByPriority = dict<Waited>();
   const admittedByTenant = dict<Waited>();
   for (const { labels, value, metricName } of waits) {
-    const field = metricName === 'shuttle_admission_wait_seconds_count' ? 'calls' : metricName === 'shuttle_admission_wait_seconds_sum' ? 'waitSeconds' : undefined;
+    const field =
+      metricName === 'shuttle_admission_wait_seconds_count' ? 'calls' : metricName === 'shuttle_admission_wait_seconds_sum' ? 'waitSeconds' : undefined;
     if (field === undefined) continue;
     addWaited(admittedByPriority, String(labels['priority']), field, value);
     addWaited(admittedByTenant, String(labels['tenant']), field, value);
@@ -61,7 +62,16 @@ export async function admissionSnapshot(registry: Registry): Promise<AdmissionSn
     add(refusedByPriority, String(labels['priority']), value);
     add(refusedByTenant, String(labels['tenant']), value);
   }
-  return { running: running[0]?.value ?? 0, queuedByPriority, queuedByTenant, admittedByPriority, admittedByTenant, refusedByReason, refusedByPriority, refusedByTenant };
+  return {
+    running: running[0]?.value ?? 0,
+    queuedByPriority,
+    queuedByTenant,
+    admittedByPriority,
+    admittedByTenant,
+    refusedByReason,
+    refusedByPriority,
+    refusedByTenant,
+  };
 }
 
 /** A map keyed by tenant names, which come from requests: no prototype, so `__proto__` is just a name. */

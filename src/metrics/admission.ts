@@ -17,9 +17,25 @@ const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
  */
 export function admissionMetrics(metrics: ShuttleMetrics, stats: () => AdmissionStats): AdmissionObserver {
   const registers = [metrics.registry];
-  const admitted = new Counter({ name: 'shuttle_admission_admitted_total', help: 'Calls admitted, by priority and tenant.', labelNames: ['priority', 'tenant'], registers });
-  const refused = new Counter({ name: 'shuttle_admission_refused_total', help: 'Calls refused or dropped from the admission queue, by priority, tenant and reason.', labelNames: ['priority', 'tenant', 'reason'], registers });
-  const wait = new Histogram({ name: 'shuttle_admission_wait_seconds', help: 'Time admitted calls waited in the admission queue.', labelNames: ['priority', 'tenant'], buckets: WAIT_BUCKETS, registers });
+  const admitted = new Counter({
+    name: 'shuttle_admission_admitted_total',
+    help: 'Calls admitted, by priority and tenant.',
+    labelNames: ['priority', 'tenant'],
+    registers,
+  });
+  const refused = new Counter({
+    name: 'shuttle_admission_refused_total',
+    help: 'Calls refused or dropped from the admission queue, by priority, tenant and reason.',
+    labelNames: ['priority', 'tenant', 'reason'],
+    registers,
+  });
+  const wait = new Histogram({
+    name: 'shuttle_admission_wait_seconds',
+    help: 'Time admitted calls waited in the admission queue.',
+    labelNames: ['priority', 'tenant'],
+    buckets: WAIT_BUCKETS,
+    registers,
+  });
   const seen = new Set<string>();
   const label = (tenant: string): string => {
     if (seen.has(tenant)) return tenant;
@@ -39,7 +55,14 @@ export function admissionMetrics(metrics: ShuttleMetrics, stats: () => Admission
       for (const [tenant, count] of now.queuedByTenant) this.inc({ priority: '', tenant: label(tenant) }, count);
     },
   });
-  new Gauge({ name: 'shuttle_admission_running', help: 'Calls admitted and not yet finished.', registers, collect() { this.set(stats().running); } });
+  new Gauge({
+    name: 'shuttle_admission_running',
+    help: 'Calls admitted and not yet finished.',
+    registers,
+    collect() {
+      this.set(stats().running);
+    },
+  });
   return {
     admitted: (tenant, priority, waitedMs) => {
       const labels = { priority: String(priority), tenant: label(tenant) };

@@ -33,7 +33,8 @@ export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
       return next(invocation).then(
         (value) => {
           outcome(codeConstant(RpcCode.OK));
-          if (invocation.stream && value !== null && typeof value === 'object' && Symbol.asyncIterator in value) return countChunks(value as AsyncIterable<unknown>, sink, labels, started);
+          if (invocation.stream && value !== null && typeof value === 'object' && Symbol.asyncIterator in value)
+            return countChunks(value as AsyncIterable<unknown>, sink, labels, started);
           return value;
         },
         (error: unknown) => {

@@ -91,14 +91,21 @@ export class FleetHistory {
     for (const { status, since } of this.#seen.values()) {
       providers.push({ status, state: status.load?.draining === true ? 'draining' : 'up', since, counts: totals.get(status.address) ?? NO_COUNTS });
     }
-    for (const { status, since, why } of this.#down.values()) providers.push({ status, state: 'down', since, why, counts: totals.get(status.address) ?? NO_COUNTS });
+    for (const { status, since, why } of this.#down.values())
+      providers.push({ status, state: 'down', since, why, counts: totals.get(status.address) ?? NO_COUNTS });
     return { providers, events: [...this.#events].reverse(), retentionMs: this.#retentionMs };
   }
 
   #changes(now: number, before: ProviderStatus, after: ProviderStatus): void {
-    if (before.breaker !== after.breaker) this.#event(now, after, `breaker ${after.breaker === 'open' ? 'opened' : after.breaker === 'closed' ? 'closed' : 'half-open'}`, `was ${before.breaker}`);
+    if (before.breaker !== after.breaker)
+      this.#event(now, after, `breaker ${after.breaker === 'open' ? 'opened' : after.breaker === 'closed' ? 'closed' : 'half-open'}`, `was ${before.breaker}`);
     if (before.ejected !== after.ejected) {
-      this.#event(now, after, after.ejected ? 'ejected' : 'readmitted', after.ejected ? `as an outlier until ${new Date(after.ejectedUntil ?? now).toISOString()}` : 'back in the rotation');
+      this.#event(
+        now,
+        after,
+        after.ejected ? 'ejected' : 'readmitted',
+        after.ejected ? `as an outlier until ${new Date(after.ejectedUntil ?? now).toISOString()}` : 'back in the rotation',
+      );
     }
     if (before.load?.draining !== true && after.load?.draining === true) this.#event(now, after, 'draining', 'finishing its calls, taking no new ones');
   }
@@ -121,8 +128,17 @@ function nameOf(status: ProviderStatus): string {
 function goneWhy(last: ProviderStatus): [FleetEvent['kind'], string] {
   if (last.load?.draining === true) return ['drained', 'drained and left the registry'];
   // A connection that was not up when it left (reconnecting, failed) means it went away under us.
-  if (last.breaker !== 'closed' || last.ejected || last.connection === 'transient-failure' || last.connection === 'connecting' || last.connection === 'shutdown') {
-    return ['died', `died: its connection failed (breaker ${last.breaker}${last.ejected ? ', ejected' : ''}, connection ${last.connection}) and it left the registry`];
+  if (
+    last.breaker !== 'closed' ||
+    last.ejected ||
+    last.connection === 'transient-failure' ||
+    last.connection === 'connecting' ||
+    last.connection === 'shutdown'
+  ) {
+    return [
+      'died',
+      `died: its connection failed (breaker ${last.breaker}${last.ejected ? ', ejected' : ''}, connection ${last.connection}) and it left the registry`,
+    ];
   }
   return ['left', 'left the registry'];
 }

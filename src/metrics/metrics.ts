@@ -43,17 +43,75 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  */
 export class ShuttleMetrics {
   readonly registry = new Registry();
-  readonly calls = new Counter({ name: 'shuttle_calls_total', help: 'Calls by side, service, method and outcome code (a stream: of opening it).', labelNames: ['side', 'service', 'method', 'code'], registers: [this.registry] });
-  readonly latency = new Histogram({ name: 'shuttle_call_seconds', help: 'Call latency (a stream: until it is open).', labelNames: ['side', 'service', 'method'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly inFlight = new Gauge({ name: 'shuttle_calls_in_flight', help: 'Calls in flight.', labelNames: ['side', 'service', 'method'], registers: [this.registry] });
-  readonly chunks = new Counter({ name: 'shuttle_stream_chunks_total', help: 'Stream chunks received (consumer) or sent (provider).', labelNames: ['side', 'service', 'method'], registers: [this.registry] });
-  readonly ttft = new Histogram({ name: 'shuttle_stream_first_chunk_seconds', help: 'Time from call to first stream chunk.', labelNames: ['side', 'service', 'method'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly routes = new Counter({ name: 'shuttle_route_decisions_total', help: 'Load-balancing decisions by policy and branch (hit, spill, cold…).', labelNames: ['service', 'policy', 'branch'], registers: [this.registry] });
-  readonly providerCalls = new Counter({ name: 'shuttle_consumer_provider_attempts_total', help: 'Attempts by provider and outcome code (a stream: of opening it).', labelNames: ['service', 'method', 'provider', 'code'], registers: [this.registry] });
-  readonly providerLatency = new Histogram({ name: 'shuttle_consumer_provider_attempt_seconds', help: 'Attempt latency by provider.', labelNames: ['service', 'provider'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly retries = new Counter({ name: 'shuttle_attempts_total', help: 'Attempts by attempt number (1 = first, 2+ = retries).', labelNames: ['service', 'attempt'], registers: [this.registry] });
-  readonly providerRetries = new Counter({ name: 'shuttle_consumer_provider_retries_total', help: 'Attempts that were retries (attempt 2+), by the provider they went to.', labelNames: ['service', 'provider'], registers: [this.registry] });
-  readonly streamBreaks = new Counter({ name: 'shuttle_consumer_stream_breaks_total', help: 'Streams that opened and then broke off, by provider and code.', labelNames: ['service', 'method', 'provider', 'code'], registers: [this.registry] });
+  readonly calls = new Counter({
+    name: 'shuttle_calls_total',
+    help: 'Calls by side, service, method and outcome code (a stream: of opening it).',
+    labelNames: ['side', 'service', 'method', 'code'],
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'shuttle_call_seconds',
+    help: 'Call latency (a stream: until it is open).',
+    labelNames: ['side', 'service', 'method'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly inFlight = new Gauge({
+    name: 'shuttle_calls_in_flight',
+    help: 'Calls in flight.',
+    labelNames: ['side', 'service', 'method'],
+    registers: [this.registry],
+  });
+  readonly chunks = new Counter({
+    name: 'shuttle_stream_chunks_total',
+    help: 'Stream chunks received (consumer) or sent (provider).',
+    labelNames: ['side', 'service', 'method'],
+    registers: [this.registry],
+  });
+  readonly ttft = new Histogram({
+    name: 'shuttle_stream_first_chunk_seconds',
+    help: 'Time from call to first stream chunk.',
+    labelNames: ['side', 'service', 'method'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly routes = new Counter({
+    name: 'shuttle_route_decisions_total',
+    help: 'Load-balancing decisions by policy and branch (hit, spill, cold…).',
+    labelNames: ['service', 'policy', 'branch'],
+    registers: [this.registry],
+  });
+  readonly providerCalls = new Counter({
+    name: 'shuttle_consumer_provider_attempts_total',
+    help: 'Attempts by provider and outcome code (a stream: of opening it).',
+    labelNames: ['service', 'method', 'provider', 'code'],
+    registers: [this.registry],
+  });
+  readonly providerLatency = new Histogram({
+    name: 'shuttle_consumer_provider_attempt_seconds',
+    help: 'Attempt latency by provider.',
+    labelNames: ['service', 'provider'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'shuttle_attempts_total',
+    help: 'Attempts by attempt number (1 = first, 2+ = retries).',
+    labelNames: ['service', 'attempt'],
+    registers: [this.registry],
+  });
+  readonly providerRetries = new Counter({
+    name: 'shuttle_consumer_provider_retries_total',
+    help: 'Attempts that were retries (attempt 2+), by the provider they went to.',
+    labelNames: ['service', 'provider'],
+    registers: [this.registry],
+  });
+  readonly streamBreaks = new Counter({
+    name: 'shuttle_consumer_stream_breaks_total',
+    help: 'Streams that opened and then broke off, by provider and code.',
+    labelNames: ['service', 'method', 'provider', 'code'],
+    registers: [this.registry],
+  });
 
   readonly #servers = new Set<WatchedServer>();
   /**
@@ -68,7 +126,11 @@ export class ShuttleMetrics {
       ['shuttle_provider_tokens_per_second', 'Generated tokens per second, recent average.', (s) => s.lastLoad?.tokensPerSecond],
       ['shuttle_provider_draining', '1 while the provider drains.', (s) => (s.lastLoad === undefined ? undefined : Number(s.lastLoad.draining))],
       ['shuttle_provider_connections', 'Consumer connections open.', (s) => s.connections],
-      ['shuttle_provider_slots', 'Calls the provider runs at once before refusing (maxConcurrentCalls), when limited.', (s) => s.instances?.[0]?.maxConcurrentCalls],
+      [
+        'shuttle_provider_slots',
+        'Calls the provider runs at once before refusing (maxConcurrentCalls), when limited.',
+        (s) => s.instances?.[0]?.maxConcurrentCalls,
+      ],
     ] as const satisfies ReadonlyArray<readonly [string, string, (server: WatchedServer) => number | undefined]>
   ).map(([name, help, read]) => {
     const servers = this.#servers;
@@ -97,7 +159,9 @@ export class ShuttleMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const server of servers) for (const entry of server.refusedConnections ?? []) this.inc({ provider: server.url, transport: entry.transport, reason: entry.reason }, entry.count);
+        for (const server of servers)
+          for (const entry of server.refusedConnections ?? [])
+            this.inc({ provider: server.url, transport: entry.transport, reason: entry.reason }, entry.count);
       },
     });
   })();
@@ -105,7 +169,11 @@ export class ShuttleMetrics {
   /** Server-wide byte budgets (partial frames, unsent answers, decoded requests): held now and their limits. */
   readonly budgetGauges = (
     [
-      ['shuttle_provider_budget_used_bytes', 'Bytes a server-wide budget holds now, by transport and budget (maxTotalBufferedBytes, maxTotalUnsentBytes, maxTotalDecodedBytes).', 'used'],
+      [
+        'shuttle_provider_budget_used_bytes',
+        'Bytes a server-wide budget holds now, by transport and budget (maxTotalBufferedBytes, maxTotalUnsentBytes, maxTotalDecodedBytes).',
+        'used',
+      ],
       ['shuttle_provider_budget_limit_bytes', 'The limit of a server-wide budget, by transport and budget.', 'limit'],
     ] as const
   ).map(([name, help, field]) => {
@@ -117,7 +185,8 @@ export class ShuttleMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const server of servers) for (const entry of server.budgets ?? []) this.set({ provider: server.url, transport: entry.transport, budget: entry.budget }, entry[field]);
+        for (const server of servers)
+          for (const entry of server.budgets ?? []) this.set({ provider: server.url, transport: entry.transport, budget: entry.budget }, entry[field]);
       },
     });
   });
@@ -142,7 +211,8 @@ export class ShuttleMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const client of clients) for (const provider of client.providers()) this.set({ service: provider.service, provider: provider.address }, read(provider));
+        for (const client of clients)
+          for (const provider of client.providers()) this.set({ service: provider.service, provider: provider.address }, read(provider));
       },
     });
   });
@@ -158,10 +228,19 @@ export class ShuttleMetrics {
 
   /** The consumer-side totals so far (all services and methods). */
   async consumerTotals(): Promise<ConsumerTotals> {
-    const sum = (values: ReadonlyArray<{ labels: Record<string, string | number>; value: number; metricName?: string }>, keep: (labels: Record<string, string | number>, name?: string) => boolean): number =>
+    const sum = (
+      values: ReadonlyArray<{ labels: Record<string, string | number>; value: number; metricName?: string }>,
+      keep: (labels: Record<string, string | number>, name?: string) => boolean,
+    ): number =>
       values.reduce((total, entry) => (entry.labels['side'] === 'consumer' && keep(entry.labels, entry.metricName) ? total + entry.value : total), 0);
     const [calls, chunks, ttft, latency, retries, breaks, routes] = await Promise.all([
-      this.calls.get(), this.chunks.get(), this.ttft.get(), this.latency.get(), this.retries.get(), this.streamBreaks.get(), this.routes.get(),
+      this.calls.get(),
+      this.chunks.get(),
+      this.ttft.get(),
+      this.latency.get(),
+      this.retries.get(),
+      this.streamBreaks.get(),
+      this.routes.get(),
     ]);
     const byBranch: Record<string, number> = {};
     for (const { labels, value } of routes.values) byBranch[String(labels['branch'])] = (byBranch[String(labels['branch'])] ?? 0) + value;

@@ -127,4 +127,3 @@ export function matchesQuery(query: ServiceQuery, instance: ServiceInstance): bo
     (query.group === undefined || query.group === '*' || query.group === instance.group)
   );
 }
-

@@ -45,15 +45,23 @@ export function checkInstance(value: unknown): ServiceInstance | string {
     name(record, 'group', RECORD_LIMITS.tagBytes, true) ??
     host(record['host']) ??
     port('port', record['port']) ??
-    (typeof record['protocol'] === 'string' && (record['protocol'] === '*' || (PROTOCOL.test(record['protocol']) && record['protocol'].length <= RECORD_LIMITS.tagBytes))
+    (typeof record['protocol'] === 'string' &&
+    (record['protocol'] === '*' || (PROTOCOL.test(record['protocol']) && record['protocol'].length <= RECORD_LIMITS.tagBytes))
       ? undefined
       : `protocol: ${show(record['protocol'])} is not a transport name`) ??
     weight(record['weight']) ??
-    (typeof record['startTime'] === 'number' && Number.isFinite(record['startTime']) ? undefined : `startTime: ${show(record['startTime'])} is not a finite number`) ??
+    (typeof record['startTime'] === 'number' && Number.isFinite(record['startTime'])
+      ? undefined
+      : `startTime: ${show(record['startTime'])} is not a finite number`) ??
     (record['maxConcurrentCalls'] === undefined || (Number.isInteger(record['maxConcurrentCalls']) && (record['maxConcurrentCalls'] as number) >= 1)
       ? undefined
       : `maxConcurrentCalls: ${show(record['maxConcurrentCalls'])} is not a positive integer`) ??
-    list(record['serializers'], 'serializers', RECORD_LIMITS.serializers, (entry) => typeof entry === 'string' && entry.length > 0 && entry.length <= RECORD_LIMITS.tagBytes) ??
+    list(
+      record['serializers'],
+      'serializers',
+      RECORD_LIMITS.serializers,
+      (entry) => typeof entry === 'string' && entry.length > 0 && entry.length <= RECORD_LIMITS.tagBytes,
+    ) ??
     list(record['methods'], 'methods', RECORD_LIMITS.methods, isMethod) ??
     (record['endpoints'] === undefined ? undefined : list(record['endpoints'], 'endpoints', RECORD_LIMITS.endpoints, isEndpoint)) ??
     metadata(record['metadata']);
@@ -117,7 +125,9 @@ function port(key: string, value: unknown): string | undefined {
 
 function weight(value: unknown): string | undefined {
   const { min, max } = RECORD_LIMITS.weight;
-  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max ? undefined : `weight: ${show(value)} is not a number from ${min} to ${max}`;
+  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max
+    ? undefined
+    : `weight: ${show(value)} is not a number from ${min} to ${max}`;
 }
 
 function list(value: unknown, key: string, max: number, valid: (entry: unknown) => boolean): string | undefined {
@@ -142,7 +152,13 @@ function isMethod(entry: unknown): boolean {
 
 function isEndpoint(entry: unknown): boolean {
   const endpoint = entry as Partial<Endpoint> | null;
-  return endpoint !== null && typeof endpoint === 'object' && typeof endpoint.protocol === 'string' && PROTOCOL.test(endpoint.protocol) && port('port', endpoint.port) === undefined;
+  return (
+    endpoint !== null &&
+    typeof endpoint === 'object' &&
+    typeof endpoint.protocol === 'string' &&
+    PROTOCOL.test(endpoint.protocol) &&
+    port('port', endpoint.port) === undefined
+  );
 }
 
 function metadata(value: unknown): string | undefined {

@@ -62,7 +62,9 @@ export const DEFAULT_REGISTRY = 'file://';
 
 /** Tells a Registry instance from a spec. */
 export function isRegistry(value: unknown): value is Registry {
-  return value !== null && typeof value === 'object' && typeof (value as Registry).subscribe === 'function' && typeof (value as Registry).register === 'function';
+  return (
+    value !== null && typeof value === 'object' && typeof (value as Registry).subscribe === 'function' && typeof (value as Registry).register === 'function'
+  );
 }
 
 /**
@@ -75,7 +77,14 @@ export function resolveRegistry(spec: ExtensionSpec<Registry>, registries: Exten
   if (typeof spec === 'string') {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1];
     if (scheme === undefined || !registries.has(scheme)) {
-      throw invalidOption(key, spec, `a URL whose scheme is a registered registry (${registries.names().map((name) => `${name}://`).join(', ')}), { type, options }, or a Registry instance`);
+      throw invalidOption(
+        key,
+        spec,
+        `a URL whose scheme is a registered registry (${registries
+          .names()
+          .map((name) => `${name}://`)
+          .join(', ')}), { type, options }, or a Registry instance`,
+      );
     }
     return registries.create({ type: scheme, options: { url: spec } }, key);
   }

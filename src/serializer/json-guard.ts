@@ -1,14 +1,5 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
-import {
-  COST_ARRAY,
-  COST_DOUBLE,
-  COST_OBJECT,
-  COST_SCALAR,
-  COST_STRING,
-  DecodeCost,
-  DEFAULT_DECODE_LIMITS,
-  type DecodeLimits,
-} from './decode-limits.js';
+import { COST_ARRAY, COST_DOUBLE, COST_OBJECT, COST_SCALAR, COST_STRING, DecodeCost, DEFAULT_DECODE_LIMITS, type DecodeLimits } from './decode-limits.js';
 
 /**
  * Prices a JSON text before JSON.parse (which is recursive and builds everything at once) sees

@@ -70,18 +70,28 @@ export function checkMsgpack(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_D
       price = COST_STRING + skip;
     } else {
       switch (byte) {
-        case 0xd9: case 0xda: case 0xdb:
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
           skip = readLength(bytes, offset, byte === 0xd9 ? 1 : byte === 0xda ? 2 : 4);
           offset += byte === 0xd9 ? 1 : byte === 0xda ? 2 : 4;
           price = COST_STRING + skip;
           break;
-        case 0xc4: case 0xc5: case 0xc6:
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
           skip = readLength(bytes, offset, byte === 0xc4 ? 1 : byte === 0xc5 ? 2 : 4);
           offset += byte === 0xc4 ? 1 : byte === 0xc5 ? 2 : 4;
           price = COST_BINARY + skip;
           break;
-        case 0xc7: case 0xc8: case 0xc9:
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: {
+        case 0xc7:
+        case 0xc8:
+        case 0xc9:
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8: {
           let data: number;
           if (byte >= 0xd4) data = 1 << (byte - 0xd4);
           else {
@@ -100,16 +110,50 @@ export function checkMsgpack(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_D
           price = type === UNDEFINED_EXTENSION ? COST_SCALAR : type === TIMESTAMP_EXTENSION ? COST_OBJECT : COST_BINARY + data;
           break;
         }
-        case 0xca: skip = 4; price = COST_DOUBLE; break;
-        case 0xcb: skip = 8; price = COST_DOUBLE; break;
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xce: case 0xd2: skip = 4; price = COST_DOUBLE; break;
-        case 0xcf: case 0xd3: skip = 8; price = COST_DOUBLE; break;
-        case 0xdc: children = readLength(bytes, offset, 2); offset += 2; break;
-        case 0xdd: children = readLength(bytes, offset, 4); offset += 4; break;
-        case 0xde: children = readLength(bytes, offset, 2) * 2; offset += 2; map = true; break;
-        case 0xdf: children = readLength(bytes, offset, 4) * 2; offset += 4; map = true; break;
+        case 0xca:
+          skip = 4;
+          price = COST_DOUBLE;
+          break;
+        case 0xcb:
+          skip = 8;
+          price = COST_DOUBLE;
+          break;
+        case 0xcc:
+        case 0xd0:
+          skip = 1;
+          break;
+        case 0xcd:
+        case 0xd1:
+          skip = 2;
+          break;
+        case 0xce:
+        case 0xd2:
+          skip = 4;
+          price = COST_DOUBLE;
+          break;
+        case 0xcf:
+        case 0xd3:
+          skip = 8;
+          price = COST_DOUBLE;
+          break;
+        case 0xdc:
+          children = readLength(bytes, offset, 2);
+          offset += 2;
+          break;
+        case 0xdd:
+          children = readLength(bytes, offset, 4);
+          offset += 4;
+          break;
+        case 0xde:
+          children = readLength(bytes, offset, 2) * 2;
+          offset += 2;
+          map = true;
+          break;
+        case 0xdf:
+          children = readLength(bytes, offset, 4) * 2;
+          offset += 4;
+          map = true;
+          break;
         default:
           throw malformed(offset, `byte 0x${byte.toString(16)} starts no msgpack value`);
       }
@@ -127,7 +171,8 @@ export function checkMsgpack(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_D
     offset += skip;
     if (++elements > maxElements) throw decodeLimitError(`more than ${maxElements} values`, 'maxElements');
     cost += price;
-    if (cost > maxCost) throw decodeLimitError(`would decode to more than ${maxCost} bytes`, maxCost === limits.maxDecodedBytes ? 'maxDecodedBytes' : 'maxDecodeRatio');
+    if (cost > maxCost)
+      throw decodeLimitError(`would decode to more than ${maxCost} bytes`, maxCost === limits.maxDecodedBytes ? 'maxDecodedBytes' : 'maxDecodeRatio');
     if (children > 0) {
       if (depth >= maxDepth) throw malformed(offset, `nested deeper than ${maxDepth} levels (decode limit maxDepth)`);
       open[depth++] = children;

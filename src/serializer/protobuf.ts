@@ -104,7 +104,11 @@ export function findRpc(root: protobuf.Root, service: string, method: string): p
   const declared = protoService(root, service);
   if (declared === undefined) return undefined;
   const capitalised = method.charAt(0).toUpperCase() + method.slice(1);
-  const rpc = Object.hasOwn(declared.methods, method) ? declared.methods[method] : Object.hasOwn(declared.methods, capitalised) ? declared.methods[capitalised] : undefined;
+  const rpc = Object.hasOwn(declared.methods, method)
+    ? declared.methods[method]
+    : Object.hasOwn(declared.methods, capitalised)
+      ? declared.methods[capitalised]
+      : undefined;
   rpc?.resolve();
   return rpc;
 }

@@ -76,9 +76,14 @@ export class Dispatcher implements CallHandler {
     if (error instanceof Error && error.name === 'AbortError') return RpcError.from(error);
     const correlationId = randomUUID();
     const where = `${method.service}.${method.method}`;
-    this.#log?.error({ err: error, service: method.service, method: method.method, correlationId }, `${where} threw ${error instanceof Error ? error.name : typeof error}; the caller gets INTERNAL with correlation id ${correlationId}`);
+    this.#log?.error(
+      { err: error, service: method.service, method: method.method, correlationId },
+      `${where} threw ${error instanceof Error ? error.name : typeof error}; the caller gets INTERNAL with correlation id ${correlationId}`,
+    );
     const detail = this.#exposeErrors ? `: ${error instanceof Error ? error.message : String(error)}` : '';
-    return new RpcError(RpcCode.INTERNAL, `${where} failed${detail} (correlation id ${correlationId}; the provider's log has the detail)`, { details: { correlationId } });
+    return new RpcError(RpcCode.INTERNAL, `${where} failed${detail} (correlation id ${correlationId}; the provider's log has the detail)`, {
+      details: { correlationId },
+    });
   }
 
   /**
@@ -192,7 +197,9 @@ function bindMethod(
   const chain = composeFilters(filters, (invocation) => {
     const info = (invocation as FilterInvocation & { [CALL_INFO]?: ProviderCallInfo })[CALL_INFO];
     if (info === undefined) {
-      return Promise.reject(new RpcError(RpcCode.INTERNAL, `a provider filter of ${service.name}.${meta.name} passed on an invocation not copied from the one it got`));
+      return Promise.reject(
+        new RpcError(RpcCode.INTERNAL, `a provider filter of ${service.name}.${meta.name} passed on an invocation not copied from the one it got`),
+      );
     }
     return run(invocation.request, info);
   });

@@ -49,10 +49,11 @@ export class ConnectionRefusals {
     this.#lastAddress = address;
     const wait = this.#lastLine + LOG_INTERVAL_MS - Date.now();
     if (wait <= 0) this.#flush();
-    else this.#timer ??= setTimeout(() => {
-      this.#timer = undefined;
-      this.#flush();
-    }, wait).unref();
+    else
+      this.#timer ??= setTimeout(() => {
+        this.#timer = undefined;
+        this.#flush();
+      }, wait).unref();
   }
 
   #flush(): void {
@@ -61,6 +62,9 @@ export class ConnectionRefusals {
     const total = [...this.#unlogged.values()].reduce((sum, count) => sum + count, 0);
     this.#unlogged = new Map();
     this.#lastLine = Date.now();
-    this.#log.warn({ refused, lastAddress: this.#lastAddress }, `${total} connection(s) refused by the connection limits (by transport and limit); raise limits.maxConnections / maxConnectionsPerAddress if these are wanted clients`);
+    this.#log.warn(
+      { refused, lastAddress: this.#lastAddress },
+      `${total} connection(s) refused by the connection limits (by transport and limit); raise limits.maxConnections / maxConnectionsPerAddress if these are wanted clients`,
+    );
   }
 }

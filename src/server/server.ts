@@ -9,7 +9,14 @@ import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
-import { DEFAULT_CONNECTION_LIMITS, type BudgetUse, type ConnectionLimits, type RefusedConnections, type Transport, type TransportServer } from '../transport/transport.js';
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  type BudgetUse,
+  type ConnectionLimits,
+  type RefusedConnections,
+  type Transport,
+  type TransportServer,
+} from '../transport/transport.js';
 import { Dispatcher } from './dispatcher.js';
 import { limitsWithinFds } from './fd-limit.js';
 import { AnswerLoad } from './answer-load.js';
@@ -164,8 +171,31 @@ export interface RpcServer {
 }
 
 const KNOWN_KEYS = optionKeys<ServerOptions>()([
-  'services', 'host', 'port', 'advertiseHost', 'registry', 'weight', 'metadata', 'serializers', 'transport', 'extraTransports',
-  'filters', 'token', 'maxConcurrentCalls', 'callScopes', 'load', 'loadIntervalMs', 'maxFrameBytes', 'limits', 'drainTimeoutMs', 'exposeErrors', 'shutdownOnSignals', 'log', 'plugins', 'context', 'config',
+  'services',
+  'host',
+  'port',
+  'advertiseHost',
+  'registry',
+  'weight',
+  'metadata',
+  'serializers',
+  'transport',
+  'extraTransports',
+  'filters',
+  'token',
+  'maxConcurrentCalls',
+  'callScopes',
+  'load',
+  'loadIntervalMs',
+  'maxFrameBytes',
+  'limits',
+  'drainTimeoutMs',
+  'exposeErrors',
+  'shutdownOnSignals',
+  'log',
+  'plugins',
+  'context',
+  'config',
 ]);
 
 /** Exports `options.services` and announces them to the registry. */
@@ -173,7 +203,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   if (options === null || typeof options !== 'object') throw invalidOption('server options', options, 'an object');
   checkKnownKeys('server', options, KNOWN_KEYS);
   const fileConfig = options.config === false ? undefined : await loadConfig(options.config);
-  checkKnownKeys(`server config${fileConfig?.file ? ` in ${fileConfig.file}` : ''}`, fileConfig?.server ?? {}, KNOWN_KEYS.filter((key) => !['services', 'context', 'config'].includes(key)));
+  checkKnownKeys(
+    `server config${fileConfig?.file ? ` in ${fileConfig.file}` : ''}`,
+    fileConfig?.server ?? {},
+    KNOWN_KEYS.filter((key) => !['services', 'context', 'config'].includes(key)),
+  );
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.server, ...definedOnly(options) } as ServerOptions;
 
   if (!Array.isArray(merged.services) || merged.services.length === 0) {
@@ -217,7 +251,14 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const names = transports.map((entry) => entry.transport.name);
   const twice = names.find((name, index) => names.indexOf(name) !== index);
   if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
-  const dispatcher = new Dispatcher(merged.services, serializers, filters, log, checkBool('callScopes', merged.callScopes, true), checkBool('exposeErrors', merged.exposeErrors, false));
+  const dispatcher = new Dispatcher(
+    merged.services,
+    serializers,
+    filters,
+    log,
+    checkBool('callScopes', merged.callScopes, true),
+    checkBool('exposeErrors', merged.exposeErrors, false),
+  );
   const registrySpec = merged.registry === undefined ? DEFAULT_REGISTRY : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
@@ -229,7 +270,16 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const answerLoad = new AnswerLoad();
   try {
     for (const entry of transports) {
-      servers.push(await entry.transport.listen(dispatcher, { host, port: entry.port, maxFrameBytes, limits: fitted, onRefused: refusals.listener(entry.transport.name), loadReport: (answering) => answerLoad.report(answering) }));
+      servers.push(
+        await entry.transport.listen(dispatcher, {
+          host,
+          port: entry.port,
+          maxFrameBytes,
+          limits: fitted,
+          onRefused: refusals.listener(entry.transport.name),
+          loadReport: (answering) => answerLoad.report(answering),
+        }),
+      );
     }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
@@ -254,7 +304,21 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     ...(maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls }),
     metadata,
   }));
-  const running = new RunningServer({ transports: servers, endpoints, registry, ownsRegistry, instances, host: advertiseHost, drainTimeoutMs, context, load: merged.load, loadIntervalMs, log, refusals, answerLoad });
+  const running = new RunningServer({
+    transports: servers,
+    endpoints,
+    registry,
+    ownsRegistry,
+    instances,
+    host: advertiseHost,
+    drainTimeoutMs,
+    context,
+    load: merged.load,
+    loadIntervalMs,
+    log,
+    refusals,
+    answerLoad,
+  });
   answerLoad.source = () => running.snapshot();
   try {
     for (const instance of instances) await registry?.register(instance);
@@ -264,7 +328,10 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     throw error;
   }
   running.startLoadReports();
-  log.debug({ host: advertiseHost, endpoints, services: instances.map((instance) => `${instance.service}@${instance.version}`), registry: registry?.name }, 'listening');
+  log.debug(
+    { host: advertiseHost, endpoints, services: instances.map((instance) => `${instance.service}@${instance.version}`), registry: registry?.name },
+    'listening',
+  );
   if (checkBool('shutdownOnSignals', merged.shutdownOnSignals, false)) {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
@@ -413,7 +480,8 @@ class RunningServer implements RpcServer {
 
 function checkLimits(value: unknown): ConnectionLimits {
   if (value === undefined) return DEFAULT_CONNECTION_LIMITS;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidOption('limits', value, `an object with ${Object.keys(DEFAULT_CONNECTION_LIMITS).join(', ')}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalidOption('limits', value, `an object with ${Object.keys(DEFAULT_CONNECTION_LIMITS).join(', ')}`);
   checkKnownKeys('limits', value, Object.keys(DEFAULT_CONNECTION_LIMITS));
   const given = value as Partial<Record<keyof ConnectionLimits, unknown>>;
   const limits = { ...DEFAULT_CONNECTION_LIMITS };
@@ -422,7 +490,11 @@ function checkLimits(value: unknown): ConnectionLimits {
     // would never signal 'drain', and no stream could make progress. The connection age and its
     // grace may be 0: no limit.
     // (maxDecodedBytesPerConnection is a byte budget too: "Bytes" anywhere in the name.)
-    const [min, max] = key.endsWith('Ms') ? [key.startsWith('maxConnectionAge') ? 0 : 1, MAX_TIMER_MS] : key.includes('Bytes') ? [64 * 1024, 2 ** 40] : [1, 10_000_000];
+    const [min, max] = key.endsWith('Ms')
+      ? [key.startsWith('maxConnectionAge') ? 0 : 1, MAX_TIMER_MS]
+      : key.includes('Bytes')
+        ? [64 * 1024, 2 ** 40]
+        : [1, 10_000_000];
     limits[key] = checkInt(`limits.${key}`, given[key], min, max, DEFAULT_CONNECTION_LIMITS[key]);
   }
   return limits;

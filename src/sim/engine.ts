@@ -178,7 +178,8 @@ export class SimEngine {
       }
       if (key === 'maxBatchedTokens') {
         // A budget below one token would never let a step compute anything.
-        if (typeof value !== 'number' || !(value >= 1) || (value !== Infinity && !Number.isInteger(value))) throw invalidOption('engine maxBatchedTokens', value, 'an integer >= 1 or Infinity');
+        if (typeof value !== 'number' || !(value >= 1) || (value !== Infinity && !Number.isInteger(value)))
+          throw invalidOption('engine maxBatchedTokens', value, 'an integer >= 1 or Infinity');
         continue;
       }
       if (typeof value !== 'number' || !(value >= 0) || (key === 'slots' && (!Number.isInteger(value) || value < 1))) {
@@ -193,7 +194,11 @@ export class SimEngine {
   async *generate(request: SimRequest): AsyncGenerator<number, SimUsage> {
     const blocks = Math.ceil((request.promptTokens + request.maxTokens) / this.config.blockTokens);
     if (blocks > this.#capacityBlocks) {
-      throw invalidOption('request size', request.promptTokens + request.maxTokens, `at most ${this.config.kvCapacityTokens} tokens (the engine's KV capacity)`);
+      throw invalidOption(
+        'request size',
+        request.promptTokens + request.maxTokens,
+        `at most ${this.config.kvCapacityTokens} tokens (the engine's KV capacity)`,
+      );
     }
     const priority = request.priority ?? 0;
     if (typeof priority !== 'number' || !Number.isFinite(priority)) throw invalidOption('request priority', priority, 'a finite number (higher runs first)');

@@ -40,11 +40,7 @@ export async function createContext(options: ContextOptions = {}): Promise<Shutt
  * The context a client or server uses: `given` (extended with `plugins` when there are any),
  * or a new one with the plugins of package.json and of the configuration.
  */
-export async function resolveContext(
-  given: ShuttleContext | undefined,
-  plugins: readonly string[] | undefined,
-  cwd?: string,
-): Promise<ShuttleContext> {
+export async function resolveContext(given: ShuttleContext | undefined, plugins: readonly string[] | undefined, cwd?: string): Promise<ShuttleContext> {
   if (plugins !== undefined && (!Array.isArray(plugins) || !plugins.every((entry) => typeof entry === 'string'))) {
     throw new TypeError(`shuttle-rpc: invalid plugins: ${JSON.stringify(plugins)} (allowed: an array of module paths or package names)`);
   }

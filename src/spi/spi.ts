@@ -32,7 +32,15 @@ export {
   type ServiceQuery,
   type Subscription,
 } from '../registry/registry.js';
-export { isLoadBalancer, type CallOutcome, type LoadBalancer, type ProviderStats, type ProviderView, type RouteBranch, type RouteDecision } from '../loadbalance/loadbalance.js';
+export {
+  isLoadBalancer,
+  type CallOutcome,
+  type LoadBalancer,
+  type ProviderStats,
+  type ProviderView,
+  type RouteBranch,
+  type RouteDecision,
+} from '../loadbalance/loadbalance.js';
 export { DEFAULT_LOAD_SCORE, estimateLoad, freshestLoad, leastLoaded, loadScore, type LoadEstimate, type LoadScoreOptions } from '../loadbalance/load-score.js';
 export { environmentOption, type BalancerEnvironment, type TimeSource } from '../loadbalance/environment.js';
 export { isLandmark, summaryMatch } from '../loadbalance/cache-summary.js';

@@ -85,7 +85,11 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     }
     if (path === '/v1/embeddings') {
       const input = String(body.input);
-      return json(response, 200, { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [input.length, input.charCodeAt(0) || 0, 0.5] }], usage: { prompt_tokens: Math.ceil(input.length / 4), total_tokens: Math.ceil(input.length / 4) } });
+      return json(response, 200, {
+        object: 'list',
+        data: [{ object: 'embedding', index: 0, embedding: [input.length, input.charCodeAt(0) || 0, 0.5] }],
+        usage: { prompt_tokens: Math.ceil(input.length / 4), total_tokens: Math.ceil(input.length / 4) },
+      });
     }
     const chat = path === '/v1/chat/completions';
     if (!chat && path !== '/v1/completions') return json(response, 404, { error: { message: `no route ${path}` } });
@@ -97,7 +101,9 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     if (body.stream !== true) {
       await sleep(delay * count);
       state.generated += count;
-      const choice = chat ? { index: 0, message: { role: 'assistant', content: texts.join('') }, finish_reason: finish } : { index: 0, text: texts.join(''), finish_reason: finish };
+      const choice = chat
+        ? { index: 0, message: { role: 'assistant', content: texts.join('') }, finish_reason: finish }
+        : { index: 0, text: texts.join(''), finish_reason: finish };
       return json(response, 200, { id, object: chat ? 'chat.completion' : 'text_completion', model: body.model, choices: [choice], usage });
     }
     state.open++;
@@ -119,7 +125,12 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
         return;
       }
       state.generated++;
-      send({ id, object, model: body.model, choices: [chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null }] });
+      send({
+        id,
+        object,
+        model: body.model,
+        choices: [chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null }],
+      });
     }
     send({ id, object, model: body.model, choices: [chat ? { index: 0, delta: {}, finish_reason: finish } : { index: 0, text: '', finish_reason: finish }] });
     if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true) send({ id, object, model: body.model, choices: [], usage });
@@ -132,18 +143,27 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     const sglang = options.style === 'sglang';
     const lines = sglang
       ? [
-          '# TYPE sglang:num_running_reqs gauge', `sglang:num_running_reqs{model_name="${models[0]}"} ${state.open}`,
-          '# TYPE sglang:num_queue_reqs gauge', `sglang:num_queue_reqs{model_name="${models[0]}"} ${metrics.waiting}`,
-          '# TYPE sglang:token_usage gauge', `sglang:token_usage{model_name="${models[0]}"} ${metrics.kvUsage}`,
-          '# TYPE sglang:gen_throughput gauge', `sglang:gen_throughput{model_name="${models[0]}"} 123.5`,
+          '# TYPE sglang:num_running_reqs gauge',
+          `sglang:num_running_reqs{model_name="${models[0]}"} ${state.open}`,
+          '# TYPE sglang:num_queue_reqs gauge',
+          `sglang:num_queue_reqs{model_name="${models[0]}"} ${metrics.waiting}`,
+          '# TYPE sglang:token_usage gauge',
+          `sglang:token_usage{model_name="${models[0]}"} ${metrics.kvUsage}`,
+          '# TYPE sglang:gen_throughput gauge',
+          `sglang:gen_throughput{model_name="${models[0]}"} 123.5`,
         ]
       : [
           '# HELP vllm:num_requests_running Number of requests in model execution batches.',
-          '# TYPE vllm:num_requests_running gauge', `vllm:num_requests_running{model_name="${models[0]}"} ${state.open}.0`,
-          '# TYPE vllm:num_requests_waiting gauge', `vllm:num_requests_waiting{model_name="${models[0]}"} ${metrics.waiting}.0`,
-          '# TYPE vllm:kv_cache_usage_perc gauge', `vllm:kv_cache_usage_perc{model_name="${models[0]}"} ${metrics.kvUsage}`,
-          '# TYPE vllm:generation_tokens_total counter', `vllm:generation_tokens_total{model_name="${models[0]}"} ${state.generated}.0`,
-          '# TYPE vllm:cache_config_info gauge', `vllm:cache_config_info{block_size="16",num_gpu_blocks="1000"} 1.0`,
+          '# TYPE vllm:num_requests_running gauge',
+          `vllm:num_requests_running{model_name="${models[0]}"} ${state.open}.0`,
+          '# TYPE vllm:num_requests_waiting gauge',
+          `vllm:num_requests_waiting{model_name="${models[0]}"} ${metrics.waiting}.0`,
+          '# TYPE vllm:kv_cache_usage_perc gauge',
+          `vllm:kv_cache_usage_perc{model_name="${models[0]}"} ${metrics.kvUsage}`,
+          '# TYPE vllm:generation_tokens_total counter',
+          `vllm:generation_tokens_total{model_name="${models[0]}"} ${state.generated}.0`,
+          '# TYPE vllm:cache_config_info gauge',
+          `vllm:cache_config_info{block_size="16",num_gpu_blocks="1000"} 1.0`,
         ];
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
     response.end(`${lines.join('\n')}\n`);

@@ -34,4 +34,16 @@ export async function startTestPair(
   };
 }
 
-export { DEFAULT_ENGINE, SimEngine, VirtualClock, realClock, type Clock, type EngineConfig, type EngineLoad, type EngineStep, type SchedulingPolicy, type SimRequest, type SimUsage } from '../sim/sim.js';
+export {
+  DEFAULT_ENGINE,
+  SimEngine,
+  VirtualClock,
+  realClock,
+  type Clock,
+  type EngineConfig,
+  type EngineLoad,
+  type EngineStep,
+  type SchedulingPolicy,
+  type SimRequest,
+  type SimUsage,
+} from '../sim/sim.js';

@@ -66,26 +66,28 @@ export const createOpenTelemetryFilter: ExtensionFactory<Filter> = (options) => 
         span.setStatus({ code: SpanStatusCode.ERROR, message: `${codeConstant(failure.code)}: ${failure.rawMessage}` });
         span.end();
       };
-      return context.with(active, () => next(forwarded)).then(
-        (value) => {
-          if (!invocation.stream) {
-            span.setAttribute('rpc.grpc.status_code', RpcCode.OK);
-            span.end();
-            return value;
-          }
-          return onStreamEnd(value as AsyncIterable<unknown>, (end) => {
-            span.setAttribute('shuttle.stream.chunks', end.chunks);
-            if (end.error !== undefined) return fail(end.error);
-            if (end.early) span.setAttribute('shuttle.stream.cancelled', true);
-            span.setAttribute('rpc.grpc.status_code', RpcCode.OK);
-            span.end();
-          });
-        },
-        (error: unknown) => {
-          fail(error);
-          throw error;
-        },
-      );
+      return context
+        .with(active, () => next(forwarded))
+        .then(
+          (value) => {
+            if (!invocation.stream) {
+              span.setAttribute('rpc.grpc.status_code', RpcCode.OK);
+              span.end();
+              return value;
+            }
+            return onStreamEnd(value as AsyncIterable<unknown>, (end) => {
+              span.setAttribute('shuttle.stream.chunks', end.chunks);
+              if (end.error !== undefined) return fail(end.error);
+              if (end.early) span.setAttribute('shuttle.stream.cancelled', true);
+              span.setAttribute('rpc.grpc.status_code', RpcCode.OK);
+              span.end();
+            });
+          },
+          (error: unknown) => {
+            fail(error);
+            throw error;
+          },
+        );
     },
   };
 };

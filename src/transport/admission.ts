@@ -119,9 +119,13 @@ export class ConnectionAdmission {
     }
     if (fromAddress >= this.#limits.maxConnectionsPerAddress) {
       this.#onRefused?.('maxConnectionsPerAddress', address);
-      return new RpcError(RpcCode.RESOURCE_EXHAUSTED, `provider has ${fromAddress} connections from ${address}, its limit per address (maxConnectionsPerAddress)`, {
-        details: { neverSent: true },
-      });
+      return new RpcError(
+        RpcCode.RESOURCE_EXHAUSTED,
+        `provider has ${fromAddress} connections from ${address}, its limit per address (maxConnectionsPerAddress)`,
+        {
+          details: { neverSent: true },
+        },
+      );
     }
     this.#total++;
     this.#byAddress.set(address, fromAddress + 1);

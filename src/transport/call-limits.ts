@@ -44,6 +44,9 @@ export function raceCallLimits(connecting: Promise<void>, invocation: Invocation
         Math.min(Math.max(0, invocation.deadline - Date.now()), MAX_TIMER_MS),
       );
     }
-    connecting.then(() => finish(), (error: unknown) => finish(RpcError.from(error, RpcCode.UNAVAILABLE)));
+    connecting.then(
+      () => finish(),
+      (error: unknown) => finish(RpcError.from(error, RpcCode.UNAVAILABLE)),
+    );
   });
 }

@@ -96,11 +96,7 @@ const EMPTY = new Uint8Array(0);
  * protocol error for a bad magic, version, type, flag, reserved byte, id, or a declared body
  * length above `maxFrameBytes`; the check happens before any body byte is buffered.
  */
-export function readHeader(
-  source: Buffer,
-  offset: number,
-  maxFrameBytes: number,
-): Omit<Frame, 'body'> & { bodyLength: number } {
+export function readHeader(source: Buffer, offset: number, maxFrameBytes: number): Omit<Frame, 'body'> & { bodyLength: number } {
   const magic = source.readUInt16BE(offset);
   if (magic !== MAGIC) throw protocolError(`bad magic 0x${magic.toString(16).padStart(4, '0')}, expected 0x5348`);
   const version = source[offset + 2]!;

@@ -18,7 +18,11 @@ export function tlsReason(text: string): string {
 
 /** Whether `reason` (or the error code) is a TLS failure rather than, say, a refused connection. */
 export function isTlsFailure(reason: string, code = ''): boolean {
-  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /certificate|self.signed|unable to verify|wrong version number|packet length too long|SSL routines|alert/i.test(reason);
+  return (
+    code.startsWith('ERR_SSL_') ||
+    code.startsWith('ERR_TLS_') ||
+    /certificate|self.signed|unable to verify|wrong version number|packet length too long|SSL routines|alert/i.test(reason)
+  );
 }
 
 /**
@@ -29,7 +33,8 @@ export function tlsHint(reason: string): string {
   if (/wrong version number|packet length too long/i.test(reason)) return ' (does the provider serve TLS?)';
   if (/certificate required/i.test(reason)) return ' (the provider requires a client certificate: set cert and key)';
   if (/self.signed|unable to verify|unknown ca/i.test(reason)) return " (is ca the CA that signed the provider's certificate?)";
-  if (/altnames|hostname|IP: .* is not in the cert/i.test(reason)) return " (the provider's certificate does not name the address dialled: set serverName to a name it does)";
+  if (/altnames|hostname|IP: .* is not in the cert/i.test(reason))
+    return " (the provider's certificate does not name the address dialled: set serverName to a name it does)";
   return '';
 }
 

@@ -49,7 +49,9 @@ export function resolveTls(where: string, value: unknown): ResolvedTls | undefin
       key,
       requireClientCert,
       serverName: serverName as string | undefined,
-      files: (['ca', 'cert', 'key'] as const).map((name) => options[name]).filter((entry): entry is string => typeof entry === 'string' && !entry.includes('-----BEGIN')),
+      files: (['ca', 'cert', 'key'] as const)
+        .map((name) => options[name])
+        .filter((entry): entry is string => typeof entry === 'string' && !entry.includes('-----BEGIN')),
       reread: read,
     };
   };
@@ -59,7 +61,8 @@ export function resolveTls(where: string, value: unknown): ResolvedTls | undefin
 /** A provider's TLS must have its certificate; mutual TLS must have the CA of its clients. */
 export function checkServerTls(where: string, tls: ResolvedTls): void {
   if (tls.cert === undefined || tls.key === undefined) throw invalidOption(where, 'no cert/key', 'a provider with tls needs cert and key');
-  if (tls.requireClientCert && tls.ca === undefined) throw invalidOption(`${where}.ca`, undefined, 'the CA that signs client certificates, required with requireClientCert');
+  if (tls.requireClientCert && tls.ca === undefined)
+    throw invalidOption(`${where}.ca`, undefined, 'the CA that signs client certificates, required with requireClientCert');
 }
 
 /** PEM text as given, or read from the file it names. */

@@ -69,7 +69,8 @@ export function unreadRequests(port: number, path: string, request: unknown, cou
       stream.resume();
       return new Promise((resolve, reject) => {
         const read = (headers: http2.IncomingHttpHeaders): void => {
-          if (headers['grpc-status'] !== undefined) resolve({ status: Number(headers['grpc-status']), message: decodeURIComponent(String(headers['grpc-message'] ?? '')) });
+          if (headers['grpc-status'] !== undefined)
+            resolve({ status: Number(headers['grpc-status']), message: decodeURIComponent(String(headers['grpc-message'] ?? '')) });
         };
         stream.once('response', read).once('trailers', read).once('error', reject);
       });

@@ -34,7 +34,12 @@ export function chatWorkload(requests: number, prefixes: number, seed = 1): stri
 }
 
 /** Runs `prompts` through `balancer` over `providerCount` providers with `cacheBlocks` each. */
-export function simulate(balancer: LoadBalancer | ((providers: readonly TestView[], caches: readonly Map<number, true>[], prompt: string) => ProviderView), prompts: readonly string[], providerCount: number, cacheBlocks: number): SimResult {
+export function simulate(
+  balancer: LoadBalancer | ((providers: readonly TestView[], caches: readonly Map<number, true>[], prompt: string) => ProviderView),
+  prompts: readonly string[],
+  providerCount: number,
+  cacheBlocks: number,
+): SimResult {
   const providers = Array.from({ length: providerCount }, (_, i) => view(i + 1, { metadata: { slots: 8, kvCapacityTokens: (cacheBlocks * BLOCK_CHARS) / 4 } }));
   const caches = providers.map(() => new Map<number, true>());
   const finishing: Array<{ at: number; provider: TestView; tokens: number }> = [];

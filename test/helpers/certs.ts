@@ -23,8 +23,35 @@ export function makeCertificates(): string {
     ['client', 'extendedKeyUsage=clientAuth\n'],
   ] as const) {
     writeFileSync(path.join(dir, `${name}.ext`), extensions);
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name === 'server' ? 'localhost' : 'shuttle client'}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${name === 'server' ? 'localhost' : 'shuttle client'}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    );
   }
   return dir;
 }
@@ -36,10 +63,27 @@ export function makeCertificates(): string {
 export function renewServerCertificate(dir: string): string {
   const openssl = (...args: string[]): string => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'renewed.key', '-out', 'renewed.csr');
-  openssl('x509', '-req', '-in', 'renewed.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'renewed.crt');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'renewed.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'server.ext',
+    '-out',
+    'renewed.crt',
+  );
   // Key first, then certificate, each renamed into place whole.
   renameSync(path.join(dir, 'renewed.key'), path.join(dir, 'server.key'));
   renameSync(path.join(dir, 'renewed.crt'), path.join(dir, 'server.crt'));
-  return openssl('x509', '-in', 'server.crt', '-noout', '-serial').trim().replace(/^serial=/, '');
+  return openssl('x509', '-in', 'server.crt', '-noout', '-serial')
+    .trim()
+    .replace(/^serial=/, '');
 }
-

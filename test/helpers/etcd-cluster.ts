@@ -45,25 +45,43 @@ export async function startEtcdCluster(): Promise<EtcdCluster> {
   etcdBinary();
   const members: Member[] = [];
   for (let index = 0; index < 3; index++) {
-    members.push({ name: `m${index}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: await mkdtemp(path.join(tmpdir(), 'shuttle-etcd-cluster-')), child: undefined, started: false });
+    members.push({
+      name: `m${index}`,
+      clientPort: await freePort(),
+      peerPort: await freePort(),
+      dataDir: await mkdtemp(path.join(tmpdir(), 'shuttle-etcd-cluster-')),
+      child: undefined,
+      started: false,
+    });
   }
   const initialCluster = members.map((member) => `${member.name}=http://127.0.0.1:${member.peerPort}`).join(',');
   const endpoint = (member: Member): string => `http://127.0.0.1:${member.clientPort}`;
 
   const spawnMember = (member: Member): ReturnType<typeof spawnEtcd> => {
     const started = spawnEtcd([
-      '--name', member.name,
-      '--data-dir', member.dataDir,
-      '--listen-client-urls', endpoint(member),
-      '--advertise-client-urls', endpoint(member),
-      '--listen-peer-urls', `http://127.0.0.1:${member.peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${member.peerPort}`,
-      '--initial-cluster', initialCluster,
-      '--initial-cluster-state', member.started ? 'existing' : 'new',
-      '--initial-cluster-token', 'shuttle-test-cluster',
+      '--name',
+      member.name,
+      '--data-dir',
+      member.dataDir,
+      '--listen-client-urls',
+      endpoint(member),
+      '--advertise-client-urls',
+      endpoint(member),
+      '--listen-peer-urls',
+      `http://127.0.0.1:${member.peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${member.peerPort}`,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-state',
+      member.started ? 'existing' : 'new',
+      '--initial-cluster-token',
+      'shuttle-test-cluster',
       // Elections in about a second, as in a real deployment; loopback needs no longer.
-      '--heartbeat-interval', '100',
-      '--election-timeout', '1000',
+      '--heartbeat-interval',
+      '100',
+      '--election-timeout',
+      '1000',
     ]);
     member.child = started.process;
     member.started = true;
@@ -104,11 +122,7 @@ export async function startEtcdCluster(): Promise<EtcdCluster> {
       if (waitHealthy) await started.healthy(endpoint(members[index]!));
     },
     async healthy(timeoutMs = 15_000) {
-      await Promise.all(
-        members.map((member, index) =>
-          cluster.running(index) ? spawnedHealth(member, timeoutMs) : Promise.resolve(),
-        ),
-      );
+      await Promise.all(members.map((member, index) => (cluster.running(index) ? spawnedHealth(member, timeoutMs) : Promise.resolve())));
     },
     async remove() {
       await stopAll();

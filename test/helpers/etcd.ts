@@ -30,7 +30,9 @@ export interface EtcdServer {
 export function etcdBinary(): string {
   const found = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
   if (found === '') {
-    throw new Error('etcd is not installed: run `apt-get install -y etcd-server` (Debian package, etcd 3.4), or `npm test`, which installs it when run as root');
+    throw new Error(
+      'etcd is not installed: run `apt-get install -y etcd-server` (Debian package, etcd 3.4), or `npm test`, which installs it when run as root',
+    );
   }
   return found;
 }
@@ -51,13 +53,20 @@ export async function startEtcd(options: { extraListen?: string[]; tlsDir?: stri
 
   const start = async (): Promise<void> => {
     const member = spawnEtcd([
-      '--name', 'shuttle-test',
-      '--data-dir', dataDir,
-      '--listen-client-urls', clientUrls.join(','),
-      '--advertise-client-urls', clientUrls[0]!,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `shuttle-test=http://127.0.0.1:${peerPort}`,
+      '--name',
+      'shuttle-test',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      clientUrls.join(','),
+      '--advertise-client-urls',
+      clientUrls[0]!,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster',
+      `shuttle-test=http://127.0.0.1:${peerPort}`,
       ...tlsArgs,
     ]);
     child = member.process;
@@ -142,15 +151,14 @@ function health(url: string, tlsDir: string | undefined): Promise<string | undef
   return new Promise((resolve, reject) => {
     const get = tlsDir === undefined ? http.get : https.get;
     get(url, { agent: false, ...(tlsDir === undefined ? {} : { ca: readFileSync(`${tlsDir}/ca.crt`) }) }, (response) => {
-        let body = '';
-        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        // Answered once the socket is closed, not at the end of the body: a caller counting
-        // sockets right after the check must not find this one still closing.
-        response.on('end', () => {
-          const answer = response.statusCode === 200 ? (JSON.parse(body) as { health?: string }).health : undefined;
-          response.socket.once('close', () => resolve(answer)).destroy();
-        });
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      // Answered once the socket is closed, not at the end of the body: a caller counting
+      // sockets right after the check must not find this one still closing.
+      response.on('end', () => {
+        const answer = response.statusCode === 200 ? (JSON.parse(body) as { health?: string }).health : undefined;
+        response.socket.once('close', () => resolve(answer)).destroy();
+      });
     }).on('error', reject);
   });
 }
-

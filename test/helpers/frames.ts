@@ -13,11 +13,7 @@ export function requestFrame(
   options: { service?: string; version?: string; meta?: Metadata; serializer?: number } = {},
 ): Buffer {
   const bytes = payload instanceof Uint8Array ? payload : packr.pack(payload);
-  const body = Buffer.concat([
-    encodeRoute(options.service ?? 'test.Echo', options.version ?? '1.0.0', '', method),
-    encodeMeta(options.meta),
-    bytes,
-  ]);
+  const body = Buffer.concat([encodeRoute(options.service ?? 'test.Echo', options.version ?? '1.0.0', '', method), encodeMeta(options.meta), bytes]);
   return encodeFrame(FrameType.REQUEST, id, body, { serializer: options.serializer ?? 1 });
 }
 

@@ -34,4 +34,3 @@ export function mutate(input: Buffer, next: () => number): Buffer {
       return Buffer.concat([bytes, bytes.subarray(0, at)]);
   }
 }
-

@@ -10,7 +10,14 @@ export interface TestView extends ProviderView {
 
 export function view(
   port: number,
-  options: { weight?: number; startTime?: number; inFlight?: number; load?: LoadSnapshot; metadata?: Record<string, unknown>; maxConcurrentCalls?: number } = {},
+  options: {
+    weight?: number;
+    startTime?: number;
+    inFlight?: number;
+    load?: LoadSnapshot;
+    metadata?: Record<string, unknown>;
+    maxConcurrentCalls?: number;
+  } = {},
 ): TestView {
   const instance: ServiceInstance = {
     service: 'inference.LLM',

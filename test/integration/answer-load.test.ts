@@ -20,14 +20,18 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-
 describe('load attached to answers', () => {
   it('a consumer without registry load sees the provider load of its latest answers, unary and stream alike', async () => {
     let waiting = 7;
     // The stream service's relay client is never used by count().
     const relay = await createClient({ registry: 'shuttle://127.0.0.1:1', config: false });
     cleanups.push(() => relay.close());
-    const server = await createServer({ services: [new EchoService(), new StreamService(relay)], registry: false, config: false, load: () => ({ waiting, kvUsage: 0.5, tokensPerSecond: 120 }) });
+    const server = await createServer({
+      services: [new EchoService(), new StreamService(relay)],
+      registry: false,
+      config: false,
+      load: () => ({ waiting, kvUsage: 0.5, tokensPerSecond: 120 }),
+    });
     cleanups.push(() => server.close());
     const client = await createClient({ registry: server.url, config: false });
     cleanups.push(() => client.close());

@@ -35,7 +35,11 @@ function header(mutate: (frame: Buffer) => void): Buffer {
 }
 
 const protocolViolations: Array<[string, Buffer, RegExp]> = [
-  ['a declared body length above maxFrameBytes', header((f) => f.writeUInt32BE(8 * 1024 * 1024 + 1, 16)), /declared body length 8388609 exceeds maxFrameBytes 8388608/],
+  [
+    'a declared body length above maxFrameBytes',
+    header((f) => f.writeUInt32BE(8 * 1024 * 1024 + 1, 16)),
+    /declared body length 8388609 exceeds maxFrameBytes 8388608/,
+  ],
   ['a 4 GiB declared body length', header((f) => f.writeUInt32BE(0xffffffff, 16)), /declared body length 4294967295/],
   ['a bad magic', header((f) => f.writeUInt16BE(0x4745, 0)), /bad magic 0x4745/],
   ['an unknown protocol version', header((f) => (f[2] = 9)), /unsupported protocol version 9/],

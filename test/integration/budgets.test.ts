@@ -155,7 +155,10 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
   it('unread 1 MB answers: running calls cannot pile answers up behind a peer that reads nothing', async () => {
     const target = await victim();
     const socket = await deafSocket(target.child.port);
-    const [, result] = await Promise.all([flood(socket, (id) => requestFrame(id, 'blob', { bytes: 1024 * 1024 }), SECONDS * 1000), goodClientDuring(target, SECONDS * 1000)]);
+    const [, result] = await Promise.all([
+      flood(socket, (id) => requestFrame(id, 'blob', { bytes: 1024 * 1024 }), SECONDS * 1000),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
     expectUnharmed(target, result);
   });
 
@@ -169,7 +172,11 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
     }
     // 2,000 more streams at the default window.
     const result = await Promise.all([
-      flood(socket, (id) => (id <= 2000 ? requestFrame(streams + id, 'count', { n: 1e9, size: 1024 }, { service: 'test.Stream' }) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000),
+      flood(
+        socket,
+        (id) => (id <= 2000 ? requestFrame(streams + id, 'count', { n: 1e9, size: 1024 }, { service: 'test.Stream' }) : encodeFrame(FrameType.HEARTBEAT, 0)),
+        SECONDS * 1000,
+      ),
       goodClientDuring(target, SECONDS * 1000),
     ]);
     expectUnharmed(target, result[1]);
@@ -203,7 +210,10 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
     // Each request is within every decode limit and is held by its handler for 30 s; together
     // they are far over a connection's budget of decoded requests.
     const payload = heldRequestPayload();
-    const [, result] = await Promise.all([flood(socket, (id) => (id <= 40 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000), goodClientDuring(target, SECONDS * 1000)]);
+    const [, result] = await Promise.all([
+      flood(socket, (id) => (id <= 40 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
     expectUnharmed(target, result);
   });
 
@@ -212,7 +222,9 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
     const sockets = await Promise.all(Array.from({ length: 20 }, () => deafSocket(target.child.port)));
     const payload = heldRequestPayload();
     const [, result] = await Promise.all([
-      Promise.all(sockets.map((socket) => flood(socket, (id) => (id <= 10 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000))),
+      Promise.all(
+        sockets.map((socket) => flood(socket, (id) => (id <= 10 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000)),
+      ),
       goodClientDuring(target, SECONDS * 1000),
     ]);
     expectUnharmed(target, result);
@@ -359,19 +371,35 @@ describe('budgets: what a provider can make a consumer hold', () => {
     cleanups.push(() => new Promise((resolve) => server.close(resolve)));
     cleanups.push(() => accepted.forEach((socket) => socket.destroy()));
     const port = (server.address() as net.AddressInfo).port;
-    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 3000, heartbeatTimeoutMs: 800, maxUnsentBytes: 1024 * 1024, config: false });
+    const client = await createClient({
+      registry: `shuttle://127.0.0.1:${port}`,
+      timeoutMs: 3000,
+      heartbeatTimeoutMs: 800,
+      maxUnsentBytes: 1024 * 1024,
+      config: false,
+    });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
     const payload = new Uint8Array(256 * 1024);
     const started = Date.now();
     const outcomes = await Promise.all(
-      Array.from({ length: 400 }, () => echo.echo(payload).then(() => 'ok', (error: Error & { details?: Record<string, unknown> }) => ({ error, after: Date.now() - started }))),
+      Array.from({ length: 400 }, () =>
+        echo.echo(payload).then(
+          () => 'ok',
+          (error: Error & { details?: Record<string, unknown> }) => ({ error, after: Date.now() - started }),
+        ),
+      ),
     );
-    const refused = outcomes.filter((outcome): outcome is { error: Error & { details?: Record<string, unknown> }; after: number } => typeof outcome === 'object' && /maxUnsentBytes/.test(outcome.error.message));
+    const refused = outcomes.filter(
+      (outcome): outcome is { error: Error & { details?: Record<string, unknown> }; after: number } =>
+        typeof outcome === 'object' && /maxUnsentBytes/.test(outcome.error.message),
+    );
     // The kernel's buffers take a few MB; every call past them and the budget waited for the
     // provider to read, and was refused when it had read nothing for 800 ms — before its deadline.
     expect(refused.length).toBeGreaterThan(300);
-    expect(refused[0]!.error.message).toMatch(/bytes of requests wait unsent to provider 127\.0\.0\.1:\d+, over this connection's limit \(maxUnsentBytes 1048576\), and it took none of them in 800 ms; the provider is not reading/);
+    expect(refused[0]!.error.message).toMatch(
+      /bytes of requests wait unsent to provider 127\.0\.0\.1:\d+, over this connection's limit \(maxUnsentBytes 1048576\), and it took none of them in 800 ms; the provider is not reading/,
+    );
     expect(refused.every((outcome) => outcome.error.details?.['neverSent'] === true)).toBe(true);
     expect(Math.min(...refused.map((outcome) => outcome.after))).toBeGreaterThanOrEqual(700);
     expect(Math.max(...refused.map((outcome) => outcome.after))).toBeLessThan(3000);

@@ -21,7 +21,10 @@ afterEach(async () => {
 
 async function setup(): Promise<{ relay: Proxied<RelayApi>; echo: Proxied<EchoApi>; downstream: string }> {
   const [downstream, relayProcess] = await Promise.all([startFixture('provider'), startFixture('relay-provider')]);
-  cleanups.push(() => downstream.stop(), () => relayProcess.stop());
+  cleanups.push(
+    () => downstream.stop(),
+    () => relayProcess.stop(),
+  );
   const client = await createClient({ registry: 'memory://call-scope-test', timeoutMs: 10_000, config: false, log: false });
   cleanups.push(() => client.close());
   return {

@@ -35,7 +35,13 @@ function shuttle(...args: string[]): Promise<Run> {
 beforeAll(async () => {
   registry = await tempDir();
   env = { ...process.env, SHUTTLE_REGISTRY: `file://${registry.dir}` };
-  worker = await startFixture('../../examples/inference/worker', { SHUTTLE_REGISTRY: `file://${registry.dir}` }, 10_000, [], ['--name', 'cli-worker', '--gpu', 'L4', '--slots', '4']);
+  worker = await startFixture(
+    '../../examples/inference/worker',
+    { SHUTTLE_REGISTRY: `file://${registry.dir}` },
+    10_000,
+    [],
+    ['--name', 'cli-worker', '--gpu', 'L4', '--slots', '4'],
+  );
 });
 afterAll(async () => {
   await worker?.stop();
@@ -84,16 +90,27 @@ describe('shuttle call / bench', () => {
   it('call: a stream prints each chunk as it arrives, then the trailer', async () => {
     const human = await shuttle('call', 'inference.LLM.generate', '{"prompt":"tell me","maxTokens":5}');
     expect(human.code).toBe(0);
-    expect(human.stdout.trim().split('\n').map((line) => JSON.parse(line) as { text: string })).toHaveLength(5);
+    expect(
+      human.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { text: string }),
+    ).toHaveLength(5);
     expect(human.stderr).toMatch(/\(5 chunks; trailer \{"worker":"cli-worker","promptTokens":\d+,"cachedTokens":\d+,"outputTokens":5\}\)/);
     const json = await shuttle('call', 'inference.LLM.generate', '{"prompt":"tell me","maxTokens":3}', '--json');
-    const lines = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines.slice(0, 3).every((line) => typeof (line['chunk'] as { text?: unknown }).text === 'string')).toBe(true);
     expect(lines[3]).toMatchObject({ end: { chunks: 3, trailer: { worker: 'cli-worker', outputTokens: 3 } } });
   });
 
   it('call: Ctrl-C cancels a running stream (exit 130) and frees the worker', async () => {
-    const child = spawn(process.execPath, [bin, 'call', 'inference.LLM.generate', '{"prompt":"a long story","maxTokens":1000}'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'call', 'inference.LLM.generate', '{"prompt":"a long story","maxTokens":1000}'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -144,7 +161,15 @@ describe('shuttle call --transport grpc', () => {
     expect(embed.code).toBe(0);
     expect((JSON.parse(embed.stdout) as { values: number[] }).values).toHaveLength(8);
     // Field names as the .proto writes them (max_tokens), as grpcurl takes them.
-    const generate = await shuttle('call', 'inference.LLM.Generate', '{"prompt":"hi","max_tokens":3}', '--transport', 'grpc', '--registry', `file://${grpcRegistry.dir}`);
+    const generate = await shuttle(
+      'call',
+      'inference.LLM.Generate',
+      '{"prompt":"hi","max_tokens":3}',
+      '--transport',
+      'grpc',
+      '--registry',
+      `file://${grpcRegistry.dir}`,
+    );
     expect(generate.code).toBe(0);
     expect(generate.stdout.trim().split('\n')).toHaveLength(3);
     expect(generate.stderr).toMatch(/\(3 chunks; trailer \{"worker":"grpc-worker-\d+".*"outputTokens":3\}\)/);
@@ -185,7 +210,10 @@ describe('shuttle gateway', () => {
       });
       expect(response.status).toBe(200);
       expect(response.headers.get('x-shuttle-worker')).toBe('cli-worker');
-      const answer = (await response.json()) as { choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { completion_tokens: number } };
+      const answer = (await response.json()) as {
+        choices: Array<{ message: { content: string }; finish_reason: string }>;
+        usage: { completion_tokens: number };
+      };
       expect(answer.choices[0]!.message.content.length).toBeGreaterThan(0);
       expect(answer.usage.completion_tokens).toBe(5);
       expect(answer.choices[0]!.finish_reason).toBe('length');
@@ -201,14 +229,26 @@ describe('shuttle errors and help', () => {
     [['call', 'inference.LLM.embed', '{bad'], 2, /the request must be JSON .*quote it for the shell/],
     [['call', 'inferenceLLM', '{}'], 2, /expected SERVICE\.METHOD, e\.g\. inference\.LLM\.generate/],
     [['describe', 'inference.llm'], 1, /\[not found\] no provider of inference\.llm .*\(registered services: inference\.LLM\)/],
-    [['ls', '--registry', 'shuttle://127.0.0.1:9'], 1, /the direct registry shuttle:\/\/127\.0\.0\.1:9 cannot list its services; name one: shuttle describe SERVICE/],
-    [['ls', '--registry', 'ftp://x'], 1, /invalid --registry: "ftp:\/\/x" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/],
+    [
+      ['ls', '--registry', 'shuttle://127.0.0.1:9'],
+      1,
+      /the direct registry shuttle:\/\/127\.0\.0\.1:9 cannot list its services; name one: shuttle describe SERVICE/,
+    ],
+    [
+      ['ls', '--registry', 'ftp://x'],
+      1,
+      /invalid --registry: "ftp:\/\/x" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/,
+    ],
     [['bench', 'inference.LLM.embed', '{}', '--requests', '0'], 2, /expected a positive integer, got "0"/],
     [['frobnicate'], 2, /unknown command 'frobnicate'/],
     [['worker', '--engine', 'openai'], 2, /required option '--url <url>' not specified/],
     [['worker', '--engine', 'tgi', '--url', 'http://127.0.0.1:9/v1'], 2, /argument 'tgi' is invalid\. Allowed choices are openai/],
     [['worker', '--url', 'ftp://x'], 1, /invalid engine worker url: "ftp:\/\/x" \(allowed: an http:\/\/ or https:\/\/ URL/],
-    [['worker', '--url', 'http://127.0.0.1:9/v1'], 1, /cannot list the engine's models at http:\/\/127\.0\.0\.1:9\/v1\/models \(\[unavailable\] .+\); is the engine up\? Name them with --model/],
+    [
+      ['worker', '--url', 'http://127.0.0.1:9/v1'],
+      1,
+      /cannot list the engine's models at http:\/\/127\.0\.0\.1:9\/v1\/models \(\[unavailable\] .+\); is the engine up\? Name them with --model/,
+    ],
     [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'runing=x'], 2, /--metrics: engine metrics: unknown field "runing" \(allowed: running, waiting/],
     [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'tgi'], 2, /--metrics must be auto, vllm, sglang or field=name\[,name\];…/],
     [['gateway', '--port', '70000'], 2, /expected a port from 0 to 65535, got "70000"/],

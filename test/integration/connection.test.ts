@@ -21,7 +21,10 @@ afterEach(async () => {
   expect(server.connections).toBe(0);
 });
 
-async function start(service = new EchoService(), options: Parameters<typeof startTestPair>[1] = {}): Promise<{ echo: Proxied<EchoApi>; service: EchoService }> {
+async function start(
+  service = new EchoService(),
+  options: Parameters<typeof startTestPair>[1] = {},
+): Promise<{ echo: Proxied<EchoApi>; service: EchoService }> {
   pair = await startTestPair([service], options);
   return { echo: pair.client.proxy<EchoApi>('test.Echo', { version: '1.0.0' }), service };
 }
@@ -150,7 +153,13 @@ describe('reconnect', () => {
   it('fails calls UNAVAILABLE when the provider process dies, and reconnects when it is back', async () => {
     const first = await startFixture('provider');
     // Breakers and ejection off: this test is about the connection's own reconnect.
-    const client = await createClient({ registry: first.url, reconnect: { initialMs: 50, maxMs: 200 }, circuitBreaker: false, outlierEjection: false, config: false });
+    const client = await createClient({
+      registry: first.url,
+      reconnect: { initialMs: 50, maxMs: 200 },
+      circuitBreaker: false,
+      outlierEjection: false,
+      config: false,
+    });
     const echo = client.proxy<EchoApi>('test.Echo');
     expect(await echo.pid()).toBe(first.process.pid);
     const inFlight = echo.sleep({ ms: 10_000 });
@@ -160,7 +169,10 @@ describe('reconnect', () => {
     const second = await startFixture('provider', { SHUTTLE_PORT: String(first.port) });
     let pid: number | undefined;
     await waitUntil(() => {
-      echo.pid().then((value) => (pid = value), () => {});
+      echo.pid().then(
+        (value) => (pid = value),
+        () => {},
+      );
       return pid === second.process.pid;
     }, 'calls to reach the restarted provider');
     await client.close();

@@ -31,7 +31,11 @@ let browser: Browser | undefined;
 beforeAll(async () => {
   registry = await tempDir();
   const env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
-  for (const [name, gpu] of [['dash-h100', 'H100'], ['dash-l4', 'L4'], ['dash-a10', 'A10']] as const) {
+  for (const [name, gpu] of [
+    ['dash-h100', 'H100'],
+    ['dash-l4', 'L4'],
+    ['dash-a10', 'A10'],
+  ] as const) {
     workers.push(await startFixture('../../examples/inference/worker', env, 10_000, [], ['--name', name, '--gpu', gpu, '--slots', '4']));
   }
   consumer = spawn(process.execPath, [consumerScript, '--admin-port', '0', '--users', '600', '--turns', '3', '--concurrency', '9', '--max-tokens', '64'], {
@@ -66,7 +70,11 @@ describe('the live dashboard', () => {
     await page.goto(`${dashboard}?interval=250`);
     expect(await page.title()).toBe('shuttle-rpc dashboard');
 
-    for (const [name, gpu] of [['dash-h100', 'H100'], ['dash-l4', 'L4'], ['dash-a10', 'A10']]) {
+    for (const [name, gpu] of [
+      ['dash-h100', 'H100'],
+      ['dash-l4', 'L4'],
+      ['dash-a10', 'A10'],
+    ]) {
       const row = page.locator(`tr[data-worker="${name}"][data-state="up"]`);
       await row.waitFor({ timeout: 10_000 });
       const cells = await row.locator('td').allTextContents();
@@ -76,16 +84,31 @@ describe('the live dashboard', () => {
       expect(cells[10]).toBe('closed');
     }
     await page.waitForFunction(`Number.parseFloat(document.getElementById('calls-rate').textContent) > 0`, undefined, { timeout: 10_000 });
-    await page.waitForFunction(`[...document.querySelectorAll('tr[data-worker] td:nth-child(6)')].some((cell) => Number.parseInt(cell.textContent, 10) > 0)`, undefined, { timeout: 10_000 });
-    await page.waitForFunction(`document.getElementById('routes').textContent !== '-' && Number.parseInt(document.getElementById('cache-hit').textContent, 10) >= 0`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(
+      `[...document.querySelectorAll('tr[data-worker] td:nth-child(6)')].some((cell) => Number.parseInt(cell.textContent, 10) > 0)`,
+      undefined,
+      { timeout: 10_000 },
+    );
+    await page.waitForFunction(
+      `document.getElementById('routes').textContent !== '-' && Number.parseInt(document.getElementById('cache-hit').textContent, 10) >= 0`,
+      undefined,
+      { timeout: 10_000 },
+    );
     // Charts: y axis labelled with values and units, x axis with the time window, lines drawn.
-    for (const [chart, unit] of [['ttft-chart', 'ms'], ['throughput-chart', '/s'], ['errors-chart', '/s'], ['routes-chart', '/s']]) {
+    for (const [chart, unit] of [
+      ['ttft-chart', 'ms'],
+      ['throughput-chart', '/s'],
+      ['errors-chart', '/s'],
+      ['routes-chart', '/s'],
+    ]) {
       const labels = await page.locator(`#${chart} text`).allTextContents();
       expect(labels.some((label) => label.endsWith(` ${unit}`) && Number.parseFloat(label) > 0)).toBe(true);
       expect(labels).toEqual(expect.arrayContaining(['now', '-15 s']));
     }
     // Keeps updating: the line gains points as samples arrive (one per interval).
-    await page.waitForFunction(`(document.querySelector('#throughput-chart polyline')?.getAttribute('points') ?? '').split(' ').length >= 3`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(`(document.querySelector('#throughput-chart polyline')?.getAttribute('points') ?? '').split(' ').length >= 3`, undefined, {
+      timeout: 10_000,
+    });
     expect(await page.locator('#throughput-chart polyline').getAttribute('points')).toMatch(/^[\d.]+,[\d.]+( [\d.]+,[\d.]+)+$/);
     expect(await page.locator('#window').textContent()).toBe('30 s');
     // biome-ignore lint/performance/useDomNodeTextContent: the text a reader sees, as rendered
@@ -102,7 +125,9 @@ describe('the live dashboard', () => {
     const victim = workers.find((worker) => worker.announced['name'] === 'dash-a10')!;
     await page.locator('tr[data-worker="dash-a10"][data-state="up"]').waitFor({ timeout: 10_000 });
     // It has work in flight when it dies, so streams break on it.
-    await page.waitForFunction(`Number.parseInt(document.querySelector('tr[data-worker="dash-a10"] td:nth-child(10)').textContent, 10) > 0`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(`Number.parseInt(document.querySelector('tr[data-worker="dash-a10"] td:nth-child(10)').textContent, 10) > 0`, undefined, {
+      timeout: 10_000,
+    });
     const killedAt = Date.now();
     victim.process.kill('SIGKILL');
 
@@ -113,7 +138,11 @@ describe('the live dashboard', () => {
     expect(cells[16]).toMatch(/^died: its connection failed/);
     // The calls that failed on it: streams broken mid-answer, in its row and in the totals.
     expect(Number(cells[13])).toBeGreaterThan(0);
-    await page.waitForFunction(`Number(document.getElementById('broken-total').textContent) > 0 && Number(document.getElementById('errors-total').textContent) > 0`, undefined, { timeout: 5000 });
+    await page.waitForFunction(
+      `Number(document.getElementById('broken-total').textContent) > 0 && Number(document.getElementById('errors-total').textContent) > 0`,
+      undefined,
+      { timeout: 5000 },
+    );
     expect(await page.locator('#event-list tr[data-kind="died"]').filter({ hasText: 'dash-a10' }).count()).toBe(1);
     // Still listed a while later (the retention period is minutes), the others still up.
     await page.waitForTimeout(2000);
@@ -155,7 +184,8 @@ describe("the gateway's admission queue on the dashboard", () => {
 
   it('shows what waits by priority and tenant, what was admitted and refused by reason, as the gateway counts them', async () => {
     const admin = String(gateway.announced['admin']);
-    const snapshot = async (): Promise<{ running: number; queuedByPriority: Record<string, number> }> => ((await (await fetch(`${admin}/admission`)).json()) as { admission: { running: number; queuedByPriority: Record<string, number> } }).admission;
+    const snapshot = async (): Promise<{ running: number; queuedByPriority: Record<string, number> }> =>
+      ((await (await fetch(`${admin}/admission`)).json()) as { admission: { running: number; queuedByPriority: Record<string, number> } }).admission;
     const waiting = async (): Promise<number> => Object.values((await snapshot()).queuedByPriority).reduce((a, b) => a + b, 0);
     const chat = (tenant: string, priority: string, stream = false): Promise<Response> =>
       fetch(`${gateway.url}/v1/chat/completions`, {
@@ -194,25 +224,40 @@ describe("the gateway's admission queue on the dashboard", () => {
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`${admin}/dashboard?interval=250`);
     await page.locator('#admission').waitFor({ state: 'visible', timeout: 10_000 });
-    await page.waitForFunction(`document.getElementById('admission-refused').textContent === '2' && document.querySelectorAll('#queue-chart polyline').length === 3`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(
+      `document.getElementById('admission-refused').textContent === '2' && document.querySelectorAll('#queue-chart polyline').length === 3`,
+      undefined,
+      { timeout: 10_000 },
+    );
     const read = async (selector: string): Promise<string[]> => page.locator(selector).allTextContents();
     expect(await read('#admission-running, #admission-queued, #admission-admitted, #admission-refused')).toEqual(['2', '6', '2', '2']);
     // By priority: waiting, admitted, mean wait, refused; highest first.
-    const priorities = await page.locator('#admission-priorities tr').evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent)));
+    const priorities = await page
+      .locator('#admission-priorities tr')
+      .evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent)));
     expect(priorities).toEqual([
       ['5 (high)', '1', '0', '-', '0'],
       ['1 (normal)', '2', '0', '-', '1'],
       ['0 (low)', '3', '2', expect.stringMatching(/^[\d.]+ ms$/), '1'],
     ]);
-    const tenants = await page.locator('#admission-tenants tr').evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell, i) => (i === 3 ? '' : cell.textContent))));
+    const tenants = await page
+      .locator('#admission-tenants tr')
+      .evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell, i) => (i === 3 ? '' : cell.textContent))));
     expect(tenants).toEqual([
       ['batch', '3', '2', '', '1'],
       ['web', '2', '0', '', '0'],
       ['api', '1', '0', '', '0'],
       ['late', '0', '0', '', '1'],
     ]);
-    expect(await page.locator('#admission-reasons tr').evaluateAll((rows) => rows.map((row) => [row.getAttribute('data-reason'), row.querySelector('td.refused')!.textContent]))).toEqual(
-      expect.arrayContaining([['tenant_queue_full', '1'], ['queue_full', '1']]),
+    expect(
+      await page
+        .locator('#admission-reasons tr')
+        .evaluateAll((rows) => rows.map((row) => [row.getAttribute('data-reason'), row.querySelector('td.refused')!.textContent])),
+    ).toEqual(
+      expect.arrayContaining([
+        ['tenant_queue_full', '1'],
+        ['queue_full', '1'],
+      ]),
     );
     // The same figures as the gateway's Prometheus metrics.
     const metrics = await (await fetch(`${admin}/metrics`)).text();
@@ -233,7 +278,9 @@ describe("the gateway's admission queue on the dashboard", () => {
     // A slot frees: the urgent call goes first, and the page shows how long it waited.
     first.abort();
     const freedAt = Date.now();
-    await page.waitForFunction(`document.querySelector('#admission-priorities tr[data-priority="5"] td.admitted')?.textContent === '1'`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(`document.querySelector('#admission-priorities tr[data-priority="5"] td.admitted')?.textContent === '1'`, undefined, {
+      timeout: 10_000,
+    });
     const urgent = await page.locator('#admission-priorities tr[data-priority="5"] td').allTextContents();
     expect(urgent.slice(1, 3)).toEqual(['0', '1']);
     const waitedMs = Number.parseFloat(urgent[3]!);
@@ -241,7 +288,11 @@ describe("the gateway's admission queue on the dashboard", () => {
     expect(waitedMs).toBeLessThan(Date.now() - urgentQueuedAt + 100);
     expect(await read('#admission-queued')).toEqual(['5']);
     // Its wait is the only one in the interval that admitted it: the wait chart's top.
-    await page.waitForFunction(`[...document.querySelectorAll('#wait-chart text')].some((label) => label.textContent.endsWith(' ms') && Number.parseFloat(label.textContent) >= ${waitedMs * 0.9})`, undefined, { timeout: 10_000 });
+    await page.waitForFunction(
+      `[...document.querySelectorAll('#wait-chart text')].some((label) => label.textContent.endsWith(' ms') && Number.parseFloat(label.textContent) >= ${waitedMs * 0.9})`,
+      undefined,
+      { timeout: 10_000 },
+    );
     expect(errors).toEqual([]);
     await page.screenshot({ path: `${artefacts}/dashboard-admission.png`, fullPage: true });
     await page.close();

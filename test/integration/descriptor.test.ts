@@ -77,7 +77,10 @@ describe('service descriptors end to end', () => {
     const failure = rejection(late as unknown as Promise<unknown>);
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(() => late[Symbol.asyncIterator]()).toThrow(/already started as a unary call/);
-    expect(await failure).toMatchObject({ code: RpcCode.FAILED_PRECONDITION, message: expect.stringMatching(/is a server-streaming method: iterate the call/) });
+    expect(await failure).toMatchObject({
+      code: RpcCode.FAILED_PRECONDITION,
+      message: expect.stringMatching(/is a server-streaming method: iterate the call/),
+    });
   });
 
   it('leaving the loop early stops the provider generator', async () => {

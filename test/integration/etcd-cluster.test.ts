@@ -29,7 +29,11 @@ afterAll(async () => {
 
 /** The provider's service keys, read from any member that answers (undefined without quorum). */
 async function serviceKeys(): Promise<string[] | undefined> {
-  return admin.getAll().prefix('/shuttle/services/').keys().catch(() => undefined);
+  return admin
+    .getAll()
+    .prefix('/shuttle/services/')
+    .keys()
+    .catch(() => undefined);
 }
 
 async function steadyFleet(): Promise<{ finish: () => ReturnType<Awaited<ReturnType<typeof startSteadyConsumer>>['finish']>; keys: string[] }> {

@@ -19,7 +19,19 @@ const suite = etcdSuite();
 const { cleanups } = suite;
 
 function record(host: string, port: unknown, weight: unknown = 100): Record<string, unknown> {
-  return { service: 'test.Echo', version: '1.0.0', group: '', host, port, protocol: 'tcp', serializers: ['msgpack'], methods: [{ name: 'pid', stream: false, idempotent: true }], weight, startTime: 0, metadata: {} };
+  return {
+    service: 'test.Echo',
+    version: '1.0.0',
+    group: '',
+    host,
+    port,
+    protocol: 'tcp',
+    serializers: ['msgpack'],
+    methods: [{ name: 'pid', stream: false, idempotent: true }],
+    weight,
+    startTime: 0,
+    metadata: {},
+  };
 }
 const recordKey = (name: string): string => `/shuttle/services/test.Echo/1.0.0/_/${name}`;
 
@@ -114,7 +126,8 @@ describe('etcd registry: a broken watch during which etcd compacted', () => {
     cleanups.push(() => provider.close());
     await provider.register(record('127.0.0.8', 1000) as unknown as ServiceInstance);
     const loadKey = '/shuttle/load/127.0.0.8%3A1000';
-    const load = (timestamp: number): string => JSON.stringify({ timestamp, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false });
+    const load = (timestamp: number): string =>
+      JSON.stringify({ timestamp, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false });
 
     for (let round = 0; round < 50; round++) {
       const consumer = createEtcdRegistry({ url: `etcd://127.0.0.1:${proxy.port}`, requestTimeoutMs: 1000 }) as EtcdRegistry;

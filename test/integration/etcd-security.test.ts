@@ -39,7 +39,9 @@ describe('etcd over TLS', () => {
     const plain = await rejection((await consumer(etcd.url)).add({ a: 1, b: 2 }));
     expect(plain).toMatchObject({ code: RpcCode.UNAVAILABLE });
     expect(plain.message).toMatch(/cannot find providers of test\.Echo: etcd registry etcd:\/\/127\.0\.0\.1:\d+ is unreachable/);
-    const wrongCa = await rejection((await consumer({ type: 'etcd', options: { url: etcd.url, tls: { ca: `${certs}/other-ca.crt` }, requestTimeoutMs: 1500 } })).add({ a: 1, b: 2 }));
+    const wrongCa = await rejection(
+      (await consumer({ type: 'etcd', options: { url: etcd.url, tls: { ca: `${certs}/other-ca.crt` }, requestTimeoutMs: 1500 } })).add({ a: 1, b: 2 }),
+    );
     expect(wrongCa).toMatchObject({ code: RpcCode.UNAVAILABLE });
     expect(wrongCa.message).toMatch(/etcd registry etcd:\/\/127\.0\.0\.1:\d+ is unreachable/);
   });

@@ -108,7 +108,10 @@ describe('etcd registry', () => {
     let calling = true;
     const loop = (async () => {
       while (calling) {
-        await echo.echo(calls).then(() => calls++, (error: Error) => failures.push(error.message));
+        await echo.echo(calls).then(
+          () => calls++,
+          (error: Error) => failures.push(error.message),
+        );
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
@@ -117,7 +120,14 @@ describe('etcd registry', () => {
     await suite.etcd.start();
     // Re-registered: the record is in etcd again, on a live lease, within TTL + 5 s.
     await waitUntil(
-      async () => (await suite.admin.getAll().prefix('/shuttle/services/').keys().catch(() => [])).length === 1,
+      async () =>
+        (
+          await suite.admin
+            .getAll()
+            .prefix('/shuttle/services/')
+            .keys()
+            .catch(() => [])
+        ).length === 1,
       'the provider to re-register in the restarted etcd',
       (TTL + 5) * 1000,
       100,
@@ -139,8 +149,17 @@ describe('etcd registry', () => {
     const baseline = openSockets(suite.etcd.port);
     const registry = consumerRegistry();
     const record: ServiceInstance = {
-      service: 'test.Sockets', version: '1.0.0', group: '', host: '127.0.0.1', port: 1, protocol: 'tcp',
-      serializers: ['msgpack'], methods: [{ name: 'echo', stream: false, idempotent: true }], weight: 100, startTime: 0, metadata: {},
+      service: 'test.Sockets',
+      version: '1.0.0',
+      group: '',
+      host: '127.0.0.1',
+      port: 1,
+      protocol: 'tcp',
+      serializers: ['msgpack'],
+      methods: [{ name: 'echo', stream: false, idempotent: true }],
+      weight: 100,
+      startTime: 0,
+      metadata: {},
     };
     await registry.register(record);
     let seen = 0;
@@ -155,7 +174,12 @@ describe('etcd registry', () => {
       // Working again: the record is back in etcd (re-registered on a new lease if it lapsed).
       let keys: string[] = [];
       await waitUntil(
-        async () => (keys = await suite.admin.getAll().prefix('/shuttle/services/test.Sockets/').keys().catch(() => [])).length > 0,
+        async () =>
+          (keys = await suite.admin
+            .getAll()
+            .prefix('/shuttle/services/test.Sockets/')
+            .keys()
+            .catch(() => [])).length > 0,
         `the record back in etcd after outage ${outage + 1}`,
         (TTL + 5) * 1000,
         100,
@@ -185,7 +209,12 @@ describe('etcd registry', () => {
     await suite.admin.leaseClient.leaseRevoke({ ID: leases.leases[0]!.ID });
     expect(await suite.admin.getAll().prefix('/shuttle/services/').keys()).toEqual([]);
     let keys: string[] = [];
-    await waitUntil(async () => (keys = await suite.admin.getAll().prefix('/shuttle/services/').keys()).length > 0, 'the provider to register again', (TTL + 5) * 1000, 100);
+    await waitUntil(
+      async () => (keys = await suite.admin.getAll().prefix('/shuttle/services/').keys()).length > 0,
+      'the provider to register again',
+      (TTL + 5) * 1000,
+      100,
+    );
     expect(keys).toHaveLength(1);
     const renewed = await suite.admin.leaseClient.leaseLeases({});
     expect(renewed.leases.map((lease) => lease.ID)).not.toContain(leases.leases[0]!.ID);
@@ -201,7 +230,20 @@ describe('etcd registry', () => {
 
     proxy.block();
     // Meanwhile: one provider goes, two appear (written directly), and history is compacted.
-    const fake = (port: number) => JSON.stringify({ service: 'test.Echo', version: '1.0.0', group: '', host: '127.0.0.9', port, protocol: 'tcp', serializers: ['msgpack'], methods: [], weight: 100, startTime: 0, metadata: {} });
+    const fake = (port: number) =>
+      JSON.stringify({
+        service: 'test.Echo',
+        version: '1.0.0',
+        group: '',
+        host: '127.0.0.9',
+        port,
+        protocol: 'tcp',
+        serializers: ['msgpack'],
+        methods: [],
+        weight: 100,
+        startTime: 0,
+        metadata: {},
+      });
     await worker.stop();
     await suite.admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1001').value(fake(1001));
     await suite.admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1002').value(fake(1002));
@@ -236,8 +278,12 @@ describe('etcd registry', () => {
     expect(() => createEtcdRegistry({ url: 'etcd://u:hunter2@' })).toThrow(/invalid registry: "etcd:\/\/\*\*\*@"/);
     expect(() => createEtcdRegistry({ url: 'etcd://u:hunter2@host' })).toThrow(/invalid etcd registry address: "host"/);
     for (const url of ['etcd://u:hunter2@', 'etcd://u:hunter2@host']) expect(() => createEtcdRegistry({ url })).not.toThrow(/hunter2/);
-    expect(() => createEtcdRegistry({ url: 'etcd://h:1', ttlSeconds: 0 })).toThrow(/invalid etcd registry ttlSeconds: 0 \(allowed: an integer from 2 to 3600\)/);
+    expect(() => createEtcdRegistry({ url: 'etcd://h:1', ttlSeconds: 0 })).toThrow(
+      /invalid etcd registry ttlSeconds: 0 \(allowed: an integer from 2 to 3600\)/,
+    );
     expect(() => createEtcdRegistry({ url: 'etcd://h:1', prefix: 'shuttle' })).toThrow(/invalid etcd registry prefix/);
-    expect(() => createEtcdRegistry({ url: 'etcd://h:1', tls: { ca: '/no/such/ca.pem' } })).toThrow(/invalid etcd registry tls\.ca: "\/no\/such\/ca\.pem" \(allowed: a readable file/);
+    expect(() => createEtcdRegistry({ url: 'etcd://h:1', tls: { ca: '/no/such/ca.pem' } })).toThrow(
+      /invalid etcd registry tls\.ca: "\/no\/such\/ca\.pem" \(allowed: a readable file/,
+    );
   });
 });

@@ -62,13 +62,18 @@ describe('examples', () => {
   }, 120_000);
 
   it.each([
-    [['--loadbalance', 'nope'], /--loadbalance "nope" is not a balancer; use one of: consistent-hash, least-active, p2c, prefix-affinity, random, round-robin, shortest-response/],
+    [
+      ['--loadbalance', 'nope'],
+      /--loadbalance "nope" is not a balancer; use one of: consistent-hash, least-active, p2c, prefix-affinity, random, round-robin, shortest-response/,
+    ],
     [['--nope'], /Unknown option '--nope'/],
     [['--engine', 'tgi'], /--engine must be sim or openai, got "tgi"/],
     [['--engine', 'openai'], /--engine openai needs --url/],
     [['--admin-port', '70000'], /--admin-port must be a port from 0 to 65535, got "70000"/],
   ])('demo %j fails before anything starts, naming the option and what is allowed', async (args, message) => {
-    const failed = await run(process.execPath, [build('demo.js'), ...args], { timeout: 20_000 }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+    const failed = await run(process.execPath, [build('demo.js'), ...args], { timeout: 20_000 }).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
     expect(failed).toMatchObject({ code: 2, stdout: '' });
     const { stderr } = failed as { stderr: string };
     expect(stderr).toMatch(message);
@@ -85,7 +90,10 @@ describe('examples', () => {
   it('the main command over OpenAI-compatible engines: --engine openai --url (twice)', async () => {
     const registry = await tempDir();
     cleanups.push(registry.remove);
-    const engines = [await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 1 }), await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 1 })];
+    const engines = [
+      await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 1 }),
+      await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 1 }),
+    ];
     for (const engine of engines) cleanups.push(() => engine.close());
     const args = [build('demo.js'), '--registry', `file://${registry.dir}`, '--engine', 'openai', ...engines.flatMap((engine) => ['--url', engine.url])];
     const { stdout } = await run(process.execPath, args, { timeout: 60_000 });

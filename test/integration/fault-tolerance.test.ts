@@ -32,7 +32,10 @@ async function fleet(count: number, env: Record<string, string> = {}): Promise<{
   return { registry, dir: tmp.dir, providers, start };
 }
 
-async function consumer(registry: string, options: ClientOptions = {}): Promise<{ echo: ReturnType<typeof proxy>; attempts: RouteEvent[]; client: Awaited<ReturnType<typeof createClient>> }> {
+async function consumer(
+  registry: string,
+  options: ClientOptions = {},
+): Promise<{ echo: ReturnType<typeof proxy>; attempts: RouteEvent[]; client: Awaited<ReturnType<typeof createClient>> }> {
   const attempts: RouteEvent[] = [];
   const client = await createClient({ registry, timeoutMs: 5000, config: false, onRoute: (event) => attempts.push(event), ...options });
   cleanups.push(() => client.close());
@@ -78,10 +81,15 @@ describe('fault tolerance under load', () => {
         await echo.record({ id: `${worker}-${i}`, ms: 20 }).catch((error: RpcError) => nonIdempotentErrors.push(error));
       }
     });
-    const journal = (await readFile(path.join(dir, 'journal'), 'utf8')).trim().split('\n').map((line) => line.split(' ')[0]!);
+    const journal = (await readFile(path.join(dir, 'journal'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ')[0]!);
     const duplicates = journal.filter((id, index) => journal.indexOf(id) !== index);
-    console.log(`SIGKILL: ${calls} calls, ${attempts.length} attempts (${(attempts.length / calls).toFixed(3)}), ` +
-      `${idempotentErrors.length}/${idempotent} idempotent failed, ${nonIdempotentErrors.length} non-idempotent failed (${nonIdempotentErrors.map((error) => callOutcome(error)).join(', ')})`);
+    console.log(
+      `SIGKILL: ${calls} calls, ${attempts.length} attempts (${(attempts.length / calls).toFixed(3)}), ` +
+        `${idempotentErrors.length}/${idempotent} idempotent failed, ${nonIdempotentErrors.length} non-idempotent failed (${nonIdempotentErrors.map((error) => callOutcome(error)).join(', ')})`,
+    );
     expect(idempotentErrors.map((error) => error.message)).toEqual([]);
     expect(duplicates).toEqual([]);
     // A non-idempotent call caught on the dying provider fails, marked maybe-executed, and is not re-sent.
@@ -154,7 +162,14 @@ describe('fault tolerance under load', () => {
     const observer = await createClient({ registry, circuitBreaker: false, outlierEjection: false, config: false });
     cleanups.push(() => observer.close());
     const counts = async (): Promise<number[]> =>
-      Promise.all(providers.map((provider) => observer.proxy<EchoApi>('test.Echo', { url: provider.url }).invocations().then((invocations) => invocations['flaky'] ?? 0)));
+      Promise.all(
+        providers.map((provider) =>
+          observer
+            .proxy<EchoApi>('test.Echo', { url: provider.url })
+            .invocations()
+            .then((invocations) => invocations['flaky'] ?? 0),
+        ),
+      );
     // The consumer's warm-up calls (one attempt each) earned budget too: count them as calls.
     const earlier = attempts.length;
     const warm = await load(8, 500, () => echo.flaky());
@@ -194,7 +209,14 @@ describe('fault tolerance under load', () => {
     // Connect to every provider first, so that what is timed below is the refusal only.
     for (let i = 0; i < 30; i++) await fast.echo.pid();
     // 18 calls on 6 slots: 12 are refused at once by the providers' concurrency limit.
-    const burst = await Promise.all(Array.from({ length: 18 }, () => fast.echo.work({ ms: 1500 }).then(() => undefined, (failure: RpcError) => failure)));
+    const burst = await Promise.all(
+      Array.from({ length: 18 }, () =>
+        fast.echo.work({ ms: 1500 }).then(
+          () => undefined,
+          (failure: RpcError) => failure,
+        ),
+      ),
+    );
     const refusedInBurst = burst.filter((error): error is RpcError => error !== undefined);
     expect(refusedInBurst.length).toBe(12);
     for (const error of refusedInBurst) {
@@ -210,7 +232,10 @@ describe('fault tolerance under load', () => {
     const timings: number[] = [];
     for (let i = 0; i < 12; i++) {
       const started = performance.now();
-      const error = await fast.echo.work({ ms: 10 }).then(() => undefined, (failure: RpcError) => failure);
+      const error = await fast.echo.work({ ms: 10 }).then(
+        () => undefined,
+        (failure: RpcError) => failure,
+      );
       if (error?.code === RpcCode.RESOURCE_EXHAUSTED) timings.push(performance.now() - started);
     }
     timings.sort((a, b) => a - b);

@@ -83,7 +83,11 @@ describe('connection limits under a small fd limit', () => {
     const started = Date.now();
     await Promise.all([idleConnections(provider.port, 300, Buffer.alloc(0)), idleConnections(grpcPort, 300, PREFACE)]);
     // Only the per-address share stays open on each transport.
-    await waitUntil(() => idle.filter((socket) => !socket.destroyed && socket.readyState === 'open').length <= 2 * PER_ADDRESS, 'the refused connections to close', 10_000);
+    await waitUntil(
+      () => idle.filter((socket) => !socket.destroyed && socket.readyState === 'open').length <= 2 * PER_ADDRESS,
+      'the refused connections to close',
+      10_000,
+    );
 
     for (const transport of ['tcp', 'grpc'] as const) {
       const port = transport === 'tcp' ? provider.port : grpcPort;
@@ -106,7 +110,9 @@ describe('connection limits under a small fd limit', () => {
     // exactly; what must hold is that the log and the metric agree.
     const counted = async (transport: 'tcp' | 'grpc'): Promise<number> => {
       const metrics = await (await fetch(`${provider.announced['admin'] as string}/metrics`)).text();
-      const match = new RegExp(`shuttle_connections_refused_total\\{provider="[^"]+",transport="${transport}",reason="maxConnectionsPerAddress"\\} (\\d+)\\n`).exec(metrics);
+      const match = new RegExp(
+        `shuttle_connections_refused_total\\{provider="[^"]+",transport="${transport}",reason="maxConnectionsPerAddress"\\} (\\d+)\\n`,
+      ).exec(metrics);
       return match === null ? 0 : Number(match[1]);
     };
     let seen = '';

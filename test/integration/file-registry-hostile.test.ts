@@ -32,7 +32,19 @@ async function trap(): Promise<{ port: number; connections: () => number; receiv
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections, received: () => received };
 }
 function record(port: number, weight: unknown = 100): Record<string, unknown> {
-  return { service: 'test.Echo', version: '1.0.0', group: '', host: '127.0.0.1', port, protocol: 'tcp', serializers: ['msgpack'], methods: [{ name: 'pid', stream: false, idempotent: true }], weight, startTime: 0, metadata: {} };
+  return {
+    service: 'test.Echo',
+    version: '1.0.0',
+    group: '',
+    host: '127.0.0.1',
+    port,
+    protocol: 'tcp',
+    serializers: ['msgpack'],
+    methods: [{ name: 'pid', stream: false, idempotent: true }],
+    weight,
+    startTime: 0,
+    metadata: {},
+  };
 }
 const recordFile = (dir: string, port: number | string): string => path.join(dir, 'services', 'test.Echo', `1.0.0@_@127.0.0.1%3A${port}.json`);
 /** Settles within `ms`, or reports that it hung. */
@@ -72,7 +84,11 @@ describe('file registry: only regular files, checked records', () => {
     let seen: string[] = [];
     const subscribed = await within(
       1000,
-      Promise.all(registries.map((registry) => registry.subscribe({ service: 'test.Echo' }, (list) => (seen = list.map((instance) => `${instance.host}:${instance.port}`))))),
+      Promise.all(
+        registries.map((registry) =>
+          registry.subscribe({ service: 'test.Echo' }, (list) => (seen = list.map((instance) => `${instance.host}:${instance.port}`))),
+        ),
+      ),
     );
     expect(subscribed, 'four subscriptions').not.toBe('hung');
     expect(seen).toEqual([`127.0.0.1:${first.port}`]);

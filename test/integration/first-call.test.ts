@@ -48,7 +48,11 @@ function worstFirst(bad: Child): LoadBalancer {
   const address = `${bad.host}:${bad.port}`;
   return {
     name: 'worst-first',
-    select: (views: readonly ProviderView[]) => ({ provider: views.find((view) => view.address === address) ?? views[0]!, policy: 'worst-first', branch: 'pick' }),
+    select: (views: readonly ProviderView[]) => ({
+      provider: views.find((view) => view.address === address) ?? views[0]!,
+      policy: 'worst-first',
+      branch: 'pick',
+    }),
   };
 }
 
@@ -96,9 +100,14 @@ describe('a fresh client, one of three providers SIGKILLed just before its first
       hitDead += routes.filter((address) => address === deadAddress).length;
       await client.close();
     }
-    const journal = (await readFile(f.journal, 'utf8')).trim().split('\n').map((line) => line.split(' ')[0]!);
+    const journal = (await readFile(f.journal, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ')[0]!);
     const duplicates = journal.filter((id, index) => journal.indexOf(id) !== index);
-    console.log(`fresh clients: ${hitDead} attempts on the dead provider, ${idempotentFailed} idempotent and ${nonIdempotentFailed} non-idempotent failed, ${journal.length} executions`);
+    console.log(
+      `fresh clients: ${hitDead} attempts on the dead provider, ${idempotentFailed} idempotent and ${nonIdempotentFailed} non-idempotent failed, ${journal.length} executions`,
+    );
     expect(idempotentFailed).toBe(0);
     expect(duplicates).toEqual([]);
     // Refused before sending, a non-idempotent call is retried elsewhere too: all ran, once.
@@ -124,8 +133,22 @@ const STRATEGIES = {
 /** What the first call of each strategy's fresh client gives: `ok`, `absorbed` (resolved undefined) or the code's name. */
 const EXPECTED: Record<Fault, Record<keyof typeof STRATEGIES, string>> = {
   dead: { failover: 'ok', failfast: 'ok', failsafe: 'ok', failback: 'ok', forking: 'ok', broadcast: 'UNAVAILABLE' },
-  hung: { failover: 'DEADLINE_EXCEEDED', failfast: 'DEADLINE_EXCEEDED', failsafe: 'absorbed', failback: 'absorbed', forking: 'ok', broadcast: 'DEADLINE_EXCEEDED' },
-  overloaded: { failover: 'ok', failfast: 'RESOURCE_EXHAUSTED', failsafe: 'RESOURCE_EXHAUSTED', failback: 'RESOURCE_EXHAUSTED', forking: 'ok', broadcast: 'RESOURCE_EXHAUSTED' },
+  hung: {
+    failover: 'DEADLINE_EXCEEDED',
+    failfast: 'DEADLINE_EXCEEDED',
+    failsafe: 'absorbed',
+    failback: 'absorbed',
+    forking: 'ok',
+    broadcast: 'DEADLINE_EXCEEDED',
+  },
+  overloaded: {
+    failover: 'ok',
+    failfast: 'RESOURCE_EXHAUSTED',
+    failsafe: 'RESOURCE_EXHAUSTED',
+    failback: 'RESOURCE_EXHAUSTED',
+    forking: 'ok',
+    broadcast: 'RESOURCE_EXHAUSTED',
+  },
   draining: { failover: 'ok', failfast: 'ok', failsafe: 'ok', failback: 'ok', forking: 'ok', broadcast: 'UNAVAILABLE' },
 };
 
@@ -138,7 +161,11 @@ async function occupy(f: Fleet, child: Child): Promise<void> {
   cleanups.push(() => controller.abort());
   void echo.sleep({ ms: 30_000 }, { signal: controller.signal }).catch(() => {});
   // Running once the provider counts it — or refuses anything else for want of a slot.
-  const running = () => echo.invocations().then((counts) => (counts['sleep'] ?? 0) > 0, (error: RpcError) => error.code === RpcCode.RESOURCE_EXHAUSTED);
+  const running = () =>
+    echo.invocations().then(
+      (counts) => (counts['sleep'] ?? 0) > 0,
+      (error: RpcError) => error.code === RpcCode.RESOURCE_EXHAUSTED,
+    );
   await waitUntil(running, `the long call to occupy ${child.url}`, 2000, 20);
 }
 
@@ -165,7 +192,9 @@ describe.each(Object.keys(EXPECTED) as Fault[])('the first call of a fresh clien
     const f = await fleet(fault === 'overloaded' ? { PROVIDER_MAX_CONCURRENT: '1' } : {});
     const bad = f.providers[0]!;
     const clients = await Promise.all(
-      Object.entries(STRATEGIES).map(async ([name, cluster]) => [name, await freshClient(f, { cluster, loadbalance: worstFirst(bad), timeoutMs: 1500 })] as const),
+      Object.entries(STRATEGIES).map(
+        async ([name, cluster]) => [name, await freshClient(f, { cluster, loadbalance: worstFirst(bad), timeoutMs: 1500 })] as const,
+      ),
     );
     await injectFault(fault, f);
     const outcomes: Record<string, string> = {};

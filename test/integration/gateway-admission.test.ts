@@ -45,7 +45,12 @@ describe('the gateway admits instead of shedding', () => {
       // Sequential requests, as the impatient client sent them; bounded in count, and the one
       // in progress is abandoned once the chats are done.
       for (let i = 0; i < 4 && !stopFlood.signal.aborted; i++) {
-        const response = await fetch(`${gateway.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': 'flood' }, body: JSON.stringify({ model: 'm', input: inputs }), signal: stopFlood.signal });
+        const response = await fetch(`${gateway.url}/v1/embeddings`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-tenant-id': 'flood' },
+          body: JSON.stringify({ model: 'm', input: inputs }),
+          signal: stopFlood.signal,
+        });
         floodStatuses.push(response.status);
         firstFloodAnswerAt ??= performance.now();
         await response.arrayBuffer();
@@ -57,7 +62,11 @@ describe('the gateway admits instead of shedding', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const chats = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
-        const response = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: `hello ${i}` }], max_tokens: 8 }, { 'x-tenant-id': `chat-${i}` });
+        const response = await post(
+          '/v1/chat/completions',
+          { model: 'm', messages: [{ role: 'user', content: `hello ${i}` }], max_tokens: 8 },
+          { 'x-tenant-id': `chat-${i}` },
+        );
         return { status: response.status, body: (await response.json()) as { choices?: unknown[] } };
       }),
     );
@@ -96,7 +105,9 @@ describe('the gateway admits instead of shedding', () => {
     const chat = { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
     const badPriority = await post('/v1/chat/completions', chat, { 'x-priority': 'urgent' });
     expect(badPriority.status).toBe(400);
-    expect(((await badPriority.json()) as { error: { message: string } }).error.message).toMatch(/x-priority header must be low, normal, high or an integer from 0 to 9, got "urgent"/);
+    expect(((await badPriority.json()) as { error: { message: string } }).error.message).toMatch(
+      /x-priority header must be low, normal, high or an integer from 0 to 9, got "urgent"/,
+    );
     const badTenant = await post('/v1/chat/completions', chat, { 'x-tenant-id': 'a b' });
     expect(badTenant.status).toBe(400);
     expect(await badTenant.text()).toMatch(/x-tenant-id header/);
@@ -107,7 +118,11 @@ describe('the per-request cap on embeddings inputs', () => {
   it('answers 400 naming the field and the cap', async () => {
     const small = await startGateway({ port: 0, client: { registry: `file://${dir.dir}`, config: false, log: false }, admission: { maxEmbeddingInputs: 100 } });
     try {
-      const response = await fetch(`${small.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', input: Array(101).fill('x') }) });
+      const response = await fetch(`${small.url}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', input: Array(101).fill('x') }),
+      });
       expect(response.status).toBe(400);
       const body = (await response.json()) as { error: { message: string; param: string } };
       expect(body.error.param).toBe('input');

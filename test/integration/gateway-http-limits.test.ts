@@ -75,7 +75,10 @@ describe('gateway HTTP limits', () => {
   });
 
   it('a body that stops moving is closed after connectionTimeoutMs, before the request timeout', async () => {
-    const { received, closedAfterMs } = await rawExchange((socket) => socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mo'), 6000);
+    const { received, closedAfterMs } = await rawExchange(
+      (socket) => socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mo'),
+      6000,
+    );
     expect(received).toBe('');
     expect(closedAfterMs).toBeGreaterThanOrEqual(http.connectionTimeoutMs - 100);
     expect(closedAfterMs).toBeLessThan(http.requestTimeoutMs);
@@ -88,7 +91,10 @@ describe('gateway HTTP limits', () => {
     expect(idle.closedAfterMs).toBeGreaterThanOrEqual(http.keepAliveTimeoutMs - 300);
     expect(idle.closedAfterMs).toBeLessThan(http.keepAliveTimeoutMs + 1500);
 
-    const busy = await rawExchange((socket) => socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n'), 5000);
+    const busy = await rawExchange(
+      (socket) => socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n'),
+      5000,
+    );
     // Node answers the second with `Connection: close` and any further one with 503.
     expect(busy.received.match(/HTTP\/1\.1 \d+ /g)).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 200 ', 'HTTP/1.1 503 ']);
     expect(busy.received.split('HTTP/1.1 ')[2]).toMatch(/connection: close/i);

@@ -19,7 +19,13 @@ let gateway: Gateway;
 beforeAll(async () => {
   dir = await tempDir();
   const registry = `file://${dir.dir}`;
-  worker = await startFixture('../../examples/inference/worker', { SHUTTLE_REGISTRY: registry }, 10_000, [], ['--name', 'prio', '--slots', '2', '--scheduling', 'priority']);
+  worker = await startFixture(
+    '../../examples/inference/worker',
+    { SHUTTLE_REGISTRY: registry },
+    10_000,
+    [],
+    ['--name', 'prio', '--slots', '2', '--scheduling', 'priority'],
+  );
   gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { overcommit: { priority: 5, slots: 2 } }, log: false });
   // The gateway admits by the workers' slots: wait until it has seen the worker. Its client
   // reads the registry on the first request or on ready(); before that providers() is empty.
@@ -105,7 +111,12 @@ describe('priority reaches the engine', () => {
 describe('refusals by the queue', () => {
   it('a 429 from a full queue says the queue is full, with Retry-After; from a tenant at its share, that tenant', async () => {
     // A second gateway over the same worker, with room for one waiting call per tenant, two in all.
-    const small = await startGateway({ port: 0, client: { registry: `file://${dir.dir}`, config: false, log: false }, admission: { maxQueued: 2, tenantDefaults: { maxQueued: 1 } }, log: false });
+    const small = await startGateway({
+      port: 0,
+      client: { registry: `file://${dir.dir}`, config: false, log: false },
+      admission: { maxQueued: 2, tenantDefaults: { maxQueued: 1 } },
+      log: false,
+    });
     const stop = new AbortController();
     try {
       await small.client.ready();
@@ -118,7 +129,9 @@ describe('refusals by the queue', () => {
       expect(share.status).toBe(429);
       expect(Number(share.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       const shareError = ((await share.json()) as { error: { message: string; type: string } }).error;
-      expect(shareError.message).toMatch(/^the gateway's admission queue turned the request away before any worker saw it: tenant "a" has 1 calls waiting, its maxQueued; retry in \d+ ms$/);
+      expect(shareError.message).toMatch(
+        /^the gateway's admission queue turned the request away before any worker saw it: tenant "a" has 1 calls waiting, its maxQueued; retry in \d+ ms$/,
+      );
       expect(shareError.type).toBe('rate_limit_error');
       pending.push(ask(small, 'b', 8, stop.signal).catch(() => undefined));
       await new Promise((resolve) => setTimeout(resolve, 100));

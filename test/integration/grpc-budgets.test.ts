@@ -84,7 +84,9 @@ describe('a peer that never reads its answers, against default limits', () => {
     const attacker = attackers[0]!;
     expect(await attacker.ask('/test.Budget/add', { a: 1, b: 2 })).toEqual({
       status: RpcCode.RESOURCE_EXHAUSTED,
-      message: expect.stringMatching(/^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytes 4194304\): read them first$/),
+      message: expect.stringMatching(
+        /^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytes 4194304\): read them first$/,
+      ),
     });
   });
 
@@ -163,7 +165,10 @@ describe('connections that stop half way or fall idle (frameTimeoutMs 500, idleT
 describe('keepalive: a peer that stops answering pings (keepaliveTimeMs 300, keepaliveTimeoutMs 300)', () => {
   let provider: { child: Child; grpcPort: number };
   beforeAll(async () => {
-    provider = await startProvider({ BUDGET_LIMITS: JSON.stringify({ idleTimeoutMs: 60_000 }), BUDGET_GRPC: JSON.stringify({ keepaliveTimeMs: 300, keepaliveTimeoutMs: 300 }) });
+    provider = await startProvider({
+      BUDGET_LIMITS: JSON.stringify({ idleTimeoutMs: 60_000 }),
+      BUDGET_GRPC: JSON.stringify({ keepaliveTimeMs: 300, keepaliveTimeoutMs: 300 }),
+    });
   });
   afterAll(() => provider?.child.stop());
 

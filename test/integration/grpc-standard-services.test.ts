@@ -19,8 +19,13 @@ let python = '';
 let worker: Child;
 let address = '';
 
-const reflect = async (...args: string[]): Promise<string> => (await run('/usr/bin/python3', ['reflect.py', address, ...args], { cwd: python, timeout: 20_000 })).stdout;
-const lines = (stdout: string): unknown[] => stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown);
+const reflect = async (...args: string[]): Promise<string> =>
+  (await run('/usr/bin/python3', ['reflect.py', address, ...args], { cwd: python, timeout: 20_000 })).stdout;
+const lines = (stdout: string): unknown[] =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as unknown);
 
 beforeAll(async () => {
   const dir = await tempDir();
@@ -72,7 +77,9 @@ describe('grpc.health.v1.Health', () => {
   it('Check: SERVING overall and per exported service; an unknown service is NOT_FOUND', async () => {
     expect(lines(await reflect('call', 'grpc.health.v1.Health/Check', '{"service": ""}'))).toEqual([{ status: 'SERVING' }]);
     expect(lines(await reflect('call', 'grpc.health.v1.Health/Check', '{"service": "inference.LLM"}'))).toEqual([{ status: 'SERVING' }]);
-    await expect(reflect('call', 'grpc.health.v1.Health/Check', '{"service": "no.Such"}')).rejects.toMatchObject({ stderr: expect.stringMatching(/NOT_FOUND/) });
+    await expect(reflect('call', 'grpc.health.v1.Health/Check', '{"service": "no.Such"}')).rejects.toMatchObject({
+      stderr: expect.stringMatching(/NOT_FOUND/),
+    });
   });
 
   it('while the worker drains: Watch hears NOT_SERVING, a new Check answers it, the stream in flight completes, then the worker exits', async () => {
@@ -104,7 +111,9 @@ describe('grpc.health.v1.Health', () => {
     drained.process.kill('SIGTERM');
     await watch.atLeast(2);
     expect(watch.got[1]).toEqual({ status: 'NOT_SERVING' });
-    const checked = (await run('/usr/bin/python3', ['reflect.py', target, 'call', 'grpc.health.v1.Health/Check', '{"service": ""}'], { cwd: python, timeout: 20_000 })).stdout;
+    const checked = (
+      await run('/usr/bin/python3', ['reflect.py', target, 'call', 'grpc.health.v1.Health/Check', '{"service": ""}'], { cwd: python, timeout: 20_000 })
+    ).stdout;
     expect(lines(checked)).toEqual([{ status: 'NOT_SERVING' }]);
     expect(await stream.exited).toBe(0);
     expect(stream.got).toHaveLength(400);

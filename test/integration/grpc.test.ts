@@ -53,7 +53,12 @@ function unary<T>(client: PlainStubs['echo'], method: string, request: unknown, 
 /** The first value `read` gives (read every 20 ms, up to 3 s) for which `ok` holds. */
 async function readWhen<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
   let value: T | undefined;
-  await waitUntil(async () => ok((value = await read())), () => `${what} (last read: ${JSON.stringify(value)})`, 3000, 20);
+  await waitUntil(
+    async () => ok((value = await read())),
+    () => `${what} (last read: ${JSON.stringify(value)})`,
+    3000,
+    20,
+  );
   return value as T;
 }
 
@@ -113,7 +118,11 @@ describe('a plain grpc-js client, built from the .proto only, calling a shuttle 
       if (++received === 3) call.cancel();
     });
     expect((await ended).code).toBe(grpc.status.CANCELLED);
-    const stats = await readWhen(() => streamStats.stats(), (seen) => seen.finallyRan > 0, "the generator's finally block");
+    const stats = await readWhen(
+      () => streamStats.stats(),
+      (seen) => seen.finallyRan > 0,
+      "the generator's finally block",
+    );
     expect(stats).toMatchObject({ started: 1, aborted: 1, finallyRan: 1 });
     expect(stats.yielded).toBeLessThan(100);
     expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
@@ -124,7 +133,11 @@ describe('a plain grpc-js client, built from the .proto only, calling a shuttle 
     const error = await grpcError(unary(plain.echo, 'Sleep', { ms: 10_000 }, { deadline: Date.now() + 300 }));
     expect(error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(Date.now() - started).toBeLessThan(3000);
-    const reason = await readWhen(() => echoControl.lastAbort(), (seen) => seen !== null, 'the handler to be aborted');
+    const reason = await readWhen(
+      () => echoControl.lastAbort(),
+      (seen) => seen !== null,
+      'the handler to be aborted',
+    );
     expect(reason).toMatch(/deadline|cancelled/);
   });
 
@@ -142,7 +155,15 @@ describe('a plain grpc-js client, built from the .proto only, calling a shuttle 
     const raw = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
     try {
       const call = (path: string, body: Buffer) =>
-        new Promise((resolve, reject) => raw.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, (error, value) => (error ? reject(error) : resolve(value))));
+        new Promise((resolve, reject) =>
+          raw.makeUnaryRequest(
+            path,
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            body,
+            (error, value) => (error ? reject(error) : resolve(value)),
+          ),
+        );
       expect((await grpcError(call('/test.Echo/Nope', Buffer.alloc(0)))).code).toBe(grpc.status.UNIMPLEMENTED);
       // test.Echo's echo is not in the .proto: over gRPC the service is what the .proto says.
       expect((await grpcError(call('/test.Echo/echo', Buffer.alloc(0)))).code).toBe(grpc.status.UNIMPLEMENTED);
@@ -170,13 +191,25 @@ describe('a shuttle consumer over gRPC', () => {
     const subscription = await registry.subscribe({ service: 'test.Echo' }, (instances) => (records = instances));
     try {
       expect(records).toHaveLength(1);
-      expect(records[0]).toMatchObject({ protocol: 'tcp', port: provider.port, endpoints: [{ protocol: 'tcp', port: provider.port }, { protocol: 'grpc', port: grpcPort }] });
+      expect(records[0]).toMatchObject({
+        protocol: 'tcp',
+        port: provider.port,
+        endpoints: [
+          { protocol: 'tcp', port: provider.port },
+          { protocol: 'grpc', port: grpcPort },
+        ],
+      });
     } finally {
       subscription.close();
       await registry.close();
     }
     const routes: string[] = [];
-    const watched = await createClient({ registry: `file://${registryDir.dir}`, transport: grpcTransport, onRoute: (event) => routes.push(event.decision.provider.address), config: false });
+    const watched = await createClient({
+      registry: `file://${registryDir.dir}`,
+      transport: grpcTransport,
+      onRoute: (event) => routes.push(event.decision.provider.address),
+      config: false,
+    });
     try {
       await expect(watched.proxy<EchoApi>('test.Echo').add({ a: 1, b: 2 })).resolves.toEqual({ sum: 3 });
       expect(routes).toEqual([`127.0.0.1:${grpcPort}`]);
@@ -200,9 +233,11 @@ describe('a shuttle consumer over gRPC', () => {
     // A stream that fails midway delivers what came before the error, then the error.
     const failing = stream.count({ n: 10, failAt: 2 });
     const before: unknown[] = [];
-    const streamError = await rejection((async () => {
-      for await (const item of failing) before.push(item);
-    })());
+    const streamError = await rejection(
+      (async () => {
+        for await (const item of failing) before.push(item);
+      })(),
+    );
     expect(before).toEqual([{ i: 0 }, { i: 1 }]);
     expect(streamError).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED, retryAfterMs: 10 });
   });
@@ -225,8 +260,10 @@ describe('a shuttle consumer over gRPC', () => {
     }
   });
 
-  it('call metadata arrives as gRPC headers, without gRPC\'s own', async () => {
-    const who = await client.proxy<PlainApi>('test.Plain').whoami(undefined, { metadata: { 'x-tenant': 'acme', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+  it("call metadata arrives as gRPC headers, without gRPC's own", async () => {
+    const who = await client
+      .proxy<PlainApi>('test.Plain')
+      .whoami(undefined, { metadata: { 'x-tenant': 'acme', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
     expect(who.metadata).toEqual({ 'x-tenant': 'acme', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
     expect(who.peer).toBe('127.0.0.1');
     const bad = await rejection(client.proxy<PlainApi>('test.Plain').whoami(undefined, { metadata: { 'bad key': 'x' } }));
@@ -238,7 +275,11 @@ describe('a shuttle consumer over gRPC', () => {
     const stream = client.proxy<StreamApi>('test.Stream');
     let taken = 0;
     for await (const _ of stream.count({ n: 10_000, delayMs: 10 })) if (++taken === 3) break;
-    const stats = await readWhen(() => streamStats.stats(), (seen) => seen.finallyRan > 0, "the generator's finally block");
+    const stats = await readWhen(
+      () => streamStats.stats(),
+      (seen) => seen.finallyRan > 0,
+      "the generator's finally block",
+    );
     expect(stats).toMatchObject({ started: 1, aborted: 1, finallyRan: 1 });
     const started = Date.now();
     const error = await rejection(client.proxy<EchoApi>('test.Echo').sleep({ ms: 10_000 }, { timeoutMs: 300 }));
@@ -285,7 +326,7 @@ describe('a shuttle consumer calling a gRPC server with no shuttle code', () => 
     expect(error).toMatchObject({ code: RpcCode.NOT_FOUND, rawMessage: 'no such model' });
   });
 
-  it('a shuttle deadline is the server\'s grpc-timeout; a cancel reaches the server', async () => {
+  it("a shuttle deadline is the server's grpc-timeout; a cancel reaches the server", async () => {
     const error = await rejection(client.proxy<EchoApi>('test.Echo').sleep({ ms: 10_000 }, { timeoutMs: 200 }));
     expect(error).toMatchObject({ code: RpcCode.DEADLINE_EXCEEDED });
     await waitUntil(() => cancelled.some((event) => (event as { cancelled: string }).cancelled === 'Sleep'), 'the server to see the deadline', 3000);
@@ -361,7 +402,14 @@ describe('TLS', () => {
     try {
       const client = await tlsClient(port, { ca: `${certs}/ca.crt` });
       clients.push(client);
-      const plaintext = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: grpcTransport, timeoutMs: 3000, connectTimeoutMs: 1000, cluster: 'failfast', config: false });
+      const plaintext = await createClient({
+        registry: `shuttle://127.0.0.1:${port}`,
+        transport: grpcTransport,
+        timeoutMs: 3000,
+        connectTimeoutMs: 1000,
+        cluster: 'failfast',
+        config: false,
+      });
       clients.push(plaintext);
       await expect(unary(stubs.echo, 'Add', { a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
       await expect(client.proxy<EchoApi>('test.Echo').add({ a: 2, b: 2 })).resolves.toEqual({ sum: 4 });
@@ -407,9 +455,17 @@ describe('TLS', () => {
     const portOf = (child: Child): number => (child.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
     const clients: RpcClient[] = [];
     const failure = async (port: number, tls: Record<string, string> | undefined): Promise<Error> => {
-      const client = tls === undefined
-        ? await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport: grpcTransport, timeoutMs: 5000, connectTimeoutMs: 2000, cluster: 'failfast', config: false })
-        : await tlsClient(port, tls);
+      const client =
+        tls === undefined
+          ? await createClient({
+              registry: `shuttle://127.0.0.1:${port}`,
+              transport: grpcTransport,
+              timeoutMs: 5000,
+              connectTimeoutMs: 2000,
+              cluster: 'failfast',
+              config: false,
+            })
+          : await tlsClient(port, tls);
       clients.push(client);
       const error = await rejection(client.proxy<EchoApi>('test.Echo').add({ a: 1, b: 1 }));
       expect(error).toMatchObject({ code: RpcCode.UNAVAILABLE });
@@ -419,7 +475,9 @@ describe('TLS', () => {
       expect((await failure(portOf(secure), undefined)).message).toMatch(
         /cannot connect to 127\.0\.0\.1:\d+: closed by the provider before HTTP\/2 started \(a provider that requires TLS closes plaintext connections this way; set tls on this client's grpc transport/,
       );
-      expect((await failure(portOf(plainProvider), { ca: `${certs}/ca.crt` })).message).toMatch(/TLS with 127\.0\.0\.1:\d+ failed: wrong version number \(does the provider serve TLS\?\)/);
+      expect((await failure(portOf(plainProvider), { ca: `${certs}/ca.crt` })).message).toMatch(
+        /TLS with 127\.0\.0\.1:\d+ failed: wrong version number \(does the provider serve TLS\?\)/,
+      );
       expect((await failure(portOf(secure), { ca: `${certs}/other-ca.crt` })).message).toMatch(
         /TLS with 127\.0\.0\.1:\d+ failed: (unable to verify the first certificate|self-signed certificate in certificate chain) \(is ca the CA that signed the provider's certificate\?\)/,
       );
@@ -445,7 +503,10 @@ describe('TLS', () => {
       };
       console.log(JSON.stringify([await call(${JSON.stringify(`${certs}/ca.crt`)}), await call(${JSON.stringify(`${certs}/other-ca.crt`)})]));`;
     try {
-      const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../../', import.meta.url)), timeout: 30_000 });
+      const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: fileURLToPath(new URL('../../', import.meta.url)),
+        timeout: 30_000,
+      });
       const [trusted, untrusted] = JSON.parse(stdout) as [unknown, string];
       expect(trusted).toEqual({ sum: 5 });
       expect(untrusted).toMatch(/TLS with 127\.0\.0\.1:\d+ failed/);
@@ -487,7 +548,10 @@ describe('TLS', () => {
   it('mutual TLS: a client certificate signed by the CA is required', async () => {
     const secure = await startFixture('provider', { PROVIDER_GRPC: '1', PROVIDER_GRPC_TLS: certs, PROVIDER_GRPC_MTLS: '1' });
     const port = (secure.announced['endpoints'] as Endpoint[]).find((endpoint) => endpoint.protocol === 'grpc')!.port;
-    const stubs = plainStubs(`127.0.0.1:${port}`, grpc.credentials.createSsl(readFileSync(`${certs}/ca.crt`), readFileSync(`${certs}/client.key`), readFileSync(`${certs}/client.crt`)));
+    const stubs = plainStubs(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createSsl(readFileSync(`${certs}/ca.crt`), readFileSync(`${certs}/client.key`), readFileSync(`${certs}/client.crt`)),
+    );
     const clients: RpcClient[] = [];
     try {
       const withCert = await tlsClient(port, { ca: `${certs}/ca.crt`, cert: `${certs}/client.crt`, key: `${certs}/client.key` });

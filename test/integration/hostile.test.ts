@@ -41,24 +41,67 @@ const cyclic = (() => {
 /** [what, frame, expected code, message] */
 const table: Array<[string, Buffer, number, RegExp]> = [
   ...['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf', 'then', 'prototypeState.call'].map(
-    (method): [string, Buffer, number, RegExp] => [`method ${method}`, requestFrame(1, method, {}, { meta: withToken }), RpcCode.UNIMPLEMENTED, /is not an exported method of test\.Echo/],
+    (method): [string, Buffer, number, RegExp] => [
+      `method ${method}`,
+      requestFrame(1, method, {}, { meta: withToken }),
+      RpcCode.UNIMPLEMENTED,
+      /is not an exported method of test\.Echo/,
+    ],
   ),
-  ...['__proto__', 'constructor', 'Object', 'test.Echo.constructor'].map(
-    (service): [string, Buffer, number, RegExp] => [`service ${service}`, requestFrame(1, 'echo', {}, { service, meta: withToken }), RpcCode.UNIMPLEMENTED, /is not exported by this provider/],
-  ),
+  ...['__proto__', 'constructor', 'Object', 'test.Echo.constructor'].map((service): [string, Buffer, number, RegExp] => [
+    `service ${service}`,
+    requestFrame(1, 'echo', {}, { service, meta: withToken }),
+    RpcCode.UNIMPLEMENTED,
+    /is not exported by this provider/,
+  ]),
   ['a Set payload', requestFrame(1, 'echo', anyPacker.pack(new Set([1])), { meta: withToken }), RpcCode.INVALID_ARGUMENT, /extension type 115 is not accepted/],
   ['a RegExp payload', requestFrame(1, 'echo', anyPacker.pack(/(a+)+$/), { meta: withToken }), RpcCode.INVALID_ARGUMENT, /extension type 120 is not accepted/],
-  ['an Error payload', requestFrame(1, 'echo', anyPacker.pack(new Error('x')), { meta: withToken }), RpcCode.INVALID_ARGUMENT, /extension type 101 is not accepted/],
+  [
+    'an Error payload',
+    requestFrame(1, 'echo', anyPacker.pack(new Error('x')), { meta: withToken }),
+    RpcCode.INVALID_ARGUMENT,
+    /extension type 101 is not accepted/,
+  ],
   ['a cyclic payload', requestFrame(1, 'echo', cyclic, { meta: withToken }), RpcCode.INVALID_ARGUMENT, /cannot decode request of test\.Echo\.echo as msgpack/],
-  ['a payload nested 200 deep', requestFrame(1, 'echo', Buffer.concat([Buffer.alloc(200, 0x91), Buffer.from([0xc0])]), { meta: withToken }), RpcCode.INVALID_ARGUMENT, /nested deeper than 64 levels/],
-  ['an allocation bomb', requestFrame(1, 'echo', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]), { meta: withToken }), RpcCode.INVALID_ARGUMENT, /a container of 4294967295 elements/],
-  ['msgpack bytes sent as json', requestFrame(1, 'echo', anyPacker.pack({ a: 1 }), { meta: withToken, serializer: 2 }), RpcCode.INVALID_ARGUMENT, /cannot decode request of test\.Echo\.echo as json/],
+  [
+    'a payload nested 200 deep',
+    requestFrame(1, 'echo', Buffer.concat([Buffer.alloc(200, 0x91), Buffer.from([0xc0])]), { meta: withToken }),
+    RpcCode.INVALID_ARGUMENT,
+    /nested deeper than 64 levels/,
+  ],
+  [
+    'an allocation bomb',
+    requestFrame(1, 'echo', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]), { meta: withToken }),
+    RpcCode.INVALID_ARGUMENT,
+    /a container of 4294967295 elements/,
+  ],
+  [
+    'msgpack bytes sent as json',
+    requestFrame(1, 'echo', anyPacker.pack({ a: 1 }), { meta: withToken, serializer: 2 }),
+    RpcCode.INVALID_ARGUMENT,
+    /cannot decode request of test\.Echo\.echo as json/,
+  ],
   ['no token', requestFrame(1, 'echo', { a: 1 }), RpcCode.UNAUTHENTICATED, /needs a valid token \(none sent\)/],
-  ['a wrong token', requestFrame(1, 'echo', { a: 1 }, { meta: { 'shuttle-token': 'guess' } }), RpcCode.UNAUTHENTICATED, /needs a valid token \(token rejected\)/],
+  [
+    'a wrong token',
+    requestFrame(1, 'echo', { a: 1 }, { meta: { 'shuttle-token': 'guess' } }),
+    RpcCode.UNAUTHENTICATED,
+    /needs a valid token \(token rejected\)/,
+  ],
   // The token is checked before the payload is decoded: garbage from a caller without the
   // token is refused for the token, not for the garbage.
-  ['no token and a payload that does not decode', requestFrame(1, 'echo', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff])), RpcCode.UNAUTHENTICATED, /needs a valid token \(none sent\)/],
-  ['a token one character short', requestFrame(1, 'echo', { a: 1 }, { meta: { 'shuttle-token': TOKEN.slice(0, -1) } }), RpcCode.UNAUTHENTICATED, /token rejected/],
+  [
+    'no token and a payload that does not decode',
+    requestFrame(1, 'echo', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff])),
+    RpcCode.UNAUTHENTICATED,
+    /needs a valid token \(none sent\)/,
+  ],
+  [
+    'a token one character short',
+    requestFrame(1, 'echo', { a: 1 }, { meta: { 'shuttle-token': TOKEN.slice(0, -1) } }),
+    RpcCode.UNAUTHENTICATED,
+    /token rejected/,
+  ],
 ];
 
 describe('the dispatch and payload security table', () => {

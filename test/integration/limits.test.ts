@@ -80,7 +80,10 @@ describe('connection limits', () => {
     })();
     try {
       for (const raw of slow) {
-        expect(await goawayReason(raw)).toEqual({ status: RpcCode.INTERNAL, message: `protocol error: a frame did not complete within ${limits.frameTimeoutMs} ms (frame timeout)` });
+        expect(await goawayReason(raw)).toEqual({
+          status: RpcCode.INTERNAL,
+          message: `protocol error: a frame did not complete within ${limits.frameTimeoutMs} ms (frame timeout)`,
+        });
         await raw.waitClosed(limits.frameTimeoutMs + 1000);
       }
       expect(Date.now() - started).toBeLessThan(limits.frameTimeoutMs + 1000);
@@ -98,7 +101,10 @@ describe('connection limits', () => {
     const heartbeat = setInterval(() => beating.send(encodeFrame(FrameType.HEARTBEAT, 0)), 150);
     try {
       const started = Date.now();
-      expect(await goawayReason(silent)).toEqual({ status: RpcCode.UNAVAILABLE, message: `protocol error: nothing received for ${limits.idleTimeoutMs} ms (idle timeout)` });
+      expect(await goawayReason(silent)).toEqual({
+        status: RpcCode.UNAVAILABLE,
+        message: `protocol error: nothing received for ${limits.idleTimeoutMs} ms (idle timeout)`,
+      });
       await silent.waitClosed();
       expect(Date.now() - started).toBeGreaterThanOrEqual(limits.idleTimeoutMs - 50);
       await new Promise((resolve) => setTimeout(resolve, limits.idleTimeoutMs));
@@ -149,7 +155,11 @@ describe('connection limits', () => {
         details: { neverSent: true },
         retryAfterMs: 100,
       });
-      expect(answers.filter((frame) => frame.status === RpcCode.OK).map((frame) => unpack(frame.body))).toEqual([{ aborted: false }, { aborted: false }, { aborted: false }]);
+      expect(answers.filter((frame) => frame.status === RpcCode.OK).map((frame) => unpack(frame.body))).toEqual([
+        { aborted: false },
+        { aborted: false },
+        { aborted: false },
+      ]);
       expect((await echo.invocations())['sleep']).toBe(3);
     } finally {
       raw.close();

@@ -49,7 +49,14 @@ describe('logging', () => {
     const correlationId = failure.details?.['correlationId'];
     expect(correlationId).toMatch(/^[0-9a-f-]{36}$/);
     await waitUntil(() => logs.lines.length > 0, 'a log line');
-    expect(logs.lines[0]).toMatchObject({ level: 50, component: 'server', service: 'test.Echo', method: 'failPlain', correlationId, msg: `test.Echo.failPlain threw Error; the caller gets INTERNAL with correlation id ${correlationId}` });
+    expect(logs.lines[0]).toMatchObject({
+      level: 50,
+      component: 'server',
+      service: 'test.Echo',
+      method: 'failPlain',
+      correlationId,
+      msg: `test.Echo.failPlain threw Error; the caller gets INTERNAL with correlation id ${correlationId}`,
+    });
     expect((logs.lines[0]!['err'] as { stack: string }).stack).toMatch(/Error: disk on fire\n\s+at /);
   });
 
@@ -61,10 +68,12 @@ describe('logging', () => {
     const failure = (await rejection(client.proxy<EchoApi>('test.Echo').failPlain('disk on fire'))) as RpcError;
     expect(failure).toMatchObject({ code: RpcCode.INTERNAL });
     expect(failure.message).toMatch(/^\[internal\] test\.Echo\.failPlain failed: disk on fire \(correlation id [0-9a-f-]{36}; /);
-    await expect(createServer({ services: [new EchoService()], registry: false, log: false, exposeErrors: 'yes' as unknown as boolean, config: false })).rejects.toThrow(/exposeErrors.*true or false/);
+    await expect(
+      createServer({ services: [new EchoService()], registry: false, log: false, exposeErrors: 'yes' as unknown as boolean, config: false }),
+    ).rejects.toThrow(/exposeErrors.*true or false/);
   });
 
-  it('warns when a provider is ejected and when its breaker opens, into the application\'s own pino logger', async () => {
+  it("warns when a provider is ejected and when its breaker opens, into the application's own pino logger", async () => {
     const logs = logCollector();
     const appLogger = pino({ level: 'info', base: { app: 'gateway' } }, logs.stream);
     const server = await createServer({ services: [new EchoService()], registry: false, log: false, config: false });
@@ -77,7 +86,13 @@ describe('logging', () => {
     expect(logs.lines).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ level: 40, app: 'gateway', component: 'client', provider, times: 1, msg: 'provider ejected after consecutive failures' }),
-        expect.objectContaining({ level: 40, app: 'gateway', component: 'client', provider, msg: 'circuit breaker opened: no calls to this provider until a probe succeeds' }),
+        expect.objectContaining({
+          level: 40,
+          app: 'gateway',
+          component: 'client',
+          provider,
+          msg: 'circuit breaker opened: no calls to this provider until a probe succeeds',
+        }),
       ]),
     );
   });
@@ -86,6 +101,8 @@ describe('logging', () => {
     await expect(createClient({ registry: 'shuttle://127.0.0.1:1', log: { level: 'loud' as never }, config: false })).rejects.toThrow(
       /invalid log\.level: "loud" \(allowed: trace, debug, info, warn, error, fatal, silent\)/,
     );
-    await expect(createClient({ registry: 'shuttle://127.0.0.1:1', log: { colour: true } as never, config: false })).rejects.toThrow(/invalid log\.colour: true \(allowed: only level and stream\)/);
+    await expect(createClient({ registry: 'shuttle://127.0.0.1:1', log: { colour: true } as never, config: false })).rejects.toThrow(
+      /invalid log\.colour: true \(allowed: only level and stream\)/,
+    );
   });
 });

@@ -116,7 +116,10 @@ describe('metrics and the admin endpoint', () => {
     ready = 'throw';
     expect((await fetch(`${admin.url}/health/ready`)).status).toBe(503);
     const missing = await fetch(`${admin.url}/nope`);
-    expect([missing.status, await missing.text()]).toEqual([404, 'not found: /nope (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /admission, /dashboard)\n']);
+    expect([missing.status, await missing.text()]).toEqual([
+      404,
+      'not found: /nope (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /admission, /dashboard)\n',
+    ]);
     expect((await fetch(`${admin.url}/metrics`, { method: 'POST' })).status).toBe(405);
   });
 
@@ -160,11 +163,16 @@ describe('metrics and the admin endpoint', () => {
     expect(sample(await scrape(admin.url), 'shuttle_provider_draining', provider)).toBeUndefined();
   });
 
-  it('serves the consumer\'s provider directory, breaker and ejection states, and the totals the dashboard reads', async () => {
+  it("serves the consumer's provider directory, breaker and ejection states, and the totals the dashboard reads", async () => {
     const metrics = new ShuttleMetrics();
     const server = await createServer({ services: [new EchoService()], registry: false, metadata: { name: 'w-1', gpu: 'A10' }, config: false });
     cleanups.push(() => server.close());
-    const client = await createClient({ registry: server.url, filters: [{ type: 'metrics', options: { metrics } }], onAttempt: (event) => metrics.attempt(event), config: false });
+    const client = await createClient({
+      registry: server.url,
+      filters: [{ type: 'metrics', options: { metrics } }],
+      onAttempt: (event) => metrics.attempt(event),
+      config: false,
+    });
     cleanups.push(() => client.close());
     const admin = await startAdminServer({ metrics, clients: [client] });
     cleanups.push(() => admin.close());
@@ -172,7 +180,15 @@ describe('metrics and the admin endpoint', () => {
     await echo.echo('warm');
     const healthy = (await (await fetch(`${admin.url}/providers`)).json()) as { providers: Array<Record<string, unknown>> };
     expect(healthy.providers).toEqual([
-      expect.objectContaining({ service: 'test.Echo', address: `127.0.0.1:${server.port}`, protocol: 'tcp', inFlight: 0, connection: 'ready', breaker: 'closed', ejected: false }),
+      expect.objectContaining({
+        service: 'test.Echo',
+        address: `127.0.0.1:${server.port}`,
+        protocol: 'tcp',
+        inFlight: 0,
+        connection: 'ready',
+        breaker: 'closed',
+        ejected: false,
+      }),
     ]);
     // The provider answers UNAVAILABLE over and over: after 5 in a row it is ejected, and at
     // 50 % errors over 10 calls its breaker opens.
@@ -200,7 +216,9 @@ describe('metrics and the admin endpoint', () => {
 
   it('rejects bad options with the key named', async () => {
     await expect(startAdminServer({ metrics: {} as ShuttleMetrics })).rejects.toThrow('shuttle-rpc: invalid admin metrics');
-    await expect(startAdminServer({ metrics: new ShuttleMetrics(), port: 70_000 })).rejects.toThrow('shuttle-rpc: invalid admin port: 70000 (allowed: an integer from 0 to 65535)');
+    await expect(startAdminServer({ metrics: new ShuttleMetrics(), port: 70_000 })).rejects.toThrow(
+      'shuttle-rpc: invalid admin port: 70000 (allowed: an integer from 0 to 65535)',
+    );
     await expect(createClient({ filters: [{ type: 'metrics', options: { metrics: 'prometheus' } }], config: false })).rejects.toThrow(
       'shuttle-rpc: invalid metrics filter option metrics: "prometheus" (allowed: a ShuttleMetrics)',
     );

@@ -37,7 +37,21 @@ beforeAll(async () => {
   env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
   engine = await startFakeEngine({ models: ['fake-model'], tokens: 400, tokenDelayMs: 5 });
   other = await startFakeEngine({ models: ['other-model'], tokens: 400, tokenDelayMs: 5, style: 'sglang' });
-  workerA = await cli(['worker', '--engine', 'openai', '--url', engine.url, '--name', 'engine-a', '--metrics-interval', '100', '--admin-port', '0', '--priority', 'vllm']);
+  workerA = await cli([
+    'worker',
+    '--engine',
+    'openai',
+    '--url',
+    engine.url,
+    '--name',
+    'engine-a',
+    '--metrics-interval',
+    '100',
+    '--admin-port',
+    '0',
+    '--priority',
+    'vllm',
+  ]);
   await cli(['worker', '--engine', 'openai', '--url', other.url, '--name', 'engine-b', '--metrics-interval', '100', '--priority', 'sglang']);
   gateway = await cli(['gateway', '--port', '0', '--admin-port', '0']);
   openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
@@ -71,7 +85,14 @@ describe('gateway and engine adapter, with the official openai client', () => {
 
   it('streams a chat completion as SSE chunks, with usage when asked', async () => {
     const stream = await openai.chat.completions.create({
-      model: 'other-model', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], max_tokens: 6, stream: true, stream_options: { include_usage: true },
+      model: 'other-model',
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hi' },
+      ],
+      max_tokens: 6,
+      stream: true,
+      stream_options: { include_usage: true },
     });
     let text = '';
     let finish: string | null = null;
@@ -105,15 +126,20 @@ describe('gateway and engine adapter, with the official openai client', () => {
 
   it('embeds every input (the client asks for base64; float on request)', async () => {
     const answer = await openai.embeddings.create({ model: 'fake-model', input: ['abc', 'hello'] });
-    expect(answer.data.map((entry) => entry.embedding)).toEqual([[3, 97, 0.5], [5, 104, 0.5]]);
+    expect(answer.data.map((entry) => entry.embedding)).toEqual([
+      [3, 97, 0.5],
+      [5, 104, 0.5],
+    ]);
     const floats = await openai.embeddings.create({ model: 'fake-model', input: 'xy', encoding_format: 'float' });
     expect(floats.data[0]!.embedding).toEqual([2, 120, 0.5]);
     expect(floats.usage.prompt_tokens).toBe(1);
   });
 
-  it('an engine that dies mid-answer ends the stream with an error event saying after how many tokens, nothing of the engine\'s', async () => {
+  it("an engine that dies mid-answer ends the stream with an error event saying after how many tokens, nothing of the engine's", async () => {
     engine.breakNext(9);
-    const { data: stream, response } = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'crash' }], max_tokens: 20, stream: true }).withResponse();
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: 'fake-model', messages: [{ role: 'user', content: 'crash' }], max_tokens: 20, stream: true })
+      .withResponse();
     let text = '';
     const failure = await (async () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
@@ -150,10 +176,14 @@ describe('gateway and engine adapter, with the official openai client', () => {
   });
 
   it('chat roles and message shapes are checked as OpenAI checks them', async () => {
-    const wizard = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'wizard', content: 'x' } as never] }).catch((error: unknown) => error);
+    const wizard = await openai.chat.completions
+      .create({ model: 'fake-model', messages: [{ role: 'wizard', content: 'x' } as never] })
+      .catch((error: unknown) => error);
     expect(wizard).toBeInstanceOf(OpenAI.BadRequestError);
     expect(wizard).toMatchObject({ status: 400, param: 'messages[0].role', code: 'invalid_value' });
-    expect((wizard as Error).message).toMatch(/Invalid value: 'wizard'\. Supported values are: 'developer', 'system', 'user', 'assistant', 'tool', and 'function'\./);
+    expect((wizard as Error).message).toMatch(
+      /Invalid value: 'wizard'\. Supported values are: 'developer', 'system', 'user', 'assistant', 'tool', and 'function'\./,
+    );
     const noContent = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user' } as never] }).catch((error: unknown) => error);
     expect(noContent).toMatchObject({ status: 400, param: 'messages[0].content', code: 'missing_required_parameter' });
     expect(engine.requests.some((request) => JSON.stringify(request.body).includes('wizard'))).toBe(false);
@@ -173,7 +203,10 @@ describe('gateway and engine adapter, with the official openai client', () => {
   it('a client abort mid-stream closes the engine request', async () => {
     const abortedBefore = engine.aborted;
     const controller = new AbortController();
-    const stream = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'a long story' }], stream: true }, { signal: controller.signal });
+    const stream = await openai.chat.completions.create(
+      { model: 'fake-model', messages: [{ role: 'user', content: 'a long story' }], stream: true },
+      { signal: controller.signal },
+    );
     let tokens = 0;
     // The client ends the iteration quietly or with an abort error, depending on timing.
     await (async () => {
@@ -188,7 +221,7 @@ describe('gateway and engine adapter, with the official openai client', () => {
     expect(engine.completed).toBeGreaterThan(0);
   });
 
-  it('a shuttle caller\'s deadline closes the engine request too', async () => {
+  it("a shuttle caller's deadline closes the engine request too", async () => {
     const client: RpcClient = await createClient({ registry: env.SHUTTLE_REGISTRY, config: false });
     try {
       // Straight to engine-a's worker (the model-aware routing is the gateway's).
@@ -209,7 +242,7 @@ describe('gateway and engine adapter, with the official openai client', () => {
     }
   });
 
-  it('errors come in OpenAI\'s shape with the right status', async () => {
+  it("errors come in OpenAI's shape with the right status", async () => {
     const unknown = await openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch((error: unknown) => error);
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
     expect((unknown as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
@@ -219,7 +252,9 @@ describe('gateway and engine adapter, with the official openai client', () => {
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages');
 
-    const range = await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }], temperature: 9 }).catch((error: unknown) => error);
+    const range = await openai.chat.completions
+      .create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }], temperature: 9 })
+      .catch((error: unknown) => error);
     expect((range as Error).message).toMatch(/temperature must be a number from 0 to 2, got 9/);
 
     // The engine's own words stay behind the gateway (in its log, under the request id).
@@ -227,12 +262,21 @@ describe('gateway and engine adapter, with the official openai client', () => {
     const upstream = await openai.completions.create({ model: 'fake-model', prompt: 'x' }).catch((error: unknown) => error);
     expect(upstream).toBeInstanceOf(OpenAI.BadRequestError);
     expect((upstream as Error).message).toMatch(/^400 a worker refused the request as invalid \(request id [0-9a-f-]{36}\)$/);
-    expect((upstream as InstanceType<typeof OpenAI.BadRequestError>).headers.get('x-request-id')).toBe(/request id ([0-9a-f-]{36})/.exec((upstream as Error).message)![1]);
+    expect((upstream as InstanceType<typeof OpenAI.BadRequestError>).headers.get('x-request-id')).toBe(
+      /request id ([0-9a-f-]{36})/.exec((upstream as Error).message)![1],
+    );
 
     const malformed = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
     expect(malformed.status).toBe(400);
-    expect(((await malformed.json()) as { error: { type: string; message: string } }).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringMatching(/^the request body is not valid JSON/) });
-    const polluting = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"fake-model","__proto__":{"polluted":true},"messages":[]}' });
+    expect(((await malformed.json()) as { error: { type: string; message: string } }).error).toMatchObject({
+      type: 'invalid_request_error',
+      message: expect.stringMatching(/^the request body is not valid JSON/),
+    });
+    const polluting = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"fake-model","__proto__":{"polluted":true},"messages":[]}',
+    });
     expect(polluting.status).toBe(400);
     expect(((await polluting.json()) as { error: { message: string } }).error.message).toMatch(/__proto__/);
     expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
@@ -244,7 +288,7 @@ describe('gateway and engine adapter, with the official openai client', () => {
     expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/no route GET \/v1\/nothing/);
   });
 
-  it('publishes the engine\'s model list, capacity and live load from its metrics', async () => {
+  it("publishes the engine's model list, capacity and live load from its metrics", async () => {
     const client: RpcClient = await createClient({ registry: env.SHUTTLE_REGISTRY, config: false });
     try {
       client.proxy('inference.LLM');
@@ -254,11 +298,15 @@ describe('gateway and engine adapter, with the official openai client', () => {
       engine.metrics.waiting = 3;
       engine.metrics.kvUsage = 0.5;
       const stream = openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 300 });
-      await waitUntil(() => byName('engine-a')?.load?.running === 1 && byName('engine-a')?.load?.waiting === 3, 'the running stream shows in the published load', 5000);
+      await waitUntil(
+        () => byName('engine-a')?.load?.running === 1 && byName('engine-a')?.load?.waiting === 3,
+        'the running stream shows in the published load',
+        5000,
+      );
       expect(byName('engine-a')?.load?.kvUsage).toBe(0.5);
       expect(byName('engine-a')?.load?.tokensPerSecond).toBeGreaterThan(0);
       // SGLang names on the other engine.
-      await waitUntil(() => byName('engine-b')?.load?.tokensPerSecond === 123.5, 'the SGLang engine\'s load is read too', 5000);
+      await waitUntil(() => byName('engine-b')?.load?.tokensPerSecond === 123.5, "the SGLang engine's load is read too", 5000);
       for await (const _ of await stream) {
         // drain
       }
@@ -272,22 +320,32 @@ describe('gateway and engine adapter, with the official openai client', () => {
 describe('a saturated fleet', () => {
   it('spreads streams over two workers up to their slots, queues the next request and starts it when a slot frees', async () => {
     const dir = await tempDir();
-    const engines = [await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 }), await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 })];
+    const engines = [
+      await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 }),
+      await startFakeEngine({ models: ['m'], tokens: 400, tokenDelayMs: 20 }),
+    ];
     const open = (): number => engines[0]!.open + engines[1]!.open;
     const own: Child[] = [];
     try {
       const saturatedEnv = { SHUTTLE_REGISTRY: `file://${dir.dir}` };
       // --slots 2: the gateway admits two calls per worker and queues the rest.
-      for (const engine of engines) own.push(await startFixture(CLI, saturatedEnv, 15_000, [], ['worker', '--url', engine.url, '--slots', '2', '--metrics-url', 'none']));
+      for (const engine of engines)
+        own.push(await startFixture(CLI, saturatedEnv, 15_000, [], ['worker', '--url', engine.url, '--slots', '2', '--metrics-url', 'none']));
       const front = await startFixture(CLI, saturatedEnv, 15_000, [], ['gateway', '--port', '0']);
       own.push(front);
       const client = new OpenAI({ baseURL: `${front.url}/v1`, apiKey: 'x', maxRetries: 0 });
       const running = await Promise.all(
-        Array.from({ length: 4 }, (_, i) => client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: `conversation ${i}` }], stream: true })),
+        Array.from({ length: 4 }, (_, i) =>
+          client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: `conversation ${i}` }], stream: true }),
+        ),
       );
       await waitUntil(() => open() === 4, 'four streams running', 5000);
       expect([engines[0]!.open, engines[1]!.open]).toEqual([2, 2]);
-      const queued = fetch(`${front.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': 'late' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'one more' }], stream: true }) });
+      const queued = fetch(`${front.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-tenant-id': 'late' },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'one more' }], stream: true }),
+      });
       let answered = false;
       void queued.then(() => (answered = true));
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -315,16 +373,29 @@ describe('as library calls, with an engine that went away', () => {
     const registry = `file://${dir.dir}`;
     const worker = await startEngineWorker({ url: gone.url, name: 'gone', metricsUrl: false, server: { registry, host: '127.0.0.1', port: 0, log: false } });
     const lines: Record<string, unknown>[] = [];
-    const stream = new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()) });
+    const stream = new Writable({
+      write: (chunk: Buffer, _encoding, done) => void (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()),
+    });
     const front = await startGateway({ port: 0, client: { registry, config: false, log: false, retryBudget: false }, log: { stream } });
     try {
       await gone.close();
-      const response = await fetch(`${front.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });
+      const response = await fetch(`${front.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+      });
       expect(response.status).toBe(503);
       expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       const requestId = response.headers.get('x-request-id')!;
       const text = await response.text();
-      expect(JSON.parse(text)).toEqual({ error: { message: `no worker could take the request; retry after the Retry-After delay (request id ${requestId})`, type: 'service_unavailable_error', param: null, code: null } });
+      expect(JSON.parse(text)).toEqual({
+        error: {
+          message: `no worker could take the request; retry after the Retry-After delay (request id ${requestId})`,
+          type: 'service_unavailable_error',
+          param: null,
+          code: null,
+        },
+      });
       const enginePort = new URL(gone.url).port;
       expect(text).not.toContain(enginePort);
       expect(text).not.toMatch(/127\.0\.0\.1|engine|ECONNREFUSED/);
@@ -366,7 +437,9 @@ describe('as library calls, with an engine that went away', () => {
       const servedBy: string[] = [];
       for (let i = 0; i < 10; i++) {
         const response = await fetch(`${front.url}/v1/chat/completions`, {
-          method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `q${i}` }] }),
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+          body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `q${i}` }] }),
         });
         expect(response.status).toBe(200);
         servedBy.push(response.headers.get('x-shuttle-worker')!);

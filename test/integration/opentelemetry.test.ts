@@ -59,7 +59,7 @@ const spans = (): ReadableSpan[] => exporter.getFinishedSpans();
 const named = (name: string, kind: SpanKind): ReadableSpan => spans().find((span) => span.name === name && span.kind === kind)!;
 
 describe('opentelemetry spans', () => {
-  it('a call is a CLIENT span continued by the provider\'s SERVER span, and the handler\'s spans nest under it', async () => {
+  it("a call is a CLIENT span continued by the provider's SERVER span, and the handler's spans nest under it", async () => {
     const application = trace.getTracer('app');
     const result = await application.startActiveSpan('handle-request', async (root) => {
       try {
@@ -80,11 +80,16 @@ describe('opentelemetry spans', () => {
     expect(serverSpan.parentSpanContext?.isRemote).toBe(true);
     expect(query.parentSpanContext?.spanId).toBe(serverSpan.spanContext().spanId);
     expect(result.traceId).toBe(traceId);
-    expect(clientSpan.attributes).toMatchObject({ 'rpc.system': 'shuttle', 'rpc.service': 'test.Traced', 'rpc.method': 'work', 'rpc.grpc.status_code': RpcCode.OK });
+    expect(clientSpan.attributes).toMatchObject({
+      'rpc.system': 'shuttle',
+      'rpc.service': 'test.Traced',
+      'rpc.method': 'work',
+      'rpc.grpc.status_code': RpcCode.OK,
+    });
     expect(serverSpan.attributes).toMatchObject({ 'rpc.system': 'shuttle', 'network.peer.address': '127.0.0.1', 'rpc.grpc.status_code': RpcCode.OK });
   });
 
-  it('a failed call marks both spans ERROR: the provider\'s with the handler\'s own error, the caller\'s with what it got', async () => {
+  it("a failed call marks both spans ERROR: the provider's with the handler's own error, the caller's with what it got", async () => {
     expect(await rejection(client.proxy<TracedApi>('test.Traced').work({ fail: true }))).toMatchObject({ code: RpcCode.INTERNAL });
     await waitUntil(() => spans().filter((span) => span.name === 'test.Traced/work').length === 2, 'both call spans');
     // The provider's telemetry is the operator's: it keeps the message the caller never sees.
@@ -97,7 +102,7 @@ describe('opentelemetry spans', () => {
     expect(caller.attributes['rpc.grpc.status_code']).toBe(RpcCode.INTERNAL);
   });
 
-  it('a stream\'s spans last until it ends, with its chunk count', async () => {
+  it("a stream's spans last until it ends, with its chunk count", async () => {
     const received: string[] = [];
     for await (const token of client.proxy<TracedApi>('test.Traced').tokens({ n: 5 })) received.push(token);
     expect(received).toHaveLength(5);

@@ -102,10 +102,22 @@ describe('bad plugins fail at start-up with the module named', () => {
   const cases: Array<[string, string[], RegExp]> = [
     ['a module that does not exist', ['./no-such-plugin.mjs'], /plugin \.\/no-such-plugin\.mjs not found \(looked for .*no-such-plugin\.mjs\)/],
     ['a package that is not installed', ['no-such-shuttle-plugin-package'], /plugin package no-such-shuttle-plugin-package not found from/],
-    ['a module that throws while loading', [path.join(plugins, 'throws-on-load.mjs')], /plugin .*throws-on-load\.mjs .* threw while loading: boom while loading/],
-    ['a module with the wrong shape', [path.join(plugins, 'wrong-shape.mjs')], /plugin .*wrong-shape\.mjs .* must export a ShuttlePlugin \{ name: string, setup\(extensions\) \} as default or as "plugin"/],
+    [
+      'a module that throws while loading',
+      [path.join(plugins, 'throws-on-load.mjs')],
+      /plugin .*throws-on-load\.mjs .* threw while loading: boom while loading/,
+    ],
+    [
+      'a module with the wrong shape',
+      [path.join(plugins, 'wrong-shape.mjs')],
+      /plugin .*wrong-shape\.mjs .* must export a ShuttlePlugin \{ name: string, setup\(extensions\) \} as default or as "plugin"/,
+    ],
     ['a setup that throws', [path.join(plugins, 'setup-throws.mjs')], /plugin setup-throws \(.*setup-throws\.mjs\) failed in setup: cannot set up/],
-    ['two plugins claiming one serializer id', [path.join(plugins, 'reverse-json.mjs'), path.join(plugins, 'id-clash.mjs')], /plugin id-clash .* serializer "other42" claims wire id 42, already claimed by "reverse-json"/],
+    [
+      'two plugins claiming one serializer id',
+      [path.join(plugins, 'reverse-json.mjs'), path.join(plugins, 'id-clash.mjs')],
+      /plugin id-clash .* serializer "other42" claims wire id 42, already claimed by "reverse-json"/,
+    ],
   ];
   it.each(cases)('%s', async (_name, list, message) => {
     await expect(createClient({ plugins: list, config: false })).rejects.toThrow(message);
@@ -113,14 +125,22 @@ describe('bad plugins fail at start-up with the module named', () => {
   });
 
   it('an unknown extension name lists the known ones', async () => {
-    await expect(createClient({ loadbalance: 'p3c', config: false })).rejects.toThrow('shuttle-rpc: invalid loadbalance: "p3c" (allowed: one of the registered loadbalance extensions: random, round-robin, least-active, shortest-response, p2c, consistent-hash, prefix-affinity, slo)');
-    await expect(createClient({ cluster: 'failover2', config: false })).rejects.toThrow(/invalid cluster: "failover2" \(allowed: one of the registered cluster extensions: failover, failfast, failsafe, failback, forking, broadcast\)/);
+    await expect(createClient({ loadbalance: 'p3c', config: false })).rejects.toThrow(
+      'shuttle-rpc: invalid loadbalance: "p3c" (allowed: one of the registered loadbalance extensions: random, round-robin, least-active, shortest-response, p2c, consistent-hash, prefix-affinity, slo)',
+    );
+    await expect(createClient({ cluster: 'failover2', config: false })).rejects.toThrow(
+      /invalid cluster: "failover2" \(allowed: one of the registered cluster extensions: failover, failfast, failsafe, failback, forking, broadcast\)/,
+    );
     await expect(createClient({ serializer: 'avro', config: false })).rejects.toThrow(/invalid serializer: "avro" \(allowed: msgpack, json\)/);
-    await expect(createServer({ services: [new EchoService()], transport: 'quic', config: false })).rejects.toThrow(/invalid transport: "quic" \(allowed: one of the registered transport extensions: tcp, grpc\)/);
+    await expect(createServer({ services: [new EchoService()], transport: 'quic', config: false })).rejects.toThrow(
+      /invalid transport: "quic" \(allowed: one of the registered transport extensions: tcp, grpc\)/,
+    );
   });
 
   it('invalid config values are rejected with the key named', async () => {
-    await expect(createClient({ timeoutMs: -1, config: false })).rejects.toThrow('shuttle-rpc: invalid timeoutMs: -1 (allowed: an integer from 1 to 2147483647)');
+    await expect(createClient({ timeoutMs: -1, config: false })).rejects.toThrow(
+      'shuttle-rpc: invalid timeoutMs: -1 (allowed: an integer from 1 to 2147483647)',
+    );
     await expect(createClient({ timeoutMz: 5, config: false } as never)).rejects.toThrow(/unknown option client\.timeoutMz/);
     await expect(createClient({ registry: 'localhost:2379', config: false })).rejects.toThrow(/invalid registry: "localhost:2379"/);
   });
@@ -131,7 +151,10 @@ describe('built-in filters over the wire', () => {
     const server = await serve({ services: [new EchoService()], token: 'k3y', config: false });
     const anonymous = await createClient({ registry: server.url, config: false });
     const trusted = await createClient({ registry: server.url, token: 'k3y', config: false });
-    cleanups.push(() => anonymous.close(), () => trusted.close());
+    cleanups.push(
+      () => anonymous.close(),
+      () => trusted.close(),
+    );
     const error = (await rejection(anonymous.proxy<EchoApi>('test.Echo').echo(1))) as RpcError;
     expect(error.code).toBe(RpcCode.UNAUTHENTICATED);
     expect(await trusted.proxy<EchoApi>('test.Echo').echo(1)).toBe(1);

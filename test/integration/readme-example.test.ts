@@ -61,35 +61,39 @@ describe('the README example', () => {
     it.each([
       ['standard', 'legacy'],
       ['legacy', 'standard'],
-    ] as const)('a %s provider answers a %s consumer', async (providerMode, consumerMode) => {
-      const registry = await tempDir();
-      cleanups.push(registry.remove);
-      const env = { ...process.env, SHUTTLE_REGISTRY: `file://${registry.dir}` };
-      const provider = spawn(process.execPath, [built(providerMode, 'provider.js')], { cwd: registry.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      cleanups.push(async () => void provider.kill('SIGKILL'));
-      let stderr = '';
-      provider.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => provider.once('exit', resolve));
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the provider did not start; stderr: ${stderr}`)), 15_000);
-        void exited.then((code) => reject(new Error(`the provider exited with ${code}; stderr: ${stderr}`)));
-        createInterface({ input: provider.stdout }).on('line', (line) => {
-          const serving = /^serving (shuttle:\/\/127\.0\.0\.1:\d+)$/.exec(line);
-          if (serving === null) return;
-          clearTimeout(timer);
-          resolve(serving[1]!);
+    ] as const)(
+      'a %s provider answers a %s consumer',
+      async (providerMode, consumerMode) => {
+        const registry = await tempDir();
+        cleanups.push(registry.remove);
+        const env = { ...process.env, SHUTTLE_REGISTRY: `file://${registry.dir}` };
+        const provider = spawn(process.execPath, [built(providerMode, 'provider.js')], { cwd: registry.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        cleanups.push(async () => void provider.kill('SIGKILL'));
+        let stderr = '';
+        provider.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const exited = new Promise<number | null>((resolve) => provider.once('exit', resolve));
+        const url = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`the provider did not start; stderr: ${stderr}`)), 15_000);
+          void exited.then((code) => reject(new Error(`the provider exited with ${code}; stderr: ${stderr}`)));
+          createInterface({ input: provider.stdout }).on('line', (line) => {
+            const serving = /^serving (shuttle:\/\/127\.0\.0\.1:\d+)$/.exec(line);
+            if (serving === null) return;
+            clearTimeout(timer);
+            resolve(serving[1]!);
+          });
         });
-      });
-      expect(url).toMatch(/^shuttle:\/\/127\.0\.0\.1:\d+$/);
+        expect(url).toMatch(/^shuttle:\/\/127\.0\.0\.1:\d+$/);
 
-      const consumer = await run(process.execPath, [built(consumerMode, 'consumer.js')], { cwd: registry.dir, env, timeout: 30_000 });
-      expect(consumer.stdout).toBe(EXPECTED_OUTPUT);
-      expect(consumer.stderr).toBe('');
+        const consumer = await run(process.execPath, [built(consumerMode, 'consumer.js')], { cwd: registry.dir, env, timeout: 30_000 });
+        expect(consumer.stdout).toBe(EXPECTED_OUTPUT);
+        expect(consumer.stderr).toBe('');
 
-      // The provider's SIGTERM handler closes the server, and nothing else keeps it alive.
-      provider.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(stderr).toBe('');
-    }, 60_000);
+        // The provider's SIGTERM handler closes the server, and nothing else keeps it alive.
+        provider.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        expect(stderr).toBe('');
+      },
+      60_000,
+    );
   });
 });

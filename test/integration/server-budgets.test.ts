@@ -68,12 +68,16 @@ describe('maxTotalBufferedBytes: partial frames of all connections together', ()
     const header = encodeFrame(FrameType.REQUEST, 1).subarray(0, 20);
     header.writeUInt32BE(8 * MiB - 64, 16);
     const sockets = await Promise.all(
-      Array.from({ length: 40 }, () => new Promise<net.Socket>((resolve) => {
-        const socket = net.connect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
-        socket.on('error', () => {});
-        // Read (and drop) what the provider says, so its GOAWAY and close are seen.
-        socket.resume();
-      })),
+      Array.from(
+        { length: 40 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const socket = net.connect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
+            socket.on('error', () => {});
+            // Read (and drop) what the provider says, so its GOAWAY and close are seen.
+            socket.resume();
+          }),
+      ),
     );
     cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));

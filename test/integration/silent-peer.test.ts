@@ -36,7 +36,12 @@ describe('a silent provider', () => {
     const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
     expect(await echo.add({ a: 1, b: 1 })).toEqual({ sum: 2 });
 
-    const inFlight = Array.from({ length: 3 }, () => echo.sleep({ ms: 5000 }).then(() => undefined, (error: RpcError) => error));
+    const inFlight = Array.from({ length: 3 }, () =>
+      echo.sleep({ ms: 5000 }).then(
+        () => undefined,
+        (error: RpcError) => error,
+      ),
+    );
     await new Promise((resolve) => setTimeout(resolve, 50));
     provider.process.kill('SIGSTOP');
     cleanups.push(() => provider.process.kill('SIGCONT'));
@@ -52,7 +57,12 @@ describe('a silent provider', () => {
 
     provider.process.kill('SIGCONT');
     let recovered: unknown;
-    await waitUntil(async () => (recovered = await echo.add({ a: 2, b: 2 }).catch(() => undefined)) !== undefined, 'a call to succeed after SIGCONT', 5000, 100);
+    await waitUntil(
+      async () => (recovered = await echo.add({ a: 2, b: 2 }).catch(() => undefined)) !== undefined,
+      'a call to succeed after SIGCONT',
+      5000,
+      100,
+    );
     expect(recovered).toEqual({ sum: 4 });
   });
 });

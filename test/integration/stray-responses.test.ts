@@ -27,7 +27,18 @@ function response(id: number, value: unknown): Buffer {
 }
 
 function invocation(request: unknown): Invocation {
-  return { service: 'test.Echo', version: '', group: '', method: 'echo', request, meta: {}, deadline: Date.now() + 3000, signal: undefined, oneWay: false, stream: false };
+  return {
+    service: 'test.Echo',
+    version: '',
+    group: '',
+    method: 'echo',
+    request,
+    meta: {},
+    deadline: Date.now() + 3000,
+    signal: undefined,
+    oneWay: false,
+    stream: false,
+  };
 }
 
 describe('stray responses', () => {

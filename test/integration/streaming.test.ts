@@ -35,7 +35,11 @@ type StreamStats = Awaited<ReturnType<StreamApi['stats']>>;
 /** The provider's stream stats once `check` holds for them (read every 10 ms, up to 3 s). */
 async function statsWhen(check: (stats: StreamStats) => boolean, what: string): Promise<StreamStats> {
   let stats: StreamStats | undefined;
-  await waitUntil(async () => check((stats = await stream.stats())), () => `${what} (last stats: ${JSON.stringify(stats)})`, 3000);
+  await waitUntil(
+    async () => check((stats = await stream.stats())),
+    () => `${what} (last stats: ${JSON.stringify(stats)})`,
+    3000,
+  );
   return stats!;
 }
 
@@ -113,7 +117,10 @@ describe('server streaming', () => {
       })(),
     )) as RpcError;
     expect(error.code).toBe(RpcCode.CANCELLED);
-    const stats = await statsWhen((current) => current.lastAbortAt !== null && current.finallyRan > 0, 'the provider to see the abort and run the finally block');
+    const stats = await statsWhen(
+      (current) => current.lastAbortAt !== null && current.finallyRan > 0,
+      'the provider to see the abort and run the finally block',
+    );
     // Same machine, same clock: the provider's timestamp of its abort event against ours.
     const delay = stats.lastAbortAt! - abortedAt;
     console.log(`cancel reached the provider handler ${delay} ms after abort()`);

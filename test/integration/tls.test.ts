@@ -60,11 +60,15 @@ describe('tls on the tcp transport', () => {
 
     const plaintext = await rejection((await echoOf(secure.url)).add({ a: 1, b: 2 }));
     expect(plaintext).toMatchObject({ code: RpcCode.UNAVAILABLE });
-    expect(plaintext.message).toMatch(/closed by the provider before it answered anything \(a provider that requires TLS closes plaintext connections this way\)/);
+    expect(plaintext.message).toMatch(
+      /closed by the provider before it answered anything \(a provider that requires TLS closes plaintext connections this way\)/,
+    );
 
     const wrongCa = await rejection((await echoOf(secure.url, { ca: `${certs}/other-ca.crt` })).add({ a: 1, b: 2 }));
     expect(wrongCa).toMatchObject({ code: RpcCode.UNAVAILABLE });
-    expect(wrongCa.message).toMatch(/TLS with 127\.0\.0\.1:\d+ failed: unable to verify the first certificate \(is ca the CA that signed the provider's certificate\?\)/);
+    expect(wrongCa.message).toMatch(
+      /TLS with 127\.0\.0\.1:\d+ failed: unable to verify the first certificate \(is ca the CA that signed the provider's certificate\?\)/,
+    );
 
     const plain = await provider({});
     const tlsToPlain = await rejection((await echoOf(plain.url, { ca: `${certs}/ca.crt` })).add({ a: 1, b: 2 }));
@@ -78,7 +82,9 @@ describe('tls on the tcp transport', () => {
     expect(await withCert.add({ a: 2, b: 3 })).toEqual({ sum: 5 });
     const withoutCert = await rejection((await echoOf(secure.url, { ca: `${certs}/ca.crt` })).add({ a: 1, b: 1 }));
     expect(withoutCert).toMatchObject({ code: RpcCode.UNAVAILABLE });
-    expect(withoutCert.message).toMatch(/TLS with 127\.0\.0\.1:\d+ failed: .*certificate required \(the provider requires a client certificate: set cert and key\)/);
+    expect(withoutCert.message).toMatch(
+      /TLS with 127\.0\.0\.1:\d+ failed: .*certificate required \(the provider requires a client certificate: set cert and key\)/,
+    );
   });
 
   it('a certificate rotated on disk is served to new connections; calls in flight are not dropped', async () => {

@@ -71,6 +71,8 @@ describe('trace-context filter', () => {
   });
 
   it('rejects options it does not know', async () => {
-    await expect(createClient({ filters: [{ type: 'trace-context', options: { sampler: 'always' } }], config: false })).rejects.toThrow(/trace-context filter options/);
+    await expect(createClient({ filters: [{ type: 'trace-context', options: { sampler: 'always' } }], config: false })).rejects.toThrow(
+      /trace-context filter options/,
+    );
   });
 });

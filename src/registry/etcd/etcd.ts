@@ -94,7 +94,8 @@ export class EtcdRegistry implements Registry {
 
   async register(instance: ServiceInstance): Promise<void> {
     const checked = checkInstance(stripLoad(instance));
-    if (typeof checked === 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `etcd registry ${this.settings.display}: cannot register ${instance.service}: ${checked}`);
+    if (typeof checked === 'string')
+      throw new RpcError(RpcCode.INVALID_ARGUMENT, `etcd registry ${this.settings.display}: cannot register ${instance.service}: ${checked}`);
     await this.#providerSession().put(serviceKey(this.settings.prefix, instance), JSON.stringify(stripLoad(instance)));
   }
 
@@ -199,7 +200,9 @@ export class EtcdRegistry implements Registry {
   #loadMirror(): Pick<ServiceEntry, 'mirror' | 'ready'> {
     if (this.#loads === undefined) {
       const prefix = loadPrefix(this.settings.prefix);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) => this.#guard.contain(prefix, () => this.#onLoads(changed)));
+      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
+        this.#guard.contain(prefix, () => this.#onLoads(changed)),
+      );
       this.#loads = { mirror, ready: mirror.start() };
       this.#loads.ready.catch(() => {
         this.#loads = undefined;

@@ -33,7 +33,11 @@ export function parseEtcdOptions(options: ExtensionOptions): EtcdSettings {
   const url = options['url'];
   const match = typeof url === 'string' ? /^etcd:\/\/(?:([^:@/]+):([^@/]*)@)?([^/?#@]+)(\/[^?#]*)?$/.exec(url) : null;
   if (match === null) {
-    throw invalidOption('registry', typeof url === 'string' ? url.replace(/\/\/[^@/]*@/, '//***@') : url, 'etcd://[user:password@]host:port[,host:port][/prefix]');
+    throw invalidOption(
+      'registry',
+      typeof url === 'string' ? url.replace(/\/\/[^@/]*@/, '//***@') : url,
+      'etcd://[user:password@]host:port[,host:port][/prefix]',
+    );
   }
   const [, urlUser, urlPassword, hostList, urlPrefix] = match;
   const addresses = hostList!.split(',').map((part) => {
@@ -48,7 +52,11 @@ export function parseEtcdOptions(options: ExtensionOptions): EtcdSettings {
   const username = (options['username'] as string | undefined) ?? (urlUser === undefined ? undefined : decodeURIComponent(urlUser));
   const password = (options['password'] as string | undefined) ?? (urlPassword === undefined ? undefined : decodeURIComponent(urlPassword));
   if ((username === undefined) !== (password === undefined) || (username !== undefined && (typeof username !== 'string' || typeof password !== 'string'))) {
-    throw invalidOption('etcd registry username/password', username === undefined ? 'password only' : 'username only', 'both a username and a password, as strings');
+    throw invalidOption(
+      'etcd registry username/password',
+      username === undefined ? 'password only' : 'username only',
+      'both a username and a password, as strings',
+    );
   }
   const prefix = (options['prefix'] as string | undefined) ?? (urlPrefix && urlPrefix !== '/' ? urlPrefix : '/shuttle');
   if (typeof prefix !== 'string' || !/^\/[^\s]*[^/\s]$|^\/[^/\s]$/.test(prefix)) {

@@ -96,7 +96,8 @@ export class FileRegistry implements Registry {
   async register(instance: ServiceInstance): Promise<void> {
     const { load: _load, ...record } = instance;
     const checked = checkInstance(record);
-    if (typeof checked === 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `file registry ${this.settings.dir}: cannot register ${instance.service}: ${checked}`);
+    if (typeof checked === 'string')
+      throw new RpcError(RpcCode.INVALID_ARGUMENT, `file registry ${this.settings.dir}: cannot register ${instance.service}: ${checked}`);
     await this.#own(this.#recordPath(instance), JSON.stringify(record));
   }
 
@@ -240,7 +241,12 @@ export class FileRegistry implements Registry {
     for (const name of records.slice(0, MAX_RECORDS)) {
       const instance = await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance);
       if (instance === undefined || !matchesQuery(query, instance)) continue;
-      const load = await this.#readFresh(path.join(this.settings.dir, 'load', `${segment(instanceAddress(instance))}.json`), now, RECORD_LIMITS.loadBytes, checkLoad);
+      const load = await this.#readFresh(
+        path.join(this.settings.dir, 'load', `${segment(instanceAddress(instance))}.json`),
+        now,
+        RECORD_LIMITS.loadBytes,
+        checkLoad,
+      );
       instances.push(load === undefined ? instance : { ...instance, load: { ...load, receivedAt: now } });
     }
     return instances;

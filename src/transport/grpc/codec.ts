@@ -132,7 +132,10 @@ function envelopeRoute(service: string, method: string): GrpcRoute {
       const name = envelope.serializer || DEFAULT_ENVELOPE_SERIALIZER;
       const serializer = serializers.names().includes(name) ? serializers.byName(name) : undefined;
       if (serializer === undefined) {
-        throw new RpcError(RpcCode.UNIMPLEMENTED, `${service}.${method}: the envelope names serializer ${JSON.stringify(name.slice(0, 40))}; this provider speaks ${serializers.names().join(', ')}`);
+        throw new RpcError(
+          RpcCode.UNIMPLEMENTED,
+          `${service}.${method}: the envelope names serializer ${JSON.stringify(name.slice(0, 40))}; this provider speaks ${serializers.names().join(', ')}`,
+        );
       }
       try {
         return { value: serializer.decode(envelope.body, request), serializer };
@@ -205,7 +208,9 @@ function openEnvelope(bytes: Uint8Array, target: PayloadTarget): { body: Uint8Ar
     return envelopeType.decode(bytes) as unknown as { body: Uint8Array; serializer: string };
   } catch (error) {
     const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
-    throw new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as shuttle.v1.Envelope: ${(error as Error).message}`, { cause: error });
+    throw new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as shuttle.v1.Envelope: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -232,7 +237,11 @@ function decodeWith(codec: MessageCodec, bytes: Uint8Array, target: PayloadTarge
     return codec.decode(bytes);
   } catch (error) {
     const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
-    throw new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as ${codec.type.fullName.slice(1)}: ${(error as Error).message}`, { cause: error });
+    throw new RpcError(
+      code,
+      `cannot decode ${target.kind} of ${target.service}.${target.method} as ${codec.type.fullName.slice(1)}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 

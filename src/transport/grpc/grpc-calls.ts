@@ -96,9 +96,21 @@ export function registerRoutes(server: grpc.Server, handler: CallHandler, settin
       }
       // Versions and groups of one service share a path; the headers pick one at call time.
       if (method.stream) {
-        server.register(route.path, (call: grpc.ServerWritableStream<Buffer, Buffer>) => serveStream(call, route, handler, state), identity, identity, 'serverStream');
+        server.register(
+          route.path,
+          (call: grpc.ServerWritableStream<Buffer, Buffer>) => serveStream(call, route, handler, state),
+          identity,
+          identity,
+          'serverStream',
+        );
       } else {
-        server.register(route.path, (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => serveUnary(call, callback, route, handler, state), identity, identity, 'unary');
+        server.register(
+          route.path,
+          (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => serveUnary(call, callback, route, handler, state),
+          identity,
+          identity,
+          'unary',
+        );
       }
     }
   }
@@ -122,7 +134,14 @@ type ServerCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStre
  * grpc-timeout and the method's own limit; a cancel (RST_STREAM) from the caller aborts it.
  * `onDeadline` runs when the deadline passes first.
  */
-function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: CallHandler, state: ServingState, onDeadline: (error: RpcError) => void): Started | RpcError {
+function start(
+  call: ServerCall,
+  route: GrpcRoute,
+  stream: boolean,
+  handler: CallHandler,
+  state: ServingState,
+  onDeadline: (error: RpcError) => void,
+): Started | RpcError {
   if (state.closing) return neverSent('provider is going away');
   // A connection whose peer does not read what it was sent gets no new work to answer: refused
   // before it runs (safe to retry once the peer reads), as tcp stops reading such a connection.
@@ -136,7 +155,10 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
   const resolved = handler.resolve({ service: route.service, version: header(VERSION_HEADER), group: header(GROUP_HEADER), method: route.method, meta });
   if (resolved instanceof RpcError) return resolved;
   if (resolved.stream !== stream) {
-    return new RpcError(RpcCode.FAILED_PRECONDITION, `${resolved.service}.${resolved.method} is ${resolved.stream ? 'server-streaming' : 'unary'} in this version; call it as such`);
+    return new RpcError(
+      RpcCode.FAILED_PRECONDITION,
+      `${resolved.service}.${resolved.method} is ${resolved.stream ? 'server-streaming' : 'unary'} in this version; call it as such`,
+    );
   }
   let decoded: { value: unknown; serializer: Serializer | undefined };
   try {
@@ -146,7 +168,10 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
   }
   const now = Date.now();
   const callerDeadline = Number(call.getDeadline());
-  const deadline = earliest(Number.isFinite(callerDeadline) ? callerDeadline : undefined, resolved.timeoutMs === undefined ? undefined : now + resolved.timeoutMs);
+  const deadline = earliest(
+    Number.isFinite(callerDeadline) ? callerDeadline : undefined,
+    resolved.timeoutMs === undefined ? undefined : now + resolved.timeoutMs,
+  );
   if (deadline !== undefined && deadline <= now) {
     return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`);
   }
@@ -154,11 +179,14 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
   const timer =
     deadline === undefined
       ? undefined
-      : setTimeout(() => {
-          const error = new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} did not complete before its deadline`);
-          abort.abort(error);
-          onDeadline(error);
-        }, Math.min(deadline - now, MAX_TIMER_MS));
+      : setTimeout(
+          () => {
+            const error = new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} did not complete before its deadline`);
+            abort.abort(error);
+            onDeadline(error);
+          },
+          Math.min(deadline - now, MAX_TIMER_MS),
+        );
   const onCancelled = (): void => abort.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }));
   call.once('cancelled', onCancelled);
   state.started();
@@ -184,7 +212,13 @@ function start(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Cal
   };
 }
 
-function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): void {
+function serveUnary(
+  call: grpc.ServerUnaryCall<Buffer, Buffer>,
+  callback: grpc.sendUnaryData<Buffer>,
+  route: GrpcRoute,
+  handler: CallHandler,
+  state: ServingState,
+): void {
   let answered = false;
   const answer = (error: RpcError | null, bytes?: Buffer): void => {
     if (answered) return;
@@ -194,32 +228,35 @@ function serveUnary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.s
   };
   const started = start(call, route, false, handler, state, (error) => answer(error));
   if (started instanceof RpcError) return answer(started);
-  started.resolved.invoke(started.request, started.info).then(
-    (value) => {
-      if (started.abort.aborted) return;
-      // Closed to new work while this call ran: refused without the cost of encoding.
-      const peer = call.getPeer();
-      if (!state.budget.open(peer)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
-      let bytes: Buffer;
-      try {
-        bytes = route.encodeResponse(value, started.serializer);
-      } catch (error) {
-        return answer(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${route.service}.${route.method}: ${(error as Error).message}`));
-      }
-      if (!state.budget.fits(peer, bytes.length)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
-      // Held until the call is over: grpc-js says 'cancelled' once the answer is written out
-      // (its trailers go) or the stream is torn down, whichever comes first.
-      const hold = state.budget.hold(peer);
-      call.once('cancelled', () => hold.close());
-      hold.take(bytes.length);
-      answer(null, bytes);
-    },
-    (error: unknown) => {
-      const failure = handler.toCallerError?.(started.resolved, error) ?? RpcError.from(error);
-      // After a cancel the caller has stopped listening; the error has nowhere to go.
-      if (!started.abort.callerLeft) answer(failure);
-    },
-  ).finally(started.finish);
+  started.resolved
+    .invoke(started.request, started.info)
+    .then(
+      (value) => {
+        if (started.abort.aborted) return;
+        // Closed to new work while this call ran: refused without the cost of encoding.
+        const peer = call.getPeer();
+        if (!state.budget.open(peer)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
+        let bytes: Buffer;
+        try {
+          bytes = route.encodeResponse(value, started.serializer);
+        } catch (error) {
+          return answer(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${route.service}.${route.method}: ${(error as Error).message}`));
+        }
+        if (!state.budget.fits(peer, bytes.length)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
+        // Held until the call is over: grpc-js says 'cancelled' once the answer is written out
+        // (its trailers go) or the stream is torn down, whichever comes first.
+        const hold = state.budget.hold(peer);
+        call.once('cancelled', () => hold.close());
+        hold.take(bytes.length);
+        answer(null, bytes);
+      },
+      (error: unknown) => {
+        const failure = handler.toCallerError?.(started.resolved, error) ?? RpcError.from(error);
+        // After a cancel the caller has stopped listening; the error has nowhere to go.
+        if (!started.abort.callerLeft) answer(failure);
+      },
+    )
+    .finally(started.finish);
 }
 
 /**
@@ -252,7 +289,10 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
   try {
     const iterable = (await resolved.invoke(started.request, started.info)) as AsyncIterable<unknown>;
     if (iterable === null || typeof iterable !== 'object' || typeof iterable[Symbol.asyncIterator] !== 'function') {
-      throw new RpcError(RpcCode.INTERNAL, `${route.service}.${route.method} is declared stream: true but did not return an async iterable (use an async generator method)`);
+      throw new RpcError(
+        RpcCode.INTERNAL,
+        `${route.service}.${route.method} is declared stream: true but did not return an async iterable (use an async generator method)`,
+      );
     }
     iterator = iterable[Symbol.asyncIterator]();
     for (;;) {
@@ -309,6 +349,9 @@ function earliest(a: number | undefined, b: number | undefined): number | undefi
 function parsePeer(peer: string): Peer {
   const at = peer.lastIndexOf(':');
   if (at < 0) return { address: peer, port: 0 };
-  const host = peer.slice(0, at).replace(/^ipv[46]:/, '').replace(/^\[(.*)\]$/, '$1');
+  const host = peer
+    .slice(0, at)
+    .replace(/^ipv[46]:/, '')
+    .replace(/^\[(.*)\]$/, '$1');
   return { address: host, port: Number(peer.slice(at + 1)) || 0 };
 }

@@ -141,12 +141,17 @@ export class GrpcConnection implements ClientConnection {
     const { service, method } = invocation;
     const route = this.#settings.routes.route(service, method);
     if (route === undefined) {
-      throw new RpcError(RpcCode.UNIMPLEMENTED, `${service}.${method}: the grpc transport's .proto files declare ${service} without an rpc ${method}`, { details: { neverSent: true } });
+      throw new RpcError(RpcCode.UNIMPLEMENTED, `${service}.${method}: the grpc transport's .proto files declare ${service} without an rpc ${method}`, {
+        details: { neverSent: true },
+      });
     }
     if (route.protoStream !== undefined && route.protoStream !== invocation.stream) {
-      throw new RpcError(RpcCode.FAILED_PRECONDITION, route.protoStream
-        ? `${service}.${method} is a server-streaming rpc: iterate the call (for await (const chunk of proxy.${method}(…)))`
-        : `${service}.${method} is a unary rpc: await the call instead of iterating it`);
+      throw new RpcError(
+        RpcCode.FAILED_PRECONDITION,
+        route.protoStream
+          ? `${service}.${method} is a server-streaming rpc: iterate the call (for await (const chunk of proxy.${method}(…)))`
+          : `${service}.${method} is a unary rpc: await the call instead of iterating it`,
+      );
     }
     const bytes = route.encodeRequest(invocation.request, serializer);
     const metadata = toGrpcMetadata(invocation.meta, invocation.version, invocation.group);
@@ -190,9 +195,20 @@ export class GrpcConnection implements ClientConnection {
    */
   async #connectFailure(): Promise<RpcError> {
     const details = await new Promise<string>((resolve) => {
-      this.#client.makeUnaryRequest(PROBE_PATH, identity, identity, Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + PROBE_TIMEOUT_MS }, (error) => resolve(error?.details ?? ''));
+      this.#client.makeUnaryRequest(
+        PROBE_PATH,
+        identity,
+        identity,
+        Buffer.alloc(0),
+        new grpc.Metadata(),
+        { deadline: Date.now() + PROBE_TIMEOUT_MS },
+        (error) => resolve(error?.details ?? ''),
+      );
     });
-    const last = /Last error: ([\s\S]*?)\.? Resolution note/.exec(details)?.[1]?.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\s*$/, '').trim();
+    const last = /Last error: ([\s\S]*?)\.? Resolution note/
+      .exec(details)?.[1]
+      ?.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\s*$/, '')
+      .trim();
     if (last === undefined || last === '') return neverSent(`cannot connect to ${this.address}`);
     if (this.#settings.secure && isTlsFailure(last)) {
       const reason = tlsReason(last);

@@ -88,10 +88,13 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
         let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           server.tryShutdown(() => resolve());
-          timer = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, Math.max(0, Math.min(until - Date.now(), SHUTDOWN_GRACE_MS)));
+          timer = setTimeout(
+            () => {
+              server.forceShutdown();
+              resolve();
+            },
+            Math.max(0, Math.min(until - Date.now(), SHUTDOWN_GRACE_MS)),
+          );
         });
         clearTimeout(timer);
         shutDown = true;
@@ -114,7 +117,11 @@ const SHUTDOWN_GRACE_MS = 250;
  * keepalive pings that close connections whose peer stopped answering. `channelOptions`
  * given to the transport override any of these.
  */
-export function grpcServerOptions(limits: ConnectionLimits, maxFrameBytes: number, settings: Pick<GrpcSettings, 'keepaliveTimeMs' | 'keepaliveTimeoutMs'>): grpc.ServerOptions {
+export function grpcServerOptions(
+  limits: ConnectionLimits,
+  maxFrameBytes: number,
+  settings: Pick<GrpcSettings, 'keepaliveTimeMs' | 'keepaliveTimeoutMs'>,
+): grpc.ServerOptions {
   return {
     'grpc.max_receive_message_length': maxFrameBytes,
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,

@@ -57,7 +57,10 @@ export async function fetchDescriptorSet(target: ReflectionTarget, symbol: strin
       call.end();
     });
     if (answer.errorResponse !== undefined) {
-      throw new RpcError(RpcCode.NOT_FOUND, `server reflection at ${target.address}: ${answer.errorResponse.errorMessage ?? `error ${answer.errorResponse.errorCode}`}`);
+      throw new RpcError(
+        RpcCode.NOT_FOUND,
+        `server reflection at ${target.address}: ${answer.errorResponse.errorMessage ?? `error ${answer.errorResponse.errorCode}`}`,
+      );
     }
     const files = answer.fileDescriptorResponse?.fileDescriptorProto ?? [];
     // A FileDescriptorSet is `repeated FileDescriptorProto file = 1`: the files as they came.

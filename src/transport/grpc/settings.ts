@@ -67,7 +67,12 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
   if (descriptorSet !== undefined && options['protoFiles'] !== undefined) {
     throw invalidOption('grpc transport descriptorSet', '<bytes>', 'either protoFiles or descriptorSet, not both');
   }
-  const root = descriptorSet !== undefined ? loadDescriptorSet(descriptorSet, 'grpc transport descriptorSet') : options['protoFiles'] === undefined ? undefined : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false);
+  const root =
+    descriptorSet !== undefined
+      ? loadDescriptorSet(descriptorSet, 'grpc transport descriptorSet')
+      : options['protoFiles'] === undefined
+        ? undefined
+        : loadProtoFiles(options['protoFiles'], 'grpc transport protoFiles', false);
   const routes = new GrpcRoutes(root);
   const keepaliveTimeMs = checkInt('grpc transport keepaliveTimeMs', options['keepaliveTimeMs'], 1, MAX_TIMER_MS);
   const keepaliveTimeoutMs = checkInt('grpc transport keepaliveTimeoutMs', options['keepaliveTimeoutMs'], 1, MAX_TIMER_MS);
@@ -76,7 +81,8 @@ export function resolveGrpcSettings(options: Readonly<Record<string, unknown>>):
     throw invalidOption('grpc transport channelOptions', channelOptions, 'an object of grpc-js options, e.g. { "grpc.max_send_message_length": 1048576 }');
   }
   for (const [key, value] of Object.entries(channelOptions)) {
-    if (typeof value !== 'string' && typeof value !== 'number') throw invalidOption(`grpc transport channelOptions[${JSON.stringify(key)}]`, value, 'a string or a number');
+    if (typeof value !== 'string' && typeof value !== 'number')
+      throw invalidOption(`grpc transport channelOptions[${JSON.stringify(key)}]`, value, 'a string or a number');
   }
   const tls = resolveTls('grpc transport tls', options['tls']);
   return {
@@ -140,4 +146,3 @@ function tlsFile(tls: unknown, name: 'cert' | 'key' | 'ca'): string | undefined 
   const value = (tls as Record<string, unknown> | undefined)?.[name];
   return typeof value === 'string' && !value.includes('-----BEGIN') ? value : undefined;
 }
-

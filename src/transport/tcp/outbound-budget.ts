@@ -39,7 +39,7 @@ export class OutboundBudget {
     const unsent = this.#writer.unsentBytes;
     if (unsent < FAIR_SHARE_BYTES && this.#charged === 0) return;
     this.#charge(unsent);
-    if (this.#gate.holds(Hold.OUTBOUND) || this.#watchingDrain && unsent < FAIR_SHARE_BYTES) return;
+    if (this.#gate.holds(Hold.OUTBOUND) || (this.#watchingDrain && unsent < FAIR_SHARE_BYTES)) return;
     const server = this.#server;
     const over = unsent > this.#maxUnsentBytes || (server?.exhausted === true && unsent >= FAIR_SHARE_BYTES);
     if (over) this.#gate.hold(Hold.OUTBOUND);

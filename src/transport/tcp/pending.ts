@@ -46,7 +46,9 @@ export class UnaryCall implements PendingCall {
         this.resolve(this.serializer.decode(frame.body, this.target));
       } catch (error) {
         this.reject(
-          new RpcError(RpcCode.INTERNAL, `cannot decode response of ${this.target.service}.${this.target.method}: ${(error as Error).message}`, { cause: error }),
+          new RpcError(RpcCode.INTERNAL, `cannot decode response of ${this.target.service}.${this.target.method}: ${(error as Error).message}`, {
+            cause: error,
+          }),
         );
       }
     }
@@ -99,7 +101,10 @@ export class StreamCall implements PendingCall {
         // Our view of the provider's credit is never smaller than its own (grants in flight
         // count here first), so an honest provider never trips this.
         if (this.#unacknowledged >= this.window) {
-          throw new RpcError(RpcCode.INTERNAL, `protocol error: ${where} sent a chunk beyond its flow-control window (${this.#unacknowledged} bytes unacknowledged, window ${this.window})`);
+          throw new RpcError(
+            RpcCode.INTERNAL,
+            `protocol error: ${where} sent a chunk beyond its flow-control window (${this.#unacknowledged} bytes unacknowledged, window ${this.window})`,
+          );
         }
         this.#unacknowledged += frame.body.length + 20;
         const sequence = readU32(frame.body, 'STREAM_CHUNK');
@@ -140,7 +145,11 @@ export class StreamCall implements PendingCall {
       }
       case FrameType.RESPONSE:
         // A provider refuses a stream before starting it with an ordinary error response.
-        this.stream.fail(frame.status === RpcCode.OK ? new RpcError(RpcCode.INTERNAL, `protocol error: ${where} answered a stream with a unary response`) : decodeWireError(frame));
+        this.stream.fail(
+          frame.status === RpcCode.OK
+            ? new RpcError(RpcCode.INTERNAL, `protocol error: ${where} answered a stream with a unary response`)
+            : decodeWireError(frame),
+        );
         return true;
       default:
         throw new RpcError(RpcCode.INTERNAL, `protocol error: frame type ${frame.type} for stream ${frame.requestId}`);

@@ -40,7 +40,6 @@ export interface ServerBudgets {
   readonly decoded: ByteBudget;
 }
 
-
 /**
  * Unsent bytes, as a multiple of `maxUnsentBytes`, past which a finished unary call's answer is
  * replaced by a short RESOURCE_EXHAUSTED error: reading has long stopped, and calls that were
@@ -110,7 +109,8 @@ export class ServerConnection {
       decoder: new FrameDecoder(options.maxFrameBytes),
       onFrame: (frame) => this.#onFrame(frame),
       frameTimeoutMs: this.#limits.frameTimeoutMs,
-      onFrameTimeout: () => this.#fail(new RpcError(RpcCode.INTERNAL, `protocol error: a frame did not complete within ${this.#limits.frameTimeoutMs} ms (frame timeout)`)),
+      onFrameTimeout: () =>
+        this.#fail(new RpcError(RpcCode.INTERNAL, `protocol error: a frame did not complete within ${this.#limits.frameTimeoutMs} ms (frame timeout)`)),
       ...(options.budgets === undefined ? {} : { inbound: options.budgets.inbound }),
     });
     this.#budgets = options.budgets;
@@ -240,7 +240,10 @@ export class ServerConnection {
     const id = frame.requestId;
     const serializer = this.#handler.serializers.byId(frame.serializer);
     if (serializer === undefined) {
-      throw new RpcError(RpcCode.INTERNAL, `protocol error: unknown serializer id ${frame.serializer} (this provider speaks ${this.#handler.serializers.names().join(', ')})`);
+      throw new RpcError(
+        RpcCode.INTERNAL,
+        `protocol error: unknown serializer id ${frame.serializer} (this provider speaks ${this.#handler.serializers.names().join(', ')})`,
+      );
     }
     if (this.#running.has(id)) throw new RpcError(RpcCode.INTERNAL, `protocol error: request id ${id} is already in flight`);
     // An empty body is no request at all (not even a route to answer about): a framing fault,
@@ -272,15 +275,29 @@ export class ServerConnection {
     if (!this.#loadWanted && head.head.meta[ACCEPT_LOAD_META] !== undefined) this.#loadWanted = true;
     const wantsStream = (frame.flags & FrameFlag.STREAM) !== 0;
     if (wantsStream !== resolved.stream) {
-      return this.#answerError(id, oneWay, new RpcError(RpcCode.FAILED_PRECONDITION, resolved.stream
-        ? `${resolved.service}.${resolved.method} is a server-streaming method: iterate the call (for await (const chunk of proxy.${resolved.method}(…)))`
-        : `${resolved.service}.${resolved.method} is a unary method: await the call instead of iterating it`));
+      return this.#answerError(
+        id,
+        oneWay,
+        new RpcError(
+          RpcCode.FAILED_PRECONDITION,
+          resolved.stream
+            ? `${resolved.service}.${resolved.method} is a server-streaming method: iterate the call (for await (const chunk of proxy.${resolved.method}(…)))`
+            : `${resolved.service}.${resolved.method} is a unary method: await the call instead of iterating it`,
+        ),
+      );
     }
     let window = DEFAULT_STREAM_WINDOW;
     if (wantsStream && head.head.meta[WINDOW_META] !== undefined) {
       window = Number(head.head.meta[WINDOW_META]);
       if (!Number.isInteger(window) || window < MIN_STREAM_WINDOW || window > 2 ** 31 - 1) {
-        return this.#answerError(id, oneWay, new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${WINDOW_META} must be an integer from ${MIN_STREAM_WINDOW} to ${2 ** 31 - 1}, got ${JSON.stringify(head.head.meta[WINDOW_META]!.slice(0, 40))}`));
+        return this.#answerError(
+          id,
+          oneWay,
+          new RpcError(
+            RpcCode.INVALID_ARGUMENT,
+            `metadata ${WINDOW_META} must be an integer from ${MIN_STREAM_WINDOW} to ${2 ** 31 - 1}, got ${JSON.stringify(head.head.meta[WINDOW_META]!.slice(0, 40))}`,
+          ),
+        );
       }
       // The consumer asks; this side decides. Sending less than the consumer would accept is
       // always safe, so a larger request is capped rather than refused.
@@ -302,7 +319,14 @@ export class ServerConnection {
     const decoded = this.#budgets?.decoded;
     if (decoded !== undefined && cost > decoded.limit && cost > FAIR_SHARE_BYTES) {
       // It could never run: waiting would hold the connection (and the waiters behind it) forever.
-      return this.#answerError(id, oneWay, new RpcError(RpcCode.RESOURCE_EXHAUSTED, `${resolved.service}.${resolved.method}: the request would decode to about ${cost} bytes, more than this provider holds for all running calls together (maxTotalDecodedBytes ${decoded.limit})`));
+      return this.#answerError(
+        id,
+        oneWay,
+        new RpcError(
+          RpcCode.RESOURCE_EXHAUSTED,
+          `${resolved.service}.${resolved.method}: the request would decode to about ${cost} bytes, more than this provider holds for all running calls together (maxTotalDecodedBytes ${decoded.limit})`,
+        ),
+      );
     }
     const fitsServer = decoded === undefined || decoded.used + cost <= decoded.limit || (alone && cost <= FAIR_SHARE_BYTES);
     if (!fitsServer || (this.#decodedBytes + cost > this.#limits.maxDecodedBytesPerConnection && !alone)) {
@@ -330,7 +354,11 @@ export class ServerConnection {
     if (callerDeadline instanceof RpcError) return this.#answerError(id, oneWay, callerDeadline);
     const deadline = earliest(callerDeadline, resolved.timeoutMs === undefined ? undefined : Date.now() + resolved.timeoutMs);
     if (deadline !== undefined && deadline <= Date.now()) {
-      return this.#answerError(id, oneWay, new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`));
+      return this.#answerError(
+        id,
+        oneWay,
+        new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`),
+      );
     }
     const controller = new LazyAbort(deadline);
     this.#gate.started();
@@ -388,7 +416,16 @@ export class ServerConnection {
     }
   }
 
-  #runUnary(id: number, oneWay: boolean, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer, cost: number): void {
+  #runUnary(
+    id: number,
+    oneWay: boolean,
+    resolved: ResolvedMethod,
+    request: unknown,
+    info: ProviderCallInfo,
+    controller: LazyAbort,
+    serializer: Serializer,
+    cost: number,
+  ): void {
     resolved.invoke(request, info).then(
       (value) => {
         try {
@@ -416,11 +453,23 @@ export class ServerConnection {
     try {
       payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
     } catch (error) {
-      this.#answerError(id, false, new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`));
+      this.#answerError(
+        id,
+        false,
+        new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`),
+      );
       return;
     }
     if (this.#writer.unsentBytes > DROP_ANSWERS_FACTOR * this.#limits.maxUnsentBytes) {
-      this.#answerError(id, false, new RpcError(RpcCode.RESOURCE_EXHAUSTED, `the answer of ${resolved.service}.${resolved.method} (${payload.length} bytes) was dropped: ${this.#writer.unsentBytes} bytes wait unsent on this connection, over its limit (maxUnsentBytes ${this.#limits.maxUnsentBytes}); read the answers already sent`, { retryAfterMs: 1000 }));
+      this.#answerError(
+        id,
+        false,
+        new RpcError(
+          RpcCode.RESOURCE_EXHAUSTED,
+          `the answer of ${resolved.service}.${resolved.method} (${payload.length} bytes) was dropped: ${this.#writer.unsentBytes} bytes wait unsent on this connection, over its limit (maxUnsentBytes ${this.#limits.maxUnsentBytes}); read the answers already sent`,
+          { retryAfterMs: 1000 },
+        ),
+      );
       return;
     }
     const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
@@ -433,7 +482,15 @@ export class ServerConnection {
     this.#gate.sizeSlices(SLICE_ANSWER_BYTES, this.#answerBytes);
   }
 
-  async #runStream(id: number, resolved: ResolvedMethod, request: unknown, info: ProviderCallInfo, controller: LazyAbort, serializer: Serializer, window: number): Promise<void> {
+  async #runStream(
+    id: number,
+    resolved: ResolvedMethod,
+    request: unknown,
+    info: ProviderCallInfo,
+    controller: LazyAbort,
+    serializer: Serializer,
+    window: number,
+  ): Promise<void> {
     const credit = new StreamCredit(window);
     this.#credits.set(id, credit);
     let iterable: unknown;
@@ -515,7 +572,10 @@ function parseDeadline(value: string | undefined): number | RpcError | undefined
   if (value === undefined) return undefined;
   const ms = Number(value);
   if (value === '' || !Number.isInteger(ms) || ms < 0) {
-    return new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${TIMEOUT_META} must be a non-negative integer of milliseconds, got ${JSON.stringify(value.slice(0, 40))}`);
+    return new RpcError(
+      RpcCode.INVALID_ARGUMENT,
+      `metadata ${TIMEOUT_META} must be a non-negative integer of milliseconds, got ${JSON.stringify(value.slice(0, 40))}`,
+    );
   }
   return Date.now() + ms;
 }

@@ -132,12 +132,19 @@ export class TcpConnection implements ClientConnection {
       let timer: NodeJS.Timeout | undefined;
       const stalled = new Promise<void>((resolve) => (timer = setTimeout(resolve, stallMs)));
       try {
-        await raceCallLimits(Promise.race([writer.drained(), stalled]), invocation, this.address, `waiting for provider ${this.address} to read the requests queued before it`);
+        await raceCallLimits(
+          Promise.race([writer.drained(), stalled]),
+          invocation,
+          this.address,
+          `waiting for provider ${this.address} to read the requests queued before it`,
+        );
       } finally {
         clearTimeout(timer);
       }
       if (this.#writer === writer && writer.overBudget && writer.unsentBytes >= before) {
-        throw neverSent(`${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}), and it took none of them in ${stallMs} ms; the provider is not reading`);
+        throw neverSent(
+          `${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}), and it took none of them in ${stallMs} ms; the provider is not reading`,
+        );
       }
     }
   }
@@ -261,7 +268,10 @@ export class TcpConnection implements ClientConnection {
         // be: the provider speaks TLS and this consumer does not.
         const speaksTls = this.#tls === undefined && chunk.length >= 2 && (chunk[0] === 0x15 || chunk[0] === 0x16) && chunk[1] === 0x03;
         this.#lastError = speaksTls
-          ? new RpcError(RpcCode.UNAVAILABLE, `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`)
+          ? new RpcError(
+              RpcCode.UNAVAILABLE,
+              `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`,
+            )
           : RpcError.from(error, RpcCode.INTERNAL);
         socket.destroy();
       }
@@ -307,9 +317,10 @@ export class TcpConnection implements ClientConnection {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     // These calls were sent: their handlers may have run (or still be running) on the provider.
-    const inFlight = pending.length === 0 || error.details?.['neverSent'] === true
-      ? error
-      : new RpcError(error.code, error.rawMessage, { cause: error.cause, details: { ...error.details, maybeExecuted: true } });
+    const inFlight =
+      pending.length === 0 || error.details?.['neverSent'] === true
+        ? error
+        : new RpcError(error.code, error.rawMessage, { cause: error.cause, details: { ...error.details, maybeExecuted: true } });
     for (const call of pending) this.#finish(call, inFlight);
     this.#drained?.();
   }
@@ -362,7 +373,9 @@ export class TcpConnection implements ClientConnection {
     if (writer.overBudget) {
       // The provider is not reading (hung, overloaded, or hostile): queueing more would only
       // grow this process. Refused before sending, so the call can go to another provider.
-      return neverSent(`${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}); the provider is not reading`);
+      return neverSent(
+        `${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}); the provider is not reading`,
+      );
     }
     let frame: Buffer;
     let route: CachedRoute;
@@ -439,7 +452,9 @@ export class TcpConnection implements ClientConnection {
     this.#pending.delete(id);
     // The status byte says why, so the provider's handler sees "deadline exceeded" rather than
     // a plain cancel when the consumer's deadline timer fired first.
-    this.#writer?.write(encodeFrame(FrameType.CANCEL, id, undefined, { status: error.code === RpcCode.DEADLINE_EXCEEDED ? RpcCode.DEADLINE_EXCEEDED : RpcCode.CANCELLED }));
+    this.#writer?.write(
+      encodeFrame(FrameType.CANCEL, id, undefined, { status: error.code === RpcCode.DEADLINE_EXCEEDED ? RpcCode.DEADLINE_EXCEEDED : RpcCode.CANCELLED }),
+    );
     this.#finish(call, error);
     if (this.#pending.size === 0) this.#drained?.();
   }
@@ -506,4 +521,3 @@ function tlsError(address: string, error: Error): RpcError {
   if (!isTlsFailure(reason, (error as NodeJS.ErrnoException).code)) return RpcError.from(error, RpcCode.UNAVAILABLE);
   return new RpcError(RpcCode.UNAVAILABLE, `TLS with ${address} failed: ${reason}${tlsHint(reason)}`, { cause: error });
 }
-

@@ -48,7 +48,11 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
     server = net.createServer({ noDelay: true }, onConnection);
   } else {
     checkServerTls('tcp transport tls', secure);
-    const contextOptions = (current: ResolvedTls): tls.SecureContextOptions => ({ cert: current.cert, key: current.key, ...(current.ca === undefined ? {} : { ca: current.ca }) });
+    const contextOptions = (current: ResolvedTls): tls.SecureContextOptions => ({
+      cert: current.cert,
+      key: current.key,
+      ...(current.ca === undefined ? {} : { ca: current.ca }),
+    });
     const tlsServer = tls.createServer(
       {
         ...contextOptions(secure),

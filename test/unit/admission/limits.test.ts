@@ -226,8 +226,12 @@ describe('AdmissionQueue: overcommit for engines that schedule by priority', () 
   });
 
   it('names a bad overcommit', () => {
-    expect(() => new AdmissionQueue({ capacity: () => 1, overcommit: { priority: 5, slots: 0 } })).toThrow(/admission overcommit\.slots: 0 \(allowed: an integer from 1/);
-    expect(() => new AdmissionQueue({ capacity: () => 1, overcommit: { priority: 5, calls: 1 } as never })).toThrow(/unknown option admission overcommit\.calls/);
+    expect(() => new AdmissionQueue({ capacity: () => 1, overcommit: { priority: 5, slots: 0 } })).toThrow(
+      /admission overcommit\.slots: 0 \(allowed: an integer from 1/,
+    );
+    expect(() => new AdmissionQueue({ capacity: () => 1, overcommit: { priority: 5, calls: 1 } as never })).toThrow(
+      /unknown option admission overcommit\.calls/,
+    );
   });
 });
 

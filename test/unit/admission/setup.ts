@@ -40,4 +40,3 @@ export function setup(slots: number, options: Partial<AdmissionOptions> = {}) {
   };
   return { clock, queue, order, running, ask, finish, refusals };
 }
-

@@ -14,10 +14,11 @@ afterAll(async () => {
 });
 
 /** The error `flags` are refused with. */
-const refusal = (flags: AdmissionFlags): Promise<string> => admissionOptions(flags).then(
-  () => 'accepted',
-  (error: Error) => `${error.constructor.name}: ${error.message}`,
-);
+const refusal = (flags: AdmissionFlags): Promise<string> =>
+  admissionOptions(flags).then(
+    () => 'accepted',
+    (error: Error) => `${error.constructor.name}: ${error.message}`,
+  );
 
 describe('shuttle gateway --admission-* flags', () => {
   it('become the gateway admission options', async () => {
@@ -53,32 +54,68 @@ describe('shuttle gateway --admission-* flags', () => {
 
   it('refuse a bad value naming the flag, the value and what is allowed', async () => {
     expect(await refusal({ admissionMaxQueued: 'lots' })).toBe('UsageError: --admission-max-queued "lots": must be a number, got "lots"');
-    expect(await refusal({ admissionMaxQueued: '-1' })).toBe('UsageError: --admission-max-queued "-1": invalid admission maxQueued: -1 (allowed: an integer from 0 to 1000000)');
-    expect(await refusal({ admissionMaxQueuedTokens: '1.5' })).toMatch(/^UsageError: --admission-max-queued-tokens "1.5": invalid admission maxQueuedTokens: 1.5 \(allowed: an integer from 0 to/);
-    expect(await refusal({ admissionMaxWait: '0' })).toBe('UsageError: --admission-max-wait "0": invalid gateway admission maxWaitMs: 0 (allowed: an integer from 1 to 2147483647)');
-    expect(await refusal({ admissionMaxEmbeddingInputs: '5000' })).toBe('UsageError: --admission-max-embedding-inputs "5000": invalid gateway admission maxEmbeddingInputs: 5000 (allowed: an integer from 1 to 2048)');
-    expect(await refusal({ admissionEmbeddingParallelism: '0' })).toMatch(/^UsageError: --admission-embedding-parallelism "0": invalid gateway admission embeddingParallelism: 0 \(allowed: an integer from 1 to 1024\)$/);
+    expect(await refusal({ admissionMaxQueued: '-1' })).toBe(
+      'UsageError: --admission-max-queued "-1": invalid admission maxQueued: -1 (allowed: an integer from 0 to 1000000)',
+    );
+    expect(await refusal({ admissionMaxQueuedTokens: '1.5' })).toMatch(
+      /^UsageError: --admission-max-queued-tokens "1.5": invalid admission maxQueuedTokens: 1.5 \(allowed: an integer from 0 to/,
+    );
+    expect(await refusal({ admissionMaxWait: '0' })).toBe(
+      'UsageError: --admission-max-wait "0": invalid gateway admission maxWaitMs: 0 (allowed: an integer from 1 to 2147483647)',
+    );
+    expect(await refusal({ admissionMaxEmbeddingInputs: '5000' })).toBe(
+      'UsageError: --admission-max-embedding-inputs "5000": invalid gateway admission maxEmbeddingInputs: 5000 (allowed: an integer from 1 to 2048)',
+    );
+    expect(await refusal({ admissionEmbeddingParallelism: '0' })).toMatch(
+      /^UsageError: --admission-embedding-parallelism "0": invalid gateway admission embeddingParallelism: 0 \(allowed: an integer from 1 to 1024\)$/,
+    );
   });
 
   it('refuse a malformed or out-of-range reserve and overcommit, saying the form', async () => {
-    expect(await refusal({ admissionReserve: '5:8' })).toBe('UsageError: --admission-reserve "5:8": expected key=value entries separated by commas, e.g. priority=5,slots=8');
-    expect(await refusal({ admissionReserve: 'priority=5' })).toBe('UsageError: --admission-reserve "priority=5": give both priority and slots, e.g. priority=5,slots=8');
-    expect(await refusal({ admissionReserve: 'priority=10,slots=8' })).toBe('UsageError: --admission-reserve "priority=10,slots=8": invalid admission reserve.priority: 10 (allowed: an integer from 1 to 9)');
-    expect(await refusal({ admissionOvercommit: 'priority=5,slots=0' })).toBe('UsageError: --admission-overcommit "priority=5,slots=0": invalid admission overcommit.slots: 0 (allowed: an integer from 1 to 1000000)');
-    expect(await refusal({ admissionOvercommit: 'priority=5,slots=2,calls=1' })).toMatch(/^UsageError: --admission-overcommit "priority=5,slots=2,calls=1": unknown option admission overcommit\.calls \(known: priority, slots\)$/);
-    expect(await refusal({ admissionOvercommit: 'priority=high,slots=2' })).toBe('UsageError: --admission-overcommit "priority=high,slots=2": priority must be a number, got "high"');
+    expect(await refusal({ admissionReserve: '5:8' })).toBe(
+      'UsageError: --admission-reserve "5:8": expected key=value entries separated by commas, e.g. priority=5,slots=8',
+    );
+    expect(await refusal({ admissionReserve: 'priority=5' })).toBe(
+      'UsageError: --admission-reserve "priority=5": give both priority and slots, e.g. priority=5,slots=8',
+    );
+    expect(await refusal({ admissionReserve: 'priority=10,slots=8' })).toBe(
+      'UsageError: --admission-reserve "priority=10,slots=8": invalid admission reserve.priority: 10 (allowed: an integer from 1 to 9)',
+    );
+    expect(await refusal({ admissionOvercommit: 'priority=5,slots=0' })).toBe(
+      'UsageError: --admission-overcommit "priority=5,slots=0": invalid admission overcommit.slots: 0 (allowed: an integer from 1 to 1000000)',
+    );
+    expect(await refusal({ admissionOvercommit: 'priority=5,slots=2,calls=1' })).toMatch(
+      /^UsageError: --admission-overcommit "priority=5,slots=2,calls=1": unknown option admission overcommit\.calls \(known: priority, slots\)$/,
+    );
+    expect(await refusal({ admissionOvercommit: 'priority=high,slots=2' })).toBe(
+      'UsageError: --admission-overcommit "priority=high,slots=2": priority must be a number, got "high"',
+    );
   });
 
   it('refuse a bad tenant, tenant defaults or API key file', async () => {
-    expect(await refusal({ admissionTenant: ['weight=3'] })).toBe("UsageError: --admission-tenant \"weight=3\": start with the tenant's name, then its limits: name,key=value,… (e.g. gold,weight=3)");
-    expect(await refusal({ admissionTenant: ['gold,burst=3'] })).toMatch(/^UsageError: --admission-tenant "gold,burst=3": unknown option admission tenants\.gold\.burst \(known: weight, maxConcurrent, tokensPerMinute, maxQueued\)$/);
-    expect(await refusal({ admissionTenant: ['gold,weight=0'] })).toBe('UsageError: --admission-tenant "gold,weight=0": invalid admission tenants.gold.weight: 0 (allowed: a number above 0, at most 1000000)');
-    expect(await refusal({ admissionTenant: ['gold,weight=2', 'gold,weight=3'] })).toBe('UsageError: --admission-tenant "gold,weight=3": tenant "gold" is given twice');
-    expect(await refusal({ admissionTenantDefaults: 'maxConcurrent=1.5' })).toMatch(/^UsageError: --admission-tenant-defaults "maxConcurrent=1.5": invalid admission tenantDefaults\.maxConcurrent: 1.5 \(allowed: an integer from 1 to 1000000\)$/);
-    expect(await refusal({ admissionApiKeys: join(dir.dir, 'missing.json') })).toMatch(/^UsageError: --admission-api-keys ".*missing\.json": cannot read it as JSON \(ENOENT.*\); give a file like \{"sk-…": "gold"\}$/);
+    expect(await refusal({ admissionTenant: ['weight=3'] })).toBe(
+      'UsageError: --admission-tenant "weight=3": start with the tenant\'s name, then its limits: name,key=value,… (e.g. gold,weight=3)',
+    );
+    expect(await refusal({ admissionTenant: ['gold,burst=3'] })).toMatch(
+      /^UsageError: --admission-tenant "gold,burst=3": unknown option admission tenants\.gold\.burst \(known: weight, maxConcurrent, tokensPerMinute, maxQueued\)$/,
+    );
+    expect(await refusal({ admissionTenant: ['gold,weight=0'] })).toBe(
+      'UsageError: --admission-tenant "gold,weight=0": invalid admission tenants.gold.weight: 0 (allowed: a number above 0, at most 1000000)',
+    );
+    expect(await refusal({ admissionTenant: ['gold,weight=2', 'gold,weight=3'] })).toBe(
+      'UsageError: --admission-tenant "gold,weight=3": tenant "gold" is given twice',
+    );
+    expect(await refusal({ admissionTenantDefaults: 'maxConcurrent=1.5' })).toMatch(
+      /^UsageError: --admission-tenant-defaults "maxConcurrent=1.5": invalid admission tenantDefaults\.maxConcurrent: 1.5 \(allowed: an integer from 1 to 1000000\)$/,
+    );
+    expect(await refusal({ admissionApiKeys: join(dir.dir, 'missing.json') })).toMatch(
+      /^UsageError: --admission-api-keys ".*missing\.json": cannot read it as JSON \(ENOENT.*\); give a file like \{"sk-…": "gold"\}$/,
+    );
     const numbers = join(dir.dir, 'numbers.json');
     await writeFile(numbers, '{"sk-1": 3}');
-    expect(await refusal({ admissionApiKeys: numbers })).toMatch(/^UsageError: --admission-api-keys ".*numbers\.json": invalid gateway admission apiKeyTenants: an object \(allowed: an object of API key to tenant name\)$/);
+    expect(await refusal({ admissionApiKeys: numbers })).toMatch(
+      /^UsageError: --admission-api-keys ".*numbers\.json": invalid gateway admission apiKeyTenants: an object \(allowed: an object of API key to tenant name\)$/,
+    );
   });
 
   it('`shuttle gateway` exits 2 on a bad flag before starting anything, and lists the flags in its help', async () => {
@@ -89,10 +126,13 @@ describe('shuttle gateway --admission-* flags', () => {
     process.stdout.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stdout.write;
     try {
       expect(await runCli(['gateway', '--port', '0', '--admission-overcommit', 'priority=0,slots=4'])).toBe(2);
-      expect(written.join('')).toBe('shuttle: --admission-overcommit "priority=0,slots=4": invalid admission overcommit.priority: 0 (allowed: an integer from 1 to 9)\n');
+      expect(written.join('')).toBe(
+        'shuttle: --admission-overcommit "priority=0,slots=4": invalid admission overcommit.priority: 0 (allowed: an integer from 1 to 9)\n',
+      );
       written.length = 0;
       expect(await runCli(['gateway', '--help'])).toBe(0);
-      for (const flag of ['--admission-max-queued', '--admission-reserve', '--admission-overcommit', '--admission-tenant ', '--admission-api-keys']) expect(written.join('')).toContain(flag);
+      for (const flag of ['--admission-max-queued', '--admission-reserve', '--admission-overcommit', '--admission-tenant ', '--admission-api-keys'])
+        expect(written.join('')).toContain(flag);
     } finally {
       process.stderr.write = write;
       process.stdout.write = writeOut;

@@ -99,7 +99,14 @@ describe('Directory', () => {
     const registry = new MemoryRegistry();
     await registry.register(providerRecord(1));
     await registry.register(providerRecord(2, { protocol: 'grpc' }));
-    await registry.register(providerRecord(3, { endpoints: [{ protocol: 'tcp', port: 3 }, { protocol: 'grpc', port: 30 }] }));
+    await registry.register(
+      providerRecord(3, {
+        endpoints: [
+          { protocol: 'tcp', port: 3 },
+          { protocol: 'grpc', port: 30 },
+        ],
+      }),
+    );
     await registry.register(providerRecord(4, { protocol: '*' }));
 
     const tcp = directoryOn(registry, 'tcp').directory;

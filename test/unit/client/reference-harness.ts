@@ -56,7 +56,12 @@ export async function referenceHarness(options: HarnessOptions = {}): Promise<Re
   const transport = fakeTransport(options.protocol ?? 'tcp');
   const pool = new ConnectionPool(transport, FAKE_CONNECT_OPTIONS);
   const parts = options.parts ?? {};
-  const directory = new Directory(registry, { service: parts.service ?? 'test.Echo', version: parts.version ?? '1.0.0', group: parts.group ?? '' }, pool.protocol, () => {});
+  const directory = new Directory(
+    registry,
+    { service: parts.service ?? 'test.Echo', version: parts.version ?? '1.0.0', group: parts.group ?? '' },
+    pool.protocol,
+    () => {},
+  );
   const stats = new ProviderStatsTable();
   const budget = new RetryBudget();
   const clusterCalls: ClusterCall[] = [];

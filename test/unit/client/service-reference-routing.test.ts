@@ -12,7 +12,8 @@ import { deferred, referenceHarness } from './reference-harness.js';
  * attempt. The strategy and the balancer are fakes that record what they get.
  */
 const draining: LoadSnapshot = { timestamp: Date.now(), running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: true };
-const ports = (list: readonly { readonly instance?: ServiceInstance; readonly port?: number }[]): number[] => list.map((item) => item.instance?.port ?? item.port!);
+const ports = (list: readonly { readonly instance?: ServiceInstance; readonly port?: number }[]): number[] =>
+  list.map((item) => item.instance?.port ?? item.port!);
 
 describe('ServiceReference: what the cluster strategy gets', () => {
   it('the eligible providers, the invocation, and whether the method is idempotent or a stream', async () => {
@@ -68,7 +69,10 @@ describe('ServiceReference: select', () => {
   });
 
   it('sends to the provider the balancer picked, over the pool’s connection to it', async () => {
-    const h = await referenceHarness({ providers: [providerRecord(1), providerRecord(2)], pick: (providers) => ({ provider: providers.find((view) => view.instance.port === 2)!, branch: 'pick' }) });
+    const h = await referenceHarness({
+      providers: [providerRecord(1), providerRecord(2)],
+      pick: (providers) => ({ provider: providers.find((view) => view.instance.port === 2)!, branch: 'pick' }),
+    });
     expect(await h.reference.call('echo', 'to two', undefined)).toBe('to two');
     expect(h.transport.connects.map((made) => `${made.host}:${made.port}`)).toEqual(['10.0.0.1:2']);
     expect(h.transport.connection('10.0.0.1:2')!.sent.map((invocation) => invocation.request)).toEqual(['to two']);
@@ -241,7 +245,10 @@ describe('ServiceReference: send', () => {
 
   it('opens a stream, and the attempt succeeds only at its first chunk', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
-    const stream = new ClientStream(() => {}, () => {});
+    const stream = new ClientStream(
+      () => {},
+      () => {},
+    );
     h.pool.get('10.0.0.1', 1);
     const connection = h.transport.connection('10.0.0.1:1')!;
     connection.openAnswer = () => Promise.resolve(stream);
@@ -261,7 +268,10 @@ describe('ServiceReference: send', () => {
 
   it('fails the attempt of a stream refused before its first chunk', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
-    const stream = new ClientStream(() => {}, () => {});
+    const stream = new ClientStream(
+      () => {},
+      () => {},
+    );
     h.pool.get('10.0.0.1', 1);
     h.transport.connection('10.0.0.1:1')!.openAnswer = () => Promise.resolve(stream);
     const call = h.reference.call('count', 2, undefined, 'stream');
@@ -275,7 +285,8 @@ describe('ServiceReference: send', () => {
   it('gives back the in-flight place of a stream that could not be opened', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
     h.pool.get('10.0.0.1', 1);
-    h.transport.connection('10.0.0.1:1')!.openAnswer = () => Promise.reject(new RpcError(RpcCode.UNAVAILABLE, 'connect ECONNREFUSED', { details: { neverSent: true } }));
+    h.transport.connection('10.0.0.1:1')!.openAnswer = () =>
+      Promise.reject(new RpcError(RpcCode.UNAVAILABLE, 'connect ECONNREFUSED', { details: { neverSent: true } }));
     const error = (await rejection(h.reference.call('count', 2, undefined, 'stream'))) as RpcError;
     expect(error.code).toBe(RpcCode.UNAVAILABLE);
     await new Promise((resolve) => setImmediate(resolve));

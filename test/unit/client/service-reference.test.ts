@@ -30,7 +30,12 @@ function expectNothingSent(h: ReferenceHarness): void {
 describe('ServiceReference: call options', () => {
   it('refuses options that are not an object, as a rejection and never a throw', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
-    for (const [options, got] of [[null, 'null'], [5, 'number'], ['fast', 'string'], [true, 'boolean']] as const) {
+    for (const [options, got] of [
+      [null, 'null'],
+      [5, 'number'],
+      ['fast', 'string'],
+      [true, 'boolean'],
+    ] as const) {
       let pending: Promise<unknown> | undefined;
       expect(() => (pending = h.reference.call('echo', 1, options as unknown as CallOptions))).not.toThrow();
       const error = await failure(pending!);
@@ -90,7 +95,17 @@ describe('ServiceReference: call options', () => {
     const controller = new AbortController();
     await h.reference.call('write', { text: 'x' }, { signal: controller.signal, metadata: { tenant: 'a' }, oneWay: true, routingKey: 'key' });
     const sent = h.transport.connection('10.0.0.1:1')!.sent[0]!;
-    expect(sent).toMatchObject({ service: 'test.Echo', version: '1.0.0', group: '', method: 'write', request: { text: 'x' }, meta: { tenant: 'a' }, oneWay: true, stream: false, routingKey: 'key' });
+    expect(sent).toMatchObject({
+      service: 'test.Echo',
+      version: '1.0.0',
+      group: '',
+      method: 'write',
+      request: { text: 'x' },
+      meta: { tenant: 'a' },
+      oneWay: true,
+      stream: false,
+      routingKey: 'key',
+    });
     expect(sent.signal).toBe(controller.signal);
   });
 });
@@ -194,7 +209,17 @@ describe('ServiceReference: consumer filters', () => {
     const controller = new AbortController();
     const result = await h.reference.call('echo', 'hi', { metadata: { trace: '1' }, signal: controller.signal, routingKey: 'key' });
     expect(result).toEqual({ wrapped: 'hi' });
-    expect(seen).toEqual([expect.objectContaining({ side: 'consumer', service: 'test.Echo', version: '1.0.0', method: 'echo', request: 'hi', stream: false, metadata: { trace: '1' } })]);
+    expect(seen).toEqual([
+      expect.objectContaining({
+        side: 'consumer',
+        service: 'test.Echo',
+        version: '1.0.0',
+        method: 'echo',
+        request: 'hi',
+        stream: false,
+        metadata: { trace: '1' },
+      }),
+    ]);
     const sent = h.transport.connection('10.0.0.1:1')!.sent[0]!;
     expect(sent).toMatchObject({ method: 'echo', request: { wrapped: 'hi' }, meta: { trace: '1', token: 't' }, deadline, routingKey: 'key' });
     // What filters cannot see travels on untouched.
@@ -207,7 +232,17 @@ describe('ServiceReference: consumer filters', () => {
       parts: {
         filters: [
           filter((invocation, next) =>
-            next({ side: 'consumer', service: invocation.service, version: invocation.version, method: invocation.method, request: invocation.request, stream: false, metadata: {}, deadline: undefined, peer: undefined }),
+            next({
+              side: 'consumer',
+              service: invocation.service,
+              version: invocation.version,
+              method: invocation.method,
+              request: invocation.request,
+              stream: false,
+              metadata: {},
+              deadline: undefined,
+              peer: undefined,
+            }),
           ),
         ],
       },

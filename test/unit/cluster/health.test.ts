@@ -6,12 +6,18 @@ import { applyMock, resolveMock } from '../../../src/client/mock.js';
 import { cluster, fakeCall } from '../../helpers/cluster.js';
 import { invocation } from '../../helpers/lb.js';
 
-const fail = (code: RpcCode = RpcCode.UNAVAILABLE) => () => Promise.reject(new RpcError(code, 'x'));
+const fail =
+  (code: RpcCode = RpcCode.UNAVAILABLE) =>
+  () =>
+    Promise.reject(new RpcError(code, 'x'));
 const ok = () => Promise.resolve('ok');
 
 describe('circuit breakers', () => {
   it('open on the error rate over the minimum volume, then let exactly one probe through', async () => {
-    const health = new ProviderHealth({ errorThresholdPercentage: 50, volumeThreshold: 4, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 }, undefined);
+    const health = new ProviderHealth(
+      { errorThresholdPercentage: 50, volumeThreshold: 4, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },
+      undefined,
+    );
     for (let i = 0; i < 4; i++) await health.run('a', fail()).catch(() => {});
     expect(health.breakerState('a')).toBe('open');
     expect(health.available('a')).toBe(false);
@@ -28,10 +34,12 @@ describe('circuit breakers', () => {
     // While the probe runs the provider is unavailable, and a call sent anyway is refused
     // without reaching it.
     expect(health.available('a')).toBe(false);
-    await expect(health.run('a', () => {
-      probes++;
-      return ok();
-    })).rejects.toMatchObject({ details: { breakerOpen: true } });
+    await expect(
+      health.run('a', () => {
+        probes++;
+        return ok();
+      }),
+    ).rejects.toMatchObject({ details: { breakerOpen: true } });
     release();
     expect(await probe).toBe('ok');
     expect(probes).toBe(1);
@@ -40,7 +48,10 @@ describe('circuit breakers', () => {
   });
 
   it('send the other calls elsewhere, without spending budget, while the half-open probe runs', async () => {
-    const health = new ProviderHealth({ errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 50, rollingWindowMs: 10_000, probeTimeoutMs: 1000 }, undefined);
+    const health = new ProviderHealth(
+      { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 50, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },
+      undefined,
+    );
     const address = (port: number) => `10.0.0.1:${port}`;
     for (let i = 0; i < 2; i++) await health.run(address(1), fail()).catch(() => {});
     await new Promise((resolve) => setTimeout(resolve, 70));
@@ -67,7 +78,10 @@ describe('circuit breakers', () => {
   });
 
   it('never count caller errors or load shedding against a provider', async () => {
-    const health = new ProviderHealth({ errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 }, undefined);
+    const health = new ProviderHealth(
+      { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },
+      undefined,
+    );
     for (const code of [RpcCode.INVALID_ARGUMENT, RpcCode.CANCELLED, RpcCode.RESOURCE_EXHAUSTED, RpcCode.NOT_FOUND]) {
       for (let i = 0; i < 5; i++) await health.run('a', fail(code)).catch(() => {});
     }
@@ -98,10 +112,14 @@ describe('outlier ejection', () => {
 
   it('failures while already ejected (in flight, or sent because all are ejected) neither re-eject nor warn again', async () => {
     const ejections: number[] = [];
-    const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 200, maxMs: 10_000, maxPercent: 50 }, {
-      breaker: () => {},
-      ejected: (_address, _until, times) => ejections.push(times),
-    });
+    const health = new ProviderHealth(
+      undefined,
+      { consecutiveFailures: 3, baseMs: 200, maxMs: 10_000, maxPercent: 50 },
+      {
+        breaker: () => {},
+        ejected: (_address, _until, times) => ejections.push(times),
+      },
+    );
     // 40 calls in flight together, all failing: one ejection, not thirteen.
     await Promise.all(Array.from({ length: 40 }, () => health.run('a', fail()).catch(() => {})));
     expect(ejections).toEqual([1]);

@@ -45,7 +45,11 @@ describe('failover', () => {
     );
     expect(await cluster('failover').invoke(hinted.call)).toBe('ok');
     expect(hinted.sent[1]!.at - hinted.sent[0]!.at).toBeGreaterThanOrEqual(75);
-    const late = fakeCall(2, async () => Promise.reject(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'busy', { retryAfterMs: 500, details: { neverSent: true } })), { deadline: Date.now() + 100 });
+    const late = fakeCall(
+      2,
+      async () => Promise.reject(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'busy', { retryAfterMs: 500, details: { neverSent: true } })),
+      { deadline: Date.now() + 100 },
+    );
     await expect(cluster('failover').invoke(late.call)).rejects.toThrow(/busy/);
     expect(late.sent).toHaveLength(1);
   });
@@ -69,7 +73,9 @@ describe('failover', () => {
     const calls = 2000;
     for (let i = 0; i < calls; i++) {
       const { call, sent } = fakeCall(5, async () => Promise.reject(unavailable()), { budget });
-      await cluster({ type: 'failover', options: { baseMs: 0 } }).invoke(call).catch(() => {});
+      await cluster({ type: 'failover', options: { baseMs: 0 } })
+        .invoke(call)
+        .catch(() => {});
       attempts += sent.length;
     }
     // 10 tokens, retries while more than 5 remain: calls 1-2 retry 3 times in all, then none.
@@ -86,7 +92,10 @@ describe('failover', () => {
     await expect(cluster('failover').invoke(fleet.call)).rejects.toThrow(/down/);
     expect(fleet.sent).toHaveLength(1 + TRANSPARENT_RETRIES);
     expect(budget.refused).toBe(1);
-    const refused = fakeCall(3, async (provider) => (provider.port < 3 ? Promise.reject(unavailable({ neverSent: true })) : 'ok'), { idempotent: false, budget });
+    const refused = fakeCall(3, async (provider) => (provider.port < 3 ? Promise.reject(unavailable({ neverSent: true })) : 'ok'), {
+      idempotent: false,
+      budget,
+    });
     expect(await cluster('failover').invoke(refused.call)).toBe('ok');
     expect(refused.sent).toHaveLength(3);
     expect(budget.refused).toBe(1);
@@ -108,13 +117,17 @@ describe('failover', () => {
 
   it('rejects with CANCELLED, not the abort reason, when the caller aborts between attempts', async () => {
     const controller = new AbortController();
-    const { call } = fakeCall(3, async (provider) => {
-      if (provider.port === 1) {
-        controller.abort();
-        throw new RpcError(RpcCode.CANCELLED, 'cancelled by the caller');
-      }
-      return 'ok';
-    }, { signal: controller.signal });
+    const { call } = fakeCall(
+      3,
+      async (provider) => {
+        if (provider.port === 1) {
+          controller.abort();
+          throw new RpcError(RpcCode.CANCELLED, 'cancelled by the caller');
+        }
+        return 'ok';
+      },
+      { signal: controller.signal },
+    );
     await expect(cluster('failover').invoke(call)).rejects.toMatchObject({ code: RpcCode.CANCELLED });
   });
 });
@@ -122,14 +135,16 @@ describe('failover', () => {
 describe('forking (hedging)', () => {
   it('starts a second attempt after the hedge delay, takes the first answer and cancels the loser', async () => {
     const cancelled: number[] = [];
-    const { call, sent } = fakeCall(3, (provider, _attempt, signal) =>
-      new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(`from ${provider.port}`), provider.port === 1 ? 500 : 20);
-        signal?.addEventListener('abort', () => {
-          clearTimeout(timer);
-          cancelled.push(provider.port);
-        });
-      }),
+    const { call, sent } = fakeCall(
+      3,
+      (provider, _attempt, signal) =>
+        new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(`from ${provider.port}`), provider.port === 1 ? 500 : 20);
+          signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            cancelled.push(provider.port);
+          });
+        }),
     );
     const started = Date.now();
     expect(await cluster({ type: 'forking', options: { hedgeDelayMs: 30 } }).invoke(call)).toBe('from 2');

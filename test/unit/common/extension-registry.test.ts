@@ -39,7 +39,9 @@ describe('ExtensionRegistry', () => {
 
   it('refuses a second registration of a name unless it says override', () => {
     const greeters = registry();
-    expect(() => greeters.register('plain', () => ({ greet: () => 'hijacked' }))).toThrow(/greeter "plain" is already registered; a plugin may replace it only with register\(name, factory, \{ override: true \}\)/);
+    expect(() => greeters.register('plain', () => ({ greet: () => 'hijacked' }))).toThrow(
+      /greeter "plain" is already registered; a plugin may replace it only with register\(name, factory, \{ override: true \}\)/,
+    );
     greeters.register('plain', () => ({ greet: () => 'replaced' }), { override: true });
     expect(greeters.create('plain').greet()).toBe('replaced');
   });
@@ -47,7 +49,9 @@ describe('ExtensionRegistry', () => {
   it('refuses a unique key claimed by another name, and requires one where the point needs it', () => {
     const serializers = new ExtensionRegistry<Greeter>('serializer', isGreeter, 'wire id');
     serializers.register('a', () => ({ greet: () => 'a' }), { uniqueKey: 7 });
-    expect(() => serializers.register('b', () => ({ greet: () => 'b' }), { uniqueKey: 7 })).toThrow('shuttle-rpc: serializer "b" claims wire id 7, already claimed by "a"');
+    expect(() => serializers.register('b', () => ({ greet: () => 'b' }), { uniqueKey: 7 })).toThrow(
+      'shuttle-rpc: serializer "b" claims wire id 7, already claimed by "a"',
+    );
     expect(() => serializers.register('c', () => ({ greet: () => 'c' }))).toThrow(/serializer "c" must be registered with its wire id/);
     serializers.register('a', () => ({ greet: () => 'a2' }), { uniqueKey: 7, override: true });
     expect(serializers.uniqueKey('a')).toBe(7);

@@ -17,14 +17,22 @@ async function dirWith(files: Record<string, string>): Promise<string> {
 describe('loadConfig', () => {
   it('reads shuttle.config.json, then lets SHUTTLE_* variables win', async () => {
     const cwd = await dirWith({
-      'shuttle.config.json': JSON.stringify({ registry: 'memory://from-file', plugins: ['./p.js', 'pkg'], server: { port: 1234, weight: 5 }, client: { timeoutMs: 100 } }),
+      'shuttle.config.json': JSON.stringify({
+        registry: 'memory://from-file',
+        plugins: ['./p.js', 'pkg'],
+        server: { port: 1234, weight: 5 },
+        client: { timeoutMs: 100 },
+      }),
     });
     const fromFile = await loadConfig({ cwd, env: {} });
     expect(fromFile.registry).toBe('memory://from-file');
     expect(fromFile.plugins).toEqual([`${cwd}/p.js`, 'pkg']);
     expect(fromFile.server).toEqual({ port: 1234, weight: 5 });
     expect(fromFile.client).toEqual({ timeoutMs: 100 });
-    const withEnv = await loadConfig({ cwd, env: { SHUTTLE_PORT: '4321', SHUTTLE_TOKEN: 't', SHUTTLE_TIMEOUT_MS: '250', SHUTTLE_REGISTRY: 'memory://env', SHUTTLE_PLUGINS: 'a, b' } });
+    const withEnv = await loadConfig({
+      cwd,
+      env: { SHUTTLE_PORT: '4321', SHUTTLE_TOKEN: 't', SHUTTLE_TIMEOUT_MS: '250', SHUTTLE_REGISTRY: 'memory://env', SHUTTLE_PLUGINS: 'a, b' },
+    });
     expect(withEnv.server).toEqual({ port: 4321, weight: 5, token: 't' });
     expect(withEnv.client).toEqual({ timeoutMs: 250, token: 't' });
     expect(withEnv.registry).toBe('memory://env');
@@ -49,7 +57,9 @@ describe('loadConfig', () => {
     const bad = async (files: Record<string, string>, env: Record<string, string> = {}) => loadConfig({ cwd: await dirWith(files), env });
     await expect(bad({ 'shuttle.config.json': '{ nope' })).rejects.toThrow(/config file .*shuttle\.config\.json is not valid JSON/);
     await expect(bad({ 'shuttle.config.json': '[]' })).rejects.toThrow(/must hold an object, got array\(0\)/);
-    await expect(bad({ 'shuttle.config.json': '{ "sever": {} }' })).rejects.toThrow(/unknown key "sever" in config file .* \(known: registry, plugins, server, client\)/);
+    await expect(bad({ 'shuttle.config.json': '{ "sever": {} }' })).rejects.toThrow(
+      /unknown key "sever" in config file .* \(known: registry, plugins, server, client\)/,
+    );
     await expect(bad({ 'shuttle.config.json': '{ "plugins": "x" }' })).rejects.toThrow(/invalid plugins in .*: "x" \(allowed: an array of module paths/);
     await expect(bad({ 'shuttle.config.json': '{ "client": 5 }' })).rejects.toThrow(/invalid client in .*: 5 \(allowed: an object of options\)/);
     await expect(bad({ 'shuttle.config.js': 'throw new Error("boom")' })).rejects.toThrow(/config file .*shuttle\.config\.js could not be loaded: boom/);
@@ -79,6 +89,8 @@ describe('configuration precedence in createServer', () => {
     );
     const typo = await dirWith({ 'shuttle.config.json': JSON.stringify({ server: { prot: 80 } }) });
     await expect(createServer({ services: [new EchoService()], config: { cwd: typo, env: {} } })).rejects.toThrow(/unknown option server config in .*\.prot/);
-    await expect(createServer({ services: [new EchoService()], registry: 'not a url', config: false })).rejects.toThrow(/invalid registry: "not a url" \(allowed: a URL whose scheme is a registered registry/);
+    await expect(createServer({ services: [new EchoService()], registry: 'not a url', config: false })).rejects.toThrow(
+      /invalid registry: "not a url" \(allowed: a URL whose scheme is a registered registry/,
+    );
   });
 });

@@ -113,9 +113,13 @@ describe.each(MODES)('%s decorators, compiled by tsc', (mode) => {
       'shuttle-rpc: Impl.echo has @RpcMethod({ stream: true }) but service descriptor test.Echo declares it unary',
     );
     const extra = 'async echo() {} async *count() {} @RpcMethod() async secret() {}';
-    expect(() => compile(mode, source(extra))).toThrow('shuttle-rpc: Impl.secret has @RpcMethod but service descriptor test.Echo does not list it (it lists echo, count)');
+    expect(() => compile(mode, source(extra))).toThrow(
+      'shuttle-rpc: Impl.secret has @RpcMethod but service descriptor test.Echo does not list it (it lists echo, count)',
+    );
     const missing = compile(mode, source('async echo() {}'));
-    expect(() => getMethodMetadata(new missing.Impl())).toThrow('shuttle-rpc: Impl.count is listed in service descriptor test.Echo but is not a method of the instance');
+    expect(() => getMethodMetadata(new missing.Impl())).toThrow(
+      'shuttle-rpc: Impl.count is listed in service descriptor test.Echo but is not a method of the instance',
+    );
   });
 
   it('refuse static members', () => {
@@ -129,18 +133,30 @@ describe.each(MODES)('%s decorators, compiled by tsc', (mode) => {
 describe('standard decorators only', () => {
   it('refuse members a name cannot reach, and the wrong kind of member', () => {
     const cases: Array<[string, RegExp]> = [
-      [`import { RpcMethod } from '#decorators'; export class A { @RpcMethod() #m() {} }`, /@RpcMethod on #m must decorate a public method, not a #private one/],
-      [`import { RpcMethod } from '#decorators'; export class A { @RpcMethod() get g() { return 1; } }`, /@RpcMethod on g must decorate a method, not a getter/],
+      [
+        `import { RpcMethod } from '#decorators'; export class A { @RpcMethod() #m() {} }`,
+        /@RpcMethod on #m must decorate a public method, not a #private one/,
+      ],
+      [
+        `import { RpcMethod } from '#decorators'; export class A { @RpcMethod() get g() { return 1; } }`,
+        /@RpcMethod on g must decorate a method, not a getter/,
+      ],
       [`import { RpcReference } from '#decorators'; export class A { @RpcReference('x') m() {} }`, /@RpcReference on m must decorate a field, not a method/],
-      [`import { RpcService } from '#decorators'; export class A { @(RpcService({ name: 'x' }) as any) m() {} }`, /@RpcService decorates a class, not a method/],
+      [
+        `import { RpcService } from '#decorators'; export class A { @(RpcService({ name: 'x' }) as any) m() {} }`,
+        /@RpcService decorates a class, not a method/,
+      ],
     ];
     for (const [source, message] of cases) expect(() => compile('standard', source)).toThrow(message);
   });
 
   it('a subclass compiled in one mode extends a base compiled in the other', () => {
-    const base = compile('legacy', `
+    const base = compile(
+      'legacy',
+      `
       import { RpcMethod } from '#decorators';
-      export class Base { @RpcMethod({ idempotent: true }) async a() {} }`);
+      export class Base { @RpcMethod({ idempotent: true }) async a() {} }`,
+    );
     const child = compile(
       'standard',
       `import { RpcMethod, RpcService } from '#decorators';

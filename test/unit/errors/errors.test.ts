@@ -3,7 +3,17 @@ import { RpcCode, RpcError, codeConstant, codeName, isRpcCode } from '../../../s
 
 describe('RpcCode', () => {
   it('uses gRPC numbering', () => {
-    expect([RpcCode.OK, RpcCode.CANCELLED, RpcCode.INVALID_ARGUMENT, RpcCode.DEADLINE_EXCEEDED, RpcCode.RESOURCE_EXHAUSTED, RpcCode.UNIMPLEMENTED, RpcCode.INTERNAL, RpcCode.UNAVAILABLE, RpcCode.UNAUTHENTICATED]).toEqual([0, 1, 3, 4, 8, 12, 13, 14, 16]);
+    expect([
+      RpcCode.OK,
+      RpcCode.CANCELLED,
+      RpcCode.INVALID_ARGUMENT,
+      RpcCode.DEADLINE_EXCEEDED,
+      RpcCode.RESOURCE_EXHAUSTED,
+      RpcCode.UNIMPLEMENTED,
+      RpcCode.INTERNAL,
+      RpcCode.UNAVAILABLE,
+      RpcCode.UNAUTHENTICATED,
+    ]).toEqual([0, 1, 3, 4, 8, 12, 13, 14, 16]);
     expect(codeName(RpcCode.DEADLINE_EXCEEDED)).toBe('deadline exceeded');
     expect(codeConstant(RpcCode.DEADLINE_EXCEEDED)).toBe('DEADLINE_EXCEEDED');
     expect(codeConstant(RpcCode.OK)).toBe('OK');

@@ -6,12 +6,22 @@ import { RetryAfterEstimator } from '../../../src/filter/retry-after.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 
 const invocation = (side: 'consumer' | 'provider', metadata: Record<string, string> = {}): FilterInvocation => ({
-  side, service: 's', version: '', method: 'm', request: 1, stream: false, metadata, deadline: undefined, peer: undefined,
+  side,
+  service: 's',
+  version: '',
+  method: 'm',
+  request: 1,
+  stream: false,
+  metadata,
+  deadline: undefined,
+  peer: undefined,
 });
 
 function recorder(name: string, order: number, trace: string[]): Filter {
   return {
-    name, order, sides: ['consumer', 'provider'],
+    name,
+    order,
+    sides: ['consumer', 'provider'],
     invoke: async (call, next) => {
       trace.push(`>${name}`);
       const result = await next(call);
@@ -40,15 +50,26 @@ describe('filter chains', () => {
     expect(buildFilters('provider', undefined, ext.filter)).toEqual([]);
     expect(buildFilters('provider', undefined, ext.filter, { token: { token: 't' } }).map((f) => f.name)).toEqual(['token']);
     expect(buildFilters('provider', ['-token'], ext.filter, { token: { token: 't' } })).toEqual([]);
-    expect(buildFilters('provider', [{ type: 'concurrency-limit', options: { max: 2 } }, 'access-log'], ext.filter).map((f) => f.name)).toEqual(['access-log', 'concurrency-limit']);
+    expect(buildFilters('provider', [{ type: 'concurrency-limit', options: { max: 2 } }, 'access-log'], ext.filter).map((f) => f.name)).toEqual([
+      'access-log',
+      'concurrency-limit',
+    ]);
   });
 
   it('names the problem with a bad filter list', () => {
     const ext = defaultExtensions();
-    expect(() => buildFilters('consumer', ['-access-log'], ext.filter)).toThrow(/invalid consumer filters: "-access-log" \(allowed: "-name" for a default consumer filter: -token\)/);
-    expect(() => buildFilters('consumer', ['concurrency-limit'], ext.filter)).toThrow(/a filter that runs on the consumer side \(concurrency-limit runs on: provider\)/);
-    expect(() => buildFilters('consumer', ['nope'], ext.filter)).toThrow(/invalid consumer filters\[0\]: "nope" \(allowed: one of the registered filter extensions: token, concurrency-limit, access-log, metrics, trace-context, opentelemetry\)/);
-    expect(() => buildFilters('provider', [{ type: 'concurrency-limit', options: { max: -1 } }], ext.filter)).toThrow(/invalid concurrency-limit option max: -1/);
+    expect(() => buildFilters('consumer', ['-access-log'], ext.filter)).toThrow(
+      /invalid consumer filters: "-access-log" \(allowed: "-name" for a default consumer filter: -token\)/,
+    );
+    expect(() => buildFilters('consumer', ['concurrency-limit'], ext.filter)).toThrow(
+      /a filter that runs on the consumer side \(concurrency-limit runs on: provider\)/,
+    );
+    expect(() => buildFilters('consumer', ['nope'], ext.filter)).toThrow(
+      /invalid consumer filters\[0\]: "nope" \(allowed: one of the registered filter extensions: token, concurrency-limit, access-log, metrics, trace-context, opentelemetry\)/,
+    );
+    expect(() => buildFilters('provider', [{ type: 'concurrency-limit', options: { max: -1 } }], ext.filter)).toThrow(
+      /invalid concurrency-limit option max: -1/,
+    );
   });
 });
 

@@ -10,11 +10,16 @@ describe('gateway http limits', () => {
       maxRequestsPerSocket: 0,
       http: { headersTimeout: 10_000, connectionsCheckingInterval: 1000 },
     });
-    expect(httpServerOptions({ headersTimeoutMs: 90_000, requestTimeoutMs: 30_000 }, 1000)).toMatchObject({ requestTimeout: 30_000, http: { headersTimeout: 30_000 } });
+    expect(httpServerOptions({ headersTimeoutMs: 90_000, requestTimeoutMs: 30_000 }, 1000)).toMatchObject({
+      requestTimeout: 30_000,
+      http: { headersTimeout: 30_000 },
+    });
   });
 
   it('name the bad key and what is allowed', () => {
-    expect(() => httpServerOptions({ headerTimeoutMs: 1 }, 1000)).toThrow(/unknown option gateway http\.headerTimeoutMs \(known: headersTimeoutMs, requestTimeoutMs/);
+    expect(() => httpServerOptions({ headerTimeoutMs: 1 }, 1000)).toThrow(
+      /unknown option gateway http\.headerTimeoutMs \(known: headersTimeoutMs, requestTimeoutMs/,
+    );
     expect(() => httpServerOptions({ requestTimeoutMs: 0 }, 1000)).toThrow(/invalid gateway http\.requestTimeoutMs: 0 \(allowed: an integer from 1 to/);
     expect(() => httpServerOptions('fast', 1000)).toThrow(/invalid gateway http: "fast"/);
   });

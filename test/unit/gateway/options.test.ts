@@ -10,11 +10,21 @@ describe('bridge options', () => {
   });
 
   it('startEngineWorker likewise', async () => {
-    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slot: 4 } as never)).rejects.toThrow(/unknown option engine worker\.slot \(known: url, apiKey/);
-    await expect(startEngineWorker({ url: 'localhost:8000' })).rejects.toThrow(/invalid engine worker url: "localhost:8000" \(allowed: an http:\/\/ or https:\/\/ URL/);
-    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slots: 0 })).rejects.toThrow(/invalid engine worker slots: 0 \(allowed: an integer from 1 to 1000000\)/);
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slot: 4 } as never)).rejects.toThrow(
+      /unknown option engine worker\.slot \(known: url, apiKey/,
+    );
+    await expect(startEngineWorker({ url: 'localhost:8000' })).rejects.toThrow(
+      /invalid engine worker url: "localhost:8000" \(allowed: an http:\/\/ or https:\/\/ URL/,
+    );
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slots: 0 })).rejects.toThrow(
+      /invalid engine worker slots: 0 \(allowed: an integer from 1 to 1000000\)/,
+    );
     await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a', ''] })).rejects.toThrow(/invalid engine worker models/);
-    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a'], metrics: 'tgi' as never })).rejects.toThrow(/engine metrics must be 'vllm', 'sglang', 'auto'/);
-    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a'], priority: 'trtllm' as never })).rejects.toThrow(/invalid engine worker priority: "trtllm" \(allowed: 'none', 'vllm', 'sglang'\)/);
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a'], metrics: 'tgi' as never })).rejects.toThrow(
+      /engine metrics must be 'vllm', 'sglang', 'auto'/,
+    );
+    await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', models: ['a'], priority: 'trtllm' as never })).rejects.toThrow(
+      /invalid engine worker priority: "trtllm" \(allowed: 'none', 'vllm', 'sglang'\)/,
+    );
   });
 });

@@ -16,11 +16,38 @@ const fails = (fn: () => unknown): BadRequest => {
 describe('OpenAI request bodies', () => {
   it('turns a chat body into a worker request, text parts joined', () => {
     const parsed = parseChat({
-      model: 'm', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }],
-      max_completion_tokens: 7, temperature: 0, top_p: 1, stop: ['\n'], seed: 3, stream: true, stream_options: { include_usage: true },
+      model: 'm',
+      messages: [
+        { role: 'system', content: 'be brief' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'a' },
+            { type: 'text', text: 'b' },
+          ],
+        },
+      ],
+      max_completion_tokens: 7,
+      temperature: 0,
+      top_p: 1,
+      stop: ['\n'],
+      seed: 3,
+      stream: true,
+      stream_options: { include_usage: true },
     });
     expect(parsed).toEqual({
-      request: { model: 'm', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'ab' }], maxTokens: 7, temperature: 0, topP: 1, stop: ['\n'], seed: 3 },
+      request: {
+        model: 'm',
+        messages: [
+          { role: 'system', content: 'be brief' },
+          { role: 'user', content: 'ab' },
+        ],
+        maxTokens: 7,
+        temperature: 0,
+        topP: 1,
+        stop: ['\n'],
+        seed: 3,
+      },
       stream: true,
       includeUsage: true,
     });
@@ -29,15 +56,28 @@ describe('OpenAI request bodies', () => {
   it('names the field and the value of every bad input', () => {
     expect(fails(() => parseChat([])).message).toMatch(/the request body must be a JSON object, got \[\]/);
     expect(fails(() => parseChat({ messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({ param: 'model' });
-    expect(fails(() => parseChat({ model: 'm', messages: 'hi' }))).toMatchObject({ param: 'messages', message: 'messages must be a non-empty array, got "hi"' });
+    expect(fails(() => parseChat({ model: 'm', messages: 'hi' }))).toMatchObject({
+      param: 'messages',
+      message: 'messages must be a non-empty array, got "hi"',
+    });
     expect(fails(() => parseChat({ model: 'm', messages: [{ content: 'x' }] }))).toMatchObject({ param: 'messages[0].role' });
-    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url' }] }] })).message).toMatch(/messages\[0\]\.content\[0\] must be a text part/);
-    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 0 })).message).toBe('max_tokens must be an integer from 1 to 1000000, got 0');
+    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url' }] }] })).message).toMatch(
+      /messages\[0\]\.content\[0\] must be a text part/,
+    );
+    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 0 })).message).toBe(
+      'max_tokens must be an integer from 1 to 1000000, got 0',
+    );
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], n: 2 }))).toMatchObject({ param: 'n' });
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], stop: [1] }))).toMatchObject({ param: 'stop' });
-    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] }))).toMatchObject({ param: 'tools', message: 'tools is not supported by this gateway (it would change the answer; leave it out)' });
+    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] }))).toMatchObject({
+      param: 'tools',
+      message: 'tools is not supported by this gateway (it would change the answer; leave it out)',
+    });
     expect(fails(() => parseCompletion({ model: 'm', prompt: 'x', echo: true }))).toMatchObject({ param: 'echo' });
-    expect(parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], logprobs: false, tools: null, user: 'u' }).request).toEqual({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    expect(parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], logprobs: false, tools: null, user: 'u' }).request).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: 'x' }],
+    });
     expect(fails(() => parseCompletion({ model: 'm', prompt: ['a', 'b'] })).message).toMatch(/batches and token arrays are not supported/);
     expect(fails(() => parseEmbeddings({ model: 'm', input: [1, 2] }))).toMatchObject({ param: 'input' });
     expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', encoding_format: 'hex' }))).toMatchObject({ param: 'encoding_format' });
@@ -53,11 +93,21 @@ describe('OpenAI request bodies', () => {
 describe('OpenAI error answers', () => {
   it('maps shuttle codes to statuses, with Retry-After on 429 and 503; what came from a worker never reaches the client', () => {
     const of = (code: RpcCode, retryAfterMs?: number) =>
-      toOpenAiError(new RpcError(code, 'engine POST http://10.1.2.3:8000/v1/completions failed: ECONNREFUSED', retryAfterMs === undefined ? {} : { retryAfterMs }), 2, 'req-1');
+      toOpenAiError(
+        new RpcError(code, 'engine POST http://10.1.2.3:8000/v1/completions failed: ECONNREFUSED', retryAfterMs === undefined ? {} : { retryAfterMs }),
+        2,
+        'req-1',
+      );
     expect(of(RpcCode.INVALID_ARGUMENT)).toEqual({
-      status: 400, internal: true, body: { error: { message: 'a worker refused the request as invalid (request id req-1)', type: 'invalid_request_error', param: null, code: null } },
+      status: 400,
+      internal: true,
+      body: { error: { message: 'a worker refused the request as invalid (request id req-1)', type: 'invalid_request_error', param: null, code: null } },
     });
-    expect(of(RpcCode.RESOURCE_EXHAUSTED, 2500)).toMatchObject({ status: 429, retryAfterSeconds: 3, body: { error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' } } });
+    expect(of(RpcCode.RESOURCE_EXHAUSTED, 2500)).toMatchObject({
+      status: 429,
+      retryAfterSeconds: 3,
+      body: { error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' } },
+    });
     expect(of(RpcCode.RESOURCE_EXHAUSTED).retryAfterSeconds).toBe(2);
     expect(of(RpcCode.UNAVAILABLE)).toMatchObject({ status: 503, retryAfterSeconds: 2 });
     expect(of(RpcCode.NOT_FOUND).status).toBe(404);
@@ -71,29 +121,65 @@ describe('OpenAI error answers', () => {
       JSON.stringify({ error: { message: 'internal error (request id req-2)', type: 'server_error', param: null, code: null } }),
     );
     expect(toOpenAiError(new BadRequest('no such model', 'model', 404, 'model_not_found'), 1, 'req-3')).toEqual({
-      status: 404, internal: false, body: { error: { message: 'no such model', type: 'not_found_error', param: 'model', code: 'model_not_found' } },
+      status: 404,
+      internal: false,
+      body: { error: { message: 'no such model', type: 'not_found_error', param: 'model', code: 'model_not_found' } },
     });
   });
 
   it("a refusal by the gateway's own admission queue says why, with its Retry-After, not that every worker is saturated", () => {
-    const full = new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'the admission queue is full (1024 calls waiting, maxQueued 1024); retry in 2300 ms', { retryAfterMs: 2300, details: { reason: 'queue_full' } });
+    const full = new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'the admission queue is full (1024 calls waiting, maxQueued 1024); retry in 2300 ms', {
+      retryAfterMs: 2300,
+      details: { reason: 'queue_full' },
+    });
     expect(toOpenAiError(admissionFailure(full), 1, 'req-5')).toEqual({
       status: 429,
       internal: false,
       retryAfterSeconds: 3,
-      body: { error: { message: "the gateway's admission queue turned the request away before any worker saw it: the admission queue is full (1024 calls waiting, maxQueued 1024); retry in 2300 ms", type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } },
+      body: {
+        error: {
+          message:
+            "the gateway's admission queue turned the request away before any worker saw it: the admission queue is full (1024 calls waiting, maxQueued 1024); retry in 2300 ms",
+          type: 'rate_limit_error',
+          param: null,
+          code: 'rate_limit_exceeded',
+        },
+      },
     });
-    const late = new RpcError(RpcCode.RESOURCE_EXHAUSTED, "about 40000 ms of queue ahead, more than the 30000 ms left before the call's deadline; retry in 40000 ms", { retryAfterMs: 40_000 });
-    expect(toOpenAiError(admissionFailure(late), 1, 'req-6')).toMatchObject({ status: 429, retryAfterSeconds: 40, body: { error: { message: expect.stringContaining("more than the 30000 ms left before the call's deadline") } } });
+    const late = new RpcError(
+      RpcCode.RESOURCE_EXHAUSTED,
+      "about 40000 ms of queue ahead, more than the 30000 ms left before the call's deadline; retry in 40000 ms",
+      { retryAfterMs: 40_000 },
+    );
+    expect(toOpenAiError(admissionFailure(late), 1, 'req-6')).toMatchObject({
+      status: 429,
+      retryAfterSeconds: 40,
+      body: { error: { message: expect.stringContaining("more than the 30000 ms left before the call's deadline") } },
+    });
     const waited = new RpcError(RpcCode.DEADLINE_EXCEEDED, "waited 30000 ms in the admission queue without a free slot; the call's deadline passed");
-    expect(toOpenAiError(admissionFailure(waited), 1, 'req-7')).toMatchObject({ status: 504, body: { error: { message: "no worker slot came free in time: waited 30000 ms in the admission queue without a free slot; the call's deadline passed", type: 'timeout_error' } } });
+    expect(toOpenAiError(admissionFailure(waited), 1, 'req-7')).toMatchObject({
+      status: 504,
+      body: {
+        error: {
+          message: "no worker slot came free in time: waited 30000 ms in the admission queue without a free slot; the call's deadline passed",
+          type: 'timeout_error',
+        },
+      },
+    });
     // The client going away is not the queue's doing: passed on as it was.
     const cancelled = new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected');
     expect(admissionFailure(cancelled)).toBe(cancelled);
   });
 
   it('a stream that broke says after how many tokens', () => {
-    expect(streamBroken(9, 'req-4')).toEqual({ error: { message: 'the stream broke after 9 tokens; the answer is incomplete (request id req-4)', type: 'server_error', param: null, code: 'stream_interrupted' } });
+    expect(streamBroken(9, 'req-4')).toEqual({
+      error: {
+        message: 'the stream broke after 9 tokens; the answer is incomplete (request id req-4)',
+        type: 'server_error',
+        param: null,
+        code: 'stream_interrupted',
+      },
+    });
   });
 });
 
@@ -101,16 +187,33 @@ describe('chat messages, checked as OpenAI checks them', () => {
   const chat = (messages: unknown[]) => () => parseChat({ model: 'm', messages });
   it('refuses a role OpenAI does not have, naming the field and the roles it has', () => {
     expect(fails(chat([{ role: 'wizard', content: 'x' }]))).toMatchObject({
-      status: 400, param: 'messages[0].role', code: 'invalid_value',
+      status: 400,
+      param: 'messages[0].role',
+      code: 'invalid_value',
       message: "Invalid value: 'wizard'. Supported values are: 'developer', 'system', 'user', 'assistant', 'tool', and 'function'.",
     });
-    expect(fails(chat([{ role: 'user', content: 'x' }, { role: 7, content: 'x' }]))).toMatchObject({ param: 'messages[1].role', code: 'invalid_value' });
+    expect(
+      fails(
+        chat([
+          { role: 'user', content: 'x' },
+          { role: 7, content: 'x' },
+        ]),
+      ),
+    ).toMatchObject({ param: 'messages[1].role', code: 'invalid_value' });
     expect(fails(chat([{ content: 'x' }]))).toMatchObject({ param: 'messages[0].role', code: 'missing_required_parameter' });
   });
 
   it('refuses shapes OpenAI refuses: missing content, wrong types, fields a role does not have, a tool message without its call id', () => {
-    expect(fails(chat([{ role: 'user' }]))).toMatchObject({ param: 'messages[0].content', code: 'missing_required_parameter', message: "Missing required parameter: 'messages[0].content'." });
-    expect(fails(chat([{ role: 'user', content: 5 }]))).toMatchObject({ param: 'messages[0].content', code: 'invalid_type', message: "Invalid type for 'messages[0].content': expected one of a string or array of objects, but got an integer instead." });
+    expect(fails(chat([{ role: 'user' }]))).toMatchObject({
+      param: 'messages[0].content',
+      code: 'missing_required_parameter',
+      message: "Missing required parameter: 'messages[0].content'.",
+    });
+    expect(fails(chat([{ role: 'user', content: 5 }]))).toMatchObject({
+      param: 'messages[0].content',
+      code: 'invalid_type',
+      message: "Invalid type for 'messages[0].content': expected one of a string or array of objects, but got an integer instead.",
+    });
     expect(fails(chat(['hi']))).toMatchObject({ param: 'messages[0]', code: 'invalid_type' });
     expect(fails(chat([{ role: 'user', content: 'x', tool_call_id: 'a' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'invalid_value' });
     expect(fails(chat([{ role: 'user', content: 'x', name: 3 }]))).toMatchObject({ param: 'messages[0].name', code: 'invalid_type' });
@@ -120,9 +223,20 @@ describe('chat messages, checked as OpenAI checks them', () => {
 
   it('takes every OpenAI role in its allowed shape', () => {
     const messages = [
-      { role: 'developer', content: 'd' }, { role: 'system', content: 's', name: 'x' }, { role: 'user', content: [{ type: 'text', text: 'u' }] },
-      { role: 'assistant', content: null, refusal: 'no' }, { role: 'tool', content: 't', tool_call_id: 'c1' }, { role: 'function', content: 'f', name: 'fn' },
+      { role: 'developer', content: 'd' },
+      { role: 'system', content: 's', name: 'x' },
+      { role: 'user', content: [{ type: 'text', text: 'u' }] },
+      { role: 'assistant', content: null, refusal: 'no' },
+      { role: 'tool', content: 't', tool_call_id: 'c1' },
+      { role: 'function', content: 'f', name: 'fn' },
     ];
-    expect(parseChat({ model: 'm', messages }).request.messages!.map((message) => message.role)).toEqual(['developer', 'system', 'user', 'assistant', 'tool', 'function']);
+    expect(parseChat({ model: 'm', messages }).request.messages!.map((message) => message.role)).toEqual([
+      'developer',
+      'system',
+      'user',
+      'assistant',
+      'tool',
+      'function',
+    ]);
   });
 });

@@ -12,7 +12,12 @@ const consumer = (seed: number): LoadBalancer => {
   return defaultExtensions().loadbalance.create({ type: 'slo', options: { clock: { now: () => 0 }, random } });
 };
 const fleet = (count: number): TestView[] =>
-  Array.from({ length: count }, (_, i) => view(9000 + i, { maxConcurrentCalls: 32, metadata: { slots: 8, prefillTokensPerSecond: 10_000, decodeBaseMs: 6, decodePerSequenceMs: 0.35, prefillOverheadMs: 30, kvCapacityTokens: 200_000 } }));
+  Array.from({ length: count }, (_, i) =>
+    view(9000 + i, {
+      maxConcurrentCalls: 32,
+      metadata: { slots: 8, prefillTokensPerSecond: 10_000, decodeBaseMs: 6, decodePerSequenceMs: 0.35, prefillOverheadMs: 30, kvCapacityTokens: 200_000 },
+    }),
+  );
 const prompt = (i: number): string => `system prompt ${i}: `.padEnd(4000, `rule ${i}. `);
 
 describe('rendezvous hashing', () => {
@@ -34,7 +39,8 @@ describe('rendezvous hashing', () => {
 
   it('moves only the keys of a provider that leaves', () => {
     const addresses = Array.from({ length: 8 }, (_, i) => `10.0.0.${i}:8000`);
-    const home = (key: number, among: string[]): string => among.reduce((best, address) => (rendezvousScore(key, address, 1) > rendezvousScore(key, best, 1) ? address : best));
+    const home = (key: number, among: string[]): string =>
+      among.reduce((best, address) => (rendezvousScore(key, address, 1) > rendezvousScore(key, best, 1) ? address : best));
     let moved = 0;
     for (let key = 1; key <= 4000; key++) {
       const before = home(key, addresses);
@@ -68,7 +74,13 @@ describe('rendezvous hashing', () => {
     const key = Array.from({ length: 100 }, (_, k) => k).find((k) => rendezvousScore(k, 'b:1', 1) > rendezvousScore(k, 'a:1', 1))!;
     expect(agreedChoice(candidates, key, () => 1e9).provider).toBe('a');
     // As busy as the average (both idle): the hash may choose it.
-    expect(agreedChoice(candidates.map((candidate) => ({ ...candidate, busy: 0 })), key, () => 1e9).provider).toBe('b');
+    expect(
+      agreedChoice(
+        candidates.map((candidate) => ({ ...candidate, busy: 0 })),
+        key,
+        () => 1e9,
+      ).provider,
+    ).toBe('b');
   });
 });
 
@@ -113,8 +125,29 @@ describe('slo: consumers that share nothing agree on where a new prefix goes', (
 
 describe('published cache summary', () => {
   it('comes from the registry snapshot when a newer piggybacked report carries none', () => {
-    const worker = view(1, { load: { timestamp: 0, receivedAt: 0, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false, cachedPrefixes: [11, 12] } });
-    worker.stats.observeAnswerLoad({ timestamp: 5, receivedAt: 5, running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false });
+    const worker = view(1, {
+      load: {
+        timestamp: 0,
+        receivedAt: 0,
+        running: 0,
+        waiting: 0,
+        waitingUncachedTokens: 0,
+        kvUsage: 0,
+        tokensPerSecond: 0,
+        draining: false,
+        cachedPrefixes: [11, 12],
+      },
+    });
+    worker.stats.observeAnswerLoad({
+      timestamp: 5,
+      receivedAt: 5,
+      running: 1,
+      waiting: 0,
+      waitingUncachedTokens: 0,
+      kvUsage: 0,
+      tokensPerSecond: 0,
+      draining: false,
+    });
     expect(publishedSummary(worker)).toEqual([11, 12]);
   });
 });
@@ -123,7 +156,16 @@ describe('slo: how near "near-equal" is', () => {
   /** Eight workers each running two calls; worker 0 also has nothing queued while the others have a little (it is cheapest by a few ms). */
   const loaded = (mine: boolean): TestView[] =>
     fleet(8).map((worker, i) => {
-      const load = { timestamp: 0, receivedAt: 0, running: 2, waiting: 0, waitingUncachedTokens: i === 0 ? 0 : 100, kvUsage: 0, tokensPerSecond: 0, draining: false };
+      const load = {
+        timestamp: 0,
+        receivedAt: 0,
+        running: 2,
+        waiting: 0,
+        waitingUncachedTokens: i === 0 ? 0 : 100,
+        kvUsage: 0,
+        tokensPerSecond: 0,
+        draining: false,
+      };
       // Mine: this consumer's own two calls, started before the report that counts them.
       if (mine) for (let k = 0; k < 2; k++) worker.stats.start(0);
       worker.stats.observeAnswerLoad(load);

@@ -11,7 +11,11 @@ describe.each(['random', 'round-robin'])('%s', (name) => {
     const providers = [view(1, { weight: 100 }), view(2, { weight: 300 }), view(3, { weight: 600 })];
     const balancer = balancers.create(name);
     const counts = tally(PICKS, () => balancer.select(providers, invocation()).provider);
-    for (const [port, share] of [[1, 0.1], [2, 0.3], [3, 0.6]] as const) {
+    for (const [port, share] of [
+      [1, 0.1],
+      [2, 0.3],
+      [3, 0.6],
+    ] as const) {
       expect(Math.abs(counts.get(port)! / PICKS - share), `port ${port}`).toBeLessThan(0.02);
     }
   });
@@ -55,7 +59,12 @@ describe('weights and capacity', () => {
 describe('least-active', () => {
   it('picks the fewest in flight, ties by weight then at random', () => {
     const balancer = balancers.create('least-active');
-    const providers = [view(1, { inFlight: 3 }), view(2, { inFlight: 1, weight: 50 }), view(3, { inFlight: 1, weight: 200 }), view(4, { inFlight: 1, weight: 200 })];
+    const providers = [
+      view(1, { inFlight: 3 }),
+      view(2, { inFlight: 1, weight: 50 }),
+      view(3, { inFlight: 1, weight: 200 }),
+      view(4, { inFlight: 1, weight: 200 }),
+    ];
     const counts = tally(2000, () => balancer.select(providers, invocation()).provider);
     expect([...counts.keys()].sort()).toEqual([3, 4]);
     expect(counts.get(3)! / 2000).toBeGreaterThan(0.4);
@@ -96,8 +105,14 @@ describe('p2c', () => {
   it('takes the less loaded of two by the reported snapshot plus what was sent since', () => {
     const balancer = balancers.create('p2c');
     const now = Date.now();
-    const busy = view(1, { load: { timestamp: now, receivedAt: now, running: 8, waiting: 4, waitingUncachedTokens: 5000, kvUsage: 0.9, tokensPerSecond: 100, draining: false }, metadata: { slots: 8 } });
-    const idle = view(2, { load: { timestamp: now, receivedAt: now, running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0.1, tokensPerSecond: 100, draining: false }, metadata: { slots: 8 } });
+    const busy = view(1, {
+      load: { timestamp: now, receivedAt: now, running: 8, waiting: 4, waitingUncachedTokens: 5000, kvUsage: 0.9, tokensPerSecond: 100, draining: false },
+      metadata: { slots: 8 },
+    });
+    const idle = view(2, {
+      load: { timestamp: now, receivedAt: now, running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0.1, tokensPerSecond: 100, draining: false },
+      metadata: { slots: 8 },
+    });
     const decision = balancer.select([busy, idle], invocation());
     expect(decision.provider).toBe(idle);
     expect(decision.detail?.['score']).toBeCloseTo(1 / 8);
@@ -106,7 +121,10 @@ describe('p2c', () => {
   it('ignores a stale snapshot and counts only its own calls in flight', () => {
     const balancer = balancers.create({ type: 'p2c', options: { staleAfterMs: 1000 } });
     const old = Date.now() - 5000;
-    const lookedBusy = view(1, { inFlight: 0, load: { timestamp: old, receivedAt: old, running: 100, waiting: 100, waitingUncachedTokens: 0, kvUsage: 1, tokensPerSecond: 0, draining: false } });
+    const lookedBusy = view(1, {
+      inFlight: 0,
+      load: { timestamp: old, receivedAt: old, running: 100, waiting: 100, waitingUncachedTokens: 0, kvUsage: 1, tokensPerSecond: 0, draining: false },
+    });
     const ownBusy = view(2, { inFlight: 5 });
     expect(balancer.select([lookedBusy, ownBusy], invocation()).provider).toBe(lookedBusy);
   });

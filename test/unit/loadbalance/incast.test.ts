@@ -15,7 +15,16 @@ describe.each(['p2c', 'prefix-affinity', 'slo'])('%s under incast', (name) => {
       const providers = Array.from({ length: 8 }, (_, i) =>
         view(i + 1, {
           metadata: { slots: 8 },
-          load: { timestamp: snapshotAt, receivedAt: snapshotAt, running: 2, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0.2, tokensPerSecond: 500, draining: false },
+          load: {
+            timestamp: snapshotAt,
+            receivedAt: snapshotAt,
+            running: 2,
+            waiting: 0,
+            waitingUncachedTokens: 0,
+            kvUsage: 0.2,
+            tokensPerSecond: 500,
+            draining: false,
+          },
         }),
       );
       const counts = new Map<number, number>();

@@ -6,7 +6,16 @@ import { defaultExtensions } from '../../../src/spi/extensions.js';
 import { invocation, view } from '../../helpers/lb.js';
 
 const balancers = defaultExtensions().loadbalance;
-const snapshot = (at: number, running: number, waiting = 0): LoadSnapshot => ({ timestamp: at, receivedAt: at, running, waiting, waitingUncachedTokens: 0, kvUsage: 0.5, tokensPerSecond: 100, draining: false });
+const snapshot = (at: number, running: number, waiting = 0): LoadSnapshot => ({
+  timestamp: at,
+  receivedAt: at,
+  running,
+  waiting,
+  waitingUncachedTokens: 0,
+  kvUsage: 0.5,
+  tokensPerSecond: 100,
+  draining: false,
+});
 const options = { staleAfterMs: 2000, prefillTokensPerSecond: 20_000 };
 
 describe('load score capacity', () => {

@@ -66,7 +66,9 @@ describe('PrefixIndex', () => {
         candidates.forEach(({ address }, i) => {
           const expected = reference.matchOne(address, query);
           if (index.matchOne(address, query) !== expected || index.matched(address, query) !== expected || each[i] !== expected) {
-            wrong.push(`capacity ${capacity}, step ${step}, ${address}: ${index.matchOne(address, query)} / ${index.matched(address, query)} / ${each[i]}, expected ${expected}`);
+            wrong.push(
+              `capacity ${capacity}, step ${step}, ${address}: ${index.matchOne(address, query)} / ${index.matched(address, query)} / ${each[i]}, expected ${expected}`,
+            );
           }
         });
         const address = addresses[Math.floor(random() * addresses.length)]!;

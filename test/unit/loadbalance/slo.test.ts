@@ -3,10 +3,14 @@ import type { LoadBalancer } from '../../../src/loadbalance/loadbalance.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 import { invocation, view, type TestView } from '../../helpers/lb.js';
 
-const create = (options: Record<string, unknown> = {}): LoadBalancer => defaultExtensions().loadbalance.create({ type: 'slo', options: { clock: { now: () => 0 }, ...options } });
+const create = (options: Record<string, unknown> = {}): LoadBalancer =>
+  defaultExtensions().loadbalance.create({ type: 'slo', options: { clock: { now: () => 0 }, ...options } });
 /** A simulated-GPU-like worker: its slots, prefill speed and decode timings in its metadata. */
 const worker = (port: number, slots: number, prefillTokensPerSecond = 20_000): TestView =>
-  view(port, { maxConcurrentCalls: slots * 4, metadata: { slots, prefillTokensPerSecond, decodeBaseMs: 6, decodePerSequenceMs: 0.35, prefillOverheadMs: 30, kvCapacityTokens: slots * 25_000 } });
+  view(port, {
+    maxConcurrentCalls: slots * 4,
+    metadata: { slots, prefillTokensPerSecond, decodeBaseMs: 6, decodePerSequenceMs: 0.35, prefillOverheadMs: 30, kvCapacityTokens: slots * 25_000 },
+  });
 const system = 'You are a careful assistant who answers with citations. '.repeat(40);
 
 /** Routes `count` calls, each staying in flight, and returns how many each worker took. */

@@ -9,7 +9,13 @@ describe('admission metrics', () => {
   it('count admissions and refusals by reason, and show the queue by priority and tenant at scrape time', async () => {
     const metrics = new ShuttleMetrics();
     const clock = new ManualClock();
-    const queue: AdmissionQueue = new AdmissionQueue({ capacity: () => 1, maxQueued: 2, tenantDefaults: { maxQueued: 2 }, clock, observer: admissionMetrics(metrics, () => queue.stats()) });
+    const queue: AdmissionQueue = new AdmissionQueue({
+      capacity: () => 1,
+      maxQueued: 2,
+      tenantDefaults: { maxQueued: 2 },
+      clock,
+      observer: admissionMetrics(metrics, () => queue.stats()),
+    });
     const deadline = 10_000;
     const first = await queue.admit({ tenant: 'a', tokens: 1, deadline });
     const waiting = [queue.admit({ tenant: 'b', priority: 5, tokens: 1, deadline }), queue.admit({ tenant: 'b', tokens: 1, deadline })];
@@ -33,7 +39,13 @@ describe('admission metrics', () => {
     const metrics = new ShuttleMetrics();
     expect(await admissionSnapshot(metrics.registry)).toBeUndefined();
     const clock = new ManualClock();
-    const queue: AdmissionQueue = new AdmissionQueue({ capacity: () => 1, maxQueued: 2, tenantDefaults: { maxQueued: 2 }, clock, observer: admissionMetrics(metrics, () => queue.stats()) });
+    const queue: AdmissionQueue = new AdmissionQueue({
+      capacity: () => 1,
+      maxQueued: 2,
+      tenantDefaults: { maxQueued: 2 },
+      clock,
+      observer: admissionMetrics(metrics, () => queue.stats()),
+    });
     const deadline = 10_000;
     const first = await queue.admit({ tenant: '__proto__', tokens: 1, deadline });
     const urgent = queue.admit({ tenant: 'b', priority: 5, tokens: 1, deadline });

@@ -4,8 +4,21 @@ import { FleetHistory } from '../../../src/metrics/fleet.js';
 import { ShuttleMetrics } from '../../../src/metrics/metrics.js';
 
 const status = (name: string, port: number, extra: Partial<ProviderStatus> = {}): ProviderStatus => ({
-  service: 'inference.LLM', version: '1.0.0', group: '', address: `127.0.0.1:${port}`, protocol: 'tcp', weight: 100, metadata: { name },
-  load: undefined, inFlight: 0, averageLatencyMs: undefined, connection: 'ready', breaker: 'closed', ejected: false, ejectedUntil: undefined, ...extra,
+  service: 'inference.LLM',
+  version: '1.0.0',
+  group: '',
+  address: `127.0.0.1:${port}`,
+  protocol: 'tcp',
+  weight: 100,
+  metadata: { name },
+  load: undefined,
+  inFlight: 0,
+  averageLatencyMs: undefined,
+  connection: 'ready',
+  breaker: 'closed',
+  ejected: false,
+  ejectedUntil: undefined,
+  ...extra,
 });
 
 describe('the fleet history behind the dashboard', () => {
@@ -15,7 +28,11 @@ describe('the fleet history behind the dashboard', () => {
     const fleet = new FleetHistory([{ providers: () => listed }], metrics, 60_000);
     fleet.sample(1000);
     // b's breaker opens and its connection fails, then it leaves; c drains, then leaves; a stays.
-    listed = [status('a', 1), status('b', 2, { breaker: 'open', connection: 'transient-failure' }), status('c', 3, { load: { running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, timestamp: 0, draining: true } })];
+    listed = [
+      status('a', 1),
+      status('b', 2, { breaker: 'open', connection: 'transient-failure' }),
+      status('c', 3, { load: { running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, timestamp: 0, draining: true } }),
+    ];
     fleet.sample(2000);
     metrics.attempt({ service: 'inference.LLM', method: 'generate', provider: '127.0.0.1:2', attempt: 1, code: 0, seconds: 0.1 });
     metrics.attempt({ service: 'inference.LLM', method: 'generate', provider: '127.0.0.1:2', attempt: 1, code: 14, seconds: 1, midStream: true });
@@ -24,9 +41,22 @@ describe('the fleet history behind the dashboard', () => {
     const snapshot = await fleet.snapshot(3000);
     const byName = Object.fromEntries(snapshot.providers.map((entry) => [entry.status.metadata['name'], entry]));
     expect(byName['a']).toMatchObject({ state: 'up', since: 1000, counts: { attempts: 1, shed: 1, retries: 1, failed: 0, broken: 0 } });
-    expect(byName['b']).toMatchObject({ state: 'down', since: 3000, why: expect.stringMatching(/^died: its connection failed \(breaker open, connection transient-failure\)/), counts: { attempts: 1, broken: 1 } });
+    expect(byName['b']).toMatchObject({
+      state: 'down',
+      since: 3000,
+      why: expect.stringMatching(/^died: its connection failed \(breaker open, connection transient-failure\)/),
+      counts: { attempts: 1, broken: 1 },
+    });
     expect(byName['c']).toMatchObject({ state: 'down', since: 3000, why: 'drained and left the registry' });
-    expect(snapshot.events.map((event) => `${event.provider} ${event.kind}`)).toEqual(['c drained', 'b died', 'c draining', 'b breaker opened', 'c joined', 'b joined', 'a joined']);
+    expect(snapshot.events.map((event) => `${event.provider} ${event.kind}`)).toEqual([
+      'c drained',
+      'b died',
+      'c draining',
+      'b breaker opened',
+      'c joined',
+      'b joined',
+      'a joined',
+    ]);
     // Past the retention period the down ones are dropped; one that comes back is up again.
     listed = [status('a', 1), status('c', 3)];
     const later = await fleet.snapshot(3000 + 60_001);

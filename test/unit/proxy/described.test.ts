@@ -18,7 +18,10 @@ function recordingCaller() {
   const caller = async (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => {
     calls.push([method, request, options, mode]);
     if (mode === 'unary') return `hi ${String(request)}`;
-    const stream = new ClientStream<string>(() => {}, () => {});
+    const stream = new ClientStream<string>(
+      () => {},
+      () => {},
+    );
     stream.push('a', 1);
     stream.push('b', 1);
     stream.end({ tokens: 2 });
@@ -64,7 +67,10 @@ describe('createDescribedProxy', () => {
     } catch (thrown) {
       error = thrown as RpcError;
     }
-    expect(error).toMatchObject({ code: RpcCode.FAILED_PRECONDITION, message: expect.stringMatching(/test\.Svc\.generate: a stream can be iterated only once/) });
+    expect(error).toMatchObject({
+      code: RpcCode.FAILED_PRECONDITION,
+      message: expect.stringMatching(/test\.Svc\.generate: a stream can be iterated only once/),
+    });
   });
 
   it('a stream that fails to open rejects the first next() and the trailer', async () => {
@@ -96,7 +102,9 @@ describe('defineService', () => {
   });
 
   it('rejects a bad name, a bad kind and an empty method table, naming them', () => {
-    expect(() => defineService('', { a: unary } as never)).toThrow('shuttle-rpc: invalid defineService name: "" (allowed: a non-empty string of at most 255 bytes)');
+    expect(() => defineService('', { a: unary } as never)).toThrow(
+      'shuttle-rpc: invalid defineService name: "" (allowed: a non-empty string of at most 255 bytes)',
+    );
     expect(() => defineService('s', { a: 'unary' } as never)).toThrow('shuttle-rpc: defineService s.a must be unary or serverStream, got "unary"');
     expect(() => defineService('s', {} as never)).toThrow('shuttle-rpc: defineService s lists no methods');
     expect(() => defineService('s', null as never)).toThrow(/invalid defineService s methods: null/);

@@ -14,7 +14,10 @@ function recordingCaller() {
   const caller = async (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => {
     calls.push([method, request, options, mode]);
     if (mode === 'unary') return `hi ${String(request)}`;
-    const stream = new ClientStream<string>(() => {}, () => {});
+    const stream = new ClientStream<string>(
+      () => {},
+      () => {},
+    );
     stream.push('a', 1);
     stream.push('b', 1);
     stream.end({ tokens: 2 });

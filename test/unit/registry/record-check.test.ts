@@ -3,8 +3,17 @@ import { RegistryInputGuard, WARNINGS_PER_WINDOW } from '../../../src/registry/i
 import { checkInstance, checkLoad, RECORD_LIMITS } from '../../../src/registry/record-check.js';
 
 const good = {
-  service: 'inference.LLM', version: '1.0.0', group: '', host: '10.0.0.7', port: 20880, protocol: 'tcp', serializers: ['msgpack'],
-  methods: [{ name: 'generate', stream: true, idempotent: false }], weight: 100, startTime: 1, metadata: { model: 'llama' },
+  service: 'inference.LLM',
+  version: '1.0.0',
+  group: '',
+  host: '10.0.0.7',
+  port: 20880,
+  protocol: 'tcp',
+  serializers: ['msgpack'],
+  methods: [{ name: 'generate', stream: true, idempotent: false }],
+  weight: 100,
+  startTime: 1,
+  metadata: { model: 'llama' },
 };
 
 describe('service records are checked with the rules of register', () => {
@@ -23,8 +32,16 @@ describe('service records are checked with the rules of register', () => {
     ['a host with a space', { host: 'a b' }, 'host: "a b" is not a host name or IP address'],
     ['an unknown protocol shape', { protocol: 'TCP!' }, 'protocol: "TCP!" is not a transport name'],
     ['an endpoint on port 0', { endpoints: [{ protocol: 'grpc', port: 0 }] }, 'endpoints[0]: an object is malformed'],
-    ['too many methods', { methods: Array.from({ length: 1001 }, (_, i) => ({ name: `m${i}`, stream: false, idempotent: false })) }, 'methods: 1001 entries, at most 1000 allowed'],
-    ['metadata too large', { metadata: { blob: 'x'.repeat(RECORD_LIMITS.metadataBytes) } }, `metadata: ${RECORD_LIMITS.metadataBytes + 11} bytes of JSON, at most ${RECORD_LIMITS.metadataBytes} allowed`],
+    [
+      'too many methods',
+      { methods: Array.from({ length: 1001 }, (_, i) => ({ name: `m${i}`, stream: false, idempotent: false })) },
+      'methods: 1001 entries, at most 1000 allowed',
+    ],
+    [
+      'metadata too large',
+      { metadata: { blob: 'x'.repeat(RECORD_LIMITS.metadataBytes) } },
+      `metadata: ${RECORD_LIMITS.metadataBytes + 11} bytes of JSON, at most ${RECORD_LIMITS.metadataBytes} allowed`,
+    ],
     ['no service', { service: '' }, 'service: "" is not a non-empty string of at most 255 bytes'],
   ])('refuses %s, saying why', (_what, change, reason) => {
     expect(checkInstance({ ...good, ...change })).toBe(reason);

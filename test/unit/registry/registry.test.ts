@@ -8,8 +8,17 @@ const registries = defaultExtensions().registry;
 const resolveRegistry = (spec: Parameters<typeof resolveWith>[0]) => resolveWith(spec, registries);
 
 const record = (port: number, version = '1.0.0'): ServiceInstance => ({
-  service: 'inference.LLM', version, group: '', host: '127.0.0.1', port, protocol: 'tcp',
-  serializers: ['msgpack'], methods: [], weight: 100, startTime: 0, metadata: {},
+  service: 'inference.LLM',
+  version,
+  group: '',
+  host: '127.0.0.1',
+  port,
+  protocol: 'tcp',
+  serializers: ['msgpack'],
+  methods: [],
+  weight: 100,
+  startTime: 0,
+  metadata: {},
 });
 
 describe('MemoryRegistry', () => {
@@ -43,7 +52,9 @@ describe('DirectRegistry', () => {
 
 describe('resolveRegistry', () => {
   it('names the accepted forms on a bad value', () => {
-    expect(() => resolveRegistry('zk://x:1')).toThrow(/invalid registry: "zk:\/\/x:1" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/);
+    expect(() => resolveRegistry('zk://x:1')).toThrow(
+      /invalid registry: "zk:\/\/x:1" \(allowed: a URL whose scheme is a registered registry \(memory:\/\/, shuttle:\/\/, file:\/\/, etcd:\/\/\)/,
+    );
     expect(() => resolveRegistry('memory://a/b')).toThrow(/invalid registry: "memory:\/\/a\/b" \(allowed: memory:\/\/NAME/);
     expect(() => resolveRegistry({ type: 'memory', options: { nmae: 'x' } })).toThrow(/unknown option memory registry options\.nmae \(known: url, name\)/);
   });

@@ -53,7 +53,10 @@ describe('decode limits (msgpack)', () => {
   it('accepts ordinary payloads whose decoded size is a small multiple of the wire', () => {
     const floats = array([0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0], 100_000);
     expect((msgpack.decode(floats, target) as number[]).length).toBe(100_000);
-    const records = msgpack.encode(Array.from({ length: 10_000 }, (_, i) => ({ id: i, name: `user-${i}`, score: i / 3 })), target);
+    const records = msgpack.encode(
+      Array.from({ length: 10_000 }, (_, i) => ({ id: i, name: `user-${i}`, score: i / 3 })),
+      target,
+    );
     expect((msgpack.decode(records, target) as unknown[]).length).toBe(10_000);
     const embedding = msgpack.encode({ vector: new Float32Array(1_000_000) }, target);
     expect((msgpack.decode(embedding, target) as { vector: Float32Array }).vector.length).toBe(1_000_000);

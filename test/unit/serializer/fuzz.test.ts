@@ -110,11 +110,15 @@ describe('msgpack decoding', () => {
     ['a Set', anyPacker.pack(new Set([1, 2])), /extension type 115 is not accepted/],
     ['a RegExp', anyPacker.pack(/(a+)+$/), /extension type 120 is not accepted/],
     ['an Error', anyPacker.pack(new Error('boom')), /extension type 101 is not accepted/],
-    ['a structured-clone cycle', (() => {
-      const cyclic: Record<string, unknown> = { name: 'loop' };
-      cyclic['self'] = cyclic;
-      return anyPacker.pack(cyclic);
-    })(), /extension type|is not accepted|bytes after the value/],
+    [
+      'a structured-clone cycle',
+      (() => {
+        const cyclic: Record<string, unknown> = { name: 'loop' };
+        cyclic['self'] = cyclic;
+        return anyPacker.pack(cyclic);
+      })(),
+      /extension type|is not accepted|bytes after the value/,
+    ],
     ['an array claiming 4 billion elements', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]), /a container of 4294967295 elements, only 1 bytes left/],
     ['a string longer than the payload', Buffer.from([0xdb, 0x7f, 0xff, 0xff, 0xff, 0x61]), /data of 2147483647 bytes, only 1 left/],
     ['nesting 100 levels deep', Buffer.concat([Buffer.alloc(100, 0x91), Buffer.from([0xc0])]), /nested deeper than 64 levels/],
@@ -171,7 +175,10 @@ describe('json decoding', () => {
 
 describe('frames and request heads', () => {
   it('100,000 mutated frames through the frame decoder and the head decoder: only Errors, no hang', () => {
-    const frames = [requestFrame(1, 'add', { a: 1, b: 2 }), requestFrame(2, 'echo', { text: 'x'.repeat(200) }, { meta: { traceparent: '00-abc', 'shuttle-timeout-ms': '500' } })];
+    const frames = [
+      requestFrame(1, 'add', { a: 1, b: 2 }),
+      requestFrame(2, 'echo', { text: 'x'.repeat(200) }, { meta: { traceparent: '00-abc', 'shuttle-timeout-ms': '500' } }),
+    ];
     const heads = new RequestHeadDecoder();
     const result = fuzz('frames', frames, 100_000, (bytes) => {
       const decoder = new FrameDecoder(1024 * 1024);
@@ -193,7 +200,12 @@ describe('regression corpus', () => {
   });
 
   it.each(files)('%s is refused with INVALID_ARGUMENT', (file) => {
-    const bytes = Buffer.from(readFileSync(folder + file, 'utf8').replace(/#.*$/gm, '').replace(/\s+/g, ''), 'hex');
+    const bytes = Buffer.from(
+      readFileSync(folder + file, 'utf8')
+        .replace(/#.*$/gm, '')
+        .replace(/\s+/g, ''),
+      'hex',
+    );
     let thrown: unknown;
     try {
       msgpack.decode(bytes, target);

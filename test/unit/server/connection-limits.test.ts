@@ -27,9 +27,13 @@ describe('connection limits against the fd limit', () => {
 
   it('limits are checked by name: the connection age may be 0 (none), the idle timeout may not', async () => {
     const base = { services: [{}], registry: false as const, config: false as const, log: false as const };
-    await expect(createServer({ ...base, limits: { maxConnectionAgeMs: -1 } })).rejects.toThrow(/invalid limits\.maxConnectionAgeMs: -1 \(allowed: an integer from 0 to/);
+    await expect(createServer({ ...base, limits: { maxConnectionAgeMs: -1 } })).rejects.toThrow(
+      /invalid limits\.maxConnectionAgeMs: -1 \(allowed: an integer from 0 to/,
+    );
     await expect(createServer({ ...base, limits: { idleTimeoutMs: 0 } })).rejects.toThrow(/invalid limits\.idleTimeoutMs: 0 \(allowed: an integer from 1 to/);
-    await expect(createServer({ ...base, limits: { maxConnectionAge: 1 } as never })).rejects.toThrow(/unknown option limits\.maxConnectionAge \(known: .*maxConnectionAgeMs, maxConnectionAgeGraceMs/);
+    await expect(createServer({ ...base, limits: { maxConnectionAge: 1 } as never })).rejects.toThrow(
+      /unknown option limits\.maxConnectionAge \(known: .*maxConnectionAgeMs, maxConnectionAgeGraceMs/,
+    );
   });
 });
 
@@ -50,7 +54,10 @@ describe('refused connections', () => {
       ]);
       expect(lines.map((line) => line.refused)).toEqual([{ 'grpc maxConnectionsPerAddress': 1 }]);
       vi.advanceTimersByTime(5000);
-      expect(lines.map((line) => line.refused)).toEqual([{ 'grpc maxConnectionsPerAddress': 1 }, { 'grpc maxConnectionsPerAddress': 97, 'grpc maxConnections': 1 }]);
+      expect(lines.map((line) => line.refused)).toEqual([
+        { 'grpc maxConnectionsPerAddress': 1 },
+        { 'grpc maxConnectionsPerAddress': 97, 'grpc maxConnections': 1 },
+      ]);
       expect(lines[1]!.msg).toMatch(/^98 connection\(s\) refused by the connection limits/);
       refusals.close();
       expect(lines).toHaveLength(2);

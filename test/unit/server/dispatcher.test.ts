@@ -18,7 +18,10 @@ describe('Dispatcher', () => {
     const resolved = dispatcher.resolve(head('add'));
     expect(resolved).not.toBeInstanceOf(RpcError);
     const signal = new AbortController().signal;
-    const result = await (resolved as Exclude<typeof resolved, RpcError>).invoke({ a: 2, b: 3 }, { signal, deadline: undefined, meta: {}, peer: { address: '127.0.0.1', port: 1 } });
+    const result = await (resolved as Exclude<typeof resolved, RpcError>).invoke(
+      { a: 2, b: 3 },
+      { signal, deadline: undefined, meta: {}, peer: { address: '127.0.0.1', port: 1 } },
+    );
     expect(result).toEqual({ sum: 5 });
   });
 
@@ -32,13 +35,27 @@ describe('Dispatcher', () => {
       }
     }
     const info = { signal: new AbortController().signal, deadline: 12_345, meta: {}, peer: { address: '127.0.0.1', port: 1 } };
-    const run = (dispatcher: Dispatcher) => (dispatcher.resolve(head('deadline', 'scoped', '')) as Exclude<ReturnType<Dispatcher['resolve']>, RpcError>).invoke(undefined, info);
+    const run = (dispatcher: Dispatcher) =>
+      (dispatcher.resolve(head('deadline', 'scoped', '')) as Exclude<ReturnType<Dispatcher['resolve']>, RpcError>).invoke(undefined, info);
     expect(await run(new Dispatcher([new Scoped()], serializers))).toBe(12_345);
     expect(await run(new Dispatcher([new Scoped()], serializers, [], undefined, false))).toBeUndefined();
   });
 
   // The dispatch-security table: every one of these names must miss.
-  const forbidden = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__', 'secret', 'counts', 'abortReason', '#count', ''];
+  const forbidden = [
+    '__proto__',
+    'constructor',
+    'toString',
+    'hasOwnProperty',
+    'valueOf',
+    'isPrototypeOf',
+    '__defineGetter__',
+    'secret',
+    'counts',
+    'abortReason',
+    '#count',
+    '',
+  ];
   it.each(forbidden)('answers UNIMPLEMENTED for %j and never runs anything', (name) => {
     const echo = new EchoService();
     const dispatcher = new Dispatcher([echo], serializers);

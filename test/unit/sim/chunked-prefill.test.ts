@@ -4,7 +4,12 @@ import { SimEngine, VirtualClock, type EngineConfig, type EngineStep, type SimRe
 let nextBlock = 1;
 /** A request of `promptTokens` unique (uncached) prompt tokens. */
 function request(promptTokens: number, maxTokens: number, priority?: number): SimRequest {
-  return { promptTokens, promptBlocks: Array.from({ length: Math.floor(promptTokens / 16) }, () => nextBlock++), maxTokens, ...(priority === undefined ? {} : { priority }) };
+  return {
+    promptTokens,
+    promptBlocks: Array.from({ length: Math.floor(promptTokens / 16) }, () => nextBlock++),
+    maxTokens,
+    ...(priority === undefined ? {} : { priority }),
+  };
 }
 
 /** Reads a generation to its end; resolves with when its first token came and how many came. */
@@ -33,7 +38,9 @@ const expectedMs = (prefillTokens: number, sequences: number): number => (prefil
 describe('SimEngine chunked prefill', () => {
   it('defaults to vLLM’s 2048-token step budget and rejects a budget below one token', () => {
     expect(new SimEngine({}, new VirtualClock()).config.maxBatchedTokens).toBe(2048);
-    expect(() => new SimEngine({ maxBatchedTokens: 0 }, new VirtualClock())).toThrow(/invalid engine maxBatchedTokens: 0 \(allowed: an integer >= 1 or Infinity\)/);
+    expect(() => new SimEngine({ maxBatchedTokens: 0 }, new VirtualClock())).toThrow(
+      /invalid engine maxBatchedTokens: 0 \(allowed: an integer >= 1 or Infinity\)/,
+    );
     expect(() => new SimEngine({ maxBatchedTokens: 100.5 }, new VirtualClock())).toThrow(/maxBatchedTokens/);
     expect(new SimEngine({ maxBatchedTokens: Infinity }, new VirtualClock()).config.maxBatchedTokens).toBe(Infinity);
   });

@@ -65,7 +65,8 @@ describe('SimEngine priority scheduling', () => {
     // A running sequence of the top priority cannot be preempted: the others wait for its slot.
     const engine = new SimEngine({ slots: 1, scheduling: 'priority' }, clock);
     const order: string[] = [];
-    const track = (name: string, req: SimRequest): Promise<unknown> => consume(engine, req, clock).then((usage) => order.push(`${name}@${Math.round(usage.firstAt)}`));
+    const track = (name: string, req: SimRequest): Promise<unknown> =>
+      consume(engine, req, clock).then((usage) => order.push(`${name}@${Math.round(usage.firstAt)}`));
     const all = [track('top', request(9, 30))];
     await clock.run(1);
     all.push(track('low-a', request(0, 5)), track('normal', request(1, 5)), track('low-b', request(0, 5)), track('high', request(5, 5)));
@@ -91,7 +92,12 @@ describe('SimEngine priority scheduling', () => {
     const clock = new VirtualClock();
     const engine = new SimEngine({ slots: 8, kvCapacityTokens: 1600, scheduling: 'priority' }, clock);
     // A request of `blocks` KV blocks (prompt plus output, 16 tokens a block) out of 100.
-    const sized = (priority: number, blocks: number, maxTokens: number): SimRequest => ({ promptTokens: 16 * blocks - maxTokens, promptBlocks: [], maxTokens, priority });
+    const sized = (priority: number, blocks: number, maxTokens: number): SimRequest => ({
+      promptTokens: 16 * blocks - maxTokens,
+      promptBlocks: [],
+      maxTokens,
+      priority,
+    });
     const lows = [consume(engine, sized(0, 40, 200), clock), consume(engine, sized(0, 40, 200), clock)];
     await clock.run(100);
     expect(engine.load()).toMatchObject({ running: 2, waiting: 0 });
@@ -113,7 +119,9 @@ describe('SimEngine priority scheduling', () => {
   });
 
   it('rejects a bad scheduling policy and a non-numeric priority, naming them', async () => {
-    expect(() => new SimEngine({ scheduling: 'lifo' as never }, new VirtualClock())).toThrow(/invalid engine scheduling: "lifo" \(allowed: 'fcfs' or 'priority'\)/);
+    expect(() => new SimEngine({ scheduling: 'lifo' as never }, new VirtualClock())).toThrow(
+      /invalid engine scheduling: "lifo" \(allowed: 'fcfs' or 'priority'\)/,
+    );
     const engine = new SimEngine({ scheduling: 'priority' }, new VirtualClock());
     await expect(engine.generate({ ...request(undefined), priority: Number.NaN }).next()).rejects.toThrow(/invalid request priority: NaN/);
   });

@@ -44,7 +44,10 @@ describe('defaultExtensions', () => {
   it('gives every call a new, independent set of registries', () => {
     const a = defaultExtensions();
     const b = defaultExtensions();
-    a.loadbalance.register('only-in-a', () => ({ name: 'only-in-a', select: (providers) => ({ provider: providers[0]!, policy: 'only-in-a', branch: 'pick' }) }));
+    a.loadbalance.register('only-in-a', () => ({
+      name: 'only-in-a',
+      select: (providers) => ({ provider: providers[0]!, policy: 'only-in-a', branch: 'pick' }),
+    }));
     expect(b.loadbalance.has('only-in-a')).toBe(false);
   });
 

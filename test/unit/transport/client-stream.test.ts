@@ -2,9 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { ClientStream } from '../../../src/transport/client-stream.js';
 
-const stream = (): ClientStream<string> => new ClientStream<string>(() => {}, () => {});
+const stream = (): ClientStream<string> =>
+  new ClientStream<string>(
+    () => {},
+    () => {},
+  );
 const settled = async (promise: Promise<unknown>): Promise<string> => {
-  const state = await Promise.race([promise.then(() => 'resolved', () => 'rejected'), new Promise((resolve) => setTimeout(() => resolve('pending'), 10))]);
+  const state = await Promise.race([
+    promise.then(
+      () => 'resolved',
+      () => 'rejected',
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('pending'), 10)),
+  ]);
   return state as string;
 };
 
@@ -41,9 +51,11 @@ describe('ClientStream.firstEvent (when a stream counts as opened)', () => {
     late.fail(new RpcError(RpcCode.UNAVAILABLE, 'lost'));
     expect(await settled(late.firstEvent())).toBe('resolved');
     const chunks: string[] = [];
-    await expect((async () => {
-      for await (const chunk of late) chunks.push(chunk);
-    })()).rejects.toThrow(/lost/);
+    await expect(
+      (async () => {
+        for await (const chunk of late) chunks.push(chunk);
+      })(),
+    ).rejects.toThrow(/lost/);
     expect(chunks).toEqual(['a']);
   });
 });

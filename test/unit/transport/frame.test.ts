@@ -6,24 +6,45 @@ describe('frame header layout (pinned; see docs/PROTOCOL.md)', () => {
     const body = Buffer.from([0xaa, 0xbb, 0xcc]);
     const frame = encodeFrame(FrameType.RESPONSE, 0x0102030405, body, { flags: FrameFlag.STREAM, serializer: 1, status: 14 });
     expect([...frame]).toEqual([
-      0x53, 0x48, // magic "SH"
+      0x53,
+      0x48, // magic "SH"
       0x01, // version
       0x02, // type RESPONSE
       0x02, // flags: expects a stream
       0x01, // serializer msgpack
       0x0e, // status UNAVAILABLE
       0x00, // reserved
-      0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, // request id, u64
-      0x00, 0x00, 0x00, 0x03, // body length
-      0xaa, 0xbb, 0xcc,
+      0x00,
+      0x00,
+      0x00,
+      0x01,
+      0x02,
+      0x03,
+      0x04,
+      0x05, // request id, u64
+      0x00,
+      0x00,
+      0x00,
+      0x03, // body length
+      0xaa,
+      0xbb,
+      0xcc,
     ]);
     expect(HEADER_BYTES).toBe(20);
   });
 
   it('numbers frame types as the design says', () => {
     expect(FrameType).toEqual({
-      REQUEST: 1, RESPONSE: 2, STREAM_CHUNK: 3, STREAM_END: 4, CANCEL: 5,
-      HEARTBEAT: 6, HEARTBEAT_ACK: 7, GOAWAY: 8, WINDOW_UPDATE: 9, LOAD: 10,
+      REQUEST: 1,
+      RESPONSE: 2,
+      STREAM_CHUNK: 3,
+      STREAM_END: 4,
+      CANCEL: 5,
+      HEARTBEAT: 6,
+      HEARTBEAT_ACK: 7,
+      GOAWAY: 8,
+      WINDOW_UPDATE: 9,
+      LOAD: 10,
     });
   });
 

@@ -73,7 +73,15 @@ describe('grpc-js server options from the connection limits', () => {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 20_000,
     });
-    const aged = grpcServerOptions({ ...DEFAULT_CONNECTION_LIMITS, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 60_000 }, 1024, { keepaliveTimeMs: 5000, keepaliveTimeoutMs: 1000 });
-    expect(aged).toMatchObject({ 'grpc.max_connection_age_ms': 600_000, 'grpc.max_connection_age_grace_ms': 60_000, 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 1000 });
+    const aged = grpcServerOptions({ ...DEFAULT_CONNECTION_LIMITS, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 60_000 }, 1024, {
+      keepaliveTimeMs: 5000,
+      keepaliveTimeoutMs: 1000,
+    });
+    expect(aged).toMatchObject({
+      'grpc.max_connection_age_ms': 600_000,
+      'grpc.max_connection_age_grace_ms': 60_000,
+      'grpc.keepalive_time_ms': 5000,
+      'grpc.keepalive_timeout_ms': 1000,
+    });
   });
 });

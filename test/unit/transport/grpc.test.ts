@@ -60,7 +60,11 @@ describe('grpc routes', () => {
       // msgpack, the default, is named by leaving the field empty.
       expect(decoded.serializer).toBe(serializer === msgpack ? '' : 'json');
       expect(serializer.decode(decoded.body, { service: 'test.Plain', method: 'echo', kind: 'request' })).toEqual(value);
-      const expected = documented.encode(documented.fromObject({ body: serializer.encode(value, { service: 'test.Plain', method: 'echo', kind: 'request' }), serializer: decoded.serializer })).finish();
+      const expected = documented
+        .encode(
+          documented.fromObject({ body: serializer.encode(value, { service: 'test.Plain', method: 'echo', kind: 'request' }), serializer: decoded.serializer }),
+        )
+        .finish();
       expect(Buffer.from(bytes)).toEqual(Buffer.from(expected));
       expect(plain.decodeRequest(bytes, serializers)).toEqual({ value, serializer });
     }
@@ -91,7 +95,13 @@ describe('grpc status and metadata', () => {
     const status = errorToStatus(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'no free KV blocks', { details: { slots: 0 }, retryAfterMs: 250 }));
     expect(status).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'no free KV blocks' });
     const back = statusToError({ code: status.code!, details: status.details!, metadata: status.metadata! });
-    expect(back).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED, rawMessage: 'no free KV blocks', details: { slots: 0 }, retryAfterMs: 250, retryable: true });
+    expect(back).toMatchObject({
+      code: RpcCode.RESOURCE_EXHAUSTED,
+      rawMessage: 'no free KV blocks',
+      details: { slots: 0 },
+      retryAfterMs: 250,
+      retryable: true,
+    });
   });
 
   it('every gRPC status code maps to the RpcCode of the same number; anything else is UNKNOWN', () => {
