@@ -7,7 +7,13 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
  * Every key is written on one lease (TTL `ttlSeconds`, kept alive every TTL/3 by the etcd3
  * client). The session remembers what it wrote, so when the lease is lost — etcd was down for
  * longer than the TTL and the keys expired — it grants a new lease and writes everything again
- * as soon as etcd answers, retrying every second or two, with no restart of the provider.
+ * as soon as etcd answers, with no restart of the provider.
+ *
+ * Recovery runs at the lease's own pace: attempts at most TTL/3 apart, each given at most TTL/3
+ * (at least 250 ms). When etcd comes back — a quorum regained after an outage — a new leader
+ * extends the old lease by one TTL, and the keys must be on the new lease before that runs out:
+ * an attempt that waited seconds on a member still down let the old lease expire first, and
+ * every consumer saw the provider deleted, then put back.
  */
 export class ProviderSession {
   readonly #client: Etcd3;
@@ -63,19 +69,19 @@ export class ProviderSession {
     if (lease !== undefined) await this.#withDeadline(lease.revoke(), 'revoke the lease').catch(() => lease.release());
   }
 
-  #currentLease(): Promise<Lease> {
+  #currentLease(timeoutMs = this.#requestTimeoutMs): Promise<Lease> {
     if (this.#lease !== undefined) return Promise.resolve(this.#lease);
-    this.#granting ??= this.#grant().finally(() => {
+    this.#granting ??= this.#grant(timeoutMs).finally(() => {
       this.#granting = undefined;
     });
     return this.#granting;
   }
 
-  async #grant(): Promise<Lease> {
+  async #grant(timeoutMs: number): Promise<Lease> {
     const lease = this.#client.lease(this.#ttlSeconds, { autoKeepAlive: true });
     lease.on('lost', () => this.#onLost(lease));
     try {
-      await this.#withDeadline(lease.grant(), 'grant a lease');
+      await this.#withDeadline(lease.grant(), 'grant a lease', timeoutMs);
     } catch (error) {
       lease.release();
       throw error;
@@ -94,10 +100,11 @@ export class ProviderSession {
   /** Grants a new lease and writes every wanted key again, retrying until etcd answers. */
   #recover(attempt: number): void {
     if (this.#closed) return;
-    const delay = attempt === 0 ? 0 : Math.min(2000, 250 * 2 ** attempt);
+    const pace = Math.max(250, Math.min(this.#requestTimeoutMs, (this.#ttlSeconds * 1000) / 3));
+    const delay = attempt === 0 ? 0 : Math.min(2000, pace, 250 * 2 ** attempt);
     this.#recoverTimer = setTimeout(() => {
-      this.#currentLease()
-        .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#withDeadline(lease.put(key).value(value).exec(), `write ${key}`))))
+      this.#currentLease(pace)
+        .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#withDeadline(lease.put(key).value(value).exec(), `write ${key}`, pace))))
         .catch(() => {
           // Still unreachable, or lost again while writing: drop the lease and try later.
           const lease = this.#lease;
@@ -109,13 +116,13 @@ export class ProviderSession {
     this.#recoverTimer.unref();
   }
 
-  async #withDeadline<T>(operation: Promise<T>, what: string): Promise<T> {
+  async #withDeadline<T>(operation: Promise<T>, what: string, timeoutMs = this.#requestTimeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
         operation,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`timed out after ${this.#requestTimeoutMs} ms`)), this.#requestTimeoutMs);
+          timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
     } catch (error) {
