@@ -29,7 +29,8 @@ export function hash32(text: string): number {
   return fmix(h) >>> 0;
 }
 
-function fmix(value: number): number {
+/** The murmur3 finaliser: a bijection on 32 bits in which every input bit flips each output bit half the time. */
+export function fmix(value: number): number {
   let h = value;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -1,4 +1,4 @@
-import { hash32 } from './hash.js';
+import { fmix, hash32 } from './hash.js';
 
 /*
  * Rendezvous (highest-random-weight) hashing, Thaler and Ravishankar: every (key, provider)
@@ -18,21 +18,10 @@ import { hash32 } from './hash.js';
  */
 export function rendezvousScore(key: number, address: string, weight: number): number {
   // Mixed twice, so providers' scores for one key, and one provider's for nearby keys, are independent.
-  const h = mix(Math.imul(hash32(address), 0x9e3779b1) ^ mix((key | 0) ^ Math.floor(key / 0x100000000)));
+  const h = fmix(Math.imul(hash32(address), 0x9e3779b1) ^ fmix((key | 0) ^ Math.floor(key / 0x100000000)));
   // (h + 0.5) / 2^32 is never 0 or 1, so the logarithm is finite and negative.
   const u = (h + 0.5) / 0x100000000;
   return weight / -Math.log(u);
-}
-
-/** The murmur3 finaliser: a bijection on 32 bits in which every input bit flips each output bit half the time. */
-function mix(value: number): number {
-  let h = value;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** One candidate of a pick: its provider and what the balancer predicts there. */
