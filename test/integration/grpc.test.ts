@@ -8,10 +8,10 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RpcCode, RpcError, createClient, type Endpoint, type Proxied, type RpcClient, type ServiceInstance } from 'shuttle-rpc';
+import { RpcCode, RpcError, createClient, createServer, type Endpoint, type Proxied, type RpcClient, type ServiceInstance } from 'shuttle-rpc';
 import { createFileRegistry } from '../../src/registry/file/file.js';
 import type { PlainApi } from '../fixtures/plain-service.js';
-import type { EchoApi } from '../fixtures/services.js';
+import { EchoService, type EchoApi } from '../fixtures/services.js';
 import type { StreamApi } from '../fixtures/stream-service.js';
 import { makeCertificates, renewServerCertificate } from '../helpers/certs.js';
 import { startFixture, type Child } from '../helpers/process.js';
@@ -420,6 +420,38 @@ describe('TLS', () => {
       stubs.stream.close();
       await Promise.all(clients.map((client) => client.close()));
       await secure.stop();
+    }
+  });
+
+  it('a TLS provider completes the handshake of a connection made the moment it has started', async () => {
+    // grpc-js reads certificate files asynchronously and drops the connections it is handed
+    // before they are read: the provider must not listen (nor announce itself) until then.
+    for (let round = 0; round < 3; round++) {
+      const server = await createServer({
+        services: [new EchoService()],
+        registry: `memory://grpc-tls-first-${process.pid}-${round}`,
+        transport: { type: 'grpc', options: { protoFiles: [protoFile], tls: { cert: `${certs}/server.crt`, key: `${certs}/server.key` } } },
+      });
+      try {
+        const port = server.endpoints.find((endpoint) => endpoint.protocol === 'grpc')!.port;
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port,
+          ca: readFileSync(`${certs}/ca.crt`),
+          ALPNProtocols: ['h2'],
+          checkServerIdentity: () => undefined,
+        });
+        const outcome = await new Promise<string>((resolve) => {
+          socket.once('secureConnect', () => resolve(`secure ${socket.alpnProtocol}`));
+          socket.once('error', (error) => resolve(error.message));
+          socket.once('close', () => resolve('closed'));
+          setTimeout(() => resolve('no handshake within 5 s'), 5000).unref();
+        });
+        socket.destroy();
+        expect(outcome).toBe('secure h2');
+      } finally {
+        await server.close();
+      }
     }
   });
 

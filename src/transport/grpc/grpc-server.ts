@@ -5,7 +5,7 @@ import { ConnectionAdmission, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits }
 import { listenOn } from '../listen.js';
 import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
 import { registerRoutes, ServingState } from './grpc-calls.js';
-import { withHandshakeTimeout } from './handshake-timeout.js';
+import { whenCredentialsLoaded, withHandshakeTimeout } from './server-credentials.js';
 import { awaitPreface } from './preface.js';
 import type { GrpcSettings } from './settings.js';
 import { StandardServices } from './standard-services.js';
@@ -36,7 +36,14 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
   const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);
 
-  const injector = server.createConnectionInjector(withHandshakeTimeout(settings.serverCredentials(), limits.frameTimeoutMs));
+  const credentials = withHandshakeTimeout(settings.serverCredentials(), limits.frameTimeoutMs);
+  const injector = server.createConnectionInjector(credentials);
+  try {
+    await whenCredentialsLoaded(credentials, CREDENTIALS_LOAD_TIMEOUT_MS, 'grpc transport tls');
+  } catch (error) {
+    injector.destroy();
+    throw error;
+  }
   const sockets = new Set<net.Socket>();
   let shutDown = false;
   const admission = new ConnectionAdmission(limits, options.onRefused);
@@ -106,6 +113,9 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     },
   };
 }
+
+/** How long a provider waits for grpc-js to read its certificate files before it gives up listening. */
+const CREDENTIALS_LOAD_TIMEOUT_MS = 10_000;
 
 /** How long GOAWAY waits for the streams that outlive the drain (health watches) before cancelling them. */
 const SHUTDOWN_GRACE_MS = 250;
