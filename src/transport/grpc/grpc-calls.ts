@@ -2,10 +2,10 @@ import grpc from '@grpc/grpc-js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
-import { neverSent } from '../call-limits.js';
-import { LazyAbort } from '../lazy-abort.js';
-import type { CallHandler, ProviderCallInfo, ResolvedMethod } from '../transport.js';
-import type { Peer } from '../../call/invocation.js';
+import type { Metadata, Peer } from '../../call/invocation.js';
+import { deadlineError } from '../call-limits.js';
+import { ProviderCall, callDeadline, checkMode, goingAway } from '../provider-call.js';
+import type { CallHandler, ResolvedMethod } from '../transport.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
 import { GROUP_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
@@ -116,33 +116,16 @@ export function registerRoutes(server: grpc.Server, handler: CallHandler, settin
   }
 }
 
-/** A call accepted for running: its method, request, limits and cancellation. */
-interface Started {
-  readonly resolved: ResolvedMethod;
-  readonly request: unknown;
-  readonly serializer: Serializer | undefined;
-  readonly info: ProviderCallInfo;
-  readonly abort: LazyAbort;
-  /** Clears the deadline timer and the cancel listener; call once when the call is over. */
-  readonly finish: () => void;
-}
-
 type ServerCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>;
 
 /**
- * Resolves, decodes and arms one call: the deadline is the earlier of the caller's
- * grpc-timeout and the method's own limit; a cancel (RST_STREAM) from the caller aborts it.
- * `onDeadline` runs when the deadline passes first.
+ * The wire's side of the shared pipeline (provider-call.ts) up to the start of a call: refused
+ * while closing or while the connection holds its budget of unsent answers; resolved from the
+ * path and the version and group headers; decoded by the route; its deadline the earlier of the
+ * caller's grpc-timeout and the method's own limit.
  */
-function start(
-  call: ServerCall,
-  route: GrpcRoute,
-  stream: boolean,
-  handler: CallHandler,
-  state: ServingState,
-  onDeadline: (error: RpcError) => void,
-): Started | RpcError {
-  if (state.closing) return neverSent('provider is going away');
+function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: CallHandler, state: ServingState): Accepted | RpcError {
+  if (state.closing) return goingAway();
   // A connection whose peer does not read what it was sent gets no new work to answer: refused
   // before it runs (safe to retry once the peer reads), as tcp stops reading such a connection.
   const from = call.getPeer();
@@ -152,64 +135,191 @@ function start(
     const value = call.metadata.get(key)[0];
     return typeof value === 'string' ? value : '';
   };
-  const resolved = handler.resolve({ service: route.service, version: header(VERSION_HEADER), group: header(GROUP_HEADER), method: route.method, meta });
-  if (resolved instanceof RpcError) return resolved;
-  if (resolved.stream !== stream) {
-    return new RpcError(
-      RpcCode.FAILED_PRECONDITION,
-      `${resolved.service}.${resolved.method} is ${resolved.stream ? 'server-streaming' : 'unary'} in this version; call it as such`,
-    );
-  }
+  const method = handler.resolve({ service: route.service, version: header(VERSION_HEADER), group: header(GROUP_HEADER), method: route.method, meta });
+  if (method instanceof RpcError) return method;
+  const wrongMode = checkMode(method, stream);
+  if (wrongMode !== undefined) return wrongMode;
   let decoded: { value: unknown; serializer: Serializer | undefined };
   try {
     decoded = route.decodeRequest(call.request, handler.serializers);
   } catch (error) {
     return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
   }
-  const now = Date.now();
   const callerDeadline = Number(call.getDeadline());
-  const deadline = earliest(
-    Number.isFinite(callerDeadline) ? callerDeadline : undefined,
-    resolved.timeoutMs === undefined ? undefined : now + resolved.timeoutMs,
-  );
-  if (deadline !== undefined && deadline <= now) {
-    return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`);
+  const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? callerDeadline : undefined);
+  if (deadline instanceof RpcError) return deadline;
+  return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, peer: parsePeer(from) };
+}
+
+/** A call that passed {@link accept}. */
+interface Accepted {
+  readonly method: ResolvedMethod;
+  readonly request: unknown;
+  readonly serializer: Serializer | undefined;
+  readonly deadline: number | undefined;
+  readonly meta: Metadata;
+  readonly peer: Peer;
+}
+
+/**
+ * A provider call on the grpc transport: the shared {@link ProviderCall} with grpc-js's call,
+ * its deadline timer (grpc-js does not enforce a server's deadline) and the caller's cancel.
+ */
+abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
+  protected readonly call: C;
+  protected readonly route: GrpcRoute;
+  protected readonly state: ServingState;
+  protected readonly serializer: Serializer | undefined;
+  protected readonly from: string;
+  readonly #timer: NodeJS.Timeout | undefined;
+  readonly #onCancelled: () => void;
+
+  constructor(call: C, route: GrpcRoute, handler: CallHandler, state: ServingState, accepted: Accepted) {
+    super(handler, accepted.method, accepted.deadline, accepted.meta, accepted.peer);
+    this.call = call;
+    this.route = route;
+    this.state = state;
+    this.serializer = accepted.serializer;
+    this.from = call.getPeer();
+    const { deadline } = accepted;
+    this.#timer =
+      deadline === undefined
+        ? undefined
+        : setTimeout(
+            () => {
+              const error = deadlineError(this.method);
+              this.abort(error);
+              this.fail(error);
+              this.woken();
+            },
+            Math.min(deadline - Date.now(), MAX_TIMER_MS),
+          );
+    this.#onCancelled = () => {
+      this.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }));
+      this.woken();
+    };
+    call.once('cancelled', this.#onCancelled);
+    state.started();
   }
-  const abort = new LazyAbort(deadline);
-  const timer =
-    deadline === undefined
-      ? undefined
-      : setTimeout(
-          () => {
-            const error = new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} did not complete before its deadline`);
-            abort.abort(error);
-            onDeadline(error);
-          },
-          Math.min(deadline - now, MAX_TIMER_MS),
-        );
-  const onCancelled = (): void => abort.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }));
-  call.once('cancelled', onCancelled);
-  state.started();
-  const peer = parsePeer(call.getPeer());
-  return {
-    resolved,
-    request: decoded.value,
-    serializer: decoded.serializer,
-    abort,
-    info: {
-      get signal() {
-        return abort.signal;
-      },
-      deadline,
-      meta,
-      peer,
-    },
-    finish: () => {
-      clearTimeout(timer);
-      call.off('cancelled', onCancelled);
-      state.finished();
-    },
-  };
+
+  /** The call was aborted: wake whatever it waits for. */
+  protected woken(): void {}
+
+  protected ended(): void {
+    clearTimeout(this.#timer);
+    this.call.off('cancelled', this.#onCancelled);
+    this.state.finished();
+  }
+}
+
+class GrpcUnaryCall extends GrpcCall<grpc.ServerUnaryCall<Buffer, Buffer>> {
+  readonly #callback: grpc.sendUnaryData<Buffer>;
+  #answered = false;
+
+  constructor(
+    call: grpc.ServerUnaryCall<Buffer, Buffer>,
+    callback: grpc.sendUnaryData<Buffer>,
+    route: GrpcRoute,
+    handler: CallHandler,
+    state: ServingState,
+    accepted: Accepted,
+  ) {
+    super(call, route, handler, state, accepted);
+    this.#callback = callback;
+  }
+
+  protected answer(value: unknown): void {
+    if (this.#answered) return;
+    const { state, from } = this;
+    // Closed to new work while this call ran: refused without the cost of encoding.
+    if (!state.budget.open(from)) return this.fail(unsentRefusal(state.budget.held(from), state.budget.limit));
+    let bytes: Buffer;
+    try {
+      bytes = this.route.encodeResponse(value, this.serializer);
+    } catch (error) {
+      return this.fail(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${this.route.service}.${this.route.method}: ${(error as Error).message}`));
+    }
+    if (!state.budget.fits(from, bytes.length)) return this.fail(unsentRefusal(state.budget.held(from), state.budget.limit));
+    // Held until the call is over: grpc-js says 'cancelled' once the answer is written out
+    // (its trailers go) or the stream is torn down, whichever comes first.
+    const hold = state.budget.hold(from);
+    this.call.once('cancelled', () => hold.close());
+    hold.take(bytes.length);
+    this.#answered = true;
+    this.#callback(null, bytes, state.loadTrailers());
+  }
+
+  protected fail(error: RpcError): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    this.#callback(errorToStatus(error) as grpc.ServerErrorResponse);
+  }
+}
+
+/**
+ * A stream: pulls a value only when grpc-js's write buffer has room (HTTP/2 flow control behind
+ * it) and the connection is within its unsent budget, and ends with OK plus the generator's
+ * return value as the `shuttle-trailer-bin` trailer.
+ */
+class GrpcStreamCall extends GrpcCall<grpc.ServerWritableStream<Buffer, Buffer>> {
+  readonly #hold: ReturnType<UnsentBudget['hold']>;
+  #ended = false;
+  #wake: (() => void) | undefined;
+
+  constructor(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState, accepted: Accepted) {
+    super(call, route, handler, state, accepted);
+    const hold = state.budget.hold(this.from);
+    call.once('cancelled', () => hold.close());
+    this.#hold = hold;
+  }
+
+  protected answer(): void {
+    throw new RpcError(RpcCode.INTERNAL, `${this.route.service}.${this.route.method} is a stream`);
+  }
+
+  protected fail(error: RpcError): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.call.emit('error', errorToStatus(error));
+  }
+
+  protected override woken(): void {
+    this.#wake?.();
+  }
+
+  protected override room(): Promise<void> | undefined {
+    // Pull nothing more while this connection holds its budget of unsent bytes.
+    return this.state.budget.open(this.from) ? undefined : this.state.budget.room(this.from, this.signal);
+  }
+
+  /**
+   * The value pulled is written even when the connection filled its budget meanwhile: its
+   * first write sends the stream's headers, and the hold counts it (one chunk a stream at most).
+   */
+  protected override roomToWrite(): undefined {
+    return undefined;
+  }
+
+  protected override chunk(value: unknown): Promise<void> | undefined {
+    const bytes = this.route.encodeResponse(value, this.serializer);
+    if (this.call.write(bytes, this.#hold.take(bytes.length))) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.call.off('drain', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+      this.call.once('drain', done);
+    });
+  }
+
+  protected override end(value: unknown): void {
+    const trailers = this.state.loadTrailers();
+    if (value !== undefined) trailers.set(RESULT_TRAILER, this.route.encodeTrailer(value, this.serializer));
+    this.#ended = true;
+    this.call.end(trailers);
+  }
 }
 
 function serveUnary(
@@ -219,130 +329,24 @@ function serveUnary(
   handler: CallHandler,
   state: ServingState,
 ): void {
-  let answered = false;
-  const answer = (error: RpcError | null, bytes?: Buffer): void => {
-    if (answered) return;
-    answered = true;
-    if (error === null) callback(null, bytes, state.loadTrailers());
-    else callback(errorToStatus(error) as grpc.ServerErrorResponse);
-  };
-  const started = start(call, route, false, handler, state, (error) => answer(error));
-  if (started instanceof RpcError) return answer(started);
-  started.resolved
-    .invoke(started.request, started.info)
-    .then(
-      (value) => {
-        if (started.abort.aborted) return;
-        // Closed to new work while this call ran: refused without the cost of encoding.
-        const peer = call.getPeer();
-        if (!state.budget.open(peer)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
-        let bytes: Buffer;
-        try {
-          bytes = route.encodeResponse(value, started.serializer);
-        } catch (error) {
-          return answer(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${route.service}.${route.method}: ${(error as Error).message}`));
-        }
-        if (!state.budget.fits(peer, bytes.length)) return answer(unsentRefusal(state.budget.held(peer), state.budget.limit));
-        // Held until the call is over: grpc-js says 'cancelled' once the answer is written out
-        // (its trailers go) or the stream is torn down, whichever comes first.
-        const hold = state.budget.hold(peer);
-        call.once('cancelled', () => hold.close());
-        hold.take(bytes.length);
-        answer(null, bytes);
-      },
-      (error: unknown) => {
-        const failure = handler.toCallerError?.(started.resolved, error) ?? RpcError.from(error);
-        // After a cancel the caller has stopped listening; the error has nowhere to go.
-        if (!started.abort.callerLeft) answer(failure);
-      },
-    )
-    .finally(started.finish);
+  const accepted = accept(call, route, false, handler, state);
+  if (accepted instanceof RpcError) return callback(errorToStatus(accepted) as grpc.ServerErrorResponse);
+  new GrpcUnaryCall(call, callback, route, handler, state, accepted).runUnary(accepted.request);
 }
 
-/**
- * Drives a streaming handler: pulls a value only when grpc-js's write buffer has room (HTTP/2
- * flow control behind it), writes each one at once, and ends with OK plus the generator's
- * return value as the `shuttle-trailer-bin` trailer. On cancel or deadline it stops pulling and
- * calls the generator's `return()`, so the handler's `finally` blocks run.
- */
-async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
-  let ended = false;
-  const fail = (error: RpcError): void => {
-    if (ended) return;
-    ended = true;
-    call.emit('error', errorToStatus(error));
-  };
-  let wake: (() => void) | undefined;
-  const started = start(call, route, true, handler, state, (error) => {
-    fail(error);
-    wake?.();
-  });
-  if (started instanceof RpcError) return fail(started);
-  const onCancelled = (): void => wake?.();
-  call.on('cancelled', onCancelled);
-  const { resolved, abort, serializer } = started;
-  const peer = call.getPeer();
-  const hold = state.budget.hold(peer);
-  call.once('cancelled', () => hold.close());
-  let iterator: AsyncIterator<unknown> | undefined;
-  let finished = false;
-  try {
-    const iterable = (await resolved.invoke(started.request, started.info)) as AsyncIterable<unknown>;
-    if (iterable === null || typeof iterable !== 'object' || typeof iterable[Symbol.asyncIterator] !== 'function') {
-      throw new RpcError(
-        RpcCode.INTERNAL,
-        `${route.service}.${route.method} is declared stream: true but did not return an async iterable (use an async generator method)`,
-      );
-    }
-    iterator = iterable[Symbol.asyncIterator]();
-    for (;;) {
-      // Pull nothing more while this connection holds its budget of unsent bytes.
-      if (!state.budget.open(peer)) await state.budget.room(peer, abort.signal);
-      if (abort.aborted) break;
-      const step = await iterator.next();
-      if (abort.aborted) break;
-      if (step.done === true) {
-        finished = true;
-        const trailers = state.loadTrailers();
-        if (step.value !== undefined) trailers.set(RESULT_TRAILER, route.encodeTrailer(step.value, serializer));
-        ended = true;
-        call.end(trailers);
-        return;
-      }
-      const bytes = route.encodeResponse(step.value, serializer);
-      if (!call.write(bytes, hold.take(bytes.length))) {
-        let onDrain!: () => void;
-        await new Promise<void>((resolve) => {
-          onDrain = resolve;
-          wake = resolve;
-          call.once('drain', resolve);
-        });
-        call.off('drain', onDrain);
-        wake = undefined;
-      }
-    }
-  } catch (error) {
-    if (!abort.aborted) {
-      finished = true;
-      fail(handler.toCallerError?.(resolved, error) ?? RpcError.from(error));
-    }
-  } finally {
-    call.off('cancelled', onCancelled);
-    if (!finished) await iterator?.return?.().catch(() => {});
-    started.finish();
+function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
+  const accepted = accept(call, route, true, handler, state);
+  if (accepted instanceof RpcError) {
+    call.emit('error', errorToStatus(accepted));
+    return Promise.resolve();
   }
+  return new GrpcStreamCall(call, route, handler, state, accepted).runStream(accepted.request);
 }
 
 /** The refusal of a call, or of its answer, on a connection over its unsent-bytes budget. */
 function unsentRefusal(held: number, limit: number, beforeRunning = false): RpcError {
   const message = `provider holds ${held} bytes of answers this connection has not read; more would pass its limit (maxUnsentBytes ${limit}): read them first`;
   return new RpcError(RpcCode.RESOURCE_EXHAUSTED, message, beforeRunning ? { details: { neverSent: true } } : {});
-}
-
-function earliest(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return Math.min(a, b);
 }
 
 /** grpc-js names peers `host:port`, `[v6]:port` or `ipv4:host:port`. */

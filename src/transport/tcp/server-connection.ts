@@ -5,17 +5,17 @@ import { SerializerId, decodeError } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
 import { RequestHeadDecoder } from '../envelope.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../admission.js';
-import { LazyAbort } from '../lazy-abort.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, readU32 } from '../stream-frames.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../defaults.js';
-import { ACCEPT_LOAD_META, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler, type ProviderCallInfo, type ResolvedMethod } from '../transport.js';
+import { ACCEPT_LOAD_META, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler } from '../transport.js';
+import { callDeadline, checkMode, goingAway } from '../provider-call.js';
 import type { Peer } from '../../call/invocation.js';
-import type { Serializer } from '../../serializer/serializer.js';
 import type { ByteBudget } from '../byte-budget.js';
 import { FrameWriter } from './frame-writer.js';
 import { FAIR_SHARE_BYTES, OutboundBudget } from './outbound-budget.js';
-import { StreamCredit, pumpStream } from './provider-stream.js';
+import { StreamCredit } from './provider-stream.js';
+import { TcpCall, type TcpCallWire } from './tcp-call.js';
 import { Hold, ReadGate } from './read-gate.js';
 import { encodeErrorFrame } from './wire-error.js';
 
@@ -65,10 +65,10 @@ export class ServerConnection {
   readonly #gate: ReadGate;
   readonly #peer: Peer;
   readonly #heads = new RequestHeadDecoder();
-  /** Running calls by request id, each with the handle that cancels it. */
-  readonly #running = new Map<number, LazyAbort>();
-  /** Flow-control credit of the running streams. */
-  readonly #credits = new Map<number, StreamCredit>();
+  /** Running calls by request id. */
+  readonly #running = new Map<number, TcpCall>();
+  /** How this connection's calls write their answers (one object for all of them). */
+  readonly #wire: TcpCallWire;
   readonly #deadlines = new DeadlineHeap({
     deadlineOf: (id) => this.#running.get(id)?.deadline,
     live: () => liveDeadlines(this.#running),
@@ -117,6 +117,17 @@ export class ServerConnection {
     this.#loadReport = options.loadReport;
     this.#outbound = new OutboundBudget(this.#writer, this.#gate, this.#limits.maxUnsentBytes, options.budgets?.outbound, () => this.#resume(Hold.OUTBOUND));
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
+    this.#wire = {
+      answer: (call, value) => this.#answer(call, value),
+      answerError: (call, error) => this.#answerError(call.id, call.oneWay, error),
+      write: (frame) => {
+        this.#writer.write(frame);
+        this.#outbound.check();
+      },
+      flush: () => this.#writer.flush(),
+      writer: this.#writer,
+      ended: (call) => this.#ended(call),
+    };
     socket.setNoDelay(true);
     // Consumers send a heartbeat after every quiet interval, so a connection that stays silent
     // this long belongs to a peer that is gone, hung, or never spoke the protocol. Writes count
@@ -222,7 +233,7 @@ export class ServerConnection {
         );
         return;
       case FrameType.WINDOW_UPDATE:
-        this.#credits.get(frame.requestId)?.grant(readU32(frame.body, 'WINDOW_UPDATE'));
+        this.#running.get(frame.requestId)?.credit?.grant(readU32(frame.body, 'WINDOW_UPDATE'));
         return;
       case FrameType.HEARTBEAT:
         this.#writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
@@ -250,7 +261,7 @@ export class ServerConnection {
     // like a bad magic, rather than a malformed call that gets an error answer.
     if (frame.body.length === 0) throw new RpcError(RpcCode.INTERNAL, `protocol error: REQUEST frame ${id} has an empty body`);
     const oneWay = (frame.flags & FrameFlag.ONE_WAY) !== 0;
-    if (this.#closing) return this.#answerError(id, oneWay, new RpcError(RpcCode.UNAVAILABLE, 'provider is going away', { details: { neverSent: true } }));
+    if (this.#closing) return this.#answerError(id, oneWay, goingAway());
     if (this.#running.size >= this.#limits.maxCallsPerConnection) {
       return this.#answerError(
         id,
@@ -274,18 +285,8 @@ export class ServerConnection {
     // without a token learns nothing about this provider.
     if (!this.#loadWanted && head.head.meta[ACCEPT_LOAD_META] !== undefined) this.#loadWanted = true;
     const wantsStream = (frame.flags & FrameFlag.STREAM) !== 0;
-    if (wantsStream !== resolved.stream) {
-      return this.#answerError(
-        id,
-        oneWay,
-        new RpcError(
-          RpcCode.FAILED_PRECONDITION,
-          resolved.stream
-            ? `${resolved.service}.${resolved.method} is a server-streaming method: iterate the call (for await (const chunk of proxy.${resolved.method}(…)))`
-            : `${resolved.service}.${resolved.method} is a unary method: await the call instead of iterating it`,
-        ),
-      );
-    }
+    const wrongMode = checkMode(resolved, wantsStream);
+    if (wrongMode !== undefined) return this.#answerError(id, oneWay, wrongMode);
     let window = DEFAULT_STREAM_WINDOW;
     if (wantsStream && head.head.meta[WINDOW_META] !== undefined) {
       window = Number(head.head.meta[WINDOW_META]);
@@ -352,42 +353,23 @@ export class ServerConnection {
 
     const callerDeadline = parseDeadline(head.head.meta[TIMEOUT_META]);
     if (callerDeadline instanceof RpcError) return this.#answerError(id, oneWay, callerDeadline);
-    const deadline = earliest(callerDeadline, resolved.timeoutMs === undefined ? undefined : Date.now() + resolved.timeoutMs);
-    if (deadline !== undefined && deadline <= Date.now()) {
-      return this.#answerError(
-        id,
-        oneWay,
-        new RpcError(RpcCode.DEADLINE_EXCEEDED, `${resolved.service}.${resolved.method} arrived after its deadline; not started`),
-      );
-    }
-    const controller = new LazyAbort(deadline);
+    const deadline = callDeadline(resolved, callerDeadline);
+    if (deadline instanceof RpcError) return this.#answerError(id, oneWay, deadline);
+    const credit = wantsStream ? new StreamCredit(window) : undefined;
+    const call = new TcpCall(this.#wire, this.#handler, resolved, id, oneWay, serializer, cost, credit, deadline, head.head.meta, this.#peer);
     this.#gate.started();
-    this.#running.set(id, controller);
+    this.#running.set(id, call);
     this.#decodedBytes += cost;
     this.#budgets?.decoded.charge(cost);
     if (deadline !== undefined) this.#deadlines.add(id, deadline);
-    const info: ProviderCallInfo = {
-      get signal() {
-        return controller.signal;
-      },
-      deadline,
-      meta: head.head.meta,
-      peer: this.#peer,
-    };
-    if (wantsStream) {
-      void this.#runStream(id, resolved, request, info, controller, serializer, window).finally(() => this.#ended(id, cost));
-    } else {
-      // No finally() here: with call scopes on, every promise of the process pays
-      // AsyncLocalStorage's hooks, and a unary call needs only the one its handler returns
-      // and the one its then() makes.
-      this.#runUnary(id, oneWay, resolved, request, info, controller, serializer, cost);
-    }
+    if (wantsStream) void call.runStream(request);
+    else call.runUnary(request);
   }
 
   /** A call ended, its answer (if any) written: its id, credit and decoded budget are released. */
-  #ended(id: number, cost: number): void {
-    this.#running.delete(id);
-    this.#credits.delete(id);
+  #ended(call: TcpCall): void {
+    const cost = call.cost;
+    this.#running.delete(call.id);
     this.#decodedBytes -= cost;
     this.#budgets?.decoded.charge(-cost);
     // After the answer and after the call left the running count: the report describes the
@@ -416,42 +398,12 @@ export class ServerConnection {
     }
   }
 
-  #runUnary(
-    id: number,
-    oneWay: boolean,
-    resolved: ResolvedMethod,
-    request: unknown,
-    info: ProviderCallInfo,
-    controller: LazyAbort,
-    serializer: Serializer,
-    cost: number,
-  ): void {
-    resolved.invoke(request, info).then(
-      (value) => {
-        try {
-          this.#answer(id, oneWay, resolved, value, controller, serializer);
-        } finally {
-          this.#ended(id, cost);
-        }
-      },
-      (error: unknown) => {
-        try {
-          // After a cancel the caller has stopped listening; the result has nowhere to go.
-          const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
-          if (!controller.callerLeft) this.#answerError(id, oneWay, failure);
-        } finally {
-          this.#ended(id, cost);
-        }
-      },
-    );
-  }
-
   /** Writes a unary call's answer, unless nobody waits for it or the connection cannot take it. */
-  #answer(id: number, oneWay: boolean, resolved: ResolvedMethod, value: unknown, controller: LazyAbort, serializer: Serializer): void {
-    if (controller.aborted || oneWay) return;
+  #answer(call: TcpCall, value: unknown): void {
+    const { id, serializer, method: resolved } = call;
     let payload: Uint8Array;
     try {
-      payload = serializer.encode(value, { service: resolved.service, method: resolved.method, kind: 'response' });
+      payload = serializer.encode(value, call.target);
     } catch (error) {
       this.#answerError(
         id,
@@ -482,48 +434,11 @@ export class ServerConnection {
     this.#gate.sizeSlices(SLICE_ANSWER_BYTES, this.#answerBytes);
   }
 
-  async #runStream(
-    id: number,
-    resolved: ResolvedMethod,
-    request: unknown,
-    info: ProviderCallInfo,
-    controller: LazyAbort,
-    serializer: Serializer,
-    window: number,
-  ): Promise<void> {
-    const credit = new StreamCredit(window);
-    this.#credits.set(id, credit);
-    let iterable: unknown;
-    try {
-      iterable = await resolved.invoke(request, info);
-    } catch (error) {
-      const failure = this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error);
-      if (!controller.callerLeft) {
-        this.#writer.write(encodeErrorFrame(FrameType.STREAM_END, id, failure));
-      }
-      return;
-    }
-    await pumpStream({
-      requestId: id,
-      iterable: iterable as AsyncIterable<unknown>,
-      abort: controller,
-      credit,
-      serializer,
-      target: { service: resolved.service, method: resolved.method, kind: 'response' },
-      write: (frame) => {
-        this.#writer.write(frame);
-        this.#outbound.check();
-      },
-      writer: this.#writer,
-      toCallerError: (error) => this.#handler.toCallerError?.(resolved, error) ?? RpcError.from(error),
-      flush: () => this.#writer.flush(),
-    });
-  }
-
   /** Aborts a running call (cancel, deadline) and wakes its stream pump if it waits for credit. */
   #abortCall(id: number, reason: RpcError): void {
-    this.#running.get(id)?.abort(reason);
-    this.#credits.get(id)?.release();
+    const call = this.#running.get(id);
+    call?.abort(reason);
+    call?.credit?.release();
   }
 
   #answerError(id: number, oneWay: boolean, error: RpcError): void {
@@ -553,14 +468,8 @@ export class ServerConnection {
   }
 }
 
-function* liveDeadlines(running: ReadonlyMap<number, LazyAbort>): Iterable<readonly [number, number]> {
+function* liveDeadlines(running: ReadonlyMap<number, TcpCall>): Iterable<readonly [number, number]> {
   for (const [id, call] of running) if (call.deadline !== undefined) yield [id, call.deadline];
-}
-
-function earliest(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return Math.min(a, b);
 }
 
 /**

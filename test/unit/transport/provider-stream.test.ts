@@ -1,12 +1,55 @@
 import { describe, expect, it } from 'vitest';
-import { RpcError } from '../../../src/errors/errors.js';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { FrameType, HEADER_BYTES, readHeader } from '../../../src/transport/frame.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import type { Serializer } from '../../../src/serializer/serializer.js';
-import { LazyAbort } from '../../../src/transport/lazy-abort.js';
-import { StreamCredit, pumpStream } from '../../../src/transport/tcp/provider-stream.js';
+import { StreamCredit } from '../../../src/transport/tcp/provider-stream.js';
+import { TcpCall, type TcpCallWire } from '../../../src/transport/tcp/tcp-call.js';
+import type { CallHandler, ResolvedMethod } from '../../../src/transport/transport.js';
 
 const serializer = createMsgpackSerializer({}) as Serializer;
-const target = { service: 'svc', method: 'gen', kind: 'response' } as const;
+const handler = { toCallerError: (_method: unknown, error: unknown) => RpcError.from(error) } as unknown as CallHandler;
+const peer = { address: '127.0.0.1', port: 1 };
+
+/** A streaming method whose handler returns `iterable`. */
+function streaming(iterable: () => unknown): ResolvedMethod {
+  return { service: 'svc', method: 'gen', stream: true, timeoutMs: undefined, invoke: async () => iterable() };
+}
+
+/** A wire that records what a call writes; `writer` stands for the connection's unsent bytes. */
+function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drained: () => Promise.resolve() }) {
+  const frames: Buffer[] = [];
+  let ended = 0;
+  const wire: TcpCallWire = {
+    answer: () => {
+      throw new Error('a stream has no unary answer');
+    },
+    answerError: () => {
+      throw new Error('a stream has no unary answer');
+    },
+    write: (frame) => frames.push(frame),
+    flush: () => {},
+    writer,
+    ended: () => ended++,
+  };
+  return {
+    wire,
+    frames,
+    get ended() {
+      return ended;
+    },
+  };
+}
+
+/** The type, status and body of one written frame (every write here is one whole frame). */
+function frameOf(bytes: Buffer): { type: FrameType; status: number; body: Buffer } {
+  const head = readHeader(bytes, 0, 1 << 30);
+  return { type: head.type, status: head.status, body: bytes.subarray(HEADER_BYTES) };
+}
+
+function streamCall(wire: TcpCallWire, method: ResolvedMethod, credit = new StreamCredit(1 << 20)): TcpCall {
+  return new TcpCall(wire, handler, method, 1, false, serializer, 0, credit, undefined, {}, peer);
+}
 
 describe('StreamCredit', () => {
   it('never holds more credit than its window, whatever a consumer grants', () => {
@@ -18,42 +61,31 @@ describe('StreamCredit', () => {
   });
 });
 
-describe('pumpStream', () => {
+describe('a provider stream on tcp (the shared ProviderCall pipeline with the tcp wire)', () => {
   it('waits for the socket as well as for credit: nothing is written while the writer is over budget', async () => {
-    const written: Buffer[] = [];
     let over = true;
     let drain!: () => void;
-    const writer = {
+    const recorded = recordingWire({
       get overBudget() {
         return over;
       },
       drained: () => new Promise<void>((resolve) => (drain = resolve)),
-    };
+    });
     async function* numbers(): AsyncGenerator<number> {
       for (let i = 0; i < 5; i++) yield i;
     }
-    const done = pumpStream({
-      requestId: 1,
-      iterable: numbers(),
-      abort: new LazyAbort(undefined),
-      credit: new StreamCredit(1 << 20),
-      serializer,
-      target,
-      write: (frame) => written.push(frame),
-      writer,
-      toCallerError: (error) => RpcError.from(error),
-      flush: () => {},
-    });
+    const done = streamCall(recorded.wire, streaming(numbers)).runStream(undefined);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(written).toHaveLength(0);
+    expect(recorded.frames).toHaveLength(0);
     over = false;
     drain();
     await done;
-    // Five chunks and the end.
-    expect(written).toHaveLength(6);
+    // Five chunks and the end, then the call is released once.
+    expect(recorded.frames.map((bytes) => frameOf(bytes).type)).toEqual([...Array(5).fill(FrameType.STREAM_CHUNK), FrameType.STREAM_END]);
+    expect(recorded.ended).toBe(1);
   });
 
-  it('an abort wakes a pump that waits for the socket, and the generator is closed', async () => {
+  it('an abort wakes a stream that waits for the socket, the generator is closed, and a caller that left is sent nothing', async () => {
     let closed = false;
     async function* forever(): AsyncGenerator<number> {
       try {
@@ -62,24 +94,62 @@ describe('pumpStream', () => {
         closed = true;
       }
     }
-    const abort = new LazyAbort(undefined);
-    const credit = new StreamCredit(1 << 20);
-    const done = pumpStream({
-      requestId: 1,
-      iterable: forever(),
-      abort,
-      credit,
-      serializer,
-      target,
-      write: () => {},
-      writer: { overBudget: true, drained: () => new Promise<void>(() => {}) },
-      toCallerError: (error) => RpcError.from(error),
-      flush: () => {},
+    // Over budget once the first chunk is written, and never drained.
+    const recorded = recordingWire({
+      get overBudget() {
+        return recorded.frames.length > 0;
+      },
+      drained: () => new Promise<void>(() => {}),
     });
+    const credit = new StreamCredit(1 << 20);
+    const call = streamCall(recorded.wire, streaming(forever), credit);
+    const done = call.runStream(undefined);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    abort.abort(new Error('cancelled'));
+    call.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }));
     credit.release();
     await done;
     expect(closed).toBe(true);
+    expect(recorded.frames).toHaveLength(1);
+    expect(recorded.ended).toBe(1);
+  });
+
+  it('the provider’s deadline ends a stream with DEADLINE_EXCEEDED naming the method; a handler error ends it with that error', async () => {
+    async function* slow(): AsyncGenerator<number> {
+      yield 1;
+      // A handler that does not watch its signal: the abort is seen when this step ends.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      yield 2;
+    }
+    const timedOut = recordingWire();
+    const call = streamCall(timedOut.wire, streaming(slow));
+    const done = call.runStream(undefined);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    call.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded'));
+    await done;
+    const last = frameOf(timedOut.frames.at(-1)!);
+    expect(last.status).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(last.body.toString()).toContain('svc.gen did not complete before its deadline');
+
+    async function* failing(): AsyncGenerator<number> {
+      yield 1;
+      throw new RpcError(RpcCode.FAILED_PRECONDITION, 'the model is not loaded');
+    }
+    const failed = recordingWire();
+    await streamCall(failed.wire, streaming(failing)).runStream(undefined);
+    const end = frameOf(failed.frames.at(-1)!);
+    expect(end.status).toBe(RpcCode.FAILED_PRECONDITION);
+    expect(end.body.toString()).toContain('the model is not loaded');
+    expect(failed.ended).toBe(1);
+  });
+
+  it('a streaming method that returns no async iterable is an INTERNAL error that says what to write', async () => {
+    const recorded = recordingWire();
+    await streamCall(
+      recorded.wire,
+      streaming(() => [1, 2, 3]),
+    ).runStream(undefined);
+    const end = frameOf(recorded.frames[0]!);
+    expect(end.status).toBe(RpcCode.INTERNAL);
+    expect(end.body.toString()).toContain('svc.gen is declared stream: true but did not return an async iterable');
   });
 });

@@ -1,0 +1,108 @@
+import type { Metadata, Peer } from '../../call/invocation.js';
+import type { RpcError } from '../../errors/errors.js';
+import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
+import { FrameType } from '../frame.js';
+import { ProviderCall } from '../provider-call.js';
+import { encodeChunkFrame, encodeEndFrame } from '../stream-frames.js';
+import type { CallHandler, ResolvedMethod } from '../transport.js';
+import type { StreamCredit } from './provider-stream.js';
+import { encodeErrorFrame } from './wire-error.js';
+
+/** What a {@link TcpCall} writes through: its connection (one object per connection, not per call). */
+export interface TcpCallWire {
+  /** Writes a unary call's RESPONSE (or its replacement when the connection cannot take it). */
+  answer(call: TcpCall, value: unknown): void;
+  /** Writes a unary call's error RESPONSE. */
+  answerError(call: TcpCall, error: RpcError): void;
+  /** Queues a frame of a stream. */
+  write(frame: Buffer): void;
+  /** Sends what was queued at once. */
+  flush(): void;
+  /** The connection's unsent answers: a stream waits while they are over budget. */
+  readonly writer: { readonly overBudget: boolean; drained(): Promise<void> };
+  /** The call is over: its id, credit and decoded budget are released. */
+  ended(call: TcpCall): void;
+}
+
+/**
+ * A provider call on the tcp transport: the shared pipeline's {@link ProviderCall} with this
+ * wire's request id, serializer and, for a stream, its flow-control credit.
+ */
+export class TcpCall extends ProviderCall {
+  readonly id: number;
+  readonly oneWay: boolean;
+  readonly serializer: Serializer;
+  /** Estimated decoded bytes of its request, held in the decoded budgets while it runs. */
+  readonly cost: number;
+  /** A stream's credit: bytes it may still send before the consumer grants more. */
+  readonly credit: StreamCredit | undefined;
+  readonly #wire: TcpCallWire;
+  #target: PayloadTarget | undefined;
+  #sequence = 0;
+
+  // Positional, not an options object: one object per call is the budget of the hot path.
+  constructor(
+    wire: TcpCallWire,
+    handler: CallHandler,
+    method: ResolvedMethod,
+    id: number,
+    oneWay: boolean,
+    serializer: Serializer,
+    cost: number,
+    credit: StreamCredit | undefined,
+    deadline: number | undefined,
+    meta: Metadata,
+    peer: Peer,
+  ) {
+    super(handler, method, deadline, meta, peer);
+    this.#wire = wire;
+    this.id = id;
+    this.oneWay = oneWay;
+    this.serializer = serializer;
+    this.cost = cost;
+    this.credit = credit;
+  }
+
+  /** Where its answers' payloads go, for serializers that need to know (protobuf). */
+  get target(): PayloadTarget {
+    return (this.#target ??= { service: this.method.service, method: this.method.method, kind: 'response' });
+  }
+
+  protected answer(value: unknown): void {
+    if (!this.oneWay) this.#wire.answer(this, value);
+  }
+
+  protected fail(error: RpcError): void {
+    if (this.method.stream) this.#wire.write(encodeErrorFrame(FrameType.STREAM_END, this.id, error));
+    else if (!this.oneWay) this.#wire.answerError(this, error);
+  }
+
+  protected ended(): void {
+    this.#wire.ended(this);
+  }
+
+  protected override room(): Promise<void> | undefined {
+    const credit = this.credit!;
+    if (credit.available <= 0) return credit.wait();
+    const writer = this.#wire.writer;
+    // A consumer that grants credit but never reads its socket cannot make this side queue more
+    // than the connection's unsent-bytes budget plus one chunk.
+    if (writer.overBudget) return credit.waitFor(writer.drained());
+    return undefined;
+  }
+
+  protected override chunk(value: unknown): undefined {
+    const frame = encodeChunkFrame(this.id, this.serializer.id, this.#sequence, this.serializer.encode(value, this.target));
+    this.credit!.take(frame.length);
+    this.#wire.write(frame);
+    // The first token leaves at once; later ones go with whatever the turn writes.
+    if (this.#sequence === 0) this.#wire.flush();
+    this.#sequence++;
+    return undefined;
+  }
+
+  protected override end(value: unknown): void {
+    const trailer = value === undefined ? new Uint8Array(0) : this.serializer.encode(value, this.target);
+    this.#wire.write(encodeEndFrame(this.id, this.serializer.id, this.#sequence, trailer));
+  }
+}
