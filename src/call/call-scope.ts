@@ -35,19 +35,3 @@ export function currentCallScope(): CallScope | undefined {
 export function runInCallScope<T>(scope: CallScope, fn: () => T): T {
   return storage.run(scope, fn);
 }
-
-/**
- * Wraps a streaming handler's iterable so that every step of the generator runs inside
- * `scope`: a generator's body executes on the caller of `next()`, which is the transport.
- */
-export function bindIterableToScope<T>(iterable: AsyncIterable<T>, scope: CallScope): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const iterator = runInCallScope(scope, () => iterable[Symbol.asyncIterator]());
-      return {
-        next: (...args: [] | [unknown]) => runInCallScope(scope, () => iterator.next(...args)),
-        return: (value?: unknown) => runInCallScope(scope, () => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: value as never })),
-      };
-    },
-  };
-}

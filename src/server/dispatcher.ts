@@ -7,7 +7,7 @@ import type { Logger } from '../log/log.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
 import type { CallContext } from '../call/call-context.js';
-import { bindIterableToScope, runInCallScope } from '../call/call-scope.js';
+import { runInCallScope } from '../call/call-scope.js';
 
 /** One exported service: its decorator metadata and its callable methods. */
 export interface ExportedService {
@@ -182,11 +182,8 @@ function bindMethod(
     // rejection, and a plain (non-promise) return value is accepted. The handler runs in the
     // call's scope, so calls it makes inherit its deadline and cancellation.
     try {
-      const result = scopes ? runInCallScope(info, () => fn.call(instance, request, context)) : fn.call(instance, request, context);
-      if (scopes && meta.stream && result !== null && typeof result === 'object' && Symbol.asyncIterator in result) {
-        return Promise.resolve(bindIterableToScope(result as AsyncIterable<unknown>, info));
-      }
-      return Promise.resolve(result);
+      // A stream's values are pulled in the scope by the transport (ResolvedMethod.inScope).
+      return Promise.resolve(scopes ? runInCallScope(info, () => fn.call(instance, request, context)) : fn.call(instance, request, context));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -223,5 +220,5 @@ function bindMethod(
           };
           return chain(invocation);
         };
-  return { service: service.name, method: meta.name, stream: meta.stream, timeoutMs: meta.timeoutMs, meta, invoke };
+  return { service: service.name, method: meta.name, stream: meta.stream, timeoutMs: meta.timeoutMs, meta, invoke, ...(scopes ? { inScope: runInCallScope } : {}) };
 }

@@ -136,7 +136,11 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
    * run and its slot is freed; a caller that left gets nothing more, a deadline is reported.
    */
   runStream(request: unknown): Promise<void> {
-    return this.#stream(request).finally(() => this.ended());
+    // Entered once for the whole pump: its awaits keep the scope, and so do the handler's
+    // generator steps it drives, without entering it again at every value.
+    const inScope = this.method.inScope;
+    const pump = inScope === undefined ? this.#stream(request) : inScope(this, () => this.#stream(request));
+    return pump.finally(() => this.ended());
   }
 
   async #stream(request: unknown): Promise<void> {

@@ -78,6 +78,13 @@ export interface ResolvedMethod {
   readonly timeoutMs: number | undefined;
   /** Runs the method. Rejections are RpcErrors or anything the method threw. */
   invoke(request: unknown, context: ProviderCallInfo): Promise<unknown>;
+  /**
+   * Runs `fn` in the call's scope, so that calls a handler makes inherit its deadline and
+   * cancellation; absent when the provider runs without scopes. `invoke` enters the scope for
+   * the handler itself; a transport runs the whole of a stream — every pull of its values — in
+   * it, since a generator's body runs on whoever calls its `next()`.
+   */
+  readonly inScope?: <T>(call: ProviderCallInfo, fn: () => T) => T;
 }
 
 /** What the transport knows about a call when it asks the provider to run it. */

@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { currentCallScope } from '../../../src/call/call-scope.js';
+import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
+import { Dispatcher } from '../../../src/server/dispatcher.js';
+import { SerializerSet } from '../../../src/serializer/serializer.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { FrameType, HEADER_BYTES, readHeader } from '../../../src/transport/frame.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
@@ -151,5 +155,33 @@ describe('a provider stream on tcp (the shared ProviderCall pipeline with the tc
     const end = frameOf(recorded.frames[0]!);
     expect(end.status).toBe(RpcCode.INTERNAL);
     expect(end.body.toString()).toContain('svc.gen is declared stream: true but did not return an async iterable');
+  });
+
+  it('a streaming handler runs in its call scope at every step, across its own awaits, so calls it makes inherit the deadline', async () => {
+    @RpcService({ name: 'scoped' })
+    class Scoped {
+      @RpcMethod({ stream: true })
+      async *steps(): AsyncGenerator<number | null> {
+        for (let i = 0; i < 3; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          yield currentCallScope()?.deadline ?? null;
+        }
+      }
+    }
+    const deadline = Date.now() + 60_000;
+    const seen: unknown[] = [];
+    const recording = Object.create(serializer) as Serializer;
+    recording.encode = (value, target) => {
+      seen.push(value);
+      return serializer.encode(value, target);
+    };
+    for (const scopes of [true, false]) {
+      seen.length = 0;
+      const dispatcher = new Dispatcher([new Scoped()], new SerializerSet([serializer]), [], undefined, scopes);
+      const method = dispatcher.resolve({ service: 'scoped', version: '', group: '', method: 'steps', meta: {} }) as ResolvedMethod;
+      const recorded = recordingWire();
+      await new TcpCall(recorded.wire, handler, method, 1, false, recording, 0, new StreamCredit(1 << 20), deadline, {}, peer).runStream(undefined);
+      expect(seen).toEqual(scopes ? [deadline, deadline, deadline] : [null, null, null]);
+    }
   });
 });
