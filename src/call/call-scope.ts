@@ -18,20 +18,68 @@ export interface CallScope {
 const storage = new AsyncLocalStorage<CallScope>();
 
 /*
- * Always on, in every process that serves calls: whether a handler makes calls is not known
- * until it does (a provider may create its client lazily, inside its first handler), and a
- * scope must be entered before the handler starts to follow it across its awaits. A process
- * that never serves a call never enters a scope, so a pure consumer does not switch
- * AsyncLocalStorage's promise hooks on (on Node 20 they tax every promise of the process);
- * what always-on costs a pure provider is measured in docs/BENCHMARKS.md.
+ * Scopes are followed across a handler's awaits (AsyncLocalStorage) only once the process is
+ * "armed": by its first client, by the first currentCallScope(), or by a server with
+ * `callScopes: 'always'`. On Node 20 AsyncLocalStorage's promise hooks tax every promise of the
+ * process once it is used (a provider's unary calls and stream chunks cost 10–20 % more), and a
+ * scope has nothing to propagate to until there is a client to make calls. So a pure provider
+ * never switches the hooks on, and neither does a pure consumer, which never serves a call.
+ *
+ * Before arming, a handler's synchronous part still runs with its call noted (`running`). A
+ * client created there — a provider that creates its client lazily, inside its first handler —
+ * arms the process and enters that call's scope for the rest of the handler, so even that first
+ * call propagates. What is not recovered: calls already past their first await when the first
+ * client is made; create the client before serving, or use `callScopes: 'always'`, for those.
  */
+let armed = false;
+/** The call whose handler runs synchronously right now, while the process is not armed. */
+let running: CallScope | undefined;
+/** Whether arming entered `running`'s scope, to be left when the outermost synchronous part returns. */
+let entered = false;
 
-/** The provider call the current code serves, if any. */
+/**
+ * From now on, handlers run in AsyncLocalStorage scopes. Called by every new client (and by a
+ * server with `callScopes: 'always'`); inside a handler's synchronous part, the rest of that
+ * handler joins its call's scope.
+ */
+export function armCallScopes(): void {
+  if (armed) return;
+  armed = true;
+  if (running !== undefined) {
+    storage.enterWith(running);
+    entered = true;
+  }
+}
+
+/** Whether the process follows scopes across awaits (see {@link armCallScopes}). */
+export function callScopesArmed(): boolean {
+  return armed;
+}
+
+/**
+ * The provider call the current code serves, if any. Arms the process (code that asks for its
+ * scope wants it followed from then on).
+ */
 export function currentCallScope(): CallScope | undefined {
+  armCallScopes();
   return storage.getStore();
 }
 
 /** Runs `fn` as part of the provider call `scope`. */
 export function runInCallScope<T>(scope: CallScope, fn: () => T): T {
-  return storage.run(scope, fn);
+  if (armed) return storage.run(scope, fn);
+  const outer = running;
+  running = scope;
+  try {
+    return fn();
+  } finally {
+    running = outer;
+    if (entered && outer === undefined) {
+      entered = false;
+      // What runs after the outermost call's synchronous part, in the same turn, belongs to the
+      // transport, not to the call; the handler's continuations keep the scope they were
+      // created in.
+      storage.enterWith(undefined as unknown as CallScope);
+    }
+  }
 }

@@ -1,5 +1,6 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
 import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { armCallScopes } from '../call/call-scope.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
 import { DEFAULT_BREAKER, DEFAULT_EJECTION, ProviderHealth, type BreakerOptions, type EjectionOptions } from '../cluster/provider-health.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
@@ -229,6 +230,8 @@ export interface RpcClient {
 
 /** Creates a consumer. Nothing connects until the first call. */
 export async function createClient(options: ClientOptions = {}): Promise<RpcClient> {
+  // Before the first await: a client made inside a handler joins that handler's call scope.
+  armCallScopes();
   if (options === null || typeof options !== 'object') throw invalidOption('client options', options, 'an object');
   checkKnownKeys('client', options, CLIENT_KEYS);
   const fileConfig = options.config === false ? undefined : await loadConfig(options.config);

@@ -19,9 +19,8 @@ export class ConnectionPool {
     return this.#transport.name;
   }
 
-  /** The connection to `host:port`, created (not yet connected) on first use. */
-  get(host: string, port: number): ClientConnection {
-    const address = `${host}:${port}`;
+  /** The connection to `host:port` (`address`, when the caller has it already), created (not yet connected) on first use. */
+  get(host: string, port: number, address = `${host}:${port}`): ClientConnection {
     let connection = this.#connections.get(address);
     if (connection === undefined) {
       connection = this.#transport.connect(host, port, this.#options);

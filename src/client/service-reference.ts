@@ -1,5 +1,5 @@
 import { checkKnownKeys, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
-import { recordAttempt, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
+import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
@@ -61,7 +61,7 @@ export class ServiceReference {
   /** One stable object per method name: the transports' cache key for the route. */
   readonly #routes = new Map<string, object>();
   /** Balancer views of the current eligible providers, rebuilt when the directory changes. */
-  #views: { providers: readonly ServiceInstance[]; views: readonly ProviderView[] } | undefined;
+  #views: { providers: readonly ServiceInstance[]; views: readonly LiveView[] } | undefined;
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
@@ -138,21 +138,21 @@ export class ServiceReference {
       return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
     }
     try {
-      return parts.cluster.invoke(new Attempt(parts, invocation, providers, this.#viewsOf(providers)));
+      return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   /** Views of `providers` for the balancer, cached per directory snapshot (no per-call allocation). */
-  #viewsOf(providers: readonly ServiceInstance[]): readonly ProviderView[] {
+  #viewsOf(providers: readonly ServiceInstance[]): readonly LiveView[] {
     if (this.#views?.providers === providers) return this.#views.views;
     const stats = this.#parts.stats;
     const views = providers.map((instance) => {
       const address = `${instance.host}:${instance.port}`;
       const live = stats.get(address);
       live.observeLoad(instance.load);
-      return { instance, address, stats: live };
+      return new LiveView(instance, address, live);
     });
     this.#views = { providers, views };
     return views;
@@ -225,19 +225,32 @@ export class ServiceReference {
 }
 
 /**
+ * A provider as the balancer and the cluster strategy see it, with the live statistics the
+ * attempt updates: made once per directory snapshot, then handed from the balancer's pick to
+ * the send without another lookup.
+ */
+class LiveView implements ProviderView, ClusterCandidate {
+  constructor(
+    readonly instance: ServiceInstance,
+    readonly address: string,
+    readonly stats: LiveProviderStats,
+  ) {}
+}
+
+/**
  * The {@link ClusterCall} of one call. A class rather than an object literal with closures:
  * it is made for every call, and methods on a prototype cost nothing per call.
  */
 class Attempt implements ClusterCall {
   #attempts = 0;
   /** The last decision's provider and the prompt tokens it expects that provider to prefill. */
-  #decided: { provider: ServiceInstance; tokens: number | undefined } | undefined;
+  #decided: { provider: LiveView; tokens: number | undefined } | undefined;
 
+  /** `providers`: the views of the eligible providers, which the strategy hands back to `send`. */
   constructor(
     private readonly parts: ServiceReferenceParts,
     readonly invocation: Invocation,
-    readonly providers: readonly ServiceInstance[],
-    private readonly views: readonly ProviderView[],
+    readonly providers: readonly LiveView[],
   ) {}
 
   get stream(): boolean {
@@ -246,7 +259,7 @@ class Attempt implements ClusterCall {
 
   get idempotent(): boolean {
     const method = this.invocation.method;
-    return this.providers.some((provider) => provider.methods.some((entry) => entry.name === method && entry.idempotent));
+    return this.providers.some((provider) => provider.instance.methods.some((entry) => entry.name === method && entry.idempotent));
   }
 
   get budget(): RetryBudget {
@@ -257,13 +270,15 @@ class Attempt implements ClusterCall {
     return this.parts.retries;
   }
 
-  select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined {
-    const remaining = excluded === undefined || excluded.size === 0 ? this.views : this.views.filter((view) => !excluded.has(view.instance));
+  select(excluded?: ReadonlySet<ClusterCandidate>): LiveView | undefined {
+    const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
     const candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
     const decision = this.parts.balancer.select(candidates, this.invocation);
-    this.#decided = { provider: decision.provider.instance, tokens: decision.uncachedTokens };
+    // The balancer answers with one of the views it was given.
+    const picked = decision.provider as LiveView;
+    this.#decided = { provider: picked, tokens: decision.uncachedTokens };
     this.#attempts++;
     if (this.parts.onRoute !== undefined) {
       try {
@@ -272,14 +287,16 @@ class Attempt implements ClusterCall {
         // An observer's bug must not fail the call it observes.
       }
     }
-    return decision.provider.instance;
+    return picked;
   }
 
-  send(provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown> {
+  /** Sends to the provider picked: its address and statistics come with it, not looked up again. */
+  send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown> {
     const parts = this.parts;
-    const address = `${provider.host}:${provider.port}`;
-    const connection = parts.pool.get(provider.host, provider.port);
-    const stats = parts.stats.get(address);
+    const address = provider.address;
+    const connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    // A strategy hands back what it was given; a candidate of its own making is looked up.
+    const stats = provider instanceof LiveView ? provider.stats : parts.stats.get(address);
     const decided = this.#decided?.provider === provider ? this.#decided.tokens : undefined;
     const tokens = decided ?? estimateTokens(this.invocation.routingKey);
     const started = Date.now();

@@ -5,13 +5,25 @@ import { isProviderFailure } from './provider-health.js';
 import type { RetryBudget } from './retry-budget.js';
 
 /**
+ * A provider as a cluster strategy handles it: its record and address, and whatever the
+ * consumer keeps about it (its statistics, for the send). The strategy passes the same object
+ * back to {@link ClusterCall.send}, so nothing is looked up again between the pick and the send.
+ */
+export interface ClusterCandidate {
+  readonly instance: ServiceInstance;
+  /** `host:port`. */
+  readonly address: string;
+}
+
+/**
  * One call handed to a cluster strategy: the candidate providers and the two moves a strategy
- * can make — pick a provider (through the load balancer) and send the call to it.
+ * can make — pick a provider (through the load balancer) and send the call to it. The flow is
+ * one way: the strategy calls `select` and `send` and nothing of the client's.
  */
 export interface ClusterCall {
   readonly invocation: Invocation;
   /** Providers currently eligible for this call; never empty. */
-  readonly providers: readonly ServiceInstance[];
+  readonly providers: readonly ClusterCandidate[];
   /** Whether the method is declared idempotent by its provider (false when unknown). */
   readonly idempotent: boolean;
   /**
@@ -31,14 +43,15 @@ export interface ClusterCall {
    * Picks a provider with the load balancer, skipping `excluded` and providers whose breaker
    * is open or that are ejected; undefined if none is left.
    */
-  select(excluded?: ReadonlySet<ServiceInstance>): ServiceInstance | undefined;
+  select(excluded?: ReadonlySet<ClusterCandidate>): ClusterCandidate | undefined;
   /**
-   * Sends the call to `provider` (through its circuit breaker) and resolves with its result
+   * Sends the call to `provider` — one of `providers`, or what `select` returned — (through its
+   * circuit breaker) and resolves with its result
    * (a stream: the open stream). `signal` cancels this attempt only (hedging's losers). Every
    * implementation records the attempt's outcome in `budget` ({@link recordAttempt}) as it
    * settles, so strategies send with this alone.
    */
-  send(provider: ServiceInstance, options?: { signal?: AbortSignal }): Promise<unknown>;
+  send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown>;
 }
 
 /**
@@ -80,7 +93,7 @@ export function recordAttempt(budget: RetryBudget, failed: boolean, error?: unkn
  * One attempt on a provider not in `tried` (added to it), or a never-sent rejection when none
  * is left.
  */
-export function attemptOnUntried(call: ClusterCall, tried: Set<ServiceInstance>, options?: { signal?: AbortSignal }): Promise<unknown> {
+export function attemptOnUntried(call: ClusterCall, tried: Set<ClusterCandidate>, options?: { signal?: AbortSignal }): Promise<unknown> {
   const provider = call.select(tried);
   if (provider === undefined) {
     return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } }));
@@ -94,7 +107,7 @@ export function attemptOnUntried(call: ClusterCall, tried: Set<ServiceInstance>,
  * reached a provider: all of failfast, and the first step of failsafe and failback.
  */
 export function singleAttempt(call: ClusterCall): Promise<unknown> {
-  const tried = new Set<ServiceInstance>();
+  const tried = new Set<ClusterCandidate>();
   const attempt = (transparentLeft: number): Promise<unknown> =>
     attemptOnUntried(call, tried).catch((error: unknown) => {
       if (transparentLeft > 0 && mayRetryTransparently(error, call, tried)) return attempt(transparentLeft - 1);
@@ -104,7 +117,7 @@ export function singleAttempt(call: ClusterCall): Promise<unknown> {
 }
 
 /** Whether `error` may be retried transparently now: it never reached a provider, another remains, time remains. */
-export function mayRetryTransparently(error: unknown, call: ClusterCall, tried: ReadonlySet<ServiceInstance>): boolean {
+export function mayRetryTransparently(error: unknown, call: ClusterCall, tried: ReadonlySet<ClusterCandidate>): boolean {
   if (!neverReached(error) || call.invocation.signal?.aborted) return false;
   if (tried.size >= call.providers.length) return false;
   const deadline = call.invocation.deadline;

@@ -1,9 +1,16 @@
 import pRetry from 'p-retry';
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { ServiceInstance } from '../registry/registry.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
-import { attemptOnUntried, mayRetryTransparently, safeToRetry, TRANSPARENT_RETRIES, type ClusterCall, type ClusterStrategy } from './cluster.js';
+import {
+  attemptOnUntried,
+  mayRetryTransparently,
+  safeToRetry,
+  TRANSPARENT_RETRIES,
+  type ClusterCall,
+  type ClusterCandidate,
+  type ClusterStrategy,
+} from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failover';
@@ -40,7 +47,7 @@ export const createFailoverCluster: ExtensionFactory<ClusterStrategy> = (options
 
 /** The failover loop, shared with strategies that start as failover (failback, failsafe). */
 export function failover(call: ClusterCall, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
-  const tried = new Set<ServiceInstance>();
+  const tried = new Set<ClusterCandidate>();
   // The first attempt runs outside p-retry: the common case (it succeeds) pays nothing for the
   // retry machinery; a failure enters the same loop as a retry would.
   return attemptOnUntried(call, tried).catch((error: unknown) => {
@@ -51,7 +58,7 @@ export function failover(call: ClusterCall, retries: number, baseMs: number, max
 
 function retryAfterFirst(
   call: ClusterCall,
-  tried: Set<ServiceInstance>,
+  tried: Set<ClusterCandidate>,
   firstError: unknown,
   retries: number,
   baseMs: number,

@@ -1,8 +1,7 @@
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import type { ServiceInstance } from '../registry/registry.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
-import { mayRetryTransparently, safeToRetry, singleAttempt, type ClusterCall, type ClusterStrategy } from './cluster.js';
+import { mayRetryTransparently, safeToRetry, singleAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from './cluster.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'forking';
@@ -37,7 +36,7 @@ export const createForkingCluster: ExtensionFactory<ClusterStrategy> = (options)
 
 /** The state of one hedged call; every path ends in exactly one `#settle`. */
 class Hedge {
-  readonly #tried = new Set<ServiceInstance>();
+  readonly #tried = new Set<ClusterCandidate>();
   readonly #inFlight = new Set<AbortController>();
   #launched = 0;
   #settled = false;

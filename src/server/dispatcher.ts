@@ -220,5 +220,13 @@ function bindMethod(
           };
           return chain(invocation);
         };
-  return { service: service.name, method: meta.name, stream: meta.stream, timeoutMs: meta.timeoutMs, meta, invoke, ...(scopes ? { inScope: runInCallScope } : {}) };
+  return {
+    service: service.name,
+    method: meta.name,
+    stream: meta.stream,
+    timeoutMs: meta.timeoutMs,
+    meta,
+    invoke,
+    ...(scopes ? { inScope: runInCallScope } : {}),
+  };
 }

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { armCallScopes } from '../call/call-scope.js';
 import { loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
@@ -71,10 +72,13 @@ export interface ServerOptions {
   maxConcurrentCalls?: number;
   /**
    * Whether calls made from a handler inherit the deadline and cancellation of the call it
-   * serves (AsyncLocalStorage; true by default). `false` is for a provider that makes no calls:
-   * on Node 20 the scopes cost about 10–17 % of unary throughput (docs/BENCHMARKS.md).
+   * serves (AsyncLocalStorage). `true`, the default: followed across awaits once the process
+   * has a client (a provider that makes no calls pays nothing; src/call/call-scope.ts says
+   * what that leaves out); `'always'`: from the first call, whatever the order clients are
+   * made in; `false`: never. On Node 20 the scopes cost 10–20 % of a provider's throughput in a
+   * process that follows them (docs/BENCHMARKS.md).
    */
-  callScopes?: boolean;
+  callScopes?: boolean | 'always';
   /**
    * The provider's live load beyond what the framework counts itself (running calls): waiting
    * requests, uncached waiting tokens, KV use, tokens/s… Called every `loadIntervalMs`; the
@@ -256,7 +260,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     serializers,
     filters,
     log,
-    checkBool('callScopes', merged.callScopes, true),
+    callScopesOf(merged.callScopes),
     checkBool('exposeErrors', merged.exposeErrors, false),
   );
   const registrySpec = merged.registry === undefined ? DEFAULT_REGISTRY : merged.registry;
@@ -524,4 +528,14 @@ function firstExternalAddress(): string {
     }
   }
   return '127.0.0.1';
+}
+
+/** Whether handlers run in call scopes; `'always'` arms them for the whole process now. */
+function callScopesOf(value: unknown): boolean {
+  if (value === 'always') {
+    armCallScopes();
+    return true;
+  }
+  if (value === undefined || typeof value === 'boolean') return value ?? true;
+  throw invalidOption('callScopes', value, "true, false or 'always'");
 }

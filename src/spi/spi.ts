@@ -46,7 +46,7 @@ export { environmentOption, type BalancerEnvironment, type TimeSource } from '..
 export { isLandmark, summaryMatch } from '../loadbalance/cache-summary.js';
 export { DEFAULT_WARMUP_MS, capacity, effectiveWeight, hasRoom, slots, withRoom } from '../loadbalance/weights.js';
 export { hash32, hashRange, prefixBlockHashes } from '../loadbalance/hash.js';
-export { isClusterStrategy, safeToRetry, type ClusterCall, type ClusterStrategy } from '../cluster/cluster.js';
+export { isClusterStrategy, safeToRetry, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 export { RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
 export { isProviderFailure } from '../cluster/provider-health.js';
 export {

@@ -1,3 +1,4 @@
+import { callScopesArmed } from '../call/call-scope.js';
 import type { Metadata, Peer } from '../call/invocation.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { deadlineError, neverSent } from './call-limits.js';
@@ -139,11 +140,14 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
     // Entered once for the whole pump: its awaits keep the scope, and so do the handler's
     // generator steps it drives, without entering it again at every value.
     const inScope = this.method.inScope;
-    const pump = inScope === undefined ? this.#stream(request) : inScope(this, () => this.#stream(request));
-    return pump.finally(() => this.ended());
+    if (inScope === undefined) return this.#stream(request, undefined).finally(() => this.ended());
+    // While the process follows no scopes (call-scope.ts), each step is entered on its own, so
+    // a client the generator creates finds its call, and steps after that are followed.
+    const stepScope = callScopesArmed() ? undefined : inScope;
+    return inScope(this, () => this.#stream(request, stepScope)).finally(() => this.ended());
   }
 
-  async #stream(request: unknown): Promise<void> {
+  async #stream(request: unknown, stepScope: ResolvedMethod['inScope']): Promise<void> {
     let iterator: AsyncIterator<unknown> | undefined;
     let finished = false;
     try {
@@ -163,7 +167,7 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
           wait = this.#waitForRoom();
         }
         if (this.aborted) break;
-        const step = await iterator.next();
+        const step = await (stepScope === undefined ? iterator.next() : stepScope(this, () => iterator!.next()));
         // Asked again after the handler's await, just before writing: many streams woken by
         // one drain must not all write past the budget.
         wait = this.aborted ? undefined : this.roomToWrite();

@@ -21,7 +21,7 @@ export interface FakeCallOptions {
 
 /** A ClusterCall over `count` fake providers (ports 1…count) whose answers `script` decides; it records attempts. */
 export function fakeCall(count: number, script: Script, options: FakeCallOptions = {}) {
-  const providers = Array.from({ length: count }, (_, i) => view(i + 1).instance);
+  const providers = Array.from({ length: count }, (_, i) => view(i + 1));
   const sent: Array<{ port: number; at: number; signal: AbortSignal | undefined }> = [];
   const base = invocation();
   const call: ClusterCall = {
@@ -31,11 +31,11 @@ export function fakeCall(count: number, script: Script, options: FakeCallOptions
     stream: options.stream ?? false,
     budget: options.budget ?? new RetryBudget(),
     retries: options.retries,
-    select: (excluded) => providers.find((provider) => !excluded?.has(provider) && (options.available?.(provider) ?? true)),
+    select: (excluded) => providers.find((provider) => !excluded?.has(provider) && (options.available?.(provider.instance) ?? true)),
     send: (provider, sendOptions) => {
-      sent.push({ port: provider.port, at: Date.now(), signal: sendOptions?.signal });
+      sent.push({ port: provider.instance.port, at: Date.now(), signal: sendOptions?.signal });
       const budget = call.budget;
-      return script(provider, sent.length, sendOptions?.signal).then(
+      return script(provider.instance, sent.length, sendOptions?.signal).then(
         (value) => (recordAttempt(budget, false), value),
         (error: unknown) => {
           recordAttempt(budget, true, error);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import type { LoadSnapshot, ServiceInstance } from '../../../src/registry/registry.js';
+import type { ClusterCandidate } from '../../../src/cluster/cluster.js';
 import { ClientStream } from '../../../src/transport/client-stream.js';
 import { providerRecord } from '../../helpers/fake-transport.js';
 import { rejection } from '../../helpers/wait.js';
@@ -79,7 +80,7 @@ describe('ServiceReference: select', () => {
   });
 
   it('leaves out the providers the strategy excludes, and the balancer is not asked when none is left', async () => {
-    const picked: Array<ServiceInstance | undefined> = [];
+    const picked: Array<ClusterCandidate | undefined> = [];
     const h = await referenceHarness({
       providers: [providerRecord(1), providerRecord(2)],
       invoke: async (call) => {
@@ -94,7 +95,9 @@ describe('ServiceReference: select', () => {
     expect(picked[1]).not.toBe(picked[0]);
     expect(picked[2]).toBeUndefined();
     expect(h.picks).toHaveLength(2);
-    expect(ports(h.picks[1]!.providers)).toEqual([picked[1]!.port]);
+    expect(ports(h.picks[1]!.providers)).toEqual([picked[1]!.instance.port]);
+    // What the strategy is handed back is the balancer's own view of the provider.
+    expect(h.picks[1]!.providers).toContain(picked[1]);
   });
 
   it('skips a provider whose connection is down while another remains', async () => {

@@ -3,7 +3,8 @@ import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { SerializerSet } from '../../../src/serializer/serializer.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
-import { currentCallScope } from '../../../src/call/call-scope.js';
+import { armCallScopes, callScopesArmed, currentCallScope } from '../../../src/call/call-scope.js';
+import type { CallContext } from '../../../src/call/call-context.js';
 import { Dispatcher } from '../../../src/server/dispatcher.js';
 import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
 import { EchoService } from '../../fixtures/services.js';
@@ -25,7 +26,7 @@ describe('Dispatcher', () => {
     expect(result).toEqual({ sum: 5 });
   });
 
-  it('runs handlers in their call scope, across awaits, unless scopes are declared off', async () => {
+  it('runs handlers in their call scope, across awaits, once the process has a client, unless scopes are declared off', async () => {
     @RpcService({ name: 'scoped' })
     class Scoped {
       @RpcMethod()
@@ -37,9 +38,30 @@ describe('Dispatcher', () => {
     const info = { signal: new AbortController().signal, deadline: 12_345, meta: {}, peer: { address: '127.0.0.1', port: 1 } };
     const run = (dispatcher: Dispatcher) =>
       (dispatcher.resolve(head('deadline', 'scoped', '')) as Exclude<ReturnType<Dispatcher['resolve']>, RpcError>).invoke(undefined, info);
+    // A provider process without a client follows no scope (it has nothing to propagate to).
+    const unarmed = await (dispatcherWithoutClient().resolve(head('peek', 'peeking', '')) as Exclude<ReturnType<Dispatcher['resolve']>, RpcError>).invoke(
+      undefined,
+      info,
+    );
+    expect(unarmed).toEqual({ armed: false, syncDeadline: 12_345 });
+    armCallScopes(); // what the process's first createClient does
     expect(await run(new Dispatcher([new Scoped()], serializers))).toBe(12_345);
     expect(await run(new Dispatcher([new Scoped()], serializers, [], undefined, false))).toBeUndefined();
   });
+
+  /** A dispatcher of a service that reports, without arming the process, what its handler sees. */
+  function dispatcherWithoutClient(): Dispatcher {
+    @RpcService({ name: 'peeking', version: '' })
+    class Peeking {
+      @RpcMethod()
+      async peek(_request: unknown, context: CallContext): Promise<{ armed: boolean; syncDeadline: number | undefined }> {
+        const syncDeadline = context.deadline;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        return { armed: callScopesArmed(), syncDeadline };
+      }
+    }
+    return new Dispatcher([new Peeking()], serializers);
+  }
 
   // The dispatch-security table: every one of these names must miss.
   const forbidden = [

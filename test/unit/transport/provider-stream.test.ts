@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { currentCallScope } from '../../../src/call/call-scope.js';
+import { armCallScopes, callScopesArmed, currentCallScope } from '../../../src/call/call-scope.js';
 import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
 import { Dispatcher } from '../../../src/server/dispatcher.js';
 import { SerializerSet } from '../../../src/serializer/serializer.js';
@@ -49,6 +49,20 @@ function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drai
 function frameOf(bytes: Buffer): { type: FrameType; status: number; body: Buffer } {
   const head = readHeader(bytes, 0, 1 << 30);
   return { type: head.type, status: head.status, body: bytes.subarray(HEADER_BYTES) };
+}
+
+/** The values a service's `steps` stream yields, run through a TcpCall with `deadline`. */
+async function streamedValues(service: object, name: string, deadline: number, scopes: boolean): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const recording = Object.create(serializer) as Serializer;
+  recording.encode = (value, target) => {
+    seen.push(value);
+    return serializer.encode(value, target);
+  };
+  const dispatcher = new Dispatcher([service], new SerializerSet([serializer]), [], undefined, scopes);
+  const method = dispatcher.resolve({ service: name, version: '', group: '', method: 'steps', meta: {} }) as ResolvedMethod;
+  await new TcpCall(recordingWire().wire, handler, method, 1, false, recording, 0, new StreamCredit(1 << 20), deadline, {}, peer).runStream(undefined);
+  return seen;
 }
 
 function streamCall(wire: TcpCallWire, method: ResolvedMethod, credit = new StreamCredit(1 << 20)): TcpCall {
@@ -157,6 +171,24 @@ describe('a provider stream on tcp (the shared ProviderCall pipeline with the tc
     expect(end.body.toString()).toContain('svc.gen is declared stream: true but did not return an async iterable');
   });
 
+  it('a streaming handler that creates its client in its first step follows its call from then on (the process had no client)', async () => {
+    expect(callScopesArmed()).toBe(false);
+    @RpcService({ name: 'lazy' })
+    class Lazy {
+      @RpcMethod({ stream: true })
+      async *steps(): AsyncGenerator<number | null> {
+        armCallScopes(); // what createClient does first
+        for (let i = 0; i < 3; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          yield currentCallScope()?.deadline ?? null;
+        }
+      }
+    }
+    const deadline = Date.now() + 60_000;
+    expect(await streamedValues(new Lazy(), 'lazy', deadline, true)).toEqual([deadline, deadline, deadline]);
+    expect(callScopesArmed()).toBe(true);
+  });
+
   it('a streaming handler runs in its call scope at every step, across its own awaits, so calls it makes inherit the deadline', async () => {
     @RpcService({ name: 'scoped' })
     class Scoped {
@@ -169,19 +201,7 @@ describe('a provider stream on tcp (the shared ProviderCall pipeline with the tc
       }
     }
     const deadline = Date.now() + 60_000;
-    const seen: unknown[] = [];
-    const recording = Object.create(serializer) as Serializer;
-    recording.encode = (value, target) => {
-      seen.push(value);
-      return serializer.encode(value, target);
-    };
-    for (const scopes of [true, false]) {
-      seen.length = 0;
-      const dispatcher = new Dispatcher([new Scoped()], new SerializerSet([serializer]), [], undefined, scopes);
-      const method = dispatcher.resolve({ service: 'scoped', version: '', group: '', method: 'steps', meta: {} }) as ResolvedMethod;
-      const recorded = recordingWire();
-      await new TcpCall(recorded.wire, handler, method, 1, false, recording, 0, new StreamCredit(1 << 20), deadline, {}, peer).runStream(undefined);
-      expect(seen).toEqual(scopes ? [deadline, deadline, deadline] : [null, null, null]);
-    }
+    expect(await streamedValues(new Scoped(), 'scoped', deadline, true)).toEqual([deadline, deadline, deadline]);
+    expect(await streamedValues(new Scoped(), 'scoped', deadline, false)).toEqual([null, null, null]);
   });
 });
