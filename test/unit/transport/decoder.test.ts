@@ -99,6 +99,22 @@ describe('FrameDecoder', () => {
     expect(decoder.frames).toBe(0);
   });
 
+  it('gives a body its whole size at once when little is left (one allocation for a 64 KiB answer in two reads), and reserves at most 25 % ahead of a stalled one', () => {
+    const decoder = new FrameDecoder(16 * 1024 * 1024);
+    const frame = encodeFrame(FrameType.RESPONSE, 1, Buffer.alloc(64 * 1024 + 5, 7), { serializer: 1, status: 0 });
+    const out: Frame[] = [];
+    decoder.push(frame.subarray(0, 64 * 1024), (made) => out.push(made));
+    // The body's whole 65,541 bytes are reserved by the first read, not 64 KiB then again.
+    expect(decoder.bufferedBytes).toBe(64 * 1024 + 5);
+    decoder.push(frame.subarray(64 * 1024), (made) => out.push(made));
+    expect(out[0]!.body.equals(Buffer.alloc(64 * 1024 + 5, 7))).toBe(true);
+    // A declared 8 MiB body of which 1 MiB arrived: at most four times that is reserved, not 8 MiB.
+    const stalled = encodeFrame(FrameType.RESPONSE, 2, Buffer.alloc(8 * 1024 * 1024, 1), { serializer: 1, status: 0 });
+    decoder.push(stalled.subarray(0, 1024 * 1024 + 100), () => {});
+    expect(decoder.bufferedBytes).toBeLessThanOrEqual(1.25 * 4 * 1024 * 1024);
+    expect(decoder.bufferedBytes).toBeGreaterThanOrEqual(1024 * 1024);
+  });
+
   it('completes a frame split over growing chunks with the exact body', () => {
     const body = Buffer.alloc(300_000);
     for (let i = 0; i < body.length; i++) body[i] = i % 251;
