@@ -8,6 +8,7 @@ import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
 import { currentCallScope } from '../call/call-scope.js';
+import { createContextKey, createContextValues } from '../call/context-values.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
 import type { Invocation, Metadata } from '../call/invocation.js';
@@ -47,9 +48,8 @@ export interface ServiceReferenceParts {
 
 const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
-/** The transport invocation riding along a FilterInvocation (filters copy it with a spread). */
-const INVOCATION = Symbol('shuttle-rpc:invocation');
-type CarryingInvocation = FilterInvocation & { [INVOCATION]?: Invocation };
+/** The transport invocation a filtered call was made from, for the end of the chain. */
+const TRANSPORT_INVOCATION = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc transport invocation');
 
 /**
  * The consumer-side path of one call: validate the per-call options, run the consumer
@@ -69,7 +69,7 @@ export class ServiceReference {
       parts.filters.length === 0
         ? undefined
         : composeFilters(parts.filters, (filtered) => {
-            const original = (filtered as CarryingInvocation)[INVOCATION];
+            const original = filtered.values?.get(TRANSPORT_INVOCATION);
             if (original === undefined) {
               return Promise.reject(
                 new RpcError(RpcCode.INTERNAL, `a consumer filter of ${parts.service} passed on an invocation not copied from the one it got`),
@@ -102,7 +102,7 @@ export class ServiceReference {
   #filtered(invocation: Invocation): Promise<unknown> {
     const parts = this.#parts;
     if (this.#chain === undefined) return this.#dispatch(invocation);
-    const filtered: CarryingInvocation = {
+    const filtered: FilterInvocation = {
       side: 'consumer',
       service: parts.service,
       version: parts.version,
@@ -112,7 +112,7 @@ export class ServiceReference {
       metadata: invocation.meta,
       deadline: invocation.deadline,
       peer: undefined,
-      [INVOCATION]: invocation,
+      values: createContextValues().set(TRANSPORT_INVOCATION, invocation),
     };
     return this.#chain(filtered);
   }

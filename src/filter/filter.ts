@@ -1,6 +1,7 @@
 import { invalidOption } from '../common/validate.js';
 import type { RpcError } from '../errors/errors.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../common/extension-registry.js';
+import type { ContextValues } from '../call/context-values.js';
 import type { Metadata, Peer } from '../call/invocation.js';
 
 /** Which end of a call a filter runs on. */
@@ -27,6 +28,12 @@ export interface FilterInvocation {
   readonly deadline: number | undefined;
   /** The caller who sent it (provider side only). */
   readonly peer: Peer | undefined;
+  /**
+   * Values of this call by typed key (call/context-values.ts), shared by every copy a filter
+   * makes with a spread: how one layer hands something to a later one. A filter that builds a
+   * new object instead of copying must pass these on.
+   */
+  readonly values: ContextValues;
 }
 
 /** Calls the rest of the chain (and finally the transport or the method). */

@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { createContextKey } from '../call/context-values.js';
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
@@ -35,7 +36,7 @@ export const createTokenFilter: ExtensionFactory<Filter> = (options) => {
       }
       // A provider checked the token in admit(), before decoding; a chain composed without
       // a dispatcher (a plugin's own use of filters) still gets the check here.
-      if ((invocation as { [ADMITTED]?: boolean })[ADMITTED] === true) return next(invocation);
+      if (invocation.values.get(ADMITTED)) return next(invocation);
       const refused = check(invocation.service, invocation.method, invocation.metadata);
       return refused === undefined ? next(invocation) : Promise.reject(refused);
     },
@@ -51,8 +52,8 @@ export const createTokenFilter: ExtensionFactory<Filter> = (options) => {
   }
 };
 
-/** Marks a provider invocation whose filters' admit() already ran (set by the dispatcher). */
-export const ADMITTED = Symbol.for('shuttle-rpc:admitted');
+/** Set on a provider call whose filters' admit() already ran (by the dispatcher). */
+export const ADMITTED = createContextKey(false, 'shuttle-rpc admitted');
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();

@@ -8,6 +8,7 @@ import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
 import type { CallContext } from '../call/call-context.js';
 import { runInCallScope } from '../call/call-scope.js';
+import { createContextKey, createContextValues } from '../call/context-values.js';
 
 /** One exported service: its decorator metadata and its callable methods. */
 export interface ExportedService {
@@ -154,7 +155,8 @@ export class Dispatcher implements CallHandler {
   }
 }
 
-const CALL_INFO = Symbol('shuttle-rpc:call-info');
+/** The transport's running call, for the end of the provider's filter chain. */
+const PROVIDER_CALL = createContextKey<ProviderCallInfo | undefined>(undefined, 'shuttle-rpc provider call');
 
 function bindMethod(
   instance: object,
@@ -192,7 +194,7 @@ function bindMethod(
   // on and the transport's call info, which rides along under a symbol key (filters copy the
   // invocation with a spread, which keeps it).
   const chain = composeFilters(filters, (invocation) => {
-    const info = (invocation as FilterInvocation & { [CALL_INFO]?: ProviderCallInfo })[CALL_INFO];
+    const info = invocation.values?.get(PROVIDER_CALL);
     if (info === undefined) {
       return Promise.reject(
         new RpcError(RpcCode.INTERNAL, `a provider filter of ${service.name}.${meta.name} passed on an invocation not copied from the one it got`),
@@ -204,7 +206,7 @@ function bindMethod(
     filters.length === 0
       ? run
       : (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
-          const invocation: FilterInvocation & { [CALL_INFO]: ProviderCallInfo; [ADMITTED]: true } = {
+          const invocation: FilterInvocation = {
             side: 'provider',
             service: service.name,
             version: service.version,
@@ -214,9 +216,8 @@ function bindMethod(
             metadata: info.meta,
             deadline: info.deadline,
             peer: info.peer,
-            [CALL_INFO]: info,
             // resolve() ran the filters' admit() before this call's payload was decoded.
-            [ADMITTED]: true,
+            values: createContextValues().set(PROVIDER_CALL, info).set(ADMITTED, true),
           };
           return chain(invocation);
         };

@@ -59,6 +59,7 @@ export {
   type FilterSide,
   type NextFilter,
 } from '../filter/filter.js';
+export { createContextKey, createContextValues, type ContextKey, type ContextValues } from '../call/context-values.js';
 export { TOKEN_META } from '../filter/token.js';
 // A transport's `openStream` returns one: the consumer side of a stream, whatever the wire.
 // (The tcp wire codec — frames, envelopes, stream frames — is the tcp transport's own, not an

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createContextValues } from '../../../src/call/context-values.js';
 import { runInCallScope } from '../../../src/call/call-scope.js';
 import type { CallOptions } from '../../../src/proxy/proxy.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
@@ -242,6 +243,8 @@ describe('ServiceReference: consumer filters', () => {
               metadata: {},
               deadline: undefined,
               peer: undefined,
+              // Fresh values: what the reference set on the call it handed in is not among them.
+              values: createContextValues(),
             }),
           ),
         ],

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { createContextKey, createContextValues } from '../../../src/call/context-values.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { buildFilters, composeFilters, type Filter, type FilterInvocation } from '../../../src/filter/filter.js';
-import { TOKEN_META } from '../../../src/filter/token.js';
+import { ADMITTED, TOKEN_META } from '../../../src/filter/token.js';
 import { RetryAfterEstimator } from '../../../src/filter/retry-after.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 
@@ -15,6 +16,7 @@ const invocation = (side: 'consumer' | 'provider', metadata: Record<string, stri
   metadata,
   deadline: undefined,
   peer: undefined,
+  values: createContextValues(),
 });
 
 function recorder(name: string, order: number, trace: string[]): Filter {
@@ -87,6 +89,34 @@ describe('token filter', () => {
       expect(error.code).toBe(RpcCode.UNAUTHENTICATED);
       expect(error.message).not.toMatch(/s3cret/);
     }
+  });
+
+  it('does not check again a provider call the dispatcher admitted before decoding (a context value, not a property anyone can set)', async () => {
+    const provider = ext.filter.create({ type: 'token', options: { token: 's3cret' } });
+    const admitted = invocation('provider');
+    admitted.values.set(ADMITTED, true);
+    expect(await provider.invoke(admitted, async () => 'ran')).toBe('ran');
+    // A look-alike property is not the key: the token is checked.
+    const forged = { ...invocation('provider'), admitted: true, [Symbol.for('shuttle-rpc:admitted')]: true } as FilterInvocation;
+    const error = (await provider.invoke(forged, async () => 'ran').catch((e: unknown) => e)) as RpcError;
+    expect(error.code).toBe(RpcCode.UNAUTHENTICATED);
+  });
+});
+
+describe('context values', () => {
+  it('carry typed values by key through copies of a call; an unset key reads its default', () => {
+    const count = createContextKey(0, 'count');
+    const label = createContextKey<string | undefined>(undefined, 'label');
+    const call = invocation('consumer');
+    expect(call.values.get(count)).toBe(0);
+    expect(call.values.has(count)).toBe(false);
+    const copy = { ...call, metadata: { a: '1' } };
+    copy.values.set(count, 3).set(label, 'x');
+    expect(call.values.get(count)).toBe(3);
+    expect(call.values.get(label)).toBe('x');
+    call.values.delete(label);
+    expect(copy.values.has(label)).toBe(false);
+    expect(createContextValues().get(count)).toBe(0);
   });
 });
 
