@@ -2,7 +2,7 @@ import { LiveProviderStats } from '../../src/client/provider-stats.js';
 import type { ProviderView } from '../../src/loadbalance/loadbalance.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
-import type { Invocation } from '../../src/call/invocation.js';
+import { createInvocation, type Invocation } from '../../src/call/invocation.js';
 import { numberOption } from '../common/common.js';
 
 /*
@@ -59,19 +59,7 @@ const flat = (text: string): string => Buffer.from(text, 'utf8').toString('utf8'
 const prompts = Array.from({ length: 4000 }, (_, i) => flat(`${systems[(i * 7919) % 32]!}user ${i}: `.padEnd(16 * 1024, `${i} question text `)));
 
 function invocationFor(prompt: string): Invocation {
-  return {
-    service: 'inference.LLM',
-    version: '1.0.0',
-    group: '',
-    method: 'generate',
-    request: { prompt },
-    meta: {},
-    deadline: undefined,
-    signal: undefined,
-    oneWay: false,
-    stream: true,
-    routingKey: prompt,
-  };
+  return createInvocation({ service: 'inference.LLM', version: '1.0.0', method: 'generate', request: { prompt }, stream: true, routingKey: prompt });
 }
 
 const rows: string[] = ['| policy | mean µs | p50 µs | p99 µs | max µs |', '|---|---|---|---|---|'];

@@ -4,7 +4,7 @@ import type { LoadBalancer, ProviderView } from '../../src/loadbalance/loadbalan
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { VirtualClock, type Clock, type SimEngine } from '../../src/sim/sim.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
-import type { Invocation } from '../../src/call/invocation.js';
+import { createInvocation, type Invocation } from '../../src/call/invocation.js';
 import { engineFor, recordOf, type WorkerSpec } from './fleet.js';
 import { random, type WorkItem } from './workloads.js';
 
@@ -141,19 +141,7 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
   };
 
   const serve = async (item: WorkItem, consumer: (typeof consumers)[number]): Promise<void> => {
-    const invocation: Invocation = {
-      service: 'inference.LLM',
-      version: '',
-      group: '',
-      method: 'generate',
-      request: item,
-      meta: {},
-      deadline: undefined,
-      signal: undefined,
-      oneWay: false,
-      stream: true,
-      routingKey: item.prompt,
-    };
+    const invocation: Invocation = createInvocation({ service: 'inference.LLM', method: 'generate', request: item, stream: true, routingKey: item.prompt });
     const { balancer, views } = consumer;
     let decision = balancer.select(views, invocation);
     let chosen = views.indexOf(decision.provider as SimView);

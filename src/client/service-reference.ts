@@ -3,7 +3,7 @@ import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStr
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { composeFilters, type Filter, type FilterInvocation, type NextFilter } from '../filter/filter.js';
+import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
@@ -48,8 +48,8 @@ export interface ServiceReferenceParts {
 
 const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
-/** The transport invocation a filtered call was made from, for the end of the chain. */
-const TRANSPORT_INVOCATION = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc transport invocation');
+/** The call as the reference made it, for the end of the filter chain. */
+const MADE = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc consumer call');
 
 /**
  * The consumer-side path of one call: validate the per-call options, run the consumer
@@ -69,13 +69,27 @@ export class ServiceReference {
       parts.filters.length === 0
         ? undefined
         : composeFilters(parts.filters, (filtered) => {
-            const original = filtered.values?.get(TRANSPORT_INVOCATION);
-            if (original === undefined) {
+            const made = filtered.values?.get(MADE);
+            if (made === undefined) {
               return Promise.reject(
                 new RpcError(RpcCode.INTERNAL, `a consumer filter of ${parts.service} passed on an invocation not copied from the one it got`),
               );
             }
-            return this.#dispatch({ ...original, request: filtered.request, meta: filtered.metadata, deadline: filtered.deadline });
+            if (filtered.service !== made.service || filtered.version !== made.version || filtered.method !== made.method || filtered.stream !== made.stream) {
+              return Promise.reject(
+                new RpcError(
+                  RpcCode.INTERNAL,
+                  `a consumer filter of ${made.service}.${made.method} changed the call's service, version, method or mode; only its request, metadata and deadline may change`,
+                ),
+              );
+            }
+            // A spread copy is the whole call, sent as it is; an object a filter built from the
+            // filters' fields takes the rest from the call it was given.
+            const call =
+              'route' in filtered
+                ? (filtered as Invocation)
+                : { ...made, request: filtered.request, metadata: filtered.metadata as Metadata, deadline: filtered.deadline };
+            return this.#dispatch(call);
           });
   }
 
@@ -99,22 +113,11 @@ export class ServiceReference {
     return this.#filtered(invocation);
   }
 
+  /** The call goes through the filters as it is: the filters' view of a call is part of it. */
   #filtered(invocation: Invocation): Promise<unknown> {
-    const parts = this.#parts;
     if (this.#chain === undefined) return this.#dispatch(invocation);
-    const filtered: FilterInvocation = {
-      side: 'consumer',
-      service: parts.service,
-      version: parts.version,
-      method: invocation.method,
-      request: invocation.request,
-      stream: invocation.stream,
-      metadata: invocation.meta,
-      deadline: invocation.deadline,
-      peer: undefined,
-      values: createContextValues().set(TRANSPORT_INVOCATION, invocation),
-    };
-    return this.#chain(filtered);
+    invocation.values.set(MADE, invocation);
+    return this.#chain(invocation);
   }
 
   #dispatch(invocation: Invocation): Promise<unknown> {
@@ -162,7 +165,7 @@ export class ServiceReference {
     const parts = this.#parts;
     let timeoutMs = parts.timeoutMs;
     let signal: AbortSignal | undefined;
-    let meta = NO_META;
+    let metadata = NO_META;
     let oneWay = false;
     let routingKey: string | undefined;
     if (options !== undefined) {
@@ -194,7 +197,7 @@ export class ServiceReference {
         if (options.metadata === null || typeof options.metadata !== 'object') {
           throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata of ${parts.service}.${method} must be an object of strings`);
         }
-        meta = options.metadata;
+        metadata = options.metadata;
       }
       if (options.oneWay !== undefined && typeof options.oneWay !== 'boolean') {
         throw new RpcError(RpcCode.INVALID_ARGUMENT, `oneWay of ${parts.service}.${method} must be true or false`);
@@ -220,7 +223,23 @@ export class ServiceReference {
       route = {};
       this.#routes.set(method, route);
     }
-    return { service: parts.service, version: parts.version, group: parts.group, method, request, meta, deadline, signal, oneWay, stream, route, routingKey };
+    return {
+      side: 'consumer',
+      service: parts.service,
+      version: parts.version,
+      group: parts.group,
+      method,
+      request,
+      metadata,
+      deadline,
+      signal,
+      oneWay,
+      stream,
+      route,
+      routingKey,
+      peer: undefined,
+      values: createContextValues(),
+    };
   }
 }
 

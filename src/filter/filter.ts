@@ -1,40 +1,9 @@
 import { invalidOption } from '../common/validate.js';
 import type { RpcError } from '../errors/errors.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../common/extension-registry.js';
-import type { ContextValues } from '../call/context-values.js';
-import type { Metadata, Peer } from '../call/invocation.js';
+import type { FilterInvocation, FilterSide, Metadata } from '../call/invocation.js';
 
-/** Which end of a call a filter runs on. */
-export type FilterSide = 'consumer' | 'provider';
-
-/**
- * One call as filters see it. On the consumer it is about to be sent: a filter may pass a
- * changed copy to `next` (extra metadata, a different request). On the provider it has been
- * decoded and is about to run.
- */
-export interface FilterInvocation {
-  readonly side: FilterSide;
-  readonly service: string;
-  readonly version: string;
-  readonly method: string;
-  readonly request: unknown;
-  /**
-   * A server-streaming call: `next` then resolves with the stream (an AsyncIterable) as soon as
-   * it is open, not with its end.
-   */
-  readonly stream: boolean;
-  readonly metadata: Readonly<Metadata>;
-  /** Absolute local deadline (epoch ms), if any. */
-  readonly deadline: number | undefined;
-  /** The caller who sent it (provider side only). */
-  readonly peer: Peer | undefined;
-  /**
-   * Values of this call by typed key (call/context-values.ts), shared by every copy a filter
-   * makes with a spread: how one layer hands something to a later one. A filter that builds a
-   * new object instead of copying must pass these on.
-   */
-  readonly values: ContextValues;
-}
+export type { FilterInvocation, FilterSide } from '../call/invocation.js';
 
 /** Calls the rest of the chain (and finally the transport or the method). */
 export type NextFilter = (invocation: FilterInvocation) => Promise<unknown>;

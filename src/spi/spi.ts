@@ -79,5 +79,5 @@ export {
   type Transport,
   type TransportServer,
 } from '../transport/transport.js';
-export type { Invocation, Metadata } from '../call/invocation.js';
+export { createInvocation, type Invocation, type Metadata } from '../call/invocation.js';
 export { codeFromNodeError, isRetryableCode } from '../errors/errors.js';

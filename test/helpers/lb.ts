@@ -1,7 +1,7 @@
 import { LiveProviderStats } from '../../src/client/provider-stats.js';
 import type { ProviderView } from '../../src/loadbalance/loadbalance.js';
 import type { LoadSnapshot, ServiceInstance } from '../../src/registry/registry.js';
-import type { Invocation } from '../../src/call/invocation.js';
+import { createInvocation, type Invocation } from '../../src/call/invocation.js';
 
 /** A provider view for balancer tests, with live stats the test can drive. */
 export interface TestView extends ProviderView {
@@ -42,19 +42,7 @@ export function view(
 
 /** A minimal invocation for balancer tests. */
 export function invocation(routingKey?: string, request: unknown = {}): Invocation {
-  return {
-    service: 'inference.LLM',
-    version: '1.0.0',
-    group: '',
-    method: 'generate',
-    request,
-    meta: {},
-    deadline: undefined,
-    signal: undefined,
-    oneWay: false,
-    stream: false,
-    ...(routingKey === undefined ? {} : { routingKey }),
-  };
+  return createInvocation({ service: 'inference.LLM', version: '1.0.0', method: 'generate', request, ...(routingKey === undefined ? {} : { routingKey }) });
 }
 
 /** Counts how often each port is picked in `picks` selections. */

@@ -6,7 +6,7 @@ import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../../src/transport/frame.js';
 import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
-import type { Invocation } from '../../src/call/invocation.js';
+import { createInvocation, type Invocation } from '../../src/call/invocation.js';
 
 /*
  * A provider that answers with ids nobody asked for, and answers twice: the consumer drops
@@ -27,18 +27,7 @@ function response(id: number, value: unknown): Buffer {
 }
 
 function invocation(request: unknown): Invocation {
-  return {
-    service: 'test.Echo',
-    version: '',
-    group: '',
-    method: 'echo',
-    request,
-    meta: {},
-    deadline: Date.now() + 3000,
-    signal: undefined,
-    oneWay: false,
-    stream: false,
-  };
+  return createInvocation({ service: 'test.Echo', method: 'echo', request, deadline: Date.now() + 3000 });
 }
 
 describe('stray responses', () => {

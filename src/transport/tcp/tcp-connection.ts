@@ -425,7 +425,7 @@ export class TcpConnection implements ClientConnection {
 
   #encodeRequest(invocation: Invocation, route: CachedRoute, serializer: Serializer, stream: boolean): Buffer {
     // The wire carries the remaining time, not the absolute deadline (see server-connection).
-    let meta: Metadata = invocation.meta;
+    let meta: Metadata = invocation.metadata;
     if (stream) meta = { ...meta, [WINDOW_META]: String(this.#options.streamWindowBytes) };
     if (this.#askLoad > 0) {
       meta = { ...meta, [ACCEPT_LOAD_META]: '1' };

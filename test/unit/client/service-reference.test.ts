@@ -102,7 +102,7 @@ describe('ServiceReference: call options', () => {
       group: '',
       method: 'write',
       request: { text: 'x' },
-      meta: { tenant: 'a' },
+      metadata: { tenant: 'a' },
       oneWay: true,
       stream: false,
       routingKey: 'key',
@@ -222,7 +222,7 @@ describe('ServiceReference: consumer filters', () => {
       }),
     ]);
     const sent = h.transport.connection('10.0.0.1:1')!.sent[0]!;
-    expect(sent).toMatchObject({ method: 'echo', request: { wrapped: 'hi' }, meta: { trace: '1', token: 't' }, deadline, routingKey: 'key' });
+    expect(sent).toMatchObject({ method: 'echo', request: { wrapped: 'hi' }, metadata: { trace: '1', token: 't' }, deadline, routingKey: 'key' });
     // What filters cannot see travels on untouched.
     expect(sent.signal).toBe(controller.signal);
   });
@@ -253,6 +253,38 @@ describe('ServiceReference: consumer filters', () => {
     const error = await failure(h.reference.call('echo', 1, undefined));
     expect(error.code).toBe(RpcCode.INTERNAL);
     expect(error.rawMessage).toBe('a consumer filter of test.Echo passed on an invocation not copied from the one it got');
+    expectNothingSent(h);
+  });
+
+  it('the call a filter sees is the one sent: a spread copy reaches the transport as it is, with everything filters do not see', async () => {
+    const passed: unknown[] = [];
+    const controller = new AbortController();
+    const h = await referenceHarness({
+      providers: [providerRecord(1)],
+      parts: {
+        filters: [
+          filter((invocation, next) => {
+            const copy = { ...invocation, metadata: { ...invocation.metadata, k: 'v' } };
+            passed.push(copy);
+            return next(copy);
+          }),
+        ],
+      },
+    });
+    await h.reference.call('echo', 1, { signal: controller.signal, routingKey: 'key' });
+    const sent = h.transport.connection('10.0.0.1:1')!.sent[0]!;
+    expect(sent).toBe(passed[0]);
+    expect(sent).toMatchObject({ side: 'consumer', metadata: { k: 'v' }, routingKey: 'key', signal: controller.signal });
+  });
+
+  it('fails INTERNAL, never sent, when a filter changes the service or method of the call', async () => {
+    const h = await referenceHarness({
+      providers: [providerRecord(1)],
+      parts: { filters: [filter((invocation, next) => next({ ...invocation, method: 'other' }))] },
+    });
+    const error = await failure(h.reference.call('echo', 1, undefined));
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.rawMessage).toMatch(/a consumer filter of test\.Echo\.echo changed the call's service, version, method or mode/);
     expectNothingSent(h);
   });
 });
