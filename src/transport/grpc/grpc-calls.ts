@@ -148,7 +148,7 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   const callerDeadline = Number(call.getDeadline());
   const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? callerDeadline : undefined);
   if (deadline instanceof RpcError) return deadline;
-  return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, peer: parsePeer(from) };
+  return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: parsePeer(from) };
 }
 
 /** A call that passed {@link accept}. */
@@ -158,6 +158,8 @@ interface Accepted {
   readonly serializer: Serializer | undefined;
   readonly deadline: number | undefined;
   readonly meta: Metadata;
+  /** grpc-js's name of the peer (the key of its unsent-bytes budget). */
+  readonly from: string;
   readonly peer: Peer;
 }
 
@@ -180,7 +182,7 @@ abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
     this.route = route;
     this.state = state;
     this.serializer = accepted.serializer;
-    this.from = call.getPeer();
+    this.from = accepted.from;
     const { deadline } = accepted;
     this.#timer =
       deadline === undefined
