@@ -11,63 +11,32 @@ import path from 'node:path';
  */
 export function makeCertificates(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'shuttle-certs-'));
-  const openssl = (...args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const selfSigned = (name: string, subject: string): void => {
+    openssl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.crt`);
   };
-  const selfSigned = (name: string, subject: string): void =>
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.crt`);
   selfSigned('ca', '/CN=shuttle test CA');
   selfSigned('other-ca', '/CN=unrelated CA');
-  for (const [name, extensions] of [
-    ['server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n'],
-    ['client', 'extendedKeyUsage=clientAuth\n'],
-  ] as const) {
-    writeFileSync(path.join(dir, `${name}.ext`), extensions);
-    openssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${name === 'server' ? 'localhost' : 'shuttle client'}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-    );
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.crt`,
-    );
-  }
+  writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  writeFileSync(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  signedByCa(dir, 'server', '/CN=localhost', 'server.ext');
+  signedByCa(dir, 'client', '/CN=shuttle client', 'client.ext');
   return dir;
 }
 
-/**
- * Replaces dir/server.crt and dir/server.key with a new pair signed by the same CA (what a
- * certificate rotation does on disk); returns the new certificate's serial number.
- */
-export function renewServerCertificate(dir: string): string {
-  const openssl = (...args: string[]): string => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'renewed.key', '-out', 'renewed.csr');
+/** Runs openssl in `dir`; returns what it prints. */
+function openssl(dir: string, ...args: string[]): string {
+  return execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+}
+
+/** Makes dir/`name`.key and dir/`name`.crt for `subject`, signed by dir/ca, with the extensions in dir/`extFile`. */
+function signedByCa(dir: string, name: string, subject: string, extFile: string): void {
+  openssl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.csr`);
   openssl(
+    dir,
     'x509',
     '-req',
     '-in',
-    'renewed.csr',
+    `${name}.csr`,
     '-CA',
     'ca.crt',
     '-CAkey',
@@ -76,14 +45,22 @@ export function renewServerCertificate(dir: string): string {
     '-days',
     '2',
     '-extfile',
-    'server.ext',
+    extFile,
     '-out',
-    'renewed.crt',
+    `${name}.crt`,
   );
+}
+
+/**
+ * Replaces dir/server.crt and dir/server.key with a new pair signed by the same CA (what a
+ * certificate rotation does on disk); returns the new certificate's serial number.
+ */
+export function renewServerCertificate(dir: string): string {
+  signedByCa(dir, 'renewed', '/CN=localhost', 'server.ext');
   // Key first, then certificate, each renamed into place whole.
   renameSync(path.join(dir, 'renewed.key'), path.join(dir, 'server.key'));
   renameSync(path.join(dir, 'renewed.crt'), path.join(dir, 'server.crt'));
-  return openssl('x509', '-in', 'server.crt', '-noout', '-serial')
+  return openssl(dir, 'x509', '-in', 'server.crt', '-noout', '-serial')
     .trim()
     .replace(/^serial=/, '');
 }

@@ -9,6 +9,7 @@ import { etcdSuite } from '../helpers/etcd-suite.js';
 import { startFixture } from '../helpers/process.js';
 import { watchView } from '../helpers/view.js';
 import { waitUntil } from '../helpers/wait.js';
+import { providerRecord } from '../helpers/fake-transport.js';
 
 /*
  * The etcd registry against what a hostile or broken neighbour can put in etcd (any provider
@@ -19,19 +20,8 @@ const suite = etcdSuite();
 const { cleanups } = suite;
 
 function record(host: string, port: unknown, weight: unknown = 100): Record<string, unknown> {
-  return {
-    service: 'test.Echo',
-    version: '1.0.0',
-    group: '',
-    host,
-    port,
-    protocol: 'tcp',
-    serializers: ['msgpack'],
-    methods: [{ name: 'pid', stream: false, idempotent: true }],
-    weight,
-    startTime: 0,
-    metadata: {},
-  };
+  // port and weight as given: the hostile cases write values no provider would.
+  return { ...providerRecord(0, { host, methods: [{ name: 'pid', stream: false, idempotent: true }] }), port, weight };
 }
 const recordKey = (name: string): string => `/shuttle/services/test.Echo/1.0.0/_/${name}`;
 

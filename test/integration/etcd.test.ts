@@ -8,6 +8,7 @@ import { startFixture, type Child } from '../helpers/process.js';
 import { openSockets } from '../helpers/sockets.js';
 import { watchView } from '../helpers/view.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
+import { providerRecord } from '../helpers/fake-transport.js';
 
 /*
  * The etcd registry against a real etcd 3.4 server started by the suite on free loopback
@@ -230,20 +231,7 @@ describe('etcd registry', () => {
 
     proxy.block();
     // Meanwhile: one provider goes, two appear (written directly), and history is compacted.
-    const fake = (port: number) =>
-      JSON.stringify({
-        service: 'test.Echo',
-        version: '1.0.0',
-        group: '',
-        host: '127.0.0.9',
-        port,
-        protocol: 'tcp',
-        serializers: ['msgpack'],
-        methods: [],
-        weight: 100,
-        startTime: 0,
-        metadata: {},
-      });
+    const fake = (port: number) => JSON.stringify(providerRecord(port, { host: '127.0.0.9', methods: [] }));
     await worker.stop();
     await suite.admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1001').value(fake(1001));
     await suite.admin.put('/shuttle/services/test.Echo/1.0.0/_/127.0.0.9%3A1002').value(fake(1002));

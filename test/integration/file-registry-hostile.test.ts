@@ -12,6 +12,7 @@ import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { startSteadyConsumer } from '../helpers/consumer-process.js';
 import { fileSuite } from '../helpers/file-suite.js';
 import { rejection } from '../helpers/wait.js';
+import { providerRecord } from '../helpers/fake-transport.js';
 
 /*
  * The file registry against what another process or another local user can put in its folder:
@@ -32,19 +33,8 @@ async function trap(): Promise<{ port: number; connections: () => number; receiv
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections, received: () => received };
 }
 function record(port: number, weight: unknown = 100): Record<string, unknown> {
-  return {
-    service: 'test.Echo',
-    version: '1.0.0',
-    group: '',
-    host: '127.0.0.1',
-    port,
-    protocol: 'tcp',
-    serializers: ['msgpack'],
-    methods: [{ name: 'pid', stream: false, idempotent: true }],
-    weight,
-    startTime: 0,
-    metadata: {},
-  };
+  // weight as given: the hostile cases write values no provider would.
+  return { ...providerRecord(port, { host: '127.0.0.1', methods: [{ name: 'pid', stream: false, idempotent: true }] }), weight };
 }
 const recordFile = (dir: string, port: number | string): string => path.join(dir, 'services', 'test.Echo', `1.0.0@_@127.0.0.1%3A${port}.json`);
 /** Settles within `ms`, or reports that it hung. */

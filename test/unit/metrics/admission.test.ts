@@ -5,17 +5,23 @@ import { admissionSnapshot } from '../../../src/metrics/admission-snapshot.js';
 import { ShuttleMetrics } from '../../../src/metrics/metrics.js';
 import { ManualClock } from '../admission/manual-clock.js';
 
+/** A queue of one slot and two waiting places whose observer is the admission metrics of `metrics`. */
+function observedQueue(metrics: ShuttleMetrics): { clock: ManualClock; queue: AdmissionQueue } {
+  const clock = new ManualClock();
+  const queue: AdmissionQueue = new AdmissionQueue({
+    capacity: () => 1,
+    maxQueued: 2,
+    tenantDefaults: { maxQueued: 2 },
+    clock,
+    observer: admissionMetrics(metrics, () => queue.stats()),
+  });
+  return { clock, queue };
+}
+
 describe('admission metrics', () => {
   it('count admissions and refusals by reason, and show the queue by priority and tenant at scrape time', async () => {
     const metrics = new ShuttleMetrics();
-    const clock = new ManualClock();
-    const queue: AdmissionQueue = new AdmissionQueue({
-      capacity: () => 1,
-      maxQueued: 2,
-      tenantDefaults: { maxQueued: 2 },
-      clock,
-      observer: admissionMetrics(metrics, () => queue.stats()),
-    });
+    const { clock, queue } = observedQueue(metrics);
     const deadline = 10_000;
     const first = await queue.admit({ tenant: 'a', tokens: 1, deadline });
     const waiting = [queue.admit({ tenant: 'b', priority: 5, tokens: 1, deadline }), queue.admit({ tenant: 'b', tokens: 1, deadline })];
@@ -38,14 +44,7 @@ describe('admission metrics', () => {
   it('snapshot: the queue by priority, tenant and reason as the metrics count it; nothing when no queue reports', async () => {
     const metrics = new ShuttleMetrics();
     expect(await admissionSnapshot(metrics.registry)).toBeUndefined();
-    const clock = new ManualClock();
-    const queue: AdmissionQueue = new AdmissionQueue({
-      capacity: () => 1,
-      maxQueued: 2,
-      tenantDefaults: { maxQueued: 2 },
-      clock,
-      observer: admissionMetrics(metrics, () => queue.stats()),
-    });
+    const { clock, queue } = observedQueue(metrics);
     const deadline = 10_000;
     const first = await queue.admit({ tenant: '__proto__', tokens: 1, deadline });
     const urgent = queue.admit({ tenant: 'b', priority: 5, tokens: 1, deadline });

@@ -3,23 +3,13 @@ import { DirectRegistry } from '../../../src/registry/direct.js';
 import { MemoryRegistry } from '../../../src/registry/memory.js';
 import { resolveRegistry as resolveWith, type ServiceInstance } from '../../../src/registry/registry.js';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
+import { providerRecord } from '../../helpers/fake-transport.js';
 
 const registries = defaultExtensions().registry;
 const resolveRegistry = (spec: Parameters<typeof resolveWith>[0]) => resolveWith(spec, registries);
 
-const record = (port: number, version = '1.0.0'): ServiceInstance => ({
-  service: 'inference.LLM',
-  version,
-  group: '',
-  host: '127.0.0.1',
-  port,
-  protocol: 'tcp',
-  serializers: ['msgpack'],
-  methods: [],
-  weight: 100,
-  startTime: 0,
-  metadata: {},
-});
+const record = (port: number, version = '1.0.0'): ServiceInstance =>
+  providerRecord(port, { service: 'inference.LLM', version, host: '127.0.0.1', methods: [] });
 
 describe('MemoryRegistry', () => {
   it('gives a snapshot at once and the whole list on every change', async () => {
