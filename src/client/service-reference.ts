@@ -378,15 +378,19 @@ class Attempt implements ClusterCall {
           },
         );
     }
-    const result = parts.health.run(address, () => connection.invoke(invocation, parts.serializer));
+    const health = parts.health;
+    const record = health.record(address);
+    const result = health.guard(record, () => connection.invoke(invocation, parts.serializer));
     // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {
+        health.settled(record);
         finish(stats, tokens, started);
         recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
       (error: unknown) => {
+        health.settled(record, error);
         finish(stats, tokens, started);
         recordAttempt(parts.budget, true, error);
       },

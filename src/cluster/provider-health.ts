@@ -53,32 +53,66 @@ export interface HealthObserver {
   ejected(address: string, untilMs: number, times: number): void;
 }
 
-interface Entry {
-  readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown> | undefined;
-  consecutive: number;
-  ejections: number;
-  ejectedUntil: number;
+/** Buckets of a breaker's rolling window (as opossum divides its own). */
+const WINDOW_BUCKETS = 10;
+
+/**
+ * One provider's health: its breaker (opossum, the state machine: open, half-open with one
+ * probe, closed), the error-rate window that decides when a closed breaker opens, and the run
+ * of failures that ejects. Held by an attempt from its start to its outcome.
+ */
+export class HealthRecord {
+  consecutive = 0;
+  ejections = 0;
+  ejectedUntil = 0;
+  /** Calls and provider failures per bucket of the rolling window; `tick` is the newest bucket's. */
+  readonly calls = new Uint32Array(WINDOW_BUCKETS);
+  readonly failures = new Uint32Array(WINDOW_BUCKETS);
+  tick = 0;
+
+  constructor(
+    readonly address: string,
+    readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown> | undefined,
+  ) {}
+
+  /** Forgets the window (the breaker closed again: old failures must not reopen it at once). */
+  clearWindow(): void {
+    this.calls.fill(0);
+    this.failures.fill(0);
+  }
 }
 
 /**
- * What one client knows about each provider's health: a circuit breaker per provider (opossum:
- * opens on the error rate over a minimum volume; half-open lets exactly one probe through,
- * with its own timeout) and outlier ejection (so many failures in a row: out for an interval
- * that doubles with each repeat). Selection skips providers that are out — unless that would
- * leave out more than `maxPercent` of them, in which case it spreads over all rather than
- * overload the last healthy one.
+ * What one client knows about each provider's health: a circuit breaker per provider (opens on
+ * the error rate over a minimum volume; half-open lets exactly one probe through, with its own
+ * timeout) and outlier ejection (so many failures in a row: out for an interval that doubles
+ * with each repeat). Selection skips providers that are out — unless that would leave out more
+ * than `maxPercent` of them, in which case it spreads over all rather than overload the last
+ * healthy one.
+ *
+ * opossum is each breaker's state machine (open, the reset timer, half-open, the probe, close),
+ * but a call to a provider whose breaker is closed does not go through it: the error rate is
+ * counted here, in a window of plain counters advanced by one timer per client, and the
+ * breaker is opened when it crosses the threshold. So the common call costs two counter
+ * increments instead of opossum's promises, events and clock reads.
  */
 export class ProviderHealth {
   readonly #breaker: BreakerOptions | undefined;
   readonly #ejection: EjectionOptions | undefined;
-  readonly #entries = new Map<string, Entry>();
-
+  readonly #entries = new Map<string, HealthRecord>();
   readonly #observer: HealthObserver | undefined;
+  /** The rolling window's clock: advanced every window / WINDOW_BUCKETS by #ticker. */
+  #tick = 0;
+  readonly #ticker: NodeJS.Timeout | undefined;
 
   constructor(breaker: BreakerOptions | undefined, ejection: EjectionOptions | undefined, observer?: HealthObserver) {
     this.#breaker = breaker;
     this.#ejection = ejection;
     this.#observer = observer;
+    if (breaker !== undefined) {
+      this.#ticker = setInterval(() => this.#tick++, Math.max(1, breaker.rollingWindowMs / WINDOW_BUCKETS));
+      this.#ticker.unref();
+    }
   }
 
   /**
@@ -117,22 +151,79 @@ export class ProviderHealth {
     return reachable.filter((item) => this.available(item.address, now));
   }
 
+  /** The health record of `address` (made at its first call). */
+  record(address: string): HealthRecord {
+    let entry = this.#entries.get(address);
+    if (entry === undefined) {
+      entry = this.#create(address);
+      this.#entries.set(address, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Starts one attempt on a provider. While its breaker is closed the attempt goes straight
+   * through; open, it is refused with UNAVAILABLE (`neverSent`, `breakerOpen`) without running;
+   * half-open, the first attempt is the probe (with its own time limit) and the rest are
+   * refused. The caller reports the outcome with {@link settled}.
+   */
+  guard<T>(entry: HealthRecord, attempt: () => Promise<T>): Promise<T> {
+    const breaker = entry.breaker;
+    if (breaker === undefined || breaker.closed) return attempt();
+    const probe = breaker.halfOpen && breaker.pendingClose;
+    const guarded = probe ? () => withTimeout(attempt(), this.#breaker!.probeTimeoutMs, entry.address) : attempt;
+    return (breaker.fire(guarded) as Promise<T>).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
+        throw new RpcError(RpcCode.UNAVAILABLE, `circuit breaker open for provider ${entry.address}`, { details: { neverSent: true, breakerOpen: true } });
+      }
+      throw error;
+    });
+  }
+
+  /**
+   * Counts an attempt's outcome against its provider: the breaker's window (which may open it)
+   * and the run of failures that ejects. `error` is undefined for a success; refusals by the
+   * breaker itself count for nothing.
+   */
+  settled(entry: HealthRecord, error?: unknown): void {
+    if (error === undefined) {
+      if (entry.breaker !== undefined) entry.calls[this.#bucket(entry)]!++;
+      if (this.#ejection !== undefined) {
+        entry.consecutive = 0;
+        if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
+      }
+      return;
+    }
+    if (error instanceof RpcError && error.details?.['breakerOpen'] === true) return;
+    const failure = isProviderFailure(error);
+    if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
+    const ejection = this.#ejection;
+    if (ejection === undefined || !failure) return;
+    // Failures while the provider is already ejected (calls in flight when it was, or sent to
+    // it because every provider is ejected) say nothing new: they must not eject it again and
+    // again, doubling its time out and logging a warning per call.
+    if (entry.ejectedUntil > Date.now()) return;
+    entry.consecutive++;
+    if (entry.consecutive >= ejection.consecutiveFailures) {
+      entry.consecutive = 0;
+      entry.ejections++;
+      entry.ejectedUntil = Date.now() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (entry.ejections - 1));
+      this.#observer?.ejected(entry.address, entry.ejectedUntil, entry.ejections);
+    }
+  }
+
   /** Runs one attempt on `address` through its breaker and records the outcome. */
   run<T>(address: string, attempt: () => Promise<T>): Promise<T> {
-    const entry = this.#entry(address);
-    const breaker = entry.breaker;
-    if (breaker === undefined) return this.#record(address, entry, attempt());
-    const probe = breaker.halfOpen && breaker.pendingClose;
-    const guarded = probe ? () => withTimeout(attempt(), this.#breaker!.probeTimeoutMs, address) : attempt;
-    return this.#record(
-      address,
-      entry,
-      (breaker.fire(guarded) as Promise<T>).catch((error: unknown) => {
-        if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
-          throw new RpcError(RpcCode.UNAVAILABLE, `circuit breaker open for provider ${address}`, { details: { neverSent: true, breakerOpen: true } });
-        }
+    const entry = this.record(address);
+    return this.guard(entry, attempt).then(
+      (value) => {
+        this.settled(entry);
+        return value;
+      },
+      (error: unknown) => {
+        this.settled(entry, error);
         throw error;
-      }),
+      },
     );
   }
 
@@ -153,63 +244,71 @@ export class ProviderHealth {
 
   /** Stops every breaker's timers. */
   close(): void {
+    if (this.#ticker !== undefined) clearInterval(this.#ticker);
     for (const entry of this.#entries.values()) entry.breaker?.shutdown();
     this.#entries.clear();
   }
 
-  #record<T>(address: string, entry: Entry, result: Promise<T>): Promise<T> {
-    const ejection = this.#ejection;
-    if (ejection === undefined) return result;
-    return result.then(
-      (value) => {
-        entry.consecutive = 0;
-        if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + ejection.maxMs) entry.ejections = 0;
-        return value;
-      },
-      (error: unknown) => {
-        // Failures while the provider is already ejected (calls in flight when it was, or sent
-        // to it because every provider is ejected) say nothing new: they must not eject it again
-        // and again, doubling its time out and logging a warning per call.
-        const alreadyEjected = entry.ejectedUntil > Date.now();
-        if (!alreadyEjected && isProviderFailure(error) && !(error instanceof RpcError && error.details?.['breakerOpen'] === true)) {
-          entry.consecutive++;
-          if (entry.consecutive >= ejection.consecutiveFailures) {
-            entry.consecutive = 0;
-            entry.ejections++;
-            entry.ejectedUntil = Date.now() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (entry.ejections - 1));
-            this.#observer?.ejected(address, entry.ejectedUntil, entry.ejections);
-          }
-        }
-        throw error;
-      },
-    );
+  /** The window bucket counting now, after clearing the buckets the clock has moved past. */
+  #bucket(entry: HealthRecord): number {
+    const tick = this.#tick;
+    if (entry.tick !== tick) {
+      const passed = Math.min(WINDOW_BUCKETS, tick - entry.tick);
+      for (let i = 1; i <= passed; i++) {
+        entry.calls[(entry.tick + i) % WINDOW_BUCKETS] = 0;
+        entry.failures[(entry.tick + i) % WINDOW_BUCKETS] = 0;
+      }
+      entry.tick = tick;
+    }
+    return tick % WINDOW_BUCKETS;
   }
 
-  #entry(address: string): Entry {
-    let entry = this.#entries.get(address);
-    if (entry === undefined) {
-      const options = this.#breaker;
-      const breaker =
-        options === undefined
-          ? undefined
-          : new CircuitBreaker((run: () => Promise<unknown>) => run(), {
-              timeout: false,
-              errorThresholdPercentage: options.errorThresholdPercentage,
-              volumeThreshold: options.volumeThreshold,
-              resetTimeout: options.resetTimeoutMs,
-              rollingCountTimeout: options.rollingWindowMs,
-              rollingCountBuckets: 10,
-              // true = "not a failure": only the provider's own failures open a breaker.
-              errorFilter: (error: unknown) => !isProviderFailure(error),
-            });
+  /** Counts a settled call in the window; a failure may open the (closed) breaker. */
+  #countBreaker(entry: HealthRecord, failure: boolean): void {
+    const bucket = this.#bucket(entry);
+    entry.calls[bucket]!++;
+    if (!failure) return;
+    entry.failures[bucket]!++;
+    const breaker = entry.breaker!;
+    // An open or half-open breaker is opossum's to move; failures of calls sent before it
+    // opened say nothing new.
+    if (!breaker.closed) return;
+    const options = this.#breaker!;
+    let calls = 0;
+    let failures = 0;
+    for (let i = 0; i < WINDOW_BUCKETS; i++) {
+      calls += entry.calls[i]!;
+      failures += entry.failures[i]!;
+    }
+    if (calls >= options.volumeThreshold && (failures * 100) / calls > options.errorThresholdPercentage) breaker.open();
+  }
+
+  #create(address: string): HealthRecord {
+    const options = this.#breaker;
+    const breaker =
+      options === undefined
+        ? undefined
+        : new CircuitBreaker((run: () => Promise<unknown>) => run(), {
+            timeout: false,
+            errorThresholdPercentage: options.errorThresholdPercentage,
+            volumeThreshold: options.volumeThreshold,
+            resetTimeout: options.resetTimeoutMs,
+            rollingCountTimeout: options.rollingWindowMs,
+            rollingCountBuckets: WINDOW_BUCKETS,
+            // true = "not a failure": only the provider's own failures fail the probe.
+            errorFilter: (error: unknown) => !isProviderFailure(error),
+          });
+    const entry = new HealthRecord(address, breaker);
+    entry.tick = this.#tick;
+    if (breaker !== undefined) {
+      // Closed again after a good probe: the failures that opened it are history.
+      breaker.on('close', () => entry.clearWindow());
       const observer = this.#observer;
-      if (breaker !== undefined && observer !== undefined) {
+      if (observer !== undefined) {
         breaker.on('open', () => observer.breaker(address, 'open'));
         breaker.on('halfOpen', () => observer.breaker(address, 'half-open'));
         breaker.on('close', () => observer.breaker(address, 'closed'));
       }
-      entry = { breaker, consecutive: 0, ejections: 0, ejectedUntil: 0 };
-      this.#entries.set(address, entry);
     }
     return entry;
   }

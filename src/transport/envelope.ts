@@ -101,6 +101,13 @@ export function encodeMeta(meta: Metadata | undefined, extra?: readonly [string,
 
 /** Routes remembered per decoder; a connection rarely uses more than a handful. */
 const MAX_CACHED_ROUTES = 256;
+/** Metadata keys remembered per decoder (a consumer sends the same few keys on every call). */
+const MAX_CACHED_KEYS = 32;
+/**
+ * Strings up to this many bytes are built in JavaScript when they are ASCII: cheaper than a
+ * call into the buffer's native decoder, and V8 keeps a concatenation this short flat.
+ */
+const SHORT_STRING = 12;
 
 interface Route {
   readonly service: string;
@@ -109,38 +116,86 @@ interface Route {
   readonly method: string;
 }
 
+/** Bytes seen before and what they decoded to. */
+interface Known<T> {
+  readonly bytes: Buffer;
+  readonly value: T;
+}
+
 /**
- * Decodes REQUEST heads for one connection. The route (service, version, group, method) of
- * a connection's calls repeats, so its decoded strings are cached by their raw bytes and the
- * UTF-8 check runs once per distinct route rather than once per call.
+ * Decodes REQUEST heads for one connection. The route (service, version, group, method) and the
+ * metadata keys of a connection's calls repeat, so their decoded strings are remembered by their
+ * raw bytes: a repeated route or key costs a byte comparison, not a string, a UTF-8 check and
+ * (for keys) V8's slow path for a new string used as a property name. Both caches are bounded.
  */
 export class RequestHeadDecoder {
-  readonly #routes = new Map<string, Route>();
+  readonly #routes = new Map<string, Known<Route>>();
+  #lastRoute: Known<Route> | undefined;
+  readonly #keys: Known<string>[] = [];
+  readonly #reader = new HeadReader();
 
   /**
    * Decodes the head of a REQUEST body and says where the payload starts. Throws
    * INVALID_ARGUMENT when the head is truncated or not UTF-8; the connection stays up.
    */
   decode(body: Buffer): { head: RequestHead; payloadOffset: number } {
-    const reader = new HeadReader(body);
-    const routeEnd = reader.skipRoute();
-    const key = routeEnd < 0 ? undefined : body.toString('latin1', 0, routeEnd);
-    let route = key === undefined ? undefined : this.#routes.get(key);
-    if (route === undefined) {
-      reader.offset = 0;
-      route = { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
-      if (key !== undefined && this.#routes.size < MAX_CACHED_ROUTES) this.#routes.set(key, route);
-    } else {
-      reader.offset = routeEnd;
-    }
+    const reader = this.#reader;
+    reader.reset(body);
+    const route = this.#route(reader);
     const count = reader.u8('metadata count');
     // A null-prototype object: keys like "__proto__" from the wire stay plain data.
     const meta: Metadata = Object.create(null) as Metadata;
     for (let i = 0; i < count; i++) {
-      const key = reader.string8('metadata key');
-      meta[key] = reader.string16(`metadata ${JSON.stringify(key)}`);
+      const key = this.#key(reader);
+      meta[key] = reader.string16('metadata', key);
     }
     return { head: { service: route.service, version: route.version, group: route.group, method: route.method, meta }, payloadOffset: reader.offset };
+  }
+
+  #route(reader: HeadReader): Route {
+    const body = reader.body;
+    const routeEnd = reader.skipRoute();
+    const last = this.#lastRoute;
+    if (last !== undefined && routeEnd === last.bytes.length && sameBytes(body, 0, last.bytes)) {
+      reader.offset = routeEnd;
+      return last.value;
+    }
+    if (routeEnd < 0) {
+      // Too short for a route: reading it throws the "truncated" error naming the part.
+      return { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
+    }
+    const key = body.toString('latin1', 0, routeEnd);
+    let known = this.#routes.get(key);
+    if (known === undefined) {
+      const route = { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
+      known = { bytes: Buffer.from(body.subarray(0, routeEnd)), value: route };
+      if (this.#routes.size < MAX_CACHED_ROUTES) this.#routes.set(key, known);
+    } else {
+      reader.offset = routeEnd;
+    }
+    this.#lastRoute = known;
+    return known.value;
+  }
+
+  #key(reader: HeadReader): string {
+    const length = reader.u8('metadata key');
+    const start = reader.offset;
+    if (start + length <= reader.body.length) {
+      for (const known of this.#keys) {
+        if (known.bytes.length === length && sameBytes(reader.body, start, known.bytes)) {
+          reader.offset = start + length;
+          return known.value;
+        }
+      }
+    }
+    const key = reader.string(length, 'metadata key');
+    if (this.#keys.length < MAX_CACHED_KEYS) {
+      // A property name V8 has already interned, so setting it on the metadata object is fast.
+      const interned = Object.keys({ [key]: 0 })[0]!;
+      this.#keys.push({ bytes: Buffer.from(reader.body.subarray(start, start + length)), value: interned });
+      return interned;
+    }
+    return key;
   }
 }
 
@@ -149,9 +204,21 @@ export function decodeRequestHead(body: Buffer): { head: RequestHead; payloadOff
   return new RequestHeadDecoder().decode(body);
 }
 
+/** Whether `body` holds exactly `bytes` from `offset` on (the caller checked the length fits). */
+function sameBytes(body: Buffer, offset: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (body[offset + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** A cursor over one head; reused by its decoder, which decodes one head at a time. */
 class HeadReader {
+  body: Buffer = Buffer.alloc(0);
   offset = 0;
-  constructor(private readonly body: Buffer) {}
+
+  reset(body: Buffer): void {
+    this.body = body;
+    this.offset = 0;
+  }
 
   /** The end offset of the four route strings, or -1 when the body is too short for them. */
   skipRoute(): number {
@@ -169,26 +236,42 @@ class HeadReader {
   }
 
   string8(what: string): string {
-    return this.#string(this.u8(what), what);
+    return this.string(this.u8(what), what);
   }
 
-  string16(what: string): string {
-    if (this.offset + 2 > this.body.length) throw truncated(what);
+  /** A u16-length string; `key`, when given, is named in errors (built only when one is thrown). */
+  string16(what: string, key?: string): string {
+    if (this.offset + 2 > this.body.length) throw truncated(describe(what, key));
     const length = this.body.readUInt16BE(this.offset);
     this.offset += 2;
-    return this.#string(length, what);
+    return this.string(length, what, key);
   }
 
-  #string(length: number, what: string): string {
+  string(length: number, what: string, key?: string): string {
+    const body = this.body;
     const start = this.offset;
     const end = start + length;
-    if (end > this.body.length) throw truncated(what);
+    if (end > body.length) throw truncated(describe(what, key));
     this.offset = end;
-    if (!isUtf8(this.body.subarray(start, end))) {
-      throw new RpcError(RpcCode.INVALID_ARGUMENT, `request ${what} is not valid UTF-8`);
+    if (length <= SHORT_STRING) {
+      let text = '';
+      let i = start;
+      for (; i < end; i++) {
+        const byte = body[i]!;
+        if (byte >= 0x80) break;
+        text += String.fromCharCode(byte);
+      }
+      if (i === end) return text;
     }
-    return this.body.toString('utf8', start, end);
+    if (!isUtf8(body.subarray(start, end))) {
+      throw new RpcError(RpcCode.INVALID_ARGUMENT, `request ${describe(what, key)} is not valid UTF-8`);
+    }
+    return body.toString('utf8', start, end);
   }
+}
+
+function describe(what: string, key: string | undefined): string {
+  return key === undefined ? what : `${what} ${JSON.stringify(key)}`;
 }
 
 function truncated(what: string): RpcError {

@@ -77,6 +77,30 @@ describe('circuit breakers', () => {
     health.close();
   });
 
+  it('count the error rate over the rolling window only, and forget it when a probe closes the breaker', async () => {
+    const health = new ProviderHealth(
+      { errorThresholdPercentage: 50, volumeThreshold: 4, resetTimeoutMs: 50, rollingWindowMs: 100, probeTimeoutMs: 1000 },
+      undefined,
+    );
+    for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // The three failures left the window: 1 failure in 4 calls is 25 %, under the threshold
+    // (counted over all seven it would be 4 in 7, over it).
+    await health.run('a', fail()).catch(() => {});
+    for (let i = 0; i < 3; i++) await health.run('a', ok);
+    expect(health.breakerState('a')).toBe('closed');
+    // 3 more failures: 4 of 7 in the window, over 50 %.
+    for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
+    expect(health.breakerState('a')).toBe('open');
+    await new Promise((resolve) => setTimeout(resolve, 70));
+    expect(await health.run('a', ok)).toBe('ok');
+    expect(health.breakerState('a')).toBe('closed');
+    // The failures that opened it are forgotten: one more failure (1 of 2) does not reopen it.
+    await health.run('a', fail()).catch(() => {});
+    expect(health.breakerState('a')).toBe('closed');
+    health.close();
+  });
+
   it('never count caller errors or load shedding against a provider', async () => {
     const health = new ProviderHealth(
       { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 100, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRequestHead, encodeMeta, encodeRoute } from '../../../src/transport/envelope.js';
+import { decodeRequestHead, encodeMeta, encodeRoute, RequestHeadDecoder } from '../../../src/transport/envelope.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 
 function body(...parts: Buffer[]): Buffer {
@@ -52,5 +52,30 @@ describe('request envelope', () => {
     expect(() => encodeMeta({ big: 'x'.repeat(70_000) })).toThrow(/metadata "big" value is 70000 bytes, at most 65535/);
     expect(() => encodeMeta({ n: 5 as unknown as string })).toThrow(/metadata "n" must be a string, got number/);
     expect(() => encodeMeta(Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`k${i}`, ''])))).toThrow(/256 entries, at most 255/);
+  });
+
+  it('decodes repeated routes and keys on one connection the same as fresh ones, whatever the order', () => {
+    const heads = new RequestHeadDecoder();
+    const routes = [encodeRoute('a.Svc', '1', '', 'm'), encodeRoute('b.Svc', '1', '', 'm'), encodeRoute('a.Svc', '1', '', 'n')];
+    // 40 distinct keys: more than the decoder remembers, so some are decoded without the cache.
+    const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`);
+    for (let call = 0; call < 200; call++) {
+      const meta = { [keys[call % keys.length]!]: `v${call}`, [keys[(call * 7) % keys.length]!]: 'é✓ twelve+ bytes', 'shuttle-timeout': String(call) };
+      const encoded = body(routes[call % routes.length]!, encodeMeta(meta), Buffer.from([call & 0xff]));
+      const { head, payloadOffset } = heads.decode(encoded);
+      expect({ ...head, meta: { ...head.meta } }).toEqual({ ...decodeRequestHead(encoded).head, meta });
+      expect(encoded[payloadOffset]).toBe(call & 0xff);
+    }
+  });
+
+  it('still checks UTF-8 in a key the same length as a remembered one, and in short values', () => {
+    const heads = new RequestHeadDecoder();
+    const route = encodeRoute('s', '', '', 'm');
+    heads.decode(body(route, encodeMeta({ ab: 'x' })));
+    // A key of two bytes that are not UTF-8, after the two-byte key "ab" was remembered.
+    expect(() => heads.decode(body(route, Buffer.from([1, 2, 0xc3, 0x28, 0, 1, 0x78])))).toThrow(/metadata key is not valid UTF-8/);
+    expect(() => heads.decode(body(route, Buffer.from([1, 2, 0x61, 0x62, 0, 2, 0xc3, 0x28])))).toThrow(/metadata "ab" is not valid UTF-8/);
+    expect(() => heads.decode(body(route, Buffer.from([1, 2, 0x61, 0x62, 0, 9, 0x78])))).toThrow(/truncated while reading metadata "ab"/);
+    expect(heads.decode(body(route, encodeMeta({ ab: 'é' }))).head.meta).toEqual({ ab: 'é' });
   });
 });
