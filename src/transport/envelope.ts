@@ -162,12 +162,12 @@ export class RequestHeadDecoder {
     }
     if (routeEnd < 0) {
       // Too short for a route: reading it throws the "truncated" error naming the part.
-      return { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
+      return readRoute(reader);
     }
     const key = body.toString('latin1', 0, routeEnd);
     let known = this.#routes.get(key);
     if (known === undefined) {
-      const route = { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
+      const route = readRoute(reader);
       known = { bytes: Buffer.from(body.subarray(0, routeEnd)), value: route };
       if (this.#routes.size < MAX_CACHED_ROUTES) this.#routes.set(key, known);
     } else {
@@ -202,6 +202,11 @@ export class RequestHeadDecoder {
 /** Decodes one REQUEST head without a cache; see {@link RequestHeadDecoder.decode}. */
 export function decodeRequestHead(body: Buffer): { head: RequestHead; payloadOffset: number } {
   return new RequestHeadDecoder().decode(body);
+}
+
+/** Reads the four route strings, checking each. */
+function readRoute(reader: HeadReader): Route {
+  return { service: reader.string8('service'), version: reader.string8('version'), group: reader.string8('group'), method: reader.string8('method') };
 }
 
 /** Whether `body` holds exactly `bytes` from `offset` on (the caller checked the length fits). */
