@@ -263,7 +263,8 @@ class LiveView implements ProviderView, ClusterCandidate {
 class Attempt implements ClusterCall {
   #attempts = 0;
   /** The last decision's provider and the prompt tokens it expects that provider to prefill. */
-  #decided: { provider: LiveView; tokens: number | undefined } | undefined;
+  #decided: LiveView | undefined;
+  #decidedTokens: number | undefined;
 
   /** `providers`: the views of the eligible providers, which the strategy hands back to `send`. */
   constructor(
@@ -297,7 +298,8 @@ class Attempt implements ClusterCall {
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
     const picked = decision.provider as LiveView;
-    this.#decided = { provider: picked, tokens: decision.uncachedTokens };
+    this.#decided = picked;
+    this.#decidedTokens = decision.uncachedTokens;
     this.#attempts++;
     if (this.parts.onRoute !== undefined) {
       try {
@@ -316,7 +318,7 @@ class Attempt implements ClusterCall {
     const connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
     // A strategy hands back what it was given; a candidate of its own making is looked up.
     const stats = provider instanceof LiveView ? provider.stats : parts.stats.get(address);
-    const decided = this.#decided?.provider === provider ? this.#decided.tokens : undefined;
+    const decided = this.#decided === provider ? this.#decidedTokens : undefined;
     const tokens = decided ?? estimateTokens(this.invocation.routingKey);
     const started = Date.now();
     let invocation = this.invocation;

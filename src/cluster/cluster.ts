@@ -95,11 +95,14 @@ export function recordAttempt(budget: RetryBudget, failed: boolean, error?: unkn
  */
 export function attemptOnUntried(call: ClusterCall, tried: Set<ClusterCandidate>, options?: { signal?: AbortSignal }): Promise<unknown> {
   const provider = call.select(tried);
-  if (provider === undefined) {
-    return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } }));
-  }
+  if (provider === undefined) return Promise.reject(noneLeft(call));
   tried.add(provider);
   return call.send(provider, options);
+}
+
+/** The refusal when every provider was tried (or none is eligible): never sent. */
+export function noneLeft(call: ClusterCall): RpcError {
+  return new RpcError(RpcCode.UNAVAILABLE, `no provider of ${call.invocation.service} left to try`, { details: { neverSent: true } });
 }
 
 /**

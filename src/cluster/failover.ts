@@ -5,6 +5,7 @@ import type { ExtensionFactory } from '../common/extension-registry.js';
 import {
   attemptOnUntried,
   mayRetryTransparently,
+  noneLeft,
   safeToRetry,
   TRANSPARENT_RETRIES,
   type ClusterCall,
@@ -47,12 +48,14 @@ export const createFailoverCluster: ExtensionFactory<ClusterStrategy> = (options
 
 /** The failover loop, shared with strategies that start as failover (failback, failsafe). */
 export function failover(call: ClusterCall, retries: number, baseMs: number, maxMs: number): Promise<unknown> {
-  const tried = new Set<ClusterCandidate>();
-  // The first attempt runs outside p-retry: the common case (it succeeds) pays nothing for the
-  // retry machinery; a failure enters the same loop as a retry would.
-  return attemptOnUntried(call, tried).catch((error: unknown) => {
+  // The first attempt runs outside p-retry and without the set of providers tried: the common
+  // case (it succeeds) pays nothing for the retry machinery; a failure enters the same loop as
+  // a retry would.
+  const first = call.select();
+  if (first === undefined) return Promise.reject(noneLeft(call));
+  return call.send(first).catch((error: unknown) => {
     if (!safeToRetry(error, call)) throw error;
-    return retryAfterFirst(call, tried, error, retries, baseMs, maxMs);
+    return retryAfterFirst(call, new Set([first]), error, retries, baseMs, maxMs);
   });
 }
 

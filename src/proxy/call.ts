@@ -29,53 +29,105 @@ export type RpcCall<T = unknown> = Promise<T> & AsyncIterable<unknown> & { reado
  * `await` takes V8's native fast path: a thenable costs an extra job and promise per call.
  */
 export function createCall<T>(start: CallStarter, label: string): RpcCall<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const call = new Promise<T>((onResolve, onReject) => {
-    resolve = onResolve;
-    reject = onReject;
-  }) as RpcCall<T> & { [Symbol.asyncIterator]: () => AsyncIterator<unknown>; trailer: Promise<unknown> };
-  let mode: CallMode | undefined;
-
-  queueMicrotask(() => {
-    if (mode !== undefined) return;
-    mode = 'unary';
-    (start('unary') as Promise<T>).then(resolve, reject);
-  });
-
-  call[Symbol.asyncIterator] = (): AsyncIterator<unknown> => {
-    if (mode === 'unary') {
-      throw new RpcError(
-        RpcCode.FAILED_PRECONDITION,
-        `${label} already started as a unary call: iterate a streaming call in the same tick you make it, e.g. for await (const chunk of proxy.${label.split('.').pop()}(request))`,
-      );
-    }
-    if (mode === 'stream') throw new RpcError(RpcCode.FAILED_PRECONDITION, `${label}: a stream can be iterated only once`);
-    mode = 'stream';
-    // The promise side of a streaming call never settles with a result: it rejects, and is
-    // marked handled so that a caller who only iterates never sees an unhandled rejection.
-    call.catch(() => {});
-    reject(new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`));
-    const stream = start('stream') as Promise<ClientStream>;
-    stream.catch(() => {});
-    call.trailer = stream.then((open) => open.trailer);
-    call.trailer.catch(() => {});
-    let inner: AsyncIterator<unknown> | undefined;
-    return {
-      // Once the stream is open, next() goes straight to it: one promise per chunk.
-      next: () => (inner !== undefined ? inner.next() : stream.then((open) => (inner ??= open[Symbol.asyncIterator]()).next())),
-      return: async (value?: unknown) => {
-        const open = await stream.catch(() => undefined);
-        if (open === undefined) return { done: true, value };
-        return (inner ??= open[Symbol.asyncIterator]()).return!(value);
-      },
-    };
-  };
-
+  const call = new Promise<T>(capture) as RpcCall<T> & { [Symbol.asyncIterator]: () => AsyncIterator<unknown>; trailer: Promise<unknown> };
+  const state = new CallState(start, label, captured.resolve as (value: unknown) => void, captured.reject, call);
   // Plain properties, assigned in the same order on every call (one hidden class; no
-  // defineProperty on the hot path).
+  // defineProperty on the hot path); the iterator is one shared function, not a closure.
+  call[Symbol.asyncIterator] = iterate;
   call.trailer = NO_TRAILER;
+  (call as unknown as { [STATE]: CallState })[STATE] = state;
+  queued.push(state);
+  if (!drainQueued) {
+    drainQueued = true;
+    queueMicrotask(drain);
+  }
   return call;
+}
+
+/** Where a call's state is kept on its promise. */
+const STATE = Symbol('shuttle-rpc call');
+
+/** One call's state: how to start it, in which mode it started, and how to settle its promise. */
+class CallState {
+  mode: CallMode | undefined;
+
+  constructor(
+    readonly start: CallStarter,
+    readonly label: string,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (reason: unknown) => void,
+    readonly call: Promise<unknown> & { trailer: Promise<unknown> },
+  ) {}
+}
+
+/** The settle functions of the promise being made, handed out by a shared executor (no closure per call). */
+const captured: { resolve: (value: never) => void; reject: (reason: unknown) => void } = { resolve: () => {}, reject: () => {} };
+function capture(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
+/*
+ * Calls made since the last microtask start together in one: Node's queueMicrotask makes an
+ * async resource and a bound function for every callback, so one per call cost more than the
+ * rest of the proxy. A call still starts only after the code that made it has finished its
+ * synchronous part, which is what decides its mode.
+ */
+let queued: CallState[] = [];
+let drainQueued = false;
+
+function drain(): void {
+  const batch = queued;
+  // Calls made while this batch starts (a filter making a call) wait for the next microtask,
+  // like any other call, so they too may still be iterated first.
+  queued = [];
+  drainQueued = false;
+  for (const state of batch) startUnary(state);
+}
+
+function startUnary(state: CallState): void {
+  if (state.mode !== undefined) return;
+  state.mode = 'unary';
+  let started: Promise<unknown>;
+  try {
+    started = state.start('unary');
+  } catch (error) {
+    state.reject(error);
+    return;
+  }
+  started.then(state.resolve, state.reject);
+}
+
+function iterate(this: RpcCall): AsyncIterator<unknown> {
+  const state = (this as unknown as { [STATE]: CallState })[STATE];
+  const label = state.label;
+  if (state.mode === 'unary') {
+    throw new RpcError(
+      RpcCode.FAILED_PRECONDITION,
+      `${label} already started as a unary call: iterate a streaming call in the same tick you make it, e.g. for await (const chunk of proxy.${label.split('.').pop()}(request))`,
+    );
+  }
+  if (state.mode === 'stream') throw new RpcError(RpcCode.FAILED_PRECONDITION, `${label}: a stream can be iterated only once`);
+  state.mode = 'stream';
+  const call = state.call;
+  // The promise side of a streaming call never settles with a result: it rejects, and is
+  // marked handled so that a caller who only iterates never sees an unhandled rejection.
+  call.catch(() => {});
+  state.reject(new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`));
+  const stream = state.start('stream') as Promise<ClientStream>;
+  stream.catch(() => {});
+  call.trailer = stream.then((open) => open.trailer);
+  call.trailer.catch(() => {});
+  let inner: AsyncIterator<unknown> | undefined;
+  return {
+    // Once the stream is open, next() goes straight to it: one promise per chunk.
+    next: () => (inner !== undefined ? inner.next() : stream.then((open) => (inner ??= open[Symbol.asyncIterator]()).next())),
+    return: async (value?: unknown) => {
+      const open = await stream.catch(() => undefined);
+      if (open === undefined) return { done: true, value };
+      return (inner ??= open[Symbol.asyncIterator]()).return!(value);
+    },
+  };
 }
 
 /** The trailer of a call that was not iterated: one shared, already-handled rejection. */

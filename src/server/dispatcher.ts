@@ -7,6 +7,7 @@ import type { Logger } from '../log/log.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
 import type { CallContext } from '../call/call-context.js';
+import type { Metadata, Peer } from '../call/invocation.js';
 import { runInCallScope } from '../call/call-scope.js';
 import { createContextKey, createContextValues } from '../call/context-values.js';
 
@@ -158,6 +159,34 @@ export class Dispatcher implements CallHandler {
 /** The transport's running call, for the end of the provider's filter chain. */
 const PROVIDER_CALL = createContextKey<ProviderCallInfo | undefined>(undefined, 'shuttle-rpc provider call');
 
+/**
+ * What a handler is handed. A class, so that one per call is one small object of a fixed shape
+ * (an object literal with a getter is built by the runtime, with a closure for the getter).
+ */
+class HandlerContext implements CallContext {
+  readonly deadline: number | undefined;
+  readonly metadata: Readonly<Metadata>;
+  readonly peer: Peer;
+  readonly #info: ProviderCallInfo;
+  #signal: AbortSignal | undefined;
+
+  constructor(
+    readonly service: string,
+    readonly method: string,
+    info: ProviderCallInfo,
+  ) {
+    this.deadline = info.deadline;
+    this.metadata = info.meta;
+    this.peer = info.peer;
+    this.#info = info;
+  }
+
+  /** Made only for handlers that read it; kept once made, since a streaming handler reads it at every step. */
+  get signal(): AbortSignal {
+    return (this.#signal ??= this.#info.signal);
+  }
+}
+
 function bindMethod(
   instance: object,
   fn: Function,
@@ -167,19 +196,7 @@ function bindMethod(
   scopes: boolean,
 ): ResolvedMethod & { meta: MethodMetadata } {
   const run = (request: unknown, info: ProviderCallInfo): Promise<unknown> => {
-    let signal: AbortSignal | undefined;
-    const context: CallContext = {
-      service: service.name,
-      method: meta.name,
-      // A getter, so the provider's AbortSignal is only made for handlers that use it; kept
-      // once made, since a streaming handler reads it at every step.
-      get signal() {
-        return (signal ??= info.signal);
-      },
-      deadline: info.deadline,
-      metadata: info.meta,
-      peer: info.peer,
-    };
+    const context = new HandlerContext(service.name, meta.name, info);
     // Not an async function: one promise less per call. A synchronous throw still becomes a
     // rejection, and a plain (non-promise) return value is accepted. The handler runs in the
     // call's scope, so calls it makes inherit its deadline and cancellation.

@@ -97,4 +97,46 @@ describe('RpcCall', () => {
     await expect(call as unknown as Promise<unknown>).rejects.toThrow(/is being iterated as a stream; it cannot also be awaited/);
     await iterator.return?.();
   });
+
+  it('starts a stream when it is iterated and the unary calls of the tick after, in the order they were made', async () => {
+    const { calls, caller } = recordingCaller();
+    const proxy = createProxy<Api>('svc', caller);
+    const first = proxy.hello('1');
+    const streamed = proxy.generate('2');
+    const third = proxy.hello('3');
+    const chunks: string[] = [];
+    for await (const chunk of streamed) chunks.push(chunk);
+    expect(await Promise.all([first, third])).toEqual(['hi 1', 'hi 3']);
+    expect(chunks).toEqual(['a', 'b']);
+    expect(calls.map((call) => `${String(call[1])} ${call[3]}`)).toEqual(['2 stream', '1 unary', '3 unary']);
+  });
+
+  it('lets a call made while others start (by a filter, say) still be iterated in its own tick', async () => {
+    const { calls, caller } = recordingCaller();
+    let inner: AsyncIterable<string> | undefined;
+    const proxy = createProxy<Api>('svc', (method, request, options, mode) => {
+      // The outer call's start makes a streaming call, iterated after this returns.
+      if (request === 'outer') inner = proxy.generate('inner');
+      return caller(method, request, options, mode);
+    });
+    const outer = proxy.hello('outer');
+    await Promise.resolve();
+    const chunks: string[] = [];
+    for await (const chunk of inner!) chunks.push(chunk);
+    expect(await outer).toBe('hi outer');
+    expect(chunks).toEqual(['a', 'b']);
+    expect(calls.map((call) => `${String(call[1])} ${call[3]}`)).toEqual(['outer unary', 'inner stream']);
+  });
+
+  it('rejects the call, and starts the others, when starting one throws', async () => {
+    const proxy = createProxy<Api>('svc', (method, request) => {
+      if (request === 'bad') throw new TypeError('caller bug');
+      return Promise.resolve(`${method} ${String(request)}`);
+    });
+    const bad = proxy.hello('bad');
+    const good = proxy.hello('good');
+    await expect(bad).rejects.toThrow('caller bug');
+    expect(await good).toBe('hello good');
+  });
 });
+
