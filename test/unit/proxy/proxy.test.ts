@@ -139,4 +139,3 @@ describe('RpcCall', () => {
     expect(await good).toBe('hello good');
   });
 });
-
