@@ -382,7 +382,10 @@ class Attempt implements ClusterCall {
     }
     const health = parts.health;
     const record = health.record(address);
-    const result = health.guard(record, () => connection.invoke(invocation, parts.serializer));
+    // A closed breaker is passed by without a closure for it to call.
+    const result = health.passes(record)
+      ? connection.invoke(invocation, parts.serializer)
+      : health.guard(record, () => connection.invoke(invocation, parts.serializer));
     // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {

@@ -180,6 +180,11 @@ export class ProviderHealth {
     });
   }
 
+  /** Whether an attempt goes straight through now (no breaker, or it is closed): {@link guard} need not wrap it. */
+  passes(entry: HealthRecord): boolean {
+    return entry.breaker === undefined || entry.breaker.closed;
+  }
+
   /**
    * Counts an attempt's outcome against its provider: the breaker's window (which may open it)
    * and the run of failures that ejects. `error` is undefined for a success; refusals by the

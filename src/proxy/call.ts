@@ -1,5 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ClientStream } from '../transport/client-stream.js';
+import { newPromise, settlers } from '../common/settlers.js';
 
 /** How a call was consumed: awaited (unary) or iterated (server streaming). */
 export type CallMode = 'unary' | 'stream';
@@ -29,8 +30,8 @@ export type RpcCall<T = unknown> = Promise<T> & AsyncIterable<unknown> & { reado
  * `await` takes V8's native fast path: a thenable costs an extra job and promise per call.
  */
 export function createCall<T>(start: CallStarter, label: string): RpcCall<T> {
-  const call = new Promise<T>(capture) as RpcCall<T> & { [Symbol.asyncIterator]: () => AsyncIterator<unknown>; trailer: Promise<unknown> };
-  const state = new CallState(start, label, captured.resolve as (value: unknown) => void, captured.reject, call);
+  const call = newPromise<T>() as RpcCall<T> & { [Symbol.asyncIterator]: () => AsyncIterator<unknown>; trailer: Promise<unknown> };
+  const state = new CallState(start, label, settlers.resolve, settlers.reject, call);
   // Plain properties, assigned in the same order on every call (one hidden class; no
   // defineProperty on the hot path); the iterator is one shared function, not a closure.
   call[Symbol.asyncIterator] = iterate;
@@ -58,13 +59,6 @@ class CallState {
     readonly reject: (reason: unknown) => void,
     readonly call: Promise<unknown> & { trailer: Promise<unknown> },
   ) {}
-}
-
-/** The settle functions of the promise being made, handed out by a shared executor (no closure per call). */
-const captured: { resolve: (value: never) => void; reject: (reason: unknown) => void } = { resolve: () => {}, reject: () => {} };
-function capture(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
-  captured.resolve = resolve;
-  captured.reject = reject;
 }
 
 /*

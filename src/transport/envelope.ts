@@ -43,30 +43,39 @@ export function encodeRoute(service: string, version: string, group: string, met
 }
 
 /**
- * Checks metadata and returns the bytes it takes on the wire (count byte included). `extra` is
- * one more entry appended by the transport (the remaining timeout) without copying `meta`.
- * Throws INVALID_ARGUMENT naming the entry that does not fit.
+ * Checks metadata and returns the bytes it takes on the wire (count byte included). `extraKey`
+ * and `extraValue` are one more entry appended by the transport (the remaining timeout) without
+ * copying `meta`. Throws INVALID_ARGUMENT naming the entry that does not fit.
  */
-export function measureMeta(meta: Metadata | undefined, extra?: readonly [string, string]): number {
+export function measureMeta(meta: Metadata | undefined, extraKey?: string, extraValue?: string): number {
   let size = 1;
   let count = 0;
-  const add = (key: string, value: unknown): void => {
-    if (typeof value !== 'string') {
-      throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`);
+  if (meta !== undefined) {
+    for (const key in meta) {
+      if (!Object.hasOwn(meta, key)) continue;
+      size += measureEntry(key, meta[key]);
+      count++;
     }
-    const k = Buffer.byteLength(key);
-    const v = Buffer.byteLength(value);
-    if (k === 0 || k > 255) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata key ${JSON.stringify(key)} must be 1 to 255 bytes`);
-    if (v > 0xffff) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} value is ${v} bytes, at most 65535 allowed`);
-    size += 3 + k + v;
+  }
+  if (extraKey !== undefined) {
+    size += measureEntry(extraKey, extraValue);
     count++;
-  };
-  if (meta !== undefined) for (const key in meta) if (Object.hasOwn(meta, key)) add(key, meta[key]);
-  if (extra !== undefined) add(extra[0], extra[1]);
+  }
   if (count > MAX_META_ENTRIES) {
     throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata has ${count} entries, at most ${MAX_META_ENTRIES} allowed`);
   }
   return size;
+}
+
+function measureEntry(key: string, value: unknown): number {
+  if (typeof value !== 'string') {
+    throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`);
+  }
+  const k = Buffer.byteLength(key);
+  const v = Buffer.byteLength(value);
+  if (k === 0 || k > 255) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata key ${JSON.stringify(key.slice(0, 40))} must be 1 to 255 bytes, is ${k}`);
+  if (v > 0xffff) throw new RpcError(RpcCode.INVALID_ARGUMENT, `metadata ${JSON.stringify(key)} value is ${v} bytes, at most 65535 allowed`);
+  return 3 + k + v;
 }
 
 /**
@@ -74,28 +83,37 @@ export function measureMeta(meta: Metadata | undefined, extra?: readonly [string
  * `target` at `offset`; returns the offset after it. Strings are written in place, with no
  * intermediate buffers, because this runs once per call.
  */
-export function writeMeta(target: Buffer, offset: number, meta: Metadata | undefined, extra?: readonly [string, string]): number {
+export function writeMeta(target: Buffer, offset: number, meta: Metadata | undefined, extraKey?: string, extraValue?: string): number {
   const countAt = offset++;
   let count = 0;
-  const put = (key: string, value: string): void => {
-    const k = target.write(key, offset + 1, 'utf8');
-    target[offset] = k;
-    offset += 1 + k;
-    const v = target.write(value, offset + 2, 'utf8');
-    target.writeUInt16BE(v, offset);
-    offset += 2 + v;
+  if (meta !== undefined) {
+    for (const key in meta) {
+      if (!Object.hasOwn(meta, key)) continue;
+      offset = writeEntry(target, offset, key, meta[key]!);
+      count++;
+    }
+  }
+  if (extraKey !== undefined) {
+    offset = writeEntry(target, offset, extraKey, extraValue!);
     count++;
-  };
-  if (meta !== undefined) for (const key in meta) if (Object.hasOwn(meta, key)) put(key, meta[key]!);
-  if (extra !== undefined) put(extra[0], extra[1]);
+  }
   target[countAt] = count;
   return offset;
 }
 
+function writeEntry(target: Buffer, offset: number, key: string, value: string): number {
+  const k = target.write(key, offset + 1, 'utf8');
+  target[offset] = k;
+  offset += 1 + k;
+  const v = target.write(value, offset + 2, 'utf8');
+  target.writeUInt16BE(v, offset);
+  return offset + 2 + v;
+}
+
 /** Encodes metadata into a new buffer; see {@link measureMeta} for the checks. */
-export function encodeMeta(meta: Metadata | undefined, extra?: readonly [string, string]): Buffer {
-  const out = Buffer.allocUnsafe(measureMeta(meta, extra));
-  writeMeta(out, 0, meta, extra);
+export function encodeMeta(meta: Metadata | undefined, extraKey?: string, extraValue?: string): Buffer {
+  const out = Buffer.allocUnsafe(measureMeta(meta, extraKey, extraValue));
+  writeMeta(out, 0, meta, extraKey, extraValue);
   return out;
 }
 

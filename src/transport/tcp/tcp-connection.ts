@@ -8,6 +8,7 @@ import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import type { ClientStream } from '../client-stream.js';
 import { FrameDecoder } from '../decoder.js';
 import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
+import { newPromise, settlers } from '../../common/settlers.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
@@ -326,27 +327,31 @@ export class TcpConnection implements ClientConnection {
   }
 
   #sendUnary(invocation: Invocation, serializer: Serializer): Promise<unknown> {
-    const prepared = this.#prepare(invocation, serializer, false);
-    if (prepared instanceof RpcError) return Promise.reject(prepared);
-    const { id, frame, route, writer } = prepared;
+    const route = this.#route(invocation);
+    const frame = this.#prepare(invocation, route, serializer, false);
+    if (frame instanceof RpcError) return Promise.reject(frame);
+    const target = (route as CachedRoute).target;
+    const id = this.#takeId(frame);
     if (invocation.oneWay) {
-      writer.write(frame);
+      this.#writer!.write(frame);
       return Promise.resolve(undefined);
     }
-    return new Promise<unknown>((resolve, reject) => {
-      this.#track(id, new UnaryCall(route.target, invocation.deadline, serializer, resolve, reject), invocation);
-      writer.write(frame);
-    });
+    const answer = newPromise<unknown>();
+    this.#track(id, new UnaryCall(target, invocation.deadline, serializer, settlers.resolve, settlers.reject), invocation);
+    this.#writer!.write(frame);
+    return answer;
   }
 
   #sendStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {
-    const prepared = this.#prepare(invocation, serializer, true);
-    if (prepared instanceof RpcError) return Promise.reject(prepared);
-    const { id, frame, route, writer } = prepared;
+    const route = this.#route(invocation);
+    const frame = this.#prepare(invocation, route, serializer, true);
+    if (frame instanceof RpcError) return Promise.reject(frame);
+    const target = (route as CachedRoute).target;
+    const id = this.#takeId(frame);
     const window = this.#options.streamWindowBytes;
     let consumed = 0;
     const call = new StreamCall(
-      route.target,
+      target,
       invocation.deadline,
       serializer,
       window,
@@ -362,12 +367,12 @@ export class TcpConnection implements ClientConnection {
       (reason) => this.#abandon(id, reason),
     );
     this.#track(id, call, invocation);
-    writer.write(frame);
+    this.#writer!.write(frame);
     return Promise.resolve(call.stream);
   }
 
-  /** Encodes a REQUEST with a fresh id; an RpcError when the call cannot be sent. */
-  #prepare(invocation: Invocation, serializer: Serializer, stream: boolean): { id: number; frame: Buffer; route: CachedRoute; writer: FrameWriter } | RpcError {
+  /** Encodes a REQUEST (its id still to be written); an RpcError when the call cannot be sent now. */
+  #prepare(invocation: Invocation, route: CachedRoute | RpcError, serializer: Serializer, stream: boolean): Buffer | RpcError {
     const writer = this.#writer;
     if (writer === undefined || this.#goingAway) return neverSent(`connection to ${this.address} is not ready`);
     if (writer.overBudget) {
@@ -377,19 +382,21 @@ export class TcpConnection implements ClientConnection {
         `${writer.unsentBytes} bytes of requests wait unsent to provider ${this.address}, over this connection's limit (maxUnsentBytes ${this.#options.maxUnsentBytes}); the provider is not reading`,
       );
     }
-    let frame: Buffer;
-    let route: CachedRoute;
+    if (route instanceof RpcError) return route;
     try {
-      route = this.#route(invocation);
-      frame = this.#encodeRequest(invocation, route, serializer, stream);
+      return this.#encodeRequest(invocation, route, serializer, stream);
     } catch (error) {
       return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
     }
+  }
+
+  /** Gives a prepared REQUEST the next id (written into its header) and returns the id. */
+  #takeId(frame: Buffer): number {
     const id = this.#nextId;
     this.#nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
     frame.writeUInt32BE(Math.floor(id / 2 ** 32), 8);
     frame.writeUInt32BE(id >>> 0, 12);
-    return { id, frame, route, writer };
+    return id;
   }
 
   /** Registers a call in flight with its deadline and abort signal. */
@@ -404,7 +411,8 @@ export class TcpConnection implements ClientConnection {
     }
   }
 
-  #route(invocation: Invocation): CachedRoute {
+  /** The call's encoded route, cached; an RpcError when a name cannot be encoded. */
+  #route(invocation: Invocation): CachedRoute | RpcError {
     const identity = invocation.route;
     if (identity !== undefined) {
       const cached = this.#routesByIdentity.get(identity);
@@ -413,10 +421,14 @@ export class TcpConnection implements ClientConnection {
     const key = `${invocation.service}\u0000${invocation.version}\u0000${invocation.group}\u0000${invocation.method}`;
     let route = this.#routes.get(key);
     if (route === undefined) {
-      route = {
-        bytes: encodeRoute(invocation.service, invocation.version, invocation.group, invocation.method),
-        target: { service: invocation.service, method: invocation.method, kind: 'response' },
-      };
+      try {
+        route = {
+          bytes: encodeRoute(invocation.service, invocation.version, invocation.group, invocation.method),
+          target: { service: invocation.service, method: invocation.method, kind: 'response' },
+        };
+      } catch (error) {
+        return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
+      }
       this.#routes.set(key, route);
     }
     if (identity !== undefined) this.#routesByIdentity.set(identity, route);
@@ -431,8 +443,9 @@ export class TcpConnection implements ClientConnection {
       meta = { ...meta, [ACCEPT_LOAD_META]: '1' };
       this.#askLoad--;
     }
-    const timeout = invocation.deadline === undefined ? undefined : ([TIMEOUT_META, String(Math.max(0, invocation.deadline - Date.now()))] as const);
-    const metaLength = measureMeta(meta, timeout);
+    const timeout = invocation.deadline === undefined ? undefined : String(Math.max(0, invocation.deadline - Date.now()));
+    const timeoutKey = timeout === undefined ? undefined : TIMEOUT_META;
+    const metaLength = measureMeta(meta, timeoutKey, timeout);
     const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
     const bodyLength = route.bytes.length + metaLength + payload.length;
     const frame = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
@@ -440,7 +453,7 @@ export class TcpConnection implements ClientConnection {
     writeHeader(frame, 0, FrameType.REQUEST, flags, serializer.id, 0, 0, bodyLength);
     let offset = HEADER_BYTES;
     offset += route.bytes.copy(frame, offset);
-    offset = writeMeta(frame, offset, meta, timeout);
+    offset = writeMeta(frame, offset, meta, timeoutKey, timeout);
     frame.set(payload, offset);
     return frame;
   }
