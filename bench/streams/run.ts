@@ -9,13 +9,17 @@ import { numberOption } from '../common/common.js';
  * steps (one token for every stream every --cadence ms, default 40: 25 tokens/s each) and a
  * fresh client process reads them all on one connection for --ms (default 10000). Prints a
  * markdown table: tokens/s delivered against offered, the gap between one stream's tokens
- * (p50, p99, max; the cadence is the ideal) and CPU per side.
+ * (p50, p99, max; the cadence is the ideal) and CPU per side. --handlers (default
+ * push,generator) says how the provider's method is written: returning a PushStream the engine
+ * step pushes into, or as an async generator each step wakes; one row per handler and N.
  */
 const here = fileURLToPath(new URL('.', import.meta.url));
 const durationMs = numberOption('ms', 10_000);
 const cadenceMs = numberOption('cadence', 40);
 const index = process.argv.indexOf('--streams');
 const counts = (index < 0 ? '1000,5000,10000' : (process.argv[index + 1] ?? '')).split(',').map(Number);
+const handlersAt = process.argv.indexOf('--handlers');
+const handlers = (handlersAt < 0 ? 'push,generator' : (process.argv[handlersAt + 1] ?? '')).split(',');
 
 interface Result {
   tokens: number;
@@ -26,8 +30,8 @@ interface Result {
   cpuMs: number;
 }
 
-async function measure(streams: number): Promise<Result & { serverCpuMs: number }> {
-  const server = spawn(process.execPath, [`${here}server.js`, String(cadenceMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function measure(streams: number, handler: string): Promise<Result & { serverCpuMs: number }> {
+  const server = spawn(process.execPath, [`${here}server.js`, String(cadenceMs), handler], { stdio: ['ignore', 'pipe', 'inherit'] });
   const cpuSamples: number[] = [];
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -59,14 +63,16 @@ async function measure(streams: number): Promise<Result & { serverCpuMs: number 
 }
 
 console.log(`bench:streams — one consumer, N streams at one token per ${cadenceMs} ms each, ${durationMs} ms measured\n`);
-console.log('| streams | offered tokens/s | delivered tokens/s | delivered | gap p50 | gap p99 | gap max | client CPU | server CPU |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| streams | handler | offered tokens/s | delivered tokens/s | delivered | gap p50 | gap p99 | gap max | client CPU | server CPU |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const streams of counts) {
-  const result = await measure(streams);
-  const offered = (streams * 1000) / cadenceMs;
-  const delivered = result.tokens / result.seconds;
-  const percent = (value: number): string => `${Math.round((value / (result.seconds * 1000)) * 100)} %`;
-  console.log(
-    `| ${streams} | ${Math.round(offered)} | ${Math.round(delivered)} | ${Math.round((delivered / offered) * 100)} % | ${result.gapP50.toFixed(1)} ms | ${result.gapP99.toFixed(1)} ms | ${result.gapMax.toFixed(0)} ms | ${percent(result.cpuMs)} | ${percent(result.serverCpuMs)} |`,
-  );
+  for (const handler of handlers) {
+    const result = await measure(streams, handler);
+    const offered = (streams * 1000) / cadenceMs;
+    const delivered = result.tokens / result.seconds;
+    const percent = (value: number): string => `${Math.round((value / (result.seconds * 1000)) * 100)} %`;
+    console.log(
+      `| ${streams} | ${handler} | ${Math.round(offered)} | ${Math.round(delivered)} | ${Math.round((delivered / offered) * 100)} % | ${result.gapP50.toFixed(1)} ms | ${result.gapP99.toFixed(1)} ms | ${result.gapMax.toFixed(0)} ms | ${percent(result.cpuMs)} | ${percent(result.serverCpuMs)} |`,
+    );
+  }
 }

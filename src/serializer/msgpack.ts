@@ -35,7 +35,36 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
     decode: (bytes) => {
       if (bytes !== checked) checkMsgpack(bytes, limits);
       checked = undefined;
-      return packr.unpack(bytes);
+      const tiny = decodeTiny(bytes);
+      return tiny !== NOT_TINY ? tiny : packr.unpack(bytes);
     },
   };
 };
+
+const NOT_TINY = Symbol('not tiny');
+
+/**
+ * Decodes the smallest payloads without msgpackr: one short ASCII string (a streamed token), a
+ * small integer, a boolean or nil. msgpackr's setup per call costs more than decoding such a
+ * value, and a token stream decodes one per chunk. Anything else is msgpackr's.
+ */
+function decodeTiny(bytes: Uint8Array): unknown {
+  const first = bytes[0]!;
+  if (bytes.length === 1) {
+    if (first <= 0x7f) return first;
+    if (first >= 0xe0) return first - 0x100;
+    if (first === 0xc0) return null;
+    if (first === 0xc2) return false;
+    if (first === 0xc3) return true;
+    return NOT_TINY;
+  }
+  // fixstr of up to 12 bytes (a concatenation that short stays a flat string), all ASCII.
+  if (first < 0xa0 || first > 0xac || bytes.length !== (first & 0x1f) + 1) return NOT_TINY;
+  let text = '';
+  for (let i = 1; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (byte >= 0x80) return NOT_TINY;
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}

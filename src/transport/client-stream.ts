@@ -1,4 +1,8 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { newPromise, settlers } from '../common/settlers.js';
+
+/** Before any reader waits. */
+function ignore(): void {}
 
 /**
  * The consumer's end of a server stream: an AsyncIterable fed by the transport.
@@ -20,7 +24,9 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
   readonly #onCancel: (reason: RpcError) => void;
   #resolveTrailer!: (value: unknown) => void;
   #rejectTrailer!: (error: unknown) => void;
-  #waiting: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void } | undefined;
+  /** The reader waiting for a chunk, if it asked while none was queued. */
+  #waiting: ((result: IteratorResult<T>) => void) | undefined;
+  #waitingReject: (error: unknown) => void = ignore;
   #state: 'open' | 'ended' | 'failed' | 'cancelled' = 'open';
   #endValue: unknown;
   #error: RpcError | undefined;
@@ -79,7 +85,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     if (waiting !== undefined) {
       this.#waiting = undefined;
       this.#onConsumed(bytes);
-      waiting.resolve({ value, done: false });
+      waiting({ value, done: false });
     } else {
       this.#queue.push({ value, bytes });
     }
@@ -95,7 +101,7 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     if (this.#waiting !== undefined && this.#queue.length === 0) {
       const waiting = this.#waiting;
       this.#waiting = undefined;
-      waiting.resolve({ value: undefined as never, done: true });
+      waiting({ value: undefined as never, done: true });
     }
   }
 
@@ -107,9 +113,8 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#rejectTrailer(error);
     if (this.#received === 0) this.#rejectFirst(error);
     if (this.#waiting !== undefined && this.#queue.length === 0) {
-      const waiting = this.#waiting;
       this.#waiting = undefined;
-      waiting.reject(error);
+      this.#waitingReject(error);
     }
   }
 
@@ -138,10 +143,13 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
         return Promise.resolve({ value: undefined as never, done: true });
       case 'failed':
         return Promise.reject(this.#error);
-      default:
-        return new Promise((resolve, reject) => {
-          this.#waiting = { resolve, reject };
-        });
+      default: {
+        // No closure per chunk: the promise's settle functions are taken from a shared executor.
+        const next = newPromise<IteratorResult<T>>();
+        this.#waiting = settlers.resolve;
+        this.#waitingReject = settlers.reject;
+        return next;
+      }
     }
   }
 

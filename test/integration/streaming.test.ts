@@ -77,6 +77,27 @@ describe('server streaming', () => {
     expect((await iterator.next()).done).toBe(true);
   });
 
+  it('delivers a PushStream the producer feeds, then its end value', async () => {
+    const call = stream.pushed({ n: 500 });
+    expect(await collect(call)).toEqual(Array.from({ length: 500 }, (_, i) => ({ i })));
+    expect(await call.trailer).toEqual({ count: 500 });
+    await statsWhen((stats) => stats.finallyRan === 1, 'the push stream to close after its end');
+  });
+
+  it("tells a PushStream's producer when the reader leaves, and holds at most its high-water mark for a reader that stalls", async () => {
+    const iterator = stream.pushed({ n: 1e9 })[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toEqual({ i: 0 });
+    // The reader stalls: the flow-control window fills, then the stream's buffer to its mark.
+    await statsWhen((stats) => stats.maxBuffered >= 8, 'the producer to be held back');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const held = await stream.stats();
+    expect(held.maxBuffered).toBe(8);
+    await iterator.return?.();
+    const closed = await statsWhen((stats) => stats.finallyRan === 1, 'the producer to be told the reader left');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await stream.stats()).yielded).toBe(closed.yielded);
+  });
+
   it('surfaces a handler error after the chunks sent before it, with its code', async () => {
     const received: unknown[] = [];
     const error = (await rejection(

@@ -94,8 +94,12 @@ export class StreamCall implements PendingCall {
     this.#unacknowledged -= bytes;
   }
 
+  /** The call's name for errors (built only when one is). */
+  get #where(): string {
+    return `${this.target.service}.${this.target.method}`;
+  }
+
   accept(frame: Frame): boolean {
-    const where = `${this.target.service}.${this.target.method}`;
     switch (frame.type) {
       case FrameType.STREAM_CHUNK: {
         // Our view of the provider's credit is never smaller than its own (grants in flight
@@ -103,13 +107,13 @@ export class StreamCall implements PendingCall {
         if (this.#unacknowledged >= this.window) {
           throw new RpcError(
             RpcCode.INTERNAL,
-            `protocol error: ${where} sent a chunk beyond its flow-control window (${this.#unacknowledged} bytes unacknowledged, window ${this.window})`,
+            `protocol error: ${this.#where} sent a chunk beyond its flow-control window (${this.#unacknowledged} bytes unacknowledged, window ${this.window})`,
           );
         }
         this.#unacknowledged += frame.body.length + 20;
         const sequence = readU32(frame.body, 'STREAM_CHUNK');
         if (sequence !== this.#next) {
-          this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${where}: chunk ${sequence} arrived where ${this.#next} was expected`));
+          this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${this.#where}: chunk ${sequence} arrived where ${this.#next} was expected`));
           return true;
         }
         this.#next++;
@@ -117,7 +121,7 @@ export class StreamCall implements PendingCall {
         try {
           value = this.serializer.decode(frame.body.subarray(4), this.target);
         } catch (error) {
-          this.stream.fail(new RpcError(RpcCode.INTERNAL, `cannot decode chunk ${sequence} of ${where}: ${(error as Error).message}`, { cause: error }));
+          this.stream.fail(new RpcError(RpcCode.INTERNAL, `cannot decode chunk ${sequence} of ${this.#where}: ${(error as Error).message}`, { cause: error }));
           return true;
         }
         this.stream.push(value, frame.body.length + 20);
@@ -130,14 +134,14 @@ export class StreamCall implements PendingCall {
         }
         const count = readU32(frame.body, 'STREAM_END');
         if (count !== this.#next) {
-          this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${where}: the provider sent ${count} chunks, ${this.#next} arrived`));
+          this.stream.fail(new RpcError(RpcCode.DATA_LOSS, `${this.#where}: the provider sent ${count} chunks, ${this.#next} arrived`));
           return true;
         }
         let trailer: unknown;
         try {
           trailer = frame.body.length > 4 ? this.serializer.decode(frame.body.subarray(4), { ...this.target, kind: 'response' }) : undefined;
         } catch (error) {
-          this.stream.fail(new RpcError(RpcCode.INTERNAL, `cannot decode the trailer of ${where}: ${(error as Error).message}`, { cause: error }));
+          this.stream.fail(new RpcError(RpcCode.INTERNAL, `cannot decode the trailer of ${this.#where}: ${(error as Error).message}`, { cause: error }));
           return true;
         }
         this.stream.end(trailer);
@@ -147,7 +151,7 @@ export class StreamCall implements PendingCall {
         // A provider refuses a stream before starting it with an ordinary error response.
         this.stream.fail(
           frame.status === RpcCode.OK
-            ? new RpcError(RpcCode.INTERNAL, `protocol error: ${where} answered a stream with a unary response`)
+            ? new RpcError(RpcCode.INTERNAL, `protocol error: ${this.#where} answered a stream with a unary response`)
             : decodeWireError(frame),
         );
         return true;

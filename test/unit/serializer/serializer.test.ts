@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { RpcCode } from '../../../src/errors/errors.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
+import { checkMsgpack } from '../../../src/serializer/msgpack-guard.js';
 import { createProtobufSerializer } from '../../../src/serializer/protobuf.js';
 import { SerializerSet, type PayloadTarget } from '../../../src/serializer/serializer.js';
 
@@ -23,6 +25,29 @@ describe('msgpack serializer', () => {
     expect(msgpack.decode(msgpack.encode(embedding, response), response)).toEqual(embedding);
     expect(msgpack.decode(msgpack.encode(Buffer.from([1, 2]), response), response)).toEqual(Buffer.from([1, 2]));
   });
+  it('decodes every one-byte payload and every short string as msgpackr does', () => {
+    const packr = new Packr({ useRecords: false, moreTypes: true });
+    for (let byte = 0; byte < 256; byte++) {
+      const bytes = Buffer.from([byte]);
+      let expected: unknown;
+      try {
+        // What decoding was before the short path: the guard, then msgpackr.
+        checkMsgpack(bytes);
+        expected = packr.unpack(bytes);
+      } catch {
+        expect(() => msgpack.decode(bytes, response), `byte ${byte}`).toThrow();
+        continue;
+      }
+      expect(msgpack.decode(bytes, response), `byte ${byte}`).toEqual(expected);
+    }
+    for (const text of ['', 'a', 'tok', ' the', 'twelve bytes', 'thirteen byte', 'é', 'caf\u00e9!', '\u0000\u007f', 'x'.repeat(31), 'y'.repeat(40)]) {
+      expect(msgpack.decode(msgpack.encode(text, response), response)).toBe(text);
+    }
+    // A short fixstr with bytes that are not UTF-8 is msgpackr's to decode, not taken as ASCII.
+    const odd = Buffer.from([0xa2, 0xc3, 0x28]);
+    expect(msgpack.decode(odd, response)).toBe(packr.unpack(odd));
+  });
+
   it('throws on truncated bytes and on trailing garbage', () => {
     // The guard (msgpack-guard.ts) finds both before msgpackr sees them, and says where.
     expect(() => msgpack.decode(Buffer.from([0x92, 0x01]), request)).toThrow(/malformed msgpack at byte 1: a container of 2 elements, only 1 bytes left/);
