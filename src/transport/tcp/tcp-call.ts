@@ -14,7 +14,7 @@ export interface TcpCallWire {
   answer(call: TcpCall, value: unknown): void;
   /** Writes a unary call's error RESPONSE. */
   answerError(call: TcpCall, error: RpcError): void;
-  /** Queues a frame of a stream. */
+  /** Queues a frame of a stream (sent in slices of STREAM_FLUSH_BYTES, see frame-writer.ts). */
   write(frame: Buffer): void;
   /** Sends what was queued at once. */
   flush(): void;
