@@ -5,9 +5,11 @@ import { numberOption } from '../common/common.js';
 
 /*
  * bench:unary — shuttle-rpc against a raw `net` baseline, @grpc/grpc-js and Moleculer (TCP
- * transporter; its default JSON serializer and its MessagePack one), side by side in one run. For every payload size and concurrency, each system gets a fresh server process and a
- * fresh client process (so client and server never share a core's event loop), one after the
- * other. Prints a markdown table with requests/s, p50/p99 latency and shuttle's ratios.
+ * transporter; its default JSON serializer and its MessagePack one), side by side in one run,
+ * and shuttle over its grpc transport against the bare grpc-js underneath it. For every payload
+ * size and concurrency, each system gets a fresh server process and a fresh client process (so
+ * client and server never share a core's event loop), one after the other. Prints a markdown
+ * table with requests/s, p50/p99 latency and the ratios.
  *
  * Options: --ms N (measured time per cell, default 3000), --rounds N (repeat the whole matrix
  * and keep each cell's best throughput, default 1).
@@ -18,7 +20,7 @@ const rounds = numberOption('rounds', 1);
 const payloads = [64, 64 * 1024];
 const concurrencies = [1, 32, 256];
 // --systems a,b runs a subset; the ratio columns need shuttle and the system they compare with.
-const allSystems = ['shuttle', 'raw', 'grpc-js', 'moleculer', 'moleculer-msgpack'];
+const allSystems = ['shuttle', 'raw', 'grpc-js', 'moleculer', 'moleculer-msgpack', 'shuttle-grpc'];
 const only = process.argv.indexOf('--systems');
 const systems = only < 0 ? allSystems : (process.argv[only + 1] ?? '').split(',').filter((name) => allSystems.includes(name));
 
@@ -75,17 +77,17 @@ const lat = (result: Result | undefined): string => (result === undefined ? '-' 
 const count = (result: Result | undefined): string => (result === undefined ? '-' : String(Math.round(rps(result))));
 const ratio = (a: Result | undefined, b: Result | undefined): string => (a === undefined || b === undefined ? '-' : `${(rps(a) / rps(b)).toFixed(2)}x`);
 const lines = [
-  `| payload | concurrency | shuttle req/s | shuttle p50 / p99 µs | raw net req/s | raw p50 / p99 µs | grpc-js req/s | grpc-js p50 / p99 µs | Moleculer JSON req/s | Moleculer msgpack req/s | Moleculer p50 / p99 µs (best) | shuttle / raw | shuttle / grpc-js | shuttle / Moleculer (best) |`,
-  `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
+  `| payload | concurrency | shuttle req/s | shuttle p50 / p99 µs | raw net req/s | raw p50 / p99 µs | grpc-js req/s | grpc-js p50 / p99 µs | Moleculer JSON req/s | Moleculer msgpack req/s | Moleculer p50 / p99 µs (best) | shuttle-grpc req/s | shuttle / raw | shuttle / grpc-js | shuttle / Moleculer (best) | shuttle-grpc / grpc-js |`,
+  `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
 ];
 for (const bytes of payloads) {
   for (const concurrency of concurrencies) {
-    const [s, r, g, mj, mm] = allSystems.map((system) => best.get(`${bytes}/${concurrency}/${system}`));
+    const [s, r, g, mj, mm, sg] = allSystems.map((system) => best.get(`${bytes}/${concurrency}/${system}`));
     // Moleculer's better serializer for this cell is the one a user would keep.
     const m = rps(mm) > rps(mj) || mj === undefined ? mm : mj;
     const size = bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`;
     lines.push(
-      `| ${size} | ${concurrency} | ${count(s)} | ${lat(s)} | ${count(r)} | ${lat(r)} | ${count(g)} | ${lat(g)} | ${count(mj)} | ${count(mm)} | ${lat(m)} | ${ratio(s, r)} | ${ratio(s, g)} | ${ratio(s, m)} |`,
+      `| ${size} | ${concurrency} | ${count(s)} | ${lat(s)} | ${count(r)} | ${lat(r)} | ${count(g)} | ${lat(g)} | ${count(mj)} | ${count(mm)} | ${lat(m)} | ${count(sg)} | ${ratio(s, r)} | ${ratio(s, g)} | ${ratio(s, m)} | ${ratio(sg, g)} |`,
     );
   }
 }

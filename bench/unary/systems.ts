@@ -39,17 +39,24 @@ class EchoBench {
   }
 }
 
-const shuttle: BenchSystem = {
-  async serve() {
-    const server = await createServer({ services: [new EchoBench()] });
-    return { port: server.port, close: () => server.close() };
-  },
-  async connect(port) {
-    const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, timeoutMs: 60_000 });
-    const echo = client.proxy<EchoBench>('bench.Echo');
-    return { call: (payload) => echo.echo(payload), close: () => client.close() };
-  },
-};
+/**
+ * shuttle-rpc end to end (proxy, filters, cluster, load balancer) over one of its transports:
+ * `tcp` (its own framing) or `grpc` (@grpc/grpc-js underneath, with no .proto, so msgpack
+ * bodies in the generic envelope — the bodies the bare grpc-js system sends, plus the envelope).
+ */
+function shuttleOver(transport: 'tcp' | 'grpc'): BenchSystem {
+  return {
+    async serve() {
+      const server = await createServer({ services: [new EchoBench()], transport });
+      return { port: server.port, close: () => server.close() };
+    },
+    async connect(port) {
+      const client = await createClient({ registry: `shuttle://127.0.0.1:${port}`, transport, timeoutMs: 60_000 });
+      const echo = client.proxy<EchoBench>('bench.Echo');
+      return { call: (payload) => echo.echo(payload), close: () => client.close() };
+    },
+  };
+}
 
 /**
  * The raw baseline: a 4-byte big-endian length prefix and a msgpackr body, pipelined over one
@@ -134,7 +141,8 @@ function lazy(load: () => Promise<BenchSystem>): BenchSystem {
 }
 
 export const SYSTEMS: Record<string, BenchSystem> = {
-  shuttle,
+  shuttle: shuttleOver('tcp'),
+  'shuttle-grpc': shuttleOver('grpc'),
   raw,
   'grpc-js': grpcJs,
   moleculer: lazy(async () => (await import('./moleculer.js')).moleculerJson),

@@ -1,22 +1,32 @@
 /*
- * A promise and its settle functions without a closure per promise. Node 20 has no
- * Promise.withResolvers, and `new Promise((resolve, reject) => …)` allocates the executor and
- * its context for every call on the hot path.
+ * A promise whose settle functions go into an object the caller already has, without a
+ * closure per promise. Node 20 has no Promise.withResolvers, and `new Promise((resolve,
+ * reject) => …)` allocates the executor and its context for every call on the hot path.
  */
 
-/** The settle functions of the promise {@link newPromise} made last; read them at once. */
-export const settlers: { resolve: (value: unknown) => void; reject: (reason: unknown) => void } = { resolve: () => {}, reject: () => {} };
+/** Where {@link newPromise} puts the settle functions of the promise it makes. */
+export interface Settlers<T> {
+  resolve: (value: T) => void;
+  reject: (reason: unknown) => void;
+}
+
+let lastResolve: ((value: never) => void) | undefined;
+let lastReject: ((reason: unknown) => void) | undefined;
 
 function capture(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
-  settlers.resolve = resolve as (value: unknown) => void;
-  settlers.reject = reject;
+  lastResolve = resolve;
+  lastReject = reject;
 }
 
-/**
- * A new pending promise; its settle functions are in {@link settlers} until the next call, so
- * the caller takes them in the same synchronous step:
- * `const p = newPromise<T>(); const { resolve, reject } = settlers;`.
- */
-export function newPromise<T>(): Promise<T> {
-  return new Promise<T>(capture);
+/** A new pending promise; its settle functions are put into `into` (and kept nowhere else). */
+export function newPromise<T>(into: Settlers<T>): Promise<T> {
+  const promise = new Promise<T>(capture);
+  into.resolve = lastResolve as (value: T) => void;
+  into.reject = lastReject!;
+  lastResolve = undefined;
+  lastReject = undefined;
+  return promise;
 }
+
+/** A placeholder settle function for an object made before its promise. */
+export function unsettled(): void {}

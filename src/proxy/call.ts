@@ -1,6 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ClientStream } from '../transport/client-stream.js';
-import { newPromise, settlers } from '../common/settlers.js';
+import { newPromise, unsettled, type Settlers } from '../common/settlers.js';
 
 /** How a call was consumed: awaited (unary) or iterated (server streaming). */
 export type CallMode = 'unary' | 'stream';
@@ -30,8 +30,9 @@ export type RpcCall<T = unknown> = Promise<T> & AsyncIterable<unknown> & { reado
  * `await` takes V8's native fast path: a thenable costs an extra job and promise per call.
  */
 export function createCall<T>(start: CallStarter, label: string): RpcCall<T> {
-  const call = newPromise<T>() as RpcCall<T> & { [Symbol.asyncIterator]: () => AsyncIterator<unknown>; trailer: Promise<unknown> };
-  const state = new CallState(start, label, settlers.resolve, settlers.reject, call);
+  const state = new CallState(start, label);
+  const call = newPromise<T>(state as Settlers<T>) as RpcCall<T> & { [Symbol.asyncIterator]: () => AsyncIterator<unknown>; trailer: Promise<unknown> };
+  state.call = call;
   // Plain properties, assigned in the same order on every call (one hidden class; no
   // defineProperty on the hot path); the iterator is one shared function, not a closure.
   call[Symbol.asyncIterator] = iterate;
@@ -49,15 +50,15 @@ export function createCall<T>(start: CallStarter, label: string): RpcCall<T> {
 const STATE = Symbol('shuttle-rpc call');
 
 /** One call's state: how to start it, in which mode it started, and how to settle its promise. */
-class CallState {
+class CallState implements Settlers<unknown> {
   mode: CallMode | undefined;
+  resolve: (value: unknown) => void = unsettled;
+  reject: (reason: unknown) => void = unsettled;
+  call!: Promise<unknown> & { trailer: Promise<unknown> };
 
   constructor(
     readonly start: CallStarter,
     readonly label: string,
-    readonly resolve: (value: unknown) => void,
-    readonly reject: (reason: unknown) => void,
-    readonly call: Promise<unknown> & { trailer: Promise<unknown> },
   ) {}
 }
 

@@ -1,8 +1,5 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { newPromise, settlers } from '../common/settlers.js';
-
-/** Before any reader waits. */
-function ignore(): void {}
+import { newPromise, unsettled, type Settlers } from '../common/settlers.js';
 
 /**
  * The consumer's end of a server stream: an AsyncIterable fed by the transport.
@@ -24,9 +21,9 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
   readonly #onCancel: (reason: RpcError) => void;
   #resolveTrailer!: (value: unknown) => void;
   #rejectTrailer!: (error: unknown) => void;
-  /** The reader waiting for a chunk, if it asked while none was queued. */
-  #waiting: ((result: IteratorResult<T>) => void) | undefined;
-  #waitingReject: (error: unknown) => void = ignore;
+  /** The reader waiting for a chunk, if it asked while none was queued: its promise's settle functions. */
+  readonly #waiter: Settlers<IteratorResult<T>> = { resolve: unsettled, reject: unsettled };
+  #waiting = false;
   #state: 'open' | 'ended' | 'failed' | 'cancelled' = 'open';
   #endValue: unknown;
   #error: RpcError | undefined;
@@ -81,11 +78,10 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     if (this.#state !== 'open') return;
     this.#received++;
     if (this.#received === 1) this.#resolveFirst();
-    const waiting = this.#waiting;
-    if (waiting !== undefined) {
-      this.#waiting = undefined;
+    if (this.#waiting) {
+      this.#waiting = false;
       this.#onConsumed(bytes);
-      waiting({ value, done: false });
+      this.#waiter.resolve({ value, done: false });
     } else {
       this.#queue.push({ value, bytes });
     }
@@ -98,10 +94,9 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#endValue = trailer;
     this.#resolveTrailer(trailer);
     this.#resolveFirst();
-    if (this.#waiting !== undefined && this.#queue.length === 0) {
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      waiting({ value: undefined as never, done: true });
+    if (this.#waiting && this.#queue.length === 0) {
+      this.#waiting = false;
+      this.#waiter.resolve({ value: undefined as never, done: true });
     }
   }
 
@@ -112,9 +107,9 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     this.#error = error;
     this.#rejectTrailer(error);
     if (this.#received === 0) this.#rejectFirst(error);
-    if (this.#waiting !== undefined && this.#queue.length === 0) {
-      this.#waiting = undefined;
-      this.#waitingReject(error);
+    if (this.#waiting && this.#queue.length === 0) {
+      this.#waiting = false;
+      this.#waiter.reject(error);
     }
   }
 
@@ -144,11 +139,9 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
       case 'failed':
         return Promise.reject(this.#error);
       default: {
-        // No closure per chunk: the promise's settle functions are taken from a shared executor.
-        const next = newPromise<IteratorResult<T>>();
-        this.#waiting = settlers.resolve;
-        this.#waitingReject = settlers.reject;
-        return next;
+        // No closure or object per chunk: the settle functions go into the one waiter.
+        this.#waiting = true;
+        return newPromise(this.#waiter);
       }
     }
   }

@@ -159,6 +159,15 @@ export class RequestHeadDecoder {
   decode(body: Buffer): { head: RequestHead; payloadOffset: number } {
     const reader = this.#reader;
     reader.reset(body);
+    try {
+      return this.#decode(reader);
+    } finally {
+      // The reader must not hold the last request's frame (up to the frame limit) till the next.
+      reader.reset(EMPTY);
+    }
+  }
+
+  #decode(reader: HeadReader): { head: RequestHead; payloadOffset: number } {
     const route = this.#route(reader);
     const count = reader.u8('metadata count');
     // A null-prototype object: keys like "__proto__" from the wire stay plain data.
@@ -234,8 +243,10 @@ function sameBytes(body: Buffer, offset: number, bytes: Buffer): boolean {
 }
 
 /** A cursor over one head; reused by its decoder, which decodes one head at a time. */
+const EMPTY = Buffer.alloc(0);
+
 class HeadReader {
-  body: Buffer = Buffer.alloc(0);
+  body: Buffer = EMPTY;
   offset = 0;
 
   reset(body: Buffer): void {

@@ -1,4 +1,5 @@
 import { RpcCode, RpcError } from '../../errors/errors.js';
+import { newPromise, unsettled, type Settlers } from '../../common/settlers.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import { ClientStream } from '../client-stream.js';
 import { FrameType, type Frame } from '../frame.js';
@@ -20,18 +21,21 @@ export interface PendingCall {
   fail(error: RpcError): void;
 }
 
-/** A unary call: one RESPONSE settles it. */
-export class UnaryCall implements PendingCall {
+/** A unary call: one RESPONSE settles it; `answer` is its promise. */
+export class UnaryCall implements PendingCall, Settlers<unknown> {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  resolve: (value: unknown) => void = unsettled;
+  reject: (error: unknown) => void = unsettled;
+  readonly answer: Promise<unknown>;
 
   constructor(
     readonly target: PayloadTarget,
     readonly deadline: number | undefined,
     private readonly serializer: Serializer,
-    private readonly resolve: (value: unknown) => void,
-    private readonly reject: (error: RpcError) => void,
-  ) {}
+  ) {
+    this.answer = newPromise(this);
+  }
 
   accept(frame: Frame): boolean {
     if (frame.type !== FrameType.RESPONSE) {

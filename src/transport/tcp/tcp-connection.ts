@@ -8,7 +8,6 @@ import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import type { ClientStream } from '../client-stream.js';
 import { FrameDecoder } from '../decoder.js';
 import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
-import { newPromise, settlers } from '../../common/settlers.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
@@ -336,10 +335,10 @@ export class TcpConnection implements ClientConnection {
       this.#writer!.write(frame);
       return Promise.resolve(undefined);
     }
-    const answer = newPromise<unknown>();
-    this.#track(id, new UnaryCall(target, invocation.deadline, serializer, settlers.resolve, settlers.reject), invocation);
+    const call = new UnaryCall(target, invocation.deadline, serializer);
+    this.#track(id, call, invocation);
     this.#writer!.write(frame);
-    return answer;
+    return call.answer;
   }
 
   #sendStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PushStream } from '../../../src/call/push-stream.js';
+import { PushStream } from '../../../src/server/push-stream.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 
 async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
