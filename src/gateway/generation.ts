@@ -64,11 +64,13 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): string =>
     `data: ${JSON.stringify({ id, object, created, model, choices: choice === undefined ? [] : [{ index: 0, ...choice }], ...extra })}\n\n`;
+  const tokenEvent = tokenEventFramer(kind, id, created, model);
   // Waits for the socket to drain when the client reads slower than the worker generates:
-  // the wait backs up into the worker call's flow-control window instead of into memory.
-  const write = async (text: string): Promise<void> => {
-    if (response.write(text) || response.destroyed) return;
-    await new Promise<void>((resolve) => {
+  // the wait backs up into the worker call's flow-control window instead of into memory. No
+  // promise while the socket takes the text, which is almost always.
+  const write = (text: string): Promise<void> | undefined => {
+    if (response.write(text) || response.destroyed) return undefined;
+    return new Promise<void>((resolve) => {
       const done = (): void => {
         response.off('drain', done);
         response.off('close', done);
@@ -94,7 +96,12 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
       if (!response.headersSent) open();
       tokens++;
       const { text } = token;
-      await write(chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }));
+      const waiting = write(
+        typeof text === 'string'
+          ? tokenEvent(text)
+          : chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }),
+      );
+      if (waiting !== undefined) await waiting;
     }
     const usage = await call.trailer;
     context.onUsage?.(usage);
@@ -109,6 +116,20 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     context.log.error({ err: error, requestId: context.requestId, tokens }, `a ${kind} stream broke after ${tokens} tokens`);
     response.end(`data: ${JSON.stringify(streamBroken(tokens, context.requestId))}\n\n`);
   }
+}
+
+/**
+ * The SSE event of one token, `data: {…}` and a blank line, exactly as JSON.stringify writes the
+ * chunk object (id, object, created, model, choices: [{ index, delta: { content } | text,
+ * logprobs, finish_reason }]) — but as fixed text around the token's JSON string, so no object is
+ * built per token.
+ */
+export function tokenEventFramer(kind: GenerationKind, id: string, created: number, model: string | undefined): (text: string) => string {
+  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const fields = `"id":${JSON.stringify(id)},"object":"${object}","created":${JSON.stringify(created)},${model === undefined ? '' : `"model":${JSON.stringify(model)},`}`;
+  const head = `data: {${fields}"choices":[{"index":0,${kind === 'chat' ? '"delta":{"content":' : '"text":'}`;
+  const tail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]}\n\n`;
+  return (text) => `${head}${JSON.stringify(text)}${tail}`;
 }
 
 function startCall(parsed: ParsedGeneration, context: GenerationContext): ReturnType<Proxied<LlmApi>['generate']> {
