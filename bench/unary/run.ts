@@ -58,12 +58,21 @@ async function measure(system: string, bytes: number, concurrency: number): Prom
 }
 
 const best = new Map<string, Result>();
+const failed = new Set<string>();
 for (let round = 0; round < rounds; round++) {
   for (const bytes of payloads) {
     for (const concurrency of concurrencies) {
       for (const system of systems) {
-        const result = await measure(system, bytes, concurrency);
         const key = `${bytes}/${concurrency}/${system}`;
+        let result: Result;
+        try {
+          result = await measure(system, bytes, concurrency);
+        } catch (error) {
+          // A system that fails a cell (its client saw an error) is reported as such; the others go on.
+          failed.add(key);
+          process.stderr.write(`round ${round + 1} ${key}: failed (${(error as Error).message})\n`);
+          continue;
+        }
         const previous = best.get(key);
         if (previous === undefined || result.requests / result.seconds > previous.requests / previous.seconds) best.set(key, result);
         process.stderr.write(`round ${round + 1} ${key}: ${Math.round(result.requests / result.seconds)} req/s\n`);
@@ -75,6 +84,8 @@ for (let round = 0; round < rounds; round++) {
 const rps = (result: Result | undefined): number => (result === undefined ? Number.NaN : result.requests / result.seconds);
 const lat = (result: Result | undefined): string => (result === undefined ? '-' : `${result.p50.toFixed(0)} / ${result.p99.toFixed(0)}`);
 const count = (result: Result | undefined): string => (result === undefined ? '-' : String(Math.round(rps(result))));
+/** A cell's count, or "failed" when every round of it failed. */
+const countOf = (key: string): string => (best.get(key) === undefined && failed.has(key) ? 'failed' : count(best.get(key)));
 const ratio = (a: Result | undefined, b: Result | undefined): string => (a === undefined || b === undefined ? '-' : `${(rps(a) / rps(b)).toFixed(2)}x`);
 const lines = [
   `| payload | concurrency | shuttle req/s | shuttle p50 / p99 µs | raw net req/s | raw p50 / p99 µs | grpc-js req/s | grpc-js p50 / p99 µs | Moleculer JSON req/s | Moleculer msgpack req/s | Moleculer p50 / p99 µs (best) | shuttle-grpc req/s | shuttle / raw | shuttle / grpc-js | shuttle / Moleculer (best) | shuttle-grpc / grpc-js |`,
@@ -87,7 +98,7 @@ for (const bytes of payloads) {
     const m = rps(mm) > rps(mj) || mj === undefined ? mm : mj;
     const size = bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`;
     lines.push(
-      `| ${size} | ${concurrency} | ${count(s)} | ${lat(s)} | ${count(r)} | ${lat(r)} | ${count(g)} | ${lat(g)} | ${count(mj)} | ${count(mm)} | ${lat(m)} | ${count(sg)} | ${ratio(s, r)} | ${ratio(s, g)} | ${ratio(s, m)} | ${ratio(sg, g)} |`,
+      `| ${size} | ${concurrency} | ${count(s)} | ${lat(s)} | ${count(r)} | ${lat(r)} | ${count(g)} | ${lat(g)} | ${count(mj)} | ${count(mm)} | ${lat(m)} | ${countOf(`${bytes}/${concurrency}/shuttle-grpc`)} | ${ratio(s, r)} | ${ratio(s, g)} | ${ratio(s, m)} | ${ratio(sg, g)} |`,
     );
   }
 }
