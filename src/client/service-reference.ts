@@ -389,13 +389,13 @@ class Attempt implements ClusterCall {
     // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {
-        health.settled(record);
+        health.succeeded(record);
         finish(stats, tokens, started);
         recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
       (error: unknown) => {
-        health.settled(record, error);
+        health.failed(record, error);
         finish(stats, tokens, started);
         recordAttempt(parts.budget, true, error);
       },

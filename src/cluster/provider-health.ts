@@ -165,7 +165,7 @@ export class ProviderHealth {
    * Starts one attempt on a provider. While its breaker is closed the attempt goes straight
    * through; open, it is refused with UNAVAILABLE (`neverSent`, `breakerOpen`) without running;
    * half-open, the first attempt is the probe (with its own time limit) and the rest are
-   * refused. The caller reports the outcome with {@link settled}.
+   * refused. The caller reports the outcome with {@link succeeded} or {@link failed}.
    */
   guard<T>(entry: HealthRecord, attempt: () => Promise<T>): Promise<T> {
     const breaker = entry.breaker;
@@ -185,20 +185,21 @@ export class ProviderHealth {
     return entry.breaker === undefined || entry.breaker.closed;
   }
 
-  /**
-   * Counts an attempt's outcome against its provider: the breaker's window (which may open it)
-   * and the run of failures that ejects. `error` is undefined for a success; refusals by the
-   * breaker itself count for nothing.
-   */
-  settled(entry: HealthRecord, error?: unknown): void {
-    if (error === undefined) {
-      if (entry.breaker !== undefined) entry.calls[this.#bucket(entry)]!++;
-      if (this.#ejection !== undefined) {
-        entry.consecutive = 0;
-        if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
-      }
-      return;
+  /** Counts a successful attempt: in the breaker's window, and it ends a run of failures. */
+  succeeded(entry: HealthRecord): void {
+    if (entry.breaker !== undefined) entry.calls[this.#bucket(entry)]!++;
+    if (this.#ejection !== undefined) {
+      entry.consecutive = 0;
+      if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
     }
+  }
+
+  /**
+   * Counts a failed attempt against its provider: the breaker's window (which may open it) and
+   * the run of failures that ejects. Refusals by the breaker itself count for nothing; errors
+   * that are not the provider's ({@link isProviderFailure}) count as calls, not failures.
+   */
+  failed(entry: HealthRecord, error: unknown): void {
     if (error instanceof RpcError && error.details?.['breakerOpen'] === true) return;
     const failure = isProviderFailure(error);
     if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
@@ -222,11 +223,11 @@ export class ProviderHealth {
     const entry = this.record(address);
     return this.guard(entry, attempt).then(
       (value) => {
-        this.settled(entry);
+        this.succeeded(entry);
         return value;
       },
       (error: unknown) => {
-        this.settled(entry, error);
+        this.failed(entry, error);
         throw error;
       },
     );
