@@ -93,8 +93,9 @@ function startUnary(state: CallState): void {
   started.then(state.resolve, state.reject);
 }
 
-function iterate(this: RpcCall): AsyncIterator<unknown> {
-  const state = (this as unknown as { [STATE]: CallState })[STATE];
+function iterate(this: RpcCall | undefined): AsyncIterator<unknown> {
+  const state = (this as unknown as { [STATE]?: CallState } | undefined)?.[STATE];
+  if (state === undefined) throw new TypeError('shuttle-rpc: iterate a proxy call itself (for await (const chunk of call)), not a copy of its iterator method');
   const label = state.label;
   if (state.mode === 'unary') {
     throw new RpcError(

@@ -138,4 +138,13 @@ describe('RpcCall', () => {
     await expect(bad).rejects.toThrow('caller bug');
     expect(await good).toBe('hello good');
   });
+
+  it('says how to iterate when its iterator method is called on something else', async () => {
+    const proxy = createProxy<Api>('svc', recordingCaller().caller);
+    const call = proxy.generate('x');
+    const detached = call[Symbol.asyncIterator];
+    expect(() => detached.call(undefined as never)).toThrow(/iterate a proxy call itself/);
+    // The call itself is untouched: it still starts (here as unary, since nobody iterated it).
+    await expect(call as unknown as Promise<unknown>).resolves.toBe('hi x');
+  });
 });
