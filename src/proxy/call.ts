@@ -110,12 +110,22 @@ function iterate(this: RpcCall | undefined): AsyncIterator<unknown> {
   // marked handled so that a caller who only iterates never sees an unhandled rejection.
   call.catch(() => {});
   state.reject(new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`));
-  const stream = state.start('stream') as Promise<ClientStream>;
+  const opening = followStream(state.start('stream') as Promise<ClientStream>);
+  call.trailer = opening.trailer;
+  return opening.iterator;
+}
+
+/**
+ * The reader's side of a stream being opened: its trailer, and an iterator that waits for the
+ * open stream at its first `next()`. Failures reach the reader through `next()`, so neither
+ * the opening nor the trailer counts as an unhandled rejection.
+ */
+export function followStream(stream: Promise<ClientStream>): { trailer: Promise<unknown>; iterator: AsyncIterator<unknown> } {
   stream.catch(() => {});
-  call.trailer = stream.then((open) => open.trailer);
-  call.trailer.catch(() => {});
+  const trailer = stream.then((open) => open.trailer);
+  trailer.catch(() => {});
   let inner: AsyncIterator<unknown> | undefined;
-  return {
+  const iterator: AsyncIterator<unknown> = {
     // Once the stream is open, next() goes straight to it: one promise per chunk.
     next: () => (inner !== undefined ? inner.next() : stream.then((open) => (inner ??= open[Symbol.asyncIterator]()).next())),
     return: async (value?: unknown) => {
@@ -124,6 +134,7 @@ function iterate(this: RpcCall | undefined): AsyncIterator<unknown> {
       return (inner ??= open[Symbol.asyncIterator]()).return!(value);
     },
   };
+  return { trailer, iterator };
 }
 
 /** The trailer of a call that was not iterated: one shared, already-handled rejection. */

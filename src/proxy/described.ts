@@ -2,6 +2,7 @@ import type { ServiceDescriptor } from '../decorators/descriptor.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ClientStream } from '../transport/client-stream.js';
 import type { CallOptions, MethodCaller, Proxied, StreamingCall } from './proxy.js';
+import { followStream } from './call.js';
 
 /*
  * The proxy of a service descriptor. Unlike the proxy of a bare name (proxy.ts), it knows each
@@ -38,21 +39,9 @@ function createStreamCall(open: () => Promise<ClientStream>, label: string): Str
     trailer: NOT_ITERATED,
     [Symbol.asyncIterator](): AsyncIterator<unknown> {
       if (opened !== undefined) throw new RpcError(RpcCode.FAILED_PRECONDITION, `${label}: a stream can be iterated only once`);
-      const stream = (opened = open());
-      // Failures reach the reader through next(); these two copies must not count as unhandled.
-      stream.catch(() => {});
-      call.trailer = stream.then((started) => started.trailer);
-      call.trailer.catch(() => {});
-      let inner: AsyncIterator<unknown> | undefined;
-      return {
-        // Once the stream is open, next() goes straight to it: one promise per chunk.
-        next: () => (inner !== undefined ? inner.next() : stream.then((started) => (inner ??= started[Symbol.asyncIterator]()).next())),
-        return: async (value?: unknown) => {
-          const started = await stream.catch(() => undefined);
-          if (started === undefined) return { done: true, value };
-          return (inner ??= started[Symbol.asyncIterator]()).return!(value);
-        },
-      };
+      const opening = followStream((opened = open()));
+      call.trailer = opening.trailer;
+      return opening.iterator;
     },
   };
   return call;

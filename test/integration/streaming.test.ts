@@ -4,6 +4,7 @@ import type { EchoApi } from '../fixtures/services.js';
 import type { StreamApi } from '../fixtures/stream-service.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
+import { collect } from '../helpers/collect.js';
 
 /*
  * Server streaming, cancellation and deadlines over real sockets, with the provider in its
@@ -48,12 +49,6 @@ async function lastAbort(what: string): Promise<string> {
   let reason: string | null = null;
   await waitUntil(async () => (reason = await echo.lastAbort()) !== null, what, 3000);
   return reason!;
-}
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
 }
 
 describe('server streaming', () => {

@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PushStream } from '../../../src/server/push-stream.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
-
-async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const value of stream) out.push(value);
-  return out;
-}
+import { collect } from '../../helpers/collect.js';
 
 describe('PushStream', () => {
   it('delivers values pushed before and after the reader asks, in order, then the end value', async () => {
