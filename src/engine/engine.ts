@@ -4,7 +4,7 @@ import { createServer, type RpcServer, type ServerOptions } from '../server/serv
 import { EngineLoad } from './engine-load.js';
 import type { EngineMetricsSpec } from './engine-metrics.js';
 import { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
-import { getJson } from './upstream.js';
+import { closeUpstream, createUpstream, getJson, type Upstream } from './upstream.js';
 
 export { ENGINE_METRIC_PRESETS, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
 export { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
@@ -76,7 +76,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
   checkKnownKeys('engine worker', options, WORKER_KEYS);
   const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
-  const upstream = { baseUrl, apiKey: options.apiKey };
+  const upstream = createUpstream(baseUrl, options.apiKey);
   const log = createLogger(options.log ?? options.server?.log, 'server');
   const name = options.name ?? `engine-${process.pid}`;
   const slots = checkInt('engine worker slots', options.slots, 1, 1_000_000, 256);
@@ -87,7 +87,13 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');
   }
-  const models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
+  let models: string[];
+  try {
+    models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
+  } catch (error) {
+    closeUpstream(upstream);
+    throw error;
+  }
   const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
   const load =
     metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
@@ -116,15 +122,17 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
       close: async () => {
         load?.stop();
         await server.close();
+        closeUpstream(upstream);
       },
     };
   } catch (error) {
     load?.stop();
+    closeUpstream(upstream);
     throw error;
   }
 }
 
-async function listModels(baseUrl: string, upstream: { baseUrl: string; apiKey: string | undefined }): Promise<string[]> {
+async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]> {
   let answer: unknown;
   try {
     answer = await getJson(upstream, '/models', AbortSignal.timeout(10_000));

@@ -4,7 +4,7 @@ import { DEFAULT_PRIORITY } from '../admission/options.js';
 import { callPriority, LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
 import type { CallContext } from '../call/call-context.js';
 import { sseData } from './sse.js';
-import { postJson, type Upstream } from './upstream.js';
+import { postJson, readJson, type Upstream } from './upstream.js';
 
 /** One chunk of an OpenAI streaming answer, completion or chat: the parts read here. */
 interface StreamChunk {
@@ -63,8 +63,7 @@ export class OpenAiEngineService {
     let complete = false;
     try {
       const response = await postJson(this.upstream, chat ? '/chat/completions' : '/completions', body, signal);
-      if (response.body === null) throw new RpcError(RpcCode.INTERNAL, 'engine answered a streaming request with no body');
-      for await (const data of sseData(response.body)) {
+      for await (const data of sseData(response)) {
         const chunk = parseChunk(data);
         if (chunk.model !== undefined) usage.model = chunk.model;
         const choice = chunk.choices?.[0];
@@ -84,7 +83,7 @@ export class OpenAiEngineService {
     } catch (error) {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       if (error instanceof RpcError) throw error;
-      // The engine's connection broke mid-answer (undici: "terminated"), or its body was bad.
+      // The engine's connection broke mid-answer ("aborted", ECONNRESET), or its body was bad.
       throw new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${(error as Error).message}`, { cause: error });
     } finally {
       // The caller stopped reading (cancelled, or the stream ended early): close the request.
@@ -106,7 +105,10 @@ export class OpenAiEngineService {
     const signal = callSignal(ctx);
     try {
       const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input: request.text }, signal);
-      const answer = (await response.json()) as { data?: Array<{ embedding?: unknown }>; usage?: { prompt_tokens?: number } };
+      const answer = (await readJson(response, `POST ${this.upstream.baseUrl}/embeddings`)) as {
+        data?: Array<{ embedding?: unknown }>;
+        usage?: { prompt_tokens?: number };
+      };
       const values = answer.data?.[0]?.embedding;
       if (!Array.isArray(values) || values.some((value) => typeof value !== 'number')) {
         throw new RpcError(RpcCode.INTERNAL, 'engine answered /embeddings without a numeric data[0].embedding (base64 encoding is not asked for)');

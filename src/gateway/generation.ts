@@ -101,6 +101,9 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
           ? tokenEvent(text)
           : chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }),
       );
+      // The first token leaves now, not after the rest of what arrived with it: time to first
+      // token is what the client feels, and Node's response holds its writes until the tick ends.
+      if (tokens === 1) flushNow(response);
       if (waiting !== undefined) await waiting;
     }
     const usage = await call.trailer;
@@ -130,6 +133,12 @@ export function tokenEventFramer(kind: GenerationKind, id: string, created: numb
   const head = `data: {${fields}"choices":[{"index":0,${kind === 'chat' ? '"delta":{"content":' : '"text":'}`;
   const tail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]}\n\n`;
   return (text) => `${head}${JSON.stringify(text)}${tail}`;
+}
+
+/** Sends what the response has queued in this tick instead of at the tick's end. */
+function flushNow(response: ServerResponse): void {
+  const socket = response.socket;
+  if (socket !== null && socket.writableCorked > 0) socket.uncork();
 }
 
 function startCall(parsed: ParsedGeneration, context: GenerationContext): ReturnType<Proxied<LlmApi>['generate']> {

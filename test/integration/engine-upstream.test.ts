@@ -1,0 +1,96 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RpcCode, createClient } from 'shuttle-rpc';
+import type { LlmApi } from 'shuttle-rpc/inference';
+import { startEngineWorker } from 'shuttle-rpc/engine';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * The engine adapter's HTTP side against engines written here on real loopback sockets: it keeps
+ * one connection to the engine across requests, and an engine that streams an event without
+ * end costs a bounded amount of memory and gets its request closed.
+ */
+interface Engine {
+  url: string;
+  connections: number;
+  closedEarly: number;
+  close(): Promise<void>;
+}
+
+async function startEngine(answer: (response: http.ServerResponse) => void): Promise<Engine> {
+  const engine = { url: '', connections: 0, closedEarly: 0, close: async () => {} };
+  const server = http.createServer((request, response) => {
+    request.resume();
+    request.once('end', () => answer(response));
+    response.once('close', () => {
+      if (!response.writableFinished) engine.closedEarly++;
+    });
+  });
+  server.on('connection', () => engine.connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  engine.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  engine.close = () => new Promise<void>((resolve) => server.close(() => resolve())).then(() => server.closeAllConnections());
+  return engine;
+}
+
+const tokens = (response: http.ServerResponse): void => {
+  response.writeHead(200, { 'content-type': 'text/event-stream' });
+  for (const text of ['a', 'b', 'c']) response.write(`data: ${JSON.stringify({ choices: [{ text }] })}\n\n`);
+  response.end('data: [DONE]\n\n');
+};
+
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+/** A worker in front of `engine`, and a proxy calling it. */
+async function workerFor(engine: Engine) {
+  const worker = await startEngineWorker({ url: engine.url, name: 'w', models: ['m'], metricsUrl: false, server: { host: '127.0.0.1', port: 0, log: false } });
+  cleanup.push(() => worker.close());
+  const client = await createClient({ registry: `shuttle://127.0.0.1:${worker.server.port}`, config: false });
+  cleanup.push(() => client.close());
+  return { worker, llm: client.proxy<LlmApi>('inference.LLM') };
+}
+
+describe('the engine adapter over HTTP', () => {
+  it('sends one request after another over one kept-alive connection', async () => {
+    const engine = await startEngine(tokens);
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    for (let i = 0; i < 5; i++) {
+      const texts: string[] = [];
+      for await (const token of llm.generate({ prompt: `p${i}` })) texts.push(String(token.text));
+      expect(texts).toEqual(['a', 'b', 'c']);
+    }
+    expect(engine.connections).toBe(1);
+    expect(engine.closedEarly).toBe(0);
+  });
+
+  it('fails the call with INTERNAL when the engine streams one event without end, and closes the engine request', async () => {
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      const piece = `data: ${'x'.repeat(64 * 1024)}\n`;
+      let sent = 0;
+      // At most 8 MiB, as fast as the worker reads; the worker gives up at 1 MiB.
+      const more = (): void => {
+        while (sent < 128 && !response.destroyed) {
+          sent++;
+          if (!response.write(piece)) return void response.once('drain', more);
+        }
+      };
+      more();
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const error = await (async () => {
+      for await (const _ of llm.generate({ prompt: 'p' })) {
+        // nothing arrives
+      }
+    })().catch((failure: unknown) => failure);
+    expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('engine sent an SSE event over 1048576 characters') });
+    await waitUntil(() => engine.closedEarly === 1, 'the engine saw its request closed', 3000);
+  });
+});
