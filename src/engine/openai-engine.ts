@@ -1,9 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import { RpcMethod, RpcService } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { DEFAULT_PRIORITY } from '../admission/options.js';
 import { callPriority, LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
 import type { CallContext } from '../call/call-context.js';
-import { sseData } from './sse.js';
+import type { PushStream } from '../server/push-stream.js';
+import { relaySse } from './sse.js';
 import { postJson, readJson, type Upstream } from './upstream.js';
 
 /** One chunk of an OpenAI streaming answer, completion or chat: the parts read here. */
@@ -46,7 +48,7 @@ export class OpenAiEngineService {
   ) {}
 
   @RpcMethod({ stream: true })
-  async *generate(request: GenerateRequest, ctx: CallContext): AsyncGenerator<Token, Usage> {
+  async generate(request: GenerateRequest, ctx: CallContext): Promise<PushStream<Token, Usage>> {
     const chat = checkGenerateRequest(request);
     const body: Record<string, unknown> = {
       model: this.#model(request.model),
@@ -56,14 +58,20 @@ export class OpenAiEngineService {
       ...samplingFields(request),
       ...priorityField(this.priority, callPriority(ctx.metadata)),
     };
-    const upstream = new AbortController();
-    const signal = callSignal(ctx, upstream.signal);
+    // The transport aborts the signal when the caller cancels or the deadline passes: that
+    // closes the engine request, and the engine drops the sequence.
+    const signal = ctx.signal;
+    let response: IncomingMessage;
+    try {
+      response = await postJson(this.upstream, chat ? '/chat/completions' : '/completions', body, signal);
+    } catch (error) {
+      if (signal.aborted) throw abortError(ctx, signal.reason);
+      throw error;
+    }
     const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
     let pieces = 0;
-    let complete = false;
-    try {
-      const response = await postJson(this.upstream, chat ? '/chat/completions' : '/completions', body, signal);
-      for await (const data of sseData(response)) {
+    return relaySse<Token, Usage>(response, {
+      onEvent: (data) => {
         const chunk = parseChunk(data);
         if (chunk.model !== undefined) usage.model = chunk.model;
         const choice = chunk.choices?.[0];
@@ -74,24 +82,18 @@ export class OpenAiEngineService {
           usage.outputTokens = chunk.usage.completion_tokens ?? usage.outputTokens;
           usage.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? usage.cachedTokens;
         }
-        if (typeof text === 'string' && text !== '') {
-          pieces++;
-          yield { text };
-        }
-      }
-      complete = true;
-    } catch (error) {
-      if (signal.aborted) throw abortError(ctx, signal.reason);
-      if (error instanceof RpcError) throw error;
-      // The engine's connection broke mid-answer ("aborted", ECONNRESET), or its body was bad.
-      throw new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${(error as Error).message}`, { cause: error });
-    } finally {
-      // The caller stopped reading (cancelled, or the stream ended early): close the request.
-      if (!complete) upstream.abort();
-    }
-    // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
-    if (usage.outputTokens === 0) usage.outputTokens = pieces;
-    return usage;
+        if (typeof text !== 'string' || text === '') return undefined;
+        pieces++;
+        return { text };
+      },
+      onEnd: () => {
+        // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
+        if (usage.outputTokens === 0) usage.outputTokens = pieces;
+        return usage;
+      },
+      // The engine's connection broke mid-answer ("aborted", ECONNRESET).
+      onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
+    });
   }
 
   @RpcMethod({ idempotent: true })
@@ -102,7 +104,7 @@ export class OpenAiEngineService {
         `${LLM_SERVICE}.embed: request.text must be a string, got ${describe((request as { text?: unknown } | null)?.text)}`,
       );
     }
-    const signal = callSignal(ctx);
+    const signal = ctx.signal;
     try {
       const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input: request.text }, signal);
       const answer = (await readJson(response, `POST ${this.upstream.baseUrl}/embeddings`)) as {
@@ -179,20 +181,10 @@ function parseChunk(data: string): StreamChunk {
   }
 }
 
-/** The call's signal, plus its deadline and `extra`, as one signal for fetch. */
-function callSignal(ctx: CallContext, extra?: AbortSignal): AbortSignal {
-  const signals = [ctx.signal];
-  if (extra !== undefined) signals.push(extra);
-  if (ctx.deadline !== undefined) signals.push(AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now())));
-  return AbortSignal.any(signals);
-}
-
 /** What an aborted upstream request means for the caller: its cancel, or its deadline. */
 function abortError(ctx: CallContext, reason: unknown): RpcError {
   if (reason instanceof RpcError) return reason;
   if (ctx.signal.aborted && ctx.signal.reason instanceof RpcError) return ctx.signal.reason;
-  if ((reason as Error | undefined)?.name === 'TimeoutError')
-    return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${ctx.service}.${ctx.method}: deadline passed while the engine was answering`);
   return new RpcError(RpcCode.CANCELLED, `${ctx.service}.${ctx.method}: cancelled; the engine request was closed`);
 }
 

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { createParser } from 'eventsource-parser';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { PushStream } from '../server/push-stream.js';
 
 /**
  * The most one Server-Sent Event may buffer before its end arrives. An OpenAI chunk is a few
@@ -9,56 +10,105 @@ import { RpcCode, RpcError } from '../errors/errors.js';
  */
 export const MAX_SSE_EVENT_CHARS = 1024 * 1024;
 
+/** Tokens that may wait for the reader before the engine's body is paused. */
+const HIGH_WATER_MARK = 64;
+
+/** How long the rest of a body after `[DONE]` may take before its connection is closed. */
+const DRAIN_AFTER_DONE_MS = 5_000;
+
+/** What {@link relaySse} does with an engine's events. */
+export interface SseRelay<T, R> {
+  /** The value an event's `data` gives the reader, or undefined for none; may throw an RpcError. */
+  onEvent(data: string): T | undefined;
+  /** The stream's trailer, once the events are over (`[DONE]`, or the body's end). */
+  onEnd(): R;
+  /** The error for a body that broke before its end. */
+  onBroken(error: Error): RpcError;
+}
+
 /**
- * The `data` of each Server-Sent Event of an HTTP response body, in order, until the body ends
- * (the SSE framing — `data:` lines, multi-line events, comments, CRLF, events split across
- * chunks — is eventsource-parser's job). Stops at OpenAI's `[DONE]` sentinel. Ending the loop
- * early, or any error, destroys the body, which closes the engine request. An event larger than
- * {@link MAX_SSE_EVENT_CHARS} fails with INTERNAL.
+ * Relays the Server-Sent Events of an engine's HTTP response body into a {@link PushStream}, as
+ * they arrive: the SSE framing (`data:` lines, multi-line events, comments, CRLF, events split
+ * across chunks, UTF-8 split across chunks) is eventsource-parser's job; OpenAI's `[DONE]` ends
+ * the stream. No generator and no promise per event: the body's chunks are parsed in its
+ * `data` events and each value is pushed.
+ *
+ * - Backpressure: while the reader is {@link HIGH_WATER_MARK} values behind, the body is paused,
+ *   so the engine's socket, not this process, holds the rest.
+ * - The reader leaving (a cancel, the deadline, a dropped caller) destroys the body, which
+ *   closes the connection: that is what tells the engine to drop the sequence.
+ * - An event over {@link MAX_SSE_EVENT_CHARS}, or one `onEvent` refuses, fails the stream and
+ *   closes the connection. After `[DONE]` the body is read to its end (for at most a few seconds)
+ *   so that its connection goes back to the pool.
  */
-export async function* sseData(body: Readable): AsyncGenerator<string, void, undefined> {
-  // The parser's push callback fills a queue drained between chunks: no stream per request.
-  const queue: string[] = [];
-  let failure: Error | undefined;
-  const parser = createParser({
-    onEvent: (event) => queue.push(event.data),
-    onError: (error) => {
-      failure ??=
-        error.type === 'max-buffer-size-exceeded'
-          ? new RpcError(RpcCode.INTERNAL, `engine sent an SSE event over ${MAX_SSE_EVENT_CHARS} characters`)
-          : new RpcError(RpcCode.INTERNAL, `engine sent a malformed SSE stream: ${error.message}`);
-    },
-    maxBufferSize: MAX_SSE_EVENT_CHARS,
-  });
-  // Decodes UTF-8 across chunk boundaries.
-  body.setEncoding('utf8');
-  let finished = false;
-  try {
-    for await (const text of body.iterator({ destroyOnReturn: false }) as AsyncIterable<string>) {
-      parser.feed(text);
-      if (failure !== undefined) throw failure;
-      for (let data = queue.shift(); data !== undefined; data = queue.shift()) {
-        if (data === '[DONE]') {
-          finished = true;
-          return;
-        }
-        yield data;
-      }
-    }
-    finished = true;
-  } finally {
-    if (!finished) {
-      // Cancelled, or broken: closing the connection is what tells the engine to stop.
+export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStream<T, R> {
+  const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: HIGH_WATER_MARK * 64 });
+  let over = false;
+  const fail = (error: RpcError): void => {
+    if (over) return;
+    over = true;
+    stream.fail(error);
+    body.destroy();
+  };
+  const finish = (): void => {
+    if (over) return;
+    over = true;
+    let trailer: R;
+    try {
+      trailer = relay.onEnd();
+    } catch (error) {
+      stream.fail(error);
       body.destroy();
-    } else if (!body.readableEnded) {
-      // After [DONE] only the body's end is due; read to it so the connection goes back to the
-      // pool, but not for longer than a moment.
+      return;
+    }
+    stream.end(trailer);
+    if (!body.readableEnded) {
       const timer = setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS).unref();
       body.once('close', () => clearTimeout(timer));
       body.resume();
     }
-  }
+  };
+  const parser = createParser({
+    onEvent: (event) => {
+      if (over) return;
+      if (event.data === '[DONE]') return finish();
+      let value: T | undefined;
+      try {
+        value = relay.onEvent(event.data);
+      } catch (error) {
+        return fail(error instanceof RpcError ? error : RpcError.from(error, RpcCode.INTERNAL));
+      }
+      if (value !== undefined && !stream.push(value) && !stream.closed) {
+        body.pause();
+        void stream.ready().then(() => {
+          if (!over) body.resume();
+        });
+      }
+    },
+    onError: (error) =>
+      fail(
+        error.type === 'max-buffer-size-exceeded'
+          ? new RpcError(RpcCode.INTERNAL, `engine sent an SSE event over ${MAX_SSE_EVENT_CHARS} characters`)
+          : new RpcError(RpcCode.INTERNAL, `engine sent a malformed SSE stream: ${error.message}`),
+      ),
+    maxBufferSize: MAX_SSE_EVENT_CHARS,
+  });
+  body.setEncoding('utf8');
+  body.on('data', (text: string) => {
+    if (!over) parser.feed(text);
+  });
+  // Some engines end the body without [DONE]: the events are over all the same.
+  body.on('end', finish);
+  body.on('error', (error) => fail(relay.onBroken(error)));
+  body.on('close', () => {
+    if (!body.readableEnded) fail(relay.onBroken(new Error('the connection closed before the answer ended')));
+  });
+  stream.onClose(() => {
+    // The reader left before the events were over: close the engine request.
+    if (!over) {
+      over = true;
+      body.destroy();
+    }
+  });
+  return stream;
 }
-
-/** How long the rest of a body after `[DONE]` may take before its connection is closed. */
-const DRAIN_AFTER_DONE_MS = 5_000;

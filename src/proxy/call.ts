@@ -109,7 +109,7 @@ function iterate(this: RpcCall | undefined): AsyncIterator<unknown> {
   // The promise side of a streaming call never settles with a result: it rejects, and is
   // marked handled so that a caller who only iterates never sees an unhandled rejection.
   call.catch(() => {});
-  state.reject(new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`));
+  state.reject(awaitedStreamError(label));
   const opening = followStream(state.start('stream') as Promise<ClientStream>);
   call.trailer = opening.trailer;
   return opening.iterator;
@@ -135,6 +135,21 @@ export function followStream(stream: Promise<ClientStream>): { trailer: Promise<
     },
   };
   return { trailer, iterator };
+}
+
+/**
+ * What awaiting a call that is being iterated rejects with. It is made for every stream, so it
+ * is made without a stack: capturing one under a deep async stack (a gateway request) cost more
+ * than the rest of opening the stream, and it would point here, not at the await.
+ */
+function awaitedStreamError(label: string): RpcError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** The trailer of a call that was not iterated: one shared, already-handled rejection. */

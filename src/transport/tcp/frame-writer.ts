@@ -21,19 +21,33 @@ export const FLUSH_BYTES = 2 * 1024;
  * Under load this turns hundreds of small writes (one syscall each) into one; with one call in
  * flight it adds no delay, because the flush runs on the same tick's nextTick queue, before any
  * I/O — there is no batching timer.
+ *
+ * Stream frames ({@link writeStream}) wait a little longer: to the end of the event-loop turn
+ * (setImmediate), so that the chunks of many streams fed by separate reads in one turn — a
+ * worker relaying tokens that arrive on one engine connection per stream — leave in one writev
+ * instead of one per read. A stream's first chunk is flushed at once by its caller.
  */
 export class FrameWriter {
   readonly #socket: net.Socket;
   readonly #maxUnsentBytes: number;
   #corked = false;
+  /** Whether this cork's end-of-tick flush is scheduled. */
+  #tickFlush = false;
+  /** Whether an end-of-turn flush is scheduled. */
+  #turnFlush = false;
   #drained: Promise<void> | undefined;
   /** Bytes written since the last flush. */
   #pending = 0;
   readonly #uncork = (): void => {
     if (!this.#corked) return;
     this.#corked = false;
+    this.#tickFlush = false;
     this.#pending = 0;
     this.#socket.uncork();
+  };
+  readonly #flushTurn = (): void => {
+    this.#turnFlush = false;
+    this.#uncork();
   };
 
   /**
@@ -89,15 +103,35 @@ export class FrameWriter {
 
   /**
    * Queues `frame`; returns false when the socket is gone and the frame was dropped. What this
-   * tick queued is sent once it reaches `flushAt` bytes ({@link FLUSH_BYTES}; stream chunks
-   * pass {@link STREAM_FLUSH_BYTES}), the rest at the end of the tick.
+   * tick queued is sent once it reaches {@link FLUSH_BYTES}, the rest at the end of the tick.
    */
-  write(frame: Uint8Array, flushAt = FLUSH_BYTES): boolean {
+  write(frame: Uint8Array): boolean {
+    return this.#queue(frame, FLUSH_BYTES, false);
+  }
+
+  /**
+   * Queues a stream frame: sent once the queued bytes reach {@link STREAM_FLUSH_BYTES}, else at
+   * the end of the event-loop turn — or of the tick, for a stream's `last` frame (its end) or
+   * when another frame asks for that.
+   */
+  writeStream(frame: Uint8Array, last = false): boolean {
+    return this.#queue(frame, STREAM_FLUSH_BYTES, !last);
+  }
+
+  #queue(frame: Uint8Array, flushAt: number, untilTurnEnd: boolean): boolean {
     const socket = this.#socket;
     if (socket.destroyed || !socket.writable) return false;
     if (!this.#corked) {
       this.#corked = true;
       socket.cork();
+    }
+    if (untilTurnEnd) {
+      if (!this.#turnFlush) {
+        this.#turnFlush = true;
+        setImmediate(this.#flushTurn);
+      }
+    } else if (!this.#tickFlush) {
+      this.#tickFlush = true;
       process.nextTick(this.#uncork);
     }
     socket.write(frame);

@@ -12,7 +12,7 @@ import { ACCEPT_LOAD_META, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler 
 import { callDeadline, checkMode, goingAway } from '../provider-call.js';
 import type { Peer } from '../../call/invocation.js';
 import type { ByteBudget } from '../byte-budget.js';
-import { FrameWriter, STREAM_FLUSH_BYTES } from './frame-writer.js';
+import { FrameWriter } from './frame-writer.js';
 import { FAIR_SHARE_BYTES, OutboundBudget } from './outbound-budget.js';
 import { StreamCredit } from './provider-stream.js';
 import { TcpCall, type TcpCallWire } from './tcp-call.js';
@@ -120,8 +120,8 @@ export class ServerConnection {
     this.#wire = {
       answer: (call, value) => this.#answer(call, value),
       answerError: (call, error) => this.#answerError(call.id, call.oneWay, error),
-      write: (frame) => {
-        this.#writer.write(frame, STREAM_FLUSH_BYTES);
+      write: (frame, last) => {
+        this.#writer.writeStream(frame, last);
         this.#outbound.check();
       },
       flush: () => this.#writer.flush(),

@@ -14,8 +14,12 @@ export interface TcpCallWire {
   answer(call: TcpCall, value: unknown): void;
   /** Writes a unary call's error RESPONSE. */
   answerError(call: TcpCall, error: RpcError): void;
-  /** Queues a frame of a stream (sent in slices of STREAM_FLUSH_BYTES, see frame-writer.ts). */
-  write(frame: Buffer): void;
+  /**
+   * Queues a frame of a stream (sent in slices of STREAM_FLUSH_BYTES, see frame-writer.ts): a
+   * chunk waits at most to the end of the event-loop turn, a stream's `last` frame (its end)
+   * to the end of the tick, as an answer does — the caller's next step waits for it.
+   */
+  write(frame: Buffer, last?: boolean): void;
   /** Sends what was queued at once. */
   flush(): void;
   /** The connection's unsent answers: a stream waits while they are over budget. */
@@ -73,7 +77,7 @@ export class TcpCall extends ProviderCall {
   }
 
   protected fail(error: RpcError): void {
-    if (this.method.stream) this.#wire.write(encodeErrorFrame(FrameType.STREAM_END, this.id, error));
+    if (this.method.stream) this.#wire.write(encodeErrorFrame(FrameType.STREAM_END, this.id, error), true);
     else if (!this.oneWay) this.#wire.answerError(this, error);
   }
 
@@ -103,6 +107,6 @@ export class TcpCall extends ProviderCall {
 
   protected override end(value: unknown): void {
     const trailer = value === undefined ? new Uint8Array(0) : this.serializer.encode(value, this.target);
-    this.#wire.write(encodeEndFrame(this.id, this.serializer.id, this.#sequence, trailer));
+    this.#wire.write(encodeEndFrame(this.id, this.serializer.id, this.#sequence, trailer), true);
   }
 }

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { RpcCode } from '../../../src/errors/errors.js';
-import { MAX_SSE_EVENT_CHARS, sseData } from '../../../src/engine/sse.js';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { MAX_SSE_EVENT_CHARS, relaySse, type SseRelay } from '../../../src/engine/sse.js';
 import { readJson } from '../../../src/engine/upstream.js';
 
 /** A body fed `chunks` as separate writes, then ended (unless `end` is false). */
@@ -13,52 +13,107 @@ function body(chunks: Array<string | Buffer>, end = true): PassThrough {
   return stream;
 }
 
-async function collect(stream: PassThrough): Promise<string[]> {
-  const out: string[] = [];
-  for await (const data of sseData(stream)) out.push(data);
-  return out;
+/** Relays every event's data as is; the trailer counts them. */
+function relay(): SseRelay<string, number> & { events: number } {
+  const counter = {
+    events: 0,
+    onEvent: (data: string) => {
+      counter.events++;
+      if (data === 'bad') throw new RpcError(RpcCode.INTERNAL, 'a bad event');
+      return data;
+    },
+    onEnd: () => counter.events,
+    onBroken: (error: Error) => new RpcError(RpcCode.UNAVAILABLE, `broke: ${error.message}`),
+  };
+  return counter;
 }
 
-describe('sseData', () => {
-  it('yields each event across chunk boundaries, CRLF, comments and a UTF-8 character split in two', async () => {
+async function read(stream: AsyncIterable<string>): Promise<{ values: string[]; trailer: unknown }> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const values: string[] = [];
+  for (;;) {
+    const step = await iterator.next();
+    if (step.done === true) return { values, trailer: step.value };
+    values.push(step.value);
+  }
+}
+
+describe('relaySse', () => {
+  it('relays each event across chunk boundaries, CRLF, comments and a UTF-8 character split in two; the trailer comes last', async () => {
     const euro = Buffer.from('€');
-    const stream = body([
+    const source = body([
       'data: {"a":1}\n\nda',
       'ta: two\r\n',
       '\r\n: a comment\n\ndata: ',
       euro.subarray(0, 1),
       Buffer.concat([euro.subarray(1), Buffer.from('\n\n')]),
     ]);
-    expect(await collect(stream)).toEqual(['{"a":1}', 'two', '€']);
+    expect(await read(relaySse(source, relay()))).toEqual({ values: ['{"a":1}', 'two', '€'], trailer: 3 });
   });
 
-  it('stops at [DONE] and leaves the connection to finish its body', async () => {
-    const stream = body(['data: one\n\ndata: [DONE]\n\n'], false);
-    expect(await collect(stream)).toEqual(['one']);
-    expect(stream.destroyed).toBe(false);
-    stream.end();
-    await new Promise((resolve) => stream.once('close', resolve));
+  it('ends at [DONE] and reads the rest of the body, so its connection can be reused', async () => {
+    const source = body(['data: one\n\ndata: [DONE]\n\n'], false);
+    expect(await read(relaySse(source, relay()))).toEqual({ values: ['one'], trailer: 1 });
+    expect(source.destroyed).toBe(false);
+    source.end();
+    await new Promise((resolve) => source.once('close', resolve));
+    expect(source.readableEnded).toBe(true);
   });
 
-  it('destroys the body when the reader stops early', async () => {
-    const stream = body(['data: one\n\ndata: two\n\n'], false);
-    for await (const _ of sseData(stream)) break;
-    expect(stream.destroyed).toBe(true);
+  it('ends normally when the body ends without [DONE]', async () => {
+    expect(await read(relaySse(body(['data: one\n\n']), relay()))).toEqual({ values: ['one'], trailer: 1 });
+  });
+
+  it('destroys the body when the reader leaves early', async () => {
+    const source = body(['data: one\n\ndata: two\n\n'], false);
+    const stream = relaySse(source, relay());
+    expect(await stream.next()).toEqual({ done: false, value: 'one' });
+    await stream.return();
+    expect(source.destroyed).toBe(true);
+  });
+
+  it('pauses the body while the reader is 64 values behind, and resumes it as the reader catches up', async () => {
+    const source = new PassThrough();
+    const stream = relaySse(source, relay());
+    source.write('data: x\n\n'.repeat(100));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(source.isPaused()).toBe(true);
+    expect(stream.buffered).toBe(100);
+    for (let i = 0; i < 100; i++) await stream.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(source.isPaused()).toBe(false);
+    source.end('data: [DONE]\n\n');
+    expect(await stream.next()).toEqual({ done: true, value: 100 });
+  });
+
+  it('fails with what onEvent throws, and closes the body', async () => {
+    const source = body(['data: one\n\ndata: bad\n\ndata: three\n\n'], false);
+    const error = await read(relaySse(source, relay())).catch((failure: unknown) => failure);
+    expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('a bad event') });
+    expect(source.destroyed).toBe(true);
+  });
+
+  it('fails with onBroken when the body breaks before its end', async () => {
+    const source = body(['data: one\n\n'], false);
+    const stream = relaySse(source, relay());
+    expect(await stream.next()).toEqual({ done: false, value: 'one' });
+    source.destroy(new Error('ECONNRESET'));
+    await expect(stream.next()).rejects.toMatchObject({ code: RpcCode.UNAVAILABLE, message: expect.stringContaining('broke: ECONNRESET') });
   });
 
   it(`fails with INTERNAL when one event grows past ${MAX_SSE_EVENT_CHARS} characters, and closes the body`, async () => {
-    const stream = new PassThrough();
+    const source = new PassThrough();
     const line = `data: ${'x'.repeat(64 * 1024)}\n`;
-    // Writes until the reader gives up: never ends the event.
-    const feeding = (async () => {
-      for (let i = 0; i < 64 && !stream.destroyed; i++) {
-        if (!stream.write(line)) await new Promise((resolve) => setTimeout(resolve, 1));
-      }
-    })();
-    const error = await collect(stream).catch((failure: unknown) => failure);
-    await feeding;
-    expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining(`SSE event over ${MAX_SSE_EVENT_CHARS} characters`) });
-    expect(stream.destroyed).toBe(true);
+    const stream = relaySse(source, relay());
+    // Writes until the relay gives up: the event never ends.
+    for (let i = 0; i < 64 && !source.destroyed; i++) {
+      if (!source.write(line)) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await expect(stream.next()).rejects.toMatchObject({
+      code: RpcCode.INTERNAL,
+      message: expect.stringContaining(`SSE event over ${MAX_SSE_EVENT_CHARS} characters`),
+    });
+    expect(source.destroyed).toBe(true);
   });
 });
 

@@ -43,8 +43,8 @@ describe('FrameWriter', () => {
     const { socket, slices } = recordingSocket();
     const writer = new FrameWriter(socket);
     const chunk = new Uint8Array(30);
-    for (let i = 0; i < 1000; i++) writer.write(chunk, STREAM_FLUSH_BYTES);
-    await new Promise((resolve) => process.nextTick(resolve));
+    for (let i = 0; i < 1000; i++) writer.writeStream(chunk);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(slices.slice(0, -1).every((size) => size >= STREAM_FLUSH_BYTES && size < STREAM_FLUSH_BYTES + 30)).toBe(true);
     expect(slices.reduce((sum, size) => sum + size, 0)).toBe(30_000);
     slices.length = 0;
@@ -53,5 +53,30 @@ describe('FrameWriter', () => {
     expect(slices).toEqual([]);
     await new Promise((resolve) => process.nextTick(resolve));
     expect(slices).toEqual([80]);
+  });
+
+  it('holds stream chunks written in separate ticks of one turn until the turn ends, and sends them in one write', async () => {
+    const { socket, slices } = recordingSocket();
+    const writer = new FrameWriter(socket);
+    // Three reads of one turn (three I/O callbacks), each relaying a chunk of its own stream.
+    for (let i = 0; i < 3; i++) {
+      writer.writeStream(new Uint8Array(30));
+      await new Promise((resolve) => process.nextTick(resolve));
+    }
+    expect(slices).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(slices).toEqual([90]);
+  });
+
+  it('sends held stream chunks at the end of the tick when a unary frame is written in it', async () => {
+    const { socket, slices } = recordingSocket();
+    const writer = new FrameWriter(socket);
+    writer.writeStream(new Uint8Array(30));
+    writer.write(new Uint8Array(40));
+    await new Promise((resolve) => process.nextTick(resolve));
+    expect(slices).toEqual([70]);
+    // The turn's flush finds nothing left.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(slices).toEqual([70]);
   });
 });
