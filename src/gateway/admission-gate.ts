@@ -1,11 +1,11 @@
 import type { AdmissionStats, Ticket } from '../admission/admission.js';
 import { AdmissionQueue } from '../admission/queue.js';
-import type { RpcClient } from '../client/client.js';
-import { LLM_SERVICE, type Usage } from '../inference/inference.js';
+import type { Usage } from '../inference/inference.js';
 import { admissionMetrics } from '../metrics/admission.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import { resolveGatewayAdmission, type GatewayAdmissionOptions } from './admission-options.js';
 import type { Caller } from './caller.js';
+import type { FleetView } from './fleet-view.js';
 import { admissionFailure, BadRequest } from './openai-errors.js';
 
 export type { GatewayAdmissionOptions } from './admission-options.js';
@@ -33,7 +33,7 @@ export class GatewayAdmission {
   readonly #parallelism: number;
   readonly #wake: NodeJS.Timeout;
 
-  constructor(options: GatewayAdmissionOptions, client: RpcClient, metrics: ShuttleMetrics | undefined) {
+  constructor(options: GatewayAdmissionOptions, fleet: FleetView, metrics: ShuttleMetrics | undefined) {
     const resolved = resolveGatewayAdmission(options);
     this.#maxWaitMs = resolved.maxWaitMs;
     this.maxEmbeddingInputs = resolved.maxEmbeddingInputs;
@@ -41,7 +41,7 @@ export class GatewayAdmission {
     this.apiKeyTenants = resolved.apiKeyTenants;
     const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit } = options;
     const queue: AdmissionQueue = new AdmissionQueue({
-      capacity: () => fleetSlots(client),
+      capacity: () => fleet.slots(),
       maxQueued,
       maxQueuedTokens,
       tenants,
@@ -135,15 +135,4 @@ export class GatewayAdmission {
 /** The tokens a call cost the fleet: prompt tokens not served from cache plus output tokens. */
 export function chargedTokens(usage: ChargedUsage): number {
   return Math.max(0, (usage.promptTokens ?? 0) - (usage.cachedTokens ?? 0)) + (usage.outputTokens ?? 0);
-}
-
-/** Calls the LLM workers run at once: the sum of their `slots` (Infinity when one has none). */
-function fleetSlots(client: RpcClient): number {
-  let slots = 0;
-  for (const provider of client.providers()) {
-    if (provider.service !== LLM_SERVICE || provider.ejected || provider.breaker === 'open') continue;
-    const declared = Number(provider.metadata['slots']);
-    slots += Number.isFinite(declared) && declared > 0 ? declared : Infinity;
-  }
-  return slots;
 }

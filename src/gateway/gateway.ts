@@ -9,6 +9,7 @@ import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
 import { GatewayAdmission, type ChargedUsage, type GatewayAdmissionOptions } from './admission-gate.js';
+import { FleetView } from './fleet-view.js';
 import { callerOf } from './caller.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
 import { countRequests, withMetrics } from './gateway-metrics.js';
@@ -108,9 +109,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const client = isClient(options.client) ? options.client : await createClient(withMetrics(options.client ?? {}, options.metrics));
   const balancer = new ModelBalancer(client.context.extensions.loadbalance.create(options.loadbalance ?? 'prefix-affinity', 'gateway loadbalance'));
   const llm = client.proxy<LlmApi>(LLM_SERVICE, { loadbalance: balancer });
+  const fleet = new FleetView(client);
   let admission: GatewayAdmission;
   try {
-    admission = new GatewayAdmission(options.admission ?? {}, client, options.metrics);
+    admission = new GatewayAdmission(options.admission ?? {}, fleet, options.metrics);
   } catch (error) {
     if (ownsClient) await client.close();
     throw error;
@@ -163,17 +165,24 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     });
   }
 
+  /** Resolves once the first provider list has loaded; after that, at once. */
+  let loaded = false;
+  const ready = async (): Promise<void> => {
+    if (loaded) return;
+    await client.ready();
+    loaded = true;
+  };
   /** The models the workers serve now; waits for the first provider list. */
   const models = async (): Promise<string[]> => {
-    await client.ready();
+    await ready();
     const names = new Set<string>();
-    for (const provider of client.providers()) if (provider.service === LLM_SERVICE) for (const model of modelsOf(provider.metadata)) names.add(model);
+    for (const provider of fleet.workers()) for (const model of modelsOf(provider.metadata)) names.add(model);
     return [...names].sort();
   };
   /** NOT_FOUND when no worker serves `model`; UNAVAILABLE when there are no workers. */
   const checkModel = async (model: string): Promise<void> => {
-    await client.ready();
-    const workers = client.providers().filter((provider) => provider.service === LLM_SERVICE);
+    await ready();
+    const workers = fleet.workers();
     if (workers.length === 0) throw new BadRequest(`no ${LLM_SERVICE} workers are registered`, null, 503, null, retryAfterSeconds);
     if (!workers.some((worker) => servesModel(worker.metadata, model))) {
       throw new BadRequest(

@@ -138,19 +138,29 @@ export function followStream(stream: Promise<ClientStream>): { trailer: Promise<
 }
 
 /**
- * What awaiting a call that is being iterated rejects with. It is made for every stream, so it
- * is made without a stack: capturing one under a deep async stack (a gateway request) cost more
- * than the rest of opening the stream, and it would point here, not at the await.
+ * What awaiting a call that is being iterated rejects with: one error per method, made once.
+ * Every stream rejects its promise side, and making an error (with or without its stack) was
+ * the largest item of a gateway request's profile; its stack would point here, not at the
+ * await, so it is made without one.
  */
 function awaitedStreamError(label: string): RpcError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`);
-  } finally {
-    Error.stackTraceLimit = limit;
+  let error = awaitedStreamErrors.get(label);
+  if (error === undefined) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      error = new RpcError(RpcCode.FAILED_PRECONDITION, `${label} is being iterated as a stream; it cannot also be awaited`);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+    // Method names come from the caller's code, but a proxy takes any name: keep the cache bounded.
+    if (awaitedStreamErrors.size >= 1024) awaitedStreamErrors.clear();
+    awaitedStreamErrors.set(label, error);
   }
+  return error;
 }
+
+const awaitedStreamErrors = new Map<string, RpcError>();
 
 /** The trailer of a call that was not iterated: one shared, already-handled rejection. */
 const NO_TRAILER: Promise<unknown> = Promise.reject(new RpcError(RpcCode.FAILED_PRECONDITION, 'trailer is only available on an iterated (streaming) call'));
