@@ -4,14 +4,14 @@ import { RpcCode, RpcError } from '../errors/errors.js';
 import { DEFAULT_PRIORITY } from '../admission/options.js';
 import { callPriority, LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
 import type { CallContext } from '../call/call-context.js';
-import type { PushStream } from '../server/push-stream.js';
+import { PushStream } from '../server/push-stream.js';
 import { relaySse } from './sse.js';
 import { postJson, readJson, type Upstream } from './upstream.js';
 
-/** One chunk of an OpenAI streaming answer, completion or chat: the parts read here. */
+/** One chunk of an OpenAI streaming answer, completion or chat, or a whole answer: the parts read here. */
 interface StreamChunk {
   model?: string;
-  choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }>;
+  choices?: Array<{ text?: string; delta?: { content?: string | null }; message?: { content?: string | null }; finish_reason?: string | null }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } | null } | null;
 }
 
@@ -70,27 +70,45 @@ export class OpenAiEngineService {
     }
     const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
     let pieces = 0;
+    /** Takes one chunk's model, finish reason and usage into `usage`; its text, if any. */
+    const take = (chunk: StreamChunk): Token | undefined => {
+      if (chunk.model !== undefined) usage.model = chunk.model;
+      const choice = chunk.choices?.[0];
+      const text = chat ? (choice?.delta?.content ?? choice?.message?.content) : choice?.text;
+      if (typeof choice?.finish_reason === 'string') usage.finishReason = choice.finish_reason;
+      if (chunk.usage != null) {
+        usage.promptTokens = chunk.usage.prompt_tokens ?? usage.promptTokens;
+        usage.outputTokens = chunk.usage.completion_tokens ?? usage.outputTokens;
+        usage.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? usage.cachedTokens;
+      }
+      if (typeof text !== 'string' || text === '') return undefined;
+      pieces++;
+      return { text };
+    };
+    const trailer = (): Usage => {
+      // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
+      if (usage.outputTokens === 0) usage.outputTokens = pieces;
+      return usage;
+    };
+    if (/^application\/json\b/i.test(response.headers['content-type'] ?? '')) {
+      // An engine (or a proxy in front of it) that does not stream answers with the whole
+      // completion: it becomes a stream of one chunk.
+      let whole: StreamChunk;
+      try {
+        whole = (await readJson(response, `POST ${this.upstream.baseUrl}${chat ? '/chat/completions' : '/completions'}`)) as StreamChunk;
+      } catch (error) {
+        if (signal.aborted) throw abortError(ctx, signal.reason);
+        throw error;
+      }
+      const one = new PushStream<Token, Usage>();
+      const token = take(checkChunk(whole));
+      if (token !== undefined) one.push(token);
+      one.end(trailer());
+      return one;
+    }
     return relaySse<Token, Usage>(response, {
-      onEvent: (data) => {
-        const chunk = parseChunk(data);
-        if (chunk.model !== undefined) usage.model = chunk.model;
-        const choice = chunk.choices?.[0];
-        const text = chat ? choice?.delta?.content : choice?.text;
-        if (typeof choice?.finish_reason === 'string') usage.finishReason = choice.finish_reason;
-        if (chunk.usage != null) {
-          usage.promptTokens = chunk.usage.prompt_tokens ?? usage.promptTokens;
-          usage.outputTokens = chunk.usage.completion_tokens ?? usage.outputTokens;
-          usage.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? usage.cachedTokens;
-        }
-        if (typeof text !== 'string' || text === '') return undefined;
-        pieces++;
-        return { text };
-      },
-      onEnd: () => {
-        // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
-        if (usage.outputTokens === 0) usage.outputTokens = pieces;
-        return usage;
-      },
+      onEvent: (data) => take(parseChunk(data)),
+      onEnd: trailer,
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
       onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
     });
@@ -170,15 +188,20 @@ function priorityField(style: EnginePriority, priority: number): { priority?: nu
 }
 
 function parseChunk(data: string): StreamChunk {
+  let chunk: StreamChunk;
   try {
-    const chunk = JSON.parse(data) as StreamChunk & { error?: { message?: string } };
-    // vLLM reports a failure mid-stream as an event with an error object.
-    if (chunk.error !== undefined) throw new RpcError(RpcCode.INTERNAL, `engine failed mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
-    return chunk;
-  } catch (error) {
-    if (error instanceof RpcError) throw error;
+    chunk = JSON.parse(data) as StreamChunk;
+  } catch {
     throw new RpcError(RpcCode.INTERNAL, `engine sent an SSE event that is not JSON: ${JSON.stringify(data.slice(0, 200))}`);
   }
+  return checkChunk(chunk);
+}
+
+/** The chunk, unless it reports a failure (vLLM sends a failure mid-stream as an event with an error object). */
+function checkChunk(chunk: StreamChunk & { error?: { message?: string } }): StreamChunk {
+  if (chunk === null || typeof chunk !== 'object') throw new RpcError(RpcCode.INTERNAL, `engine sent ${JSON.stringify(chunk)} where an answer object belongs`);
+  if (chunk.error !== undefined) throw new RpcError(RpcCode.INTERNAL, `engine failed mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
+  return chunk;
 }
 
 /** What an aborted upstream request means for the caller: its cancel, or its deadline. */

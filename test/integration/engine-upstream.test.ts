@@ -94,3 +94,40 @@ describe('the engine adapter over HTTP', () => {
     await waitUntil(() => engine.closedEarly === 1, 'the engine saw its request closed', 3000);
   });
 });
+
+describe('an engine that does not stream', () => {
+  it('answers a streaming request with its whole completion as JSON: one chunk, then the usage', async () => {
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(
+        JSON.stringify({
+          model: 'm',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'all at once' }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 4, completion_tokens: 3 },
+        }),
+      );
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const call = llm.generate({ messages: [{ role: 'user', content: 'hi' }] });
+    const texts: string[] = [];
+    for await (const token of call) texts.push(String(token.text));
+    expect(texts).toEqual(['all at once']);
+    expect(await call.trailer).toMatchObject({ worker: 'w', model: 'm', promptTokens: 4, outputTokens: 3, finishReason: 'stop' });
+  });
+
+  it('fails the call with INTERNAL naming the request when that JSON is not an answer', async () => {
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end('null');
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const error = await (async () => {
+      for await (const _ of llm.generate({ prompt: 'p' })) {
+        // nothing arrives
+      }
+    })().catch((failure: unknown) => failure);
+    expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('engine sent null where an answer object belongs') });
+  });
+});
