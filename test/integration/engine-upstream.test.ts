@@ -46,6 +46,18 @@ afterEach(async () => {
   cleanup = [];
 });
 
+/** What reading `stream` to its end fails with (undefined when it does not fail). */
+async function failureOf(stream: AsyncIterable<unknown>): Promise<unknown> {
+  try {
+    for await (const _ of stream) {
+      // read on
+    }
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 /** A worker in front of `engine`, and a proxy calling it. */
 async function workerFor(engine: Engine) {
   const worker = await startEngineWorker({ url: engine.url, name: 'w', models: ['m'], metricsUrl: false, server: { host: '127.0.0.1', port: 0, log: false } });
@@ -85,11 +97,7 @@ describe('the engine adapter over HTTP', () => {
     });
     cleanup.push(() => engine.close());
     const { llm } = await workerFor(engine);
-    const error = await (async () => {
-      for await (const _ of llm.generate({ prompt: 'p' })) {
-        // nothing arrives
-      }
-    })().catch((failure: unknown) => failure);
+    const error = await failureOf(llm.generate({ prompt: 'p' }));
     expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('engine sent an SSE event over 1048576 characters') });
     await waitUntil(() => engine.closedEarly === 1, 'the engine saw its request closed', 3000);
   });
@@ -123,11 +131,7 @@ describe('an engine that does not stream', () => {
     });
     cleanup.push(() => engine.close());
     const { llm } = await workerFor(engine);
-    const error = await (async () => {
-      for await (const _ of llm.generate({ prompt: 'p' })) {
-        // nothing arrives
-      }
-    })().catch((failure: unknown) => failure);
+    const error = await failureOf(llm.generate({ prompt: 'p' }));
     expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('engine sent null where an answer object belongs') });
   });
 });
