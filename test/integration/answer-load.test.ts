@@ -1,9 +1,12 @@
 import net from 'node:net';
+import grpc from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer } from 'shuttle-rpc';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameType, encodeFrame } from '../../src/transport/frame.js';
+import { ENVELOPE_TYPE } from '../../src/transport/grpc/codec.js';
+import { LOAD_TRAILER, VERSION_HEADER } from '../../src/transport/grpc/status.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { StreamService, type StreamApi } from '../fixtures/stream-service.js';
 import { logCollector } from '../helpers/log-lines.js';
@@ -58,7 +61,7 @@ describe('load attached to answers', () => {
     expect(client.providers().find((provider) => provider.service === 'test.Stream')!.load).toMatchObject({ waiting: 11 });
   });
 
-  it('over the grpc transport the report rides in the trailers of every answer', async () => {
+  it('over the grpc transport the report rides in the trailers of answers, at most once per 10 ms on a connection', async () => {
     let waiting = 5;
     const server = await createServer({ services: [new EchoService()], transport: 'grpc', registry: false, config: false, load: () => ({ waiting }) });
     cleanups.push(() => server.close());
@@ -72,6 +75,30 @@ describe('load attached to answers', () => {
     expect(await echo.echo('b')).toBe('b');
     await waitUntil(() => client.providers()[0]!.load?.waiting === 2, 'the second report');
     expect(client.providers()[0]!.load!.receivedAt).toBeGreaterThan(Date.now() - 5000);
+
+    // Back-to-back answers on one connection, read by a bare grpc-js client: a report at most
+    // every 10 ms, not one per answer.
+    const raw = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    cleanups.push(() => raw.close());
+    const packr = new Packr({ useRecords: false, moreTypes: true });
+    const request = Buffer.from(ENVELOPE_TYPE.encode(ENVELOPE_TYPE.create({ body: packr.pack(['x']), serializer: 'msgpack' })).finish());
+    const metadata = new grpc.Metadata();
+    metadata.set(VERSION_HEADER, '1.0.0');
+    const identity = (bytes: Buffer): Buffer => bytes;
+    let withReport = 0;
+    const started = Date.now();
+    for (let i = 0; i < 60; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const call = raw.makeUnaryRequest('/test.Echo/echo', identity, identity, request, metadata, (error) => (error === null ? undefined : reject(error)));
+        call.on('status', (status: grpc.StatusObject) => {
+          if (status.metadata.get(LOAD_TRAILER).length > 0) withReport++;
+          resolve();
+        });
+      });
+    }
+    const elapsed = Date.now() - started;
+    expect(withReport).toBeGreaterThanOrEqual(1);
+    expect(withReport).toBeLessThanOrEqual(Math.floor(elapsed / 10) + 1);
   });
 
   it('a malformed report is dropped with one warning naming the provider and the field; the answer is delivered', async () => {
