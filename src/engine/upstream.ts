@@ -26,7 +26,7 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
  * go elsewhere even for a generation), any other → INTERNAL.
  *
  * Requests go through `node:http` (or `node:https`) with a keep-alive agent of its own, not the
- * global `fetch`: on loopback `fetch` took 1.8–2.1 ms to a response's headers where `node:http`
+ * global `fetch`: on loopback `fetch` takes 1.8–2.1 ms to a response's headers where `node:http`
  * takes 0.6–0.7 ms, and the engine request sits on every generation's time to first token.
  */
 export interface Upstream {

@@ -7,8 +7,8 @@ const FRESH_MS = 100;
 /**
  * The LLM workers as the gateway's client sees them, looked at once per {@link FRESH_MS} rather
  * than on every request: `client.providers()` builds a status per provider (address, health,
- * breaker), which the model check and the admission queue's capacity asked for several times a
- * request. A worker that joins, leaves or is ejected shows within that time; while there is
+ * breaker), and the model check and the admission queue's capacity need the fleet several times
+ * a request. A worker that joins, leaves or is ejected shows within that time; while there is
  * none, every call looks again.
  */
 export class FleetView {

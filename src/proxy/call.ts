@@ -139,9 +139,9 @@ export function followStream(stream: Promise<ClientStream>): { trailer: Promise<
 
 /**
  * What awaiting a call that is being iterated rejects with: one error per method, made once.
- * Every stream rejects its promise side, and making an error (with or without its stack) was
- * the largest item of a gateway request's profile; its stack would point here, not at the
- * await, so it is made without one.
+ * Every stream rejects its promise side, and making an error per stream (with or without its
+ * stack) would be the largest item of a gateway request's profile; its stack would point here,
+ * not at the await, so it is made without one.
  */
 function awaitedStreamError(label: string): RpcError {
   let error = awaitedStreamErrors.get(label);

@@ -40,9 +40,9 @@ export class ServingState {
   /**
    * Trailers carrying the provider's load report (`shuttle-load`, the JSON of a load snapshot),
    * as the tcp transport's LOAD frame does: on an answer or a stream's end, at most once per
-   * LOAD_REPORT_EVERY_MS on each connection (`peer`). One on every answer cost the provider 6 %
-   * and the consumer 10 % of their CPU per call with 32 unary calls in flight; the report's
-   * bytes change at most once per 10 ms anyway.
+   * LOAD_REPORT_EVERY_MS on each connection (`peer`): one on every answer would cost the
+   * provider 6 % and the consumer 10 % of their CPU per call with 32 unary calls in flight, and
+   * the report's bytes change at most once per 10 ms anyway.
    */
   loadTrailers(peer: string, trailers = new grpc.Metadata()): grpc.Metadata {
     if (this.#loadReport === undefined) return trailers;
