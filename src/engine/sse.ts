@@ -13,6 +13,13 @@ export const MAX_SSE_EVENT_CHARS = 1024 * 1024;
 /** Tokens that may wait for the reader before the engine's body is paused. */
 const HIGH_WATER_MARK = 64;
 
+/**
+ * The most values that may wait for the reader. The body is paused at {@link HIGH_WATER_MARK},
+ * but one read can hold many events; an engine whose single read holds more than this is
+ * flooding, and the stream fails.
+ */
+const MAX_BUFFERED = HIGH_WATER_MARK * 64;
+
 /** How long the rest of a body after `[DONE]` may take before its connection is closed. */
 const DRAIN_AFTER_DONE_MS = 5_000;
 
@@ -42,8 +49,10 @@ export interface SseRelay<T, R> {
  *   so that its connection goes back to the pool.
  */
 export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStream<T, R> {
-  const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: HIGH_WATER_MARK * 64 });
+  const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: MAX_BUFFERED });
   let over = false;
+  /** Whether the body is paused until the reader catches up. */
+  let paused = false;
   const fail = (error: RpcError): void => {
     if (over) return;
     over = true;
@@ -78,9 +87,15 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
       } catch (error) {
         return fail(error instanceof RpcError ? error : RpcError.from(error, RpcCode.INTERNAL));
       }
-      if (value !== undefined && !stream.push(value) && !stream.closed) {
+      if (value === undefined) return;
+      if (stream.buffered >= MAX_BUFFERED) {
+        return fail(new RpcError(RpcCode.RESOURCE_EXHAUSTED, `engine sent more than ${MAX_BUFFERED} events in one read while the caller was behind`));
+      }
+      if (!stream.push(value) && !stream.closed && !paused) {
+        paused = true;
         body.pause();
         void stream.ready().then(() => {
+          paused = false;
           if (!over) body.resume();
         });
       }

@@ -86,6 +86,24 @@ describe('relaySse', () => {
     expect(await stream.next()).toEqual({ done: true, value: 100 });
   });
 
+  it('fails with RESOURCE_EXHAUSTED when one read holds more events than may wait for a reader that is behind, and closes the body', async () => {
+    const source = body(['data: x\n\n'.repeat(5000)], false);
+    const stream = relaySse(source, relay());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(source.destroyed).toBe(true);
+    expect(stream.buffered).toBe(4096);
+    let values = 0;
+    const error = await (async () => {
+      for (;;) {
+        const step = await stream.next();
+        if (step.done === true) return undefined;
+        values++;
+      }
+    })().catch((failure: unknown) => failure);
+    expect(values).toBe(4096);
+    expect(error).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED, message: expect.stringContaining('engine sent more than 4096 events in one read') });
+  });
+
   it('fails with what onEvent throws, and closes the body', async () => {
     const source = body(['data: one\n\ndata: bad\n\ndata: three\n\n'], false);
     const error = await read(relaySse(source, relay())).catch((failure: unknown) => failure);
