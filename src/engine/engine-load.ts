@@ -1,5 +1,6 @@
 import type { LoadSnapshot } from '../registry/instance.js';
 import { metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec } from './engine-metrics.js';
+import { readCapped } from './upstream.js';
 
 /** The most of a `/metrics` answer read (vLLM's is tens to hundreds of KiB); beyond it, a failed poll. */
 export const MAX_METRICS_BYTES = 16 * 1024 * 1024;
@@ -55,7 +56,11 @@ export class EngineLoad {
     try {
       const response = await fetch(this.#url, { signal: AbortSignal.timeout(Math.max(1000, this.#intervalMs)) });
       if (!response.ok) throw new Error(`${this.#url} answered ${response.status}`);
-      const sample = readEngineMetrics(await readCapped(response, this.#url), this.#names);
+      const text =
+        response.body === null
+          ? ''
+          : await readCapped(response.body, MAX_METRICS_BYTES, () => new Error(`${this.#url} answered more than ${MAX_METRICS_BYTES} bytes of metrics`));
+      const sample = readEngineMetrics(text, this.#names);
       const load: LoadFields = { ...sample.load };
       const now = Date.now();
       if (sample.generatedTokensTotal !== undefined) {
@@ -73,23 +78,4 @@ export class EngineLoad {
       this.#failing = true;
     }
   }
-}
-
-/** A response's text, at most {@link MAX_METRICS_BYTES}; beyond that the body is cancelled and the poll fails. */
-async function readCapped(response: Response, url: string): Promise<string> {
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const next = await reader.read();
-    if (next.done === true) break;
-    bytes += next.value.length;
-    if (bytes > MAX_METRICS_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw new Error(`${url} answered more than ${MAX_METRICS_BYTES} bytes of metrics`);
-    }
-    chunks.push(next.value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -61,9 +61,10 @@ export class OpenAiEngineService {
     // The transport aborts the signal when the caller cancels or the deadline passes: that
     // closes the engine request, and the engine drops the sequence.
     const signal = ctx.signal;
+    const path = chat ? '/chat/completions' : '/completions';
     let response: IncomingMessage;
     try {
-      response = await postJson(this.upstream, chat ? '/chat/completions' : '/completions', body, signal);
+      response = await postJson(this.upstream, path, body, signal);
     } catch (error) {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       throw error;
@@ -95,7 +96,7 @@ export class OpenAiEngineService {
       // completion: it becomes a stream of one chunk.
       let whole: StreamChunk;
       try {
-        whole = (await readJson(response, `POST ${this.upstream.baseUrl}${chat ? '/chat/completions' : '/completions'}`)) as StreamChunk;
+        whole = (await readJson(response, `POST ${this.upstream.baseUrl}${path}`)) as StreamChunk;
       } catch (error) {
         if (signal.aborted) throw abortError(ctx, signal.reason);
         throw error;

@@ -51,25 +51,21 @@ export interface SseRelay<T, R> {
 export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStream<T, R> {
   const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: MAX_BUFFERED });
   let over = false;
-  /** Whether the body is paused until the reader catches up. */
-  let paused = false;
-  const fail = (error: RpcError): void => {
+  const fail = (error: unknown): void => {
     if (over) return;
     over = true;
-    stream.fail(error);
+    stream.fail(RpcError.from(error, RpcCode.INTERNAL));
     body.destroy();
   };
   const finish = (): void => {
     if (over) return;
-    over = true;
     let trailer: R;
     try {
       trailer = relay.onEnd();
     } catch (error) {
-      stream.fail(error);
-      body.destroy();
-      return;
+      return fail(error);
     }
+    over = true;
     stream.end(trailer);
     if (!body.readableEnded) {
       const timer = setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS).unref();
@@ -85,17 +81,15 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
       try {
         value = relay.onEvent(event.data);
       } catch (error) {
-        return fail(error instanceof RpcError ? error : RpcError.from(error, RpcCode.INTERNAL));
+        return fail(error);
       }
       if (value === undefined) return;
       if (stream.buffered >= MAX_BUFFERED) {
         return fail(new RpcError(RpcCode.RESOURCE_EXHAUSTED, `engine sent more than ${MAX_BUFFERED} events in one read while the caller was behind`));
       }
-      if (!stream.push(value) && !stream.closed && !paused) {
-        paused = true;
+      if (!stream.push(value) && !stream.closed && !body.isPaused()) {
         body.pause();
         void stream.ready().then(() => {
-          paused = false;
           if (!over) body.resume();
         });
       }

@@ -137,15 +137,20 @@ function requestOnce(upstream: Upstream, { url, method, headers, body, signal }:
 }
 
 /** A response body as text, at most `maxBytes`. */
-async function readText(response: IncomingMessage, maxBytes: number, what: string): Promise<string> {
-  const chunks: Buffer[] = [];
+function readText(response: IncomingMessage, maxBytes: number, what: string): Promise<string> {
+  return readCapped(response, maxBytes, () => new RpcError(RpcCode.INTERNAL, `engine answered ${what} with a body over ${maxBytes} bytes`));
+}
+
+/**
+ * A body (a Node stream or a fetch body) as UTF-8 text, at most `maxBytes`; past it, the error
+ * `tooLarge` makes is thrown and leaving the loop closes the body.
+ */
+export async function readCapped(body: AsyncIterable<Uint8Array>, maxBytes: number, tooLarge: () => Error): Promise<string> {
+  const chunks: Uint8Array[] = [];
   let bytes = 0;
-  for await (const chunk of response as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     bytes += chunk.length;
-    if (bytes > maxBytes) {
-      response.destroy();
-      throw new RpcError(RpcCode.INTERNAL, `engine answered ${what} with a body over ${maxBytes} bytes`);
-    }
+    if (bytes > maxBytes) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

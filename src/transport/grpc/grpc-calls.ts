@@ -31,6 +31,7 @@ export class ServingState {
   #reportText = '';
   /** When each connection, by peer address, last got a load report. */
   readonly #reportedAt = new Map<string, number>();
+  #prunedAt = 0;
 
   constructor(budget: UnsentBudget, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
     this.budget = budget;
@@ -52,9 +53,11 @@ export class ServingState {
     // The call this answers still counts as running while its trailers are made.
     const report = this.#loadReport(1);
     if (report === undefined) return trailers;
-    if (this.#reportedAt.size >= 1024) {
-      // Connections that were due anyway are forgotten (they get the next report): the map
-      // holds at most the connections answered within the last interval, plus 1,024.
+    if (this.#reportedAt.size >= 1024 && now - this.#prunedAt >= LOAD_REPORT_EVERY_MS) {
+      // Connections that were due anyway are forgotten (they get the next report), at most once
+      // an interval, so a server answering more than 1,024 connections does not scan them all on
+      // every answer: the map holds 1,024 plus the connections answered since the last pruning.
+      this.#prunedAt = now;
       for (const [key, at] of this.#reportedAt) if (now - at >= LOAD_REPORT_EVERY_MS) this.#reportedAt.delete(key);
     }
     this.#reportedAt.set(peer, now);

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { MAX_SSE_EVENT_CHARS, relaySse, type SseRelay } from '../../../src/engine/sse.js';
-import { readJson } from '../../../src/engine/upstream.js';
+import { readCapped, readJson } from '../../../src/engine/upstream.js';
 
 /** A body fed `chunks` as separate writes, then ended (unless `end` is false). */
 function body(chunks: Array<string | Buffer>, end = true): PassThrough {
@@ -142,5 +142,12 @@ describe('readJson', () => {
       code: RpcCode.INTERNAL,
       message: expect.stringContaining('engine answered GET /x with a body that is not JSON: "<html>"'),
     });
+  });
+
+  it('readCapped stops at its limit with the error it is given, and closes the body', async () => {
+    const source = body(['a'.repeat(40), 'b'.repeat(40), 'c'.repeat(40)], false);
+    await expect(readCapped(source, 100, () => new Error('too large'))).rejects.toThrow('too large');
+    expect(source.destroyed).toBe(true);
+    expect(await readCapped(body(['ab', 'c']), 3, () => new Error('too large'))).toBe('abc');
   });
 });
