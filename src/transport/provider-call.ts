@@ -120,8 +120,10 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
       },
       (error: unknown) => {
         try {
-          // After a cancel the caller has stopped listening; the error has nowhere to go.
-          if (!this.callerLeft) this.fail(this.#callerError(error));
+          // After a cancel the caller has stopped listening; the error has nowhere to go. Past
+          // the provider's own deadline the handler's error is mostly that abort's echo (a
+          // nested call it cancelled): the deadline is what is reported, as for a stream.
+          if (!this.callerLeft) this.fail(this.aborted && isDeadline(this.reason) ? deadlineError(this.method) : this.#callerError(error));
         } finally {
           this.ended();
         }

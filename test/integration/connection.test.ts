@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RpcCode, type RpcError, RpcReference, createClient, type Proxied } from 'shuttle-rpc';
+import { RpcCode, RpcError, RpcMethod, RpcReference, RpcService, createClient, type CallContext, type Proxied } from 'shuttle-rpc';
 import { connectRaw, startTestPair, type TestPair } from 'shuttle-rpc/testing';
 import { FrameType } from '../../src/transport/frame.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
@@ -80,6 +80,26 @@ describe('cancellation and deadlines', () => {
     const answer = await raw.nextFrame();
     expect(answer.status).toBe(RpcCode.DEADLINE_EXCEEDED);
     expect(service.counts['sleep']).toBeUndefined();
+    raw.close();
+  });
+
+  it("past the provider's own deadline the caller is told DEADLINE_EXCEEDED, not the error the abort caused in the handler", async () => {
+    @RpcService({ name: 'test.Nested', version: '1.0.0' })
+    class NestedService {
+      /** Fails as a handler does whose nested call its own abort cancelled. */
+      @RpcMethod()
+      async wait(_request: unknown, ctx: CallContext): Promise<never> {
+        return new Promise<never>((_resolve, reject) =>
+          ctx.signal.addEventListener('abort', () => reject(new RpcError(RpcCode.CANCELLED, 'the nested call was cancelled'))),
+        );
+      }
+    }
+    pair = await startTestPair([new EchoService(), new NestedService()]);
+    // A raw caller has no timer of its own: what it gets is the provider's answer.
+    const raw = await connectRaw('127.0.0.1', pair.server.port);
+    raw.send(requestFrame(1, 'wait', {}, { service: 'test.Nested', meta: { 'shuttle-timeout-ms': '100' } }));
+    const answer = await raw.nextFrame((frame) => frame.type === FrameType.RESPONSE, 3000);
+    expect(answer.status).toBe(RpcCode.DEADLINE_EXCEEDED);
     raw.close();
   });
 
