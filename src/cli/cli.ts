@@ -80,6 +80,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         .choices(['none', 'vllm', 'sglang'])
         .default('none'),
     )
+    .option(
+      '--kv-events <endpoint>',
+      "follow the engine's KV-cache events (vLLM --kv-events-config) at this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5557, and publish what its cache holds",
+    )
+    .option('--kv-events-topic <topic>', 'topic of the KV events', '')
     .option('--host <host>', 'address to serve shuttle calls on')
     .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
     .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)

@@ -16,6 +16,8 @@ export interface WorkerCommandOptions extends CommonOptions {
   metricsInterval: number;
   slots: number;
   priority: 'none' | 'vllm' | 'sglang';
+  kvEvents?: string;
+  kvEventsTopic: string;
   host?: string;
   port: number;
   adminPort?: number;
@@ -55,6 +57,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     metricsIntervalMs: options.metricsInterval,
     slots: options.slots,
     priority: options.priority,
+    ...(options.kvEvents === undefined ? {} : { kvEvents: { endpoint: options.kvEvents, topic: options.kvEventsTopic } }),
     server: {
       registry: await registryUrl(options),
       port: options.port,

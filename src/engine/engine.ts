@@ -2,12 +2,14 @@ import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../common/v
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { EngineLoad } from './engine-load.js';
+import { KvCacheState, type KvEventsOptions } from './kv-events/kv-events.js';
 import type { EngineMetricsSpec } from './engine-metrics.js';
 import { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
 import { closeUpstream, createUpstream, getJson, type Upstream } from './upstream.js';
 
 export { ENGINE_METRIC_PRESETS, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
 export { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
+export type { KvEventsOptions, KvEventsStats } from './kv-events/kv-events.js';
 
 /** Options of {@link startEngineWorker}. */
 export interface EngineWorkerOptions {
@@ -37,6 +39,14 @@ export interface EngineWorkerOptions {
    * (default). See {@link EnginePriority}.
    */
   priority?: EnginePriority;
+  /**
+   * Follow the engine's KV-cache events (vLLM's `--kv-events-config`, over ZeroMQ) and publish
+   * what its prefix cache holds as the load's `cachedPrefixes`, so every consumer routes on the
+   * engine's real cache. The engine is asked for each prompt's token ids
+   * (`return_token_ids`, vLLM 0.10.2 and later) to map its token blocks to the balancers' text
+   * blocks. Off by default.
+   */
+  kvEvents?: KvEventsOptions;
   /** Everything else of the shuttle server: registry, host, port, transport, token, log… */
   server?: Omit<ServerOptions, 'services' | 'load' | 'metadata' | 'loadIntervalMs'> & { metadata?: Readonly<Record<string, unknown>> };
   log?: LogOption;
@@ -52,6 +62,7 @@ const WORKER_KEYS = optionKeys<EngineWorkerOptions>()([
   'metricsIntervalMs',
   'slots',
   'priority',
+  'kvEvents',
   'server',
   'log',
 ]);
@@ -62,6 +73,8 @@ export interface EngineWorker {
   readonly models: readonly string[];
   /** The engine's load as last read from its metrics (the worker publishes it). */
   readonly load: EngineLoad | undefined;
+  /** The engine's cache as its KV events tell it, when `kvEvents` is set. */
+  readonly kvCache: KvCacheState | undefined;
   /** Stops reporting load and drains the server (calls in flight finish). */
   close(): Promise<void>;
 }
@@ -97,12 +110,20 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
   const load =
     metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
+  let kvCache: KvCacheState | undefined;
+  try {
+    kvCache = options.kvEvents === undefined ? undefined : await KvCacheState.start(options.kvEvents, log);
+  } catch (error) {
+    closeUpstream(upstream);
+    throw error;
+  }
   await load?.start();
+  const report = reporter(load, kvCache);
 
   try {
     const server = await createServer({
       ...options.server,
-      services: [new OpenAiEngineService(upstream, models, name, priority)],
+      services: [new OpenAiEngineService(upstream, models, name, priority, kvCache)],
       metadata: {
         ...options.server?.metadata,
         name,
@@ -113,23 +134,32 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
         ...(load?.kvCapacityTokens === undefined ? {} : { kvCapacityTokens: load.kvCapacityTokens }),
       },
       maxConcurrentCalls: options.server?.maxConcurrentCalls ?? slots * 4,
-      ...(load === undefined ? {} : { load: () => load.current, loadIntervalMs: intervalMs }),
+      ...(report === undefined ? {} : { load: report, loadIntervalMs: intervalMs }),
     });
     return {
       server,
       models,
       load,
+      kvCache,
       close: async () => {
         load?.stop();
+        kvCache?.close();
         await server.close();
         closeUpstream(upstream);
       },
     };
   } catch (error) {
     load?.stop();
+    kvCache?.close();
     closeUpstream(upstream);
     throw error;
   }
+}
+
+/** The server's load() callback: the engine's metrics and its cache summary, each when known. */
+function reporter(load: EngineLoad | undefined, kvCache: KvCacheState | undefined): ServerOptions['load'] {
+  if (kvCache === undefined) return load === undefined ? undefined : () => load.current;
+  return () => ({ ...load?.current, cachedPrefixes: kvCache.summary() });
 }
 
 async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]> {

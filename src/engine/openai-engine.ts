@@ -2,16 +2,35 @@ import type { IncomingMessage } from 'node:http';
 import { RpcMethod, RpcService } from '../decorators/decorators.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { DEFAULT_PRIORITY } from '../admission/options.js';
-import { callPriority, LLM_SERVICE, type Embedding, type EmbedRequest, type GenerateRequest, type Token, type Usage } from '../inference/inference.js';
+import {
+  callPriority,
+  LLM_SERVICE,
+  promptText,
+  type Embedding,
+  type EmbedRequest,
+  type GenerateRequest,
+  type Token,
+  type Usage,
+} from '../inference/inference.js';
 import type { CallContext } from '../call/call-context.js';
 import { PushStream } from '../server/push-stream.js';
+import type { KvCacheState } from './kv-events/kv-events.js';
 import { relaySse } from './sse.js';
 import { postJson, readJson, type Upstream } from './upstream.js';
 
 /** One chunk of an OpenAI streaming answer, completion or chat, or a whole answer: the parts read here. */
 interface StreamChunk {
   model?: string;
-  choices?: Array<{ text?: string; delta?: { content?: string | null }; message?: { content?: string | null }; finish_reason?: string | null }>;
+  /** vLLM, asked for `return_token_ids`: the prompt's token ids, in the first chunk (chat). */
+  prompt_token_ids?: unknown;
+  choices?: Array<{
+    text?: string;
+    delta?: { content?: string | null };
+    message?: { content?: string | null };
+    finish_reason?: string | null;
+    /** The same, for a completion. */
+    prompt_token_ids?: unknown;
+  }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } | null } | null;
 }
 
@@ -45,6 +64,8 @@ export class OpenAiEngineService {
     private readonly workerName: string,
     /** Whether and how the call's priority is sent to the engine. */
     private readonly priority: EnginePriority = 'none',
+    /** The engine's cache as its KV events tell it: each prompt's token ids are asked for and recorded there. */
+    private readonly kvCache?: Pick<KvCacheState, 'recordPrompt'>,
   ) {}
 
   @RpcMethod({ stream: true })
@@ -57,6 +78,7 @@ export class OpenAiEngineService {
       ...(chat ? { messages: request.messages } : { prompt: request.prompt }),
       ...samplingFields(request),
       ...priorityField(this.priority, callPriority(ctx.metadata)),
+      ...(this.kvCache === undefined ? {} : { return_token_ids: true }),
     };
     // The transport aborts the signal when the caller cancels or the deadline passes: that
     // closes the engine request, and the engine drops the sequence.
@@ -71,10 +93,18 @@ export class OpenAiEngineService {
     }
     const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
     let pieces = 0;
+    let kvCache = this.kvCache;
     /** Takes one chunk's model, finish reason and usage into `usage`; its text, if any. */
     const take = (chunk: StreamChunk): Token | undefined => {
       if (chunk.model !== undefined) usage.model = chunk.model;
       const choice = chunk.choices?.[0];
+      if (kvCache !== undefined) {
+        const ids = chunk.prompt_token_ids ?? choice?.prompt_token_ids;
+        if (ids !== undefined) {
+          kvCache.recordPrompt(promptText(request), ids);
+          kvCache = undefined;
+        }
+      }
       const text = chat ? (choice?.delta?.content ?? choice?.message?.content) : choice?.text;
       if (typeof choice?.finish_reason === 'string') usage.finishReason = choice.finish_reason;
       if (chunk.usage != null) {

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeKvCache, type FakeKvCacheOptions } from './fake-kv-cache.js';
 
 /**
  * A fake OpenAI-compatible engine for tests and benchmarks (`startFakeEngine`): a real HTTP server on loopback that serves
@@ -26,6 +27,8 @@ export interface FakeEngine {
   breakNext(tokens: number): void;
   /** Answer the next `count` generation/embedding requests with this HTTP error. */
   failNext(status: number, message: string, count?: number, headers?: Record<string, string>): void;
+  /** The engine's prefix cache and its KV-event publisher, when `kvCache` was asked for. */
+  readonly kvCache: FakeKvCache | undefined;
   close(): Promise<void>;
 }
 
@@ -40,6 +43,12 @@ export interface FakeEngineOptions {
   style?: 'vllm' | 'sglang';
   /** Required bearer token, if any. */
   apiKey?: string;
+  /**
+   * Keep a prefix cache and publish its KV events as vLLM does (over ZeroMQ, at
+   * `kvCache.endpoint`); prompts are then tokenized (fake), `usage` counts their tokens and the
+   * cached ones, and `return_token_ids` is honoured.
+   */
+  kvCache?: FakeKvCacheOptions;
 }
 
 /**
@@ -55,6 +64,7 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
   const failures: Array<{ status: number; message: string; headers: Record<string, string> }> = [];
   const metrics = { waiting: 0, kvUsage: 0.25 };
   let breakAfter: number | undefined;
+  const kvCache = options.kvCache === undefined ? undefined : await FakeKvCache.start(options.kvCache);
 
   const server = http.createServer((request, response) => {
     void handle(request, response).catch((error: Error) => {
@@ -96,15 +106,31 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     const count = Math.min(tokenCount, typeof body.max_tokens === 'number' ? body.max_tokens : tokenCount);
     const finish = count < tokenCount ? 'length' : 'stop';
     const texts = Array.from({ length: count }, (_, i) => `tok${i} `);
-    const usage = { prompt_tokens: 5, completion_tokens: count, total_tokens: 5 + count, prompt_tokens_details: { cached_tokens: 2 } };
+    const prompt = kvCache === undefined ? undefined : await kvCache.prefill(body);
+    const promptTokens = prompt?.tokenIds.length ?? 5;
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: count,
+      total_tokens: promptTokens + count,
+      prompt_tokens_details: { cached_tokens: prompt?.cachedTokens ?? 2 },
+    };
+    // vLLM's placement of the prompt's token ids: top level for a chat, in the choice for a completion.
+    const ids = prompt !== undefined && body.return_token_ids === true ? { prompt_token_ids: prompt.tokenIds } : {};
     const id = 'fake-1';
     if (body.stream !== true) {
       await sleep(delay * count);
       state.generated += count;
       const choice = chat
         ? { index: 0, message: { role: 'assistant', content: texts.join('') }, finish_reason: finish }
-        : { index: 0, text: texts.join(''), finish_reason: finish };
-      return json(response, 200, { id, object: chat ? 'chat.completion' : 'text_completion', model: body.model, choices: [choice], usage });
+        : { index: 0, text: texts.join(''), finish_reason: finish, ...ids };
+      return json(response, 200, {
+        id,
+        object: chat ? 'chat.completion' : 'text_completion',
+        model: body.model,
+        choices: [choice],
+        usage,
+        ...(chat ? ids : {}),
+      });
     }
     state.open++;
     let finished = false;
@@ -125,11 +151,13 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
         return;
       }
       state.generated++;
+      const first = index === 0 ? ids : {};
       send({
         id,
         object,
         model: body.model,
-        choices: [chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null }],
+        choices: [chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null, ...first }],
+        ...(chat ? first : {}),
       });
     }
     send({ id, object, model: body.model, choices: [chat ? { index: 0, delta: {}, finish_reason: finish } : { index: 0, text: '', finish_reason: finish }] });
@@ -185,6 +213,7 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
       return state.completed;
     },
     metrics,
+    kvCache,
     breakNext(tokens) {
       breakAfter = tokens;
     },
@@ -193,6 +222,7 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     },
     close: () =>
       new Promise<void>((resolve) => {
+        kvCache?.close();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

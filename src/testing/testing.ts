@@ -5,6 +5,7 @@
 export { connectRaw, type RawPeer } from './raw-peer.js';
 export { startFaultProxy, type Fault, type FaultDirection, type FaultProxy } from './fault-proxy.js';
 export { startFakeEngine, type FakeEngine, type FakeEngineOptions } from './fake-engine.js';
+export { FakeKvCache, type FakeKvCacheOptions } from './fake-kv-cache.js';
 
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';

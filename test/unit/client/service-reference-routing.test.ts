@@ -3,6 +3,7 @@ import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import type { LoadSnapshot, ServiceInstance } from '../../../src/registry/registry.js';
 import type { ClusterCandidate } from '../../../src/cluster/cluster.js';
 import { ClientStream } from '../../../src/transport/client-stream.js';
+import { promptText } from '../../../src/inference/inference.js';
 import { providerRecord } from '../../helpers/fake-transport.js';
 import { rejection } from '../../helpers/wait.js';
 import { deferred, referenceHarness } from './reference-harness.js';
@@ -67,6 +68,21 @@ describe('ServiceReference: select', () => {
     }
     expect(invocation).toBe(h.clusterCalls[0]!.invocation);
     expect(invocation.routingKey).toBe('prompt');
+  });
+
+  it('routes a chat request by default on its messages as the gateway and engine workers name them (role: content, one a line)', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const messages = [
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: 'hi' },
+    ];
+    await h.reference.call('echo', { messages }, undefined);
+    expect(h.picks[0]!.invocation.routingKey).toBe(promptText({ messages }));
+    expect(h.picks[0]!.invocation.routingKey).toBe('system: be brief\nuser: hi');
+    await h.reference.call('echo', { prompt: 'p', messages }, undefined);
+    expect(h.picks[1]!.invocation.routingKey).toBe('p');
+    await h.reference.call('echo', { messages: [{ role: 'user', content: 3 }] }, undefined);
+    expect(h.picks[2]!.invocation.routingKey).toBeUndefined();
   });
 
   it('sends to the provider the balancer picked, over the pool’s connection to it', async () => {

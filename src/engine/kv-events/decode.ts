@@ -1,0 +1,162 @@
+/*
+ * The KV-cache events vLLM publishes (`--kv-events-config`, `vllm.distributed.kv_events`), and
+ * SGLang in the same format, read from one message payload. The payload is msgspec's msgpack
+ * with `array_like=True`: a batch is `[ts, events, data_parallel_rank?]` and each event is its
+ * class name followed by its fields in order —
+ *   ['BlockStored', block_hashes, parent_block_hash, token_ids, block_size, lora_id, medium, …]
+ *   ['BlockRemoved', block_hashes, medium, …]
+ *   ['AllBlocksCleared', …]
+ * Fields that newer engines append are ignored; an engine hash is an int (older vLLM) or bytes
+ * (a sha256 digest). Everything here comes off the network: any shape other than this one is a
+ * clear error naming the event and field, never a crash, and nothing is allocated beyond what the
+ * payload (already bounded by the socket's message cap) holds.
+ */
+
+import { Unpackr } from 'msgpackr';
+import { fmix } from '../../loadbalance/hash.js';
+
+/** A block stored in the engine's cache, `block_size` tokens each, chained to its parent. */
+export interface BlockStoredEvent {
+  readonly type: 'stored';
+  /** The engine's hash of each block, as a number ({@link engineHashKey}). */
+  readonly hashes: readonly number[];
+  /** The engine's hash of the block before the first one; undefined for a prompt's first block. */
+  readonly parent: number | undefined;
+  /** The tokens of all the blocks, `block_size` per block, in order. */
+  readonly tokenIds: readonly number[];
+  readonly blockSize: number;
+  /** The LoRA adapter the blocks were computed under, if any. */
+  readonly loraId: number | undefined;
+}
+
+/** Blocks evicted from the engine's cache. */
+export interface BlockRemovedEvent {
+  readonly type: 'removed';
+  readonly hashes: readonly number[];
+}
+
+/** The engine dropped its whole cache (a reset or a restart). */
+export interface AllClearedEvent {
+  readonly type: 'cleared';
+}
+
+export type KvEvent = BlockStoredEvent | BlockRemovedEvent | AllClearedEvent;
+
+/** A block size no engine uses; beyond it an event is refused. */
+const MAX_BLOCK_SIZE = 4096;
+
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'bigint' });
+
+/**
+ * The events of one payload, in order. Throws an Error saying what is wrong (which event, which
+ * field, what was there) for anything but the format above. A medium other than the GPU's (a
+ * CPU or disk tier of an offloading connector) keys its blocks apart, so evicting a block from
+ * one tier does not forget the other.
+ */
+export function decodeKvEvents(payload: Uint8Array): KvEvent[] {
+  let batch: unknown;
+  try {
+    batch = unpackr.unpack(payload);
+  } catch (error) {
+    throw new Error(`not msgpack: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(batch) || batch.length < 2 || !Array.isArray(batch[1])) {
+    throw new Error(`a batch is [ts, events, …], got ${describe(batch)}`);
+  }
+  const events: KvEvent[] = [];
+  const raw = batch[1] as unknown[];
+  for (let i = 0; i < raw.length; i++) events.push(decodeEvent(raw[i], i));
+  return events;
+}
+
+function decodeEvent(event: unknown, index: number): KvEvent {
+  if (!Array.isArray(event) || typeof event[0] !== 'string') throw new Error(`event ${index} is not [type, …fields], got ${describe(event)}`);
+  const where = `event ${index} (${event[0].slice(0, 40)})`;
+  switch (event[0]) {
+    case 'BlockStored': {
+      const medium = mediumSeed(event[6], where);
+      const hashes = hashList(event[1], where, medium);
+      const parent = event[2] === null || event[2] === undefined ? undefined : engineHashKey(event[2], `${where} parent_block_hash`, medium);
+      const blockSize = event[4];
+      if (!Number.isInteger(blockSize) || (blockSize as number) < 1 || (blockSize as number) > MAX_BLOCK_SIZE) {
+        throw new Error(`${where}: block_size must be an integer in 1..${MAX_BLOCK_SIZE}, got ${describe(blockSize)}`);
+      }
+      const tokenIds = event[3];
+      if (!Array.isArray(tokenIds) || tokenIds.length !== hashes.length * (blockSize as number)) {
+        throw new Error(
+          `${where}: token_ids must hold block_size x ${hashes.length} blocks = ${hashes.length * (blockSize as number)} tokens, got ${describe(tokenIds)}`,
+        );
+      }
+      for (const token of tokenIds) {
+        if (!Number.isInteger(token) || token < 0 || token > 0xffffffff)
+          throw new Error(`${where}: token_ids must be non-negative 32-bit integers, got ${describe(token)}`);
+      }
+      const lora = event[5];
+      if (lora !== null && lora !== undefined && !Number.isInteger(lora))
+        throw new Error(`${where}: lora_id must be an integer or null, got ${describe(lora)}`);
+      return { type: 'stored', hashes, parent, tokenIds: tokenIds as number[], blockSize: blockSize as number, loraId: (lora as number | null) ?? undefined };
+    }
+    case 'BlockRemoved': {
+      const medium = mediumSeed(event[2], where);
+      return { type: 'removed', hashes: hashList(event[1], where, medium) };
+    }
+    case 'AllBlocksCleared':
+      return { type: 'cleared' };
+    default:
+      throw new Error(`${where}: unknown event type; known: BlockStored, BlockRemoved, AllBlocksCleared`);
+  }
+}
+
+function hashList(value: unknown, where: string, medium: number): number[] {
+  if (!Array.isArray(value) || value.length === 0) throw new Error(`${where}: block_hashes must be a non-empty array, got ${describe(value)}`);
+  return value.map((hash) => engineHashKey(hash, `${where} block_hashes`, medium));
+}
+
+/**
+ * An engine block hash — an int of up to 64 bits, or bytes — as a 53-bit number (exact in JS),
+ * mixed with `medium` (0 for the GPU). Two different hashes share a key about once in 2^53
+ * pairs: a wrong claim of one cached block, never a wrong answer.
+ */
+export function engineHashKey(hash: unknown, where: string, medium = 0): number {
+  let lo: number;
+  let hi: number;
+  if (typeof hash === 'number' && Number.isSafeInteger(hash)) {
+    lo = hash >>> 0;
+    hi = Math.floor(Math.abs(hash) / 0x100000000) >>> 0;
+    if (hash < 0) hi ^= 0x80000000;
+  } else if (typeof hash === 'bigint') {
+    const bits = BigInt.asUintN(64, hash);
+    lo = Number(bits & 0xffffffffn);
+    hi = Number(bits >> 32n);
+  } else if (hash instanceof Uint8Array && hash.length > 0 && hash.length <= 64) {
+    lo = 0x811c9dc5;
+    hi = 0x2f1a5b3c;
+    for (let i = 0; i < hash.length; i++) {
+      lo = Math.imul(lo ^ hash[i]!, 0x01000193);
+      hi = Math.imul(hi ^ hash[i]!, 0x5bd1e995);
+    }
+  } else {
+    throw new Error(`${where}: a block hash must be an integer or 1..64 bytes, got ${describe(hash)}`);
+  }
+  const a = fmix((lo ^ medium) >>> 0);
+  const b = fmix((hi ^ a ^ 0x9e3779b9) >>> 0);
+  return (b & 0x1fffff) * 0x100000000 + a;
+}
+
+/** 0 for the GPU (or no medium named), else a 32-bit tag of the tier's name. */
+function mediumSeed(medium: unknown, where: string): number {
+  if (medium === null || medium === undefined) return 0;
+  if (typeof medium !== 'string' || medium.length > 64) throw new Error(`${where}: medium must be a short string or null, got ${describe(medium)}`);
+  if (medium.toUpperCase() === 'GPU') return 0;
+  let seed = 0x811c9dc5;
+  for (let i = 0; i < medium.length; i++) seed = Math.imul(seed ^ medium.charCodeAt(i), 0x01000193);
+  return fmix(seed) | 1;
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value).slice(0, 40)}`;
+}

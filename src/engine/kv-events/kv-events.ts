@@ -1,0 +1,203 @@
+/*
+ * Following an engine's KV-cache events, so the worker publishes what the engine's prefix cache
+ * really holds (`LoadSnapshot.cachedPrefixes`) instead of leaving every router to guess it from
+ * its own traffic — and several routers in front of one fleet agree.
+ *
+ * The pieces: `subscriber.ts` receives the engine's ZeroMQ messages, `decode.ts` reads their
+ * events, `block-table.ts` keeps the engine's cached token blocks, `prompt-ledger.ts` maps them
+ * to the router's text blocks through the prompts the worker forwarded, whose token ids the
+ * engine returns with the first chunk (vLLM's `return_token_ids`).
+ */
+
+import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../../common/validate.js';
+import type { Logger } from '../../log/log.js';
+import { BlockTable } from './block-table.js';
+import { decodeKvEvents } from './decode.js';
+import { PromptLedger } from './prompt-ledger.js';
+import { type KvMessage, type KvSubscription, subscribe } from './subscriber.js';
+
+/** Where an engine publishes its KV events, and the budgets of following them. */
+export interface KvEventsOptions {
+  /** The engine's ZeroMQ publisher: vLLM's `--kv-events-config` `endpoint`, e.g. `tcp://127.0.0.1:5557`. */
+  endpoint: string;
+  /** Topic prefix to subscribe to; '' (all, vLLM's default) by default. */
+  topic?: string;
+  /** Characters per block as the balancers hash prompts (their `blockChars`); 64 by default. */
+  blockChars?: number;
+  /** Engine blocks remembered (the oldest forgotten beyond); 262,144 by default (4 Mi tokens at 16 a block). */
+  maxBlocks?: number;
+  /** Recent prompts whose cached part is published; 4,096 by default. */
+  maxPrompts?: number;
+  /** Largest event message accepted, bytes; a larger one drops the connection. 4 MiB by default. */
+  maxMessageBytes?: number;
+}
+
+const KEYS = optionKeys<KvEventsOptions>()(['endpoint', 'topic', 'blockChars', 'maxBlocks', 'maxPrompts', 'maxMessageBytes']);
+
+/** The longest prompt, in tokens, whose blocks are tracked (its first tokens, beyond). */
+const MAX_PROMPT_TOKENS = 262_144;
+/** A summary is rebuilt at most this often (it is read for every load report). */
+const SUMMARY_EVERY_MS = 250;
+/** Messages ZeroMQ holds for this process: with `maxMessageBytes` the bound on what it buffers. */
+const QUEUED_MESSAGES = 32;
+/** A run of bad messages is reported once, then again after this long at the earliest. */
+const WARN_EVERY_MS = 10_000;
+
+/** What following the events has seen; for logs, metrics and tests. */
+export interface KvEventsStats {
+  /** Messages received and events applied. */
+  messages: number;
+  events: number;
+  /** Messages or prompts refused as malformed. */
+  bad: number;
+  /** Messages lost (sequence numbers skipped) and publisher restarts seen. */
+  missed: number;
+  restarts: number;
+  /**
+   * Connections to the publisher lost: the engine went away, or sent a message over
+   * `maxMessageBytes` (which ZeroMQ takes as a protocol error).
+   */
+  disconnects: number;
+  /** Engine blocks held now, and prompts remembered. */
+  blocks: number;
+  prompts: number;
+}
+
+/**
+ * The engine's prefix cache as its events tell it, in the router's terms. {@link summary} is
+ * what the worker publishes as `cachedPrefixes`; {@link recordPrompt} is told each prompt the
+ * engine was given with the engine's token ids for it.
+ */
+export class KvCacheState {
+  readonly #table: BlockTable;
+  readonly #ledger: PromptLedger;
+  readonly #log: Logger;
+  readonly #stats: KvEventsStats = { messages: 0, events: 0, bad: 0, missed: 0, restarts: 0, disconnects: 0, blocks: 0, prompts: 0 };
+  #subscription: KvSubscription | undefined;
+  #lastSeq: bigint | undefined;
+  #summary: readonly number[] = [];
+  #builtAt = 0;
+  #builtFrom = '';
+  #warnedAt = -Infinity;
+  #unwarned = 0;
+
+  constructor(table: BlockTable, ledger: PromptLedger, log: Logger) {
+    this.#table = table;
+    this.#ledger = ledger;
+    this.#log = log;
+  }
+
+  /** Subscribes to the engine's publisher; resolves once the socket is set up (the engine may come later). */
+  static async start(options: KvEventsOptions, log: Logger): Promise<KvCacheState> {
+    if (options === null || typeof options !== 'object') throw invalidOption('engine worker kvEvents', options, 'an object with endpoint');
+    checkKnownKeys('engine worker kvEvents', options, KEYS);
+    if (typeof options.endpoint !== 'string' || !/^(tcp|ipc):\/\/\S+$/.test(options.endpoint)) {
+      throw invalidOption('engine worker kvEvents.endpoint', options.endpoint, 'a ZeroMQ endpoint, e.g. tcp://127.0.0.1:5557');
+    }
+    const topic = options.topic ?? '';
+    if (typeof topic !== 'string' || topic.length > 255) throw invalidOption('engine worker kvEvents.topic', topic, 'a string of at most 255 characters');
+    const table = new BlockTable(checkInt('engine worker kvEvents.maxBlocks', options.maxBlocks, 1, 16_777_216, 262_144));
+    const ledger = new PromptLedger({
+      maxPrompts: checkInt('engine worker kvEvents.maxPrompts', options.maxPrompts, 1, 1_048_576, 4_096),
+      maxPromptTokens: MAX_PROMPT_TOKENS,
+      blockChars: checkInt('engine worker kvEvents.blockChars', options.blockChars, 2, 65_536, 64),
+    });
+    const maxMessageBytes = checkInt('engine worker kvEvents.maxMessageBytes', options.maxMessageBytes, 1024, 256 * 1024 * 1024, 4 * 1024 * 1024);
+    const state = new KvCacheState(table, ledger, log);
+    state.#subscription = await subscribe(
+      { endpoint: options.endpoint, topic, maxMessageBytes, queuedMessages: QUEUED_MESSAGES },
+      (message) => state.#receive(message),
+      (problem) => state.#bad(problem),
+      () => state.#stats.disconnects++,
+    );
+    return state;
+  }
+
+  /** What has been seen so far. */
+  get stats(): Readonly<KvEventsStats> {
+    this.#stats.blocks = this.#table.size;
+    this.#stats.prompts = this.#ledger.size;
+    return this.#stats;
+  }
+
+  /**
+   * Records a prompt the engine was given: `text` as the balancers hash it (`promptText`), and
+   * `tokenIds` as the engine answered them (untrusted: anything but an array of token ids is
+   * counted as bad and ignored). Before the engine's first event the block size is not known;
+   * vLLM's default, 16, is assumed.
+   */
+  recordPrompt(text: string, tokenIds: unknown): void {
+    if (!Array.isArray(tokenIds) || tokenIds.length > 4 * MAX_PROMPT_TOKENS || !tokenIds.every((id) => Number.isInteger(id) && id >= 0 && id <= 0xffffffff)) {
+      this.#bad(
+        `the engine's prompt_token_ids must be an array of token ids, got ${Array.isArray(tokenIds) ? `an array of ${tokenIds.length}` : typeof tokenIds}`,
+      );
+      return;
+    }
+    this.#ledger.record(text, tokenIds as number[], this.#table.blockSize || 16);
+  }
+
+  /**
+   * The summary to publish as `cachedPrefixes`: the router's landmark hashes of what the engine
+   * holds of the recent prompts, most recent first. Rebuilt when something changed, at most
+   * every 250 ms.
+   */
+  summary(): readonly number[] {
+    const from = `${this.#table.version}/${this.#ledger.version}`;
+    if (from === this.#builtFrom) return this.#summary;
+    const now = performance.now();
+    if (now - this.#builtAt < SUMMARY_EVERY_MS) return this.#summary;
+    this.#summary = this.#ledger.summary(this.#table);
+    this.#builtAt = now;
+    this.#builtFrom = from;
+    return this.#summary;
+  }
+
+  /** Stops following the events. */
+  close(): void {
+    this.#subscription?.close();
+    this.#subscription = undefined;
+  }
+
+  #receive(message: KvMessage): void {
+    this.#stats.messages++;
+    const last = this.#lastSeq;
+    this.#lastSeq = message.seq;
+    if (last !== undefined && message.seq <= last) {
+      // The publisher started again (the engine restarted): its cache starts empty.
+      this.#stats.restarts++;
+      this.#table.clear();
+    } else if (last !== undefined && message.seq > last + 1n) {
+      // Lost messages: a missed store under-claims, a missed removal claims a block that is
+      // gone until the engine stores it again — a cache miss, never a wrong answer.
+      this.#stats.missed += Number(message.seq - last - 1n);
+    }
+    let events: ReturnType<typeof decodeKvEvents>;
+    try {
+      events = decodeKvEvents(message.payload);
+    } catch (error) {
+      this.#bad(`message ${message.seq}: ${(error as Error).message}`);
+      return;
+    }
+    for (const event of events) {
+      try {
+        this.#table.apply(event);
+        this.#stats.events++;
+      } catch (error) {
+        this.#bad(`message ${message.seq}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  #bad(problem: string): void {
+    this.#stats.bad++;
+    const now = performance.now();
+    if (now - this.#warnedAt < WARN_EVERY_MS) {
+      this.#unwarned++;
+      return;
+    }
+    const more = this.#unwarned === 0 ? '' : ` (and ${this.#unwarned} more since the last report)`;
+    this.#log.warn(`engine KV events: ${problem}${more}`);
+    this.#warnedAt = now;
+    this.#unwarned = 0;
+  }
+}

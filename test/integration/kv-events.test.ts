@@ -1,0 +1,263 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Publisher } from 'zeromq';
+import { Packr } from 'msgpackr';
+import { createClient, type Proxied, type RpcClient } from 'shuttle-rpc';
+import { startEngineWorker, type EngineWorker } from 'shuttle-rpc/engine';
+import type { LlmApi, Usage } from 'shuttle-rpc/inference';
+import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
+import { summaryMatch } from '../../src/loadbalance/cache-summary.js';
+import { prefixBlockHashes } from '../../src/loadbalance/hash.js';
+import { startFixture, type Child } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * An engine's KV events, followed by the engine adapter, end to end on real sockets: fake
+ * engines that keep a prefix cache and publish its events over ZeroMQ in vLLM's format, engine
+ * workers that follow them and publish what the cache holds, and consumers that route on it —
+ * also consumers that never sent the prompt themselves. A hostile publisher at the engine's
+ * endpoint costs the worker nothing but a logged complaint.
+ */
+const CLI = '../../../dist/cli/main';
+const packr = new Packr({ useRecords: false });
+const system = (i: number): string =>
+  `system: You are assistant number ${i}. ${`Follow the operating manual of product line ${i}, chapter by chapter. `.repeat(60)}`.slice(0, 4096);
+const chat = (i: number, question: string) => ({
+  messages: [
+    { role: 'system', content: system(i) },
+    { role: 'user', content: question },
+  ],
+  maxTokens: 2,
+});
+const textOf = (request: ReturnType<typeof chat>): string => request.messages.map((message) => `${message.role}: ${message.content}`).join('\n');
+
+async function generate(llm: Proxied<LlmApi>, request: ReturnType<typeof chat>): Promise<Usage> {
+  const stream = llm.generate(request);
+  for await (const _ of stream) {
+    // read to the end
+  }
+  return (await stream.trailer)!;
+}
+
+let cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+describe('an engine worker following the engine’s KV events', () => {
+  async function workerFor(engine: FakeEngine, endpoint = engine.kvCache!.endpoint, maxMessageBytes?: number) {
+    const worker = await startEngineWorker({
+      url: engine.url,
+      name: 'kv',
+      models: ['m'],
+      metricsUrl: false,
+      kvEvents: { endpoint, ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }) },
+      server: { host: '127.0.0.1', port: 0, log: false },
+      log: false,
+    });
+    cleanup.push(() => worker.close());
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${worker.server.port}`, config: false, log: false });
+    cleanup.push(() => client.close());
+    return { worker, llm: client.proxy<LlmApi>('inference.LLM') };
+  }
+  const matched = (worker: EngineWorker, text: string) => summaryMatch(prefixBlockHashes(text, 64, 4096), new Set(worker.kvCache!.summary()));
+
+  it('publishes what the engine cached of each prompt, asking the engine for the prompt’s token ids', async () => {
+    const engine = await startFakeEngine({ models: ['m'], tokens: 2, tokenDelayMs: 0, kvCache: { blockSize: 16, capacityBlocks: 100_000 } });
+    cleanup.push(() => engine.close());
+    const { worker, llm } = await workerFor(engine);
+    // ZeroMQ's subscription reaches the publisher a moment after connecting; prompts sent
+    // before that have their events lost, so prompts are sent until one is seen.
+    let sent = 0;
+    await waitUntil(
+      async () => {
+        await generate(llm, chat(0, `warm-up question ${sent++}`));
+        return matched(worker, textOf(chat(0, 'x'))) > 0;
+      },
+      () => `the summary to show the system prompt (stats ${JSON.stringify(worker.kvCache!.stats)})`,
+      10_000,
+      50,
+    );
+    expect(engine.requests.at(-1)!.body.return_token_ids).toBe(true);
+    // A new question on the same system prompt: the engine serves its system part from cache,
+    // and the worker's summary says the same about the prompt's text.
+    const usage = await generate(llm, chat(0, 'a brand new question'));
+    expect(usage.cachedTokens).toBeGreaterThan(usage.promptTokens * 0.8);
+    await waitUntil(() => matched(worker, textOf(chat(0, 'a brand new question'))) >= 48, 'the new prompt to show in the summary', 5000, 50);
+    expect(matched(worker, textOf(chat(0, 'any other question')))).toBeGreaterThanOrEqual(48);
+    expect(matched(worker, textOf(chat(1, 'a prompt never sent')))).toBe(0);
+    expect(worker.kvCache!.stats).toMatchObject({ bad: 0, missed: 0 });
+    // The engine resets its cache: the summary empties.
+    await engine.kvCache!.clear();
+    await waitUntil(() => worker.kvCache!.summary().length === 0, 'the summary to empty after AllBlocksCleared', 5000, 50);
+  });
+
+  it('takes a hostile publisher’s garbage as bad messages and keeps serving; counts lost and restarted sequences', async () => {
+    const engine = await startFakeEngine({ models: ['m'], tokens: 2, tokenDelayMs: 0, kvCache: { blockSize: 16 } });
+    cleanup.push(() => engine.close());
+    const hostile = new Publisher();
+    await hostile.bind('tcp://127.0.0.1:*');
+    cleanup.push(() => hostile.close());
+    const { worker, llm } = await workerFor(engine, hostile.lastEndpoint!, 64 * 1024);
+    const seq = (n: bigint) => {
+      const bytes = Buffer.alloc(8);
+      bytes.writeBigUInt64BE(n);
+      return bytes;
+    };
+    const valid = (n: bigint) => hostile.send(['', seq(n), packr.pack([0, [['BlockRemoved', [n], null]], 0])]);
+    // Wait for the subscription to be in place.
+    let probe = 0n;
+    await waitUntil(
+      async () => {
+        await valid(probe++);
+        return worker.kvCache!.stats.messages > 0;
+      },
+      'the worker to subscribe',
+      10_000,
+      50,
+    );
+    const before = { ...worker.kvCache!.stats };
+    await hostile.send(['', seq(probe)]);
+    await hostile.send(['', Buffer.alloc(7), Buffer.alloc(1)]);
+    await hostile.send(['', seq(probe), Buffer.from('{"not":"msgpack"}')]);
+    await hostile.send(['', seq(probe + 1n), packr.pack([0, [['BlockStored', ['x'], null, [1], 1, null, null]], 0])]);
+    await hostile.send(['', seq(probe + 2n), packr.pack([0, Array(100).fill(['Unknown']), 0])]);
+    await waitUntil(
+      () => worker.kvCache!.stats.bad >= before.bad + 5,
+      () => `5 bad messages counted (${JSON.stringify(worker.kvCache!.stats)})`,
+      5000,
+      20,
+    );
+    // A sequence that skips 10 is counted as lost; one that goes back, as a restart.
+    await valid(probe + 13n);
+    await valid(2n);
+    await waitUntil(() => worker.kvCache!.stats.restarts >= 1, 'the restart to be seen', 5000, 20);
+    expect(worker.kvCache!.stats.missed).toBe(10);
+    // A message over maxMessageBytes makes ZeroMQ drop the connection; it comes back.
+    await hostile.send(['', seq(3n), Buffer.alloc(100 * 1024)]);
+    let after = 4n;
+    const messages = worker.kvCache!.stats.messages;
+    await waitUntil(
+      async () => {
+        await valid(after++);
+        return worker.kvCache!.stats.messages > messages;
+      },
+      'events to flow again after the oversized message',
+      10_000,
+      100,
+    );
+    expect(worker.kvCache!.stats.disconnects).toBeGreaterThanOrEqual(1);
+    // The worker still serves generations.
+    const usage = await generate(llm, chat(3, 'still there?'));
+    expect(usage.outputTokens).toBe(2);
+  });
+
+  it('refuses bad kvEvents options with the key, the value and what is allowed', async () => {
+    const engine = await startFakeEngine({ models: ['m'] });
+    cleanup.push(() => engine.close());
+    const start = (kvEvents: unknown) =>
+      startEngineWorker({
+        url: engine.url,
+        models: ['m'],
+        metricsUrl: false,
+        kvEvents: kvEvents as never,
+        server: { host: '127.0.0.1', port: 0, registry: false, log: false },
+      });
+    await expect(start({ endpoint: 'http://127.0.0.1:5557' })).rejects.toThrow(
+      /engine worker kvEvents\.endpoint.*a ZeroMQ endpoint, e\.g\. tcp:\/\/127\.0\.0\.1:5557/,
+    );
+    await expect(start({ endpoint: 'tcp://127.0.0.1:5557', maxBlocks: 0 })).rejects.toThrow(/kvEvents\.maxBlocks/);
+    await expect(start({ endpoint: 'tcp://127.0.0.1:5557', topics: 'x' })).rejects.toThrow(/topics/);
+  });
+});
+
+describe('consumers routing on the caches the workers publish (worker processes, file registry)', () => {
+  let registry: { dir: string; remove(): Promise<void> };
+  const engines: FakeEngine[] = [];
+  const workers: Child[] = [];
+  const clients: RpcClient[] = [];
+
+  beforeAll(async () => {
+    registry = await tempDir();
+    for (let i = 0; i < 2; i++) {
+      const engine = await startFakeEngine({ models: ['m'], tokens: 2, tokenDelayMs: 0, kvCache: { blockSize: 16, capacityBlocks: 100_000 } });
+      engines.push(engine);
+      workers.push(
+        await startFixture(
+          CLI,
+          { SHUTTLE_REGISTRY: `file://${registry.dir}` },
+          15_000,
+          [],
+          [
+            'worker',
+            '--url',
+            engine.url,
+            '--name',
+            `kv-${i}`,
+            '--model',
+            'm',
+            '--metrics-url',
+            'none',
+            '--metrics-interval',
+            '100',
+            '--kv-events',
+            engine.kvCache!.endpoint,
+          ],
+        ),
+      );
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const client of clients) await client.close();
+    for (const worker of workers) await worker.stop();
+    for (const engine of engines) await engine.close();
+    await registry?.remove();
+  });
+
+  it.each(['slo', 'prefix-affinity'])('a fresh %s consumer sends each warmed prompt to the worker whose engine holds it', async (loadbalance) => {
+    // Four system prompts, warmed on the workers by calling each worker directly: 0 and 2 on
+    // kv-0, 1 and 3 on kv-1.
+    const direct = await Promise.all(workers.map((worker) => createClient({ registry: worker.url, config: false, log: false })));
+    clients.push(...direct);
+    const home = (i: number) => i % 2;
+    const watcher = await createClient({ registry: `file://${registry.dir}`, config: false, log: false });
+    clients.push(watcher);
+    watcher.proxy<LlmApi>('inference.LLM');
+    await watcher.ready();
+    const published = (i: number): number => {
+      const load = watcher.providers().find((provider) => provider.metadata.name === `kv-${home(i)}`)?.load;
+      return summaryMatch(prefixBlockHashes(textOf(chat(i, 'q')), 64, 4096), new Set(load?.cachedPrefixes ?? []));
+    };
+    let round = 0;
+    await waitUntil(
+      async () => {
+        for (let i = 0; i < 4; i++) if (published(i) < 48) await generate(direct[home(i)]!.proxy<LlmApi>('inference.LLM'), chat(i, `warm ${round}`));
+        round++;
+        return [0, 1, 2, 3].every((i) => published(i) >= 48);
+      },
+      () => `the registry to carry each worker's summary (${[0, 1, 2, 3].map(published)})`,
+      15_000,
+      100,
+    );
+    // A consumer that has sent nothing routes by the published summaries alone.
+    const fresh = await createClient({ registry: `file://${registry.dir}`, config: false, log: false, loadbalance });
+    clients.push(fresh);
+    const llm = fresh.proxy<LlmApi>('inference.LLM');
+    await fresh.ready();
+    await waitUntil(
+      () => fresh.providers().filter((provider) => (provider.load?.cachedPrefixes?.length ?? 0) > 0).length === 2,
+      'the fresh consumer to read the loads',
+    );
+    const landed: string[] = [];
+    for (let n = 0; n < 3; n++) {
+      for (let i = 0; i < 4; i++) {
+        const usage = await generate(llm, chat(i, `fresh question ${loadbalance} ${n}`));
+        landed.push(`${i}->${usage.worker}`);
+        expect(usage.cachedTokens, `${landed} ${[0, 1, 2, 3].map(published)}`).toBeGreaterThan(usage.promptTokens * 0.8);
+      }
+    }
+    expect(landed).toEqual([0, 1, 2].flatMap(() => [0, 1, 2, 3].map((i) => `${i}->kv-${home(i)}`)));
+  });
+});
