@@ -129,12 +129,18 @@ describe('an engine worker following the engine’s KV events', () => {
       5000,
       20,
     );
-    // A sequence that skips 10 is counted as lost; one that goes back, as a restart.
+    // A sequence that skips 10 is counted as lost; one that goes back, or leaps by billions, as a restart.
     await valid(probe + 13n);
     await valid(2n);
     await waitUntil(() => worker.kvCache!.stats.restarts >= 1, 'the restart to be seen', 5000, 20);
     expect(worker.kvCache!.stats.missed).toBe(10);
-    // A message over maxMessageBytes makes ZeroMQ drop the connection; it comes back.
+    await valid(2n ** 63n);
+    await waitUntil(() => worker.kvCache!.stats.restarts >= 2, 'the leap to be seen as a restart', 5000, 20);
+    expect(worker.kvCache!.stats.missed).toBe(10);
+    // A stored block, then a message over maxMessageBytes: ZeroMQ drops the connection, the
+    // worker connects again and forgets what it held (the engine may have restarted meanwhile).
+    await hostile.send(['', seq(1n), packr.pack([0, [['BlockStored', [1], null, [1, 2], 2, null, null]], 0])]);
+    await waitUntil(() => worker.kvCache!.stats.blocks === 1, 'the block to be held', 5000, 20);
     await hostile.send(['', seq(3n), Buffer.alloc(100 * 1024)]);
     let after = 4n;
     const messages = worker.kvCache!.stats.messages;
@@ -148,6 +154,7 @@ describe('an engine worker following the engine’s KV events', () => {
       100,
     );
     expect(worker.kvCache!.stats.disconnects).toBeGreaterThanOrEqual(1);
+    expect(worker.kvCache!.stats.blocks).toBe(0);
     // The worker still serves generations.
     const usage = await generate(llm, chat(3, 'still there?'));
     expect(usage.outputTokens).toBe(2);

@@ -17,12 +17,22 @@ import type { KvEvent } from './decode.js';
  */
 export class BlockTable {
   readonly #maxBlocks: number;
-  /** Engine hash key → our chain hash, oldest stored first. */
+  /** Engine hash key → our chain hash. */
   readonly #blocks = new Map<number, number>();
+  /**
+   * Engine hash keys in the order stored, from `#head` on; removed blocks stay until they reach
+   * the head or the queue is compacted. Eviction takes from here, not from the map's first key:
+   * V8 walks a map's deleted entries to reach its first live one, so evicting that way costs
+   * more with every eviction (tens of seconds a block once a full table had turned over).
+   */
+  #order: number[] = [];
+  #head = 0;
   /** Our chain hash → how many engine blocks hold it. */
   readonly #held = new Map<number, number>();
-  /** Tokens per block, from the first BlockStored event; 0 until then. */
+  /** Tokens per block, from the first BlockStored event since the table was last emptied; 0 until then. */
   blockSize = 0;
+  /** Times a BlockStored came with another block size, which empties the table (a different engine). */
+  blockSizeChanges = 0;
   /** Bumped on every change, so a summary built from the table knows when it is stale. */
   version = 0;
   /** Blocks whose parent was unknown, so that were not chained. */
@@ -43,8 +53,9 @@ export class BlockTable {
   }
 
   /**
-   * Applies one event. Throws when a BlockStored's block size differs from the one seen before
-   * (one engine has one block size; a change means a different engine at the same address).
+   * Applies one event. A BlockStored whose block size differs from the one seen before empties
+   * the table first: one engine has one block size, so this is another engine at the address
+   * (restarted with a new `--block-size`), whose cache starts empty.
    */
   apply(event: KvEvent): void {
     this.version++;
@@ -56,9 +67,12 @@ export class BlockTable {
       for (const hash of event.hashes) this.#forget(hash);
       return;
     }
-    if (this.blockSize === 0) this.blockSize = event.blockSize;
-    else if (event.blockSize !== this.blockSize) {
-      throw new Error(`block_size ${event.blockSize} differs from the ${this.blockSize} of the engine's earlier events`);
+    if (event.blockSize !== this.blockSize) {
+      if (this.blockSize !== 0) {
+        this.clear();
+        this.blockSizeChanges++;
+      }
+      this.blockSize = event.blockSize;
     }
     let parent: number | undefined = event.parent === undefined ? chainSeed(event.loraId) : this.#blocks.get(event.parent);
     if (parent === undefined) {
@@ -72,18 +86,47 @@ export class BlockTable {
     }
   }
 
-  /** Forgets every block (the engine cleared its cache, or the event stream lost its place). */
+  /** Forgets every block and the block size (the engine cleared its cache or restarted). */
   clear(): void {
     this.#blocks.clear();
     this.#held.clear();
+    this.#order = [];
+    this.#head = 0;
+    this.blockSize = 0;
     this.version++;
   }
 
   #remember(engineHash: number, ours: number): void {
     if (this.#blocks.has(engineHash)) this.#forget(engineHash);
-    else if (this.#blocks.size >= this.#maxBlocks) this.#forget(this.#blocks.keys().next().value as number);
+    else if (this.#blocks.size >= this.#maxBlocks) this.#evictOldest();
     this.#blocks.set(engineHash, ours);
     this.#held.set(ours, (this.#held.get(ours) ?? 0) + 1);
+    this.#order.push(engineHash);
+    if (this.#order.length - this.#head > 2 * this.#maxBlocks + 1024) this.#compact();
+  }
+
+  /**
+   * Forgets the block stored longest ago. A key re-stored after it was removed is in the queue
+   * twice, and goes at its first place: an under-claim, never an over-claim.
+   */
+  #evictOldest(): void {
+    while (this.#head < this.#order.length) {
+      const key = this.#order[this.#head++]!;
+      if (this.#blocks.has(key)) {
+        this.#forget(key);
+        break;
+      }
+    }
+    if (this.#head > 4096 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Rebuilds the queue from the blocks held, in the order they were (last) stored. */
+  #compact(): void {
+    this.#order = [...this.#blocks.keys()];
+    this.#head = 0;
   }
 
   #forget(engineHash: number): void {

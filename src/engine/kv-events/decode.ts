@@ -9,7 +9,8 @@
  * Fields that newer engines append are ignored; an engine hash is an int (older vLLM) or bytes
  * (a sha256 digest). Everything here comes off the network: any shape other than this one is a
  * clear error naming the event and field, never a crash, and nothing is allocated beyond what the
- * payload (already bounded by the socket's message cap) holds.
+ * payload (already bounded by the socket's message cap) holds: every value decoded is spelled
+ * out in it, none is a reference to another.
  */
 
 import { Unpackr } from 'msgpackr';
@@ -45,7 +46,12 @@ export type KvEvent = BlockStoredEvent | BlockRemovedEvent | AllClearedEvent;
 /** A block size no engine uses; beyond it an event is refused. */
 const MAX_BLOCK_SIZE = 4096;
 
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'bigint' });
+/*
+ * msgpackr's own extensions are off: records, and the structured-clone ids and pointers with
+ * which a few hundred bytes could name one large array thousands of times (so the decoded value,
+ * and the work on it, would no longer be bounded by the payload's size).
+ */
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'bigint', structuredClone: false });
 
 /**
  * The events of one payload, in order. Throws an Error saying what is wrong (which event, which

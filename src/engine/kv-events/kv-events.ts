@@ -36,10 +36,20 @@ const KEYS = optionKeys<KvEventsOptions>()(['endpoint', 'topic', 'blockChars', '
 
 /** The longest prompt, in tokens, whose blocks are tracked (its first tokens, beyond). */
 const MAX_PROMPT_TOKENS = 262_144;
+/** The most token blocks of one prompt tracked, whatever the block size (a block size of 1 would make 262,144). */
+const MAX_PROMPT_BLOCKS = 16_384;
+/** Token block hashes the prompts keep in all: 16 MiB. */
+const MAX_LEDGER_BLOCKS = 2 * 1024 * 1024;
 /** A summary is rebuilt at most this often (it is read for every load report). */
 const SUMMARY_EVERY_MS = 250;
-/** Messages ZeroMQ holds for this process: with `maxMessageBytes` the bound on what it buffers. */
+/**
+ * Messages ZeroMQ queues for this process. With `maxMessageBytes` this bounds what it buffers
+ * for a publisher that sends three-frame messages; ZeroMQ bounds each frame, not the frames of
+ * one message (see docs/HARDENING.md).
+ */
 const QUEUED_MESSAGES = 32;
+/** A jump of the sequence further than this is a new publisher, not lost messages. */
+const MAX_GAP = 1_000_000_000n;
 /** A run of bad messages is reported once, then again after this long at the earliest. */
 const WARN_EVERY_MS = 10_000;
 
@@ -98,8 +108,10 @@ export class KvCacheState {
     if (typeof topic !== 'string' || topic.length > 255) throw invalidOption('engine worker kvEvents.topic', topic, 'a string of at most 255 characters');
     const table = new BlockTable(checkInt('engine worker kvEvents.maxBlocks', options.maxBlocks, 1, 16_777_216, 262_144));
     const ledger = new PromptLedger({
-      maxPrompts: checkInt('engine worker kvEvents.maxPrompts', options.maxPrompts, 1, 1_048_576, 4_096),
+      maxPrompts: checkInt('engine worker kvEvents.maxPrompts', options.maxPrompts, 1, 65_536, 4_096),
       maxPromptTokens: MAX_PROMPT_TOKENS,
+      maxPromptBlocks: MAX_PROMPT_BLOCKS,
+      maxBlocks: MAX_LEDGER_BLOCKS,
       blockChars: checkInt('engine worker kvEvents.blockChars', options.blockChars, 2, 65_536, 64),
     });
     const maxMessageBytes = checkInt('engine worker kvEvents.maxMessageBytes', options.maxMessageBytes, 1024, 256 * 1024 * 1024, 4 * 1024 * 1024);
@@ -108,7 +120,7 @@ export class KvCacheState {
       { endpoint: options.endpoint, topic, maxMessageBytes, queuedMessages: QUEUED_MESSAGES },
       (message) => state.#receive(message),
       (problem) => state.#bad(problem),
-      () => state.#stats.disconnects++,
+      () => state.#disconnected(),
     );
     return state;
   }
@@ -117,7 +129,7 @@ export class KvCacheState {
   get stats(): Readonly<KvEventsStats> {
     this.#stats.blocks = this.#table.size;
     this.#stats.prompts = this.#ledger.size;
-    return this.#stats;
+    return { ...this.#stats, restarts: this.#stats.restarts + this.#table.blockSizeChanges };
   }
 
   /**
@@ -162,7 +174,7 @@ export class KvCacheState {
     this.#stats.messages++;
     const last = this.#lastSeq;
     this.#lastSeq = message.seq;
-    if (last !== undefined && message.seq <= last) {
+    if (last !== undefined && (message.seq <= last || message.seq - last > MAX_GAP)) {
       // The publisher started again (the engine restarted): its cache starts empty.
       this.#stats.restarts++;
       this.#table.clear();
@@ -186,6 +198,17 @@ export class KvCacheState {
         this.#bad(`message ${message.seq}: ${(error as Error).message}`);
       }
     }
+  }
+
+  /**
+   * The connection to the publisher was lost: the engine most likely restarted, with an empty
+   * cache, and a restarted publisher's first sequence number need not be below the last one seen.
+   * So the table starts over rather than claim blocks the engine may no longer hold.
+   */
+  #disconnected(): void {
+    this.#stats.disconnects++;
+    this.#lastSeq = undefined;
+    this.#table.clear();
   }
 
   #bad(problem: string): void {

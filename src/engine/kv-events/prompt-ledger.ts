@@ -22,6 +22,10 @@ export interface PromptLedgerLimits {
   readonly maxPrompts: number;
   /** Tokens of one prompt looked at (its first ones). */
   readonly maxPromptTokens: number;
+  /** Token blocks of one prompt looked at (its first ones), whatever the block size. */
+  readonly maxPromptBlocks: number;
+  /** Token block hashes kept over all prompts (8 bytes each); the oldest prompts go beyond. */
+  readonly maxBlocks: number;
   /** Characters per router block (the balancers' `blockChars`). */
   readonly blockChars: number;
 }
@@ -36,12 +40,15 @@ export interface PromptLedgerLimits {
  * length go in the summary. Text is mapped to tokens in proportion (a chat template's markup is
  * spread over the prompt); the landmarks' own granularity is 25 %.
  *
- * Bounded: `maxPrompts` entries of at most `maxPromptTokens / block_size` hashes each.
+ * Bounded: `maxPrompts` entries of at most `maxPromptBlocks` token-block hashes each, and
+ * `maxBlocks` hashes in all.
  */
 export class PromptLedger {
   readonly #limits: PromptLedgerLimits;
   /** Keyed by the prompt's last block hash; most recently seen last. */
   readonly #entries = new Map<number, PromptEntry>();
+  /** Token block hashes held over all entries. */
+  #blocks = 0;
   /** Bumped on every change. */
   version = 0;
 
@@ -59,8 +66,8 @@ export class PromptLedger {
    * of either kind is not recorded (nothing of it can be cached).
    */
   record(text: string, tokenIds: ArrayLike<number>, blockSize: number, loraId?: number): void {
-    const { blockChars, maxPromptTokens, maxPrompts } = this.#limits;
-    const tokens = Math.min(tokenIds.length, maxPromptTokens);
+    const { blockChars, maxPromptTokens, maxPromptBlocks, maxPrompts, maxBlocks } = this.#limits;
+    const tokens = Math.min(tokenIds.length, maxPromptTokens, maxPromptBlocks * blockSize);
     const blocks = Math.floor(tokens / blockSize);
     const textBlocks = Math.floor(Math.min(text.length, Math.ceil((text.length * tokens) / tokenIds.length)) / blockChars);
     if (blocks === 0 || textBlocks === 0) return;
@@ -79,15 +86,26 @@ export class PromptLedger {
       landmarkHashes.push(textHashes[n - 1]!);
     }
     const key = tokenHashes[blocks - 1]!;
-    this.#entries.delete(key);
+    this.#drop(key);
     this.#entries.set(key, { landmarkBlocks, landmarkHashes, charsPerToken: text.length / tokenIds.length, blockSize, tokenHashes });
-    if (this.#entries.size > maxPrompts) this.#entries.delete(this.#entries.keys().next().value as number);
+    this.#blocks += blocks;
+    // Taking the map's first key walks the entries deleted before it, at most about the map's
+    // size: a few thousand here, where the block table's hundreds of thousands keep a queue.
+    while (this.#entries.size > maxPrompts || this.#blocks > maxBlocks) this.#drop(this.#entries.keys().next().value as number);
     this.version++;
+  }
+
+  #drop(key: number): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#blocks -= entry.tokenHashes.length;
   }
 
   /** Forgets every prompt. */
   clear(): void {
     this.#entries.clear();
+    this.#blocks = 0;
     this.version++;
   }
 

@@ -67,6 +67,10 @@ export async function subscribe(
         }
         const seq = Buffer.from(frames[1]!.buffer, frames[1]!.byteOffset, 8).readBigUInt64BE(0);
         onMessage({ seq, payload: frames[2]! });
+        // Queued messages are handed over one after another without a turn of the event loop
+        // between them: a publisher sending a little faster than they are applied would
+        // otherwise keep the worker from its calls for as long as it kept on.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (error) {
       // The socket closed: close() was called. Anything else is reported.

@@ -43,6 +43,15 @@ describe('decodeKvEvents', () => {
     for (const key of [...first.hashes, ...second.hashes]) expect(Number.isSafeInteger(key)).toBe(true);
   });
 
+  it("refuses msgpackr's structured-clone references, with which a small payload names one array many times", () => {
+    const tokens = Array.from({ length: 1000 }, (_, i) => i);
+    const event = ['BlockStored', [1], null, tokens, 1000, null, null];
+    const cloning = new Packr({ useRecords: false, structuredClone: true });
+    const payload = cloning.pack([0, [event, event, event, event], 0]);
+    expect(payload.length).toBeLessThan(8000);
+    expect(() => decodeKvEvents(payload)).toThrow(/^not msgpack: .*[Ss]tructured clone/);
+  });
+
   it('keys a block of another tier (CPU offload) apart from the same block on the GPU', () => {
     const removed = (...events: unknown[]) => decodeKvEvents(batch(...events)) as BlockRemovedEvent[];
     const [gpu, cpu] = removed(['BlockRemoved', [digest('b')], 'GPU'], ['BlockRemoved', [digest('b')], 'CPU']);
@@ -94,21 +103,48 @@ describe('BlockTable', () => {
     expect(ours.some((hash) => table.holds(hash))).toBe(false);
   });
 
-  it('does not chain blocks whose parent it never saw, and refuses a change of block size', () => {
+  it('does not chain blocks whose parent it never saw', () => {
     const table = new BlockTable(1000);
     for (const event of decodeKvEvents(batch(stored(tokens, 4, 4, 8)))) table.apply(event);
     expect(table.orphans).toBe(4);
     expect(table.size).toBe(0);
-    const [event] = decodeKvEvents(batch(stored(tokens, 8, 0, 1)));
-    table.apply(decodeKvEvents(batch(stored(tokens, 4, 0, 1)))[0]!);
-    expect(() => table.apply(event!)).toThrow('block_size 8 differs from the 4 of the engine');
   });
 
-  it('stays within maxBlocks, forgetting the oldest stored', () => {
+  it('takes another block size for another engine: the table empties and follows the new one; a clear forgets the size', () => {
+    const table = new BlockTable(1000);
+    for (const event of decodeKvEvents(batch(stored(tokens, 4, 0, 16)))) table.apply(event);
+    table.apply(decodeKvEvents(batch(stored(tokens, 8, 0, 2, null, 'other')))[0]!);
+    expect(table).toMatchObject({ blockSize: 8, blockSizeChanges: 1, size: 2 });
+    expect(ours.some((hash) => table.holds(hash))).toBe(false);
+    table.apply(decodeKvEvents(batch(['AllBlocksCleared']))[0]!);
+    expect(table.blockSize).toBe(0);
+    for (const event of decodeKvEvents(batch(stored(tokens, 4, 0, 16)))) table.apply(event);
+    expect(table).toMatchObject({ blockSize: 4, blockSizeChanges: 1, size: 16 });
+  });
+
+  it('stays within maxBlocks, forgetting the oldest stored, also after removals and blocks stored again', () => {
     const table = new BlockTable(5);
     for (const event of decodeKvEvents(batch(stored(tokens, 4, 0, 16)))) table.apply(event);
     expect(table.size).toBe(5);
     expect(ours.map((hash) => table.holds(hash))).toEqual([...Array(11).fill(false), ...Array(5).fill(true)]);
+    // Turn a small table over many times, with removals between: it holds exactly the newest.
+    const small = new BlockTable(50);
+    for (let round = 0; round < 2000; round++) {
+      const ids = Array.from({ length: 8 }, (_, i) => round * 8 + i);
+      for (const event of decodeKvEvents(batch(stored(ids, 4, 0, 2, null, `r${round}`)))) small.apply(event);
+      if (round % 3 === 0) small.apply(decodeKvEvents(batch(['BlockRemoved', [digest(`r${round}/1`)], null]))[0]!);
+    }
+    expect(small.size).toBe(50);
+    const newest = (round: number) =>
+      tokenBlockHash(
+        Array.from({ length: 8 }, (_, i) => round * 8 + i),
+        0,
+        4,
+        chainSeed(undefined),
+      );
+    expect(small.holds(newest(1999))).toBe(true);
+    expect(small.holds(newest(1975))).toBe(true);
+    expect(small.holds(newest(1900))).toBe(false);
   });
 
   it('keeps a LoRA adapter’s blocks apart from the base model’s', () => {
@@ -133,7 +169,7 @@ describe('PromptLedger: the engine cache in the balancers’ terms', () => {
     return table;
   }
   const ledgerWithA = () => {
-    const ledger = new PromptLedger({ maxPrompts: 100, maxPromptTokens: 1_000_000, blockChars: 64 });
+    const ledger = new PromptLedger({ maxPrompts: 100, maxPromptTokens: 1_000_000, maxPromptBlocks: 100_000, maxBlocks: 1_000_000, blockChars: 64 });
     ledger.record(promptA, idsA, 16);
     return ledger;
   };
@@ -166,8 +202,23 @@ describe('PromptLedger: the engine cache in the balancers’ terms', () => {
     expect(match(summary, promptA)).toBeLessThanOrEqual(1);
   });
 
+  it('keeps at most maxPromptBlocks hashes of one prompt and maxBlocks in all, forgetting the oldest prompts', () => {
+    const ledger = new PromptLedger({ maxPrompts: 100, maxPromptTokens: 1_000_000, maxPromptBlocks: 40, maxBlocks: 100, blockChars: 64 });
+    const table = new BlockTable(100_000);
+    for (const event of decodeKvEvents(batch(stored(idsA, 16, 0, Math.floor(idsA.length / 16))))) table.apply(event);
+    ledger.record(promptA, idsA, 16);
+    // 40 of its 64 blocks are tracked: the text up to 40 x 16 tokens, about 40 router blocks.
+    const capped = match(ledger.summary(table), promptA);
+    expect(capped).toBeGreaterThanOrEqual(32);
+    expect(capped).toBeLessThanOrEqual(40);
+    for (let i = 0; i < 3; i++) ledger.record(`other ${i} `.padEnd(4096, 'y'), tokenize(body(`other ${i} `.padEnd(4096, 'y'))), 16);
+    // Three more prompts of 40 blocks: 160 > 100, so the oldest two go, A among them.
+    expect(ledger.size).toBe(2);
+    expect(match(ledger.summary(table), promptA)).toBe(0);
+  });
+
   it('is bounded: at most maxPrompts prompts and MAX_CACHE_SUMMARY hashes, the most recent first', () => {
-    const ledger = new PromptLedger({ maxPrompts: 300, maxPromptTokens: 1_000_000, blockChars: 64 });
+    const ledger = new PromptLedger({ maxPrompts: 300, maxPromptTokens: 1_000_000, maxPromptBlocks: 100_000, maxBlocks: 1_000_000, blockChars: 64 });
     const table = new BlockTable(1_000_000);
     for (let i = 0; i < 400; i++) {
       const prompt = `prompt ${i} `.padEnd(2048, `${i}x`);
