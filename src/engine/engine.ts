@@ -3,6 +3,7 @@ import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { EngineLoad } from './engine-load.js';
 import { KvCacheState, type KvEventsOptions } from './kv-events/kv-events.js';
+import { PromptTokens } from './prompt-tokens.js';
 import type { EngineMetricsSpec } from './engine-metrics.js';
 import { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
 import { closeUpstream, createUpstream, getJson, type Upstream } from './upstream.js';
@@ -43,8 +44,8 @@ export interface EngineWorkerOptions {
    * Follow the engine's KV-cache events (vLLM's `--kv-events-config`, over ZeroMQ) and publish
    * what its prefix cache holds as the load's `cachedPrefixes`, so every consumer routes on the
    * engine's real cache. The engine is asked for each prompt's token ids
-   * (`return_token_ids`, vLLM 0.10.2 and later) to map its token blocks to the balancers' text
-   * blocks. Off by default.
+   * (`return_token_ids`, vLLM 0.10.2 and later; else its `/tokenize` after the answer, at most
+   * two at a time) to map its token blocks to the balancers' text blocks. Off by default.
    */
   kvEvents?: KvEventsOptions;
   /** Everything else of the shuttle server: registry, host, port, transport, token, log… */
@@ -117,13 +118,20 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     closeUpstream(upstream);
     throw error;
   }
+  // vLLM and SGLang serve /tokenize at the server's root, beside /v1.
+  const root = kvCache === undefined ? undefined : createUpstream(new URL(baseUrl).origin, options.apiKey);
+  const promptTokens = kvCache === undefined || root === undefined ? undefined : new PromptTokens(root, kvCache, log);
+  const closeUpstreams = (): void => {
+    closeUpstream(upstream);
+    if (root !== undefined) closeUpstream(root);
+  };
   await load?.start();
   const report = reporter(load, kvCache);
 
   try {
     const server = await createServer({
       ...options.server,
-      services: [new OpenAiEngineService(upstream, models, name, priority, kvCache)],
+      services: [new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens)],
       metadata: {
         ...options.server?.metadata,
         name,
@@ -145,13 +153,13 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
         load?.stop();
         kvCache?.close();
         await server.close();
-        closeUpstream(upstream);
+        closeUpstreams();
       },
     };
   } catch (error) {
     load?.stop();
     kvCache?.close();
-    closeUpstream(upstream);
+    closeUpstreams();
     throw error;
   }
 }

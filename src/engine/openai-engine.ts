@@ -15,6 +15,7 @@ import {
 import type { CallContext } from '../call/call-context.js';
 import { PushStream } from '../server/push-stream.js';
 import type { KvCacheState } from './kv-events/kv-events.js';
+import type { PromptTokens } from './prompt-tokens.js';
 import { relaySse } from './sse.js';
 import { postJson, readJson, type Upstream } from './upstream.js';
 
@@ -66,6 +67,8 @@ export class OpenAiEngineService {
     private readonly priority: EnginePriority = 'none',
     /** The engine's cache as its KV events tell it: each prompt's token ids are asked for and recorded there. */
     private readonly kvCache?: Pick<KvCacheState, 'recordPrompt'>,
+    /** Where a prompt's token ids come from when the engine did not send them with the answer. */
+    private readonly promptTokens?: Pick<PromptTokens, 'ask'>,
   ) {}
 
   @RpcMethod({ stream: true })
@@ -119,6 +122,8 @@ export class OpenAiEngineService {
     const trailer = (): Usage => {
       // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
       if (usage.outputTokens === 0) usage.outputTokens = pieces;
+      // The engine sent no prompt token ids: they are asked for apart, after the answer.
+      if (kvCache !== undefined) this.promptTokens?.ask(request, body.model as string);
       return usage;
     };
     if (/^application\/json\b/i.test(response.headers['content-type'] ?? '')) {

@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FakeKvCache, type FakeKvCacheOptions } from './fake-kv-cache.js';
+import { FakeKvCache, type FakeKvCacheOptions, tokenize } from './fake-kv-cache.js';
 
 /**
  * A fake OpenAI-compatible engine for tests and benchmarks (`startFakeEngine`): a real HTTP server on loopback that serves
@@ -84,6 +84,10 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     if (request.method !== 'POST') return json(response, 404, { error: { message: `no ${request.method} ${path}` } });
     const body = JSON.parse(await readBody(request)) as Record<string, unknown>;
     requests.push({ path, body });
+    if (path === '/tokenize' && kvCache !== undefined && options.kvCache?.tokenizeEndpoint !== false) {
+      const tokens = tokenize(body);
+      return json(response, 200, { tokens, count: tokens.length, max_model_len: 32768 });
+    }
     const failure = failures.shift();
     if (failure !== undefined) {
       response.writeHead(failure.status, { 'content-type': 'application/json', ...failure.headers });
@@ -115,7 +119,8 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
       prompt_tokens_details: { cached_tokens: prompt?.cachedTokens ?? 2 },
     };
     // vLLM's placement of the prompt's token ids: top level for a chat, in the choice for a completion.
-    const ids = prompt !== undefined && body.return_token_ids === true ? { prompt_token_ids: prompt.tokenIds } : {};
+    const ids =
+      prompt !== undefined && body.return_token_ids === true && options.kvCache?.returnTokenIds !== false ? { prompt_token_ids: prompt.tokenIds } : {};
     const id = 'fake-1';
     if (body.stream !== true) {
       await sleep(delay * count);

@@ -9,6 +9,10 @@ export interface FakeKvCacheOptions {
   capacityBlocks?: number;
   /** Topic of the published events; '' (vLLM's default) by default. */
   topic?: string;
+  /** Whether `return_token_ids` is honoured (vLLM 0.10.2 and later); true by default. */
+  returnTokenIds?: boolean;
+  /** Whether `POST /tokenize` is served (vLLM's, at the server root); true by default. */
+  tokenizeEndpoint?: boolean;
 }
 
 /**

@@ -62,23 +62,29 @@ describe('an engine worker following the engine’s KV events', () => {
     return { worker, llm: client.proxy<LlmApi>('inference.LLM') };
   }
   const matched = (worker: EngineWorker, text: string) => summaryMatch(prefixBlockHashes(text, 64, 4096), new Set(worker.kvCache!.summary()));
+  /**
+   * Sends questions on system prompt `i` until the worker's summary shows at least `blocks` of
+   * it: ZeroMQ's subscription reaches the publisher a moment after connecting, and the events
+   * of prompts sent before that are lost.
+   */
+  async function warm(worker: EngineWorker, llm: Proxied<LlmApi>, i: number, blocks: number): Promise<void> {
+    let sent = 0;
+    await waitUntil(
+      async () => {
+        await generate(llm, chat(i, `warm-up question ${sent++}`));
+        return matched(worker, textOf(chat(i, 'x'))) >= blocks;
+      },
+      () => `the summary to show system prompt ${i} (stats ${JSON.stringify(worker.kvCache!.stats)})`,
+      10_000,
+      50,
+    );
+  }
 
   it('publishes what the engine cached of each prompt, asking the engine for the prompt’s token ids', async () => {
     const engine = await startFakeEngine({ models: ['m'], tokens: 2, tokenDelayMs: 0, kvCache: { blockSize: 16, capacityBlocks: 100_000 } });
     cleanup.push(() => engine.close());
     const { worker, llm } = await workerFor(engine);
-    // ZeroMQ's subscription reaches the publisher a moment after connecting; prompts sent
-    // before that have their events lost, so prompts are sent until one is seen.
-    let sent = 0;
-    await waitUntil(
-      async () => {
-        await generate(llm, chat(0, `warm-up question ${sent++}`));
-        return matched(worker, textOf(chat(0, 'x'))) > 0;
-      },
-      () => `the summary to show the system prompt (stats ${JSON.stringify(worker.kvCache!.stats)})`,
-      10_000,
-      50,
-    );
+    await warm(worker, llm, 0, 1);
     expect(engine.requests.at(-1)!.body.return_token_ids).toBe(true);
     // A new question on the same system prompt: the engine serves its system part from cache,
     // and the worker's summary says the same about the prompt's text.
@@ -91,6 +97,31 @@ describe('an engine worker following the engine’s KV events', () => {
     // The engine resets its cache: the summary empties.
     await engine.kvCache!.clear();
     await waitUntil(() => worker.kvCache!.summary().length === 0, 'the summary to empty after AllBlocksCleared', 5000, 50);
+  });
+
+  it('asks /tokenize after the answer when the engine returns no token ids, and stops asking an engine without it', async () => {
+    const engine = await startFakeEngine({ models: ['m'], tokens: 2, tokenDelayMs: 0, kvCache: { blockSize: 16, returnTokenIds: false } });
+    cleanup.push(() => engine.close());
+    const { worker, llm } = await workerFor(engine);
+    await warm(worker, llm, 2, 48);
+    const tokenized = engine.requests.filter((request) => request.path === '/tokenize');
+    expect(tokenized.length).toBeGreaterThan(0);
+    expect(tokenized[0]!.body).toMatchObject({ model: 'm', add_generation_prompt: true, messages: chat(2, 'warm-up question 0').messages });
+
+    const bare = await startFakeEngine({
+      models: ['m'],
+      tokens: 2,
+      tokenDelayMs: 0,
+      kvCache: { blockSize: 16, returnTokenIds: false, tokenizeEndpoint: false },
+    });
+    cleanup.push(() => bare.close());
+    const other = await workerFor(bare);
+    for (let i = 0; i < 5; i++) {
+      await generate(other.llm, chat(2, `question ${i}`));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(bare.requests.filter((request) => request.path === '/tokenize')).toHaveLength(1);
+    expect(other.worker.kvCache!.summary()).toEqual([]);
   });
 
   it('takes a hostile publisher’s garbage as bad messages and keeps serving; counts lost and restarted sequences', async () => {
