@@ -66,6 +66,14 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     },
   });
   metrics?.watchServer(worker.server);
+  const kvCache = worker.kvCache;
+  if (kvCache !== undefined)
+    metrics?.watchKvEvents({
+      url: worker.server.url,
+      get stats() {
+        return kvCache.stats;
+      },
+    });
   const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, port: options.adminPort });
   process.stdout.write(
     `${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`,

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { codeConstant } from '../errors/errors.js';
-import type { AttemptEvent, ProviderStatus, RouteEvent, WatchedClient, WatchedServer } from './reports.js';
+import type { AttemptEvent, ProviderStatus, RouteEvent, WatchedClient, WatchedKvEvents, WatchedServer } from './reports.js';
 
 /** Running totals of the consumer side, which the dashboard turns into rates between polls. */
 export interface ConsumerTotals {
@@ -132,22 +132,14 @@ export class ShuttleMetrics {
         (s) => s.instances?.[0]?.maxConcurrentCalls,
       ],
     ] as const satisfies ReadonlyArray<readonly [string, string, (server: WatchedServer) => number | undefined]>
-  ).map(([name, help, read]) => {
-    const servers = this.#servers;
-    return new Gauge({
-      name,
-      help,
-      labelNames: ['provider'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const server of servers) {
-          const value = read(server);
-          if (value !== undefined) this.set({ provider: server.url }, value);
-        }
-      },
-    });
-  });
+  ).map(([name, help, read]) =>
+    scrapedGauge(this.registry, name, help, ['provider'], (set) => {
+      for (const server of this.#servers) {
+        const value = read(server);
+        if (value !== undefined) set({ provider: server.url }, value);
+      }
+    }),
+  );
 
   /** Read from the watched servers at scrape time, like the gauges above (a server keeps the running count). */
   readonly refusedConnections = (() => {
@@ -190,6 +182,41 @@ export class ShuttleMetrics {
       },
     });
   });
+
+  readonly #kvEvents = new Set<WatchedKvEvents>();
+  /** An engine worker's KV-event follower, read at scrape time: what it received, and what it holds. */
+  readonly kvEventCounts = (() => {
+    const sources = this.#kvEvents;
+    return new Counter({
+      name: 'shuttle_engine_kv_events_total',
+      help: "The engine's KV events as the worker followed them, by kind: messages, events (applied), bad (refused), missed (sequence gaps), restarts, disconnects.",
+      labelNames: ['provider', 'kind'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const source of sources) {
+          const stats = source.stats;
+          for (const kind of ['messages', 'events', 'bad', 'missed', 'restarts', 'disconnects']) this.inc({ provider: source.url, kind }, stats[kind] ?? 0);
+        }
+      },
+    });
+  })();
+
+  readonly kvEventGauges = (
+    [
+      ['shuttle_engine_kv_blocks', "Engine KV-cache blocks the worker knows to be held, from the engine's events.", 'blocks'],
+      ['shuttle_engine_kv_prompts', 'Recent prompts the worker maps from tokens to text for its cache summary.', 'prompts'],
+    ] as const
+  ).map(([name, help, field]) =>
+    scrapedGauge(this.registry, name, help, ['provider'], (set) => {
+      for (const source of this.#kvEvents) set({ provider: source.url }, source.stats[field] ?? 0);
+    }),
+  );
+
+  /** Adds an engine worker's KV-event follower to the KV-event metrics. */
+  watchKvEvents(source: WatchedKvEvents): void {
+    this.#kvEvents.add(source);
+  }
 
   readonly #clients = new Set<WatchedClient>();
   /**
@@ -313,4 +340,24 @@ export class ShuttleMetrics {
   text(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/** A gauge whose values are read at scrape time: `fill` sets them, after the last scrape's are cleared. */
+function scrapedGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  fill: (set: (labels: Record<string, string>, value: number) => void) => void,
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      fill((labels, value) => this.set(labels, value));
+    },
+  });
 }

@@ -73,6 +73,16 @@ export interface WatchedServer {
   readonly budgets?: readonly (BudgetUse & { readonly transport: string })[];
 }
 
+/**
+ * What the KV-event metrics read from an engine worker that follows its engine's KV events
+ * (`EngineWorker.kvCache`): the `provider` label and the follower's counts.
+ */
+export interface WatchedKvEvents {
+  readonly url: string;
+  /** `KvEventsStats`: counts by name (`messages`, `events`, `bad`, …, `blocks`, `prompts`). */
+  readonly stats: Readonly<Record<string, number>>;
+}
+
 /** What the consumer gauges read from a client: its view of its providers. */
 export interface WatchedClient {
   providers(): readonly ProviderStatus[];

@@ -241,6 +241,7 @@ describe('consumers routing on the caches the workers publish (worker processes,
             '100',
             '--kv-events',
             engine.kvCache!.endpoint,
+            ...(i === 0 ? ['--admin-port', '0'] : []),
           ],
         ),
       );
@@ -297,5 +298,11 @@ describe('consumers routing on the caches the workers publish (worker processes,
       }
     }
     expect(landed).toEqual([0, 1, 2].flatMap(() => [0, 1, 2, 3].map((i) => `${i}->kv-${home(i)}`)));
+    // What an operator sees on the first worker's admin port.
+    const text = await (await fetch(`${workers[0]!.announced['admin']}/metrics`)).text();
+    const value = (line: RegExp): number => Number(text.match(line)?.[1] ?? Number.NaN);
+    expect(value(/^shuttle_engine_kv_events_total\{provider="[^"]+",kind="events"\} (\d+)$/m)).toBeGreaterThan(0);
+    expect(value(/^shuttle_engine_kv_events_total\{provider="[^"]+",kind="bad"\} (\d+)$/m)).toBe(0);
+    expect(value(/^shuttle_engine_kv_blocks\{provider="[^"]+"\} (\d+)$/m)).toBeGreaterThan(0);
   });
 });
