@@ -36,6 +36,12 @@ interface StreamChunk {
 }
 
 /**
+ * The most one SSE event may hold when the engine is asked for the prompt's token ids, which
+ * come in the first event: up to about 2 million tokens' ids.
+ */
+const MAX_TOKEN_IDS_EVENT_CHARS = 16 * 1024 * 1024;
+
+/**
  * How a call's priority (metadata `shuttle-priority`, 0 low … 9, higher first) goes into the
  * engine's request body as `priority`:
  * - `vllm`: vLLM's terms, lower first, normal at vLLM's default 0 (high 5 → -4, low 0 → 1). The
@@ -147,6 +153,9 @@ export class OpenAiEngineService {
       onEnd: trailer,
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
       onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
+      // The first chunk carries the prompt's token ids when they were asked for: a 200k-token
+      // prompt's list is over a megabyte.
+      ...(this.kvCache === undefined ? {} : { maxEventChars: MAX_TOKEN_IDS_EVENT_CHARS }),
     });
   }
 

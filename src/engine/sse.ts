@@ -31,6 +31,8 @@ export interface SseRelay<T, R> {
   onEnd(): R;
   /** The error for a body that broke before its end. */
   onBroken(error: Error): RpcError;
+  /** The most one event may hold, characters; {@link MAX_SSE_EVENT_CHARS} by default. */
+  maxEventChars?: number;
 }
 
 /**
@@ -44,11 +46,12 @@ export interface SseRelay<T, R> {
  *   so the engine's socket, not this process, holds the rest.
  * - The reader leaving (a cancel, the deadline, a dropped caller) destroys the body, which
  *   closes the connection: that is what tells the engine to drop the sequence.
- * - An event over {@link MAX_SSE_EVENT_CHARS}, or one `onEvent` refuses, fails the stream and
+ * - An event over `maxEventChars` ({@link MAX_SSE_EVENT_CHARS}), or one `onEvent` refuses, fails the stream and
  *   closes the connection. After `[DONE]` the body is read to its end (for at most a few seconds)
  *   so that its connection goes back to the pool.
  */
 export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStream<T, R> {
+  const maxEventChars = relay.maxEventChars ?? MAX_SSE_EVENT_CHARS;
   const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: MAX_BUFFERED });
   let over = false;
   const fail = (error: unknown): void => {
@@ -97,10 +100,10 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     onError: (error) =>
       fail(
         error.type === 'max-buffer-size-exceeded'
-          ? new RpcError(RpcCode.INTERNAL, `engine sent an SSE event over ${MAX_SSE_EVENT_CHARS} characters`)
+          ? new RpcError(RpcCode.INTERNAL, `engine sent an SSE event over ${maxEventChars} characters`)
           : new RpcError(RpcCode.INTERNAL, `engine sent a malformed SSE stream: ${error.message}`),
       ),
-    maxBufferSize: MAX_SSE_EVENT_CHARS,
+    maxBufferSize: maxEventChars,
   });
   body.setEncoding('utf8');
   body.on('data', (text: string) => {

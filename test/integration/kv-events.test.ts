@@ -94,6 +94,11 @@ describe('an engine worker following the engine’s KV events', () => {
     expect(matched(worker, textOf(chat(0, 'any other question')))).toBeGreaterThanOrEqual(48);
     expect(matched(worker, textOf(chat(1, 'a prompt never sent')))).toBe(0);
     expect(worker.kvCache!.stats).toMatchObject({ bad: 0, missed: 0 });
+    // A long prompt's token ids make a first event of megabytes (300k ids here, 1.8 MB of
+    // JSON): still one generation, not an SSE event over the usual limit.
+    const long = await generate(llm, { messages: [{ role: 'user', content: 'long context '.repeat(92_000) }], maxTokens: 2 });
+    expect(long).toMatchObject({ promptTokens: expect.any(Number), outputTokens: 2 });
+    expect(long.promptTokens).toBeGreaterThan(290_000);
     // The engine resets its cache: the summary empties.
     await engine.kvCache!.clear();
     await waitUntil(() => worker.kvCache!.summary().length === 0, 'the summary to empty after AllBlocksCleared', 5000, 50);
