@@ -48,6 +48,12 @@ const SUMMARY_EVERY_MS = 250;
  * one message (see docs/HARDENING.md).
  */
 const QUEUED_MESSAGES = 32;
+/**
+ * How long after the first prompt is recorded the worker waits for the engine's first event
+ * before it says, once, that none came (an engine started without its KV-event publisher, or a
+ * wrong endpoint, would otherwise leave the summary empty without a word).
+ */
+const SILENCE_WARNING_MS = 30_000;
 /** A jump of the sequence further than this is a new publisher, not lost messages. */
 const MAX_GAP = 1_000_000_000n;
 /** A run of bad messages is reported once, then again after this long at the earliest. */
@@ -91,10 +97,16 @@ export class KvCacheState {
   #warnedAt = -Infinity;
   #unwarned = 0;
 
-  constructor(table: BlockTable, ledger: PromptLedger, log: Logger) {
+  /** Where the events come from, for what the worker says about them. */
+  readonly #endpoint: string;
+  #silence: NodeJS.Timeout | undefined;
+  #silenceChecked = false;
+
+  constructor(table: BlockTable, ledger: PromptLedger, log: Logger, endpoint: string) {
     this.#table = table;
     this.#ledger = ledger;
     this.#log = log;
+    this.#endpoint = endpoint;
   }
 
   /** Subscribes to the engine's publisher; resolves once the socket is set up (the engine may come later). */
@@ -115,7 +127,7 @@ export class KvCacheState {
       blockChars: checkInt('engine worker kvEvents.blockChars', options.blockChars, 2, 65_536, 64),
     });
     const maxMessageBytes = checkInt('engine worker kvEvents.maxMessageBytes', options.maxMessageBytes, 1024, 256 * 1024 * 1024, 4 * 1024 * 1024);
-    const state = new KvCacheState(table, ledger, log);
+    const state = new KvCacheState(table, ledger, log, options.endpoint);
     state.#subscription = await subscribe(
       { endpoint: options.endpoint, topic, maxMessageBytes, queuedMessages: QUEUED_MESSAGES },
       (message) => state.#receive(message),
@@ -146,6 +158,16 @@ export class KvCacheState {
       return;
     }
     this.#ledger.record(text, tokenIds as number[], this.#table.blockSize || 16);
+    if (!this.#silenceChecked) {
+      this.#silenceChecked = true;
+      this.#silence = setTimeout(() => {
+        if (this.#stats.messages > 0) return;
+        this.#log.warn(
+          `engine KV events: none came from ${this.#endpoint} in ${SILENCE_WARNING_MS / 1000} s of generations; is the engine publishing them there (vLLM: --kv-events-config '{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:5557"}')? Until then the worker publishes no cache summary`,
+        );
+      }, SILENCE_WARNING_MS);
+      this.#silence.unref();
+    }
   }
 
   /**
@@ -166,6 +188,7 @@ export class KvCacheState {
 
   /** Stops following the events. */
   close(): void {
+    clearTimeout(this.#silence);
     this.#subscription?.close();
     this.#subscription = undefined;
   }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Logger } from '../../../src/log/log.js';
+import { KvCacheState } from '../../../src/engine/kv-events/kv-events.js';
 import { BlockTable, chainSeed, tokenBlockHash } from '../../../src/engine/kv-events/block-table.js';
 import { type BlockRemovedEvent, type BlockStoredEvent, decodeKvEvents, engineHashKey } from '../../../src/engine/kv-events/decode.js';
 import { PromptLedger } from '../../../src/engine/kv-events/prompt-ledger.js';
@@ -233,5 +235,50 @@ describe('PromptLedger: the engine cache in the balancers’ terms', () => {
     const newest = `prompt 399 `.padEnd(2048, '399x');
     expect(summary.slice(0, 20)).toContain(prefixBlockHashes(newest, 64, 4096)[0]);
     expect(match(summary, `prompt 0 `.padEnd(2048, '0x'))).toBe(0);
+  });
+});
+
+describe('KvCacheState: an engine that publishes nothing', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('says once, 30 s after the first prompt, that no event came, naming the endpoint and how to turn them on', () => {
+    vi.useFakeTimers();
+    const warnings: string[] = [];
+    const log = { warn: (message: string) => warnings.push(message) } as unknown as Logger;
+    const ledger = new PromptLedger({ maxPrompts: 10, maxPromptTokens: 1000, maxPromptBlocks: 100, maxBlocks: 1000, blockChars: 64 });
+    const state = new KvCacheState(new BlockTable(100), ledger, log, 'tcp://127.0.0.1:5557');
+    state.recordPrompt(
+      'x'.repeat(256),
+      Array.from({ length: 64 }, (_, i) => i),
+    );
+    state.recordPrompt(
+      'y'.repeat(256),
+      Array.from({ length: 64 }, (_, i) => i + 1),
+    );
+    vi.advanceTimersByTime(29_000);
+    expect(warnings).toEqual([]);
+    vi.advanceTimersByTime(2_000);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/none came from tcp:\/\/127\.0\.0\.1:5557 in 30 s of generations; .*--kv-events-config/);
+    vi.advanceTimersByTime(120_000);
+    expect(warnings).toHaveLength(1);
+    state.close();
+  });
+
+  it('says nothing once closed', () => {
+    vi.useFakeTimers();
+    const warnings: string[] = [];
+    const log = { warn: (message: string) => warnings.push(message) } as unknown as Logger;
+    const ledger = new PromptLedger({ maxPrompts: 10, maxPromptTokens: 1000, maxPromptBlocks: 100, maxBlocks: 1000, blockChars: 64 });
+    const state = new KvCacheState(new BlockTable(100), ledger, log, 'tcp://127.0.0.1:5557');
+    state.recordPrompt(
+      'x'.repeat(256),
+      Array.from({ length: 64 }, (_, i) => i),
+    );
+    state.close();
+    vi.advanceTimersByTime(60_000);
+    expect(warnings).toEqual([]);
   });
 });
