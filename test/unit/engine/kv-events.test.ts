@@ -243,12 +243,17 @@ describe('KvCacheState: an engine that publishes nothing', () => {
     vi.useRealTimers();
   });
 
-  it('says once, 30 s after the first prompt, that no event came, naming the endpoint and how to turn them on', () => {
+  /** A state following an endpoint that never sends anything, on fake timers, and the warnings it logs. */
+  function silentEngine() {
     vi.useFakeTimers();
     const warnings: string[] = [];
     const log = { warn: (message: string) => warnings.push(message) } as unknown as Logger;
     const ledger = new PromptLedger({ maxPrompts: 10, maxPromptTokens: 1000, maxPromptBlocks: 100, maxBlocks: 1000, blockChars: 64 });
-    const state = new KvCacheState(new BlockTable(100), ledger, log, 'tcp://127.0.0.1:5557');
+    return { state: new KvCacheState(new BlockTable(100), ledger, log, 'tcp://127.0.0.1:5557'), warnings };
+  }
+
+  it('says once, 30 s after the first prompt, that no event came, naming the endpoint and how to turn them on', () => {
+    const { state, warnings } = silentEngine();
     state.recordPrompt(
       'x'.repeat(256),
       Array.from({ length: 64 }, (_, i) => i),
@@ -268,11 +273,7 @@ describe('KvCacheState: an engine that publishes nothing', () => {
   });
 
   it('says nothing once closed', () => {
-    vi.useFakeTimers();
-    const warnings: string[] = [];
-    const log = { warn: (message: string) => warnings.push(message) } as unknown as Logger;
-    const ledger = new PromptLedger({ maxPrompts: 10, maxPromptTokens: 1000, maxPromptBlocks: 100, maxBlocks: 1000, blockChars: 64 });
-    const state = new KvCacheState(new BlockTable(100), ledger, log, 'tcp://127.0.0.1:5557');
+    const { state, warnings } = silentEngine();
     state.recordPrompt(
       'x'.repeat(256),
       Array.from({ length: 64 }, (_, i) => i),
