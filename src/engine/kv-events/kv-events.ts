@@ -56,6 +56,8 @@ const QUEUED_MESSAGES = 32;
 const SILENCE_WARNING_MS = 30_000;
 /** A jump of the sequence further than this is a new publisher, not lost messages. */
 const MAX_GAP = 1_000_000_000n;
+/** The most of one problem's description that goes in the log. */
+const MAX_PROBLEM_CHARS = 300;
 /** A run of bad messages is reported once, then again after this long at the earliest. */
 const WARN_EVERY_MS = 10_000;
 
@@ -242,7 +244,9 @@ export class KvCacheState {
       return;
     }
     const more = this.#unwarned === 0 ? '' : ` (and ${this.#unwarned} more since the last report)`;
-    this.#log.warn(`engine KV events: ${problem}${more}`);
+    // Cut: a decoder's message can quote the payload it refused.
+    const said = problem.length > MAX_PROBLEM_CHARS ? `${problem.slice(0, MAX_PROBLEM_CHARS)}…` : problem;
+    this.#log.warn(`engine KV events: ${said}${more}`);
     this.#warnedAt = now;
     this.#unwarned = 0;
   }
