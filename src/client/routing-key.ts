@@ -1,4 +1,5 @@
 import { invalidOption } from '../common/validate.js';
+import { messagesText } from '../inference/inference.js';
 
 /** Turns the reference's `routingKey` option into a function from request to key. */
 export function routingKeyExtractor(option: unknown, key: string): (request: unknown) => string | undefined {
@@ -21,33 +22,25 @@ export function routingKeyExtractor(option: unknown, key: string): (request: unk
 
 /**
  * The request itself when it is a string, else its `prompt` field when that is a string, else
- * its chat `messages` as {@link textOf} reads them.
+ * its chat `messages` as the gateway and engine workers read them (`messagesText`).
  */
 function defaultRoutingKey(request: unknown): string | undefined {
   if (typeof request === 'string') return request;
   if (request !== null && typeof request === 'object') {
     const { prompt, messages } = request as { prompt?: unknown; messages?: unknown };
     if (typeof prompt === 'string') return prompt;
-    if (Array.isArray(messages)) return textOf(messages);
+    if (Array.isArray(messages)) return messagesText(messages);
   }
   return undefined;
 }
 
 /**
- * A string as is; chat messages (strings, or objects with a string `content`) one per line, an
- * object with a `role` as `role: content` — the text the gateway routes on and an engine worker
- * describes its cache in (`promptText`), so consumers, gateways and workers name a prefix alike.
+ * What a `routingKey` path leads to, as text: a string as is; an array of strings joined by
+ * newlines; an array of chat messages as `messagesText` reads them (the default's text).
  */
 function textOf(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (!Array.isArray(value)) return undefined;
-  const parts: string[] = [];
-  for (const item of value) {
-    if (typeof item === 'string') parts.push(item);
-    else if (item !== null && typeof item === 'object' && typeof (item as { content?: unknown }).content === 'string') {
-      const { role, content } = item as { role?: unknown; content: string };
-      parts.push(role === undefined ? content : `${String(role)}: ${content}`);
-    } else return undefined;
-  }
-  return parts.join('\n');
+  if (value.every((item) => typeof item === 'string')) return value.join('\n');
+  return value.every((item) => item !== null && typeof item === 'object') ? messagesText(value) : undefined;
 }

@@ -36,10 +36,11 @@ interface StreamChunk {
 }
 
 /**
- * The most one SSE event may hold when the engine is asked for the prompt's token ids, which
- * come in the first event: up to about 2 million tokens' ids.
+ * The most the first SSE event may hold when the engine is asked for the prompt's token ids,
+ * which come in it: the 1,048,576 ids of the longest prompt recorded, of up to six digits and a
+ * comma, and the rest of the chunk.
  */
-const MAX_TOKEN_IDS_EVENT_CHARS = 16 * 1024 * 1024;
+const MAX_TOKEN_IDS_EVENT_CHARS = 8 * 1024 * 1024;
 
 /**
  * How a call's priority (metadata `shuttle-priority`, 0 low … 9, higher first) goes into the
@@ -154,8 +155,8 @@ export class OpenAiEngineService {
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
       onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
       // The first chunk carries the prompt's token ids when they were asked for: a 200k-token
-      // prompt's list is over a megabyte.
-      ...(this.kvCache === undefined ? {} : { maxEventChars: MAX_TOKEN_IDS_EVENT_CHARS }),
+      // prompt's list is over a megabyte. Later chunks keep the usual limit.
+      ...(this.kvCache === undefined ? {} : { maxFirstEventChars: MAX_TOKEN_IDS_EVENT_CHARS }),
     });
   }
 

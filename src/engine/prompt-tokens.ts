@@ -7,6 +7,13 @@ import { postJson, readJson, type Upstream } from './upstream.js';
 const MAX_TOKENIZING = 2;
 /** The longest a tokenize request may take. */
 const TOKENIZE_TIMEOUT_MS = 10_000;
+/**
+ * The most of a tokenize answer read: the ids of the longest prompt recorded (1,048,576 of up to
+ * six digits and a comma) and some. A larger answer is refused before it is parsed.
+ */
+const MAX_TOKENIZE_BYTES = 8 * 1024 * 1024;
+/** Failures are logged at the first, then at most once a minute with the count since. */
+const WARN_EVERY_MS = 60_000;
 
 /**
  * A prompt's token ids for the engine's cache state, by the engine's `/tokenize` (vLLM's, and
@@ -16,13 +23,15 @@ const TOKENIZE_TIMEOUT_MS = 10_000;
  */
 export class PromptTokens {
   readonly #upstream: Upstream;
-  readonly #kvCache: Pick<KvCacheState, 'recordPrompt'>;
+  readonly #kvCache: Pick<KvCacheState, 'recordPrompt' | 'countTokenizeFailure'>;
   readonly #log: Logger;
   #inFlight = 0;
   #unsupported = false;
+  #warnedAt = -Infinity;
+  #unwarned = 0;
 
   /** `upstream`: the engine's server root (vLLM serves `/tokenize` there, not under `/v1`). */
-  constructor(upstream: Upstream, kvCache: Pick<KvCacheState, 'recordPrompt'>, log: Logger) {
+  constructor(upstream: Upstream, kvCache: Pick<KvCacheState, 'recordPrompt' | 'countTokenizeFailure'>, log: Logger) {
     this.#upstream = upstream;
     this.#kvCache = kvCache;
     this.#log = log;
@@ -46,7 +55,7 @@ export class PromptTokens {
     const body = chat ? { model, messages: request.messages, add_generation_prompt: true } : { model, prompt: request.prompt };
     try {
       const response = await postJson(this.#upstream, '/tokenize', body, AbortSignal.timeout(TOKENIZE_TIMEOUT_MS));
-      const answer = (await readJson(response, `POST ${this.#upstream.baseUrl}/tokenize`)) as { tokens?: unknown } | null;
+      const answer = (await readJson(response, `POST ${this.#upstream.baseUrl}/tokenize`, MAX_TOKENIZE_BYTES)) as { tokens?: unknown } | null;
       this.#kvCache.recordPrompt(promptText(request), answer?.tokens);
     } catch (error) {
       const status = (error as { details?: { httpStatus?: unknown } }).details?.httpStatus;
@@ -58,7 +67,16 @@ export class PromptTokens {
         );
         return;
       }
-      this.#log.debug({ err: error }, `tokenize failed: ${message}`);
+      this.#kvCache.countTokenizeFailure();
+      const now = performance.now();
+      if (now - this.#warnedAt < WARN_EVERY_MS) {
+        this.#unwarned++;
+        return;
+      }
+      const more = this.#unwarned === 0 ? '' : ` (and ${this.#unwarned} more since the last report)`;
+      this.#log.warn(`cannot get a prompt's token ids from the engine's /tokenize, so the cache summary misses it: ${message.slice(0, 300)}${more}`);
+      this.#warnedAt = now;
+      this.#unwarned = 0;
     }
   }
 }

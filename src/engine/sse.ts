@@ -31,8 +31,12 @@ export interface SseRelay<T, R> {
   onEnd(): R;
   /** The error for a body that broke before its end. */
   onBroken(error: Error): RpcError;
-  /** The most one event may hold, characters; {@link MAX_SSE_EVENT_CHARS} by default. */
-  maxEventChars?: number;
+  /**
+   * The most the first event may hold, characters, when it may be larger than the others (it
+   * carries the prompt's token ids when they were asked for); the others stay within
+   * {@link MAX_SSE_EVENT_CHARS}, so a caller that is behind holds at most that many a token.
+   */
+  maxFirstEventChars?: number;
 }
 
 /**
@@ -46,12 +50,14 @@ export interface SseRelay<T, R> {
  *   so the engine's socket, not this process, holds the rest.
  * - The reader leaving (a cancel, the deadline, a dropped caller) destroys the body, which
  *   closes the connection: that is what tells the engine to drop the sequence.
- * - An event over `maxEventChars` ({@link MAX_SSE_EVENT_CHARS}), or one `onEvent` refuses, fails the stream and
+ * - An event over {@link MAX_SSE_EVENT_CHARS} (the first: `maxFirstEventChars`), or one `onEvent` refuses, fails the stream and
  *   closes the connection. After `[DONE]` the body is read to its end (for at most a few seconds)
  *   so that its connection goes back to the pool.
  */
 export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStream<T, R> {
-  const maxEventChars = relay.maxEventChars ?? MAX_SSE_EVENT_CHARS;
+  // The parser buffers up to the larger limit; events after the first are held to the smaller.
+  const maxBufferChars = Math.max(MAX_SSE_EVENT_CHARS, relay.maxFirstEventChars ?? 0);
+  let events = 0;
   const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: MAX_BUFFERED });
   let over = false;
   const fail = (error: unknown): void => {
@@ -80,6 +86,7 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     onEvent: (event) => {
       if (over) return;
       if (event.data === '[DONE]') return finish();
+      if (events++ > 0 && event.data.length > MAX_SSE_EVENT_CHARS) return fail(tooLarge(MAX_SSE_EVENT_CHARS));
       let value: T | undefined;
       try {
         value = relay.onEvent(event.data);
@@ -100,10 +107,10 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     onError: (error) =>
       fail(
         error.type === 'max-buffer-size-exceeded'
-          ? new RpcError(RpcCode.INTERNAL, `engine sent an SSE event over ${maxEventChars} characters`)
+          ? tooLarge(maxBufferChars)
           : new RpcError(RpcCode.INTERNAL, `engine sent a malformed SSE stream: ${error.message}`),
       ),
-    maxBufferSize: maxEventChars,
+    maxBufferSize: maxBufferChars,
   });
   body.setEncoding('utf8');
   body.on('data', (text: string) => {
@@ -123,4 +130,8 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     }
   });
   return stream;
+}
+
+function tooLarge(chars: number): RpcError {
+  return new RpcError(RpcCode.INTERNAL, `engine sent an SSE event over ${chars} characters`);
 }

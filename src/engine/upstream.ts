@@ -65,9 +65,9 @@ export async function getJson(upstream: Upstream, path: string, signal: AbortSig
   return readJson(response, `GET ${upstream.baseUrl}${path}`);
 }
 
-/** Reads a response body as JSON, at most {@link MAX_JSON_BYTES}; INTERNAL naming `what` otherwise. */
-export async function readJson(response: IncomingMessage, what: string): Promise<unknown> {
-  const text = await readText(response, MAX_JSON_BYTES, what);
+/** Reads a response body as JSON, at most `maxBytes` ({@link MAX_JSON_BYTES}); INTERNAL naming `what` otherwise. */
+export async function readJson(response: IncomingMessage, what: string, maxBytes = MAX_JSON_BYTES): Promise<unknown> {
+  const text = await readText(response, maxBytes, what);
   try {
     return JSON.parse(text);
   } catch {

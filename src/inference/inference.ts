@@ -95,7 +95,25 @@ export interface LlmApi {
 export function promptText(request: Pick<GenerateRequest, 'prompt' | 'messages'> | undefined): string {
   if (typeof request?.prompt === 'string') return request.prompt;
   if (!Array.isArray(request?.messages)) return '';
-  return request.messages.map((message) => `${String(message?.role)}: ${typeof message?.content === 'string' ? message.content : ''}`).join('\n');
+  return messagesText(request.messages);
+}
+
+/**
+ * Chat messages as one text, one line each, `role: content`: a content that is not a string
+ * (null beside tool calls, an array of parts) counts as empty, a role that is not a string as
+ * `undefined`. The consumer's default routing key is the same text, so consumers, the gateway
+ * and engine workers' cache summaries name a prefix alike. Never throws, whatever the messages
+ * hold (they come from callers).
+ */
+export function messagesText(messages: readonly unknown[]): string {
+  let text = '';
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i] as { role?: unknown; content?: unknown } | null | undefined;
+    const role = message?.role;
+    const content = message?.content;
+    text += `${i === 0 ? '' : '\n'}${typeof role === 'string' ? role : 'undefined'}: ${typeof content === 'string' ? content : ''}`;
+  }
+  return text;
 }
 
 /**

@@ -189,14 +189,14 @@ export class ShuttleMetrics {
     const sources = this.#kvEvents;
     return new Counter({
       name: 'shuttle_engine_kv_events_total',
-      help: "The engine's KV events as the worker followed them, by kind: messages, events (applied), bad (refused), missed (sequence gaps), restarts, disconnects.",
+      help: "The engine's KV events as the worker followed them, by kind: messages, events (applied), bad (refused), missed (sequence gaps), restarts, disconnects, tokenize_failures (prompts whose token ids the engine's /tokenize did not give).",
       labelNames: ['provider', 'kind'],
       registers: [this.registry],
       collect() {
         this.reset();
         for (const source of sources) {
           const stats = source.stats;
-          for (const kind of ['messages', 'events', 'bad', 'missed', 'restarts', 'disconnects']) this.inc({ provider: source.url, kind }, stats[kind] ?? 0);
+          for (const [kind, field] of KV_EVENT_KINDS) this.inc({ provider: source.url, kind }, stats[field] ?? 0);
         }
       },
     });
@@ -341,6 +341,17 @@ export class ShuttleMetrics {
     return this.registry.metrics();
   }
 }
+
+/** The `kind` label of shuttle_engine_kv_events_total, and the KvEventsStats field it counts. */
+const KV_EVENT_KINDS = [
+  ['messages', 'messages'],
+  ['events', 'events'],
+  ['bad', 'bad'],
+  ['missed', 'missed'],
+  ['restarts', 'restarts'],
+  ['disconnects', 'disconnects'],
+  ['tokenize_failures', 'tokenizeFailures'],
+] as const;
 
 /** A gauge whose values are read at scrape time: `fill` sets them, after the last scrape's are cleared. */
 function scrapedGauge(

@@ -207,9 +207,17 @@ describe('an engine worker following the engine’s KV events', () => {
         kvEvents: kvEvents as never,
         server: { host: '127.0.0.1', port: 0, registry: false, log: false },
       });
-    await expect(start({ endpoint: 'http://127.0.0.1:5557' })).rejects.toThrow(
-      /engine worker kvEvents\.endpoint.*a ZeroMQ endpoint, e\.g\. tcp:\/\/127\.0\.0\.1:5557/,
-    );
+    for (const endpoint of ['http://127.0.0.1:5557', 'tcp://127.0.0.1', 'tcp://127.0.0.1:99999', 'tcp://127.0.0.1:0', 'tcp:// :5557']) {
+      await expect(start({ endpoint })).rejects.toThrow(
+        /engine worker kvEvents\.endpoint.*a ZeroMQ endpoint: tcp:\/\/host:port \(port 1\.\.65535\) or ipc:\/\/path/,
+      );
+    }
+    // Accepted forms start (the engine need not be up yet).
+    for (const endpoint of ['tcp://[::1]:5557', 'tcp://localhost:5557']) {
+      const worker = await start({ endpoint });
+      expect(worker.kvCache!.stats.messages).toBe(0);
+      await worker.close();
+    }
     await expect(start({ endpoint: 'tcp://127.0.0.1:5557', maxBlocks: 0 })).rejects.toThrow(/kvEvents\.maxBlocks/);
     await expect(start({ endpoint: 'tcp://127.0.0.1:5557', topics: 'x' })).rejects.toThrow(/topics/);
   });

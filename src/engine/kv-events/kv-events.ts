@@ -61,6 +61,14 @@ const MAX_PROBLEM_CHARS = 300;
 /** A run of bad messages is reported once, then again after this long at the earliest. */
 const WARN_EVERY_MS = 10_000;
 
+/** Whether `value` is a ZeroMQ endpoint to connect to: `tcp://host:port` or `ipc://path`. */
+function isEndpoint(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  if (/^ipc:\/\/\S+$/.test(value)) return true;
+  const port = /^tcp:\/\/(?:\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(value)?.[1];
+  return port !== undefined && Number(port) >= 1 && Number(port) <= 65_535;
+}
+
 /** What following the events has seen; for logs, metrics and tests. */
 export interface KvEventsStats {
   /** Messages received and events applied. */
@@ -76,6 +84,8 @@ export interface KvEventsStats {
    * `maxMessageBytes` (which ZeroMQ takes as a protocol error).
    */
   disconnects: number;
+  /** Prompts whose token ids the engine's /tokenize failed to give (the summary misses them). */
+  tokenizeFailures: number;
   /** Engine blocks held now, and prompts remembered. */
   blocks: number;
   prompts: number;
@@ -90,7 +100,7 @@ export class KvCacheState {
   readonly #table: BlockTable;
   readonly #ledger: PromptLedger;
   readonly #log: Logger;
-  readonly #stats: KvEventsStats = { messages: 0, events: 0, bad: 0, missed: 0, restarts: 0, disconnects: 0, blocks: 0, prompts: 0 };
+  readonly #stats: KvEventsStats = { messages: 0, events: 0, bad: 0, missed: 0, restarts: 0, disconnects: 0, tokenizeFailures: 0, blocks: 0, prompts: 0 };
   #subscription: KvSubscription | undefined;
   #lastSeq: bigint | undefined;
   #summary: readonly number[] = [];
@@ -115,8 +125,12 @@ export class KvCacheState {
   static async start(options: KvEventsOptions, log: Logger): Promise<KvCacheState> {
     if (options === null || typeof options !== 'object') throw invalidOption('engine worker kvEvents', options, 'an object with endpoint');
     checkKnownKeys('engine worker kvEvents', options, KEYS);
-    if (typeof options.endpoint !== 'string' || !/^(tcp|ipc):\/\/\S+$/.test(options.endpoint)) {
-      throw invalidOption('engine worker kvEvents.endpoint', options.endpoint, 'a ZeroMQ endpoint, e.g. tcp://127.0.0.1:5557');
+    if (!isEndpoint(options.endpoint)) {
+      throw invalidOption(
+        'engine worker kvEvents.endpoint',
+        options.endpoint,
+        'a ZeroMQ endpoint: tcp://host:port (port 1..65535) or ipc://path, e.g. tcp://127.0.0.1:5557',
+      );
     }
     const topic = options.topic ?? '';
     if (typeof topic !== 'string' || topic.length > 255) throw invalidOption('engine worker kvEvents.topic', topic, 'a string of at most 255 characters');
@@ -170,6 +184,11 @@ export class KvCacheState {
       }, SILENCE_WARNING_MS);
       this.#silence.unref();
     }
+  }
+
+  /** Counts a prompt whose token ids could not be had (the engine's /tokenize failed). */
+  countTokenizeFailure(): void {
+    this.#stats.tokenizeFailures++;
   }
 
   /**

@@ -51,8 +51,13 @@ export async function subscribe(
     reconnectInterval: FIRST_RETRY_MS,
     reconnectMaxInterval: LAST_RETRY_MS,
   });
-  socket.subscribe(options.topic);
-  socket.connect(options.endpoint);
+  try {
+    socket.subscribe(options.topic);
+    socket.connect(options.endpoint);
+  } catch (error) {
+    socket.close();
+    throw new Error(`cannot follow KV events at ${options.endpoint}: ${(error as Error).message}`, { cause: error });
+  }
   let retryMs = FIRST_RETRY_MS;
   let retry: NodeJS.Timeout | undefined;
   void (async () => {

@@ -81,8 +81,20 @@ describe('ServiceReference: select', () => {
     expect(h.picks[0]!.invocation.routingKey).toBe('system: be brief\nuser: hi');
     await h.reference.call('echo', { prompt: 'p', messages }, undefined);
     expect(h.picks[1]!.invocation.routingKey).toBe('p');
-    await h.reference.call('echo', { messages: [{ role: 'user', content: 3 }] }, undefined);
-    expect(h.picks[2]!.invocation.routingKey).toBeUndefined();
+    // Whatever the messages hold, the key is the text the gateway and the workers use, and
+    // reading it never throws: content that is not a string (null beside tool calls, parts),
+    // no role, a role no String() can convert.
+    const odd = [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [] },
+      { role: 'tool', content: [{ type: 'text', text: '20C' }] },
+      { content: 'no role' },
+      { role: Object.create(null), content: 'odd role' },
+      { role: JSON.parse('{"toString":1}'), content: 'odder role' },
+    ];
+    await h.reference.call('echo', { messages: odd }, undefined);
+    expect(h.picks[2]!.invocation.routingKey).toBe(promptText({ messages: odd as never }));
+    expect(h.picks[2]!.invocation.routingKey).toBe('user: weather?\nassistant: \ntool: \nundefined: no role\nundefined: odd role\nundefined: odder role');
   });
 
   it('sends to the provider the balancer picked, over the pool’s connection to it', async () => {

@@ -135,6 +135,23 @@ describe('relaySse', () => {
   });
 });
 
+describe('relaySse with a larger first event (the prompt token ids)', () => {
+  it('takes a first event up to maxFirstEventChars, and holds every later event to the usual limit', async () => {
+    const big = 'y'.repeat(2 * MAX_SSE_EVENT_CHARS);
+    const accepted = relaySse(body([`data: ${big}\n\n`, 'data: small\n\n', 'data: [DONE]\n\n']), { ...relay(), maxFirstEventChars: 4 * MAX_SSE_EVENT_CHARS });
+    const { values } = await read(accepted);
+    expect(values.map((value) => value.length)).toEqual([big.length, 5]);
+
+    const source = body(['data: first\n\n', `data: ${big}\n\n`, 'data: [DONE]\n\n']);
+    const refused = relaySse(source, { ...relay(), maxFirstEventChars: 4 * MAX_SSE_EVENT_CHARS });
+    await expect(read(refused)).rejects.toMatchObject({
+      code: RpcCode.INTERNAL,
+      message: expect.stringContaining(`SSE event over ${MAX_SSE_EVENT_CHARS} characters`),
+    });
+    expect(source.destroyed).toBe(true);
+  });
+});
+
 describe('readJson', () => {
   it('parses a body and names the request when it is not JSON', async () => {
     expect(await readJson(body(['{"data":', '[1,2]}']) as unknown as IncomingMessage, 'GET /x')).toEqual({ data: [1, 2] });
