@@ -140,5 +140,8 @@ function goneWhy(last: ProviderStatus): [FleetEvent['kind'], string] {
       `died: its connection failed (breaker ${last.breaker}${last.ejected ? ', ejected' : ''}, connection ${last.connection}) and it left the registry`,
     ];
   }
+  // Seen last with calls of this client in flight and not draining: it went away mid-call,
+  // even when the registry said so before the broken connection did (the two race).
+  if (last.inFlight > 0) return ['died', `died: it left the registry with ${last.inFlight} calls of this client in flight`];
   return ['left', 'left the registry'];
 }

@@ -63,6 +63,16 @@ describe('the fleet history behind the dashboard', () => {
     expect(later.providers.map((entry) => `${entry.status.metadata['name']} ${entry.state}`)).toEqual(['a up', 'c up']);
   });
 
+  it('calls a provider that left while this client had calls in flight to it dead, even before its connection was seen to fail', async () => {
+    let listed: ProviderStatus[] = [status('a', 1), status('b', 2)];
+    const fleet = new FleetHistory([{ providers: () => listed }], new ShuttleMetrics(), 60_000);
+    listed = [status('a', 1, { inFlight: 3 }), status('b', 2)];
+    fleet.sample(1000);
+    listed = [];
+    const byName = Object.fromEntries((await fleet.snapshot(2000)).providers.map((entry) => [entry.status.metadata['name'], entry.why]));
+    expect(byName).toEqual({ a: 'died: it left the registry with 3 calls of this client in flight', b: 'left the registry' });
+  });
+
   it('keeps at most maxEvents events', async () => {
     let flip = false;
     const fleet = new FleetHistory([{ providers: () => [status('a', 1, { breaker: (flip = !flip) ? 'open' : 'closed' })] }], new ShuttleMetrics(), 60_000, 5);
