@@ -30,8 +30,8 @@ export interface KvSubscription {
  * Subscribes to an engine's KV-event publisher (ZeroMQ PUB; vLLM and SGLang send each batch as
  * the three frames `[topic, seq as 8 bytes big-endian, payload]`) and hands each message to
  * `onMessage` in order. A message of any other shape goes to `onBad` with what was wrong, and
- * each lost connection to `onDisconnect` (it is made again, 200 ms to 5 s later). Loaded on first use, so a worker that
- * does not follow KV events never loads the native addon.
+ * each lost connection to `onDisconnect` (it is made again, 200 ms to 5 s later). Loaded on
+ * first use, so a worker that does not follow KV events never loads the native addon.
  */
 export async function subscribe(
   options: SubscribeOptions,
@@ -99,7 +99,12 @@ export async function subscribe(
           } catch {
             // Already gone: ZeroMQ dropped the endpoint with the session.
           }
-          socket.connect(options.endpoint);
+          try {
+            socket.connect(options.endpoint);
+          } catch (error) {
+            // In a timer a throw would end the process: reported instead.
+            onBad(`cannot connect to ${options.endpoint} again: ${(error as Error).message}`);
+          }
         }, retryMs);
         retry.unref();
         retryMs = Math.min(LAST_RETRY_MS, retryMs * 2);
