@@ -1,4 +1,5 @@
 import type { Logger } from '../log/log.js';
+import { ThrottledWarning } from '../log/throttled-warning.js';
 import { promptText, type GenerateRequest } from '../inference/inference.js';
 import type { KvCacheState } from './kv-events/kv-events.js';
 import { postJson, readJson, type Upstream } from './upstream.js';
@@ -27,14 +28,14 @@ export class PromptTokens {
   readonly #log: Logger;
   #inFlight = 0;
   #unsupported = false;
-  #warnedAt = -Infinity;
-  #unwarned = 0;
+  readonly #failures: ThrottledWarning;
 
   /** `upstream`: the engine's server root (vLLM serves `/tokenize` there, not under `/v1`). */
   constructor(upstream: Upstream, kvCache: Pick<KvCacheState, 'recordPrompt' | 'countTokenizeFailure'>, log: Logger) {
     this.#upstream = upstream;
     this.#kvCache = kvCache;
     this.#log = log;
+    this.#failures = new ThrottledWarning(log, WARN_EVERY_MS, "cannot get a prompt's token ids from the engine's /tokenize, so the cache summary misses it: ");
   }
 
   /** Whether the engine is still asked (it has not shown it lacks `/tokenize`). */
@@ -68,15 +69,7 @@ export class PromptTokens {
         return;
       }
       this.#kvCache.countTokenizeFailure();
-      const now = performance.now();
-      if (now - this.#warnedAt < WARN_EVERY_MS) {
-        this.#unwarned++;
-        return;
-      }
-      const more = this.#unwarned === 0 ? '' : ` (and ${this.#unwarned} more since the last report)`;
-      this.#log.warn(`cannot get a prompt's token ids from the engine's /tokenize, so the cache summary misses it: ${message.slice(0, 300)}${more}`);
-      this.#warnedAt = now;
-      this.#unwarned = 0;
+      this.#failures.warn(message);
     }
   }
 }

@@ -11,6 +11,7 @@
 
 import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../../common/validate.js';
 import type { Logger } from '../../log/log.js';
+import { ThrottledWarning } from '../../log/throttled-warning.js';
 import { BlockTable } from './block-table.js';
 import { decodeKvEvents } from './decode.js';
 import { PromptLedger } from './prompt-ledger.js';
@@ -56,8 +57,6 @@ const QUEUED_MESSAGES = 32;
 const SILENCE_WARNING_MS = 30_000;
 /** A jump of the sequence further than this is a new publisher, not lost messages. */
 const MAX_GAP = 1_000_000_000n;
-/** The most of one problem's description that goes in the log. */
-const MAX_PROBLEM_CHARS = 300;
 /** A run of bad messages is reported once, then again after this long at the earliest. */
 const WARN_EVERY_MS = 10_000;
 
@@ -106,11 +105,10 @@ export class KvCacheState {
   #summary: readonly number[] = [];
   #builtAt = 0;
   #builtFrom = '';
-  #warnedAt = -Infinity;
-  #unwarned = 0;
 
   /** Where the events come from, for what the worker says about them. */
   readonly #endpoint: string;
+  readonly #warning: ThrottledWarning;
   #silence: NodeJS.Timeout | undefined;
   #silenceChecked = false;
 
@@ -119,6 +117,7 @@ export class KvCacheState {
     this.#ledger = ledger;
     this.#log = log;
     this.#endpoint = endpoint;
+    this.#warning = new ThrottledWarning(log, WARN_EVERY_MS, 'engine KV events: ');
   }
 
   /** Subscribes to the engine's publisher; resolves once the socket is set up (the engine may come later). */
@@ -234,14 +233,8 @@ export class KvCacheState {
       this.#bad(`message ${message.seq}: ${(error as Error).message}`);
       return;
     }
-    for (const event of events) {
-      try {
-        this.#table.apply(event);
-        this.#stats.events++;
-      } catch (error) {
-        this.#bad(`message ${message.seq}: ${(error as Error).message}`);
-      }
-    }
+    for (const event of events) this.#table.apply(event);
+    this.#stats.events += events.length;
   }
 
   /**
@@ -257,16 +250,6 @@ export class KvCacheState {
 
   #bad(problem: string): void {
     this.#stats.bad++;
-    const now = performance.now();
-    if (now - this.#warnedAt < WARN_EVERY_MS) {
-      this.#unwarned++;
-      return;
-    }
-    const more = this.#unwarned === 0 ? '' : ` (and ${this.#unwarned} more since the last report)`;
-    // Cut: a decoder's message can quote the payload it refused.
-    const said = problem.length > MAX_PROBLEM_CHARS ? `${problem.slice(0, MAX_PROBLEM_CHARS)}…` : problem;
-    this.#log.warn(`engine KV events: ${said}${more}`);
-    this.#warnedAt = now;
-    this.#unwarned = 0;
+    this.#warning.warn(problem);
   }
 }
