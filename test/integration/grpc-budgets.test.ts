@@ -141,9 +141,12 @@ describe('connections that stop half way or fall idle (frameTimeoutMs 500, idleT
   });
 
   it('a whole preface and then nothing is an idle connection, closed after idleTimeoutMs', async () => {
-    const took = await closedAfter(provider.grpcPort, PREFACE, 3000);
+    const took = await closedAfter(provider.grpcPort, PREFACE, 4000);
     expect(took).toBeGreaterThanOrEqual(900);
-    expect(took).toBeLessThan(2000);
+    // grpc-js looks at the connection when its idle timer fires and, if the timer fired a
+    // millisecond before Date.now() says a whole period has passed, re-arms it for another:
+    // the close comes after one or two periods.
+    expect(took).toBeLessThan(2 * 1000 + 500);
   });
 
   it('a consumer whose idle connection was closed reconnects for its next call; a stream longer than the idle timeout runs to its end', async () => {
