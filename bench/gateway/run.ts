@@ -15,7 +15,7 @@ import { numberOption } from '../common/common.js';
  *   shuttle: client → `shuttle gateway` → shuttle rpc → `shuttle worker --engine openai` → engine
  * For each concurrency each system gets fresh processes and --ms (default 3000) ms of load
  * after a 500 ms warm-up; --rounds N interleaves the systems N times and keeps each cell's
- * best round; --tokens (default 16) tokens per request.
+ * best round; --tokens (default 16) tokens per request; --concurrency a,b only those.
  */
 const here = fileURLToPath(new URL('.', import.meta.url));
 const cli = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
@@ -23,7 +23,9 @@ const durationMs = numberOption('ms', 3000);
 const rounds = numberOption('rounds', 1);
 const tokens = numberOption('tokens', 16);
 const systems = ['direct', 'proxy', 'shuttle'] as const;
-const concurrencies = [1, 16, 64];
+// --concurrency a,b runs some of the concurrencies only.
+const onlyConcurrency = process.argv.indexOf('--concurrency');
+const concurrencies = onlyConcurrency < 0 ? [1, 16, 64] : (process.argv[onlyConcurrency + 1] ?? '').split(',').map(Number).filter((n) => n > 0);
 
 interface Result {
   requests: number;
