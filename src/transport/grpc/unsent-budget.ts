@@ -32,7 +32,9 @@ export class UnsentBudget {
    * before they run, so a burst of requests behind an unread answer costs no handler work.
    */
   open(peer: string): boolean {
-    return this.held(peer) < this.#limit && !this.#refused.has(peer);
+    // Asked before every chunk a stream writes: the set of refused connections is almost always
+    // empty, and then one lookup is enough.
+    return this.held(peer) < this.#limit && (this.#refused.size === 0 || !this.#refused.has(peer));
   }
 
   /**
@@ -77,11 +79,14 @@ export class UnsentBudget {
 
   /** @private Forgets bytes sent or dropped, and wakes the streams waiting for room. */
   remove(peer: string, bytes: number): void {
-    if (bytes > 0) this.#refused.delete(peer);
+    // Runs once per chunk written (grpc-js's write callback): no lookup or copy that is not needed.
+    if (bytes > 0 && this.#refused.size > 0) this.#refused.delete(peer);
     const left = this.held(peer) - bytes;
     if (left <= 0) this.#held.delete(peer);
     else this.#held.set(peer, left);
-    if (left < this.#limit) for (const wake of [...(this.#waiting.get(peer) ?? [])]) wake();
+    if (left >= this.#limit || this.#waiting.size === 0) return;
+    const waiters = this.#waiting.get(peer);
+    if (waiters !== undefined) for (const wake of [...waiters]) wake();
   }
 }
 
