@@ -8,8 +8,9 @@ import { SLOTS, WORKERS, simulateAdmission, type Outcome, type SimResult, type S
  *     against the light tenants alone and against the same mix admitted first come, first served;
  *   priority: high priority at 3 req/s beside low priority at 45 req/s, against high alone:
  *     engines first come, first served (with and without slots reserved for high), then engines
- *     scheduling by priority with the queue letting high calls past a full fleet (overcommit);
- *     The overload case on priority engines is then repeated with other step budgets (vLLM's
+ *     scheduling by priority with the queue letting high calls past a full fleet (overcommit).
+ *     High calls are routed as a client routes urgent calls (to the engines computing the
+ *     fewest prompts); the last two rows turn that off. The overload case on priority engines is then repeated with other step budgets (vLLM's
  *     max_num_batched_tokens), and with the fixed per-request cost spent in the front end;
  *   burst: 3x the fleet's capacity for 5 s.
  * `node build/bench/admission/run.js priority` runs one section (fairness, priority, burst;
@@ -41,6 +42,7 @@ interface RunOptions {
   reserve?: { priority: number; slots: number };
   overcommit?: { priority: number; slots: number };
   engine?: Partial<EngineConfig>;
+  urgentPriority?: number | false;
 }
 
 async function runSeeds(streams: Stream[], options: RunOptions): Promise<SimResult[]> {
@@ -62,6 +64,7 @@ async function runSeeds(streams: Stream[], options: RunOptions): Promise<SimResu
         queue,
         engine: options.engine,
         utilisationUntilMs: options.utilisationUntilMs,
+        urgentPriority: options.urgentPriority,
       }),
     );
   return results;
@@ -131,6 +134,9 @@ async function priority(): Promise<void> {
     ['overload, fcfs engines', await runSeeds([high, low], base)],
     ['overload, fcfs engines, 8 slots reserved for high', await runSeeds([high, low], { ...base, reserve: { priority: 5, slots: 8 } })],
     ['overload, priority engines, overcommit 8 for high', await runSeeds([high, low], { ...base, ...byPriority })],
+    // The client's urgent-call rule off: high calls go to the least busy engine like any other.
+    ['high alone, no urgent routing', await runSeeds([high], { ...base, urgentPriority: false })],
+    ['overload, priority engines, overcommit 8, no urgent routing', await runSeeds([high, low], { ...base, ...byPriority, urgentPriority: false })],
   ];
   const ttft = (results: SimResult[], p: number, q: number): number =>
     mean(
@@ -150,7 +156,9 @@ async function priority(): Promise<void> {
   for (const [name, results] of cases) {
     const refused = mean(results.map((r) => r.outcomes.filter((o) => o.priority === 0 && o.fate === 'refused').length));
     const preempted = mean(results.map((r) => r.outcomes.filter((o) => o.priority === 0 && o.preemptions > 0).length));
-    const ratio = results.some((r) => r.outcomes.some((o) => o.priority === 0)) ? `${f(ttft(results, 5, 0.99) / unloadedP99, 2)}x` : '';
+    // Against the unloaded run with the same routing.
+    const unloaded = name.includes('no urgent routing') ? ttft(cases[4]![1], 5, 0.99) : unloadedP99;
+    const ratio = results.some((r) => r.outcomes.some((o) => o.priority === 0)) ? `${f(ttft(results, 5, 0.99) / unloaded, 2)}x` : '';
     console.log(
       `| ${name} | ${f(ttft(results, 5, 0.5), 0)} | ${f(ttft(results, 5, 0.99), 0)} | ${ratio} | ${f(ttft(results, 0, 0.5), 0)} | ${f(ttft(results, 0, 0.99), 0)} | ${f(refused, 0)} | ${f(preempted, 0)} | ${f(100 * mean(results.map((r) => r.utilisation)))} % | ${results.map(lost).reduce((a, b) => a + b, 0)} |`,
     );

@@ -2,6 +2,9 @@ import type { AdmissionClock, AdmissionOptions } from '../../src/admission/admis
 import { AdmissionQueue } from '../../src/admission/queue.js';
 import { SimEngine, VirtualClock, type EngineConfig } from '../../src/sim/sim.js';
 import { RpcCode, type RpcError } from '../../src/errors/errors.js';
+import { LiveProviderStats } from '../../src/client/provider-stats.js';
+import { HIGH_PRIORITY } from '../../src/admission/options.js';
+import { leastPrefilling } from '../../src/loadbalance/urgent.js';
 import { random } from '../routing/workloads.js';
 
 /** One tenant's open-loop traffic: Poisson arrivals at `ratePerSecond` from `fromMs` to `toMs`. */
@@ -68,12 +71,19 @@ export interface SimOptions {
   engine?: Partial<EngineConfig>;
   utilisationUntilMs: number;
   fifo?: boolean;
+  /**
+   * The client's urgent-call rule (`urgentPriority`, `high` by default; `false`: off): a call of
+   * at least this priority goes only to the engines with the fewest prompt tokens awaiting their
+   * first token, counted as a client counts them.
+   */
+  urgentPriority?: number | false;
 }
 
 /**
  * Runs `streams` against `WORKERS` simulated engines of `SLOTS` slots behind an AdmissionQueue
  * whose capacity is their slots, on the virtual clock. An admitted call goes to the engine with
- * the fewest admitted calls, carrying its priority. Each request's deadline is `deadlineMs`
+ * the fewest admitted calls, carrying its priority; an urgent one (see
+ * {@link SimOptions.urgentPriority}) chooses among the engines computing the fewest prompts. Each request's deadline is `deadlineMs`
  * after its arrival. With `fifo`, every call is admitted as one tenant: first come, first
  * served within a priority.
  */
@@ -81,6 +91,15 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
   const clock = new VirtualClock(8);
   const engines = Array.from({ length: WORKERS }, () => new SimEngine({ ...options.engine, slots: SLOTS }, clock));
   const busy = new Array<number>(WORKERS).fill(0);
+  // What a client knows of each engine: its calls there, and their prompts not yet answered.
+  const views = Array.from({ length: WORKERS }, (_, index) => ({ index, stats: new LiveProviderStats() }));
+  const urgentPriority = options.urgentPriority === false ? undefined : (options.urgentPriority ?? HIGH_PRIORITY);
+  const pick = (priority: number): number => {
+    const candidates = urgentPriority !== undefined && priority >= urgentPriority ? leastPrefilling(views) : views;
+    let best = candidates[0]!.index;
+    for (const view of candidates) if (busy[view.index]! < busy[best]!) best = view.index;
+    return best;
+  };
   const queue = new AdmissionQueue({ capacity: () => WORKERS * SLOTS, clock: admissionClock(clock), ...options.queue });
   const outcomes: Outcome[] = [];
   const result: SimResult = { outcomes, utilisation: 0, maxQueued: 0, maxQueuedTokens: 0, prefillStepShare: 0, prefillStepMs: 0 };
@@ -119,8 +138,10 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
       if (outcome.fate === 'timed-out') outcome.deadlineErrorMs = clock.now() - deadline;
       return;
     }
-    const worker = busy.indexOf(Math.min(...busy));
+    const worker = pick(outcome.priority);
+    const stats = views[worker]!.stats;
     busy[worker]!++;
+    stats.start(stream.promptTokens);
     try {
       const prompt = Array.from({ length: Math.floor(stream.promptTokens / 16) }, () => blockSeed++);
       const generation = engines[worker]!.generate({
@@ -136,10 +157,14 @@ export async function simulateAdmission(streams: readonly Stream[], options: Sim
           ticket.release(step.value.promptTokens - step.value.cachedTokens + step.value.outputTokens);
           break;
         }
-        if (outcome.outputTokens++ === 0) outcome.ttftMs = clock.now() - arrivedAt;
+        if (outcome.outputTokens++ === 0) {
+          outcome.ttftMs = clock.now() - arrivedAt;
+          stats.answered(stream.promptTokens);
+        }
       }
       outcome.fate = 'served';
     } finally {
+      stats.end(stream.promptTokens, 0, clock.now(), outcome.outputTokens > 0);
       busy[worker]!--;
       ticket.release();
     }

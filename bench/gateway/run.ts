@@ -25,7 +25,13 @@ const tokens = numberOption('tokens', 16);
 const systems = ['direct', 'proxy', 'shuttle'] as const;
 // --concurrency a,b runs some of the concurrencies only.
 const onlyConcurrency = process.argv.indexOf('--concurrency');
-const concurrencies = onlyConcurrency < 0 ? [1, 16, 64] : (process.argv[onlyConcurrency + 1] ?? '').split(',').map(Number).filter((n) => n > 0);
+const concurrencies =
+  onlyConcurrency < 0
+    ? [1, 16, 64]
+    : (process.argv[onlyConcurrency + 1] ?? '')
+        .split(',')
+        .map(Number)
+        .filter((n) => n > 0);
 
 interface Result {
   requests: number;

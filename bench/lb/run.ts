@@ -81,7 +81,7 @@ for (const name of only === undefined ? defaultExtensions().loadbalance.names() 
     inFlight.push({ stats: chosen.stats, tokens });
     if (inFlight.length > 256) {
       const done = inFlight.splice(Math.floor(Math.random() * inFlight.length), 1)[0]!;
-      done.stats.end(done.tokens, 100, now);
+      done.stats.end(done.tokens, 100, now, false);
     }
   }
   const sorted = Array.from(times).sort((a, b) => a - b);

@@ -167,7 +167,8 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     const usage = await run(engines[chosen]!, item, promptTokens, blocks(item.prompt), clock);
     inFlight[chosen]!--;
     const ended = clock.now();
-    view.stats.end(tokens, ended - began, ended);
+    // The run is simulated whole: its prompt stops counting as prefilling when it ends.
+    view.stats.end(tokens, ended - began, ended, false);
     if (options.piggyback === true) publishTo(view, recordOf(chosen, engines[chosen]!, inFlight[chosen]!, ended, consumer.slotWeighted, options.publishCache));
     balancer.observe?.({ invocation, address: view.address, firstAnswerMs: usage.first, totalMs: ended - began });
     result.promptTokens += usage.promptTokens;

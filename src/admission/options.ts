@@ -6,6 +6,8 @@ import type { ResolvedLimits } from './tenant.js';
 export const MAX_PRIORITY = 9;
 /** The priority of a call that names none. */
 export const DEFAULT_PRIORITY = 1;
+/** The priority the gateway's `x-priority: high` stands for. */
+export const HIGH_PRIORITY = 5;
 
 const TENANT_KEYS = optionKeys<TenantLimits>()(['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued']);
 const ADMISSION_KEYS = optionKeys<AdmissionOptions>()([

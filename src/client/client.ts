@@ -1,5 +1,6 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
 import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { HIGH_PRIORITY, MAX_PRIORITY } from '../admission/options.js';
 import { armCallScopes } from '../call/call-scope.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
 import { DEFAULT_BREAKER, DEFAULT_EJECTION, ProviderHealth, type BreakerOptions, type EjectionOptions } from '../cluster/provider-health.js';
@@ -64,6 +65,14 @@ export interface ClientOptions {
    * another provider). Unlimited by default.
    */
   maxCallsPerProvider?: number;
+  /**
+   * Urgent calls: those whose priority (the `shuttle-priority` metadata, 0–9, which the gateway
+   * sets from `x-priority`) is at least this go to the providers where this consumer has the
+   * fewest prompt tokens still waiting for their first answer, and the balancer picks among
+   * those: an urgent generation is not sent to a worker busy computing other prompts when
+   * another is not. 5 (`high`) by default; `false`: no such rule.
+   */
+  urgentPriority?: number | false;
   /** Transport; `tcp` by default. */
   transport?: ExtensionSpec<Transport>;
   /** Consumer filters besides the defaults; `-name` removes a default. */
@@ -174,6 +183,7 @@ const CLIENT_KEYS = optionKeys<ClientOptions>()([
   'circuitBreaker',
   'outlierEjection',
   'maxCallsPerProvider',
+  'urgentPriority',
   'log',
   'plugins',
   'context',
@@ -192,6 +202,15 @@ const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
   'routingKey',
 ]);
 const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
+
+/** The `urgentPriority` option: a priority 0–9 (`high` by default), or undefined for `false`. */
+function checkUrgentPriority(value: unknown): number | undefined {
+  if (value === false) return undefined;
+  if (value === undefined) return HIGH_PRIORITY;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_PRIORITY)
+    throw invalidOption('urgentPriority', value, `an integer from 0 to ${MAX_PRIORITY}, or false`);
+  return value;
+}
 
 /** A consumer: makes typed proxies and owns their connections. */
 export interface RpcClient {
@@ -262,6 +281,7 @@ class Client implements RpcClient {
   readonly #health: ProviderHealth;
   readonly #budget: RetryBudget;
   readonly #maxCallsPerProvider: number;
+  readonly #urgentPriority: number | undefined;
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #onAttempt: ((event: AttemptEvent) => void) | undefined;
   readonly #onStreamBreak: ((event: AttemptEvent) => void) | undefined;
@@ -291,6 +311,7 @@ class Client implements RpcClient {
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
     this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');
     this.#maxCallsPerProvider = checkInt('maxCallsPerProvider', options.maxCallsPerProvider, 1, 1_000_000, Number.MAX_SAFE_INTEGER);
+    this.#urgentPriority = checkUrgentPriority(options.urgentPriority);
     this.#budget = new RetryBudget(
       options.retryBudget === false ? false : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
     );
@@ -359,6 +380,7 @@ class Client implements RpcClient {
       stats: this.#stats,
       health: this.#health,
       maxCallsPerProvider: this.#maxCallsPerProvider,
+      urgentPriority: this.#urgentPriority,
       budget: this.#budget,
       retries: checkInt(`reference ${service} retries`, options.retries, 0, 10),
       mock: resolveMock(options.mock, `reference ${service} mock`),

@@ -8,6 +8,7 @@ const SLICE_MS = 1000;
 export class LiveProviderStats implements ProviderStats {
   inFlight = 0;
   inFlightTokens = 0;
+  prefillTokens = 0;
   startedSinceLoad = 0;
   tokensSinceLoad = 0;
   load: LoadSnapshot | undefined;
@@ -38,16 +39,25 @@ export class LiveProviderStats implements ProviderStats {
     this.observeLoad(load);
   }
 
+  /** A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}. */
   start(tokens: number): void {
     this.inFlight++;
     this.inFlightTokens += tokens;
+    this.prefillTokens += tokens;
     this.startedSinceLoad++;
     this.tokensSinceLoad += tokens;
   }
 
-  end(tokens: number, latencyMs: number, now: number): void {
+  /** A call sent with `tokens` had its first answer (a stream's first chunk): its prompt is computed. */
+  answered(tokens: number): void {
+    this.prefillTokens -= tokens;
+  }
+
+  /** A call ended; `answered`: whether {@link answered} was already called for it. */
+  end(tokens: number, latencyMs: number, now: number, answered: boolean): void {
     this.inFlight--;
     this.inFlightTokens -= tokens;
+    if (!answered) this.prefillTokens -= tokens;
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;

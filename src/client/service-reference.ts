@@ -5,6 +5,8 @@ import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import { leastPrefilling } from '../loadbalance/urgent.js';
+import { callPriority } from '../inference/inference.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
 import { currentCallScope } from '../call/call-scope.js';
@@ -33,6 +35,11 @@ export interface ServiceReferenceParts {
   readonly stats: ProviderStatsTable;
   readonly health: ProviderHealth;
   readonly maxCallsPerProvider: number;
+  /**
+   * Calls whose priority (`shuttle-priority` metadata) is at least this choose among the
+   * providers with the fewest prompts awaiting their first answer; undefined: no such rule.
+   */
+  readonly urgentPriority: number | undefined;
   readonly budget: RetryBudget;
   /** The reference's `retries` option, if set. */
   readonly retries: number | undefined;
@@ -294,7 +301,9 @@ class Attempt implements ClusterCall {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
-    const candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    const urgent = this.parts.urgentPriority;
+    if (urgent !== undefined && candidates.length > 1 && callPriority(this.invocation.metadata) >= urgent) candidates = leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
     const picked = decision.provider as LiveView;
@@ -338,18 +347,26 @@ class Attempt implements ClusterCall {
       opened.then(
         (stream) => {
           let firstAt: number | undefined;
+          // The first event and the trailer may settle in either order: the prompt stops
+          // counting as prefilling once, at whichever comes first.
+          let prefilling = true;
           stream.firstEvent().then(
-            () => (firstAt = Date.now()),
+            () => {
+              firstAt = Date.now();
+              if (prefilling) stats.answered(tokens);
+              prefilling = false;
+            },
             () => {},
           );
           void stream.trailer
             .finally(() => {
-              finish(stats, tokens, started);
+              finish(stats, tokens, started, !prefilling);
+              prefilling = false;
               if (firstAt !== undefined) this.#observe(address, started, firstAt);
             })
             .catch(() => {});
         },
-        () => finish(stats, tokens, started),
+        () => finish(stats, tokens, started, false),
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
       if (parts.onStreamBreak !== undefined) {
@@ -390,13 +407,13 @@ class Attempt implements ClusterCall {
     result.then(
       () => {
         health.succeeded(record);
-        finish(stats, tokens, started);
+        finish(stats, tokens, started, false);
         recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
       (error: unknown) => {
         health.failed(record, error);
-        finish(stats, tokens, started);
+        finish(stats, tokens, started, false);
         recordAttempt(parts.budget, true, error);
       },
     );
@@ -442,9 +459,10 @@ class Attempt implements ClusterCall {
   }
 }
 
-function finish(stats: LiveProviderStats, tokens: number, started: number): void {
+/** A call's end in its provider's stats; `answered`: whether its first answer was already counted. */
+function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean): void {
   const now = Date.now();
-  stats.end(tokens, now - started, now);
+  stats.end(tokens, now - started, now, answered);
 }
 
 /** Prompt tokens of a call, estimated from its routing key (about 4 characters a token). */

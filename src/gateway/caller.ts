@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { DEFAULT_PRIORITY, HIGH_PRIORITY } from '../admission/options.js';
 import { BadRequest } from './openai-errors.js';
 
 /** Who a request is from, for admission: the tenant it is charged to and its priority. */
@@ -7,7 +8,7 @@ export interface Caller {
   readonly priority: number;
 }
 
-const PRIORITY_NAMES: Readonly<Record<string, number>> = { low: 0, normal: 1, high: 5 };
+const PRIORITY_NAMES: Readonly<Record<string, number>> = { low: 0, normal: DEFAULT_PRIORITY, high: HIGH_PRIORITY };
 const TENANT = /^[\w.:@-]{1,64}$/;
 
 /**

@@ -12,6 +12,12 @@ export interface ProviderStats {
   readonly inFlight: number;
   /** Estimated prompt tokens of those calls. */
   readonly inFlightTokens: number;
+  /**
+   * Estimated prompt tokens of the calls in flight that have had no answer yet (no first chunk
+   * of a stream, no response): prompts the provider is still computing or has queued, which a
+   * new call may wait behind. Undefined from stats that do not keep it.
+   */
+  readonly prefillTokens?: number;
   /** Calls this consumer started since the provider's current load snapshot arrived. */
   readonly startedSinceLoad: number;
   /** Estimated prompt tokens of those calls. */

@@ -51,7 +51,7 @@ export function simulate(
     for (let j = finishing.length - 1; j >= 0; j--) {
       const done = finishing[j]!;
       if (done.at <= now) {
-        done.provider.stats.end(done.tokens, 0, now);
+        done.provider.stats.end(done.tokens, 0, now, false);
         finishing.splice(j, 1);
       }
     }

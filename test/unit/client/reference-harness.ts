@@ -101,6 +101,7 @@ export async function referenceHarness(options: HarnessOptions = {}): Promise<Re
     stats,
     health: new ProviderHealth(undefined, undefined),
     maxCallsPerProvider: 1000,
+    urgentPriority: 5,
     budget,
     retries: undefined,
     mock: undefined,

@@ -90,9 +90,9 @@ describe('shortest-response', () => {
     const now = Date.now();
     for (let i = 0; i < 20; i++) {
       fast.stats.start(0);
-      fast.stats.end(0, 10, now);
+      fast.stats.end(0, 10, now, true);
       slow.stats.start(0);
-      slow.stats.end(0, 100, now);
+      slow.stats.end(0, 100, now, true);
     }
     expect(balancer.select([fast, slow], invocation()).provider).toBe(fast);
     // Ten calls in flight on the fast one: 10 ms x 11 = 110 ms > 100 ms x 1.

@@ -58,7 +58,7 @@ describe('slo balancer', () => {
     // One call warms a worker's cache with the system prompt and finishes.
     const warm = balancer.select(workers, invocation(`${system} warm-up`)).provider as TestView;
     warm.stats.start(0);
-    warm.stats.end(0, 500, 0);
+    warm.stats.end(0, 500, 0, true);
     const other = workers.find((entry) => entry !== warm)!;
     const counts = route(balancer, [warm, other], 5, (i) => `${system} question ${i}`);
     // Four fit in the warm worker's slots; the fifth would queue behind a whole decode there,
