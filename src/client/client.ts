@@ -70,7 +70,8 @@ export interface ClientOptions {
    * sets from `x-priority`) is at least this go to the providers where this consumer has the
    * fewest prompt tokens still waiting for their first answer, and the balancer picks among
    * those: an urgent generation is not sent to a worker busy computing other prompts when
-   * another is not. 5 (`high`) by default; `false`: no such rule.
+   * another is not. 5 (`high`) by default; `false`: no such rule; 1 or less makes every call
+   * urgent (1 is the priority of a call that names none).
    */
   urgentPriority?: number | false;
   /** Transport; `tcp` by default. */

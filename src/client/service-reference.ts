@@ -272,13 +272,21 @@ class Attempt implements ClusterCall {
   /** The last decision's provider and the prompt tokens it expects that provider to prefill. */
   #decided: LiveView | undefined;
   #decidedTokens: number | undefined;
+  /**
+   * Whether the call is urgent (see {@link ServiceReferenceParts.urgentPriority}). Read once,
+   * here: `select` also runs in the strategies' timers (a hedge, a background retry), where
+   * nothing should touch the caller's metadata again.
+   */
+  readonly #urgent: boolean;
 
   /** `providers`: the views of the eligible providers, which the strategy hands back to `send`. */
   constructor(
     private readonly parts: ServiceReferenceParts,
     readonly invocation: Invocation,
     readonly providers: readonly LiveView[],
-  ) {}
+  ) {
+    this.#urgent = parts.urgentPriority !== undefined && providers.length > 1 && callPriority(invocation.metadata) >= parts.urgentPriority;
+  }
 
   get stream(): boolean {
     return this.invocation.stream;
@@ -302,8 +310,7 @@ class Attempt implements ClusterCall {
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
     let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
-    const urgent = this.parts.urgentPriority;
-    if (urgent !== undefined && candidates.length > 1 && callPriority(this.invocation.metadata) >= urgent) candidates = leastPrefilling(candidates);
+    if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
     const picked = decision.provider as LiveView;
@@ -320,6 +327,16 @@ class Attempt implements ClusterCall {
     return picked;
   }
 
+  /**
+   * An urgent call's candidates: of those with room under `maxCallsPerProvider` (a full one
+   * would refuse it), the ones computing the fewest prompt tokens; all of them when none has room.
+   */
+  #leastPrefilling(candidates: readonly LiveView[]): readonly LiveView[] {
+    const max = this.parts.maxCallsPerProvider;
+    const open = candidates.every((view) => view.stats.inFlight < max) ? candidates : candidates.filter((view) => view.stats.inFlight < max);
+    return open.length === 0 ? candidates : leastPrefilling(open);
+  }
+
   /** Sends to the provider picked: its address and statistics come with it, not looked up again. */
   send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown> {
     const parts = this.parts;
@@ -328,7 +345,9 @@ class Attempt implements ClusterCall {
     // A strategy hands back what it was given; a candidate of its own making is looked up.
     const stats = provider instanceof LiveView ? provider.stats : parts.stats.get(address);
     const decided = this.#decided === provider ? this.#decidedTokens : undefined;
-    const tokens = decided ?? estimateTokens(this.invocation.routingKey);
+    // A plugin balancer's estimate is kept to whole non-negative tokens: fractions would leave
+    // the counts a hair above zero when every call has ended, and NaN would stick for good.
+    const tokens = wholeTokens(decided ?? estimateTokens(this.invocation.routingKey));
     const started = Date.now();
     let invocation = this.invocation;
     if (options?.signal !== undefined) {
@@ -343,7 +362,14 @@ class Attempt implements ClusterCall {
     }
     stats.start(tokens);
     if (invocation.stream) {
-      const opened = parts.health.run(address, () => connection.openStream(invocation, parts.serializer));
+      const opened = settle(() =>
+        parts.health.run(
+          address,
+          () => connection.openStream(invocation, parts.serializer),
+          // Opened after its breaker probe had timed out: the caller has its error; stop the provider.
+          (late) => void late[Symbol.asyncIterator]().return?.(),
+        ),
+      );
       opened.then(
         (stream) => {
           let firstAt: number | undefined;
@@ -400,9 +426,15 @@ class Attempt implements ClusterCall {
     const health = parts.health;
     const record = health.record(address);
     // A closed breaker is passed by without a closure for it to call.
-    const result = health.passes(record)
-      ? connection.invoke(invocation, parts.serializer)
-      : health.guard(record, () => connection.invoke(invocation, parts.serializer));
+    // A transport that throws instead of rejecting still ends the call's bookkeeping below.
+    let result: Promise<unknown>;
+    try {
+      result = health.passes(record)
+        ? connection.invoke(invocation, parts.serializer)
+        : health.guard(record, () => connection.invoke(invocation, parts.serializer));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
     // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {
@@ -463,6 +495,20 @@ class Attempt implements ClusterCall {
 function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean): void {
   const now = Date.now();
   stats.end(tokens, now - started, now, answered);
+}
+
+/** `value` as whole non-negative tokens: 0 for anything that is not a positive finite number. */
+function wholeTokens(value: number): number {
+  return Number.isFinite(value) && value > 0 ? Math.ceil(value) : 0;
+}
+
+/** What `open` returns, or its synchronous throw as a rejection. */
+function settle<T>(open: () => Promise<T>): Promise<T> {
+  try {
+    return open();
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Prompt tokens of a call, estimated from its routing key (about 4 characters a token). */

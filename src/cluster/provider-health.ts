@@ -166,12 +166,14 @@ export class ProviderHealth {
    * through; open, it is refused with UNAVAILABLE (`neverSent`, `breakerOpen`) without running;
    * half-open, the first attempt is the probe (with its own time limit) and the rest are
    * refused. The caller reports the outcome with {@link succeeded} or {@link failed}.
+   * `discard` gets what a probe produced after its time limit had failed it (a stream that
+   * opened late, to be cancelled: nobody is waiting for it any more).
    */
-  guard<T>(entry: HealthRecord, attempt: () => Promise<T>): Promise<T> {
+  guard<T>(entry: HealthRecord, attempt: () => Promise<T>, discard?: (late: T) => void): Promise<T> {
     const breaker = entry.breaker;
     if (breaker === undefined || breaker.closed) return attempt();
     const probe = breaker.halfOpen && breaker.pendingClose;
-    const guarded = probe ? () => withTimeout(attempt(), this.#breaker!.probeTimeoutMs, entry.address) : attempt;
+    const guarded = probe ? () => withTimeout(attempt(), this.#breaker!.probeTimeoutMs, entry.address, discard) : attempt;
     return (breaker.fire(guarded) as Promise<T>).catch((error: unknown) => {
       if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
         throw new RpcError(RpcCode.UNAVAILABLE, `circuit breaker open for provider ${entry.address}`, { details: { neverSent: true, breakerOpen: true } });
@@ -218,10 +220,10 @@ export class ProviderHealth {
     }
   }
 
-  /** Runs one attempt on `address` through its breaker and records the outcome. */
-  run<T>(address: string, attempt: () => Promise<T>): Promise<T> {
+  /** Runs one attempt on `address` through its breaker and records the outcome (`discard`: see {@link guard}). */
+  run<T>(address: string, attempt: () => Promise<T>, discard?: (late: T) => void): Promise<T> {
     const entry = this.record(address);
-    return this.guard(entry, attempt).then(
+    return this.guard(entry, attempt, discard).then(
       (value) => {
         this.succeeded(entry);
         return value;
@@ -320,12 +322,24 @@ export class ProviderHealth {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, address: string): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, address: string, discard?: (late: T) => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  if (discard !== undefined) {
+    promise.then(
+      (late) => {
+        if (timedOut) discard(late);
+      },
+      () => {},
+    );
+  }
   return Promise.race([
     promise,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RpcError(RpcCode.UNAVAILABLE, `probe of provider ${address} timed out after ${ms} ms`)), ms);
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new RpcError(RpcCode.UNAVAILABLE, `probe of provider ${address} timed out after ${ms} ms`));
+      }, ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }

@@ -17,12 +17,18 @@ export function leastPrefilling<T extends { readonly stats: Pick<ProviderStats, 
   let least = Number.POSITIVE_INFINITY;
   let tied = 0;
   for (const provider of providers) {
-    const tokens = provider.stats.prefillTokens ?? 0;
+    const tokens = prefillOf(provider);
     if (tokens < least) {
       least = tokens;
       tied = 1;
     } else if (tokens === least) tied++;
   }
-  if (tied === providers.length) return providers;
-  return providers.filter((provider) => (provider.stats.prefillTokens ?? 0) === least);
+  if (tied === providers.length || tied === 0) return providers;
+  return providers.filter((provider) => prefillOf(provider) === least);
+}
+
+/** A provider's count, a plugin's stats included: anything but a finite number counts as 0. */
+function prefillOf(provider: { readonly stats: Pick<ProviderStats, 'prefillTokens'> }): number {
+  const tokens = provider.stats.prefillTokens;
+  return typeof tokens === 'number' && Number.isFinite(tokens) ? tokens : 0;
 }

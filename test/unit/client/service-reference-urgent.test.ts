@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createClient } from '../../../src/client/client.js';
+import { singleAttempt } from '../../../src/cluster/cluster.js';
+import { createForkingCluster } from '../../../src/cluster/forking.js';
+import { ProviderHealth } from '../../../src/cluster/provider-health.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { leastPrefilling } from '../../../src/loadbalance/urgent.js';
 import type { ProviderView } from '../../../src/loadbalance/loadbalance.js';
@@ -123,6 +126,120 @@ describe('urgent calls', () => {
     const other = await twoProvidersOneComputing();
     await other.reference.call('echo', 'odd', { metadata: { 'shuttle-priority': '55' } });
     expect(other.picks.at(-1)!.providers).toHaveLength(2);
+  });
+});
+
+describe('the accounting against odd balancers, transports and breakers', () => {
+  const clean = (h: ReferenceHarness, port: number): void =>
+    expect(h.stats.get(`10.0.0.1:${port}`)).toMatchObject({ inFlight: 0, inFlightTokens: 0, prefillTokens: 0 });
+
+  it('keeps a plugin balancer’s fractional or NaN token estimate to whole tokens, so nothing is left over', async () => {
+    const estimates = [0.1, 0.2, 0.3, Number.NaN, -5, Number.POSITIVE_INFINITY];
+    let next = 0;
+    const h = await referenceHarness({
+      providers: [providerRecord(1), providerRecord(2)],
+      pick: (providers) => ({ provider: providers[0]!, branch: 'pick', uncachedTokens: estimates[next++] }),
+    });
+    for (let i = 0; i < estimates.length; i++) await h.reference.call('echo', i, { routingKey: PROMPT });
+    clean(h, 1);
+    await h.reference.call('echo', 'urgent', { metadata: { 'shuttle-priority': '9' } });
+    expect(h.picks.at(-1)!.providers).toHaveLength(2);
+  });
+
+  it('ends the bookkeeping of a call whose transport throws instead of rejecting, unary or stream', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    h.pool.get('10.0.0.1', 1);
+    const connection = h.transport.connection('10.0.0.1:1')!;
+    connection.answer = () => {
+      throw new Error('encode failed synchronously');
+    };
+    connection.openAnswer = connection.answer as never;
+    await expect(h.reference.call('echo', 'x', { routingKey: PROMPT })).rejects.toThrow('encode failed synchronously');
+    await expect(h.reference.call('generate', 'x', { routingKey: PROMPT }, 'stream')).rejects.toThrow('encode failed synchronously');
+    await turn();
+    clean(h, 1);
+  });
+
+  it('does not narrow an urgent call to providers already at maxCallsPerProvider', async () => {
+    let force: string | undefined;
+    const h = await referenceHarness({
+      providers: [providerRecord(1), providerRecord(2)],
+      pick: (providers) => ({ provider: providers.find((view) => view.address === force) ?? providers[0]!, branch: 'pick' }),
+      parts: { maxCallsPerProvider: 2 },
+      invoke: (call) => singleAttempt(call),
+    });
+    // Provider 1 is full (two streams past their first chunk: computing no prompt); provider 2
+    // computes a prompt and has room for one more call.
+    force = '10.0.0.1:1';
+    for (let i = 0; i < 2; i++) {
+      const decoding = await openHeldStream(h, 1);
+      decoding.stream.push('token', 8);
+      await decoding.call;
+    }
+    force = '10.0.0.1:2';
+    await openHeldStream(h, 2);
+    force = undefined;
+    expect(h.stats.get('10.0.0.1:1')).toMatchObject({ inFlight: 2, prefillTokens: 0 });
+    expect(h.stats.get('10.0.0.1:2')).toMatchObject({ inFlight: 1, prefillTokens: 100 });
+    const picks = h.picks.length;
+    expect(await h.reference.call('echo', 'urgent', { metadata: { 'shuttle-priority': '9' } })).toBe('urgent');
+    // One pick, offered only the provider with room: no attempt refused by the limit first.
+    expect(h.picks.length - picks).toBe(1);
+    expect(h.picks.at(-1)!.providers.map((view) => view.address)).toEqual(['10.0.0.1:2']);
+  });
+
+  it('reads the call’s priority once: a hedge started later in a timer does not read the metadata again', async () => {
+    let reads = 0;
+    const metadata = {} as Record<string, string>;
+    Object.defineProperty(metadata, 'shuttle-priority', {
+      enumerable: true,
+      get: () => {
+        if (++reads > 1) throw new Error('metadata read twice');
+        return '9';
+      },
+    });
+    const forking = createForkingCluster({ forks: 2, hedgeDelayMs: 1 } as never);
+    const h = await referenceHarness({ providers: [providerRecord(1), providerRecord(2), providerRecord(3)], invoke: (call) => forking.invoke(call) });
+    for (const port of [1, 2, 3]) {
+      h.pool.get('10.0.0.1', port);
+      h.transport.connection(`10.0.0.1:${port}`)!.answer = () => new Promise(() => {});
+    }
+    const uncaught: unknown[] = [];
+    const onError = (error: unknown): void => void uncaught.push(error);
+    process.prependListener('uncaughtException', onError);
+    try {
+      const error = await rejection(h.reference.call('echo', 'x', { routingKey: PROMPT, metadata, timeoutMs: 100 }));
+      expect((error as RpcError).code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    } finally {
+      process.removeListener('uncaughtException', onError);
+    }
+    expect(uncaught).toEqual([]);
+    expect(h.picks.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('cancels a stream that opens after its breaker probe timed out', async () => {
+    const health = new ProviderHealth(
+      { errorThresholdPercentage: 50, volumeThreshold: 1, resetTimeoutMs: 20, rollingWindowMs: 10_000, probeTimeoutMs: 20 },
+      undefined,
+    );
+    const h = await referenceHarness({ providers: [providerRecord(1)], parts: { health } });
+    h.pool.get('10.0.0.1', 1);
+    const connection = h.transport.connection('10.0.0.1:1')!;
+    connection.answer = () => Promise.reject(new RpcError(RpcCode.UNAVAILABLE, 'down'));
+    await rejection(h.reference.call('echo', 'x', undefined));
+    expect(health.breakerState('10.0.0.1:1')).toBe('open');
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    let cancelled = false;
+    const late = new ClientStream(
+      () => {},
+      () => (cancelled = true),
+    );
+    connection.openAnswer = () => new Promise((resolve) => setTimeout(() => resolve(late), 60));
+    const error = await rejection(h.reference.call('generate', {}, { routingKey: PROMPT }, 'stream'));
+    expect(String(error)).toMatch(/probe of provider 10\.0\.0\.1:1 timed out after 20 ms/);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(cancelled).toBe(true);
+    clean(h, 1);
   });
 });
 
