@@ -1,5 +1,5 @@
 import grpc from '@grpc/grpc-js';
-import { MAX_TIMER_MS } from '../../common/validate.js';
+import { DeadlineHeap } from '../../common/deadline-heap.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
 import type { Metadata, Peer } from '../../call/invocation.js';
@@ -32,6 +32,26 @@ export class ServingState {
   /** When each connection, by peer address, last got a load report. */
   readonly #reportedAt = new Map<string, number>();
   #prunedAt = 0;
+  /**
+   * Running calls with a deadline, by a number of their own, and one timer for all of them
+   * (grpc-js does not enforce a server's deadline): a setTimeout per call was a timer-list insert
+   * and a Timeout object per call in the provider's profile, as on the tcp transport.
+   */
+  readonly #timed = new Map<number, { readonly deadline: number; readonly expire: () => void }>();
+  #nextTimed = 0;
+  readonly #deadlines = new DeadlineHeap({
+    deadlineOf: (id) => this.#timed.get(id)?.deadline,
+    live: () => [...this.#timed].map(([id, timed]) => [id, timed.deadline] as const),
+    liveCount: () => this.#timed.size,
+    expire: (id) => {
+      const timed = this.#timed.get(id);
+      this.#timed.delete(id);
+      timed?.expire();
+    },
+  });
+  /** The last peer name parsed: the calls of one connection arrive together. */
+  #peerName: string | undefined;
+  #peer: Peer = { address: '', port: 0 };
 
   constructor(budget: UnsentBudget, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
     this.budget = budget;
@@ -72,6 +92,27 @@ export class ServingState {
 
   get running(): number {
     return this.#running;
+  }
+
+  /** Calls `expire` at `deadline` (epoch ms) unless {@link untime} is called with the id returned first. */
+  time(deadline: number, expire: () => void): number {
+    const id = ++this.#nextTimed;
+    this.#timed.set(id, { deadline, expire });
+    this.#deadlines.add(id, deadline);
+    return id;
+  }
+
+  untime(id: number): void {
+    this.#timed.delete(id);
+  }
+
+  /** grpc-js's peer name (`ipv4:host:port`) as an address and a port. */
+  peerOf(name: string): Peer {
+    if (name !== this.#peerName) {
+      this.#peerName = name;
+      this.#peer = parsePeer(name);
+    }
+    return this.#peer;
   }
 
   started(): void {
@@ -165,7 +206,7 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   const callerDeadline = Number(call.getDeadline());
   const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? callerDeadline : undefined);
   if (deadline instanceof RpcError) return deadline;
-  return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: parsePeer(from) };
+  return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: state.peerOf(from) };
 }
 
 /** A call that passed {@link accept}. */
@@ -190,7 +231,8 @@ abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
   protected readonly state: ServingState;
   protected readonly serializer: Serializer | undefined;
   protected readonly from: string;
-  readonly #timer: NodeJS.Timeout | undefined;
+  /** The call's entry in the server's deadline timer, or 0 for none. */
+  readonly #timed: number;
   readonly #onCancelled: () => void;
 
   constructor(call: C, route: GrpcRoute, handler: CallHandler, state: ServingState, accepted: Accepted) {
@@ -201,18 +243,15 @@ abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
     this.serializer = accepted.serializer;
     this.from = accepted.from;
     const { deadline } = accepted;
-    this.#timer =
+    this.#timed =
       deadline === undefined
-        ? undefined
-        : setTimeout(
-            () => {
-              const error = deadlineError(this.method);
-              this.abort(error);
-              this.fail(error);
-              this.woken();
-            },
-            Math.min(deadline - Date.now(), MAX_TIMER_MS),
-          );
+        ? 0
+        : state.time(deadline, () => {
+            const error = deadlineError(this.method);
+            this.abort(error);
+            this.fail(error);
+            this.woken();
+          });
     this.#onCancelled = () => {
       this.abort(new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }));
       this.woken();
@@ -225,7 +264,7 @@ abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
   protected woken(): void {}
 
   protected ended(): void {
-    clearTimeout(this.#timer);
+    if (this.#timed !== 0) this.state.untime(this.#timed);
     this.call.off('cancelled', this.#onCancelled);
     this.state.finished();
   }
