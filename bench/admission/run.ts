@@ -10,8 +10,9 @@ import { SLOTS, WORKERS, simulateAdmission, type Outcome, type SimResult, type S
  *     engines first come, first served (with and without slots reserved for high), then engines
  *     scheduling by priority with the queue letting high calls past a full fleet (overcommit).
  *     High calls are routed as a client routes urgent calls (to the engines computing the
- *     fewest prompts); the last two rows turn that off. The overload case on priority engines is then repeated with other step budgets (vLLM's
- *     max_num_batched_tokens), and with the fixed per-request cost spent in the front end;
+ *     fewest prompts); the last two rows turn that off. The overload case on priority engines
+ *     is then repeated with other step budgets (vLLM's max_num_batched_tokens), and with the
+ *     fixed per-request cost spent in the front end;
  *   burst: 3x the fleet's capacity for 5 s.
  * `node build/bench/admission/run.js priority` runs one section (fairness, priority, burst;
  * burst measures capacity with the fairness runs).

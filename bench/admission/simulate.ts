@@ -83,9 +83,9 @@ export interface SimOptions {
  * Runs `streams` against `WORKERS` simulated engines of `SLOTS` slots behind an AdmissionQueue
  * whose capacity is their slots, on the virtual clock. An admitted call goes to the engine with
  * the fewest admitted calls, carrying its priority; an urgent one (see
- * {@link SimOptions.urgentPriority}) chooses among the engines computing the fewest prompts. Each request's deadline is `deadlineMs`
- * after its arrival. With `fifo`, every call is admitted as one tenant: first come, first
- * served within a priority.
+ * {@link SimOptions.urgentPriority}) chooses among the engines computing the fewest prompts.
+ * Each request's deadline is `deadlineMs` after its arrival. With `fifo`, every call is
+ * admitted as one tenant: first come, first served within a priority.
  */
 export async function simulateAdmission(streams: readonly Stream[], options: SimOptions): Promise<SimResult> {
   const clock = new VirtualClock(8);

@@ -6,8 +6,8 @@ import { SYSTEMS, type BenchClient } from './systems.js';
  * - MODE throughput: CONCURRENCY workers each open 1,000-chunk streams back to back for LIMIT
  *   ms; prints {"chunks", "seconds", "ttfc50", "ttfc99"} (time to first chunk in µs).
  * - MODE cancel: CONCURRENCY workers open endless streams, read 10 chunks, cancel, and record
- *   when; LIMIT cancels in all, after a warm-up of up to 64 that are not reported. Prints {"cancels": [{ "id", "at" }]} for the runner to match
- *   with the server's abort reports.
+ *   when; LIMIT cancels in all, after a warm-up of up to 64 that are not reported. Prints
+ *   {"cancels": [{ "id", "at" }]} for the runner to match with the server's abort reports.
  */
 const [name = '', portText = '', concurrencyText = '', mode = '', limitText = ''] = process.argv.slice(2);
 const system = SYSTEMS[name];

@@ -14,9 +14,9 @@ import { numberOption } from '../common/common.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const durationMs = numberOption('ms', 3000);
 const cancelCount = numberOption('cancels', 200);
-// --rounds N repeats the throughput and cancel phases N times, the systems interleaved within each round,
-// and reports each system's median round: on a noisy shared machine one round can be off by
-// 30 % either way.
+// --rounds N repeats the throughput and cancel phases N times, the systems interleaved within
+// each round, and reports each system's median throughput round and best cancel round: on a
+// noisy shared machine one round can be off by 30 % either way.
 const rounds = numberOption('rounds', 1);
 const allSystems = ['shuttle', 'shuttle-grpc', 'raw', 'grpc-js'];
 // --systems a,b runs a subset (ratio columns need the system they compare with).
@@ -34,9 +34,9 @@ interface Throughput {
 /**
  * Runs `body` against a fresh server process of `system`, then stops the server and collects
  * the cancels its handlers observed. The server keeps those reports in memory and prints them
- * as it exits: writing a line to a pipe per cancel, in the middle of the measurement, cost
- * ~50 µs of the server's event loop each and the cancels of 16 streams arrive together, so the
- * report itself was most of the later cancels' measured latency.
+ * as it exits: a line written to a pipe per cancel, during the measurement, costs the server's
+ * event loop ~50 µs each, and the cancels of 16 streams arrive together, so the reports would
+ * make up most of the later cancels' measured latency.
  */
 async function withServer<T>(system: string, body: (port: number) => Promise<T>): Promise<{ value: T; aborts: Map<string, number> }> {
   const server = spawn(process.execPath, [`${here}server.js`, system], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -8,8 +8,8 @@ import type { ProviderStats } from './loadbalance.js';
  * everything else (vLLM's and SGLang's priority scheduling) still waits for the step in
  * progress, and a step that computes prompts lasts many times longer than one that only
  * decodes; unloaded, there is no step in progress at all. So an urgent call should go where
- * no prompt is being computed, when there is such a provider: in the admission simulator at
- * 1.3x capacity this took the high-priority p99 TTFT from 161 to 106–113 ms (unloaded: 68–77).
+ * no prompt is being computed, when there is such a provider: in bench:admission at 1.3x
+ * capacity this takes the high-priority p99 TTFT from 161 to 113 ms (unloaded: 77 and 68 ms).
  * The balancer then picks among these as usual (cache affinity, load). When every provider has
  * the same count, all are returned: the rule only ever narrows a choice.
  */
