@@ -61,6 +61,33 @@ describe('maxTotalBufferedBytes: partial frames of all connections together', ()
     await waitUntil(() => used(server, 'maxTotalBufferedBytes') === 0, 'partial frames given back', 2000);
   });
 
+  it('a connection closed by its frame timeout charges nothing for the bytes it is sent after its GOAWAY', async () => {
+    const server = await provider({ maxTotalBufferedBytes: 4 * MiB, frameTimeoutMs: 300 });
+    const header = encodeFrame(FrameType.REQUEST, 1).subarray(0, 20);
+    header.writeUInt32BE(8 * MiB - 64, 16);
+    const socket = net.connect({ host: '127.0.0.1', port: server.port });
+    cleanups.push(() => socket.destroy());
+    socket.on('error', () => {});
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024, 0x61)]));
+    // The GOAWAY (frame timeout) arrives; the provider has half-closed, but the peer may still write.
+    await waitUntil(() => received > 0, 'the GOAWAY', 3000, 10);
+    expect(used(server, 'maxTotalBufferedBytes')).toBe(0);
+    const peak = await peakDuring(
+      () => used(server, 'maxTotalBufferedBytes'),
+      (async () => {
+        for (let i = 0; i < 24 && !socket.destroyed; i++) {
+          socket.write(Buffer.alloc(128 * 1024, 0x62));
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      })(),
+    );
+    // A failed connection reads nothing more: what it is sent is not buffered, nor charged.
+    expect(peak.peak).toBe(0);
+  });
+
   it('stalled partial frames on 40 connections hold no more than the budget; the frame timeout closes them, a good client goes on', async () => {
     const server = await provider({ maxTotalBufferedBytes: 4 * MiB, frameTimeoutMs: 1500 });
     const [echo] = await clients(server, 1);
