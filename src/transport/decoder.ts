@@ -39,6 +39,15 @@ export class FrameDecoder {
     this.#maxFrameBytes = maxFrameBytes;
   }
 
+  /**
+   * Room a partial frame's buffer may take beyond the bytes it needs now. The buffer grows
+   * fourfold ahead of its bytes (one allocation and copy per fourfold, not per read), and that
+   * room is memory like the rest; a reader that charges these bytes to a budget shared with
+   * other connections sets it to what the budget has left, so that one read cannot grow a
+   * buffer far past a spent budget.
+   */
+  growthAllowance = Number.POSITIVE_INFINITY;
+
   /** Bytes of memory held for frames not yet handed out (partial frames and paused input). */
   get bufferedBytes(): number {
     return this.#headerBytes + (this.#body?.length ?? 0) + this.#heldBytes;
@@ -150,6 +159,8 @@ export class FrameDecoder {
     if (current !== undefined && current.length >= size) return;
     let capacity = Math.min(limit, Math.max(size, current === undefined ? FIRST_BODY_BYTES : current.length * 4));
     if (limit - capacity <= capacity / 4) capacity = limit;
+    const held = current?.length ?? 0;
+    if (capacity - held > this.growthAllowance) capacity = Math.max(size, held + this.growthAllowance);
     const grown = Buffer.allocUnsafe(capacity);
     if (current !== undefined) current.copy(grown, 0, 0, this.#bodyBytes);
     this.#body = grown;

@@ -85,8 +85,21 @@ export class ReadGate {
 
   /** Feeds received bytes (throws what the decoder throws), then re-times and re-charges. */
   push(chunk: Buffer): void {
+    this.#allowGrowth();
     this.#decoder.push(chunk, this.#onFrame);
     this.#afterInput();
+  }
+
+  /**
+   * How far the decoder may grow a partial frame's buffer ahead of its bytes: what the shared
+   * budget has left, or without bound for the connection holding the overdraft (its one frame
+   * is the progress rule's allowance). A read taken past a spent budget then costs its own bytes,
+   * not a buffer four times what the connection held.
+   */
+  #allowGrowth(): void {
+    const inbound = this.#inbound;
+    if (inbound === undefined) return;
+    this.#decoder.growthAllowance = this.#overdraftFrame !== -1 ? Number.POSITIVE_INFINITY : Math.max(0, inbound.limit - inbound.used);
   }
 
   /**
@@ -126,6 +139,7 @@ export class ReadGate {
     if ((this.#holds & reason) === 0) return;
     this.#holds &= ~reason;
     if (this.#holds !== 0) return;
+    this.#allowGrowth();
     this.#decoder.resume(this.#onFrame);
     this.#afterInput();
     if (this.#holds === 0 && !this.#socket.destroyed) this.#socket.resume();

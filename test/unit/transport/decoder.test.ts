@@ -115,6 +115,34 @@ describe('FrameDecoder', () => {
     expect(decoder.bufferedBytes).toBeGreaterThanOrEqual(1024 * 1024);
   });
 
+  it('grows a partial frame’s buffer ahead of its bytes only as far as growthAllowance, and still completes the frame', () => {
+    const body = Buffer.alloc(3 * 64 * 1024 + 17);
+    for (let i = 0; i < body.length; i++) body[i] = i % 253;
+    const frame = encodeFrame(FrameType.REQUEST, 1, body, { serializer: 1 });
+    const reads = [frame.subarray(0, 64 * 1024), frame.subarray(64 * 1024, 128 * 1024), frame.subarray(128 * 1024)];
+    const free = new FrameDecoder(16 * 1024 * 1024);
+    free.push(reads[0]!, () => {});
+    free.push(reads[1]!, () => {});
+    // Without a limit the second read grows the buffer fourfold, past the bytes held.
+    expect(free.bufferedBytes).toBeGreaterThan(128 * 1024);
+    const tight = new FrameDecoder(16 * 1024 * 1024);
+    tight.growthAllowance = 0;
+    const out: Frame[] = [];
+    // A spent budget: the buffer is exactly the body bytes received (the 20-byte header is not kept).
+    tight.push(reads[0]!, (made) => out.push(made));
+    expect(tight.bufferedBytes).toBe(64 * 1024 - 20);
+    tight.push(reads[1]!, (made) => out.push(made));
+    expect(tight.bufferedBytes).toBe(128 * 1024 - 20);
+    tight.push(reads[2]!, (made) => out.push(made));
+    expect(out).toHaveLength(1);
+    expect(out[0]!.body.equals(body)).toBe(true);
+    expect(tight.bufferedBytes).toBe(0);
+    const some = new FrameDecoder(16 * 1024 * 1024);
+    some.growthAllowance = 10_000;
+    some.push(reads[0]!, () => {});
+    expect(some.bufferedBytes).toBeLessThanOrEqual(64 * 1024 - 20 + 10_000);
+  });
+
   it('completes a frame split over growing chunks with the exact body', () => {
     const body = Buffer.alloc(300_000);
     for (let i = 0; i < body.length; i++) body[i] = i % 251;
