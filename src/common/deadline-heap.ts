@@ -126,3 +126,8 @@ export class DeadlineHeap {
     deadlines[index] = lastDeadline;
   }
 }
+
+/** The `[id, deadline]` of every entry of `calls` that has a deadline: {@link DeadlineHeap}'s `live`. */
+export function* liveDeadlines(calls: ReadonlyMap<number, { readonly deadline: number | undefined }>): Iterable<readonly [number, number]> {
+  for (const [id, call] of calls) if (call.deadline !== undefined) yield [id, call.deadline];
+}

@@ -1,5 +1,5 @@
 import grpc from '@grpc/grpc-js';
-import { DeadlineHeap } from '../../common/deadline-heap.js';
+import { DeadlineHeap, liveDeadlines } from '../../common/deadline-heap.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
 import type { Metadata, Peer } from '../../call/invocation.js';
@@ -41,7 +41,7 @@ export class ServingState {
   #nextTimed = 0;
   readonly #deadlines = new DeadlineHeap({
     deadlineOf: (id) => this.#timed.get(id)?.deadline,
-    live: () => [...this.#timed].map(([id, timed]) => [id, timed.deadline] as const),
+    live: () => liveDeadlines(this.#timed),
     liveCount: () => this.#timed.size,
     expire: (id) => {
       const timed = this.#timed.get(id);

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { DeadlineHeap } from '../../common/deadline-heap.js';
+import { DeadlineHeap, liveDeadlines } from '../../common/deadline-heap.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { SerializerId, decodeError } from '../../serializer/serializer.js';
 import { FrameDecoder } from '../decoder.js';
@@ -466,10 +466,6 @@ export class ServerConnection {
   #abortAll(reason: string): void {
     for (const id of [...this.#running.keys()]) this.#abortCall(id, new RpcError(RpcCode.CANCELLED, reason, { details: { callerLeft: true } }));
   }
-}
-
-function* liveDeadlines(running: ReadonlyMap<number, TcpCall>): Iterable<readonly [number, number]> {
-  for (const [id, call] of running) if (call.deadline !== undefined) yield [id, call.deadline];
 }
 
 /**

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { Backoff } from '../../common/backoff.js';
-import { DeadlineHeap } from '../../common/deadline-heap.js';
+import { DeadlineHeap, liveDeadlines } from '../../common/deadline-heap.js';
 import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
@@ -52,7 +52,7 @@ export class TcpConnection implements ClientConnection {
   readonly #routesByIdentity = new WeakMap<object, CachedRoute>();
   readonly #deadlines = new DeadlineHeap({
     deadlineOf: (id) => this.#pending.get(id)?.deadline,
-    live: () => livePending(this.#pending),
+    live: () => liveDeadlines(this.#pending),
     liveCount: () => this.#pending.size,
     expire: (id) => {
       const call = this.#pending.get(id);
@@ -518,10 +518,6 @@ export class TcpConnection implements ClientConnection {
   #release(call: PendingCall): void {
     if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
   }
-}
-
-function* livePending(pending: ReadonlyMap<number, PendingCall>): Iterable<readonly [number, number]> {
-  for (const [id, call] of pending) if (call.deadline !== undefined) yield [id, call.deadline];
 }
 
 /**
