@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DEFAULT_ENGINE } from '../../src/sim/sim.js';
+import { LOAD_PUSH_EVERY_MS } from '../../src/transport/transport.js';
 import { sized, type WorkerSpec } from './fleet.js';
 import { simulate } from './simulate.js';
 import { median, percentile } from './summary.js';
@@ -14,8 +15,8 @@ import type { WorkItem } from './workloads.js';
  * same fleet, prompts and closed loop of 12 users at a time, the workers' real addresses (the
  * `slo` balancer's rendezvous hashing depends on them), their load reported every 250 ms and
  * read by the consumer every 500 ms (the file registry's poll, which stamps a report when it
- * reads it), and a load report after every answer (the tcp transport's LOAD frame, without the
- * cache summary).
+ * reads it), and a load report after every answer and every 50 ms while calls run (the tcp
+ * transport's LOAD frames, without the cache summary).
  */
 
 /**
@@ -80,7 +81,15 @@ interface Figures {
 /** The replay of one real run. */
 async function replay(policy: string, addresses: readonly string[]): Promise<Figures> {
   const concurrency = 12;
-  const run = await simulate(policy, demoItems(), { fleet: DEMO_FLEET, concurrency, loadIntervalMs: 250, registryPollMs: 500, piggyback: true, addresses });
+  const run = await simulate(policy, demoItems(), {
+    fleet: DEMO_FLEET,
+    concurrency,
+    loadIntervalMs: 250,
+    registryPollMs: 500,
+    piggyback: true,
+    pushLoadMs: LOAD_PUSH_EVERY_MS,
+    addresses,
+  });
   const byStart = run.ttft.map((ttft, i) => ({ ttft, at: run.startedAt[i]! })).sort((a, b) => a.at - b.at);
   return {
     p50: percentile(run.ttft, 0.5),

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { prefixBlockHashes } from '../../src/loadbalance/hash.js';
 import { realClock } from '../../src/sim/sim.js';
+import { LOAD_PUSH_EVERY_MS } from '../../src/transport/transport.js';
 import { numberOption } from '../common/common.js';
 import { chart } from './chart.js';
 import { demoCheck } from './demo-check.js';
@@ -19,8 +20,9 @@ import { atRate, blockHasher, oracleHitRate, workload, type WorkItem, type Workl
  * consumer; then 4 independent consumers at 1.0x and 1.3x; then a real-clock run of a small
  * case against its virtual-clock prediction, and the demo (real worker processes, real client)
  * against its virtual-clock replay (demo-check.ts). Workers publish their load and a summary of their
- * prefix cache on the registry's channel every 500 ms (the sweep leaves out the reports the tcp
- * transport attaches to answers; the demo check models them). Options (--help): --requests N (200 per run), --seeds N (1);
+ * prefix cache on the registry's channel every 500 ms, and their load as the tcp transport's
+ * LOAD frames carry it: on every answer, and every 50 ms to a consumer with calls running there.
+ * Options (--help): --requests N (200 per run), --seeds N (1);
  * the figures in docs/BENCHMARKS.md use --requests 300 --seeds 3. A full sweep writes
  * docs/routing-<workload>-<fleet>.svg; --cases, --loads, --policies, --no-consumers,
  * --no-clock-check, --demo-runs and --no-demo run a part of it (no charts, and target lines only
@@ -68,6 +70,11 @@ const chosenCases = listOption(
 const CASES = ALL_CASES.filter(({ name, fleet }) => chosenCases.includes(`${name}/${fleet}`));
 const full = POLICIES.length === ALL_POLICIES.length && LOADS.length === ALL_LOADS.length && CASES.length === ALL_CASES.length;
 const hashBlocks = (prompt: string): number[] => prefixBlockHashes(prompt, 64, 4096);
+/**
+ * What the tcp transport tells consumers besides the registry's 500 ms channel: each worker's
+ * load on every answer, and every 50 ms to a consumer with calls running there (LOAD frames).
+ */
+const TRANSPORT_LOAD = { piggyback: true, pushLoadMs: LOAD_PUSH_EVERY_MS } as const;
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 /** Round-robin's saturation: the highest rate (req/s) at which it keeps 90 % of requests within the SLO. */
@@ -109,7 +116,7 @@ for (const { name, fleet } of CASES) {
     for (const policy of POLICIES) {
       if (policy === 'weighted-round-robin' && fleet === 'uniform') continue;
       const runs = [];
-      for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, rate), { fleet: specs, seed: s + 1, blocks }));
+      for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, rate), { fleet: specs, seed: s + 1, blocks, ...TRANSPORT_LOAD }));
       const summary = summarise(runs, specs);
       summaries.set(policy, summary);
       lines.push(
@@ -131,7 +138,8 @@ for (const { name, fleet } of CASES) {
   for (const load of name === 'unique' || args.includes('--no-consumers') ? [] : [1, 1.3].filter((load) => byLoad.has(load))) {
     for (const policy of ['prefix-affinity', 'slo'].filter((policy) => byLoad.get(load)!.has(policy))) {
       const runs = [];
-      for (let s = 0; s < seeds; s++) runs.push(await simulate(policy, atRate(bySeed[s]!, sat * load), { fleet: specs, seed: s + 1, blocks, consumers: 4 }));
+      for (let s = 0; s < seeds; s++)
+        runs.push(await simulate(policy, atRate(bySeed[s]!, sat * load), { fleet: specs, seed: s + 1, blocks, consumers: 4, ...TRANSPORT_LOAD }));
       const four = summarise(runs, specs);
       consumers.set(`${policy}@${load}`, { single: byLoad.get(load)!.get(policy)!.hit, four: four.hit });
       lines.push(

@@ -3,6 +3,7 @@ import { prefixBlockHashes } from '../../src/loadbalance/hash.js';
 import type { LoadBalancer, ProviderView } from '../../src/loadbalance/loadbalance.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { VirtualClock, type Clock, type SimEngine } from '../../src/sim/sim.js';
+import { LOAD_PUSH_RECENT_MS } from '../../src/transport/transport.js';
 import { defaultExtensions } from '../../src/spi/extensions.js';
 import { createInvocation, type Invocation } from '../../src/call/invocation.js';
 import { engineFor, recordOf, type WorkerSpec } from './fleet.js';
@@ -39,6 +40,12 @@ export interface SimulateOptions {
   readonly clock?: Clock;
   /** Workers answer with their load attached (piggybacked), not only on the registry's 500 ms channel. */
   readonly piggyback?: boolean;
+  /**
+   * Workers send their load every this many ms to each consumer with calls running there or one
+   * ended within LOAD_PUSH_RECENT_MS, as the tcp transport's LOAD frames between answers do
+   * (LOAD_PUSH_EVERY_MS). Unset: never.
+   */
+  readonly pushLoadMs?: number;
   /** Workers publish the summary of their prefix cache with their load (true by default). */
   readonly publishCache?: boolean;
   /**
@@ -93,7 +100,11 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
       address: options.addresses?.[i] ?? `10.0.0.${i}:8000`,
       stats: new LiveProviderStats(),
     }));
-    return { balancer, views, slotWeighted };
+    // This consumer's calls running on each worker, and when its latest one there ended (the
+    // workers push load to it while it has some, or had one lately).
+    const running = new Array<number>(engines.length).fill(0);
+    const lastEnd = new Array<number>(engines.length).fill(-Infinity);
+    return { balancer, views, slotWeighted, running, lastEnd };
   });
   const result: RunResult = {
     ttft: [],
@@ -134,10 +145,18 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
       tick();
     }
   };
+  const push = (): void => {
+    for (const consumer of consumers)
+      for (let i = 0; i < engines.length; i++)
+        if (consumer.running[i]! > 0 || clock.now() - consumer.lastEnd[i]! <= LOAD_PUSH_RECENT_MS)
+          publishTo(consumer.views[i]!, recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache));
+  };
   const refresh = async (): Promise<void> => {
     const poll = options.registryPollMs;
+    const pushing = options.pushLoadMs === undefined ? undefined : every(options.pushLoadMs, push);
     if (poll === undefined) await every(options.loadIntervalMs ?? 500, () => (report(), deliver()));
     else await Promise.all([every(options.loadIntervalMs ?? 500, report), every(poll, deliver)]);
+    await pushing;
   };
 
   const serve = async (item: WorkItem, consumer: (typeof consumers)[number]): Promise<void> => {
@@ -162,11 +181,14 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     const view = views[chosen]!;
     view.stats.start(tokens);
     inFlight[chosen]!++;
+    consumer.running[chosen]!++;
     result.perWorker[chosen]!++;
     const began = clock.now();
     const usage = await run(engines[chosen]!, item, promptTokens, blocks(item.prompt), clock);
     inFlight[chosen]!--;
+    consumer.running[chosen]!--;
     const ended = clock.now();
+    consumer.lastEnd[chosen] = ended;
     // The run is simulated whole: its prompt stops counting as prefilling when it ends.
     view.stats.end(tokens, ended - began, ended, false);
     if (options.piggyback === true) publishTo(view, recordOf(chosen, engines[chosen]!, inFlight[chosen]!, ended, consumer.slotWeighted, options.publishCache));

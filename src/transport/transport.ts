@@ -182,6 +182,22 @@ export const MAX_LOAD_REPORT_BYTES = 4096;
 export const LOAD_REPORT_EVERY_MS = 10;
 
 /**
+ * How often a tcp provider sends its load to each consumer routing to it (calls running there,
+ * or one answered within LOAD_PUSH_RECENT_MS), between answers (the model is ORCA's out-of-band reports). A consumer with long streams
+ * in flight otherwise learns of other consumers' calls only from the registry's channel, every
+ * 500 ms: several gateways in front of one fleet then disagree about which worker is free and
+ * send a cached prefix elsewhere (bench:routing, 4 consumers).
+ */
+export const LOAD_PUSH_EVERY_MS = 50;
+
+/**
+ * A consumer whose latest call on a connection ended this long ago still hears the provider's
+ * load every LOAD_PUSH_EVERY_MS: it is still routing to the fleet, and a consumer trusts a load
+ * report for about this long (the balancers' `staleAfterMs`, 2 s by default).
+ */
+export const LOAD_PUSH_RECENT_MS = 2000;
+
+/**
  * A wire protocol: the provider half listens and hands calls to a {@link CallHandler}; the
  * consumer half opens {@link ClientConnection}s. Built-in: `tcp` (the shuttle frame protocol,
  * the default) and `grpc` (gRPC over HTTP/2 through @grpc/grpc-js, for other languages).

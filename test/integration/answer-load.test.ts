@@ -61,6 +61,40 @@ describe('load attached to answers', () => {
     expect(client.providers().find((provider) => provider.service === 'test.Stream')!.load).toMatchObject({ waiting: 11 });
   });
 
+  it('a consumer with a stream running hears the provider load between answers, every 50 ms, until 2 s after its last call ended', async () => {
+    let waiting = 1;
+    const relay = await createClient({ registry: 'shuttle://127.0.0.1:1', config: false });
+    cleanups.push(() => relay.close());
+    const server = await createServer({ services: [new StreamService(relay)], registry: false, config: false, load: () => ({ waiting }) });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, config: false });
+    cleanups.push(() => client.close());
+    const streams = client.proxy<StreamApi>('test.Stream', { version: '1.0.0' });
+    const load = () => client.providers().find((provider) => provider.service === 'test.Stream')?.load;
+    // Two chunks 1.5 s apart: the stream runs that long with no answer in between.
+    const call = streams.pushed({ n: 2, everyMs: 1500 });
+    const iterator = call[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toEqual({ i: 0 });
+    waiting = 9;
+    const changed = Date.now();
+    await waitUntil(() => load()?.waiting === 9, 'a pushed report', 1000);
+    expect(Date.now() - changed).toBeLessThan(1000);
+    // The report is fresh, and keeps being: two reads 120 ms apart see two arrivals.
+    const first = load()!.receivedAt!;
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(load()!.receivedAt).toBeGreaterThan(first);
+    for (let next = await iterator.next(); next.done !== true; next = await iterator.next());
+    // Nothing running, but a call ended lately: this consumer is still routing here, and hears
+    // on for 2 s after its last answer; then the pushes stop.
+    waiting = 4;
+    await waitUntil(() => load()?.waiting === 4, 'a report after the stream ended', 1000);
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    const last = load()!.receivedAt;
+    waiting = 5;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(load()).toMatchObject({ waiting: 4, receivedAt: last });
+  });
+
   it('over the grpc transport the report rides in the trailers of answers, at most once per 10 ms on a connection', async () => {
     let waiting = 5;
     const server = await createServer({ services: [new EchoService()], transport: 'grpc', registry: false, config: false, load: () => ({ waiting }) });

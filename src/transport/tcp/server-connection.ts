@@ -8,7 +8,7 @@ import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../admission.j
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, readU32 } from '../stream-frames.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../defaults.js';
-import { ACCEPT_LOAD_META, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler } from '../transport.js';
+import { ACCEPT_LOAD_META, LOAD_PUSH_EVERY_MS, LOAD_PUSH_RECENT_MS, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler } from '../transport.js';
 import { callDeadline, checkMode, goingAway } from '../provider-call.js';
 import type { Peer } from '../../call/invocation.js';
 import type { ByteBudget } from '../byte-budget.js';
@@ -91,6 +91,8 @@ export class ServerConnection {
   readonly #loadReport: (() => Uint8Array | undefined) | undefined;
   /** When this connection last attached a load report. */
   #loadSentAt = 0;
+  /** When this connection's latest call ended (kept only for consumers that read LOAD frames). */
+  #answeredAt = Number.NEGATIVE_INFINITY;
   /** Whether the consumer said it reads LOAD frames (ACCEPT_LOAD_META). */
   #loadWanted = false;
   #closing = false;
@@ -456,9 +458,35 @@ export class ServerConnection {
     const report = this.#loadReport;
     if (report === undefined || !this.#loadWanted || this.#failed || this.#socket.destroyed) return;
     const now = Date.now();
+    this.#answeredAt = now;
     if (now - this.#loadSentAt < LOAD_REPORT_EVERY_MS) return;
     const body = report();
     if (body === undefined) return;
+    this.#sendLoad(body, now);
+  }
+
+  /**
+   * Sends the provider's load between answers (every LOAD_PUSH_EVERY_MS, on the server's timer)
+   * to a consumer that reads LOAD frames and is routing to this provider now: it has calls
+   * running here (streams may run for minutes without an answer) or had one end within
+   * LOAD_PUSH_RECENT_MS. Never onto a connection whose consumer is not reading (over its
+   * unsent-bytes budget). An idle connection costs nothing; an active one, a frame of at most
+   * MAX_LOAD_REPORT_BYTES per interval.
+   */
+  pushLoad(): void {
+    const report = this.#loadReport;
+    if (report === undefined || !this.#loadWanted) return;
+    if (this.#failed || this.#closing || this.#socket.destroyed || this.#writer.overBudget) return;
+    const now = Date.now();
+    if (this.#running.size === 0 && now - this.#answeredAt > LOAD_PUSH_RECENT_MS) return;
+    // An answer's report went out in the last half interval already (half: the timer's own
+    // jitter must not skip every other push).
+    if (now - this.#loadSentAt < LOAD_PUSH_EVERY_MS / 2) return;
+    const body = report();
+    if (body !== undefined) this.#sendLoad(body, now);
+  }
+
+  #sendLoad(body: Uint8Array, now: number): void {
     this.#loadSentAt = now;
     this.#writer.write(encodeFrame(FrameType.LOAD, 0, body, { serializer: SerializerId.JSON }));
   }

@@ -6,7 +6,7 @@ import { ByteBudget } from '../byte-budget.js';
 import { checkServerTls, type ResolvedTls } from '../tls-options.js';
 import { FrameType } from '../frame.js';
 import { listenOn } from '../listen.js';
-import type { CallHandler, ListenOptions, TransportServer } from '../transport.js';
+import { LOAD_PUSH_EVERY_MS, type CallHandler, type ListenOptions, type TransportServer } from '../transport.js';
 import { ServerConnection } from './server-connection.js';
 import { encodeErrorFrame } from './wire-error.js';
 
@@ -82,6 +82,13 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
   }
   const address = await listenOn(server, options);
   let closing: Promise<void> | undefined;
+  // One timer for the server, whatever the number of connections; each decides for itself.
+  const pushTimer =
+    options.loadReport === undefined
+      ? undefined
+      : setInterval(() => {
+          for (const connection of connections) connection.pushLoad();
+        }, LOAD_PUSH_EVERY_MS).unref();
 
   return {
     host: address.address,
@@ -104,6 +111,7 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
     close(closeOptions = {}) {
       closing ??= (async () => {
         stopWatching();
+        clearInterval(pushTimer);
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const connection of connections) connection.goAway();
         const drained = Promise.all([...connections].map((connection) => connection.idle()));
