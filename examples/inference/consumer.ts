@@ -60,19 +60,13 @@ interface Done {
 // workers, then make one small call to each, which opens its connection and brings back its
 // first load report. The timed run then starts with the fleet known and connected, not paying
 // discovery, connection set-up and first-run code on its first calls (bench:routing's demo
-// check replays the timed run on the virtual clock, which models none of those).
+// check replays the timed run on the virtual clock, which models none of those). The calls go
+// out at once through a least-active reference, so each takes a worker none of the others has;
+// a worker that does not answer in 5 s is left to the run's own failover.
 await client.ready();
-await Promise.all(
-  client
-    .providers()
-    .filter((provider) => provider.service === 'inference.LLM')
-    .map((provider) =>
-      client
-        .proxy<LlmApi>('inference.LLM', { version: '1.0.0', url: `shuttle://${provider.address}` })
-        .embed({ text: 'warm-up' })
-        .catch(() => undefined),
-    ),
-);
+const fleetSize = client.providers().filter((provider) => provider.service === 'inference.LLM').length;
+const spread = client.proxy<LlmApi>('inference.LLM', { version: '1.0.0', loadbalance: 'least-active', timeoutMs: 5000 });
+await Promise.all(Array.from({ length: fleetSize }, () => spread.embed({ text: 'warm-up' }).catch(() => undefined)));
 // The routing summary below is the timed run's.
 routes.clear();
 const results: Done[] = [];

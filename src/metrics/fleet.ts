@@ -60,7 +60,15 @@ export class FleetHistory {
   /** Compares what the clients list now with the last sample, recording what changed. */
   sample(now = Date.now()): void {
     const current = new Map<string, ProviderStatus>();
-    for (const client of this.#clients) for (const status of client.providers()) current.set(keyOf(status), status);
+    for (const client of this.#clients) {
+      for (const status of client.providers()) {
+        // One provider listed twice — found in the registry and also called by its URL — is
+        // shown with the listing that says more about it (the registry's name and metadata).
+        const key = keyOf(status);
+        const other = current.get(key);
+        if (other === undefined || Object.keys(status.metadata).length > Object.keys(other.metadata).length) current.set(key, status);
+      }
+    }
     for (const [key, status] of current) {
       const before = this.#seen.get(key);
       if (before === undefined) {

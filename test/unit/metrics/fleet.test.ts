@@ -22,6 +22,20 @@ const status = (name: string, port: number, extra: Partial<ProviderStatus> = {})
 });
 
 describe('the fleet history behind the dashboard', () => {
+  it('shows a provider listed twice (from the registry and by its URL) with its registry name, whichever comes first', async () => {
+    const bare = status('x', 1, { metadata: {} });
+    for (const listed of [
+      [status('a', 1), bare],
+      [bare, status('a', 1)],
+    ]) {
+      const fleet = new FleetHistory([{ providers: () => listed }], new ShuttleMetrics(), 60_000);
+      fleet.sample(1000);
+      const snapshot = await fleet.snapshot(2000);
+      expect(snapshot.providers.map((entry) => entry.status.metadata['name'])).toEqual(['a']);
+      expect(snapshot.events.map((event) => `${event.provider} ${event.kind}`)).toEqual(['a joined']);
+    }
+  });
+
   it('keeps a provider that went away as down, with why, for the retention period, and records the events', async () => {
     let listed: ProviderStatus[] = [status('a', 1), status('b', 2), status('c', 3)];
     const metrics = new ShuttleMetrics();
