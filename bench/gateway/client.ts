@@ -2,10 +2,10 @@ import OpenAI from 'openai';
 
 /*
  * bench:gateway's client process: keeps `concurrency` streaming chat completions of
- * `tokens` tokens in flight against `baseURL` for `ms`, after a 500 ms warm-up, and prints
+ * `tokens` tokens in flight against `baseURL` for `ms`, after a warm-up (500 ms unless given), and prints
  * requests, tokens and the time to first token and to the end of each request.
  */
-const [baseURL, concurrencyText, msText, tokensText] = process.argv.slice(2);
+const [baseURL, concurrencyText, msText, tokensText, warmupText = '500'] = process.argv.slice(2);
 const concurrency = Number(concurrencyText);
 const durationMs = Number(msText);
 const maxTokens = Number(tokensText);
@@ -42,7 +42,7 @@ async function one(): Promise<void> {
   }
 }
 
-const warmupEnds = Date.now() + 500;
+const warmupEnds = Date.now() + Number(warmupText);
 const ends = warmupEnds + durationMs;
 await Promise.all(
   Array.from({ length: concurrency }, async () => {

@@ -14,7 +14,7 @@ import { numberOption } from '../common/common.js';
  *   proxy:   client → a plain Node HTTP pipe → engine (the least any Node gateway does)
  *   shuttle: client → `shuttle gateway` → shuttle rpc → `shuttle worker --engine openai` → engine
  * For each concurrency each system gets fresh processes and --ms (default 3000) ms of load
- * after a 500 ms warm-up; --rounds N interleaves the systems N times and keeps each cell's
+ * after a warm-up (--warmup-ms, 500 by default); --rounds N interleaves the systems N times and keeps each cell's
  * best round; --tokens (default 16) tokens per request; --concurrency a,b only those.
  */
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -22,6 +22,7 @@ const cli = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url))
 const durationMs = numberOption('ms', 3000);
 const rounds = numberOption('rounds', 1);
 const tokens = numberOption('tokens', 16);
+const warmupMs = numberOption('warmup-ms', 500);
 const systems = ['direct', 'proxy', 'shuttle'] as const;
 // --concurrency a,b runs some of the concurrencies only.
 const onlyConcurrency = process.argv.indexOf('--concurrency');
@@ -91,7 +92,7 @@ async function bringUp(system: (typeof systems)[number]): Promise<{ baseURL: str
 async function measure(system: (typeof systems)[number], concurrency: number): Promise<Result> {
   const { baseURL, started, dir } = await bringUp(system);
   try {
-    const client = spawn(process.execPath, [`${here}client.js`, baseURL, String(concurrency), String(durationMs), String(tokens)], {
+    const client = spawn(process.execPath, [`${here}client.js`, baseURL, String(concurrency), String(durationMs), String(tokens), String(warmupMs)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
