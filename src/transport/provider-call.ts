@@ -3,6 +3,7 @@ import type { Metadata, Peer } from '../call/invocation.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { deadlineError, neverSent } from './call-limits.js';
 import { LazyAbort } from './lazy-abort.js';
+import { chunkTurn } from './turn-budget.js';
 import type { CallHandler, ProviderCallInfo, ResolvedMethod } from './transport.js';
 
 /*
@@ -169,6 +170,12 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
           wait = this.#waitForRoom();
         }
         if (this.aborted) break;
+        // Every stream of the process shares a budget of chunks per event-loop turn (turn-budget.ts).
+        const turn = chunkTurn();
+        if (turn !== undefined) {
+          await turn;
+          if (this.aborted) break;
+        }
         const step = await (stepScope === undefined ? iterator.next() : stepScope(this, () => iterator!.next()));
         // Asked again after the handler's await, just before writing: many streams woken by
         // one drain must not all write past the budget.

@@ -145,6 +145,21 @@ describe('server streaming', () => {
     expect(stats.finallyRan).toBe(1);
   });
 
+  it('a generator that never awaits does not hold the provider: a cancel after its first chunk is read within a few turns', async () => {
+    // A window wide enough that flow control never stops the generator: only the provider's
+    // chunks-per-turn budget lets it read the CANCEL before all 20,000 chunks are made.
+    const wide = await createClient({ registry: provider.url, timeoutMs: 20_000, config: false, streamWindowBytes: 1 << 20 });
+    try {
+      for await (const _chunk of wide.proxy<StreamApi>('test.Stream').count({ n: 20_000 })) break;
+      const stats = await statsWhen((current) => current.finallyRan > 0, "the generator's finally block");
+      expect(stats.aborted).toBe(1);
+      // 512 chunks a turn: a cancel that takes the consumer even 10 turns to send stays well under.
+      expect(stats.yielded).toBeLessThan(10_000);
+    } finally {
+      await wide.close();
+    }
+  });
+
   it('a reader that stops reading 10,000-chunk streams keeps the provider bounded', async () => {
     const streams = 20;
     const iterators = Array.from({ length: streams }, () => stream.count({ n: 10_000, size: 16 })[Symbol.asyncIterator]());
