@@ -41,9 +41,9 @@ export interface SimulateOptions {
   /** Workers answer with their load attached (piggybacked), not only on the registry's 500 ms channel. */
   readonly piggyback?: boolean;
   /**
-   * Workers send their load every this many ms to each consumer with calls running there or one
-   * ended within LOAD_PUSH_RECENT_MS, as the tcp transport's LOAD frames between answers do
-   * (LOAD_PUSH_EVERY_MS). Unset: never.
+   * Workers send their load every this many ms to each consumer whose connection carried a
+   * request, a token or an answer within LOAD_PUSH_RECENT_MS, as the tcp transport's LOAD
+   * frames between answers do (LOAD_PUSH_EVERY_MS). Unset: never.
    */
   readonly pushLoadMs?: number;
   /** Workers publish the summary of their prefix cache with their load (true by default). */
@@ -100,11 +100,10 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
       address: options.addresses?.[i] ?? `10.0.0.${i}:8000`,
       stats: new LiveProviderStats(),
     }));
-    // This consumer's calls running on each worker, and when its latest one there ended (the
-    // workers push load to it while it has some, or had one lately).
-    const running = new Array<number>(engines.length).fill(0);
-    const lastEnd = new Array<number>(engines.length).fill(-Infinity);
-    return { balancer, views, slotWeighted, running, lastEnd };
+    // When this consumer's connection to each worker last carried a request, a token or an
+    // answer: workers push their load to it while that is recent.
+    const trafficAt = new Array<number>(engines.length).fill(Number.NEGATIVE_INFINITY);
+    return { balancer, views, slotWeighted, trafficAt };
   });
   const result: RunResult = {
     ttft: [],
@@ -148,7 +147,7 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
   const push = (): void => {
     for (const consumer of consumers)
       for (let i = 0; i < engines.length; i++)
-        if (consumer.running[i]! > 0 || clock.now() - consumer.lastEnd[i]! <= LOAD_PUSH_RECENT_MS)
+        if (clock.now() - consumer.trafficAt[i]! <= LOAD_PUSH_RECENT_MS)
           publishTo(consumer.views[i]!, recordOf(i, engines[i]!, inFlight[i]!, clock.now(), consumer.slotWeighted, options.publishCache));
   };
   const refresh = async (): Promise<void> => {
@@ -181,14 +180,13 @@ export async function simulate(policy: string, items: readonly WorkItem[], optio
     const view = views[chosen]!;
     view.stats.start(tokens);
     inFlight[chosen]!++;
-    consumer.running[chosen]!++;
     result.perWorker[chosen]!++;
     const began = clock.now();
-    const usage = await run(engines[chosen]!, item, promptTokens, blocks(item.prompt), clock);
+    consumer.trafficAt[chosen] = began;
+    const usage = await run(engines[chosen]!, item, promptTokens, blocks(item.prompt), clock, () => (consumer.trafficAt[chosen] = clock.now()));
     inFlight[chosen]!--;
-    consumer.running[chosen]!--;
     const ended = clock.now();
-    consumer.lastEnd[chosen] = ended;
+    consumer.trafficAt[chosen] = ended;
     // The run is simulated whole: its prompt stops counting as prefilling when it ends.
     view.stats.end(tokens, ended - began, ended, false);
     if (options.piggyback === true) publishTo(view, recordOf(chosen, engines[chosen]!, inFlight[chosen]!, ended, consumer.slotWeighted, options.publishCache));
@@ -266,6 +264,7 @@ async function run(
   tokens: number,
   promptBlocks: readonly number[],
   clock: Clock,
+  onToken: () => void,
 ): Promise<{ first: number; meanGap: number; promptTokens: number; cachedTokens: number; outputTokens: number }> {
   const generation = engine.generate({ promptTokens: tokens, promptBlocks, maxTokens: item.maxTokens });
   const began = clock.now();
@@ -280,6 +279,7 @@ async function run(
       const meanGap = outputTokens > 1 ? gaps / (outputTokens - 1) : 0;
       return { first, meanGap, promptTokens: step.value.promptTokens, cachedTokens: step.value.cachedTokens, outputTokens };
     }
+    onToken();
     if (first < 0) first = now - began;
     else gaps += now - last;
     last = now;

@@ -183,8 +183,8 @@ export const LOAD_REPORT_EVERY_MS = 10;
 
 /**
  * How often a tcp provider sends its load, between answers, to each consumer routing to it
- * (calls running there, or one answered within LOAD_PUSH_RECENT_MS); the model is ORCA's
- * out-of-band reports. A consumer with long streams in flight otherwise learns of other
+ * (its connection carried a request, a chunk or an answer within LOAD_PUSH_RECENT_MS); the
+ * model is ORCA's out-of-band reports. A consumer with long streams in flight otherwise learns of other
  * consumers' calls only from the registry's channel, every 500 ms: several gateways in front
  * of one fleet then disagree about which worker is free and send a cached prefix elsewhere
  * (bench:routing, 4 consumers).
@@ -192,9 +192,10 @@ export const LOAD_REPORT_EVERY_MS = 10;
 export const LOAD_PUSH_EVERY_MS = 50;
 
 /**
- * A consumer whose latest call on a connection ended this long ago still hears the provider's
- * load every LOAD_PUSH_EVERY_MS: it is still routing to the fleet, and a consumer trusts a load
- * report for about this long (the balancers' `staleAfterMs`, 2 s by default).
+ * A connection whose last request, chunk or answer is this old gets no more pushed load reports:
+ * its consumer is no longer routing here (or has hung), and a consumer trusts a load report for
+ * about this long anyway (the balancers' `staleAfterMs`, 2 s by default). Pushes themselves do
+ * not count, so they never keep a silent peer from the idle timeout.
  */
 export const LOAD_PUSH_RECENT_MS = 2000;
 

@@ -4,7 +4,9 @@ import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer } from 'shuttle-rpc';
 import { FrameDecoder } from '../../src/transport/decoder.js';
-import { FrameType, encodeFrame } from '../../src/transport/frame.js';
+import { FrameFlag, FrameType, encodeFrame } from '../../src/transport/frame.js';
+import { encodeMeta, encodeRoute } from '../../src/transport/envelope.js';
+import { ACCEPT_LOAD_META } from '../../src/transport/transport.js';
 import { ENVELOPE_TYPE } from '../../src/transport/grpc/codec.js';
 import { LOAD_TRAILER, VERSION_HEADER } from '../../src/transport/grpc/status.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
@@ -61,7 +63,7 @@ describe('load attached to answers', () => {
     expect(client.providers().find((provider) => provider.service === 'test.Stream')!.load).toMatchObject({ waiting: 11 });
   });
 
-  it('a consumer with a stream running hears the provider load between answers, every 50 ms, until 2 s after its last call ended', async () => {
+  it('a consumer with a stream running hears the provider load between answers, every 50 ms, until its connection has carried nothing else for 2 s', async () => {
     let waiting = 1;
     const relay = await createClient({ registry: 'shuttle://127.0.0.1:1', config: false });
     cleanups.push(() => relay.close());
@@ -88,11 +90,44 @@ describe('load attached to answers', () => {
     // on for 2 s after its last answer; then the pushes stop.
     waiting = 4;
     await waitUntil(() => load()?.waiting === 4, 'a report after the stream ended', 1000);
-    await new Promise((resolve) => setTimeout(resolve, 2200));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     const last = load()!.receivedAt;
     waiting = 5;
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(load()).toMatchObject({ waiting: 4, receivedAt: last });
+  });
+
+  it('pushed reports never keep a consumer that stopped reading from the idle timeout', async () => {
+    const relay = await createClient({ registry: 'shuttle://127.0.0.1:1', config: false });
+    cleanups.push(() => relay.close());
+    const server = await createServer({
+      services: [new StreamService(relay)],
+      registry: false,
+      config: false,
+      limits: { idleTimeoutMs: 1000 },
+      load: () => ({ waiting: 1 }),
+    });
+    cleanups.push(() => server.close());
+    // A consumer that asks for LOAD frames, opens a stream of large chunks, and never reads:
+    // the stream stops at its credit, and nothing but pushes would cross the connection.
+    const socket = net.connect({ host: '127.0.0.1', port: server.port });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.pause();
+    socket.on('error', () => {});
+    cleanups.push(() => void socket.destroy());
+    // Watched from the provider's side: a paused socket does not see its peer close.
+    await waitUntil(() => server.connections === 1, 'the provider to count the connection');
+    const body = Buffer.concat([
+      encodeRoute('test.Stream', '1.0.0', '', 'count'),
+      encodeMeta({ [ACCEPT_LOAD_META]: '1' }),
+      new Packr({ useRecords: false }).pack({ n: 1_000_000, size: 2000 }),
+    ]);
+    const started = Date.now();
+    socket.write(encodeFrame(FrameType.REQUEST, 1, body, { serializer: 1, flags: FrameFlag.STREAM }));
+    // Its last traffic is the stream's last chunk; pushes stop 2 s later, and the idle timeout
+    // (1 s) closes it after the last push. Without the rule the pushes kept it open for minutes.
+    await waitUntil(() => server.connections === 0, 'the provider to close the connection', 8000, 20);
+    expect(Date.now() - started).toBeLessThan(1000 + 2000 + 2500);
   });
 
   it('over the grpc transport the report rides in the trailers of answers, at most once per 10 ms on a connection', async () => {

@@ -38,6 +38,8 @@ export class FrameWriter {
   #drained: Promise<void> | undefined;
   /** Bytes written since the last flush. */
   #pending = 0;
+  /** Frames queued so far, all kinds. */
+  #frames = 0;
   readonly #uncork = (): void => {
     if (!this.#corked) return;
     this.#corked = false;
@@ -58,6 +60,11 @@ export class FrameWriter {
   constructor(socket: net.Socket, maxUnsentBytes = Number.POSITIVE_INFINITY) {
     this.#socket = socket;
     this.#maxUnsentBytes = maxUnsentBytes;
+  }
+
+  /** Frames written so far (queued for the socket), of every kind. */
+  get frames(): number {
+    return this.#frames;
   }
 
   /** Bytes written to the socket and still queued in this process (the peer has not read them). */
@@ -135,6 +142,7 @@ export class FrameWriter {
       process.nextTick(this.#uncork);
     }
     socket.write(frame);
+    this.#frames++;
     // A burst (many chunks produced without an await) leaves in slices instead of one writev
     // at the end of the tick, so the reader can start on the first slice while this side
     // produces the next: on a multi-core machine both ends work at once.

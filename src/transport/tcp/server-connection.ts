@@ -91,8 +91,14 @@ export class ServerConnection {
   readonly #loadReport: (() => Uint8Array | undefined) | undefined;
   /** When this connection last attached a load report. */
   #loadSentAt = 0;
-  /** When this connection's latest call ended (kept only for consumers that read LOAD frames). */
-  #answeredAt = Number.NEGATIVE_INFINITY;
+  /**
+   * The connection's traffic other than pushed LOAD frames (bytes read plus frames written) at
+   * the last push check, and when it last moved: pushes go only to a connection in use.
+   */
+  #traffic = -1;
+  #trafficAt = 0;
+  /** LOAD frames pushed between answers, left out of {@link #traffic}. */
+  #pushes = 0;
   /** Whether the consumer said it reads LOAD frames (ACCEPT_LOAD_META). */
   #loadWanted = false;
   #closing = false;
@@ -458,7 +464,6 @@ export class ServerConnection {
     const report = this.#loadReport;
     if (report === undefined || !this.#loadWanted || this.#failed || this.#socket.destroyed) return;
     const now = Date.now();
-    this.#answeredAt = now;
     if (now - this.#loadSentAt < LOAD_REPORT_EVERY_MS) return;
     const body = report();
     if (body === undefined) return;
@@ -467,28 +472,36 @@ export class ServerConnection {
 
   /**
    * Sends the provider's load between answers (every LOAD_PUSH_EVERY_MS, on the server's timer)
-   * to a consumer that reads LOAD frames and is routing to this provider now: it has calls
-   * running here (streams may run for minutes without an answer) or had one end within
-   * LOAD_PUSH_RECENT_MS. Never onto a connection whose consumer is not reading (over its
-   * unsent-bytes budget). An idle connection costs nothing; an active one, a frame of at most
-   * MAX_LOAD_REPORT_BYTES per interval.
+   * to a consumer that reads LOAD frames and is routing to this provider now: the connection
+   * carried something else — a request, a chunk, an answer — within LOAD_PUSH_RECENT_MS.
+   * Pushes are not traffic of their own: a peer that hangs (or stops reading) gets none after
+   * that, so they never keep its connection from the idle timeout. Never onto a connection with
+   * bytes still queued in this process (its consumer is behind). An idle connection costs
+   * nothing; an active one, a frame of at most MAX_LOAD_REPORT_BYTES per interval.
    */
   pushLoad(): void {
     const report = this.#loadReport;
     if (report === undefined || !this.#loadWanted) return;
-    if (this.#failed || this.#closing || this.#socket.destroyed || this.#writer.overBudget) return;
+    if (this.#failed || this.#closing || this.#socket.destroyed || this.#writer.unsentBytes > 0) return;
     const now = Date.now();
-    if (this.#running.size === 0 && now - this.#answeredAt > LOAD_PUSH_RECENT_MS) return;
+    const traffic = this.#socket.bytesRead + this.#writer.frames - this.#pushes;
+    if (traffic !== this.#traffic) {
+      this.#traffic = traffic;
+      this.#trafficAt = now;
+    } else if (now - this.#trafficAt > LOAD_PUSH_RECENT_MS) return;
     // An answer's report went out in the last half interval already (half: the timer's own
     // jitter must not skip every other push).
     if (now - this.#loadSentAt < LOAD_PUSH_EVERY_MS / 2) return;
     const body = report();
-    if (body !== undefined) this.#sendLoad(body, now);
+    if (body === undefined) return;
+    this.#pushes++;
+    this.#sendLoad(body, now);
   }
 
   #sendLoad(body: Uint8Array, now: number): void {
     this.#loadSentAt = now;
     this.#writer.write(encodeFrame(FrameType.LOAD, 0, body, { serializer: SerializerId.JSON }));
+    this.#outbound.check();
   }
 
   #abortAll(reason: string): void {
