@@ -6,8 +6,8 @@
  * process should do meanwhile happens: reading a CANCEL, answering another connection.
  * At 1–2 µs a chunk, 512 keep a turn near a millisecond, about one 16 KiB write slice of
  * token-sized chunks (frame-writer.ts); a turn that produces fewer costs one setImmediate.
- * bench:stream, 16 streams of 1,000 chunks, three runs each way: time to first chunk p50
- * 0.8–1.9 ms against 4.7–7.2 without the budget, chunks/s 0.77–0.89 M against 0.63–0.95 M.
+ * bench:stream, 16 streams of 1,000 chunks: time to first chunk p50 about 1 ms against 5–12 ms
+ * without the budget, chunks/s within the runs' spread (docs/BENCHMARKS.md).
  */
 export const CHUNKS_PER_TURN = 512;
 
