@@ -184,10 +184,10 @@ export const LOAD_REPORT_EVERY_MS = 10;
 /**
  * How often a tcp provider sends its load, between answers, to each consumer routing to it
  * (its connection carried a request, a chunk or an answer within LOAD_PUSH_RECENT_MS); the
- * model is ORCA's out-of-band reports. A consumer with long streams in flight otherwise learns of other
- * consumers' calls only from the registry's channel, every 500 ms: several gateways in front
- * of one fleet then disagree about which worker is free and send a cached prefix elsewhere
- * (bench:routing, 4 consumers).
+ * model is ORCA's out-of-band reports. A consumer with long streams in flight otherwise learns
+ * of other consumers' calls only from the registry's channel, every 500 ms: several gateways in
+ * front of one fleet then disagree about which worker is free and send a cached prefix
+ * elsewhere (bench:routing, 4 consumers).
  */
 export const LOAD_PUSH_EVERY_MS = 50;
 
