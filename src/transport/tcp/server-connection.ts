@@ -125,6 +125,7 @@ export class ServerConnection {
     this.#loadReport = options.loadReport;
     this.#outbound = new OutboundBudget(this.#writer, this.#gate, this.#limits.maxUnsentBytes, options.budgets?.outbound, () => this.#resume(Hold.OUTBOUND));
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
+    const running = this.#running;
     this.#wire = {
       answer: (call, value) => this.#answer(call, value),
       answerError: (call, error) => this.#answerError(call.id, call.oneWay, error),
@@ -133,6 +134,9 @@ export class ServerConnection {
         this.#outbound.check();
       },
       flush: () => this.#writer.flush(),
+      get running() {
+        return running.size;
+      },
       writer: this.#writer,
       ended: (call) => this.#ended(call),
     };

@@ -8,6 +8,9 @@ import type { CallHandler, ResolvedMethod } from '../transport.js';
 import type { StreamCredit } from './provider-stream.js';
 import { encodeErrorFrame } from './wire-error.js';
 
+/** Chunks at the start of a stream that may leave in doubling slices (see TcpCall.chunk). */
+const OPENING_CHUNKS = 256;
+
 /** What a {@link TcpCall} writes through: its connection (one object per connection, not per call). */
 export interface TcpCallWire {
   /** Writes a unary call's RESPONSE (or its replacement when the connection cannot take it). */
@@ -22,6 +25,8 @@ export interface TcpCallWire {
   write(frame: Buffer, last?: boolean): void;
   /** Sends what was queued at once. */
   flush(): void;
+  /** Calls running on the connection. */
+  readonly running: number;
   /** The connection's unsent answers: a stream waits while they are over budget. */
   readonly writer: { readonly overBudget: boolean; drained(): Promise<void> };
   /** The call is over: its id, credit and decoded budget are released. */
@@ -99,9 +104,13 @@ export class TcpCall extends ProviderCall {
     const frame = encodeChunkFrame(this.id, this.serializer.id, this.#sequence, this.serializer.encode(value, this.target));
     this.credit!.take(frame.length);
     this.#wire.write(frame);
-    // The first token leaves at once; later ones go with whatever the turn writes.
-    if (this.#sequence === 0) this.#wire.flush();
-    this.#sequence++;
+    // The first token leaves at once. While the stream is its connection's only call, its next
+    // chunks leave in doubling slices (after 2, 4, 8 … 256 chunks), as TCP's slow start grows:
+    // the reader, idle until then, starts on them while the rest is made, where a generator
+    // that yields without waiting would otherwise hand it the first 16 KiB slice (400 tokens)
+    // at once. Beside other calls the reader has work, and the turn's slices serve.
+    const sequence = this.#sequence++;
+    if (sequence === 0 || (sequence < OPENING_CHUNKS && (sequence & (sequence + 1)) === 0 && this.#wire.running === 1)) this.#wire.flush();
     return undefined;
   }
 

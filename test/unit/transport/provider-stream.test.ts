@@ -21,8 +21,10 @@ function streaming(iterable: () => unknown): ResolvedMethod {
 }
 
 /** A wire that records what a call writes; `writer` stands for the connection's unsent bytes. */
-function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drained: () => Promise.resolve() }) {
+function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drained: () => Promise.resolve() }, running = 1) {
   const frames: Buffer[] = [];
+  /** How many frames had been written at each flush. */
+  const flushes: number[] = [];
   let ended = 0;
   const wire: TcpCallWire = {
     answer: () => {
@@ -32,13 +34,15 @@ function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drai
       throw new Error('a stream has no unary answer');
     },
     write: (frame) => frames.push(frame),
-    flush: () => {},
+    flush: () => flushes.push(frames.length),
+    running,
     writer,
     ended: () => ended++,
   };
   return {
     wire,
     frames,
+    flushes,
     get ended() {
       return ended;
     },
@@ -80,6 +84,20 @@ describe('StreamCredit', () => {
 });
 
 describe('a provider stream on tcp (the shared ProviderCall pipeline with the tcp wire)', () => {
+  it('sends a stream’s opening chunks in doubling slices while it is its connection’s only call, and only its first chunk beside others', async () => {
+    const burst = streaming(async function* () {
+      for (let i = 0; i < 1000; i++) yield i;
+    });
+    const alone = recordingWire();
+    await streamCall(alone.wire, burst).runStream(undefined);
+    expect(alone.frames).toHaveLength(1001);
+    // After 1, 2, 4 … 256 chunks; the rest (and the end) go with the connection's own slices.
+    expect(alone.flushes).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256]);
+    const shared = recordingWire(undefined, 3);
+    await streamCall(shared.wire, burst).runStream(undefined);
+    expect(shared.flushes).toEqual([1]);
+  });
+
   it('waits for the socket as well as for credit: nothing is written while the writer is over budget', async () => {
     let over = true;
     let drain!: () => void;
