@@ -60,14 +60,20 @@ export class RpcError extends Error {
    * and everything else becomes `fallback` (UNKNOWN by default) with the original as `cause`.
    */
   static from(error: unknown, fallback: RpcCode = RpcCode.UNKNOWN): RpcError {
-    if (error instanceof RpcError) return error;
-    const message = error instanceof Error ? error.message : String(error);
-    const nodeCode = codeFromNodeError(error);
-    if (nodeCode !== undefined) return new RpcError(nodeCode, message, { cause: error });
-    if (error instanceof Error && error.name === 'AbortError') {
-      return new RpcError(RpcCode.CANCELLED, message, { cause: error });
+    // Anything can be thrown, including a Proxy or an object whose getters or toString throw:
+    // reading it must not throw in turn (that would escape as an unhandled rejection).
+    try {
+      if (error instanceof RpcError) return error;
+      const message = thrownMessage(error);
+      const nodeCode = codeFromNodeError(error);
+      if (nodeCode !== undefined) return new RpcError(nodeCode, message, { cause: error });
+      if (error instanceof Error && error.name === 'AbortError') {
+        return new RpcError(RpcCode.CANCELLED, message, { cause: error });
+      }
+      return new RpcError(fallback, message, { cause: error });
+    } catch {
+      return new RpcError(fallback, thrownMessage(error));
     }
-    return new RpcError(fallback, message, { cause: error });
   }
 
   /** Rebuilds an error received from the wire; malformed input becomes an INTERNAL error. */
@@ -89,6 +95,29 @@ export class RpcError extends Error {
     if (this.details !== undefined) wire.details = this.details;
     if (this.retryAfterMs !== undefined) wire.retryAfterMs = this.retryAfterMs;
     return wire;
+  }
+}
+
+/**
+ * The message of a thrown value, for logs and error messages; never throws. A value whose
+ * `message` getter or `toString` throws (or a Proxy that refuses to be looked at) is described
+ * by its type instead.
+ */
+export function thrownMessage(error: unknown): string {
+  try {
+    if (error instanceof Error) {
+      const message: unknown = error.message;
+      return typeof message === 'string' ? message : String(message);
+    }
+    return String(error);
+  } catch {
+    let kind: string = typeof error;
+    try {
+      if (error instanceof Error) kind = 'Error';
+    } catch {
+      // A Proxy whose prototype cannot be read: its typeof is all there is.
+    }
+    return `(a thrown ${kind} that cannot be shown as text)`;
   }
 }
 

@@ -90,14 +90,25 @@ function startUnary(state: CallState): void {
     state.reject(error);
     return;
   }
-  started.then(state.resolve, state.reject);
+  started.then(state.resolve, (error: unknown) => {
+    // The provider says the method streams: the caller's code treats the call as a stream (it
+    // read `trailer`, or iterates it later) and may never await it, and the error it meets
+    // there says what to do. Awaiting the call still rejects with the provider's answer.
+    if (error instanceof RpcError && error.details?.['methodKind'] === 'server-streaming') state.call.catch(ignore);
+    state.reject(error);
+  });
 }
+
+function ignore(): void {}
 
 function iterate(this: RpcCall | undefined): AsyncIterator<unknown> {
   const state = (this as unknown as { [STATE]?: CallState } | undefined)?.[STATE];
   if (state === undefined) throw new TypeError('shuttle-rpc: iterate a proxy call itself (for await (const chunk of call)), not a copy of its iterator method');
   const label = state.label;
   if (state.mode === 'unary') {
+    // The caller consumes the call as a stream and is told so here: the unary call already
+    // running must not also end the process as an unhandled rejection when it fails.
+    state.call.catch(ignore);
     throw new RpcError(
       RpcCode.FAILED_PRECONDITION,
       `${label} already started as a unary call: iterate a streaming call in the same tick you make it, e.g. for await (const chunk of proxy.${label.split('.').pop()}(request))`,

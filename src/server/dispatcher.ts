@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { getMethodMetadata, getServiceMetadata, type MethodMetadata, type ServiceMetadata } from '../decorators/decorators.js';
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
 import { ADMITTED } from '../filter/token.js';
 import type { Logger } from '../log/log.js';
@@ -74,15 +74,28 @@ export class Dispatcher implements CallHandler {
    * own signal) stays CANCELLED.
    */
   toCallerError(method: ResolvedMethod, error: unknown): RpcError {
-    if (error instanceof RpcError) return error;
-    if (error instanceof Error && error.name === 'AbortError') return RpcError.from(error);
+    // Whatever was thrown is only looked at through guarded reads: a value whose getters or
+    // toString throw must still become an answer, not an unhandled rejection of the provider.
+    let kind = typeof error as string;
+    try {
+      if (error instanceof RpcError) return error;
+      if (error instanceof Error) {
+        if (error.name === 'AbortError') return RpcError.from(error);
+        kind = typeof error.name === 'string' ? error.name : 'Error';
+      }
+    } catch {
+      // Looked at below as any other value.
+    }
     const correlationId = randomUUID();
     const where = `${method.service}.${method.method}`;
-    this.#log?.error(
-      { err: error, service: method.service, method: method.method, correlationId },
-      `${where} threw ${error instanceof Error ? error.name : typeof error}; the caller gets INTERNAL with correlation id ${correlationId}`,
-    );
-    const detail = this.#exposeErrors ? `: ${error instanceof Error ? error.message : String(error)}` : '';
+    const summary = `${where} threw ${kind}; the caller gets INTERNAL with correlation id ${correlationId}`;
+    try {
+      this.#log?.error({ err: error, service: method.service, method: method.method, correlationId }, summary);
+    } catch {
+      // The logger's error serializer read a getter that throws: log what can be shown.
+      this.#log?.error({ service: method.service, method: method.method, correlationId, thrown: thrownMessage(error) }, summary);
+    }
+    const detail = this.#exposeErrors ? `: ${thrownMessage(error)}` : '';
     return new RpcError(RpcCode.INTERNAL, `${where} failed${detail} (correlation id ${correlationId}; the provider's log has the detail)`, {
       details: { correlationId },
     });

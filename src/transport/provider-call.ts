@@ -34,6 +34,7 @@ export function checkMode(method: ResolvedMethod, stream: boolean): RpcError | u
     method.stream
       ? `${method.service}.${method.method} is a server-streaming method: iterate the call (for await (const chunk of proxy.${method.method}(…)))`
       : `${method.service}.${method.method} is a unary method: await the call instead of iterating it`,
+    { details: { methodKind: method.stream ? 'server-streaming' : 'unary' } },
   );
 }
 

@@ -1,9 +1,52 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RpcCode, createClient, createServer, type RpcError } from 'shuttle-rpc';
+import { RpcCode, RpcMethod, RpcService, createClient, createServer, type RpcError } from 'shuttle-rpc';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { logCollector } from '../helpers/log-lines.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
+
+/** Throws what a handler can throw that is hard even to look at. */
+@RpcService({ name: 'test.Hostile' })
+class HostileThrows {
+  @RpcMethod()
+  async throwValue(kind: string): Promise<never> {
+    throw hostileValue(kind);
+  }
+}
+
+function hostileValue(kind: string): unknown {
+  switch (kind) {
+    case 'message-getter': {
+      const error = new Error('x');
+      Object.defineProperty(error, 'message', {
+        get() {
+          throw new Error('no message for you');
+        },
+      });
+      return error;
+    }
+    case 'null-prototype':
+      return Object.create(null);
+    case 'toString-throws':
+      return {
+        toString() {
+          throw new Error('no text for you');
+        },
+      };
+    default:
+      return new Proxy(
+        {},
+        {
+          getPrototypeOf() {
+            throw new Error('no prototype for you');
+          },
+          get() {
+            throw new Error('no property for you');
+          },
+        },
+      );
+  }
+}
 
 /* Structured logs (pino): silent at info while all is well, warnings for what an operator must see. */
 const cleanups: Array<() => Promise<void>> = [];
@@ -71,6 +114,27 @@ describe('logging', () => {
     await expect(
       createServer({ services: [new EchoService()], registry: false, log: false, exposeErrors: 'yes' as unknown as boolean, config: false }),
     ).rejects.toThrow(/exposeErrors.*true or false/);
+  });
+
+  it('a handler that throws a value whose getters or toString throw still answers INTERNAL, and the provider logs it and lives', async () => {
+    const kinds = ['message-getter', 'null-prototype', 'toString-throws', 'proxy'];
+    for (const exposeErrors of [false, true]) {
+      const logs = logCollector();
+      const server = await createServer({ services: [new HostileThrows()], registry: false, log: { stream: logs.stream }, exposeErrors, config: false });
+      cleanups.push(() => server.close());
+      const client = await createClient({ registry: server.url, log: false, config: false, timeoutMs: 5000 });
+      cleanups.push(() => client.close());
+      const hostile = client.proxy<{ throwValue(kind: string): Promise<never> }>('test.Hostile');
+      for (const kind of kinds) {
+        const failure = (await rejection(hostile.throwValue(kind))) as RpcError;
+        expect(failure.code, `${kind}, exposeErrors ${exposeErrors}`).toBe(RpcCode.INTERNAL);
+        expect(failure.message).toMatch(/test\.Hostile\.throwValue failed.*\(correlation id [0-9a-f-]{36}; /);
+      }
+      // One error line per call, each naming the method and its correlation id.
+      expect(logs.lines.filter((line) => line['level'] === 50 && line['method'] === 'throwValue' && typeof line['correlationId'] === 'string')).toHaveLength(
+        kinds.length,
+      );
+    }
   });
 
   it("warns when a provider is ejected and when its breaker opens, into the application's own pino logger", async () => {

@@ -188,6 +188,29 @@ describe('server streaming', () => {
     expect(iterated.code).toBe(RpcCode.FAILED_PRECONDITION);
     expect(iterated.message).toMatch(/test\.Echo\.echo is a unary method: await the call/);
   });
+
+  it('a streaming call used only as a stream is never an unhandled rejection: iterated too late, or only its trailer read', async () => {
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      const late = stream.count({ n: 2 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const refused = (await rejection(collect(late as AsyncIterable<unknown>))) as RpcError;
+      expect(refused.message).toMatch(/already started as a unary call/);
+      const trailerOnly = stream.count({ n: 2 });
+      const trailerError = (await rejection(trailerOnly.trailer)) as RpcError;
+      expect(trailerError.message).toMatch(/only available on an iterated/);
+      // Both calls went to the provider as unary calls and were refused there.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(unhandled).toEqual([]);
+      // Awaiting such a call still gets the provider's answer.
+      const awaited = (await rejection(late as unknown as Promise<unknown>)) as RpcError;
+      expect(awaited.message).toMatch(/is a server-streaming method/);
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
+  });
 });
 
 describe('deadlines', () => {
