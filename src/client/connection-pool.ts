@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../common/validate.js';
 import type { ClientConnection, ConnectOptions, ConnectionState, Transport } from '../transport/transport.js';
 
 /**
@@ -8,6 +9,8 @@ export class ConnectionPool {
   readonly #transport: Transport;
   readonly #options: ConnectOptions;
   readonly #connections = new Map<string, ClientConnection>();
+  /** Connections to providers that left, still finishing their calls. */
+  readonly #retiring = new Set<ClientConnection>();
 
   constructor(transport: Transport, options: ConnectOptions) {
     this.#transport = transport;
@@ -54,14 +57,21 @@ export class ConnectionPool {
     for (const [address, connection] of this.#connections) {
       if (!live.has(address)) {
         this.#connections.delete(address);
-        void connection.close({ graceful: true });
+        // A provider leaves the registry when it starts to drain: the calls it is running
+        // still get their answers, however long they take. Each is bounded by its own
+        // deadline, the provider closes when its drain ends, and heartbeats find a dead one.
+        this.#retiring.add(connection);
+        void connection.close({ graceful: true, timeoutMs: MAX_TIMER_MS }).finally(() => this.#retiring.delete(connection));
       }
     }
   }
 
-  /** Closes every connection; with `graceful`, waits for calls in flight up to `timeoutMs`. */
+  /**
+   * Closes every connection, those still finishing the calls of providers that left included;
+   * with `graceful`, waits for calls in flight up to `timeoutMs`.
+   */
   async close(options: { graceful: boolean; timeoutMs: number }): Promise<void> {
-    const all = [...this.#connections.values()];
+    const all = [...this.#connections.values(), ...this.#retiring];
     this.#connections.clear();
     await Promise.all(all.map((connection) => connection.close(options)));
   }

@@ -35,7 +35,9 @@ export interface ClientConnection {
   openStream(invocation: Invocation, serializer: Serializer): Promise<ClientStream>;
   /**
    * Stops taking calls. With `graceful`, waits for the calls in flight (up to `timeoutMs`),
-   * then closes the socket; the calls still running then fail UNAVAILABLE.
+   * then closes the socket; the calls still running then fail UNAVAILABLE. A later close while
+   * one waits ends the wait sooner when it asks for less (not graceful: at once), and resolves
+   * with the first.
    */
   close(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
 }

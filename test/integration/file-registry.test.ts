@@ -93,6 +93,34 @@ describe('file registry', () => {
     expect(leave.counts['echo']).toBe(before);
   });
 
+  it('a call in flight on a provider that leaves gets its answer however long it runs, and the client closes at once', async () => {
+    const dir = await folder();
+    const registry = `file://${dir}`;
+    const leave = new EchoService();
+    const leaving = await createServer({ services: [leave], registry, drainTimeoutMs: 20_000, config: false });
+    const client = await createClient({ registry, config: false, timeoutMs: 20_000 });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    // Longer than any fixed wait the consumer might put on a departed provider's connection.
+    const long = echo.sleep({ ms: 6500 });
+    await waitUntil(() => (leave.counts['sleep'] ?? 0) > 0, 'the call to start');
+    const closing = leaving.close();
+    expect(await long).toEqual({ aborted: false });
+    await closing;
+    // A second call to a leaving provider is held open by its call only: closing the client
+    // ends it at once.
+    const again = await createServer({ services: [new EchoService()], registry, drainTimeoutMs: 20_000, config: false });
+    const held = echo.sleep({ ms: 10_000 }).catch((error: RpcError) => error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stopping = again.close();
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const closedAt = Date.now();
+    await client.close();
+    expect(Date.now() - closedAt).toBeLessThan(1500);
+    expect(((await held) as RpcError).code).toBe(RpcCode.UNAVAILABLE);
+    await stopping;
+  });
+
   it('answers UNAVAILABLE naming the service when no provider is registered', async () => {
     const dir = await folder();
     const client = await createClient({ registry: `file://${dir}`, config: false });

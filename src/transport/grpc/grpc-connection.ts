@@ -53,6 +53,8 @@ export class GrpcConnection implements ClientConnection {
   readonly #calls = new Set<LiveCall>();
   #closed = false;
   #onIdle: (() => void) | undefined;
+  /** The close under way, once close() was called. */
+  #closing: Promise<void> | undefined;
 
   /** `host:port` as the client keys its providers (no brackets around an IPv6 host). */
   readonly #provider: string;
@@ -121,8 +123,18 @@ export class GrpcConnection implements ClientConnection {
     }
   }
 
-  async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closed) return;
+  close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closing !== undefined) {
+      // Closing already, maybe waiting for calls: a close that asks for less ends the wait sooner.
+      const idle = this.#onIdle;
+      if (idle !== undefined) setTimeout(idle, options.graceful === true ? Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS) : 0).unref();
+      return this.#closing;
+    }
+    this.#closing = this.#close(options);
+    return this.#closing;
+  }
+
+  async #close(options: { graceful?: boolean; timeoutMs?: number }): Promise<void> {
     this.#closed = true;
     if (options.graceful === true && this.#calls.size > 0) {
       let timer: NodeJS.Timeout | undefined;

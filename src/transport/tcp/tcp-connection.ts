@@ -72,6 +72,8 @@ export class TcpConnection implements ClientConnection {
   #goingAway = false;
   #nextId = 1;
   #drained: (() => void) | undefined;
+  /** The close under way, once close() was called. */
+  #closing: Promise<void> | undefined;
 
   readonly #tls: ResolvedTls | undefined;
   /** Whether the provider has sent anything on the current socket. */
@@ -149,8 +151,18 @@ export class TcpConnection implements ClientConnection {
     }
   }
 
-  async close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    if (this.#state === 'shutdown') return;
+  close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closing !== undefined) {
+      // Closing already, maybe waiting for calls: a close that asks for less ends the wait sooner.
+      const drained = this.#drained;
+      if (drained !== undefined) setTimeout(drained, options.graceful === true ? Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS) : 0).unref();
+      return this.#closing;
+    }
+    this.#closing = this.#close(options);
+    return this.#closing;
+  }
+
+  async #close(options: { graceful?: boolean; timeoutMs?: number }): Promise<void> {
     this.#state = 'shutdown';
     clearTimeout(this.#reconnectTimer);
     if (options.graceful === true && this.#pending.size > 0) {
