@@ -89,6 +89,23 @@ describe('bad calls fail alone', () => {
     raw.close();
   });
 
+  it('a request or an answer over maxFrameBytes fails that call alone, RESOURCE_EXHAUSTED naming the limit; calls beside it go on', async () => {
+    const beside = echo.sleep({ ms: 600 });
+    const request = (await rejection(echo.echo(new Uint8Array(9 * 1024 * 1024)))) as RpcError;
+    expect(request.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(request.message).toMatch(/the request of test\.Echo\.echo is 943\d{4} bytes, over maxFrameBytes 8388608/);
+    expect(request.details).toEqual({ neverSent: true });
+    const answer = (await rejection(echo.blob({ bytes: 20 * 1024 * 1024 }))) as RpcError;
+    expect(answer.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(answer.message).toMatch(
+      /the answer of test\.Echo\.blob is 2097\d{4} bytes, over maxFrameBytes 8388608, the largest message a peer accepts: send it in parts/,
+    );
+    expect(await beside).toEqual({ aborted: false });
+    expect(await echo.add({ a: 4, b: 5 })).toEqual({ sum: 9 });
+    const small = await echo.blob({ bytes: 1024 });
+    expect(small).toHaveLength(1024);
+  });
+
   it('answers INVALID_ARGUMENT to arguments of the wrong shape', async () => {
     const error = (await rejection(echo.add('not an object' as never))) as RpcError;
     expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);

@@ -17,7 +17,7 @@ import { FAIR_SHARE_BYTES, OutboundBudget } from './outbound-budget.js';
 import { StreamCredit } from './provider-stream.js';
 import { TcpCall, type TcpCallWire } from './tcp-call.js';
 import { Hold, ReadGate } from './read-gate.js';
-import { encodeErrorFrame } from './wire-error.js';
+import { encodeErrorFrame, oversizedMessage } from './wire-error.js';
 
 /** Provider-side limits of one connection. */
 export interface ServerConnectionOptions {
@@ -62,6 +62,8 @@ export class ServerConnection {
   readonly #socket: net.Socket;
   readonly #handler: CallHandler;
   readonly #writer: FrameWriter;
+  /** The largest frame body this side accepts, and so the largest it sends. */
+  readonly #maxFrameBytes: number;
   readonly #gate: ReadGate;
   readonly #peer: Peer;
   readonly #heads = new RequestHeadDecoder();
@@ -112,6 +114,7 @@ export class ServerConnection {
     this.#handler = handler;
     this.#limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
     this.#writer = new FrameWriter(socket, this.#limits.maxUnsentBytes);
+    this.#maxFrameBytes = options.maxFrameBytes;
     this.#gate = new ReadGate({
       socket,
       decoder: new FrameDecoder(options.maxFrameBytes),
@@ -134,6 +137,7 @@ export class ServerConnection {
         this.#outbound.check();
       },
       flush: () => this.#writer.flush(),
+      maxFrameBytes: options.maxFrameBytes,
       get running() {
         return running.size;
       },
@@ -422,6 +426,10 @@ export class ServerConnection {
         false,
         new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`),
       );
+      return;
+    }
+    if (payload.length > this.#maxFrameBytes) {
+      this.#answerError(id, false, oversizedMessage(`the answer of ${resolved.service}.${resolved.method}`, payload.length, this.#maxFrameBytes));
       return;
     }
     if (this.#writer.unsentBytes > DROP_ANSWERS_FACTOR * this.#limits.maxUnsentBytes) {

@@ -6,7 +6,7 @@ import { ProviderCall } from '../provider-call.js';
 import { encodeChunkFrame, encodeEndFrame } from '../stream-frames.js';
 import type { CallHandler, ResolvedMethod } from '../transport.js';
 import type { StreamCredit } from './provider-stream.js';
-import { encodeErrorFrame } from './wire-error.js';
+import { encodeErrorFrame, oversizedMessage } from './wire-error.js';
 
 /** Chunks at the start of a stream that may leave in doubling slices (see TcpCall.chunk). */
 const OPENING_CHUNKS = 256;
@@ -27,6 +27,8 @@ export interface TcpCallWire {
   flush(): void;
   /** Calls running on the connection. */
   readonly running: number;
+  /** The largest frame body the connection sends (its own maxFrameBytes: peers refuse more). */
+  readonly maxFrameBytes: number;
   /** The connection's unsent answers: a stream waits while they are over budget. */
   readonly writer: { readonly overBudget: boolean; drained(): Promise<void> };
   /** The call is over: its id, credit and decoded budget are released. */
@@ -101,7 +103,11 @@ export class TcpCall extends ProviderCall {
   }
 
   protected override chunk(value: unknown): undefined {
-    const frame = encodeChunkFrame(this.id, this.serializer.id, this.#sequence, this.serializer.encode(value, this.target));
+    const payload = this.serializer.encode(value, this.target);
+    if (payload.length + 4 > this.#wire.maxFrameBytes) {
+      throw oversizedMessage(`chunk ${this.#sequence} of ${this.method.service}.${this.method.method}`, payload.length + 4, this.#wire.maxFrameBytes);
+    }
+    const frame = encodeChunkFrame(this.id, this.serializer.id, this.#sequence, payload);
     this.credit!.take(frame.length);
     this.#wire.write(frame);
     // The first token leaves at once. While the stream is its connection's only call, its next
@@ -116,6 +122,9 @@ export class TcpCall extends ProviderCall {
 
   protected override end(value: unknown): void {
     const trailer = value === undefined ? new Uint8Array(0) : this.serializer.encode(value, this.target);
+    if (trailer.length + 4 > this.#wire.maxFrameBytes) {
+      throw oversizedMessage(`the return value of ${this.method.service}.${this.method.method}`, trailer.length + 4, this.#wire.maxFrameBytes);
+    }
     this.#wire.write(encodeEndFrame(this.id, this.serializer.id, this.#sequence, trailer), true);
   }
 }

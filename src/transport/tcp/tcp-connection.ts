@@ -17,6 +17,7 @@ import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
+import { oversizedMessage } from './wire-error.js';
 
 /** Requests of a new connection that ask for LOAD frames, at most (see ACCEPT_LOAD_META). */
 const ASK_LOAD_REQUESTS = 16;
@@ -459,6 +460,9 @@ export class TcpConnection implements ClientConnection {
     const metaLength = measureMeta(meta, timeoutKey, timeout);
     const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
     const bodyLength = route.bytes.length + metaLength + payload.length;
+    if (bodyLength > this.#options.maxFrameBytes) {
+      throw oversizedMessage(`the request of ${invocation.service}.${invocation.method}`, bodyLength, this.#options.maxFrameBytes, { neverSent: true });
+    }
     const frame = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
     const flags = (invocation.oneWay ? FrameFlag.ONE_WAY : 0) | (stream ? FrameFlag.STREAM : 0);
     writeHeader(frame, 0, FrameType.REQUEST, flags, serializer.id, 0, 0, bodyLength);

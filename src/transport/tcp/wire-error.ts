@@ -32,3 +32,17 @@ export function decodeWireError(frame: Frame): RpcError {
   }
   return RpcError.fromWire({ ...(parsed !== null && typeof parsed === 'object' ? parsed : {}), code });
 }
+
+/**
+ * A message too large to send: the peer's decoder refuses a frame over its maxFrameBytes as a
+ * protocol violation and closes the connection with every call on it, so the one call fails
+ * here instead. Both sides take the same default limit; a side configured with a smaller one
+ * than its peer still closes the connection on the larger message.
+ */
+export function oversizedMessage(what: string, bytes: number, maxFrameBytes: number, details?: Record<string, unknown>): RpcError {
+  return new RpcError(
+    RpcCode.RESOURCE_EXHAUSTED,
+    `${what} is ${bytes} bytes, over maxFrameBytes ${maxFrameBytes}, the largest message a peer accepts: send it in parts (a stream), or raise maxFrameBytes on both sides`,
+    details === undefined ? {} : { details },
+  );
+}

@@ -21,7 +21,7 @@ function streaming(iterable: () => unknown): ResolvedMethod {
 }
 
 /** A wire that records what a call writes; `writer` stands for the connection's unsent bytes. */
-function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drained: () => Promise.resolve() }, running = 1) {
+function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drained: () => Promise.resolve() }, running = 1, maxFrameBytes = 8 * 1024 * 1024) {
   const frames: Buffer[] = [];
   /** How many frames had been written at each flush. */
   const flushes: number[] = [];
@@ -36,6 +36,7 @@ function recordingWire(writer: TcpCallWire['writer'] = { overBudget: false, drai
     write: (frame) => frames.push(frame),
     flush: () => flushes.push(frames.length),
     running,
+    maxFrameBytes,
     writer,
     ended: () => ended++,
   };
@@ -96,6 +97,20 @@ describe('a provider stream on tcp (the shared ProviderCall pipeline with the tc
     const shared = recordingWire(undefined, 3);
     await streamCall(shared.wire, burst).runStream(undefined);
     expect(shared.flushes).toEqual([1]);
+  });
+
+  it('a chunk over maxFrameBytes ends that stream RESOURCE_EXHAUSTED naming the limit, after the chunks before it', async () => {
+    const wire = recordingWire(undefined, 1, 1024);
+    const growing = streaming(async function* () {
+      yield 'small';
+      yield 'x'.repeat(2000);
+      yield 'never';
+    });
+    await streamCall(wire.wire, growing).runStream(undefined);
+    expect(wire.frames.map((frame) => frameOf(frame).type)).toEqual([FrameType.STREAM_CHUNK, FrameType.STREAM_END]);
+    const end = frameOf(wire.frames[1]!);
+    expect(end.status).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(JSON.parse(end.body.toString()).message).toMatch(/chunk 1 of svc\.gen is 200\d bytes, over maxFrameBytes 1024/);
   });
 
   it('waits for the socket as well as for credit: nothing is written while the writer is over budget', async () => {
