@@ -157,7 +157,13 @@ function applyEnv(config: FileConfig, env: Readonly<Record<string, string | unde
         .map((part) => part.trim())
         .filter((part) => part.length > 0);
     }
-    if (entry.target === 'top') (config as unknown as Record<string, unknown>)[entry.key] = value;
+    if (entry.target === 'top') {
+      (config as unknown as Record<string, unknown>)[entry.key] = value;
+      // The variable wins over the whole file: its server and client sections may name the
+      // option too, and would otherwise be merged over the top-level value.
+      delete config.server[entry.key];
+      delete config.client[entry.key];
+    }
     if (entry.target === 'server' || entry.target === 'both') config.server[entry.key] = value;
     if (entry.target === 'client' || entry.target === 'both') config.client[entry.key] = value;
   }

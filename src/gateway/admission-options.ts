@@ -45,8 +45,13 @@ export function resolveGatewayAdmission(options: GatewayAdmissionOptions): Resol
   if (options === null || typeof options !== 'object') throw invalidOption('gateway admission', options, 'an object');
   checkKnownKeys('gateway admission', options, KEYS);
   const keys = options.apiKeyTenants ?? {};
-  if (keys === null || typeof keys !== 'object' || Array.isArray(keys) || Object.values(keys).some((tenant) => typeof tenant !== 'string' || tenant === '')) {
-    throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key to tenant name');
+  if (
+    keys === null ||
+    typeof keys !== 'object' ||
+    Array.isArray(keys) ||
+    Object.entries(keys).some(([key, tenant]) => key.trim() === '' || typeof tenant !== 'string' || tenant === '')
+  ) {
+    throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key (non-empty) to tenant name (non-empty)');
   }
   const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit } = options;
   resolveOptions({ capacity: () => 0, maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit });

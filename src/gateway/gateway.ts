@@ -101,6 +101,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
   const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);
   const maxBodyBytes = checkInt('gateway maxBodyBytes', options.maxBodyBytes, 1, 2 ** 31 - 1, 8 * 1024 * 1024);
+  // An empty key (an unset variable on a command line) would match a request with no
+  // Authorization header at all: refused, so the gateway is never open while it looks closed.
+  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.trim() === '' || /[\s\x00-\x1f]/.test(options.apiKey))) {
+    throw invalidOption('gateway apiKey', options.apiKey, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
+  }
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
   const log = createLogger(options.log, 'gateway');
   const httpOptions = httpServerOptions(options.http, timeoutMs);

@@ -225,6 +225,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const limits = checkLimits(merged.limits);
   const maxConcurrentCalls = checkInt('maxConcurrentCalls', merged.maxConcurrentCalls, 1, 1_000_000);
   const loadIntervalMs = checkInt('loadIntervalMs', merged.loadIntervalMs, 10, MAX_TIMER_MS, 500);
+  const shutdownOnSignals = checkBool('shutdownOnSignals', merged.shutdownOnSignals, false);
+  const exposeErrors = checkBool('exposeErrors', merged.exposeErrors, false);
   if (merged.load !== undefined && typeof merged.load !== 'function') throw invalidOption('load', merged.load, 'a function returning load figures');
   if (merged.advertiseHost !== undefined) checkName('advertiseHost', merged.advertiseHost);
   const metadata = merged.metadata ?? {};
@@ -255,14 +257,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const names = transports.map((entry) => entry.transport.name);
   const twice = names.find((name, index) => names.indexOf(name) !== index);
   if (twice !== undefined) throw invalidOption('extraTransports', twice, `transports other than ${names[0]} and each other (${twice} is served twice)`);
-  const dispatcher = new Dispatcher(
-    merged.services,
-    serializers,
-    filters,
-    log,
-    callScopesOf(merged.callScopes),
-    checkBool('exposeErrors', merged.exposeErrors, false),
-  );
+  const dispatcher = new Dispatcher(merged.services, serializers, filters, log, callScopesOf(merged.callScopes), exposeErrors);
   const registrySpec = merged.registry === undefined ? DEFAULT_REGISTRY : merged.registry;
   const registry = registrySpec === false ? undefined : resolveRegistry(registrySpec, ext.registry);
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
@@ -336,7 +331,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     { host: advertiseHost, endpoints, services: instances.map((instance) => `${instance.service}@${instance.version}`), registry: registry?.name },
     'listening',
   );
-  if (checkBool('shutdownOnSignals', merged.shutdownOnSignals, false)) {
+  if (shutdownOnSignals) {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
         void running.close().finally(() => process.exit(0));

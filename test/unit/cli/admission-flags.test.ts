@@ -114,7 +114,7 @@ describe('shuttle gateway --admission-* flags', () => {
     const numbers = join(dir.dir, 'numbers.json');
     await writeFile(numbers, '{"sk-1": 3}');
     expect(await refusal({ admissionApiKeys: numbers })).toMatch(
-      /^UsageError: --admission-api-keys ".*numbers\.json": invalid gateway admission apiKeyTenants: an object \(allowed: an object of API key to tenant name\)$/,
+      /^UsageError: --admission-api-keys ".*numbers\.json": invalid gateway admission apiKeyTenants: an object \(allowed: an object of API key \(non-empty\) to tenant name \(non-empty\)\)$/,
     );
   });
 

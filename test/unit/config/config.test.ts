@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from 'shuttle-rpc';
 import { loadConfig } from '../../../src/config/config.js';
 import { EchoService } from '../../fixtures/services.js';
+import { freePort } from '../../helpers/ports.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -37,6 +38,19 @@ describe('loadConfig', () => {
     expect(withEnv.client).toEqual({ timeoutMs: 250, token: 't' });
     expect(withEnv.registry).toBe('memory://env');
     expect(withEnv.plugins).toEqual(['a', 'b']);
+  });
+
+  it('lets SHUTTLE_REGISTRY and SHUTTLE_PLUGINS win over a registry or plugins in the file’s server and client sections', async () => {
+    const cwd = await dirWith({
+      'shuttle.config.json': JSON.stringify({ server: { registry: 'memory://server-file', plugins: ['x'] }, client: { registry: 'memory://client-file' } }),
+    });
+    const config = await loadConfig({ cwd, env: { SHUTTLE_REGISTRY: 'memory://env', SHUTTLE_PLUGINS: 'a' } });
+    const server = { registry: config.registry, plugins: config.plugins, ...config.server };
+    const client = { registry: config.registry, ...config.client };
+    expect([server.registry, server.plugins, client.registry]).toEqual(['memory://env', ['a'], 'memory://env']);
+    // Without the variables the file's sections apply.
+    const fileOnly = await loadConfig({ cwd, env: {} });
+    expect({ registry: fileOnly.registry, ...fileOnly.server }.registry).toBe('memory://server-file');
   });
 
   it('reads shuttle.config.js exporting an object or a function, and SHUTTLE_CONFIG', async () => {
@@ -92,5 +106,16 @@ describe('configuration precedence in createServer', () => {
     await expect(createServer({ services: [new EchoService()], registry: 'not a url', config: false })).rejects.toThrow(
       /invalid registry: "not a url" \(allowed: a URL whose scheme is a registered registry/,
     );
+  });
+
+  it('refuses every bad option before it listens or registers anything', async () => {
+    const port = await freePort();
+    await expect(createServer({ services: [new EchoService()], port, registry: false, shutdownOnSignals: 'yes' as never, config: false })).rejects.toThrow(
+      /invalid shutdownOnSignals: "yes" \(allowed: true or false\)/,
+    );
+    // Nothing was left listening on the port.
+    const server = await createServer({ services: [new EchoService()], port, registry: false, config: false });
+    expect(server.port).toBe(port);
+    await server.close();
   });
 });

@@ -9,6 +9,13 @@ describe('bridge options', () => {
     await expect(startGateway({ timeoutMs: 0 })).rejects.toThrow(/invalid gateway timeoutMs: 0/);
   });
 
+  it('startGateway refuses an empty or blank API key, which would let requests without one in', async () => {
+    for (const apiKey of ['', '   ', 'two words', 'tab\there']) {
+      await expect(startGateway({ apiKey })).rejects.toThrow(/invalid gateway apiKey: .* \(allowed: a non-empty string without spaces or control characters/);
+    }
+    await expect(startGateway({ admission: { apiKeyTenants: { '': 'gold' } } })).rejects.toThrow(/invalid gateway admission apiKeyTenants/);
+  });
+
   it('startEngineWorker likewise', async () => {
     await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slot: 4 } as never)).rejects.toThrow(
       /unknown option engine worker\.slot \(known: url, apiKey/,
