@@ -103,7 +103,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const maxBodyBytes = checkInt('gateway maxBodyBytes', options.maxBodyBytes, 1, 2 ** 31 - 1, 8 * 1024 * 1024);
   // An empty key (an unset variable on a command line) would match a request with no
   // Authorization header at all: refused, so the gateway is never open while it looks closed.
-  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.trim() === '' || /[\s\x00-\x1f]/.test(options.apiKey))) {
+  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey === '' || !isPrintableToken(options.apiKey))) {
     throw invalidOption('gateway apiKey', options.apiKey, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
   }
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
@@ -321,4 +321,13 @@ function bodyError(error: unknown, contentType: string | undefined, maxBodyBytes
 
 function isClient(value: unknown): value is RpcClient {
   return value !== null && typeof value === 'object' && typeof (value as RpcClient).proxy === 'function';
+}
+
+/** Whether `key` has no whitespace and no control characters (what a bearer token can carry). */
+function isPrintableToken(key: string): boolean {
+  for (let index = 0; index < key.length; index++) {
+    const code = key.charCodeAt(index);
+    if (code <= 0x20 || code === 0x7f) return false;
+  }
+  return !/\s/.test(key);
 }
