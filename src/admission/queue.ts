@@ -14,6 +14,7 @@ import { DrainRate } from './drain-rate.js';
 import { checkRequest, MAX_PRIORITY, resolveOptions, type ResolvedAdmissionOptions } from './options.js';
 import { TenantState, type Waiter } from './tenant.js';
 import { estimateWaitMs, retryAfterMs } from './wait-estimate.js';
+import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
 
 /**
  * A bounded admission queue (see admission.ts for the contract). Calls start at once while the
@@ -127,9 +128,9 @@ export class AdmissionQueue implements Admission {
       };
       const cleanup = (): void => {
         cancelTimer();
-        signal?.removeEventListener('abort', onAbort);
+        unlistenAbort(signal, onAbort);
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      listenAbort(signal, onAbort);
       tenant.enqueue(waiter);
       this.#waiting.add(tenant);
       this.#queued++;

@@ -2,6 +2,7 @@ import pRetry from 'p-retry';
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
+import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
 import {
   attemptOnUntried,
   mayRetryTransparently,
@@ -124,9 +125,9 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(done, ms);
     function done(): void {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      unlistenAbort(signal, done);
       resolve();
     }
-    signal?.addEventListener('abort', done, { once: true });
+    listenAbort(signal, done);
   });
 }

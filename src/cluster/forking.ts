@@ -2,6 +2,7 @@ import { checkInt, checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import { mayRetryTransparently, safeToRetry, singleAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from './cluster.js';
+import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'forking';
@@ -61,7 +62,7 @@ class Hedge {
         Math.max(0, deadline - Date.now()),
       );
     }
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    listenAbort(signal, this.#onAbort);
   }
 
   /** Starts the first attempt. */
@@ -114,7 +115,7 @@ class Hedge {
     this.#settled = true;
     clearTimeout(this.#hedgeTimer);
     clearTimeout(this.#deadlineTimer);
-    this.call.invocation.signal?.removeEventListener('abort', this.#onAbort);
+    unlistenAbort(this.call.invocation.signal, this.#onAbort);
     for (const attempt of this.#inFlight) attempt.abort(new RpcError(RpcCode.CANCELLED, 'another hedged attempt answered first, or the call ended'));
     this.#inFlight.clear();
     report();

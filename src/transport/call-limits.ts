@@ -1,6 +1,7 @@
 import { MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { Invocation } from '../call/invocation.js';
+import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
 
 /*
  * The errors a consumer-side connection fails a call with on its own (the provider never
@@ -32,12 +33,12 @@ export function raceCallLimits(connecting: Promise<void>, invocation: Invocation
     const onAbort = (): void => finish(cancelledError(invocation, signal!));
     const finish = (error?: RpcError): void => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      unlistenAbort(signal, onAbort);
       if (error === undefined) resolve();
       else reject(error);
     };
     if (signal?.aborted) return finish(cancelledError(invocation, signal));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    listenAbort(signal, onAbort);
     if (invocation.deadline !== undefined) {
       timer = setTimeout(
         () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while ${waiting}`)),

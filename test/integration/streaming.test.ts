@@ -189,6 +189,26 @@ describe('server streaming', () => {
     expect(iterated.message).toMatch(/test\.Echo\.echo is a unary method: await the call/);
   });
 
+  it('one AbortSignal across 32 calls and streams at once prints no MaxListenersExceededWarning, and cancels them all', async () => {
+    const warnings: Error[] = [];
+    const listener = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', listener);
+    try {
+      const controller = new AbortController();
+      const unary = Array.from({ length: 16 }, () => echo.echo(1, { signal: controller.signal }));
+      expect(await Promise.all(unary)).toEqual(Array.from({ length: 16 }, () => 1));
+      const streams = Array.from({ length: 16 }, () => collect(stream.count({ n: 1000, delayMs: 20 }, { signal: controller.signal })));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      controller.abort();
+      const ended = await Promise.allSettled(streams);
+      expect(ended.every((result) => result.status === 'rejected' && (result.reason as RpcError).code === RpcCode.CANCELLED)).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', listener);
+    }
+  });
+
   it('a streaming call used only as a stream is never an unhandled rejection: iterated too late, or only its trailer read', async () => {
     const unhandled: unknown[] = [];
     const listener = (reason: unknown): void => void unhandled.push(reason);

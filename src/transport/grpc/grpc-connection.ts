@@ -10,6 +10,7 @@ import { isTlsFailure, plaintextRefusedHint, tlsHint, tlsReason } from '../tls-d
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
 import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
+import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -250,7 +251,7 @@ export class GrpcConnection implements ClientConnection {
         if (settled) return false;
         settled = true;
         this.#untrack(live);
-        if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+        if (onAbort !== undefined) unlistenAbort(signal, onAbort);
         return true;
       };
       const call = this.#client.getChannel().createCall(route.path, invocation.deadline ?? Number.POSITIVE_INFINITY, undefined, null, undefined);
@@ -284,7 +285,7 @@ export class GrpcConnection implements ClientConnection {
       call.sendMessageWithContext({}, prepared.bytes);
       call.halfClose();
       const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
-      if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
+      if (onAbort !== undefined) listenAbort(signal, onAbort);
       this.#calls.add(live);
       // Fire and forget: done once the request is handed to the channel (gRPC has no one-way
       // call; the answer, when it comes, is dropped).
@@ -311,7 +312,7 @@ export class GrpcConnection implements ClientConnection {
       if (done) return;
       done = true;
       this.#untrack(live);
-      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+      if (onAbort !== undefined) unlistenAbort(signal, onAbort);
     };
     const stream = new ClientStream(
       (bytes) => {
@@ -334,7 +335,7 @@ export class GrpcConnection implements ClientConnection {
       },
     };
     const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
-    if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
+    if (onAbort !== undefined) listenAbort(signal, onAbort);
     this.#calls.add(live);
 
     call.on('data', (chunk: Buffer) => {

@@ -18,6 +18,7 @@ import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOpti
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 import { oversizedMessage } from './wire-error.js';
+import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 
 /** Requests of a new connection that ask for LOAD frames, at most (see ACCEPT_LOAD_META). */
 const ASK_LOAD_REQUESTS = 16;
@@ -419,7 +420,7 @@ export class TcpConnection implements ClientConnection {
     if (signal !== undefined) {
       call.signal = signal;
       call.onAbort = () => this.#abandon(id, cancelledError(invocation, signal));
-      signal.addEventListener('abort', call.onAbort, { once: true });
+      listenAbort(signal, call.onAbort);
     }
   }
 
@@ -532,7 +533,7 @@ export class TcpConnection implements ClientConnection {
   }
 
   #release(call: PendingCall): void {
-    if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
+    if (call.onAbort !== undefined) unlistenAbort(call.signal, call.onAbort);
   }
 }
 
