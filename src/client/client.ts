@@ -314,17 +314,15 @@ class Client implements RpcClient {
     this.#maxCallsPerProvider = checkInt('maxCallsPerProvider', options.maxCallsPerProvider, 1, 1_000_000, Number.MAX_SAFE_INTEGER);
     this.#urgentPriority = checkUrgentPriority(options.urgentPriority);
     this.#budget = new RetryBudget(
-      options.retryBudget === false ? false : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, ['ratio', 'maxTokens']) },
+      options.retryBudget === false ? false : { ...DEFAULT_RETRY_BUDGET, ...checkObject('retryBudget', options.retryBudget, RETRY_BUDGET_RANGES) },
     );
     const log = createLogger(options.log, 'client');
     this.#log = log;
     this.#health = new ProviderHealth(
-      options.circuitBreaker === false
-        ? undefined
-        : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, Object.keys(DEFAULT_BREAKER)) },
+      options.circuitBreaker === false ? undefined : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, BREAKER_RANGES) },
       options.outlierEjection === false
         ? undefined
-        : { ...DEFAULT_EJECTION, ...checkObject('outlierEjection', options.outlierEjection, Object.keys(DEFAULT_EJECTION)) },
+        : checkEjection({ ...DEFAULT_EJECTION, ...checkObject('outlierEjection', options.outlierEjection, EJECTION_RANGES) }),
       {
         breaker: (provider, state) =>
           state === 'open'
@@ -490,15 +488,55 @@ class Client implements RpcClient {
   }
 }
 
-/** Checks an options object's keys and numeric values; undefined gives {}. */
-function checkObject(key: string, value: unknown, known: readonly string[]): Record<string, number> {
+/** The values a numeric option may take: from `min` to `max`, whole numbers only when `integer`. */
+interface Range {
+  readonly min: number;
+  readonly max: number;
+  readonly integer: boolean;
+}
+const counted = (min = 1): Range => ({ min, max: 1_000_000_000, integer: true });
+const millis: Range = { min: 1, max: MAX_TIMER_MS, integer: true };
+const percent: Range = { min: 0, max: 100, integer: false };
+
+const BREAKER_RANGES: Readonly<Record<keyof typeof DEFAULT_BREAKER, Range>> = {
+  errorThresholdPercentage: { min: 1, max: 100, integer: false },
+  volumeThreshold: counted(),
+  resetTimeoutMs: millis,
+  rollingWindowMs: { min: 10, max: MAX_TIMER_MS, integer: true },
+  probeTimeoutMs: millis,
+};
+const EJECTION_RANGES: Readonly<Record<keyof typeof DEFAULT_EJECTION, Range>> = {
+  consecutiveFailures: counted(),
+  baseMs: millis,
+  maxMs: millis,
+  maxPercent: percent,
+};
+// gRFC A6's bounds (the RetryBudget checks them again).
+const RETRY_BUDGET_RANGES: Readonly<Record<keyof typeof DEFAULT_RETRY_BUDGET, Range>> = {
+  ratio: { min: 0.001, max: 10, integer: false },
+  maxTokens: { min: 1, max: 1000, integer: false },
+};
+
+/** Checks an options object's keys and each numeric value against its range; undefined gives {}. */
+function checkObject(key: string, value: unknown, ranges: Readonly<Record<string, Range>>): Record<string, number> {
+  const known = Object.keys(ranges);
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidOption(key, value, `an object with ${known.join(', ')}, or false`);
   checkKnownKeys(key, value, known);
   for (const [name, entry] of Object.entries(value)) {
-    if (typeof entry !== 'number' || !Number.isFinite(entry) || entry < 0) throw invalidOption(`${key}.${name}`, entry, 'a number >= 0');
+    const { min, max, integer } = ranges[name]!;
+    if (typeof entry !== 'number' || !Number.isFinite(entry) || entry < min || entry > max || (integer && !Number.isInteger(entry))) {
+      throw invalidOption(`${key}.${name}`, entry, `${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    }
   }
   return value as Record<string, number>;
+}
+
+/** An ejection's longest time must be at least its first. */
+function checkEjection(options: typeof DEFAULT_EJECTION): typeof DEFAULT_EJECTION {
+  if (options.maxMs < options.baseMs)
+    throw invalidOption('outlierEjection.maxMs', options.maxMs, `an integer from baseMs (${options.baseMs}) to ${MAX_TIMER_MS}`);
+  return options;
 }
 
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {
