@@ -53,11 +53,16 @@ export class LiveProviderStats implements ProviderStats {
     this.prefillTokens -= tokens;
   }
 
-  /** A call ended; `answered`: whether {@link answered} was already called for it. */
-  end(tokens: number, latencyMs: number, now: number, answered: boolean): void {
+  /**
+   * A call ended; `answered`: whether {@link answered} was already called for it. Only a call
+   * that `succeeded` counts in the average latency: a provider that fails at once would
+   * otherwise look the fastest to a latency-minded balancer and draw the traffic.
+   */
+  end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true): void {
     this.inFlight--;
     this.inFlightTokens -= tokens;
     if (!answered) this.prefillTokens -= tokens;
+    if (!succeeded) return;
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;

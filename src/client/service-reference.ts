@@ -362,37 +362,31 @@ class Attempt implements ClusterCall {
     }
     stats.start(tokens);
     if (invocation.stream) {
+      // The attempt is the stream's opening: it succeeds at the first chunk (or the end), and a
+      // stream the provider fails before producing anything — an engine that answers 500, a
+      // handler that throws at once — is a failed attempt for the breaker, ejection, the retry
+      // budget and failover alike, as a failed unary call is. Failures after the first chunk
+      // reach the reader.
       const opened = settle(() =>
         parts.health.run(
           address,
-          () => connection.openStream(invocation, parts.serializer),
+          () => connection.openStream(invocation, parts.serializer).then((stream) => stream.firstEvent().then(() => stream)),
           // Opened after its breaker probe had timed out: the caller has its error; stop the provider.
           (late) => void late[Symbol.asyncIterator]().return?.(),
         ),
       );
       opened.then(
         (stream) => {
-          let firstAt: number | undefined;
-          // The first event and the trailer may settle in either order: the prompt stops
-          // counting as prefilling once, at whichever comes first.
-          let prefilling = true;
-          stream.firstEvent().then(
-            () => {
-              firstAt = Date.now();
-              if (prefilling) stats.answered(tokens);
-              prefilling = false;
-            },
-            () => {},
-          );
+          const firstAt = Date.now();
+          stats.answered(tokens);
           void stream.trailer
             .finally(() => {
-              finish(stats, tokens, started, !prefilling);
-              prefilling = false;
-              if (firstAt !== undefined) this.#observe(address, started, firstAt);
+              finish(stats, tokens, started, true, true);
+              this.#observe(address, started, firstAt);
             })
             .catch(() => {});
         },
-        () => finish(stats, tokens, started, false),
+        () => finish(stats, tokens, started, false, false),
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
       if (parts.onStreamBreak !== undefined) {
@@ -406,22 +400,16 @@ class Attempt implements ClusterCall {
           () => {},
         );
       }
-      // The attempt succeeds at the first chunk (or the end): a stream the provider refuses
-      // before producing anything fails this attempt, so failover may go elsewhere when that
-      // is safe (the refusal says it never ran, or the method is idempotent). Failures after
-      // the first chunk reach the reader.
-      return opened
-        .then((stream) => stream.firstEvent().then(() => stream))
-        .then(
-          (stream) => {
-            recordAttempt(parts.budget, false);
-            return stream;
-          },
-          (error: unknown) => {
-            recordAttempt(parts.budget, true, error);
-            throw error;
-          },
-        );
+      return opened.then(
+        (stream) => {
+          recordAttempt(parts.budget, false);
+          return stream;
+        },
+        (error: unknown) => {
+          recordAttempt(parts.budget, true, error);
+          throw error;
+        },
+      );
     }
     const health = parts.health;
     const record = health.record(address);
@@ -440,13 +428,13 @@ class Attempt implements ClusterCall {
     result.then(
       () => {
         health.succeeded(record);
-        finish(stats, tokens, started, false);
+        finish(stats, tokens, started, false, true);
         recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
       (error: unknown) => {
         health.failed(record, error);
-        finish(stats, tokens, started, false);
+        finish(stats, tokens, started, false, false);
         recordAttempt(parts.budget, true, error);
       },
     );
@@ -493,9 +481,10 @@ class Attempt implements ClusterCall {
 }
 
 /** A call's end in its provider's stats; `answered`: whether its first answer was already counted. */
-function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean): void {
+/** An attempt's end in its provider's statistics; only a successful one's time counts as its latency. */
+function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean): void {
   const now = Date.now();
-  stats.end(tokens, now - started, now, answered);
+  stats.end(tokens, now - started, now, answered, succeeded);
 }
 
 /** `value` as whole non-negative tokens: 0 for anything that is not a positive finite number. */

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RpcCode, RpcMethod, RpcService, createClient, createServer, type RpcError } from 'shuttle-rpc';
+import { RpcCode, RpcError, RpcMethod, RpcService, createClient, createServer } from 'shuttle-rpc';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { logCollector } from '../helpers/log-lines.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
@@ -45,6 +45,21 @@ function hostileValue(kind: string): unknown {
           },
         },
       );
+  }
+}
+
+/** A generation service whose engine is broken (`fail`) or works: fails before its first token, or yields two. */
+@RpcService({ name: 'test.Gen' })
+class Generation {
+  calls = 0;
+  constructor(private readonly fail: boolean) {}
+
+  @RpcMethod({ stream: true })
+  async *generate(_prompt: string): AsyncGenerator<string> {
+    this.calls++;
+    if (this.fail) throw new RpcError(RpcCode.UNAVAILABLE, 'engine answered 500');
+    yield 'a';
+    yield 'b';
   }
 }
 
@@ -135,6 +150,36 @@ describe('logging', () => {
         kinds.length,
       );
     }
+  });
+
+  it('a provider whose streams fail before their first chunk is ejected, and the rest of the calls go to the one that works', async () => {
+    const logs = logCollector();
+    const broken = new Generation(true);
+    const working = new Generation(false);
+    const bad = await createServer({ services: [broken], registry: 'memory://streams-eject', log: false, config: false });
+    cleanups.push(() => bad.close());
+    const good = await createServer({ services: [working], registry: 'memory://streams-eject', log: false, config: false });
+    cleanups.push(() => good.close());
+    const client = await createClient({ registry: 'memory://streams-eject', log: { stream: logs.stream }, config: false });
+    cleanups.push(() => client.close());
+    const gen = client.proxy<{ generate(prompt: string): AsyncGenerator<string> }>('test.Gen');
+    const outcomes: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      try {
+        const tokens: string[] = [];
+        for await (const token of gen.generate('hi')) tokens.push(token);
+        outcomes.push(tokens.join(''));
+      } catch (error) {
+        outcomes.push((error as RpcError).code === RpcCode.UNAVAILABLE ? 'failed' : 'other');
+      }
+    }
+    // Five failures in a row eject it; from then on every call works.
+    expect(outcomes.filter((outcome) => outcome === 'failed')).toHaveLength(5);
+    expect(outcomes.slice(-20)).toEqual(Array.from({ length: 20 }, () => 'ab'));
+    expect(broken.calls).toBe(5);
+    expect(logs.lines).toEqual(
+      expect.arrayContaining([expect.objectContaining({ level: 40, provider: `127.0.0.1:${bad.port}`, msg: 'provider ejected after consecutive failures' })]),
+    );
   });
 
   it("warns when a provider is ejected and when its breaker opens, into the application's own pino logger", async () => {
