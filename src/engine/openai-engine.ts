@@ -6,6 +6,7 @@ import {
   callPriority,
   LLM_SERVICE,
   promptText,
+  tokenCount,
   type Embedding,
   type EmbedRequest,
   type GenerateRequest,
@@ -117,10 +118,13 @@ export class OpenAiEngineService {
       }
       const text = chat ? (choice?.delta?.content ?? choice?.message?.content) : choice?.text;
       if (typeof choice?.finish_reason === 'string') usage.finishReason = choice.finish_reason;
-      if (chunk.usage != null) {
-        usage.promptTokens = chunk.usage.prompt_tokens ?? usage.promptTokens;
-        usage.outputTokens = chunk.usage.completion_tokens ?? usage.outputTokens;
-        usage.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? usage.cachedTokens;
+      if (chunk.usage != null && typeof chunk.usage === 'object') {
+        // The engine's counts are untrusted: admission charges tenants with them and clients
+        // read them, so only plausible whole counts are taken (see tokenCount).
+        usage.promptTokens = tokenCount(chunk.usage.prompt_tokens) ?? usage.promptTokens;
+        usage.outputTokens = tokenCount(chunk.usage.completion_tokens) ?? usage.outputTokens;
+        const details = chunk.usage.prompt_tokens_details;
+        usage.cachedTokens = (details != null && typeof details === 'object' ? tokenCount(details.cached_tokens) : undefined) ?? usage.cachedTokens;
       }
       if (typeof text !== 'string' || text === '') return undefined;
       pieces++;
@@ -179,7 +183,8 @@ export class OpenAiEngineService {
       if (!Array.isArray(values) || values.some((value) => typeof value !== 'number')) {
         throw new RpcError(RpcCode.INTERNAL, 'engine answered /embeddings without a numeric data[0].embedding (base64 encoding is not asked for)');
       }
-      return { values: values as number[], ...(answer.usage?.prompt_tokens === undefined ? {} : { promptTokens: answer.usage.prompt_tokens }) };
+      const promptTokens = tokenCount(answer.usage?.prompt_tokens);
+      return { values: values as number[], ...(promptTokens === undefined ? {} : { promptTokens }) };
     } catch (error) {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       throw error;

@@ -172,7 +172,9 @@ async function engineError(response: IncomingMessage, what: string): Promise<Rpc
     // not JSON: keep the text
   }
   const retryAfter = Number(response.headers['retry-after']);
-  const options = Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: retryAfter * 1000 } : {};
+  // The engine's figure is passed on to callers, bounded: a Retry-After of 31 years from a
+  // broken engine is not advice anyone should follow.
+  const options = Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: Math.min(retryAfter, MAX_RETRY_AFTER_SECONDS) * 1000 } : {};
   return new RpcError(codeOfStatus(status), `engine answered ${status} to ${what}: ${message}`, {
     ...options,
     details: { httpStatus: status },
@@ -201,3 +203,6 @@ function codeOfStatus(status: number): RpcCode {
       return RpcCode.INTERNAL;
   }
 }
+
+/** The longest Retry-After taken from an engine (10 minutes). */
+const MAX_RETRY_AFTER_SECONDS = 600;

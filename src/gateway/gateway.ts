@@ -3,7 +3,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { LLM_SERVICE, modelsOf, promptText, type LlmApi } from '../inference/inference.js';
+import { LLM_SERVICE, modelsOf, promptText, tokenCount, type LlmApi } from '../inference/inference.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
@@ -260,10 +260,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       clientGone(reply),
       async (text, timeLeftMs, signal) => {
         const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal, routingKey: text });
-        return { value: answer, usage: { promptTokens: answer.promptTokens ?? Math.ceil(text.length / 4) } };
+        return { value: answer, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
       },
     );
-    const promptTokens = answers.reduce((total, answer, index) => total + (answer.promptTokens ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
+    const promptTokens = answers.reduce((total, answer, index) => total + (tokenCount(answer.promptTokens) ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
     return reply.send({
       object: 'list',
       model: parsed.model,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { PRIORITY_METADATA, promptText, type LlmApi, type Usage } from '../inference/inference.js';
+import { checkedUsage, PRIORITY_METADATA, promptText, type LlmApi, type Usage } from '../inference/inference.js';
 import type { Proxied } from '../proxy/proxy.js';
 import type { Logger } from '../log/log.js';
 import { streamBroken } from './openai-errors.js';
@@ -29,7 +29,8 @@ export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneratio
   const call = startCall(parsed, context);
   let text = '';
   for await (const token of call) text += token.text;
-  const usage = await call.trailer;
+  // The worker's trailer is untrusted input, read only through its checks.
+  const usage = checkedUsage(await call.trailer);
   context.onUsage?.(usage);
   const id = newId(kind);
   const finishReason = finishReasonOf(usage, parsed);
@@ -106,7 +107,8 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
       if (tokens === 1) flushNow(response);
       if (waiting !== undefined) await waiting;
     }
-    const usage = await call.trailer;
+    // The worker's trailer is untrusted input, read only through its checks.
+    const usage = checkedUsage(await call.trailer);
     context.onUsage?.(usage);
     if (!response.headersSent) open();
     const finish = finishReasonOf(usage, parsed);

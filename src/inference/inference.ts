@@ -70,6 +70,41 @@ export interface Usage {
   model?: string;
 }
 
+/**
+ * A token count as reported by an engine or a worker, when it is one: a whole number from 0 to
+ * {@link MAX_REPORTED_TOKENS}. Anything else (a string, a negative or fractional number, 1e12)
+ * is not a count: admission charges tenants with these and clients read them, and one absurd
+ * figure charged to a tokens-per-minute budget would lock its tenant out for years.
+ */
+export function tokenCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_REPORTED_TOKENS ? value : undefined;
+}
+
+/** More tokens than any engine holds in one request's context (today's longest are about 10 M). */
+export const MAX_REPORTED_TOKENS = 100_000_000;
+
+/**
+ * A generation's trailer as a worker sent it, with only well-formed fields kept: counts through
+ * {@link tokenCount} (0 when not one), short strings for the rest. Undefined when it is not an
+ * object at all.
+ */
+export function checkedUsage(value: unknown): Usage | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const record = value as Record<string, unknown>;
+  const text = (field: unknown): string | undefined => (typeof field === 'string' && field.length <= 256 ? field : undefined);
+  const usage: Usage = {
+    worker: text(record['worker']) ?? '',
+    promptTokens: tokenCount(record['promptTokens']) ?? 0,
+    cachedTokens: tokenCount(record['cachedTokens']) ?? 0,
+    outputTokens: tokenCount(record['outputTokens']) ?? 0,
+  };
+  const finishReason = text(record['finishReason']);
+  if (finishReason !== undefined) usage.finishReason = finishReason;
+  const model = text(record['model']);
+  if (model !== undefined) usage.model = model;
+  return usage;
+}
+
 /** An embedding request: one text. */
 export interface EmbedRequest {
   text: string;
