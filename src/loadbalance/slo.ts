@@ -156,5 +156,8 @@ function cheapestAtRandom(candidates: readonly Candidate[], random: () => number
       ties = [candidate];
     } else if (candidate.cost === lowest) ties.push(candidate);
   }
+  // Every cost NaN or infinite (a worker's published speeds or sizes at the edge of the number
+  // range) still picks one: select() never throws.
+  if (ties.length === 0) ties = candidates as Candidate[];
   return ties[Math.floor(random() * ties.length)]!;
 }

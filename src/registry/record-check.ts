@@ -17,6 +17,8 @@ export const RECORD_LIMITS = {
   loadBytes: 4 * 1024,
   /** Bytes of the record's `metadata` as JSON. */
   metadataBytes: 16 * 1024,
+  /** Levels of nesting in `metadata` (the object itself is the first). */
+  metadataDepth: 32,
   methods: 1000,
   serializers: 16,
   endpoints: 8,
@@ -66,9 +68,29 @@ export function checkInstance(value: unknown): ServiceInstance | string {
     (record['endpoints'] === undefined ? undefined : list(record['endpoints'], 'endpoints', RECORD_LIMITS.endpoints, isEndpoint)) ??
     metadata(record['metadata']);
   if (problem !== undefined) return problem;
-  const { load: _load, ...rest } = record;
-  return rest as unknown as ServiceInstance;
+  // Known fields only: anything else a writer put in the record (a field nested 30,000 deep)
+  // would reach every reader, and code that walks values recursively, untouched.
+  const instance: Record<string, unknown> = {};
+  for (const key of INSTANCE_FIELDS) if (record[key] !== undefined) instance[key] = record[key];
+  return instance as unknown as ServiceInstance;
 }
+
+/** The fields of a service record (the load travels apart). */
+const INSTANCE_FIELDS = [
+  'service',
+  'version',
+  'group',
+  'host',
+  'port',
+  'protocol',
+  'endpoints',
+  'serializers',
+  'methods',
+  'weight',
+  'startTime',
+  'maxConcurrentCalls',
+  'metadata',
+] as const satisfies ReadonlyArray<Exclude<keyof ServiceInstance, 'load'>>;
 
 /** Checks a load snapshot: returns it (known fields only) or the reason it is refused. */
 export function checkLoad(value: unknown): LoadSnapshot | string {
@@ -163,6 +185,8 @@ function isEndpoint(entry: unknown): boolean {
 
 function metadata(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return `metadata: ${show(value)} is not an object`;
+  const depth = nestingDepth(value, RECORD_LIMITS.metadataDepth);
+  if (depth > RECORD_LIMITS.metadataDepth) return `metadata: nested more than ${RECORD_LIMITS.metadataDepth} levels deep`;
   let bytes: number;
   try {
     bytes = Buffer.byteLength(JSON.stringify(value));
@@ -170,4 +194,21 @@ function metadata(value: unknown): string | undefined {
     return `metadata: not JSON-safe (${(error as Error).message})`;
   }
   return bytes <= RECORD_LIMITS.metadataBytes ? undefined : `metadata: ${bytes} bytes of JSON, at most ${RECORD_LIMITS.metadataBytes} allowed`;
+}
+
+/**
+ * How deep `value` nests, counted without recursion (so a value nested deeper than the stack
+ * is measured, not a RangeError), stopping once it passes `limit`.
+ */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const pending: Array<[unknown, number]> = [[value, 1]];
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(current as Record<string, unknown>)) if (child !== null && typeof child === 'object') pending.push([child, depth + 1]);
+  }
+  return deepest;
 }

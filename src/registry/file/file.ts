@@ -198,9 +198,12 @@ export class FileRegistry implements Registry {
     if (this.#poll !== undefined || this.#closed) return;
     this.#poll = setTimeout(() => {
       this.#poll = undefined;
-      void this.#pollOnce().finally(() => {
-        if (this.#subscribers.size > 0) this.#startPolling();
-      });
+      void this.#pollOnce()
+        // A poll that fails keeps the views as they are; the next one tries again.
+        .catch(() => {})
+        .finally(() => {
+          if (this.#subscribers.size > 0) this.#startPolling();
+        });
     }, this.settings.pollMs);
     this.#poll.unref();
   }
@@ -213,7 +216,12 @@ export class FileRegistry implements Registry {
         // A folder that cannot be read keeps the last list (an outage never empties a view).
         const instances = await this.#read(subscriber.query).catch(() => undefined);
         if (instances === undefined || !this.#subscribers.has(subscriber)) continue;
-        const signature = JSON.stringify(instances);
+        let signature: string;
+        try {
+          signature = JSON.stringify(instances);
+        } catch {
+          continue;
+        }
         if (signature !== subscriber.signature) {
           subscriber.signature = signature;
           subscriber.listener(instances);

@@ -22,6 +22,21 @@ describe('service records are checked with the rules of register', () => {
     expect(checkInstance({ ...good, host: '::1', endpoints: [{ protocol: 'grpc', port: 20881 }] })).toMatchObject({ host: '::1' });
   });
 
+  it('keeps known fields only, so a field nested deeper than the stack never reaches a reader; refuses metadata nested past 32 levels', () => {
+    const deep = JSON.parse(`${'['.repeat(30_000)}${']'.repeat(30_000)}`) as unknown;
+    const stripped = checkInstance({ ...good, x: deep, __proto__: { polluted: true } }) as unknown as Record<string, unknown>;
+    expect(stripped).toEqual(good);
+    expect(() => JSON.stringify(stripped)).not.toThrow();
+    const nested = (levels: number): Record<string, unknown> => {
+      let value: Record<string, unknown> = {};
+      for (let i = 1; i < levels; i++) value = { a: value };
+      return value;
+    };
+    expect(checkInstance({ ...good, metadata: nested(RECORD_LIMITS.metadataDepth) })).toMatchObject({ service: good.service });
+    expect(checkInstance({ ...good, metadata: nested(RECORD_LIMITS.metadataDepth + 1) })).toBe('metadata: nested more than 32 levels deep');
+    expect(checkInstance({ ...good, metadata: { deep } })).toBe('metadata: nested more than 32 levels deep');
+  });
+
   it.each([
     ['weight 1e308', { weight: 1e308 }, 'weight: 1e+308 is not a number from 1 to 10000'],
     ['weight Infinity', { weight: Infinity }, 'weight: Infinity is not a number from 1 to 10000'],
