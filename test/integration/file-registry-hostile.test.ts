@@ -104,6 +104,35 @@ describe('file registry: only regular files, checked records', () => {
   });
 });
 
+describe('file registry: a folder that stops being private is not read', () => {
+  it('a running view ignores what is planted after the folder is deleted and recreated world-writable, or swapped for a link', async () => {
+    const dir = await folder();
+    const real = await provider(dir);
+    const bait = await trap();
+    const registry = createFileRegistry({ url: `file://${dir}`, pollMs: 50 }) as FileRegistry;
+    cleanups.push(() => registry.close());
+    let seen: string[] = [];
+    await registry.subscribe({ service: 'test.Echo' }, (list) => (seen = list.map((instance) => `${instance.host}:${instance.port}`)));
+    expect(seen).toEqual([`127.0.0.1:${real.port}`]);
+    // Someone deletes the folder and recreates it open to everyone, with a record of their own.
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(path.join(dir, 'services', 'test.Echo'), { recursive: true });
+    await chmod(dir, 0o777);
+    await writeFile(recordFile(dir, bait.port), JSON.stringify(record(bait.port)));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(seen).not.toContain(`127.0.0.1:${bait.port}`);
+    // The same folder made a link to an open one.
+    const open = await mkdtemp(path.join(tmpdir(), 'shuttle-open-'));
+    cleanups.push(() => rm(open, { recursive: true, force: true }));
+    await mkdir(path.join(open, 'services', 'test.Echo'), { recursive: true });
+    await writeFile(recordFile(open, bait.port), JSON.stringify(record(bait.port)));
+    await rm(dir, { recursive: true, force: true });
+    await symlink(open, dir);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(seen).not.toContain(`127.0.0.1:${bait.port}`);
+  });
+});
+
 describe('file registry: the default folder belongs to its user', () => {
   /** Points the default folder at a fresh temp dir (TMPDIR; no XDG_RUNTIME_DIR) for one test. */
   async function isolatedDefault(): Promise<string> {

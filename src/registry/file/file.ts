@@ -81,6 +81,7 @@ export class FileRegistry implements Registry {
   #closed = false;
   /** The folder checked to be private (see private-folder.ts); unset again when the check failed. */
   #checked: Promise<void> | undefined;
+  #checkedAt = 0;
   readonly #guard: RegistryInputGuard;
 
   constructor(settings: FileRegistrySettings) {
@@ -161,12 +162,21 @@ export class FileRegistry implements Registry {
     await Promise.all(owned.map((file) => rm(file, { force: true })));
   }
 
-  /** Checks the folder once (creating it if missing); a failed check is retried on the next use. */
+  /**
+   * Checks the folder (creating it if missing) before it is used, again at most a poll
+   * interval after the last check: a folder deleted while this process runs can be recreated
+   * by another user, world-writable, or replaced by a symbolic link, and a check made once at
+   * start would go on trusting it. A failed check is retried on the next use.
+   */
   #privateFolder(): Promise<void> {
-    this.#checked ??= ensurePrivateFolder(this.settings.dir).catch((error: unknown) => {
-      this.#checked = undefined;
-      throw error;
-    });
+    const now = Date.now();
+    if (this.#checked === undefined || now - this.#checkedAt >= this.settings.pollMs) {
+      this.#checkedAt = now;
+      this.#checked = ensurePrivateFolder(this.settings.dir).catch((error: unknown) => {
+        this.#checked = undefined;
+        throw error;
+      });
+    }
     return this.#checked;
   }
 
@@ -212,6 +222,9 @@ export class FileRegistry implements Registry {
     if (this.#polling) return;
     this.#polling = true;
     try {
+      // A folder that is no longer provably this user's is not read: the views keep what was
+      // read while it was.
+      await this.#privateFolder();
       for (const subscriber of [...this.#subscribers]) {
         // A folder that cannot be read keeps the last list (an outage never empties a view).
         const instances = await this.#read(subscriber.query).catch(() => undefined);
