@@ -100,6 +100,22 @@ describe('etcd registry: everything read is untrusted', () => {
   });
 });
 
+describe('etcd registry: values together larger than one gRPC answer', () => {
+  it('three 1.4 MB values under the load prefix and under a service do not stop a new consumer from listing and calling', async () => {
+    const worker = await startFixture('provider', { SHUTTLE_REGISTRY: suite.etcd.url });
+    cleanups.push(() => worker.stop());
+    const big = 'x'.repeat(1_400_000);
+    for (let i = 0; i < 3; i++) {
+      await suite.admin.put(`/shuttle/load/10.0.0.${i}%3A1`).value(big);
+      await suite.admin.put(recordKey(`big-${i}`)).value(big);
+    }
+    const client = await createClient({ registry: suite.etcd.url, config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    expect(await echo.pid()).toBe(worker.process.pid);
+  });
+});
+
 describe('etcd registry: a broken watch during which etcd compacted', () => {
   /*
    * The race behind etcd3's "Failed to find watcher for IWatchResponse": when the stream comes

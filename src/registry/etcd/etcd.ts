@@ -129,7 +129,11 @@ export class EtcdRegistry implements Registry {
     try {
       await Promise.all([this.#serviceMirror(query.service).ready, this.#loadMirror().ready]);
     } catch (error) {
+      // The service's mirror may have started its watch (the load mirror failed): stop it, or
+      // each failed subscribe leaves a watcher behind.
+      const entry = this.#services.get(query.service);
       this.#services.delete(query.service);
+      void entry?.mirror.close();
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${(error as Error).message}`, { cause: error });
     }
     const subscriber: Subscriber = { query, listener };
@@ -206,6 +210,7 @@ export class EtcdRegistry implements Registry {
       this.#loads = { mirror, ready: mirror.start() };
       this.#loads.ready.catch(() => {
         this.#loads = undefined;
+        void mirror.close();
       });
     }
     return this.#loads;

@@ -1,4 +1,4 @@
-import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import { Range, type Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
 
 /**
  * A local copy of every key under one etcd prefix, kept current by list + watch.
@@ -56,18 +56,41 @@ export class PrefixMirror {
     if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
   }
 
-  /** Replaces the copy with a fresh listing; returns the revision it was read at. */
+  /**
+   * Replaces the copy with a fresh listing; returns the revision it was read at. The listing is
+   * read in pages at one revision: anyone who can write under the prefix can put values of up
+   * to etcd's request limit (1.5 MiB), and one answer holding all of them would pass the
+   * client's 4 MiB message limit and fail every listing. A page refused as too large is read
+   * again in halves, down to one key.
+   */
   async #list(): Promise<string> {
-    const response = await this.#client
-      .getAll()
-      .prefix(this.#prefix)
-      .options({ deadline: Date.now() + this.#requestTimeoutMs })
-      .exec();
     const entries = new Map<string, string>();
-    for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+    const end = Range.prefix(this.#prefix).end;
+    let from = Buffer.from(this.#prefix);
+    let revision: string | undefined;
+    let page = LIST_PAGE_KEYS;
+    const deadline = Date.now() + this.#requestTimeoutMs;
+    for (;;) {
+      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page).options({ deadline });
+      let response: Awaited<ReturnType<typeof builder.exec>>;
+      try {
+        response = await (revision === undefined ? builder : builder.revision(revision)).exec();
+      } catch (error) {
+        if (page > 1 && tooLarge(error)) {
+          page = Math.max(1, Math.floor(page / 2));
+          continue;
+        }
+        throw error;
+      }
+      revision ??= response.header.revision;
+      for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+      const last = response.kvs[response.kvs.length - 1];
+      if (!response.more || last === undefined) break;
+      from = Buffer.concat([last.key, ZERO]);
+    }
     this.#entries = entries;
     this.#onChange(undefined);
-    return response.header.revision;
+    return revision;
   }
 
   async #watch(listedAt: string): Promise<void> {
@@ -142,4 +165,14 @@ async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
   watcher.removeAllListeners();
   // etcd3 may still emit on it; an 'error' emitted with no listener would throw.
   watcher.on('error', () => {});
+}
+
+/** Keys read per page of a listing (fewer when a page is too large to receive). */
+const LIST_PAGE_KEYS = 500;
+const ZERO = Buffer.from([0]);
+
+/** Whether `error` is gRPC's refusal of an answer over the client's message size limit. */
+function tooLarge(error: unknown): boolean {
+  const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? ''}`;
+  return /RESOURCE_EXHAUSTED|larger than max/i.test(text);
 }
