@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import { Cancelled } from './errors.js';
 import { failureName, openTarget, type CallingOptions } from './invoke.js';
 import { print } from './registry-view.js';
+import { writeErr } from './terminal.js';
 
 /** Options of `shuttle bench`. */
 export interface BenchOptions extends CallingOptions {
@@ -98,7 +99,7 @@ export async function runBench(target: string, requestText: string, options: Ben
     ],
   );
   if (controller.signal.aborted) throw new Cancelled();
-  if (failed > 0 && !options.json) process.stderr.write(`first failure: ${(firstFailure as Error).message}\n`);
+  if (failed > 0 && !options.json) writeErr(`first failure: ${(firstFailure as Error).message}\n`);
 }
 
 function percentiles(values: number[]): { p50?: number; p90?: number; p99?: number; max?: number } {

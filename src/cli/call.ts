@@ -1,5 +1,6 @@
 import { Cancelled } from './errors.js';
 import { openTarget, toJson, type CallingOptions } from './invoke.js';
+import { writeErr, writeOut } from './terminal.js';
 
 /**
  * `shuttle call SERVICE.METHOD '<json>'`: one call. A unary result is printed as JSON; a
@@ -17,18 +18,18 @@ export async function runCall(target: string, requestText: string, options: Call
       let chunks = 0;
       for await (const chunk of call) {
         chunks++;
-        process.stdout.write(`${options.json ? toJson({ chunk }) : toJson(chunk)}\n`);
+        writeOut(`${options.json ? toJson({ chunk }) : toJson(chunk)}\n`);
       }
       const trailer = await call.trailer;
-      if (options.json) process.stdout.write(`${toJson({ end: { chunks, trailer } })}\n`);
-      else process.stderr.write(`(${chunks} chunks${trailer === undefined ? '' : `; trailer ${toJson(trailer)}`})\n`);
+      if (options.json) writeOut(`${toJson({ end: { chunks, trailer } })}\n`);
+      else writeErr(`(${chunks} chunks${trailer === undefined ? '' : `; trailer ${toJson(trailer)}`})\n`);
     } else {
       const result = await (opened.call(controller.signal) as Promise<unknown>);
-      process.stdout.write(`${toJson(result, options.json ? undefined : 2)}\n`);
+      writeOut(`${toJson(result, options.json ? undefined : 2)}\n`);
     }
   } catch (error) {
     if (controller.signal.aborted) {
-      process.stderr.write(`cancelled ${opened.service}.${opened.method}\n`);
+      writeErr(`cancelled ${opened.service}.${opened.method}\n`);
       throw new Cancelled();
     }
     throw opened.explain(error);

@@ -8,6 +8,7 @@ import { Cancelled, UsageError } from './errors.js';
 import { runLs } from './ls.js';
 import { runGateway, runWorker } from './serve.js';
 import type { CommonOptions } from './registry-view.js';
+import { writeErr } from './terminal.js';
 
 /**
  * The `shuttle` command: look at a registry and poke services by hand, as grpcurl and Dubbo's
@@ -107,11 +108,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof UsageError) {
-      process.stderr.write(`shuttle: ${error.message}\n`);
+      writeErr(`shuttle: ${error.message}\n`);
       return 2;
     }
     if (error instanceof Cancelled) return 130;
-    process.stderr.write(`shuttle: ${error instanceof RpcError ? error.message : ((error as Error).message ?? String(error))}\n`);
+    writeErr(`shuttle: ${error instanceof RpcError ? error.message : ((error as Error).message ?? String(error))}\n`);
     return 1;
   }
 }

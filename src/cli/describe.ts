@@ -1,6 +1,7 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { MethodDescriptor } from '../registry/registry.js';
 import { describeAddress, describeLoad, openRegistry, print, recordsOf, type CommonOptions } from './registry-view.js';
+import { writeOut } from './terminal.js';
 
 /** `shuttle describe SERVICE`: its methods (kind, idempotent) and its providers. */
 export async function runDescribe(service: string, options: CommonOptions): Promise<void> {
@@ -24,8 +25,8 @@ export async function runDescribe(service: string, options: CommonOptions): Prom
       list.map((method) => [method.name, method.stream ? 'server stream' : 'unary', method.idempotent ? 'yes' : 'no', [...method.versions].join(', ')]),
     );
     if (!options.json) {
-      process.stdout.write(`providers of ${service}:\n`);
-      for (const provider of providers) process.stdout.write(`  ${describeAddress(provider)}  v${provider.version || '-'}  ${describeLoad(provider)}\n`);
+      writeOut(`providers of ${service}:\n`);
+      for (const provider of providers) writeOut(`  ${describeAddress(provider)}  v${provider.version || '-'}  ${describeLoad(provider)}\n`);
     }
   } finally {
     await registry.close();

@@ -1,5 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { describeAddress, describeLoad, describeMetadata, openRegistry, print, recordsOf, type CommonOptions } from './registry-view.js';
+import { writeErr } from './terminal.js';
 
 /** `shuttle ls`: every service, version and provider, with metadata and live load. */
 export async function runLs(options: CommonOptions): Promise<void> {
@@ -24,7 +25,7 @@ export async function runLs(options: CommonOptions): Promise<void> {
       ]),
     );
     print(options, { registry: url, services: listed }, ['service', 'version', 'group', 'provider', 'metadata', 'load'], rows);
-    if (!options.json && rows.length === 0) process.stderr.write(`no services in ${url}\n`);
+    if (!options.json && rows.length === 0) writeErr(`no services in ${url}\n`);
   } finally {
     await registry.close();
   }

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/config.js';
 import { defaultRegistryUrl } from '../registry/file/file.js';
 import { resolveRegistry, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { createContext } from '../spi/context.js';
+import { writeOut } from './terminal.js';
 
 /** Options every command takes. */
 export interface CommonOptions {
@@ -35,12 +36,12 @@ export async function recordsOf(registry: Registry, service: string): Promise<re
 /** Prints a table (cli-table3) with `head` and `rows`, or `json` when `--json`. */
 export function print(options: CommonOptions, json: unknown, head: readonly string[], rows: readonly (readonly string[])[]): void {
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    writeOut(`${JSON.stringify(json, null, 2)}\n`);
     return;
   }
   const table = new Table({ head: [...head], style: { head: [], border: [] } });
   for (const row of rows) table.push([...row]);
-  process.stdout.write(`${table.toString()}\n`);
+  writeOut(`${table.toString()}\n`);
 }
 
 /** `host:port` plus the other protocols it serves: `127.0.0.1:4001 (grpc :5001)`. */

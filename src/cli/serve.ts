@@ -3,6 +3,7 @@ import { ShuttleMetrics } from '../metrics/metrics.js';
 import { admissionOptions, type AdmissionFlags } from './admission-flags.js';
 import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
+import { writeOut } from './terminal.js';
 
 /** Options of `shuttle worker`. */
 export interface WorkerCommandOptions extends CommonOptions {
@@ -75,9 +76,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
       },
     });
   const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, port: options.adminPort });
-  process.stdout.write(
-    `${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`,
-  );
+  writeOut(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`);
   await untilSignal();
   await worker.close();
   await admin?.close();
@@ -103,7 +102,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     client: { registry: await registryUrl(options) },
   });
   const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [gateway.client], port: options.adminPort });
-  process.stdout.write(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, ...adminField(admin) })}\n`);
+  writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, ...adminField(admin) })}\n`);
   await untilSignal();
   await gateway.close();
   await admin?.close();
