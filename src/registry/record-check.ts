@@ -13,8 +13,12 @@ import { isCacheSummary, type Endpoint, type LoadSnapshot, type MethodDescriptor
 export const RECORD_LIMITS = {
   /** Bytes of one record's JSON, checked before it is parsed. */
   recordBytes: 64 * 1024,
-  /** Bytes of one load snapshot's JSON, checked before it is parsed. */
-  loadBytes: 4 * 1024,
+  /**
+   * Bytes of one load snapshot's JSON, checked before it is parsed: room for the largest
+   * prefix-cache summary (MAX_CACHE_SUMMARY hashes below 2^30, 11 bytes each with the comma,
+   * about 22 KiB) and the figures, so a provider's own snapshot is never refused by its readers.
+   */
+  loadBytes: 32 * 1024,
   /** Bytes of the record's `metadata` as JSON. */
   metadataBytes: 16 * 1024,
   /** Levels of nesting in `metadata` (the object itself is the first). */

@@ -5,6 +5,7 @@ import { RpcCode, createClient, createServer, type RpcError } from 'shuttle-rpc'
 import { createFileRegistry, type FileRegistry } from '../../src/registry/file/file.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 import { fileSuite } from '../helpers/file-suite.js';
+import { providerRecord } from '../helpers/fake-transport.js';
 import { watchView } from '../helpers/view.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
 
@@ -119,6 +120,28 @@ describe('file registry', () => {
     expect(Date.now() - closedAt).toBeLessThan(1500);
     expect(((await held) as RpcError).code).toBe(RpcCode.UNAVAILABLE);
     await stopping;
+  });
+
+  it('carries a provider’s largest prefix-cache summary (2,048 hashes) to consumers with its load', async () => {
+    const dir = await folder();
+    const registry = createFileRegistry({ url: `file://${dir}` }) as FileRegistry;
+    cleanups.push(() => registry.close());
+    const instance = providerRecord(4321, { host: '127.0.0.1' });
+    await registry.register(instance);
+    const cachedPrefixes = Array.from({ length: 2048 }, (_, i) => 0x3fffffff - i);
+    await registry.reportLoad('127.0.0.1:4321', {
+      timestamp: Date.now(),
+      running: 3,
+      waiting: 1,
+      waitingUncachedTokens: 100,
+      kvUsage: 0.5,
+      tokensPerSecond: 100,
+      draining: false,
+      cachedPrefixes,
+    });
+    const view = await watchView(consumerRegistry(dir), instance.service);
+    cleanups.push(() => view.close());
+    await view.until((list) => list[0]?.load?.cachedPrefixes?.length === 2048, 'the load with its summary');
   });
 
   it('answers UNAVAILABLE naming the service when no provider is registered', async () => {
