@@ -89,7 +89,14 @@ async function send(upstream: Upstream, path: string, method: string, body: stri
   } catch (error) {
     if (signal.aborted) throw signal.reason ?? error;
     const { code, message } = error as NodeJS.ErrnoException;
-    throw new RpcError(RpcCode.UNAVAILABLE, `engine ${method} ${url} failed: ${code ?? message}`, { cause: error, details: { neverSent: true } });
+    // Only a request that never left is safe to send to another engine: one the engine read
+    // whole before it reset or went silent may have crashed it, and a prompt that crashes
+    // engines must not take down one engine per attempt.
+    const written = (error as { requestWritten?: boolean }).requestWritten === true;
+    throw new RpcError(RpcCode.UNAVAILABLE, `engine ${method} ${url} failed${written ? ' after the request was sent' : ''}: ${code ?? message}`, {
+      cause: error,
+      details: written ? {} : { neverSent: true },
+    });
   }
   const status = response.statusCode ?? 0;
   if (status < 200 || status > 299) throw await engineError(response, `${method} ${url}`);
@@ -126,8 +133,12 @@ function requestOnce(upstream: Upstream, { url, method, headers, body, signal }:
   return new Promise((resolve, reject) => {
     const client = upstream.agent instanceof https.Agent ? https : http;
     const sent = client.request(url, { method, headers, agent: upstream.agent, signal, timeout: SILENT_ENGINE_MS }, resolve);
+    // 'finish': the whole request was handed to the socket, so the engine may have read it.
+    let written = false;
+    sent.on('finish', () => (written = true));
     sent.on('error', (error) => {
       if (sent.reusedSocket) (error as { reusedSocket?: boolean }).reusedSocket = true;
+      (error as { requestWritten?: boolean }).requestWritten = written;
       reject(error);
     });
     // Raised on the request while it waits for headers and on the response while it streams.

@@ -1,0 +1,45 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RpcError } from '../../../src/errors/errors.js';
+import { closeUpstream, createUpstream, postJson } from '../../../src/engine/upstream.js';
+import { freePort } from '../../helpers/ports.js';
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+async function failure(port: number): Promise<RpcError> {
+  const upstream = createUpstream(`http://127.0.0.1:${port}/v1`, undefined);
+  cleanups.push(() => closeUpstream(upstream));
+  return postJson(upstream, '/chat/completions', { model: 'm', messages: [] }, new AbortController().signal).then(
+    () => {
+      throw new Error('expected the request to fail');
+    },
+    (error: RpcError) => error,
+  );
+}
+
+describe('requests to an engine', () => {
+  it('that never reached it (nothing listens) may go to another engine: neverSent', async () => {
+    const error = await failure(await freePort());
+    expect(error.details).toEqual({ neverSent: true });
+    expect(error.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('that the engine read whole before it reset the connection may have crashed it: not neverSent', async () => {
+    // An engine that reads a request to its end, then drops the connection (a prompt that crashes it).
+    const engine = net.createServer((socket) => {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString();
+        if (received.includes('"messages"')) socket.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => engine.close());
+    const error = await failure((engine.address() as net.AddressInfo).port);
+    expect(error.details?.['neverSent']).toBeUndefined();
+    expect(error.message).toMatch(/failed after the request was sent: ECONNRESET/);
+  });
+});
