@@ -130,7 +130,12 @@ export class OpenAiEngineService {
       pieces++;
       return { text };
     };
-    const trailer = (): Usage => {
+    const trailer = (done = true): Usage => {
+      // An answer that ends with neither [DONE] nor a finish reason was cut short (or was never
+      // a completion: an empty body, `{}`): a failure, not an empty success.
+      if (!done && usage.finishReason === undefined) {
+        throw new RpcError(RpcCode.UNAVAILABLE, `the engine's answer ended after ${pieces} chunks without [DONE] or a finish_reason: it was cut short`);
+      }
       // An engine that sends no usage chunk (older vLLM, Ollama) still gets a count.
       if (usage.outputTokens === 0) usage.outputTokens = pieces;
       // The engine sent no prompt token ids: they are asked for apart, after the answer.
@@ -150,6 +155,10 @@ export class OpenAiEngineService {
       const one = new PushStream<Token, Usage>();
       const token = take(checkChunk(whole));
       if (token !== undefined) one.push(token);
+      // A whole completion says how it finished; one without choices (`{}`, `[]`) is not one.
+      if (whole === null || typeof whole !== 'object' || !Array.isArray(whole.choices) || whole.choices.length === 0) {
+        throw new RpcError(RpcCode.INTERNAL, `engine answered POST ${this.upstream.baseUrl}${path} with JSON that holds no completion (no choices)`);
+      }
       one.end(trailer());
       return one;
     }

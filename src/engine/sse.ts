@@ -27,8 +27,12 @@ const DRAIN_AFTER_DONE_MS = 5_000;
 export interface SseRelay<T, R> {
   /** The value an event's `data` gives the reader, or undefined for none; may throw an RpcError. */
   onEvent(data: string): T | undefined;
-  /** The stream's trailer, once the events are over (`[DONE]`, or the body's end). */
-  onEnd(): R;
+  /**
+   * The stream's trailer, once the events are over: `done` when OpenAI's `[DONE]` ended them,
+   * false when the body simply ended (it may throw: an answer that stops without saying it is
+   * complete is a broken one).
+   */
+  onEnd(done: boolean): R;
   /** The error for a body that broke before its end. */
   onBroken(error: Error): RpcError;
   /**
@@ -66,11 +70,11 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     stream.fail(RpcError.from(error, RpcCode.INTERNAL));
     body.destroy();
   };
-  const finish = (): void => {
+  const finish = (done: boolean): void => {
     if (over) return;
     let trailer: R;
     try {
-      trailer = relay.onEnd();
+      trailer = relay.onEnd(done);
     } catch (error) {
       return fail(error);
     }
@@ -85,7 +89,7 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
   const parser = createParser({
     onEvent: (event) => {
       if (over) return;
-      if (event.data === '[DONE]') return finish();
+      if (event.data === '[DONE]') return finish(true);
       if (events++ > 0 && event.data.length > MAX_SSE_EVENT_CHARS) return fail(tooLarge(MAX_SSE_EVENT_CHARS));
       let value: T | undefined;
       try {
@@ -104,20 +108,26 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
         });
       }
     },
-    onError: (error) =>
-      fail(
-        error.type === 'max-buffer-size-exceeded'
-          ? tooLarge(maxBufferChars)
-          : new RpcError(RpcCode.INTERNAL, `engine sent a malformed SSE stream: ${error.message}`),
-      ),
+    // The SSE specification has a reader ignore what it does not understand (an unknown field,
+    // a `retry` that is not a number): only an event past the size limit fails the stream.
+    onError: (error) => {
+      if (error.type === 'max-buffer-size-exceeded') fail(tooLarge(maxBufferChars));
+    },
     maxBufferSize: maxBufferChars,
   });
   body.setEncoding('utf8');
+  let first = true;
   body.on('data', (text: string) => {
-    if (!over) parser.feed(text);
+    if (over) return;
+    // A byte-order mark before the first event is not part of it (the specification strips it).
+    if (first) {
+      first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    parser.feed(text);
   });
-  // Some engines end the body without [DONE]: the events are over all the same.
-  body.on('end', finish);
+  // Some engines end the body without [DONE]: the events are over, if the relay agrees.
+  body.on('end', () => finish(false));
   body.on('error', (error) => fail(relay.onBroken(error)));
   body.on('close', () => {
     if (!body.readableEnded) fail(relay.onBroken(new Error('the connection closed before the answer ended')));

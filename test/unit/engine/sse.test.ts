@@ -60,8 +60,25 @@ describe('relaySse', () => {
     expect(source.readableEnded).toBe(true);
   });
 
-  it('ends normally when the body ends without [DONE]', async () => {
+  it('ends normally when the body ends without [DONE], and tells the relay it did', async () => {
     expect(await read(relaySse(body(['data: one\n\n']), relay()))).toEqual({ values: ['one'], trailer: 1 });
+    const ends: boolean[] = [];
+    await read(relaySse(body(['data: one\n\n']), { ...relay(), onEnd: (done) => ends.push(done) }));
+    await read(relaySse(body(['data: one\n\ndata: [DONE]\n\n']), { ...relay(), onEnd: (done) => ends.push(done) }));
+    expect(ends).toEqual([false, true]);
+    // A relay that finds the answer incomplete without [DONE] fails the stream.
+    const refusing = {
+      ...relay(),
+      onEnd: (): number => {
+        throw new RpcError(RpcCode.UNAVAILABLE, 'cut short');
+      },
+    };
+    await expect(read(relaySse(body(['data: one\n\n']), refusing))).rejects.toThrow(/cut short/);
+  });
+
+  it('ignores what the SSE specification says to ignore: a leading byte-order mark, unknown fields, a retry that is no number, a bare line', async () => {
+    const source = body(['\uFEFFdata: one\n\n', 'x-trace: 1\nretry: soon\nping\ndata: two\n\n', 'data: [DONE]\n\n']);
+    expect(await read(relaySse(source, relay()))).toEqual({ values: ['one', 'two'], trailer: 2 });
   });
 
   it('destroys the body when the reader leaves early', async () => {
