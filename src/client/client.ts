@@ -477,7 +477,7 @@ class Client implements RpcClient {
     return directory;
   }
 
-  /** Closes connections to providers that left every directory. */
+  /** Closes connections to providers that left every directory, and forgets their statistics and health. */
   #prune(): void {
     const live = new Set<string>();
     for (const directory of this.#directories.values()) {
@@ -485,6 +485,7 @@ class Client implements RpcClient {
     }
     this.#pool.retainOnly(live);
     this.#stats.retainOnly(live);
+    this.#health.retainOnly(live);
   }
 }
 

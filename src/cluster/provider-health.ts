@@ -250,6 +250,19 @@ export class ProviderHealth {
     return breaker.halfOpen ? 'half-open' : breaker.opened ? 'open' : 'closed';
   }
 
+  /**
+   * Forgets the providers not in `live` (the addresses every directory lists), stopping their
+   * breakers: a registry churning through new addresses must not leave a record and a breaker
+   * timer behind for every address ever called. A provider that comes back starts afresh.
+   */
+  retainOnly(live: ReadonlySet<string>): void {
+    for (const [address, entry] of this.#entries) {
+      if (live.has(address)) continue;
+      entry.breaker?.shutdown();
+      this.#entries.delete(address);
+    }
+  }
+
   /** Stops every breaker's timers. */
   close(): void {
     if (this.#ticker !== undefined) clearInterval(this.#ticker);

@@ -41,6 +41,9 @@ const NO_COUNTS: ProviderTotals = { attempts: 0, failed: 0, shed: 0, broken: 0, 
  * left, died, draining, breaker opened / half-open / closed, ejected, readmitted. At most
  * `maxEvents` events are kept.
  */
+/** Providers that left the registry kept on the fleet view at most (the newest). */
+const MAX_DOWN = 256;
+
 export class FleetHistory {
   readonly #clients: readonly WatchedClient[];
   readonly #metrics: ShuttleMetrics;
@@ -89,6 +92,13 @@ export class FleetHistory {
       this.#event(now, status, kind, why);
     }
     for (const [key, entry] of this.#down) if (now - entry.since > this.#retentionMs) this.#down.delete(key);
+    // Bounded by count too: a registry churning through new addresses (hundreds a second) would
+    // otherwise keep every one of them, metadata and all, for the whole retention time. The
+    // oldest go first (a Map keeps insertion order).
+    for (const key of this.#down.keys()) {
+      if (this.#down.size <= MAX_DOWN) break;
+      this.#down.delete(key);
+    }
   }
 
   /** The providers (up, draining, then down) with their counts, and the events. */

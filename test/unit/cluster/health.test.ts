@@ -47,6 +47,20 @@ describe('circuit breakers', () => {
     health.close();
   });
 
+  it('forget the providers that left, breaker and ejection with them, and keep the ones still listed', async () => {
+    const health = new ProviderHealth(
+      { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 60_000, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },
+      { consecutiveFailures: 2, baseMs: 60_000, maxMs: 120_000, maxPercent: 100 },
+    );
+    for (const address of ['a', 'b', 'c']) for (let i = 0; i < 2; i++) await health.run(address, fail()).catch(() => {});
+    expect(['a', 'b', 'c'].map((address) => health.breakerState(address))).toEqual(['open', 'open', 'open']);
+    health.retainOnly(new Set(['b']));
+    expect(['a', 'b', 'c'].map((address) => health.breakerState(address))).toEqual([undefined, 'open', undefined]);
+    expect(health.ejection('a').ejected).toBe(false);
+    expect(health.ejection('b').ejected).toBe(true);
+    health.close();
+  });
+
   it('send the other calls elsewhere, without spending budget, while the half-open probe runs', async () => {
     const health = new ProviderHealth(
       { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 50, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },

@@ -36,6 +36,21 @@ describe('the fleet history behind the dashboard', () => {
     }
   });
 
+  it('keeps at most the 256 newest providers that went away, however fast the registry churns', async () => {
+    let listed: ProviderStatus[] = [];
+    const fleet = new FleetHistory([{ providers: () => listed }], new ShuttleMetrics(), 600_000);
+    for (let port = 1; port <= 2000; port++) {
+      listed = [status(`p${port}`, port)];
+      fleet.sample(port);
+    }
+    listed = [];
+    fleet.sample(3000);
+    const snapshot = await fleet.snapshot(3001);
+    expect(snapshot.providers).toHaveLength(256);
+    expect(snapshot.providers.some((entry) => entry.status.address === '127.0.0.1:2000')).toBe(true);
+    expect(snapshot.providers.some((entry) => entry.status.address === '127.0.0.1:1')).toBe(false);
+  });
+
   it('keeps a provider that went away as down, with why, for the retention period, and records the events', async () => {
     let listed: ProviderStatus[] = [status('a', 1), status('b', 2), status('c', 3)];
     const metrics = new ShuttleMetrics();
