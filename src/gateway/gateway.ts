@@ -198,12 +198,24 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       );
     }
   };
-  /** Aborts when the HTTP client disconnects before its answer is complete. */
+  /**
+   * Aborts when the HTTP client disconnects before its answer is complete. The socket is
+   * watched as well as the response: a response queued behind an earlier one on a pipelined
+   * connection never emits 'close' when the client goes away, and its call would hold its
+   * admission slot for good.
+   */
   const clientGone = (reply: FastifyReply): AbortSignal => {
     const controller = new AbortController();
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort(new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected'));
-    });
+    const response = reply.raw;
+    const socket = response.socket ?? reply.request.raw.socket;
+    const gone = (): void => {
+      socket?.off('close', gone);
+      if (!response.writableFinished) controller.abort(new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected'));
+    };
+    response.once('close', gone);
+    socket?.once('close', gone);
+    // A keep-alive socket outlives its requests: its listener goes with the answer.
+    response.once('finish', () => socket?.off('close', gone));
     return controller.signal;
   };
   const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {

@@ -71,14 +71,20 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   // promise while the socket takes the text, which is almost always.
   const write = (text: string): Promise<void> | undefined => {
     if (response.write(text) || response.destroyed) return undefined;
+    // The client leaving ends the wait too: a response queued behind another on a pipelined
+    // connection never emits 'drain' or 'close' once the client has gone.
     return new Promise<void>((resolve) => {
+      const signal = context.signal;
       const done = (): void => {
         response.off('drain', done);
         response.off('close', done);
+        signal.removeEventListener('abort', done);
         resolve();
       };
       response.on('drain', done);
       response.on('close', done);
+      if (signal.aborted) return done();
+      signal.addEventListener('abort', done, { once: true });
     });
   };
   const open = (): void => {

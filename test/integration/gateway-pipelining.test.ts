@@ -1,0 +1,67 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEngineWorker, type EngineWorker } from 'shuttle-rpc/engine';
+import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
+import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
+import { tempDir } from '../helpers/tmp.js';
+
+/*
+ * HTTP pipelining against the gateway: a client that sends several streaming requests on one
+ * connection and leaves. The responses queued behind the first never see the client go.
+ */
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let engine: FakeEngine;
+let worker: EngineWorker;
+let gateway: Gateway;
+
+beforeAll(async () => {
+  dir = await tempDir();
+  engine = await startFakeEngine({ models: ['m'], tokens: 1_000_000, tokenDelayMs: 1 });
+  const registry = `file://${dir.dir}`;
+  worker = await startEngineWorker({ url: engine.url, name: 'w', slots: 4, metricsUrl: false, server: { registry, host: '127.0.0.1', port: 0, log: false } });
+  gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { maxWaitMs: 3000 }, log: false });
+}, 30_000);
+
+afterAll(async () => {
+  await gateway?.close();
+  await worker?.close();
+  await engine?.close();
+  await dir?.remove();
+});
+
+function chat(maxTokens: number): string {
+  const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens, stream: true });
+  return `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+describe('pipelined requests', () => {
+  it('a client that pipelines long streams and leaves gives back every admission slot: the next requests are all served', async () => {
+    // Four connections, each with two long streams pipelined: the second of each is queued
+    // behind the first. Each client reads a little, then goes.
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const socket = net.connect({ host: '127.0.0.1', port: gateway.port });
+        await new Promise<void>((resolve) => socket.once('connect', resolve));
+        socket.on('error', () => {});
+        socket.write(chat(100_000) + chat(100_000));
+        await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        socket.destroy();
+      }),
+    );
+    // The worker has 4 slots: with any slot still held, some of these would wait past the
+    // admission's 3 s and be refused.
+    const statuses = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 }),
+        });
+        await response.arrayBuffer();
+        return response.status;
+      }),
+    );
+    expect(statuses).toEqual([200, 200, 200, 200]);
+  }, 30_000);
+});
