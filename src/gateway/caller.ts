@@ -23,8 +23,32 @@ export function callerOf(request: FastifyRequest, apiKeyTenants: ReadonlyMap<str
   if (header !== undefined && !TENANT.test(header)) {
     throw new BadRequest('the x-tenant-id header must be 1 to 64 letters, digits or . _ : @ -', null);
   }
-  const tenant = (token === undefined ? undefined : apiKeyTenants.get(token)) ?? header ?? `ip:${request.ip}`;
+  const keyed = token === undefined ? undefined : apiKeyTenants.get(token);
+  // A tenant an API key maps to is reached with that key only: a header naming it would let
+  // anyone without the key spend that tenant's share and fill its queue.
+  if (keyed === undefined && header !== undefined && isKeyTenant(apiKeyTenants, header)) {
+    throw new BadRequest(
+      `tenant ${JSON.stringify(header)} is reached with its API key (Authorization: Bearer …), not with the x-tenant-id header`,
+      null,
+      401,
+      'invalid_api_key',
+    );
+  }
+  const tenant = keyed ?? header ?? `ip:${request.ip}`;
   return { tenant, priority: priorityOf(single(request.headers['x-priority'], 'x-priority')) };
+}
+
+/** Tenants named by API keys, per key map (built once per map). */
+const keyTenants = new WeakMap<ReadonlyMap<string, string>, ReadonlySet<string>>();
+
+function isKeyTenant(apiKeyTenants: ReadonlyMap<string, string>, tenant: string): boolean {
+  if (apiKeyTenants.size === 0) return false;
+  let tenants = keyTenants.get(apiKeyTenants);
+  if (tenants === undefined) {
+    tenants = new Set(apiKeyTenants.values());
+    keyTenants.set(apiKeyTenants, tenants);
+  }
+  return tenants.has(tenant);
 }
 
 function priorityOf(value: string | undefined): number {
