@@ -19,6 +19,8 @@ export type { GatewayHttpLimits } from './http-limits.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
 import { BadRequest, toOpenAiError } from './openai-errors.js';
 import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
+import { checkJson } from '../serializer/json-guard.js';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -151,6 +153,21 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
   if (options.metrics !== undefined) countRequests(app, options.metrics);
   app.setErrorHandler((error, request, reply) => fail(request, reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
+  // JSON bodies are priced before they are parsed (nesting depth, values, keys, decoded size),
+  // as RPC payloads are: JSON.parse builds everything at once, so 8 MB of nested brackets cost
+  // a second of the event loop and hundreds of megabytes, and later code that walks the value
+  // recursively overflowed the stack. Fastify's own parser then parses (it refuses prototype keys).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    try {
+      checkJson(body as string, Buffer.byteLength(body as string), BODY_LIMITS);
+    } catch (error) {
+      done(new BadRequest(`the request body is refused: ${RpcError.from(error).rawMessage}`), undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
   app.setNotFoundHandler((request, reply) =>
     fail(
       request,
@@ -315,6 +332,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 }
 
 /** Fastify's own body rejections, said the way the rest of the gateway says things. */
+/** What a request body may hold: JSON nested at most 32 deep, and far fewer values than an RPC payload. */
+const BODY_LIMITS: DecodeLimits = { ...DEFAULT_DECODE_LIMITS, maxDepth: 32, maxElements: 200_000 };
+
 function bodyError(error: unknown, contentType: string | undefined, maxBodyBytes: number): unknown {
   switch ((error as { code?: string }).code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -6,8 +6,9 @@ import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { tempDir } from '../helpers/tmp.js';
 
 /*
- * HTTP pipelining against the gateway: a client that sends several streaming requests on one
- * connection and leaves. The responses queued behind the first never see the client go.
+ * Hostile HTTP clients against the gateway: one that pipelines several streaming requests on one
+ * connection and leaves (the responses queued behind the first never see it go), and bodies
+ * that cost far more to parse than their size.
  */
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let engine: FakeEngine;
@@ -64,4 +65,29 @@ describe('pipelined requests', () => {
     );
     expect(statuses).toEqual([200, 200, 200, 200]);
   }, 30_000);
+});
+
+describe('request bodies', () => {
+  it('refuses JSON nested deeper than 32 levels with a 400 before parsing it, in any field, and stays responsive', async () => {
+    const deep = `${'['.repeat(2_000_000)}${']'.repeat(2_000_000)}`;
+    for (const body of [
+      `{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":${deep}}`,
+      `{"model":${deep}}`,
+      `{"model":"m","messages":[{"role":${'['.repeat(5000)}${']'.repeat(5000)},"content":"hi"}]}`,
+    ]) {
+      const started = performance.now();
+      const response = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const answer = (await response.json()) as { error: { message: string; type: string } };
+      expect(response.status).toBe(400);
+      expect(answer.error.message).toMatch(/the request body is refused: .*deeper than 32/);
+      expect(performance.now() - started).toBeLessThan(1000);
+    }
+    // A well-formed request right after is answered.
+    const ok = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 2 }),
+    });
+    expect(ok.status).toBe(200);
+  });
 });
