@@ -199,6 +199,7 @@ export class AdmissionQueue implements Admission {
   }
 
   #start(tenant: TenantState, priority: number, tokens: number, enqueuedAt: number, now: number): Ticket {
+    this.#drain.busy(now);
     this.#running++;
     tenant.running++;
     tenant.charge(tokens, now);
@@ -217,6 +218,7 @@ export class AdmissionQueue implements Admission {
         this.#drain.record(at);
         this.#forget(tenant, at);
         this.#pump();
+        if (this.#running === 0 && this.#queued === 0) this.#drain.idle(at);
       },
     };
   }
