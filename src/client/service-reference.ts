@@ -367,13 +367,23 @@ class Attempt implements ClusterCall {
       // handler that throws at once — is a failed attempt for the breaker, ejection, the retry
       // budget and failover alike, as a failed unary call is. Failures after the first chunk
       // reach the reader.
-      const opened = settle(() =>
-        parts.health.run(
-          address,
-          () => connection.openStream(invocation, parts.serializer).then((stream) => stream.firstEvent().then(() => stream)),
+      const health = parts.health;
+      const record = health.record(address);
+      // The breaker admits the attempt and times a half-open probe on the request's sending (a
+      // probe must not wait for a first token that a long prompt takes seconds to compute);
+      // the outcome it counts is the attempt's.
+      const sent = settle(() =>
+        health.guard(
+          record,
+          () => connection.openStream(invocation, parts.serializer),
           // Opened after its breaker probe had timed out: the caller has its error; stop the provider.
           (late) => void late[Symbol.asyncIterator]().return?.(),
         ),
+      );
+      const opened = sent.then((stream) => stream.firstEvent().then(() => stream));
+      opened.then(
+        () => health.succeeded(record),
+        (error: unknown) => health.failed(record, error),
       );
       opened.then(
         (stream) => {

@@ -126,8 +126,17 @@ describe('file registry: a folder that stops being private is not read', () => {
     cleanups.push(() => rm(open, { recursive: true, force: true }));
     await mkdir(path.join(open, 'services', 'test.Echo'), { recursive: true });
     await writeFile(recordFile(open, bait.port), JSON.stringify(record(bait.port)));
-    await rm(dir, { recursive: true, force: true });
-    await symlink(open, dir);
+    // The provider's heartbeat (and the view's own check) may recreate the folder between the
+    // two steps: try again until the link is in its place.
+    for (let attempt = 0; ; attempt++) {
+      await rm(dir, { recursive: true, force: true });
+      try {
+        await symlink(open, dir);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 50) throw error;
+      }
+    }
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(seen).not.toContain(`127.0.0.1:${bait.port}`);
   });

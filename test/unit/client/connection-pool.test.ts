@@ -60,12 +60,13 @@ describe('ConnectionPool', () => {
     expect(connections.isDown('10.0.0.1:1')).toBe(true);
   });
 
-  it('retainOnly closes, gracefully, the connections to addresses that left and forgets them', () => {
+  it('retainOnly closes, gracefully, the connections to addresses that left and forgets them; close() ends their wait', async () => {
     const { transport, pool: connections } = pool();
     const kept = connections.get('10.0.0.1', 1);
     const gone = connections.get('10.0.0.1', 2);
     connections.retainOnly(new Set(['10.0.0.1:1']));
-    expect(transport.connection('10.0.0.1:2')!.closes).toEqual([{ graceful: true }]);
+    // Their calls in flight run to their own deadlines: no wait of the pool's own.
+    expect(transport.connection('10.0.0.1:2')!.closes).toEqual([{ graceful: true, timeoutMs: 2_147_483_647 }]);
     expect(transport.connection('10.0.0.1:1')!.closes).toEqual([]);
     expect(connections.state('10.0.0.1:2')).toBe('none');
     expect(connections.get('10.0.0.1', 1)).toBe(kept);
@@ -73,6 +74,12 @@ describe('ConnectionPool', () => {
     const back = connections.get('10.0.0.1', 2);
     expect(back).not.toBe(gone);
     expect(transport.connects).toHaveLength(3);
+    // Closing the pool closes the departed provider's connection again, with the pool's options.
+    await connections.close({ graceful: false, timeoutMs: 0 });
+    expect((gone as unknown as { closes: unknown[] }).closes).toEqual([
+      { graceful: true, timeoutMs: 2_147_483_647 },
+      { graceful: false, timeoutMs: 0 },
+    ]);
   });
 
   it('close() closes every connection with its options and resolves only when all have closed', async () => {
