@@ -91,7 +91,8 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
+      // No Connection header of its own: Node answers keep-alive or close as the request asked
+      // (a client that sent `Connection: close` reads until the connection closes).
       'x-accel-buffering': 'no',
       'x-request-id': context.requestId,
     });

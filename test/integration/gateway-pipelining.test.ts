@@ -30,9 +30,9 @@ afterAll(async () => {
   await dir?.remove();
 });
 
-function chat(maxTokens: number): string {
+function chat(maxTokens: number, extraHeaders = ''): string {
   const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens, stream: true });
-  return `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  return `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n${extraHeaders}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 describe('pipelined requests', () => {
@@ -65,6 +65,23 @@ describe('pipelined requests', () => {
     );
     expect(statuses).toEqual([200, 200, 200, 200]);
   }, 30_000);
+});
+
+describe('connection handling', () => {
+  it('a streaming answer to a request that says Connection: close ends with the connection', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: gateway.port });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(chat(8, 'connection: close\r\n'));
+    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still open'), 5000))]);
+    socket.destroy();
+    expect(outcome).toBe('closed');
+    expect(received).toMatch(/^HTTP\/1\.1 200/);
+    expect(received).toMatch(/connection: close/i);
+    expect(received).toContain('data: [DONE]');
+  });
 });
 
 describe('request bodies', () => {
