@@ -120,8 +120,13 @@ function object(body: unknown): Record<string, unknown> {
 
 function modelOf(fields: Record<string, unknown>): string {
   if (typeof fields.model !== 'string' || fields.model === '') throw new BadRequest(`model must be a non-empty string, got ${describe(fields.model)}`, 'model');
+  // The name goes back in every event of a stream: a megabyte of it would come back a thousand times.
+  if (fields.model.length > MAX_MODEL_CHARS) throw new BadRequest(`model must be at most ${MAX_MODEL_CHARS} characters, got ${fields.model.length}`, 'model');
   return fields.model;
 }
+
+/** The longest model name accepted (Hugging Face ids with a LoRA name are well under it). */
+const MAX_MODEL_CHARS = 256;
 
 function number(value: unknown, param: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)

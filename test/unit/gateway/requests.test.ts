@@ -56,6 +56,10 @@ describe('OpenAI request bodies', () => {
   it('names the field and the value of every bad input', () => {
     expect(fails(() => parseChat([])).message).toMatch(/the request body must be a JSON object, got \[\]/);
     expect(fails(() => parseChat({ messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({ param: 'model' });
+    expect(fails(() => parseChat({ model: 'm'.repeat(257), messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({
+      param: 'model',
+      message: 'model must be at most 256 characters, got 257',
+    });
     expect(fails(() => parseChat({ model: 'm', messages: 'hi' }))).toMatchObject({
       param: 'messages',
       message: 'messages must be a non-empty array, got "hi"',
