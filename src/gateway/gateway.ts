@@ -13,7 +13,7 @@ import { FleetView } from './fleet-view.js';
 import { callerOf } from './caller.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
 import { countRequests, withMetrics } from './gateway-metrics.js';
-import { httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
+import { gatewayConnectionLimits, httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
 
 export type { GatewayHttpLimits } from './http-limits.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
@@ -21,6 +21,7 @@ import { BadRequest, toOpenAiError } from './openai-errors.js';
 import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
 import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
+import { Transform } from 'node:stream';
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -111,6 +112,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
   const log = createLogger(options.log, 'gateway');
   const httpOptions = httpServerOptions(options.http, timeoutMs);
+  const connectionLimits = gatewayConnectionLimits(options.http);
 
   const ownsClient = options.client === undefined || !isClient(options.client);
   const client = isClient(options.client) ? options.client : await createClient(withMetrics(options.client ?? {}, options.metrics));
@@ -127,6 +129,45 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
   const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true, ...httpOptions });
+  app.server.maxConnections = connectionLimits.maxConnections;
+  // Bodies still arriving share one budget: each byte is charged as it comes and given back
+  // once the body is parsed or the request is gone.
+  let bufferedBodyBytes = 0;
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    let charged = 0;
+    const release = (): void => {
+      bufferedBodyBytes -= charged;
+      charged = 0;
+    };
+    request.raw.once('close', release);
+    requestReleases.set(request, release);
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        if (bufferedBodyBytes + chunk.length > connectionLimits.maxBufferedBodyBytes) {
+          callback(
+            new BadRequest(
+              `the gateway is receiving ${bufferedBodyBytes} bytes of request bodies, its limit (http.maxBufferedBodyBytes ${connectionLimits.maxBufferedBodyBytes}); try again shortly`,
+              null,
+              503,
+              null,
+              retryAfterSeconds,
+            ),
+          );
+          return;
+        }
+        bufferedBodyBytes += chunk.length;
+        charged += chunk.length;
+        // Fastify compares the bytes received with content-length through this property.
+        (counted as unknown as { receivedEncodedLength: number }).receivedEncodedLength += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    (counted as unknown as { receivedEncodedLength: number }).receivedEncodedLength = 0;
+    payload.on('error', (error) => counted.destroy(error));
+    return payload.pipe(counted);
+  });
+  const requestReleases = new WeakMap<FastifyRequest, () => void>();
+  app.addHook('preValidation', async (request) => requestReleases.get(request)?.());
   const requestIds = new WeakMap<FastifyRequest, string>();
   const idOf = (request: FastifyRequest): string => requestIds.get(request) ?? request.id;
   // Every answer names its request, so a client can quote the id that the log has.

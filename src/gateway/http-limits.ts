@@ -25,9 +25,40 @@ export interface GatewayHttpLimits {
   keepAliveTimeoutMs?: number;
   /** A keep-alive connection is closed after this many requests; 0 (the default) for no limit. */
   maxRequestsPerSocket?: number;
+  /** Connections open at once; past it new ones are closed as they arrive. 10,000 by default. */
+  maxConnections?: number;
+  /**
+   * Bytes of request bodies still arriving, all requests together; a body that would pass it
+   * is answered 503 with Retry-After. 256 MiB by default: without it 600 clients each sending
+   * all but the last byte of an 8 MiB body held 4.8 GB.
+   */
+  maxBufferedBodyBytes?: number;
 }
 
-const KEYS = optionKeys<GatewayHttpLimits>()(['headersTimeoutMs', 'requestTimeoutMs', 'connectionTimeoutMs', 'keepAliveTimeoutMs', 'maxRequestsPerSocket']);
+const KEYS = optionKeys<GatewayHttpLimits>()([
+  'headersTimeoutMs',
+  'requestTimeoutMs',
+  'connectionTimeoutMs',
+  'keepAliveTimeoutMs',
+  'maxRequestsPerSocket',
+  'maxConnections',
+  'maxBufferedBodyBytes',
+]);
+
+/** The limits the gateway applies itself, beside Fastify's server options. */
+export interface GatewayConnectionLimits {
+  readonly maxConnections: number;
+  readonly maxBufferedBodyBytes: number;
+}
+
+/** Checks the `http` keys the gateway applies itself. */
+export function gatewayConnectionLimits(option: unknown): GatewayConnectionLimits {
+  const given = (option ?? {}) as Record<string, unknown>;
+  return {
+    maxConnections: checkInt('gateway http.maxConnections', given['maxConnections'], 1, 10_000_000, 10_000),
+    maxBufferedBodyBytes: checkInt('gateway http.maxBufferedBodyBytes', given['maxBufferedBodyBytes'], 1024, 2 ** 40, 256 * 1024 * 1024),
+  };
+}
 
 /**
  * How often Node checks its open requests against the header and request timeouts; those

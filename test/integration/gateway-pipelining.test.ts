@@ -108,3 +108,43 @@ describe('request bodies', () => {
     expect(ok.status).toBe(200);
   });
 });
+
+describe('bodies still arriving', () => {
+  it('share one budget: past http.maxBufferedBodyBytes a body is answered 503 with Retry-After, and the budget comes back when the senders go', async () => {
+    const small = await startGateway({
+      port: 0,
+      client: { registry: `file://${dir.dir}`, config: false, log: false },
+      http: { maxBufferedBodyBytes: 64 * 1024 },
+      log: false,
+    });
+    try {
+      const head = (length: number): string =>
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+      const stalled: net.Socket[] = [];
+      const answers: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const socket = net.connect({ host: '127.0.0.1', port: small.port });
+        await new Promise<void>((resolve) => socket.once('connect', resolve));
+        socket.on('error', () => {});
+        socket.on('data', (chunk: Buffer) => (answers[i] = (answers[i] ?? '') + chunk.toString()));
+        // 30 KB of a declared 100 KB body, then nothing.
+        socket.write(head(100_000) + `{"model":"m","pad":"${'x'.repeat(30_000)}`);
+        stalled.push(socket);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(answers[2] ?? '').toMatch(/^HTTP\/1\.1 503/);
+      expect(answers[2]).toMatch(/retry-after: \d+/i);
+      expect(answers[2]).toMatch(/http\.maxBufferedBodyBytes 65536/);
+      for (const socket of stalled) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const ok = await fetch(`${small.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+      });
+      expect(ok.status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { httpServerOptions } from '../../../src/gateway/http-limits.js';
+import { gatewayConnectionLimits, httpServerOptions } from '../../../src/gateway/http-limits.js';
 
 describe('gateway http limits', () => {
   it('default to bounds that never cut a generation short, and pass through as Fastify and Node options', () => {
@@ -22,5 +22,14 @@ describe('gateway http limits', () => {
     );
     expect(() => httpServerOptions({ requestTimeoutMs: 0 }, 1000)).toThrow(/invalid gateway http\.requestTimeoutMs: 0 \(allowed: an integer from 1 to/);
     expect(() => httpServerOptions('fast', 1000)).toThrow(/invalid gateway http: "fast"/);
+  });
+});
+
+describe('the gateway connection limits', () => {
+  it('default to 10,000 connections and 256 MiB of bodies arriving, and name a bad value', () => {
+    expect(gatewayConnectionLimits(undefined)).toEqual({ maxConnections: 10_000, maxBufferedBodyBytes: 256 * 1024 * 1024 });
+    expect(gatewayConnectionLimits({ maxConnections: 50, maxBufferedBodyBytes: 4096 })).toEqual({ maxConnections: 50, maxBufferedBodyBytes: 4096 });
+    expect(() => gatewayConnectionLimits({ maxConnections: 0 })).toThrow(/invalid gateway http\.maxConnections: 0 \(allowed: an integer from 1 to/);
+    expect(() => gatewayConnectionLimits({ maxBufferedBodyBytes: 10 })).toThrow(/invalid gateway http\.maxBufferedBodyBytes: 10/);
   });
 });
