@@ -10,6 +10,8 @@ import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
+import { thrownMessage } from '../errors/errors.js';
+import { checkLoad } from '../registry/record-check.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
   type BudgetUse,
@@ -422,23 +424,45 @@ class RunningServer implements RpcServer {
 
   /** The provider's load now: the framework's own counts, completed by the `load()` callback. */
   snapshot(): LoadSnapshot {
-    let reported: ReturnType<NonNullable<ServerOptions['load']>> = {};
-    try {
-      reported = this.#parts.load?.() ?? {};
-    } catch {
-      // A failing load callback must not stop the provider; the framework's own counts still go out.
-    }
-    return {
+    const own: LoadSnapshot = {
       running: this.#parts.transports.reduce((sum, transport) => sum + transport.running, 0),
       waiting: 0,
       waitingUncachedTokens: 0,
       kvUsage: 0,
       tokensPerSecond: 0,
-      ...reported,
       timestamp: Date.now(),
       draining: this.#draining,
     };
+    let reported: unknown;
+    try {
+      reported = this.#parts.load?.();
+    } catch (error) {
+      // A failing load callback must not stop the provider; the framework's own counts still go out.
+      this.#loadProblem(`load() threw: ${thrownMessage(error)}`);
+      return own;
+    }
+    if (reported === undefined || reported === null) return own;
+    // What consumers would refuse is not published (they would drop the whole snapshot and keep
+    // an older one); the provider's own counts go out instead, and the problem is logged once.
+    const merged =
+      typeof reported === 'object' && !(reported instanceof Promise)
+        ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining }
+        : undefined;
+    const checked = merged === undefined ? 'load() must return an object of load figures synchronously' : checkLoad(merged);
+    if (typeof checked === 'string') {
+      this.#loadProblem(checked);
+      return own;
+    }
+    return checked;
   }
+
+  /** Logs, once per distinct problem (at most a few), what is wrong with the application's load figures. */
+  #loadProblem(problem: string): void {
+    if (this.#loadProblems.has(problem) || this.#loadProblems.size >= 8) return;
+    this.#loadProblems.add(problem);
+    this.#parts.log.warn({ problem }, "the load() callback's figures cannot be published; the provider's own counts are published instead");
+  }
+  readonly #loadProblems = new Set<string>();
 
   startLoadReports(): void {
     if (this.#parts.registry === undefined) return;

@@ -182,6 +182,29 @@ describe('logging', () => {
     );
   });
 
+  it('publishes only load figures consumers accept: bad ones from load() are replaced by the provider’s own counts, with one warning each', async () => {
+    const logs = logCollector();
+    let figures: unknown = { waiting: -5, kvUsage: 'high' };
+    const server = await createServer({
+      services: [new EchoService()],
+      registry: 'memory://load-checks',
+      load: (() => figures) as never,
+      loadIntervalMs: 20,
+      log: { stream: logs.stream },
+      config: false,
+    });
+    cleanups.push(() => server.close());
+    await waitUntil(() => server.lastLoad !== undefined, 'a load report');
+    expect(server.lastLoad).toMatchObject({ waiting: 0, kvUsage: 0, running: 0, draining: false });
+    figures = Promise.resolve({ waiting: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    figures = { waiting: 3, kvUsage: 0.5 };
+    await waitUntil(() => server.lastLoad?.waiting === 3, 'the good figures');
+    expect(server.lastLoad?.kvUsage).toBe(0.5);
+    const warnings = logs.lines.filter((line) => line['level'] === 40).map((line) => String(line['problem']));
+    expect(warnings).toEqual([expect.stringMatching(/^waiting: -5 is not a finite number >= 0/), 'load() must return an object of load figures synchronously']);
+  });
+
   it("warns when a provider is ejected and when its breaker opens, into the application's own pino logger", async () => {
     const logs = logCollector();
     const appLogger = pino({ level: 'info', base: { app: 'gateway' } }, logs.stream);
