@@ -75,7 +75,15 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
         return kvCache.stats;
       },
     });
-  const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, port: options.adminPort });
+  // An admin port that cannot be had stops the worker it would watch: a worker left serving
+  // with no ready line and no admin is one an operator cannot see.
+  const admin =
+    metrics === undefined
+      ? undefined
+      : await startAdminServer({ metrics, port: options.adminPort }).catch(async (error: unknown) => {
+          await worker.close();
+          throw error;
+        });
   writeOut(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`);
   await untilSignal();
   await worker.close();
@@ -101,7 +109,13 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     admission,
     client: { registry: await registryUrl(options) },
   });
-  const admin = metrics === undefined ? undefined : await startAdminServer({ metrics, clients: [gateway.client], port: options.adminPort });
+  const admin =
+    metrics === undefined
+      ? undefined
+      : await startAdminServer({ metrics, clients: [gateway.client], port: options.adminPort }).catch(async (error: unknown) => {
+          await gateway.close();
+          throw error;
+        });
   writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, ...adminField(admin) })}\n`);
   await untilSignal();
   await gateway.close();
