@@ -59,10 +59,13 @@ describe('file registry: only regular files, checked records', () => {
     const consumer = await startSteadyConsumer(`file://${dir}`);
     cleanups.push(() => consumer.child.stop());
     const bait = await trap();
-    const fifo = path.join(dir, 'services', 'test.Echo', 'zz.json');
+    // Named as records are, so that they are read (other names are not even opened).
+    const fifo = recordFile(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
     cleanups.push(() => releaseFifo(fifo));
-    await symlink('/etc/passwd', path.join(dir, 'services', 'test.Echo', 'link.json'));
+    await symlink('/etc/passwd', recordFile(dir, 'link'));
+    // Ten thousand planted files of other names are not read, and hide nothing.
+    await Promise.all(Array.from({ length: 10_000 }, (_, i) => writeFile(path.join(dir, 'services', 'test.Echo', `${String(i).padStart(7, '0')}.json`), '')));
     await writeFile(recordFile(dir, 'weight'), JSON.stringify(record(bait.port, 1e308)));
     await writeFile(recordFile(dir, 'infinite'), JSON.stringify(record(bait.port)).replace('"weight":100', '"weight":1e999'));
     await writeFile(recordFile(dir, 'port'), JSON.stringify(record(70000)));

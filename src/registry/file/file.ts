@@ -257,9 +257,18 @@ export class FileRegistry implements Registry {
     }
     const now = Date.now();
     const instances: ServiceInstance[] = [];
-    const records = names.filter((entry) => entry.endsWith('.json')).sort();
-    if (records.length > MAX_RECORDS) this.#guard.drop(folder, `${records.length} records, only the first ${MAX_RECORDS} are read`);
-    for (const name of records.slice(0, MAX_RECORDS)) {
+    // Only names a provider writes (version@group@address.json) are read: thousands of other
+    // files planted in the folder cost nothing and cannot push the real records past the cap.
+    const records = names.filter((entry) => RECORD_NAME.test(entry)).sort();
+    let reads = 0;
+    for (const name of records) {
+      // The cap counts records served, not files read, so refused and stale ones never hide
+      // good ones; reads are bounded too.
+      if (instances.length >= MAX_RECORDS || reads >= MAX_RECORD_READS) {
+        this.#guard.drop(folder, `${records.length} records, only ${reads} were read (${instances.length} served)`);
+        break;
+      }
+      reads++;
       const instance = await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance);
       if (instance === undefined || !matchesQuery(query, instance)) continue;
       const load = await this.#readFresh(
@@ -302,8 +311,12 @@ function unsegment(folder: string): string | undefined {
   }
 }
 
-/** Records read per service folder and poll: a bound on what a flood of files can cost. */
+/** Records served per service folder and poll. */
 const MAX_RECORDS = 10_000;
+/** Record files read per service folder and poll: a bound on what a flood of files can cost. */
+const MAX_RECORD_READS = 2 * MAX_RECORDS;
+/** The name of a record file, as a provider writes it: `version@group@address.json`, each part encoded. */
+const RECORD_NAME = /^[^@/]+@[^@/]+@[^@/]+\.json$/;
 
 let counter = 0;
 async function writeAtomically(file: string, content: string): Promise<void> {
