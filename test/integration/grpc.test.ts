@@ -260,6 +260,21 @@ describe('a shuttle consumer over gRPC', () => {
     }
   });
 
+  it('awaiting a streaming method, or iterating a unary one, through the envelope is refused at once with the fix, as over tcp', async () => {
+    const plainService = client.proxy<PlainApi>('test.Plain');
+    const started = Date.now();
+    const awaited = (await rejection(plainService.repeat({ value: 'x', times: 3 }) as unknown as Promise<unknown>)) as RpcError;
+    expect(awaited.code).toBe(RpcCode.FAILED_PRECONDITION);
+    expect(awaited.message).toMatch(/test\.Plain\.repeat is a server-streaming method: iterate the call/);
+    const iterated = (await rejection(
+      (async () => {
+        for await (const _ of plainService.echo(1) as unknown as AsyncIterable<unknown>);
+      })(),
+    )) as RpcError;
+    expect(iterated.message).toMatch(/test\.Plain\.echo is a unary method: await the call/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it("call metadata arrives as gRPC headers, without gRPC's own", async () => {
     const who = await client
       .proxy<PlainApi>('test.Plain')

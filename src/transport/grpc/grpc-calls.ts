@@ -8,7 +8,7 @@ import { ProviderCall, callDeadline, checkMode, goingAway } from '../provider-ca
 import { LOAD_REPORT_EVERY_MS, type CallHandler, type ResolvedMethod } from '../transport.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
-import { GROUP_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
+import { GROUP_HEADER, KIND_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
 import type { UnsentBudget } from './unsent-budget.js';
 
 /*
@@ -195,7 +195,10 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   };
   const method = handler.resolve({ service: route.service, version: header(VERSION_HEADER), group: header(GROUP_HEADER), method: route.method, meta });
   if (method instanceof RpcError) return method;
-  const wrongMode = checkMode(method, stream);
+  // A shuttle consumer says how it will read the answer; other gRPC clients are taken at the
+  // path's kind.
+  const declared = header(KIND_HEADER);
+  const wrongMode = checkMode(method, declared === 'unary' ? false : declared === 'stream' ? true : stream);
   if (wrongMode !== undefined) return wrongMode;
   let decoded: { value: unknown; serializer: Serializer | undefined };
   try {

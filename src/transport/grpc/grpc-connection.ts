@@ -167,7 +167,7 @@ export class GrpcConnection implements ClientConnection {
       );
     }
     const bytes = route.encodeRequest(invocation.request, serializer);
-    const metadata = toGrpcMetadata(invocation.metadata, invocation.version, invocation.group);
+    const metadata = toGrpcMetadata(invocation.metadata, invocation.version, invocation.group, invocation.stream ? 'stream' : 'unary');
     return { route, bytes, metadata, options: invocation.deadline === undefined ? {} : { deadline: invocation.deadline } };
   }
 

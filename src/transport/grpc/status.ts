@@ -12,6 +12,12 @@ import type { Metadata } from '../../call/invocation.js';
 export const VERSION_HEADER = 'shuttle-service-version';
 /** Request header naming the service group to call (absent: the default group ''). */
 export const GROUP_HEADER = 'shuttle-service-group';
+/**
+ * Request header a shuttle consumer sends: `unary` or `stream`, how it will read the answer. gRPC
+ * carries both kinds alike on the wire, so without it a unary call to a streaming method (made
+ * through a proxy that cannot know the method's kind) was served as a stream nobody read.
+ */
+export const KIND_HEADER = 'shuttle-call-kind';
 /** Trailer of a failed call: UTF-8 JSON `{ details?, retryAfterMs? }` of the RpcError. */
 export const ERROR_TRAILER = 'shuttle-error-bin';
 /** Trailer of a stream that ended normally with a return value. */
@@ -20,13 +26,13 @@ export const RESULT_TRAILER = 'shuttle-trailer-bin';
 export const LOAD_TRAILER = 'shuttle-load';
 
 /** Headers HTTP/2 and gRPC use themselves; they are not call metadata. */
-const TRANSPORT_HEADERS = new Set(['user-agent', 'content-type', 'te', 'accept-encoding', VERSION_HEADER, GROUP_HEADER, LOAD_TRAILER]);
+const TRANSPORT_HEADERS = new Set(['user-agent', 'content-type', 'te', 'accept-encoding', VERSION_HEADER, GROUP_HEADER, KIND_HEADER, LOAD_TRAILER]);
 
 /**
  * gRPC request metadata for a call. Keys are lower-cased by gRPC; a key or value gRPC cannot
  * carry (say `Bad Key` or a newline) fails the call INVALID_ARGUMENT naming it.
  */
-export function toGrpcMetadata(meta: Metadata, version: string, group: string): grpc.Metadata {
+export function toGrpcMetadata(meta: Metadata, version: string, group: string, kind?: 'unary' | 'stream'): grpc.Metadata {
   const metadata = new grpc.Metadata();
   try {
     for (const key in meta) {
@@ -41,6 +47,7 @@ export function toGrpcMetadata(meta: Metadata, version: string, group: string): 
   }
   if (version !== '') metadata.set(VERSION_HEADER, version);
   if (group !== '') metadata.set(GROUP_HEADER, group);
+  if (kind !== undefined) metadata.set(KIND_HEADER, kind);
   return metadata;
 }
 
