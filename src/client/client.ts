@@ -88,7 +88,11 @@ export interface ClientOptions {
   heartbeatIntervalMs?: number;
   /** Time without any answer to a HEARTBEAT before the connection is declared dead; 5 s by default. */
   heartbeatTimeoutMs?: number;
-  /** Largest response frame accepted; 8 MiB by default. */
+  /**
+   * Largest frame accepted from a provider, and the largest request sent (a larger one fails
+   * RESOURCE_EXHAUSTED before it leaves: the provider would refuse it and close the connection
+   * with every call on it); 8 MiB by default, as on providers.
+   */
   maxFrameBytes?: number;
   /** Reconnect backoff (gRPC defaults with a 30 s cap). */
   reconnect?: Partial<BackoffOptions>;

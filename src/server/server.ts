@@ -89,7 +89,7 @@ export interface ServerOptions {
   load?: () => Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>>;
   /** How often the load is published; 500 ms by default. */
   loadIntervalMs?: number;
-  /** Largest frame body accepted; 8 MiB by default. */
+  /** Largest frame body accepted, and the largest answer or stream chunk sent (a larger one fails its call RESOURCE_EXHAUSTED); 8 MiB by default. */
   maxFrameBytes?: number;
   /**
    * Connection limits (every transport): `maxConnections` (10,000), `maxConnectionsPerAddress`

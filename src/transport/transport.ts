@@ -144,7 +144,7 @@ export interface ConnectOptions {
   heartbeatIntervalMs: number;
   /** Declare the connection dead when nothing arrives this long after a heartbeat. */
   heartbeatTimeoutMs: number;
-  /** Largest message accepted from the provider. */
+  /** Largest message accepted from the provider, and the largest request sent. */
   maxFrameBytes: number;
   /** Reconnect backoff after a failed connect or a lost connection. */
   backoff: BackoffOptions;
