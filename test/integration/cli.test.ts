@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -256,6 +257,36 @@ describe('shuttle errors and help', () => {
     const { code, stderr } = await shuttle(...args);
     expect(code).toBe(exitCode);
     expect(stderr).toMatch(message);
+  });
+
+  it('gateway with an admin port that is taken stops, naming the cause, instead of serving without its admin', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const started = Date.now();
+      const { code, stderr } = await shuttle('gateway', '--port', '0', '--admin-port', String((taken.address() as net.AddressInfo).port));
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/EADDRINUSE/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it('a reader that closes the pipe before the output (shuttle ls | head -0) ends the command quietly', async () => {
+    const child = spawn(process.execPath, [bin, 'ls'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+    expect(code).toBe(0);
+  });
+
+  it('gateway with an empty --api-key (an unset variable) refuses to start', async () => {
+    const { code, stderr } = await shuttle('gateway', '--port', '0', '--api-key', '');
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/invalid gateway apiKey: "" \(allowed: a non-empty string/);
   });
 
   it('--help everywhere', async () => {
