@@ -63,7 +63,13 @@ export class AdmissionQueue implements Admission {
     if (this.#running < this.#capacityFor(priority, this.#capacity()) && tenant.blockedForMs(now) === 0) {
       return Promise.resolve(this.#start(tenant, priority, request.tokens, now, now));
     }
-    const full = this.#fullReason(tenant, request.tokens);
+    let full = this.#fullReason(tenant, request.tokens);
+    // A full queue makes room for a tenant that holds less of it than another does, by pushing
+    // out that other tenant's newest call of no higher priority (as fair queues drop from the
+    // fattest flow): one tenant filling the queue must not shut every other out of it.
+    if ((full === 'queue_full' || full === 'queue_tokens') && this.#pushOutFor(tenant, priority, request.tokens, full, now)) {
+      full = this.#fullReason(tenant, request.tokens);
+    }
     if (full !== undefined) {
       this.#forget(tenant, now);
       return refuse(full, this.#refusal(full, priority, tenant, now, request.deadline));
@@ -125,6 +131,7 @@ export class AdmissionQueue implements Admission {
           cleanup();
           resolve(this.#start(tenant, priority, request.tokens, now, this.#clock.now()));
         },
+        pushOut: (reason, error) => leave(reason, error as RpcError),
       };
       const cleanup = (): void => {
         cancelTimer();
@@ -251,6 +258,28 @@ export class AdmissionQueue implements Admission {
   /** Drops an idle tenant with nothing left to remember, so tenant names cannot grow memory. */
   #forget(tenant: TenantState, now: number): void {
     if (tenant.idle && tenant.bucketFull(now)) this.#tenants.delete(tenant.name);
+  }
+
+  /**
+   * Pushes out waiters of the tenant that holds the most of what is full (calls, or tokens)
+   * while the queue has no room for `tokens` of `tenant` and that tenant would still hold more
+   * than `tenant` with the new call; never a waiter of higher priority than `priority`. Whether
+   * any was pushed out.
+   */
+  #pushOutFor(tenant: TenantState, priority: number, tokens: number, full: 'queue_full' | 'queue_tokens', now: number): boolean {
+    const held = (each: TenantState): number => (full === 'queue_full' ? each.queued : each.queuedTokens);
+    const wanted = full === 'queue_full' ? 1 : tokens;
+    let pushed = false;
+    while (full === 'queue_full' ? this.#queued >= this.#options.maxQueued : this.#queuedTokens + tokens > this.#options.maxQueuedTokens) {
+      let fattest: TenantState | undefined;
+      for (const each of this.#waiting) if (each !== tenant && (fattest === undefined || held(each) > held(fattest))) fattest = each;
+      if (fattest === undefined || held(fattest) <= held(tenant) + wanted) return pushed;
+      const victim = fattest.newest();
+      if (victim === undefined || victim.priority > priority) return pushed;
+      victim.pushOut(full, this.#refusal(full, victim.priority, fattest, now, Infinity));
+      pushed = true;
+    }
+    return pushed;
   }
 
   #fullReason(tenant: TenantState, tokens: number): RefusalReason | undefined {

@@ -6,6 +6,11 @@ export interface Waiter {
   readonly enqueuedAt: number;
   /** Settles the caller's promise: admitted, or failed with the error. */
   settle(error?: Error): void;
+  /**
+   * Takes the waiter out of the queue and refuses it with `error` (reason `reason`): the queue
+   * pushing out a tenant's newest call to make room for a tenant that holds less of it.
+   */
+  pushOut(reason: 'queue_full' | 'queue_tokens', error: Error): void;
 }
 
 /** A tenant's limits with every default filled in. */
@@ -32,6 +37,8 @@ export class TenantState {
   counter = 0;
   running = 0;
   queued = 0;
+  /** Estimated tokens of this tenant's waiters. */
+  queuedTokens = 0;
   readonly #byPriority = new Map<number, Set<Waiter>>();
   #bucket: number;
   #bucketAt: number;
@@ -53,6 +60,7 @@ export class TenantState {
     if (fifo === undefined) this.#byPriority.set(waiter.priority, (fifo = new Set()));
     fifo.add(waiter);
     this.queued++;
+    this.queuedTokens += waiter.tokens;
   }
 
   /** Removes a waiter (admitted, timed out or aborted); false when it was not queued. */
@@ -61,7 +69,23 @@ export class TenantState {
     if (fifo === undefined || !fifo.delete(waiter)) return false;
     if (fifo.size === 0) this.#byPriority.delete(waiter.priority);
     this.queued--;
+    this.queuedTokens -= waiter.tokens;
     return true;
+  }
+
+  /** The waiter worth least: the newest at the lowest priority. */
+  newest(): Waiter | undefined {
+    let lowest: Set<Waiter> | undefined;
+    let at = Infinity;
+    for (const [priority, fifo] of this.#byPriority) {
+      if (priority < at) {
+        at = priority;
+        lowest = fifo;
+      }
+    }
+    let last: Waiter | undefined;
+    if (lowest !== undefined) for (const waiter of lowest) last = waiter;
+    return last;
   }
 
   /** The oldest waiter at `priority`, if any. */

@@ -118,3 +118,47 @@ describe('AdmissionQueue: fair share across tenants', () => {
     expect(firstSix.filter((label) => label.startsWith('b')).length).toBe(3);
   });
 });
+
+describe('AdmissionQueue: a full queue makes room for the tenant that holds less of it', () => {
+  it('pushes out the newest call of the tenant holding the most calls, until the two hold about the same', async () => {
+    const { ask, refusals, queue } = setup(1, { maxQueued: 4, tenantDefaults: { maxQueued: 4 } });
+    ask('running', { tenant: 'heavy' });
+    const heavy = Array.from({ length: 4 }, (_, i) => ask(`heavy-${i}`, { tenant: 'heavy' }));
+    await flush();
+    expect(queue.stats().queued).toBe(4);
+    const light = Array.from({ length: 3 }, (_, i) => ask(`light-${i}`, { tenant: 'light' }));
+    await flush();
+    // Two of heavy's newest made room; the third light call found the two even and was refused.
+    expect(heavy.map((entry) => entry.error?.code)).toEqual([undefined, undefined, 8, 8]);
+    expect(heavy[3]!.error?.message).toMatch(/the admission queue is full/);
+    expect(light.map((entry) => entry.error?.code)).toEqual([undefined, undefined, 8]);
+    expect(refusals).toEqual(['queue_full', 'queue_full', 'queue_full']);
+    expect(queue.stats().queuedByTenant).toEqual(
+      new Map([
+        ['heavy', 2],
+        ['light', 2],
+      ]),
+    );
+  });
+
+  it('by tokens too, and never pushes out a call of higher priority than the newcomer', async () => {
+    const { ask, queue } = setup(1, { maxQueuedTokens: 100 });
+    ask('running', { tenant: 'heavy' });
+    const heavy = [ask('h1', { tenant: 'heavy', tokens: 50 }), ask('h2', { tenant: 'heavy', tokens: 50 })];
+    await flush();
+    const light = ask('l1', { tenant: 'light', tokens: 30 });
+    await flush();
+    expect(heavy[1]!.error?.message).toMatch(/the admission queue holds its most tokens/);
+    expect(light.error).toBeUndefined();
+    expect(queue.stats().queuedTokens).toBe(80);
+    // An urgent tenant's calls are not pushed out for a normal one.
+    const urgent = setup(1, { maxQueued: 2, tenantDefaults: { maxQueued: 2 } });
+    urgent.ask('running', { tenant: 'a' });
+    const high = [urgent.ask('a1', { tenant: 'a', priority: 5 }), urgent.ask('a2', { tenant: 'a', priority: 5 })];
+    await flush();
+    const normal = urgent.ask('b1', { tenant: 'b' });
+    await flush();
+    expect(high.map((entry) => entry.error)).toEqual([undefined, undefined]);
+    expect(normal.error?.message).toMatch(/the admission queue is full/);
+  });
+});
