@@ -490,8 +490,10 @@ class Attempt implements ClusterCall {
   }
 }
 
-/** A call's end in its provider's stats; `answered`: whether its first answer was already counted. */
-/** An attempt's end in its provider's statistics; only a successful one's time counts as its latency. */
+/**
+ * An attempt's end in its provider's statistics; `answered`: whether its first answer was already
+ * counted. Only a successful attempt's time counts as the provider's latency.
+ */
 function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean): void {
   const now = Date.now();
   stats.end(tokens, now - started, now, answered, succeeded);
