@@ -5,6 +5,7 @@ import type { ClientStream } from './client-stream.js';
 import type { ConnectionLimits, RefusalListener } from './admission.js';
 import type { Invocation, Metadata, Peer } from '../call/invocation.js';
 import type { RequestHead } from './envelope.js';
+import type { CloseOptions } from './close-wait.js';
 
 export type { RequestHead } from './envelope.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason, type RefusedConnections } from './admission.js';
@@ -39,7 +40,7 @@ export interface ClientConnection {
    * one waits ends the wait sooner when it asks for less (not graceful: at once), and resolves
    * with the first.
    */
-  close(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** What a transport server needs from the provider: resolve a route, then run the method. */

@@ -1,9 +1,9 @@
 import grpc from '@grpc/grpc-js';
-import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
 import { cancelledError, neverSent, raceCallLimits } from '../call-limits.js';
 import { ClientStream } from '../client-stream.js';
+import { CloseWait, closeWaitMs, type CloseOptions } from '../close-wait.js';
 import type { ClientConnection, ConnectOptions, ConnectionState } from '../transport.js';
 import type { Invocation } from '../../call/invocation.js';
 import { isTlsFailure, plaintextRefusedHint, tlsHint, tlsReason } from '../tls-diagnosis.js';
@@ -53,7 +53,8 @@ export class GrpcConnection implements ClientConnection {
   readonly #options: ConnectOptions;
   readonly #calls = new Set<LiveCall>();
   #closed = false;
-  #onIdle: (() => void) | undefined;
+  /** A graceful close's wait for the calls in flight. */
+  readonly #idle = new CloseWait();
   /** The close under way, once close() was called. */
   #closing: Promise<void> | undefined;
 
@@ -124,27 +125,19 @@ export class GrpcConnection implements ClientConnection {
     }
   }
 
-  close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing !== undefined) {
       // Closing already, maybe waiting for calls: a close that asks for less ends the wait sooner.
-      const idle = this.#onIdle;
-      if (idle !== undefined) setTimeout(idle, options.graceful === true ? Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS) : 0).unref();
+      this.#idle.shorten(closeWaitMs(options));
       return this.#closing;
     }
     this.#closing = this.#close(options);
     return this.#closing;
   }
 
-  async #close(options: { graceful?: boolean; timeoutMs?: number }): Promise<void> {
+  async #close(options: CloseOptions): Promise<void> {
     this.#closed = true;
-    if (options.graceful === true && this.#calls.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.#onIdle = resolve;
-        timer = setTimeout(resolve, Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS));
-      });
-      clearTimeout(timer);
-    }
+    if (options.graceful === true && this.#calls.size > 0) await this.#idle.wait(closeWaitMs(options));
     for (const call of [...this.#calls]) call.fail(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed with the call in flight`));
     this.#client.close();
   }
@@ -383,6 +376,6 @@ export class GrpcConnection implements ClientConnection {
 
   #untrack(call: LiveCall): void {
     this.#calls.delete(call);
-    if (this.#calls.size === 0) this.#onIdle?.();
+    if (this.#calls.size === 0) this.#idle.done();
   }
 }

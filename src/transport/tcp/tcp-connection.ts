@@ -2,7 +2,6 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Backoff } from '../../common/backoff.js';
 import { DeadlineHeap, liveDeadlines } from '../../common/deadline-heap.js';
-import { MAX_TIMER_MS } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import type { ClientStream } from '../client-stream.js';
@@ -15,6 +14,7 @@ import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../cal
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
+import { CloseWait, closeWaitMs, type CloseOptions } from '../close-wait.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 import { oversizedMessage } from './wire-error.js';
@@ -73,7 +73,8 @@ export class TcpConnection implements ClientConnection {
   #heartbeatSentAt = 0;
   #goingAway = false;
   #nextId = 1;
-  #drained: (() => void) | undefined;
+  /** A graceful close's wait for the calls in flight. */
+  readonly #drained = new CloseWait();
   /** The close under way, once close() was called. */
   #closing: Promise<void> | undefined;
 
@@ -153,29 +154,20 @@ export class TcpConnection implements ClientConnection {
     }
   }
 
-  close(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing !== undefined) {
       // Closing already, maybe waiting for calls: a close that asks for less ends the wait sooner.
-      const drained = this.#drained;
-      if (drained !== undefined) setTimeout(drained, options.graceful === true ? Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS) : 0).unref();
+      this.#drained.shorten(closeWaitMs(options));
       return this.#closing;
     }
     this.#closing = this.#close(options);
     return this.#closing;
   }
 
-  async #close(options: { graceful?: boolean; timeoutMs?: number }): Promise<void> {
+  async #close(options: CloseOptions): Promise<void> {
     this.#state = 'shutdown';
     clearTimeout(this.#reconnectTimer);
-    if (options.graceful === true && this.#pending.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(options.timeoutMs ?? 5000, MAX_TIMER_MS));
-        this.#drained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    if (options.graceful === true && this.#pending.size > 0) await this.#drained.wait(closeWaitMs(options));
     const socket = this.#socket;
     this.#teardown(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the client`));
     if (socket !== undefined && !socket.destroyed) {
@@ -336,7 +328,7 @@ export class TcpConnection implements ClientConnection {
         ? error
         : new RpcError(error.code, error.rawMessage, { cause: error.cause, details: { ...error.details, maybeExecuted: true } });
     for (const call of pending) this.#finish(call, inFlight);
-    this.#drained?.();
+    this.#drained.done();
   }
 
   #sendUnary(invocation: Invocation, serializer: Serializer): Promise<unknown> {
@@ -485,7 +477,7 @@ export class TcpConnection implements ClientConnection {
       encodeFrame(FrameType.CANCEL, id, undefined, { status: error.code === RpcCode.DEADLINE_EXCEEDED ? RpcCode.DEADLINE_EXCEEDED : RpcCode.CANCELLED }),
     );
     this.#finish(call, error);
-    if (this.#pending.size === 0) this.#drained?.();
+    if (this.#pending.size === 0) this.#drained.done();
   }
 
   #onFrame(frame: Frame): void {
@@ -504,7 +496,7 @@ export class TcpConnection implements ClientConnection {
         if (call.accept(frame)) {
           this.#pending.delete(frame.requestId);
           this.#release(call);
-          if (this.#pending.size === 0) this.#drained?.();
+          if (this.#pending.size === 0) this.#drained.done();
         }
         return;
       }
