@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEngineWorker, type EngineWorker } from 'shuttle-rpc/engine';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
-import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
-import { tempDir } from '../helpers/tmp.js';
+import type { FakeEngine } from 'shuttle-rpc/testing';
+import { startGatewayFleet, type GatewayFleet } from '../helpers/gateway-fleet.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /*
@@ -12,27 +11,22 @@ import { waitUntil } from '../helpers/wait.js';
  * inputs a request; without admission each request became 2,048 concurrent worker calls and
  * every other client's chat request was shed with 429.
  */
-let dir: { dir: string; remove(): Promise<void> };
+let dir: GatewayFleet['dir'];
 let engine: FakeEngine;
-let worker: EngineWorker;
 let gateway: Gateway;
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
   fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
+let fleet: GatewayFleet | undefined;
+
 beforeAll(async () => {
-  dir = await tempDir();
-  engine = await startFakeEngine({ models: ['m'], tokens: 16, tokenDelayMs: 5 });
-  const registry = `file://${dir.dir}`;
-  worker = await startEngineWorker({ url: engine.url, name: 'w', slots: 4, metricsUrl: false, server: { registry, host: '127.0.0.1', port: 0, log: false } });
-  gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { maxEmbeddingInputs: 2048 } });
+  fleet = await startGatewayFleet({ engine: { models: ['m'], tokens: 16, tokenDelayMs: 5 }, gateway: { admission: { maxEmbeddingInputs: 2048 } } });
+  ({ dir, engine, gateway } = fleet);
 }, 30_000);
 
 afterAll(async () => {
-  await gateway?.close();
-  await worker?.close();
-  await engine?.close();
-  await dir?.remove();
+  await fleet?.close();
 });
 
 describe('the gateway admits instead of shedding', () => {

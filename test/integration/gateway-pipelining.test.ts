@@ -1,33 +1,24 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEngineWorker, type EngineWorker } from 'shuttle-rpc/engine';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
-import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
-import { tempDir } from '../helpers/tmp.js';
+import { startGatewayFleet, type GatewayFleet } from '../helpers/gateway-fleet.js';
 
 /*
  * Hostile HTTP clients against the gateway: one that pipelines several streaming requests on one
  * connection and leaves (the responses queued behind the first never see it go), and bodies
  * that cost far more to parse than their size.
  */
-let dir: Awaited<ReturnType<typeof tempDir>>;
-let engine: FakeEngine;
-let worker: EngineWorker;
+let dir: GatewayFleet['dir'];
 let gateway: Gateway;
+let fleet: GatewayFleet | undefined;
 
 beforeAll(async () => {
-  dir = await tempDir();
-  engine = await startFakeEngine({ models: ['m'], tokens: 1_000_000, tokenDelayMs: 1 });
-  const registry = `file://${dir.dir}`;
-  worker = await startEngineWorker({ url: engine.url, name: 'w', slots: 4, metricsUrl: false, server: { registry, host: '127.0.0.1', port: 0, log: false } });
-  gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, admission: { maxWaitMs: 3000 }, log: false });
+  fleet = await startGatewayFleet({ engine: { models: ['m'], tokens: 1_000_000, tokenDelayMs: 1 }, gateway: { admission: { maxWaitMs: 3000 }, log: false } });
+  ({ dir, gateway } = fleet);
 }, 30_000);
 
 afterAll(async () => {
-  await gateway?.close();
-  await worker?.close();
-  await engine?.close();
-  await dir?.remove();
+  await fleet?.close();
 });
 
 function chat(maxTokens: number, extraHeaders = ''): string {
