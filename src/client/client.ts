@@ -6,7 +6,7 @@ import type { ClusterStrategy } from '../cluster/cluster.js';
 import { DEFAULT_BREAKER, DEFAULT_EJECTION, ProviderHealth, type BreakerOptions, type EjectionOptions } from '../cluster/provider-health.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from '../cluster/retry-budget.js';
 import { resolveMock, type MockOptions } from './mock.js';
-import { loadConfig, type ConfigSource } from '../config/config.js';
+import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.js';
 import { getReferenceMetadata } from '../decorators/decorators.js';
 import { isServiceDescriptor, type ServiceDescriptor } from '../decorators/descriptor.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
@@ -265,9 +265,12 @@ export async function createClient(options: ClientOptions = {}): Promise<RpcClie
     CLIENT_KEYS.filter((key) => key !== 'context' && key !== 'config'),
   );
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.client, ...definedOnly(options) } as ClientOptions;
-  const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
-  const client = new Client(merged, context);
-  return client;
+  try {
+    const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
+    return new Client(merged, context);
+  } catch (error) {
+    throw explainOrigin(error, fileConfig, 'client', definedOnly(options));
+  }
 }
 
 class Client implements RpcClient {

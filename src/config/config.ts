@@ -28,10 +28,16 @@ export interface FileConfig {
   client: Record<string, unknown>;
   /** The config file that was read, if any. */
   file: string | undefined;
+  /**
+   * Where each option was set, by side (`top` for `registry` and `plugins`): the environment
+   * variable's name or `config file <path>`. An error about a value the code did not set names
+   * it ({@link explainOrigin}).
+   */
+  origins: { top: Record<string, string>; server: Record<string, string>; client: Record<string, string> };
 }
 
 /** The keys a config file may have: those of {@link FileConfig} but `file`, which says where it was read. */
-const TOP_LEVEL_KEYS: readonly string[] = optionKeys<Omit<FileConfig, 'file'>>()(['registry', 'plugins', 'server', 'client']);
+const TOP_LEVEL_KEYS: readonly string[] = optionKeys<Omit<FileConfig, 'file' | 'origins'>>()(['registry', 'plugins', 'server', 'client']);
 const FILE_NAMES = ['shuttle.config.json', 'shuttle.config.js'];
 
 /**
@@ -65,7 +71,7 @@ export async function loadConfig(source: ConfigSource = {}): Promise<FileConfig>
   const cwd = source.cwd ?? process.cwd();
   const env = source.env ?? process.env;
   const file = source.file ?? env['SHUTTLE_CONFIG'] ?? (await firstExisting(cwd, FILE_NAMES));
-  const config: FileConfig = { server: {}, client: {}, file: undefined };
+  const config: FileConfig = { server: {}, client: {}, file: undefined, origins: { top: {}, server: {}, client: {} } };
   if (file !== undefined) {
     const resolved = path.resolve(cwd, file);
     applyFile(config, await readConfigFile(resolved), resolved);
@@ -124,7 +130,11 @@ function applyFile(config: FileConfig, content: unknown, file: string): void {
       throw new TypeError(`shuttle-rpc: unknown key "${key}" in config file ${file} (known: ${TOP_LEVEL_KEYS.join(', ')})`);
     }
   }
-  if (record['registry'] !== undefined) config.registry = record['registry'];
+  const origin = `config file ${file}`;
+  if (record['registry'] !== undefined) {
+    config.registry = record['registry'];
+    config.origins.top['registry'] = origin;
+  }
   if (record['plugins'] !== undefined) {
     const plugins = record['plugins'];
     if (!Array.isArray(plugins) || !plugins.every((entry) => typeof entry === 'string')) {
@@ -132,6 +142,7 @@ function applyFile(config: FileConfig, content: unknown, file: string): void {
     }
     // Relative plugin paths in a file are relative to the file, not to whoever loads it.
     config.plugins = plugins.map((entry) => (entry.startsWith('.') ? path.resolve(path.dirname(file), entry) : entry));
+    config.origins.top['plugins'] = origin;
   }
   for (const side of ['server', 'client'] as const) {
     const value = record[side];
@@ -140,6 +151,7 @@ function applyFile(config: FileConfig, content: unknown, file: string): void {
       throw invalidOption(`${side} in ${file}`, value, 'an object of options');
     }
     config[side] = { ...(value as Record<string, unknown>) };
+    for (const key of Object.keys(value)) config.origins[side][key] = origin;
   }
 }
 
@@ -159,12 +171,30 @@ function applyEnv(config: FileConfig, env: Readonly<Record<string, string | unde
     }
     if (entry.target === 'top') {
       (config as unknown as Record<string, unknown>)[entry.key] = value;
+      config.origins.top[entry.key] = entry.name;
       // The variable wins over the whole file: its server and client sections may name the
       // option too, and would otherwise be merged over the top-level value.
       delete config.server[entry.key];
       delete config.client[entry.key];
     }
-    if (entry.target === 'server' || entry.target === 'both') config.server[entry.key] = value;
-    if (entry.target === 'client' || entry.target === 'both') config.client[entry.key] = value;
+    for (const side of ['server', 'client'] as const) {
+      if (entry.target !== side && entry.target !== 'both') continue;
+      config[side][entry.key] = value;
+      config.origins[side][entry.key] = entry.name;
+    }
   }
+}
+
+/**
+ * `error` with where its option was set, when it is a check's "invalid <option>" about a value
+ * that came from the environment or a config file rather than from `code` (the options passed
+ * in code, which win): `... (set by SHUTTLE_REGISTRY)`. Anything else is returned as it is.
+ */
+export function explainOrigin(error: unknown, config: FileConfig | undefined, side: 'server' | 'client', code: object): unknown {
+  if (config === undefined || !(error instanceof TypeError)) return error;
+  const key = /^shuttle-rpc: invalid ([A-Za-z]+)/.exec(error.message)?.[1];
+  if (key === undefined || (code as Record<string, unknown>)[key] !== undefined) return error;
+  const origin = config.origins[side][key] ?? config.origins.top[key];
+  if (origin === undefined) return error;
+  return new TypeError(`${error.message} (set by ${origin})`, { cause: error });
 }

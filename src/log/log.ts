@@ -32,7 +32,9 @@ export function createLogger(option: LogOption | undefined, component: 'client' 
     if (key !== 'level' && key !== 'stream') throw invalidOption(`log.${key}`, (settings as Record<string, unknown>)[key], 'only level and stream');
   }
   const level = settings.level ?? process.env['SHUTTLE_LOG_LEVEL'] ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw invalidOption('log.level', level, LOG_LEVELS.join(', '));
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw invalidOption(settings.level === undefined ? 'SHUTTLE_LOG_LEVEL' : 'log.level', level, LOG_LEVELS.join(', '));
+  }
   if (settings.stream !== undefined && typeof (settings.stream as NodeJS.WritableStream).write !== 'function') {
     throw invalidOption('log.stream', settings.stream, 'a writable stream');
   }

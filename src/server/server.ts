@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { armCallScopes } from '../call/call-scope.js';
-import { loadConfig, type ConfigSource } from '../config/config.js';
+import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -215,7 +215,15 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     KNOWN_KEYS.filter((key) => !['services', 'context', 'config'].includes(key)),
   );
   const merged = { registry: fileConfig?.registry, plugins: fileConfig?.plugins, ...fileConfig?.server, ...definedOnly(options) } as ServerOptions;
+  try {
+    return await startServer(merged, options);
+  } catch (error) {
+    throw explainOrigin(error, fileConfig, 'server', definedOnly(options));
+  }
+}
 
+/** createServer's work once the options are merged: checks them, listens, registers. */
+async function startServer(merged: ServerOptions, options: ServerOptions): Promise<RpcServer> {
   if (!Array.isArray(merged.services) || merged.services.length === 0) {
     throw invalidOption('services', merged.services, 'a non-empty array of @RpcService instances');
   }

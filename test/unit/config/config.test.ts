@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer } from 'shuttle-rpc';
+import { createClient, createServer } from 'shuttle-rpc';
 import { loadConfig } from '../../../src/config/config.js';
 import { EchoService } from '../../fixtures/services.js';
 import { freePort } from '../../helpers/ports.js';
@@ -64,7 +64,7 @@ describe('loadConfig', () => {
 
   it('reads nothing when there is no file and no variable', async () => {
     const cwd = await dirWith({});
-    expect(await loadConfig({ cwd, env: {} })).toEqual({ server: {}, client: {}, file: undefined });
+    expect(await loadConfig({ cwd, env: {} })).toEqual({ server: {}, client: {}, file: undefined, origins: { top: {}, server: {}, client: {} } });
   });
 
   it('names the file, key or variable of every malformed input', async () => {
@@ -106,6 +106,35 @@ describe('configuration precedence in createServer', () => {
     await expect(createServer({ services: [new EchoService()], registry: 'not a url', config: false })).rejects.toThrow(
       /invalid registry: "not a url" \(allowed: a URL whose scheme is a registered registry/,
     );
+  });
+
+  it('names the environment variable or config file that set a refused value, and nothing when code set it', async () => {
+    const services = [new EchoService()];
+    await expect(createServer({ services, registry: false, config: { env: { SHUTTLE_WEIGHT: '-3' } } })).rejects.toThrow(
+      'shuttle-rpc: invalid weight: -3 (allowed: an integer from 1 to 10000) (set by SHUTTLE_WEIGHT)',
+    );
+    await expect(createClient({ config: { env: { SHUTTLE_REGISTRY: 'bogus://x' } } })).rejects.toThrow(
+      /invalid registry: "bogus:\/\/x" .*\(set by SHUTTLE_REGISTRY\)$/,
+    );
+    await expect(createClient({ registry: 'memory://t', config: { env: { SHUTTLE_LOADBALANCE: 'nope' } } })).rejects.toThrow(
+      /invalid loadbalance: "nope" .*\(set by SHUTTLE_LOADBALANCE\)$/,
+    );
+    const cwd = await dirWith({ 'shuttle.config.json': JSON.stringify({ client: { connectTimeoutMs: -1 } }) });
+    await expect(createClient({ registry: 'memory://t', config: { cwd, env: {} } })).rejects.toThrow(
+      `invalid connectTimeoutMs: -1 (allowed: an integer from 1 to 2147483647) (set by config file ${cwd}/shuttle.config.json)`,
+    );
+    // The code's own value is the one refused: no origin to name.
+    const refused = createServer({ services, registry: false, weight: -4, config: { env: { SHUTTLE_WEIGHT: '-3' } } });
+    await expect(refused).rejects.toThrow(/invalid weight: -4 \(allowed: an integer from 1 to 10000\)$/);
+    // A log level from SHUTTLE_LOG_LEVEL (read by the logger itself) is named as the variable.
+    const before = process.env['SHUTTLE_LOG_LEVEL'];
+    process.env['SHUTTLE_LOG_LEVEL'] = 'loud';
+    try {
+      await expect(createClient({ registry: 'memory://t', config: false })).rejects.toThrow(/invalid SHUTTLE_LOG_LEVEL: "loud"/);
+    } finally {
+      if (before === undefined) delete process.env['SHUTTLE_LOG_LEVEL'];
+      else process.env['SHUTTLE_LOG_LEVEL'] = before;
+    }
   });
 
   it('refuses every bad option before it listens or registers anything', async () => {
