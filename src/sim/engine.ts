@@ -1,4 +1,5 @@
 import { invalidOption } from '../common/validate.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
 import { isLandmark } from '../loadbalance/cache-summary.js';
 import { MAX_CACHE_SUMMARY } from '../registry/instance.js';
 import type { Clock } from './clock.js';
@@ -194,10 +195,11 @@ export class SimEngine {
   async *generate(request: SimRequest): AsyncGenerator<number, SimUsage> {
     const blocks = Math.ceil((request.promptTokens + request.maxTokens) / this.config.blockTokens);
     if (blocks > this.#capacityBlocks) {
-      throw invalidOption(
-        'request size',
-        request.promptTokens + request.maxTokens,
-        `at most ${this.config.kvCapacityTokens} tokens (the engine's KV capacity)`,
+      // The caller's mistake, as a real engine answers it (vLLM: 400, "maximum context length"):
+      // no retry elsewhere helps and the worker is not at fault.
+      throw new RpcError(
+        RpcCode.INVALID_ARGUMENT,
+        `the prompt (${request.promptTokens} tokens) and maxTokens (${request.maxTokens}) need ${request.promptTokens + request.maxTokens} tokens; this engine holds at most ${this.config.kvCapacityTokens} (its KV capacity)`,
       );
     }
     const priority = request.priority ?? 0;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RpcCode } from '../../../src/errors/errors.js';
 import { SimEngine, VirtualClock, type SimRequest, type SimUsage } from '../../../src/sim/sim.js';
 
 /** Prompt of `tokens` tokens whose first `shared` blocks are the given prefix id's. */
@@ -90,8 +91,10 @@ describe('SimEngine (virtual clock)', () => {
     expect((await Promise.all(big)).every((usage) => usage.outputTokens === 16)).toBe(true);
   });
 
-  it('rejects a request larger than the whole KV cache', async () => {
+  it('rejects a request larger than the whole KV cache as the caller’s mistake (INVALID_ARGUMENT, as an engine answers 400)', async () => {
     const engine = new SimEngine({ kvCapacityTokens: 1000 }, new VirtualClock());
-    await expect(consume(engine, { ...prompt(2000, 1), maxTokens: 10 })).rejects.toThrow(/at most 1000 tokens/);
+    const refused = consume(engine, { ...prompt(2000, 1), maxTokens: 10 });
+    await expect(refused).rejects.toThrow('the prompt (2000 tokens) and maxTokens (10) need 2010 tokens; this engine holds at most 1000 (its KV capacity)');
+    await expect(refused).rejects.toMatchObject({ code: RpcCode.INVALID_ARGUMENT });
   });
 });
