@@ -1,4 +1,4 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
@@ -17,7 +17,8 @@ import { gatewayConnectionLimits, httpServerOptions, type GatewayHttpLimits } fr
 
 export type { GatewayHttpLimits } from './http-limits.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
-import { BadRequest, toOpenAiError } from './openai-errors.js';
+import { BadRequest, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
+import { answerClientError, BODY_MEDIA_TYPE, fastifyRefusal, noRoute } from './http-refusals.js';
 import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
 import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
@@ -128,7 +129,18 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   }
 
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
-  const app = Fastify({ logger: false, bodyLimit: maxBodyBytes, forceCloseConnections: true, ...httpOptions });
+  // Every answer names its request (x-request-id), so a client can quote the id that the log
+  // has; Fastify's request id is that id, set on each reply in nameAnswer.
+  const app = Fastify({
+    logger: false,
+    bodyLimit: maxBodyBytes,
+    forceCloseConnections: true,
+    genReqId: newRequestId,
+    // What Fastify and Node's parser refuse before any hook runs, in OpenAI's shape too.
+    frameworkErrors: (error, request, reply) => fail(nameAnswer(request, reply), reply, fastifyRefusal(error, request, maxBodyBytes)),
+    clientErrorHandler: answerClientError,
+    ...httpOptions,
+  });
   app.server.maxConnections = connectionLimits.maxConnections;
   // Bodies still arriving share one budget: each byte is charged as it comes and given back
   // once the body is parsed or the request is gone.
@@ -168,17 +180,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   });
   const requestReleases = new WeakMap<FastifyRequest, () => void>();
   app.addHook('preValidation', async (request) => requestReleases.get(request)?.());
-  const requestIds = new WeakMap<FastifyRequest, string>();
-  const idOf = (request: FastifyRequest): string => requestIds.get(request) ?? request.id;
-  // Every answer names its request, so a client can quote the id that the log has.
-  app.addHook('onRequest', async (request, reply) => {
-    const id = randomUUID();
-    requestIds.set(request, id);
-    void reply.header('x-request-id', id);
-  });
+  app.addHook('onRequest', async (request, reply) => void nameAnswer(request, reply));
   /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id. */
   const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
-    const requestId = idOf(request);
+    const requestId = request.id;
     const answer = toOpenAiError(error, retryAfterSeconds, requestId);
     if (answer.internal)
       log[answer.status >= 500 ? 'error' : 'warn'](
@@ -193,14 +198,15 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     return reply.code(answer.status).send(answer.body);
   };
   if (options.metrics !== undefined) countRequests(app, options.metrics);
-  app.setErrorHandler((error, request, reply) => fail(request, reply, bodyError(error, request.headers['content-type'], maxBodyBytes)));
+  app.setErrorHandler((error, request, reply) => fail(request, reply, fastifyRefusal(error, request, maxBodyBytes)));
   // JSON bodies are priced before they are parsed (nesting depth, values, keys, decoded size),
   // as RPC payloads are: JSON.parse builds everything at once, so 8 MB of nested brackets cost
   // a second of the event loop and hundreds of megabytes, and later code that walks the value
   // recursively overflowed the stack. Fastify's own parser then parses (it refuses prototype keys).
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  // Fastify also parses text/plain by default; a body of any type but JSON is refused 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(BODY_MEDIA_TYPE, { parseAs: 'string' }, (request, body, done) => {
     try {
       checkJson(body as string, Buffer.byteLength(body as string), BODY_LIMITS);
     } catch (error) {
@@ -209,17 +215,12 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     }
     parseJson(request, body as string, done);
   });
-  app.setNotFoundHandler((request, reply) =>
-    fail(
-      request,
-      reply,
-      new BadRequest(
-        `no route ${request.method} ${request.url}; this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models`,
-        null,
-        404,
-      ),
-    ),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = ROUTE_METHODS.filter((method) => app.hasRoute({ method, url: path }));
+    if (allowed.length > 0) void reply.header('allow', allowed.join(', '));
+    return fail(request, reply, noRoute(request.method, request.url, allowed));
+  });
   if (apiKey !== undefined) {
     app.addHook('onRequest', async (request) => {
       const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
@@ -280,7 +281,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const parsed = kind === 'chat' ? parseChat(request.body) : parseCompletion(request.body);
     const caller = callerOf(request, admission.apiKeyTenants);
     await checkModel(parsed.request.model);
-    const requestId = idOf(request);
+    const requestId = request.id;
     const signal = clientGone(reply);
     const estimate = Math.ceil(promptText(parsed.request).length / 4) + (parsed.request.maxTokens ?? 256);
     return admission.run(caller, estimate, timeoutMs, signal, async (timeLeftMs) => {
@@ -303,11 +304,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         await generateStream(kind, parsed, context, reply.raw);
       } catch (error) {
         const answer = answerFor(request, error);
-        reply.raw.writeHead(answer.status, {
-          'content-type': 'application/json',
-          'x-request-id': requestId,
-          ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }),
-        });
+        reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
         reply.raw.end(JSON.stringify(answer.body));
       }
       return { value: reply, usage };
@@ -372,25 +369,17 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
 }
 
-/** Fastify's own body rejections, said the way the rest of the gateway says things. */
+/** The methods a 405's Allow header can list (HEAD comes with each GET route). */
+const ROUTE_METHODS = ['GET', 'HEAD', 'POST'] as const;
+
+/** Names the answer to `request` with its id (the x-request-id header); returns `request`. */
+function nameAnswer(request: FastifyRequest, reply: FastifyReply): FastifyRequest {
+  void reply.header(REQUEST_ID_HEADER, request.id);
+  return request;
+}
+
 /** What a request body may hold: JSON nested at most 32 deep, and far fewer values than an RPC payload. */
 const BODY_LIMITS: DecodeLimits = { ...DEFAULT_DECODE_LIMITS, maxDepth: 32, maxElements: 200_000 };
-
-function bodyError(error: unknown, contentType: string | undefined, maxBodyBytes: number): unknown {
-  switch ((error as { code?: string }).code) {
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new BadRequest(`content-type ${JSON.stringify(contentType ?? '')} is not supported; send application/json`, null, 415);
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new BadRequest(`the request body is larger than ${maxBodyBytes} bytes (the gateway's maxBodyBytes)`, null, 413);
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new BadRequest('the request body is empty; send a JSON object');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      // Fastify keeps no detail of the parse failure; secure-json-parse also refuses prototype keys.
-      return new BadRequest('the request body is not valid JSON, or has a __proto__ or constructor.prototype key');
-    default:
-      return error;
-  }
-}
 
 function isClient(value: unknown): value is RpcClient {
   return value !== null && typeof value === 'object' && typeof (value as RpcClient).proxy === 'function';

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { checkedUsage, PRIORITY_METADATA, promptText, type LlmApi, type Usage } from '../inference/inference.js';
 import type { Proxied } from '../proxy/proxy.js';
 import type { Logger } from '../log/log.js';
-import { streamBroken } from './openai-errors.js';
+import { REQUEST_ID_HEADER, streamBroken } from './openai-errors.js';
 import type { ParsedGeneration } from './requests.js';
 
 /** Which OpenAI API a generation answers in. */
@@ -94,7 +94,7 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
       // No Connection header of its own: Node answers keep-alive or close as the request asked
       // (a client that sent `Connection: close` reads until the connection closes).
       'x-accel-buffering': 'no',
-      'x-request-id': context.requestId,
+      [REQUEST_ID_HEADER]: context.requestId,
     });
     if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
   };

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { RpcCode, RpcError } from '../errors/errors.js';
 
 /** An error as OpenAI's API sends it: `{ error: { message, type, param, code } }` with a status. */
@@ -58,7 +60,7 @@ const GENERIC: Record<number, string> = {
 
 /**
  * The OpenAI-shaped answer for anything a request handler threw: the gateway's own
- * {@link BadRequest}s and Fastify's 4xx rejections with their words; the shuttle call's
+ * {@link BadRequest}s with their words; a Fastify 4xx the gateway has no words for by its status (logged under the id); the shuttle call's
  * RpcErrors by code — INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
  * NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (a worker shed the call: every worker saturated;
  * Retry-After from the worker's hint, else `defaultRetryAfterSeconds`; the gateway's own queue
@@ -69,19 +71,23 @@ const GENERIC: Record<number, string> = {
 export function toOpenAiError(error: unknown, defaultRetryAfterSeconds: number, requestId: string): OpenAiError & { internal: boolean } {
   if (error instanceof BadRequest) {
     return {
-      ...shape(error.status, error.message, error.param, error.code),
+      ...openAiError(error.status, error.message, error.param, error.code),
       internal: false,
       ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
     };
   }
   const fastifyStatus = (error as { statusCode?: number } | null)?.statusCode;
-  // Fastify's own rejections (malformed JSON, body too large, wrong content type).
+  // A Fastify rejection the gateway has no words for (the known ones come as BadRequests, see
+  // http-refusals.ts): its status, but Fastify's text stays in the log.
   if (!(error instanceof RpcError) && typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
-    return { ...shape(fastifyStatus, (error as Error).message, null, null), internal: false };
+    return {
+      ...openAiError(fastifyStatus, `the request was refused: ${fastifyStatus} ${STATUS_CODES[fastifyStatus] ?? ''} (request id ${requestId})`, null, null),
+      internal: true,
+    };
   }
   const status = error instanceof RpcError ? (STATUS_OF[error.code] ?? 500) : 500;
   const answer = {
-    ...shape(status, `${GENERIC[status] ?? 'internal error'} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null),
+    ...openAiError(status, `${GENERIC[status] ?? 'internal error'} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null),
     internal: true,
   };
   if (status !== 429 && status !== 503) return answer;
@@ -132,7 +138,7 @@ const STATUS_OF: Partial<Record<RpcCode, number>> = {
  * line was sent long ago): what happened, in OpenAI's error shape.
  */
 export function streamBroken(tokens: number, requestId: string): OpenAiError['body'] {
-  return shape(
+  return openAiError(
     500,
     `the stream broke after ${tokens} token${tokens === 1 ? '' : 's'}; the answer is incomplete (request id ${requestId})`,
     null,
@@ -140,6 +146,24 @@ export function streamBroken(tokens: number, requestId: string): OpenAiError['bo
   ).body;
 }
 
-function shape(status: number, message: string, param: string | null, code: string | null): OpenAiError {
+/** The header naming the request on every answer the gateway sends, errors included. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** A fresh request id: what the client quotes and the gateway's log is keyed by. */
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/** The headers of an error answer sent outside Fastify's reply (a broken stream's status, a raw socket answer). */
+export function errorHeaders(answer: OpenAiError, requestId: string): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    [REQUEST_ID_HEADER]: requestId,
+    ...(answer.retryAfterSeconds === undefined ? {} : { 'retry-after': String(answer.retryAfterSeconds) }),
+  };
+}
+
+/** An OpenAI-shaped error: `type` follows from the status (`invalid_request_error` for a 4xx it has no name for, `server_error` for a 5xx). */
+export function openAiError(status: number, message: string, param: string | null = null, code: string | null = null): OpenAiError {
   return { status, body: { error: { message, type: TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'), param, code } } };
 }

@@ -1,6 +1,7 @@
 import type { GenerateRequest } from '../inference/inference.js';
 import { parseMessages } from './chat-messages.js';
 import { BadRequest } from './openai-errors.js';
+import { checkFields } from './request-fields.js';
 
 /** A generation as the gateway runs it: the worker request plus the HTTP-side choices. */
 export interface ParsedGeneration {
@@ -20,6 +21,7 @@ export interface ParsedEmbeddings {
 /** Checks a /v1/chat/completions body; a {@link BadRequest} names the field otherwise. */
 export function parseChat(body: unknown): ParsedGeneration {
   const fields = object(body);
+  checkFields('chat', fields);
   const messages = fields.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
   const parsed = parseMessages(messages);
@@ -34,6 +36,7 @@ export function parseChat(body: unknown): ParsedGeneration {
 /** Checks a /v1/completions body. */
 export function parseCompletion(body: unknown): ParsedGeneration {
   const fields = object(body);
+  checkFields('completion', fields);
   let prompt = fields.prompt;
   if (Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] === 'string') prompt = prompt[0];
   if (typeof prompt !== 'string') {
@@ -45,6 +48,7 @@ export function parseCompletion(body: unknown): ParsedGeneration {
 /** Checks a /v1/embeddings body. */
 export function parseEmbeddings(body: unknown): ParsedEmbeddings {
   const fields = object(body);
+  checkFields('embeddings', fields);
   const model = modelOf(fields);
   const input = fields.input;
   const inputs = typeof input === 'string' ? [input] : input;
@@ -71,11 +75,6 @@ function generation(
   if (fields.seed != null) request.seed = integer(fields.seed, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   if (fields.presence_penalty != null) request.presencePenalty = number(fields.presence_penalty, 'presence_penalty', -2, 2);
   if (fields.frequency_penalty != null) request.frequencyPenalty = number(fields.frequency_penalty, 'frequency_penalty', -2, 2);
-  for (const name of UNSUPPORTED) {
-    const value = fields[name];
-    if (value !== undefined && value !== null && value !== false)
-      throw new BadRequest(`${name} is not supported by this gateway (it would change the answer; leave it out)`, name);
-  }
   if (fields.stop != null) {
     const stop = fields.stop;
     const ok = typeof stop === 'string' || (Array.isArray(stop) && stop.length <= 4 && stop.every((entry) => typeof entry === 'string'));
@@ -84,34 +83,28 @@ function generation(
   }
   if (fields.n != null && fields.n !== 1) throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n');
   if (fields.stream != null && typeof fields.stream !== 'boolean') throw new BadRequest(`stream must be a boolean, got ${describe(fields.stream)}`, 'stream');
-  const options = fields.stream_options as { include_usage?: unknown } | null | undefined;
-  if (options != null && (typeof options !== 'object' || (options.include_usage != null && typeof options.include_usage !== 'boolean'))) {
-    throw new BadRequest('stream_options must be an object whose include_usage is a boolean', 'stream_options');
-  }
-  return { request, stream: fields.stream === true, includeUsage: options?.include_usage === true };
+  const stream = fields.stream === true;
+  return { request, stream, includeUsage: streamOptions(fields.stream_options, stream) };
 }
 
 /**
- * Fields that change what the answer means and that the worker contract does not carry:
- * refused rather than silently dropped. (`user`, `metadata`, `store` and the like, which do
- * not, are ignored.)
+ * `stream_options.include_usage`. As OpenAI does, stream_options is refused unless the answer
+ * streams; `include_obfuscation` (padding on OpenAI's events) changes nothing here and is
+ * accepted; any other key is refused.
  */
-const UNSUPPORTED = [
-  'tools',
-  'tool_choice',
-  'functions',
-  'function_call',
-  'response_format',
-  'logit_bias',
-  'logprobs',
-  'top_logprobs',
-  'echo',
-  'best_of',
-  'suffix',
-  'audio',
-  'modalities',
-  'prediction',
-];
+function streamOptions(options: unknown, stream: boolean): boolean {
+  if (options === undefined || options === null) return false;
+  if (!stream) throw new BadRequest('stream_options is only allowed when stream is true', 'stream_options', 400, 'invalid_value');
+  if (typeof options !== 'object' || Array.isArray(options))
+    throw new BadRequest(`stream_options must be an object, got ${describe(options)}`, 'stream_options');
+  for (const [key, value] of Object.entries(options)) {
+    const param = `stream_options.${key.length > 64 ? `${key.slice(0, 64)}…` : key}`;
+    if (key !== 'include_usage' && key !== 'include_obfuscation')
+      throw new BadRequest(`${param} is not a parameter this gateway knows; leave it out`, param, 400, 'unknown_parameter');
+    if (value !== null && typeof value !== 'boolean') throw new BadRequest(`${param} must be a boolean, got ${describe(value)}`, param);
+  }
+  return (options as { include_usage?: unknown }).include_usage === true;
+}
 
 function object(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest(`the request body must be a JSON object, got ${describe(body)}`);
