@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { BlockTable } from '../../src/engine/kv-events/block-table.js';
 import { decodeKvEvents } from '../../src/engine/kv-events/decode.js';
+import { KvCacheState } from '../../src/engine/kv-events/kv-events.js';
 import { PromptLedger } from '../../src/engine/kv-events/prompt-ledger.js';
+import { createLogger } from '../../src/log/log.js';
 import { numberOption } from '../common/common.js';
 
 /*
@@ -15,7 +17,10 @@ import { numberOption } from '../common/common.js';
  *   - recording a prompt: an 8,192-token prompt's text hashed in router blocks and its tokens in
  *     engine blocks (once per generation);
  *   - building the summary the worker publishes (at most every 250 ms) from 4,096 prompts of
- *     2,048 tokens whose blocks are all held.
+ *     2,048 tokens whose blocks are all held;
+ *   - a hostile flood: messages of about 4 MB of one-token blocks, applied the way the worker
+ *     applies what its subscription hands over, while a timer measures the longest the event
+ *     loop was kept from its other work.
  * Options: --messages N (default 100000).
  */
 const messages = numberOption('messages', 100_000);
@@ -95,3 +100,39 @@ started = process.hrtime.bigint();
 for (let i = 0; i < repeats; i++) entries = ledger.summary(held).length;
 elapsed = Number(process.hrtime.bigint() - started);
 console.log(`summary: 4,096 prompts of 2,048 tokens, all held: ${fmt(elapsed / repeats)} (${entries} entries)`);
+
+// A flood: ~4 MB messages of one-token blocks, through the worker's own path (KvCacheState.apply).
+const flood = {
+  chained: packr.pack([
+    0,
+    Array.from({ length: 23 }, (_, e) => {
+      const hashes = Array.from({ length: 20_000 }, (_, i) => 1 + e * 20_000 + i);
+      return ['BlockStored', hashes, e === 0 ? null : e * 20_000, hashes.map((hash) => (hash * 7) % 150_000), 1, null, null];
+    }),
+    0,
+  ]),
+  single: packr.pack([0, Array.from({ length: 150_000 }, (_, i) => ['BlockStored', [1e7 + i], i === 0 ? null : 1e7 + i - 1, [i % 100], 1, null, null]), 0]),
+};
+const state = new KvCacheState(
+  new BlockTable(262_144),
+  new PromptLedger({ maxPrompts: 4096, maxPromptTokens: 262_144, maxPromptBlocks: 16_384, maxBlocks: 2 * 1024 * 1024, blockChars: 64 }),
+  createLogger(false, 'server'),
+  'bench',
+);
+for (const [name, payload] of Object.entries(flood)) {
+  let longest = 0;
+  let last = performance.now();
+  const probe = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  const before = state.stats.events;
+  started = process.hrtime.bigint();
+  await state.apply({ seq: BigInt(started), payload });
+  elapsed = Number(process.hrtime.bigint() - started);
+  clearInterval(probe);
+  console.log(
+    `flood (${name}): a ${(payload.length / 1e6).toFixed(1)} MB message, ${state.stats.events - before} events: applied over ${fmt(elapsed)}, the event loop held at most ${longest.toFixed(1)} ms at a time`,
+  );
+}

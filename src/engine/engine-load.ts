@@ -1,9 +1,9 @@
 import type { LoadSnapshot } from '../registry/instance.js';
-import { metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec } from './engine-metrics.js';
-import { readCapped } from './upstream.js';
+import { familiesRead, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec } from './engine-metrics.js';
+import { MetricsLines } from './metrics-lines.js';
 
 /** The most of a `/metrics` answer read (vLLM's is tens to hundreds of KiB); beyond it, a failed poll. */
-export const MAX_METRICS_BYTES = 16 * 1024 * 1024;
+export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
 
 type LoadFields = { -readonly [K in keyof Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>]?: LoadSnapshot[K] };
 
@@ -12,10 +12,15 @@ type LoadFields = { -readonly [K in keyof Omit<LoadSnapshot, 'timestamp' | 'rece
  * `load()` callback (which must answer at once). Between polls the generated-token counter
  * becomes tokens per second. A failed poll keeps the last load and is reported once through
  * `onError` until a poll succeeds again.
+ *
+ * Each poll is bounded: it times out after its interval (at least 1 s), headers and body
+ * together; it reads at most {@link MAX_METRICS_BYTES}; and only the lines of the families read
+ * are kept as they arrive and then parsed (see {@link MetricsLines}).
  */
 export class EngineLoad {
   readonly #url: string;
   readonly #names: EngineMetricNames;
+  readonly #families: readonly string[];
   readonly #intervalMs: number;
   readonly #onError: (error: Error) => void;
   #timer: NodeJS.Timeout | undefined;
@@ -28,6 +33,7 @@ export class EngineLoad {
   constructor(url: string, spec: EngineMetricsSpec | undefined, intervalMs: number, onError: (error: Error) => void) {
     this.#url = url;
     this.#names = metricNames(spec);
+    this.#families = familiesRead(this.#names);
     this.#intervalMs = intervalMs;
     this.#onError = onError;
   }
@@ -56,10 +62,7 @@ export class EngineLoad {
     try {
       const response = await fetch(this.#url, { signal: AbortSignal.timeout(Math.max(1000, this.#intervalMs)) });
       if (!response.ok) throw new Error(`${this.#url} answered ${response.status}`);
-      const text =
-        response.body === null
-          ? ''
-          : await readCapped(response.body, MAX_METRICS_BYTES, () => new Error(`${this.#url} answered more than ${MAX_METRICS_BYTES} bytes of metrics`));
+      const text = response.body === null ? '' : await this.#read(response.body);
       const sample = readEngineMetrics(text, this.#names);
       const load: LoadFields = { ...sample.load };
       const now = Date.now();
@@ -77,5 +80,19 @@ export class EngineLoad {
       if (!this.#failing) this.#onError(new Error(`cannot read engine metrics from ${this.#url}: ${(error as Error).message}`, { cause: error }));
       this.#failing = true;
     }
+  }
+
+  /** The lines of the families read, from at most MAX_METRICS_BYTES of the body; leaving the loop early cancels the body. */
+  async #read(body: AsyncIterable<Uint8Array>): Promise<string> {
+    const lines = new MetricsLines(this.#families);
+    const decoder = new TextDecoder();
+    let bytes = 0;
+    for await (const chunk of body) {
+      bytes += chunk.length;
+      if (bytes > MAX_METRICS_BYTES) throw new Error(`${this.#url} answered more than ${MAX_METRICS_BYTES} bytes of metrics`);
+      lines.feed(decoder.decode(chunk, { stream: true }));
+    }
+    lines.feed(decoder.decode());
+    return lines.text();
   }
 }

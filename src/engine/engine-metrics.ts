@@ -70,6 +70,14 @@ export function metricNames(spec: EngineMetricsSpec = 'auto'): EngineMetricNames
   return names as unknown as EngineMetricNames;
 }
 
+/** vLLM's family whose labels give the KV capacity. */
+const CACHE_CONFIG = 'vllm:cache_config_info';
+
+/** Every metric family {@link readEngineMetrics} looks at with `names`. */
+export function familiesRead(names: EngineMetricNames): string[] {
+  return [...Object.values(names).flat(), CACHE_CONFIG];
+}
+
 /** One parse of an engine's /metrics: the load fields found, and the token counter if any. */
 export interface EngineSample {
   readonly load: Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>>;
@@ -109,7 +117,7 @@ export function readEngineMetrics(text: string, names: EngineMetricNames): Engin
   if (tokensPerSecond !== undefined) load.tokensPerSecond = tokensPerSecond;
   if (cacheHitRate !== undefined) load.cacheHitRate = Math.min(1, Math.max(0, cacheHitRate));
 
-  const cacheConfig = families.get('vllm:cache_config_info')?.[0]?.labels;
+  const cacheConfig = families.get(CACHE_CONFIG)?.[0]?.labels;
   const blocks = Number(cacheConfig?.num_gpu_blocks);
   const blockSize = Number(cacheConfig?.block_size);
   return {

@@ -1,6 +1,7 @@
 import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
+import { AnswerBudget, DEFAULT_MAX_BUFFERED_ANSWER_BYTES } from './answer-budget.js';
 import { EngineLoad } from './engine-load.js';
 import { KvCacheState, type KvEventsOptions } from './kv-events/kv-events.js';
 import { PromptTokens } from './prompt-tokens.js';
@@ -48,6 +49,13 @@ export interface EngineWorkerOptions {
    * two at a time) to map its token blocks to the balancers' text blocks. Off by default.
    */
   kvEvents?: KvEventsOptions;
+  /**
+   * The most bytes of engine answers held at once while they are read, over all calls: whole JSON
+   * answers (each up to 64 MiB: embeddings, a completion that does not stream, `/tokenize`) and
+   * each stream's unfinished event. A call whose answer does not fit in what is left fails
+   * RESOURCE_EXHAUSTED and its engine request is closed. 256 MiB by default (1 MiB .. 64 GiB).
+   */
+  maxBufferedAnswerBytes?: number;
   /** Everything else of the shuttle server: registry, host, port, transport, token, log… */
   server?: Omit<ServerOptions, 'services' | 'load' | 'metadata' | 'loadIntervalMs'> & { metadata?: Readonly<Record<string, unknown>> };
   log?: LogOption;
@@ -64,6 +72,7 @@ const WORKER_KEYS = optionKeys<EngineWorkerOptions>()([
   'slots',
   'priority',
   'kvEvents',
+  'maxBufferedAnswerBytes',
   'server',
   'log',
 ]);
@@ -90,7 +99,10 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
   checkKnownKeys('engine worker', options, WORKER_KEYS);
   const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
-  const upstream = createUpstream(baseUrl, options.apiKey);
+  const budget = new AnswerBudget(
+    checkInt('engine worker maxBufferedAnswerBytes', options.maxBufferedAnswerBytes, 1024 * 1024, 64 * 1024 ** 3, DEFAULT_MAX_BUFFERED_ANSWER_BYTES),
+  );
+  const upstream = createUpstream(baseUrl, options.apiKey, budget);
   const log = createLogger(options.log ?? options.server?.log, 'server');
   const name = options.name ?? `engine-${process.pid}`;
   const slots = checkInt('engine worker slots', options.slots, 1, 1_000_000, 256);
@@ -119,7 +131,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     throw error;
   }
   // vLLM and SGLang serve /tokenize at the server's root, beside /v1.
-  const root = kvCache === undefined ? undefined : createUpstream(new URL(baseUrl).origin, options.apiKey);
+  const root = kvCache === undefined ? undefined : createUpstream(new URL(baseUrl).origin, options.apiKey, budget);
   const promptTokens = kvCache === undefined || root === undefined ? undefined : new PromptTokens(root, kvCache, log);
   const closeUpstreams = (): void => {
     closeUpstream(upstream);

@@ -27,7 +27,7 @@ interface StreamChunk {
   prompt_token_ids?: unknown;
   choices?: Array<{
     text?: string;
-    delta?: { content?: string | null };
+    delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null; tool_calls?: unknown };
     message?: { content?: string | null };
     finish_reason?: string | null;
     /** The same, for a completion. */
@@ -42,6 +42,15 @@ interface StreamChunk {
  * comma, and the rest of the chunk.
  */
 const MAX_TOKEN_IDS_EVENT_CHARS = 8 * 1024 * 1024;
+
+/**
+ * The most chunks in a row that carry nothing: no text, reasoning text or tool call, no finish
+ * reason, no usage, no prompt token ids. An engine sends one chunk per step of a sequence, and a
+ * step that makes no text is rare (a token that completes no character, a stop string held
+ * back); a thousand in a row is an engine spinning, which costs the worker a parse per chunk
+ * and the caller nothing but waiting, so the call fails instead.
+ */
+export const MAX_EMPTY_CHUNKS = 1024;
 
 /**
  * How a call's priority (metadata `shuttle-priority`, 0 low … 9, higher first) goes into the
@@ -104,6 +113,8 @@ export class OpenAiEngineService {
     }
     const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
     let pieces = 0;
+    /** Chunks in a row that carried nothing (see MAX_EMPTY_CHUNKS). */
+    let empty = 0;
     let kvCache = this.kvCache;
     /** Takes one chunk's model, finish reason and usage into `usage`; its text, if any. */
     const take = (chunk: StreamChunk): Token | undefined => {
@@ -126,7 +137,17 @@ export class OpenAiEngineService {
         const details = chunk.usage.prompt_tokens_details;
         usage.cachedTokens = (details != null && typeof details === 'object' ? tokenCount(details.cached_tokens) : undefined) ?? usage.cachedTokens;
       }
-      if (typeof text !== 'string' || text === '') return undefined;
+      if (typeof text !== 'string' || text === '') {
+        if (carriesSomething(chunk, choice)) empty = 0;
+        else if (++empty > MAX_EMPTY_CHUNKS) {
+          throw new RpcError(
+            RpcCode.INTERNAL,
+            `engine sent ${empty} chunks in a row without text, a tool call, a finish_reason or usage (at most ${MAX_EMPTY_CHUNKS}); the call is failed and the engine request closed`,
+          );
+        }
+        return undefined;
+      }
+      empty = 0;
       pieces++;
       return { text };
     };
@@ -147,7 +168,7 @@ export class OpenAiEngineService {
       // completion: it becomes a stream of one chunk.
       let whole: StreamChunk;
       try {
-        whole = (await readJson(response, `POST ${this.upstream.baseUrl}${path}`)) as StreamChunk;
+        whole = (await readJson(response, `POST ${this.upstream.baseUrl}${path}`, this.upstream.budget)) as StreamChunk;
       } catch (error) {
         if (signal.aborted) throw abortError(ctx, signal.reason);
         throw error;
@@ -163,6 +184,8 @@ export class OpenAiEngineService {
       return one;
     }
     return relaySse<Token, Usage>(response, {
+      budget: this.upstream.budget,
+      what: `POST ${this.upstream.baseUrl}${path}`,
       onEvent: (data) => take(parseChunk(data)),
       onEnd: trailer,
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
@@ -184,7 +207,7 @@ export class OpenAiEngineService {
     const signal = ctx.signal;
     try {
       const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input: request.text }, signal);
-      const answer = (await readJson(response, `POST ${this.upstream.baseUrl}/embeddings`)) as {
+      const answer = (await readJson(response, `POST ${this.upstream.baseUrl}/embeddings`, this.upstream.budget)) as {
         data?: Array<{ embedding?: unknown }>;
         usage?: { prompt_tokens?: number };
       };
@@ -245,6 +268,20 @@ function priorityField(style: EnginePriority, priority: number): { priority?: nu
   if (style === 'vllm') return { priority: DEFAULT_PRIORITY - priority };
   if (style === 'sglang') return { priority };
   return {};
+}
+
+/** Whether a chunk without text still moves the answer on: reasoning, a tool call, its end, its usage, the prompt's ids. */
+function carriesSomething(chunk: StreamChunk, choice: NonNullable<StreamChunk['choices']>[number] | undefined): boolean {
+  if (chunk.usage != null || chunk.prompt_token_ids !== undefined) return true;
+  if (choice === undefined || choice === null) return false;
+  if (typeof choice.finish_reason === 'string' || choice.prompt_token_ids !== undefined) return true;
+  const delta = choice.delta;
+  if (delta === undefined || delta === null) return false;
+  return (
+    (typeof delta.reasoning_content === 'string' && delta.reasoning_content !== '') ||
+    (typeof delta.reasoning === 'string' && delta.reasoning !== '') ||
+    (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0)
+  );
 }
 
 function parseChunk(data: string): StreamChunk {

@@ -56,7 +56,9 @@ export class PromptTokens {
     const body = chat ? { model, messages: request.messages, add_generation_prompt: true } : { model, prompt: request.prompt };
     try {
       const response = await postJson(this.#upstream, '/tokenize', body, AbortSignal.timeout(TOKENIZE_TIMEOUT_MS));
-      const answer = (await readJson(response, `POST ${this.#upstream.baseUrl}/tokenize`, MAX_TOKENIZE_BYTES)) as { tokens?: unknown } | null;
+      const answer = (await readJson(response, `POST ${this.#upstream.baseUrl}/tokenize`, this.#upstream.budget, MAX_TOKENIZE_BYTES)) as {
+        tokens?: unknown;
+      } | null;
       this.#kvCache.recordPrompt(promptText(request), answer?.tokens);
     } catch (error) {
       const status = (error as { details?: { httpStatus?: unknown } }).details?.httpStatus;

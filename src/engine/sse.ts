@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { createParser } from 'eventsource-parser';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { PushStream } from '../server/push-stream.js';
+import type { AnswerBudget } from './answer-budget.js';
 
 /**
  * The most one Server-Sent Event may buffer before its end arrives. An OpenAI chunk is a few
@@ -41,6 +42,14 @@ export interface SseRelay<T, R> {
    * {@link MAX_SSE_EVENT_CHARS}, so a caller that is behind holds at most that many a token.
    */
   maxFirstEventChars?: number;
+  /**
+   * The worker's budget for answers being read: the characters of an event whose end has not
+   * arrived yet are charged to it (to within one read of the body), so many streams each holding
+   * an unfinished event cannot add up past it; the stream fails RESOURCE_EXHAUSTED instead.
+   */
+  budget?: AnswerBudget;
+  /** The request, for errors (`POST …/completions`). */
+  what?: string;
 }
 
 /**
@@ -64,14 +73,24 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
   let events = 0;
   const stream = new PushStream<T, R>({ highWaterMark: HIGH_WATER_MARK, maxBuffered: MAX_BUFFERED });
   let over = false;
+  const budget = relay.budget;
+  /** Characters fed since the last event ended, and how many of them are charged to the budget. */
+  let pending = 0;
+  let charged = 0;
+  const uncharge = (): void => {
+    budget?.release(charged);
+    charged = 0;
+  };
   const fail = (error: unknown): void => {
     if (over) return;
     over = true;
+    uncharge();
     stream.fail(RpcError.from(error, RpcCode.INTERNAL));
     body.destroy();
   };
   const finish = (done: boolean): void => {
     if (over) return;
+    uncharge();
     let trailer: R;
     try {
       trailer = relay.onEnd(done);
@@ -89,6 +108,7 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
   const parser = createParser({
     onEvent: (event) => {
       if (over) return;
+      pending = 0;
       if (event.data === '[DONE]') return finish(true);
       if (events++ > 0 && event.data.length > MAX_SSE_EVENT_CHARS) return fail(tooLarge(MAX_SSE_EVENT_CHARS));
       let value: T | undefined;
@@ -124,7 +144,19 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
       first = false;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
+    pending += text.length;
     parser.feed(text);
+    if (over || budget === undefined) return;
+    // What the parser holds now is the event begun and not ended: its characters are charged
+    // (an event ended in this read set pending back to 0, so the rest of this read is not).
+    if (pending > charged) {
+      try {
+        budget.take(pending - charged, charged, relay.what ?? 'a stream');
+      } catch (error) {
+        return fail(error);
+      }
+      charged = pending;
+    } else if (pending === 0 && charged > 0) uncharge();
   });
   // Some engines end the body without [DONE]: the events are over, if the relay agrees.
   body.on('end', () => finish(false));
@@ -136,6 +168,7 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     // The reader left before the events were over: close the engine request.
     if (!over) {
       over = true;
+      uncharge();
       body.destroy();
     }
   });

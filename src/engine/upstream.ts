@@ -1,6 +1,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { AnswerBudget } from './answer-budget.js';
 
 /**
  * Idle keep-alive connections to the engine are closed after this long: under the 5 s that
@@ -36,14 +37,16 @@ export interface Upstream {
   readonly apiKey: string | undefined;
   /** Keeps connections to the engine open between requests. */
   readonly agent: http.Agent;
+  /** The worker's bytes of answers being read, shared by its upstreams; every body read here is charged to it. */
+  readonly budget: AnswerBudget;
 }
 
-/** An {@link Upstream} for the engine at `baseUrl`; `close()` its agent when done. */
-export function createUpstream(baseUrl: string, apiKey: string | undefined): Upstream {
+/** An {@link Upstream} for the engine at `baseUrl`, charging `budget`; `close()` its agent when done. */
+export function createUpstream(baseUrl: string, apiKey: string | undefined, budget = new AnswerBudget()): Upstream {
   const secure = new URL(baseUrl).protocol === 'https:';
   // No cap on sockets: the worker's maxConcurrentCalls bounds the requests in flight.
   const options = { keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
-  return { baseUrl, apiKey, agent: secure ? new https.Agent(options) : new http.Agent(options) };
+  return { baseUrl, apiKey, agent: secure ? new https.Agent(options) : new http.Agent(options), budget };
 }
 
 /** Closes the upstream's idle connections (requests in flight keep theirs until they end). */
@@ -62,16 +65,28 @@ export function postJson(upstream: Upstream, path: string, body: unknown, signal
 /** GETs `baseUrl + path` as JSON. */
 export async function getJson(upstream: Upstream, path: string, signal: AbortSignal): Promise<unknown> {
   const response = await send(upstream, path, 'GET', undefined, signal);
-  return readJson(response, `GET ${upstream.baseUrl}${path}`);
+  return readJson(response, `GET ${upstream.baseUrl}${path}`, upstream.budget);
 }
 
-/** Reads a response body as JSON, at most `maxBytes` ({@link MAX_JSON_BYTES}); INTERNAL naming `what` otherwise. */
-export async function readJson(response: IncomingMessage, what: string, maxBytes = MAX_JSON_BYTES): Promise<unknown> {
-  const text = await readText(response, maxBytes, what);
+/**
+ * Reads a response body as JSON, at most `maxBytes` ({@link MAX_JSON_BYTES}); INTERNAL naming
+ * `what` otherwise. Its bytes are charged to `budget` as they arrive and given back once parsed
+ * or failed; an answer that does not fit fails RESOURCE_EXHAUSTED. Either way the body is closed.
+ */
+export async function readJson(response: IncomingMessage, what: string, budget: AnswerBudget, maxBytes = MAX_JSON_BYTES): Promise<unknown> {
+  let held = 0;
   try {
-    return JSON.parse(text);
-  } catch {
-    throw new RpcError(RpcCode.INTERNAL, `engine answered ${what} with a body that is not JSON: ${JSON.stringify(text.slice(0, 200))}`);
+    const text = await readText(response, maxBytes, what, (bytes, total) => {
+      budget.take(bytes, total - bytes, what);
+      held += bytes;
+    });
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new RpcError(RpcCode.INTERNAL, `engine answered ${what} with a body that is not JSON: ${JSON.stringify(text.slice(0, 200))}`);
+    }
+  } finally {
+    budget.release(held);
   }
 }
 
@@ -99,7 +114,7 @@ async function send(upstream: Upstream, path: string, method: string, body: stri
     });
   }
   const status = response.statusCode ?? 0;
-  if (status < 200 || status > 299) throw await engineError(response, `${method} ${url}`);
+  if (status < 200 || status > 299) throw await engineError(response, `${method} ${url}`, upstream.budget);
   return response;
 }
 
@@ -147,21 +162,28 @@ function requestOnce(upstream: Upstream, { url, method, headers, body, signal }:
   });
 }
 
-/** A response body as text, at most `maxBytes`. */
-function readText(response: IncomingMessage, maxBytes: number, what: string): Promise<string> {
-  return readCapped(response, maxBytes, () => new RpcError(RpcCode.INTERNAL, `engine answered ${what} with a body over ${maxBytes} bytes`));
+/** A response body as text, at most `maxBytes`, each chunk passed to `charge` first. */
+function readText(response: IncomingMessage, maxBytes: number, what: string, charge: (bytes: number, total: number) => void): Promise<string> {
+  return readCapped(response, maxBytes, () => new RpcError(RpcCode.INTERNAL, `engine answered ${what} with a body over ${maxBytes} bytes`), charge);
 }
 
 /**
  * A body (a Node stream or a fetch body) as UTF-8 text, at most `maxBytes`; past it, the error
- * `tooLarge` makes is thrown and leaving the loop closes the body.
+ * `tooLarge` makes is thrown. Each chunk is first passed to `charge` (its length and the total
+ * so far), which may throw too. A throw leaves the loop, and that closes the body.
  */
-export async function readCapped(body: AsyncIterable<Uint8Array>, maxBytes: number, tooLarge: () => Error): Promise<string> {
+export async function readCapped(
+  body: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  tooLarge: () => Error,
+  charge?: (bytes: number, total: number) => void,
+): Promise<string> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   for await (const chunk of body) {
     bytes += chunk.length;
     if (bytes > maxBytes) throw tooLarge();
+    charge?.(chunk.length, bytes);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -171,9 +193,15 @@ export async function readCapped(body: AsyncIterable<Uint8Array>, maxBytes: numb
 const MAX_ERROR_BYTES = 64 * 1024;
 
 /** The RpcError for a non-2xx engine answer, with the engine's own message when it gave one. */
-async function engineError(response: IncomingMessage, what: string): Promise<RpcError> {
+async function engineError(response: IncomingMessage, what: string, budget: AnswerBudget): Promise<RpcError> {
   const status = response.statusCode ?? 0;
-  const text = await readText(response, MAX_ERROR_BYTES, what).catch(() => '');
+  let held = 0;
+  const text = await readText(response, MAX_ERROR_BYTES, what, (bytes, total) => {
+    budget.take(bytes, total - bytes, what);
+    held += bytes;
+  })
+    .catch(() => '')
+    .finally(() => budget.release(held));
   let message = text.slice(0, 500);
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };

@@ -59,8 +59,15 @@ async function failureOf(stream: AsyncIterable<unknown>): Promise<unknown> {
 }
 
 /** A worker in front of `engine`, and a proxy calling it. */
-async function workerFor(engine: Engine) {
-  const worker = await startEngineWorker({ url: engine.url, name: 'w', models: ['m'], metricsUrl: false, server: { host: '127.0.0.1', port: 0, log: false } });
+async function workerFor(engine: Engine, maxBufferedAnswerBytes?: number) {
+  const worker = await startEngineWorker({
+    url: engine.url,
+    name: 'w',
+    models: ['m'],
+    metricsUrl: false,
+    server: { host: '127.0.0.1', port: 0, log: false },
+    ...(maxBufferedAnswerBytes === undefined ? {} : { maxBufferedAnswerBytes }),
+  });
   cleanup.push(() => worker.close());
   const client = await createClient({ registry: `shuttle://127.0.0.1:${worker.server.port}`, config: false });
   cleanup.push(() => client.close());
@@ -133,5 +140,76 @@ describe('an engine that does not stream', () => {
     const { llm } = await workerFor(engine);
     const error = await failureOf(llm.generate({ prompt: 'p' }));
     expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('engine sent null where an answer object belongs') });
+  });
+});
+
+describe('what an engine makes the worker hold', () => {
+  it('fails a call RESOURCE_EXHAUSTED, naming its size and the limit, when the JSON answers being read would pass maxBufferedAnswerBytes; its request is closed and the bytes come back', async () => {
+    const MiB = 1024 * 1024;
+    // Each answer: `{"pad":"…` of `size` bytes, then held open until `finish` is called.
+    const held: Array<() => void> = [];
+    let size = 3 * MiB;
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write(`{"pad":"${'x'.repeat(size)}`);
+      held.push(() => response.end('","data":[{"embedding":[1,2]}]}'));
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine, 4 * MiB);
+    const first = llm.embed({ text: 'a' });
+    await waitUntil(() => held.length === 1, 'the first answer to be under way');
+    const error = await llm.embed({ text: 'b' }).catch((failure: unknown) => failure);
+    expect(error).toMatchObject({
+      code: RpcCode.RESOURCE_EXHAUSTED,
+      message: expect.stringMatching(
+        /engine answer to POST \S+\/embeddings needs \d+ bytes held at once, more than is free of the worker's 4194304-byte budget/,
+      ),
+    });
+    await waitUntil(() => engine.closedEarly === 1, 'the engine saw the refused request closed', 3000);
+    held[0]!();
+    expect(await first).toMatchObject({ values: [1, 2] });
+    // What both held is free again: an answer of nearly the whole budget goes through.
+    size = 4 * MiB - 64;
+    const third = llm.embed({ text: 'c' });
+    await waitUntil(() => held.length === 3, 'the third answer to be under way');
+    held[2]!();
+    expect(await third).toMatchObject({ values: [1, 2] });
+  });
+
+  it('fails the call with INTERNAL after 1024 chunks in a row that carry nothing, and closes the engine request', async () => {
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.write(`data: ${JSON.stringify({ choices: [{ text: 'a' }] })}\n\n`);
+      const empty = `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: null }] })}\n\n`.repeat(100);
+      // Forever, as fast as the worker reads.
+      const more = (): void => {
+        while (!response.destroyed) if (!response.write(empty)) return void response.once('drain', more);
+      };
+      more();
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const error = await failureOf(llm.generate({ prompt: 'p' }));
+    expect(error).toMatchObject({
+      code: RpcCode.INTERNAL,
+      message: expect.stringContaining('engine sent 1025 chunks in a row without text, a tool call, a finish_reason or usage (at most 1024)'),
+    });
+    await waitUntil(() => engine.closedEarly === 1, 'the engine saw its request closed', 3000);
+  });
+
+  it('counts reasoning and tool-call chunks as progress: a long run of them is no flood', async () => {
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (delta: object) => `data: ${JSON.stringify({ choices: [{ index: 0, delta }] })}\n\n`;
+      for (let i = 0; i < 3000; i++)
+        response.write(chunk(i % 2 === 0 ? { reasoning_content: 'hm' } : { tool_calls: [{ index: 0, function: { arguments: '{' } }] }));
+      response.write(chunk({ content: 'done' }));
+      response.end(`data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const texts: string[] = [];
+    for await (const token of llm.generate({ messages: [{ role: 'user', content: 'hi' }] })) texts.push(String(token.text));
+    expect(texts).toEqual(['done']);
   });
 });

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Publisher } from 'zeromq';
 import { Packr } from 'msgpackr';
@@ -195,6 +196,59 @@ describe('an engine worker following the engine’s KV events', () => {
     const usage = await generate(llm, chat(3, 'still there?'));
     expect(usage.outputTokens).toBe(2);
   });
+
+  it('applies a flood of 4 MB messages of one-token blocks a slice at a time: the event loop never stalls past a few ms, and calls are served meanwhile', async () => {
+    const engine = await startFakeEngine({ models: ['m'], tokens: 2, tokenDelayMs: 0, kvCache: { blockSize: 16 } });
+    cleanup.push(() => engine.close());
+    const hostile = new Publisher();
+    await hostile.bind('tcp://127.0.0.1:*');
+    cleanup.push(() => hostile.close());
+    const { worker, llm } = await workerFor(engine, hostile.lastEndpoint!);
+    const seq = (n: number) => {
+      const bytes = Buffer.alloc(8);
+      bytes.writeBigUInt64BE(BigInt(n));
+      return bytes;
+    };
+    let probe = 0;
+    await waitUntil(
+      async () => {
+        await hostile.send(['', seq(probe++), packr.pack([0, [['AllBlocksCleared']], 0])]);
+        return worker.kvCache!.stats.messages > 0;
+      },
+      'the worker to subscribe',
+      10_000,
+      50,
+    );
+    // 23 events of 20,000 one-token blocks chained to each other (4 MB), then 100,000 events of one
+    // block each (2.7 MB), then one event of 400,000 blocks (refused: over 512 KiB).
+    const chained = Array.from({ length: 23 }, (_, e) => {
+      const hashes = Array.from({ length: 20_000 }, (_, i) => 1 + e * 20_000 + i);
+      return ['BlockStored', hashes, e === 0 ? null : e * 20_000, hashes.map((hash) => (hash * 7) % 150_000), 1, null, null];
+    });
+    const single = Array.from({ length: 100_000 }, (_, i) => ['BlockStored', [10_000_000 + i], i === 0 ? null : 9_999_999 + i, [i % 100], 1, null, null]);
+    const huge = ['BlockStored', Array.from({ length: 400_000 }, (_, i) => 20_000_000 + i), null, Array.from({ length: 400_000 }, () => 5), 1, null, null];
+    const messages = [packr.pack([0, chained, 0]), packr.pack([0, single, 0]), packr.pack([0, [huge], 0])];
+    expect(messages[0]!.length).toBeGreaterThan(4_000_000);
+    const before = { ...worker.kvCache!.stats };
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    for (const [i, payload] of messages.entries()) await hostile.send(['', seq(probe + i), payload]);
+    // A generation while the flood is applied is answered as usual.
+    const started = performance.now();
+    expect((await generate(llm, chat(1, 'during the flood'))).outputTokens).toBe(2);
+    const callMs = performance.now() - started;
+    await waitUntil(
+      () => worker.kvCache!.stats.events >= before.events + 100_023 && worker.kvCache!.stats.bad > before.bad,
+      () => `the flood to be applied (${JSON.stringify(worker.kvCache!.stats)})`,
+      30_000,
+      50,
+    );
+    delay.disable();
+    const stalls = delay.max / 1e6;
+    expect(stalls, `the longest the event loop waited: ${stalls.toFixed(1)} ms`).toBeLessThan(60);
+    expect(callMs).toBeLessThan(1000);
+    expect(worker.kvCache!.stats.blocks).toBe(262_144);
+  }, 60_000);
 
   it('refuses bad kvEvents options with the key, the value and what is allowed', async () => {
     const engine = await startFakeEngine({ models: ['m'] });

@@ -13,7 +13,8 @@ import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../../commo
 import type { Logger } from '../../log/log.js';
 import { ThrottledWarning } from '../../log/throttled-warning.js';
 import { BlockTable } from './block-table.js';
-import { decodeKvEvents } from './decode.js';
+import { type KvEvent, kvEvents } from './decode.js';
+import { WorkPacer } from './pacer.js';
 import { PromptLedger } from './prompt-ledger.js';
 import { type KvMessage, type KvSubscription, subscribe } from './subscriber.js';
 
@@ -57,6 +58,11 @@ const QUEUED_MESSAGES = 32;
 const SILENCE_WARNING_MS = 30_000;
 /** A jump of the sequence further than this is a new publisher, not lost messages. */
 const MAX_GAP = 1_000_000_000n;
+/**
+ * Blocks applied at once: a BlockStored or BlockRemoved of more is applied in pieces of this
+ * many, so the worker can take a turn of its event loop between them (about 0.6 ms a piece).
+ */
+const PIECE_BLOCKS = 256;
 /** A run of bad messages is reported once, then again after this long at the earliest. */
 const WARN_EVERY_MS = 10_000;
 
@@ -101,6 +107,10 @@ export class KvCacheState {
   readonly #log: Logger;
   readonly #stats: KvEventsStats = { messages: 0, events: 0, bad: 0, missed: 0, restarts: 0, disconnects: 0, tokenizeFailures: 0, blocks: 0, prompts: 0 };
   #subscription: KvSubscription | undefined;
+  #closed = false;
+  /** Bumped when the table starts over (a lost connection) or following stops: a message being applied then stops. */
+  #epoch = 0;
+  readonly #pacer = new WorkPacer();
   #lastSeq: bigint | undefined;
   #summary: readonly number[] = [];
   #builtAt = 0;
@@ -145,7 +155,7 @@ export class KvCacheState {
     const state = new KvCacheState(table, ledger, log, options.endpoint);
     state.#subscription = await subscribe(
       { endpoint: options.endpoint, topic, maxMessageBytes, queuedMessages: QUEUED_MESSAGES },
-      (message) => state.#receive(message),
+      (message) => state.apply(message),
       (problem) => state.#bad(problem),
       () => state.#disconnected(),
     );
@@ -208,12 +218,29 @@ export class KvCacheState {
 
   /** Stops following the events. */
   close(): void {
+    this.#closed = true;
+    this.#epoch++;
     clearTimeout(this.#silence);
     this.#subscription?.close();
     this.#subscription = undefined;
   }
 
-  #receive(message: KvMessage): void {
+  /**
+   * Applies one message, as the subscriber hands them over, one after another: its events are
+   * decoded and applied a slice at a time between turns of the event loop, within the share of
+   * it that {@link WorkPacer} allows. Resolves once the message is applied (or dropped); never rejects.
+   */
+  async apply(message: KvMessage): Promise<void> {
+    await this.#pacer.ready();
+    try {
+      await this.#receive(message);
+    } finally {
+      this.#pacer.stop();
+    }
+  }
+
+  async #receive(message: KvMessage): Promise<void> {
+    if (this.#closed) return;
     this.#stats.messages++;
     const last = this.#lastSeq;
     this.#lastSeq = message.seq;
@@ -226,15 +253,22 @@ export class KvCacheState {
       // gone until the engine stores it again — a cache miss, never a wrong answer.
       this.#stats.missed += Number(message.seq - last - 1n);
     }
-    let events: ReturnType<typeof decodeKvEvents>;
+    const epoch = this.#epoch;
     try {
-      events = decodeKvEvents(message.payload);
+      for (const event of kvEvents(message.payload)) {
+        for (const piece of pieces(event)) {
+          this.#table.apply(piece);
+          if (!this.#pacer.due()) continue;
+          await this.#pacer.rest();
+          // The connection was lost or following stopped meanwhile: the table started over.
+          if (epoch !== this.#epoch) return;
+        }
+        this.#stats.events++;
+      }
     } catch (error) {
+      // The events before the one refused stay applied, as with lost messages: a claim at worst wrong by a cache hit.
       this.#bad(`message ${message.seq}: ${(error as Error).message}`);
-      return;
     }
-    for (const event of events) this.#table.apply(event);
-    this.#stats.events += events.length;
   }
 
   /**
@@ -244,6 +278,7 @@ export class KvCacheState {
    */
   #disconnected(): void {
     this.#stats.disconnects++;
+    this.#epoch++;
     this.#lastSeq = undefined;
     this.#table.clear();
   }
@@ -251,5 +286,25 @@ export class KvCacheState {
   #bad(problem: string): void {
     this.#stats.bad++;
     this.#warning.warn(problem);
+  }
+}
+
+/**
+ * An event in pieces of at most {@link PIECE_BLOCKS} blocks, applied in order with the same
+ * result as the whole: each piece of a BlockStored chains to the last block of the piece before.
+ */
+function* pieces(event: KvEvent): Generator<KvEvent, void, undefined> {
+  if (event.type === 'cleared' || event.hashes.length <= PIECE_BLOCKS) {
+    yield event;
+    return;
+  }
+  for (let from = 0; from < event.hashes.length; from += PIECE_BLOCKS) {
+    const to = Math.min(event.hashes.length, from + PIECE_BLOCKS);
+    const hashes = event.hashes.slice(from, to);
+    if (event.type === 'removed') yield { type: 'removed', hashes };
+    else {
+      const tokenIds = event.tokenIds.slice(from * event.blockSize, to * event.blockSize);
+      yield { ...event, hashes, tokenIds, parent: from === 0 ? event.parent : event.hashes[from - 1] };
+    }
   }
 }

@@ -29,13 +29,14 @@ export interface KvSubscription {
 /**
  * Subscribes to an engine's KV-event publisher (ZeroMQ PUB; vLLM and SGLang send each batch as
  * the three frames `[topic, seq as 8 bytes big-endian, payload]`) and hands each message to
- * `onMessage` in order. A message of any other shape goes to `onBad` with what was wrong, and
+ * `onMessage` in order, the next once the one before is done (its promise settled; it must not
+ * reject). A message of any other shape goes to `onBad` with what was wrong, and
  * each lost connection to `onDisconnect` (it is made again, 200 ms to 5 s later). Loaded on
  * first use, so a worker that does not follow KV events never loads the native addon.
  */
 export async function subscribe(
   options: SubscribeOptions,
-  onMessage: (message: KvMessage) => void,
+  onMessage: (message: KvMessage) => void | Promise<void>,
   onBad: (problem: string) => void,
   onDisconnect: () => void,
 ): Promise<KvSubscription> {
@@ -71,7 +72,7 @@ export async function subscribe(
           continue;
         }
         const seq = Buffer.from(frames[1]!.buffer, frames[1]!.byteOffset, 8).readBigUInt64BE(0);
-        onMessage({ seq, payload: frames[2]! });
+        await onMessage({ seq, payload: frames[2]! });
         // Queued messages are handed over one after another without a turn of the event loop
         // between them: a publisher sending a little faster than they are applied would
         // otherwise keep the worker from its calls for as long as it kept on.

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { MAX_SSE_EVENT_CHARS, relaySse, type SseRelay } from '../../../src/engine/sse.js';
 import { readCapped, readJson } from '../../../src/engine/upstream.js';
+import { AnswerBudget } from '../../../src/engine/answer-budget.js';
 
 /** A body fed `chunks` as separate writes, then ended (unless `end` is false). */
 function body(chunks: Array<string | Buffer>, end = true): PassThrough {
@@ -169,10 +170,43 @@ describe('relaySse with a larger first event (the prompt token ids)', () => {
   });
 });
 
+describe('relaySse and the answer budget', () => {
+  it('charges the unfinished event of each stream to the budget: a stream that would pass it fails RESOURCE_EXHAUSTED and is closed; every byte comes back', async () => {
+    const budget = new AnswerBudget(1024 * 1024);
+    const unfinished = `data: ${'x'.repeat(600 * 1024)}`;
+    const first = body([unfinished], false);
+    const firstStream = relaySse(first, { ...relay(), budget, what: 'POST /a' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.used).toBeGreaterThan(600 * 1024);
+    const second = body([unfinished], false);
+    const error = await read(relaySse(second, { ...relay(), budget, what: 'POST /b' })).catch((failure: unknown) => failure);
+    expect(error).toMatchObject({
+      code: RpcCode.RESOURCE_EXHAUSTED,
+      message: expect.stringContaining("engine answer to POST /b needs 614406 bytes held at once, more than is free of the worker's 1048576-byte budget"),
+    });
+    expect(second.destroyed).toBe(true);
+    // The first event ends: its bytes come back; the stream's end leaves nothing held.
+    first.end('\n\ndata: [DONE]\n\n');
+    expect((await read(firstStream)).values).toHaveLength(1);
+    expect(budget.used).toBe(0);
+  });
+
+  it('gives back what an unfinished event held when the reader leaves', async () => {
+    const budget = new AnswerBudget(1024 * 1024);
+    const source = body([`data: ${'x'.repeat(1000)}`], false);
+    const stream = relaySse(source, { ...relay(), budget });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.used).toBe(1006);
+    await stream[Symbol.asyncIterator]().return?.();
+    expect(budget.used).toBe(0);
+    expect(source.destroyed).toBe(true);
+  });
+});
+
 describe('readJson', () => {
   it('parses a body and names the request when it is not JSON', async () => {
-    expect(await readJson(body(['{"data":', '[1,2]}']) as unknown as IncomingMessage, 'GET /x')).toEqual({ data: [1, 2] });
-    await expect(readJson(body(['<html>']) as unknown as IncomingMessage, 'GET /x')).rejects.toMatchObject({
+    expect(await readJson(body(['{"data":', '[1,2]}']) as unknown as IncomingMessage, 'GET /x', new AnswerBudget())).toEqual({ data: [1, 2] });
+    await expect(readJson(body(['<html>']) as unknown as IncomingMessage, 'GET /x', new AnswerBudget())).rejects.toMatchObject({
       code: RpcCode.INTERNAL,
       message: expect.stringContaining('engine answered GET /x with a body that is not JSON: "<html>"'),
     });
