@@ -73,6 +73,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     )
     .option('--metrics-interval <ms>', 'how often to read the metrics', positiveInt, 500)
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
+    .option(
+      '--max-buffered-answer-bytes <n>',
+      'engine answer bytes the worker holds at once while reading them, over all calls (default 268435456)',
+      answerBytes,
+    )
     .addOption(
       new Option(
         '--priority <style>',
@@ -120,6 +125,13 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 function positiveInt(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function answerBytes(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 2 ** 20 || parsed > 64 * 2 ** 30)
+    throw new InvalidArgumentError(`expected bytes from 1048576 (1 MiB) to 68719476736 (64 GiB), got ${JSON.stringify(value)}`);
   return parsed;
 }
 

@@ -16,6 +16,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   metrics: string;
   metricsInterval: number;
   slots: number;
+  maxBufferedAnswerBytes?: number;
   priority: 'none' | 'vllm' | 'sglang';
   kvEvents?: string;
   kvEventsTopic: string;
@@ -57,6 +58,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     metrics: names,
     metricsIntervalMs: options.metricsInterval,
     slots: options.slots,
+    ...(options.maxBufferedAnswerBytes === undefined ? {} : { maxBufferedAnswerBytes: options.maxBufferedAnswerBytes }),
     priority: options.priority,
     ...(options.kvEvents === undefined ? {} : { kvEvents: { endpoint: options.kvEvents, topic: options.kvEventsTopic } }),
     server: {
