@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { codeConstant } from '../errors/errors.js';
+import { ProviderSeries, type ProviderSeriesLimits } from './provider-series.js';
 import type { AttemptEvent, ProviderStatus, RouteEvent, WatchedClient, WatchedKvEvents, WatchedServer } from './reports.js';
 
 /** Running totals of the consumer side, which the dashboard turns into rates between polls. */
@@ -114,6 +115,18 @@ export class ShuttleMetrics {
   });
 
   readonly #servers = new Set<WatchedServer>();
+  /** The `provider` labels of the attempt metrics above, removed when their provider leaves (provider-series.ts). */
+  readonly #providerSeries: ProviderSeries;
+
+  /** @param limits how many provider label values are held, and for how long after a provider leaves */
+  constructor(limits?: ProviderSeriesLimits) {
+    this.#providerSeries = new ProviderSeries(() => this.#listedProviders(), limits);
+  }
+
+  /** Providers whose attempt series are held now (at most `limits.maxProviders`). */
+  get providerLabels(): number {
+    return this.#providerSeries.size;
+  }
   /**
    * Provider-side gauges, read from the watched servers' latest load snapshot at scrape time
    * (so a scrape shows what consumers see on the load channel, not a second bookkeeping).
@@ -298,13 +311,33 @@ export class ShuttleMetrics {
   /** Records how one attempt on one provider went (wire it to the client's `onAttempt`, and `onStreamBreak` for streams that broke after opening). */
   attempt(event: AttemptEvent): void {
     const code = codeConstant(event.code);
+    const { service, method } = event;
+    const series = this.#providerSeries;
+    const provider = series.label(event.provider);
     if (event.midStream === true) {
-      this.streamBreaks.inc({ service: event.service, method: event.method, provider: event.provider, code });
+      const labels = { service, method, provider, code };
+      this.streamBreaks.inc(labels);
+      series.track(provider, this.streamBreaks, `b\u0000${service}\u0000${method}\u0000${code}`, labels);
       return;
     }
-    this.providerCalls.inc({ service: event.service, method: event.method, provider: event.provider, code });
-    this.providerLatency.observe({ service: event.service, provider: event.provider }, event.seconds);
-    if (event.attempt > 1) this.providerRetries.inc({ service: event.service, provider: event.provider });
+    const labels = { service, method, provider, code };
+    this.providerCalls.inc(labels);
+    series.track(provider, this.providerCalls, `c\u0000${service}\u0000${method}\u0000${code}`, labels);
+    const byService = { service, provider };
+    this.providerLatency.observe(byService, event.seconds);
+    series.track(provider, this.providerLatency, `l\u0000${service}`, byService);
+    if (event.attempt > 1) {
+      this.providerRetries.inc(byService);
+      series.track(provider, this.providerRetries, `r\u0000${service}`, byService);
+    }
+  }
+
+  /** The addresses the watched clients list now; undefined when no client is watched. */
+  #listedProviders(): ReadonlySet<string> | undefined {
+    if (this.#clients.size === 0) return undefined;
+    const listed = new Set<string>();
+    for (const client of this.#clients) for (const provider of client.providers()) listed.add(provider.address);
+    return listed;
   }
 
   /**
@@ -312,6 +345,7 @@ export class ShuttleMetrics {
    * counts as `shed`, not failed), streams that broke after opening, and retries sent to it.
    */
   async providerTotals(): Promise<Map<string, ProviderTotals>> {
+    this.#providerSeries.sweep();
     const totals = new Map<string, ProviderTotals>();
     const entry = (provider: string): { -readonly [K in keyof ProviderTotals]: number } => {
       let found = totals.get(provider) as { -readonly [K in keyof ProviderTotals]: number } | undefined;
@@ -338,6 +372,7 @@ export class ShuttleMetrics {
 
   /** The metrics in the Prometheus text format. */
   text(): Promise<string> {
+    this.#providerSeries.sweep();
     return this.registry.metrics();
   }
 }

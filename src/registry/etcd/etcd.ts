@@ -51,6 +51,11 @@ export class EtcdRegistry implements Registry {
   readonly #loadView: LoadView;
   /** Pending notification of load changes (coalesced, see {@link LOAD_NOTIFY_MS}). */
   #loadNotifyTimer: NodeJS.Timeout | undefined;
+  /** Pending notification of a provider that turned draining (see {@link DRAINING_NOTIFY_GAP_MS}). */
+  #drainingNotifyTimer: NodeJS.Timeout | undefined;
+  #lastDrainingNotify = 0;
+  /** Address -> how many records of the watched services name it: load for other addresses concerns nobody here. */
+  readonly #listed = new Map<string, number>();
   #pendingLoad: { address: string; load: LoadSnapshot } | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
   #lastLoadWrite = 0;
@@ -85,6 +90,11 @@ export class EtcdRegistry implements Registry {
   /** Leases granted by this provider so far (1 normally; more after re-registrations). */
   get leaseGenerations(): number {
     return this.#session?.generations ?? 0;
+  }
+
+  /** Keys of this provider written back after someone else deleted them (or moved them off its lease). */
+  get restoredKeys(): number {
+    return this.#session?.restored ?? 0;
   }
 
   /** Keys and values read from etcd and refused (malformed, out of range, too large). */
@@ -133,6 +143,7 @@ export class EtcdRegistry implements Registry {
       // each failed subscribe leaves a watcher behind.
       const entry = this.#services.get(query.service);
       this.#services.delete(query.service);
+      for (const parsed of entry?.parsed.values() ?? []) this.#unlist(parsed.instance);
       void entry?.mirror.close();
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${(error as Error).message}`, { cause: error });
     }
@@ -167,6 +178,7 @@ export class EtcdRegistry implements Registry {
     this.#closed = true;
     clearTimeout(this.#loadTimer);
     clearTimeout(this.#loadNotifyTimer);
+    clearTimeout(this.#drainingNotifyTimer);
     this.#subscribers.clear();
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
@@ -186,7 +198,11 @@ export class EtcdRegistry implements Registry {
 
   #providerSession(): ProviderSession {
     if (this.#closed) throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is closed`);
-    this.#session ??= new ProviderSession(this.#client, this.settings.ttlSeconds, this.settings.requestTimeoutMs, this.settings.display);
+    this.#session ??= new ProviderSession(this.#client, this.settings.ttlSeconds, this.settings.requestTimeoutMs, this.settings.display, (key) => {
+      this.#guard.drop(key, "this provider's key was deleted, or moved off its lease, by someone else; written back on the lease");
+      // Counted and warned about again if it is removed again.
+      this.#guard.forget(key);
+    });
     return this.#session;
   }
 
@@ -194,7 +210,9 @@ export class EtcdRegistry implements Registry {
     let entry = this.#services.get(service);
     if (entry === undefined) {
       const prefix = servicePrefix(this.settings.prefix, service);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, () => this.#guard.contain(prefix, () => this.#onRecords(service)));
+      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
+        this.#guard.contain(prefix, () => this.#onRecords(service, changed)),
+      );
       entry = { mirror, ready: mirror.start(), parsed: new Map() };
       this.#services.set(service, entry);
     }
@@ -217,16 +235,44 @@ export class EtcdRegistry implements Registry {
   }
 
   /**
-   * Load changes reach subscribers at most every {@link LOAD_NOTIFY_MS}: every notification
-   * hands each subscriber the whole list (N records), so one per load event would cost a
-   * consumer N x 2N record copies a second. A draining snapshot is passed on at once.
+   * Every notification hands each subscriber the whole list (N records), so what one load
+   * event may cost is bounded here: a snapshot for an address no watched record names costs
+   * nothing more than its own parse (anyone can write such keys, by the thousand); other
+   * changes reach subscribers at most every {@link LOAD_NOTIFY_MS}; a listed provider that
+   * turns draining is passed on at once, but at most once per {@link DRAINING_NOTIFY_GAP_MS}
+   * (a snapshot flipping between draining and not cannot make every event a full rebuild).
    */
   #onLoads(changed: readonly string[] | undefined): void {
     const entries = this.#loads?.mirror.entries;
     if (entries === undefined) return;
-    const { draining } = this.#loadView.apply(entries, changed);
-    if (draining || changed === undefined) this.#notifyAll();
+    const { addresses, newlyDraining } = this.#loadView.apply(entries, changed);
+    if (changed === undefined) {
+      this.#notifyAll();
+      return;
+    }
+    if (!this.#anyListed(addresses)) return;
+    if (this.#anyListed(newlyDraining)) this.#notifyDraining();
     else this.#loadNotifyTimer ??= setTimeout(() => this.#notifyAll(), LOAD_NOTIFY_MS).unref();
+  }
+
+  #anyListed(addresses: ReadonlySet<string>): boolean {
+    for (const address of addresses) if (this.#listed.has(address)) return true;
+    return false;
+  }
+
+  #notifyDraining(): void {
+    if (this.#drainingNotifyTimer !== undefined) return;
+    const wait = Math.max(0, this.#lastDrainingNotify + DRAINING_NOTIFY_GAP_MS - Date.now());
+    if (wait === 0) {
+      this.#lastDrainingNotify = Date.now();
+      this.#notifyAll();
+      return;
+    }
+    this.#drainingNotifyTimer = setTimeout(() => {
+      this.#drainingNotifyTimer = undefined;
+      this.#lastDrainingNotify = Date.now();
+      this.#notifyAll();
+    }, wait).unref();
   }
 
   #notifyAll(): void {
@@ -235,16 +281,50 @@ export class EtcdRegistry implements Registry {
     for (const service of this.#services.keys()) this.#notify(service);
   }
 
-  /** A service's records changed: forget the parses of keys that are gone, tell the subscribers. */
-  #onRecords(service: string): void {
+  /**
+   * A service's records changed: parse the `changed` keys (all when undefined: the copy was
+   * replaced), forget those that are gone, keep the listed addresses current, tell the subscribers.
+   */
+  #onRecords(service: string, changed: readonly string[] | undefined): void {
     const entry = this.#services.get(service);
     if (entry === undefined) return;
-    for (const key of entry.parsed.keys()) {
-      if (entry.mirror.entries.has(key)) continue;
+    const entries = entry.mirror.entries;
+    const keys = changed ?? new Set([...entry.parsed.keys(), ...entries.keys()]);
+    for (const key of keys) {
+      const raw = entries.get(key);
+      if (raw !== undefined) {
+        this.#parse(entry, key, raw);
+        continue;
+      }
+      const gone = entry.parsed.get(key);
+      if (gone === undefined) continue;
       entry.parsed.delete(key);
+      this.#unlist(gone.instance);
       this.#guard.forget(key);
     }
     this.#notify(service);
+  }
+
+  /** The record at `key`, parsed once per value (undefined when refused); the listed addresses follow. */
+  #parse(entry: ServiceEntry, key: string, raw: string): ServiceInstance | undefined {
+    const known = entry.parsed.get(key);
+    if (known?.raw === raw) return known.instance;
+    this.#unlist(known?.instance);
+    const instance = this.#guard.read(key, raw, RECORD_LIMITS.recordBytes, checkInstance);
+    entry.parsed.set(key, { raw, instance });
+    if (instance !== undefined) {
+      const address = instanceAddress(instance);
+      this.#listed.set(address, (this.#listed.get(address) ?? 0) + 1);
+    }
+    return instance;
+  }
+
+  #unlist(instance: ServiceInstance | undefined): void {
+    if (instance === undefined) return;
+    const address = instanceAddress(instance);
+    const count = (this.#listed.get(address) ?? 0) - 1;
+    if (count > 0) this.#listed.set(address, count);
+    else this.#listed.delete(address);
   }
 
   #notify(service: string): void {
@@ -260,12 +340,7 @@ export class EtcdRegistry implements Registry {
     if (entry === undefined) return [];
     const result: ServiceInstance[] = [];
     for (const [key, raw] of entry.mirror.entries) {
-      let parsed = entry.parsed.get(key);
-      if (parsed?.raw !== raw) {
-        parsed = { raw, instance: this.#guard.read(key, raw, RECORD_LIMITS.recordBytes, checkInstance) };
-        entry.parsed.set(key, parsed);
-      }
-      const instance = parsed.instance;
+      const instance = this.#parse(entry, key, raw);
       if (instance === undefined || !matchesQuery(query, instance)) continue;
       const load = this.#loadView.get(instanceAddress(instance));
       result.push(load === undefined ? instance : { ...instance, load });
@@ -280,6 +355,12 @@ export class EtcdRegistry implements Registry {
  * the client counts its own in-flight calls at pick time, which matter more than 100 ms.
  */
 const LOAD_NOTIFY_MS = 100;
+
+/**
+ * Shortest gap between two immediate notifications of providers turning draining: a consumer
+ * hears of a drain within 10 ms, and at most 100 full rebuilds a second come from drains.
+ */
+const DRAINING_NOTIFY_GAP_MS = 10;
 
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {

@@ -2,6 +2,14 @@ import type { RegistryInputGuard } from '../input-guard.js';
 import type { LoadSnapshot } from '../instance.js';
 import { checkLoad, RECORD_LIMITS } from '../record-check.js';
 
+/** What one {@link LoadView.apply} changed. */
+export interface LoadChanges {
+  /** Addresses whose snapshot changed, appeared or went away. */
+  readonly addresses: ReadonlySet<string>;
+  /** Addresses whose snapshot now says draining and did not before: consumers must learn of these at once. */
+  readonly newlyDraining: ReadonlySet<string>;
+}
+
 /**
  * The consumer's copy of the load channel: the latest valid snapshot per provider address,
  * updated key by key as watch events arrive (a fleet of N providers reporting every 500 ms sends
@@ -28,39 +36,45 @@ export class LoadView {
 
   /**
    * Applies the mirror's `entries` for the `changed` keys (all of them when undefined: the
-   * copy was replaced). Returns whether a changed snapshot says its provider is draining,
-   * which consumers must learn at once.
+   * copy was replaced), and says which addresses changed and which turned draining. Work is
+   * per changed key: nothing here walks the whole fleet for one event.
    */
-  apply(entries: ReadonlyMap<string, string>, changed: Iterable<string> | undefined): { draining: boolean } {
+  apply(entries: ReadonlyMap<string, string>, changed: Iterable<string> | undefined): LoadChanges {
     const now = Date.now();
-    let draining = false;
+    const addresses = new Set<string>();
+    const newlyDraining = new Set<string>();
     if (changed === undefined) {
-      for (const key of [...this.#byKey.keys()]) if (!entries.has(key)) this.#remove(key);
+      for (const key of [...this.#byKey.keys()]) if (!entries.has(key)) this.#remove(key, addresses);
     }
     for (const key of changed ?? entries.keys()) {
       const raw = entries.get(key);
       if (raw === undefined) {
-        this.#remove(key);
+        this.#remove(key, addresses);
         continue;
       }
       if (this.#byKey.get(key)?.raw === raw) continue;
       const address = this.#guard.decode(key, key.slice(this.#prefixLength));
       const load = address === undefined ? undefined : this.#guard.read(key, raw, RECORD_LIMITS.loadBytes, checkLoad);
-      this.#remove(key);
+      const wasDraining = address !== undefined && this.#byAddress.get(address)?.draining === true;
+      this.#remove(key, addresses);
       this.#byKey.set(key, { raw, address });
       if (address !== undefined && load !== undefined) {
         this.#byAddress.set(address, { ...load, receivedAt: now });
-        draining ||= load.draining;
+        addresses.add(address);
+        if (load.draining && !wasDraining) newlyDraining.add(address);
       }
     }
-    return { draining };
+    return { addresses, newlyDraining };
   }
 
-  #remove(key: string): void {
+  #remove(key: string, addresses: Set<string>): void {
     const known = this.#byKey.get(key);
     if (known === undefined) return;
     this.#byKey.delete(key);
     this.#guard.forget(key);
-    if (known.address !== undefined) this.#byAddress.delete(known.address);
+    if (known.address !== undefined) {
+      this.#byAddress.delete(known.address);
+      addresses.add(known.address);
+    }
   }
 }

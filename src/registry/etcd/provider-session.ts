@@ -14,6 +14,13 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
  * extends the old lease by one TTL, and the keys must be on the new lease before that runs out:
  * an attempt that waited seconds on a member still down let the old lease expire first, and
  * every consumer saw the provider deleted, then put back.
+ *
+ * Anyone who can write under the prefix can also delete a key while the lease lives (or put it
+ * again on no lease, or on another). After each successful keep-alive — every TTL/3, and never
+ * more often than once a second — the session asks etcd which keys its lease holds (one
+ * LeaseTimeToLive request, however many keys) and writes back, on the same lease, each wanted
+ * key that is not among them, as Dubbo and Nacos re-register a deleted node. A deleter cannot
+ * make it spin: one check and at most one write per wanted key per keep-alive, whatever it does.
  */
 export class ProviderSession {
   readonly #client: Etcd3;
@@ -22,25 +29,40 @@ export class ProviderSession {
   readonly #display: string;
   /** Everything this provider wants in etcd: key -> value. */
   readonly #wanted = new Map<string, string>();
+  /**
+   * Keys whose latest write is known to have reached etcd on the current lease. Only these are
+   * checked: a key whose own write is still on its way is missing for a reason.
+   */
+  readonly #settled = new Set<string>();
   #lease: Lease | undefined;
+  /** The current lease's ID, as etcd gave it. */
+  #leaseId: string | undefined;
+  /** The check of the lease's keys under way, if any (see {@link #audit}). */
+  #auditing: Promise<void> | undefined;
+  #lastAudit = 0;
   #granting: Promise<Lease> | undefined;
   #recoverTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #onRestored: (key: string) => void;
   /** Leases granted so far; tests and logs use it to see a re-registration happen. */
   generations = 0;
+  /** Keys written back after someone else removed them from the lease. */
+  restored = 0;
 
-  constructor(client: Etcd3, ttlSeconds: number, requestTimeoutMs: number, display: string) {
+  /** @param onRestored told of each key written back after it went missing from the lease */
+  constructor(client: Etcd3, ttlSeconds: number, requestTimeoutMs: number, display: string, onRestored: (key: string) => void = () => {}) {
     this.#client = client;
     this.#ttlSeconds = ttlSeconds;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#display = display;
+    this.#onRestored = onRestored;
   }
 
   /** Writes `key` on the lease (granting one first if needed); remembered for re-registration. */
   async put(key: string, value: string): Promise<void> {
     this.#wanted.set(key, value);
     const lease = await this.#currentLease();
-    await this.#withDeadline(lease.put(key).value(value).exec(), `write ${key}`);
+    await this.#write(lease, key, value);
   }
 
   /**
@@ -51,12 +73,23 @@ export class ProviderSession {
     this.#wanted.set(key, value);
     const lease = this.#lease;
     if (lease === undefined) return;
-    await this.#withDeadline(lease.put(key).value(value).exec(), `write ${key}`);
+    await this.#write(lease, key, value);
+  }
+
+  /** Writes `key` on `lease`; settled once etcd has it, and if no newer write of it began meanwhile. */
+  async #write(lease: Lease, key: string, value: string, what = `write ${key}`, timeoutMs = this.#requestTimeoutMs): Promise<void> {
+    this.#settled.delete(key);
+    await this.#withDeadline(lease.put(key).value(value).exec(), what, timeoutMs);
+    if (this.#lease === lease && this.#wanted.get(key) === value) this.#settled.add(key);
   }
 
   /** Deletes `key` and forgets it. */
   async delete(key: string): Promise<void> {
     this.#wanted.delete(key);
+    this.#settled.delete(key);
+    // A check under way may be writing the key back: let it finish first, or its write could
+    // land after the delete and outlive it until the lease ends.
+    await this.#auditing?.catch(() => {});
     await this.#withDeadline(this.#client.delete().key(key).exec(), `delete ${key}`);
   }
 
@@ -66,6 +99,7 @@ export class ProviderSession {
     clearTimeout(this.#recoverTimer);
     const lease = this.#lease;
     this.#lease = undefined;
+    await this.#auditing?.catch(() => {});
     if (lease !== undefined) await this.#withDeadline(lease.revoke(), 'revoke the lease').catch(() => lease.release());
   }
 
@@ -80,15 +114,63 @@ export class ProviderSession {
   async #grant(timeoutMs: number): Promise<Lease> {
     const lease = this.#client.lease(this.#ttlSeconds, { autoKeepAlive: true });
     lease.on('lost', () => this.#onLost(lease));
+    lease.on('keepaliveSucceeded', () => this.#audit(lease));
+    let id: string;
     try {
-      await this.#withDeadline(lease.grant(), 'grant a lease', timeoutMs);
+      id = await this.#withDeadline(lease.grant(), 'grant a lease', timeoutMs);
     } catch (error) {
       lease.release();
       throw error;
     }
     this.generations++;
     this.#lease = lease;
+    this.#leaseId = id;
+    this.#settled.clear();
     return lease;
+  }
+
+  /**
+   * Writes back, on `lease`, every wanted key that etcd says the lease no longer holds. At most
+   * one check at a time and one per {@link #auditEveryMs}; failures wait for the next keep-alive.
+   */
+  #audit(lease: Lease): void {
+    const id = this.#leaseId;
+    const now = Date.now();
+    if (this.#closed || this.#lease !== lease || id === undefined || this.#auditing !== undefined || now - this.#lastAudit < this.#auditEveryMs()) return;
+    this.#lastAudit = now;
+    this.#auditing = this.#restoreMissing(lease, id)
+      .catch(() => {})
+      .finally(() => {
+        this.#auditing = undefined;
+      });
+  }
+
+  async #restoreMissing(lease: Lease, id: string): Promise<void> {
+    // Keys settled before the question is asked: any of them etcd does not list was removed.
+    const settled = [...this.#settled];
+    const held = await this.#withDeadline(this.#client.leaseClient.leaseTimeToLive({ ID: id, keys: true }), 'list the keys of its lease');
+    // TTL -1: the lease is gone; the 'lost' event re-registers everything.
+    if (held.TTL === '-1' || this.#lease !== lease) return;
+    const onLease = new Set(held.keys.map((key) => key.toString('utf8')));
+    const missing = [...settled].filter((key) => !onLease.has(key));
+    await Promise.all(
+      missing.map(async (key) => {
+        // Read at the moment of writing: a key deleted, changed or being written meanwhile is left alone.
+        const value = this.#wanted.get(key);
+        if (value === undefined || !this.#settled.has(key) || this.#lease !== lease || this.#closed) return;
+        await this.#write(lease, key, value, `write ${key} back`);
+        this.restored++;
+        this.#onRestored(key);
+      }),
+    );
+  }
+
+  /**
+   * The keep-alive's own pace (TTL/3), and never more than once a second; less 50 ms, so the
+   * jitter of the keep-alive timer does not skip every other one.
+   */
+  #auditEveryMs(): number {
+    return Math.max(1000, (this.#ttlSeconds * 1000) / 3) - 50;
   }
 
   #onLost(lease: Lease): void {
@@ -104,7 +186,7 @@ export class ProviderSession {
     const delay = attempt === 0 ? 0 : Math.min(2000, pace, 250 * 2 ** attempt);
     this.#recoverTimer = setTimeout(() => {
       this.#currentLease(pace)
-        .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#withDeadline(lease.put(key).value(value).exec(), `write ${key}`, pace))))
+        .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#write(lease, key, value, `write ${key}`, pace))))
         .catch(() => {
           // Still unreachable, or lost again while writing: drop the lease and try later.
           const lease = this.#lease;

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { checkInt, checkKnownKeys, invalidOption } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
@@ -7,6 +7,7 @@ import { instanceAddress, matchesQuery, type LoadSnapshot, type ServiceInstance,
 import { RegistryInputGuard } from '../input-guard.js';
 import { checkInstance, checkLoad, RECORD_LIMITS } from '../record-check.js';
 import type { InstancesListener, Registry, Subscription } from '../registry.js';
+import { ownedFile, touchOwned, writeAtomically, type OwnedFile } from './own-files.js';
 import { defaultFileRegistryDir, ensurePrivateFolder } from './private-folder.js';
 import { readRegularFile } from './safe-read.js';
 
@@ -64,16 +65,18 @@ interface Subscriber {
  * Layout: `DIR/services/{service}/{version}@{group}@{host:port}.json` holds a record, and
  * `DIR/load/{host:port}.json` a provider's load (segments URI-encoded, `_` for empty). Files are
  * written whole to a temporary name and renamed, so a reader never sees half a record. A
- * provider refreshes its files' modification time every `heartbeatMs` (rewriting any that
- * vanished); a consumer rereads the service's folder every `pollMs`, ignores records older
- * than `ttlMs` (a SIGKILLed provider drops out after that), and deletes records older than
- * 10 x `ttlMs` so a crashed process leaves nothing behind for long.
+ * provider refreshes its files' modification time every `heartbeatMs`, never through a link
+ * (rewriting any that vanished or were replaced, own-files.ts); a consumer rereads the
+ * service's folder every `pollMs`, ignores records older than `ttlMs` (a SIGKILLed provider
+ * drops out after that) or dated more than {@link FUTURE_SKEW_MS} ahead of its clock, and
+ * deletes records more than 10 x `ttlMs` away from now so a crashed process leaves nothing
+ * behind for long.
  */
 export class FileRegistry implements Registry {
   readonly name = 'file';
   readonly settings: FileRegistrySettings;
-  /** Files this provider owns: path -> content. */
-  readonly #owned = new Map<string, string>();
+  /** Files this provider owns: path -> what it wrote there. */
+  readonly #owned = new Map<string, OwnedFile>();
   readonly #subscribers = new Set<Subscriber>();
   #heartbeat: NodeJS.Timeout | undefined;
   #poll: NodeJS.Timeout | undefined;
@@ -188,20 +191,32 @@ export class FileRegistry implements Registry {
   async #own(file: string, content: string): Promise<void> {
     if (this.#closed) throw new RpcError(RpcCode.UNAVAILABLE, `file registry ${this.settings.dir} is closed`);
     await this.#privateFolder();
-    this.#owned.set(file, content);
-    await writeAtomically(file, content);
+    const owned = ownedFile(content);
+    this.#owned.set(file, owned);
+    owned.ino = await writeAtomically(this.settings.dir, file, content);
     this.#heartbeat ??= setInterval(() => void this.#refresh(), this.settings.heartbeatMs);
     this.#heartbeat.unref();
   }
 
-  /** Heartbeat: bump every owned file's mtime; rewrite any that someone removed. */
+  /** Heartbeat: bump every owned file's mtime; rewrite any that someone removed or replaced. */
   async #refresh(): Promise<void> {
     const now = new Date();
-    await Promise.all(
-      [...this.#owned].map(([file, content]) =>
-        utimes(file, now, now).catch(() => (this.#owned.has(file) ? writeAtomically(file, content).catch(() => {}) : undefined)),
-      ),
-    );
+    await Promise.all([...this.#owned].map(([file, owned]) => this.#keep(file, owned, now)));
+  }
+
+  /**
+   * Touches one owned file if it is still the one written; otherwise writes it again as a
+   * regular file (never through what replaced it) and reports the replacement.
+   */
+  async #keep(file: string, owned: OwnedFile, now: Date): Promise<void> {
+    const found = await touchOwned(this.settings.dir, file, owned, now).catch((error: unknown) => ({ replaced: `an error (${(error as Error).message})` }));
+    if (found === 'touched' || this.#owned.get(file) !== owned || this.#closed) return;
+    try {
+      owned.ino = await writeAtomically(this.settings.dir, file, owned.content);
+      if (found !== 'missing') this.#guard.drop(file, `this provider's file was replaced by ${found.replaced}; written again as a regular file`);
+    } catch (error) {
+      this.#guard.drop(file, `this provider's file cannot be written again (${(error as Error).message}); it stays unannounced until it can`);
+    }
   }
 
   #startPolling(): void {
@@ -250,6 +265,14 @@ export class FileRegistry implements Registry {
     const folder = path.join(this.settings.dir, 'services', segment(query.service));
     let names: string[];
     try {
+      // A folder swapped for a link is not read through (the view keeps what it had); the
+      // providers' heartbeats put a real folder back.
+      for (const inside of [path.dirname(folder), folder]) {
+        if ((await lstat(inside)).isSymbolicLink()) {
+          this.#guard.drop(inside, 'is a symbolic link, not a folder; not read');
+          throw new Error(`${inside} is a symbolic link, not a folder`);
+        }
+      }
       names = await readdir(folder);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
@@ -291,8 +314,10 @@ export class FileRegistry implements Registry {
     if (read.kind === 'missing') return undefined;
     if (read.kind === 'refused') return this.#guard.drop(file, read.reason);
     const age = now - read.mtimeMs;
-    if (age > 10 * this.settings.ttlMs && !this.#owned.has(file)) await rm(file, { force: true }).catch(() => {});
-    if (age > this.settings.ttlMs) return undefined;
+    if (Math.abs(age) > 10 * this.settings.ttlMs && !this.#owned.has(file)) await rm(file, { force: true }).catch(() => {});
+    // A heartbeat dated ahead of this clock proves nothing about when it was made: a planted
+    // (or skewed) future time would otherwise keep a dead record alive for as long as it says.
+    if (age > this.settings.ttlMs || age < -FUTURE_SKEW_MS) return undefined;
     return this.#guard.read(file, read.text, maxBytes, check);
   }
 }
@@ -311,17 +336,18 @@ function unsegment(folder: string): string | undefined {
   }
 }
 
+/**
+ * How far ahead of the reader's clock a modification time may be and still count as a
+ * heartbeat. The processes share one host and one clock; what remains is timestamp rounding —
+ * up to 2 s on FAT-family filesystems. A live provider stamps its files with its own `now`
+ * every heartbeat, so after the clock is stepped back its records are out of view for at most
+ * one heartbeat.
+ */
+export const FUTURE_SKEW_MS = 2000;
+
 /** Records served per service folder and poll. */
 const MAX_RECORDS = 10_000;
 /** Record files read per service folder and poll: a bound on what a flood of files can cost. */
 const MAX_RECORD_READS = 2 * MAX_RECORDS;
 /** The name of a record file, as a provider writes it: `version@group@address.json`, each part encoded. */
 const RECORD_NAME = /^[^@/]+@[^@/]+@[^@/]+\.json$/;
-
-let counter = 0;
-async function writeAtomically(file: string, content: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.${++counter}.tmp`;
-  await writeFile(temporary, content, { mode: 0o600 });
-  await rename(temporary, file);
-}
