@@ -85,6 +85,8 @@ export interface EngineWorker {
   readonly load: EngineLoad | undefined;
   /** The engine's cache as its KV events tell it, when `kvEvents` is set. */
   readonly kvCache: KvCacheState | undefined;
+  /** Bytes of engine answers held now while they are read, of `maxBufferedAnswerBytes`. */
+  readonly answerBytesHeld: number;
   /** Stops reporting load and drains the server (calls in flight finish). */
   close(): Promise<void>;
 }
@@ -161,6 +163,9 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
       models,
       load,
       kvCache,
+      get answerBytesHeld() {
+        return budget.used;
+      },
       close: async () => {
         load?.stop();
         kvCache?.close();

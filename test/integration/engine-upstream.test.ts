@@ -155,9 +155,11 @@ describe('what an engine makes the worker hold', () => {
       held.push(() => response.end('","data":[{"embedding":[1,2]}]}'));
     });
     cleanup.push(() => engine.close());
-    const { llm } = await workerFor(engine, 4 * MiB);
+    const { llm, worker } = await workerFor(engine, 4 * MiB);
     const first = llm.embed({ text: 'a' });
-    await waitUntil(() => held.length === 1, 'the first answer to be under way');
+    // All of the first answer read and held before the second starts: the budget is first come,
+    // first served, so two answers read at once could fail either.
+    await waitUntil(() => held.length === 1 && worker.answerBytesHeld >= size, 'the first answer to be held whole');
     const error = await llm.embed({ text: 'b' }).catch((failure: unknown) => failure);
     expect(error).toMatchObject({
       code: RpcCode.RESOURCE_EXHAUSTED,
@@ -169,6 +171,7 @@ describe('what an engine makes the worker hold', () => {
     held[0]!();
     expect(await first).toMatchObject({ values: [1, 2] });
     // What both held is free again: an answer of nearly the whole budget goes through.
+    await waitUntil(() => worker.answerBytesHeld === 0, 'every byte given back');
     size = 4 * MiB - 64;
     const third = llm.embed({ text: 'c' });
     await waitUntil(() => held.length === 3, 'the third answer to be under way');
