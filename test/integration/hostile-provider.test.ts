@@ -1,0 +1,99 @@
+import net from 'node:net';
+import { Packr } from 'msgpackr';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_BACKOFF } from '../../src/common/backoff.js';
+import { createInvocation, type Invocation } from '../../src/call/invocation.js';
+import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
+import { FrameDecoder } from '../../src/transport/decoder.js';
+import { encodeFrame, FrameType, type Frame } from '../../src/transport/frame.js';
+import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
+
+/*
+ * A provider that breaks the protocol on purpose, over a real loopback socket, against a
+ * consumer connection: what it can make the consumer hold, and for how long it can hold the
+ * consumer's event loop, stays bounded; the calls beside the attack keep working.
+ */
+const packr = new Packr({ useRecords: false, moreTypes: true });
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+/** A raw provider: `onSocket` gets each connection and every frame the consumer sends on it. */
+async function rawProvider(onSocket: (socket: net.Socket, onFrame: (handler: (frame: Frame) => void) => void) => void): Promise<number> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const decoder = new FrameDecoder(1 << 24);
+    let handler: (frame: Frame) => void = () => {};
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk, (frame) => handler(frame)));
+    onSocket(socket, (next) => (handler = next));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+function connect(port: number): TcpConnection {
+  const connection = new TcpConnection('127.0.0.1', port, {
+    connectTimeoutMs: 1000,
+    heartbeatIntervalMs: 10_000,
+    heartbeatTimeoutMs: 5000,
+    maxFrameBytes: 8 << 20,
+    maxUnsentBytes: 4 << 20,
+    backoff: DEFAULT_BACKOFF,
+    streamWindowBytes: 65_536,
+  });
+  cleanups.push(() => void connection.close());
+  return connection;
+}
+
+function invocation(request: unknown, timeoutMs = 3000): Invocation {
+  return createInvocation({ service: 'test.Echo', method: 'echo', request, deadline: Date.now() + timeoutMs });
+}
+
+function answer(id: number, value: unknown): Buffer {
+  return encodeFrame(FrameType.RESPONSE, id, packr.pack(value), { serializer: 1 });
+}
+
+describe('a hostile provider', () => {
+  it('heartbeats flooded by a provider that reads nothing get a bounded number of answers', async () => {
+    // The provider answers the first call, then stops reading its socket and sends heartbeats
+    // as fast as the consumer takes them for 2 s; then it reads again and counts the answers
+    // the consumer queued for it meanwhile. Each unanswered heartbeat used to queue a 20-byte
+    // HEARTBEAT_ACK: millions of them in 2 s (1.4 GB of consumer memory in 12 s).
+    const FLOOD_MS = 2000;
+    let sent = 0;
+    let acks = 0;
+    let flooding: Promise<void> | undefined;
+    const port = await rawProvider((socket, onFrame) => {
+      onFrame((frame) => {
+        if (frame.type === FrameType.HEARTBEAT_ACK) acks++;
+        if (frame.type !== FrameType.REQUEST) return;
+        socket.write(answer(frame.requestId, 'first'));
+        if (flooding !== undefined) return;
+        socket.pause();
+        const heartbeats = Buffer.concat(Array.from({ length: 4096 }, (_, i) => encodeFrame(FrameType.HEARTBEAT, i)));
+        const until = Date.now() + FLOOD_MS;
+        flooding = (async () => {
+          while (Date.now() < until && !socket.destroyed) {
+            sent += 4096;
+            if (!socket.write(heartbeats)) await new Promise((resolve) => socket.once('drain', resolve));
+          }
+          socket.resume();
+        })();
+      });
+    });
+    const connection = connect(port);
+    const serializer = createMsgpackSerializer({});
+    expect(await connection.invoke(invocation('one'), serializer)).toBe('first');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await flooding;
+    // Everything the consumer queued is now read; a call after the flood is answered.
+    expect(await connection.invoke(invocation('two'), serializer)).toBe('first');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sent).toBeGreaterThan(100_000);
+    // One answer per 100 ms at most: ~20 in 2 s (the bound leaves room for a loaded runner).
+    expect(acks).toBeGreaterThan(0);
+    expect(acks).toBeLessThanOrEqual(FLOOD_MS / 100 + 5);
+  });
+});
