@@ -7,6 +7,8 @@ import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { encodeFrame, FrameType, type Frame } from '../../src/transport/frame.js';
 import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
+import { RpcCode, type RpcError } from '../../src/errors/errors.js';
+import { rejection } from '../helpers/wait.js';
 
 /*
  * A provider that breaks the protocol on purpose, over a real loopback socket, against a
@@ -49,6 +51,18 @@ function connect(port: number): TcpConnection {
 
 function invocation(request: unknown, timeoutMs = 3000): Invocation {
   return createInvocation({ service: 'test.Echo', method: 'echo', request, deadline: Date.now() + timeoutMs });
+}
+
+/** The request value of a REQUEST body (its routing head skipped). */
+function unpackRequest(body: Buffer): unknown {
+  let offset = 0;
+  for (let field = 0; field < 4; field++) offset += 1 + body[offset]!;
+  const entries = body[offset++]!;
+  for (let entry = 0; entry < entries; entry++) {
+    offset += 1 + body[offset]!;
+    offset += 2 + body.readUInt16BE(offset);
+  }
+  return packr.unpack(body.subarray(offset));
 }
 
 function answer(id: number, value: unknown): Buffer {
@@ -95,5 +109,54 @@ describe('a hostile provider', () => {
     // One answer per 100 ms at most: ~20 in 2 s (the bound leaves room for a loaded runner).
     expect(acks).toBeGreaterThan(0);
     expect(acks).toBeLessThanOrEqual(FLOOD_MS / 100 + 5);
+  });
+
+  it('error answers with huge, deep or forged bodies neither hold the event loop nor reach the caller as sent', async () => {
+    // Each call is answered with an error body of its own kind; without the guard, the 6 MB of
+    // nesting held the consumer's event loop for 0.5 s in JSON.parse, the 7 MB message reached
+    // the caller whole, and the control characters and the hint of 31 years as sent.
+    const nested = `${'{"a":'.repeat(1_000_000)}1${'}'.repeat(1_000_000)}`;
+    const bodies: Record<string, string> = {
+      deep: `{"message":"deep","details":${nested}}`,
+      long: JSON.stringify({ message: 'x'.repeat(7 * 1024 * 1024) }),
+      forged: JSON.stringify({ message: 'evil\u001b[31m red\r\n{"level":50,"msg":"forged"}\u0000', retryAfterMs: 1e12, details: { ok: true } }),
+      arrays: JSON.stringify({ message: 'arrays', details: { a: Array.from({ length: 1_000_000 }, () => []) } }),
+      nested: `{"message":"nested","details":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`,
+    };
+    const port = await rawProvider((socket, onFrame) =>
+      onFrame((frame) => {
+        if (frame.type !== FrameType.REQUEST) return;
+        const kind = unpackRequest(frame.body) as string;
+        socket.write(encodeFrame(FrameType.RESPONSE, frame.requestId, Buffer.from(bodies[kind]!), { status: 14, serializer: 2 }));
+      }),
+    );
+    const connection = connect(port);
+    const serializer = createMsgpackSerializer({});
+    expect(await rejection(connection.invoke(invocation('forged'), serializer))).toBeDefined();
+    // The longest gap between 1 ms ticks while the answers are decoded is the loop's longest hold.
+    let longest = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    cleanups.push(() => clearInterval(ticker));
+    const errors: Record<string, RpcError> = {};
+    for (const kind of Object.keys(bodies)) errors[kind] = (await rejection(connection.invoke(invocation(kind), serializer))) as RpcError;
+    clearInterval(ticker);
+    for (const error of Object.values(errors)) expect(error.code).toBe(RpcCode.UNAVAILABLE);
+    expect(errors['deep']!.message).toMatch(/error body of \d+ bytes not read: an error may carry at most 65536/);
+    expect(errors['long']!.message).toMatch(/error body of \d+ bytes not read/);
+    expect(errors['arrays']!.message).toMatch(/error body of \d+ bytes not read/);
+    expect(errors['nested']!.message).toMatch(/unreadable error body of \d+ bytes: .*nest/i);
+    expect(errors['nested']!.details).toBeUndefined();
+    const forged = errors['forged']!;
+    expect(forged.rawMessage).toBe('evil [31m red  {"level":50,"msg":"forged"} ');
+    expect(forged.retryAfterMs).toBeUndefined();
+    expect(forged.details).toEqual({ ok: true });
+    expect(longest).toBeLessThan(150);
+    // The connection is untouched: an error answer is an answer.
+    expect(connection.state).toBe('ready');
   });
 });
