@@ -7,6 +7,7 @@ import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { encodeFrame, FrameType, type Frame } from '../../src/transport/frame.js';
 import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
+import type { ConnectOptions } from '../../src/transport/transport.js';
 import { RpcCode, type RpcError } from '../../src/errors/errors.js';
 import { rejection } from '../helpers/wait.js';
 
@@ -35,7 +36,7 @@ async function rawProvider(onSocket: (socket: net.Socket, onFrame: (handler: (fr
   return (server.address() as net.AddressInfo).port;
 }
 
-function connect(port: number): TcpConnection {
+function connect(port: number, extra: Partial<ConnectOptions> = {}): TcpConnection {
   const connection = new TcpConnection('127.0.0.1', port, {
     connectTimeoutMs: 1000,
     heartbeatIntervalMs: 10_000,
@@ -44,6 +45,7 @@ function connect(port: number): TcpConnection {
     maxUnsentBytes: 4 << 20,
     backoff: DEFAULT_BACKOFF,
     streamWindowBytes: 65_536,
+    ...extra,
   });
   cleanups.push(() => void connection.close());
   return connection;
@@ -158,5 +160,48 @@ describe('a hostile provider', () => {
     expect(longest).toBeLessThan(150);
     // The connection is untouched: an error answer is an answer.
     expect(connection.state).toBe('ready');
+  });
+
+  it('LOAD frames flooded at full speed are read at most once per 5 ms; calls beside them are answered', async () => {
+    // Every report is well formed, so each one read costs a JSON parse and a check of every
+    // field: a flood of them (hundreds of thousands a second) used to be read in full.
+    const FLOOD_MS = 1500;
+    const report = Buffer.from(
+      JSON.stringify({ timestamp: 1, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 5, draining: false }),
+    );
+    const reports = Buffer.concat(Array.from({ length: 1000 }, () => encodeFrame(FrameType.LOAD, 0, report, { serializer: 2 })));
+    let sent = 0;
+    let flooding: Promise<void> | undefined;
+    const port = await rawProvider((socket, onFrame) => {
+      onFrame((frame) => {
+        if (frame.type !== FrameType.REQUEST) return;
+        socket.write(answer(frame.requestId, 'answered'));
+        if (flooding !== undefined) return;
+        const until = Date.now() + FLOOD_MS;
+        flooding = (async () => {
+          while (Date.now() < until && !socket.destroyed) {
+            sent += 1000;
+            if (!socket.write(reports)) await new Promise((resolve) => socket.once('drain', resolve));
+          }
+        })();
+      });
+    });
+    let read = 0;
+    const connection = connect(port, { onLoad: () => read++ });
+    const serializer = createMsgpackSerializer({});
+    const started = Date.now();
+    expect(await connection.invoke(invocation('first'), serializer)).toBe('answered');
+    let answered = 0;
+    while (Date.now() - started < FLOOD_MS) {
+      expect(await connection.invoke(invocation(answered, 1000), serializer)).toBe('answered');
+      answered++;
+    }
+    await flooding;
+    const elapsed = Date.now() - started;
+    expect(sent).toBeGreaterThan(50_000);
+    expect(answered).toBeGreaterThan(10);
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThanOrEqual(Math.ceil(elapsed / 5) + 1);
+    expect(connection.droppedLoads).toBeGreaterThan(sent / 2);
   });
 });
