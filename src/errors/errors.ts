@@ -1,5 +1,6 @@
 import { RpcCode, codeName, isRetryableCode, isRpcCode } from './codes.js';
 import { codeFromNodeError } from './node-error.js';
+import { wireMessage, wireRetryAfterMs } from './wire-text.js';
 
 export { RpcCode, codeConstant, codeName, isRetryableCode, isRpcCode } from './codes.js';
 export { codeFromNodeError } from './node-error.js';
@@ -76,16 +77,21 @@ export class RpcError extends Error {
     }
   }
 
-  /** Rebuilds an error received from the wire; malformed input becomes an INTERNAL error. */
+  /**
+   * Rebuilds an error received from the wire; malformed input becomes an INTERNAL error. The
+   * message loses its control characters and is cut at 4,096 characters; a retry hint that is not
+   * a number from 0 to 10 minutes is dropped (see wire-text.ts).
+   */
   static fromWire(value: unknown): RpcError {
     if (value === null || typeof value !== 'object') {
       return new RpcError(RpcCode.INTERNAL, `malformed error from peer: ${typeof value}`);
     }
     const wire = value as Partial<Record<keyof WireError, unknown>>;
     const code = isRpcCode(wire.code) && wire.code !== RpcCode.OK ? wire.code : RpcCode.UNKNOWN;
-    const message = typeof wire.message === 'string' ? wire.message : 'no message';
+    // The peer's text and hint are bounded here (wire-text.ts): every transport rebuilds through this.
+    const message = typeof wire.message === 'string' ? wireMessage(wire.message) : 'no message';
     const details = isPlainRecord(wire.details) ? wire.details : undefined;
-    const retryAfterMs = typeof wire.retryAfterMs === 'number' && wire.retryAfterMs >= 0 ? wire.retryAfterMs : undefined;
+    const retryAfterMs = wireRetryAfterMs(wire.retryAfterMs);
     return new RpcError(code, message, { details, retryAfterMs });
   }
 

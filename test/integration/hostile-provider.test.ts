@@ -1,0 +1,207 @@
+import net from 'node:net';
+import { Packr } from 'msgpackr';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_BACKOFF } from '../../src/common/backoff.js';
+import { createInvocation, type Invocation } from '../../src/call/invocation.js';
+import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
+import { FrameDecoder } from '../../src/transport/decoder.js';
+import { encodeFrame, FrameType, type Frame } from '../../src/transport/frame.js';
+import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
+import type { ConnectOptions } from '../../src/transport/transport.js';
+import { RpcCode, type RpcError } from '../../src/errors/errors.js';
+import { rejection } from '../helpers/wait.js';
+
+/*
+ * A provider that breaks the protocol on purpose, over a real loopback socket, against a
+ * consumer connection: what it can make the consumer hold, and for how long it can hold the
+ * consumer's event loop, stays bounded; the calls beside the attack keep working.
+ */
+const packr = new Packr({ useRecords: false, moreTypes: true });
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+/** A raw provider: `onSocket` gets each connection and every frame the consumer sends on it. */
+async function rawProvider(onSocket: (socket: net.Socket, onFrame: (handler: (frame: Frame) => void) => void) => void): Promise<number> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const decoder = new FrameDecoder(1 << 24);
+    let handler: (frame: Frame) => void = () => {};
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk, (frame) => handler(frame)));
+    onSocket(socket, (next) => (handler = next));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+function connect(port: number, extra: Partial<ConnectOptions> = {}): TcpConnection {
+  const connection = new TcpConnection('127.0.0.1', port, {
+    connectTimeoutMs: 1000,
+    heartbeatIntervalMs: 10_000,
+    heartbeatTimeoutMs: 5000,
+    maxFrameBytes: 8 << 20,
+    maxUnsentBytes: 4 << 20,
+    backoff: DEFAULT_BACKOFF,
+    streamWindowBytes: 65_536,
+    ...extra,
+  });
+  cleanups.push(() => void connection.close());
+  return connection;
+}
+
+function invocation(request: unknown, timeoutMs = 3000): Invocation {
+  return createInvocation({ service: 'test.Echo', method: 'echo', request, deadline: Date.now() + timeoutMs });
+}
+
+/** The request value of a REQUEST body (its routing head skipped). */
+function unpackRequest(body: Buffer): unknown {
+  let offset = 0;
+  for (let field = 0; field < 4; field++) offset += 1 + body[offset]!;
+  const entries = body[offset++]!;
+  for (let entry = 0; entry < entries; entry++) {
+    offset += 1 + body[offset]!;
+    offset += 2 + body.readUInt16BE(offset);
+  }
+  return packr.unpack(body.subarray(offset));
+}
+
+function answer(id: number, value: unknown): Buffer {
+  return encodeFrame(FrameType.RESPONSE, id, packr.pack(value), { serializer: 1 });
+}
+
+describe('a hostile provider', () => {
+  it('heartbeats flooded by a provider that reads nothing get a bounded number of answers', async () => {
+    // The provider answers the first call, then stops reading its socket and sends heartbeats
+    // as fast as the consumer takes them for 2 s; then it reads again and counts the answers
+    // the consumer queued for it meanwhile. Each unanswered heartbeat used to queue a 20-byte
+    // HEARTBEAT_ACK: millions of them in 2 s (1.4 GB of consumer memory in 12 s).
+    const FLOOD_MS = 2000;
+    let sent = 0;
+    let acks = 0;
+    let flooding: Promise<void> | undefined;
+    const port = await rawProvider((socket, onFrame) => {
+      onFrame((frame) => {
+        if (frame.type === FrameType.HEARTBEAT_ACK) acks++;
+        if (frame.type !== FrameType.REQUEST) return;
+        socket.write(answer(frame.requestId, 'first'));
+        if (flooding !== undefined) return;
+        socket.pause();
+        const heartbeats = Buffer.concat(Array.from({ length: 4096 }, (_, i) => encodeFrame(FrameType.HEARTBEAT, i)));
+        const until = Date.now() + FLOOD_MS;
+        flooding = (async () => {
+          while (Date.now() < until && !socket.destroyed) {
+            sent += 4096;
+            if (!socket.write(heartbeats)) await new Promise((resolve) => socket.once('drain', resolve));
+          }
+          socket.resume();
+        })();
+      });
+    });
+    const connection = connect(port);
+    const serializer = createMsgpackSerializer({});
+    expect(await connection.invoke(invocation('one'), serializer)).toBe('first');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await flooding;
+    // Everything the consumer queued is now read; a call after the flood is answered.
+    expect(await connection.invoke(invocation('two'), serializer)).toBe('first');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sent).toBeGreaterThan(100_000);
+    // One answer per 100 ms at most: ~20 in 2 s (the bound leaves room for a loaded runner).
+    expect(acks).toBeGreaterThan(0);
+    expect(acks).toBeLessThanOrEqual(FLOOD_MS / 100 + 5);
+  });
+
+  it('error answers with huge, deep or forged bodies neither hold the event loop nor reach the caller as sent', async () => {
+    // Each call is answered with an error body of its own kind; without the guard, the 6 MB of
+    // nesting held the consumer's event loop for 0.5 s in JSON.parse, the 7 MB message reached
+    // the caller whole, and the control characters and the hint of 31 years as sent.
+    const nested = `${'{"a":'.repeat(1_000_000)}1${'}'.repeat(1_000_000)}`;
+    const bodies: Record<string, string> = {
+      deep: `{"message":"deep","details":${nested}}`,
+      long: JSON.stringify({ message: 'x'.repeat(7 * 1024 * 1024) }),
+      forged: JSON.stringify({ message: 'evil\u001b[31m red\r\n{"level":50,"msg":"forged"}\u0000', retryAfterMs: 1e12, details: { ok: true } }),
+      arrays: JSON.stringify({ message: 'arrays', details: { a: Array.from({ length: 1_000_000 }, () => []) } }),
+      nested: `{"message":"nested","details":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`,
+    };
+    const port = await rawProvider((socket, onFrame) =>
+      onFrame((frame) => {
+        if (frame.type !== FrameType.REQUEST) return;
+        const kind = unpackRequest(frame.body) as string;
+        socket.write(encodeFrame(FrameType.RESPONSE, frame.requestId, Buffer.from(bodies[kind]!), { status: 14, serializer: 2 }));
+      }),
+    );
+    const connection = connect(port);
+    const serializer = createMsgpackSerializer({});
+    expect(await rejection(connection.invoke(invocation('forged'), serializer))).toBeDefined();
+    // The longest gap between 1 ms ticks while the answers are decoded is the loop's longest hold.
+    let longest = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    cleanups.push(() => clearInterval(ticker));
+    const errors: Record<string, RpcError> = {};
+    for (const kind of Object.keys(bodies)) errors[kind] = (await rejection(connection.invoke(invocation(kind), serializer))) as RpcError;
+    clearInterval(ticker);
+    for (const error of Object.values(errors)) expect(error.code).toBe(RpcCode.UNAVAILABLE);
+    expect(errors['deep']!.message).toMatch(/error body of \d+ bytes not read: an error may carry at most 65536/);
+    expect(errors['long']!.message).toMatch(/error body of \d+ bytes not read/);
+    expect(errors['arrays']!.message).toMatch(/error body of \d+ bytes not read/);
+    expect(errors['nested']!.message).toMatch(/unreadable error body of \d+ bytes: .*nest/i);
+    expect(errors['nested']!.details).toBeUndefined();
+    const forged = errors['forged']!;
+    expect(forged.rawMessage).toBe('evil [31m red  {"level":50,"msg":"forged"} ');
+    expect(forged.retryAfterMs).toBeUndefined();
+    expect(forged.details).toEqual({ ok: true });
+    expect(longest).toBeLessThan(150);
+    // The connection is untouched: an error answer is an answer.
+    expect(connection.state).toBe('ready');
+  });
+
+  it('LOAD frames flooded at full speed are read at most once per 5 ms; calls beside them are answered', async () => {
+    // Every report is well formed, so each one read costs a JSON parse and a check of every
+    // field: a flood of them (hundreds of thousands a second) used to be read in full.
+    const FLOOD_MS = 1500;
+    const report = Buffer.from(
+      JSON.stringify({ timestamp: 1, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 5, draining: false }),
+    );
+    const reports = Buffer.concat(Array.from({ length: 1000 }, () => encodeFrame(FrameType.LOAD, 0, report, { serializer: 2 })));
+    let sent = 0;
+    let flooding: Promise<void> | undefined;
+    const port = await rawProvider((socket, onFrame) => {
+      onFrame((frame) => {
+        if (frame.type !== FrameType.REQUEST) return;
+        socket.write(answer(frame.requestId, 'answered'));
+        if (flooding !== undefined) return;
+        const until = Date.now() + FLOOD_MS;
+        flooding = (async () => {
+          while (Date.now() < until && !socket.destroyed) {
+            sent += 1000;
+            if (!socket.write(reports)) await new Promise((resolve) => socket.once('drain', resolve));
+          }
+        })();
+      });
+    });
+    let read = 0;
+    const connection = connect(port, { onLoad: () => read++ });
+    const serializer = createMsgpackSerializer({});
+    const started = Date.now();
+    expect(await connection.invoke(invocation('first'), serializer)).toBe('answered');
+    let answered = 0;
+    while (Date.now() - started < FLOOD_MS) {
+      expect(await connection.invoke(invocation(answered, 1000), serializer)).toBe('answered');
+      answered++;
+    }
+    await flooding;
+    const elapsed = Date.now() - started;
+    expect(sent).toBeGreaterThan(50_000);
+    expect(answered).toBeGreaterThan(10);
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThanOrEqual(Math.ceil(elapsed / 5) + 1);
+    expect(connection.droppedLoads).toBeGreaterThan(sent / 2);
+  });
+});
