@@ -110,14 +110,17 @@ async function deafSocket(port: number): Promise<net.Socket> {
   return socket;
 }
 
-/** Writes `frame` again and again for `ms`, never letting more than 1 MB wait in this process. */
-async function flood(socket: net.Socket, frame: (id: number) => Buffer, ms: number): Promise<number> {
+/**
+ * Writes `frame` again and again for `ms`, `perBatch` frames at a time, never letting more than
+ * 1 MB (or one batch) wait in this process.
+ */
+async function flood(socket: net.Socket, frame: (id: number) => Buffer, ms: number, perBatch = 200): Promise<number> {
   const until = Date.now() + ms;
   let id = 1;
   while (Date.now() < until && !socket.destroyed) {
     if (socket.writableLength < 1024 * 1024) {
       const batch: Buffer[] = [];
-      for (let i = 0; i < 200; i++) batch.push(frame(id++));
+      for (let i = 0; i < perBatch; i++) batch.push(frame(id++));
       socket.write(Buffer.concat(batch));
     }
     await new Promise((resolve) => setTimeout(resolve, 2));
@@ -225,6 +228,77 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
       Promise.all(
         sockets.map((socket) => flood(socket, (id) => (id <= 10 ? requestFrame(id, 'sleep', payload) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000)),
       ),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
+    expectUnharmed(target, result);
+  });
+
+  it('requests with 7.8 MB of metadata and a one-byte payload, held by slow handlers: the metadata is priced with the request', async () => {
+    const target = await victim();
+    const socket = await deafSocket(target.child.port);
+    const meta: Record<string, string> = {};
+    for (let i = 0; i < 120; i++) meta[`k${i}`] = 'x'.repeat(65_000);
+    const frame = requestFrame(1, 'sleep', { ms: 30_000 }, { meta });
+    const [, result] = await Promise.all([
+      // At most 100 requests (780 MB of metadata), never more than 16 MB waiting in this process.
+      flood(socket, (id) => (id <= 100 ? (frame.writeUInt32BE(id, 12), Buffer.from(frame)) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000, 1),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
+    expectUnharmed(target, result);
+  });
+
+  it('requests decoding to a view into the 64 KiB read that carried them, held by slow handlers: the read is not kept', async () => {
+    const target = await victim();
+    const socket = await deafSocket(target.child.port);
+    // Each write is one request whose value holds a 1-byte binary, then a heartbeat filling the
+    // rest of a 64 KiB read; 3,000 of them.
+    const filler = encodeFrame(FrameType.HEARTBEAT, 0, Buffer.alloc(64 * 1024 - 200));
+    const [, result] = await Promise.all([
+      flood(
+        socket,
+        (id) => (id <= 3000 ? Buffer.concat([requestFrame(id, 'sleep', { ms: 30_000, x: Buffer.from([1]) }), filler]) : encodeFrame(FrameType.HEARTBEAT, 0)),
+        SECONDS * 1000,
+        10,
+      ),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
+    expectUnharmed(target, result);
+  });
+
+  it('100,000 empty requests to a method that sleeps, from 10 connections: each call is priced, the rest wait unread', async () => {
+    const target = await victim();
+    const sockets = await Promise.all(Array.from({ length: 10 }, () => deafSocket(target.child.port)));
+    const [, result] = await Promise.all([
+      Promise.all(
+        sockets.map((socket) =>
+          flood(socket, (id) => (id <= 10_000 ? requestFrame(id, 'sleep', { ms: 30_000 }) : encodeFrame(FrameType.HEARTBEAT, 0)), SECONDS * 1000),
+        ),
+      ),
+      goodClientDuring(target, SECONDS * 1000),
+    ]);
+    expectUnharmed(target, result);
+  });
+
+  it('256 distinct 760-byte routes on each of 400 connections: what a connection remembers of routes is bounded', async () => {
+    const target = await victim();
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < 400; i++) sockets.push(await deafSocket(target.child.port));
+    const name = (i: number, part: string): string => `${i}${part}`.padEnd(250, 'y');
+    // The same 256 requests on every connection (each remembers its own routes), built once.
+    const requests = Buffer.concat(
+      Array.from({ length: 256 }, (_, i) => requestFrame(i + 1, name(i, 'm'), {}, { service: name(i, 's'), version: name(i, 'v') })),
+    );
+    for (const socket of sockets) socket.write(requests);
+    const result = await goodClientDuring(target, SECONDS * 1000);
+    expectUnharmed(target, result);
+  });
+
+  it('heartbeats flooded by 8 connections that never read: answered once per batch, not one queued frame each', async () => {
+    const target = await victim();
+    const sockets = await Promise.all(Array.from({ length: 8 }, () => deafSocket(target.child.port)));
+    const heartbeat = encodeFrame(FrameType.HEARTBEAT, 0);
+    const [, result] = await Promise.all([
+      Promise.all(sockets.map((socket) => flood(socket, () => heartbeat, SECONDS * 1000))),
       goodClientDuring(target, SECONDS * 1000),
     ]);
     expectUnharmed(target, result);

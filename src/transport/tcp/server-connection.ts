@@ -18,6 +18,7 @@ import { StreamCredit } from './provider-stream.js';
 import { TcpCall, type TcpCallWire } from './tcp-call.js';
 import { Hold, ReadGate } from './read-gate.js';
 import { encodeErrorFrame, oversizedMessage } from './wire-error.js';
+import { headCost, ownPayload } from './request-cost.js';
 
 /** Provider-side limits of one connection. */
 export interface ServerConnectionOptions {
@@ -252,8 +253,15 @@ export class ServerConnection {
         this.#running.get(frame.requestId)?.credit?.grant(readU32(frame.body, 'WINDOW_UPDATE'));
         return;
       case FrameType.HEARTBEAT:
-        this.#writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
-        this.#outbound.check();
+        // Bytes still queued for the peer prove this side alive as well as an ACK would (a
+        // consumer counts anything it reads), so only a peer with nothing waiting gets one: a
+        // read full of heartbeats is answered once, not with 3,000 20-byte frames, each costing
+        // ten times its size queued (50 peers that never read made a provider 190 MB larger
+        // within the unsent budgets, and stalled its other calls for seconds in GC).
+        if (this.#writer.unsentBytes === 0) {
+          this.#writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
+          this.#outbound.check();
+        }
         return;
       case FrameType.HEARTBEAT_ACK:
       case FrameType.GOAWAY:
@@ -321,7 +329,7 @@ export class ServerConnection {
       window = Math.min(window, this.#limits.maxStreamWindowBytes);
     }
     const target = { service: resolved.service, method: resolved.method, kind: 'request' } as const;
-    const payload = frame.body.subarray(head.payloadOffset);
+    const payload = ownPayload(frame.body.subarray(head.payloadOffset));
     // A deferred request was priced when it first arrived: pricing walks the whole payload.
     let cost = frame === this.#deferredPriced ? this.#deferredCost : -1;
     this.#deferredPriced = undefined;
@@ -331,6 +339,9 @@ export class ServerConnection {
       } catch (error) {
         return this.#answerError(id, oneWay, decodeError(target, serializer, error));
       }
+      // The call holds its route and metadata, and the provider's own objects for it, as long
+      // as its decoded request: all of it is priced together.
+      cost += headCost(head.payloadOffset, head.entries);
     }
     const alone = this.#running.size === 0;
     const decoded = this.#budgets?.decoded;
