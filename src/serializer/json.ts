@@ -54,5 +54,7 @@ export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {})
       checked = undefined;
       return JSON.parse(text) as unknown;
     },
+    // JSON.parse makes everything anew: nothing decoded is a view into the bytes.
+    ownsDecoded: true,
   };
 };

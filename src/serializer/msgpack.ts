@@ -3,7 +3,7 @@ import { checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import { DECODE_LIMIT_KEYS, resolveDecodeLimits, type DecodeLimits } from './decode-limits.js';
 import { checkMsgpack } from './msgpack-guard.js';
-import { SerializerId, type Serializer } from './serializer.js';
+import { SerializerId, sharesMemory, type Serializer } from './serializer.js';
 
 /** The name this serializer is registered under. */
 export const TYPE_NAME = 'msgpack';
@@ -20,6 +20,10 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
   checkKnownKeys('msgpack serializer options', options, DECODE_LIMIT_KEYS);
   const limits = resolveDecodeLimits('msgpack serializer', options);
   const packr = new Packr({ useRecords: false, moreTypes: true });
+  // Binary values are views into the bytes decoded unless copied: copied when those bytes are a
+  // small part of a larger read, so nothing decoded keeps the read alive. Only binary values are
+  // copied, and only then; everything else msgpack decodes is made anew anyway.
+  const copying = new Packr({ useRecords: false, moreTypes: true, copyBuffers: true });
   /** The payload `check` last passed, so the `decode` that follows need not walk it again. */
   let checked: Uint8Array | undefined;
   return {
@@ -36,8 +40,9 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
       if (bytes !== checked) checkMsgpack(bytes, limits);
       checked = undefined;
       const tiny = decodeTiny(bytes);
-      return tiny !== NOT_TINY ? tiny : packr.unpack(bytes);
+      return tiny !== NOT_TINY ? tiny : (sharesMemory(bytes) ? copying : packr).unpack(bytes);
     },
+    ownsDecoded: true,
   };
 };
 

@@ -31,7 +31,26 @@ export interface Serializer {
    * `decode` of the same bytes right after need not check again.
    */
   check?(bytes: Uint8Array, target: PayloadTarget): number;
+  /**
+   * Optional: `true` when what `decode` returns never keeps a view into `bytes` while `bytes`
+   * shares its memory with more than itself ({@link sharesMemory}; it copies what it would keep).
+   * A transport passes payloads as they are to such a serializer, and otherwise copies a payload
+   * that is a small view into a larger socket read before decoding it: a decoded binary value
+   * would keep the whole read alive for as long as the call holds it.
+   */
+  readonly ownsDecoded?: boolean;
 }
+
+/**
+ * Whether `bytes` is a small view into a larger buffer, such as one frame of a 64 KiB socket
+ * read: a value that kept a view into it would keep all of that buffer, many times its own size.
+ */
+export function sharesMemory(bytes: Uint8Array): boolean {
+  return bytes.buffer.byteLength > 2 * bytes.byteLength + SHARED_SLACK_BYTES;
+}
+
+/** What a kept view may hold beyond twice the bytes it belongs to. */
+const SHARED_SLACK_BYTES = 1024;
 
 /** Stable ids of the built-in serializers (the wire's serializer byte). */
 export const SerializerId = { NONE: 0, MSGPACK: 1, JSON: 2, PROTOBUF: 3 } as const;

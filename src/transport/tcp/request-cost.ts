@@ -1,3 +1,5 @@
+import { sharesMemory, type Serializer } from '../../serializer/serializer.js';
+
 /*
  * What one running call holds besides its decoded payload, so that the decoded budgets
  * (`maxDecodedBytesPerConnection`, `maxTotalDecodedBytes`) count all of a call's memory, and
@@ -31,19 +33,17 @@ export function headCost(headBytes: number, entries: number): number {
 }
 
 /**
- * A payload that is a small view into a much larger read: a frame that arrived whole within one
- * socket read shares that read's memory (up to 64 KiB) with the frames around it, and a decoded
- * value may keep a view into it (msgpack binary, protobuf bytes), and so the whole read, for as
- * long as the call runs — 64 KiB held for a request priced at a few bytes. Such a payload is
- * copied into memory of its own, of its own size (not the shared pool, whose 8 KiB slabs a
- * kept view would hold in the same way); a frame in a buffer of its own is passed as it is.
+ * The payload a serializer may decode: as it is when the serializer never keeps views into what
+ * it decodes (`ownsDecoded`, as msgpack and JSON), else — a protobuf `bytes` field, a plugin's
+ * serializer — a copy of its own when it is a small view into a much larger read. A frame that
+ * arrived whole within one socket read shares that read's memory (up to 64 KiB) with the frames
+ * around it, and a decoded view would keep the whole read for as long as the call runs: 64 KiB
+ * held for a request priced at a few bytes. The copy is of its own size, not from the shared
+ * pool, whose 8 KiB slabs a kept view would hold in the same way.
  */
-export function ownPayload(payload: Buffer): Buffer {
-  if (payload.buffer.byteLength <= 2 * payload.length + SHARED_SLACK_BYTES) return payload;
+export function ownPayload(payload: Buffer, serializer: Pick<Serializer, 'ownsDecoded'>): Buffer {
+  if (serializer.ownsDecoded === true || !sharesMemory(payload)) return payload;
   const copy = Buffer.allocUnsafeSlow(payload.length);
   payload.copy(copy);
   return copy;
 }
-
-/** What a kept view may hold beyond twice the payload it belongs to. */
-const SHARED_SLACK_BYTES = 1024;

@@ -329,7 +329,7 @@ export class ServerConnection {
       window = Math.min(window, this.#limits.maxStreamWindowBytes);
     }
     const target = { service: resolved.service, method: resolved.method, kind: 'request' } as const;
-    const payload = ownPayload(frame.body.subarray(head.payloadOffset));
+    const payload = ownPayload(frame.body.subarray(head.payloadOffset), serializer);
     // A deferred request was priced when it first arrived: pricing walks the whole payload.
     let cost = frame === this.#deferredPriced ? this.#deferredCost : -1;
     this.#deferredPriced = undefined;

@@ -48,6 +48,20 @@ describe('msgpack serializer', () => {
     expect(msgpack.decode(odd, response)).toBe(packr.unpack(odd));
   });
 
+  it('decodes binary from a small view into a larger read as a copy of its own, so the value does not keep the read', () => {
+    expect(msgpack.ownsDecoded).toBe(true);
+    const frame = Buffer.from(msgpack.encode({ x: Buffer.from([1, 2, 3]) }, request));
+    const read = Buffer.alloc(64 * 1024);
+    frame.copy(read, 100);
+    const inRead = msgpack.decode(read.subarray(100, 100 + frame.length), request) as { x: Uint8Array };
+    expect([...inRead.x]).toEqual([1, 2, 3]);
+    expect(inRead.x.buffer.byteLength).toBe(3);
+    // Bytes of their own (a large frame read alone) are decoded without a copy.
+    const alone = new Uint8Array(frame);
+    const own = msgpack.decode(alone, request) as { x: Uint8Array };
+    expect(own.x.buffer).toBe(alone.buffer);
+  });
+
   it('throws on truncated bytes and on trailing garbage', () => {
     // The guard (msgpack-guard.ts) finds both before msgpackr sees them, and says where.
     expect(() => msgpack.decode(Buffer.from([0x92, 0x01]), request)).toThrow(/malformed msgpack at byte 1: a container of 2 elements, only 1 bytes left/);
