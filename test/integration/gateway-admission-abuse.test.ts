@@ -88,3 +88,17 @@ describe('a client that sends its request and closes the connection at once', ()
     }
   }, 30_000);
 });
+
+describe('odd x-priority headers', () => {
+  it('are a 400 naming the header, Object.prototype names among them', async () => {
+    for (const value of ['constructor', '__proto__', 'toString', '-1', '10', '1e9', '5.0', '']) {
+      const response = await chat('odd-priority', { max_tokens: 1 }, undefined, { 'x-priority': value });
+      expect({ value, status: response.status }).toEqual({ value, status: 400 });
+      expect(((await response.json()) as { error: { message: string } }).error.message).toContain(
+        'x-priority header must be low, normal, high or an integer from 0 to 9',
+      );
+    }
+    const high = await chat('odd-priority', { max_tokens: 1 }, undefined, { 'x-priority': 'HIGH' });
+    expect(high.status).toBe(200);
+  });
+});
