@@ -289,32 +289,44 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const signal = clientGone(reply);
     await checkModel(parsed.request.model);
     const requestId = request.id;
-    const estimate = Math.ceil(promptText(parsed.request).length / 4) + (parsed.request.maxTokens ?? 256);
-    return admission.run(caller, estimate, timeoutMs, signal, async (timeLeftMs) => {
-      let usage: ChargedUsage | undefined;
-      const context = {
-        llm,
-        timeoutMs: timeLeftMs,
-        priority: caller.priority,
-        signal,
-        requestId,
-        log,
-        onUsage: (used: ChargedUsage | undefined) => void (usage = used),
-      };
-      if (!parsed.stream) {
-        const answer = await generateOnce(kind, parsed, context);
-        return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
-      }
-      reply.hijack();
-      try {
-        await generateStream(kind, parsed, context, reply.raw);
-      } catch (error) {
-        const answer = answerFor(request, error);
-        reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
-        reply.raw.end(JSON.stringify(answer.body));
-      }
-      return { value: reply, usage };
-    });
+    const promptTokens = Math.ceil(promptText(parsed.request).length / 4);
+    const estimate = promptTokens + (parsed.request.maxTokens ?? 256);
+    // Tokens the worker sent: the charge of a call that ends without the worker's usage.
+    let sent = 0;
+    const spent = (): ChargedUsage => ({ promptTokens, outputTokens: sent });
+    return admission.run(
+      caller,
+      estimate,
+      timeoutMs,
+      signal,
+      async (timeLeftMs) => {
+        let usage: ChargedUsage | undefined;
+        const context = {
+          llm,
+          timeoutMs: timeLeftMs,
+          priority: caller.priority,
+          signal,
+          requestId,
+          log,
+          onUsage: (used: ChargedUsage | undefined) => void (usage = used),
+          onToken: () => void sent++,
+        };
+        if (!parsed.stream) {
+          const answer = await generateOnce(kind, parsed, context);
+          return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
+        }
+        reply.hijack();
+        try {
+          await generateStream(kind, parsed, context, reply.raw);
+        } catch (error) {
+          const answer = answerFor(request, error);
+          reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
+          reply.raw.end(JSON.stringify(answer.body));
+        }
+        return { value: reply, usage };
+      },
+      spent,
+    );
   };
 
   app.post('/v1/chat/completions', generation('chat'));

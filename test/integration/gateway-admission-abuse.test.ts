@@ -102,3 +102,32 @@ describe('odd x-priority headers', () => {
     expect(high.status).toBe(200);
   });
 });
+
+describe('a tenant that reads a long answer and leaves just before its end', () => {
+  it('is charged the tokens it was sent, not its estimate', async () => {
+    await engineQuiet();
+    // No max_tokens: estimated at 257 tokens, while the engine generates 2,000.
+    const leaving = new AbortController();
+    const response = await chat('leaver', { stream: true }, leaving.signal);
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    let tokens = 0;
+    while (tokens < 1900) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      for (let at = text.indexOf('"delta":{"content":'); at >= 0; at = text.indexOf('"delta":{"content":', at + 1)) tokens++;
+      text = text.slice(text.lastIndexOf('\n\n') + 2);
+    }
+    leaving.abort();
+    expect(tokens).toBeGreaterThanOrEqual(1900);
+    await engineQuiet();
+    // Its 1,500 tokens a minute are spent: its next call is not admitted within the gateway's
+    // 2 s maxWaitMs (refused for its deadline, or timed out waiting for the bucket). Charged
+    // the estimate only, it would have gone at once.
+    const next = await chat('leaver', { max_tokens: 1 });
+    expect([429, 504]).toContain(next.status);
+  }, 30_000);
+});
