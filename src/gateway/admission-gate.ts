@@ -58,9 +58,18 @@ export class GatewayAdmission {
   /**
    * Runs `work` once `caller` is admitted with an estimate of `tokens`; `work` gets the time left
    * of `timeoutMs` after the wait. The slot is released when `work` settles, charged with the
-   * usage it reports (prompt tokens not served from cache plus output tokens).
+   * usage it reports (prompt tokens not served from cache plus output tokens); when it reports
+   * none (it failed, or its client left before the worker's usage came), with what `spent`
+   * counted so far, else with the estimate.
    */
-  async run<T>(caller: Caller, tokens: number, timeoutMs: number, signal: AbortSignal, work: (timeoutMs: number) => Promise<Admitted<T>>): Promise<T> {
+  async run<T>(
+    caller: Caller,
+    tokens: number,
+    timeoutMs: number,
+    signal: AbortSignal,
+    work: (timeoutMs: number) => Promise<Admitted<T>>,
+    spent?: () => ChargedUsage,
+  ): Promise<T> {
     const ticket = await this.#admit(caller, tokens, timeoutMs, signal);
     let usage: ChargedUsage | undefined;
     try {
@@ -68,6 +77,10 @@ export class GatewayAdmission {
       usage = done.usage;
       return done.value;
     } finally {
+      // A client that reads a long answer and leaves just before its end must not be charged
+      // only the estimate: without a count of what was sent, leaving early would buy a larger
+      // share of the fleet than waiting for the usage does.
+      usage ??= spent?.();
       ticket.release(usage === undefined ? undefined : chargedTokens(usage));
     }
   }

@@ -8,7 +8,12 @@ export interface Caller {
   readonly priority: number;
 }
 
-const PRIORITY_NAMES: Readonly<Record<string, number>> = { low: 0, normal: DEFAULT_PRIORITY, high: HIGH_PRIORITY };
+/** A Map, not an object literal: a header naming an Object.prototype member (`constructor`, `__proto__`) is no priority. */
+const PRIORITY_NAMES: ReadonlyMap<string, number> = new Map([
+  ['low', 0],
+  ['normal', DEFAULT_PRIORITY],
+  ['high', HIGH_PRIORITY],
+]);
 const TENANT = /^[\w.:@-]{1,64}$/;
 
 /**
@@ -52,8 +57,8 @@ function isKeyTenant(apiKeyTenants: ReadonlyMap<string, string>, tenant: string)
 }
 
 function priorityOf(value: string | undefined): number {
-  if (value === undefined) return PRIORITY_NAMES['normal']!;
-  const named = PRIORITY_NAMES[value.toLowerCase()];
+  if (value === undefined) return DEFAULT_PRIORITY;
+  const named = PRIORITY_NAMES.get(value.toLowerCase());
   if (named !== undefined) return named;
   if (/^\d$/.test(value)) return Number(value);
   throw new BadRequest(`the x-priority header must be low, normal, high or an integer from 0 to 9, got ${JSON.stringify(value.slice(0, 32))}`, null);

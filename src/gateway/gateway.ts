@@ -261,7 +261,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
    * Aborts when the HTTP client disconnects before its answer is complete. The socket is
    * watched as well as the response: a response queued behind an earlier one on a pipelined
    * connection never emits 'close' when the client goes away, and its call would hold its
-   * admission slot for good.
+   * admission slot for good. A client that sent its request and closed at once is gone before
+   * the handler runs (its 'close' has been emitted already): the signal is aborted from the
+   * start, or the request would wait in the queue and run on a worker for nobody.
    */
   const clientGone = (reply: FastifyReply): AbortSignal => {
     const controller = new AbortController();
@@ -271,6 +273,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       socket?.off('close', gone);
       if (!response.writableFinished) controller.abort(new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected'));
     };
+    if (response.destroyed || socket?.destroyed === true) {
+      gone();
+      return controller.signal;
+    }
     response.once('close', gone);
     socket?.once('close', gone);
     // A keep-alive socket outlives its requests: its listener goes with the answer.
@@ -280,35 +286,47 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {
     const parsed = kind === 'chat' ? parseChat(request.body) : parseCompletion(request.body);
     const caller = callerOf(request, admission.apiKeyTenants);
+    const signal = clientGone(reply);
     await checkModel(parsed.request.model);
     const requestId = request.id;
-    const signal = clientGone(reply);
-    const estimate = Math.ceil(promptText(parsed.request).length / 4) + (parsed.request.maxTokens ?? 256);
-    return admission.run(caller, estimate, timeoutMs, signal, async (timeLeftMs) => {
-      let usage: ChargedUsage | undefined;
-      const context = {
-        llm,
-        timeoutMs: timeLeftMs,
-        priority: caller.priority,
-        signal,
-        requestId,
-        log,
-        onUsage: (used: ChargedUsage | undefined) => void (usage = used),
-      };
-      if (!parsed.stream) {
-        const answer = await generateOnce(kind, parsed, context);
-        return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
-      }
-      reply.hijack();
-      try {
-        await generateStream(kind, parsed, context, reply.raw);
-      } catch (error) {
-        const answer = answerFor(request, error);
-        reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
-        reply.raw.end(JSON.stringify(answer.body));
-      }
-      return { value: reply, usage };
-    });
+    const promptTokens = Math.ceil(promptText(parsed.request).length / 4);
+    const estimate = promptTokens + (parsed.request.maxTokens ?? 256);
+    // Tokens the worker sent: the charge of a call that ends without the worker's usage.
+    let sent = 0;
+    const spent = (): ChargedUsage => ({ promptTokens, outputTokens: sent });
+    return admission.run(
+      caller,
+      estimate,
+      timeoutMs,
+      signal,
+      async (timeLeftMs) => {
+        let usage: ChargedUsage | undefined;
+        const context = {
+          llm,
+          timeoutMs: timeLeftMs,
+          priority: caller.priority,
+          signal,
+          requestId,
+          log,
+          onUsage: (used: ChargedUsage | undefined) => void (usage = used),
+          onToken: () => void sent++,
+        };
+        if (!parsed.stream) {
+          const answer = await generateOnce(kind, parsed, context);
+          return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
+        }
+        reply.hijack();
+        try {
+          await generateStream(kind, parsed, context, reply.raw);
+        } catch (error) {
+          const answer = answerFor(request, error);
+          reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
+          reply.raw.end(JSON.stringify(answer.body));
+        }
+        return { value: reply, usage };
+      },
+      spent,
+    );
   };
 
   app.post('/v1/chat/completions', generation('chat'));
@@ -316,6 +334,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   app.post('/v1/embeddings', async (request, reply) => {
     const parsed = parseEmbeddings(request.body);
     const caller = callerOf(request, admission.apiKeyTenants);
+    const signal = clientGone(reply);
     await checkModel(parsed.model);
     // One idempotent call per input, spread over the workers (retried elsewhere on failure),
     // each admitted as a part of the request: the first to fail cancels the others.
@@ -324,9 +343,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       parsed.inputs,
       (text) => Math.ceil(text.length / 4),
       timeoutMs,
-      clientGone(reply),
-      async (text, timeLeftMs, signal) => {
-        const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal, routingKey: text });
+      signal,
+      async (text, timeLeftMs, partSignal) => {
+        const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal: partSignal, routingKey: text });
         return { value: answer, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
       },
     );

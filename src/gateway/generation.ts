@@ -22,13 +22,18 @@ export interface GenerationContext {
   readonly log: Logger;
   /** Told the call's usage once it ends (admission charges the tenant with it). */
   readonly onUsage?: (usage: Usage | undefined) => void;
+  /** Told of each token the worker sent, as it comes (admission charges them when no usage comes). */
+  readonly onToken?: () => void;
 }
 
 /** A non-streaming generation's answer body, in the kind's OpenAI shape. */
 export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext): Promise<{ body: unknown; worker: string }> {
   const call = startCall(parsed, context);
   let text = '';
-  for await (const token of call) text += token.text;
+  for await (const token of call) {
+    text += token.text;
+    context.onToken?.();
+  }
   // The worker's trailer is untrusted input, read only through its checks.
   const usage = checkedUsage(await call.trailer);
   context.onUsage?.(usage);
@@ -103,6 +108,7 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     for await (const token of call) {
       if (!response.headersSent) open();
       tokens++;
+      context.onToken?.();
       const { text } = token;
       const waiting = write(
         typeof text === 'string'
