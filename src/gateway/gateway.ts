@@ -285,6 +285,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
   const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {
     const parsed = kind === 'chat' ? parseChat(request.body) : parseCompletion(request.body);
+    // The parsed request is all the call needs; the body (with the fields the gateway ignores,
+    // up to maxBodyBytes of them) would otherwise be held for as long as the request queues.
+    request.body = undefined;
     const caller = callerOf(request, admission.apiKeyTenants);
     const signal = clientGone(reply);
     await checkModel(parsed.request.model);
@@ -333,6 +336,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   app.post('/v1/completions', generation('completion'));
   app.post('/v1/embeddings', async (request, reply) => {
     const parsed = parseEmbeddings(request.body);
+    request.body = undefined;
     const caller = callerOf(request, admission.apiKeyTenants);
     const signal = clientGone(reply);
     await checkModel(parsed.model);

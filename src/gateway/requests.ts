@@ -18,6 +18,9 @@ export interface ParsedEmbeddings {
   readonly base64: boolean;
 }
 
+/** The longest stop sequence accepted, characters. */
+const MAX_STOP_CHARS = 1024;
+
 /** Checks a /v1/chat/completions body; a {@link BadRequest} names the field otherwise. */
 export function parseChat(body: unknown): ParsedGeneration {
   const fields = object(body);
@@ -77,8 +80,12 @@ function generation(
   if (fields.frequency_penalty != null) request.frequencyPenalty = number(fields.frequency_penalty, 'frequency_penalty', -2, 2);
   if (fields.stop != null) {
     const stop = fields.stop;
-    const ok = typeof stop === 'string' || (Array.isArray(stop) && stop.length <= 4 && stop.every((entry) => typeof entry === 'string'));
-    if (!ok) throw new BadRequest(`stop must be a string or an array of at most 4 strings, got ${describe(stop)}`, 'stop');
+    // Each sequence at most 1,024 characters: a stop sequence is a few tokens, and what the
+    // gateway holds while a request queues is priced by its prompt, not by its stop sequences.
+    const short = (entry: unknown): boolean => typeof entry === 'string' && entry.length <= MAX_STOP_CHARS;
+    const ok = short(stop) || (Array.isArray(stop) && stop.length <= 4 && stop.every(short));
+    if (!ok)
+      throw new BadRequest(`stop must be a string or an array of at most 4 strings of at most ${MAX_STOP_CHARS} characters, got ${describe(stop)}`, 'stop');
     request.stop = stop as string | string[];
   }
   if (fields.n != null && fields.n !== 1) throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n');

@@ -1,4 +1,6 @@
 import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
 import type { FakeEngine } from 'shuttle-rpc/testing';
@@ -129,5 +131,55 @@ describe('a tenant that reads a long answer and leaves just before its end', () 
     // the estimate only, it would have gone at once.
     const next = await chat('leaver', { max_tokens: 1 });
     expect([429, 504]).toContain(next.status);
+  }, 30_000);
+});
+
+describe('requests that wait in the queue', () => {
+  it('hold what the call needs, not the fields the gateway ignores (16 queued bodies of 2 MiB each)', async () => {
+    await engineQuiet();
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // The worker's 4 slots taken by generations of 2,000 tokens, 1 ms apart.
+    const holders = Array.from({ length: 4 }, () => new AbortController());
+    const held = holders.map((holder, i) => chat(`holder-${i}`, { stream: true }, holder.signal));
+    await waitUntil(() => engine.open === 4, 'the worker to be full');
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // Sent from one buffer over raw sockets, so this process holds no copy of the bodies.
+    const body = Buffer.from(
+      JSON.stringify({
+        model: 'm',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 10,
+        prediction: { type: 'content', content: 'x'.repeat(2 * 1024 * 1024) },
+      }),
+    );
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 16 },
+        (_, i) =>
+          new Promise<net.Socket>((resolve, reject) => {
+            const socket = net.connect(gateway.port, '127.0.0.1', () => {
+              socket.write(
+                `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-tenant-id: queued-${i}\r\ncontent-length: ${body.length}\r\n\r\n`,
+              );
+              socket.write(body, () => resolve(socket));
+            });
+            socket.on('error', reject);
+          }),
+      ),
+    );
+    try {
+      // Parsed and waiting for a slot (the holders take 2 s).
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(engine.open).toBe(4);
+      gc();
+      const grew = process.memoryUsage().heapUsed - before;
+      expect(grew).toBeLessThan(12 * 1024 * 1024);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      for (const holder of holders) holder.abort();
+      await Promise.allSettled(held);
+    }
   }, 30_000);
 });

@@ -73,6 +73,11 @@ describe('OpenAI request bodies', () => {
     );
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], n: 2 }))).toMatchObject({ param: 'n' });
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], stop: [1] }))).toMatchObject({ param: 'stop' });
+    expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], stop: ['\n', 'x'.repeat(1025)] }))).toMatchObject({
+      param: 'stop',
+      message: expect.stringContaining('an array of at most 4 strings of at most 1024 characters'),
+    });
+    expect(parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], stop: 'y'.repeat(1024) }).request.stop).toHaveLength(1024);
     expect(fails(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] }))).toMatchObject({
       param: 'tools',
       message: 'tools is not supported by this gateway (it would change the answer; leave it out)',
