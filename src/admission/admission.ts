@@ -33,6 +33,12 @@ export interface TenantLimits {
   tokensPerMinute?: number;
   /** Calls of this tenant waiting in the queue, at most; half the queue's `maxQueued` by default. */
   maxQueued?: number;
+  /**
+   * The highest priority this tenant's calls run at (0–9; 9, no cap, by default): a call asking
+   * for more runs at this. With API keys, `tenantDefaults: { maxPriority: 1 }` keeps callers
+   * without a key from jumping ahead with `x-priority: high`, the keyed tenants being allowed more.
+   */
+  maxPriority?: number;
 }
 
 /** Options of an admission queue. */

@@ -9,7 +9,7 @@ export const DEFAULT_PRIORITY = 1;
 /** The priority the gateway's `x-priority: high` stands for. */
 export const HIGH_PRIORITY = 5;
 
-const TENANT_KEYS = optionKeys<TenantLimits>()(['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued']);
+const TENANT_KEYS = optionKeys<TenantLimits>()(['weight', 'maxConcurrent', 'tokensPerMinute', 'maxQueued', 'maxPriority']);
 const ADMISSION_KEYS = optionKeys<AdmissionOptions>()([
   'capacity',
   'maxQueued',
@@ -77,7 +77,8 @@ function resolvePrioritySlots(key: 'reserve' | 'overcommit', value: AdmissionOpt
 }
 
 function resolveLimits(where: string, limits: TenantLimits, maxQueued: number): ResolvedLimits {
-  if (limits === null || typeof limits !== 'object') throw invalidOption(where, limits, 'an object with weight, maxConcurrent, tokensPerMinute, maxQueued');
+  if (limits === null || typeof limits !== 'object')
+    throw invalidOption(where, limits, 'an object with weight, maxConcurrent, tokensPerMinute, maxQueued, maxPriority');
   checkKnownKeys(where, limits, TENANT_KEYS);
   const weight = limits.weight ?? 1;
   if (typeof weight !== 'number' || !(weight > 0) || weight > 1_000_000) throw invalidOption(`${where}.weight`, weight, 'a number above 0, at most 1000000');
@@ -86,6 +87,7 @@ function resolveLimits(where: string, limits: TenantLimits, maxQueued: number): 
     maxConcurrent: checkInt(`${where}.maxConcurrent`, limits.maxConcurrent, 1, 1_000_000) ?? Infinity,
     tokensPerMinute: checkInt(`${where}.tokensPerMinute`, limits.tokensPerMinute, 1, 2 ** 40) ?? Infinity,
     maxQueued: checkInt(`${where}.maxQueued`, limits.maxQueued, 0, 1_000_000) ?? Math.max(1, Math.floor(maxQueued / 2)),
+    maxPriority: checkInt(`${where}.maxPriority`, limits.maxPriority, 0, MAX_PRIORITY, MAX_PRIORITY),
   };
 }
 

@@ -49,7 +49,7 @@ export class AdmissionQueue implements Admission {
   }
 
   admit(request: AdmissionRequest): Promise<Ticket> {
-    const priority = checkRequest(request);
+    let priority = checkRequest(request);
     const now = this.#clock.now();
     const refuse = (reason: RefusalReason, error: RpcError): Promise<Ticket> => {
       this.#observer.refused?.(request.tenant, priority, reason);
@@ -60,6 +60,8 @@ export class AdmissionQueue implements Admission {
     // Waiters first; afterwards free room means every waiter is held back by its tenant's caps.
     this.#pump();
     const tenant = this.#tenant(request.tenant, now);
+    // A tenant's calls run at most at its maxPriority, whatever they ask for.
+    priority = Math.min(priority, tenant.limits.maxPriority);
     if (this.#running < this.#capacityFor(priority, this.#capacity()) && tenant.blockedForMs(now) === 0) {
       return Promise.resolve(this.#start(tenant, priority, request.tokens, now, now));
     }

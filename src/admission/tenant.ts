@@ -19,6 +19,7 @@ export interface ResolvedLimits {
   readonly maxConcurrent: number;
   readonly tokensPerMinute: number;
   readonly maxQueued: number;
+  readonly maxPriority: number;
 }
 
 /**

@@ -17,7 +17,7 @@ export interface AdmissionFlags {
   admissionEmbeddingParallelism?: string;
 }
 
-const LIMITS = 'weight, maxConcurrent, tokensPerMinute, maxQueued';
+const LIMITS = 'weight, maxConcurrent, tokensPerMinute, maxQueued, maxPriority';
 
 /** Declares the admission flags on `command`, so `--help` lists them. */
 export function addAdmissionFlags(command: Command): Command {

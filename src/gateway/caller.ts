@@ -28,6 +28,11 @@ export function callerOf(request: FastifyRequest, apiKeyTenants: ReadonlyMap<str
   if (header !== undefined && !TENANT.test(header)) {
     throw new BadRequest('the x-tenant-id header must be 1 to 64 letters, digits or . _ : @ -', null);
   }
+  // `ip:…` names the tenant of a client that names none: a header claiming one would spend (and
+  // fill the queue share of) the tenant of another client's address.
+  if (header?.startsWith('ip:')) {
+    throw new BadRequest(`the x-tenant-id header may not start with ip: (the gateway's names for callers that give none), got ${JSON.stringify(header)}`, null);
+  }
   const keyed = token === undefined ? undefined : apiKeyTenants.get(token);
   // A tenant an API key maps to is reached with that key only: a header naming it would let
   // anyone without the key spend that tenant's share and fill its queue.

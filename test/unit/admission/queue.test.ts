@@ -30,6 +30,18 @@ describe('AdmissionQueue: admission and order', () => {
     expect(order).toEqual(['hold', 'high', 'normal-1', 'normal-2', 'low']);
   });
 
+  it("runs a tenant's calls at most at its maxPriority: anonymous callers asking for 9 wait behind a keyed tenant's 5", async () => {
+    const { ask, order, finish } = setup(1, { tenantDefaults: { maxPriority: 1 }, tenants: { gold: { maxPriority: 9 } } });
+    ask('hold', { tenant: 'gold' });
+    ask('anonymous-9', { tenant: 'ip:10.0.0.5', priority: 9 });
+    ask('gold-5', { tenant: 'gold', priority: 5 });
+    ask('anonymous-1', { tenant: 'ip:10.0.0.6', priority: 1 });
+    await flush();
+    for (let i = 0; i < 3; i++) await finish();
+    // The capped call is one of priority 1, behind gold's 5 and in arrival order with its peers.
+    expect(order).toEqual(['hold', 'gold-5', 'anonymous-9', 'anonymous-1']);
+  });
+
   it('reports the time a call waited', async () => {
     const { ask, clock, finish, running } = setup(1);
     ask('1');

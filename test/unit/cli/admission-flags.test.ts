@@ -97,7 +97,7 @@ describe('shuttle gateway --admission-* flags', () => {
       'UsageError: --admission-tenant "weight=3": start with the tenant\'s name, then its limits: name,key=value,… (e.g. gold,weight=3)',
     );
     expect(await refusal({ admissionTenant: ['gold,burst=3'] })).toMatch(
-      /^UsageError: --admission-tenant "gold,burst=3": unknown option admission tenants\.gold\.burst \(known: weight, maxConcurrent, tokensPerMinute, maxQueued\)$/,
+      /^UsageError: --admission-tenant "gold,burst=3": unknown option admission tenants\.gold\.burst \(known: weight, maxConcurrent, tokensPerMinute, maxQueued, maxPriority\)$/,
     );
     expect(await refusal({ admissionTenant: ['gold,weight=0'] })).toBe(
       'UsageError: --admission-tenant "gold,weight=0": invalid admission tenants.gold.weight: 0 (allowed: a number above 0, at most 1000000)',

@@ -20,4 +20,9 @@ describe('the caller of a gateway request', () => {
     expect(callerOf(request({}), keys).tenant).toBe('ip:10.0.0.1');
     expect(callerOf(request({ 'x-tenant-id': 'gold' }), new Map()).tenant).toBe('gold');
   });
+
+  it("cannot claim the tenant the gateway gives another client's address: ip:… in the header is a 400", () => {
+    expect(() => callerOf(request({ 'x-tenant-id': 'ip:10.0.0.5' }), keys)).toThrow(/the x-tenant-id header may not start with ip:/);
+    expect(callerOf(request({ 'x-tenant-id': 'vip:1' }), keys).tenant).toBe('vip:1');
+  });
 });
