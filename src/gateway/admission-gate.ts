@@ -1,5 +1,6 @@
 import type { AdmissionStats, Ticket } from '../admission/admission.js';
 import { AdmissionQueue } from '../admission/queue.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
 import type { Usage } from '../inference/inference.js';
 import { admissionMetrics } from '../metrics/admission.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
@@ -88,7 +89,9 @@ export class GatewayAdmission {
   /**
    * Runs `work` for every item, each admitted on its own (so a request of many parts counts as
    * its parts against its tenant's share), at most `embeddingParallelism` at a time; the first
-   * failure aborts the siblings (waiting or running) and is thrown.
+   * failure aborts the siblings (waiting or running) and is thrown. `timeoutMs` is the whole
+   * request's: each part gets what is left of it, so 2,048 inputs take no longer than one call
+   * may.
    */
   async fanOut<I, T>(
     caller: Caller,
@@ -107,11 +110,18 @@ export class GatewayAdmission {
     const siblings = new AbortController();
     const both = AbortSignal.any([signal, siblings.signal]);
     const results = new Array<T>(items.length);
+    const deadline = performance.now() + timeoutMs;
     let next = 0;
+    let done = 0;
     const lane = async (): Promise<void> => {
       while (next < items.length && !both.aborted) {
+        const left = Math.round(deadline - performance.now());
+        if (left <= 0) {
+          throw new RpcError(RpcCode.DEADLINE_EXCEEDED, `the request reached its deadline (${timeoutMs} ms) with ${done} of its ${items.length} inputs done`);
+        }
         const index = next++;
-        results[index] = await this.run(caller, tokensOf(items[index]!), timeoutMs, both, (left) => work(items[index]!, left, both));
+        results[index] = await this.run(caller, tokensOf(items[index]!), left, both, (rest) => work(items[index]!, rest, both));
+        done++;
       }
     };
     const lanes = Array.from({ length: Math.min(this.#parallelism, items.length) }, () =>
