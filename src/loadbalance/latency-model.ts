@@ -83,7 +83,8 @@ export function predict(view: ProviderView, input: PredictionInput, now: number,
   const load = estimateLoad(view, now, scoring);
   const ahead = load.requests;
   const queued = Math.max(0, ahead + 1 - profile.slots);
-  const drainMs = (queued * input.serviceMs) / profile.slots;
+  // Nothing to drain is no wait, also when a worker's advertised figures make serviceMs infinite.
+  const drainMs = queued === 0 ? 0 : (queued * input.serviceMs) / profile.slots;
   const uncached = Math.max(0, input.promptTokens - input.cachedTokens);
   const ownPrefillMs = (uncached / profile.prefillTokensPerSecond) * 1000;
   const prefillMs = (load.uncachedTokens / profile.prefillTokensPerSecond) * 1000 + ownPrefillMs;

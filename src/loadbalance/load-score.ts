@@ -79,7 +79,10 @@ function trustIn(load: LoadSnapshot | undefined, now: number, options: LoadScore
 function requestsAhead(view: ProviderView, load: LoadSnapshot | undefined, trust: number): number {
   const stats = view.stats;
   if (trust === 0 || load === undefined) return stats.inFlight;
-  const reported = load.running + load.waiting + Math.min(stats.startedSinceLoad, stats.inFlight);
+  // Never fewer than this consumer's own calls still running there: a snapshot that counts
+  // fewer is wrong (a worker whose report is frozen at idle, or that leaves its queue out), and
+  // believing it would send every call to the worker that says it is idle.
+  const reported = Math.max(stats.inFlight, load.running + load.waiting + Math.min(stats.startedSinceLoad, stats.inFlight));
   return trust * reported + (1 - trust) * stats.inFlight;
 }
 

@@ -74,7 +74,10 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       const ttft = raw.ttftMs * learning.correction(provider.address);
       // Its prefill stalls every sequence decoding there for as long: latency it costs others.
       const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
-      const cost = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
+      const predicted = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
+      // A cost that is not a number (figures at the edge of the number range) ranks last: NaN
+      // compares false both ways, and the candidate holding it would otherwise win every pick.
+      const cost = Number.isNaN(predicted) ? Infinity : predicted;
       candidates.push({
         provider,
         address: provider.address,

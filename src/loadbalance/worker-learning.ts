@@ -5,8 +5,13 @@ import type { CallOutcome } from './loadbalance.js';
 const MAX_PENDING = 4096;
 /** Weight of one observation in the running averages: about the last 20 calls to a worker count. */
 const ALPHA = 0.05;
-/** One call moves a worker's correction by at most this factor either way, so an outlier cannot swing it. */
-const MAX_RATIO = 4;
+/**
+ * One call's surprise (its observed over predicted TTFT, against the correction already learned)
+ * counts as at most this factor either way, so an outlier cannot swing the correction. The cap is
+ * on the surprise, not on the ratio itself: a worker 20x slower than its record says is learned
+ * as 20x, a few dozen calls later, instead of stopping at the cap.
+ */
+const MAX_SURPRISE = Math.log(4);
 /** Output tokens assumed per call before any call was seen anywhere (then learned). */
 export const PRIOR_OUTPUT_TOKENS = 128;
 
@@ -58,8 +63,9 @@ export class WorkerLearning {
       learned = { logCorrection: 0, serviceMs: undefined };
       this.#workers.set(outcome.address, learned);
     }
-    const ratio = Math.min(MAX_RATIO, Math.max(1 / MAX_RATIO, Math.max(1, outcome.firstAnswerMs) / Math.max(1, pending.predictedMs)));
-    learned.logCorrection += ALPHA * (Math.log(ratio) - learned.logCorrection);
+    const surprise = Math.log(Math.max(1, outcome.firstAnswerMs) / Math.max(1, pending.predictedMs)) - learned.logCorrection;
+    // A prediction that was no number (or infinite) teaches nothing; learning from it would make the correction NaN for good.
+    if (Number.isFinite(surprise)) learned.logCorrection += ALPHA * Math.min(MAX_SURPRISE, Math.max(-MAX_SURPRISE, surprise));
     const decode = outcome.totalMs - outcome.firstAnswerMs;
     learned.serviceMs = learned.serviceMs === undefined ? decode : learned.serviceMs + ALPHA * (decode - learned.serviceMs);
     this.#fleetServiceMs = this.#fleetServiceMs === undefined ? decode : this.#fleetServiceMs + ALPHA * (decode - this.#fleetServiceMs);

@@ -69,6 +69,19 @@ describe('load age', () => {
     worker.stats.observeLoad(snapshot(300, 50));
     expect(estimateLoad(worker, 400, options).requests).toBe(2);
   });
+
+  it('never counts fewer requests than this consumer has running there (a report frozen at idle)', () => {
+    const now = 5000;
+    // Twelve calls sent and still running; then a fresh report arrives that says idle.
+    const frozen = view(1, { inFlight: 12, maxConcurrentCalls: 32, metadata: { slots: 8 }, load: snapshot(now - 100, 0) });
+    frozen.stats.observeAnswerLoad(snapshot(now, 0));
+    const honest = view(2, { maxConcurrentCalls: 32, metadata: { slots: 8 }, load: snapshot(now, 4) });
+    expect(estimateLoad(frozen, now, options).requests).toBe(12);
+    for (const type of ['p2c', 'prefix-affinity', 'slo']) {
+      const balancer = balancers.create({ type, options: { clock: { now: () => now } } });
+      expect(balancer.select([frozen, honest], invocation('a new question '.repeat(30))).provider, type).toBe(honest);
+    }
+  });
 });
 
 describe('balancer environment', () => {

@@ -86,6 +86,51 @@ describe('slo balancer', () => {
     expect(picks[1]).toBeGreaterThan(picks[0]!);
   });
 
+  it('learns a worker 20x slower than its record says as that much slower, not only up to a cap', () => {
+    const balancer = create();
+    const slow = worker(1, 8);
+    const fast = worker(2, 8);
+    const predicted = (from: LoadBalancer, one: TestView, key: string) => Number(from.select([one], invocation(key)).detail?.['predictedTtftMs']);
+    // Every call there answers 20x later than its record predicts (what a balancer that learned nothing predicts).
+    for (let i = 0; i < 200; i++) {
+      const key = `unique ${i} `.repeat(40);
+      const call = invocation(key);
+      balancer.select([slow], call);
+      const recordSays = predicted(create(), slow, key);
+      balancer.observe?.({ invocation: call, address: slow.address, firstAnswerMs: 20 * recordSays, totalMs: 20 * recordSays + 500 });
+    }
+    expect(predicted(balancer, slow, 'probe a '.repeat(40))).toBeGreaterThan(12 * predicted(balancer, fast, 'probe b '.repeat(40)));
+  });
+
+  it('predicts a number for a worker advertising figures at the edge of the number range, and learns it from outcomes', () => {
+    const balancer = create();
+    // Valid JSON, absurd values: 1e308 slots, prefill rate and KV; really it answers in 5 s.
+    const absurd = view(1, {
+      maxConcurrentCalls: 32,
+      metadata: { slots: 1e308, prefillTokensPerSecond: 1e308, kvCapacityTokens: 1e308, decodeBaseMs: 6, decodePerSequenceMs: 0.35, prefillOverheadMs: 30 },
+    });
+    const honest = worker(2, 8);
+    const first = balancer.select([absurd, honest], invocation('first question '.repeat(40)));
+    expect(Number.isFinite(Number(first.detail?.['predictedTtftMs']))).toBe(true);
+    for (let i = 0; i < 100; i++) {
+      const call = invocation(`question ${i} `.repeat(40));
+      balancer.select([absurd], call);
+      balancer.observe?.({ invocation: call, address: absurd.address, firstAnswerMs: 5000, totalMs: 6000 });
+    }
+    expect(balancer.select([absurd, honest], invocation('fresh question '.repeat(40))).provider).toBe(honest);
+  });
+
+  it('lets one outlier move a learned correction by a few percent at most', () => {
+    const balancer = create();
+    const one = worker(1, 8);
+    const before = Number(balancer.select([one], invocation('probe '.repeat(40))).detail?.['predictedTtftMs']);
+    const call = invocation('outlier '.repeat(40));
+    balancer.select([one], call);
+    balancer.observe?.({ invocation: call, address: one.address, firstAnswerMs: 10_000_000, totalMs: 10_000_500 });
+    const after = Number(balancer.select([one], invocation('probe '.repeat(40))).detail?.['predictedTtftMs']);
+    expect(after / before).toBeLessThan(1.08);
+  });
+
   it('ignores outcomes of calls it did not route', () => {
     const balancer = create();
     const one = worker(1, 8);
