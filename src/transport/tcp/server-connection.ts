@@ -421,11 +421,15 @@ export class ServerConnection {
     try {
       payload = serializer.encode(value, call.target);
     } catch (error) {
-      this.#answerError(
-        id,
-        false,
-        new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`),
-      );
+      // A serializer's own RpcError already names the method and the reason (encode-failure.ts).
+      const refused =
+        error instanceof RpcError
+          ? new RpcError(RpcCode.INTERNAL, error.rawMessage, { cause: error })
+          : new RpcError(
+              RpcCode.INTERNAL,
+              `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`,
+            );
+      this.#answerError(id, false, refused);
       return;
     }
     if (payload.length > this.#maxFrameBytes) {
