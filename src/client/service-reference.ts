@@ -1,4 +1,4 @@
-import { checkKnownKeys, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
@@ -191,7 +191,7 @@ export class ServiceReference {
         if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1 || options.timeoutMs > MAX_TIMER_MS) {
           throw new RpcError(
             RpcCode.INVALID_ARGUMENT,
-            `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(options.timeoutMs)}`,
+            `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${show(options.timeoutMs)}`,
           );
         }
         timeoutMs = options.timeoutMs;

@@ -59,7 +59,9 @@ describe('ServiceReference: call options', () => {
     for (const timeoutMs of [0, -5, 1.5, MAX_TIMER_MS + 1, Number.NaN, Number.POSITIVE_INFINITY, '100']) {
       const error = await failure(h.reference.call('echo', 1, { timeoutMs } as CallOptions));
       expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
-      expect(error.rawMessage).toBe(`timeoutMs of test.Echo.echo must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(timeoutMs)}`);
+      // A string is shown quoted: `got 100` would read as a valid value.
+      const shown = typeof timeoutMs === 'string' ? `"${timeoutMs}"` : String(timeoutMs);
+      expect(error.rawMessage).toBe(`timeoutMs of test.Echo.echo must be an integer from 1 to ${MAX_TIMER_MS}, got ${shown}`);
     }
     expectNothingSent(h);
     await expect(h.reference.call('echo', 'a', { timeoutMs: 1000 })).resolves.toBe('a');
