@@ -190,12 +190,18 @@ export class ServerConnection {
 
   /**
    * Closes the socket. With no call running it ends politely (queued answers are flushed
-   * first, then FIN); otherwise it is destroyed and the running calls are aborted.
+   * first, then FIN). Calls still running are aborted: with `drainTimeoutMs` (the server's drain
+   * ran out) each caller is first told so — UNAVAILABLE naming the method and the drain time,
+   * instead of a bare dropped connection — and the socket then ends politely; without it the
+   * socket is destroyed.
    */
-  close(): void {
+  close(drainTimeoutMs?: number): void {
     if (this.#running.size > 0) {
-      this.#socket.destroy();
-      return;
+      if (drainTimeoutMs === undefined) {
+        this.#socket.destroy();
+        return;
+      }
+      this.#cutRunning(drainTimeoutMs);
     }
     // end() runs after the nextTick flush of the frame writer, so the last answers go out.
     process.nextTick(() => this.#socket.end());
@@ -518,6 +524,24 @@ export class ServerConnection {
     this.#loadSentAt = now;
     this.#writer.write(encodeFrame(FrameType.LOAD, 0, body, { serializer: SerializerId.JSON }));
     this.#outbound.check();
+  }
+
+  /**
+   * Ends every running call with an answer that says the provider shut down under it, then
+   * aborts it as a call whose caller has gone (its handler's signal fires; nothing more is
+   * written for it). The caller may not assume the call did nothing: it ran for the drain time.
+   */
+  #cutRunning(drainTimeoutMs: number): void {
+    for (const [id, call] of [...this.#running]) {
+      const { service, method, stream } = call.method;
+      const cut = new RpcError(
+        RpcCode.UNAVAILABLE,
+        `${service}.${method} was cut off: the provider shut down and its drain time (drainTimeoutMs ${drainTimeoutMs} ms) ran out before the call finished`,
+      );
+      if (stream) this.#wire.write(encodeErrorFrame(FrameType.STREAM_END, id, cut), true);
+      else this.#answerError(id, call.oneWay, cut);
+      this.#abortCall(id, new RpcError(RpcCode.UNAVAILABLE, cut.rawMessage, { details: { callerLeft: true } }));
+    }
   }
 
   #abortAll(reason: string): void {
