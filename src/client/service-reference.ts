@@ -145,7 +145,13 @@ export class ServiceReference {
           : others.length > 0
             ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
             : 'is registered';
-      return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
+      const refuse = (more: string): Promise<never> =>
+        Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}${more}`, { details: { neverSent: true } }));
+      if (draining > 0 || others.length > 0) return refuse('');
+      // The classic slip: the service runs, under another version or group than asked for.
+      return parts.directory
+        .registeredVariants()
+        .then((variants) => refuse(variants.length === 0 ? '' : `; ${parts.service} is registered under ${variants.join(', ')}`));
     }
     try {
       return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));

@@ -311,6 +311,13 @@ describe('ServiceReference: no provider to call', () => {
     expect(await reason(await referenceHarness({ parts: { version: '' } }))).toBe('no provider of test.Echo is registered');
   });
 
+  it('names the versions and groups the service is registered under when none is the one asked for', async () => {
+    const h = await referenceHarness({
+      providers: [providerRecord(1, { version: '2.0.0' }), providerRecord(2, { version: '2.0.0' }), providerRecord(3, { version: '1.0.0', group: 'canary' })],
+    });
+    expect(await reason(h)).toBe('no provider of test.Echo:1.0.0 is registered; test.Echo is registered under version 1.0.0 group canary, version 2.0.0');
+  });
+
   it('counts the draining ones when every provider drains', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1), providerRecord(2)] });
     await h.registry.reportLoad('10.0.0.1:1', draining);
