@@ -19,6 +19,8 @@ export class Directory {
   #subscription: Subscription | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
+  /** What {@link registeredVariants} found, until the list changes. */
+  #variants: Promise<string[]> | undefined;
 
   /** @param protocol the consumer's transport name: the endpoint of each provider to use */
   constructor(registry: Registry, query: ServiceQuery, protocol: string, onChange: () => void) {
@@ -64,6 +66,7 @@ export class Directory {
         }
         this.#instances = instances;
         this.#otherProtocols = [...others];
+        this.#variants = undefined;
         this.#eligible = instances.some((instance) => instance.load?.draining === true)
           ? instances.filter((instance) => instance.load?.draining !== true)
           : instances;
@@ -79,6 +82,33 @@ export class Directory {
         throw new RpcError(RpcCode.UNAVAILABLE, `cannot find providers of ${this.query.service}: ${reason}`, { cause: error, details: { neverSent: true } });
       });
     return this.#ready;
+  }
+
+  /**
+   * The versions and groups the service is registered under (`version 1.0.0`, `version 2.0.0
+   * group canary`), for a "no provider" error when this directory's version or group matches
+   * none of them; empty when the query names neither or the registry cannot be read. Read once
+   * and kept until the list changes, so that a loop of failing calls does not read the
+   * registry on every call.
+   */
+  registeredVariants(): Promise<string[]> {
+    if (this.query.version === undefined && this.query.group === undefined) return Promise.resolve([]);
+    this.#variants ??= (async () => {
+      let found: readonly ServiceInstance[] = [];
+      try {
+        const subscription = await this.#registry.subscribe({ service: this.query.service }, (all) => {
+          found = all;
+        });
+        subscription.close();
+      } catch {
+        return [];
+      }
+      const labels = found.map(
+        (instance) => `version ${instance.version === '' ? '""' : instance.version}${instance.group === '' ? '' : ` group ${instance.group}`}`,
+      );
+      return [...new Set(labels)].sort();
+    })();
+    return this.#variants;
   }
 
   close(): void {

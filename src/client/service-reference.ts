@@ -1,4 +1,4 @@
-import { checkKnownKeys, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
@@ -145,7 +145,13 @@ export class ServiceReference {
           : others.length > 0
             ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
             : 'is registered';
-      return Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}`, { details: { neverSent: true } }));
+      const refuse = (more: string): Promise<never> =>
+        Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}${more}`, { details: { neverSent: true } }));
+      if (draining > 0 || others.length > 0) return refuse('');
+      // The classic slip: the service runs, under another version or group than asked for.
+      return parts.directory
+        .registeredVariants()
+        .then((variants) => refuse(variants.length === 0 ? '' : `; ${parts.service} is registered under ${variants.join(', ')}`));
     }
     try {
       return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
@@ -191,7 +197,7 @@ export class ServiceReference {
         if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1 || options.timeoutMs > MAX_TIMER_MS) {
           throw new RpcError(
             RpcCode.INVALID_ARGUMENT,
-            `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(options.timeoutMs)}`,
+            `timeoutMs of ${parts.service}.${method} must be an integer from 1 to ${MAX_TIMER_MS}, got ${show(options.timeoutMs)}`,
           );
         }
         timeoutMs = options.timeoutMs;

@@ -1,6 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { envValue } from '../common/env.js';
 import { invalidOption, optionKeys, show } from '../common/validate.js';
 
 /**
@@ -70,7 +71,7 @@ export const ENV_VARIABLES: readonly string[] = ['SHUTTLE_CONFIG', ...ENV.map((e
 export async function loadConfig(source: ConfigSource = {}): Promise<FileConfig> {
   const cwd = source.cwd ?? process.cwd();
   const env = source.env ?? process.env;
-  const file = source.file ?? env['SHUTTLE_CONFIG'] ?? (await firstExisting(cwd, FILE_NAMES));
+  const file = source.file ?? envValue(env, 'SHUTTLE_CONFIG') ?? (await firstExisting(cwd, FILE_NAMES));
   const config: FileConfig = { server: {}, client: {}, file: undefined, origins: { top: {}, server: {}, client: {} } };
   if (file !== undefined) {
     const resolved = path.resolve(cwd, file);
@@ -104,7 +105,7 @@ async function readConfigFile(file: string): Promise<unknown> {
     try {
       return JSON.parse(text) as unknown;
     } catch (error) {
-      throw new TypeError(`shuttle-rpc: config file ${file} is not valid JSON: ${(error as Error).message}`);
+      throw new TypeError(`shuttle-rpc: config file ${file} is not valid JSON: ${(error as Error).message}${jsonHint(text)}`);
     }
   }
   if (file.endsWith('.js') || file.endsWith('.mjs')) {
@@ -118,6 +119,11 @@ async function readConfigFile(file: string): Promise<unknown> {
     return typeof exported === 'function' ? await (exported as () => unknown)() : exported;
   }
   throw invalidOption('config file', file, 'a .json, .js or .mjs file');
+}
+
+/** What most often makes a config file invalid JSON, when the text shows it: comments. */
+function jsonHint(text: string): string {
+  return /^\s*(\/\/|\/\*)/m.test(text) ? ' (JSON has no comments: remove them, or write shuttle.config.js, which may have them)' : '';
 }
 
 function applyFile(config: FileConfig, content: unknown, file: string): void {
@@ -157,12 +163,12 @@ function applyFile(config: FileConfig, content: unknown, file: string): void {
 
 function applyEnv(config: FileConfig, env: Readonly<Record<string, string | undefined>>): void {
   for (const entry of ENV) {
-    const raw = env[entry.name];
-    if (raw === undefined || raw === '') continue;
+    const raw = envValue(env, entry.name);
+    if (raw === undefined) continue;
     let value: unknown = raw;
     if (entry.kind === 'int') {
-      if (!/^-?\d+$/.test(raw.trim())) throw invalidOption(entry.name, raw, 'a decimal integer');
-      value = Number(raw.trim());
+      if (!/^-?\d+$/.test(raw)) throw invalidOption(entry.name, raw, 'a decimal integer');
+      value = Number(raw);
     } else if (entry.kind === 'list') {
       value = raw
         .split(',')

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { envValue } from '../common/env.js';
 import { invalidOption } from '../common/validate.js';
 
 export type { Logger } from 'pino';
@@ -31,7 +32,7 @@ export function createLogger(option: LogOption | undefined, component: 'client' 
   for (const key of Object.keys(settings)) {
     if (key !== 'level' && key !== 'stream') throw invalidOption(`log.${key}`, (settings as Record<string, unknown>)[key], 'only level and stream');
   }
-  const level = settings.level ?? process.env['SHUTTLE_LOG_LEVEL'] ?? 'info';
+  const level = settings.level ?? envValue(process.env, 'SHUTTLE_LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw invalidOption(settings.level === undefined ? 'SHUTTLE_LOG_LEVEL' : 'log.level', level, LOG_LEVELS.join(', '));
   }

@@ -2,6 +2,7 @@ import { Packr } from 'msgpackr';
 import { checkKnownKeys } from '../common/validate.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import { DECODE_LIMIT_KEYS, resolveDecodeLimits, type DecodeLimits } from './decode-limits.js';
+import { encodeFailure } from './encode-failure.js';
 import { checkMsgpack } from './msgpack-guard.js';
 import { SerializerId, sharesMemory, type Serializer } from './serializer.js';
 
@@ -29,7 +30,13 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
   return {
     id: SerializerId.MSGPACK,
     name: TYPE_NAME,
-    encode: (value) => packr.pack(value),
+    encode: (value, target) => {
+      try {
+        return packr.pack(value);
+      } catch (error) {
+        throw encodeFailure(target, TYPE_NAME, value, error);
+      }
+    },
     check: (bytes) => {
       const cost = checkMsgpack(bytes, limits);
       checked = bytes;

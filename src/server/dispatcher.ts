@@ -76,7 +76,7 @@ export class Dispatcher implements CallHandler {
   toCallerError(method: ResolvedMethod, error: unknown): RpcError {
     // Whatever was thrown is only looked at through guarded reads: a value whose getters or
     // toString throw must still become an answer, not an unhandled rejection of the provider.
-    let kind = typeof error as string;
+    let kind = error === null ? 'null' : (typeof error as string);
     try {
       if (error instanceof RpcError) return error;
       if (error instanceof Error) {

@@ -254,7 +254,10 @@ describe('etcd registry', () => {
     const echo = client.proxy<EchoApi>('test.Echo');
     const error = (await rejection(echo.pid())) as RpcError;
     expect(error.code).toBe(RpcCode.UNAVAILABLE);
-    expect(error.message).toContain(`etcd registry etcd://127.0.0.1:${suite.etcd.port} is unreachable`);
+    expect(error.message).toContain(
+      `etcd registry etcd://127.0.0.1:${suite.etcd.port} is unreachable: cannot connect to 127.0.0.1:${suite.etcd.port} (ECONNREFUSED: nothing listens there)`,
+    );
+    expect(error.message).not.toMatch(/Resolution note|14 UNAVAILABLE|Last error/);
     await suite.etcd.start();
     let pid: number | undefined;
     await waitUntil(async () => (pid = await echo.pid().catch(() => undefined)) !== undefined, 'a call to succeed once etcd is back', 10_000, 200);

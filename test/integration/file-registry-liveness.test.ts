@@ -113,3 +113,30 @@ describe('file registry: the heartbeat never follows a link', () => {
     expect((await lstat(outside)).isDirectory()).toBe(true);
   });
 });
+
+describe('file registry: a provider rewriting its own files is not a replacement', () => {
+  it('load reports written while heartbeats run raise no "replaced" warning and refuse nothing', async () => {
+    const dir = await folder();
+    const provider = registry(dir, { heartbeatMs: 50, ttlMs: 3000 });
+    await provider.register(providerRecord(5001));
+    // A provider reports its load every 500 ms by default; back to back here, so that heartbeats
+    // land while a report is being written.
+    const until = Date.now() + 1500;
+    let reports = 0;
+    while (Date.now() < until) {
+      await provider.reportLoad('10.0.0.1:5001', {
+        timestamp: Date.now(),
+        running: reports % 7,
+        waiting: 0,
+        waitingUncachedTokens: 0,
+        kvUsage: 0,
+        tokensPerSecond: 0,
+        draining: false,
+      });
+      reports++;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200)); // heartbeats after the last report
+    expect(reports).toBeGreaterThan(20);
+    expect(provider.rejectedEntries).toBe(0);
+  });
+});

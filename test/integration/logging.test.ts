@@ -118,6 +118,32 @@ describe('logging', () => {
     expect((logs.lines[0]!['err'] as { stack: string }).stack).toMatch(/Error: disk on fire\n\s+at /);
   });
 
+  it('names what a handler threw when it is not an Error: null, a string, a plain object', async () => {
+    @RpcService({ name: 'test.Throws' })
+    class Throws {
+      @RpcMethod()
+      async throwValue(kind: string): Promise<never> {
+        throw kind === 'null' ? null : kind === 'string' ? 'nope' : { reason: 'nope' };
+      }
+    }
+    const logs = logCollector();
+    const server = await createServer({ services: [new Throws()], registry: false, log: { stream: logs.stream }, config: false });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, log: false, config: false });
+    cleanups.push(() => client.close());
+    for (const kind of ['null', 'string', 'object']) {
+      await expect(client.proxy<{ throwValue(kind: string): Promise<never> }>('test.Throws').throwValue(kind)).rejects.toMatchObject({
+        code: RpcCode.INTERNAL,
+      });
+    }
+    await waitUntil(() => logs.lines.length >= 3, 'three log lines');
+    expect(logs.lines.map((line) => (line['msg'] as string).replace(/ with correlation id .*/, ''))).toEqual([
+      'test.Throws.throwValue threw null; the caller gets INTERNAL',
+      'test.Throws.throwValue threw string; the caller gets INTERNAL',
+      'test.Throws.throwValue threw object; the caller gets INTERNAL',
+    ]);
+  });
+
   it('exposeErrors: true (development) adds the thrown message for the caller, still with the correlation id', async () => {
     const server = await createServer({ services: [new EchoService()], registry: false, log: false, exposeErrors: true, config: false });
     cleanups.push(() => server.close());

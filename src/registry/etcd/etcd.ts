@@ -12,6 +12,7 @@ import { LoadView } from './load-view.js';
 import { PrefixMirror } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
 import { guardWatchStream } from './watch-guard.js';
+import { etcdReason } from './etcd-reason.js';
 
 /** The name (and URL scheme) this registry is registered under. */
 export const TYPE_NAME = 'etcd';
@@ -145,7 +146,9 @@ export class EtcdRegistry implements Registry {
       this.#services.delete(query.service);
       for (const parsed of entry?.parsed.values() ?? []) this.#unlist(parsed.instance);
       void entry?.mirror.close();
-      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${(error as Error).message}`, { cause: error });
+      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
+        cause: error,
+      });
     }
     const subscriber: Subscriber = { query, listener };
     this.#subscribers.add(subscriber);
@@ -159,7 +162,9 @@ export class EtcdRegistry implements Registry {
     try {
       keys = await this.#client.getAll().prefix(root).keys();
     } catch (error) {
-      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${(error as Error).message}`, { cause: error });
+      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
+        cause: error,
+      });
     }
     const names = new Set<string>();
     for (const key of keys) {

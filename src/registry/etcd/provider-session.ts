@@ -1,5 +1,6 @@
 import type { Etcd3, Lease } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
+import { etcdReason } from './etcd-reason.js';
 
 /**
  * A provider's keys in etcd and the lease that keeps them alive.
@@ -208,7 +209,7 @@ export class ProviderSession {
         }),
       ]);
     } catch (error) {
-      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.#display}: cannot ${what}: ${(error as Error).message}`, { cause: error });
+      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.#display}: cannot ${what}: ${etcdReason(error, timeoutMs)}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }

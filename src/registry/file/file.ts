@@ -77,6 +77,8 @@ export class FileRegistry implements Registry {
   readonly settings: FileRegistrySettings;
   /** Files this provider owns: path -> what it wrote there. */
   readonly #owned = new Map<string, OwnedFile>();
+  /** The write under way of each file being written (see #write). */
+  readonly #writes = new Map<string, Promise<void>>();
   readonly #subscribers = new Set<Subscriber>();
   #heartbeat: NodeJS.Timeout | undefined;
   #poll: NodeJS.Timeout | undefined;
@@ -162,6 +164,8 @@ export class FileRegistry implements Registry {
     this.#subscribers.clear();
     const owned = [...this.#owned.keys()];
     this.#owned.clear();
+    // A write under way would put its file back after the removal below.
+    await Promise.allSettled([...this.#writes.values()]);
     await Promise.all(owned.map((file) => rm(file, { force: true })));
   }
 
@@ -193,9 +197,31 @@ export class FileRegistry implements Registry {
     await this.#privateFolder();
     const owned = ownedFile(content);
     this.#owned.set(file, owned);
-    owned.ino = await writeAtomically(this.settings.dir, file, content);
+    await this.#write(file, owned);
     this.#heartbeat ??= setInterval(() => void this.#refresh(), this.settings.heartbeatMs);
     this.#heartbeat.unref();
+  }
+
+  /**
+   * Writes `owned` to `file` after any write of that file already under way, and records the
+   * inode written. One at a time per file: two renames racing would leave the file holding one
+   * write's content while the other's inode is recorded, and the next heartbeat would call the
+   * provider's own file a replacement.
+   */
+  #write(file: string, owned: OwnedFile): Promise<void> {
+    const previous = this.#writes.get(file) ?? Promise.resolve();
+    const write = previous
+      .catch(() => {})
+      .then(async () => {
+        owned.ino = undefined;
+        owned.ino = await writeAtomically(this.settings.dir, file, owned.content);
+      });
+    this.#writes.set(file, write);
+    const forget = (): void => {
+      if (this.#writes.get(file) === write) this.#writes.delete(file);
+    };
+    write.then(forget, forget);
+    return write;
   }
 
   /** Heartbeat: bump every owned file's mtime; rewrite any that someone removed or replaced. */
@@ -209,10 +235,12 @@ export class FileRegistry implements Registry {
    * regular file (never through what replaced it) and reports the replacement.
    */
   async #keep(file: string, owned: OwnedFile, now: Date): Promise<void> {
+    // Not written yet: the write in progress is this provider's own, not a replacement.
+    if (owned.ino === undefined) return;
     const found = await touchOwned(this.settings.dir, file, owned, now).catch((error: unknown) => ({ replaced: `an error (${(error as Error).message})` }));
     if (found === 'touched' || this.#owned.get(file) !== owned || this.#closed) return;
     try {
-      owned.ino = await writeAtomically(this.settings.dir, file, owned.content);
+      await this.#write(file, owned);
       if (found !== 'missing') this.#guard.drop(file, `this provider's file was replaced by ${found.replaced}; written again as a regular file`);
     } catch (error) {
       this.#guard.drop(file, `this provider's file cannot be written again (${(error as Error).message}); it stays unannounced until it can`);

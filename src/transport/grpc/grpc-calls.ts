@@ -298,6 +298,8 @@ class GrpcUnaryCall extends GrpcCall<grpc.ServerUnaryCall<Buffer, Buffer>> {
     try {
       bytes = this.route.encodeResponse(value, this.serializer);
     } catch (error) {
+      // A serializer's own RpcError already names the method and the reason (encode-failure.ts).
+      if (error instanceof RpcError) return this.fail(new RpcError(RpcCode.INTERNAL, error.rawMessage, { cause: error }));
       return this.fail(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${this.route.service}.${this.route.method}: ${(error as Error).message}`));
     }
     if (!state.budget.fits(from, bytes.length)) return this.fail(unsentRefusal(state.budget.held(from), state.budget.limit));

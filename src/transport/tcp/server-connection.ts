@@ -191,12 +191,18 @@ export class ServerConnection {
 
   /**
    * Closes the socket. With no call running it ends politely (queued answers are flushed
-   * first, then FIN); otherwise it is destroyed and the running calls are aborted.
+   * first, then FIN). Calls still running are aborted: with `drainTimeoutMs` (the server's drain
+   * ran out) each caller is first told so — UNAVAILABLE naming the method and the drain time,
+   * instead of a bare dropped connection — and the socket then ends politely; without it the
+   * socket is destroyed.
    */
-  close(): void {
+  close(drainTimeoutMs?: number): void {
     if (this.#running.size > 0) {
-      this.#socket.destroy();
-      return;
+      if (drainTimeoutMs === undefined) {
+        this.#socket.destroy();
+        return;
+      }
+      this.#cutRunning(drainTimeoutMs);
     }
     // end() runs after the nextTick flush of the frame writer, so the last answers go out.
     process.nextTick(() => this.#socket.end());
@@ -432,11 +438,15 @@ export class ServerConnection {
     try {
       payload = serializer.encode(value, call.target);
     } catch (error) {
-      this.#answerError(
-        id,
-        false,
-        new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`),
-      );
+      // A serializer's own RpcError already names the method and the reason (encode-failure.ts).
+      const refused =
+        error instanceof RpcError
+          ? new RpcError(RpcCode.INTERNAL, error.rawMessage, { cause: error })
+          : new RpcError(
+              RpcCode.INTERNAL,
+              `cannot encode the result of ${resolved.service}.${resolved.method} as ${serializer.name}: ${(error as Error).message}`,
+            );
+      this.#answerError(id, false, refused);
       return;
     }
     if (payload.length > this.#maxFrameBytes) {
@@ -525,6 +535,24 @@ export class ServerConnection {
     this.#loadSentAt = now;
     this.#writer.write(encodeFrame(FrameType.LOAD, 0, body, { serializer: SerializerId.JSON }));
     this.#outbound.check();
+  }
+
+  /**
+   * Ends every running call with an answer that says the provider shut down under it, then
+   * aborts it as a call whose caller has gone (its handler's signal fires; nothing more is
+   * written for it). The caller may not assume the call did nothing: it ran for the drain time.
+   */
+  #cutRunning(drainTimeoutMs: number): void {
+    for (const [id, call] of [...this.#running]) {
+      const { service, method, stream } = call.method;
+      const cut = new RpcError(
+        RpcCode.UNAVAILABLE,
+        `${service}.${method} was cut off: the provider shut down and its drain time (drainTimeoutMs ${drainTimeoutMs} ms) ran out before the call finished`,
+      );
+      if (stream) this.#wire.write(encodeErrorFrame(FrameType.STREAM_END, id, cut), true);
+      else this.#answerError(id, call.oneWay, cut);
+      this.#abortCall(id, new RpcError(RpcCode.UNAVAILABLE, cut.rawMessage, { details: { callerLeft: true } }));
+    }
   }
 
   #abortAll(reason: string): void {

@@ -116,10 +116,11 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
         for (const connection of connections) connection.goAway();
         const drained = Promise.all([...connections].map((connection) => connection.idle()));
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, closeOptions.timeoutMs ?? 10_000)))]);
+        const drainTimeoutMs = closeOptions.timeoutMs ?? 10_000;
+        await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)))]);
         clearTimeout(timer);
         const closed = [...connections].map((connection) => connection.closed);
-        for (const connection of connections) connection.close();
+        for (const connection of connections) connection.close(drainTimeoutMs);
         await Promise.all(closed);
         await stopped;
       })();

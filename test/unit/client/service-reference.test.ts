@@ -59,7 +59,9 @@ describe('ServiceReference: call options', () => {
     for (const timeoutMs of [0, -5, 1.5, MAX_TIMER_MS + 1, Number.NaN, Number.POSITIVE_INFINITY, '100']) {
       const error = await failure(h.reference.call('echo', 1, { timeoutMs } as CallOptions));
       expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
-      expect(error.rawMessage).toBe(`timeoutMs of test.Echo.echo must be an integer from 1 to ${MAX_TIMER_MS}, got ${String(timeoutMs)}`);
+      // A string is shown quoted: `got 100` would read as a valid value.
+      const shown = typeof timeoutMs === 'string' ? `"${timeoutMs}"` : String(timeoutMs);
+      expect(error.rawMessage).toBe(`timeoutMs of test.Echo.echo must be an integer from 1 to ${MAX_TIMER_MS}, got ${shown}`);
     }
     expectNothingSent(h);
     await expect(h.reference.call('echo', 'a', { timeoutMs: 1000 })).resolves.toBe('a');
@@ -307,6 +309,13 @@ describe('ServiceReference: no provider to call', () => {
   it('names the group, and leaves out an empty version', async () => {
     expect(await reason(await referenceHarness({ parts: { group: 'canary' } }))).toBe('no provider of test.Echo:1.0.0 (group canary) is registered');
     expect(await reason(await referenceHarness({ parts: { version: '' } }))).toBe('no provider of test.Echo is registered');
+  });
+
+  it('names the versions and groups the service is registered under when none is the one asked for', async () => {
+    const h = await referenceHarness({
+      providers: [providerRecord(1, { version: '2.0.0' }), providerRecord(2, { version: '2.0.0' }), providerRecord(3, { version: '1.0.0', group: 'canary' })],
+    });
+    expect(await reason(h)).toBe('no provider of test.Echo:1.0.0 is registered; test.Echo is registered under version 1.0.0 group canary, version 2.0.0');
   });
 
   it('counts the draining ones when every provider drains', async () => {

@@ -62,6 +62,29 @@ describe('loadConfig', () => {
     expect((await loadConfig({ cwd, env: { SHUTTLE_CONFIG: 'other.json' } })).server).toEqual({ host: '127.0.0.2' });
   });
 
+  it('takes variables without the whitespace around them, and a blank one as unset', async () => {
+    const cwd = await dirWith({ 'settings.json': '{ "client": { "cluster": "failfast" } }' });
+    const config = await loadConfig({
+      cwd,
+      env: {
+        SHUTTLE_TOKEN: 'secret\n', // as a Kubernetes secret or `echo secret > file` holds it
+        SHUTTLE_REGISTRY: ' memory://env ',
+        SHUTTLE_LOADBALANCE: 'p2c\t',
+        SHUTTLE_PORT: ' 4321 ',
+        SHUTTLE_TIMEOUT_MS: '   ',
+        SHUTTLE_CONFIG: ' settings.json\n',
+      },
+    });
+    expect(config.registry).toBe('memory://env');
+    expect(config.server).toEqual({ token: 'secret', port: 4321 });
+    expect(config.client).toEqual({ cluster: 'failfast', token: 'secret', loadbalance: 'p2c' });
+  });
+
+  it('says that JSON has no comments when a config file has them', async () => {
+    const cwd = await dirWith({ 'shuttle.config.json': '{\n  // the cluster\n  "registry": "memory://x"\n}' });
+    await expect(loadConfig({ cwd, env: {} })).rejects.toThrow(/is not valid JSON: .*\(JSON has no comments: remove them, or write shuttle\.config\.js/);
+  });
+
   it('reads nothing when there is no file and no variable', async () => {
     const cwd = await dirWith({});
     expect(await loadConfig({ cwd, env: {} })).toEqual({ server: {}, client: {}, file: undefined, origins: { top: {}, server: {}, client: {} } });
@@ -131,6 +154,9 @@ describe('configuration precedence in createServer', () => {
     process.env['SHUTTLE_LOG_LEVEL'] = 'loud';
     try {
       await expect(createClient({ registry: 'memory://t', config: false })).rejects.toThrow(/invalid SHUTTLE_LOG_LEVEL: "loud"/);
+      process.env['SHUTTLE_LOG_LEVEL'] = 'warn\n'; // as a secret or an env file may hold it
+      const client = await createClient({ registry: 'memory://t', config: false });
+      await client.close();
     } finally {
       if (before === undefined) delete process.env['SHUTTLE_LOG_LEVEL'];
       else process.env['SHUTTLE_LOG_LEVEL'] = before;
