@@ -10,6 +10,13 @@ import { PrefixIndex } from './prefix-index.js';
 /** Characters per token assumed when turning prompt length into tokens. */
 export const CHARS_PER_TOKEN = 4;
 
+/**
+ * The most blocks the index keeps for one provider, whatever it advertises: 2^20, 16.7 M tokens
+ * of 16-token blocks, more than the KV cache of the largest engines (an 8-GPU node holds a few
+ * million tokens).
+ */
+export const MAX_CAPACITY_BLOCKS = 2 ** 20;
+
 /** The option keys {@link PrefixTracker.fromOptions} reads. */
 export const PREFIX_KEYS: readonly string[] = ['blockChars', 'maxBlocks', 'defaultCapacityBlocks'];
 
@@ -118,10 +125,15 @@ export class PrefixTracker {
     if (hashes.length > 0) this.index.record(provider.address, hashes, this.capacityBlocks(provider));
   }
 
-  /** How many blocks the index keeps for `provider`: its KV capacity, in blocks. */
+  /**
+   * How many blocks the index keeps for `provider`: its KV capacity, in blocks, at most
+   * {@link MAX_CAPACITY_BLOCKS}. The figure is the worker's word: one advertising 1e308 tokens
+   * would otherwise have every block ever routed to it kept here.
+   */
   capacityBlocks(provider: ProviderView): number {
     const tokens = provider.instance.metadata['kvCapacityTokens'];
-    return typeof tokens === 'number' && tokens > 0 ? Math.max(1, Math.floor(tokens / this.blockTokens)) : this.#defaultCapacity;
+    if (typeof tokens !== 'number' || !(tokens > 0)) return this.#defaultCapacity;
+    return Math.min(MAX_CAPACITY_BLOCKS, Math.max(1, Math.floor(tokens / this.blockTokens)));
   }
 
   /**
