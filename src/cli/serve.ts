@@ -3,7 +3,8 @@ import { ShuttleMetrics } from '../metrics/metrics.js';
 import { admissionOptions, type AdmissionFlags } from './admission-flags.js';
 import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
-import { writeOut } from './terminal.js';
+import { writeErr, writeOut } from './terminal.js';
+import { onShutdownSignal } from '../common/shutdown-signals.js';
 
 /** Options of `shuttle worker`. */
 export interface WorkerCommandOptions extends CommonOptions {
@@ -145,14 +146,15 @@ function parseNames(spec: string): Record<string, string[]> {
   return names;
 }
 
+/** Resolves on the first shutdown signal (SIGTERM, SIGINT, SIGHUP); a second one exits at once, saying so. */
 function untilSignal(): Promise<void> {
   return new Promise((resolve) => {
-    const done = (): void => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    onShutdownSignal(
+      (signal) => {
+        writeErr(`${signal}: draining, then exiting; a second signal exits at once\n`);
+        resolve();
+      },
+      (text) => writeErr(`${text}\n`),
+    );
   });
 }

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { armCallScopes } from '../call/call-scope.js';
 import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.js';
+import { onShutdownSignal } from '../common/shutdown-signals.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -116,8 +117,9 @@ export interface ServerOptions {
    */
   exposeErrors?: boolean;
   /**
-   * On SIGTERM or SIGINT, close gracefully (drain, leave the registry) and then exit the
-   * process; false by default (a library should not own the process unless asked).
+   * On SIGTERM, SIGINT or SIGHUP, close gracefully (drain, leave the registry) and then exit
+   * the process; a second signal during the drain exits at once, logging what is lost. False
+   * by default (a library should not own the process unless asked).
    */
   shutdownOnSignals?: boolean;
   /**
@@ -342,11 +344,13 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     'listening',
   );
   if (shutdownOnSignals) {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => {
+    onShutdownSignal(
+      (signal) => {
+        log.info({ signal, drainTimeoutMs }, `${signal}: draining (calls in flight finish within drainTimeoutMs), then exiting; a second signal exits at once`);
         void running.close().finally(() => process.exit(0));
-      });
-    }
+      },
+      (text) => log.warn(text),
+    );
   }
   return running;
 }
