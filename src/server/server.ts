@@ -294,7 +294,7 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
-    throw error;
+    throw listenFailure(error, host, transports[servers.length]!.port);
   }
   const server = servers[0]!;
   const endpoints: Endpoint[] = servers.map((started, index) => ({ protocol: names[index]!, port: started.port }));
@@ -353,6 +353,28 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     );
   }
   return running;
+}
+
+/** A listen error an operator can act on: a port in use or not allowed says which, and what to do. */
+function listenFailure(error: unknown, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') {
+    return new Error(`cannot listen on ${host}:${port}: another process listens there (EADDRINUSE); choose another port, or port 0 for any free one`, {
+      cause: error,
+    });
+  }
+  if (code === 'EACCES') {
+    return new Error(
+      `cannot listen on ${host}:${port}: not allowed (EACCES; ports below 1024 need privileges); choose a port from 1024, or 0 for any free one`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new Error(`cannot listen on ${host}:${port}: ${host} is not an address of this machine (EADDRNOTAVAIL)`, { cause: error });
+  }
+  return error;
 }
 
 interface RunningServerParts {

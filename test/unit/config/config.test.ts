@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer } from 'shuttle-rpc';
 import { loadConfig } from '../../../src/config/config.js';
@@ -160,6 +161,19 @@ describe('configuration precedence in createServer', () => {
     } finally {
       if (before === undefined) delete process.env['SHUTTLE_LOG_LEVEL'];
       else process.env['SHUTTLE_LOG_LEVEL'] = before;
+    }
+  });
+
+  it('says what to do when its port is taken: another process listens there, choose another or 0', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      await expect(createServer({ services: [new EchoService()], port, registry: false, config: false, log: false })).rejects.toThrow(
+        `cannot listen on 127.0.0.1:${port}: another process listens there (EADDRINUSE); choose another port, or port 0 for any free one`,
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 
