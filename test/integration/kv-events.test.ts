@@ -245,7 +245,10 @@ describe('an engine worker following the engine’s KV events', () => {
     );
     delay.disable();
     const stalls = delay.max / 1e6;
-    expect(stalls, `the longest the event loop waited: ${stalls.toFixed(1)} ms`).toBeLessThan(60);
+    // Applied whole, the first message held the loop 500-600 ms; in slices the longest wait is
+    // a slice plus whatever else this busy test process does (the publisher, GC): 12-31 ms on a
+    // quiet machine, up to ~90 ms with the rest of the suite running beside it.
+    expect(stalls, `the longest the event loop waited: ${stalls.toFixed(1)} ms`).toBeLessThan(250);
     expect(callMs).toBeLessThan(1000);
     expect(worker.kvCache!.stats.blocks).toBe(262_144);
   }, 60_000);
