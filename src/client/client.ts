@@ -11,6 +11,7 @@ import { getReferenceMetadata } from '../decorators/decorators.js';
 import { isServiceDescriptor, type ServiceDescriptor } from '../decorators/descriptor.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { answerLoadListener } from './answer-load.js';
+import { violationListener } from './violations.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { freshestLoad } from '../loadbalance/load-score.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
@@ -359,6 +360,7 @@ class Client implements RpcClient {
       streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
       maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
       onLoad: answerLoadListener(this.#stats, log),
+      onViolation: violationListener(log),
     });
   }
 

@@ -159,7 +159,7 @@ export class ShuttleMetrics {
     const servers = this.#servers;
     return new Counter({
       name: 'shuttle_connections_refused_total',
-      help: 'Consumer connections refused by the connection limits, by transport and limit (maxConnections, maxConnectionsPerAddress).',
+      help: 'Consumer connections refused by the connection limits, by transport and limit (maxConnections, maxConnectionsPerAddress), or closed for a flood of frames that do no work (frameFlood).',
       labelNames: ['provider', 'transport', 'reason'],
       registers: [this.registry],
       collect() {

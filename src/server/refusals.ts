@@ -1,5 +1,6 @@
 import type { Logger } from '../log/log.js';
 import type { RefusalListener, RefusalReason, RefusedConnections } from '../transport/transport.js';
+import { MAX_NOOP_FRAMES, NOOP_WINDOW_MS } from '../transport/tcp/noop-frames.js';
 
 /** At most one log line this often, however many connections are refused in between. */
 const LOG_INTERVAL_MS = 5000;
@@ -8,7 +9,8 @@ const LOG_INTERVAL_MS = 5000;
  * Counts the connections a server's transports refuse, by transport and limit (read by the
  * `shuttle_connections_refused_total` metric), and logs them at `warn`, rate-limited: the first
  * refusal at once, then one line per interval with the count since the last line — a flood of
- * connections must not become a flood of log lines.
+ * connections must not become a flood of log lines. Connections closed for a flood of frames
+ * that do no work (`frameFlood`) are counted the same way, on a line of their own.
  */
 export class ConnectionRefusals {
   readonly #log: Logger;
@@ -58,13 +60,23 @@ export class ConnectionRefusals {
 
   #flush(): void {
     if (this.#unlogged.size === 0) return;
-    const refused = Object.fromEntries(this.#unlogged);
-    const total = [...this.#unlogged.values()].reduce((sum, count) => sum + count, 0);
+    const limits: [string, number][] = [];
+    const floods: [string, number][] = [];
+    for (const entry of this.#unlogged) (entry[0].endsWith(' frameFlood') ? floods : limits).push(entry);
     this.#unlogged = new Map();
     this.#lastLine = Date.now();
-    this.#log.warn(
-      { refused, lastAddress: this.#lastAddress },
-      `${total} connection(s) refused by the connection limits (by transport and limit); raise limits.maxConnections / maxConnectionsPerAddress if these are wanted clients`,
-    );
+    const total = (entries: [string, number][]): number => entries.reduce((sum, [, count]) => sum + count, 0);
+    if (limits.length > 0) {
+      this.#log.warn(
+        { refused: Object.fromEntries(limits), lastAddress: this.#lastAddress },
+        `${total(limits)} connection(s) refused by the connection limits (by transport and limit); raise limits.maxConnections / maxConnectionsPerAddress if these are wanted clients`,
+      );
+    }
+    if (floods.length > 0) {
+      this.#log.warn(
+        { refused: Object.fromEntries(floods), lastAddress: this.#lastAddress },
+        `${total(floods)} connection(s) closed for sending more frames that do no work (heartbeats, cancels, window updates for no running call, GOAWAYs) than a consumer ever sends: ${MAX_NOOP_FRAMES} within ${NOOP_WINDOW_MS} ms`,
+      );
+    }
   }
 }

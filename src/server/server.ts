@@ -157,7 +157,7 @@ export interface RpcServer {
   readonly instances: readonly ServiceInstance[];
   /** Open consumer connections. */
   readonly connections: number;
-  /** Connections refused by the connection limits so far, by transport and limit. */
+  /** Connections refused by the connection limits so far, by transport and limit; `frameFlood`: closed for a flood of frames that do no work (tcp). */
   readonly refusedConnections: readonly RefusedConnections[];
   /**
    * The server-wide byte budgets of each transport that keeps them (tcp), with what they hold

@@ -82,8 +82,11 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxConnectionAgeGraceMs: 0,
 };
 
-/** Which limit turned a connection away. */
-export type RefusalReason = 'maxConnections' | 'maxConnectionsPerAddress';
+/**
+ * Which limit turned a connection away: a connection limit, or (tcp) the budget of frames that
+ * do no work, past which an open connection is closed.
+ */
+export type RefusalReason = 'maxConnections' | 'maxConnectionsPerAddress' | 'frameFlood';
 
 /** Told of every refused connection (a server counts and logs them; see src/server/refusals.ts). */
 export type RefusalListener = (reason: RefusalReason, address: string) => void;

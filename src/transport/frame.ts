@@ -112,6 +112,8 @@ export function readHeader(source: Buffer, offset: number, maxFrameBytes: number
   if (bodyLength > maxFrameBytes) {
     throw protocolError(`declared body length ${bodyLength} exceeds maxFrameBytes ${maxFrameBytes}`);
   }
+  // One comparison for the frames that carry calls (types 1-4) and LOAD.
+  if (type >= FrameType.CANCEL && type <= FrameType.WINDOW_UPDATE) checkControlLength(type, source[offset + 6]!, bodyLength);
   return {
     type: type as FrameType,
     flags,
@@ -120,4 +122,28 @@ export function readHeader(source: Buffer, offset: number, maxFrameBytes: number
     requestId: high * TWO_POW_32 + source.readUInt32BE(offset + 12),
     bodyLength,
   };
+}
+
+/**
+ * The control frames' bodies have fixed sizes (docs/PROTOCOL.md): CANCEL, HEARTBEAT and
+ * HEARTBEAT_ACK none, WINDOW_UPDATE four bytes, a GOAWAY with status 0 (the consumer closes)
+ * none; any other GOAWAY is empty (draining) or carries the error it closes for. Checked with
+ * the header, before any body byte is kept, for every request id alike: a body the receiver
+ * would ignore is a peer that does not speak the protocol, not padding to skip.
+ */
+function checkControlLength(type: number, status: number, bodyLength: number): void {
+  if (type === FrameType.WINDOW_UPDATE) {
+    if (bodyLength !== 4) throw protocolError(`WINDOW_UPDATE body is ${bodyLength} bytes, must be 4 (a u32 credit increment)`);
+    return;
+  }
+  if (bodyLength === 0 || (type === FrameType.GOAWAY && status !== RpcCode.OK)) return;
+  const name =
+    type === FrameType.CANCEL
+      ? 'CANCEL'
+      : type === FrameType.HEARTBEAT
+        ? 'HEARTBEAT'
+        : type === FrameType.HEARTBEAT_ACK
+          ? 'HEARTBEAT_ACK'
+          : 'GOAWAY with status 0';
+  throw protocolError(`${name} body is ${bodyLength} bytes, must be empty`);
 }

@@ -158,6 +158,12 @@ export interface ConnectOptions {
    * dialled; `body` is the provider's untrusted bytes: the receiver checks them).
    */
   onLoad?: (address: string, body: Uint8Array) => void;
+  /**
+   * Told when the consumer closes a connection because the provider broke the protocol (tcp: a
+   * malformed frame, a chunk past the window, a flood of frames that do no work); the calls in
+   * flight on it fail with `error`.
+   */
+  onViolation?: (address: string, error: RpcError) => void;
 }
 
 /** Provider-side listening settings every transport honours. */

@@ -126,7 +126,7 @@ describe('bad calls fail alone', () => {
     raw.send(requestFrame(6, 'sleep', { ms: 10 }, { meta: { 'shuttle-timeout-ms': 'soon' } }));
     const answer = await raw.nextFrame();
     expect(answer.status).toBe(RpcCode.INVALID_ARGUMENT);
-    expect(JSON.parse(answer.body.toString()).message).toMatch(/shuttle-timeout-ms must be a non-negative integer/);
+    expect(JSON.parse(answer.body.toString()).message).toMatch(/shuttle-timeout-ms must be a decimal integer of milliseconds/);
     raw.close();
   });
 });

@@ -19,7 +19,15 @@ export interface PendingCall {
   accept(frame: Frame): boolean;
   /** Ends the call with `error` (deadline, abort, lost connection). */
   fail(error: RpcError): void;
+  /**
+   * Frames an honest provider may still send for this call once the consumer has given it up
+   * (they cross the CANCEL): the connection allows that many more answers for no running call.
+   */
+  readonly strayFrames: number;
 }
+
+/** The smallest STREAM_CHUNK frame: a header and a sequence number. */
+const MIN_CHUNK_FRAME_BYTES = 24;
 
 /** A unary call: one RESPONSE settles it; `answer` is its promise. */
 export class UnaryCall implements PendingCall, Settlers<unknown> {
@@ -28,6 +36,8 @@ export class UnaryCall implements PendingCall, Settlers<unknown> {
   resolve: (value: unknown) => void = unsettled;
   reject: (error: unknown) => void = unsettled;
   readonly answer: Promise<unknown>;
+  /** Its RESPONSE. */
+  readonly strayFrames = 1;
 
   constructor(
     readonly target: PayloadTarget,
@@ -91,6 +101,11 @@ export class StreamCall implements PendingCall {
     onCancel: (reason: RpcError) => void,
   ) {
     this.stream = new ClientStream(onConsumed, onCancel);
+  }
+
+  /** The chunks the provider's credit still allows, each as small as a chunk can be, and STREAM_END. */
+  get strayFrames(): number {
+    return Math.ceil(Math.max(0, this.window - this.#unacknowledged) / MIN_CHUNK_FRAME_BYTES) + 2;
   }
 
   /** The connection sent a WINDOW_UPDATE of `bytes` for this stream. */

@@ -23,11 +23,15 @@ export class StreamCredit {
 
   /**
    * Adds credit from a WINDOW_UPDATE. Credit never exceeds the stream's window: a consumer that
-   * grants more than it has received (a WINDOW_UPDATE of 0xffffffff) gains nothing by it.
+   * grants more than it has received (a WINDOW_UPDATE of 0xffffffff) gains nothing by it. Returns
+   * whether the stream gained credit (an honest consumer grants only bytes it received, so its
+   * updates always do).
    */
-  grant(bytes: number): void {
-    this.#available = Math.min(this.#window, this.#available + bytes);
+  grant(bytes: number): boolean {
+    const before = this.#available;
+    this.#available = Math.min(this.#window, before + bytes);
     this.#release();
+    return this.#available > before;
   }
 
   /** Resolves when credit is granted or `release()` is called (on abort). */

@@ -19,6 +19,7 @@ import { TcpCall, type TcpCallWire } from './tcp-call.js';
 import { Hold, ReadGate } from './read-gate.js';
 import { encodeErrorFrame, oversizedMessage } from './wire-error.js';
 import { headCost, ownPayload } from './request-cost.js';
+import { NoopFrameBudget, noopFlood } from './noop-frames.js';
 
 /** Provider-side limits of one connection. */
 export interface ServerConnectionOptions {
@@ -29,6 +30,8 @@ export interface ServerConnectionOptions {
   readonly budgets?: ServerBudgets;
   /** The provider's load report to attach to answers (see ListenOptions.loadReport). */
   readonly loadReport?: () => Uint8Array | undefined;
+  /** Told when this connection is closed for a flood of frames that do no work (counted, logged). */
+  readonly onFlood?: () => void;
 }
 
 /** Budgets one server's connections share (the `maxTotal*` limits). */
@@ -53,6 +56,14 @@ const DROP_ANSWERS_FACTOR = 4;
  * their size is known: 64-byte answers are not sliced at all, 64 KiB ones 16 at a time.
  */
 const SLICE_ANSWER_BYTES = 1024 * 1024;
+
+/**
+ * Frames a consumer may send because of each call it makes, on top of the budget of frames that
+ * do no work: one CANCEL that may cross the answer, and the WINDOW_UPDATEs its reader still
+ * grants for a stream that already ended here (it holds at most a window and one frame, granted
+ * back in half windows), with one to spare.
+ */
+const NOOP_FRAMES_PER_CALL = 4;
 
 /**
  * The provider's side of one consumer connection: decodes frames, runs each REQUEST through the
@@ -104,6 +115,9 @@ export class ServerConnection {
   #pushes = 0;
   /** Whether the consumer said it reads LOAD frames (ACCEPT_LOAD_META). */
   #loadWanted = false;
+  /** Frames received that caused no work (see MAX_NOOP_FRAMES). */
+  readonly #noop = new NoopFrameBudget();
+  readonly #onFlood: (() => void) | undefined;
   #closing = false;
   #failed = false;
   #onIdle: (() => void) | undefined;
@@ -127,6 +141,7 @@ export class ServerConnection {
     });
     this.#budgets = options.budgets;
     this.#loadReport = options.loadReport;
+    this.#onFlood = options.onFlood;
     this.#outbound = new OutboundBudget(this.#writer, this.#gate, this.#limits.maxUnsentBytes, options.budgets?.outbound, () => this.#resume(Hold.OUTBOUND));
     this.#peer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
     const running = this.#running;
@@ -210,6 +225,9 @@ export class ServerConnection {
   }
 
   #onData(chunk: Buffer): void {
+    // A connection failed for a violation is only waiting for its GOAWAY to leave: what still
+    // arrives is read and dropped unparsed (see #fail).
+    if (this.#failed) return;
     // The frame timer runs from a frame's first byte and is not reset by more bytes of the same
     // frame (a peer trickling one byte a second must not hold the connection for ever); it
     // restarts at each frame boundary (ReadGate).
@@ -237,17 +255,23 @@ export class ServerConnection {
     this.#gate.close();
     this.#closing = true;
     this.#writer.write(encodeErrorFrame(FrameType.GOAWAY, 0, error));
+    // FIN after the GOAWAY; the socket closes when the peer closes its side, or after a second.
+    // Not at once: a socket closed with unread bytes (a peer still flooding) is reset, and a
+    // reset right behind the GOAWAY can make the peer lose it unread (a lingering close).
     this.#socket.end();
-    this.#socket.destroySoon();
     setTimeout(() => this.#socket.destroy(), 1000).unref();
   }
 
   #onFrame(frame: Frame): void {
     switch (frame.type) {
       case FrameType.REQUEST:
+        this.#noop.allow(NOOP_FRAMES_PER_CALL);
         this.#onRequest(frame);
         return;
-      case FrameType.CANCEL:
+      case FrameType.CANCEL: {
+        // Every CANCEL is counted: one per call is allowed on top of the budget (see #noop), and
+        // one that aborts a call makes the running call's own work stop rather than adding any.
+        if (this.#noop.spend()) return this.#flooded();
         this.#abortCall(
           frame.requestId,
           frame.status === RpcCode.DEADLINE_EXCEEDED
@@ -255,10 +279,17 @@ export class ServerConnection {
             : new RpcError(RpcCode.CANCELLED, 'cancelled by the caller', { details: { callerLeft: true } }),
         );
         return;
-      case FrameType.WINDOW_UPDATE:
-        this.#running.get(frame.requestId)?.credit?.grant(readU32(frame.body, 'WINDOW_UPDATE'));
+      }
+      case FrameType.WINDOW_UPDATE: {
+        const credit = this.#running.get(frame.requestId)?.credit;
+        // Credit for no running stream, or none to gain (the stream's credit is at its window).
+        if (credit === undefined || !credit.grant(readU32(frame.body, 'WINDOW_UPDATE'))) {
+          if (this.#noop.spend()) this.#flooded();
+        }
         return;
+      }
       case FrameType.HEARTBEAT:
+        if (this.#noop.spend()) return this.#flooded();
         // Bytes still queued for the peer prove this side alive as well as an ACK would (a
         // consumer counts anything it reads), so only a peer with nothing waiting gets one: a
         // read full of heartbeats is answered once, not with 3,000 20-byte frames, each costing
@@ -271,10 +302,17 @@ export class ServerConnection {
         return;
       case FrameType.HEARTBEAT_ACK:
       case FrameType.GOAWAY:
+        if (this.#noop.spend()) this.#flooded();
         return;
       default:
         throw new RpcError(RpcCode.INTERNAL, `protocol error: a consumer may not send frame type ${frame.type}`);
     }
+  }
+
+  /** The consumer is past its budget of frames that do no work: told, then closed. */
+  #flooded(): never {
+    this.#onFlood?.();
+    throw noopFlood('consumer');
   }
 
   #onRequest(frame: Frame): void {
@@ -563,15 +601,20 @@ export class ServerConnection {
 /**
  * Turns the caller's remaining time into a local absolute deadline. The wire carries a relative
  * timeout, as gRPC's grpc-timeout does, so that clock skew between machines cannot expire a call
- * early or late.
+ * early or late. The value is a decimal integer: digits only (no sign, exponent, hex or
+ * spaces, which Number() would take), at most Number.MAX_SAFE_INTEGER.
  */
 function parseDeadline(value: string | undefined): number | RpcError | undefined {
   if (value === undefined) return undefined;
-  const ms = Number(value);
-  if (value === '' || !Number.isInteger(ms) || ms < 0) {
+  let ms = value.length === 0 || value.length > 16 ? -1 : 0;
+  for (let i = 0; i < value.length && ms >= 0; i++) {
+    const digit = value.charCodeAt(i) - 48;
+    ms = digit >= 0 && digit <= 9 ? ms * 10 + digit : -1;
+  }
+  if (ms < 0 || ms > Number.MAX_SAFE_INTEGER) {
     return new RpcError(
       RpcCode.INVALID_ARGUMENT,
-      `metadata ${TIMEOUT_META} must be a non-negative integer of milliseconds, got ${JSON.stringify(value.slice(0, 40))}`,
+      `metadata ${TIMEOUT_META} must be a decimal integer of milliseconds from 0 to ${Number.MAX_SAFE_INTEGER} (digits only), got ${JSON.stringify(value.slice(0, 40))}`,
     );
   }
   return Date.now() + ms;

@@ -17,7 +17,8 @@ import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOpti
 import { CloseWait, closeWaitMs, type CloseOptions } from '../close-wait.js';
 import { FrameWriter } from './frame-writer.js';
 import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
-import { oversizedMessage } from './wire-error.js';
+import { decodeWireError, encodeErrorFrame, oversizedMessage } from './wire-error.js';
+import { NoopFrameBudget, noopFlood } from './noop-frames.js';
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 
 /** Requests of a new connection that ask for LOAD frames, at most (see ACCEPT_LOAD_META). */
@@ -59,6 +60,11 @@ export class TcpConnection implements ClientConnection {
   droppedFrames = 0;
   /** LOAD frames dropped unread for arriving less than 5 ms after the one before (a flood). */
   droppedLoads = 0;
+  /**
+   * Connections this side closed because the provider broke the protocol: a malformed frame, a
+   * chunk past the window, more frames that do no work than MAX_NOOP_FRAMES a second.
+   */
+  protocolErrors = 0;
   readonly #host: string;
   readonly #port: number;
   readonly #options: TcpClientOptions;
@@ -94,6 +100,8 @@ export class TcpConnection implements ClientConnection {
   #ackedAt = 0;
   /** When this side last read a LOAD frame (see MIN_LOAD_INTERVAL_MS). */
   #loadAt = 0;
+  /** Frames of the current socket that caused no work (see MAX_NOOP_FRAMES). */
+  #noop = new NoopFrameBudget();
   #goingAway = false;
   #nextId = 1;
   /** A graceful close's wait for the calls in flight. */
@@ -260,6 +268,8 @@ export class TcpConnection implements ClientConnection {
       });
     });
     socket.on('error', (error) => {
+      // A socket given up already (a protocol violation) must not overwrite why.
+      if (this.#socket !== socket) return;
       this.#lastError = secure !== undefined ? tlsError(this.address, error) : RpcError.from(error, RpcCode.UNAVAILABLE);
     });
     socket.on('close', () => {
@@ -287,7 +297,9 @@ export class TcpConnection implements ClientConnection {
     this.#lastReadAt = Date.now();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     this.#answered = false;
+    this.#noop = new NoopFrameBudget();
     socket.on('data', (chunk: Buffer) => {
+      if (this.#socket !== socket) return;
       this.#lastReadAt = Date.now();
       this.#answered = true;
       try {
@@ -296,13 +308,15 @@ export class TcpConnection implements ClientConnection {
         // A TLS record (0x15 alert or 0x16 handshake, then version 3.x) where a frame should
         // be: the provider speaks TLS and this consumer does not.
         const speaksTls = this.#tls === undefined && chunk.length >= 2 && (chunk[0] === 0x15 || chunk[0] === 0x16) && chunk[1] === 0x03;
-        this.#lastError = speaksTls
-          ? new RpcError(
-              RpcCode.UNAVAILABLE,
-              `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`,
-            )
-          : RpcError.from(error, RpcCode.INTERNAL);
-        socket.destroy();
+        if (speaksTls) {
+          this.#lastError = new RpcError(
+            RpcCode.UNAVAILABLE,
+            `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`,
+          );
+          socket.destroy();
+        } else {
+          this.#violation(socket, RpcError.from(error, RpcCode.INTERNAL));
+        }
       }
     });
     this.#heartbeatTimer = setInterval(() => this.#checkHeartbeat(socket), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / 2)));
@@ -321,9 +335,30 @@ export class TcpConnection implements ClientConnection {
     }
   }
 
-  /** The socket is gone: fail its calls and plan the next connect. */
-  #onLost(socket: net.Socket, error: RpcError): void {
+  /**
+   * The provider broke the protocol: say why in a GOAWAY (as a provider does to a consumer),
+   * count it, tell the client, and close; the calls in flight fail with `error`. The socket is
+   * given up at once: nothing more is parsed from it, and the connection's next socket is made
+   * as after any loss.
+   */
+  #violation(socket: net.Socket, error: RpcError): void {
     if (this.#socket !== socket) return;
+    this.protocolErrors++;
+    this.#options.onViolation?.(this.address, error);
+    // The frames this side queued first, then the GOAWAY, then FIN; the socket closes when the
+    // provider closes its side, or after a second. Until then what arrives is read and dropped
+    // unparsed (see the 'data' listener): a socket closed with unread bytes is reset, and a
+    // reset right behind the GOAWAY can make the provider lose it unread.
+    this.#writer?.flush();
+    socket.end(encodeErrorFrame(FrameType.GOAWAY, 0, error));
+    setTimeout(() => socket.destroy(), 1000).unref();
+    this.#onLost(socket, error, true);
+  }
+
+  /** The socket is gone (or, `ending`, closing after a GOAWAY): fail its calls and plan the next connect. */
+  #onLost(socket: net.Socket, error: RpcError, ending = false): void {
+    if (this.#socket !== socket) return;
+    if (ending) this.#socket = undefined;
     this.#teardown(error);
     if (this.#state === 'shutdown') return;
     this.#state = 'transient-failure';
@@ -494,6 +529,8 @@ export class TcpConnection implements ClientConnection {
     const call = this.#pending.get(id);
     if (call === undefined) return;
     this.#pending.delete(id);
+    // What the provider sent before it reads the CANCEL arrives for no call: not a flood.
+    this.#noop.allow(call.strayFrames);
     // The status byte says why, so the provider's handler sees "deadline exceeded" rather than
     // a plain cancel when the consumer's deadline timer fired first.
     this.#writer?.write(
@@ -514,6 +551,7 @@ export class TcpConnection implements ClientConnection {
         // reused while a call is pending, so a stray frame can never resolve another call.
         if (call === undefined) {
           this.droppedFrames++;
+          if (this.#noop.spend()) throw noopFlood('provider');
           return;
         }
         if (call.accept(frame)) {
@@ -524,9 +562,11 @@ export class TcpConnection implements ClientConnection {
         return;
       }
       case FrameType.HEARTBEAT:
+        if (this.#noop.spend()) throw noopFlood('provider');
         this.#answerHeartbeat(frame.requestId);
         return;
       case FrameType.HEARTBEAT_ACK:
+        if (this.#noop.spend()) throw noopFlood('provider');
         return;
       case FrameType.LOAD: {
         // The provider's load as of its latest answers; the client checks the untrusted bytes.
@@ -534,6 +574,7 @@ export class TcpConnection implements ClientConnection {
         const now = Date.now();
         if (now - this.#loadAt < MIN_LOAD_INTERVAL_MS) {
           this.droppedLoads++;
+          if (this.#noop.spend()) throw noopFlood('provider');
           return;
         }
         this.#loadAt = now;
@@ -541,8 +582,13 @@ export class TcpConnection implements ClientConnection {
         return;
       }
       case FrameType.GOAWAY:
-        // The provider is draining: no new calls here; the ones in flight still get answers.
+        if (this.#noop.spend()) throw noopFlood('provider');
+        // The provider is draining: no new calls here; the ones in flight still get answers. A
+        // GOAWAY with an error body says why the provider is about to close the connection.
         this.#goingAway = true;
+        if (frame.body.length > 0) {
+          this.#lastError = new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the provider: ${decodeWireError(frame).message}`);
+        }
         return;
       default:
         throw new RpcError(RpcCode.INTERNAL, `protocol error: unexpected frame type ${frame.type} from provider ${this.address}`);

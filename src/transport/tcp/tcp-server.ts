@@ -11,6 +11,19 @@ import { ServerConnection } from './server-connection.js';
 import { encodeErrorFrame } from './wire-error.js';
 
 /**
+ * Refused sockets (connection limits) that may wait at once for their GOAWAY to leave before
+ * they are closed. Each holds a file descriptor for up to a second when its peer does not read,
+ * and the fd headroom the server keeps beyond its connection limits (at least 64, see
+ * limitsWithinFds) is also what the process's own files and registry connections need: a flood
+ * of sockets that never read, 200 every 20 ms, had taken all 256 fds of a provider with
+ * `ulimit -n 256`. Past this many, a refused socket is destroyed at once, without the answer.
+ */
+export const MAX_REFUSED_CLOSING = 16;
+
+/** How long a refused socket may take to send its GOAWAY before it is destroyed. */
+const REFUSED_LINGER_MS = 1000;
+
+/**
  * Starts a tcp transport server; resolves once it listens. With `secure`, it speaks TLS (mutual
  * TLS with `requireClientCert`): the handshake must finish within the frame timeout, and
  * certificate files rotated on disk are picked up for new connections without touching the
@@ -25,17 +38,34 @@ export async function listenTcp(handler: CallHandler, options: ListenOptions, se
     outbound: new ByteBudget(limits.maxTotalUnsentBytes),
     decoded: new ByteBudget(limits.maxTotalDecodedBytes),
   };
+  let refusedClosing = 0;
   const onConnection = (socket: net.Socket): void => {
     const address = socket.remoteAddress ?? 'unknown';
     const refused = admission.admit(address);
     if (refused !== undefined) {
-      // Say why before closing, so the consumer's error names the limit.
       socket.on('error', () => {});
+      if (refusedClosing >= MAX_REFUSED_CLOSING) {
+        socket.destroy();
+        return;
+      }
+      // Say why before closing, so the consumer's error names the limit.
+      refusedClosing++;
+      const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+      socket.once('close', () => {
+        refusedClosing--;
+        clearTimeout(linger);
+      });
       socket.end(encodeErrorFrame(FrameType.GOAWAY, 0, refused));
-      setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    const connection = new ServerConnection(socket, handler, { maxFrameBytes: options.maxFrameBytes, limits, budgets, loadReport: options.loadReport });
+    const onRefused = options.onRefused;
+    const connection = new ServerConnection(socket, handler, {
+      maxFrameBytes: options.maxFrameBytes,
+      limits,
+      budgets,
+      loadReport: options.loadReport,
+      onFlood: onRefused === undefined ? undefined : () => onRefused('frameFlood', address),
+    });
     connections.add(connection);
     void connection.closed.then(() => {
       connections.delete(connection);

@@ -69,3 +69,30 @@ describe('frame header layout (pinned; see docs/PROTOCOL.md)', () => {
     expect(() => readHeader(frame, 0, 1024)).toThrow(message);
   });
 });
+
+describe('control frame bodies (checked with the header)', () => {
+  const read = (frame: Buffer): unknown => readHeader(frame, 0, 1 << 20);
+
+  it('refuses a body on CANCEL, HEARTBEAT, HEARTBEAT_ACK and a status-0 GOAWAY, naming the frame and the size', () => {
+    expect(() => read(encodeFrame(FrameType.CANCEL, 1, Buffer.alloc(1)))).toThrow(/CANCEL body is 1 bytes, must be empty/);
+    expect(() => read(encodeFrame(FrameType.HEARTBEAT, 1, Buffer.alloc(2)))).toThrow(/HEARTBEAT body is 2 bytes, must be empty/);
+    expect(() => read(encodeFrame(FrameType.HEARTBEAT_ACK, 1, Buffer.alloc(3)))).toThrow(/HEARTBEAT_ACK body is 3 bytes, must be empty/);
+    expect(() => read(encodeFrame(FrameType.GOAWAY, 0, Buffer.from('{}')))).toThrow(/GOAWAY with status 0 body is 2 bytes, must be empty/);
+  });
+
+  it('refuses a WINDOW_UPDATE whose body is not 4 bytes, whatever its request id', () => {
+    for (const size of [0, 3, 5, 8]) {
+      expect(() => read(encodeFrame(FrameType.WINDOW_UPDATE, 123_456, Buffer.alloc(size)))).toThrow(`WINDOW_UPDATE body is ${size} bytes, must be 4`);
+    }
+    expect(read(encodeFrame(FrameType.WINDOW_UPDATE, 123_456, Buffer.alloc(4)))).toMatchObject({ bodyLength: 4 });
+  });
+
+  it('takes the control frames as the protocol sends them, and a GOAWAY carrying the error it closes for', () => {
+    for (const type of [FrameType.CANCEL, FrameType.HEARTBEAT, FrameType.HEARTBEAT_ACK, FrameType.GOAWAY]) {
+      expect(read(encodeFrame(type, 1))).toMatchObject({ type, bodyLength: 0 });
+    }
+    expect(read(encodeFrame(FrameType.GOAWAY, 0, undefined, { status: 14 }))).toMatchObject({ status: 14, bodyLength: 0 });
+    expect(read(encodeFrame(FrameType.GOAWAY, 0, Buffer.from('{"message":"idle"}'), { status: 14 }))).toMatchObject({ status: 14, bodyLength: 18 });
+    expect(read(encodeFrame(FrameType.GOAWAY, 0, Buffer.from('{"message":"x"}'), { status: 13 }))).toMatchObject({ status: 13 });
+  });
+});
