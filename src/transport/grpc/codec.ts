@@ -2,6 +2,8 @@ import protobuf from 'protobufjs';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { findRpc, messageCodec, protoService, type MessageCodec } from '../../serializer/protobuf.js';
 import { decodeError, type PayloadTarget, type Serializer, type SerializerSet } from '../../serializer/serializer.js';
+import { DEFAULT_DECODE_LIMITS } from '../../serializer/decode-limits.js';
+import { checkJson } from '../../serializer/json-guard.js';
 
 /*
  * How a shuttle method becomes a gRPC method (docs/PROTOCOL.md, "gRPC transport"):
@@ -110,7 +112,10 @@ function protobufRoute(service: string, method: string, rpc: protobuf.Method): G
     encodeTrailer: (value) => Buffer.from(JSON.stringify(value) ?? 'null', 'utf8'),
     decodeTrailer(bytes) {
       try {
-        return JSON.parse(bytes.toString('utf8'));
+        // The peer's JSON, priced before it is parsed as any payload is (json-guard.ts).
+        const text = bytes.toString('utf8');
+        checkJson(text, bytes.length, DEFAULT_DECODE_LIMITS);
+        return JSON.parse(text);
       } catch (error) {
         throw new RpcError(RpcCode.INTERNAL, `cannot decode the stream trailer of ${service}.${method} as JSON: ${(error as Error).message}`, { cause: error });
       }

@@ -1,6 +1,7 @@
 import grpc from '@grpc/grpc-js';
 import { RpcCode, RpcError, isRpcCode } from '../../errors/errors.js';
 import type { Metadata } from '../../call/invocation.js';
+import { readErrorBody } from '../error-body.js';
 
 /*
  * What shuttle puts in gRPC headers and trailers (docs/PROTOCOL.md, "gRPC transport"). RpcCode
@@ -91,14 +92,9 @@ export function errorToStatus(error: RpcError): Partial<grpc.StatusObject> {
 export function statusToError(status: Pick<grpc.StatusObject, 'code' | 'details'> & { metadata?: grpc.Metadata | null }): RpcError {
   const code = isRpcCode(status.code) && status.code !== RpcCode.OK ? status.code : RpcCode.UNKNOWN;
   const extra = status.metadata?.get(ERROR_TRAILER)[0];
-  let parsed: Record<string, unknown> = {};
-  if (Buffer.isBuffer(extra)) {
-    try {
-      const value: unknown = JSON.parse(extra.toString('utf8'));
-      if (value !== null && typeof value === 'object') parsed = value as Record<string, unknown>;
-    } catch {
-      // A malformed trailer still leaves the code and message, which are what matter.
-    }
-  }
-  return RpcError.fromWire({ ...parsed, code, message: status.details || 'no message' });
+  // The trailer is the peer's word, read through the same guard as a tcp error body; one that
+  // is malformed or too large still leaves the code and message, which are what matter.
+  const body = Buffer.isBuffer(extra) ? readErrorBody(extra) : undefined;
+  const fields = body !== undefined && 'fields' in body ? body.fields : {};
+  return RpcError.fromWire({ ...fields, code, message: status.details || 'no message' });
 }

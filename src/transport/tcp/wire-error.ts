@@ -1,7 +1,6 @@
 import { RpcCode, RpcError, isRpcCode } from '../../errors/errors.js';
 import { MAX_WIRE_MESSAGE_CHARS } from '../../errors/wire-text.js';
-import type { DecodeLimits } from '../../serializer/decode-limits.js';
-import { checkJson } from '../../serializer/json-guard.js';
+import { MAX_ERROR_BODY_BYTES, readErrorBody } from '../error-body.js';
 import { encodeFrame, type Frame, type FrameType } from '../frame.js';
 
 /*
@@ -10,23 +9,6 @@ import { encodeFrame, type Frame, type FrameType } from '../frame.js';
  * call's serializer: a failed call may have failed precisely because its serializer could not
  * encode something. The stack never crosses.
  */
-
-/**
- * The largest error body read (64 KiB): a message and details are small. A body can otherwise be
- * as large as a frame (8 MiB), and JSON.parse builds all of it at once — 6 MB of nesting held a
- * consumer's event loop for 0.5 s, 4.5 MB of empty arrays took 240 MB of heap.
- */
-export const MAX_ERROR_BODY_BYTES = 64 * 1024;
-
-/** What an error body may decode to, checked before it is parsed (json-guard.ts). */
-const ERROR_BODY_LIMITS: DecodeLimits = {
-  maxDepth: 32,
-  maxElements: 8192,
-  maxMapKeys: 1024,
-  maxBigIntBytes: 0,
-  maxDecodedBytes: 1024 * 1024,
-  maxDecodeRatio: 24,
-};
 
 /** Encodes `error` as the body of an error frame. */
 export function encodeErrorFrame(type: FrameType, requestId: number, error: RpcError): Buffer {
@@ -51,25 +33,14 @@ function bareErrorBody(error: RpcError): Buffer {
 
 /**
  * Rebuilds the RpcError carried by an error frame; a malformed body still yields its code. A body
- * over {@link MAX_ERROR_BODY_BYTES}, or one that would decode past {@link ERROR_BODY_LIMITS}, is
+ * over {@link MAX_ERROR_BODY_BYTES}, or one that would decode past its limits ({@link readErrorBody}), is
  * not parsed: the error keeps its code and says why its message is missing.
  */
 export function decodeWireError(frame: Frame): RpcError {
   const code = isRpcCode(frame.status) && frame.status !== RpcCode.OK ? frame.status : RpcCode.UNKNOWN;
-  const size = frame.body.length;
-  if (size > MAX_ERROR_BODY_BYTES) {
-    return new RpcError(code, `(error body of ${size} bytes not read: an error may carry at most ${MAX_ERROR_BODY_BYTES})`);
-  }
-  let parsed: unknown;
-  try {
-    const text = frame.body.toString('utf8');
-    checkJson(text, size, ERROR_BODY_LIMITS);
-    parsed = JSON.parse(text);
-  } catch (error) {
-    const why = error instanceof RpcError ? `: ${error.rawMessage}` : '';
-    return new RpcError(code, `(unreadable error body of ${size} bytes${why})`);
-  }
-  return RpcError.fromWire({ ...(parsed !== null && typeof parsed === 'object' ? parsed : {}), code });
+  const body = readErrorBody(frame.body);
+  if ('unread' in body) return new RpcError(code, `(${body.unread})`);
+  return RpcError.fromWire({ ...body.fields, code });
 }
 
 /**

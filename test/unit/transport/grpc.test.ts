@@ -50,6 +50,13 @@ describe('grpc routes', () => {
     expect(garbage).toThrow(/invalid argument.*cannot decode request of test\.Echo\.add as test\.AddRequest/);
   });
 
+  it("a protobuf stream's JSON trailer is priced before it is parsed: one nested past the decode limits is INTERNAL naming the method", () => {
+    const count = routes.route('test.Stream', 'count')!;
+    expect(count.decodeTrailer(count.encodeTrailer({ total: 3 }, msgpack), msgpack)).toEqual({ total: 3 });
+    const deep = Buffer.from(`${'{"a":'.repeat(200)}0${'}'.repeat(200)}`);
+    expect(() => count.decodeTrailer(deep, msgpack)).toThrow(/cannot decode the stream trailer of test\.Stream\.count as JSON: .*(depth|deep|nest)/i);
+  });
+
   it('the envelope is the message documented in docs/PROTOCOL.md, byte for byte', () => {
     const documented = documentedEnvelope();
     const plain = routes.route('test.Plain', 'echo')!;
@@ -110,6 +117,26 @@ describe('grpc status and metadata', () => {
     const metadata = new grpc.Metadata();
     metadata.set('shuttle-error-bin', Buffer.from('{not json'));
     expect(statusToError({ code: grpc.status.INTERNAL, details: '', metadata })).toMatchObject({ code: RpcCode.INTERNAL, rawMessage: 'no message' });
+  });
+
+  it('a shuttle-error-bin trailer is priced before it is parsed: deep, wide or large ones leave only the code and message', () => {
+    const trailer = (json: string): RpcError => {
+      const metadata = new grpc.Metadata();
+      metadata.set('shuttle-error-bin', Buffer.from(json));
+      return statusToError({ code: grpc.status.UNAVAILABLE, details: 'down', metadata });
+    };
+    // Within the limits, the details arrive.
+    expect(trailer('{"details":{"a":[1,2]}}')).toMatchObject({ code: RpcCode.UNAVAILABLE, rawMessage: 'down', details: { a: [1, 2] } });
+    const wide = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, 0]));
+    for (const hostile of [
+      `{"details":${'{"a":'.repeat(40)}0${'}'.repeat(40)}}`,
+      JSON.stringify({ details: wide }),
+      JSON.stringify({ details: { text: 'x'.repeat(70 * 1024) } }),
+    ]) {
+      const error = trailer(hostile);
+      expect(error).toMatchObject({ code: RpcCode.UNAVAILABLE, rawMessage: 'down' });
+      expect(error.details).toBeUndefined();
+    }
   });
 
   it('metadata: headers in, gRPC and HTTP headers out; a key gRPC cannot carry is INVALID_ARGUMENT naming it', () => {
