@@ -265,6 +265,30 @@ describe('a hostile provider', () => {
     expect(connection.state).toBe('ready');
   });
 
+  it('an answer trickled a byte at a time is a violation once it has taken longer than a heartbeat may: the call fails then, not at its deadline', async () => {
+    let trickle: NodeJS.Timeout | undefined;
+    cleanups.push(() => clearInterval(trickle));
+    const port = await rawProvider((socket, onFrame) => {
+      onFrame((frame) => {
+        if (frame.type !== FrameType.REQUEST) return;
+        // An answer declaring 1 MiB: its header and a few bytes, then one byte every 20 ms (the
+        // consumer has received something recently at every heartbeat check).
+        const whole = answer(frame.requestId, 'x'.repeat(1 << 20));
+        let sent = 64;
+        socket.write(whole.subarray(0, sent));
+        trickle = setInterval(() => {
+          if (!socket.destroyed && sent < whole.length) socket.write(whole.subarray(sent, ++sent));
+        }, 20);
+      });
+    });
+    const connection = connect(port, { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 300 });
+    const started = Date.now();
+    const error = await rejection(connection.invoke(invocation('slow', 10_000), createMsgpackSerializer({})));
+    expect(error).toMatchObject({ code: RpcCode.INTERNAL, message: expect.stringContaining('did not complete within 500 ms') });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(connection.protocolErrors).toBe(1);
+  });
+
   it('LOAD frames sent just under the budget are read at most once per 5 ms; calls beside them are answered', async () => {
     // Every report is well formed, so each one read costs a JSON parse and a check of every
     // field: a flood of them (hundreds of thousands a second) used to be read in full. A flood

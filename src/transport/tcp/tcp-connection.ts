@@ -96,6 +96,10 @@ export class TcpConnection implements ClientConnection {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lastReadAt = 0;
   #heartbeatSentAt = 0;
+  /** The socket's decoder, and when its current partial frame began (the frame count then). */
+  #decoder: FrameDecoder | undefined;
+  #partialSince: number | undefined;
+  #partialFrames = 0;
   /** When this side last answered a HEARTBEAT (see MIN_ACK_INTERVAL_MS). */
   #ackedAt = 0;
   /** When this side last read a LOAD frame (see MIN_LOAD_INTERVAL_MS). */
@@ -296,6 +300,8 @@ export class TcpConnection implements ClientConnection {
     this.#askLoad = this.#options.onLoad === undefined ? 0 : ASK_LOAD_REQUESTS;
     this.#lastReadAt = Date.now();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
+    this.#decoder = decoder;
+    this.#partialSince = undefined;
     this.#answered = false;
     this.#noop = new NoopFrameBudget();
     socket.on('data', (chunk: Buffer) => {
@@ -325,6 +331,17 @@ export class TcpConnection implements ClientConnection {
 
   #checkHeartbeat(socket: net.Socket): void {
     const now = Date.now();
+    if (this.#partialFrameStalled(now)) {
+      const limitMs = this.#options.heartbeatIntervalMs + this.#options.heartbeatTimeoutMs;
+      this.#violation(
+        socket,
+        new RpcError(
+          RpcCode.INTERNAL,
+          `protocol error: a frame from provider ${this.address} did not complete within ${limitMs} ms (heartbeatIntervalMs + heartbeatTimeoutMs)`,
+        ),
+      );
+      return;
+    }
     const silentFor = now - this.#lastReadAt;
     if (this.#heartbeatSentAt > this.#lastReadAt && now - this.#heartbeatSentAt >= this.#options.heartbeatTimeoutMs) {
       this.#lastError = new RpcError(RpcCode.UNAVAILABLE, `provider ${this.address} did not answer a heartbeat within ${this.#options.heartbeatTimeoutMs} ms`);
@@ -333,6 +350,31 @@ export class TcpConnection implements ClientConnection {
       this.#heartbeatSentAt = now;
       this.#writer?.write(encodeFrame(FrameType.HEARTBEAT, 0));
     }
+  }
+
+  /**
+   * Whether one frame has been arriving for longer than a silent provider has to answer a
+   * heartbeat (`heartbeatIntervalMs + heartbeatTimeoutMs`, 15 s by default, 8 MiB at 4.5 Mbit/s).
+   * A provider that sends a frame's bytes a few at a time keeps the heartbeat satisfied while
+   * the consumer holds the frame's buffer, up to maxFrameBytes, for as long as it likes. This
+   * side never stops reading its socket, so a frame that does not complete while bytes still
+   * come is the provider's doing.
+   */
+  #partialFrameStalled(now: number): boolean {
+    const decoder = this.#decoder;
+    if (decoder === undefined || !decoder.inFrame) {
+      this.#partialSince = undefined;
+      return false;
+    }
+    if (this.#partialSince === undefined || this.#partialFrames !== decoder.frames) {
+      this.#partialSince = now;
+      this.#partialFrames = decoder.frames;
+      return false;
+    }
+    // A provider that has gone silent mid-frame is the heartbeat's to find (UNAVAILABLE, a hung
+    // peer); this is one that keeps sending without finishing.
+    const trickling = now - this.#lastReadAt < this.#options.heartbeatIntervalMs;
+    return trickling && now - this.#partialSince >= this.#options.heartbeatIntervalMs + this.#options.heartbeatTimeoutMs;
   }
 
   /**
