@@ -346,7 +346,10 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   if (shutdownOnSignals) {
     onShutdownSignal(
       (signal) => {
-        log.info({ signal, drainTimeoutMs }, `${signal}: draining (calls in flight finish within drainTimeoutMs), then exiting; a second signal exits at once`);
+        log.debug(
+          { signal, drainTimeoutMs },
+          `${signal}: draining (calls in flight finish within drainTimeoutMs), then exiting; a second signal exits at once`,
+        );
         void running.close().finally(() => process.exit(0));
       },
       (text) => log.warn(text),

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 async function worker(): Promise<{ child: Child; stderr: () => string; exit: Promise<number | null> }> {
-  const child = await startFixture('../../examples/inference/worker', { SHUTTLE_LOG_LEVEL: 'info' }, 10_000, [], ['--slots', '2']);
+  const child = await startFixture('../../examples/inference/worker', { SHUTTLE_LOG_LEVEL: 'debug' }, 10_000, [], ['--slots', '2']);
   workers.push(child);
   let stderr = '';
   child.process.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
