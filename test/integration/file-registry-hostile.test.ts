@@ -193,7 +193,7 @@ describe('file registry: the default folder belongs to its user', () => {
     expect(bait.received()).not.toContain(token);
   });
 
-  it('is created private (0700) for its user: under $XDG_RUNTIME_DIR when set, else named with the uid', async () => {
+  it('is created private (0700) by its first provider: under $XDG_RUNTIME_DIR when set, else named with the uid', async () => {
     const expected = await isolatedDefault();
     const server = await createServer({ services: [new EchoService()], config: false });
     cleanups.push(() => server.close());
@@ -203,9 +203,13 @@ describe('file registry: the default folder belongs to its user', () => {
     const runtime = await mkdtemp(path.join(tmpdir(), 'shuttle-xdg-'));
     cleanups.push(() => rm(runtime, { recursive: true, force: true }));
     process.env['XDG_RUNTIME_DIR'] = runtime;
-    const client = await createClient({ config: false });
+    // A consumer only reads: it finds nobody and makes no folder.
+    const client = await createClient({ config: false, timeoutMs: 500 });
     cleanups.push(() => client.close());
     await rejection(client.proxy<EchoApi>('test.Echo').pid());
+    await expect(stat(path.join(runtime, 'shuttle-registry'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const second = await createServer({ services: [new EchoService()], config: false });
+    cleanups.push(() => second.close());
     expect(((await stat(path.join(runtime, 'shuttle-registry'))).mode & 0o777).toString(8)).toBe('700');
   });
 });

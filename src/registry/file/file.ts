@@ -85,7 +85,7 @@ export class FileRegistry implements Registry {
   #polling = false;
   #closed = false;
   /** The folder checked to be private (see private-folder.ts); unset again when the check failed. */
-  #checked: Promise<void> | undefined;
+  #checked: Promise<unknown> | undefined;
   #checkedAt = 0;
   readonly #guard: RegistryInputGuard;
 
@@ -121,8 +121,8 @@ export class FileRegistry implements Registry {
     const subscriber: Subscriber = { query, listener, signature: '' };
     let instances: ServiceInstance[];
     try {
-      await this.#privateFolder();
-      instances = await this.#read(query);
+      // A folder no provider has made yet lists nobody; polling picks providers up once it exists.
+      instances = this.#unchanged(await this.#readChecked(() => this.#read(query))) ?? [];
     } catch (error) {
       if (error instanceof RpcError) throw error;
       throw new RpcError(RpcCode.UNAVAILABLE, `file registry ${this.settings.dir} cannot be read: ${(error as Error).message}`, { cause: error });
@@ -139,7 +139,10 @@ export class FileRegistry implements Registry {
   }
 
   async services(): Promise<string[]> {
-    await this.#privateFolder();
+    return this.#unchanged(await this.#readChecked(() => this.#services())) ?? [];
+  }
+
+  async #services(): Promise<string[]> {
     let folders: string[];
     try {
       folders = await readdir(path.join(this.settings.dir, 'services'));
@@ -156,6 +159,29 @@ export class FileRegistry implements Registry {
     return names.sort();
   }
 
+  /**
+   * Runs `read` between two checks that the folder is private (private-folder.ts), made fresh
+   * each time, never remembered: a folder deleted while this process runs can be recreated by
+   * another user, world-writable, or replaced by a symbolic link, and what was read from it
+   * is trusted only if the same private folder was there before and after. Resolves
+   * 'missing' when there is no folder (nothing is read and nothing is created: a reader given
+   * a mistyped path leaves nothing behind), 'changed' when it was replaced or made unsafe
+   * while being read; rejects (UNAVAILABLE, with the reason) when it is not safe to read.
+   */
+  async #readChecked<T>(read: () => Promise<T>): Promise<T | 'missing' | 'changed'> {
+    const before = await ensurePrivateFolder(this.settings.dir, false);
+    if (before === undefined) return 'missing';
+    const result = await read();
+    const after = await ensurePrivateFolder(this.settings.dir, false).catch(() => undefined);
+    return after?.ino === before.ino && after.dev === before.dev ? result : 'changed';
+  }
+
+  /** A first read's result: undefined for a missing folder; UNAVAILABLE when it changed as it was read. */
+  #unchanged<T>(result: T | 'missing' | 'changed'): T | undefined {
+    if (result === 'changed') throw new RpcError(RpcCode.UNAVAILABLE, `file registry ${this.settings.dir} was replaced while it was read; try again`);
+    return result === 'missing' ? undefined : result;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -170,19 +196,20 @@ export class FileRegistry implements Registry {
   }
 
   /**
-   * Checks the folder (creating it if missing) before it is used, again at most a poll
-   * interval after the last check: a folder deleted while this process runs can be recreated
-   * by another user, world-writable, or replaced by a symbolic link, and a check made once at
-   * start would go on trusting it. A failed check is retried on the next use.
+   * Checks the folder (creating it if missing) before a provider writes to it, again at most a
+   * poll interval after the last check: a folder deleted while this process runs can be
+   * recreated by another user, world-writable, or replaced by a symbolic link, and a check made
+   * once at start would go on trusting it. A failed check is retried on the next write.
    */
-  #privateFolder(): Promise<void> {
+  #privateFolder(): Promise<unknown> {
     const now = Date.now();
     if (this.#checked === undefined || now - this.#checkedAt >= this.settings.pollMs) {
       this.#checkedAt = now;
-      this.#checked = ensurePrivateFolder(this.settings.dir).catch((error: unknown) => {
-        this.#checked = undefined;
+      const checked = ensurePrivateFolder(this.settings.dir, true).catch((error: unknown) => {
+        if (this.#checked === checked) this.#checked = undefined;
         throw error;
       });
+      this.#checked = checked;
     }
     return this.#checked;
   }
@@ -265,24 +292,30 @@ export class FileRegistry implements Registry {
     if (this.#polling) return;
     this.#polling = true;
     try {
-      // A folder that is no longer provably this user's is not read: the views keep what was
-      // read while it was.
-      await this.#privateFolder();
-      for (const subscriber of [...this.#subscribers]) {
-        // A folder that cannot be read keeps the last list (an outage never empties a view).
-        const instances = await this.#read(subscriber.query).catch(() => undefined);
-        if (instances === undefined || !this.#subscribers.has(subscriber)) continue;
+      const subscribers = [...this.#subscribers];
+      // A folder that cannot be read, or is not provably this user's, keeps the last lists (an
+      // outage never empties a view; a check that fails rejects and the poll is skipped); a
+      // folder that is gone lists nobody.
+      const lists = await this.#readChecked(async () => {
+        const read: (ServiceInstance[] | undefined)[] = [];
+        for (const subscriber of subscribers) read.push(await this.#read(subscriber.query).catch(() => undefined));
+        return read;
+      });
+      if (lists === 'changed') return;
+      subscribers.forEach((subscriber, index) => {
+        const instances = lists === 'missing' ? [] : lists[index];
+        if (instances === undefined || !this.#subscribers.has(subscriber)) return;
         let signature: string;
         try {
           signature = JSON.stringify(instances);
         } catch {
-          continue;
+          return;
         }
         if (signature !== subscriber.signature) {
           subscriber.signature = signature;
           subscriber.listener(instances);
         }
-      }
+      });
     } finally {
       this.#polling = false;
     }

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { lstat, open, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { makeFolders } from './private-folder.js';
 
 /** A file a provider wrote: what it holds, and the inode it was written to (undefined until written). */
 export interface OwnedFile {
@@ -70,7 +71,7 @@ export async function writeAtomically(root: string, file: string, content: strin
     if (info === undefined) break;
     if (info.isSymbolicLink()) await unlink(folder).catch(() => {});
   }
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await makeFolders(path.dirname(file));
   const linked = await linkedFolder(root, file);
   if (linked !== undefined) throw new Error(linked);
   const temporary = `${file}.${process.pid}.${++counter}.tmp`;

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -16,23 +17,27 @@ export function defaultFileRegistryDir(): string {
 }
 
 /**
- * Makes sure `dir` is a folder only this user can write to: creates it (mode 0700, parents
- * included) when missing, and refuses — UNAVAILABLE with the reason — a folder that is a
- * symbolic link, is owned by another user, or is writable by its group or by everyone.
+ * Makes sure `dir` is a folder only this user can write to, and refuses — UNAVAILABLE with the
+ * reason — a folder that is a symbolic link, is owned by another user, or is writable by its
+ * group or by everyone. A missing folder is created (mode 0700, parents included) when `create`
+ * is set — a provider about to write its record — and otherwise left alone: a reader (a consumer,
+ * `shuttle ls`) given a mistyped path must not leave a folder behind. Resolves the folder's
+ * `lstat` once it is private (its inode tells a reader whether it was replaced meanwhile), or
+ * undefined when it is missing and was not created.
  *
  * Why: whoever can write to the folder can plant a record; a consumer would then send its
  * calls, and its auth token, to the planter's address. A folder in a shared temp directory can
  * be created first by any local user, so it is trusted only once it is provably ours.
  */
-export async function ensurePrivateFolder(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw refuse(dir, `cannot be created (${error.code ?? error.message})`);
-  });
-  let info;
-  try {
-    info = await lstat(dir);
-  } catch (error) {
-    throw refuse(dir, `cannot be examined (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+export async function ensurePrivateFolder(dir: string, create = true): Promise<Stats | undefined> {
+  let info = await examine(dir);
+  if (info === undefined) {
+    if (!create) return undefined;
+    await makeFolders(dir).catch((error: NodeJS.ErrnoException) => {
+      throw refuse(dir, `cannot be created (${error.code ?? error.message})`);
+    });
+    info = await examine(dir);
+    if (info === undefined) throw refuse(dir, 'vanished as it was created');
   }
   if (info.isSymbolicLink()) throw refuse(dir, 'is a symbolic link; use the folder it points to');
   if (!info.isDirectory()) throw refuse(dir, 'is not a folder');
@@ -40,6 +45,43 @@ export async function ensurePrivateFolder(dir: string): Promise<void> {
   if (uid !== undefined && info.uid !== uid) throw refuse(dir, `is owned by uid ${info.uid}, not by this user (uid ${uid}); another user may have created it`);
   if ((info.mode & 0o022) !== 0) {
     throw refuse(dir, `is writable by its group or by everyone (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); make it private with chmod 700`);
+  }
+  return info;
+}
+
+/** `lstat` of `dir`; undefined when nothing is there. */
+async function examine(dir: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw refuse(dir, `cannot be examined (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
+/**
+ * `mkdir -p` with mode 0700, one level at a time from the deepest folder that exists.
+ * Why not `mkdir(dir, { recursive: true })`: on Node 20 it never settles for a path under
+ * `/proc` (it retries the ENOENT it gets there forever), and a registry path is user input;
+ * made level by level, every failure comes back as an error naming its code.
+ */
+export async function makeFolders(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let folder = path.resolve(dir); ; folder = path.dirname(folder)) {
+    try {
+      await lstat(folder);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    missing.push(folder);
+    if (path.dirname(folder) === folder) break;
+  }
+  for (const folder of missing.reverse()) {
+    await mkdir(folder, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      // Another process (a second provider starting) may make the same folder at once.
+      if (error.code !== 'EEXIST') throw error;
+    });
   }
 }
 
