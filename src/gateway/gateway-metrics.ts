@@ -1,26 +1,43 @@
-import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { Counter } from 'prom-client';
 import type { ClientOptions } from '../client/client.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 
 const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models', '/health']);
 
+/** Counts the gateway's HTTP answers; see {@link requestCounter}. */
+export interface RequestCounter {
+  /** Counts `response` once, when it ends (a hijacked streaming answer counts when it ends). */
+  answered(response: ServerResponse, url: string): void;
+  /** Counts an answer written straight to the socket: a request Node's HTTP parser refused. */
+  refused(status: number): void;
+}
+
 /**
  * Counts the gateway's HTTP answers in `metrics` as `shuttle_gateway_requests_total{path,
- * status}` (a hijacked streaming answer counts when it ends; unknown paths count as `other`,
- * so a scanner cannot grow the label set).
+ * status}`, every one of them: routed requests, what Fastify refuses before any hook runs, and
+ * what Node's parser refuses (431, 408, 400; path `other`, as it was never read). Unknown paths
+ * count as `other`, so a scanner cannot grow the label set.
  */
-export function countRequests(app: FastifyInstance, metrics: ShuttleMetrics): void {
+export function requestCounter(metrics: ShuttleMetrics): RequestCounter {
   const requests = new Counter({
     name: 'shuttle_gateway_requests_total',
     help: 'HTTP requests answered by the OpenAI gateway, by path and status.',
     labelNames: ['path', 'status'],
     registers: [metrics.registry],
   });
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0]!;
-    reply.raw.once('close', () => requests.inc({ path: ROUTES.has(path) ? path : 'other', status: String(reply.raw.statusCode) }));
-  });
+  const counted = new WeakSet<ServerResponse>();
+  return {
+    answered(response, url) {
+      if (counted.has(response)) return;
+      counted.add(response);
+      const path = url.split('?')[0]!;
+      response.once('close', () => requests.inc({ path: ROUTES.has(path) ? path : 'other', status: String(response.statusCode) }));
+    },
+    refused(status) {
+      requests.inc({ path: 'other', status: String(status) });
+    },
+  };
 }
 
 /** Client options that also report calls, routes and attempts to `metrics`. */

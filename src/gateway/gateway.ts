@@ -12,7 +12,7 @@ import { GatewayAdmission, type ChargedUsage, type GatewayAdmissionOptions } fro
 import { FleetView } from './fleet-view.js';
 import { callerOf } from './caller.js';
 import { generateOnce, generateStream, type GenerationKind } from './generation.js';
-import { countRequests, withMetrics } from './gateway-metrics.js';
+import { requestCounter, withMetrics } from './gateway-metrics.js';
 import { gatewayConnectionLimits, httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
 
 export type { GatewayHttpLimits } from './http-limits.js';
@@ -128,6 +128,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     throw error;
   }
 
+  const counter = options.metrics === undefined ? undefined : requestCounter(options.metrics);
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
   // Every answer names its request (x-request-id), so a client can quote the id that the log
   // has; Fastify's request id is that id, set on each reply in nameAnswer.
@@ -137,8 +138,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     forceCloseConnections: true,
     genReqId: newRequestId,
     // What Fastify and Node's parser refuse before any hook runs, in OpenAI's shape too.
-    frameworkErrors: (error, request, reply) => fail(nameAnswer(request, reply), reply, fastifyRefusal(error, request, maxBodyBytes)),
-    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, request, reply) => {
+      counter?.answered(reply.raw, request.url);
+      return fail(nameAnswer(request, reply), reply, fastifyRefusal(error, request, maxBodyBytes));
+    },
+    clientErrorHandler: (error, socket) => {
+      const status = answerClientError(error, socket);
+      if (status !== undefined) counter?.refused(status);
+    },
     ...httpOptions,
   });
   app.server.maxConnections = connectionLimits.maxConnections;
@@ -197,7 +204,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (answer.retryAfterSeconds !== undefined) void reply.header('retry-after', String(answer.retryAfterSeconds));
     return reply.code(answer.status).send(answer.body);
   };
-  if (options.metrics !== undefined) countRequests(app, options.metrics);
+  if (counter !== undefined) app.addHook('onRequest', async (request, reply) => counter.answered(reply.raw, request.url));
   app.setErrorHandler((error, request, reply) => fail(request, reply, fastifyRefusal(error, request, maxBodyBytes)));
   // JSON bodies are priced before they are parsed (nesting depth, values, keys, decoded size),
   // as RPC payloads are: JSON.parse builds everything at once, so 8 MB of nested brackets cost

@@ -62,14 +62,14 @@ export function noRoute(method: string, url: string, allowed: readonly string[])
  * (http.headersTimeoutMs, http.requestTimeoutMs), anything that is not HTTP/1.1 400 with the
  * parser's reason; then the connection is closed, as the parser cannot go on. Nothing is sent
  * on a socket that is gone or whose current answer has begun (bytes written now would corrupt
- * it).
+ * it). Returns the status sent, undefined when nothing was.
  */
-export function answerClientError(error: Error & { code?: string; reason?: unknown }, socket: Socket): void {
+export function answerClientError(error: Error & { code?: string; reason?: unknown }, socket: Socket): number | undefined {
   // An answer in progress on this socket (Node's own check, on its private field).
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable || inFlight?.headersSent === true) {
     socket.destroy();
-    return;
+    return undefined;
   }
   const answer = clientErrorAnswer(error);
   const body = JSON.stringify(answer.body);
@@ -80,6 +80,7 @@ export function answerClientError(error: Error & { code?: string; reason?: unkno
   // end, not destroy: the answer must leave before the connection closes. A peer that never
   // reads it is cut by the server's connection timeout.
   socket.end(`HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status]}\r\n${head}\r\n${body}`, () => socket.destroy());
+  return answer.status;
 }
 
 function clientErrorAnswer(error: Error & { code?: string; reason?: unknown }): ReturnType<typeof openAiError> {

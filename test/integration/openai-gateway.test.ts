@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,7 +193,18 @@ describe('gateway and engine adapter, with the official openai client', () => {
   it('--admin-port serves Prometheus metrics of the gateway and the worker', async () => {
     await openai.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'count me' }], max_tokens: 2 });
     await openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
+    // Refused by Node's HTTP parser before any route or hook: counted too (path "other").
+    const { hostname, port } = new URL(gateway.url);
+    const refused = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () => socket.end('GET /v1/models HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n'));
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+    });
+    expect(refused).toMatch(/^HTTP\/1\.1 400 /);
     const gatewayMetrics = await (await fetch(`${String(gateway.announced.admin)}/metrics`)).text();
+    expect(gatewayMetrics).toMatch(/shuttle_gateway_requests_total\{path="other",status="400"\} [1-9]/);
     expect(gatewayMetrics).toMatch(/shuttle_gateway_requests_total\{path="\/v1\/chat\/completions",status="200"\} [1-9]/);
     expect(gatewayMetrics).toMatch(/shuttle_gateway_requests_total\{path="\/v1\/chat\/completions",status="404"\} [1-9]/);
     expect(gatewayMetrics).toMatch(/shuttle_calls_total\{side="consumer",service="inference\.LLM",method="generate",code="OK"\} [1-9]/);
