@@ -23,8 +23,9 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
  * Requests to the engine's HTTP API, and its failures as RpcErrors with the code a shuttle
  * consumer acts on: 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
  * 404 → NOT_FOUND, 429 → RESOURCE_EXHAUSTED (with the engine's Retry-After), 503 and an
- * unreachable engine → UNAVAILABLE (an unreachable one is marked never sent, so failover may
- * go elsewhere even for a generation), any other → INTERNAL.
+ * unreachable engine → UNAVAILABLE, any other → INTERNAL. An unreachable engine and a 429 or
+ * 503 answer are marked never sent (see {@link refusedUnrun}), so failover may go elsewhere even
+ * for a generation.
  *
  * Requests go through `node:http` (or `node:https`) with a keep-alive agent of its own, not the
  * global `fetch`: on loopback `fetch` takes 1.8–2.1 ms to a response's headers where `node:http`
@@ -210,16 +211,39 @@ async function engineError(response: IncomingMessage, what: string, budget: Answ
   } catch {
     // not JSON: keep the text
   }
-  const retryAfter = Number(response.headers['retry-after']);
-  // The engine's figure is passed on to callers, bounded: a Retry-After of 31 years from a
-  // broken engine is not advice anyone should follow.
-  const options = Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: Math.min(retryAfter, MAX_RETRY_AFTER_SECONDS) * 1000 } : {};
+  const retryAfterMs = retryAfterHeaderMs(response.headers['retry-after']);
   return new RpcError(codeOfStatus(status), `engine answered ${status} to ${what}: ${message}`, {
-    ...options,
-    details: { httpStatus: status },
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    details: refusedUnrun(status) ? { httpStatus: status, neverSent: true } : { httpStatus: status },
   });
 }
-function codeOfStatus(status: number): RpcCode {
+
+/**
+ * Whether an engine's answer `status` says it turned the request away without running it, so
+ * that another engine may be asked even for a call that is not idempotent: 429, and 503, which
+ * SGLang answers when its waiting queue is full (`--max-queued-requests`) and engines answer
+ * while they start or sleep. A 500 is not: the request may have crashed the engine, and a
+ * prompt that crashes engines must not take down one engine per attempt.
+ */
+export function refusedUnrun(status: number): boolean {
+  return status === 429 || status === 503;
+}
+
+/**
+ * A Retry-After header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), bounded to
+ * {@link MAX_RETRY_AFTER_SECONDS} (a Retry-After of 31 years from a broken engine is not advice
+ * anyone should follow); undefined when absent, malformed or not in the future.
+ */
+export function retryAfterHeaderMs(header: string | undefined): number | undefined {
+  if (header === undefined || header.length > 64) return undefined;
+  const text = header.trim();
+  const seconds = /^\d+$/.test(text) ? Number(text) : (Date.parse(text) - Date.now()) / 1000;
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+  return Math.ceil(Math.min(seconds, MAX_RETRY_AFTER_SECONDS) * 1000);
+}
+
+/** The RpcCode of an engine's HTTP status (an answer's, or the `code` of an error event). */
+export function codeOfStatus(status: number): RpcCode {
   switch (status) {
     case 400:
     case 422:
