@@ -6,6 +6,7 @@ import type { LlmApi } from 'shuttle-rpc/inference';
 import { startEngineWorker, type EngineWorker } from 'shuttle-rpc/engine';
 import { startGateway } from 'shuttle-rpc/gateway';
 import { tempDir } from '../helpers/tmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * How the engine adapter and the gateway behave when real engines are overloaded, restarting or
@@ -19,34 +20,48 @@ type Answer = (response: http.ServerResponse, body: Record<string, unknown>) => 
 
 interface Engine {
   readonly url: string;
-  readonly port: number;
   /** Generation requests received. */
   hits: number;
+  /** What `GET /health` answers (vLLM and SGLang: 200 while they serve). */
+  healthStatus: number;
+  /** `GET /health` requests received. */
+  healthChecks: number;
+  /** Stops listening and drops every connection: the engine process is gone. */
   close(): Promise<void>;
+  /** Listens on the same port again: the engine is back after a restart. */
+  restart(): Promise<void>;
 }
 
-/** An engine on `port` (0: any) answering generations with `answer`, and `/metrics` with an idle vLLM's figures. */
-async function startEngine(answer: Answer, port = 0): Promise<Engine> {
+/** An engine answering generations with `answer`, `/health` with its `healthStatus`, and `/metrics` with an idle vLLM's figures. */
+async function startEngine(answer: Answer): Promise<Engine> {
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.once('end', () => {
       if (request.url === '/metrics') return void response.end('vllm:num_requests_running 0\nvllm:num_requests_waiting 0\n');
+      if (request.url === '/health') {
+        engine.healthChecks++;
+        return void response.writeHead(engine.healthStatus).end();
+      }
       engine.hits++;
       answer(response, JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown>);
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const bound = (server.address() as AddressInfo).port;
+  const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(0);
+  const port = (server.address() as AddressInfo).port;
   const engine: Engine = {
-    url: `http://127.0.0.1:${bound}/v1`,
-    port: bound,
+    url: `http://127.0.0.1:${port}/v1`,
     hits: 0,
+    healthStatus: 200,
+    healthChecks: 0,
     close: () =>
       new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+    restart: () => listen(port),
   };
   return engine;
 }
@@ -77,7 +92,7 @@ afterEach(async () => {
 });
 
 /** A file registry, a worker in front of each engine, and a consumer that takes the workers in turn. */
-async function fleet(engines: readonly Engine[]) {
+async function fleet(engines: readonly Engine[], slots?: number) {
   const dir = await tempDir();
   cleanup.push(() => dir.remove());
   const registry = `file://${dir.dir}`;
@@ -88,6 +103,7 @@ async function fleet(engines: readonly Engine[]) {
       name: `w${index}`,
       models: ['m'],
       metricsIntervalMs: 100,
+      ...(slots === undefined ? {} : { slots }),
       server: { registry, host: '127.0.0.1', port: 0, log: false },
       log: false,
     });
@@ -96,7 +112,11 @@ async function fleet(engines: readonly Engine[]) {
   }
   const client = await createClient({ registry, config: false, log: false });
   cleanup.push(() => client.close());
-  return { registry, workers, client, llm: client.proxy<LlmApi>('inference.LLM', { loadbalance: 'round-robin' }) };
+  /** Whether the consumer sees worker `index` draining. */
+  const draining = (index: number): boolean | undefined => client.providers().find((provider) => provider.metadata['name'] === `w${index}`)?.load?.draining;
+  const llm = client.proxy<LlmApi>('inference.LLM', { loadbalance: 'round-robin' });
+  await client.ready();
+  return { registry, workers, client, draining, llm };
 }
 
 async function engine(answer: Answer): Promise<Engine> {
@@ -168,4 +188,92 @@ describe('an engine that turns a request away', () => {
       expect(serving.hits).toBe(1);
     },
   );
+});
+
+describe('an engine that is down or unhealthy', () => {
+  it('restarting (connection refused): its worker says draining within a few checks, so consumers send it nothing, and takes calls again once the engine is back', async () => {
+    const restarting = await engine(answers);
+    const serving = await engine(answers);
+    const { llm, draining, workers } = await fleet([restarting, serving]);
+    await waitUntil(() => draining(0) === false && draining(1) === false, 'both workers published', 3000);
+    await restarting.close();
+    await waitUntil(() => draining(0) === true, 'the consumer sees the worker of the stopped engine draining', 3000);
+    expect(workers[0]!.engineDown).toBe(true);
+    for (let i = 0; i < 6; i++) expect(await generate(llm)).toBe('hi');
+    expect(serving.hits).toBe(6);
+    await restarting.restart();
+    await waitUntil(() => draining(0) === false, 'the consumer sees the worker back', 3000);
+    const before = restarting.hits;
+    for (let i = 0; i < 4; i++) expect(await generate(llm)).toBe('hi');
+    expect(restarting.hits).toBeGreaterThan(before);
+  });
+
+  it('answering 503 on /health while it still serves: the worker says draining (new calls go elsewhere), serves the calls that still come, and is back at the first 200', async () => {
+    const unhealthy = await engine(answers);
+    const { draining, workers, client } = await fleet([unhealthy]);
+    await waitUntil(() => draining(0) === false, 'the worker published', 3000);
+    unhealthy.healthStatus = 503;
+    await waitUntil(() => draining(0) === true, 'the consumer sees the worker draining', 3000);
+    expect(workers[0]!.engineDown).toBe(true);
+    // A consumer that addresses the worker directly still gets an answer: the engine serves.
+    const direct = await createClient({ registry: `shuttle://127.0.0.1:${workers[0]!.server.port}`, config: false, log: false });
+    cleanup.push(() => direct.close());
+    expect(await generate(direct.proxy<LlmApi>('inference.LLM'))).toBe('hi');
+    // One that follows the registry is told no worker is available, before anything is sent.
+    expect(await generate(client.proxy<LlmApi>('inference.LLM'))).toMatchObject({ code: RpcCode.UNAVAILABLE, message: expect.stringContaining('draining') });
+    unhealthy.healthStatus = 200;
+    await waitUntil(() => draining(0) === false, 'the consumer sees the worker back', 3000);
+    expect(workers[0]!.engineDown).toBe(false);
+  });
+
+  it('without a health endpoint (404): the worker counts it as up and does not ask again', async () => {
+    const plain = await engine(answers);
+    plain.healthStatus = 404;
+    const { draining, workers, llm } = await fleet([plain]);
+    await waitUntil(() => draining(0) === false, 'the worker published', 3000);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(draining(0)).toBe(false);
+    expect(workers[0]!.engineDown).toBe(false);
+    expect(plain.healthChecks).toBe(1);
+    expect(await generate(llm)).toBe('hi');
+  });
+});
+
+describe('a gateway in front of a worker whose engine is down', () => {
+  it("counts none of that worker's slots: with one of two 1-slot workers draining, the other gets one generation at a time", async () => {
+    const down = await engine(answers);
+    let open = 0;
+    let most = 0;
+    const slow = await engine((response) => {
+      most = Math.max(most, ++open);
+      setTimeout(() => {
+        open--;
+        answers(response, {});
+      }, 200);
+    });
+    const { registry, draining } = await fleet([down, slow], 1);
+    down.healthStatus = 503;
+    await waitUntil(() => draining(0) === true, 'the consumer sees the worker of the unhealthy engine draining', 3000);
+    const gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, log: false });
+    cleanup.push(() => gateway.close());
+    await fetch(`${gateway.url}/v1/models`);
+    // The gateway's client must see the draining worker too before the requests go.
+    await waitUntil(
+      () => gateway.client.providers().some((provider) => provider.metadata['name'] === 'w0' && provider.load?.draining === true),
+      "the gateway's client sees the worker draining",
+      3000,
+    );
+    const statuses = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        fetch(`${gateway.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', prompt: 'p' }),
+        }).then((response) => response.status),
+      ),
+    );
+    expect(statuses).toEqual([200, 200, 200]);
+    expect(slow.hits).toBe(3);
+    expect(most).toBe(1);
+  });
 });
