@@ -277,3 +277,68 @@ describe('a gateway in front of a worker whose engine is down', () => {
     expect(most).toBe(1);
   });
 });
+
+describe('usage: what the engine reports, and what the gateway charges when it reports nothing', () => {
+  const finish = { choices: [{ text: '', finish_reason: 'stop' }] };
+  const counts = { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9 };
+  const text = (piece: string) => ({ choices: [{ text: piece, finish_reason: null }] });
+
+  /** The `usage` of the gateway's streamed completion with `stream_options.include_usage`. */
+  async function streamedUsage(answer: Answer): Promise<unknown> {
+    const { registry } = await fleet([await engine(answer)]);
+    const gateway = await startGateway({ port: 0, client: { registry, config: false, log: false }, log: false });
+    cleanup.push(() => gateway.close());
+    const response = await fetch(`${gateway.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', prompt: 'p', stream: true, stream_options: { include_usage: true } }),
+    });
+    const events = (await response.text())
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {'))
+      .map((event) => JSON.parse(event.slice(6)) as { usage?: unknown });
+    return events.find((event) => event.usage !== undefined)?.usage;
+  }
+
+  it.each([
+    ['in a chunk of its own after the finish (vLLM, SGLang)', [text('a'), text('b'), finish, { choices: [], usage: counts }]],
+    ['in the chunk with the finish_reason', [text('a'), text('b'), { ...finish, usage: counts }]],
+    [
+      'in every chunk (vLLM continuous_usage_stats), the last counts',
+      [
+        { ...text('a'), usage: { ...counts, completion_tokens: 1 } },
+        { ...text('b'), usage: counts },
+        { ...finish, usage: counts },
+      ],
+    ],
+  ])('sent %s: the gateway passes it on', async (_where, events) => {
+    expect(await streamedUsage((response) => sse(response, events))).toEqual({ prompt_tokens: 7, completion_tokens: 2, total_tokens: 9 });
+  });
+
+  it('an engine that sends none: the gateway counts the chunks as output tokens', async () => {
+    expect(await streamedUsage((response) => sse(response, [text('a'), text('b'), finish]))).toMatchObject({ completion_tokens: 2 });
+  });
+
+  it("an engine that reports no prompt tokens: admission charges the tenant the gateway's own estimate of the prompt, not nothing", async () => {
+    const { registry } = await fleet([await engine((response) => sse(response, [text('a'), finish]))]);
+    // 60 tokens a minute: a prompt of 2,400 characters (about 600 tokens) spends ten minutes of it.
+    const gateway = await startGateway({
+      port: 0,
+      client: { registry, config: false, log: false },
+      log: false,
+      admission: { tenants: { bob: { tokensPerMinute: 60 } }, maxWaitMs: 1000 },
+    });
+    cleanup.push(() => gateway.close());
+    const ask = () =>
+      fetch(`${gateway.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-tenant-id': 'bob' },
+        body: JSON.stringify({ model: 'm', prompt: 'x'.repeat(2400), max_tokens: 1 }),
+      });
+    expect((await ask()).status).toBe(200);
+    // The tenant's bucket is ten minutes short: the next request is not let in.
+    const second = await ask();
+    expect(second.status).toBe(504);
+    expect(await second.json()).toMatchObject({ error: { code: 'queue_timeout' } });
+  });
+});
