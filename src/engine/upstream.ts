@@ -131,7 +131,10 @@ interface Outgoing {
 /**
  * One HTTP request; resolves with the response at its headers. A keep-alive connection the
  * engine closed just as the request went out on it (ECONNRESET, EPIPE before any answer) is
- * retried once on a new connection: the engine never saw that request.
+ * retried once on a new connection: the engine never saw that request. The other idle
+ * connections are closed first: an engine that closes one has often closed them all (it
+ * restarted, or a proxy in front of it ended connections that went idle together), and a retry
+ * on the next of them would meet the same reset.
  */
 async function request(upstream: Upstream, outgoing: Outgoing): Promise<IncomingMessage> {
   for (let attempt = 0; ; attempt++) {
@@ -141,6 +144,8 @@ async function request(upstream: Upstream, outgoing: Outgoing): Promise<Incoming
       const reused = (error as { reusedSocket?: boolean }).reusedSocket === true;
       const code = (error as NodeJS.ErrnoException).code;
       if (attempt > 0 || !reused || outgoing.signal.aborted || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw error;
+      // The agent skips destroyed sockets when it next looks for an idle one.
+      for (const sockets of Object.values(upstream.agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
     }
   }
 }

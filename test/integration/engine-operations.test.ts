@@ -342,3 +342,22 @@ describe('usage: what the engine reports, and what the gateway charges when it r
     expect(await second.json()).toMatchObject({ error: { code: 'queue_timeout' } });
   });
 });
+
+describe("an engine's kept-alive connections", () => {
+  it('closed all at once (a restart, a proxy ending connections that went idle together): the next generations go out on a new connection and succeed', async () => {
+    // The connections of the first burst are reset as the next request arrives on them, before any byte of answer.
+    const doomed = new Set<unknown>();
+    let restarted = false;
+    const flaky = await engine((response, _body) => {
+      const socket = response.req.socket;
+      if (restarted && doomed.has(socket)) return void socket.destroy();
+      if (!restarted) doomed.add(socket);
+      setTimeout(() => answers(response, {}), 50);
+    });
+    const { llm } = await fleet([flaky]);
+    expect(await Promise.all(Array.from({ length: 4 }, () => generate(llm)))).toEqual(['hi', 'hi', 'hi', 'hi']);
+    expect(doomed.size).toBeGreaterThan(1);
+    restarted = true;
+    for (let i = 0; i < 3; i++) expect(await generate(llm)).toBe('hi');
+  });
+});
