@@ -163,12 +163,13 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   await load?.start();
   // Not waited for: a hung engine's first check would hold up the worker's start for its timeout.
   void health?.start();
-  const report = reporter(load, kvCache, health);
+  const service = new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens);
+  const report = reporter(load, kvCache, health, service);
 
   try {
     const server = await createServer({
       ...options.server,
-      services: [new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens)],
+      services: [service],
       metadata: {
         ...options.server?.metadata,
         name,
@@ -212,13 +213,25 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
 /**
  * The server's load() callback: the engine's metrics and its cache summary, each when known, and
  * draining while the engine is down (the figures read before it went down say nothing of it).
+ *
+ * The engine's `waiting` is raised to the worker's generations in flight beyond the engine's
+ * `running`: an engine that hangs (no token comes) while its `/metrics` still answers goes on
+ * reporting the figures of before, and the calls piling up at the worker must show, or every
+ * balancer keeps sending calls to the engine that looks idle. While the metrics are right and
+ * the engine is this worker's alone, in flight is running plus waiting, and nothing changes.
  */
-function reporter(load: EngineLoad | undefined, kvCache: KvCacheState | undefined, health: EngineHealth | undefined): ServerOptions['load'] {
+function reporter(
+  load: EngineLoad | undefined,
+  kvCache: KvCacheState | undefined,
+  health: EngineHealth | undefined,
+  service: Pick<OpenAiEngineService, 'generating'>,
+): ServerOptions['load'] {
   if (load === undefined && kvCache === undefined && health === undefined) return undefined;
   return () => {
     if (health?.down === true) return { draining: true };
-    if (kvCache === undefined) return load?.current ?? {};
-    return { ...load?.current, cachedPrefixes: kvCache.summary() };
+    const engine = load?.current ?? {};
+    const figures = engine.running === undefined ? engine : { ...engine, waiting: Math.max(engine.waiting ?? 0, service.generating - engine.running) };
+    return kvCache === undefined ? figures : { ...figures, cachedPrefixes: kvCache.summary() };
   };
 }
 

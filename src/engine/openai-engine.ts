@@ -88,8 +88,28 @@ export class OpenAiEngineService {
     private readonly promptTokens?: Pick<PromptTokens, 'ask'>,
   ) {}
 
+  #generating = 0;
+
+  /** Generations in flight: from the call's start until its stream closes, however it ends. */
+  get generating(): number {
+    return this.#generating;
+  }
+
   @RpcMethod({ stream: true })
   async generate(request: GenerateRequest, ctx: CallContext): Promise<PushStream<Token, Usage>> {
+    this.#generating++;
+    let stream: PushStream<Token, Usage>;
+    try {
+      stream = await this.#generate(request, ctx);
+    } catch (error) {
+      this.#generating--;
+      throw error;
+    }
+    stream.onClose(() => this.#generating--);
+    return stream;
+  }
+
+  async #generate(request: GenerateRequest, ctx: CallContext): Promise<PushStream<Token, Usage>> {
     const chat = checkGenerateRequest(request);
     const body: Record<string, unknown> = {
       model: this.#model(request.model),

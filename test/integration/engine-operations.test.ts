@@ -361,3 +361,41 @@ describe("an engine's kept-alive connections", () => {
     for (let i = 0; i < 3; i++) expect(await generate(llm)).toBe('hi');
   });
 });
+
+describe('an engine that hangs after its answer began', () => {
+  it('ends the call at its deadline and closes the engine request; while calls pile up, the worker reports them waiting though the stale /metrics say idle, and stops when they end', async () => {
+    let closed = 0;
+    const hung = await engine((response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.flushHeaders();
+      response.once('close', () => closed++);
+    });
+    const { llm, client } = await fleet([hung]);
+    const load = () => client.providers()[0]?.load;
+    const started = Date.now();
+    expect(await generate(llm, 500)).toMatchObject({ code: RpcCode.DEADLINE_EXCEEDED });
+    expect(Date.now() - started).toBeLessThan(2000);
+    await waitUntil(() => closed === 1, 'the engine saw its request closed', 2000);
+    const controller = new AbortController();
+    const pending = Array.from({ length: 3 }, () =>
+      (async () => {
+        for await (const _ of llm.generate({ prompt: 'p' }, { signal: controller.signal, timeoutMs: 30_000 })) {
+          // no token comes
+        }
+      })().catch(() => {}),
+    );
+    await waitUntil(
+      () => (load()?.waiting ?? 0) >= 3,
+      () => `the worker reports 3 waiting (load ${JSON.stringify(load())})`,
+      3000,
+    );
+    controller.abort();
+    await Promise.all(pending);
+    await waitUntil(
+      () => load()?.waiting === 0,
+      () => `the worker reports none waiting (load ${JSON.stringify(load())})`,
+      3000,
+    );
+    await waitUntil(() => closed === 4, 'the engine saw every request closed', 2000);
+  });
+});
