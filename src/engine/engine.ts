@@ -124,6 +124,9 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   const priority = options.priority ?? 'none';
   if (!ENGINE_PRIORITIES.includes(priority)) throw invalidOption('engine worker priority', priority, ENGINE_PRIORITIES.map((name) => `'${name}'`).join(', '));
 
+  // Checked before any request goes to the engine.
+  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
+  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`);
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');
   }
@@ -134,7 +137,6 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     closeUpstream(upstream);
     throw error;
   }
-  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
   const load =
     metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
   let kvCache: KvCacheState | undefined;
@@ -151,7 +153,6 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     closeUpstream(upstream);
     if (root !== undefined) closeUpstream(root);
   };
-  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`);
   const health =
     healthUrl === undefined
       ? undefined
