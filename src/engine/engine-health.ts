@@ -5,8 +5,14 @@
  */
 export const FAILED_CHECKS_DOWN = 2;
 
-/** The least time a check may take: SGLang's `/health` waits a second before it answers. */
-const MIN_CHECK_TIMEOUT_MS = 5_000;
+/**
+ * The least time a check may take: SGLang's `/health` runs a one-token generation when the
+ * engine has produced nothing for a while and answers 503 only after its own
+ * `SGLANG_HEALTH_CHECK_TIMEOUT` (20 s by default), so a busy engine deep in a long prefill is not
+ * cut short here: its own verdict is the one that counts. An engine that is gone is refused at
+ * once, whatever this is.
+ */
+const MIN_CHECK_TIMEOUT_MS = 25_000;
 
 /**
  * Watches an engine's health endpoint (vLLM's and SGLang's `GET /health`: 200 while the engine
@@ -15,7 +21,7 @@ const MIN_CHECK_TIMEOUT_MS = 5_000;
  * or restarting, and attract them again when it is back.
  *
  * The engine is `down` after {@link FAILED_CHECKS_DOWN} failed checks in a row — no answer
- * (refused, reset, timed out after the larger of twice the interval and 5 s) or a 5xx — and up
+ * (refused, reset, timed out after the larger of twice the interval and 25 s) or a 5xx — and up
  * again at the first 2xx. An engine without the endpoint (404, 405: Ollama, a proxy) is not
  * asked again and counts as up. Checks never overlap: the next starts an interval after the
  * last ended. `onChange` hears each change (for the log).
@@ -28,6 +34,8 @@ export class EngineHealth {
   #failures = 0;
   #down = false;
   #stopped = false;
+  /** Aborts the check in flight at stop(): it must not hold the process open for its timeout. */
+  readonly #stop = new AbortController();
 
   constructor(url: string, intervalMs: number, onChange: (down: boolean, reason: string) => void) {
     this.#url = url;
@@ -59,6 +67,7 @@ export class EngineHealth {
 
   stop(): void {
     this.#stopped = true;
+    this.#stop.abort();
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -67,7 +76,8 @@ export class EngineHealth {
   async #check(): Promise<boolean> {
     let failure: string;
     try {
-      const response = await fetch(this.#url, { signal: AbortSignal.timeout(Math.max(2 * this.#intervalMs, MIN_CHECK_TIMEOUT_MS)) });
+      const timeout = AbortSignal.timeout(Math.max(2 * this.#intervalMs, MIN_CHECK_TIMEOUT_MS));
+      const response = await fetch(this.#url, { signal: AbortSignal.any([timeout, this.#stop.signal]) });
       // The body says nothing the status does not; it is let go unread.
       await response.body?.cancel().catch(() => {});
       if (response.status === 404 || response.status === 405) {
