@@ -337,7 +337,7 @@ function checkChunk(chunk: ErrorChunk, first: boolean): StreamChunk {
   const { message, code } = (failure !== null && typeof failure === 'object' ? failure : {}) as { message?: unknown; code?: unknown };
   const status = typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : undefined;
   const text = typeof message === 'string' ? message.slice(0, 500) : JSON.stringify(failure)?.slice(0, 500);
-  const unrun = first && status !== undefined && refusedUnrun(status);
+  const unrun = first && status !== undefined && refusedUnrun(status, true);
   throw new RpcError(
     status === undefined ? RpcCode.INTERNAL : codeOfStatus(status),
     `engine ${unrun ? 'turned the request away' : first ? 'failed before its first token' : 'failed mid-stream'}${status === undefined ? '' : ` (${status})`}: ${text}`,

@@ -209,29 +209,37 @@ async function engineError(response: IncomingMessage, what: string, budget: Answ
     .catch(() => '')
     .finally(() => budget.release(held));
   let message = text.slice(0, 500);
+  /** Whether the body is an error object in the engines' JSON, not a proxy's page. */
+  let engineSaid = false;
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
     const found = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message ?? parsed.detail);
-    if (typeof found === 'string') message = found;
+    if (typeof found === 'string') {
+      message = found;
+      engineSaid = true;
+    }
   } catch {
     // not JSON: keep the text
   }
   const retryAfterMs = retryAfterHeaderMs(response.headers['retry-after']);
   return new RpcError(codeOfStatus(status), `engine answered ${status} to ${what}: ${message}`, {
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    details: refusedUnrun(status) ? { httpStatus: status, neverSent: true } : { httpStatus: status },
+    details: refusedUnrun(status, engineSaid) ? { httpStatus: status, neverSent: true } : { httpStatus: status },
   });
 }
 
 /**
- * Whether an engine's answer `status` says it turned the request away without running it, so
- * that another engine may be asked even for a call that is not idempotent: 429, and 503, which
- * SGLang answers when its waiting queue is full (`--max-queued-requests`) and engines answer
- * while they start or sleep. A 500 is not: the request may have crashed the engine, and a
- * prompt that crashes engines must not take down one engine per attempt.
+ * Whether an answer `status` says the engine turned the request away without running it, so
+ * that another engine may be asked even for a call that is not idempotent: 429, and a 503 in the
+ * engine's own words (`engineSaid`: a JSON error object), which SGLang answers when its waiting
+ * queue is full (`--max-queued-requests`) and engines answer while they start or sleep. A 503
+ * without them may be a proxy's in front of the engine (Envoy answers 503 "upstream connect
+ * error or disconnect/reset before headers" when the engine dropped a request it had read), and
+ * a 500 may be the engine's own crash: a prompt that crashes engines must not take down one
+ * engine per attempt.
  */
-export function refusedUnrun(status: number): boolean {
-  return status === 429 || status === 503;
+export function refusedUnrun(status: number, engineSaid: boolean): boolean {
+  return status === 429 || (status === 503 && engineSaid);
 }
 
 /**

@@ -173,6 +173,19 @@ describe('an engine that turns a request away', () => {
     }
   });
 
+  it("a proxy's 503 in front of the engine (Envoy's, when the engine dropped a request it had read) is not sent to another engine: it may have run", async () => {
+    const proxied = await engine((response) => {
+      response.writeHead(503, { 'content-type': 'text/plain' });
+      response.end('upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+    });
+    const serving = await engine(answers);
+    const { llm } = await fleet([proxied, serving]);
+    const outcomes = [await generate(llm), await generate(llm)];
+    expect(outcomes).toContainEqual({ code: RpcCode.UNAVAILABLE, message: expect.stringContaining('upstream connect error') });
+    expect(proxied.hits).toBe(1);
+    expect(serving.hits).toBe(1);
+  });
+
   it.each([
     [400, RpcCode.INVALID_ARGUMENT],
     [500, RpcCode.INTERNAL],
