@@ -21,8 +21,9 @@ const MIN_CHECK_TIMEOUT_MS = 25_000;
  * or restarting, and attract them again when it is back.
  *
  * The engine is `down` after {@link FAILED_CHECKS_DOWN} failed checks in a row — no answer
- * (refused, reset, timed out after the larger of twice the interval and 25 s) or a 5xx — and up
- * again at the first 2xx. An engine without the endpoint (404, 405: Ollama, a proxy) is not
+ * (refused, reset, timed out after the larger of twice the interval and 25 s) or a 5xx — or after
+ * one while no check has passed yet (a worker started before its engine is ready), and up again
+ * at the first 2xx. An engine without the endpoint (404, 405: Ollama, a proxy) is not
  * asked again and counts as up. Checks never overlap: the next starts an interval after the
  * last ended. `onChange` hears each change (for the log).
  */
@@ -32,6 +33,8 @@ export class EngineHealth {
   readonly #onChange: (down: boolean, reason: string) => void;
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
+  /** Whether a check has passed yet: before that one failure is enough (the engine was never seen up). */
+  #seenUp = false;
   #down = false;
   #stopped = false;
   /** Aborts the check in flight at stop(): it must not hold the process open for its timeout. */
@@ -87,6 +90,7 @@ export class EngineHealth {
       }
       if (response.ok) {
         this.#failures = 0;
+        this.#seenUp = true;
         this.#set(false, `${this.#url} answered ${response.status}`);
         return true;
       }
@@ -98,7 +102,7 @@ export class EngineHealth {
     } catch (error) {
       failure = `${this.#url} did not answer: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`;
     }
-    if (++this.#failures >= FAILED_CHECKS_DOWN) this.#set(true, failure);
+    if (++this.#failures >= FAILED_CHECKS_DOWN || !this.#seenUp) this.#set(true, failure);
     return true;
   }
 

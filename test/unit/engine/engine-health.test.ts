@@ -40,7 +40,10 @@ describe('EngineHealth', () => {
     await waitUntil(() => seen.checks >= 2, 'two checks');
     expect(health.down).toBe(false);
     status.value = 503;
+    const before = seen.checks;
     await waitUntil(() => health.down, 'down');
+    // One 503 after the engine was seen up is a blip; the second makes it down.
+    expect(seen.checks - before).toBeGreaterThanOrEqual(2);
     status.value = 200;
     await waitUntil(() => !health.down, 'up again');
     expect(changes).toEqual([true, false]);
@@ -64,6 +67,16 @@ describe('EngineHealth', () => {
     const checks = seen.checks;
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen.checks).toBe(checks);
+  });
+
+  it('counts an engine that fails its first check as down at once: a worker started before its engine is ready attracts no calls', async () => {
+    const { url, seen } = await endpoint({ value: 503 });
+    let checksWhenDown: number | undefined;
+    const health = new EngineHealth(url, 50, () => (checksWhenDown = seen.checks));
+    cleanups.push(() => health.stop());
+    await health.start();
+    expect(health.down).toBe(true);
+    expect(checksWhenDown).toBe(1);
   });
 
   it('counts an engine that refuses connections (restarting) as down', async () => {
