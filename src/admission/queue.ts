@@ -76,6 +76,21 @@ export class AdmissionQueue implements Admission {
       this.#forget(tenant, now);
       return refuse(full, this.#refusal(full, priority, tenant, now, request.deadline));
     }
+    // A tenant whose token bucket refills only after the deadline cannot start in time, however
+    // the queue drains: told so at once, with the refill as its Retry-After, rather than held
+    // until its deadline and refused with nothing to go by.
+    const refillMs = tenant.blockedForMs(now);
+    if (refillMs !== Infinity && refillMs > request.deadline - now) {
+      this.#forget(tenant, now);
+      return refuse(
+        'deadline_unmeetable',
+        new RpcError(
+          RpcCode.RESOURCE_EXHAUSTED,
+          `tenant ${JSON.stringify(tenant.name)} has spent its tokensPerMinute (${tenant.limits.tokensPerMinute}); its bucket refills in ${refillMs} ms, more than the ${Math.round(request.deadline - now)} ms left before the call's deadline`,
+          { retryAfterMs: refillMs, details: { reason: 'deadline_unmeetable' } },
+        ),
+      );
+    }
     const waitMs = estimateWaitMs(this.#drain.perMs(now), this.#ahead(priority, tenant));
     if (waitMs !== undefined && waitMs > request.deadline - now) {
       this.#forget(tenant, now);

@@ -71,7 +71,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       'metric names: auto, vllm, sglang, or field=name;… (fields: running, waiting, kvUsage, tokensPerSecond, generatedTokensTotal, cacheHitRate)',
       'auto',
     )
-    .option('--metrics-interval <ms>', 'how often to read the metrics', positiveInt, 500)
+    .option('--metrics-interval <ms>', 'how often to read the metrics (and check the health endpoint)', positiveInt, 500)
+    .option(
+      '--health-url <url>',
+      'the engine\'s health endpoint (default: /health at the URL\'s origin; "none": not checked); while it fails the worker says it is draining',
+    )
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
     .option(
       '--max-buffered-answer-bytes <n>',

@@ -14,6 +14,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   name?: string;
   apiKey?: string;
   metricsUrl?: string;
+  healthUrl?: string;
   metrics: string;
   metricsInterval: number;
   slots: number;
@@ -56,6 +57,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     ...(options.name === undefined ? {} : { name: options.name }),
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.metricsUrl === undefined ? {} : { metricsUrl: options.metricsUrl === 'none' ? false : options.metricsUrl }),
+    ...(options.healthUrl === undefined ? {} : { healthUrl: options.healthUrl === 'none' ? false : options.healthUrl }),
     metrics: names,
     metricsIntervalMs: options.metricsInterval,
     slots: options.slots,

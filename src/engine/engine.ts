@@ -2,6 +2,7 @@ import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../common/v
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { AnswerBudget, DEFAULT_MAX_BUFFERED_ANSWER_BYTES } from './answer-budget.js';
+import { EngineHealth } from './engine-health.js';
 import { EngineLoad } from './engine-load.js';
 import { KvCacheState, type KvEventsOptions } from './kv-events/kv-events.js';
 import { PromptTokens } from './prompt-tokens.js';
@@ -27,8 +28,16 @@ export interface EngineWorkerOptions {
   metricsUrl?: string | false;
   /** Which metric names to read: `auto` (vLLM or SGLang, default), `vllm`, `sglang`, or names. */
   metrics?: EngineMetricsSpec;
-  /** How often to read the metrics and publish the load, ms; 500 by default. */
+  /** How often to read the metrics and publish the load, ms; 500 by default. Also how often the health endpoint is checked. */
   metricsIntervalMs?: number;
+  /**
+   * The engine's health endpoint (vLLM's and SGLang's `GET /health`); by default `/health` at
+   * the URL's origin; `false`: not checked. While the engine is down — two checks in a row
+   * unanswered or answered 5xx — the worker's load says draining, so consumers and gateways
+   * stop sending it new calls (those that still come are forwarded); the first 2xx brings it
+   * back. An engine without the endpoint (404, 405) counts as up. See {@link EngineHealth}.
+   */
+  healthUrl?: string | false;
   /**
    * Sequences the engine runs at once (vLLM's `max_num_seqs`, 256 by default there). Put in
    * the record as `slots` for the balancers; calls beyond 4 × slots are shed with
@@ -69,6 +78,7 @@ const WORKER_KEYS = optionKeys<EngineWorkerOptions>()([
   'metricsUrl',
   'metrics',
   'metricsIntervalMs',
+  'healthUrl',
   'slots',
   'priority',
   'kvEvents',
@@ -85,6 +95,8 @@ export interface EngineWorker {
   readonly load: EngineLoad | undefined;
   /** The engine's cache as its KV events tell it, when `kvEvents` is set. */
   readonly kvCache: KvCacheState | undefined;
+  /** Whether the engine counts as down now (its health checks fail), so the worker's load says draining. */
+  readonly engineDown: boolean;
   /** Bytes of engine answers held now while they are read, of `maxBufferedAnswerBytes`. */
   readonly answerBytesHeld: number;
   /** Stops reporting load and drains the server (calls in flight finish). */
@@ -112,6 +124,9 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   const priority = options.priority ?? 'none';
   if (!ENGINE_PRIORITIES.includes(priority)) throw invalidOption('engine worker priority', priority, ENGINE_PRIORITIES.map((name) => `'${name}'`).join(', '));
 
+  // Checked before any request goes to the engine.
+  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
+  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`);
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');
   }
@@ -122,7 +137,6 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     closeUpstream(upstream);
     throw error;
   }
-  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
   const load =
     metricsUrl === undefined ? undefined : new EngineLoad(metricsUrl, options.metrics, intervalMs, (error) => log.warn({ err: error }, error.message));
   let kvCache: KvCacheState | undefined;
@@ -139,13 +153,24 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     closeUpstream(upstream);
     if (root !== undefined) closeUpstream(root);
   };
+  const health =
+    healthUrl === undefined
+      ? undefined
+      : new EngineHealth(healthUrl, intervalMs, (down, reason) =>
+          down
+            ? log.warn({ reason }, `the engine is down (${reason}); the worker says it is draining until the engine answers again`)
+            : log.info({ reason }, `the engine answers again (${reason}); the worker takes calls again`),
+        );
   await load?.start();
-  const report = reporter(load, kvCache);
+  // Not waited for: a hung engine's first check would hold up the worker's start for its timeout.
+  void health?.start();
+  const service = new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens);
+  const report = reporter(load, kvCache, health, service);
 
   try {
     const server = await createServer({
       ...options.server,
-      services: [new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens)],
+      services: [service],
       metadata: {
         ...options.server?.metadata,
         name,
@@ -166,8 +191,12 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
       get answerBytesHeld() {
         return budget.used;
       },
+      get engineDown() {
+        return health?.down ?? false;
+      },
       close: async () => {
         load?.stop();
+        health?.stop();
         kvCache?.close();
         await server.close();
         closeUpstreams();
@@ -175,16 +204,36 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     };
   } catch (error) {
     load?.stop();
+    health?.stop();
     kvCache?.close();
     closeUpstreams();
     throw error;
   }
 }
 
-/** The server's load() callback: the engine's metrics and its cache summary, each when known. */
-function reporter(load: EngineLoad | undefined, kvCache: KvCacheState | undefined): ServerOptions['load'] {
-  if (kvCache === undefined) return load === undefined ? undefined : () => load.current;
-  return () => ({ ...load?.current, cachedPrefixes: kvCache.summary() });
+/**
+ * The server's load() callback: the engine's metrics and its cache summary, each when known, and
+ * draining while the engine is down (the figures read before it went down say nothing of it).
+ *
+ * The engine's `waiting` is raised to the worker's generations in flight beyond the engine's
+ * `running`: an engine that hangs (no token comes) while its `/metrics` still answers goes on
+ * reporting the figures of before, and the calls piling up at the worker must show, or every
+ * balancer keeps sending calls to the engine that looks idle. While the metrics are right and
+ * the engine is this worker's alone, in flight is running plus waiting, and nothing changes.
+ */
+function reporter(
+  load: EngineLoad | undefined,
+  kvCache: KvCacheState | undefined,
+  health: EngineHealth | undefined,
+  service: Pick<OpenAiEngineService, 'generating'>,
+): ServerOptions['load'] {
+  if (load === undefined && kvCache === undefined && health === undefined) return undefined;
+  return () => {
+    if (health?.down === true) return { draining: true };
+    const engine = load?.current ?? {};
+    const figures = engine.running === undefined ? engine : { ...engine, waiting: Math.max(engine.waiting ?? 0, service.generating - engine.running) };
+    return kvCache === undefined ? figures : { ...figures, cachedPrefixes: kvCache.summary() };
+  };
 }
 
 async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]> {

@@ -18,7 +18,7 @@ import { PushStream } from '../server/push-stream.js';
 import type { KvCacheState } from './kv-events/kv-events.js';
 import type { PromptTokens } from './prompt-tokens.js';
 import { relaySse } from './sse.js';
-import { postJson, readJson, type Upstream } from './upstream.js';
+import { codeOfStatus, postJson, readJson, refusedUnrun, type Upstream } from './upstream.js';
 
 /** One chunk of an OpenAI streaming answer, completion or chat, or a whole answer: the parts read here. */
 interface StreamChunk {
@@ -88,8 +88,28 @@ export class OpenAiEngineService {
     private readonly promptTokens?: Pick<PromptTokens, 'ask'>,
   ) {}
 
+  #generating = 0;
+
+  /** Generations in flight: from the call's start until its stream closes, however it ends. */
+  get generating(): number {
+    return this.#generating;
+  }
+
   @RpcMethod({ stream: true })
   async generate(request: GenerateRequest, ctx: CallContext): Promise<PushStream<Token, Usage>> {
+    this.#generating++;
+    let stream: PushStream<Token, Usage>;
+    try {
+      stream = await this.#generate(request, ctx);
+    } catch (error) {
+      this.#generating--;
+      throw error;
+    }
+    stream.onClose(() => this.#generating--);
+    return stream;
+  }
+
+  async #generate(request: GenerateRequest, ctx: CallContext): Promise<PushStream<Token, Usage>> {
     const chat = checkGenerateRequest(request);
     const body: Record<string, unknown> = {
       model: this.#model(request.model),
@@ -174,7 +194,7 @@ export class OpenAiEngineService {
         throw error;
       }
       const one = new PushStream<Token, Usage>();
-      const token = take(checkChunk(whole));
+      const token = take(checkChunk(whole, true));
       if (token !== undefined) one.push(token);
       // A whole completion says how it finished; one without choices (`{}`, `[]`) is not one.
       if (whole === null || typeof whole !== 'object' || !Array.isArray(whole.choices) || whole.choices.length === 0) {
@@ -186,7 +206,9 @@ export class OpenAiEngineService {
     return relaySse<Token, Usage>(response, {
       budget: this.upstream.budget,
       what: `POST ${this.upstream.baseUrl}${path}`,
-      onEvent: (data) => take(parseChunk(data)),
+      // Before the first text, a chunk that only opens the answer (a role, an empty delta)
+      // leaves it unstarted: the engine has produced nothing yet.
+      onEvent: (data) => take(parseChunk(data, pieces === 0 && usage.finishReason === undefined)),
       onEnd: trailer,
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
       onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
@@ -284,21 +306,43 @@ function carriesSomething(chunk: StreamChunk, choice: NonNullable<StreamChunk['c
   );
 }
 
-function parseChunk(data: string): StreamChunk {
+/** An SSE event's chunk; `first`: nothing of the answer came before it (see {@link checkChunk}). */
+function parseChunk(data: string, first: boolean): StreamChunk {
   let chunk: StreamChunk;
   try {
     chunk = JSON.parse(data) as StreamChunk;
   } catch {
     throw new RpcError(RpcCode.INTERNAL, `engine sent an SSE event that is not JSON: ${JSON.stringify(data.slice(0, 200))}`);
   }
-  return checkChunk(chunk);
+  return checkChunk(chunk, first);
 }
 
-/** The chunk, unless it reports a failure (vLLM sends a failure mid-stream as an event with an error object). */
-function checkChunk(chunk: StreamChunk & { error?: { message?: string } }): StreamChunk {
+/** An answer object that reports a failure: `{ error: { message, type, code } }`, or the same fields at the top with `object: "error"`. */
+type ErrorChunk = StreamChunk & { object?: unknown; error?: unknown; message?: unknown; code?: unknown };
+
+/**
+ * The chunk, unless it reports a failure. vLLM and SGLang send a failure that comes after the
+ * 200 as an event `data: {"error": {"message", "type", "code"}}` whose `code` is the HTTP status
+ * it stands for: 400 for a request the engine refuses once it has begun, 500 for an engine
+ * fault, and from SGLang 503 for a request its full waiting queue turned away
+ * (`--max-queued-requests`), which for a stream is the first event of a 200 answer. The code
+ * follows that status as for an answer's status line (a code that is no HTTP status: INTERNAL);
+ * a 429 or 503 that comes before anything else of the answer (`first`) is marked never sent:
+ * the engine did not run the request, and another may be asked.
+ */
+function checkChunk(chunk: ErrorChunk, first: boolean): StreamChunk {
   if (chunk === null || typeof chunk !== 'object') throw new RpcError(RpcCode.INTERNAL, `engine sent ${JSON.stringify(chunk)} where an answer object belongs`);
-  if (chunk.error !== undefined) throw new RpcError(RpcCode.INTERNAL, `engine failed mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
-  return chunk;
+  const failure = chunk.error !== undefined ? chunk.error : chunk.object === 'error' ? chunk : undefined;
+  if (failure === undefined) return chunk;
+  const { message, code } = (failure !== null && typeof failure === 'object' ? failure : {}) as { message?: unknown; code?: unknown };
+  const status = typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : undefined;
+  const text = typeof message === 'string' ? message.slice(0, 500) : JSON.stringify(failure)?.slice(0, 500);
+  const unrun = first && status !== undefined && refusedUnrun(status, true);
+  throw new RpcError(
+    status === undefined ? RpcCode.INTERNAL : codeOfStatus(status),
+    `engine ${unrun ? 'turned the request away' : first ? 'failed before its first token' : 'failed mid-stream'}${status === undefined ? '' : ` (${status})`}: ${text}`,
+    unrun ? { details: { httpStatus: status, neverSent: true } } : status === undefined ? {} : { details: { httpStatus: status } },
+  );
 }
 
 /** What an aborted upstream request means for the caller: its cancel, or its deadline. */

@@ -23,8 +23,9 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
  * Requests to the engine's HTTP API, and its failures as RpcErrors with the code a shuttle
  * consumer acts on: 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
  * 404 → NOT_FOUND, 429 → RESOURCE_EXHAUSTED (with the engine's Retry-After), 503 and an
- * unreachable engine → UNAVAILABLE (an unreachable one is marked never sent, so failover may
- * go elsewhere even for a generation), any other → INTERNAL.
+ * unreachable engine → UNAVAILABLE, any other → INTERNAL. An unreachable engine and a 429 or
+ * 503 answer are marked never sent (see {@link refusedUnrun}), so failover may go elsewhere even
+ * for a generation.
  *
  * Requests go through `node:http` (or `node:https`) with a keep-alive agent of its own, not the
  * global `fetch`: on loopback `fetch` takes 1.8–2.1 ms to a response's headers where `node:http`
@@ -130,7 +131,10 @@ interface Outgoing {
 /**
  * One HTTP request; resolves with the response at its headers. A keep-alive connection the
  * engine closed just as the request went out on it (ECONNRESET, EPIPE before any answer) is
- * retried once on a new connection: the engine never saw that request.
+ * retried once on a new connection: the engine never saw that request. The other idle
+ * connections are closed first: an engine that closes one has often closed them all (it
+ * restarted, or a proxy in front of it ended connections that went idle together), and a retry
+ * on the next of them would meet the same reset.
  */
 async function request(upstream: Upstream, outgoing: Outgoing): Promise<IncomingMessage> {
   for (let attempt = 0; ; attempt++) {
@@ -140,6 +144,8 @@ async function request(upstream: Upstream, outgoing: Outgoing): Promise<Incoming
       const reused = (error as { reusedSocket?: boolean }).reusedSocket === true;
       const code = (error as NodeJS.ErrnoException).code;
       if (attempt > 0 || !reused || outgoing.signal.aborted || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw error;
+      // The agent skips destroyed sockets when it next looks for an idle one.
+      for (const sockets of Object.values(upstream.agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
     }
   }
 }
@@ -203,23 +209,54 @@ async function engineError(response: IncomingMessage, what: string, budget: Answ
     .catch(() => '')
     .finally(() => budget.release(held));
   let message = text.slice(0, 500);
+  /** Whether the body is an error object in the engines' JSON, not a proxy's page. */
+  let engineSaid = false;
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
     const found = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message ?? parsed.detail);
-    if (typeof found === 'string') message = found;
+    if (typeof found === 'string') {
+      message = found;
+      engineSaid = true;
+    }
   } catch {
     // not JSON: keep the text
   }
-  const retryAfter = Number(response.headers['retry-after']);
-  // The engine's figure is passed on to callers, bounded: a Retry-After of 31 years from a
-  // broken engine is not advice anyone should follow.
-  const options = Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: Math.min(retryAfter, MAX_RETRY_AFTER_SECONDS) * 1000 } : {};
+  const retryAfterMs = retryAfterHeaderMs(response.headers['retry-after']);
   return new RpcError(codeOfStatus(status), `engine answered ${status} to ${what}: ${message}`, {
-    ...options,
-    details: { httpStatus: status },
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    details: refusedUnrun(status, engineSaid) ? { httpStatus: status, neverSent: true } : { httpStatus: status },
   });
 }
-function codeOfStatus(status: number): RpcCode {
+
+/**
+ * Whether an answer `status` says the engine turned the request away without running it, so
+ * that another engine may be asked even for a call that is not idempotent: 429, and a 503 in the
+ * engine's own words (`engineSaid`: a JSON error object), which SGLang answers when its waiting
+ * queue is full (`--max-queued-requests`) and engines answer while they start or sleep. A 503
+ * without them may be a proxy's in front of the engine (Envoy answers 503 "upstream connect
+ * error or disconnect/reset before headers" when the engine dropped a request it had read), and
+ * a 500 may be the engine's own crash: a prompt that crashes engines must not take down one
+ * engine per attempt.
+ */
+export function refusedUnrun(status: number, engineSaid: boolean): boolean {
+  return status === 429 || (status === 503 && engineSaid);
+}
+
+/**
+ * A Retry-After header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), bounded to
+ * {@link MAX_RETRY_AFTER_SECONDS} (a Retry-After of 31 years from a broken engine is not advice
+ * anyone should follow); undefined when absent, malformed or not in the future.
+ */
+export function retryAfterHeaderMs(header: string | undefined): number | undefined {
+  if (header === undefined || header.length > 64) return undefined;
+  const text = header.trim();
+  const seconds = /^\d+$/.test(text) ? Number(text) : (Date.parse(text) - Date.now()) / 1000;
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+  return Math.ceil(Math.min(seconds, MAX_RETRY_AFTER_SECONDS) * 1000);
+}
+
+/** The RpcCode of an engine's HTTP status (an answer's, or the `code` of an error event). */
+export function codeOfStatus(status: number): RpcCode {
   switch (status) {
     case 400:
     case 422:

@@ -27,7 +27,7 @@ export class FleetView {
     return this.#workers;
   }
 
-  /** Calls the LLM workers run at once: the sum of their `slots` (Infinity when one has none); ejected ones and open breakers count 0. */
+  /** Calls the LLM workers run at once: the sum of their `slots` (Infinity when one has none); ejected, draining ones and open breakers count 0. */
   slots(): number {
     this.#refresh();
     return this.#slots;
@@ -44,7 +44,8 @@ export class FleetView {
     for (const provider of this.#client.providers()) {
       if (provider.service !== LLM_SERVICE) continue;
       workers.push(provider);
-      if (provider.ejected || provider.breaker === 'open') continue;
+      // A draining worker (closing, or its engine down) takes no new calls: its slots are not the fleet's.
+      if (provider.ejected || provider.breaker === 'open' || provider.load?.draining === true) continue;
       const declared = Number(provider.metadata['slots']);
       slots += Number.isFinite(declared) && declared > 0 ? declared : Infinity;
     }

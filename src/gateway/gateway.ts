@@ -318,7 +318,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           signal,
           requestId,
           log,
-          onUsage: (used: ChargedUsage | undefined) => void (usage = used),
+          // No prompt has no tokens: a count of 0 is an engine that reported none (the worker
+          // counts only the output then), and the tenant is charged the gateway's estimate of
+          // the prompt instead, or a long prompt to such an engine would cost its share nothing.
+          onUsage: (used: ChargedUsage | undefined) =>
+            void (usage = used === undefined ? undefined : { ...used, promptTokens: used.promptTokens || promptTokens }),
           onToken: () => void sent++,
         };
         if (!parsed.stream) {

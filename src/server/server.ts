@@ -85,9 +85,11 @@ export interface ServerOptions {
   /**
    * The provider's live load beyond what the framework counts itself (running calls): waiting
    * requests, uncached waiting tokens, KV use, tokens/s… Called every `loadIntervalMs`; the
-   * result is published on the registry's load channel.
+   * result is published on the registry's load channel. `draining: true` tells consumers to stop
+   * picking this provider for as long as it says so (an engine adapter whose engine is down);
+   * calls that still come are served. A provider that is closing is draining whatever it says.
    */
-  load?: () => Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>>;
+  load?: () => Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt'>>;
   /** How often the load is published; 500 ms by default. */
   loadIntervalMs?: number;
   /** Largest frame body accepted, and the largest answer or stream chunk sent (a larger one fails its call RESOURCE_EXHAUSTED); 8 MiB by default. */
@@ -483,7 +485,7 @@ class RunningServer implements RpcServer {
     // an older one); the provider's own counts go out instead, and the problem is logged once.
     const merged =
       typeof reported === 'object' && !(reported instanceof Promise)
-        ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining }
+        ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
         : undefined;
     const checked = merged === undefined ? 'load() must return an object of load figures synchronously' : checkLoad(merged);
     if (typeof checked === 'string') {

@@ -65,6 +65,8 @@ async function workerFor(engine: Engine, maxBufferedAnswerBytes?: number) {
     name: 'w',
     models: ['m'],
     metricsUrl: false,
+    // The health checks would open a connection of their own, and this engine answers any path.
+    healthUrl: false,
     server: { host: '127.0.0.1', port: 0, log: false },
     ...(maxBufferedAnswerBytes === undefined ? {} : { maxBufferedAnswerBytes }),
   });

@@ -181,6 +181,17 @@ describe('AdmissionQueue: per-tenant caps', () => {
     await flush();
     expect(order).toEqual(['m-0', 'm-1']);
   });
+
+  it('refuses at once, with the refill as its retry hint, a call of a tenant whose bucket refills only after the deadline', async () => {
+    const { ask, order, refusals } = setup(10, { tenants: { metered: { tokensPerMinute: 60 } } });
+    ask('m-0', { tenant: 'metered', tokens: 600 });
+    // 600 tokens spent at 1 a second: the bucket is back above empty in 541 s, past a 60 s deadline.
+    const late = ask('m-1', { tenant: 'metered', tokens: 10 });
+    await flush();
+    expect(order).toEqual(['m-0']);
+    expect(late.error).toMatchObject({ code: RpcCode.RESOURCE_EXHAUSTED, retryAfterMs: 541_000, message: expect.stringContaining('tokensPerMinute (60)') });
+    expect(refusals).toEqual(['deadline_unmeetable']);
+  });
 });
 
 describe('AdmissionQueue: reserve for urgent calls', () => {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RpcError } from '../../../src/errors/errors.js';
-import { closeUpstream, createUpstream, postJson } from '../../../src/engine/upstream.js';
+import { closeUpstream, createUpstream, postJson, retryAfterHeaderMs } from '../../../src/engine/upstream.js';
 import { freePort } from '../../helpers/ports.js';
 
 const cleanups: Array<() => void> = [];
@@ -41,5 +41,19 @@ describe('requests to an engine', () => {
     const error = await failure((engine.address() as net.AddressInfo).port);
     expect(error.details?.['neverSent']).toBeUndefined();
     expect(error.message).toMatch(/failed after the request was sent: ECONNRESET/);
+  });
+});
+
+describe("an engine's Retry-After", () => {
+  it('is read as seconds or as an HTTP-date, bounded to 10 minutes; nothing for a past date or a malformed one', () => {
+    expect(retryAfterHeaderMs('3')).toBe(3000);
+    const inTwentySeconds = new Date(Date.now() + 20_000).toUTCString();
+    expect(retryAfterHeaderMs(inTwentySeconds)).toBeGreaterThan(18_000);
+    expect(retryAfterHeaderMs(inTwentySeconds)).toBeLessThanOrEqual(20_000);
+    expect(retryAfterHeaderMs('999999999')).toBe(600_000);
+    expect(retryAfterHeaderMs(new Date(Date.now() + 86_400_000).toUTCString())).toBe(600_000);
+    for (const header of [undefined, '', '0', '-5', '1.5', 'soon', new Date(Date.now() - 60_000).toUTCString()]) {
+      expect(retryAfterHeaderMs(header)).toBeUndefined();
+    }
   });
 });
