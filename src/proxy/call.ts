@@ -145,8 +145,23 @@ export function followStream(stream: Promise<ClientStream>): { trailer: Promise<
       return (inner ??= open[Symbol.asyncIterator]()).return!(value);
     },
   };
+  abandoned.register(iterator, stream);
   return { trailer, iterator };
 }
+
+/**
+ * Streams whose reader let go of the iterator before the end (dropped it without `return()`, as
+ * a `for await` left by an exception in a callback, or an iterator kept in a structure that is
+ * discarded, does): cancelled on the provider once the iterator is collected. Without it such a
+ * stream held its provider's handler (a GPU slot) and its window of chunks until its deadline,
+ * ten minutes for the gateway's generations. The registry holds the stream, never the iterator.
+ */
+const abandoned = new FinalizationRegistry<Promise<ClientStream>>((stream) => {
+  stream.then(
+    (open) => open.abandon(),
+    () => {},
+  );
+});
 
 /**
  * What awaiting a call that is being iterated rejects with: one error per method, made once.

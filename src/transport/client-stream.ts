@@ -10,7 +10,8 @@ import { newPromise, unsettled, type Settlers } from '../common/settlers.js';
  * - The stream ends only by the provider's explicit end (then `trailer` resolves with the
  *   generator's return value) or with an error — a connection lost mid-stream is UNAVAILABLE,
  *   never a silent end. Chunks already received are delivered before the error.
- * - Leaving a `for await` loop early (break, return, throw) cancels the call on the provider.
+ * - Leaving a `for await` loop early (break, return, throw) cancels the call on the provider,
+ *   and so does an iterator dropped unfinished, once it is collected (proxy/call.ts).
  * - One reader only: a second iterator is refused.
  */
 export class ClientStream<T = unknown> implements AsyncIterable<T> {
@@ -146,13 +147,21 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     }
   }
 
+  /**
+   * The reader dropped its iterator unfinished (it was garbage-collected): cancel on the
+   * provider as a `return()` would. Does nothing to a stream that is over.
+   */
+  abandon(): void {
+    this.#stop(undefined, 'the reader dropped the stream without finishing it');
+  }
+
   /** The reader left early: cancel on the provider and drop what is queued. */
-  #stop(value: unknown): Promise<IteratorResult<T>> {
+  #stop(value: unknown, why = 'the reader stopped reading the stream'): Promise<IteratorResult<T>> {
     this.#queue.length = 0;
     if (this.#state === 'open') {
       this.#state = 'cancelled';
       this.#resolveFirst();
-      const reason = new RpcError(RpcCode.CANCELLED, 'the reader stopped reading the stream');
+      const reason = new RpcError(RpcCode.CANCELLED, why);
       this.#rejectTrailer(reason);
       this.#onCancel(reason);
     }
