@@ -147,21 +147,13 @@ export class ClientStream<T = unknown> implements AsyncIterable<T> {
     }
   }
 
-  /**
-   * The reader dropped its iterator unfinished (it was garbage-collected): cancel on the
-   * provider as a `return()` would. Does nothing to a stream that is over.
-   */
-  abandon(): void {
-    this.#stop(undefined, 'the reader dropped the stream without finishing it');
-  }
-
   /** The reader left early: cancel on the provider and drop what is queued. */
-  #stop(value: unknown, why = 'the reader stopped reading the stream'): Promise<IteratorResult<T>> {
+  #stop(value: unknown): Promise<IteratorResult<T>> {
     this.#queue.length = 0;
     if (this.#state === 'open') {
       this.#state = 'cancelled';
       this.#resolveFirst();
-      const reason = new RpcError(RpcCode.CANCELLED, why);
+      const reason = new RpcError(RpcCode.CANCELLED, 'the reader stopped reading the stream');
       this.#rejectTrailer(reason);
       this.#onCancel(reason);
     }
