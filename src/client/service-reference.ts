@@ -1,3 +1,4 @@
+import { linkSignals } from '../common/abort-listeners.js';
 import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import type { ProviderHealth } from '../cluster/provider-health.js';
@@ -107,17 +108,21 @@ export class ServiceReference {
   call(method: string, request: unknown, options: CallOptions | undefined, mode: CallMode = 'unary'): Promise<unknown> {
     const parts = this.#parts;
     let invocation: Invocation;
+    const made: { release?: () => void } = {};
     try {
       if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
-      invocation = this.#invocation(method, request, options, mode === 'stream');
+      invocation = this.#invocation(method, request, options, mode === 'stream', made);
       if (invocation.signal?.aborted) {
         throw new RpcError(RpcCode.CANCELLED, `${parts.service}.${method} was cancelled before it was sent`, { cause: invocation.signal.reason });
       }
     } catch (error) {
+      made.release?.();
       return Promise.reject(error);
     }
-    if (parts.mock !== undefined && !invocation.stream) return applyMock(parts.mock, invocation, () => this.#filtered(invocation));
-    return this.#filtered(invocation);
+    const result =
+      parts.mock !== undefined && !invocation.stream ? applyMock(parts.mock, invocation, () => this.#filtered(invocation)) : this.#filtered(invocation);
+    if (made.release !== undefined) releaseWhenOver(result, invocation.stream, made.release);
+    return result;
   }
 
   /** The call goes through the filters as it is: the filters' view of a call is part of it. */
@@ -174,7 +179,8 @@ export class ServiceReference {
     return views;
   }
 
-  #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean): Invocation {
+  /** The call's invocation; `made.release` is set when its signal is linked to the served call's and must be released when the call is over. */
+  #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean, made: { release?: () => void }): Invocation {
     const parts = this.#parts;
     let timeoutMs = parts.timeoutMs;
     let signal: AbortSignal | undefined;
@@ -229,7 +235,12 @@ export class ServiceReference {
     const scope = currentCallScope();
     if (scope !== undefined) {
       if (scope.deadline !== undefined && scope.deadline < deadline) deadline = scope.deadline;
-      signal = signal === undefined ? scope.signal : AbortSignal.any([signal, scope.signal]);
+      if (signal === undefined) signal = scope.signal;
+      else {
+        const linked = linkSignals(signal, scope.signal);
+        signal = linked.signal;
+        made.release = linked.release;
+      }
     }
     let route = this.#routes.get(method);
     if (route === undefined) {
@@ -356,10 +367,17 @@ class Attempt implements ClusterCall {
     const tokens = wholeTokens(decided ?? estimateTokens(this.invocation.routingKey));
     const started = Date.now();
     let invocation = this.invocation;
+    let release: (() => void) | undefined;
     if (options?.signal !== undefined) {
-      invocation = { ...invocation, signal: invocation.signal === undefined ? options.signal : AbortSignal.any([invocation.signal, options.signal]) };
+      if (invocation.signal === undefined) invocation = { ...invocation, signal: options.signal };
+      else {
+        const linked = linkSignals(invocation.signal, options.signal);
+        release = linked.release;
+        invocation = { ...invocation, signal: linked.signal };
+      }
     }
     if (stats.inFlight >= parts.maxCallsPerProvider) {
+      release?.();
       return Promise.reject(
         new RpcError(RpcCode.RESOURCE_EXHAUSTED, `this consumer already has ${stats.inFlight} calls in flight to ${address} (maxCallsPerProvider)`, {
           details: { neverSent: true, local: true },
@@ -416,6 +434,7 @@ class Attempt implements ClusterCall {
           () => {},
         );
       }
+      if (release !== undefined) releaseWhenOver(opened, true, release);
       return opened.then(
         (stream) => {
           recordAttempt(parts.budget, false);
@@ -455,6 +474,7 @@ class Attempt implements ClusterCall {
       },
     );
     if (parts.onAttempt !== undefined) this.#report(result, address, started);
+    if (release !== undefined) result.then(release, release);
     return result;
   }
 
@@ -526,4 +546,20 @@ function estimateTokens(routingKey: string | undefined): number {
 
 function describe(parts: ServiceReferenceParts): string {
   return `${parts.service}${parts.version ? `:${parts.version}` : ''}${parts.group ? ` (group ${parts.group})` : ''}`;
+}
+
+/**
+ * Calls `release` once the call of `result` is over: a unary call when it settles, a stream
+ * when its trailer does (or when it fails to open).
+ */
+function releaseWhenOver(result: Promise<unknown>, stream: boolean, release: () => void): void {
+  if (!stream) {
+    result.then(release, release);
+    return;
+  }
+  result.then((open: unknown) => {
+    const trailer = (open as { trailer?: unknown } | null)?.trailer;
+    if (trailer instanceof Promise) trailer.then(release, release);
+    else release();
+  }, release);
 }

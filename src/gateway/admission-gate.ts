@@ -1,5 +1,6 @@
 import type { AdmissionStats, Ticket } from '../admission/admission.js';
 import { AdmissionQueue } from '../admission/queue.js';
+import { linkSignals } from '../common/abort-listeners.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { Usage } from '../inference/inference.js';
 import { admissionMetrics } from '../metrics/admission.js';
@@ -108,7 +109,8 @@ export class GatewayAdmission {
       );
     }
     const siblings = new AbortController();
-    const both = AbortSignal.any([signal, siblings.signal]);
+    // Linked, not AbortSignal.any (see linkSignals): the request's signal may be one the embedding application keeps.
+    const { signal: both, release } = linkSignals(signal, siblings.signal);
     const results = new Array<T>(items.length);
     const deadline = performance.now() + timeoutMs;
     let next = 0;
@@ -131,6 +133,7 @@ export class GatewayAdmission {
       }),
     );
     const settled = await Promise.allSettled(lanes);
+    release();
     const failed = settled.find((outcome) => outcome.status === 'rejected');
     if (failed !== undefined) throw siblings.signal.aborted ? siblings.signal.reason : (failed as PromiseRejectedResult).reason;
     if (signal.aborted) throw signal.reason;

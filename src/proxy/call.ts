@@ -135,18 +135,66 @@ export function followStream(stream: Promise<ClientStream>): { trailer: Promise<
   stream.catch(() => {});
   const trailer = stream.then((open) => open.trailer);
   trailer.catch(() => {});
+  const held: Abandoned = { open: undefined, inner: undefined };
+  stream.then(
+    (open) => {
+      held.open = open;
+      held.inner = inner;
+      // Once the stream is over nothing is left to cancel, and the registry must let go of it:
+      // the error that ended it may hold the reader's stack, and with it the iterator.
+      const over = (): void => {
+        held.open = undefined;
+        held.inner = undefined;
+      };
+      open.trailer.then(over, over);
+    },
+    () => {},
+  );
   let inner: AsyncIterator<unknown> | undefined;
+  const begin = (open: ClientStream): AsyncIterator<unknown> => {
+    if (inner === undefined) {
+      inner = open[Symbol.asyncIterator]();
+      if (held.open !== undefined) held.inner = inner;
+    }
+    return inner;
+  };
   const iterator: AsyncIterator<unknown> = {
     // Once the stream is open, next() goes straight to it: one promise per chunk.
-    next: () => (inner !== undefined ? inner.next() : stream.then((open) => (inner ??= open[Symbol.asyncIterator]()).next())),
+    next: () => (inner !== undefined ? inner.next() : stream.then((open) => begin(open).next())),
     return: async (value?: unknown) => {
       const open = await stream.catch(() => undefined);
       if (open === undefined) return { done: true, value };
-      return (inner ??= open[Symbol.asyncIterator]()).return!(value);
+      return begin(open).return!(value);
     },
   };
+  abandoned.register(iterator, held);
   return { trailer, iterator };
 }
+
+/** What the registry of abandoned streams holds for a reader: the stream while it is open, never the reader's iterator. */
+interface Abandoned {
+  open: ClientStream | undefined;
+  inner: AsyncIterator<unknown> | undefined;
+}
+
+/**
+ * Streams whose reader let go of the iterator before the end (dropped it without `return()`, as
+ * an iterator kept in a structure that is discarded does): cancelled on the provider, as a
+ * `break` would, once the iterator is collected. Without it such a stream held its provider's
+ * handler (a GPU slot) and its window of chunks until its deadline, ten minutes for the
+ * gateway's generations. The stream may be a filter's wrapper of a ClientStream, so it is
+ * cancelled through its own iterator; nothing here may throw (it runs outside any call).
+ */
+const abandoned = new FinalizationRegistry<Abandoned>((held) => {
+  const open = held.open;
+  if (open === undefined) return;
+  try {
+    const left = held.inner ?? open[Symbol.asyncIterator]();
+    left.return?.().catch(() => {});
+  } catch {
+    // A stream that cannot be iterated again has a reader elsewhere; nothing to cancel here.
+  }
+});
 
 /**
  * What awaiting a call that is being iterated rejects with: one error per method, made once.

@@ -10,7 +10,8 @@ import { newPromise, unsettled, type Settlers } from '../common/settlers.js';
  * - The stream ends only by the provider's explicit end (then `trailer` resolves with the
  *   generator's return value) or with an error — a connection lost mid-stream is UNAVAILABLE,
  *   never a silent end. Chunks already received are delivered before the error.
- * - Leaving a `for await` loop early (break, return, throw) cancels the call on the provider.
+ * - Leaving a `for await` loop early (break, return, throw) cancels the call on the provider,
+ *   and so does an iterator dropped unfinished, once it is collected (proxy/call.ts).
  * - One reader only: a second iterator is refused.
  */
 export class ClientStream<T = unknown> implements AsyncIterable<T> {

@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RpcCode, createClient, type RpcClient, type RpcError, type Proxied } from 'shuttle-rpc';
 import type { EchoApi } from '../fixtures/services.js';
@@ -40,6 +42,21 @@ async function statsWhen(check: (stats: StreamStats) => boolean, what: string): 
     async () => check((stats = await stream.stats())),
     () => `${what} (last stats: ${JSON.stringify(stats)})`,
     3000,
+  );
+  return stats!;
+}
+
+/** The provider's stream stats once `check` holds, collecting garbage before each read (up to 5 s). */
+async function statsWhenCollecting(gc: () => void, check: (stats: StreamStats) => boolean, what: string): Promise<StreamStats> {
+  let stats: StreamStats | undefined;
+  await waitUntil(
+    async () => {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return check((stats = await stream.stats()));
+    },
+    () => `${what} (last stats: ${JSON.stringify(stats)})`,
+    5000,
   );
   return stats!;
 }
@@ -116,6 +133,22 @@ describe('server streaming', () => {
     expect(stats.finallyRan).toBe(1);
     expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
     expect(stats.yielded).toBeLessThan(1000);
+  });
+
+  it('an iterator dropped unfinished (no return()) stops its provider generator once it is collected, long before its deadline', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // Each stream fills its window and then waits for a reader that has gone.
+    const read = async (): Promise<void> => {
+      const iterator = stream.count({ n: 1_000_000, size: 1000 }, { timeoutMs: 600_000 })[Symbol.asyncIterator]();
+      await iterator.next();
+      await iterator.next();
+    };
+    for (let i = 0; i < 10; i++) await read();
+    const stats = await statsWhenCollecting(gc, (current) => current.finallyRan === 10, 'every dropped stream stopped on the provider');
+    expect(stats.started).toBe(10);
+    expect(stats.aborted).toBe(10);
+    expect(stats.lastAbortReason).toMatch(/cancelled by the caller/);
   });
 
   it('an abort after k chunks fires the provider signal and stops the generator promptly', async () => {

@@ -11,6 +11,7 @@ import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
 import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
+import { ResetBudget } from './reset-budget.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -31,6 +32,17 @@ interface LiveCall {
   fail(error: RpcError): void;
 }
 
+/**
+ * One grpc-js client (one HTTP/2 connection: the subchannel pool is local) and the calls on it.
+ * A connection is replaced by a fresh one before the provider's cancellation limit would end it
+ * (reset-budget.ts); the old one takes no new calls and closes when its last call is over.
+ */
+interface Channel {
+  readonly client: grpc.Client;
+  readonly resets: ResetBudget;
+  calls: number;
+}
+
 /** A request ready to send: its route, its bytes and its headers. */
 interface Prepared {
   readonly route: GrpcRoute;
@@ -48,7 +60,11 @@ interface Prepared {
  */
 export class GrpcConnection implements ClientConnection {
   readonly address: string;
-  readonly #client: grpc.Client;
+  /** The channel new calls go to. */
+  #current: Channel;
+  /** Channels replaced while calls were still on them; each closes with its last call. */
+  readonly #retired = new Set<Channel>();
+  readonly #channelOptions: grpc.ChannelOptions;
   readonly #settings: GrpcSettings;
   readonly #options: ConnectOptions;
   readonly #calls = new Set<LiveCall>();
@@ -66,7 +82,7 @@ export class GrpcConnection implements ClientConnection {
     this.#provider = `${host}:${port}`;
     this.#settings = settings;
     this.#options = options;
-    this.#client = new grpc.Client(this.address, settings.channelCredentials(), {
+    this.#channelOptions = {
       'grpc.max_receive_message_length': options.maxFrameBytes,
       'grpc.keepalive_time_ms': settings.keepaliveTimeMs ?? options.heartbeatIntervalMs,
       'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs ?? options.heartbeatTimeoutMs,
@@ -80,12 +96,28 @@ export class GrpcConnection implements ClientConnection {
       'grpc.use_local_subchannel_pool': 1,
       ...(settings.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': settings.serverName, 'grpc.default_authority': settings.serverName }),
       ...settings.channelOptions,
-    });
+    };
+    this.#current = this.#open();
+  }
+
+  #open(): Channel {
+    return { client: new grpc.Client(this.address, this.#settings.channelCredentials(), this.#channelOptions), resets: new ResetBudget(), calls: 0 };
+  }
+
+  /**
+   * Counts a call on `channel` that this side gave up on (the provider sees an RST_STREAM);
+   * when the channel's budget runs low, new calls go to a fresh channel from now on.
+   */
+  #resetSent(channel: Channel): void {
+    if (!channel.resets.spend() || channel !== this.#current || this.#closed) return;
+    this.#current = this.#open();
+    if (channel.calls === 0) channel.client.close();
+    else this.#retired.add(channel);
   }
 
   get state(): ConnectionState {
     if (this.#closed) return 'shutdown';
-    return STATES[this.#client.getChannel().getConnectivityState(false)] ?? 'idle';
+    return STATES[this.#current.client.getChannel().getConnectivityState(false)] ?? 'idle';
   }
 
   /** grpc-js handles a server's GOAWAY itself, by moving new calls to a new connection. */
@@ -139,7 +171,9 @@ export class GrpcConnection implements ClientConnection {
     this.#closed = true;
     if (options.graceful === true && this.#calls.size > 0) await this.#idle.wait(closeWaitMs(options));
     for (const call of [...this.#calls]) call.fail(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed with the call in flight`));
-    this.#client.close();
+    for (const channel of this.#retired) channel.client.close();
+    this.#retired.clear();
+    this.#current.client.close();
   }
 
   /** Everything that can fail before the request leaves, so it fails as INVALID_ARGUMENT etc. */
@@ -167,7 +201,7 @@ export class GrpcConnection implements ClientConnection {
   /** Undefined when the channel is ready (the hot path); otherwise a wait for it. */
   #whenReady(invocation: Invocation): Promise<void> | undefined {
     if (this.#closed) return Promise.reject(neverSent(`connection to ${this.address} is closed`));
-    const channel = this.#client.getChannel();
+    const channel = this.#current.client.getChannel();
     const state = channel.getConnectivityState(true);
     if (state === grpc.connectivityState.READY) return undefined;
     if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
@@ -201,7 +235,7 @@ export class GrpcConnection implements ClientConnection {
    */
   async #connectFailure(): Promise<RpcError> {
     const details = await new Promise<string>((resolve) => {
-      this.#client.makeUnaryRequest(
+      this.#current.client.makeUnaryRequest(
         PROBE_PATH,
         identity,
         identity,
@@ -240,18 +274,20 @@ export class GrpcConnection implements ClientConnection {
       if (signal?.aborted) return reject(cancelledError(invocation, signal));
       let settled = false;
       let answer: Buffer | undefined;
+      const channel = this.#current;
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
-        this.#untrack(live);
+        this.#untrack(live, channel);
         if (onAbort !== undefined) unlistenAbort(signal, onAbort);
         return true;
       };
-      const call = this.#client.getChannel().createCall(route.path, invocation.deadline ?? Number.POSITIVE_INFINITY, undefined, null, undefined);
+      const call = channel.client.getChannel().createCall(route.path, invocation.deadline ?? Number.POSITIVE_INFINITY, undefined, null, undefined);
       const live: LiveCall = {
         fail: (error) => {
           if (!settle()) return;
           call.cancelWithStatus(grpc.status.CANCELLED, 'Cancelled on client');
+          this.#resetSent(channel);
           reject(error);
         },
       };
@@ -264,6 +300,8 @@ export class GrpcConnection implements ClientConnection {
         onReceiveStatus: (status: grpc.StatusObject) => {
           this.#loadFrom(status.metadata);
           if (!settle()) return;
+          // A deadline that passed here resets the stream too.
+          if (status.code === grpc.status.DEADLINE_EXCEEDED) this.#resetSent(channel);
           if (status.code !== grpc.status.OK) return reject(statusToError(status));
           if (answer === undefined)
             return reject(statusToError({ code: grpc.status.UNIMPLEMENTED, details: 'No message received', metadata: status.metadata }));
@@ -280,6 +318,7 @@ export class GrpcConnection implements ClientConnection {
       const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
       if (onAbort !== undefined) listenAbort(signal, onAbort);
       this.#calls.add(live);
+      channel.calls++;
       // Fire and forget: done once the request is handed to the channel (gRPC has no one-way
       // call; the answer, when it comes, is dropped).
       if (invocation.oneWay && settle()) resolve(undefined);
@@ -296,7 +335,8 @@ export class GrpcConnection implements ClientConnection {
     const window = this.#options.streamWindowBytes;
     const signal = invocation.signal;
     if (signal?.aborted) throw cancelledError(invocation, signal);
-    const call = this.#client.makeServerStreamRequest(route.path, identity, identity, prepared.bytes, prepared.metadata, prepared.options);
+    const channel = this.#current;
+    const call = channel.client.makeServerStreamRequest(route.path, identity, identity, prepared.bytes, prepared.metadata, prepared.options);
     let unread = 0;
     let paused = false;
     let status: grpc.StatusObject | undefined;
@@ -304,7 +344,7 @@ export class GrpcConnection implements ClientConnection {
     const finish = (): void => {
       if (done) return;
       done = true;
-      this.#untrack(live);
+      this.#untrack(live, channel);
       if (onAbort !== undefined) unlistenAbort(signal, onAbort);
     };
     const stream = new ClientStream(
@@ -316,20 +356,25 @@ export class GrpcConnection implements ClientConnection {
         }
       },
       () => {
+        const open = !done;
         finish();
         call.cancel();
+        if (open) this.#resetSent(channel);
       },
     );
     const live: LiveCall = {
       fail: (error) => {
+        const open = !done;
         finish();
         stream.fail(error);
         call.cancel();
+        if (open) this.#resetSent(channel);
       },
     };
     const onAbort = signal === undefined ? undefined : (): void => live.fail(cancelledError(invocation, signal));
     if (onAbort !== undefined) listenAbort(signal, onAbort);
     this.#calls.add(live);
+    channel.calls++;
 
     call.on('data', (chunk: Buffer) => {
       let value: unknown;
@@ -352,7 +397,9 @@ export class GrpcConnection implements ClientConnection {
     call.on('error', (error: grpc.ServiceError) => {
       // Chunks that arrived before the error are still delivered (read() emits 'data').
       while (call.read() !== null);
+      const open = !done;
       finish();
+      if (open && error.code === grpc.status.DEADLINE_EXCEEDED) this.#resetSent(channel);
       stream.fail(statusToError(error));
     });
     call.on('end', () => {
@@ -374,8 +421,10 @@ export class GrpcConnection implements ClientConnection {
     if (typeof report === 'string') this.#options.onLoad?.(this.#provider, Buffer.from(report));
   }
 
-  #untrack(call: LiveCall): void {
+  #untrack(call: LiveCall, channel: Channel): void {
     this.#calls.delete(call);
+    channel.calls--;
+    if (channel.calls === 0 && this.#retired.delete(channel)) channel.client.close();
     if (this.#calls.size === 0) this.#idle.done();
   }
 }

@@ -266,12 +266,18 @@ describe('ServiceReference: send', () => {
     const attempt = new AbortController();
     const h = await referenceHarness({ providers: [providerRecord(1)], invoke: (call) => call.send(call.select()!, { signal: attempt.signal }) });
     const own = new AbortController();
-    await h.reference.call('echo', 1, { signal: own.signal });
+    h.pool.get('10.0.0.1', 1);
+    const pending = deferred();
+    h.transport.connection('10.0.0.1:1')!.answer = () => pending.promise;
+    const call = h.reference.call('echo', 1, { signal: own.signal });
+    await new Promise((resolve) => setImmediate(resolve));
     const signal = h.transport.connection('10.0.0.1:1')!.sent[0]!.signal!;
     expect(signal.aborted).toBe(false);
     attempt.abort();
     expect(signal.aborted).toBe(true);
     expect(own.signal.aborted).toBe(false);
+    pending.resolve(1);
+    await call;
   });
 
   it('opens a stream, and the attempt succeeds only at its first chunk', async () => {

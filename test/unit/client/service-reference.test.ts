@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createContextValues } from '../../../src/call/context-values.js';
 import { runInCallScope } from '../../../src/call/call-scope.js';
@@ -7,7 +8,9 @@ import type { Filter } from '../../../src/filter/filter.js';
 import type { LoadSnapshot } from '../../../src/registry/registry.js';
 import { providerRecord } from '../../helpers/fake-transport.js';
 import { rejection } from '../../helpers/wait.js';
-import { referenceHarness, type ReferenceHarness } from './reference-harness.js';
+import { deferred, referenceHarness, type ReferenceHarness } from './reference-harness.js';
+import { ClientStream } from '../../../src/transport/client-stream.js';
+import { dependantSignals } from '../../helpers/signals.js';
 
 /*
  * What a ServiceReference decides before any provider is involved: the call's options, its
@@ -179,16 +182,67 @@ describe('ServiceReference: deadline', () => {
     served.abort();
     expect(inherited.aborted).toBe(true);
 
-    // With a signal of its own, either one cancels it.
+    // With a signal of its own, either one cancels it while it runs.
     for (const which of ['served', 'own'] as const) {
       const outer = new AbortController();
       const own = new AbortController();
-      await runInCallScope({ deadline: undefined, signal: outer.signal }, () => h.reference.call('echo', 1, { signal: own.signal }));
+      const pending = deferred();
+      h.transport.connection('10.0.0.1:1')!.answer = () => pending.promise;
+      const call = runInCallScope({ deadline: undefined, signal: outer.signal }, () => h.reference.call('echo', 1, { signal: own.signal }));
+      await new Promise((resolve) => setImmediate(resolve));
       const both = h.transport.connection('10.0.0.1:1')!.sent.at(-1)!.signal!;
       expect(both.aborted).toBe(false);
       (which === 'served' ? outer : own).abort();
       expect(both.aborted, which).toBe(true);
+      pending.resolve(1);
+      await call;
     }
+  });
+});
+
+describe('ServiceReference: a signal kept for the process life', () => {
+  it('holds nothing once its calls are over: calls inside a served call and attempts with signals of their own (forking), unary and streams', async () => {
+    const h = await referenceHarness({
+      providers: [providerRecord(1)],
+      // As forking does: each attempt gets a signal of its own besides the call's.
+      invoke: (call) => call.send(call.select()!, { signal: new AbortController().signal }),
+    });
+    h.pool.get('10.0.0.1', 1);
+    const connection = h.transport.connection('10.0.0.1:1')!;
+    const streams: ClientStream[] = [];
+    connection.openAnswer = () => {
+      const stream = new ClientStream(
+        () => {},
+        () => {},
+      );
+      streams.push(stream);
+      stream.push(1, 8);
+      return Promise.resolve(stream);
+    };
+    const kept = new AbortController();
+    for (let i = 0; i < 200; i++) {
+      await runInCallScope({ deadline: undefined, signal: new AbortController().signal }, () => h.reference.call('echo', i, { signal: kept.signal }));
+      const open = await runInCallScope({ deadline: undefined, signal: new AbortController().signal }, () =>
+        h.reference.call('count', i, { signal: kept.signal }, 'stream'),
+      );
+      (open as ClientStream).end({ count: 1 });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(getEventListeners(kept.signal, 'abort')).toHaveLength(0);
+    expect(dependantSignals(kept.signal)).toBe(0);
+
+    // While a call runs, the kept signal still cancels it.
+    const pending = deferred();
+    connection.answer = () => pending.promise;
+    const call = runInCallScope({ deadline: undefined, signal: new AbortController().signal }, () => h.reference.call('echo', 1, { signal: kept.signal }));
+    await new Promise((resolve) => setImmediate(resolve));
+    const sent = connection.sent.at(-1)!.signal!;
+    expect(getEventListeners(kept.signal, 'abort')).toHaveLength(1);
+    kept.abort(new Error('user left'));
+    expect(sent.aborted).toBe(true);
+    expect((sent.reason as Error).message).toBe('user left');
+    pending.resolve(1);
+    await call;
   });
 });
 
