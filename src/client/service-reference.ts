@@ -68,6 +68,11 @@ export class ServiceReference {
   readonly #chain: NextFilter | undefined;
   /** One stable object per method name: the transports' cache key for the route. */
   readonly #routes = new Map<string, object>();
+  /**
+   * The release of the signal link #invocation made for the call being started, handed over
+   * at once by call(): a field rather than an object per call, as every unary call passes here.
+   */
+  #linkRelease: (() => void) | undefined;
   /** Balancer views of the current eligible providers, rebuilt when the directory changes. */
   #views: { providers: readonly ServiceInstance[]; views: readonly LiveView[] } | undefined;
 
@@ -108,20 +113,24 @@ export class ServiceReference {
   call(method: string, request: unknown, options: CallOptions | undefined, mode: CallMode = 'unary'): Promise<unknown> {
     const parts = this.#parts;
     let invocation: Invocation;
-    const made: { release?: () => void } = {};
+    let release: (() => void) | undefined;
     try {
       if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
-      invocation = this.#invocation(method, request, options, mode === 'stream', made);
+      invocation = this.#invocation(method, request, options, mode === 'stream');
+      // Set by #invocation just now (synchronously) when it linked two signals.
+      release = this.#linkRelease;
+      this.#linkRelease = undefined;
       if (invocation.signal?.aborted) {
         throw new RpcError(RpcCode.CANCELLED, `${parts.service}.${method} was cancelled before it was sent`, { cause: invocation.signal.reason });
       }
     } catch (error) {
-      made.release?.();
+      (release ?? this.#linkRelease)?.();
+      this.#linkRelease = undefined;
       return Promise.reject(error);
     }
     const result =
       parts.mock !== undefined && !invocation.stream ? applyMock(parts.mock, invocation, () => this.#filtered(invocation)) : this.#filtered(invocation);
-    if (made.release !== undefined) releaseWhenOver(result, invocation.stream, made.release);
+    if (release !== undefined) releaseWhenOver(result, invocation.stream, release);
     return result;
   }
 
@@ -179,8 +188,8 @@ export class ServiceReference {
     return views;
   }
 
-  /** The call's invocation; `made.release` is set when its signal is linked to the served call's and must be released when the call is over. */
-  #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean, made: { release?: () => void }): Invocation {
+  /** The call's invocation; sets #linkRelease when its signal is linked to the served call's and must be released when the call is over. */
+  #invocation(method: string, request: unknown, options: CallOptions | undefined, stream: boolean): Invocation {
     const parts = this.#parts;
     let timeoutMs = parts.timeoutMs;
     let signal: AbortSignal | undefined;
@@ -239,7 +248,7 @@ export class ServiceReference {
       else {
         const linked = linkSignals(signal, scope.signal);
         signal = linked.signal;
-        made.release = linked.release;
+        this.#linkRelease = linked.release;
       }
     }
     let route = this.#routes.get(method);
