@@ -193,6 +193,26 @@ describe('request messages a peer sends, against default budgets (frameTimeoutMs
     expect(Object.values(statuses).reduce((sum, count) => sum + count, 0)).toBeLessThan(30);
   });
 
+  it('400 unary calls that each send 60 KB of empty messages and stay open are answered INVALID_ARGUMENT and reset; RSS grows less than 256 MB', async () => {
+    // 12,288 empty gRPC messages (5 zero bytes each) on each stream.
+    const empties = Buffer.alloc(60 * 1024);
+    const growth = await peakGrowth(3000, () => {
+      peers.push(requestFlood(provider.grpcPort, '/test.Budget/add', empties, 400, { stopAfter: empties.length }));
+    });
+    // Without the reset grpc-js answered the second message and kept each stream open, with every
+    // message parsed from its read, for as long as the peer kept it: +875 MB for 1,000 streams.
+    // What the parse costs is given back as the streams close (+130 MB at the peak here).
+    expect(growth).toBeLessThan(256 * MB);
+    const [peer] = peers;
+    await waitUntil(
+      () => peer!.open === 0,
+      () => `every stream to be reset: ${JSON.stringify(peer!.statuses)}, ${peer!.open} open`,
+      10_000,
+    );
+    expect(peer!.statuses).toEqual({ [RpcCode.INVALID_ARGUMENT]: 400 });
+    expect(peer!.messageOf(RpcCode.INVALID_ARGUMENT)).toBe('a unary or server-streaming call carries one request message');
+  });
+
   it('40 streams that each send 7.5 MB of an 8 MB message and stop: RSS grows less than 64 MB; each read under way ends RESOURCE_EXHAUSTED after frameTimeoutMs', async () => {
     const whole = envelopeMessage({ a: 1, b: 2, pad: Buffer.alloc(8 * MB - 1024) });
     const growth = await peakGrowth(4000, () => {
