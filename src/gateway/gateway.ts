@@ -5,6 +5,7 @@ import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } fro
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { LLM_SERVICE, modelsOf, promptText, tokenCount, type LlmApi } from '../inference/inference.js';
 import { createLogger, type LogOption } from '../log/log.js';
+import { LogBudget } from '../log/log-budget.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -23,6 +24,9 @@ import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
 import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 import { Transform } from 'node:stream';
+
+/** The most of a request's URL a log line quotes (Node takes up to 16 KiB of headers). */
+const MAX_LOGGED_URL_CHARS = 512;
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -188,15 +192,22 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const requestReleases = new WeakMap<FastifyRequest, () => void>();
   app.addHook('preValidation', async (request) => requestReleases.get(request)?.());
   app.addHook('onRequest', async (request, reply) => void nameAnswer(request, reply));
-  /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id. */
+  // Every request behind the gateway can fail alike (no worker up, an engine refusing every
+  // prompt): a line per request, with a stack and its URL, would be a line per request a
+  // client can send.
+  const failureLines = new LogBudget(50, 10);
+  /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id (within the lines' budget). */
   const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
     const requestId = request.id;
     const answer = toOpenAiError(error, retryAfterSeconds, requestId);
-    if (answer.internal)
+    const held = answer.internal ? failureLines.take() : undefined;
+    if (held !== undefined) {
+      const more = held === 0 ? '' : `; ${held} failed requests before it were not logged (over ${failureLines.perSecond} lines a second)`;
       log[answer.status >= 500 ? 'error' : 'warn'](
-        { err: error, requestId, status: answer.status, path: request.url },
-        `${request.method} ${request.url} failed with ${answer.status}`,
+        { err: error, requestId, status: answer.status, path: request.url.slice(0, MAX_LOGGED_URL_CHARS), ...(held === 0 ? {} : { notLogged: held }) },
+        `${request.method} ${request.url.slice(0, MAX_LOGGED_URL_CHARS)} failed with ${answer.status}${more}`,
       );
+    }
     return answer;
   };
   const fail = (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply => {

@@ -4,12 +4,17 @@ import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { composeFilters, type Filter, type FilterInvocation } from '../filter/filter.js';
 import { ADMITTED } from '../filter/token.js';
 import type { Logger } from '../log/log.js';
+import { LogBudget } from '../log/log-budget.js';
 import type { SerializerSet } from '../serializer/serializer.js';
 import type { CallHandler, ProviderCallInfo, RequestHead, ResolvedMethod, ServedService } from '../transport/transport.js';
 import type { CallContext } from '../call/call-context.js';
 import type { Metadata, Peer } from '../call/invocation.js';
 import { runInCallScope } from '../call/call-scope.js';
 import { createContextKey, createContextValues } from '../call/context-values.js';
+
+/** Handler failures logged with their stacks: this many at once, then FAILURE_LINES_PER_SECOND a second; the rest are counted in the next line. */
+const FAILURE_LINES_BURST = 50;
+const FAILURE_LINES_PER_SECOND = 10;
 
 /** One exported service: its decorator metadata and its callable methods. */
 export interface ExportedService {
@@ -32,6 +37,8 @@ export class Dispatcher implements CallHandler {
   /** Filters that look at calls before their payload is decoded (the token check). */
   readonly #admitters: readonly Filter[];
   readonly #log: Logger | undefined;
+  /** Lines for handler failures: a caller whose every call makes its handler throw must not make one line (with a stack) per call. */
+  readonly #failureLines = new LogBudget(FAILURE_LINES_BURST, FAILURE_LINES_PER_SECOND);
   readonly #scopes: boolean;
   readonly #exposeErrors: boolean;
 
@@ -88,15 +95,24 @@ export class Dispatcher implements CallHandler {
     }
     const correlationId = randomUUID();
     const where = `${method.service}.${method.method}`;
-    const summary = `${where} threw ${kind}; the caller gets INTERNAL with correlation id ${correlationId}`;
-    try {
-      this.#log?.error({ err: error, service: method.service, method: method.method, correlationId }, summary);
-    } catch {
-      // The logger's error serializer read a getter that throws: log what can be shown.
-      this.#log?.error({ service: method.service, method: method.method, correlationId, thrown: thrownMessage(error) }, summary);
+    const held = this.#failureLines.take();
+    if (held !== undefined) {
+      const more = held === 0 ? '' : `; ${held} such failures before it were not logged (over ${FAILURE_LINES_PER_SECOND} lines a second)`;
+      const summary = `${where} threw ${kind}; the caller gets INTERNAL with correlation id ${correlationId}${more}`;
+      const notLogged = held === 0 ? {} : { notLogged: held };
+      try {
+        this.#log?.error({ err: error, service: method.service, method: method.method, correlationId, ...notLogged }, summary);
+      } catch {
+        // The logger's error serializer read a getter that throws: log what can be shown.
+        this.#log?.error({ service: method.service, method: method.method, correlationId, thrown: thrownMessage(error), ...notLogged }, summary);
+      }
     }
     const detail = this.#exposeErrors ? `: ${thrownMessage(error)}` : '';
-    return new RpcError(RpcCode.INTERNAL, `${where} failed${detail} (correlation id ${correlationId}; the provider's log has the detail)`, {
+    const logNote =
+      held === undefined
+        ? `not in the provider's log: it was logging more than ${FAILURE_LINES_PER_SECOND} failures a second`
+        : "the provider's log has the detail";
+    return new RpcError(RpcCode.INTERNAL, `${where} failed${detail} (correlation id ${correlationId}; ${logNote})`, {
       details: { correlationId },
     });
   }

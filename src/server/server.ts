@@ -101,10 +101,11 @@ export interface ServerOptions {
    * soon after its first byte), `maxCallsPerConnection` (10,000) and `idleTimeoutMs` (35 s: tcp,
    * without a byte, heartbeats included; grpc, without a call). Connections over a limit are
    * refused (tcp: with a GOAWAY naming it), counted and logged. Byte budgets: `maxUnsentBytes`
-   * (4 MiB of unread answers per connection, both transports), and for tcp `maxStreamWindowBytes`
-   * (1 MiB), `maxDecodedBytesPerConnection` (16 MiB of decoded requests in running calls) and
-   * server-wide `maxTotalBufferedBytes` (24 MiB of partial frames), `maxTotalUnsentBytes`
-   * (16 MiB of unread answers) and `maxTotalDecodedBytes` (24 MiB of decoded requests); grpc also
+   * (4 MiB of unread answers per connection, both transports), `maxDecodedBytesPerConnection`
+   * (16 MiB of requests in running calls; grpc: their messages and headers) and server-wide
+   * `maxTotalDecodedBytes` (24 MiB of them), both transports; for tcp `maxStreamWindowBytes`
+   * (1 MiB), server-wide `maxTotalBufferedBytes` (24 MiB of partial frames) and
+   * `maxTotalUnsentBytes` (16 MiB of unread answers); grpc also
    * `maxConnectionAgeMs` and `maxConnectionAgeGraceMs` (0: no age limit, calls never cut).
    * docs/HARDENING.md lists each with what happens when it is reached.
    */

@@ -36,7 +36,9 @@ export interface ConnectionLimits {
   readonly maxStreamWindowBytes: number;
   /**
    * Estimated decoded bytes of the requests of one connection's running calls. A request that
-   * would pass it waits, and the connection is not read, until running calls end (tcp).
+   * would pass it waits, and the connection is not read, until running calls end (tcp). grpc:
+   * the request messages and headers its calls hold; a call's message is not read while its
+   * connection holds this much (grpc/request-budget.ts).
    */
   readonly maxDecodedBytesPerConnection: number;
   /** Bytes of partially received frames all connections of one server may hold together (tcp). */
@@ -50,7 +52,8 @@ export interface ConnectionLimits {
   /**
    * Estimated decoded request bytes of the running calls of all connections of one server. Above
    * it, a request waits undecoded (its connection not read) unless it is small (64 KiB at most)
-   * and the only one of its connection, so every connection can always make progress (tcp).
+   * and the only one of its connection, so every connection can always make progress (tcp;
+   * grpc the same, with the messages and headers of the calls, see grpc/request-budget.ts).
    */
   readonly maxTotalDecodedBytes: number;
   /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
+import { gzipSync } from 'node:zlib';
 import { pack } from 'msgpackr';
 
 /*
@@ -31,6 +32,73 @@ function varint(value: number): Buffer {
   }
   bytes.push(value);
   return Buffer.from(bytes);
+}
+
+/** The gRPC statuses a {@link requestFlood} heard so far, by code, and the streams still open. */
+export interface FloodPeer {
+  readonly statuses: Readonly<Record<number, number>>;
+  readonly open: number;
+  /** The grpc-message of the first status with `code`, if one came. */
+  messageOf(code: number): string | undefined;
+  close(): void;
+}
+
+/**
+ * Opens one HTTP/2 connection to `port` and sends `count` gRPC requests to `path`, each with the
+ * whole `message` (a length-prefixed gRPC message, see {@link envelopeMessage} and
+ * {@link gzipMessage}) or, with `stopAfter`, only its first `stopAfter` bytes and never the
+ * rest. Answers are read; their statuses are counted.
+ */
+export function requestFlood(
+  port: number,
+  path: string,
+  message: Buffer,
+  count: number,
+  options: { headers?: http2.OutgoingHttpHeaders; stopAfter?: number } = {},
+): FloodPeer {
+  // Node's own limit on what a session queues (10 MB) would otherwise reset the flood's streams
+  // on this side (ENHANCE_YOUR_CALM) before the provider sees them.
+  const session = http2.connect(`http://127.0.0.1:${port}`, { maxSessionMemory: 4096 });
+  session.on('error', () => {});
+  const statuses: Record<number, number> = {};
+  const messages = new Map<number, string>();
+  let open = 0;
+  for (let i = 0; i < count; i++) {
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...options.headers });
+    open++;
+    stream.on('error', () => {});
+    stream.resume();
+    const read = (headers: http2.IncomingHttpHeaders): void => {
+      if (headers['grpc-status'] === undefined) return;
+      const code = Number(headers['grpc-status']);
+      statuses[code] = (statuses[code] ?? 0) + 1;
+      if (!messages.has(code)) messages.set(code, decodeURIComponent(String(headers['grpc-message'] ?? '')));
+    };
+    stream
+      .on('response', read)
+      .on('trailers', read)
+      .once('close', () => open--);
+    if (options.stopAfter === undefined) stream.end(message);
+    else stream.write(message.subarray(0, options.stopAfter));
+  }
+  return {
+    statuses,
+    get open() {
+      return open;
+    },
+    messageOf: (code) => messages.get(code),
+    close: () => session.destroy(),
+  };
+}
+
+/** A gzip-compressed gRPC message (flag 1) of `value` in the envelope: send it with `grpc-encoding: gzip`. */
+export function gzipMessage(value: unknown): Buffer {
+  const plain = envelopeMessage(value).subarray(5);
+  const compressed = gzipSync(plain, { level: 9 });
+  const prefix = Buffer.alloc(5);
+  prefix[0] = 1;
+  prefix.writeUInt32BE(compressed.length, 1);
+  return Buffer.concat([prefix, compressed]);
 }
 
 /** An HTTP/2 connection that sent gRPC requests and reads none of their answers. */

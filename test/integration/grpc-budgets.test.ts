@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, RpcCode, type Endpoint, type Proxied, type RpcClient } from 'shuttle-rpc';
 import type { BudgetApi } from '../fixtures/budget-service.js';
-import { latencies, quantile, rssOf, unreadRequests, type UnreadPeer } from '../helpers/budget.js';
+import { envelopeMessage, gzipMessage, latencies, quantile, requestFlood, rssOf, unreadRequests, type FloodPeer, type UnreadPeer } from '../helpers/budget.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
 
@@ -115,6 +115,114 @@ describe('a peer that never reads its answers, against default limits', () => {
   it('a client that reads gets its large answers, as many at once as the budget holds', async () => {
     const sizes = await Promise.all(Array.from({ length: 3 }, () => good.budget.blob({ bytes: MB }).then((bytes) => bytes.length)));
     expect(sizes).toEqual([MB, MB, MB]);
+  });
+});
+
+describe('request messages a peer sends, against default budgets (frameTimeoutMs 1000)', () => {
+  let provider: { child: Child; grpcPort: number };
+  let good: Awaited<ReturnType<typeof grpcClient>>;
+  let peers: FloodPeer[] = [];
+  beforeAll(async () => {
+    provider = await startProvider({ BUDGET_LIMITS: JSON.stringify({ frameTimeoutMs: 1000 }) });
+    good = await grpcClient(provider.grpcPort);
+  });
+  afterEach(() => {
+    for (const peer of peers) peer.close();
+    peers = [];
+  });
+  afterAll(async () => {
+    await good?.client.close();
+    await provider?.child.stop();
+  });
+
+  /** The provider's peak RSS over its baseline while a good client calls `add` for `ms`; every call must succeed. */
+  async function peakGrowth(ms: number, attack: () => void): Promise<number> {
+    const pid = provider.child.process.pid!;
+    for (let i = 0; i < 20; i++) await good.budget.add({ a: i, b: 1 });
+    const baseline = rssOf(pid);
+    attack();
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 100);
+    try {
+      const measured = await latencies(() => good.budget.add({ a: 1, b: 2 }), Date.now() + ms, 1000);
+      expect(measured.length).toBeGreaterThan(10);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(provider.child.process.exitCode).toBeNull();
+    return peak - baseline;
+  }
+
+  function merged(): Record<number, number> {
+    const all: Record<number, number> = {};
+    for (const peer of peers) for (const [code, count] of Object.entries(peer.statuses)) all[Number(code)] = (all[Number(code)] ?? 0) + count;
+    return all;
+  }
+
+  it('gzip requests of 8 KB inflating to 8 MB, one on each of 50 connections, are refused UNIMPLEMENTED before they are inflated; RSS grows less than 64 MB', async () => {
+    const message = gzipMessage({ n: 1, delayMs: 2000, pad: Buffer.alloc(8 * MB - 64 * 1024) });
+    expect(message.length).toBeLessThan(16 * 1024);
+    const growth = await peakGrowth(3000, () => {
+      for (let c = 0; c < 50; c++) peers.push(requestFlood(provider.grpcPort, '/test.Budget/drip', message, 1, { headers: { 'grpc-encoding': 'gzip' } }));
+    });
+    // Without the refusal grpc-js inflated every one (a connection's first read has no
+    // reservation): +500 MB here.
+    expect(growth).toBeLessThan(64 * MB);
+    await waitUntil(
+      () => peers.every((peer) => peer.open === 0),
+      () => `every stream to end: ${JSON.stringify(merged())}`,
+      10_000,
+    );
+    expect(merged()).toEqual({ [RpcCode.UNIMPLEMENTED]: 50 });
+    expect(peers[0]!.messageOf(RpcCode.UNIMPLEMENTED)).toBe(
+      'the provider takes uncompressed requests only (grpc-encoding "gzip" refused; grpc-accept-encoding: identity)',
+    );
+  });
+
+  it('60 requests of 8 MB held by handlers that wait, on two connections: RSS grows less than 128 MB; the rest wait unread', async () => {
+    const message = envelopeMessage({ n: 1, delayMs: 1500, pad: Buffer.alloc(8 * MB - 64 * 1024) });
+    const growth = await peakGrowth(5000, () => {
+      for (let c = 0; c < 2; c++) peers.push(requestFlood(provider.grpcPort, '/test.Budget/drip', message, 30));
+    });
+    // Without the budget grpc-js read and handed over every request: +500 MB here. With it the
+    // server holds 24 MiB of requests, and each connection's next message is read as the
+    // running calls end (what was read and given back stays in the heap until a collection).
+    expect(growth).toBeLessThan(128 * MB);
+    const statuses = merged();
+    expect(statuses[RpcCode.OK]).toBeGreaterThanOrEqual(3);
+    expect(Object.values(statuses).reduce((sum, count) => sum + count, 0)).toBeLessThan(30);
+  });
+
+  it('400 unary calls that each send 60 KB of empty messages and stay open are answered INVALID_ARGUMENT and reset; RSS grows less than 256 MB', async () => {
+    // 12,288 empty gRPC messages (5 zero bytes each) on each stream.
+    const empties = Buffer.alloc(60 * 1024);
+    const growth = await peakGrowth(3000, () => {
+      peers.push(requestFlood(provider.grpcPort, '/test.Budget/add', empties, 400, { stopAfter: empties.length }));
+    });
+    // Without the reset grpc-js answered the second message and kept each stream open, with every
+    // message parsed from its read, for as long as the peer kept it: +875 MB for 1,000 streams.
+    // What the parse costs is given back as the streams close (+130 MB at the peak here).
+    expect(growth).toBeLessThan(256 * MB);
+    const [peer] = peers;
+    await waitUntil(
+      () => peer!.open === 0,
+      () => `every stream to be reset: ${JSON.stringify(peer!.statuses)}, ${peer!.open} open`,
+      10_000,
+    );
+    expect(peer!.statuses).toEqual({ [RpcCode.INVALID_ARGUMENT]: 400 });
+    expect(peer!.messageOf(RpcCode.INVALID_ARGUMENT)).toBe('a unary or server-streaming call carries one request message');
+  });
+
+  it('40 streams that each send 7.5 MB of an 8 MB message and stop: RSS grows less than 64 MB; each read under way ends RESOURCE_EXHAUSTED after frameTimeoutMs', async () => {
+    const whole = envelopeMessage({ a: 1, b: 2, pad: Buffer.alloc(8 * MB - 1024) });
+    const growth = await peakGrowth(4000, () => {
+      peers.push(requestFlood(provider.grpcPort, '/test.Budget/add', whole, 40, { stopAfter: 7.5 * MB }));
+    });
+    // Without the budget every stream's bytes were read and kept, with no time limit: +300 MB.
+    expect(growth).toBeLessThan(64 * MB);
+    const [peer] = peers;
+    expect(peer!.statuses[RpcCode.RESOURCE_EXHAUSTED]).toBeGreaterThanOrEqual(2);
+    expect(peer!.messageOf(RpcCode.RESOURCE_EXHAUSTED)).toMatch(/^the request message was not whole within frameTimeoutMs \(1000 ms\) of its read starting$/);
   });
 });
 

@@ -118,6 +118,35 @@ describe('logging', () => {
     expect((logs.lines[0]!['err'] as { stack: string }).stack).toMatch(/Error: disk on fire\n\s+at /);
   });
 
+  it('a caller whose every call makes its handler throw: at most 50 lines at once, then 10 a second; the next line counts those not logged, and the callers past the budget are told', async () => {
+    const logs = logCollector();
+    const server = await createServer({ services: [new EchoService()], registry: false, log: { stream: logs.stream }, config: false });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: server.url, log: false, config: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    const started = performance.now();
+    const failures = await Promise.all(Array.from({ length: 300 }, () => rejection(echo.failPlain('disk on fire')) as Promise<RpcError>));
+    const seconds = (performance.now() - started) / 1000;
+    // Without the budget: a line with a stack for every call, 300.
+    expect(logs.lines.length).toBeGreaterThanOrEqual(50);
+    expect(logs.lines.length).toBeLessThanOrEqual(50 + Math.ceil(10 * seconds) + 1);
+    const unlogged = failures.filter((failure) => failure.message.includes("not in the provider's log"));
+    expect(unlogged.length).toBe(300 - logs.lines.length);
+    expect(unlogged[0]!.message).toMatch(
+      /^\[internal\] test\.Echo\.failPlain failed \(correlation id [0-9a-f-]{36}; not in the provider's log: it was logging more than 10 failures a second\)$/,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A client of its own: the first one's breaker is open after 300 failures.
+    const another = await createClient({ registry: server.url, log: false, config: false });
+    cleanups.push(() => another.close());
+    await rejection(another.proxy<EchoApi>('test.Echo').failPlain('disk on fire'));
+    await waitUntil(() => logs.lines.length > 300 - unlogged.length, 'one more line');
+    // Each line written after some were held back counts them: together, every one.
+    expect(logs.lines.reduce((sum, line) => sum + ((line['notLogged'] as number | undefined) ?? 0), 0)).toBe(unlogged.length);
+    expect(logs.lines.at(-1)).toMatchObject({ msg: expect.stringMatching(/; \d+ such failures before it were not logged \(over 10 lines a second\)$/) });
+  });
+
   it('names what a handler threw when it is not an Error: null, a string, a plain object', async () => {
     @RpcService({ name: 'test.Throws' })
     class Throws {

@@ -8,6 +8,7 @@ import { startEngineWorker } from 'shuttle-rpc/engine';
 import { startGateway } from 'shuttle-rpc/gateway';
 import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { startFixture, type Child } from '../helpers/process.js';
+import { startGatewayFleet } from '../helpers/gateway-fleet.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -419,6 +420,43 @@ describe('as library calls, with an engine that went away', () => {
       await front.close();
       await worker.close();
       await dir.remove();
+    }
+  });
+
+  it('an engine refusing every prompt, 300 requests: at most 50 failure lines at once, then 10 a second; the lines count those not logged, and quote at most 512 characters of the URL', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({
+      write: (chunk: Buffer, _encoding, done) => void (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()),
+    });
+    const fleet = await startGatewayFleet({ engine: { models: ['m'], tokens: 4 }, gateway: { log: { stream } } });
+    const ask = (query = ''): Promise<number> =>
+      fetch(`${fleet.gateway.url}/v1/chat/completions${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+      }).then(async (response) => (await response.text(), response.status));
+    const failures = (): Record<string, unknown>[] => lines.filter((line) => line['status'] === 400);
+    try {
+      fleet.engine.failNext(400, 'the prompt is too long', 301);
+      const started = performance.now();
+      for (let i = 0; i < 300; i += 20) expect(await Promise.all(Array.from({ length: 20 }, () => ask()))).toEqual(Array(20).fill(400));
+      const seconds = (performance.now() - started) / 1000;
+      // Without the budget: a line (with a stack) per request, 300.
+      expect(failures().length).toBeGreaterThanOrEqual(50);
+      expect(failures().length).toBeLessThanOrEqual(50 + Math.ceil(10 * seconds) + 1);
+      const logged = failures().length;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await ask(`?${'x'.repeat(2000)}`)).toBe(400);
+      await waitUntil(() => failures().length > logged, 'one more line');
+      // Each line written after some were held back counts them: together, every one.
+      expect(failures().reduce((sum, line) => sum + ((line['notLogged'] as number | undefined) ?? 0), 0)).toBe(300 - logged);
+      const counting = failures().find((line) => line['notLogged'] !== undefined)!;
+      expect(counting['msg']).toMatch(/ failed with 400; \d+ failed requests before it were not logged \(over 10 lines a second\)$/);
+      const last = failures().at(-1)!;
+      expect(last['msg']).toMatch(/^POST \/v1\/chat\/completions\?x{491} failed with 400/);
+      expect((last['path'] as string).length).toBe(512);
+    } finally {
+      await fleet.close();
     }
   });
 

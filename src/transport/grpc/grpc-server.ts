@@ -9,6 +9,7 @@ import { whenCredentialsLoaded, withHandshakeTimeout } from './server-credential
 import { awaitPreface } from './preface.js';
 import type { GrpcSettings } from './settings.js';
 import { StandardServices } from './standard-services.js';
+import { RequestBudget } from './request-budget.js';
 import { UnsentBudget } from './unsent-budget.js';
 
 /**
@@ -30,7 +31,17 @@ const PROVIDER_KEEPALIVE_TIMEOUT_MS = 20_000;
  */
 export async function listenGrpc(handler: CallHandler, options: ListenOptions, settings: GrpcSettings): Promise<TransportServer> {
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
-  const server = new grpc.Server({ ...grpcServerOptions(limits, options.maxFrameBytes, settings), ...settings.channelOptions });
+  const requests = new RequestBudget({
+    perConnection: limits.maxDecodedBytesPerConnection,
+    total: limits.maxTotalDecodedBytes,
+    maxMessageBytes: options.maxFrameBytes,
+    readTimeoutMs: limits.frameTimeoutMs,
+  });
+  const server = new grpc.Server({
+    ...grpcServerOptions(limits, options.maxFrameBytes, settings),
+    ...settings.channelOptions,
+    interceptors: [requests.interceptor()],
+  });
   const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.loadReport);
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
@@ -78,6 +89,9 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     },
     get running() {
       return state.running;
+    },
+    get budgets() {
+      return [{ budget: 'maxTotalDecodedBytes' as const, used: requests.used, limit: limits.maxTotalDecodedBytes }];
     },
     close(closeOptions = {}) {
       closing ??= (async () => {
