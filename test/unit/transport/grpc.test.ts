@@ -148,6 +148,22 @@ describe('grpc status and metadata', () => {
     expect(() => toGrpcMetadata({ 'bad key': 'x' }, '', '')).toThrow(/invalid argument.*metadata cannot be sent over grpc.*bad key/);
     expect(() => toGrpcMetadata({ ok: 5 as unknown as string }, '', '')).toThrow(/metadata "ok" must be a string, got number/);
   });
+
+  it('metadata arrives in a null-prototype object, as over tcp: every key is one the caller sent, __proto__ included', () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('constructor', 'c');
+    // A foreign client can send this key (grpc-js's getMap loses it: it is read by name).
+    metadata.set('__proto__', 'p');
+    const meta = fromGrpcMetadata(metadata);
+    expect(Object.getPrototypeOf(meta)).toBeNull();
+    expect(Object.keys(meta).sort()).toEqual(['__proto__', 'constructor']);
+    expect(meta['__proto__']).toBe('p');
+    expect(meta['toString']).toBeUndefined();
+    // grpc-js would drop it on the way out: refused before sending, naming it.
+    expect(() => toGrpcMetadata(JSON.parse('{"__proto__":"p"}') as Record<string, string>, '', '')).toThrow(
+      /metadata "__proto__" is a key @grpc\/grpc-js drops/,
+    );
+  });
 });
 
 describe('grpc transport options', () => {
