@@ -157,7 +157,7 @@ describe('grpc status and metadata', () => {
     const meta = fromGrpcMetadata(metadata);
     expect(Object.getPrototypeOf(meta)).toBeNull();
     expect(Object.keys(meta).sort()).toEqual(['__proto__', 'constructor']);
-    expect(meta['__proto__']).toBe('p');
+    expect(Object.getOwnPropertyDescriptor(meta, '__proto__')?.value).toBe('p');
     expect(meta['toString']).toBeUndefined();
     // grpc-js would drop it on the way out: refused before sending, naming it.
     expect(() => toGrpcMetadata(JSON.parse('{"__proto__":"p"}') as Record<string, string>, '', '')).toThrow(
