@@ -2,6 +2,7 @@ import { RpcCode, RpcError } from '../errors/errors.js';
 import type { DecodeLimits } from './decode-limits.js';
 import { findCycle } from './encode-failure.js';
 import type { PayloadTarget } from './serializer.js';
+import { isWellFormed } from './well-formed.js';
 
 /**
  * Objects msgpack would send as something the receiver refuses (msgpackr writes a Set, an Error
@@ -48,7 +49,7 @@ const MAX_OBJECT_KEYS = 0xffff;
 export function checkMsgpackValue(value: unknown, target: PayloadTarget, limits: DecodeLimits): void {
   // The common payloads (a token, a number) need no walk and no state.
   if (typeof value === 'string') {
-    if (!wellFormed(value)) refuse(target, target.kind, LONE_SURROGATE);
+    if (!isWellFormed(value)) refuse(target, target.kind, LONE_SURROGATE);
     return;
   }
   if (value === null || typeof value !== 'object') {
@@ -98,9 +99,7 @@ const LONE_SURROGATE = 'a string with a lone surrogate (UTF-8 has none: it would
  * Why the walk is written as it is: it runs before every msgpack encode, so it must cost a
  * fraction of msgpackr's own work. It builds no paths: it stops at the first problem, and only
  * then is the path to it searched for (pathTo). Plain objects and arrays are told apart first
- * (a prototype comparison), before the rarer classes are looked for with instanceof; short
- * strings are scanned here rather than by String.prototype.isWellFormed, a runtime call of
- * ~60 ns even for one character.
+ * (a prototype comparison), before the rarer classes are looked for with instanceof.
  */
 
 /** Checks `value`, a member of `container` under `key`; false (and `walk.problem` set) at the first problem. */
@@ -109,7 +108,7 @@ function walkValue(walk: Walk, value: unknown, container: object, key: string | 
     return fail(walk, container, key, `one value too many: more than ${walk.limits.maxElements} in all (decode limit maxElements)`);
   }
   const type = typeof value;
-  if (type === 'string') return wellFormed(value as string) || fail(walk, container, key, LONE_SURROGATE);
+  if (type === 'string') return isWellFormed(value as string) || fail(walk, container, key, LONE_SURROGATE);
   if (type === 'object') return value === null || walkObject(walk, value as object, depth);
   if (type === 'function' || type === 'symbol' || type === 'bigint') {
     const what = scalarProblem(value, walk.limits);
@@ -183,7 +182,7 @@ function fail(walk: Walk, container: object, key: string | number | MapKey | und
 
 function keyProblem(key: string): string | undefined {
   if (key === '__proto__') return 'the key "__proto__" (it would arrive renamed "__proto_", as msgpackr guards the prototype)';
-  if (!wellFormed(key)) return 'a key with a lone surrogate (UTF-8 has none: it would arrive as U+FFFD)';
+  if (!isWellFormed(key)) return 'a key with a lone surrogate (UTF-8 has none: it would arrive as U+FFFD)';
   return undefined;
 }
 
@@ -202,23 +201,6 @@ function scalarProblem(value: unknown, limits: DecodeLimits): string | undefined
     default:
       return undefined;
   }
-}
-
-/** Strings up to this long are scanned in JavaScript; longer ones by isWellFormed. */
-const SHORT_STRING = 64;
-
-/** Whether `text` has no lone surrogate (so UTF-8 can carry it as it is). */
-function wellFormed(text: string): boolean {
-  if (text.length > SHORT_STRING) return (text as string & { isWellFormed(): boolean }).isWellFormed();
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0xd800 || code > 0xdfff) continue;
-    // A high surrogate followed by a low one is a pair; anything else is alone.
-    if (code > 0xdbff) return false;
-    const next = text.charCodeAt(++i);
-    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
-  }
-  return true;
 }
 
 /**

@@ -129,7 +129,9 @@ describe('protobuf serializer', () => {
     expect(protobuf.decode(protobuf.encode({ sum: 3.5 }, response), response)).toEqual({ sum: 3.5 });
   });
   it('refuses values that do not fit the message type, naming the field', () => {
-    expect(() => protobuf.encode({ a: 'one' }, request)).toThrow(/test\.Echo\.add request does not fit test\.AddRequest: a: number expected/);
+    expect(() => protobuf.encode({ a: 'one' }, request)).toThrow(
+      /test\.Echo\.add request does not fit test\.AddRequest: request\.a is the string "one", not a number for double/,
+    );
     expect(() => protobuf.encode(7, request)).toThrow(/must be an object/);
   });
   it('says which service or rpc is missing from the schema', () => {
