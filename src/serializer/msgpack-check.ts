@@ -104,9 +104,8 @@ const LONE_SURROGATE = 'a string with a lone surrogate (UTF-8 has none: it would
 
 /** Checks `value`, a member of `container` under `key`; false (and `walk.problem` set) at the first problem. */
 function walkValue(walk: Walk, value: unknown, container: object, key: string | number | MapKey, depth: number): boolean {
-  if (++walk.elements > walk.limits.maxElements) {
-    return fail(walk, container, key, `one value too many: more than ${walk.limits.maxElements} in all (decode limit maxElements)`);
-  }
+  const many = tooMany(walk);
+  if (many !== undefined) return fail(walk, container, key, many);
   const type = typeof value;
   if (type === 'string') return isWellFormed(value as string) || fail(walk, container, key, LONE_SURROGATE);
   if (type === 'object') return value === null || walkObject(walk, value as object, depth);
@@ -142,7 +141,7 @@ function walkObject(walk: Walk, object: object, depth: number): boolean {
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
     if (++count > walk.limits.maxMapKeys || count > MAX_OBJECT_KEYS) return checkKeyCount(walk, object, Object.keys(object).length);
-    const what = keyProblem(key);
+    const what = keyProblem(key) ?? tooMany(walk);
     if (what !== undefined) return fail(walk, object, key, what);
     if (!walkValue(walk, (object as Record<string, unknown>)[key], object, key, depth + 1)) return false;
   }
@@ -154,9 +153,9 @@ function walkMap(walk: Walk, map: Map<unknown, unknown>, depth: number): boolean
   let index = 0;
   for (const [key, item] of map) {
     const what =
-      typeof key === 'string'
+      (typeof key === 'string'
         ? keyProblem(key)
-        : `a Map key of type ${key === null ? 'null' : typeof key} (a Map arrives as a plain object: its keys must be strings)`;
+        : `a Map key of type ${key === null ? 'null' : typeof key} (a Map arrives as a plain object: its keys must be strings)`) ?? tooMany(walk);
     if (what !== undefined) return fail(walk, map, { index, key, of: 'key' }, what);
     if (!walkValue(walk, item, map, { index, key, of: 'value' }, depth + 1)) return false;
     index++;
@@ -178,6 +177,12 @@ function checkKeyCount(walk: Walk, object: object, count: number): boolean {
 function fail(walk: Walk, container: object, key: string | number | MapKey | undefined, what: string, tooDeep = false): false {
   walk.problem = { container, key, what, tooDeep };
   return false;
+}
+
+/** Counts one more value (a map's keys count as the decoder counts them); the problem past the limit. */
+function tooMany(walk: Walk): string | undefined {
+  if (++walk.elements <= walk.limits.maxElements) return undefined;
+  return `one value too many: more than ${walk.limits.maxElements} in all, keys included (decode limit maxElements)`;
 }
 
 function keyProblem(key: string): string | undefined {

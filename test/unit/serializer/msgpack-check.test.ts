@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import type { Serializer } from '../../../src/serializer/serializer.js';
 
@@ -127,7 +128,15 @@ describe('the msgpack sender refuses what the receiver would refuse or change', 
       }
       throw new Error('not refused');
     })();
-    expect(error.rawMessage).toContain('request[9] is one value too many: more than 10 in all (decode limit maxElements)');
+    expect(error.rawMessage).toContain('request[9] is one value too many: more than 10 in all, keys included (decode limit maxElements)');
+    // A map's keys count as values too, on both sides: 1 + 4 keys + 4 values pass, 1 + 5 + 5 do not.
+    const ten = createMsgpackSerializer({ maxElements: 10 }) as Serializer;
+    const four = { a: 1, b: 2, c: 3, d: 4 };
+    expect(ten.decode(Buffer.from(ten.encode(four, request)), request)).toEqual(four);
+    const roomy = createMsgpackSerializer({}) as Serializer;
+    const five = { a: 1, b: 2, c: 3, d: 4, e: 5 };
+    expect(() => ten.decode(Buffer.from(roomy.encode(five, request)), request)).toThrow(/more than 10 values \(decode limit maxElements/);
+    expect(() => ten.encode(five, request)).toThrow(/request\.e is one value too many: more than 10 in all, keys included/);
     expect(() => small.encode({ a: { b: { c: {} } } }, request)).toThrow(/request\.a\.b\.c is nested deeper than 3 levels \(decode limit maxDepth\)/);
     expect(() => small.encode({ a: 1, b: 2, c: 3, d: 4, e: 5 }, request)).toThrow(/request is an object of 5 keys, more than 4 \(decode limit maxMapKeys\)/);
   });
@@ -153,5 +162,51 @@ describe('the msgpack sender refuses what the receiver would refuse or change', 
       names: { constructor: 1, prototype: 2, hasOwnProperty: 3 },
     };
     expect(msgpack.decode(Buffer.from(msgpack.encode(value, request)), request)).toEqual(value);
+  });
+});
+
+describe('the json sender counts as its decoder counts', () => {
+  it('refuses past maxElements (keys included) and maxMapKeys what the decoder would refuse', () => {
+    const ten = createJsonSerializer({ maxElements: 10 }) as Serializer;
+    const roomy = createJsonSerializer({}) as Serializer;
+    const four = { a: 1, b: 2, c: 3, d: 4 };
+    expect(ten.decode(Buffer.from(ten.encode(four, request)), request)).toEqual(four);
+    const five = { a: 1, b: 2, c: 3, d: 4, e: 5 };
+    expect(() => ten.decode(Buffer.from(roomy.encode(five, request)), request)).toThrow(/more than 10 values \(decode limit maxElements/);
+    expect(() => ten.encode(five, request)).toThrow(/request\.e: it is one value too many: more than 10 in all, keys included/);
+    const keys = createJsonSerializer({ maxMapKeys: 4 }) as Serializer;
+    expect(() => keys.decode(Buffer.from(roomy.encode(five, request)), request)).toThrow(/a map of 5 keys, more than 4/);
+    expect(() => keys.encode({ x: five }, request)).toThrow(/request\.x: it is an object of 5 keys, more than 4 \(decode limit maxMapKeys\)/);
+  });
+
+  it('any value: either refused with a path, or decoded to the same value (-0 as 0, undefined fields left out)', () => {
+    const json = createJsonSerializer({}) as Serializer;
+    fc.assert(
+      fc.property(
+        fc.anything({
+          maxDepth: 4,
+          withBigInt: true,
+          withDate: true,
+          withMap: true,
+          withSet: true,
+          withSparseArray: true,
+          withTypedArray: true,
+          withUnicodeString: true,
+          withNullPrototype: true,
+        }),
+        (sent) => {
+          let bytes: Uint8Array;
+          try {
+            bytes = json.encode(sent, request);
+          } catch (error) {
+            expect((error as RpcError).code).toBe(RpcCode.INVALID_ARGUMENT);
+            expect((error as RpcError).rawMessage).toMatch(/^the json serializer cannot carry request/);
+            return;
+          }
+          expect(json.decode(Buffer.from(bytes), request)).toEqual(delivered(sent));
+        },
+      ),
+      { numRuns: 2000, seed: 11 },
+    );
   });
 });
