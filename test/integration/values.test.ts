@@ -122,3 +122,14 @@ describe.each(COMBINATIONS)('%s / %s', (transport, serializer) => {
     expect('polluted' in {}).toBe(false);
   });
 });
+
+describe.each(['tcp', 'grpc'] as const)('a request past maxFrameBytes over %s', (transport) => {
+  it('is refused before it is sent, naming the call and the limit', async () => {
+    const plain = await plainProxy(transport, 'msgpack');
+    const before = await plain.echoes();
+    const error = await rejection(plain.echo('x'.repeat(9 * 2 ** 20)));
+    expect(error.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(error.message).toMatch(/the request of test\.Plain\.echo is \d+ bytes, over maxFrameBytes 8388608, the largest message a peer accepts/);
+    expect(await plain.echoes()).toBe(before);
+  });
+});
