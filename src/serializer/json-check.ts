@@ -30,12 +30,21 @@ const REFUSED: ReadonlyArray<readonly [abstract new (...args: never[]) => unknow
  * makes them null), bigints, functions and symbols, `undefined` inside an array (null),
  * typed arrays and Buffers ({"0":…} or {type, data}), Map, Set, RegExp, Error, Dates unless
  * declared (they arrive as strings), objects with their own `toJSON`, cycles, and nesting,
- * values or keys past the decode limits (`maxDepth`, `maxElements`, `maxMapKeys`). Throws INVALID_ARGUMENT naming the path of the first bad value
- * (`request.messages[2].embedding`) and what it is. `undefined` object properties are left out,
+ * values or keys past the decode limits (`maxDepth`, `maxElements`, `maxMapKeys`). Throws
+ * naming the path of the first bad value (`request.messages[2].embedding`) and what it is:
+ * INVALID_ARGUMENT for a request, INTERNAL for a response. `undefined` object properties are left out,
  * as JSON does: reading them on the other side still gives undefined.
  */
-export function checkJsonValue(value: unknown, root: string, options: JsonCheckOptions): void {
-  walk(value, root, 0, [], options, { elements: 0 });
+export function checkJsonValue(value: unknown, root: 'request' | 'response', options: JsonCheckOptions): void {
+  try {
+    walk(value, root, 0, [], options, { elements: 0 });
+  } catch (error) {
+    // A response that cannot be carried is the provider's fault, whichever path sends it.
+    if (root === 'response' && error instanceof RpcError && error.code === RpcCode.INVALID_ARGUMENT) {
+      throw new RpcError(RpcCode.INTERNAL, error.rawMessage, { details: error.details });
+    }
+    throw error;
+  }
 }
 
 function walk(value: unknown, path: string, depth: number, ancestors: object[], options: JsonCheckOptions, count: { elements: number }): void {

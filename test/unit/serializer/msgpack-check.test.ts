@@ -166,6 +166,14 @@ describe('the msgpack sender refuses what the receiver would refuse or change', 
 });
 
 describe('the json sender counts as its decoder counts', () => {
+  it('a response it cannot carry is INTERNAL (a stream chunk surfaced INVALID_ARGUMENT, blaming the caller)', () => {
+    const json = createJsonSerializer({}) as Serializer;
+    expect(() => json.encode({ s: new Set() }, { ...request, kind: 'response' })).toThrow(
+      expect.objectContaining({ code: RpcCode.INTERNAL, rawMessage: 'the json serializer cannot carry response.s: it is a Set (JSON makes it {})' }),
+    );
+    expect(() => json.encode({ s: new Set() }, request)).toThrow(expect.objectContaining({ code: RpcCode.INVALID_ARGUMENT }));
+  });
+
   it('refuses past maxElements (keys included) and maxMapKeys what the decoder would refuse', () => {
     const ten = createJsonSerializer({ maxElements: 10 }) as Serializer;
     const roomy = createJsonSerializer({}) as Serializer;
