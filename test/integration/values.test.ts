@@ -133,3 +133,23 @@ describe.each(['tcp', 'grpc'] as const)('a request past maxFrameBytes over %s', 
     expect(await plain.echoes()).toBe(before);
   });
 });
+
+describe.each(['tcp', 'grpc'] as const)('an answer past maxFrameBytes over %s', (transport) => {
+  it('fails naming the method and the limit, unary and as a stream chunk', async () => {
+    const plain = await plainProxy(transport, 'msgpack');
+    const answer = await rejection(plain.blob({ bytes: 9 * 2 ** 20 }));
+    expect(answer.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(answer.message).toMatch(/the answer of test\.Plain\.blob is \d+ bytes, over maxFrameBytes 8388608/);
+    const chunks: Uint8Array[] = [];
+    const chunk = await rejection(
+      (async () => {
+        for await (const item of plain.blobs({ bytes: 9 * 2 ** 20, times: 2 })) chunks.push(item);
+      })(),
+    );
+    expect(chunk.code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect(chunk.message).toMatch(/chunk.* of test\.Plain\.blobs is \d+ bytes, over maxFrameBytes 8388608/);
+    expect(chunks).toEqual([]);
+    // The connection is still good.
+    expect(await plain.echo('ok')).toBe('ok');
+  });
+});

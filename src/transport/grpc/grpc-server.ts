@@ -31,7 +31,7 @@ const PROVIDER_KEEPALIVE_TIMEOUT_MS = 20_000;
 export async function listenGrpc(handler: CallHandler, options: ListenOptions, settings: GrpcSettings): Promise<TransportServer> {
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const server = new grpc.Server({ ...grpcServerOptions(limits, options.maxFrameBytes, settings), ...settings.channelOptions });
-  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.loadReport);
+  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport);
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);
