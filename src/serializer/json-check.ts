@@ -72,6 +72,8 @@ function walk(value: unknown, path: string, depth: number, ancestors: object[], 
   if (ArrayBuffer.isView(object)) refuse(path, `a ${object.constructor.name} (JSON makes it an object of indices)`);
   if (object instanceof Date) {
     if (!options.dates) refuse(path, 'a Date (it would arrive as a string; declare `dates: true` on the json serializer to send it as one)');
+    // An invalid Date has no ISO-8601 form: JSON.stringify writes null.
+    if (Number.isNaN(object.getTime())) refuse(path, 'an invalid Date (JSON makes it null)');
     return;
   }
   for (const [type, what] of REFUSED) if (object instanceof type) refuse(path, what);

@@ -174,6 +174,14 @@ describe('the json sender counts as its decoder counts', () => {
     expect(() => json.encode({ s: new Set() }, request)).toThrow(expect.objectContaining({ code: RpcCode.INVALID_ARGUMENT }));
   });
 
+  it('with dates declared, an invalid Date is refused (JSON.stringify made it null)', () => {
+    const json = createJsonSerializer({ dates: true }) as Serializer;
+    expect(json.decode(Buffer.from(json.encode({ at: new Date(5) }, request)), request)).toEqual({ at: '1970-01-01T00:00:00.005Z' });
+    expect(() => json.encode({ at: new Date(Number.NaN) }, request)).toThrow(
+      /the json serializer cannot carry request\.at: it is an invalid Date \(JSON makes it null\)/,
+    );
+  });
+
   it('refuses past maxElements (keys included) and maxMapKeys what the decoder would refuse', () => {
     const ten = createJsonSerializer({ maxElements: 10 }) as Serializer;
     const roomy = createJsonSerializer({}) as Serializer;
