@@ -57,6 +57,22 @@ export interface HealthObserver {
 const WINDOW_BUCKETS = 10;
 
 /**
+ * What a health record uses of its circuit breaker, an opossum CircuitBreaker. Declared here so
+ * that the published types do not name opossum: its types are a development dependency, and a
+ * user's strict project would fail on them (or, under skipLibCheck, read them as `any`).
+ */
+export interface Breaker {
+  readonly closed: boolean;
+  readonly opened: boolean;
+  readonly halfOpen: boolean;
+  readonly pendingClose: boolean;
+  fire(run: () => Promise<unknown>): Promise<unknown>;
+  open(): void;
+  /** Stops its timers for good. */
+  shutdown(): void;
+}
+
+/**
  * One provider's health: its breaker (opossum, the state machine: open, half-open with one
  * probe, closed), the error-rate window that decides when a closed breaker opens, and the run
  * of failures that ejects. Held by an attempt from its start to its outcome.
@@ -72,7 +88,7 @@ export class HealthRecord {
 
   constructor(
     readonly address: string,
-    readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown> | undefined,
+    readonly breaker: Breaker | undefined,
   ) {}
 
   /** Forgets the window (the breaker closed again: old failures must not reopen it at once). */

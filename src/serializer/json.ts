@@ -23,7 +23,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {}) => {
   checkKnownKeys('json serializer options', options, ['dates', ...DECODE_LIMIT_KEYS]);
   const limits = resolveDecodeLimits('json serializer', options);
-  const check = { dates: checkBool('json serializer option dates', options['dates'], false), maxDepth: limits.maxDepth };
+  const check = {
+    dates: checkBool('json serializer option dates', options['dates'], false),
+    maxDepth: limits.maxDepth,
+    maxElements: limits.maxElements,
+    maxMapKeys: limits.maxMapKeys,
+  };
   /** The payload `check` last passed and its text, so the `decode` that follows reuses both. */
   let checked: { bytes: Uint8Array; text: string } | undefined;
   return {

@@ -1,8 +1,10 @@
 import { Packr } from 'msgpackr';
 import { checkKnownKeys } from '../common/validate.js';
+import { RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import { DECODE_LIMIT_KEYS, resolveDecodeLimits, type DecodeLimits } from './decode-limits.js';
 import { encodeFailure } from './encode-failure.js';
+import { checkMsgpackValue } from './msgpack-check.js';
 import { checkMsgpack } from './msgpack-guard.js';
 import { SerializerId, sharesMemory, type Serializer } from './serializer.js';
 
@@ -16,6 +18,8 @@ export const TYPE_NAME = 'msgpack';
  * Decoding accepts plain data only: maps, arrays, strings, numbers (64-bit integers beyond
  * 2^53 as BigInt; -0 arrives as 0), binary, timestamps as Date, typed arrays; within the
  * decode limits (options: {@link DecodeLimits} keys, e.g. `{ maxDecodedBytes: 64 * 2 ** 20 }`).
+ * Encoding refuses first, naming the path, what decoding would refuse or change
+ * (msgpack-check.ts), so the two sides agree on what is allowed.
  */
 export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = {}) => {
   checkKnownKeys('msgpack serializer options', options, DECODE_LIMIT_KEYS);
@@ -31,9 +35,13 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
     id: SerializerId.MSGPACK,
     name: TYPE_NAME,
     encode: (value, target) => {
+      // What the receiver would refuse or receive changed is refused here, naming its path,
+      // before anything is sent (msgpack-check.ts): the same limits as the decoder's.
       try {
+        checkMsgpackValue(value, target, limits);
         return packr.pack(value);
       } catch (error) {
+        if (error instanceof RpcError) throw error;
         throw encodeFailure(target, TYPE_NAME, value, error);
       }
     },

@@ -3,6 +3,7 @@ import protobuf from 'protobufjs';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
 import type { ExtensionOptions } from '../common/extension-registry.js';
+import { MessageProblem, prepareMessage } from './protobuf-check.js';
 import { SerializerId, type PayloadTarget, type Serializer } from './serializer.js';
 
 // protobufjs's descriptor extension (CommonJS, whose names Node cannot see from ESM) also
@@ -26,7 +27,10 @@ const PROTOBUF_KEYS = optionKeys<ProtobufSerializerOptions>()(['files']);
  * method maps to the rpc of the same name, or of the same name with its first letter in upper
  * case (`embed` -> `Embed`, the usual .proto spelling). The request value is the rpc's input
  * message and the response value its output message, as plain objects (64-bit integers as
- * strings, enums as numbers, bytes as Uint8Array).
+ * strings, enums as numbers, bytes as Uint8Array); a 64-bit integer is sent from a number, a
+ * BigInt or a decimal string. A value that is not a field of its message, or would not arrive as
+ * it was sent (out of its integer type's range, a lone surrogate, a Map for a map field…), is
+ * refused before anything is sent, naming its path (protobuf-check.ts).
  */
 export function createProtobufSerializer(options: ProtobufSerializerOptions | ExtensionOptions): Serializer {
   checkKnownKeys('protobuf serializer options', options ?? {}, PROTOBUF_KEYS);
@@ -127,7 +131,10 @@ export function protoService(root: protobuf.Root, service: string): protobuf.Ser
 /** Encodes and decodes one message type between plain objects and protobuf bytes. */
 export interface MessageCodec {
   readonly type: protobuf.Type;
-  /** Checks `value` against the type; throws INVALID_ARGUMENT naming `label` and the bad field. */
+  /**
+   * Checks `value` against the type; throws naming `label` (`svc.method request`) and the bad
+   * field: INVALID_ARGUMENT for a request, INTERNAL for a response.
+   */
   encode(value: unknown, label: string): Uint8Array;
   /** Decodes to a plain object with defaults filled in; throws on malformed bytes. */
   decode(bytes: Uint8Array): Record<string, unknown>;
@@ -143,9 +150,19 @@ export function messageCodec(type: protobuf.Type): MessageCodec {
       if (message === null || typeof message !== 'object') {
         throw new RpcError(RpcCode.INVALID_ARGUMENT, `${label} must be an object for ${name}, got ${message === null ? 'null' : typeof message}`);
       }
-      const problem = type.verify(message as Record<string, unknown>);
-      if (problem !== null) throw new RpcError(RpcCode.INVALID_ARGUMENT, `${label} does not fit ${name}: ${problem}`);
-      return type.encode(type.fromObject(message as Record<string, unknown>)).finish();
+      // Checked against the schema first (protobuf-check.ts): protobufjs's own verify lets
+      // through values that would arrive changed, and refuses 64-bit integers as BigInt.
+      let prepared: Record<string, unknown>;
+      const response = label.endsWith('response');
+      try {
+        prepared = prepareMessage(type, message, response ? 'response' : 'request');
+      } catch (error) {
+        if (!(error instanceof MessageProblem)) throw error;
+        // A request that does not fit is the caller's; a response, the provider's.
+        const code = response ? RpcCode.INTERNAL : RpcCode.INVALID_ARGUMENT;
+        throw new RpcError(code, `${label} does not fit ${name}: ${error.message}`, { details: { path: error.path } });
+      }
+      return type.encode(type.fromObject(prepared)).finish();
     },
     decode(bytes) {
       return type.toObject(type.decode(bytes), { longs: String, enums: Number, bytes: Uint8Array, defaults: true });

@@ -112,7 +112,8 @@ export class SerializerSet {
 /** Wraps a decoding failure so the caller sees which method and which payload was bad. */
 export function decodeError(target: PayloadTarget, serializer: Serializer, cause: unknown): RpcError {
   const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
-  const reason = cause instanceof Error ? cause.message : String(cause);
+  // An RpcError's own message without its code prefix: the wrapper has a code of its own.
+  const reason = cause instanceof RpcError ? cause.rawMessage : cause instanceof Error ? cause.message : String(cause);
   return new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as ${serializer.name}: ${reason}`, {
     cause,
   });

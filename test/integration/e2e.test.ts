@@ -84,9 +84,15 @@ describe('serializer specifics', () => {
 
   it('protobuf refuses a request that does not fit the .proto before sending it', async () => {
     const echo = await echoOver('protobuf');
+    const control = await echoOver('msgpack');
+    const before = (await control.invocations())['add'] ?? 0;
     const error = (await rejection(echo.add({ a: 'x' as unknown as number, b: 1 }))) as RpcError;
     expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
-    expect(error.message).toMatch(/does not fit test\.AddRequest: a: number expected/);
+    expect(error.message).toMatch(/does not fit test\.AddRequest: request\.a is the string "x", not a number for double/);
+    // A field the .proto does not declare would be dropped on the way: refused, naming it.
+    const extra = (await rejection(echo.add({ a: 1, b: 2, c: 3 } as { a: number; b: number }))) as RpcError;
+    expect(extra.message).toMatch(/does not fit test\.AddRequest: request\.c is not a field of test\.AddRequest \(its fields: a, b\)/);
+    expect((await control.invocations())['add'] ?? 0).toBe(before);
   });
 
   it('json refuses what it cannot carry faithfully, naming the path, before sending it', async () => {

@@ -10,6 +10,7 @@ import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
 import { GROUP_HEADER, KIND_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
 import type { UnsentBudget } from './unsent-budget.js';
+import { oversizedMessage } from '../tcp/wire-error.js';
 
 /*
  * The calls of the grpc transport's provider side: each registered route resolves, decodes and
@@ -53,8 +54,12 @@ export class ServingState {
   #peerName: string | undefined;
   #peer: Peer = { address: '', port: 0 };
 
-  constructor(budget: UnsentBudget, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
+  /** The largest message a consumer accepts (its grpc-js max_receive_message_length). */
+  readonly maxFrameBytes: number;
+
+  constructor(budget: UnsentBudget, maxFrameBytes: number, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
     this.budget = budget;
+    this.maxFrameBytes = maxFrameBytes;
     this.#loadReport = loadReport;
   }
 
@@ -238,6 +243,15 @@ abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
   readonly #timed: number;
   readonly #onCancelled: () => void;
 
+  /**
+   * A message the consumer would refuse (its grpc-js stops at maxFrameBytes, the same default
+   * on both sides, and says only "Received message larger than max"): failed here instead,
+   * naming the method and the limit.
+   */
+  protected oversized(what: string, bytes: number): RpcError {
+    return oversizedMessage(`${what} of ${this.route.service}.${this.route.method}`, bytes, this.state.maxFrameBytes);
+  }
+
   constructor(call: C, route: GrpcRoute, handler: CallHandler, state: ServingState, accepted: Accepted) {
     super(handler, accepted.method, accepted.deadline, accepted.meta, accepted.peer);
     this.call = call;
@@ -302,6 +316,7 @@ class GrpcUnaryCall extends GrpcCall<grpc.ServerUnaryCall<Buffer, Buffer>> {
       if (error instanceof RpcError) return this.fail(new RpcError(RpcCode.INTERNAL, error.rawMessage, { cause: error }));
       return this.fail(new RpcError(RpcCode.INTERNAL, `cannot encode the result of ${this.route.service}.${this.route.method}: ${(error as Error).message}`));
     }
+    if (bytes.length > state.maxFrameBytes) return this.fail(this.oversized('the answer', bytes.length));
     if (!state.budget.fits(from, bytes.length)) return this.fail(unsentRefusal(state.budget.held(from), state.budget.limit));
     // Held until the call is over: grpc-js says 'cancelled' once the answer is written out
     // (its trailers go) or the stream is torn down, whichever comes first.
@@ -365,6 +380,7 @@ class GrpcStreamCall extends GrpcCall<grpc.ServerWritableStream<Buffer, Buffer>>
 
   protected override chunk(value: unknown): Promise<void> | undefined {
     const bytes = this.route.encodeResponse(value, this.serializer);
+    if (bytes.length > this.state.maxFrameBytes) throw this.oversized('a chunk', bytes.length);
     if (this.call.write(bytes, this.#hold.take(bytes.length))) return undefined;
     return new Promise<void>((resolve) => {
       const done = (): void => {

@@ -12,6 +12,7 @@ import type { GrpcSettings } from './settings.js';
 import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 import { ResetBudget } from './reset-budget.js';
+import { oversizedMessage } from '../tcp/wire-error.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -194,6 +195,11 @@ export class GrpcConnection implements ClientConnection {
       );
     }
     const bytes = route.encodeRequest(invocation.request, serializer);
+    // The provider refuses a message over its maxFrameBytes only once it has all arrived, and
+    // says only "Received message larger than max": refused here, naming the call and the limit.
+    if (bytes.length > this.#options.maxFrameBytes) {
+      throw oversizedMessage(`the request of ${service}.${method}`, bytes.length, this.#options.maxFrameBytes, { neverSent: true });
+    }
     const metadata = toGrpcMetadata(invocation.metadata, invocation.version, invocation.group, invocation.stream ? 'stream' : 'unary');
     return { route, bytes, metadata, options: invocation.deadline === undefined ? {} : { deadline: invocation.deadline } };
   }

@@ -42,7 +42,7 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     ...settings.channelOptions,
     interceptors: [requests.interceptor()],
   });
-  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.loadReport);
+  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport);
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);

@@ -31,7 +31,7 @@ const TRANSPORT_HEADERS = new Set(['user-agent', 'content-type', 'te', 'accept-e
 
 /**
  * gRPC request metadata for a call. Keys are lower-cased by gRPC; a key or value gRPC cannot
- * carry (say `Bad Key` or a newline) fails the call INVALID_ARGUMENT naming it.
+ * carry (say `Bad Key`, a newline, or `__proto__`) fails the call INVALID_ARGUMENT naming it.
  */
 export function toGrpcMetadata(meta: Metadata, version: string, group: string, kind?: 'unary' | 'stream'): grpc.Metadata {
   const metadata = new grpc.Metadata();
@@ -40,6 +40,8 @@ export function toGrpcMetadata(meta: Metadata, version: string, group: string, k
       if (!Object.hasOwn(meta, key)) continue;
       const value = meta[key];
       if (typeof value !== 'string') throw new TypeError(`metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`);
+      // grpc-js turns metadata into HTTP/2 headers through a plain object, where this key is lost.
+      if (key === '__proto__') throw new TypeError('metadata "__proto__" is a key @grpc/grpc-js drops (use another name)');
       if (key.endsWith('-bin')) metadata.set(key, Buffer.from(value, 'utf8'));
       else metadata.set(key, value);
     }
@@ -57,12 +59,20 @@ export function toGrpcMetadata(meta: Metadata, version: string, group: string, k
  * values as UTF-8), without gRPC's and HTTP's own headers.
  */
 export function fromGrpcMetadata(metadata: grpc.Metadata): Metadata {
-  const meta: Metadata = {};
+  // A null-prototype object, as the tcp transport gives: a handler looking up any key (say
+  // `constructor`) finds only what the caller sent.
+  const meta: Metadata = Object.create(null) as Metadata;
   const map = metadata.getMap();
   for (const key of Object.keys(map)) {
     if (key.startsWith('grpc-') || key.startsWith(':') || TRANSPORT_HEADERS.has(key)) continue;
     const value = map[key]!;
     meta[key] = typeof value === 'string' ? value : value.toString('utf8');
+  }
+  // getMap builds a plain object, where a `__proto__` key is lost: read that one by name.
+  const proto = metadata.get('__proto__')[0];
+  if (proto !== undefined) {
+    const value = typeof proto === 'string' ? proto : proto.toString('utf8');
+    Object.defineProperty(meta, '__proto__', { value, enumerable: true, writable: true, configurable: true });
   }
   return meta;
 }

@@ -42,9 +42,17 @@ describe('msgpack encode failures', () => {
     );
   });
 
-  it('a response nested too deeply is INTERNAL saying so', () => {
+  it('a response nested too deeply is INTERNAL saying so, at the decoder depth limit', () => {
     const value = JSON.parse(`${'['.repeat(20_000)}${']'.repeat(20_000)}`) as unknown;
     expect(() => msgpack.encode(value, { service: 's.S', method: 'm', kind: 'response' })).toThrow(
+      expect.objectContaining({
+        code: RpcCode.INTERNAL,
+        rawMessage: `cannot encode the response of s.S.m as msgpack: response${'[0]'.repeat(64)} is nested deeper than 64 levels (decode limit maxDepth)`,
+      }),
+    );
+    // Past a raised limit, msgpackr's own stack overflow is still told as nesting.
+    const deep = createMsgpackSerializer({ maxDepth: 1_000_000 }) as Serializer;
+    expect(() => deep.encode(value, { service: 's.S', method: 'm', kind: 'response' })).toThrow(
       expect.objectContaining({ code: RpcCode.INTERNAL, rawMessage: 'cannot encode the response of s.S.m as msgpack: the value is nested too deeply' }),
     );
   });

@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { RpcCode } from '../../../src/errors/errors.js';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import { checkMsgpack } from '../../../src/serializer/msgpack-guard.js';
 import { createProtobufSerializer } from '../../../src/serializer/protobuf.js';
-import { SerializerSet, type PayloadTarget } from '../../../src/serializer/serializer.js';
+import { SerializerSet, decodeError, type PayloadTarget } from '../../../src/serializer/serializer.js';
 
 const defaultSerializers = () => [createMsgpackSerializer({}), createJsonSerializer({})];
 
@@ -129,7 +129,9 @@ describe('protobuf serializer', () => {
     expect(protobuf.decode(protobuf.encode({ sum: 3.5 }, response), response)).toEqual({ sum: 3.5 });
   });
   it('refuses values that do not fit the message type, naming the field', () => {
-    expect(() => protobuf.encode({ a: 'one' }, request)).toThrow(/test\.Echo\.add request does not fit test\.AddRequest: a: number expected/);
+    expect(() => protobuf.encode({ a: 'one' }, request)).toThrow(
+      /test\.Echo\.add request does not fit test\.AddRequest: request\.a is the string "one", not a number for double/,
+    );
     expect(() => protobuf.encode(7, request)).toThrow(/must be an object/);
   });
   it('says which service or rpc is missing from the schema', () => {
@@ -138,6 +140,16 @@ describe('protobuf serializer', () => {
   });
   it('requires local .proto files', () => {
     expect(() => createProtobufSerializer({ files: [] })).toThrow(/invalid protobuf files/);
+  });
+});
+
+describe('decodeError', () => {
+  it("names the payload and the reason once, without the reason's own code prefix", () => {
+    const msgpack = createMsgpackSerializer({}) as never;
+    const over = new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'payload refused before decoding: more than 10 values');
+    const error = decodeError({ service: 's.S', method: 'm', kind: 'request' }, msgpack, over);
+    expect(error).toMatchObject({ code: RpcCode.INVALID_ARGUMENT, cause: over });
+    expect(error.message).toBe('[invalid argument] cannot decode request of s.S.m as msgpack: payload refused before decoding: more than 10 values');
   });
 });
 

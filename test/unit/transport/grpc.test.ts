@@ -44,7 +44,9 @@ describe('grpc routes', () => {
     const bytes = count.encodeRequest({ n: 3, delayMs: 7 }, msgpack);
     expect(count.decodeRequest(bytes, serializers).value).toEqual({ n: 3, delayMs: 7 });
     const add = routes.route('test.Echo', 'add')!;
-    expect(() => add.encodeRequest({ a: 'two' }, msgpack)).toThrow(/test\.Echo\.add request does not fit test\.AddRequest: a: number expected/);
+    expect(() => add.encodeRequest({ a: 'two' }, msgpack)).toThrow(
+      /test\.Echo\.add request does not fit test\.AddRequest: request\.a is the string "two", not a number for double/,
+    );
     const garbage = (): unknown => add.decodeRequest(Buffer.from([0xff, 0xff, 0xff]), serializers);
     expect(garbage).toThrow(RpcError);
     expect(garbage).toThrow(/invalid argument.*cannot decode request of test\.Echo\.add as test\.AddRequest/);
@@ -147,6 +149,22 @@ describe('grpc status and metadata', () => {
     expect(fromGrpcMetadata(metadata)).toEqual({ 'x-tenant': 'acme', traceparent: '00-abc' });
     expect(() => toGrpcMetadata({ 'bad key': 'x' }, '', '')).toThrow(/invalid argument.*metadata cannot be sent over grpc.*bad key/);
     expect(() => toGrpcMetadata({ ok: 5 as unknown as string }, '', '')).toThrow(/metadata "ok" must be a string, got number/);
+  });
+
+  it('metadata arrives in a null-prototype object, as over tcp: every key is one the caller sent, __proto__ included', () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('constructor', 'c');
+    // A foreign client can send this key (grpc-js's getMap loses it: it is read by name).
+    metadata.set('__proto__', 'p');
+    const meta = fromGrpcMetadata(metadata);
+    expect(Object.getPrototypeOf(meta)).toBeNull();
+    expect(Object.keys(meta).sort()).toEqual(['__proto__', 'constructor']);
+    expect(Object.getOwnPropertyDescriptor(meta, '__proto__')?.value).toBe('p');
+    expect(meta['toString']).toBeUndefined();
+    // grpc-js would drop it on the way out: refused before sending, naming it.
+    expect(() => toGrpcMetadata(JSON.parse('{"__proto__":"p"}') as Record<string, string>, '', '')).toThrow(
+      /metadata "__proto__" is a key @grpc\/grpc-js drops/,
+    );
   });
 });
 

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { checkPackage, type PackageFacts } from '../../../scripts/check-package.mjs';
+
+/*
+ * The logic of scripts/check-package.mjs on made-up packages: each thing that breaks a fresh
+ * project that installs the tarball is found and named, and a sound package passes.
+ */
+const sound = {
+  pkg: {
+    name: 'pkg',
+    exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' }, './package.json': './package.json' },
+    dependencies: { typed: '^1', untyped: '^1', '@types/untyped': '^1' },
+  },
+  files: ['package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/index.js.map', 'src/index.ts'],
+  text: {
+    'dist/index.d.ts':
+      "import type { A } from 'typed';\nimport type { B } from 'untyped';\nimport type { Server } from 'node:net';\nexport * from './index.js';\n",
+    'dist/index.js.map': JSON.stringify({ version: 3, sources: ['../src/index.ts'], mappings: '' }),
+  } as Record<string, string>,
+  sources: ['src/index.ts'],
+};
+
+function facts(change: (copy: typeof sound) => void = () => {}): PackageFacts {
+  const copy = structuredClone(sound);
+  change(copy);
+  return { pkg: copy.pkg, files: copy.files, read: (file) => copy.text[file] ?? '', hasTypes: (name) => name === 'typed', sources: copy.sources };
+}
+
+describe('the package check', () => {
+  it('passes a package whose exports, types, maps and files are all there', () => {
+    expect(checkPackage(facts())).toEqual([]);
+  });
+
+  it('an entry without a default or require condition cannot be required', () => {
+    const problems = checkPackage(facts((p) => void (p.pkg.exports['.'] = { types: './dist/index.d.ts', import: './dist/index.js' } as never)));
+    expect(problems).toEqual([`exports["."]: no "default" or "require" condition, so require('pkg') fails with "No exports main defined"`]);
+  });
+
+  it('an export target missing from the tarball', () => {
+    const problems = checkPackage(facts((p) => void (p.files = p.files.filter((file) => file !== 'dist/index.js'))));
+    expect(problems).toContain('exports["."].default: ./dist/index.js is not in the tarball');
+  });
+
+  it('a .d.ts importing a package without types, whose @types is only a dev dependency', () => {
+    const problems = checkPackage(facts((p) => void delete (p.pkg.dependencies as Record<string, string>)['@types/untyped']));
+    expect(problems).toEqual([
+      'dist/index.d.ts: imports untyped, which has no types of its own and @types/untyped is not in dependencies (TS7016 in a strict project, `any` under skipLibCheck)',
+    ]);
+  });
+
+  it('a .d.ts importing a package that is not a dependency, or a file not shipped', () => {
+    const problems = checkPackage(
+      facts((p) => void (p.text['dist/index.d.ts'] = "import type { C } from 'dev-only/deep';\nexport type { D } from './missing.js';\n")),
+    );
+    expect(problems).toEqual([
+      "dist/index.d.ts: imports dev-only/deep, which is not in dependencies (a user's install will not have it)",
+      'dist/index.d.ts: imports ./missing.js, which is not in the tarball',
+    ]);
+  });
+
+  it('a source map whose sources are not shipped, unless it carries them inline', () => {
+    const problems = checkPackage(facts((p) => void (p.files = p.files.filter((file) => file !== 'src/index.ts'))));
+    expect(problems).toEqual(['dist/index.js.map: its source src/index.ts is not in the tarball (ship it, inline it, or ship no map)']);
+    const inline = facts((p) => {
+      p.files = p.files.filter((file) => file !== 'src/index.ts');
+      p.text['dist/index.js.map'] = JSON.stringify({ version: 3, sources: ['../src/index.ts'], sourcesContent: ['export {}'], mappings: '' });
+    });
+    expect(checkPackage(inline)).toEqual([]);
+  });
+
+  it('test, bench and fixture files, and a compiled file whose source is gone', () => {
+    const problems = checkPackage(facts((p) => void p.files.push('dist/test/helpers.js', 'bench/run.js', 'src/a.test.ts', 'dist/old.js')));
+    expect(problems).toEqual([
+      'dist/test/helpers.js: a test, bench or fixture file is shipped (narrow "files" in package.json)',
+      'bench/run.js: a test, bench or fixture file is shipped (narrow "files" in package.json)',
+      'src/a.test.ts: a test, bench or fixture file is shipped (narrow "files" in package.json)',
+      'dist/test/helpers.js: compiled from no file of src/ (a stale build: remove dist/ and build again)',
+      'dist/old.js: compiled from no file of src/ (a stale build: remove dist/ and build again)',
+    ]);
+  });
+});
