@@ -1,6 +1,6 @@
 import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
-import type { ProviderHealth } from '../cluster/provider-health.js';
+import { isProviderFailure, type ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
@@ -388,21 +388,33 @@ class Attempt implements ClusterCall {
       );
       const opened = sent.then((stream) => stream.firstEvent().then(() => stream));
       opened.then(
-        () => health.succeeded(record),
-        (error: unknown) => health.failed(record, error),
-      );
-      opened.then(
         (stream) => {
           const firstAt = Date.now();
           stats.answered(tokens);
-          void stream.trailer
-            .finally(() => {
+          // The provider's health and latency are judged by how the stream ends, not by its
+          // opening: a worker whose generations all break after the first token (an engine
+          // crashing mid-sequence) would otherwise count a success per stream, never be
+          // ejected, and — its streams being short — draw the traffic of every load-minded
+          // balancer. The reader's own cancel says nothing against it.
+          stream.trailer.then(
+            () => {
+              health.succeeded(record);
               finish(stats, tokens, started, true, true);
               this.#observe(address, started, firstAt);
-            })
-            .catch(() => {});
+            },
+            (error: unknown) => {
+              const broke = isProviderFailure(error);
+              if (broke) health.failed(record, error);
+              else health.succeeded(record);
+              finish(stats, tokens, started, true, !broke);
+              if (!broke) this.#observe(address, started, firstAt);
+            },
+          );
         },
-        () => finish(stats, tokens, started, false, false),
+        (error: unknown) => {
+          health.failed(record, error);
+          finish(stats, tokens, started, false, false);
+        },
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
       if (parts.onStreamBreak !== undefined) {
