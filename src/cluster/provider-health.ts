@@ -36,6 +36,19 @@ export const DEFAULT_BREAKER: BreakerOptions = {
 export const DEFAULT_EJECTION: EjectionOptions = { consecutiveFailures: 5, baseMs: 5000, maxMs: 120_000, maxPercent: 50 };
 
 /**
+ * How long new calls pass over a provider after it refused one as overloaded: its
+ * `retryAfterMs` hint, but at least this much doubled for each refusal in a row, up to
+ * {@link REFUSAL_PAUSE_MAX_MS}. A worker that sheds every call at once (a wedged engine, a broken
+ * admission check) has nothing in flight and looks the least loaded of all; without the pause
+ * least-active and slo sent it 70 % of the calls of a fleet of four, each one refused.
+ */
+export const REFUSAL_PAUSE_BASE_MS = 25;
+/** The longest pause that refusals in a row earn (a provider's own hint may ask for longer). */
+export const REFUSAL_PAUSE_MAX_MS = 2000;
+/** The longest pause a provider's hint is believed for (the concurrency-limit filter's own bound). */
+export const REFUSAL_HINT_MAX_MS = 10_000;
+
+/**
  * Failures that say something about the provider. The caller's own errors (INVALID_ARGUMENT,
  * a cancel), answers about the request (NOT_FOUND, UNIMPLEMENTED…) and deliberate load
  * shedding (RESOURCE_EXHAUSTED) never count against a provider.
@@ -65,6 +78,9 @@ export class HealthRecord {
   consecutive = 0;
   ejections = 0;
   ejectedUntil = 0;
+  /** Overload refusals in a row, and until when new calls pass over the provider for them. */
+  refusals = 0;
+  refusedUntil = 0;
   /** Calls and provider failures per bucket of the rolling window; `tick` is the newest bucket's. */
   readonly calls = new Uint32Array(WINDOW_BUCKETS);
   readonly failures = new Uint32Array(WINDOW_BUCKETS);
@@ -128,9 +144,16 @@ export class ProviderHealth {
     return entry.breaker === undefined || entry.breaker.closed || entry.breaker.pendingClose;
   }
 
+  /** Whether `address` refused a call as overloaded so recently that new calls pass it over. */
+  refusing(address: string, now = Date.now()): boolean {
+    const entry = this.#entries.get(address);
+    return entry !== undefined && entry.refusedUntil > now;
+  }
+
   /**
    * The items new calls may go to. Providers whose connection is known `down` (broken, or
-   * going away) are left out whenever any other remains. Of the rest, those with an open
+   * going away) are left out whenever any other remains; so are providers that refused a call
+   * as overloaded within their pause ({@link refusing}). Of the rest, those with an open
    * breaker or ejected are left out too — unless that would leave out more than `maxPercent`
    * of them (or all), in which case the call spreads over all of them rather than overload
    * the last healthy ones.
@@ -138,17 +161,27 @@ export class ProviderHealth {
   filter<T extends { readonly address: string }>(items: readonly T[], down: (address: string) => boolean = () => false): readonly T[] {
     const now = Date.now();
     let downCount = 0;
+    let refusingCount = 0;
     let outCount = 0;
     for (const item of items) {
-      if (down(item.address)) downCount++;
-      else if (!this.available(item.address, now)) outCount++;
+      if (down(item.address)) {
+        downCount++;
+        continue;
+      }
+      if (this.refusing(item.address, now)) refusingCount++;
+      if (!this.available(item.address, now)) outCount++;
     }
-    if (downCount === 0 && outCount === 0) return items;
-    const reachable = downCount === 0 || downCount === items.length ? items : items.filter((item) => !down(item.address));
-    if (outCount === 0) return reachable;
+    if (downCount === 0 && refusingCount === 0 && outCount === 0) return items;
+    // Counted among the providers not down, so compared with those (all down: none is left out).
+    let left: readonly T[] = downCount === 0 || downCount === items.length ? items : items.filter((item) => !down(item.address));
+    if (refusingCount > 0 && refusingCount < left.length) {
+      left = left.filter((item) => !this.refusing(item.address, now));
+      if (outCount > 0) outCount = left.filter((item) => !this.available(item.address, now)).length;
+    }
+    if (outCount === 0) return left;
     const maxPercent = this.#ejection?.maxPercent ?? 100;
-    if (outCount >= reachable.length || (outCount * 100) / reachable.length > maxPercent) return reachable;
-    return reachable.filter((item) => this.available(item.address, now));
+    if (outCount >= left.length || (outCount * 100) / left.length > maxPercent) return left;
+    return left.filter((item) => this.available(item.address, now));
   }
 
   /** The health record of `address` (made at its first call). */
@@ -190,6 +223,7 @@ export class ProviderHealth {
   /** Counts a successful attempt: in the breaker's window, and it ends a run of failures. */
   succeeded(entry: HealthRecord): void {
     if (entry.breaker !== undefined) entry.calls[this.#bucket(entry)]!++;
+    entry.refusals = 0;
     if (this.#ejection !== undefined) {
       entry.consecutive = 0;
       if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
@@ -203,6 +237,7 @@ export class ProviderHealth {
    */
   failed(entry: HealthRecord, error: unknown): void {
     if (error instanceof RpcError && error.details?.['breakerOpen'] === true) return;
+    this.#countRefusal(entry, error);
     const failure = isProviderFailure(error);
     if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
     const ejection = this.#ejection;
@@ -268,6 +303,21 @@ export class ProviderHealth {
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
     for (const entry of this.#entries.values()) entry.breaker?.shutdown();
     this.#entries.clear();
+  }
+
+  /**
+   * An overload answer from the provider (not this consumer's own limit) pauses new calls to it
+   * for its hint, or for a pause that doubles with each refusal in a row: a worker that really
+   * is full gets its slot back before the next pick; one that refuses everything gets a call
+   * every {@link REFUSAL_PAUSE_MAX_MS}, and its next success ends the run.
+   */
+  #countRefusal(entry: HealthRecord, error: unknown): void {
+    if (!(error instanceof RpcError) || error.code !== RpcCode.RESOURCE_EXHAUSTED || error.details?.['local'] === true) return;
+    entry.refusals = Math.min(entry.refusals + 1, 32);
+    const grown = Math.min(REFUSAL_PAUSE_MAX_MS, REFUSAL_PAUSE_BASE_MS * 2 ** (entry.refusals - 1));
+    const hint = error.retryAfterMs;
+    const hinted = typeof hint === 'number' && hint > 0 ? Math.min(REFUSAL_HINT_MAX_MS, hint) : 0;
+    entry.refusedUntil = Math.max(entry.refusedUntil, Date.now() + Math.max(grown, hinted));
   }
 
   /** The window bucket counting now, after clearing the buckets the clock has moved past. */

@@ -79,4 +79,18 @@ describe('gray failures: one of four providers bad but alive', () => {
     },
     30_000,
   );
+
+  it.each(['least-active', 'slo', 'p2c'])(
+    '%s: a provider that refuses every call as overloaded at once draws under 5 % of the attempts, and no call fails',
+    async (loadbalance) => {
+      // RESOURCE_EXHAUSTED with no retry-after hint: load shedding, never ejected, looks idle.
+      const { registry, bad } = await fleet('blackhole', { GRAY_CODE: '8' });
+      const { gray, routes } = await consumer(registry, { loadbalance });
+      const { calls, failed } = await load(12, 3000, (i) => gray.work({ ms: 10 }, { routingKey: `a prompt of its own ${i}` }));
+      expect(calls).toBeGreaterThan(500);
+      expect(shareOf(routes, bad)).toBeLessThan(0.05);
+      expect(failed).toBe(0);
+    },
+    30_000,
+  );
 });

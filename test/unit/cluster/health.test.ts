@@ -190,4 +190,39 @@ describe('outcomes and mocks', () => {
     expect(() => resolveMock({ mode: 'sometimes' } as never, 'reference x mock')).toThrow(/invalid reference x mock\.mode: "sometimes"/);
     expect(() => resolveMock({}, 'reference x mock')).toThrow(/a value or a fallback function/);
   });
+
+  it('an overload answer pauses new calls to its provider for its hint or a pause doubling per refusal in a row; a success ends the run', async () => {
+    const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 5000, maxMs: 10_000, maxPercent: 50 });
+    const items = [{ address: 'a' }, { address: 'b' }, { address: 'c' }, { address: 'd' }];
+    const names = (list: readonly { address: string }[]) => list.map((item) => item.address);
+    const refuse = (retryAfterMs?: number) => () =>
+      Promise.reject(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'full', retryAfterMs === undefined ? {} : { retryAfterMs }));
+    // Three refusals in a row: paused 25, 50, then 100 ms; never ejected (shedding is no failure).
+    for (let i = 0; i < 3; i++) await health.run('a', refuse()).catch(() => {});
+    expect(health.ejection('a').ejected).toBe(false);
+    expect(names(health.filter(items))).toEqual(['b', 'c', 'd']);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(health.refusing('a')).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 90));
+    expect(names(health.filter(items))).toEqual(['a', 'b', 'c', 'd']);
+    // A success ends the run: the next refusal pauses it for the base again.
+    await health.run('a', ok);
+    await health.run('a', refuse()).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(health.refusing('a')).toBe(false);
+    // The provider's hint is believed when it asks for longer.
+    await health.run('b', refuse(300)).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(health.refusing('b')).toBe(true);
+    // This consumer's own limit (local) pauses nothing: the balancer already counts its calls.
+    await health
+      .run('c', () => Promise.reject(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'mine', { details: { neverSent: true, local: true } })))
+      .catch(() => {});
+    expect(health.refusing('c')).toBe(false);
+    // Every provider refusing: the call spreads over all of them; one down is still left out.
+    for (const address of ['a', 'c', 'd']) await health.run(address, refuse(300)).catch(() => {});
+    expect(health.filter(items)).toHaveLength(4);
+    expect(names(health.filter(items, (address) => address === 'a'))).toEqual(['b', 'c', 'd']);
+    health.close();
+  });
 });
