@@ -12,6 +12,13 @@ export class LiveProviderStats implements ProviderStats {
   startedSinceLoad = 0;
   tokensSinceLoad = 0;
   load: LoadSnapshot | undefined;
+  /**
+   * Since when this consumer has been waiting on the provider without hearing from it: the
+   * later of the moment it last had nothing in flight there and the provider's last answer
+   * (a response, an error it sent, a stream's first chunk or end). Load reports are no answer:
+   * a worker whose handlers hang still sends them.
+   */
+  #quietSince = 0;
   /** Arrival of the freshest snapshot seen (registry or piggybacked); the "since" counters are relative to it. */
   #loadSeen: number | undefined;
   /** Latency sums and counts in 1 s slices over the last 10 s. */
@@ -40,7 +47,8 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}. */
-  start(tokens: number): void {
+  start(tokens: number, now: number = Date.now()): void {
+    if (this.inFlight <= 0) this.#quietSince = now;
     this.inFlight++;
     this.inFlightTokens += tokens;
     this.prefillTokens += tokens;
@@ -49,8 +57,23 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call sent with `tokens` had its first answer (a stream's first chunk): its prompt is computed. */
-  answered(tokens: number): void {
+  answered(tokens: number, now: number = Date.now()): void {
     this.prefillTokens -= tokens;
+    this.#quietSince = now;
+  }
+
+  /** The provider answered a call (or failed it itself): it is not hung. */
+  heard(now: number = Date.now()): void {
+    this.#quietSince = now;
+  }
+
+  /**
+   * How long this consumer has had calls in flight at the provider and heard nothing from it
+   * (0 with nothing in flight): the sign of a worker whose handlers hang while its connection,
+   * heartbeats and load reports look well.
+   */
+  quietMs(now: number = Date.now()): number {
+    return this.inFlight > 0 ? Math.max(0, now - this.#quietSince) : 0;
   }
 
   /**

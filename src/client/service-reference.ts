@@ -18,6 +18,7 @@ import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
 import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
+import { withoutStalled } from './stalled.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -315,7 +316,10 @@ class Attempt implements ClusterCall {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
-    let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    let candidates = withoutStalled(
+      this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address)),
+      Date.now(),
+    );
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
@@ -399,21 +403,21 @@ class Attempt implements ClusterCall {
           stream.trailer.then(
             () => {
               health.succeeded(record);
-              finish(stats, tokens, started, true, true);
+              finish(stats, tokens, started, true, true, undefined);
               this.#observe(address, started, firstAt);
             },
             (error: unknown) => {
               const broke = isProviderFailure(error);
               if (broke) health.failed(record, error);
               else health.succeeded(record);
-              finish(stats, tokens, started, true, !broke);
+              finish(stats, tokens, started, true, !broke, error);
               if (!broke) this.#observe(address, started, firstAt);
             },
           );
         },
         (error: unknown) => {
           health.failed(record, error);
-          finish(stats, tokens, started, false, false);
+          finish(stats, tokens, started, false, false, error);
         },
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
@@ -456,13 +460,13 @@ class Attempt implements ClusterCall {
     result.then(
       () => {
         health.succeeded(record);
-        finish(stats, tokens, started, false, true);
+        finish(stats, tokens, started, false, true, undefined);
         recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
       (error: unknown) => {
         health.failed(record, error);
-        finish(stats, tokens, started, false, false);
+        finish(stats, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
       },
     );
@@ -510,11 +514,20 @@ class Attempt implements ClusterCall {
 
 /**
  * An attempt's end in its provider's statistics; `answered`: whether its first answer was already
- * counted. Only a successful attempt's time counts as the provider's latency.
+ * counted; `error`: why it failed, if it did. Only a successful attempt's time counts as the
+ * provider's latency. An end is news from the provider unless this consumer ended the wait
+ * itself (the deadline, a cancel): those are what a hung provider produces.
  */
-function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean): void {
+function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
   const now = Date.now();
+  if (error === undefined || !endedHere(error)) stats.heard(now);
   stats.end(tokens, now - started, now, answered, succeeded);
+}
+
+/** Whether a failure is the consumer's own end of the wait (deadline or cancel) rather than an answer. */
+function endedHere(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === RpcCode.DEADLINE_EXCEEDED || code === RpcCode.CANCELLED;
 }
 
 /** `value` as whole non-negative tokens: 0 for anything that is not a positive finite number. */

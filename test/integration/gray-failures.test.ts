@@ -93,4 +93,27 @@ describe('gray failures: one of four providers bad but alive', () => {
     },
     30_000,
   );
+
+  it.each(['round-robin', 'random'])(
+    '%s: a provider whose handlers hang (heartbeats and load reports alive) gets calls for about a second, not until their deadlines',
+    async (loadbalance) => {
+      const { registry, bad } = await fleet('hung');
+      const { gray, routes } = await consumer(registry, { loadbalance, timeoutMs: 3000 });
+      // Open-loop traffic (as a gateway's many callers make it): 100 calls a second for 4 s,
+      // each waiting for its answer or its 3 s deadline.
+      const calls: Array<Promise<unknown>> = [];
+      let failed = 0;
+      const until = Date.now() + 4000;
+      while (Date.now() < until && calls.length < 500) {
+        calls.push(gray.work({ ms: 10 }).catch(() => failed++));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await Promise.all(calls);
+      // Without the rule: a quarter of the calls, each failing at its deadline.
+      expect(calls.length).toBeGreaterThan(200);
+      expect(shareOf(routes, bad)).toBeLessThan(0.12);
+      expect(failed / calls.length).toBeLessThan(0.12);
+    },
+    30_000,
+  );
 });
