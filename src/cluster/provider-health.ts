@@ -66,6 +66,11 @@ export interface HealthObserver {
   ejected(address: string, untilMs: number, times: number): void;
 }
 
+/** Records of providers that left the registry with bad news, kept at most (see {@link ProviderHealth.retainOnly}). */
+export const MAX_DEPARTED_RECORDS = 256;
+/** How long a departed provider's last failure is remembered (the longest ejection by default). */
+export const DEPARTED_MEMORY_MS = 120_000;
+
 /** Buckets of a breaker's rolling window (as opossum divides its own). */
 const WINDOW_BUCKETS = 10;
 
@@ -81,6 +86,8 @@ export class HealthRecord {
   /** Overload refusals in a row, and until when new calls pass over the provider for them. */
   refusals = 0;
   refusedUntil = 0;
+  /** When the provider last failed a call (0: never). */
+  lastFailureAt = 0;
   /** Calls and provider failures per bucket of the rolling window; `tick` is the newest bucket's. */
   readonly calls = new Uint32Array(WINDOW_BUCKETS);
   readonly failures = new Uint32Array(WINDOW_BUCKETS);
@@ -239,6 +246,7 @@ export class ProviderHealth {
     if (error instanceof RpcError && error.details?.['breakerOpen'] === true) return;
     this.#countRefusal(entry, error);
     const failure = isProviderFailure(error);
+    if (failure) entry.lastFailureAt = Date.now();
     if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
     const ejection = this.#ejection;
     if (ejection === undefined || !failure) return;
@@ -288,14 +296,36 @@ export class ProviderHealth {
   /**
    * Forgets the providers not in `live` (the addresses every directory lists), stopping their
    * breakers: a registry churning through new addresses must not leave a record and a breaker
-   * timer behind for every address ever called. A provider that comes back starts afresh.
+   * timer behind for every address ever called. A provider that left in good health comes back
+   * afresh; one that left with bad news — ejected, breaker not closed, refusing, failures in a
+   * row, or ejected recently enough for the next ejection to double — keeps its record while
+   * the news lasts (at most {@link MAX_DEPARTED_RECORDS} such records), so a failing worker
+   * whose registration flaps is not forgiven at every return: leaving and rejoining the registry
+   * each second, one that failed every call was tried 5 times a second, for good.
    */
   retainOnly(live: ReadonlySet<string>): void {
+    const now = Date.now();
+    let kept = 0;
     for (const [address, entry] of this.#entries) {
       if (live.has(address)) continue;
+      if (kept < MAX_DEPARTED_RECORDS && this.#badNews(entry, now)) {
+        kept++;
+        continue;
+      }
       entry.breaker?.shutdown();
       this.#entries.delete(address);
     }
+  }
+
+  /**
+   * Whether `entry` says anything against its provider that a return must not wipe: a pause
+   * still running, or a failure within the last {@link DEPARTED_MEMORY_MS} that left a mark (a
+   * run of failures, an ejection whose next one would double, a breaker not closed).
+   */
+  #badNews(entry: HealthRecord, now: number): boolean {
+    if (entry.ejectedUntil > now || entry.refusedUntil > now) return true;
+    if (now - entry.lastFailureAt > DEPARTED_MEMORY_MS) return false;
+    return entry.consecutive > 0 || entry.ejections > 0 || (entry.breaker !== undefined && !entry.breaker.closed);
   }
 
   /** Stops every breaker's timers. */

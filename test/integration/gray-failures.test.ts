@@ -116,4 +116,23 @@ describe('gray failures: one of four providers bad but alive', () => {
     },
     30_000,
   );
+
+  it('a provider that fails every call and leaves and rejoins the registry every second stays ejected across its returns', async () => {
+    const { registry, bad } = await fleet('blackhole', { GRAY_FLAP: '1' });
+    const { gray, routes } = await consumer(registry, { loadbalance: 'round-robin' });
+    // 100 calls a second for 5 s, not idempotent: each one sent to the bad provider fails.
+    const calls: Array<Promise<unknown>> = [];
+    let failed = 0;
+    const until = Date.now() + 5000;
+    while (Date.now() < until && calls.length < 600) {
+      calls.push(gray.act({ ms: 5 }).catch(() => failed++));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await Promise.all(calls);
+    const address = `${bad.host}:${bad.port}`;
+    // Forgiven at every return, it was tried about 5 times a second (25 or more in all).
+    expect(calls.length).toBeGreaterThan(250);
+    expect(routes.filter((event) => event.decision.provider.address === address).length).toBeLessThan(14);
+    expect(failed).toBeLessThan(14);
+  }, 30_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProviderHealth } from '../../../src/cluster/provider-health.js';
+import { MAX_DEPARTED_RECORDS, ProviderHealth } from '../../../src/cluster/provider-health.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { callOutcome } from '../../../src/client/outcome.js';
 import { applyMock, resolveMock } from '../../../src/client/mock.js';
@@ -47,17 +47,27 @@ describe('circuit breakers', () => {
     health.close();
   });
 
-  it('forget the providers that left, breaker and ejection with them, and keep the ones still listed', async () => {
+  it('forget the providers that left in good health; keep, within a bound, the bad news of those that left failing', async () => {
     const health = new ProviderHealth(
       { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 60_000, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },
       { consecutiveFailures: 2, baseMs: 60_000, maxMs: 120_000, maxPercent: 100 },
     );
     for (const address of ['a', 'b', 'c']) for (let i = 0; i < 2; i++) await health.run(address, fail()).catch(() => {});
+    await health.run('d', ok);
+    await health.run('e', fail()).catch(() => {});
     expect(['a', 'b', 'c'].map((address) => health.breakerState(address))).toEqual(['open', 'open', 'open']);
     health.retainOnly(new Set(['b']));
-    expect(['a', 'b', 'c'].map((address) => health.breakerState(address))).toEqual([undefined, 'open', undefined]);
-    expect(health.ejection('a').ejected).toBe(false);
-    expect(health.ejection('b').ejected).toBe(true);
+    // A failing provider that leaves and rejoins the registry is not forgiven by its return.
+    expect(['a', 'b', 'c', 'd'].map((address) => health.breakerState(address))).toEqual(['open', 'open', 'open', undefined]);
+    expect(['a', 'b', 'c'].map((address) => health.ejection(address).ejected)).toEqual([true, true, true]);
+    // One failure in a row is kept too (the run goes on where it stopped); a healthy one starts afresh.
+    await health.run('e', fail()).catch(() => {});
+    expect(health.ejection('e').ejected).toBe(true);
+    // Churn through many failing addresses keeps at most MAX_DEPARTED_RECORDS of them.
+    for (let i = 0; i < MAX_DEPARTED_RECORDS + 50; i++) await health.run(`x${i}`, fail()).catch(() => {});
+    health.retainOnly(new Set(['b']));
+    const kept = Array.from({ length: MAX_DEPARTED_RECORDS + 50 }, (_, i) => health.breakerState(`x${i}`)).filter((state) => state !== undefined);
+    expect(kept.length).toBeLessThanOrEqual(MAX_DEPARTED_RECORDS);
     health.close();
   });
 
