@@ -142,6 +142,7 @@ describe('outlier ejection', () => {
   it('ejects after consecutive failures for an interval that doubles, at most maxPercent of providers', async () => {
     const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 40, maxMs: 1000, maxPercent: 50 });
     const items = [{ address: 'a' }, { address: 'b' }, { address: 'c' }, { address: 'd' }];
+    const names = (list: readonly { address: string }[]) => list.map((item) => item.address);
     for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
     expect(health.filter(items).map((item) => item.address)).toEqual(['b', 'c', 'd']);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -151,8 +152,20 @@ describe('outlier ejection', () => {
     expect(health.available('a')).toBe(false); // second ejection: 80 ms
     for (let i = 0; i < 3; i++) await health.run('b', fail()).catch(() => {});
     for (let i = 0; i < 3; i++) await health.run('c', fail()).catch(() => {});
-    // Three of four out is over 50 %: spread over all rather than pile onto d.
-    expect(health.filter(items)).toHaveLength(4);
+    // Three of four out is over 50 %: two stay out (those due back last), the third is picked
+    // again with d rather than pile everything onto d — and not all four, which would send
+    // three quarters of the calls to failing providers.
+    const picked = names(health.filter(items));
+    expect(picked).toHaveLength(2);
+    expect(picked).toContain('d');
+    // The one picked again is the one due back soonest.
+    const soonest = ['a', 'b', 'c'].sort((x, y) => health.ejection(x).untilMs! - health.ejection(y).untilMs!)[0]!;
+    expect(picked).toContain(soonest);
+    // maxPercent 0: nothing is ever left out.
+    const none = new ProviderHealth(undefined, { consecutiveFailures: 1, baseMs: 1000, maxMs: 1000, maxPercent: 0 });
+    await none.run('a', fail()).catch(() => {});
+    expect(none.filter(items)).toHaveLength(4);
+    none.close();
     // A provider whose connection is down is left out whenever another remains.
     expect(health.filter(items, (address) => address !== 'd').map((item) => item.address)).toEqual(['d']);
     health.close();
