@@ -19,6 +19,11 @@ export class LiveProviderStats implements ProviderStats {
    * a worker whose handlers hang still sends them.
    */
   #quietSince = 0;
+  /** Failed answers, decayed to {@link #failingAt} (see {@link failing}). */
+  #failing = 0;
+  #failingAt = 0;
+  /** How long a successful call here takes, ms (a running mean; 100 until one is seen). */
+  #typicalMs = 100;
   /** Arrival of the freshest snapshot seen (registry or piggybacked); the "since" counters are relative to it. */
   #loadSeen: number | undefined;
   /** Latency sums and counts in 1 s slices over the last 10 s. */
@@ -68,6 +73,27 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /**
+   * Failed answers lately, each counted as a call held for {@link #typicalMs} and fading
+   * exponentially after (see ProviderStats.failing): by Little's law, failures at rate r count
+   * as r x a successful call's time, the calls a healthy provider would hold for them.
+   */
+  get failing(): number {
+    return this.#failing === 0 ? 0 : this.#decayed(Date.now());
+  }
+
+  /** The provider answered a call with an error of its own. */
+  failedAnswer(now: number = Date.now()): void {
+    this.#failing = this.#decayed(now) + 1;
+    this.#failingAt = now;
+  }
+
+  #decayed(now: number): number {
+    const left = this.#failing * Math.exp(-Math.max(0, now - this.#failingAt) / this.#typicalMs);
+    if (left < 0.01) this.#failing = 0;
+    return left < 0.01 ? 0 : left;
+  }
+
+  /**
    * How long this consumer has had calls in flight at the provider and heard nothing from it
    * (0 with nothing in flight): the sign of a worker whose handlers hang while its connection,
    * heartbeats and load reports look well.
@@ -86,6 +112,7 @@ export class LiveProviderStats implements ProviderStats {
     this.inFlightTokens -= tokens;
     if (!answered) this.prefillTokens -= tokens;
     if (!succeeded) return;
+    this.#typicalMs += 0.1 * (Math.max(1, latencyMs) - this.#typicalMs);
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;

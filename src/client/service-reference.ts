@@ -521,7 +521,20 @@ class Attempt implements ClusterCall {
 function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
   const now = Date.now();
   if (error === undefined || !endedHere(error)) stats.heard(now);
+  if (error !== undefined && answeredWithError(error)) stats.failedAnswer(now);
   stats.end(tokens, now - started, now, answered, succeeded);
+}
+
+/**
+ * Whether a failed attempt was the provider's own error answer — not the consumer ending the
+ * wait, not a refusal by its breaker, not a connection that never carried the request: an
+ * answer that freed the provider's place at once.
+ */
+function answeredWithError(error: unknown): boolean {
+  if (endedHere(error)) return false;
+  const failure = error as { code?: unknown; details?: Record<string, unknown> } | undefined;
+  if (failure?.details?.['breakerOpen'] === true) return false;
+  return !(failure?.details?.['neverSent'] === true && failure.code === RpcCode.UNAVAILABLE);
 }
 
 /** Whether a failure is the consumer's own end of the wait (deadline or cancel) rather than an answer. */

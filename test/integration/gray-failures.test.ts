@@ -135,4 +135,18 @@ describe('gray failures: one of four providers bad but alive', () => {
     expect(routes.filter((event) => event.decision.provider.address === address).length).toBeLessThan(14);
     expect(failed).toBeLessThan(14);
   }, 30_000);
+
+  it.each(['least-active', 'p2c'])(
+    '%s: a provider that answers every call at once with an error that is not its failure (UNIMPLEMENTED) draws about its share, not two thirds',
+    async (loadbalance) => {
+      // Never ejected (an answer about the request, not a provider failure), and free again the
+      // moment it answers: counted by calls in flight alone it looked the idlest of four.
+      const { registry, bad } = await fleet('blackhole', { GRAY_CODE: '12' });
+      const { gray, routes } = await consumer(registry, { loadbalance });
+      const { calls } = await load(12, 3000, (i) => gray.work({ ms: 10 }, { routingKey: `a prompt of its own ${i}` }));
+      expect(calls).toBeGreaterThan(500);
+      expect(shareOf(routes, bad)).toBeLessThan(0.35);
+    },
+    30_000,
+  );
 });
