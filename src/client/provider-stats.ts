@@ -12,11 +12,13 @@ export class LiveProviderStats implements ProviderStats {
   startedSinceLoad = 0;
   tokensSinceLoad = 0;
   load: LoadSnapshot | undefined;
+  /** Calls in flight that have had no first answer yet (no response, no stream chunk). */
+  #awaiting = 0;
   /**
    * Since when this consumer has been waiting on the provider without hearing from it: the
-   * later of the moment it last had nothing in flight there and the provider's last answer
-   * (a response, an error it sent, a stream's first chunk or end). Load reports are no answer:
-   * a worker whose handlers hang still sends them.
+   * later of the moment a call of its started waiting with none waiting before and the
+   * provider's last answer (a response, an error it sent, a stream's first chunk or end). Load
+   * reports are no answer: a worker whose handlers hang still sends them.
    */
   #quietSince = 0;
   /** Failed answers, decayed to {@link #failingAt} (see {@link failing}). */
@@ -53,7 +55,8 @@ export class LiveProviderStats implements ProviderStats {
 
   /** A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}. */
   start(tokens: number, now: number = Date.now()): void {
-    if (this.inFlight <= 0) this.#quietSince = now;
+    if (this.#awaiting <= 0) this.#quietSince = now;
+    this.#awaiting++;
     this.inFlight++;
     this.inFlightTokens += tokens;
     this.prefillTokens += tokens;
@@ -64,6 +67,7 @@ export class LiveProviderStats implements ProviderStats {
   /** A call sent with `tokens` had its first answer (a stream's first chunk): its prompt is computed. */
   answered(tokens: number, now: number = Date.now()): void {
     this.prefillTokens -= tokens;
+    this.#awaiting--;
     this.#quietSince = now;
   }
 
@@ -94,12 +98,18 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /**
-   * How long this consumer has had calls in flight at the provider and heard nothing from it
-   * (0 with nothing in flight): the sign of a worker whose handlers hang while its connection,
-   * heartbeats and load reports look well.
+   * How long this consumer has had calls waiting for their first answer at the provider and
+   * heard nothing from it (0 with none waiting; a stream that is delivering chunks is not
+   * waiting): the sign of a worker whose handlers hang while its connection, heartbeats and
+   * load reports look well.
    */
   quietMs(now: number = Date.now()): number {
-    return this.inFlight > 0 ? Math.max(0, now - this.#quietSince) : 0;
+    return this.#awaiting > 0 ? Math.max(0, now - this.#quietSince) : 0;
+  }
+
+  /** How long a successful call here takes, ms: a running mean that, unlike the average latency, never empties. */
+  get typicalMs(): number {
+    return this.#typicalMs;
   }
 
   /**
@@ -110,7 +120,10 @@ export class LiveProviderStats implements ProviderStats {
   end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true): void {
     this.inFlight--;
     this.inFlightTokens -= tokens;
-    if (!answered) this.prefillTokens -= tokens;
+    if (!answered) {
+      this.prefillTokens -= tokens;
+      this.#awaiting--;
+    }
     if (!succeeded) return;
     this.#typicalMs += 0.1 * (Math.max(1, latencyMs) - this.#typicalMs);
     this.#rotate(now);

@@ -49,4 +49,20 @@ describe('provider statistics', () => {
     for (let i = 0; i < 4; i++) failing.failedAnswer(wall);
     expect(busyCalls(failing)).toBeGreaterThan(busyCalls(healthy));
   });
+
+  it('count quiet time only while a call awaits its first answer: a stream delivering chunks is not a hung provider', () => {
+    const stats = new ProviderStatsTable().get('127.0.0.1:1');
+    stats.start(0, 1000);
+    expect(stats.quietMs(3000)).toBe(2000);
+    // Its first chunk: answered, and a long stream after it is no silence.
+    stats.answered(0, 3000);
+    expect(stats.quietMs(60_000)).toBe(0);
+    // Another call waits from its start; an answer of any call is news.
+    stats.start(0, 61_000);
+    expect(stats.quietMs(62_500)).toBe(1500);
+    stats.heard(62_000);
+    expect(stats.quietMs(62_500)).toBe(500);
+    stats.end(0, 10, 63_000, false, false);
+    expect(stats.quietMs(70_000)).toBe(0);
+  });
 });
