@@ -12,6 +12,20 @@ export class LiveProviderStats implements ProviderStats {
   startedSinceLoad = 0;
   tokensSinceLoad = 0;
   load: LoadSnapshot | undefined;
+  /** Calls in flight that have had no first answer yet (no response, no stream chunk). */
+  #awaiting = 0;
+  /**
+   * Since when this consumer has been waiting on the provider without hearing from it: the
+   * later of the moment a call of its started waiting with none waiting before and the
+   * provider's last answer (a response, an error it sent, a stream's first chunk or end). Load
+   * reports are no answer: a worker whose handlers hang still sends them.
+   */
+  #quietSince = 0;
+  /** Failed answers, decayed to {@link #failingAt} (see {@link failing}). */
+  #failing = 0;
+  #failingAt = 0;
+  /** How long a successful call here takes, ms (a running mean; 100 until one is seen). */
+  #typicalMs = 100;
   /** Arrival of the freshest snapshot seen (registry or piggybacked); the "since" counters are relative to it. */
   #loadSeen: number | undefined;
   /** Latency sums and counts in 1 s slices over the last 10 s. */
@@ -40,7 +54,9 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}. */
-  start(tokens: number): void {
+  start(tokens: number, now: number = Date.now()): void {
+    if (this.#awaiting <= 0) this.#quietSince = now;
+    this.#awaiting++;
     this.inFlight++;
     this.inFlightTokens += tokens;
     this.prefillTokens += tokens;
@@ -49,8 +65,51 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call sent with `tokens` had its first answer (a stream's first chunk): its prompt is computed. */
-  answered(tokens: number): void {
+  answered(tokens: number, now: number = Date.now()): void {
     this.prefillTokens -= tokens;
+    this.#awaiting--;
+    this.#quietSince = now;
+  }
+
+  /** The provider answered a call (or failed it itself): it is not hung. */
+  heard(now: number = Date.now()): void {
+    this.#quietSince = now;
+  }
+
+  /**
+   * Failed answers lately, each counted as a call held for {@link #typicalMs} and fading
+   * exponentially after (see ProviderStats.failing): by Little's law, failures at rate r count
+   * as r x a successful call's time, the calls a healthy provider would hold for them.
+   */
+  get failing(): number {
+    return this.#failing === 0 ? 0 : this.#decayed(Date.now());
+  }
+
+  /** The provider answered a call with an error of its own. */
+  failedAnswer(now: number = Date.now()): void {
+    this.#failing = this.#decayed(now) + 1;
+    this.#failingAt = now;
+  }
+
+  #decayed(now: number): number {
+    const left = this.#failing * Math.exp(-Math.max(0, now - this.#failingAt) / this.#typicalMs);
+    if (left < 0.01) this.#failing = 0;
+    return left < 0.01 ? 0 : left;
+  }
+
+  /**
+   * How long this consumer has had calls waiting for their first answer at the provider and
+   * heard nothing from it (0 with none waiting; a stream that is delivering chunks is not
+   * waiting): the sign of a worker whose handlers hang while its connection, heartbeats and
+   * load reports look well.
+   */
+  quietMs(now: number = Date.now()): number {
+    return this.#awaiting > 0 ? Math.max(0, now - this.#quietSince) : 0;
+  }
+
+  /** How long a successful call here takes, ms: a running mean that, unlike the average latency, never empties. */
+  get typicalMs(): number {
+    return this.#typicalMs;
   }
 
   /**
@@ -61,8 +120,12 @@ export class LiveProviderStats implements ProviderStats {
   end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true): void {
     this.inFlight--;
     this.inFlightTokens -= tokens;
-    if (!answered) this.prefillTokens -= tokens;
+    if (!answered) {
+      this.prefillTokens -= tokens;
+      this.#awaiting--;
+    }
     if (!succeeded) return;
+    this.#typicalMs += 0.1 * (Math.max(1, latencyMs) - this.#typicalMs);
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;

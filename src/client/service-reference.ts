@@ -1,7 +1,7 @@
 import { linkSignals } from '../common/abort-listeners.js';
 import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
-import type { ProviderHealth } from '../cluster/provider-health.js';
+import { isProviderFailure, type ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
@@ -19,6 +19,7 @@ import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
 import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
+import { withoutStalled } from './stalled.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -335,7 +336,10 @@ class Attempt implements ClusterCall {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
-    let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    let candidates = withoutStalled(
+      this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address)),
+      Date.now(),
+    );
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
@@ -415,21 +419,33 @@ class Attempt implements ClusterCall {
       );
       const opened = sent.then((stream) => stream.firstEvent().then(() => stream));
       opened.then(
-        () => health.succeeded(record),
-        (error: unknown) => health.failed(record, error),
-      );
-      opened.then(
         (stream) => {
           const firstAt = Date.now();
           stats.answered(tokens);
-          void stream.trailer
-            .finally(() => {
-              finish(stats, tokens, started, true, true);
+          // The provider's health and latency are judged by how the stream ends, not by its
+          // opening: a worker whose generations all break after the first token (an engine
+          // crashing mid-sequence) would otherwise count a success per stream, never be
+          // ejected, and — its streams being short — draw the traffic of every load-minded
+          // balancer. The reader's own cancel says nothing against it.
+          stream.trailer.then(
+            () => {
+              health.succeeded(record);
+              finish(stats, tokens, started, true, true, undefined);
               this.#observe(address, started, firstAt);
-            })
-            .catch(() => {});
+            },
+            (error: unknown) => {
+              const broke = isProviderFailure(error);
+              if (broke) health.failed(record, error);
+              else health.succeeded(record);
+              finish(stats, tokens, started, true, !broke, error);
+              if (!broke) this.#observe(address, started, firstAt);
+            },
+          );
         },
-        () => finish(stats, tokens, started, false, false),
+        (error: unknown) => {
+          health.failed(record, error);
+          finish(stats, tokens, started, false, false, error);
+        },
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
       if (parts.onStreamBreak !== undefined) {
@@ -472,13 +488,13 @@ class Attempt implements ClusterCall {
     result.then(
       () => {
         health.succeeded(record);
-        finish(stats, tokens, started, false, true);
+        finish(stats, tokens, started, false, true, undefined);
         recordAttempt(parts.budget, false);
         this.#observe(address, started, Date.now());
       },
       (error: unknown) => {
         health.failed(record, error);
-        finish(stats, tokens, started, false, false);
+        finish(stats, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
       },
     );
@@ -527,11 +543,33 @@ class Attempt implements ClusterCall {
 
 /**
  * An attempt's end in its provider's statistics; `answered`: whether its first answer was already
- * counted. Only a successful attempt's time counts as the provider's latency.
+ * counted; `error`: why it failed, if it did. Only a successful attempt's time counts as the
+ * provider's latency. An end is news from the provider unless this consumer ended the wait
+ * itself (the deadline, a cancel): those are what a hung provider produces.
  */
-function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean): void {
+function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
   const now = Date.now();
+  if (error === undefined || !endedHere(error)) stats.heard(now);
+  if (error !== undefined && answeredWithError(error)) stats.failedAnswer(now);
   stats.end(tokens, now - started, now, answered, succeeded);
+}
+
+/**
+ * Whether a failed attempt was the provider's own error answer — not the consumer ending the
+ * wait, not a refusal by its breaker, not a connection that never carried the request: an
+ * answer that freed the provider's place at once.
+ */
+function answeredWithError(error: unknown): boolean {
+  if (endedHere(error)) return false;
+  const failure = error as { code?: unknown; details?: Record<string, unknown> } | undefined;
+  if (failure?.details?.['breakerOpen'] === true) return false;
+  return !(failure?.details?.['neverSent'] === true && failure.code === RpcCode.UNAVAILABLE);
+}
+
+/** Whether a failure is the consumer's own end of the wait (deadline or cancel) rather than an answer. */
+function endedHere(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === RpcCode.DEADLINE_EXCEEDED || code === RpcCode.CANCELLED;
 }
 
 /** `value` as whole non-negative tokens: 0 for anything that is not a positive finite number. */

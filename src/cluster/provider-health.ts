@@ -36,6 +36,19 @@ export const DEFAULT_BREAKER: BreakerOptions = {
 export const DEFAULT_EJECTION: EjectionOptions = { consecutiveFailures: 5, baseMs: 5000, maxMs: 120_000, maxPercent: 50 };
 
 /**
+ * How long new calls pass over a provider after it refused one as overloaded: its
+ * `retryAfterMs` hint, but at least this much doubled for each refusal in a row, up to
+ * {@link REFUSAL_PAUSE_MAX_MS}. A worker that sheds every call at once (a wedged engine, a broken
+ * admission check) has nothing in flight and looks the least loaded of all; without the pause
+ * least-active and slo sent it 70 % of the calls of a fleet of four, each one refused.
+ */
+export const REFUSAL_PAUSE_BASE_MS = 25;
+/** The longest pause that refusals in a row earn (a provider's own hint may ask for longer). */
+export const REFUSAL_PAUSE_MAX_MS = 2000;
+/** The longest pause a provider's hint is believed for (the concurrency-limit filter's own bound). */
+export const REFUSAL_HINT_MAX_MS = 10_000;
+
+/**
  * Failures that say something about the provider. The caller's own errors (INVALID_ARGUMENT,
  * a cancel), answers about the request (NOT_FOUND, UNIMPLEMENTED…) and deliberate load
  * shedding (RESOURCE_EXHAUSTED) never count against a provider.
@@ -52,6 +65,11 @@ export interface HealthObserver {
   breaker(address: string, state: 'open' | 'half-open' | 'closed'): void;
   ejected(address: string, untilMs: number, times: number): void;
 }
+
+/** Records of providers that left the registry with bad news, kept at most (see {@link ProviderHealth.retainOnly}). */
+export const MAX_DEPARTED_RECORDS = 256;
+/** How long a departed provider's last failure is remembered (the longest ejection by default). */
+export const DEPARTED_MEMORY_MS = 120_000;
 
 /** Buckets of a breaker's rolling window (as opossum divides its own). */
 const WINDOW_BUCKETS = 10;
@@ -81,6 +99,11 @@ export class HealthRecord {
   consecutive = 0;
   ejections = 0;
   ejectedUntil = 0;
+  /** Overload refusals in a row, and until when new calls pass over the provider for them. */
+  refusals = 0;
+  refusedUntil = 0;
+  /** When the provider last failed a call (0: never). */
+  lastFailureAt = 0;
   /** Calls and provider failures per bucket of the rolling window; `tick` is the newest bucket's. */
   readonly calls = new Uint32Array(WINDOW_BUCKETS);
   readonly failures = new Uint32Array(WINDOW_BUCKETS);
@@ -102,8 +125,8 @@ export class HealthRecord {
  * What one client knows about each provider's health: a circuit breaker per provider (opens on
  * the error rate over a minimum volume; half-open lets exactly one probe through, with its own
  * timeout) and outlier ejection (so many failures in a row: out for an interval that doubles
- * with each repeat). Selection skips providers that are out — unless that would leave out more
- * than `maxPercent` of them, in which case it spreads over all rather than overload the last
+ * with each repeat). Selection skips providers that are out, but never more than `maxPercent`
+ * of them: past that, those due back soonest are picked again rather than overload the last
  * healthy one.
  *
  * opossum is each breaker's state machine (open, the reset timer, half-open, the probe, close),
@@ -144,27 +167,58 @@ export class ProviderHealth {
     return entry.breaker === undefined || entry.breaker.closed || entry.breaker.pendingClose;
   }
 
+  /** Whether `address` refused a call as overloaded so recently that new calls pass it over. */
+  refusing(address: string, now = Date.now()): boolean {
+    const entry = this.#entries.get(address);
+    return entry !== undefined && entry.refusedUntil > now;
+  }
+
   /**
    * The items new calls may go to. Providers whose connection is known `down` (broken, or
-   * going away) are left out whenever any other remains. Of the rest, those with an open
-   * breaker or ejected are left out too — unless that would leave out more than `maxPercent`
-   * of them (or all), in which case the call spreads over all of them rather than overload
-   * the last healthy ones.
+   * going away) are left out whenever any other remains; so are providers that refused a call
+   * as overloaded within their pause ({@link refusing}). Of the rest, those with an open
+   * breaker or ejected are left out too, but never more than `maxPercent` of them: past that,
+   * the ones due back soonest are picked again (rather than overload the last healthy ones),
+   * and when all are out, all are picked.
    */
   filter<T extends { readonly address: string }>(items: readonly T[], down: (address: string) => boolean = () => false): readonly T[] {
     const now = Date.now();
     let downCount = 0;
+    let refusingCount = 0;
     let outCount = 0;
     for (const item of items) {
-      if (down(item.address)) downCount++;
-      else if (!this.available(item.address, now)) outCount++;
+      if (down(item.address)) {
+        downCount++;
+        continue;
+      }
+      if (this.refusing(item.address, now)) refusingCount++;
+      if (!this.available(item.address, now)) outCount++;
     }
-    if (downCount === 0 && outCount === 0) return items;
-    const reachable = downCount === 0 || downCount === items.length ? items : items.filter((item) => !down(item.address));
-    if (outCount === 0) return reachable;
+    if (downCount === 0 && refusingCount === 0 && outCount === 0) return items;
+    // Counted among the providers not down, so compared with those (all down: none is left out).
+    let left: readonly T[] = downCount === 0 || downCount === items.length ? items : items.filter((item) => !down(item.address));
+    if (refusingCount > 0 && refusingCount < left.length) {
+      left = left.filter((item) => !this.refusing(item.address, now));
+      if (outCount > 0) outCount = left.filter((item) => !this.available(item.address, now)).length;
+    }
+    if (outCount === 0 || outCount >= left.length) return left;
     const maxPercent = this.#ejection?.maxPercent ?? 100;
-    if (outCount >= reachable.length || (outCount * 100) / reachable.length > maxPercent) return reachable;
-    return reachable.filter((item) => this.available(item.address, now));
+    if ((outCount * 100) / left.length <= maxPercent) return left.filter((item) => this.available(item.address, now));
+    // More are out than the cap allows: as many as it allows stay out — those due back last —
+    // and the rest are tried again. Readmitting all of them instead made the cap a cliff: with
+    // three of four failing every call, all four were picked again and 75-88 % of calls failed.
+    const allowed = Math.floor((left.length * maxPercent) / 100);
+    if (allowed <= 0) return left;
+    const out = left.filter((item) => !this.available(item.address, now));
+    out.sort((a, b) => this.#backAt(b.address, now) - this.#backAt(a.address, now));
+    const kept = new Set(out.slice(0, allowed));
+    return left.filter((item) => !kept.has(item));
+  }
+
+  /** When a provider that is out is due back: its ejection's end; an open breaker's, unknown (last). */
+  #backAt(address: string, now: number): number {
+    const entry = this.#entries.get(address);
+    return entry === undefined || entry.ejectedUntil <= now ? Infinity : entry.ejectedUntil;
   }
 
   /** The health record of `address` (made at its first call). */
@@ -206,6 +260,7 @@ export class ProviderHealth {
   /** Counts a successful attempt: in the breaker's window, and it ends a run of failures. */
   succeeded(entry: HealthRecord): void {
     if (entry.breaker !== undefined) entry.calls[this.#bucket(entry)]!++;
+    entry.refusals = 0;
     if (this.#ejection !== undefined) {
       entry.consecutive = 0;
       if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
@@ -219,7 +274,9 @@ export class ProviderHealth {
    */
   failed(entry: HealthRecord, error: unknown): void {
     if (error instanceof RpcError && error.details?.['breakerOpen'] === true) return;
+    this.#countRefusal(entry, error);
     const failure = isProviderFailure(error);
+    if (failure) entry.lastFailureAt = Date.now();
     if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
     const ejection = this.#ejection;
     if (ejection === undefined || !failure) return;
@@ -269,14 +326,36 @@ export class ProviderHealth {
   /**
    * Forgets the providers not in `live` (the addresses every directory lists), stopping their
    * breakers: a registry churning through new addresses must not leave a record and a breaker
-   * timer behind for every address ever called. A provider that comes back starts afresh.
+   * timer behind for every address ever called. A provider that left in good health comes back
+   * afresh; one that left with bad news — ejected, breaker not closed, refusing, failures in a
+   * row, or ejected recently enough for the next ejection to double — keeps its record while
+   * the news lasts (at most {@link MAX_DEPARTED_RECORDS} such records), so a failing worker
+   * whose registration flaps is not forgiven at every return: leaving and rejoining the registry
+   * each second, one that failed every call was tried 5 times a second, for good.
    */
   retainOnly(live: ReadonlySet<string>): void {
+    const now = Date.now();
+    let kept = 0;
     for (const [address, entry] of this.#entries) {
       if (live.has(address)) continue;
+      if (kept < MAX_DEPARTED_RECORDS && this.#badNews(entry, now)) {
+        kept++;
+        continue;
+      }
       entry.breaker?.shutdown();
       this.#entries.delete(address);
     }
+  }
+
+  /**
+   * Whether `entry` says anything against its provider that a return must not wipe: a pause
+   * still running, or a failure within the last {@link DEPARTED_MEMORY_MS} that left a mark (a
+   * run of failures, an ejection whose next one would double, a breaker not closed).
+   */
+  #badNews(entry: HealthRecord, now: number): boolean {
+    if (entry.ejectedUntil > now || entry.refusedUntil > now) return true;
+    if (now - entry.lastFailureAt > DEPARTED_MEMORY_MS) return false;
+    return entry.consecutive > 0 || entry.ejections > 0 || (entry.breaker !== undefined && !entry.breaker.closed);
   }
 
   /** Stops every breaker's timers. */
@@ -284,6 +363,21 @@ export class ProviderHealth {
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
     for (const entry of this.#entries.values()) entry.breaker?.shutdown();
     this.#entries.clear();
+  }
+
+  /**
+   * An overload answer from the provider (not this consumer's own limit) pauses new calls to it
+   * for its hint, or for a pause that doubles with each refusal in a row: a worker that really
+   * is full gets its slot back before the next pick; one that refuses everything gets a call
+   * every {@link REFUSAL_PAUSE_MAX_MS}, and its next success ends the run.
+   */
+  #countRefusal(entry: HealthRecord, error: unknown): void {
+    if (!(error instanceof RpcError) || error.code !== RpcCode.RESOURCE_EXHAUSTED || error.details?.['local'] === true) return;
+    entry.refusals = Math.min(entry.refusals + 1, 32);
+    const grown = Math.min(REFUSAL_PAUSE_MAX_MS, REFUSAL_PAUSE_BASE_MS * 2 ** (entry.refusals - 1));
+    const hint = error.retryAfterMs;
+    const hinted = typeof hint === 'number' && hint > 0 ? Math.min(REFUSAL_HINT_MAX_MS, hint) : 0;
+    entry.refusedUntil = Math.max(entry.refusedUntil, Date.now() + Math.max(grown, hinted));
   }
 
   /** The window bucket counting now, after clearing the buckets the clock has moved past. */

@@ -1,7 +1,7 @@
 import { environmentOption } from './environment.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
-import { effectiveWeight, warmupOption, pickRandom, withRoom } from './weights.js';
+import { busyCalls, effectiveWeight, warmupOption, pickRandom, withRoom } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'least-active';
@@ -24,7 +24,7 @@ export const createLeastActiveBalancer: ExtensionFactory<LoadBalancer> = (option
       let bestActive = Infinity;
       let bestWeight = -1;
       for (const provider of providers) {
-        const active = provider.stats.inFlight;
+        const active = busyCalls(provider.stats);
         const weight = effectiveWeight(provider.instance, now, warmupMs);
         if (active < bestActive || (active === bestActive && weight > bestWeight)) {
           best = [provider];

@@ -2,7 +2,7 @@ import { checkInt, optionKeys } from '../common/validate.js';
 import type { LoadSnapshot } from '../registry/registry.js';
 import type { ExtensionOptions } from '../common/extension-registry.js';
 import type { ProviderView } from './loadbalance.js';
-import { slots } from './weights.js';
+import { busyCalls, slots } from './weights.js';
 
 /** Settings of {@link loadScore}. */
 export interface LoadScoreOptions {
@@ -78,12 +78,14 @@ function trustIn(load: LoadSnapshot | undefined, now: number, options: LoadScore
 
 function requestsAhead(view: ProviderView, load: LoadSnapshot | undefined, trust: number): number {
   const stats = view.stats;
-  if (trust === 0 || load === undefined) return stats.inFlight;
+  // This consumer's calls there, with its recent failed answers counted as calls (busyCalls).
+  const own = busyCalls(stats);
+  if (trust === 0 || load === undefined) return own;
   // Never fewer than this consumer's own calls still running there: a snapshot that counts
   // fewer is wrong (a worker whose report is frozen at idle, or that leaves its queue out), and
   // believing it would send every call to the worker that says it is idle.
-  const reported = Math.max(stats.inFlight, load.running + load.waiting + Math.min(stats.startedSinceLoad, stats.inFlight));
-  return trust * reported + (1 - trust) * stats.inFlight;
+  const reported = Math.max(own, load.running + load.waiting + Math.min(stats.startedSinceLoad, stats.inFlight));
+  return trust * reported + (1 - trust) * own;
 }
 
 function tokensAhead(view: ProviderView, load: LoadSnapshot | undefined, trust: number): number {

@@ -13,6 +13,13 @@ export interface ProviderStats {
   /** Estimated prompt tokens of those calls. */
   readonly inFlightTokens: number;
   /**
+   * Failed answers from the provider lately, each counted as a call that holds it for as long
+   * as a successful call there takes, fading after that (a fraction, 0 when none): a provider
+   * that fails at once frees its place at once and would otherwise look the idlest of all to a
+   * balancer counting calls in flight. Undefined from stats that do not keep it.
+   */
+  readonly failing?: number;
+  /**
    * Estimated prompt tokens of the calls in flight that have had no answer yet (no first chunk
    * of a stream, no response): prompts the provider is still computing or has queued, which a
    * new call may wait behind. Undefined from stats that do not keep it.

@@ -2,7 +2,7 @@ import { checkKnownKeys } from '../common/validate.js';
 import { ENVIRONMENT_KEYS, environmentOption } from './environment.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { LoadBalancer, ProviderView } from './loadbalance.js';
-import { pickRandom, withRoom } from './weights.js';
+import { busyCalls, pickRandom, withRoom } from './weights.js';
 
 /** The name this balancer is registered under. */
 export const TYPE_NAME = 'shortest-response';
@@ -29,7 +29,7 @@ export const createShortestResponseBalancer: ExtensionFactory<LoadBalancer> = (o
       let best: ProviderView[] = [];
       let bestCost = Infinity;
       providers.forEach((provider, i) => {
-        const cost = (latencies[i] ?? fallback) * (provider.stats.inFlight + 1);
+        const cost = (latencies[i] ?? fallback) * (busyCalls(provider.stats) + 1);
         if (cost < bestCost) {
           bestCost = cost;
           best = [provider];

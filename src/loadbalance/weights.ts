@@ -1,5 +1,5 @@
 import type { ServiceInstance } from '../registry/registry.js';
-import type { ProviderView } from './loadbalance.js';
+import type { ProviderStats, ProviderView } from './loadbalance.js';
 
 import { checkInt, checkKnownKeys } from '../common/validate.js';
 import type { ExtensionOptions } from '../common/extension-registry.js';
@@ -51,6 +51,15 @@ export function slots(instance: ServiceInstance): number {
   if (typeof declared === 'number' && declared > 0) return declared;
   const cap = instance.maxConcurrentCalls;
   return typeof cap === 'number' && cap > 0 ? cap : 1;
+}
+
+/**
+ * The calls a balancer counts at a provider: this consumer's calls in flight there plus its
+ * recent failed answers ({@link ProviderStats.failing}), so that a provider failing every call
+ * at once draws no more than a fair share while ejection has not (yet) taken it out.
+ */
+export function busyCalls(stats: ProviderStats): number {
+  return stats.inFlight + (stats.failing ?? 0);
 }
 
 /** Whether this consumer may send another call without exceeding the provider's capacity. */

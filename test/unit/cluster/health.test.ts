@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProviderHealth } from '../../../src/cluster/provider-health.js';
+import { MAX_DEPARTED_RECORDS, ProviderHealth } from '../../../src/cluster/provider-health.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { callOutcome } from '../../../src/client/outcome.js';
 import { applyMock, resolveMock } from '../../../src/client/mock.js';
@@ -47,17 +47,27 @@ describe('circuit breakers', () => {
     health.close();
   });
 
-  it('forget the providers that left, breaker and ejection with them, and keep the ones still listed', async () => {
+  it('forget the providers that left in good health; keep, within a bound, the bad news of those that left failing', async () => {
     const health = new ProviderHealth(
       { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 60_000, rollingWindowMs: 10_000, probeTimeoutMs: 1000 },
       { consecutiveFailures: 2, baseMs: 60_000, maxMs: 120_000, maxPercent: 100 },
     );
     for (const address of ['a', 'b', 'c']) for (let i = 0; i < 2; i++) await health.run(address, fail()).catch(() => {});
+    await health.run('d', ok);
+    await health.run('e', fail()).catch(() => {});
     expect(['a', 'b', 'c'].map((address) => health.breakerState(address))).toEqual(['open', 'open', 'open']);
     health.retainOnly(new Set(['b']));
-    expect(['a', 'b', 'c'].map((address) => health.breakerState(address))).toEqual([undefined, 'open', undefined]);
-    expect(health.ejection('a').ejected).toBe(false);
-    expect(health.ejection('b').ejected).toBe(true);
+    // A failing provider that leaves and rejoins the registry is not forgiven by its return.
+    expect(['a', 'b', 'c', 'd'].map((address) => health.breakerState(address))).toEqual(['open', 'open', 'open', undefined]);
+    expect(['a', 'b', 'c'].map((address) => health.ejection(address).ejected)).toEqual([true, true, true]);
+    // One failure in a row is kept too (the run goes on where it stopped); a healthy one starts afresh.
+    await health.run('e', fail()).catch(() => {});
+    expect(health.ejection('e').ejected).toBe(true);
+    // Churn through many failing addresses keeps at most MAX_DEPARTED_RECORDS of them.
+    for (let i = 0; i < MAX_DEPARTED_RECORDS + 50; i++) await health.run(`x${i}`, fail()).catch(() => {});
+    health.retainOnly(new Set(['b']));
+    const kept = Array.from({ length: MAX_DEPARTED_RECORDS + 50 }, (_, i) => health.breakerState(`x${i}`)).filter((state) => state !== undefined);
+    expect(kept.length).toBeLessThanOrEqual(MAX_DEPARTED_RECORDS);
     health.close();
   });
 
@@ -132,6 +142,7 @@ describe('outlier ejection', () => {
   it('ejects after consecutive failures for an interval that doubles, at most maxPercent of providers', async () => {
     const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 40, maxMs: 1000, maxPercent: 50 });
     const items = [{ address: 'a' }, { address: 'b' }, { address: 'c' }, { address: 'd' }];
+    const names = (list: readonly { address: string }[]) => list.map((item) => item.address);
     for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
     expect(health.filter(items).map((item) => item.address)).toEqual(['b', 'c', 'd']);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -141,8 +152,20 @@ describe('outlier ejection', () => {
     expect(health.available('a')).toBe(false); // second ejection: 80 ms
     for (let i = 0; i < 3; i++) await health.run('b', fail()).catch(() => {});
     for (let i = 0; i < 3; i++) await health.run('c', fail()).catch(() => {});
-    // Three of four out is over 50 %: spread over all rather than pile onto d.
-    expect(health.filter(items)).toHaveLength(4);
+    // Three of four out is over 50 %: two stay out (those due back last), the third is picked
+    // again with d rather than pile everything onto d — and not all four, which would send
+    // three quarters of the calls to failing providers.
+    const picked = names(health.filter(items));
+    expect(picked).toHaveLength(2);
+    expect(picked).toContain('d');
+    // The one picked again is the one due back soonest.
+    const soonest = ['a', 'b', 'c'].sort((x, y) => health.ejection(x).untilMs! - health.ejection(y).untilMs!)[0]!;
+    expect(picked).toContain(soonest);
+    // maxPercent 0: nothing is ever left out.
+    const none = new ProviderHealth(undefined, { consecutiveFailures: 1, baseMs: 1000, maxMs: 1000, maxPercent: 0 });
+    await none.run('a', fail()).catch(() => {});
+    expect(none.filter(items)).toHaveLength(4);
+    none.close();
     // A provider whose connection is down is left out whenever another remains.
     expect(health.filter(items, (address) => address !== 'd').map((item) => item.address)).toEqual(['d']);
     health.close();
@@ -189,5 +212,40 @@ describe('outcomes and mocks', () => {
     expect(called).toBe(false);
     expect(() => resolveMock({ mode: 'sometimes' } as never, 'reference x mock')).toThrow(/invalid reference x mock\.mode: "sometimes"/);
     expect(() => resolveMock({}, 'reference x mock')).toThrow(/a value or a fallback function/);
+  });
+
+  it('an overload answer pauses new calls to its provider for its hint or a pause doubling per refusal in a row; a success ends the run', async () => {
+    const health = new ProviderHealth(undefined, { consecutiveFailures: 3, baseMs: 5000, maxMs: 10_000, maxPercent: 50 });
+    const items = [{ address: 'a' }, { address: 'b' }, { address: 'c' }, { address: 'd' }];
+    const names = (list: readonly { address: string }[]) => list.map((item) => item.address);
+    const refuse = (retryAfterMs?: number) => () =>
+      Promise.reject(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'full', retryAfterMs === undefined ? {} : { retryAfterMs }));
+    // Three refusals in a row: paused 25, 50, then 100 ms; never ejected (shedding is no failure).
+    for (let i = 0; i < 3; i++) await health.run('a', refuse()).catch(() => {});
+    expect(health.ejection('a').ejected).toBe(false);
+    expect(names(health.filter(items))).toEqual(['b', 'c', 'd']);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(health.refusing('a')).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 90));
+    expect(names(health.filter(items))).toEqual(['a', 'b', 'c', 'd']);
+    // A success ends the run: the next refusal pauses it for the base again.
+    await health.run('a', ok);
+    await health.run('a', refuse()).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(health.refusing('a')).toBe(false);
+    // The provider's hint is believed when it asks for longer.
+    await health.run('b', refuse(300)).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(health.refusing('b')).toBe(true);
+    // This consumer's own limit (local) pauses nothing: the balancer already counts its calls.
+    await health
+      .run('c', () => Promise.reject(new RpcError(RpcCode.RESOURCE_EXHAUSTED, 'mine', { details: { neverSent: true, local: true } })))
+      .catch(() => {});
+    expect(health.refusing('c')).toBe(false);
+    // Every provider refusing: the call spreads over all of them; one down is still left out.
+    for (const address of ['a', 'c', 'd']) await health.run(address, refuse(300)).catch(() => {});
+    expect(health.filter(items)).toHaveLength(4);
+    expect(names(health.filter(items, (address) => address === 'a'))).toEqual(['b', 'c', 'd']);
+    health.close();
   });
 });
