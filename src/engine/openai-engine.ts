@@ -13,6 +13,7 @@ import {
   type Token,
   type Usage,
 } from '../inference/inference.js';
+import { isWellFormed } from '../serializer/well-formed.js';
 import type { CallContext } from '../call/call-context.js';
 import { PushStream } from '../server/push-stream.js';
 import type { KvCacheState } from './kv-events/kv-events.js';
@@ -169,7 +170,10 @@ export class OpenAiEngineService {
       }
       empty = 0;
       pieces++;
-      return { text };
+      // A lone surrogate has no UTF-8 form and the serializers refuse to send one: it becomes
+      // U+FFFD here, as an engine that spoke UTF-8 would have sent it, rather than failing the
+      // generation.
+      return { text: isWellFormed(text) ? text : (text as string & { toWellFormed(): string }).toWellFormed() };
     };
     const trailer = (done = true): Usage => {
       // An answer that ends with neither [DONE] nor a finish reason was cut short (or was never

@@ -90,6 +90,20 @@ describe('the engine adapter over HTTP', () => {
     expect(engine.closedEarly).toBe(0);
   });
 
+  it('passes a token with a lone surrogate (no UTF-8 form) on as U+FFFD instead of failing the generation', async () => {
+    const engine = await startEngine((response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      // JSON escapes can name half of a surrogate pair; an engine written in UTF-16 might send one.
+      for (const text of ['a', '\\ud83d', 'x\\ude00y', '\\ud83d\\ude00']) response.write(`data: {"choices":[{"text":"${text}"}]}\n\n`);
+      response.end('data: [DONE]\n\n');
+    });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const texts: string[] = [];
+    for await (const token of llm.generate({ prompt: 'p' })) texts.push(String(token.text));
+    expect(texts).toEqual(['a', '\ufffd', 'x\ufffdy', '\u{1f600}']);
+  });
+
   it('fails the call with INTERNAL when the engine streams one event without end, and closes the engine request', async () => {
     const engine = await startEngine((response) => {
       response.writeHead(200, { 'content-type': 'text/event-stream' });
