@@ -1,0 +1,126 @@
+import { Etcd3 } from 'etcd3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ServiceInstance } from 'shuttle-rpc';
+import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
+import { startSteadyConsumer } from '../helpers/consumer-process.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
+import { startFixture, type Child } from '../helpers/process.js';
+import { providerRecord } from '../helpers/fake-transport.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * An operator's failing etcd, on a real 3-member cluster on loopback: a member hung (SIGSTOP,
+ * its sockets open and silent), the cluster wiped and rebuilt empty on the same ports. Provider
+ * processes register with a 2 s lease; consumers are a steady consumer process (a call every
+ * 20 ms) and in-test registries whose every notification is recorded.
+ */
+const TTL = 2;
+let cluster: EtcdCluster;
+let admin: Etcd3;
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+
+beforeAll(async () => {
+  cluster = await startEtcdCluster();
+  admin = new Etcd3({ hosts: [...cluster.endpoints] });
+}, 60_000);
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  for (const member of [0, 1, 2]) cluster.resume(member);
+  await admin
+    .delete()
+    .prefix('/shuttle/')
+    .catch(() => undefined);
+});
+afterAll(async () => {
+  admin?.close();
+  await cluster?.remove();
+});
+
+async function provider(): Promise<Child> {
+  const child = await startFixture('provider', { SHUTTLE_REGISTRY: cluster.url, PROVIDER_TTL: String(TTL) });
+  cleanups.push(() => child.stop());
+  return child;
+}
+
+function registry(options: Record<string, unknown> = {}): EtcdRegistry {
+  const made = createEtcdRegistry({ url: cluster.url, ttlSeconds: TTL, requestTimeoutMs: 1000, ...options }) as EtcdRegistry;
+  cleanups.push(() => made.close());
+  return made;
+}
+
+/** A consumer registry's view of test.Echo, with the fewest providers it ever listed since `mark()`. */
+async function recordedView(): Promise<{ ports(): number[]; fewestSinceMark(): number; mark(): void }> {
+  let instances: readonly ServiceInstance[] = [];
+  let fewest = Infinity;
+  const subscription = await registry().subscribe({ service: 'test.Echo' }, (list) => {
+    instances = list;
+    fewest = Math.min(fewest, list.length);
+  });
+  cleanups.push(() => subscription.close());
+  return {
+    ports: () => instances.map((instance) => instance.port).sort((a, b) => a - b),
+    fewestSinceMark: () => fewest,
+    mark: () => {
+      fewest = instances.length;
+    },
+  };
+}
+
+describe('etcd registry under a failing 3-member cluster', () => {
+  it('a cluster wiped and rebuilt empty on the same ports (revision back to 1): consumers keep their providers, then see joins and leaves in the new cluster', {
+    timeout: 90_000,
+  }, async () => {
+    // A cluster with history: the revision is far past what the new cluster will reach.
+    for (let round = 0; round < 20; round++) await Promise.all(Array.from({ length: 25 }, (_, key) => admin.put(`/history/${key}`).value(String(round))));
+    const first = await provider();
+    const second = await provider();
+    const consumer = await startSteadyConsumer(cluster.url);
+    cleanups.push(() => consumer.child.stop());
+    const view = await recordedView();
+    await waitUntil(() => view.ports().length === 2, 'the consumer to list both providers', 5000, 20);
+    view.mark();
+    // A provider that will not come back after the wipe (a record written by hand, of another service).
+    const goneKey = '/shuttle/services/test.Gone/1.0.0/_/127.0.0.9%3A1001';
+    await admin.put(goneKey).value(JSON.stringify(providerRecord(1001, { service: 'test.Gone', host: '127.0.0.9', methods: [] })));
+    let gone: readonly ServiceInstance[] = [];
+    const goneView = await registry().subscribe({ service: 'test.Gone' }, (list) => (gone = list));
+    cleanups.push(() => goneView.close());
+    expect(gone).toHaveLength(1);
+
+    await cluster.wipe();
+    const back = Date.now();
+    // The providers write their keys into the new cluster; the consumer never lists nobody.
+    await waitUntil(async () => (await admin.getAll().prefix('/shuttle/services/').keys()).length === 2, 'both providers registered again', 10_000, 50);
+    const reRegisteredMs = Date.now() - back;
+
+    // A provider joins the new cluster and one leaves it: the consumer sees both.
+    const third = await provider();
+    const joinedAt = Date.now();
+    await waitUntil(
+      () => view.ports().includes(third.port),
+      () => `the consumer to see the provider that joined (lists ${view.ports()})`,
+      5000,
+      20,
+    );
+    const joinSeenMs = Date.now() - joinedAt;
+    await first.stop();
+    const leftAt = Date.now();
+    await waitUntil(
+      () => !view.ports().includes(first.port),
+      () => `the consumer to see the provider that left (lists ${view.ports()})`,
+      5000,
+      20,
+    );
+    const leaveSeenMs = Date.now() - leftAt;
+    expect(view.ports()).toEqual([second.port, third.port].sort((a, b) => a - b));
+    expect(view.fewestSinceMark()).toBe(2);
+    expect(reRegisteredMs).toBeLessThan(5000);
+    // The record nobody wrote again is kept for the grace period (10 s), then dropped.
+    expect(gone).toHaveLength(1);
+    await waitUntil(() => gone.length === 0, 'the record nobody wrote again to be dropped', 12_000 - (Date.now() - back), 50);
+
+    const report = await consumer.finish();
+    expect(report.failures, report.errors.join('; ')).toBe(0);
+    console.log(`wipe: re-registered in ${reRegisteredMs} ms; a join seen in ${joinSeenMs} ms, a leave in ${leaveSeenMs} ms`);
+  });
+});
