@@ -22,6 +22,14 @@ import { etcdReason } from './etcd-reason.js';
  * LeaseTimeToLive request, however many keys) and writes back, on the same lease, each wanted
  * key that is not among them, as Dubbo and Nacos re-register a deleted node. A deleter cannot
  * make it spin: one check and at most one write per wanted key per keep-alive, whatever it does.
+ *
+ * A hung member (stopped, stalled on its disk: its sockets open and silent) holds the lease's
+ * keep-alive stream if the client picked it, and etcd3 notices only after a whole TTL without
+ * an answer — when the lease has just run out on the leader, so consumers see the provider
+ * deleted and put back. So the session watches the renewals itself: once half a TTL has passed
+ * since the last one (a keep-alive is due every third), it sends single keep-alives, each to a
+ * member picked at random and given a quarter TTL (at least 250 ms), at most three at a time,
+ * every twelfth of a TTL (at least 100 ms), until one is answered.
  */
 export class ProviderSession {
   readonly #client: Etcd3;
@@ -43,6 +51,12 @@ export class ProviderSession {
   #lastAudit = 0;
   #granting: Promise<Lease> | undefined;
   #recoverTimer: NodeJS.Timeout | undefined;
+  /** When the current lease was last granted or renewed, by this process's clock. */
+  #renewedAt = 0;
+  /** Checks that renewals keep coming (see {@link #checkRenewal}). */
+  #renewalCheck: NodeJS.Timeout | undefined;
+  /** Single keep-alives in flight, sent because renewals stopped coming. */
+  #rescues = 0;
   #closed = false;
   readonly #onRestored: (key: string) => void;
   /** Leases granted so far; tests and logs use it to see a re-registration happen. */
@@ -98,6 +112,7 @@ export class ProviderSession {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#recoverTimer);
+    clearInterval(this.#renewalCheck);
     const lease = this.#lease;
     this.#lease = undefined;
     await this.#auditing?.catch(() => {});
@@ -115,7 +130,10 @@ export class ProviderSession {
   async #grant(timeoutMs: number): Promise<Lease> {
     const lease = this.#client.lease(this.#ttlSeconds, { autoKeepAlive: true });
     lease.on('lost', () => this.#onLost(lease));
-    lease.on('keepaliveSucceeded', () => this.#audit(lease));
+    lease.on('keepaliveSucceeded', () => {
+      if (this.#lease === lease) this.#renewedAt = Date.now();
+      this.#audit(lease);
+    });
     let id: string;
     try {
       id = await this.#withDeadline(lease.grant(), 'grant a lease', timeoutMs);
@@ -126,8 +144,30 @@ export class ProviderSession {
     this.generations++;
     this.#lease = lease;
     this.#leaseId = id;
+    this.#renewedAt = Date.now();
     this.#settled.clear();
+    this.#renewalCheck ??= setInterval(() => this.#checkRenewal(), Math.max(100, (this.#ttlSeconds * 1000) / 12));
+    this.#renewalCheck.unref();
     return lease;
+  }
+
+  /**
+   * Renewals stopped coming for half a TTL: the keep-alive stream may sit on a hung member.
+   * Sends a single keep-alive, which goes to a member picked at random and is cut off at a
+   * quarter TTL; a lapsed lease answers "not found" and etcd3 reports the lease lost.
+   */
+  #checkRenewal(): void {
+    const lease = this.#lease;
+    const ttlMs = this.#ttlSeconds * 1000;
+    if (this.#closed || lease === undefined || Date.now() - this.#renewedAt < ttlMs / 2 || this.#rescues >= MAX_RESCUES) return;
+    this.#rescues++;
+    lease
+      .keepaliveOnce({ deadline: Date.now() + Math.max(250, ttlMs / 4) })
+      .then(() => {
+        if (this.#lease === lease) this.#renewedAt = Date.now();
+      })
+      .catch(() => {})
+      .finally(() => this.#rescues--);
   }
 
   /**
@@ -215,3 +255,6 @@ export class ProviderSession {
     }
   }
 }
+
+/** Single keep-alives in flight at most while renewals have stopped coming. */
+const MAX_RESCUES = 3;
