@@ -73,6 +73,8 @@ describe('etcd registry under a failing 3-member cluster', () => {
     // A cluster with history: the revision is far past what the new cluster will reach.
     for (let round = 0; round < 20; round++) await Promise.all(Array.from({ length: 25 }, (_, key) => admin.put(`/history/${key}`).value(String(round))));
     const first = await provider();
+    let firstStderr = '';
+    first.process.stderr!.on('data', (chunk: Buffer) => (firstStderr += chunk.toString()));
     const second = await provider();
     const consumer = await startSteadyConsumer(cluster.url);
     cleanups.push(() => consumer.child.stop());
@@ -90,7 +92,12 @@ describe('etcd registry under a failing 3-member cluster', () => {
     await cluster.wipe();
     const back = Date.now();
     // The providers write their keys into the new cluster; the consumer never lists nobody.
-    await waitUntil(async () => (await admin.getAll().prefix('/shuttle/services/').keys()).length === 2, 'both providers registered again', 10_000, 50);
+    await waitUntil(
+      async () => (await admin.getAll().prefix('/shuttle/services/test.Echo/').keys()).length === 2,
+      'both providers registered again',
+      10_000,
+      50,
+    );
     const reRegisteredMs = Date.now() - back;
 
     // A provider joins the new cluster and one leaves it: the consumer sees both.
@@ -115,6 +122,12 @@ describe('etcd registry under a failing 3-member cluster', () => {
     expect(view.ports()).toEqual([second.port, third.port].sort((a, b) => a - b));
     expect(view.fewestSinceMark()).toBe(2);
     expect(reRegisteredMs).toBeLessThan(5000);
+    // Once each, in the provider's warnings: its lease was lost; it is registered again.
+    await waitUntil(() => /registered again on a new lease/.test(firstStderr), 'the provider to report its new lease', 5000, 20);
+    expect(firstStderr.match(/SHUTTLE_REGISTRY_LEASE/g)).toHaveLength(2);
+    expect(firstStderr, firstStderr).toMatch(
+      /this provider's lease was lost \((etcd no longer knows it|etcd was out of reach for longer than its 2 s TTL)[^)]*\); its 2 keys are gone from etcd/,
+    );
     // The record nobody wrote again is kept for the grace period (10 s), then dropped.
     expect(gone).toHaveLength(1);
     await waitUntil(() => gone.length === 0, 'the record nobody wrote again to be dropped', 12_000 - (Date.now() - back), 50);
@@ -152,5 +165,35 @@ describe('etcd registry under a failing 3-member cluster', () => {
     expect(await observer.getAll().prefix('/shuttle/services/').keys()).toHaveLength(11);
     const report = await consumer.finish();
     expect(report.failures, report.errors.join('; ')).toBe(0);
+  });
+
+  it('every lease revoked from outside at once (etcdctl lease revoke): the fleet re-registers within TTL/3 + 1 s, spread out, not in one burst', {
+    timeout: 60_000,
+  }, async () => {
+    const worker = await provider();
+    const view = await recordedView();
+    await waitUntil(() => view.ports().length === 1, 'the consumer to list the provider', 5000, 20);
+    // Thirty providers in this process, registered together (their keep-alives in step), whose
+    // re-registration times are recorded.
+    const fleet = Array.from({ length: 30 }, () => registry());
+    await Promise.all(fleet.map((one, index) => one.register(providerRecord(20_000 + index, { service: 'test.Hold', host: '127.0.0.9' }))));
+    const regrantedAt: number[] = [];
+    const regrants = setInterval(() => {
+      for (const [index, one] of fleet.entries()) if (one.leaseGenerations > 1) regrantedAt[index] ??= Date.now();
+    }, 5);
+    cleanups.push(() => clearInterval(regrants));
+
+    const { leases } = await admin.leaseClient.leaseLeases({});
+    expect(leases).toHaveLength(31);
+    await Promise.all(leases.map((lease) => admin.leaseClient.leaseRevoke({ ID: lease.ID })));
+    const revokedAt = Date.now();
+    await waitUntil(() => view.ports().includes(worker.port) && regrantedAt.filter(Boolean).length === 30, 'every provider registered again', 5000, 10);
+    const recoveredMs = Date.now() - revokedAt;
+    const times = [...regrantedAt].sort((a, b) => a - b);
+    const busiest = Math.max(...times.map((start) => times.filter((time) => time >= start && time < start + 50).length));
+    console.log(`revoke: all registered again in ${recoveredMs} ms; the fleet over ${times.at(-1)! - times[0]!} ms, at most ${busiest} within 50 ms`);
+    expect(recoveredMs).toBeLessThanOrEqual((TTL * 1000) / 3 + 1000);
+    expect(busiest, `re-registrations within 50 ms (of 30, spread over ${times.at(-1)! - times[0]!} ms)`).toBeLessThanOrEqual(15);
+    expect((await admin.getAll().prefix('/shuttle/services/').keys()).length).toBe(31);
   });
 });

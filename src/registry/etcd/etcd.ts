@@ -203,11 +203,18 @@ export class EtcdRegistry implements Registry {
 
   #providerSession(): ProviderSession {
     if (this.#closed) throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is closed`);
-    this.#session ??= new ProviderSession(this.#client, this.settings.ttlSeconds, this.settings.requestTimeoutMs, this.settings.display, (key) => {
-      this.#guard.drop(key, "this provider's key was deleted, or moved off its lease, by someone else; written back on the lease");
-      // Counted and warned about again if it is removed again.
-      this.#guard.forget(key);
-    });
+    this.#session ??= new ProviderSession(
+      this.#client,
+      this.settings.ttlSeconds,
+      this.settings.requestTimeoutMs,
+      this.settings.display,
+      (key) => {
+        this.#guard.drop(key, "this provider's key was deleted, or moved off its lease, by someone else; written back on the lease");
+        // Counted and warned about again if it is removed again.
+        this.#guard.forget(key);
+      },
+      leaseWarning,
+    );
     return this.#session;
   }
 
@@ -370,6 +377,11 @@ const DRAINING_NOTIFY_GAP_MS = 10;
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {
   return { duration, next: () => backoff(Math.min(1000, duration * 2)) };
+}
+
+/** A lost lease and its replacement, once each: in the process's warnings, as the registry's refusals are. */
+function leaseWarning(message: string): void {
+  process.emitWarning(message, { code: 'SHUTTLE_REGISTRY_LEASE' });
 }
 
 function stripLoad(instance: ServiceInstance): Omit<ServiceInstance, 'load'> {

@@ -195,7 +195,9 @@ export class PrefixMirror {
     // handler) and waits for an end that never comes.
     this.#watcher?.removeAllListeners('data');
     this.#watcher = undefined;
-    const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt);
+    // At random from half to all of the backoff: consumers that lost their watch together (a
+    // compaction, a cluster back from an outage) do not all list again in the same millisecond.
+    const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
     this.#relistTimer = setTimeout(() => {
       this.#list(carryOver)
         .then((revision) => this.#watch(revision))

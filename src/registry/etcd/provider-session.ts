@@ -1,4 +1,4 @@
-import type { Etcd3, Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { etcdReason } from './etcd-reason.js';
 
@@ -59,18 +59,32 @@ export class ProviderSession {
   #rescues = 0;
   #closed = false;
   readonly #onRestored: (key: string) => void;
+  readonly #report: (message: string) => void;
+  /** When the lease was lost, while it is being replaced (for the report once it is). */
+  #lostAt: number | undefined;
   /** Leases granted so far; tests and logs use it to see a re-registration happen. */
   generations = 0;
   /** Keys written back after someone else removed them from the lease. */
   restored = 0;
 
-  /** @param onRestored told of each key written back after it went missing from the lease */
-  constructor(client: Etcd3, ttlSeconds: number, requestTimeoutMs: number, display: string, onRestored: (key: string) => void = () => {}) {
+  /**
+   * @param onRestored told of each key written back after it went missing from the lease
+   * @param report told, once each, that the lease was lost and that the keys are back on a new one
+   */
+  constructor(
+    client: Etcd3,
+    ttlSeconds: number,
+    requestTimeoutMs: number,
+    display: string,
+    onRestored: (key: string) => void = () => {},
+    report: (message: string) => void = () => {},
+  ) {
     this.#client = client;
     this.#ttlSeconds = ttlSeconds;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#display = display;
     this.#onRestored = onRestored;
+    this.#report = report;
   }
 
   /** Writes `key` on the lease (granting one first if needed); remembered for re-registration. */
@@ -129,7 +143,7 @@ export class ProviderSession {
 
   async #grant(timeoutMs: number): Promise<Lease> {
     const lease = this.#client.lease(this.#ttlSeconds, { autoKeepAlive: true });
-    lease.on('lost', () => this.#onLost(lease));
+    lease.on('lost', (error: unknown) => this.#onLost(lease, error));
     lease.on('keepaliveSucceeded', () => {
       if (this.#lease === lease) this.#renewedAt = Date.now();
       this.#audit(lease);
@@ -214,20 +228,38 @@ export class ProviderSession {
     return Math.max(1000, (this.#ttlSeconds * 1000) / 3) - 50;
   }
 
-  #onLost(lease: Lease): void {
+  #onLost(lease: Lease, error: unknown): void {
     if (this.#closed || this.#lease !== lease) return;
     this.#lease = undefined;
+    if (this.#lostAt === undefined) {
+      this.#lostAt = Date.now();
+      this.#report(
+        `etcd registry ${this.#display}: this provider's lease was lost (${lossReason(error, this.#ttlSeconds)}); its ${this.#wanted.size} keys are gone from etcd and consumers will not see it until it registers again, which it tries at most 2 s apart`,
+      );
+    }
     this.#recover(0);
   }
 
-  /** Grants a new lease and writes every wanted key again, retrying until etcd answers. */
+  /**
+   * Grants a new lease and writes every wanted key again, retrying until etcd answers. Delays
+   * are drawn at random (the first up to half the pace, later ones from half to all of their
+   * backoff): a fleet that lost its leases together — the cluster came back empty, or was down
+   * past the TTL — must not come back in the same millisecond.
+   */
   #recover(attempt: number): void {
     if (this.#closed) return;
     const pace = Math.max(250, Math.min(this.#requestTimeoutMs, (this.#ttlSeconds * 1000) / 3));
-    const delay = attempt === 0 ? 0 : Math.min(2000, pace, 250 * 2 ** attempt);
+    const delay = attempt === 0 ? (Math.random() * Math.min(500, pace)) / 2 : Math.min(2000, pace, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
     this.#recoverTimer = setTimeout(() => {
       this.#currentLease(pace)
         .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#write(lease, key, value, `write ${key}`, pace))))
+        .then(() => {
+          if (this.#lostAt === undefined || this.#closed) return;
+          this.#report(
+            `etcd registry ${this.#display}: registered again on a new lease (${this.#wanted.size} keys), ${Date.now() - this.#lostAt} ms after the lease was lost`,
+          );
+          this.#lostAt = undefined;
+        })
         .catch(() => {
           // Still unreachable, or lost again while writing: drop the lease and try later.
           const lease = this.#lease;
@@ -258,3 +290,10 @@ export class ProviderSession {
 
 /** Single keep-alives in flight at most while renewals have stopped coming. */
 const MAX_RESCUES = 3;
+
+/** Why etcd3 gave a lease up, in an operator's words (its own message quotes a gRPC status). */
+function lossReason(error: unknown, ttlSeconds: number): string {
+  if (error instanceof EtcdLeaseInvalidError) return 'etcd no longer knows it: it expired, was revoked, or the cluster was rebuilt';
+  const message = error instanceof Error ? error.message : String(error);
+  return /lost connection/i.test(message) ? `etcd was out of reach for longer than its ${ttlSeconds} s TTL` : message;
+}
