@@ -196,4 +196,64 @@ describe('etcd registry under a failing 3-member cluster', () => {
     expect(busiest, `re-registrations within 50 ms (of 30, spread over ${times.at(-1)! - times[0]!} ms)`).toBeLessThanOrEqual(15);
     expect((await admin.getAll().prefix('/shuttle/services/').keys()).length).toBe(31);
   });
+
+  it('a member hung (SIGSTOP): every consumer still sees providers join and leave within 5 s', { timeout: 90_000 }, async () => {
+    const leader = await cluster.leader();
+    const hung = ((leader ?? 0) + 1) % 3;
+    // Twelve consumers in this process (each its own etcd client and watch stream, on a member
+    // picked at random), each listing what it sees of test.Hold.
+    const seen: number[][] = Array.from({ length: 12 }, () => []);
+    for (const [index] of seen.entries()) {
+      const subscription = await registry().subscribe({ service: 'test.Hold' }, (list) => (seen[index] = list.map((instance) => instance.port)));
+      cleanups.push(() => subscription.close());
+    }
+    cluster.pause(hung);
+    const joining = registry();
+    await joining.register(providerRecord(21_000, { service: 'test.Hold', host: '127.0.0.9' }));
+    const joinedAt = Date.now();
+    await waitUntil(
+      () => seen.every((ports) => ports.includes(21_000)),
+      () => `every consumer to see the provider that joined (${seen.map((ports) => ports.length)})`,
+      5000,
+      20,
+    );
+    const joinSeenMs = Date.now() - joinedAt;
+    await joining.close();
+    const leftAt = Date.now();
+    await waitUntil(
+      () => seen.every((ports) => ports.length === 0),
+      () => `every consumer to see the provider leave (${seen.map((ports) => ports.length)})`,
+      5000,
+      20,
+    );
+    console.log(`hung member: a join seen by all 12 consumers in ${joinSeenMs} ms, a leave in ${Date.now() - leftAt} ms`);
+  });
+
+  it('a member hung, then a member dead: fresh providers register and fresh consumers list every time, within the request budget', {
+    timeout: 90_000,
+  }, async () => {
+    const leader = await cluster.leader();
+    const member = ((leader ?? 0) + 1) % 3;
+    const attempts = async (state: string): Promise<void> => {
+      // Each a new etcd client: its requests go to members picked at random.
+      for (let round = 0; round < 8; round++) {
+        const started = Date.now();
+        const fresh = registry();
+        await fresh.register(providerRecord(22_000 + round, { service: 'test.Hold', host: '127.0.0.9' }));
+        let listed: readonly ServiceInstance[] = [];
+        const subscription = await registry().subscribe({ service: 'test.Hold' }, (list) => (listed = list));
+        subscription.close();
+        expect(listed.map((instance) => instance.port)).toContain(22_000 + round);
+        // A lease, a write, two listings and a watch, each costing at most one attempt (a third
+        // of 1000 ms) or one silent probe period (1000 ms) on the hung member: never a hang.
+        expect(Date.now() - started, `register + list with a member ${state}`).toBeLessThan(3500);
+      }
+    };
+    cluster.pause(member);
+    await attempts('hung');
+    cluster.resume(member);
+    await cluster.kill(member);
+    await attempts('dead');
+    await cluster.start(member);
+  });
 });

@@ -83,9 +83,12 @@ export class PrefixMirror {
     let from = Buffer.from(this.#prefix);
     let revision: string | undefined;
     let page = LIST_PAGE_KEYS;
+    // Each page has the client's deadline per attempt (a hung member costs one attempt, then the
+    // page goes to another member); the listing as a whole has requestTimeoutMs.
     const deadline = Date.now() + this.#requestTimeoutMs;
     for (;;) {
-      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page).options({ deadline });
+      if (Date.now() > deadline) throw new Error(`timed out after ${this.#requestTimeoutMs} ms`);
+      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page);
       let response: Awaited<ReturnType<typeof builder.exec>>;
       try {
         response = await (revision === undefined ? builder : builder.revision(revision)).exec();
