@@ -1,6 +1,7 @@
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceInstance } from 'shuttle-rpc';
+import { createClient, type ServiceInstance } from 'shuttle-rpc';
+import type { EchoApi } from '../fixtures/services.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
 import { startSteadyConsumer } from '../helpers/consumer-process.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
@@ -126,7 +127,7 @@ describe('etcd registry under a failing 3-member cluster', () => {
     await waitUntil(() => /registered again on a new lease/.test(firstStderr), 'the provider to report its new lease', 5000, 20);
     expect(firstStderr.match(/SHUTTLE_REGISTRY_LEASE/g)).toHaveLength(2);
     expect(firstStderr, firstStderr).toMatch(
-      /this provider's lease was lost \((etcd no longer knows it|etcd was out of reach for longer than its 2 s TTL)[^)]*\); its 2 keys are gone from etcd/,
+      /this provider's lease was lost \((etcd no longer knows it|etcd was out of reach for longer than twice its 2 s TTL)[^)]*\); its 2 keys are gone from etcd/,
     );
     // The record nobody wrote again is kept for the grace period (10 s), then dropped.
     expect(gone).toHaveLength(1);
@@ -255,5 +256,51 @@ describe('etcd registry under a failing 3-member cluster', () => {
     await cluster.kill(member);
     await attempts('dead');
     await cluster.start(member);
+  });
+
+  it('a provider hung (SIGSTOP) past its lease: consumers route away within the heartbeat timeout, and call it again soon after it resumes', {
+    timeout: 60_000,
+  }, async () => {
+    const hung = await provider();
+    const healthy = await provider();
+    const client = await createClient({ registry: cluster.url, config: false, timeoutMs: 5000, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 300 });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo');
+    const calls: Array<{ at: number; pid: number | undefined }> = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        calls.push({ at: Date.now(), pid: await echo.pid().catch(() => undefined) });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    cleanups.push(() => {
+      running = false;
+      return loop;
+    });
+    await waitUntil(() => new Set(calls.map((call) => call.pid)).size === 2, 'calls to reach both providers', 5000, 20);
+
+    hung.process.kill('SIGSTOP');
+    cleanups.push(() => hung.process.kill('SIGCONT'));
+    const stoppedAt = Date.now();
+    // Three TTLs: its lease lapses and its record goes too.
+    await new Promise((resolve) => setTimeout(resolve, 3 * TTL * 1000));
+    hung.process.kill('SIGCONT');
+    const resumedAt = Date.now();
+    await waitUntil(() => calls.some((call) => call.at > resumedAt && call.pid === hung.process.pid), 'a call to reach the resumed provider', 5000, 20);
+    const backAfterMs = calls.find((call) => call.at > resumedAt && call.pid === hung.process.pid)!.at - resumedAt;
+    running = false;
+    await loop;
+
+    // Only calls sent to it before the heartbeat found it silent (interval + timeout) fail; every
+    // call after that is answered, by the other provider.
+    const during = calls.filter((call) => call.at >= stoppedAt && call.at < resumedAt);
+    const failed = during.filter((call) => call.pid === undefined);
+    for (const call of failed) expect(call.at - stoppedAt).toBeLessThan(200 + 300 + 500);
+    expect(during.filter((call) => call.at - stoppedAt > 1000).every((call) => call.pid === healthy.process.pid)).toBe(true);
+    expect(during.length).toBeGreaterThan(50);
+    // Back within the time to re-register after its lease lapsed: a keep-alive period (TTL/3) plus a round trip.
+    expect(backAfterMs).toBeLessThan(3000);
+    console.log(`provider hung: ${failed.length} of ${during.length} calls failed; called again ${backAfterMs} ms after it resumed`);
   });
 });

@@ -293,7 +293,9 @@ const MAX_RESCUES = 3;
 
 /** Why etcd3 gave a lease up, in an operator's words (its own message quotes a gRPC status). */
 function lossReason(error: unknown, ttlSeconds: number): string {
-  if (error instanceof EtcdLeaseInvalidError) return 'etcd no longer knows it: it expired, was revoked, or the cluster was rebuilt';
   const message = error instanceof Error ? error.message : String(error);
-  return /lost connection/i.test(message) ? `etcd was out of reach for longer than its ${ttlSeconds} s TTL` : message;
+  // etcd3 gives up on its own after two TTLs without an answer, with the same error class.
+  if (/lost connection/i.test(message)) return `etcd was out of reach for longer than twice its ${ttlSeconds} s TTL`;
+  if (error instanceof EtcdLeaseInvalidError) return 'etcd no longer knows it: it expired, was revoked, or the cluster was rebuilt';
+  return message;
 }
