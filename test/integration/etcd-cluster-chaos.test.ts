@@ -303,4 +303,28 @@ describe('etcd registry under a failing 3-member cluster', () => {
     expect(backAfterMs).toBeLessThan(3000);
     console.log(`provider hung: ${failed.length} of ${during.length} calls failed; called again ${backAfterMs} ms after it resumed`);
   });
+
+  it('every member hung: a provider told to stop exits within 5 s, and a consumer closes within 2 s', { timeout: 60_000 }, async () => {
+    // The default lease (10 s), still held when it stops: it drains, deletes and revokes.
+    const worker = await startFixture('provider', { SHUTTLE_REGISTRY: cluster.url });
+    cleanups.push(() => worker.stop());
+    const client = await createClient({ registry: cluster.url, config: false });
+    cleanups.push(() => client.close());
+    expect(await client.proxy<EchoApi>('test.Echo').pid()).toBe(worker.process.pid);
+    for (const member of [0, 1, 2]) cluster.pause(member);
+    // Long enough for the provider's load writes to find etcd silent (3 s each, by default).
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    const exited = new Promise((resolve) => worker.process.once('exit', resolve));
+    const stoppingAt = Date.now();
+    worker.process.kill('SIGTERM');
+    await exited;
+    const exitMs = Date.now() - stoppingAt;
+    const closingAt = Date.now();
+    await client.close();
+    const closeMs = Date.now() - closingAt;
+    console.log(`every member hung: the provider exited ${exitMs} ms after SIGTERM, the consumer closed in ${closeMs} ms`);
+    // Its drain, its delete and its revoke, each given a third of the 3 s budget while etcd is silent.
+    expect(exitMs).toBeLessThan(5000);
+    expect(closeMs).toBeLessThan(2000);
+  });
 });

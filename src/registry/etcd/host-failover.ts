@@ -40,6 +40,7 @@ export function attemptTimeoutMs(requestTimeoutMs: number, hosts: number): numbe
   return Math.max(100, Math.floor(requestTimeoutMs / Math.max(1, hosts)));
 }
 
-function memberUnusable(error: unknown): boolean {
+/** Whether `error` says the member did not answer (down, hung, cut off), rather than refused the request. */
+export function memberUnusable(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (isRecoverableError(error as Error) || error instanceof GRPCDeadlineExceededError);
 }

@@ -1,6 +1,7 @@
 import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { etcdReason } from './etcd-reason.js';
+import { memberUnusable } from './host-failover.js';
 
 /**
  * A provider's keys in etcd and the lease that keeps them alive.
@@ -57,6 +58,8 @@ export class ProviderSession {
   #renewalCheck: NodeJS.Timeout | undefined;
   /** Single keep-alives in flight, sent because renewals stopped coming. */
   #rescues = 0;
+  /** Whether the last request went unanswered (etcd down, hung or cut off), until one is answered. */
+  #unanswered = false;
   #closed = false;
   readonly #onRestored: (key: string) => void;
   readonly #report: (message: string) => void;
@@ -102,7 +105,7 @@ export class ProviderSession {
     this.#wanted.set(key, value);
     const lease = this.#lease;
     if (lease === undefined) return;
-    await this.#write(lease, key, value);
+    await this.#write(lease, key, value, `write ${key}`, this.#shortWhenUnanswered());
   }
 
   /** Writes `key` on `lease`; settled once etcd has it, and if no newer write of it began meanwhile. */
@@ -119,7 +122,7 @@ export class ProviderSession {
     // A check under way may be writing the key back: let it finish first, or its write could
     // land after the delete and outlive it until the lease ends.
     await this.#auditing?.catch(() => {});
-    await this.#withDeadline(this.#client.delete().key(key).exec(), `delete ${key}`);
+    await this.#withDeadline(this.#client.delete().key(key).exec(), `delete ${key}`, this.#shortWhenUnanswered());
   }
 
   /** Revokes the lease, which deletes every key still on it, and stops re-registering. */
@@ -130,7 +133,18 @@ export class ProviderSession {
     const lease = this.#lease;
     this.#lease = undefined;
     await this.#auditing?.catch(() => {});
-    if (lease !== undefined) await this.#withDeadline(lease.revoke(), 'revoke the lease').catch(() => lease.release());
+    if (lease !== undefined) await this.#withDeadline(lease.revoke(), 'revoke the lease', this.#shortWhenUnanswered()).catch(() => lease.release());
+  }
+
+  /**
+   * The deadline of a load write, a delete or the revoke: a third of `requestTimeoutMs` (at
+   * least 250 ms) while etcd is not answering, else all of it. A provider stopping while etcd
+   * hangs publishes its drain, deletes its records and revokes its lease, one after the other;
+   * at the whole budget each, it took three of them (9 s by default) to exit, for writes that
+   * could not land — and the lease ends by itself within a TTL.
+   */
+  #shortWhenUnanswered(): number {
+    return this.#unanswered ? Math.max(250, Math.floor(this.#requestTimeoutMs / 3)) : this.#requestTimeoutMs;
   }
 
   #currentLease(timeoutMs = this.#requestTimeoutMs): Promise<Lease> {
@@ -274,13 +288,16 @@ export class ProviderSession {
   async #withDeadline<T>(operation: Promise<T>, what: string, timeoutMs = this.#requestTimeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
+      const result = await Promise.race([
         operation,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
+      this.#unanswered = false;
+      return result;
     } catch (error) {
+      if (memberUnusable(error) || /^timed out after/.test((error as Error)?.message ?? '')) this.#unanswered = true;
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.#display}: cannot ${what}: ${etcdReason(error, timeoutMs)}`, { cause: error });
     } finally {
       clearTimeout(timer);
