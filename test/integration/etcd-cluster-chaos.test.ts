@@ -258,7 +258,7 @@ describe('etcd registry under a failing 3-member cluster', () => {
     await cluster.start(member);
   });
 
-  it('a provider hung (SIGSTOP) past its lease: consumers route away within the heartbeat timeout, and call it again soon after it resumes', {
+  it('a provider hung (SIGSTOP) past its lease: consumers route away before its lease lapses, and call it again soon after it resumes', {
     timeout: 60_000,
   }, async () => {
     const hung = await provider();
@@ -292,16 +292,20 @@ describe('etcd registry under a failing 3-member cluster', () => {
     running = false;
     await loop;
 
-    // Only calls sent to it before the heartbeat found it silent (interval + timeout) fail; every
-    // call after that is answered, by the other provider.
+    // Only calls sent to it before its lease lapsed can fail: the heartbeat (interval + timeout)
+    // fails each connection to it, but it is dialled again (the stopped process's kernel still
+    // accepts) until its record goes, within the TTL. Every call after that is answered, by the
+    // other provider.
     const during = calls.filter((call) => call.at >= stoppedAt && call.at < resumedAt);
     const failed = during.filter((call) => call.pid === undefined);
-    for (const call of failed) expect(call.at - stoppedAt).toBeLessThan(200 + 300 + 500);
-    expect(during.filter((call) => call.at - stoppedAt > 1000).every((call) => call.pid === healthy.process.pid)).toBe(true);
+    for (const call of failed) expect(call.at - stoppedAt).toBeLessThan(TTL * 1000 + 1000);
+    expect(during.filter((call) => call.at - stoppedAt > TTL * 1000 + 1000).every((call) => call.pid === healthy.process.pid)).toBe(true);
     expect(during.length).toBeGreaterThan(50);
     // Back within the time to re-register after its lease lapsed: a keep-alive period (TTL/3) plus a round trip.
     expect(backAfterMs).toBeLessThan(3000);
-    console.log(`provider hung: ${failed.length} of ${during.length} calls failed; called again ${backAfterMs} ms after it resumed`);
+    console.log(
+      `provider hung: ${failed.length} of ${during.length} calls failed (last ${Math.max(0, ...failed.map((call) => call.at - stoppedAt))} ms after the stop); called again ${backAfterMs} ms after it resumed`,
+    );
   });
 
   it('every member hung: a provider told to stop exits within 5 s, and a consumer closes within 2 s', { timeout: 60_000 }, async () => {
