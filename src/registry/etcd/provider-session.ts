@@ -263,7 +263,7 @@ export class ProviderSession {
   #recover(attempt: number): void {
     if (this.#closed) return;
     const pace = Math.max(250, Math.min(this.#requestTimeoutMs, (this.#ttlSeconds * 1000) / 3));
-    const delay = attempt === 0 ? (Math.random() * Math.min(500, pace)) / 2 : Math.min(2000, pace, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+    const delay = recoveryDelayMs(attempt, pace);
     this.#recoverTimer = setTimeout(() => {
       this.#currentLease(pace)
         .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#write(lease, key, value, `write ${key}`, pace))))
@@ -315,4 +315,15 @@ function lossReason(error: unknown, ttlSeconds: number): string {
   if (/lost connection/i.test(message)) return `etcd was out of reach for longer than twice its ${ttlSeconds} s TTL`;
   if (error instanceof EtcdLeaseInvalidError) return 'etcd no longer knows it: it expired, was revoked, or the cluster was rebuilt';
   return message;
+}
+
+/**
+ * How long re-registration attempt `attempt` (0 first) waits, drawn at random with `random`
+ * (0 to 1): the first up to half of `paceMs` (at most 250 ms), later ones from half to all of
+ * their backoff (250 ms doubling, at most `paceMs` and 2 s). A fleet that lost its leases
+ * together then comes back spread over time, not in one burst.
+ */
+export function recoveryDelayMs(attempt: number, paceMs: number, random: () => number = Math.random): number {
+  if (attempt === 0) return (random() * Math.min(500, paceMs)) / 2;
+  return Math.min(2000, paceMs, 250 * 2 ** attempt) * (0.5 + random() / 2);
 }
