@@ -24,6 +24,15 @@ export interface EtcdCluster {
   kill(member: number): Promise<void>;
   /** Starts a killed member again; `waitHealthy` false when it cannot be healthy alone (no quorum yet). */
   start(member: number, waitHealthy?: boolean): Promise<void>;
+  /** SIGSTOPs one member: a hung member, its sockets open and silent (not a dead one). */
+  pause(member: number): void;
+  /** SIGCONTs a paused member. */
+  resume(member: number): void;
+  /**
+   * Stops every member, deletes their data and starts a new, empty cluster on the same ports:
+   * every key and lease gone, the revision back to 1 (a cluster rebuilt from scratch).
+   */
+  wipe(): Promise<void>;
   /** Resolves once every running member says the cluster is healthy. */
   healthy(timeoutMs?: number): Promise<void>;
   /** Stops every member and deletes the data dirs. */
@@ -120,6 +129,21 @@ export async function startEtcdCluster(): Promise<EtcdCluster> {
     async start(index, waitHealthy = true) {
       const started = spawnMember(members[index]!);
       if (waitHealthy) await started.healthy(endpoint(members[index]!));
+    },
+    pause(index) {
+      members[index]!.child?.kill('SIGSTOP');
+    },
+    resume(index) {
+      members[index]!.child?.kill('SIGCONT');
+    },
+    async wipe() {
+      await stopAll();
+      for (const member of members) {
+        await rm(member.dataDir, { recursive: true, force: true });
+        member.started = false;
+      }
+      const again = members.map(spawnMember);
+      await Promise.all(again.map((started, index) => started.healthy(endpoint(members[index]!), undefined, 30_000)));
     },
     async healthy(timeoutMs = 15_000) {
       await Promise.all(members.map((member, index) => (cluster.running(index) ? spawnedHealth(member, timeoutMs) : Promise.resolve())));

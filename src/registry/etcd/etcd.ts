@@ -12,7 +12,9 @@ import { LoadView } from './load-view.js';
 import { PrefixMirror } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
 import { guardWatchStream } from './watch-guard.js';
+import { watchLiveness } from './watch-liveness.js';
 import { etcdReason } from './etcd-reason.js';
+import { attemptTimeoutMs, hostFailover } from './host-failover.js';
 
 /** The name (and URL scheme) this registry is registered under. */
 export const TYPE_NAME = 'etcd';
@@ -61,6 +63,8 @@ export class EtcdRegistry implements Registry {
   #loadTimer: NodeJS.Timeout | undefined;
   #lastLoadWrite = 0;
   #closed = false;
+  /** Moves the watch stream off a member that stopped answering (watch-liveness.ts). */
+  readonly #liveness: { close(): void };
   /** Everything read from etcd is checked here; what fails is dropped, counted and warned about. */
   readonly #guard: RegistryInputGuard;
 
@@ -69,11 +73,13 @@ export class EtcdRegistry implements Registry {
     this.#guard = new RegistryInputGuard(settings.display);
     this.#loadView = new LoadView(loadPrefix(settings.prefix), this.#guard);
     const requestTimeoutMs = settings.requestTimeoutMs;
-    // No retries or circuit breakers inside the client: a breaker that stays open for 5 s after
-    // an outage would delay re-registration; this registry has its own retry loops.
+    // No circuit breakers inside the client: a breaker that stays open for 5 s after an outage
+    // would delay re-registration; this registry has its own retry loops. A request is retried
+    // only on another member, when the one it went to is down or hung (host-failover.ts).
     // `async`: the client calls execute() with functions that throw synchronously on purpose
     // (to report a failure) and expects a rejected promise, never a synchronous throw.
     const passThrough = { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
+    const attemptMs = attemptTimeoutMs(requestTimeoutMs, settings.hosts.length);
     this.#client = new Etcd3({
       hosts: settings.hosts,
       dialTimeout: requestTimeoutMs,
@@ -82,10 +88,12 @@ export class EtcdRegistry implements Registry {
       ...(settings.tls === undefined ? {} : { credentials: settings.tls }),
       // Watches reconnect after 100 ms, doubling to at most 1 s (the client's default grows to
       // 30 s, far too slow to notice a registry that came back).
-      faultHandling: { host: () => passThrough as never, global: passThrough as never, watchBackoff: backoff(100) as never },
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+      faultHandling: { host: () => passThrough as never, global: hostFailover(settings.hosts.length) as never, watchBackoff: backoff(100) as never },
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + attemptMs }),
     });
     guardWatchStream(this.#client, (error) => this.#guard.drop('the watch stream', `a message etcd3 could not route: ${(error as Error).message}`));
+    // Probes every third of a request's budget; a stream silent for a whole budget is moved.
+    this.#liveness = watchLiveness(this.#client, Math.max(100, Math.floor(requestTimeoutMs / 3)), requestTimeoutMs);
   }
 
   /** Leases granted by this provider so far (1 normally; more after re-registrations). */
@@ -185,6 +193,7 @@ export class EtcdRegistry implements Registry {
     clearTimeout(this.#loadNotifyTimer);
     clearTimeout(this.#drainingNotifyTimer);
     this.#subscribers.clear();
+    this.#liveness.close();
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
     this.#client.close();
@@ -203,11 +212,18 @@ export class EtcdRegistry implements Registry {
 
   #providerSession(): ProviderSession {
     if (this.#closed) throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is closed`);
-    this.#session ??= new ProviderSession(this.#client, this.settings.ttlSeconds, this.settings.requestTimeoutMs, this.settings.display, (key) => {
-      this.#guard.drop(key, "this provider's key was deleted, or moved off its lease, by someone else; written back on the lease");
-      // Counted and warned about again if it is removed again.
-      this.#guard.forget(key);
-    });
+    this.#session ??= new ProviderSession(
+      this.#client,
+      this.settings.ttlSeconds,
+      this.settings.requestTimeoutMs,
+      this.settings.display,
+      (key) => {
+        this.#guard.drop(key, "this provider's key was deleted, or moved off its lease, by someone else; written back on the lease");
+        // Counted and warned about again if it is removed again.
+        this.#guard.forget(key);
+      },
+      leaseWarning,
+    );
     return this.#session;
   }
 
@@ -370,6 +386,11 @@ const DRAINING_NOTIFY_GAP_MS = 10;
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {
   return { duration, next: () => backoff(Math.min(1000, duration * 2)) };
+}
+
+/** A lost lease and its replacement, once each: in the process's warnings, as the registry's refusals are. */
+function leaseWarning(message: string): void {
+  process.emitWarning(message, { code: 'SHUTTLE_REGISTRY_LEASE' });
 }
 
 function stripLoad(instance: ServiceInstance): Omit<ServiceInstance, 'load'> {

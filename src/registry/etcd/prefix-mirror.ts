@@ -11,6 +11,12 @@ import { Range, type Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
  * - When the watch cannot resume (its revision was compacted meanwhile, or etcd cancelled it)
  *   the prefix is listed again, retrying with backoff until etcd answers, and the copy is
  *   replaced in one step; the old copy stays in use until then.
+ * - When etcd answers a resumed watch at a revision lower than one already seen, it is not
+ *   the history this copy came from (the cluster was wiped and rebuilt, or restored from an
+ *   old snapshot): a watch resumed from the old revision would wait, silent, until the new
+ *   history caught up — for a busy fleet, days. The prefix is listed again at once; keys
+ *   missing from that listing are kept for {@link RESET_GRACE_MS} (their owners are writing
+ *   them again into the new cluster) and dropped only if they have not come back by then.
  */
 export class PrefixMirror {
   readonly #client: Etcd3;
@@ -23,6 +29,13 @@ export class PrefixMirror {
   #relistTimer: NodeJS.Timeout | undefined;
   /** Generation of the current watch; events of an older one are ignored. */
   #generation = 0;
+  /** The highest etcd revision this copy has seen (listing or watch event). */
+  #revision = 0n;
+  /** Relists in a row caused by etcd answering behind {@link #revision}, for their backoff. */
+  #behind = 0;
+  /** Keys kept from before a reset, absent from etcd since: dropped when the grace ends. */
+  #carried = new Set<string>();
+  #graceTimer: NodeJS.Timeout | undefined;
 
   /**
    * @param onChange called after each change with the keys that changed, or undefined when the
@@ -51,6 +64,7 @@ export class PrefixMirror {
     this.#closed = true;
     this.#generation++;
     clearTimeout(this.#relistTimer);
+    clearTimeout(this.#graceTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
     if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
@@ -63,15 +77,18 @@ export class PrefixMirror {
    * client's 4 MiB message limit and fail every listing. A page refused as too large is read
    * again in halves, down to one key.
    */
-  async #list(): Promise<string> {
+  async #list(carryOver = false): Promise<string> {
     const entries = new Map<string, string>();
     const end = Range.prefix(this.#prefix).end;
     let from = Buffer.from(this.#prefix);
     let revision: string | undefined;
     let page = LIST_PAGE_KEYS;
+    // Each page has the client's deadline per attempt (a hung member costs one attempt, then the
+    // page goes to another member); the listing as a whole has requestTimeoutMs.
     const deadline = Date.now() + this.#requestTimeoutMs;
     for (;;) {
-      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page).options({ deadline });
+      if (Date.now() > deadline) throw new Error(`timed out after ${this.#requestTimeoutMs} ms`);
+      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page);
       let response: Awaited<ReturnType<typeof builder.exec>>;
       try {
         response = await (revision === undefined ? builder : builder.revision(revision)).exec();
@@ -88,7 +105,10 @@ export class PrefixMirror {
       if (!response.more || last === undefined) break;
       from = Buffer.concat([last.key, ZERO]);
     }
+    if (carryOver) this.#carryOver(entries);
+    else this.#carried.clear();
     this.#entries = entries;
+    this.#revision = BigInt(revision);
     this.#onChange(undefined);
     return revision;
   }
@@ -108,6 +128,12 @@ export class PrefixMirror {
     watcher.on('data', (response: IWatchResponse) => {
       if (generation === this.#generation) this.#apply(response);
     });
+    // Also the answer to a watch resumed after a broken stream: its revision is where etcd is now.
+    watcher.on('connected', (response: IWatchResponse) => {
+      if (generation !== this.#generation) return;
+      if (BigInt(response.header.revision) >= this.#revision) this.#behind = 0;
+      else this.#reset(watcher);
+    });
     // 'error' means the watch was cancelled by etcd (typically: its start revision has been
     // compacted away after a reconnect) and will not resume by itself.
     watcher.on('error', () => {
@@ -116,10 +142,13 @@ export class PrefixMirror {
   }
 
   #apply(response: IWatchResponse): void {
+    const revision = BigInt(response.header.revision);
+    if (revision > this.#revision) this.#revision = revision;
     if (response.events.length === 0) return;
     const changed: string[] = [];
     for (const event of response.events) {
       const key = event.kv.key.toString('utf8');
+      this.#carried.delete(key);
       changed.push(key);
       if (event.type === 'Delete') this.#entries.delete(key);
       else this.#entries.set(key, event.kv.value.toString('utf8'));
@@ -127,7 +156,40 @@ export class PrefixMirror {
     this.#onChange(changed);
   }
 
-  #relist(attempt: number): void {
+  /**
+   * etcd is behind what this copy has seen: a new history. Lists again, keeping what is missing
+   * for a grace period. The watch is live (etcd did not cancel it) and is cancelled in the
+   * background. In a row (a member still catching up answers behind too), relists back off.
+   */
+  #reset(watcher: Watcher): void {
+    this.#generation++;
+    watcher.removeAllListeners('data');
+    if (this.#watcher === watcher) this.#watcher = undefined;
+    void cancelWithin(watcher, CANCEL_BOUND_MS);
+    this.#revision = 0n;
+    this.#relist(this.#behind++, true);
+  }
+
+  /** Keeps in `entries` the keys of the current copy that the new listing lacks, for {@link RESET_GRACE_MS}. */
+  #carryOver(entries: Map<string, string>): void {
+    this.#carried = new Set();
+    for (const [key, value] of this.#entries) {
+      if (entries.has(key)) continue;
+      entries.set(key, value);
+      this.#carried.add(key);
+    }
+    if (this.#carried.size === 0) return;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = setTimeout(() => {
+      const gone = [...this.#carried];
+      this.#carried = new Set();
+      for (const key of gone) this.#entries.delete(key);
+      if (gone.length > 0) this.#onChange(gone);
+    }, RESET_GRACE_MS);
+    this.#graceTimer.unref();
+  }
+
+  #relist(attempt: number, carryOver = false): void {
     if (this.#closed) return;
     this.#generation++;
     // Not cancelled: etcd already cancelled it, and etcd3 has already forgotten it. Asking
@@ -136,11 +198,13 @@ export class PrefixMirror {
     // handler) and waits for an end that never comes.
     this.#watcher?.removeAllListeners('data');
     this.#watcher = undefined;
-    const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt);
+    // At random from half to all of the backoff: consumers that lost their watch together (a
+    // compaction, a cluster back from an outage) do not all list again in the same millisecond.
+    const delay = attempt === 0 ? 0 : Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
     this.#relistTimer = setTimeout(() => {
-      this.#list()
+      this.#list(carryOver)
         .then((revision) => this.#watch(revision))
-        .catch(() => this.#relist(attempt + 1));
+        .catch(() => this.#relist(attempt + 1, carryOver));
     }, delay);
     this.#relistTimer.unref();
   }
@@ -166,6 +230,13 @@ async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
   // etcd3 may still emit on it; an 'error' emitted with no listener would throw.
   watcher.on('error', () => {});
 }
+
+/**
+ * How long keys missing from the listing after a reset are kept. Providers write their keys
+ * again as soon as the new cluster answers (attempts at most 2 s apart, provider-session.ts);
+ * one that has not after 10 s is taken for gone.
+ */
+const RESET_GRACE_MS = 10_000;
 
 /** Keys read per page of a listing (fewer when a page is too large to receive). */
 const LIST_PAGE_KEYS = 500;

@@ -1,6 +1,7 @@
-import type { Etcd3, Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { etcdReason } from './etcd-reason.js';
+import { memberUnusable } from './host-failover.js';
 
 /**
  * A provider's keys in etcd and the lease that keeps them alive.
@@ -22,6 +23,14 @@ import { etcdReason } from './etcd-reason.js';
  * LeaseTimeToLive request, however many keys) and writes back, on the same lease, each wanted
  * key that is not among them, as Dubbo and Nacos re-register a deleted node. A deleter cannot
  * make it spin: one check and at most one write per wanted key per keep-alive, whatever it does.
+ *
+ * A hung member (stopped, stalled on its disk: its sockets open and silent) holds the lease's
+ * keep-alive stream if the client picked it, and etcd3 notices only after a whole TTL without
+ * an answer — when the lease has just run out on the leader, so consumers see the provider
+ * deleted and put back. So the session watches the renewals itself: once half a TTL has passed
+ * since the last one (a keep-alive is due every third), it sends single keep-alives, each to a
+ * member picked at random and given a quarter TTL (at least 250 ms), at most three at a time,
+ * every twelfth of a TTL (at least 100 ms), until one is answered.
  */
 export class ProviderSession {
   readonly #client: Etcd3;
@@ -43,20 +52,42 @@ export class ProviderSession {
   #lastAudit = 0;
   #granting: Promise<Lease> | undefined;
   #recoverTimer: NodeJS.Timeout | undefined;
+  /** When the current lease was last granted or renewed, by this process's clock. */
+  #renewedAt = 0;
+  /** Checks that renewals keep coming (see {@link #checkRenewal}). */
+  #renewalCheck: NodeJS.Timeout | undefined;
+  /** Single keep-alives in flight, sent because renewals stopped coming. */
+  #rescues = 0;
+  /** Whether the last request went unanswered (etcd down, hung or cut off), until one is answered. */
+  #unanswered = false;
   #closed = false;
   readonly #onRestored: (key: string) => void;
+  readonly #report: (message: string) => void;
+  /** When the lease was lost, while it is being replaced (for the report once it is). */
+  #lostAt: number | undefined;
   /** Leases granted so far; tests and logs use it to see a re-registration happen. */
   generations = 0;
   /** Keys written back after someone else removed them from the lease. */
   restored = 0;
 
-  /** @param onRestored told of each key written back after it went missing from the lease */
-  constructor(client: Etcd3, ttlSeconds: number, requestTimeoutMs: number, display: string, onRestored: (key: string) => void = () => {}) {
+  /**
+   * @param onRestored told of each key written back after it went missing from the lease
+   * @param report told, once each, that the lease was lost and that the keys are back on a new one
+   */
+  constructor(
+    client: Etcd3,
+    ttlSeconds: number,
+    requestTimeoutMs: number,
+    display: string,
+    onRestored: (key: string) => void = () => {},
+    report: (message: string) => void = () => {},
+  ) {
     this.#client = client;
     this.#ttlSeconds = ttlSeconds;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#display = display;
     this.#onRestored = onRestored;
+    this.#report = report;
   }
 
   /** Writes `key` on the lease (granting one first if needed); remembered for re-registration. */
@@ -74,7 +105,7 @@ export class ProviderSession {
     this.#wanted.set(key, value);
     const lease = this.#lease;
     if (lease === undefined) return;
-    await this.#write(lease, key, value);
+    await this.#write(lease, key, value, `write ${key}`, this.#shortWhenUnanswered());
   }
 
   /** Writes `key` on `lease`; settled once etcd has it, and if no newer write of it began meanwhile. */
@@ -91,17 +122,29 @@ export class ProviderSession {
     // A check under way may be writing the key back: let it finish first, or its write could
     // land after the delete and outlive it until the lease ends.
     await this.#auditing?.catch(() => {});
-    await this.#withDeadline(this.#client.delete().key(key).exec(), `delete ${key}`);
+    await this.#withDeadline(this.#client.delete().key(key).exec(), `delete ${key}`, this.#shortWhenUnanswered());
   }
 
   /** Revokes the lease, which deletes every key still on it, and stops re-registering. */
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#recoverTimer);
+    clearInterval(this.#renewalCheck);
     const lease = this.#lease;
     this.#lease = undefined;
     await this.#auditing?.catch(() => {});
-    if (lease !== undefined) await this.#withDeadline(lease.revoke(), 'revoke the lease').catch(() => lease.release());
+    if (lease !== undefined) await this.#withDeadline(lease.revoke(), 'revoke the lease', this.#shortWhenUnanswered()).catch(() => lease.release());
+  }
+
+  /**
+   * The deadline of a load write, a delete or the revoke: a third of `requestTimeoutMs` (at
+   * least 250 ms) while etcd is not answering, else all of it. A provider stopping while etcd
+   * hangs publishes its drain, deletes its records and revokes its lease, one after the other;
+   * at the whole budget each, it took three of them (9 s by default) to exit, for writes that
+   * could not land — and the lease ends by itself within a TTL.
+   */
+  #shortWhenUnanswered(): number {
+    return this.#unanswered ? Math.max(250, Math.floor(this.#requestTimeoutMs / 3)) : this.#requestTimeoutMs;
   }
 
   #currentLease(timeoutMs = this.#requestTimeoutMs): Promise<Lease> {
@@ -114,8 +157,11 @@ export class ProviderSession {
 
   async #grant(timeoutMs: number): Promise<Lease> {
     const lease = this.#client.lease(this.#ttlSeconds, { autoKeepAlive: true });
-    lease.on('lost', () => this.#onLost(lease));
-    lease.on('keepaliveSucceeded', () => this.#audit(lease));
+    lease.on('lost', (error: unknown) => this.#onLost(lease, error));
+    lease.on('keepaliveSucceeded', () => {
+      if (this.#lease === lease) this.#renewedAt = Date.now();
+      this.#audit(lease);
+    });
     let id: string;
     try {
       id = await this.#withDeadline(lease.grant(), 'grant a lease', timeoutMs);
@@ -126,8 +172,30 @@ export class ProviderSession {
     this.generations++;
     this.#lease = lease;
     this.#leaseId = id;
+    this.#renewedAt = Date.now();
     this.#settled.clear();
+    this.#renewalCheck ??= setInterval(() => this.#checkRenewal(), Math.max(100, (this.#ttlSeconds * 1000) / 12));
+    this.#renewalCheck.unref();
     return lease;
+  }
+
+  /**
+   * Renewals stopped coming for half a TTL: the keep-alive stream may sit on a hung member.
+   * Sends a single keep-alive, which goes to a member picked at random and is cut off at a
+   * quarter TTL; a lapsed lease answers "not found" and etcd3 reports the lease lost.
+   */
+  #checkRenewal(): void {
+    const lease = this.#lease;
+    const ttlMs = this.#ttlSeconds * 1000;
+    if (this.#closed || lease === undefined || Date.now() - this.#renewedAt < ttlMs / 2 || this.#rescues >= MAX_RESCUES) return;
+    this.#rescues++;
+    lease
+      .keepaliveOnce({ deadline: Date.now() + Math.max(250, ttlMs / 4) })
+      .then(() => {
+        if (this.#lease === lease) this.#renewedAt = Date.now();
+      })
+      .catch(() => {})
+      .finally(() => this.#rescues--);
   }
 
   /**
@@ -174,20 +242,38 @@ export class ProviderSession {
     return Math.max(1000, (this.#ttlSeconds * 1000) / 3) - 50;
   }
 
-  #onLost(lease: Lease): void {
+  #onLost(lease: Lease, error: unknown): void {
     if (this.#closed || this.#lease !== lease) return;
     this.#lease = undefined;
+    if (this.#lostAt === undefined) {
+      this.#lostAt = Date.now();
+      this.#report(
+        `etcd registry ${this.#display}: this provider's lease was lost (${lossReason(error, this.#ttlSeconds)}); its ${this.#wanted.size} keys are gone from etcd and consumers will not see it until it registers again, which it tries at most 2 s apart`,
+      );
+    }
     this.#recover(0);
   }
 
-  /** Grants a new lease and writes every wanted key again, retrying until etcd answers. */
+  /**
+   * Grants a new lease and writes every wanted key again, retrying until etcd answers. Delays
+   * are drawn at random (the first up to half the pace, later ones from half to all of their
+   * backoff): a fleet that lost its leases together — the cluster came back empty, or was down
+   * past the TTL — must not come back in the same millisecond.
+   */
   #recover(attempt: number): void {
     if (this.#closed) return;
     const pace = Math.max(250, Math.min(this.#requestTimeoutMs, (this.#ttlSeconds * 1000) / 3));
-    const delay = attempt === 0 ? 0 : Math.min(2000, pace, 250 * 2 ** attempt);
+    const delay = recoveryDelayMs(attempt, pace);
     this.#recoverTimer = setTimeout(() => {
       this.#currentLease(pace)
         .then((lease) => Promise.all([...this.#wanted].map(([key, value]) => this.#write(lease, key, value, `write ${key}`, pace))))
+        .then(() => {
+          if (this.#lostAt === undefined || this.#closed) return;
+          this.#report(
+            `etcd registry ${this.#display}: registered again on a new lease (${this.#wanted.size} keys), ${Date.now() - this.#lostAt} ms after the lease was lost`,
+          );
+          this.#lostAt = undefined;
+        })
         .catch(() => {
           // Still unreachable, or lost again while writing: drop the lease and try later.
           const lease = this.#lease;
@@ -202,16 +288,42 @@ export class ProviderSession {
   async #withDeadline<T>(operation: Promise<T>, what: string, timeoutMs = this.#requestTimeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
+      const result = await Promise.race([
         operation,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
+      this.#unanswered = false;
+      return result;
     } catch (error) {
+      if (memberUnusable(error) || /^timed out after/.test((error as Error)?.message ?? '')) this.#unanswered = true;
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.#display}: cannot ${what}: ${etcdReason(error, timeoutMs)}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+/** Single keep-alives in flight at most while renewals have stopped coming. */
+const MAX_RESCUES = 3;
+
+/** Why etcd3 gave a lease up, in an operator's words (its own message quotes a gRPC status). */
+function lossReason(error: unknown, ttlSeconds: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // etcd3 gives up on its own after two TTLs without an answer, with the same error class.
+  if (/lost connection/i.test(message)) return `etcd was out of reach for longer than twice its ${ttlSeconds} s TTL`;
+  if (error instanceof EtcdLeaseInvalidError) return 'etcd no longer knows it: it expired, was revoked, or the cluster was rebuilt';
+  return message;
+}
+
+/**
+ * How long re-registration attempt `attempt` (0 first) waits, drawn at random with `random`
+ * (0 to 1): the first up to half of `paceMs` (at most 250 ms), later ones from half to all of
+ * their backoff (250 ms doubling, at most `paceMs` and 2 s). A fleet that lost its leases
+ * together then comes back spread over time, not in one burst.
+ */
+export function recoveryDelayMs(attempt: number, paceMs: number, random: () => number = Math.random): number {
+  if (attempt === 0) return (random() * Math.min(500, paceMs)) / 2;
+  return Math.min(2000, paceMs, 250 * 2 ** attempt) * (0.5 + random() / 2);
 }

@@ -1,0 +1,143 @@
+import type { Etcd3 } from 'etcd3';
+
+/** The parts of etcd3's (internal) WatchManager that the liveness check uses. */
+interface WatchManagerInternals {
+  state: number;
+  stream?: { write(request: unknown): unknown };
+  handleResponse(response: unknown): void;
+  handleCreatedResponse(response: unknown): void;
+  handleError(error: Error): void;
+}
+
+/** The parts of etcd3's (internal) ConnectionPool used to choose the member of a new watch stream. */
+interface PoolInternals {
+  hosts: unknown[];
+  withConnection(service: string, fn: (connection: { resource: unknown }) => unknown, hosts?: Iterator<unknown>): Promise<unknown>;
+}
+
+/** etcd3's WatchManager state while its stream is open. */
+const CONNECTED = 2;
+
+/**
+ * Makes sure the etcd3 client's watch stream is answered, and moves it to another member when
+ * it is not.
+ *
+ * etcd3 keeps all of a client's watches on one gRPC stream to one member picked at random. If
+ * that member hangs (stopped, stalled on its disk: its sockets open, nothing answered), the
+ * stream stays open and silent: no error, no event, for as long as the member hangs — the
+ * consumer no longer sees providers come and go, and a watch created meanwhile (a first
+ * subscribe) never starts. gRPC's own keepalive pings would close the connection, but etcd3
+ * would as likely reconnect to the same member, and a connection to a hung process never
+ * completes its handshake (grpc-js has no timeout for that).
+ *
+ * So every `everyMs` this sends etcd's progress request on the stream (etcd 3.4+ answers it at
+ * once with the member's revision, on no watch: `watch_id` -1); the answer, or any other
+ * message, shows the stream alive. A stream that has heard nothing for `silentMs` since a
+ * request is broken off as etcd3 breaks off a failed one, and etcd3 opens a new one, resuming
+ * every watch from the last revision it saw — on another member: the silent one is avoided for
+ * {@link AVOID_MS} (unless every member is). Progress answers are consumed here; etcd3 cannot
+ * route them.
+ *
+ * This reaches into etcd3 internals (`watchManager`, its `state`, `stream` and `handleError`;
+ * `pool`, its `hosts` and `withConnection`);
+ * if a future etcd3 changes them, nothing is installed (`installed` is false).
+ */
+export function watchLiveness(client: Etcd3, everyMs: number, silentMs: number): { installed: boolean; close(): void } {
+  const { watchManager: manager, pool } = client as unknown as { watchManager?: Partial<WatchManagerInternals>; pool?: Partial<PoolInternals> };
+  if (
+    manager === undefined ||
+    pool === undefined ||
+    !Array.isArray(pool.hosts) ||
+    typeof pool.withConnection !== 'function' ||
+    typeof manager.handleResponse !== 'function' ||
+    typeof manager.handleCreatedResponse !== 'function' ||
+    typeof manager.handleError !== 'function' ||
+    typeof manager.state !== 'number'
+  ) {
+    return { installed: false, close: () => {} };
+  }
+  const internals = manager as WatchManagerInternals;
+  const members = pool as PoolInternals;
+  /** Member -> until when a new watch stream avoids it. */
+  const avoid = new Map<unknown, number>();
+  /** The member the current watch stream went to. */
+  let streamMember: unknown;
+  const withConnection = members.withConnection.bind(members);
+  members.withConnection = (service, fn, hosts) => {
+    if (service !== 'Watch' || hosts !== undefined) return withConnection(service, fn, hosts);
+    return withConnection(
+      service,
+      (connection) => {
+        streamMember = connection.resource;
+        return fn(connection);
+      },
+      preferring(members.hosts, avoid),
+    );
+  };
+  let heardAt = Date.now();
+  /** When the oldest unanswered progress request was sent (undefined: none pending). */
+  let askedAt: number | undefined;
+  let askedOn: unknown;
+  const handleResponse = internals.handleResponse.bind(internals);
+  const handleCreatedResponse = internals.handleCreatedResponse.bind(internals);
+  internals.handleResponse = (response: unknown): void => {
+    heardAt = Date.now();
+    askedAt = undefined;
+    if (isProgress(response)) return;
+    handleResponse(response);
+  };
+  internals.handleCreatedResponse = (response: unknown): void => {
+    heardAt = Date.now();
+    askedAt = undefined;
+    handleCreatedResponse(response);
+  };
+  const timer = setInterval(() => {
+    const stream = internals.stream;
+    if (internals.state !== CONNECTED || stream === undefined) {
+      askedAt = undefined;
+      return;
+    }
+    const now = Date.now();
+    if (askedAt !== undefined && askedOn === stream && heardAt < askedAt && now - askedAt >= silentMs) {
+      askedAt = undefined;
+      if (streamMember !== undefined) avoid.set(streamMember, now + AVOID_MS);
+      internals.handleError(new Error(`the etcd watch stream went silent for ${silentMs} ms: its member is hung or cut off`));
+      return;
+    }
+    if (askedAt === undefined || askedOn !== stream) {
+      askedAt = now;
+      askedOn = stream;
+    }
+    try {
+      stream.write({ progress_request: {} });
+    } catch {
+      // A stream ending as it is written to: etcd3 is already reconnecting.
+    }
+  }, everyMs);
+  timer.unref();
+  return { installed: true, close: () => clearInterval(timer) };
+}
+
+/** How long a member whose watch stream went silent is avoided by new watch streams. */
+const AVOID_MS = 60_000;
+
+/** Members in random order, those not avoided first, endlessly (as etcd3's own shuffle). */
+function* preferring(hosts: readonly unknown[], avoid: ReadonlyMap<unknown, number>): Iterator<unknown> {
+  for (;;) {
+    const now = Date.now();
+    const shuffled = [...hosts];
+    for (let index = shuffled.length - 1; index > 0; index--) {
+      const other = Math.floor(Math.random() * (index + 1));
+      [shuffled[index], shuffled[other]] = [shuffled[other], shuffled[index]];
+    }
+    const usable = shuffled.filter((host) => (avoid.get(host) ?? 0) <= now);
+    yield* usable;
+    yield* shuffled.filter((host) => !usable.includes(host));
+  }
+}
+
+/** Whether a watch response is etcd's answer to a progress request (on no watch, no events). */
+function isProgress(response: unknown): boolean {
+  const { watch_id: id, events, created, canceled } = response as { watch_id?: unknown; events?: unknown[]; created?: boolean; canceled?: boolean };
+  return String(id) === '-1' && !created && !canceled && (events === undefined || events.length === 0);
+}
