@@ -336,10 +336,9 @@ class Attempt implements ClusterCall {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
-    let candidates = withoutStalled(
-      this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address)),
-      Date.now(),
-    );
+    let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    // One candidate has nobody to be passed over for: no clock read then.
+    if (candidates.length > 1) candidates = withoutStalled(candidates, Date.now());
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
