@@ -444,6 +444,7 @@ class Attempt implements ClusterCall {
         (error: unknown) => {
           health.failed(record, error);
           finish(stats, tokens, started, false, false, error);
+          if (answeredWithError(error)) this.#observe(address, started, Date.now(), true);
         },
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
@@ -495,6 +496,7 @@ class Attempt implements ClusterCall {
         health.failed(record, error);
         finish(stats, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
+        if (answeredWithError(error)) this.#observe(address, started, Date.now(), true);
       },
     );
     if (parts.onAttempt !== undefined) this.#report(result, address, started);
@@ -502,13 +504,13 @@ class Attempt implements ClusterCall {
     return result;
   }
 
-  /** Tells the balancer, if it learns, how long the answer took to start and to end. */
-  #observe(address: string, started: number, firstAt: number): void {
+  /** Tells the balancer, if it learns, how long the answer took to start and to end, and whether it was an error. */
+  #observe(address: string, started: number, firstAt: number, failed = false): void {
     const balancer = this.parts.balancer;
     if (balancer.observe === undefined) return;
     const now = Date.now();
     try {
-      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: firstAt - started, totalMs: now - started });
+      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: firstAt - started, totalMs: now - started, failed });
     } catch {
       // A plugin balancer's bug must not fail the call it learns from.
     }

@@ -101,6 +101,11 @@ export interface CallOutcome {
   readonly firstAnswerMs: number;
   /** From sending to the end of the call, ms. */
   readonly totalMs: number;
+  /**
+   * The provider answered with an error (not the consumer's own deadline or cancel, not a
+   * connection that never carried the call): the answer came, but it was worth nothing.
+   */
+  readonly failed?: boolean;
 }
 
 /** Tells a LoadBalancer instance from a spec. */

@@ -71,7 +71,7 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       const profile = profileOf(provider, scoring.prefillTokensPerSecond);
       const serviceMs = learning.serviceMs(provider.address) ?? stepMs(profile, profile.slots) * PRIOR_OUTPUT_TOKENS;
       const raw = predict(provider, { promptTokens, cachedTokens, serviceMs }, now, scoring);
-      const ttft = raw.ttftMs * learning.correction(provider.address);
+      const ttft = raw.ttftMs * learning.correction(provider.address, now);
       // Its prefill stalls every sequence decoding there for as long: latency it costs others.
       const stall = Math.min(raw.ahead, profile.slots) * raw.ownPrefillMs;
       const predicted = ttft + stall + (raw.itlMs > itlSloMs ? (ttftSloMs * (raw.itlMs - itlSloMs)) / itlSloMs : 0);
@@ -122,7 +122,7 @@ export const createSloBalancer: ExtensionFactory<LoadBalancer> = (options) => {
       return decision;
     },
     observe(outcome: CallOutcome) {
-      learning.observe(outcome);
+      learning.observe(outcome, env.now());
     },
   };
 };

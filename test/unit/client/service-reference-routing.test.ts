@@ -225,16 +225,20 @@ describe('ServiceReference: send', () => {
     expect(connection.sent.map((invocation) => invocation.request)).toEqual([1, 3]);
   });
 
-  it('tells a learning balancer how an answered call went, and not of a failed one', async () => {
+  it('tells a learning balancer how an answered call went, an error answer as failed, and nothing of a call the consumer ended', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
     await h.reference.call('echo', 1, undefined);
     expect(h.observed).toHaveLength(1);
-    expect(h.observed[0]).toMatchObject({ address: '10.0.0.1:1', invocation: expect.objectContaining({ method: 'echo' }) });
+    expect(h.observed[0]).toMatchObject({ address: '10.0.0.1:1', invocation: expect.objectContaining({ method: 'echo' }), failed: false });
     expect(h.observed[0]!.firstAnswerMs).toBeGreaterThanOrEqual(0);
     expect(h.observed[0]!.totalMs).toBe(h.observed[0]!.firstAnswerMs);
     h.transport.connection('10.0.0.1:1')!.answer = () => Promise.reject(new RpcError(RpcCode.INTERNAL, 'boom'));
     await rejection(h.reference.call('echo', 2, undefined));
-    expect(h.observed).toHaveLength(1);
+    expect(h.observed).toHaveLength(2);
+    expect(h.observed[1]).toMatchObject({ address: '10.0.0.1:1', failed: true });
+    h.transport.connection('10.0.0.1:1')!.answer = () => Promise.reject(new RpcError(RpcCode.DEADLINE_EXCEEDED, 'too late'));
+    await rejection(h.reference.call('echo', 3, undefined));
+    expect(h.observed).toHaveLength(2);
   });
 
   it('reports every attempt to onAttempt with its provider and outcome code', async () => {

@@ -86,6 +86,36 @@ describe('slo balancer', () => {
     expect(picks[1]).toBeGreaterThan(picks[0]!);
   });
 
+  it('learns from failed answers: a worker that fails every call at once stops drawing calls, and is tried again once it may have recovered', () => {
+    let now = 0;
+    const balancer = create({ clock: { now: () => now } });
+    const workers = [worker(1, 8), worker(2, 8), worker(3, 8), worker(4, 8)];
+    const failing = workers[0]!;
+    let toFailing = 0;
+    // Plain calls (no prompt), as a non-LLM method makes: healthy workers answer in 40 ms, 4x
+    // what their records predict; the failing one answers every call in 1 ms with an error.
+    const call = (i: number, fails: boolean): void => {
+      const made = invocation();
+      const decision = balancer.select(workers, made);
+      const bad = fails && decision.provider === failing;
+      if (decision.provider === failing && i >= 100) toFailing++;
+      balancer.observe?.({ invocation: made, address: decision.provider.address, firstAnswerMs: bad ? 1 : 40, totalMs: bad ? 1 : 40, failed: bad });
+      now += 5;
+    };
+    for (let i = 0; i < 300; i++) call(i, true);
+    // Without learning from failures it kept the correction it started with, below its
+    // healthy peers', and drew three quarters of these calls.
+    expect(toFailing).toBeLessThan(10);
+    // What it learned fades toward the fleet's typical correction while it is not chosen, so a
+    // worker that healed is not priced out for good: a minute on, its prediction is within 15 %
+    // of a healthy worker's (under load, the queues then send it calls again).
+    const predicted = (one: TestView): number => Number(balancer.select([one], invocation()).detail?.['predictedTtftMs']);
+    const healthy = predicted(workers[1]!);
+    expect(predicted(failing)).toBeGreaterThan(healthy);
+    now += 60_000;
+    expect(predicted(failing)).toBeLessThan(1.15 * predicted(workers[1]!));
+  });
+
   it('learns a worker 20x slower than its record says as that much slower, not only up to a cap', () => {
     const balancer = create();
     const slow = worker(1, 8);
