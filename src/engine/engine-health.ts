@@ -1,3 +1,5 @@
+import { linkSignals } from '../common/abort-listeners.js';
+
 /**
  * Failed checks in a row after which the engine counts as down: one may be a blip (a long
  * garbage collection, a check that met a busy event loop); two, at least one interval apart,
@@ -78,9 +80,11 @@ export class EngineHealth {
   /** One check; false when the engine has no health endpoint and is not to be asked again. */
   async #check(): Promise<boolean> {
     let failure: string;
+    // Linked, not AbortSignal.any: #stop lives as long as the worker, and AbortSignal.any would
+    // leave an entry in it for every check (see linkSignals).
+    const signal = linkSignals(AbortSignal.timeout(Math.max(2 * this.#intervalMs, MIN_CHECK_TIMEOUT_MS)), this.#stop.signal);
     try {
-      const timeout = AbortSignal.timeout(Math.max(2 * this.#intervalMs, MIN_CHECK_TIMEOUT_MS));
-      const response = await fetch(this.#url, { signal: AbortSignal.any([timeout, this.#stop.signal]) });
+      const response = await fetch(this.#url, { signal: signal.signal });
       // The body says nothing the status does not; it is let go unread.
       await response.body?.cancel().catch(() => {});
       if (response.status === 404 || response.status === 405) {
@@ -101,6 +105,8 @@ export class EngineHealth {
       failure = `${this.#url} answered ${response.status}`;
     } catch (error) {
       failure = `${this.#url} did not answer: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`;
+    } finally {
+      signal.release();
     }
     if (++this.#failures >= FAILED_CHECKS_DOWN || !this.#seenUp) this.#set(true, failure);
     return true;
