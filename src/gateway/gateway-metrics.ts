@@ -7,7 +7,11 @@ const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddin
 
 /** Counts the gateway's HTTP answers; see {@link requestCounter}. */
 export interface RequestCounter {
-  /** Counts `response` once, when it ends (a hijacked streaming answer counts when it ends). */
+  /**
+   * Counts `response` when it ends (a hijacked streaming answer counts when it ends). Called
+   * once per answer: from the onRequest hook, or from Fastify's `frameworkErrors` for what its
+   * router refuses, where no hook runs.
+   */
   answered(response: ServerResponse, url: string): void;
   /** Counts an answer written straight to the socket: a request Node's HTTP parser refused. */
   refused(status: number): void;
@@ -26,11 +30,8 @@ export function requestCounter(metrics: ShuttleMetrics): RequestCounter {
     labelNames: ['path', 'status'],
     registers: [metrics.registry],
   });
-  const counted = new WeakSet<ServerResponse>();
   return {
     answered(response, url) {
-      if (counted.has(response)) return;
-      counted.add(response);
       const path = url.split('?')[0]!;
       response.once('close', () => requests.inc({ path: ROUTES.has(path) ? path : 'other', status: String(response.statusCode) }));
     },
