@@ -444,7 +444,7 @@ class Attempt implements ClusterCall {
         (error: unknown) => {
           health.failed(record, error);
           finish(stats, tokens, started, false, false, error);
-          if (answeredWithError(error)) this.#observe(address, started, Date.now(), true);
+          if (answeredWithError(error)) this.#observe(address, started, undefined, true);
         },
       );
       if (parts.onAttempt !== undefined) this.#report(opened, address, started);
@@ -490,13 +490,13 @@ class Attempt implements ClusterCall {
         health.succeeded(record);
         finish(stats, tokens, started, false, true, undefined);
         recordAttempt(parts.budget, false);
-        this.#observe(address, started, Date.now());
+        this.#observe(address, started);
       },
       (error: unknown) => {
         health.failed(record, error);
         finish(stats, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
-        if (answeredWithError(error)) this.#observe(address, started, Date.now(), true);
+        if (answeredWithError(error)) this.#observe(address, started, undefined, true);
       },
     );
     if (parts.onAttempt !== undefined) this.#report(result, address, started);
@@ -504,13 +504,17 @@ class Attempt implements ClusterCall {
     return result;
   }
 
-  /** Tells the balancer, if it learns, how long the answer took to start and to end, and whether it was an error. */
-  #observe(address: string, started: number, firstAt: number, failed = false): void {
+  /**
+   * Tells the balancer, if it learns, how long the answer took to start (`firstAt`; a unary
+   * answer starts as it ends, now) and to end, and whether it was an error. The clock is read
+   * only for a balancer that learns.
+   */
+  #observe(address: string, started: number, firstAt?: number, failed = false): void {
     const balancer = this.parts.balancer;
     if (balancer.observe === undefined) return;
     const now = Date.now();
     try {
-      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: firstAt - started, totalMs: now - started, failed });
+      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed });
     } catch {
       // A plugin balancer's bug must not fail the call it learns from.
     }
