@@ -93,7 +93,7 @@ export class EtcdRegistry implements Registry {
     });
     guardWatchStream(this.#client, (error) => this.#guard.drop('the watch stream', `a message etcd3 could not route: ${(error as Error).message}`));
     // Probes every third of a request's budget; a stream silent for a whole budget is moved.
-    this.#liveness = watchLiveness(this.#client, Math.max(100, Math.floor(requestTimeoutMs / 3)), requestTimeoutMs);
+    this.#liveness = watchLiveness(this.#client, Math.max(100, Math.floor(requestTimeoutMs / 3)), requestTimeoutMs, watchWarning);
   }
 
   /** Leases granted by this provider so far (1 normally; more after re-registrations). */
@@ -391,6 +391,11 @@ function backoff(duration: number): { duration: number; next(): unknown } {
 /** A lost lease and its replacement, once each: in the process's warnings, as the registry's refusals are. */
 function leaseWarning(message: string): void {
   process.emitWarning(message, { code: 'SHUTTLE_REGISTRY_LEASE' });
+}
+
+/** A watch stream moved off a silent member: in the process's warnings, once per move. */
+function watchWarning(message: string): void {
+  process.emitWarning(message, { code: 'SHUTTLE_REGISTRY_WATCH' });
 }
 
 function stripLoad(instance: ServiceInstance): Omit<ServiceInstance, 'load'> {

@@ -38,11 +38,19 @@ const CONNECTED = 2;
  * {@link AVOID_MS} (unless every member is). Progress answers are consumed here; etcd3 cannot
  * route them.
  *
+ * Each move is reported through `onMoved`, naming the silent member, so an operator sees why a
+ * consumer's view of the fleet paused.
+ *
  * This reaches into etcd3 internals (`watchManager`, its `state`, `stream` and `handleError`;
  * `pool`, its `hosts` and `withConnection`);
  * if a future etcd3 changes them, nothing is installed (`installed` is false).
  */
-export function watchLiveness(client: Etcd3, everyMs: number, silentMs: number): { installed: boolean; close(): void } {
+export function watchLiveness(
+  client: Etcd3,
+  everyMs: number,
+  silentMs: number,
+  onMoved: (message: string) => void = () => {},
+): { installed: boolean; close(): void } {
   const { watchManager: manager, pool } = client as unknown as { watchManager?: Partial<WatchManagerInternals>; pool?: Partial<PoolInternals> };
   if (
     manager === undefined ||
@@ -101,7 +109,9 @@ export function watchLiveness(client: Etcd3, everyMs: number, silentMs: number):
     if (askedAt !== undefined && askedOn === stream && heardAt < askedAt && now - askedAt >= silentMs) {
       askedAt = undefined;
       if (streamMember !== undefined) avoid.set(streamMember, now + AVOID_MS);
-      internals.handleError(new Error(`the etcd watch stream went silent for ${silentMs} ms: its member is hung or cut off`));
+      const reason = `the etcd watch stream went silent for ${silentMs} ms: its member is hung or cut off`;
+      internals.handleError(new Error(reason));
+      onMoved(`${reason} (${memberName(streamMember)}); watches resume on another member, which it avoids for ${AVOID_MS / 1000} s`);
       return;
     }
     if (askedAt === undefined || askedOn !== stream) {
@@ -120,6 +130,12 @@ export function watchLiveness(client: Etcd3, everyMs: number, silentMs: number):
 
 /** How long a member whose watch stream went silent is avoided by new watch streams. */
 const AVOID_MS = 60_000;
+
+/** A member's address as etcd3 keeps it (`Host.host`), or a placeholder if its shape changed. */
+function memberName(member: unknown): string {
+  const host = (member as { host?: unknown } | undefined)?.host;
+  return typeof host === 'string' ? `member ${host}` : 'its member';
+}
 
 /** Members in random order, those not avoided first, endlessly (as etcd3's own shuffle). */
 function* preferring(hosts: readonly unknown[], avoid: ReadonlyMap<unknown, number>): Iterator<unknown> {
