@@ -1,4 +1,5 @@
 import net from 'node:net';
+import grpc from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, RpcError } from 'shuttle-rpc';
@@ -7,6 +8,8 @@ import { FrameDecoder } from '../../src/transport/decoder.js';
 import { encodeFrame, FrameFlag, FrameType, type Frame } from '../../src/transport/frame.js';
 import { encodeChunkFrame, encodeEndFrame } from '../../src/transport/stream-frames.js';
 import { encodeErrorFrame } from '../../src/transport/tcp/wire-error.js';
+import { ENVELOPE_TYPE } from '../../src/transport/grpc/codec.js';
+import { ERROR_TRAILER, LOAD_TRAILER, RESULT_TRAILER } from '../../src/transport/grpc/status.js';
 import { mutate, random } from '../helpers/fuzz.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -113,7 +116,161 @@ async function fuzzingProvider(seed: number, hostile: () => boolean): Promise<{ 
   return { port: (server.address() as net.AddressInfo).port, answered: () => answered, mutated: () => mutated };
 }
 
+/** Catches unhandled rejections and uncaught exceptions for the rest of the test. */
+function escapes(): unknown[] {
+  const caught: unknown[] = [];
+  const onEscape = (reason: unknown): void => void caught.push(reason);
+  process.on('unhandledRejection', onEscape);
+  process.on('uncaughtException', onEscape);
+  cleanups.push(() => {
+    process.off('unhandledRejection', onEscape);
+    process.off('uncaughtException', onEscape);
+  });
+  return caught;
+}
+
+/** Runs `calls` calls, `concurrency` at a time, and sorts how each ended. */
+async function callAll(
+  one: (index: number) => Promise<void>,
+  calls: number,
+  concurrency: number,
+  lateMs: number,
+): Promise<{ values: number; errors: number; foreign: string[]; late: number[]; kinds: Map<string, number> }> {
+  const result = { values: 0, errors: 0, foreign: [] as string[], late: [] as number[], kinds: new Map<string, number>() };
+  const started = Date.now();
+  for (let batch = 0; batch * concurrency < calls && Date.now() - started < 30_000; batch++) {
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, i) => {
+        const callStarted = performance.now();
+        try {
+          await one(batch * concurrency + i);
+          result.values++;
+        } catch (error) {
+          result.errors++;
+          const key = `${(error as RpcError).code} ${String((error as Error).message).slice(0, 120)}`;
+          result.kinds.set(key, (result.kinds.get(key) ?? 0) + 1);
+          if (!(error instanceof RpcError))
+            result.foreign.push(`${(error as Error)?.constructor?.name}: ${String((error as Error)?.message ?? error).slice(0, 200)}`);
+        }
+        const took = performance.now() - callStarted;
+        if (took > lateMs) result.late.push(Math.round(took));
+      }),
+    );
+  }
+  return result;
+}
+
+const passThrough = (bytes: Buffer): Buffer => bytes;
+const rawMethod = (path: string, responseStream: boolean) => ({
+  path,
+  requestStream: false,
+  responseStream,
+  requestSerialize: passThrough,
+  requestDeserialize: passThrough,
+  responseSerialize: passThrough,
+  responseDeserialize: passThrough,
+});
+
+/** A gRPC server at test.Echo whose answers, trailers and statuses `hostile()` says to mutate. */
+async function fuzzingGrpcProvider(seed: number, hostile: () => boolean): Promise<{ port: number; mutated: () => number }> {
+  const next = random(seed);
+  let mutated = 0;
+  const maybe = (bytes: Buffer, bad: boolean): Buffer => (bad && next() < 0.6 ? mutate(next() < 0.5 ? bytes : mutate(bytes, next), next) : bytes);
+  const envelope = (value: unknown): Buffer =>
+    Buffer.from(ENVELOPE_TYPE.encode(ENVELOPE_TYPE.create({ body: packr.pack(value), serializer: 'msgpack' })).finish());
+  const trailers = (bad: boolean, result?: unknown): grpc.Metadata => {
+    const metadata = new grpc.Metadata();
+    const load = JSON.stringify({ timestamp: Date.now(), running: 1, waiting: Math.floor(next() * 5), draining: false });
+    metadata.set(
+      LOAD_TRAILER,
+      bad && next() < 0.5
+        ? maybe(Buffer.from(load), true)
+            .toString('latin1')
+            .replace(/[^\x20-\x7e]/g, '')
+        : load,
+    );
+    if (result !== undefined) metadata.set(RESULT_TRAILER, maybe(envelope(result), bad));
+    return metadata;
+  };
+  const failure = (bad: boolean): Partial<grpc.StatusObject> => {
+    const metadata = new grpc.Metadata();
+    metadata.set(ERROR_TRAILER, maybe(Buffer.from(JSON.stringify({ details: { why: 'busy' }, retryAfterMs: 5 })), bad));
+    const code = bad && next() < 0.3 ? Math.floor(next() * 40) : grpc.status.UNAVAILABLE;
+    return { code, details: bad && next() < 0.3 ? 'x'.repeat(Math.floor(next() * 3000)) : 'busy', metadata };
+  };
+  const server = new grpc.Server();
+  server.addService(
+    { echo: rawMethod('/test.Echo/echo', false), count: rawMethod('/test.Echo/count', true) } as unknown as grpc.ServiceDefinition,
+    {
+      echo: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        const bad = hostile();
+        if (bad) mutated++;
+        if (next() < 0.2) return callback(failure(bad) as grpc.ServiceError);
+        callback(null, maybe(envelope({ ok: true, list: [1, 'two', 3.5] }), bad), trailers(bad));
+      },
+      count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        const bad = hostile();
+        if (bad) mutated++;
+        const chunks = Math.floor(next() * 4);
+        for (let sequence = 0; sequence < chunks; sequence++) call.write(maybe(envelope({ token: `t${sequence}` }), bad));
+        if (next() < 0.2) {
+          call.emit('error', failure(bad));
+          return;
+        }
+        call.end(trailers(bad, { usage: { tokens: chunks } }));
+      },
+    } as unknown as grpc.UntypedServiceImplementation,
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  cleanups.push(() => void server.forceShutdown());
+  return { port, mutated: () => mutated };
+}
+
 describe('fuzzing a live consumer', () => {
+  it('grpc transport: 600 calls, three answers in ten with mutated messages, trailers, load reports, codes and details — every call settles with a value or an RpcError, nothing rejects unhandled', {
+    timeout: 60_000,
+  }, async () => {
+    const unhandled = escapes();
+    const mutating = random(11);
+    const provider = await fuzzingGrpcProvider(2027, () => mutating() < 0.3);
+    const client = await createClient({
+      registry: `shuttle://127.0.0.1:${provider.port}`,
+      transport: 'grpc',
+      config: false,
+      timeoutMs: 500,
+      circuitBreaker: false,
+      outlierEjection: false,
+    });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    const result = await callAll(
+      async (index) => {
+        if (index % 3 !== 0) {
+          await echo.echo({ index });
+          return;
+        }
+        for await (const _chunk of echo.count({ n: 3 })) {
+          // Read every chunk.
+        }
+      },
+      600,
+      20,
+      3000,
+    );
+    console.log(
+      `grpc consumer fuzz: ${result.values} calls settled with a value, ${result.errors} with an RpcError; ${provider.mutated()} answers mutated; most frequent failures:`,
+      [...result.kinds].sort((a, b) => b[1] - a[1]).slice(0, 6),
+    );
+    expect(unhandled.map(String)).toEqual([]);
+    expect(result.foreign).toEqual([]);
+    expect(result.late).toEqual([]);
+    expect(result.values + result.errors).toBeGreaterThanOrEqual(300);
+    expect(result.values).toBeGreaterThan(0);
+    expect(result.errors).toBeGreaterThan(0);
+  });
+
   it('600 calls, three answers in ten with mutated frames: every call settles by its deadline with a value or an RpcError, nothing rejects unhandled, and the provider is called normally once it behaves', {
     timeout: 90_000,
   }, async () => {
