@@ -14,9 +14,10 @@ import { mutate, random } from '../helpers/fuzz.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /*
- * A provider that answers every call with mutated frames — answers, stream chunks, stream ends,
+ * A provider that answers calls with mutated frames (tcp: answers, stream chunks, stream ends,
  * load reports and error bodies with bytes flipped, inserted, cut or grown, and garbage between
- * them — in front of a whole client (proxy, cluster, balancer, connection). Whatever it sends, a
+ * them) or mutated messages, trailers, codes and details (grpc), in front of a whole client
+ * (proxy, cluster, balancer, connection). Whatever it sends, a
  * consumer must never crash or reject unhandled, never leave a call unsettled past its
  * deadline, fail every call it fails with an RpcError (no TypeError or RangeError from its own
  * code reaching the caller), and call the provider normally again once it behaves.
@@ -160,6 +161,38 @@ async function callAll(
   return result;
 }
 
+/** One unary call, or (every third) one stream read to its end; what the chunks hold may be mutated too. */
+async function oneCall(echo: EchoApi, index: number): Promise<void> {
+  if (index % 3 !== 0) {
+    await echo.echo({ index });
+    return;
+  }
+  for await (const _chunk of echo.count({ n: 3 })) {
+    // Read every chunk.
+  }
+}
+
+/** Resolves once unary calls and streams to a provider that behaves again succeed three times. */
+async function recovers(echo: EchoApi): Promise<void> {
+  let healthy = 0;
+  await waitUntil(
+    async () => {
+      try {
+        await echo.echo('again');
+        const chunks: unknown[] = [];
+        for await (const chunk of echo.count({ n: 3 })) chunks.push(chunk);
+        healthy = chunks.length === 0 ? healthy : healthy + 1;
+        return healthy >= 3;
+      } catch {
+        return false;
+      }
+    },
+    'calls to succeed once the provider behaves',
+    30_000,
+    100,
+  );
+}
+
 const passThrough = (bytes: Buffer): Buffer => bytes;
 const rawMethod = (path: string, responseStream: boolean) => ({
   path,
@@ -229,12 +262,13 @@ async function fuzzingGrpcProvider(seed: number, hostile: () => boolean): Promis
 }
 
 describe('fuzzing a live consumer', () => {
-  it('grpc transport: 600 calls, three answers in ten with mutated messages, trailers, load reports, codes and details — every call settles with a value or an RpcError, nothing rejects unhandled', {
+  it('grpc transport: 600 calls, three answers in ten with mutated messages, trailers, load reports, codes and details — every call settles by its deadline with a value or an RpcError, nothing rejects unhandled, and the provider is called normally once it behaves', {
     timeout: 60_000,
   }, async () => {
     const unhandled = escapes();
     const mutating = random(11);
-    const provider = await fuzzingGrpcProvider(2027, () => mutating() < 0.3);
+    let behaving = false;
+    const provider = await fuzzingGrpcProvider(2027, () => !behaving && mutating() < 0.3);
     const client = await createClient({
       registry: `shuttle://127.0.0.1:${provider.port}`,
       transport: 'grpc',
@@ -245,24 +279,13 @@ describe('fuzzing a live consumer', () => {
     });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
-    const result = await callAll(
-      async (index) => {
-        if (index % 3 !== 0) {
-          await echo.echo({ index });
-          return;
-        }
-        for await (const _chunk of echo.count({ n: 3 })) {
-          // Read every chunk.
-        }
-      },
-      600,
-      20,
-      3000,
-    );
+    const result = await callAll((index) => oneCall(echo, index), 600, 20, 3000);
     console.log(
       `grpc consumer fuzz: ${result.values} calls settled with a value, ${result.errors} with an RpcError; ${provider.mutated()} answers mutated; most frequent failures:`,
       [...result.kinds].sort((a, b) => b[1] - a[1]).slice(0, 6),
     );
+    behaving = true;
+    await recovers(echo);
     expect(unhandled.map(String)).toEqual([]);
     expect(result.foreign).toEqual([]);
     expect(result.late).toEqual([]);
@@ -271,17 +294,10 @@ describe('fuzzing a live consumer', () => {
     expect(result.errors).toBeGreaterThan(0);
   });
 
-  it('600 calls, three answers in ten with mutated frames: every call settles by its deadline with a value or an RpcError, nothing rejects unhandled, and the provider is called normally once it behaves', {
+  it('tcp transport: 600 calls, three answers in ten with mutated frames — every call settles by its deadline with a value or an RpcError, nothing rejects unhandled, and the provider is called normally once it behaves', {
     timeout: 90_000,
   }, async () => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-    process.on('unhandledRejection', onUnhandled);
-    process.on('uncaughtException', onUnhandled);
-    cleanups.push(() => {
-      process.off('unhandledRejection', onUnhandled);
-      process.off('uncaughtException', onUnhandled);
-    });
+    const unhandled = escapes();
     let behaving = false;
     const mutating = random(7);
     // Three answers in ten are mutated: enough violations to reconnect hundreds of times, and
@@ -300,65 +316,21 @@ describe('fuzzing a live consumer', () => {
     });
     cleanups.push(() => client.close());
     const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
-    const foreign: string[] = [];
-    const late: number[] = [];
-    const kinds = new Map<string, number>();
-    let values = 0;
-    let errors = 0;
-    const one = async (index: number): Promise<void> => {
-      const started = performance.now();
-      try {
-        if (index % 3 === 0) {
-          for await (const _chunk of echo.count({ n: 3 })) {
-            // Read every chunk; what they hold may be mutated too.
-          }
-        } else {
-          await echo.echo({ index });
-        }
-        values++;
-      } catch (error) {
-        errors++;
-        const key = `${(error as RpcError).code} ${String((error as Error).message).slice(0, 120)}`;
-        kinds.set(key, (kinds.get(key) ?? 0) + 1);
-        if (!(error instanceof RpcError)) foreign.push(`${(error as Error)?.constructor?.name}: ${String((error as Error)?.message ?? error).slice(0, 200)}`);
-      }
-      // Its own deadline (0.5 s, the retries inside it) and a margin for a loaded machine.
-      const took = performance.now() - started;
-      if (took > 3000) late.push(Math.round(took));
-    };
-    const started = Date.now();
-    for (let batch = 0; batch < 30 && Date.now() - started < 30_000; batch++) await Promise.all(Array.from({ length: 20 }, (_, i) => one(batch * 20 + i)));
-    const calls = values + errors;
-
-    // It behaves now: within a few seconds (an ejection or an open breaker runs out), calls succeed.
-    behaving = true;
-    let healthy = 0;
-    await waitUntil(
-      async () => {
-        try {
-          await echo.echo('again');
-          const chunks: unknown[] = [];
-          for await (const chunk of echo.count({ n: 3 })) chunks.push(chunk);
-          healthy = chunks.length === 0 ? healthy : healthy + 1;
-          return healthy >= 3;
-        } catch {
-          return false;
-        }
-      },
-      'calls to succeed once the provider behaves',
-      30_000,
-      100,
-    );
+    // Each call's own deadline (0.5 s, the retries inside it) and a margin for a loaded machine.
+    const result = await callAll((index) => oneCall(echo, index), 600, 20, 3000);
     console.log(
-      `consumer fuzz: ${calls} calls in ${Date.now() - started} ms, ${values} settled with a value, ${errors} with an RpcError; the provider mutated ${provider.mutated()} of ${provider.answered()} answers`,
+      `tcp consumer fuzz: ${result.values} calls settled with a value, ${result.errors} with an RpcError; the provider mutated ${provider.mutated()} of ${provider.answered()} answers; most frequent failures:`,
+      [...result.kinds].sort((a, b) => b[1] - a[1]).slice(0, 6),
     );
-    console.log('most frequent failures:', [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6));
+    // It behaves now: calls succeed again.
+    behaving = true;
+    await recovers(echo);
     expect(unhandled.map(String)).toEqual([]);
-    expect(foreign).toEqual([]);
-    expect(late).toEqual([]);
-    expect(calls).toBeGreaterThanOrEqual(300);
+    expect(result.foreign).toEqual([]);
+    expect(result.late).toEqual([]);
+    expect(result.values + result.errors).toBeGreaterThanOrEqual(300);
     // Both kinds of ending happened: the fuzz reached the decoding paths and the good ones.
-    expect(values).toBeGreaterThan(0);
-    expect(errors).toBeGreaterThan(0);
+    expect(result.values).toBeGreaterThan(0);
+    expect(result.errors).toBeGreaterThan(0);
   });
 });
