@@ -76,6 +76,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       '--health-url <url>',
       'the engine\'s health endpoint (default: /health at the URL\'s origin; "none": not checked); while it fails the worker says it is draining',
     )
+    .option(
+      '--stall-timeout <ms>',
+      'silence after which an engine with requests in flight counts as stalled, and the worker says it is draining until it is heard again ("none": not watched)',
+      stallTimeout,
+      120_000,
+    )
     .option('--slots <n>', 'sequences the engine runs at once (max_num_seqs); 4x this many calls are accepted', positiveInt, 256)
     .option(
       '--max-buffered-answer-bytes <n>',
@@ -129,6 +135,15 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 function positiveInt(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function stallTimeout(value: string): number | false {
+  if (value === 'none') return false;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 100 || parsed > 86_400_000) {
+    throw new InvalidArgumentError(`expected "none" or a whole number of ms from 100 to 86400000, got ${JSON.stringify(value)}`);
+  }
   return parsed;
 }
 

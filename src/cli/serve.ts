@@ -15,6 +15,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   apiKey?: string;
   metricsUrl?: string;
   healthUrl?: string;
+  stallTimeout: number | false;
   metrics: string;
   metricsInterval: number;
   slots: number;
@@ -60,6 +61,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     ...(options.healthUrl === undefined ? {} : { healthUrl: options.healthUrl === 'none' ? false : options.healthUrl }),
     metrics: names,
     metricsIntervalMs: options.metricsInterval,
+    stallTimeoutMs: options.stallTimeout,
     slots: options.slots,
     ...(options.maxBufferedAnswerBytes === undefined ? {} : { maxBufferedAnswerBytes: options.maxBufferedAnswerBytes }),
     priority: options.priority,

@@ -19,6 +19,7 @@ import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
 import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
+import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
@@ -338,7 +339,7 @@ class Attempt implements ClusterCall {
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
     let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
     // One candidate has nobody to be passed over for: no clock read then.
-    if (candidates.length > 1) candidates = withoutStalled(candidates, Date.now());
+    if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), Date.now());
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.

@@ -3,6 +3,7 @@ import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { AnswerBudget, DEFAULT_MAX_BUFFERED_ANSWER_BYTES } from './answer-budget.js';
 import { EngineHealth } from './engine-health.js';
+import { EngineStall } from './engine-stall.js';
 import { EngineLoad } from './engine-load.js';
 import { KvCacheState, type KvEventsOptions } from './kv-events/kv-events.js';
 import { PromptTokens } from './prompt-tokens.js';
@@ -38,6 +39,16 @@ export interface EngineWorkerOptions {
    * back. An engine without the endpoint (404, 405) counts as up. See {@link EngineHealth}.
    */
   healthUrl?: string | false;
+  /**
+   * Silence, in ms, after which an engine with requests in flight counts as stalled: none of
+   * them has heard anything from it (headers, a token, an answer) for that long. A stalled
+   * engine's worker says it is draining until the engine is heard again or no request waits on
+   * it, so consumers stop sending it new calls, whatever their balancer. Catches an engine
+   * whose step loop hangs while its HTTP front end still answers `/health` and `/metrics`.
+   * 120 000 by default (long enough for one very long prompt's prefill, since the other
+   * sequences of a running batch keep producing); `false`: not watched. See {@link EngineStall}.
+   */
+  stallTimeoutMs?: number | false;
   /**
    * Sequences the engine runs at once (vLLM's `max_num_seqs`, 256 by default there). Put in
    * the record as `slots` for the balancers; calls beyond 4 × slots are shed with
@@ -79,6 +90,7 @@ const WORKER_KEYS = optionKeys<EngineWorkerOptions>()([
   'metrics',
   'metricsIntervalMs',
   'healthUrl',
+  'stallTimeoutMs',
   'slots',
   'priority',
   'kvEvents',
@@ -95,6 +107,8 @@ export interface EngineWorker {
   readonly load: EngineLoad | undefined;
   /** The engine's cache as its KV events tell it, when `kvEvents` is set. */
   readonly kvCache: KvCacheState | undefined;
+  /** Whether the engine counts as stalled now (requests in flight, nothing heard for stallTimeoutMs), so the worker's load says draining. */
+  readonly engineStalled: boolean;
   /** Whether the engine counts as down now (its health checks fail), so the worker's load says draining. */
   readonly engineDown: boolean;
   /** Bytes of engine answers held now while they are read, of `maxBufferedAnswerBytes`. */
@@ -121,6 +135,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   const name = options.name ?? `engine-${process.pid}`;
   const slots = checkInt('engine worker slots', options.slots, 1, 1_000_000, 256);
   const intervalMs = checkInt('engine worker metricsIntervalMs', options.metricsIntervalMs, 50, 3_600_000, 500);
+  const stallMs = options.stallTimeoutMs === false ? undefined : checkInt('engine worker stallTimeoutMs', options.stallTimeoutMs, 100, 86_400_000, 120_000);
   const priority = options.priority ?? 'none';
   if (!ENGINE_PRIORITIES.includes(priority)) throw invalidOption('engine worker priority', priority, ENGINE_PRIORITIES.map((name) => `'${name}'`).join(', '));
 
@@ -164,8 +179,16 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   await load?.start();
   // Not waited for: a hung engine's first check would hold up the worker's start for its timeout.
   void health?.start();
-  const service = new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens);
-  const report = reporter(load, kvCache, health, service);
+  const stall =
+    stallMs === undefined
+      ? undefined
+      : new EngineStall(stallMs, (stalled, reason) =>
+          stalled
+            ? log.warn({ reason }, `the engine has stalled (${reason}); the worker says it is draining until the engine is heard again`)
+            : log.info({ reason }, `the engine is no longer stalled (${reason}); the worker takes calls again`),
+        );
+  const service = new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens, stall);
+  const report = reporter(load, kvCache, health, service, stall);
 
   try {
     const server = await createServer({
@@ -194,6 +217,9 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
       get engineDown() {
         return health?.down ?? false;
       },
+      get engineStalled() {
+        return stall?.stalled ?? false;
+      },
       close: async () => {
         load?.stop();
         health?.stop();
@@ -220,16 +246,19 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
  * reporting the figures of before, and the calls piling up at the worker must show, or every
  * balancer keeps sending calls to the engine that looks idle. While the metrics are right and
  * the engine is this worker's alone, in flight is running plus waiting, and nothing changes.
+ * A stalled engine (see {@link EngineStall}) makes the worker say draining too: its `/metrics`
+ * may go on reporting a healthy engine.
  */
 function reporter(
   load: EngineLoad | undefined,
   kvCache: KvCacheState | undefined,
   health: EngineHealth | undefined,
   service: Pick<OpenAiEngineService, 'generating'>,
+  stall: EngineStall | undefined,
 ): ServerOptions['load'] {
-  if (load === undefined && kvCache === undefined && health === undefined) return undefined;
+  if (load === undefined && kvCache === undefined && health === undefined && stall === undefined) return undefined;
   return () => {
-    if (health?.down === true) return { draining: true };
+    if (health?.down === true || stall?.stalled === true) return { draining: true };
     const engine = load?.current ?? {};
     const figures = engine.running === undefined ? engine : { ...engine, waiting: Math.max(engine.waiting ?? 0, service.generating - engine.running) };
     return kvCache === undefined ? figures : { ...figures, cachedPrefixes: kvCache.summary() };

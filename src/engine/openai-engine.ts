@@ -16,6 +16,7 @@ import {
 import { isWellFormed } from '../serializer/well-formed.js';
 import type { CallContext } from '../call/call-context.js';
 import { PushStream } from '../server/push-stream.js';
+import type { EngineStall } from './engine-stall.js';
 import type { KvCacheState } from './kv-events/kv-events.js';
 import type { PromptTokens } from './prompt-tokens.js';
 import { relaySse } from './sse.js';
@@ -87,6 +88,8 @@ export class OpenAiEngineService {
     private readonly kvCache?: Pick<KvCacheState, 'recordPrompt'>,
     /** Where a prompt's token ids come from when the engine did not send them with the answer. */
     private readonly promptTokens?: Pick<PromptTokens, 'ask'>,
+    /** Told of each engine request, and of everything heard for one, to notice an engine that stalls. */
+    private readonly stall?: Pick<EngineStall, 'begin' | 'heard' | 'end'>,
   ) {}
 
   #generating = 0;
@@ -99,14 +102,19 @@ export class OpenAiEngineService {
   @RpcMethod({ stream: true })
   async generate(request: GenerateRequest, ctx: CallContext): Promise<PushStream<Token, Usage>> {
     this.#generating++;
+    this.stall?.begin();
     let stream: PushStream<Token, Usage>;
     try {
       stream = await this.#generate(request, ctx);
     } catch (error) {
       this.#generating--;
+      this.stall?.end();
       throw error;
     }
-    stream.onClose(() => this.#generating--);
+    stream.onClose(() => {
+      this.#generating--;
+      this.stall?.end();
+    });
     return stream;
   }
 
@@ -132,6 +140,7 @@ export class OpenAiEngineService {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       throw error;
     }
+    this.stall?.heard();
     const usage: Usage = { worker: this.workerName, promptTokens: 0, cachedTokens: 0, outputTokens: 0 };
     let pieces = 0;
     /** Chunks in a row that carried nothing (see MAX_EMPTY_CHUNKS). */
@@ -212,7 +221,10 @@ export class OpenAiEngineService {
       what: `POST ${this.upstream.baseUrl}${path}`,
       // Before the first text, a chunk that only opens the answer (a role, an empty delta)
       // leaves it unstarted: the engine has produced nothing yet.
-      onEvent: (data) => take(parseChunk(data, pieces === 0 && usage.finishReason === undefined)),
+      onEvent: (data) => {
+        this.stall?.heard();
+        return take(parseChunk(data, pieces === 0 && usage.finishReason === undefined));
+      },
       onEnd: trailer,
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
       onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
@@ -231,8 +243,10 @@ export class OpenAiEngineService {
       );
     }
     const signal = ctx.signal;
+    this.stall?.begin();
     try {
       const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input: request.text }, signal);
+      this.stall?.heard();
       const answer = (await readJson(response, `POST ${this.upstream.baseUrl}/embeddings`, this.upstream.budget)) as {
         data?: Array<{ embedding?: unknown }>;
         usage?: { prompt_tokens?: number };
@@ -246,6 +260,8 @@ export class OpenAiEngineService {
     } catch (error) {
       if (signal.aborted) throw abortError(ctx, signal.reason);
       throw error;
+    } finally {
+      this.stall?.end();
     }
   }
 

@@ -92,7 +92,7 @@ afterEach(async () => {
 });
 
 /** A file registry, a worker in front of each engine, and a consumer that takes the workers in turn. */
-async function fleet(engines: readonly Engine[], slots?: number) {
+async function fleet(engines: readonly Engine[], slots?: number, stallTimeoutMs?: number) {
   const dir = await tempDir();
   cleanup.push(() => dir.remove());
   const registry = `file://${dir.dir}`;
@@ -104,6 +104,7 @@ async function fleet(engines: readonly Engine[], slots?: number) {
       models: ['m'],
       metricsIntervalMs: 100,
       ...(slots === undefined ? {} : { slots }),
+      ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
       server: { registry, host: '127.0.0.1', port: 0, log: false },
       log: false,
     });
@@ -237,6 +238,47 @@ describe('an engine that is down or unhealthy', () => {
     unhealthy.healthStatus = 200;
     await waitUntil(() => draining(0) === false, 'the consumer sees the worker back', 3000);
     expect(workers[0]!.engineDown).toBe(false);
+  });
+
+  it('hung while /health and /metrics still answer: its worker says draining once its calls have heard nothing for stallTimeoutMs, round-robin consumers send it nothing new, and it is back when the engine speaks again', async () => {
+    let hanging = true;
+    const held: http.ServerResponse[] = [];
+    // Generations get their headers, then nothing while the engine hangs; /health says 200 throughout.
+    const stuck = await engine((response) => {
+      if (!hanging) return answers(response, {});
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.flushHeaders();
+      held.push(response);
+    });
+    const serving = await engine(answers);
+    const { llm, draining, workers } = await fleet([stuck, serving], undefined, 400);
+    await waitUntil(() => draining(0) === false && draining(1) === false, 'both workers published', 3000);
+    // Round-robin: the first call goes to one of the two; calls go on until one hangs on the stuck engine.
+    const controller = new AbortController();
+    const hung = (async () => {
+      for (let i = 0; i < 4 && stuck.hits === 0; i++) {
+        for await (const _ of llm.generate({ prompt: 'p' }, { signal: controller.signal, timeoutMs: 30_000 })) {
+          // tokens from the serving engine; the stuck one sends none
+        }
+      }
+    })().catch(() => {});
+    await waitUntil(() => stuck.hits === 1, 'a generation to reach the stuck engine', 3000);
+    await waitUntil(() => draining(0) === true, 'the consumer sees the worker of the stuck engine draining', 3000);
+    expect(workers[0]!.engineStalled).toBe(true);
+    expect(workers[0]!.engineDown).toBe(false);
+    expect(stuck.healthStatus).toBe(200);
+    // New calls all go to the serving engine, though round-robin would alternate.
+    const servedBefore = serving.hits;
+    for (let i = 0; i < 4; i++) expect(await generate(llm, 5000)).toBe('hi');
+    expect(serving.hits - servedBefore).toBe(4);
+    expect(stuck.hits).toBe(1);
+    // The engine speaks again: the held generation gets its tokens, and the worker takes calls.
+    hanging = false;
+    for (const response of held) response.end(`data: ${JSON.stringify({ choices: [{ text: 'late', finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
+    await hung;
+    await waitUntil(() => draining(0) === false, 'the consumer sees the worker back', 3000);
+    expect(workers[0]!.engineStalled).toBe(false);
+    controller.abort();
   });
 
   it('without a health endpoint (404): the worker counts it as up and does not ask again', async () => {
