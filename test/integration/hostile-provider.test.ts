@@ -294,25 +294,28 @@ describe('a hostile provider', () => {
     // field: a flood of them (hundreds of thousands a second) used to be read in full. A flood
     // at full speed is now closed at the budget of frames that do no work (above); 40 every
     // 50 ms stays under it and is still read at most once per 5 ms.
-    const FLOOD_MS = 1500;
+    // 30 batches of 40, one every 50 ms (1.5 s on a quiet machine): counted, not timed, so that a
+    // loaded machine stretches the flood rather than shortening it.
+    const BATCHES = 30;
     const report = Buffer.from(
       JSON.stringify({ timestamp: 1, running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 5, draining: false }),
     );
     const reports = Buffer.concat(Array.from({ length: 40 }, () => encodeFrame(FrameType.LOAD, 0, report, { serializer: 2 })));
     let sent = 0;
     let flooding: Promise<void> | undefined;
+    let flooded = false;
     const port = await rawProvider((socket, onFrame) => {
       onFrame((frame) => {
         if (frame.type !== FrameType.REQUEST) return;
         socket.write(answer(frame.requestId, 'answered'));
         if (flooding !== undefined) return;
-        const until = Date.now() + FLOOD_MS;
         flooding = (async () => {
-          while (Date.now() < until && !socket.destroyed) {
+          for (let batch = 0; batch < BATCHES && !socket.destroyed; batch++) {
             sent += 40;
             socket.write(reports);
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
+          flooded = true;
         })();
       });
     });
@@ -322,13 +325,13 @@ describe('a hostile provider', () => {
     const started = Date.now();
     expect(await connection.invoke(invocation('first'), serializer)).toBe('answered');
     let answered = 0;
-    while (Date.now() - started < FLOOD_MS) {
+    while (!flooded) {
       expect(await connection.invoke(invocation(answered, 1000), serializer)).toBe('answered');
       answered++;
     }
     await flooding;
     const elapsed = Date.now() - started;
-    expect(sent).toBeGreaterThan(1000);
+    expect(sent).toBe(BATCHES * 40);
     expect(answered).toBeGreaterThan(10);
     expect(read).toBeGreaterThan(0);
     expect(read).toBeLessThanOrEqual(Math.ceil(elapsed / 5) + 1);
