@@ -55,9 +55,16 @@ export interface ServiceInstance {
  * change). One snapshot per provider address, shared by all its services.
  */
 export interface LoadSnapshot {
-  /** When the provider took it (provider clock, epoch ms). */
+  /**
+   * When the provider took it (the provider's wall clock, epoch ms): for people and logs. A
+   * balancer reads it only when `receivedAt` is missing (a simulation stamping its own clock).
+   */
   readonly timestamp: number;
-  /** When this consumer received it (consumer clock, epoch ms); set by the registry on arrival. */
+  /**
+   * When this consumer received it, on the consumer's `monotonicNow()` clock; set by the
+   * registry (or the connection, for a report piggybacked on an answer) on arrival. A load's age
+   * is judged by this, never by `timestamp`: another host's clock may be hours off ours.
+   */
   readonly receivedAt?: number;
   /** Requests being served (GPU: sequences in the running batch). */
   readonly running: number;

@@ -11,6 +11,7 @@ import type { GrpcSettings } from './settings.js';
 import { GROUP_HEADER, KIND_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
 import type { UnsentBudget } from './unsent-budget.js';
 import { oversizedMessage } from '../tcp/wire-error.js';
+import { fromWallTime, monotonicNow } from '../../common/clock.js';
 
 /*
  * The calls of the grpc transport's provider side: each registered route resolves, decodes and
@@ -72,7 +73,7 @@ export class ServingState {
    */
   loadTrailers(peer: string, trailers = new grpc.Metadata()): grpc.Metadata {
     if (this.#loadReport === undefined) return trailers;
-    const now = Date.now();
+    const now = monotonicNow();
     const last = this.#reportedAt.get(peer);
     if (last !== undefined && now - last < LOAD_REPORT_EVERY_MS) return trailers;
     // The call this answers still counts as running while its trailers are made.
@@ -99,7 +100,7 @@ export class ServingState {
     return this.#running;
   }
 
-  /** Calls `expire` at `deadline` (epoch ms) unless {@link untime} is called with the id returned first. */
+  /** Calls `expire` at `deadline` (a `monotonicNow()` time) unless {@link untime} is called with the id returned first. */
   time(deadline: number, expire: () => void): number {
     const id = ++this.#nextTimed;
     this.#timed.set(id, { deadline, expire });
@@ -129,13 +130,13 @@ export class ServingState {
     for (const wake of this.#onIdle.splice(0)) wake();
   }
 
-  /** Resolves once no call runs, or at `until` (a Date.now() time), whichever is first. */
+  /** Resolves once no call runs, or at `until` (a monotonicNow() time), whichever is first. */
   async idle(until: number): Promise<void> {
     if (this.#running === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
       this.#onIdle.push(resolve);
-      timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+      timer = setTimeout(resolve, Math.max(0, until - monotonicNow()));
     });
     clearTimeout(timer);
   }
@@ -211,8 +212,9 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   } catch (error) {
     return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
   }
+  // grpc-js states the caller's deadline on the wall clock (now + grpc-timeout on arrival).
   const callerDeadline = Number(call.getDeadline());
-  const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? callerDeadline : undefined);
+  const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? fromWallTime(callerDeadline) : undefined);
   if (deadline instanceof RpcError) return deadline;
   return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: state.peerOf(from) };
 }
