@@ -43,7 +43,7 @@ function arrivedFromEtcd(timestamp: number): LoadSnapshot | undefined {
 describe('load-report ageing across a wall-clock step', () => {
   it('back by an hour: a report that stopped coming goes stale after staleAfterMs, not an hour later', async () => {
     const load = arrivedFromEtcd(Date.now());
-    expect(trust(load)).toBe(1);
+    expect(trust(load)).toBeGreaterThan(0.9);
     stepWallClock(-HOUR_MS);
     await sleep(150);
     expect(trust(load)).toBe(0);
@@ -74,7 +74,7 @@ describe('load-report ageing across a wall-clock step', () => {
       load = instances[0]?.load;
     });
     subscription.close();
-    expect(trust(load)).toBe(1);
+    expect(trust(load)).toBeGreaterThan(0.9);
     stepWallClock(-HOUR_MS);
     await sleep(150);
     expect(trust(load)).toBe(0);
