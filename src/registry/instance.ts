@@ -37,7 +37,10 @@ export interface ServiceInstance {
   readonly methods: readonly MethodDescriptor[];
   /** Relative weight for load balancing (100 = normal). */
   readonly weight: number;
-  /** When the provider started (epoch ms), for warm-up. */
+  /**
+   * When the provider started, for warm-up: epoch ms on the provider's wall clock as registered;
+   * in a consumer's directory, on that consumer's `monotonicNow()` clock (see client/start-times.ts).
+   */
   readonly startTime: number;
   /** Calls the provider runs at once before refusing (its `maxConcurrentCalls`), if limited. */
   readonly maxConcurrentCalls?: number;
