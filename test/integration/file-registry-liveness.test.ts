@@ -1,6 +1,7 @@
 import { lstat, mkdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { monotonicNow } from '../../src/common/clock.js';
 import { createFileRegistry, type FileRegistry } from '../../src/registry/file/file.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { providerRecord } from '../helpers/fake-transport.js';
@@ -94,6 +95,29 @@ describe('file registry across a wall-clock step', () => {
       await expect(stat(recordFile(dir, 4001))).resolves.toBeDefined();
     });
   }
+});
+
+describe("file registry: a load report's age", () => {
+  it('is the time since its file last changed, not since the latest poll read it', async () => {
+    const dir = await folder();
+    await mkdir(path.join(dir, 'services', 'test.Echo'), { recursive: true });
+    await mkdir(path.join(dir, 'load'), { recursive: true });
+    await writeFile(recordFile(dir, 4101), JSON.stringify(providerRecord(4101)));
+    const load = { timestamp: Date.now(), running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false };
+    await writeFile(path.join(dir, 'load', '10.0.0.1%3A4101.json'), JSON.stringify(load));
+    // The record keeps beating; the load file is left as it was written.
+    const beat = setInterval(() => {
+      const now = new Date();
+      void utimes(recordFile(dir, 4101), now, now).catch(() => {});
+    }, 50);
+    cleanups.push(() => clearInterval(beat));
+    let seen: ServiceInstance[] = [];
+    await registry(dir, { heartbeatMs: 50, ttlMs: 1000, pollMs: 20 }).subscribe({ service: 'test.Echo' }, (instances) => (seen = [...instances]));
+    expect(seen[0]?.load?.running).toBe(1);
+    await sleep(600);
+    const receivedAt = seen[0]?.load?.receivedAt ?? Number.NaN;
+    expect(monotonicNow() - receivedAt).toBeGreaterThanOrEqual(500);
+  });
 });
 
 describe('file registry: the heartbeat never follows a link', () => {

@@ -358,7 +358,7 @@ export class FileRegistry implements Registry {
         break;
       }
       reads++;
-      const instance = await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance);
+      const instance = (await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance))?.value;
       if (instance === undefined || !matchesQuery(query, instance)) continue;
       const load = await this.#readFresh(
         path.join(this.settings.dir, 'load', `${segment(instanceAddress(instance))}.json`),
@@ -366,16 +366,19 @@ export class FileRegistry implements Registry {
         RECORD_LIMITS.loadBytes,
         checkLoad,
       );
-      instances.push(load === undefined ? instance : { ...instance, load: { ...load, receivedAt: now } });
+      // Arrived when its file last changed (a report or a heartbeat), not when this poll read it:
+      // a provider that stopped refreshing it must not look freshly measured at every poll.
+      instances.push(load === undefined ? instance : { ...instance, load: { ...load.value, receivedAt: now - load.age } });
     }
     return instances;
   }
 
   /**
-   * The checked content of `file` if it is a regular file refreshed within the TTL; undefined
-   * when it is missing, stale, or refused (dropped and reported by the guard).
+   * The checked content of `file` and its heartbeat's age if it is a regular file refreshed
+   * within the TTL; undefined when it is missing, stale, or refused (dropped and reported by the
+   * guard).
    */
-  async #readFresh<T>(file: string, now: number, maxBytes: number, check: (value: unknown) => T | string): Promise<T | undefined> {
+  async #readFresh<T>(file: string, now: number, maxBytes: number, check: (value: unknown) => T | string): Promise<{ value: T; age: number } | undefined> {
     const read = await readRegularFile(file, maxBytes);
     if (read.kind === 'refused') return this.#guard.drop(file, read.reason);
     if (read.kind === 'missing') return void this.#ages.forget(file);
@@ -385,7 +388,8 @@ export class FileRegistry implements Registry {
       await rm(file, { force: true }).catch(() => {});
     }
     if (age > this.settings.ttlMs) return undefined;
-    return this.#guard.read(file, read.text, maxBytes, check);
+    const value = this.#guard.read(file, read.text, maxBytes, check);
+    return value === undefined ? undefined : { value, age };
   }
 }
 
