@@ -1,5 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { endpointFor, type Registry, type ServiceInstance, type ServiceQuery, type Subscription } from '../registry/registry.js';
+import { LoadArrivals } from './load-arrivals.js';
 import { StartTimes } from './start-times.js';
 
 /**
@@ -17,6 +18,8 @@ export class Directory {
   #instances: readonly ServiceInstance[] = [];
   /** Providers' start times on this consumer's clock, for the warm-up. */
   readonly #starts = new StartTimes();
+  /** Arrival stamps for load snapshots a registry delivered without one. */
+  readonly #arrivals = new LoadArrivals();
   #otherProtocols: readonly string[] = [];
   #eligible: readonly ServiceInstance[] = [];
   #subscription: Subscription | undefined;
@@ -67,7 +70,7 @@ export class Directory {
           if (seen !== undefined) endpoints.push(seen);
           else others.add(instance.protocol);
         }
-        const instances = this.#starts.rebase(endpoints);
+        const instances = this.#starts.rebase(this.#arrivals.stamp(endpoints));
         this.#instances = instances;
         this.#otherProtocols = [...others];
         this.#variants = undefined;

@@ -1,9 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Directory } from '../../../src/client/directory.js';
 import { environmentOption } from '../../../src/loadbalance/environment.js';
+import { estimateLoad } from '../../../src/loadbalance/load-score.js';
 import { effectiveWeight } from '../../../src/loadbalance/weights.js';
 import { MemoryRegistry } from '../../../src/registry/memory.js';
+import type { Registry, ServiceInstance } from '../../../src/registry/registry.js';
 import { providerRecord } from '../../helpers/fake-transport.js';
+import { view } from '../../helpers/lb.js';
 import { HOUR_MS, sleep, stepWallClock } from '../../helpers/wall-clock.js';
 
 /*
@@ -48,6 +51,28 @@ describe('warm-up across clocks', () => {
     await directory.ready();
     const now = environmentOption('random', {}).now();
     expect(effectiveWeight(directory.instances[0]!, now, 60_000)).toBeLessThan(10);
+    directory.close();
+  });
+});
+
+describe('load snapshots from a registry that does not stamp their arrival', () => {
+  it("are aged from their arrival here, not by the provider's clock an hour ahead", async () => {
+    const load = { timestamp: Date.now() + HOUR_MS, running: 8, waiting: 4, waitingUncachedTokens: 0, kvUsage: 0.5, tokensPerSecond: 100, draining: false };
+    const record = providerRecord(1, { load });
+    const plugin = {
+      subscribe: async (_query: unknown, listener: (instances: readonly ServiceInstance[]) => void) => {
+        listener([record]);
+        return { close: () => {} };
+      },
+    } as unknown as Registry;
+    const directory = new Directory(plugin, { service: 'test.Echo' }, 'tcp', () => {});
+    await directory.ready();
+    const trust = (): number =>
+      estimateLoad(view(1, { load: directory.instances[0]!.load! }), environmentOption('p2c', {}).now(), { staleAfterMs: 100, prefillTokensPerSecond: 20_000 })
+        .trust;
+    expect(trust()).toBeGreaterThan(0.5);
+    await sleep(150);
+    expect(trust()).toBe(0);
     directory.close();
   });
 });
