@@ -58,11 +58,24 @@ export class ServingState {
   /** The largest message a consumer accepts (its grpc-js max_receive_message_length). */
   readonly maxFrameBytes: number;
 
-  constructor(budget: UnsentBudget, maxFrameBytes: number, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
+  /**
+   * @param deadlineOf a call's deadline on the `monotonicNow()` clock by its request metadata,
+   *   as read when grpc-js stated it (the request budget's interceptor); undefined: none known
+   */
+  constructor(
+    budget: UnsentBudget,
+    maxFrameBytes: number,
+    loadReport?: (answering?: 0 | 1) => Uint8Array | undefined,
+    deadlineOf?: (metadata: grpc.Metadata) => number | undefined,
+  ) {
     this.budget = budget;
     this.maxFrameBytes = maxFrameBytes;
     this.#loadReport = loadReport;
+    this.deadlineOf = deadlineOf ?? (() => undefined);
   }
+
+  /** A call's deadline on the `monotonicNow()` clock, if it was read when grpc-js stated it. */
+  readonly deadlineOf: (metadata: grpc.Metadata) => number | undefined;
 
   /**
    * Trailers carrying the provider's load report (`shuttle-load`, the JSON of a load snapshot),
@@ -212,9 +225,12 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   } catch (error) {
     return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
   }
-  // grpc-js states the caller's deadline on the wall clock (now + grpc-timeout on arrival).
-  const callerDeadline = Number(call.getDeadline());
-  const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? fromWallTime(callerDeadline) : undefined);
+  // grpc-js states the caller's deadline on the wall clock (now + grpc-timeout on arrival); the
+  // request budget put it on the monotonic clock at that moment. Converted here only without it:
+  // a step of the wall clock since arrival would move it.
+  const wallDeadline = Number(call.getDeadline());
+  const callerDeadline = Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
+  const deadline = callDeadline(method, callerDeadline);
   if (deadline instanceof RpcError) return deadline;
   return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: state.peerOf(from) };
 }

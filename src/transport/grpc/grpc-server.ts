@@ -43,7 +43,9 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     ...settings.channelOptions,
     interceptors: [requests.interceptor()],
   });
-  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport);
+  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport, (metadata) =>
+    requests.deadlineOf(metadata),
+  );
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);
