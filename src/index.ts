@@ -32,6 +32,7 @@ export { callOutcome, type CallOutcome } from './client/outcome.js';
 export type { MockOptions } from './client/mock.js';
 export type { RpcCall, CallOptions, Proxied, ProxiedMethod, ProxiedResult, StreamingCall } from './proxy/proxy.js';
 export { currentCallScope, type CallScope } from './call/call-scope.js';
+export { monotonicNow } from './common/clock.js';
 export { PushStream, type PushStreamOptions } from './server/push-stream.js';
 export type { Endpoint, LoadSnapshot, Registry, ServiceInstance, ServiceQuery } from './registry/registry.js';
 export { MemoryRegistry } from './registry/memory.js';

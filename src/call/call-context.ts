@@ -10,7 +10,11 @@ export interface CallContext {
   readonly service: string;
   readonly method: string;
   readonly signal: AbortSignal;
-  /** Absolute local deadline (epoch ms), or undefined when the caller set none. */
+  /**
+   * Absolute local deadline on the `monotonicNow()` clock (epoch ms when the process started,
+   * then never stepped: time left is `deadline - monotonicNow()`), or undefined when the caller
+   * set none.
+   */
   readonly deadline: number | undefined;
   /** The caller's metadata; a null-prototype object of string values. */
   readonly metadata: Readonly<Metadata>;

@@ -9,6 +9,7 @@ import type { Metadata } from './invocation.js';
  * am I serving right now", which is exactly as global as the call stack.
  */
 export interface CallScope {
+  /** The call's deadline on the `monotonicNow()` clock, if it has one. */
   readonly deadline: number | undefined;
   readonly signal: AbortSignal;
   /** The incoming call's metadata (trace context travels on from here). */

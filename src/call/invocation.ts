@@ -29,7 +29,7 @@ export interface FilterInvocation {
    */
   readonly stream: boolean;
   readonly metadata: Readonly<Metadata>;
-  /** Absolute local deadline (epoch ms), if any. */
+  /** Absolute local deadline on the `monotonicNow()` clock (time left: `deadline - monotonicNow()`), if any. */
   readonly deadline: number | undefined;
   /** The caller who sent it (provider side only). */
   readonly peer: Peer | undefined;

@@ -2,6 +2,7 @@ import type { Logger } from '../log/log.js';
 import { checkLoad } from '../registry/record-check.js';
 import { MAX_LOAD_REPORT_BYTES } from '../transport/transport.js';
 import type { ProviderStatsTable } from './provider-stats.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** Providers whose malformed reports were logged; past this many, new ones go unlogged. */
 const MAX_WARNED = 1024;
@@ -31,6 +32,6 @@ export function answerLoadListener(stats: ProviderStatsTable, log: Logger): (add
     }
     const load = checkLoad(value);
     if (typeof load === 'string') return refuse(address, load);
-    stats.get(address).observeAnswerLoad({ ...load, receivedAt: Date.now() });
+    stats.get(address).observeAnswerLoad({ ...load, receivedAt: monotonicNow() });
   };
 }

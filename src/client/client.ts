@@ -30,6 +30,7 @@ import { routingKeyExtractor } from './routing-key.js';
 import { ServiceReference } from './service-reference.js';
 
 import type { AttemptEvent, ProviderStatus, RouteEvent } from '../metrics/reports.js';
+import { monotonicNow, toWallTime } from '../common/clock.js';
 
 export type { AttemptEvent, ProviderStatus, RouteEvent } from '../metrics/reports.js';
 
@@ -336,7 +337,7 @@ class Client implements RpcClient {
           state === 'open'
             ? log.warn({ provider }, 'circuit breaker opened: no calls to this provider until a probe succeeds')
             : log.info({ provider, state }, `circuit breaker ${state}`),
-        ejected: (provider, untilMs, times) => log.warn({ provider, forMs: untilMs - Date.now(), times }, 'provider ejected after consecutive failures'),
+        ejected: (provider, untilMs, times) => log.warn({ provider, forMs: untilMs - monotonicNow(), times }, 'provider ejected after consecutive failures'),
       },
     );
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });
@@ -407,7 +408,7 @@ class Client implements RpcClient {
   }
 
   providers(): ProviderStatus[] {
-    const now = Date.now();
+    const now = monotonicNow();
     const out: ProviderStatus[] = [];
     for (const directory of this.#directories.values()) {
       for (const instance of directory.instances) {
@@ -427,7 +428,8 @@ class Client implements RpcClient {
           connection: this.#pool.state(address),
           breaker: this.#health.breakerState(address) ?? 'closed',
           ejected: ejection.ejected,
-          ejectedUntil: ejection.untilMs,
+          // Shown to people: on the wall clock.
+          ejectedUntil: ejection.untilMs === undefined ? undefined : toWallTime(ejection.untilMs, now),
         });
       }
     }

@@ -1,5 +1,7 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { endpointFor, type Registry, type ServiceInstance, type ServiceQuery, type Subscription } from '../registry/registry.js';
+import { LoadArrivals } from './load-arrivals.js';
+import { StartTimes } from './start-times.js';
 
 /**
  * A consumer's live list of the providers of one service, fed by a registry subscription.
@@ -14,6 +16,10 @@ export class Directory {
   readonly #protocol: string;
   readonly #onChange: () => void;
   #instances: readonly ServiceInstance[] = [];
+  /** Providers' start times on this consumer's clock, for the warm-up. */
+  readonly #starts = new StartTimes();
+  /** Arrival stamps for load snapshots a registry delivered without one. */
+  readonly #arrivals = new LoadArrivals();
   #otherProtocols: readonly string[] = [];
   #eligible: readonly ServiceInstance[] = [];
   #subscription: Subscription | undefined;
@@ -57,13 +63,14 @@ export class Directory {
   ready(): Promise<void> {
     this.#ready ??= this.#registry
       .subscribe(this.query, (all) => {
-        const instances: ServiceInstance[] = [];
+        const endpoints: ServiceInstance[] = [];
         const others = new Set<string>();
         for (const instance of all) {
           const seen = endpointFor(instance, this.#protocol);
-          if (seen !== undefined) instances.push(seen);
+          if (seen !== undefined) endpoints.push(seen);
           else others.add(instance.protocol);
         }
+        const instances = this.#starts.rebase(this.#arrivals.stamp(endpoints));
         this.#instances = instances;
         this.#otherProtocols = [...others];
         this.#variants = undefined;

@@ -1,5 +1,6 @@
 import type { ProviderStats } from '../loadbalance/loadbalance.js';
 import type { LoadSnapshot } from '../registry/registry.js';
+import { monotonicNow } from '../common/clock.js';
 
 const SLICES = 10;
 const SLICE_MS = 1000;
@@ -54,7 +55,7 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}. */
-  start(tokens: number, now: number = Date.now()): void {
+  start(tokens: number, now: number = monotonicNow()): void {
     if (this.#awaiting <= 0) this.#quietSince = now;
     this.#awaiting++;
     this.inFlight++;
@@ -65,14 +66,14 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call sent with `tokens` had its first answer (a stream's first chunk): its prompt is computed. */
-  answered(tokens: number, now: number = Date.now()): void {
+  answered(tokens: number, now: number = monotonicNow()): void {
     this.prefillTokens -= tokens;
     this.#awaiting--;
     this.#quietSince = now;
   }
 
   /** The provider answered a call (or failed it itself): it is not hung. */
-  heard(now: number = Date.now()): void {
+  heard(now: number = monotonicNow()): void {
     this.#quietSince = now;
   }
 
@@ -82,11 +83,11 @@ export class LiveProviderStats implements ProviderStats {
    * as r x a successful call's time, the calls a healthy provider would hold for them.
    */
   get failing(): number {
-    return this.#failing === 0 ? 0 : this.#decayed(Date.now());
+    return this.#failing === 0 ? 0 : this.#decayed(monotonicNow());
   }
 
   /** The provider answered a call with an error of its own. */
-  failedAnswer(now: number = Date.now()): void {
+  failedAnswer(now: number = monotonicNow()): void {
     this.#failing = this.#decayed(now) + 1;
     this.#failingAt = now;
   }
@@ -103,7 +104,7 @@ export class LiveProviderStats implements ProviderStats {
    * waiting): the sign of a worker whose handlers hang while its connection, heartbeats and
    * load reports look well.
    */
-  quietMs(now: number = Date.now()): number {
+  quietMs(now: number = monotonicNow()): number {
     return this.#awaiting > 0 ? Math.max(0, now - this.#quietSince) : 0;
   }
 
@@ -131,7 +132,7 @@ export class LiveProviderStats implements ProviderStats {
     this.#counts[this.#slice]!++;
   }
 
-  averageLatencyMs(now: number = Date.now()): number | undefined {
+  averageLatencyMs(now: number = monotonicNow()): number | undefined {
     this.#rotate(now);
     let sum = 0;
     let count = 0;

@@ -21,6 +21,7 @@ import { applyMock, type ResolvedMock } from './mock.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
 import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -240,7 +241,7 @@ export class ServiceReference {
       routingKey = options.routingKey;
     }
     routingKey ??= parts.routingKey(request);
-    let deadline = Date.now() + timeoutMs;
+    let deadline = monotonicNow() + timeoutMs;
     // Inside a provider's handler, a call inherits the remaining deadline and the cancellation
     // of the call being served (gRPC deadline propagation).
     const scope = currentCallScope();
@@ -339,7 +340,7 @@ class Attempt implements ClusterCall {
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
     let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
     // One candidate has nobody to be passed over for: no clock read then.
-    if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), Date.now());
+    if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
@@ -378,7 +379,7 @@ class Attempt implements ClusterCall {
     // A plugin balancer's estimate is kept to whole non-negative tokens: fractions would leave
     // the counts a hair above zero when every call has ended, and NaN would stick for good.
     const tokens = wholeTokens(decided ?? estimateTokens(this.invocation.routingKey));
-    const started = Date.now();
+    const started = monotonicNow();
     let invocation = this.invocation;
     let release: (() => void) | undefined;
     if (options?.signal !== undefined) {
@@ -420,7 +421,7 @@ class Attempt implements ClusterCall {
       const opened = sent.then((stream) => stream.firstEvent().then(() => stream));
       opened.then(
         (stream) => {
-          const firstAt = Date.now();
+          const firstAt = monotonicNow();
           stats.answered(tokens);
           // The provider's health and latency are judged by how the stream ends, not by its
           // opening: a worker whose generations all break after the first token (an engine
@@ -513,7 +514,7 @@ class Attempt implements ClusterCall {
   #observe(address: string, started: number, firstAt?: number, failed = false): void {
     const balancer = this.parts.balancer;
     if (balancer.observe === undefined) return;
-    const now = Date.now();
+    const now = monotonicNow();
     try {
       balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed });
     } catch {
@@ -533,7 +534,7 @@ class Attempt implements ClusterCall {
           provider,
           attempt,
           code,
-          seconds: (Date.now() - started) / 1000,
+          seconds: (monotonicNow() - started) / 1000,
           ...(midStream ? { midStream } : {}),
         });
       } catch {
@@ -554,7 +555,7 @@ class Attempt implements ClusterCall {
  * itself (the deadline, a cancel): those are what a hung provider produces.
  */
 function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
-  const now = Date.now();
+  const now = monotonicNow();
   if (error === undefined || !endedHere(error)) stats.heard(now);
   if (error !== undefined && answeredWithError(error)) stats.failedAnswer(now);
   stats.end(tokens, now - started, now, answered, succeeded);

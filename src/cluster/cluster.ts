@@ -3,6 +3,7 @@ import type { ServiceInstance } from '../registry/registry.js';
 import type { Invocation } from '../call/invocation.js';
 import { isProviderFailure } from './provider-health.js';
 import type { RetryBudget } from './retry-budget.js';
+import { monotonicNow } from '../common/clock.js';
 
 /**
  * A provider as a cluster strategy handles it: its record and address, and whatever the
@@ -124,7 +125,7 @@ export function mayRetryTransparently(error: unknown, call: ClusterCall, tried: 
   if (!neverReached(error) || call.invocation.signal?.aborted) return false;
   if (tried.size >= call.providers.length) return false;
   const deadline = call.invocation.deadline;
-  return deadline === undefined || Date.now() < deadline;
+  return deadline === undefined || monotonicNow() < deadline;
 }
 
 /**

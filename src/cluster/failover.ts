@@ -13,6 +13,7 @@ import {
   type ClusterCandidate,
   type ClusterStrategy,
 } from './cluster.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'failover';
@@ -108,7 +109,7 @@ function retryAfterFirst(
       const hint = (error as RpcError).retryAfterMs ?? 0;
       const delay = Math.max(hint, Math.random() * Math.min(maxMs, baseMs * 2 ** (paid - 1)));
       const deadline = call.invocation.deadline;
-      if (deadline !== undefined && Date.now() + delay >= deadline) return false;
+      if (deadline !== undefined && monotonicNow() + delay >= deadline) return false;
       if (!call.budget.allowRetry()) return false;
       await sleep(delay, call.invocation.signal);
       return true;

@@ -3,6 +3,7 @@ import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import { mayRetryTransparently, safeToRetry, singleAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from './cluster.js';
 import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** The name this strategy is registered under. */
 export const TYPE_NAME = 'forking';
@@ -59,7 +60,7 @@ class Hedge {
     if (deadline !== undefined) {
       this.#deadlineTimer = setTimeout(
         () => this.#fail(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${service}.${method}: no hedged attempt answered before the deadline`)),
-        Math.max(0, deadline - Date.now()),
+        Math.max(0, deadline - monotonicNow()),
       );
     }
     listenAbort(signal, this.#onAbort);

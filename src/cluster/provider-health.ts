@@ -1,5 +1,6 @@
 import CircuitBreaker from 'opossum';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** Circuit-breaker settings (opossum underneath). */
 export interface BreakerOptions {
@@ -159,7 +160,7 @@ export class ProviderHealth {
    * half-open with its one probe not yet taken. While the probe runs the provider is
    * unavailable, so other calls go elsewhere instead of being refused by the breaker.
    */
-  available(address: string, now = Date.now()): boolean {
+  available(address: string, now = monotonicNow()): boolean {
     const entry = this.#entries.get(address);
     if (entry === undefined) return true;
     if (entry.ejectedUntil > now) return false;
@@ -168,7 +169,7 @@ export class ProviderHealth {
   }
 
   /** Whether `address` refused a call as overloaded so recently that new calls pass it over. */
-  refusing(address: string, now = Date.now()): boolean {
+  refusing(address: string, now = monotonicNow()): boolean {
     const entry = this.#entries.get(address);
     return entry !== undefined && entry.refusedUntil > now;
   }
@@ -182,7 +183,7 @@ export class ProviderHealth {
    * and when all are out, all are picked.
    */
   filter<T extends { readonly address: string }>(items: readonly T[], down: (address: string) => boolean = () => false): readonly T[] {
-    const now = Date.now();
+    const now = monotonicNow();
     let downCount = 0;
     let refusingCount = 0;
     let outCount = 0;
@@ -263,7 +264,7 @@ export class ProviderHealth {
     entry.refusals = 0;
     if (this.#ejection !== undefined) {
       entry.consecutive = 0;
-      if (entry.ejections > 0 && Date.now() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
+      if (entry.ejections > 0 && monotonicNow() > entry.ejectedUntil + this.#ejection.maxMs) entry.ejections = 0;
     }
   }
 
@@ -276,19 +277,19 @@ export class ProviderHealth {
     if (error instanceof RpcError && error.details?.['breakerOpen'] === true) return;
     this.#countRefusal(entry, error);
     const failure = isProviderFailure(error);
-    if (failure) entry.lastFailureAt = Date.now();
+    if (failure) entry.lastFailureAt = monotonicNow();
     if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
     const ejection = this.#ejection;
     if (ejection === undefined || !failure) return;
     // Failures while the provider is already ejected (calls in flight when it was, or sent to
     // it because every provider is ejected) say nothing new: they must not eject it again and
     // again, doubling its time out and logging a warning per call.
-    if (entry.ejectedUntil > Date.now()) return;
+    if (entry.ejectedUntil > monotonicNow()) return;
     entry.consecutive++;
     if (entry.consecutive >= ejection.consecutiveFailures) {
       entry.consecutive = 0;
       entry.ejections++;
-      entry.ejectedUntil = Date.now() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (entry.ejections - 1));
+      entry.ejectedUntil = monotonicNow() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (entry.ejections - 1));
       this.#observer?.ejected(entry.address, entry.ejectedUntil, entry.ejections);
     }
   }
@@ -309,7 +310,7 @@ export class ProviderHealth {
   }
 
   /** Whether `address` is ejected now, until when, and how many times it was in a row. */
-  ejection(address: string, now = Date.now()): { ejected: boolean; untilMs: number | undefined; count: number } {
+  ejection(address: string, now = monotonicNow()): { ejected: boolean; untilMs: number | undefined; count: number } {
     const entry = this.#entries.get(address);
     if (entry === undefined) return { ejected: false, untilMs: undefined, count: 0 };
     const ejected = entry.ejectedUntil > now;
@@ -334,7 +335,7 @@ export class ProviderHealth {
    * each second, one that failed every call was tried 5 times a second, for good.
    */
   retainOnly(live: ReadonlySet<string>): void {
-    const now = Date.now();
+    const now = monotonicNow();
     let kept = 0;
     for (const [address, entry] of this.#entries) {
       if (live.has(address)) continue;
@@ -377,7 +378,7 @@ export class ProviderHealth {
     const grown = Math.min(REFUSAL_PAUSE_MAX_MS, REFUSAL_PAUSE_BASE_MS * 2 ** (entry.refusals - 1));
     const hint = error.retryAfterMs;
     const hinted = typeof hint === 'number' && hint > 0 ? Math.min(REFUSAL_HINT_MAX_MS, hint) : 0;
-    entry.refusedUntil = Math.max(entry.refusedUntil, Date.now() + Math.max(grown, hinted));
+    entry.refusedUntil = Math.max(entry.refusedUntil, monotonicNow() + Math.max(grown, hinted));
   }
 
   /** The window bucket counting now, after clearing the buckets the clock has moved past. */

@@ -1,4 +1,5 @@
 import { MAX_TIMER_MS } from './validate.js';
+import { monotonicNow } from './clock.js';
 
 /**
  * Expires calls at their deadlines with one timer per connection instead of one per call.
@@ -44,7 +45,7 @@ export class DeadlineHeap {
     return this.#ids.length;
   }
 
-  /** Schedules call `id` to expire at `deadline` (epoch ms). */
+  /** Schedules call `id` to expire at `deadline` (a `monotonicNow()` time). */
   add(id: number, deadline: number): void {
     if (this.#ids.length > 2 * this.#liveCount() + 64) this.#rebuild();
     this.#push(id, deadline);
@@ -63,14 +64,14 @@ export class DeadlineHeap {
   #arm(deadline: number): void {
     clearTimeout(this.#timer);
     this.#armedFor = deadline;
-    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
+    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, deadline - monotonicNow()), MAX_TIMER_MS));
     this.#timer.unref();
   }
 
   #fire(): void {
     this.#timer = undefined;
     this.#armedFor = Infinity;
-    const now = Date.now();
+    const now = monotonicNow();
     while (this.#ids.length > 0 && this.#deadlines[0]! <= now) {
       const id = this.#ids[0]!;
       const deadline = this.#deadlines[0]!;

@@ -1,6 +1,7 @@
 import type { LoadSnapshot } from '../registry/instance.js';
 import { familiesRead, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec } from './engine-metrics.js';
 import { MetricsLines } from './metrics-lines.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** The most of a `/metrics` answer read (vLLM's is tens to hundreds of KiB); beyond it, a failed poll. */
 export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
@@ -65,7 +66,7 @@ export class EngineLoad {
       const text = response.body === null ? '' : await this.#read(response.body);
       const sample = readEngineMetrics(text, this.#names);
       const load: LoadFields = { ...sample.load };
-      const now = Date.now();
+      const now = monotonicNow();
       if (sample.generatedTokensTotal !== undefined) {
         const last = this.#lastTokens;
         if (last !== undefined && now > last.at && sample.generatedTokensTotal >= last.total) {

@@ -221,7 +221,7 @@ async function engineError(response: IncomingMessage, what: string, budget: Answ
   } catch {
     // not JSON: keep the text
   }
-  const retryAfterMs = retryAfterHeaderMs(response.headers['retry-after']);
+  const retryAfterMs = retryAfterHeaderMs(response.headers['retry-after'], response.headers.date);
   return new RpcError(codeOfStatus(status), `engine answered ${status} to ${what}: ${message}`, {
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     details: refusedUnrun(status, engineSaid) ? { httpStatus: status, neverSent: true } : { httpStatus: status },
@@ -245,14 +245,23 @@ export function refusedUnrun(status: number, engineSaid: boolean): boolean {
 /**
  * A Retry-After header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), bounded to
  * {@link MAX_RETRY_AFTER_SECONDS} (a Retry-After of 31 years from a broken engine is not advice
- * anyone should follow); undefined when absent, malformed or not in the future.
+ * anyone should follow); undefined when absent, malformed or not in the future. An HTTP-date is
+ * the engine's clock: it is measured from the answer's own `Date` header (`dateHeader`, the
+ * same clock) when that is valid, so an engine whose clock is an hour off ours still means
+ * "in 10 s", and from this host's clock only when the answer has no date.
  */
-export function retryAfterHeaderMs(header: string | undefined): number | undefined {
+export function retryAfterHeaderMs(header: string | undefined, dateHeader?: string): number | undefined {
   if (header === undefined || header.length > 64) return undefined;
   const text = header.trim();
-  const seconds = /^\d+$/.test(text) ? Number(text) : (Date.parse(text) - Date.now()) / 1000;
+  const seconds = /^\d+$/.test(text) ? Number(text) : (Date.parse(text) - engineNow(dateHeader)) / 1000;
   if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
   return Math.ceil(Math.min(seconds, MAX_RETRY_AFTER_SECONDS) * 1000);
+}
+
+/** The engine's "now" as its `Date` header states it, else this host's. */
+function engineNow(dateHeader: string | undefined): number {
+  const stated = dateHeader === undefined || dateHeader.length > 64 ? Number.NaN : Date.parse(dateHeader);
+  return Number.isFinite(stated) ? stated : Date.now();
 }
 
 /** The RpcCode of an engine's HTTP status (an answer's, or the `code` of an error event). */

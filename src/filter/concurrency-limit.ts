@@ -4,6 +4,7 @@ import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { Filter } from './filter.js';
 import { RetryAfterEstimator } from './retry-after.js';
 import { onStreamEnd } from './stream-end.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** The name this filter is registered under. */
 export const TYPE_NAME = 'concurrency-limit';
@@ -57,13 +58,13 @@ export const createConcurrencyLimitFilter: ExtensionFactory<Filter> = (options) 
         );
       }
       held.running++;
-      const started = Date.now();
+      const started = monotonicNow();
       let released = false;
       const release = (): void => {
         if (released) return;
         released = true;
         held.running--;
-        held.estimator.completed(Date.now() - started);
+        held.estimator.completed(monotonicNow() - started);
       };
       if (!invocation.stream) return next(invocation).finally(release);
       // A stream holds its slot until it ends, fails or is cancelled, not only until it opens:

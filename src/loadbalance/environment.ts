@@ -1,14 +1,15 @@
+import { monotonicNow } from '../common/clock.js';
 import { invalidOption } from '../common/validate.js';
 import type { ExtensionOptions } from '../common/extension-registry.js';
 
-/** Something that tells the time in ms: `Date` itself, a virtual clock, a test's fake. */
+/** Something that tells the time in ms: the process's monotonic clock, a virtual clock, a test's fake. */
 export interface TimeSource {
   now(): number;
 }
 
 /**
  * Where a balancer reads time and chance. Every built-in balancer takes them from here, never
- * from `Date.now()` or `Math.random()` directly, so a simulation on a virtual clock ages load
+ * from the process clock or `Math.random()` directly, so a simulation on a virtual clock ages load
  * reports by the same clock that stamped them, and a seeded run is reproducible.
  */
 export interface BalancerEnvironment {
@@ -22,10 +23,11 @@ export interface BalancerEnvironment {
 export const ENVIRONMENT_KEYS: readonly string[] = ['clock', 'random'];
 
 /**
- * The balancer options `clock` (an object with `now()`, wall time by default) and `random` (a
- * function returning [0, 1), `Math.random` by default), checked. The clock must be the one
- * that stamped the load snapshots the balancer reads (the registry stamps them with
- * `Date.now()`), or every snapshot looks stale or from the future.
+ * The balancer options `clock` (an object with `now()`, {@link monotonicNow} by default) and
+ * `random` (a function returning [0, 1), `Math.random` by default), checked. The clock must be
+ * the one that stamped the load snapshots the balancer reads (the registries and the consumer
+ * stamp `receivedAt` with {@link monotonicNow}, which a wall-clock step does not move), or
+ * every snapshot looks stale or from the future.
  */
 export function environmentOption(policy: string, options: ExtensionOptions): BalancerEnvironment {
   const clock = options['clock'];
@@ -38,7 +40,7 @@ export function environmentOption(policy: string, options: ExtensionOptions): Ba
   }
   const source = clock as TimeSource | undefined;
   return {
-    now: source === undefined ? Date.now : () => source.now(),
+    now: source === undefined ? monotonicNow : () => source.now(),
     random: (random as (() => number) | undefined) ?? Math.random,
   };
 }

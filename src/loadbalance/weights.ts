@@ -20,7 +20,9 @@ export function warmupOption(policy: string, options: ExtensionOptions): number 
 /**
  * A provider's weight, ramped up over `warmupMs` after it started (Dubbo's warm-up: a JIT-cold
  * or cache-cold worker gets a share of traffic that grows with its uptime), never below 1.
- * `startTime` is the provider's clock; a skewed clock only shifts the ramp.
+ * `now` and `startTime` are on the same clock: a consumer's directory puts each provider's
+ * stated start on its own monotonic clock (client/start-times.ts), so neither a provider's
+ * skewed clock nor a step of the consumer's starves a provider at the minimum weight.
  */
 export function effectiveWeight(instance: ServiceInstance, now: number, warmupMs: number): number {
   const weight = instance.weight;

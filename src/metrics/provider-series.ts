@@ -1,3 +1,4 @@
+import { monotonicNow } from '../common/clock.js';
 /** A metric whose series can be removed by their labels (prom-client's Counter, Histogram, Gauge). */
 export interface RemovableMetric {
   remove(labels: Record<string, string>): void;
@@ -54,7 +55,7 @@ export class ProviderSeries {
   }
 
   /** The label value for an attempt on `provider` now: its address, or `other` when no room is left. */
-  label(provider: string, now = Date.now()): string {
+  label(provider: string, now = monotonicNow()): string {
     if (this.#lastUsed.has(provider)) {
       this.#lastUsed.delete(provider);
       this.#lastUsed.set(provider, now);
@@ -83,7 +84,7 @@ export class ProviderSeries {
   }
 
   /** Removes the series of every provider that departed more than the grace period ago. */
-  sweep(now = Date.now()): void {
+  sweep(now = monotonicNow()): void {
     this.#lastSweep = now;
     const listed = this.#listed();
     for (const [provider, used] of this.#lastUsed) {

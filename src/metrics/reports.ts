@@ -30,7 +30,7 @@ export interface ProviderStatus {
   /** `closed` also when breakers are turned off. */
   readonly breaker: 'closed' | 'open' | 'half-open';
   readonly ejected: boolean;
-  /** Epoch ms when an ejection ends. */
+  /** When an ejection ends, wall-clock epoch ms (for people: the monotonic deadline converted at the time of the listing). */
   readonly ejectedUntil: number | undefined;
 }
 

@@ -1,3 +1,4 @@
+import { monotonicNow } from '../common/clock.js';
 /**
  * Where a registry reads what others wrote (etcd keys and values, files and their names) and
  * decides what to believe. Everything read is untrusted: a malformed entry is dropped,
@@ -80,7 +81,7 @@ export class RegistryInputGuard {
     if (this.#known.size >= MAX_KNOWN) this.#known.clear();
     this.#known.set(source, reason);
     this.#dropped++;
-    const now = Date.now();
+    const now = monotonicNow();
     if (now - this.#windowStart >= WINDOW_MS) {
       this.#windowStart = now;
       this.#warnedInWindow = 0;

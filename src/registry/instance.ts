@@ -37,7 +37,10 @@ export interface ServiceInstance {
   readonly methods: readonly MethodDescriptor[];
   /** Relative weight for load balancing (100 = normal). */
   readonly weight: number;
-  /** When the provider started (epoch ms), for warm-up. */
+  /**
+   * When the provider started, for warm-up: epoch ms on the provider's wall clock as registered;
+   * in a consumer's directory, on that consumer's `monotonicNow()` clock (see client/start-times.ts).
+   */
   readonly startTime: number;
   /** Calls the provider runs at once before refusing (its `maxConcurrentCalls`), if limited. */
   readonly maxConcurrentCalls?: number;
@@ -55,9 +58,16 @@ export interface ServiceInstance {
  * change). One snapshot per provider address, shared by all its services.
  */
 export interface LoadSnapshot {
-  /** When the provider took it (provider clock, epoch ms). */
+  /**
+   * When the provider took it (the provider's wall clock, epoch ms): for people and logs. A
+   * balancer reads it only when `receivedAt` is missing (a simulation stamping its own clock).
+   */
   readonly timestamp: number;
-  /** When this consumer received it (consumer clock, epoch ms); set by the registry on arrival. */
+  /**
+   * When this consumer received it, on the consumer's `monotonicNow()` clock; set by the
+   * registry (or the connection, for a report piggybacked on an answer) on arrival. A load's age
+   * is judged by this, never by `timestamp`: another host's clock may be hours off ours.
+   */
   readonly receivedAt?: number;
   /** Requests being served (GPU: sequences in the running batch). */
   readonly running: number;

@@ -2,6 +2,7 @@ import { instanceAddress, instanceKey, matchesQuery, type LoadSnapshot, type Ser
 import { checkKnownKeys, invalidOption } from '../common/validate.js';
 import type { ExtensionFactory } from '../common/extension-registry.js';
 import type { InstancesListener, Registry, Subscription } from './registry.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** The name (and URL scheme) this registry is registered under. */
 export const TYPE_NAME = 'memory';
@@ -69,7 +70,7 @@ export class MemoryRegistry implements Registry {
   }
 
   async reportLoad(address: string, load: LoadSnapshot): Promise<void> {
-    this.#loads.set(address, { ...load, receivedAt: Date.now() });
+    this.#loads.set(address, { ...load, receivedAt: monotonicNow() });
     for (const record of this.#records.values()) {
       if (instanceAddress(record) === address) {
         this.#notify(record);

@@ -1,5 +1,6 @@
 import type { LoadSnapshot } from '../registry/registry.js';
 import { LOAD_REPORT_EVERY_MS, MAX_LOAD_REPORT_BYTES } from '../transport/transport.js';
+import { monotonicNow } from '../common/clock.js';
 
 /**
  * The load report a provider attaches to its answers (ORCA-style, as gRPC's per-call load
@@ -37,7 +38,7 @@ export class AnswerLoad {
   report(answering: 0 | 1 = 0): Uint8Array | undefined {
     const snapshot = this.#snapshot;
     if (snapshot === undefined) return undefined;
-    const now = Date.now();
+    const now = monotonicNow();
     if (this.#bytes === undefined || now - this.#madeAt >= LOAD_REPORT_EVERY_MS) {
       const { cachedPrefixes: _summary, receivedAt: _received, ...load } = snapshot();
       this.#bytes = [encode(load), encode({ ...load, running: Math.max(0, load.running - 1) })];

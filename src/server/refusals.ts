@@ -1,6 +1,7 @@
 import type { Logger } from '../log/log.js';
 import type { RefusalListener, RefusalReason, RefusedConnections } from '../transport/transport.js';
 import { MAX_NOOP_FRAMES, NOOP_WINDOW_MS } from '../transport/tcp/noop-frames.js';
+import { monotonicNow } from '../common/clock.js';
 
 /** At most one log line this often, however many connections are refused in between. */
 const LOG_INTERVAL_MS = 5000;
@@ -49,7 +50,7 @@ export class ConnectionRefusals {
     this.#counts.set(key, entry);
     this.#unlogged.set(key, (this.#unlogged.get(key) ?? 0) + 1);
     this.#lastAddress = address;
-    const wait = this.#lastLine + LOG_INTERVAL_MS - Date.now();
+    const wait = this.#lastLine + LOG_INTERVAL_MS - monotonicNow();
     if (wait <= 0) this.#flush();
     else
       this.#timer ??= setTimeout(() => {
@@ -64,7 +65,7 @@ export class ConnectionRefusals {
     const floods: [string, number][] = [];
     for (const entry of this.#unlogged) (entry[0].endsWith(' frameFlood') ? floods : limits).push(entry);
     this.#unlogged = new Map();
-    this.#lastLine = Date.now();
+    this.#lastLine = monotonicNow();
     const total = (entries: [string, number][]): number => entries.reduce((sum, [, count]) => sum + count, 0);
     if (limits.length > 0) {
       this.#log.warn(

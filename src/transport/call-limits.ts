@@ -2,6 +2,7 @@ import { MAX_TIMER_MS } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import type { Invocation } from '../call/invocation.js';
 import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
+import { monotonicNow } from '../common/clock.js';
 
 /*
  * The errors a consumer-side connection fails a call with on its own (the provider never
@@ -42,7 +43,7 @@ export function raceCallLimits(connecting: Promise<void>, invocation: Invocation
     if (invocation.deadline !== undefined) {
       timer = setTimeout(
         () => finish(new RpcError(RpcCode.DEADLINE_EXCEEDED, `${invocation.service}.${invocation.method}: deadline passed while ${waiting}`)),
-        Math.min(Math.max(0, invocation.deadline - Date.now()), MAX_TIMER_MS),
+        Math.min(Math.max(0, invocation.deadline - monotonicNow()), MAX_TIMER_MS),
       );
     }
     connecting.then(

@@ -5,6 +5,7 @@ import { deadlineError, neverSent } from './call-limits.js';
 import { LazyAbort } from './lazy-abort.js';
 import { chunkTurn } from './turn-budget.js';
 import type { CallHandler, ProviderCallInfo, ResolvedMethod } from './transport.js';
+import { monotonicNow } from '../common/clock.js';
 
 /*
  * One call on the provider, the same on every transport. Each transport reads its wire (the
@@ -43,7 +44,7 @@ export function checkMode(method: ResolvedMethod, stream: boolean): RpcError | u
  * clock) and the method's own limit from now. A call whose deadline has passed already is
  * refused DEADLINE_EXCEEDED, never started.
  */
-export function callDeadline(method: ResolvedMethod, callerDeadline: number | undefined, now = Date.now()): number | undefined | RpcError {
+export function callDeadline(method: ResolvedMethod, callerDeadline: number | undefined, now = monotonicNow()): number | undefined | RpcError {
   const own = method.timeoutMs === undefined ? undefined : now + method.timeoutMs;
   const deadline = callerDeadline === undefined ? own : own === undefined ? callerDeadline : Math.min(callerDeadline, own);
   if (deadline !== undefined && deadline <= now) {

@@ -1,11 +1,13 @@
 import { lstat, mkdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { monotonicNow } from '../../src/common/clock.js';
 import { createFileRegistry, type FileRegistry } from '../../src/registry/file/file.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { providerRecord } from '../helpers/fake-transport.js';
 import { fileSuite } from '../helpers/file-suite.js';
 import { waitUntil } from '../helpers/wait.js';
+import { HOUR_MS, sleep, stepWallClock } from '../helpers/wall-clock.js';
 
 /*
  * Liveness in the file registry against someone who can write to its folder: heartbeat times
@@ -24,7 +26,7 @@ const listed = (instances: readonly ServiceInstance[]): number[] => instances.ma
 const oldTime = new Date('2001-01-01T00:00:00Z');
 
 describe('file registry: a heartbeat time in the future is not a heartbeat', () => {
-  it('a record dated ahead of the clock is not listed (beyond 2 s), and one dated more than ten TTLs ahead is deleted', async () => {
+  it('a record dated ahead of the clock is not listed (beyond 2 s), and one nobody beats for is deleted after ten TTLs', async () => {
     const dir = await folder();
     await mkdir(path.join(dir, 'services', 'test.Echo'), { recursive: true });
     const now = Date.now();
@@ -40,9 +42,22 @@ describe('file registry: a heartbeat time in the future is not a heartbeat', () 
     let seen: ServiceInstance[] = [];
     await registry(dir, { ttlMs: 3000 }).subscribe({ service: 'test.Echo' }, (instances) => (seen = [...instances]));
     expect(listed(seen)).toEqual([1001, 1002]);
-    // More than 10 x TTL away from now, ahead as behind: nobody's heartbeat; removed.
-    await expect(stat(recordFile(dir, 1004))).rejects.toMatchObject({ code: 'ENOENT' });
-    await expect(stat(recordFile(dir, 1003))).resolves.toBeDefined();
+    // A time far from now, ahead as behind, is judged stale but not deleted on sight: it may be
+    // a live provider's after a step of the wall clock. Unchanged for ten TTLs as the reader
+    // measures them, it is nobody's heartbeat and is removed.
+    await expect(stat(recordFile(dir, 1004))).resolves.toBeDefined();
+    await registry(dir, { heartbeatMs: 50, ttlMs: 100, pollMs: 20 }).subscribe({ service: 'test.Echo' }, () => {});
+    for (const port of [1003, 1004]) {
+      await waitUntil(
+        () =>
+          stat(recordFile(dir, port)).then(
+            () => false,
+            () => true,
+          ),
+        `the unbeaten record ${port} to be deleted`,
+        4000,
+      );
+    }
   });
 
   it("a live provider's own record dated in the future is stamped back to now by its next heartbeat", async () => {
@@ -55,6 +70,53 @@ describe('file registry: a heartbeat time in the future is not a heartbeat', () 
     let seen: ServiceInstance[] = [];
     await registry(dir).subscribe({ service: 'test.Echo' }, (instances) => (seen = [...instances]));
     expect(listed(seen)).toEqual([2001]);
+  });
+});
+
+describe('file registry across a wall-clock step', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  for (const step of [HOUR_MS, -HOUR_MS]) {
+    it(`${step > 0 ? 'forward' : 'back'} by an hour on the reader's host: live records stay listed and on disk`, async () => {
+      const dir = await folder();
+      const provider = registry(dir, { heartbeatMs: 50, ttlMs: 300 });
+      await provider.register(providerRecord(4001));
+      let seen: ServiceInstance[] = [];
+      await registry(dir, { heartbeatMs: 50, ttlMs: 300, pollMs: 20 }).subscribe({ service: 'test.Echo' }, (instances) => (seen = [...instances]));
+      expect(listed(seen)).toEqual([4001]);
+      // The provider stamps its heartbeats with the true time; the reader's clock is an hour off.
+      stepWallClock(step);
+      let missing = 0;
+      for (let i = 0; i < 25; i++) {
+        await sleep(20);
+        if (listed(seen).length === 0) missing++;
+      }
+      expect(missing).toBe(0);
+      await expect(stat(recordFile(dir, 4001))).resolves.toBeDefined();
+    });
+  }
+});
+
+describe("file registry: a load report's age", () => {
+  it('is the time since its file last changed, not since the latest poll read it', async () => {
+    const dir = await folder();
+    await mkdir(path.join(dir, 'services', 'test.Echo'), { recursive: true });
+    await mkdir(path.join(dir, 'load'), { recursive: true });
+    await writeFile(recordFile(dir, 4101), JSON.stringify(providerRecord(4101)));
+    const load = { timestamp: Date.now(), running: 1, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: false };
+    await writeFile(path.join(dir, 'load', '10.0.0.1%3A4101.json'), JSON.stringify(load));
+    // The record keeps beating; the load file is left as it was written.
+    const beat = setInterval(() => {
+      const now = new Date();
+      void utimes(recordFile(dir, 4101), now, now).catch(() => {});
+    }, 50);
+    cleanups.push(() => clearInterval(beat));
+    let seen: ServiceInstance[] = [];
+    await registry(dir, { heartbeatMs: 50, ttlMs: 1000, pollMs: 20 }).subscribe({ service: 'test.Echo' }, (instances) => (seen = [...instances]));
+    expect(seen[0]?.load?.running).toBe(1);
+    await sleep(600);
+    const receivedAt = seen[0]?.load?.receivedAt ?? Number.NaN;
+    expect(monotonicNow() - receivedAt).toBeGreaterThanOrEqual(500);
   });
 });
 

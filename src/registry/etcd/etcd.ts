@@ -15,6 +15,7 @@ import { guardWatchStream } from './watch-guard.js';
 import { watchLiveness } from './watch-liveness.js';
 import { etcdReason } from './etcd-reason.js';
 import { attemptTimeoutMs, hostFailover } from './host-failover.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /** The name (and URL scheme) this registry is registered under. */
 export const TYPE_NAME = 'etcd';
@@ -130,7 +131,7 @@ export class EtcdRegistry implements Registry {
    */
   async reportLoad(address: string, load: LoadSnapshot): Promise<void> {
     this.#pendingLoad = { address, load };
-    const wait = this.#lastLoadWrite + this.settings.loadIntervalMs - Date.now();
+    const wait = this.#lastLoadWrite + this.settings.loadIntervalMs - monotonicNow();
     if (load.draining || wait <= 0) {
       clearTimeout(this.#loadTimer);
       this.#loadTimer = undefined;
@@ -204,7 +205,7 @@ export class EtcdRegistry implements Registry {
     const pending = this.#pendingLoad;
     if (pending === undefined) return;
     this.#pendingLoad = undefined;
-    this.#lastLoadWrite = Date.now();
+    this.#lastLoadWrite = monotonicNow();
     await this.#providerSession()
       .putIfAlive(loadKey(this.settings.prefix, pending.address), JSON.stringify(pending.load))
       .catch(() => {});
@@ -283,15 +284,15 @@ export class EtcdRegistry implements Registry {
 
   #notifyDraining(): void {
     if (this.#drainingNotifyTimer !== undefined) return;
-    const wait = Math.max(0, this.#lastDrainingNotify + DRAINING_NOTIFY_GAP_MS - Date.now());
+    const wait = Math.max(0, this.#lastDrainingNotify + DRAINING_NOTIFY_GAP_MS - monotonicNow());
     if (wait === 0) {
-      this.#lastDrainingNotify = Date.now();
+      this.#lastDrainingNotify = monotonicNow();
       this.#notifyAll();
       return;
     }
     this.#drainingNotifyTimer = setTimeout(() => {
       this.#drainingNotifyTimer = undefined;
-      this.#lastDrainingNotify = Date.now();
+      this.#lastDrainingNotify = monotonicNow();
       this.#notifyAll();
     }, wait).unref();
   }

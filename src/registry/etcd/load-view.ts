@@ -1,6 +1,7 @@
 import type { RegistryInputGuard } from '../input-guard.js';
 import type { LoadSnapshot } from '../instance.js';
 import { checkLoad, RECORD_LIMITS } from '../record-check.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /** What one {@link LoadView.apply} changed. */
 export interface LoadChanges {
@@ -40,7 +41,7 @@ export class LoadView {
    * per changed key: nothing here walks the whole fleet for one event.
    */
   apply(entries: ReadonlyMap<string, string>, changed: Iterable<string> | undefined): LoadChanges {
-    const now = Date.now();
+    const now = monotonicNow();
     const addresses = new Set<string>();
     const newlyDraining = new Set<string>();
     if (changed === undefined) {

@@ -1,4 +1,5 @@
 import { Range, type Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
+import { monotonicNow } from '../../common/clock.js';
 
 /**
  * A local copy of every key under one etcd prefix, kept current by list + watch.
@@ -85,9 +86,9 @@ export class PrefixMirror {
     let page = LIST_PAGE_KEYS;
     // Each page has the client's deadline per attempt (a hung member costs one attempt, then the
     // page goes to another member); the listing as a whole has requestTimeoutMs.
-    const deadline = Date.now() + this.#requestTimeoutMs;
+    const deadline = monotonicNow() + this.#requestTimeoutMs;
     for (;;) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${this.#requestTimeoutMs} ms`);
+      if (monotonicNow() > deadline) throw new Error(`timed out after ${this.#requestTimeoutMs} ms`);
       const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page);
       let response: Awaited<ReturnType<typeof builder.exec>>;
       try {

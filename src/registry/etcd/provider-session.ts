@@ -2,6 +2,7 @@ import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { etcdReason } from './etcd-reason.js';
 import { memberUnusable } from './host-failover.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /**
  * A provider's keys in etcd and the lease that keeps them alive.
@@ -159,7 +160,7 @@ export class ProviderSession {
     const lease = this.#client.lease(this.#ttlSeconds, { autoKeepAlive: true });
     lease.on('lost', (error: unknown) => this.#onLost(lease, error));
     lease.on('keepaliveSucceeded', () => {
-      if (this.#lease === lease) this.#renewedAt = Date.now();
+      if (this.#lease === lease) this.#renewedAt = monotonicNow();
       this.#audit(lease);
     });
     let id: string;
@@ -172,7 +173,7 @@ export class ProviderSession {
     this.generations++;
     this.#lease = lease;
     this.#leaseId = id;
-    this.#renewedAt = Date.now();
+    this.#renewedAt = monotonicNow();
     this.#settled.clear();
     this.#renewalCheck ??= setInterval(() => this.#checkRenewal(), Math.max(100, (this.#ttlSeconds * 1000) / 12));
     this.#renewalCheck.unref();
@@ -187,12 +188,12 @@ export class ProviderSession {
   #checkRenewal(): void {
     const lease = this.#lease;
     const ttlMs = this.#ttlSeconds * 1000;
-    if (this.#closed || lease === undefined || Date.now() - this.#renewedAt < ttlMs / 2 || this.#rescues >= MAX_RESCUES) return;
+    if (this.#closed || lease === undefined || monotonicNow() - this.#renewedAt < ttlMs / 2 || this.#rescues >= MAX_RESCUES) return;
     this.#rescues++;
     lease
       .keepaliveOnce({ deadline: Date.now() + Math.max(250, ttlMs / 4) })
       .then(() => {
-        if (this.#lease === lease) this.#renewedAt = Date.now();
+        if (this.#lease === lease) this.#renewedAt = monotonicNow();
       })
       .catch(() => {})
       .finally(() => this.#rescues--);
@@ -204,7 +205,7 @@ export class ProviderSession {
    */
   #audit(lease: Lease): void {
     const id = this.#leaseId;
-    const now = Date.now();
+    const now = monotonicNow();
     if (this.#closed || this.#lease !== lease || id === undefined || this.#auditing !== undefined || now - this.#lastAudit < this.#auditEveryMs()) return;
     this.#lastAudit = now;
     this.#auditing = this.#restoreMissing(lease, id)
@@ -246,7 +247,7 @@ export class ProviderSession {
     if (this.#closed || this.#lease !== lease) return;
     this.#lease = undefined;
     if (this.#lostAt === undefined) {
-      this.#lostAt = Date.now();
+      this.#lostAt = monotonicNow();
       this.#report(
         `etcd registry ${this.#display}: this provider's lease was lost (${lossReason(error, this.#ttlSeconds)}); its ${this.#wanted.size} keys are gone from etcd and consumers will not see it until it registers again, which it tries at most 2 s apart`,
       );
@@ -270,7 +271,7 @@ export class ProviderSession {
         .then(() => {
           if (this.#lostAt === undefined || this.#closed) return;
           this.#report(
-            `etcd registry ${this.#display}: registered again on a new lease (${this.#wanted.size} keys), ${Date.now() - this.#lostAt} ms after the lease was lost`,
+            `etcd registry ${this.#display}: registered again on a new lease (${this.#wanted.size} keys), ${monotonicNow() - this.#lostAt} ms after the lease was lost`,
           );
           this.#lostAt = undefined;
         })

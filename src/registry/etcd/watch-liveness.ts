@@ -1,4 +1,5 @@
 import type { Etcd3 } from 'etcd3';
+import { monotonicNow } from '../../common/clock.js';
 
 /** The parts of etcd3's (internal) WatchManager that the liveness check uses. */
 interface WatchManagerInternals {
@@ -82,20 +83,20 @@ export function watchLiveness(
       preferring(members.hosts, avoid),
     );
   };
-  let heardAt = Date.now();
+  let heardAt = monotonicNow();
   /** When the oldest unanswered progress request was sent (undefined: none pending). */
   let askedAt: number | undefined;
   let askedOn: unknown;
   const handleResponse = internals.handleResponse.bind(internals);
   const handleCreatedResponse = internals.handleCreatedResponse.bind(internals);
   internals.handleResponse = (response: unknown): void => {
-    heardAt = Date.now();
+    heardAt = monotonicNow();
     askedAt = undefined;
     if (isProgress(response)) return;
     handleResponse(response);
   };
   internals.handleCreatedResponse = (response: unknown): void => {
-    heardAt = Date.now();
+    heardAt = monotonicNow();
     askedAt = undefined;
     handleCreatedResponse(response);
   };
@@ -105,7 +106,7 @@ export function watchLiveness(
       askedAt = undefined;
       return;
     }
-    const now = Date.now();
+    const now = monotonicNow();
     if (askedAt !== undefined && askedOn === stream && heardAt < askedAt && now - askedAt >= silentMs) {
       askedAt = undefined;
       if (streamMember !== undefined) avoid.set(streamMember, now + AVOID_MS);
@@ -140,7 +141,7 @@ function memberName(member: unknown): string {
 /** Members in random order, those not avoided first, endlessly (as etcd3's own shuffle). */
 function* preferring(hosts: readonly unknown[], avoid: ReadonlyMap<unknown, number>): Iterator<unknown> {
   for (;;) {
-    const now = Date.now();
+    const now = monotonicNow();
     const shuffled = [...hosts];
     for (let index = shuffled.length - 1; index > 0; index--) {
       const other = Math.floor(Math.random() * (index + 1));

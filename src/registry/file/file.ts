@@ -10,6 +10,8 @@ import type { InstancesListener, Registry, Subscription } from '../registry.js';
 import { ownedFile, touchOwned, writeAtomically, type OwnedFile } from './own-files.js';
 import { defaultFileRegistryDir, ensurePrivateFolder } from './private-folder.js';
 import { readRegularFile } from './safe-read.js';
+import { monotonicNow } from '../../common/clock.js';
+import { HeartbeatAges } from './heartbeat-ages.js';
 
 export { defaultFileRegistryDir } from './private-folder.js';
 
@@ -67,10 +69,11 @@ interface Subscriber {
  * written whole to a temporary name and renamed, so a reader never sees half a record. A
  * provider refreshes its files' modification time every `heartbeatMs`, never through a link
  * (rewriting any that vanished or were replaced, own-files.ts); a consumer rereads the
- * service's folder every `pollMs`, ignores records older than `ttlMs` (a SIGKILLed provider
- * drops out after that) or dated more than {@link FUTURE_SKEW_MS} ahead of its clock, and
- * deletes records more than 10 x `ttlMs` away from now so a crashed process leaves nothing
- * behind for long.
+ * service's folder every `pollMs`, ignores records whose heartbeat is older than `ttlMs` (a
+ * SIGKILLed provider drops out after that), and deletes records whose heartbeat stopped more
+ * than 10 x `ttlMs` ago so a crashed process leaves nothing behind for long. A heartbeat's age
+ * is measured on the reader's monotonic clock from when it saw the modification time change
+ * (heartbeat-ages.ts): a step of the wall clock neither hides nor deletes live records.
  */
 export class FileRegistry implements Registry {
   readonly name = 'file';
@@ -88,9 +91,11 @@ export class FileRegistry implements Registry {
   #checked: Promise<unknown> | undefined;
   #checkedAt = 0;
   readonly #guard: RegistryInputGuard;
+  readonly #ages: HeartbeatAges;
 
   constructor(settings: FileRegistrySettings) {
     this.settings = settings;
+    this.#ages = new HeartbeatAges(settings.ttlMs);
     this.#guard = new RegistryInputGuard(`file://${settings.dir}`);
   }
 
@@ -202,7 +207,7 @@ export class FileRegistry implements Registry {
    * once at start would go on trusting it. A failed check is retried on the next write.
    */
   #privateFolder(): Promise<unknown> {
-    const now = Date.now();
+    const now = monotonicNow();
     if (this.#checked === undefined || now - this.#checkedAt >= this.settings.pollMs) {
       this.#checkedAt = now;
       const checked = ensurePrivateFolder(this.settings.dir, true).catch((error: unknown) => {
@@ -339,7 +344,7 @@ export class FileRegistry implements Registry {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
-    const now = Date.now();
+    const now = monotonicNow();
     const instances: ServiceInstance[] = [];
     // Only names a provider writes (version@group@address.json) are read: thousands of other
     // files planted in the folder cost nothing and cannot push the real records past the cap.
@@ -353,7 +358,7 @@ export class FileRegistry implements Registry {
         break;
       }
       reads++;
-      const instance = await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance);
+      const instance = (await this.#readFresh(path.join(folder, name), now, RECORD_LIMITS.recordBytes, checkInstance))?.value;
       if (instance === undefined || !matchesQuery(query, instance)) continue;
       const load = await this.#readFresh(
         path.join(this.settings.dir, 'load', `${segment(instanceAddress(instance))}.json`),
@@ -361,25 +366,30 @@ export class FileRegistry implements Registry {
         RECORD_LIMITS.loadBytes,
         checkLoad,
       );
-      instances.push(load === undefined ? instance : { ...instance, load: { ...load, receivedAt: now } });
+      // Arrived when its file last changed (a report or a heartbeat), not when this poll read it:
+      // a provider that stopped refreshing it must not look freshly measured at every poll.
+      instances.push(load === undefined ? instance : { ...instance, load: { ...load.value, receivedAt: now - load.age } });
     }
     return instances;
   }
 
   /**
-   * The checked content of `file` if it is a regular file refreshed within the TTL; undefined
-   * when it is missing, stale, or refused (dropped and reported by the guard).
+   * The checked content of `file` and its heartbeat's age if it is a regular file refreshed
+   * within the TTL; undefined when it is missing, stale, or refused (dropped and reported by the
+   * guard).
    */
-  async #readFresh<T>(file: string, now: number, maxBytes: number, check: (value: unknown) => T | string): Promise<T | undefined> {
+  async #readFresh<T>(file: string, now: number, maxBytes: number, check: (value: unknown) => T | string): Promise<{ value: T; age: number } | undefined> {
     const read = await readRegularFile(file, maxBytes);
-    if (read.kind === 'missing') return undefined;
     if (read.kind === 'refused') return this.#guard.drop(file, read.reason);
-    const age = now - read.mtimeMs;
-    if (Math.abs(age) > 10 * this.settings.ttlMs && !this.#owned.has(file)) await rm(file, { force: true }).catch(() => {});
-    // A heartbeat dated ahead of this clock proves nothing about when it was made: a planted
-    // (or skewed) future time would otherwise keep a dead record alive for as long as it says.
-    if (age > this.settings.ttlMs || age < -FUTURE_SKEW_MS) return undefined;
-    return this.#guard.read(file, read.text, maxBytes, check);
+    if (read.kind === 'missing') return void this.#ages.forget(file);
+    const age = this.#ages.age(file, read.mtimeMs, now);
+    if (age > 10 * this.settings.ttlMs && !this.#owned.has(file)) {
+      this.#ages.forget(file);
+      await rm(file, { force: true }).catch(() => {});
+    }
+    if (age > this.settings.ttlMs) return undefined;
+    const value = this.#guard.read(file, read.text, maxBytes, check);
+    return value === undefined ? undefined : { value, age };
   }
 }
 
@@ -396,15 +406,6 @@ function unsegment(folder: string): string | undefined {
     return undefined;
   }
 }
-
-/**
- * How far ahead of the reader's clock a modification time may be and still count as a
- * heartbeat. The processes share one host and one clock; what remains is timestamp rounding —
- * up to 2 s on FAT-family filesystems. A live provider stamps its files with its own `now`
- * every heartbeat, so after the clock is stepped back its records are out of view for at most
- * one heartbeat.
- */
-export const FUTURE_SKEW_MS = 2000;
 
 /** Records served per service folder and poll. */
 const MAX_RECORDS = 10_000;

@@ -11,6 +11,7 @@ import type { GrpcSettings } from './settings.js';
 import { GROUP_HEADER, KIND_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER, errorToStatus, fromGrpcMetadata } from './status.js';
 import type { UnsentBudget } from './unsent-budget.js';
 import { oversizedMessage } from '../tcp/wire-error.js';
+import { fromWallTime, monotonicNow } from '../../common/clock.js';
 
 /*
  * The calls of the grpc transport's provider side: each registered route resolves, decodes and
@@ -57,11 +58,24 @@ export class ServingState {
   /** The largest message a consumer accepts (its grpc-js max_receive_message_length). */
   readonly maxFrameBytes: number;
 
-  constructor(budget: UnsentBudget, maxFrameBytes: number, loadReport?: (answering?: 0 | 1) => Uint8Array | undefined) {
+  /**
+   * @param deadlineOf a call's deadline on the `monotonicNow()` clock by its request metadata,
+   *   as read when grpc-js stated it (the request budget's interceptor); undefined: none known
+   */
+  constructor(
+    budget: UnsentBudget,
+    maxFrameBytes: number,
+    loadReport?: (answering?: 0 | 1) => Uint8Array | undefined,
+    deadlineOf?: (metadata: grpc.Metadata) => number | undefined,
+  ) {
     this.budget = budget;
     this.maxFrameBytes = maxFrameBytes;
     this.#loadReport = loadReport;
+    this.deadlineOf = deadlineOf ?? (() => undefined);
   }
+
+  /** A call's deadline on the `monotonicNow()` clock, if it was read when grpc-js stated it. */
+  readonly deadlineOf: (metadata: grpc.Metadata) => number | undefined;
 
   /**
    * Trailers carrying the provider's load report (`shuttle-load`, the JSON of a load snapshot),
@@ -72,7 +86,7 @@ export class ServingState {
    */
   loadTrailers(peer: string, trailers = new grpc.Metadata()): grpc.Metadata {
     if (this.#loadReport === undefined) return trailers;
-    const now = Date.now();
+    const now = monotonicNow();
     const last = this.#reportedAt.get(peer);
     if (last !== undefined && now - last < LOAD_REPORT_EVERY_MS) return trailers;
     // The call this answers still counts as running while its trailers are made.
@@ -99,7 +113,7 @@ export class ServingState {
     return this.#running;
   }
 
-  /** Calls `expire` at `deadline` (epoch ms) unless {@link untime} is called with the id returned first. */
+  /** Calls `expire` at `deadline` (a `monotonicNow()` time) unless {@link untime} is called with the id returned first. */
   time(deadline: number, expire: () => void): number {
     const id = ++this.#nextTimed;
     this.#timed.set(id, { deadline, expire });
@@ -129,13 +143,13 @@ export class ServingState {
     for (const wake of this.#onIdle.splice(0)) wake();
   }
 
-  /** Resolves once no call runs, or at `until` (a Date.now() time), whichever is first. */
+  /** Resolves once no call runs, or at `until` (a monotonicNow() time), whichever is first. */
   async idle(until: number): Promise<void> {
     if (this.#running === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
       this.#onIdle.push(resolve);
-      timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+      timer = setTimeout(resolve, Math.max(0, until - monotonicNow()));
     });
     clearTimeout(timer);
   }
@@ -211,8 +225,12 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   } catch (error) {
     return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
   }
-  const callerDeadline = Number(call.getDeadline());
-  const deadline = callDeadline(method, Number.isFinite(callerDeadline) ? callerDeadline : undefined);
+  // grpc-js states the caller's deadline on the wall clock (now + grpc-timeout on arrival); the
+  // request budget put it on the monotonic clock at that moment. Converted here only without it:
+  // a step of the wall clock since arrival would move it.
+  const wallDeadline = Number(call.getDeadline());
+  const callerDeadline = Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
+  const deadline = callDeadline(method, callerDeadline);
   if (deadline instanceof RpcError) return deadline;
   return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: state.peerOf(from) };
 }

@@ -13,6 +13,7 @@ import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './s
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 import { ResetBudget } from './reset-budget.js';
 import { oversizedMessage } from '../tcp/wire-error.js';
+import { toWallTime } from '../../common/clock.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -201,7 +202,7 @@ export class GrpcConnection implements ClientConnection {
       throw oversizedMessage(`the request of ${service}.${method}`, bytes.length, this.#options.maxFrameBytes, { neverSent: true });
     }
     const metadata = toGrpcMetadata(invocation.metadata, invocation.version, invocation.group, invocation.stream ? 'stream' : 'unary');
-    return { route, bytes, metadata, options: invocation.deadline === undefined ? {} : { deadline: invocation.deadline } };
+    return { route, bytes, metadata, options: invocation.deadline === undefined ? {} : { deadline: toWallTime(invocation.deadline) } };
   }
 
   /** Undefined when the channel is ready (the hot path); otherwise a wait for it. */
@@ -215,6 +216,7 @@ export class GrpcConnection implements ClientConnection {
       return this.#connectFailure().then((error) => Promise.reject(error));
     }
     const connecting = new Promise<void>((resolve, reject) => {
+      // grpc-js compares this with Date.now() itself.
       const giveUp = Date.now() + this.#options.connectTimeoutMs;
       const watch = (current: grpc.connectivityState): void => {
         if (current === grpc.connectivityState.READY) return resolve();
@@ -288,7 +290,9 @@ export class GrpcConnection implements ClientConnection {
         if (onAbort !== undefined) unlistenAbort(signal, onAbort);
         return true;
       };
-      const call = channel.client.getChannel().createCall(route.path, invocation.deadline ?? Number.POSITIVE_INFINITY, undefined, null, undefined);
+      const call = channel.client
+        .getChannel()
+        .createCall(route.path, invocation.deadline === undefined ? Number.POSITIVE_INFINITY : toWallTime(invocation.deadline), undefined, null, undefined);
       const live: LiveCall = {
         fail: (error) => {
           if (!settle()) return;

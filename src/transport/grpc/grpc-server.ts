@@ -11,6 +11,7 @@ import type { GrpcSettings } from './settings.js';
 import { StandardServices } from './standard-services.js';
 import { RequestBudget } from './request-budget.js';
 import { UnsentBudget } from './unsent-budget.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /**
  * The provider pings each consumer this often unless `keepaliveTimeMs` says otherwise, and
@@ -42,7 +43,9 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     ...settings.channelOptions,
     interceptors: [requests.interceptor()],
   });
-  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport);
+  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport, (metadata) =>
+    requests.deadlineOf(metadata),
+  );
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
   standard.addTo(server);
@@ -95,7 +98,7 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     },
     close(closeOptions = {}) {
       closing ??= (async () => {
-        const until = Date.now() + Math.min(closeOptions.timeoutMs ?? 10_000, MAX_TIMER_MS);
+        const until = monotonicNow() + Math.min(closeOptions.timeoutMs ?? 10_000, MAX_TIMER_MS);
         // Draining: health probes (new connections too) hear NOT_SERVING and new calls are
         // refused UNAVAILABLE, never started, so a consumer retries them elsewhere, while the
         // calls in flight finish. Only then GOAWAY and close.
@@ -114,7 +117,7 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
               server.forceShutdown();
               resolve();
             },
-            Math.max(0, Math.min(until - Date.now(), SHUTDOWN_GRACE_MS)),
+            Math.max(0, Math.min(until - monotonicNow(), SHUTDOWN_GRACE_MS)),
           );
         });
         clearTimeout(timer);

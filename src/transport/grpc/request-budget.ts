@@ -2,6 +2,7 @@ import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { errorToStatus } from './status.js';
+import { fromWallTime, monotonicNow } from '../../common/clock.js';
 
 /**
  * What a call costs beyond its request message: the provider's own objects for it, its headers
@@ -87,6 +88,8 @@ export class RequestBudget {
   /** Bytes reserved for the messages of reads under way (their connection's turn excepted). */
   #reserved = 0;
   #sweeper: NodeJS.Timeout | undefined;
+  /** Calls' monotonic deadlines by their request metadata (gone with the call). */
+  readonly #deadlines = new WeakMap<grpc.Metadata, number>();
 
   constructor(limits: RequestBudgetLimits) {
     this.limits = limits;
@@ -100,6 +103,20 @@ export class RequestBudget {
   /** The grpc-js server interceptor that applies this budget to every call. */
   interceptor(): grpc.ServerInterceptor {
     return (method, next) => new BudgetedCall(next, this, method.requestStream);
+  }
+
+  /**
+   * The deadline, on the `monotonicNow()` clock, of the call whose request `metadata` is, as
+   * read the moment grpc-js stated it; undefined when it has none or did not pass through
+   * {@link interceptor}.
+   */
+  deadlineOf(metadata: grpc.Metadata): number | undefined {
+    return this.#deadlines.get(metadata);
+  }
+
+  /** @internal Records a call's monotonic deadline for {@link deadlineOf}. */
+  noteDeadline(metadata: grpc.Metadata, deadline: number): void {
+    this.#deadlines.set(metadata, deadline);
   }
 
   /** @internal The account of `peer`, created with its first call. */
@@ -237,6 +254,8 @@ class BudgetedCall extends grpc.ServerInterceptingCall {
   #bytes = 0;
   #hasMessage = false;
   #readAsked = false;
+  /** The call's deadline on the monotonic clock, read when its metadata arrived. */
+  #deadline = Number.POSITIVE_INFINITY;
   readonly #stream: http2.Http2Stream | undefined;
   /** The request's grpc-encoding (`identity` when it has none). */
   readonly #encoding: string;
@@ -247,6 +266,14 @@ class BudgetedCall extends grpc.ServerInterceptingCall {
       start: (startNext) =>
         startNext({
           onReceiveMetadata: (metadata, pass) => {
+            // grpc-js has just stated the deadline on the wall clock (now + grpc-timeout): it is
+            // put on the monotonic clock at once, before a step of the wall clock can come
+            // between, for the read budget and for the call itself.
+            const wallDeadline = Number(this.getDeadline());
+            if (Number.isFinite(wallDeadline)) {
+              this.#deadline = fromWallTime(wallDeadline);
+              budget.noteDeadline(metadata, this.#deadline);
+            }
             this.#take(headBytes(metadata));
             if (this.#encoding !== 'identity') return this.refuse(compressedRefusal(this.#encoding), RpcCode.UNIMPLEMENTED);
             const over = this.account.calls > 1 ? budget.over(this.account) : undefined;
@@ -300,7 +327,7 @@ class BudgetedCall extends grpc.ServerInterceptingCall {
 
   /** @internal Whether the call's deadline has passed. */
   expired(): boolean {
-    return Number(this.getDeadline()) <= Date.now();
+    return this.#deadline !== Number.POSITIVE_INFINITY && this.#deadline <= monotonicNow();
   }
 
   /** @internal Called by the budget when this call may read. */

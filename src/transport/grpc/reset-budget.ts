@@ -1,3 +1,5 @@
+import { monotonicNow } from '../../common/clock.js';
+
 /**
  * Cancellations a consumer may send on one HTTP/2 connection before it should move new calls
  * to a fresh one.
@@ -23,7 +25,8 @@ export class ResetBudget {
   #at: number;
   readonly #now: () => number;
 
-  constructor(now: () => number = Date.now) {
+  /** @param now the clock the bucket refills by: monotonic, as the provider's own refills in real time */
+  constructor(now: () => number = monotonicNow) {
     this.#now = now;
     this.#at = now();
   }

@@ -1,4 +1,5 @@
 import { RpcCode, RpcError } from '../../errors/errors.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /**
  * Frames that cause no work a connection may receive within {@link NOOP_WINDOW_MS}: heartbeats
@@ -27,7 +28,7 @@ export const NOOP_WINDOW_MS = 1000;
  */
 export class NoopFrameBudget {
   #count = 0;
-  #since = Date.now();
+  #since = monotonicNow();
 
   /** Counts a frame that caused no work; true when the peer is past the budget (a flood). */
   spend(): boolean {
@@ -44,7 +45,7 @@ export class NoopFrameBudget {
   }
 
   #overBudget(): boolean {
-    const now = Date.now();
+    const now = monotonicNow();
     if (now - this.#since < NOOP_WINDOW_MS) return true;
     this.#count = 0;
     this.#since = now;

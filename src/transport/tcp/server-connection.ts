@@ -20,6 +20,7 @@ import { Hold, ReadGate } from './read-gate.js';
 import { encodeErrorFrame, oversizedMessage } from './wire-error.js';
 import { headCost, ownPayload } from './request-cost.js';
 import { NoopFrameBudget, noopFlood } from './noop-frames.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /** Provider-side limits of one connection. */
 export interface ServerConnectionOptions {
@@ -534,7 +535,7 @@ export class ServerConnection {
   #attachLoad(): void {
     const report = this.#loadReport;
     if (report === undefined || !this.#loadWanted || this.#failed || this.#socket.destroyed) return;
-    const now = Date.now();
+    const now = monotonicNow();
     if (now - this.#loadSentAt < LOAD_REPORT_EVERY_MS) return;
     const body = report();
     if (body === undefined) return;
@@ -554,7 +555,7 @@ export class ServerConnection {
     const report = this.#loadReport;
     if (report === undefined || !this.#loadWanted) return;
     if (this.#failed || this.#closing || this.#socket.destroyed || this.#writer.unsentBytes > 0) return;
-    const now = Date.now();
+    const now = monotonicNow();
     const traffic = this.#socket.bytesRead + this.#writer.frames - this.#pushes;
     if (traffic !== this.#traffic) {
       this.#traffic = traffic;
@@ -617,5 +618,5 @@ function parseDeadline(value: string | undefined): number | RpcError | undefined
       `metadata ${TIMEOUT_META} must be a decimal integer of milliseconds from 0 to ${Number.MAX_SAFE_INTEGER} (digits only), got ${JSON.stringify(value.slice(0, 40))}`,
     );
   }
-  return Date.now() + ms;
+  return monotonicNow() + ms;
 }

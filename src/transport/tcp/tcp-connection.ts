@@ -20,6 +20,7 @@ import { StreamCall, UnaryCall, type PendingCall } from './pending.js';
 import { decodeWireError, encodeErrorFrame, oversizedMessage } from './wire-error.js';
 import { NoopFrameBudget, noopFlood } from './noop-frames.js';
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
+import { monotonicNow } from '../../common/clock.js';
 
 /** Requests of a new connection that ask for LOAD frames, at most (see ACCEPT_LOAD_META). */
 const ASK_LOAD_REQUESTS = 16;
@@ -223,11 +224,11 @@ export class TcpConnection implements ClientConnection {
     if (this.#goingAway) {
       return Promise.reject(neverSent(`provider ${this.address} is going away (GOAWAY received)`));
     }
-    if (this.#state === 'transient-failure' && Date.now() < this.#retryAt) {
+    if (this.#state === 'transient-failure' && monotonicNow() < this.#retryAt) {
       // Fail fast rather than queue: the cluster layer can pick another provider right away.
       const error = this.#lastError;
       return Promise.reject(
-        neverSent(`provider ${this.address} unavailable (${error?.rawMessage ?? 'connect failed'}); next attempt in ${this.#retryAt - Date.now()} ms`),
+        neverSent(`provider ${this.address} unavailable (${error?.rawMessage ?? 'connect failed'}); next attempt in ${this.#retryAt - monotonicNow()} ms`),
       );
     }
     const connecting = this.#connecting ?? this.#connect();
@@ -298,7 +299,7 @@ export class TcpConnection implements ClientConnection {
     this.#backoff.reset();
     this.#writer = new FrameWriter(socket, this.#options.maxUnsentBytes);
     this.#askLoad = this.#options.onLoad === undefined ? 0 : ASK_LOAD_REQUESTS;
-    this.#lastReadAt = Date.now();
+    this.#lastReadAt = monotonicNow();
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     this.#decoder = decoder;
     this.#partialSince = undefined;
@@ -306,7 +307,7 @@ export class TcpConnection implements ClientConnection {
     this.#noop = new NoopFrameBudget();
     socket.on('data', (chunk: Buffer) => {
       if (this.#socket !== socket) return;
-      this.#lastReadAt = Date.now();
+      this.#lastReadAt = monotonicNow();
       this.#answered = true;
       try {
         decoder.push(chunk, (frame) => this.#onFrame(frame));
@@ -330,7 +331,7 @@ export class TcpConnection implements ClientConnection {
   }
 
   #checkHeartbeat(socket: net.Socket): void {
-    const now = Date.now();
+    const now = monotonicNow();
     if (this.#partialFrameStalled(now)) {
       const limitMs = this.#options.heartbeatIntervalMs + this.#options.heartbeatTimeoutMs;
       this.#violation(
@@ -406,7 +407,7 @@ export class TcpConnection implements ClientConnection {
     this.#state = 'transient-failure';
     this.#lastError = error;
     const delay = this.#backoff.next();
-    this.#retryAt = Date.now() + delay;
+    this.#retryAt = monotonicNow() + delay;
     this.#reconnectTimer = setTimeout(() => {
       if (this.#state === 'transient-failure') this.#connect();
     }, delay);
@@ -548,7 +549,7 @@ export class TcpConnection implements ClientConnection {
       meta = { ...meta, [ACCEPT_LOAD_META]: '1' };
       this.#askLoad--;
     }
-    const timeout = invocation.deadline === undefined ? undefined : String(Math.max(0, invocation.deadline - Date.now()));
+    const timeout = invocation.deadline === undefined ? undefined : String(Math.max(0, invocation.deadline - monotonicNow()));
     const timeoutKey = timeout === undefined ? undefined : TIMEOUT_META;
     const metaLength = measureMeta(meta, timeoutKey, timeout);
     const payload = serializer.encode(invocation.request, { service: invocation.service, method: invocation.method, kind: 'request' });
@@ -613,7 +614,7 @@ export class TcpConnection implements ClientConnection {
       case FrameType.LOAD: {
         // The provider's load as of its latest answers; the client checks the untrusted bytes.
         this.#askLoad = 0;
-        const now = Date.now();
+        const now = monotonicNow();
         if (now - this.#loadAt < MIN_LOAD_INTERVAL_MS) {
           this.droppedLoads++;
           if (this.#noop.spend()) throw noopFlood('provider');
@@ -644,7 +645,7 @@ export class TcpConnection implements ClientConnection {
    */
   #answerHeartbeat(id: number): void {
     const writer = this.#writer;
-    const now = Date.now();
+    const now = monotonicNow();
     if (writer === undefined || writer.overBudget || now - this.#ackedAt < MIN_ACK_INTERVAL_MS) return;
     this.#ackedAt = now;
     writer.write(encodeFrame(FrameType.HEARTBEAT_ACK, id));

@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { monotonicNow } from '../../../src/common/clock.js';
 import { createContextValues } from '../../../src/call/context-values.js';
 import { runInCallScope } from '../../../src/call/call-scope.js';
 import type { CallOptions } from '../../../src/proxy/proxy.js';
@@ -150,27 +151,27 @@ describe('ServiceReference: deadline', () => {
 
   it('is now plus the reference’s timeout, or the call’s own timeoutMs', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
-    let before = Date.now();
+    let before = monotonicNow();
     await h.reference.call('echo', 1, undefined);
     expect(sentDeadline(h)).toBeGreaterThanOrEqual(before + 30_000);
-    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 30_000);
-    before = Date.now();
+    expect(sentDeadline(h)).toBeLessThanOrEqual(monotonicNow() + 30_000);
+    before = monotonicNow();
     await h.reference.call('echo', 1, { timeoutMs: 250 });
     expect(sentDeadline(h)).toBeGreaterThanOrEqual(before + 250);
-    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 250);
+    expect(sentDeadline(h)).toBeLessThanOrEqual(monotonicNow() + 250);
   });
 
   it('inside a provider call, inherits the remaining deadline when it is sooner, never a later one', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
-    const soon = Date.now() + 1000;
+    const soon = monotonicNow() + 1000;
     await runInCallScope({ deadline: soon, signal: new AbortController().signal }, () => h.reference.call('echo', 1, undefined));
     expect(sentDeadline(h)).toBe(soon);
-    const before = Date.now();
-    await runInCallScope({ deadline: Date.now() + 60_000, signal: new AbortController().signal }, () => h.reference.call('echo', 1, { timeoutMs: 500 }));
-    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 500);
+    const before = monotonicNow();
+    await runInCallScope({ deadline: monotonicNow() + 60_000, signal: new AbortController().signal }, () => h.reference.call('echo', 1, { timeoutMs: 500 }));
+    expect(sentDeadline(h)).toBeLessThanOrEqual(monotonicNow() + 500);
     expect(sentDeadline(h)).toBeGreaterThanOrEqual(before + 500);
     await runInCallScope({ deadline: undefined, signal: new AbortController().signal }, () => h.reference.call('echo', 1, { timeoutMs: 500 }));
-    expect(sentDeadline(h)).toBeLessThanOrEqual(Date.now() + 500);
+    expect(sentDeadline(h)).toBeLessThanOrEqual(monotonicNow() + 500);
   });
 
   it('inside a provider call, is cancelled with the call it serves as well as by its own signal', async () => {
@@ -251,7 +252,7 @@ describe('ServiceReference: consumer filters', () => {
 
   it('shows filters the call and sends what they pass on: request, metadata and deadline', async () => {
     const seen: unknown[] = [];
-    const deadline = Date.now() + 5000;
+    const deadline = monotonicNow() + 5000;
     const h = await referenceHarness({
       providers: [providerRecord(1)],
       parts: {
@@ -346,7 +347,15 @@ describe('ServiceReference: consumer filters', () => {
 });
 
 describe('ServiceReference: no provider to call', () => {
-  const draining: LoadSnapshot = { timestamp: Date.now(), running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, draining: true };
+  const draining: LoadSnapshot = {
+    timestamp: monotonicNow(),
+    running: 0,
+    waiting: 0,
+    waitingUncachedTokens: 0,
+    kvUsage: 0,
+    tokensPerSecond: 0,
+    draining: true,
+  };
 
   async function reason(h: ReferenceHarness): Promise<string> {
     const error = await failure(h.reference.call('echo', 1, undefined));

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { monotonicNow } from '../../../src/common/clock.js';
 import { RetryBudget } from '../../../src/cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { cluster, fakeCall } from '../../helpers/cluster.js';
@@ -70,7 +71,7 @@ describe('forking under random fault schedules (virtual time)', () => {
         for (let i = 0; i < s.drained; i++) budget.recordFailure();
         const logs: Array<{ ended?: string; port: number; startedAfter: string[] }> = [];
         const ended: string[] = [];
-        const started = Date.now();
+        const started = monotonicNow();
         const deadline = started + s.timeoutMs;
         const { call, sent } = fakeCall(
           s.answers.length,
@@ -91,8 +92,8 @@ describe('forking under random fault schedules (virtual time)', () => {
         cluster({ type: 'forking', options: { forks: s.forks, hedgeDelayMs: s.hedgeDelayMs } })
           .invoke(call)
           .then(
-            (value) => ((settledAt = Date.now()), (outcome = value)),
-            (error: unknown) => ((settledAt = Date.now()), (outcome = error)),
+            (value) => ((settledAt = monotonicNow()), (outcome = value)),
+            (error: unknown) => ((settledAt = monotonicNow()), (outcome = error)),
           );
         await vi.advanceTimersByTimeAsync(s.timeoutMs + 50);
         expect(settledAt).toBeDefined();

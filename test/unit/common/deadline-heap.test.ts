@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { monotonicNow } from '../../../src/common/clock.js';
 import { DeadlineHeap } from '../../../src/common/deadline-heap.js';
 
 describe('DeadlineHeap', () => {
@@ -18,7 +19,7 @@ describe('DeadlineHeap', () => {
       },
     });
     const add = (id: number, inMs: number): void => {
-      const deadline = Date.now() + inMs;
+      const deadline = monotonicNow() + inMs;
       pending.set(id, deadline);
       heap.add(id, deadline);
     };

@@ -57,3 +57,30 @@ describe("an engine's Retry-After", () => {
     }
   });
 });
+
+describe("the Retry-After of an engine whose clock is an hour off this host's", () => {
+  async function refusal(offsetMs: number): Promise<RpcError> {
+    // An engine an hour ahead (or behind) says "retry at my now + 10 s", and dates its answer by the same clock.
+    const http = await import('node:http');
+    const engine = http.createServer((_request, response) => {
+      const engineNow = Date.now() + offsetMs;
+      response.writeHead(429, {
+        date: new Date(engineNow).toUTCString(),
+        'retry-after': new Date(engineNow + 10_000).toUTCString(),
+        'content-type': 'application/json',
+      });
+      response.end(JSON.stringify({ error: { message: 'queue full' } }));
+    });
+    await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => engine.close());
+    return failure((engine.address() as net.AddressInfo).port);
+  }
+
+  it('is measured against the answer’s own Date: about 10 s, not 10 minutes or nothing', async () => {
+    for (const offsetMs of [3_600_000, -3_600_000]) {
+      const error = await refusal(offsetMs);
+      expect(error.retryAfterMs).toBeGreaterThanOrEqual(9_000);
+      expect(error.retryAfterMs).toBeLessThanOrEqual(11_000);
+    }
+  });
+});

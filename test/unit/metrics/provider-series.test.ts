@@ -33,7 +33,7 @@ afterEach(() => {
 
 describe('per-provider metrics: bounded under churn', () => {
   it('after 2,000 providers come and go, the series held are bounded and only the live ones stay', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.useFakeTimers({ toFake: ['performance'] });
     const metrics = new ShuttleMetrics({ maxProviders: 50, departedGraceMs: 1000 });
     const fleet = new Set<string>();
     metrics.watchClient(clientListing(fleet));
@@ -76,7 +76,7 @@ describe('per-provider metrics: bounded under churn', () => {
   });
 
   it('with no client watched, a provider with no attempt for the grace period loses its series', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.useFakeTimers({ toFake: ['performance'] });
     const metrics = new ShuttleMetrics({ maxProviders: 1000, departedGraceMs: 1000 });
     for (let i = 0; i < 300; i++) attempt(metrics, `10.3.${i >> 8}.${i & 255}:80`);
     vi.advanceTimersByTime(600);
