@@ -337,6 +337,8 @@ class Client implements RpcClient {
             ? log.warn({ provider }, 'circuit breaker opened: no calls to this provider until a probe succeeds')
             : log.info({ provider, state }, `circuit breaker ${state}`),
         ejected: (provider, untilMs, times) => log.warn({ provider, forMs: untilMs - Date.now(), times }, 'provider ejected after consecutive failures'),
+        methodEjected: (provider, method, untilMs, times) =>
+          log.warn({ provider, method, forMs: untilMs - Date.now(), times }, 'provider ejected for one method after consecutive failures of that method'),
       },
     );
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });

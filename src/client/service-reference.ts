@@ -337,7 +337,8 @@ class Attempt implements ClusterCall {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
-    let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    // Past the cap, the providers picked again get their share of the calls and no more.
+    let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), Date.now());
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
@@ -378,6 +379,7 @@ class Attempt implements ClusterCall {
     // A plugin balancer's estimate is kept to whole non-negative tokens: fractions would leave
     // the counts a hair above zero when every call has ended, and NaN would stick for good.
     const tokens = wholeTokens(decided ?? estimateTokens(this.invocation.routingKey));
+    const method = this.invocation.method;
     const started = Date.now();
     let invocation = this.invocation;
     let release: (() => void) | undefined;
@@ -429,21 +431,21 @@ class Attempt implements ClusterCall {
           // balancer. The reader's own cancel says nothing against it.
           stream.trailer.then(
             () => {
-              health.succeeded(record);
+              health.succeeded(record, method);
               finish(stats, tokens, started, true, true, undefined);
               this.#observe(address, started, firstAt);
             },
             (error: unknown) => {
               const broke = isProviderFailure(error);
-              if (broke) health.failed(record, error);
-              else health.succeeded(record);
+              if (broke) health.failed(record, error, method);
+              else health.succeeded(record, method);
               finish(stats, tokens, started, true, !broke, error);
               if (!broke) this.#observe(address, started, firstAt);
             },
           );
         },
         (error: unknown) => {
-          health.failed(record, error);
+          health.failed(record, error, method);
           finish(stats, tokens, started, false, false, error);
           if (answeredWithError(error)) this.#observe(address, started, undefined, true);
         },
@@ -488,13 +490,13 @@ class Attempt implements ClusterCall {
     // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {
-        health.succeeded(record);
+        health.succeeded(record, method);
         finish(stats, tokens, started, false, true, undefined);
         recordAttempt(parts.budget, false);
         this.#observe(address, started);
       },
       (error: unknown) => {
-        health.failed(record, error);
+        health.failed(record, error, method);
         finish(stats, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
         if (answeredWithError(error)) this.#observe(address, started, undefined, true);
@@ -561,15 +563,20 @@ function finish(stats: LiveProviderStats, tokens: number, started: number, answe
 }
 
 /**
- * Whether a failed attempt was the provider's own error answer — not the consumer ending the
- * wait, not a refusal by its breaker, not a connection that never carried the request: an
- * answer that freed the provider's place at once.
+ * Whether a failed attempt was the provider's own error answer saying it could not serve the
+ * call — its failure, an UNIMPLEMENTED from a worker listed as serving the method (misdeployed),
+ * an overload refusal — and not the consumer ending the wait, a refusal by its breaker or this
+ * consumer's own limit, a connection that never carried the request, or the application's
+ * answer about the request (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED…, which a healthy
+ * worker gives as fast as a broken one and which say nothing about the worker). Such answers
+ * count in the load signal as failed calls and teach a learning balancer the worker is slow.
  */
 function answeredWithError(error: unknown): boolean {
   if (endedHere(error)) return false;
   const failure = error as { code?: unknown; details?: Record<string, unknown> } | undefined;
-  if (failure?.details?.['breakerOpen'] === true) return false;
-  return !(failure?.details?.['neverSent'] === true && failure.code === RpcCode.UNAVAILABLE);
+  if (failure?.details?.['breakerOpen'] === true || failure?.details?.['local'] === true) return false;
+  if (failure?.details?.['neverSent'] === true && failure.code === RpcCode.UNAVAILABLE) return false;
+  return isProviderFailure(error) || failure?.code === RpcCode.UNIMPLEMENTED || failure?.code === RpcCode.RESOURCE_EXHAUSTED;
 }
 
 /** Whether a failure is the consumer's own end of the wait (deadline or cancel) rather than an answer. */
