@@ -12,6 +12,8 @@ import { isServiceDescriptor, type ServiceDescriptor } from '../decorators/descr
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { answerLoadListener } from './answer-load.js';
 import { violationListener } from './violations.js';
+import { doubtListener } from './doubts.js';
+import type { Doubt } from '../loadbalance/believed.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { freshestLoad } from '../loadbalance/load-score.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
@@ -294,6 +296,8 @@ class Client implements RpcClient {
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #onAttempt: ((event: AttemptEvent) => void) | undefined;
   readonly #onStreamBreak: ((event: AttemptEvent) => void) | undefined;
+  /** Logs each provider figure not believed, once per provider and figure. */
+  readonly #onDoubt: (doubt: Doubt) => void;
   readonly #log: Logger;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
@@ -326,6 +330,7 @@ class Client implements RpcClient {
     );
     const log = createLogger(options.log, 'client');
     this.#log = log;
+    this.#onDoubt = doubtListener(log);
     this.#health = new ProviderHealth(
       options.circuitBreaker === false ? undefined : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, BREAKER_RANGES) },
       options.outlierEjection === false
@@ -398,6 +403,7 @@ class Client implements RpcClient {
       onRoute: this.#onRoute,
       onAttempt: this.#onAttempt,
       onStreamBreak: this.#onStreamBreak,
+      onDoubt: this.#onDoubt,
       isClosed: () => this.#closed,
     });
     const caller: MethodCaller = (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode);

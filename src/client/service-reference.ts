@@ -5,6 +5,7 @@ import { isProviderFailure, type ProviderHealth } from '../cluster/provider-heal
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
+import { believedInstances, type Doubt } from '../loadbalance/believed.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
 import { callPriority } from '../inference/inference.js';
@@ -53,6 +54,8 @@ export interface ServiceReferenceParts {
   readonly onAttempt?: ((event: AttemptEvent) => void) | undefined;
   /** Told of a stream that broke off after it opened (see ClientOptions.onStreamBreak). */
   readonly onStreamBreak?: ((event: AttemptEvent) => void) | undefined;
+  /** Told of each provider figure the balancer is not given as claimed (believed.ts), at each registry snapshot. */
+  readonly onDoubt?: ((doubt: Doubt) => void) | undefined;
   readonly isClosed: () => boolean;
 }
 
@@ -180,7 +183,9 @@ export class ServiceReference {
   #viewsOf(providers: readonly ServiceInstance[]): readonly LiveView[] {
     if (this.#views?.providers === providers) return this.#views.views;
     const stats = this.#parts.stats;
-    const views = providers.map((instance) => {
+    // The records as the balancer may believe them: a figure that is no number, or wildly past
+    // the fleet's, is replaced once per snapshot, so no balancer divides by 1e308 slots.
+    const views = believedInstances(providers, this.#parts.onDoubt).map((instance) => {
       const address = `${instance.host}:${instance.port}`;
       const live = stats.get(address);
       live.observeLoad(instance.load);
