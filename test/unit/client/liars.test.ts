@@ -16,6 +16,7 @@ const LIES: ReadonlyArray<[string, Partial<ServiceInstance> | Record<string, unk
   ['Infinity slots', { metadata: { ...HONEST, slots: Infinity } }],
   ['NaN slots', { metadata: { ...HONEST, slots: Number.NaN } }],
   ['1e308 prefill tokens a second', { metadata: { ...HONEST, prefillTokensPerSecond: 1e308 } }],
+  ["100x the fleet's prefill rate", { metadata: { ...HONEST, prefillTokensPerSecond: 2_000_000 } }],
   ['a negative prefill rate', { metadata: { ...HONEST, prefillTokensPerSecond: -5 } }],
   ['1e308 KV tokens', { metadata: { ...HONEST, kvCapacityTokens: 1e308 } }],
   ['a decode step of 0 ms', { metadata: { ...HONEST, decodeBaseMs: 0, decodePerSequenceMs: 0 } }],
