@@ -70,7 +70,7 @@ describe('weights and capacity', () => {
 });
 
 describe('least-active', () => {
-  it('picks the fewest in flight, ties by weight then at random', () => {
+  it('picks the fewest in flight, ties drawn in proportion to weight (Dubbo)', () => {
     const balancer = balancers.create('least-active');
     const providers = [
       view(1, { inFlight: 3 }),
@@ -78,9 +78,18 @@ describe('least-active', () => {
       view(3, { inFlight: 1, weight: 200 }),
       view(4, { inFlight: 1, weight: 200 }),
     ];
-    const counts = tally(2000, () => balancer.select(providers, invocation()).provider);
-    expect([...counts.keys()].sort()).toEqual([3, 4]);
-    expect(counts.get(3)! / 2000).toBeGreaterThan(0.4);
+    const counts = tally(20_000, () => balancer.select(providers, invocation()).provider);
+    expect([...counts.keys()].sort()).toEqual([2, 3, 4]);
+    expect(Math.abs(counts.get(2)! / 20_000 - 1 / 9)).toBeLessThan(0.02);
+    expect(Math.abs(counts.get(3)! / 20_000 - 4 / 9)).toBeLessThan(0.02);
+  });
+
+  it('spreads idle providers started seconds apart during the warm-up, not all to the oldest', () => {
+    const now = 1_000_000_000;
+    const providers = [9500, 8500, 7500, 6500].map((uptime, i) => view(i + 1, { startTime: now - uptime }));
+    const balancer = balancers.create({ type: 'least-active', options: { warmupMs: 600_000, clock: { now: () => now } } });
+    const counts = tally(20_000, () => balancer.select(providers, invocation()).provider);
+    for (let i = 0; i < 4; i++) expect(counts.get(i + 1)! / 20_000, `port ${i + 1}`).toBeGreaterThan(0.15);
   });
 });
 
