@@ -320,8 +320,11 @@ export class ProviderHealth {
     if (failure) entry.lastFailureAt = Date.now();
     if (entry.breaker !== undefined) this.#countBreaker(entry, failure);
     const ejection = this.#ejection;
-    if (ejection === undefined || !failure) return;
-    if (method !== undefined) this.#countMethod(entry, method, ejection);
+    if (ejection === undefined) return;
+    // UNIMPLEMENTED from a provider listed as serving the method (a worker deployed without it)
+    // says nothing about its other methods, but it will not serve this one: out for it alone.
+    if (method !== undefined && (failure || RpcError.from(error).code === RpcCode.UNIMPLEMENTED)) this.#countMethod(entry, method, ejection);
+    if (!failure) return;
     // Failures while the provider is already ejected (calls in flight when it was, or sent to
     // it because every provider is ejected) say nothing new: they must not eject it again and
     // again, doubling its time out and logging a warning per call.
@@ -336,7 +339,7 @@ export class ProviderHealth {
   }
 
   /**
-   * A provider failure in `method`'s own run at the provider: so many in a row eject the method
+   * A provider failure (or UNIMPLEMENTED) in `method`'s own run at the provider: so many in a row eject the method
    * there, for a time that doubles with each repeat as the provider's does. Failures while it
    * is ejected say nothing new.
    */

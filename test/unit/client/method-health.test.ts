@@ -52,6 +52,32 @@ describe('health per method', () => {
     health.close();
   });
 
+  it('passes over a worker deployed without a method (UNIMPLEMENTED) for that method alone', async () => {
+    const health = new ProviderHealth(undefined, { consecutiveFailures: 5, baseMs: 60_000, maxMs: 120_000, maxPercent: 50 });
+    const h = await referenceHarness({ providers: PROVIDERS, parts: { health, balancer: defaultExtensions().loadbalance.create('random') } });
+    await h.directory.ready();
+    for (const port of [1, 2, 3, 4]) {
+      h.pool.get('10.0.0.1', port, `10.0.0.1:${port}`);
+      h.transport.connection(`10.0.0.1:${port}`)!.answer = (invocation) =>
+        port === 1 && invocation.method === 'write'
+          ? Promise.reject(new RpcError(RpcCode.UNIMPLEMENTED, 'no method write'))
+          : new Promise((resolve) => setTimeout(() => resolve(invocation.request), 1));
+    }
+    let writesTo1 = 0;
+    let echoesTo1 = 0;
+    for (let i = 0; i < 400; i++) {
+      const method = i % 4 === 0 ? 'write' : 'echo';
+      await h.reference.call(method, i, undefined).catch(() => {});
+      if (h.routes.at(-1)!.decision.provider.address !== '10.0.0.1:1') continue;
+      if (method === 'write') writesTo1++;
+      else echoesTo1++;
+    }
+    expect(writesTo1).toBe(5);
+    expect(echoesTo1 / 300).toBeGreaterThan(0.15);
+    expect(health.available('10.0.0.1:1')).toBe(true);
+    health.close();
+  });
+
   it('tracks a bounded number of methods per provider, however many names a caller makes up', async () => {
     const health = new ProviderHealth(undefined, { consecutiveFailures: 2, baseMs: 60_000, maxMs: 120_000, maxPercent: 50 });
     const record = health.record('a');
