@@ -31,14 +31,19 @@ export const createLeastActiveBalancer: ExtensionFactory<LoadBalancer> = (option
           bestActive = active;
         } else if (active === bestActive) best.push(provider);
       }
-      const provider = best.length === 1 ? best[0]! : pickWeighted(best, env.now(), warmupMs, env.random);
+      // One draw per call whether or not there is a tie, so a seeded run keeps its sequence.
+      const provider = pickWeighted(best, env.now(), warmupMs, env.random);
       return { provider, policy: TYPE_NAME, branch: 'pick', detail: { inFlight: bestActive } };
     },
   };
 };
 
-/** One of `providers`, drawn with `random` in proportion to its effective weight (uniformly when all weigh 0). */
+/** One of `providers`, drawn with `random` (called exactly once) in proportion to its effective weight (uniformly when all weigh 0). */
 function pickWeighted(providers: readonly ProviderView[], now: number, warmupMs: number, random: () => number): ProviderView {
+  if (providers.length === 1) {
+    random();
+    return providers[0]!;
+  }
   const weights = providers.map((provider) => effectiveWeight(provider.instance, now, warmupMs));
   const total = weights.reduce((sum, weight) => sum + weight, 0);
   if (!(total > 0)) return pickRandom(providers, random);
