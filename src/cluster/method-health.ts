@@ -55,6 +55,7 @@ export class MethodRuns {
     return false;
   }
 
+  /** How many methods are tracked (at most {@link MAX_TRACKED_METHODS}). */
   get size(): number {
     return this.#runs.size;
   }
