@@ -12,6 +12,8 @@ import { isServiceDescriptor, type ServiceDescriptor } from '../decorators/descr
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { answerLoadListener } from './answer-load.js';
 import { violationListener } from './violations.js';
+import { doubtListener } from './doubts.js';
+import type { Doubt } from '../loadbalance/believed.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { freshestLoad } from '../loadbalance/load-score.js';
 import type { LoadBalancer } from '../loadbalance/loadbalance.js';
@@ -295,6 +297,8 @@ class Client implements RpcClient {
   readonly #onRoute: ((event: RouteEvent) => void) | undefined;
   readonly #onAttempt: ((event: AttemptEvent) => void) | undefined;
   readonly #onStreamBreak: ((event: AttemptEvent) => void) | undefined;
+  /** Logs each provider figure not believed, once per provider and figure. */
+  readonly #onDoubt: (doubt: Doubt) => void;
   readonly #log: Logger;
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
@@ -327,6 +331,7 @@ class Client implements RpcClient {
     );
     const log = createLogger(options.log, 'client');
     this.#log = log;
+    this.#onDoubt = doubtListener(log);
     this.#health = new ProviderHealth(
       options.circuitBreaker === false ? undefined : { ...DEFAULT_BREAKER, ...checkObject('circuitBreaker', options.circuitBreaker, BREAKER_RANGES) },
       options.outlierEjection === false
@@ -338,6 +343,8 @@ class Client implements RpcClient {
             ? log.warn({ provider }, 'circuit breaker opened: no calls to this provider until a probe succeeds')
             : log.info({ provider, state }, `circuit breaker ${state}`),
         ejected: (provider, untilMs, times) => log.warn({ provider, forMs: untilMs - monotonicNow(), times }, 'provider ejected after consecutive failures'),
+        methodEjected: (provider, method, untilMs, times) =>
+          log.warn({ provider, method, forMs: untilMs - monotonicNow(), times }, 'provider ejected for one method after consecutive failures of that method'),
       },
     );
     this.#filters = buildFilters('consumer', options.filters, ext.filter, { token: options.token === undefined ? {} : { token: options.token } });
@@ -397,6 +404,7 @@ class Client implements RpcClient {
       onRoute: this.#onRoute,
       onAttempt: this.#onAttempt,
       onStreamBreak: this.#onStreamBreak,
+      onDoubt: this.#onDoubt,
       isClosed: () => this.#closed,
     });
     const caller: MethodCaller = (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode);

@@ -5,6 +5,7 @@ import { isProviderFailure, type ProviderHealth } from '../cluster/provider-heal
 import type { RetryBudget } from '../cluster/retry-budget.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
+import { believedInstances, type Doubt } from '../loadbalance/believed.js';
 import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
 import { callPriority } from '../inference/inference.js';
@@ -54,6 +55,8 @@ export interface ServiceReferenceParts {
   readonly onAttempt?: ((event: AttemptEvent) => void) | undefined;
   /** Told of a stream that broke off after it opened (see ClientOptions.onStreamBreak). */
   readonly onStreamBreak?: ((event: AttemptEvent) => void) | undefined;
+  /** Told of each provider figure the balancer is not given as claimed (believed.ts), at each registry snapshot. */
+  readonly onDoubt?: ((doubt: Doubt) => void) | undefined;
   readonly isClosed: () => boolean;
 }
 
@@ -181,7 +184,9 @@ export class ServiceReference {
   #viewsOf(providers: readonly ServiceInstance[]): readonly LiveView[] {
     if (this.#views?.providers === providers) return this.#views.views;
     const stats = this.#parts.stats;
-    const views = providers.map((instance) => {
+    // The records as the balancer may believe them: a figure that is no number, or wildly past
+    // the fleet's, is replaced once per snapshot, so no balancer divides by 1e308 slots.
+    const views = believedInstances(providers, this.#parts.onDoubt).map((instance) => {
       const address = `${instance.host}:${instance.port}`;
       const live = stats.get(address);
       live.observeLoad(instance.load);
@@ -338,7 +343,8 @@ class Attempt implements ClusterCall {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
     // Skip providers whose breaker is open or that are ejected, within the max-share rule.
-    let candidates = this.parts.health.filter(remaining, (address) => this.parts.pool.isDown(address));
+    // Past the cap, the providers picked again get their share of the calls and no more.
+    let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
@@ -379,6 +385,7 @@ class Attempt implements ClusterCall {
     // A plugin balancer's estimate is kept to whole non-negative tokens: fractions would leave
     // the counts a hair above zero when every call has ended, and NaN would stick for good.
     const tokens = wholeTokens(decided ?? estimateTokens(this.invocation.routingKey));
+    const method = this.invocation.method;
     const started = monotonicNow();
     let invocation = this.invocation;
     let release: (() => void) | undefined;
@@ -430,21 +437,21 @@ class Attempt implements ClusterCall {
           // balancer. The reader's own cancel says nothing against it.
           stream.trailer.then(
             () => {
-              health.succeeded(record);
+              health.succeeded(record, method);
               finish(stats, tokens, started, true, true, undefined);
               this.#observe(address, started, firstAt);
             },
             (error: unknown) => {
               const broke = isProviderFailure(error);
-              if (broke) health.failed(record, error);
-              else health.succeeded(record);
+              if (broke) health.failed(record, error, method);
+              else health.succeeded(record, method);
               finish(stats, tokens, started, true, !broke, error);
               if (!broke) this.#observe(address, started, firstAt);
             },
           );
         },
         (error: unknown) => {
-          health.failed(record, error);
+          health.failed(record, error, method);
           finish(stats, tokens, started, false, false, error);
           if (answeredWithError(error)) this.#observe(address, started, undefined, true);
         },
@@ -489,13 +496,13 @@ class Attempt implements ClusterCall {
     // One pair of handlers does all of a settled attempt's bookkeeping.
     result.then(
       () => {
-        health.succeeded(record);
+        health.succeeded(record, method);
         finish(stats, tokens, started, false, true, undefined);
         recordAttempt(parts.budget, false);
         this.#observe(address, started);
       },
       (error: unknown) => {
-        health.failed(record, error);
+        health.failed(record, error, method);
         finish(stats, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
         if (answeredWithError(error)) this.#observe(address, started, undefined, true);
@@ -562,15 +569,20 @@ function finish(stats: LiveProviderStats, tokens: number, started: number, answe
 }
 
 /**
- * Whether a failed attempt was the provider's own error answer — not the consumer ending the
- * wait, not a refusal by its breaker, not a connection that never carried the request: an
- * answer that freed the provider's place at once.
+ * Whether a failed attempt was the provider's own error answer saying it could not serve the
+ * call — its failure, an UNIMPLEMENTED from a worker listed as serving the method (misdeployed),
+ * an overload refusal — and not the consumer ending the wait, a refusal by its breaker or this
+ * consumer's own limit, a connection that never carried the request, or the application's
+ * answer about the request (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED…, which a healthy
+ * worker gives as fast as a broken one and which say nothing about the worker). Such answers
+ * count in the load signal as failed calls and teach a learning balancer the worker is slow.
  */
 function answeredWithError(error: unknown): boolean {
   if (endedHere(error)) return false;
   const failure = error as { code?: unknown; details?: Record<string, unknown> } | undefined;
-  if (failure?.details?.['breakerOpen'] === true) return false;
-  return !(failure?.details?.['neverSent'] === true && failure.code === RpcCode.UNAVAILABLE);
+  if (failure?.details?.['breakerOpen'] === true || failure?.details?.['local'] === true) return false;
+  if (failure?.details?.['neverSent'] === true && failure.code === RpcCode.UNAVAILABLE) return false;
+  return isProviderFailure(error) || failure?.code === RpcCode.UNIMPLEMENTED || failure?.code === RpcCode.RESOURCE_EXHAUSTED;
 }
 
 /** Whether a failure is the consumer's own end of the wait (deadline or cancel) rather than an answer. */

@@ -92,7 +92,10 @@ export class WorkerLearning {
     if (Number.isFinite(surprise)) learned.logCorrection += ALPHA * Math.min(MAX_SURPRISE, Math.max(-MAX_SURPRISE, surprise));
     if (outcome.failed) return;
     this.#fleetLogCorrection += ALPHA * (learned.logCorrection - this.#fleetLogCorrection);
-    const decode = outcome.totalMs - outcome.firstAnswerMs;
+    // How long the call held its place there: a stream's decode after its first token; a unary
+    // call's answer is its end, so the whole call (learned as 0, the queue term priced nothing
+    // ahead of a unary call and slo sent a unary service's calls to one worker while others idled).
+    const decode = outcome.invocation.stream ? outcome.totalMs - outcome.firstAnswerMs : outcome.totalMs;
     learned.serviceMs = learned.serviceMs === undefined ? decode : learned.serviceMs + ALPHA * (decode - learned.serviceMs);
     this.#fleetServiceMs = this.#fleetServiceMs === undefined ? decode : this.#fleetServiceMs + ALPHA * (decode - this.#fleetServiceMs);
   }

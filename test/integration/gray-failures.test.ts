@@ -117,6 +117,29 @@ describe('gray failures: one of four providers bad but alive', () => {
     30_000,
   );
 
+  it.each(['random', 'least-active'])(
+    '%s: a provider whose streams all fail while its unary calls answer is passed over for streams alone, at one call in ten a stream',
+    async (loadbalance) => {
+      // Its own run of failures never reaches five (each unary success ends it) and its error
+      // rate stays far under the breaker's threshold: only the per-method count can see it.
+      const { registry, bad } = await fleet('stream-blackhole');
+      const { gray, routes } = await consumer(registry, { loadbalance });
+      const { calls } = await load(8, 3000, async (i) => {
+        if (i % 10 !== 0) return gray.work({ ms: 5 });
+        for await (const _chunk of gray.gen({ n: 2, ms: 1 })) {
+          // drained
+        }
+        return 0;
+      });
+      expect(calls).toBeGreaterThan(300);
+      const of = (method: string) => routes.filter((event) => event.method === method);
+      // Five failed streams eject it for streams; the rest of its calls are its share.
+      expect(shareOf(of('gen'), bad)).toBeLessThan(0.1);
+      expect(shareOf(of('work'), bad)).toBeGreaterThan(0.15);
+    },
+    30_000,
+  );
+
   it('a provider that fails every call and leaves and rejoins the registry every second stays ejected across its returns', async () => {
     const { registry, bad } = await fleet('blackhole', { GRAY_FLAP: '1' });
     const { gray, routes } = await consumer(registry, { loadbalance: 'round-robin' });

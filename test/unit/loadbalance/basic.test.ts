@@ -31,6 +31,19 @@ describe.each(['random', 'round-robin'])('%s', (name) => {
   });
 });
 
+describe.each(['random', 'round-robin'])('%s warm-up', (name) => {
+  it('weighs providers started seconds apart by their uptime, not by a rounded weight (2:1:1:1)', () => {
+    const now = 1_000_000_000;
+    const clock = { now: () => now };
+    // 9.5, 8.5, 7.5 and 6.5 s into a ten-minute warm-up: weights 1.58, 1.42, 1.25, 1.08 of 100.
+    const providers = [9500, 8500, 7500, 6500].map((uptime, i) => view(i + 1, { startTime: now - uptime }));
+    const balancer = balancers.create({ type: name, options: { warmupMs: 600_000, clock } });
+    const counts = tally(20_000, () => balancer.select(providers, invocation()).provider);
+    const expected = [9500, 8500, 7500, 6500].map((uptime) => uptime / 32_000);
+    for (let i = 0; i < 4; i++) expect(Math.abs(counts.get(i + 1)! / 20_000 - expected[i]!), `port ${i + 1}`).toBeLessThan(0.02);
+  });
+});
+
 describe('round-robin', () => {
   it('interleaves smoothly (nginx): weights 5:1:1 give a a b a c a a', () => {
     const providers = [view(1, { weight: 5 }), view(2, { weight: 1 }), view(3, { weight: 1 })];
@@ -57,7 +70,7 @@ describe('weights and capacity', () => {
 });
 
 describe('least-active', () => {
-  it('picks the fewest in flight, ties by weight then at random', () => {
+  it('picks the fewest in flight, ties drawn in proportion to weight (Dubbo)', () => {
     const balancer = balancers.create('least-active');
     const providers = [
       view(1, { inFlight: 3 }),
@@ -65,9 +78,18 @@ describe('least-active', () => {
       view(3, { inFlight: 1, weight: 200 }),
       view(4, { inFlight: 1, weight: 200 }),
     ];
-    const counts = tally(2000, () => balancer.select(providers, invocation()).provider);
-    expect([...counts.keys()].sort()).toEqual([3, 4]);
-    expect(counts.get(3)! / 2000).toBeGreaterThan(0.4);
+    const counts = tally(20_000, () => balancer.select(providers, invocation()).provider);
+    expect([...counts.keys()].sort()).toEqual([2, 3, 4]);
+    expect(Math.abs(counts.get(2)! / 20_000 - 1 / 9)).toBeLessThan(0.02);
+    expect(Math.abs(counts.get(3)! / 20_000 - 4 / 9)).toBeLessThan(0.02);
+  });
+
+  it('spreads idle providers started seconds apart during the warm-up, not all to the oldest', () => {
+    const now = 1_000_000_000;
+    const providers = [9500, 8500, 7500, 6500].map((uptime, i) => view(i + 1, { startTime: now - uptime }));
+    const balancer = balancers.create({ type: 'least-active', options: { warmupMs: 600_000, clock: { now: () => now } } });
+    const counts = tally(20_000, () => balancer.select(providers, invocation()).provider);
+    for (let i = 0; i < 4; i++) expect(counts.get(i + 1)! / 20_000, `port ${i + 1}`).toBeGreaterThan(0.15);
   });
 });
 
