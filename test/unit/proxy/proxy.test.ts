@@ -42,6 +42,8 @@ describe('createProxy', () => {
     const resolved = await (async () => proxy)();
     expect(resolved).toBe(proxy);
     expect(JSON.stringify(proxy)).toBe('{}');
+    // No service may export the reserved names, so none of them makes a call.
+    for (const name of ['then', 'toJSON', 'constructor']) expect((proxy as unknown as Record<string, unknown>)[name], name).toBeUndefined();
   });
 
   it('cannot be assigned to', () => {
