@@ -57,6 +57,22 @@ describe('ServiceReference: call options', () => {
     expectNothingSent(h);
   });
 
+  it('refuses an AbortSignal (or any class instance) given as the options, where it would be ignored', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const error = await failure(h.reference.call('echo', 1, AbortSignal.timeout(1000) as unknown as CallOptions));
+    expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+    expect(error.message).toContain(
+      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey), got an AbortSignal; pass a signal as { signal }',
+    );
+    const map = await failure(h.reference.call('echo', 1, new Map([['timeoutMs', 5]]) as unknown as CallOptions));
+    expect(map.message).toContain(
+      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey), got a Map',
+    );
+    expectNothingSent(h);
+    // Object literals, with or without a prototype, are options.
+    await expect(h.reference.call('echo', 'a', Object.assign(Object.create(null), { timeoutMs: 1000 }))).resolves.toBe('a');
+  });
+
   it('takes a timeoutMs from 1 to the largest timer and nothing else, saying what it got', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
     for (const timeoutMs of [0, -5, 1.5, MAX_TIMER_MS + 1, Number.NaN, Number.POSITIVE_INFINITY, '100']) {
