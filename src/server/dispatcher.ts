@@ -156,12 +156,19 @@ export class Dispatcher implements CallHandler {
   }
 
   #export(instance: object, index: number): void {
+    if (typeof instance === 'function' && getServiceMetadata(instance.prototype as object) !== undefined) {
+      const name = (instance as Function).name || 'the class';
+      throw new TypeError(`shuttle-rpc: services[${index}] is the class ${name} itself; pass an instance (new ${name}())`);
+    }
     if (instance === null || typeof instance !== 'object') {
       throw new TypeError(`shuttle-rpc: services[${index}] must be an instance of an @RpcService class, got ${typeof instance}`);
     }
     const meta = getServiceMetadata(instance);
     if (meta === undefined) {
-      throw new TypeError(`shuttle-rpc: services[${index}] (${instance.constructor?.name ?? 'object'}) is not decorated with @RpcService`);
+      const name = (instance.constructor as Function | undefined)?.name || 'object';
+      throw new TypeError(
+        `shuttle-rpc: services[${index}] (${name}) is not decorated with @RpcService (put @RpcService on its class; in plain JavaScript, call RpcService(options)(${name === 'Object' || name === 'object' ? 'TheClass' : name}))`,
+      );
     }
     const methods = new Map<string, ResolvedMethod & { meta: MethodMetadata }>();
     for (const [name, methodMeta] of getMethodMetadata(instance)) {

@@ -101,6 +101,13 @@ describe('Dispatcher', () => {
 
   it('refuses undecorated objects, empty services and duplicate exports at start-up', () => {
     expect(() => new Dispatcher([{}], serializers)).toThrow(/services\[0\] \(Object\) is not decorated with @RpcService/);
+    class Plain {}
+    expect(() => new Dispatcher([new Plain()], serializers)).toThrow(
+      'shuttle-rpc: services[0] (Plain) is not decorated with @RpcService (put @RpcService on its class; in plain JavaScript, call RpcService(options)(Plain))',
+    );
+    expect(() => new Dispatcher([EchoService as never], serializers)).toThrow(
+      'shuttle-rpc: services[0] is the class EchoService itself; pass an instance (new EchoService())',
+    );
     @RpcService({ name: 'empty' })
     class Empty {}
     expect(() => new Dispatcher([new Empty()], serializers)).toThrow(/service empty has no @RpcMethod methods/);
