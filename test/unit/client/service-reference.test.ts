@@ -372,6 +372,37 @@ describe('ServiceReference: no provider to call', () => {
     return error.rawMessage;
   }
 
+  it('sends a method only to providers whose records list it, when providers differ (a rolling upgrade)', async () => {
+    const old = [{ name: 'echo', stream: false, idempotent: true }];
+    const upgraded = [...old, { name: 'write', stream: false, idempotent: false }];
+    const h = await referenceHarness({
+      providers: [providerRecord(1, { methods: old }), providerRecord(2, { methods: upgraded }), providerRecord(3, { methods: [] })],
+    });
+    await h.reference.call('write', 1, undefined);
+    expect(
+      h.picks
+        .at(-1)!
+        .providers.map((view) => view.instance.port)
+        .sort(),
+    ).toEqual([2, 3]);
+    await h.reference.call('echo', 1, undefined);
+    expect(
+      h.picks
+        .at(-1)!
+        .providers.map((view) => view.instance.port)
+        .sort(),
+    ).toEqual([1, 2, 3]);
+    const picks = h.picks.length;
+    const clusterCalls = h.clusterCalls.length;
+    const only = await referenceHarness({ providers: [providerRecord(1, { methods: old }), providerRecord(2, { methods: upgraded })] });
+    const error = await failure(only.reference.call('count', 1, undefined));
+    expect(error.code).toBe(RpcCode.UNIMPLEMENTED);
+    expect(error.details?.['neverSent']).toBe(true);
+    expect(error.rawMessage).toBe('no provider of test.Echo:1.0.0 exports method "count" (none of its 2 providers lists it)');
+    expectNothingSent(only);
+    expect([h.picks.length, h.clusterCalls.length]).toEqual([picks, clusterCalls]);
+  });
+
   it('says none is registered', async () => {
     expect(await reason(await referenceHarness())).toBe('no provider of test.Echo:1.0.0 is registered');
   });
