@@ -62,12 +62,18 @@ export type MethodCaller = (method: string, request: unknown, options: CallOptio
 /**
  * Builds a proxy whose every string-named property is a function making an {@link RpcCall}
  * to that method of `service`, except the reserved names (`then`, `toJSON`, `constructor`),
- * which are undefined: awaiting the proxy or serializing it calls nothing remote. Functions are created once per name and cached.
+ * which are undefined: awaiting the proxy or serializing it calls nothing remote. Functions
+ * are created once per name and cached. Turned into a string (a template literal, `+`,
+ * String()) it reads `[shuttle-rpc proxy of service]`: without its own Symbol.toPrimitive,
+ * JavaScript would call a remote `toString` and then `valueOf`, and their rejections, which
+ * nobody holds, would end the process.
  */
 export function createProxy<T>(service: string, caller: MethodCaller): Proxied<T> {
   const methods = new Map<string, (request?: unknown, options?: CallOptions) => RpcCall>();
+  const toPrimitive = (): string => `[shuttle-rpc proxy of ${service}]`;
   return new Proxy(Object.create(null) as object, {
     get(_target, property) {
+      if (property === Symbol.toPrimitive) return toPrimitive;
       if (typeof property !== 'string' || RESERVED_METHOD_NAMES.has(property)) return undefined;
       let method = methods.get(property);
       if (method === undefined) {

@@ -46,6 +46,15 @@ describe('createProxy', () => {
     for (const name of ['then', 'toJSON', 'constructor']) expect((proxy as unknown as Record<string, unknown>)[name], name).toBeUndefined();
   });
 
+  it('turns into a string without calling anything remote (a template literal would call toString and valueOf)', async () => {
+    const { calls, caller } = recordingCaller();
+    const proxy = createProxy<Api>('svc', caller);
+    expect(`${proxy}`).toBe('[shuttle-rpc proxy of svc]');
+    expect(String(proxy)).toBe('[shuttle-rpc proxy of svc]');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(calls).toEqual([]);
+  });
+
   it('cannot be assigned to', () => {
     const proxy = createProxy<Api>('svc', recordingCaller().caller);
     expect(() => {
