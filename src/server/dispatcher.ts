@@ -176,6 +176,11 @@ export class Dispatcher implements CallHandler {
       if (typeof fn !== 'function') {
         throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is decorated with @RpcMethod but is not a function on the instance`);
       }
+      if (!methodMeta.stream && isAsyncGeneratorFunction(fn)) {
+        const declare =
+          meta.descriptor === undefined ? 'add @RpcMethod({ stream: true })' : `declare it serverStream in service descriptor ${meta.descriptor.name}`;
+        throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is an async generator but is exported as unary, so callers would get {}: ${declare}`);
+      }
       methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta, this.#filters, this.#scopes));
     }
     if (methods.size === 0) throw new TypeError(`shuttle-rpc: service ${meta.name} has no @RpcMethod methods`);
@@ -283,4 +288,9 @@ function bindMethod(
     invoke,
     ...(scopes ? { inScope: runInCallScope } : {}),
   };
+}
+
+/** Whether `fn` is an `async function*` (a method whose calls return an async generator). */
+function isAsyncGeneratorFunction(fn: Function): boolean {
+  return Object.prototype.toString.call(fn) === '[object AsyncGeneratorFunction]';
 }
