@@ -27,6 +27,12 @@ export class Directory {
   #closed = false;
   /** What {@link registeredVariants} found, until the list changes. */
   #variants: Promise<string[]> | undefined;
+  /**
+   * Per method, the eligible providers whose records list it; undefined while every eligible
+   * provider lists the same methods (the usual case: nothing to do per call). Emptied when the
+   * list changes.
+   */
+  #byMethod: Map<string, readonly ServiceInstance[]> | undefined;
 
   /** @param protocol the consumer's transport name: the endpoint of each provider to use */
   constructor(registry: Registry, query: ServiceQuery, protocol: string, onChange: () => void) {
@@ -59,6 +65,25 @@ export class Directory {
     return this.#eligible;
   }
 
+  /**
+   * The eligible providers that export `method`. Providers of one service may differ (a rolling
+   * upgrade adds a method to some of them first): a call must not be sent to one that would
+   * answer UNIMPLEMENTED while another has the method. A record that lists no methods (a direct
+   * `shuttle://` address) is taken to export every method.
+   */
+  eligibleFor(method: string): readonly ServiceInstance[] {
+    const byMethod = this.#byMethod;
+    if (byMethod === undefined) return this.#eligible;
+    let found = byMethod.get(method);
+    if (found === undefined) {
+      found = this.#eligible.filter((instance) => instance.methods.length === 0 || instance.methods.some((listed) => listed.name === method));
+      // Method names come from the caller's code, but a proxy takes any name: keep the map bounded.
+      if (byMethod.size >= MAX_METHODS_KEPT) byMethod.clear();
+      byMethod.set(method, found);
+    }
+    return found;
+  }
+
   /** Subscribes once; resolves after the first snapshot. */
   ready(): Promise<void> {
     this.#ready ??= this.#registry
@@ -77,6 +102,7 @@ export class Directory {
         this.#eligible = instances.some((instance) => instance.load?.draining === true)
           ? instances.filter((instance) => instance.load?.draining !== true)
           : instances;
+        this.#byMethod = sameMethods(this.#eligible) ? undefined : new Map();
         this.#onChange();
       })
       .then((subscription) => {
@@ -122,4 +148,18 @@ export class Directory {
     this.#closed = true;
     this.#subscription?.close();
   }
+}
+
+/** Method names whose provider lists {@link Directory.eligibleFor} keeps at most. */
+const MAX_METHODS_KEPT = 1024;
+
+/** Whether every instance lists the same method names (then no call needs a filtered list). */
+function sameMethods(instances: readonly ServiceInstance[]): boolean {
+  if (instances.length < 2) return true;
+  const first = new Set(instances[0]!.methods.map((method) => method.name));
+  for (let i = 1; i < instances.length; i++) {
+    const methods = instances[i]!.methods;
+    if (methods.length !== first.size || !methods.every((method) => first.has(method.name))) return false;
+  }
+  return true;
 }

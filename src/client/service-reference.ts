@@ -155,7 +155,17 @@ export class ServiceReference {
 
   #cluster(invocation: Invocation): Promise<unknown> {
     const parts = this.#parts;
-    const providers = parts.directory.eligible;
+    const providers = parts.directory.eligibleFor(invocation.method);
+    if (providers.length === 0 && parts.directory.eligible.length > 0) {
+      const count = parts.directory.eligible.length;
+      return Promise.reject(
+        new RpcError(
+          RpcCode.UNIMPLEMENTED,
+          `no provider of ${describe(parts)} exports method "${invocation.method}" (${count === 1 ? 'its provider does not list it' : `none of its ${count} providers lists it`})`,
+          { details: { neverSent: true } },
+        ),
+      );
+    }
     if (providers.length === 0) {
       const draining = parts.directory.instances.length;
       const others = parts.directory.otherProtocols;

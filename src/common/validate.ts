@@ -12,7 +12,8 @@ export function show(value: unknown): string {
   if (value === null || typeof value !== 'object') return String(value);
   if (Array.isArray(value)) return `array(${value.length})`;
   const name = Object.getPrototypeOf(value)?.constructor?.name as string | undefined;
-  return name && name !== 'Object' ? `a ${name}` : 'an object';
+  if (!name || name === 'Object') return 'an object';
+  return `${'AEIO'.includes(name[0]!) ? 'an' : 'a'} ${name}`;
 }
 
 /** Builds the standard "invalid option" TypeError. */
@@ -55,8 +56,18 @@ export function checkBool(key: string, value: unknown, fallback: boolean): boole
   return value;
 }
 
-/** Throws when `options` has a key not in `known`, so a typo never passes silently. */
+/**
+ * Throws when `options` is not a plain object (an object literal, or one with a null
+ * prototype), or has a key not in `known`, so a typo never passes silently. An instance of a
+ * class passed where options go (an AbortSignal given as the call options, a Map) keeps its
+ * state in no own key: it would pass as empty options and be ignored.
+ */
 export function checkKnownKeys(where: string, options: object, known: readonly string[]): void {
+  const prototype: unknown = Object.getPrototypeOf(options);
+  if (prototype !== null && Object.getPrototypeOf(prototype) !== null) {
+    const hint = known.includes('signal') && options instanceof AbortSignal ? '; pass a signal as { signal }' : '';
+    throw new TypeError(`shuttle-rpc: ${where} must be a plain object of options (known: ${known.join(', ')}), got ${show(options)}${hint}`);
+  }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       throw new TypeError(`shuttle-rpc: unknown option ${where}.${key} (known: ${known.join(', ')})`);

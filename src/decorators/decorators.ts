@@ -1,5 +1,5 @@
 import { checkBool, checkInt, checkKnownKeys, checkName, checkOptionalName, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
-import { isServiceDescriptor, type ServiceDescriptor, type ServiceImplementation } from './descriptor.js';
+import { checkMethodName, isServiceDescriptor, type ServiceDescriptor, type ServiceImplementation } from './descriptor.js';
 import {
   METHODS_KEY,
   REFERENCES_KEY,
@@ -129,7 +129,8 @@ function serviceMetadata(first: RpcServiceOptions | ServiceDescriptor, second: O
 /**
  * Marks an instance method of an {@link RpcService} class as callable over RPC, with its
  * retry and timeout policy. Throws a TypeError on bad options, and when applied to anything but
- * a string-named, public, non-static method.
+ * a string-named, public, non-static method, or to one named `then`, `toJSON` or `constructor`
+ * (a proxy with such a method would be awaited, serialized or constructed by accident).
  */
 export function RpcMethod(options: RpcMethodOptions = {}): RpcMethodDecorator {
   if (options === null || typeof options !== 'object') throw invalidOption('@RpcMethod options', options, 'an object');
@@ -138,6 +139,7 @@ export function RpcMethod(options: RpcMethodOptions = {}): RpcMethodDecorator {
   const stream = options.stream === undefined ? undefined : checkBool('@RpcMethod stream', options.stream, false);
   const timeoutMs = checkInt('@RpcMethod timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS);
   const record = (holder: RecordHolder, name: string, paramTypes: readonly string[]): void => {
+    checkMethodName(`@RpcMethod on ${name}`, name);
     const meta: MethodRecord = { name, idempotent, stream, timeoutMs, paramTypes };
     ownRecord(holder, METHODS_KEY, () => new Map<string, MethodRecord>()).set(name, meta);
   };

@@ -23,6 +23,23 @@ export const unary: MethodDescriptor<'unary'> = Object.freeze({ kind: 'unary' })
 /** A method whose provider is an async generator (its proxy method returns an iterable call with a `trailer`). */
 export const serverStream: MethodDescriptor<'server-stream'> = Object.freeze({ kind: 'server-stream' });
 
+/**
+ * Method names no service may export. A proxy is an ordinary object to the code around it: with
+ * a `then` it is thenable, so awaiting it (or returning it from an async function) would call
+ * the remote method with the promise's resolve and reject; JSON.stringify calls `toJSON`; and
+ * `constructor` on a provider instance is its class, which cannot be called as a method.
+ */
+export const RESERVED_METHOD_NAMES: ReadonlySet<string> = new Set(['then', 'toJSON', 'constructor']);
+
+/** Throws a TypeError naming `where` when `name` is one of {@link RESERVED_METHOD_NAMES}. */
+export function checkMethodName(where: string, name: string): void {
+  if (RESERVED_METHOD_NAMES.has(name)) {
+    throw new TypeError(
+      `shuttle-rpc: ${where}: the method name "${name}" is reserved (${[...RESERVED_METHOD_NAMES].join(', ')}): a proxy with such a method would be awaited, serialized or constructed by accident; rename the method`,
+    );
+  }
+}
+
 /** Only for the type checker: carries the service interface `T` inside a descriptor's type. */
 declare const serviceApi: unique symbol;
 
@@ -77,8 +94,9 @@ export type ServiceImplementation<T> = {
  * Defines the contract of service `name` with interface `T`, for `@RpcService(descriptor)`
  * on the provider and `client.proxy(descriptor)` / `@RpcReference(descriptor)` on the
  * consumer. `methods` must list every method of `T` with its kind (checked by the compiler);
- * at run time the name is checked like any service name and every entry must be `unary` or
- * `serverStream`, else a TypeError names the bad entry.
+ * at run time the name is checked like any service name, every entry must be `unary` or
+ * `serverStream`, and no method may be named `then`, `toJSON` or `constructor`; else a
+ * TypeError names the bad entry.
  *
  * @example
  * const LLM = defineService<LlmApi>('inference.LLM', { generate: serverStream, embed: unary });
@@ -93,6 +111,7 @@ export function defineService<T>(name: string, methods: MethodKinds<T>): Service
   const table: Record<string, MethodDescriptor> = Object.create(null);
   for (const [method, spec] of Object.entries(methods as Record<string, unknown>)) {
     checkName(`defineService ${name} method name`, method);
+    checkMethodName(`defineService ${name}`, method);
     // By kind, not identity: a descriptor may be built with another copy of this package.
     const kind = (spec as Partial<MethodDescriptor> | null)?.kind;
     if (kind !== 'unary' && kind !== 'server-stream') {

@@ -1,5 +1,6 @@
 import type { CallContext } from '../call/call-context.js';
 import type { Metadata } from '../call/invocation.js';
+import { RESERVED_METHOD_NAMES } from '../decorators/descriptor.js';
 import { createCall, type CallMode, type RpcCall } from './call.js';
 
 export { createCall, type CallMode, type RpcCall } from './call.js';
@@ -59,21 +60,21 @@ export type ProxiedMethod<F> = F extends (...args: infer A) => infer R
 export type MethodCaller = (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => Promise<unknown>;
 
 /**
- * Property names that are never remote methods. `then` must stay undefined or awaiting a proxy
- * (returning it from an async function) would call a remote `then`; `toJSON` likewise for
- * JSON.stringify.
- */
-const NOT_METHODS: ReadonlySet<string> = new Set(['then', 'toJSON']);
-
-/**
  * Builds a proxy whose every string-named property is a function making an {@link RpcCall}
- * to that method of `service`. Functions are created once per name and cached.
+ * to that method of `service`, except the reserved names (`then`, `toJSON`, `constructor`),
+ * which are undefined: awaiting the proxy or serializing it calls nothing remote. Functions
+ * are created once per name and cached. Turned into a string (a template literal, `+`,
+ * String()) it reads `[shuttle-rpc proxy of service]`: without its own Symbol.toPrimitive,
+ * JavaScript would call a remote `toString` and then `valueOf`, and their rejections, which
+ * nobody holds, would end the process.
  */
 export function createProxy<T>(service: string, caller: MethodCaller): Proxied<T> {
   const methods = new Map<string, (request?: unknown, options?: CallOptions) => RpcCall>();
+  const toPrimitive = (): string => `[shuttle-rpc proxy of ${service}]`;
   return new Proxy(Object.create(null) as object, {
     get(_target, property) {
-      if (typeof property !== 'string' || NOT_METHODS.has(property)) return undefined;
+      if (property === Symbol.toPrimitive) return toPrimitive;
+      if (typeof property !== 'string' || RESERVED_METHOD_NAMES.has(property)) return undefined;
       let method = methods.get(property);
       if (method === undefined) {
         const label = `${service}.${property}`;

@@ -23,12 +23,13 @@ const REFUSED: ReadonlyArray<readonly [abstract new (...args: never[]) => unknow
   [RegExp, 'a RegExp (JSON makes it {})'],
   [Error, 'an Error (JSON makes it {})'],
   [Promise, 'a Promise'],
+  [EventTarget, 'an EventTarget such as an AbortSignal (JSON makes it {}; a signal goes in the call options: { signal })'],
 ];
 
 /**
  * Refuses a value JSON cannot carry faithfully, before it is encoded: non-finite numbers (JSON
  * makes them null), bigints, functions and symbols, `undefined` inside an array (null),
- * typed arrays and Buffers ({"0":…} or {type, data}), Map, Set, RegExp, Error, Dates unless
+ * typed arrays and Buffers ({"0":…} or {type, data}), Map, Set, RegExp, Error, EventTarget, Dates unless
  * declared (they arrive as strings), objects with their own `toJSON`, cycles, and nesting,
  * values or keys past the decode limits (`maxDepth`, `maxElements`, `maxMapKeys`). Throws
  * naming the path of the first bad value (`request.messages[2].embedding`) and what it is:

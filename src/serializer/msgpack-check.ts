@@ -19,6 +19,7 @@ const REFUSED: ReadonlyArray<readonly [abstract new (...args: never[]) => unknow
   [String, 'a String object (msgpack makes it a map of its characters; send the string)'],
   [Number, 'a Number object (msgpack makes it {}; send the number)'],
   [Boolean, 'a Boolean object (msgpack makes it {}; send the boolean)'],
+  [EventTarget, 'an EventTarget such as an AbortSignal (msgpack makes it {}; a signal goes in the call options: { signal })'],
 ];
 
 /** Integers msgpack writes in 64 bits (msgpackr: int64 or uint64). */
@@ -34,7 +35,8 @@ const MAX_OBJECT_KEYS = 0xffff;
  * string; nesting past `maxDepth`, a map past `maxMapKeys` keys, more than `maxElements`
  * values, an integer past `maxBigIntBytes` — the decode limits, the same on both sides unless
  * configured apart) and what would arrive changed without a word: a function (it would arrive
- * as undefined), a symbol, a WeakMap, WeakSet, Promise or boxed primitive ({}), a class
+ * as undefined), a symbol, a WeakMap, WeakSet, Promise, EventTarget (an AbortSignal) or boxed
+ * primitive ({}), a class
  * instance's `toJSON` (msgpackr sends what it returns), a key `__proto__` (msgpackr renames it
  * `__proto_` on arrival, to guard the prototype), a string or key with a lone surrogate (UTF-8
  * has none: it would arrive as U+FFFD), a reference to an ancestor (a cycle). Throws naming the

@@ -161,6 +161,7 @@ const NOT_MESSAGES: ReadonlyArray<abstract new (...args: never[]) => unknown> = 
   String,
   Number,
   Boolean,
+  EventTarget,
 ];
 
 /** A plain object, a protobufjs message, or a class instance whose own fields are the message's. */

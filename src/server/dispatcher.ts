@@ -156,18 +156,30 @@ export class Dispatcher implements CallHandler {
   }
 
   #export(instance: object, index: number): void {
+    if (typeof instance === 'function' && getServiceMetadata(instance.prototype as object) !== undefined) {
+      const name = (instance as Function).name || 'the class';
+      throw new TypeError(`shuttle-rpc: services[${index}] is the class ${name} itself; pass an instance (new ${name}())`);
+    }
     if (instance === null || typeof instance !== 'object') {
       throw new TypeError(`shuttle-rpc: services[${index}] must be an instance of an @RpcService class, got ${typeof instance}`);
     }
     const meta = getServiceMetadata(instance);
     if (meta === undefined) {
-      throw new TypeError(`shuttle-rpc: services[${index}] (${instance.constructor?.name ?? 'object'}) is not decorated with @RpcService`);
+      const name = (instance.constructor as Function | undefined)?.name || 'object';
+      throw new TypeError(
+        `shuttle-rpc: services[${index}] (${name}) is not decorated with @RpcService (put @RpcService on its class; in plain JavaScript, call RpcService(options)(${name === 'Object' || name === 'object' ? 'TheClass' : name}))`,
+      );
     }
     const methods = new Map<string, ResolvedMethod & { meta: MethodMetadata }>();
     for (const [name, methodMeta] of getMethodMetadata(instance)) {
       const fn = (instance as Record<string, unknown>)[name];
       if (typeof fn !== 'function') {
         throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is decorated with @RpcMethod but is not a function on the instance`);
+      }
+      if (!methodMeta.stream && isAsyncGeneratorFunction(fn)) {
+        const declare =
+          meta.descriptor === undefined ? 'add @RpcMethod({ stream: true })' : `declare it serverStream in service descriptor ${meta.descriptor.name}`;
+        throw new TypeError(`shuttle-rpc: ${meta.name}.${name} is an async generator but is exported as unary, so callers would get {}: ${declare}`);
       }
       methods.set(name, bindMethod(instance, fn as Function, meta, methodMeta, this.#filters, this.#scopes));
     }
@@ -276,4 +288,9 @@ function bindMethod(
     invoke,
     ...(scopes ? { inScope: runInCallScope } : {}),
   };
+}
+
+/** Whether `fn` is an `async function*` (a method whose calls return an async generator). */
+function isAsyncGeneratorFunction(fn: Function): boolean {
+  return Object.prototype.toString.call(fn) === '[object AsyncGeneratorFunction]';
 }

@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdir, symlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { checkPackageAt } from '../../scripts/check-package.mjs';
+import { tempDir } from '../helpers/tmp.js';
 
 /*
  * The package as a newcomer installs it (scripts/check-package.mjs over `npm pack --dry-run`,
@@ -32,6 +34,39 @@ describe('the published package', () => {
     const result = JSON.parse(stdout.trim().split('\n').pop()!) as { imported: number; same: boolean };
     expect(result.imported).toBeGreaterThan(0);
     expect(result.same).toBe(true);
+  });
+
+  // `module: commonjs` alone makes TypeScript resolve as Node 10 did, reading `types` and
+  // `typesVersions` rather than the exports map (nodenext reads the exports map). A package
+  // directory of the project that is not "type": "module" makes its files CommonJS either way.
+  it.each(['commonjs', 'nodenext'])('%s: a project type-checks against every entry', { timeout: 120_000 }, async (setting) => {
+    const project = await tempDir({
+      'package.json': JSON.stringify({ name: 'newcomer', private: true }),
+      'tsconfig.json': JSON.stringify({
+        compilerOptions: {
+          module: setting,
+          target: 'es2022',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: ['node'],
+          typeRoots: [`${root}node_modules/@types`],
+        },
+        files: ['index.ts'],
+      }),
+      'index.ts': entries
+        .map((entry, index) => `import * as entry${index} from ${JSON.stringify(entry)};\nexport type Entry${index} = typeof entry${index};\n`)
+        .join(''),
+    });
+    try {
+      await mkdir(`${project.dir}/node_modules`);
+      await symlink(root, `${project.dir}/node_modules/${pkg.name}`, 'dir');
+      const tsc = `${root}node_modules/typescript/bin/tsc`;
+      const result = await run(process.execPath, [tsc, '-p', project.dir], { cwd: project.dir, timeout: 110_000 }).catch((error: { stdout: string }) => error);
+      expect(result.stdout).toBe('');
+    } finally {
+      await project.remove();
+    }
   });
 
   it('a deep import outside the exports map fails, by import and by require', async () => {

@@ -11,7 +11,8 @@ import { tempDir } from '../helpers/tmp.js';
  * examples/readme/ verbatim; tsc compiles those files under both decorator settings (a new
  * TypeScript 5 project's standard decorators, and experimentalDecorators) against the built
  * package; then each mode's provider serves the other mode's consumer over loopback, finding
- * it through a file registry of their own.
+ * it through a file registry of their own, and so does the plain JavaScript provider (run as it
+ * is, decorators called as functions).
  */
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,13 +31,13 @@ describe('the README example', () => {
   it('shows the files of examples/readme/ verbatim, every one of them', async () => {
     const readme = await readFile(`${root}README.md`, 'utf8');
     const shown = new Map<string, string>();
-    for (const [, body] of readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)) {
-      const file = /^\/\/ examples\/readme\/(\S+\.ts)\b/.exec(body!)?.[1];
+    for (const [, body] of readme.matchAll(/^```(?:ts|js)\n([\s\S]*?)^```$/gm)) {
+      const file = /^\/\/ examples\/readme\/(\S+\.(?:ts|mjs))\b/.exec(body!)?.[1];
       if (file !== undefined) shown.set(file, body!);
     }
-    const files = (await readdir(exampleDir)).filter((name) => name.endsWith('.ts')).sort();
+    const files = (await readdir(exampleDir)).filter((name) => name.endsWith('.ts') || name.endsWith('.mjs')).sort();
     expect([...shown.keys()].sort()).toEqual(files);
-    expect(files).toEqual(['consumer.ts', 'greeter.ts', 'provider.ts']);
+    expect(files).toEqual(['consumer.ts', 'greeter.ts', 'provider.mjs', 'provider.ts']);
     for (const file of files) expect(shown.get(file), file).toBe(await readFile(`${exampleDir}${file}`, 'utf8'));
   });
 
@@ -61,13 +62,15 @@ describe('the README example', () => {
     it.each([
       ['standard', 'legacy'],
       ['legacy', 'standard'],
+      ['plain JavaScript', 'standard'],
     ] as const)(
       'a %s provider answers a %s consumer',
       async (providerMode, consumerMode) => {
         const registry = await tempDir();
         cleanups.push(registry.remove);
         const env = { ...process.env, SHUTTLE_REGISTRY: `file://${registry.dir}` };
-        const provider = spawn(process.execPath, [built(providerMode, 'provider.js')], { cwd: registry.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const providerFile = providerMode === 'plain JavaScript' ? `${exampleDir}provider.mjs` : built(providerMode, 'provider.js');
+        const provider = spawn(process.execPath, [providerFile], { cwd: registry.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
         cleanups.push(async () => void provider.kill('SIGKILL'));
         let stderr = '';
         provider.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

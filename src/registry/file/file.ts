@@ -1,4 +1,5 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { checkInt, checkKnownKeys, invalidOption } from '../../common/validate.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
@@ -24,7 +25,8 @@ export function defaultRegistryUrl(): string {
 }
 
 /**
- * `file://DIR` (absolute, or relative to the process's cwd; empty for the default folder), or
+ * `file://DIR` (absolute, or relative to the process's cwd; empty for the default folder; `~`
+ * is refused, not expanded), or
  * `{ type: 'file', options: { url | dir, heartbeatMs, ttlMs, pollMs } }`.
  */
 export const createFileRegistry: ExtensionFactory<Registry> = (options) => {
@@ -35,6 +37,14 @@ export const createFileRegistry: ExtensionFactory<Registry> = (options) => {
     dir = options['url'].slice('file://'.length);
   }
   if (dir !== undefined && typeof dir !== 'string') throw invalidOption('file registry dir', dir, 'a folder path');
+  // Only a shell expands `~`: taken as it is, `file://~/reg` would make a folder named `~` in the cwd.
+  if (typeof dir === 'string' && dir.startsWith('~')) {
+    throw invalidOption(
+      'file registry dir',
+      dir,
+      `a folder path; ~ is not expanded: write the absolute path, e.g. file://${path.join(homedir(), dir.slice(1))}`,
+    );
+  }
   const heartbeatMs = checkInt('file registry heartbeatMs', options['heartbeatMs'], 50, 60_000, 1000);
   return new FileRegistry({
     dir: dir ? path.resolve(dir) : defaultFileRegistryDir(),

@@ -58,6 +58,22 @@ describe('ServiceReference: call options', () => {
     expectNothingSent(h);
   });
 
+  it('refuses an AbortSignal (or any class instance) given as the options, where it would be ignored', async () => {
+    const h = await referenceHarness({ providers: [providerRecord(1)] });
+    const error = await failure(h.reference.call('echo', 1, AbortSignal.timeout(1000) as unknown as CallOptions));
+    expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+    expect(error.message).toContain(
+      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey), got an AbortSignal; pass a signal as { signal }',
+    );
+    const map = await failure(h.reference.call('echo', 1, new Map([['timeoutMs', 5]]) as unknown as CallOptions));
+    expect(map.message).toContain(
+      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey), got a Map',
+    );
+    expectNothingSent(h);
+    // Object literals, with or without a prototype, are options.
+    await expect(h.reference.call('echo', 'a', Object.assign(Object.create(null), { timeoutMs: 1000 }))).resolves.toBe('a');
+  });
+
   it('takes a timeoutMs from 1 to the largest timer and nothing else, saying what it got', async () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
     for (const timeoutMs of [0, -5, 1.5, MAX_TIMER_MS + 1, Number.NaN, Number.POSITIVE_INFINITY, '100']) {
@@ -364,6 +380,37 @@ describe('ServiceReference: no provider to call', () => {
     expectNothingSent(h);
     return error.rawMessage;
   }
+
+  it('sends a method only to providers whose records list it, when providers differ (a rolling upgrade)', async () => {
+    const old = [{ name: 'echo', stream: false, idempotent: true }];
+    const upgraded = [...old, { name: 'write', stream: false, idempotent: false }];
+    const h = await referenceHarness({
+      providers: [providerRecord(1, { methods: old }), providerRecord(2, { methods: upgraded }), providerRecord(3, { methods: [] })],
+    });
+    await h.reference.call('write', 1, undefined);
+    expect(
+      h.picks
+        .at(-1)!
+        .providers.map((view) => view.instance.port)
+        .sort(),
+    ).toEqual([2, 3]);
+    await h.reference.call('echo', 1, undefined);
+    expect(
+      h.picks
+        .at(-1)!
+        .providers.map((view) => view.instance.port)
+        .sort(),
+    ).toEqual([1, 2, 3]);
+    const picks = h.picks.length;
+    const clusterCalls = h.clusterCalls.length;
+    const only = await referenceHarness({ providers: [providerRecord(1, { methods: old }), providerRecord(2, { methods: upgraded })] });
+    const error = await failure(only.reference.call('count', 1, undefined));
+    expect(error.code).toBe(RpcCode.UNIMPLEMENTED);
+    expect(error.details?.['neverSent']).toBe(true);
+    expect(error.rawMessage).toBe('no provider of test.Echo:1.0.0 exports method "count" (none of its 2 providers lists it)');
+    expectNothingSent(only);
+    expect([h.picks.length, h.clusterCalls.length]).toEqual([picks, clusterCalls]);
+  });
 
   it('says none is registered', async () => {
     expect(await reason(await referenceHarness())).toBe('no provider of test.Echo:1.0.0 is registered');

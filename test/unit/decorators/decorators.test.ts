@@ -1,6 +1,15 @@
 import 'reflect-metadata';
 import { describe, expect, it } from 'vitest';
-import { RpcMethod, RpcReference, RpcService, getMethodMetadata, getReferenceMetadata, getServiceMetadata } from '../../../src/decorators/decorators.js';
+import {
+  RpcMethod,
+  RpcReference,
+  RpcService,
+  defineService,
+  getMethodMetadata,
+  unary,
+  getReferenceMetadata,
+  getServiceMetadata,
+} from '../../../src/decorators/decorators.js';
 
 class GenerateRequest {
   prompt = '';
@@ -62,6 +71,14 @@ describe('decorators', () => {
     expect(() => RpcMethod({ timeoutMs: -5 })).toThrow('shuttle-rpc: invalid @RpcMethod timeoutMs: -5 (allowed: an integer from 1 to 2147483647)');
     expect(() => RpcMethod({ stream: 'yes' as never })).toThrow(/invalid @RpcMethod stream: "yes" \(allowed: true or false\)/);
     expect(() => RpcReference('', {})).toThrow(/invalid @RpcReference service/);
+  });
+
+  it('a descriptor may not list then, toJSON or constructor: its proxy would be awaited, serialized or constructed by accident', () => {
+    for (const name of ['then', 'toJSON', 'constructor']) {
+      expect(() => defineService('x.Y', { [name]: unary, ok: unary } as never)).toThrow(
+        `shuttle-rpc: defineService x.Y: the method name "${name}" is reserved (then, toJSON, constructor): a proxy with such a method would be awaited, serialized or constructed by accident; rename the method`,
+      );
+    }
   });
 
   it('refuses to decorate something that is not a method', () => {

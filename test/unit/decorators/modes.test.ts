@@ -122,6 +122,13 @@ describe.each(MODES)('%s decorators, compiled by tsc', (mode) => {
     );
   });
 
+  it('refuse method names a proxy would call by accident (then, toJSON)', () => {
+    for (const name of ['then', 'toJSON']) {
+      const decorated = `import { RpcMethod, RpcService } from '#decorators'; @RpcService({ name: 'x.Y' }) export class A { @RpcMethod() async ${name}() {} }`;
+      expect(() => compile(mode, decorated)).toThrow(`shuttle-rpc: @RpcMethod on ${name}: the method name "${name}" is reserved (then, toJSON, constructor)`);
+    }
+  });
+
   it('refuse static members', () => {
     const staticMethod = `import { RpcMethod } from '#decorators'; export class A { @RpcMethod() static m() {} }`;
     expect(() => compile(mode, staticMethod)).toThrow(/@RpcMethod on m must decorate an instance method, not a static one/);

@@ -42,6 +42,17 @@ describe('createProxy', () => {
     const resolved = await (async () => proxy)();
     expect(resolved).toBe(proxy);
     expect(JSON.stringify(proxy)).toBe('{}');
+    // No service may export the reserved names, so none of them makes a call.
+    for (const name of ['then', 'toJSON', 'constructor']) expect((proxy as unknown as Record<string, unknown>)[name], name).toBeUndefined();
+  });
+
+  it('turns into a string without calling anything remote (a template literal would call toString and valueOf)', async () => {
+    const { calls, caller } = recordingCaller();
+    const proxy = createProxy<Api>('svc', caller);
+    expect(`${proxy}`).toBe('[shuttle-rpc proxy of svc]');
+    expect(String(proxy)).toBe('[shuttle-rpc proxy of svc]');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(calls).toEqual([]);
   });
 
   it('cannot be assigned to', () => {

@@ -1,3 +1,4 @@
+import { homedir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { DirectRegistry } from '../../../src/registry/direct.js';
 import { MemoryRegistry } from '../../../src/registry/memory.js';
@@ -47,6 +48,16 @@ describe('resolveRegistry', () => {
     );
     expect(() => resolveRegistry('memory://a/b')).toThrow(/invalid registry: "memory:\/\/a\/b" \(allowed: memory:\/\/NAME/);
     expect(() => resolveRegistry({ type: 'memory', options: { nmae: 'x' } })).toThrow(/unknown option memory registry options\.nmae \(known: url, name\)/);
+  });
+
+  it('refuses a file registry folder starting with ~, which only a shell expands, saying what to write', () => {
+    for (const spec of ['file://~/shuttle', { type: 'file', options: { dir: '~/shuttle' } }] as const) {
+      expect(() => resolveRegistry(spec)).toThrow(
+        new RegExp(
+          `invalid file registry dir: "~/shuttle" \\(allowed: a folder path; ~ is not expanded: write the absolute path, e\\.g\\. file://${homedir()}/shuttle\\)`,
+        ),
+      );
+    }
   });
 
   it('resolves memory:// URLs to one process-wide registry per name', () => {

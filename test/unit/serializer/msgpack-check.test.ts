@@ -77,6 +77,7 @@ describe('the msgpack sender refuses what the receiver would refuse or change', 
     ['an Error', { cause: new TypeError('x') }, 'request.cause is an Error'],
     ['a WeakMap', { w: new WeakMap() }, 'request.w is a WeakMap'],
     ['a Promise', { p: Promise.resolve() }, 'request.p is a Promise'],
+    ['an AbortSignal', { prompt: 'x', signal: new AbortController().signal }, 'request.signal is an EventTarget such as an AbortSignal'],
     ['a boxed number', [new Number(1)], 'request[0] is a Number object'],
     ['a function', { f: () => 1 }, 'request.f is a function'],
     ['a symbol', { s: Symbol('s') }, 'request.s is a symbol'],
@@ -172,6 +173,17 @@ describe('the json sender counts as its decoder counts', () => {
       expect.objectContaining({ code: RpcCode.INTERNAL, rawMessage: 'the json serializer cannot carry response.s: it is a Set (JSON makes it {})' }),
     );
     expect(() => json.encode({ s: new Set() }, request)).toThrow(expect.objectContaining({ code: RpcCode.INVALID_ARGUMENT }));
+  });
+
+  it('refuses an AbortSignal in a request, pointing at the call options', () => {
+    const json = createJsonSerializer({}) as Serializer;
+    expect(() => json.encode({ signal: AbortSignal.timeout(100) }, request)).toThrow(
+      expect.objectContaining({
+        code: RpcCode.INVALID_ARGUMENT,
+        rawMessage:
+          'the json serializer cannot carry request.signal: it is an EventTarget such as an AbortSignal (JSON makes it {}; a signal goes in the call options: { signal })',
+      }),
+    );
   });
 
   it('with dates declared, an invalid Date is refused (JSON.stringify made it null)', () => {

@@ -6,7 +6,7 @@ import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import { armCallScopes, callScopesArmed, currentCallScope } from '../../../src/call/call-scope.js';
 import type { CallContext } from '../../../src/call/call-context.js';
 import { Dispatcher } from '../../../src/server/dispatcher.js';
-import { RpcMethod, RpcService } from '../../../src/decorators/decorators.js';
+import { RpcMethod, RpcService, defineService, unary } from '../../../src/decorators/decorators.js';
 import { EchoService } from '../../fixtures/services.js';
 
 const serializers = new SerializerSet([createMsgpackSerializer({}), createJsonSerializer({})]);
@@ -101,6 +101,33 @@ describe('Dispatcher', () => {
 
   it('refuses undecorated objects, empty services and duplicate exports at start-up', () => {
     expect(() => new Dispatcher([{}], serializers)).toThrow(/services\[0\] \(Object\) is not decorated with @RpcService/);
+    class Plain {}
+    expect(() => new Dispatcher([new Plain()], serializers)).toThrow(
+      'shuttle-rpc: services[0] (Plain) is not decorated with @RpcService (put @RpcService on its class; in plain JavaScript, call RpcService(options)(Plain))',
+    );
+    @RpcService({ name: 'forgot' })
+    class ForgotStream {
+      @RpcMethod()
+      async *tokens(): AsyncGenerator<number> {
+        yield 1;
+      }
+    }
+    expect(() => new Dispatcher([new ForgotStream()], serializers)).toThrow(
+      'shuttle-rpc: forgot.tokens is an async generator but is exported as unary, so callers would get {}: add @RpcMethod({ stream: true })',
+    );
+    const Described = defineService<{ tokens(n: number): Promise<number> }>('described', { tokens: unary });
+    @RpcService(Described as never)
+    class DescribedWrongly {
+      async *tokens(): AsyncGenerator<number> {
+        yield 1;
+      }
+    }
+    expect(() => new Dispatcher([new DescribedWrongly()], serializers)).toThrow(
+      'shuttle-rpc: described.tokens is an async generator but is exported as unary, so callers would get {}: declare it serverStream in service descriptor described',
+    );
+    expect(() => new Dispatcher([EchoService as never], serializers)).toThrow(
+      'shuttle-rpc: services[0] is the class EchoService itself; pass an instance (new EchoService())',
+    );
     @RpcService({ name: 'empty' })
     class Empty {}
     expect(() => new Dispatcher([new Empty()], serializers)).toThrow(/service empty has no @RpcMethod methods/);
