@@ -226,26 +226,56 @@ describe('chat messages, checked as OpenAI checks them', () => {
     expect(fails(chat(['hi']))).toMatchObject({ param: 'messages[0]', code: 'invalid_type' });
     expect(fails(chat([{ role: 'user', content: 'x', tool_call_id: 'a' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'invalid_value' });
     expect(fails(chat([{ role: 'user', content: 'x', name: 3 }]))).toMatchObject({ param: 'messages[0].name', code: 'invalid_type' });
-    expect(fails(chat([{ role: 'tool', content: 'x' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'missing_required_parameter' });
     expect(fails(chat([{ role: 'assistant', content: null, tool_calls: [{}] }]))).toMatchObject({ param: 'messages[0].tool_calls' });
   });
 
-  it('takes every OpenAI role in its allowed shape', () => {
+  it('takes the roles the workers can carry in their allowed shape, name included', () => {
     const messages = [
       { role: 'developer', content: 'd' },
       { role: 'system', content: 's', name: 'x' },
       { role: 'user', content: [{ type: 'text', text: 'u' }] },
-      { role: 'assistant', content: null, refusal: 'no' },
-      { role: 'tool', content: 't', tool_call_id: 'c1' },
-      { role: 'function', content: 'f', name: 'fn' },
+      { role: 'assistant', content: null, refusal: null, tool_calls: null },
+      { role: 'assistant', content: 'a', name: 'bot' },
     ];
-    expect(parseChat({ model: 'm', messages }).request.messages!.map((message) => message.role)).toEqual([
-      'developer',
-      'system',
-      'user',
-      'assistant',
-      'tool',
-      'function',
+    expect(parseChat({ model: 'm', messages }).request.messages).toEqual([
+      { role: 'developer', content: 'd' },
+      { role: 'system', content: 's', name: 'x' },
+      { role: 'user', content: 'u' },
+      { role: 'assistant', content: '' },
+      { role: 'assistant', content: 'a', name: 'bot' },
     ]);
+  });
+
+  it('refuses what a message says that the worker contract would drop: tool and function messages, a refusal, non-text parts', () => {
+    const user = { role: 'user', content: 'x' };
+    expect(fails(chat([user, { role: 'tool', content: 't', tool_call_id: 'c1' }]))).toMatchObject({
+      status: 400,
+      param: 'messages[1].role',
+      code: 'unsupported_parameter',
+      message: expect.stringMatching(/^messages\[1\] is a tool message, the answer to a tool call; this gateway does not support tool calls/),
+    });
+    expect(fails(chat([user, { role: 'function', content: 'f', name: 'fn' }]))).toMatchObject({ param: 'messages[1].role', code: 'unsupported_parameter' });
+    expect(fails(chat([user, { role: 'assistant', content: null, refusal: 'no' }]))).toMatchObject({
+      param: 'messages[1].refusal',
+      code: 'unsupported_parameter',
+    });
+    expect(
+      fails(
+        chat([
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'a' },
+              { type: 'image_url', image_url: { url: 'http://x' } },
+            ],
+          },
+        ]),
+      ),
+    ).toMatchObject({
+      param: 'messages[0].content[1]',
+      code: 'unsupported_parameter',
+      message: expect.stringContaining('(this one is "image_url")'),
+    });
+    expect(fails(chat([{ role: 'user', content: [{ type: 'text' }] }]))).toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_value' });
   });
 });
