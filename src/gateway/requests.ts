@@ -28,12 +28,10 @@ export function parseChat(body: unknown): ParsedGeneration {
   const messages = fields.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
   const parsed = parseMessages(messages);
-  return generation(
-    fields,
-    { messages: parsed },
-    fields.max_completion_tokens ?? fields.max_tokens,
-    fields.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens',
-  );
+  // Both are checked, each under its own name; max_completion_tokens, which replaces max_tokens
+  // in OpenAI's chat API, wins when both are given (as vLLM reads them).
+  const maxTokens = maxTokensOf(fields, 'max_tokens');
+  return generation(fields, { messages: parsed }, maxTokensOf(fields, 'max_completion_tokens') ?? maxTokens);
 }
 
 /** Checks a /v1/completions body. */
@@ -45,7 +43,13 @@ export function parseCompletion(body: unknown): ParsedGeneration {
   if (typeof prompt !== 'string') {
     throw new BadRequest(`prompt must be a string (or an array of one string; batches and token arrays are not supported), got ${describe(prompt)}`, 'prompt');
   }
-  return generation(fields, { prompt }, fields.max_tokens, 'max_tokens');
+  return generation(fields, { prompt }, maxTokensOf(fields, 'max_tokens'));
+}
+
+/** The most tokens to generate, from the field `name`: a whole number from 1, or nothing when the field is absent or null. */
+function maxTokensOf(fields: Record<string, unknown>, name: string): number | undefined {
+  const value = fields[name];
+  return value === undefined || value === null ? undefined : integer(value, name, 1, 1_000_000);
 }
 
 /** Checks a /v1/embeddings body. */
@@ -65,14 +69,9 @@ export function parseEmbeddings(body: unknown): ParsedEmbeddings {
   return { model, inputs: inputs as string[], base64: format === 'base64' };
 }
 
-function generation(
-  fields: Record<string, unknown>,
-  prompt: Pick<GenerateRequest, 'prompt' | 'messages'>,
-  maxTokens: unknown,
-  maxTokensName: string,
-): ParsedGeneration {
+function generation(fields: Record<string, unknown>, prompt: Pick<GenerateRequest, 'prompt' | 'messages'>, maxTokens: number | undefined): ParsedGeneration {
   const request: GenerateRequest & { model: string } = { model: modelOf(fields), ...prompt };
-  if (maxTokens !== undefined && maxTokens !== null) request.maxTokens = integer(maxTokens, maxTokensName, 1, 1_000_000);
+  if (maxTokens !== undefined) request.maxTokens = maxTokens;
   if (fields.temperature != null) request.temperature = number(fields.temperature, 'temperature', 0, 2);
   if (fields.top_p != null) request.topP = number(fields.top_p, 'top_p', 0, 1);
   if (fields.seed != null) request.seed = integer(fields.seed, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);

@@ -92,6 +92,19 @@ describe('OpenAI request bodies', () => {
     expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', encoding_format: 'hex' }))).toMatchObject({ param: 'encoding_format' });
   });
 
+  it('checks max_tokens and max_completion_tokens each under its own name; max_completion_tokens wins', () => {
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    expect(fails(() => parseChat({ ...chat, max_completion_tokens: null, max_tokens: -1 }))).toMatchObject({
+      param: 'max_tokens',
+      message: 'max_tokens must be an integer from 1 to 1000000, got -1',
+    });
+    expect(fails(() => parseChat({ ...chat, max_completion_tokens: 5, max_tokens: 'many' }))).toMatchObject({ param: 'max_tokens' });
+    expect(fails(() => parseChat({ ...chat, max_completion_tokens: 2.5, max_tokens: 5 }))).toMatchObject({ param: 'max_completion_tokens' });
+    expect(parseChat({ ...chat, max_completion_tokens: 5, max_tokens: 9 }).request.maxTokens).toBe(5);
+    expect(parseChat({ ...chat, max_completion_tokens: null, max_tokens: 9 }).request.maxTokens).toBe(9);
+    expect(parseChat({ ...chat, max_tokens: null }).request.maxTokens).toBeUndefined();
+  });
+
   it('takes a one-string prompt array and both embedding encodings', () => {
     expect(parseCompletion({ model: 'm', prompt: ['only'] }).request).toEqual({ model: 'm', prompt: 'only' });
     expect(parseEmbeddings({ model: 'm', input: 'x' })).toEqual({ model: 'm', inputs: ['x'], base64: false });
