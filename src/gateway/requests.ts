@@ -63,6 +63,13 @@ export function parseEmbeddings(body: unknown): ParsedEmbeddings {
     throw new BadRequest(`input must be a string or a non-empty array of strings (token arrays are not supported), got ${describe(input)}`, 'input');
   }
   if (inputs.length > 2048) throw new BadRequest(`input has ${inputs.length} entries; at most 2048 are allowed`, 'input');
+  // OpenAI refuses an empty text ("cannot be an empty string"): it has no tokens to embed, and
+  // an engine would answer it with an error or a vector that means nothing.
+  const empty = inputs.indexOf('');
+  if (empty >= 0) {
+    const param = typeof input === 'string' ? 'input' : `input[${empty}]`;
+    throw new BadRequest(`${param} is an empty string; each input must hold some text`, param, 400, 'invalid_value');
+  }
   const format = fields.encoding_format ?? 'float';
   if (format !== 'float' && format !== 'base64')
     throw new BadRequest(`encoding_format must be "float" or "base64", got ${describe(format)}`, 'encoding_format');

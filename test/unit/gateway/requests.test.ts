@@ -105,6 +105,15 @@ describe('OpenAI request bodies', () => {
     expect(parseChat({ ...chat, max_tokens: null }).request.maxTokens).toBeUndefined();
   });
 
+  it('refuses an empty embedding input, naming which, as OpenAI does', () => {
+    expect(fails(() => parseEmbeddings({ model: 'm', input: '' }))).toMatchObject({ param: 'input', code: 'invalid_value' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: ['a', '', 'b'] }))).toMatchObject({
+      param: 'input[1]',
+      message: 'input[1] is an empty string; each input must hold some text',
+    });
+    expect(parseEmbeddings({ model: 'm', input: [' '] }).inputs).toEqual([' ']);
+  });
+
   it('takes a one-string prompt array and both embedding encodings', () => {
     expect(parseCompletion({ model: 'm', prompt: ['only'] }).request).toEqual({ model: 'm', prompt: 'only' });
     expect(parseEmbeddings({ model: 'm', input: 'x' })).toEqual({ model: 'm', inputs: ['x'], base64: false });
