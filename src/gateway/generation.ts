@@ -68,9 +68,11 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   const created = nowSeconds();
   const model = parsed.request.model;
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): string =>
+  // With include_usage, OpenAI gives every chunk a usage field, null but in the last one.
+  const noUsage = parsed.includeUsage ? { usage: null } : {};
+  const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = noUsage): string =>
     `data: ${JSON.stringify({ id, object, created, model, choices: choice === undefined ? [] : [{ index: 0, ...choice }], ...extra })}\n\n`;
-  const tokenEvent = tokenEventFramer(kind, id, created, model);
+  const tokenEvent = tokenEventFramer(kind, id, created, model, parsed.includeUsage);
   // Waits for the socket to drain when the client reads slower than the worker generates:
   // the wait backs up into the worker call's flow-control window instead of into memory. No
   // promise while the socket takes the text, which is almost always.
@@ -139,14 +141,14 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
 /**
  * The SSE event of one token, `data: {…}` and a blank line, exactly as JSON.stringify writes the
  * chunk object (id, object, created, model, choices: [{ index, delta: { content } | text,
- * logprobs, finish_reason }]) — but as fixed text around the token's JSON string, so no object is
- * built per token.
+ * logprobs, finish_reason }], and `usage: null` when `usageNull`) — but as fixed text around the
+ * token's JSON string, so no object is built per token.
  */
-export function tokenEventFramer(kind: GenerationKind, id: string, created: number, model: string | undefined): (text: string) => string {
+export function tokenEventFramer(kind: GenerationKind, id: string, created: number, model: string | undefined, usageNull = false): (text: string) => string {
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const fields = `"id":${JSON.stringify(id)},"object":"${object}","created":${JSON.stringify(created)},${model === undefined ? '' : `"model":${JSON.stringify(model)},`}`;
   const head = `data: {${fields}"choices":[{"index":0,${kind === 'chat' ? '"delta":{"content":' : '"text":'}`;
-  const tail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]}\n\n`;
+  const tail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]${usageNull ? ',"usage":null' : ''}}\n\n`;
   return (text) => `${head}${JSON.stringify(text)}${tail}`;
 }
 

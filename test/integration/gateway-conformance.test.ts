@@ -1,0 +1,83 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from 'shuttle-rpc/gateway';
+import type { FakeEngine } from 'shuttle-rpc/testing';
+import { startGatewayFleet, type GatewayFleet } from '../helpers/gateway-fleet.js';
+
+/*
+ * The gateway's answers as OpenAI's clients read them, every piece real on loopback (a fake
+ * engine, an engine worker, the gateway): the SSE chunks byte for byte where OpenAI's API
+ * reference fixes them, and the official openai client's view of the same answers.
+ */
+let fleet: GatewayFleet | undefined;
+let gateway: Gateway;
+let engine: FakeEngine;
+let openai: OpenAI;
+
+beforeAll(async () => {
+  fleet = await startGatewayFleet({ engine: { models: ['m'], tokens: 4, tokenDelayMs: 1 }, gateway: { log: false } });
+  ({ gateway, engine } = fleet);
+  openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
+}, 30_000);
+
+afterAll(async () => {
+  await fleet?.close();
+});
+
+/** The `data:` payloads of a streaming answer, `[DONE]` kept as the string. */
+async function events(path: string, body: Record<string, unknown>): Promise<unknown[]> {
+  const response = await fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const text = await response.text();
+  expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+  return text
+    .split('\n\n')
+    .filter((event) => event !== '')
+    .map((event) => {
+      expect(event.startsWith('data: ')).toBe(true);
+      const data = event.slice('data: '.length);
+      return data === '[DONE]' ? data : JSON.parse(data);
+    });
+}
+
+describe('streaming answers in the shape of OpenAI', () => {
+  it('with include_usage every chunk has usage null but the last, which has the usage and no choices; without it no chunk has usage', async () => {
+    for (const [path, prompt] of [
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] }],
+      ['/v1/completions', { prompt: 'hi' }],
+    ] as const) {
+      const asked = await events(path, { model: 'm', ...prompt, max_tokens: 3, stream: true, stream_options: { include_usage: true } });
+      expect(asked.at(-1)).toBe('[DONE]');
+      const chunks = asked.slice(0, -1) as Array<Record<string, unknown>>;
+      const last = chunks.at(-1)!;
+      expect(last).toMatchObject({ choices: [], usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 } });
+      for (const chunk of chunks.slice(0, -1)) {
+        expect(Object.hasOwn(chunk, 'usage'), JSON.stringify(chunk)).toBe(true);
+        expect(chunk.usage).toBeNull();
+      }
+      expect(chunks.at(-2)).toMatchObject({ choices: [{ index: 0, finish_reason: 'length' }] });
+
+      const plain = (await events(path, { model: 'm', ...prompt, max_tokens: 3, stream: true })).slice(0, -1) as Array<Record<string, unknown>>;
+      for (const chunk of plain) expect(Object.hasOwn(chunk, 'usage'), JSON.stringify(chunk)).toBe(false);
+    }
+  });
+});
+
+describe('chat messages the workers cannot carry, through the openai client', () => {
+  it('a tool message is refused 400 naming its role, and never reaches the engine', async () => {
+    const before = engine.requests.length;
+    const refused = await openai.chat.completions
+      .create({
+        model: 'm',
+        messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'tool', content: 'sunny', tool_call_id: 'call_1' },
+        ],
+      })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(refused).toMatchObject({ status: 400, param: 'messages[1].role', code: 'unsupported_parameter', type: 'invalid_request_error' });
+    expect(engine.requests.length).toBe(before);
+  });
+});
