@@ -81,3 +81,29 @@ describe('chat messages the workers cannot carry, through the openai client', ()
     expect(engine.requests.length).toBe(before);
   });
 });
+
+describe('characters split across tokens', () => {
+  it('an emoji whose two UTF-16 halves come in two engine chunks reaches the client whole, streaming and not', async () => {
+    const split = await startGatewayFleet({
+      engine: { models: ['m'], texts: ['a\ud83d', '\ude00b', '\ud83d', '\ude80', 'é', 'c\ud83d'] },
+      gateway: { log: false },
+    });
+    try {
+      const client = new OpenAI({ baseURL: `${split.gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
+      const stream = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      const deltas: string[] = [];
+      for await (const chunk of stream) {
+        const content = chunk.choices[0]?.delta.content;
+        if (content) deltas.push(content);
+      }
+      // The half that never found its second half is what a UTF-8 engine would have sent.
+      expect(deltas.join('')).toBe('a😀b🚀éc\ufffd');
+      // Each delta is well-formed on its own: it survives a UTF-8 round trip, as a Python client decodes it.
+      for (const delta of deltas) expect(Buffer.from(delta).toString('utf8')).toBe(delta);
+      const whole = await client.completions.create({ model: 'm', prompt: 'hi' });
+      expect(whole.choices[0]!.text).toBe('a😀b🚀éc\ufffd');
+    } finally {
+      await split.close();
+    }
+  });
+});
