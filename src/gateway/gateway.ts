@@ -20,7 +20,7 @@ export type { GatewayHttpLimits } from './http-limits.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
 import { BadRequest, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
 import { answerClientError, BODY_MEDIA_TYPE, fastifyRefusal, noRoute } from './http-refusals.js';
-import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
+import { MAX_MODEL_CHARS, parseChat, parseCompletion, parseEmbeddings } from './requests.js';
 import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 import { Transform } from 'node:stream';
@@ -387,9 +387,16 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     });
   });
-  app.get('/v1/models', async (_request, reply) =>
-    reply.send({ object: 'list', data: (await models()).map((id) => ({ id, object: 'model', created: 0, owned_by: 'shuttle' })) }),
-  );
+  app.get('/v1/models', async (_request, reply) => reply.send({ object: 'list', data: (await models()).map(modelObject) }));
+  // A model's id may hold slashes (`meta-llama/Llama-3.1-8B-Instruct`): the openai client sends
+  // them escaped, curl as they are; the wildcard takes both.
+  app.get('/v1/models/*', async (request, reply) => {
+    const id = (request.params as { '*': string })['*'];
+    if (id.length > MAX_MODEL_CHARS)
+      throw new BadRequest(`no model has a name of ${id.length} characters (at most ${MAX_MODEL_CHARS})`, 'model', 404, 'model_not_found');
+    await checkModel(id);
+    return reply.send(modelObject(id));
+  });
   app.get('/health', async (_request, reply) => reply.send({ status: 'ok' }));
 
   try {
@@ -412,6 +419,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       if (ownsClient) await client.close();
     },
   };
+}
+
+/** A model as `/v1/models` lists it; no creation time is known (0). */
+function modelObject(id: string): { id: string; object: 'model'; created: number; owned_by: string } {
+  return { id, object: 'model', created: 0, owned_by: 'shuttle' };
 }
 
 /** The methods a 405's Allow header can list (HEAD comes with each GET route). */

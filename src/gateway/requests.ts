@@ -132,7 +132,7 @@ function modelOf(fields: Record<string, unknown>): string {
 }
 
 /** The longest model name accepted (Hugging Face ids with a LoRA name are well under it). */
-const MAX_MODEL_CHARS = 256;
+export const MAX_MODEL_CHARS = 256;
 
 function number(value: unknown, param: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)

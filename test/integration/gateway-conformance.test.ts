@@ -15,7 +15,7 @@ let engine: FakeEngine;
 let openai: OpenAI;
 
 beforeAll(async () => {
-  fleet = await startGatewayFleet({ engine: { models: ['m'], tokens: 4, tokenDelayMs: 1 }, gateway: { log: false } });
+  fleet = await startGatewayFleet({ engine: { models: ['m', 'org/m-1'], tokens: 4, tokenDelayMs: 1 }, gateway: { log: false } });
   ({ gateway, engine } = fleet);
   openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
 }, 30_000);
@@ -61,6 +61,23 @@ describe('streaming answers in the shape of OpenAI', () => {
       const plain = (await events(path, { model: 'm', ...prompt, max_tokens: 3, stream: true })).slice(0, -1) as Array<Record<string, unknown>>;
       for (const chunk of plain) expect(Object.hasOwn(chunk, 'usage'), JSON.stringify(chunk)).toBe(false);
     }
+  });
+});
+
+describe('models', () => {
+  it('models.retrieve gives a served model, its id slashes and all (escaped by the client or not), and 404 model_not_found for others', async () => {
+    expect(await openai.models.retrieve('m')).toMatchObject({ id: 'm', object: 'model', created: 0, owned_by: 'shuttle' });
+    expect(await openai.models.retrieve('org/m-1')).toMatchObject({ id: 'org/m-1', object: 'model' });
+    const raw = await fetch(`${gateway.url}/v1/models/org/m-1`);
+    expect(raw.status).toBe(200);
+    expect(await raw.json()).toEqual({ id: 'org/m-1', object: 'model', created: 0, owned_by: 'shuttle' });
+    const missing = await openai.models.retrieve('nope').catch((error: unknown) => error);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(missing).toMatchObject({ status: 404, param: 'model', code: 'model_not_found' });
+    expect((missing as Error).message).toMatch(/the model "nope" does not exist here; served: m, org\/m-1/);
+    const long = await fetch(`${gateway.url}/v1/models/${'x'.repeat(5000)}`);
+    expect(long.status).toBe(404);
+    expect((await long.text()).length).toBeLessThan(400);
   });
 });
 
