@@ -124,3 +124,21 @@ describe('characters split across tokens', () => {
     }
   });
 });
+
+describe('the openai client retries what the gateway says to retry', () => {
+  it('a 429 and a 503 with Retry-After are retried by the client after the delay, and the retry is served', async () => {
+    const patient = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'not-checked', maxRetries: 2 });
+    for (const status of [429, 503]) {
+      // The engine turns the first request away (never run): the worker's refusal reaches the
+      // client as the same status with Retry-After, and the client's retry finds a free engine.
+      engine.failNext(status, 'busy', 1, { 'retry-after': '1' });
+      const before = engine.requests.length;
+      const started = performance.now();
+      const { data, response } = await patient.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: `retry ${status}` }] }).withResponse();
+      expect(data.choices[0]!.message.content).toBe('tok0 tok1 tok2 tok3 ');
+      expect(performance.now() - started).toBeGreaterThanOrEqual(900);
+      expect(engine.requests.length - before).toBe(2);
+      expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
