@@ -17,7 +17,9 @@ import { requestCounter, withMetrics } from './gateway-metrics.js';
 import { gatewayConnectionLimits, httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
 
 export type { GatewayHttpLimits } from './http-limits.js';
+export type { GatewayCors } from './cors.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
+import { addCors, corsOrigins, type GatewayCors } from './cors.js';
 import { BadRequest, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
 import { answerClientError, BODY_MEDIA_TYPE, fastifyRefusal, noRoute } from './http-refusals.js';
 import { MAX_MODEL_CHARS, parseChat, parseCompletion, parseEmbeddings } from './requests.js';
@@ -46,6 +48,11 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** When set, requests must carry `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /**
+   * Browser apps on these origins may call the gateway (CORS: preflights answered, answers
+   * readable); off by default, so a web page cannot use a gateway the user runs. See {@link GatewayCors}.
+   */
+  cors?: GatewayCors;
   /**
    * Prometheus metrics: the gateway counts its HTTP requests by path and status in it
    * (`shuttle_gateway_requests_total`), and a client the gateway makes also reports its calls,
@@ -78,6 +85,7 @@ const GATEWAY_KEYS = optionKeys<GatewayOptions>()([
   'retryAfterSeconds',
   'maxBodyBytes',
   'apiKey',
+  'cors',
   'metrics',
   'log',
   'http',
@@ -115,6 +123,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     throw invalidOption('gateway apiKey', options.apiKey, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
   }
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
+  const allowedOrigins = corsOrigins(options.cors);
   const log = createLogger(options.log, 'gateway');
   const httpOptions = httpServerOptions(options.http, timeoutMs);
   const connectionLimits = gatewayConnectionLimits(options.http);
@@ -239,6 +248,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (allowed.length > 0) void reply.header('allow', allowed.join(', '));
     return fail(request, reply, noRoute(request.method, request.url, allowed));
   });
+  // Before the API key's check: a browser's preflight carries no credentials.
+  if (allowedOrigins !== undefined) addCors(app, allowedOrigins);
   if (apiKey !== undefined) {
     app.addHook('onRequest', async (request) => {
       const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');

@@ -254,6 +254,11 @@ describe('shuttle errors and help', () => {
     [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'tgi'], 2, /--metrics must be auto, vllm, sglang or field=name\[,name\];…/],
     [['gateway', '--port', '70000'], 2, /expected a port from 0 to 65535, got "70000"/],
     [
+      ['gateway', '--port', '0', '--cors-origin', 'app.example.com'],
+      2,
+      /--cors-origin: shuttle-rpc: invalid gateway cors\.origins entry: "app\.example\.com" \(allowed: "\*" or an origin such as "https:\/\/app\.example\.com"/,
+    ],
+    [
       ['worker', '--url', 'http://127.0.0.1:9/v1', '--max-buffered-answer-bytes', '1000'],
       2,
       /--max-buffered-answer-bytes <n>' argument '1000' is invalid\. expected bytes from 1048576 \(1 MiB\) to 68719476736 \(64 GiB\), got "1000"/,

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from 'shuttle-rpc/gateway';
+import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
 import type { FakeEngine } from 'shuttle-rpc/testing';
 import { startGatewayFleet, type GatewayFleet } from '../helpers/gateway-fleet.js';
 
@@ -139,6 +139,68 @@ describe('the openai client retries what the gateway says to retry', () => {
       expect(performance.now() - started).toBeGreaterThanOrEqual(900);
       expect(engine.requests.length - before).toBe(2);
       expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
+
+describe('browser apps (CORS)', () => {
+  const preflight = (url: string, origin: string): Promise<Response> =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, x-stainless-os' },
+    });
+  const chat = (url: string, headers: Record<string, string>, stream = false): Promise<Response> =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream }),
+    });
+
+  it('off by default: a preflight gets no permission and answers carry no Access-Control header', async () => {
+    const refused = await preflight(gateway.url, 'http://app.test');
+    expect(refused.status).toBe(405);
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    const answer = await chat(gateway.url, { origin: 'http://app.test' });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('with cors.origins: a preflight from a named origin is answered before the API key is asked for; every answer to it, streams and errors too, is readable by the page', async () => {
+    const cors = await startGateway({
+      port: 0,
+      client: { registry: `file://${fleet!.dir.dir}`, config: false, log: false },
+      log: false,
+      apiKey: 'sk-test',
+      cors: { origins: ['http://app.test'] },
+    });
+    try {
+      const allowed = await preflight(cors.url, 'http://app.test');
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers.get('access-control-allow-origin')).toBe('http://app.test');
+      expect(allowed.headers.get('access-control-allow-methods')).toBe('GET, POST');
+      expect(allowed.headers.get('access-control-allow-headers')).toBe('authorization, content-type, x-stainless-os');
+      expect(allowed.headers.get('vary')).toMatch(/origin/i);
+
+      const other = await preflight(cors.url, 'http://evil.test');
+      expect(other.status).toBe(403);
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+      expect(((await other.json()) as { error: { code: string } }).error.code).toBe('origin_not_allowed');
+
+      for (const stream of [false, true]) {
+        const answer = await chat(cors.url, { origin: 'http://app.test', authorization: 'Bearer sk-test' }, stream);
+        expect(answer.status).toBe(200);
+        expect(answer.headers.get('access-control-allow-origin')).toBe('http://app.test');
+        expect(answer.headers.get('access-control-expose-headers')).toContain('x-request-id');
+        await answer.text();
+      }
+      const noKey = await chat(cors.url, { origin: 'http://app.test' });
+      expect(noKey.status).toBe(401);
+      expect(noKey.headers.get('access-control-allow-origin')).toBe('http://app.test');
+      const elsewhere = await chat(cors.url, { origin: 'http://evil.test', authorization: 'Bearer sk-test' });
+      expect(elsewhere.headers.get('access-control-allow-origin')).toBeNull();
+      await elsewhere.text();
+    } finally {
+      await cors.close();
     }
   });
 });
