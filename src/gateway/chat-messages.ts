@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../inference/inference.js';
-import { BadRequest } from './openai-errors.js';
+import { BadRequest, jsonTypeName } from './openai-errors.js';
 
 /*
  * The `messages` of a chat completion, checked as OpenAI checks them: the role is one of
@@ -29,7 +29,7 @@ export function parseMessages(messages: readonly unknown[]): ChatMessage[] {
 
 function parseMessage(message: unknown, at: string): ChatMessage {
   if (message === null || typeof message !== 'object' || Array.isArray(message)) {
-    throw new BadRequest(`Invalid type for '${at}': expected an object, but got ${typeName(message)} instead.`, at, 400, 'invalid_type');
+    throw new BadRequest(`Invalid type for '${at}': expected an object, but got ${jsonTypeName(message)} instead.`, at, 400, 'invalid_type');
   }
   const entry = message as Record<string, unknown>;
   const role = entry['role'];
@@ -83,7 +83,7 @@ function parseMessage(message: unknown, at: string): ChatMessage {
   }
   const name = entry['name'];
   if (name != null && typeof name !== 'string') {
-    throw new BadRequest(`Invalid type for '${at}.name': expected a string, but got ${typeName(name)} instead.`, `${at}.name`, 400, 'invalid_type');
+    throw new BadRequest(`Invalid type for '${at}.name': expected a string, but got ${jsonTypeName(name)} instead.`, `${at}.name`, 400, 'invalid_type');
   }
   return { role, content: contentText(entry['content'], `${at}.content`), ...(typeof entry['name'] === 'string' ? { name: entry['name'] } : {}) };
 }
@@ -107,19 +107,9 @@ function contentText(content: unknown, param: string): string {
       .join('');
   }
   throw new BadRequest(
-    `Invalid type for '${param}': expected one of a string or array of objects, but got ${typeName(content)} instead.`,
+    `Invalid type for '${param}': expected one of a string or array of objects, but got ${jsonTypeName(content)} instead.`,
     param,
     400,
     'invalid_type',
   );
-}
-
-/** OpenAI's words for a JSON value's type. */
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
-  if (typeof value === 'boolean') return 'a boolean';
-  if (typeof value === 'string') return 'a string';
-  return 'an object';
 }

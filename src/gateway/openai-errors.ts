@@ -167,3 +167,13 @@ export function errorHeaders(answer: OpenAiError, requestId: string): Record<str
 export function openAiError(status: number, message: string, param: string | null = null, code: string | null = null): OpenAiError {
   return { status, body: { error: { message, type: TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'), param, code } } };
 }
+
+/** OpenAI's words for a JSON value's type in its `invalid_type` messages ("an integer", "a string"). */
+export function jsonTypeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
+  if (typeof value === 'boolean') return 'a boolean';
+  if (typeof value === 'string') return 'a string';
+  return 'an object';
+}

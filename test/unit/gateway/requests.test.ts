@@ -105,6 +105,27 @@ describe('OpenAI request bodies', () => {
     expect(parseChat({ ...chat, max_tokens: null }).request.maxTokens).toBeUndefined();
   });
 
+  it('checks the type of a field it ignores, as OpenAI does, and accepts null for it', () => {
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    expect(fails(() => parseChat({ ...chat, user: 5 }))).toMatchObject({
+      status: 400,
+      param: 'user',
+      code: 'invalid_type',
+      message: "Invalid type for 'user': expected a string, but got an integer instead.",
+    });
+    expect(fails(() => parseChat({ ...chat, store: 'yes' }))).toMatchObject({ param: 'store', code: 'invalid_type' });
+    expect(fails(() => parseChat({ ...chat, metadata: ['a'] }))).toMatchObject({ param: 'metadata', message: expect.stringContaining('but got an array') });
+    expect(fails(() => parseChat({ ...chat, parallel_tool_calls: 1 }))).toMatchObject({ param: 'parallel_tool_calls' });
+    expect(fails(() => parseCompletion({ model: 'm', prompt: 'x', service_tier: 1 }))).toMatchObject({ param: 'service_tier' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', user: {} }))).toMatchObject({ param: 'user', code: 'invalid_type' });
+    const ignored = { user: 'u', store: false, metadata: { k: 'v' }, service_tier: 'auto', safety_identifier: null, prompt_cache_key: 'c' };
+    expect(parseChat({ ...chat, ...ignored, parallel_tool_calls: true, prediction: { type: 'content', content: 'x' } }).request).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(parseCompletion({ model: 'm', prompt: 'x', ...ignored }).request).toEqual({ model: 'm', prompt: 'x' });
+  });
+
   it('refuses an empty embedding input, naming which, as OpenAI does', () => {
     expect(fails(() => parseEmbeddings({ model: 'm', input: '' }))).toMatchObject({ param: 'input', code: 'invalid_value' });
     expect(fails(() => parseEmbeddings({ model: 'm', input: ['a', '', 'b'] }))).toMatchObject({
