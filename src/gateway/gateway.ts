@@ -3,7 +3,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { LLM_SERVICE, modelsOf, promptText, tokenCount, type LlmApi } from '../inference/inference.js';
+import { checkedVector, LLM_SERVICE, MAX_EMBEDDING_DIMENSIONS, modelsOf, promptText, tokenCount, type LlmApi } from '../inference/inference.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { LogBudget } from '../log/log-budget.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
@@ -205,6 +205,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   // prompt): a line per request, with a stack and its URL, would be a line per request a
   // client can send.
   const failureLines = new LogBudget(50, 10);
+  /** Lines about workers that broke the contract in a way the gateway repaired (tokens without text). */
+  const contractLines = new LogBudget(10, 1);
   /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id (within the lines' budget). */
   const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
     const requestId = request.id;
@@ -346,6 +348,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           onUsage: (used: ChargedUsage | undefined) =>
             void (usage = used === undefined ? undefined : { ...used, promptTokens: used.promptTokens || promptTokens }),
           onToken: () => void sent++,
+          onDroppedTokens: (count: number) => {
+            const held = contractLines.take();
+            if (held === undefined) return;
+            log.warn(
+              { requestId, dropped: count, ...(held === 0 ? {} : { notLogged: held }) },
+              `a worker sent ${count} tokens without a text; they were dropped`,
+            );
+          },
         };
         if (!parsed.stream) {
           const answer = await generateOnce(kind, parsed, context);
@@ -383,7 +393,12 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       signal,
       async (text, timeLeftMs, partSignal) => {
         const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal: partSignal, routingKey: text });
-        return { value: answer, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
+        // The worker's answer is untrusted input: only a vector of numbers goes to the client.
+        const values = checkedVector(answer);
+        if (values === undefined) {
+          throw new RpcError(RpcCode.INTERNAL, `a worker answered embed without a vector of at most ${MAX_EMBEDDING_DIMENSIONS} finite numbers`);
+        }
+        return { value: { values, promptTokens: answer.promptTokens }, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
       },
     );
     const promptTokens = answers.reduce((total, answer, index) => total + (tokenCount(answer.promptTokens) ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);

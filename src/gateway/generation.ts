@@ -24,16 +24,31 @@ export interface GenerationContext {
   readonly onUsage?: (usage: Usage | undefined) => void;
   /** Told of each token the worker sent, as it comes (admission charges them when no usage comes). */
   readonly onToken?: () => void;
+  /**
+   * Told once a generation ends if its worker sent tokens without a text (a worker that breaks
+   * the contract): they were dropped, never sent to the client as `5` or `[object Object]`.
+   */
+  readonly onDroppedTokens?: (count: number) => void;
+}
+
+/** A token's text, or undefined when the worker's token has none (its answers are untrusted input). */
+function textOf(token: unknown): string | undefined {
+  const text = (token as { text?: unknown } | null)?.text;
+  return typeof text === 'string' ? text : undefined;
 }
 
 /** A non-streaming generation's answer body, in the kind's OpenAI shape. */
 export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext): Promise<{ body: unknown; worker: string }> {
   const call = startCall(parsed, context);
   let text = '';
+  let dropped = 0;
   for await (const token of call) {
-    text += token.text;
     context.onToken?.();
+    const piece = textOf(token);
+    if (piece === undefined) dropped++;
+    else text += piece;
   }
+  if (dropped > 0) context.onDroppedTokens?.(dropped);
   // The worker's trailer is untrusted input, read only through its checks.
   const usage = checkedUsage(await call.trailer);
   context.onUsage?.(usage);
@@ -106,17 +121,18 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
   };
   let tokens = 0;
+  let dropped = 0;
   try {
     for await (const token of call) {
+      context.onToken?.();
+      const text = textOf(token);
+      if (text === undefined) {
+        dropped++;
+        continue;
+      }
       if (!response.headersSent) open();
       tokens++;
-      context.onToken?.();
-      const { text } = token;
-      const waiting = write(
-        typeof text === 'string'
-          ? tokenEvent(text)
-          : chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }),
-      );
+      const waiting = write(tokenEvent(text));
       // The first token leaves now, not after the rest of what arrived with it: time to first
       // token is what the client feels, and Node's response holds its writes until the tick ends.
       if (tokens === 1) flushNow(response);
@@ -125,6 +141,7 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     // The worker's trailer is untrusted input, read only through its checks.
     const usage = checkedUsage(await call.trailer);
     context.onUsage?.(usage);
+    if (dropped > 0) context.onDroppedTokens?.(dropped);
     if (!response.headersSent) open();
     const finish = finishReasonOf(usage, parsed);
     response.write(chunk(kind === 'chat' ? { delta: {}, logprobs: null, finish_reason: finish } : { text: '', logprobs: null, finish_reason: finish }));

@@ -1,7 +1,8 @@
 import OpenAI from 'openai';
+import { RpcMethod, RpcService } from 'shuttle-rpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
-import type { FakeEngine } from 'shuttle-rpc/testing';
+import { startTestPair, type FakeEngine } from 'shuttle-rpc/testing';
 import { startGatewayFleet, type GatewayFleet } from '../helpers/gateway-fleet.js';
 
 /*
@@ -201,6 +202,59 @@ describe('browser apps (CORS)', () => {
       await elsewhere.text();
     } finally {
       await cors.close();
+    }
+  });
+});
+
+/** A worker that breaks the contract: tokens without a text, embeddings that are no vector. */
+@RpcService({ name: 'inference.LLM', version: '1.0.0' })
+class CarelessWorker {
+  @RpcMethod({ stream: true })
+  async *generate(): AsyncGenerator<unknown, unknown> {
+    yield { text: 'ok ' };
+    yield { text: 5 };
+    yield {};
+    yield { text: { nested: true } };
+    yield 'bare';
+    yield { text: 'done' };
+    return { worker: 'careless', promptTokens: 1, outputTokens: 6 };
+  }
+
+  @RpcMethod({ idempotent: true })
+  async embed(request: { text: string }): Promise<unknown> {
+    const answers: Record<string, unknown> = { text: { values: 'abc' }, mixed: { values: [1, 'x', null] }, none: {}, empty: { values: [] } };
+    return answers[request.text] ?? { values: [1, 2] };
+  }
+}
+
+describe('what a worker answers is checked before it reaches the client', () => {
+  it('tokens without a text are dropped, streaming and not; an embedding that is no vector of numbers fails the request 500', async () => {
+    const pair = await startTestPair([new CarelessWorker()], { server: { metadata: { model: 'm' } } });
+    const careless = await startGateway({ port: 0, client: pair.client, log: false });
+    try {
+      const client = new OpenAI({ baseURL: `${careless.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
+      const whole = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+      expect(whole.choices[0]!.message.content).toBe('ok done');
+      const stream = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true });
+      const deltas: unknown[] = [];
+      for await (const chunk of stream) if (chunk.choices[0]?.delta.content) deltas.push(chunk.choices[0].delta.content);
+      expect(deltas).toEqual(['ok ', 'done']);
+
+      // Left out, the client asks for base64 and decodes it.
+      for (const encoding_format of [undefined, 'float'] as const) {
+        for (const input of ['text', 'mixed', 'none', 'empty']) {
+          const failed = await client.embeddings
+            .create({ model: 'm', input: ['fine', input], ...(encoding_format && { encoding_format }) })
+            .catch((error: unknown) => error);
+          expect(failed, input).toBeInstanceOf(OpenAI.InternalServerError);
+          expect((failed as Error).message).toMatch(/internal error \(request id [0-9a-f-]{36}\)/);
+        }
+        const fine = await client.embeddings.create({ model: 'm', input: 'fine', ...(encoding_format && { encoding_format }) });
+        expect(fine.data[0]!.embedding).toEqual([1, 2]);
+      }
+    } finally {
+      await careless.close();
+      await pair.close();
     }
   });
 });
