@@ -20,7 +20,7 @@ export type { GatewayHttpLimits } from './http-limits.js';
 export type { GatewayCors } from './cors.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
 import { addCors, corsOrigins, type GatewayCors } from './cors.js';
-import { BadRequest, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
+import { BadRequest, contextLengthFailure, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
 import { answerClientError, BODY_MEDIA_TYPE, fastifyRefusal, noRoute } from './http-refusals.js';
 import { MAX_MODEL_CHARS, parseChat, parseCompletion, parseEmbeddings } from './requests.js';
 import { checkJson } from '../serializer/json-guard.js';
@@ -357,15 +357,19 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
             );
           },
         };
+        // What a context-length refusal names: the part of the request that is too long.
+        const promptParam = kind === 'chat' ? 'messages' : 'prompt';
         if (!parsed.stream) {
-          const answer = await generateOnce(kind, parsed, context);
+          const answer = await generateOnce(kind, parsed, context).catch((error: unknown) => {
+            throw contextLengthFailure(error, promptParam);
+          });
           return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
         }
         reply.hijack();
         try {
           await generateStream(kind, parsed, context, reply.raw);
         } catch (error) {
-          const answer = answerFor(request, error);
+          const answer = answerFor(request, contextLengthFailure(error, promptParam));
           reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
           reply.raw.end(JSON.stringify(answer.body));
         }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { CONTEXT_LENGTH_EXCEEDED, tokenCount } from '../inference/inference.js';
 
 /** An error as OpenAI's API sends it: `{ error: { message, type, param, code } }` with a status. */
 export interface OpenAiError {
@@ -116,6 +117,24 @@ export function admissionFailure(error: unknown): unknown {
   }
   if (error.code === RpcCode.DEADLINE_EXCEEDED) return new BadRequest(`no worker slot came free in time: ${error.rawMessage}`, null, 504, 'queue_timeout');
   return error;
+}
+
+/**
+ * A worker's refusal of a generation whose prompt and max_tokens do not fit in the model's
+ * context (details.reason {@link CONTEXT_LENGTH_EXCEEDED}) as OpenAI says it: 400
+ * `context_length_exceeded` on `param`, with the words "maximum context length" that clients
+ * match on and the limit when the worker gave one. The worker's own message stays behind (it
+ * names the engine's address); anything else is returned unchanged.
+ */
+export function contextLengthFailure(error: unknown, param: string): unknown {
+  if (!(error instanceof RpcError) || error.code !== RpcCode.INVALID_ARGUMENT || error.details?.['reason'] !== CONTEXT_LENGTH_EXCEEDED) return error;
+  const limit = tokenCount(error.details['maxContextTokens']);
+  return new BadRequest(
+    `the ${param} and the tokens asked for exceed the model's maximum context length${limit === undefined ? '' : ` of ${limit} tokens`}; shorten the ${param} or ask for fewer tokens (max_tokens)`,
+    param,
+    400,
+    CONTEXT_LENGTH_EXCEEDED,
+  );
 }
 
 /** The HTTP status of each code a worker call can fail with (others: 500). */

@@ -117,6 +117,14 @@ export interface Embedding {
   promptTokens?: number;
 }
 
+/**
+ * The `details.reason` of a `generate` refusal (INVALID_ARGUMENT) whose prompt and `maxTokens`
+ * do not fit in the model's context, with `details.maxContextTokens` when the engine said it: a
+ * gateway tells its client so in OpenAI's words (`context_length_exceeded`), which clients act
+ * on by shortening the conversation, where any other refusal is a fixed message.
+ */
+export const CONTEXT_LENGTH_EXCEEDED = 'context_length_exceeded';
+
 /** More dimensions than any embedding model has (today's largest have a few thousand). */
 export const MAX_EMBEDDING_DIMENSIONS = 65_536;
 

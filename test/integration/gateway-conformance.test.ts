@@ -206,6 +206,36 @@ describe('browser apps (CORS)', () => {
   });
 });
 
+describe('a prompt too long for the model', () => {
+  const VLLM = "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion).";
+  it("is 400 context_length_exceeded naming messages or prompt, streaming or not, in OpenAI's words and without the engine's address", async () => {
+    const requests: Array<[string, () => Promise<unknown>]> = [
+      ['messages', () => openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'long' }], max_tokens: 1000 })],
+      [
+        'messages',
+        async () => {
+          const stream = await openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'long' }], stream: true });
+          for await (const _ of stream);
+        },
+      ],
+      ['prompt', () => openai.completions.create({ model: 'm', prompt: 'long' })],
+    ];
+    for (const [param, create] of requests) {
+      engine.failNext(400, VLLM);
+      const refused = await create().catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(refused).toMatchObject({ status: 400, param, code: 'context_length_exceeded', type: 'invalid_request_error' });
+      expect((refused as Error).message).toContain("exceed the model's maximum context length of 4096 tokens");
+      expect((refused as Error).message).not.toContain('127.0.0.1');
+    }
+    // Any other refusal by the engine stays the fixed message.
+    engine.failNext(400, 'temperature is out of range');
+    const other = await openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] }).catch((error: unknown) => error);
+    expect(other).toMatchObject({ status: 400, code: null, param: null });
+    expect((other as Error).message).toMatch(/^400 a worker refused the request as invalid \(request id /);
+  });
+});
+
 /** A worker that breaks the contract: tokens without a text, embeddings that are no vector. */
 @RpcService({ name: 'inference.LLM', version: '1.0.0' })
 class CarelessWorker {
