@@ -97,7 +97,9 @@ describe('shuttle call / bench', () => {
         .split('\n')
         .map((line) => JSON.parse(line) as { text: string }),
     ).toHaveLength(5);
-    expect(human.stderr).toMatch(/\(5 chunks; trailer \{"worker":"cli-worker","promptTokens":\d+,"cachedTokens":\d+,"outputTokens":5\}\)/);
+    expect(human.stderr).toMatch(
+      /\(5 chunks; trailer \{"worker":"cli-worker","promptTokens":\d+,"cachedTokens":\d+,"outputTokens":5,"finishReason":"length"\}\)/,
+    );
     const json = await shuttle('call', 'inference.LLM.generate', '{"prompt":"tell me","maxTokens":3}', '--json');
     const lines = json.stdout
       .trim()
@@ -173,7 +175,7 @@ describe('shuttle call --transport grpc', () => {
     );
     expect(generate.code).toBe(0);
     expect(generate.stdout.trim().split('\n')).toHaveLength(3);
-    expect(generate.stderr).toMatch(/\(3 chunks; trailer \{"worker":"grpc-worker-\d+".*"outputTokens":3\}\)/);
+    expect(generate.stderr).toMatch(/\(3 chunks; trailer \{"worker":"grpc-worker-\d+".*"outputTokens":3,"finishReason":"length"\}\)/);
   });
 
   it('calls a gRPC server with no reflection with --proto FILE, and without it says to pass one', async () => {

@@ -2,7 +2,8 @@ import OpenAI from 'openai';
 import { RpcMethod, RpcService } from 'shuttle-rpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from 'shuttle-rpc/gateway';
-import { startTestPair, type FakeEngine } from 'shuttle-rpc/testing';
+import { realClock, SimEngine, startTestPair, type FakeEngine } from 'shuttle-rpc/testing';
+import { LlmWorker } from '../../examples/inference/llm.js';
 import { startGatewayFleet, type GatewayFleet } from '../helpers/gateway-fleet.js';
 
 /*
@@ -284,6 +285,26 @@ describe('what a worker answers is checked before it reaches the client', () => 
       }
     } finally {
       await careless.close();
+      await pair.close();
+    }
+  });
+});
+
+describe('over a simulated worker', () => {
+  it('a generation the worker cut at its own default limit finishes with length, as one cut at max_tokens does', async () => {
+    const pair = await startTestPair([new LlmWorker(new SimEngine({ slots: 4, kvCapacityTokens: 100_000 }, realClock), 'sim')], {
+      server: { metadata: { model: 'llama-3-8b' } },
+    });
+    const sim = await startGateway({ port: 0, client: pair.client, log: false });
+    try {
+      const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
+      const unbounded = await client.chat.completions.create({ model: 'llama-3-8b', messages: [{ role: 'user', content: 'tell me' }] });
+      expect(unbounded.usage?.completion_tokens).toBe(32);
+      expect(unbounded.choices[0]!.finish_reason).toBe('length');
+      const bounded = await client.completions.create({ model: 'llama-3-8b', prompt: 'tell me', max_tokens: 3 });
+      expect(bounded.choices[0]!.finish_reason).toBe('length');
+    } finally {
+      await sim.close();
       await pair.close();
     }
   });
