@@ -184,8 +184,25 @@ function startCall(parsed: ParsedGeneration, context: GenerationContext): Return
   });
 }
 
+/**
+ * The finish reasons a worker may say, as OpenAI names them: OpenAI's own that a generation
+ * without tools can have, and other engines' words for them (TGI's `eos_token` and
+ * `stop_sequence`). `tool_calls` and `function_call` are not among them: the gateway asks for no
+ * tools, and a client that reads them looks for tool calls that are not there.
+ */
+const FINISH_REASONS: ReadonlyMap<string, string> = new Map([
+  ['stop', 'stop'],
+  ['length', 'length'],
+  ['content_filter', 'content_filter'],
+  ['eos_token', 'stop'],
+  ['stop_sequence', 'stop'],
+  ['max_tokens', 'length'],
+]);
+
+/** OpenAI's `finish_reason` for a generation: the worker's, when it said one of {@link FINISH_REASONS}; else `length` when it produced max_tokens, `stop` otherwise. */
 function finishReasonOf(usage: Usage | undefined, parsed: ParsedGeneration): string {
-  if (usage?.finishReason !== undefined) return usage.finishReason;
+  const said = usage?.finishReason === undefined ? undefined : FINISH_REASONS.get(usage.finishReason);
+  if (said !== undefined) return said;
   return parsed.request.maxTokens !== undefined && (usage?.outputTokens ?? 0) >= parsed.request.maxTokens ? 'length' : 'stop';
 }
 

@@ -248,7 +248,7 @@ class CarelessWorker {
     yield { text: { nested: true } };
     yield 'bare';
     yield { text: 'done' };
-    return { worker: 'careless', promptTokens: 1, outputTokens: 6 };
+    return { worker: 'careless', promptTokens: 1, outputTokens: 6, finishReason: 'tool_calls' };
   }
 
   @RpcMethod({ idempotent: true })
@@ -259,13 +259,17 @@ class CarelessWorker {
 }
 
 describe('what a worker answers is checked before it reaches the client', () => {
-  it('tokens without a text are dropped, streaming and not; an embedding that is no vector of numbers fails the request 500', async () => {
+  it('tokens without a text are dropped, streaming and not; a finish reason without tools is no tool_calls; an embedding that is no vector of numbers fails the request 500', async () => {
     const pair = await startTestPair([new CarelessWorker()], { server: { metadata: { model: 'm' } } });
     const careless = await startGateway({ port: 0, client: pair.client, log: false });
     try {
       const client = new OpenAI({ baseURL: `${careless.url}/v1`, apiKey: 'not-checked', maxRetries: 0 });
       const whole = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
       expect(whole.choices[0]!.message.content).toBe('ok done');
+      // A finish reason OpenAI's clients would misread (no tools were asked for) counts as none said.
+      expect(whole.choices[0]!.finish_reason).toBe('stop');
+      const cut = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 6 });
+      expect(cut.choices[0]!.finish_reason).toBe('length');
       const stream = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true });
       const deltas: unknown[] = [];
       for await (const chunk of stream) if (chunk.choices[0]?.delta.content) deltas.push(chunk.choices[0].delta.content);
