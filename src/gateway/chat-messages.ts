@@ -93,6 +93,14 @@ function contentText(content: unknown, param: string): string {
   if (typeof content === 'string') return content;
   if (content === null || content === undefined) return '';
   if (Array.isArray(content)) {
+    if (content.length === 0) {
+      throw new BadRequest(
+        `Invalid '${param}': empty array. Expected an array with minimum length 1, but got an empty array instead.`,
+        param,
+        400,
+        'empty_array',
+      );
+    }
     return content
       .map((part: { type?: unknown; text?: unknown }, index) => {
         if (part?.type === 'text' && typeof part.text === 'string') return part.text;

@@ -26,7 +26,14 @@ export function parseChat(body: unknown): ParsedGeneration {
   const fields = object(body);
   checkFields('chat', fields);
   const messages = fields.messages;
-  if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new BadRequest(
+      `messages must be a non-empty array, got ${describe(messages)}`,
+      'messages',
+      400,
+      Array.isArray(messages) ? 'empty_array' : 'invalid_type',
+    );
+  }
   const parsed = parseMessages(messages);
   // Both are checked, each under its own name; max_completion_tokens, which replaces max_tokens
   // in OpenAI's chat API, wins when both are given (as vLLM reads them).

@@ -320,5 +320,13 @@ describe('chat messages, checked as OpenAI checks them', () => {
       message: expect.stringContaining('(this one is "image_url")'),
     });
     expect(fails(chat([{ role: 'user', content: [{ type: 'text' }] }]))).toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_value' });
+    // No parts at all is no message, as OpenAI says; no messages at all likewise.
+    expect(fails(chat([{ role: 'user', content: [] }]))).toMatchObject({
+      param: 'messages[0].content',
+      code: 'empty_array',
+      message: "Invalid 'messages[0].content': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+    });
+    expect(fails(chat([]))).toMatchObject({ param: 'messages', code: 'empty_array' });
+    expect(fails(() => parseChat({ model: 'm', messages: 'hi' }))).toMatchObject({ param: 'messages', code: 'invalid_type' });
   });
 });
