@@ -101,7 +101,8 @@ function generation(fields: Record<string, unknown>, prompt: Pick<GenerateReques
       throw new BadRequest(`stop must be a string or an array of at most 4 strings of at most ${MAX_STOP_CHARS} characters, got ${describe(stop)}`, 'stop');
     request.stop = stop as string | string[];
   }
-  if (fields.n != null && fields.n !== 1) throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n');
+  if (fields.n != null && fields.n !== 1)
+    throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n', 400, 'unsupported_value');
   if (fields.stream != null && typeof fields.stream !== 'boolean') throw new BadRequest(`stream must be a boolean, got ${describe(fields.stream)}`, 'stream');
   const stream = fields.stream === true;
   return { request, stream, includeUsage: streamOptions(fields.stream_options, stream) };
@@ -141,16 +142,33 @@ function modelOf(fields: Record<string, unknown>): string {
 /** The longest model name accepted (Hugging Face ids with a LoRA name are well under it). */
 export const MAX_MODEL_CHARS = 256;
 
+/*
+ * A number out of its range is refused with OpenAI's codes for it (`decimal_above_max_value`,
+ * `integer_below_min_value`, …; `invalid_type` for no number, or a fraction where a whole number
+ * is asked for), in the gateway's words, which name the range.
+ */
+
 function number(value: unknown, param: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
-    throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param);
+    throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param, 400, rangeCode(value, 'decimal', min));
   return value;
 }
 
 function integer(value: unknown, param: string, min: number, max: number): number {
   if (!Number.isInteger(value) || (value as number) < min || (value as number) > max)
-    throw new BadRequest(`${param} must be an integer from ${min} to ${max}, got ${describe(value)}`, param);
+    throw new BadRequest(
+      `${param} must be an integer from ${min} to ${max}, got ${describe(value)}`,
+      param,
+      400,
+      Number.isInteger(value) ? rangeCode(value, 'integer', min) : 'invalid_type',
+    );
   return value as number;
+}
+
+/** OpenAI's code for `value` outside a range that starts at `min`. */
+function rangeCode(value: unknown, kind: 'decimal' | 'integer', min: number): string {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return 'invalid_type';
+  return value < min ? `${kind}_below_min_value` : `${kind}_above_max_value`;
 }
 
 function describe(value: unknown): string {

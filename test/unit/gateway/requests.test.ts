@@ -92,6 +92,25 @@ describe('OpenAI request bodies', () => {
     expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', encoding_format: 'hex' }))).toMatchObject({ param: 'encoding_format' });
   });
 
+  it("refuses numbers out of range with OpenAI's codes, and n > 1 as an unsupported value", () => {
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    for (const [fields, param, code] of [
+      [{ temperature: 3 }, 'temperature', 'decimal_above_max_value'],
+      [{ top_p: -0.5 }, 'top_p', 'decimal_below_min_value'],
+      [{ presence_penalty: 'high' }, 'presence_penalty', 'invalid_type'],
+      [{ max_tokens: 0 }, 'max_tokens', 'integer_below_min_value'],
+      [{ max_tokens: 2_000_000 }, 'max_tokens', 'integer_above_max_value'],
+      [{ max_tokens: 2.5 }, 'max_tokens', 'invalid_type'],
+      [{ seed: '7' }, 'seed', 'invalid_type'],
+      [{ n: 2 }, 'n', 'unsupported_value'],
+    ] as const) {
+      expect(
+        fails(() => parseChat({ ...chat, ...fields })),
+        JSON.stringify(fields),
+      ).toMatchObject({ status: 400, param, code });
+    }
+  });
+
   it('checks max_tokens and max_completion_tokens each under its own name; max_completion_tokens wins', () => {
     const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
     expect(fails(() => parseChat({ ...chat, max_completion_tokens: null, max_tokens: -1 }))).toMatchObject({
