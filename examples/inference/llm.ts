@@ -27,19 +27,24 @@ export class LlmWorker {
   async *generate(request: GenerateRequest, ctx: CallContext): AsyncGenerator<Token, Usage> {
     // A chat's messages count as their text, so the gateway's chat requests work here too.
     const prompt = promptText(request);
+    // 0 counts as unset: a protobuf request (the grpc example) has 0 for an absent field.
+    const maxTokens = Math.min(Math.max(1, request?.maxTokens || 32), 1024);
     const generation = this.engine.generate({
       promptTokens: Math.max(1, Math.ceil(prompt.length / CHARS_PER_TOKEN)),
       // 64 characters = one 16-token KV block, the same blocks the prefix-affinity router hashes.
       promptBlocks: prefixBlockHashes(prompt, 16 * CHARS_PER_TOKEN, 4096),
-      // 0 counts as unset: a protobuf request (the grpc example) has 0 for an absent field.
-      maxTokens: Math.min(Math.max(1, request?.maxTokens || 32), 1024),
+      maxTokens,
       priority: callPriority(ctx.metadata),
       signal: ctx.signal,
     });
     for (;;) {
       const step = await generation.next();
-      if (step.done === true)
-        return { worker: this.name, promptTokens: step.value.promptTokens, cachedTokens: step.value.cachedTokens, outputTokens: step.value.outputTokens };
+      if (step.done === true) {
+        const { promptTokens, cachedTokens, outputTokens } = step.value;
+        // The simulated model never ends a text of its own: it stops at its token limit, the
+        // request's or the default of 32, which OpenAI's clients must see as `length`.
+        return { worker: this.name, promptTokens, cachedTokens, outputTokens, finishReason: outputTokens >= maxTokens ? 'length' : 'stop' };
+      }
       yield { text: WORDS[step.value % WORDS.length]! };
     }
   }

@@ -114,6 +114,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('--loadbalance <name>', 'load balancer over the workers of a model', 'prefix-affinity')
     .option('--timeout <ms>', 'longest a generation may take', positiveInt, 600_000)
     .option('--api-key <key>', 'require Authorization: Bearer <key>')
+    .option(
+      '--cors-origin <origin>',
+      'let browser apps on this origin call the gateway (CORS), repeatable: https://app.example.com, or * for any page (off by default)',
+      (origin: string, all: string[] = []) => [...all, origin],
+    )
     .option('--admin-port <port>', 'serve /metrics, /health, /providers and the /dashboard on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runGateway(options));
 

@@ -35,6 +35,8 @@ export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
   loadbalance: string;
   timeout: number;
   apiKey?: string;
+  /** `--cors-origin`, each time it is given. */
+  corsOrigin?: string[];
   adminPort?: number;
 }
 
@@ -105,6 +107,13 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
   // Checked before anything starts: a bad flag is a usage error naming it.
   const admission = await admissionOptions(options);
   const { startGateway } = await import('../gateway/gateway.js');
+  const { corsOrigins } = await import('../gateway/cors.js');
+  const cors = options.corsOrigin === undefined ? undefined : { origins: options.corsOrigin };
+  try {
+    corsOrigins(cors);
+  } catch (error) {
+    throw new UsageError(`--cors-origin: ${(error as Error).message}`);
+  }
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
   const gateway = await startGateway({
     ...(metrics === undefined ? {} : { metrics }),
@@ -113,6 +122,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     loadbalance: options.loadbalance,
     timeoutMs: options.timeout,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+    ...(cors === undefined ? {} : { cors }),
     admission,
     client: { registry: await registryUrl(options) },
   });

@@ -13,7 +13,7 @@ import {
   type Token,
   type Usage,
 } from '../inference/inference.js';
-import { isWellFormed } from '../serializer/well-formed.js';
+import { SplitCharacters } from './split-characters.js';
 import type { CallContext } from '../call/call-context.js';
 import { PushStream } from '../server/push-stream.js';
 import type { EngineStall } from './engine-stall.js';
@@ -146,6 +146,7 @@ export class OpenAiEngineService {
     /** Chunks in a row that carried nothing (see MAX_EMPTY_CHUNKS). */
     let empty = 0;
     let kvCache = this.kvCache;
+    const characters = new SplitCharacters();
     /** Takes one chunk's model, finish reason and usage into `usage`; its text, if any. */
     const take = (chunk: StreamChunk): Token | undefined => {
       if (chunk.model !== undefined) usage.model = chunk.model;
@@ -179,10 +180,15 @@ export class OpenAiEngineService {
       }
       empty = 0;
       pieces++;
-      // A lone surrogate has no UTF-8 form and the serializers refuse to send one: it becomes
-      // U+FFFD here, as an engine that spoke UTF-8 would have sent it, rather than failing the
-      // generation.
-      return { text: isWellFormed(text) ? text : (text as string & { toWellFormed(): string }).toWellFormed() };
+      // A lone surrogate has no UTF-8 form and the serializers refuse to send one: a character
+      // split across two chunks is rejoined, and what stays lone becomes U+FFFD.
+      const whole = characters.take(text);
+      return whole === '' ? undefined : { text: whole };
+    };
+    /** The token of a first half of a character that no second half followed, if any. */
+    const flush = (): Token | undefined => {
+      const rest = characters.flush();
+      return rest === '' ? undefined : { text: rest };
     };
     const trailer = (done = true): Usage => {
       // An answer that ends with neither [DONE] nor a finish reason was cut short (or was never
@@ -209,6 +215,8 @@ export class OpenAiEngineService {
       const one = new PushStream<Token, Usage>();
       const token = take(checkChunk(whole, true));
       if (token !== undefined) one.push(token);
+      const rest = flush();
+      if (rest !== undefined) one.push(rest);
       // A whole completion says how it finished; one without choices (`{}`, `[]`) is not one.
       if (whole === null || typeof whole !== 'object' || !Array.isArray(whole.choices) || whole.choices.length === 0) {
         throw new RpcError(RpcCode.INTERNAL, `engine answered POST ${this.upstream.baseUrl}${path} with JSON that holds no completion (no choices)`);
@@ -226,6 +234,7 @@ export class OpenAiEngineService {
         return take(parseChunk(data, pieces === 0 && usage.finishReason === undefined));
       },
       onEnd: trailer,
+      flush,
       // The engine's connection broke mid-answer ("aborted", ECONNRESET).
       onBroken: (error) => new RpcError(RpcCode.UNAVAILABLE, `the engine's stream broke after ${pieces} chunks: ${error.message}`, { cause: error }),
       // The first chunk carries the prompt's token ids when they were asked for: a 200k-token

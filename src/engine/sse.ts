@@ -34,6 +34,11 @@ export interface SseRelay<T, R> {
    * complete is a broken one).
    */
   onEnd(done: boolean): R;
+  /**
+   * A last value for the reader, once the events are over and before {@link onEnd}: what
+   * {@link onEvent} held back waiting for the next event (half of a character), or undefined.
+   */
+  flush?(): T | undefined;
   /** The error for a body that broke before its end. */
   onBroken(error: Error): RpcError;
   /**
@@ -92,12 +97,15 @@ export function relaySse<T, R>(body: Readable, relay: SseRelay<T, R>): PushStrea
     if (over) return;
     uncharge();
     let trailer: R;
+    let last: T | undefined;
     try {
+      last = relay.flush?.();
       trailer = relay.onEnd(done);
     } catch (error) {
       return fail(error);
     }
     over = true;
+    if (last !== undefined) stream.push(last);
     stream.end(trailer);
     if (!body.readableEnded) {
       const timer = setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS).unref();

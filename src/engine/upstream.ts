@@ -1,6 +1,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { CONTEXT_LENGTH_EXCEEDED } from '../inference/inference.js';
 import { AnswerBudget } from './answer-budget.js';
 
 /**
@@ -224,8 +225,24 @@ async function engineError(response: IncomingMessage, what: string, budget: Answ
   const retryAfterMs = retryAfterHeaderMs(response.headers['retry-after'], response.headers.date);
   return new RpcError(codeOfStatus(status), `engine answered ${status} to ${what}: ${message}`, {
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    details: refusedUnrun(status, engineSaid) ? { httpStatus: status, neverSent: true } : { httpStatus: status },
+    details: {
+      httpStatus: status,
+      ...(refusedUnrun(status, engineSaid) ? { neverSent: true } : {}),
+      ...(status === 400 || status === 413 || status === 422 ? contextLengthDetails(message) : {}),
+    },
   });
+}
+
+/**
+ * The details of a refusal whose words say the prompt and max_tokens do not fit in the model's
+ * context, in vLLM's ("This model's maximum context length is 4096 tokens. However, you
+ * requested …"), SGLang's ("… longer than the model's context length (4096 tokens)") or OpenAI's
+ * terms; nothing for any other refusal.
+ */
+export function contextLengthDetails(message: string): { reason?: string; maxContextTokens?: number } {
+  if (!/context length|context window/i.test(message)) return {};
+  const limit = /context (?:length|window)[^\d.]{0,24}?(\d{1,9})\b/i.exec(message)?.[1];
+  return { reason: CONTEXT_LENGTH_EXCEEDED, ...(limit === undefined ? {} : { maxContextTokens: Number(limit) }) };
 }
 
 /**

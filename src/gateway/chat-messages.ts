@@ -1,12 +1,14 @@
 import type { ChatMessage } from '../inference/inference.js';
-import { BadRequest } from './openai-errors.js';
+import { BadRequest, jsonTypeName } from './openai-errors.js';
 
 /*
  * The `messages` of a chat completion, checked as OpenAI checks them: the role is one of
  * OpenAI's, each role has the fields OpenAI allows for it and no others, and the fields have
  * their types. The refusals use OpenAI's words and codes (invalid_value, invalid_type,
  * missing_required_parameter), with the field as `param`, so a client's error handling sees
- * what it would see from OpenAI.
+ * what it would see from OpenAI. What OpenAI takes but the worker contract (role, content as
+ * text, name) cannot carry — tool calls and the tool messages answering them, refusals, audio,
+ * content parts other than text — is refused with `unsupported_parameter`, never dropped.
  */
 
 /** The fields each role may carry, as OpenAI's API reference lists them. */
@@ -27,7 +29,7 @@ export function parseMessages(messages: readonly unknown[]): ChatMessage[] {
 
 function parseMessage(message: unknown, at: string): ChatMessage {
   if (message === null || typeof message !== 'object' || Array.isArray(message)) {
-    throw new BadRequest(`Invalid type for '${at}': expected an object, but got ${typeName(message)} instead.`, at, 400, 'invalid_type');
+    throw new BadRequest(`Invalid type for '${at}': expected an object, but got ${jsonTypeName(message)} instead.`, at, 400, 'invalid_type');
   }
   const entry = message as Record<string, unknown>;
   const role = entry['role'];
@@ -53,25 +55,35 @@ function parseMessage(message: unknown, at: string): ChatMessage {
       'invalid_value',
     );
   }
-  for (const unsupported of ['tool_calls', 'function_call', 'audio']) {
+  // The worker contract carries a message's role, content and name: anything else it says would
+  // be dropped on the way to the engine, and the model would read a different conversation.
+  for (const unsupported of ['tool_calls', 'function_call', 'audio', 'refusal']) {
     if (entry[unsupported] != null)
-      throw new BadRequest(`${at}.${unsupported} is not supported by this gateway (tools and audio are not)`, `${at}.${unsupported}`);
+      throw new BadRequest(
+        `${at}.${unsupported} is not supported by this gateway (tool calls, audio and refusals are not; leave it out or send null)`,
+        `${at}.${unsupported}`,
+        400,
+        'unsupported_parameter',
+      );
+  }
+  // A tool (or function) message answers an assistant's tool call, which this gateway never
+  // makes or takes: OpenAI refuses one that follows no tool call, and its tool_call_id has no
+  // place in the worker contract.
+  if (role === 'tool' || role === 'function') {
+    throw new BadRequest(
+      `${at} is a ${role} message, the answer to a tool call; this gateway does not support tool calls, so it takes none (roles taken: developer, system, user, assistant)`,
+      `${at}.role`,
+      400,
+      'unsupported_parameter',
+    );
   }
   // Content may be left out only by an assistant message (one that called a tool or refused).
   if (entry['content'] == null && role !== 'assistant') {
     throw new BadRequest(`Missing required parameter: '${at}.content'.`, `${at}.content`, 400, 'missing_required_parameter');
   }
-  if (role === 'tool' && typeof entry['tool_call_id'] !== 'string') {
-    throw new BadRequest(`Missing required parameter: '${at}.tool_call_id'.`, `${at}.tool_call_id`, 400, 'missing_required_parameter');
-  }
-  if (role === 'function' && typeof entry['name'] !== 'string') {
-    throw new BadRequest(`Missing required parameter: '${at}.name'.`, `${at}.name`, 400, 'missing_required_parameter');
-  }
-  for (const key of ['name', 'refusal', 'tool_call_id']) {
-    const value = entry[key];
-    if (value != null && typeof value !== 'string') {
-      throw new BadRequest(`Invalid type for '${at}.${key}': expected a string, but got ${typeName(value)} instead.`, `${at}.${key}`, 400, 'invalid_type');
-    }
+  const name = entry['name'];
+  if (name != null && typeof name !== 'string') {
+    throw new BadRequest(`Invalid type for '${at}.name': expected a string, but got ${jsonTypeName(name)} instead.`, `${at}.name`, 400, 'invalid_type');
   }
   return { role, content: contentText(entry['content'], `${at}.content`), ...(typeof entry['name'] === 'string' ? { name: entry['name'] } : {}) };
 }
@@ -81,28 +93,31 @@ function contentText(content: unknown, param: string): string {
   if (typeof content === 'string') return content;
   if (content === null || content === undefined) return '';
   if (Array.isArray(content)) {
+    if (content.length === 0) {
+      throw new BadRequest(
+        `Invalid '${param}': empty array. Expected an array with minimum length 1, but got an empty array instead.`,
+        param,
+        400,
+        'empty_array',
+      );
+    }
     return content
       .map((part: { type?: unknown; text?: unknown }, index) => {
-        if (part?.type !== 'text' || typeof part.text !== 'string')
-          throw new BadRequest(`${param}[${index}] must be a text part ({ type: "text", text }); other parts are not supported`, `${param}[${index}]`);
-        return part.text;
+        if (part?.type === 'text' && typeof part.text === 'string') return part.text;
+        const type = typeof part?.type === 'string' ? ` (this one is ${JSON.stringify(part.type.slice(0, 60))})` : '';
+        throw new BadRequest(
+          `${param}[${index}] must be a text part ({ type: "text", text })${type}; this gateway's workers take text only`,
+          `${param}[${index}]`,
+          400,
+          part?.type === 'text' || typeof part?.type !== 'string' ? 'invalid_value' : 'unsupported_parameter',
+        );
       })
       .join('');
   }
   throw new BadRequest(
-    `Invalid type for '${param}': expected one of a string or array of objects, but got ${typeName(content)} instead.`,
+    `Invalid type for '${param}': expected one of a string or array of objects, but got ${jsonTypeName(content)} instead.`,
     param,
     400,
     'invalid_type',
   );
-}
-
-/** OpenAI's words for a JSON value's type. */
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
-  if (typeof value === 'boolean') return 'a boolean';
-  if (typeof value === 'string') return 'a string';
-  return 'an object';
 }

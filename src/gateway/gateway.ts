@@ -3,7 +3,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createClient, type ClientOptions, type RpcClient } from '../client/client.js';
 import { checkInt, checkKnownKeys, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { LLM_SERVICE, modelsOf, promptText, tokenCount, type LlmApi } from '../inference/inference.js';
+import { checkedVector, LLM_SERVICE, MAX_EMBEDDING_DIMENSIONS, modelsOf, promptText, tokenCount, type LlmApi } from '../inference/inference.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { LogBudget } from '../log/log-budget.js';
 import type { ShuttleMetrics } from '../metrics/metrics.js';
@@ -17,10 +17,12 @@ import { requestCounter, withMetrics } from './gateway-metrics.js';
 import { gatewayConnectionLimits, httpServerOptions, type GatewayHttpLimits } from './http-limits.js';
 
 export type { GatewayHttpLimits } from './http-limits.js';
+export type { GatewayCors } from './cors.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
-import { BadRequest, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
+import { addCors, corsOrigins, type GatewayCors } from './cors.js';
+import { BadRequest, contextLengthFailure, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';
 import { answerClientError, BODY_MEDIA_TYPE, fastifyRefusal, noRoute } from './http-refusals.js';
-import { parseChat, parseCompletion, parseEmbeddings } from './requests.js';
+import { MAX_MODEL_CHARS, parseChat, parseCompletion, parseEmbeddings } from './requests.js';
 import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 import { Transform } from 'node:stream';
@@ -46,6 +48,11 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** When set, requests must carry `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /**
+   * Browser apps on these origins may call the gateway (CORS: preflights answered, answers
+   * readable); off by default, so a web page cannot use a gateway the user runs. See {@link GatewayCors}.
+   */
+  cors?: GatewayCors;
   /**
    * Prometheus metrics: the gateway counts its HTTP requests by path and status in it
    * (`shuttle_gateway_requests_total`), and a client the gateway makes also reports its calls,
@@ -78,6 +85,7 @@ const GATEWAY_KEYS = optionKeys<GatewayOptions>()([
   'retryAfterSeconds',
   'maxBodyBytes',
   'apiKey',
+  'cors',
   'metrics',
   'log',
   'http',
@@ -115,6 +123,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     throw invalidOption('gateway apiKey', options.apiKey, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
   }
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
+  const allowedOrigins = corsOrigins(options.cors);
   const log = createLogger(options.log, 'gateway');
   const httpOptions = httpServerOptions(options.http, timeoutMs);
   const connectionLimits = gatewayConnectionLimits(options.http);
@@ -196,6 +205,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   // prompt): a line per request, with a stack and its URL, would be a line per request a
   // client can send.
   const failureLines = new LogBudget(50, 10);
+  /** Lines about workers that broke the contract in a way the gateway repaired (tokens without text). */
+  const contractLines = new LogBudget(10, 1);
   /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id (within the lines' budget). */
   const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
     const requestId = request.id;
@@ -239,6 +250,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (allowed.length > 0) void reply.header('allow', allowed.join(', '));
     return fail(request, reply, noRoute(request.method, request.url, allowed));
   });
+  // Before the API key's check: a browser's preflight carries no credentials.
+  if (allowedOrigins !== undefined) addCors(app, allowedOrigins);
   if (apiKey !== undefined) {
     app.addHook('onRequest', async (request) => {
       const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
@@ -335,16 +348,28 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           onUsage: (used: ChargedUsage | undefined) =>
             void (usage = used === undefined ? undefined : { ...used, promptTokens: used.promptTokens || promptTokens }),
           onToken: () => void sent++,
+          onDroppedTokens: (count: number) => {
+            const held = contractLines.take();
+            if (held === undefined) return;
+            log.warn(
+              { requestId, dropped: count, ...(held === 0 ? {} : { notLogged: held }) },
+              `a worker sent ${count} tokens without a text; they were dropped`,
+            );
+          },
         };
+        // What a context-length refusal names: the part of the request that is too long.
+        const promptParam = kind === 'chat' ? 'messages' : 'prompt';
         if (!parsed.stream) {
-          const answer = await generateOnce(kind, parsed, context);
+          const answer = await generateOnce(kind, parsed, context).catch((error: unknown) => {
+            throw contextLengthFailure(error, promptParam);
+          });
           return { value: reply.header('x-shuttle-worker', answer.worker).send(answer.body), usage };
         }
         reply.hijack();
         try {
           await generateStream(kind, parsed, context, reply.raw);
         } catch (error) {
-          const answer = answerFor(request, error);
+          const answer = answerFor(request, contextLengthFailure(error, promptParam));
           reply.raw.writeHead(answer.status, errorHeaders(answer, requestId));
           reply.raw.end(JSON.stringify(answer.body));
         }
@@ -372,7 +397,12 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       signal,
       async (text, timeLeftMs, partSignal) => {
         const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal: partSignal, routingKey: text });
-        return { value: answer, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
+        // The worker's answer is untrusted input: only a vector of numbers goes to the client.
+        const values = checkedVector(answer);
+        if (values === undefined) {
+          throw new RpcError(RpcCode.INTERNAL, `a worker answered embed without a vector of at most ${MAX_EMBEDDING_DIMENSIONS} finite numbers`);
+        }
+        return { value: { values, promptTokens: answer.promptTokens }, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
       },
     );
     const promptTokens = answers.reduce((total, answer, index) => total + (tokenCount(answer.promptTokens) ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
@@ -387,9 +417,16 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     });
   });
-  app.get('/v1/models', async (_request, reply) =>
-    reply.send({ object: 'list', data: (await models()).map((id) => ({ id, object: 'model', created: 0, owned_by: 'shuttle' })) }),
-  );
+  app.get('/v1/models', async (_request, reply) => reply.send({ object: 'list', data: (await models()).map(modelObject) }));
+  // A model's id may hold slashes (`meta-llama/Llama-3.1-8B-Instruct`): the openai client sends
+  // them escaped, curl as they are; the wildcard takes both.
+  app.get('/v1/models/*', async (request, reply) => {
+    const id = (request.params as { '*': string })['*'];
+    if (id.length > MAX_MODEL_CHARS)
+      throw new BadRequest(`no model has a name of ${id.length} characters (at most ${MAX_MODEL_CHARS})`, 'model', 404, 'model_not_found');
+    await checkModel(id);
+    return reply.send(modelObject(id));
+  });
   app.get('/health', async (_request, reply) => reply.send({ status: 'ok' }));
 
   try {
@@ -412,6 +449,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       if (ownsClient) await client.close();
     },
   };
+}
+
+/** A model as `/v1/models` lists it; no creation time is known (0). */
+function modelObject(id: string): { id: string; object: 'model'; created: number; owned_by: string } {
+  return { id, object: 'model', created: 0, owned_by: 'shuttle' };
 }
 
 /** The methods a 405's Allow header can list (HEAD comes with each GET route). */

@@ -24,16 +24,31 @@ export interface GenerationContext {
   readonly onUsage?: (usage: Usage | undefined) => void;
   /** Told of each token the worker sent, as it comes (admission charges them when no usage comes). */
   readonly onToken?: () => void;
+  /**
+   * Told once a generation ends if its worker sent tokens without a text (a worker that breaks
+   * the contract): they were dropped, never sent to the client as `5` or `[object Object]`.
+   */
+  readonly onDroppedTokens?: (count: number) => void;
+}
+
+/** A token's text, or undefined when the worker's token has none (its answers are untrusted input). */
+function textOf(token: unknown): string | undefined {
+  const text = (token as { text?: unknown } | null)?.text;
+  return typeof text === 'string' ? text : undefined;
 }
 
 /** A non-streaming generation's answer body, in the kind's OpenAI shape. */
 export async function generateOnce(kind: GenerationKind, parsed: ParsedGeneration, context: GenerationContext): Promise<{ body: unknown; worker: string }> {
   const call = startCall(parsed, context);
   let text = '';
+  let dropped = 0;
   for await (const token of call) {
-    text += token.text;
     context.onToken?.();
+    const piece = textOf(token);
+    if (piece === undefined) dropped++;
+    else text += piece;
   }
+  if (dropped > 0) context.onDroppedTokens?.(dropped);
   // The worker's trailer is untrusted input, read only through its checks.
   const usage = checkedUsage(await call.trailer);
   context.onUsage?.(usage);
@@ -68,9 +83,11 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
   const created = nowSeconds();
   const model = parsed.request.model;
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): string =>
+  // With include_usage, OpenAI gives every chunk a usage field, null but in the last one.
+  const noUsage = parsed.includeUsage ? { usage: null } : {};
+  const chunk = (choice: Record<string, unknown> | undefined, extra: Record<string, unknown> = noUsage): string =>
     `data: ${JSON.stringify({ id, object, created, model, choices: choice === undefined ? [] : [{ index: 0, ...choice }], ...extra })}\n\n`;
-  const tokenEvent = tokenEventFramer(kind, id, created, model);
+  const tokenEvent = tokenEventFramer(kind, id, created, model, parsed.includeUsage);
   // Waits for the socket to drain when the client reads slower than the worker generates:
   // the wait backs up into the worker call's flow-control window instead of into memory. No
   // promise while the socket takes the text, which is almost always.
@@ -104,17 +121,18 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     if (kind === 'chat') response.write(chunk({ delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
   };
   let tokens = 0;
+  let dropped = 0;
   try {
     for await (const token of call) {
+      context.onToken?.();
+      const text = textOf(token);
+      if (text === undefined) {
+        dropped++;
+        continue;
+      }
       if (!response.headersSent) open();
       tokens++;
-      context.onToken?.();
-      const { text } = token;
-      const waiting = write(
-        typeof text === 'string'
-          ? tokenEvent(text)
-          : chunk(kind === 'chat' ? { delta: { content: text }, logprobs: null, finish_reason: null } : { text, logprobs: null, finish_reason: null }),
-      );
+      const waiting = write(tokenEvent(text));
       // The first token leaves now, not after the rest of what arrived with it: time to first
       // token is what the client feels, and Node's response holds its writes until the tick ends.
       if (tokens === 1) flushNow(response);
@@ -123,6 +141,7 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     // The worker's trailer is untrusted input, read only through its checks.
     const usage = checkedUsage(await call.trailer);
     context.onUsage?.(usage);
+    if (dropped > 0) context.onDroppedTokens?.(dropped);
     if (!response.headersSent) open();
     const finish = finishReasonOf(usage, parsed);
     response.write(chunk(kind === 'chat' ? { delta: {}, logprobs: null, finish_reason: finish } : { text: '', logprobs: null, finish_reason: finish }));
@@ -139,14 +158,14 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
 /**
  * The SSE event of one token, `data: {…}` and a blank line, exactly as JSON.stringify writes the
  * chunk object (id, object, created, model, choices: [{ index, delta: { content } | text,
- * logprobs, finish_reason }]) — but as fixed text around the token's JSON string, so no object is
- * built per token.
+ * logprobs, finish_reason }], and `usage: null` when `usageNull`) — but as fixed text around the
+ * token's JSON string, so no object is built per token.
  */
-export function tokenEventFramer(kind: GenerationKind, id: string, created: number, model: string | undefined): (text: string) => string {
+export function tokenEventFramer(kind: GenerationKind, id: string, created: number, model: string | undefined, usageNull = false): (text: string) => string {
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const fields = `"id":${JSON.stringify(id)},"object":"${object}","created":${JSON.stringify(created)},${model === undefined ? '' : `"model":${JSON.stringify(model)},`}`;
   const head = `data: {${fields}"choices":[{"index":0,${kind === 'chat' ? '"delta":{"content":' : '"text":'}`;
-  const tail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]}\n\n`;
+  const tail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]${usageNull ? ',"usage":null' : ''}}\n\n`;
   return (text) => `${head}${JSON.stringify(text)}${tail}`;
 }
 
@@ -165,8 +184,25 @@ function startCall(parsed: ParsedGeneration, context: GenerationContext): Return
   });
 }
 
+/**
+ * The finish reasons a worker may say, as OpenAI names them: OpenAI's own that a generation
+ * without tools can have, and other engines' words for them (TGI's `eos_token` and
+ * `stop_sequence`). `tool_calls` and `function_call` are not among them: the gateway asks for no
+ * tools, and a client that reads them looks for tool calls that are not there.
+ */
+const FINISH_REASONS: ReadonlyMap<string, string> = new Map([
+  ['stop', 'stop'],
+  ['length', 'length'],
+  ['content_filter', 'content_filter'],
+  ['eos_token', 'stop'],
+  ['stop_sequence', 'stop'],
+  ['max_tokens', 'length'],
+]);
+
+/** OpenAI's `finish_reason` for a generation: the worker's, when it said one of {@link FINISH_REASONS}; else `length` when it produced max_tokens, `stop` otherwise. */
 function finishReasonOf(usage: Usage | undefined, parsed: ParsedGeneration): string {
-  if (usage?.finishReason !== undefined) return usage.finishReason;
+  const said = usage?.finishReason === undefined ? undefined : FINISH_REASONS.get(usage.finishReason);
+  if (said !== undefined) return said;
   return parsed.request.maxTokens !== undefined && (usage?.outputTokens ?? 0) >= parsed.request.maxTokens ? 'length' : 'stop';
 }
 

@@ -11,7 +11,7 @@ import { BadRequest, errorHeaders, newRequestId, openAiError } from './openai-er
  */
 
 /** The routes the gateway serves, for the 404 and 405 messages. */
-const SERVED = '/v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models';
+const SERVED = '/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /v1/models/{model}';
 
 /** The one media type request bodies may have. */
 export const BODY_MEDIA_TYPE = 'application/json';

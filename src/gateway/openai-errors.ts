@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { RpcCode, RpcError } from '../errors/errors.js';
+import { CONTEXT_LENGTH_EXCEEDED, tokenCount } from '../inference/inference.js';
 
 /** An error as OpenAI's API sends it: `{ error: { message, type, param, code } }` with a status. */
 export interface OpenAiError {
@@ -118,6 +119,24 @@ export function admissionFailure(error: unknown): unknown {
   return error;
 }
 
+/**
+ * A worker's refusal of a generation whose prompt and max_tokens do not fit in the model's
+ * context (details.reason {@link CONTEXT_LENGTH_EXCEEDED}) as OpenAI says it: 400
+ * `context_length_exceeded` on `param`, with the words "maximum context length" that clients
+ * match on and the limit when the worker gave one. The worker's own message stays behind (it
+ * names the engine's address); anything else is returned unchanged.
+ */
+export function contextLengthFailure(error: unknown, param: string): unknown {
+  if (!(error instanceof RpcError) || error.code !== RpcCode.INVALID_ARGUMENT || error.details?.['reason'] !== CONTEXT_LENGTH_EXCEEDED) return error;
+  const limit = tokenCount(error.details['maxContextTokens']);
+  return new BadRequest(
+    `the ${param} and the tokens asked for exceed the model's maximum context length${limit === undefined ? '' : ` of ${limit} tokens`}; shorten the ${param} or ask for fewer tokens (max_tokens)`,
+    param,
+    400,
+    CONTEXT_LENGTH_EXCEEDED,
+  );
+}
+
 /** The HTTP status of each code a worker call can fail with (others: 500). */
 const STATUS_OF: Partial<Record<RpcCode, number>> = {
   [RpcCode.INVALID_ARGUMENT]: 400,
@@ -166,4 +185,14 @@ export function errorHeaders(answer: OpenAiError, requestId: string): Record<str
 /** An OpenAI-shaped error: `type` follows from the status (`invalid_request_error` for a 4xx it has no name for, `server_error` for a 5xx). */
 export function openAiError(status: number, message: string, param: string | null = null, code: string | null = null): OpenAiError {
   return { status, body: { error: { message, type: TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'), param, code } } };
+}
+
+/** OpenAI's words for a JSON value's type in its `invalid_type` messages ("an integer", "a string"). */
+export function jsonTypeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
+  if (typeof value === 'boolean') return 'a boolean';
+  if (typeof value === 'string') return 'a string';
+  return 'an object';
 }

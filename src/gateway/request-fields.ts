@@ -1,4 +1,4 @@
-import { BadRequest } from './openai-errors.js';
+import { BadRequest, jsonTypeName } from './openai-errors.js';
 
 /** The endpoint a request body is for; each has its own fields. */
 export type Endpoint = 'chat' | 'completion' | 'embeddings';
@@ -35,16 +35,29 @@ const READ: Record<Endpoint, ReadonlySet<string>> = {
   embeddings: new Set(['model', 'input', 'encoding_format']),
 };
 
+/** The JSON type an ignored field must have, as OpenAI checks it (null is always accepted). */
+type JsonType = 'a string' | 'a boolean' | 'an object';
+
 /**
  * Ignored: `user`, `safety_identifier` (abuse tracking), `metadata`, `store` (storing the
  * answer at OpenAI), `service_tier` (price and latency), `prompt_cache_key` (OpenAI's cache
  * routing), `parallel_tool_calls` (meaningless without `tools`, which are refused), `prediction`
- * (predicted output only makes a generation faster; the answer is the same).
+ * (predicted output only makes a generation faster; the answer is the same). Their values are
+ * not used, but their types are checked as OpenAI checks them: a client that sends `user: 5`
+ * is told here, not when it moves to OpenAI.
  */
-const IGNORED: Record<Endpoint, ReadonlySet<string>> = {
-  chat: new Set(['user', 'safety_identifier', 'metadata', 'store', 'service_tier', 'prompt_cache_key', 'parallel_tool_calls', 'prediction']),
-  completion: new Set(['user', 'safety_identifier', 'metadata', 'store', 'service_tier', 'prompt_cache_key']),
-  embeddings: new Set(['user']),
+const COMMON_IGNORED: Record<string, JsonType> = {
+  user: 'a string',
+  safety_identifier: 'a string',
+  metadata: 'an object',
+  store: 'a boolean',
+  service_tier: 'a string',
+  prompt_cache_key: 'a string',
+};
+const IGNORED: Record<Endpoint, Readonly<Record<string, JsonType>>> = {
+  chat: { ...COMMON_IGNORED, parallel_tool_calls: 'a boolean', prediction: 'an object' },
+  completion: COMMON_IGNORED,
+  embeddings: { user: 'a string' },
 };
 
 const absent = (value: unknown): boolean => value === undefined || value === null;
@@ -100,7 +113,14 @@ const REFUSED: Record<Endpoint, Record<string, Refused>> = {
  */
 export function checkFields(endpoint: Endpoint, fields: Record<string, unknown>): void {
   for (const [name, value] of Object.entries(fields)) {
-    if (READ[endpoint].has(name) || IGNORED[endpoint].has(name)) continue;
+    if (READ[endpoint].has(name)) continue;
+    const ignored = Object.hasOwn(IGNORED[endpoint], name) ? IGNORED[endpoint][name] : undefined;
+    if (ignored !== undefined) {
+      if (value !== null && jsonType(value) !== ignored) {
+        throw new BadRequest(`Invalid type for '${name}': expected ${ignored}, but got ${jsonTypeName(value)} instead.`, name, 400, 'invalid_type');
+      }
+      continue;
+    }
     const refused = Object.hasOwn(REFUSED[endpoint], name) ? REFUSED[endpoint][name] : undefined;
     if (refused === undefined) {
       const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
@@ -120,6 +140,12 @@ export function checkFields(endpoint: Endpoint, fields: Record<string, unknown>)
       );
     }
   }
+}
+
+function jsonType(value: unknown): JsonType | undefined {
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'boolean') return 'a boolean';
+  return isPlainObject(value) ? 'an object' : undefined;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

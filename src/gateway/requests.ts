@@ -26,14 +26,19 @@ export function parseChat(body: unknown): ParsedGeneration {
   const fields = object(body);
   checkFields('chat', fields);
   const messages = fields.messages;
-  if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest(`messages must be a non-empty array, got ${describe(messages)}`, 'messages');
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new BadRequest(
+      `messages must be a non-empty array, got ${describe(messages)}`,
+      'messages',
+      400,
+      Array.isArray(messages) ? 'empty_array' : 'invalid_type',
+    );
+  }
   const parsed = parseMessages(messages);
-  return generation(
-    fields,
-    { messages: parsed },
-    fields.max_completion_tokens ?? fields.max_tokens,
-    fields.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens',
-  );
+  // Both are checked, each under its own name; max_completion_tokens, which replaces max_tokens
+  // in OpenAI's chat API, wins when both are given (as vLLM reads them).
+  const maxTokens = maxTokensOf(fields, 'max_tokens');
+  return generation(fields, { messages: parsed }, maxTokensOf(fields, 'max_completion_tokens') ?? maxTokens);
 }
 
 /** Checks a /v1/completions body. */
@@ -45,7 +50,13 @@ export function parseCompletion(body: unknown): ParsedGeneration {
   if (typeof prompt !== 'string') {
     throw new BadRequest(`prompt must be a string (or an array of one string; batches and token arrays are not supported), got ${describe(prompt)}`, 'prompt');
   }
-  return generation(fields, { prompt }, fields.max_tokens, 'max_tokens');
+  return generation(fields, { prompt }, maxTokensOf(fields, 'max_tokens'));
+}
+
+/** The most tokens to generate, from the field `name`: a whole number from 1, or nothing when the field is absent or null. */
+function maxTokensOf(fields: Record<string, unknown>, name: string): number | undefined {
+  const value = fields[name];
+  return value === undefined || value === null ? undefined : integer(value, name, 1, 1_000_000);
 }
 
 /** Checks a /v1/embeddings body. */
@@ -59,20 +70,22 @@ export function parseEmbeddings(body: unknown): ParsedEmbeddings {
     throw new BadRequest(`input must be a string or a non-empty array of strings (token arrays are not supported), got ${describe(input)}`, 'input');
   }
   if (inputs.length > 2048) throw new BadRequest(`input has ${inputs.length} entries; at most 2048 are allowed`, 'input');
+  // OpenAI refuses an empty text ("cannot be an empty string"): it has no tokens to embed, and
+  // an engine would answer it with an error or a vector that means nothing.
+  const empty = inputs.indexOf('');
+  if (empty >= 0) {
+    const param = typeof input === 'string' ? 'input' : `input[${empty}]`;
+    throw new BadRequest(`${param} is an empty string; each input must hold some text`, param, 400, 'invalid_value');
+  }
   const format = fields.encoding_format ?? 'float';
   if (format !== 'float' && format !== 'base64')
     throw new BadRequest(`encoding_format must be "float" or "base64", got ${describe(format)}`, 'encoding_format');
   return { model, inputs: inputs as string[], base64: format === 'base64' };
 }
 
-function generation(
-  fields: Record<string, unknown>,
-  prompt: Pick<GenerateRequest, 'prompt' | 'messages'>,
-  maxTokens: unknown,
-  maxTokensName: string,
-): ParsedGeneration {
+function generation(fields: Record<string, unknown>, prompt: Pick<GenerateRequest, 'prompt' | 'messages'>, maxTokens: number | undefined): ParsedGeneration {
   const request: GenerateRequest & { model: string } = { model: modelOf(fields), ...prompt };
-  if (maxTokens !== undefined && maxTokens !== null) request.maxTokens = integer(maxTokens, maxTokensName, 1, 1_000_000);
+  if (maxTokens !== undefined) request.maxTokens = maxTokens;
   if (fields.temperature != null) request.temperature = number(fields.temperature, 'temperature', 0, 2);
   if (fields.top_p != null) request.topP = number(fields.top_p, 'top_p', 0, 1);
   if (fields.seed != null) request.seed = integer(fields.seed, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
@@ -88,7 +101,8 @@ function generation(
       throw new BadRequest(`stop must be a string or an array of at most 4 strings of at most ${MAX_STOP_CHARS} characters, got ${describe(stop)}`, 'stop');
     request.stop = stop as string | string[];
   }
-  if (fields.n != null && fields.n !== 1) throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n');
+  if (fields.n != null && fields.n !== 1)
+    throw new BadRequest(`n must be 1 (one choice per request), got ${describe(fields.n)}`, 'n', 400, 'unsupported_value');
   if (fields.stream != null && typeof fields.stream !== 'boolean') throw new BadRequest(`stream must be a boolean, got ${describe(fields.stream)}`, 'stream');
   const stream = fields.stream === true;
   return { request, stream, includeUsage: streamOptions(fields.stream_options, stream) };
@@ -126,18 +140,35 @@ function modelOf(fields: Record<string, unknown>): string {
 }
 
 /** The longest model name accepted (Hugging Face ids with a LoRA name are well under it). */
-const MAX_MODEL_CHARS = 256;
+export const MAX_MODEL_CHARS = 256;
+
+/*
+ * A number out of its range is refused with OpenAI's codes for it (`decimal_above_max_value`,
+ * `integer_below_min_value`, …; `invalid_type` for no number, or a fraction where a whole number
+ * is asked for), in the gateway's words, which name the range.
+ */
 
 function number(value: unknown, param: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
-    throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param);
+    throw new BadRequest(`${param} must be a number from ${min} to ${max}, got ${describe(value)}`, param, 400, rangeCode(value, 'decimal', min));
   return value;
 }
 
 function integer(value: unknown, param: string, min: number, max: number): number {
   if (!Number.isInteger(value) || (value as number) < min || (value as number) > max)
-    throw new BadRequest(`${param} must be an integer from ${min} to ${max}, got ${describe(value)}`, param);
+    throw new BadRequest(
+      `${param} must be an integer from ${min} to ${max}, got ${describe(value)}`,
+      param,
+      400,
+      Number.isInteger(value) ? rangeCode(value, 'integer', min) : 'invalid_type',
+    );
   return value as number;
+}
+
+/** OpenAI's code for `value` outside a range that starts at `min`. */
+function rangeCode(value: unknown, kind: 'decimal' | 'integer', min: number): string {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return 'invalid_type';
+  return value < min ? `${kind}_below_min_value` : `${kind}_above_max_value`;
 }
 
 function describe(value: unknown): string {

@@ -117,6 +117,29 @@ export interface Embedding {
   promptTokens?: number;
 }
 
+/**
+ * The `details.reason` of a `generate` refusal (INVALID_ARGUMENT) whose prompt and `maxTokens`
+ * do not fit in the model's context, with `details.maxContextTokens` when the engine said it: a
+ * gateway tells its client so in OpenAI's words (`context_length_exceeded`), which clients act
+ * on by shortening the conversation, where any other refusal is a fixed message.
+ */
+export const CONTEXT_LENGTH_EXCEEDED = 'context_length_exceeded';
+
+/** More dimensions than any embedding model has (today's largest have a few thousand). */
+export const MAX_EMBEDDING_DIMENSIONS = 65_536;
+
+/**
+ * The vector of an embedding as a worker sent it, when it is one: a non-empty array of at most
+ * {@link MAX_EMBEDDING_DIMENSIONS} finite numbers. Undefined otherwise (a string, `[1, "x"]`,
+ * nothing), which a caller must not pass on as an embedding.
+ */
+export function checkedVector(embedding: unknown): number[] | undefined {
+  const values = (embedding as { values?: unknown } | null)?.values;
+  if (!Array.isArray(values) || values.length === 0 || values.length > MAX_EMBEDDING_DIMENSIONS) return undefined;
+  for (const value of values) if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  return values as number[];
+}
+
 /** What consumers see of `inference.LLM`. */
 export interface LlmApi {
   generate(request: GenerateRequest): AsyncGenerator<Token, Usage>;

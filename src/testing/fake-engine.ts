@@ -35,8 +35,14 @@ export interface FakeEngine {
 /** Options of {@link startFakeEngine}. */
 export interface FakeEngineOptions {
   models?: string[];
-  /** Tokens generated for each request (before max_tokens cuts them). */
+  /** Tokens generated for each request (before max_tokens cuts them); the number of `texts` when those are given. */
   tokens?: number;
+  /**
+   * The tokens' texts, in order, instead of `tok0 `, `tok1 `…: each is one SSE chunk as given,
+   * so a test can split a character across chunks (JSON.stringify sends a lone surrogate as its
+   * `\ud83d` escape, as an engine that counts UTF-16 code units would).
+   */
+  texts?: readonly string[];
   /** Delay between tokens, ms. */
   tokenDelayMs?: number;
   /** Metric names style: vLLM (default) or SGLang. */
@@ -57,7 +63,7 @@ export interface FakeEngineOptions {
  */
 export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<FakeEngine> {
   const models = options.models ?? ['fake-model'];
-  const tokenCount = options.tokens ?? 8;
+  const tokenCount = options.tokens ?? options.texts?.length ?? 8;
   const delay = options.tokenDelayMs ?? 5;
   const requests: FakeEngine['requests'] = [];
   const state = { open: 0, aborted: 0, completed: 0, generated: 0 };
@@ -109,7 +115,7 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
     if (!chat && path !== '/v1/completions') return json(response, 404, { error: { message: `no route ${path}` } });
     const count = Math.min(tokenCount, typeof body.max_tokens === 'number' ? body.max_tokens : tokenCount);
     const finish = count < tokenCount ? 'length' : 'stop';
-    const texts = Array.from({ length: count }, (_, i) => `tok${i} `);
+    const texts = Array.from({ length: count }, (_, i) => options.texts?.[i % options.texts.length] ?? `tok${i} `);
     const prompt = kvCache === undefined ? undefined : await kvCache.prefill(body);
     const promptTokens = prompt?.tokenIds.length ?? 5;
     const usage = {

@@ -97,7 +97,9 @@ describe('shuttle call / bench', () => {
         .split('\n')
         .map((line) => JSON.parse(line) as { text: string }),
     ).toHaveLength(5);
-    expect(human.stderr).toMatch(/\(5 chunks; trailer \{"worker":"cli-worker","promptTokens":\d+,"cachedTokens":\d+,"outputTokens":5\}\)/);
+    expect(human.stderr).toMatch(
+      /\(5 chunks; trailer \{"worker":"cli-worker","promptTokens":\d+,"cachedTokens":\d+,"outputTokens":5,"finishReason":"length"\}\)/,
+    );
     const json = await shuttle('call', 'inference.LLM.generate', '{"prompt":"tell me","maxTokens":3}', '--json');
     const lines = json.stdout
       .trim()
@@ -173,7 +175,7 @@ describe('shuttle call --transport grpc', () => {
     );
     expect(generate.code).toBe(0);
     expect(generate.stdout.trim().split('\n')).toHaveLength(3);
-    expect(generate.stderr).toMatch(/\(3 chunks; trailer \{"worker":"grpc-worker-\d+".*"outputTokens":3\}\)/);
+    expect(generate.stderr).toMatch(/\(3 chunks; trailer \{"worker":"grpc-worker-\d+".*"outputTokens":3,"finishReason":"length"\}\)/);
   });
 
   it('calls a gRPC server with no reflection with --proto FILE, and without it says to pass one', async () => {
@@ -253,6 +255,11 @@ describe('shuttle errors and help', () => {
     [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'runing=x'], 2, /--metrics: engine metrics: unknown field "runing" \(allowed: running, waiting/],
     [['worker', '--url', 'http://127.0.0.1:9/v1', '--metrics', 'tgi'], 2, /--metrics must be auto, vllm, sglang or field=name\[,name\];…/],
     [['gateway', '--port', '70000'], 2, /expected a port from 0 to 65535, got "70000"/],
+    [
+      ['gateway', '--port', '0', '--cors-origin', 'app.example.com'],
+      2,
+      /--cors-origin: shuttle-rpc: invalid gateway cors\.origins entry: "app\.example\.com" \(allowed: "\*" or an origin such as "https:\/\/app\.example\.com"/,
+    ],
     [
       ['worker', '--url', 'http://127.0.0.1:9/v1', '--max-buffered-answer-bytes', '1000'],
       2,

@@ -352,7 +352,8 @@ describe('usage: what the engine reports, and what the gateway charges when it r
       .split('\n\n')
       .filter((event) => event.startsWith('data: {'))
       .map((event) => JSON.parse(event.slice(6)) as { usage?: unknown });
-    return events.find((event) => event.usage !== undefined)?.usage;
+    // Every chunk has usage then; it is null in all but the last.
+    return events.find((event) => event.usage != null)?.usage;
   }
 
   it.each([

@@ -101,7 +101,8 @@ describe('the engine adapter over HTTP', () => {
     const { llm } = await workerFor(engine);
     const texts: string[] = [];
     for await (const token of llm.generate({ prompt: 'p' })) texts.push(String(token.text));
-    expect(texts).toEqual(['a', '\ufffd', 'x\ufffdy', '\u{1f600}']);
+    // A first half is held for the next chunk, which here does not complete it.
+    expect(texts).toEqual(['a', '\ufffdx\ufffdy', '\u{1f600}']);
   });
 
   it('fails the call with INTERNAL when the engine streams one event without end, and closes the engine request', async () => {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RpcError } from '../../../src/errors/errors.js';
-import { closeUpstream, createUpstream, postJson, retryAfterHeaderMs } from '../../../src/engine/upstream.js';
+import { closeUpstream, contextLengthDetails, createUpstream, postJson, retryAfterHeaderMs } from '../../../src/engine/upstream.js';
 import { freePort } from '../../helpers/ports.js';
 
 const cleanups: Array<() => void> = [];
@@ -82,5 +82,29 @@ describe("the Retry-After of an engine whose clock is an hour off this host's", 
       expect(error.retryAfterMs).toBeGreaterThanOrEqual(9_000);
       expect(error.retryAfterMs).toBeLessThanOrEqual(11_000);
     }
+  });
+});
+
+describe("an engine's words for a prompt too long for its context", () => {
+  it("are read from vLLM's, SGLang's and OpenAI's messages, with the limit; other refusals are not", () => {
+    for (const [message, limit] of [
+      [
+        "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.",
+        4096,
+      ],
+      [
+        "'max_tokens' or 'max_completion_tokens' is too large: 1000. This model's maximum context length is 2048 tokens and your request has 1500 input tokens (1000 > 2048 - 1500).",
+        2048,
+      ],
+      ["The input (9000 tokens) is longer than the model's context length (8192 tokens).", 8192],
+      ["Requested token count exceeds the model's maximum context length of 32768 tokens.", 32768],
+      ['The prompt does not fit in the context window.', undefined],
+    ] as const) {
+      expect(contextLengthDetails(message), message).toEqual({
+        reason: 'context_length_exceeded',
+        ...(limit === undefined ? {} : { maxContextTokens: limit }),
+      });
+    }
+    for (const message of ['temperature must be between 0 and 2', 'The model `x` does not exist.', '']) expect(contextLengthDetails(message)).toEqual({});
   });
 });

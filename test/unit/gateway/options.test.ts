@@ -16,6 +16,12 @@ describe('bridge options', () => {
     await expect(startGateway({ admission: { apiKeyTenants: { '': 'gold' } } })).rejects.toThrow(/invalid gateway admission apiKeyTenants/);
   });
 
+  it('startGateway refuses CORS origins that are not origins', async () => {
+    for (const origins of [[], ['https://app.example.com/path'], ['app.example.com'], [5], 'https://a.b']) {
+      await expect(startGateway({ cors: { origins } as never })).rejects.toThrow(/invalid gateway cors\.origins/);
+    }
+  });
+
   it('startEngineWorker likewise', async () => {
     await expect(startEngineWorker({ url: 'http://127.0.0.1:1/v1', slot: 4 } as never)).rejects.toThrow(
       /unknown option engine worker\.slot \(known: url, apiKey/,

@@ -92,6 +92,68 @@ describe('OpenAI request bodies', () => {
     expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', encoding_format: 'hex' }))).toMatchObject({ param: 'encoding_format' });
   });
 
+  it("refuses numbers out of range with OpenAI's codes, and n > 1 as an unsupported value", () => {
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    for (const [fields, param, code] of [
+      [{ temperature: 3 }, 'temperature', 'decimal_above_max_value'],
+      [{ top_p: -0.5 }, 'top_p', 'decimal_below_min_value'],
+      [{ presence_penalty: 'high' }, 'presence_penalty', 'invalid_type'],
+      [{ max_tokens: 0 }, 'max_tokens', 'integer_below_min_value'],
+      [{ max_tokens: 2_000_000 }, 'max_tokens', 'integer_above_max_value'],
+      [{ max_tokens: 2.5 }, 'max_tokens', 'invalid_type'],
+      [{ seed: '7' }, 'seed', 'invalid_type'],
+      [{ n: 2 }, 'n', 'unsupported_value'],
+    ] as const) {
+      expect(
+        fails(() => parseChat({ ...chat, ...fields })),
+        JSON.stringify(fields),
+      ).toMatchObject({ status: 400, param, code });
+    }
+  });
+
+  it('checks max_tokens and max_completion_tokens each under its own name; max_completion_tokens wins', () => {
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    expect(fails(() => parseChat({ ...chat, max_completion_tokens: null, max_tokens: -1 }))).toMatchObject({
+      param: 'max_tokens',
+      message: 'max_tokens must be an integer from 1 to 1000000, got -1',
+    });
+    expect(fails(() => parseChat({ ...chat, max_completion_tokens: 5, max_tokens: 'many' }))).toMatchObject({ param: 'max_tokens' });
+    expect(fails(() => parseChat({ ...chat, max_completion_tokens: 2.5, max_tokens: 5 }))).toMatchObject({ param: 'max_completion_tokens' });
+    expect(parseChat({ ...chat, max_completion_tokens: 5, max_tokens: 9 }).request.maxTokens).toBe(5);
+    expect(parseChat({ ...chat, max_completion_tokens: null, max_tokens: 9 }).request.maxTokens).toBe(9);
+    expect(parseChat({ ...chat, max_tokens: null }).request.maxTokens).toBeUndefined();
+  });
+
+  it('checks the type of a field it ignores, as OpenAI does, and accepts null for it', () => {
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    expect(fails(() => parseChat({ ...chat, user: 5 }))).toMatchObject({
+      status: 400,
+      param: 'user',
+      code: 'invalid_type',
+      message: "Invalid type for 'user': expected a string, but got an integer instead.",
+    });
+    expect(fails(() => parseChat({ ...chat, store: 'yes' }))).toMatchObject({ param: 'store', code: 'invalid_type' });
+    expect(fails(() => parseChat({ ...chat, metadata: ['a'] }))).toMatchObject({ param: 'metadata', message: expect.stringContaining('but got an array') });
+    expect(fails(() => parseChat({ ...chat, parallel_tool_calls: 1 }))).toMatchObject({ param: 'parallel_tool_calls' });
+    expect(fails(() => parseCompletion({ model: 'm', prompt: 'x', service_tier: 1 }))).toMatchObject({ param: 'service_tier' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', user: {} }))).toMatchObject({ param: 'user', code: 'invalid_type' });
+    const ignored = { user: 'u', store: false, metadata: { k: 'v' }, service_tier: 'auto', safety_identifier: null, prompt_cache_key: 'c' };
+    expect(parseChat({ ...chat, ...ignored, parallel_tool_calls: true, prediction: { type: 'content', content: 'x' } }).request).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(parseCompletion({ model: 'm', prompt: 'x', ...ignored }).request).toEqual({ model: 'm', prompt: 'x' });
+  });
+
+  it('refuses an empty embedding input, naming which, as OpenAI does', () => {
+    expect(fails(() => parseEmbeddings({ model: 'm', input: '' }))).toMatchObject({ param: 'input', code: 'invalid_value' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: ['a', '', 'b'] }))).toMatchObject({
+      param: 'input[1]',
+      message: 'input[1] is an empty string; each input must hold some text',
+    });
+    expect(parseEmbeddings({ model: 'm', input: [' '] }).inputs).toEqual([' ']);
+  });
+
   it('takes a one-string prompt array and both embedding encodings', () => {
     expect(parseCompletion({ model: 'm', prompt: ['only'] }).request).toEqual({ model: 'm', prompt: 'only' });
     expect(parseEmbeddings({ model: 'm', input: 'x' })).toEqual({ model: 'm', inputs: ['x'], base64: false });
@@ -226,26 +288,64 @@ describe('chat messages, checked as OpenAI checks them', () => {
     expect(fails(chat(['hi']))).toMatchObject({ param: 'messages[0]', code: 'invalid_type' });
     expect(fails(chat([{ role: 'user', content: 'x', tool_call_id: 'a' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'invalid_value' });
     expect(fails(chat([{ role: 'user', content: 'x', name: 3 }]))).toMatchObject({ param: 'messages[0].name', code: 'invalid_type' });
-    expect(fails(chat([{ role: 'tool', content: 'x' }]))).toMatchObject({ param: 'messages[0].tool_call_id', code: 'missing_required_parameter' });
     expect(fails(chat([{ role: 'assistant', content: null, tool_calls: [{}] }]))).toMatchObject({ param: 'messages[0].tool_calls' });
   });
 
-  it('takes every OpenAI role in its allowed shape', () => {
+  it('takes the roles the workers can carry in their allowed shape, name included', () => {
     const messages = [
       { role: 'developer', content: 'd' },
       { role: 'system', content: 's', name: 'x' },
       { role: 'user', content: [{ type: 'text', text: 'u' }] },
-      { role: 'assistant', content: null, refusal: 'no' },
-      { role: 'tool', content: 't', tool_call_id: 'c1' },
-      { role: 'function', content: 'f', name: 'fn' },
+      { role: 'assistant', content: null, refusal: null, tool_calls: null },
+      { role: 'assistant', content: 'a', name: 'bot' },
     ];
-    expect(parseChat({ model: 'm', messages }).request.messages!.map((message) => message.role)).toEqual([
-      'developer',
-      'system',
-      'user',
-      'assistant',
-      'tool',
-      'function',
+    expect(parseChat({ model: 'm', messages }).request.messages).toEqual([
+      { role: 'developer', content: 'd' },
+      { role: 'system', content: 's', name: 'x' },
+      { role: 'user', content: 'u' },
+      { role: 'assistant', content: '' },
+      { role: 'assistant', content: 'a', name: 'bot' },
     ]);
+  });
+
+  it('refuses what a message says that the worker contract would drop: tool and function messages, a refusal, non-text parts', () => {
+    const user = { role: 'user', content: 'x' };
+    expect(fails(chat([user, { role: 'tool', content: 't', tool_call_id: 'c1' }]))).toMatchObject({
+      status: 400,
+      param: 'messages[1].role',
+      code: 'unsupported_parameter',
+      message: expect.stringMatching(/^messages\[1\] is a tool message, the answer to a tool call; this gateway does not support tool calls/),
+    });
+    expect(fails(chat([user, { role: 'function', content: 'f', name: 'fn' }]))).toMatchObject({ param: 'messages[1].role', code: 'unsupported_parameter' });
+    expect(fails(chat([user, { role: 'assistant', content: null, refusal: 'no' }]))).toMatchObject({
+      param: 'messages[1].refusal',
+      code: 'unsupported_parameter',
+    });
+    expect(
+      fails(
+        chat([
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'a' },
+              { type: 'image_url', image_url: { url: 'http://x' } },
+            ],
+          },
+        ]),
+      ),
+    ).toMatchObject({
+      param: 'messages[0].content[1]',
+      code: 'unsupported_parameter',
+      message: expect.stringContaining('(this one is "image_url")'),
+    });
+    expect(fails(chat([{ role: 'user', content: [{ type: 'text' }] }]))).toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_value' });
+    // No parts at all is no message, as OpenAI says; no messages at all likewise.
+    expect(fails(chat([{ role: 'user', content: [] }]))).toMatchObject({
+      param: 'messages[0].content',
+      code: 'empty_array',
+      message: "Invalid 'messages[0].content': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+    });
+    expect(fails(chat([]))).toMatchObject({ param: 'messages', code: 'empty_array' });
+    expect(fails(() => parseChat({ model: 'm', messages: 'hi' }))).toMatchObject({ param: 'messages', code: 'invalid_type' });
   });
 });
