@@ -2,12 +2,13 @@ import type { ServiceInstance } from '../registry/registry.js';
 
 /**
  * A claim more than this many times the fleet's typical one (the lower median of every
- * provider's claim) is not believed. Real fleets mix GPUs a few times apart in slots and speed
- * (the 32/16/4-slot bench fleet is 8x end to end, 2x from its median); a worker that says it has
- * 1e308 slots, or prefills 100x faster than its peers, is lying or broken, and load-minded
+ * provider's claim) is not believed. Real fleets mix GPUs up to an order of magnitude or so
+ * apart in slots and speed (the 32/16/4-slot bench fleet is 8x end to end; 256-slot H100
+ * engines beside 16-slot L4 ones are 16x), and those claims must stand; a worker that says it
+ * has 1e308 slots, or prefills 100x faster than its peers, is lying or broken, and load-minded
  * balancers that divide by its claim see it idle and send it most of the traffic.
  */
-export const BELIEVED_FACTOR = 8;
+export const BELIEVED_FACTOR = 32;
 
 /** The largest weight a registry record may carry (record-check.ts); a registry that checks nothing may hand over more. */
 const MAX_WEIGHT = 10_000;

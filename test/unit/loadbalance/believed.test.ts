@@ -10,6 +10,13 @@ describe('believed figures', () => {
     expect(believedInstances(fleet)).toBe(fleet);
   });
 
+  it('keeps an honest fleet of big and small GPUs 16x apart (256-slot engines beside 16-slot ones, the small ones the majority)', () => {
+    const fleet = [256, 16, 16, 16, 16].map((slots, i) =>
+      providerRecord(i + 1, { metadata: { slots, prefillTokensPerSecond: slots * 500, decodeBaseMs: slots === 256 ? 2 : 20 } }),
+    );
+    expect(believedInstances(fleet)).toBe(fleet);
+  });
+
   it(`replaces a figure past ${BELIEVED_FACTOR}x the fleet's typical, or no number, by the typical one, and says so`, () => {
     const fleet = [
       providerRecord(1, { metadata: { slots: 1e308, prefillTokensPerSecond: Number.NaN, kvCapacityTokens: 400_000 } }),
