@@ -27,6 +27,10 @@ interface ServiceEntry {
   readonly mirror: PrefixMirror;
   readonly ready: Promise<void>;
   readonly parsed: Map<string, { raw: string; instance: ServiceInstance | undefined }>;
+  /** A notification of record changes waiting for {@link RECORD_NOTIFY_GAP_MS} to pass. */
+  notifyTimer: NodeJS.Timeout | undefined;
+  /** When the subscribers of this service were last handed their list. */
+  lastNotify: number;
 }
 
 interface Subscriber {
@@ -153,6 +157,7 @@ export class EtcdRegistry implements Registry {
       const entry = this.#services.get(query.service);
       this.#services.delete(query.service);
       for (const parsed of entry?.parsed.values() ?? []) this.#unlist(parsed.instance);
+      clearTimeout(entry?.notifyTimer);
       void entry?.mirror.close();
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
         cause: error,
@@ -193,6 +198,7 @@ export class EtcdRegistry implements Registry {
     clearTimeout(this.#loadNotifyTimer);
     clearTimeout(this.#drainingNotifyTimer);
     this.#subscribers.clear();
+    for (const entry of this.#services.values()) clearTimeout(entry.notifyTimer);
     this.#liveness.close();
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
@@ -234,7 +240,7 @@ export class EtcdRegistry implements Registry {
       const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
         this.#guard.contain(prefix, () => this.#onRecords(service, changed)),
       );
-      entry = { mirror, ready: mirror.start(), parsed: new Map() };
+      entry = { mirror, ready: mirror.start(), parsed: new Map(), notifyTimer: undefined, lastNotify: 0 };
       this.#services.set(service, entry);
     }
     return entry;
@@ -323,7 +329,24 @@ export class EtcdRegistry implements Registry {
       this.#unlist(gone.instance);
       this.#guard.forget(key);
     }
-    this.#notify(service);
+    this.#notifyRecords(entry, service);
+  }
+
+  /**
+   * Passes record changes on: at once when the service's subscribers have not been told
+   * anything for {@link RECORD_NOTIFY_GAP_MS}, else when that gap ends, with every change made
+   * meanwhile. Each notification hands every subscriber the whole list (N records), so a
+   * record rewritten without pause — a runaway deploy, anyone who can write under the prefix —
+   * costs a bounded number of rebuilds a second, not one per write.
+   */
+  #notifyRecords(entry: ServiceEntry, service: string): void {
+    if (entry.notifyTimer !== undefined) return;
+    const wait = entry.lastNotify + RECORD_NOTIFY_GAP_MS - Date.now();
+    if (wait <= 0) {
+      this.#notify(service);
+      return;
+    }
+    entry.notifyTimer = setTimeout(() => this.#notify(service), wait).unref();
   }
 
   /** The record at `key`, parsed once per value (undefined when refused); the listed addresses follow. */
@@ -349,6 +372,12 @@ export class EtcdRegistry implements Registry {
   }
 
   #notify(service: string): void {
+    const entry = this.#services.get(service);
+    if (entry !== undefined) {
+      clearTimeout(entry.notifyTimer);
+      entry.notifyTimer = undefined;
+      entry.lastNotify = Date.now();
+    }
     for (const subscriber of this.#subscribers) {
       if (subscriber.query.service !== service) continue;
       const instances = this.#matching(subscriber.query);
@@ -376,6 +405,13 @@ export class EtcdRegistry implements Registry {
  * the client counts its own in-flight calls at pick time, which matter more than 100 ms.
  */
 const LOAD_NOTIFY_MS = 100;
+
+/**
+ * Shortest gap between two notifications of a service's record changes: a join or a leave
+ * reaches subscribers within 50 ms, and record writes cause at most 20 full rebuilds a second
+ * per service, however many there are.
+ */
+const RECORD_NOTIFY_GAP_MS = 50;
 
 /**
  * Shortest gap between two immediate notifications of providers turning draining: a consumer

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import type { ServiceInstance } from 'shuttle-rpc';
+import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd/etcd.js';
+import { etcdSuite } from '../helpers/etcd-suite.js';
+import { providerRecord } from '../helpers/fake-transport.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * The etcd registry under the volumes a large fleet, a runaway deploy or anyone who can write
+ * under the prefix can put there: records rewritten without pause, more records than a
+ * consumer holds, more keys than one answer carries. Real etcd started by the suite.
+ */
+const suite = etcdSuite();
+const { cleanups } = suite;
+
+function registry(): EtcdRegistry {
+  const created = createEtcdRegistry({ url: suite.etcd.url, ttlSeconds: 2, requestTimeoutMs: 3000 }) as EtcdRegistry;
+  cleanups.push(() => created.close());
+  return created;
+}
+const recordKey = (port: number, service = 'test.Echo'): string => `/shuttle/services/${service}/1.0.0/_/10.0.0.1%3A${port}`;
+describe('etcd registry: record changes cost a bounded number of rebuilds', () => {
+  it('a record rewritten 400 times as fast as etcd takes it hands subscribers a few lists, the last one current', async () => {
+    for (let port = 1; port <= 50; port++)
+      await suite.admin
+        .put(recordKey(port))
+        .value(JSON.stringify(providerRecord(port)))
+        .exec();
+    const consumer = registry();
+    const lists: Array<readonly ServiceInstance[]> = [];
+    const subscription = await consumer.subscribe({ service: 'test.Echo' }, (instances) => void lists.push(instances));
+    cleanups.push(() => subscription.close());
+    expect(lists.at(-1)?.length).toBe(50);
+    const before = lists.length;
+
+    const startedAt = Date.now();
+    for (let weight = 1; weight <= 400; weight++) {
+      await suite.admin
+        .put(recordKey(1))
+        .value(JSON.stringify(providerRecord(1, { weight })))
+        .exec();
+    }
+    const elapsedMs = Date.now() - startedAt;
+    await waitUntil(() => lists.at(-1)?.find((instance) => instance.port === 1)?.weight === 400, 'the last weight to reach the consumer', 2000, 5);
+    // One rebuild per 50 ms at most (plus the first, at once), however many writes came in.
+    expect(lists.length - before).toBeLessThanOrEqual(Math.ceil(elapsedMs / 50) + 2);
+    expect(lists.length - before).toBeLessThan(400 / 4);
+  });
+
+  it('a provider joining after a quiet spell is passed on at once', async () => {
+    const consumer = registry();
+    const lists: Array<readonly ServiceInstance[]> = [];
+    const subscription = await consumer.subscribe({ service: 'test.Echo' }, (instances) => void lists.push(instances));
+    cleanups.push(() => subscription.close());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const joinedAt = Date.now();
+    await suite.admin
+      .put(recordKey(7))
+      .value(JSON.stringify(providerRecord(7)))
+      .exec();
+    await waitUntil(() => lists.at(-1)?.length === 1, 'the join to reach the consumer', 2000, 2);
+    expect(Date.now() - joinedAt).toBeLessThan(40);
+  });
+});
