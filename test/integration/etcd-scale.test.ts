@@ -19,6 +19,14 @@ function registry(): EtcdRegistry {
   return created;
 }
 const recordKey = (port: number, service = 'test.Echo'): string => `/shuttle/services/${service}/1.0.0/_/10.0.0.1%3A${port}`;
+function swallowWarnings(): string[] {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning.message);
+  process.on('warning', onWarning);
+  cleanups.push(() => process.off('warning', onWarning));
+  return warnings;
+}
+
 describe('etcd registry: record changes cost a bounded number of rebuilds', () => {
   it('a record rewritten 400 times as fast as etcd takes it hands subscribers a few lists, the last one current', async () => {
     for (let port = 1; port <= 50; port++)
@@ -60,5 +68,43 @@ describe('etcd registry: record changes cost a bounded number of rebuilds', () =
       .exec();
     await waitUntil(() => lists.at(-1)?.length === 1, 'the join to reach the consumer', 2000, 2);
     expect(Date.now() - joinedAt).toBeLessThan(40);
+  });
+});
+
+describe("etcd registry: a consumer's copy of a prefix has a budget", () => {
+  const manyKey = (n: number): string => `/shuttle/services/test.Many/1.0.0/_/10.1.${n >> 8}.${n & 255}%3A1`;
+  const manyRecord = (n: number): string => JSON.stringify(providerRecord(1, { service: 'test.Many', host: `10.1.${n >> 8}.${n & 255}` }));
+  async function putMany(from: number, to: number): Promise<void> {
+    for (let start = from; start < to; start += 500) {
+      const end = Math.min(to, start + 500);
+      await Promise.all(
+        Array.from({ length: end - start }, (_, i) =>
+          suite.admin
+            .put(manyKey(start + i))
+            .value(manyRecord(start + i))
+            .exec(),
+        ),
+      );
+    }
+  }
+
+  it('holds 10,000 records of a service, says so once naming the prefix and the limit, and reads the rest once deletes make room', async () => {
+    const warnings = swallowWarnings();
+    await putMany(0, 10_050);
+    const consumer = registry();
+    const lists: Array<readonly ServiceInstance[]> = [];
+    const subscription = await consumer.subscribe({ service: 'test.Many' }, (instances) => void lists.push(instances));
+    cleanups.push(() => subscription.close());
+    expect(lists.at(-1)?.length).toBe(10_000);
+    // A new key while full is not read either.
+    await suite.admin.put(manyKey(20_000)).value(manyRecord(20_000)).exec();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(lists.at(-1)?.length).toBe(10_000);
+    const full = warnings.filter((warning) => warning.includes('/shuttle/services/test.Many/') && warning.includes('10000 keys'));
+    expect(full).toHaveLength(1);
+
+    // 1,100 leave: below nine tenths of the budget, the consumer lists again and has them all.
+    await Promise.all(Array.from({ length: 1100 }, (_, n) => suite.admin.delete().key(manyKey(n)).exec()));
+    await waitUntil(() => lists.at(-1)?.length === 10_050 - 1100 + 1, 'the consumer to read the records left out', 3000, 20);
   });
 });

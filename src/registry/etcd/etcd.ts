@@ -9,7 +9,7 @@ import { EtcdChannelPool } from './channel-pool.js';
 import { loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
 import { parseEtcdOptions, type EtcdSettings } from './options.js';
 import { LoadView } from './load-view.js';
-import { PrefixMirror } from './prefix-mirror.js';
+import { PrefixMirror, type MirrorLimits } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
 import { guardWatchStream } from './watch-guard.js';
 import { watchLiveness } from './watch-liveness.js';
@@ -237,8 +237,13 @@ export class EtcdRegistry implements Registry {
     let entry = this.#services.get(service);
     if (entry === undefined) {
       const prefix = servicePrefix(this.settings.prefix, service);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
-        this.#guard.contain(prefix, () => this.#onRecords(service, changed)),
+      const mirror = new PrefixMirror(
+        this.#client,
+        prefix,
+        this.settings.requestTimeoutMs,
+        (changed) => this.#guard.contain(prefix, () => this.#onRecords(service, changed)),
+        mirrorLimits(prefix, RECORD_MIRROR_KEYS, RECORD_LIMITS.recordBytes),
+        (source, reason) => this.#guard.drop(source, reason),
       );
       entry = { mirror, ready: mirror.start(), parsed: new Map(), notifyTimer: undefined, lastNotify: 0 };
       this.#services.set(service, entry);
@@ -249,8 +254,13 @@ export class EtcdRegistry implements Registry {
   #loadMirror(): Pick<ServiceEntry, 'mirror' | 'ready'> {
     if (this.#loads === undefined) {
       const prefix = loadPrefix(this.settings.prefix);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
-        this.#guard.contain(prefix, () => this.#onLoads(changed)),
+      const mirror = new PrefixMirror(
+        this.#client,
+        prefix,
+        this.settings.requestTimeoutMs,
+        (changed) => this.#guard.contain(prefix, () => this.#onLoads(changed)),
+        mirrorLimits(prefix, LOAD_MIRROR_KEYS, RECORD_LIMITS.loadBytes),
+        (source, reason) => this.#guard.drop(source, reason),
       );
       this.#loads = { mirror, ready: mirror.start() };
       this.#loads.ready.catch(() => {
@@ -418,6 +428,22 @@ const RECORD_NOTIFY_GAP_MS = 50;
  * hears of a drain within 10 ms, and at most 100 full rebuilds a second come from drains.
  */
 const DRAINING_NOTIFY_GAP_MS = 10;
+
+/**
+ * Records of one service a consumer holds at most (as the file registry reads per folder):
+ * past it, a flood of keys under the service's prefix costs no more memory or listing time.
+ */
+const RECORD_MIRROR_KEYS = 10_000;
+/** Load snapshots a consumer holds at most: one per provider process of the whole cluster. */
+const LOAD_MIRROR_KEYS = 20_000;
+/** Bytes of keys and values one mirror holds at most (a few hundred bytes per real record or snapshot). */
+const MIRROR_BYTES = 64 * 1024 * 1024;
+/** Bytes a key may have beyond its prefix: room for the longest names a record may carry, encoded. */
+const KEY_SUFFIX_BYTES = 2048;
+
+function mirrorLimits(prefix: string, maxKeys: number, maxValueBytes: number): MirrorLimits {
+  return { maxKeys, maxBytes: MIRROR_BYTES, maxKeyBytes: Buffer.byteLength(prefix) + KEY_SUFFIX_BYTES, maxValueBytes };
+}
 
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {

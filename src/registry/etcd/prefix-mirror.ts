@@ -17,6 +17,12 @@ import { Range, type Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
  *   history caught up — for a busy fleet, days. The prefix is listed again at once; keys
  *   missing from that listing are kept for {@link RESET_GRACE_MS} (their owners are writing
  *   them again into the new cluster) and dropped only if they have not come back by then.
+ * - The copy has a budget ({@link MirrorLimits}): keys and bytes in all, and bytes per key
+ *   and per value. A value over its limit is refused (reported, the key treated as absent);
+ *   keys beyond the budget are not read — a listing stops there, and a watch event for a new
+ *   key is dropped — and this is reported once, naming the prefix and the limit. Once deletes
+ *   have made room again (below nine tenths of the budget) the prefix is listed again, at most
+ *   once per {@link REFILL_GAP_MS}, to pick up what was dropped.
  */
 export class PrefixMirror {
   readonly #client: Etcd3;
@@ -36,16 +42,41 @@ export class PrefixMirror {
   /** Keys kept from before a reset, absent from etcd since: dropped when the grace ends. */
   #carried = new Set<string>();
   #graceTimer: NodeJS.Timeout | undefined;
+  readonly #limits: MirrorLimits;
+  readonly #refuse: (source: string, reason: string) => void;
+  /** UTF-8 bytes of every key and value in {@link #entries}. */
+  #bytes = 0;
+  /** Whether keys were left out for want of room: the copy lacks some of what etcd holds. */
+  #incomplete = false;
+  #refillTimer: NodeJS.Timeout | undefined;
+  #lastRefill = 0;
 
   /**
    * @param onChange called after each change with the keys that changed, or undefined when the
    *   whole copy was replaced (the first listing, a relist)
+   * @param limits the copy's budget
+   * @param refuse told of each value refused and of keys left out for want of room (once per
+   *   source and reason: the caller's input guard rate-limits the warnings)
    */
-  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: (changed: readonly string[] | undefined) => void) {
+  constructor(
+    client: Etcd3,
+    prefix: string,
+    requestTimeoutMs: number,
+    onChange: (changed: readonly string[] | undefined) => void,
+    limits: MirrorLimits,
+    refuse: (source: string, reason: string) => void,
+  ) {
     this.#client = client;
     this.#prefix = prefix;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#onChange = onChange;
+    this.#limits = limits;
+    this.#refuse = refuse;
+  }
+
+  /** Whether keys were left out for want of room (see {@link MirrorLimits}). */
+  get incomplete(): boolean {
+    return this.#incomplete;
   }
 
   /** Key -> value (UTF-8) of everything under the prefix, as last seen. */
@@ -65,6 +96,7 @@ export class PrefixMirror {
     this.#generation++;
     clearTimeout(this.#relistTimer);
     clearTimeout(this.#graceTimer);
+    clearTimeout(this.#refillTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
     if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
@@ -79,6 +111,7 @@ export class PrefixMirror {
    */
   async #list(carryOver = false): Promise<string> {
     const entries = new Map<string, string>();
+    const budget = { bytes: 0, full: false };
     const end = Range.prefix(this.#prefix).end;
     let from = Buffer.from(this.#prefix);
     let revision: string | undefined;
@@ -100,13 +133,26 @@ export class PrefixMirror {
         throw error;
       }
       revision ??= response.header.revision;
-      for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+      for (const kv of response.kvs) {
+        const size = this.#admit(kv.key, kv.value, entries.size, budget.bytes, false);
+        if (size === 'full') {
+          budget.full = true;
+          break;
+        }
+        if (size !== 'refused') {
+          entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+          budget.bytes += size;
+        }
+      }
       const last = response.kvs[response.kvs.length - 1];
-      if (!response.more || last === undefined) break;
+      if (budget.full || !response.more || last === undefined) break;
       from = Buffer.concat([last.key, ZERO]);
     }
-    if (carryOver) this.#carryOver(entries);
+    if (carryOver) budget.bytes += this.#carryOver(entries, budget.bytes);
     else this.#carried.clear();
+    this.#incomplete = budget.full;
+    if (budget.full) this.#reportFull();
+    this.#bytes = budget.bytes;
     this.#entries = entries;
     this.#revision = BigInt(revision);
     this.#onChange(undefined);
@@ -149,11 +195,79 @@ export class PrefixMirror {
     for (const event of response.events) {
       const key = event.kv.key.toString('utf8');
       this.#carried.delete(key);
+      const old = this.#entries.get(key);
+      const size =
+        event.type === 'Delete'
+          ? undefined
+          : this.#admit(event.kv.key, event.kv.value, this.#entries.size, this.#bytes - (old === undefined ? 0 : entryBytes(key, old)), old !== undefined);
+      if (size === 'full') {
+        // A new key with no room for it: not read (etcd still holds it; a later listing may).
+        this.#incomplete = true;
+        this.#reportFull();
+        continue;
+      }
       changed.push(key);
-      if (event.type === 'Delete') this.#entries.delete(key);
-      else this.#entries.set(key, event.kv.value.toString('utf8'));
+      if (old !== undefined) {
+        this.#entries.delete(key);
+        this.#bytes -= entryBytes(key, old);
+      }
+      if (size !== undefined && size !== 'refused') {
+        this.#entries.set(key, event.kv.value.toString('utf8'));
+        this.#bytes += size;
+      }
     }
-    this.#onChange(changed);
+    if (this.#incomplete) this.#refillWhenRoom();
+    if (changed.length > 0) this.#onChange(changed);
+  }
+
+  /**
+   * Whether a key and its value fit, given the copy's `count` keys and `bytes` without it
+   * (`present`: the key is already counted in `count`): their size in bytes, 'refused' when the
+   * key or value alone is over its limit (reported), 'full' when the budget has no room left.
+   */
+  #admit(key: Buffer, value: Buffer, count: number, bytes: number, present: boolean): number | 'refused' | 'full' {
+    const limits = this.#limits;
+    if (key.length > limits.maxKeyBytes) {
+      this.#refuse(this.#prefix, `a key of ${key.length} bytes, at most ${limits.maxKeyBytes} allowed; not read`);
+      return 'refused';
+    }
+    if (value.length > limits.maxValueBytes) {
+      this.#refuse(key.toString('utf8'), `${value.length} bytes, at most ${limits.maxValueBytes} allowed`);
+      return 'refused';
+    }
+    const size = key.length + value.length;
+    if ((!present && count >= limits.maxKeys) || bytes + size > limits.maxBytes) return 'full';
+    return size;
+  }
+
+  #reportFull(): void {
+    const { maxKeys, maxBytes } = this.#limits;
+    this.#refuse(
+      this.#prefix,
+      `holds more than this registry keeps of it (${maxKeys} keys, ${Math.round(maxBytes / 1024 / 1024)} MiB); the keys beyond are not read until deletes make room`,
+    );
+  }
+
+  /** Lists again once deletes have brought the copy below nine tenths of its budget, to pick up what was left out. */
+  #refillWhenRoom(): void {
+    const { maxKeys, maxBytes } = this.#limits;
+    if (this.#refillTimer !== undefined || this.#entries.size > maxKeys * 0.9 || this.#bytes > maxBytes * 0.9) return;
+    const wait = Math.max(0, this.#lastRefill + REFILL_GAP_MS - Date.now());
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      if (this.#closed || !this.#incomplete) return;
+      this.#lastRefill = Date.now();
+      const watcher = this.#watcher;
+      this.#generation++;
+      if (watcher !== undefined) {
+        // A live watch (etcd did not cancel it): cancelled in the background, as in a reset.
+        watcher.removeAllListeners('data');
+        this.#watcher = undefined;
+        void cancelWithin(watcher, CANCEL_BOUND_MS);
+      }
+      this.#relist(0);
+    }, wait);
+    this.#refillTimer.unref();
   }
 
   /**
@@ -170,23 +284,37 @@ export class PrefixMirror {
     this.#relist(this.#behind++, true);
   }
 
-  /** Keeps in `entries` the keys of the current copy that the new listing lacks, for {@link RESET_GRACE_MS}. */
-  #carryOver(entries: Map<string, string>): void {
+  /**
+   * Keeps in `entries` the keys of the current copy that the new listing lacks, for
+   * {@link RESET_GRACE_MS}, as far as the budget has room (`bytes`: what `entries` holds);
+   * returns the bytes added.
+   */
+  #carryOver(entries: Map<string, string>, bytes: number): number {
     this.#carried = new Set();
+    let added = 0;
     for (const [key, value] of this.#entries) {
       if (entries.has(key)) continue;
+      const size = entryBytes(key, value);
+      if (entries.size >= this.#limits.maxKeys || bytes + added + size > this.#limits.maxBytes) break;
       entries.set(key, value);
+      added += size;
       this.#carried.add(key);
     }
-    if (this.#carried.size === 0) return;
+    if (this.#carried.size === 0) return added;
     clearTimeout(this.#graceTimer);
     this.#graceTimer = setTimeout(() => {
       const gone = [...this.#carried];
       this.#carried = new Set();
-      for (const key of gone) this.#entries.delete(key);
+      for (const key of gone) {
+        const value = this.#entries.get(key);
+        if (value === undefined) continue;
+        this.#entries.delete(key);
+        this.#bytes -= entryBytes(key, value);
+      }
       if (gone.length > 0) this.#onChange(gone);
     }, RESET_GRACE_MS);
     this.#graceTimer.unref();
+    return added;
   }
 
   #relist(attempt: number, carryOver = false): void {
@@ -237,6 +365,25 @@ async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
  * one that has not after 10 s is taken for gone.
  */
 const RESET_GRACE_MS = 10_000;
+
+/** A mirror's budget: what it holds of a prefix at most. */
+export interface MirrorLimits {
+  /** Keys in all. */
+  readonly maxKeys: number;
+  /** UTF-8 bytes of the keys and values in all. */
+  readonly maxBytes: number;
+  /** Bytes of one key: a longer one is never a key this registry writes. */
+  readonly maxKeyBytes: number;
+  /** Bytes of one value: a longer one would be refused when parsed, so it is not kept. */
+  readonly maxValueBytes: number;
+}
+
+/** Shortest gap between two listings made to pick up keys left out for want of room. */
+const REFILL_GAP_MS = 5000;
+
+function entryBytes(key: string, value: string): number {
+  return Buffer.byteLength(key) + Buffer.byteLength(value);
+}
 
 /** Keys read per page of a listing (fewer when a page is too large to receive). */
 const LIST_PAGE_KEYS = 500;
