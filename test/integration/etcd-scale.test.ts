@@ -108,3 +108,28 @@ describe("etcd registry: a consumer's copy of a prefix has a budget", () => {
     await waitUntil(() => lists.at(-1)?.length === 10_050 - 1100 + 1, 'the consumer to read the records left out', 3000, 20);
   });
 });
+
+describe('etcd registry: listing the services reads keys in pages', () => {
+  it('lists every service when all the keys together pass the 4 MiB answer limit, and skips past a folder of many records', async () => {
+    await suite.admin
+      .put(recordKey(1))
+      .value(JSON.stringify(providerRecord(1)))
+      .exec();
+    // Five keys of 1.2 MiB each: one answer holding them all would be refused by the client.
+    for (let n = 0; n < 5; n++)
+      await suite.admin
+        .put(`/shuttle/services/big${n}/${'x'.repeat(1_200_000)}`)
+        .value('{}')
+        .exec();
+    await Promise.all(
+      Array.from({ length: 1500 }, (_, n) =>
+        suite.admin
+          .put(recordKey(n + 2, 'test.Busy'))
+          .value('{}')
+          .exec(),
+      ),
+    );
+    const consumer = registry();
+    expect(await consumer.services()).toEqual(['big0', 'big1', 'big2', 'big3', 'big4', 'test.Busy', 'test.Echo']);
+  });
+});

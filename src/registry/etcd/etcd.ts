@@ -11,6 +11,7 @@ import { parseEtcdOptions, type EtcdSettings } from './options.js';
 import { LoadView } from './load-view.js';
 import { PrefixMirror, type MirrorLimits } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
+import { serviceFolders } from './service-names.js';
 import { guardWatchStream } from './watch-guard.js';
 import { watchLiveness } from './watch-liveness.js';
 import { etcdReason } from './etcd-reason.js';
@@ -171,17 +172,17 @@ export class EtcdRegistry implements Registry {
 
   async services(): Promise<string[]> {
     const root = `${this.settings.prefix}/services/`;
-    let keys: string[];
+    let listed: Awaited<ReturnType<typeof serviceFolders>>;
     try {
-      keys = await this.#client.getAll().prefix(root).keys();
+      listed = await serviceFolders(this.#client, root, MAX_SERVICE_NAMES);
     } catch (error) {
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
         cause: error,
       });
     }
+    if (listed.truncated) this.#guard.drop(root, `holds more than ${MAX_SERVICE_NAMES} services; only the first ${MAX_SERVICE_NAMES} in key order are listed`);
     const names = new Set<string>();
-    for (const key of keys) {
-      const folder = key.slice(root.length).split('/', 1)[0]!;
+    for (const folder of listed.folders) {
       try {
         names.add(folder === '_' ? '' : decodeURIComponent(folder));
       } catch {
@@ -444,6 +445,9 @@ const KEY_SUFFIX_BYTES = 2048;
 function mirrorLimits(prefix: string, maxKeys: number, maxValueBytes: number): MirrorLimits {
   return { maxKeys, maxBytes: MIRROR_BYTES, maxKeyBytes: Buffer.byteLength(prefix) + KEY_SUFFIX_BYTES, maxValueBytes };
 }
+
+/** Service names `services()` returns at most (`shuttle ls`, the admin endpoint). */
+const MAX_SERVICE_NAMES = 10_000;
 
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {

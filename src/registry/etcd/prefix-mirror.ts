@@ -390,7 +390,7 @@ const LIST_PAGE_KEYS = 500;
 const ZERO = Buffer.from([0]);
 
 /** Whether `error` is gRPC's refusal of an answer over the client's message size limit. */
-function tooLarge(error: unknown): boolean {
+export function tooLarge(error: unknown): boolean {
   const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? ''}`;
   return /RESOURCE_EXHAUSTED|larger than max/i.test(text);
 }
