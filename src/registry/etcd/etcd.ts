@@ -9,7 +9,7 @@ import { EtcdChannelPool } from './channel-pool.js';
 import { loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
 import { parseEtcdOptions, type EtcdSettings } from './options.js';
 import { LoadView } from './load-view.js';
-import { PrefixMirror, type MirrorLimits } from './prefix-mirror.js';
+import { listPrefix, PrefixMirror, type MirrorLimits, type PrefixListing } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
 import { serviceFolders } from './service-names.js';
 import { guardWatchStream } from './watch-guard.js';
@@ -32,6 +32,8 @@ interface ServiceEntry {
   notifyTimer: NodeJS.Timeout | undefined;
   /** When the subscribers of this service were last handed their list. */
   lastNotify: number;
+  /** Subscriptions to the service, open or being opened: the mirror ends with the last. */
+  users: number;
 }
 
 interface Subscriber {
@@ -150,16 +152,14 @@ export class EtcdRegistry implements Registry {
   }
 
   async subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription> {
+    const entry = this.#serviceMirror(query.service);
+    entry.users++;
     try {
-      await Promise.all([this.#serviceMirror(query.service).ready, this.#loadMirror().ready]);
+      await Promise.all([entry.ready, this.#loadMirror().ready]);
     } catch (error) {
-      // The service's mirror may have started its watch (the load mirror failed): stop it, or
-      // each failed subscribe leaves a watcher behind.
-      const entry = this.#services.get(query.service);
-      this.#services.delete(query.service);
-      for (const parsed of entry?.parsed.values() ?? []) this.#unlist(parsed.instance);
-      clearTimeout(entry?.notifyTimer);
-      void entry?.mirror.close();
+      // The service's mirror may have started its watch (the load mirror failed): stop it,
+      // unless others use it, or each failed subscribe leaves a watcher behind.
+      if (--entry.users === 0) this.#drop(query.service, entry);
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
         cause: error,
       });
@@ -167,7 +167,55 @@ export class EtcdRegistry implements Registry {
     const subscriber: Subscriber = { query, listener };
     this.#subscribers.add(subscriber);
     listener(this.#matching(query));
-    return { close: () => this.#subscribers.delete(subscriber) };
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.#subscribers.delete(subscriber);
+        // The last subscription of a service ends its mirror: `shuttle ls` reading 10,000
+        // services one after the other holds a few watches, not 10,000.
+        if (--entry.users === 0) this.#drop(query.service, entry);
+      },
+    };
+  }
+
+  /** Forgets a service's mirror and what it listed, and stops its watch. */
+  #drop(service: string, entry: ServiceEntry): void {
+    if (this.#services.get(service) !== entry) return;
+    this.#services.delete(service);
+    for (const parsed of entry.parsed.values()) this.#unlist(parsed.instance);
+    clearTimeout(entry.notifyTimer);
+    void entry.mirror.close();
+  }
+
+  /**
+   * One listing of `{prefix}/services/` (in pages, at most `limit` keys and the byte budget of
+   * a subscription's copy) and the load channel's copy; no watch on any service.
+   */
+  async records(limit: number): Promise<{ records: ServiceInstance[]; truncated: boolean }> {
+    const root = `${this.settings.prefix}/services/`;
+    let listing: PrefixListing;
+    try {
+      await this.#loadMirror().ready;
+      // Reported by the caller, who says how many it shows: not a warning about the registry.
+      const limits = mirrorLimits(root, limit, RECORD_LIMITS.recordBytes);
+      listing = await listPrefix(this.#client, root, this.settings.requestTimeoutMs, limits, (source, reason) => {
+        if (source !== root) this.#guard.drop(source, reason);
+      });
+    } catch (error) {
+      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
+        cause: error,
+      });
+    }
+    const records: ServiceInstance[] = [];
+    for (const [key, raw] of listing.entries) {
+      const instance = this.#guard.read(key, raw, RECORD_LIMITS.recordBytes, checkInstance);
+      if (instance === undefined) continue;
+      const load = this.#loadView.get(instanceAddress(instance));
+      records.push(load === undefined ? instance : { ...instance, load });
+    }
+    return { records, truncated: listing.full };
   }
 
   async services(): Promise<string[]> {
@@ -246,7 +294,7 @@ export class EtcdRegistry implements Registry {
         mirrorLimits(prefix, RECORD_MIRROR_KEYS, RECORD_LIMITS.recordBytes),
         (source, reason) => this.#guard.drop(source, reason),
       );
-      entry = { mirror, ready: mirror.start(), parsed: new Map(), notifyTimer: undefined, lastNotify: 0 };
+      entry = { mirror, ready: mirror.start(), parsed: new Map(), notifyTimer: undefined, lastNotify: 0, users: 0 };
       this.#services.set(service, entry);
     }
     return entry;

@@ -102,61 +102,19 @@ export class PrefixMirror {
     if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
   }
 
-  /**
-   * Replaces the copy with a fresh listing; returns the revision it was read at. The listing is
-   * read in pages at one revision: anyone who can write under the prefix can put values of up
-   * to etcd's request limit (1.5 MiB), and one answer holding all of them would pass the
-   * client's 4 MiB message limit and fail every listing. A page refused as too large is read
-   * again in halves, down to one key.
-   */
+  /** Replaces the copy with a fresh listing ({@link listPrefix}); returns the revision it was read at. */
   async #list(carryOver = false): Promise<string> {
-    const entries = new Map<string, string>();
-    const budget = { bytes: 0, full: false };
-    const end = Range.prefix(this.#prefix).end;
-    let from = Buffer.from(this.#prefix);
-    let revision: string | undefined;
-    let page = LIST_PAGE_KEYS;
-    // Each page has the client's deadline per attempt (a hung member costs one attempt, then the
-    // page goes to another member); the listing as a whole has requestTimeoutMs.
-    const deadline = Date.now() + this.#requestTimeoutMs;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${this.#requestTimeoutMs} ms`);
-      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page);
-      let response: Awaited<ReturnType<typeof builder.exec>>;
-      try {
-        response = await (revision === undefined ? builder : builder.revision(revision)).exec();
-      } catch (error) {
-        if (page > 1 && tooLarge(error)) {
-          page = Math.max(1, Math.floor(page / 2));
-          continue;
-        }
-        throw error;
-      }
-      revision ??= response.header.revision;
-      for (const kv of response.kvs) {
-        const size = this.#admit(kv.key, kv.value, entries.size, budget.bytes, false);
-        if (size === 'full') {
-          budget.full = true;
-          break;
-        }
-        if (size !== 'refused') {
-          entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
-          budget.bytes += size;
-        }
-      }
-      const last = response.kvs[response.kvs.length - 1];
-      if (budget.full || !response.more || last === undefined) break;
-      from = Buffer.concat([last.key, ZERO]);
-    }
-    if (carryOver) budget.bytes += this.#carryOver(entries, budget.bytes);
+    const listing = await listPrefix(this.#client, this.#prefix, this.#requestTimeoutMs, this.#limits, this.#refuse);
+    const entries = listing.entries;
+    let bytes = listing.bytes;
+    if (carryOver) bytes += this.#carryOver(entries, bytes);
     else this.#carried.clear();
-    this.#incomplete = budget.full;
-    if (budget.full) this.#reportFull();
-    this.#bytes = budget.bytes;
+    this.#incomplete = listing.full;
+    this.#bytes = bytes;
     this.#entries = entries;
-    this.#revision = BigInt(revision);
+    this.#revision = BigInt(listing.revision);
     this.#onChange(undefined);
-    return revision;
+    return listing.revision;
   }
 
   async #watch(listedAt: string): Promise<void> {
@@ -199,7 +157,15 @@ export class PrefixMirror {
       const size =
         event.type === 'Delete'
           ? undefined
-          : this.#admit(event.kv.key, event.kv.value, this.#entries.size, this.#bytes - (old === undefined ? 0 : entryBytes(key, old)), old !== undefined);
+          : admit(
+              this.#prefix,
+              this.#limits,
+              this.#refuse,
+              event.kv,
+              this.#entries.size,
+              this.#bytes - (old === undefined ? 0 : entryBytes(key, old)),
+              old !== undefined,
+            );
       if (size === 'full') {
         // A new key with no room for it: not read (etcd still holds it; a later listing may).
         this.#incomplete = true;
@@ -220,32 +186,8 @@ export class PrefixMirror {
     if (changed.length > 0) this.#onChange(changed);
   }
 
-  /**
-   * Whether a key and its value fit, given the copy's `count` keys and `bytes` without it
-   * (`present`: the key is already counted in `count`): their size in bytes, 'refused' when the
-   * key or value alone is over its limit (reported), 'full' when the budget has no room left.
-   */
-  #admit(key: Buffer, value: Buffer, count: number, bytes: number, present: boolean): number | 'refused' | 'full' {
-    const limits = this.#limits;
-    if (key.length > limits.maxKeyBytes) {
-      this.#refuse(this.#prefix, `a key of ${key.length} bytes, at most ${limits.maxKeyBytes} allowed; not read`);
-      return 'refused';
-    }
-    if (value.length > limits.maxValueBytes) {
-      this.#refuse(key.toString('utf8'), `${value.length} bytes, at most ${limits.maxValueBytes} allowed`);
-      return 'refused';
-    }
-    const size = key.length + value.length;
-    if ((!present && count >= limits.maxKeys) || bytes + size > limits.maxBytes) return 'full';
-    return size;
-  }
-
   #reportFull(): void {
-    const { maxKeys, maxBytes } = this.#limits;
-    this.#refuse(
-      this.#prefix,
-      `holds more than this registry keeps of it (${maxKeys} keys, ${Math.round(maxBytes / 1024 / 1024)} MiB); the keys beyond are not read until deletes make room`,
-    );
+    reportFull(this.#prefix, this.#limits, this.#refuse);
   }
 
   /** Lists again once deletes have brought the copy below nine tenths of its budget, to pick up what was left out. */
@@ -383,6 +325,103 @@ const REFILL_GAP_MS = 5000;
 
 function entryBytes(key: string, value: string): number {
   return Buffer.byteLength(key) + Buffer.byteLength(value);
+}
+
+/** What {@link listPrefix} read: the keys and values, their bytes, whether some were left out, the revision. */
+export interface PrefixListing {
+  readonly entries: Map<string, string>;
+  readonly bytes: number;
+  readonly full: boolean;
+  readonly revision: string;
+}
+
+/**
+ * Every key and value under `prefix`, read in pages at one revision, within `limits` (values
+ * over their limit refused and reported; listing stops when the budget is full, which is
+ * reported once). Anyone who can write under the prefix can put values of up to etcd's
+ * request limit (1.5 MiB), and one answer holding all of them would pass the client's 4 MiB
+ * message limit and fail every listing: a page refused as too large is read again in halves,
+ * down to one key. Each page has the client's deadline per attempt (a hung member costs one
+ * attempt, then the page goes to another member); the listing as a whole has `requestTimeoutMs`.
+ */
+export async function listPrefix(
+  client: Etcd3,
+  prefix: string,
+  requestTimeoutMs: number,
+  limits: MirrorLimits,
+  refuse: (source: string, reason: string) => void,
+): Promise<PrefixListing> {
+  const entries = new Map<string, string>();
+  let bytes = 0;
+  let full = false;
+  const end = Range.prefix(prefix).end;
+  let from = Buffer.from(prefix);
+  let revision: string | undefined;
+  let page = LIST_PAGE_KEYS;
+  const deadline = Date.now() + requestTimeoutMs;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${requestTimeoutMs} ms`);
+    const builder = client.getAll().inRange(new Range(from, end)).limit(page);
+    let response: Awaited<ReturnType<typeof builder.exec>>;
+    try {
+      response = await (revision === undefined ? builder : builder.revision(revision)).exec();
+    } catch (error) {
+      if (page > 1 && tooLarge(error)) {
+        page = Math.max(1, Math.floor(page / 2));
+        continue;
+      }
+      throw error;
+    }
+    revision ??= response.header.revision;
+    for (const kv of response.kvs) {
+      const size = admit(prefix, limits, refuse, kv, entries.size, bytes, false);
+      if (size === 'full') {
+        full = true;
+        break;
+      }
+      if (size !== 'refused') {
+        entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+        bytes += size;
+      }
+    }
+    const last = response.kvs[response.kvs.length - 1];
+    if (full || !response.more || last === undefined) break;
+    from = Buffer.concat([last.key, ZERO]);
+  }
+  if (full) reportFull(prefix, limits, refuse);
+  return { entries, bytes, full, revision };
+}
+
+/**
+ * Whether a key and its value fit, given `count` keys and `bytes` held without it (`present`:
+ * the key is already counted in `count`): their size in bytes, 'refused' when the key or value
+ * alone is over its limit (reported), 'full' when the budget has no room left.
+ */
+function admit(
+  prefix: string,
+  limits: MirrorLimits,
+  refuse: (source: string, reason: string) => void,
+  kv: { readonly key: Buffer; readonly value: Buffer },
+  count: number,
+  bytes: number,
+  present: boolean,
+): number | 'refused' | 'full' {
+  if (kv.key.length > limits.maxKeyBytes) {
+    refuse(prefix, `a key of ${kv.key.length} bytes, at most ${limits.maxKeyBytes} allowed; not read`);
+    return 'refused';
+  }
+  if (kv.value.length > limits.maxValueBytes) {
+    refuse(kv.key.toString('utf8'), `${kv.value.length} bytes, at most ${limits.maxValueBytes} allowed`);
+    return 'refused';
+  }
+  const size = kv.key.length + kv.value.length;
+  if ((!present && count >= limits.maxKeys) || bytes + size > limits.maxBytes) return 'full';
+  return size;
+}
+
+function reportFull(prefix: string, limits: MirrorLimits, refuse: (source: string, reason: string) => void): void {
+  const mib = Math.round(limits.maxBytes / 1024 / 1024);
+  refuse(prefix, `holds more than this registry keeps of it (${limits.maxKeys} keys, ${mib} MiB); the keys beyond are not read until deletes make room`);
 }
 
 /** Keys read per page of a listing (fewer when a page is too large to receive). */
