@@ -28,6 +28,8 @@ export class HashRing {
   /** The list {@link prepare} was last given, and its views by owner id. */
   #list: readonly ProviderView[] | undefined;
   #views: Array<ProviderView | undefined> = [];
+  /** Distinct addresses among the candidates: a walk ends once it has met them all. */
+  #owners = 0;
 
   constructor(virtualNodes: number) {
     this.#virtualNodes = virtualNodes;
@@ -41,15 +43,22 @@ export class HashRing {
   /** Makes `providers` the candidates of the walks that follow; cheap when it is the list of the last call. */
   prepare(providers: readonly ProviderView[]): void {
     if (providers === this.#list) return;
-    let added: ProviderView[] | undefined;
-    for (const provider of providers) if (!this.#ids.has(provider.address)) (added ??= []).push(provider);
+    // By address: records that all name one address (anyone can write them) are one owner.
+    let added: Set<string> | undefined;
+    for (const provider of providers) if (!this.#ids.has(provider.address)) (added ??= new Set()).add(provider.address);
     if (added !== undefined) {
-      if (this.#ids.size + added.length > 2 * Math.max(MIN_COMPACT, providers.length)) this.#rebuild(providers);
-      else this.#merge(added);
+      if (this.#ids.size + added.size > 2 * Math.max(MIN_COMPACT, providers.length)) this.#rebuild(providers);
+      else this.#merge([...added]);
     }
     const views: Array<ProviderView | undefined> = new Array(this.#nextId);
-    for (const provider of providers) views[this.#ids.get(provider.address)!] = provider;
+    let owners = 0;
+    for (const provider of providers) {
+      const id = this.#ids.get(provider.address)!;
+      if (views[id] === undefined) owners++;
+      views[id] = provider;
+    }
     this.#views = views;
+    this.#owners = owners;
     this.#list = providers;
   }
 
@@ -59,7 +68,7 @@ export class HashRing {
    */
   walk(hash: number, visit: (provider: ProviderView, first: boolean) => boolean): ProviderView | undefined {
     const ring = this.#ring;
-    const candidates = this.#list?.length ?? 0;
+    const candidates = this.#owners;
     if (ring.length === 0 || candidates === 0) return undefined;
     const start = firstAtOrAfter(ring, hash * OWNER_SCALE);
     const seen = new Set<number>();
@@ -82,13 +91,10 @@ export class HashRing {
     return points.sort();
   }
 
-  #merge(added: readonly ProviderView[]): void {
+  #merge(added: readonly string[]): void {
     const firstId = this.#nextId;
-    for (const provider of added) this.#ids.set(provider.address, this.#nextId++);
-    const fresh = this.#pointsOf(
-      added.map((provider) => provider.address),
-      firstId,
-    );
+    for (const address of added) this.#ids.set(address, this.#nextId++);
+    const fresh = this.#pointsOf(added, firstId);
     const old = this.#ring;
     const merged = new Float64Array(old.length + fresh.length);
     let i = 0;
