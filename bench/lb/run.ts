@@ -12,12 +12,12 @@ import { numberOption } from '../common/common.js';
  * balancer: the select (hashing the prompt for prefix-affinity, the index walk and update) and
  * the bookkeeping of the chosen provider's stats. Calls complete at random so about 256 are in
  * flight. Options: --decisions N (default 20000 per policy), --policy NAME (only that one, e.g.
- * under --cpu-prof). npm run bench:lb runs it with --expose-gc to collect the heap between
+ * under --cpu-prof), --providers N (default 64). npm run bench:lb runs it with --expose-gc to collect the heap between
  * policies.
  */
 const decisions = numberOption('decisions', 20_000);
 const only = process.argv.includes('--policy') ? process.argv[process.argv.indexOf('--policy') + 1] : undefined;
-const PROVIDERS = 64;
+const PROVIDERS = numberOption('providers', 64);
 const now = Date.now();
 
 function providers(): Array<ProviderView & { stats: LiveProviderStats }> {

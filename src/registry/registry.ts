@@ -50,6 +50,13 @@ export interface Registry {
    * the admin endpoint). Optional: a registry that cannot enumerate leaves it out.
    */
   services?(): Promise<string[]>;
+  /**
+   * Every current record of every service, with its latest load, read once without watching
+   * (for `shuttle ls`), at most `limit` of them: `truncated` says when there were more.
+   * Optional: without it, `shuttle ls` subscribes to each service of {@link services} in turn.
+   * Rejects UNAVAILABLE when the registry cannot be read.
+   */
+  records?(limit: number): Promise<{ records: ServiceInstance[]; truncated: boolean }>;
   close(): Promise<void>;
 }
 

@@ -9,8 +9,9 @@ import { EtcdChannelPool } from './channel-pool.js';
 import { loadKey, loadPrefix, serviceKey, servicePrefix } from './keys.js';
 import { parseEtcdOptions, type EtcdSettings } from './options.js';
 import { LoadView } from './load-view.js';
-import { PrefixMirror } from './prefix-mirror.js';
+import { listPrefix, PrefixMirror, type MirrorLimits, type PrefixListing } from './prefix-mirror.js';
 import { ProviderSession } from './provider-session.js';
+import { serviceFolders } from './service-names.js';
 import { guardWatchStream } from './watch-guard.js';
 import { watchLiveness } from './watch-liveness.js';
 import { etcdReason } from './etcd-reason.js';
@@ -28,6 +29,12 @@ interface ServiceEntry {
   readonly mirror: PrefixMirror;
   readonly ready: Promise<void>;
   readonly parsed: Map<string, { raw: string; instance: ServiceInstance | undefined }>;
+  /** A notification of record changes waiting for {@link RECORD_NOTIFY_GAP_MS} to pass. */
+  notifyTimer: NodeJS.Timeout | undefined;
+  /** When the subscribers of this service were last handed their list. */
+  lastNotify: number;
+  /** Subscriptions to the service, open or being opened: the mirror ends with the last. */
+  users: number;
 }
 
 interface Subscriber {
@@ -146,15 +153,14 @@ export class EtcdRegistry implements Registry {
   }
 
   async subscribe(query: ServiceQuery, listener: InstancesListener): Promise<Subscription> {
+    const entry = this.#serviceMirror(query.service);
+    entry.users++;
     try {
-      await Promise.all([this.#serviceMirror(query.service).ready, this.#loadMirror().ready]);
+      await Promise.all([entry.ready, this.#loadMirror().ready]);
     } catch (error) {
-      // The service's mirror may have started its watch (the load mirror failed): stop it, or
-      // each failed subscribe leaves a watcher behind.
-      const entry = this.#services.get(query.service);
-      this.#services.delete(query.service);
-      for (const parsed of entry?.parsed.values() ?? []) this.#unlist(parsed.instance);
-      void entry?.mirror.close();
+      // The service's mirror may have started its watch (the load mirror failed): stop it,
+      // unless others use it, or each failed subscribe leaves a watcher behind.
+      if (--entry.users === 0) this.#drop(query.service, entry);
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
         cause: error,
       });
@@ -162,22 +168,70 @@ export class EtcdRegistry implements Registry {
     const subscriber: Subscriber = { query, listener };
     this.#subscribers.add(subscriber);
     listener(this.#matching(query));
-    return { close: () => this.#subscribers.delete(subscriber) };
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.#subscribers.delete(subscriber);
+        // The last subscription of a service ends its mirror: `shuttle ls` reading 10,000
+        // services one after the other holds a few watches, not 10,000.
+        if (--entry.users === 0) this.#drop(query.service, entry);
+      },
+    };
   }
 
-  async services(): Promise<string[]> {
+  /** Forgets a service's mirror and what it listed, and stops its watch. */
+  #drop(service: string, entry: ServiceEntry): void {
+    if (this.#services.get(service) !== entry) return;
+    this.#services.delete(service);
+    for (const parsed of entry.parsed.values()) this.#unlist(parsed.instance);
+    clearTimeout(entry.notifyTimer);
+    void entry.mirror.close();
+  }
+
+  /**
+   * One listing of `{prefix}/services/` (in pages, at most `limit` keys and the byte budget of
+   * a subscription's copy) and the load channel's copy; no watch on any service.
+   */
+  async records(limit: number): Promise<{ records: ServiceInstance[]; truncated: boolean }> {
     const root = `${this.settings.prefix}/services/`;
-    let keys: string[];
+    let listing: PrefixListing;
     try {
-      keys = await this.#client.getAll().prefix(root).keys();
+      await this.#loadMirror().ready;
+      // Reported by the caller, who says how many it shows: not a warning about the registry.
+      const limits = mirrorLimits(root, limit, RECORD_LIMITS.recordBytes);
+      listing = await listPrefix(this.#client, root, this.settings.requestTimeoutMs, limits, (source, reason) => {
+        if (source !== root) this.#guard.drop(source, reason);
+      });
     } catch (error) {
       throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
         cause: error,
       });
     }
+    const records: ServiceInstance[] = [];
+    for (const [key, raw] of listing.entries) {
+      const instance = this.#guard.read(key, raw, RECORD_LIMITS.recordBytes, checkInstance);
+      if (instance === undefined) continue;
+      const load = this.#loadView.get(instanceAddress(instance));
+      records.push(load === undefined ? instance : { ...instance, load });
+    }
+    return { records, truncated: listing.full };
+  }
+
+  async services(): Promise<string[]> {
+    const root = `${this.settings.prefix}/services/`;
+    let listed: Awaited<ReturnType<typeof serviceFolders>>;
+    try {
+      listed = await serviceFolders(this.#client, root, MAX_SERVICE_NAMES);
+    } catch (error) {
+      throw new RpcError(RpcCode.UNAVAILABLE, `etcd registry ${this.settings.display} is unreachable: ${etcdReason(error, this.settings.requestTimeoutMs)}`, {
+        cause: error,
+      });
+    }
+    if (listed.truncated) this.#guard.drop(root, `holds more than ${MAX_SERVICE_NAMES} services; only the first ${MAX_SERVICE_NAMES} in key order are listed`);
     const names = new Set<string>();
-    for (const key of keys) {
-      const folder = key.slice(root.length).split('/', 1)[0]!;
+    for (const folder of listed.folders) {
       try {
         names.add(folder === '_' ? '' : decodeURIComponent(folder));
       } catch {
@@ -194,6 +248,7 @@ export class EtcdRegistry implements Registry {
     clearTimeout(this.#loadNotifyTimer);
     clearTimeout(this.#drainingNotifyTimer);
     this.#subscribers.clear();
+    for (const entry of this.#services.values()) clearTimeout(entry.notifyTimer);
     this.#liveness.close();
     await this.#session?.close().catch(() => {});
     await Promise.all([...this.#services.values(), ...(this.#loads ? [this.#loads] : [])].map(({ mirror }) => mirror.close()));
@@ -232,10 +287,15 @@ export class EtcdRegistry implements Registry {
     let entry = this.#services.get(service);
     if (entry === undefined) {
       const prefix = servicePrefix(this.settings.prefix, service);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
-        this.#guard.contain(prefix, () => this.#onRecords(service, changed)),
+      const mirror = new PrefixMirror(
+        this.#client,
+        prefix,
+        this.settings.requestTimeoutMs,
+        (changed) => this.#guard.contain(prefix, () => this.#onRecords(service, changed)),
+        mirrorLimits(prefix, RECORD_MIRROR_KEYS, RECORD_LIMITS.recordBytes),
+        (source, reason) => this.#guard.drop(source, reason),
       );
-      entry = { mirror, ready: mirror.start(), parsed: new Map() };
+      entry = { mirror, ready: mirror.start(), parsed: new Map(), notifyTimer: undefined, lastNotify: 0, users: 0 };
       this.#services.set(service, entry);
     }
     return entry;
@@ -244,8 +304,13 @@ export class EtcdRegistry implements Registry {
   #loadMirror(): Pick<ServiceEntry, 'mirror' | 'ready'> {
     if (this.#loads === undefined) {
       const prefix = loadPrefix(this.settings.prefix);
-      const mirror = new PrefixMirror(this.#client, prefix, this.settings.requestTimeoutMs, (changed) =>
-        this.#guard.contain(prefix, () => this.#onLoads(changed)),
+      const mirror = new PrefixMirror(
+        this.#client,
+        prefix,
+        this.settings.requestTimeoutMs,
+        (changed) => this.#guard.contain(prefix, () => this.#onLoads(changed)),
+        mirrorLimits(prefix, LOAD_MIRROR_KEYS, RECORD_LIMITS.loadBytes),
+        (source, reason) => this.#guard.drop(source, reason),
       );
       this.#loads = { mirror, ready: mirror.start() };
       this.#loads.ready.catch(() => {
@@ -324,7 +389,24 @@ export class EtcdRegistry implements Registry {
       this.#unlist(gone.instance);
       this.#guard.forget(key);
     }
-    this.#notify(service);
+    this.#notifyRecords(entry, service);
+  }
+
+  /**
+   * Passes record changes on: at once when the service's subscribers have not been told
+   * anything for {@link RECORD_NOTIFY_GAP_MS}, else when that gap ends, with every change made
+   * meanwhile. Each notification hands every subscriber the whole list (N records), so a
+   * record rewritten without pause — a runaway deploy, anyone who can write under the prefix —
+   * costs a bounded number of rebuilds a second, not one per write.
+   */
+  #notifyRecords(entry: ServiceEntry, service: string): void {
+    if (entry.notifyTimer !== undefined) return;
+    const wait = entry.lastNotify + RECORD_NOTIFY_GAP_MS - monotonicNow();
+    if (wait <= 0) {
+      this.#notify(service);
+      return;
+    }
+    entry.notifyTimer = setTimeout(() => this.#notify(service), wait).unref();
   }
 
   /** The record at `key`, parsed once per value (undefined when refused); the listed addresses follow. */
@@ -350,6 +432,12 @@ export class EtcdRegistry implements Registry {
   }
 
   #notify(service: string): void {
+    const entry = this.#services.get(service);
+    if (entry !== undefined) {
+      clearTimeout(entry.notifyTimer);
+      entry.notifyTimer = undefined;
+      entry.lastNotify = monotonicNow();
+    }
     for (const subscriber of this.#subscribers) {
       if (subscriber.query.service !== service) continue;
       const instances = this.#matching(subscriber.query);
@@ -379,10 +467,36 @@ export class EtcdRegistry implements Registry {
 const LOAD_NOTIFY_MS = 100;
 
 /**
+ * Shortest gap between two notifications of a service's record changes: a join or a leave
+ * reaches subscribers within 50 ms, and record writes cause at most 20 full rebuilds a second
+ * per service, however many there are.
+ */
+const RECORD_NOTIFY_GAP_MS = 50;
+
+/**
  * Shortest gap between two immediate notifications of providers turning draining: a consumer
  * hears of a drain within 10 ms, and at most 100 full rebuilds a second come from drains.
  */
 const DRAINING_NOTIFY_GAP_MS = 10;
+
+/**
+ * Records of one service a consumer holds at most (as the file registry reads per folder):
+ * past it, a flood of keys under the service's prefix costs no more memory or listing time.
+ */
+const RECORD_MIRROR_KEYS = 10_000;
+/** Load snapshots a consumer holds at most: one per provider process of the whole cluster. */
+const LOAD_MIRROR_KEYS = 20_000;
+/** Bytes of keys and values one mirror holds at most (a few hundred bytes per real record or snapshot). */
+const MIRROR_BYTES = 64 * 1024 * 1024;
+/** Bytes a key may have beyond its prefix: room for the longest names a record may carry, encoded. */
+const KEY_SUFFIX_BYTES = 2048;
+
+function mirrorLimits(prefix: string, maxKeys: number, maxValueBytes: number): MirrorLimits {
+  return { maxKeys, maxBytes: MIRROR_BYTES, maxKeyBytes: Buffer.byteLength(prefix) + KEY_SUFFIX_BYTES, maxValueBytes };
+}
+
+/** Service names `services()` returns at most (`shuttle ls`, the admin endpoint). */
+const MAX_SERVICE_NAMES = 10_000;
 
 /** A cockatiel-compatible backoff: `duration` ms now, doubling up to 1 s on each `next()`. */
 function backoff(duration: number): { duration: number; next(): unknown } {

@@ -18,6 +18,12 @@ import { monotonicNow } from '../../common/clock.js';
  *   history caught up — for a busy fleet, days. The prefix is listed again at once; keys
  *   missing from that listing are kept for {@link RESET_GRACE_MS} (their owners are writing
  *   them again into the new cluster) and dropped only if they have not come back by then.
+ * - The copy has a budget ({@link MirrorLimits}): keys and bytes in all, and bytes per key
+ *   and per value. A value over its limit is refused (reported, the key treated as absent);
+ *   keys beyond the budget are not read — a listing stops there, and a watch event for a new
+ *   key is dropped — and this is reported once, naming the prefix and the limit. Once deletes
+ *   have made room again (below nine tenths of the budget) the prefix is listed again, at most
+ *   once per {@link REFILL_GAP_MS}, to pick up what was dropped.
  */
 export class PrefixMirror {
   readonly #client: Etcd3;
@@ -37,16 +43,41 @@ export class PrefixMirror {
   /** Keys kept from before a reset, absent from etcd since: dropped when the grace ends. */
   #carried = new Set<string>();
   #graceTimer: NodeJS.Timeout | undefined;
+  readonly #limits: MirrorLimits;
+  readonly #refuse: (source: string, reason: string) => void;
+  /** UTF-8 bytes of every key and value in {@link #entries}. */
+  #bytes = 0;
+  /** Whether keys were left out for want of room: the copy lacks some of what etcd holds. */
+  #incomplete = false;
+  #refillTimer: NodeJS.Timeout | undefined;
+  #lastRefill = 0;
 
   /**
    * @param onChange called after each change with the keys that changed, or undefined when the
    *   whole copy was replaced (the first listing, a relist)
+   * @param limits the copy's budget
+   * @param refuse told of each value refused and of keys left out for want of room (once per
+   *   source and reason: the caller's input guard rate-limits the warnings)
    */
-  constructor(client: Etcd3, prefix: string, requestTimeoutMs: number, onChange: (changed: readonly string[] | undefined) => void) {
+  constructor(
+    client: Etcd3,
+    prefix: string,
+    requestTimeoutMs: number,
+    onChange: (changed: readonly string[] | undefined) => void,
+    limits: MirrorLimits,
+    refuse: (source: string, reason: string) => void,
+  ) {
     this.#client = client;
     this.#prefix = prefix;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#onChange = onChange;
+    this.#limits = limits;
+    this.#refuse = refuse;
+  }
+
+  /** Whether keys were left out for want of room (see {@link MirrorLimits}). */
+  get incomplete(): boolean {
+    return this.#incomplete;
   }
 
   /** Key -> value (UTF-8) of everything under the prefix, as last seen. */
@@ -66,52 +97,25 @@ export class PrefixMirror {
     this.#generation++;
     clearTimeout(this.#relistTimer);
     clearTimeout(this.#graceTimer);
+    clearTimeout(this.#refillTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
     if (watcher !== undefined) await cancelWithin(watcher, CANCEL_BOUND_MS);
   }
 
-  /**
-   * Replaces the copy with a fresh listing; returns the revision it was read at. The listing is
-   * read in pages at one revision: anyone who can write under the prefix can put values of up
-   * to etcd's request limit (1.5 MiB), and one answer holding all of them would pass the
-   * client's 4 MiB message limit and fail every listing. A page refused as too large is read
-   * again in halves, down to one key.
-   */
+  /** Replaces the copy with a fresh listing ({@link listPrefix}); returns the revision it was read at. */
   async #list(carryOver = false): Promise<string> {
-    const entries = new Map<string, string>();
-    const end = Range.prefix(this.#prefix).end;
-    let from = Buffer.from(this.#prefix);
-    let revision: string | undefined;
-    let page = LIST_PAGE_KEYS;
-    // Each page has the client's deadline per attempt (a hung member costs one attempt, then the
-    // page goes to another member); the listing as a whole has requestTimeoutMs.
-    const deadline = monotonicNow() + this.#requestTimeoutMs;
-    for (;;) {
-      if (monotonicNow() > deadline) throw new Error(`timed out after ${this.#requestTimeoutMs} ms`);
-      const builder = this.#client.getAll().inRange(new Range(from, end)).limit(page);
-      let response: Awaited<ReturnType<typeof builder.exec>>;
-      try {
-        response = await (revision === undefined ? builder : builder.revision(revision)).exec();
-      } catch (error) {
-        if (page > 1 && tooLarge(error)) {
-          page = Math.max(1, Math.floor(page / 2));
-          continue;
-        }
-        throw error;
-      }
-      revision ??= response.header.revision;
-      for (const kv of response.kvs) entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
-      const last = response.kvs[response.kvs.length - 1];
-      if (!response.more || last === undefined) break;
-      from = Buffer.concat([last.key, ZERO]);
-    }
-    if (carryOver) this.#carryOver(entries);
+    const listing = await listPrefix(this.#client, this.#prefix, this.#requestTimeoutMs, this.#limits, this.#refuse);
+    const entries = listing.entries;
+    let bytes = listing.bytes;
+    if (carryOver) bytes += this.#carryOver(entries, bytes);
     else this.#carried.clear();
+    this.#incomplete = listing.full;
+    this.#bytes = bytes;
     this.#entries = entries;
-    this.#revision = BigInt(revision);
+    this.#revision = BigInt(listing.revision);
     this.#onChange(undefined);
-    return revision;
+    return listing.revision;
   }
 
   async #watch(listedAt: string): Promise<void> {
@@ -150,11 +154,63 @@ export class PrefixMirror {
     for (const event of response.events) {
       const key = event.kv.key.toString('utf8');
       this.#carried.delete(key);
+      const old = this.#entries.get(key);
+      const size =
+        event.type === 'Delete'
+          ? undefined
+          : admit(
+              this.#prefix,
+              this.#limits,
+              this.#refuse,
+              event.kv,
+              this.#entries.size,
+              this.#bytes - (old === undefined ? 0 : entryBytes(key, old)),
+              old !== undefined,
+            );
+      if (size === 'full') {
+        // A new key with no room for it: not read (etcd still holds it; a later listing may).
+        this.#incomplete = true;
+        this.#reportFull();
+        continue;
+      }
       changed.push(key);
-      if (event.type === 'Delete') this.#entries.delete(key);
-      else this.#entries.set(key, event.kv.value.toString('utf8'));
+      if (old !== undefined) {
+        this.#entries.delete(key);
+        this.#bytes -= entryBytes(key, old);
+      }
+      if (size !== undefined && size !== 'refused') {
+        this.#entries.set(key, event.kv.value.toString('utf8'));
+        this.#bytes += size;
+      }
     }
-    this.#onChange(changed);
+    if (this.#incomplete) this.#refillWhenRoom();
+    if (changed.length > 0) this.#onChange(changed);
+  }
+
+  #reportFull(): void {
+    reportFull(this.#prefix, this.#limits, this.#refuse);
+  }
+
+  /** Lists again once deletes have brought the copy below nine tenths of its budget, to pick up what was left out. */
+  #refillWhenRoom(): void {
+    const { maxKeys, maxBytes } = this.#limits;
+    if (this.#refillTimer !== undefined || this.#entries.size > maxKeys * 0.9 || this.#bytes > maxBytes * 0.9) return;
+    const wait = Math.max(0, this.#lastRefill + REFILL_GAP_MS - monotonicNow());
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      if (this.#closed || !this.#incomplete) return;
+      this.#lastRefill = monotonicNow();
+      const watcher = this.#watcher;
+      this.#generation++;
+      if (watcher !== undefined) {
+        // A live watch (etcd did not cancel it): cancelled in the background, as in a reset.
+        watcher.removeAllListeners('data');
+        this.#watcher = undefined;
+        void cancelWithin(watcher, CANCEL_BOUND_MS);
+      }
+      this.#relist(0);
+    }, wait);
+    this.#refillTimer.unref();
   }
 
   /**
@@ -171,23 +227,37 @@ export class PrefixMirror {
     this.#relist(this.#behind++, true);
   }
 
-  /** Keeps in `entries` the keys of the current copy that the new listing lacks, for {@link RESET_GRACE_MS}. */
-  #carryOver(entries: Map<string, string>): void {
+  /**
+   * Keeps in `entries` the keys of the current copy that the new listing lacks, for
+   * {@link RESET_GRACE_MS}, as far as the budget has room (`bytes`: what `entries` holds);
+   * returns the bytes added.
+   */
+  #carryOver(entries: Map<string, string>, bytes: number): number {
     this.#carried = new Set();
+    let added = 0;
     for (const [key, value] of this.#entries) {
       if (entries.has(key)) continue;
+      const size = entryBytes(key, value);
+      if (entries.size >= this.#limits.maxKeys || bytes + added + size > this.#limits.maxBytes) break;
       entries.set(key, value);
+      added += size;
       this.#carried.add(key);
     }
-    if (this.#carried.size === 0) return;
+    if (this.#carried.size === 0) return added;
     clearTimeout(this.#graceTimer);
     this.#graceTimer = setTimeout(() => {
       const gone = [...this.#carried];
       this.#carried = new Set();
-      for (const key of gone) this.#entries.delete(key);
+      for (const key of gone) {
+        const value = this.#entries.get(key);
+        if (value === undefined) continue;
+        this.#entries.delete(key);
+        this.#bytes -= entryBytes(key, value);
+      }
       if (gone.length > 0) this.#onChange(gone);
     }, RESET_GRACE_MS);
     this.#graceTimer.unref();
+    return added;
   }
 
   #relist(attempt: number, carryOver = false): void {
@@ -239,12 +309,128 @@ async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
  */
 const RESET_GRACE_MS = 10_000;
 
+/** A mirror's budget: what it holds of a prefix at most. */
+export interface MirrorLimits {
+  /** Keys in all. */
+  readonly maxKeys: number;
+  /** UTF-8 bytes of the keys and values in all. */
+  readonly maxBytes: number;
+  /** Bytes of one key: a longer one is never a key this registry writes. */
+  readonly maxKeyBytes: number;
+  /** Bytes of one value: a longer one would be refused when parsed, so it is not kept. */
+  readonly maxValueBytes: number;
+}
+
+/** Shortest gap between two listings made to pick up keys left out for want of room. */
+const REFILL_GAP_MS = 5000;
+
+function entryBytes(key: string, value: string): number {
+  return Buffer.byteLength(key) + Buffer.byteLength(value);
+}
+
+/** What {@link listPrefix} read: the keys and values, their bytes, whether some were left out, the revision. */
+export interface PrefixListing {
+  readonly entries: Map<string, string>;
+  readonly bytes: number;
+  readonly full: boolean;
+  readonly revision: string;
+}
+
+/**
+ * Every key and value under `prefix`, read in pages at one revision, within `limits` (values
+ * over their limit refused and reported; listing stops when the budget is full, which is
+ * reported once). Anyone who can write under the prefix can put values of up to etcd's
+ * request limit (1.5 MiB), and one answer holding all of them would pass the client's 4 MiB
+ * message limit and fail every listing: a page refused as too large is read again in halves,
+ * down to one key. Each page has the client's deadline per attempt (a hung member costs one
+ * attempt, then the page goes to another member); the listing as a whole has `requestTimeoutMs`.
+ */
+export async function listPrefix(
+  client: Etcd3,
+  prefix: string,
+  requestTimeoutMs: number,
+  limits: MirrorLimits,
+  refuse: (source: string, reason: string) => void,
+): Promise<PrefixListing> {
+  const entries = new Map<string, string>();
+  let bytes = 0;
+  let full = false;
+  const end = Range.prefix(prefix).end;
+  let from = Buffer.from(prefix);
+  let revision: string | undefined;
+  let page = LIST_PAGE_KEYS;
+  const deadline = monotonicNow() + requestTimeoutMs;
+  for (;;) {
+    if (monotonicNow() > deadline) throw new Error(`timed out after ${requestTimeoutMs} ms`);
+    const builder = client.getAll().inRange(new Range(from, end)).limit(page);
+    let response: Awaited<ReturnType<typeof builder.exec>>;
+    try {
+      response = await (revision === undefined ? builder : builder.revision(revision)).exec();
+    } catch (error) {
+      if (page > 1 && tooLarge(error)) {
+        page = Math.max(1, Math.floor(page / 2));
+        continue;
+      }
+      throw error;
+    }
+    revision ??= response.header.revision;
+    for (const kv of response.kvs) {
+      const size = admit(prefix, limits, refuse, kv, entries.size, bytes, false);
+      if (size === 'full') {
+        full = true;
+        break;
+      }
+      if (size !== 'refused') {
+        entries.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+        bytes += size;
+      }
+    }
+    const last = response.kvs[response.kvs.length - 1];
+    if (full || !response.more || last === undefined) break;
+    from = Buffer.concat([last.key, ZERO]);
+  }
+  if (full) reportFull(prefix, limits, refuse);
+  return { entries, bytes, full, revision };
+}
+
+/**
+ * Whether a key and its value fit, given `count` keys and `bytes` held without it (`present`:
+ * the key is already counted in `count`): their size in bytes, 'refused' when the key or value
+ * alone is over its limit (reported), 'full' when the budget has no room left.
+ */
+function admit(
+  prefix: string,
+  limits: MirrorLimits,
+  refuse: (source: string, reason: string) => void,
+  kv: { readonly key: Buffer; readonly value: Buffer },
+  count: number,
+  bytes: number,
+  present: boolean,
+): number | 'refused' | 'full' {
+  if (kv.key.length > limits.maxKeyBytes) {
+    refuse(prefix, `a key of ${kv.key.length} bytes, at most ${limits.maxKeyBytes} allowed; not read`);
+    return 'refused';
+  }
+  if (kv.value.length > limits.maxValueBytes) {
+    refuse(kv.key.toString('utf8'), `${kv.value.length} bytes, at most ${limits.maxValueBytes} allowed`);
+    return 'refused';
+  }
+  const size = kv.key.length + kv.value.length;
+  if ((!present && count >= limits.maxKeys) || bytes + size > limits.maxBytes) return 'full';
+  return size;
+}
+
+function reportFull(prefix: string, limits: MirrorLimits, refuse: (source: string, reason: string) => void): void {
+  const mib = Math.round(limits.maxBytes / 1024 / 1024);
+  refuse(prefix, `holds more than this registry keeps of it (${limits.maxKeys} keys, ${mib} MiB); the keys beyond are not read until deletes make room`);
+}
+
 /** Keys read per page of a listing (fewer when a page is too large to receive). */
 const LIST_PAGE_KEYS = 500;
 const ZERO = Buffer.from([0]);
 
 /** Whether `error` is gRPC's refusal of an answer over the client's message size limit. */
-function tooLarge(error: unknown): boolean {
+export function tooLarge(error: unknown): boolean {
   const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? ''}`;
   return /RESOURCE_EXHAUSTED|larger than max/i.test(text);
 }

@@ -151,3 +151,25 @@ describe('p2c', () => {
     expect(balancer.select([lookedBusy, ownBusy], invocation()).provider).toBe(lookedBusy);
   });
 });
+
+describe('room under the concurrency cap, at fleet size', () => {
+  it.each(['p2c', 'least-active'])('%s: a pick among idle providers reads no provider’s capacity', (name) => {
+    let reads = 0;
+    const counted = (): Record<string, unknown> =>
+      new Proxy({ slots: 8 } as Record<string, unknown>, {
+        get(target, key) {
+          if (key === 'slots') reads++;
+          return target[key as string];
+        },
+      });
+    const providers = Array.from({ length: 500 }, (_, i) => view(i + 1, { metadata: counted() }));
+    // One busy provider: the balancers then ask every candidate whether it has room.
+    (providers[0]!.stats as { start(tokens: number): void }).start(0);
+    const balancer = defaultExtensions().loadbalance.create(name);
+    balancer.select(providers, invocation('warm'));
+    reads = 0;
+    for (let call = 0; call < 20; call++) balancer.select(providers, invocation(`key-${call}`));
+    // The busy one may be asked (once a call, or a few times); the 499 idle ones never.
+    expect(reads).toBeLessThanOrEqual(20 * 4);
+  });
+});
