@@ -1,4 +1,4 @@
-import { Range, type Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
+import { Range, type Etcd3, type IRangeResponse, type IWatchResponse, type Watcher } from 'etcd3';
 import { monotonicNow } from '../../common/clock.js';
 
 /**
@@ -362,17 +362,11 @@ export async function listPrefix(
   const deadline = monotonicNow() + requestTimeoutMs;
   for (;;) {
     if (monotonicNow() > deadline) throw new Error(`timed out after ${requestTimeoutMs} ms`);
-    const builder = client.getAll().inRange(new Range(from, end)).limit(page);
-    let response: Awaited<ReturnType<typeof builder.exec>>;
-    try {
-      response = await (revision === undefined ? builder : builder.revision(revision)).exec();
-    } catch (error) {
-      if (page > 1 && tooLarge(error)) {
-        page = Math.max(1, Math.floor(page / 2));
-        continue;
-      }
-      throw error;
-    }
+    let response: IRangeResponse;
+    ({ response, page } = await readPage(page, (keys) => {
+      const builder = client.getAll().inRange(new Range(from, end)).limit(keys);
+      return (revision === undefined ? builder : builder.revision(revision)).exec();
+    }));
     revision ??= response.header.revision;
     for (const kv of response.kvs) {
       const size = admit(prefix, limits, refuse, kv, entries.size, bytes, false);
@@ -429,8 +423,27 @@ function reportFull(prefix: string, limits: MirrorLimits, refuse: (source: strin
 const LIST_PAGE_KEYS = 500;
 const ZERO = Buffer.from([0]);
 
+/**
+ * Reads a page of at most `page` keys with `read`, halving the page while etcd (or the client's
+ * message limit) refuses the answer as too large, down to one key; the answer and the page size
+ * it took.
+ */
+export async function readPage<T>(page: number, read: (keys: number) => Promise<T>): Promise<{ response: T; page: number }> {
+  for (;;) {
+    try {
+      return { response: await read(page), page };
+    } catch (error) {
+      if (page > 1 && tooLarge(error)) {
+        page = Math.max(1, Math.floor(page / 2));
+        continue;
+      }
+      throw error;
+    }
+  }
+}
+
 /** Whether `error` is gRPC's refusal of an answer over the client's message size limit. */
-export function tooLarge(error: unknown): boolean {
+function tooLarge(error: unknown): boolean {
   const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? ''}`;
   return /RESOURCE_EXHAUSTED|larger than max/i.test(text);
 }

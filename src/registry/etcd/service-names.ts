@@ -1,5 +1,5 @@
-import { Range, type Etcd3 } from 'etcd3';
-import { tooLarge } from './prefix-mirror.js';
+import { Range, type Etcd3, type IRangeResponse } from 'etcd3';
+import { readPage } from './prefix-mirror.js';
 
 /**
  * The service folders under `root` (`{prefix}/services/`), still URI-encoded, in key order.
@@ -18,16 +18,10 @@ export async function serviceFolders(client: Etcd3, root: string, maxFolders: nu
   let revision: string | undefined;
   let page = PAGE_KEYS;
   for (;;) {
-    let response: Awaited<ReturnType<Etcd3['kv']['range']>>;
-    try {
-      response = await client.kv.range({ key: from, range_end: end, limit: page, keys_only: true, ...(revision === undefined ? {} : { revision }) });
-    } catch (error) {
-      if (page > 1 && tooLarge(error)) {
-        page = Math.max(1, Math.floor(page / 2));
-        continue;
-      }
-      throw error;
-    }
+    let response: IRangeResponse;
+    ({ response, page } = await readPage(page, (keys) =>
+      client.kv.range({ key: from, range_end: end, limit: keys, keys_only: true, ...(revision === undefined ? {} : { revision }) }),
+    ));
     revision ??= response.header.revision;
     // Halved for a page of long keys; the next ones are likely short again.
     page = Math.min(PAGE_KEYS, page * 2);
