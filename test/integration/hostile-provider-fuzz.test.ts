@@ -193,6 +193,19 @@ async function recovers(echo: EchoApi): Promise<void> {
   );
 }
 
+/**
+ * Nothing escaped, every call ended with a value or an RpcError and in time, at least half were
+ * made, and both kinds of ending happened: the fuzz reached the decoding paths and the good ones.
+ */
+function expectSettled(result: Awaited<ReturnType<typeof callAll>>, unhandled: unknown[]): void {
+  expect(unhandled.map(String)).toEqual([]);
+  expect(result.foreign).toEqual([]);
+  expect(result.late).toEqual([]);
+  expect(result.values + result.errors).toBeGreaterThanOrEqual(300);
+  expect(result.values).toBeGreaterThan(0);
+  expect(result.errors).toBeGreaterThan(0);
+}
+
 const passThrough = (bytes: Buffer): Buffer => bytes;
 const rawMethod = (path: string, responseStream: boolean) => ({
   path,
@@ -286,12 +299,7 @@ describe('fuzzing a live consumer', () => {
     );
     behaving = true;
     await recovers(echo);
-    expect(unhandled.map(String)).toEqual([]);
-    expect(result.foreign).toEqual([]);
-    expect(result.late).toEqual([]);
-    expect(result.values + result.errors).toBeGreaterThanOrEqual(300);
-    expect(result.values).toBeGreaterThan(0);
-    expect(result.errors).toBeGreaterThan(0);
+    expectSettled(result, unhandled);
   });
 
   it('tcp transport: 600 calls, three answers in ten with mutated frames — every call settles by its deadline with a value or an RpcError, nothing rejects unhandled, and the provider is called normally once it behaves', {
@@ -325,12 +333,6 @@ describe('fuzzing a live consumer', () => {
     // It behaves now: calls succeed again.
     behaving = true;
     await recovers(echo);
-    expect(unhandled.map(String)).toEqual([]);
-    expect(result.foreign).toEqual([]);
-    expect(result.late).toEqual([]);
-    expect(result.values + result.errors).toBeGreaterThanOrEqual(300);
-    // Both kinds of ending happened: the fuzz reached the decoding paths and the good ones.
-    expect(result.values).toBeGreaterThan(0);
-    expect(result.errors).toBeGreaterThan(0);
+    expectSettled(result, unhandled);
   });
 });
