@@ -79,8 +79,14 @@ export class ServiceReference {
    * at once by call(): a field rather than an object per call, as every unary call passes here.
    */
   #linkRelease: (() => void) | undefined;
-  /** Balancer views of the current eligible providers, rebuilt when the directory changes. */
+  /** Balancer views of the list of providers the last call was given (one field compare per call). */
   #views: { providers: readonly ServiceInstance[]; views: readonly LiveView[] } | undefined;
+  /**
+   * Views of every list handed out, keyed by the directory's own lists, which it replaces at each
+   * snapshot (old entries go with them): while providers list different methods, each method has
+   * its list, and calls alternating between methods find theirs here.
+   */
+  readonly #viewsByList = new WeakMap<readonly ServiceInstance[], readonly LiveView[]>();
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
@@ -190,9 +196,18 @@ export class ServiceReference {
     }
   }
 
-  /** Views of `providers` for the balancer, cached per directory snapshot (no per-call allocation). */
+  /**
+   * Views of `providers` for the balancer, cached per list the directory hands out (no per-call
+   * allocation): one list per snapshot, or one per method while providers list different
+   * methods (a rolling upgrade), so calls alternating between methods do not rebuild them.
+   */
   #viewsOf(providers: readonly ServiceInstance[]): readonly LiveView[] {
     if (this.#views?.providers === providers) return this.#views.views;
+    const cached = this.#viewsByList.get(providers);
+    if (cached !== undefined) {
+      this.#views = { providers, views: cached };
+      return cached;
+    }
     const stats = this.#parts.stats;
     // The records as the balancer may believe them: a figure that is no number, or wildly past
     // the fleet's, is replaced once per snapshot, so no balancer divides by 1e308 slots.
@@ -202,6 +217,7 @@ export class ServiceReference {
       live.observeLoad(instance.load);
       return new LiveView(instance, address, live);
     });
+    this.#viewsByList.set(providers, views);
     this.#views = { providers, views };
     return views;
   }

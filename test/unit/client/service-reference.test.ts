@@ -412,6 +412,24 @@ describe('ServiceReference: no provider to call', () => {
     expect([h.picks.length, h.clusterCalls.length]).toEqual([picks, clusterCalls]);
   });
 
+  it('keeps the views of each method’s providers while calls alternate between methods (no rebuild per call in a rolling upgrade)', async () => {
+    const old = [{ name: 'echo', stream: false, idempotent: true }];
+    const upgraded = [...old, { name: 'write', stream: false, idempotent: false }];
+    const h = await referenceHarness({ providers: [providerRecord(1, { methods: old }), providerRecord(2, { methods: upgraded })] });
+    const seen = new Map<string, Set<unknown>>();
+    for (let i = 0; i < 6; i++) {
+      for (const method of ['write', 'echo']) {
+        await h.reference.call(method, i, undefined);
+        const views = h.picks.at(-1)!.providers;
+        if (!seen.has(method)) seen.set(method, new Set());
+        for (const view of views) seen.get(method)!.add(view);
+      }
+    }
+    // The same view objects every time: one per provider in each method's list.
+    expect(seen.get('write')!.size).toBe(1);
+    expect(seen.get('echo')!.size).toBe(2);
+  });
+
   it('says none is registered', async () => {
     expect(await reason(await referenceHarness())).toBe('no provider of test.Echo:1.0.0 is registered');
   });
