@@ -113,6 +113,18 @@ describe('etcd registry: a flood on the load channel costs what it names', () =>
     const subscription = await consumer.subscribe({ service: 'test.Echo' }, (instances) => void lists.push(instances));
     cleanups.push(() => subscription.close());
     await waitUntil(() => lists.at(-1)?.length === 1, 'the consumer to see the provider');
+    // Changes reach a subscriber at most every 50 ms: one more list may still be on its way
+    // (the provider's own writes after its record). Counted from when none has come for 200 ms.
+    let quietFrom = { count: lists.length, at: Date.now() };
+    await waitUntil(
+      () => {
+        if (lists.length !== quietFrom.count) quietFrom = { count: lists.length, at: Date.now() };
+        return Date.now() - quietFrom.at >= 200;
+      },
+      'the lists to settle',
+      5000,
+      10,
+    );
     const before = lists.length;
 
     // 600 snapshots for addresses nobody lists, draining and not, in batches as the probe sends them.
