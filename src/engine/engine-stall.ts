@@ -1,3 +1,5 @@
+import { monotonicNow } from '../common/clock.js';
+
 /**
  * The engine stalls when requests are in flight to it and none of them has heard anything from
  * it for `stallMs`: no response headers, no stream event, no answer. An engine whose step loop
@@ -7,7 +9,7 @@
  * long prefill delays only its own first token while the others go on — so silence on every
  * request at once is the sign.
  *
- * Times are read from the monotonic clock (`performance.now()`): a wall clock stepped by NTP
+ * Times are read from the monotonic clock ({@link monotonicNow}): a wall clock stepped by NTP
  * must not make a healthy engine look stalled.
  */
 export class EngineStall {
@@ -22,9 +24,9 @@ export class EngineStall {
   /**
    * @param stallMs silence, with requests in flight, after which the engine counts as stalled.
    * @param onChange hears each change of verdict once (for the log).
-   * @param now a monotonic clock in ms; `performance.now` by default.
+   * @param now a monotonic clock in ms; {@link monotonicNow} by default.
    */
-  constructor(stallMs: number, onChange: (stalled: boolean, reason: string) => void, now: () => number = () => performance.now()) {
+  constructor(stallMs: number, onChange: (stalled: boolean, reason: string) => void, now: () => number = monotonicNow) {
     this.#stallMs = stallMs;
     this.#onChange = onChange;
     this.#now = now;
