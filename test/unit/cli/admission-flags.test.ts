@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admissionOptions, type AdmissionFlags } from '../../../src/cli/admission-flags.js';
-import { runCli } from '../../../src/cli/cli.js';
+import { runCliCaptured } from '../../helpers/cli-run.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 let dir: { dir: string; remove(): Promise<void> };
@@ -119,23 +119,14 @@ describe('shuttle gateway --admission-* flags', () => {
   });
 
   it('`shuttle gateway` exits 2 on a bad flag before starting anything, and lists the flags in its help', async () => {
-    const written: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    const writeOut = process.stdout.write.bind(process.stdout);
-    process.stderr.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stderr.write;
-    process.stdout.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stdout.write;
-    try {
-      expect(await runCli(['gateway', '--port', '0', '--admission-overcommit', 'priority=0,slots=4'])).toBe(2);
-      expect(written.join('')).toBe(
-        'shuttle: --admission-overcommit "priority=0,slots=4": invalid admission overcommit.priority: 0 (allowed: an integer from 1 to 9)\n',
-      );
-      written.length = 0;
-      expect(await runCli(['gateway', '--help'])).toBe(0);
-      for (const flag of ['--admission-max-queued', '--admission-reserve', '--admission-overcommit', '--admission-tenant ', '--admission-api-keys'])
-        expect(written.join('')).toContain(flag);
-    } finally {
-      process.stderr.write = write;
-      process.stdout.write = writeOut;
-    }
+    const refused = await runCliCaptured(['gateway', '--port', '0', '--admission-overcommit', 'priority=0,slots=4']);
+    expect(refused.code).toBe(2);
+    expect(refused.written).toBe(
+      'shuttle: --admission-overcommit "priority=0,slots=4": invalid admission overcommit.priority: 0 (allowed: an integer from 1 to 9)\n',
+    );
+    const help = await runCliCaptured(['gateway', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--admission-max-queued', '--admission-reserve', '--admission-overcommit', '--admission-tenant ', '--admission-api-keys'])
+      expect(help.written).toContain(flag);
   });
 });

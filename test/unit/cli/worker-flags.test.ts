@@ -1,20 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/cli.js';
-
-/** Runs the CLI with its output captured; its exit code and what it wrote. */
-async function run(args: string[]): Promise<{ code: number; written: string }> {
-  const written: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  const writeOut = process.stdout.write.bind(process.stdout);
-  process.stderr.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stderr.write;
-  process.stdout.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stdout.write;
-  try {
-    return { code: await runCli(args), written: written.join('') };
-  } finally {
-    process.stderr.write = write;
-    process.stdout.write = writeOut;
-  }
-}
+import { runCliCaptured as run } from '../../helpers/cli-run.js';
 
 describe('`shuttle worker --stall-timeout`', () => {
   it('takes "none" or whole ms from 100 to a day; anything else exits 2 before starting, naming the flag, the value and what is allowed', async () => {
