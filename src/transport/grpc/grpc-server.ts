@@ -43,8 +43,12 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     ...settings.channelOptions,
     interceptors: [requests.interceptor()],
   });
-  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport, (metadata) =>
-    requests.deadlineOf(metadata),
+  const state = new ServingState(
+    new UnsentBudget(limits.maxUnsentBytes, limits.maxTotalUnsentBytes),
+    options.maxFrameBytes,
+    options.loadReport,
+    (metadata) => requests.deadlineOf(metadata),
+    limits.frameTimeoutMs,
   );
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
