@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
-import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { checkBool, checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { HIGH_PRIORITY, MAX_PRIORITY } from '../admission/options.js';
 import { armCallScopes } from '../call/call-scope.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
@@ -165,6 +165,8 @@ export interface ReferenceOptions {
    * `prompt` field when that is a string.
    */
   routingKey?: string | ((request: unknown) => string | undefined);
+  /** Every call of this reference waits for a provider to be listed when none is (see CallOptions.waitForReady); false by default. */
+  waitForReady?: boolean;
 }
 
 const CLIENT_KEYS = optionKeys<ClientOptions>()([
@@ -209,6 +211,7 @@ const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
   'retries',
   'mock',
   'routingKey',
+  'waitForReady',
 ]);
 const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
@@ -401,6 +404,7 @@ class Client implements RpcClient {
       retries: checkInt(`reference ${service} retries`, options.retries, 0, 10),
       mock: resolveMock(options.mock, `reference ${service} mock`),
       routingKey: routingKeyExtractor(options.routingKey, `reference ${service} routingKey`),
+      waitForReady: checkBool(`reference ${service} waitForReady`, options.waitForReady, false),
       onRoute: this.#onRoute,
       onAttempt: this.#onAttempt,
       onStreamBreak: this.#onStreamBreak,

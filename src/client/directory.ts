@@ -35,6 +35,9 @@ export class Directory {
   #byMethod: Map<string, readonly ServiceInstance[]> | undefined;
 
   /** @param protocol the consumer's transport name: the endpoint of each provider to use */
+  #nextChange: Promise<void> | undefined;
+  #wakeChanged: (() => void) | undefined;
+
   constructor(registry: Registry, query: ServiceQuery, protocol: string, onChange: () => void) {
     this.#registry = registry;
     this.query = query;
@@ -103,6 +106,7 @@ export class Directory {
           ? instances.filter((instance) => instance.load?.draining !== true)
           : instances;
         this.#byMethod = sameMethods(this.#eligible) ? undefined : new Map();
+        this.#changed();
         this.#onChange();
       })
       .then((subscription) => {
@@ -144,9 +148,29 @@ export class Directory {
     return this.#variants;
   }
 
+  /**
+   * Resolves at the next change of the list (or when the directory closes): one promise shared
+   * by every call waiting for a provider, however many there are.
+   */
+  changed(): Promise<void> {
+    this.#nextChange ??= new Promise<void>((resolve) => {
+      this.#wakeChanged = resolve;
+    });
+    return this.#nextChange;
+  }
+
+  #changed(): void {
+    const wake = this.#wakeChanged;
+    if (wake === undefined) return;
+    this.#nextChange = undefined;
+    this.#wakeChanged = undefined;
+    wake();
+  }
+
   close(): void {
     this.#closed = true;
     this.#subscription?.close();
+    this.#changed();
   }
 }
 

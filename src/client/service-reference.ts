@@ -51,6 +51,8 @@ export interface ServiceReferenceParts {
   readonly mock: ResolvedMock | undefined;
   /** Extracts the routing key from a request when the call gives none. */
   readonly routingKey: (request: unknown) => string | undefined;
+  /** The reference's `waitForReady` (a call's own option overrides it). */
+  readonly waitForReady?: boolean;
   readonly onRoute: ((event: RouteEvent) => void) | undefined;
   readonly onAttempt?: ((event: AttemptEvent) => void) | undefined;
   /** Told of a stream that broke off after it opened (see ClientOptions.onStreamBreak). */
@@ -60,10 +62,12 @@ export interface ServiceReferenceParts {
   readonly isClosed: () => boolean;
 }
 
-const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey']);
+const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey', 'waitForReady']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
 /** The call as the reference made it, for the end of the filter chain. */
 const MADE = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc consumer call');
+/** Set on calls that wait for a provider to be listed when none is (`waitForReady`). */
+const WAIT_FOR_READY = createContextKey(false, 'shuttle-rpc waitForReady');
 
 /**
  * The consumer-side path of one call: validate the per-call options, run the consumer
@@ -162,38 +166,91 @@ export class ServiceReference {
   #cluster(invocation: Invocation): Promise<unknown> {
     const parts = this.#parts;
     const providers = parts.directory.eligibleFor(invocation.method);
-    if (providers.length === 0 && parts.directory.eligible.length > 0) {
-      const count = parts.directory.eligible.length;
-      return Promise.reject(
-        new RpcError(
-          RpcCode.UNIMPLEMENTED,
-          `no provider of ${describe(parts)} exports method "${invocation.method}" (${count === 1 ? 'its provider does not list it' : `none of its ${count} providers lists it`})`,
-          { details: { neverSent: true } },
-        ),
-      );
-    }
     if (providers.length === 0) {
-      const draining = parts.directory.instances.length;
-      const others = parts.directory.otherProtocols;
-      const why =
-        draining > 0
-          ? `is available (${draining} draining)`
-          : others.length > 0
-            ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
-            : 'is registered';
-      const refuse = (more: string): Promise<never> =>
-        Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}${more}`, { details: { neverSent: true } }));
-      if (draining > 0 || others.length > 0) return refuse('');
-      // The classic slip: the service runs, under another version or group than asked for.
-      return parts.directory
-        .registeredVariants()
-        .then((variants) => refuse(variants.length === 0 ? '' : `; ${parts.service} is registered under ${variants.join(', ')}`));
+      return invocation.values.get(WAIT_FOR_READY) ? this.#waitForProvider(invocation) : this.#noProvider(invocation).then((error) => Promise.reject(error));
     }
     try {
       return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Why no provider is listed for the call: UNIMPLEMENTED or UNAVAILABLE, never sent. */
+  async #noProvider(invocation: Invocation): Promise<RpcError> {
+    const parts = this.#parts;
+    const directory = parts.directory;
+    if (directory.eligible.length > 0) {
+      const count = directory.eligible.length;
+      return new RpcError(
+        RpcCode.UNIMPLEMENTED,
+        `no provider of ${describe(parts)} exports method "${invocation.method}" (${count === 1 ? 'its provider does not list it' : `none of its ${count} providers lists it`})`,
+        { details: { neverSent: true } },
+      );
+    }
+    const draining = directory.instances.length;
+    const others = directory.otherProtocols;
+    const why =
+      draining > 0
+        ? `is available (${draining} draining)`
+        : others.length > 0
+          ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
+          : 'is registered';
+    let more = '';
+    if (draining === 0 && others.length === 0) {
+      // The classic slip: the service runs, under another version or group than asked for.
+      const variants = await directory.registeredVariants();
+      if (variants.length > 0) more = `; ${parts.service} is registered under ${variants.join(', ')}`;
+    }
+    return new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}${more}`, { details: { neverSent: true } });
+  }
+
+  /**
+   * A `waitForReady` call with no provider listed: waits for the directory to change, then
+   * tries again, until its deadline (DEADLINE_EXCEEDED saying what it waited for), its signal
+   * (CANCELLED) or the client's close. Every waiting call of a directory shares one promise of
+   * its next change; each has its own timer.
+   */
+  async #waitForProvider(invocation: Invocation): Promise<unknown> {
+    const parts = this.#parts;
+    const { signal, deadline } = invocation;
+    const waitedFrom = monotonicNow();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<RpcError>((resolve) => {
+      timer = setTimeout(
+        () => {
+          void this.#noProvider(invocation).then((why) =>
+            resolve(
+              new RpcError(RpcCode.DEADLINE_EXCEEDED, `${why.rawMessage} (waited ${Math.round(monotonicNow() - waitedFrom)} ms for one: waitForReady)`, {
+                details: { neverSent: true },
+              }),
+            ),
+          );
+        },
+        // A filter may have taken the deadline off; the wait still has the reference's bound.
+        Math.max(0, (deadline ?? waitedFrom + parts.timeoutMs) - monotonicNow()),
+      );
+      if (signal !== undefined) {
+        onAbort = () =>
+          resolve(
+            new RpcError(RpcCode.CANCELLED, `${parts.service}.${invocation.method} was cancelled while it waited for a provider`, { cause: signal.reason }),
+          );
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    try {
+      for (;;) {
+        const stopped = await Promise.race([stop, parts.directory.changed()]);
+        if (stopped !== undefined) throw stopped;
+        if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
+        if (parts.directory.eligibleFor(invocation.method).length > 0) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+    }
+    return this.#cluster(invocation);
   }
 
   /**
@@ -230,6 +287,7 @@ export class ServiceReference {
     let metadata = NO_META;
     let oneWay = false;
     let routingKey: string | undefined;
+    let waitForReady = parts.waitForReady === true;
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') {
         throw new RpcError(
@@ -270,6 +328,10 @@ export class ServiceReference {
         throw new RpcError(RpcCode.INVALID_ARGUMENT, `routingKey of ${parts.service}.${method} must be a string`);
       }
       routingKey = options.routingKey;
+      if (options.waitForReady !== undefined && typeof options.waitForReady !== 'boolean') {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `waitForReady of ${parts.service}.${method} must be true or false, got ${show(options.waitForReady)}`);
+      }
+      waitForReady = options.waitForReady ?? waitForReady;
     }
     routingKey ??= parts.routingKey(request);
     let deadline = monotonicNow() + timeoutMs;
@@ -305,7 +367,7 @@ export class ServiceReference {
       route,
       routingKey,
       peer: undefined,
-      values: createContextValues(),
+      values: waitForReady ? createContextValues().set(WAIT_FOR_READY, true) : createContextValues(),
     };
   }
 }
