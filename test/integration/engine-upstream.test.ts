@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, createClient } from 'shuttle-rpc';
 import type { LlmApi } from 'shuttle-rpc/inference';
 import { startEngineWorker } from 'shuttle-rpc/engine';
-import { waitUntil } from '../helpers/wait.js';
+import { startFakeEngine } from 'shuttle-rpc/testing';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * The engine adapter's HTTP side against engines written here on real loopback sockets: it keeps
@@ -231,5 +232,38 @@ describe('what an engine makes the worker hold', () => {
     const texts: string[] = [];
     for await (const token of llm.generate({ messages: [{ role: 'user', content: 'hi' }] })) texts.push(String(token.text));
     expect(texts).toEqual(['done']);
+  });
+});
+
+describe('embed requests the adapter passes on', () => {
+  it('sends token ids to the engine as they are, and refuses ids that are not token ids, or text and tokens together, before asking the engine', async () => {
+    const engine = await startFakeEngine({ models: ['m'] });
+    cleanup.push(() => engine.close());
+    const worker = await startEngineWorker({
+      url: engine.url,
+      name: 'w',
+      models: ['m'],
+      metricsUrl: false,
+      healthUrl: false,
+      server: { host: '127.0.0.1', port: 0, log: false },
+    });
+    cleanup.push(() => worker.close());
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${worker.server.port}`, config: false });
+    cleanup.push(() => client.close());
+    const llm = client.proxy<LlmApi>('inference.LLM');
+    expect(await llm.embed({ tokens: [42, 7] })).toEqual({ values: [2, 42, 0.5], promptTokens: 2 });
+    expect(engine.requests.at(-1)).toMatchObject({ path: '/v1/embeddings', body: { input: [42, 7] } });
+    const asked = engine.requests.length;
+    for (const [request, words] of [
+      [{ tokens: [1, -1] }, 'request.tokens must be a non-empty array of token ids'],
+      [{ tokens: [] }, 'request.tokens must be a non-empty array of token ids'],
+      [{ text: 'a', tokens: [1] }, 'give request.text or request.tokens, not both'],
+      [{}, 'request.text must be a string'],
+    ] as const) {
+      const error = await rejection(llm.embed(request as never));
+      expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(error.message).toContain(words);
+    }
+    expect(engine.requests.length).toBe(asked);
   });
 });

@@ -54,7 +54,9 @@ describe('ServiceReference: call options', () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
     const error = await failure(h.reference.call('echo', 1, { timeout: 100 } as CallOptions));
     expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
-    expect(error.message).toContain('unknown option call options of test.Echo.echo.timeout (known: timeoutMs, signal, metadata, oneWay, routingKey, waitForReady)');
+    expect(error.message).toContain(
+      'unknown option call options of test.Echo.echo.timeout (known: timeoutMs, signal, metadata, oneWay, routingKey, waitForReady)',
+    );
     expectNothingSent(h);
   });
 
