@@ -60,7 +60,7 @@ async function failureOf(stream: AsyncIterable<unknown>): Promise<unknown> {
 }
 
 /** A worker in front of `engine`, and a proxy calling it. */
-async function workerFor(engine: Engine, maxBufferedAnswerBytes?: number) {
+async function workerFor(engine: Pick<Engine, 'url'>, maxBufferedAnswerBytes?: number) {
   const worker = await startEngineWorker({
     url: engine.url,
     name: 'w',
@@ -239,18 +239,7 @@ describe('embed requests the adapter passes on', () => {
   it('sends token ids to the engine as they are, and refuses ids that are not token ids, or text and tokens together, before asking the engine', async () => {
     const engine = await startFakeEngine({ models: ['m'] });
     cleanup.push(() => engine.close());
-    const worker = await startEngineWorker({
-      url: engine.url,
-      name: 'w',
-      models: ['m'],
-      metricsUrl: false,
-      healthUrl: false,
-      server: { host: '127.0.0.1', port: 0, log: false },
-    });
-    cleanup.push(() => worker.close());
-    const client = await createClient({ registry: `shuttle://127.0.0.1:${worker.server.port}`, config: false });
-    cleanup.push(() => client.close());
-    const llm = client.proxy<LlmApi>('inference.LLM');
+    const { llm } = await workerFor(engine);
     expect(await llm.embed({ tokens: [42, 7] })).toEqual({ values: [2, 42, 0.5], promptTokens: 2 });
     expect(engine.requests.at(-1)).toMatchObject({ path: '/v1/embeddings', body: { input: [42, 7] } });
     const asked = engine.requests.length;
