@@ -127,6 +127,7 @@ describe('grpc-js server options from the connection limits', () => {
       'grpc.max_receive_message_length': 1024,
       'grpc.max_connection_idle_ms': 35_000,
       'grpc.max_concurrent_streams': 10_000,
+      'grpc.enable_channelz': 0,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 20_000,
     });
