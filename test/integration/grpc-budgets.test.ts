@@ -58,7 +58,9 @@ describe('a peer that never reads its answers, against default limits', () => {
     await provider?.child.stop();
   });
 
-  it('300 unread 1 MB answers on each of two connections raise RSS by at most 64 MB for 10 s; a good client keeps p99 under 100 ms', async () => {
+  it('300 unread 1 MB answers on each of two connections raise RSS by at most 64 MB for 10 s; a good client keeps p99 under 100 ms', {
+    timeout: 40_000,
+  }, async () => {
     const pid = provider.child.process.pid!;
     // Warm up: the good client's connection and the handlers' code paths, then the baseline.
     for (let i = 0; i < 50; i++) await good.budget.add({ a: i, b: 1 });
@@ -86,7 +88,9 @@ describe('a peer that never reads its answers, against default limits', () => {
     expect(peak - baseline).toBeLessThan(64 * MB);
   });
 
-  it('a call on a connection holding its budget of unread answers waits, and is refused RESOURCE_EXHAUSTED naming the limit once the connection sent nothing for frameTimeoutMs', async () => {
+  it('a call on a connection holding its budget of unread answers waits, and is refused RESOURCE_EXHAUSTED naming the limit once the connection sent nothing for frameTimeoutMs', {
+    timeout: 30_000,
+  }, async () => {
     const attacker = attackers[0]!;
     const started = Date.now();
     expect(await attacker.ask('/test.Budget/add', { a: 1, b: 2 })).toEqual({
