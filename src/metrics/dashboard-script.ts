@@ -61,7 +61,12 @@ export const DASHBOARD_SCRIPT = `(() => {
     series.forEach((line, index) => {
       const offset = KEEP - line.values.length;
       svg.append(svgNode('polyline', { stroke: line.color, 'data-series': line.label, points: line.values.map((v, i) => x(offset + i).toFixed(1) + ',' + y(v).toFixed(1)).join(' ') }));
-      if (series.length > 1) svg.append(svgNode('text', { x: LEFT + 8 + index * 90, y: TOP + 10, fill: line.color, style: 'fill:' + line.color }, line.label));
+      if (series.length > 1) {
+        // Set through the style object, not a style attribute, which the page's CSP refuses.
+        const legend = svgNode('text', { x: LEFT + 8 + index * 90, y: TOP + 10, fill: line.color }, line.label);
+        legend.style.fill = line.color;
+        svg.append(legend);
+      }
     });
   };
 

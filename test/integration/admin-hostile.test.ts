@@ -1,0 +1,180 @@
+import { connect, type Socket } from 'node:net';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ShuttleMetrics, startAdminServer, type AdminServer, type AdminServerOptions } from 'shuttle-rpc';
+import type { ProviderStatus } from '../../src/metrics/reports.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * The admin endpoint (metrics, health, fleet JSON, dashboard) as an attacker on this machine
+ * or a web page in the operator's browser meets it: the headers of its answers, requests that
+ * name another site's host (DNS rebinding), many or slow connections, huge headers, and
+ * registry values full of quotes, backslashes and line breaks in the Prometheus text format,
+ * read back with a real parser.
+ */
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function admin(options: Partial<AdminServerOptions> = {}): Promise<AdminServer> {
+  const server = await startAdminServer({ metrics: new ShuttleMetrics(), ...options });
+  cleanups.push(() => server.close());
+  return server;
+}
+
+/** One raw HTTP/1.1 exchange (fetch cannot set Host), resolved with the status and headers. */
+function rawGet(url: string, path: string, headers: Record<string, string>): Promise<{ status: number; head: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const head = data.split('\r\n\r\n', 1)[0] ?? '';
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head });
+    });
+    const lines = Object.entries({ connection: 'close', ...headers }).map(([key, value]) => `${key}: ${value}\r\n`);
+    socket.write(`GET ${path} HTTP/1.1\r\n${lines.join('')}\r\n`);
+  });
+}
+
+/** Opens a socket to `url` and resolves once connected; `closed` tells whether the server has closed it. */
+async function openSocket(url: string): Promise<{ socket: Socket; closed: () => boolean }> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let closed = false;
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  cleanups.push(() => void socket.destroy());
+  return { socket, closed: () => closed };
+}
+
+const providerStatus = (service: string, port: number, metadata: Record<string, unknown>): ProviderStatus => ({
+  service,
+  version: '1.0.0',
+  group: '',
+  address: `127.0.0.1:${port}`,
+  protocol: 'tcp',
+  weight: 100,
+  metadata,
+  load: undefined,
+  inFlight: 0,
+  averageLatencyMs: undefined,
+  connection: 'ready',
+  breaker: 'closed',
+  ejected: false,
+  ejectedUntil: undefined,
+});
+
+describe('the admin endpoint against hostile clients and values', () => {
+  it('serves every answer with nosniff, no framing and no caching, and the dashboard with a policy that runs its own script only', async () => {
+    const server = await admin();
+    for (const path of ['/dashboard', '/metrics', '/fleet', '/providers', '/totals', '/admission', '/health/ready', '/nope']) {
+      const response = await fetch(`${server.url}${path}`);
+      expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(response.headers.get('x-frame-options'), path).toBe('DENY');
+      expect(response.headers.get('cache-control'), path).toBe('no-store');
+      expect(response.headers.get('referrer-policy'), path).toBe('no-referrer');
+      const policy = response.headers.get('content-security-policy') ?? '';
+      expect(policy, path).toContain("frame-ancestors 'none'");
+      expect(policy, path).toContain("default-src 'none'");
+      if (path === '/dashboard') {
+        expect(policy).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'(;|$)/);
+        expect(policy).not.toContain('unsafe-inline');
+        expect(policy).toContain("connect-src 'self'");
+      }
+      await response.arrayBuffer();
+    }
+  });
+
+  it('refuses a request that names another host than loopback (a DNS-rebinding page), unless the name is allowed', async () => {
+    const server = await admin();
+    const port = new URL(server.url).port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost', `[::1]:${port}`]) {
+      expect((await rawGet(server.url, '/providers', { host })).status, host).toBe(200);
+    }
+    for (const host of [`attacker.example:${port}`, 'attacker.example', '10.0.0.1', `127.0.0.1.attacker.example:${port}`]) {
+      expect((await rawGet(server.url, '/providers', { host })).status, host).toBe(421);
+    }
+    const allowing = await admin({ allowedHosts: ['gpu-node-1.internal'] });
+    expect((await rawGet(allowing.url, '/metrics', { host: 'gpu-node-1.internal:9400' })).status).toBe(200);
+    expect((await rawGet(allowing.url, '/metrics', { host: 'attacker.example' })).status).toBe(421);
+    // Bound to all interfaces deliberately, any name (a scraper names the host as it knows it).
+    const exposed = await admin({ host: '0.0.0.0' });
+    expect((await rawGet(`http://127.0.0.1:${new URL(exposed.url).port}`, '/metrics', { host: 'gpu-node-1.internal' })).status).toBe(200);
+  });
+
+  it('holds at most maxConnections connections: past it a new one is closed at once, and the endpoint still answers after', async () => {
+    const server = await admin({ maxConnections: 8 });
+    const sockets: Array<{ socket: Socket; closed: () => boolean }> = [];
+    for (let i = 0; i < 20; i++) sockets.push(await openSocket(server.url));
+    await waitUntil(() => sockets.filter((socket) => socket.closed()).length >= 12, 'the connections past the limit to be closed');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sockets.filter((socket) => !socket.closed())).toHaveLength(8);
+    for (const { socket } of sockets) socket.destroy();
+    await waitUntil(
+      async () =>
+        (await fetch(`${server.url}/health/live`).then(
+          (response) => response.status,
+          () => 0,
+        )) === 200,
+      'the endpoint to answer again',
+    );
+  });
+
+  it('closes a client that trickles its headers (slowloris) after slowClientMs, and refuses headers past 8 KiB', async () => {
+    const server = await admin({ slowClientMs: 500 });
+    const slow = await openSocket(server.url);
+    slow.socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n');
+    const trickle = setInterval(() => slow.socket.write('x-slow: 1\r\n'), 100);
+    cleanups.push(() => clearInterval(trickle));
+    const started = performance.now();
+    await waitUntil(() => slow.closed(), 'the slow client to be closed');
+    expect(performance.now() - started).toBeLessThan(3_000);
+    const huge = await rawGet(server.url, '/metrics', { host: '127.0.0.1', 'x-pad': 'a'.repeat(10 * 1024) });
+    expect(huge.status).toBe(431);
+  });
+
+  it('keeps the exposition valid whatever the registry names hold: quotes, backslashes, line breaks, lone surrogates, 255 bytes', async () => {
+    const metrics = new ShuttleMetrics();
+    const names = ['a"b', 'back\\slash', 'line\nbreak # HELP x', '} 1\nfake_metric 2', 'lone\ud800surrogate', 'é'.repeat(127), '<img src=x onerror=alert(1)>'];
+    const listed = names.map((name, index) => providerStatus(name, 1000 + index, {}));
+    const server = await admin({ metrics, clients: [{ providers: () => listed }] });
+    for (const [index, name] of names.entries()) {
+      metrics.attempt({ service: name, method: name, provider: `127.0.0.1:${1000 + index}`, attempt: 2, code: 14, seconds: 0.01 });
+      metrics.calls.inc({ side: 'consumer', service: name, method: name, code: 'OK' });
+    }
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).not.toMatch(/^fake_metric/m);
+    const families = parsePrometheusTextFormat(text);
+    const services = (family: string): string[] =>
+      (families.find((entry) => entry.name === family)?.metrics ?? []).map((metric) => (metric as { labels: Record<string, string> }).labels['service']!);
+    // What went in comes out (a lone surrogate as U+FFFD, as UTF-8 has no other spelling for it).
+    const expected = names.map((name) => name.replace('\ud800', '\ufffd'));
+    for (const family of ['shuttle_calls_total', 'shuttle_consumer_provider_attempts_total', 'shuttle_consumer_breaker_state']) {
+      expect(services(family).sort(), family).toEqual([...expected].sort());
+    }
+  });
+
+  it('answers 500 without the reason when a scrape fails (the reason can name files and internals), and quotes at most 100 characters of a path it does not serve', async () => {
+    const metrics = new ShuttleMetrics();
+    metrics.watchServer({
+      url: 'shuttle://127.0.0.1:1',
+      lastLoad: undefined,
+      get connections(): number {
+        throw new Error('cannot read /etc/shuttle/secret-token.txt');
+      },
+    });
+    const server = await admin({ metrics });
+    const response = await fetch(`${server.url}/metrics`);
+    expect(response.status).toBe(500);
+    expect(await response.text()).not.toContain('secret-token');
+    const missing = await fetch(`${server.url}/%3Cscript%3E${'x'.repeat(5000)}`);
+    expect(missing.status).toBe(404);
+    expect((await missing.text()).length).toBeLessThan(400);
+  });
+});
