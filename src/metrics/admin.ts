@@ -46,7 +46,17 @@ export interface AdminServerOptions {
    * an answer without reading a byte of it (3 × this): a slow or silent client is then closed.
    */
   slowClientMs?: number;
+  /**
+   * Bytes of answers held for clients that have not taken them yet, all connections together
+   * (64 MiB by default). An answer that would pass it, while others are held, is refused with
+   * 503 and `retry-after`; one answer alone is always sent, however large the fleet, and so
+   * are answers of at most 4 KiB (health probes, totals).
+   */
+  maxUnsentBytes?: number;
 }
+
+/** Answers this small (health probes, errors, totals) are sent whatever maxUnsentBytes holds: maxConnections bounds them. */
+const SMALL_ANSWER_BYTES = 4096;
 
 /** Bytes of request headers the admin endpoint reads (its requests are GETs with a few headers). */
 const MAX_HEADER_BYTES = 8 * 1024;
@@ -90,6 +100,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const hostAllowed = hostCheck(host, allowedHosts);
   const maxConnections = checkInt('admin maxConnections', options.maxConnections, 1, 100_000, 64);
   const slowClientMs = checkInt('admin slowClientMs', options.slowClientMs, 100, 600_000, 10_000);
+  const maxUnsentBytes = checkInt('admin maxUnsentBytes', options.maxUnsentBytes, 1024, 2 ** 40, 64 * 1024 * 1024);
+  // Answers written and not yet handed to the kernel: a client that never reads (a tab behind a
+  // stalled proxy) leaves its answer, up to megabytes for a large fleet, in this process.
+  let unsent = 0;
   const fleet = new FleetHistory(clients, metrics, checkInt('admin downRetentionMs', options.downRetentionMs, 1000, MAX_TIMER_MS, 600_000));
   const sampler = setInterval(() => fleet.sample(), FLEET_SAMPLE_MS).unref();
   fleet.sample();
@@ -103,6 +117,19 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     (request, response) => {
       const path = (request.url ?? '/').split('?', 1)[0] ?? '/';
       const reply = (status: number, type: string, body: string, csp = NOTHING_RUNS_CSP): void => {
+        const bytes = Buffer.byteLength(body);
+        if (bytes > SMALL_ANSWER_BYTES && unsent > 0 && unsent + bytes > maxUnsentBytes) {
+          response.writeHead(503, { ...ADMIN_HEADERS, 'content-security-policy': NOTHING_RUNS_CSP, 'content-type': 'text/plain', 'retry-after': '1' });
+          response.end(`the admin endpoint holds ${unsent} bytes of answers its clients have not read (maxUnsentBytes ${maxUnsentBytes}); retry later\n`);
+          return;
+        }
+        unsent += bytes;
+        let held = true;
+        const release = (): void => {
+          if (held) unsent -= bytes;
+          held = false;
+        };
+        response.once('finish', release).once('close', release);
         response.writeHead(status, { ...ADMIN_HEADERS, 'content-security-policy': csp, 'content-type': type }).end(body);
       };
       const answer = (name: string, build: () => Promise<string>, type = 'application/json'): void => {

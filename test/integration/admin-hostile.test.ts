@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ShuttleMetrics, startAdminServer, type AdminServer, type AdminServerOptions } from 'shuttle-rpc';
+import { RpcCode, ShuttleMetrics, createClient, createServer, startAdminServer, type AdminServer, type AdminServerOptions } from 'shuttle-rpc';
+import { EchoService } from '../fixtures/services.js';
 import type { ProviderStatus } from '../../src/metrics/reports.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -139,6 +140,43 @@ describe('the admin endpoint against hostile clients and values', () => {
     expect(huge.status).toBe(431);
   });
 
+  it('closes a client that stops reading an answer once no byte has moved for 3 x slowClientMs, dropping what it had not taken', async () => {
+    const metadata = { notes: 'n'.repeat(15_000) };
+    const listed = Array.from({ length: 1000 }, (_, index) => providerStatus('inference.LLM', 1000 + index, metadata));
+    const server = await admin({ slowClientMs: 200, clients: [{ providers: () => listed }] });
+    const full = Buffer.byteLength(await (await fetch(`${server.url}/providers`)).text());
+    expect(full).toBeGreaterThan(15_000_000);
+    const { socket } = await openSocket(server.url);
+    socket.write('GET /providers HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.resume();
+    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 3000))]);
+    expect(received).toBeLessThan(full);
+  });
+
+  it('refuses an answer with 503 while answers past maxUnsentBytes wait for clients that do not read them, and serves again once they are gone', async () => {
+    const metadata = { notes: 'n'.repeat(15_000) };
+    const listed = Array.from({ length: 1000 }, (_, index) => providerStatus('inference.LLM', 1000 + index, metadata));
+    const server = await admin({ maxUnsentBytes: 1024 * 1024, clients: [{ providers: () => listed }] });
+    const stalled = await openSocket(server.url);
+    stalled.socket.write('GET /providers HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    stalled.socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await fetch(`${server.url}/providers`);
+    expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '1']);
+    expect(await refused.text()).toMatch(/^the admin endpoint holds \d+ bytes of answers its clients have not read \(maxUnsentBytes 1048576\)/);
+    expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
+    stalled.socket.destroy();
+    await waitUntil(
+      async () => (await fetch(`${server.url}/providers`).then((response) => response.arrayBuffer().then(() => response.status))) === 200,
+      'the answer to be served again',
+    );
+  });
+
   it('keeps the exposition valid whatever the registry names hold: quotes, backslashes, line breaks, lone surrogates, 255 bytes', async () => {
     const metrics = new ShuttleMetrics();
     const names = ['a"b', 'back\\slash', 'line\nbreak # HELP x', '} 1\nfake_metric 2', 'lone\ud800surrogate', 'é'.repeat(127), '<img src=x onerror=alert(1)>'];
@@ -176,5 +214,34 @@ describe('the admin endpoint against hostile clients and values', () => {
     const missing = await fetch(`${server.url}/%3Cscript%3E${'x'.repeat(5000)}`);
     expect(missing.status).toBe(404);
     expect((await missing.text()).length).toBeLessThan(400);
+  });
+
+  it.each(['tcp', 'grpc'] as const)('over %s, a caller naming unknown services and methods adds no series to the provider metrics', async (transport) => {
+    const metrics = new ShuttleMetrics();
+    const server = await createServer({
+      services: [new EchoService()],
+      transport,
+      registry: false,
+      config: false,
+      filters: [{ type: 'metrics', options: { metrics } }],
+    });
+    cleanups.push(() => server.close());
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${server.port}`, transport, config: false, cluster: 'failfast' });
+    cleanups.push(() => client.close());
+    const before = (await metrics.text()).split('\n').length;
+    const codes = new Set<number>();
+    const failed = (error: { code: number }): void => void codes.add(error.code);
+    for (let i = 0; i < 50; i++) {
+      // No line break: HTTP/2 refuses one in a path before the provider sees it.
+      const method = `m${i}<x>"\\`;
+      await client.proxy<Record<string, (value: unknown) => Promise<unknown>>>('test.Echo', { version: '1.0.0' })[method]!(1).catch(failed);
+      await client.proxy<Record<string, (value: unknown) => Promise<unknown>>>(`nope${i}.Svc`, { version: '1.0.0' }).echo!(1).catch(failed);
+    }
+    // The provider answered each (UNIMPLEMENTED), so the names did reach it.
+    expect([...codes]).toEqual([RpcCode.UNIMPLEMENTED]);
+    const text = await metrics.text();
+    expect(text).not.toContain('nope');
+    expect(text).not.toContain('m1<x>');
+    expect(text.split('\n').length).toBe(before);
   });
 });
