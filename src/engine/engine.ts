@@ -147,7 +147,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   }
   let models: string[];
   try {
-    models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
+    models = options.models?.length ? [...options.models] : await listModels(upstream);
   } catch (error) {
     closeUpstream(upstream);
     throw error;
@@ -162,7 +162,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     throw error;
   }
   // vLLM and SGLang serve /tokenize at the server's root, beside /v1.
-  const root = kvCache === undefined ? undefined : createUpstream(new URL(baseUrl).origin, options.apiKey, budget);
+  const root = kvCache === undefined ? undefined : createUpstream(rootOf(baseUrl), options.apiKey, budget);
   const promptTokens = kvCache === undefined || root === undefined ? undefined : new PromptTokens(root, kvCache, log);
   const closeUpstreams = (): void => {
     closeUpstream(upstream);
@@ -265,7 +265,17 @@ function reporter(
   };
 }
 
-async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]> {
+/** The server's root of an API base URL (`http://user:pw@host:8000/v1` -> `http://user:pw@host:8000`), credentials kept. */
+function rootOf(baseUrl: string): string {
+  const url = new URL(baseUrl);
+  url.pathname = '/';
+  url.search = '';
+  url.hash = '';
+  return url.href.replace(/\/+$/, '');
+}
+
+async function listModels(upstream: Upstream): Promise<string[]> {
+  const { baseUrl } = upstream;
   let answer: unknown;
   try {
     answer = await getJson(upstream, '/models', AbortSignal.timeout(10_000));
