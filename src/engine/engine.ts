@@ -126,7 +126,7 @@ export interface EngineWorker {
 export async function startEngineWorker(options: EngineWorkerOptions): Promise<EngineWorker> {
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
   checkKnownKeys('engine worker', options, WORKER_KEYS);
-  const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
+  const baseUrl = checkUrl('url', options.url, true).replace(/\/+$/, '');
   const budget = new AnswerBudget(
     checkInt('engine worker maxBufferedAnswerBytes', options.maxBufferedAnswerBytes, 1024 * 1024, 64 * 1024 ** 3, DEFAULT_MAX_BUFFERED_ANSWER_BYTES),
   );
@@ -290,14 +290,37 @@ async function listModels(upstream: Upstream): Promise<string[]> {
   return ids;
 }
 
-function checkUrl(key: string, value: unknown): string {
+/**
+ * `value` when it is an http(s) URL. Credentials in it are allowed for the engine's API `url`
+ * only (its requests send them as a header); the metrics and health URLs are read with fetch,
+ * which refuses them, so they are refused here. An error never quotes the credentials.
+ */
+function checkUrl(key: string, value: unknown, credentialsAllowed = false): string {
   if (typeof value === 'string') {
+    let url: URL | undefined;
     try {
-      const url = new URL(value);
-      if (url.protocol === 'http:' || url.protocol === 'https:') return value;
+      url = new URL(value);
     } catch {
       // reported below
     }
+    const credentials = url !== undefined && (url.username !== '' || url.password !== '');
+    if (url !== undefined && credentials && !credentialsAllowed) {
+      throw invalidOption(
+        `engine worker ${key}`,
+        withoutCredentials(value),
+        'an http:// or https:// URL without user:password@ (give the engine an API key instead)',
+      );
+    }
+    if (url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:')) return value;
   }
-  throw invalidOption(`engine worker ${key}`, value, 'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1');
+  throw invalidOption(
+    `engine worker ${key}`,
+    typeof value === 'string' ? withoutCredentials(value) : value,
+    'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1',
+  );
+}
+
+/** `text` with anything between `//` and `@` shown as `***`. */
+function withoutCredentials(text: string): string {
+  return text.replace(/\/\/[^/@]*@/, '//***@');
 }

@@ -69,4 +69,27 @@ describe('an engine URL with credentials', () => {
     expect(failure?.message).not.toContain('s3cret');
     expect(broken.seen).toEqual([BASIC, BASIC]);
   });
+
+  it('refuses credentials in the metrics and health URLs (read with fetch, which refuses them), and quotes none of them', async () => {
+    for (const key of ['metricsUrl', 'healthUrl'] as const) {
+      const refused = await startEngineWorker({
+        url: 'http://127.0.0.1:1/v1',
+        models: ['m'],
+        [key]: 'http://ops:s3cret@127.0.0.1:1/x',
+        server: { host: '127.0.0.1', port: 0, log: false },
+      }).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(refused?.message).toMatch(
+        new RegExp(`invalid engine worker ${key}: "http://\\*\\*\\*@127\\.0\\.0\\.1:1/x" \\(allowed: an http:// or https:// URL without user:password@`),
+      );
+    }
+    const bad = await startEngineWorker({ url: 'ftp://ops:s3cret@127.0.0.1:1/v1', server: { log: false } }).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    expect(bad?.message).toContain('ftp://***@127.0.0.1:1/v1');
+    expect(bad?.message).not.toContain('s3cret');
+  });
 });
