@@ -1,4 +1,4 @@
-import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, optionKeys, withoutCredentials } from '../common/validate.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { AnswerBudget, DEFAULT_MAX_BUFFERED_ANSWER_BYTES } from './answer-budget.js';
@@ -318,9 +318,4 @@ function checkUrl(key: string, value: unknown, credentialsAllowed = false): stri
     typeof value === 'string' ? withoutCredentials(value) : value,
     'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1',
   );
-}
-
-/** `text` with anything between `//` and `@` shown as `***`. */
-function withoutCredentials(text: string): string {
-  return text.replace(/\/\/[^/@]*@/, '//***@');
 }
