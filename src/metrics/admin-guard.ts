@@ -1,4 +1,5 @@
-import { isIP } from 'node:net';
+import type { Server } from 'node:http';
+import { isIP, type Socket } from 'node:net';
 
 /**
  * Headers on every answer of the admin endpoint. `nosniff`: a browser takes a JSON or text
@@ -53,4 +54,32 @@ export function hostCheck(boundHost: string, allowed: readonly string[] | undefi
     if (host === undefined) return false;
     return names.has(host) || (loopbackOnly && isLoopback(host));
   };
+}
+
+/** How long a connection past the limit is kept for its client to read the 503, at most. */
+const REFUSED_LINGER_MS = 1000;
+
+/**
+ * Holds `server` to `max` connections open at once. One past it is answered at once with a
+ * 503 that names the limit, then closed: a scraper or a browser sees why, where a bare close
+ * would look like a network fault. Returns whether a socket is one of those refused: its
+ * requests must not be answered.
+ */
+export function limitConnections(server: Server, max: number): (socket: Socket) => boolean {
+  const refused = new WeakSet<Socket>();
+  let open = 0;
+  server.on('connection', (socket: Socket) => {
+    open += 1;
+    socket.once('close', () => {
+      open -= 1;
+    });
+    if (open <= max) return;
+    refused.add(socket);
+    const body = `the admin endpoint has ${max} connections open, its limit (maxConnections); retry later\n`;
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+  });
+  return (socket) => refused.has(socket);
 }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
-import { ADMIN_HEADERS, hostCheck, NOTHING_RUNS_CSP } from './admin-guard.js';
+import { ADMIN_HEADERS, hostCheck, limitConnections, NOTHING_RUNS_CSP } from './admin-guard.js';
 import { admissionSnapshot } from './admission-snapshot.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { FleetHistory } from './fleet.js';
@@ -39,7 +39,7 @@ export interface AdminServerOptions {
    * a DNS-rebinding page and gets 421); bound elsewhere, every name unless this is given.
    */
   allowedHosts?: readonly string[];
-  /** Connections open at once (64 by default); past it a new connection is closed at once. */
+  /** Connections open at once (64 by default); one past it is answered 503 at once and closed. */
   maxConnections?: number;
   /**
    * How long a client may take to send a request's headers (10 s by default), and to receive
@@ -115,6 +115,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const server: Server = createServer(
     { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: slowClientMs, requestTimeout: slowClientMs, connectionsCheckingInterval: Math.min(1000, slowClientMs) },
     (request, response) => {
+      // Its connection was past maxConnections and has had its 503.
+      if (refusedConnection(request.socket)) return void response.destroy();
       const path = (request.url ?? '/').split('?', 1)[0] ?? '/';
       const reply = (status: number, type: string, body: string, csp = NOTHING_RUNS_CSP): void => {
         const bytes = Buffer.byteLength(body);
@@ -177,7 +179,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       );
     },
   );
-  server.maxConnections = maxConnections;
+  const refusedConnection = limitConnections(server, maxConnections);
   // A client that stops reading an answer (a tab left behind a stalled proxy) holds its socket
   // and the unsent bytes; with no progress for this long, it is closed.
   server.setTimeout(3 * slowClientMs);

@@ -109,13 +109,24 @@ describe('the admin endpoint against hostile clients and values', () => {
     expect((await rawGet(`http://127.0.0.1:${new URL(exposed.url).port}`, '/metrics', { host: 'gpu-node-1.internal' })).status).toBe(200);
   });
 
-  it('holds at most maxConnections connections: past it a new one is closed at once, and the endpoint still answers after', async () => {
+  it('holds at most maxConnections connections: one past it is answered 503 naming the limit and closed, and the endpoint answers after', async () => {
     const server = await admin({ maxConnections: 8 });
-    const sockets: Array<{ socket: Socket; closed: () => boolean }> = [];
-    for (let i = 0; i < 20; i++) sockets.push(await openSocket(server.url));
+    const sockets: Array<{ socket: Socket; closed: () => boolean; data: () => string }> = [];
+    for (let i = 0; i < 20; i++) {
+      const opened = await openSocket(server.url);
+      let data = '';
+      opened.socket.setEncoding('latin1');
+      opened.socket.on('data', (chunk: string) => (data += chunk));
+      sockets.push({ ...opened, data: () => data });
+    }
     await waitUntil(() => sockets.filter((socket) => socket.closed()).length >= 12, 'the connections past the limit to be closed');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(sockets.filter((socket) => !socket.closed())).toHaveLength(8);
+    for (const socket of sockets.filter((candidate) => candidate.closed())) {
+      expect(socket.data()).toMatch(
+        /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*retry-after: 1\r\n[^]*\r\n\r\nthe admin endpoint has 8 connections open, its limit \(maxConnections\); retry later\n$/,
+      );
+    }
     for (const { socket } of sockets) socket.destroy();
     await waitUntil(
       async () =>
