@@ -124,7 +124,7 @@ describe('the admin endpoint against hostile clients and values', () => {
     expect(sockets.filter((socket) => !socket.closed())).toHaveLength(8);
     for (const socket of sockets.filter((candidate) => candidate.closed())) {
       expect(socket.data()).toMatch(
-        /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*retry-after: 1\r\n[^]*\r\n\r\nthe admin endpoint has 8 connections open, its limit \(maxConnections\); retry later\n$/,
+        /^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*retry-after: 1\r\n[\s\S]*\r\n\r\nthe admin endpoint has 8 connections open, its limit \(maxConnections\); retry later\n$/,
       );
     }
     for (const { socket } of sockets) socket.destroy();
