@@ -188,6 +188,26 @@ describe('the admin endpoint against hostile clients and values', () => {
     );
   });
 
+  it('builds what the dashboard polls at most once per 250 ms, however many tabs poll it', async () => {
+    const metrics = new ShuttleMetrics();
+    const listed = Array.from({ length: 50 }, (_, index) => providerStatus('inference.LLM', 1000 + index, { name: `w${index}` }));
+    const server = await admin({ metrics, clients: [{ providers: () => listed }] });
+    let builds = 0;
+    const totals = metrics.providerTotals.bind(metrics);
+    metrics.providerTotals = () => {
+      builds += 1;
+      return totals();
+    };
+    const started = performance.now();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => fetch(`${server.url}/fleet`).then((response) => response.json() as Promise<{ providers: unknown[] }>)),
+    );
+    const elapsed = performance.now() - started;
+    for (const answer of answers) expect(answer.providers).toHaveLength(50);
+    expect(builds).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 1);
+    expect(builds).toBeLessThan(5);
+  });
+
   it('keeps the exposition valid whatever the registry names hold: quotes, backslashes, line breaks, lone surrogates, 255 bytes', async () => {
     const metrics = new ShuttleMetrics();
     const names = ['a"b', 'back\\slash', 'line\nbreak # HELP x', '} 1\nfake_metric 2', 'lone\ud800surrogate', 'é'.repeat(127), '<img src=x onerror=alert(1)>'];
