@@ -10,6 +10,7 @@ export const DASHBOARD_SCRIPT = `(() => {
   // ?interval=1) from turning into a request flood on the process it watches.
   const interval = Math.min(60000, Math.max(250, Number(new URLSearchParams(location.search).get('interval')) || 1000));
   const KEEP = 120;
+  const MAX_SHOWN = 200;
   const W = 600, H = 180, LEFT = 52, RIGHT = 8, TOP = 10, BOTTOM = 24;
   const history = { ttft: [], throughput: [], failed: [], broken: [], shed: [], hit: [], spill: [], cold: [] };
   let previous;
@@ -18,17 +19,21 @@ export const DASHBOARD_SCRIPT = `(() => {
    * The one way a value reaches the page: as text, with every control character and every
    * character that changes the direction or visibility of text (bidi overrides, isolates and
    * marks, zero-width characters) shown as a visible <U+XXXX> mark, so that a name written
-   * into the registry cannot reorder, hide or break the line of what the operator reads.
+   * into the registry cannot reorder, hide or break the line of what the operator reads; cut
+   * at MAX_SHOWN characters, saying how many more there were.
    */
   const visible = (value) => {
-    const source = String(value);
+    const whole = String(value);
+    // A metadata value may be 16 KiB: past MAX_SHOWN characters one cell would push the table
+    // out of every screen.
+    const source = whole.length > MAX_SHOWN ? whole.slice(0, MAX_SHOWN) : whole;
     let out = '';
     for (let i = 0; i < source.length; i++) {
       const code = source.charCodeAt(i);
       const hidden = code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x61c || (code >= 0x200b && code <= 0x200f) || (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x2069) || code === 0xfeff;
       out += hidden ? '<U+' + code.toString(16).toUpperCase().padStart(4, '0') + '>' : source[i];
     }
-    return out;
+    return whole.length > MAX_SHOWN ? out + '… (' + (whole.length - MAX_SHOWN) + ' more characters)' : out;
   };
   const text = (id, value) => { $(id).textContent = visible(value); };
   const el = (tag, value, className) => {

@@ -38,7 +38,13 @@ beforeAll(async () => {
   const client = await createClient({ registry, config: false, onAttempt: (event) => metrics.attempt(event) });
   cleanups.push(() => client.close());
   expect(await client.proxy<EchoApi>('test.Echo').add({ a: 1, b: 2 })).toEqual({ sum: 3 });
-  const forged: ProviderStatus = { ...client.providers()[0]!, service: SERVICE, version: '<b>1</b>', address: '127.0.0.1:9', metadata: { name: 'forged' } };
+  const forged: ProviderStatus = {
+    ...client.providers()[0]!,
+    service: SERVICE,
+    version: '<b>1</b>',
+    address: '127.0.0.1:9',
+    metadata: { name: 'forged', gpu: 'g'.repeat(16_000) },
+  };
   const observer = admissionMetrics(metrics, () => ({
     running: 1,
     queued: 2,
@@ -92,6 +98,8 @@ describe('the dashboard fed hostile names', () => {
     expect(worker[3]).toBe(GPU);
     const forged = await page.locator('tr[data-worker="forged"] td').allTextContents();
     expect(forged[1]).toBe(`<svg onload="window.__pwned='service'"><U+2066>x <b>1</b>`);
+    // A 16 KB metadata value: cut, saying how much was left out.
+    expect(forged[3]).toBe(`${'g'.repeat(200)}… (15800 more characters)`);
     const events = await page.locator('#event-list td:nth-child(2)').allTextContents();
     expect(events).toContain(`<img src=x onerror="window.__pwned='name'"><U+202E>gnp.tac`);
 
