@@ -106,7 +106,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   // stalled proxy) leaves its answer, up to megabytes for a large fleet, in this process.
   let unsent = 0;
   const fleet = new FleetHistory(clients, metrics, checkInt('admin downRetentionMs', options.downRetentionMs, 1000, MAX_TIMER_MS, 600_000));
-  const sampler = setInterval(() => fleet.sample(), FLEET_SAMPLE_MS).unref();
+  const sampler = setInterval(() => {
+    try {
+      fleet.sample();
+    } catch {
+      // A watched client that throws while listing its providers: this sample is skipped (the
+      // next /fleet answers 500), never an exception out of a timer, which would end the process.
+    }
+  }, FLEET_SAMPLE_MS).unref();
   fleet.sample();
   const metricsText = (): Promise<string> => metrics.text();
   // What the dashboard polls is built at most once per DASHBOARD_POLL_MS and shared: every open

@@ -208,6 +208,28 @@ describe('the admin endpoint against hostile clients and values', () => {
     expect(builds).toBeLessThan(5);
   });
 
+  it('keeps serving when a watched client starts throwing while listing its providers: /fleet answers 500, the process goes on', async () => {
+    let broken = false;
+    const listed = [providerStatus('inference.LLM', 1000, { name: 'w' })];
+    const server = await admin({
+      clients: [
+        {
+          providers: () => {
+            if (broken) throw new Error('listing failed');
+            return listed;
+          },
+        },
+      ],
+    });
+    broken = true;
+    // Several samples (every 250 ms) run while it throws.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect((await fetch(`${server.url}/fleet`)).status).toBe(500);
+    expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
+    broken = false;
+    await waitUntil(async () => (await fetch(`${server.url}/fleet`)).status === 200, '/fleet to answer again');
+  });
+
   it('keeps the exposition valid whatever the registry names hold: quotes, backslashes, line breaks, lone surrogates, 255 bytes', async () => {
     const metrics = new ShuttleMetrics();
     const names = ['a"b', 'back\\slash', 'line\nbreak # HELP x', '} 1\nfake_metric 2', 'lone\ud800surrogate', 'é'.repeat(127), '<img src=x onerror=alert(1)>'];
