@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monotonicNow } from '../common/clock.js';
 import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { paced, recent } from './admin-answers.js';
 import { ADMIN_HEADERS, hostCheck, limitConnections, NOTHING_RUNS_CSP } from './admin-guard.js';
 import { admissionSnapshot } from './admission-snapshot.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
@@ -115,8 +115,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     }
   }, FLEET_SAMPLE_MS).unref();
   fleet.sample();
-  const metricsText = (): Promise<string> => metrics.text();
-  // What the dashboard polls is built at most once per DASHBOARD_POLL_MS and shared: every open
+  // A scrape of a large fleet costs a quarter of a second of this process's CPU (1,000
+  // providers): a burst of scrapes shares one, and one just built is reused for as long as it
+  // took to build, so scrapes take at most half of a core whatever their rate.
+  const metricsText = paced(() => metrics.text());
+  // What the dashboard polls is built at most once per 250 ms and shared: every open
   // tab polls these three, and /fleet walks every provider's counts (22 ms at 1,000 providers),
   // so ten tabs must cost what one does. No tab polls faster (dashboard-script.ts).
   const fleetJson = recent(async () => `${JSON.stringify(await fleet.snapshot())}\n`);
@@ -212,23 +215,5 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  };
-}
-
-/** The dashboard's fastest poll; what it polls is shared between requests this close together. */
-const DASHBOARD_POLL_MS = 250;
-
-/** `build`, its answer shared by every call within DASHBOARD_POLL_MS of the call that started it. */
-function recent(build: () => Promise<string>): () => Promise<string> {
-  let last: { at: number; answer: Promise<string> } | undefined;
-  return () => {
-    const now = monotonicNow();
-    if (last === undefined || now - last.at >= DASHBOARD_POLL_MS) last = { at: now, answer: build() };
-    const { answer } = last;
-    // A failed build is not shared: the next call builds again.
-    answer.catch(() => {
-      if (last?.answer === answer) last = undefined;
-    });
-    return answer;
   };
 }

@@ -230,6 +230,38 @@ describe('the admin endpoint against hostile clients and values', () => {
     await waitUntil(async () => (await fetch(`${server.url}/fleet`)).status === 200, '/fleet to answer again');
   });
 
+  it('spends at most about half its time on scrapes however fast they come: a burst shares one, and an answer is reused for as long as it took', async () => {
+    const metrics = new ShuttleMetrics();
+    let builds = 0;
+    metrics.watchServer({
+      url: 'shuttle://127.0.0.1:1',
+      lastLoad: undefined,
+      // A scrape of a large fleet: 40 ms of this process's CPU.
+      get connections(): number {
+        builds += 1;
+        const until = performance.now() + 40;
+        while (performance.now() < until) {
+          // busy, as formatting a large exposition is
+        }
+        return 3;
+      },
+    });
+    const server = await admin({ metrics });
+    const burst = await Promise.all(Array.from({ length: 20 }, () => fetch(`${server.url}/metrics`).then((response) => response.text())));
+    for (const text of burst) expect(text).toContain('shuttle_provider_connections{provider="shuttle://127.0.0.1:1"} 3');
+    expect(builds).toBeLessThanOrEqual(5);
+    // Back to back for a second: a build, then as long again answered from it.
+    builds = 0;
+    const started = performance.now();
+    let scrapes = 0;
+    while (performance.now() - started < 1000) {
+      await (await fetch(`${server.url}/metrics`)).text();
+      scrapes += 1;
+    }
+    expect(builds * 40).toBeLessThan(700);
+    expect(scrapes).toBeGreaterThan(builds);
+  });
+
   it('keeps the exposition valid whatever the registry names hold: quotes, backslashes, line breaks, lone surrogates, 255 bytes', async () => {
     const metrics = new ShuttleMetrics();
     const names = ['a"b', 'back\\slash', 'line\nbreak # HELP x', '} 1\nfake_metric 2', 'lone\ud800surrogate', 'é'.repeat(127), '<img src=x onerror=alert(1)>'];
