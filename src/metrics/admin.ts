@@ -80,7 +80,8 @@ export interface AdminServer {
  * fleet.ts), `/totals` (the consumer's running totals as JSON), `/admission` (the admission
  * queue by priority, tenant and refusal reason, `{"admission": null}` when this process runs
  * none; see admission-snapshot.ts) and `/dashboard` (a live page drawing them). Anything else is
- * 404. Resolves once listening.
+ * 404. Every answer carries the headers of admin-guard.ts; requests are held to the options'
+ * host names, connections, header time and size and unsent bytes. Resolves once listening.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   if (!(options.metrics instanceof ShuttleMetrics)) throw invalidOption('admin metrics', options.metrics, 'a ShuttleMetrics');
