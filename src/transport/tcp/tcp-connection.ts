@@ -93,7 +93,6 @@ export class TcpConnection implements ClientConnection {
   #connecting: Promise<void> | undefined;
   #lastError: RpcError | undefined;
   #retryAt = 0;
-  #reconnectTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lastReadAt = 0;
   #heartbeatSentAt = 0;
@@ -128,7 +127,12 @@ export class TcpConnection implements ClientConnection {
     this.#backoff = new Backoff(options.backoff);
   }
 
+  /**
+   * `transient-failure` until the backoff after a failure ends, then `idle`: the next call
+   * connects. Nothing reconnects in the background (see #onLost).
+   */
   get state(): ConnectionState {
+    if (this.#state === 'transient-failure' && monotonicNow() >= this.#retryAt) this.#state = 'idle';
     return this.#state;
   }
 
@@ -202,7 +206,6 @@ export class TcpConnection implements ClientConnection {
 
   async #close(options: CloseOptions): Promise<void> {
     this.#state = 'shutdown';
-    clearTimeout(this.#reconnectTimer);
     if (options.graceful === true && this.#pending.size > 0) await this.#drained.wait(closeWaitMs(options));
     const socket = this.#socket;
     this.#teardown(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the client`));
@@ -237,7 +240,6 @@ export class TcpConnection implements ClientConnection {
   }
 
   #connect(): Promise<void> {
-    clearTimeout(this.#reconnectTimer);
     this.#state = 'connecting';
     const secure = this.#tls;
     const socket =
@@ -398,7 +400,13 @@ export class TcpConnection implements ClientConnection {
     this.#onLost(socket, error, true);
   }
 
-  /** The socket is gone (or, `ending`, closing after a GOAWAY): fail its calls and plan the next connect. */
+  /**
+   * The socket is gone (or, `ending`, closing after a GOAWAY): fail its calls and hold new ones
+   * off for a backoff. The next connect is made by the next call after it, never by a timer:
+   * a registry can list any number of addresses that do not answer, and reconnecting to each in
+   * the background held a timer per address and a socket per connect under way for as long as
+   * the address was listed (3,000 refusing addresses: 6,800 connects in 6 s with no call made).
+   */
   #onLost(socket: net.Socket, error: RpcError, ending = false): void {
     if (this.#socket !== socket) return;
     if (ending) this.#socket = undefined;
@@ -406,12 +414,7 @@ export class TcpConnection implements ClientConnection {
     if (this.#state === 'shutdown') return;
     this.#state = 'transient-failure';
     this.#lastError = error;
-    const delay = this.#backoff.next();
-    this.#retryAt = monotonicNow() + delay;
-    this.#reconnectTimer = setTimeout(() => {
-      if (this.#state === 'transient-failure') this.#connect();
-    }, delay);
-    this.#reconnectTimer.unref();
+    this.#retryAt = monotonicNow() + this.#backoff.next();
   }
 
   #teardown(error: RpcError): void {
