@@ -15,6 +15,7 @@ import { currentCallScope } from '../call/call-scope.js';
 import { createContextKey, createContextValues } from '../call/context-values.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
+import type { ClientConnection } from '../transport/transport.js';
 import type { Invocation, Metadata } from '../call/invocation.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
@@ -404,7 +405,13 @@ class Attempt implements ClusterCall {
   send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown> {
     const parts = this.parts;
     const address = provider.address;
-    const connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    let connection: ClientConnection;
+    try {
+      connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    } catch (error) {
+      // The pool is full of connections with calls in flight: refused here, never sent.
+      return Promise.reject(error);
+    }
     // A strategy hands back what it was given; a candidate of its own making is looked up.
     const stats = provider instanceof LiveView ? provider.stats : parts.stats.get(address);
     const decided = this.#decided === provider ? this.#decidedTokens : undefined;

@@ -1,0 +1,90 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type RpcClient } from 'shuttle-rpc';
+import { startFixture, type Child } from '../helpers/process.js';
+import { openSockets } from '../helpers/sockets.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * What a registry can make a consumer dial and hold. A provider process listens on 0.0.0.0, so
+ * each of 127.0.0.0/8's addresses reaches it: 1,000 "providers" of one service cost one
+ * process. The consumer runs in the test process and its sockets are counted there.
+ */
+
+interface EchoApi {
+  echo(value: unknown): Promise<unknown>;
+}
+
+/** `count` distinct loopback addresses at `port` (127.0.x.y, from 127.0.1.1). */
+function addresses(count: number, port: number, second = 0): string[] {
+  return Array.from({ length: count }, (_, i) => `127.${second}.${1 + (i >> 8)}.${1 + (i & 255)}:${port}`);
+}
+
+let provider: Child;
+const clients: RpcClient[] = [];
+
+beforeAll(async () => {
+  provider = await startFixture('provider', { SHUTTLE_HOST: '0.0.0.0' });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+  await provider?.stop();
+});
+
+async function consumer(list: readonly string[], options: Parameters<typeof createClient>[0] = {}): Promise<EchoApi> {
+  const client = await createClient({ registry: `shuttle://${list.join(',')}`, log: false, config: false, ...options });
+  clients.push(client);
+  return client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+}
+
+describe('a consumer of a large fleet', () => {
+  it.each(['p2c', 'least-active'])(
+    '1,000 providers called with %s: at most maxConnections sockets, every call answered, idle ones closed',
+    async (loadbalance) => {
+      const baseline = openSockets(provider.port);
+      const echo = await consumer(addresses(1000, provider.port), { loadbalance, maxConnections: 100, idleTimeoutMs: 400 });
+      let most = 0;
+      let answered = 0;
+      for (let round = 0; round < 40; round++) {
+        const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => echo.echo(round * 50 + i)));
+        answered += answers.length;
+        most = Math.max(most, openSockets(provider.port) - baseline);
+      }
+      expect(answered).toBe(2000);
+      // Without the cap: one socket per provider ever called (980-1,000 here).
+      expect(most).toBeLessThanOrEqual(100);
+      // Unused for the idle timeout (0.4-0.8 s): closed.
+      await waitUntil(() => openSockets(provider.port) - baseline === 0, 'the idle connections closed', 3000);
+    },
+    60_000,
+  );
+});
+
+describe('addresses that do not answer', () => {
+  it('are not reconnected in the background: no connect while no call goes there, and no timer per address', async () => {
+    let accepts = 0;
+    const slammer = net.createServer((socket) => {
+      accepts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => slammer.listen(0, '0.0.0.0', resolve));
+    const port = (slammer.address() as net.AddressInfo).port;
+    try {
+      const list = addresses(200, port, 0);
+      const echo = await consumer(list, { reconnect: { initialMs: 50, maxMs: 200 }, timeoutMs: 2000, cluster: 'failfast' });
+      const timersBefore = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+      await Promise.all(Array.from({ length: 400 }, (_, i) => echo.echo(i).catch(() => undefined)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const after = accepts;
+      expect(after).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Without the fix each failed address reconnected every 50-200 ms: about 1,000 accepts a second.
+      expect(accepts - after).toBe(0);
+      const timers = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+      expect(timers - timersBefore).toBeLessThan(10);
+    } finally {
+      await new Promise((resolve) => slammer.close(resolve));
+    }
+  }, 30_000);
+});
