@@ -111,6 +111,11 @@ export interface ClientOptions {
   maxConnections?: number;
   /** A connection with no call in flight and none sent for this long is closed; 5 min by default. */
   idleTimeoutMs?: number;
+  /**
+   * Connects (tcp) under way at once; more wait for a slot, and while all are taken calls go to
+   * providers already connected when there are any. 64 by default.
+   */
+  maxConnecting?: number;
   /** Flow-control window per stream: bytes a provider may send ahead of the reader; 64 KiB by default. */
   streamWindowBytes?: number;
   /**
@@ -195,6 +200,7 @@ const CLIENT_KEYS = optionKeys<ClientOptions>()([
   'reconnect',
   'maxConnections',
   'idleTimeoutMs',
+  'maxConnecting',
   'streamWindowBytes',
   'maxUnsentBytes',
   'closeTimeoutMs',
@@ -388,6 +394,7 @@ class Client implements RpcClient {
       {
         maxConnections: checkInt('maxConnections', options.maxConnections, 1, 1_000_000, defaultMaxConnections()),
         idleTimeoutMs: checkInt('idleTimeoutMs', options.idleTimeoutMs, 10, MAX_TIMER_MS, DEFAULT_POOL_LIMITS.idleTimeoutMs),
+        maxConnecting: checkInt('maxConnecting', options.maxConnecting, 1, 100_000, DEFAULT_POOL_LIMITS.maxConnecting),
       },
     );
   }

@@ -1,5 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { MAX_TIMER_MS } from '../common/validate.js';
+import { ConnectGate } from '../transport/connect-gate.js';
 import type { ClientConnection, ConnectOptions, ConnectionState, Transport } from '../transport/transport.js';
 
 /** How many connections a consumer may hold open, and how long an unused one stays open. */
@@ -14,10 +15,12 @@ export interface PoolLimits {
   readonly maxConnections: number;
   /** A connection with no call in flight and none sent for this long is closed (between one and two times it). */
   readonly idleTimeoutMs: number;
+  /** Connects under way at once (tcp); more wait for a slot. */
+  readonly maxConnecting: number;
 }
 
 /** The defaults of {@link PoolLimits}: `maxConnections` is fitted to the fd limit by the client. */
-export const DEFAULT_POOL_LIMITS: PoolLimits = { maxConnections: 4096, idleTimeoutMs: 300_000 };
+export const DEFAULT_POOL_LIMITS: PoolLimits = { maxConnections: 4096, idleTimeoutMs: 300_000, maxConnecting: 64 };
 
 /** A connection and when it was last handed out, on the pool's use counter. */
 interface Entry {
@@ -38,6 +41,7 @@ export class ConnectionPool {
   readonly #transport: Transport;
   readonly #options: ConnectOptions;
   readonly #limits: PoolLimits;
+  readonly #gate: ConnectGate;
   readonly #connections = new Map<string, Entry>();
   /** Connections to providers that left, still finishing their calls. */
   readonly #retiring = new Set<ClientConnection>();
@@ -52,8 +56,18 @@ export class ConnectionPool {
 
   constructor(transport: Transport, options: ConnectOptions, limits: PoolLimits = DEFAULT_POOL_LIMITS) {
     this.#transport = transport;
-    this.#options = options;
+    this.#gate = new ConnectGate(limits.maxConnecting);
+    this.#options = { ...options, connectGate: this.#gate };
     this.#limits = limits;
+  }
+
+  /**
+   * Whether every connect slot is taken: a call sent to a provider not connected yet would wait
+   * behind connects that may never finish (a registry listing addresses that do not answer), so
+   * selection keeps to providers already connected while there are any.
+   */
+  get connectsFull(): boolean {
+    return this.#gate.full;
   }
 
   /** The name of the transport, which is the protocol this consumer speaks. */

@@ -374,6 +374,7 @@ class Attempt implements ClusterCall {
     let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
+    if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
@@ -661,4 +662,14 @@ function releaseWhenOver(result: Promise<unknown>, stream: boolean, release: () 
     if (trailer instanceof Promise) trailer.then(release, release);
     else release();
   }, release);
+}
+
+/**
+ * The candidates whose connection is ready, when there are any; all of them otherwise. Used
+ * while every connect slot is taken: a call is not queued behind connects to addresses that
+ * may never answer when a provider already connected can take it.
+ */
+function connectedOnly<T extends { readonly address: string }>(candidates: readonly T[], pool: ConnectionPool): readonly T[] {
+  const ready = candidates.filter((candidate) => pool.state(candidate.address) === 'ready');
+  return ready.length === 0 ? candidates : ready;
 }

@@ -6,6 +6,7 @@ import type { ConnectionLimits, RefusalListener } from './admission.js';
 import type { Invocation, Metadata, Peer } from '../call/invocation.js';
 import type { RequestHead } from './envelope.js';
 import type { CloseOptions } from './close-wait.js';
+import type { ConnectGate } from './connect-gate.js';
 
 export type { RequestHead } from './envelope.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason, type RefusedConnections } from './admission.js';
@@ -149,6 +150,11 @@ export interface ConnectOptions {
   maxFrameBytes: number;
   /** Reconnect backoff after a failed connect or a lost connection. */
   backoff: BackoffOptions;
+  /**
+   * Shared by every connection of one consumer: bounds the connects under way at once (tcp; a
+   * grpc channel connects by itself).
+   */
+  connectGate?: ConnectGate;
   /** Flow-control window of each stream: bytes the provider may send ahead of the reader. */
   streamWindowBytes: number;
   /** Bytes of requests a connection may hold unsent before new calls on it fail, never sent. */

@@ -88,3 +88,51 @@ describe('addresses that do not answer', () => {
     }
   }, 30_000);
 });
+
+describe('addresses that black-hole connects', () => {
+  it('500 of them beside 4 good providers: at most maxConnecting connects under way, and calls find the good ones', async () => {
+    const hole = await startFixture('dial-target', {}, 10_000, [], ['black-hole']);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const good = addresses(4, provider.port, 0);
+      const list = [...addresses(500, hole.port, 1), ...good];
+      const echo = await consumer(list, { timeoutMs: 2000, connectTimeoutMs: 500, maxConnecting: 32 });
+      let mostConnecting = 0;
+      const sampler = setInterval(() => {
+        mostConnecting = Math.max(mostConnecting, openSockets(hole.port));
+      }, 50);
+      let answered = 0;
+      let failed = 0;
+      let lateAnswered = 0;
+      let lateFailed = 0;
+      const start = Date.now();
+      const end = start + 10_000;
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, worker) => {
+          for (let i = 0; Date.now() < end; i++) {
+            const late = Date.now() - start > 6000;
+            try {
+              await echo.echo(worker * 1000 + i);
+              answered++;
+              if (late) lateAnswered++;
+            } catch {
+              failed++;
+              if (late) lateFailed++;
+            }
+          }
+        }),
+      );
+      clearInterval(sampler);
+      // Without the bound, every call in flight held a connect of its own: 100 at once here, and
+      // as many as the callers of a busy consumer.
+      expect(mostConnecting).toBeLessThanOrEqual(32 + 2);
+      expect(answered).toBeGreaterThan(0);
+      // Once some providers are connected, calls go to them while the connect slots are taken.
+      expect(lateAnswered / (lateAnswered + lateFailed), `answered ${answered}, failed ${failed}; after 6 s ${lateAnswered}/${lateFailed}`).toBeGreaterThan(
+        0.9,
+      );
+    } finally {
+      await hole.stop(0);
+    }
+  }, 60_000);
+});

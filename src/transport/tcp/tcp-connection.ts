@@ -241,6 +241,18 @@ export class TcpConnection implements ClientConnection {
 
   #connect(): Promise<void> {
     this.#state = 'connecting';
+    const gate = this.#options.connectGate;
+    const connecting = gate === undefined ? this.#dial() : gate.run(() => this.#dial());
+    this.#connecting = connecting;
+    // Nobody may await this promise (calls that gave up); its failure is recorded in #lastError.
+    connecting.catch(() => {});
+    return connecting;
+  }
+
+  /** Opens the socket; resolves once it is connected (and its TLS handshake done). */
+  #dial(): Promise<void> {
+    // Closed while waiting for a connect slot.
+    if (this.#state !== 'connecting') return Promise.reject(neverSent(`connection to ${this.address} is closed`));
     const secure = this.#tls;
     const socket =
       secure === undefined
@@ -287,9 +299,6 @@ export class TcpConnection implements ClientConnection {
         this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, why));
       }
     });
-    this.#connecting = connecting;
-    // Nobody may await this promise (a background reconnect); its failure is recorded in #lastError.
-    connecting.catch(() => {});
     return connecting;
   }
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConnectionPool, type PoolLimits } from '../../../src/client/connection-pool.js';
+import { ConnectionPool, DEFAULT_POOL_LIMITS, type PoolLimits } from '../../../src/client/connection-pool.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { FAKE_CONNECT_OPTIONS, fakeTransport, type FakeConnection, type FakeTransport } from '../../helpers/fake-transport.js';
 
 const OPTIONS = FAKE_CONNECT_OPTIONS;
 
-function pool(name = 'tcp', limits?: PoolLimits) {
+function pool(name = 'tcp', limits?: Partial<PoolLimits>) {
   const transport = fakeTransport(name);
-  return { transport, pool: new ConnectionPool(transport, OPTIONS, limits) };
+  return { transport, pool: new ConnectionPool(transport, OPTIONS, { ...DEFAULT_POOL_LIMITS, ...limits }) };
 }
 
 /** Hands out the connection to `address` (`host:port`) and marks it connected. */
