@@ -1,6 +1,7 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { MAX_TIMER_MS } from '../common/validate.js';
 import { ConnectGate } from '../transport/connect-gate.js';
+import { DEFAULT_HOST_LOOKUP, HostLookup } from '../transport/host-lookup.js';
 import type { ClientConnection, ConnectOptions, ConnectionState, Transport } from '../transport/transport.js';
 
 /** How many connections a consumer may hold open, and how long an unused one stays open. */
@@ -57,7 +58,8 @@ export class ConnectionPool {
   constructor(transport: Transport, options: ConnectOptions, limits: PoolLimits = DEFAULT_POOL_LIMITS) {
     this.#transport = transport;
     this.#gate = new ConnectGate(limits.maxConnecting);
-    this.#options = { ...options, connectGate: this.#gate };
+    const lookup = new HostLookup({ ...DEFAULT_HOST_LOOKUP, timeoutMs: options.connectTimeoutMs });
+    this.#options = { ...options, connectGate: this.#gate, lookup: lookup.lookup };
     this.#limits = limits;
   }
 

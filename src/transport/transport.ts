@@ -7,6 +7,7 @@ import type { Invocation, Metadata, Peer } from '../call/invocation.js';
 import type { RequestHead } from './envelope.js';
 import type { CloseOptions } from './close-wait.js';
 import type { ConnectGate } from './connect-gate.js';
+import type { LookupFunction } from 'node:net';
 
 export type { RequestHead } from './envelope.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason, type RefusedConnections } from './admission.js';
@@ -155,6 +156,8 @@ export interface ConnectOptions {
    * grpc channel connects by itself).
    */
   connectGate?: ConnectGate;
+  /** Looks up provider host names (cached and bounded, see host-lookup.ts); `dns.lookup` when absent. */
+  lookup?: LookupFunction;
   /** Flow-control window of each stream: bytes the provider may send ahead of the reader. */
   streamWindowBytes: number;
   /** Bytes of requests a connection may hold unsent before new calls on it fail, never sent. */

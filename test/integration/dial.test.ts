@@ -1,8 +1,13 @@
+import { execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type RpcClient } from 'shuttle-rpc';
 import { startFixture, type Child } from '../helpers/process.js';
 import { openSockets } from '../helpers/sockets.js';
+import { tempDir } from '../helpers/tmp.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /*
@@ -135,4 +140,55 @@ describe('addresses that black-hole connects', () => {
       await hole.stop(0);
     }
   }, 60_000);
+});
+
+/** Whether this process may give a child its own /etc/resolv.conf (root, with unshare). */
+function canUnshare(): boolean {
+  try {
+    execFileSync('unshare', ['-m', 'true'], { stdio: 'ignore', timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('host names in records', () => {
+  const unshare = canUnshare();
+  if (!unshare) console.warn('dial.test.ts: not root or no unshare(1): the host-name test cannot give a consumer a resolver of its own and does not run');
+
+  it.skipIf(!unshare)(
+    '40 names whose resolver never answers, beside a provider at an IP address: the rest of the process still looks names up, and calls reach the provider',
+    async () => {
+      // A resolver that drops every query: each lookup of these names takes its whole 2 s timeout.
+      const resolver = dgram.createSocket('udp4');
+      resolver.on('message', () => {});
+      await new Promise<void>((resolve) => resolver.bind(53, '127.0.0.99', resolve));
+      const dir = await tempDir();
+      try {
+        const conf = `${dir.dir}/resolv.conf`;
+        writeFileSync(conf, 'nameserver 127.0.0.99\noptions timeout:2 attempts:1\n');
+        const names = Array.from({ length: 40 }, (_, i) => `slow-${i}.example:${provider.port}`);
+        const script = fileURLToPath(new URL('../../build/test/fixtures/lookup-consumer.js', import.meta.url));
+        const child = spawn('unshare', ['-m', 'sh', '-c', `mount --bind "$0" /etc/resolv.conf && exec "$1" "$2"`, conf, process.execPath, script], {
+          env: { ...process.env, DIAL_REGISTRY: `shuttle://${[...names, `127.0.0.1:${provider.port}`].join(',')}`, DIAL_MS: '8000' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+        const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+        expect(code, err).toBe(0);
+        const seen = JSON.parse(out.trim().split('\n').at(-1)!) as { answered: number; failed: number; slowestLookupMs: number; lookups: number };
+        // Without a bound, each connect by name queued one more lookup on libuv's two threads for
+        // them: the process's own lookup of localhost waited behind dozens of 2 s lookups.
+        expect(seen.slowestLookupMs, JSON.stringify(seen)).toBeLessThan(1000);
+        expect(seen.answered, JSON.stringify(seen)).toBeGreaterThan(100);
+      } finally {
+        resolver.close();
+        await dir.remove();
+      }
+    },
+    60_000,
+  );
 });

@@ -254,12 +254,14 @@ export class TcpConnection implements ClientConnection {
     // Closed while waiting for a connect slot.
     if (this.#state !== 'connecting') return Promise.reject(neverSent(`connection to ${this.address} is closed`));
     const secure = this.#tls;
+    const lookup = this.#options.lookup === undefined ? {} : { lookup: this.#options.lookup };
     const socket =
       secure === undefined
-        ? net.connect({ host: this.#host, port: this.#port, noDelay: true })
+        ? net.connect({ host: this.#host, port: this.#port, noDelay: true, ...lookup })
         : tls.connect({
             host: this.#host,
             port: this.#port,
+            ...lookup,
             ...(secure.ca === undefined ? {} : { ca: secure.ca }),
             ...(secure.cert === undefined ? {} : { cert: secure.cert, key: secure.key }),
             // SNI takes host names only; an IP address is still checked against the certificate.
