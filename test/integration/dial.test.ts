@@ -4,11 +4,11 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, type RpcClient } from 'shuttle-rpc';
+import { createClient, RpcCode, type RpcClient } from 'shuttle-rpc';
 import { startFixture, type Child } from '../helpers/process.js';
 import { openSockets } from '../helpers/sockets.js';
 import { tempDir } from '../helpers/tmp.js';
-import { waitUntil } from '../helpers/wait.js';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * What a registry can make a consumer dial and hold. A provider process listens on 0.0.0.0, so
@@ -191,4 +191,19 @@ describe('host names in records', () => {
     },
     60_000,
   );
+});
+
+describe('addresses of another protocol', () => {
+  it.each(['http', 'banner'])('a %s server: the call fails UNAVAILABLE, never sent, so it may go to another provider', async (mode) => {
+    const target = await startFixture('dial-target', {}, 10_000, [], [mode]);
+    try {
+      const echo = await consumer([`127.0.0.1:${target.port}`], { cluster: 'failfast' });
+      const error = await rejection(echo.echo(1));
+      // Without the fix: INTERNAL with maybeExecuted, which no strategy retries.
+      expect(error).toMatchObject({ code: RpcCode.UNAVAILABLE, message: expect.stringContaining('does not speak the shuttle protocol') });
+      expect(error.details).toMatchObject({ neverSent: true });
+    } finally {
+      await target.stop(0);
+    }
+  });
 });

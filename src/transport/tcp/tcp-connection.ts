@@ -334,6 +334,18 @@ export class TcpConnection implements ClientConnection {
             `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`,
           );
           socket.destroy();
+        } else if (decoder.frames === 0) {
+          // Not one frame of the protocol from this peer (an HTTP server, an SSH banner, any
+          // other service a registry can name): it ran none of the calls sent to it, so they
+          // may go to another provider, as for a refused connect.
+          const reason = RpcError.from(error, RpcCode.INTERNAL).rawMessage;
+          this.#violation(
+            socket,
+            new RpcError(RpcCode.UNAVAILABLE, `${this.address} does not speak the shuttle protocol (${reason})`, {
+              cause: error,
+              details: { neverSent: true, protocol: true },
+            }),
+          );
         } else {
           this.#violation(socket, RpcError.from(error, RpcCode.INTERNAL));
         }
