@@ -66,6 +66,25 @@ describe('a consumer of a large fleet', () => {
   );
 });
 
+describe('a consumer under a low open-file limit', () => {
+  it('1,000 providers called with p2c under ulimit -n 256: no call, file read or listen fails EMFILE', async () => {
+    const script = fileURLToPath(new URL('../../build/test/fixtures/fd-consumer.js', import.meta.url));
+    const child = spawn('prlimit', ['--nofile=256:256', process.execPath, script], {
+      env: { ...process.env, DIAL_REGISTRY: `shuttle://${addresses(1000, provider.port).join(',')}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, err).toBe(0);
+    // Without a cap fitted to the fd limit: 50 calls failed EMFILE, 55 of 60 file reads failed
+    // and the listener could not open.
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ answered: 3000, failed: 0, lastError: '', fileErrors: 0 });
+  }, 60_000);
+});
+
 describe('addresses that do not answer', () => {
   it('are not reconnected in the background: no connect while no call goes there, and no timer per address', async () => {
     let accepts = 0;
