@@ -17,7 +17,7 @@ export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'transient-failu
 
 /**
  * A consumer's connection to one provider, multiplexing any number of calls. It connects
- * lazily, reconnects with jittered backoff after a failure, and never hangs a call: a call
+ * lazily, connects again on a call after a jittered backoff following a failure, and never hangs a call: a call
  * fails UNAVAILABLE when the provider cannot be reached within the connect timeout.
  */
 export interface ClientConnection {
