@@ -427,8 +427,8 @@ export class TcpConnection implements ClientConnection {
    * The socket is gone (or, `ending`, closing after a GOAWAY): fail its calls and hold new ones
    * off for a backoff. The next connect is made by the next call after it, never by a timer:
    * a registry can list any number of addresses that do not answer, and reconnecting to each in
-   * the background held a timer per address and a socket per connect under way for as long as
-   * the address was listed (3,000 refusing addresses: 6,800 connects in 6 s with no call made).
+   * the background would hold a timer per address and a socket per connect under way for as long
+   * as the address is listed (3,000 refusing addresses: 6,800 connects in 6 s with no call made).
    */
   #onLost(socket: net.Socket, error: RpcError, ending = false): void {
     if (this.#socket !== socket) return;
