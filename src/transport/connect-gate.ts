@@ -1,8 +1,7 @@
 /**
  * Connects under way at once, for every connection of one consumer. A registry can list
  * thousands of addresses that never answer (a black hole holds each connect for the whole
- * connect timeout); without a bound, as many calls as were in flight each held a socket in
- * SYN_SENT. Past the limit a connect waits for a slot, first come first served; the waiters are
+ * connect timeout); without a bound, every call in flight would hold a socket in SYN_SENT. Past the limit a connect waits for a slot, first come first served; the waiters are
  * connections, at most the consumer's `maxConnections`.
  */
 export class ConnectGate {
