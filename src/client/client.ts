@@ -25,7 +25,8 @@ import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, DEFAULT_MAX_UNSENT_BYTES } from '../transport/defaults.js';
 import type { Transport } from '../transport/transport.js';
-import { ConnectionPool } from './connection-pool.js';
+import { ConnectionPool, DEFAULT_POOL_LIMITS } from './connection-pool.js';
+import { fdHeadroom, fdSoftLimit } from '../common/fd-limit.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
 import { routingKeyExtractor } from './routing-key.js';
@@ -100,6 +101,21 @@ export interface ClientOptions {
   maxFrameBytes?: number;
   /** Reconnect backoff (gRPC defaults with a 30 s cap). */
   reconnect?: Partial<BackoffOptions>;
+  /**
+   * Connections to providers this consumer holds open at once (each is a file descriptor).
+   * Past it, the least recently used connection with no call in flight is closed to make room;
+   * when every one has calls, a call that needs a new connection fails RESOURCE_EXHAUSTED,
+   * never sent. 4,096 by default, and at most half of what the open-file limit leaves after
+   * its headroom (409 under `ulimit -n 1024`).
+   */
+  maxConnections?: number;
+  /** A connection with no call in flight and none sent for this long is closed; 5 min by default. */
+  idleTimeoutMs?: number;
+  /**
+   * Connects (tcp) under way at once; more wait for a slot, and while all are taken calls go to
+   * providers already connected when there are any. 64 by default.
+   */
+  maxConnecting?: number;
   /** Flow-control window per stream: bytes a provider may send ahead of the reader; 64 KiB by default. */
   streamWindowBytes?: number;
   /**
@@ -184,6 +200,9 @@ const CLIENT_KEYS = optionKeys<ClientOptions>()([
   'heartbeatTimeoutMs',
   'maxFrameBytes',
   'reconnect',
+  'maxConnections',
+  'idleTimeoutMs',
+  'maxConnecting',
   'streamWindowBytes',
   'maxUnsentBytes',
   'closeTimeoutMs',
@@ -362,17 +381,25 @@ class Client implements RpcClient {
       throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
     this.#onStreamBreak = options.onStreamBreak;
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
-    this.#pool = new ConnectionPool(transport, {
-      connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
-      heartbeatIntervalMs: checkInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 10, MAX_TIMER_MS, 10_000),
-      heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
-      maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
-      backoff: resolveBackoff(options.reconnect),
-      streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
-      maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
-      onLoad: answerLoadListener(this.#stats, log),
-      onViolation: violationListener(log),
-    });
+    this.#pool = new ConnectionPool(
+      transport,
+      {
+        connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
+        heartbeatIntervalMs: checkInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 10, MAX_TIMER_MS, 10_000),
+        heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
+        maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
+        backoff: resolveBackoff(options.reconnect),
+        streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
+        maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
+        onLoad: answerLoadListener(this.#stats, log),
+        onViolation: violationListener(log),
+      },
+      {
+        maxConnections: checkInt('maxConnections', options.maxConnections, 1, 1_000_000, defaultMaxConnections()),
+        idleTimeoutMs: checkInt('idleTimeoutMs', options.idleTimeoutMs, 10, MAX_TIMER_MS, DEFAULT_POOL_LIMITS.idleTimeoutMs),
+        maxConnecting: checkInt('maxConnecting', options.maxConnecting, 1, 100_000, DEFAULT_POOL_LIMITS.maxConnecting),
+      },
+    );
   }
 
   proxy<T>(target: string | ServiceDescriptor<T>, options: ReferenceOptions = {}): Proxied<T> {
@@ -561,6 +588,17 @@ function checkEjection(options: typeof DEFAULT_EJECTION): typeof DEFAULT_EJECTIO
   if (options.maxMs < options.baseMs)
     throw invalidOption('outlierEjection.maxMs', options.maxMs, `an integer from baseMs (${options.baseMs}) to ${MAX_TIMER_MS}`);
   return options;
+}
+
+/**
+ * {@link DEFAULT_POOL_LIMITS}' connections, or fewer under a low open-file limit: half of what
+ * it leaves after the headroom for files and pipes, the other half for what the process serves
+ * (a gateway's or a provider's own listeners).
+ */
+function defaultMaxConnections(): number {
+  const soft = fdSoftLimit();
+  if (soft === undefined) return DEFAULT_POOL_LIMITS.maxConnections;
+  return Math.max(1, Math.min(DEFAULT_POOL_LIMITS.maxConnections, Math.floor((soft - fdHeadroom(soft)) / 2)));
 }
 
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {

@@ -15,6 +15,7 @@ import { currentCallScope } from '../call/call-scope.js';
 import { createContextKey, createContextValues } from '../call/context-values.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
+import type { ClientConnection } from '../transport/transport.js';
 import type { Invocation, Metadata } from '../call/invocation.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
@@ -435,6 +436,7 @@ class Attempt implements ClusterCall {
     let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
+    if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.parts.balancer.select(candidates, this.invocation);
     // The balancer answers with one of the views it was given.
@@ -466,7 +468,13 @@ class Attempt implements ClusterCall {
   send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown> {
     const parts = this.parts;
     const address = provider.address;
-    const connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    let connection: ClientConnection;
+    try {
+      connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    } catch (error) {
+      // The pool is full of connections with calls in flight: refused here, never sent.
+      return Promise.reject(error);
+    }
     // A strategy hands back what it was given; a candidate of its own making is looked up.
     const stats = provider instanceof LiveView ? provider.stats : parts.stats.get(address);
     const decided = this.#decided === provider ? this.#decidedTokens : undefined;
@@ -716,4 +724,14 @@ function releaseWhenOver(result: Promise<unknown>, stream: boolean, release: () 
     if (trailer instanceof Promise) trailer.then(release, release);
     else release();
   }, release);
+}
+
+/**
+ * The candidates whose connection is ready, when there are any; all of them otherwise. Used
+ * while every connect slot is taken: a call is not queued behind connects to addresses that
+ * may never answer when a provider already connected can take it.
+ */
+function connectedOnly<T extends { readonly address: string }>(candidates: readonly T[], pool: ConnectionPool): readonly T[] {
+  const ready = candidates.filter((candidate) => pool.state(candidate.address) === 'ready');
+  return ready.length === 0 ? candidates : ready;
 }
