@@ -13,6 +13,18 @@ import { FrameType, HEADER_BYTES, encodeFrame, writeHeader } from './frame.js';
 /** Meta key of a streaming REQUEST: the consumer's initial flow-control window, in bytes. */
 export const WINDOW_META = 'shuttle-window';
 
+/**
+ * The credit a provider gives a stream whose consumer asked for `requested` bytes, under the
+ * provider's `cap` (`limits.maxStreamWindowBytes`). The consumer asks; the provider may give
+ * less, but never less than half the request: a consumer grants credit back only once its
+ * reader has taken half its window, so a provider holding less than that would wait for a
+ * WINDOW_UPDATE that never comes, and the stream would hang until its deadline (a consumer
+ * asking for 4 MiB behind a 1 MiB cap stopped after 1 MiB).
+ */
+export function providerWindow(requested: number, cap: number): number {
+  return Math.min(requested, Math.max(cap, Math.ceil(requested / 2)));
+}
+
 /** A STREAM_CHUNK frame: header, sequence number, payload. */
 export function encodeChunkFrame(requestId: number, serializer: number, sequence: number, payload: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES + 4 + payload.length);
