@@ -1,6 +1,9 @@
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile, chmod } from 'node:fs/promises';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/index.js';
+import { tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, createServer } from 'shuttle-rpc';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameFlag, FrameType, encodeFrame } from '../../src/transport/frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../../src/transport/stream-frames.js';
@@ -8,6 +11,7 @@ import { TIMEOUT_META } from '../../src/transport/transport.js';
 import { requestFrame, unpack } from '../helpers/frames.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { waitUntil } from '../helpers/wait.js';
+import { EchoService, type EchoApi } from '../fixtures/services.js';
 
 /*
  * Peers from earlier builds, as they behave on the wire, against this build. A rolling upgrade
@@ -117,5 +121,94 @@ describe('peers from earlier builds', () => {
     await closed;
     expect(frames.map((frame) => frame.type)).toEqual([FrameType.HEARTBEAT_ACK, FrameType.RESPONSE]);
     expect(unpack(frames[1]!.body)).toBe('hi');
+  });
+});
+
+describe('the default file registry shared with builds that name its folder by the user name', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /** Points the default folder at a fresh temp dir (TMPDIR; no XDG_RUNTIME_DIR); returns that dir. */
+  async function isolatedTemp(): Promise<string> {
+    const base = await mkdtemp(path.join(tmpdir(), 'shuttle-versions-'));
+    const saved = { TMPDIR: process.env['TMPDIR'], XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] };
+    process.env['TMPDIR'] = base;
+    delete process.env['XDG_RUNTIME_DIR'];
+    cleanups.push(async () => {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      await rm(base, { recursive: true, force: true });
+    });
+    return base;
+  }
+
+  it('a consumer finds the provider such a build announced there, and its own provider announces there too', async () => {
+    const base = await isolatedTemp();
+    // The folder as those builds make it: named by the user, mode 0755 (mkdir under umask 022).
+    const folder = path.join(base, `shuttle-registry-${userInfo().username.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+    await mkdir(path.join(folder, 'services', 'test.Echo'), { recursive: true });
+    await mkdir(path.join(folder, 'load'));
+    await chmod(folder, 0o755);
+    // The earlier build's provider: a live process, announced by the record and load file such a
+    // build writes (captured from one), kept fresh as its heartbeat would.
+    const earlier = await startFixture('provider');
+    cleanups.push(() => earlier.stop());
+    const address = `127.0.0.1%3A${earlier.port}`;
+    const recordPath = path.join(folder, 'services', 'test.Echo', `1.0.0@_@${address}.json`);
+    const loadPath = path.join(folder, 'load', `${address}.json`);
+    await writeFile(
+      recordPath,
+      JSON.stringify({
+        service: 'test.Echo',
+        version: '1.0.0',
+        group: '',
+        host: '127.0.0.1',
+        port: earlier.port,
+        protocol: 'tcp',
+        serializers: ['msgpack', 'json', 'protobuf'],
+        methods: [
+          { name: 'echo', stream: false, idempotent: true },
+          { name: 'pid', stream: false, idempotent: false },
+        ],
+        weight: 100,
+        startTime: Date.now() - 60_000,
+        metadata: { fixture: true, zone: 'test' },
+      }),
+    );
+    await writeFile(
+      loadPath,
+      JSON.stringify({ running: 0, waiting: 0, waitingUncachedTokens: 0, kvUsage: 0, tokensPerSecond: 0, timestamp: Date.now(), draining: false }),
+    );
+    const heartbeat = setInterval(() => {
+      const now = new Date();
+      void utimes(recordPath, now, now).catch(() => {});
+      void utimes(loadPath, now, now).catch(() => {});
+    }, 300);
+    cleanups.push(() => clearInterval(heartbeat));
+
+    const client = await createClient({ config: false, timeoutMs: 3000 });
+    cleanups.push(() => client.close());
+    expect(await client.proxy<EchoApi>('test.Echo', { version: '1.0.0' }).pid()).toBe(earlier.announced['pid']);
+
+    // This build's provider announces where such a build's consumers look.
+    const server = await createServer({ services: [new EchoService()], config: false });
+    cleanups.push(() => server.close());
+    const names = await readdir(path.join(folder, 'services', 'test.Echo'));
+    expect(names).toContain(`1.0.0@_@127.0.0.1%3A${new URL(server.url).port}.json`);
+  });
+
+  it('such a folder made by someone else, or left writable by others, is not chosen', async () => {
+    const base = await isolatedTemp();
+    const folder = path.join(base, `shuttle-registry-${userInfo().username.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+    await mkdir(folder);
+    await chmod(folder, 0o777);
+    const server = await createServer({ services: [new EchoService()], config: false });
+    cleanups.push(() => server.close());
+    expect(await readdir(folder)).toEqual([]);
+    expect(await readdir(path.join(base, `shuttle-registry-${process.getuid!()}`, 'services'))).toEqual(['test.Echo']);
   });
 });
