@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile, chmod } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -210,5 +210,37 @@ describe('the default file registry shared with builds that name its folder by t
     cleanups.push(() => server.close());
     expect(await readdir(folder)).toEqual([]);
     expect(await readdir(path.join(base, `shuttle-registry-${process.getuid!()}`, 'services'))).toEqual(['test.Echo']);
+  });
+});
+
+describe('load snapshots read by builds that take at most 4 KiB of one', () => {
+  it("a provider's drain is published in a snapshot of at most 4 KiB, whatever prefix-cache summary it published before", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'shuttle-versions-load-'));
+    let draining = false;
+    // The largest summary a worker publishes: 2,048 hashes, about 22 KiB of JSON.
+    const summary = Array.from({ length: 2048 }, (_, i) => 0x3fffff00 - i);
+    const server = await createServer({
+      services: [new EchoService()],
+      config: false,
+      registry: `file://${dir}`,
+      loadIntervalMs: 50,
+      load: () => ({ draining, cachedPrefixes: summary }),
+    });
+    try {
+      const loadFile = path.join(dir, 'load', `127.0.0.1%3A${new URL(server.url).port}.json`);
+      const published = async (): Promise<string> => readFile(loadFile, 'utf8').catch(() => '');
+      await waitUntil(async () => (await published()).includes(String(summary[2047])), 'the summary published', 3000);
+      // An engine adapter says draining while its engine is down; a closing provider does too.
+      draining = true;
+      await waitUntil(async () => (await published()).includes('"draining":true'), 'the drain published', 3000);
+      const text = await published();
+      // How a reader that refuses snapshots over 4 KiB takes it.
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
+      expect(JSON.parse(text)).toMatchObject({ draining: true, kvUsage: 0 });
+      expect(JSON.parse(text)).not.toHaveProperty('cachedPrefixes');
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
