@@ -34,8 +34,8 @@ export interface ConnectionLimits {
   readonly maxUnsentBytes: number;
   /**
    * The largest flow-control window a stream gets when its consumer asks for more (tcp): a
-   * larger ask is capped here, but never below half the ask, since a consumer grants credit back
-   * only in half-window steps and a smaller credit would stall the stream for good.
+   * larger ask is capped here, but never below half the ask, since a consumer may grant credit
+   * back only in half-window steps and a smaller credit would stall the stream for good.
    */
   readonly maxStreamWindowBytes: number;
   /**

@@ -6,7 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, createServer } from 'shuttle-rpc';
 import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameFlag, FrameType, encodeFrame } from '../../src/transport/frame.js';
-import { WINDOW_META, encodeWindowUpdate } from '../../src/transport/stream-frames.js';
+import { WINDOW_META, encodeChunkFrame, encodeEndFrame, encodeWindowUpdate } from '../../src/transport/stream-frames.js';
+import { decodeRequestHead } from '../../src/transport/envelope.js';
+import { Packr } from 'msgpackr';
 import { TIMEOUT_META } from '../../src/transport/transport.js';
 import { requestFrame, unpack } from '../helpers/frames.js';
 import { startFixture, type Child } from '../helpers/process.js';
@@ -241,6 +243,74 @@ describe('load snapshots read by builds that take at most 4 KiB of one', () => {
     } finally {
       await server.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * A provider as earlier builds wrote it: it caps a stream's credit at 1 MiB whatever the consumer
+ * asked for, sends chunks while it has credit, and then waits for WINDOW_UPDATEs. Answers every
+ * streaming REQUEST with `chunks` chunks of `size` bytes.
+ */
+async function cappingProvider(chunks: number, size: number): Promise<{ port: number; close(): void }> {
+  const packr = new Packr({ useRecords: false, moreTypes: true });
+  const cap = 1024 * 1024;
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const decoder = new FrameDecoder(16 * 1024 * 1024);
+    const streams = new Map<number, { credit: number; sent: number; pump(): void }>();
+    socket.on('data', (data: Buffer) =>
+      decoder.push(data, (frame) => {
+        if (frame.type === FrameType.WINDOW_UPDATE) {
+          const stream = streams.get(frame.requestId);
+          if (stream === undefined) return;
+          stream.credit = Math.min(stream.credit + frame.body.readUInt32BE(0), cap);
+          stream.pump();
+          return;
+        }
+        if (frame.type !== FrameType.REQUEST) return;
+        const id = frame.requestId;
+        const asked = Number(decodeRequestHead(frame.body).head.meta[WINDOW_META] ?? 65_535);
+        const pad = 'x'.repeat(size);
+        const stream = {
+          credit: Math.min(asked, cap),
+          sent: 0,
+          pump(): void {
+            while (stream.credit > 0 && stream.sent < chunks) {
+              const chunk = encodeChunkFrame(id, 1, stream.sent, packr.pack({ i: stream.sent, pad }));
+              stream.credit -= chunk.length;
+              stream.sent++;
+              socket.write(chunk);
+            }
+            if (stream.sent === chunks) {
+              socket.write(encodeEndFrame(id, 1, chunks, packr.pack({ count: chunks })));
+              streams.delete(id);
+            }
+          },
+        };
+        streams.set(id, stream);
+        stream.pump();
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+describe('providers from earlier builds', () => {
+  it("this build's consumer with a 4 MiB window streams to the end from a provider that caps every stream at 1 MiB", async () => {
+    const provider = await cappingProvider(400, 10_000);
+    const client = await createClient({ registry: `shuttle://127.0.0.1:${provider.port}`, config: false, streamWindowBytes: 4 * 1024 * 1024, timeoutMs: 6000 });
+    try {
+      const stream = client.proxy<{ count(request: { n: number }): AsyncGenerator<{ i: number }, { count: number }> }>('test.Stream', { version: '1.0.0' });
+      let received = 0;
+      const call = stream.count({ n: 400 });
+      for await (const chunk of call) expect(chunk.i).toBe(received++);
+      expect(received).toBe(400);
+      expect(await call.trailer).toEqual({ count: 400 });
+    } finally {
+      await client.close();
+      provider.close();
     }
   });
 });
