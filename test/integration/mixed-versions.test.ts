@@ -108,6 +108,25 @@ describe('peers from earlier builds', () => {
     }
   });
 
+  it('a request whose msgpack has a map key "__proto__" (such a consumer did not check it) is refused naming it, never served renamed', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: provider.port });
+    const decoder = new FrameDecoder(1 << 20);
+    const answers: Array<{ status: number; body: Buffer }> = [];
+    socket.on('error', () => {});
+    socket.on('data', (data: Buffer) => decoder.push(data, (frame) => answers.push({ status: frame.status, body: Buffer.from(frame.body) })));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // { __proto__: { x: 1 } } as msgpack: what JSON.parse gives for '{"__proto__":{"x":1}}'.
+    const payload = Buffer.concat([Buffer.from([0x81, 0xa9]), Buffer.from('__proto__'), Buffer.from([0x81, 0xa1, 0x78, 0x01])]);
+    socket.write(requestFrame(1, 'echo', payload));
+    try {
+      await waitUntil(() => answers.length > 0, 'the answer', 3000);
+    } finally {
+      socket.destroy();
+    }
+    expect(answers[0]!.status).toBe(3);
+    expect(JSON.parse(answers[0]!.body.toString()).message).toMatch(/map key "__proto__" is not accepted/);
+  });
+
   it('a HEARTBEAT from such a consumer is answered, and its GOAWAY on close is taken as a close', async () => {
     const socket = net.connect({ host: '127.0.0.1', port: provider.port });
     const decoder = new FrameDecoder(1 << 20);
