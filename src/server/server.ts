@@ -88,6 +88,8 @@ export interface ServerOptions {
    * result is published on the registry's load channel. `draining: true` tells consumers to stop
    * picking this provider for as long as it says so (an engine adapter whose engine is down);
    * calls that still come are served. A provider that is closing is draining whatever it says.
+   * A draining snapshot is published without its `cachedPrefixes`: no balancer picks the
+   * provider meanwhile, and the drain reaches readers that take only small snapshots.
    */
   load?: () => Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt'>>;
   /** How often the load is published; 500 ms by default. */
@@ -493,7 +495,7 @@ class RunningServer implements RpcServer {
       this.#loadProblem(checked);
       return own;
     }
-    return checked;
+    return checked.draining ? withoutCacheSummary(checked) : checked;
   }
 
   /** Logs, once per distinct problem (at most a few), what is wrong with the application's load figures. */
@@ -539,6 +541,17 @@ class RunningServer implements RpcServer {
     })();
     return this.#closing;
   }
+}
+
+/**
+ * A draining snapshot without its prefix-cache summary: no balancer picks a draining provider,
+ * so the summary would only make the snapshot large (up to 22 KiB where the figures take 200
+ * bytes), and a reader that refuses large snapshots would miss the drain itself.
+ */
+function withoutCacheSummary(snapshot: LoadSnapshot): LoadSnapshot {
+  if (snapshot.cachedPrefixes === undefined) return snapshot;
+  const { cachedPrefixes: _summary, ...figures } = snapshot;
+  return figures;
 }
 
 function checkLimits(value: unknown): ConnectionLimits {

@@ -9,7 +9,7 @@ import { FrameDecoder } from '../decoder.js';
 import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
-import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
+import { WINDOW_META, encodeWindowUpdate, grantStep } from '../stream-frames.js';
 import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
@@ -481,16 +481,18 @@ export class TcpConnection implements ClientConnection {
     const target = (route as CachedRoute).target;
     const id = this.#takeId(frame);
     const window = this.#options.streamWindowBytes;
+    const step = grantStep(window);
     let consumed = 0;
     const call = new StreamCall(
       target,
       invocation.deadline,
       serializer,
       window,
-      // Credit goes back to the provider only as the reader takes chunks, in half-window steps.
+      // Credit goes back to the provider only as the reader takes chunks, in steps of half the
+      // window or 32 KiB, whichever is less (grantStep).
       (bytes) => {
         consumed += bytes;
-        if (consumed >= window / 2 && this.#pending.get(id) === call) {
+        if (consumed >= step && this.#pending.get(id) === call) {
           this.#writer?.write(encodeWindowUpdate(id, consumed));
           call.granted(consumed);
           consumed = 0;
