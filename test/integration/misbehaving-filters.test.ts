@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { RpcCode, RpcError, RpcMethod, RpcService } from 'shuttle-rpc';
+import type { Filter, FilterInvocation, NextFilter } from 'shuttle-rpc/spi';
+import { startTestPair, type TestPair } from 'shuttle-rpc/testing';
+import { rejection } from '../helpers/wait.js';
+
+/*
+ * Filters are user code with bugs: whatever one does wrong fails the call it touches with an
+ * error naming it, and never the process, the connection or the other calls.
+ */
+interface Api {
+  ok(value: unknown): Promise<unknown>;
+  bad(value: unknown): Promise<unknown>;
+  slow(ms: number): Promise<string>;
+}
+
+@RpcService({ name: 'test.Filtered' })
+class Filtered {
+  @RpcMethod()
+  async ok(value: unknown): Promise<unknown> {
+    return value;
+  }
+
+  @RpcMethod()
+  async bad(value: unknown): Promise<unknown> {
+    return value;
+  }
+
+  @RpcMethod()
+  async slow(ms: number): Promise<string> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return 'slow';
+  }
+}
+
+/** A filter that does `wrong` for calls of method `bad` and behaves for the others. */
+function onBad(name: string, side: 'consumer' | 'provider', wrong: (invocation: FilterInvocation, next: NextFilter) => Promise<unknown>): Filter {
+  return { name, order: 50, sides: [side], invoke: (invocation, next) => (invocation.method === 'bad' ? wrong(invocation, next) : next(invocation)) };
+}
+
+let pair: TestPair | undefined;
+afterEach(async () => {
+  await pair?.close();
+  pair = undefined;
+});
+
+describe('a filter that returns something other than a promise', () => {
+  it('on the consumer: fails its call with an error naming the filter; calls started in the same tick go on', async () => {
+    const filter = onBad('returns-a-number', 'consumer', (invocation, next) => {
+      void next(invocation).catch(() => {});
+      return 42 as unknown as Promise<unknown>;
+    });
+    pair = await startTestPair([new Filtered()], { client: { filters: [filter], timeoutMs: 2000 } });
+    const api = pair.client.proxy<Api>('test.Filtered');
+    // Made in one tick, so started by one microtask: the bad call must not take the others down.
+    const calls = [api.ok(1), api.bad(2), api.ok(3)];
+    const [first, bad, third] = await Promise.allSettled(calls);
+    expect(first).toEqual({ status: 'fulfilled', value: 1 });
+    expect(third).toEqual({ status: 'fulfilled', value: 3 });
+    const error = (bad as PromiseRejectedResult).reason as RpcError;
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toBe(
+      '[internal] consumer filter "returns-a-number" of test.Filtered.bad returned number instead of a promise (invoke returns what next returned, or a promise of its own)',
+    );
+  });
+
+  it('on the provider: fails only its call (INTERNAL with a correlation id); the connection and its other calls go on', async () => {
+    const filter = onBad('returns-undefined', 'provider', () => undefined as unknown as Promise<unknown>);
+    pair = await startTestPair([new Filtered()], { server: { filters: [filter] }, client: { timeoutMs: 3000 } });
+    const api = pair.client.proxy<Api>('test.Filtered');
+    expect(await api.ok('warm')).toBe('warm');
+    const slow = api.slow(300);
+    const error = await rejection(api.bad(1));
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toMatch(/^\[internal\] test\.Filtered\.bad failed \(correlation id [0-9a-f-]{36}; the provider's log has the detail\)$/);
+    expect(await slow).toBe('slow');
+    expect(await api.ok('after')).toBe('after');
+  });
+});
+
+describe('a filter that throws something other than an Error', () => {
+  const thrown: Array<[string, () => unknown, string]> = [
+    ['a string', () => 'no token', 'threw a string: "no token"'],
+    ['undefined', () => undefined, 'threw undefined'],
+    ['a Proxy whose every trap throws', () => new Proxy({}, { get: trap, getPrototypeOf: trap, has: trap, ownKeys: trap }), 'threw a non-Error object'],
+  ];
+  it.each(thrown)('on the consumer, %s: an RpcError naming the filter', async (_name, value, what) => {
+    const filter = onBad('throws', 'consumer', () => {
+      throw value();
+    });
+    pair = await startTestPair([new Filtered()], { client: { filters: [filter], timeoutMs: 2000 } });
+    const api = pair.client.proxy<Api>('test.Filtered');
+    const error = await rejection(api.bad(1));
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error.message).toBe(`[internal] consumer filter "throws" of test.Filtered.bad ${what}`);
+    expect(await api.ok(2)).toBe(2);
+  });
+});
+
+function trap(): never {
+  throw new Error('trap');
+}
