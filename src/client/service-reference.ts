@@ -23,6 +23,8 @@ import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js'
 import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
 import { monotonicNow } from '../common/clock.js';
+import { raceCallLimits } from '../transport/call-limits.js';
+import { HELD, HeldCalls } from './held-calls.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -72,6 +74,8 @@ const MADE = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc co
 export class ServiceReference {
   readonly #parts: ServiceReferenceParts;
   readonly #chain: NextFilter | undefined;
+  /** Ends calls the filters hold past their deadline or abort; only when there are filters. */
+  readonly #held: HeldCalls | undefined;
   /** One stable object per method name: the transports' cache key for the route. */
   readonly #routes = new Map<string, object>();
   /**
@@ -90,6 +94,7 @@ export class ServiceReference {
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
+    this.#held = parts.filters.length === 0 ? undefined : new HeldCalls(parts.filters.map((filter) => String(filter.name)));
     this.#chain =
       parts.filters.length === 0
         ? undefined
@@ -108,6 +113,8 @@ export class ServiceReference {
                 ),
               );
             }
+            const held = filtered.values.get(HELD);
+            if (held !== undefined) held.passedOn = true;
             // A spread copy is the whole call, sent as it is; an object a filter built from the
             // filters' fields takes the rest from the call it was given.
             const call =
@@ -150,12 +157,17 @@ export class ServiceReference {
   #filtered(invocation: Invocation): Promise<unknown> {
     if (this.#chain === undefined) return this.#dispatch(invocation);
     invocation.values.set(MADE, invocation);
-    return this.#chain(invocation);
+    return this.#held!.watch(invocation, this.#chain);
   }
 
   #dispatch(invocation: Invocation): Promise<unknown> {
-    // The first call waits for the directory's first snapshot; later calls skip the await.
-    if (!this.#parts.directory.isReady) return this.#parts.directory.ready().then(() => this.#cluster(invocation));
+    // The first call waits for the directory's first snapshot, within its deadline and abort (a
+    // registry whose subscribe never answers must not hold it for good); later calls skip the await.
+    if (!this.#parts.directory.isReady) {
+      return raceCallLimits(this.#parts.directory.ready(), invocation, '', "waiting for the registry's first list of providers").then(() =>
+        this.#cluster(invocation),
+      );
+    }
     return this.#cluster(invocation);
   }
 

@@ -101,3 +101,52 @@ describe('a filter that throws something other than an Error', () => {
 function trap(): never {
   throw new Error('trap');
 }
+
+describe('a consumer filter that holds its call', () => {
+  const never = (): Promise<unknown> => new Promise(() => {});
+
+  it('never calling next: the call still ends at its deadline, naming the filters', async () => {
+    pair = await startTestPair([new Filtered()], { client: { filters: [onBad('holds', 'consumer', never)], timeoutMs: 5000 } });
+    const api = pair.client.proxy<Api>('test.Filtered');
+    const started = performance.now();
+    const error = await rejection(api.bad(1, { timeoutMs: 200 }));
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(error.message).toBe(
+      '[deadline exceeded] test.Filtered.bad did not complete before its deadline; it was still in its consumer filters (holds): none passed it on in time',
+    );
+    expect(await api.ok(2)).toBe(2);
+  });
+
+  it('never calling next: the caller can still cancel it', async () => {
+    pair = await startTestPair([new Filtered()], { client: { filters: [onBad('holds', 'consumer', never)], timeoutMs: 60_000 } });
+    const api = pair.client.proxy<Api>('test.Filtered');
+    const controller = new AbortController();
+    const call = rejection(api.bad(1, { signal: controller.signal }));
+    setTimeout(() => controller.abort(), 50);
+    const error = await call;
+    expect(error.code).toBe(RpcCode.CANCELLED);
+    expect(error.message).toBe('[cancelled] test.Filtered.bad was cancelled by the caller');
+  });
+
+  it('holding the answer after next: the call still ends at its deadline', async () => {
+    const filter = onBad('sits-on-answer', 'consumer', (invocation, next) => next(invocation).then(never));
+    pair = await startTestPair([new Filtered()], { client: { filters: [filter], timeoutMs: 5000 } });
+    const error = await rejection(pair.client.proxy<Api>('test.Filtered').bad(1, { timeoutMs: 200 }));
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(error.message).toBe(
+      '[deadline exceeded] test.Filtered.bad did not complete before its deadline; a consumer filter (sits-on-answer) still held it after passing it on',
+    );
+  });
+
+  it('a stream never passed on: the reader gets the deadline', async () => {
+    pair = await startTestPair([new Filtered()], { client: { filters: [onBad('holds', 'consumer', never)], timeoutMs: 300 } });
+    const stream = pair.client.proxy<{ bad(value: unknown): AsyncIterable<unknown> }>('test.Filtered').bad(1);
+    const error = await rejection(
+      (async () => {
+        for await (const _ of stream) break;
+      })(),
+    );
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+  });
+});
