@@ -3,10 +3,10 @@ import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/valida
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import { isProviderFailure, type ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
 import { believedInstances, type Doubt } from '../loadbalance/believed.js';
-import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
 import { callPriority } from '../inference/inference.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
@@ -386,8 +386,7 @@ class Attempt implements ClusterCall {
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
-    const decision = this.parts.balancer.select(candidates, this.invocation);
-    // The balancer answers with one of the views it was given.
+    const decision = this.#decide(candidates);
     const picked = decision.provider as LiveView;
     this.#decided = picked;
     this.#decidedTokens = decision.uncachedTokens;
@@ -400,6 +399,41 @@ class Attempt implements ClusterCall {
       }
     }
     return picked;
+  }
+
+  /**
+   * The balancer's decision, held to its contract: a balancer is user code, and what it throws,
+   * or a decision without one of the candidates it was given (a provider the breaker or the
+   * cluster strategy ruled out, one of its own making), fails the call before anything is sent,
+   * with an error naming the balancer, instead of a TypeError from deep in the attempt or a
+   * request to a provider nobody chose.
+   */
+  #decide(candidates: readonly LiveView[]): RouteDecision {
+    const balancer = this.parts.balancer;
+    let decision: RouteDecision | undefined;
+    try {
+      decision = balancer.select(candidates, this.invocation);
+    } catch (error) {
+      throw this.#balancerFault(`threw: ${thrownMessage(error)}`, error);
+    }
+    // A balancer answers with one of the views it was given: a scan of a short list, no allocation.
+    const provider = decision === null || typeof decision !== 'object' ? undefined : decision.provider;
+    if (provider === undefined || !candidates.includes(provider as LiveView)) {
+      throw this.#balancerFault(
+        decision === null || typeof decision !== 'object'
+          ? `returned ${decision === null ? 'null' : typeof decision} instead of a RouteDecision`
+          : `chose a provider that is not one of the ${candidates.length} candidates it was given`,
+      );
+    }
+    return decision!;
+  }
+
+  #balancerFault(what: string, cause?: unknown): RpcError {
+    const name = typeof this.parts.balancer.name === 'string' ? this.parts.balancer.name : '(unnamed)';
+    return new RpcError(RpcCode.INTERNAL, `load balancer "${name}" ${what} (${this.invocation.service}.${this.invocation.method})`, {
+      cause,
+      details: { neverSent: true, local: true },
+    });
   }
 
   /**
