@@ -20,6 +20,7 @@ import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createDescribedProxy } from '../proxy/described.js';
 import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
+import { guardSerializer } from '../serializer/guard.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -320,7 +321,8 @@ class Client implements RpcClient {
     if (typeof chosen === 'string' && !list.some((serializer) => serializer.name === chosen) && ext.serializer.has(chosen)) {
       list.push(ext.serializer.create(chosen, 'serializer'));
     }
-    this.#serializers = new SerializerSet(list);
+    // A plugin's serializer is held to the encode contract (serializer/guard.ts); built-ins are not wrapped.
+    this.#serializers = new SerializerSet(list.map(guardSerializer));
     this.#serializer = this.#serializers.byName(chosen);
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
     this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');

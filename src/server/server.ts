@@ -5,6 +5,7 @@ import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.j
 import { onShutdownSignal } from '../common/shutdown-signals.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
+import { guardSerializer } from '../serializer/guard.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -255,8 +256,9 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   const log = createLogger(merged.log, 'server');
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const ext = context.extensions;
+  // A plugin's serializer is held to the encode contract (serializer/guard.ts); built-ins are not wrapped.
   const serializers = new SerializerSet(
-    [...DEFAULT_SERIALIZERS, ...(merged.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`)),
+    [...DEFAULT_SERIALIZERS, ...(merged.serializers ?? [])].map((spec, index) => guardSerializer(ext.serializer.create(spec, `serializers[${index}]`))),
   );
   const filters = buildFilters('provider', merged.filters, ext.filter, {
     token: merged.token === undefined ? {} : { token: merged.token },

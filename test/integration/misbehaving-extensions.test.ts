@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer, RpcCode, RpcMethod, RpcService, type RpcClient, type RpcServer } from 'shuttle-rpc';
-import type { LoadBalancer, ProviderView, Registry } from 'shuttle-rpc/spi';
+import { createContext, type LoadBalancer, type PayloadTarget, type ProviderView, type Registry, type Serializer } from 'shuttle-rpc/spi';
 import { rejection } from '../helpers/wait.js';
 
 /*
@@ -101,5 +101,96 @@ describe('a load balancer extension', () => {
       expect(error.message).toBe(`[internal] load balancer "zone" ${what} (test.Extended.ok)`);
       expect(error.details).toMatchObject({ neverSent: true });
     }
+  });
+});
+
+describe('a serializer extension', () => {
+  /** A JSON serializer with wire id 77 whose encode or decode is replaced. */
+  function serializer(name: string, broken: Partial<Pick<Serializer, 'encode' | 'decode'>>): Serializer {
+    return {
+      id: 77,
+      name,
+      encode: (value) => Buffer.from(JSON.stringify(value ?? null)),
+      decode: (bytes) => JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown,
+      ...broken,
+    };
+  }
+
+  /** A provider and a consumer that both speak `broken`, the consumer by default. */
+  async function pairWith(broken: Serializer): Promise<Api> {
+    const context = await createContext({ packageJson: false });
+    context.extensions.serializer.register(broken.name, () => broken, { uniqueKey: broken.id });
+    const provider = await createServer({
+      host: '127.0.0.1',
+      port: 0,
+      registry: false,
+      services: [new Extended()],
+      serializers: [broken.name],
+      context,
+      config: false,
+    });
+    cleanups.push(() => provider.close());
+    const consumer = await client({ registry: provider.url, serializer: broken.name, context, timeoutMs: 2000, circuitBreaker: false, outlierEjection: false });
+    return consumer.proxy<Api>('test.Extended');
+  }
+
+  const onRequest = (wrong: () => unknown) => (value: unknown, target: PayloadTarget) =>
+    (target.kind === 'request' ? wrong() : Buffer.from(JSON.stringify(value ?? null))) as Uint8Array;
+  const onResponse = (wrong: () => unknown) => (value: unknown, target: PayloadTarget) =>
+    (target.kind === 'response' ? wrong() : Buffer.from(JSON.stringify(value ?? null))) as Uint8Array;
+  const cases: Array<[string, Serializer['encode'], RpcCode, string]> = [
+    [
+      'encode throws on a request',
+      onRequest(() => {
+        throw new Error('no schema for this value');
+      }),
+      RpcCode.INVALID_ARGUMENT,
+      '[invalid argument] cannot encode the request of test.Extended.ok as broken: no schema for this value',
+    ],
+    [
+      'encode returns a string for a request',
+      onRequest(() => 'not bytes'),
+      RpcCode.INVALID_ARGUMENT,
+      '[invalid argument] cannot encode the request of test.Extended.ok as broken: its encode returned string, not a Uint8Array',
+    ],
+    [
+      'encode returns undefined for a request',
+      onRequest(() => undefined),
+      RpcCode.INVALID_ARGUMENT,
+      '[invalid argument] cannot encode the request of test.Extended.ok as broken: its encode returned undefined, not a Uint8Array',
+    ],
+    [
+      'encode returns undefined for a response',
+      onResponse(() => undefined),
+      RpcCode.INTERNAL,
+      '[internal] cannot encode the response of test.Extended.ok as broken: its encode returned undefined, not a Uint8Array',
+    ],
+  ];
+  it.each(cases)('%s: the call fails naming the serializer; the next call is served', async (_name, encode, code, message) => {
+    const api = await pairWith(serializer('broken', { encode }));
+    const error = await rejection(api.ok({ a: 1 }));
+    expect(error.code).toBe(code);
+    expect(error.message).toBe(message);
+    expect(await rejection(api.ok({ a: 2 }))).toMatchObject({ code });
+  });
+
+  it('decode throws a Proxy whose every trap throws: the call fails, the connection and its other calls go on', async () => {
+    const trap = (): never => {
+      throw new Error('trap');
+    };
+    let calls = 0;
+    const api = await pairWith(
+      serializer('broken', {
+        decode: (bytes, target) => {
+          if (target.kind === 'request' && ++calls === 2) throw new Proxy({}, { get: trap, getPrototypeOf: trap, has: trap, ownKeys: trap });
+          return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+        },
+      }),
+    );
+    expect(await api.ok('first')).toBe('first');
+    const error = await rejection(api.ok('second'));
+    expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+    expect(error.message).toBe('[invalid argument] cannot decode request of test.Extended.ok as broken: (a thrown object that cannot be shown as text)');
+    expect(await api.ok('third')).toBe('third');
   });
 });
