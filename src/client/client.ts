@@ -21,6 +21,7 @@ import { createDescribedProxy } from '../proxy/described.js';
 import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
 import { guardSerializer } from '../serializer/guard.js';
+import { ThrottledWarning } from '../log/throttled-warning.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -211,6 +212,9 @@ const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
   'mock',
   'routingKey',
 ]);
+/** How often a directory logs what its registry sent that was left out (the rest are counted). */
+const REGISTRY_WARN_EVERY_MS = 10_000;
+
 const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
 /** The `urgentPriority` option: a priority 0–9 (`high` by default), or undefined for `false`. */
@@ -485,13 +489,21 @@ class Client implements RpcClient {
     const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
     let directory = this.#directories.get(key);
     if (directory === undefined) {
-      const created: Directory = new Directory(registry, { service, version, group }, this.#pool.protocol, () => {
-        // Load reports also land here, several times a second: build the entry only when asked for.
-        if (this.#log.isLevelEnabled('debug')) {
-          this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
-        }
-        this.#prune();
-      });
+      // What a registry sends that is left out is logged, at most once per interval per service.
+      const warnings = new ThrottledWarning(this.#log, REGISTRY_WARN_EVERY_MS, '');
+      const created: Directory = new Directory(
+        registry,
+        { service, version, group },
+        this.#pool.protocol,
+        () => {
+          // Load reports also land here, several times a second: build the entry only when asked for.
+          if (this.#log.isLevelEnabled('debug')) {
+            this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
+          }
+          this.#prune();
+        },
+        (problem) => warnings.warn(problem),
+      );
       directory = created;
       this.#directories.set(key, directory);
     }

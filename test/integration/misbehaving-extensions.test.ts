@@ -42,6 +42,73 @@ function registry(subscribe: Registry['subscribe']): Registry {
 }
 
 describe('a registry extension', () => {
+  it('whose subscribe throws: the call fails UNAVAILABLE, never sent', async () => {
+    const consumer = await client({
+      registry: registry(() => {
+        throw new Error('no route to the registry');
+      }),
+      timeoutMs: 1000,
+    });
+    const error = await rejection(consumer.proxy<Api>('test.Extended').ok(1));
+    expect(error.code).toBe(RpcCode.UNAVAILABLE);
+    expect(error.message).toBe('[unavailable] cannot find providers of test.Extended: no route to the registry');
+    expect(error.details).toMatchObject({ neverSent: true });
+  });
+
+  it('whose subscribe rejects with a string: the error names the registry', async () => {
+    const consumer = await client({ registry: registry(() => Promise.reject('quota')), timeoutMs: 1000 });
+    const error = await rejection(consumer.proxy<Api>('test.Extended').ok(1));
+    expect(error.message).toBe('[unavailable] cannot find providers of test.Extended: registry broken failed with quota');
+  });
+
+  it('whose listener gets garbage among the records: the garbage is left out, the records are used', async () => {
+    const provider = await server();
+    const record = { service: 'test.Extended', version: '', group: '', host: '127.0.0.1', port: provider.port, protocol: 'tcp' };
+    const good = { ...record, serializers: ['msgpack'], methods: [{ name: 'ok' }], weight: 100, startTime: Date.now(), metadata: {} };
+    const consumer = await client({
+      registry: registry(async (_query, listener) => {
+        const send = listener as (list: unknown) => void;
+        send('not a list');
+        send([null, 5, { ...record, port: 'x' }, { ...good, methods: [null] }, { ...good, metadata: null }, good]);
+        return { close: () => {} };
+      }),
+      timeoutMs: 1000,
+    });
+    expect(await consumer.proxy<Api>('test.Extended').ok('served')).toBe('served');
+  });
+
+  it('whose listener is later called with nothing: the last list is kept, nothing is thrown into the registry', async () => {
+    const provider = await server();
+    const good = {
+      service: 'test.Extended',
+      version: '',
+      group: '',
+      host: '127.0.0.1',
+      port: provider.port,
+      protocol: 'tcp',
+      serializers: ['msgpack'],
+      methods: [{ name: 'ok' }],
+      weight: 100,
+      startTime: Date.now(),
+      metadata: {},
+    };
+    let later: ((list: unknown) => void) | undefined;
+    const consumer = await client({
+      registry: registry(async (_query, listener) => {
+        later = listener as (list: unknown) => void;
+        later([good]);
+        return { close: () => {} };
+      }),
+      timeoutMs: 1000,
+    });
+    const api = consumer.proxy<Api>('test.Extended');
+    expect(await api.ok(1)).toBe(1);
+    for (const garbage of [undefined, null, { length: 1e9 }, [{ host: 3 }]]) expect(() => later!(garbage)).not.toThrow();
+    // An array of nothing usable is a list of no providers; anything else is no list at all.
+    later!([good]);
+    expect(await api.ok(2)).toBe(2);
+  });
+
   it('whose subscribe never answers: the first call still ends at its deadline', async () => {
     const consumer = await client({ registry: registry(() => new Promise(() => {})), timeoutMs: 200 });
     const started = performance.now();
