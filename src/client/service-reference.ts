@@ -114,7 +114,19 @@ export class ServiceReference {
               );
             }
             const held = filtered.values.get(HELD);
-            if (held !== undefined) held.passedOn = true;
+            if (held !== undefined) {
+              // A filter that calls next again would send the call again: a second execution of a
+              // method that may not be idempotent, which the cluster strategy never does unasked.
+              if (held.passedOn) {
+                return Promise.reject(
+                  new RpcError(
+                    RpcCode.INTERNAL,
+                    `a consumer filter of ${made.service}.${made.method} (${parts.filters.map((filter) => filter.name).join(', ')}) called next a second time; a filter passes a call on at most once`,
+                  ),
+                );
+              }
+              held.passedOn = true;
+            }
             // A spread copy is the whole call, sent as it is; an object a filter built from the
             // filters' fields takes the rest from the call it was given.
             const call =

@@ -199,6 +199,8 @@ export class Dispatcher implements CallHandler {
 
 /** The transport's running call, for the end of the provider's filter chain. */
 const PROVIDER_CALL = createContextKey<ProviderCallInfo | undefined>(undefined, 'shuttle-rpc provider call');
+/** Set once the provider's filter chain has handed the call to its method. */
+const PASSED_ON = createContextKey(false, 'shuttle-rpc provider call passed on');
 
 /**
  * What a handler is handed. A class, so that one per call is one small object of a fixed shape
@@ -258,6 +260,16 @@ function bindMethod(
         new RpcError(RpcCode.INTERNAL, `a provider filter of ${service.name}.${meta.name} passed on an invocation not copied from the one it got`),
       );
     }
+    // A filter that calls next again would run the handler again (a second execution the caller
+    // never asked for, its answer lost): the second pass fails instead.
+    if (invocation.values.get(PASSED_ON)) {
+      return Promise.reject(
+        new TypeError(
+          `shuttle-rpc: a provider filter of ${service.name}.${meta.name} (${filters.map((filter) => filter.name).join(', ')}) called next a second time; a filter passes a call on at most once`,
+        ),
+      );
+    }
+    invocation.values.set(PASSED_ON, true);
     return run(invocation.request, info);
   });
   const invoke =

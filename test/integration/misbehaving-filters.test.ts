@@ -16,6 +16,9 @@ interface Api {
 
 @RpcService({ name: 'test.Filtered' })
 class Filtered {
+  /** Runs of `bad`: a filter's mistakes must not run it more often than it was called. */
+  badRuns = 0;
+
   @RpcMethod()
   async ok(value: unknown): Promise<unknown> {
     return value;
@@ -23,6 +26,7 @@ class Filtered {
 
   @RpcMethod()
   async bad(value: unknown): Promise<unknown> {
+    this.badRuns++;
     return value;
   }
 
@@ -148,5 +152,32 @@ describe('a consumer filter that holds its call', () => {
       })(),
     );
     expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+  });
+});
+
+describe('a filter that calls next twice', () => {
+  const twice = (invocation: FilterInvocation, next: NextFilter): Promise<unknown> => {
+    const first = next(invocation);
+    return first.then(() => next(invocation));
+  };
+
+  it('on the consumer: the second pass fails and the call is sent once', async () => {
+    const service = new Filtered();
+    pair = await startTestPair([service], { client: { filters: [onBad('retries-itself', 'consumer', twice)], timeoutMs: 2000 } });
+    const error = await rejection(pair.client.proxy<Api>('test.Filtered').bad(1));
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toBe(
+      '[internal] a consumer filter of test.Filtered.bad (retries-itself) called next a second time; a filter passes a call on at most once',
+    );
+    expect(service.badRuns).toBe(1);
+  });
+
+  it('on the provider: the second pass fails (INTERNAL with a correlation id) and the method runs once', async () => {
+    const service = new Filtered();
+    pair = await startTestPair([service], { server: { filters: [onBad('retries-itself', 'provider', twice)] }, client: { timeoutMs: 2000 } });
+    const error = await rejection(pair.client.proxy<Api>('test.Filtered').bad(1));
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toMatch(/^\[internal\] test\.Filtered\.bad failed \(correlation id /);
+    expect(service.badRuns).toBe(1);
   });
 });
