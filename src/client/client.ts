@@ -22,6 +22,7 @@ import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js'
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
 import { guardSerializer } from '../serializer/guard.js';
 import { ThrottledWarning } from '../log/throttled-warning.js';
+import { quietObserver } from '../common/observers.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -357,13 +358,14 @@ class Client implements RpcClient {
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
     if (options.onRoute !== undefined && typeof options.onRoute !== 'function') throw invalidOption('onRoute', options.onRoute, 'a function (event) => void');
-    this.#onRoute = options.onRoute;
+    // Told from inside each call: what it throws or rejects with is dropped (common/observers.ts).
+    this.#onRoute = quietObserver(options.onRoute);
     if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function')
       throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
-    this.#onAttempt = options.onAttempt;
+    this.#onAttempt = quietObserver(options.onAttempt);
     if (options.onStreamBreak !== undefined && typeof options.onStreamBreak !== 'function')
       throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
-    this.#onStreamBreak = options.onStreamBreak;
+    this.#onStreamBreak = quietObserver(options.onStreamBreak);
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
     this.#pool = new ConnectionPool(transport, {
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),

@@ -24,6 +24,7 @@ import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
 import { monotonicNow } from '../common/clock.js';
 import { raceCallLimits } from '../transport/call-limits.js';
+import { settleQuietly } from '../common/observers.js';
 import { HELD, HeldCalls } from './held-calls.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
@@ -607,7 +608,7 @@ class Attempt implements ClusterCall {
     if (balancer.observe === undefined) return;
     const now = monotonicNow();
     try {
-      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed });
+      settleQuietly(balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed }));
     } catch {
       // A plugin balancer's bug must not fail the call it learns from.
     }

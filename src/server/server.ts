@@ -6,6 +6,7 @@ import { onShutdownSignal } from '../common/shutdown-signals.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { guardSerializer } from '../serializer/guard.js';
+import { settleQuietly } from '../common/observers.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -484,12 +485,21 @@ class RunningServer implements RpcServer {
       return own;
     }
     if (reported === undefined || reported === null) return own;
+    // An async load() is refused below; its rejection must not end the process unhandled.
+    settleQuietly(reported);
     // What consumers would refuse is not published (they would drop the whole snapshot and keep
     // an older one); the provider's own counts go out instead, and the problem is logged once.
-    const merged =
-      typeof reported === 'object' && !(reported instanceof Promise)
-        ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
-        : undefined;
+    let merged: object | undefined;
+    try {
+      merged =
+        typeof reported === 'object' && !(reported instanceof Promise)
+          ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
+          : undefined;
+    } catch (error) {
+      // An object whose getters (or a Proxy whose traps) throw when its figures are read.
+      this.#loadProblem(`load() returned an object whose figures cannot be read: ${thrownMessage(error)}`);
+      return own;
+    }
     const checked = merged === undefined ? 'load() must return an object of load figures synchronously' : checkLoad(merged);
     if (typeof checked === 'string') {
       this.#loadProblem(checked);
