@@ -214,11 +214,21 @@ export class ServiceReference {
         .registeredVariants()
         .then((variants) => refuse(variants.length === 0 ? '' : `; ${parts.service} is registered under ${variants.join(', ')}`));
     }
+    let result: unknown;
     try {
-      return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
+      result = parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
     } catch (error) {
       return Promise.reject(error);
     }
+    // A plugin's strategy is held to returning a promise: the filters and the proxy chain on it.
+    if (result instanceof Promise) return result;
+    const name = typeof parts.cluster.name === 'string' ? parts.cluster.name : '(unnamed)';
+    return Promise.reject(
+      new RpcError(
+        RpcCode.INTERNAL,
+        `cluster strategy "${name}" returned ${result === null ? 'null' : typeof result} instead of a promise (${invocation.service}.${invocation.method})`,
+      ),
+    );
   }
 
   /**

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer, RpcCode, RpcMethod, RpcService, type RpcClient, type RpcServer } from 'shuttle-rpc';
-import { createContext, type LoadBalancer, type PayloadTarget, type ProviderView, type Registry, type Serializer } from 'shuttle-rpc/spi';
+import { createContext, type ClusterStrategy, type LoadBalancer, type PayloadTarget, type ProviderView, type Registry, type Serializer } from 'shuttle-rpc/spi';
 import { rejection } from '../helpers/wait.js';
 
 /*
@@ -259,5 +259,27 @@ describe('a serializer extension', () => {
     expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
     expect(error.message).toBe('[invalid argument] cannot decode request of test.Extended.ok as broken: (a thrown object that cannot be shown as text)');
     expect(await api.ok('third')).toBe('third');
+  });
+});
+
+describe('a cluster strategy extension', () => {
+  it('that returns no promise: its call fails naming the strategy; calls made in the same tick go on', async () => {
+    const provider = await server();
+    const strategy: ClusterStrategy = {
+      name: 'sloppy',
+      invoke: (call) => {
+        if ((call.invocation.request as number) === 2) return 'done' as unknown as Promise<unknown>;
+        const chosen = call.select();
+        return chosen === undefined ? Promise.reject(new Error('none')) : call.send(chosen);
+      },
+    };
+    const consumer = await client({ registry: provider.url, cluster: strategy, timeoutMs: 2000 });
+    const api = consumer.proxy<Api>('test.Extended');
+    const [first, second, third] = await Promise.allSettled([api.ok(1), api.ok(2), api.ok(3)]);
+    expect(first).toEqual({ status: 'fulfilled', value: 1 });
+    expect(third).toEqual({ status: 'fulfilled', value: 3 });
+    const error = (second as PromiseRejectedResult).reason as { code: number; message: string };
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toBe('[internal] cluster strategy "sloppy" returned string instead of a promise (test.Extended.ok)');
   });
 });

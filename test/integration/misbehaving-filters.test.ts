@@ -181,3 +181,34 @@ describe('a filter that calls next twice', () => {
     expect(service.badRuns).toBe(1);
   });
 });
+
+describe('a consumer filter that rejects with something other than an Error', () => {
+  const values: Array<[string, () => unknown, string]> = [
+    ['a string', () => 'quota used up', 'quota used up'],
+    ['undefined', () => undefined, 'undefined'],
+    [
+      'a Proxy whose every trap throws',
+      () => new Proxy({}, { get: trap, getPrototypeOf: trap, has: trap, ownKeys: trap }),
+      '(a thrown object that cannot be shown as text)',
+    ],
+  ];
+  it.each(values)('%s: the caller gets an RpcError it can read, awaited or iterated', async (_name, value, shown) => {
+    const filter = onBad('rejects', 'consumer', () => Promise.reject(value()));
+    pair = await startTestPair([new Filtered()], { client: { filters: [filter], timeoutMs: 2000 } });
+    const api = pair.client.proxy<Api>('test.Filtered');
+    const streaming = pair.client.proxy<{ bad(value: unknown): AsyncIterable<unknown> }>('test.Filtered');
+    const errors = [
+      await rejection(api.bad(1)),
+      await rejection(
+        (async () => {
+          for await (const _ of streaming.bad(1)) break;
+        })(),
+      ),
+    ];
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(RpcError);
+      expect(error.code).toBe(RpcCode.UNKNOWN);
+      expect(error.message).toBe(`[unknown] test.Filtered.bad failed with ${shown} (a consumer filter or extension threw something other than an Error)`);
+    }
+  });
+});
