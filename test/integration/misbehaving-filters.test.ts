@@ -212,3 +212,31 @@ describe('a consumer filter that rejects with something other than an Error', ()
     }
   });
 });
+
+describe("a provider filter's admit() that misbehaves", () => {
+  const admits: Array<[string, (call: { method: string }) => unknown]> = [
+    [
+      'throws',
+      (call) => {
+        if (call.method === 'bad') throw new Error('token store at /srv/secrets unreachable');
+        return undefined;
+      },
+    ],
+    ['returns a plain Error', (call) => (call.method === 'bad' ? new Error('refused at /srv/secrets') : undefined)],
+    ['returns a string', (call) => (call.method === 'bad' ? 'no' : undefined)],
+  ];
+  it.each(admits)(
+    '%s: only its call fails (INTERNAL with a correlation id, no text of the provider); the connection and its other calls go on',
+    async (_name, admit) => {
+      const filter: Filter = { name: 'gate', order: 1, sides: ['provider'], invoke: (invocation, next) => next(invocation), admit: admit as Filter['admit'] };
+      pair = await startTestPair([new Filtered()], { server: { filters: [filter] }, client: { timeoutMs: 3000 } });
+      const api = pair.client.proxy<Api>('test.Filtered');
+      expect(await api.ok('warm')).toBe('warm');
+      const slow = api.slow(300);
+      const error = await rejection(api.bad(1));
+      expect(error.code).toBe(RpcCode.INTERNAL);
+      expect(error.message).toMatch(/^\[internal\] test\.Filtered\.bad failed \(correlation id [0-9a-f-]{36}; the provider's log has the detail\)$/);
+      expect(await slow).toBe('slow');
+    },
+  );
+});
