@@ -13,7 +13,7 @@ import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
-import { thrownMessage } from '../errors/errors.js';
+import { RpcError, thrownMessage } from '../errors/errors.js';
 import { checkLoad } from '../registry/record-check.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
@@ -342,7 +342,16 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     await running.publishLoad();
   } catch (error) {
     await running.close();
-    throw error;
+    // The registry may be a plugin's, which can fail with anything (a Proxy whose traps throw
+    // included): the error names it.
+    let chosen = false;
+    try {
+      chosen = error instanceof RpcError;
+    } catch {
+      // Not an RpcError.
+    }
+    if (chosen) throw error;
+    throw new Error(`shuttle-rpc: registry ${String(registry?.name)} could not register this provider: ${thrownMessage(error)}`, { cause: error });
   }
   running.startLoadReports();
   log.debug(
@@ -543,13 +552,24 @@ class RunningServer implements RpcServer {
       this.#parts.answerLoad.invalidate();
       this.#parts.log.debug({ drainTimeoutMs: this.#parts.drainTimeoutMs }, 'draining');
       await this.publishLoad().catch(() => {});
-      await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
+      // A registry (a plugin's) that throws here must not keep the provider listening: leaving
+      // the registry is tried, and the transports close whatever it did.
+      await Promise.allSettled(this.instances.map((instance) => attempt(() => registry?.unregister(instance))));
       await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
       this.#parts.refusals.close();
-      if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
+      if (this.#parts.ownsRegistry) await attempt(() => registry?.close());
       this.#parts.log.debug('closed');
     })();
     return this.#closing;
+  }
+}
+
+/** What `run` returns or throws, as a promise that never rejects: for a plugin's cleanup calls. */
+async function attempt(run: () => unknown): Promise<void> {
+  try {
+    await run();
+  } catch {
+    // The registry's own failure while the provider leaves it; nothing else depends on it.
   }
 }
 

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, createServer, RpcCode, RpcMethod, RpcService, type RpcClient, type RpcServer } from 'shuttle-rpc';
 import { createContext, type ClusterStrategy, type LoadBalancer, type PayloadTarget, type ProviderView, type Registry, type Serializer } from 'shuttle-rpc/spi';
@@ -281,5 +282,34 @@ describe('a cluster strategy extension', () => {
     const error = (second as PromiseRejectedResult).reason as { code: number; message: string };
     expect(error.code).toBe(RpcCode.INTERNAL);
     expect(error.message).toBe('[internal] cluster strategy "sloppy" returned string instead of a promise (test.Extended.ok)');
+  });
+});
+
+describe("a provider's registry extension", () => {
+  it('whose register rejects with a string: createServer fails with an Error naming the registry', async () => {
+    const broken = { ...registry(async () => ({ close: () => {} })), register: () => Promise.reject('lease quota reached') };
+    await expect(createServer({ host: '127.0.0.1', port: 0, registry: broken, services: [new Extended()], config: false })).rejects.toThrow(
+      new Error('shuttle-rpc: registry broken could not register this provider: lease quota reached'),
+    );
+  });
+
+  it('whose unregister throws: close still closes the listener', async () => {
+    const broken = {
+      ...registry(async () => ({ close: () => {} })),
+      unregister: () => {
+        throw new Error('registry gone');
+      },
+    };
+    const provider = await createServer({ host: '127.0.0.1', port: 0, registry: broken, services: [new Extended()], config: false });
+    await provider.close();
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(provider.port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 });
