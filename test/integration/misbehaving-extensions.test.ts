@@ -313,3 +313,19 @@ describe("a provider's registry extension", () => {
     expect(refused).toBe(true);
   });
 });
+
+describe("a reference's routingKey function", () => {
+  it('that throws: the call fails INTERNAL naming the option, before anything is sent', async () => {
+    const provider = await server();
+    const consumer = await client({ registry: provider.url, timeoutMs: 1000 });
+    const api = consumer.proxy<Api>('test.Extended', {
+      routingKey: () => {
+        throw 'no prompt';
+      },
+    });
+    const error = await rejection(api.ok(1));
+    expect(error.code).toBe(RpcCode.INTERNAL);
+    expect(error.message).toBe('[internal] reference test.Extended routingKey threw: no prompt');
+    expect(error.details).toMatchObject({ neverSent: true });
+  });
+});
