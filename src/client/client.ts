@@ -20,6 +20,9 @@ import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createDescribedProxy } from '../proxy/described.js';
 import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
+import { guardSerializer } from '../serializer/guard.js';
+import { ThrottledWarning } from '../log/throttled-warning.js';
+import { quietObserver } from '../common/observers.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
@@ -232,6 +235,9 @@ const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
   'routingKey',
   'waitForReady',
 ]);
+/** How often a directory logs what its registry sent that was left out (the rest are counted). */
+const REGISTRY_WARN_EVERY_MS = 10_000;
+
 const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
 /** The `urgentPriority` option: a priority 0–9 (`high` by default), or undefined for `false`. */
@@ -342,7 +348,8 @@ class Client implements RpcClient {
     if (typeof chosen === 'string' && !list.some((serializer) => serializer.name === chosen) && ext.serializer.has(chosen)) {
       list.push(ext.serializer.create(chosen, 'serializer'));
     }
-    this.#serializers = new SerializerSet(list);
+    // A plugin's serializer is held to the encode contract (serializer/guard.ts); built-ins are not wrapped.
+    this.#serializers = new SerializerSet(list.map(guardSerializer));
     this.#serializer = this.#serializers.byName(chosen);
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
     this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');
@@ -373,13 +380,14 @@ class Client implements RpcClient {
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
     if (options.onRoute !== undefined && typeof options.onRoute !== 'function') throw invalidOption('onRoute', options.onRoute, 'a function (event) => void');
-    this.#onRoute = options.onRoute;
+    // Told from inside each call: what it throws or rejects with is dropped (common/observers.ts).
+    this.#onRoute = quietObserver(options.onRoute);
     if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function')
       throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
-    this.#onAttempt = options.onAttempt;
+    this.#onAttempt = quietObserver(options.onAttempt);
     if (options.onStreamBreak !== undefined && typeof options.onStreamBreak !== 'function')
       throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
-    this.#onStreamBreak = options.onStreamBreak;
+    this.#onStreamBreak = quietObserver(options.onStreamBreak);
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
     this.#pool = new ConnectionPool(
       transport,
@@ -514,13 +522,21 @@ class Client implements RpcClient {
     const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
     let directory = this.#directories.get(key);
     if (directory === undefined) {
-      const created: Directory = new Directory(registry, { service, version, group }, this.#pool.protocol, () => {
-        // Load reports also land here, several times a second: build the entry only when asked for.
-        if (this.#log.isLevelEnabled('debug')) {
-          this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
-        }
-        this.#prune();
-      });
+      // What a registry sends that is left out is logged, at most once per interval per service.
+      const warnings = new ThrottledWarning(this.#log, REGISTRY_WARN_EVERY_MS, '');
+      const created: Directory = new Directory(
+        registry,
+        { service, version, group },
+        this.#pool.protocol,
+        () => {
+          // Load reports also land here, several times a second: build the entry only when asked for.
+          if (this.#log.isLevelEnabled('debug')) {
+            this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
+          }
+          this.#prune();
+        },
+        (problem) => warnings.warn(problem),
+      );
       directory = created;
       this.#directories.set(key, directory);
     }

@@ -3,10 +3,10 @@ import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/valida
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import { isProviderFailure, type ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
 import { believedInstances, type Doubt } from '../loadbalance/believed.js';
-import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
 import { callPriority } from '../inference/inference.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
@@ -24,6 +24,9 @@ import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js'
 import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
 import { monotonicNow } from '../common/clock.js';
+import { raceCallLimits } from '../transport/call-limits.js';
+import { settleQuietly } from '../common/observers.js';
+import { HELD, HeldCalls } from './held-calls.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -77,6 +80,8 @@ const WAIT_FOR_READY = createContextKey(false, 'shuttle-rpc waitForReady');
 export class ServiceReference {
   readonly #parts: ServiceReferenceParts;
   readonly #chain: NextFilter | undefined;
+  /** Ends calls the filters hold past their deadline or abort; only when there are filters. */
+  readonly #held: HeldCalls | undefined;
   /** One stable object per method name: the transports' cache key for the route. */
   readonly #routes = new Map<string, object>();
   /**
@@ -95,6 +100,7 @@ export class ServiceReference {
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
+    this.#held = parts.filters.length === 0 ? undefined : new HeldCalls(parts.filters.map((filter) => String(filter.name)));
     this.#chain =
       parts.filters.length === 0
         ? undefined
@@ -112,6 +118,20 @@ export class ServiceReference {
                   `a consumer filter of ${made.service}.${made.method} changed the call's service, version, method or mode; only its request, metadata and deadline may change`,
                 ),
               );
+            }
+            const held = filtered.values.get(HELD);
+            if (held !== undefined) {
+              // A filter that calls next again would send the call again: a second execution of a
+              // method that may not be idempotent, which the cluster strategy never does unasked.
+              if (held.passedOn) {
+                return Promise.reject(
+                  new RpcError(
+                    RpcCode.INTERNAL,
+                    `a consumer filter of ${made.service}.${made.method} (${parts.filters.map((filter) => filter.name).join(', ')}) called next a second time; a filter passes a call on at most once`,
+                  ),
+                );
+              }
+              held.passedOn = true;
             }
             // A spread copy is the whole call, sent as it is; an object a filter built from the
             // filters' fields takes the rest from the call it was given.
@@ -155,12 +175,17 @@ export class ServiceReference {
   #filtered(invocation: Invocation): Promise<unknown> {
     if (this.#chain === undefined) return this.#dispatch(invocation);
     invocation.values.set(MADE, invocation);
-    return this.#chain(invocation);
+    return this.#held!.watch(invocation, this.#chain);
   }
 
   #dispatch(invocation: Invocation): Promise<unknown> {
-    // The first call waits for the directory's first snapshot; later calls skip the await.
-    if (!this.#parts.directory.isReady) return this.#parts.directory.ready().then(() => this.#cluster(invocation));
+    // The first call waits for the directory's first snapshot, within its deadline and abort (a
+    // registry whose subscribe never answers must not hold it for good); later calls skip the await.
+    if (!this.#parts.directory.isReady) {
+      return raceCallLimits(this.#parts.directory.ready(), invocation, '', "waiting for the registry's first list of providers").then(() =>
+        this.#cluster(invocation),
+      );
+    }
     return this.#cluster(invocation);
   }
 
@@ -170,11 +195,21 @@ export class ServiceReference {
     if (providers.length === 0) {
       return invocation.values.get(WAIT_FOR_READY) ? this.#waitForProvider(invocation) : this.#noProvider(invocation).then((error) => Promise.reject(error));
     }
+    let result: unknown;
     try {
-      return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
+      result = parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
     } catch (error) {
       return Promise.reject(error);
     }
+    // A plugin's strategy is held to returning a promise: the filters and the proxy chain on it.
+    if (result instanceof Promise) return result;
+    const name = typeof parts.cluster.name === 'string' ? parts.cluster.name : '(unnamed)';
+    return Promise.reject(
+      new RpcError(
+        RpcCode.INTERNAL,
+        `cluster strategy "${name}" returned ${result === null ? 'null' : typeof result} instead of a promise (${invocation.service}.${invocation.method})`,
+      ),
+    );
   }
 
   /** Why no provider is listed for the call: UNIMPLEMENTED or UNAVAILABLE, never sent. */
@@ -438,8 +473,7 @@ class Attempt implements ClusterCall {
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
     if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
-    const decision = this.parts.balancer.select(candidates, this.invocation);
-    // The balancer answers with one of the views it was given.
+    const decision = this.#decide(candidates);
     const picked = decision.provider as LiveView;
     this.#decided = picked;
     this.#decidedTokens = decision.uncachedTokens;
@@ -452,6 +486,41 @@ class Attempt implements ClusterCall {
       }
     }
     return picked;
+  }
+
+  /**
+   * The balancer's decision, held to its contract: a balancer is user code, and what it throws,
+   * or a decision without one of the candidates it was given (a provider the breaker or the
+   * cluster strategy ruled out, one of its own making), fails the call before anything is sent,
+   * with an error naming the balancer, instead of a TypeError from deep in the attempt or a
+   * request to a provider nobody chose.
+   */
+  #decide(candidates: readonly LiveView[]): RouteDecision {
+    const balancer = this.parts.balancer;
+    let decision: RouteDecision | undefined;
+    try {
+      decision = balancer.select(candidates, this.invocation);
+    } catch (error) {
+      throw this.#balancerFault(`threw: ${thrownMessage(error)}`, error);
+    }
+    // A balancer answers with one of the views it was given: a scan of a short list, no allocation.
+    const provider = decision === null || typeof decision !== 'object' ? undefined : decision.provider;
+    if (provider === undefined || !candidates.includes(provider as LiveView)) {
+      throw this.#balancerFault(
+        decision === null || typeof decision !== 'object'
+          ? `returned ${decision === null ? 'null' : typeof decision} instead of a RouteDecision`
+          : `chose a provider that is not one of the ${candidates.length} candidates it was given`,
+      );
+    }
+    return decision!;
+  }
+
+  #balancerFault(what: string, cause?: unknown): RpcError {
+    const name = typeof this.parts.balancer.name === 'string' ? this.parts.balancer.name : '(unnamed)';
+    return new RpcError(RpcCode.INTERNAL, `load balancer "${name}" ${what} (${this.invocation.service}.${this.invocation.method})`, {
+      cause,
+      details: { neverSent: true, local: true },
+    });
   }
 
   /**
@@ -619,7 +688,7 @@ class Attempt implements ClusterCall {
     if (balancer.observe === undefined) return;
     const now = monotonicNow();
     try {
-      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed });
+      settleQuietly(balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed }));
     } catch {
       // A plugin balancer's bug must not fail the call it learns from.
     }

@@ -5,13 +5,15 @@ import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.j
 import { onShutdownSignal } from '../common/shutdown-signals.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
+import { guardSerializer } from '../serializer/guard.js';
+import { settleQuietly } from '../common/observers.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
-import { thrownMessage } from '../errors/errors.js';
+import { RpcError, thrownMessage } from '../errors/errors.js';
 import { checkLoad } from '../registry/record-check.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
@@ -257,8 +259,9 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   const log = createLogger(merged.log, 'server');
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const ext = context.extensions;
+  // A plugin's serializer is held to the encode contract (serializer/guard.ts); built-ins are not wrapped.
   const serializers = new SerializerSet(
-    [...DEFAULT_SERIALIZERS, ...(merged.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`)),
+    [...DEFAULT_SERIALIZERS, ...(merged.serializers ?? [])].map((spec, index) => guardSerializer(ext.serializer.create(spec, `serializers[${index}]`))),
   );
   const filters = buildFilters('provider', merged.filters, ext.filter, {
     token: merged.token === undefined ? {} : { token: merged.token },
@@ -341,7 +344,16 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     await running.publishLoad();
   } catch (error) {
     await running.close();
-    throw error;
+    // The registry may be a plugin's, which can fail with anything (a Proxy whose traps throw
+    // included): the error names it.
+    let chosen = false;
+    try {
+      chosen = error instanceof RpcError;
+    } catch {
+      // Not an RpcError.
+    }
+    if (chosen) throw error;
+    throw new Error(`shuttle-rpc: registry ${String(registry?.name)} could not register this provider: ${thrownMessage(error)}`, { cause: error });
   }
   running.startLoadReports();
   log.debug(
@@ -484,12 +496,21 @@ class RunningServer implements RpcServer {
       return own;
     }
     if (reported === undefined || reported === null) return own;
+    // An async load() is refused below; its rejection must not end the process unhandled.
+    settleQuietly(reported);
     // What consumers would refuse is not published (they would drop the whole snapshot and keep
     // an older one); the provider's own counts go out instead, and the problem is logged once.
-    const merged =
-      typeof reported === 'object' && !(reported instanceof Promise)
-        ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
-        : undefined;
+    let merged: object | undefined;
+    try {
+      merged =
+        typeof reported === 'object' && !(reported instanceof Promise)
+          ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
+          : undefined;
+    } catch (error) {
+      // An object whose getters (or a Proxy whose traps) throw when its figures are read.
+      this.#loadProblem(`load() returned an object whose figures cannot be read: ${thrownMessage(error)}`);
+      return own;
+    }
     const checked = merged === undefined ? 'load() must return an object of load figures synchronously' : checkLoad(merged);
     if (typeof checked === 'string') {
       this.#loadProblem(checked);
@@ -533,10 +554,12 @@ class RunningServer implements RpcServer {
       this.#parts.answerLoad.invalidate();
       this.#parts.log.debug({ drainTimeoutMs: this.#parts.drainTimeoutMs }, 'draining');
       await this.publishLoad().catch(() => {});
-      await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
+      // A registry (a plugin's) that throws here must not keep the provider listening: leaving
+      // the registry is tried, and the transports close whatever it did.
+      await Promise.allSettled(this.instances.map((instance) => attempt(() => registry?.unregister(instance))));
       await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
       this.#parts.refusals.close();
-      if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
+      if (this.#parts.ownsRegistry) await attempt(() => registry?.close());
       this.#parts.log.debug('closed');
     })();
     return this.#closing;
@@ -552,6 +575,15 @@ function withoutCacheSummary(snapshot: LoadSnapshot): LoadSnapshot {
   if (snapshot.cachedPrefixes === undefined) return snapshot;
   const { cachedPrefixes: _summary, ...figures } = snapshot;
   return figures;
+}
+
+/** What `run` returns or throws, as a promise that never rejects: for a plugin's cleanup calls. */
+async function attempt(run: () => unknown): Promise<void> {
+  try {
+    await run();
+  } catch {
+    // The registry's own failure while the provider leaves it; nothing else depends on it.
+  }
 }
 
 function checkLimits(value: unknown): ConnectionLimits {
