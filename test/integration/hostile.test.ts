@@ -128,13 +128,16 @@ describe('the dispatch and payload security table', () => {
     expect(before.polluted).toBe(false);
   });
 
-  it('a __proto__ key in a payload reaches the handler as data and pollutes nothing', async () => {
+  it('a __proto__ key in a payload is refused INVALID_ARGUMENT naming it (msgpackr would rename it), runs no handler and pollutes nothing', async () => {
     const evil = Buffer.concat([Buffer.from([0x81, 0xa9]), Buffer.from('__proto__'), Buffer.from([0x81, 0xa8]), Buffer.from('polluted'), Buffer.from([0xc3])]);
     const raw = await connectRaw(provider.host, provider.port);
+    const before = (await echo.invocations())['echo'] ?? 0;
     try {
       raw.send(requestFrame(9, 'echo', evil, { meta: withToken }));
       const answer = await raw.nextFrame((frame) => frame.requestId === 9);
-      expect(answer.status).toBe(RpcCode.OK);
+      expect(answer.status).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(JSON.parse(answer.body.toString()).message).toMatch(/map key "__proto__" is not accepted/);
+      expect((await echo.invocations())['echo'] ?? 0).toBe(before);
     } finally {
       raw.close();
     }
