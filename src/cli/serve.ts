@@ -34,6 +34,8 @@ export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
   host: string;
   loadbalance: string;
   timeout: number;
+  /** `--drain-timeout`: how long a stop lets open requests finish. */
+  drainTimeout: number;
   apiKey?: string;
   /** `--cors-origin`, each time it is given. */
   corsOrigin?: string[];
@@ -121,6 +123,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     host: options.host,
     loadbalance: options.loadbalance,
     timeoutMs: options.timeout,
+    drainTimeoutMs: options.drainTimeout,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(cors === undefined ? {} : { cors }),
     admission,
