@@ -140,8 +140,8 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   if (!ENGINE_PRIORITIES.includes(priority)) throw invalidOption('engine worker priority', priority, ENGINE_PRIORITIES.map((name) => `'${name}'`).join(', '));
 
   // Checked before any request goes to the engine.
-  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
-  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`);
+  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`, false);
+  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`, false);
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');
   }
@@ -280,14 +280,24 @@ async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]
   return ids;
 }
 
-function checkUrl(key: string, value: unknown): string {
-  if (typeof value === 'string') {
-    try {
-      const url = new URL(value);
-      if (url.protocol === 'http:' || url.protocol === 'https:') return value;
-    } catch {
-      // reported below
-    }
+/**
+ * `value` when it is an http(s) URL. `credentials`: whether it may carry a user and password
+ * (the engine's API is called with node:http, which sends them; the metrics and health
+ * endpoints are read with fetch, which refuses such a URL on every read — a worker started
+ * with one would look up and never see its engine's load or health).
+ */
+function checkUrl(key: string, value: unknown, credentials = true): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    // reported below
   }
-  throw invalidOption(`engine worker ${key}`, value, 'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1');
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw invalidOption(`engine worker ${key}`, value, 'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1');
+  }
+  if (!credentials && (url.username !== '' || url.password !== '')) {
+    throw invalidOption(`engine worker ${key}`, value, 'a URL without a user or password (it is read with fetch, which cannot send them)');
+  }
+  return value as string;
 }

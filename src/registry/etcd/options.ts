@@ -33,11 +33,7 @@ export function parseEtcdOptions(options: ExtensionOptions): EtcdSettings {
   const url = options['url'];
   const match = typeof url === 'string' ? /^etcd:\/\/(?:([^:@/]+):([^@/]*)@)?([^/?#@]+)(\/[^?#]*)?$/.exec(url) : null;
   if (match === null) {
-    throw invalidOption(
-      'registry',
-      typeof url === 'string' ? url.replace(/\/\/[^@/]*@/, '//***@') : url,
-      'etcd://[user:password@]host:port[,host:port][/prefix]',
-    );
+    throw invalidOption('registry', url, 'etcd://[user:password@]host:port[,host:port][/prefix]');
   }
   const [, urlUser, urlPassword, hostList, urlPrefix] = match;
   const addresses = hostList!.split(',').map((part) => {
