@@ -135,7 +135,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   // Authorization header at all: refused, so the gateway is never open while it looks closed.
   if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey === '' || !isPrintableToken(options.apiKey))) {
     // The key itself is never echoed: the error goes to terminals and logs.
-    const given = typeof options.apiKey === 'string' ? `(hidden, ${options.apiKey.length} characters)` : options.apiKey;
+    const given = typeof options.apiKey === 'string' && options.apiKey !== '' ? `(hidden, ${options.apiKey.length} characters)` : options.apiKey;
     throw invalidOption('gateway apiKey', given, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
   }
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
