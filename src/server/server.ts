@@ -12,6 +12,7 @@ import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
 import { thrownMessage } from '../errors/errors.js';
+import { monotonicNow } from '../common/clock.js';
 import { checkLoad } from '../registry/record-check.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
@@ -504,6 +505,34 @@ class RunningServer implements RpcServer {
   }
   readonly #loadProblems = new Set<string>();
 
+  /**
+   * Closes the transports, letting running calls finish within the drain time, and logs what
+   * the drain waited for: at `debug` when every call finished, at `warn` with how many were
+   * still running when the drain time ran out (their callers are told; see the transports).
+   * The count is taken by a timer set just before the transports' own, so it fires first.
+   */
+  async #drainTransports(): Promise<void> {
+    const { transports, drainTimeoutMs, log } = this.#parts;
+    const running = runningCalls(transports);
+    const started = monotonicNow();
+    let cut = 0;
+    const timer = setTimeout(() => (cut = runningCalls(transports)), drainTimeoutMs);
+    try {
+      await Promise.all(transports.map((transport) => transport.close({ timeoutMs: drainTimeoutMs })));
+    } finally {
+      clearTimeout(timer);
+    }
+    const waitedMs = Math.round(monotonicNow() - started);
+    if (cut > 0) {
+      log.warn(
+        { running, cut, waitedMs, drainTimeoutMs },
+        `drained in ${waitedMs} ms: ${cut} of the ${running} calls running at the stop were still running at drainTimeoutMs (${drainTimeoutMs} ms) and were cut off; their callers got UNAVAILABLE`,
+      );
+    } else {
+      log.debug({ running, waitedMs }, `drained in ${waitedMs} ms: the ${running} calls running at the stop finished`);
+    }
+  }
+
   startLoadReports(): void {
     if (this.#parts.registry === undefined) return;
     this.#loadTimer = setInterval(() => {
@@ -532,13 +561,18 @@ class RunningServer implements RpcServer {
       this.#parts.log.debug({ drainTimeoutMs: this.#parts.drainTimeoutMs }, 'draining');
       await this.publishLoad().catch(() => {});
       await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
-      await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
+      await this.#drainTransports();
       this.#parts.refusals.close();
       if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
       this.#parts.log.debug('closed');
     })();
     return this.#closing;
   }
+}
+
+/** Calls running over every transport of `transports` now. */
+function runningCalls(transports: readonly TransportServer[]): number {
+  return transports.reduce((sum, transport) => sum + transport.running, 0);
 }
 
 function checkLimits(value: unknown): ConnectionLimits {
