@@ -5,6 +5,7 @@ import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
 import { writeErr, writeOut } from './terminal.js';
 import { onShutdownSignal } from '../common/shutdown-signals.js';
+import { hideCredentials } from '../common/credentials.js';
 
 /** Options of `shuttle worker`. */
 export interface WorkerCommandOptions extends CommonOptions {
@@ -44,7 +45,8 @@ export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
 
 /**
  * `shuttle worker --engine openai --url …`: an engine adapter until SIGINT/SIGTERM, then a
- * graceful drain. Prints `{"ready": url, "name", "models"}` once registered.
+ * graceful drain. Prints `{"ready": url, "name", "models", "registry"}` once registered (the
+ * registry without its credentials: an operator sees where the worker announced itself).
  */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   // Loaded here, not at the top: the other commands need not load the bridges' modules.
@@ -56,6 +58,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   } catch (error) {
     throw new UsageError(`--metrics: ${(error as Error).message}`);
   }
+  const registry = await registryUrl(options);
   const worker = await startEngineWorker({
     url: options.url,
     ...(options.model === undefined ? {} : { models: options.model }),
@@ -71,7 +74,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     priority: options.priority,
     ...(options.kvEvents === undefined ? {} : { kvEvents: { endpoint: options.kvEvents, topic: options.kvEventsTopic } }),
     server: {
-      registry: await registryUrl(options),
+      registry,
       port: options.port,
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(metrics === undefined ? {} : { filters: [{ type: 'metrics', options: { metrics } }] }),
@@ -95,7 +98,9 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
           await worker.close();
           throw error;
         });
-  writeOut(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`);
+  writeOut(
+    `${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, registry: hideCredentials(registry), ...adminField(admin) })}\n`,
+  );
   await untilSignal();
   await worker.close();
   await admin?.close();
@@ -103,7 +108,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
 
 /**
  * `shuttle gateway`: the OpenAI-compatible gateway until SIGINT/SIGTERM, its admission queue
- * set by the `--admission-*` flags. Prints `{"ready": url}`.
+ * set by the `--admission-*` flags. Prints `{"ready": url, "openai", "registry"}`.
  */
 export async function runGateway(options: GatewayCommandOptions): Promise<void> {
   // Checked before anything starts: a bad flag is a usage error naming it.
@@ -117,6 +122,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     throw new UsageError(`--cors-origin: ${(error as Error).message}`);
   }
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
+  const registry = await registryUrl(options);
   const gateway = await startGateway({
     ...(metrics === undefined ? {} : { metrics }),
     port: options.port,
@@ -127,7 +133,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(cors === undefined ? {} : { cors }),
     admission,
-    client: { registry: await registryUrl(options) },
+    client: { registry },
   });
   const admin =
     metrics === undefined
@@ -136,7 +142,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
           await gateway.close();
           throw error;
         });
-  writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, ...adminField(admin) })}\n`);
+  writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, registry: hideCredentials(registry), ...adminField(admin) })}\n`);
   await untilSignal();
   await gateway.close();
   await admin?.close();

@@ -21,7 +21,10 @@ beforeAll(async () => {
   registry = await tempDir();
   engine = await startFakeEngine({ models: ['fake-model'], tokens: 400, tokenDelayMs: 20 });
   const env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
-  children.push(await startFixture(CLI, env, 15_000, [], ['worker', '--url', engine.url, '--slots', '4', '--metrics-url', 'none']));
+  const worker = await startFixture(CLI, env, 15_000, [], ['worker', '--url', engine.url, '--slots', '4', '--metrics-url', 'none']);
+  children.push(worker);
+  // The ready line says where the worker announced itself.
+  expect(worker.announced['registry']).toBe(`file://${registry.dir}`);
 }, 30_000);
 
 afterAll(async () => {
@@ -71,6 +74,7 @@ describe('shuttle gateway on SIGTERM', () => {
     const env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
     const gateway = await startFixture(CLI, env, 15_000, [], ['gateway', '--port', '0', '--drain-timeout', '1500']);
     children.push(gateway);
+    expect(gateway.announced['registry']).toBe(`file://${registry.dir}`);
     let stderr = '';
     gateway.process.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exit = new Promise<number | null>((resolve) => gateway.process.once('exit', (code) => resolve(code)));
