@@ -27,6 +27,7 @@ import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 import { Transform } from 'node:stream';
 import { GatewayDrain } from './drain.js';
+import { listenFailure } from '../common/listen-failure.js';
 
 /** The most of a request's URL a log line quotes (Node takes up to 16 KiB of headers). */
 const MAX_LOGGED_URL_CHARS = 512;
@@ -470,7 +471,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   } catch (error) {
     admission.close();
     if (ownsClient) await client.close();
-    throw new Error(`gateway cannot listen on ${options.host ?? '127.0.0.1'}:${port}: ${(error as Error).message}`, { cause: error });
+    throw listenFailure(error, 'the gateway', options.host ?? '127.0.0.1', port);
   }
   let closing: Promise<void> | undefined;
   const address = app.server.address();

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { listenFailure } from '../common/listen-failure.js';
 import { admissionSnapshot } from './admission-snapshot.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { FleetHistory } from './fleet.js';
@@ -125,9 +126,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     reply(404, 'text/plain', `not found: ${path} (served: /metrics, /health/live, /health/ready, /providers, /fleet, /totals, /admission, /dashboard)\n`);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: Error): void => {
+      clearInterval(sampler);
+      reject(listenFailure(error, 'the admin server (/metrics, /health)', host, port));
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

@@ -13,6 +13,7 @@ import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
 import { thrownMessage } from '../errors/errors.js';
 import { monotonicNow } from '../common/clock.js';
+import { listenFailure } from '../common/listen-failure.js';
 import { checkLoad } from '../registry/record-check.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
@@ -298,7 +299,8 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
-    throw listenFailure(error, host, transports[servers.length]!.port);
+    // "cannot listen on …" with no subject: the provider is the process's main server.
+    throw listenFailure(error, '', host, transports[servers.length]!.port);
   }
   const server = servers[0]!;
   const endpoints: Endpoint[] = servers.map((started, index) => ({ protocol: names[index]!, port: started.port }));
@@ -360,28 +362,6 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     );
   }
   return running;
-}
-
-/** A listen error an operator can act on: a port in use or not allowed says which, and what to do. */
-function listenFailure(error: unknown, host: string, port: number): unknown {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE') {
-    return new Error(`cannot listen on ${host}:${port}: another process listens there (EADDRINUSE); choose another port, or port 0 for any free one`, {
-      cause: error,
-    });
-  }
-  if (code === 'EACCES') {
-    return new Error(
-      `cannot listen on ${host}:${port}: not allowed (EACCES; ports below 1024 need privileges); choose a port from 1024, or 0 for any free one`,
-      {
-        cause: error,
-      },
-    );
-  }
-  if (code === 'EADDRNOTAVAIL') {
-    return new Error(`cannot listen on ${host}:${port}: ${host} is not an address of this machine (EADDRNOTAVAIL)`, { cause: error });
-  }
-  return error;
 }
 
 interface RunningServerParts {
