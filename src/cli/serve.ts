@@ -48,7 +48,11 @@ export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
  * graceful drain. Prints `{"ready": url, "name", "models", "registry"}` once registered (the
  * registry without its credentials: an operator sees where the worker announced itself).
  */
-export async function runWorker(options: WorkerCommandOptions): Promise<void> {
+export function runWorker(options: WorkerCommandOptions): Promise<void> {
+  return withShutdownSignals((stopped) => serveWorker(options, stopped));
+}
+
+async function serveWorker(options: WorkerCommandOptions, stopped: Promise<void>): Promise<void> {
   // Loaded here, not at the top: the other commands need not load the bridges' modules.
   const { metricNames, startEngineWorker } = await import('../engine/engine.js');
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
@@ -101,7 +105,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   writeOut(
     `${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, registry: hideCredentials(registry), ...adminField(admin) })}\n`,
   );
-  await untilSignal();
+  await stopped;
   await worker.close();
   await admin?.close();
 }
@@ -110,7 +114,11 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
  * `shuttle gateway`: the OpenAI-compatible gateway until SIGINT/SIGTERM, its admission queue
  * set by the `--admission-*` flags. Prints `{"ready": url, "openai", "registry"}`.
  */
-export async function runGateway(options: GatewayCommandOptions): Promise<void> {
+export function runGateway(options: GatewayCommandOptions): Promise<void> {
+  return withShutdownSignals((stopped) => serveGateway(options, stopped));
+}
+
+async function serveGateway(options: GatewayCommandOptions, stopped: Promise<void>): Promise<void> {
   // Checked before anything starts: a bad flag is a usage error naming it.
   const admission = await admissionOptions(options);
   const { startGateway } = await import('../gateway/gateway.js');
@@ -143,7 +151,7 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
           throw error;
         });
   writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, registry: hideCredentials(registry), ...adminField(admin) })}\n`);
-  await untilSignal();
+  await stopped;
   await gateway.close();
   await admin?.close();
 }
@@ -169,10 +177,17 @@ function parseNames(spec: string): Record<string, string[]> {
   return names;
 }
 
-/** Resolves on the first shutdown signal (SIGTERM, SIGINT, SIGHUP); a second one exits at once, saying so. */
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    onShutdownSignal(
+/**
+ * Runs `serve` with the shutdown signals (SIGTERM, SIGINT, SIGHUP) watched from before it
+ * starts anything until it returns: `stopped` resolves on the first (a second exits at once,
+ * saying so). Armed first, so a signal during start-up stops the server once it has started —
+ * leaving the registry — instead of killing the process between its registration and a
+ * listener set later, which left its records to their TTL.
+ */
+async function withShutdownSignals(serve: (stopped: Promise<void>) => Promise<void>): Promise<void> {
+  let dispose = (): void => {};
+  const stopped = new Promise<void>((resolve) => {
+    dispose = onShutdownSignal(
       (signal) => {
         writeErr(`${signal}: draining, then exiting; a second signal exits at once\n`);
         resolve();
@@ -180,4 +195,9 @@ function untilSignal(): Promise<void> {
       (text) => writeErr(`${text}\n`),
     );
   });
+  try {
+    await serve(stopped);
+  } finally {
+    dispose();
+  }
 }

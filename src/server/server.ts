@@ -2,7 +2,6 @@ import os from 'node:os';
 import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { armCallScopes } from '../call/call-scope.js';
 import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.js';
-import { onShutdownSignal } from '../common/shutdown-signals.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
@@ -27,6 +26,7 @@ import { Dispatcher } from './dispatcher.js';
 import { limitsWithinFds } from './fd-limit.js';
 import { AnswerLoad } from './answer-load.js';
 import { ConnectionRefusals } from './refusals.js';
+import { StartupSignals } from './startup-signals.js';
 
 export type { CallContext } from '../call/call-context.js';
 export type { RefusedConnections } from '../transport/transport.js';
@@ -280,6 +280,11 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
   const ownsRegistry = registry !== undefined && !isRegistry(registrySpec);
 
+  // Armed before anything listens or registers: a signal during start-up (an orchestrator
+  // stopping a pod that is still starting) lets the start finish, then stops as any stop does —
+  // leaving the registry — instead of killing the process between its registration and the
+  // listener, which left its records to their TTL.
+  const signals = shutdownOnSignals ? new StartupSignals(log) : undefined;
   const fitted = limitsWithinFds(limits, transports.length, log);
   const refusals = new ConnectionRefusals(log);
   const servers: TransportServer[] = [];
@@ -300,7 +305,9 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
     // "cannot listen on …" with no subject: the provider is the process's main server.
-    throw listenFailure(error, '', host, transports[servers.length]!.port);
+    const failure = listenFailure(error, '', host, transports[servers.length]!.port);
+    signals?.failed(failure);
+    throw failure;
   }
   const server = servers[0]!;
   const endpoints: Endpoint[] = servers.map((started, index) => ({ protocol: names[index]!, port: started.port }));
@@ -342,6 +349,7 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     await running.publishLoad();
   } catch (error) {
     await running.close();
+    signals?.failed(error);
     throw error;
   }
   running.startLoadReports();
@@ -349,18 +357,7 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     { host: advertiseHost, endpoints, services: instances.map((instance) => `${instance.service}@${instance.version}`), registry: registry?.name },
     'listening',
   );
-  if (shutdownOnSignals) {
-    onShutdownSignal(
-      (signal) => {
-        log.debug(
-          { signal, drainTimeoutMs },
-          `${signal}: draining (calls in flight finish within drainTimeoutMs), then exiting; a second signal exits at once`,
-        );
-        void running.close().finally(() => process.exit(0));
-      },
-      (text) => log.warn(text),
-    );
-  }
+  signals?.started(running);
   return running;
 }
 
