@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { checkBool, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
+import { checkPem } from '../common/pem-check.js';
 
 /**
  * TLS settings of a transport (`options.tls` of tcp and grpc). Each of `ca`, `cert`, `key` is
@@ -65,31 +65,6 @@ export function checkServerTls(where: string, tls: ResolvedTls): void {
   if (tls.cert === undefined || tls.key === undefined) throw invalidOption(where, 'no cert/key', 'a provider with tls needs cert and key');
   if (tls.requireClientCert && tls.ca === undefined)
     throw invalidOption(`${where}.ca`, undefined, 'the CA that signs client certificates, required with requireClientCert');
-}
-
-/**
- * Refuses, naming the key and the file, PEM that would fail only later — when the server
- * listens (reported as a listen failure) or a consumer connects: a certificate or key file
- * that is no PEM (a path mixed up, cert and key swapped), a key that does not belong to the
- * certificate, a CA file with no certificate in it (which Node would take as trusting nothing).
- */
-function checkPem(where: string, options: Record<string, unknown>, ca: Buffer | undefined, cert: Buffer | undefined, key: Buffer | undefined): void {
-  // Inline PEM is never quoted: a private key would show its first bytes.
-  const named = (name: string): unknown =>
-    typeof options[name] === 'string' && (options[name] as string).includes('-----BEGIN') ? '(PEM text)' : options[name];
-  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
-    throw invalidOption(`${where}.ca`, named('ca'), 'PEM holding at least one certificate (-----BEGIN CERTIFICATE-----)');
-  }
-  const attempt = (name: string, material: SecureContextOptions, allowed: string): void => {
-    try {
-      createSecureContext(material);
-    } catch (error) {
-      throw invalidOption(`${where}.${name}`, named(name), `${allowed} (${(error as Error).message.replace(/^error:[0-9A-F]+:/, '')})`);
-    }
-  };
-  if (cert !== undefined) attempt('cert', { cert }, 'a PEM certificate (-----BEGIN CERTIFICATE-----)');
-  if (key !== undefined) attempt('key', { key }, 'an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)');
-  if (cert !== undefined && key !== undefined) attempt('key', { cert, key }, `the private key of the certificate in ${where}.cert`);
 }
 
 /** PEM text as given, or read from the file it names. */

@@ -1,6 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseEtcdOptions } from '../../../src/registry/etcd/options.js';
 import { resolveTls } from '../../../src/transport/tls-options.js';
 import { makeCertificates } from '../../helpers/certs.js';
 
@@ -41,6 +42,15 @@ describe('a tls option with files that are not what they should be', () => {
   it('refuses a CA file with no certificate in it', () => {
     expect(() => resolveTls('tcp transport tls', { ca: file('ca.key') })).toThrow(
       /invalid tcp transport tls\.ca: .*ca\.key" \(allowed: PEM holding at least one certificate/,
+    );
+  });
+
+  it("checks the etcd registry's TLS files alike", () => {
+    expect(() => parseEtcdOptions({ url: 'etcd://127.0.0.1:2379', tls: { ca: file('ca.key') } })).toThrow(
+      /invalid etcd registry tls\.ca: .*ca\.key" \(allowed: PEM holding at least one certificate/,
+    );
+    expect(() => parseEtcdOptions({ url: 'etcd://127.0.0.1:2379', tls: { ca: file('ca.crt'), cert: file('client.crt'), key: file('server.key') } })).toThrow(
+      /invalid etcd registry tls\.key: .*server\.key" \(allowed: the private key of the certificate in etcd registry tls\.cert/,
     );
   });
 
