@@ -158,6 +158,18 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     throw error;
   }
 
+  // A registry that cannot be read at start is a wrong URL far more often than an outage, and a
+  // gateway without its worker list can serve nothing: refused now, naming the registry and
+  // why, rather than started, reported ready and answering every request 503. (Once started,
+  // an outage keeps the last list, as for any client.)
+  try {
+    await client.ready();
+  } catch (error) {
+    admission.close();
+    if (ownsClient) await client.close();
+    throw new Error(`the gateway cannot read its registry, so it would know no workers: ${RpcError.from(error).rawMessage}`, { cause: error });
+  }
+
   const counter = options.metrics === undefined ? undefined : requestCounter(options.metrics);
   // forceCloseConnections: close() ends streams in progress instead of waiting for them.
   // Every answer names its request (x-request-id), so a client can quote the id that the log

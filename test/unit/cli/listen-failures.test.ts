@@ -47,3 +47,28 @@ describe('a port or address the command cannot have', () => {
     );
   });
 });
+
+describe('a registry the gateway cannot read at start', () => {
+  it('refuses to start, naming the registry and why, instead of serving 503s', async () => {
+    // An etcd endpoint that accepts connections and never answers.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    try {
+      const started = Date.now();
+      const { code, written } = await run(['gateway', '--port', '0', '--registry', `etcd://127.0.0.1:${silentPort}`]);
+      expect(code).toBe(1);
+      expect(written).toBe(
+        `shuttle: the gateway cannot read its registry, so it would know no workers: cannot find providers of inference.LLM: etcd registry etcd://127.0.0.1:${silentPort} is unreachable: no answer within 3000 ms: etcd is stalled, overloaded or cut off\n`,
+      );
+      expect(Date.now() - started).toBeLessThan(8000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 15_000);
+});
