@@ -171,7 +171,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   }
 
   const counter = options.metrics === undefined ? undefined : requestCounter(options.metrics);
-  // forceCloseConnections: close() ends streams in progress instead of waiting for them.
+  // forceCloseConnections: once the drain is over (every request answered or ended, see
+  // close()), Fastify's close closes the idle keep-alive connections instead of waiting for them.
   // Every answer names its request (x-request-id), so a client can quote the id that the log
   // has; Fastify's request id is that id, set on each reply in nameAnswer.
   const app = Fastify({
