@@ -102,7 +102,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     )
     .option('--kv-events-topic <topic>', 'topic of the KV events', '')
     .option('--host <host>', 'address to serve shuttle calls on')
-    .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
+    .option('--port <port>', 'port to serve shuttle calls on (default: SHUTTLE_PORT, else 0: any free one)', port)
     .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runWorker(options));
   addAdmissionFlags(common(program.command('gateway')))

@@ -25,7 +25,8 @@ export interface WorkerCommandOptions extends CommonOptions {
   kvEvents?: string;
   kvEventsTopic: string;
   host?: string;
-  port: number;
+  /** `--port`; when not given, the provider's configuration decides (`SHUTTLE_PORT`, else any free port). */
+  port?: number;
   adminPort?: number;
 }
 
@@ -79,7 +80,8 @@ async function serveWorker(options: WorkerCommandOptions, stopped: Promise<void>
     ...(options.kvEvents === undefined ? {} : { kvEvents: { endpoint: options.kvEvents, topic: options.kvEventsTopic } }),
     server: {
       registry,
-      port: options.port,
+      // Passed only when given: a default here would override SHUTTLE_PORT and the config file.
+      ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(metrics === undefined ? {} : { filters: [{ type: 'metrics', options: { metrics } }] }),
     },
