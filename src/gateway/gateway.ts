@@ -27,6 +27,7 @@ import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 import { Transform } from 'node:stream';
 import { GatewayDrain } from './drain.js';
+import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
 import { listenFailure } from '../common/listen-failure.js';
 
 /** The most of a request's URL a log line quotes (Node takes up to 16 KiB of headers). */
@@ -345,21 +346,23 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const shutdown = (): void => controller.abort(drain.signal.reason);
     const gone = (): void => {
       socket?.off('close', gone);
-      drain.signal.removeEventListener('abort', shutdown);
+      unlistenAbort(drain.signal, shutdown);
       if (!response.writableFinished) controller.abort(new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected'));
     };
     if (response.destroyed || socket?.destroyed === true) {
       gone();
       return controller.signal;
     }
+    // One listener on the drain's signal for all requests (listenAbort): a listener each would
+    // pass Node's 10 and print a MaxListenersExceededWarning with the 11th request open.
     if (drain.signal.aborted) shutdown();
-    else drain.signal.addEventListener('abort', shutdown, { once: true });
+    else listenAbort(drain.signal, shutdown);
     response.once('close', gone);
     socket?.once('close', gone);
     // A keep-alive socket outlives its requests: its listeners go with the answer.
     response.once('finish', () => {
       socket?.off('close', gone);
-      drain.signal.removeEventListener('abort', shutdown);
+      unlistenAbort(drain.signal, shutdown);
     });
     return controller.signal;
   };

@@ -113,4 +113,15 @@ describe('shuttle gateway on SIGTERM', () => {
     expect(Date.now() - signalledAt).toBeLessThan(6000);
     expect(stderr).toMatch(/1 of 2 open requests were still running at drainTimeoutMs \(1500 ms\)/);
   }, 30_000);
+
+  it('holds many streams open at once without a listener warning', async () => {
+    const env = { SHUTTLE_REGISTRY: `file://${registry.dir}` };
+    const gateway = await startFixture(CLI, env, 15_000, [], ['gateway', '--port', '0']);
+    children.push(gateway);
+    let stderr = '';
+    gateway.process.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const reads = await Promise.all(Array.from({ length: 16 }, () => stream(gateway.url, 20, () => {})));
+    for (const read of reads) expect(read.body.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    expect(stderr).not.toMatch(/MaxListenersExceededWarning/);
+  }, 30_000);
 });
