@@ -17,6 +17,14 @@ describe('credentials in what the command and the library write', () => {
     expect(written).not.toContain('s3cret');
   });
 
+  it('hides a password long enough that the quoted value is cut before its @', async () => {
+    const password = 'p'.repeat(90);
+    const { code, written } = await run(['ls', '--registry', `etdc://operator:${password}@127.0.0.1:2379`]);
+    expect(code).toBe(1);
+    expect(written).toContain('invalid --registry: "etdc://***@127.0.0.1:2379"');
+    expect(written).not.toContain('ppppp');
+  });
+
   it("hides the password of an engine URL in the worker's failure to reach it", async () => {
     const { code, written } = await run(['worker', '--url', 'http://operator:s3cret@127.0.0.1:1/v1', '--registry', 'memory://credentials']);
     expect(code).toBe(1);
