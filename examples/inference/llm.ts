@@ -1,5 +1,5 @@
 import { RpcMethod, RpcService, type CallContext } from 'shuttle-rpc';
-import { callPriority, promptText, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc/inference';
+import { callPriority, isTokenIds, promptText, type EmbedRequest, type Embedding, type GenerateRequest, type Token, type Usage } from 'shuttle-rpc/inference';
 import { prefixBlockHashes } from 'shuttle-rpc/spi';
 import type { SimEngine } from 'shuttle-rpc/testing';
 
@@ -51,8 +51,13 @@ export class LlmWorker {
 
   @RpcMethod({ idempotent: true })
   async embed(request: EmbedRequest): Promise<Embedding> {
-    const text = typeof request?.text === 'string' ? request.text : '';
     const values = new Array<number>(8).fill(0);
+    // Token ids (OpenAI's token-array input) are embedded as they are; a text by its characters.
+    if (isTokenIds(request?.tokens)) {
+      for (let i = 0; i < request.tokens.length; i++) values[i % 8]! += (request.tokens[i]! % 1000) / 256;
+      return { values, promptTokens: request.tokens.length };
+    }
+    const text = typeof request?.text === 'string' ? request.text : '';
     for (let i = 0; i < text.length; i++) values[i % 8]! += text.charCodeAt(i) / 256;
     return { values };
   }

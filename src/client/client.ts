@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../common/backoff.js';
-import { checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
+import { checkBool, checkInt, checkKnownKeys, checkName, checkOptionalName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { HIGH_PRIORITY, MAX_PRIORITY } from '../admission/options.js';
 import { armCallScopes } from '../call/call-scope.js';
 import type { ClusterStrategy } from '../cluster/cluster.js';
@@ -20,12 +20,16 @@ import type { LoadBalancer } from '../loadbalance/loadbalance.js';
 import { createDescribedProxy } from '../proxy/described.js';
 import { createProxy, type MethodCaller, type Proxied } from '../proxy/proxy.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Registry } from '../registry/registry.js';
+import { guardSerializer } from '../serializer/guard.js';
+import { ThrottledWarning } from '../log/throttled-warning.js';
+import { quietObserver } from '../common/observers.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext, type ShuttleContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW, DEFAULT_MAX_UNSENT_BYTES } from '../transport/defaults.js';
 import type { Transport } from '../transport/transport.js';
-import { ConnectionPool } from './connection-pool.js';
+import { ConnectionPool, DEFAULT_POOL_LIMITS } from './connection-pool.js';
+import { fdHeadroom, fdSoftLimit } from '../common/fd-limit.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
 import { routingKeyExtractor } from './routing-key.js';
@@ -100,6 +104,21 @@ export interface ClientOptions {
   maxFrameBytes?: number;
   /** Reconnect backoff (gRPC defaults with a 30 s cap). */
   reconnect?: Partial<BackoffOptions>;
+  /**
+   * Connections to providers this consumer holds open at once (each is a file descriptor).
+   * Past it, the least recently used connection with no call in flight is closed to make room;
+   * when every one has calls, a call that needs a new connection fails RESOURCE_EXHAUSTED,
+   * never sent. 4,096 by default, and at most half of what the open-file limit leaves after
+   * its headroom (409 under `ulimit -n 1024`).
+   */
+  maxConnections?: number;
+  /** A connection with no call in flight and none sent for this long is closed; 5 min by default. */
+  idleTimeoutMs?: number;
+  /**
+   * Connects (tcp) under way at once; more wait for a slot, and while all are taken calls go to
+   * providers already connected when there are any. 64 by default.
+   */
+  maxConnecting?: number;
   /** Flow-control window per stream: bytes a provider may send ahead of the reader; 64 KiB by default. */
   streamWindowBytes?: number;
   /**
@@ -165,6 +184,8 @@ export interface ReferenceOptions {
    * `prompt` field when that is a string.
    */
   routingKey?: string | ((request: unknown) => string | undefined);
+  /** Every call of this reference waits for a provider to be listed when none is (see CallOptions.waitForReady); false by default. */
+  waitForReady?: boolean;
 }
 
 const CLIENT_KEYS = optionKeys<ClientOptions>()([
@@ -182,6 +203,9 @@ const CLIENT_KEYS = optionKeys<ClientOptions>()([
   'heartbeatTimeoutMs',
   'maxFrameBytes',
   'reconnect',
+  'maxConnections',
+  'idleTimeoutMs',
+  'maxConnecting',
   'streamWindowBytes',
   'maxUnsentBytes',
   'closeTimeoutMs',
@@ -209,7 +233,11 @@ const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
   'retries',
   'mock',
   'routingKey',
+  'waitForReady',
 ]);
+/** How often a directory logs what its registry sent that was left out (the rest are counted). */
+const REGISTRY_WARN_EVERY_MS = 10_000;
+
 const RECONNECT_KEYS = optionKeys<BackoffOptions>()(['initialMs', 'maxMs', 'multiplier', 'jitter']);
 
 /** The `urgentPriority` option: a priority 0–9 (`high` by default), or undefined for `false`. */
@@ -320,7 +348,8 @@ class Client implements RpcClient {
     if (typeof chosen === 'string' && !list.some((serializer) => serializer.name === chosen) && ext.serializer.has(chosen)) {
       list.push(ext.serializer.create(chosen, 'serializer'));
     }
-    this.#serializers = new SerializerSet(list);
+    // A plugin's serializer is held to the encode contract (serializer/guard.ts); built-ins are not wrapped.
+    this.#serializers = new SerializerSet(list.map(guardSerializer));
     this.#serializer = this.#serializers.byName(chosen);
     this.#balancer = ext.loadbalance.create(options.loadbalance ?? 'random', 'loadbalance');
     this.#cluster = ext.cluster.create(options.cluster ?? 'failover', 'cluster');
@@ -351,25 +380,34 @@ class Client implements RpcClient {
     this.#timeoutMs = checkInt('timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 30_000);
     this.#closeTimeoutMs = checkInt('closeTimeoutMs', options.closeTimeoutMs, 0, MAX_TIMER_MS, 5000);
     if (options.onRoute !== undefined && typeof options.onRoute !== 'function') throw invalidOption('onRoute', options.onRoute, 'a function (event) => void');
-    this.#onRoute = options.onRoute;
+    // Told from inside each call: what it throws or rejects with is dropped (common/observers.ts).
+    this.#onRoute = quietObserver(options.onRoute);
     if (options.onAttempt !== undefined && typeof options.onAttempt !== 'function')
       throw invalidOption('onAttempt', options.onAttempt, 'a function (event) => void');
-    this.#onAttempt = options.onAttempt;
+    this.#onAttempt = quietObserver(options.onAttempt);
     if (options.onStreamBreak !== undefined && typeof options.onStreamBreak !== 'function')
       throw invalidOption('onStreamBreak', options.onStreamBreak, 'a function (event) => void');
-    this.#onStreamBreak = options.onStreamBreak;
+    this.#onStreamBreak = quietObserver(options.onStreamBreak);
     const transport = ext.transport.create(options.transport ?? 'tcp', 'transport');
-    this.#pool = new ConnectionPool(transport, {
-      connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
-      heartbeatIntervalMs: checkInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 10, MAX_TIMER_MS, 10_000),
-      heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
-      maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
-      backoff: resolveBackoff(options.reconnect),
-      streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
-      maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
-      onLoad: answerLoadListener(this.#stats, log),
-      onViolation: violationListener(log),
-    });
+    this.#pool = new ConnectionPool(
+      transport,
+      {
+        connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs, 1, MAX_TIMER_MS, 3000),
+        heartbeatIntervalMs: checkInt('heartbeatIntervalMs', options.heartbeatIntervalMs, 10, MAX_TIMER_MS, 10_000),
+        heartbeatTimeoutMs: checkInt('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 10, MAX_TIMER_MS, 5000),
+        maxFrameBytes: checkInt('maxFrameBytes', options.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES),
+        backoff: resolveBackoff(options.reconnect),
+        streamWindowBytes: checkInt('streamWindowBytes', options.streamWindowBytes, MIN_STREAM_WINDOW, 2 ** 31 - 1, DEFAULT_STREAM_WINDOW),
+        maxUnsentBytes: checkInt('maxUnsentBytes', options.maxUnsentBytes, 64 * 1024, 2 ** 40, DEFAULT_MAX_UNSENT_BYTES),
+        onLoad: answerLoadListener(this.#stats, log),
+        onViolation: violationListener(log),
+      },
+      {
+        maxConnections: checkInt('maxConnections', options.maxConnections, 1, 1_000_000, defaultMaxConnections()),
+        idleTimeoutMs: checkInt('idleTimeoutMs', options.idleTimeoutMs, 10, MAX_TIMER_MS, DEFAULT_POOL_LIMITS.idleTimeoutMs),
+        maxConnecting: checkInt('maxConnecting', options.maxConnecting, 1, 100_000, DEFAULT_POOL_LIMITS.maxConnecting),
+      },
+    );
   }
 
   proxy<T>(target: string | ServiceDescriptor<T>, options: ReferenceOptions = {}): Proxied<T> {
@@ -401,6 +439,7 @@ class Client implements RpcClient {
       retries: checkInt(`reference ${service} retries`, options.retries, 0, 10),
       mock: resolveMock(options.mock, `reference ${service} mock`),
       routingKey: routingKeyExtractor(options.routingKey, `reference ${service} routingKey`),
+      waitForReady: checkBool(`reference ${service} waitForReady`, options.waitForReady, false),
       onRoute: this.#onRoute,
       onAttempt: this.#onAttempt,
       onStreamBreak: this.#onStreamBreak,
@@ -483,13 +522,21 @@ class Client implements RpcClient {
     const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
     let directory = this.#directories.get(key);
     if (directory === undefined) {
-      const created: Directory = new Directory(registry, { service, version, group }, this.#pool.protocol, () => {
-        // Load reports also land here, several times a second: build the entry only when asked for.
-        if (this.#log.isLevelEnabled('debug')) {
-          this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
-        }
-        this.#prune();
-      });
+      // What a registry sends that is left out is logged, at most once per interval per service.
+      const warnings = new ThrottledWarning(this.#log, REGISTRY_WARN_EVERY_MS, '');
+      const created: Directory = new Directory(
+        registry,
+        { service, version, group },
+        this.#pool.protocol,
+        () => {
+          // Load reports also land here, several times a second: build the entry only when asked for.
+          if (this.#log.isLevelEnabled('debug')) {
+            this.#log.debug({ service, providers: created.instances.map((instance) => `${instance.host}:${instance.port}`) }, 'providers changed');
+          }
+          this.#prune();
+        },
+        (problem) => warnings.warn(problem),
+      );
       directory = created;
       this.#directories.set(key, directory);
     }
@@ -557,6 +604,17 @@ function checkEjection(options: typeof DEFAULT_EJECTION): typeof DEFAULT_EJECTIO
   if (options.maxMs < options.baseMs)
     throw invalidOption('outlierEjection.maxMs', options.maxMs, `an integer from baseMs (${options.baseMs}) to ${MAX_TIMER_MS}`);
   return options;
+}
+
+/**
+ * {@link DEFAULT_POOL_LIMITS}' connections, or fewer under a low open-file limit: half of what
+ * it leaves after the headroom for files and pipes, the other half for what the process serves
+ * (a gateway's or a provider's own listeners).
+ */
+function defaultMaxConnections(): number {
+  const soft = fdSoftLimit();
+  if (soft === undefined) return DEFAULT_POOL_LIMITS.maxConnections;
+  return Math.max(1, Math.min(DEFAULT_POOL_LIMITS.maxConnections, Math.floor((soft - fdHeadroom(soft)) / 2)));
 }
 
 function resolveBackoff(option: Partial<BackoffOptions> | undefined): BackoffOptions {

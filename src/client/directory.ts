@@ -1,4 +1,4 @@
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { endpointFor, type Registry, type ServiceInstance, type ServiceQuery, type Subscription } from '../registry/registry.js';
 import { LoadArrivals } from './load-arrivals.js';
 import { StartTimes } from './start-times.js';
@@ -34,9 +34,17 @@ export class Directory {
    */
   #byMethod: Map<string, readonly ServiceInstance[]> | undefined;
 
-  /** @param protocol the consumer's transport name: the endpoint of each provider to use */
-  constructor(registry: Registry, query: ServiceQuery, protocol: string, onChange: () => void) {
+  #nextChange: Promise<void> | undefined;
+  #wakeChanged: (() => void) | undefined;
+  readonly #warn: ((problem: string) => void) | undefined;
+
+  /**
+   * @param protocol the consumer's transport name: the endpoint of each provider to use
+   * @param warn told (rate-limited by the caller) of what the registry sent that was left out
+   */
+  constructor(registry: Registry, query: ServiceQuery, protocol: string, onChange: () => void, warn?: (problem: string) => void) {
     this.#registry = registry;
+    this.#warn = warn;
     this.query = query;
     this.#protocol = protocol;
     this.#onChange = onChange;
@@ -84,37 +92,90 @@ export class Directory {
     return found;
   }
 
-  /** Subscribes once; resolves after the first snapshot. */
+  /**
+   * Subscribes once; resolves after the first snapshot. The registry may be a plugin's, so
+   * whatever its `subscribe` does — throw, reject with anything, resolve with no subscription —
+   * and whatever it calls the listener with are taken through guards: a failure rejects with an
+   * UNAVAILABLE error, a listener call with no list is ignored (the last list is kept), and items
+   * that are not service records are dropped; both are reported through `warn`.
+   */
   ready(): Promise<void> {
-    this.#ready ??= this.#registry
-      .subscribe(this.query, (all) => {
-        const endpoints: ServiceInstance[] = [];
-        const others = new Set<string>();
-        for (const instance of all) {
-          const seen = endpointFor(instance, this.#protocol);
-          if (seen !== undefined) endpoints.push(seen);
-          else others.add(instance.protocol);
-        }
-        const instances = this.#starts.rebase(this.#arrivals.stamp(endpoints));
-        this.#instances = instances;
-        this.#otherProtocols = [...others];
-        this.#variants = undefined;
-        this.#eligible = instances.some((instance) => instance.load?.draining === true)
-          ? instances.filter((instance) => instance.load?.draining !== true)
-          : instances;
-        this.#byMethod = sameMethods(this.#eligible) ? undefined : new Map();
-        this.#onChange();
-      })
+    if (this.#ready !== undefined) return this.#ready;
+    let subscribed: Promise<Subscription | undefined>;
+    try {
+      subscribed = Promise.resolve(this.#registry.subscribe(this.query, (all) => this.#update(all)));
+    } catch (error) {
+      subscribed = Promise.reject(error);
+    }
+    this.#ready = subscribed
       .then((subscription) => {
-        if (this.#closed) subscription.close();
-        this.#subscription = subscription;
+        const usable = typeof (subscription as Partial<Subscription> | undefined)?.close === 'function' ? subscription! : NO_SUBSCRIPTION;
+        if (this.#closed) closeQuietly(usable);
+        this.#subscription = usable;
       })
       .catch((error: unknown) => {
         this.#ready = undefined;
-        const reason = error instanceof RpcError ? error.rawMessage : (error as Error).message;
+        let reason: string;
+        try {
+          reason =
+            error instanceof RpcError
+              ? error.rawMessage
+              : error instanceof Error
+                ? thrownMessage(error)
+                : `registry ${registryName(this.#registry)} failed with ${thrownMessage(error)}`;
+        } catch {
+          reason = `registry ${registryName(this.#registry)} failed with ${thrownMessage(error)}`;
+        }
         throw new RpcError(RpcCode.UNAVAILABLE, `cannot find providers of ${this.query.service}: ${reason}`, { cause: error, details: { neverSent: true } });
       });
     return this.#ready;
+  }
+
+  /** One snapshot from the registry's listener; never throws back into the registry's code. */
+  #update(all: unknown): void {
+    try {
+      this.#apply(all);
+    } catch (error) {
+      this.#warn?.(
+        `a list of ${this.query.service} providers from registry ${registryName(this.#registry)} could not be read (${thrownMessage(error)}); the last list is kept`,
+      );
+    }
+  }
+
+  #apply(all: unknown): void {
+    if (!Array.isArray(all)) {
+      this.#warn?.(
+        `registry ${registryName(this.#registry)} sent ${all === null ? 'null' : typeof all} instead of a list of ${this.query.service} providers; the last list is kept`,
+      );
+      return;
+    }
+    const endpoints: ServiceInstance[] = [];
+    const others = new Set<string>();
+    let dropped = 0;
+    for (const instance of all as unknown[]) {
+      if (!isServiceRecord(instance)) {
+        dropped++;
+        continue;
+      }
+      const seen = endpointFor(instance, this.#protocol);
+      if (seen !== undefined) endpoints.push(seen);
+      else others.add(instance.protocol);
+    }
+    if (dropped > 0) {
+      this.#warn?.(
+        `registry ${registryName(this.#registry)} sent ${dropped} of ${all.length} ${this.query.service} entries that are not service records; they are left out`,
+      );
+    }
+    const instances = this.#starts.rebase(this.#arrivals.stamp(endpoints));
+    this.#instances = instances;
+    this.#otherProtocols = [...others];
+    this.#variants = undefined;
+    this.#eligible = instances.some((instance) => instance.load?.draining === true)
+      ? instances.filter((instance) => instance.load?.draining !== true)
+      : instances;
+    this.#byMethod = sameMethods(this.#eligible) ? undefined : new Map();
+    this.#changed();
+    this.#onChange();
   }
 
   /**
@@ -144,9 +205,29 @@ export class Directory {
     return this.#variants;
   }
 
+  /**
+   * Resolves at the next change of the list (or when the directory closes): one promise shared
+   * by every call waiting for a provider, however many there are.
+   */
+  changed(): Promise<void> {
+    this.#nextChange ??= new Promise<void>((resolve) => {
+      this.#wakeChanged = resolve;
+    });
+    return this.#nextChange;
+  }
+
+  #changed(): void {
+    const wake = this.#wakeChanged;
+    if (wake === undefined) return;
+    this.#nextChange = undefined;
+    this.#wakeChanged = undefined;
+    wake();
+  }
+
   close(): void {
     this.#closed = true;
-    this.#subscription?.close();
+    if (this.#subscription !== undefined) closeQuietly(this.#subscription);
+    this.#changed();
   }
 }
 
@@ -162,4 +243,44 @@ function sameMethods(instances: readonly ServiceInstance[]): boolean {
     if (methods.length !== first.size || !methods.every((method) => first.has(method.name))) return false;
   }
   return true;
+}
+
+/** What a registry that resolved `subscribe` with no subscription is given to close: nothing. */
+const NO_SUBSCRIPTION: Subscription = { close: () => {} };
+
+/** Closes a registry's subscription; its failure is the registry's, not the closing client's. */
+function closeQuietly(subscription: Subscription): void {
+  try {
+    const closing = subscription.close() as unknown;
+    if (closing instanceof Promise) closing.catch(() => {});
+  } catch {
+    // A plugin registry's close that throws leaves nothing for the client to do.
+  }
+}
+
+/** A registry's name for messages, whatever the registry is. */
+function registryName(registry: Registry): string {
+  const name: unknown = registry.name;
+  return typeof name === 'string' ? name : '(unnamed)';
+}
+
+/**
+ * Whether a listener's item has the fields the consumer reads before it believes a record
+ * (believed.ts looks at its figures): a plugin registry may hand anything. The built-in
+ * registries check records fully at their edge (record-check.ts).
+ */
+function isServiceRecord(value: unknown): value is ServiceInstance {
+  if (value === null || typeof value !== 'object') return false;
+  const record = value as Partial<Record<keyof ServiceInstance, unknown>>;
+  return (
+    typeof record.host === 'string' &&
+    Number.isInteger(record.port) &&
+    typeof record.protocol === 'string' &&
+    typeof record.service === 'string' &&
+    Array.isArray(record.methods) &&
+    record.methods.every((method: unknown) => method !== null && typeof method === 'object' && typeof (method as { name?: unknown }).name === 'string') &&
+    record.metadata !== null &&
+    typeof record.metadata === 'object' &&
+    (record.endpoints === undefined || Array.isArray(record.endpoints))
+  );
 }

@@ -1,4 +1,5 @@
 import { invalidOption } from '../common/validate.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { messagesText } from '../inference/inference.js';
 
 /** Turns the reference's `routingKey` option into a function from request to key. */
@@ -6,7 +7,13 @@ export function routingKeyExtractor(option: unknown, key: string): (request: unk
   if (option === undefined) return defaultRoutingKey;
   if (typeof option === 'function') {
     return (request) => {
-      const value = (option as (request: unknown) => unknown)(request);
+      // Application code, called for every call: what it throws fails that call, named.
+      let value: unknown;
+      try {
+        value = (option as (request: unknown) => unknown)(request);
+      } catch (error) {
+        throw new RpcError(RpcCode.INTERNAL, `${key} threw: ${thrownMessage(error)}`, { details: { neverSent: true, local: true } });
+      }
       return typeof value === 'string' ? value : undefined;
     };
   }

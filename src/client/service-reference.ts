@@ -3,10 +3,10 @@ import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/valida
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import { isProviderFailure, type ProviderHealth } from '../cluster/provider-health.js';
 import type { RetryBudget } from '../cluster/retry-budget.js';
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { composeFilters, type Filter, type NextFilter } from '../filter/filter.js';
 import { believedInstances, type Doubt } from '../loadbalance/believed.js';
-import type { LoadBalancer, ProviderView } from '../loadbalance/loadbalance.js';
+import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
 import { callPriority } from '../inference/inference.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
@@ -15,6 +15,7 @@ import { currentCallScope } from '../call/call-scope.js';
 import { createContextKey, createContextValues } from '../call/context-values.js';
 import type { ServiceInstance } from '../registry/registry.js';
 import type { Serializer } from '../serializer/serializer.js';
+import type { ClientConnection } from '../transport/transport.js';
 import type { Invocation, Metadata } from '../call/invocation.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
@@ -23,6 +24,9 @@ import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js'
 import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
 import { monotonicNow } from '../common/clock.js';
+import { raceCallLimits } from '../transport/call-limits.js';
+import { settleQuietly } from '../common/observers.js';
+import { HELD, HeldCalls } from './held-calls.js';
 
 /** Everything one reference (service + version + group, with its defaults) needs to call. */
 export interface ServiceReferenceParts {
@@ -51,6 +55,8 @@ export interface ServiceReferenceParts {
   readonly mock: ResolvedMock | undefined;
   /** Extracts the routing key from a request when the call gives none. */
   readonly routingKey: (request: unknown) => string | undefined;
+  /** The reference's `waitForReady` (a call's own option overrides it). */
+  readonly waitForReady?: boolean;
   readonly onRoute: ((event: RouteEvent) => void) | undefined;
   readonly onAttempt?: ((event: AttemptEvent) => void) | undefined;
   /** Told of a stream that broke off after it opened (see ClientOptions.onStreamBreak). */
@@ -60,10 +66,12 @@ export interface ServiceReferenceParts {
   readonly isClosed: () => boolean;
 }
 
-const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey']);
+const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey', 'waitForReady']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
 /** The call as the reference made it, for the end of the filter chain. */
 const MADE = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc consumer call');
+/** Set on calls that wait for a provider to be listed when none is (`waitForReady`). */
+const WAIT_FOR_READY = createContextKey(false, 'shuttle-rpc waitForReady');
 
 /**
  * The consumer-side path of one call: validate the per-call options, run the consumer
@@ -72,6 +80,8 @@ const MADE = createContextKey<Invocation | undefined>(undefined, 'shuttle-rpc co
 export class ServiceReference {
   readonly #parts: ServiceReferenceParts;
   readonly #chain: NextFilter | undefined;
+  /** Ends calls the filters hold past their deadline or abort; only when there are filters. */
+  readonly #held: HeldCalls | undefined;
   /** One stable object per method name: the transports' cache key for the route. */
   readonly #routes = new Map<string, object>();
   /**
@@ -90,6 +100,7 @@ export class ServiceReference {
 
   constructor(parts: ServiceReferenceParts) {
     this.#parts = parts;
+    this.#held = parts.filters.length === 0 ? undefined : new HeldCalls(parts.filters.map((filter) => String(filter.name)));
     this.#chain =
       parts.filters.length === 0
         ? undefined
@@ -107,6 +118,20 @@ export class ServiceReference {
                   `a consumer filter of ${made.service}.${made.method} changed the call's service, version, method or mode; only its request, metadata and deadline may change`,
                 ),
               );
+            }
+            const held = filtered.values.get(HELD);
+            if (held !== undefined) {
+              // A filter that calls next again would send the call again: a second execution of a
+              // method that may not be idempotent, which the cluster strategy never does unasked.
+              if (held.passedOn) {
+                return Promise.reject(
+                  new RpcError(
+                    RpcCode.INTERNAL,
+                    `a consumer filter of ${made.service}.${made.method} (${parts.filters.map((filter) => filter.name).join(', ')}) called next a second time; a filter passes a call on at most once`,
+                  ),
+                );
+              }
+              held.passedOn = true;
             }
             // A spread copy is the whole call, sent as it is; an object a filter built from the
             // filters' fields takes the rest from the call it was given.
@@ -150,50 +175,118 @@ export class ServiceReference {
   #filtered(invocation: Invocation): Promise<unknown> {
     if (this.#chain === undefined) return this.#dispatch(invocation);
     invocation.values.set(MADE, invocation);
-    return this.#chain(invocation);
+    return this.#held!.watch(invocation, this.#chain);
   }
 
   #dispatch(invocation: Invocation): Promise<unknown> {
-    // The first call waits for the directory's first snapshot; later calls skip the await.
-    if (!this.#parts.directory.isReady) return this.#parts.directory.ready().then(() => this.#cluster(invocation));
+    // The first call waits for the directory's first snapshot, within its deadline and abort (a
+    // registry whose subscribe never answers must not hold it for good); later calls skip the await.
+    if (!this.#parts.directory.isReady) {
+      return raceCallLimits(this.#parts.directory.ready(), invocation, '', "waiting for the registry's first list of providers").then(() =>
+        this.#cluster(invocation),
+      );
+    }
     return this.#cluster(invocation);
   }
 
   #cluster(invocation: Invocation): Promise<unknown> {
     const parts = this.#parts;
     const providers = parts.directory.eligibleFor(invocation.method);
-    if (providers.length === 0 && parts.directory.eligible.length > 0) {
-      const count = parts.directory.eligible.length;
-      return Promise.reject(
-        new RpcError(
-          RpcCode.UNIMPLEMENTED,
-          `no provider of ${describe(parts)} exports method "${invocation.method}" (${count === 1 ? 'its provider does not list it' : `none of its ${count} providers lists it`})`,
-          { details: { neverSent: true } },
-        ),
-      );
-    }
     if (providers.length === 0) {
-      const draining = parts.directory.instances.length;
-      const others = parts.directory.otherProtocols;
-      const why =
-        draining > 0
-          ? `is available (${draining} draining)`
-          : others.length > 0
-            ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
-            : 'is registered';
-      const refuse = (more: string): Promise<never> =>
-        Promise.reject(new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}${more}`, { details: { neverSent: true } }));
-      if (draining > 0 || others.length > 0) return refuse('');
-      // The classic slip: the service runs, under another version or group than asked for.
-      return parts.directory
-        .registeredVariants()
-        .then((variants) => refuse(variants.length === 0 ? '' : `; ${parts.service} is registered under ${variants.join(', ')}`));
+      return invocation.values.get(WAIT_FOR_READY) ? this.#waitForProvider(invocation) : this.#noProvider(invocation).then((error) => Promise.reject(error));
     }
+    let result: unknown;
     try {
-      return parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
+      result = parts.cluster.invoke(new Attempt(parts, invocation, this.#viewsOf(providers)));
     } catch (error) {
       return Promise.reject(error);
     }
+    // A plugin's strategy is held to returning a promise: the filters and the proxy chain on it.
+    if (result instanceof Promise) return result;
+    const name = typeof parts.cluster.name === 'string' ? parts.cluster.name : '(unnamed)';
+    return Promise.reject(
+      new RpcError(
+        RpcCode.INTERNAL,
+        `cluster strategy "${name}" returned ${result === null ? 'null' : typeof result} instead of a promise (${invocation.service}.${invocation.method})`,
+      ),
+    );
+  }
+
+  /** Why no provider is listed for the call: UNIMPLEMENTED or UNAVAILABLE, never sent. */
+  async #noProvider(invocation: Invocation): Promise<RpcError> {
+    const parts = this.#parts;
+    const directory = parts.directory;
+    if (directory.eligible.length > 0) {
+      const count = directory.eligible.length;
+      return new RpcError(
+        RpcCode.UNIMPLEMENTED,
+        `no provider of ${describe(parts)} exports method "${invocation.method}" (${count === 1 ? 'its provider does not list it' : `none of its ${count} providers lists it`})`,
+        { details: { neverSent: true } },
+      );
+    }
+    const draining = directory.instances.length;
+    const others = directory.otherProtocols;
+    const why =
+      draining > 0
+        ? `is available (${draining} draining)`
+        : others.length > 0
+          ? `speaks this client's transport (${parts.pool.protocol}); registered providers speak ${others.join(', ')}`
+          : 'is registered';
+    let more = '';
+    if (draining === 0 && others.length === 0) {
+      // The classic slip: the service runs, under another version or group than asked for.
+      const variants = await directory.registeredVariants();
+      if (variants.length > 0) more = `; ${parts.service} is registered under ${variants.join(', ')}`;
+    }
+    return new RpcError(RpcCode.UNAVAILABLE, `no provider of ${describe(parts)} ${why}${more}`, { details: { neverSent: true } });
+  }
+
+  /**
+   * A `waitForReady` call with no provider listed: waits for the directory to change, then
+   * tries again, until its deadline (DEADLINE_EXCEEDED saying what it waited for), its signal
+   * (CANCELLED) or the client's close. Every waiting call of a directory shares one promise of
+   * its next change; each has its own timer.
+   */
+  async #waitForProvider(invocation: Invocation): Promise<unknown> {
+    const parts = this.#parts;
+    const { signal, deadline } = invocation;
+    const waitedFrom = monotonicNow();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<RpcError>((resolve) => {
+      timer = setTimeout(
+        () => {
+          void this.#noProvider(invocation).then((why) =>
+            resolve(
+              new RpcError(RpcCode.DEADLINE_EXCEEDED, `${why.rawMessage} (waited ${Math.round(monotonicNow() - waitedFrom)} ms for one: waitForReady)`, {
+                details: { neverSent: true },
+              }),
+            ),
+          );
+        },
+        // A filter may have taken the deadline off; the wait still has the reference's bound.
+        Math.max(0, (deadline ?? waitedFrom + parts.timeoutMs) - monotonicNow()),
+      );
+      if (signal !== undefined) {
+        onAbort = () =>
+          resolve(
+            new RpcError(RpcCode.CANCELLED, `${parts.service}.${invocation.method} was cancelled while it waited for a provider`, { cause: signal.reason }),
+          );
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    try {
+      for (;;) {
+        const stopped = await Promise.race([stop, parts.directory.changed()]);
+        if (stopped !== undefined) throw stopped;
+        if (parts.isClosed()) throw new RpcError(RpcCode.UNAVAILABLE, 'client is closed', { details: { neverSent: true } });
+        if (parts.directory.eligibleFor(invocation.method).length > 0) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+    }
+    return this.#cluster(invocation);
   }
 
   /**
@@ -230,6 +323,7 @@ export class ServiceReference {
     let metadata = NO_META;
     let oneWay = false;
     let routingKey: string | undefined;
+    let waitForReady = parts.waitForReady === true;
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') {
         throw new RpcError(
@@ -270,6 +364,10 @@ export class ServiceReference {
         throw new RpcError(RpcCode.INVALID_ARGUMENT, `routingKey of ${parts.service}.${method} must be a string`);
       }
       routingKey = options.routingKey;
+      if (options.waitForReady !== undefined && typeof options.waitForReady !== 'boolean') {
+        throw new RpcError(RpcCode.INVALID_ARGUMENT, `waitForReady of ${parts.service}.${method} must be true or false, got ${show(options.waitForReady)}`);
+      }
+      waitForReady = options.waitForReady ?? waitForReady;
     }
     routingKey ??= parts.routingKey(request);
     let deadline = monotonicNow() + timeoutMs;
@@ -305,7 +403,7 @@ export class ServiceReference {
       route,
       routingKey,
       peer: undefined,
-      values: createContextValues(),
+      values: waitForReady ? createContextValues().set(WAIT_FOR_READY, true) : createContextValues(),
     };
   }
 }
@@ -373,9 +471,9 @@ class Attempt implements ClusterCall {
     let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
+    if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
-    const decision = this.parts.balancer.select(candidates, this.invocation);
-    // The balancer answers with one of the views it was given.
+    const decision = this.#decide(candidates);
     const picked = decision.provider as LiveView;
     this.#decided = picked;
     this.#decidedTokens = decision.uncachedTokens;
@@ -388,6 +486,41 @@ class Attempt implements ClusterCall {
       }
     }
     return picked;
+  }
+
+  /**
+   * The balancer's decision, held to its contract: a balancer is user code, and what it throws,
+   * or a decision without one of the candidates it was given (a provider the breaker or the
+   * cluster strategy ruled out, one of its own making), fails the call before anything is sent,
+   * with an error naming the balancer, instead of a TypeError from deep in the attempt or a
+   * request to a provider nobody chose.
+   */
+  #decide(candidates: readonly LiveView[]): RouteDecision {
+    const balancer = this.parts.balancer;
+    let decision: RouteDecision | undefined;
+    try {
+      decision = balancer.select(candidates, this.invocation);
+    } catch (error) {
+      throw this.#balancerFault(`threw: ${thrownMessage(error)}`, error);
+    }
+    // A balancer answers with one of the views it was given: a scan of a short list, no allocation.
+    const provider = decision === null || typeof decision !== 'object' ? undefined : decision.provider;
+    if (provider === undefined || !candidates.includes(provider as LiveView)) {
+      throw this.#balancerFault(
+        decision === null || typeof decision !== 'object'
+          ? `returned ${decision === null ? 'null' : typeof decision} instead of a RouteDecision`
+          : `chose a provider that is not one of the ${candidates.length} candidates it was given`,
+      );
+    }
+    return decision!;
+  }
+
+  #balancerFault(what: string, cause?: unknown): RpcError {
+    const name = typeof this.parts.balancer.name === 'string' ? this.parts.balancer.name : '(unnamed)';
+    return new RpcError(RpcCode.INTERNAL, `load balancer "${name}" ${what} (${this.invocation.service}.${this.invocation.method})`, {
+      cause,
+      details: { neverSent: true, local: true },
+    });
   }
 
   /**
@@ -404,7 +537,13 @@ class Attempt implements ClusterCall {
   send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown> {
     const parts = this.parts;
     const address = provider.address;
-    const connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    let connection: ClientConnection;
+    try {
+      connection = parts.pool.get(provider.instance.host, provider.instance.port, address);
+    } catch (error) {
+      // The pool is full of connections with calls in flight: refused here, never sent.
+      return Promise.reject(error);
+    }
     // A strategy hands back what it was given; a candidate of its own making is looked up.
     const stats = provider instanceof LiveView ? provider.stats : parts.stats.get(address);
     const decided = this.#decided === provider ? this.#decidedTokens : undefined;
@@ -549,7 +688,7 @@ class Attempt implements ClusterCall {
     if (balancer.observe === undefined) return;
     const now = monotonicNow();
     try {
-      balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed });
+      settleQuietly(balancer.observe({ invocation: this.invocation, address, firstAnswerMs: (firstAt ?? now) - started, totalMs: now - started, failed }));
     } catch {
       // A plugin balancer's bug must not fail the call it learns from.
     }
@@ -654,4 +793,14 @@ function releaseWhenOver(result: Promise<unknown>, stream: boolean, release: () 
     if (trailer instanceof Promise) trailer.then(release, release);
     else release();
   }, release);
+}
+
+/**
+ * The candidates whose connection is ready, when there are any; all of them otherwise. Used
+ * while every connect slot is taken: a call is not queued behind connects to addresses that
+ * may never answer when a provider already connected can take it.
+ */
+function connectedOnly<T extends { readonly address: string }>(candidates: readonly T[], pool: ConnectionPool): readonly T[] {
+  const ready = candidates.filter((candidate) => pool.state(candidate.address) === 'ready');
+  return ready.length === 0 ? candidates : ready;
 }

@@ -137,6 +137,28 @@ export class ExtensionRegistry<T> {
   #make(name: string, options: ExtensionOptions, key: string): T {
     const entry = this.#entries.get(name);
     if (entry === undefined) throw invalidOption(key, name, `one of the registered ${this.point} extensions: ${this.names().join(', ') || '(none)'}`);
-    return entry.factory(options);
+    // A factory is a plugin's code: a failure of its own (not the TypeError it is asked to throw
+    // for bad options) is named after it, and what it makes must be the extension it claims to be,
+    // or the first call would fail far from the cause.
+    let made: T;
+    try {
+      made = entry.factory(options);
+    } catch (error) {
+      if (error instanceof TypeError) throw error;
+      throw new TypeError(`shuttle-rpc: the ${this.point} extension "${name}" (${key}) failed to start: ${textOf(error)}`, { cause: error });
+    }
+    if (!this.#isInstance(made)) {
+      throw new TypeError(`shuttle-rpc: the ${this.point} extension "${name}" (${key}) made ${show(made)}, not a ${this.point} (its factory must return one)`);
+    }
+    return made;
+  }
+}
+
+/** What was thrown, as text, for a value whose getters may throw (errors/ is not reachable from here). */
+function textOf(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return '(a thrown value that cannot be shown as text)';
   }
 }

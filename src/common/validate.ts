@@ -22,6 +22,14 @@ export function show(value: unknown): string {
   return `${'AEIO'.includes(name[0]!) ? 'an' : 'a'} ${name}`;
 }
 
+/**
+ * `url` with anything between `//` and `@` (a user and password) shown as `***`: what an error
+ * or a log line quotes of a URL that may carry credentials.
+ */
+export function withoutCredentials(url: string): string {
+  return url.replace(/\/\/[^/@]*@/, '//***@');
+}
+
 /** Builds the standard "invalid option" TypeError. */
 export function invalidOption(key: string, value: unknown, allowed: string): TypeError {
   return new TypeError(`shuttle-rpc: invalid ${key}: ${show(value)} (allowed: ${allowed})`);

@@ -1,4 +1,4 @@
-import { checkInt, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, optionKeys, withoutCredentials } from '../common/validate.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
 import { AnswerBudget, DEFAULT_MAX_BUFFERED_ANSWER_BYTES } from './answer-budget.js';
@@ -126,7 +126,7 @@ export interface EngineWorker {
 export async function startEngineWorker(options: EngineWorkerOptions): Promise<EngineWorker> {
   if (options === null || typeof options !== 'object') throw invalidOption('engine worker options', options, 'an object');
   checkKnownKeys('engine worker', options, WORKER_KEYS);
-  const baseUrl = checkUrl('url', options.url).replace(/\/+$/, '');
+  const baseUrl = checkUrl('url', options.url, true).replace(/\/+$/, '');
   const budget = new AnswerBudget(
     checkInt('engine worker maxBufferedAnswerBytes', options.maxBufferedAnswerBytes, 1024 * 1024, 64 * 1024 ** 3, DEFAULT_MAX_BUFFERED_ANSWER_BYTES),
   );
@@ -147,7 +147,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   }
   let models: string[];
   try {
-    models = options.models?.length ? [...options.models] : await listModels(baseUrl, upstream);
+    models = options.models?.length ? [...options.models] : await listModels(upstream);
   } catch (error) {
     closeUpstream(upstream);
     throw error;
@@ -162,7 +162,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
     throw error;
   }
   // vLLM and SGLang serve /tokenize at the server's root, beside /v1.
-  const root = kvCache === undefined ? undefined : createUpstream(new URL(baseUrl).origin, options.apiKey, budget);
+  const root = kvCache === undefined ? undefined : createUpstream(rootOf(baseUrl), options.apiKey, budget);
   const promptTokens = kvCache === undefined || root === undefined ? undefined : new PromptTokens(root, kvCache, log);
   const closeUpstreams = (): void => {
     closeUpstream(upstream);
@@ -265,7 +265,17 @@ function reporter(
   };
 }
 
-async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]> {
+/** The server's root of an API base URL (`http://user:pw@host:8000/v1` -> `http://user:pw@host:8000`), credentials kept. */
+function rootOf(baseUrl: string): string {
+  const url = new URL(baseUrl);
+  url.pathname = '/';
+  url.search = '';
+  url.hash = '';
+  return url.href.replace(/\/+$/, '');
+}
+
+async function listModels(upstream: Upstream): Promise<string[]> {
+  const { baseUrl } = upstream;
   let answer: unknown;
   try {
     answer = await getJson(upstream, '/models', AbortSignal.timeout(10_000));
@@ -281,23 +291,31 @@ async function listModels(baseUrl: string, upstream: Upstream): Promise<string[]
 }
 
 /**
- * `value` when it is an http(s) URL. `credentials`: whether it may carry a user and password
- * (the engine's API is called with node:http, which sends them; the metrics and health
- * endpoints are read with fetch, which refuses such a URL on every read — a worker started
- * with one would look up and never see its engine's load or health).
+ * `value` when it is an http(s) URL. Credentials in it are allowed for the engine's API `url`
+ * only (its requests send them as a header); the metrics and health URLs are read with fetch,
+ * which refuses them, so they are refused here. An error never quotes the credentials.
  */
-function checkUrl(key: string, value: unknown, credentials = true): string {
-  let url: URL | undefined;
-  try {
-    url = typeof value === 'string' ? new URL(value) : undefined;
-  } catch {
-    // reported below
+function checkUrl(key: string, value: unknown, credentialsAllowed = false): string {
+  if (typeof value === 'string') {
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      // reported below
+    }
+    const credentials = url !== undefined && (url.username !== '' || url.password !== '');
+    if (url !== undefined && credentials && !credentialsAllowed) {
+      throw invalidOption(
+        `engine worker ${key}`,
+        withoutCredentials(value),
+        'an http:// or https:// URL without user:password@ (give the engine an API key instead)',
+      );
+    }
+    if (url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:')) return value;
   }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw invalidOption(`engine worker ${key}`, value, 'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1');
-  }
-  if (!credentials && (url.username !== '' || url.password !== '')) {
-    throw invalidOption(`engine worker ${key}`, value, 'a URL without a user or password (it is read with fetch, which cannot send them)');
-  }
-  return value as string;
+  throw invalidOption(
+    `engine worker ${key}`,
+    typeof value === 'string' ? withoutCredentials(value) : value,
+    'an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1',
+  );
 }

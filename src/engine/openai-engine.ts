@@ -4,7 +4,9 @@ import { RpcCode, RpcError } from '../errors/errors.js';
 import { DEFAULT_PRIORITY } from '../admission/options.js';
 import {
   callPriority,
+  isTokenIds,
   LLM_SERVICE,
+  MAX_TOKEN_ID,
   promptText,
   tokenCount,
   type Embedding,
@@ -245,16 +247,11 @@ export class OpenAiEngineService {
 
   @RpcMethod({ idempotent: true })
   async embed(request: EmbedRequest, ctx: CallContext): Promise<Embedding> {
-    if (request === null || typeof request !== 'object' || typeof request.text !== 'string') {
-      throw new RpcError(
-        RpcCode.INVALID_ARGUMENT,
-        `${LLM_SERVICE}.embed: request.text must be a string, got ${describe((request as { text?: unknown } | null)?.text)}`,
-      );
-    }
+    const input = embedInput(request);
     const signal = ctx.signal;
     this.stall?.begin();
     try {
-      const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input: request.text }, signal);
+      const response = await postJson(this.upstream, '/embeddings', { model: this.#model(request.model), input }, signal);
       this.stall?.heard();
       const answer = (await readJson(response, `POST ${this.upstream.baseUrl}/embeddings`, this.upstream.budget)) as {
         data?: Array<{ embedding?: unknown }>;
@@ -385,4 +382,27 @@ function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'an array';
   return value === null ? 'null' : typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)?.slice(0, 60)}`;
+}
+
+/**
+ * The engine's `input` for an embed request: its text, or its token ids (OpenAI's token-array
+ * input, which vLLM and SGLang take as it is); INVALID_ARGUMENT naming the field otherwise.
+ */
+function embedInput(request: EmbedRequest): string | number[] {
+  if (request === null || typeof request !== 'object') {
+    throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.embed: the request must be an object with text or tokens, got ${describe(request)}`);
+  }
+  const { text, tokens } = request;
+  if (tokens !== undefined) {
+    if (text !== undefined) throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.embed: give request.text or request.tokens, not both`);
+    if (!isTokenIds(tokens)) {
+      throw new RpcError(
+        RpcCode.INVALID_ARGUMENT,
+        `${LLM_SERVICE}.embed: request.tokens must be a non-empty array of token ids (whole numbers from 0 to ${MAX_TOKEN_ID}), got ${describe(tokens)}`,
+      );
+    }
+    return tokens;
+  }
+  if (typeof text !== 'string') throw new RpcError(RpcCode.INVALID_ARGUMENT, `${LLM_SERVICE}.embed: request.text must be a string, got ${describe(text)}`);
+  return text;
 }

@@ -33,22 +33,34 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
  * takes 0.6–0.7 ms, and the engine request sits on every generation's time to first token.
  */
 export interface Upstream {
-  /** The engine's OpenAI API base, e.g. `http://127.0.0.1:8000/v1`, without a trailing slash. */
+  /**
+   * The engine's OpenAI API base, e.g. `http://127.0.0.1:8000/v1`, without a trailing slash and
+   * without credentials: it is what errors and logs quote.
+   */
   readonly baseUrl: string;
-  /** Sent as `Authorization: Bearer …` when set. */
-  readonly apiKey: string | undefined;
+  /** The `Authorization` header of every request: `Bearer` and the API key, else `Basic` and the URL's credentials. */
+  readonly authorization: string | undefined;
   /** Keeps connections to the engine open between requests. */
   readonly agent: http.Agent;
   /** The worker's bytes of answers being read, shared by its upstreams; every body read here is charged to it. */
   readonly budget: AnswerBudget;
 }
 
-/** An {@link Upstream} for the engine at `baseUrl`, charging `budget`; `close()` its agent when done. */
+/**
+ * An {@link Upstream} for the engine at `baseUrl`, charging `budget`; `close()` its agent when
+ * done. Credentials in the URL (`http://user:password@host/v1`) are taken out of it and sent
+ * as a `Basic` header (unless `apiKey` is given), so no message that quotes the URL shows them.
+ */
 export function createUpstream(baseUrl: string, apiKey: string | undefined, budget = new AnswerBudget()): Upstream {
-  const secure = new URL(baseUrl).protocol === 'https:';
+  const url = new URL(baseUrl);
+  const secure = url.protocol === 'https:';
   // No cap on sockets: the worker's maxConcurrentCalls bounds the requests in flight.
   const options = { keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
-  return { baseUrl, apiKey, agent: secure ? new https.Agent(options) : new http.Agent(options), budget };
+  const credentials = url.username === '' && url.password === '' ? undefined : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  const authorization =
+    apiKey !== undefined ? `Bearer ${apiKey}` : credentials === undefined ? undefined : `Basic ${Buffer.from(credentials).toString('base64')}`;
+  const shown = credentials === undefined ? baseUrl : `${url.protocol}//${url.host}${url.pathname}${url.search}`.replace(/\/+$/, '');
+  return { baseUrl: shown, authorization, agent: secure ? new https.Agent(options) : new http.Agent(options), budget };
 }
 
 /** Closes the upstream's idle connections (requests in flight keep theirs until they end). */
@@ -99,7 +111,7 @@ async function send(upstream: Upstream, path: string, method: string, body: stri
     headers['content-type'] = 'application/json';
     headers['content-length'] = Buffer.byteLength(body);
   }
-  if (upstream.apiKey !== undefined) headers.authorization = `Bearer ${upstream.apiKey}`;
+  if (upstream.authorization !== undefined) headers.authorization = upstream.authorization;
   let response: IncomingMessage;
   try {
     response = await request(upstream, { url, method, headers, body, signal });

@@ -1,5 +1,5 @@
 import { invalidOption } from '../common/validate.js';
-import type { RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError } from '../errors/errors.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../common/extension-registry.js';
 import type { FilterInvocation, FilterSide, Metadata } from '../call/invocation.js';
 
@@ -99,6 +99,14 @@ export function buildFilters(
 /**
  * Composes filters around `last` once, at start-up, so a call pays one function call per
  * filter and nothing when there are none.
+ *
+ * A filter is user code, so each link holds it to its contract without costing a correct
+ * filter anything but one `instanceof`: what it throws synchronously becomes the call's
+ * rejection (an Error as it is, anything else as an error naming the filter), and a value
+ * that is not a promise fails the call with an error naming the filter (a thenable is
+ * adopted) rather than reaching code that calls `.then` on it — on the consumer that threw
+ * out of the microtask that starts a tick's calls, and on the provider it closed the
+ * connection with every call on it.
  */
 export function composeFilters(filters: readonly Filter[], last: NextFilter): NextFilter {
   let next = last;
@@ -106,14 +114,59 @@ export function composeFilters(filters: readonly Filter[], last: NextFilter): Ne
     const filter = filters[i]!;
     const inner = next;
     next = (invocation) => {
+      let result: unknown;
       try {
-        return filter.invoke(invocation, inner);
+        result = filter.invoke(invocation, inner);
       } catch (error) {
-        return Promise.reject(error);
+        return Promise.reject(isError(error) ? error : filterFault(filter, invocation, `threw ${describeThrown(error)}`));
       }
+      return result instanceof Promise ? result : adopt(filter, invocation, result);
     };
   }
   return next;
+}
+
+/** A filter's non-promise result: a thenable is followed; anything else fails the call. */
+function adopt(filter: Filter, invocation: FilterInvocation, result: unknown): Promise<unknown> {
+  let then: unknown;
+  try {
+    then = (result as { then?: unknown } | null | undefined)?.then;
+  } catch {
+    then = undefined;
+  }
+  if (typeof then === 'function') return Promise.resolve(result);
+  const got = result === null ? 'null' : typeof result;
+  return Promise.reject(filterFault(filter, invocation, `returned ${got} instead of a promise (invoke returns what next returned, or a promise of its own)`));
+}
+
+/**
+ * The error a call fails with when one of its filters breaks the filter contract. The consumer
+ * gets an RpcError naming the filter; on the provider it is a plain Error, so the dispatcher
+ * logs it under a correlation id and the caller learns nothing of the provider's filters.
+ */
+export function filterFault(filter: Filter, invocation: FilterInvocation, what: string): Error {
+  const name = typeof filter.name === 'string' ? filter.name : '(unnamed)';
+  // The invocation is the one the filter got, which the filter before it may have garbled.
+  const side = invocation?.side === 'provider' ? 'provider' : 'consumer';
+  const message = `${side} filter "${name}" of ${invocation?.service}.${invocation?.method} ${what}`;
+  return side === 'provider' ? new TypeError(`shuttle-rpc: ${message}`) : new RpcError(RpcCode.INTERNAL, message);
+}
+
+/** Whether `value` is an Error, for a value whose prototype may not even be readable (a Proxy). */
+function isError(value: unknown): boolean {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
+}
+
+/** A thrown non-Error, in words: its type and, for a primitive, its value. */
+function describeThrown(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  if (typeof value === 'string') return `a string: ${JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value)}`;
+  if (typeof value === 'object' || typeof value === 'function') return `a non-Error ${typeof value}`;
+  return `a ${typeof value}: ${String(value)}`;
 }
 
 /** Tells a Filter instance from a spec. */

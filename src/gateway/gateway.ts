@@ -442,23 +442,20 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     await checkModel(parsed.model);
     // One idempotent call per input, spread over the workers (retried elsewhere on failure),
     // each admitted as a part of the request: the first to fail cancels the others.
-    const answers = await admission.fanOut(
-      caller,
-      parsed.inputs,
-      (text) => Math.ceil(text.length / 4),
-      timeoutMs,
-      signal,
-      async (text, timeLeftMs, partSignal) => {
-        const answer = await llm.embed({ text, model: parsed.model }, { timeoutMs: timeLeftMs, signal: partSignal, routingKey: text });
-        // The worker's answer is untrusted input: only a vector of numbers goes to the client.
-        const values = checkedVector(answer);
-        if (values === undefined) {
-          throw new RpcError(RpcCode.INTERNAL, `a worker answered embed without a vector of at most ${MAX_EMBEDDING_DIMENSIONS} finite numbers`);
-        }
-        return { value: { values, promptTokens: answer.promptTokens }, usage: { promptTokens: tokenCount(answer.promptTokens) ?? Math.ceil(text.length / 4) } };
-      },
-    );
-    const promptTokens = answers.reduce((total, answer, index) => total + (tokenCount(answer.promptTokens) ?? Math.ceil(parsed.inputs[index]!.length / 4)), 0);
+    // A token-id input costs what it holds; a text about four characters a token.
+    const estimate = (input: string | number[]): number => (typeof input === 'string' ? Math.ceil(input.length / 4) : input.length);
+    const answers = await admission.fanOut(caller, parsed.inputs, estimate, timeoutMs, signal, async (input, timeLeftMs, partSignal) => {
+      const request = typeof input === 'string' ? { text: input, model: parsed.model } : { tokens: input, model: parsed.model };
+      const routingKey = typeof input === 'string' ? input : input.join(' ');
+      const answer = await llm.embed(request, { timeoutMs: timeLeftMs, signal: partSignal, routingKey });
+      // The worker's answer is untrusted input: only a vector of numbers goes to the client.
+      const values = checkedVector(answer);
+      if (values === undefined) {
+        throw new RpcError(RpcCode.INTERNAL, `a worker answered embed without a vector of at most ${MAX_EMBEDDING_DIMENSIONS} finite numbers`);
+      }
+      return { value: { values, promptTokens: answer.promptTokens }, usage: { promptTokens: tokenCount(answer.promptTokens) ?? estimate(input) } };
+    });
+    const promptTokens = answers.reduce((total, answer, index) => total + (tokenCount(answer.promptTokens) ?? estimate(parsed.inputs[index]!)), 0);
     return reply.send({
       object: 'list',
       model: parsed.model,

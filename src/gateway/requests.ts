@@ -1,4 +1,4 @@
-import type { GenerateRequest } from '../inference/inference.js';
+import { isTokenIds, MAX_TOKEN_ID, type GenerateRequest } from '../inference/inference.js';
 import { parseMessages } from './chat-messages.js';
 import { BadRequest } from './openai-errors.js';
 import { checkFields } from './request-fields.js';
@@ -11,10 +11,10 @@ export interface ParsedGeneration {
   readonly includeUsage: boolean;
 }
 
-/** The embedding inputs of a /v1/embeddings body. */
+/** The embedding inputs of a /v1/embeddings body: texts, or token-id arrays. */
 export interface ParsedEmbeddings {
   readonly model: string;
-  readonly inputs: string[];
+  readonly inputs: Array<string | number[]>;
   readonly base64: boolean;
 }
 
@@ -65,10 +65,7 @@ export function parseEmbeddings(body: unknown): ParsedEmbeddings {
   checkFields('embeddings', fields);
   const model = modelOf(fields);
   const input = fields.input;
-  const inputs = typeof input === 'string' ? [input] : input;
-  if (!Array.isArray(inputs) || inputs.length === 0 || inputs.some((text) => typeof text !== 'string')) {
-    throw new BadRequest(`input must be a string or a non-empty array of strings (token arrays are not supported), got ${describe(input)}`, 'input');
-  }
+  const inputs = embeddingInputs(input);
   if (inputs.length > 2048) throw new BadRequest(`input has ${inputs.length} entries; at most 2048 are allowed`, 'input');
   // OpenAI refuses an empty text ("cannot be an empty string"): it has no tokens to embed, and
   // an engine would answer it with an error or a vector that means nothing.
@@ -80,7 +77,32 @@ export function parseEmbeddings(body: unknown): ParsedEmbeddings {
   const format = fields.encoding_format ?? 'float';
   if (format !== 'float' && format !== 'base64')
     throw new BadRequest(`encoding_format must be "float" or "base64", got ${describe(format)}`, 'encoding_format');
-  return { model, inputs: inputs as string[], base64: format === 'base64' };
+  return { model, inputs, base64: format === 'base64' };
+}
+
+/**
+ * The inputs of an embeddings body as OpenAI takes them: a string, an array of strings, an
+ * array of token ids (one input), or an array of such arrays — never strings and token arrays
+ * mixed. A token id is a whole number from 0 to 2^31 - 1.
+ */
+function embeddingInputs(input: unknown): Array<string | number[]> {
+  const allowed = 'a string, an array of strings, an array of token ids (whole numbers from 0), or an array of such arrays';
+  if (typeof input === 'string') return [input];
+  if (!Array.isArray(input) || input.length === 0) throw new BadRequest(`input must be ${allowed}, got ${describe(input)}`, 'input');
+  if (typeof input[0] === 'number') {
+    if (!isTokenIds(input))
+      throw new BadRequest(`input is an array of token ids; each must be a whole number from 0 to ${MAX_TOKEN_ID}, got ${describe(input)}`, 'input');
+    return [input];
+  }
+  const strings = typeof input[0] === 'string';
+  for (const [index, entry] of input.entries()) {
+    const fits = strings ? typeof entry === 'string' : isTokenIds(entry);
+    if (!fits) {
+      const what = strings ? 'a string, as input[0] is' : `a non-empty array of token ids (whole numbers from 0 to ${MAX_TOKEN_ID}), as input[0] is`;
+      throw new BadRequest(`input[${index}] must be ${what}; got ${describe(entry)}`, `input[${index}]`);
+    }
+  }
+  return input as Array<string | number[]>;
 }
 
 function generation(fields: Record<string, unknown>, prompt: Pick<GenerateRequest, 'prompt' | 'messages'>, maxTokens: number | undefined): ParsedGeneration {

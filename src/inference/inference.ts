@@ -105,10 +105,27 @@ export function checkedUsage(value: unknown): Usage | undefined {
   return usage;
 }
 
-/** An embedding request: one text. */
+/**
+ * An embedding request: one input, as text or as the token ids of the model's tokenizer
+ * (OpenAI's token-array input, which clients such as LangChain's send by default). Exactly one
+ * of `text` and `tokens` is given; a worker that cannot embed token ids must refuse them
+ * (INVALID_ARGUMENT), never embed an empty text in their place.
+ */
 export interface EmbedRequest {
-  text: string;
+  text?: string;
+  /** Token ids, whole numbers from 0 to {@link MAX_TOKEN_ID}. */
+  tokens?: number[];
   model?: string;
+}
+
+/** The largest token id accepted (vocabularies have a few hundred thousand entries). */
+export const MAX_TOKEN_ID = 2 ** 31 - 1;
+
+/** Whether `value` is a non-empty array of token ids (whole numbers from 0 to {@link MAX_TOKEN_ID}). */
+export function isTokenIds(value: unknown): value is number[] {
+  if (!Array.isArray(value) || value.length === 0) return false;
+  for (const id of value) if (!Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) return false;
+  return true;
 }
 
 /** An embedding: the vector, and the prompt tokens it cost when the engine said. */

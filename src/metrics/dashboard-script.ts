@@ -6,16 +6,39 @@ import { DASHBOARD_ADMISSION_SCRIPT } from './dashboard-admission.js';
  * two polls; the charts keep the last `KEEP` polls, so the window is KEEP × the poll interval.
  */
 export const DASHBOARD_SCRIPT = `(() => {
-  const interval = Number(new URLSearchParams(location.search).get('interval')) || 1000;
+  // Each open tab sends three requests per poll: the floor keeps a tab (or a link with
+  // ?interval=1) from turning into a request flood on the process it watches.
+  const interval = Math.min(60000, Math.max(250, Number(new URLSearchParams(location.search).get('interval')) || 1000));
   const KEEP = 120;
+  const MAX_SHOWN = 200;
   const W = 600, H = 180, LEFT = 52, RIGHT = 8, TOP = 10, BOTTOM = 24;
   const history = { ttft: [], throughput: [], failed: [], broken: [], shed: [], hit: [], spill: [], cold: [] };
   let previous;
   const $ = (id) => document.getElementById(id);
-  const text = (id, value) => { $(id).textContent = value; };
+  /**
+   * The one way a value reaches the page: as text, with every control character and every
+   * character that changes the direction or visibility of text (bidi overrides, isolates and
+   * marks, zero-width characters) shown as a visible <U+XXXX> mark, so that a name written
+   * into the registry cannot reorder, hide or break the line of what the operator reads; cut
+   * at MAX_SHOWN characters, saying how many more there were.
+   */
+  const visible = (value) => {
+    const whole = String(value);
+    // A metadata value may be 16 KiB: past MAX_SHOWN characters one cell would push the table
+    // out of every screen.
+    const source = whole.length > MAX_SHOWN ? whole.slice(0, MAX_SHOWN) : whole;
+    let out = '';
+    for (let i = 0; i < source.length; i++) {
+      const code = source.charCodeAt(i);
+      const hidden = code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x61c || (code >= 0x200b && code <= 0x200f) || (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x2069) || code === 0xfeff;
+      out += hidden ? '<U+' + code.toString(16).toUpperCase().padStart(4, '0') + '>' : source[i];
+    }
+    return whole.length > MAX_SHOWN ? out + '… (' + (whole.length - MAX_SHOWN) + ' more characters)' : out;
+  };
+  const text = (id, value) => { $(id).textContent = visible(value); };
   const el = (tag, value, className) => {
     const node = document.createElement(tag);
-    if (value !== undefined) node.textContent = value;
+    if (value !== undefined) node.textContent = visible(value);
     if (className) node.className = className;
     return node;
   };
@@ -37,7 +60,7 @@ export const DASHBOARD_SCRIPT = `(() => {
   const svgNode = (tag, attributes, content) => {
     const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
     for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-    if (content !== undefined) node.textContent = content;
+    if (content !== undefined) node.textContent = visible(content);
     return node;
   };
   /** A line chart with a labelled y axis (unit), an x axis of seconds before now, and a legend. */
@@ -61,7 +84,12 @@ export const DASHBOARD_SCRIPT = `(() => {
     series.forEach((line, index) => {
       const offset = KEEP - line.values.length;
       svg.append(svgNode('polyline', { stroke: line.color, 'data-series': line.label, points: line.values.map((v, i) => x(offset + i).toFixed(1) + ',' + y(v).toFixed(1)).join(' ') }));
-      if (series.length > 1) svg.append(svgNode('text', { x: LEFT + 8 + index * 90, y: TOP + 10, fill: line.color, style: 'fill:' + line.color }, line.label));
+      if (series.length > 1) {
+        // Set through the style object, not a style attribute, which the page's CSP refuses.
+        const legend = svgNode('text', { x: LEFT + 8 + index * 90, y: TOP + 10, fill: line.color }, line.label);
+        legend.style.fill = line.color;
+        svg.append(legend);
+      }
     });
   };
 
@@ -142,9 +170,16 @@ ${DASHBOARD_ADMISSION_SCRIPT}
     chart('routes-chart', [{ label: 'hit', values: history.hit, color: '#15803d' }, { label: 'spill', values: history.spill, color: '#b45309' }, { label: 'cold', values: history.cold, color: '#6b7280' }], '/s');
   };
 
+  /**
+   * An answer of the admin endpoint, its objects without a prototype: their keys are names from
+   * requests and the registry (a tenant called constructor or toString), and a lookup by such a
+   * key must find that entry or nothing, never a function of Object.prototype.
+   */
+  const read = (path) => fetch(path).then((response) => response.text()).then((body) => JSON.parse(body, (_key, value) => value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.assign(Object.create(null), value) : value));
+
   const poll = async () => {
     try {
-      const [fleet, totals, queue] = await Promise.all([fetch('fleet').then((r) => r.json()), fetch('totals').then((r) => r.json()), fetch('admission').then((r) => r.json())]);
+      const [fleet, totals, queue] = await Promise.all([read('fleet'), read('totals'), read('admission')]);
       const now = performance.now();
       const seconds = previous ? (now - previous.at) / 1000 : 0;
       text('retention', duration(fleet.retentionMs));

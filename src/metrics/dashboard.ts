@@ -1,24 +1,8 @@
+import { createHash } from 'node:crypto';
 import { DASHBOARD_SCRIPT } from './dashboard-script.js';
 
-/**
- * The live dashboard the admin endpoint serves at `/dashboard`: one self-contained page (no
- * build step, no CDN — an operator's browser may have no internet) that polls `/fleet`,
- * `/totals` and `/admission` and draws, over the whole window: the totals (calls, errors, shed,
- * retries, broken streams, routing decisions and the cache-hit rate), every provider (those that
- * left or died stay listed as down, with when and why) with its load and its error, shed and
- * retry counts and rates, charts with labelled axes over the time window, and the event list;
- * and, when the process runs an admission queue (a gateway), the queue: what waits and how long
- * admitted calls waited, by priority and for the top tenants, and what was refused, by reason
- * (dashboard-admission.ts). Every value from the JSON is put in the page with textContent, never
- * as HTML. `?interval=ms` sets the poll interval (1 s); the charts keep the last 120 polls.
- */
-export const DASHBOARD_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>shuttle-rpc dashboard</title>
-<style>
+/** The page's one style sheet (its hash is in {@link DASHBOARD_CSP}). */
+const DASHBOARD_STYLE = `
   * { box-sizing: border-box; }
   html, body { height: 100%; }
   body { font: 14px system-ui, sans-serif; margin: 0; padding: 1rem 1.5rem; color: #1d2430; background: #f7f8fa; display: grid; gap: 1rem; grid-template-columns: minmax(0, 1fr); grid-template-rows: auto auto auto auto 1fr; min-height: 100vh; }
@@ -55,7 +39,31 @@ export const DASHBOARD_HTML = `<!doctype html>
   .admission { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 1rem; align-items: start; margin-bottom: 1rem; }
   h3 { font-size: .85rem; margin: 0 0 .3rem; color: #5b6575; font-weight: 600; }
   #error { color: #b91c1c; }
-</style>
+`;
+
+/**
+ * The live dashboard the admin endpoint serves at `/dashboard`: one self-contained page (no
+ * build step, no CDN — an operator's browser may have no internet) that polls `/fleet`,
+ * `/totals` and `/admission` and draws, over the whole window: the totals (calls, errors, shed,
+ * retries, broken streams, routing decisions and the cache-hit rate), every provider (those that
+ * left or died stay listed as down, with when and why) with its load and its error, shed and
+ * retry counts and rates, charts with labelled axes over the time window, and the event list;
+ * and, when the process runs an admission queue (a gateway), the queue: what waits and how long
+ * admitted calls waited, by priority and for the top tenants, and what was refused, by reason
+ * (dashboard-admission.ts). Every value from the JSON is put in the page with textContent, never
+ * as HTML, and its control and direction-changing characters are shown as `<U+202E>` marks
+ * (a worker name written into the registry cannot reorder what the operator reads). Served with
+ * {@link DASHBOARD_CSP}. `?interval=ms` sets the poll interval (1 s; 250 ms to 60 s, so one
+ * tab costs the endpoint at most three requests each 250 ms); the charts keep the last 120
+ * polls.
+ */
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>shuttle-rpc dashboard</title>
+<style>${DASHBOARD_STYLE}</style>
 </head>
 <body>
 <header>
@@ -100,9 +108,29 @@ export const DASHBOARD_HTML = `<!doctype html>
   </div>
   <section><h2>events</h2><div id="events"><table><thead><tr><th>time</th><th>provider</th><th>event</th><th>detail</th></tr></thead><tbody id="event-list"></tbody></table></div></section>
 </div>
-<script>
-${DASHBOARD_SCRIPT}
-</script>
+<script>${DASHBOARD_SCRIPT}</script>
 </body>
 </html>
 `;
+
+/** The base64 SHA-256 of an inline element's text, as a Content-Security-Policy source names it. */
+function sourceHash(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+}
+
+/**
+ * The Content-Security-Policy the dashboard is served with. The page's one script and one style
+ * sheet are allowed by their hashes, nothing else runs or loads: no other script (an injected
+ * `<script>` or an `onerror=` attribute would be refused even if a value ever reached the page
+ * as HTML), no image, font, frame, plugin or form target, and fetches only to the admin endpoint
+ * itself. `frame-ancestors 'none'`: no other site can frame the page (clickjacking).
+ */
+export const DASHBOARD_CSP = [
+  "default-src 'none'",
+  `script-src ${sourceHash(DASHBOARD_SCRIPT)}`,
+  `style-src ${sourceHash(DASHBOARD_STYLE)}`,
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');

@@ -1,4 +1,4 @@
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import type { ClientStream } from '../transport/client-stream.js';
 import { newPromise, unsettled, type Settlers } from '../common/settlers.js';
 
@@ -87,16 +87,39 @@ function startUnary(state: CallState): void {
   try {
     started = state.start('unary');
   } catch (error) {
-    state.reject(error);
+    state.reject(asCallError(error, state.label));
+    return;
+  }
+  // A call that did not start with a promise (a plugin's cluster strategy or filter broke its
+  // contract) fails alone: calling `.then` on it would throw out of the microtask that starts
+  // every call of this tick.
+  if (!(started instanceof Promise)) {
+    state.reject(new RpcError(RpcCode.INTERNAL, `${state.label} was not started: the consumer's call path returned no promise`));
     return;
   }
   started.then(state.resolve, (error: unknown) => {
     // The provider says the method streams: the caller's code treats the call as a stream (it
     // read `trailer`, or iterates it later) and may never await it, and the error it meets
     // there says what to do. Awaiting the call still rejects with the provider's answer.
-    if (error instanceof RpcError && error.details?.['methodKind'] === 'server-streaming') state.call.catch(ignore);
-    state.reject(error);
+    const failure = asCallError(error, state.label);
+    if (failure instanceof RpcError && failure.details?.['methodKind'] === 'server-streaming') state.call.catch(ignore);
+    state.reject(failure);
   });
+}
+
+/**
+ * What a call rejects with: an Error as it is (the framework's RpcErrors, or a consumer
+ * filter's own error), anything else — a string, undefined, an object, a Proxy whose traps
+ * throw, which only user code (a filter, a plugin) can have thrown — as an RpcError that
+ * says so, so that a caller's `catch` can always read `message` and `code`.
+ */
+export function asCallError(error: unknown, label: string): unknown {
+  try {
+    if (error instanceof Error) return error;
+  } catch {
+    // A Proxy whose prototype cannot be read: not an Error the caller could use.
+  }
+  return new RpcError(RpcCode.UNKNOWN, `${label} failed with ${thrownMessage(error)} (a consumer filter or extension threw something other than an Error)`);
 }
 
 function ignore(): void {}
@@ -121,9 +144,25 @@ function iterate(this: RpcCall | undefined): AsyncIterator<unknown> {
   // marked handled so that a caller who only iterates never sees an unhandled rejection.
   call.catch(() => {});
   state.reject(awaitedStreamError(label));
-  const opening = followStream(state.start('stream') as Promise<ClientStream>);
+  const opening = followStream(openStream(state));
   call.trailer = opening.trailer;
   return opening.iterator;
+}
+
+/** A stream's opening, failing with a usable error whatever the call path threw or returned. */
+function openStream(state: CallState): Promise<ClientStream> {
+  let started: unknown;
+  try {
+    started = state.start('stream');
+  } catch (error) {
+    return Promise.reject(asCallError(error, state.label));
+  }
+  if (!(started instanceof Promise)) {
+    return Promise.reject(new RpcError(RpcCode.INTERNAL, `${state.label} was not started: the consumer's call path returned no promise`));
+  }
+  return (started as Promise<ClientStream>).catch((error: unknown) => {
+    throw asCallError(error, state.label);
+  });
 }
 
 /**

@@ -20,6 +20,14 @@ export interface CallOptions {
    * `consistent-hash`), overriding the reference's `routingKey`.
    */
   routingKey?: string;
+  /**
+   * When no provider is listed for the call (none registered yet, every one draining, none
+   * exporting the method), wait within the call's deadline for one to be listed instead of
+   * failing at once with UNAVAILABLE (gRPC's `waitForReady`). It does not wait out providers
+   * that are listed but failing: those are the cluster strategy's to retry. Overrides the
+   * reference's `waitForReady`.
+   */
+  waitForReady?: boolean;
 }
 
 /** A server-streaming call: iterate it with `for await`; `trailer` resolves after the end. */

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { show } from '../common/validate.js';
 import { isCacheSummary, type Endpoint, type LoadSnapshot, type MethodDescriptor, type ServiceInstance } from './instance.js';
 
@@ -142,7 +143,30 @@ function name(record: Record<string, unknown>, key: string, max: number, emptyAl
 }
 
 function host(value: unknown): string | undefined {
-  return typeof value === 'string' && value.length <= 253 && HOST.test(value) ? undefined : `host: ${show(value)} is not a host name or IP address`;
+  if (typeof value !== 'string' || value.length > 253 || !HOST.test(value)) return `host: ${show(value)} is not a host name or IP address`;
+  const kind = uncallable(value.startsWith('[') ? value.slice(1, -1) : value);
+  return kind === undefined ? undefined : `host: ${show(value)} is ${kind}, not an address a provider can be called at`;
+}
+
+/**
+ * What kind of address `ip` is when no provider can be called at it, else undefined (host names
+ * too). The unspecified address (0.0.0.0, ::) is what a provider listens on, never where it is:
+ * a connect to it reaches the consumer's own host, any port of it. Multicast and broadcast
+ * addresses take no TCP connection.
+ */
+function uncallable(ip: string): string | undefined {
+  const version = isIP(ip);
+  if (version === 4) {
+    const first = Number(ip.slice(0, ip.indexOf('.')));
+    if (ip === '0.0.0.0') return 'the unspecified address';
+    if (ip === '255.255.255.255') return 'the broadcast address';
+    if (first >= 224 && first <= 239) return 'a multicast address';
+  } else if (version === 6) {
+    const lower = ip.toLowerCase();
+    if (/^[0:]+$/.test(lower)) return 'the unspecified address';
+    if (lower.startsWith('ff')) return 'a multicast address';
+  }
+  return undefined;
 }
 
 function port(key: string, value: unknown): string | undefined {

@@ -1,4 +1,4 @@
-import { invalidOption } from '../common/validate.js';
+import { invalidOption, withoutCredentials } from '../common/validate.js';
 import type { ExtensionRegistry, ExtensionSpec } from '../common/extension-registry.js';
 import type { LoadSnapshot, ServiceInstance, ServiceQuery } from './instance.js';
 export { RECORD_LIMITS, checkInstance, checkLoad, parseInstance, parseLoad } from './record-check.js';
@@ -86,7 +86,7 @@ export function resolveRegistry(spec: ExtensionSpec<Registry>, registries: Exten
     if (scheme === undefined || !registries.has(scheme)) {
       throw invalidOption(
         key,
-        spec,
+        withoutCredentials(spec),
         `a URL whose scheme is a registered registry (${registries
           .names()
           .map((name) => `${name}://`)

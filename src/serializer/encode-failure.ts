@@ -1,4 +1,4 @@
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import type { PayloadTarget } from './serializer.js';
 
 /**
@@ -12,15 +12,20 @@ import type { PayloadTarget } from './serializer.js';
  */
 export function encodeFailure(target: PayloadTarget, serializerName: string, value: unknown, cause: unknown): RpcError {
   const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
-  const cycle = findCycle(value, target.kind);
-  const reason =
-    cycle !== undefined
-      ? `${cycle.path} refers back to ${cycle.to} (a circular reference; send a copy without it)`
-      : cause instanceof RangeError && /call stack/i.test(cause.message)
-        ? 'the value is nested too deeply'
-        : cause instanceof Error
-          ? cause.message
-          : String(cause);
+  let reason: string;
+  // The value and what was thrown are user code's (a getter, a Proxy, a plugin's encode): reading
+  // either may throw again, and this error must still be made.
+  try {
+    const cycle = findCycle(value, target.kind);
+    reason =
+      cycle !== undefined
+        ? `${cycle.path} refers back to ${cycle.to} (a circular reference; send a copy without it)`
+        : cause instanceof RangeError && /call stack/i.test(cause.message)
+          ? 'the value is nested too deeply'
+          : thrownMessage(cause);
+  } catch {
+    reason = thrownMessage(cause);
+  }
   return new RpcError(code, `cannot encode the ${target.kind} of ${target.service}.${target.method} as ${serializerName}: ${reason}`, { cause });
 }
 

@@ -5,6 +5,7 @@ import type { DecodeLimits } from './decode-limits.js';
 import { checkJsonValue } from './json-check.js';
 import { checkJson } from './json-guard.js';
 import { SerializerId, type Serializer } from './serializer.js';
+import { selfChecked } from './guard.js';
 
 /** The name this serializer is registered under. */
 export const TYPE_NAME = 'json';
@@ -31,7 +32,7 @@ export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {})
   };
   /** The payload `check` last passed and its text, so the `decode` that follows reuses both. */
   let checked: { bytes: Uint8Array; text: string } | undefined;
-  return {
+  return selfChecked({
     id: SerializerId.JSON,
     name: TYPE_NAME,
     encode: (value, target) => {
@@ -61,5 +62,5 @@ export const createJsonSerializer: ExtensionFactory<Serializer> = (options = {})
     },
     // JSON.parse makes everything anew: nothing decoded is a view into the bytes.
     ownsDecoded: true,
-  };
+  });
 };

@@ -37,8 +37,8 @@ const MAX_OBJECT_KEYS = 0xffff;
  * configured apart) and what would arrive changed without a word: a function (it would arrive
  * as undefined), a symbol, a WeakMap, WeakSet, Promise, EventTarget (an AbortSignal) or boxed
  * primitive ({}), a class
- * instance's `toJSON` (msgpackr sends what it returns), a key `__proto__` (msgpackr renames it
- * `__proto_` on arrival, to guard the prototype), a string or key with a lone surrogate (UTF-8
+ * instance's `toJSON` (msgpackr sends what it returns), a key `__proto__` (msgpackr would
+ * rename it `__proto_` on arrival, to guard the prototype; the receiver refuses it), a string or key with a lone surrogate (UTF-8
  * has none: it would arrive as U+FFFD), a reference to an ancestor (a cycle). Throws naming the
  * path of the first bad value (`request.messages[2].tags`) and what it is: INVALID_ARGUMENT for
  * a request, INTERNAL for a response.
@@ -188,7 +188,7 @@ function tooMany(walk: Walk): string | undefined {
 }
 
 function keyProblem(key: string): string | undefined {
-  if (key === '__proto__') return 'the key "__proto__" (it would arrive renamed "__proto_", as msgpackr guards the prototype)';
+  if (key === '__proto__') return 'the key "__proto__" (the receiver refuses it: msgpackr, guarding the prototype, would decode it renamed "__proto_")';
   if (!isWellFormed(key)) return 'a key with a lone surrogate (UTF-8 has none: it would arrive as U+FFFD)';
   return undefined;
 }

@@ -24,6 +24,10 @@ const BIGINT_EXTENSION = 0x42;
 
 /** The open containers' remaining values, innermost last; reused (the walk never re-enters). */
 const open = new Float64Array(1024);
+/** Whether each open container is a map (its remaining count is even when a key comes next). */
+const openMap = new Uint8Array(1024);
+/** `__proto__` in UTF-8. */
+const PROTO_KEY = Buffer.from('__proto__');
 
 /**
  * Checks a msgpack payload before it is decoded, without building anything: one value, well
@@ -158,6 +162,11 @@ export function checkMsgpack(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_D
           throw malformed(offset, `byte 0x${byte.toString(16)} starts no msgpack value`);
       }
     }
+    if (skip === PROTO_KEY.length && price === COST_STRING + skip && depth > 0 && openMap[depth - 1] === 1 && open[depth - 1]! % 2 === 0) {
+      // msgpackr decodes this key as "__proto_" (it guards the prototype): refused, so that a
+      // peer that did not check it (other builds' consumers do not) never sees its data renamed.
+      if (isProtoKey(bytes, offset)) throw malformed(offset, 'a map key "__proto__" is not accepted (it would be decoded renamed "__proto_")');
+    }
     if (children >= 0) {
       // Every element takes at least one byte.
       if (children > length - offset) throw malformed(offset, `a container of ${children} elements, only ${length - offset} bytes left`);
@@ -175,6 +184,7 @@ export function checkMsgpack(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_D
       throw decodeLimitError(`would decode to more than ${maxCost} bytes`, maxCost === limits.maxDecodedBytes ? 'maxDecodedBytes' : 'maxDecodeRatio');
     if (children > 0) {
       if (depth >= maxDepth) throw malformed(offset, `nested deeper than ${maxDepth} levels (decode limit maxDepth)`);
+      openMap[depth] = map ? 1 : 0;
       open[depth++] = children;
       continue;
     }
@@ -184,6 +194,13 @@ export function checkMsgpack(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_D
   }
   if (offset !== length) throw malformed(offset, `${length - offset} bytes after the value`);
   return cost;
+}
+
+/** Whether the bytes at `offset` spell `__proto__`. */
+function isProtoKey(bytes: Uint8Array, offset: number): boolean {
+  if (offset + PROTO_KEY.length > bytes.length) return false;
+  for (let i = 0; i < PROTO_KEY.length; i++) if (bytes[offset + i] !== PROTO_KEY[i]) return false;
+  return true;
 }
 
 /** Reads a big-endian length of `width` bytes at `offset`, after checking they are there. */

@@ -7,6 +7,7 @@ import { encodeFailure } from './encode-failure.js';
 import { checkMsgpackValue } from './msgpack-check.js';
 import { checkMsgpack } from './msgpack-guard.js';
 import { SerializerId, sharesMemory, type Serializer } from './serializer.js';
+import { selfChecked } from './guard.js';
 
 /** The name this serializer is registered under. */
 export const TYPE_NAME = 'msgpack';
@@ -31,7 +32,7 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
   const copying = new Packr({ useRecords: false, moreTypes: true, copyBuffers: true });
   /** The payload `check` last passed, so the `decode` that follows need not walk it again. */
   let checked: Uint8Array | undefined;
-  return {
+  return selfChecked({
     id: SerializerId.MSGPACK,
     name: TYPE_NAME,
     encode: (value, target) => {
@@ -58,7 +59,7 @@ export const createMsgpackSerializer: ExtensionFactory<Serializer> = (options = 
       return tiny !== NOT_TINY ? tiny : (sharesMemory(bytes) ? copying : packr).unpack(bytes);
     },
     ownsDecoded: true,
-  };
+  });
 };
 
 const NOT_TINY = Symbol('not tiny');

@@ -5,6 +5,7 @@ import { checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js
 import type { ExtensionOptions } from '../common/extension-registry.js';
 import { MessageProblem, prepareMessage } from './protobuf-check.js';
 import { SerializerId, type PayloadTarget, type Serializer } from './serializer.js';
+import { selfChecked } from './guard.js';
 
 // protobufjs's descriptor extension (CommonJS, whose names Node cannot see from ESM) also
 // adds Root.fromDescriptor.
@@ -47,12 +48,12 @@ export function createProtobufSerializer(options: ProtobufSerializerOptions | Ex
     return codec;
   };
 
-  return {
+  return selfChecked({
     id: SerializerId.PROTOBUF,
     name: TYPE_NAME,
     encode: (value, target) => codecFor(target).encode(value, `${target.service}.${target.method} ${target.kind}`),
     decode: (bytes, target) => codecFor(target).decode(bytes),
-  };
+  });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { RpcCode, RpcError } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { invalidOption } from '../common/validate.js';
 
 /** Which payload is being encoded or decoded: the request of a method, or its response. */
@@ -112,8 +112,15 @@ export class SerializerSet {
 /** Wraps a decoding failure so the caller sees which method and which payload was bad. */
 export function decodeError(target: PayloadTarget, serializer: Serializer, cause: unknown): RpcError {
   const code = target.kind === 'request' ? RpcCode.INVALID_ARGUMENT : RpcCode.INTERNAL;
-  // An RpcError's own message without its code prefix: the wrapper has a code of its own.
-  const reason = cause instanceof RpcError ? cause.rawMessage : cause instanceof Error ? cause.message : String(cause);
+  // An RpcError's own message without its code prefix: the wrapper has a code of its own. A
+  // plugin's decode may throw anything, a Proxy whose every trap throws included: it is read
+  // through guarded reads only, or the error escaped the transport and closed the connection.
+  let reason: string;
+  try {
+    reason = cause instanceof RpcError ? cause.rawMessage : thrownMessage(cause);
+  } catch {
+    reason = thrownMessage(cause);
+  }
   return new RpcError(code, `cannot decode ${target.kind} of ${target.service}.${target.method} as ${serializer.name}: ${reason}`, {
     cause,
   });

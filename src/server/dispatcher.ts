@@ -80,7 +80,7 @@ export class Dispatcher implements CallHandler {
    * id, and the message and stack are logged here under that id. An AbortError (the call's
    * own signal) stays CANCELLED.
    */
-  toCallerError(method: ResolvedMethod, error: unknown): RpcError {
+  toCallerError(method: Pick<ResolvedMethod, 'service' | 'method'>, error: unknown): RpcError {
     // Whatever was thrown is only looked at through guarded reads: a value whose getters or
     // toString throw must still become an answer, not an unhandled rejection of the provider.
     let kind = error === null ? 'null' : (typeof error as string);
@@ -125,7 +125,7 @@ export class Dispatcher implements CallHandler {
    */
   resolve(head: RequestHead): ResolvedMethod | RpcError {
     for (const filter of this.#admitters) {
-      const refused = filter.admit!({ service: head.service, version: head.version, method: head.method, metadata: head.meta });
+      const refused = this.#admit(filter, head);
       if (refused !== undefined) return refused;
     }
     const byVersion = this.#services.get(head.service);
@@ -141,6 +141,31 @@ export class Dispatcher implements CallHandler {
       });
     }
     return method;
+  }
+
+  /**
+   * One filter's admit(), held to its contract: it is user code, and what it throws, or an
+   * answer that is neither undefined nor an RpcError, refuses only this call — INTERNAL with a
+   * correlation id, the filter named in the provider's log — instead of escaping into the
+   * connection (which closed it, every call on it with it, and showed the caller the text).
+   */
+  #admit(filter: Filter, head: RequestHead): RpcError | undefined {
+    let refused: unknown;
+    try {
+      refused = filter.admit!({ service: head.service, version: head.version, method: head.method, metadata: head.meta });
+      // Inside the guard: a Proxy's prototype read may throw too.
+      if (refused === undefined || refused instanceof RpcError) return refused as RpcError | undefined;
+    } catch (error) {
+      return this.toCallerError(
+        head,
+        new TypeError(`shuttle-rpc: provider filter "${String(filter.name)}" threw in admit(): ${thrownMessage(error)}`, { cause: error }),
+      );
+    }
+    const got = refused === null ? 'null' : typeof refused;
+    return this.toCallerError(
+      head,
+      new TypeError(`shuttle-rpc: provider filter "${String(filter.name)}" admit() returned ${got}, not an RpcError or undefined`),
+    );
   }
 
   /** A request without a version is served when exactly one version exists in its group. */
@@ -199,6 +224,8 @@ export class Dispatcher implements CallHandler {
 
 /** The transport's running call, for the end of the provider's filter chain. */
 const PROVIDER_CALL = createContextKey<ProviderCallInfo | undefined>(undefined, 'shuttle-rpc provider call');
+/** Set once the provider's filter chain has handed the call to its method. */
+const PASSED_ON = createContextKey(false, 'shuttle-rpc provider call passed on');
 
 /**
  * What a handler is handed. A class, so that one per call is one small object of a fixed shape
@@ -258,6 +285,16 @@ function bindMethod(
         new RpcError(RpcCode.INTERNAL, `a provider filter of ${service.name}.${meta.name} passed on an invocation not copied from the one it got`),
       );
     }
+    // A filter that calls next again would run the handler again (a second execution the caller
+    // never asked for, its answer lost): the second pass fails instead.
+    if (invocation.values.get(PASSED_ON)) {
+      return Promise.reject(
+        new TypeError(
+          `shuttle-rpc: a provider filter of ${service.name}.${meta.name} (${filters.map((filter) => filter.name).join(', ')}) called next a second time; a filter passes a call on at most once`,
+        ),
+      );
+    }
+    invocation.values.set(PASSED_ON, true);
     return run(invocation.request, info);
   });
   const invoke =

@@ -4,13 +4,15 @@ import { armCallScopes } from '../call/call-scope.js';
 import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
+import { guardSerializer } from '../serializer/guard.js';
+import { settleQuietly } from '../common/observers.js';
 import { DEFAULT_SERIALIZERS, SerializerSet, type Serializer } from '../serializer/serializer.js';
 import { resolveContext } from '../spi/context.js';
 import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
-import { thrownMessage } from '../errors/errors.js';
+import { RpcError, thrownMessage } from '../errors/errors.js';
 import { monotonicNow } from '../common/clock.js';
 import { listenFailure } from '../common/listen-failure.js';
 import { checkLoad } from '../registry/record-check.js';
@@ -90,6 +92,8 @@ export interface ServerOptions {
    * result is published on the registry's load channel. `draining: true` tells consumers to stop
    * picking this provider for as long as it says so (an engine adapter whose engine is down);
    * calls that still come are served. A provider that is closing is draining whatever it says.
+   * A draining snapshot is published without its `cachedPrefixes`: no balancer picks the
+   * provider meanwhile, and the drain reaches readers that take only small snapshots.
    */
   load?: () => Partial<Omit<LoadSnapshot, 'timestamp' | 'receivedAt'>>;
   /** How often the load is published; 500 ms by default. */
@@ -257,8 +261,9 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   const log = createLogger(merged.log, 'server');
   const context = await resolveContext(merged.context, merged.plugins, options.config === false ? undefined : options.config?.cwd);
   const ext = context.extensions;
+  // A plugin's serializer is held to the encode contract (serializer/guard.ts); built-ins are not wrapped.
   const serializers = new SerializerSet(
-    [...DEFAULT_SERIALIZERS, ...(merged.serializers ?? [])].map((spec, index) => ext.serializer.create(spec, `serializers[${index}]`)),
+    [...DEFAULT_SERIALIZERS, ...(merged.serializers ?? [])].map((spec, index) => guardSerializer(ext.serializer.create(spec, `serializers[${index}]`))),
   );
   const filters = buildFilters('provider', merged.filters, ext.filter, {
     token: merged.token === undefined ? {} : { token: merged.token },
@@ -349,8 +354,19 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     await running.publishLoad();
   } catch (error) {
     await running.close();
-    signals?.failed(error);
-    throw error;
+    // The registry may be a plugin's, which can fail with anything (a Proxy whose traps throw
+    // included): the error names it.
+    let chosen = false;
+    try {
+      chosen = error instanceof RpcError;
+    } catch {
+      // Not an RpcError.
+    }
+    const failure = chosen
+      ? error
+      : new Error(`shuttle-rpc: registry ${String(registry?.name)} could not register this provider: ${thrownMessage(error)}`, { cause: error });
+    signals?.failed(failure);
+    throw failure;
   }
   running.startLoadReports();
   log.debug(
@@ -460,18 +476,27 @@ class RunningServer implements RpcServer {
       return own;
     }
     if (reported === undefined || reported === null) return own;
+    // An async load() is refused below; its rejection must not end the process unhandled.
+    settleQuietly(reported);
     // What consumers would refuse is not published (they would drop the whole snapshot and keep
     // an older one); the provider's own counts go out instead, and the problem is logged once.
-    const merged =
-      typeof reported === 'object' && !(reported instanceof Promise)
-        ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
-        : undefined;
+    let merged: object | undefined;
+    try {
+      merged =
+        typeof reported === 'object' && !(reported instanceof Promise)
+          ? { ...own, ...(reported as object), timestamp: own.timestamp, draining: own.draining || (reported as { draining?: unknown }).draining === true }
+          : undefined;
+    } catch (error) {
+      // An object whose getters (or a Proxy whose traps) throw when its figures are read.
+      this.#loadProblem(`load() returned an object whose figures cannot be read: ${thrownMessage(error)}`);
+      return own;
+    }
     const checked = merged === undefined ? 'load() must return an object of load figures synchronously' : checkLoad(merged);
     if (typeof checked === 'string') {
       this.#loadProblem(checked);
       return own;
     }
-    return checked;
+    return checked.draining ? withoutCacheSummary(checked) : checked;
   }
 
   /** Logs, once per distinct problem (at most a few), what is wrong with the application's load figures. */
@@ -537,10 +562,12 @@ class RunningServer implements RpcServer {
       this.#parts.answerLoad.invalidate();
       this.#parts.log.debug({ drainTimeoutMs: this.#parts.drainTimeoutMs }, 'draining');
       await this.publishLoad().catch(() => {});
-      await Promise.allSettled(this.instances.map((instance) => registry?.unregister(instance)));
+      // A registry (a plugin's) that throws here must not keep the provider listening: leaving
+      // the registry is tried, and the transports close whatever it did.
+      await Promise.allSettled(this.instances.map((instance) => attempt(() => registry?.unregister(instance))));
       await this.#drainTransports();
       this.#parts.refusals.close();
-      if (this.#parts.ownsRegistry) await registry?.close().catch(() => {});
+      if (this.#parts.ownsRegistry) await attempt(() => registry?.close());
       this.#parts.log.debug('closed');
     })();
     return this.#closing;
@@ -550,6 +577,26 @@ class RunningServer implements RpcServer {
 /** Calls running over every transport of `transports` now. */
 function runningCalls(transports: readonly TransportServer[]): number {
   return transports.reduce((sum, transport) => sum + transport.running, 0);
+}
+
+/**
+ * A draining snapshot without its prefix-cache summary: no balancer picks a draining provider,
+ * so the summary would only make the snapshot large (up to 22 KiB where the figures take 200
+ * bytes), and a reader that refuses large snapshots would miss the drain itself.
+ */
+function withoutCacheSummary(snapshot: LoadSnapshot): LoadSnapshot {
+  if (snapshot.cachedPrefixes === undefined) return snapshot;
+  const { cachedPrefixes: _summary, ...figures } = snapshot;
+  return figures;
+}
+
+/** What `run` returns or throws, as a promise that never rejects: for a plugin's cleanup calls. */
+async function attempt(run: () => unknown): Promise<void> {
+  try {
+    await run();
+  } catch {
+    // The registry's own failure while the provider leaves it; nothing else depends on it.
+  }
 }
 
 function checkLimits(value: unknown): ConnectionLimits {

@@ -25,11 +25,14 @@ export class PluginError extends Error {
  * names resolved from `cwd`) and runs their `setup` against `extensions`, in order. A module
  * must export a ShuttlePlugin as its default export or as `plugin`. Any failure — module
  * missing, throwing while loading, wrong shape, setup throwing — rejects with a PluginError
- * naming the module. Returns the loaded plugins' names.
+ * naming the module, as does a plugin whose name an earlier module of the list already has.
+ * Returns the loaded plugins' names.
  */
 export async function loadPlugins(specifiers: readonly string[], cwd: string, extensions: Extensions): Promise<string[]> {
   const loaded: string[] = [];
   const seen = new Set<string>();
+  /** Plugin name -> the module that brought it: a name says which plugin failed, so it names one module. */
+  const names = new Map<string, string>();
   for (const specifier of specifiers) {
     if (typeof specifier !== 'string' || specifier.length === 0) {
       throw new PluginError(`shuttle-rpc: invalid plugin ${JSON.stringify(specifier)} (allowed: a module path or package name)`);
@@ -44,11 +47,18 @@ export async function loadPlugins(specifiers: readonly string[], cwd: string, ex
       throw new PluginError(`shuttle-rpc: plugin ${specifier} (${file}) threw while loading: ${(error as Error).message}`, { cause: error });
     }
     const plugin = (module['default'] ?? module['plugin']) as Partial<ShuttlePlugin> | undefined;
-    if (plugin === null || typeof plugin !== 'object' || typeof plugin.name !== 'string' || typeof plugin.setup !== 'function') {
+    if (plugin === null || typeof plugin !== 'object' || typeof plugin.name !== 'string' || plugin.name.trim() === '' || typeof plugin.setup !== 'function') {
       throw new PluginError(
         `shuttle-rpc: plugin ${specifier} (${file}) must export a ShuttlePlugin { name: string, setup(extensions) } as default or as "plugin"`,
       );
     }
+    const taken = names.get(plugin.name);
+    if (taken !== undefined) {
+      throw new PluginError(
+        `shuttle-rpc: plugin ${specifier} (${file}) is named ${JSON.stringify(plugin.name)}, the name of plugin ${taken} already loaded; plugin names must be unique`,
+      );
+    }
+    names.set(plugin.name, specifier);
     try {
       await plugin.setup(extensions);
     } catch (error) {

@@ -104,11 +104,16 @@ export async function startFakeEngine(options: FakeEngineOptions = {}): Promise<
       return json(response, 404, { error: { message: `The model \`${body.model}\` does not exist.`, type: 'NotFoundError' } });
     }
     if (path === '/v1/embeddings') {
-      const input = String(body.input);
+      // Token ids (OpenAI's token-array input) embed as [count, first id, 0.5]; a text as
+      // [length, first character's code, 0.5].
+      const ids = Array.isArray(body.input) && body.input.every((id) => typeof id === 'number') ? (body.input as number[]) : undefined;
+      const input = ids === undefined ? String(body.input) : '';
+      const embedding = ids === undefined ? [input.length, input.charCodeAt(0) || 0, 0.5] : [ids.length, ids[0] ?? 0, 0.5];
+      const tokens = ids === undefined ? Math.ceil(input.length / 4) : ids.length;
       return json(response, 200, {
         object: 'list',
-        data: [{ object: 'embedding', index: 0, embedding: [input.length, input.charCodeAt(0) || 0, 0.5] }],
-        usage: { prompt_tokens: Math.ceil(input.length / 4), total_tokens: Math.ceil(input.length / 4) },
+        data: [{ object: 'embedding', index: 0, embedding }],
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
       });
     }
     const chat = path === '/v1/chat/completions';

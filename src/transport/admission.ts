@@ -32,7 +32,11 @@ export interface ConnectionLimits {
    * it are refused before they run; a stream waits before pulling its next chunk.
    */
   readonly maxUnsentBytes: number;
-  /** The largest flow-control window a consumer may ask for one stream; larger asks are capped (tcp). */
+  /**
+   * The largest flow-control window a stream gets when its consumer asks for more (tcp): a
+   * larger ask is capped here, but never below half the ask, since a consumer may grant credit
+   * back only in half-window steps and a smaller credit would stall the stream for good.
+   */
   readonly maxStreamWindowBytes: number;
   /**
    * Estimated decoded bytes of the requests of one connection's running calls. A request that

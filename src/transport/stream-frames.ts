@@ -13,6 +13,33 @@ import { FrameType, HEADER_BYTES, encodeFrame, writeHeader } from './frame.js';
 /** Meta key of a streaming REQUEST: the consumer's initial flow-control window, in bytes. */
 export const WINDOW_META = 'shuttle-window';
 
+/**
+ * The credit a provider gives a stream whose consumer asked for `requested` bytes, under the
+ * provider's `cap` (`limits.maxStreamWindowBytes`). The consumer asks; the provider may give
+ * less, but never less than half the request: a consumer may grant credit back only once its
+ * reader has taken half its window (this build's consumers grant sooner, see {@link grantStep};
+ * other builds' do not), so a provider holding less than that could wait for a WINDOW_UPDATE
+ * that never comes, and the stream would hang until its deadline (a consumer asking for 4 MiB
+ * behind a 1 MiB cap stopped after 1 MiB).
+ */
+export function providerWindow(requested: number, cap: number): number {
+  return Math.min(requested, Math.max(cap, Math.ceil(requested / 2)));
+}
+
+/**
+ * The most chunk bytes a consumer takes before it grants them back: half its window, and at
+ * most 32 KiB. A provider may hold less credit than the consumer asked for (its cap; at least
+ * 64 KiB, as its limits allow), so waiting for half of a large window could wait for bytes the
+ * provider never sends; half of the smallest cap always comes. A 32 KiB step costs one 24-byte
+ * WINDOW_UPDATE per 32 KiB read.
+ */
+export function grantStep(window: number): number {
+  return Math.min(window / 2, MAX_GRANT_STEP);
+}
+
+/** See {@link grantStep}. */
+export const MAX_GRANT_STEP = 32 * 1024;
+
 /** A STREAM_CHUNK frame: header, sequence number, payload. */
 export function encodeChunkFrame(requestId: number, serializer: number, sequence: number, payload: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES + 4 + payload.length);

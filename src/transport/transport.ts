@@ -6,6 +6,8 @@ import type { ConnectionLimits, RefusalListener } from './admission.js';
 import type { Invocation, Metadata, Peer } from '../call/invocation.js';
 import type { RequestHead } from './envelope.js';
 import type { CloseOptions } from './close-wait.js';
+import type { ConnectGate } from './connect-gate.js';
+import type { LookupFunction } from 'node:net';
 
 export type { RequestHead } from './envelope.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type RefusalListener, type RefusalReason, type RefusedConnections } from './admission.js';
@@ -15,7 +17,7 @@ export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'transient-failu
 
 /**
  * A consumer's connection to one provider, multiplexing any number of calls. It connects
- * lazily, reconnects with jittered backoff after a failure, and never hangs a call: a call
+ * lazily, connects again on a call after a jittered backoff following a failure, and never hangs a call: a call
  * fails UNAVAILABLE when the provider cannot be reached within the connect timeout.
  */
 export interface ClientConnection {
@@ -149,6 +151,13 @@ export interface ConnectOptions {
   maxFrameBytes: number;
   /** Reconnect backoff after a failed connect or a lost connection. */
   backoff: BackoffOptions;
+  /**
+   * Shared by every connection of one consumer: bounds the connects under way at once (tcp; a
+   * grpc channel connects by itself).
+   */
+  connectGate?: ConnectGate;
+  /** Looks up provider host names (cached and bounded, see host-lookup.ts); `dns.lookup` when absent. */
+  lookup?: LookupFunction;
   /** Flow-control window of each stream: bytes the provider may send ahead of the reader. */
   streamWindowBytes: number;
   /** Bytes of requests a connection may hold unsent before new calls on it fail, never sent. */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeEngine, type FakeEngine } from 'shuttle-rpc/testing';
 import { startFixture, type Child } from '../helpers/process.js';
@@ -55,6 +55,12 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
 }, 60_000);
 
+/**
+ * A page of the dashboard. Its Content-Security-Policy refuses eval, which the string predicates
+ * of waitForFunction below are; dashboard-hostile.test.ts checks the page under its policy.
+ */
+const newPage = (height: number): Promise<Page> => browser!.newPage({ viewport: { width: 1600, height }, bypassCSP: true });
+
 afterAll(async () => {
   await browser?.close();
   consumer?.kill('SIGKILL');
@@ -64,7 +70,7 @@ afterAll(async () => {
 
 describe('the live dashboard', () => {
   it('loads, shows the workers of the running example with their load, and keeps updating', async () => {
-    const page = await browser!.newPage({ viewport: { width: 1600, height: 1000 } });
+    const page = await newPage(1000);
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`${dashboard}?interval=250`);
@@ -120,7 +126,7 @@ describe('the live dashboard', () => {
   });
 
   it('a worker killed mid-run stays listed as down, with when and why, its broken streams counted, and the event listed', async () => {
-    const page = await browser!.newPage({ viewport: { width: 1600, height: 1000 } });
+    const page = await newPage(1000);
     await page.goto(`${dashboard}?interval=250`);
     const victim = workers.find((worker) => worker.announced['name'] === 'dash-a10')!;
     await page.locator('tr[data-worker="dash-a10"][data-state="up"]').waitFor({ timeout: 10_000 });
@@ -225,7 +231,7 @@ describe("the gateway's admission queue on the dashboard", () => {
     // holds less would push out batch's newest call instead).
     expect((await chat('web', 'normal')).status).toBe(429);
 
-    const page = await browser!.newPage({ viewport: { width: 1600, height: 1400 } });
+    const page = await newPage(1400);
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`${admin}/dashboard?interval=250`);

@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, createClient } from 'shuttle-rpc';
 import type { LlmApi } from 'shuttle-rpc/inference';
 import { startEngineWorker } from 'shuttle-rpc/engine';
-import { waitUntil } from '../helpers/wait.js';
+import { startFakeEngine } from 'shuttle-rpc/testing';
+import { rejection, waitUntil } from '../helpers/wait.js';
 
 /*
  * The engine adapter's HTTP side against engines written here on real loopback sockets: it keeps
@@ -59,7 +60,7 @@ async function failureOf(stream: AsyncIterable<unknown>): Promise<unknown> {
 }
 
 /** A worker in front of `engine`, and a proxy calling it. */
-async function workerFor(engine: Engine, maxBufferedAnswerBytes?: number) {
+async function workerFor(engine: Pick<Engine, 'url'>, maxBufferedAnswerBytes?: number) {
   const worker = await startEngineWorker({
     url: engine.url,
     name: 'w',
@@ -231,5 +232,27 @@ describe('what an engine makes the worker hold', () => {
     const texts: string[] = [];
     for await (const token of llm.generate({ messages: [{ role: 'user', content: 'hi' }] })) texts.push(String(token.text));
     expect(texts).toEqual(['done']);
+  });
+});
+
+describe('embed requests the adapter passes on', () => {
+  it('sends token ids to the engine as they are, and refuses ids that are not token ids, or text and tokens together, before asking the engine', async () => {
+    const engine = await startFakeEngine({ models: ['m'] });
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    expect(await llm.embed({ tokens: [42, 7] })).toEqual({ values: [2, 42, 0.5], promptTokens: 2 });
+    expect(engine.requests.at(-1)).toMatchObject({ path: '/v1/embeddings', body: { input: [42, 7] } });
+    const asked = engine.requests.length;
+    for (const [request, words] of [
+      [{ tokens: [1, -1] }, 'request.tokens must be a non-empty array of token ids'],
+      [{ tokens: [] }, 'request.tokens must be a non-empty array of token ids'],
+      [{ text: 'a', tokens: [1] }, 'give request.text or request.tokens, not both'],
+      [{}, 'request.text must be a string'],
+    ] as const) {
+      const error = await rejection(llm.embed(request as never));
+      expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+      expect(error.message).toContain(words);
+    }
+    expect(engine.requests.length).toBe(asked);
   });
 });

@@ -243,8 +243,9 @@ describe('fault tolerance under load', () => {
     timings.sort((a, b) => a - b);
     console.log(`overload: ${refusedInBurst.length} of 18 refused in a burst; single refusals ${timings.map((ms) => ms.toFixed(1)).join(', ')} ms`);
     expect(timings.length).toBe(12);
-    expect(timings[Math.floor(timings.length / 2)]!).toBeLessThan(10);
-    expect(timings.at(-1)!).toBeLessThan(50);
+    // A refusal does not wait for a slot (1.5 s): a few ms, with room for a loaded machine.
+    expect(timings[Math.floor(timings.length / 2)]!).toBeLessThan(20);
+    expect(timings.at(-1)!).toBeLessThan(150);
     await accepted;
     const retrying = await consumer(registry);
     retrying.attempts.length = 0;

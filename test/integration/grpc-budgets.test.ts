@@ -58,7 +58,9 @@ describe('a peer that never reads its answers, against default limits', () => {
     await provider?.child.stop();
   });
 
-  it('300 unread 1 MB answers on each of two connections raise RSS by at most 64 MB for 10 s; a good client keeps p99 under 100 ms', async () => {
+  it('300 unread 1 MB answers on each of two connections raise RSS by at most 64 MB for 10 s; a good client keeps p99 under 100 ms', {
+    timeout: 40_000,
+  }, async () => {
     const pid = provider.child.process.pid!;
     // Warm up: the good client's connection and the handlers' code paths, then the baseline.
     for (let i = 0; i < 50; i++) await good.budget.add({ a: i, b: 1 });
@@ -75,19 +77,29 @@ describe('a peer that never reads its answers, against default limits', () => {
       clearInterval(sampler);
     }
     expect(provider.child.process.exitCode).toBeNull();
-    // Every request was answered: the first few with their megabyte, the rest refused.
-    expect(attackers.map((attacker) => attacker.answered)).toEqual([300, 300]);
+    // The first few got their megabyte; the rest waited for room, without running, and are
+    // refused once their connection has sent nothing for frameTimeoutMs (10 s).
+    await waitUntil(
+      () => attackers.every((attacker) => attacker.answered === 300),
+      () => `every request answered (${attackers.map((attacker) => attacker.answered)})`,
+      10_000,
+      50,
+    );
     expect(peak - baseline).toBeLessThan(64 * MB);
   });
 
-  it('a call on a connection holding its budget of unread answers is refused RESOURCE_EXHAUSTED naming the limit', async () => {
+  it('a call on a connection holding its budget of unread answers waits, and is refused RESOURCE_EXHAUSTED naming the limit once the connection sent nothing for frameTimeoutMs', {
+    timeout: 30_000,
+  }, async () => {
     const attacker = attackers[0]!;
+    const started = Date.now();
     expect(await attacker.ask('/test.Budget/add', { a: 1, b: 2 })).toEqual({
       status: RpcCode.RESOURCE_EXHAUSTED,
       message: expect.stringMatching(
-        /^provider holds \d+ bytes of answers this connection has not read; more would pass its limit \(maxUnsentBytes 4194304\): read them first$/,
+        /^provider holds \d+ bytes of answers this connection has not read, none of them read for 10000 ms \(frameTimeoutMs\); more would pass its limit \(maxUnsentBytes 4194304\): read them first$/,
       ),
     });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
   });
 
   it('100 unread streams of 64 KB chunks on one connection: the generators wait once the connection holds its budget', async () => {
@@ -98,8 +110,9 @@ describe('a peer that never reads its answers, against default limits', () => {
       const baseline = rssOf(provider.child.process.pid!);
       const streams = unreadRequests(provider.grpcPort, '/test.Budget/flood', { n: 100, bytes: 64 * 1024 }, 100);
       attackers.push(streams);
-      await waitUntil(() => streams.answered === 100, 'the streams to open');
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Streams that arrive once the connection holds its budget wait before they start.
+      await waitUntil(() => streams.answered > 0, 'the first streams to open');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
       const pulled = (await counter.pulled()) - before;
       // The budget's 64 chunks, plus at most two a stream (the one that passed the check while
       // the connection was still open and the one its HTTP/2 window let out); without the
@@ -115,6 +128,35 @@ describe('a peer that never reads its answers, against default limits', () => {
   it('a client that reads gets its large answers, as many at once as the budget holds', async () => {
     const sizes = await Promise.all(Array.from({ length: 3 }, () => good.budget.blob({ bytes: MB }).then((bytes) => bytes.length)));
     expect(sizes).toEqual([MB, MB, MB]);
+  });
+});
+
+describe("a consumer that reads, with more answers in flight than its connection's budget holds", () => {
+  let provider: { child: Child; grpcPort: number };
+  let reader: Awaited<ReturnType<typeof grpcClient>>;
+  beforeAll(async () => {
+    provider = await startProvider();
+    reader = await grpcClient(provider.grpcPort);
+  });
+  afterAll(async () => {
+    await reader?.client.close();
+    await provider?.child.stop();
+  });
+
+  it('gets every answer: 256 calls of 64 KiB at once, then 1,000 more kept 256 in flight (16 MiB against a 4 MiB budget)', async () => {
+    const first = await Promise.allSettled(Array.from({ length: 256 }, () => reader.budget.blob({ bytes: 64 * 1024 }).then((bytes) => bytes.length)));
+    expect(first.filter((outcome) => outcome.status === 'rejected').map((outcome) => String((outcome as PromiseRejectedResult).reason))).toEqual([]);
+    let next = 0;
+    const failures: string[] = [];
+    await Promise.all(
+      Array.from({ length: 256 }, async () => {
+        while (next < 1000) {
+          next++;
+          await reader.budget.blob({ bytes: 64 * 1024 }).catch((error: Error) => failures.push(error.message));
+        }
+      }),
+    );
+    expect(failures.slice(0, 3)).toEqual([]);
   });
 });
 

@@ -137,6 +137,19 @@ describe('gateway and engine adapter, with the official openai client', () => {
     expect(floats.usage.prompt_tokens).toBe(1);
   });
 
+  it('embeds token-id inputs as the engine takes them (what LangChain sends by default), one array or several', async () => {
+    const one = await openai.embeddings.create({ model: 'fake-model', input: [101, 7, 9], encoding_format: 'float' });
+    expect(one.data.map((entry) => entry.embedding)).toEqual([[3, 101, 0.5]]);
+    expect(one.usage.prompt_tokens).toBe(3);
+    expect(engine.requests.at(-1)).toMatchObject({ path: '/v1/embeddings', body: { input: [101, 7, 9] } });
+    const several = await openai.embeddings.create({ model: 'fake-model', input: [[5], [6, 6]], encoding_format: 'float' });
+    expect(several.data.map((entry) => entry.embedding)).toEqual([
+      [1, 5, 0.5],
+      [2, 6, 0.5],
+    ]);
+    expect(several.usage.prompt_tokens).toBe(3);
+  });
+
   it("an engine that dies mid-answer ends the stream with an error event saying after how many tokens, nothing of the engine's", async () => {
     engine.breakNext(9);
     const { data: stream, response } = await openai.chat.completions

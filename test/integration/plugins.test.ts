@@ -114,6 +114,11 @@ describe('bad plugins fail at start-up with the module named', () => {
     ],
     ['a setup that throws', [path.join(plugins, 'setup-throws.mjs')], /plugin setup-throws \(.*setup-throws\.mjs\) failed in setup: cannot set up/],
     [
+      'two plugins with one name',
+      [path.join(plugins, 'highest-port.mjs'), path.join(plugins, 'same-name.mjs')],
+      /plugin .*same-name\.mjs \(.*same-name\.mjs\) is named "highest-port-plugin", the name of plugin .*highest-port\.mjs already loaded; plugin names must be unique/,
+    ],
+    [
       'two plugins claiming one serializer id',
       [path.join(plugins, 'reverse-json.mjs'), path.join(plugins, 'id-clash.mjs')],
       /plugin id-clash .* serializer "other42" claims wire id 42, already claimed by "reverse-json"/,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { checkPem } from '../../common/pem-check.js';
-import { checkInt, checkKnownKeys, invalidOption } from '../../common/validate.js';
+import { checkInt, checkKnownKeys, invalidOption, withoutCredentials } from '../../common/validate.js';
 import type { ExtensionOptions } from '../../common/extension-registry.js';
 
 /** Settings of the etcd registry, from its URL and options. */
@@ -34,7 +34,7 @@ export function parseEtcdOptions(options: ExtensionOptions): EtcdSettings {
   const url = options['url'];
   const match = typeof url === 'string' ? /^etcd:\/\/(?:([^:@/]+):([^@/]*)@)?([^/?#@]+)(\/[^?#]*)?$/.exec(url) : null;
   if (match === null) {
-    throw invalidOption('registry', url, 'etcd://[user:password@]host:port[,host:port][/prefix]');
+    throw invalidOption('registry', typeof url === 'string' ? withoutCredentials(url) : url, 'etcd://[user:password@]host:port[,host:port][/prefix]');
   }
   const [, urlUser, urlPassword, hostList, urlPrefix] = match;
   const addresses = hostList!.split(',').map((part) => {

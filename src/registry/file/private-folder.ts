@@ -1,4 +1,4 @@
-import type { Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -9,8 +9,15 @@ import { RpcCode, RpcError } from '../../errors/errors.js';
  * that is set (a per-user folder, mode 0700, that the system empties at logout), else
  * `shuttle-registry-UID` in the OS temp folder. The temp-folder name is predictable, which is
  * why {@link ensurePrivateFolder} checks its owner and mode before anything is read from it.
+ *
+ * One exception: when `shuttle-registry-USERNAME` exists in the OS temp folder and is private
+ * to this user, that folder is the default. Processes that name the default folder by the user
+ * name are still running while a fleet is upgraded one process at a time, and a default that
+ * differed from theirs would split the fleet in two, each half finding no provider of the other.
  */
 export function defaultFileRegistryDir(): string {
+  const byName = folderNamedByUser();
+  if (byName !== undefined) return byName;
   const runtime = process.env['XDG_RUNTIME_DIR'];
   if (runtime !== undefined && path.isAbsolute(runtime)) return path.join(runtime, 'shuttle-registry');
   return path.join(tmpdir(), `shuttle-registry-${userId()}`);
@@ -87,6 +94,32 @@ export async function makeFolders(dir: string): Promise<void> {
 
 function refuse(dir: string, reason: string): RpcError {
   return new RpcError(RpcCode.UNAVAILABLE, `file registry ${dir} is not safe to use: it ${reason}`);
+}
+
+/**
+ * `shuttle-registry-USERNAME` in the OS temp folder when it is a folder (not a link) owned by
+ * this user and writable by no one else — the checks {@link ensurePrivateFolder} makes on every
+ * use — else undefined. Looked at once, when a registry is made: a folder someone else made, or
+ * left open to others, is never chosen.
+ */
+function folderNamedByUser(): string | undefined {
+  const uid = process.getuid?.();
+  if (uid === undefined) return undefined;
+  let name: string;
+  try {
+    name = userInfo().username.replace(/[^A-Za-z0-9_-]/g, '_');
+  } catch {
+    return undefined;
+  }
+  if (name === String(uid)) return undefined;
+  const dir = path.join(tmpdir(), `shuttle-registry-${name}`);
+  let info: Stats;
+  try {
+    info = lstatSync(dir);
+  } catch {
+    return undefined;
+  }
+  return info.isDirectory() && info.uid === uid && (info.mode & 0o022) === 0 ? dir : undefined;
 }
 
 function userId(): string {

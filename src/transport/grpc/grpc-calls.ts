@@ -19,6 +19,7 @@ import { fromWallTime, monotonicNow } from '../../common/clock.js';
  */
 
 const identity = (bytes: Buffer): Buffer => bytes;
+const ignore = (): void => {};
 
 /** What every call of one server shares. */
 export class ServingState {
@@ -62,13 +63,21 @@ export class ServingState {
    * @param deadlineOf a call's deadline on the `monotonicNow()` clock by its request metadata,
    *   as read when grpc-js stated it (the request budget's interceptor); undefined: none known
    */
+  /**
+   * How long a call waits for room on a connection that sends none of the answers it holds
+   * before it is refused (`frameTimeoutMs`): the peer has stopped reading.
+   */
+  readonly stallMs: number;
+
   constructor(
     budget: UnsentBudget,
     maxFrameBytes: number,
     loadReport?: (answering?: 0 | 1) => Uint8Array | undefined,
     deadlineOf?: (metadata: grpc.Metadata) => number | undefined,
+    stallMs = 10_000,
   ) {
     this.budget = budget;
+    this.stallMs = stallMs;
     this.maxFrameBytes = maxFrameBytes;
     this.#loadReport = loadReport;
     this.deadlineOf = deadlineOf ?? (() => undefined);
@@ -197,14 +206,13 @@ type ServerCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStre
 
 /**
  * The wire's side of the shared pipeline (provider-call.ts) up to the start of a call: refused
- * while closing or while the connection holds its budget of unsent answers; resolved from the
+ * while closing or while the connection holds its budget of unsent answers (callers wait for
+ * room first, {@link afterRoom}); resolved from the
  * path and the version and group headers; decoded by the route; its deadline the earlier of the
  * caller's grpc-timeout and the method's own limit.
  */
 function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: CallHandler, state: ServingState): Accepted | RpcError {
   if (state.closing) return goingAway();
-  // A connection whose peer does not read what it was sent gets no new work to answer: refused
-  // before it runs (safe to retry once the peer reads), as tcp stops reading such a connection.
   const from = call.getPeer();
   if (!state.budget.open(from)) return unsentRefusal(state.budget.held(from), state.budget.limit, true);
   const meta = fromGrpcMetadata(call.metadata);
@@ -324,8 +332,6 @@ class GrpcUnaryCall extends GrpcCall<grpc.ServerUnaryCall<Buffer, Buffer>> {
   protected answer(value: unknown): void {
     if (this.#answered) return;
     const { state, from } = this;
-    // Closed to new work while this call ran: refused without the cost of encoding.
-    if (!state.budget.open(from)) return this.fail(unsentRefusal(state.budget.held(from), state.budget.limit));
     let bytes: Buffer;
     try {
       bytes = this.route.encodeResponse(value, this.serializer);
@@ -385,7 +391,7 @@ class GrpcStreamCall extends GrpcCall<grpc.ServerWritableStream<Buffer, Buffer>>
 
   protected override room(): Promise<void> | undefined {
     // Pull nothing more while this connection holds its budget of unsent bytes.
-    return this.state.budget.open(this.from) ? undefined : this.state.budget.room(this.from, this.signal);
+    return this.state.budget.open(this.from) ? undefined : this.state.budget.room(this.from, this.signal).then(ignore);
   }
 
   /**
@@ -426,23 +432,77 @@ function serveUnary(
   handler: CallHandler,
   state: ServingState,
 ): void {
+  if (!state.closing && !state.budget.open(call.getPeer())) {
+    void afterRoom(call, state).then((refusal) => {
+      if (refusal === undefined) serveUnary(call, callback, route, handler, state);
+      else if (refusal !== null) callback(errorToStatus(refusal) as grpc.ServerErrorResponse);
+    });
+    return;
+  }
   const accepted = accept(call, route, false, handler, state);
   if (accepted instanceof RpcError) return callback(errorToStatus(accepted) as grpc.ServerErrorResponse);
   new GrpcUnaryCall(call, callback, route, handler, state, accepted).runUnary(accepted.request);
 }
 
-function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
+async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
+  if (!state.closing && !state.budget.open(call.getPeer())) {
+    const refusal = await afterRoom(call, state);
+    if (refusal === null) return;
+    if (refusal !== undefined) return void call.emit('error', errorToStatus(refusal));
+    return serveStream(call, route, handler, state);
+  }
   const accepted = accept(call, route, true, handler, state);
   if (accepted instanceof RpcError) {
     call.emit('error', errorToStatus(accepted));
-    return Promise.resolve();
+    return;
   }
   return new GrpcStreamCall(call, route, handler, state, accepted).runStream(accepted.request);
 }
 
-/** The refusal of a call, or of its answer, on a connection over its unsent-bytes budget. */
-function unsentRefusal(held: number, limit: number, beforeRunning = false): RpcError {
-  const message = `provider holds ${held} bytes of answers this connection has not read; more would pass its limit (maxUnsentBytes ${limit}): read them first`;
+/**
+ * A call that arrived on a connection holding its budget of unsent answers waits, before it
+ * runs, until the connection has room — as tcp stops reading such a connection, so that a
+ * consumer that keeps more large answers in flight than the budget holds is slowed, not failed.
+ * Resolves undefined once there is room; null when the caller left; an error when the call's
+ * deadline passed, or when the connection sent none of what it holds for `stallMs` (its peer
+ * does not read: refused before running, safe to retry).
+ */
+async function afterRoom(call: ServerCall, state: ServingState): Promise<RpcError | undefined | null> {
+  const from = call.getPeer();
+  const waiting = new AbortController();
+  const onCancelled = (): void => waiting.abort();
+  call.once('cancelled', onCancelled);
+  const wallDeadline = Number(call.getDeadline());
+  const deadline = Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
+  let expired = false;
+  const timer =
+    deadline === undefined
+      ? undefined
+      : setTimeout(
+          () => {
+            expired = true;
+            waiting.abort();
+          },
+          Math.max(0, deadline - monotonicNow()),
+        );
+  try {
+    if (await state.budget.room(from, waiting.signal, state.stallMs)) return undefined;
+    if (call.cancelled) return null;
+    if (expired) return new RpcError(RpcCode.DEADLINE_EXCEEDED, 'the deadline passed while the call waited for this connection to read the answers it holds');
+    return unsentRefusal(state.budget.held(from), state.budget.limit, true, state.stallMs);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    call.off('cancelled', onCancelled);
+  }
+}
+
+/**
+ * The refusal of a call, or of its answer, on a connection over its unsent-bytes budget;
+ * `stalledMs`: the call waited that long without the connection sending any of it.
+ */
+function unsentRefusal(held: number, limit: number, beforeRunning = false, stalledMs?: number): RpcError {
+  const stalled = stalledMs === undefined ? '' : `, none of them read for ${stalledMs} ms (frameTimeoutMs)`;
+  const message = `provider holds ${held} bytes of answers this connection has not read${stalled}; more would pass its limit (maxUnsentBytes ${limit}): read them first`;
   return new RpcError(RpcCode.RESOURCE_EXHAUSTED, message, beforeRunning ? { details: { neverSent: true } } : {});
 }
 

@@ -93,6 +93,9 @@ export class GrpcConnection implements ClientConnection {
       // Retries, hedging and provider choice belong to the cluster layer, which sees every
       // provider; grpc-js's own would retry behind its back on one channel.
       'grpc.enable_retries': 0,
+      // channelz (grpc-js's per-call counters and event traces for the channelz service, which
+      // shuttle does not serve) costs objects and clock reads on every call.
+      'grpc.enable_channelz': 0,
       // One channel per provider, closed with it: a shared subchannel pool would keep sockets
       // of closed connections alive for other channels.
       'grpc.use_local_subchannel_pool': 1,

@@ -43,8 +43,12 @@ export async function listenGrpc(handler: CallHandler, options: ListenOptions, s
     ...settings.channelOptions,
     interceptors: [requests.interceptor()],
   });
-  const state = new ServingState(new UnsentBudget(limits.maxUnsentBytes), options.maxFrameBytes, options.loadReport, (metadata) =>
-    requests.deadlineOf(metadata),
+  const state = new ServingState(
+    new UnsentBudget(limits.maxUnsentBytes, limits.maxTotalUnsentBytes),
+    options.maxFrameBytes,
+    options.loadReport,
+    (metadata) => requests.deadlineOf(metadata),
+    limits.frameTimeoutMs,
   );
   registerRoutes(server, handler, settings, state);
   const standard = new StandardServices(handler.services(), settings);
@@ -153,6 +157,8 @@ export function grpcServerOptions(
     'grpc.max_receive_message_length': maxFrameBytes,
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
     'grpc.max_concurrent_streams': limits.maxCallsPerConnection,
+    // channelz (per-call trackers and clock reads for a channelz service shuttle does not serve).
+    'grpc.enable_channelz': 0,
     'grpc.keepalive_time_ms': settings.keepaliveTimeMs ?? PROVIDER_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs ?? PROVIDER_KEEPALIVE_TIMEOUT_MS,
     ...(limits.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': limits.maxConnectionAgeMs } : {}),

@@ -6,7 +6,7 @@ import { FrameDecoder } from '../decoder.js';
 import { RequestHeadDecoder } from '../envelope.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../admission.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
-import { WINDOW_META, readU32 } from '../stream-frames.js';
+import { WINDOW_META, providerWindow, readU32 } from '../stream-frames.js';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../defaults.js';
 import { ACCEPT_LOAD_META, LOAD_PUSH_EVERY_MS, LOAD_PUSH_RECENT_MS, LOAD_REPORT_EVERY_MS, TIMEOUT_META, type CallHandler } from '../transport.js';
 import { callDeadline, checkMode, goingAway } from '../provider-call.js';
@@ -369,9 +369,7 @@ export class ServerConnection {
           ),
         );
       }
-      // The consumer asks; this side decides. Sending less than the consumer would accept is
-      // always safe, so a larger request is capped rather than refused.
-      window = Math.min(window, this.#limits.maxStreamWindowBytes);
+      window = providerWindow(window, this.#limits.maxStreamWindowBytes);
     }
     const target = { service: resolved.service, method: resolved.method, kind: 'request' } as const;
     const payload = ownPayload(frame.body.subarray(head.payloadOffset), serializer);

@@ -9,7 +9,7 @@ import { FrameDecoder } from '../decoder.js';
 import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
-import { WINDOW_META, encodeWindowUpdate } from '../stream-frames.js';
+import { WINDOW_META, encodeWindowUpdate, grantStep } from '../stream-frames.js';
 import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
@@ -93,7 +93,6 @@ export class TcpConnection implements ClientConnection {
   #connecting: Promise<void> | undefined;
   #lastError: RpcError | undefined;
   #retryAt = 0;
-  #reconnectTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lastReadAt = 0;
   #heartbeatSentAt = 0;
@@ -128,7 +127,12 @@ export class TcpConnection implements ClientConnection {
     this.#backoff = new Backoff(options.backoff);
   }
 
+  /**
+   * `transient-failure` until the backoff after a failure ends, then `idle`: the next call
+   * connects. Nothing reconnects in the background (see #onLost).
+   */
   get state(): ConnectionState {
+    if (this.#state === 'transient-failure' && monotonicNow() >= this.#retryAt) this.#state = 'idle';
     return this.#state;
   }
 
@@ -202,7 +206,6 @@ export class TcpConnection implements ClientConnection {
 
   async #close(options: CloseOptions): Promise<void> {
     this.#state = 'shutdown';
-    clearTimeout(this.#reconnectTimer);
     if (options.graceful === true && this.#pending.size > 0) await this.#drained.wait(closeWaitMs(options));
     const socket = this.#socket;
     this.#teardown(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed by the client`));
@@ -237,15 +240,28 @@ export class TcpConnection implements ClientConnection {
   }
 
   #connect(): Promise<void> {
-    clearTimeout(this.#reconnectTimer);
     this.#state = 'connecting';
+    const gate = this.#options.connectGate;
+    const connecting = gate === undefined ? this.#dial() : gate.run(() => this.#dial());
+    this.#connecting = connecting;
+    // Nobody may await this promise (calls that gave up); its failure is recorded in #lastError.
+    connecting.catch(() => {});
+    return connecting;
+  }
+
+  /** Opens the socket; resolves once it is connected (and its TLS handshake done). */
+  #dial(): Promise<void> {
+    // Closed while waiting for a connect slot.
+    if (this.#state !== 'connecting') return Promise.reject(neverSent(`connection to ${this.address} is closed`));
     const secure = this.#tls;
+    const lookup = this.#options.lookup === undefined ? {} : { lookup: this.#options.lookup };
     const socket =
       secure === undefined
-        ? net.connect({ host: this.#host, port: this.#port, noDelay: true })
+        ? net.connect({ host: this.#host, port: this.#port, noDelay: true, ...lookup })
         : tls.connect({
             host: this.#host,
             port: this.#port,
+            ...lookup,
             ...(secure.ca === undefined ? {} : { ca: secure.ca }),
             ...(secure.cert === undefined ? {} : { cert: secure.cert, key: secure.key }),
             // SNI takes host names only; an IP address is still checked against the certificate.
@@ -285,9 +301,6 @@ export class TcpConnection implements ClientConnection {
         this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, why));
       }
     });
-    this.#connecting = connecting;
-    // Nobody may await this promise (a background reconnect); its failure is recorded in #lastError.
-    connecting.catch(() => {});
     return connecting;
   }
 
@@ -321,6 +334,18 @@ export class TcpConnection implements ClientConnection {
             `provider ${this.address} speaks TLS: set tls on this client's tcp transport ({ type: 'tcp', options: { tls: { ca } } })`,
           );
           socket.destroy();
+        } else if (decoder.frames === 0) {
+          // Not one frame of the protocol from this peer (an HTTP server, an SSH banner, any
+          // other service a registry can name): it ran none of the calls sent to it, so they
+          // may go to another provider, as for a refused connect.
+          const reason = RpcError.from(error, RpcCode.INTERNAL).rawMessage;
+          this.#violation(
+            socket,
+            new RpcError(RpcCode.UNAVAILABLE, `${this.address} does not speak the shuttle protocol (${reason})`, {
+              cause: error,
+              details: { neverSent: true, protocol: true },
+            }),
+          );
         } else {
           this.#violation(socket, RpcError.from(error, RpcCode.INTERNAL));
         }
@@ -398,7 +423,13 @@ export class TcpConnection implements ClientConnection {
     this.#onLost(socket, error, true);
   }
 
-  /** The socket is gone (or, `ending`, closing after a GOAWAY): fail its calls and plan the next connect. */
+  /**
+   * The socket is gone (or, `ending`, closing after a GOAWAY): fail its calls and hold new ones
+   * off for a backoff. The next connect is made by the next call after it, never by a timer:
+   * a registry can list any number of addresses that do not answer, and reconnecting to each in
+   * the background would hold a timer per address and a socket per connect under way for as long
+   * as the address is listed (3,000 refusing addresses: 6,800 connects in 6 s with no call made).
+   */
   #onLost(socket: net.Socket, error: RpcError, ending = false): void {
     if (this.#socket !== socket) return;
     if (ending) this.#socket = undefined;
@@ -406,12 +437,7 @@ export class TcpConnection implements ClientConnection {
     if (this.#state === 'shutdown') return;
     this.#state = 'transient-failure';
     this.#lastError = error;
-    const delay = this.#backoff.next();
-    this.#retryAt = monotonicNow() + delay;
-    this.#reconnectTimer = setTimeout(() => {
-      if (this.#state === 'transient-failure') this.#connect();
-    }, delay);
-    this.#reconnectTimer.unref();
+    this.#retryAt = monotonicNow() + this.#backoff.next();
   }
 
   #teardown(error: RpcError): void {
@@ -455,16 +481,18 @@ export class TcpConnection implements ClientConnection {
     const target = (route as CachedRoute).target;
     const id = this.#takeId(frame);
     const window = this.#options.streamWindowBytes;
+    const step = grantStep(window);
     let consumed = 0;
     const call = new StreamCall(
       target,
       invocation.deadline,
       serializer,
       window,
-      // Credit goes back to the provider only as the reader takes chunks, in half-window steps.
+      // Credit goes back to the provider only as the reader takes chunks, in steps of half the
+      // window or 32 KiB, whichever is less (grantStep).
       (bytes) => {
         consumed += bytes;
-        if (consumed >= window / 2 && this.#pending.get(id) === call) {
+        if (consumed >= step && this.#pending.get(id) === call) {
           this.#writer?.write(encodeWindowUpdate(id, consumed));
           call.granted(consumed);
           consumed = 0;

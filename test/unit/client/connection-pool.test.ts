@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { ConnectionPool } from '../../../src/client/connection-pool.js';
-import { FAKE_CONNECT_OPTIONS, fakeTransport } from '../../helpers/fake-transport.js';
+import { ConnectionPool, DEFAULT_POOL_LIMITS, type PoolLimits } from '../../../src/client/connection-pool.js';
+import { RpcCode, RpcError } from '../../../src/errors/errors.js';
+import { FAKE_CONNECT_OPTIONS, fakeTransport, type FakeConnection, type FakeTransport } from '../../helpers/fake-transport.js';
 
 const OPTIONS = FAKE_CONNECT_OPTIONS;
 
-function pool(name = 'tcp') {
+function pool(name = 'tcp', limits?: Partial<PoolLimits>) {
   const transport = fakeTransport(name);
-  return { transport, pool: new ConnectionPool(transport, OPTIONS) };
+  return { transport, pool: new ConnectionPool(transport, OPTIONS, { ...DEFAULT_POOL_LIMITS, ...limits }) };
+}
+
+/** Hands out the connection to `address` (`host:port`) and marks it connected. */
+function use(connections: ConnectionPool, transport: FakeTransport, address: string): FakeConnection {
+  const [host, port] = address.split(':');
+  connections.get(host!, Number(port));
+  const connection = transport.connection(address)!;
+  connection.state = 'ready';
+  return connection;
 }
 
 describe('ConnectionPool', () => {
@@ -100,5 +110,71 @@ describe('ConnectionPool', () => {
     expect(connections.state('10.0.0.1:1')).toBe('none');
     await connections.close({ graceful: false, timeoutMs: 0 });
     expect(transport.connection('10.0.0.1:1')!.closes).toHaveLength(1);
+  });
+
+  it('holds at most maxConnections open: a new one closes the least recently used with no call in flight', () => {
+    const { transport, pool: connections } = pool('tcp', { maxConnections: 3, idleTimeoutMs: 60_000 });
+    const first = use(connections, transport, '10.0.0.1:1');
+    const second = use(connections, transport, '10.0.0.2:1');
+    const third = use(connections, transport, '10.0.0.3:1');
+    // The first is used again: the second is now the least recently used.
+    connections.get('10.0.0.1', 1);
+    third.inFlight = 1;
+    const fourth = use(connections, transport, '10.0.0.4:1');
+    expect(second.closes).toHaveLength(1);
+    expect(first.closes).toEqual([]);
+    expect(third.closes).toEqual([]);
+    expect(connections.state('10.0.0.2:1')).toBe('none');
+    expect(connections.open).toBe(3);
+    // Connections holding no socket (failed, or never connected) take no room.
+    fourth.state = 'transient-failure';
+    use(connections, transport, '10.0.0.5:1');
+    expect(first.closes).toEqual([]);
+    expect(connections.open).toBe(3);
+  });
+
+  it('refuses a new connection RESOURCE_EXHAUSTED, never sent, when every open one has calls in flight', () => {
+    const { transport, pool: connections } = pool('tcp', { maxConnections: 2, idleTimeoutMs: 60_000 });
+    for (const address of ['10.0.0.1:1', '10.0.0.2:1']) use(connections, transport, address).inFlight = 1;
+    let refused: unknown;
+    try {
+      connections.get('10.0.0.3', 1);
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(RpcError);
+    expect((refused as RpcError).code).toBe(RpcCode.RESOURCE_EXHAUSTED);
+    expect((refused as RpcError).details).toMatchObject({ neverSent: true });
+    expect((refused as RpcError).message).toContain('maxConnections 2');
+    expect(transport.connection('10.0.0.1:1')!.closes).toEqual([]);
+    // Once a call ends there is room again.
+    transport.connection('10.0.0.1:1')!.inFlight = 0;
+    expect(connections.get('10.0.0.3', 1).address).toBe('10.0.0.3:1');
+    expect(transport.connection('10.0.0.1:1')!.closes).toHaveLength(1);
+  });
+
+  it('closes connections unused for idleTimeoutMs, never one with a call in flight, and keeps its timer only while it holds any', async () => {
+    const { transport, pool: connections } = pool('tcp', { maxConnections: 100, idleTimeoutMs: 40 });
+    const idle = use(connections, transport, '10.0.0.1:1');
+    const busy = use(connections, transport, '10.0.0.2:1');
+    const used = use(connections, transport, '10.0.0.3:1');
+    busy.inFlight = 1;
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    const end = Date.now() + 150;
+    while (Date.now() < end) {
+      connections.get('10.0.0.3', 1);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(idle.closes).toHaveLength(1);
+    expect(connections.state('10.0.0.1:1')).toBe('none');
+    expect(busy.closes).toEqual([]);
+    expect(used.closes).toEqual([]);
+    busy.inFlight = 0;
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(busy.closes).toHaveLength(1);
+    expect(used.closes).toHaveLength(1);
+    // Nothing left: the pool's one timer is gone too.
+    expect(timers()).toBeLessThan(before);
   });
 });

@@ -54,7 +54,9 @@ describe('ServiceReference: call options', () => {
     const h = await referenceHarness({ providers: [providerRecord(1)] });
     const error = await failure(h.reference.call('echo', 1, { timeout: 100 } as CallOptions));
     expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
-    expect(error.message).toContain('unknown option call options of test.Echo.echo.timeout (known: timeoutMs, signal, metadata, oneWay, routingKey)');
+    expect(error.message).toContain(
+      'unknown option call options of test.Echo.echo.timeout (known: timeoutMs, signal, metadata, oneWay, routingKey, waitForReady)',
+    );
     expectNothingSent(h);
   });
 
@@ -63,11 +65,11 @@ describe('ServiceReference: call options', () => {
     const error = await failure(h.reference.call('echo', 1, AbortSignal.timeout(1000) as unknown as CallOptions));
     expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
     expect(error.message).toContain(
-      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey), got an AbortSignal; pass a signal as { signal }',
+      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey, waitForReady), got an AbortSignal; pass a signal as { signal }',
     );
     const map = await failure(h.reference.call('echo', 1, new Map([['timeoutMs', 5]]) as unknown as CallOptions));
     expect(map.message).toContain(
-      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey), got a Map',
+      'call options of test.Echo.echo must be a plain object of options (known: timeoutMs, signal, metadata, oneWay, routingKey, waitForReady), got a Map',
     );
     expectNothingSent(h);
     // Object literals, with or without a prototype, are options.

@@ -103,11 +103,12 @@ describe('circuit breakers', () => {
 
   it('count the error rate over the rolling window only, and forget it when a probe closes the breaker', async () => {
     const health = new ProviderHealth(
-      { errorThresholdPercentage: 50, volumeThreshold: 4, resetTimeoutMs: 50, rollingWindowMs: 100, probeTimeoutMs: 1000 },
+      // A window of a second, which the seven calls below fit in even on a loaded machine.
+      { errorThresholdPercentage: 50, volumeThreshold: 4, resetTimeoutMs: 50, rollingWindowMs: 1000, probeTimeoutMs: 1000 },
       undefined,
     );
     for (let i = 0; i < 3; i++) await health.run('a', fail()).catch(() => {});
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await new Promise((resolve) => setTimeout(resolve, 1200));
     // The three failures left the window: 1 failure in 4 calls is 25 %, under the threshold
     // (counted over all seven it would be 4 in 7, over it).
     await health.run('a', fail()).catch(() => {});

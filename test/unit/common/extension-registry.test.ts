@@ -70,4 +70,24 @@ describe('ExtensionRegistry', () => {
     expect(copy.has('extra')).toBe(true);
     expect(original.has('extra')).toBe(false);
   });
+
+  it('names the extension whose factory fails, or makes something that is not the extension', () => {
+    const greeters = registry();
+    greeters.register('broken', () => {
+      throw new Error('cannot reach the greeting service');
+    });
+    greeters.register('hollow', () => ({}) as Greeter);
+    greeters.register('strict', (options) => {
+      if (options['marks'] !== undefined) throw new TypeError('shuttle-rpc: invalid marks');
+      return { greet: () => 'hi' };
+    });
+    expect(() => greeters.create('broken', 'greeter')).toThrow(
+      new TypeError('shuttle-rpc: the greeter extension "broken" (greeter) failed to start: cannot reach the greeting service'),
+    );
+    expect(() => greeters.create('hollow', 'greeters[1]')).toThrow(
+      new TypeError('shuttle-rpc: the greeter extension "hollow" (greeters[1]) made an object, not a greeter (its factory must return one)'),
+    );
+    // The TypeError a factory throws for bad options is its own message, as it is.
+    expect(() => greeters.create({ type: 'strict', options: { marks: 2 } })).toThrow(new TypeError('shuttle-rpc: invalid marks'));
+  });
 });

@@ -88,7 +88,7 @@ describe('OpenAI request bodies', () => {
       messages: [{ role: 'user', content: 'x' }],
     });
     expect(fails(() => parseCompletion({ model: 'm', prompt: ['a', 'b'] })).message).toMatch(/batches and token arrays are not supported/);
-    expect(fails(() => parseEmbeddings({ model: 'm', input: [1, 2] }))).toMatchObject({ param: 'input' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [1, -2] }))).toMatchObject({ param: 'input' });
     expect(fails(() => parseEmbeddings({ model: 'm', input: 'x', encoding_format: 'hex' }))).toMatchObject({ param: 'encoding_format' });
   });
 
@@ -152,6 +152,27 @@ describe('OpenAI request bodies', () => {
       message: 'input[1] is an empty string; each input must hold some text',
     });
     expect(parseEmbeddings({ model: 'm', input: [' '] }).inputs).toEqual([' ']);
+  });
+
+  it('takes embedding inputs as token ids, as OpenAI does: one array of ids, or an array of such arrays; never mixed with strings', () => {
+    expect(parseEmbeddings({ model: 'm', input: [1, 2, 3] }).inputs).toEqual([[1, 2, 3]]);
+    expect(parseEmbeddings({ model: 'm', input: [[1, 2], [0], [2 ** 31 - 1]] }).inputs).toEqual([[1, 2], [0], [2 ** 31 - 1]]);
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [1.5, 2] }))).toMatchObject({
+      param: 'input',
+      message: expect.stringContaining('whole number from 0'),
+    });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [2 ** 31] }))).toMatchObject({ param: 'input' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [[1], []] }))).toMatchObject({ param: 'input[1]' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [[1], 'text'] }))).toMatchObject({
+      param: 'input[1]',
+      message: expect.stringContaining('input[1] must be a non-empty array of token ids'),
+    });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: ['text', [1]] }))).toMatchObject({
+      param: 'input[1]',
+      message: expect.stringContaining('must be a string, as input[0] is'),
+    });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [[1, 'a']] }))).toMatchObject({ param: 'input[0]' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: Array.from({ length: 2049 }, () => [1]) }))).toMatchObject({ param: 'input' });
   });
 
   it('takes a one-string prompt array and both embedding encodings', () => {

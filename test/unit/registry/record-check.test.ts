@@ -45,6 +45,13 @@ describe('service records are checked with the rules of register', () => {
     ['port -1', { port: -1 }, 'port: -1 is not a port from 1 to 65535'],
     ['port 1.5', { port: 1.5 }, 'port: 1.5 is not a port from 1 to 65535'],
     ['a host with a space', { host: 'a b' }, 'host: "a b" is not a host name or IP address'],
+    ['an IPv6 host with a zone', { host: 'fe80::1%eth0' }, 'host: "fe80::1%eth0" is not a host name or IP address'],
+    ['host 0.0.0.0', { host: '0.0.0.0' }, 'host: "0.0.0.0" is the unspecified address, not an address a provider can be called at'],
+    ['host ::', { host: '::' }, 'host: "::" is the unspecified address, not an address a provider can be called at'],
+    ['host [::]', { host: '[::]' }, 'host: "[::]" is the unspecified address, not an address a provider can be called at'],
+    ['a multicast host', { host: '224.0.0.1' }, 'host: "224.0.0.1" is a multicast address, not an address a provider can be called at'],
+    ['an IPv6 multicast host', { host: 'ff02::1' }, 'host: "ff02::1" is a multicast address, not an address a provider can be called at'],
+    ['the broadcast host', { host: '255.255.255.255' }, 'host: "255.255.255.255" is the broadcast address, not an address a provider can be called at'],
     ['an unknown protocol shape', { protocol: 'TCP!' }, 'protocol: "TCP!" is not a transport name'],
     ['an endpoint on port 0', { endpoints: [{ protocol: 'grpc', port: 0 }] }, 'endpoints[0]: an object is malformed'],
     [

@@ -50,6 +50,10 @@ describe('resolveRegistry', () => {
     expect(() => resolveRegistry({ type: 'memory', options: { nmae: 'x' } })).toThrow(/unknown option memory registry options\.nmae \(known: url, name\)/);
   });
 
+  it('quotes a URL with an unknown scheme without its user and password (a typo must not print the password)', () => {
+    expect(() => resolveRegistry('etdc://ops:s3cret@127.0.0.1:2379')).toThrow(/^shuttle-rpc: invalid registry: "etdc:\/\/\*\*\*@127\.0\.0\.1:2379" \(allowed:/);
+  });
+
   it('refuses a file registry folder starting with ~, which only a shell expands, saying what to write', () => {
     for (const spec of ['file://~/shuttle', { type: 'file', options: { dir: '~/shuttle' } }] as const) {
       expect(() => resolveRegistry(spec)).toThrow(

@@ -138,12 +138,26 @@ describe('msgpack decoding', () => {
     expect((thrown as RpcError).message).toMatch(message);
   });
 
-  it('a __proto__ key stays data: no prototype is changed', () => {
-    const evil = Buffer.concat([Buffer.from([0x81, 0xa9]), Buffer.from('__proto__'), Buffer.from([0x81, 0xa8]), Buffer.from('polluted'), Buffer.from([0xc3])]);
-    const decoded = msgpack.decode(evil, target) as Record<string, unknown>;
-    expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+  it('a __proto__ key is refused before decoding, so it is neither renamed nor a prototype; as a value or a nested key alike', () => {
+    const key = (text: string): Buffer => Buffer.concat([Buffer.from([0xa0 | text.length]), Buffer.from(text)]);
+    const evil = Buffer.concat([Buffer.from([0x81]), key('__proto__'), Buffer.from([0x81]), key('polluted'), Buffer.from([0xc3])]);
+    expect(() => msgpack.decode(evil, target)).toThrow(/map key "__proto__" is not accepted/);
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
-    expect(decoded['polluted']).toBeUndefined();
+    // Deeper, after other keys, and as str8 rather than fixstr.
+    const nested = Buffer.concat([
+      Buffer.from([0x82]),
+      key('a'),
+      Buffer.from([0x01]),
+      key('b'),
+      Buffer.from([0x81, 0xd9, 0x09]),
+      Buffer.from('__proto__'),
+      Buffer.from([0xc0]),
+    ]);
+    expect(() => msgpack.decode(nested, target)).toThrow(/map key "__proto__"/);
+    // As a value, or an array element, it is a string like any other.
+    const asValue = Buffer.concat([Buffer.from([0x81]), key('k'), key('__proto__'), Buffer.from([0x91]), key('__proto__')]);
+    expect(msgpack.decode(asValue.subarray(0, asValue.length - 11), target)).toEqual({ k: '__proto__' });
+    expect(msgpack.decode(Buffer.concat([Buffer.from([0x91]), key('__proto__')]), target)).toEqual(['__proto__']);
   });
 });
 

@@ -63,6 +63,63 @@ describe('the unsent-bytes budget of a connection', () => {
   });
 });
 
+describe('the overdraft all connections share past their own budgets', () => {
+  it("lets answers past a connection's budget go out while the shared overdraft has room, and counts it back as bytes are sent", () => {
+    const budget = new UnsentBudget(100, 150);
+    const a = budget.hold('a');
+    const b = budget.hold('b');
+    const sentA1 = a.take(90);
+    expect(budget.fits('a', 60)).toBe(true);
+    const sentA2 = a.take(60);
+    expect(budget.overdraft).toBe(50);
+    expect(budget.fits('a', 100)).toBe(true);
+    a.take(100);
+    expect(budget.overdraft).toBe(150);
+    // The overdraft is spent: another connection over its own budget is refused.
+    b.take(100);
+    expect(budget.fits('b', 1)).toBe(false);
+    expect(budget.open('b')).toBe(false);
+    // Bytes sent give back the overdraft first (250 held: 150 of it past the budget).
+    sentA1();
+    expect(budget.held('a')).toBe(160);
+    expect(budget.overdraft).toBe(60);
+    sentA2();
+    expect(budget.overdraft).toBe(0);
+    a.close();
+    b.close();
+    expect(budget.overdraft).toBe(0);
+    expect(budget.held('a') + budget.held('b')).toBe(0);
+  });
+});
+
+describe('a call waiting for room on a connection at its budget', () => {
+  it('is let in once bytes are sent, keeps waiting while they move, and is refused (false) when a whole stall passes with none sent', async () => {
+    const budget = new UnsentBudget(100);
+    const hold = budget.hold('a');
+    const first = hold.take(60);
+    const second = hold.take(60);
+    const signal = new AbortController().signal;
+    let result: boolean | undefined;
+    const waiting = budget.room('a', signal, 80).then((value) => (result = value));
+    // Bytes move every 50 ms (less than the 80 ms stall) but the connection stays at its budget.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      hold.take(10)();
+    }
+    expect(result).toBeUndefined();
+    first();
+    await waiting;
+    expect(result).toBe(true);
+    // Nothing sent for a whole stall: refused.
+    hold.take(60);
+    const started = performance.now();
+    expect(await budget.room('a', signal, 80)).toBe(false);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(75);
+    second();
+    hold.close();
+  });
+});
+
 describe('grpc-js server options from the connection limits', () => {
   it('maps idle, calls per connection and keepalive, and leaves out the age while it is 0', () => {
     const options = grpcServerOptions(DEFAULT_CONNECTION_LIMITS, 1024, { keepaliveTimeMs: undefined, keepaliveTimeoutMs: undefined });
@@ -70,6 +127,7 @@ describe('grpc-js server options from the connection limits', () => {
       'grpc.max_receive_message_length': 1024,
       'grpc.max_connection_idle_ms': 35_000,
       'grpc.max_concurrent_streams': 10_000,
+      'grpc.enable_channelz': 0,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 20_000,
     });

@@ -7,6 +7,7 @@ import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { FrameType, HEADER_BYTES, readHeader } from '../../../src/transport/frame.js';
 import { createMsgpackSerializer } from '../../../src/serializer/msgpack.js';
 import type { Serializer } from '../../../src/serializer/serializer.js';
+import { providerWindow } from '../../../src/transport/stream-frames.js';
 import { StreamCredit } from '../../../src/transport/tcp/provider-stream.js';
 import { TcpCall, type TcpCallWire } from '../../../src/transport/tcp/tcp-call.js';
 import type { CallHandler, ResolvedMethod } from '../../../src/transport/transport.js';
@@ -81,6 +82,18 @@ describe('StreamCredit', () => {
     credit.grant(0xffffffff);
     credit.grant(0xffffffff);
     expect(credit.available).toBe(65_535);
+  });
+});
+
+describe('providerWindow', () => {
+  it('caps a consumer’s ask at the provider’s limit, but never below half the ask (the consumer grants back in half-window steps)', () => {
+    const cap = 1024 * 1024;
+    expect(providerWindow(65_535, cap)).toBe(65_535);
+    expect(providerWindow(cap, cap)).toBe(cap);
+    expect(providerWindow(1.5 * cap, cap)).toBe(cap);
+    expect(providerWindow(4 * cap, cap)).toBe(2 * cap);
+    expect(providerWindow(2 ** 31 - 1, cap)).toBe(2 ** 30);
+    for (const ask of [1024, 1025, 3 * cap + 1, 2 ** 31 - 1]) expect(providerWindow(ask, 1024)).toBeGreaterThanOrEqual(ask / 2);
   });
 });
 
