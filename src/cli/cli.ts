@@ -102,7 +102,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     )
     .option('--kv-events-topic <topic>', 'topic of the KV events', '')
     .option('--host <host>', 'address to serve shuttle calls on')
-    .option('--port <port>', 'port to serve shuttle calls on (0: any free one)', port, 0)
+    .option('--port <port>', 'port to serve shuttle calls on (default: SHUTTLE_PORT, else 0: any free one)', port)
     .option('--admin-port <port>', 'serve /metrics and /health on 127.0.0.1 at this port (0: any free one)', port)
     .action(async (options) => runWorker(options));
   addAdmissionFlags(common(program.command('gateway')))
@@ -113,6 +113,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .option('--host <host>', 'HTTP address', '127.0.0.1')
     .option('--loadbalance <name>', 'load balancer over the workers of a model', 'prefix-affinity')
     .option('--timeout <ms>', 'longest a generation may take', positiveInt, 600_000)
+    .option(
+      '--drain-timeout <ms>',
+      'on SIGTERM, SIGINT or SIGHUP: how long open requests and streams may finish (new ones get 503 meanwhile) before they are ended',
+      drainTimeout,
+      10_000,
+    )
     .option('--api-key <key>', 'require Authorization: Bearer <key>')
     .option(
       '--cors-origin <origin>',
@@ -149,6 +155,13 @@ function stallTimeout(value: string): number | false {
   if (!Number.isInteger(parsed) || parsed < 100 || parsed > 86_400_000) {
     throw new InvalidArgumentError(`expected "none" or a whole number of ms from 100 to 86400000, got ${JSON.stringify(value)}`);
   }
+  return parsed;
+}
+
+function drainTimeout(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed > 86_400_000)
+    throw new InvalidArgumentError(`expected a whole number of ms from 0 to 86400000, got ${JSON.stringify(value)}`);
   return parsed;
 }
 

@@ -5,6 +5,7 @@ import { UsageError } from './errors.js';
 import { registryUrl, type CommonOptions } from './registry-view.js';
 import { writeErr, writeOut } from './terminal.js';
 import { onShutdownSignal } from '../common/shutdown-signals.js';
+import { hideCredentials } from '../common/credentials.js';
 
 /** Options of `shuttle worker`. */
 export interface WorkerCommandOptions extends CommonOptions {
@@ -24,7 +25,8 @@ export interface WorkerCommandOptions extends CommonOptions {
   kvEvents?: string;
   kvEventsTopic: string;
   host?: string;
-  port: number;
+  /** `--port`; when not given, the provider's configuration decides (`SHUTTLE_PORT`, else any free port). */
+  port?: number;
   adminPort?: number;
 }
 
@@ -34,6 +36,8 @@ export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
   host: string;
   loadbalance: string;
   timeout: number;
+  /** `--drain-timeout`: how long a stop lets open requests finish. */
+  drainTimeout: number;
   apiKey?: string;
   /** `--cors-origin`, each time it is given. */
   corsOrigin?: string[];
@@ -42,9 +46,14 @@ export interface GatewayCommandOptions extends CommonOptions, AdmissionFlags {
 
 /**
  * `shuttle worker --engine openai --url …`: an engine adapter until SIGINT/SIGTERM, then a
- * graceful drain. Prints `{"ready": url, "name", "models"}` once registered.
+ * graceful drain. Prints `{"ready": url, "name", "models", "registry"}` once registered (the
+ * registry without its credentials: an operator sees where the worker announced itself).
  */
-export async function runWorker(options: WorkerCommandOptions): Promise<void> {
+export function runWorker(options: WorkerCommandOptions): Promise<void> {
+  return withShutdownSignals((stopped) => serveWorker(options, stopped));
+}
+
+async function serveWorker(options: WorkerCommandOptions, stopped: Promise<void>): Promise<void> {
   // Loaded here, not at the top: the other commands need not load the bridges' modules.
   const { metricNames, startEngineWorker } = await import('../engine/engine.js');
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
@@ -54,6 +63,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   } catch (error) {
     throw new UsageError(`--metrics: ${(error as Error).message}`);
   }
+  const registry = await registryUrl(options);
   const worker = await startEngineWorker({
     url: options.url,
     ...(options.model === undefined ? {} : { models: options.model }),
@@ -69,8 +79,9 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     priority: options.priority,
     ...(options.kvEvents === undefined ? {} : { kvEvents: { endpoint: options.kvEvents, topic: options.kvEventsTopic } }),
     server: {
-      registry: await registryUrl(options),
-      port: options.port,
+      registry,
+      // Passed only when given: a default here would override SHUTTLE_PORT and the config file.
+      ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(metrics === undefined ? {} : { filters: [{ type: 'metrics', options: { metrics } }] }),
     },
@@ -93,17 +104,23 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
           await worker.close();
           throw error;
         });
-  writeOut(`${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, ...adminField(admin) })}\n`);
-  await untilSignal();
+  writeOut(
+    `${JSON.stringify({ ready: worker.server.url, name: worker.server.instances[0]?.metadata.name, models: worker.models, registry: hideCredentials(registry), ...adminField(admin) })}\n`,
+  );
+  await stopped;
   await worker.close();
   await admin?.close();
 }
 
 /**
  * `shuttle gateway`: the OpenAI-compatible gateway until SIGINT/SIGTERM, its admission queue
- * set by the `--admission-*` flags. Prints `{"ready": url}`.
+ * set by the `--admission-*` flags. Prints `{"ready": url, "openai", "registry"}`.
  */
-export async function runGateway(options: GatewayCommandOptions): Promise<void> {
+export function runGateway(options: GatewayCommandOptions): Promise<void> {
+  return withShutdownSignals((stopped) => serveGateway(options, stopped));
+}
+
+async function serveGateway(options: GatewayCommandOptions, stopped: Promise<void>): Promise<void> {
   // Checked before anything starts: a bad flag is a usage error naming it.
   const admission = await admissionOptions(options);
   const { startGateway } = await import('../gateway/gateway.js');
@@ -115,16 +132,18 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
     throw new UsageError(`--cors-origin: ${(error as Error).message}`);
   }
   const metrics = options.adminPort === undefined ? undefined : new ShuttleMetrics();
+  const registry = await registryUrl(options);
   const gateway = await startGateway({
     ...(metrics === undefined ? {} : { metrics }),
     port: options.port,
     host: options.host,
     loadbalance: options.loadbalance,
     timeoutMs: options.timeout,
+    drainTimeoutMs: options.drainTimeout,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(cors === undefined ? {} : { cors }),
     admission,
-    client: { registry: await registryUrl(options) },
+    client: { registry },
   });
   const admin =
     metrics === undefined
@@ -133,8 +152,8 @@ export async function runGateway(options: GatewayCommandOptions): Promise<void> 
           await gateway.close();
           throw error;
         });
-  writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, ...adminField(admin) })}\n`);
-  await untilSignal();
+  writeOut(`${JSON.stringify({ ready: gateway.url, openai: `${gateway.url}/v1`, registry: hideCredentials(registry), ...adminField(admin) })}\n`);
+  await stopped;
   await gateway.close();
   await admin?.close();
 }
@@ -160,10 +179,17 @@ function parseNames(spec: string): Record<string, string[]> {
   return names;
 }
 
-/** Resolves on the first shutdown signal (SIGTERM, SIGINT, SIGHUP); a second one exits at once, saying so. */
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    onShutdownSignal(
+/**
+ * Runs `serve` with the shutdown signals (SIGTERM, SIGINT, SIGHUP) watched from before it
+ * starts anything until it returns: `stopped` resolves on the first (a second exits at once,
+ * saying so). Armed first, so a signal during start-up stops the server once it has started —
+ * leaving the registry — instead of killing the process between its registration and a
+ * listener set later, which left its records to their TTL.
+ */
+async function withShutdownSignals(serve: (stopped: Promise<void>) => Promise<void>): Promise<void> {
+  let dispose = (): void => {};
+  const stopped = new Promise<void>((resolve) => {
+    dispose = onShutdownSignal(
       (signal) => {
         writeErr(`${signal}: draining, then exiting; a second signal exits at once\n`);
         resolve();
@@ -171,4 +197,9 @@ function untilSignal(): Promise<void> {
       (text) => writeErr(`${text}\n`),
     );
   });
+  try {
+    await serve(stopped);
+  } finally {
+    dispose();
+  }
 }

@@ -1,3 +1,5 @@
+import { hideCredentials } from '../common/credentials.js';
+
 /**
  * What the command writes to the terminal. Most of it comes from registries and providers —
  * service and method names, metadata, error messages — which anyone who can write to the
@@ -38,7 +40,10 @@ export function writeOut(text: string): void {
   process.stdout.write(terminalSafe(text));
 }
 
-/** Writes to standard error, made {@link terminalSafe}. */
+/**
+ * Writes to standard error, made {@link terminalSafe}, with the credentials of URLs hidden:
+ * what goes there is errors and notices, which quote the URLs an operator typed.
+ */
 export function writeErr(text: string): void {
-  process.stderr.write(terminalSafe(text));
+  process.stderr.write(terminalSafe(hideCredentials(text)));
 }

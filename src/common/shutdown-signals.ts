@@ -9,9 +9,10 @@ export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
  * Calls `first` on the first of {@link SHUTDOWN_SIGNALS} this process gets (it starts a graceful
  * drain). Another signal while that drain runs is an operator who will not wait: `warn` says
  * what is lost and the process exits at once with code 1, instead of dying silently as it
- * would with no listener. The listeners stay for the life of the process.
+ * would with no listener. The listeners stay until the returned function removes them (a
+ * start that failed); otherwise for the life of the process.
  */
-export function onShutdownSignal(first: (signal: NodeJS.Signals) => void, warn: (text: string) => void): void {
+export function onShutdownSignal(first: (signal: NodeJS.Signals) => void, warn: (text: string) => void): () => void {
   let draining: NodeJS.Signals | undefined;
   const listener = (signal: NodeJS.Signals): void => {
     if (draining === undefined) {
@@ -25,4 +26,7 @@ export function onShutdownSignal(first: (signal: NodeJS.Signals) => void, warn: 
     process.exit(1);
   };
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, listener);
+  return () => {
+    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, listener);
+  };
 }

@@ -1,12 +1,18 @@
+import { hideCredentials } from './credentials.js';
+
 /**
  * Helpers that turn bad configuration into errors naming the key, the bad value and what is
  * allowed. They throw TypeError because bad configuration is a programming error found at
  * start-up, not a call outcome.
  */
 
-/** Renders a value for an error message without dumping whole objects. */
+/** Renders a value for an error message without dumping whole objects, or the credentials of a URL. */
 export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (typeof value === 'string') {
+    // Credentials hidden before the cut: a long password cut before its `@` would not be found.
+    const shown = hideCredentials(value);
+    return JSON.stringify(shown.length > 80 ? `${shown.slice(0, 77)}...` : shown);
+  }
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (typeof value === 'bigint') return `${value}n`;
   if (value === null || typeof value !== 'object') return String(value);

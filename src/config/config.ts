@@ -1,6 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { closestName } from '../common/closest-name.js';
 import { envValue } from '../common/env.js';
 import { invalidOption, optionKeys, show } from '../common/validate.js';
 
@@ -64,9 +65,36 @@ const ENV: ReadonlyArray<{ name: string; target: 'top' | 'server' | 'client' | '
 /** The environment variables this module reads, for documentation and `--help` texts. */
 export const ENV_VARIABLES: readonly string[] = ['SHUTTLE_CONFIG', ...ENV.map((entry) => entry.name)];
 
+/** Every `SHUTTLE_*` variable shuttle-rpc reads: this module's and the log level (src/log/log.ts). */
+const KNOWN_VARIABLES: readonly string[] = [...ENV_VARIABLES, 'SHUTTLE_LOG_LEVEL'];
+
+/**
+ * Refuses a set `SHUTTLE_*` variable that shuttle-rpc does not read. Why refused, not ignored:
+ * it is almost always a typo (`SHUTTLE_REGISTERY`, `SHUTTLE_TIMEOUT` for `SHUTTLE_TIMEOUT_MS`),
+ * and ignoring it starts the process on the default — a provider announcing itself in this
+ * host's file registry instead of etcd looks started and serves nobody. A config file's
+ * unknown key is refused for the same reason.
+ */
+function checkVariableNames(env: Readonly<Record<string, string | undefined>>): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('SHUTTLE_') || KNOWN_VARIABLES.includes(name) || envValue(env, name) === undefined) continue;
+    // Compared without the prefix every name shares, which would make any two look alike.
+    const prefix = 'SHUTTLE_';
+    const suffix = closestName(
+      name.slice(prefix.length),
+      KNOWN_VARIABLES.map((known) => known.slice(prefix.length)),
+    );
+    const near = suffix === undefined ? undefined : `${prefix}${suffix}`;
+    throw new TypeError(
+      `shuttle-rpc: unknown environment variable ${name}${near === undefined ? '' : ` (did you mean ${near}?)`}; shuttle-rpc reads ${KNOWN_VARIABLES.join(', ')}`,
+    );
+  }
+}
+
 /**
  * Reads the config file (if any) and the `SHUTTLE_*` environment, environment winning.
- * Throws a TypeError naming the file, key or variable for anything malformed.
+ * Throws a TypeError naming the file, key or variable for anything malformed, and for a set
+ * `SHUTTLE_*` variable that shuttle-rpc does not read (with the known name it is nearest to).
  */
 export async function loadConfig(source: ConfigSource = {}): Promise<FileConfig> {
   const cwd = source.cwd ?? process.cwd();
@@ -162,6 +190,7 @@ function applyFile(config: FileConfig, content: unknown, file: string): void {
 }
 
 function applyEnv(config: FileConfig, env: Readonly<Record<string, string | undefined>>): void {
+  checkVariableNames(env);
   for (const entry of ENV) {
     const raw = envValue(env, entry.name);
     if (raw === undefined) continue;

@@ -140,8 +140,8 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   if (!ENGINE_PRIORITIES.includes(priority)) throw invalidOption('engine worker priority', priority, ENGINE_PRIORITIES.map((name) => `'${name}'`).join(', '));
 
   // Checked before any request goes to the engine.
-  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`);
-  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`);
+  const metricsUrl = options.metricsUrl === false ? undefined : checkUrl('metricsUrl', options.metricsUrl ?? `${new URL(baseUrl).origin}/metrics`, false);
+  const healthUrl = options.healthUrl === false ? undefined : checkUrl('healthUrl', options.healthUrl ?? `${new URL(baseUrl).origin}/health`, false);
   if (options.models !== undefined && (!Array.isArray(options.models) || options.models.some((model) => typeof model !== 'string' || model === ''))) {
     throw invalidOption('engine worker models', options.models, 'an array of model names');
   }

@@ -26,6 +26,9 @@ import { MAX_MODEL_CHARS, parseChat, parseCompletion, parseEmbeddings } from './
 import { checkJson } from '../serializer/json-guard.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../serializer/decode-limits.js';
 import { Transform } from 'node:stream';
+import { GatewayDrain } from './drain.js';
+import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
+import { listenFailure } from '../common/listen-failure.js';
 
 /** The most of a request's URL a log line quotes (Node takes up to 16 KiB of headers). */
 const MAX_LOGGED_URL_CHARS = 512;
@@ -65,6 +68,12 @@ export interface GatewayOptions {
    * `false`. Standard error at `info` by default.
    */
   log?: LogOption;
+  /**
+   * How long `close()` lets the requests in progress finish, ms (10 s by default): meanwhile new
+   * requests are answered 503 with Retry-After; past it the rest are cancelled, a stream ending
+   * with a last SSE error event (code `gateway_shutting_down`).
+   */
+  drainTimeoutMs?: number;
   /** Time limits on HTTP clients and their connections (headers, whole request, idle, keep-alive); see {@link GatewayHttpLimits}. */
   http?: GatewayHttpLimits;
   /**
@@ -90,6 +99,7 @@ const GATEWAY_KEYS = optionKeys<GatewayOptions>()([
   'log',
   'http',
   'admission',
+  'drainTimeoutMs',
 ]);
 
 /** A running gateway. */
@@ -98,7 +108,12 @@ export interface Gateway {
   readonly url: string;
   readonly port: number;
   readonly client: RpcClient;
-  /** Stops listening, ends open requests, closes the client if the gateway made it. */
+  /**
+   * Graceful stop: new requests are answered 503 with Retry-After while the open ones finish,
+   * for up to `drainTimeoutMs`; those still open then are ended with an answer (a stream with
+   * a last SSE error event); then it stops listening and closes the client if it made it.
+   * Logs what it waited for. Calling it again returns the same promise.
+   */
   close(): Promise<void>;
 }
 
@@ -116,11 +131,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const port = checkInt('gateway port', options.port, 0, 65535, 8080);
   const timeoutMs = checkInt('gateway timeoutMs', options.timeoutMs, 1, MAX_TIMER_MS, 600_000);
   const retryAfterSeconds = checkInt('gateway retryAfterSeconds', options.retryAfterSeconds, 1, 86_400, 1);
+  const drainTimeoutMs = checkInt('gateway drainTimeoutMs', options.drainTimeoutMs, 0, MAX_TIMER_MS, 10_000);
   const maxBodyBytes = checkInt('gateway maxBodyBytes', options.maxBodyBytes, 1, 2 ** 31 - 1, 8 * 1024 * 1024);
   // An empty key (an unset variable on a command line) would match a request with no
   // Authorization header at all: refused, so the gateway is never open while it looks closed.
   if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey === '' || !isPrintableToken(options.apiKey))) {
-    throw invalidOption('gateway apiKey', options.apiKey, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
+    // The key itself is never echoed: the error goes to terminals and logs.
+    const given = typeof options.apiKey === 'string' && options.apiKey !== '' ? `(hidden, ${options.apiKey.length} characters)` : options.apiKey;
+    throw invalidOption('gateway apiKey', given, 'a non-empty string without spaces or control characters (an empty key would let every request in)');
   }
   const apiKey = options.apiKey === undefined ? undefined : Buffer.from(options.apiKey);
   const allowedOrigins = corsOrigins(options.cors);
@@ -141,8 +159,21 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     throw error;
   }
 
+  // A registry that cannot be read at start is a wrong URL far more often than an outage, and a
+  // gateway without its worker list can serve nothing: refused now, naming the registry and
+  // why, rather than started, reported ready and answering every request 503. (Once started,
+  // an outage keeps the last list, as for any client.)
+  try {
+    await client.ready();
+  } catch (error) {
+    admission.close();
+    if (ownsClient) await client.close();
+    throw new Error(`the gateway cannot read its registry, so it would know no workers: ${RpcError.from(error).rawMessage}`, { cause: error });
+  }
+
   const counter = options.metrics === undefined ? undefined : requestCounter(options.metrics);
-  // forceCloseConnections: close() ends streams in progress instead of waiting for them.
+  // forceCloseConnections: once the drain is over (every request answered or ended, see
+  // close()), Fastify's close closes the idle keep-alive connections instead of waiting for them.
   // Every answer names its request (x-request-id), so a client can quote the id that the log
   // has; Fastify's request id is that id, set on each reply in nameAnswer.
   const app = Fastify({
@@ -201,6 +232,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const requestReleases = new WeakMap<FastifyRequest, () => void>();
   app.addHook('preValidation', async (request) => requestReleases.get(request)?.());
   app.addHook('onRequest', async (request, reply) => void nameAnswer(request, reply));
+  const drain = new GatewayDrain();
   // Every request behind the gateway can fail alike (no worker up, an engine refusing every
   // prompt): a line per request, with a stack and its URL, would be a line per request a
   // client can send.
@@ -210,7 +242,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   /** The OpenAI answer for `error`; what came from behind the gateway is logged under the request id (within the lines' budget). */
   const answerFor = (request: FastifyRequest, error: unknown): ReturnType<typeof toOpenAiError> => {
     const requestId = request.id;
-    const answer = toOpenAiError(error, retryAfterSeconds, requestId);
+    // Once the drain time has run out, whatever a request still open failed with (a cancelled
+    // worker call, a queue wait ended) is the shutdown's doing: the client is told that.
+    const answer = toOpenAiError(drain.signal.aborted ? drain.signal.reason : error, retryAfterSeconds, requestId);
     const held = answer.internal ? failureLines.take() : undefined;
     if (held !== undefined) {
       const more = held === 0 ? '' : `; ${held} failed requests before it were not logged (over ${failureLines.perSecond} lines a second)`;
@@ -227,6 +261,15 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     return reply.code(answer.status).send(answer.body);
   };
   if (counter !== undefined) app.addHook('onRequest', async (request, reply) => counter.answered(reply.raw, request.url));
+  // Every request is counted until its answer ends, so a drain knows what it waits for; one
+  // that comes while draining is refused (health checks too: a load balancer takes the
+  // gateway out) and its connection closed after the answer.
+  app.addHook('onRequest', async (_request, reply) => {
+    drain.track(reply.raw);
+    if (!drain.draining) return;
+    void reply.header('connection', 'close');
+    throw drain.refusal(retryAfterSeconds);
+  });
   app.setErrorHandler((error, request, reply) => fail(request, reply, fastifyRefusal(error, request, maxBodyBytes)));
   // JSON bodies are priced before they are parsed (nesting depth, values, keys, decoded size),
   // as RPC payloads are: JSON.parse builds everything at once, so 8 MB of nested brackets cost
@@ -300,18 +343,27 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const controller = new AbortController();
     const response = reply.raw;
     const socket = response.socket ?? reply.request.raw.socket;
+    const shutdown = (): void => controller.abort(drain.signal.reason);
     const gone = (): void => {
       socket?.off('close', gone);
+      unlistenAbort(drain.signal, shutdown);
       if (!response.writableFinished) controller.abort(new RpcError(RpcCode.CANCELLED, 'the HTTP client disconnected'));
     };
     if (response.destroyed || socket?.destroyed === true) {
       gone();
       return controller.signal;
     }
+    // One listener on the drain's signal for all requests (listenAbort): a listener each would
+    // pass Node's 10 and print a MaxListenersExceededWarning with the 11th request open.
+    if (drain.signal.aborted) shutdown();
+    else listenAbort(drain.signal, shutdown);
     response.once('close', gone);
     socket?.once('close', gone);
-    // A keep-alive socket outlives its requests: its listener goes with the answer.
-    response.once('finish', () => socket?.off('close', gone));
+    // A keep-alive socket outlives its requests: its listeners go with the answer.
+    response.once('finish', () => {
+      socket?.off('close', gone);
+      unlistenAbort(drain.signal, shutdown);
+    });
     return controller.signal;
   };
   const generation = (kind: GenerationKind) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -340,6 +392,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           timeoutMs: timeLeftMs,
           priority: caller.priority,
           signal,
+          shutdown: drain.signal,
           requestId,
           log,
           // No prompt has no tokens: a count of 0 is an engine that reported none (the worker
@@ -431,8 +484,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   } catch (error) {
     admission.close();
     if (ownsClient) await client.close();
-    throw new Error(`gateway cannot listen on ${options.host ?? '127.0.0.1'}:${port}: ${(error as Error).message}`, { cause: error });
+    throw listenFailure(error, 'the gateway', options.host ?? '127.0.0.1', port);
   }
+  let closing: Promise<void> | undefined;
   const address = app.server.address();
   const bound = typeof address === 'object' && address !== null ? address.port : port;
   const host = options.host ?? '127.0.0.1';
@@ -440,10 +494,22 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
     port: bound,
     client,
-    close: async () => {
-      admission.close();
-      await app.close();
-      if (ownsClient) await client.close();
+    close: () => {
+      closing ??= (async () => {
+        const outcome = await drain.drain(drainTimeoutMs);
+        if (outcome.cut > 0) {
+          log.warn(
+            { ...outcome, drainTimeoutMs },
+            `drained in ${outcome.waitedMs} ms: ${outcome.cut} of ${outcome.open} open requests were still running at drainTimeoutMs (${drainTimeoutMs} ms) and were ended with a 503 or a last stream error event`,
+          );
+        } else if (outcome.open > 0) {
+          log.info(outcome, `drained in ${outcome.waitedMs} ms: the ${outcome.open} open requests finished`);
+        }
+        admission.close();
+        await app.close();
+        if (ownsClient) await client.close();
+      })();
+      return closing;
     },
   };
 }

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { checkedUsage, PRIORITY_METADATA, promptText, type LlmApi, type Usage } from '../inference/inference.js';
 import type { Proxied } from '../proxy/proxy.js';
 import type { Logger } from '../log/log.js';
-import { REQUEST_ID_HEADER, streamBroken } from './openai-errors.js';
+import { REQUEST_ID_HEADER, streamBroken, streamShutDown } from './openai-errors.js';
 import type { ParsedGeneration } from './requests.js';
 
 /** Which OpenAI API a generation answers in. */
@@ -15,8 +15,13 @@ export interface GenerationContext {
   readonly timeoutMs: number;
   /** The request's admission priority (0–9), sent to the worker for its engine's scheduler. */
   readonly priority: number;
-  /** Fires when the HTTP client goes away: cancels the worker call. */
+  /** Fires when the HTTP client goes away, or when the gateway's drain time runs out: cancels the worker call. */
   readonly signal: AbortSignal;
+  /**
+   * Fires when the gateway's drain time runs out (its reason says so): a stream still running
+   * is ended with a last SSE error event carrying that reason, not cut off.
+   */
+  readonly shutdown?: AbortSignal;
   /** The request's id, sent to the client and logged with a failure. */
   readonly requestId: string;
   readonly log: Logger;
@@ -148,6 +153,12 @@ export async function generateStream(kind: GenerationKind, parsed: ParsedGenerat
     if (parsed.includeUsage) response.write(chunk(undefined, { usage: usageBody(usage) }));
     response.end('data: [DONE]\n\n');
   } catch (error) {
+    const shutdown = context.shutdown?.aborted === true ? context.shutdown : undefined;
+    if (shutdown !== undefined && !response.destroyed) {
+      if (!response.headersSent) throw shutdown.reason; // answered with a status by the caller
+      response.end(`data: ${JSON.stringify(streamShutDown(tokens, context.requestId, (shutdown.reason as Error).message))}\n\n`);
+      return;
+    }
     if (context.signal.aborted) return; // the client left; nobody to tell
     if (!response.headersSent) throw error; // answered with a status by the caller
     context.log.error({ err: error, requestId: context.requestId, tokens }, `a ${kind} stream broke after ${tokens} tokens`);

@@ -165,6 +165,22 @@ export function streamBroken(tokens: number, requestId: string): OpenAiError['bo
   ).body;
 }
 
+/**
+ * The last SSE event of a stream the gateway ended because it was shutting down and its drain
+ * time ran out, after `tokens` tokens: `reason` (the gateway's own words), in OpenAI's error shape.
+ */
+export function streamShutDown(tokens: number, requestId: string, reason: string): OpenAiError['body'] {
+  return openAiError(
+    503,
+    `${reason}; the answer is incomplete after ${tokens} token${tokens === 1 ? '' : 's'} (request id ${requestId})`,
+    null,
+    GATEWAY_SHUTTING_DOWN,
+  ).body;
+}
+
+/** The error code of every answer the gateway gives because it is shutting down. */
+export const GATEWAY_SHUTTING_DOWN = 'gateway_shutting_down';
+
 /** The header naming the request on every answer the gateway sends, errors included. */
 export const REQUEST_ID_HEADER = 'x-request-id';
 

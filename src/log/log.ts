@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { envValue } from '../common/env.js';
+import { hideCredentials } from '../common/credentials.js';
 import { invalidOption } from '../common/validate.js';
 
 export type { Logger } from 'pino';
@@ -40,8 +41,15 @@ export function createLogger(option: LogOption | undefined, component: 'client' 
     throw invalidOption('log.stream', settings.stream, 'a writable stream');
   }
   if (settings.stream === undefined) return standardError().child({ component }, { level });
-  return pino({ name: 'shuttle-rpc', level, base: { component } }, settings.stream);
+  return pino({ name: 'shuttle-rpc', level, base: { component }, hooks: HOOKS }, settings.stream);
 }
+
+/**
+ * Every line of a logger made here is written with the credentials of the URLs in it hidden
+ * (messages, errors and their stacks and causes alike): what an operator typed into a registry
+ * or engine URL is quoted by errors from many layers, the dependencies' among them.
+ */
+const HOOKS = { streamWrite: hideCredentials };
 
 /**
  * One logger on standard error for every client and server of the process that has no stream
@@ -50,7 +58,7 @@ export function createLogger(option: LogOption | undefined, component: 'client' 
  */
 let shared: Logger | undefined;
 function standardError(): Logger {
-  shared ??= pino({ name: 'shuttle-rpc', level: 'trace' }, pino.destination({ dest: 2, sync: true }));
+  shared ??= pino({ name: 'shuttle-rpc', level: 'trace', hooks: HOOKS }, pino.destination({ dest: 2, sync: true }));
   return shared;
 }
 

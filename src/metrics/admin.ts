@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkInt, invalidOption, MAX_TIMER_MS } from '../common/validate.js';
+import { listenFailure } from '../common/listen-failure.js';
 import { paced, recent } from './admin-answers.js';
 import { ADMIN_HEADERS, hostCheck, limitConnections, NOTHING_RUNS_CSP } from './admin-guard.js';
 import { admissionSnapshot } from './admission-snapshot.js';
@@ -199,9 +200,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   // and the unsent bytes; with no progress for this long, it is closed.
   server.setTimeout(3 * slowClientMs);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: Error): void => {
+      clearInterval(sampler);
+      reject(listenFailure(error, 'the admin server (/metrics, /health)', host, port));
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

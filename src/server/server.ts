@@ -2,7 +2,6 @@ import os from 'node:os';
 import { checkBool, checkInt, checkKnownKeys, checkName, definedOnly, invalidOption, MAX_TIMER_MS, optionKeys } from '../common/validate.js';
 import { armCallScopes } from '../call/call-scope.js';
 import { explainOrigin, loadConfig, type ConfigSource } from '../config/config.js';
-import { onShutdownSignal } from '../common/shutdown-signals.js';
 import { buildFilters, type Filter } from '../filter/filter.js';
 import { DEFAULT_REGISTRY, isRegistry, resolveRegistry, type Endpoint, type LoadSnapshot, type Registry, type ServiceInstance } from '../registry/registry.js';
 import { guardSerializer } from '../serializer/guard.js';
@@ -14,6 +13,8 @@ import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
 import { RpcError, thrownMessage } from '../errors/errors.js';
+import { monotonicNow } from '../common/clock.js';
+import { listenFailure } from '../common/listen-failure.js';
 import { checkLoad } from '../registry/record-check.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
@@ -27,6 +28,7 @@ import { Dispatcher } from './dispatcher.js';
 import { limitsWithinFds } from './fd-limit.js';
 import { AnswerLoad } from './answer-load.js';
 import { ConnectionRefusals } from './refusals.js';
+import { StartupSignals } from './startup-signals.js';
 
 export type { CallContext } from '../call/call-context.js';
 export type { RefusedConnections } from '../transport/transport.js';
@@ -283,6 +285,11 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   // A registry made here from a URL or spec is ours to close; an instance passed in is not.
   const ownsRegistry = registry !== undefined && !isRegistry(registrySpec);
 
+  // Armed before anything listens or registers: a signal during start-up (an orchestrator
+  // stopping a pod that is still starting) lets the start finish, then stops as any stop does —
+  // leaving the registry — instead of killing the process between its registration and the
+  // listener, which left its records to their TTL.
+  const signals = shutdownOnSignals ? new StartupSignals(log) : undefined;
   const fitted = limitsWithinFds(limits, transports.length, log);
   const refusals = new ConnectionRefusals(log);
   const servers: TransportServer[] = [];
@@ -302,7 +309,10 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     }
   } catch (error) {
     await Promise.all(servers.map((started) => started.close({ timeoutMs: 0 })));
-    throw listenFailure(error, host, transports[servers.length]!.port);
+    // "cannot listen on …" with no subject: the provider is the process's main server.
+    const failure = listenFailure(error, '', host, transports[servers.length]!.port);
+    signals?.failed(failure);
+    throw failure;
   }
   const server = servers[0]!;
   const endpoints: Endpoint[] = servers.map((started, index) => ({ protocol: names[index]!, port: started.port }));
@@ -352,49 +362,19 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
     } catch {
       // Not an RpcError.
     }
-    if (chosen) throw error;
-    throw new Error(`shuttle-rpc: registry ${String(registry?.name)} could not register this provider: ${thrownMessage(error)}`, { cause: error });
+    const failure = chosen
+      ? error
+      : new Error(`shuttle-rpc: registry ${String(registry?.name)} could not register this provider: ${thrownMessage(error)}`, { cause: error });
+    signals?.failed(failure);
+    throw failure;
   }
   running.startLoadReports();
   log.debug(
     { host: advertiseHost, endpoints, services: instances.map((instance) => `${instance.service}@${instance.version}`), registry: registry?.name },
     'listening',
   );
-  if (shutdownOnSignals) {
-    onShutdownSignal(
-      (signal) => {
-        log.debug(
-          { signal, drainTimeoutMs },
-          `${signal}: draining (calls in flight finish within drainTimeoutMs), then exiting; a second signal exits at once`,
-        );
-        void running.close().finally(() => process.exit(0));
-      },
-      (text) => log.warn(text),
-    );
-  }
+  signals?.started(running);
   return running;
-}
-
-/** A listen error an operator can act on: a port in use or not allowed says which, and what to do. */
-function listenFailure(error: unknown, host: string, port: number): unknown {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE') {
-    return new Error(`cannot listen on ${host}:${port}: another process listens there (EADDRINUSE); choose another port, or port 0 for any free one`, {
-      cause: error,
-    });
-  }
-  if (code === 'EACCES') {
-    return new Error(
-      `cannot listen on ${host}:${port}: not allowed (EACCES; ports below 1024 need privileges); choose a port from 1024, or 0 for any free one`,
-      {
-        cause: error,
-      },
-    );
-  }
-  if (code === 'EADDRNOTAVAIL') {
-    return new Error(`cannot listen on ${host}:${port}: ${host} is not an address of this machine (EADDRNOTAVAIL)`, { cause: error });
-  }
-  return error;
 }
 
 interface RunningServerParts {
@@ -527,6 +507,34 @@ class RunningServer implements RpcServer {
   }
   readonly #loadProblems = new Set<string>();
 
+  /**
+   * Closes the transports, letting running calls finish within the drain time, and logs what
+   * the drain waited for: at `debug` when every call finished, at `warn` with how many were
+   * still running when the drain time ran out (their callers are told; see the transports).
+   * The count is taken by a timer set just before the transports' own, so it fires first.
+   */
+  async #drainTransports(): Promise<void> {
+    const { transports, drainTimeoutMs, log } = this.#parts;
+    const running = runningCalls(transports);
+    const started = monotonicNow();
+    let cut = 0;
+    const timer = setTimeout(() => (cut = runningCalls(transports)), drainTimeoutMs);
+    try {
+      await Promise.all(transports.map((transport) => transport.close({ timeoutMs: drainTimeoutMs })));
+    } finally {
+      clearTimeout(timer);
+    }
+    const waitedMs = Math.round(monotonicNow() - started);
+    if (cut > 0) {
+      log.warn(
+        { running, cut, waitedMs, drainTimeoutMs },
+        `drained in ${waitedMs} ms: ${cut} of the ${running} calls running at the stop were still running at drainTimeoutMs (${drainTimeoutMs} ms) and were cut off; their callers got UNAVAILABLE`,
+      );
+    } else {
+      log.debug({ running, waitedMs }, `drained in ${waitedMs} ms: the ${running} calls running at the stop finished`);
+    }
+  }
+
   startLoadReports(): void {
     if (this.#parts.registry === undefined) return;
     this.#loadTimer = setInterval(() => {
@@ -557,13 +565,18 @@ class RunningServer implements RpcServer {
       // A registry (a plugin's) that throws here must not keep the provider listening: leaving
       // the registry is tried, and the transports close whatever it did.
       await Promise.allSettled(this.instances.map((instance) => attempt(() => registry?.unregister(instance))));
-      await Promise.all(this.#parts.transports.map((transport) => transport.close({ timeoutMs: this.#parts.drainTimeoutMs })));
+      await this.#drainTransports();
       this.#parts.refusals.close();
       if (this.#parts.ownsRegistry) await attempt(() => registry?.close());
       this.#parts.log.debug('closed');
     })();
     return this.#closing;
   }
+}
+
+/** Calls running over every transport of `transports` now. */
+function runningCalls(transports: readonly TransportServer[]): number {
+  return transports.reduce((sum, transport) => sum + transport.running, 0);
 }
 
 /**

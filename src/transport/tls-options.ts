@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { checkBool, checkKnownKeys, invalidOption, optionKeys } from '../common/validate.js';
+import { checkPem } from '../common/pem-check.js';
 
 /**
  * TLS settings of a transport (`options.tls` of tcp and grpc). Each of `ca`, `cert`, `key` is
@@ -43,6 +44,7 @@ export function resolveTls(where: string, value: unknown): ResolvedTls | undefin
   const read = (): ResolvedTls => {
     const [ca, cert, key] = (['ca', 'cert', 'key'] as const).map((name) => readPem(`${where}.${name}`, options[name]));
     if ((cert === undefined) !== (key === undefined)) throw invalidOption(where, Object.keys(options).join(', '), 'cert and key together (or neither)');
+    checkPem(where, options, ca, cert, key);
     return {
       ca,
       cert,

@@ -24,6 +24,10 @@ export interface EtcdServer {
   start(): Promise<void>;
   /** Stops the server and deletes its data dir. */
   remove(): Promise<void>;
+  /** SIGSTOPs the server: hung, its sockets open and silent. */
+  pause(): void;
+  /** SIGCONTs a paused server. */
+  resume(): void;
 }
 
 /** The etcd binary, or a clear failure saying how to get it. */
@@ -90,6 +94,8 @@ export async function startEtcd(options: { extraListen?: string[]; tlsDir?: stri
     },
     stop,
     start,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async remove() {
       await stop();
       liveServers.delete(stop);

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RpcCode, RpcMethod, RpcService, type CallContext } from 'shuttle-rpc';
 import { startTestPair, type TestPair } from 'shuttle-rpc/testing';
@@ -45,7 +46,14 @@ afterEach(async () => {
 describe('calls that outlive the drain time of a closing provider', () => {
   it('fail UNAVAILABLE naming the method and the drain time, and their handlers are aborted', async () => {
     const service = new StuckService();
-    pair = await startTestPair([service], { server: { drainTimeoutMs: 300 } });
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    pair = await startTestPair([service], { server: { drainTimeoutMs: 300, log: { level: 'info', stream } } });
     const stuck = pair.client.proxy<StuckApi>('test.Stuck');
     const hanging = rejection(stuck.hang());
     let received = 0;
@@ -63,13 +71,20 @@ describe('calls that outlive the drain time of a closing provider', () => {
     expect(unary.message).toBe(
       '[unavailable] test.Stuck.hang was cut off: the provider shut down and its drain time (drainTimeoutMs 300 ms) ran out before the call finished',
     );
-    const stream = await streamEnd;
-    expect(stream.code).toBe(RpcCode.UNAVAILABLE);
-    expect(stream.message).toBe(
+    const streamError = await streamEnd;
+    expect(streamError.code).toBe(RpcCode.UNAVAILABLE);
+    expect(streamError.message).toBe(
       '[unavailable] test.Stuck.ticks was cut off: the provider shut down and its drain time (drainTimeoutMs 300 ms) ran out before the call finished',
     );
     // The generator's finally runs once its pending step is over.
     await waitUntil(() => service.aborted.length === 2, 'both handlers to see the abort', 2000);
     expect(service.aborted.sort()).toEqual(['hang', 'ticks']);
+    // The operator is told what the stop cut: one line, at warn.
+    const drained = lines.map((line) => JSON.parse(line) as { level: number; msg: string; cut?: number }).filter((line) => /^drained/.test(line.msg));
+    expect(drained).toHaveLength(1);
+    expect(drained[0]!.level).toBe(40);
+    expect(drained[0]!.msg).toMatch(
+      /^drained in \d+ ms: 2 of the 2 calls running at the stop were still running at drainTimeoutMs \(300 ms\) and were cut off; their callers got UNAVAILABLE$/,
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { checkPem } from '../../common/pem-check.js';
 import { checkInt, checkKnownKeys, invalidOption, withoutCredentials } from '../../common/validate.js';
 import type { ExtensionOptions } from '../../common/extension-registry.js';
 
@@ -84,8 +85,8 @@ function parseTls(value: unknown): EtcdSettings['tls'] {
     }
   };
   if ((cert === undefined) !== (key === undefined)) throw invalidOption('etcd registry tls', 'cert without key', 'both cert and key, or neither');
-  return {
-    rootCertificate: read('ca', ca),
-    ...(cert === undefined ? {} : { certChain: read('cert', cert), privateKey: read('key', key) }),
-  };
+  const rootCertificate = read('ca', ca);
+  const pair = cert === undefined ? undefined : { certChain: read('cert', cert), privateKey: read('key', key) };
+  checkPem('etcd registry tls', value as Record<string, unknown>, rootCertificate, pair?.certChain, pair?.privateKey);
+  return { rootCertificate, ...pair };
 }

@@ -109,10 +109,15 @@ export function watchLiveness(
     const now = monotonicNow();
     if (askedAt !== undefined && askedOn === stream && heardAt < askedAt && now - askedAt >= silentMs) {
       askedAt = undefined;
+      // A member still avoided went silent again (the only member, or every member, hung; the
+      // stream came back to it): moved again, not reported again — an hour of outage would
+      // otherwise say the same line every few seconds. It is reported once more when it goes
+      // silent after a minute without.
+      const again = (avoid.get(streamMember) ?? Number.NEGATIVE_INFINITY) > now;
       if (streamMember !== undefined) avoid.set(streamMember, now + AVOID_MS);
       const reason = `the etcd watch stream went silent for ${silentMs} ms: its member is hung or cut off`;
       internals.handleError(new Error(reason));
-      onMoved(`${reason} (${memberName(streamMember)}); watches resume on another member, which it avoids for ${AVOID_MS / 1000} s`);
+      if (!again) onMoved(`${reason} (${memberName(streamMember)}); watches resume on another member, which it avoids for ${AVOID_MS / 1000} s`);
       return;
     }
     if (askedAt === undefined || askedOn !== stream) {

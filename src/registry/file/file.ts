@@ -256,7 +256,17 @@ export class FileRegistry implements Registry {
       .catch(() => {})
       .then(async () => {
         owned.ino = undefined;
-        owned.ino = await writeAtomically(this.settings.dir, file, owned.content);
+        try {
+          owned.ino = await writeAtomically(this.settings.dir, file, owned.content);
+        } catch (error) {
+          // Node's `ENOSPC: no space left on device, write` names neither the registry nor the
+          // file: an operator reading it at start-up could not tell which disk to look at.
+          throw new RpcError(
+            RpcCode.UNAVAILABLE,
+            `file registry ${this.settings.dir}: cannot write ${path.relative(this.settings.dir, file)}: ${writeProblem(error)}`,
+            { cause: error },
+          );
+        }
       });
     this.#writes.set(file, write);
     const forget = (): void => {
@@ -423,3 +433,12 @@ const MAX_RECORDS = 10_000;
 const MAX_RECORD_READS = 2 * MAX_RECORDS;
 /** The name of a record file, as a provider writes it: `version@group@address.json`, each part encoded. */
 const RECORD_NAME = /^[^@/]+@[^@/]+@[^@/]+\.json$/;
+
+/** A failed write in words: the disk full, the file system read-only, no permission — else the error's own message. */
+function writeProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `the disk is full (${code})`;
+  if (code === 'EROFS') return 'the file system is read-only (EROFS)';
+  if (code === 'EACCES' || code === 'EPERM') return `this user may not write there (${code})`;
+  return (error as Error | undefined)?.message ?? String(error);
+}

@@ -104,6 +104,23 @@ describe('loadConfig', () => {
     await expect(bad({}, { SHUTTLE_PORT: 'eighty' })).rejects.toThrow('shuttle-rpc: invalid SHUTTLE_PORT: "eighty" (allowed: a decimal integer)');
     await expect(bad({}, { SHUTTLE_CONFIG: 'missing.json' })).rejects.toThrow(/cannot read config file .*missing\.json/);
   });
+
+  it('refuses a SHUTTLE_* variable it does not read, naming the known one it is nearest to', async () => {
+    const cwd = await dirWith({});
+    await expect(loadConfig({ cwd, env: { SHUTTLE_REGISTERY: 'etcd://10.0.0.1:2379' } })).rejects.toThrow(
+      /^shuttle-rpc: unknown environment variable SHUTTLE_REGISTERY \(did you mean SHUTTLE_REGISTRY\?\); shuttle-rpc reads SHUTTLE_CONFIG, SHUTTLE_REGISTRY, .*SHUTTLE_LOG_LEVEL$/,
+    );
+    await expect(loadConfig({ cwd, env: { SHUTTLE_TIMEOUT: '5000' } })).rejects.toThrow(
+      /unknown environment variable SHUTTLE_TIMEOUT \(did you mean SHUTTLE_TIMEOUT_MS\?\)/,
+    );
+    await expect(loadConfig({ cwd, env: { SHUTTLE_COLOUR: 'blue' } })).rejects.toThrow(/unknown environment variable SHUTTLE_COLOUR; shuttle-rpc reads/);
+    // Known names, unset or blank ones, and other programs' variables are no concern of it.
+    const config = await loadConfig({ cwd, env: { SHUTTLE_LOG_LEVEL: 'warn', SHUTTLE_PORT: '8', SHUTTLE_OTHER: '  ', SHUTTLE: 'x', PATH: '/bin' } });
+    expect(config.server).toEqual({ port: 8 });
+    await expect(createServer({ services: [new EchoService()], config: { cwd, env: { SHUTTLE_PROT: '8080' } } })).rejects.toThrow(
+      /unknown environment variable SHUTTLE_PROT \(did you mean SHUTTLE_PORT\?\)/,
+    );
+  });
 });
 
 describe('configuration precedence in createServer', () => {
