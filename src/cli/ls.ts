@@ -2,6 +2,7 @@ import { RpcCode, RpcError } from '../errors/errors.js';
 import type { Registry, ServiceInstance } from '../registry/registry.js';
 import { describeAddress, describeLoad, describeMetadata, openRegistry, print, recordsOf, type CommonOptions } from './registry-view.js';
 import { writeErr } from './terminal.js';
+import { hideCredentials } from '../common/credentials.js';
 
 /** `shuttle ls`: every service, version and provider, with metadata and live load. */
 export async function runLs(options: CommonOptions): Promise<void> {
@@ -20,7 +21,8 @@ export async function runLs(options: CommonOptions): Promise<void> {
     );
     print(
       options,
-      { registry: url, services: listed, ...(truncated ? { truncated: true } : {}) },
+      // Standard output may go to a log: the URL's user and password are not repeated there.
+      { registry: hideCredentials(url), services: listed, ...(truncated ? { truncated: true } : {}) },
       ['service', 'version', 'group', 'provider', 'metadata', 'load'],
       rows,
     );

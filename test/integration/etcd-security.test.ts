@@ -5,6 +5,7 @@ import type { EchoApi } from '../fixtures/services.js';
 import { makeCertificates } from '../helpers/certs.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startFixture, type Child } from '../helpers/process.js';
+import { runCliCaptured } from '../helpers/cli-run.js';
 import { rejection } from '../helpers/wait.js';
 
 /*
@@ -63,6 +64,12 @@ describe('etcd with authentication', () => {
     const withAuth = etcd.url.replace('etcd://', 'etcd://root:r00t-pw@');
     children.push(await startFixture('provider', { SHUTTLE_REGISTRY: withAuth }));
     expect(await (await consumer(withAuth)).add({ a: 2, b: 2 })).toEqual({ sum: 4 });
+    // The command lists the fleet there; what it prints (a log may keep it) repeats no password.
+    const listed = await runCliCaptured(['ls', '--json', '--registry', withAuth]);
+    expect(listed.code).toBe(0);
+    expect(listed.written).toContain('"registry": "etcd://***@');
+    expect(listed.written).toContain('test.Echo');
+    expect(listed.written).not.toContain('r00t-pw');
 
     const wrong = await rejection((await consumer(etcd.url.replace('etcd://', 'etcd://root:guess-pw@'))).add({ a: 1, b: 1 }));
     expect(wrong).toMatchObject({ code: RpcCode.UNAVAILABLE });
