@@ -12,7 +12,7 @@ import type { ExtensionSpec } from '../common/extension-registry.js';
 import type { ShuttleContext } from '../spi/context.js';
 import { createLogger, type Logger, type LogOption } from '../log/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../transport/defaults.js';
-import { RpcError, thrownMessage } from '../errors/errors.js';
+import { RpcCode, RpcError, thrownMessage } from '../errors/errors.js';
 import { monotonicNow } from '../common/clock.js';
 import { listenFailure } from '../common/listen-failure.js';
 import { checkLoad } from '../registry/record-check.js';
@@ -119,6 +119,12 @@ export interface ServerOptions {
   /** How long `close()` lets running calls finish; 10 s by default. */
   drainTimeoutMs?: number;
   /**
+   * How long registering may take — every record, then the first load report — before
+   * createServer fails naming the registry (30 s by default): a registry that never answers must
+   * not leave the start pending for good.
+   */
+  registerTimeoutMs?: number;
+  /**
    * What a caller learns when a method throws something other than an RpcError: by default
    * INTERNAL with a generic message and a correlation id (the message and stack go to this
    * provider's log under that id). `true` adds the thrown message, for development; never
@@ -207,6 +213,7 @@ const KNOWN_KEYS = optionKeys<ServerOptions>()([
   'maxFrameBytes',
   'limits',
   'drainTimeoutMs',
+  'registerTimeoutMs',
   'exposeErrors',
   'shutdownOnSignals',
   'log',
@@ -243,6 +250,7 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   const weight = checkInt('weight', merged.weight, 1, 10_000, 100);
   const maxFrameBytes = checkInt('maxFrameBytes', merged.maxFrameBytes, 1024, 2 ** 32 - 1, DEFAULT_MAX_FRAME_BYTES);
   const drainTimeoutMs = checkInt('drainTimeoutMs', merged.drainTimeoutMs, 0, MAX_TIMER_MS, 10_000);
+  const registerTimeoutMs = checkInt('registerTimeoutMs', merged.registerTimeoutMs, 1, MAX_TIMER_MS, REGISTRATION_TIMEOUT_MS);
   const limits = checkLimits(merged.limits);
   const maxConcurrentCalls = checkInt('maxConcurrentCalls', merged.maxConcurrentCalls, 1, 1_000_000);
   const loadIntervalMs = checkInt('loadIntervalMs', merged.loadIntervalMs, 10, MAX_TIMER_MS, 500);
@@ -350,8 +358,16 @@ async function startServer(merged: ServerOptions, options: ServerOptions): Promi
   });
   answerLoad.source = () => running.snapshot();
   try {
-    for (const instance of instances) await registry?.register(instance);
-    await running.publishLoad();
+    // A registry that never answers (a plugin's, or one behind a network that drops packets)
+    // must not leave createServer pending for good: the whole registration has a bound.
+    await withinRegistrationTime(
+      (async () => {
+        for (const instance of instances) await registry?.register(instance);
+        await running.publishLoad();
+      })(),
+      String(registry?.name),
+      registerTimeoutMs,
+    );
   } catch (error) {
     await running.close();
     // The registry may be a plugin's, which can fail with anything (a Proxy whose traps throw
@@ -588,6 +604,28 @@ function withoutCacheSummary(snapshot: LoadSnapshot): LoadSnapshot {
   if (snapshot.cachedPrefixes === undefined) return snapshot;
   const { cachedPrefixes: _summary, ...figures } = snapshot;
   return figures;
+}
+
+/** The default of `registerTimeoutMs`: how long a provider's registration may take. */
+const REGISTRATION_TIMEOUT_MS = 30_000;
+
+/** `registering`, or a rejection naming the registry once `timeoutMs` pass without it settling. */
+async function withinRegistrationTime(registering: Promise<void>, registry: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new RpcError(RpcCode.DEADLINE_EXCEEDED, `registry ${registry} did not finish registering this provider within registerTimeoutMs (${timeoutMs} ms)`),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([registering, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** What `run` returns or throws, as a promise that never rejects: for a plugin's cleanup calls. */

@@ -293,6 +293,34 @@ describe("a provider's registry extension", () => {
     );
   });
 
+  it('whose register never answers: createServer fails naming the registry once registerTimeoutMs pass, and stops listening', async () => {
+    let port = 0;
+    const hung = {
+      ...registry(async () => ({ close: () => {} })),
+      register: (instance: { port: number }) => {
+        port = instance.port;
+        return new Promise<void>(() => {});
+      },
+    };
+    const started = performance.now();
+    const error = await rejection(
+      createServer({ host: '127.0.0.1', port: 0, registry: hung, services: [new Extended()], config: false, registerTimeoutMs: 300 }),
+    );
+    expect(error.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    expect(error.message).toBe('[deadline exceeded] registry broken did not finish registering this provider within registerTimeoutMs (300 ms)');
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(port).toBeGreaterThan(0);
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+
   it('whose unregister throws: close still closes the listener', async () => {
     const broken = {
       ...registry(async () => ({ close: () => {} })),
