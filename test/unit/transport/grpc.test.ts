@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { makeCertificates } from '../../helpers/certs.js';
 import { RpcCode, RpcError } from '../../../src/errors/errors.js';
 import { loadProtoFiles } from '../../../src/serializer/protobuf.js';
 import { createJsonSerializer } from '../../../src/serializer/json.js';
@@ -182,7 +184,9 @@ describe('grpc transport options', () => {
   });
 
   it('a provider with requireClientCert needs the CA that signs client certificates', () => {
-    const settings = resolveGrpcSettings({ tls: { cert: '-----BEGIN CERTIFICATE-----\n', key: '-----BEGIN PRIVATE KEY-----\n', requireClientCert: true } });
+    const dir = makeCertificates();
+    const pem = (name: string): string => readFileSync(path.join(dir, name), 'utf8');
+    const settings = resolveGrpcSettings({ tls: { cert: pem('server.crt'), key: pem('server.key'), requireClientCert: true } });
     expect(() => settings.serverCredentials()).toThrow(/tls\.ca.*required with requireClientCert/);
   });
 });
