@@ -265,14 +265,15 @@ export class ServiceReference {
           );
         },
         // A filter may have taken the deadline off; the wait still has the reference's bound.
-        Math.max(0, (deadline ?? waitedFrom + parts.timeoutMs) - monotonicNow()),
+        Math.min(MAX_TIMER_MS, Math.max(0, (deadline ?? waitedFrom + parts.timeoutMs) - monotonicNow())),
       );
       if (signal !== undefined) {
         onAbort = () =>
           resolve(
             new RpcError(RpcCode.CANCELLED, `${parts.service}.${invocation.method} was cancelled while it waited for a provider`, { cause: signal.reason }),
           );
-        signal.addEventListener('abort', onAbort, { once: true });
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
       }
     });
     try {

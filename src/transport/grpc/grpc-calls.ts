@@ -12,6 +12,7 @@ import { GROUP_HEADER, KIND_HEADER, LOAD_TRAILER, RESULT_TRAILER, VERSION_HEADER
 import type { UnsentBudget } from './unsent-budget.js';
 import { oversizedMessage } from '../tcp/wire-error.js';
 import { fromWallTime, monotonicNow } from '../../common/clock.js';
+import { MAX_TIMER_MS } from '../../common/validate.js';
 
 /*
  * The calls of the grpc transport's provider side: each registered route resolves, decodes and
@@ -475,8 +476,10 @@ async function afterRoom(call: ServerCall, state: ServingState): Promise<RpcErro
   const wallDeadline = Number(call.getDeadline());
   const deadline = Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
   let expired = false;
+  // A deadline beyond what a timer can hold is no deadline for this wait: setTimeout would fire
+  // at once (grpc-js keeps its own timer within that range today).
   const timer =
-    deadline === undefined
+    deadline === undefined || deadline - monotonicNow() > MAX_TIMER_MS
       ? undefined
       : setTimeout(
           () => {
