@@ -1,6 +1,7 @@
 import { checkInt, checkKnownKeys, invalidOption, optionKeys, withoutCredentials } from '../common/validate.js';
 import { createLogger, type LogOption } from '../log/log.js';
 import { createServer, type RpcServer, type ServerOptions } from '../server/server.js';
+import { loadConfig } from '../config/config.js';
 import { AnswerBudget, DEFAULT_MAX_BUFFERED_ANSWER_BYTES } from './answer-budget.js';
 import { EngineHealth } from './engine-health.js';
 import { EngineStall } from './engine-stall.js';
@@ -190,6 +191,12 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
   const service = new OpenAiEngineService(upstream, models, name, priority, kvCache, promptTokens, stall);
   const report = reporter(load, kvCache, health, service, stall);
 
+  // The worker's own default (four calls a slot) goes below the operator's: a maxConcurrentCalls
+  // in the configuration file or SHUTTLE_MAX_CONCURRENT_CALLS wins over it, as over any default.
+  const configuredLimit =
+    options.server?.maxConcurrentCalls !== undefined || options.server?.config === false
+      ? undefined
+      : (await loadConfig(options.server?.config ?? {})).server['maxConcurrentCalls'];
   try {
     const server = await createServer({
       ...options.server,
@@ -203,7 +210,7 @@ export async function startEngineWorker(options: EngineWorkerOptions): Promise<E
         slots,
         ...(load?.kvCapacityTokens === undefined ? {} : { kvCapacityTokens: load.kvCapacityTokens }),
       },
-      maxConcurrentCalls: options.server?.maxConcurrentCalls ?? slots * 4,
+      ...(options.server?.maxConcurrentCalls === undefined && configuredLimit === undefined ? { maxConcurrentCalls: slots * 4 } : {}),
       ...(report === undefined ? {} : { load: report, loadIntervalMs: intervalMs }),
     });
     return {
