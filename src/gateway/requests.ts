@@ -95,6 +95,7 @@ function embeddingInputs(input: unknown): Array<string | number[]> {
     return [input];
   }
   const strings = typeof input[0] === 'string';
+  if (!strings && !Array.isArray(input[0])) throw new BadRequest(`input[0] must be a string or an array of token ids, got ${describe(input[0])}`, 'input[0]');
   for (const [index, entry] of input.entries()) {
     const fits = strings ? typeof entry === 'string' : isTokenIds(entry);
     if (!fits) {

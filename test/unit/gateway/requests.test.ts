@@ -172,6 +172,10 @@ describe('OpenAI request bodies', () => {
       message: expect.stringContaining('must be a string, as input[0] is'),
     });
     expect(fails(() => parseEmbeddings({ model: 'm', input: [[1, 'a']] }))).toMatchObject({ param: 'input[0]' });
+    expect(fails(() => parseEmbeddings({ model: 'm', input: [{}] }))).toMatchObject({
+      param: 'input[0]',
+      message: 'input[0] must be a string or an array of token ids, got {}',
+    });
     expect(fails(() => parseEmbeddings({ model: 'm', input: Array.from({ length: 2049 }, () => [1]) }))).toMatchObject({ param: 'input' });
   });
 
