@@ -43,6 +43,18 @@ async function consumer(list: readonly string[], options: Parameters<typeof crea
   return client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
 }
 
+/** Runs `command` to its end with `env` added; expects exit code 0 and returns its last line of output, parsed as JSON. */
+async function lastReport(command: string, args: string[], env: Record<string, string>): Promise<unknown> {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(code, err).toBe(0);
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
 describe('a consumer of a large fleet', () => {
   it.each(['p2c', 'least-active'])(
     '1,000 providers called with %s: at most maxConnections sockets, every call answered, idle ones closed',
@@ -69,19 +81,12 @@ describe('a consumer of a large fleet', () => {
 describe('a consumer under a low open-file limit', () => {
   it('1,000 providers called with p2c under ulimit -n 256: no call, file read or listen fails EMFILE', async () => {
     const script = fileURLToPath(new URL('../../build/test/fixtures/fd-consumer.js', import.meta.url));
-    const child = spawn('prlimit', ['--nofile=256:256', process.execPath, script], {
-      env: { ...process.env, DIAL_REGISTRY: `shuttle://${addresses(1000, provider.port).join(',')}` },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const report = await lastReport('prlimit', ['--nofile=256:256', process.execPath, script], {
+      DIAL_REGISTRY: `shuttle://${addresses(1000, provider.port).join(',')}`,
     });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(code, err).toBe(0);
     // Without a cap fitted to the fd limit: 50 calls failed EMFILE, 55 of 60 file reads failed
     // and the listener could not open.
-    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ answered: 3000, failed: 0, lastError: '', fileErrors: 0 });
+    expect(report).toEqual({ answered: 3000, failed: 0, lastError: '', fileErrors: 0 });
   }, 60_000);
 });
 
@@ -188,17 +193,10 @@ describe('host names in records', () => {
         writeFileSync(conf, 'nameserver 127.0.0.99\noptions timeout:2 attempts:1\n');
         const names = Array.from({ length: 40 }, (_, i) => `slow-${i}.example:${provider.port}`);
         const script = fileURLToPath(new URL('../../build/test/fixtures/lookup-consumer.js', import.meta.url));
-        const child = spawn('unshare', ['-m', 'sh', '-c', `mount --bind "$0" /etc/resolv.conf && exec "$1" "$2"`, conf, process.execPath, script], {
-          env: { ...process.env, DIAL_REGISTRY: `shuttle://${[...names, `127.0.0.1:${provider.port}`].join(',')}`, DIAL_MS: '8000' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-        child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-        const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-        expect(code, err).toBe(0);
-        const seen = JSON.parse(out.trim().split('\n').at(-1)!) as { answered: number; failed: number; slowestLookupMs: number; lookups: number };
+        const seen = (await lastReport('unshare', ['-m', 'sh', '-c', `mount --bind "$0" /etc/resolv.conf && exec "$1" "$2"`, conf, process.execPath, script], {
+          DIAL_REGISTRY: `shuttle://${[...names, `127.0.0.1:${provider.port}`].join(',')}`,
+          DIAL_MS: '8000',
+        })) as { answered: number; failed: number; slowestLookupMs: number; lookups: number };
         // Without a bound, each connect by name queued one more lookup on libuv's two threads for
         // them: the process's own lookup of localhost waited behind dozens of 2 s lookups.
         expect(seen.slowestLookupMs, JSON.stringify(seen)).toBeLessThan(1000);

@@ -13,6 +13,7 @@ import { startSteadyConsumer } from '../helpers/consumer-process.js';
 import { fileSuite } from '../helpers/file-suite.js';
 import { rejection } from '../helpers/wait.js';
 import { providerRecord } from '../helpers/fake-transport.js';
+import { isolatedTmpdir } from '../helpers/tmp.js';
 
 /*
  * The file registry against what another process or another local user can put in its folder:
@@ -148,17 +149,8 @@ describe('file registry: a folder that stops being private is not read', () => {
 describe('file registry: the default folder belongs to its user', () => {
   /** Points the default folder at a fresh temp dir (TMPDIR; no XDG_RUNTIME_DIR) for one test. */
   async function isolatedDefault(): Promise<string> {
-    const base = await mkdtemp(path.join(tmpdir(), 'shuttle-default-'));
-    const saved = { TMPDIR: process.env['TMPDIR'], XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] };
-    process.env['TMPDIR'] = base;
-    delete process.env['XDG_RUNTIME_DIR'];
-    cleanups.push(async () => {
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
-      await rm(base, { recursive: true, force: true });
-    });
+    const { base, restore } = await isolatedTmpdir();
+    cleanups.push(restore);
     return path.join(base, `shuttle-registry-${process.getuid!()}`);
   }
 

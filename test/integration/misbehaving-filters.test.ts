@@ -48,6 +48,22 @@ afterEach(async () => {
   pair = undefined;
 });
 
+/**
+ * With `filter` on the provider, `bad` fails INTERNAL with a correlation id and none of the
+ * provider's text, while a call in flight beside it and the next call on the connection answer.
+ */
+async function expectOnlyItsCallFails(filter: Filter): Promise<void> {
+  pair = await startTestPair([new Filtered()], { server: { filters: [filter] }, client: { timeoutMs: 3000 } });
+  const api = pair.client.proxy<Api>('test.Filtered');
+  expect(await api.ok('warm')).toBe('warm');
+  const slow = api.slow(300);
+  const error = await rejection(api.bad(1));
+  expect(error.code).toBe(RpcCode.INTERNAL);
+  expect(error.message).toMatch(/^\[internal\] test\.Filtered\.bad failed \(correlation id [0-9a-f-]{36}; the provider's log has the detail\)$/);
+  expect(await slow).toBe('slow');
+  expect(await api.ok('after')).toBe('after');
+}
+
 describe('a filter that returns something other than a promise', () => {
   it('on the consumer: fails its call with an error naming the filter; calls started in the same tick go on', async () => {
     const filter = onBad('returns-a-number', 'consumer', (invocation, next) => {
@@ -70,16 +86,7 @@ describe('a filter that returns something other than a promise', () => {
   });
 
   it('on the provider: fails only its call (INTERNAL with a correlation id); the connection and its other calls go on', async () => {
-    const filter = onBad('returns-undefined', 'provider', () => undefined as unknown as Promise<unknown>);
-    pair = await startTestPair([new Filtered()], { server: { filters: [filter] }, client: { timeoutMs: 3000 } });
-    const api = pair.client.proxy<Api>('test.Filtered');
-    expect(await api.ok('warm')).toBe('warm');
-    const slow = api.slow(300);
-    const error = await rejection(api.bad(1));
-    expect(error.code).toBe(RpcCode.INTERNAL);
-    expect(error.message).toMatch(/^\[internal\] test\.Filtered\.bad failed \(correlation id [0-9a-f-]{36}; the provider's log has the detail\)$/);
-    expect(await slow).toBe('slow');
-    expect(await api.ok('after')).toBe('after');
+    await expectOnlyItsCallFails(onBad('returns-undefined', 'provider', () => undefined as unknown as Promise<unknown>));
   });
 });
 
@@ -228,15 +235,13 @@ describe("a provider filter's admit() that misbehaves", () => {
   it.each(admits)(
     '%s: only its call fails (INTERNAL with a correlation id, no text of the provider); the connection and its other calls go on',
     async (_name, admit) => {
-      const filter: Filter = { name: 'gate', order: 1, sides: ['provider'], invoke: (invocation, next) => next(invocation), admit: admit as Filter['admit'] };
-      pair = await startTestPair([new Filtered()], { server: { filters: [filter] }, client: { timeoutMs: 3000 } });
-      const api = pair.client.proxy<Api>('test.Filtered');
-      expect(await api.ok('warm')).toBe('warm');
-      const slow = api.slow(300);
-      const error = await rejection(api.bad(1));
-      expect(error.code).toBe(RpcCode.INTERNAL);
-      expect(error.message).toMatch(/^\[internal\] test\.Filtered\.bad failed \(correlation id [0-9a-f-]{36}; the provider's log has the detail\)$/);
-      expect(await slow).toBe('slow');
+      await expectOnlyItsCallFails({
+        name: 'gate',
+        order: 1,
+        sides: ['provider'],
+        invoke: (invocation, next) => next(invocation),
+        admit: admit as Filter['admit'],
+      });
     },
   );
 });

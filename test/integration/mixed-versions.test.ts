@@ -14,6 +14,7 @@ import { requestFrame, unpack } from '../helpers/frames.js';
 import { startFixture, type Child } from '../helpers/process.js';
 import { waitUntil } from '../helpers/wait.js';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
+import { isolatedTmpdir } from '../helpers/tmp.js';
 
 /*
  * Peers from earlier builds, as they behave on the wire, against this build. A rolling upgrade
@@ -153,17 +154,8 @@ describe('the default file registry shared with builds that name its folder by t
 
   /** Points the default folder at a fresh temp dir (TMPDIR; no XDG_RUNTIME_DIR); returns that dir. */
   async function isolatedTemp(): Promise<string> {
-    const base = await mkdtemp(path.join(tmpdir(), 'shuttle-versions-'));
-    const saved = { TMPDIR: process.env['TMPDIR'], XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] };
-    process.env['TMPDIR'] = base;
-    delete process.env['XDG_RUNTIME_DIR'];
-    cleanups.push(async () => {
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
-      await rm(base, { recursive: true, force: true });
-    });
+    const { base, restore } = await isolatedTmpdir();
+    cleanups.push(restore);
     return base;
   }
 
