@@ -234,14 +234,21 @@ function accept(call: ServerCall, route: GrpcRoute, stream: boolean, handler: Ca
   } catch (error) {
     return RpcError.from(error, RpcCode.INVALID_ARGUMENT);
   }
-  // grpc-js states the caller's deadline on the wall clock (now + grpc-timeout on arrival); the
-  // request budget put it on the monotonic clock at that moment. Converted here only without it:
-  // a step of the wall clock since arrival would move it.
-  const wallDeadline = Number(call.getDeadline());
-  const callerDeadline = Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
+  const callerDeadline = callerDeadlineOf(call, state);
   const deadline = callDeadline(method, callerDeadline);
   if (deadline instanceof RpcError) return deadline;
   return { method, request: decoded.value, serializer: decoded.serializer, deadline, meta, from, peer: state.peerOf(from) };
+}
+
+/**
+ * The caller's deadline on the `monotonicNow()` clock, or undefined for none. grpc-js states it
+ * on the wall clock (now + grpc-timeout on arrival); the request budget put it on the monotonic
+ * clock at that moment. Converted here only without it: a step of the wall clock since arrival
+ * would move it.
+ */
+function callerDeadlineOf(call: ServerCall, state: ServingState): number | undefined {
+  const wallDeadline = Number(call.getDeadline());
+  return Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
 }
 
 /** A call that passed {@link accept}. */
@@ -473,8 +480,7 @@ async function afterRoom(call: ServerCall, state: ServingState): Promise<RpcErro
   const waiting = new AbortController();
   const onCancelled = (): void => waiting.abort();
   call.once('cancelled', onCancelled);
-  const wallDeadline = Number(call.getDeadline());
-  const deadline = Number.isFinite(wallDeadline) ? (state.deadlineOf(call.metadata) ?? fromWallTime(wallDeadline)) : undefined;
+  const deadline = callerDeadlineOf(call, state);
   let expired = false;
   // A deadline beyond what a timer can hold is no deadline for this wait: setTimeout would fire
   // at once (grpc-js keeps its own timer within that range today).
