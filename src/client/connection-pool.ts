@@ -1,5 +1,6 @@
 import { RpcCode, RpcError } from '../errors/errors.js';
 import { MAX_TIMER_MS } from '../common/validate.js';
+import { monotonicNow } from '../common/clock.js';
 import { ConnectGate } from '../transport/connect-gate.js';
 import { DEFAULT_HOST_LOOKUP, HostLookup } from '../transport/host-lookup.js';
 import type { ClientConnection, ConnectOptions, ConnectionState, Transport } from '../transport/transport.js';
@@ -23,10 +24,20 @@ export interface PoolLimits {
 /** The defaults of {@link PoolLimits}: `maxConnections` is fitted to the fd limit by the client. */
 export const DEFAULT_POOL_LIMITS: PoolLimits = { maxConnections: 4096, idleTimeoutMs: 300_000, maxConnecting: 64 };
 
+/**
+ * A connect under way for longer than this makes its provider count as down while any other is
+ * not (see {@link ConnectionPool.isDown}). A connect on a LAN, TLS included, takes a few
+ * milliseconds; one that takes longer is to a provider that is far, stopped or too busy to
+ * answer, and calls sent to it would wait up to `connectTimeoutMs` (3 s) behind it.
+ */
+export const SLOW_CONNECT_MS = 100;
+
 /** A connection and when it was last handed out, on the pool's use counter. */
 interface Entry {
   readonly connection: ClientConnection;
   used: number;
+  /** When this pool first saw the connection connecting, while it still is. */
+  connectingSince?: number | undefined;
 }
 
 /** States in which a connection holds a socket (a descriptor). */
@@ -155,12 +166,31 @@ export class ConnectionPool {
 
   /**
    * Whether `address` is known to be unusable right now: its connection failed and waits to
-   * reconnect, or the provider said GOAWAY. Selection skips such providers instead of spending
-   * an attempt (and a retry token) to find out again.
+   * reconnect, the provider said GOAWAY, or its connect has been under way for longer than
+   * {@link SLOW_CONNECT_MS}. Selection skips such providers, while any other is not down,
+   * instead of spending an attempt (and a retry token) to find out again.
    */
   isDown(address: string): boolean {
-    const connection = this.#connections.get(address)?.connection;
-    return connection !== undefined && (connection.state === 'transient-failure' || connection.goingAway);
+    const entry = this.#connections.get(address);
+    if (entry === undefined) return false;
+    const connection = entry.connection;
+    const state = connection.state;
+    if (state === 'connecting') return this.#slowToConnect(entry);
+    if (entry.connectingSince !== undefined) entry.connectingSince = undefined;
+    return state === 'transient-failure' || connection.goingAway;
+  }
+
+  /**
+   * Whether the connect under way has taken longer than {@link SLOW_CONNECT_MS} since this pool
+   * first saw it. Like gRPC's balancers, which pick only among ready connections, selection then
+   * passes this provider over for one that answers, instead of queueing more calls behind a
+   * connect that a stopped or hung process accepted and will never complete. The time is read
+   * only while a connect is under way.
+   */
+  #slowToConnect(entry: Entry): boolean {
+    const now = monotonicNow();
+    entry.connectingSince ??= now;
+    return now - entry.connectingSince > SLOW_CONNECT_MS;
   }
 
   /** The state of the connection to `address`; `none` before the first call there. */

@@ -1,7 +1,8 @@
+import type net from 'node:net';
 import { Packr } from 'msgpackr';
 import { encodeMeta, encodeRoute } from '../../src/transport/envelope.js';
 import type { Metadata } from '../../src/call/invocation.js';
-import { encodeFrame, FrameType } from '../../src/transport/frame.js';
+import { encodeFrame, FrameType, HEADER_BYTES } from '../../src/transport/frame.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 
@@ -20,4 +21,27 @@ export function requestFrame(
 /** Decodes a msgpack response body. */
 export function unpack(body: Buffer): unknown {
   return packr.unpack(body);
+}
+
+/**
+ * Wraps a raw provider's connection handler: a consumer's connection opens with a HEARTBEAT and
+ * sends its calls only once the provider has answered it, as every provider does. The wrapper
+ * answers that first heartbeat, then hands the socket to `onSocket`, which sees what the
+ * consumer sends after it (nothing is sent before the answer, so it misses nothing).
+ */
+export function afterOpening(onSocket: (socket: net.Socket) => void): (socket: net.Socket) => void {
+  return (socket) => {
+    socket.on('error', () => {});
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HEADER_BYTES) return;
+      socket.off('data', onData);
+      socket.write(encodeFrame(FrameType.HEARTBEAT_ACK, 0));
+      onSocket(socket);
+      const rest = head.subarray(HEADER_BYTES);
+      if (rest.length > 0) socket.emit('data', rest);
+    };
+    socket.on('data', onData);
+  };
 }

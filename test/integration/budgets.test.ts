@@ -5,6 +5,7 @@ import { createClient, RpcCode, type Proxied, type RpcClient } from 'shuttle-rpc
 import { FrameType, encodeFrame } from '../../src/transport/frame.js';
 import { WINDOW_META, encodeWindowUpdate } from '../../src/transport/stream-frames.js';
 import type { EchoApi } from '../fixtures/services.js';
+import { afterOpening } from '../helpers/frames.js';
 import { requestFrame } from '../helpers/frames.js';
 import { startFixture, type Child } from '../helpers/process.js';
 
@@ -390,23 +391,24 @@ describe('budgets: what a peer can make a provider hold', { timeout: (SECONDS + 
 describe('budgets: what a provider can make a consumer hold', () => {
   it('a hostile provider pushing past the window: the reader holds at most its window and one frame', async () => {
     const sent = { chunks: 0 };
-    const server = net.createServer((socket) => {
-      socket.on('error', () => {});
-      socket.once('data', (chunk: Buffer) => {
-        const id = chunk.readUInt32BE(12);
-        // Push chunks as fast as the socket takes them, ignoring the window.
-        const push = (): void => {
-          while (!socket.destroyed && socket.writableLength < 4 * 1024 * 1024) {
-            const body = Buffer.alloc(4 + 8 * 1024);
-            body.writeUInt32BE(sent.chunks++, 0);
-            body.set([0xc5, 0x1f, 0xfb], 4);
-            socket.write(encodeFrame(FrameType.STREAM_CHUNK, id, body.subarray(0, 4 + 3 + 0x1ffb), { serializer: 1 }));
-          }
-          if (!socket.destroyed) setImmediate(push);
-        };
-        push();
-      });
-    });
+    const server = net.createServer(
+      afterOpening((socket) => {
+        socket.once('data', (chunk: Buffer) => {
+          const id = chunk.readUInt32BE(12);
+          // Push chunks as fast as the socket takes them, ignoring the window.
+          const push = (): void => {
+            while (!socket.destroyed && socket.writableLength < 4 * 1024 * 1024) {
+              const body = Buffer.alloc(4 + 8 * 1024);
+              body.writeUInt32BE(sent.chunks++, 0);
+              body.set([0xc5, 0x1f, 0xfb], 4);
+              socket.write(encodeFrame(FrameType.STREAM_CHUNK, id, body.subarray(0, 4 + 3 + 0x1ffb), { serializer: 1 }));
+            }
+            if (!socket.destroyed) setImmediate(push);
+          };
+          push();
+        });
+      }),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => server.close(resolve)));
     const port = (server.address() as net.AddressInfo).port;
@@ -436,11 +438,13 @@ describe('budgets: what a provider can make a consumer hold', () => {
 
   it('a provider that reads nothing: calls past the unsent budget wait, then fail never sent once it took nothing for heartbeatTimeoutMs', async () => {
     const accepted: net.Socket[] = [];
-    const server = net.createServer((socket) => {
-      socket.on('error', () => {});
-      socket.pause();
-      accepted.push(socket);
-    });
+    // It answers the connection's opening heartbeat, then reads no more.
+    const server = net.createServer(
+      afterOpening((socket) => {
+        socket.pause();
+        accepted.push(socket);
+      }),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => server.close(resolve)));
     cleanups.push(() => accepted.forEach((socket) => socket.destroy()));

@@ -10,6 +10,7 @@ import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
 import type { ConnectOptions } from '../../src/transport/transport.js';
 import { RpcCode, type RpcError } from '../../src/errors/errors.js';
 import { rejection, waitUntil } from '../helpers/wait.js';
+import { afterOpening } from '../helpers/frames.js';
 
 /*
  * A provider that breaks the protocol on purpose, over a real loopback socket, against a
@@ -24,13 +25,14 @@ afterEach(() => {
 
 /** A raw provider: `onSocket` gets each connection and every frame the consumer sends on it. */
 async function rawProvider(onSocket: (socket: net.Socket, onFrame: (handler: (frame: Frame) => void) => void) => void): Promise<number> {
-  const server = net.createServer((socket) => {
-    socket.on('error', () => {});
-    const decoder = new FrameDecoder(1 << 24);
-    let handler: (frame: Frame) => void = () => {};
-    socket.on('data', (chunk: Buffer) => decoder.push(chunk, (frame) => handler(frame)));
-    onSocket(socket, (next) => (handler = next));
-  });
+  const server = net.createServer(
+    afterOpening((socket) => {
+      const decoder = new FrameDecoder(1 << 24);
+      let handler: (frame: Frame) => void = () => {};
+      socket.on('data', (chunk: Buffer) => decoder.push(chunk, (frame) => handler(frame)));
+      onSocket(socket, (next) => (handler = next));
+    }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanups.push(() => server.close());
   return (server.address() as net.AddressInfo).port;

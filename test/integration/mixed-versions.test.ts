@@ -272,6 +272,11 @@ async function cappingProvider(chunks: number, size: number): Promise<{ port: nu
     const streams = new Map<number, { credit: number; sent: number; pump(): void }>();
     socket.on('data', (data: Buffer) =>
       decoder.push(data, (frame) => {
+        // As every build does: the consumer's connection waits for this answer to its first.
+        if (frame.type === FrameType.HEARTBEAT) {
+          socket.write(encodeFrame(FrameType.HEARTBEAT_ACK, frame.requestId));
+          return;
+        }
         if (frame.type === FrameType.WINDOW_UPDATE) {
           const stream = streams.get(frame.requestId);
           if (stream === undefined) return;

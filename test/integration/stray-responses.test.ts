@@ -7,6 +7,7 @@ import { FrameDecoder } from '../../src/transport/decoder.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../../src/transport/frame.js';
 import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
 import { createInvocation, type Invocation } from '../../src/call/invocation.js';
+import { afterOpening } from '../helpers/frames.js';
 
 /*
  * A provider that answers with ids nobody asked for, and answers twice: the consumer drops
@@ -36,22 +37,24 @@ describe('stray responses', () => {
     // real answer, then the same answer again with other content; the second request's answer
     // is held back until the first call has settled.
     const held: Array<() => void> = [];
-    const server = net.createServer((socket) => {
-      const decoder = new FrameDecoder(1 << 20);
-      socket.on('data', (chunk: Buffer) =>
-        decoder.push(chunk, (frame) => {
-          if (frame.type !== FrameType.REQUEST) return;
-          const id = frame.requestId;
-          const answer = (): void => {
-            socket.write(response(id + 1000, 'made up'));
-            socket.write(response(id, `answer to ${id}`));
-            socket.write(response(id, 'duplicate'));
-          };
-          if (id === 1) answer();
-          else held.push(answer);
-        }),
-      );
-    });
+    const server = net.createServer(
+      afterOpening((socket) => {
+        const decoder = new FrameDecoder(1 << 20);
+        socket.on('data', (chunk: Buffer) =>
+          decoder.push(chunk, (frame) => {
+            if (frame.type !== FrameType.REQUEST) return;
+            const id = frame.requestId;
+            const answer = (): void => {
+              socket.write(response(id + 1000, 'made up'));
+              socket.write(response(id, `answer to ${id}`));
+              socket.write(response(id, 'duplicate'));
+            };
+            if (id === 1) answer();
+            else held.push(answer);
+          }),
+        );
+      }),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => server.close());
     const port = (server.address() as net.AddressInfo).port;

@@ -116,6 +116,11 @@ export class TcpConnection implements ClientConnection {
   readonly #tls: ResolvedTls | undefined;
   /** Whether the provider has sent anything on the current socket. */
   #answered = false;
+  /**
+   * Ends the connect under way: without an error once the provider's first frame arrives, with
+   * one when the socket is lost first. Set from the dial until then.
+   */
+  #settleConnect: ((error?: RpcError) => void) | undefined;
 
   /** @param secure TLS settings: the connection then speaks TLS (mutual with cert and key) */
   constructor(host: string, port: number, options: TcpClientOptions, secure?: ResolvedTls) {
@@ -249,7 +254,16 @@ export class TcpConnection implements ClientConnection {
     return connecting;
   }
 
-  /** Opens the socket; resolves once it is connected (and its TLS handshake done). */
+  /**
+   * Opens the socket; resolves once the provider has answered on it. A connect that succeeds
+   * proves only that the provider's kernel accepted it: a stopped process or one whose event
+   * loop is blocked still accepts, and calls written to it would wait for the heartbeat (15 s
+   * by default) and then fail "maybe executed". So the connection sends a HEARTBEAT as soon as
+   * it is connected and counts as ready only when a frame comes back, all within
+   * `connectTimeoutMs`; until then no call is written, and one that gives up was never sent.
+   * Every provider answers a HEARTBEAT, so this asks nothing new of the peer; it costs one round
+   * trip per connection.
+   */
   #dial(): Promise<void> {
     // Closed while waiting for a connect slot.
     if (this.#state !== 'connecting') return Promise.reject(neverSent(`connection to ${this.address} is closed`));
@@ -270,22 +284,25 @@ export class TcpConnection implements ClientConnection {
           });
     if (secure !== undefined) socket.setNoDelay(true);
     this.#socket = socket;
+    let connected = false;
     const connecting = new Promise<void>((resolve, reject) => {
+      const timeoutMs = this.#options.connectTimeoutMs;
       const timer = setTimeout(() => {
-        socket.destroy(new RpcError(RpcCode.UNAVAILABLE, `connect to ${this.address} timed out after ${this.#options.connectTimeoutMs} ms`));
-      }, this.#options.connectTimeoutMs);
+        const why = connected
+          ? `provider ${this.address} accepted the connection but answered nothing within ${timeoutMs} ms (connectTimeoutMs): its process is stopped, hung or too busy to read`
+          : `connect to ${this.address} timed out after ${timeoutMs} ms`;
+        this.#lastError = new RpcError(RpcCode.UNAVAILABLE, why);
+        socket.destroy();
+      }, timeoutMs);
+      this.#settleConnect = (error) => {
+        clearTimeout(timer);
+        this.#settleConnect = undefined;
+        if (error === undefined) resolve();
+        else reject(neverSent(error.rawMessage, error));
+      };
       socket.once(secure === undefined ? 'connect' : 'secureConnect', () => {
-        clearTimeout(timer);
+        connected = true;
         this.#onConnected(socket);
-        resolve();
-      });
-      socket.once('close', () => {
-        clearTimeout(timer);
-        if (this.#state === 'connecting' && this.#socket === socket) {
-          const error = this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, `connect to ${this.address} failed`);
-          this.#onLost(socket, error);
-          reject(neverSent(error.rawMessage, error));
-        }
       });
     });
     socket.on('error', (error) => {
@@ -294,25 +311,25 @@ export class TcpConnection implements ClientConnection {
       this.#lastError = secure !== undefined ? tlsError(this.address, error) : RpcError.from(error, RpcCode.UNAVAILABLE);
     });
     socket.on('close', () => {
-      if (this.#socket === socket && this.#state !== 'connecting') {
-        const why = this.#answered
+      if (this.#socket !== socket) return;
+      const why = !connected
+        ? `connect to ${this.address} failed`
+        : this.#answered
           ? `connection to ${this.address} closed by the provider`
           : `connection to ${this.address} closed by the provider before it answered anything (a provider that requires TLS closes plaintext connections this way)`;
-        this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, why));
-      }
+      this.#onLost(socket, this.#lastError ?? new RpcError(RpcCode.UNAVAILABLE, why));
     });
     return connecting;
   }
 
+  /** Connected: starts reading, and asks the provider for the frame that makes this ready. */
   #onConnected(socket: net.Socket): void {
-    this.#state = 'ready';
-    this.#connecting = undefined;
-    this.#lastError = undefined;
     this.#goingAway = false;
-    this.#backoff.reset();
     this.#writer = new FrameWriter(socket, this.#options.maxUnsentBytes);
     this.#askLoad = this.#options.onLoad === undefined ? 0 : ASK_LOAD_REQUESTS;
     this.#lastReadAt = monotonicNow();
+    this.#heartbeatSentAt = this.#lastReadAt;
+    this.#writer.write(encodeFrame(FrameType.HEARTBEAT, 0));
     const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     this.#decoder = decoder;
     this.#partialSince = undefined;
@@ -324,6 +341,7 @@ export class TcpConnection implements ClientConnection {
       this.#answered = true;
       try {
         decoder.push(chunk, (frame) => this.#onFrame(frame));
+        if (this.#settleConnect !== undefined && decoder.frames > 0 && this.#socket === socket) this.#onReady();
       } catch (error) {
         // A TLS record (0x15 alert or 0x16 handshake, then version 3.x) where a frame should
         // be: the provider speaks TLS and this consumer does not.
@@ -353,6 +371,16 @@ export class TcpConnection implements ClientConnection {
     });
     this.#heartbeatTimer = setInterval(() => this.#checkHeartbeat(socket), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / 2)));
     this.#heartbeatTimer.unref();
+  }
+
+  /** The provider's first frame arrived: calls may be written. */
+  #onReady(): void {
+    if (this.#state !== 'connecting') return;
+    this.#state = 'ready';
+    this.#connecting = undefined;
+    this.#lastError = undefined;
+    this.#backoff.reset();
+    this.#settleConnect?.();
   }
 
   #checkHeartbeat(socket: net.Socket): void {
@@ -441,6 +469,7 @@ export class TcpConnection implements ClientConnection {
   }
 
   #teardown(error: RpcError): void {
+    this.#settleConnect?.(error);
     clearInterval(this.#heartbeatTimer);
     this.#deadlines.clear();
     this.#socket?.destroy();
