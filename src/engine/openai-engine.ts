@@ -22,7 +22,7 @@ import type { EngineStall } from './engine-stall.js';
 import type { KvCacheState } from './kv-events/kv-events.js';
 import type { PromptTokens } from './prompt-tokens.js';
 import { relaySse } from './sse.js';
-import { codeOfStatus, postJson, readJson, refusedUnrun, type Upstream } from './upstream.js';
+import { clientFacingWords, codeOfStatus, postJson, readJson, refusedUnrun, type Upstream } from './upstream.js';
 
 /** One chunk of an OpenAI streaming answer, completion or chat, or a whole answer: the parts read here. */
 interface StreamChunk {
@@ -367,7 +367,11 @@ function checkChunk(chunk: ErrorChunk, first: boolean): StreamChunk {
   throw new RpcError(
     status === undefined ? RpcCode.INTERNAL : codeOfStatus(status),
     `engine ${unrun ? 'turned the request away' : first ? 'failed before its first token' : 'failed mid-stream'}${status === undefined ? '' : ` (${status})`}: ${text}`,
-    unrun ? { details: { httpStatus: status, neverSent: true } } : status === undefined ? {} : { details: { httpStatus: status } },
+    unrun
+      ? { details: { httpStatus: status, neverSent: true } }
+      : status === undefined
+        ? {}
+        : { details: { httpStatus: status, ...(typeof message === 'string' ? clientFacingWords(status, message) : {}) } },
   );
 }
 

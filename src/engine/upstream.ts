@@ -1,7 +1,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { CONTEXT_LENGTH_EXCEEDED } from '../inference/inference.js';
+import { CONTEXT_LENGTH_EXCEEDED, MAX_ENGINE_MESSAGE_CHARS } from '../inference/inference.js';
 import { AnswerBudget } from './answer-budget.js';
 
 /**
@@ -22,11 +22,12 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 /**
  * Requests to the engine's HTTP API, and its failures as RpcErrors with the code a shuttle
- * consumer acts on: 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
- * 404 → NOT_FOUND, 429 → RESOURCE_EXHAUSTED (with the engine's Retry-After), 503 and an
- * unreachable engine → UNAVAILABLE, any other → INTERNAL. An unreachable engine and a 429 or
- * 503 answer are marked never sent (see {@link refusedUnrun}), so failover may go elsewhere even
- * for a generation.
+ * consumer acts on: 400 → INVALID_ARGUMENT, 404 → NOT_FOUND, 429 → RESOURCE_EXHAUSTED (with the
+ * engine's Retry-After), 401, 403, 503 and an unreachable engine → UNAVAILABLE (a worker whose
+ * engine refuses its credentials is misconfigured: its caller did nothing wrong), any other →
+ * INTERNAL. An unreachable engine and a 401, 403, 429 or 503 answer are marked never sent (see
+ * {@link refusedUnrun}), so failover may go elsewhere even for a generation. A refusal of the
+ * request itself carries the engine's words in `details.engineMessage` ({@link clientFacingWords}).
  *
  * Requests go through `node:http` (or `node:https`) with a keep-alive agent of its own, not the
  * global `fetch`: on loopback `fetch` takes 1.8–2.1 ms to a response's headers where `node:http`
@@ -241,8 +242,24 @@ async function engineError(response: IncomingMessage, what: string, budget: Answ
       httpStatus: status,
       ...(refusedUnrun(status, engineSaid) ? { neverSent: true } : {}),
       ...(status === 400 || status === 413 || status === 422 ? contextLengthDetails(message) : {}),
+      ...(engineSaid ? clientFacingWords(status, message) : {}),
     },
   });
+}
+
+/** The statuses by which an engine says the request itself is at fault. */
+const CLIENT_FAULTS = new Set([400, 404, 413, 422]);
+
+/**
+ * The engine's own words about a request it refused as the client's fault (400, 404, 413, 422),
+ * as `details.engineMessage`: "temperature must be in [0, 2]", "The model `x` does not exist".
+ * Engines write these for the clients of their OpenAI API (vLLM's and SGLang's servers send them
+ * as they are), and without them a client cannot tell what to change. They go separately from
+ * the error's message, which names the engine's address. Only words the engine gave in its JSON
+ * error object (`message` is then those words), at most {@link MAX_ENGINE_MESSAGE_CHARS}.
+ */
+export function clientFacingWords(status: number, message: string): { engineMessage?: string } {
+  return CLIENT_FAULTS.has(status) ? { engineMessage: message.slice(0, MAX_ENGINE_MESSAGE_CHARS) } : {};
 }
 
 /**
@@ -259,7 +276,8 @@ export function contextLengthDetails(message: string): { reason?: string; maxCon
 
 /**
  * Whether an answer `status` says the engine turned the request away without running it, so
- * that another engine may be asked even for a call that is not idempotent: 429, and a 503 in the
+ * that another engine may be asked even for a call that is not idempotent: 429; 401 and 403, the
+ * engine refusing the worker's credentials, which it checks before anything else; and a 503 in the
  * engine's own words (`engineSaid`: a JSON error object), which SGLang answers when its waiting
  * queue is full (`--max-queued-requests`) and engines answer while they start or sleep. A 503
  * without them may be a proxy's in front of the engine (Envoy answers 503 "upstream connect
@@ -268,7 +286,7 @@ export function contextLengthDetails(message: string): { reason?: string; maxCon
  * engine per attempt.
  */
 export function refusedUnrun(status: number, engineSaid: boolean): boolean {
-  return status === 429 || (status === 503 && engineSaid);
+  return status === 429 || status === 401 || status === 403 || (status === 503 && engineSaid);
 }
 
 /**
@@ -300,9 +318,10 @@ export function codeOfStatus(status: number): RpcCode {
     case 422:
       return RpcCode.INVALID_ARGUMENT;
     case 401:
-      return RpcCode.UNAUTHENTICATED;
     case 403:
-      return RpcCode.PERMISSION_DENIED;
+      // The engine refused the worker's credentials: the worker's configuration is at fault,
+      // not its caller's, and another worker may be configured right (see refusedUnrun).
+      return RpcCode.UNAVAILABLE;
     case 404:
       return RpcCode.NOT_FOUND;
     case 408:

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { RpcCode, RpcError } from '../errors/errors.js';
-import { CONTEXT_LENGTH_EXCEEDED, tokenCount } from '../inference/inference.js';
+import { CONTEXT_LENGTH_EXCEEDED, MAX_ENGINE_MESSAGE_CHARS, tokenCount } from '../inference/inference.js';
+import { hideCredentials } from '../common/credentials.js';
+import { wireMessage } from '../errors/wire-text.js';
 
 /** An error as OpenAI's API sends it: `{ error: { message, type, param, code } }` with a status. */
 export interface OpenAiError {
@@ -44,14 +46,14 @@ const TYPES: Record<number, string> = {
 
 /**
  * What the HTTP client is told for a failure that came from behind the gateway. Those
- * messages are the workers' and engines' (addresses, engine URLs, an engine's own error text)
- * and stay in the gateway's log under the request id; the client gets these words and the id.
+ * messages are the workers' and engines' (addresses, engine URLs) and stay in the gateway's log
+ * under the request id; the client gets these words and the id, and for a request the engine
+ * refused as invalid, the engine's own words about it (see {@link engineWords}).
  */
 const GENERIC: Record<number, string> = {
   400: 'a worker refused the request as invalid',
-  401: "a worker refused the gateway's credentials",
-  403: "a worker refused the gateway's credentials",
   404: 'a worker does not know what the request names',
+  502: "a worker refused the gateway's credentials: the fleet behind the gateway is misconfigured",
   429: 'every worker is saturated; retry after the Retry-After delay',
   499: 'the request was cancelled',
   501: 'the workers do not implement this request',
@@ -62,8 +64,8 @@ const GENERIC: Record<number, string> = {
 /**
  * The OpenAI-shaped answer for anything a request handler threw: the gateway's own
  * {@link BadRequest}s with their words; a Fastify 4xx the gateway has no words for by its status (logged under the id); the shuttle call's
- * RpcErrors by code — INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
- * NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (a worker shed the call: every worker saturated;
+ * RpcErrors by code — INVALID_ARGUMENT 400, NOT_FOUND 404, UNAUTHENTICATED and PERMISSION_DENIED
+ * 502 (a worker refused the gateway's own credentials: the client can do nothing about it), RESOURCE_EXHAUSTED 429 (a worker shed the call: every worker saturated;
  * Retry-After from the worker's hint, else `defaultRetryAfterSeconds`; the gateway's own queue
  * refusals come as {@link admissionFailure}'s BadRequests instead), UNAVAILABLE 503 (no worker reachable; Retry-After
  * too), DEADLINE_EXCEEDED 504, other 500 — with a generic message naming `requestId` (see
@@ -87,13 +89,28 @@ export function toOpenAiError(error: unknown, defaultRetryAfterSeconds: number, 
     };
   }
   const status = error instanceof RpcError ? (STATUS_OF[error.code] ?? 500) : 500;
+  const words = status === 400 || status === 404 ? engineWords(error) : undefined;
+  const message = words === undefined ? (GENERIC[status] ?? 'internal error') : `the engine refused the request: ${words}`;
   const answer = {
-    ...openAiError(status, `${GENERIC[status] ?? 'internal error'} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null),
+    ...openAiError(status, `${message} (request id ${requestId})`, null, status === 429 ? 'rate_limit_exceeded' : null),
     internal: true,
   };
   if (status !== 429 && status !== 503) return answer;
   const hintMs = error instanceof RpcError ? error.retryAfterMs : undefined;
   return { ...answer, retryAfterSeconds: Math.max(1, Math.ceil((hintMs ?? defaultRetryAfterSeconds * 1000) / 1000)) };
+}
+
+/**
+ * The engine's own words about a request it refused as invalid (`details.engineMessage`, set by
+ * the engine adapter: "temperature must be in [0, 2]", "The model `x` does not exist"), made safe
+ * to send: a string of at most {@link MAX_ENGINE_MESSAGE_CHARS} characters, control characters as
+ * spaces, credentials in URLs hidden. Engines write these words for API clients, and a client
+ * needs them to know what to change. Undefined when the worker gave none.
+ */
+function engineWords(error: unknown): string | undefined {
+  const words = error instanceof RpcError ? error.details?.['engineMessage'] : undefined;
+  if (typeof words !== 'string' || words.trim() === '') return undefined;
+  return hideCredentials(wireMessage(words.slice(0, MAX_ENGINE_MESSAGE_CHARS)));
 }
 
 /**
@@ -142,8 +159,9 @@ const STATUS_OF: Partial<Record<RpcCode, number>> = {
   [RpcCode.INVALID_ARGUMENT]: 400,
   [RpcCode.FAILED_PRECONDITION]: 400,
   [RpcCode.OUT_OF_RANGE]: 400,
-  [RpcCode.UNAUTHENTICATED]: 401,
-  [RpcCode.PERMISSION_DENIED]: 403,
+  // The gateway's credentials to its fleet: a fault behind the gateway, not the client's.
+  [RpcCode.UNAUTHENTICATED]: 502,
+  [RpcCode.PERMISSION_DENIED]: 502,
   [RpcCode.NOT_FOUND]: 404,
   [RpcCode.RESOURCE_EXHAUSTED]: 429,
   [RpcCode.UNAVAILABLE]: 503,

@@ -138,9 +138,16 @@ export interface Embedding {
  * The `details.reason` of a `generate` refusal (INVALID_ARGUMENT) whose prompt and `maxTokens`
  * do not fit in the model's context, with `details.maxContextTokens` when the engine said it: a
  * gateway tells its client so in OpenAI's words (`context_length_exceeded`), which clients act
- * on by shortening the conversation, where any other refusal is a fixed message.
+ * on by shortening the conversation, where any other refusal carries the engine's words (`details.engineMessage`) when it gave them.
  */
 export const CONTEXT_LENGTH_EXCEEDED = 'context_length_exceeded';
+
+/**
+ * The most characters of `details.engineMessage`: on a refusal of a request as invalid
+ * (INVALID_ARGUMENT, NOT_FOUND), the engine's own words about what is wrong with it, which a
+ * gateway passes on to its client.
+ */
+export const MAX_ENGINE_MESSAGE_CHARS = 500;
 
 /** More dimensions than any embedding model has (today's largest have a few thousand). */
 export const MAX_EMBEDDING_DIMENSIONS = 65_536;

@@ -256,3 +256,39 @@ describe('embed requests the adapter passes on', () => {
     expect(engine.requests.length).toBe(asked);
   });
 });
+
+describe('refusals by the engine, as the worker passes them on', () => {
+  const refusing = (status: number, body: string) => (response: http.ServerResponse) => {
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(body);
+  };
+
+  it("a request refused as invalid carries the engine's own words in details.engineMessage, at most 500 characters", async () => {
+    const words = `temperature must be in [0, 2], got 9 ${'x'.repeat(1000)}`;
+    const engine = await startEngine(refusing(400, JSON.stringify({ error: { message: words, type: 'BadRequestError', code: 400 } })));
+    cleanup.push(() => engine.close());
+    const { llm } = await workerFor(engine);
+    const error = (await failureOf(llm.generate({ model: 'm', prompt: 'x' }))) as { code: RpcCode; details?: Record<string, unknown> };
+    expect(error.code).toBe(RpcCode.INVALID_ARGUMENT);
+    expect(error.details?.['engineMessage']).toBe(words.slice(0, 500));
+    // A proxy's page in front of the engine is not the engine's words.
+    const proxied = await startEngine(refusing(404, '<html>404 Not Found</html>'));
+    cleanup.push(() => proxied.close());
+    const second = await workerFor(proxied);
+    const notFound = (await failureOf(second.llm.generate({ model: 'm', prompt: 'x' }))) as { code: RpcCode; details?: Record<string, unknown> };
+    expect(notFound.code).toBe(RpcCode.NOT_FOUND);
+    expect(notFound.details?.['engineMessage']).toBeUndefined();
+  });
+
+  it("an engine that refuses the worker's credentials (401, 403) is the worker's fault: UNAVAILABLE, never sent, so another worker may take the call", async () => {
+    for (const status of [401, 403]) {
+      const engine = await startEngine(refusing(status, JSON.stringify({ error: { message: 'invalid api key', type: 'authentication_error' } })));
+      cleanup.push(() => engine.close());
+      const { llm } = await workerFor(engine);
+      const error = (await failureOf(llm.generate({ model: 'm', prompt: 'x' }))) as { code: RpcCode; message: string; details?: Record<string, unknown> };
+      expect(error.code).toBe(RpcCode.UNAVAILABLE);
+      expect(error.details?.['neverSent']).toBe(true);
+      expect(error.message).toContain(`engine answered ${status}`);
+    }
+  });
+});

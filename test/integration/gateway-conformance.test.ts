@@ -229,11 +229,11 @@ describe('a prompt too long for the model', () => {
       expect((refused as Error).message).toContain("exceed the model's maximum context length of 4096 tokens");
       expect((refused as Error).message).not.toContain('127.0.0.1');
     }
-    // Any other refusal by the engine stays the fixed message.
+    // Any other refusal by the engine is a plain 400 with the engine's words.
     engine.failNext(400, 'temperature is out of range');
     const other = await openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] }).catch((error: unknown) => error);
     expect(other).toMatchObject({ status: 400, code: null, param: null });
-    expect((other as Error).message).toMatch(/^400 a worker refused the request as invalid \(request id /);
+    expect((other as Error).message).toMatch(/^400 the engine refused the request: temperature is out of range \(request id /);
   });
 });
 

@@ -283,11 +283,13 @@ describe('gateway and engine adapter, with the official openai client', () => {
       .catch((error: unknown) => error);
     expect((range as Error).message).toMatch(/temperature must be a number from 0 to 2, got 9/);
 
-    // The engine's own words stay behind the gateway (in its log, under the request id).
+    // The engine's words about what is wrong with the request reach the client (they are
+    // written for API clients); the worker's message, which names the engine's address, does not.
     engine.failNext(400, 'prompt is too long for this model');
     const upstream = await openai.completions.create({ model: 'fake-model', prompt: 'x' }).catch((error: unknown) => error);
     expect(upstream).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((upstream as Error).message).toMatch(/^400 a worker refused the request as invalid \(request id [0-9a-f-]{36}\)$/);
+    expect((upstream as Error).message).toMatch(/^400 the engine refused the request: prompt is too long for this model \(request id [0-9a-f-]{36}\)$/);
+    expect((upstream as Error).message).not.toContain('127.0.0.1');
     expect((upstream as InstanceType<typeof OpenAI.BadRequestError>).headers.get('x-request-id')).toBe(
       /request id ([0-9a-f-]{36})/.exec((upstream as Error).message)![1],
     );
@@ -513,6 +515,45 @@ describe('as library calls, with an engine that went away', () => {
       await front.close();
       for (const worker of workers) await worker.close();
       await up.close();
+      await dir.remove();
+    }
+  });
+  it('a worker whose engine refuses its credentials: the requests go to the other worker, and the client is never told 401', async () => {
+    const dir = await tempDir();
+    const good = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
+    const locked = await startFakeEngine({ models: ['m'], tokens: 4, tokenDelayMs: 1 });
+    const registry = `file://${dir.dir}`;
+    const server = { registry, host: '127.0.0.1', port: 0, log: false as const };
+    const workers = [
+      await startEngineWorker({ url: good.url, name: 'good', metricsUrl: false, server }),
+      await startEngineWorker({ url: locked.url, name: 'locked', metricsUrl: false, server }),
+    ];
+    // The second engine's key was rotated under its running worker (a worker started with a
+    // wrong key does not start: it reads the engine's model list first).
+    locked.failNext(401, 'invalid api key', 1000);
+    const front = await startGateway({ port: 0, loadbalance: 'round-robin', client: { registry, config: false, log: false } });
+    const ask = (i: number) =>
+      fetch(`${front.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `q${i}` }] }),
+      });
+    try {
+      for (let i = 0; i < 6; i++) {
+        const response = await ask(i);
+        expect(response.status).toBe(200);
+        expect(response.headers.get('x-shuttle-worker')).toBe('good');
+      }
+      // With only the misconfigured worker left, the fault is the fleet's: a 5xx, not a 401.
+      await workers[0]!.close();
+      const alone = await ask(99);
+      expect(alone.status).toBeGreaterThanOrEqual(500);
+      expect(alone.status).not.toBe(501);
+    } finally {
+      await front.close();
+      for (const worker of workers) await worker.close();
+      await good.close();
+      await locked.close();
       await dir.remove();
     }
   });

@@ -207,7 +207,9 @@ describe('OpenAI error answers', () => {
     expect(of(RpcCode.RESOURCE_EXHAUSTED).retryAfterSeconds).toBe(2);
     expect(of(RpcCode.UNAVAILABLE)).toMatchObject({ status: 503, retryAfterSeconds: 2 });
     expect(of(RpcCode.NOT_FOUND).status).toBe(404);
-    expect(of(RpcCode.UNAUTHENTICATED).status).toBe(401);
+    // The gateway's own credentials to its fleet were refused: nothing the client can change.
+    expect(of(RpcCode.UNAUTHENTICATED)).toMatchObject({ status: 502, body: { error: { type: 'server_error' } } });
+    expect(of(RpcCode.PERMISSION_DENIED).status).toBe(502);
     expect(of(RpcCode.DEADLINE_EXCEEDED).status).toBe(504);
     expect(of(RpcCode.INTERNAL).status).toBe(500);
     for (const code of Object.values(RpcCode).filter((value) => value !== RpcCode.OK)) {
@@ -221,6 +223,41 @@ describe('OpenAI error answers', () => {
       internal: false,
       body: { error: { message: 'no such model', type: 'not_found_error', param: 'model', code: 'model_not_found' } },
     });
+  });
+
+  it("a request the engine refused as invalid gets the engine's words, made safe; nothing else of the worker's message", () => {
+    const refused = (code: RpcCode, engineMessage: unknown) =>
+      toOpenAiError(
+        new RpcError(code, 'engine answered 400 to POST http://10.1.2.3:8000/v1/completions: x', { details: { httpStatus: 400, engineMessage } }),
+        2,
+        'req-7',
+      );
+    expect(refused(RpcCode.INVALID_ARGUMENT, 'temperature must be in [0, 2], got 9')).toEqual({
+      status: 400,
+      internal: true,
+      body: {
+        error: {
+          message: 'the engine refused the request: temperature must be in [0, 2], got 9 (request id req-7)',
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        },
+      },
+    });
+    expect(refused(RpcCode.NOT_FOUND, 'The model `lora-7` does not exist.')).toMatchObject({
+      status: 404,
+      body: { error: { message: 'the engine refused the request: The model `lora-7` does not exist. (request id req-7)' } },
+    });
+    // A hostile or broken worker: control characters, credentials, a flood of text, not a string.
+    const forged = refused(RpcCode.INVALID_ARGUMENT, `bad\u001b[31m\r\n{"level":50,"msg":"forged"} see http://admin:hunter2@10.0.0.9/ ${'x'.repeat(100_000)}`)
+      .body.error.message;
+    expect([...forged].filter((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f)).toEqual([]);
+    expect(forged).not.toContain('hunter2');
+    expect(forged.length).toBeLessThan(700);
+    expect(refused(RpcCode.INVALID_ARGUMENT, { message: 'an object' }).body.error.message).toBe('a worker refused the request as invalid (request id req-7)');
+    expect(refused(RpcCode.INVALID_ARGUMENT, '  ').body.error.message).toBe('a worker refused the request as invalid (request id req-7)');
+    // Only refusals of the request carry words: a 500's stay in the log.
+    expect(refused(RpcCode.INTERNAL, 'stack at /srv/engine.py:12').body.error.message).toBe('internal error (request id req-7)');
   });
 
   it("a refusal by the gateway's own admission queue says why, with its Retry-After, not that every worker is saturated", () => {
