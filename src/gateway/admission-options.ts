@@ -45,14 +45,10 @@ export function resolveGatewayAdmission(options: GatewayAdmissionOptions): Resol
   if (options === null || typeof options !== 'object') throw invalidOption('gateway admission', options, 'an object');
   checkKnownKeys('gateway admission', options, KEYS);
   const keys = options.apiKeyTenants ?? {};
-  if (
-    keys === null ||
-    typeof keys !== 'object' ||
-    Array.isArray(keys) ||
-    Object.entries(keys).some(([key, tenant]) => key.trim() === '' || typeof tenant !== 'string' || tenant === '')
-  ) {
+  if (keys === null || typeof keys !== 'object' || Array.isArray(keys)) {
     throw invalidOption('gateway admission apiKeyTenants', keys, 'an object of API key (non-empty) to tenant name (non-empty)');
   }
+  checkKeyTenants(keys);
   const { maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit } = options;
   resolveOptions({ capacity: () => 0, maxQueued, maxQueuedTokens, tenants, tenantDefaults, reserve, overcommit });
   return {
@@ -61,4 +57,21 @@ export function resolveGatewayAdmission(options: GatewayAdmissionOptions): Resol
     embeddingParallelism: checkInt('gateway admission embeddingParallelism', options.embeddingParallelism, 1, 1024, 8),
     apiKeyTenants: new Map(Object.entries(keys)),
   };
+}
+
+/**
+ * Checks each entry of `apiKeyTenants`, naming a bad one by its place and its key by length
+ * only: the keys are secrets, and the message goes to logs and terminals.
+ */
+function checkKeyTenants(keys: Readonly<Record<string, unknown>>): void {
+  let place = 0;
+  for (const [key, tenant] of Object.entries(keys)) {
+    place++;
+    const which = `gateway admission apiKeyTenants: entry ${place} (a key of ${key.length} characters)`;
+    if (key.trim() === '') throw new TypeError(`${which}: the API key is empty or blank; give the key a client sends as its bearer token`);
+    if (typeof tenant !== 'string' || tenant.trim() === '') {
+      const got = typeof tenant === 'string' ? JSON.stringify(tenant) : tenant === null ? 'null' : Array.isArray(tenant) ? 'an array' : typeof tenant;
+      throw new TypeError(`${which}: its tenant must be a non-empty string, the tenant's name (as in tenants), got ${got}`);
+    }
+  }
 }

@@ -112,10 +112,15 @@ describe('shuttle gateway --admission-* flags', () => {
       /^UsageError: --admission-api-keys ".*missing\.json": cannot read it as JSON \(ENOENT.*\); give a file like \{"sk-…": "gold"\}$/,
     );
     const numbers = join(dir.dir, 'numbers.json');
-    await writeFile(numbers, '{"sk-1": 3}');
-    expect(await refusal({ admissionApiKeys: numbers })).toMatch(
-      /^UsageError: --admission-api-keys ".*numbers\.json": invalid gateway admission apiKeyTenants: an object \(allowed: an object of API key \(non-empty\) to tenant name \(non-empty\)\)$/,
+    // The bad entry is named by its place and its key's length: the keys are secrets.
+    await writeFile(numbers, '{"sk-gold-1": "gold", "sk-secret-2": 3}');
+    const refused = await refusal({ admissionApiKeys: numbers });
+    expect(refused).toMatch(
+      /^UsageError: --admission-api-keys ".*numbers\.json": gateway admission apiKeyTenants: entry 2 \(a key of 11 characters\): its tenant must be a non-empty string, the tenant's name \(as in tenants\), got number$/,
     );
+    expect(refused).not.toContain('sk-secret-2');
+    await writeFile(numbers, '["sk-1"]');
+    expect(await refusal({ admissionApiKeys: numbers })).toMatch(/invalid gateway admission apiKeyTenants: array\(1\) \(allowed: an object of API key/);
   });
 
   it('`shuttle gateway` exits 2 on a bad flag before starting anything, and lists the flags in its help', async () => {

@@ -13,7 +13,10 @@ describe('bridge options', () => {
     for (const apiKey of ['', '   ', 'two words', 'tab\there']) {
       await expect(startGateway({ apiKey })).rejects.toThrow(/invalid gateway apiKey: .* \(allowed: a non-empty string without spaces or control characters/);
     }
-    await expect(startGateway({ admission: { apiKeyTenants: { '': 'gold' } } })).rejects.toThrow(/invalid gateway admission apiKeyTenants/);
+    await expect(startGateway({ admission: { apiKeyTenants: { '': 'gold' } } })).rejects.toThrow(
+      /apiKeyTenants: entry 1 \(a key of 0 characters\): the API key is empty or blank/,
+    );
+    await expect(startGateway({ admission: { apiKeyTenants: { 'sk-a': 'gold', 'sk-b': ' ' } } })).rejects.toThrow(/entry 2 .*got " "/);
   });
 
   it('startGateway refuses CORS origins that are not origins', async () => {
