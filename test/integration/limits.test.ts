@@ -46,6 +46,22 @@ describe('connection limits', () => {
         message: `provider has ${limits.maxConnectionsPerAddress} connections from 127.0.0.1, its limit per address (maxConnectionsPerAddress)`,
       });
       await extra.waitClosed();
+      // A consumer refused the same way sends nothing, and its call says why.
+      const refusedClient = await createClient({ registry: provider.url, timeoutMs: 5000, cluster: 'failfast', config: false });
+      try {
+        const refused = await refusedClient
+          .proxy<EchoApi>('test.Echo', { version: '1.0.0' })
+          .add({ a: 1, b: 1 })
+          .then(
+            () => undefined,
+            (error: { code: RpcCode; message: string; details?: Record<string, unknown> }) => error,
+          );
+        expect(refused?.code).toBe(RpcCode.UNAVAILABLE);
+        expect(refused?.details?.['neverSent']).toBe(true);
+        expect(refused?.message).toMatch(/provider has 6 connections from 127\.0\.0\.1, its limit per address \(maxConnectionsPerAddress\)/);
+      } finally {
+        await refusedClient.close();
+      }
       admitted.pop()!.close();
       await new Promise((resolve) => setTimeout(resolve, 100));
       const again = await connectRaw(provider.host, provider.port);

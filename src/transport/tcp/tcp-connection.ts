@@ -230,7 +230,11 @@ export class TcpConnection implements ClientConnection {
       return Promise.reject(neverSent(`connection to ${this.address} is closed`));
     }
     if (this.#goingAway) {
-      return Promise.reject(neverSent(`provider ${this.address} is going away (GOAWAY received)`));
+      // A GOAWAY that said why (a provider at its connection limit) is quoted.
+      const why = this.#lastError?.rawMessage;
+      return Promise.reject(
+        neverSent(why === undefined ? `provider ${this.address} is going away (GOAWAY received)` : `provider ${this.address} is going away: ${why}`),
+      );
     }
     if (this.#state === 'transient-failure' && monotonicNow() < this.#retryAt) {
       // Fail fast rather than queue: the cluster layer can pick another provider right away.
@@ -378,7 +382,8 @@ export class TcpConnection implements ClientConnection {
     if (this.#state !== 'connecting') return;
     this.#state = 'ready';
     this.#connecting = undefined;
-    this.#lastError = undefined;
+    // A GOAWAY as the first frame (a provider at its connection limit) keeps its reason.
+    if (!this.#goingAway) this.#lastError = undefined;
     this.#backoff.reset();
     this.#settleConnect?.();
   }
