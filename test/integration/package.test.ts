@@ -20,6 +20,46 @@ const entries = Object.keys(pkg.exports)
   .filter((entry) => !entry.endsWith('.json'))
   .map((entry) => (entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`));
 
+/*
+ * What a user's code gets from the published types: each line is checked by the type check of
+ * a project of its own (below), where an `@ts-expect-error` that covers nothing, or a type that
+ * differs from the one written, fails.
+ */
+const USER_TYPES = `
+import { RpcCode, RpcError, type CallOptions, type Proxied, type StreamingCall } from ${JSON.stringify(pkg.name)};
+
+interface Api {
+  hello(name: string): Promise<string>;
+  ping(): Promise<number>;
+  count(from: number): AsyncGenerator<number, string>;
+}
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+declare const api: Proxied<Api>;
+declare const flag: boolean;
+declare const options: CallOptions;
+
+const pingCall = api.ping();
+const answeredCall = api.hello('ada', { timeoutMs: 5, oneWay: false });
+const oneWayCall = api.hello('ada', { oneWay: true });
+const eitherCall = api.hello('ada', { oneWay: flag });
+const optionsCall = api.hello('ada', options);
+export const unary: Equal<typeof pingCall, Promise<number>> = true;
+export const answered: Equal<typeof answeredCall, Promise<string>> = true;
+export const oneWay: Equal<typeof oneWayCall, Promise<undefined>> = true;
+export const eitherWay: Equal<typeof eitherCall, Promise<string | undefined>> = true;
+export const anyOptions: Equal<typeof optionsCall, Promise<string | undefined>> = true;
+export const stream: Equal<ReturnType<typeof api.count>, StreamingCall<number, string>> = true;
+// @ts-expect-error the request of hello is a string
+void api.hello(42);
+// @ts-expect-error nope is not a method of Api
+void api.nope();
+// @ts-expect-error a streaming call cannot be one-way
+void api.count(3, { oneWay: true });
+// @ts-expect-error timeout is not a call option
+void api.hello('ada', { timeout: 5 });
+export const retryable = (error: unknown): boolean => error instanceof RpcError && error.code === RpcCode.UNAVAILABLE && error.retryable;
+`;
+
 describe('the published package', () => {
   it('ships what a fresh project needs, and nothing of the tests', { timeout: 60_000 }, () => {
     expect(checkPackageAt(root)).toEqual([]);
@@ -52,11 +92,12 @@ describe('the published package', () => {
           types: ['node'],
           typeRoots: [`${root}node_modules/@types`],
         },
-        files: ['index.ts'],
+        files: ['index.ts', 'user.ts'],
       }),
       'index.ts': entries
         .map((entry, index) => `import * as entry${index} from ${JSON.stringify(entry)};\nexport type Entry${index} = typeof entry${index};\n`)
         .join(''),
+      'user.ts': USER_TYPES,
     });
     try {
       await mkdir(`${project.dir}/node_modules`);
