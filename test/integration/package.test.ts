@@ -10,8 +10,9 @@ import { tempDir } from '../helpers/tmp.js';
 /*
  * The package as a newcomer installs it (scripts/check-package.mjs over `npm pack --dry-run`,
  * offline): every exports entry shipped, importable and requirable; the published types name
- * no package a user's install lacks types for; source maps find their sources; no test or
- * bench file ships. The built dist/ is what is checked.
+ * no package a user's install lacks types for; the compiled code loads no dev dependency;
+ * source maps find their sources; the README's links find their docs; no test or bench file
+ * ships. The built dist/ is what is checked.
  */
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
