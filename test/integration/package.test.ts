@@ -1,6 +1,7 @@
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, symlink } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +17,14 @@ import { tempDir } from '../helpers/tmp.js';
  */
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { name: string; exports: Record<string, unknown> };
+const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as {
+  name: string;
+  version: string;
+  exports: Record<string, unknown>;
+  bin: Record<string, string>;
+  dependencies: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+};
 const entries = Object.keys(pkg.exports)
   .filter((entry) => !entry.endsWith('.json'))
   .map((entry) => (entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`));
@@ -119,5 +127,71 @@ describe('the published package', () => {
       console.log(JSON.stringify(errors));`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root, timeout: 30_000 });
     expect(JSON.parse(stdout.trim())).toEqual(['ERR_PACKAGE_PATH_NOT_EXPORTED', 'ERR_PACKAGE_PATH_NOT_EXPORTED']);
+  });
+
+  /*
+   * The tarball itself, as `npm install` would lay it out, offline: unpacked into a fresh
+   * project's node_modules beside links to the package's dependencies only (this repository's
+   * installed copies), so a file the tarball lacks or a dev dependency loaded at run time fails
+   * here as it would for a user. The plain JavaScript provider of the README serves a consumer
+   * written as a user would, and the bin answers --help and --version.
+   */
+  it('the packed tarball, installed with its dependencies only, serves the README example and runs its bin', { timeout: 90_000 }, async () => {
+    const project = await tempDir({
+      'package.json': JSON.stringify({ name: 'stranger', private: true, type: 'module' }),
+      'consumer.mjs': [
+        `import { createClient, defineService, serverStream, unary } from ${JSON.stringify(pkg.name)};`,
+        "const Greeter = defineService('demo.Greeter', { hello: unary, countdown: serverStream });",
+        'const client = await createClient({ timeoutMs: 5000 });',
+        "const greeter = client.proxy(Greeter, { version: '1.0.0', waitForReady: true });",
+        "console.log(await greeter.hello('ada', { metadata: { tenant: 'a' } }));",
+        'const countdown = greeter.countdown(2);',
+        'for await (const n of countdown) console.log(n);',
+        'console.log(await countdown.trailer);',
+        'await client.close();',
+      ].join('\n'),
+    });
+    const children: Array<ReturnType<typeof spawn>> = [];
+    try {
+      const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+      // --ignore-scripts: prepack would delete and rebuild dist/ under the other tests' feet.
+      const packed = await run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', project.dir], { cwd: root, timeout: 60_000 });
+      const tarball = `${project.dir}/${(JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename}`;
+      const modules = `${project.dir}/node_modules`;
+      await mkdir(modules);
+      await run('tar', ['-xzf', tarball, '-C', modules], { timeout: 30_000 });
+      await rename(`${modules}/package`, `${modules}/${pkg.name}`);
+      const installed = [
+        ...Object.keys(pkg.dependencies),
+        ...Object.keys(pkg.optionalDependencies ?? {}).filter((name) => existsSync(`${root}node_modules/${name}`)),
+      ];
+      for (const name of installed) {
+        await mkdir(path.dirname(`${modules}/${name}`), { recursive: true });
+        await symlink(`${root}node_modules/${name}`, `${modules}/${name}`, 'dir');
+      }
+      await copyFile(`${root}examples/readme/provider.mjs`, `${project.dir}/provider.mjs`);
+
+      const env = { ...process.env, SHUTTLE_REGISTRY: `file://${project.dir}/registry` };
+      const provider = spawn(process.execPath, ['provider.mjs'], { cwd: project.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(provider);
+      let providerOutput = '';
+      provider.stdout.on('data', (chunk: Buffer) => (providerOutput += chunk.toString()));
+      provider.stderr.on('data', (chunk: Buffer) => (providerOutput += chunk.toString()));
+      const consumer = await run(process.execPath, ['consumer.mjs'], { cwd: project.dir, env, timeout: 30_000 }).catch(
+        (error: { stdout: string; stderr: string }) => error,
+      );
+      expect({ consumer: consumer.stdout + consumer.stderr, provider: providerOutput }).toMatchObject({ consumer: 'hello, ada (tenant a)\n2\n1\nliftoff\n' });
+      expect(providerOutput).toMatch(/^serving shuttle:\/\/127\.0\.0\.1:\d+\n$/);
+
+      const bin = `${modules}/${pkg.name}/${pkg.bin['shuttle']}`;
+      expect((await readFile(bin, 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
+      const help = await run(process.execPath, [bin, '--help'], { cwd: project.dir, env, timeout: 30_000 });
+      expect(help.stdout).toMatch(/^Usage: shuttle /);
+      const version = await run(process.execPath, [bin, '--version'], { cwd: project.dir, env, timeout: 30_000 });
+      expect(version.stdout).toBe(`${pkg.version}\n`);
+    } finally {
+      for (const child of children) child.kill('SIGKILL');
+      await project.remove();
+    }
   });
 });
