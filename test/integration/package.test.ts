@@ -150,6 +150,14 @@ describe('the published package', () => {
         'console.log(await countdown.trailer);',
         'await client.close();',
       ].join('\n'),
+      // @opentelemetry/api is an optional peer: absent here, as in an application that does not trace.
+      'tracing.mjs': [
+        `import { createClient } from ${JSON.stringify(pkg.name)};`,
+        "await createClient({ registry: 'memory://tracing', filters: ['opentelemetry'] }).then(",
+        "  () => console.log('made'),",
+        '  (error) => console.log(error.message),',
+        ');',
+      ].join('\n'),
     });
     const children: Array<ReturnType<typeof spawn>> = [];
     try {
@@ -182,6 +190,11 @@ describe('the published package', () => {
       );
       expect({ consumer: consumer.stdout + consumer.stderr, provider: providerOutput }).toMatchObject({ consumer: 'hello, ada (tenant a)\n2\n1\nliftoff\n' });
       expect(providerOutput).toMatch(/^serving shuttle:\/\/127\.0\.0\.1:\d+\n$/);
+
+      const tracing = await run(process.execPath, ['tracing.mjs'], { cwd: project.dir, env, timeout: 30_000 });
+      expect(tracing.stdout).toMatch(
+        /the opentelemetry filter needs the @opentelemetry\/api package, which is not installed: run 'npm install @opentelemetry\/api'/,
+      );
 
       const bin = `${modules}/${pkg.name}/${pkg.bin['shuttle']}`;
       expect((await readFile(bin, 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);

@@ -93,6 +93,15 @@ describe('the installed dependencies', () => {
     for (const name of Object.keys(NEVER_LOADED)) expect(readme).toContain(`EBADENGINE\` for \`${name}@`);
   });
 
+  it("a package whose state is one process global per version is a peer dependency, so the one copy is the application's", () => {
+    // @opentelemetry/api keeps the SDK an application registers in a global that a copy of
+    // another minor version ignores: our own nested copy would trace nothing, silently.
+    for (const name of ['@opentelemetry/api']) {
+      expect(manifest['dependencies']?.[name], `${name} in dependencies`).toBeUndefined();
+      expect(manifest['peerDependencies']?.[name], `${name} in peerDependencies`).toBeDefined();
+    }
+  });
+
   it('reads the range forms of the lock file', () => {
     expect(['>=20', '>= 10.x', '^24 || ^22 || ^20', '10.* || >= 12.*', '*', '>=0.1.90', '^18 || ^20 || >= 21'].every((range) => admits(range, '20.19'))).toBe(
       true,
