@@ -13,6 +13,8 @@
 //   dependency, which a user's install does not have; every relative one is shipped;
 // - every relative link of a shipped Markdown file (the README's links to docs/) is shipped;
 // - every source map's sources are in the tarball;
+// - no private key, certificate store or .env file is shipped (by name, or a PEM private key
+//   block in any text file);
 // - no test, bench or fixture file is shipped, and no compiled file without its source
 //   (left in dist/ by a build of a file since removed).
 //
@@ -36,6 +38,12 @@ export function packedFiles(root) {
   return JSON.parse(out)[0].files.map((file) => file.path);
 }
 
+/** Names of files that hold keys or secrets: PEM/DER keys, certificate stores, .env files. */
+const SECRET_FILE = /\.(pem|key|p12|pfx|jks|keystore)$|(^|\/)\.env(\.|$)|(^|\/)id_(rsa|ecdsa|ed25519)$/;
+
+/** A PEM private key with its body (a message that only names the header is not one). */
+const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}/;
+
 /** Paths no published package needs: tests, benchmarks, fixtures. */
 const NOT_SHIPPED = /(^|\/)(test|tests|__tests__|bench|benchmarks|fixtures)\/|\.(test|spec|bench)\.[cm]?[jt]sx?$/;
 
@@ -57,6 +65,8 @@ export function checkPackage({ pkg, files, read, hasTypes, sources, sourceDir = 
   problems.push(...checkExports(pkg, shipped));
   for (const file of files) {
     if (NOT_SHIPPED.test(file)) problems.push(`${file}: a test, bench or fixture file is shipped (narrow "files" in package.json)`);
+    if (SECRET_FILE.test(file)) problems.push(`${file}: a key or secrets file is shipped (remove it, or narrow "files" in package.json)`);
+    else if (/\.([cm]?[jt]s|json|md|txt|ya?ml)$/.test(file) && PRIVATE_KEY_BLOCK.test(read(file))) problems.push(`${file}: holds a PEM private key`);
     if (file.endsWith('.map')) problems.push(...checkSourceMap(file, read(file), shipped));
     if (file.endsWith('.d.ts')) problems.push(...checkDeclarationImports(file, read(file), shipped, pkg, hasTypes));
     else if (/\.[cm]?js$/.test(file)) problems.push(...checkRuntimeImports(file, read(file), shipped, pkg));

@@ -118,4 +118,25 @@ describe('the package check', () => {
       'README.md: links to docs, which is not in the tarball (ship it, or link to a URL)',
     ]);
   });
+
+  it('a key, a certificate store, an .env file, or a private key inside a shipped file', () => {
+    const key = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n';
+    const problems = checkPackage(
+      facts((p) => {
+        p.files.push('dist/server.key', 'certs/ca.pem', '.env', 'config/.env.production', 'dist/store.p12', 'dist/keys.js');
+        p.sources.push('src/keys.ts');
+        p.text['dist/keys.js'] = `export const key = ${JSON.stringify(key).replaceAll('\\n', '\n')};`;
+        // Naming the header in a message is not a key.
+        p.text['dist/index.js'] += "\nthrow new Error('expected a PEM private key (-----BEGIN PRIVATE KEY-----)');";
+      }),
+    );
+    expect(problems).toEqual([
+      'dist/server.key: a key or secrets file is shipped (remove it, or narrow "files" in package.json)',
+      'certs/ca.pem: a key or secrets file is shipped (remove it, or narrow "files" in package.json)',
+      '.env: a key or secrets file is shipped (remove it, or narrow "files" in package.json)',
+      'config/.env.production: a key or secrets file is shipped (remove it, or narrow "files" in package.json)',
+      'dist/store.p12: a key or secrets file is shipped (remove it, or narrow "files" in package.json)',
+      'dist/keys.js: holds a PEM private key',
+    ]);
+  });
 });
