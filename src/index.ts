@@ -32,7 +32,16 @@ export { callOutcome, type CallOutcome } from './client/outcome.js';
 export type { BreakerOptions, EjectionOptions } from './cluster/provider-health.js';
 export type { BackoffOptions } from './common/backoff.js';
 export type { MockOptions } from './client/mock.js';
-export type { RpcCall, CallOptions, Proxied, ProxiedMethod, ProxiedResult, StreamingCall } from './proxy/proxy.js';
+export type {
+  RpcCall,
+  CallOptions,
+  OneWayCallOptions,
+  AnsweredCallOptions,
+  Proxied,
+  ProxiedMethod,
+  ProxiedResult,
+  StreamingCall,
+} from './proxy/proxy.js';
 export { currentCallScope, type CallScope } from './call/call-scope.js';
 export { monotonicNow } from './common/clock.js';
 export { PushStream, type PushStreamOptions } from './server/push-stream.js';

@@ -42,13 +42,14 @@ function loadApi(): typeof import('@opentelemetry/api') {
  * OpenTelemetry spans for calls (opt-in on either side: add `'opentelemetry'` to `filters`).
  * Only `@opentelemetry/api` is used, the application's own copy (a peer dependency; making
  * the filter without it installed throws, saying to install it): with no SDK registered by
- * the application every span is a no-op. With one, a consumer call is a CLIENT span `service/method` whose context goes out
- * in the call metadata through the application's propagator (W3C `traceparent` by default);
- * the provider continues it as a SERVER span, active while the handler runs, so the
- * handler's own spans (`trace.getActiveSpan()`) nest under it. Attributes follow the RPC
- * semantic conventions: `rpc.system` (`shuttle`), `rpc.service`, `rpc.method`, and
- * `rpc.grpc.status_code` (shuttle's codes are gRPC's); a failure sets the span status to
- * ERROR. A stream's span lasts until the stream ends, with its chunk count.
+ * the application every span is a no-op. With one, a consumer call is a CLIENT span
+ * `service/method` whose context goes out in the call metadata through the application's
+ * propagator (W3C `traceparent` by default); the provider continues it as a SERVER span,
+ * active while the handler runs, so the handler's own spans (`trace.getActiveSpan()`) nest
+ * under it. Attributes follow the RPC semantic conventions: `rpc.system` (`shuttle`),
+ * `rpc.service`, `rpc.method`, and `rpc.grpc.status_code` (shuttle's codes are gRPC's); a
+ * failure sets the span status to ERROR. A stream's span lasts until the stream ends, with
+ * its chunk count.
  */
 export const createOpenTelemetryFilter: ExtensionFactory<Filter> = (options) => {
   checkKnownKeys('opentelemetry filter options', options, []);
