@@ -8,7 +8,13 @@
 // - every bare import of a shipped .d.ts names a dependency that brings its own types (or
 //   whose @types package is a dependency too): else a strict project fails with TS7016, or,
 //   under skipLibCheck, silently types the name as `any`; every relative import is shipped;
+// - every bare import of a shipped .js file (static, dynamic, `require`, `require.resolve`,
+//   `createRequire(…)(…)`) names a dependency, optional or peer dependency, never a dev
+//   dependency, which a user's install does not have; every relative one is shipped;
+// - every relative link of a shipped Markdown file (the README's links to docs/) is shipped;
 // - every source map's sources are in the tarball;
+// - no private key, certificate store or .env file is shipped (by name, or a PEM private key
+//   block in any text file);
 // - no test, bench or fixture file is shipped, and no compiled file without its source
 //   (left in dist/ by a build of a file since removed).
 //
@@ -32,6 +38,12 @@ export function packedFiles(root) {
   return JSON.parse(out)[0].files.map((file) => file.path);
 }
 
+/** Names of files that hold keys or secrets: PEM/DER keys, certificate stores, .env files. */
+const SECRET_FILE = /\.(pem|key|p12|pfx|jks|keystore)$|(^|\/)\.env(\.|$)|(^|\/)id_(rsa|ecdsa|ed25519)$/;
+
+/** A PEM private key with its body (a message that only names the header is not one). */
+const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}/;
+
 /** Paths no published package needs: tests, benchmarks, fixtures. */
 const NOT_SHIPPED = /(^|\/)(test|tests|__tests__|bench|benchmarks|fixtures)\/|\.(test|spec|bench)\.[cm]?[jt]sx?$/;
 
@@ -53,8 +65,12 @@ export function checkPackage({ pkg, files, read, hasTypes, sources, sourceDir = 
   problems.push(...checkExports(pkg, shipped));
   for (const file of files) {
     if (NOT_SHIPPED.test(file)) problems.push(`${file}: a test, bench or fixture file is shipped (narrow "files" in package.json)`);
+    if (SECRET_FILE.test(file)) problems.push(`${file}: a key or secrets file is shipped (remove it, or narrow "files" in package.json)`);
+    else if (/\.([cm]?[jt]s|json|md|txt|ya?ml)$/.test(file) && PRIVATE_KEY_BLOCK.test(read(file))) problems.push(`${file}: holds a PEM private key`);
     if (file.endsWith('.map')) problems.push(...checkSourceMap(file, read(file), shipped));
     if (file.endsWith('.d.ts')) problems.push(...checkDeclarationImports(file, read(file), shipped, pkg, hasTypes));
+    else if (/\.[cm]?js$/.test(file)) problems.push(...checkRuntimeImports(file, read(file), shipped, pkg));
+    if (file.endsWith('.md')) problems.push(...checkMarkdownLinks(file, read(file), shipped));
   }
   if (sources !== undefined) {
     const known = new Set(sources);
@@ -142,6 +158,53 @@ function checkDeclarationImports(file, text, shipped, pkg, hasTypes) {
       problems.push(
         `${file}: imports ${specifier}, which has no types of its own and ${typesPackage} is not in dependencies (TS7016 in a strict project, \`any\` under skipLibCheck)`,
       );
+    }
+  }
+  return problems;
+}
+
+/**
+ * @param {string} file
+ * @param {string} text
+ * @param {Set<string>} shipped
+ * @param {Record<string, any>} pkg
+ */
+function checkRuntimeImports(file, text, shipped, pkg) {
+  const problems = [];
+  const specifiers = ts.preProcessFile(text, true, true).importedFiles.map((ref) => ref.fileName);
+  // Loads preProcessFile does not see: a path resolved to read a file of a dependency, and a
+  // module required through a require made from `import.meta.url`.
+  for (const match of text.matchAll(/\brequire\.resolve\(\s*(['"])([^'"]+)\1|\bcreateRequire\([^)]*\)\(\s*(['"])([^'"]+)\3/g)) {
+    specifiers.push(match[2] ?? match[4]);
+  }
+  const installed = { ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies };
+  for (const specifier of new Set(specifiers)) {
+    if (specifier.startsWith('.')) {
+      const path = posix.normalize(posix.join(posix.dirname(file), specifier));
+      if (!shipped.has(path) && !shipped.has(`${path}.js`) && !shipped.has(`${path}/index.js`))
+        problems.push(`${file}: loads ${specifier}, which is not in the tarball`);
+      continue;
+    }
+    const name = packageName(specifier);
+    if (specifier.startsWith('node:') || builtinModules.includes(name) || name === pkg.name || name in installed) continue;
+    const where = name in (pkg.devDependencies ?? {}) ? 'only in devDependencies' : 'not in dependencies';
+    problems.push(`${file}: loads ${specifier} at run time, which is ${where} (a user's install will not have it)`);
+  }
+  return problems;
+}
+
+/**
+ * @param {string} file
+ * @param {string} text
+ * @param {Set<string>} shipped
+ */
+function checkMarkdownLinks(file, text, shipped) {
+  const problems = [];
+  for (const [, target] of text.matchAll(/\]\(([^()\s]+)(?:\s+"[^"]*")?\)/g)) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue;
+    const path = posix.normalize(posix.join(posix.dirname(file), decodeURI(target.replace(/[#?].*$/, ''))));
+    if (!shipped.has(path) && ![...shipped].some((shippedFile) => shippedFile.startsWith(`${path}/`))) {
+      problems.push(`${file}: links to ${target}, which is not in the tarball (ship it, or link to a URL)`);
     }
   }
   return problems;

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { RpcError } from '../errors/errors.js';
 import { addAdmissionFlags } from './admission-flags.js';
@@ -23,6 +24,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const program = new Command('shuttle')
     .description('Look at a shuttle-rpc registry, call its services by hand, and bridge OpenAI-compatible engines and clients.')
     .showHelpAfterError('(run with --help for usage)')
+    // `--version <version>` of call and bench is the service's version: the program's own
+    // `-V, --version` is read only before the command name, never after it.
+    .enablePositionalOptions()
+    .version(packageVersion(), '-V, --version', "print shuttle-rpc's version")
     .exitOverride();
   const common = (command: Command): Command =>
     command
@@ -141,6 +146,15 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     writeErr(`shuttle: ${error instanceof RpcError ? error.message : ((error as Error).message ?? String(error))}\n`);
     return 1;
   }
+}
+
+/**
+ * The installed package's version, read from its package.json by the package's own name (the
+ * exports map lists ./package.json), so the answer is right from dist/ and from a build of
+ * the repository alike.
+ */
+function packageVersion(): string {
+  return (createRequire(import.meta.url)('shuttle-rpc/package.json') as { version: string }).version;
 }
 
 function positiveInt(value: string): number {

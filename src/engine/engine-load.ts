@@ -6,7 +6,8 @@ import { monotonicNow } from '../common/clock.js';
 /** The most of a `/metrics` answer read (vLLM's is tens to hundreds of KiB); beyond it, a failed poll. */
 export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
 
-type LoadFields = { -readonly [K in keyof Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>]?: LoadSnapshot[K] };
+/** The load fields an engine's metrics last gave (those of a LoadSnapshot, each optional). */
+export type LoadFields = { -readonly [K in keyof Omit<LoadSnapshot, 'timestamp' | 'receivedAt' | 'draining'>]?: LoadSnapshot[K] };
 
 /**
  * Polls an engine's Prometheus `/metrics` and keeps the latest load, for the worker's

@@ -14,7 +14,9 @@ import { closeUpstream, createUpstream, getJson, type Upstream } from './upstrea
 
 export { ENGINE_METRIC_PRESETS, metricNames, readEngineMetrics, type EngineMetricNames, type EngineMetricsSpec, type EngineSample } from './engine-metrics.js';
 export { ENGINE_PRIORITIES, OpenAiEngineService, type EnginePriority } from './openai-engine.js';
-export type { KvEventsOptions, KvEventsStats } from './kv-events/kv-events.js';
+export type { KvCacheState, KvEventsOptions, KvEventsStats } from './kv-events/kv-events.js';
+export type { KvMessage } from './kv-events/subscriber.js';
+export type { EngineLoad, LoadFields as EngineLoadFields } from './engine-load.js';
 
 /** Options of {@link startEngineWorker}. */
 export interface EngineWorkerOptions {

@@ -18,6 +18,8 @@ import { gatewayConnectionLimits, httpServerOptions, type GatewayHttpLimits } fr
 
 export type { GatewayHttpLimits } from './http-limits.js';
 export type { GatewayCors } from './cors.js';
+export type { GatewayAdmissionOptions } from './admission-options.js';
+export type { TenantLimits } from '../admission/admission.js';
 import { ModelBalancer, servesModel } from './model-balancer.js';
 import { addCors, corsOrigins, type GatewayCors } from './cors.js';
 import { BadRequest, contextLengthFailure, errorHeaders, newRequestId, REQUEST_ID_HEADER, toOpenAiError } from './openai-errors.js';

@@ -36,12 +36,24 @@ export interface StreamingCall<C, TReturn = unknown> extends AsyncIterable<C> {
   readonly trailer: Promise<TReturn | undefined>;
 }
 
+/** Call options that make a call one-way: it resolves undefined once sent. */
+export type OneWayCallOptions = CallOptions & { oneWay: true };
+
+/** Call options that keep the answer: everything but `oneWay: true`. */
+export type AnsweredCallOptions = CallOptions & { oneWay?: false };
+
 /**
  * The typed stub of a service interface `T`. Every method takes (at most) one request value
  * and an optional trailing {@link CallOptions}. A method returning an AsyncIterable (an async
  * generator on the provider) becomes a {@link StreamingCall}; any other returns a promise of
  * its result. A trailing `CallContext` parameter of `T`'s methods (a provider class used as the
  * type) is dropped.
+ *
+ * A unary method called with `{ oneWay: true }` resolves undefined (the provider sends no
+ * answer), so that call is typed `Promise<undefined>`, and one whose `oneWay` is only known
+ * as a boolean `Promise<R | undefined>` (as is `ReturnType` of a unary stub, which reads the
+ * last overload). A streaming method does not accept `oneWay: true`: the call would fail
+ * INVALID_ARGUMENT.
  */
 export type Proxied<T> = {
   readonly [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]: ProxiedMethod<T[K]>;
@@ -58,11 +70,32 @@ export type ProxiedResult<R> =
 /** The proxy form of one method; see {@link Proxied}. */
 export type ProxiedMethod<F> = F extends (...args: infer A) => infer R
   ? A extends [] | [CallContext?]
-    ? (request?: undefined, options?: CallOptions) => ProxiedResult<R>
+    ? ProxiedStub<undefined, R, true>
     : A extends [infer Q, ...unknown[]]
-      ? (request: Q, options?: CallOptions) => ProxiedResult<R>
-      : (request?: A[0], options?: CallOptions) => ProxiedResult<R>
+      ? ProxiedStub<Q, R, false>
+      : ProxiedStub<A[0], R, true>
   : never;
+
+/**
+ * The stub of a method with request type `Q` (optional when `Optional`) and result `R`: one
+ * signature for a streaming method, three overloads for a unary one (one-way, answered, and
+ * a `oneWay` known only at run time).
+ */
+type ProxiedStub<Q, R, Optional extends boolean> = [R] extends [AsyncIterable<unknown>]
+  ? Optional extends true
+    ? (request?: Q, options?: AnsweredCallOptions) => ProxiedResult<R>
+    : (request: Q, options?: AnsweredCallOptions) => ProxiedResult<R>
+  : Optional extends true
+    ? {
+        (request: Q | undefined, options: OneWayCallOptions): Promise<undefined>;
+        (request?: Q, options?: AnsweredCallOptions): Promise<Awaited<R>>;
+        (request: Q | undefined, options: CallOptions): Promise<Awaited<R> | undefined>;
+      }
+    : {
+        (request: Q, options: OneWayCallOptions): Promise<undefined>;
+        (request: Q, options?: AnsweredCallOptions): Promise<Awaited<R>>;
+        (request: Q, options: CallOptions): Promise<Awaited<R> | undefined>;
+      };
 
 /** Performs one call for a proxy: which method, with which request and options, in which mode. */
 export type MethodCaller = (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => Promise<unknown>;

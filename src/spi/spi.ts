@@ -58,6 +58,7 @@ export {
   type FilterInvocation,
   type FilterSide,
   type NextFilter,
+  type CallAdmission,
 } from '../filter/filter.js';
 export { createContextKey, createContextValues, type ContextKey, type ContextValues } from '../call/context-values.js';
 export { TOKEN_META } from '../filter/token.js';
@@ -79,5 +80,10 @@ export {
   type Transport,
   type TransportServer,
 } from '../transport/transport.js';
+export type { RequestHead } from '../transport/envelope.js';
+export type { CloseOptions } from '../transport/close-wait.js';
+export type { ConnectGate } from '../transport/connect-gate.js';
+export type { RefusalListener, RefusalReason } from '../transport/admission.js';
+export type { BackoffOptions } from '../common/backoff.js';
 export { createInvocation, type Invocation, type Metadata } from '../call/invocation.js';
 export { codeFromNodeError, isRetryableCode } from '../errors/errors.js';

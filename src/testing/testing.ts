@@ -3,6 +3,7 @@
  * sockets on loopback.
  */
 export { connectRaw, type RawPeer } from './raw-peer.js';
+export { FrameType, type Frame } from '../transport/frame.js';
 export { startFaultProxy, type Fault, type FaultDirection, type FaultProxy } from './fault-proxy.js';
 export { startFakeEngine, type FakeEngine, type FakeEngineOptions } from './fake-engine.js';
 export { FakeKvCache, type FakeKvCacheOptions } from './fake-kv-cache.js';

@@ -1,4 +1,5 @@
-import { SpanKind, SpanStatusCode, context, propagation, trace, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
 import { checkKnownKeys } from '../common/validate.js';
 import { RpcCode, RpcError, codeConstant } from '../errors/errors.js';
 import type { Filter } from '../filter/filter.js';
@@ -20,18 +21,39 @@ const getter: TextMapGetter<Readonly<Metadata>> = {
 };
 
 /**
+ * The application's `@opentelemetry/api`, loaded when the filter is made. It is a peer
+ * dependency, not one of ours: the API keeps its registered SDK in a process global that a
+ * copy of another minor version ignores (a nested copy newer than the application's would
+ * make every span a silent no-op), so the one copy must be the application's. Loaded only
+ * here, an application that does not trace need not install it.
+ */
+function loadApi(): typeof import('@opentelemetry/api') {
+  try {
+    return createRequire(import.meta.url)('@opentelemetry/api') as typeof import('@opentelemetry/api');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !(error as Error).message.includes("'@opentelemetry/api'")) throw error;
+    throw new TypeError(
+      "the opentelemetry filter needs the @opentelemetry/api package, which is not installed: run 'npm install @opentelemetry/api' in the application (the one its OpenTelemetry SDK uses)",
+    );
+  }
+}
+
+/**
  * OpenTelemetry spans for calls (opt-in on either side: add `'opentelemetry'` to `filters`).
- * Only `@opentelemetry/api` is used: with no SDK registered by the application every span is
- * a no-op. With one, a consumer call is a CLIENT span `service/method` whose context goes out
- * in the call metadata through the application's propagator (W3C `traceparent` by default);
- * the provider continues it as a SERVER span, active while the handler runs, so the
- * handler's own spans (`trace.getActiveSpan()`) nest under it. Attributes follow the RPC
- * semantic conventions: `rpc.system` (`shuttle`), `rpc.service`, `rpc.method`, and
- * `rpc.grpc.status_code` (shuttle's codes are gRPC's); a failure sets the span status to
- * ERROR. A stream's span lasts until the stream ends, with its chunk count.
+ * Only `@opentelemetry/api` is used, the application's own copy (a peer dependency; making
+ * the filter without it installed throws, saying to install it): with no SDK registered by
+ * the application every span is a no-op. With one, a consumer call is a CLIENT span
+ * `service/method` whose context goes out in the call metadata through the application's
+ * propagator (W3C `traceparent` by default); the provider continues it as a SERVER span,
+ * active while the handler runs, so the handler's own spans (`trace.getActiveSpan()`) nest
+ * under it. Attributes follow the RPC semantic conventions: `rpc.system` (`shuttle`),
+ * `rpc.service`, `rpc.method`, and `rpc.grpc.status_code` (shuttle's codes are gRPC's); a
+ * failure sets the span status to ERROR. A stream's span lasts until the stream ends, with
+ * its chunk count.
  */
 export const createOpenTelemetryFilter: ExtensionFactory<Filter> = (options) => {
   checkKnownKeys('opentelemetry filter options', options, []);
+  const { SpanKind, SpanStatusCode, context, propagation, trace } = loadApi();
   return {
     name: TYPE_NAME,
     // Outside trace-context, so that the traceparent of this span is the one that is sent.

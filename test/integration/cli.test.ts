@@ -301,6 +301,19 @@ describe('shuttle errors and help', () => {
     expect(stderr).toMatch(/invalid gateway apiKey: "" \(allowed: a non-empty string/);
   });
 
+  it("--version prints the package's version; after a command, --version is the service's", async () => {
+    const { version } = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const run = await shuttle(flag);
+      expect([run.code, run.stdout]).toEqual([0, `${version}\n`]);
+    }
+    const wrong = await shuttle('call', 'inference.LLM.embed', '{"text":"hello"}', '--json', '--version', '9.9.9', '--timeout', '3000');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/inference\.LLM:9\.9\.9/);
+    const right = await shuttle('call', 'inference.LLM.embed', '{"text":"hello"}', '--json', '--version', '1.0.0');
+    expect(right.code).toBe(0);
+  });
+
   it('--help everywhere', async () => {
     const top = await shuttle('--help');
     expect(top.code).toBe(0);
