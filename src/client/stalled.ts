@@ -23,9 +23,9 @@ export const STALL_FACTOR = 4;
  * A worker whose handlers never return keeps its connection, heartbeats and load reports alive,
  * so nothing else finds it before its calls' deadlines: round-robin and random went on sending
  * it their share of the calls, each one waiting out its deadline. Judged by one typical time
- * for all its methods, a worker running a slow method (a generation of seconds) looked hung
+ * for all its methods, a worker running a slow method (a generation of seconds) would look hung
  * the moment it had answered nothing for a second, beside one that had just answered a fast
- * call, and every call of every method went to that one. Such a provider is passed over while
+ * call, and every call of every method would go to that one. Such a provider is passed over while
  * another remains, like one whose connection is down; the first answer it sends ends that. Its
  * calls already in flight run to their deadlines, and their failures eject it as any others
  * would. A stream delivering chunks is not waiting, however long it runs.
