@@ -46,7 +46,7 @@ function looksHung(stats: LiveProviderStats, method: MethodKey, views: readonly 
   // No call there has waited past the floor: the common case, settled without a lookup.
   if (stats.waitingMs(now) <= STALL_FLOOR_MS) return false;
   const own = stats.methodWait(method);
-  if (own !== undefined && own.awaiting > 0 && now - own.since > limitOf(method, views, now, STALL_FLOOR_MS)) return true;
+  if (own !== undefined && own.awaiting > 0 && now - own.since > STALL_FLOOR_MS && now - own.since > limitOf(method, views, now, STALL_FLOOR_MS)) return true;
   if (stats.quietMs(now) <= STALL_FLOOR_MS) return false;
   // Nothing heard from it for a second: is any method's wait there past what that method takes?
   // A method no candidate has answered yet is no evidence (a first call of a batch job takes a
