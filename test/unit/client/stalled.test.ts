@@ -180,6 +180,20 @@ describe('the stall rule, method by method', () => {
     expect(fleet.candidates(fleet.generate)).toHaveLength(2);
   });
 
+  it('a fresh consumer whose first slow calls all wait past the floor still passes over a hung provider for them', () => {
+    const fleet = new Fleet(4);
+    fleet.learn(fleet.embed, 5);
+    const [hung] = fleet.views;
+    // No generate has answered yet: every worker's first one waits past the floor.
+    for (const view of fleet.views) fleet.call(fleet.generate, 20_000, view);
+    fleet.call(fleet.embed, Number.POSITIVE_INFINITY, hung);
+    fleet.advance(fleet.now + 1500);
+    // The hung one's embed shows it: it is dropped; the others, passed over on the floor alone, stay.
+    const candidates = fleet.candidates(fleet.generate);
+    expect(candidates).toHaveLength(3);
+    expect(candidates).not.toContain(hung);
+  });
+
   it('a mixed fleet judges a method by its slowest provider: a fast worker on a long call is not hung', () => {
     const fleet = new Fleet(2);
     const [fast, slow] = fleet.views;
