@@ -36,7 +36,7 @@ async function consumer(registry: string, loadbalance: string): Promise<{ mixed:
   const mixed = client.proxy<MixedApi>('test.Mixed');
   // Until the consumer sees the whole fleet.
   for (let i = 0; i < 100 && new Set(routes.map((event) => event.decision.provider.address)).size < 4; i++) {
-    await Promise.all(Array.from({ length: 8 }, () => mixed.embed().catch(() => 0)));
+    await Promise.all(Array.from({ length: 8 }, () => mixed.ping().catch(() => 0)));
     await sleep(50);
   }
   routes.length = 0;
@@ -90,11 +90,11 @@ describe('the stall rule, per method, on a fleet with slow and fast calls', () =
     const { registry, children } = await fleet(true);
     const { mixed, routes } = await consumer(registry, 'round-robin');
     const hung = `${children[0]!.host}:${children[0]!.port}`;
-    // Slow calls (3 s) keep every provider busy; fast calls come 50 a second for 4 s.
+    // 50 calls a second for 4 s, one in three a slow one (3 s): every provider busy with both.
     const calls: Array<Promise<unknown>> = [];
     const until = Date.now() + 4000;
     for (let i = 0; Date.now() < until && i < 400; i++) {
-      const call = i % 10 === 0 ? mixed.generate({ ms: 3000 }, { timeoutMs: 6000 }) : mixed.embed(undefined, { timeoutMs: 3000 });
+      const call = i % 3 === 0 ? mixed.generate({ ms: 3000 }, { timeoutMs: 6000 }) : mixed.embed(undefined, { timeoutMs: 3000 });
       calls.push(call.catch(() => undefined));
       await sleep(20);
     }
@@ -102,7 +102,7 @@ describe('the stall rule, per method, on a fleet with slow and fast calls', () =
     const share = (method: string) => (counts(routes, method).get(hung) ?? 0) / Math.max(1, routes.filter((event) => event.method === method).length);
     // Without the rule: a quarter of each.
     expect(routes.length).toBeGreaterThan(150);
-    expect(share('embed')).toBeLessThan(0.12);
+    expect(share('embed')).toBeLessThan(0.15);
     expect(share('generate')).toBeLessThan(0.15);
   }, 40_000);
 });
