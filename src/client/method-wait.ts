@@ -36,6 +36,11 @@ export class MethodKeys {
   #count = 0;
   readonly #rest = new MethodKey('', '', MAX_TRACKED_METHODS);
 
+  /** The key of `method` of `service` if calls of it have been counted (past the cap: the shared one), else undefined. */
+  find(service: string, method: string): MethodKey | undefined {
+    return this.#byService.get(service)?.get(method) ?? (this.#count >= MAX_TRACKED_METHODS ? this.#rest : undefined);
+  }
+
   /** The key of `method` of `service`; past the cap, the one key every further method shares. */
   of(service: string, method: string): MethodKey {
     let methods = this.#byService.get(service);
@@ -72,8 +77,21 @@ export class MethodWait {
   unansweredMs = 0;
   /** The provider's last answer when {@link unansweredMs} was recorded. */
   unansweredHeardAt = Number.NaN;
+  /**
+   * Successful calls' latency sums and counts in the provider's time slices (it rotates them):
+   * the method's own average latency there.
+   */
+  readonly latencySums: Float64Array;
+  readonly latencyCounts: Uint32Array;
 
-  constructor(readonly key: MethodKey) {}
+  /** `slices`: how many time slices the provider's statistics keep. */
+  constructor(
+    readonly key: MethodKey,
+    slices: number,
+  ) {
+    this.latencySums = new Float64Array(slices);
+    this.latencyCounts = new Uint32Array(slices);
+  }
 
   /** A successful call of `latencyMs` ended. */
   succeeded(latencyMs: number): void {

@@ -38,6 +38,9 @@ export class LiveProviderStats implements ProviderStats {
   #slice = 0;
   #sliceStart = 0;
 
+  /** `methods`: the client's method keys, to find a method's own latency by its name. */
+  constructor(private readonly methods?: MethodKeys) {}
+
   /**
    * Resets the "since" counters when a registry snapshot newer than any seen has arrived (an
    * older one changes nothing: the counters stay relative to the freshest signal).
@@ -169,7 +172,7 @@ export class LiveProviderStats implements ProviderStats {
     if (known !== undefined) return known;
     // Filled up to the index (keys are numbered from 0 by one client): a packed array, no holes.
     while (this.#waits.length <= method.index) this.#waits.push(undefined);
-    const wait = new MethodWait(method);
+    const wait = new MethodWait(method, SLICES);
     this.#waits[method.index] = wait;
     return wait;
   }
@@ -204,6 +207,31 @@ export class LiveProviderStats implements ProviderStats {
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;
+    if (wait !== undefined) {
+      wait.latencySums[this.#slice]! += latencyMs;
+      wait.latencyCounts[this.#slice]!++;
+    }
+  }
+
+  /**
+   * Average latency of this consumer's recent successful calls of `method` of `service` here
+   * (about the last 10 s), ms; undefined before any: a provider that ran a 10 s generation is
+   * not slow at 5 ms embeddings. Stats made outside a client's table keep no methods apart:
+   * theirs is the provider's average.
+   */
+  methodLatencyMs(service: string, method: string, now: number = monotonicNow()): number | undefined {
+    if (this.methods === undefined) return this.averageLatencyMs(now);
+    const key = this.methods.find(service, method);
+    const wait = key === undefined ? undefined : this.#waits[key.index];
+    if (wait === undefined) return undefined;
+    this.#rotate(now);
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < SLICES; i++) {
+      sum += wait.latencySums[i]!;
+      count += wait.latencyCounts[i]!;
+    }
+    return count === 0 ? undefined : sum / count;
   }
 
   averageLatencyMs(now: number = monotonicNow()): number | undefined {
@@ -227,6 +255,11 @@ export class LiveProviderStats implements ProviderStats {
       this.#slice = (this.#slice + 1) % SLICES;
       this.#sums[this.#slice] = 0;
       this.#counts[this.#slice] = 0;
+      for (const wait of this.#waits) {
+        if (wait === undefined) continue;
+        wait.latencySums[this.#slice] = 0;
+        wait.latencyCounts[this.#slice] = 0;
+      }
     }
   }
 }
@@ -244,7 +277,7 @@ export class ProviderStatsTable {
   get(address: string): LiveProviderStats {
     let stats = this.#byAddress.get(address);
     if (stats === undefined) {
-      stats = new LiveProviderStats();
+      stats = new LiveProviderStats(this.#methods);
       this.#byAddress.set(address, stats);
     }
     return stats;
