@@ -1,6 +1,7 @@
 import type { ProviderStats } from '../loadbalance/loadbalance.js';
 import type { LoadSnapshot } from '../registry/registry.js';
 import { monotonicNow } from '../common/clock.js';
+import { MethodKeys, MethodWait, type MethodKey } from './method-wait.js';
 
 const SLICES = 10;
 const SLICE_MS = 1000;
@@ -15,13 +16,15 @@ export class LiveProviderStats implements ProviderStats {
   load: LoadSnapshot | undefined;
   /** Calls in flight that have had no first answer yet (no response, no stream chunk). */
   #awaiting = 0;
+  /** When a call started waiting with none waiting before (the current run of waiting calls began). */
+  #waitingSince = 0;
   /**
-   * Since when this consumer has been waiting on the provider without hearing from it: the
-   * later of the moment a call of its started waiting with none waiting before and the
-   * provider's last answer (a response, an error it sent, a stream's first chunk or end). Load
-   * reports are no answer: a worker whose handlers hang still sends them.
+   * The provider's last answer to this consumer: a response, an error it sent, a stream's first
+   * chunk or end. Load reports are no answer: a worker whose handlers hang still sends them.
    */
-  #quietSince = 0;
+  #heardAt = 0;
+  /** The waiting calls of each method, at their {@link MethodKey.index} (see `withoutStalled`). */
+  readonly #waits: Array<MethodWait | undefined> = [];
   /** Failed answers, decayed to {@link #failingAt} (see {@link failing}). */
   #failing = 0;
   #failingAt = 0;
@@ -34,6 +37,9 @@ export class LiveProviderStats implements ProviderStats {
   readonly #counts = new Uint32Array(SLICES);
   #slice = 0;
   #sliceStart = 0;
+
+  /** `methods`: the client's method keys, to find a method's own latency by its name. */
+  constructor(private readonly methods?: MethodKeys) {}
 
   /**
    * Resets the "since" counters when a registry snapshot newer than any seen has arrived (an
@@ -54,10 +60,18 @@ export class LiveProviderStats implements ProviderStats {
     this.observeLoad(load);
   }
 
-  /** A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}. */
-  start(tokens: number, now: number = monotonicNow()): void {
-    if (this.#awaiting <= 0) this.#quietSince = now;
+  /**
+   * A call of `tokens` prompt tokens was sent; it counts as prefilling until {@link answered}.
+   * `method`: which method it calls, for the stall rule (none: counted for the provider only).
+   */
+  start(tokens: number, now: number = monotonicNow(), method?: MethodKey): void {
+    if (this.#awaiting <= 0) this.#waitingSince = now;
     this.#awaiting++;
+    if (method !== undefined) {
+      const wait = this.#track(method);
+      if (wait.awaiting <= 0) wait.since = now;
+      wait.awaiting++;
+    }
     this.inFlight++;
     this.inFlightTokens += tokens;
     this.prefillTokens += tokens;
@@ -66,15 +80,37 @@ export class LiveProviderStats implements ProviderStats {
   }
 
   /** A call sent with `tokens` had its first answer (a stream's first chunk): its prompt is computed. */
-  answered(tokens: number, now: number = monotonicNow()): void {
+  answered(tokens: number, now: number = monotonicNow(), method?: MethodKey): void {
     this.prefillTokens -= tokens;
     this.#awaiting--;
-    this.#quietSince = now;
+    this.#heardAt = now;
+    const wait = method === undefined ? undefined : this.#waits[method.index];
+    if (wait !== undefined) {
+      wait.awaiting--;
+      wait.since = now;
+    }
   }
 
-  /** The provider answered a call (or failed it itself): it is not hung. */
-  heard(now: number = monotonicNow()): void {
-    this.#quietSince = now;
+  /**
+   * A call of `method` sent at `started` ended at `now` without any answer, ended by this
+   * consumer (its deadline, a cancel): if nothing was heard from the provider since it began,
+   * how long it waited stays on record until the provider's next answer (see `withoutStalled`).
+   */
+  gaveUp(started: number, now: number, method: MethodKey): void {
+    const wait = this.#waits[method.index];
+    if (wait === undefined || this.#heardAt >= started) return;
+    if (wait.unansweredHeardAt !== this.#heardAt) {
+      wait.unansweredHeardAt = this.#heardAt;
+      wait.unansweredMs = 0;
+    }
+    if (now - started > wait.unansweredMs) wait.unansweredMs = now - started;
+  }
+
+  /** The provider answered a call (of `method`, if given), or failed it itself: it is not hung. */
+  heard(now: number = monotonicNow(), method?: MethodKey): void {
+    this.#heardAt = now;
+    const wait = method === undefined ? undefined : this.#waits[method.index];
+    if (wait !== undefined) wait.since = now;
   }
 
   /**
@@ -105,10 +141,47 @@ export class LiveProviderStats implements ProviderStats {
    * load reports look well.
    */
   quietMs(now: number = monotonicNow()): number {
-    return this.#awaiting > 0 ? Math.max(0, now - this.#quietSince) : 0;
+    return this.#awaiting > 0 ? Math.max(0, now - Math.max(this.#waitingSince, this.#heardAt)) : 0;
   }
 
-  /** How long a successful call here takes, ms: a running mean that, unlike the average latency, never empties. */
+  /**
+   * How long this consumer has had calls waiting at the provider without a pause, answers or
+   * not (0 with none waiting): no call there, of any method, has waited longer.
+   */
+  waitingMs(now: number): number {
+    return this.#awaiting > 0 ? Math.max(0, now - this.#waitingSince) : 0;
+  }
+
+  /** The provider's last answer to this consumer (see {@link quietMs}); 0 before any. */
+  get heardAt(): number {
+    return this.#heardAt;
+  }
+
+  /** The calls of `method` this consumer has made here, undefined before the first. */
+  methodWait(method: MethodKey): MethodWait | undefined {
+    return this.#waits[method.index];
+  }
+
+  /** Every method this consumer has called here, at its key's index (holes where it has not). */
+  get methodWaits(): ReadonlyArray<MethodWait | undefined> {
+    return this.#waits;
+  }
+
+  #track(method: MethodKey): MethodWait {
+    const known = this.#waits[method.index];
+    if (known !== undefined) return known;
+    // Filled up to the index (keys are numbered from 0 by one client): a packed array, no holes.
+    while (this.#waits.length <= method.index) this.#waits.push(undefined);
+    const wait = new MethodWait(method, SLICES);
+    this.#waits[method.index] = wait;
+    return wait;
+  }
+
+  /**
+   * How long a successful call here takes, ms, all methods together: a running mean that, unlike
+   * the average latency, never empties. It sets how fast a failed answer's weight fades; the
+   * stall rule judges each method by its own ({@link MethodWait.typicalMs}).
+   */
   get typicalMs(): number {
     return this.#typicalMs;
   }
@@ -116,20 +189,49 @@ export class LiveProviderStats implements ProviderStats {
   /**
    * A call ended; `answered`: whether {@link answered} was already called for it. Only a call
    * that `succeeded` counts in the average latency: a provider that fails at once would
-   * otherwise look the fastest to a latency-minded balancer and draw the traffic.
+   * otherwise look the fastest to a latency-minded balancer and draw the traffic. `method`: the
+   * key it was started with.
    */
-  end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true): void {
+  end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true, method?: MethodKey): void {
     this.inFlight--;
     this.inFlightTokens -= tokens;
+    const wait = method === undefined ? undefined : this.#waits[method.index];
     if (!answered) {
       this.prefillTokens -= tokens;
       this.#awaiting--;
+      if (wait !== undefined) wait.awaiting--;
     }
     if (!succeeded) return;
     this.#typicalMs += 0.1 * (Math.max(1, latencyMs) - this.#typicalMs);
+    wait?.succeeded(latencyMs);
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;
+    if (wait !== undefined) {
+      wait.latencySums[this.#slice]! += latencyMs;
+      wait.latencyCounts[this.#slice]!++;
+    }
+  }
+
+  /**
+   * Average latency of this consumer's recent successful calls of `method` of `service` here
+   * (about the last 10 s), ms; undefined before any: a provider that ran a 10 s generation is
+   * not slow at 5 ms embeddings. Stats made outside a client's table keep no methods apart:
+   * theirs is the provider's average.
+   */
+  methodLatencyMs(service: string, method: string, now: number = monotonicNow()): number | undefined {
+    if (this.methods === undefined) return this.averageLatencyMs(now);
+    const key = this.methods.find(service, method);
+    const wait = key === undefined ? undefined : this.#waits[key.index];
+    if (wait === undefined) return undefined;
+    this.#rotate(now);
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < SLICES; i++) {
+      sum += wait.latencySums[i]!;
+      count += wait.latencyCounts[i]!;
+    }
+    return count === 0 ? undefined : sum / count;
   }
 
   averageLatencyMs(now: number = monotonicNow()): number | undefined {
@@ -153,6 +255,11 @@ export class LiveProviderStats implements ProviderStats {
       this.#slice = (this.#slice + 1) % SLICES;
       this.#sums[this.#slice] = 0;
       this.#counts[this.#slice] = 0;
+      for (const wait of this.#waits) {
+        if (wait === undefined) continue;
+        wait.latencySums[this.#slice] = 0;
+        wait.latencyCounts[this.#slice] = 0;
+      }
     }
   }
 }
@@ -160,11 +267,17 @@ export class LiveProviderStats implements ProviderStats {
 /** The live stats of every provider address one client talks to. */
 export class ProviderStatsTable {
   readonly #byAddress = new Map<string, LiveProviderStats>();
+  readonly #methods = new MethodKeys();
+
+  /** The key under which every provider's stats count the calls of `method` of `service` (see {@link MethodKeys}). */
+  methodKey(service: string, method: string): MethodKey {
+    return this.#methods.of(service, method);
+  }
 
   get(address: string): LiveProviderStats {
     let stats = this.#byAddress.get(address);
     if (stats === undefined) {
-      stats = new LiveProviderStats();
+      stats = new LiveProviderStats(this.#methods);
       this.#byAddress.set(address, stats);
     }
     return stats;

@@ -20,6 +20,7 @@ import type { Invocation, Metadata } from '../call/invocation.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { Directory } from './directory.js';
 import { applyMock, type ResolvedMock } from './mock.js';
+import type { MethodKey } from './method-wait.js';
 import type { LiveProviderStats, ProviderStatsTable } from './provider-stats.js';
 import { withoutDraining } from './draining.js';
 import { withoutStalled } from './stalled.js';
@@ -437,6 +438,8 @@ class Attempt implements ClusterCall {
    * nothing should touch the caller's metadata again.
    */
   readonly #urgent: boolean;
+  /** The method's key in the providers' statistics: the stall rule judges each method by its own calls. */
+  readonly #method: MethodKey;
 
   /** `providers`: the views of the eligible providers, which the strategy hands back to `send`. */
   constructor(
@@ -445,6 +448,7 @@ class Attempt implements ClusterCall {
     readonly providers: readonly LiveView[],
   ) {
     this.#urgent = parts.urgentPriority !== undefined && providers.length > 1 && callPriority(invocation.metadata) >= parts.urgentPriority;
+    this.#method = parts.stats.methodKey(invocation.service, invocation.method);
   }
 
   get stream(): boolean {
@@ -471,7 +475,7 @@ class Attempt implements ClusterCall {
     // Past the cap, the providers picked again get their share of the calls and no more.
     let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
-    if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), monotonicNow());
+    if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), this.#method, monotonicNow());
     if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.#decide(candidates);
@@ -571,7 +575,9 @@ class Attempt implements ClusterCall {
         }),
       );
     }
-    stats.start(tokens);
+    const key = this.#method;
+    // The call's start time is the stall rule's too: no second clock read.
+    stats.start(tokens, started, key);
     if (invocation.stream) {
       // The attempt is the stream's opening: it succeeds at the first chunk (or the end), and a
       // stream the provider fails before producing anything — an engine that answers 500, a
@@ -595,7 +601,7 @@ class Attempt implements ClusterCall {
       opened.then(
         (stream) => {
           const firstAt = monotonicNow();
-          stats.answered(tokens);
+          stats.answered(tokens, firstAt, key);
           // The provider's health and latency are judged by how the stream ends, not by its
           // opening: a worker whose generations all break after the first token (an engine
           // crashing mid-sequence) would otherwise count a success per stream, never be
@@ -604,21 +610,21 @@ class Attempt implements ClusterCall {
           stream.trailer.then(
             () => {
               health.succeeded(record, method);
-              finish(stats, tokens, started, true, true, undefined);
+              finish(stats, key, tokens, started, true, true, undefined);
               this.#observe(address, started, firstAt);
             },
             (error: unknown) => {
               const broke = isProviderFailure(error);
               if (broke) health.failed(record, error, method);
               else health.succeeded(record, method);
-              finish(stats, tokens, started, true, !broke, error);
+              finish(stats, key, tokens, started, true, !broke, error);
               if (!broke) this.#observe(address, started, firstAt);
             },
           );
         },
         (error: unknown) => {
           health.failed(record, error, method);
-          finish(stats, tokens, started, false, false, error);
+          finish(stats, key, tokens, started, false, false, error);
           if (answeredWithError(error)) this.#observe(address, started, undefined, true);
         },
       );
@@ -663,13 +669,13 @@ class Attempt implements ClusterCall {
     result.then(
       () => {
         health.succeeded(record, method);
-        finish(stats, tokens, started, false, true, undefined);
+        finish(stats, key, tokens, started, false, true, undefined);
         recordAttempt(parts.budget, false);
         this.#observe(address, started);
       },
       (error: unknown) => {
         health.failed(record, error, method);
-        finish(stats, tokens, started, false, false, error);
+        finish(stats, key, tokens, started, false, false, error);
         recordAttempt(parts.budget, true, error);
         if (answeredWithError(error)) this.#observe(address, started, undefined, true);
       },
@@ -722,16 +728,17 @@ class Attempt implements ClusterCall {
 }
 
 /**
- * An attempt's end in its provider's statistics; `answered`: whether its first answer was already
+ * An attempt's end in its provider's statistics, under its `method`'s key; `answered`: whether its first answer was already
  * counted; `error`: why it failed, if it did. Only a successful attempt's time counts as the
  * provider's latency. An end is news from the provider unless this consumer ended the wait
  * itself (the deadline, a cancel): those are what a hung provider produces.
  */
-function finish(stats: LiveProviderStats, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
+function finish(stats: LiveProviderStats, method: MethodKey, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
   const now = monotonicNow();
-  if (error === undefined || !endedHere(error)) stats.heard(now);
+  if (error === undefined || !endedHere(error)) stats.heard(now, method);
+  else if (!answered) stats.gaveUp(started, now, method);
   if (error !== undefined && answeredWithError(error)) stats.failedAnswer(now);
-  stats.end(tokens, now - started, now, answered, succeeded);
+  stats.end(tokens, now - started, now, answered, succeeded, method);
 }
 
 /**

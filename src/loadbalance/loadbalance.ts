@@ -39,6 +39,12 @@ export interface ProviderStats {
    * before any. `now` is on the clock the latencies were recorded with (wall time by default).
    */
   averageLatencyMs(now?: number): number | undefined;
+  /**
+   * The same for the calls of one method of one service alone; undefined before any. Absent
+   * from stats that do not keep it per method (a balancer then falls back on
+   * {@link averageLatencyMs}).
+   */
+  methodLatencyMs?(service: string, method: string, now?: number): number | undefined;
 }
 
 /** A provider as a balancer sees it: its registry record plus this consumer's live view of it. */

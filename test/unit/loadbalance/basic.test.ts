@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { defaultExtensions } from '../../../src/spi/extensions.js';
 import { capacity, effectiveWeight } from '../../../src/loadbalance/weights.js';
+import { ProviderStatsTable } from '../../../src/client/provider-stats.js';
+import { createInvocation } from '../../../src/call/invocation.js';
 import { invocation, tally, view } from '../../helpers/lb.js';
 
 const balancers = defaultExtensions().loadbalance;
@@ -120,6 +122,34 @@ describe('shortest-response', () => {
     // Ten calls in flight on the fast one: 10 ms x 11 = 110 ms > 100 ms x 1.
     for (let i = 0; i < 10; i++) fast.stats.start(0);
     expect(balancer.select([fast, slow], invocation()).provider).toBe(slow);
+  });
+
+  it('judges the called method by its own latency: a worker that ran one 10 s generation still gets its share of 5 ms embeddings', () => {
+    const balancer = balancers.create('shortest-response');
+    const table = new ProviderStatsTable();
+    const embed = table.methodKey('inference.LLM', 'embed');
+    const generate = table.methodKey('inference.LLM', 'generate');
+    const [busy, idle] = [1, 2].map((port) => ({ ...view(port), stats: table.get(`10.0.0.1:${port}`) }));
+    const now = Date.now();
+    for (const provider of [busy, idle]) {
+      for (let i = 0; i < 20; i++) {
+        provider!.stats.start(0, now, embed);
+        provider!.stats.end(0, 5, now, false, true, embed);
+      }
+    }
+    busy!.stats.start(0, now, generate);
+    busy!.stats.end(0, 10_000, now, false, true, generate);
+    // 40 embeddings left in flight: by one average for all methods (about 480 ms against 5 ms),
+    // every one went to the idle worker.
+    const picks = new Map<number, number>();
+    const call = createInvocation({ service: 'inference.LLM', version: '1.0.0', method: 'embed', request: {} });
+    for (let i = 0; i < 40; i++) {
+      const picked = balancer.select([busy!, idle!], call).provider as typeof busy;
+      picks.set(picked!.instance.port, (picks.get(picked!.instance.port) ?? 0) + 1);
+      picked!.stats.start(0, now, embed);
+    }
+    expect(picks.get(1)).toBe(20);
+    expect(picks.get(2)).toBe(20);
   });
 });
 
