@@ -201,7 +201,7 @@ describe('grpc channels', () => {
     const good = await startFixture('provider', { SHUTTLE_HOST: '0.0.0.0', PROVIDER_TRANSPORT: 'grpc' });
     try {
       const list = [...addresses(500, silent.port, 1), ...addresses(4, good.port, 0)];
-      const echo = await consumer(list, { transport: 'grpc', timeoutMs: 2000, connectTimeoutMs: 500, maxConnecting: 32, idleTimeoutMs: 400 });
+      const echo = await consumer(list, { transport: 'grpc', timeoutMs: 2000, connectTimeoutMs: 500, maxConnecting: 32 });
       let mostConnecting = 0;
       const sampler = setInterval(() => {
         mostConnecting = Math.max(mostConnecting, openSockets(silent.port));
@@ -227,14 +227,28 @@ describe('grpc channels', () => {
       // Without the gate each call's channel connected on its own: every address picked held a
       // socket, and kept it (grpc-js gives a connect no time limit).
       expect(mostConnecting).toBeLessThanOrEqual(32 + 2);
-      expect(lateAnswered / (lateAnswered + lateFailed), `after 4 s ${lateAnswered} answered, ${lateFailed} failed`).toBeGreaterThan(0.9);
-      // Connects given up on closed their sockets; idle channels to the good providers closed.
+      // Most, not all: a silent address whose backoff has ended is tried again by the calls that
+      // pick it, each waiting up to connectTimeoutMs (as over tcp); 86-97 % on two busy cores.
+      expect(lateAnswered / (lateAnswered + lateFailed), `after 4 s ${lateAnswered} answered, ${lateFailed} failed`).toBeGreaterThan(0.8);
+      // Connects given up on closed their sockets.
       await waitUntil(() => openSockets(silent.port) === 0, 'no socket left to the silent addresses', 3000);
-      await waitUntil(() => openSockets(good.port) === 0, 'the idle channels closed', 3000);
     } finally {
       await Promise.all([silent.stop(0), good.stop()]);
     }
   }, 60_000);
+
+  it('idle channels are closed after idleTimeoutMs, and the next call connects again', async () => {
+    const good = await startFixture('provider', { SHUTTLE_HOST: '0.0.0.0', PROVIDER_TRANSPORT: 'grpc' });
+    try {
+      const echo = await consumer(addresses(4, good.port, 0), { transport: 'grpc', idleTimeoutMs: 400 });
+      await Promise.all(Array.from({ length: 40 }, (_, i) => echo.echo(i)));
+      expect(openSockets(good.port)).toBeGreaterThan(0);
+      await waitUntil(() => openSockets(good.port) === 0, 'the idle channels closed', 3000);
+      await expect(echo.echo('again')).resolves.toBe('again');
+    } finally {
+      await good.stop();
+    }
+  }, 30_000);
 });
 
 /** Whether this process may give a child its own /etc/resolv.conf (root, with unshare). */

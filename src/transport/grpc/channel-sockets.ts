@@ -13,9 +13,14 @@ export interface ChannelSockets {
   readonly sockets: Set<net.Socket>;
   /** Set when the channel is closed: a connect that starts afterwards is refused before it dials. */
   closed: boolean;
+  /**
+   * Set while no connect of the connection waits on the channel: a socket that comes up then is
+   * destroyed, since it would be a connect outside the consumer's gate.
+   */
+  paused: boolean;
 }
 
-const closedError = (): Error => new Error('the channel is closed');
+const closedError = (): Error => new Error('refused: the channel is closed, or no connect waits on it');
 
 /**
  * Returns `credentials`, changed so that each connect of a channel built on them reports its
@@ -49,7 +54,7 @@ export function watchSockets(credentials: grpc.ChannelCredentials, watch: Channe
     }
     if (typeof connect === 'function') {
       connector.connect = function (this: unknown, socket: net.Socket): Promise<unknown> {
-        if (watch.closed) {
+        if (watch.closed || watch.paused) {
           socket.destroy();
           return Promise.reject(closedError());
         }

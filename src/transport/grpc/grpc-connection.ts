@@ -130,7 +130,7 @@ export class GrpcConnection implements ClientConnection {
   }
 
   #open(): Channel {
-    const connects: ChannelSockets = { sockets: new Set(), closed: false };
+    const connects: ChannelSockets = { sockets: new Set(), closed: false, paused: false };
     const credentials = watchSockets(this.#settings.channelCredentials(), connects);
     return { client: new grpc.Client(this.address, credentials, this.#channelOptions), resets: new ResetBudget(), calls: 0, connects, parked: false };
   }
@@ -262,13 +262,11 @@ export class GrpcConnection implements ClientConnection {
   /** Undefined when the channel is ready (the hot path); otherwise a wait for it. */
   #whenReady(invocation: Invocation): Promise<void> | undefined {
     if (this.#closed) return Promise.reject(neverSent(`connection to ${this.address} is closed`));
+    // Not tryToConnect: a connect starts only in a slot of the gate (#dial). A channel that is
+    // not ready (idle after losing its connection, or failed) is connected or closed there too.
     const current = this.#current;
-    if (current !== undefined && this.#connecting === undefined) {
-      // Not tryToConnect: a connect starts only in a slot of the gate (#dial).
-      const state = current.client.getChannel().getConnectivityState(false);
-      if (state === grpc.connectivityState.READY) return undefined;
-      // A channel that grpc-js connected by itself (a call made as it lost its connection).
-      if (state === grpc.connectivityState.TRANSIENT_FAILURE) return this.#failed(current).then((error) => Promise.reject(error));
+    if (current !== undefined && this.#connecting === undefined && current.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
+      return undefined;
     }
     if (this.#connecting === undefined && monotonicNow() < this.#retryAt) {
       // Fail fast rather than queue: the cluster layer can pick another provider right away.
@@ -309,6 +307,7 @@ export class GrpcConnection implements ClientConnection {
     if (this.#closed) return Promise.reject(neverSent(`connection to ${this.address} is closed`));
     this.#current ??= this.#open();
     const channel = this.#current;
+    channel.connects.paused = false;
     const grpcChannel = channel.client.getChannel();
     const timeoutMs = this.#options.connectTimeoutMs;
     return new Promise<void>((resolve, reject) => {
@@ -340,11 +339,15 @@ export class GrpcConnection implements ClientConnection {
    * waiting for the kernel to give up (about 2 min), while a new one dialled the address again
    * after each backoff. Kept, the channel holds that one socket, counts as connecting (so
    * towards `maxConnections`), and is dialled again by no one: the next connect after the
-   * backoff waits on it. Once it fails it is closed (grpc-js would retry it by itself).
+   * backoff waits on it. Once it fails, or TCP comes up before a connect waits on it again, it
+   * is closed (grpc-js would retry it by itself).
    */
   #park(channel: Channel, error: RpcError): RpcError {
     this.#lastError = error;
     this.#retryAt = monotonicNow() + this.#backoff.next();
+    // Should TCP come up meanwhile, the socket is dropped (the connect has no gate slot now) and
+    // the channel, failed, is closed below.
+    channel.connects.paused = true;
     if (channel.parked) return error;
     channel.parked = true;
     const grpcChannel = channel.client.getChannel();
