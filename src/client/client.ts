@@ -115,7 +115,7 @@ export interface ClientOptions {
   /** A connection with no call in flight and none sent for this long is closed; 5 min by default. */
   idleTimeoutMs?: number;
   /**
-   * Connects (tcp) under way at once; more wait for a slot, and while all are taken calls go to
+   * Connects (tcp and grpc) under way at once; more wait for a slot, and while all are taken calls go to
    * providers already connected when there are any. 64 by default.
    */
   maxConnecting?: number;

@@ -17,7 +17,7 @@ export interface PoolLimits {
   readonly maxConnections: number;
   /** A connection with no call in flight and none sent for this long is closed (between one and two times it). */
   readonly idleTimeoutMs: number;
-  /** Connects under way at once (tcp); more wait for a slot. */
+  /** Connects under way at once; more wait for a slot. */
   readonly maxConnecting: number;
 }
 

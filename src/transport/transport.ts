@@ -151,10 +151,7 @@ export interface ConnectOptions {
   maxFrameBytes: number;
   /** Reconnect backoff after a failed connect or a lost connection. */
   backoff: BackoffOptions;
-  /**
-   * Shared by every connection of one consumer: bounds the connects under way at once (tcp; a
-   * grpc channel connects by itself).
-   */
+  /** Shared by every connection of one consumer: bounds the connects under way at once. */
   connectGate?: ConnectGate;
   /** Looks up provider host names (cached and bounded, see host-lookup.ts); `dns.lookup` when absent. */
   lookup?: LookupFunction;

@@ -166,6 +166,91 @@ describe('addresses that black-hole connects', () => {
   }, 60_000);
 });
 
+describe('grpc channels', () => {
+  it('to addresses that refuse are not reconnected in the background: no connect while no call goes there', async () => {
+    let accepts = 0;
+    const slammer = net.createServer((socket) => {
+      accepts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => slammer.listen(0, '0.0.0.0', resolve));
+    const port = (slammer.address() as net.AddressInfo).port;
+    try {
+      const echo = await consumer(addresses(200, port, 0), {
+        transport: 'grpc',
+        reconnect: { initialMs: 50, maxMs: 200 },
+        // Long enough that no call gives up while its connect waits for a slot (on two busy
+        // cores): a connect that starts after every call is over would be counted below.
+        timeoutMs: 10_000,
+        cluster: 'failfast',
+      });
+      await Promise.all(Array.from({ length: 200 }, (_, i) => echo.echo(i).catch(() => undefined)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const after = accepts;
+      expect(after).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // grpc-js reconnects a failed channel by itself, after its own backoff (50-200 ms here).
+      expect(accepts - after).toBe(0);
+    } finally {
+      await new Promise((resolve) => slammer.close(resolve));
+    }
+  }, 30_000);
+
+  it('500 addresses that accept and never start HTTP/2, beside 4 good providers: at most maxConnecting connects under way, calls find the good ones, and nothing stays open', async () => {
+    const silent = await startFixture('dial-target', {}, 10_000, [], ['silent']);
+    const good = await startFixture('provider', { SHUTTLE_HOST: '0.0.0.0', PROVIDER_TRANSPORT: 'grpc' });
+    try {
+      const list = [...addresses(500, silent.port, 1), ...addresses(4, good.port, 0)];
+      const echo = await consumer(list, { transport: 'grpc', timeoutMs: 2000, connectTimeoutMs: 500, maxConnecting: 32 });
+      let mostConnecting = 0;
+      const sampler = setInterval(() => {
+        mostConnecting = Math.max(mostConnecting, openSockets(silent.port));
+      }, 50);
+      let lateAnswered = 0;
+      let lateFailed = 0;
+      const start = Date.now();
+      const end = start + 6000;
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, worker) => {
+          for (let i = 0; Date.now() < end; i++) {
+            const late = Date.now() - start > 4000;
+            try {
+              await echo.echo(worker * 1000 + i);
+              if (late) lateAnswered++;
+            } catch {
+              if (late) lateFailed++;
+            }
+          }
+        }),
+      );
+      clearInterval(sampler);
+      // Without the gate each call's channel connected on its own: every address picked held a
+      // socket, and kept it (grpc-js gives a connect no time limit).
+      expect(mostConnecting).toBeLessThanOrEqual(32 + 2);
+      // Most, not all: a silent address whose backoff has ended is tried again by the calls that
+      // pick it, each waiting up to connectTimeoutMs (as over tcp); 86-97 % on two busy cores.
+      expect(lateAnswered / (lateAnswered + lateFailed), `after 4 s ${lateAnswered} answered, ${lateFailed} failed`).toBeGreaterThan(0.8);
+      // Connects given up on closed their sockets.
+      await waitUntil(() => openSockets(silent.port) === 0, 'no socket left to the silent addresses', 3000);
+    } finally {
+      await Promise.all([silent.stop(0), good.stop()]);
+    }
+  }, 60_000);
+
+  it('idle channels are closed after idleTimeoutMs, and the next call connects again', async () => {
+    const good = await startFixture('provider', { SHUTTLE_HOST: '0.0.0.0', PROVIDER_TRANSPORT: 'grpc' });
+    try {
+      const echo = await consumer(addresses(4, good.port, 0), { transport: 'grpc', idleTimeoutMs: 400 });
+      await Promise.all(Array.from({ length: 40 }, (_, i) => echo.echo(i)));
+      expect(openSockets(good.port)).toBeGreaterThan(0);
+      await waitUntil(() => openSockets(good.port) === 0, 'the idle channels closed', 3000);
+      await expect(echo.echo('again')).resolves.toBe('again');
+    } finally {
+      await good.stop();
+    }
+  }, 30_000);
+});
+
 /** Whether this process may give a child its own /etc/resolv.conf (root, with unshare). */
 function canUnshare(): boolean {
   try {

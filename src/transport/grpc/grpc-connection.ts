@@ -1,4 +1,5 @@
 import grpc from '@grpc/grpc-js';
+import { Backoff } from '../../common/backoff.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
 import { cancelledError, neverSent, raceCallLimits } from '../call-limits.js';
@@ -13,7 +14,8 @@ import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './s
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 import { ResetBudget } from './reset-budget.js';
 import { oversizedMessage } from '../tcp/wire-error.js';
-import { toWallTime } from '../../common/clock.js';
+import { monotonicNow, toWallTime } from '../../common/clock.js';
+import { watchSockets, type ChannelSockets } from './channel-sockets.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -43,6 +45,16 @@ interface Channel {
   readonly client: grpc.Client;
   readonly resets: ResetBudget;
   calls: number;
+  /** Its sockets past TCP connect, destroyed when a connect is given up on; closed with the channel (channel-sockets.ts). */
+  readonly connects: ChannelSockets;
+  /** Kept, still connecting, after a connect timed out before TCP was up (see #park). */
+  parked: boolean;
+}
+
+/** Closes `channel`, and keeps grpc-js from connecting it again (see channel-sockets.ts). */
+function closeChannel(channel: Channel): void {
+  channel.connects.closed = true;
+  channel.client.close();
 }
 
 /** A request ready to send: its route, its bytes and its headers. */
@@ -54,16 +66,20 @@ interface Prepared {
 }
 
 /**
- * A consumer's gRPC channel to one provider (or any gRPC server), through @grpc/grpc-js. The
- * channel connects lazily and reconnects with its own backoff (seeded from the consumer's
- * `reconnect` settings); keepalive pings play the part of heartbeats. As with tcp, a call
- * fails UNAVAILABLE at once while the channel is in transient failure, and waits at most the
- * connect timeout for a channel that is still connecting, so the cluster layer can move on.
+ * A consumer's gRPC channel to one provider (or any gRPC server), through @grpc/grpc-js;
+ * keepalive pings play the part of heartbeats. It connects as a tcp connection does: only when
+ * a call needs it, in a slot of the consumer's connect gate (`maxConnecting`), within the
+ * connect timeout. A connect that fails or times out closes its channel (and its socket) and
+ * holds calls off for a backoff (the consumer's `reconnect` settings): calls fail UNAVAILABLE,
+ * never sent, at once, so the cluster layer can move on, and the next call after the backoff
+ * makes a new channel. Nothing reconnects in the background: grpc-js would reconnect a failed
+ * channel by itself for as long as it is open (200 refusing addresses drew about 1,000 connects a
+ * second with no call made).
  */
 export class GrpcConnection implements ClientConnection {
   readonly address: string;
-  /** The channel new calls go to. */
-  #current: Channel;
+  /** The channel new calls go to; none before the first connect and after a failed one. */
+  #current: Channel | undefined;
   /** Channels replaced while calls were still on them; each closes with its last call. */
   readonly #retired = new Set<Channel>();
   readonly #channelOptions: grpc.ChannelOptions;
@@ -75,6 +91,12 @@ export class GrpcConnection implements ClientConnection {
   readonly #idle = new CloseWait();
   /** The close under way, once close() was called. */
   #closing: Promise<void> | undefined;
+  /** The connect under way (waiting for a gate slot included), if any. */
+  #connecting: Promise<void> | undefined;
+  readonly #backoff: Backoff;
+  /** Until then (monotonic) calls fail at once with {@link #lastError}: the last connect failed. */
+  #retryAt = 0;
+  #lastError: RpcError | undefined;
 
   /** `host:port` as the client keys its providers (no brackets around an IPv6 host). */
   readonly #provider: string;
@@ -88,6 +110,8 @@ export class GrpcConnection implements ClientConnection {
       'grpc.max_receive_message_length': options.maxFrameBytes,
       'grpc.keepalive_time_ms': settings.keepaliveTimeMs ?? options.heartbeatIntervalMs,
       'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs ?? options.heartbeatTimeoutMs,
+      // grpc-js's own reconnects never run (a failed channel is closed), but a subchannel that
+      // fails is held back this long before it may connect again.
       'grpc.initial_reconnect_backoff_ms': options.backoff.initialMs,
       'grpc.max_reconnect_backoff_ms': options.backoff.maxMs,
       // Retries, hedging and provider choice belong to the cluster layer, which sees every
@@ -102,11 +126,26 @@ export class GrpcConnection implements ClientConnection {
       ...(settings.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': settings.serverName, 'grpc.default_authority': settings.serverName }),
       ...settings.channelOptions,
     };
-    this.#current = this.#open();
+    this.#backoff = new Backoff(options.backoff);
   }
 
   #open(): Channel {
-    return { client: new grpc.Client(this.address, this.#settings.channelCredentials(), this.#channelOptions), resets: new ResetBudget(), calls: 0 };
+    const connects: ChannelSockets = { sockets: new Set(), closed: false, paused: false };
+    const credentials = watchSockets(this.#settings.channelCredentials(), connects);
+    return { client: new grpc.Client(this.address, credentials, this.#channelOptions), resets: new ResetBudget(), calls: 0, connects, parked: false };
+  }
+
+  /**
+   * Closes `channel` at once when it has no call, else once its last call ends. A channel that
+   * is not ready loses its sockets too: grpc-js would keep one whose connect is under way.
+   */
+  #discard(channel: Channel): void {
+    if (this.#current === channel) this.#current = undefined;
+    if (channel.client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY) {
+      for (const socket of channel.connects.sockets) socket.destroy();
+    }
+    if (channel.calls === 0) closeChannel(channel);
+    else this.#retired.add(channel);
   }
 
   /**
@@ -116,13 +155,20 @@ export class GrpcConnection implements ClientConnection {
   #resetSent(channel: Channel): void {
     if (!channel.resets.spend() || channel !== this.#current || this.#closed) return;
     this.#current = this.#open();
-    if (channel.calls === 0) channel.client.close();
+    if (channel.calls === 0) closeChannel(channel);
     else this.#retired.add(channel);
   }
 
+  /**
+   * `connecting` while a connect waits for its slot or runs; after a failed one,
+   * `transient-failure` until the backoff ends, then `idle`: the next call connects.
+   */
   get state(): ConnectionState {
     if (this.#closed) return 'shutdown';
-    return STATES[this.#current.client.getChannel().getConnectivityState(false)] ?? 'idle';
+    if (this.#connecting !== undefined) return 'connecting';
+    const current = this.#current;
+    if (current === undefined) return monotonicNow() < this.#retryAt ? 'transient-failure' : 'idle';
+    return STATES[current.client.getChannel().getConnectivityState(false)] ?? 'idle';
   }
 
   /** grpc-js handles a server's GOAWAY itself, by moving new calls to a new connection. */
@@ -153,8 +199,13 @@ export class GrpcConnection implements ClientConnection {
     } catch (error) {
       return Promise.reject(RpcError.from(error, RpcCode.INVALID_ARGUMENT));
     }
+    return this.#start(prepared, invocation, start);
+  }
+
+  /** Runs `start` once the channel is ready (checked again after a wait: it may have been replaced meanwhile). */
+  #start<T>(prepared: Prepared, invocation: Invocation, start: (prepared: Prepared) => T | Promise<T>): Promise<T> {
     const ready = this.#whenReady(invocation);
-    if (ready !== undefined) return ready.then(() => start(prepared));
+    if (ready !== undefined) return ready.then(() => this.#start(prepared, invocation, start));
     try {
       return Promise.resolve(start(prepared));
     } catch (error) {
@@ -176,9 +227,9 @@ export class GrpcConnection implements ClientConnection {
     this.#closed = true;
     if (options.graceful === true && this.#calls.size > 0) await this.#idle.wait(closeWaitMs(options));
     for (const call of [...this.#calls]) call.fail(new RpcError(RpcCode.UNAVAILABLE, `connection to ${this.address} closed with the call in flight`));
-    for (const channel of this.#retired) channel.client.close();
+    for (const channel of this.#retired) closeChannel(channel);
     this.#retired.clear();
-    this.#current.client.close();
+    if (this.#current !== undefined) this.#discard(this.#current);
   }
 
   /** Everything that can fail before the request leaves, so it fails as INVALID_ARGUMENT etc. */
@@ -211,30 +262,124 @@ export class GrpcConnection implements ClientConnection {
   /** Undefined when the channel is ready (the hot path); otherwise a wait for it. */
   #whenReady(invocation: Invocation): Promise<void> | undefined {
     if (this.#closed) return Promise.reject(neverSent(`connection to ${this.address} is closed`));
-    const channel = this.#current.client.getChannel();
-    const state = channel.getConnectivityState(true);
-    if (state === grpc.connectivityState.READY) return undefined;
-    if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
-      // Fail fast rather than queue: the cluster layer can pick another provider right away.
-      return this.#connectFailure().then((error) => Promise.reject(error));
+    // Not tryToConnect: a connect starts only in a slot of the gate (#dial). A channel that is
+    // not ready (idle after losing its connection, or failed) is connected or closed there too.
+    const current = this.#current;
+    if (current !== undefined && this.#connecting === undefined && current.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
+      return undefined;
     }
-    const connecting = new Promise<void>((resolve, reject) => {
-      // grpc-js compares this with Date.now() itself.
-      const giveUp = Date.now() + this.#options.connectTimeoutMs;
-      const watch = (current: grpc.connectivityState): void => {
-        if (current === grpc.connectivityState.READY) return resolve();
-        if (current === grpc.connectivityState.TRANSIENT_FAILURE || current === grpc.connectivityState.SHUTDOWN) {
-          return void this.#connectFailure().then(reject);
-        }
-        channel.watchConnectivityState(current, giveUp, (error) => {
-          if (error !== undefined) return reject(neverSent(`cannot connect to ${this.address} within ${this.#options.connectTimeoutMs} ms`));
-          watch(channel.getConnectivityState(true));
-        });
-      };
-      watch(state);
-    });
+    if (this.#connecting === undefined && monotonicNow() < this.#retryAt) {
+      // Fail fast rather than queue: the cluster layer can pick another provider right away.
+      const why = this.#lastError?.rawMessage ?? `cannot connect to ${this.address}`;
+      return Promise.reject(neverSent(`${why}; next attempt in ${Math.ceil(this.#retryAt - monotonicNow())} ms`));
+    }
+    const connecting = this.#connecting ?? this.#connect();
     if (invocation.signal === undefined && invocation.deadline === undefined) return connecting;
     return raceCallLimits(connecting, invocation, this.address);
+  }
+
+  /** Starts a connect, in a slot of the consumer's connect gate when it has one. */
+  #connect(): Promise<void> {
+    const gate = this.#options.connectGate;
+    const dial = gate === undefined ? this.#dial() : gate.run(() => this.#dial());
+    const connecting = dial.then(
+      () => {
+        this.#connecting = undefined;
+      },
+      (error: unknown) => {
+        this.#connecting = undefined;
+        throw error;
+      },
+    );
+    this.#connecting = connecting;
+    // Nobody may await it (calls that gave up); its failure is kept in #lastError.
+    connecting.catch(() => {});
+    return connecting;
+  }
+
+  /**
+   * Connects a channel (a new one after a failure); resolves once it is ready. A connect that
+   * fails, or is not ready within `connectTimeoutMs` (grpc-js itself gives it no limit, and
+   * waits for the server's HTTP/2 SETTINGS), ends in {@link #failed}.
+   */
+  #dial(): Promise<void> {
+    // Closed while waiting for a connect slot.
+    if (this.#closed) return Promise.reject(neverSent(`connection to ${this.address} is closed`));
+    this.#current ??= this.#open();
+    const channel = this.#current;
+    channel.connects.paused = false;
+    const grpcChannel = channel.client.getChannel();
+    const timeoutMs = this.#options.connectTimeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      // grpc-js compares this with Date.now() itself.
+      const giveUp = Date.now() + timeoutMs;
+      const watch = (state: grpc.connectivityState): void => {
+        if (state === grpc.connectivityState.READY) {
+          this.#backoff.reset();
+          this.#retryAt = 0;
+          return resolve();
+        }
+        if (this.#closed || state === grpc.connectivityState.SHUTDOWN) return reject(neverSent(`connection to ${this.address} is closed`));
+        if (state === grpc.connectivityState.TRANSIENT_FAILURE) return void this.#failed(channel).then(reject);
+        grpcChannel.watchConnectivityState(state, giveUp, (error) => {
+          if (error === undefined) return watch(grpcChannel.getConnectivityState(true));
+          if (channel.connects.sockets.size === 0) return reject(this.#park(channel, neverSent(`cannot connect to ${this.address} within ${timeoutMs} ms`)));
+          const why = `provider ${this.address} accepted the connection but did not start HTTP/2 within ${timeoutMs} ms (connectTimeoutMs): its process is stopped, hung or too busy to answer, or it does not speak gRPC`;
+          void this.#failed(channel, neverSent(why)).then(reject);
+        });
+      };
+      watch(grpcChannel.getConnectivityState(true));
+    });
+  }
+
+  /**
+   * Ends a connect that timed out before TCP was up (no answer to its SYN, or a host name not
+   * yet looked up), holding calls off for the next backoff but keeping the channel: grpc-js
+   * offers no way to abort its TCP connect, and a channel closed now would leave that socket
+   * waiting for the kernel to give up (about 2 min), while a new one dialled the address again
+   * after each backoff. Kept, the channel holds that one socket, counts as connecting (so
+   * towards `maxConnections`), and is dialled again by no one: the next connect after the
+   * backoff waits on it. Once it fails, or TCP comes up before a connect waits on it again, it
+   * is closed (grpc-js would retry it by itself).
+   */
+  #park(channel: Channel, error: RpcError): RpcError {
+    this.#lastError = error;
+    this.#retryAt = monotonicNow() + this.#backoff.next();
+    // Should TCP come up meanwhile, the socket is dropped (the connect has no gate slot now) and
+    // the channel, failed, is closed below.
+    channel.connects.paused = true;
+    if (channel.parked) return error;
+    channel.parked = true;
+    const grpcChannel = channel.client.getChannel();
+    const changed = (): void => {
+      const state = grpcChannel.getConnectivityState(false);
+      if (state === grpc.connectivityState.CONNECTING) return grpcChannel.watchConnectivityState(state, Number.POSITIVE_INFINITY, changed);
+      channel.parked = false;
+      // A connect under way on it (after the backoff) handles the failure itself.
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE && this.#connecting === undefined && !this.#closed) this.#discard(channel);
+    };
+    // No deadline: grpc-js keeps the watch in a list, with no timer.
+    grpcChannel.watchConnectivityState(grpc.connectivityState.CONNECTING, Number.POSITIVE_INFINITY, changed);
+    return error;
+  }
+
+  /**
+   * Ends a connect that failed: finds out why (unless `error` says), closes the channel and its
+   * sockets (left open, grpc-js would reconnect it in the background for as long as it is
+   * open), and holds calls off for the next backoff.
+   */
+  async #failed(channel: Channel, error?: RpcError): Promise<RpcError> {
+    // The probe is issued at once, while the channel is failed; then no more connects on it,
+    // not even while the probe runs (grpc-js retries a failed subchannel when its backoff ends).
+    const found = error ?? this.#connectFailure(channel);
+    channel.connects.closed = true;
+    const why = await found;
+    this.#discard(channel);
+    if (!this.#closed) {
+      this.#lastError = why;
+      this.#retryAt = monotonicNow() + this.#backoff.next();
+    }
+    return why;
   }
 
   /**
@@ -244,17 +389,22 @@ export class GrpcConnection implements ClientConnection {
    * asks for it: it fails at once while the channel is in transient failure, and if the
    * channel has come up meanwhile it is a harmless health check.
    */
-  async #connectFailure(): Promise<RpcError> {
+  async #connectFailure(channel: Channel): Promise<RpcError> {
     const details = await new Promise<string>((resolve) => {
-      this.#current.client.makeUnaryRequest(
-        PROBE_PATH,
-        identity,
-        identity,
-        Buffer.alloc(0),
-        new grpc.Metadata(),
-        { deadline: Date.now() + PROBE_TIMEOUT_MS },
-        (error) => resolve(error?.details ?? ''),
-      );
+      try {
+        channel.client.makeUnaryRequest(
+          PROBE_PATH,
+          identity,
+          identity,
+          Buffer.alloc(0),
+          new grpc.Metadata(),
+          { deadline: Date.now() + PROBE_TIMEOUT_MS },
+          (error) => resolve(error?.details ?? ''),
+        );
+      } catch {
+        // The channel was closed meanwhile: no reason to be had.
+        resolve('');
+      }
     });
     const last = /Last error: ([\s\S]*?)\.? Resolution note/
       .exec(details)?.[1]
@@ -285,7 +435,8 @@ export class GrpcConnection implements ClientConnection {
       if (signal?.aborted) return reject(cancelledError(invocation, signal));
       let settled = false;
       let answer: Buffer | undefined;
-      const channel = this.#current;
+      // Ready: #whenReady saw it so just now.
+      const channel = this.#current as Channel;
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
@@ -348,7 +499,8 @@ export class GrpcConnection implements ClientConnection {
     const window = this.#options.streamWindowBytes;
     const signal = invocation.signal;
     if (signal?.aborted) throw cancelledError(invocation, signal);
-    const channel = this.#current;
+    // Ready: #whenReady saw it so just now.
+    const channel = this.#current as Channel;
     const call = channel.client.makeServerStreamRequest(route.path, identity, identity, prepared.bytes, prepared.metadata, prepared.options);
     let unread = 0;
     let paused = false;
@@ -437,7 +589,7 @@ export class GrpcConnection implements ClientConnection {
   #untrack(call: LiveCall, channel: Channel): void {
     this.#calls.delete(call);
     channel.calls--;
-    if (channel.calls === 0 && this.#retired.delete(channel)) channel.client.close();
+    if (channel.calls === 0 && this.#retired.delete(channel)) closeChannel(channel);
     if (this.#calls.size === 0) this.#idle.done();
   }
 }
