@@ -141,35 +141,39 @@ describe('a provider stopped before a consumer first connects to it', () => {
       .split('\n')
       .map((line) => line.split(' ')[0]!);
     for (let i = 0; i < 12; i++) expect(runs.filter((id) => id === `burst-${i}`)).toHaveLength(1);
-  });
+  }, 40_000);
 
-  it.each(['tcp', 'grpc'] as const)('%s: gets no calls once its connect has been under way for a moment, while the connect still waits', async (transport) => {
-    const { registry, hung } = await fleetWithOneStopped({ PROVIDER_TRANSPORT: transport });
-    const routes: Array<{ at: number; address: string }> = [];
-    // The default connectTimeoutMs (3 s): the connect to the stopped provider is under way for
-    // the whole second of calls below.
-    const client = await createClient({
-      registry,
-      transport,
-      timeoutMs: 30_000,
-      config: false,
-      onRoute: (event) => routes.push({ at: Date.now(), address: event.decision.provider.address }),
-    });
-    cleanups.push(() => client.close());
-    const echo = client.proxy<EchoApi>('test.Echo');
-    const calls: Array<Promise<unknown>> = [];
-    const started = Date.now();
-    while (Date.now() - started < 1000) {
-      calls.push(echo.add({ a: 1, b: 1 }));
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    await Promise.all(calls);
-    const toHung = routes.filter((route) => route.address.endsWith(`:${hung.port}`));
-    // The calls picked it before its connect was seen to be slow (100 ms), and no later.
-    expect(toHung.length).toBeGreaterThan(0);
-    const last = Math.max(...toHung.map((route) => route.at - started));
-    expect(last).toBeLessThan(600);
-  });
+  it.each(['tcp', 'grpc'] as const)(
+    '%s: gets no calls once its connect has been under way for a moment, while the connect still waits',
+    async (transport) => {
+      const { registry, hung } = await fleetWithOneStopped({ PROVIDER_TRANSPORT: transport });
+      const routes: Array<{ at: number; address: string }> = [];
+      // The default connectTimeoutMs (3 s): the connect to the stopped provider is under way for
+      // the whole second of calls below.
+      const client = await createClient({
+        registry,
+        transport,
+        timeoutMs: 30_000,
+        config: false,
+        onRoute: (event) => routes.push({ at: Date.now(), address: event.decision.provider.address }),
+      });
+      cleanups.push(() => client.close());
+      const echo = client.proxy<EchoApi>('test.Echo');
+      const calls: Array<Promise<unknown>> = [];
+      const started = Date.now();
+      while (Date.now() - started < 1000) {
+        calls.push(echo.add({ a: 1, b: 1 }));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await Promise.all(calls);
+      const toHung = routes.filter((route) => route.address.endsWith(`:${hung.port}`));
+      // The calls picked it before its connect was seen to be slow (100 ms), and no later.
+      expect(toHung.length).toBeGreaterThan(0);
+      const last = Math.max(...toHung.map((route) => route.at - started));
+      expect(last).toBeLessThan(600);
+    },
+    40_000,
+  );
 
   it('with nothing else to call, fails UNAVAILABLE never sent, saying the provider accepted and answered nothing', async () => {
     const provider = await startFixture('provider');
@@ -189,5 +193,5 @@ describe('a provider stopped before a consumer first connects to it', () => {
     expect(error?.details?.['neverSent']).toBe(true);
     expect(error?.details?.['maybeExecuted']).toBeUndefined();
     expect(error?.message).toMatch(/accepted the connection but answered nothing within 1000 ms \(connectTimeoutMs\)/);
-  });
+  }, 40_000);
 });
