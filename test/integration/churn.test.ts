@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, RpcCode, type RpcError } from 'shuttle-rpc';
+import type { EchoApi } from '../fixtures/services.js';
 import { startFixture, type Child } from '../helpers/process.js';
 
 /*
- * What a long-running consumer keeps about what it has seen: here, method names. A proxy takes
+ * What a long-running consumer keeps about what it has seen: method names, and the addresses
+ * it called by url. A proxy takes
  * any name, and the call goes out before the provider says it serves no such method, so a
  * consumer that names methods from data (a bridge, a CLI, a typo in a loop) must keep only the
  * names in use. Measured in a consumer process of its own (its heap after a full GC).
@@ -43,5 +46,31 @@ describe('method names a consumer has called', () => {
     const result = await grownBytes(`shuttle://127.0.0.1:${grpcPort}`, 'grpc');
     expect(result.unimplemented).toBe(33_000);
     expect(result.grownBytes).toBeLessThan(4 * 1024 * 1024);
+  });
+});
+
+describe('addresses a consumer has called by url', () => {
+  it('2,000 references to ever-new urls keep at most 256 url directories, and a reference whose directory was closed calls again', {
+    timeout: 60_000,
+  }, async () => {
+    const client = await createClient({ config: false, log: false, timeoutMs: 2000 });
+    try {
+      const first = client.proxy<EchoApi>('test.Echo', { url: provider.url });
+      expect(await first.echo('before')).toBe('before');
+      const codes = new Set<number>();
+      for (let i = 0; i < 2000; i++) {
+        // Nothing listens there: each call is refused at once.
+        const gone = client.proxy<EchoApi>('test.Echo', { url: `shuttle://127.0.0.2:${10_000 + i}` });
+        await gone.echo(i).catch((error: RpcError) => codes.add(error.code));
+      }
+      expect([...codes]).toEqual([RpcCode.UNAVAILABLE]);
+      // One listed provider per url directory: before the bound, all 2,001 stayed, with their subscriptions.
+      expect(client.providers().length).toBeLessThanOrEqual(256);
+      expect(client.providers().some((listed) => listed.address === `${provider.host}:${provider.port}`)).toBe(false);
+      expect(await first.echo('after')).toBe('after');
+      expect(client.providers().some((listed) => listed.address === `${provider.host}:${provider.port}`)).toBe(true);
+    } finally {
+      await client.close();
+    }
   });
 });
