@@ -16,6 +16,9 @@ import { TenantState, type Waiter } from './tenant.js';
 import { estimateWaitMs, retryAfterMs } from './wait-estimate.js';
 import { listenAbort, unlistenAbort } from '../common/abort-listeners.js';
 
+/** Refilling idle tenants looked at per admission (see AdmissionQueue's sweep): more than it notes. */
+const SWEEP_PER_ADMIT = 2;
+
 /**
  * A bounded admission queue (see admission.ts for the contract). Calls start at once while the
  * fleet has room; otherwise they wait, bounded by count and estimated tokens (in all and per
@@ -32,6 +35,12 @@ export class AdmissionQueue implements Admission {
   readonly #clock: AdmissionClock;
   readonly #observer: AdmissionObserver;
   readonly #tenants = new Map<string, TenantState>();
+  /**
+   * Idle tenants kept only because their token bucket was still refilling when they went idle,
+   * oldest first: nothing else looks at a tenant that never calls again, so {@link #sweep} checks
+   * a few of them at every admission and forgets those whose bucket has filled since.
+   */
+  readonly #refilling = new Set<TenantState>();
   /** Tenants with at least one waiter. */
   readonly #waiting = new Set<TenantState>();
   readonly #queuedByPriority = new Map<number, number>();
@@ -51,6 +60,7 @@ export class AdmissionQueue implements Admission {
   admit(request: AdmissionRequest): Promise<Ticket> {
     let priority = checkRequest(request);
     const now = this.#clock.now();
+    this.#sweep(now);
     const refuse = (reason: RefusalReason, error: RpcError): Promise<Ticket> => {
       this.#observer.refused?.(request.tenant, priority, reason);
       return Promise.reject(error);
@@ -272,9 +282,34 @@ export class AdmissionQueue implements Admission {
     return tenant;
   }
 
-  /** Drops an idle tenant with nothing left to remember, so tenant names cannot grow memory. */
+  /**
+   * Drops an idle tenant with nothing left to remember, so tenant names cannot grow memory; an
+   * idle tenant whose bucket is still refilling is noted for {@link #sweep} instead.
+   */
   #forget(tenant: TenantState, now: number): void {
-    if (tenant.idle && tenant.bucketFull(now)) this.#tenants.delete(tenant.name);
+    if (!tenant.idle) return;
+    if (tenant.bucketFull(now)) {
+      this.#tenants.delete(tenant.name);
+      this.#refilling.delete(tenant);
+    } else this.#refilling.add(tenant);
+  }
+
+  /**
+   * Looks at the {@link SWEEP_PER_ADMIT} tenants noted longest ago as refilling: forgets those
+   * whose bucket is full by now, puts those still refilling back at the end, and lets go of
+   * those that turned busy (their release notes them again). Each admission notes at most one
+   * tenant and looks at two, so the tenants kept are those really refilling, not every tenant
+   * that ever spent tokens (a gateway whose callers name themselves by address or header had one
+   * record per name ever seen).
+   */
+  #sweep(now: number): void {
+    for (let i = 0; i < SWEEP_PER_ADMIT && this.#refilling.size > 0; i++) {
+      const tenant: TenantState = this.#refilling.values().next().value!;
+      this.#refilling.delete(tenant);
+      if (this.#tenants.get(tenant.name) !== tenant || !tenant.idle) continue;
+      if (tenant.bucketFull(now)) this.#tenants.delete(tenant.name);
+      else this.#refilling.add(tenant);
+    }
   }
 
   /**

@@ -33,7 +33,7 @@ import { fdHeadroom, fdSoftLimit } from '../common/fd-limit.js';
 import { Directory } from './directory.js';
 import { ProviderStatsTable } from './provider-stats.js';
 import { routingKeyExtractor } from './routing-key.js';
-import { ServiceReference } from './service-reference.js';
+import { ServiceReference, type ServiceReferenceParts } from './service-reference.js';
 
 import type { AttemptEvent, ProviderStatus, RouteEvent } from '../metrics/reports.js';
 import { monotonicNow, toWallTime } from '../common/clock.js';
@@ -167,7 +167,11 @@ export interface ReferenceOptions {
   timeoutMs?: number;
   /** Serializer name for this reference. */
   serializer?: string;
-  /** Call these providers directly (`shuttle://host:port[,…]`) instead of the client's registry. */
+  /**
+   * Call these providers directly (`shuttle://host:port[,…]`) instead of the client's registry.
+   * A client keeps the lists of the 256 urls called most recently; an older one is made again
+   * at its reference's next call.
+   */
   url?: string;
   /** Load balancer for this reference. */
   loadbalance?: ExtensionSpec<LoadBalancer>;
@@ -235,6 +239,15 @@ const REFERENCE_KEYS = optionKeys<ReferenceOptions>()([
   'routingKey',
   'waitForReady',
 ]);
+/**
+ * Directories of references with a `url` kept at once. Each costs a subscription, its provider
+ * list and the connections it keeps live (about 16 KB with one address): a consumer that calls
+ * workers by url, whose addresses change, made one per address ever called and kept them all
+ * (10,000 urls held 166 MB). Past it, the least recently called one is closed; a reference
+ * whose directory was closed gets a fresh one at its next call.
+ */
+const MAX_URL_DIRECTORIES = 256;
+
 /** How often a directory logs what its registry sent that was left out (the rest are counted). */
 const REGISTRY_WARN_EVERY_MS = 10_000;
 
@@ -331,6 +344,8 @@ class Client implements RpcClient {
   readonly #directories = new Map<string, Directory>();
   /** Direct `shuttle://` registries of references with a `url`, by url. */
   readonly #directRegistries = new Map<string, Registry>();
+  /** The directory keys of references with a `url`, least recently called first, with their url. */
+  readonly #urlDirectories = new Map<string, string>();
   #closed = false;
 
   constructor(options: ClientOptions, context: ShuttleContext) {
@@ -418,9 +433,11 @@ class Client implements RpcClient {
     checkKnownKeys(`reference ${service}`, options, REFERENCE_KEYS);
     const version = checkOptionalName('version', options.version);
     const group = checkOptionalName('group', options.group);
-    const registry = options.url === undefined ? this.#registry : this.#direct(options.url);
+    const url = options.url;
+    // A url's directory is made now, so a bad url fails here rather than at the first call.
+    const directory = url === undefined ? this.#directory('', this.#registry, service, version, group) : this.#urlDirectory(url, service, version, group);
     const ext = this.context.extensions;
-    const reference = new ServiceReference({
+    const parts: ServiceReferenceParts = {
       service,
       version,
       group,
@@ -429,7 +446,7 @@ class Client implements RpcClient {
       balancer: options.loadbalance === undefined ? this.#balancer : ext.loadbalance.create(options.loadbalance, `reference ${service} loadbalance`),
       cluster: options.cluster === undefined ? this.#cluster : ext.cluster.create(options.cluster, `reference ${service} cluster`),
       filters: this.#filters,
-      directory: this.#directory(options.url ?? '', registry, service, version, group),
+      directory,
       pool: this.#pool,
       stats: this.#stats,
       health: this.#health,
@@ -445,7 +462,12 @@ class Client implements RpcClient {
       onStreamBreak: this.#onStreamBreak,
       onDoubt: this.#onDoubt,
       isClosed: () => this.#closed,
-    });
+    };
+    if (url !== undefined) {
+      // Looked up at each use: the directory may have been closed to make room since (see MAX_URL_DIRECTORIES).
+      Object.defineProperty(parts, 'directory', { get: () => this.#urlDirectory(url, service, version, group), enumerable: true });
+    }
+    const reference = new ServiceReference(parts);
     const caller: MethodCaller = (method, request, callOptions, mode) => reference.call(method, request, callOptions, mode);
     return descriptor === undefined ? createProxy<T>(service, caller) : createDescribedProxy(descriptor, caller);
   }
@@ -518,8 +540,51 @@ class Client implements RpcClient {
     return registry;
   }
 
+  /**
+   * The directory of a reference with `url`, made when there is none (again, after it was
+   * closed to make room) and marked as the most recently called; past
+   * {@link MAX_URL_DIRECTORIES}, closes the least recently called one.
+   */
+  #urlDirectory(url: string, service: string, version: string, group: string): Directory {
+    const key = directoryKey(url, service, version, group);
+    if (this.#urlDirectories.delete(key)) {
+      this.#urlDirectories.set(key, url);
+      return this.#directories.get(key)!;
+    }
+    if (this.#closed) {
+      // A call that reaches here after close (held by a filter) finds no provider; nothing is opened for it.
+      const closed = new Directory(
+        this.#registry,
+        { service, version, group },
+        this.#pool.protocol,
+        () => {},
+        () => {},
+      );
+      closed.close();
+      return closed;
+    }
+    const directory = this.#directory(url, this.#direct(url), service, version, group);
+    this.#urlDirectories.set(key, url);
+    if (this.#urlDirectories.size > MAX_URL_DIRECTORIES) this.#closeUrlDirectory(this.#urlDirectories.keys().next().value!);
+    return directory;
+  }
+
+  /** Closes the url directory `key`, its direct registry when no other directory uses it, and the connections no directory lists any more. */
+  #closeUrlDirectory(key: string): void {
+    const url = this.#urlDirectories.get(key)!;
+    this.#urlDirectories.delete(key);
+    this.#directories.get(key)?.close();
+    this.#directories.delete(key);
+    if (![...this.#urlDirectories.values()].includes(url)) {
+      const registry = this.#directRegistries.get(url);
+      this.#directRegistries.delete(url);
+      registry?.close().catch(() => {});
+    }
+    this.#prune();
+  }
+
   #directory(registryKey: string, registry: Registry, service: string, version: string, group: string): Directory {
-    const key = `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
+    const key = directoryKey(registryKey, service, version, group);
     let directory = this.#directories.get(key);
     if (directory === undefined) {
       // What a registry sends that is left out is logged, at most once per interval per service.
@@ -553,6 +618,11 @@ class Client implements RpcClient {
     this.#stats.retainOnly(live);
     this.#health.retainOnly(live);
   }
+}
+
+/** A directory's key in a client: its registry (the url of a reference with one, else empty), service, version and group. */
+function directoryKey(registryKey: string, service: string, version: string, group: string): string {
+  return `${registryKey}\u0000${service}\u0000${version}\u0000${group}`;
 }
 
 /** The values a numeric option may take: from `min` to `max`, whole numbers only when `integer`. */

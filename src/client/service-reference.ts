@@ -1,4 +1,5 @@
 import { linkSignals } from '../common/abort-listeners.js';
+import { RecentMap } from '../common/recent-map.js';
 import { checkKnownKeys, MAX_TIMER_MS, optionKeys, show } from '../common/validate.js';
 import { recordAttempt, type ClusterCall, type ClusterCandidate, type ClusterStrategy } from '../cluster/cluster.js';
 import { isProviderFailure, type ProviderHealth } from '../cluster/provider-health.js';
@@ -67,6 +68,9 @@ export interface ServiceReferenceParts {
   readonly isClosed: () => boolean;
 }
 
+/** Route objects kept per generation (see RecentMap): far more than any service has methods. */
+const MAX_CACHED_ROUTES = 1024;
+
 const CALL_OPTION_KEYS = optionKeys<CallOptions>()(['timeoutMs', 'signal', 'metadata', 'oneWay', 'routingKey', 'waitForReady']);
 const NO_META: Metadata = Object.freeze({}) as Metadata;
 /** The call as the reference made it, for the end of the filter chain. */
@@ -83,8 +87,11 @@ export class ServiceReference {
   readonly #chain: NextFilter | undefined;
   /** Ends calls the filters hold past their deadline or abort; only when there are filters. */
   readonly #held: HeldCalls | undefined;
-  /** One stable object per method name: the transports' cache key for the route. */
-  readonly #routes = new Map<string, object>();
+  /**
+   * One stable object per method name: the transports' cache key for the route. Bounded as the
+   * proxy's functions are: a call names any method, and is refused UNIMPLEMENTED only after this.
+   */
+  readonly #routes = new RecentMap<string, object>(MAX_CACHED_ROUTES);
   /**
    * The release of the signal link #invocation made for the call being started, handed over
    * at once by call(): a field rather than an object per call, as every unary call passes here.

@@ -22,7 +22,7 @@ export const createMetricsFilter: ExtensionFactory<Filter> = (options) => {
     order: -3000,
     sides: ['consumer', 'provider'],
     invoke(invocation, next) {
-      const labels = { side: invocation.side, service: invocation.service, method: invocation.method };
+      const labels = { side: invocation.side, service: invocation.service, method: sink.methodLabel(invocation.service, invocation.method) };
       const started = performance.now();
       sink.inFlight.inc(labels);
       const outcome = (code: string): void => {

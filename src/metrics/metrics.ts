@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { codeConstant } from '../errors/errors.js';
 import { ProviderSeries, type ProviderSeriesLimits } from './provider-series.js';
+import { MethodLabels } from './method-labels.js';
 import type { AttemptEvent, ProviderStatus, RouteEvent, WatchedClient, WatchedKvEvents, WatchedServer } from './reports.js';
 
 /** Running totals of the consumer side, which the dashboard turns into rates between polls. */
@@ -115,12 +116,26 @@ export class ShuttleMetrics {
   });
 
   readonly #servers = new Set<WatchedServer>();
+  readonly #methodLabels = new MethodLabels();
   /** The `provider` labels of the attempt metrics above, removed when their provider leaves (provider-series.ts). */
   readonly #providerSeries: ProviderSeries;
 
   /** @param limits how many provider label values are held, and for how long after a provider leaves */
   constructor(limits?: ProviderSeriesLimits) {
     this.#providerSeries = new ProviderSeries(() => this.#listedProviders(), limits);
+  }
+
+  /**
+   * The `method` label for a call of `service.method`: the name, or `other` once 1,000 distinct
+   * pairs have a label of their own (a consumer can call any name; see method-labels.ts).
+   */
+  methodLabel(service: string, method: string): string {
+    return this.#methodLabels.label(service, method);
+  }
+
+  /** Service and method pairs with a `method` label of their own (at most 1,000). */
+  get methodLabels(): number {
+    return this.#methodLabels.size;
   }
 
   /** Providers whose attempt series are held now (at most `limits.maxProviders`). */
@@ -311,7 +326,8 @@ export class ShuttleMetrics {
   /** Records how one attempt on one provider went (wire it to the client's `onAttempt`, and `onStreamBreak` for streams that broke after opening). */
   attempt(event: AttemptEvent): void {
     const code = codeConstant(event.code);
-    const { service, method } = event;
+    const service = event.service;
+    const method = this.#methodLabels.label(service, event.method);
     const series = this.#providerSeries;
     const provider = series.label(event.provider);
     if (event.midStream === true) {

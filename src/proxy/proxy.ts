@@ -1,5 +1,6 @@
 import type { CallContext } from '../call/call-context.js';
 import type { Metadata } from '../call/invocation.js';
+import { RecentMap } from '../common/recent-map.js';
 import { RESERVED_METHOD_NAMES } from '../decorators/descriptor.js';
 import { createCall, type CallMode, type RpcCall } from './call.js';
 
@@ -97,6 +98,9 @@ type ProxiedStub<Q, R, Optional extends boolean> = [R] extends [AsyncIterable<un
         (request: Q, options: CallOptions): Promise<Awaited<R> | undefined>;
       };
 
+/** Method functions a proxy keeps per generation (see RecentMap): far more than any service has. */
+const MAX_CACHED_METHODS = 1024;
+
 /** Performs one call for a proxy: which method, with which request and options, in which mode. */
 export type MethodCaller = (method: string, request: unknown, options: CallOptions | undefined, mode: CallMode) => Promise<unknown>;
 
@@ -104,13 +108,15 @@ export type MethodCaller = (method: string, request: unknown, options: CallOptio
  * Builds a proxy whose every string-named property is a function making an {@link RpcCall}
  * to that method of `service`, except the reserved names (`then`, `toJSON`, `constructor`),
  * which are undefined: awaiting the proxy or serializing it calls nothing remote. Functions
- * are created once per name and cached. Turned into a string (a template literal, `+`,
+ * are created once per name and cached (the names in use: at most 2,048 are kept). Turned into a string (a template literal, `+`,
  * String()) it reads `[shuttle-rpc proxy of service]`: without its own Symbol.toPrimitive,
  * JavaScript would call a remote `toString` and then `valueOf`, and their rejections, which
  * nobody holds, would end the process.
  */
 export function createProxy<T>(service: string, caller: MethodCaller): Proxied<T> {
-  const methods = new Map<string, (request?: unknown, options?: CallOptions) => RpcCall>();
+  // Bounded: the names come from the caller's code, but any name is taken, and code that names
+  // methods from data (a bridge, a CLI) would otherwise keep a function per name ever asked for.
+  const methods = new RecentMap<string, (request?: unknown, options?: CallOptions) => RpcCall>(MAX_CACHED_METHODS);
   const toPrimitive = (): string => `[shuttle-rpc proxy of ${service}]`;
   return new Proxy(Object.create(null) as object, {
     get(_target, property) {

@@ -1,4 +1,5 @@
 import protobuf from 'protobufjs';
+import { RecentMap } from '../../common/recent-map.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import { findRpc, messageCodec, protoService, type MessageCodec } from '../../serializer/protobuf.js';
 import { decodeError, type PayloadTarget, type Serializer, type SerializerSet } from '../../serializer/serializer.js';
@@ -57,10 +58,17 @@ export interface GrpcRoute {
   decodeTrailer(bytes: Buffer, serializer: Serializer): unknown;
 }
 
+/** Routes kept per generation (see RecentMap): far more than the methods of every service served or called. */
+const MAX_CACHED_ROUTES = 1024;
+
 /** Routes for one transport: protobuf ones from its .proto files, envelope ones for the rest. */
 export class GrpcRoutes {
   readonly #root: protobuf.Root | undefined;
-  readonly #cache = new Map<string, GrpcRoute>();
+  /**
+   * Routes by service and method. A consumer's calls name any method (the provider answers
+   * UNIMPLEMENTED for one it does not serve), so only the routes in use are kept.
+   */
+  readonly #cache = new RecentMap<string, GrpcRoute>(MAX_CACHED_ROUTES);
 
   constructor(root: protobuf.Root | undefined) {
     this.#root = root;

@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Backoff } from '../../common/backoff.js';
 import { DeadlineHeap, liveDeadlines } from '../../common/deadline-heap.js';
+import { RecentMap } from '../../common/recent-map.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { PayloadTarget, Serializer } from '../../serializer/serializer.js';
 import type { ClientStream } from '../client-stream.js';
@@ -24,6 +25,13 @@ import { monotonicNow } from '../../common/clock.js';
 
 /** Requests of a new connection that ask for LOAD frames, at most (see ACCEPT_LOAD_META). */
 const ASK_LOAD_REQUESTS = 16;
+
+/**
+ * Encoded routes a connection keeps per generation (see RecentMap). A route is encoded before
+ * the provider says whether it serves the method, and a consumer calls whatever method names
+ * it is given: kept for every name ever called, 100,000 names held 100,000 routes per connection.
+ */
+const MAX_CACHED_ROUTES = 256;
 
 /**
  * The shortest time between two HEARTBEAT_ACKs on one connection. An answer says only that this
@@ -76,7 +84,7 @@ export class TcpConnection implements ClientConnection {
   #askLoad = 0;
   readonly #backoff: Backoff;
   readonly #pending = new Map<number, PendingCall>();
-  readonly #routes = new Map<string, CachedRoute>();
+  readonly #routes = new RecentMap<string, CachedRoute>(MAX_CACHED_ROUTES);
   readonly #routesByIdentity = new WeakMap<object, CachedRoute>();
   readonly #deadlines = new DeadlineHeap({
     deadlineOf: (id) => this.#pending.get(id)?.deadline,

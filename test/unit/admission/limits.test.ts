@@ -48,6 +48,47 @@ describe('AdmissionQueue: bounds', () => {
     expect(running).toHaveLength(0);
     expect(queue.stats().tenants).toBe(0);
   });
+
+  it('forgets metered tenants once their bucket has refilled: 100,000 names that each spent tokens once leave a few records', async () => {
+    // 6,000 tokens a minute: the 10 tokens each call spends refill in 100 ms.
+    const { ask, queue, clock, finish } = setup(4, { tenantDefaults: { tokensPerMinute: 6000 } });
+    let most = 0;
+    for (let i = 0; i < 100_000; i++) {
+      ask(`t${i}`, { tenant: `tenant-${i}` });
+      await flush();
+      await finish();
+      clock.advance(1);
+      most = Math.max(most, queue.stats().tenants);
+    }
+    // Tenants still refilling: those of the last 100 ms (100 calls), plus the sweep's lag.
+    expect(most).toBeLessThan(300);
+    clock.advance(1000);
+    for (let i = 0; i < 200; i++) {
+      ask(`again${i}`, { tenant: 'steady' });
+      await flush();
+      await finish();
+    }
+    expect(queue.stats().tenants).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps a metered tenant that went idle with its bucket spent, so leaving does not reset its limit', async () => {
+    const { ask, queue, clock, finish, order } = setup(4, { tenantDefaults: { tokensPerMinute: 600 } });
+    ask('spend', { tenant: 'metered', tokens: 600 });
+    await flush();
+    // It really cost twice its estimate: the bucket is 600 tokens in debt (a minute to refill).
+    await finish(1200);
+    for (let i = 0; i < 50; i++) {
+      ask(`other${i}`, { tenant: `other-${i}`, tokens: 1 });
+      await flush();
+      await finish();
+    }
+    clock.advance(30_000);
+    // Half the debt is paid: were the tenant forgotten, it would start afresh with a full bucket.
+    ask('again', { tenant: 'metered', tokens: 100, deadline: clock.now() + 60_000 });
+    await flush();
+    expect(order).not.toContain('again');
+    expect(queue.stats().tenants).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe('AdmissionQueue: deadlines and abort', () => {
