@@ -373,7 +373,28 @@ export class TcpConnection implements ClientConnection {
         }
       }
     });
-    this.#heartbeatTimer = setInterval(() => this.#checkHeartbeat(socket), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / 2)));
+    this.#armHeartbeat(socket);
+  }
+
+  /**
+   * Sets the connection's one timer for its next check: when the silence reaches
+   * `heartbeatIntervalMs` (send a HEARTBEAT), when a HEARTBEAT sent has waited
+   * `heartbeatTimeoutMs` (the provider is gone), and at least every half interval (a frame that
+   * trickles, see #partialFrameStalled). A fixed half-interval tick had found a provider that
+   * went silent only 15–20 s after its last byte with the default 10 s + 5 s (17.9 s measured,
+   * a SIGSTOPped or busy-looping provider), since the silence and the wait for the answer were
+   * each rounded up to the next tick; the calls on it waited that long.
+   */
+  #armHeartbeat(socket: net.Socket): void {
+    const now = monotonicNow();
+    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
+    const due = this.#heartbeatSentAt > this.#lastReadAt ? this.#heartbeatSentAt + heartbeatTimeoutMs : this.#lastReadAt + heartbeatIntervalMs;
+    const delay = Math.max(1, Math.min(Math.floor(heartbeatIntervalMs / 2), Math.ceil(due - now)));
+    this.#heartbeatTimer = setTimeout(() => {
+      if (this.#socket !== socket || socket.destroyed) return;
+      this.#checkHeartbeat(socket);
+      if (this.#socket === socket && !socket.destroyed) this.#armHeartbeat(socket);
+    }, delay);
     this.#heartbeatTimer.unref();
   }
 
@@ -475,7 +496,7 @@ export class TcpConnection implements ClientConnection {
 
   #teardown(error: RpcError): void {
     this.#settleConnect?.(error);
-    clearInterval(this.#heartbeatTimer);
+    clearTimeout(this.#heartbeatTimer);
     this.#deadlines.clear();
     this.#socket?.destroy();
     this.#socket = undefined;

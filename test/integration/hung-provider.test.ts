@@ -1,0 +1,66 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_BACKOFF } from '../../src/common/backoff.js';
+import { createInvocation } from '../../src/call/invocation.js';
+import { monotonicNow } from '../../src/common/clock.js';
+import { RpcCode } from '../../src/errors/errors.js';
+import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
+import { FrameType, encodeFrame } from '../../src/transport/frame.js';
+import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
+import { afterOpening } from '../helpers/frames.js';
+import { rejection } from '../helpers/wait.js';
+
+/*
+ * A provider that goes silent with calls in flight (a busy loop, SIGSTOP, a black hole) while its
+ * kernel keeps the connection open: how long the calls on it wait, measured from the last byte
+ * it sent. Raw loopback peers stand in for the provider, so the moment it fell silent is known to
+ * the millisecond.
+ */
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('a provider that falls silent with a call in flight (tcp)', () => {
+  it('fails the call UNAVAILABLE, maybe executed, heartbeatIntervalMs + heartbeatTimeoutMs after its last byte', async () => {
+    const heartbeatIntervalMs = 1000;
+    const heartbeatTimeoutMs = 500;
+    // The provider answers the opening HEARTBEAT and, 150 ms later, sends one more frame (its
+    // last byte: a provider busy-looping from then on); it reads and answers nothing else.
+    let lastByteAt = 0;
+    const server = net.createServer(
+      afterOpening((socket) => {
+        socket.on('data', () => {});
+        setTimeout(() => {
+          socket.write(encodeFrame(FrameType.HEARTBEAT_ACK, 0));
+          lastByteAt = monotonicNow();
+        }, 150);
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const connection = new TcpConnection('127.0.0.1', (server.address() as net.AddressInfo).port, {
+      connectTimeoutMs: 1000,
+      heartbeatIntervalMs,
+      heartbeatTimeoutMs,
+      maxFrameBytes: 1 << 20,
+      maxUnsentBytes: 1 << 20,
+      backoff: DEFAULT_BACKOFF,
+      streamWindowBytes: 65_536,
+    });
+    cleanups.push(() => connection.close());
+    const call = connection.invoke(
+      createInvocation({ service: 'test.Echo', method: 'echo', request: 1, deadline: monotonicNow() + 10_000 }),
+      createMsgpackSerializer({}),
+    );
+    const failure = await rejection(call);
+    const waitedMs = monotonicNow() - lastByteAt;
+    expect(failure.code).toBe(RpcCode.UNAVAILABLE);
+    expect(failure.message).toMatch(/did not answer a heartbeat within 500 ms/);
+    expect(failure.details?.['maybeExecuted']).toBe(true);
+    // Silent for the interval, then the HEARTBEAT's timeout: 1500 ms, not rounded up to the
+    // connection's half-interval ticks (1850 ms here) as it was.
+    expect(waitedMs).toBeGreaterThanOrEqual(heartbeatIntervalMs + heartbeatTimeoutMs - 5);
+    expect(waitedMs).toBeLessThan(heartbeatIntervalMs + heartbeatTimeoutMs + 200);
+  });
+});
