@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { callOutcome, createClient, type RpcError } from 'shuttle-rpc';
 import { DEFAULT_BACKOFF } from '../../src/common/backoff.js';
 import { createInvocation } from '../../src/call/invocation.js';
 import { monotonicNow } from '../../src/common/clock.js';
@@ -7,7 +8,10 @@ import { RpcCode } from '../../src/errors/errors.js';
 import { createMsgpackSerializer } from '../../src/serializer/msgpack.js';
 import { FrameType, encodeFrame } from '../../src/transport/frame.js';
 import { TcpConnection } from '../../src/transport/tcp/tcp-connection.js';
+import type { EchoApi } from '../fixtures/services.js';
+import type { StreamApi } from '../fixtures/stream-service.js';
 import { afterOpening } from '../helpers/frames.js';
+import { startFixture } from '../helpers/process.js';
 import { rejection } from '../helpers/wait.js';
 
 /*
@@ -63,4 +67,59 @@ describe('a provider that falls silent with a call in flight (tcp)', () => {
     expect(waitedMs).toBeGreaterThanOrEqual(heartbeatIntervalMs + heartbeatTimeoutMs - 5);
     expect(waitedMs).toBeLessThan(heartbeatIntervalMs + heartbeatTimeoutMs + 200);
   });
+});
+
+describe('a provider that stops with calls in flight', () => {
+  it.each(['tcp', 'grpc'] as const)(
+    '%s: its unary calls and open streams fail UNAVAILABLE as maybe executed once its heartbeats go unanswered',
+    async (transport) => {
+      const provider = await startFixture('provider', { PROVIDER_TRANSPORT: transport, PROVIDER_STREAM: '1' });
+      cleanups.push(() => provider.stop());
+      // The grpc transport's keepalive pings take these as their interval and timeout.
+      const client = await createClient({
+        registry: provider.url,
+        transport,
+        heartbeatIntervalMs: 300,
+        heartbeatTimeoutMs: 300,
+        timeoutMs: 10_000,
+        cluster: 'failfast',
+        circuitBreaker: false,
+        outlierEjection: false,
+        config: false,
+        log: false,
+      });
+      cleanups.push(() => client.close());
+      const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+      const streams = client.proxy<StreamApi>('test.Stream', { version: '1.0.0' });
+      expect(await echo.add({ a: 1, b: 1 })).toEqual({ sum: 2 });
+      // A non-idempotent call running on the provider, and a stream that has delivered a chunk.
+      const unary = echo.sleep({ ms: 8000 }).then(
+        () => undefined,
+        (error: RpcError) => error,
+      );
+      const chunks = streams.count({ n: 100, delayMs: 100 })[Symbol.asyncIterator]();
+      expect((await chunks.next()).value).toEqual({ i: 0 });
+      const rest = (async () => {
+        try {
+          while (!(await chunks.next()).done) {
+            // Chunks until the provider stops.
+          }
+          return undefined;
+        } catch (error) {
+          return error as RpcError;
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      provider.process.kill('SIGSTOP');
+      cleanups.push(() => provider.process.kill('SIGCONT'));
+      const stoppedAt = monotonicNow();
+      const failures = await Promise.all([unary, rest]);
+      for (const failure of failures) {
+        expect(failure?.code).toBe(RpcCode.UNAVAILABLE);
+        // The handler may have run: a caller must not simply send a non-idempotent call again.
+        expect(callOutcome(failure)).toBe('maybe-executed');
+      }
+      expect(monotonicNow() - stoppedAt).toBeLessThan(5000);
+    },
+  );
 });

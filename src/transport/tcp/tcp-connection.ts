@@ -10,7 +10,7 @@ import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate, grantStep } from '../stream-frames.js';
-import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
+import { cancelledError, deadlineError, lostInFlight, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
@@ -505,10 +505,7 @@ export class TcpConnection implements ClientConnection {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     // These calls were sent: their handlers may have run (or still be running) on the provider.
-    const inFlight =
-      pending.length === 0 || error.details?.['neverSent'] === true
-        ? error
-        : new RpcError(error.code, error.rawMessage, { cause: error.cause, details: { ...error.details, maybeExecuted: true } });
+    const inFlight = pending.length === 0 ? error : lostInFlight(error);
     for (const call of pending) this.#finish(call, inFlight);
     this.#drained.done();
   }
