@@ -8,6 +8,7 @@ import { composeFilters, type Filter, type NextFilter } from '../filter/filter.j
 import { believedInstances, type Doubt } from '../loadbalance/believed.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
+import { withRoom } from '../loadbalance/weights.js';
 import { callPriority } from '../inference/inference.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
@@ -476,6 +477,12 @@ class Attempt implements ClusterCall {
     let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), this.#method, monotonicNow());
+    // A provider whose advertised limit this consumer's own calls fill would refuse the call at
+    // once: passed over while another has room, whatever the balancer. The load-aware ones did
+    // so already; `random` (the default) and `round-robin` sent it its share, and a call refused
+    // there and retried (once, the overload rule) on another such provider failed
+    // RESOURCE_EXHAUSTED while an idle provider had room.
+    if (candidates.length > 1) candidates = withRoom(candidates);
     if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.#decide(candidates);
