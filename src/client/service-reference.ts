@@ -469,6 +469,10 @@ class Attempt implements ClusterCall {
     return this.parts.retries;
   }
 
+  refusing(provider: ClusterCandidate): boolean {
+    return this.parts.health.refusing(provider.address);
+  }
+
   select(excluded?: ReadonlySet<ClusterCandidate>): LiveView | undefined {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;

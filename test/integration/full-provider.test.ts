@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, createServer, type ClientOptions } from 'shuttle-rpc';
+import { createClient, createServer, type ClientOptions, type RpcError } from 'shuttle-rpc';
+import type { LoadBalancer } from 'shuttle-rpc/spi';
 import { EchoService, type EchoApi } from '../fixtures/services.js';
 
 /*
@@ -41,5 +42,50 @@ describe('a provider this consumer fills, beside one with room', () => {
     expect(routed.filter((address) => address === fullAddress)).toEqual([]);
     expect(routed.length).toBe(40);
     await Promise.all(holding);
+  });
+});
+
+describe('a provider that other consumers fill, beside one with room', () => {
+  it("refuses a call that is then retried on the other at once, without waiting for the full one's retryAfterMs", async () => {
+    const registry = 'memory://full-provider-hint';
+    // A one-slot provider whose refusals ask for 2 s: its slot is held by another consumer.
+    const full = await createServer({
+      services: [new EchoService()],
+      registry,
+      filters: [{ type: 'concurrency-limit', options: { max: 1, minRetryAfterMs: 2000, maxRetryAfterMs: 2000 } }],
+      config: false,
+      log: false,
+    });
+    cleanups.push(() => full.close());
+    const roomy = await createServer({ services: [new EchoService()], registry, config: false, log: false });
+    cleanups.push(() => roomy.close());
+    const other = await createClient({ registry, config: false, log: false });
+    cleanups.push(() => other.close());
+    const holding = other.proxy<EchoApi>('test.Echo', { version: '1.0.0', url: full.url }).work({ ms: 3000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // This consumer's balancer tries the full provider first, as a consumer that cannot know it is full would.
+    const fullAddress = full.url.replace(/^shuttle:\/\//, '');
+    const fullFirst: LoadBalancer = {
+      name: 'full-first',
+      select: (providers) => ({ provider: providers.find((view) => view.address === fullAddress) ?? providers[0]!, policy: 'full-first', branch: 'pick' }),
+    };
+    const routed: string[] = [];
+    const client = await createClient({
+      registry,
+      loadbalance: fullFirst,
+      config: false,
+      log: false,
+      onRoute: (event) => routed.push(event.decision.provider.address),
+    });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    const started = performance.now();
+    const answered = await echo.work({ ms: 1 }).catch((error: RpcError) => error);
+    const tookMs = performance.now() - started;
+    expect(answered).toBe(process.pid);
+    expect(routed).toEqual([fullAddress, roomy.url.replace(/^shuttle:\/\//, '')]);
+    // The refusal and a retry with its jitter (at most baseMs 10), not the 2 s hint (±50 %).
+    expect(tookMs).toBeLessThan(500);
+    await holding;
   });
 });
