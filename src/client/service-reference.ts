@@ -621,14 +621,14 @@ class Attempt implements ClusterCall {
           stream.trailer.then(
             () => {
               health.succeeded(record, method);
-              finish(stats, key, tokens, started, true, true, undefined);
+              finish(stats, key, tokens, started, true, true, undefined, firstAt);
               this.#observe(address, started, firstAt);
             },
             (error: unknown) => {
               const broke = isProviderFailure(error);
               if (broke) health.failed(record, error, method);
               else health.succeeded(record, method);
-              finish(stats, key, tokens, started, true, !broke, error);
+              finish(stats, key, tokens, started, true, !broke, error, firstAt);
               if (!broke) this.#observe(address, started, firstAt);
             },
           );
@@ -742,14 +742,24 @@ class Attempt implements ClusterCall {
  * An attempt's end in its provider's statistics, under its `method`'s key; `answered`: whether its first answer was already
  * counted; `error`: why it failed, if it did. Only a successful attempt's time counts as the
  * provider's latency. An end is news from the provider unless this consumer ended the wait
- * itself (the deadline, a cancel): those are what a hung provider produces.
+ * itself (the deadline, a cancel): those are what a hung provider produces. `firstAt`: when a
+ * stream's first chunk came (a unary call's first answer is its end).
  */
-function finish(stats: LiveProviderStats, method: MethodKey, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
+function finish(
+  stats: LiveProviderStats,
+  method: MethodKey,
+  tokens: number,
+  started: number,
+  answered: boolean,
+  succeeded: boolean,
+  error: unknown,
+  firstAt?: number,
+): void {
   const now = monotonicNow();
   if (error === undefined || !endedHere(error)) stats.heard(now, method);
   else if (!answered) stats.gaveUp(started, now, method);
   if (error !== undefined && answeredWithError(error)) stats.failedAnswer(now);
-  stats.end(tokens, now - started, now, answered, succeeded, method);
+  stats.end(tokens, now - started, now, answered, succeeded, method, (firstAt ?? now) - started);
 }
 
 /**
