@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { callOutcome, createClient, type RpcError } from 'shuttle-rpc';
 import { DEFAULT_BACKOFF } from '../../src/common/backoff.js';
@@ -12,6 +14,7 @@ import type { EchoApi } from '../fixtures/services.js';
 import type { StreamApi } from '../fixtures/stream-service.js';
 import { afterOpening } from '../helpers/frames.js';
 import { startFixture } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
 import { rejection } from '../helpers/wait.js';
 
 /*
@@ -122,4 +125,36 @@ describe('a provider that stops with calls in flight', () => {
       expect(monotonicNow() - stoppedAt).toBeLessThan(5000);
     },
   );
+});
+
+describe('a provider whose event loop is blocked while callers give up', () => {
+  it.each(['tcp', 'grpc'] as const)('%s: never starts the calls whose callers cancelled before it read them', async (transport) => {
+    const tmp = await tempDir();
+    cleanups.push(tmp.remove);
+    const journal = path.join(tmp.dir, 'journal');
+    const provider = await startFixture('provider', { PROVIDER_TRANSPORT: transport, PROVIDER_JOURNAL: journal });
+    cleanups.push(() => provider.stop());
+    const client = await createClient({ registry: provider.url, transport, cluster: 'failfast', config: false, log: false });
+    cleanups.push(() => client.close());
+    const echo = client.proxy<EchoApi>('test.Echo', { version: '1.0.0' });
+    expect(await echo.add({ a: 1, b: 1 })).toEqual({ sum: 2 });
+    // The provider answers, then busy-loops for 1.5 s: it reads nothing meanwhile.
+    await echo.spin({ ms: 1500, afterMs: 50 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Non-idempotent calls whose callers give up at 400 ms: each CANCEL waits behind its request.
+    const calls = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        echo.record({ id: `late-${i}`, ms: 1 }, { timeoutMs: 400 }).then(
+          () => undefined,
+          (error: RpcError) => error,
+        ),
+      ),
+    );
+    for (const failure of calls) expect(failure?.code).toBe(RpcCode.DEADLINE_EXCEEDED);
+    // Once the loop is free again the provider reads the requests and their cancels together.
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(await echo.add({ a: 2, b: 2 })).toEqual({ sum: 4 });
+    expect(existsSync(journal) ? readFileSync(journal, 'utf8') : '').toBe('');
+    expect((await echo.invocations())['record']).toBeUndefined();
+  });
 });
