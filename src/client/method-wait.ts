@@ -66,7 +66,12 @@ export class MethodWait {
    * before and the method's last answer there: answers to other methods are no news about it.
    */
   since = 0;
-  /** How long a successful call of the method takes there, ms (a running mean); 0 before the first. */
+  /**
+   * How long a successful call of the method waits there for its first answer, ms (a running
+   * mean; 0 before the first): a unary call's time, a stream's time to its first chunk — the
+   * wait the stall rule measures, not a stream's whole run (with 2 s streams, a limit of four
+   * whole runs had kept a stopped worker drawing half the new streams for 8 s).
+   */
   typicalMs = 0;
   /**
    * The longest wait of a call of the method that ended here unanswered (its deadline, a
@@ -93,9 +98,9 @@ export class MethodWait {
     this.latencyCounts = new Uint32Array(slices);
   }
 
-  /** A successful call of `latencyMs` ended. */
-  succeeded(latencyMs: number): void {
-    const ms = Math.max(1, latencyMs);
+  /** A successful call ended; `firstAnswerMs`: how long it waited for its first answer. */
+  succeeded(firstAnswerMs: number): void {
+    const ms = Math.max(1, firstAnswerMs);
     this.typicalMs = this.typicalMs === 0 ? ms : this.typicalMs + 0.1 * (ms - this.typicalMs);
   }
 }

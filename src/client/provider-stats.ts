@@ -190,9 +190,10 @@ export class LiveProviderStats implements ProviderStats {
    * A call ended; `answered`: whether {@link answered} was already called for it. Only a call
    * that `succeeded` counts in the average latency: a provider that fails at once would
    * otherwise look the fastest to a latency-minded balancer and draw the traffic. `method`: the
-   * key it was started with.
+   * key it was started with; `firstAnswerMs`: how long it waited for its first answer (a
+   * stream's first chunk; by default its whole time, as for a unary call).
    */
-  end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true, method?: MethodKey): void {
+  end(tokens: number, latencyMs: number, now: number, answered: boolean, succeeded = true, method?: MethodKey, firstAnswerMs = latencyMs): void {
     this.inFlight--;
     this.inFlightTokens -= tokens;
     const wait = method === undefined ? undefined : this.#waits[method.index];
@@ -203,7 +204,7 @@ export class LiveProviderStats implements ProviderStats {
     }
     if (!succeeded) return;
     this.#typicalMs += 0.1 * (Math.max(1, latencyMs) - this.#typicalMs);
-    wait?.succeeded(latencyMs);
+    wait?.succeeded(firstAnswerMs);
     this.#rotate(now);
     this.#sums[this.#slice]! += latencyMs;
     this.#counts[this.#slice]!++;

@@ -9,6 +9,7 @@ import { composeFilters, type Filter, type NextFilter } from '../filter/filter.j
 import { believedInstances, type Doubt } from '../loadbalance/believed.js';
 import type { LoadBalancer, ProviderView, RouteDecision } from '../loadbalance/loadbalance.js';
 import { leastPrefilling } from '../loadbalance/urgent.js';
+import { withRoom } from '../loadbalance/weights.js';
 import { callPriority } from '../inference/inference.js';
 import type { AttemptEvent, RouteEvent } from '../metrics/reports.js';
 import type { CallMode, CallOptions } from '../proxy/proxy.js';
@@ -475,6 +476,10 @@ class Attempt implements ClusterCall {
     return this.parts.retries;
   }
 
+  refusing(provider: ClusterCandidate): boolean {
+    return this.parts.health.refusing(provider.address);
+  }
+
   select(excluded?: ReadonlySet<ClusterCandidate>): LiveView | undefined {
     const remaining = excluded === undefined || excluded.size === 0 ? this.providers : this.providers.filter((view) => !excluded.has(view));
     if (remaining.length === 0) return undefined;
@@ -483,6 +488,12 @@ class Attempt implements ClusterCall {
     let candidates = this.parts.health.admit(remaining, (address) => this.parts.pool.isDown(address), this.invocation.method);
     // One candidate has nobody to be passed over for: no clock read then.
     if (candidates.length > 1) candidates = withoutStalled(withoutDraining(candidates), this.#method, monotonicNow());
+    // A provider whose advertised limit this consumer's own calls fill would refuse the call at
+    // once: passed over while another has room, whatever the balancer. The load-aware ones did
+    // so already; `random` (the default) and `round-robin` sent it its share, and a call refused
+    // there and retried (once, the overload rule) on another such provider failed
+    // RESOURCE_EXHAUSTED while an idle provider had room.
+    if (candidates.length > 1) candidates = withRoom(candidates);
     if (candidates.length > 1 && this.parts.pool.connectsFull) candidates = connectedOnly(candidates, this.parts.pool);
     if (this.#urgent && candidates.length > 1) candidates = this.#leastPrefilling(candidates);
     const decision = this.#decide(candidates);
@@ -617,14 +628,14 @@ class Attempt implements ClusterCall {
           stream.trailer.then(
             () => {
               health.succeeded(record, method);
-              finish(stats, key, tokens, started, true, true, undefined);
+              finish(stats, key, tokens, started, true, true, undefined, firstAt);
               this.#observe(address, started, firstAt);
             },
             (error: unknown) => {
               const broke = isProviderFailure(error);
               if (broke) health.failed(record, error, method);
               else health.succeeded(record, method);
-              finish(stats, key, tokens, started, true, !broke, error);
+              finish(stats, key, tokens, started, true, !broke, error, firstAt);
               if (!broke) this.#observe(address, started, firstAt);
             },
           );
@@ -738,14 +749,24 @@ class Attempt implements ClusterCall {
  * An attempt's end in its provider's statistics, under its `method`'s key; `answered`: whether its first answer was already
  * counted; `error`: why it failed, if it did. Only a successful attempt's time counts as the
  * provider's latency. An end is news from the provider unless this consumer ended the wait
- * itself (the deadline, a cancel): those are what a hung provider produces.
+ * itself (the deadline, a cancel): those are what a hung provider produces. `firstAt`: when a
+ * stream's first chunk came (a unary call's first answer is its end).
  */
-function finish(stats: LiveProviderStats, method: MethodKey, tokens: number, started: number, answered: boolean, succeeded: boolean, error: unknown): void {
+function finish(
+  stats: LiveProviderStats,
+  method: MethodKey,
+  tokens: number,
+  started: number,
+  answered: boolean,
+  succeeded: boolean,
+  error: unknown,
+  firstAt?: number,
+): void {
   const now = monotonicNow();
   if (error === undefined || !endedHere(error)) stats.heard(now, method);
   else if (!answered) stats.gaveUp(started, now, method);
   if (error !== undefined && answeredWithError(error)) stats.failedAnswer(now);
-  stats.end(tokens, now - started, now, answered, succeeded, method);
+  stats.end(tokens, now - started, now, answered, succeeded, method, (firstAt ?? now) - started);
 }
 
 /**

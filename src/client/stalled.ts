@@ -16,8 +16,9 @@ const HUNG = 2;
 /**
  * The candidates for a call of `method` without the ones that look hung, judged method by
  * method, where a method's limit is the longer of {@link STALL_FLOOR_MS} and
- * {@link STALL_FACTOR} times the slowest candidate's typical successful call of that method
- * (MethodWait.typicalMs):
+ * {@link STALL_FACTOR} times the slowest candidate's typical wait for the first answer of a
+ * successful call of that method (MethodWait.typicalMs: a unary call's time, a stream's time to
+ * its first chunk):
  *
  * - calls of `method` waiting there for their first answer, and no answer to a call of
  *   `method` from it, for longer than `method`'s limit: its handlers of this method hang,

@@ -53,6 +53,13 @@ export interface ClusterCall {
    * settles, so strategies send with this alone.
    */
   send(provider: ClusterCandidate, options?: { signal?: AbortSignal }): Promise<unknown>;
+  /**
+   * Whether `provider` refused a call as overloaded so recently that new calls pass it over
+   * (optional; a call without it counts every provider as possibly refusing). A strategy that
+   * retries an overload refusal elsewhere waits for the refusing provider's `retryAfterMs` only
+   * when every provider left is refusing too: the hint says when that provider has room.
+   */
+  refusing?(provider: ClusterCandidate): boolean;
 }
 
 /**

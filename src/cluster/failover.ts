@@ -29,7 +29,8 @@ export const TYPE_NAME = 'failover';
  *   a few free, immediate retries of attempts that never reached a provider (cluster.ts
  *   `TRANSPARENT_RETRIES`), which even `retries: 0` makes;
  * - after a delay with full jitter (random between 0 and min(maxMs, baseMs x 2^n)), or the
- *   provider's retry-after hint if longer, never past the call's deadline;
+ *   failed provider's retry-after hint if longer when every provider left is refusing calls as
+ *   overloaded too (ClusterCall.refusing), never past the call's deadline;
  * - through p-retry, so the attempt loop, the abort signal and the bookkeeping are a
  *   well-kept library's.
  *
@@ -106,7 +107,11 @@ function retryAfterFirst(
       if ((error as RpcError).code === RpcCode.RESOURCE_EXHAUSTED && ++overloaded > 1) return false;
       // Another provider must remain (without selecting one: a selection is an attempt).
       if (tried.size >= call.providers.length) return false;
-      const hint = (error as RpcError).retryAfterMs ?? 0;
+      // A provider's hint says when *it* will have room. The retry goes elsewhere: it waits
+      // for the hint only when every provider left refused calls as overloaded too (the fleet
+      // is full, and must not be hit harder). Waiting for it regardless had held a call refused
+      // by one full worker for up to the hint (2 s, measured) while idle workers had room.
+      const hint = roomElsewhere(call, tried) ? 0 : ((error as RpcError).retryAfterMs ?? 0);
       const delay = Math.max(hint, Math.random() * Math.min(maxMs, baseMs * 2 ** (paid - 1)));
       const deadline = call.invocation.deadline;
       if (deadline !== undefined && monotonicNow() + delay >= deadline) return false;
@@ -118,6 +123,13 @@ function retryAfterFirst(
   }).catch((error: unknown) => {
     throw error instanceof RpcError ? error : last;
   });
+}
+
+/** Whether a provider not tried yet is not refusing calls as overloaded (see ClusterCall.refusing). */
+function roomElsewhere(call: ClusterCall, tried: ReadonlySet<ClusterCandidate>): boolean {
+  if (call.refusing === undefined) return false;
+  for (const provider of call.providers) if (!tried.has(provider) && !call.refusing(provider)) return true;
+  return false;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -82,7 +82,7 @@ export function hasRoom(view: ProviderView): boolean {
  * The providers with room, or all of them when none has room (then the provider's own
  * RESOURCE_EXHAUSTED answer is the honest outcome rather than a client-side refusal).
  */
-export function withRoom(providers: readonly ProviderView[]): readonly ProviderView[] {
+export function withRoom<T extends ProviderView>(providers: readonly T[]): readonly T[] {
   return skipsFull(providers) ? providers.filter(hasRoom) : providers;
 }
 

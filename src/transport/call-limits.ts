@@ -15,6 +15,21 @@ export function neverSent(message: string, cause?: unknown): RpcError {
   return new RpcError(RpcCode.UNAVAILABLE, message, { cause, details: { neverSent: true } });
 }
 
+/**
+ * `error` marked `maybeExecuted`: the connection was lost while the request was in flight, so
+ * its handler may have run (or may still be running) on the provider; callOutcome reports it as
+ * `maybe-executed`. An error already known never sent is returned as it is.
+ */
+export function lostInFlight(error: RpcError): RpcError {
+  if (error.details?.['neverSent'] === true || error.details?.['maybeExecuted'] === true) return error;
+  return new RpcError(error.code, error.rawMessage, {
+    cause: error.cause,
+    details: { ...error.details, maybeExecuted: true },
+    retryable: error.retryable,
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  });
+}
+
 export function deadlineError(target: { service: string; method: string }): RpcError {
   return new RpcError(RpcCode.DEADLINE_EXCEEDED, `${target.service}.${target.method} did not complete before its deadline`);
 }

@@ -19,7 +19,8 @@ import { monotonicNow } from '../common/clock.js';
  *   4. decode the request ........................ the transport's serializer or protobuf route
  *   5. the deadline, refused when already past ... callDeadline()
  *   6. start it .................................. new <transport>Call(...), a ProviderCall
- *   7. run the method, hand its outcome to the wire: ProviderCall.runUnary() / runStream()
+ *   7. run the method, hand its outcome to the wire: ProviderCall.runUnary() / runStream(),
+ *      unless the call was aborted meanwhile (a CANCEL read with its request)
  */
 
 /** The refusal of a call that arrives while the provider closes: never run, safe to retry elsewhere. */
@@ -108,8 +109,26 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
     throw new RpcError(RpcCode.INTERNAL, `${this.method.service}.${this.method.method}: this transport does not stream`);
   }
 
-  /** Runs a unary method and hands its result or error to the wire. */
+  /**
+   * Whether the call was aborted before its method started — its caller cancelled or gave up,
+   * or its deadline passed, while it waited to start — and so is not started: a caller still
+   * listening is told why, and the call ends. A provider whose event loop was blocked reads each
+   * request with its caller's CANCEL behind it; started anyway, every such non-idempotent call
+   * ran after its caller had been told DEADLINE_EXCEEDED.
+   */
+  #abortedBeforeStart(): boolean {
+    if (!this.aborted) return false;
+    try {
+      if (!this.callerLeft) this.fail(isDeadline(this.reason) ? deadlineError(this.method) : RpcError.from(this.reason, RpcCode.CANCELLED));
+    } finally {
+      this.ended();
+    }
+    return true;
+  }
+
+  /** Runs a unary method and hands its result or error to the wire (not started once aborted). */
   runUnary(request: unknown): void {
+    if (this.#abortedBeforeStart()) return;
     // Two callbacks and no finally(): with call scopes on, every promise of the process pays
     // AsyncLocalStorage's hooks, and a unary call needs only the one its handler returns and
     // the one its then() makes.
@@ -142,6 +161,7 @@ export abstract class ProviderCall extends LazyAbort implements ProviderCallInfo
    * run and its slot is freed; a caller that left gets nothing more, a deadline is reported.
    */
   runStream(request: unknown): Promise<void> {
+    if (this.#abortedBeforeStart()) return Promise.resolve();
     // Entered once for the whole pump: its awaits keep the scope, and so do the handler's
     // generator steps it drives, without entering it again at every value.
     const inScope = this.method.inScope;

@@ -308,6 +308,8 @@ abstract class GrpcCall<C extends ServerCall> extends ProviderCall {
       this.woken();
     };
     call.once('cancelled', this.#onCancelled);
+    // Cancelled already (its RST_STREAM read before the call was started): never started.
+    if (call.cancelled) this.#onCancelled();
     state.started();
   }
 
@@ -433,6 +435,14 @@ class GrpcStreamCall extends GrpcCall<grpc.ServerWritableStream<Buffer, Buffer>>
   }
 }
 
+/*
+ * A call is started on the turn after it was accepted (setImmediate), once HTTP/2 has delivered
+ * what the same read carried: a caller's RST_STREAM behind its request then aborts the call
+ * before its method starts (ProviderCall.runUnary). After a provider's event loop was blocked,
+ * each request arrives with its caller's cancel behind it; started at once, every such
+ * non-idempotent call ran after its caller had been told DEADLINE_EXCEEDED. A microtask is too
+ * soon: grpc-js reports the cancel later in the same turn.
+ */
 function serveUnary(
   call: grpc.ServerUnaryCall<Buffer, Buffer>,
   callback: grpc.sendUnaryData<Buffer>,
@@ -449,7 +459,8 @@ function serveUnary(
   }
   const accepted = accept(call, route, false, handler, state);
   if (accepted instanceof RpcError) return callback(errorToStatus(accepted) as grpc.ServerErrorResponse);
-  new GrpcUnaryCall(call, callback, route, handler, state, accepted).runUnary(accepted.request);
+  const started = new GrpcUnaryCall(call, callback, route, handler, state, accepted);
+  setImmediate(() => started.runUnary(accepted.request));
 }
 
 async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
@@ -464,7 +475,9 @@ async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, rout
     call.emit('error', errorToStatus(accepted));
     return;
   }
-  return new GrpcStreamCall(call, route, handler, state, accepted).runStream(accepted.request);
+  const started = new GrpcStreamCall(call, route, handler, state, accepted);
+  await new Promise((resolve) => setImmediate(resolve));
+  return started.runStream(accepted.request);
 }
 
 /**

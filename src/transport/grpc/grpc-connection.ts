@@ -2,7 +2,7 @@ import grpc from '@grpc/grpc-js';
 import { Backoff } from '../../common/backoff.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
-import { cancelledError, neverSent, raceCallLimits } from '../call-limits.js';
+import { cancelledError, lostInFlight, neverSent, raceCallLimits } from '../call-limits.js';
 import { ClientStream } from '../client-stream.js';
 import { CloseWait, closeWaitMs, type CloseOptions } from '../close-wait.js';
 import type { ClientConnection, ConnectOptions, ConnectionState } from '../transport.js';
@@ -10,7 +10,7 @@ import type { Invocation } from '../../call/invocation.js';
 import { isTlsFailure, plaintextRefusedHint, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import type { GrpcRoute } from './codec.js';
 import type { GrpcSettings } from './settings.js';
-import { LOAD_TRAILER, RESULT_TRAILER, statusToError, toGrpcMetadata } from './status.js';
+import { LOAD_TRAILER, RESULT_TRAILER, lostInFlightStatus, statusToError, toGrpcMetadata } from './status.js';
 import { listenAbort, unlistenAbort } from '../../common/abort-listeners.js';
 import { ResetBudget } from './reset-budget.js';
 import { oversizedMessage } from '../tcp/wire-error.js';
@@ -466,7 +466,7 @@ export class GrpcConnection implements ClientConnection {
           if (!settle()) return;
           // A deadline that passed here resets the stream too.
           if (status.code === grpc.status.DEADLINE_EXCEEDED) this.#resetSent(channel);
-          if (status.code !== grpc.status.OK) return reject(statusToError(status));
+          if (status.code !== grpc.status.OK) return reject(callFailure(status));
           if (answer === undefined)
             return reject(statusToError({ code: grpc.status.UNIMPLEMENTED, details: 'No message received', metadata: status.metadata }));
           try {
@@ -565,7 +565,7 @@ export class GrpcConnection implements ClientConnection {
       const open = !done;
       finish();
       if (open && error.code === grpc.status.DEADLINE_EXCEEDED) this.#resetSent(channel);
-      stream.fail(statusToError(error));
+      stream.fail(callFailure(error));
     });
     call.on('end', () => {
       finish();
@@ -592,4 +592,16 @@ export class GrpcConnection implements ClientConnection {
     if (channel.calls === 0 && this.#retired.delete(channel)) closeChannel(channel);
     if (this.#calls.size === 0) this.#idle.done();
   }
+}
+
+/**
+ * The error of a call that ended with a failed status: the provider's own, or, when grpc-js
+ * reports the connection or stream lost with the request out, the same marked maybe executed,
+ * as the tcp transport marks the calls on a connection it loses. A keepalive that went
+ * unanswered (a hung provider) had failed a non-idempotent call `failed`, telling its caller the
+ * handler had not run and a resend was safe.
+ */
+function callFailure(status: Pick<grpc.StatusObject, 'code' | 'details'> & { metadata?: grpc.Metadata | null }): RpcError {
+  const error = statusToError(status);
+  return lostInFlightStatus(status) ? lostInFlight(error) : error;
 }

@@ -108,3 +108,23 @@ export function statusToError(status: Pick<grpc.StatusObject, 'code' | 'details'
   const fields = body !== undefined && 'fields' in body ? body.fields : {};
   return RpcError.fromWire({ ...fields, code, message: status.details || 'no message' });
 }
+
+/**
+ * What grpc-js says, with no status from the peer, when a call's HTTP/2 connection or stream is
+ * lost after its request went out: the connection closed (keepalive pings unanswered, the
+ * provider's process killed, the provider closing it), the stream reset, the socket reset or
+ * timed out, or the stream ended without a status (grpc-js 1.x, `subchannel-call.ts`).
+ */
+const LOST_IN_FLIGHT = /^(?:Connection dropped$|Received RST_STREAM with code \d+|No status information received$)|\b(?:ECONNRESET|ETIMEDOUT|EPIPE)\b/;
+
+/**
+ * Whether a failed call's status says its connection was lost while the request was in flight:
+ * the provider may have run it, as for a tcp connection lost with calls on it. A status the
+ * provider sent (any other text, or a code other than UNAVAILABLE, INTERNAL or UNKNOWN) says what
+ * the provider did, and a refused stream (`Stream refused by server`) was never run.
+ */
+export function lostInFlightStatus(status: Pick<grpc.StatusObject, 'code' | 'details'>): boolean {
+  const code = status.code as number;
+  if (code !== RpcCode.UNAVAILABLE && code !== RpcCode.INTERNAL && code !== RpcCode.UNKNOWN) return false;
+  return LOST_IN_FLIGHT.test(status.details ?? '');
+}

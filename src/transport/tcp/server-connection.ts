@@ -91,6 +91,8 @@ export class ServerConnection {
     expire: (id) => this.#abortCall(id, new RpcError(RpcCode.DEADLINE_EXCEEDED, 'deadline exceeded')),
   });
   readonly #limits: ConnectionLimits;
+  /** Calls of the current read, started once it has been read through (see #startCalls). */
+  #starting: Array<{ readonly call: TcpCall; readonly request: unknown; readonly stream: boolean }> = [];
   /** Estimated decoded bytes of the running calls' requests. */
   #decodedBytes = 0;
   /** A REQUEST that waits for decoded bytes to be given back before it is decoded. */
@@ -432,9 +434,25 @@ export class ServerConnection {
     this.#decodedBytes += cost;
     this.#budgets?.decoded.charge(cost);
     if (deadline !== undefined) this.#deadlines.add(id, deadline);
-    if (wantsStream) void call.runStream(request);
-    else call.runUnary(request);
+    this.#starting.push({ call, request, stream: wantsStream });
+    if (this.#starting.length === 1) queueMicrotask(this.#startCalls);
   }
+
+  /**
+   * Starts the calls whose requests the current read brought, once every frame of it has been
+   * read: a CANCEL that came in the same read aborts its call before the method starts (see
+   * ProviderCall.runUnary). A provider whose event loop was blocked (a long synchronous task, a
+   * stop) reads each request together with its caller's CANCEL; started one by one as read,
+   * every such call ran after its caller had given up.
+   */
+  readonly #startCalls = (): void => {
+    const calls = this.#starting;
+    this.#starting = [];
+    for (const { call, request, stream } of calls) {
+      if (stream) void call.runStream(request);
+      else call.runUnary(request);
+    }
+  };
 
   /** A call ended, its answer (if any) written: its id, credit and decoded budget are released. */
   #ended(call: TcpCall): void {

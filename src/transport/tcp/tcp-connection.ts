@@ -11,7 +11,7 @@ import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate, grantStep } from '../stream-frames.js';
-import { cancelledError, deadlineError, neverSent, raceCallLimits } from '../call-limits.js';
+import { cancelledError, deadlineError, lostInFlight, neverSent, raceCallLimits } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
@@ -381,7 +381,28 @@ export class TcpConnection implements ClientConnection {
         }
       }
     });
-    this.#heartbeatTimer = setInterval(() => this.#checkHeartbeat(socket), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / 2)));
+    this.#armHeartbeat(socket);
+  }
+
+  /**
+   * Sets the connection's one timer for its next check: when the silence reaches
+   * `heartbeatIntervalMs` (send a HEARTBEAT), when a HEARTBEAT sent has waited
+   * `heartbeatTimeoutMs` (the provider is gone), and at least every half interval (a frame that
+   * trickles, see #partialFrameStalled). A fixed half-interval tick had found a provider that
+   * went silent only 15–20 s after its last byte with the default 10 s + 5 s (17.9 s measured,
+   * a SIGSTOPped or busy-looping provider), since the silence and the wait for the answer were
+   * each rounded up to the next tick; the calls on it waited that long.
+   */
+  #armHeartbeat(socket: net.Socket): void {
+    const now = monotonicNow();
+    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
+    const due = this.#heartbeatSentAt > this.#lastReadAt ? this.#heartbeatSentAt + heartbeatTimeoutMs : this.#lastReadAt + heartbeatIntervalMs;
+    const delay = Math.max(1, Math.min(Math.floor(heartbeatIntervalMs / 2), Math.ceil(due - now)));
+    this.#heartbeatTimer = setTimeout(() => {
+      if (this.#socket !== socket || socket.destroyed) return;
+      this.#checkHeartbeat(socket);
+      if (this.#socket === socket && !socket.destroyed) this.#armHeartbeat(socket);
+    }, delay);
     this.#heartbeatTimer.unref();
   }
 
@@ -483,7 +504,7 @@ export class TcpConnection implements ClientConnection {
 
   #teardown(error: RpcError): void {
     this.#settleConnect?.(error);
-    clearInterval(this.#heartbeatTimer);
+    clearTimeout(this.#heartbeatTimer);
     this.#deadlines.clear();
     this.#socket?.destroy();
     this.#socket = undefined;
@@ -492,10 +513,7 @@ export class TcpConnection implements ClientConnection {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     // These calls were sent: their handlers may have run (or still be running) on the provider.
-    const inFlight =
-      pending.length === 0 || error.details?.['neverSent'] === true
-        ? error
-        : new RpcError(error.code, error.rawMessage, { cause: error.cause, details: { ...error.details, maybeExecuted: true } });
+    const inFlight = pending.length === 0 ? error : lostInFlight(error);
     for (const call of pending) this.#finish(call, inFlight);
     this.#drained.done();
   }
