@@ -4,8 +4,9 @@ import { RpcCode, RpcError } from '../errors/errors.js';
  * What happened to a call, as a caller must know it to decide what to do next:
  * - `ok`: it succeeded;
  * - `cancelled`: the caller cancelled it (abort signal, or a stream left early);
- * - `maybe-executed`: the connection was lost while the request was in flight — the handler may
- *   have run (or still be running); a non-idempotent call must not simply be sent again;
+ * - `maybe-executed`: the connection was lost, or the call's deadline passed, while the request
+ *   was in flight — the handler may have run (or still be running); a non-idempotent call must
+ *   not simply be sent again;
  * - `failed`: it failed with `error.code`, and the handler did not complete it.
  */
 export type CallOutcome = 'ok' | 'failed' | 'cancelled' | 'maybe-executed';

@@ -16,9 +16,10 @@ export function neverSent(message: string, cause?: unknown): RpcError {
 }
 
 /**
- * `error` marked `maybeExecuted`: the connection was lost while the request was in flight, so
- * its handler may have run (or may still be running) on the provider; callOutcome reports it as
- * `maybe-executed`. An error already known never sent is returned as it is.
+ * `error` marked `maybeExecuted`: the connection was lost (or the deadline passed) while the
+ * request was in flight, so its handler may have run (or may still be running) on the provider;
+ * callOutcome reports it as `maybe-executed`. An error already known never sent is returned as
+ * it is.
  */
 export function lostInFlight(error: RpcError): RpcError {
   if (error.details?.['neverSent'] === true || error.details?.['maybeExecuted'] === true) return error;
@@ -28,6 +29,17 @@ export function lostInFlight(error: RpcError): RpcError {
     retryable: error.retryable,
     ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
   });
+}
+
+/**
+ * The error of a call whose request was sent, as its caller must read it: a DEADLINE_EXCEEDED
+ * (this side's timer, or the provider's answer) is marked `maybeExecuted`, since the handler may
+ * have run, wholly or in part, before the time ran out (gRPC says the same of the code). Any
+ * other error is returned as it is. A deadline that passes before the request is sent
+ * ({@link raceCallLimits}) is not such an error.
+ */
+export function sentCallError(error: RpcError): RpcError {
+  return error.code === RpcCode.DEADLINE_EXCEEDED ? lostInFlight(error) : error;
 }
 
 export function deadlineError(target: { service: string; method: string }): RpcError {

@@ -2,7 +2,7 @@ import grpc from '@grpc/grpc-js';
 import { Backoff } from '../../common/backoff.js';
 import { RpcCode, RpcError } from '../../errors/errors.js';
 import type { Serializer } from '../../serializer/serializer.js';
-import { cancelledError, lostInFlight, neverSent, raceCallLimits } from '../call-limits.js';
+import { cancelledError, lostInFlight, neverSent, raceCallLimits, sentCallError } from '../call-limits.js';
 import { ClientStream } from '../client-stream.js';
 import { CloseWait, closeWaitMs, type CloseOptions } from '../close-wait.js';
 import type { ClientConnection, ConnectOptions, ConnectionState } from '../transport.js';
@@ -603,5 +603,5 @@ export class GrpcConnection implements ClientConnection {
  */
 function callFailure(status: Pick<grpc.StatusObject, 'code' | 'details'> & { metadata?: grpc.Metadata | null }): RpcError {
   const error = statusToError(status);
-  return lostInFlightStatus(status) ? lostInFlight(error) : error;
+  return lostInFlightStatus(status) ? lostInFlight(error) : sentCallError(error);
 }

@@ -5,6 +5,7 @@ import { ClientStream } from '../client-stream.js';
 import { FrameType, type Frame } from '../frame.js';
 import { readU32 } from '../stream-frames.js';
 import { decodeWireError } from './wire-error.js';
+import { sentCallError } from '../call-limits.js';
 
 /**
  * A call in flight on a consumer connection, unary or streaming, as the connection's frame
@@ -52,7 +53,7 @@ export class UnaryCall implements PendingCall, Settlers<unknown> {
       throw new RpcError(RpcCode.INTERNAL, `protocol error: frame type ${frame.type} for unary call ${frame.requestId}`);
     }
     if (frame.status !== RpcCode.OK) {
-      this.reject(decodeWireError(frame));
+      this.reject(sentCallError(decodeWireError(frame)));
     } else if (frame.serializer !== this.serializer.id) {
       this.reject(new RpcError(RpcCode.INTERNAL, `response serializer ${frame.serializer} differs from request serializer ${this.serializer.id}`));
     } else {
@@ -148,7 +149,7 @@ export class StreamCall implements PendingCall {
       }
       case FrameType.STREAM_END: {
         if (frame.status !== RpcCode.OK) {
-          this.stream.fail(decodeWireError(frame));
+          this.stream.fail(sentCallError(decodeWireError(frame)));
           return true;
         }
         const count = readU32(frame.body, 'STREAM_END');

@@ -11,7 +11,7 @@ import { encodeRoute, measureMeta, writeMeta } from '../envelope.js';
 import type { Metadata, Invocation } from '../../call/invocation.js';
 import { FrameFlag, FrameType, HEADER_BYTES, encodeFrame, writeHeader, type Frame } from '../frame.js';
 import { WINDOW_META, encodeWindowUpdate, grantStep } from '../stream-frames.js';
-import { cancelledError, deadlineError, lostInFlight, neverSent, raceCallLimits } from '../call-limits.js';
+import { cancelledError, deadlineError, lostInFlight, neverSent, raceCallLimits, sentCallError } from '../call-limits.js';
 import type { ResolvedTls } from '../tls-options.js';
 import { isTlsFailure, tlsHint, tlsReason } from '../tls-diagnosis.js';
 import { ACCEPT_LOAD_META, TIMEOUT_META, type ClientConnection, type ConnectOptions, type ConnectionState } from '../transport.js';
@@ -92,7 +92,7 @@ export class TcpConnection implements ClientConnection {
     liveCount: () => this.#pending.size,
     expire: (id) => {
       const call = this.#pending.get(id);
-      if (call !== undefined) this.#abandon(id, deadlineError(call.target));
+      if (call !== undefined) this.#abandon(id, sentCallError(deadlineError(call.target)));
     },
   });
   #state: ConnectionState = 'idle';
