@@ -436,12 +436,15 @@ class GrpcStreamCall extends GrpcCall<grpc.ServerWritableStream<Buffer, Buffer>>
 }
 
 /*
- * A call is started on the turn after it was accepted (setImmediate), once HTTP/2 has delivered
+ * A call is taken up on the turn after it arrived (setImmediate), once HTTP/2 has delivered
  * what the same read carried: a caller's RST_STREAM behind its request then aborts the call
  * before its method starts (ProviderCall.runUnary). After a provider's event loop was blocked,
  * each request arrives with its caller's cancel behind it; started at once, every such
  * non-idempotent call ran after its caller had been told DEADLINE_EXCEEDED. A microtask is too
- * soon: grpc-js reports the cancel later in the same turn.
+ * soon: grpc-js reports the cancel later in the same turn. The whole of it waits, the check for
+ * room on the connection included: the calls of one read are then taken up one immediate after
+ * another, each after the answers of those before it are queued, so a burst of large answers
+ * finds the connection's budget as it fills (checked at arrival, all of a burst found it empty).
  */
 function serveUnary(
   call: grpc.ServerUnaryCall<Buffer, Buffer>,
@@ -450,34 +453,46 @@ function serveUnary(
   handler: CallHandler,
   state: ServingState,
 ): void {
+  setImmediate(takeUnary, call, callback, route, handler, state);
+}
+
+function takeUnary(
+  call: grpc.ServerUnaryCall<Buffer, Buffer>,
+  callback: grpc.sendUnaryData<Buffer>,
+  route: GrpcRoute,
+  handler: CallHandler,
+  state: ServingState,
+): void {
   if (!state.closing && !state.budget.open(call.getPeer())) {
     void afterRoom(call, state).then((refusal) => {
-      if (refusal === undefined) serveUnary(call, callback, route, handler, state);
+      if (refusal === undefined) takeUnary(call, callback, route, handler, state);
       else if (refusal !== null) callback(errorToStatus(refusal) as grpc.ServerErrorResponse);
     });
     return;
   }
   const accepted = accept(call, route, false, handler, state);
   if (accepted instanceof RpcError) return callback(errorToStatus(accepted) as grpc.ServerErrorResponse);
-  const started = new GrpcUnaryCall(call, callback, route, handler, state, accepted);
-  setImmediate(() => started.runUnary(accepted.request));
+  new GrpcUnaryCall(call, callback, route, handler, state, accepted).runUnary(accepted.request);
 }
 
 async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  return takeStream(call, route, handler, state);
+}
+
+async function takeStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
   if (!state.closing && !state.budget.open(call.getPeer())) {
     const refusal = await afterRoom(call, state);
     if (refusal === null) return;
     if (refusal !== undefined) return void call.emit('error', errorToStatus(refusal));
-    return serveStream(call, route, handler, state);
+    return takeStream(call, route, handler, state);
   }
   const accepted = accept(call, route, true, handler, state);
   if (accepted instanceof RpcError) {
     call.emit('error', errorToStatus(accepted));
     return;
   }
-  const started = new GrpcStreamCall(call, route, handler, state, accepted);
-  await new Promise((resolve) => setImmediate(resolve));
-  return started.runStream(accepted.request);
+  return new GrpcStreamCall(call, route, handler, state, accepted).runStream(accepted.request);
 }
 
 /**
