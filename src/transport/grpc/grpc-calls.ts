@@ -185,7 +185,8 @@ export function registerRoutes(server: grpc.Server, handler: CallHandler, settin
       if (method.stream) {
         server.register(
           route.path,
-          (call: grpc.ServerWritableStream<Buffer, Buffer>) => serveStream(call, route, handler, state),
+          // Taken up on the next turn (see serveUnary).
+          (call: grpc.ServerWritableStream<Buffer, Buffer>) => void setImmediate(serveStream, call, route, handler, state),
           identity,
           identity,
           'serverStream',
@@ -193,7 +194,8 @@ export function registerRoutes(server: grpc.Server, handler: CallHandler, settin
       } else {
         server.register(
           route.path,
-          (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => serveUnary(call, callback, route, handler, state),
+          (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+            void setImmediate(serveUnary, call, callback, route, handler, state),
           identity,
           identity,
           'unary',
@@ -436,9 +438,10 @@ class GrpcStreamCall extends GrpcCall<grpc.ServerWritableStream<Buffer, Buffer>>
 }
 
 /*
- * A call is taken up on the turn after it arrived (setImmediate), once HTTP/2 has delivered
- * what the same read carried: a caller's RST_STREAM behind its request then aborts the call
- * before its method starts (ProviderCall.runUnary). After a provider's event loop was blocked,
+ * A call is taken up (serveUnary, serveStream) on the turn after it arrived (setImmediate, where
+ * the server registers its routes), once HTTP/2 has delivered what the same read carried: a
+ * caller's RST_STREAM behind its request then aborts the call before its method starts
+ * (ProviderCall.runUnary). After a provider's event loop was blocked,
  * each request arrives with its caller's cancel behind it; started at once, every such
  * non-idempotent call ran after its caller had been told DEADLINE_EXCEEDED. A microtask is too
  * soon: grpc-js reports the cancel later in the same turn. The whole of it waits, the check for
@@ -453,19 +456,9 @@ function serveUnary(
   handler: CallHandler,
   state: ServingState,
 ): void {
-  setImmediate(takeUnary, call, callback, route, handler, state);
-}
-
-function takeUnary(
-  call: grpc.ServerUnaryCall<Buffer, Buffer>,
-  callback: grpc.sendUnaryData<Buffer>,
-  route: GrpcRoute,
-  handler: CallHandler,
-  state: ServingState,
-): void {
   if (!state.closing && !state.budget.open(call.getPeer())) {
     void afterRoom(call, state).then((refusal) => {
-      if (refusal === undefined) takeUnary(call, callback, route, handler, state);
+      if (refusal === undefined) serveUnary(call, callback, route, handler, state);
       else if (refusal !== null) callback(errorToStatus(refusal) as grpc.ServerErrorResponse);
     });
     return;
@@ -476,16 +469,11 @@ function takeUnary(
 }
 
 async function serveStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-  return takeStream(call, route, handler, state);
-}
-
-async function takeStream(call: grpc.ServerWritableStream<Buffer, Buffer>, route: GrpcRoute, handler: CallHandler, state: ServingState): Promise<void> {
   if (!state.closing && !state.budget.open(call.getPeer())) {
     const refusal = await afterRoom(call, state);
     if (refusal === null) return;
     if (refusal !== undefined) return void call.emit('error', errorToStatus(refusal));
-    return takeStream(call, route, handler, state);
+    return serveStream(call, route, handler, state);
   }
   const accepted = accept(call, route, true, handler, state);
   if (accepted instanceof RpcError) {
