@@ -44,6 +44,45 @@ async function consumer(list: readonly string[], options: Parameters<typeof crea
 }
 
 /** Runs `command` to its end with `env` added; expects exit code 0 and returns its last line of output, parsed as JSON. */
+/**
+ * 100 callers calling `echo` in a loop for `ms` beside addresses on `port` that do not answer:
+ * what was answered and failed, and after `lateAfterMs`; the most sockets open to `port` at once
+ * (sampled every 50 ms).
+ */
+async function callsBeside(
+  echo: EchoApi,
+  port: number,
+  ms: number,
+  lateAfterMs: number,
+): Promise<{ mostConnecting: number; answered: number; failed: number; lateAnswered: number; lateFailed: number }> {
+  const counts = { mostConnecting: 0, answered: 0, failed: 0, lateAnswered: 0, lateFailed: 0 };
+  const sampler = setInterval(() => {
+    counts.mostConnecting = Math.max(counts.mostConnecting, openSockets(port));
+  }, 50);
+  const start = Date.now();
+  const end = start + ms;
+  try {
+    await Promise.all(
+      Array.from({ length: 100 }, async (_, worker) => {
+        for (let i = 0; Date.now() < end; i++) {
+          const late = Date.now() - start > lateAfterMs;
+          try {
+            await echo.echo(worker * 1000 + i);
+            counts.answered++;
+            if (late) counts.lateAnswered++;
+          } catch {
+            counts.failed++;
+            if (late) counts.lateFailed++;
+          }
+        }
+      }),
+    );
+  } finally {
+    clearInterval(sampler);
+  }
+  return counts;
+}
+
 async function lastReport(command: string, args: string[], env: Record<string, string>): Promise<unknown> {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -126,32 +165,7 @@ describe('addresses that black-hole connects', () => {
       const good = addresses(4, provider.port, 0);
       const list = [...addresses(500, hole.port, 1), ...good];
       const echo = await consumer(list, { timeoutMs: 2000, connectTimeoutMs: 500, maxConnecting: 32 });
-      let mostConnecting = 0;
-      const sampler = setInterval(() => {
-        mostConnecting = Math.max(mostConnecting, openSockets(hole.port));
-      }, 50);
-      let answered = 0;
-      let failed = 0;
-      let lateAnswered = 0;
-      let lateFailed = 0;
-      const start = Date.now();
-      const end = start + 10_000;
-      await Promise.all(
-        Array.from({ length: 100 }, async (_, worker) => {
-          for (let i = 0; Date.now() < end; i++) {
-            const late = Date.now() - start > 6000;
-            try {
-              await echo.echo(worker * 1000 + i);
-              answered++;
-              if (late) lateAnswered++;
-            } catch {
-              failed++;
-              if (late) lateFailed++;
-            }
-          }
-        }),
-      );
-      clearInterval(sampler);
+      const { mostConnecting, answered, failed, lateAnswered, lateFailed } = await callsBeside(echo, hole.port, 10_000, 6000);
       // Without the bound, every call in flight held a connect of its own: 100 at once here, and
       // as many as the callers of a busy consumer.
       expect(mostConnecting).toBeLessThanOrEqual(32 + 2);
@@ -202,28 +216,7 @@ describe('grpc channels', () => {
     try {
       const list = [...addresses(500, silent.port, 1), ...addresses(4, good.port, 0)];
       const echo = await consumer(list, { transport: 'grpc', timeoutMs: 2000, connectTimeoutMs: 500, maxConnecting: 32 });
-      let mostConnecting = 0;
-      const sampler = setInterval(() => {
-        mostConnecting = Math.max(mostConnecting, openSockets(silent.port));
-      }, 50);
-      let lateAnswered = 0;
-      let lateFailed = 0;
-      const start = Date.now();
-      const end = start + 6000;
-      await Promise.all(
-        Array.from({ length: 100 }, async (_, worker) => {
-          for (let i = 0; Date.now() < end; i++) {
-            const late = Date.now() - start > 4000;
-            try {
-              await echo.echo(worker * 1000 + i);
-              if (late) lateAnswered++;
-            } catch {
-              if (late) lateFailed++;
-            }
-          }
-        }),
-      );
-      clearInterval(sampler);
+      const { mostConnecting, lateAnswered, lateFailed } = await callsBeside(echo, silent.port, 6000, 4000);
       // Without the gate each call's channel connected on its own: every address picked held a
       // socket, and kept it (grpc-js gives a connect no time limit).
       expect(mostConnecting).toBeLessThanOrEqual(32 + 2);
